@@ -1,0 +1,322 @@
+//! Stage 1: the canonical request. Written to a [`Sink`], so the same code builds a `String`
+//! (for tests and debugging) or streams straight into SHA-256 (the hot path, no copy).
+
+use crate::encode::{encode, Hex32};
+use crate::Error;
+use hmac::Hmac;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+
+/// Somewhere canonical text goes: a `String`, a hasher, or a MAC.
+pub(crate) trait Sink {
+    fn put(&mut self, s: &str);
+}
+
+impl Sink for String {
+    fn put(&mut self, s: &str) {
+        self.push_str(s);
+    }
+}
+
+impl Sink for Sha256 {
+    fn put(&mut self, s: &str) {
+        Digest::update(self, s.as_bytes());
+    }
+}
+
+impl Sink for Hmac<Sha256> {
+    fn put(&mut self, s: &str) {
+        hmac::Mac::update(self, s.as_bytes());
+    }
+}
+
+/// Headers the signer sets itself; callers may not pass them.
+const RESERVED_HEADERS: [&str; 5] = [
+    "host",
+    "authorization",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
+];
+
+/// The signed headers, sorted by lowercase name, values normalized. `HostOnly` is the common
+/// presigned case and needs no allocation.
+#[derive(Debug)]
+pub(crate) enum CanonicalHeaders<'a> {
+    HostOnly(&'a str),
+    List(Vec<(Cow<'a, str>, String)>),
+}
+
+impl<'a> CanonicalHeaders<'a> {
+    /// `host` plus the caller's extra headers (validated, lowercased, merged, sorted), plus the
+    /// signer's own `x-amz-*` headers in `own`.
+    pub(crate) fn build(
+        host: &'a str,
+        extra: &[(&str, &str)],
+        own: &[(&'static str, &'a str)],
+    ) -> Result<Self, Error> {
+        if extra.is_empty() && own.is_empty() {
+            return Ok(Self::HostOnly(host));
+        }
+        let mut list: Vec<(Cow<'a, str>, String)> = Vec::with_capacity(extra.len() + own.len() + 1);
+        list.push((Cow::Borrowed("host"), host.to_owned()));
+        for &(name, value) in own {
+            list.push((Cow::Borrowed(name), value.to_owned()));
+        }
+        for &(name, value) in extra {
+            let lower = checked_name(name)?;
+            if RESERVED_HEADERS.contains(&lower.as_str()) {
+                return Err(Error::ReservedHeader(lower));
+            }
+            if value
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n'))
+            {
+                return Err(Error::InvalidHeaderValue(lower));
+            }
+            push_merged(&mut list, Cow::Owned(lower), value);
+        }
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Self::List(list))
+    }
+
+    /// Headers as received by a server, restricted to `names` (already lowercase and sorted).
+    /// `None` names the first signed header the request lacks.
+    pub(crate) fn from_received<'n>(
+        names: &[&'n str],
+        received: &[(&str, &str)],
+    ) -> Result<CanonicalHeaders<'n>, &'n str> {
+        let mut list = Vec::with_capacity(names.len());
+        for &name in names {
+            let mut found = false;
+            for &(n, v) in received {
+                if n.eq_ignore_ascii_case(name) {
+                    if found {
+                        push_merged(&mut list, Cow::Borrowed(name), v);
+                    } else {
+                        list.push((Cow::Borrowed(name), normalize_value(v)));
+                        found = true;
+                    }
+                }
+            }
+            if !found {
+                return Err(name);
+            }
+        }
+        Ok(CanonicalHeaders::List(list))
+    }
+
+    /// `name:value\n` for each header.
+    pub(crate) fn write_canonical(&self, sink: &mut impl Sink) {
+        match self {
+            Self::HostOnly(host) => {
+                sink.put("host:");
+                sink.put(host);
+                sink.put("\n");
+            }
+            Self::List(list) => {
+                for (name, value) in list {
+                    sink.put(name);
+                    sink.put(":");
+                    sink.put(value);
+                    sink.put("\n");
+                }
+            }
+        }
+    }
+
+    /// The signed-headers list, names joined by `sep` (`;`, or `%3B` inside a query).
+    pub(crate) fn write_names(&self, sink: &mut impl Sink, sep: &str) {
+        match self {
+            Self::HostOnly(_) => sink.put("host"),
+            Self::List(list) => {
+                for (i, (name, _)) in list.iter().enumerate() {
+                    if i > 0 {
+                        sink.put(sep);
+                    }
+                    sink.put(name);
+                }
+            }
+        }
+    }
+}
+
+/// Header names are limited to `A-Z a-z 0-9 - _ .`: every real S3 header, and none needs
+/// encoding inside `X-Amz-SignedHeaders`.
+fn checked_name(name: &str) -> Result<String, Error> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(Error::InvalidHeaderName(name.chars().take(64).collect()));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+fn push_merged<'a>(list: &mut Vec<(Cow<'a, str>, String)>, name: Cow<'a, str>, value: &str) {
+    if let Some(slot) = list.iter_mut().find(|(n, _)| *n == name) {
+        slot.1.push(',');
+        slot.1.push_str(&normalize_value(value));
+    } else {
+        list.push((name, normalize_value(value)));
+    }
+}
+
+/// Trims and folds every run of white space (including obs-fold line breaks) into one space.
+pub(crate) fn normalize_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, word) in value.split_ascii_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// The canonical query string of unencoded pairs: each side encoded, sorted by key then value.
+pub(crate) fn canonical_query(pairs: &[(&str, &str)]) -> String {
+    let mut encoded: Vec<(Cow<'_, str>, Cow<'_, str>)> = pairs
+        .iter()
+        .map(|&(k, v)| (encode(k, false), encode(v, false)))
+        .collect();
+    encoded.sort();
+    let mut out = String::new();
+    for (i, (k, v)) in encoded.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
+}
+
+/// The six parts of a canonical request; `path` and `query` are already canonical (encoded).
+pub(crate) struct CanonicalRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a CanonicalHeaders<'a>,
+    pub payload: &'a str,
+}
+
+impl CanonicalRequest<'_> {
+    pub(crate) fn write(&self, sink: &mut impl Sink) {
+        sink.put(self.method);
+        sink.put("\n");
+        sink.put(self.path);
+        sink.put("\n");
+        sink.put(self.query);
+        sink.put("\n");
+        self.headers.write_canonical(sink);
+        sink.put("\n");
+        self.headers.write_names(sink, ";");
+        sink.put("\n");
+        sink.put(self.payload);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn text(&self) -> String {
+        let mut s = String::new();
+        self.write(&mut s);
+        s
+    }
+
+    /// Lowercase hex SHA-256 of the canonical request, without building it.
+    pub(crate) fn hash(&self) -> Hex32 {
+        let mut hasher = Sha256::new();
+        self.write(&mut hasher);
+        Hex32::new(&hasher.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_request_layout() {
+        let headers = CanonicalHeaders::build(
+            "example.amazonaws.com",
+            &[("My-Header1", "  a   b \n  c "), ("my-header1", "d")],
+            &[("x-amz-date", "20150830T123600Z")],
+        )
+        .unwrap();
+        let creq = CanonicalRequest {
+            method: "GET",
+            path: "/",
+            query: "a=b",
+            headers: &headers,
+            payload: "UNSIGNED-PAYLOAD",
+        };
+        assert_eq!(
+            creq.text(),
+            "GET\n/\na=b\nhost:example.amazonaws.com\nmy-header1:a b c,d\n\
+             x-amz-date:20150830T123600Z\n\nhost;my-header1;x-amz-date\nUNSIGNED-PAYLOAD"
+        );
+        let expected = hex::encode(Sha256::digest(creq.text().as_bytes()));
+        assert_eq!(creq.hash().as_str(), expected);
+    }
+
+    #[test]
+    fn host_only_needs_no_list() {
+        let h = CanonicalHeaders::build("h", &[], &[]).unwrap();
+        assert!(matches!(h, CanonicalHeaders::HostOnly("h")));
+        let mut names = String::new();
+        h.write_names(&mut names, "%3B");
+        assert_eq!(names, "host");
+    }
+
+    #[test]
+    fn reserved_and_malformed_headers_are_errors() {
+        for name in [
+            "Host",
+            "authorization",
+            "X-Amz-Date",
+            "x-amz-security-token",
+        ] {
+            assert!(matches!(
+                CanonicalHeaders::build("h", &[(name, "v")], &[]),
+                Err(Error::ReservedHeader(_))
+            ));
+        }
+        for name in ["", "a b", "a:b", "é", "a\nb"] {
+            assert!(matches!(
+                CanonicalHeaders::build("h", &[(name, "v")], &[]),
+                Err(Error::InvalidHeaderName(_))
+            ));
+        }
+        assert_eq!(
+            CanonicalHeaders::build("h", &[("x-a", "v\0")], &[]).unwrap_err(),
+            Error::InvalidHeaderValue("x-a".into())
+        );
+    }
+
+    #[test]
+    fn received_headers_are_matched_case_insensitively() {
+        let got = CanonicalHeaders::from_received(
+            &["content-type", "host"],
+            &[("Host", "h"), ("Content-Type", " image/png ")],
+        )
+        .unwrap();
+        let mut s = String::new();
+        got.write_canonical(&mut s);
+        assert_eq!(s, "content-type:image/png\nhost:h\n");
+        assert_eq!(
+            CanonicalHeaders::from_received(&["x-missing"], &[("host", "h")]).unwrap_err(),
+            "x-missing"
+        );
+    }
+
+    #[test]
+    fn query_is_encoded_then_sorted() {
+        assert_eq!(
+            canonical_query(&[("b", "2"), ("a", "z y"), ("a", "x"), ("ሴ", "")]),
+            "%E1%88%B4=&a=x&a=z%20y&b=2"
+        );
+        assert_eq!(canonical_query(&[]), "");
+    }
+}

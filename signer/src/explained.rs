@@ -1,0 +1,28 @@
+//! [`Explained`]: the intermediate texts of one signature, for debugging a mismatch.
+
+use crate::canonical::CanonicalRequest;
+use crate::string_to_sign::write_string_to_sign;
+
+/// A signed URL with the canonical request and string to sign that produced it. Contains no
+/// secret: both texts are what S3 itself echoes back in a `SignatureDoesNotMatch` error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Explained {
+    pub url: String,
+    pub canonical_request: String,
+    pub string_to_sign: String,
+}
+
+impl Explained {
+    pub(crate) fn record(
+        &mut self,
+        creq: &CanonicalRequest<'_>,
+        amz_date: &str,
+        scope: &str,
+        hash: &str,
+    ) {
+        self.canonical_request.clear();
+        creq.write(&mut self.canonical_request);
+        self.string_to_sign.clear();
+        write_string_to_sign(&mut self.string_to_sign, amz_date, scope, hash);
+    }
+}

@@ -1,0 +1,325 @@
+//! Presigned URLs (query-string authentication), the way S3 clients hand out uploads/downloads.
+
+use crate::canonical::{CanonicalHeaders, CanonicalRequest};
+use crate::encode::{encode, encode_into};
+use crate::request::{check_bucket, host, write_origin, write_path};
+use crate::string_to_sign::ALGORITHM;
+use crate::{Error, Explained, Request, Signer, Timestamp};
+use std::borrow::Cow;
+
+/// How long a presigned URL is valid: 1..=604800 seconds (seven days), S3's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Expiry(u32);
+
+impl Expiry {
+    pub const MAX_SECS: u32 = 604_800;
+
+    /// # Errors
+    /// [`Error::InvalidExpiry`] outside 1..=604800.
+    pub fn new(secs: u64) -> Result<Self, Error> {
+        u32::try_from(secs)
+            .ok()
+            .filter(|s| (1..=Self::MAX_SECS).contains(s))
+            .map(Self)
+            .ok_or(Error::InvalidExpiry(secs))
+    }
+
+    #[must_use]
+    pub const fn secs(self) -> u32 {
+        self.0
+    }
+}
+
+/// Query parameters the signer owns, compared case-insensitively.
+pub(crate) const AUTH_PARAMS: [&str; 7] = [
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-Security-Token",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+];
+
+impl Signer {
+    /// A presigned URL for `req`, valid from `now` for `expires`.
+    ///
+    /// The client must send every header in `req.headers` with the same value.
+    ///
+    /// # Errors
+    /// An [`Error`] for a bucket that cannot stand in a URL, a malformed or reserved header or
+    /// query parameter, or a malformed payload hash. Never panics.
+    pub fn presign(
+        &self,
+        req: &Request<'_>,
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<String, Error> {
+        self.presign_traced(req, expires, now, None)
+    }
+
+    /// Like [`Signer::presign`], and also returns the canonical request and string to sign: what
+    /// to compare with an S3 `SignatureDoesNotMatch` error's `CanonicalRequest`.
+    ///
+    /// # Errors
+    /// As [`Signer::presign`].
+    pub fn presign_explained(
+        &self,
+        req: &Request<'_>,
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<Explained, Error> {
+        let mut trace = Explained::default();
+        let url = self.presign_traced(req, expires, now, Some(&mut trace))?;
+        trace.url = url;
+        Ok(trace)
+    }
+
+    fn presign_traced(
+        &self,
+        req: &Request<'_>,
+        expires: Expiry,
+        now: Timestamp,
+        trace: Option<&mut Explained>,
+    ) -> Result<String, Error> {
+        check_bucket(req)?;
+        let payload = req.payload.as_str()?;
+        let user_query = encoded_user_query(req.query)?;
+        let key = self.key_for(now.date_stamp());
+        let token = self.credentials.session_token();
+
+        let host = host(req);
+        let headers = CanonicalHeaders::build(&host, req.headers, &[])?;
+
+        let mut url = String::with_capacity(
+            200 + host.len()
+                + req.bucket.len()
+                + req.key.len() * 3
+                + self.credentials.access_key().len()
+                + token.map_or(0, |t| t.len() * 3)
+                + req.headers.len() * 24
+                + req
+                    .query
+                    .iter()
+                    .map(|(k, v)| (k.len() + v.len()) * 3 + 2)
+                    .sum::<usize>(),
+        );
+        write_origin(&mut url, req, &host);
+        let path_start = url.len();
+        write_path(&mut url, req);
+        let path_end = url.len();
+        url.push('?');
+        let auth: [(&str, AuthValue<'_>); 6] = [
+            ("X-Amz-Algorithm", AuthValue::Plain(ALGORITHM)),
+            (
+                "X-Amz-Credential",
+                AuthValue::Credential(self.credentials.access_key(), &key.scope),
+            ),
+            ("X-Amz-Date", AuthValue::Plain(now.amz_date())),
+            ("X-Amz-Expires", AuthValue::Number(expires.secs())),
+            (
+                "X-Amz-Security-Token",
+                token.map_or(AuthValue::Absent, AuthValue::Encode),
+            ),
+            ("X-Amz-SignedHeaders", AuthValue::SignedHeaders(&headers)),
+        ];
+        let query_start = url.len();
+        write_merged_query(&mut url, &auth, &user_query);
+        let query_end = url.len();
+
+        let creq = CanonicalRequest {
+            method: req.method.as_str(),
+            path: url.get(path_start..path_end).unwrap_or_default(),
+            query: url.get(query_start..query_end).unwrap_or_default(),
+            headers: &headers,
+            payload,
+        };
+        let hash = creq.hash();
+        if let Some(trace) = trace {
+            trace.record(&creq, now.amz_date(), &key.scope, hash.as_str());
+        }
+        let signature = key.signature(now.amz_date(), hash.as_str());
+        url.push_str("&X-Amz-Signature=");
+        url.push_str(signature.as_str());
+        Ok(url)
+    }
+}
+
+/// An auth parameter's value, written straight into the URL.
+enum AuthValue<'a> {
+    Absent,
+    /// Needs no encoding.
+    Plain(&'a str),
+    Number(u32),
+    Encode(&'a str),
+    /// `access_key/scope`, encoded.
+    Credential(&'a str, &'a str),
+    /// The signed header names, joined by an encoded `;`.
+    SignedHeaders(&'a CanonicalHeaders<'a>),
+}
+
+impl AuthValue<'_> {
+    fn write(&self, out: &mut String) {
+        match *self {
+            Self::Absent => {}
+            Self::Plain(s) => out.push_str(s),
+            Self::Number(n) => {
+                use std::fmt::Write;
+                let _ = write!(out, "{n}");
+            }
+            Self::Encode(s) => encode_into(out, s, false),
+            Self::Credential(access_key, scope) => {
+                encode_into(out, access_key, false);
+                out.push_str("%2F");
+                encode_into(out, scope, false);
+            }
+            Self::SignedHeaders(headers) => headers.write_names(out, "%3B"),
+        }
+    }
+}
+
+type EncodedPair<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+fn encoded_user_query<'a>(query: &[(&'a str, &'a str)]) -> Result<Vec<EncodedPair<'a>>, Error> {
+    let mut pairs = Vec::with_capacity(query.len());
+    for &(k, v) in query {
+        if AUTH_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(k)) {
+            return Err(Error::ReservedQuery(k.to_owned()));
+        }
+        pairs.push((encode(k, false), encode(v, false)));
+    }
+    pairs.sort();
+    Ok(pairs)
+}
+
+/// Writes the canonical query: the (sorted) auth parameters merged with the (sorted) user pairs.
+fn write_merged_query(out: &mut String, auth: &[(&str, AuthValue<'_>)], user: &[EncodedPair<'_>]) {
+    let mut first = true;
+    let mut sep = |out: &mut String| {
+        if !first {
+            out.push('&');
+        }
+        first = false;
+    };
+    let mut user = user.iter().peekable();
+    for (name, value) in auth {
+        if matches!(value, AuthValue::Absent) {
+            continue;
+        }
+        while let Some((k, v)) = user.next_if(|(k, _)| k.as_ref() < *name) {
+            sep(out);
+            push_pair(out, k, v);
+        }
+        sep(out);
+        out.push_str(name);
+        out.push('=');
+        value.write(out);
+    }
+    for (k, v) in user {
+        sep(out);
+        push_pair(out, k, v);
+    }
+}
+
+fn push_pair(out: &mut String, k: &str, v: &str) {
+    out.push_str(k);
+    out.push('=');
+    out.push_str(v);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Addressing, Credentials, Endpoint, Method};
+
+    fn signer(token: Option<&str>) -> Signer {
+        let creds = Credentials::new(
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            token.map(String::from),
+        )
+        .unwrap();
+        Signer::new(creds, "us-east-1", "s3").unwrap()
+    }
+
+    #[test]
+    fn aws_documentation_example_virtual_and_path() {
+        let now = Timestamp::parse_amz("20130524T000000Z").unwrap();
+        let ep = Endpoint::parse("https://s3.amazonaws.com").unwrap();
+        let s = signer(None);
+        let exp = Expiry::new(86_400).unwrap();
+        let v = Request::new(
+            Method::Get,
+            &ep,
+            Addressing::VirtualHost,
+            "examplebucket",
+            "test.txt",
+        );
+        assert_eq!(
+            s.presign(&v, exp, now).unwrap(),
+            "https://examplebucket.s3.amazonaws.com/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256\
+             &X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request\
+             &X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host\
+             &X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+        );
+        let p = Request::new(
+            Method::Get,
+            &ep,
+            Addressing::Path,
+            "examplebucket",
+            "test.txt",
+        );
+        assert!(s.presign(&p, exp, now).unwrap().ends_with(
+            "X-Amz-Signature=733255ef022bec3f2a8701cd61d4b371f3f28c9f193a1f02279211d48d5193d7"
+        ));
+    }
+
+    #[test]
+    fn expiry_bounds() {
+        assert!(Expiry::new(0).is_err());
+        assert!(Expiry::new(1).is_ok());
+        assert!(Expiry::new(604_800).is_ok());
+        assert_eq!(Expiry::new(604_801), Err(Error::InvalidExpiry(604_801)));
+        assert!(Expiry::new(u64::MAX).is_err());
+    }
+
+    #[test]
+    fn user_query_is_merged_in_sorted_position() {
+        let mut out = String::new();
+        let auth = [
+            ("X-Amz-Algorithm", AuthValue::Plain("A")),
+            ("X-Amz-Date", AuthValue::Plain("D")),
+            ("X-Amz-Security-Token", AuthValue::Absent),
+        ];
+        let user =
+            encoded_user_query(&[("x-id", "1"), ("A", "b c"), ("X-Amz-Checksum", "z")]).unwrap();
+        write_merged_query(&mut out, &auth, &user);
+        assert_eq!(
+            out,
+            "A=b%20c&X-Amz-Algorithm=A&X-Amz-Checksum=z&X-Amz-Date=D&x-id=1"
+        );
+    }
+
+    #[test]
+    fn reserved_query_names_are_refused_in_any_case() {
+        let ep = Endpoint::parse("https://s3.amazonaws.com").unwrap();
+        let mut req = Request::new(Method::Get, &ep, Addressing::Path, "b", "k");
+        req.query = &[("x-amz-signature", "0")];
+        let now = Timestamp::from_unix(0).unwrap();
+        assert_eq!(
+            signer(None).presign(&req, Expiry::new(1).unwrap(), now),
+            Err(Error::ReservedQuery("x-amz-signature".into()))
+        );
+    }
+
+    #[test]
+    fn session_token_is_signed_in_the_query() {
+        let ep = Endpoint::parse("https://s3.amazonaws.com").unwrap();
+        let req = Request::new(Method::Put, &ep, Addressing::Path, "b", "k");
+        let now = Timestamp::from_unix(1_800_000_000).unwrap();
+        let url = signer(Some("tok/en+="))
+            .presign(&req, Expiry::new(60).unwrap(), now)
+            .unwrap();
+        assert!(url.contains("&X-Amz-Security-Token=tok%2Fen%2B%3D&X-Amz-SignedHeaders=host&"));
+    }
+}

@@ -1,0 +1,90 @@
+//! [`Signer`]: credentials bound to a region and service, with the day's signing key cached.
+
+use crate::signing_key::{DerivedKey, KeyCache};
+use crate::{Credentials, Error};
+use std::fmt;
+use std::sync::Arc;
+
+/// Signs requests for one (credentials, region, service). Cheap to share across threads; the
+/// signing key is derived once per UTC day and reused.
+pub struct Signer {
+    pub(crate) credentials: Credentials,
+    pub(crate) region: String,
+    pub(crate) service: String,
+    pub(crate) content_sha256_header: bool,
+    cache: KeyCache,
+}
+
+impl Signer {
+    /// A signer for `service` (`"s3"` for S3) in `region`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidScope`] when the region or service is empty or holds `/`, white space or
+    /// control characters.
+    pub fn new(credentials: Credentials, region: &str, service: &str) -> Result<Self, Error> {
+        check_scope_part(
+            region,
+            "region must be non-empty without '/', spaces or controls",
+        )?;
+        check_scope_part(
+            service,
+            "service must be non-empty without '/', spaces or controls",
+        )?;
+        Ok(Self {
+            credentials,
+            region: region.to_owned(),
+            service: service.to_owned(),
+            content_sha256_header: service == "s3",
+            cache: KeyCache::default(),
+        })
+    }
+
+    /// Whether header signing sends and signs `x-amz-content-sha256`. On by default for `s3`,
+    /// which requires it; off for other services.
+    #[must_use]
+    pub fn with_content_sha256_header(mut self, on: bool) -> Self {
+        self.content_sha256_header = on;
+        self
+    }
+
+    #[must_use]
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    #[must_use]
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    #[must_use]
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    pub(crate) fn key_for(&self, date: &str) -> Arc<DerivedKey> {
+        self.cache
+            .get(self.credentials.secret(), date, &self.region, &self.service)
+    }
+}
+
+pub(crate) fn check_scope_part(part: &str, why: &'static str) -> Result<(), Error> {
+    if part.is_empty()
+        || part
+            .chars()
+            .any(|c| c == '/' || c.is_whitespace() || c.is_control())
+    {
+        return Err(Error::InvalidScope(why));
+    }
+    Ok(())
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("credentials", &self.credentials)
+            .field("region", &self.region)
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,162 @@
+//! Stage 3 and 4: the signing key (four chained HMACs) and the signature. The key depends only on
+//! (secret, date, region, service), so [`KeyCache`] derives it once a day and keeps the HMAC
+//! already keyed with it: a warm signature costs one SHA-256 pass over the string to sign.
+
+use crate::encode::Hex32;
+use crate::string_to_sign::write_string_to_sign;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::sync::{Arc, PoisonError, RwLock};
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so this never fails.
+    let mut mac = HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable_mac());
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+#[cold]
+fn unreachable_mac() -> HmacSha256 {
+    // new_from_slice only fails for fixed-size keys; Hmac takes any length. Keep a defined value.
+    <HmacSha256 as hmac::digest::KeyInit>::new(&Default::default())
+}
+
+/// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
+pub(crate) fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+    let mut first = Vec::with_capacity(4 + secret.len());
+    first.extend_from_slice(b"AWS4");
+    first.extend_from_slice(secret.as_bytes());
+    let k_date = hmac(&first, date.as_bytes());
+    let k_region = hmac(&k_date, region.as_bytes());
+    let k_service = hmac(&k_region, service.as_bytes());
+    hmac(&k_service, b"aws4_request")
+}
+
+/// `date/region/service/aws4_request`.
+pub(crate) fn scope(date: &str, region: &str, service: &str) -> String {
+    format!("{date}/{region}/{service}/aws4_request")
+}
+
+/// A derived key ready to sign: the HMAC state keyed with it, and its scope.
+pub(crate) struct DerivedKey {
+    mac: HmacSha256,
+    pub(crate) scope: String,
+}
+
+impl DerivedKey {
+    pub(crate) fn new(secret: &str, date: &str, region: &str, service: &str) -> Self {
+        let key = signing_key(secret, date, region, service);
+        Self {
+            mac: HmacSha256::new_from_slice(&key).unwrap_or_else(|_| unreachable_mac()),
+            scope: scope(date, region, service),
+        }
+    }
+
+    fn date(&self) -> &str {
+        self.scope.get(..8).unwrap_or_default()
+    }
+
+    /// Stage 4: hex `HMAC(kSigning, string_to_sign)`, streaming the string to sign.
+    pub(crate) fn signature(&self, amz_date: &str, canonical_hash: &str) -> Hex32 {
+        let mut mac = self.mac.clone();
+        write_string_to_sign(&mut mac, amz_date, &self.scope, canonical_hash);
+        Hex32::new(&mac.finalize().into_bytes())
+    }
+
+    /// Constant-time check of a hex signature against the one this key gives.
+    pub(crate) fn verify(&self, amz_date: &str, canonical_hash: &str, signature: &[u8]) -> bool {
+        let mut mac = self.mac.clone();
+        write_string_to_sign(&mut mac, amz_date, &self.scope, canonical_hash);
+        mac.verify_slice(signature).is_ok()
+    }
+}
+
+/// One day's key, shared by every thread. A new date replaces it.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    current: RwLock<Option<Arc<DerivedKey>>>,
+}
+
+impl KeyCache {
+    pub(crate) fn get(
+        &self,
+        secret: &str,
+        date: &str,
+        region: &str,
+        service: &str,
+    ) -> Arc<DerivedKey> {
+        {
+            let guard = self.current.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(key) = guard.as_ref().filter(|k| k.date() == date) {
+                return Arc::clone(key);
+            }
+        }
+        let key = Arc::new(DerivedKey::new(secret, date, region, service));
+        let mut guard = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        // Keep the newest date when two threads race across midnight.
+        if guard.as_ref().is_none_or(|k| k.date() <= date) {
+            *guard = Some(Arc::clone(&key));
+        }
+        key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signing_key_matches_aws_documentation() {
+        // From the AWS SigV4 docs ("Examples of how to derive a signing key").
+        let key = signing_key(
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "20120215",
+            "us-east-1",
+            "iam",
+        );
+        assert_eq!(
+            hex::encode(key),
+            "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
+        );
+    }
+
+    #[test]
+    fn signature_of_the_s3_documentation_example() {
+        let key = DerivedKey::new(
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "20130524",
+            "us-east-1",
+            "s3",
+        );
+        let sig = key.signature(
+            "20130524T000000Z",
+            "3bfa292879f6447bbcda7001decf97f4a54dc650c8942174ae0a9121cf58ad04",
+        );
+        assert_eq!(
+            sig.as_str(),
+            "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+        );
+        assert!(key.verify(
+            "20130524T000000Z",
+            "3bfa292879f6447bbcda7001decf97f4a54dc650c8942174ae0a9121cf58ad04",
+            &hex::decode(sig.as_str()).unwrap()
+        ));
+    }
+
+    #[test]
+    fn cache_derives_once_per_date() {
+        let cache = KeyCache::default();
+        let a = cache.get("s", "20261127", "r", "s3");
+        let b = cache.get("s", "20261127", "r", "s3");
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = cache.get("s", "20261128", "r", "s3");
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(c.scope, "20261128/r/s3/aws4_request");
+        // An older date still signs correctly but does not evict the newer key.
+        let d = cache.get("s", "20261127", "r", "s3");
+        assert_eq!(d.scope, "20261127/r/s3/aws4_request");
+        assert!(Arc::ptr_eq(&cache.get("s", "20261128", "r", "s3"), &c));
+    }
+}
