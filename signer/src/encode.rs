@@ -3,8 +3,6 @@
 
 use std::borrow::Cow;
 
-const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
-
 /// True for `A-Z a-z 0-9 - _ . ~`, the bytes SigV4 never encodes.
 #[inline]
 pub(crate) const fn is_unreserved(b: u8) -> bool {
@@ -35,8 +33,14 @@ pub(crate) fn encode_into(out: &mut String, input: &str, keep_slash: bool) {
 #[inline]
 fn push_percent(out: &mut String, b: u8) {
     out.push('%');
-    out.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
-    out.push(char::from(HEX_UPPER[usize::from(b & 0x0f)]));
+    out.push(hex_upper(b >> 4));
+    out.push(hex_upper(b & 0x0f));
+}
+
+/// The uppercase hex digit of a nibble (`n < 16`).
+#[inline]
+fn hex_upper(n: u8) -> char {
+    char::from(if n < 10 { b'0' + n } else { b'A' - 10 + n })
 }
 
 /// `input` encoded, borrowed when nothing needed encoding.

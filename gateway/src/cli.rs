@@ -1,0 +1,91 @@
+//! Command-line parsing. Every option takes both `--name value` and `--name=value`, so a key or
+//! header value that starts with `-` can be given.
+
+use crate::exit::Exit;
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "DraftStore: two-stage uploads in front of S3"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a presigned S3 URL (like `aws s3 presign`). Credentials come from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optional AWS_SESSION_TOKEN.
+    Presign(PresignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PresignArgs {
+    /// HTTP method: GET, PUT, HEAD, DELETE or POST.
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// S3 endpoint, e.g. https://s3.amazonaws.com or http://127.0.0.1:9000.
+    #[arg(long)]
+    pub endpoint: String,
+    #[arg(long, allow_hyphen_values = true)]
+    pub bucket: String,
+    /// Object key, used exactly as given (encoded once, never normalized).
+    #[arg(long, allow_hyphen_values = true)]
+    pub key: String,
+    /// Region of the credential scope [default: AWS_REGION, else us-east-1].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Seconds the URL stays valid, 1..=604800.
+    #[arg(long, default_value_t = 3600)]
+    pub expires: u64,
+    /// Signing time as YYYYMMDDTHHMMSSZ [default: now].
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Use virtual-hosted addressing (bucket.endpoint/key) instead of path-style.
+    #[arg(long)]
+    pub virtual_host: bool,
+    /// A header the client will send, signed into the URL: 'name: value'. Repeatable.
+    #[arg(long = "header", allow_hyphen_values = true)]
+    pub headers: Vec<String>,
+    /// An extra query parameter, signed into the URL: 'name=value'. Repeatable.
+    #[arg(long = "query", allow_hyphen_values = true)]
+    pub query: Vec<String>,
+    /// Signing service name.
+    #[arg(long, default_value = "s3")]
+    pub service: String,
+    /// Also print the canonical request and string to sign on stderr.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+/// Parses the arguments; help and version come back as an `Exit` with code 0.
+pub fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<Command, Exit> {
+    match Cli::try_parse_from(args) {
+        Ok(cli) => Ok(cli.command),
+        Err(err) => match err.kind() {
+            clap::error::ErrorKind::DisplayHelp
+            | clap::error::ErrorKind::DisplayVersion
+            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => Err(Exit {
+                code: 0,
+                message: err.render().to_string(),
+            }),
+            _ => {
+                // clap's message, folded to one line, without its usage block.
+                let text = err.render().to_string();
+                let line = text
+                    .lines()
+                    .take_while(|l| !l.starts_with("Usage:"))
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let line = line.strip_prefix("error: ").unwrap_or(&line);
+                Err(Exit::usage(format!("{line} (see gateway --help)")))
+            }
+        },
+    }
+}

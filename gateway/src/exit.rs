@@ -1,0 +1,33 @@
+//! How the binary ends on failure: one line on stderr and a sysexits-style code.
+
+use std::process::ExitCode;
+
+/// `EX_USAGE`: bad arguments, bad configuration, missing credentials.
+pub const USAGE: u8 = 64;
+
+/// A failure to report: the message (one line) and the exit code.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Exit {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: USAGE,
+            message: message.into(),
+        }
+    }
+
+    /// Prints the message (already one line) and returns the code. Help and version output
+    /// (code 0) go to stdout.
+    pub fn report(self) -> ExitCode {
+        if self.code == 0 {
+            print!("{}", self.message);
+        } else {
+            eprintln!("gateway: {}", self.message);
+        }
+        ExitCode::from(self.code)
+    }
+}

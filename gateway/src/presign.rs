@@ -1,0 +1,83 @@
+//! `gateway presign`: one presigned URL on stdout, nothing else.
+
+use crate::cli::PresignArgs;
+use crate::exit::Exit;
+use draftstore_signer::{
+    Addressing, Credentials, Endpoint, Expiry, Method, Request, Signer, Timestamp,
+};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Runs the command with environment lookups from `env`; returns the URL.
+pub fn run(args: &PresignArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Exit> {
+    let var = |k: &str| env(k).filter(|v| !v.is_empty());
+    let method = Method::parse(&args.method.to_ascii_uppercase())
+        .ok_or_else(|| Exit::usage("--method must be GET, PUT, HEAD, DELETE or POST"))?;
+    let endpoint =
+        Endpoint::parse(&args.endpoint).map_err(|e| Exit::usage(format!("--endpoint: {e}")))?;
+    let expires = Expiry::new(args.expires).map_err(|e| Exit::usage(format!("--expires: {e}")))?;
+    let now = match &args.time {
+        Some(t) => Timestamp::parse_amz(t).map_err(|e| Exit::usage(format!("--time: {e}")))?,
+        None => system_now()?,
+    };
+    let headers = split_all(&args.headers, ':', "--header", "'name: value'")?;
+    let query = split_all(&args.query, '=', "--query", "'name=value'")?;
+    let (Some(access_key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+    else {
+        return Err(Exit::usage(
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set",
+        ));
+    };
+    let credentials = Credentials::new(access_key, secret, var("AWS_SESSION_TOKEN"))
+        .map_err(|e| Exit::usage(e.to_string()))?;
+    let region = args
+        .region
+        .clone()
+        .or_else(|| var("AWS_REGION"))
+        .unwrap_or_else(|| "us-east-1".into());
+    let signer =
+        Signer::new(credentials, &region, &args.service).map_err(|e| Exit::usage(e.to_string()))?;
+
+    let addressing = if args.virtual_host {
+        Addressing::VirtualHost
+    } else {
+        Addressing::Path
+    };
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.trim())).collect();
+    let mut req = Request::new(method, &endpoint, addressing, &args.bucket, &args.key);
+    req.headers = &headers;
+    req.query = &query;
+    let explained = signer
+        .presign_explained(&req, expires, now)
+        .map_err(|e| Exit::usage(e.to_string()))?;
+    if args.explain {
+        eprintln!(
+            "canonical request:\n{}\n\nstring to sign:\n{}\n",
+            explained.canonical_request, explained.string_to_sign
+        );
+    }
+    Ok(explained.url)
+}
+
+fn split_all<'a>(
+    items: &'a [String],
+    sep: char,
+    flag: &str,
+    form: &str,
+) -> Result<Vec<(&'a str, &'a str)>, Exit> {
+    items
+        .iter()
+        .map(|item| {
+            item.split_once(sep)
+                .ok_or_else(|| Exit::usage(format!("{flag} takes {form}")))
+        })
+        .collect()
+}
+
+fn system_now() -> Result<Timestamp, Exit> {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .ok_or_else(|| Exit::usage("the system clock is before 1970"))?;
+    Timestamp::from_unix(secs).map_err(|e| Exit::usage(e.to_string()))
+}

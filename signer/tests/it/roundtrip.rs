@@ -1,0 +1,371 @@
+//! `verify(presign(x))` accepts every generated x, and rejects signature mutations, changed
+//! signed headers and any time past expiry; plus one test per verification failure.
+
+use draftstore_signer::{
+    Addressing, Credentials, Endpoint, Expiry, Method, ReceivedRequest, Request, Signer, Timestamp,
+    Verified, Verifier, VerifyError,
+};
+use proptest::prelude::*;
+
+const AK: &str = "AKIDEXAMPLE";
+const SK: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+const SKEW: u32 = 60;
+
+struct Presigned {
+    method: &'static str,
+    host: String,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+}
+
+fn presign(
+    key: &str,
+    headers: &[(&str, &str)],
+    expires: u64,
+    now: i64,
+    token: Option<&str>,
+) -> Presigned {
+    let creds = Credentials::new(AK, SK, token.map(String::from)).unwrap();
+    let signer = Signer::new(creds, "us-east-1", "s3").unwrap();
+    let endpoint = Endpoint::parse("http://127.0.0.1:9000").unwrap();
+    let mut req = Request::new(Method::Put, &endpoint, Addressing::Path, "draft", key);
+    req.headers = headers;
+    let url = signer
+        .presign(
+            &req,
+            Expiry::new(expires).unwrap(),
+            Timestamp::from_unix(now).unwrap(),
+        )
+        .unwrap();
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, target) = rest.split_at(rest.find('/').unwrap());
+    let (path, query) = target.split_once('?').unwrap();
+    Presigned {
+        method: "PUT",
+        host: host.to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn verify(p: &Presigned, now: i64) -> Result<Verified, VerifyError> {
+    let mut headers: Vec<(&str, &str)> = vec![("Host", p.host.as_str())];
+    headers.extend(p.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let req = ReceivedRequest {
+        method: p.method,
+        path: &p.path,
+        query: &p.query,
+        headers: &headers,
+    };
+    Verifier::new("us-east-1", "s3", SKEW).unwrap().verify(
+        &req,
+        Timestamp::from_unix(now).unwrap(),
+        |ak| (ak == AK).then_some(SK),
+    )
+}
+
+fn key_strategy() -> impl Strategy<Value = String> {
+    "(\\PC|[ /+%?#&=~]){1,200}"
+}
+
+fn headers_strategy() -> impl Strategy<Value = Vec<(String, String)>> {
+    proptest::collection::btree_map(
+        prop_oneof![
+            Just("content-type"),
+            Just("content-length"),
+            Just("x-amz-meta-owner"),
+            Just("if-none-match")
+        ],
+        "[!-~]([ -~]{0,20}[!-~])?",
+        0..3,
+    )
+    .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+const NOW: i64 = 1_795_780_800; // 2026-11-27T12:00:00Z
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn verify_accepts_every_presigned_request(
+        key in key_strategy(), headers in headers_strategy(), expires in 1_u64..=604_800,
+        token in proptest::option::of("[A-Za-z0-9/+=]{8,40}"), elapsed in 0_u64..=604_800,
+    ) {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let p = presign(&key, &h, expires, NOW, token.as_deref());
+        let at = NOW + i64::try_from(elapsed.min(expires)).unwrap();
+        let ok = verify(&p, at).unwrap();
+        prop_assert_eq!(ok.access_key, AK);
+        prop_assert_eq!(ok.expires_at.unix(), NOW + i64::try_from(expires).unwrap());
+        prop_assert!(ok.signed_headers.contains(&"host".to_string()));
+    }
+
+    #[test]
+    fn verify_rejects_every_signature_mutation(key in key_strategy(), pos in 0_usize..64, delta in 1_u8..16) {
+        let mut p = presign(&key, &[], 3600, NOW, None);
+        let at = p.query.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len() + pos;
+        let old = p.query.as_bytes()[at];
+        let nibble = (char::from(old).to_digit(16).unwrap() as u8 + delta) % 16;
+        let new = char::from_digit(u32::from(nibble), 16).unwrap();
+        p.query.replace_range(at..=at, &new.to_string());
+        prop_assert_eq!(verify(&p, NOW), Err(VerifyError::SignatureMismatch));
+    }
+
+    #[test]
+    fn verify_rejects_a_changed_signed_header(key in key_strategy(), value in "[!-~]{1,20}", extra in "[!-~]{1,5}") {
+        let mut p = presign(&key, &[("content-type", &value)], 3600, NOW, None);
+        p.headers[0].1.push_str(&extra);
+        prop_assert_eq!(verify(&p, NOW), Err(VerifyError::SignatureMismatch));
+    }
+
+    #[test]
+    fn verify_rejects_any_time_past_expiry(expires in 1_u64..=604_800, late in 1_i64..10_000_000) {
+        let p = presign("k", &[], expires, NOW, None);
+        let at = NOW + i64::try_from(expires).unwrap() + i64::from(SKEW) + late;
+        prop_assert_eq!(verify(&p, at), Err(VerifyError::Expired));
+    }
+}
+
+fn query_without(p: &Presigned, name: &str) -> String {
+    p.query
+        .split('&')
+        .filter(|kv| !kv.starts_with(&format!("{name}=")))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn with_param(p: &Presigned, name: &str, value: &str) -> Presigned {
+    let query = p
+        .query
+        .split('&')
+        .map(|kv| {
+            if kv.starts_with(&format!("{name}=")) {
+                format!("{name}={value}")
+            } else {
+                kv.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    Presigned {
+        query,
+        path: p.path.clone(),
+        host: p.host.clone(),
+        headers: p.headers.clone(),
+        method: p.method,
+    }
+}
+
+#[test]
+fn each_failure_has_its_own_reason() {
+    let p = presign(
+        "photos/cat.jpg",
+        &[("content-type", "image/jpeg")],
+        3600,
+        NOW,
+        None,
+    );
+    assert!(verify(&p, NOW).is_ok());
+    for name in [
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+    ] {
+        let q = Presigned {
+            query: query_without(&p, name),
+            ..with_param(&p, "", "")
+        };
+        assert_eq!(
+            verify(&q, NOW),
+            Err(VerifyError::MissingParameter(match name {
+                "X-Amz-Algorithm" => "X-Amz-Algorithm",
+                "X-Amz-Credential" => "X-Amz-Credential",
+                "X-Amz-Date" => "X-Amz-Date",
+                "X-Amz-Expires" => "X-Amz-Expires",
+                "X-Amz-SignedHeaders" => "X-Amz-SignedHeaders",
+                _ => "X-Amz-Signature",
+            })),
+            "{name}"
+        );
+    }
+    let cases: Vec<(Presigned, i64, VerifyError)> = vec![
+        (
+            with_param(&p, "X-Amz-Algorithm", "AWS4-HMAC-SHA1"),
+            NOW,
+            VerifyError::UnsupportedAlgorithm,
+        ),
+        (
+            with_param(&p, "X-Amz-Credential", "AKIDEXAMPLE%2F20261127"),
+            NOW,
+            VerifyError::MalformedCredential,
+        ),
+        (
+            with_param(
+                &p,
+                "X-Amz-Credential",
+                "AKIDEXAMPLE%2F20261127%2Feu-west-1%2Fs3%2Faws4_request",
+            ),
+            NOW,
+            VerifyError::WrongScope,
+        ),
+        (
+            with_param(
+                &p,
+                "X-Amz-Credential",
+                "AKIDEXAMPLE%2F20261128%2Fus-east-1%2Fs3%2Faws4_request",
+            ),
+            NOW,
+            VerifyError::WrongScope,
+        ),
+        (
+            with_param(
+                &p,
+                "X-Amz-Credential",
+                "OTHER%2F20261127%2Fus-east-1%2Fs3%2Faws4_request",
+            ),
+            NOW,
+            VerifyError::UnknownAccessKey,
+        ),
+        (
+            with_param(&p, "X-Amz-Date", "2026-11-27"),
+            NOW,
+            VerifyError::MalformedDate,
+        ),
+        (
+            with_param(&p, "X-Amz-Expires", "0"),
+            NOW,
+            VerifyError::InvalidExpiry,
+        ),
+        (
+            with_param(&p, "X-Amz-Expires", "604801"),
+            NOW,
+            VerifyError::InvalidExpiry,
+        ),
+        (
+            with_param(&p, "X-Amz-Expires", "+60"),
+            NOW,
+            VerifyError::InvalidExpiry,
+        ),
+        (
+            with_param(&p, "X-Amz-SignedHeaders", "content-type"),
+            NOW,
+            VerifyError::HostNotSigned,
+        ),
+        (
+            with_param(&p, "X-Amz-SignedHeaders", "host%3Bcontent-type"),
+            NOW,
+            VerifyError::MalformedSignedHeaders,
+        ),
+        (
+            with_param(&p, "X-Amz-SignedHeaders", "content-type%3Bhost%3Bx-extra"),
+            NOW,
+            VerifyError::MissingSignedHeader("x-extra".into()),
+        ),
+        (
+            with_param(&p, "X-Amz-Signature", "ABC"),
+            NOW,
+            VerifyError::MalformedSignature,
+        ),
+        (
+            with_param(&p, "X-Amz-Signature", &"A".repeat(64)),
+            NOW,
+            VerifyError::MalformedSignature,
+        ),
+        (
+            with_param(&p, "X-Amz-Signature", &"0".repeat(64)),
+            NOW,
+            VerifyError::SignatureMismatch,
+        ),
+        (
+            with_param(&p, "X-Amz-Date", "%ZZ"),
+            NOW,
+            VerifyError::MalformedQuery,
+        ),
+        (p_dup(&p), NOW, VerifyError::MalformedQuery),
+        (
+            Presigned {
+                path: "/draft/%E1".into(),
+                ..with_param(&p, "", "")
+            },
+            NOW,
+            VerifyError::MalformedPath,
+        ),
+        (
+            Presigned {
+                path: "/draft/photos/dog.jpg".into(),
+                ..with_param(&p, "", "")
+            },
+            NOW,
+            VerifyError::SignatureMismatch,
+        ),
+        (
+            Presigned {
+                method: "GET",
+                ..with_param(&p, "", "")
+            },
+            NOW,
+            VerifyError::SignatureMismatch,
+        ),
+        (
+            Presigned {
+                headers: vec![],
+                ..with_param(&p, "", "")
+            },
+            NOW,
+            VerifyError::MissingSignedHeader("content-type".into()),
+        ),
+        (with_param(&p, "", ""), NOW - 61, VerifyError::NotYetValid),
+        (
+            with_param(&p, "", ""),
+            NOW + 3600 + 61,
+            VerifyError::Expired,
+        ),
+    ];
+    for (i, (req, at, want)) in cases.into_iter().enumerate() {
+        assert_eq!(verify(&req, at), Err(want), "case {i}");
+    }
+    // Inside the skew allowance both ways.
+    assert!(verify(&p, NOW - 60).is_ok());
+    assert!(verify(&p, NOW + 3600 + 60).is_ok());
+}
+
+fn p_dup(p: &Presigned) -> Presigned {
+    Presigned {
+        query: format!("{}&X-Amz-Date=20261127T120000Z", p.query),
+        ..with_param(p, "", "")
+    }
+}
+
+#[test]
+fn an_extra_unsigned_query_parameter_breaks_the_signature() {
+    let p = presign("k", &[], 3600, NOW, None);
+    let q = Presigned {
+        query: format!("{}&response-content-type=text%2Fhtml", p.query),
+        ..with_param(&p, "", "")
+    };
+    assert_eq!(verify(&q, NOW), Err(VerifyError::SignatureMismatch));
+}
+
+#[test]
+fn verify_errors_map_to_s3_codes() {
+    assert_eq!(
+        VerifyError::SignatureMismatch.s3_code(),
+        "SignatureDoesNotMatch"
+    );
+    assert_eq!(VerifyError::Expired.s3_code(), "AccessDenied");
+    assert_eq!(
+        VerifyError::UnknownAccessKey.s3_code(),
+        "InvalidAccessKeyId"
+    );
+    assert_eq!(VerifyError::MalformedQuery.http_status(), 400);
+    assert_eq!(VerifyError::Expired.http_status(), 403);
+}
