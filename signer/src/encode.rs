@@ -9,9 +9,37 @@ pub(crate) const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
 }
 
+/// Per byte: 1 = kept, 2 = kept inside a path (`/`), 0 = encoded. A table keeps the hot loop to
+/// one load per byte.
+const KEPT: [u8; 256] = {
+    let mut table = [0_u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        // i < 256, so the cast is exact.
+        #[allow(clippy::cast_possible_truncation)]
+        let b = i as u8;
+        table[i] = if is_unreserved(b) {
+            1
+        } else if b == b'/' {
+            2
+        } else {
+            0
+        };
+        i += 1;
+    }
+    table
+};
+
+/// `%00%01…%FF`: the escape of byte `b` is at `3b..3b+3`.
+const ESCAPES: &str = "%00%01%02%03%04%05%06%07%08%09%0A%0B%0C%0D%0E%0F%10%11%12%13%14%15%16%17%18%19%1A%1B%1C%1D%1E%1F%20%21%22%23%24%25%26%27%28%29%2A%2B%2C%2D%2E%2F%30%31%32%33%34%35%36%37%38%39%3A%3B%3C%3D%3E%3F%40%41%42%43%44%45%46%47%48%49%4A%4B%4C%4D%4E%4F%50%51%52%53%54%55%56%57%58%59%5A%5B%5C%5D%5E%5F%60%61%62%63%64%65%66%67%68%69%6A%6B%6C%6D%6E%6F%70%71%72%73%74%75%76%77%78%79%7A%7B%7C%7D%7E%7F%80%81%82%83%84%85%86%87%88%89%8A%8B%8C%8D%8E%8F%90%91%92%93%94%95%96%97%98%99%9A%9B%9C%9D%9E%9F%A0%A1%A2%A3%A4%A5%A6%A7%A8%A9%AA%AB%AC%AD%AE%AF%B0%B1%B2%B3%B4%B5%B6%B7%B8%B9%BA%BB%BC%BD%BE%BF%C0%C1%C2%C3%C4%C5%C6%C7%C8%C9%CA%CB%CC%CD%CE%CF%D0%D1%D2%D3%D4%D5%D6%D7%D8%D9%DA%DB%DC%DD%DE%DF%E0%E1%E2%E3%E4%E5%E6%E7%E8%E9%EA%EB%EC%ED%EE%EF%F0%F1%F2%F3%F4%F5%F6%F7%F8%F9%FA%FB%FC%FD%FE%FF";
+
 #[inline]
-const fn is_kept(b: u8, keep_slash: bool) -> bool {
-    is_unreserved(b) || (keep_slash && b == b'/')
+fn is_kept(b: u8, keep_slash: bool) -> bool {
+    match KEPT.get(usize::from(b)) {
+        Some(1) => true,
+        Some(2) => keep_slash,
+        _ => false,
+    }
 }
 
 /// Appends `input` to `out`, encoded. With `keep_slash`, `/` stays (object keys in a path).
@@ -24,23 +52,11 @@ pub(crate) fn encode_into(out: &mut String, input: &str, keep_slash: bool) {
         }
         // Runs hold only ASCII bytes, so both ends are char boundaries.
         out.push_str(input.get(run_start..i).unwrap_or_default());
-        push_percent(out, b);
+        let at = usize::from(b) * 3;
+        out.push_str(ESCAPES.get(at..at + 3).unwrap_or_default());
         run_start = i + 1;
     }
     out.push_str(input.get(run_start..).unwrap_or_default());
-}
-
-#[inline]
-fn push_percent(out: &mut String, b: u8) {
-    out.push('%');
-    out.push(hex_upper(b >> 4));
-    out.push(hex_upper(b & 0x0f));
-}
-
-/// The uppercase hex digit of a nibble (`n < 16`).
-#[inline]
-fn hex_upper(n: u8) -> char {
-    char::from(if n < 10 { b'0' + n } else { b'A' - 10 + n })
 }
 
 /// `input` encoded, borrowed when nothing needed encoding.
@@ -116,6 +132,18 @@ mod tests {
         assert_eq!(encode("ሴ", true), "%E1%88%B4");
         assert_eq!(encode("😀", true), "%F0%9F%98%80");
         assert_eq!(encode("*", true), "%2A");
+        let all: String = (0_u8..128).map(char::from).collect();
+        let want: String = all
+            .bytes()
+            .map(|b| {
+                if is_unreserved(b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        assert_eq!(encode(&all, false), want);
     }
 
     #[test]

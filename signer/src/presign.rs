@@ -111,10 +111,7 @@ impl Signer {
         url.push('?');
         let auth: [(&str, AuthValue<'_>); 6] = [
             ("X-Amz-Algorithm", AuthValue::Plain(ALGORITHM)),
-            (
-                "X-Amz-Credential",
-                AuthValue::Credential(self.credentials.access_key(), &key.scope),
-            ),
+            ("X-Amz-Credential", AuthValue::Plain(&key.credential_param)),
             ("X-Amz-Date", AuthValue::Plain(now.amz_date())),
             ("X-Amz-Expires", AuthValue::Number(expires.secs())),
             (
@@ -152,8 +149,6 @@ enum AuthValue<'a> {
     Plain(&'a str),
     Number(u32),
     Encode(&'a str),
-    /// `access_key/scope`, encoded.
-    Credential(&'a str, &'a str),
     /// The signed header names, joined by an encoded `;`.
     SignedHeaders(&'a CanonicalHeaders<'a>),
 }
@@ -163,16 +158,8 @@ impl AuthValue<'_> {
         match *self {
             Self::Absent => {}
             Self::Plain(s) => out.push_str(s),
-            Self::Number(n) => {
-                use std::fmt::Write;
-                let _ = write!(out, "{n}");
-            }
+            Self::Number(n) => push_decimal(out, n),
             Self::Encode(s) => encode_into(out, s, false),
-            Self::Credential(access_key, scope) => {
-                encode_into(out, access_key, false);
-                out.push_str("%2F");
-                encode_into(out, scope, false);
-            }
             Self::SignedHeaders(headers) => headers.write_names(out, "%3B"),
         }
     }
@@ -219,6 +206,24 @@ fn write_merged_query(out: &mut String, auth: &[(&str, AuthValue<'_>)], user: &[
         sep(out);
         push_pair(out, k, v);
     }
+}
+
+/// Appends `n` in decimal without the formatting machinery (this is on the hot path).
+fn push_decimal(out: &mut String, mut n: u32) {
+    let mut digits = [b'0'; 10];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        if let Some(d) = digits.get_mut(start) {
+            // n % 10 < 10, so the cast keeps the value.
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || start == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(digits.get(start..).unwrap_or_default()).unwrap_or_default());
 }
 
 fn push_pair(out: &mut String, k: &str, v: &str) {
@@ -272,6 +277,15 @@ mod tests {
         assert!(s.presign(&p, exp, now).unwrap().ends_with(
             "X-Amz-Signature=733255ef022bec3f2a8701cd61d4b371f3f28c9f193a1f02279211d48d5193d7"
         ));
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 1, 9, 10, 3600, 604_800, u32::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
     }
 
     #[test]

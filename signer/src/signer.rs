@@ -63,8 +63,13 @@ impl Signer {
     }
 
     pub(crate) fn key_for(&self, date: &str) -> Arc<DerivedKey> {
-        self.cache
-            .get(self.credentials.secret(), date, &self.region, &self.service)
+        self.cache.get(
+            self.credentials.access_key(),
+            self.credentials.secret(),
+            date,
+            &self.region,
+            &self.service,
+        )
     }
 }
 

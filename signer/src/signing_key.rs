@@ -2,6 +2,7 @@
 //! (secret, date, region, service), so [`KeyCache`] derives it once a day and keeps the HMAC
 //! already keyed with it: a warm signature costs one SHA-256 pass over the string to sign.
 
+use crate::canonical::Buffered;
 use crate::encode::Hex32;
 use crate::string_to_sign::write_string_to_sign;
 use hmac::{Hmac, Mac};
@@ -39,10 +40,12 @@ pub(crate) fn scope(date: &str, region: &str, service: &str) -> String {
     format!("{date}/{region}/{service}/aws4_request")
 }
 
-/// A derived key ready to sign: the HMAC state keyed with it, and its scope.
+/// A derived key ready to sign: the HMAC state keyed with it, its scope, and the encoded
+/// `X-Amz-Credential` value (`access_key%2Fscope`), which is the same for the whole day.
 pub(crate) struct DerivedKey {
     mac: HmacSha256,
     pub(crate) scope: String,
+    pub(crate) credential_param: String,
 }
 
 impl DerivedKey {
@@ -51,7 +54,18 @@ impl DerivedKey {
         Self {
             mac: HmacSha256::new_from_slice(&key).unwrap_or_else(|_| unreachable_mac()),
             scope: scope(date, region, service),
+            credential_param: String::new(),
         }
+    }
+
+    /// Also precomputes the encoded credential of `access_key`.
+    pub(crate) fn with_access_key(mut self, access_key: &str) -> Self {
+        let mut param = String::with_capacity(access_key.len() + self.scope.len() * 2);
+        crate::encode::encode_into(&mut param, access_key, false);
+        param.push_str("%2F");
+        crate::encode::encode_into(&mut param, &self.scope, false);
+        self.credential_param = param;
+        self
     }
 
     fn date(&self) -> &str {
@@ -60,16 +74,27 @@ impl DerivedKey {
 
     /// Stage 4: hex `HMAC(kSigning, string_to_sign)`, streaming the string to sign.
     pub(crate) fn signature(&self, amz_date: &str, canonical_hash: &str) -> Hex32 {
+        Hex32::new(
+            &self
+                .mac_of(amz_date, canonical_hash)
+                .finalize()
+                .into_bytes(),
+        )
+    }
+
+    fn mac_of(&self, amz_date: &str, canonical_hash: &str) -> HmacSha256 {
         let mut mac = self.mac.clone();
-        write_string_to_sign(&mut mac, amz_date, &self.scope, canonical_hash);
-        Hex32::new(&mac.finalize().into_bytes())
+        let mut sink = Buffered::new(&mut mac);
+        write_string_to_sign(&mut sink, amz_date, &self.scope, canonical_hash);
+        sink.flush();
+        mac
     }
 
     /// Constant-time check of a hex signature against the one this key gives.
     pub(crate) fn verify(&self, amz_date: &str, canonical_hash: &str, signature: &[u8]) -> bool {
-        let mut mac = self.mac.clone();
-        write_string_to_sign(&mut mac, amz_date, &self.scope, canonical_hash);
-        mac.verify_slice(signature).is_ok()
+        self.mac_of(amz_date, canonical_hash)
+            .verify_slice(signature)
+            .is_ok()
     }
 }
 
@@ -82,6 +107,7 @@ pub(crate) struct KeyCache {
 impl KeyCache {
     pub(crate) fn get(
         &self,
+        access_key: &str,
         secret: &str,
         date: &str,
         region: &str,
@@ -93,7 +119,8 @@ impl KeyCache {
                 return Arc::clone(key);
             }
         }
-        let key = Arc::new(DerivedKey::new(secret, date, region, service));
+        let key =
+            Arc::new(DerivedKey::new(secret, date, region, service).with_access_key(access_key));
         let mut guard = self.current.write().unwrap_or_else(PoisonError::into_inner);
         // Keep the newest date when two threads race across midnight.
         if guard.as_ref().is_none_or(|k| k.date() <= date) {
@@ -148,15 +175,19 @@ mod tests {
     #[test]
     fn cache_derives_once_per_date() {
         let cache = KeyCache::default();
-        let a = cache.get("s", "20261127", "r", "s3");
-        let b = cache.get("s", "20261127", "r", "s3");
+        let a = cache.get("ak", "s", "20261127", "r", "s3");
+        let b = cache.get("ak", "s", "20261127", "r", "s3");
         assert!(Arc::ptr_eq(&a, &b));
-        let c = cache.get("s", "20261128", "r", "s3");
+        let c = cache.get("ak", "s", "20261128", "r", "s3");
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(c.scope, "20261128/r/s3/aws4_request");
+        assert_eq!(c.credential_param, "ak%2F20261128%2Fr%2Fs3%2Faws4_request");
         // An older date still signs correctly but does not evict the newer key.
-        let d = cache.get("s", "20261127", "r", "s3");
+        let d = cache.get("ak", "s", "20261127", "r", "s3");
         assert_eq!(d.scope, "20261127/r/s3/aws4_request");
-        assert!(Arc::ptr_eq(&cache.get("s", "20261128", "r", "s3"), &c));
+        assert!(Arc::ptr_eq(
+            &cache.get("ak", "s", "20261128", "r", "s3"),
+            &c
+        ));
     }
 }

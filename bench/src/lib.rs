@@ -1,0 +1,1 @@
+//! Benchmarks live in `benches/`; load scripts in `scripts/`. This library is empty.
