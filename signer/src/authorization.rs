@@ -86,9 +86,9 @@ impl Signer {
         };
         let hash = creq.hash();
         if let Some(trace) = trace {
-            trace.record(&creq, now.amz_date(), &key.scope, hash.as_str());
+            trace.record(&creq, now.amz_date(), &key.scope, &hash);
         }
-        let signature = key.signature(now.amz_date(), hash.as_str());
+        let signature = key.signature(now.amz_date(), &hash);
 
         let mut authorization = String::with_capacity(200);
         let _ = write!(

@@ -101,15 +101,34 @@ const fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
+/// `000102…ff`: the lowercase hex of byte `b` is at `2b..2b+2`.
+const HEX_PAIRS: &[u8; 512] = b"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 /// Lowercase hex of a 32-byte digest, on the stack.
 pub(crate) struct Hex32([u8; 64]);
 
 impl Hex32 {
     pub(crate) fn new(bytes: &[u8]) -> Self {
         let mut buf = [b'0'; 64];
-        // Only fails when the lengths disagree; digests are always 32 bytes.
-        let _ = hex::encode_to_slice(bytes, &mut buf);
+        for (out, &b) in buf.chunks_exact_mut(2).zip(bytes) {
+            let at = usize::from(b) * 2;
+            if let Some(pair) = HEX_PAIRS.get(at..at + 2) {
+                out.copy_from_slice(pair);
+            }
+        }
         Self(buf)
+    }
+
+    /// Wraps 64 hex characters (test inputs).
+    #[cfg(test)]
+    pub(crate) fn from_text(text: &str) -> Self {
+        let mut buf = [b'0'; 64];
+        buf.copy_from_slice(text.as_bytes());
+        Self(buf)
+    }
+
+    pub(crate) const fn as_bytes(&self) -> &[u8; 64] {
+        &self.0
     }
 
     pub(crate) fn as_str(&self) -> &str {
@@ -166,6 +185,8 @@ mod tests {
     fn hex32_is_lowercase() {
         let h = Hex32::new(&[0xab; 32]);
         assert_eq!(h.as_str(), "ab".repeat(32));
+        let bytes: Vec<u8> = (0..32).map(|i| i * 8 + 1).collect();
+        assert_eq!(Hex32::new(&bytes).as_str(), hex::encode(&bytes));
     }
 
     proptest! {

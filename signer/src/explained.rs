@@ -1,6 +1,7 @@
 //! [`Explained`]: the intermediate texts of one signature, for debugging a mismatch.
 
 use crate::canonical::CanonicalRequest;
+use crate::encode::Hex32;
 use crate::string_to_sign::write_string_to_sign;
 
 /// A signed URL with the canonical request and string to sign that produced it. Contains no
@@ -18,7 +19,7 @@ impl Explained {
         creq: &CanonicalRequest<'_>,
         amz_date: &str,
         scope: &str,
-        hash: &str,
+        hash: &Hex32,
     ) {
         self.canonical_request.clear();
         creq.write(&mut self.canonical_request);

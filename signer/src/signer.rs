@@ -2,8 +2,19 @@
 
 use crate::signing_key::{DerivedKey, KeyCache};
 use crate::{Credentials, Error};
+use std::cell::RefCell;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Distinguishes signers in the per-thread key slot.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The key this thread used last, so the hot path takes no lock and touches no shared
+    /// cache line: on a busy many-core server a shared read lock is contended by every request.
+    static LAST_KEY: RefCell<Option<(u64, Arc<DerivedKey>)>> = const { RefCell::new(None) };
+}
 
 /// Signs requests for one (credentials, region, service). Cheap to share across threads; the
 /// signing key is derived once per UTC day and reused.
@@ -12,6 +23,7 @@ pub struct Signer {
     pub(crate) region: String,
     pub(crate) service: String,
     pub(crate) content_sha256_header: bool,
+    id: u64,
     cache: KeyCache,
 }
 
@@ -35,6 +47,7 @@ impl Signer {
             region: region.to_owned(),
             service: service.to_owned(),
             content_sha256_header: service == "s3",
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             cache: KeyCache::default(),
         })
     }
@@ -60,6 +73,26 @@ impl Signer {
     #[must_use]
     pub fn service(&self) -> &str {
         &self.service
+    }
+
+    /// Runs `f` with the signing key of `date`: this thread's last key when it matches, else
+    /// the signer's shared cache (which derives it once per day).
+    pub(crate) fn with_key<R>(&self, date: &str, f: impl FnOnce(&DerivedKey) -> R) -> R {
+        LAST_KEY.with(|slot| {
+            if let Ok(last) = slot.try_borrow() {
+                if let Some((id, key)) = last.as_ref() {
+                    if *id == self.id && key.date() == date {
+                        return f(key);
+                    }
+                }
+            }
+            let key = self.key_for(date);
+            let out = f(&key);
+            if let Ok(mut last) = slot.try_borrow_mut() {
+                *last = Some((self.id, key));
+            }
+            out
+        })
     }
 
     pub(crate) fn key_for(&self, date: &str) -> Arc<DerivedKey> {

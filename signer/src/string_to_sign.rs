@@ -1,6 +1,7 @@
 //! Stage 2: the string to sign — algorithm, timestamp, credential scope, canonical hash.
 
 use crate::canonical::Sink;
+use crate::encode::Hex32;
 
 pub(crate) const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
@@ -8,7 +9,7 @@ pub(crate) fn write_string_to_sign(
     sink: &mut impl Sink,
     amz_date: &str,
     scope: &str,
-    canonical_hash: &str,
+    canonical_hash: &Hex32,
 ) {
     sink.put(ALGORITHM);
     sink.put("\n");
@@ -16,13 +17,13 @@ pub(crate) fn write_string_to_sign(
     sink.put("\n");
     sink.put(scope);
     sink.put("\n");
-    sink.put(canonical_hash);
+    sink.put_hex(canonical_hash);
 }
 
 #[cfg(test)]
 pub(crate) fn string_to_sign(amz_date: &str, scope: &str, canonical_hash: &str) -> String {
     let mut s = String::new();
-    write_string_to_sign(&mut s, amz_date, scope, canonical_hash);
+    write_string_to_sign(&mut s, amz_date, scope, &Hex32::from_text(canonical_hash));
     s
 }
 

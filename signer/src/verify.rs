@@ -201,7 +201,7 @@ impl Verifier {
             &self.region,
             &self.service,
         );
-        if !key.verify(signed_at.amz_date(), creq.hash().as_str(), &signature) {
+        if !key.verify(signed_at.amz_date(), &creq.hash(), &signature) {
             return Err(VerifyError::SignatureMismatch);
         }
         Ok(Verified {
