@@ -1,0 +1,347 @@
+//! Upload constraints a client declares when it asks for an upload URL. They are signed into
+//! the presigned PUT (so the store enforces them) and stamped on the draft as metadata (so
+//! confirm can check the stored object against them without a database).
+
+use crate::storage::{Metadata, ObjectInfo};
+use base64::Engine;
+use thiserror::Error;
+
+/// Metadata key of the stamp recording what was declared.
+pub const DECLARED_KEY: &str = "draftstore-declared";
+/// S3 objects are at most 5 TiB.
+pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
+/// S3 keeps at most 2 KiB of user metadata.
+const MAX_METADATA_BYTES: usize = 2048;
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UploadConstraints {
+    pub content_type: Option<String>,
+    pub content_length: Option<u64>,
+    /// Base64 of 32 bytes, as `x-amz-checksum-sha256` carries it.
+    pub checksum_sha256: Option<String>,
+    pub metadata: Metadata,
+}
+
+/// A declared constraint that is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConstraintError {
+    #[error("content_type must be 1..=255 printable ASCII characters")]
+    ContentType,
+    #[error("content_length must be at most 5 TiB")]
+    ContentLength,
+    #[error("checksum_sha256 must be the base64 of 32 bytes")]
+    Checksum,
+    #[error("metadata key {key:?} must be 1..=128 of a-z, 0-9, '-' or '_' and not start with 'draftstore-'")]
+    MetadataKey { key: String },
+    #[error("metadata value of {key:?} must be printable ASCII")]
+    MetadataValue { key: String },
+    #[error("metadata is larger than S3's 2 KiB")]
+    MetadataSize,
+}
+
+/// How a stored object differs from what was declared.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConstraintViolation {
+    #[error("size is {actual} bytes, {declared} were declared")]
+    Size { declared: u64, actual: u64 },
+    #[error("content type is {actual:?}, {declared:?} was declared")]
+    ContentType {
+        declared: String,
+        actual: Option<String>,
+    },
+    #[error("SHA-256 checksum differs from the declared one")]
+    Checksum,
+    #[error("metadata {key:?} differs from the declared value")]
+    Metadata { key: String },
+}
+
+impl UploadConstraints {
+    /// Validates a declaration.
+    ///
+    /// # Errors
+    /// A [`ConstraintError`] naming what is malformed.
+    pub fn new(
+        content_type: Option<String>,
+        content_length: Option<u64>,
+        checksum_sha256: Option<String>,
+        metadata: Metadata,
+    ) -> Result<Self, ConstraintError> {
+        if let Some(ct) = &content_type {
+            if ct.is_empty() || ct.len() > 255 || !ct.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(ConstraintError::ContentType);
+            }
+        }
+        if content_length.is_some_and(|n| n > MAX_OBJECT_SIZE) {
+            return Err(ConstraintError::ContentLength);
+        }
+        if let Some(sum) = &checksum_sha256 {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(sum)
+                .map_err(|_| ConstraintError::Checksum)?;
+            if raw.len() != 32 {
+                return Err(ConstraintError::Checksum);
+            }
+        }
+        let mut size = 0;
+        for (key, value) in &metadata {
+            let key_ok = (1..=128).contains(&key.len())
+                && key.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                })
+                && !key.starts_with("draftstore-");
+            if !key_ok {
+                return Err(ConstraintError::MetadataKey {
+                    key: key.chars().take(64).collect(),
+                });
+            }
+            if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(ConstraintError::MetadataValue { key: key.clone() });
+            }
+            size += key.len() + value.len();
+        }
+        if size > MAX_METADATA_BYTES {
+            return Err(ConstraintError::MetadataSize);
+        }
+        Ok(Self {
+            content_type,
+            content_length,
+            checksum_sha256,
+            metadata,
+        })
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The headers the client must send for the signature to hold, sorted by name. Empty when
+    /// nothing was declared, so a plain `curl -X PUT --upload-file` works.
+    #[must_use]
+    pub fn required_headers(&self) -> Vec<(String, String)> {
+        let mut headers = Vec::new();
+        if self.is_empty() {
+            return headers;
+        }
+        if let Some(ct) = &self.content_type {
+            headers.push(("content-type".to_owned(), ct.clone()));
+        }
+        if let Some(n) = self.content_length {
+            headers.push(("content-length".to_owned(), n.to_string()));
+        }
+        if let Some(sum) = &self.checksum_sha256 {
+            headers.push(("x-amz-checksum-sha256".to_owned(), sum.clone()));
+        }
+        for (k, v) in &self.metadata {
+            headers.push((format!("x-amz-meta-{k}"), v.clone()));
+        }
+        headers.push((format!("x-amz-meta-{DECLARED_KEY}"), self.stamp()));
+        headers.sort();
+        headers
+    }
+
+    /// The stamp: `len=N;sha256=B64;type=1` (what was declared beyond metadata, which the
+    /// object carries itself).
+    fn stamp(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(n) = self.content_length {
+            parts.push(format!("len={n}"));
+        }
+        if let Some(sum) = &self.checksum_sha256 {
+            parts.push(format!("sha256={sum}"));
+        }
+        if self.content_type.is_some() {
+            parts.push("type=1".to_owned());
+        }
+        if parts.is_empty() {
+            parts.push("none".to_owned());
+        }
+        parts.join(";")
+    }
+
+    /// What a draft's stamp declared (content type and metadata from the object itself).
+    #[must_use]
+    pub fn from_stamp(info: &ObjectInfo) -> Option<Self> {
+        let stamp = info.metadata.get(DECLARED_KEY)?;
+        let mut declared = Self::default();
+        for part in stamp.split(';') {
+            match part.split_once('=') {
+                Some(("len", n)) => declared.content_length = n.parse().ok(),
+                Some(("sha256", s)) => declared.checksum_sha256 = Some(s.to_owned()),
+                Some(("type", _)) => declared.content_type.clone_from(&info.content_type),
+                _ => {}
+            }
+        }
+        declared.metadata = user_metadata(&info.metadata);
+        Some(declared)
+    }
+
+    /// Checks a stored object against this declaration.
+    ///
+    /// # Errors
+    /// The first [`ConstraintViolation`] found.
+    pub fn check(&self, info: &ObjectInfo) -> Result<(), ConstraintViolation> {
+        if let Some(declared) = self.content_length {
+            if declared != info.size {
+                return Err(ConstraintViolation::Size {
+                    declared,
+                    actual: info.size,
+                });
+            }
+        }
+        if let Some(declared) = &self.content_type {
+            if info.content_type.as_deref() != Some(declared.as_str()) {
+                return Err(ConstraintViolation::ContentType {
+                    declared: declared.clone(),
+                    actual: info.content_type.clone(),
+                });
+            }
+        }
+        if let (Some(declared), Some(actual)) = (&self.checksum_sha256, &info.checksum_sha256) {
+            if declared != actual {
+                return Err(ConstraintViolation::Checksum);
+            }
+        }
+        for (key, value) in &self.metadata {
+            if info.metadata.get(key) != Some(value) {
+                return Err(ConstraintViolation::Metadata { key: key.clone() });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The caller's metadata without DraftStore's own `draftstore-*` keys.
+#[must_use]
+pub fn user_metadata(metadata: &Metadata) -> Metadata {
+    metadata
+        .iter()
+        .filter(|(k, _)| !k.starts_with("draftstore-"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUM: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+
+    fn info(size: u64, ct: Option<&str>) -> ObjectInfo {
+        ObjectInfo {
+            size,
+            etag: "e".into(),
+            last_modified: 0,
+            content_type: ct.map(String::from),
+            metadata: Metadata::new(),
+            checksum_sha256: None,
+        }
+    }
+
+    #[test]
+    fn malformed_declarations_are_refused() {
+        let meta = |k: &str, v: &str| Metadata::from([(k.to_owned(), v.to_owned())]);
+        assert_eq!(
+            UploadConstraints::new(Some(String::new()), None, None, Metadata::new()),
+            Err(ConstraintError::ContentType)
+        );
+        assert_eq!(
+            UploadConstraints::new(Some("a\nb".into()), None, None, Metadata::new()),
+            Err(ConstraintError::ContentType)
+        );
+        assert_eq!(
+            UploadConstraints::new(None, Some(MAX_OBJECT_SIZE + 1), None, Metadata::new()),
+            Err(ConstraintError::ContentLength)
+        );
+        assert_eq!(
+            UploadConstraints::new(None, None, Some("abc".into()), Metadata::new()),
+            Err(ConstraintError::Checksum)
+        );
+        assert_eq!(
+            UploadConstraints::new(None, None, Some("AAAA".into()), Metadata::new()),
+            Err(ConstraintError::Checksum)
+        );
+        assert!(matches!(
+            UploadConstraints::new(None, None, None, meta("Upper", "v")),
+            Err(ConstraintError::MetadataKey { .. })
+        ));
+        assert!(matches!(
+            UploadConstraints::new(None, None, None, meta("draftstore-x", "v")),
+            Err(ConstraintError::MetadataKey { .. })
+        ));
+        assert!(matches!(
+            UploadConstraints::new(None, None, None, meta("k", "é")),
+            Err(ConstraintError::MetadataValue { .. })
+        ));
+        assert_eq!(
+            UploadConstraints::new(None, None, None, meta("k", &"v".repeat(2048))),
+            Err(ConstraintError::MetadataSize)
+        );
+    }
+
+    #[test]
+    fn nothing_declared_means_no_required_headers() {
+        assert!(UploadConstraints::default().required_headers().is_empty());
+    }
+
+    #[test]
+    fn declared_constraints_become_headers_and_a_stamp() {
+        let c = UploadConstraints::new(
+            Some("image/jpeg".into()),
+            Some(5),
+            Some(SUM.into()),
+            Metadata::from([("owner".to_owned(), "ann".to_owned())]),
+        )
+        .unwrap();
+        let headers = c.required_headers();
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "content-length",
+                "content-type",
+                "x-amz-checksum-sha256",
+                "x-amz-meta-draftstore-declared",
+                "x-amz-meta-owner"
+            ]
+        );
+        // The store keeps the stamp as metadata; confirm reads it back.
+        let mut stored = info(5, Some("image/jpeg"));
+        for (n, v) in &headers {
+            if let Some(k) = n.strip_prefix("x-amz-meta-") {
+                stored.metadata.insert(k.to_owned(), v.clone());
+            }
+        }
+        assert_eq!(UploadConstraints::from_stamp(&stored), Some(c.clone()));
+        assert_eq!(c.check(&stored), Ok(()));
+    }
+
+    #[test]
+    fn each_violation_is_reported() {
+        let c = UploadConstraints::new(
+            Some("image/png".into()),
+            Some(3),
+            Some(SUM.into()),
+            Metadata::from([("a".to_owned(), "1".to_owned())]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.check(&info(4, Some("image/png"))),
+            Err(ConstraintViolation::Size {
+                declared: 3,
+                actual: 4
+            })
+        );
+        assert!(matches!(
+            c.check(&info(3, Some("text/html"))),
+            Err(ConstraintViolation::ContentType { .. })
+        ));
+        let mut wrong_sum = info(3, Some("image/png"));
+        wrong_sum.checksum_sha256 = Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into());
+        assert_eq!(c.check(&wrong_sum), Err(ConstraintViolation::Checksum));
+        assert_eq!(
+            c.check(&info(3, Some("image/png"))),
+            Err(ConstraintViolation::Metadata { key: "a".into() })
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! # draftstore-core
+//!
+//! The domain of DraftStore, with no network IO of its own: what a valid object name and
+//! bucket are, where a draft and a confirmed object live, how a draft moves to main
+//! ([`confirm()`]), and which drafts a sweep removes ([`sweep()`]). The gateway, the S3 backend and
+//! the embedded store all call it.
+//!
+//! **Not here:** HTTP, S3 wire formats, signing (the gateway and `draftstore-signer`), clocks
+//! (time is passed in), configuration.
+//!
+//! ## Modules
+//! - `name` — [`ObjectName`]; `bucket` — [`BucketName`], [`Buckets`]
+//! - `constraints` — [`UploadConstraints`] declared at upload, checked at confirm
+//! - `draft` — the lifecycle state machine ([`DraftState`], [`next_step`]): pure
+//! - `confirm` — performs confirm's steps against a [`Storage`]
+//! - `sweep` — [`select_expired`] (pure) and the streaming [`sweep()`] driver
+//! - `storage` — the [`Storage`] trait and its types; `memory` — [`MemoryStorage`] with faults
+//! - `conformance` (feature `conformance`) — the suite every backend runs
+//!
+//! ## Example
+//! ```
+//! use draftstore_core::*;
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let storage = MemoryStorage::new();
+//! let buckets = Buckets::new("main", None)?;
+//! storage.create_bucket(&buckets.main).await?;
+//! storage.create_bucket(&buckets.draft).await?;
+//! let name = ObjectName::parse("photos/cat.jpg")?;
+//! storage.put_object(&buckets.draft, name.as_str(), b"meow".to_vec(), &PutOptions::default()).await?;
+//! let done = confirm(&storage, &buckets, &name, ConfirmOptions::default()).await?;
+//! assert_eq!(done.location, "main/photos/cat.jpg");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+#![forbid(unsafe_code)]
+
+mod bucket;
+mod confirm;
+mod constraints;
+mod draft;
+mod error;
+mod memory;
+mod name;
+mod storage;
+mod sweep;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use bucket::{BucketError, BucketName, Buckets};
+pub use confirm::{confirm, ConfirmOptions, Confirmed};
+pub use constraints::{
+    user_metadata, ConstraintError, ConstraintViolation, UploadConstraints, DECLARED_KEY,
+    MAX_OBJECT_SIZE,
+};
+pub use draft::{
+    is_expired, is_promoted_copy, next_step, promoted_metadata, DraftState, Observed, Policy, Step,
+    SOURCE_ETAG_KEY, SOURCE_SIZE_KEY,
+};
+pub use error::ConfirmError;
+pub use memory::{Fault, MemoryStorage};
+pub use name::{NameError, ObjectName, MAX_KEY_BYTES};
+pub use storage::*;
+pub use sweep::{
+    select_expired, sweep, SweepFailure, SweepOptions, SweepReport, MAX_REPORTED_FAILURES,
+};

@@ -1,0 +1,185 @@
+//! Object names: parsed once, trusted afterwards.
+
+use std::fmt;
+use thiserror::Error;
+
+/// S3's limit on a key, in bytes. Any prefix the service adds counts against it.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// A valid object name: the key a draft has in the draft bucket and will have in main.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectName(String);
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NameError {
+    #[error("object name is empty")]
+    Empty,
+    #[error("object name is {len} bytes; at most {max} are allowed")]
+    TooLong { len: usize, max: usize },
+    #[error("object name is not valid UTF-8")]
+    InvalidUtf8,
+    #[error("object name contains a control character at byte {at}")]
+    ControlCharacter { at: usize },
+    #[error("object name starts with '/'")]
+    LeadingSlash,
+    #[error("object name contains a '.' or '..' segment")]
+    DotSegment,
+    #[error("object name contains an empty segment ('//')")]
+    EmptySegment,
+    #[error("object name contains a backslash")]
+    Backslash,
+}
+
+impl ObjectName {
+    /// Parses a name with the whole S3 key limit available.
+    ///
+    /// # Errors
+    /// A [`NameError`] naming the first rule broken.
+    pub fn parse(name: &str) -> Result<Self, NameError> {
+        Self::parse_within(name, MAX_KEY_BYTES)
+    }
+
+    /// Parses a name that must fit in `max_bytes` (the key limit minus any prefix added later,
+    /// e.g. a tenant's).
+    ///
+    /// # Errors
+    /// A [`NameError`] naming the first rule broken.
+    pub fn parse_within(name: &str, max_bytes: usize) -> Result<Self, NameError> {
+        if name.is_empty() {
+            return Err(NameError::Empty);
+        }
+        if name.len() > max_bytes {
+            return Err(NameError::TooLong {
+                len: name.len(),
+                max: max_bytes,
+            });
+        }
+        if let Some(at) = name.bytes().position(|b| b < 0x20 || b == 0x7f) {
+            return Err(NameError::ControlCharacter { at });
+        }
+        if name.contains('\\') {
+            return Err(NameError::Backslash);
+        }
+        if name.starts_with('/') {
+            return Err(NameError::LeadingSlash);
+        }
+        for segment in name.split('/') {
+            match segment {
+                "." | ".." => return Err(NameError::DotSegment),
+                // Also a trailing '/': a folder marker is not an upload.
+                "" => return Err(NameError::EmptySegment),
+                _ => {}
+            }
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// Parses a name from bytes (gRPC strings, URL paths): invalid UTF-8 is its own error.
+    ///
+    /// # Errors
+    /// [`NameError::InvalidUtf8`], or as [`ObjectName::parse`].
+    pub fn parse_bytes(name: &[u8]) -> Result<Self, NameError> {
+        std::str::from_utf8(name)
+            .map_err(|_| NameError::InvalidUtf8)
+            .and_then(Self::parse)
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ObjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for ObjectName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn each_rule_has_its_own_reason() {
+        let cases: &[(&str, NameError)] = &[
+            ("", NameError::Empty),
+            ("a\u{0}b", NameError::ControlCharacter { at: 1 }),
+            ("a\nb", NameError::ControlCharacter { at: 1 }),
+            ("\u{1f}", NameError::ControlCharacter { at: 0 }),
+            ("a\u{7f}", NameError::ControlCharacter { at: 1 }),
+            ("/a", NameError::LeadingSlash),
+            ("a/./b", NameError::DotSegment),
+            ("a/../b", NameError::DotSegment),
+            ("..", NameError::DotSegment),
+            ("./a", NameError::DotSegment),
+            ("a/..", NameError::DotSegment),
+            ("a//b", NameError::EmptySegment),
+            ("a/", NameError::EmptySegment),
+            ("a\\b", NameError::Backslash),
+        ];
+        for (name, want) in cases {
+            assert_eq!(ObjectName::parse(name).as_ref(), Err(want), "{name:?}");
+        }
+        assert_eq!(
+            ObjectName::parse(&"x".repeat(1025)),
+            Err(NameError::TooLong {
+                len: 1025,
+                max: 1024
+            })
+        );
+        assert_eq!(
+            ObjectName::parse_bytes(b"a\xffb"),
+            Err(NameError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn the_limit_counts_bytes_and_any_prefix() {
+        assert!(ObjectName::parse(&"x".repeat(1024)).is_ok());
+        // 'é' is two bytes: 512 of them are 1024 bytes, 513 are too many.
+        assert!(ObjectName::parse(&"é".repeat(512)).is_ok());
+        assert!(ObjectName::parse(&"é".repeat(513)).is_err());
+        assert!(ObjectName::parse_within("tenant-name", 10).is_err());
+        assert!(ObjectName::parse_within("tenant", 10).is_ok());
+    }
+
+    #[test]
+    fn unusual_but_valid_names_survive_byte_for_byte() {
+        for name in [
+            "file.jpg",
+            "a b/c d.txt",
+            "a+b=c&d%e?f#g",
+            "ሴ/😀/é",
+            "...",
+            ".hidden/x..y/z.",
+            "~user/%2F%00",
+        ] {
+            assert_eq!(ObjectName::parse(name).unwrap().as_str(), name);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics_and_keeps_what_it_accepts(name in "\\PC{0,40}|[ -~]{0,40}") {
+            if let Ok(parsed) = ObjectName::parse(&name) {
+                prop_assert_eq!(parsed.as_str(), name.as_str());
+                prop_assert!(!parsed.as_str().split('/').any(|s| s.is_empty() || s == "." || s == ".."));
+            }
+        }
+    }
+}

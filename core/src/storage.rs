@@ -1,0 +1,244 @@
+//! The `Storage` trait: the few object-store operations DraftStore needs, with typed errors.
+//! Implemented by the in-memory store (here), the embedded local store and the S3 backend
+//! (gateway). Futures are `Send` so the server can run them on any worker thread.
+
+use crate::BucketName;
+use std::collections::BTreeMap;
+use std::future::Future;
+use thiserror::Error;
+
+/// User metadata (`x-amz-meta-*`), keys lowercase without the prefix.
+pub type Metadata = BTreeMap<String, String>;
+
+/// Why a storage call failed. Keys and bucket names may appear; credentials never do.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StorageError {
+    #[error("not found: {what}")]
+    NotFound { what: String },
+    #[error("already exists: {what}")]
+    AlreadyExists { what: String },
+    #[error("precondition failed: {what}")]
+    PreconditionFailed { what: String },
+    /// Worth retrying later: throttling, 5xx, timeouts, connection failures.
+    #[error("storage unavailable: {reason}")]
+    Unavailable { reason: String },
+    /// The store refused our credentials or permissions.
+    #[error("storage denied the request: {reason}")]
+    Denied { reason: String },
+    #[error("storage error: {reason}")]
+    Backend { reason: String },
+}
+
+impl StorageError {
+    #[must_use]
+    pub const fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+
+    pub(crate) fn not_found(bucket: &BucketName, key: &str) -> Self {
+        Self::NotFound {
+            what: format!("{bucket}/{key}"),
+        }
+    }
+}
+
+/// What a HEAD tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    /// Without quotes.
+    pub etag: String,
+    /// Unix seconds.
+    pub last_modified: i64,
+    pub content_type: Option<String>,
+    pub metadata: Metadata,
+    /// Base64 SHA-256 the store verified and kept, if it reports one.
+    pub checksum_sha256: Option<String>,
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: i64,
+}
+
+/// One page of a listing; `next` continues it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListPage {
+    pub objects: Vec<ListedObject>,
+    pub next: Option<String>,
+}
+
+/// An incomplete multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub key: String,
+    pub upload_id: String,
+    /// Unix seconds.
+    pub initiated: i64,
+}
+
+/// One page of incomplete uploads; `next` (key marker, upload-id marker) continues it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UploadPage {
+    pub uploads: Vec<Upload>,
+    pub next: Option<(String, String)>,
+}
+
+/// What a copy does with metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataDirective {
+    Copy,
+    Replace {
+        content_type: Option<String>,
+        metadata: Metadata,
+    },
+}
+
+/// When a copy may write its destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyCondition {
+    Always,
+    /// Only if the destination does not exist (`If-None-Match: *`).
+    IfAbsent,
+    /// Only if the destination still has this ETag (`If-Match`).
+    IfMatch(String),
+}
+
+/// A server-side copy. `source_size` lets a backend switch to a multipart copy (S3 copies at
+/// most 5 GiB in one call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyRequest<'a> {
+    pub from_bucket: &'a BucketName,
+    pub from_key: &'a str,
+    pub to_bucket: &'a BucketName,
+    pub to_key: &'a str,
+    pub source_size: u64,
+    /// Copy only if the source still has this ETag (`x-amz-copy-source-if-match`).
+    pub source_etag: Option<&'a str>,
+    pub metadata: MetadataDirective,
+    pub condition: CopyCondition,
+}
+
+/// The result of a copy: the new object's ETag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    pub etag: String,
+}
+
+/// A key to delete, optionally only if it still has `etag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteTarget {
+    pub key: String,
+    pub etag: Option<String>,
+}
+
+/// Per-key result of a batch delete. A missing key is a success, as in S3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    pub key: String,
+    pub result: Result<(), StorageError>,
+}
+
+/// Options of a direct PUT (tools, tests and the embedded store; clients upload presigned).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PutOptions {
+    pub content_type: Option<String>,
+    pub metadata: Metadata,
+}
+
+/// What a backend can promise; confirm and sweep adapt to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `CopyCondition::IfAbsent` / `IfMatch` are enforced atomically.
+    pub conditional_copy: bool,
+    /// `DeleteTarget::etag` is enforced atomically.
+    pub conditional_delete: bool,
+}
+
+/// At most this many keys go in one batch delete (S3's limit).
+pub const MAX_DELETE_BATCH: usize = 1000;
+
+/// The object-store operations DraftStore uses.
+pub trait Storage: Send + Sync {
+    fn capabilities(&self) -> Capabilities;
+
+    /// Creates a bucket; one that already exists and is ours is a success.
+    fn create_bucket(
+        &self,
+        bucket: &BucketName,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    fn head_bucket(
+        &self,
+        bucket: &BucketName,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    fn head_object(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+    ) -> impl Future<Output = Result<ObjectInfo, StorageError>> + Send;
+
+    /// Stores a small object in one call; returns its ETag.
+    fn put_object(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        body: Vec<u8>,
+        options: &PutOptions,
+    ) -> impl Future<Output = Result<String, StorageError>> + Send;
+
+    /// Reads a whole object (tests and small objects; clients download presigned).
+    fn get_object(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, StorageError>> + Send;
+
+    fn copy_object(
+        &self,
+        request: &CopyRequest<'_>,
+    ) -> impl Future<Output = Result<Copied, StorageError>> + Send;
+
+    /// Deletes one object; a missing one is a success.
+    fn delete_object(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Deletes up to [`MAX_DELETE_BATCH`] objects in one call, with a result per key.
+    fn delete_objects(
+        &self,
+        bucket: &BucketName,
+        targets: &[DeleteTarget],
+    ) -> impl Future<Output = Result<Vec<DeleteOutcome>, StorageError>> + Send;
+
+    /// One page (at most `max_keys`) of the keys under `prefix`, in key order.
+    fn list_objects(
+        &self,
+        bucket: &BucketName,
+        prefix: &str,
+        continuation: Option<&str>,
+        max_keys: u16,
+    ) -> impl Future<Output = Result<ListPage, StorageError>> + Send;
+
+    /// One page of incomplete multipart uploads.
+    fn list_uploads(
+        &self,
+        bucket: &BucketName,
+        continuation: Option<&(String, String)>,
+    ) -> impl Future<Output = Result<UploadPage, StorageError>> + Send;
+
+    /// Aborts an incomplete multipart upload; an unknown one is a success.
+    fn abort_upload(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+}

@@ -1,0 +1,266 @@
+//! Confirm against the in-memory store: call counts, crashes at every step, concurrency.
+
+use crate::block_on;
+use draftstore_core::*;
+
+fn setup(caps: Capabilities) -> (MemoryStorage, Buckets) {
+    let storage = MemoryStorage::with_capabilities(caps);
+    let buckets = Buckets::new("main", None).unwrap();
+    block_on(async {
+        storage.create_bucket(&buckets.main).await.unwrap();
+        storage.create_bucket(&buckets.draft).await.unwrap();
+    });
+    (storage, buckets)
+}
+
+const ALL: Capabilities = Capabilities {
+    conditional_copy: true,
+    conditional_delete: true,
+};
+const NONE: Capabilities = Capabilities {
+    conditional_copy: false,
+    conditional_delete: false,
+};
+
+fn put(storage: &MemoryStorage, bucket: &BucketName, key: &str, body: &[u8]) {
+    block_on(storage.put_object(bucket, key, body.to_vec(), &PutOptions::default())).unwrap();
+}
+
+#[test]
+fn a_small_confirm_is_three_storage_calls() {
+    let (storage, buckets) = setup(ALL);
+    put(&storage, &buckets.draft, "a.jpg", b"abc");
+    let before = storage.calls();
+    let name = ObjectName::parse("a.jpg").unwrap();
+    let done = block_on(confirm(
+        &storage,
+        &buckets,
+        &name,
+        ConfirmOptions::default(),
+    ))
+    .unwrap();
+    assert_eq!(storage.calls() - before, 3, "head draft, copy, delete");
+    assert_eq!(done.location, "main/a.jpg");
+    assert!(!done.already);
+    // Again: head draft (gone), head main.
+    let before = storage.calls();
+    let again = block_on(confirm(
+        &storage,
+        &buckets,
+        &name,
+        ConfirmOptions::default(),
+    ))
+    .unwrap();
+    assert_eq!(storage.calls() - before, 2);
+    assert!(again.already);
+    assert_eq!(again.etag, done.etag);
+}
+
+#[test]
+fn without_conditional_copy_confirm_heads_main_first() {
+    let (storage, buckets) = setup(NONE);
+    put(&storage, &buckets.draft, "a.jpg", b"abc");
+    let before = storage.calls();
+    block_on(confirm(
+        &storage,
+        &buckets,
+        &ObjectName::parse("a.jpg").unwrap(),
+        ConfirmOptions::default(),
+    ))
+    .unwrap();
+    assert_eq!(
+        storage.calls() - before,
+        4,
+        "head draft, head main, copy, delete"
+    );
+}
+
+/// A crash (or a lost answer) at any call of a confirm leaves the bytes in draft, main or both,
+/// and a retry ends Confirmed with the uploaded bytes.
+#[test]
+fn a_crash_at_any_step_loses_nothing_and_a_retry_converges() {
+    for caps in [ALL, NONE] {
+        for step in 1..=4 {
+            for after in [false, true] {
+                let (storage, buckets) = setup(caps);
+                put(&storage, &buckets.draft, "k", b"payload");
+                let error = StorageError::Unavailable {
+                    reason: "injected".into(),
+                };
+                let fault = if after {
+                    Fault::FailAfter(error)
+                } else {
+                    Fault::FailBefore(error)
+                };
+                storage.fail_call(step, fault);
+                let name = ObjectName::parse("k").unwrap();
+                let _ = block_on(confirm(
+                    &storage,
+                    &buckets,
+                    &name,
+                    ConfirmOptions::default(),
+                ));
+                let in_draft = block_on(storage.get_object(&buckets.draft, "k")).ok();
+                let in_main = block_on(storage.get_object(&buckets.main, "k")).ok();
+                let ctx = format!("caps {caps:?}, call {step}, after {after}");
+                assert!(in_draft.is_some() || in_main.is_some(), "lost: {ctx}");
+                for copy in [&in_draft, &in_main].into_iter().flatten() {
+                    assert_eq!(copy.as_slice(), b"payload", "{ctx}");
+                }
+                storage.clear_faults();
+                let done = block_on(confirm(
+                    &storage,
+                    &buckets,
+                    &name,
+                    ConfirmOptions::default(),
+                ))
+                .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                assert_eq!(done.size, 7);
+                assert_eq!(
+                    block_on(storage.get_object(&buckets.main, "k")).unwrap(),
+                    b"payload",
+                    "{ctx}"
+                );
+                assert!(
+                    block_on(storage.head_object(&buckets.draft, "k")).is_err(),
+                    "{ctx}: draft gone"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn concurrent_confirms_of_one_draft_both_succeed() {
+    for caps in [ALL, NONE] {
+        let (storage, buckets) = setup(caps);
+        put(&storage, &buckets.draft, "k", b"same");
+        let name = ObjectName::parse("k").unwrap();
+        let (a, b) = block_on(async {
+            tokio::join!(
+                confirm(&storage, &buckets, &name, ConfirmOptions::default()),
+                confirm(&storage, &buckets, &name, ConfirmOptions::default())
+            )
+        });
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.etag, b.etag, "{caps:?}");
+        assert_eq!(
+            block_on(storage.get_object(&buckets.main, "k")).unwrap(),
+            b"same"
+        );
+    }
+}
+
+#[test]
+fn a_reupload_during_confirm_is_kept_as_a_new_draft() {
+    let (storage, buckets) = setup(ALL);
+    put(&storage, &buckets.draft, "k", b"first");
+    let name = ObjectName::parse("k").unwrap();
+    // The client re-uploads while the delete (call 3) is on its way.
+    let base = storage.calls();
+    storage.fail_call(3, Fault::Delay(std::time::Duration::from_millis(50)));
+    let (done, ()) = block_on(async {
+        tokio::join!(
+            confirm(&storage, &buckets, &name, ConfirmOptions::default()),
+            async {
+                while storage.calls() < base + 3 {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                storage
+                    .put_object(
+                        &buckets.draft,
+                        "k",
+                        b"second".to_vec(),
+                        &PutOptions::default(),
+                    )
+                    .await
+                    .unwrap();
+            }
+        )
+    });
+    done.unwrap();
+    assert_eq!(
+        block_on(storage.get_object(&buckets.main, "k")).unwrap(),
+        b"first"
+    );
+    assert_eq!(
+        block_on(storage.get_object(&buckets.draft, "k")).unwrap(),
+        b"second",
+        "the new draft stays"
+    );
+}
+
+#[test]
+fn a_constraint_mismatch_keeps_the_draft() {
+    let (storage, buckets) = setup(ALL);
+    let options = PutOptions {
+        content_type: Some("image/png".into()),
+        metadata: Metadata::from([(DECLARED_KEY.to_owned(), "len=100;type=1".to_owned())]),
+    };
+    block_on(storage.put_object(&buckets.draft, "k", b"short".to_vec(), &options)).unwrap();
+    let name = ObjectName::parse("k").unwrap();
+    let err = block_on(confirm(
+        &storage,
+        &buckets,
+        &name,
+        ConfirmOptions::default(),
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ConfirmError::ConstraintMismatch {
+            name: name.clone(),
+            violation: ConstraintViolation::Size {
+                declared: 100,
+                actual: 5
+            }
+        }
+    );
+    assert!(
+        block_on(storage.head_object(&buckets.draft, "k")).is_ok(),
+        "draft stays"
+    );
+    assert!(
+        block_on(storage.head_object(&buckets.main, "k")).is_err(),
+        "nothing in main"
+    );
+    // A constraint given at confirm time is checked too.
+    put(&storage, &buckets.draft, "k2", b"abc");
+    let expect =
+        UploadConstraints::new(Some("text/plain".into()), None, None, Metadata::new()).unwrap();
+    let options = ConfirmOptions {
+        expect: Some(&expect),
+        ..ConfirmOptions::default()
+    };
+    let err = block_on(confirm(
+        &storage,
+        &buckets,
+        &ObjectName::parse("k2").unwrap(),
+        options,
+    ))
+    .unwrap_err();
+    assert!(matches!(err, ConfirmError::ConstraintMismatch { .. }));
+}
+
+#[test]
+fn storage_errors_other_than_missing_objects_surface() {
+    let (storage, buckets) = setup(ALL);
+    put(&storage, &buckets.draft, "k", b"x");
+    storage.fail_call(
+        1,
+        Fault::FailBefore(StorageError::Denied {
+            reason: "bad key".into(),
+        }),
+    );
+    let err = block_on(confirm(
+        &storage,
+        &buckets,
+        &ObjectName::parse("k").unwrap(),
+        ConfirmOptions::default(),
+    ))
+    .unwrap_err();
+    assert!(matches!(
+        err,
+        ConfirmError::Storage(StorageError::Denied { .. })
+    ));
+}
