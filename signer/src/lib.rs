@@ -64,3 +64,10 @@ pub use request::{Method, Payload, Request, EMPTY_SHA256};
 pub use signer::Signer;
 pub use time::Timestamp;
 pub use verify::{ReceivedRequest, Verified, Verifier, VerifyError};
+
+/// An object key URI-encoded the way S3 signs it (once, `/` kept): what `x-amz-copy-source`
+/// needs after `/bucket/`.
+#[must_use]
+pub fn encode_key(key: &str) -> String {
+    encode::encode(key, true).into_owned()
+}

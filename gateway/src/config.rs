@@ -1,0 +1,280 @@
+//! Configuration from the environment, parsed once. Pure: [`S3Config::from_lookup`] takes a
+//! lookup function, so tests pass a map; `from_env` is a thin wrapper. A bad value is an error
+//! naming the variable, never a silent fall-back to a default.
+
+use draftstore_signer::{Addressing, Credentials, Endpoint};
+use std::fmt;
+use std::time::Duration;
+
+/// A configuration error: one line naming the variable and what is wrong (never its value when
+/// it is a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(message: impl Into<String>) -> ConfigError {
+    ConfigError(message.into())
+}
+
+/// How the gateway reaches S3.
+#[derive(Clone)]
+pub struct S3Config {
+    pub region: String,
+    pub credentials: Credentials,
+    /// Where the gateway sends its own requests.
+    pub endpoint: Endpoint,
+    /// Where clients are sent by presigned URLs (another address when they reach S3 elsewhere).
+    pub public_endpoint: Endpoint,
+    pub addressing: Addressing,
+    /// Time for one HTTP attempt, headers and body.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Attempts of one idempotent call (1 = no retry).
+    pub max_attempts: u32,
+    /// First backoff; doubles per attempt, with full jitter, capped at `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Objects larger than this are copied in parts (S3 copies at most 5 GiB in one call).
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+    /// Parts copied at once.
+    pub copy_concurrency: usize,
+    /// The store enforces `If-None-Match`/`If-Match` on copies and ETags in batch deletes.
+    pub conditional_writes: bool,
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("region", &self.region)
+            .field("credentials", &self.credentials)
+            .field("endpoint", &self.endpoint.authority())
+            .field("public_endpoint", &self.public_endpoint.authority())
+            .field("addressing", &self.addressing)
+            .finish_non_exhaustive()
+    }
+}
+
+const GIB: u64 = 1024 * 1024 * 1024;
+const MIB: u64 = 1024 * 1024;
+
+impl S3Config {
+    /// Reads the S3 settings. `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are required.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first bad or missing variable.
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let region = var("AWS_REGION")
+            .or_else(|| var("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into());
+        if region
+            .chars()
+            .any(|c| c == '/' || c.is_whitespace() || c.is_control())
+        {
+            return Err(err("AWS_REGION must be a region name such as us-east-1"));
+        }
+        let (Some(access_key), Some(secret)) =
+            (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+        else {
+            return Err(err(
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must both be set for S3 storage",
+            ));
+        };
+        let credentials = Credentials::new(access_key, secret, var("AWS_SESSION_TOKEN"))
+            .map_err(|e| err(format!("AWS credentials: {e}")))?;
+        let custom = var("AWS_ENDPOINT_URL_S3")
+            .map(|v| ("AWS_ENDPOINT_URL_S3", v))
+            .or_else(|| var("AWS_ENDPOINT_URL").map(|v| ("AWS_ENDPOINT_URL", v)));
+        let endpoint = match &custom {
+            Some((name, url)) => Endpoint::parse(url).map_err(|e| err(format!("{name}: {e}")))?,
+            None => Endpoint::parse(&format!("https://s3.{region}.amazonaws.com"))
+                .map_err(|e| err(format!("AWS_REGION: {e}")))?,
+        };
+        let public_endpoint = match var("DRAFTSTORE_S3_PUBLIC_ENDPOINT") {
+            Some(url) => Endpoint::parse(&url)
+                .map_err(|e| err(format!("DRAFTSTORE_S3_PUBLIC_ENDPOINT: {e}")))?,
+            None => endpoint.clone(),
+        };
+        let addressing = match var("DRAFTSTORE_S3_ADDRESSING").as_deref() {
+            None if custom.is_some() => Addressing::Path,
+            None => Addressing::VirtualHost,
+            Some("path") => Addressing::Path,
+            Some("virtual") => Addressing::VirtualHost,
+            Some(_) => return Err(err("DRAFTSTORE_S3_ADDRESSING must be 'path' or 'virtual'")),
+        };
+        let number = |name: &str,
+                      default: u64,
+                      range: std::ops::RangeInclusive<u64>|
+         -> Result<u64, ConfigError> {
+            match var(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| {
+                        err(format!(
+                            "{name} must be a whole number in {}..={}",
+                            range.start(),
+                            range.end()
+                        ))
+                    }),
+            }
+        };
+        let part_size = number("DRAFTSTORE_S3_PART_SIZE", 256 * MIB, 5 * MIB..=5 * GIB)?;
+        let conditional_writes = match var("DRAFTSTORE_S3_CONDITIONAL_WRITES").as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(_) => {
+                return Err(err(
+                    "DRAFTSTORE_S3_CONDITIONAL_WRITES must be 'true' or 'false'",
+                ))
+            }
+        };
+        Ok(Self {
+            region,
+            credentials,
+            endpoint,
+            public_endpoint,
+            addressing,
+            request_timeout: Duration::from_millis(number(
+                "DRAFTSTORE_S3_TIMEOUT_MS",
+                30_000,
+                100..=3_600_000,
+            )?),
+            connect_timeout: Duration::from_millis(number(
+                "DRAFTSTORE_S3_CONNECT_TIMEOUT_MS",
+                3_000,
+                50..=60_000,
+            )?),
+            max_attempts: u32::try_from(number("DRAFTSTORE_S3_MAX_ATTEMPTS", 4, 1..=10)?)
+                .unwrap_or(4),
+            base_backoff: Duration::from_millis(number(
+                "DRAFTSTORE_S3_BACKOFF_MS",
+                100,
+                1..=10_000,
+            )?),
+            max_backoff: Duration::from_millis(number(
+                "DRAFTSTORE_S3_MAX_BACKOFF_MS",
+                5_000,
+                1..=60_000,
+            )?),
+            multipart_threshold: number(
+                "DRAFTSTORE_S3_MULTIPART_THRESHOLD",
+                5 * GIB,
+                5 * MIB..=5 * GIB,
+            )?,
+            part_size,
+            copy_concurrency: usize::try_from(number("DRAFTSTORE_S3_COPY_CONCURRENCY", 8, 1..=64)?)
+                .unwrap_or(8),
+            conditional_writes,
+        })
+    }
+
+    /// # Errors
+    /// As [`S3Config::from_lookup`].
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<S3Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        S3Config::from_lookup(&|k| map.get(k).cloned())
+    }
+
+    const CREDS: [(&str, &str); 2] = [
+        ("AWS_ACCESS_KEY_ID", "AK"),
+        ("AWS_SECRET_ACCESS_KEY", "very-secret"),
+    ];
+
+    #[test]
+    fn aws_defaults_and_custom_endpoints() {
+        let aws = parse(&CREDS).unwrap();
+        assert_eq!(aws.endpoint.authority(), "s3.us-east-1.amazonaws.com");
+        assert_eq!(aws.addressing, Addressing::VirtualHost);
+        let mut pairs = CREDS.to_vec();
+        pairs.extend([
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+            ("AWS_REGION", "eu-west-1"),
+        ]);
+        let minio = parse(&pairs).unwrap();
+        assert_eq!(
+            (minio.endpoint.authority(), minio.addressing),
+            ("127.0.0.1:9000", Addressing::Path)
+        );
+        pairs.push(("AWS_ENDPOINT_URL_S3", "http://10.0.0.1:8333"));
+        pairs.push(("DRAFTSTORE_S3_PUBLIC_ENDPOINT", "https://files.example.com"));
+        let both = parse(&pairs).unwrap();
+        assert_eq!(
+            both.endpoint.authority(),
+            "10.0.0.1:8333",
+            "the S3-specific variable wins"
+        );
+        assert_eq!(both.public_endpoint.authority(), "files.example.com");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_hide_secrets() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "AWS_ACCESS_KEY_ID"),
+            (&[("AWS_ACCESS_KEY_ID", "AK")], "AWS_SECRET_ACCESS_KEY"),
+            (
+                &[("AWS_ENDPOINT_URL", "localhost:9000")],
+                "AWS_ENDPOINT_URL",
+            ),
+            (
+                &[("DRAFTSTORE_S3_ADDRESSING", "dns")],
+                "DRAFTSTORE_S3_ADDRESSING",
+            ),
+            (
+                &[("DRAFTSTORE_S3_TIMEOUT_MS", "fast")],
+                "DRAFTSTORE_S3_TIMEOUT_MS",
+            ),
+            (
+                &[("DRAFTSTORE_S3_PART_SIZE", "1024")],
+                "DRAFTSTORE_S3_PART_SIZE",
+            ),
+            (
+                &[("DRAFTSTORE_S3_MAX_ATTEMPTS", "0")],
+                "DRAFTSTORE_S3_MAX_ATTEMPTS",
+            ),
+            (
+                &[("DRAFTSTORE_S3_CONDITIONAL_WRITES", "maybe")],
+                "DRAFTSTORE_S3_CONDITIONAL_WRITES",
+            ),
+            (&[("AWS_REGION", "us east")], "AWS_REGION"),
+        ];
+        for (extra, name) in cases {
+            let mut pairs = if name.starts_with("AWS_ACCESS") || name.starts_with("AWS_SECRET") {
+                vec![]
+            } else {
+                CREDS.to_vec()
+            };
+            pairs.extend_from_slice(extra);
+            let e = parse(&pairs).unwrap_err().to_string();
+            assert!(e.contains(name), "{name}: {e}");
+            assert!(!e.contains("very-secret"));
+            assert_eq!(e.lines().count(), 1);
+        }
+        let debug = format!("{:?}", parse(&CREDS).unwrap());
+        assert!(!debug.contains("very-secret"), "{debug}");
+    }
+}

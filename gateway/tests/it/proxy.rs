@@ -1,0 +1,139 @@
+//! A fault-injecting HTTP proxy for tests: forwards each request to the real S3 server
+//! unchanged (the `Host` header included, so signatures still hold), unless a queued fault says
+//! to answer with a status, drop the connection, or wait first.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub enum ProxyFault {
+    Pass,
+    /// Answer with this status and an S3-style error body, without forwarding.
+    Status(u16),
+    /// Close the connection without answering.
+    Drop,
+    /// Forward after a pause.
+    Delay(Duration),
+    /// Forward, then drop the connection instead of answering (the work is done, the answer lost).
+    DropAfter,
+}
+
+#[derive(Default)]
+struct State {
+    faults: Mutex<VecDeque<ProxyFault>>,
+    requests: AtomicU64,
+}
+
+pub struct Proxy {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State::default());
+        let client = reqwest::Client::builder().build().unwrap();
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (state, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        handle(req, state.clone(), client.clone(), upstream.clone())
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues faults for the next requests, in order.
+    pub fn push(&self, faults: impl IntoIterator<Item = ProxyFault>) {
+        self.state.faults.lock().unwrap().extend(faults);
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<State>,
+    client: reqwest::Client,
+    upstream: String,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    let fault = state
+        .faults
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(ProxyFault::Pass);
+    match fault {
+        ProxyFault::Status(code) => {
+            let body = format!(
+                "<Error><Code>{}</Code><Message>injected</Message></Error>",
+                if code == 503 {
+                    "SlowDown"
+                } else {
+                    "InternalError"
+                }
+            );
+            return Ok(Response::builder()
+                .status(code)
+                .body(Full::new(Bytes::from(body)))
+                .unwrap());
+        }
+        ProxyFault::Drop => return Err(std::io::Error::other("injected drop")),
+        ProxyFault::Delay(d) => tokio::time::sleep(d).await,
+        ProxyFault::Pass | ProxyFault::DropAfter => {}
+    }
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    let url = format!(
+        "{upstream}{}",
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).unwrap();
+    let mut forward = client.request(method, url).body(body);
+    for (name, value) in &parts.headers {
+        forward = forward.header(name.as_str(), value.as_bytes());
+    }
+    let answer = forward.send().await.map_err(std::io::Error::other)?;
+    if matches!(fault, ProxyFault::DropAfter) {
+        return Err(std::io::Error::other("injected drop after forwarding"));
+    }
+    let mut response = Response::builder().status(answer.status().as_u16());
+    for (name, value) in answer.headers() {
+        response = response.header(name.as_str(), value.as_bytes());
+    }
+    let bytes = answer.bytes().await.map_err(std::io::Error::other)?;
+    Ok(response.body(Full::new(bytes)).unwrap())
+}
