@@ -8,6 +8,16 @@ use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 
 /// Somewhere canonical text goes: a `String`, a hasher, or a MAC.
+impl Sink for hmac::Hmac<Sha256> {
+    fn put(&mut self, s: &str) {
+        Update::update(self, s.as_bytes());
+    }
+
+    fn put_hex(&mut self, hex: &Hex32) {
+        Update::update(self, hex.as_bytes());
+    }
+}
+
 pub(crate) trait Sink {
     fn put(&mut self, s: &str);
 

@@ -3,7 +3,7 @@
 use crate::canonical::{CanonicalHeaders, CanonicalRequest};
 use crate::encode::{encode, encode_into};
 use crate::request::{check_bucket, host, write_origin, write_path};
-use crate::signing_key::DerivedKey;
+use crate::signing_key::{DerivedKey, SecondCache};
 use crate::string_to_sign::ALGORITHM;
 use crate::{Error, Explained, Request, Signer, Timestamp};
 use std::borrow::Cow;
@@ -98,15 +98,18 @@ impl Signer {
             host: &host,
             headers: &headers,
         };
-        Ok(self.with_key(amz_date.get(..8).unwrap_or_default(), |key| {
-            self.presign_with(&parts, key, trace)
-        }))
+        Ok(
+            self.with_key(amz_date.get(..8).unwrap_or_default(), |key, second| {
+                self.presign_with(&parts, key, second, trace)
+            }),
+        )
     }
 
     fn presign_with(
         &self,
         parts: &Parts<'_>,
         key: &DerivedKey,
+        second: &mut SecondCache,
         trace: Option<&mut Explained>,
     ) -> String {
         let Parts {
@@ -168,7 +171,7 @@ impl Signer {
         if let Some(trace) = trace {
             trace.record(&creq, amz_date, &key.scope, &hash);
         }
-        let signature = key.signature(amz_date, &hash);
+        let signature = key.signature_cached(amz_date, &hash, second);
         url.push_str("&X-Amz-Signature=");
         url.push_str(signature.as_str());
         url

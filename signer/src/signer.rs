@@ -1,6 +1,6 @@
 //! [`Signer`]: credentials bound to a region and service, with the day's signing key cached.
 
-use crate::signing_key::{DerivedKey, KeyCache};
+use crate::signing_key::{DerivedKey, KeyCache, SecondCache};
 use crate::{Credentials, Error};
 use std::cell::RefCell;
 use std::fmt;
@@ -13,7 +13,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     /// The key this thread used last, so the hot path takes no lock and touches no shared
     /// cache line: on a busy many-core server a shared read lock is contended by every request.
-    static LAST_KEY: RefCell<Option<(u64, Arc<DerivedKey>)>> = const { RefCell::new(None) };
+    static LAST_KEY: RefCell<Option<(u64, Arc<DerivedKey>, SecondCache)>> = const { RefCell::new(None) };
 }
 
 /// Signs requests for one (credentials, region, service). Cheap to share across threads; the
@@ -75,23 +75,28 @@ impl Signer {
         &self.service
     }
 
-    /// Runs `f` with the signing key of `date`: this thread's last key when it matches, else
-    /// the signer's shared cache (which derives it once per day).
-    pub(crate) fn with_key<R>(&self, date: &str, f: impl FnOnce(&DerivedKey) -> R) -> R {
+    /// Runs `f` with the signing key of `date` and this thread's per-second signing state:
+    /// this thread's last key when it matches, else the signer's shared cache (which derives
+    /// it once per day).
+    pub(crate) fn with_key<R>(
+        &self,
+        date: &str,
+        f: impl FnOnce(&DerivedKey, &mut SecondCache) -> R,
+    ) -> R {
         LAST_KEY.with(|slot| {
-            if let Ok(last) = slot.try_borrow() {
-                if let Some((id, key)) = last.as_ref() {
+            if let Ok(mut last) = slot.try_borrow_mut() {
+                if let Some((id, key, second)) = last.as_mut() {
                     if *id == self.id && key.date() == date {
-                        return f(key);
+                        return f(key, second);
                     }
                 }
+                let key = self.key_for(date);
+                let mut second = None;
+                let out = f(&key, &mut second);
+                *last = Some((self.id, key, second));
+                return out;
             }
-            let key = self.key_for(date);
-            let out = f(&key);
-            if let Ok(mut last) = slot.try_borrow_mut() {
-                *last = Some((self.id, key));
-            }
-            out
+            f(&self.key_for(date), &mut None)
         })
     }
 

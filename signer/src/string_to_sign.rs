@@ -11,13 +11,19 @@ pub(crate) fn write_string_to_sign(
     scope: &str,
     canonical_hash: &Hex32,
 ) {
+    write_prefix(sink, amz_date, scope);
+    sink.put_hex(canonical_hash);
+}
+
+/// Everything before the canonical hash: the same for every request signed in one second
+/// with one key, so its HMAC state can be kept (see `signing_key::SecondCache`).
+pub(crate) fn write_prefix(sink: &mut impl Sink, amz_date: &str, scope: &str) {
     sink.put(ALGORITHM);
     sink.put("\n");
     sink.put(amz_date);
     sink.put("\n");
     sink.put(scope);
     sink.put("\n");
-    sink.put_hex(canonical_hash);
 }
 
 #[cfg(test)]
