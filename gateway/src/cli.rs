@@ -18,6 +18,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the DraftStore API (REST and gRPC) on one port. Every flag overrides the
+    /// environment variable named in its help.
+    Serve(ServeArgs),
     /// Print a presigned S3 URL (like `aws s3 presign`). Credentials come from
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optional AWS_SESSION_TOKEN.
     Presign(PresignArgs),
@@ -60,6 +63,62 @@ pub struct PresignArgs {
     /// Also print the canonical request and string to sign on stderr.
     #[arg(long)]
     pub explain: bool,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Port serving REST and gRPC [env: HTTP_PORT, default 8080].
+    #[arg(long)]
+    pub http_port: Option<String>,
+    /// Another port serving the same [env: GRPC_PORT].
+    #[arg(long)]
+    pub grpc_port: Option<String>,
+    /// Address to bind [env: DRAFTSTORE_BIND, default 0.0.0.0].
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Main bucket [env: BUCKET_NAME, default main].
+    #[arg(long)]
+    pub bucket_name: Option<String>,
+    /// Draft bucket [env: DRAFT_BUCKET, default <BUCKET_NAME>-draft].
+    #[arg(long)]
+    pub draft_bucket: Option<String>,
+    /// Seconds an upload URL is valid [env: UPLOAD_TTL, default 3600, max 604800].
+    #[arg(long)]
+    pub upload_ttl: Option<String>,
+    /// Seconds a download URL is valid [env: DOWNLOAD_TTL, default 3600, max 604800].
+    #[arg(long)]
+    pub download_ttl: Option<String>,
+    /// Seconds a draft lives before sweep removes it [env: OBJECT_LIFETIME, default 86400].
+    #[arg(long)]
+    pub object_lifetime: Option<String>,
+    /// Log JSON lines instead of text [env: DRAFTSTORE_LOG_JSON].
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+impl ServeArgs {
+    /// The flags given, as the environment variables they override.
+    #[must_use]
+    pub fn overrides(&self) -> Vec<(&'static str, String)> {
+        let pairs = [
+            ("HTTP_PORT", &self.http_port),
+            ("GRPC_PORT", &self.grpc_port),
+            ("DRAFTSTORE_BIND", &self.bind),
+            ("BUCKET_NAME", &self.bucket_name),
+            ("DRAFT_BUCKET", &self.draft_bucket),
+            ("UPLOAD_TTL", &self.upload_ttl),
+            ("DOWNLOAD_TTL", &self.download_ttl),
+            ("OBJECT_LIFETIME", &self.object_lifetime),
+        ];
+        let mut out: Vec<(&'static str, String)> = pairs
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone())))
+            .collect();
+        if self.log_json {
+            out.push(("DRAFTSTORE_LOG_JSON", "true".into()));
+        }
+        out
+    }
 }
 
 /// Parses the arguments; help and version come back as an `Exit` with code 0.

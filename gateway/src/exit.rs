@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 /// `EX_USAGE`: bad arguments, bad configuration, missing credentials.
 pub const USAGE: u8 = 64;
+/// `EX_UNAVAILABLE`: a port could not be bound, the runtime could not start.
+pub const UNAVAILABLE: u8 = 69;
 
 /// A failure to report: the message (one line) and the exit code.
 #[derive(Debug, PartialEq, Eq)]
@@ -16,6 +18,13 @@ impl Exit {
     pub fn usage(message: impl Into<String>) -> Self {
         Self {
             code: USAGE,
+            message: message.into(),
+        }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            code: UNAVAILABLE,
             message: message.into(),
         }
     }

@@ -1,11 +1,23 @@
 //! # draftstore-gateway
 //!
-//! DraftStore's one binary, `gateway`, and the pieces it is made of: configuration
-//! ([`config`]) and the S3 backend ([`s3`]). The server (`serve`), the embedded store and the
-//! sweep job arrive with their issues.
+//! DraftStore's one binary, `gateway`, and what it is made of: configuration ([`config`]), the
+//! S3 backend ([`s3`]), the API ([`app`]) served as REST ([`rest`]) and gRPC ([`grpc`]) on one
+//! port by one hyper server ([`server`]), and the subcommands ([`presign`], [`serve`]).
 //!
-//! **Not here:** the domain rules (`draftstore-core`) and signing (`draftstore-signer`).
+//! **Not here:** the domain rules (`draftstore-core`), signing (`draftstore-signer`), the
+//! message types (`draftstore-proto`).
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod backend;
+pub mod cli;
 pub mod config;
+pub mod error;
+pub mod exit;
+pub mod grpc;
+pub mod presign;
+pub mod response;
+pub mod rest;
 pub mod s3;
+pub mod serve;
+pub mod server;

@@ -1,26 +1,21 @@
-//! `gateway`: DraftStore's one binary. Subcommands: `presign` (this issue); `serve` and `sweep`
-//! arrive with the server and the sweep job.
+//! `gateway`: parse the subcommand, run it, exit with its code.
 #![forbid(unsafe_code)]
 
-mod cli;
-mod exit;
-mod presign;
-
+use draftstore_gateway::{cli, presign, serve};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    let env = |k: &str| std::env::var(k).ok();
     let command = match cli::parse(std::env::args_os()) {
         Ok(command) => command,
         Err(exit) => return exit.report(),
     };
     let result = match command {
-        cli::Command::Presign(args) => presign::run(&args, &|k| std::env::var(k).ok()),
+        cli::Command::Presign(args) => presign::run(&args, &env).map(|url| println!("{url}")),
+        cli::Command::Serve(args) => serve::run(&args, &env),
     };
     match result {
-        Ok(output) => {
-            println!("{output}");
-            ExitCode::SUCCESS
-        }
+        Ok(()) => ExitCode::SUCCESS,
         Err(exit) => exit.report(),
     }
 }

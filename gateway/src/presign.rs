@@ -8,6 +8,9 @@ use draftstore_signer::{
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Runs the command with environment lookups from `env`; returns the URL.
+///
+/// # Errors
+/// One line and exit 64 for bad arguments or missing credentials.
 pub fn run(args: &PresignArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Exit> {
     let var = |k: &str| env(k).filter(|v| !v.is_empty());
     let method = Method::parse(&args.method.to_ascii_uppercase())

@@ -104,6 +104,10 @@ impl Client {
         }
     }
 
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
     /// HTTP requests sent so far, retries included.
     pub fn attempts(&self) -> u64 {
         self.attempts.load(Ordering::Relaxed)

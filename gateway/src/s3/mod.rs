@@ -68,6 +68,12 @@ impl S3Storage {
         &self.config
     }
 
+    /// The signer of this store's credentials and region (presigned URLs use it too).
+    #[must_use]
+    pub fn signer(&self) -> &Signer {
+        self.client.signer()
+    }
+
     fn copy_source(bucket: &BucketName, key: &str) -> String {
         format!("/{bucket}/{}", encode_key(key))
     }

@@ -1,27 +1,9 @@
-//! Configuration from the environment, parsed once. Pure: [`S3Config::from_lookup`] takes a
-//! lookup function, so tests pass a map; `from_env` is a thin wrapper. A bad value is an error
-//! naming the variable, never a silent fall-back to a default.
+//! How the gateway reaches S3: the AWS tools' variables plus `DRAFTSTORE_S3_*`.
 
+use super::{err, number, ConfigError, Lookup};
 use draftstore_signer::{Addressing, Credentials, Endpoint};
 use std::fmt;
 use std::time::Duration;
-
-/// A configuration error: one line naming the variable and what is wrong (never its value when
-/// it is a secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-fn err(message: impl Into<String>) -> ConfigError {
-    ConfigError(message.into())
-}
 
 /// How the gateway reaches S3.
 #[derive(Clone)]
@@ -70,7 +52,7 @@ impl S3Config {
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first bad or missing variable.
-    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
         let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let region = var("AWS_REGION")
             .or_else(|| var("AWS_DEFAULT_REGION"))
@@ -110,25 +92,8 @@ impl S3Config {
             Some("virtual") => Addressing::VirtualHost,
             Some(_) => return Err(err("DRAFTSTORE_S3_ADDRESSING must be 'path' or 'virtual'")),
         };
-        let number = |name: &str,
-                      default: u64,
-                      range: std::ops::RangeInclusive<u64>|
-         -> Result<u64, ConfigError> {
-            match var(name) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| range.contains(n))
-                    .ok_or_else(|| {
-                        err(format!(
-                            "{name} must be a whole number in {}..={}",
-                            range.start(),
-                            range.end()
-                        ))
-                    }),
-            }
+        let number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            number(get, name, default, range)
         };
         let part_size = number("DRAFTSTORE_S3_PART_SIZE", 256 * MIB, 5 * MIB..=5 * GIB)?;
         let conditional_writes = match var("DRAFTSTORE_S3_CONDITIONAL_WRITES").as_deref() {

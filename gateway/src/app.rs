@@ -1,0 +1,214 @@
+//! The DraftStore API as plain async methods, protocol-free: REST and gRPC decode their
+//! requests into these calls and encode the results. Upload URLs touch no storage (the fast
+//! path); download URLs check the object exists; confirm and bucket creation call core.
+
+use crate::backend::Backend;
+use crate::error::{ApiError, Kind};
+use draftstore_core::{
+    confirm, Buckets, ConfirmOptions, ObjectName, StorageError, UploadConstraints,
+};
+use draftstore_signer::{Expiry, Method, Timestamp};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub struct App<B> {
+    pub backend: B,
+    pub buckets: Buckets,
+    pub upload_ttl: Expiry,
+    pub download_ttl: Expiry,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadUrl {
+    pub url: String,
+    pub object_name: String,
+    pub expires_at: String,
+    /// Sorted by name; empty when nothing was declared.
+    pub required_headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadUrl {
+    pub url: String,
+    pub object_name: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    #[default]
+    Draft,
+    Main,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfirmedUpload {
+    pub object_name: String,
+    pub final_location: String,
+    pub size: u64,
+    pub etag: String,
+}
+
+fn now() -> Result<Timestamp, ApiError> {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok());
+    secs.and_then(|s| Timestamp::from_unix(s).ok())
+        .ok_or_else(|| ApiError::new(Kind::Internal, "CLOCK", "the system clock is out of range"))
+}
+
+/// `YYYYMMDDTHHMMSSZ` → RFC 3339 (`YYYY-MM-DDTHH:MM:SSZ`).
+#[must_use]
+pub fn rfc3339(t: Timestamp) -> String {
+    let a = t.amz_date();
+    let part = |r: std::ops::Range<usize>| a.get(r).unwrap_or_default();
+    format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        part(0..4),
+        part(4..6),
+        part(6..8),
+        part(9..11),
+        part(11..13),
+        part(13..15)
+    )
+}
+
+fn expiry_text(now: Timestamp, ttl: Expiry) -> String {
+    now.checked_add(u64::from(ttl.secs()))
+        .map(rfc3339)
+        .unwrap_or_default()
+}
+
+impl<B: Backend> App<B> {
+    /// A presigned PUT into the draft bucket, with the declared constraints signed in.
+    ///
+    /// # Errors
+    /// An invalid name or constraints; a signing failure.
+    pub fn upload_url(
+        &self,
+        name: &str,
+        constraints: &UploadConstraints,
+    ) -> Result<UploadUrl, ApiError> {
+        let name = ObjectName::parse(name)?;
+        let required_headers = constraints.required_headers();
+        let headers: Vec<(&str, &str)> = required_headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let now = now()?;
+        let url = self.backend.presign(
+            Method::Put,
+            &self.buckets.draft,
+            name.as_str(),
+            &headers,
+            self.upload_ttl,
+            now,
+        )?;
+        Ok(UploadUrl {
+            url,
+            object_name: name.as_str().to_owned(),
+            expires_at: expiry_text(now, self.upload_ttl),
+            required_headers,
+        })
+    }
+
+    /// A presigned GET of the draft (to preview) or of the confirmed object; 404 when absent.
+    ///
+    /// # Errors
+    /// An invalid name; the object is not there; storage failures.
+    pub async fn download_url(&self, name: &str, source: Source) -> Result<DownloadUrl, ApiError> {
+        let name = ObjectName::parse(name)?;
+        let bucket = match source {
+            Source::Draft => &self.buckets.draft,
+            Source::Main => &self.buckets.main,
+        };
+        match self.backend.head_object(bucket, name.as_str()).await {
+            Ok(_) => {}
+            Err(StorageError::NotFound { .. }) => {
+                let place = if source == Source::Draft {
+                    "draft"
+                } else {
+                    "main"
+                };
+                return Err(ApiError::new(
+                    Kind::NotFound,
+                    "NOT_FOUND",
+                    format!("no {place} object named {name}"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let now = now()?;
+        let url = self.backend.presign(
+            Method::Get,
+            bucket,
+            name.as_str(),
+            &[],
+            self.download_ttl,
+            now,
+        )?;
+        Ok(DownloadUrl {
+            url,
+            object_name: name.as_str().to_owned(),
+            expires_at: expiry_text(now, self.download_ttl),
+        })
+    }
+
+    /// Moves the draft into main (idempotent).
+    ///
+    /// # Errors
+    /// Not found, conflict, constraint mismatch, storage failures.
+    pub async fn confirm(
+        &self,
+        name: &str,
+        overwrite: bool,
+        expect: Option<&UploadConstraints>,
+    ) -> Result<ConfirmedUpload, ApiError> {
+        let name = ObjectName::parse(name)?;
+        let done = confirm(
+            &self.backend,
+            &self.buckets,
+            &name,
+            ConfirmOptions { overwrite, expect },
+        )
+        .await?;
+        Ok(ConfirmedUpload {
+            object_name: name.as_str().to_owned(),
+            final_location: done.location,
+            size: done.size,
+            etag: done.etag,
+        })
+    }
+
+    /// Creates both buckets if missing.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn create_buckets(&self) -> Result<(), ApiError> {
+        self.backend.create_bucket(&self.buckets.main).await?;
+        self.backend.create_bucket(&self.buckets.draft).await?;
+        Ok(())
+    }
+
+    /// Both buckets answer.
+    pub async fn ready(&self) -> Result<(), ApiError> {
+        self.backend.head_bucket(&self.buckets.main).await?;
+        self.backend.head_bucket(&self.buckets.draft).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_from_amz() {
+        let t = Timestamp::parse_amz("20261127T120000Z").unwrap();
+        assert_eq!(rfc3339(t), "2026-11-27T12:00:00Z");
+        assert_eq!(
+            expiry_text(t, Expiry::new(3600).unwrap()),
+            "2026-11-27T13:00:00Z"
+        );
+    }
+}

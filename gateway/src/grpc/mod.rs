@@ -1,0 +1,283 @@
+//! gRPC over HTTP/2, routed by hand, messages with prost. Unary calls only: read one
+//! length-prefixed message (its length checked before it is buffered), call [`App`], answer
+//! with a framed message and `grpc-status` trailers. `grpc-timeout` is honoured.
+
+pub mod codec;
+pub mod status;
+
+use crate::app::{App, Source};
+use crate::backend::Backend;
+use crate::config::Limits;
+use crate::error::{ApiError, Kind};
+use crate::response::Body;
+use bytes::{Bytes, BytesMut};
+use codec::{check_header, decode_unary, FrameError, HEADER_LEN};
+use draftstore_core::UploadConstraints;
+use draftstore_proto::draft::v1 as pb;
+use draftstore_proto::grpc::health::v1 as health;
+use draftstore_proto::prost::Message;
+use http::{Request, Response, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::time::Duration;
+
+/// Handles one call; the server turns the result into [`status::ok`] or [`status::error`].
+pub async fn handle<B: Backend>(
+    app: &App<B>,
+    req: Request<Incoming>,
+    limits: &Limits,
+) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().to_owned();
+    if req.version() != Version::HTTP_2 {
+        return Err(ApiError::new(
+            Kind::Unimplemented,
+            "NEEDS_HTTP2",
+            "gRPC needs HTTP/2",
+        ));
+    }
+    if !is_known(&path) {
+        return Err(ApiError::new(
+            Kind::Unimplemented,
+            "UNIMPLEMENTED",
+            format!("unknown method {path}"),
+        ));
+    }
+    let deadline = timeout(req.headers());
+    let call = async {
+        let message = read_message(req.into_body(), limits.max_grpc_message).await?;
+        dispatch(app, &path, &message).await
+    };
+    let result = match deadline {
+        Some(d) => tokio::time::timeout(d, call).await.unwrap_or_else(|_| {
+            Err(ApiError::new(
+                Kind::Timeout,
+                "DEADLINE_EXCEEDED",
+                "grpc-timeout passed",
+            ))
+        }),
+        None => call.await,
+    };
+    result.map(|reply| status::ok(codec::encode(&reply)))
+}
+
+fn is_known(path: &str) -> bool {
+    use pb::paths::*;
+    matches!(
+        path,
+        CREATE_DRAFT_BUCKET
+            | GET_UPLOAD_URL
+            | GET_DOWNLOAD_URL
+            | CONFIRM_UPLOAD
+            | health::CHECK_PATH
+    )
+}
+
+/// `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).
+pub fn timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+impl From<FrameError> for ApiError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Compressed => ApiError::new(
+                Kind::Unimplemented,
+                "COMPRESSED",
+                "compressed messages are not supported; send identity encoding",
+            ),
+            FrameError::TooLarge { len, max } => ApiError::new(
+                Kind::PayloadTooLarge,
+                "MESSAGE_TOO_LARGE",
+                format!("message of {len} bytes; the limit is {max}"),
+            ),
+            FrameError::Truncated => {
+                ApiError::bad_request("TRUNCATED", "the message frame is truncated")
+            }
+            FrameError::Trailing => {
+                ApiError::bad_request("TRAILING", "a unary call carries exactly one message")
+            }
+            FrameError::BadFlag(f) => {
+                ApiError::bad_request("BAD_FRAME", format!("frame flag {f} is not 0 or 1"))
+            }
+        }
+    }
+}
+
+/// Reads the request's one message, failing as soon as its header announces too much.
+async fn read_message(mut body: Incoming, max: usize) -> Result<Bytes, ApiError> {
+    let mut buf = BytesMut::new();
+    let mut checked = false;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
+            ApiError::bad_request("BODY_UNREADABLE", "the request body could not be read")
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        buf.extend_from_slice(&data);
+        if !checked {
+            if let Some(header) = buf.get(..HEADER_LEN) {
+                check_header(header, max)?;
+                checked = true;
+            }
+        }
+        if buf.len() > HEADER_LEN + max {
+            return Err(FrameError::Trailing.into());
+        }
+    }
+    let message = decode_unary(&buf, max)?;
+    Ok(Bytes::copy_from_slice(message))
+}
+
+fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, ApiError> {
+    M::decode(bytes)
+        .map_err(|e| ApiError::bad_request("MALFORMED_MESSAGE", format!("malformed message: {e}")))
+}
+
+fn success() -> Option<pb::Result> {
+    Some(pb::Result {
+        success: true,
+        error_message: String::new(),
+        error_type: pb::ErrorType::Unspecified as i32,
+    })
+}
+
+fn constraints(c: Option<pb::UploadConstraints>) -> Result<UploadConstraints, ApiError> {
+    let Some(c) = c else {
+        return Ok(UploadConstraints::default());
+    };
+    let text = |s: String| Some(s).filter(|s| !s.is_empty());
+    Ok(UploadConstraints::new(
+        text(c.content_type),
+        c.content_length,
+        text(c.checksum_sha256),
+        c.metadata.into_iter().collect(),
+    )?)
+}
+
+async fn dispatch<B: Backend>(
+    app: &App<B>,
+    path: &str,
+    message: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    use pb::paths::*;
+    Ok(match path {
+        GET_UPLOAD_URL => {
+            let req: pb::GetUploadUrlRequest = decode(message)?;
+            let made = app.upload_url(&req.object_name, &constraints(req.constraints)?)?;
+            pb::GetUploadUrlResponse {
+                result: success(),
+                url: made.url,
+                object_name: made.object_name,
+                expires_at: made.expires_at,
+                required_headers: made.required_headers.into_iter().collect(),
+                method: "PUT".into(),
+            }
+            .encode_to_vec()
+        }
+        GET_DOWNLOAD_URL => {
+            let req: pb::GetDownloadUrlRequest = decode(message)?;
+            let source = if req.source == pb::Source::Main as i32 {
+                Source::Main
+            } else {
+                Source::Draft
+            };
+            let made = app.download_url(&req.object_name, source).await?;
+            pb::GetDownloadUrlResponse {
+                result: success(),
+                url: made.url,
+                object_name: made.object_name,
+                expires_at: made.expires_at,
+            }
+            .encode_to_vec()
+        }
+        CONFIRM_UPLOAD => {
+            let req: pb::ConfirmUploadRequest = decode(message)?;
+            let expect = req.constraints.map(|c| constraints(Some(c))).transpose()?;
+            let done = app
+                .confirm(&req.object_name, req.overwrite, expect.as_ref())
+                .await?;
+            pb::ConfirmUploadResponse {
+                result: success(),
+                object_name: done.object_name,
+                final_location: done.final_location,
+                size: done.size,
+                etag: done.etag,
+            }
+            .encode_to_vec()
+        }
+        CREATE_DRAFT_BUCKET => {
+            let _: pb::CreateDraftBucketRequest = decode(message)?;
+            app.create_buckets().await?;
+            pb::CreateDraftBucketResponse {
+                result: success(),
+                main_bucket: app.buckets.main.to_string(),
+                draft_bucket: app.buckets.draft.to_string(),
+            }
+            .encode_to_vec()
+        }
+        health::CHECK_PATH => {
+            let req: health::HealthCheckRequest = decode(message)?;
+            if !req.service.is_empty() && req.service != "draft.v1.DraftService" {
+                return Err(ApiError::new(
+                    Kind::NotFound,
+                    "UNKNOWN_SERVICE",
+                    format!("unknown service {}", req.service),
+                ));
+            }
+            let status = if app.ready().await.is_ok() {
+                health::health_check_response::ServingStatus::Serving
+            } else {
+                health::health_check_response::ServingStatus::NotServing
+            };
+            health::HealthCheckResponse {
+                status: status as i32,
+            }
+            .encode_to_vec()
+        }
+        _ => {
+            return Err(ApiError::new(
+                Kind::Unimplemented,
+                "UNIMPLEMENTED",
+                format!("unknown method {path}"),
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts() {
+        let mut h = http::HeaderMap::new();
+        for (v, want) in [
+            ("100m", Some(Duration::from_millis(100))),
+            ("2S", Some(Duration::from_secs(2))),
+            ("1H", Some(Duration::from_secs(3600))),
+            ("5u", Some(Duration::from_micros(5))),
+        ] {
+            h.insert("grpc-timeout", http::HeaderValue::from_static(v));
+            assert_eq!(timeout(&h), want, "{v}");
+        }
+        for bad in ["", "m", "123456789S", "10x", "-1S", "1.5S"] {
+            h.insert("grpc-timeout", http::HeaderValue::from_str(bad).unwrap());
+            assert_eq!(timeout(&h), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! gRPC responses: a framed message with `grpc-status: 0` in trailers, or a trailers-only
+//! error (`grpc-status` and a percent-encoded `grpc-message` in the headers, no body).
+
+use crate::error::GrpcCode;
+use crate::response::{empty, Body, CONTENT_TYPE};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use std::convert::Infallible;
+
+pub const GRPC: &str = "application/grpc";
+
+pub fn ok(framed: Bytes) -> Response<Body> {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    let frames: [Result<Frame<Bytes>, Infallible>; 2] =
+        [Ok(Frame::data(framed)), Ok(Frame::trailers(trailers))];
+    let mut response = Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed());
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));
+    response
+}
+
+pub fn error(code: GrpcCode, message: &str) -> Response<Body> {
+    let mut response = Response::new(empty());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));
+    headers.insert("grpc-status", HeaderValue::from(code as i32));
+    if let Ok(value) = HeaderValue::from_str(&percent_encode(message)) {
+        headers.insert("grpc-message", value);
+    }
+    response
+}
+
+/// gRPC's `grpc-message` encoding: printable ASCII except `%` stays, the rest is `%XX`.
+pub fn percent_encode(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for b in message.bytes().take(1024) {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_percent_encoded() {
+        assert_eq!(
+            percent_encode("no draft ሴ 100%"),
+            "no draft %E1%88%B4 100%25"
+        );
+        assert_eq!(percent_encode("a\nb"), "a%0Ab");
+    }
+}

@@ -1,0 +1,263 @@
+//! REST/JSON: one flat `match (method, path)` calling named handlers that decode, call
+//! [`App`], and encode. Bodies are size-checked before they are read.
+
+use crate::app::{App, Source};
+use crate::backend::Backend;
+use crate::config::Limits;
+use crate::error::{ApiError, Kind};
+use crate::response::{full, Body, CONTENT_TYPE, JSON};
+use draftstore_core::UploadConstraints;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const UPLOAD_URL: &str = "/api/v1/upload-url";
+pub const DOWNLOAD_URL: &str = "/api/v1/download-url";
+pub const CONFIRM_UPLOAD: &str = "/api/v1/confirm-upload";
+pub const DRAFT_BUCKET: &str = "/api/v1/draft-bucket";
+pub const HEALTH: &str = "/health";
+pub const READY: &str = "/ready";
+
+pub async fn handle<B: Backend>(
+    app: &App<B>,
+    req: Request<Incoming>,
+    limits: &Limits,
+) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().to_owned();
+    match (req.method().clone(), path.as_str()) {
+        (Method::POST, UPLOAD_URL) => upload_url(app, read_json(req, limits).await?),
+        (Method::POST, DOWNLOAD_URL) => download_url(app, read_json(req, limits).await?).await,
+        (Method::POST, CONFIRM_UPLOAD) => confirm_upload(app, read_json(req, limits).await?).await,
+        (Method::POST, DRAFT_BUCKET) => draft_bucket(app).await,
+        (Method::GET | Method::HEAD, HEALTH) => {
+            json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+        }
+        (Method::GET | Method::HEAD, READY) => ready(app).await,
+        (_, UPLOAD_URL | DOWNLOAD_URL | CONFIRM_UPLOAD | DRAFT_BUCKET) => {
+            Err(not_allowed(&path, "POST"))
+        }
+        (_, HEALTH | READY) => Err(not_allowed(&path, "GET")),
+        _ => Err(ApiError::new(
+            Kind::NotFound,
+            "NO_SUCH_ROUTE",
+            format!("no route {path}"),
+        )),
+    }
+}
+
+fn not_allowed(path: &str, allowed: &str) -> ApiError {
+    ApiError::new(
+        Kind::MethodNotAllowed,
+        "METHOD_NOT_ALLOWED",
+        format!("{path} accepts {allowed} only"),
+    )
+}
+
+/// Reads a JSON body: `application/json` only, at most `limits.max_body` bytes (checked on
+/// `content-length` before reading, and while reading).
+async fn read_json<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    limits: &Limits,
+) -> Result<T, ApiError> {
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime != JSON && !mime.ends_with("+json") {
+        return Err(ApiError::new(
+            Kind::UnsupportedMediaType,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "requests must be application/json",
+        ));
+    }
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        ApiError::new(
+            Kind::PayloadTooLarge,
+            "BODY_TOO_LARGE",
+            format!("request bodies are at most {} bytes", limits.max_body),
+        )
+    };
+    if declared.is_some_and(|n| n > limits.max_body as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(req.into_body(), limits.max_body)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                too_large()
+            } else {
+                ApiError::bad_request("BODY_UNREADABLE", "the request body could not be read")
+            }
+        })?;
+    serde_json::from_slice(&body.to_bytes()).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::bad_request("INVALID_REQUEST", format!("invalid request: {e}"))
+        }
+        _ => ApiError::bad_request("INVALID_JSON", format!("malformed JSON: {e}")),
+    })
+}
+
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>, ApiError> {
+    let bytes = serde_json::to_vec(value)
+        .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string()))?;
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, JSON)
+        .body(full(bytes))
+        .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string()))
+}
+
+/// The error body: `{"error": {"code": "...", "message": "..."}}`.
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    let body = serde_json::json!({"error": {"code": e.code, "message": e.message}});
+    let mut response = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
+    *response.status_mut() =
+        StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, http::HeaderValue::from_static(JSON));
+    if e.http_status() == 405 {
+        let allow = if e.message.starts_with("/api/") {
+            "POST"
+        } else {
+            "GET, HEAD"
+        };
+        response
+            .headers_mut()
+            .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct UploadUrlBody {
+    object_name: String,
+    content_type: Option<String>,
+    content_length: Option<u64>,
+    checksum_sha256: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct UploadUrlReply<'a> {
+    upload_url: &'a str,
+    object_name: &'a str,
+    expires_at: &'a str,
+    method: &'static str,
+    required_headers: BTreeMap<&'a str, &'a str>,
+}
+
+fn upload_url<B: Backend>(app: &App<B>, body: UploadUrlBody) -> Result<Response<Body>, ApiError> {
+    let constraints = UploadConstraints::new(
+        body.content_type,
+        body.content_length,
+        body.checksum_sha256,
+        body.metadata,
+    )?;
+    let made = app.upload_url(&body.object_name, &constraints)?;
+    json(
+        StatusCode::OK,
+        &UploadUrlReply {
+            upload_url: &made.url,
+            object_name: &made.object_name,
+            expires_at: &made.expires_at,
+            method: "PUT",
+            required_headers: made
+                .required_headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect(),
+        },
+    )
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum SourceText {
+    #[default]
+    Draft,
+    Main,
+}
+
+#[derive(Deserialize)]
+struct DownloadUrlBody {
+    object_name: String,
+    #[serde(default)]
+    source: SourceText,
+}
+
+async fn download_url<B: Backend>(
+    app: &App<B>,
+    body: DownloadUrlBody,
+) -> Result<Response<Body>, ApiError> {
+    let source = match body.source {
+        SourceText::Draft => Source::Draft,
+        SourceText::Main => Source::Main,
+    };
+    let made = app.download_url(&body.object_name, source).await?;
+    json(
+        StatusCode::OK,
+        &serde_json::json!({"download_url": made.url, "object_name": made.object_name, "expires_at": made.expires_at}),
+    )
+}
+
+#[derive(Deserialize)]
+struct ConfirmBody {
+    object_name: String,
+    #[serde(default)]
+    overwrite: bool,
+}
+
+async fn confirm_upload<B: Backend>(
+    app: &App<B>,
+    body: ConfirmBody,
+) -> Result<Response<Body>, ApiError> {
+    let done = app.confirm(&body.object_name, body.overwrite, None).await?;
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "success": true,
+            "object_name": done.object_name,
+            "final_location": done.final_location,
+            "size": done.size,
+            "etag": done.etag,
+        }),
+    )
+}
+
+async fn draft_bucket<B: Backend>(app: &App<B>) -> Result<Response<Body>, ApiError> {
+    app.create_buckets().await?;
+    json(
+        StatusCode::OK,
+        &serde_json::json!({"success": true, "main_bucket": app.buckets.main.as_str(), "draft_bucket": app.buckets.draft.as_str()}),
+    )
+}
+
+async fn ready<B: Backend>(app: &App<B>) -> Result<Response<Body>, ApiError> {
+    match app.ready().await {
+        Ok(()) => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+        Err(e) => Err(ApiError::new(
+            Kind::Unavailable,
+            "NOT_READY",
+            format!("buckets do not answer: {}", e.message),
+        )),
+    }
+}

@@ -1,0 +1,113 @@
+//! `gateway serve`: load the configuration (flags over environment), build the storage, bind
+//! the ports, serve until SIGTERM or SIGINT, then drain and exit 0.
+
+use crate::app::App;
+use crate::cli::ServeArgs;
+use crate::config::ServeConfig;
+use crate::exit::Exit;
+use crate::s3::S3Storage;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+
+/// The environment with the flags given on the command line layered on top.
+///
+/// # Errors
+/// One line naming the bad variable (exit 64).
+pub fn config(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeConfig, Exit> {
+    let overrides = args.overrides();
+    let lookup = |k: &str| {
+        overrides
+            .iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.clone())
+            .or_else(|| env(k))
+    };
+    ServeConfig::from_lookup(&lookup).map_err(|e| Exit::usage(e.to_string()))
+}
+
+/// # Errors
+/// Bad configuration (64); a port that cannot be bound (69).
+pub fn run(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
+    let config = config(args, env)?;
+    init_tracing(config.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Exit::unavailable(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: ServeConfig) -> Result<(), Exit> {
+    let storage = S3Storage::new(config.s3.clone()).map_err(|e| Exit::usage(e.to_string()))?;
+    let mut listeners = vec![bind(config.bind, config.http_port).await?];
+    if let Some(port) = config.grpc_port {
+        listeners.push(bind(config.bind, port).await?);
+    }
+    let addresses: Vec<String> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
+    tracing::info!(addresses = ?addresses, main = %config.buckets.main, draft = %config.buckets.draft, storage = "s3", endpoint = %config.s3.endpoint.authority(), "serving REST and gRPC");
+    let app = App {
+        backend: storage,
+        buckets: config.buckets.clone(),
+        upload_ttl: config.upload_ttl,
+        download_ttl: config.download_ttl,
+    };
+    crate::server::run(
+        listeners,
+        app,
+        config.limits,
+        config.shutdown_grace,
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|e| Exit::unavailable(format!("server failed: {e}")))
+}
+
+async fn bind(ip: std::net::IpAddr, port: u16) -> Result<TcpListener, Exit> {
+    let address = SocketAddr::new(ip, port);
+    TcpListener::bind(address)
+        .await
+        .map_err(|e| Exit::unavailable(format!("cannot listen on {address}: {e}")))
+}
+
+/// Completes on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DRAFTSTORE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,180 @@
+//! The one server: hyper-util's auto builder (HTTP/1.1 and h2c on the same listener), gRPC
+//! routed by `content-type: application/grpc*`, REST otherwise. Each request gets a request id
+//! (returned in `x-request-id` and on its log line), a place among the in-flight requests, and
+//! a time limit. Every error is logged once. On shutdown: stop accepting, let in-flight
+//! requests finish within the grace period, return.
+
+use crate::app::App;
+use crate::backend::Backend;
+use crate::config::Limits;
+use crate::error::{ApiError, Kind};
+use crate::response::{request_id, Body, CONTENT_TYPE, REQUEST_ID};
+use crate::{grpc, rest};
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
+
+struct State<B> {
+    app: App<B>,
+    limits: Limits,
+    in_flight: Semaphore,
+}
+
+/// Serves `app` on `listeners` until `shutdown` completes, then drains for up to `grace`.
+///
+/// # Errors
+/// Never after start; the signature leaves room for bind-time failures.
+pub async fn run<B: Backend>(
+    listeners: Vec<TcpListener>,
+    app: App<B>,
+    limits: Limits,
+    grace: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let state = Arc::new(State {
+        app,
+        limits,
+        in_flight: Semaphore::new(limits.max_in_flight),
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(limits.max_header_list)
+        .max_pending_accept_reset_streams(Some(50))
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+
+    let (tx, mut accepted) = mpsc::channel(128);
+    let mut acceptors = Vec::new();
+    for listener in listeners {
+        let tx = tx.clone();
+        acceptors.push(tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        if tx.send(stream).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }));
+    }
+    drop(tx);
+
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            stream = accepted.recv() => {
+                let Some(stream) = stream else { break };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let service = service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(state.handle(req).await) }
+                });
+                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    for acceptor in &acceptors {
+        acceptor.abort();
+    }
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: finishing in-flight requests"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    Ok(())
+}
+
+impl<B: Backend> State<B> {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let id = request_id(req.headers().get(REQUEST_ID));
+        let is_grpc = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/grpc"));
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let result = self.run(req, is_grpc).await;
+        let mut response = match result {
+            Ok(response) => {
+                tracing::debug!(request_id = %id, %method, %path, status = response.status().as_u16(), "ok");
+                response
+            }
+            Err(e) => {
+                if e.is_server_side() {
+                    tracing::error!(request_id = %id, %method, %path, status = e.http_status(), code = e.code, "{}", e.message);
+                } else {
+                    tracing::info!(request_id = %id, %method, %path, status = e.http_status(), code = e.code, "{}", e.message);
+                }
+                if is_grpc {
+                    grpc::status::error(e.grpc_code(), &e.message)
+                } else {
+                    rest::error_response(&e)
+                }
+            }
+        };
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        response
+    }
+
+    async fn run(&self, req: Request<Incoming>, is_grpc: bool) -> Result<Response<Body>, ApiError> {
+        let timeout = self.limits.request_timeout;
+        let overloaded = || {
+            ApiError::new(
+                Kind::Unavailable,
+                "OVERLOADED",
+                "too many requests in flight; retry",
+            )
+        };
+        let _permit = tokio::time::timeout(timeout, self.in_flight.acquire())
+            .await
+            .map_err(|_| overloaded())?
+            .map_err(|_| overloaded())?;
+        let work = async {
+            if is_grpc {
+                grpc::handle(&self.app, req, &self.limits).await
+            } else {
+                rest::handle(&self.app, req, &self.limits).await
+            }
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| ApiError::new(Kind::Timeout, "TIMEOUT", "the request took too long"))?
+    }
+}
