@@ -7,7 +7,10 @@
     clippy::panic
 )]
 
+mod grpc_api;
+mod harness;
 mod presign_cli;
 mod proxy;
+mod rest_api;
 mod s3;
 mod s3_faults;

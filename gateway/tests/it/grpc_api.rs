@@ -1,0 +1,432 @@
+//! The README flow over gRPC with an independent client (tonic, no code generation: its
+//! generic unary call with prost messages), every gRPC status, and raw frames a well-behaved
+//! client would never send.
+
+use crate::harness::start;
+use draftstore_core::{Metadata, PutOptions, Storage, DECLARED_KEY};
+use draftstore_proto::draft::v1 as pb;
+use draftstore_proto::grpc::health::v1 as health;
+use draftstore_proto::prost::Message;
+use tonic::Code;
+
+async fn client(addr: std::net::SocketAddr) -> tonic::client::Grpc<tonic::transport::Channel> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    tonic::client::Grpc::new(channel)
+}
+
+async fn call<Req, Resp>(
+    grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
+    path: &'static str,
+    req: Req,
+) -> Result<Resp, tonic::Status>
+where
+    Req: Message + Send + Sync + 'static,
+    Resp: Message + Default + Send + Sync + 'static,
+{
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+    grpc.unary(
+        tonic::Request::new(req),
+        http::uri::PathAndQuery::from_static(path),
+        codec,
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn readme_flow_over_grpc_with_tonic() {
+    use pb::paths::*;
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let mut grpc = client(server.addr).await;
+    let created: pb::CreateDraftBucketResponse = call(
+        &mut grpc,
+        CREATE_DRAFT_BUCKET,
+        pb::CreateDraftBucketRequest {},
+    )
+    .await
+    .unwrap();
+    assert!(created.result.unwrap().success);
+
+    let name = "grpc/ሴ cat+.jpg".to_string();
+    let up: pb::GetUploadUrlResponse = call(
+        &mut grpc,
+        GET_UPLOAD_URL,
+        pb::GetUploadUrlRequest {
+            object_name: name.clone(),
+            constraints: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(up.result.as_ref().unwrap().success);
+    assert_eq!(
+        (up.method.as_str(), up.object_name.as_str()),
+        ("PUT", name.as_str())
+    );
+    assert!(up.required_headers.is_empty());
+    let bytes = b"bytes sent straight to S3".to_vec();
+    assert_eq!(
+        reqwest::Client::new()
+            .put(&up.url)
+            .body(bytes.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+
+    let down: pb::GetDownloadUrlResponse = call(
+        &mut grpc,
+        GET_DOWNLOAD_URL,
+        pb::GetDownloadUrlRequest {
+            object_name: name.clone(),
+            source: pb::Source::Draft as i32,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reqwest::get(&down.url)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .as_ref(),
+        bytes.as_slice()
+    );
+
+    let done: pb::ConfirmUploadResponse = call(
+        &mut grpc,
+        CONFIRM_UPLOAD,
+        pb::ConfirmUploadRequest {
+            object_name: name.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(done.result.as_ref().unwrap().success);
+    assert_eq!(
+        done.final_location,
+        format!("{}/{name}", server.config.buckets.main)
+    );
+    assert_eq!(done.size, bytes.len() as u64);
+    let main: pb::GetDownloadUrlResponse = call(
+        &mut grpc,
+        GET_DOWNLOAD_URL,
+        pb::GetDownloadUrlRequest {
+            object_name: name.clone(),
+            source: pb::Source::Main as i32,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reqwest::get(&main.url)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .as_ref(),
+        bytes.as_slice()
+    );
+    let again: pb::ConfirmUploadResponse = call(
+        &mut grpc,
+        CONFIRM_UPLOAD,
+        pb::ConfirmUploadRequest {
+            object_name: name.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.etag, done.etag, "idempotent");
+
+    let status: health::HealthCheckResponse = call(
+        &mut grpc,
+        health::CHECK_PATH,
+        health::HealthCheckRequest::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        status.status,
+        health::health_check_response::ServingStatus::Serving as i32
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_grpc_status() {
+    use pb::paths::*;
+    let Some(server) = start(&[("DRAFTSTORE_MAX_GRPC_MESSAGE_BYTES", "4096")]).await else {
+        return;
+    };
+    let mut grpc = client(server.addr).await;
+    let _: pb::CreateDraftBucketResponse = call(
+        &mut grpc,
+        CREATE_DRAFT_BUCKET,
+        pb::CreateDraftBucketRequest {},
+    )
+    .await
+    .unwrap();
+    let upload = |name: &str| pb::GetUploadUrlRequest {
+        object_name: name.into(),
+        constraints: None,
+    };
+    let confirm = |name: &str| pb::ConfirmUploadRequest {
+        object_name: name.into(),
+        ..Default::default()
+    };
+
+    let err =
+        call::<_, pb::GetUploadUrlResponse>(&mut grpc, GET_UPLOAD_URL, upload("../etc/passwd"))
+            .await
+            .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("'..'"), "{err:?}");
+    let err =
+        call::<_, pb::GetUploadUrlResponse>(&mut grpc, GET_UPLOAD_URL, upload(&"x".repeat(5000)))
+            .await
+            .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let err =
+        call::<_, pb::ConfirmUploadResponse>(&mut grpc, CONFIRM_UPLOAD, confirm("never-uploaded"))
+            .await
+            .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = call::<_, pb::GetDownloadUrlResponse>(
+        &mut grpc,
+        GET_DOWNLOAD_URL,
+        pb::GetDownloadUrlRequest {
+            object_name: "nope".into(),
+            source: 0,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = call::<_, pb::ConfirmUploadResponse>(
+        &mut grpc,
+        "/draft.v1.DraftService/DeleteEverything",
+        confirm("x"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+
+    let s3 = server.storage();
+    let b = &server.config.buckets;
+    s3.put_object(&b.draft, "taken", b"one".to_vec(), &PutOptions::default())
+        .await
+        .unwrap();
+    let _: pb::ConfirmUploadResponse = call(&mut grpc, CONFIRM_UPLOAD, confirm("taken"))
+        .await
+        .unwrap();
+    s3.put_object(&b.draft, "taken", b"two".to_vec(), &PutOptions::default())
+        .await
+        .unwrap();
+    let err = call::<_, pb::ConfirmUploadResponse>(&mut grpc, CONFIRM_UPLOAD, confirm("taken"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let stamp = PutOptions {
+        metadata: Metadata::from([(DECLARED_KEY.to_owned(), "len=100".to_owned())]),
+        ..PutOptions::default()
+    };
+    s3.put_object(&b.draft, "short", b"12345".to_vec(), &stamp)
+        .await
+        .unwrap();
+    let err = call::<_, pb::ConfirmUploadResponse>(&mut grpc, CONFIRM_UPLOAD, confirm("short"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    // Constraints given at confirm time are checked too.
+    s3.put_object(&b.draft, "typed", b"abc".to_vec(), &PutOptions::default())
+        .await
+        .unwrap();
+    let expect = pb::UploadConstraints {
+        content_type: "image/png".into(),
+        ..Default::default()
+    };
+    let err = call::<_, pb::ConfirmUploadResponse>(
+        &mut grpc,
+        CONFIRM_UPLOAD,
+        pb::ConfirmUploadRequest {
+            object_name: "typed".into(),
+            overwrite: false,
+            constraints: Some(expect),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    server.stop().await;
+
+    let denied = start(&[("AWS_SECRET_ACCESS_KEY", "wrong-secret")])
+        .await
+        .unwrap();
+    let err = call::<_, pb::ConfirmUploadResponse>(
+        &mut client(denied.addr).await,
+        CONFIRM_UPLOAD,
+        confirm("x"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::Internal);
+    denied.stop().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let down = start(&[
+        ("AWS_ENDPOINT_URL", &endpoint),
+        ("DRAFTSTORE_S3_MAX_ATTEMPTS", "2"),
+    ])
+    .await
+    .unwrap();
+    let mut grpc = client(down.addr).await;
+    let err = call::<_, pb::ConfirmUploadResponse>(&mut grpc, CONFIRM_UPLOAD, confirm("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    let status: health::HealthCheckResponse = call(
+        &mut grpc,
+        health::CHECK_PATH,
+        health::HealthCheckRequest::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        status.status,
+        health::health_check_response::ServingStatus::NotServing as i32
+    );
+    down.stop().await;
+}
+
+/// Raw HTTP/2 requests with hand-made frames: each gets its documented status, and the server
+/// keeps serving.
+#[tokio::test]
+async fn hostile_frames_get_clean_statuses() {
+    let Some(server) = start(&[("DRAFTSTORE_MAX_GRPC_MESSAGE_BYTES", "4096")]).await else {
+        return;
+    };
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let message = pb::GetUploadUrlRequest {
+        object_name: "ok.txt".into(),
+        constraints: None,
+    }
+    .encode_to_vec();
+    let frame = |flag: u8, len: u32, body: &[u8]| [&[flag][..], &len.to_be_bytes(), body].concat();
+    let cases: Vec<(&str, Vec<u8>, &str, i32)> = vec![
+        (
+            "compressed flag",
+            frame(1, message.len() as u32, &message),
+            pb::paths::GET_UPLOAD_URL,
+            12,
+        ),
+        (
+            "4 GiB length",
+            frame(0, u32::MAX, b"tiny"),
+            pb::paths::GET_UPLOAD_URL,
+            8,
+        ),
+        ("truncated header", vec![0, 0], pb::paths::GET_UPLOAD_URL, 3),
+        (
+            "truncated message",
+            frame(0, 100, b"short"),
+            pb::paths::GET_UPLOAD_URL,
+            3,
+        ),
+        (
+            "two messages",
+            [frame(0, message.len() as u32, &message), frame(0, 0, b"")].concat(),
+            pb::paths::GET_UPLOAD_URL,
+            3,
+        ),
+        (
+            "not protobuf",
+            frame(0, 3, b"\xff\xff\xff"),
+            pb::paths::GET_UPLOAD_URL,
+            3,
+        ),
+        (
+            "invalid UTF-8 in a name",
+            frame(0, 5, b"\x0a\x03a\xffb"),
+            pb::paths::GET_UPLOAD_URL,
+            3,
+        ),
+        (
+            "unknown method",
+            frame(0, 0, b""),
+            "/draft.v1.DraftService/Nope",
+            12,
+        ),
+        (
+            "unknown service",
+            frame(0, 0, b""),
+            "/other.Service/Call",
+            12,
+        ),
+        (
+            "fine",
+            frame(0, message.len() as u32, &message),
+            pb::paths::GET_UPLOAD_URL,
+            0,
+        ),
+    ];
+    for (what, body, path, code) in cases {
+        let resp = h2
+            .post(server.url(path))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{what}");
+        let in_headers = resp
+            .headers()
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().parse::<i32>().unwrap());
+        let status = match in_headers {
+            Some(s) => s,
+            None => {
+                // Success: the status is in the trailers; reqwest does not expose them, so a
+                // framed body is the proof.
+                let bytes = resp.bytes().await.unwrap();
+                assert!(bytes.len() > 5 && bytes[0] == 0, "{what}: framed reply");
+                0
+            }
+        };
+        assert_eq!(status, code, "{what}");
+    }
+    // grpc-timeout: an already-expired deadline is DEADLINE_EXCEEDED (4).
+    let body = frame(0, message.len() as u32, &message);
+    let resp = h2
+        .post(server.url(pb::paths::GET_DOWNLOAD_URL))
+        .header("content-type", "application/grpc")
+        .header("grpc-timeout", "0n")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["grpc-status"], "4");
+    server.stop().await;
+}

@@ -1,0 +1,84 @@
+//! Starts the real server in-process on 127.0.0.1:0 against SeaweedFS, with its own buckets.
+
+use draftstore_gateway::app::App;
+use draftstore_gateway::config::ServeConfig;
+use draftstore_gateway::s3::S3Storage;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use tokio::sync::oneshot;
+
+pub struct Running {
+    pub addr: SocketAddr,
+    pub config: ServeConfig,
+    /// The test server's settings, for a direct S3 client.
+    pub env: HashMap<String, String>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A direct S3 client on the same server (no gateway in between).
+    pub fn storage(&self) -> S3Storage {
+        crate::s3::storage(&self.env)
+    }
+
+    /// Stops accepting, waits for the drain.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// `None` (with a printed reason) when no S3 server is configured outside CI.
+pub async fn start(extra: &[(&str, &str)]) -> Option<Running> {
+    let bucket = crate::s3::prefix("gw");
+    let mut pairs: Vec<(&str, &str)> = vec![("BUCKET_NAME", &bucket)];
+    pairs.extend_from_slice(extra);
+    let env = crate::s3::env(&pairs)?;
+    let config = ServeConfig::from_lookup(&|k| env.get(k).cloned()).unwrap();
+    let storage = S3Storage::new(config.s3.clone()).unwrap();
+    let app = App {
+        backend: storage,
+        buckets: config.buckets.clone(),
+        upload_ttl: config.upload_ttl,
+        download_ttl: config.download_ttl,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(draftstore_gateway::server::run(
+        vec![listener],
+        app,
+        config.limits,
+        config.shutdown_grace,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Some(Running {
+        addr,
+        config,
+        env,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+pub fn http1() -> reqwest::Client {
+    reqwest::Client::builder().http1_only().build().unwrap()
+}
+
+pub fn h2c() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+}

@@ -1,0 +1,477 @@
+//! The README flow over REST (HTTP/1.1 and h2c) against the real server and SeaweedFS, and
+//! every REST error status.
+
+use crate::harness::{h2c, http1, start};
+use draftstore_core::{Metadata, PutOptions, Storage, DECLARED_KEY};
+use serde_json::{json, Value};
+
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    body: Value,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let resp = client.post(url).json(&body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        headers,
+    )
+}
+
+#[tokio::test]
+async fn readme_flow_over_http1_and_h2c() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    for (protocol, client) in [("http/1.1", http1()), ("h2c", h2c())] {
+        let (status, _, headers) =
+            post(&client, server.url("/api/v1/draft-bucket"), json!({})).await;
+        assert_eq!(status, 200, "{protocol}");
+        assert!(headers.contains_key("x-request-id"));
+
+        let name = format!("{protocol}/photos/cat ሴ+1.jpg");
+        let (status, up, _) = post(
+            &client,
+            server.url("/api/v1/upload-url"),
+            json!({"object_name": name}),
+        )
+        .await;
+        assert_eq!(status, 200, "{protocol}: {up}");
+        assert_eq!(up["method"], "PUT");
+        assert_eq!(up["object_name"], name.as_str());
+        assert_eq!(
+            up["required_headers"],
+            json!({}),
+            "nothing declared: a plain PUT works"
+        );
+        assert!(up["expires_at"].as_str().unwrap().ends_with('Z'));
+        let bytes: Vec<u8> = (0..70_000_u32).map(|i| (i % 251) as u8).collect();
+        let put = reqwest::Client::new()
+            .put(up["upload_url"].as_str().unwrap())
+            .body(bytes.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            put.status().as_u16(),
+            200,
+            "{protocol}: PUT to the presigned URL"
+        );
+
+        let (status, down, _) = post(
+            &client,
+            server.url("/api/v1/download-url"),
+            json!({"object_name": name}),
+        )
+        .await;
+        assert_eq!(status, 200, "{protocol}: {down}");
+        let got = reqwest::get(down["download_url"].as_str().unwrap())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.as_ref(),
+            bytes.as_slice(),
+            "{protocol}: the draft previews"
+        );
+
+        let (status, done, _) = post(
+            &client,
+            server.url("/api/v1/confirm-upload"),
+            json!({"object_name": name}),
+        )
+        .await;
+        assert_eq!(status, 200, "{protocol}: {done}");
+        assert_eq!(done["success"], true);
+        assert_eq!(
+            done["final_location"],
+            format!("{}/{name}", server.config.buckets.main)
+        );
+        assert_eq!(done["size"], bytes.len());
+
+        let (status, main, _) = post(
+            &client,
+            server.url("/api/v1/download-url"),
+            json!({"object_name": name, "source": "main"}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let got = reqwest::get(main["download_url"].as_str().unwrap())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.as_ref(),
+            bytes.as_slice(),
+            "{protocol}: main holds the same bytes"
+        );
+        let (status, _, _) = post(
+            &client,
+            server.url("/api/v1/download-url"),
+            json!({"object_name": name}),
+        )
+        .await;
+        assert_eq!(status, 404, "{protocol}: gone from draft");
+
+        let (status, again, _) = post(
+            &client,
+            server.url("/api/v1/confirm-upload"),
+            json!({"object_name": name}),
+        )
+        .await;
+        assert_eq!(
+            (status, &again["etag"]),
+            (200, &done["etag"]),
+            "{protocol}: confirm is idempotent"
+        );
+    }
+    assert_eq!(
+        http1()
+            .get(server.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        h2c()
+            .get(server.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn declared_constraints_are_signed_and_enforced() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let client = http1();
+    post(&client, server.url("/api/v1/draft-bucket"), json!({})).await;
+    let body = b"{\"hello\": 1}".to_vec();
+    use base64::Engine;
+    use sha2::Digest;
+    let sum = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&body));
+    let (status, up, _) = post(
+        &client,
+        server.url("/api/v1/upload-url"),
+        json!({"object_name": "doc.json", "content_type": "application/json", "content_length": body.len(), "checksum_sha256": sum, "metadata": {"owner": "ann"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{up}");
+    let required = up["required_headers"].as_object().unwrap().clone();
+    for name in [
+        "content-type",
+        "content-length",
+        "x-amz-checksum-sha256",
+        "x-amz-meta-owner",
+    ] {
+        assert!(required.contains_key(name), "{name} in {required:?}");
+    }
+    let url = up["upload_url"].as_str().unwrap();
+    // Without the required headers the store refuses the upload.
+    let bare = reqwest::Client::new()
+        .put(url)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status().as_u16(), 403);
+    let mut put = reqwest::Client::new().put(url).body(body.clone());
+    for (name, value) in &required {
+        if name != "content-length" {
+            put = put.header(name.as_str(), value.as_str().unwrap());
+        }
+    }
+    assert_eq!(put.send().await.unwrap().status().as_u16(), 200);
+    let (status, done, _) = post(
+        &client,
+        server.url("/api/v1/confirm-upload"),
+        json!({"object_name": "doc.json"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    let info = server
+        .storage()
+        .head_object(&server.config.buckets.main, "doc.json")
+        .await
+        .unwrap();
+    assert_eq!(info.content_type.as_deref(), Some("application/json"));
+    assert_eq!(info.metadata.get("owner").map(String::as_str), Some("ann"));
+    assert!(
+        !info.metadata.contains_key(DECLARED_KEY),
+        "the declaration stamp stays on the draft"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_rest_error_status() {
+    let Some(server) = start(&[("DRAFTSTORE_MAX_BODY_BYTES", "2048")]).await else {
+        return;
+    };
+    let client = http1();
+    post(&client, server.url("/api/v1/draft-bucket"), json!({})).await;
+    let raw = |path: &str, content_type: &str, body: Vec<u8>| {
+        let url = server.url(path);
+        let (client, content_type) = (client.clone(), content_type.to_owned());
+        async move {
+            let resp = client
+                .post(url)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let value: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+            (
+                status,
+                value["error"]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        }
+    };
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (
+            "/api/v1/upload-url",
+            "application/json",
+            b"{not json".to_vec(),
+            400,
+            "INVALID_JSON",
+        ),
+        (
+            "/api/v1/upload-url",
+            "application/json",
+            br#"{"object_name": 5}"#.to_vec(),
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
+            "/api/v1/upload-url",
+            "application/json",
+            br#"{"name": "x"}"#.to_vec(),
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
+            "/api/v1/upload-url",
+            "application/json",
+            br#"{"object_name": "a//b"}"#.to_vec(),
+            400,
+            "INVALID_OBJECT_NAME",
+        ),
+        (
+            "/api/v1/upload-url",
+            "application/json",
+            b"{\"object_name\": \"a\xffb\"}".to_vec(),
+            400,
+            "INVALID_JSON",
+        ),
+        (
+            "/api/v1/upload-url",
+            "application/json",
+            br#"{"object_name": "a", "checksum_sha256": "nope"}"#.to_vec(),
+            400,
+            "INVALID_CONSTRAINTS",
+        ),
+        (
+            "/api/v1/upload-url",
+            "text/plain",
+            br#"{"object_name": "a"}"#.to_vec(),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            "/api/v1/upload-url",
+            "application/json",
+            format!("{{\"object_name\": \"{}\"}}", "x".repeat(4000)).into_bytes(),
+            413,
+            "BODY_TOO_LARGE",
+        ),
+        (
+            "/api/v1/download-url",
+            "application/json",
+            br#"{"object_name": "never-uploaded"}"#.to_vec(),
+            404,
+            "NOT_FOUND",
+        ),
+        (
+            "/api/v1/confirm-upload",
+            "application/json",
+            br#"{"object_name": "never-uploaded"}"#.to_vec(),
+            404,
+            "NOT_FOUND",
+        ),
+        (
+            "/api/v1/nope",
+            "application/json",
+            b"{}".to_vec(),
+            404,
+            "NO_SUCH_ROUTE",
+        ),
+        (
+            "/api/v1/upload-url",
+            "application/json",
+            [b"[".repeat(5000)].concat(),
+            413,
+            "BODY_TOO_LARGE",
+        ),
+    ];
+    for (path, content_type, body, status, code) in cases {
+        let got = raw(path, content_type, body).await;
+        assert_eq!(got, (status, code.to_owned()), "{path} {content_type}");
+    }
+    // Deeply nested JSON within the size limit: a clean 400, not a crash.
+    let nested = format!("{}{}", "[".repeat(1000), "]".repeat(1000)).into_bytes();
+    let small = start(&[]).await.unwrap();
+    let resp = http1()
+        .post(small.url("/api/v1/upload-url"))
+        .header("content-type", "application/json")
+        .body(nested)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    small.stop().await;
+
+    // 405 with Allow.
+    let resp = client
+        .get(server.url("/api/v1/confirm-upload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(resp.headers()["allow"], "POST");
+
+    // 409: main holds a different object; 422: the draft breaks its declared constraints.
+    let s3 = server.storage();
+    let b = &server.config.buckets;
+    s3.put_object(
+        &b.draft,
+        "taken.txt",
+        b"one".to_vec(),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        post(
+            &client,
+            server.url("/api/v1/confirm-upload"),
+            json!({"object_name": "taken.txt"})
+        )
+        .await
+        .0,
+        200
+    );
+    s3.put_object(
+        &b.draft,
+        "taken.txt",
+        b"two".to_vec(),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    let (status, body, _) = post(
+        &client,
+        server.url("/api/v1/confirm-upload"),
+        json!({"object_name": "taken.txt"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("CONFLICT"))
+    );
+    let (status, _, _) = post(
+        &client,
+        server.url("/api/v1/confirm-upload"),
+        json!({"object_name": "taken.txt", "overwrite": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "overwrite");
+    let stamp = PutOptions {
+        metadata: Metadata::from([(DECLARED_KEY.to_owned(), "len=100".to_owned())]),
+        ..PutOptions::default()
+    };
+    s3.put_object(&b.draft, "short.bin", b"12345".to_vec(), &stamp)
+        .await
+        .unwrap();
+    let (status, body, _) = post(
+        &client,
+        server.url("/api/v1/confirm-upload"),
+        json!({"object_name": "short.bin"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("CONSTRAINT_MISMATCH"))
+    );
+    server.stop().await;
+
+    // 500: S3 refuses the gateway's credentials. 503: S3 is down.
+    let denied = start(&[("AWS_SECRET_ACCESS_KEY", "wrong-secret")])
+        .await
+        .unwrap();
+    let (status, body, _) = post(
+        &http1(),
+        denied.url("/api/v1/confirm-upload"),
+        json!({"object_name": "x"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (500, Some("STORAGE_DENIED"))
+    );
+    assert!(!body.to_string().contains("wrong-secret"));
+    denied.stop().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let down = start(&[
+        ("AWS_ENDPOINT_URL", &endpoint),
+        ("DRAFTSTORE_S3_MAX_ATTEMPTS", "2"),
+    ])
+    .await
+    .unwrap();
+    let (status, body, _) = post(
+        &http1(),
+        down.url("/api/v1/confirm-upload"),
+        json!({"object_name": "x"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("STORAGE_UNAVAILABLE"))
+    );
+    assert_eq!(
+        http1()
+            .get(down.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        503
+    );
+    down.stop().await;
+}
