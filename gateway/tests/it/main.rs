@@ -14,3 +14,4 @@ mod proxy;
 mod rest_api;
 mod s3;
 mod s3_faults;
+mod serve_cli;

@@ -1,0 +1,154 @@
+//! `gateway serve` as a process: configuration errors are one line and exit 64; SIGTERM lets
+//! in-flight requests finish and exits 0.
+
+use crate::proxy::{Proxy, ProxyFault};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn gateway() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    cmd.env_clear().arg("serve");
+    cmd
+}
+
+#[test]
+fn bad_configuration_is_one_line_and_exit_64() {
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: &[Case<'_>] = &[
+        (&[], &[], "AWS_ACCESS_KEY_ID"),
+        (
+            &[
+                ("AWS_ACCESS_KEY_ID", "a"),
+                ("AWS_SECRET_ACCESS_KEY", "super-secret"),
+                ("HTTP_PORT", "http"),
+            ],
+            &[],
+            "HTTP_PORT",
+        ),
+        (
+            &[
+                ("AWS_ACCESS_KEY_ID", "a"),
+                ("AWS_SECRET_ACCESS_KEY", "super-secret"),
+            ],
+            &["--upload-ttl", "0"],
+            "UPLOAD_TTL",
+        ),
+        (
+            &[
+                ("AWS_ACCESS_KEY_ID", "a"),
+                ("AWS_SECRET_ACCESS_KEY", "super-secret"),
+                ("BUCKET_NAME", "UPPER"),
+            ],
+            &[],
+            "BUCKET_NAME",
+        ),
+        (
+            &[
+                ("AWS_ACCESS_KEY_ID", "a"),
+                ("AWS_SECRET_ACCESS_KEY", "super-secret"),
+                ("AWS_ENDPOINT_URL", "not a url"),
+            ],
+            &[],
+            "AWS_ENDPOINT_URL",
+        ),
+    ];
+    for (env, args, mention) in cases {
+        let out = gateway()
+            .envs(env.iter().copied())
+            .args(*args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(64), "{env:?} {args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(mention), "{err}");
+        assert!(!err.contains("super-secret"));
+    }
+}
+
+#[test]
+fn a_port_in_use_is_exit_69() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = gateway()
+        .envs([
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "b"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+        ])
+        .args(["--bind", "127.0.0.1", "--http-port", &port])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(69),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_and_exits_zero() {
+    let Some(env) = crate::s3::env(&[]) else {
+        return;
+    };
+    let proxy = Proxy::start(env["AWS_ENDPOINT_URL"].clone()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = gateway()
+        .envs(env.iter().filter(|(k, _)| *k != "AWS_ENDPOINT_URL"))
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .env("DRAFTSTORE_SHUTDOWN_GRACE_MS", "5000")
+        .args(["--bind", "127.0.0.1", "--http-port", &port.to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client.get(format!("{base}/health")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "gateway did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A request whose S3 call takes 1.5 s; SIGTERM arrives while it is in flight.
+    proxy.push([ProxyFault::Delay(Duration::from_millis(1500))]);
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        let url = format!("{base}/api/v1/download-url");
+        async move {
+            client
+                .post(url)
+                .json(&serde_json::json!({"object_name": "slow"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request was answered");
+    assert_eq!(status, 404, "answered normally (the object does not exist)");
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+    assert!(
+        client.get(format!("{base}/health")).send().await.is_err(),
+        "no longer accepting"
+    );
+}
