@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Load test of `gateway serve` on a release build, against baselines built and run in the same
+# script: a minimal hyper "hello" server (REST) and a tonic unary echo (gRPC).
+#
+# Each baseline gets the same requests as the gateway (same method, headers and body).
+# For each scenario h2load sends REQUESTS requests at concurrency 50 (50 connections, one
+# stream each); the server's CPU time per request comes from /proc/PID/stat, p50/p99 from
+# h2load's per-request log. Upload URLs touch no storage, so no S3 server is needed: the
+# gateway is pointed at an address nothing listens on.
+#
+# Usage: bench/load.sh [REQUESTS=100000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REQUESTS=${1:-100000}
+command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null; }
+cargo build --release --quiet -p draftstore-gateway -p draftstore-bench --bins
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "port $1 not up" >&2; exit 1; }
+
+GW=$(free_port); HELLO=$(free_port); ECHO=$(free_port)
+AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \
+  DRAFTSTORE_LOG=warn target/release/gateway serve --bind 127.0.0.1 --http-port "$GW" 2>"$work/gateway.log" &
+pids+=($!); GW_PID=$!
+wait_port "$GW"
+
+KEY='uploads/2026/11/photo of cat.jpg'
+printf '{"object_name": "%s"}' "$KEY" > "$work/upload.json"
+# The baselines answer with as many bytes as the gateway does: reply size alone changes how
+# requests batch per wake-up, and so the CPU per request.
+REPLY=$(curl -s -X POST -H 'content-type: application/json' --data-binary @"$work/upload.json" "http://127.0.0.1:$GW/api/v1/upload-url")
+REPLY_BYTES=${#REPLY}
+URL_BYTES=$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])["upload_url"]))' "$REPLY")
+target/release/hello "$HELLO" "$REPLY_BYTES" & pids+=($!); HELLO_PID=$!
+target/release/tonic-echo "$ECHO" "$URL_BYTES" & pids+=($!); ECHO_PID=$!
+wait_port "$HELLO"; wait_port "$ECHO"
+python3 - "$KEY" "$work/upload.grpc" <<'PY'
+import struct, sys
+key = sys.argv[1].encode()
+message = b"\x0a" + bytes([len(key)]) + key   # GetUploadURLRequest { object_name = 1 }
+open(sys.argv[2], "wb").write(b"\x00" + struct.pack(">I", len(message)) + message)
+PY
+
+# utime and stime, in clock ticks.
+ticks() { awk '{print $14 " " $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# run NAME PID H2LOAD-ARGS... : prints "name req/s cpu_us p50_us p99_us"
+run() {
+  local name=$1 pid=$2; shift 2
+  h2load -n 2000 -c 50 -m 1 "$@" >/dev/null 2>&1   # warm-up
+  local before; before=$(ticks "$pid")
+  local out; out=$(h2load -n "$REQUESTS" -c 50 -m 1 --log-file="$work/$name.log" "$@" 2>&1)
+  local after; after=$(ticks "$pid")
+  local ok; ok=$(grep -Eo '[0-9]+ succeeded' <<<"$out" | grep -Eo '^[0-9]+')
+  [ "$ok" = "$REQUESTS" ] || { echo "$name: only $ok of $REQUESTS succeeded" >&2; echo "$out" >&2; exit 1; }
+  local rps; rps=$(grep -Eo 'finished in [0-9.]+m?s, [0-9.]+ req/s' <<<"$out" | grep -Eo '[0-9.]+ req/s' | grep -Eo '^[0-9.]+')
+  python3 - "$name" "$rps" "$before" "$after" "$HZ" "$REQUESTS" "$work/$name.log" <<'PY'
+import sys
+name, rps, before, after, hz, n, log = sys.argv[1:]
+(u0, s0), (u1, s1) = map(int, before.split()), map(int, after.split())
+per = lambda t: t * 1e6 / int(hz) / int(n)
+d = sorted(int(line.split()[2]) for line in open(log) if line.strip())
+pct = lambda q: d[min(len(d) - 1, int(q * len(d)))]
+print(f"{name} {float(rps):.0f} {per(u1 - u0 + s1 - s0):.2f} {per(u1 - u0):.2f} {pct(0.5)} {pct(0.99)}")
+PY
+}
+
+{
+  # The baseline gets the very same request (POST, JSON body): only the handler differs.
+  run hello-h1 "$HELLO_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$HELLO/api/v1/upload-url"
+  run upload-url-h1 "$GW_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW/api/v1/upload-url"
+  run hello-h2c "$HELLO_PID" -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$HELLO/api/v1/upload-url"
+  run upload-url-h2c "$GW_PID" -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW/api/v1/upload-url"
+  run tonic-echo "$ECHO_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$ECHO/draft.v1.DraftService/GetUploadURL"
+  run GetUploadURL "$GW_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
+} > "$work/results"
+
+python3 - "$work/results" "$REQUESTS" <<'PY'
+import sys
+rows = {l.split()[0]: l.split()[1:] for l in open(sys.argv[1])}
+base = {"upload-url-h1": "hello-h1", "upload-url-h2c": "hello-h2c", "GetUploadURL": "tonic-echo"}
+print(f"{sys.argv[2]} requests per scenario, concurrency 50 (50 connections x 1 stream); baselines reply with as many bytes")
+print("CPU = user + kernel time of the server process per request; over loopback the kernel part")
+print("includes delivering replies to the client, so user time is shown apart too.")
+print(f"{'scenario':<16}{'req/s':>9}{'CPU us':>8}{'ratio':>7}{'user us':>9}{'ratio':>7}{'p50 us':>8}{'p99 us':>8}")
+for name, (rps, cpu, user, p50, p99) in rows.items():
+    b = rows.get(base.get(name, ""))
+    r_cpu = f"{float(cpu) / float(b[1]):.2f}x" if b else "base"
+    r_user = f"{float(user) / float(b[2]):.2f}x" if b else "base"
+    print(f"{name:<16}{rps:>9}{cpu:>8}{r_cpu:>7}{user:>9}{r_user:>7}{p50:>8}{p99:>8}")
+PY
