@@ -43,6 +43,13 @@ pub async fn handle<B: Backend>(
         ));
     }
     let deadline = timeout(req.headers());
+    if deadline == Some(Duration::ZERO) {
+        return Err(ApiError::new(
+            Kind::Timeout,
+            "DEADLINE_EXCEEDED",
+            "grpc-timeout had already passed",
+        ));
+    }
     let call = async {
         let message = read_message(req.into_body(), limits.max_grpc_message).await?;
         dispatch(app, &path, &message).await

@@ -417,16 +417,56 @@ async fn hostile_frames_get_clean_statuses() {
         };
         assert_eq!(status, code, "{what}");
     }
-    // grpc-timeout: an already-expired deadline is DEADLINE_EXCEEDED (4).
+    // grpc-timeout: a deadline already passed is DEADLINE_EXCEEDED (4) without doing anything.
     let body = frame(0, message.len() as u32, &message);
     let resp = h2
         .post(server.url(pb::paths::GET_DOWNLOAD_URL))
         .header("content-type", "application/grpc")
         .header("grpc-timeout", "0n")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["grpc-status"], "4");
+    server.stop().await;
+}
+
+/// `grpc-timeout` cuts a call whose S3 request is slow (the fault proxy delays it).
+#[tokio::test]
+async fn grpc_timeout_is_honoured() {
+    use crate::proxy::{Proxy, ProxyFault};
+    let Some(env) = crate::s3::env(&[]) else {
+        return;
+    };
+    let proxy = Proxy::start(env["AWS_ENDPOINT_URL"].clone()).await;
+    let Some(server) = start(&[("AWS_ENDPOINT_URL", &proxy.url())]).await else {
+        return;
+    };
+    proxy.push([ProxyFault::Delay(std::time::Duration::from_secs(2))]);
+    let message = pb::GetDownloadUrlRequest {
+        object_name: "slow".into(),
+        source: 0,
+    }
+    .encode_to_vec();
+    let body = [&[0_u8][..], &(message.len() as u32).to_be_bytes(), &message].concat();
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let resp = h2
+        .post(server.url(pb::paths::GET_DOWNLOAD_URL))
+        .header("content-type", "application/grpc")
+        .header("grpc-timeout", "200m")
         .body(body)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.headers()["grpc-status"], "4");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
     server.stop().await;
 }
