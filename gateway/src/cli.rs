@@ -21,6 +21,10 @@ pub enum Command {
     /// Serve the DraftStore API (REST and gRPC) on one port. Every flag overrides the
     /// environment variable named in its help.
     Serve(ServeArgs),
+    /// Delete drafts older than OBJECT_LIFETIME from the draft bucket once, and abort stale
+    /// multipart uploads there; never touches the main bucket. Exit 0 when all went, 1 when
+    /// some deletes failed, 64 on bad configuration.
+    Sweep(SweepArgs),
     /// Print a presigned S3 URL (like `aws s3 presign`). Credentials come from
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optional AWS_SESSION_TOKEN.
     Presign(PresignArgs),
@@ -118,6 +122,44 @@ impl ServeArgs {
             out.push(("DRAFTSTORE_LOG_JSON", "true".into()));
         }
         out
+    }
+}
+
+#[derive(Debug, Args, Default)]
+pub struct SweepArgs {
+    /// List what would be deleted (keys on stdout, or stderr with --json); delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON object with the counts on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop cleanly after this many seconds, reporting how far it got.
+    #[arg(long)]
+    pub max_duration: Option<u64>,
+    /// Keys per listing page (1..=1000).
+    #[arg(long, default_value_t = 1000)]
+    pub page_size: u16,
+    /// Seconds a draft lives [env: OBJECT_LIFETIME, default 86400].
+    #[arg(long)]
+    pub object_lifetime: Option<String>,
+    /// Main bucket [env: BUCKET_NAME, default main].
+    #[arg(long)]
+    pub bucket_name: Option<String>,
+    /// Draft bucket [env: DRAFT_BUCKET, default <BUCKET_NAME>-draft].
+    #[arg(long)]
+    pub draft_bucket: Option<String>,
+}
+
+impl SweepArgs {
+    /// The settings shared with `serve`, flags over environment.
+    #[must_use]
+    pub fn as_serve(&self) -> ServeArgs {
+        ServeArgs {
+            object_lifetime: self.object_lifetime.clone(),
+            bucket_name: self.bucket_name.clone(),
+            draft_bucket: self.draft_bucket.clone(),
+            ..ServeArgs::default()
+        }
     }
 }
 

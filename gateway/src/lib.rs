@@ -2,7 +2,8 @@
 //!
 //! DraftStore's one binary, `gateway`, and what it is made of: configuration ([`config`]), the
 //! S3 backend ([`s3`]), the API ([`app`]) served as REST ([`rest`]) and gRPC ([`grpc`]) on one
-//! port by one hyper server ([`server`]), and the subcommands ([`presign`], [`serve`]).
+//! port by one hyper server ([`server`]), and the subcommands ([`presign`], [`serve`],
+//! [`sweep`]).
 //!
 //! **Not here:** the domain rules (`draftstore-core`), signing (`draftstore-signer`), the
 //! message types (`draftstore-proto`).
@@ -21,3 +22,4 @@ pub mod rest;
 pub mod s3;
 pub mod serve;
 pub mod server;
+pub mod sweep;

@@ -1,7 +1,7 @@
 //! `gateway`: parse the subcommand, run it, exit with its code.
 #![forbid(unsafe_code)]
 
-use draftstore_gateway::{cli, presign, serve};
+use draftstore_gateway::{cli, presign, serve, sweep};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let result = match command {
         cli::Command::Presign(args) => presign::run(&args, &env).map(|url| println!("{url}")),
         cli::Command::Serve(args) => serve::run(&args, &env),
+        cli::Command::Sweep(args) => sweep::run(&args, &env),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

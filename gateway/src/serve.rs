@@ -97,7 +97,7 @@ pub async fn shutdown_signal() {
     }
 }
 
-fn init_tracing(json: bool) {
+pub fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRAFTSTORE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

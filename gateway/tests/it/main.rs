@@ -15,3 +15,4 @@ mod rest_api;
 mod s3;
 mod s3_faults;
 mod serve_cli;
+mod sweep_cli;

@@ -1,0 +1,105 @@
+//! `gateway sweep`: one sweep of the draft bucket (core's streaming, batched, conditional
+//! sweep) for the CronJob. A human summary on stderr; with `--json`, one JSON object on stdout.
+
+use crate::cli::SweepArgs;
+use crate::exit::Exit;
+use crate::s3::S3Storage;
+use draftstore_core::{sweep, SweepOptions, SweepReport};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// # Errors
+/// Bad configuration (64); some deletes failed or the listing broke off (1).
+pub fn run(args: &SweepArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
+    let config = crate::serve::config(&args.as_serve(), env)?;
+    if !(1..=1000).contains(&args.page_size) {
+        return Err(Exit::usage("--page-size must be 1..=1000"));
+    }
+    crate::serve::init_tracing(config.log_json);
+    let storage = S3Storage::new(config.s3.clone()).map_err(|e| Exit::usage(e.to_string()))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .unwrap_or(0);
+    let options = SweepOptions {
+        dry_run: args.dry_run,
+        page_size: args.page_size,
+        ..SweepOptions::new(now, config.object_lifetime)
+    };
+    let started = Instant::now();
+    let deadline = args.max_duration.map(|s| started + Duration::from_secs(s));
+    let keep_going = || deadline.is_none_or(|d| Instant::now() < d);
+    let (json, dry_run) = (args.json, args.dry_run);
+    let mut on_expired = |o: &draftstore_core::ListedObject| {
+        if dry_run {
+            if json {
+                eprintln!("would delete {} ({} bytes)", o.key, o.size);
+            } else {
+                println!("{}", o.key);
+            }
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Exit::unavailable(format!("cannot start the runtime: {e}")))?;
+    let report = runtime.block_on(sweep(
+        &storage,
+        &config.buckets.draft,
+        options,
+        &keep_going,
+        &mut on_expired,
+    ));
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    eprintln!(
+        "{}",
+        summary(&report, config.buckets.draft.as_str(), dry_run, duration_ms)
+    );
+    if json {
+        println!("{}", json_report(&report, dry_run, duration_ms));
+    }
+    if report.is_clean() {
+        Ok(())
+    } else {
+        let why = report.listing_error.as_ref().map_or_else(
+            || format!("{} deletes failed", report.failed + report.multipart_failed),
+            |e| format!("listing failed: {e}"),
+        );
+        Err(Exit {
+            code: 1,
+            message: why,
+        })
+    }
+}
+
+fn summary(r: &SweepReport, bucket: &str, dry_run: bool, duration_ms: u64) -> String {
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    let count = if dry_run { r.expired } else { r.deleted };
+    let mut text = format!(
+        "sweep of {bucket}: scanned {}, expired {}, {verb} {count} ({} bytes), failed {}, changed since listed {}, multipart aborted {}, {} ms",
+        r.scanned, r.expired, r.bytes_freed, r.failed, r.changed, r.multipart_aborted, duration_ms
+    );
+    if r.stopped_early {
+        text.push_str("; stopped at --max-duration, the next run continues");
+    }
+    for f in &r.failures {
+        text.push_str(&format!("\n  failed: {}: {}", f.key, f.error));
+    }
+    text
+}
+
+fn json_report(r: &SweepReport, dry_run: bool, duration_ms: u64) -> serde_json::Value {
+    serde_json::json!({
+        "scanned": r.scanned,
+        "expired": r.expired,
+        "deleted": r.deleted,
+        "failed": r.failed + r.multipart_failed,
+        "changed": r.changed,
+        "bytes_freed": r.bytes_freed,
+        "multipart_aborted": r.multipart_aborted,
+        "duration_ms": duration_ms,
+        "dry_run": dry_run,
+        "stopped_early": r.stopped_early,
+        "listing_error": r.listing_error.as_ref().map(ToString::to_string),
+    })
+}

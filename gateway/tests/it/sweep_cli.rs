@@ -1,0 +1,170 @@
+//! `gateway sweep` as the CronJob runs it, against SeaweedFS: drafts older than a short
+//! lifetime go, young drafts and everything in main stay; dry-run deletes nothing; listings
+//! span several pages; failed deletes are counted and exit 1.
+
+use crate::proxy::{Proxy, ProxyFault};
+use draftstore_core::{BucketName, PutOptions, Storage};
+use std::collections::HashMap;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn sweep(env: &HashMap<String, String>, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env_clear()
+        .envs(env)
+        .arg("sweep")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+async fn fill(s3: &impl Storage, bucket: &BucketName, prefix: &str, n: usize) {
+    for i in 0..n {
+        s3.put_object(
+            bucket,
+            &format!("{prefix}/{i:03} ሴ+.bin"),
+            vec![7; 100],
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+// Multi-threaded: the fault proxy must keep running while the test waits on the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeps_old_drafts_only_and_reports_in_json() {
+    let p = crate::s3::prefix("swc");
+    let (main, draft) = (format!("{p}-main"), format!("{p}-drafts"));
+    let Some(mut env) = crate::s3::env(&[
+        ("BUCKET_NAME", &main),
+        ("DRAFT_BUCKET", &draft),
+        ("OBJECT_LIFETIME", "2"),
+    ]) else {
+        return;
+    };
+    let s3 = crate::s3::storage(&env);
+    let (main_bucket, draft_bucket) = (
+        BucketName::parse(&main).unwrap(),
+        BucketName::parse(&draft).unwrap(),
+    );
+    s3.create_bucket(&main_bucket).await.unwrap();
+    s3.create_bucket(&draft_bucket).await.unwrap();
+    fill(&s3, &draft_bucket, "old", 25).await;
+    s3.put_object(
+        &main_bucket,
+        "confirmed.bin",
+        b"keep".to_vec(),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    fill(&s3, &draft_bucket, "young", 5).await;
+
+    let dry = sweep(&env, &["--dry-run", "--json", "--page-size", "10"]);
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(
+        (
+            report["scanned"].as_u64(),
+            report["expired"].as_u64(),
+            report["deleted"].as_u64()
+        ),
+        (Some(30), Some(25), Some(0)),
+        "{report}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&dry.stderr)
+            .matches("would delete old/")
+            .count(),
+        25
+    );
+    assert_eq!(
+        s3.list_objects(&draft_bucket, "", None, 1000)
+            .await
+            .unwrap()
+            .objects
+            .len(),
+        30,
+        "dry run deleted nothing"
+    );
+
+    let run = sweep(&env, &["--json", "--page-size", "10"]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        (
+            report["deleted"].as_u64(),
+            report["failed"].as_u64(),
+            report["bytes_freed"].as_u64()
+        ),
+        (Some(25), Some(0), Some(2500)),
+        "{report}"
+    );
+    for key in [
+        "scanned",
+        "expired",
+        "deleted",
+        "failed",
+        "bytes_freed",
+        "multipart_aborted",
+        "duration_ms",
+    ] {
+        assert!(report.get(key).is_some(), "{key} in {report}");
+    }
+    let left: Vec<String> = s3
+        .list_objects(&draft_bucket, "", None, 1000)
+        .await
+        .unwrap()
+        .objects
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(left.len(), 5);
+    assert!(left.iter().all(|k| k.starts_with("young/")));
+    assert!(
+        s3.head_object(&main_bucket, "confirmed.bin").await.is_ok(),
+        "main untouched"
+    );
+
+    // Without --json: a human summary on stderr, nothing on stdout.
+    let quiet = sweep(&env, &[]);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(quiet.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&quiet.stderr).contains("scanned 5"));
+
+    // Failed deletes: the batch delete answers 500 and retries are off.
+    fill(&s3, &draft_bucket, "doomed", 3).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let proxy = Proxy::start(env["AWS_ENDPOINT_URL"].clone()).await;
+    env.insert("AWS_ENDPOINT_URL".into(), proxy.url());
+    env.insert("DRAFTSTORE_S3_MAX_ATTEMPTS".into(), "1".into());
+    proxy.push([ProxyFault::Pass, ProxyFault::Status(500)]);
+    let failed = sweep(&env, &["--json"]);
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&failed.stdout).unwrap();
+    assert_eq!(report["failed"].as_u64(), Some(8), "{report}");
+
+    let bad = sweep(&env, &["--page-size", "0"]);
+    assert_eq!(bad.status.code(), Some(64));
+    env.insert("OBJECT_LIFETIME".into(), "soon".into());
+    let bad = sweep(&env, &[]);
+    assert_eq!(bad.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("OBJECT_LIFETIME"));
+}
