@@ -10,6 +10,48 @@ pub use serve::{Limits, ServeConfig};
 
 use std::fmt;
 
+/// Every environment variable the gateway reads (`DRAFTSTORE_LOG` is the log filter).
+pub const VARIABLES: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "BUCKET_NAME",
+    "DOWNLOAD_TTL",
+    "DRAFTSTORE_BIND",
+    "DRAFTSTORE_HEADER_TIMEOUT_MS",
+    "DRAFTSTORE_LOG",
+    "DRAFTSTORE_LOG_JSON",
+    "DRAFTSTORE_MAX_BODY_BYTES",
+    "DRAFTSTORE_MAX_CONCURRENT_STREAMS",
+    "DRAFTSTORE_MAX_GRPC_MESSAGE_BYTES",
+    "DRAFTSTORE_MAX_IN_FLIGHT",
+    "DRAFTSTORE_REQUEST_TIMEOUT_MS",
+    "DRAFTSTORE_S3_ADDRESSING",
+    "DRAFTSTORE_S3_BACKOFF_MS",
+    "DRAFTSTORE_S3_CONDITIONAL_WRITES",
+    "DRAFTSTORE_S3_CONNECT_TIMEOUT_MS",
+    "DRAFTSTORE_S3_COPY_CONCURRENCY",
+    "DRAFTSTORE_S3_MAX_ATTEMPTS",
+    "DRAFTSTORE_S3_MAX_BACKOFF_MS",
+    "DRAFTSTORE_S3_MULTIPART_THRESHOLD",
+    "DRAFTSTORE_S3_PART_SIZE",
+    "DRAFTSTORE_S3_PUBLIC_ENDPOINT",
+    "DRAFTSTORE_S3_TIMEOUT_MS",
+    "DRAFTSTORE_SHUTDOWN_GRACE_MS",
+    "DRAFT_BUCKET",
+    "GRPC_PORT",
+    "HTTP_PORT",
+    "OBJECT_LIFETIME",
+    "UPLOAD_TTL",
+];
+
+/// The variables without which S3 storage cannot start.
+pub const REQUIRED: &[&str] = &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
+
 /// Looks a variable up; `None` when unset.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -60,5 +102,34 @@ pub(crate) fn flag(get: Lookup<'_>, name: &str, default: bool) -> Result<bool, C
         Some("true" | "1") => Ok(true),
         Some("false" | "0") => Ok(false),
         Some(_) => Err(err(format!("{name} must be true or false"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    /// The list above is what the parsers really read: record every lookup of a full config.
+    #[test]
+    fn variables_lists_exactly_what_is_read() {
+        let seen = RefCell::new(BTreeSet::new());
+        let lookup = |k: &str| {
+            seen.borrow_mut().insert(k.to_owned());
+            match k {
+                "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("x".to_owned()),
+                "GRPC_PORT" => Some("9090".to_owned()),
+                "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:9000".to_owned()),
+                _ => None,
+            }
+        };
+        ServeConfig::from_lookup(&lookup).unwrap();
+        let mut read = seen.into_inner();
+        read.insert("DRAFTSTORE_LOG".to_owned());
+        let listed: BTreeSet<String> = VARIABLES.iter().map(|v| (*v).to_owned()).collect();
+        assert_eq!(listed.len(), VARIABLES.len(), "no duplicates");
+        assert_eq!(read, listed);
+        assert!(REQUIRED.iter().all(|r| listed.contains(*r)));
     }
 }
