@@ -1,9 +1,14 @@
-//! What the server needs from storage beyond [`Storage`]: presigned URLs. S3 signs them for its
-//! public endpoint; the embedded store will sign URLs it serves itself.
+//! What the server needs from storage beyond [`Storage`]: presigned URLs, and for a store that
+//! serves its own URLs (the embedded local store), the requests they lead to.
 
+use crate::error::{ApiError, Kind};
+use crate::local::LocalStorage;
+use crate::response::Body;
 use crate::s3::S3Storage;
 use draftstore_core::{BucketName, Storage, StorageError};
 use draftstore_signer::{Expiry, Method, Request, Timestamp};
+use hyper::body::Incoming;
+use std::future::Future;
 
 pub trait Backend: Storage + 'static {
     /// A presigned URL for `method` on `bucket/key`, with `headers` signed in.
@@ -19,6 +24,22 @@ pub trait Backend: Storage + 'static {
         expires: Expiry,
         now: Timestamp,
     ) -> Result<String, StorageError>;
+
+    /// Serves a request under `/_store/` (the local store's presigned URLs). Other stores have
+    /// no such route.
+    fn serve_object(
+        &self,
+        req: http::Request<Incoming>,
+    ) -> impl Future<Output = Result<http::Response<Body>, ApiError>> + Send {
+        let path = req.uri().path().to_owned();
+        async move {
+            Err(ApiError::new(
+                Kind::NotFound,
+                "NO_SUCH_ROUTE",
+                format!("no route {path}"),
+            ))
+        }
+    }
 }
 
 impl Backend for S3Storage {
@@ -45,5 +66,40 @@ impl Backend for S3Storage {
             .map_err(|e| StorageError::Backend {
                 reason: format!("cannot presign: {e}"),
             })
+    }
+}
+
+impl Backend for LocalStorage {
+    /// URLs of the form `<public url>/_store/<bucket>/<key>`.
+    fn presign(
+        &self,
+        method: Method,
+        bucket: &BucketName,
+        key: &str,
+        headers: &[(&str, &str)],
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<String, StorageError> {
+        let path_key = format!("{bucket}/{key}");
+        let mut request = Request::new(
+            method,
+            self.public_url(),
+            draftstore_signer::Addressing::Path,
+            "_store",
+            &path_key,
+        );
+        request.headers = headers;
+        self.signer()
+            .presign(&request, expires, now)
+            .map_err(|e| StorageError::Backend {
+                reason: format!("cannot presign: {e}"),
+            })
+    }
+
+    async fn serve_object(
+        &self,
+        req: http::Request<Incoming>,
+    ) -> Result<http::Response<Body>, ApiError> {
+        Ok(self.serve(req).await)
     }
 }

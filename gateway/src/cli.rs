@@ -98,6 +98,15 @@ pub struct ServeArgs {
     /// Log JSON lines instead of text [env: DRAFTSTORE_LOG_JSON].
     #[arg(long)]
     pub log_json: bool,
+    /// local or s3 [env: DRAFTSTORE_STORAGE; default: local when no S3 variable is set].
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// The embedded store's folder [env: DRAFTSTORE_DATA_DIR, default ./draftstore-data].
+    #[arg(long)]
+    pub data_dir: Option<String>,
+    /// Base URL of the embedded store's presigned links [env: DRAFTSTORE_PUBLIC_URL].
+    #[arg(long)]
+    pub public_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -113,6 +122,9 @@ impl ServeArgs {
             ("UPLOAD_TTL", &self.upload_ttl),
             ("DOWNLOAD_TTL", &self.download_ttl),
             ("OBJECT_LIFETIME", &self.object_lifetime),
+            ("DRAFTSTORE_STORAGE", &self.storage),
+            ("DRAFTSTORE_DATA_DIR", &self.data_dir),
+            ("DRAFTSTORE_PUBLIC_URL", &self.public_url),
         ];
         let mut out: Vec<(&'static str, String)> = pairs
             .iter()

@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod exit;
 pub mod grpc;
+pub mod local;
 pub mod presign;
 pub mod response;
 pub mod rest;

@@ -26,6 +26,9 @@ pub async fn handle<B: Backend>(
     limits: &Limits,
 ) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_owned();
+    if path.starts_with(crate::local::PREFIX) {
+        return app.backend.serve_object(req).await;
+    }
     match (req.method().clone(), path.as_str()) {
         (Method::POST, UPLOAD_URL) => upload_url(app, read_json(req, limits).await?),
         (Method::POST, DOWNLOAD_URL) => download_url(app, read_json(req, limits).await?).await,

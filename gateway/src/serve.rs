@@ -2,10 +2,13 @@
 //! the ports, serve until SIGTERM or SIGINT, then drain and exit 0.
 
 use crate::app::App;
+use crate::backend::Backend;
 use crate::cli::ServeArgs;
-use crate::config::ServeConfig;
+use crate::config::{ServeConfig, StorageChoice};
 use crate::exit::Exit;
+use crate::local::LocalStorage;
 use crate::s3::S3Storage;
+use draftstore_core::Storage;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
@@ -38,7 +41,29 @@ pub fn run(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
 }
 
 async fn serve(config: ServeConfig) -> Result<(), Exit> {
-    let storage = S3Storage::new(config.s3.clone()).map_err(|e| Exit::usage(e.to_string()))?;
+    match &config.storage {
+        StorageChoice::S3(s3) => {
+            let storage = S3Storage::new((**s3).clone()).map_err(|e| Exit::usage(e.to_string()))?;
+            tracing::info!(endpoint = %s3.endpoint.authority(), "storage: S3");
+            serve_with(storage, &config).await
+        }
+        StorageChoice::Local(local) => {
+            let storage = LocalStorage::open(local).map_err(Exit::unavailable)?;
+            eprintln!(
+                "gateway: no S3 configured: using the embedded local store in {} (not for production: one process, one disk; set AWS_* for S3)",
+                local.data_dir.display()
+            );
+            for bucket in [&config.buckets.main, &config.buckets.draft] {
+                storage.create_bucket(bucket).await.map_err(|e| {
+                    Exit::unavailable(format!("cannot create the local buckets: {e}"))
+                })?;
+            }
+            serve_with(storage, &config).await
+        }
+    }
+}
+
+async fn serve_with<B: Backend>(storage: B, config: &ServeConfig) -> Result<(), Exit> {
     let mut listeners = vec![bind(config.bind, config.http_port).await?];
     if let Some(port) = config.grpc_port {
         listeners.push(bind(config.bind, port).await?);
@@ -48,7 +73,7 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
-    tracing::info!(addresses = ?addresses, main = %config.buckets.main, draft = %config.buckets.draft, storage = "s3", endpoint = %config.s3.endpoint.authority(), "serving REST and gRPC");
+    tracing::info!(addresses = ?addresses, main = %config.buckets.main, draft = %config.buckets.draft, "serving REST and gRPC");
     let app = App {
         backend: storage,
         buckets: config.buckets.clone(),

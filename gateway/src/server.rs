@@ -121,11 +121,12 @@ pub async fn run<B: Backend>(
 impl<B: Backend> State<B> {
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let id = request_id(req.headers().get(REQUEST_ID));
-        let is_grpc = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/grpc"));
+        let is_grpc = !req.uri().path().starts_with(crate::local::PREFIX)
+            && req
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.starts_with("application/grpc"));
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let result = self.run(req, is_grpc).await;

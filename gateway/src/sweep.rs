@@ -2,7 +2,9 @@
 //! sweep) for the CronJob. A human summary on stderr; with `--json`, one JSON object on stdout.
 
 use crate::cli::SweepArgs;
+use crate::config::StorageChoice;
 use crate::exit::Exit;
+use crate::local::LocalStorage;
 use crate::s3::S3Storage;
 use draftstore_core::{sweep, SweepOptions, SweepReport};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,7 +17,6 @@ pub fn run(args: &SweepArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
         return Err(Exit::usage("--page-size must be 1..=1000"));
     }
     crate::serve::init_tracing(config.log_json);
-    let storage = S3Storage::new(config.s3.clone()).map_err(|e| Exit::usage(e.to_string()))?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .ok()
@@ -43,13 +44,28 @@ pub fn run(args: &SweepArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
         .enable_all()
         .build()
         .map_err(|e| Exit::unavailable(format!("cannot start the runtime: {e}")))?;
-    let report = runtime.block_on(sweep(
-        &storage,
-        &config.buckets.draft,
-        options,
-        &keep_going,
-        &mut on_expired,
-    ));
+    let report = match &config.storage {
+        StorageChoice::S3(s3) => {
+            let storage = S3Storage::new((**s3).clone()).map_err(|e| Exit::usage(e.to_string()))?;
+            runtime.block_on(sweep(
+                &storage,
+                &config.buckets.draft,
+                options,
+                &keep_going,
+                &mut on_expired,
+            ))
+        }
+        StorageChoice::Local(local) => {
+            let storage = LocalStorage::open(local).map_err(Exit::unavailable)?;
+            runtime.block_on(sweep(
+                &storage,
+                &config.buckets.draft,
+                options,
+                &keep_going,
+                &mut on_expired,
+            ))
+        }
+    };
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     eprintln!(
         "{}",

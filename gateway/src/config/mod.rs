@@ -6,7 +6,7 @@ mod s3;
 mod serve;
 
 pub use s3::S3Config;
-pub use serve::{Limits, ServeConfig};
+pub use serve::{Limits, LocalConfig, ServeConfig, StorageChoice};
 
 use std::fmt;
 
@@ -22,13 +22,17 @@ pub const VARIABLES: &[&str] = &[
     "BUCKET_NAME",
     "DOWNLOAD_TTL",
     "DRAFTSTORE_BIND",
+    "DRAFTSTORE_DATA_DIR",
     "DRAFTSTORE_HEADER_TIMEOUT_MS",
+    "DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES",
+    "DRAFTSTORE_LOCAL_SECRET",
     "DRAFTSTORE_LOG",
     "DRAFTSTORE_LOG_JSON",
     "DRAFTSTORE_MAX_BODY_BYTES",
     "DRAFTSTORE_MAX_CONCURRENT_STREAMS",
     "DRAFTSTORE_MAX_GRPC_MESSAGE_BYTES",
     "DRAFTSTORE_MAX_IN_FLIGHT",
+    "DRAFTSTORE_PUBLIC_URL",
     "DRAFTSTORE_REQUEST_TIMEOUT_MS",
     "DRAFTSTORE_S3_ADDRESSING",
     "DRAFTSTORE_S3_BACKOFF_MS",
@@ -42,6 +46,7 @@ pub const VARIABLES: &[&str] = &[
     "DRAFTSTORE_S3_PUBLIC_ENDPOINT",
     "DRAFTSTORE_S3_TIMEOUT_MS",
     "DRAFTSTORE_SHUTDOWN_GRACE_MS",
+    "DRAFTSTORE_STORAGE",
     "DRAFT_BUCKET",
     "GRPC_PORT",
     "HTTP_PORT",
@@ -125,6 +130,12 @@ mod tests {
             }
         };
         ServeConfig::from_lookup(&lookup).unwrap();
+        // And the local store's variables, read when no S3 variable is set.
+        let local = |k: &str| {
+            seen.borrow_mut().insert(k.to_owned());
+            None
+        };
+        ServeConfig::from_lookup(&local).unwrap();
         let mut read = seen.into_inner();
         read.insert("DRAFTSTORE_LOG".to_owned());
         let listed: BTreeSet<String> = VARIABLES.iter().map(|v| (*v).to_owned()).collect();

@@ -4,6 +4,7 @@ use super::{err, flag, number, ConfigError, Lookup, S3Config};
 use draftstore_core::Buckets;
 use draftstore_signer::Expiry;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Request and connection limits.
@@ -23,6 +24,36 @@ pub struct Limits {
     pub max_in_flight: usize,
 }
 
+/// The embedded local store's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalConfig {
+    pub data_dir: PathBuf,
+    /// Base of the presigned URLs it hands out (what clients can reach).
+    pub public_url: String,
+    /// Signing secret; made at first start and kept in the data folder when unset.
+    pub secret: Option<String>,
+    /// Largest object a presigned PUT may store.
+    pub max_object: u64,
+}
+
+/// Where objects live.
+#[derive(Debug, Clone)]
+pub enum StorageChoice {
+    S3(Box<S3Config>),
+    Local(LocalConfig),
+}
+
+/// Variables that mean "use S3": any of them set, without `--storage local`, selects S3, and
+/// S3 then needs its credentials (a partial S3 setup is an error, never a silent fall-back).
+const S3_SIGNALS: [&str; 6] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "BUCKET_NAME",
+];
+
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub buckets: Buckets,
@@ -35,7 +66,7 @@ pub struct ServeConfig {
     pub download_ttl: Expiry,
     /// Seconds a draft lives before `gateway sweep` removes it.
     pub object_lifetime: u64,
-    pub s3: S3Config,
+    pub storage: StorageChoice,
     pub limits: Limits,
     /// In-flight requests get this long to finish after SIGTERM.
     pub shutdown_grace: Duration,
@@ -120,7 +151,7 @@ impl ServeConfig {
             upload_ttl: ttl("UPLOAD_TTL")?,
             download_ttl: ttl("DOWNLOAD_TTL")?,
             object_lifetime: number(get, "OBJECT_LIFETIME", 86_400, 1..=10 * 365 * 86_400)?,
-            s3: S3Config::from_lookup(get)?,
+            storage: storage(get, http_port)?,
             limits,
             shutdown_grace: Duration::from_millis(number(
                 get,
@@ -131,6 +162,38 @@ impl ServeConfig {
             log_json: flag(get, "DRAFTSTORE_LOG_JSON", false)?,
         })
     }
+}
+
+fn storage(get: Lookup<'_>, http_port: u16) -> Result<StorageChoice, ConfigError> {
+    let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    let local = match var("DRAFTSTORE_STORAGE").as_deref() {
+        Some("local") => true,
+        Some("s3") => false,
+        Some(_) => {
+            return Err(err(
+                "DRAFTSTORE_STORAGE (--storage) must be 'local' or 's3'",
+            ))
+        }
+        None => !S3_SIGNALS.iter().any(|k| var(k).is_some()),
+    };
+    if !local {
+        return S3Config::from_lookup(get).map(|c| StorageChoice::S3(Box::new(c)));
+    }
+    let port = if http_port == 0 { 8080 } else { http_port };
+    Ok(StorageChoice::Local(LocalConfig {
+        data_dir: PathBuf::from(
+            var("DRAFTSTORE_DATA_DIR").unwrap_or_else(|| "./draftstore-data".into()),
+        ),
+        public_url: var("DRAFTSTORE_PUBLIC_URL")
+            .unwrap_or_else(|| format!("http://127.0.0.1:{port}")),
+        secret: var("DRAFTSTORE_LOCAL_SECRET"),
+        max_object: number(
+            get,
+            "DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES",
+            5 * 1024 * 1024 * 1024,
+            1..=5 * 1024 * 1024 * 1024 * 1024,
+        )?,
+    }))
 }
 
 #[cfg(test)]
@@ -150,6 +213,39 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
         ServeConfig::from_lookup(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn storage_is_local_by_default_and_s3_when_configured() {
+        let none = ServeConfig::from_lookup(&|_| None).unwrap();
+        let StorageChoice::Local(local) = none.storage else {
+            panic!("local by default")
+        };
+        assert_eq!(
+            (local.data_dir, local.public_url.as_str()),
+            (PathBuf::from("./draftstore-data"), "http://127.0.0.1:8080")
+        );
+        assert!(
+            matches!(parse(&[]).unwrap().storage, StorageChoice::S3(_)),
+            "credentials select S3"
+        );
+        let partial =
+            ServeConfig::from_lookup(&|k| (k == "BUCKET_NAME").then(|| "photos".to_owned()))
+                .unwrap_err();
+        assert!(
+            partial.to_string().contains("AWS_ACCESS_KEY_ID"),
+            "a bucket without credentials is an error: {partial}"
+        );
+        let explicit = ServeConfig::from_lookup(&|k| match k {
+            "BUCKET_NAME" => Some("photos".to_owned()),
+            "DRAFTSTORE_STORAGE" => Some("local".to_owned()),
+            _ => None,
+        });
+        assert!(matches!(explicit.unwrap().storage, StorageChoice::Local(_)));
+        assert!(ServeConfig::from_lookup(
+            &|k| (k == "DRAFTSTORE_STORAGE").then(|| "disk".to_owned())
+        )
+        .is_err());
     }
 
     #[test]

@@ -44,7 +44,10 @@ pub async fn start(extra: &[(&str, &str)]) -> Option<Running> {
     pairs.extend_from_slice(extra);
     let env = crate::s3::env(&pairs)?;
     let config = ServeConfig::from_lookup(&|k| env.get(k).cloned()).unwrap();
-    let storage = S3Storage::new(config.s3.clone()).unwrap();
+    let draftstore_gateway::config::StorageChoice::S3(s3) = &config.storage else {
+        panic!("the harness runs against S3")
+    };
+    let storage = S3Storage::new((**s3).clone()).unwrap();
     let app = App {
         backend: storage,
         buckets: config.buckets.clone(),
