@@ -11,11 +11,33 @@ fn gateway() -> Command {
     cmd
 }
 
+/// Runs `cmd` to completion, or kills it after `limit` and fails: a process that should have
+/// refused to start must not hang the suite (or go on serving).
+fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {limit:?}: it should have exited");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn bad_configuration_is_one_line_and_exit_64() {
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
     let cases: &[Case<'_>] = &[
-        (&[], &[], "AWS_ACCESS_KEY_ID"),
+        // A bucket without credentials is a partial S3 setup, not a reason to fall back to local.
+        (&[("BUCKET_NAME", "photos")], &[], "AWS_ACCESS_KEY_ID"),
+        (&[("DRAFTSTORE_STORAGE", "disk")], &[], "DRAFTSTORE_STORAGE"),
         (
             &[
                 ("AWS_ACCESS_KEY_ID", "a"),
@@ -53,11 +75,10 @@ fn bad_configuration_is_one_line_and_exit_64() {
         ),
     ];
     for (env, args, mention) in cases {
-        let out = gateway()
-            .envs(env.iter().copied())
-            .args(*args)
-            .output()
-            .unwrap();
+        let out = output_within(
+            gateway().envs(env.iter().copied()).args(*args),
+            Duration::from_secs(20),
+        );
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(out.status.code(), Some(64), "{env:?} {args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
@@ -70,15 +91,15 @@ fn bad_configuration_is_one_line_and_exit_64() {
 fn a_port_in_use_is_exit_69() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = gateway()
+    let mut out = gateway();
+    let out = out
         .envs([
             ("AWS_ACCESS_KEY_ID", "a"),
             ("AWS_SECRET_ACCESS_KEY", "b"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
         ])
-        .args(["--bind", "127.0.0.1", "--http-port", &port])
-        .output()
-        .unwrap();
+        .args(["--bind", "127.0.0.1", "--http-port", &port]);
+    let out = output_within(out, Duration::from_secs(20));
     assert_eq!(
         out.status.code(),
         Some(69),
