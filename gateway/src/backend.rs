@@ -6,7 +6,7 @@ use crate::local::LocalStorage;
 use crate::response::Body;
 use crate::s3::S3Storage;
 use draftstore_core::{BucketName, Storage, StorageError};
-use draftstore_signer::{Expiry, Method, Request, Timestamp};
+use draftstore_signer::{Addressing, Expiry, Method, Request, Signer, Timestamp};
 use hyper::body::Incoming;
 use std::future::Future;
 
@@ -42,6 +42,22 @@ pub trait Backend: Storage + 'static {
     }
 }
 
+/// Signs `request` (its headers set to `headers`) into a presigned URL.
+fn sign<'a>(
+    signer: &Signer,
+    mut request: Request<'a>,
+    headers: &'a [(&'a str, &'a str)],
+    expires: Expiry,
+    now: Timestamp,
+) -> Result<String, StorageError> {
+    request.headers = headers;
+    signer
+        .presign(&request, expires, now)
+        .map_err(|e| StorageError::Backend {
+            reason: format!("cannot presign: {e}"),
+        })
+}
+
 impl Backend for S3Storage {
     fn presign(
         &self,
@@ -53,19 +69,14 @@ impl Backend for S3Storage {
         now: Timestamp,
     ) -> Result<String, StorageError> {
         let config = self.config();
-        let mut request = Request::new(
+        let request = Request::new(
             method,
             &config.public_endpoint,
             config.addressing,
             bucket.as_str(),
             key,
         );
-        request.headers = headers;
-        self.signer()
-            .presign(&request, expires, now)
-            .map_err(|e| StorageError::Backend {
-                reason: format!("cannot presign: {e}"),
-            })
+        sign(self.signer(), request, headers, expires, now)
     }
 }
 
@@ -81,19 +92,14 @@ impl Backend for LocalStorage {
         now: Timestamp,
     ) -> Result<String, StorageError> {
         let path_key = format!("{bucket}/{key}");
-        let mut request = Request::new(
+        let request = Request::new(
             method,
             self.public_url(),
-            draftstore_signer::Addressing::Path,
+            Addressing::Path,
             "_store",
             &path_key,
         );
-        request.headers = headers;
-        self.signer()
-            .presign(&request, expires, now)
-            .map_err(|e| StorageError::Backend {
-                reason: format!("cannot presign: {e}"),
-            })
+        sign(self.signer(), request, headers, expires, now)
     }
 
     async fn serve_object(

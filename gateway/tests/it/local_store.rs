@@ -69,6 +69,24 @@ fn serve(dir: &std::path::Path) -> Gateway {
     Gateway { child, port }
 }
 
+/// A second handle on a running gateway's data folder: it signs with the secret the gateway
+/// made, for URLs pointing at the gateway. Also the draft bucket and the current time.
+fn signer_for(dir: &std::path::Path, gateway: &Gateway) -> (LocalStorage, BucketName, Timestamp) {
+    let store = open(
+        &dir.join("draftstore-data"),
+        &format!("http://127.0.0.1:{}", gateway.port),
+    );
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (
+        store,
+        BucketName::parse("main-draft").unwrap(),
+        Timestamp::from_unix(secs as i64).unwrap(),
+    )
+}
+
 fn curl(args: &[&str]) -> (String, String) {
     let out = Command::new("curl")
         .args(["-s", "-w", "\n%{http_code}"])
@@ -170,17 +188,7 @@ fn readme_flow_with_the_run_command_and_curl() {
 async fn tampered_expired_and_mismatched_uploads_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let gateway = serve(dir.path());
-    let base = format!("http://127.0.0.1:{}", gateway.port);
-    // Sign with the secret the running gateway made, through a second handle on its folder.
-    let store = open(&dir.path().join("draftstore-data"), &base);
-    let draft = BucketName::parse("main-draft").unwrap();
-    let now = Timestamp::from_unix(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64,
-    )
-    .unwrap();
+    let (store, draft, now) = signer_for(dir.path(), &gateway);
     let hour = Expiry::new(3600).unwrap();
     let client = reqwest::Client::new();
     let put = |url: String, headers: Vec<(&'static str, String)>, body: &'static [u8]| {
@@ -336,16 +344,7 @@ async fn tampered_expired_and_mismatched_uploads_store_nothing() {
 async fn kill_9_mid_upload_leaves_no_partial_object_and_restart_works() {
     let dir = tempfile::tempdir().unwrap();
     let mut gateway = serve(dir.path());
-    let base = format!("http://127.0.0.1:{}", gateway.port);
-    let store = open(&dir.path().join("draftstore-data"), &base);
-    let draft = BucketName::parse("main-draft").unwrap();
-    let now = Timestamp::from_unix(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64,
-    )
-    .unwrap();
+    let (store, draft, now) = signer_for(dir.path(), &gateway);
     let url = store
         .presign(
             Method::Put,
@@ -382,8 +381,7 @@ async fn kill_9_mid_upload_leaves_no_partial_object_and_restart_works() {
     );
 
     let restarted = serve(dir.path());
-    let base = format!("http://127.0.0.1:{}", restarted.port);
-    let store = open(&dir.path().join("draftstore-data"), &base);
+    let (store, _, _) = signer_for(dir.path(), &restarted);
     assert_eq!(
         std::fs::read_dir(dir.path().join("draftstore-data/tmp"))
             .unwrap()
@@ -428,16 +426,7 @@ fn tokio_stream(
 async fn concurrent_puts_to_one_key_end_with_one_complete_object() {
     let dir = tempfile::tempdir().unwrap();
     let gateway = serve(dir.path());
-    let base = format!("http://127.0.0.1:{}", gateway.port);
-    let store = open(&dir.path().join("draftstore-data"), &base);
-    let draft = BucketName::parse("main-draft").unwrap();
-    let now = Timestamp::from_unix(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64,
-    )
-    .unwrap();
+    let (store, draft, now) = signer_for(dir.path(), &gateway);
     let url = store
         .presign(
             Method::Put,
