@@ -11,7 +11,7 @@ use crate::config::Limits;
 use crate::error::{ApiError, Kind};
 use crate::response::Body;
 use bytes::{Bytes, BytesMut};
-use codec::{check_header, decode_unary, FrameError, HEADER_LEN};
+use codec::{check_header, decode_unary, FrameError, Framed, HEADER_LEN};
 use draftstore_core::UploadConstraints;
 use draftstore_proto::draft::v1 as pb;
 use draftstore_proto::grpc::health::v1 as health;
@@ -64,7 +64,7 @@ pub async fn handle<B: Backend>(
         }),
         None => call.await,
     };
-    result.map(|reply| status::ok(codec::encode(&reply)))
+    result.map(status::ok)
 }
 
 fn is_known(path: &str) -> bool {
@@ -126,7 +126,9 @@ impl From<FrameError> for ApiError {
 
 /// Reads the request's one message, failing as soon as its header announces too much.
 async fn read_message(mut body: Incoming, max: usize) -> Result<Bytes, ApiError> {
-    let mut buf = BytesMut::new();
+    // The usual case is one data frame holding the whole message: keep it without copying.
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
     let mut checked = false;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| {
@@ -135,19 +137,37 @@ async fn read_message(mut body: Incoming, max: usize) -> Result<Bytes, ApiError>
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        buf.extend_from_slice(&data);
-        if !checked {
-            if let Some(header) = buf.get(..HEADER_LEN) {
-                check_header(header, max)?;
-                checked = true;
+        let len = match (&mut joined, first.take()) {
+            (None, None) => {
+                let len = data.len();
+                first = Some(data);
+                len
             }
+            (None, Some(earlier)) => {
+                let mut buf = BytesMut::with_capacity(earlier.len() + data.len());
+                buf.extend_from_slice(&earlier);
+                buf.extend_from_slice(&data);
+                let len = buf.len();
+                joined = Some(buf);
+                len
+            }
+            (Some(buf), _) => {
+                buf.extend_from_slice(&data);
+                buf.len()
+            }
+        };
+        if !checked && len >= HEADER_LEN {
+            let whole = joined.as_deref().or(first.as_deref()).unwrap_or_default();
+            check_header(whole.get(..HEADER_LEN).unwrap_or_default(), max)?;
+            checked = true;
         }
-        if buf.len() > HEADER_LEN + max {
+        if len > HEADER_LEN + max {
             return Err(FrameError::Trailing.into());
         }
     }
-    let message = decode_unary(&buf, max)?;
-    Ok(Bytes::copy_from_slice(message))
+    let whole = joined.map(BytesMut::freeze).or(first).unwrap_or_default();
+    let message_len = decode_unary(&whole, max)?.len();
+    Ok(whole.slice(HEADER_LEN..HEADER_LEN + message_len))
 }
 
 fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, ApiError> {
@@ -176,11 +196,7 @@ fn constraints(c: Option<pb::UploadConstraints>) -> Result<UploadConstraints, Ap
     )?)
 }
 
-async fn dispatch<B: Backend>(
-    app: &App<B>,
-    path: &str,
-    message: &[u8],
-) -> Result<Vec<u8>, ApiError> {
+async fn dispatch<B: Backend>(app: &App<B>, path: &str, message: &[u8]) -> Result<Bytes, ApiError> {
     use pb::paths::*;
     Ok(match path {
         GET_UPLOAD_URL => {
@@ -194,7 +210,7 @@ async fn dispatch<B: Backend>(
                 required_headers: made.required_headers.into_iter().collect(),
                 method: "PUT".into(),
             }
-            .encode_to_vec()
+            .framed()
         }
         GET_DOWNLOAD_URL => {
             let req: pb::GetDownloadUrlRequest = decode(message)?;
@@ -210,7 +226,7 @@ async fn dispatch<B: Backend>(
                 object_name: made.object_name,
                 expires_at: made.expires_at,
             }
-            .encode_to_vec()
+            .framed()
         }
         CONFIRM_UPLOAD => {
             let req: pb::ConfirmUploadRequest = decode(message)?;
@@ -225,7 +241,7 @@ async fn dispatch<B: Backend>(
                 size: done.size,
                 etag: done.etag,
             }
-            .encode_to_vec()
+            .framed()
         }
         CREATE_DRAFT_BUCKET => {
             let _: pb::CreateDraftBucketRequest = decode(message)?;
@@ -235,7 +251,7 @@ async fn dispatch<B: Backend>(
                 main_bucket: app.buckets.main.to_string(),
                 draft_bucket: app.buckets.draft.to_string(),
             }
-            .encode_to_vec()
+            .framed()
         }
         health::CHECK_PATH => {
             let req: health::HealthCheckRequest = decode(message)?;
@@ -254,7 +270,7 @@ async fn dispatch<B: Backend>(
             health::HealthCheckResponse {
                 status: status as i32,
             }
-            .encode_to_vec()
+            .framed()
         }
         _ => {
             return Err(ApiError::new(
