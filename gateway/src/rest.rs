@@ -109,7 +109,15 @@ async fn read_json<T: DeserializeOwned>(
                 ApiError::bad_request("BODY_UNREADABLE", "the request body could not be read")
             }
         })?;
-    serde_json::from_slice(&body.to_bytes()).map_err(|e| match e.classify() {
+    decode_json(&body.to_bytes())
+}
+
+/// Decodes a JSON request body into `T`: malformed JSON and wrong fields are distinct 400s.
+///
+/// # Errors
+/// `INVALID_JSON` or `INVALID_REQUEST`.
+pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
             ApiError::bad_request("INVALID_REQUEST", format!("invalid request: {e}"))
         }
@@ -149,14 +157,30 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
     response
 }
 
-#[derive(Deserialize)]
-struct UploadUrlBody {
-    object_name: String,
-    content_type: Option<String>,
-    content_length: Option<u64>,
-    checksum_sha256: Option<String>,
+/// The body of `POST /api/v1/upload-url`.
+#[derive(Debug, Deserialize)]
+pub struct UploadUrlBody {
+    pub object_name: String,
+    pub content_type: Option<String>,
+    pub content_length: Option<u64>,
+    pub checksum_sha256: Option<String>,
     #[serde(default)]
-    metadata: BTreeMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl UploadUrlBody {
+    /// The declared constraints, validated.
+    ///
+    /// # Errors
+    /// `INVALID_CONSTRAINTS`.
+    pub fn constraints(&self) -> Result<UploadConstraints, ApiError> {
+        Ok(UploadConstraints::new(
+            self.content_type.clone(),
+            self.content_length,
+            self.checksum_sha256.clone(),
+            self.metadata.clone(),
+        )?)
+    }
 }
 
 #[derive(Serialize)]
@@ -192,7 +216,7 @@ fn upload_url<B: Backend>(app: &App<B>, body: UploadUrlBody) -> Result<Response<
     )
 }
 
-#[derive(Deserialize, Default, Clone, Copy)]
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
 enum SourceText {
     #[default]
@@ -200,9 +224,10 @@ enum SourceText {
     Main,
 }
 
-#[derive(Deserialize)]
-struct DownloadUrlBody {
-    object_name: String,
+/// The body of `POST /api/v1/download-url`.
+#[derive(Debug, Deserialize)]
+pub struct DownloadUrlBody {
+    pub object_name: String,
     #[serde(default)]
     source: SourceText,
 }
@@ -222,11 +247,12 @@ async fn download_url<B: Backend>(
     )
 }
 
-#[derive(Deserialize)]
-struct ConfirmBody {
-    object_name: String,
+/// The body of `POST /api/v1/confirm-upload`.
+#[derive(Debug, Deserialize)]
+pub struct ConfirmBody {
+    pub object_name: String,
     #[serde(default)]
-    overwrite: bool,
+    pub overwrite: bool,
 }
 
 async fn confirm_upload<B: Backend>(

@@ -129,7 +129,10 @@ impl<B: Backend> State<B> {
                 .is_some_and(|ct| ct.starts_with("application/grpc"));
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let result = self.run(req, is_grpc).await;
+        // At debug level every line of this request (S3 retries included) carries its id; at
+        // the default level the one line per error names it explicitly, and the span is free.
+        let span = tracing::debug_span!("request", request_id = %id);
+        let result = tracing::Instrument::instrument(self.run(req, is_grpc), span).await;
         let mut response = match result {
             Ok(response) => {
                 tracing::debug!(request_id = %id, %method, %path, status = response.status().as_u16(), "ok");

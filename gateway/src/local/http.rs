@@ -49,7 +49,52 @@ fn storage_error(e: &StorageError) -> Response<Body> {
     }
 }
 
+/// Why a request to the store was refused: an S3 status, code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
 impl LocalStorage {
+    /// Checks a presigned request (signature, scope, time, signed headers) and finds its
+    /// target: `(bucket, key, signed x-amz-content-sha256)`. Pure apart from the secret.
+    ///
+    /// # Errors
+    /// A [`Refusal`] naming the first check that failed.
+    pub fn authorize(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        headers: &[(&str, &str)],
+        now: Timestamp,
+    ) -> Result<(String, String, Option<String>), Refusal> {
+        let received = ReceivedRequest {
+            method,
+            path,
+            query,
+            headers,
+        };
+        let verified = self
+            .verifier
+            .verify(&received, now, |ak| {
+                (ak == ACCESS_KEY).then_some(self.secret.as_str())
+            })
+            .map_err(|e| Refusal {
+                status: e.http_status(),
+                code: e.s3_code(),
+                message: e.to_string(),
+            })?;
+        let (bucket, key) = target(path).ok_or_else(|| Refusal {
+            status: 400,
+            code: "InvalidURI",
+            message: "Expected /_store/<bucket>/<key>.".into(),
+        })?;
+        Ok((bucket, key, verified.content_sha256))
+    }
+
     /// Serves one request for `/_store/…`.
     pub async fn serve(&self, req: Request<Incoming>) -> Response<Body> {
         if !matches!(*req.method(), Method::PUT | Method::GET | Method::HEAD) {
@@ -68,31 +113,21 @@ impl LocalStorage {
         let Ok(now) = Timestamp::from_unix(super::now()) else {
             return s3_error(500, "InternalError", "The system clock is out of range.");
         };
-        let received = ReceivedRequest {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: parts.uri.query().unwrap_or(""),
-            headers: &headers,
+        let (bucket, key, content_sha256) = match self.authorize(
+            parts.method.as_str(),
+            parts.uri.path(),
+            parts.uri.query().unwrap_or(""),
+            &headers,
+            now,
+        ) {
+            Ok(ok) => ok,
+            Err(refusal) => return s3_error(refusal.status, refusal.code, &refusal.message),
         };
-        let verified = match self.verifier.verify(&received, now, |ak| {
-            (ak == ACCESS_KEY).then_some(self.secret.as_str())
-        }) {
-            Ok(v) => v,
-            Err(e) => return s3_error(e.http_status(), e.s3_code(), &e.to_string()),
-        };
-        let Some((bucket, key)) = target(parts.uri.path()) else {
-            return s3_error(400, "InvalidURI", "Expected /_store/<bucket>/<key>.");
-        };
+        let verified = content_sha256;
         match parts.method {
             Method::PUT => {
-                self.put(
-                    &bucket,
-                    key,
-                    &parts.headers,
-                    body,
-                    verified.content_sha256.as_deref(),
-                )
-                .await
+                self.put(&bucket, key, &parts.headers, body, verified.as_deref())
+                    .await
             }
             method => {
                 self.read(&bucket, key, &parts.headers, method == Method::HEAD)

@@ -1,0 +1,13 @@
+//! Object-name parsing: what is accepted survives byte for byte and breaks no rule.
+#![no_main]
+use draftstore_core::ObjectName;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|input: (&[u8], u16)| {
+    let (bytes, max) = input;
+    if let Ok(name) = ObjectName::parse_bytes(bytes) {
+        assert_eq!(name.as_str().as_bytes(), bytes);
+        assert!(!name.as_str().split('/').any(|s| s.is_empty() || s == "." || s == ".."));
+    }
+    let _ = std::str::from_utf8(bytes).map(|s| ObjectName::parse_within(s, usize::from(max)));
+});
