@@ -165,13 +165,30 @@ impl<B: Backend> App<B> {
         expect: Option<&UploadConstraints>,
     ) -> Result<ConfirmedUpload, ApiError> {
         let name = ObjectName::parse(name)?;
-        let done = confirm(
+        let result = confirm(
             &self.backend,
             &self.buckets,
             &name,
             ConfirmOptions { overwrite, expect },
         )
-        .await?;
+        .await;
+        let metrics = crate::metrics::get();
+        let outcome = match &result {
+            Ok(done) if done.already => "already_confirmed",
+            Ok(_) => "confirmed",
+            Err(draftstore_core::ConfirmError::NotFound { .. }) => "not_found",
+            Err(draftstore_core::ConfirmError::Conflict { .. }) => "conflict",
+            Err(draftstore_core::ConfirmError::ConstraintMismatch { .. }) => "constraint_mismatch",
+            Err(_) => "error",
+        };
+        metrics
+            .confirms
+            .get_or_create(&crate::metrics::OutcomeLabels { outcome })
+            .inc();
+        let done = result?;
+        if !done.already {
+            metrics.confirmed_bytes.inc_by(done.size);
+        }
         Ok(ConfirmedUpload {
             object_name: name.as_str().to_owned(),
             final_location: done.location,

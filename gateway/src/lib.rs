@@ -17,6 +17,7 @@ pub mod error;
 pub mod exit;
 pub mod grpc;
 pub mod local;
+pub mod metrics;
 pub mod presign;
 pub mod response;
 pub mod rest;

@@ -19,6 +19,7 @@ pub const CONFIRM_UPLOAD: &str = "/api/v1/confirm-upload";
 pub const DRAFT_BUCKET: &str = "/api/v1/draft-bucket";
 pub const HEALTH: &str = "/health";
 pub const READY: &str = "/ready";
+pub const METRICS: &str = "/metrics";
 
 pub async fn handle<B: Backend>(
     app: &App<B>,
@@ -41,7 +42,14 @@ pub async fn handle<B: Backend>(
         (_, UPLOAD_URL | DOWNLOAD_URL | CONFIRM_UPLOAD | DRAFT_BUCKET) => {
             Err(not_allowed(&path, "POST"))
         }
-        (_, HEALTH | READY) => Err(not_allowed(&path, "GET")),
+        (Method::GET, METRICS) => Response::builder()
+            .header(
+                CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
+            .body(full(crate::metrics::render()))
+            .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string())),
+        (_, HEALTH | READY | METRICS) => Err(not_allowed(&path, "GET")),
         _ => Err(ApiError::new(
             Kind::NotFound,
             "NO_SUCH_ROUTE",

@@ -131,6 +131,10 @@ impl<B: Backend> State<B> {
         let path = req.uri().path().to_owned();
         // At debug level every line of this request (S3 retries included) carries its id; at
         // the default level the one line per error names it explicitly, and the span is free.
+        let started = std::time::Instant::now();
+        let route = route_label(&path, is_grpc);
+        let metrics = crate::metrics::get();
+        metrics.in_flight.inc();
         let span = tracing::debug_span!("request", request_id = %id);
         let result = tracing::Instrument::instrument(self.run(req, is_grpc), span).await;
         let mut response = match result {
@@ -151,6 +155,25 @@ impl<B: Backend> State<B> {
                 }
             }
         };
+        metrics.in_flight.dec();
+        let status = if is_grpc {
+            grpc_status(&response)
+        } else {
+            response.status().as_u16()
+        };
+        let protocol = if is_grpc { "grpc" } else { "rest" };
+        metrics
+            .requests
+            .get_or_create(&crate::metrics::RequestLabels {
+                route,
+                protocol,
+                status,
+            })
+            .inc();
+        metrics
+            .request_seconds
+            .get_or_create(&crate::metrics::RouteLabels { route, protocol })
+            .observe(started.elapsed().as_secs_f64());
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(REQUEST_ID, value);
         }
@@ -185,4 +208,40 @@ impl<B: Backend> State<B> {
             .await
             .map_err(|_| ApiError::new(Kind::Timeout, "TIMEOUT", "the request took too long"))?
     }
+}
+
+/// A bounded label for the request's route: a known path or method, else `other`.
+fn route_label(path: &str, is_grpc: bool) -> &'static str {
+    use draftstore_proto::draft::v1::paths;
+    if is_grpc {
+        return match path {
+            paths::CREATE_DRAFT_BUCKET => "CreateDraftBucket",
+            paths::GET_UPLOAD_URL => "GetUploadURL",
+            paths::GET_DOWNLOAD_URL => "GetDownloadURL",
+            paths::CONFIRM_UPLOAD => "ConfirmUpload",
+            draftstore_proto::grpc::health::v1::CHECK_PATH => "Health/Check",
+            _ => "unknown",
+        };
+    }
+    match path {
+        rest::UPLOAD_URL => "upload-url",
+        rest::DOWNLOAD_URL => "download-url",
+        rest::CONFIRM_UPLOAD => "confirm-upload",
+        rest::DRAFT_BUCKET => "draft-bucket",
+        rest::HEALTH => "health",
+        rest::READY => "ready",
+        rest::METRICS => "metrics",
+        p if p.starts_with(crate::local::PREFIX) => "store",
+        _ => "other",
+    }
+}
+
+/// The gRPC status of a response: in its headers (errors), else 0 (success, in trailers).
+fn grpc_status(response: &Response<Body>) -> u16 {
+    response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

@@ -15,6 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One S3 request.
 pub struct Call<'a> {
+    /// The S3 operation, for metrics (`HeadObject`, …).
+    pub op: &'static str,
     /// `bucket/key`, for error messages.
     pub what: String,
     pub method: Method,
@@ -31,13 +33,14 @@ pub struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    pub fn new(method: Method, bucket: &'a str, key: &'a str) -> Self {
+    pub fn new(op: &'static str, method: Method, bucket: &'a str, key: &'a str) -> Self {
         let what = if key.is_empty() {
             bucket.to_owned()
         } else {
             format!("{bucket}/{key}")
         };
         Self {
+            op,
             what,
             method,
             bucket,
@@ -119,6 +122,10 @@ impl Client {
         loop {
             match self.send_once(call).await {
                 Err(f) if f.error.is_retryable() && attempt < self.retry.max_attempts => {
+                    crate::metrics::get()
+                        .s3_retries
+                        .get_or_create(&crate::metrics::OperationLabels { operation: call.op })
+                        .inc();
                     tracing::debug!(what = %call.what, attempt, error = %f.error, "retrying S3 call");
                     tokio::time::sleep(self.retry.jittered(attempt)).await;
                     attempt += 1;
@@ -130,6 +137,27 @@ impl Client {
 
     async fn send_once(&self, call: &Call<'_>) -> Result<Answer, Failure> {
         self.attempts.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let result = self.attempt(call).await;
+        let metrics = crate::metrics::get();
+        let outcome = result
+            .as_ref()
+            .map_or_else(|f| crate::metrics::outcome(&f.error), |_| "ok");
+        metrics
+            .s3_calls
+            .get_or_create(&crate::metrics::S3Labels {
+                operation: call.op,
+                outcome,
+            })
+            .inc();
+        metrics
+            .s3_seconds
+            .get_or_create(&crate::metrics::OperationLabels { operation: call.op })
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn attempt(&self, call: &Call<'_>) -> Result<Answer, Failure> {
         let payload = if call.body.is_empty() {
             EMPTY_SHA256.to_owned()
         } else {

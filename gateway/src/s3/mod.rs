@@ -162,7 +162,7 @@ impl Storage for S3Storage {
     }
 
     async fn create_bucket(&self, bucket: &BucketName) -> Result<(), StorageError> {
-        let mut call = Call::new(Method::Put, bucket.as_str(), "");
+        let mut call = Call::new("CreateBucket", Method::Put, bucket.as_str(), "");
         if self.config.region != "us-east-1" {
             call.body = xml::create_bucket_request(&self.config.region).into_bytes();
         }
@@ -175,7 +175,7 @@ impl Storage for S3Storage {
 
     async fn head_bucket(&self, bucket: &BucketName) -> Result<(), StorageError> {
         self.client
-            .send(&Call::new(Method::Head, bucket.as_str(), ""))
+            .send(&Call::new("HeadBucket", Method::Head, bucket.as_str(), ""))
             .await
             .map(|_| ())
             .map_err(Into::into)
@@ -186,7 +186,7 @@ impl Storage for S3Storage {
         bucket: &BucketName,
         key: &str,
     ) -> Result<ObjectInfo, StorageError> {
-        let mut call = Call::new(Method::Head, bucket.as_str(), key);
+        let mut call = Call::new("HeadObject", Method::Head, bucket.as_str(), key);
         call.headers
             .push(("x-amz-checksum-mode".into(), "ENABLED".into()));
         let answer = self.client.send(&call).await?;
@@ -200,7 +200,7 @@ impl Storage for S3Storage {
         body: Vec<u8>,
         options: &PutOptions,
     ) -> Result<String, StorageError> {
-        let mut call = Call::new(Method::Put, bucket.as_str(), key);
+        let mut call = Call::new("PutObject", Method::Put, bucket.as_str(), key);
         metadata_headers(
             options.content_type.as_ref(),
             &options.metadata,
@@ -214,7 +214,7 @@ impl Storage for S3Storage {
     }
 
     async fn get_object(&self, bucket: &BucketName, key: &str) -> Result<Vec<u8>, StorageError> {
-        let mut call = Call::new(Method::Get, bucket.as_str(), key);
+        let mut call = Call::new("GetObject", Method::Get, bucket.as_str(), key);
         call.max_body = 1 << 30;
         Ok(self.client.send(&call).await?.body)
     }
@@ -223,7 +223,12 @@ impl Storage for S3Storage {
         if request.source_size > self.config.multipart_threshold {
             return multipart::copy(&self.client, &self.config, request).await;
         }
-        let mut call = Call::new(Method::Put, request.to_bucket.as_str(), request.to_key);
+        let mut call = Call::new(
+            "CopyObject",
+            Method::Put,
+            request.to_bucket.as_str(),
+            request.to_key,
+        );
         call.error_in_200 = true;
         call.headers = self.copy_headers(request);
         match &request.metadata {
@@ -250,7 +255,12 @@ impl Storage for S3Storage {
 
     async fn delete_object(&self, bucket: &BucketName, key: &str) -> Result<(), StorageError> {
         self.client
-            .send(&Call::new(Method::Delete, bucket.as_str(), key))
+            .send(&Call::new(
+                "DeleteObject",
+                Method::Delete,
+                bucket.as_str(),
+                key,
+            ))
             .await
             .map(|_| ())
             .map_err(Into::into)
@@ -276,7 +286,7 @@ impl Storage for S3Storage {
                 .map(|t| (t.key.as_str(), t.etag.as_deref().filter(|_| conditional))),
         )
         .into_bytes();
-        let mut call = Call::new(Method::Post, bucket.as_str(), "");
+        let mut call = Call::new("DeleteObjects", Method::Post, bucket.as_str(), "");
         call.query = &[("delete", "")];
         call.headers.push((
             "content-md5".into(),
@@ -329,7 +339,7 @@ impl Storage for S3Storage {
         if let Some(token) = continuation {
             query.push(("continuation-token", token));
         }
-        let mut call = Call::new(Method::Get, bucket.as_str(), "");
+        let mut call = Call::new("ListObjectsV2", Method::Get, bucket.as_str(), "");
         call.query = &query;
         let answer = self.client.send(&call).await?;
         let result: xml::ListBucketResult = xml::parse(&answer.body, &call.what)
@@ -374,7 +384,7 @@ impl Storage for S3Storage {
             query.push(("key-marker", key.as_str()));
             query.push(("upload-id-marker", id.as_str()));
         }
-        let mut call = Call::new(Method::Get, bucket.as_str(), "");
+        let mut call = Call::new("ListMultipartUploads", Method::Get, bucket.as_str(), "");
         call.query = &query;
         let answer = self.client.send(&call).await?;
         let result: xml::ListMultipartUploadsResult = xml::parse(&answer.body, &call.what)
@@ -408,7 +418,7 @@ impl Storage for S3Storage {
         upload_id: &str,
     ) -> Result<(), StorageError> {
         let query = [("uploadId", upload_id)];
-        let mut call = Call::new(Method::Delete, bucket.as_str(), key);
+        let mut call = Call::new("AbortMultipartUpload", Method::Delete, bucket.as_str(), key);
         call.query = &query;
         match self.client.send(&call).await {
             Ok(_) => Ok(()),

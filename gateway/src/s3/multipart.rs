@@ -34,7 +34,7 @@ pub async fn copy(
 ) -> Result<Copied, StorageError> {
     let bucket = request.to_bucket.as_str();
     let key = request.to_key;
-    let mut create = Call::new(Method::Post, bucket, key);
+    let mut create = Call::new("CreateMultipartUpload", Method::Post, bucket, key);
     create.query = &[("uploads", "")];
     let (content_type, metadata) = match &request.metadata {
         MetadataDirective::Replace {
@@ -43,7 +43,12 @@ pub async fn copy(
         } => (content_type.clone(), metadata.clone()),
         // Multipart uploads do not inherit metadata: copy it from the source explicitly.
         MetadataDirective::Copy => {
-            let mut head = Call::new(Method::Head, request.from_bucket.as_str(), request.from_key);
+            let mut head = Call::new(
+                "HeadObject",
+                Method::Head,
+                request.from_bucket.as_str(),
+                request.from_key,
+            );
             head.max_body = 0;
             let info = super::object_info(&client.send(&head).await?.headers);
             (info.content_type, info.metadata)
@@ -58,7 +63,7 @@ pub async fn copy(
         Ok(copied) => Ok(copied),
         Err(e) => {
             let query = [("uploadId", upload_id.as_str())];
-            let mut abort = Call::new(Method::Delete, bucket, key);
+            let mut abort = Call::new("AbortMultipartUpload", Method::Delete, bucket, key);
             abort.query = &query;
             if let Err(abort_error) = client.send(&abort).await {
                 tracing::warn!(what = %abort.what, error = %abort_error.error, "could not abort a failed multipart copy; sweep will");
@@ -85,7 +90,12 @@ async fn copy_parts_and_complete(
                     ("partNumber", number_text.as_str()),
                     ("uploadId", upload_id),
                 ];
-                let mut call = Call::new(Method::Put, request.to_bucket.as_str(), request.to_key);
+                let mut call = Call::new(
+                    "UploadPartCopy",
+                    Method::Put,
+                    request.to_bucket.as_str(),
+                    request.to_key,
+                );
                 call.query = &query;
                 call.error_in_200 = true;
                 call.headers.push(("x-amz-copy-source".into(), source));
@@ -108,7 +118,12 @@ async fn copy_parts_and_complete(
         .await?;
     done.sort_by_key(|(n, _)| *n);
     let query = [("uploadId", upload_id)];
-    let mut complete = Call::new(Method::Post, request.to_bucket.as_str(), request.to_key);
+    let mut complete = Call::new(
+        "CompleteMultipartUpload",
+        Method::Post,
+        request.to_bucket.as_str(),
+        request.to_key,
+    );
     complete.query = &query;
     complete.error_in_200 = true;
     complete.body = xml::complete_request(&done).into_bytes();

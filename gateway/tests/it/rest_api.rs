@@ -475,3 +475,67 @@ async fn every_rest_error_status() {
     );
     down.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_requests_s3_calls_and_confirms_without_object_names() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let client = http1();
+    post(&client, server.url("/api/v1/draft-bucket"), json!({})).await;
+    let name = "secret-project/quarterly report.pdf";
+    let (_, up, _) = post(
+        &client,
+        server.url("/api/v1/upload-url"),
+        json!({"object_name": name}),
+    )
+    .await;
+    reqwest::Client::new()
+        .put(up["upload_url"].as_str().unwrap())
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        post(
+            &client,
+            server.url("/api/v1/confirm-upload"),
+            json!({"object_name": name})
+        )
+        .await
+        .0,
+        200
+    );
+    post(
+        &client,
+        server.url("/api/v1/confirm-upload"),
+        json!({"object_name": "never/there"}),
+    )
+    .await;
+
+    let resp = client.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = resp.text().await.unwrap();
+    for series in [
+        r#"draftstore_requests_total{route="upload-url",protocol="rest",status="200"}"#,
+        r#"draftstore_requests_total{route="confirm-upload",protocol="rest",status="404"}"#,
+        r#"draftstore_s3_calls_total{operation="CopyObject",outcome="ok"}"#,
+        r#"draftstore_confirms_total{outcome="confirmed"}"#,
+        r#"draftstore_confirms_total{outcome="not_found"}"#,
+        "draftstore_request_seconds_bucket{",
+        "draftstore_s3_seconds_count{",
+        "draftstore_requests_in_flight ",
+        "draftstore_confirmed_bytes_total ",
+    ] {
+        assert!(text.contains(series), "{series} missing from\n{text}");
+    }
+    assert!(
+        !text.contains("quarterly") && !text.contains("secret-project"),
+        "object names never become labels"
+    );
+    server.stop().await;
+}
