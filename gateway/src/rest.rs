@@ -20,6 +20,22 @@ pub const DRAFT_BUCKET: &str = "/api/v1/draft-bucket";
 pub const HEALTH: &str = "/health";
 pub const READY: &str = "/ready";
 pub const METRICS: &str = "/metrics";
+pub const OPENAPI: &str = "/openapi.json";
+
+/// Every REST route served, as `(method, path)`; a test keeps the OpenAPI document equal to it.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", UPLOAD_URL),
+    ("POST", DOWNLOAD_URL),
+    ("POST", CONFIRM_UPLOAD),
+    ("POST", DRAFT_BUCKET),
+    ("GET", HEALTH),
+    ("GET", READY),
+    ("GET", METRICS),
+    ("GET", OPENAPI),
+];
+
+/// The OpenAPI 3 document of this API.
+pub const OPENAPI_DOCUMENT: &str = include_str!("openapi.json");
 
 pub async fn handle<B: Backend>(
     app: &App<B>,
@@ -49,7 +65,11 @@ pub async fn handle<B: Backend>(
             )
             .body(full(crate::metrics::render()))
             .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string())),
-        (_, HEALTH | READY | METRICS) => Err(not_allowed(&path, "GET")),
+        (Method::GET, OPENAPI) => Response::builder()
+            .header(CONTENT_TYPE, JSON)
+            .body(full(OPENAPI_DOCUMENT))
+            .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string())),
+        (_, HEALTH | READY | METRICS | OPENAPI) => Err(not_allowed(&path, "GET")),
         _ => Err(ApiError::new(
             Kind::NotFound,
             "NO_SUCH_ROUTE",
@@ -296,5 +316,28 @@ async fn ready<B: Backend>(app: &App<B>) -> Result<Response<Body>, ApiError> {
             "NOT_READY",
             format!("buckets do not answer: {}", e.message),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// The OpenAPI document lists exactly the routes served.
+    #[test]
+    fn openapi_matches_the_routes() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI_DOCUMENT).unwrap();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+        let served: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        assert_eq!(documented, served);
     }
 }
