@@ -9,6 +9,7 @@
 
 mod grpc_api;
 mod harness;
+mod hostile;
 mod local_store;
 mod manifests;
 mod presign_cli;
