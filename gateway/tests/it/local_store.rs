@@ -40,6 +40,10 @@ impl Drop for Gateway {
 
 /// `gateway serve` with an empty environment (no AWS anything) in `dir`.
 fn serve(dir: &std::path::Path) -> Gateway {
+    serve_with(dir, &[])
+}
+
+fn serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Gateway {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -47,6 +51,7 @@ fn serve(dir: &std::path::Path) -> Gateway {
         .port();
     let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .env_clear()
+        .envs(env.iter().copied())
         .current_dir(dir)
         .args([
             "serve",
@@ -473,4 +478,57 @@ fn walk(dir: &std::path::Path) -> usize {
             }
         })
         .sum()
+}
+
+/// Even at debug level, no log line carries a signature, a credential scope, a presigned URL's
+/// query or the store's secret.
+#[test]
+fn logs_never_carry_signatures_urls_or_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gateway = serve_with(dir.path(), &[("DRAFTSTORE_LOG", "debug")]);
+    let port = gateway.port;
+    let up = post(
+        port,
+        "/api/v1/upload-url",
+        r#"{"object_name": "logged.txt"}"#,
+    );
+    let url = up["upload_url"].as_str().unwrap().to_owned();
+    assert_eq!(
+        curl(&["-X", "PUT", "--data-binary", "hello", &url]).1,
+        "200"
+    );
+    let _ = curl(&["-X", "PUT", "--data-binary", "tampered", &format!("{url}0")]);
+    post(
+        port,
+        "/api/v1/confirm-upload",
+        r#"{"object_name": "logged.txt"}"#,
+    );
+    let _ = curl(&[
+        "-XPOST",
+        &format!("http://127.0.0.1:{port}/api/v1/confirm-upload"),
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"object_name": "../x"}"#,
+    ]);
+    gateway.child.kill().unwrap();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(gateway.child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    let secret = std::fs::read_to_string(dir.path().join("draftstore-data/.secret")).unwrap();
+    assert!(
+        logs.contains("INVALID_OBJECT_NAME") && logs.contains("request_id"),
+        "the error was logged with its id:\n{logs}"
+    );
+    for forbidden in [
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "Signature=",
+        secret.trim(),
+        &url[url.find('?').unwrap()..],
+    ] {
+        assert!(
+            !logs.contains(forbidden),
+            "{forbidden:?} in the logs:\n{logs}"
+        );
+    }
 }
