@@ -5,6 +5,8 @@
 #   scripts/seaweedfs.sh stop
 #
 # The server checks SigV4 signatures with its own credentials (-s3.config). Telemetry is off.
+# Every bucket is a SeaweedFS collection with volumes of its own, and the test suite makes
+# many buckets: small volumes and a high volume count keep it from running out.
 # `weed mini` opens several ports: master P, volume P+1, filer P+2, s3 P+3, admin P+4, plus the
 # gRPC ports at +10000 and a few more we pin below; P is chosen so all of them are free.
 set -euo pipefail
@@ -57,6 +59,7 @@ JSON
     -master.port=$base -volume.port=$((base + 1)) -filer.port=$((base + 2)) -s3.port=$s3 \
     -admin.port=$((base + 4)) -admin.ui=false -webdav=false -master.telemetry=false \
     -s3.port.iceberg=$((base + 5)) -metricsPort=$((base + 6)) -s3.config="$STATE/s3.json" \
+    -master.volumeSizeLimitMB=32 -volume.max=2000 \
     > "$STATE/weed.log" 2>&1 &
   echo $! > "$STATE/pid"
   echo "$data" > "$STATE/data"
