@@ -33,7 +33,7 @@ fn main() {
     let mut total = 0;
     for _ in 0..n {
         total += std::hint::black_box(
-            app.upload_url("uploads/2026/11/photo of cat.jpg", &none)
+            app.upload_url(None, "uploads/2026/11/photo of cat.jpg", &none)
                 .unwrap(),
         )
         .url

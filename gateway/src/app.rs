@@ -2,6 +2,7 @@
 //! requests into these calls and encode the results. Upload URLs touch no storage (the fast
 //! path); download URLs check the object exists; confirm and bucket creation call core.
 
+use crate::auth::Tenant;
 use crate::backend::Backend;
 use crate::error::{ApiError, Kind};
 use draftstore_core::{
@@ -79,6 +80,20 @@ fn expiry_text(now: Timestamp, ttl: Expiry) -> String {
         .unwrap_or_default()
 }
 
+/// The storage key of `name` for `tenant`: `<tenant>/<name>`, the prefix counted against
+/// S3's key limit. Without a tenant, the name itself.
+///
+/// # Errors
+/// An invalid name, or one too long once prefixed.
+pub fn object_key(tenant: Option<&Tenant>, name: &str) -> Result<ObjectName, ApiError> {
+    let Some(tenant) = tenant else {
+        return Ok(ObjectName::parse(name)?);
+    };
+    let prefix = tenant.prefix();
+    ObjectName::parse_within(name, draftstore_core::MAX_KEY_BYTES - prefix.len())?;
+    Ok(ObjectName::parse(&format!("{prefix}{name}"))?)
+}
+
 impl<B: Backend> App<B> {
     /// A presigned PUT into the draft bucket, with the declared constraints signed in.
     ///
@@ -86,10 +101,11 @@ impl<B: Backend> App<B> {
     /// An invalid name or constraints; a signing failure.
     pub fn upload_url(
         &self,
+        tenant: Option<&Tenant>,
         name: &str,
         constraints: &UploadConstraints,
     ) -> Result<UploadUrl, ApiError> {
-        let name = ObjectName::parse(name)?;
+        let key = object_key(tenant, name)?;
         let required_headers = constraints.required_headers();
         let headers: Vec<(&str, &str)> = required_headers
             .iter()
@@ -99,14 +115,14 @@ impl<B: Backend> App<B> {
         let url = self.backend.presign(
             Method::Put,
             &self.buckets.draft,
-            name.as_str(),
+            key.as_str(),
             &headers,
             self.upload_ttl,
             now,
         )?;
         Ok(UploadUrl {
             url,
-            object_name: name.as_str().to_owned(),
+            object_name: name.to_owned(),
             expires_at: expiry_text(now, self.upload_ttl),
             required_headers,
         })
@@ -116,13 +132,18 @@ impl<B: Backend> App<B> {
     ///
     /// # Errors
     /// An invalid name; the object is not there; storage failures.
-    pub async fn download_url(&self, name: &str, source: Source) -> Result<DownloadUrl, ApiError> {
-        let name = ObjectName::parse(name)?;
+    pub async fn download_url(
+        &self,
+        tenant: Option<&Tenant>,
+        name: &str,
+        source: Source,
+    ) -> Result<DownloadUrl, ApiError> {
+        let key = object_key(tenant, name)?;
         let bucket = match source {
             Source::Draft => &self.buckets.draft,
             Source::Main => &self.buckets.main,
         };
-        match self.backend.head_object(bucket, name.as_str()).await {
+        match self.backend.head_object(bucket, key.as_str()).await {
             Ok(_) => {}
             Err(StorageError::NotFound { .. }) => {
                 let place = if source == Source::Draft {
@@ -142,14 +163,14 @@ impl<B: Backend> App<B> {
         let url = self.backend.presign(
             Method::Get,
             bucket,
-            name.as_str(),
+            key.as_str(),
             &[],
             self.download_ttl,
             now,
         )?;
         Ok(DownloadUrl {
             url,
-            object_name: name.as_str().to_owned(),
+            object_name: name.to_owned(),
             expires_at: expiry_text(now, self.download_ttl),
         })
     }
@@ -160,15 +181,16 @@ impl<B: Backend> App<B> {
     /// Not found, conflict, constraint mismatch, storage failures.
     pub async fn confirm(
         &self,
+        tenant: Option<&Tenant>,
         name: &str,
         overwrite: bool,
         expect: Option<&UploadConstraints>,
     ) -> Result<ConfirmedUpload, ApiError> {
-        let name = ObjectName::parse(name)?;
+        let key = object_key(tenant, name)?;
         let result = confirm(
             &self.backend,
             &self.buckets,
-            &name,
+            &key,
             ConfirmOptions { overwrite, expect },
         )
         .await;
@@ -190,7 +212,7 @@ impl<B: Backend> App<B> {
             metrics.confirmed_bytes.inc_by(done.size);
         }
         Ok(ConfirmedUpload {
-            object_name: name.as_str().to_owned(),
+            object_name: name.to_owned(),
             final_location: done.location,
             size: done.size,
             etag: done.etag,

@@ -16,6 +16,8 @@ pub enum GrpcCode {
     FailedPrecondition = 9,
     ResourceExhausted = 8,
     Unimplemented = 12,
+    PermissionDenied = 7,
+    Unauthenticated = 16,
     Internal = 13,
     Unavailable = 14,
 }
@@ -30,6 +32,8 @@ pub enum Kind {
     UnsupportedMediaType,
     ConstraintMismatch,
     Unimplemented,
+    Unauthenticated,
+    Forbidden,
     Internal,
     Unavailable,
     Timeout,
@@ -67,6 +71,8 @@ impl ApiError {
             Kind::UnsupportedMediaType => 415,
             Kind::ConstraintMismatch => 422,
             Kind::Unimplemented => 501,
+            Kind::Unauthenticated => 401,
+            Kind::Forbidden => 403,
             Kind::Internal => 500,
             Kind::Unavailable => 503,
             Kind::Timeout => 504,
@@ -82,6 +88,8 @@ impl ApiError {
             Kind::Conflict => GrpcCode::AlreadyExists,
             Kind::ConstraintMismatch => GrpcCode::FailedPrecondition,
             Kind::PayloadTooLarge => GrpcCode::ResourceExhausted,
+            Kind::Unauthenticated => GrpcCode::Unauthenticated,
+            Kind::Forbidden => GrpcCode::PermissionDenied,
             Kind::Internal => GrpcCode::Internal,
             Kind::Unavailable => GrpcCode::Unavailable,
             Kind::Timeout => GrpcCode::DeadlineExceeded,
@@ -99,7 +107,11 @@ impl ApiError {
             Kind::Conflict => ErrorType::Conflict,
             Kind::ConstraintMismatch => ErrorType::ConstraintMismatch,
             Kind::Unavailable | Kind::Timeout => ErrorType::StorageUnavailable,
-            Kind::MethodNotAllowed | Kind::Unimplemented | Kind::Internal => ErrorType::Internal,
+            Kind::MethodNotAllowed
+            | Kind::Unimplemented
+            | Kind::Internal
+            | Kind::Unauthenticated
+            | Kind::Forbidden => ErrorType::Internal,
         }
     }
 

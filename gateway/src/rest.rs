@@ -2,6 +2,7 @@
 //! [`App`], and encode. Bodies are size-checked before they are read.
 
 use crate::app::{App, Source};
+use crate::auth::Tenant;
 use crate::backend::Backend;
 use crate::config::Limits;
 use crate::error::{ApiError, Kind};
@@ -41,15 +42,20 @@ pub async fn handle<B: Backend>(
     app: &App<B>,
     req: Request<Incoming>,
     limits: &Limits,
+    tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_owned();
     if path.starts_with(crate::local::PREFIX) {
         return app.backend.serve_object(req).await;
     }
     match (req.method().clone(), path.as_str()) {
-        (Method::POST, UPLOAD_URL) => upload_url(app, read_json(req, limits).await?),
-        (Method::POST, DOWNLOAD_URL) => download_url(app, read_json(req, limits).await?).await,
-        (Method::POST, CONFIRM_UPLOAD) => confirm_upload(app, read_json(req, limits).await?).await,
+        (Method::POST, UPLOAD_URL) => upload_url(app, tenant, read_json(req, limits).await?),
+        (Method::POST, DOWNLOAD_URL) => {
+            download_url(app, tenant, read_json(req, limits).await?).await
+        }
+        (Method::POST, CONFIRM_UPLOAD) => {
+            confirm_upload(app, tenant, read_json(req, limits).await?).await
+        }
         (Method::POST, DRAFT_BUCKET) => draft_bucket(app).await,
         (Method::GET | Method::HEAD, HEALTH) => {
             json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
@@ -172,6 +178,12 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
     response
         .headers_mut()
         .insert(CONTENT_TYPE, http::HeaderValue::from_static(JSON));
+    if e.http_status() == 401 {
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer"),
+        );
+    }
     if e.http_status() == 405 {
         let allow = if e.message.starts_with("/api/") {
             "POST"
@@ -220,14 +232,18 @@ struct UploadUrlReply<'a> {
     required_headers: BTreeMap<&'a str, &'a str>,
 }
 
-fn upload_url<B: Backend>(app: &App<B>, body: UploadUrlBody) -> Result<Response<Body>, ApiError> {
+fn upload_url<B: Backend>(
+    app: &App<B>,
+    tenant: Option<&Tenant>,
+    body: UploadUrlBody,
+) -> Result<Response<Body>, ApiError> {
     let constraints = UploadConstraints::new(
         body.content_type,
         body.content_length,
         body.checksum_sha256,
         body.metadata,
     )?;
-    let made = app.upload_url(&body.object_name, &constraints)?;
+    let made = app.upload_url(tenant, &body.object_name, &constraints)?;
     json(
         StatusCode::OK,
         &UploadUrlReply {
@@ -262,13 +278,14 @@ pub struct DownloadUrlBody {
 
 async fn download_url<B: Backend>(
     app: &App<B>,
+    tenant: Option<&Tenant>,
     body: DownloadUrlBody,
 ) -> Result<Response<Body>, ApiError> {
     let source = match body.source {
         SourceText::Draft => Source::Draft,
         SourceText::Main => Source::Main,
     };
-    let made = app.download_url(&body.object_name, source).await?;
+    let made = app.download_url(tenant, &body.object_name, source).await?;
     json(
         StatusCode::OK,
         &serde_json::json!({"download_url": made.url, "object_name": made.object_name, "expires_at": made.expires_at}),
@@ -285,9 +302,12 @@ pub struct ConfirmBody {
 
 async fn confirm_upload<B: Backend>(
     app: &App<B>,
+    tenant: Option<&Tenant>,
     body: ConfirmBody,
 ) -> Result<Response<Body>, ApiError> {
-    let done = app.confirm(&body.object_name, body.overwrite, None).await?;
+    let done = app
+        .confirm(tenant, &body.object_name, body.overwrite, None)
+        .await?;
     json(
         StatusCode::OK,
         &serde_json::json!({

@@ -2,6 +2,7 @@
 //! the ports, serve until SIGTERM or SIGINT, then drain and exit 0.
 
 use crate::app::App;
+use crate::auth::{AuthConfig, Authenticator};
 use crate::backend::Backend;
 use crate::cli::ServeArgs;
 use crate::config::{ServeConfig, StorageChoice};
@@ -64,6 +65,7 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
 }
 
 async fn serve_with<B: Backend>(storage: B, config: &ServeConfig) -> Result<(), Exit> {
+    let auth = authenticator(config)?;
     let mut listeners = vec![bind(config.bind, config.http_port).await?];
     if let Some(port) = config.grpc_port {
         listeners.push(bind(config.bind, port).await?);
@@ -83,12 +85,31 @@ async fn serve_with<B: Backend>(storage: B, config: &ServeConfig) -> Result<(), 
     crate::server::run(
         listeners,
         app,
+        auth,
         config.limits,
         config.shutdown_grace,
         shutdown_signal(),
     )
     .await
     .map_err(|e| Exit::unavailable(format!("server failed: {e}")))
+}
+
+/// The configured authentication. Unset, it is `none` on the embedded store (with a warning)
+/// and an error against S3: opening real storage to anyone must be a choice.
+fn authenticator(config: &ServeConfig) -> Result<Authenticator, Exit> {
+    let auth = match (&config.auth, &config.storage) {
+        (Some(auth), _) => auth.clone(),
+        (None, StorageChoice::Local(_)) => AuthConfig::None,
+        (None, StorageChoice::S3(_)) => {
+            return Err(Exit::usage(
+                "against S3, choose who may call: DRAFTSTORE_AUTH=api-keys (with DRAFTSTORE_API_KEYS_FILE or DRAFTSTORE_API_KEYS), or DRAFTSTORE_AUTH=none to let anyone in",
+            ))
+        }
+    };
+    if auth == AuthConfig::None {
+        tracing::warn!("authentication is off (DRAFTSTORE_AUTH=none): anyone who reaches this port can mint upload and download URLs");
+    }
+    Authenticator::new(auth).map_err(|e| Exit::usage(format!("DRAFTSTORE_API_KEYS: {e}")))
 }
 
 async fn bind(ip: std::net::IpAddr, port: u16) -> Result<TcpListener, Exit> {

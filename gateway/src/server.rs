@@ -5,6 +5,7 @@
 //! requests finish within the grace period, return.
 
 use crate::app::App;
+use crate::auth::Authenticator;
 use crate::backend::Backend;
 use crate::config::Limits;
 use crate::error::{ApiError, Kind};
@@ -25,6 +26,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 struct State<B> {
     app: App<B>,
+    auth: Authenticator,
     limits: Limits,
     in_flight: Semaphore,
 }
@@ -36,12 +38,14 @@ struct State<B> {
 pub async fn run<B: Backend>(
     listeners: Vec<TcpListener>,
     app: App<B>,
+    auth: Authenticator,
     limits: Limits,
     grace: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let state = Arc::new(State {
         app,
+        auth,
         limits,
         in_flight: Semaphore::new(limits.max_in_flight),
     });
@@ -197,17 +201,35 @@ impl<B: Backend> State<B> {
                 .map_err(|_| overloaded())?
                 .map_err(|_| overloaded())?,
         };
+        let tenant = if is_exempt(req.uri().path(), is_grpc) {
+            None
+        } else {
+            self.auth
+                .authenticate(req.headers().get(http::header::AUTHORIZATION))?
+        };
         let work = async {
             if is_grpc {
-                grpc::handle(&self.app, req, &self.limits).await
+                grpc::handle(&self.app, req, &self.limits, tenant.as_ref()).await
             } else {
-                rest::handle(&self.app, req, &self.limits).await
+                rest::handle(&self.app, req, &self.limits, tenant.as_ref()).await
             }
         };
         tokio::time::timeout(timeout, work)
             .await
             .map_err(|_| ApiError::new(Kind::Timeout, "TIMEOUT", "the request took too long"))?
     }
+}
+
+/// Reachable without credentials: probes, metrics, the API document, the health RPC, and the
+/// local store's own presigned URLs (which carry their own signature).
+fn is_exempt(path: &str, is_grpc: bool) -> bool {
+    if is_grpc {
+        return path == draftstore_proto::grpc::health::v1::CHECK_PATH;
+    }
+    matches!(
+        path,
+        rest::HEALTH | rest::READY | rest::METRICS | rest::OPENAPI
+    ) || path.starts_with(crate::local::PREFIX)
 }
 
 /// A bounded label for the request's route: a known path or method, else `other`.

@@ -21,6 +21,9 @@ pub const VARIABLES: &[&str] = &[
     "AWS_SESSION_TOKEN",
     "BUCKET_NAME",
     "DOWNLOAD_TTL",
+    "DRAFTSTORE_API_KEYS",
+    "DRAFTSTORE_API_KEYS_FILE",
+    "DRAFTSTORE_AUTH",
     "DRAFTSTORE_BIND",
     "DRAFTSTORE_DATA_DIR",
     "DRAFTSTORE_HEADER_TIMEOUT_MS",
@@ -136,6 +139,16 @@ mod tests {
             None
         };
         ServeConfig::from_lookup(&local).unwrap();
+        // And the API key variables, read when DRAFTSTORE_AUTH=api-keys.
+        let keys = |k: &str| {
+            seen.borrow_mut().insert(k.to_owned());
+            match k {
+                "DRAFTSTORE_AUTH" => Some("api-keys".to_owned()),
+                "DRAFTSTORE_API_KEYS_FILE" => Some("/keys".to_owned()),
+                _ => None,
+            }
+        };
+        ServeConfig::from_lookup(&keys).unwrap();
         let mut read = seen.into_inner();
         read.insert("DRAFTSTORE_LOG".to_owned());
         let listed: BTreeSet<String> = VARIABLES.iter().map(|v| (*v).to_owned()).collect();

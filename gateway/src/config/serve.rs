@@ -71,6 +71,9 @@ pub struct ServeConfig {
     /// In-flight requests get this long to finish after SIGTERM.
     pub shutdown_grace: Duration,
     pub log_json: bool,
+    /// `None` when `DRAFTSTORE_AUTH` is unset: `serve` then allows anyone on the embedded
+    /// store and refuses to start against S3.
+    pub auth: Option<crate::auth::AuthConfig>,
 }
 
 impl ServeConfig {
@@ -160,7 +163,23 @@ impl ServeConfig {
                 0..=600_000,
             )?),
             log_json: flag(get, "DRAFTSTORE_LOG_JSON", false)?,
+            auth: auth(get)?,
         })
+    }
+}
+
+fn auth(get: Lookup<'_>) -> Result<Option<crate::auth::AuthConfig>, ConfigError> {
+    use crate::auth::{AuthConfig, KeySource};
+    let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    match var("DRAFTSTORE_AUTH").as_deref() {
+        None => Ok(None),
+        Some("none") => Ok(Some(AuthConfig::None)),
+        Some("api-keys") => match (var("DRAFTSTORE_API_KEYS_FILE"), var("DRAFTSTORE_API_KEYS")) {
+            (Some(file), None) => Ok(Some(AuthConfig::ApiKeys(KeySource::File(PathBuf::from(file))))),
+            (None, Some(inline)) => Ok(Some(AuthConfig::ApiKeys(KeySource::Inline(inline)))),
+            _ => Err(err("DRAFTSTORE_AUTH=api-keys needs exactly one of DRAFTSTORE_API_KEYS_FILE or DRAFTSTORE_API_KEYS (lines '<tenant> <sha256 hex of the key>')")),
+        },
+        Some(_) => Err(err("DRAFTSTORE_AUTH (--auth) must be 'none' or 'api-keys'")),
     }
 }
 

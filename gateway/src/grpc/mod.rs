@@ -6,6 +6,7 @@ pub mod codec;
 pub mod status;
 
 use crate::app::{App, Source};
+use crate::auth::Tenant;
 use crate::backend::Backend;
 use crate::config::Limits;
 use crate::error::{ApiError, Kind};
@@ -26,6 +27,7 @@ pub async fn handle<B: Backend>(
     app: &App<B>,
     req: Request<Incoming>,
     limits: &Limits,
+    tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_owned();
     if req.version() != Version::HTTP_2 {
@@ -52,7 +54,7 @@ pub async fn handle<B: Backend>(
     }
     let call = async {
         let message = read_message(req.into_body(), limits.max_grpc_message).await?;
-        dispatch(app, &path, &message).await
+        dispatch(app, &path, &message, tenant).await
     };
     let result = match deadline {
         Some(d) => tokio::time::timeout(d, call).await.unwrap_or_else(|_| {
@@ -196,12 +198,17 @@ fn constraints(c: Option<pb::UploadConstraints>) -> Result<UploadConstraints, Ap
     )?)
 }
 
-async fn dispatch<B: Backend>(app: &App<B>, path: &str, message: &[u8]) -> Result<Bytes, ApiError> {
+async fn dispatch<B: Backend>(
+    app: &App<B>,
+    path: &str,
+    message: &[u8],
+    tenant: Option<&Tenant>,
+) -> Result<Bytes, ApiError> {
     use pb::paths::*;
     Ok(match path {
         GET_UPLOAD_URL => {
             let req: pb::GetUploadUrlRequest = decode(message)?;
-            let made = app.upload_url(&req.object_name, &constraints(req.constraints)?)?;
+            let made = app.upload_url(tenant, &req.object_name, &constraints(req.constraints)?)?;
             pb::GetUploadUrlResponse {
                 result: success(),
                 url: made.url,
@@ -219,7 +226,7 @@ async fn dispatch<B: Backend>(app: &App<B>, path: &str, message: &[u8]) -> Resul
             } else {
                 Source::Draft
             };
-            let made = app.download_url(&req.object_name, source).await?;
+            let made = app.download_url(tenant, &req.object_name, source).await?;
             pb::GetDownloadUrlResponse {
                 result: success(),
                 url: made.url,
@@ -232,7 +239,7 @@ async fn dispatch<B: Backend>(app: &App<B>, path: &str, message: &[u8]) -> Resul
             let req: pb::ConfirmUploadRequest = decode(message)?;
             let expect = req.constraints.map(|c| constraints(Some(c))).transpose()?;
             let done = app
-                .confirm(&req.object_name, req.overwrite, expect.as_ref())
+                .confirm(tenant, &req.object_name, req.overwrite, expect.as_ref())
                 .await?;
             pb::ConfirmUploadResponse {
                 result: success(),

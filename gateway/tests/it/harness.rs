@@ -57,9 +57,17 @@ pub async fn start(extra: &[(&str, &str)]) -> Option<Running> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
+    let auth = draftstore_gateway::auth::Authenticator::new(
+        config
+            .auth
+            .clone()
+            .unwrap_or(draftstore_gateway::auth::AuthConfig::None),
+    )
+    .unwrap();
     let task = tokio::spawn(draftstore_gateway::server::run(
         vec![listener],
         app,
+        auth,
         config.limits,
         config.shutdown_grace,
         async {

@@ -97,6 +97,7 @@ fn a_port_in_use_is_exit_69() {
             ("AWS_ACCESS_KEY_ID", "a"),
             ("AWS_SECRET_ACCESS_KEY", "b"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+            ("DRAFTSTORE_AUTH", "none"),
         ])
         .args(["--bind", "127.0.0.1", "--http-port", &port]);
     let out = output_within(out, Duration::from_secs(20));
@@ -123,6 +124,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         .envs(env.iter().filter(|(k, _)| *k != "AWS_ENDPOINT_URL"))
         .env("AWS_ENDPOINT_URL", proxy.url())
         .env("DRAFTSTORE_SHUTDOWN_GRACE_MS", "5000")
+        .env("DRAFTSTORE_AUTH", "none")
         .args(["--bind", "127.0.0.1", "--http-port", &port.to_string()])
         .stderr(Stdio::piped())
         .spawn()

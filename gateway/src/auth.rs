@@ -1,0 +1,326 @@
+//! Who may call the API. `DRAFTSTORE_AUTH=api-keys`: bearer tokens (REST `Authorization:
+//! Bearer …`, gRPC `authorization` metadata) checked against SHA-256 hashes of the keys —
+//! the plain keys never sit in configuration — each mapped to a tenant. Keys come from a file
+//! (re-read when it changes, so keys rotate without a restart) or from an environment variable
+//! (a Kubernetes Secret). `none`: anyone, as the original DraftStore.
+//!
+//! The comparison is constant-time over every configured key; a failed attempt is logged
+//! without the token.
+
+use crate::error::{ApiError, Kind};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::RwLock;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A tenant: `[a-z0-9-]{1,63}`. Its objects live under `<tenant>/` in both buckets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant(String);
+
+impl Tenant {
+    /// # Errors
+    /// A message when the name is not 1..=63 of `a-z`, `0-9`, `-`.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let ok = (1..=63).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(format!(
+                "tenant {name:?} must be 1..=63 of a-z, 0-9 and '-'"
+            ))
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key prefix of this tenant's objects.
+    #[must_use]
+    pub fn prefix(&self) -> String {
+        format!("{}/", self.0)
+    }
+}
+
+/// Parses key lines: `<tenant> <sha256 hex of the key>`, `#` comments, blank lines; entries
+/// may also be separated by `;` (one environment variable).
+///
+/// # Errors
+/// A message naming the first bad line (never echoing a hash).
+pub fn parse_keys(text: &str) -> Result<Keys, String> {
+    let mut keys = Vec::new();
+    for (n, line) in text.split(['\n', ';']).enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let (Some(tenant), Some(hash), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!(
+                "key entry {} must be '<tenant> <sha256 hex>'",
+                n + 1
+            ));
+        };
+        let tenant = Tenant::parse(tenant)?;
+        let mut digest = [0_u8; 32];
+        hex::decode_to_slice(hash, &mut digest).map_err(|_| {
+            format!(
+                "key entry {} for tenant {}: not 64 hex digits",
+                n + 1,
+                tenant.as_str()
+            )
+        })?;
+        keys.push((digest, tenant));
+    }
+    if keys.is_empty() {
+        return Err("no API keys configured".into());
+    }
+    Ok(keys)
+}
+
+/// Where the keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    File(PathBuf),
+    Inline(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthConfig {
+    None,
+    ApiKeys(KeySource),
+}
+
+struct Loaded {
+    keys: Keys,
+    modified: Option<SystemTime>,
+    checked: Instant,
+}
+
+pub struct Authenticator {
+    config: AuthConfig,
+    loaded: RwLock<Loaded>,
+}
+
+/// A file is looked at for changes at most this often.
+const RELOAD_EVERY: Duration = Duration::from_secs(1);
+
+/// Key digests with their tenants.
+type Keys = Vec<([u8; 32], Tenant)>;
+
+fn load(source: &KeySource) -> Result<(Keys, Option<SystemTime>), String> {
+    match source {
+        KeySource::Inline(text) => parse_keys(text).map(|k| (k, None)),
+        KeySource::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            parse_keys(&text).map(|k| (k, modified))
+        }
+    }
+}
+
+fn unauthenticated(message: &str) -> ApiError {
+    ApiError::new(Kind::Unauthenticated, "UNAUTHENTICATED", message)
+}
+
+/// Constant-time equality of two digests.
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Authenticator {
+    /// # Errors
+    /// The keys cannot be read or parsed.
+    pub fn new(config: AuthConfig) -> Result<Self, String> {
+        let (keys, modified) = match &config {
+            AuthConfig::None => (Vec::new(), None),
+            AuthConfig::ApiKeys(source) => load(source)?,
+        };
+        Ok(Self {
+            config,
+            loaded: RwLock::new(Loaded {
+                keys,
+                modified,
+                checked: Instant::now(),
+            }),
+        })
+    }
+
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.config == AuthConfig::None
+    }
+
+    /// Re-reads the key file when it changed (at most once a second). A file that no longer
+    /// parses keeps the previous keys and is logged.
+    fn refresh(&self) {
+        let AuthConfig::ApiKeys(source @ KeySource::File(path)) = &self.config else {
+            return;
+        };
+        {
+            let loaded = self
+                .loaded
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if loaded.checked.elapsed() < RELOAD_EVERY {
+                return;
+            }
+        }
+        let mut loaded = self
+            .loaded
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loaded.checked = Instant::now();
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        if modified == loaded.modified {
+            return;
+        }
+        match load(source) {
+            Ok((keys, modified)) => {
+                tracing::info!(keys = keys.len(), "API keys reloaded");
+                loaded.keys = keys;
+                loaded.modified = modified;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "API key file changed but cannot be used; keeping the previous keys")
+            }
+        }
+    }
+
+    /// The caller's tenant (`None` when authentication is off).
+    ///
+    /// # Errors
+    /// 401 / UNAUTHENTICATED for a missing, malformed or unknown token.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&http::HeaderValue>,
+    ) -> Result<Option<Tenant>, ApiError> {
+        if self.is_open() {
+            return Ok(None);
+        }
+        self.refresh();
+        let header =
+            authorization.ok_or_else(|| unauthenticated("missing Authorization: Bearer <key>"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unauthenticated("the Authorization header must be 'Bearer <key>'"))?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let loaded = self
+            .loaded
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Look at every key, whatever matches, so timing says nothing about which did.
+        let mut found = None;
+        for (hash, tenant) in &loaded.keys {
+            if same(hash, &digest) && found.is_none() {
+                found = Some(tenant.clone());
+            }
+        }
+        found
+            .map(Some)
+            .ok_or_else(|| unauthenticated("unknown API key"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(key: &str) -> String {
+        hex::encode(Sha256::digest(key.as_bytes()))
+    }
+
+    #[test]
+    fn keys_parse_and_authenticate_to_tenants() {
+        let text = format!(
+            "# tenants\nacme {}\n\nglobex {}",
+            hash("k-acme"),
+            hash("k-globex")
+        );
+        let auth = Authenticator::new(AuthConfig::ApiKeys(KeySource::Inline(text))).unwrap();
+        let bearer = |k: &str| http::HeaderValue::from_str(&format!("Bearer {k}")).unwrap();
+        assert_eq!(
+            auth.authenticate(Some(&bearer("k-acme")))
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "acme"
+        );
+        assert_eq!(
+            auth.authenticate(Some(&bearer("k-globex")))
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "globex"
+        );
+        for bad in [
+            None,
+            Some(bearer("nope")),
+            Some(http::HeaderValue::from_static("Basic a2V5")),
+            Some(http::HeaderValue::from_static("Bearer ")),
+        ] {
+            let e = auth.authenticate(bad.as_ref()).unwrap_err();
+            assert_eq!(e.http_status(), 401);
+            assert!(!e.message.contains("nope"));
+        }
+    }
+
+    #[test]
+    fn bad_key_lists_are_refused_without_echoing_hashes() {
+        for bad in [
+            "",
+            "acme",
+            "acme abc",
+            "Acme 00",
+            &format!("acme {} extra", hash("x")),
+        ] {
+            let e = parse_keys(bad).unwrap_err();
+            assert!(!e.contains(&hash("x")), "{e}");
+        }
+        assert_eq!(
+            parse_keys(&format!("a {};b {}", hash("1"), hash("2")))
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_changed_key_file_is_reloaded() {
+        let dir = std::env::temp_dir().join(format!("draftstore-keys-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("keys");
+        std::fs::write(&file, format!("acme {}", hash("old"))).unwrap();
+        let auth = Authenticator::new(AuthConfig::ApiKeys(KeySource::File(file.clone()))).unwrap();
+        let bearer = |k: &str| http::HeaderValue::from_str(&format!("Bearer {k}")).unwrap();
+        assert!(auth.authenticate(Some(&bearer("old"))).is_ok());
+        std::thread::sleep(Duration::from_millis(1100));
+        std::fs::write(&file, format!("acme {}", hash("new"))).unwrap();
+        let later = SystemTime::now() + Duration::from_secs(2);
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .and_then(|f| f.set_modified(later));
+        assert!(
+            auth.authenticate(Some(&bearer("new"))).is_ok(),
+            "new key works without a restart"
+        );
+        assert!(
+            auth.authenticate(Some(&bearer("old"))).is_err(),
+            "old key is gone"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

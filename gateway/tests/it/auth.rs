@@ -1,0 +1,335 @@
+//! API keys and tenants against the real server: every endpoint and RPC without, with a wrong
+//! and with a valid key; tenants cannot reach each other's objects whatever the name; keys in
+//! a file rotate without a restart.
+
+use crate::harness::{http1, start};
+use draftstore_core::{BucketName, Storage};
+use draftstore_proto::draft::v1 as pb;
+use draftstore_proto::prost::Message;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+fn hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+fn keys() -> String {
+    format!("acme {};globex {}", hash("acme-key"), hash("globex-key"))
+}
+
+async fn call(
+    server: &crate::harness::Running,
+    path: &str,
+    key: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    let mut request = http1().post(server.url(path)).json(&body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let resp = request.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A raw gRPC call (HTTP/2, one frame) with an optional bearer key; returns grpc-status.
+async fn grpc(
+    server: &crate::harness::Running,
+    path: &str,
+    key: Option<&str>,
+    message: Vec<u8>,
+) -> String {
+    let framed = [&[0_u8][..], &(message.len() as u32).to_be_bytes(), &message].concat();
+    let mut request = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+        .post(server.url(path))
+        .header("content-type", "application/grpc")
+        .body(framed);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let resp = request.send().await.unwrap();
+    resp.headers()
+        .get("grpc-status")
+        .map_or_else(|| "0".to_owned(), |v| v.to_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn every_endpoint_and_rpc_needs_a_valid_key() {
+    let keys = keys();
+    let Some(server) = start(&[
+        ("DRAFTSTORE_AUTH", "api-keys"),
+        ("DRAFTSTORE_API_KEYS", &keys),
+    ])
+    .await
+    else {
+        return;
+    };
+    for path in [
+        "/api/v1/draft-bucket",
+        "/api/v1/upload-url",
+        "/api/v1/download-url",
+        "/api/v1/confirm-upload",
+    ] {
+        let body = json!({"object_name": "x"});
+        let (status, err) = call(&server, path, None, body.clone()).await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str()),
+            (401, Some("UNAUTHENTICATED")),
+            "{path} without a key"
+        );
+        assert_eq!(
+            call(&server, path, Some("wrong-key"), body.clone()).await.0,
+            401,
+            "{path} with a wrong key"
+        );
+        assert_ne!(
+            call(&server, path, Some("acme-key"), body).await.0,
+            401,
+            "{path} with a valid key"
+        );
+    }
+    let resp = http1()
+        .post(server.url("/api/v1/upload-url"))
+        .json(&json!({"object_name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    for path in ["/health", "/ready", "/metrics", "/openapi.json"] {
+        assert_eq!(
+            http1()
+                .get(server.url(path))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            200,
+            "{path} stays open"
+        );
+    }
+    let upload = pb::GetUploadUrlRequest {
+        object_name: "x".into(),
+        constraints: None,
+    }
+    .encode_to_vec();
+    for path in [
+        pb::paths::GET_UPLOAD_URL,
+        pb::paths::GET_DOWNLOAD_URL,
+        pb::paths::CONFIRM_UPLOAD,
+        pb::paths::CREATE_DRAFT_BUCKET,
+    ] {
+        let message = if path == pb::paths::CREATE_DRAFT_BUCKET {
+            Vec::new()
+        } else {
+            upload.clone()
+        };
+        assert_eq!(
+            grpc(&server, path, None, message.clone()).await,
+            "16",
+            "{path} without a key: UNAUTHENTICATED"
+        );
+        assert_eq!(
+            grpc(&server, path, Some("wrong-key"), message.clone()).await,
+            "16",
+            "{path} with a wrong key"
+        );
+        assert_ne!(
+            grpc(&server, path, Some("acme-key"), message).await,
+            "16",
+            "{path} with a valid key"
+        );
+    }
+    let check = draftstore_proto::grpc::health::v1::HealthCheckRequest::default().encode_to_vec();
+    assert_eq!(
+        grpc(
+            &server,
+            draftstore_proto::grpc::health::v1::CHECK_PATH,
+            None,
+            check
+        )
+        .await,
+        "0",
+        "health stays open"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tenants_cannot_reach_each_others_objects() {
+    let keys = keys();
+    let Some(server) = start(&[
+        ("DRAFTSTORE_AUTH", "api-keys"),
+        ("DRAFTSTORE_API_KEYS", &keys),
+    ])
+    .await
+    else {
+        return;
+    };
+    call(&server, "/api/v1/draft-bucket", Some("acme-key"), json!({})).await;
+    let (_, up) = call(
+        &server,
+        "/api/v1/upload-url",
+        Some("acme-key"),
+        json!({"object_name": "report.pdf"}),
+    )
+    .await;
+    assert_eq!(
+        up["object_name"], "report.pdf",
+        "the caller sees its own name"
+    );
+    assert_eq!(
+        reqwest::Client::new()
+            .put(up["upload_url"].as_str().unwrap())
+            .body("acme's")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let (status, done) = call(
+        &server,
+        "/api/v1/confirm-upload",
+        Some("acme-key"),
+        json!({"object_name": "report.pdf"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        done["final_location"],
+        format!("{}/acme/report.pdf", server.config.buckets.main)
+    );
+    let main = BucketName::parse(server.config.buckets.main.as_str()).unwrap();
+    assert_eq!(
+        server
+            .storage()
+            .get_object(&main, "acme/report.pdf")
+            .await
+            .unwrap(),
+        b"acme's",
+        "stored under the tenant's prefix"
+    );
+
+    for name in [
+        "report.pdf",
+        "acme/report.pdf",
+        "%2e%2e/acme/report.pdf",
+        "..%2Facme%2Freport.pdf",
+        "ａcme/report.pdf",
+        "ACME/report.pdf",
+    ] {
+        for (path, body) in [
+            (
+                "/api/v1/download-url",
+                json!({"object_name": name, "source": "main"}),
+            ),
+            ("/api/v1/confirm-upload", json!({"object_name": name})),
+        ] {
+            let (status, _) = call(&server, path, Some("globex-key"), body).await;
+            assert_eq!(status, 404, "globex asking for {name:?} at {path}");
+        }
+    }
+    for name in [
+        "../acme/report.pdf",
+        "/acme/report.pdf",
+        "./../acme/report.pdf",
+        "a//../acme/report.pdf",
+    ] {
+        let (status, err) = call(
+            &server,
+            "/api/v1/download-url",
+            Some("globex-key"),
+            json!({"object_name": name, "source": "main"}),
+        )
+        .await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str()),
+            (400, Some("INVALID_OBJECT_NAME")),
+            "{name:?}"
+        );
+    }
+    // The tenant prefix counts against S3's 1024-byte key limit.
+    let (status, _) = call(
+        &server,
+        "/api/v1/upload-url",
+        Some("acme-key"),
+        json!({"object_name": "x".repeat(1020)}),
+    )
+    .await;
+    assert_eq!(status, 400, "1020 + 'acme/' is over 1024");
+    let (status, _) = call(
+        &server,
+        "/api/v1/upload-url",
+        Some("acme-key"),
+        json!({"object_name": "x".repeat(1019)}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn keys_in_a_file_rotate_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys");
+    std::fs::write(&file, format!("acme {}\n", hash("first-key"))).unwrap();
+    let path = file.to_str().unwrap().to_owned();
+    let Some(server) = start(&[
+        ("DRAFTSTORE_AUTH", "api-keys"),
+        ("DRAFTSTORE_API_KEYS_FILE", &path),
+    ])
+    .await
+    else {
+        return;
+    };
+    assert_eq!(
+        call(
+            &server,
+            "/api/v1/upload-url",
+            Some("first-key"),
+            json!({"object_name": "k"})
+        )
+        .await
+        .0,
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    std::fs::write(&file, format!("acme {}\n", hash("second-key"))).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    assert_eq!(
+        call(
+            &server,
+            "/api/v1/upload-url",
+            Some("second-key"),
+            json!({"object_name": "k"})
+        )
+        .await
+        .0,
+        200,
+        "the new key works"
+    );
+    assert_eq!(
+        call(
+            &server,
+            "/api/v1/upload-url",
+            Some("first-key"),
+            json!({"object_name": "k"})
+        )
+        .await
+        .0,
+        401,
+        "the old key is gone"
+    );
+    server.stop().await;
+}
