@@ -14,6 +14,7 @@ pub mod auth;
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod exit;
 pub mod grpc;

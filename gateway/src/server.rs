@@ -8,6 +8,7 @@ use crate::app::App;
 use crate::auth::Authenticator;
 use crate::backend::Backend;
 use crate::config::Limits;
+use crate::cors::Cors;
 use crate::error::{ApiError, Kind};
 use crate::response::{request_id, Body, CONTENT_TYPE, REQUEST_ID};
 use crate::{grpc, rest};
@@ -27,6 +28,7 @@ use tokio::sync::{mpsc, Semaphore};
 struct State<B> {
     app: App<B>,
     auth: Authenticator,
+    cors: Cors,
     limits: Limits,
     in_flight: Semaphore,
 }
@@ -39,6 +41,7 @@ pub async fn run<B: Backend>(
     listeners: Vec<TcpListener>,
     app: App<B>,
     auth: Authenticator,
+    cors: Cors,
     limits: Limits,
     grace: Duration,
     shutdown: impl Future<Output = ()>,
@@ -46,6 +49,7 @@ pub async fn run<B: Backend>(
     let state = Arc::new(State {
         app,
         auth,
+        cors,
         limits,
         in_flight: Semaphore::new(limits.max_in_flight),
     });
@@ -125,6 +129,13 @@ pub async fn run<B: Backend>(
 impl<B: Backend> State<B> {
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let id = request_id(req.headers().get(REQUEST_ID));
+        if let Some(mut preflight) = self.cors.preflight(req.method(), req.headers()) {
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                preflight.headers_mut().insert(REQUEST_ID, value);
+            }
+            return preflight;
+        }
+        let origin = req.headers().get(http::header::ORIGIN).cloned();
         let is_grpc = !req.uri().path().starts_with(crate::local::PREFIX)
             && req
                 .headers()
@@ -181,6 +192,7 @@ impl<B: Backend> State<B> {
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(REQUEST_ID, value);
         }
+        self.cors.decorate(origin.as_ref(), &mut response);
         response
     }
 

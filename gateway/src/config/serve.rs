@@ -74,6 +74,8 @@ pub struct ServeConfig {
     /// `None` when `DRAFTSTORE_AUTH` is unset: `serve` then allows anyone on the embedded
     /// store and refuses to start against S3.
     pub auth: Option<crate::auth::AuthConfig>,
+    /// Origins allowed by CORS (none by default).
+    pub cors: crate::cors::Cors,
 }
 
 impl ServeConfig {
@@ -164,6 +166,7 @@ impl ServeConfig {
             )?),
             log_json: flag(get, "DRAFTSTORE_LOG_JSON", false)?,
             auth: auth(get)?,
+            cors: crate::cors::Cors::new(var("DRAFTSTORE_CORS_ORIGINS").as_deref()),
         })
     }
 }

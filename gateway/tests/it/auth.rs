@@ -333,3 +333,70 @@ async fn keys_in_a_file_rotate_without_a_restart() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn cors_allows_only_the_configured_origins() {
+    let keys = keys();
+    let Some(server) = start(&[
+        ("DRAFTSTORE_AUTH", "api-keys"),
+        ("DRAFTSTORE_API_KEYS", &keys),
+        ("DRAFTSTORE_CORS_ORIGINS", "https://app.example.com"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let preflight = |origin: &'static str| {
+        http1()
+            .request(reqwest::Method::OPTIONS, server.url("/api/v1/upload-url"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    // Browsers send preflights without credentials: answered before authentication.
+    let ok = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(ok.status().as_u16(), 204);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert!(ok.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    let evil = preflight("https://evil.example").await.unwrap();
+    assert_eq!(evil.status().as_u16(), 403);
+    assert!(!evil.headers().contains_key("access-control-allow-origin"));
+
+    let real = http1()
+        .post(server.url("/api/v1/upload-url"))
+        .header("origin", "https://app.example.com")
+        .bearer_auth("acme-key")
+        .json(&json!({"object_name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(real.status().as_u16(), 200);
+    assert_eq!(
+        real.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert!(real.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("etag"));
+    let other = http1()
+        .post(server.url("/api/v1/upload-url"))
+        .header("origin", "https://evil.example")
+        .bearer_auth("acme-key")
+        .json(&json!({"object_name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+    server.stop().await;
+}

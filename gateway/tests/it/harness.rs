@@ -68,6 +68,7 @@ pub async fn start(extra: &[(&str, &str)]) -> Option<Running> {
         vec![listener],
         app,
         auth,
+        config.cors.clone(),
         config.limits,
         config.shutdown_grace,
         async {
