@@ -106,6 +106,9 @@ impl<B: Backend> App<B> {
         constraints: &UploadConstraints,
     ) -> Result<UploadUrl, ApiError> {
         let key = object_key(tenant, name)?;
+        if let Some(tenant) = tenant {
+            tenant.allow_upload(constraints)?;
+        }
         let required_headers = constraints.required_headers();
         let headers: Vec<(&str, &str)> = required_headers
             .iter()
@@ -158,6 +161,9 @@ impl<B: Backend> App<B> {
                 ));
             }
             Err(e) => return Err(e.into()),
+        }
+        if let Some(tenant) = tenant {
+            tenant.allow_url()?;
         }
         let now = now()?;
         let url = self.backend.presign(

@@ -10,12 +10,75 @@
 use crate::error::{ApiError, Kind};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 /// A tenant: `[a-z0-9-]{1,63}`. Its objects live under `<tenant>/` in both buckets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tenant(String);
+#[derive(Debug, Clone)]
+pub struct Tenant(String, Arc<Policy>);
+
+impl PartialEq for Tenant {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Tenant {}
+
+/// What a tenant may do beyond the API's own rules (all optional).
+#[derive(Debug, Default)]
+pub struct Policy {
+    /// Uploads must declare `content_length`, at most this.
+    pub max_size: Option<u64>,
+    /// Uploads must declare one of these content types.
+    pub content_types: Option<Vec<String>>,
+    /// URLs minted: at most `burst` at once, refilled at `burst` per `per`.
+    pub rate: Option<Rate>,
+}
+
+/// A token bucket.
+#[derive(Debug)]
+pub struct Rate {
+    burst: f64,
+    per: Duration,
+    /// (tokens, last refill)
+    state: std::sync::Mutex<(f64, Instant)>,
+}
+
+impl Rate {
+    #[must_use]
+    pub fn new(burst: u32, per: Duration) -> Self {
+        Self {
+            burst: f64::from(burst),
+            per,
+            state: std::sync::Mutex::new((f64::from(burst), Instant::now())),
+        }
+    }
+
+    /// Takes one token; `Err(seconds until one is back)` when none is left.
+    ///
+    /// # Errors
+    /// The wait, in whole seconds, when the bucket is empty.
+    pub fn take(&self) -> Result<(), u64> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let refill =
+            now.duration_since(state.1).as_secs_f64() / self.per.as_secs_f64() * self.burst;
+        state.0 = (state.0 + refill).min(self.burst);
+        state.1 = now;
+        if state.0 >= 1.0 {
+            state.0 -= 1.0;
+            Ok(())
+        } else {
+            let wait =
+                Duration::from_secs_f64((1.0 - state.0) / self.burst * self.per.as_secs_f64());
+            Err(wait.as_secs().max(1))
+        }
+    }
+}
 
 impl Tenant {
     /// # Errors
@@ -26,11 +89,80 @@ impl Tenant {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if ok {
-            Ok(Self(name.to_owned()))
+            Ok(Self(name.to_owned(), Arc::new(Policy::default())))
         } else {
             Err(format!(
                 "tenant {name:?} must be 1..=63 of a-z, 0-9 and '-'"
             ))
+        }
+    }
+
+    #[must_use]
+    pub fn policy(&self) -> &Policy {
+        &self.1
+    }
+
+    /// Checks an upload against this tenant's limits and takes a token.
+    ///
+    /// # Errors
+    /// 403 for a size or type outside the limits, 429 when out of tokens.
+    pub fn allow_upload(
+        &self,
+        constraints: &draftstore_core::UploadConstraints,
+    ) -> Result<(), ApiError> {
+        let policy = self.policy();
+        if let Some(max) = policy.max_size {
+            match constraints.content_length {
+                Some(n) if n <= max => {}
+                Some(n) => {
+                    return Err(ApiError::new(
+                        Kind::Forbidden,
+                        "TENANT_LIMIT",
+                        format!("uploads of this tenant are at most {max} bytes; {n} declared"),
+                    ))
+                }
+                None => {
+                    return Err(ApiError::new(
+                        Kind::Forbidden,
+                        "TENANT_LIMIT",
+                        format!(
+                            "uploads of this tenant must declare content_length (at most {max})"
+                        ),
+                    ))
+                }
+            }
+        }
+        if let Some(types) = &policy.content_types {
+            if !constraints
+                .content_type
+                .as_ref()
+                .is_some_and(|t| types.contains(t))
+            {
+                return Err(ApiError::new(
+                    Kind::Forbidden,
+                    "TENANT_LIMIT",
+                    format!(
+                        "uploads of this tenant must declare content_type, one of: {}",
+                        types.join(", ")
+                    ),
+                ));
+            }
+        }
+        self.allow_url()
+    }
+
+    /// Takes a token for minting a URL.
+    ///
+    /// # Errors
+    /// 429 when out of tokens.
+    pub fn allow_url(&self) -> Result<(), ApiError> {
+        match self.policy().rate.as_ref().map(Rate::take) {
+            Some(Err(wait)) => Err(ApiError::new(
+                Kind::TooManyRequests,
+                "RATE_LIMITED",
+                format!("too many URLs for this tenant; retry in {wait} s"),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -59,13 +191,11 @@ pub fn parse_keys(text: &str) -> Result<Keys, String> {
             continue;
         }
         let mut parts = line.split_whitespace();
-        let (Some(tenant), Some(hash), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(format!(
-                "key entry {} must be '<tenant> <sha256 hex>'",
-                n + 1
-            ));
+        let (Some(tenant), Some(hash)) = (parts.next(), parts.next()) else {
+            return Err(format!("key entry {} must be '<tenant> <sha256 hex> [max_size=N] [types=a,b] [rate=N/SECS]'", n + 1));
         };
-        let tenant = Tenant::parse(tenant)?;
+        let mut tenant = Tenant::parse(tenant)?;
+        tenant.1 = Arc::new(parse_policy(parts, n + 1)?);
         let mut digest = [0_u8; 32];
         hex::decode_to_slice(hash, &mut digest).map_err(|_| {
             format!(
@@ -80,6 +210,44 @@ pub fn parse_keys(text: &str) -> Result<Keys, String> {
         return Err("no API keys configured".into());
     }
     Ok(keys)
+}
+
+fn parse_policy<'a>(
+    options: impl Iterator<Item = &'a str>,
+    entry: usize,
+) -> Result<Policy, String> {
+    let mut policy = Policy::default();
+    for option in options {
+        let bad = || {
+            format!(
+                "key entry {entry}: option {option:?} must be max_size=N, types=a,b or rate=N/SECS"
+            )
+        };
+        match option.split_once('=') {
+            Some(("max_size", n)) => policy.max_size = Some(n.parse().map_err(|_| bad())?),
+            Some(("types", list)) => {
+                policy.content_types = Some(
+                    list.split(',')
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                )
+            }
+            Some(("rate", spec)) => {
+                let (n, secs) = spec.split_once('/').ok_or_else(bad)?;
+                let (n, secs): (u32, u64) = (
+                    n.parse().map_err(|_| bad())?,
+                    secs.parse().map_err(|_| bad())?,
+                );
+                if n == 0 || secs == 0 {
+                    return Err(bad());
+                }
+                policy.rate = Some(Rate::new(n, Duration::from_secs(secs)));
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok(policy)
 }
 
 /// Where the keys come from.
@@ -295,6 +463,46 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn limits_parse_and_apply() {
+        let keys = parse_keys(&format!(
+            "acme {} max_size=100 types=image/png,image/jpeg rate=2/60",
+            hash("k")
+        ))
+        .unwrap();
+        let tenant = &keys[0].1;
+        let c = |len: Option<u64>, ct: Option<&str>| draftstore_core::UploadConstraints {
+            content_length: len,
+            content_type: ct.map(String::from),
+            ..Default::default()
+        };
+        assert_eq!(
+            tenant
+                .allow_upload(&c(Some(200), Some("image/png")))
+                .unwrap_err()
+                .http_status(),
+            403
+        );
+        assert_eq!(
+            tenant
+                .allow_upload(&c(None, Some("image/png")))
+                .unwrap_err()
+                .http_status(),
+            403
+        );
+        assert_eq!(
+            tenant
+                .allow_upload(&c(Some(10), Some("text/html")))
+                .unwrap_err()
+                .http_status(),
+            403
+        );
+        assert!(tenant.allow_upload(&c(Some(10), Some("image/png"))).is_ok());
+        assert!(tenant.allow_url().is_ok());
+        let limited = tenant.allow_url().unwrap_err();
+        assert_eq!((limited.http_status(), limited.code), (429, "RATE_LIMITED"));
     }
 
     #[test]

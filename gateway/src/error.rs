@@ -34,6 +34,7 @@ pub enum Kind {
     Unimplemented,
     Unauthenticated,
     Forbidden,
+    TooManyRequests,
     Internal,
     Unavailable,
     Timeout,
@@ -73,6 +74,7 @@ impl ApiError {
             Kind::Unimplemented => 501,
             Kind::Unauthenticated => 401,
             Kind::Forbidden => 403,
+            Kind::TooManyRequests => 429,
             Kind::Internal => 500,
             Kind::Unavailable => 503,
             Kind::Timeout => 504,
@@ -90,6 +92,7 @@ impl ApiError {
             Kind::PayloadTooLarge => GrpcCode::ResourceExhausted,
             Kind::Unauthenticated => GrpcCode::Unauthenticated,
             Kind::Forbidden => GrpcCode::PermissionDenied,
+            Kind::TooManyRequests => GrpcCode::ResourceExhausted,
             Kind::Internal => GrpcCode::Internal,
             Kind::Unavailable => GrpcCode::Unavailable,
             Kind::Timeout => GrpcCode::DeadlineExceeded,
@@ -106,7 +109,9 @@ impl ApiError {
             Kind::NotFound => ErrorType::NotFound,
             Kind::Conflict => ErrorType::Conflict,
             Kind::ConstraintMismatch => ErrorType::ConstraintMismatch,
-            Kind::Unavailable | Kind::Timeout => ErrorType::StorageUnavailable,
+            Kind::Unavailable | Kind::Timeout | Kind::TooManyRequests => {
+                ErrorType::StorageUnavailable
+            }
             Kind::MethodNotAllowed
             | Kind::Unimplemented
             | Kind::Internal

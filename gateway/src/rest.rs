@@ -178,6 +178,18 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
     response
         .headers_mut()
         .insert(CONTENT_TYPE, http::HeaderValue::from_static(JSON));
+    if e.http_status() == 429 {
+        let wait = e
+            .message
+            .split_whitespace()
+            .rev()
+            .nth(1)
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(1);
+        if let Ok(v) = http::HeaderValue::from_str(&wait.to_string()) {
+            response.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+    }
     if e.http_status() == 401 {
         response.headers_mut().insert(
             http::header::WWW_AUTHENTICATE,

@@ -400,3 +400,109 @@ async fn cors_allows_only_the_configured_origins() {
     assert!(!other.headers().contains_key("access-control-allow-origin"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn per_tenant_limits_are_enforced_over_rest_and_grpc() {
+    let keys = format!(
+        "acme {} max_size=100 types=image/png rate=3/3600;globex {}",
+        hash("acme-key"),
+        hash("globex-key")
+    );
+    let Some(server) = start(&[
+        ("DRAFTSTORE_AUTH", "api-keys"),
+        ("DRAFTSTORE_API_KEYS", &keys),
+    ])
+    .await
+    else {
+        return;
+    };
+    let up = |body: Value| call(&server, "/api/v1/upload-url", Some("acme-key"), body);
+    let (status, err) =
+        up(json!({"object_name": "a.png", "content_type": "image/png", "content_length": 101}))
+            .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (403, Some("TENANT_LIMIT")),
+        "over the size"
+    );
+    assert_eq!(
+        up(json!({"object_name": "a.png", "content_type": "image/png"}))
+            .await
+            .0,
+        403,
+        "size not declared"
+    );
+    assert_eq!(
+        up(json!({"object_name": "a.html", "content_type": "text/html", "content_length": 10}))
+            .await
+            .0,
+        403,
+        "type not allowed"
+    );
+    let ok = json!({"object_name": "a.png", "content_type": "image/png", "content_length": 10});
+    for _ in 0..3 {
+        assert_eq!(up(ok.clone()).await.0, 200);
+    }
+    let resp = http1()
+        .post(server.url("/api/v1/upload-url"))
+        .bearer_auth("acme-key")
+        .json(&ok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429, "the fourth URL in an hour");
+    assert!(resp.headers().contains_key("retry-after"));
+    let message = pb::GetUploadUrlRequest {
+        object_name: "b.png".into(),
+        constraints: Some(pb::UploadConstraints {
+            content_type: "image/png".into(),
+            content_length: Some(10),
+            ..Default::default()
+        }),
+    }
+    .encode_to_vec();
+    assert_eq!(
+        grpc(
+            &server,
+            pb::paths::GET_UPLOAD_URL,
+            Some("acme-key"),
+            message
+        )
+        .await,
+        "8",
+        "RESOURCE_EXHAUSTED"
+    );
+    let too_big = pb::GetUploadUrlRequest {
+        object_name: "c.png".into(),
+        constraints: Some(pb::UploadConstraints {
+            content_type: "image/png".into(),
+            content_length: Some(1000),
+            ..Default::default()
+        }),
+    }
+    .encode_to_vec();
+    assert_eq!(
+        grpc(
+            &server,
+            pb::paths::GET_UPLOAD_URL,
+            Some("acme-key"),
+            too_big
+        )
+        .await,
+        "7",
+        "PERMISSION_DENIED"
+    );
+    // Another tenant is not limited by acme's policy.
+    assert_eq!(
+        call(
+            &server,
+            "/api/v1/upload-url",
+            Some("globex-key"),
+            json!({"object_name": "big.bin"})
+        )
+        .await
+        .0,
+        200
+    );
+    server.stop().await;
+}
