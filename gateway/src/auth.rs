@@ -261,6 +261,109 @@ pub enum KeySource {
 pub enum AuthConfig {
     None,
     ApiKeys(KeySource),
+    Jwt(JwtConfig),
+}
+
+/// How JWTs are checked. `Debug` hides the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JwtConfig {
+    /// An HMAC secret (HS256), or a PEM public key (RS256, ES256, EdDSA).
+    pub key: JwtKey,
+    pub issuer: String,
+    pub audience: String,
+    /// The claim naming the tenant.
+    pub tenant_claim: String,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum JwtKey {
+    Secret(String),
+    PublicPem(Vec<u8>),
+}
+
+impl std::fmt::Debug for JwtConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = match self.key {
+            JwtKey::Secret(_) => "<HMAC secret>",
+            JwtKey::PublicPem(_) => "<public key>",
+        };
+        f.debug_struct("JwtConfig")
+            .field("key", &key)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("tenant_claim", &self.tenant_claim)
+            .finish()
+    }
+}
+
+struct Jwt {
+    key: jsonwebtoken::DecodingKey,
+    validation: jsonwebtoken::Validation,
+    tenant_claim: String,
+}
+
+impl Jwt {
+    fn new(config: &JwtConfig) -> Result<Self, String> {
+        use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+        let (key, algorithms) = match &config.key {
+            JwtKey::Secret(secret) => (
+                DecodingKey::from_secret(secret.as_bytes()),
+                vec![Algorithm::HS256],
+            ),
+            JwtKey::PublicPem(pem) => {
+                if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
+                    (k, vec![Algorithm::RS256])
+                } else if let Ok(k) = DecodingKey::from_ec_pem(pem) {
+                    (k, vec![Algorithm::ES256])
+                } else {
+                    (
+                        DecodingKey::from_ed_pem(pem).map_err(|_| {
+                            "the JWT public key is not an RSA, EC or Ed25519 PEM".to_owned()
+                        })?,
+                        vec![Algorithm::EdDSA],
+                    )
+                }
+            }
+        };
+        let mut validation =
+            Validation::new(algorithms.first().copied().unwrap_or(Algorithm::HS256));
+        validation.algorithms = algorithms;
+        validation.set_issuer(&[config.issuer.as_str()]);
+        validation.set_audience(&[config.audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.leeway = 30;
+        Ok(Self {
+            key,
+            validation,
+            tenant_claim: config.tenant_claim.clone(),
+        })
+    }
+
+    fn tenant(&self, token: &str) -> Result<Tenant, ApiError> {
+        use jsonwebtoken::errors::ErrorKind;
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &self.key, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => unauthenticated("the token has expired"),
+                ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
+                    unauthenticated("the token is for another issuer or audience")
+                }
+                _ => unauthenticated("invalid token"),
+            })?;
+        data.claims
+            .get(&self.tenant_claim)
+            .and_then(serde_json::Value::as_str)
+            .and_then(|t| Tenant::parse(t).ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    Kind::Forbidden,
+                    "NO_TENANT",
+                    format!(
+                        "the token names no valid tenant in its {:?} claim",
+                        self.tenant_claim
+                    ),
+                )
+            })
+    }
 }
 
 struct Loaded {
@@ -272,6 +375,7 @@ struct Loaded {
 pub struct Authenticator {
     config: AuthConfig,
     loaded: RwLock<Loaded>,
+    jwt: Option<Jwt>,
 }
 
 /// A file is looked at for changes at most this often.
@@ -306,8 +410,12 @@ impl Authenticator {
     /// The keys cannot be read or parsed.
     pub fn new(config: AuthConfig) -> Result<Self, String> {
         let (keys, modified) = match &config {
-            AuthConfig::None => (Vec::new(), None),
+            AuthConfig::None | AuthConfig::Jwt(_) => (Vec::new(), None),
             AuthConfig::ApiKeys(source) => load(source)?,
+        };
+        let jwt = match &config {
+            AuthConfig::Jwt(j) => Some(Jwt::new(j)?),
+            _ => None,
         };
         Ok(Self {
             config,
@@ -316,6 +424,7 @@ impl Authenticator {
                 modified,
                 checked: Instant::now(),
             }),
+            jwt,
         })
     }
 
@@ -384,6 +493,9 @@ impl Authenticator {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthenticated("the Authorization header must be 'Bearer <key>'"))?;
+        if let Some(jwt) = &self.jwt {
+            return jwt.tenant(token).map(Some);
+        }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let loaded = self
             .loaded
@@ -503,6 +615,95 @@ mod tests {
         assert!(tenant.allow_url().is_ok());
         let limited = tenant.allow_url().unwrap_err();
         assert_eq!((limited.http_status(), limited.code), (429, "RATE_LIMITED"));
+    }
+
+    fn token(secret: &str, claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn jwts_are_checked_for_signature_issuer_audience_expiry_and_tenant() {
+        let config = JwtConfig {
+            key: JwtKey::Secret("jwt-secret".into()),
+            issuer: "https://idp".into(),
+            audience: "draftstore".into(),
+            tenant_claim: "tenant".into(),
+        };
+        assert!(!format!("{config:?}").contains("jwt-secret"));
+        let auth = Authenticator::new(AuthConfig::Jwt(config)).unwrap();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = |iss: &str, aud: &str, exp: u64, tenant: Option<&str>| {
+            let mut c = serde_json::json!({"iss": iss, "aud": aud, "exp": exp});
+            if let Some(t) = tenant {
+                c["tenant"] = serde_json::Value::from(t);
+            }
+            c
+        };
+        let check = |t: String| {
+            auth.authenticate(Some(
+                &http::HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+            ))
+        };
+        let good = token(
+            "jwt-secret",
+            &claims("https://idp", "draftstore", now + 600, Some("acme")),
+        );
+        assert_eq!(check(good).unwrap().unwrap().as_str(), "acme");
+        for (t, status) in [
+            (
+                token(
+                    "jwt-secret",
+                    &claims("https://idp", "draftstore", now - 600, Some("acme")),
+                ),
+                401,
+            ),
+            (
+                token(
+                    "jwt-secret",
+                    &claims("https://evil", "draftstore", now + 600, Some("acme")),
+                ),
+                401,
+            ),
+            (
+                token(
+                    "jwt-secret",
+                    &claims("https://idp", "other", now + 600, Some("acme")),
+                ),
+                401,
+            ),
+            (
+                token(
+                    "not-the-secret",
+                    &claims("https://idp", "draftstore", now + 600, Some("acme")),
+                ),
+                401,
+            ),
+            (
+                token(
+                    "jwt-secret",
+                    &claims("https://idp", "draftstore", now + 600, None),
+                ),
+                403,
+            ),
+            (
+                token(
+                    "jwt-secret",
+                    &claims("https://idp", "draftstore", now + 600, Some("../Acme")),
+                ),
+                403,
+            ),
+            ("not.a.jwt".to_owned(), 401),
+        ] {
+            assert_eq!(check(t).unwrap_err().http_status(), status);
+        }
     }
 
     #[test]

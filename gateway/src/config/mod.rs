@@ -28,6 +28,11 @@ pub const VARIABLES: &[&str] = &[
     "DRAFTSTORE_CORS_ORIGINS",
     "DRAFTSTORE_DATA_DIR",
     "DRAFTSTORE_HEADER_TIMEOUT_MS",
+    "DRAFTSTORE_JWT_AUDIENCE",
+    "DRAFTSTORE_JWT_ISSUER",
+    "DRAFTSTORE_JWT_PUBLIC_KEY_FILE",
+    "DRAFTSTORE_JWT_SECRET",
+    "DRAFTSTORE_JWT_TENANT_CLAIM",
     "DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES",
     "DRAFTSTORE_LOCAL_SECRET",
     "DRAFTSTORE_LOG",
@@ -150,6 +155,18 @@ mod tests {
             }
         };
         ServeConfig::from_lookup(&keys).unwrap();
+        // And the JWT variables.
+        let jwt = |k: &str| {
+            seen.borrow_mut().insert(k.to_owned());
+            match k {
+                "DRAFTSTORE_AUTH" => Some("jwt".to_owned()),
+                "DRAFTSTORE_JWT_SECRET" | "DRAFTSTORE_JWT_ISSUER" | "DRAFTSTORE_JWT_AUDIENCE" => {
+                    Some("x".to_owned())
+                }
+                _ => None,
+            }
+        };
+        ServeConfig::from_lookup(&jwt).unwrap();
         let mut read = seen.into_inner();
         read.insert("DRAFTSTORE_LOG".to_owned());
         let listed: BTreeSet<String> = VARIABLES.iter().map(|v| (*v).to_owned()).collect();

@@ -182,7 +182,20 @@ fn auth(get: Lookup<'_>) -> Result<Option<crate::auth::AuthConfig>, ConfigError>
             (None, Some(inline)) => Ok(Some(AuthConfig::ApiKeys(KeySource::Inline(inline)))),
             _ => Err(err("DRAFTSTORE_AUTH=api-keys needs exactly one of DRAFTSTORE_API_KEYS_FILE or DRAFTSTORE_API_KEYS (lines '<tenant> <sha256 hex of the key>')")),
         },
-        Some(_) => Err(err("DRAFTSTORE_AUTH (--auth) must be 'none' or 'api-keys'")),
+        Some("jwt") => {
+            use crate::auth::{JwtConfig, JwtKey};
+            let key = match (var("DRAFTSTORE_JWT_SECRET"), var("DRAFTSTORE_JWT_PUBLIC_KEY_FILE")) {
+                (Some(secret), None) => JwtKey::Secret(secret),
+                (None, Some(file)) => JwtKey::PublicPem(std::fs::read(&file).map_err(|e| err(format!("DRAFTSTORE_JWT_PUBLIC_KEY_FILE: cannot read {file}: {e}")))?),
+                _ => return Err(err("DRAFTSTORE_AUTH=jwt needs exactly one of DRAFTSTORE_JWT_SECRET (HMAC) or DRAFTSTORE_JWT_PUBLIC_KEY_FILE (PEM)")),
+            };
+            let (Some(issuer), Some(audience)) = (var("DRAFTSTORE_JWT_ISSUER"), var("DRAFTSTORE_JWT_AUDIENCE")) else {
+                return Err(err("DRAFTSTORE_AUTH=jwt needs DRAFTSTORE_JWT_ISSUER and DRAFTSTORE_JWT_AUDIENCE"));
+            };
+            let tenant_claim = var("DRAFTSTORE_JWT_TENANT_CLAIM").unwrap_or_else(|| "tenant".into());
+            Ok(Some(AuthConfig::Jwt(JwtConfig { key, issuer, audience, tenant_claim })))
+        }
+        Some(_) => Err(err("DRAFTSTORE_AUTH must be 'none', 'api-keys' or 'jwt'")),
     }
 }
 

@@ -506,3 +506,107 @@ async fn per_tenant_limits_are_enforced_over_rest_and_grpc() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn jwts_authenticate_over_rest_and_grpc() {
+    let Some(server) = start(&[
+        ("DRAFTSTORE_AUTH", "jwt"),
+        ("DRAFTSTORE_JWT_SECRET", "shared-secret"),
+        ("DRAFTSTORE_JWT_ISSUER", "https://idp.example"),
+        ("DRAFTSTORE_JWT_AUDIENCE", "draftstore"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = |exp: u64, tenant: Option<&str>| {
+        let mut claims = json!({"iss": "https://idp.example", "aud": "draftstore", "exp": exp});
+        if let Some(t) = tenant {
+            claims["tenant"] = Value::from(t);
+        }
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"shared-secret"),
+        )
+        .unwrap()
+    };
+    let body = json!({"object_name": "x"});
+    assert_eq!(
+        call(
+            &server,
+            "/api/v1/upload-url",
+            Some(&token(now + 600, Some("acme"))),
+            body.clone()
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, err) = call(
+        &server,
+        "/api/v1/upload-url",
+        Some(&token(now - 600, Some("acme"))),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["message"].as_str()),
+        (401, Some("the token has expired"))
+    );
+    assert_eq!(
+        call(
+            &server,
+            "/api/v1/upload-url",
+            Some(&token(now + 600, None)),
+            body.clone()
+        )
+        .await
+        .0,
+        403,
+        "valid but no tenant"
+    );
+    assert_eq!(call(&server, "/api/v1/upload-url", None, body).await.0, 401);
+    let message = pb::GetUploadUrlRequest {
+        object_name: "x".into(),
+        constraints: None,
+    }
+    .encode_to_vec();
+    assert_eq!(
+        grpc(
+            &server,
+            pb::paths::GET_UPLOAD_URL,
+            Some(&token(now + 600, Some("acme"))),
+            message.clone()
+        )
+        .await,
+        "0"
+    );
+    assert_eq!(
+        grpc(
+            &server,
+            pb::paths::GET_UPLOAD_URL,
+            Some(&token(now - 600, Some("acme"))),
+            message.clone()
+        )
+        .await,
+        "16",
+        "expired: UNAUTHENTICATED"
+    );
+    assert_eq!(
+        grpc(
+            &server,
+            pb::paths::GET_UPLOAD_URL,
+            Some(&token(now + 600, None)),
+            message
+        )
+        .await,
+        "7",
+        "no tenant: PERMISSION_DENIED"
+    );
+    server.stop().await;
+}
