@@ -374,6 +374,7 @@ struct Loaded {
 
 pub struct Authenticator {
     config: AuthConfig,
+    public_paths: Vec<String>,
     loaded: RwLock<Loaded>,
     jwt: Option<Jwt>,
 }
@@ -417,8 +418,12 @@ impl Authenticator {
             AuthConfig::Jwt(j) => Some(Jwt::new(j)?),
             _ => None,
         };
+        let public_paths = ["/health", "/ready", "/metrics", "/openapi.json"]
+            .map(String::from)
+            .to_vec();
         Ok(Self {
             config,
+            public_paths,
             loaded: RwLock::new(Loaded {
                 keys,
                 modified,
@@ -426,6 +431,24 @@ impl Authenticator {
             }),
             jwt,
         })
+    }
+
+    /// The REST paths reachable without credentials (default: the probes, metrics, the API
+    /// document).
+    #[must_use]
+    pub fn with_public_paths(mut self, paths: Vec<String>) -> Self {
+        self.public_paths = paths;
+        self
+    }
+
+    /// Reachable without credentials: a public path, the health RPC, and the local store's
+    /// presigned URLs (which carry their own signature).
+    #[must_use]
+    pub fn is_public(&self, path: &str, is_grpc: bool) -> bool {
+        if is_grpc {
+            return path == draftstore_proto::grpc::health::v1::CHECK_PATH;
+        }
+        self.public_paths.iter().any(|p| p == path) || path.starts_with(crate::local::PREFIX)
     }
 
     #[must_use]

@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// Log JSON lines instead of text [env: DRAFTSTORE_LOG_JSON].
     #[arg(long)]
     pub log_json: bool,
+    /// Who may call: none, api-keys or jwt [env: DRAFTSTORE_AUTH; none on the embedded store,
+    /// required against S3].
+    #[arg(long)]
+    pub auth: Option<String>,
     /// local or s3 [env: DRAFTSTORE_STORAGE; default: local when no S3 variable is set].
     #[arg(long)]
     pub storage: Option<String>,
@@ -123,6 +127,7 @@ impl ServeArgs {
             ("DOWNLOAD_TTL", &self.download_ttl),
             ("OBJECT_LIFETIME", &self.object_lifetime),
             ("DRAFTSTORE_STORAGE", &self.storage),
+            ("DRAFTSTORE_AUTH", &self.auth),
             ("DRAFTSTORE_DATA_DIR", &self.data_dir),
             ("DRAFTSTORE_PUBLIC_URL", &self.public_url),
         ];

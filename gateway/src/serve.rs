@@ -110,7 +110,9 @@ fn authenticator(config: &ServeConfig) -> Result<Authenticator, Exit> {
     if auth == AuthConfig::None {
         tracing::warn!("authentication is off (DRAFTSTORE_AUTH=none): anyone who reaches this port can mint upload and download URLs");
     }
-    Authenticator::new(auth).map_err(|e| Exit::usage(format!("DRAFTSTORE_API_KEYS: {e}")))
+    Authenticator::new(auth)
+        .map(|a| a.with_public_paths(config.public_paths.clone()))
+        .map_err(|e| Exit::usage(format!("DRAFTSTORE_AUTH: {e}")))
 }
 
 async fn bind(ip: std::net::IpAddr, port: u16) -> Result<TcpListener, Exit> {

@@ -213,7 +213,7 @@ impl<B: Backend> State<B> {
                 .map_err(|_| overloaded())?
                 .map_err(|_| overloaded())?,
         };
-        let tenant = if is_exempt(req.uri().path(), is_grpc) {
+        let tenant = if self.auth.is_public(req.uri().path(), is_grpc) {
             None
         } else {
             self.auth
@@ -230,18 +230,6 @@ impl<B: Backend> State<B> {
             .await
             .map_err(|_| ApiError::new(Kind::Timeout, "TIMEOUT", "the request took too long"))?
     }
-}
-
-/// Reachable without credentials: probes, metrics, the API document, the health RPC, and the
-/// local store's own presigned URLs (which carry their own signature).
-fn is_exempt(path: &str, is_grpc: bool) -> bool {
-    if is_grpc {
-        return path == draftstore_proto::grpc::health::v1::CHECK_PATH;
-    }
-    matches!(
-        path,
-        rest::HEALTH | rest::READY | rest::METRICS | rest::OPENAPI
-    ) || path.starts_with(crate::local::PREFIX)
 }
 
 /// A bounded label for the request's route: a known path or method, else `other`.

@@ -76,6 +76,8 @@ pub struct ServeConfig {
     pub auth: Option<crate::auth::AuthConfig>,
     /// Origins allowed by CORS (none by default).
     pub cors: crate::cors::Cors,
+    /// REST paths reachable without credentials (`DRAFTSTORE_PUBLIC_PATHS`).
+    pub public_paths: Vec<String>,
 }
 
 impl ServeConfig {
@@ -167,6 +169,13 @@ impl ServeConfig {
             log_json: flag(get, "DRAFTSTORE_LOG_JSON", false)?,
             auth: auth(get)?,
             cors: crate::cors::Cors::new(var("DRAFTSTORE_CORS_ORIGINS").as_deref()),
+            public_paths: var("DRAFTSTORE_PUBLIC_PATHS")
+                .unwrap_or_else(|| "/health,/ready,/metrics,/openapi.json".into())
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
         })
     }
 }

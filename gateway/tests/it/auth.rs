@@ -571,6 +571,44 @@ async fn jwts_authenticate_over_rest_and_grpc() {
         "valid but no tenant"
     );
     assert_eq!(call(&server, "/api/v1/upload-url", None, body).await.0, 401);
+    // An expired token is refused by every endpoint and RPC.
+    let expired = token(now - 600, Some("acme"));
+    for path in [
+        "/api/v1/draft-bucket",
+        "/api/v1/upload-url",
+        "/api/v1/download-url",
+        "/api/v1/confirm-upload",
+    ] {
+        assert_eq!(
+            call(&server, path, Some(&expired), json!({"object_name": "x"}))
+                .await
+                .0,
+            401,
+            "{path}"
+        );
+    }
+    let any = pb::GetUploadUrlRequest {
+        object_name: "x".into(),
+        constraints: None,
+    }
+    .encode_to_vec();
+    for path in [
+        pb::paths::GET_UPLOAD_URL,
+        pb::paths::GET_DOWNLOAD_URL,
+        pb::paths::CONFIRM_UPLOAD,
+        pb::paths::CREATE_DRAFT_BUCKET,
+    ] {
+        let message = if path == pb::paths::CREATE_DRAFT_BUCKET {
+            Vec::new()
+        } else {
+            any.clone()
+        };
+        assert_eq!(
+            grpc(&server, path, Some(&expired), message).await,
+            "16",
+            "{path}"
+        );
+    }
     let message = pb::GetUploadUrlRequest {
         object_name: "x".into(),
         constraints: None,
@@ -607,6 +645,53 @@ async fn jwts_authenticate_over_rest_and_grpc() {
         .await,
         "7",
         "no tenant: PERMISSION_DENIED"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn public_paths_are_configurable() {
+    let keys = keys();
+    let Some(server) = start(&[
+        ("DRAFTSTORE_AUTH", "api-keys"),
+        ("DRAFTSTORE_API_KEYS", &keys),
+        ("DRAFTSTORE_PUBLIC_PATHS", "/health"),
+    ])
+    .await
+    else {
+        return;
+    };
+    assert_eq!(
+        http1()
+            .get(server.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        http1()
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401,
+        "metrics need a key now"
+    );
+    assert_eq!(
+        http1()
+            .get(server.url("/metrics"))
+            .bearer_auth("globex-key")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
     );
     server.stop().await;
 }

@@ -63,7 +63,8 @@ pub async fn start(extra: &[(&str, &str)]) -> Option<Running> {
             .clone()
             .unwrap_or(draftstore_gateway::auth::AuthConfig::None),
     )
-    .unwrap();
+    .unwrap()
+    .with_public_paths(config.public_paths.clone());
     let task = tokio::spawn(draftstore_gateway::server::run(
         vec![listener],
         app,
