@@ -46,6 +46,10 @@ pub struct ApiError {
     /// Machine-readable, e.g. `INVALID_OBJECT_NAME`.
     pub code: &'static str,
     pub message: String,
+    /// Seconds to wait before retrying (sent as `Retry-After`).
+    pub retry_after: Option<u64>,
+    /// The methods a path accepts (sent as `Allow` with 405).
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -54,7 +58,21 @@ impl ApiError {
             kind,
             code,
             message: message.into(),
+            retry_after: None,
+            allow: None,
         }
+    }
+
+    #[must_use]
+    pub const fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    #[must_use]
+    pub const fn with_allow(mut self, methods: &'static str) -> Self {
+        self.allow = Some(methods);
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {

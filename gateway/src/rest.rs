@@ -75,7 +75,7 @@ pub async fn handle<B: Backend>(
             .header(CONTENT_TYPE, JSON)
             .body(full(OPENAPI_DOCUMENT))
             .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string())),
-        (_, HEALTH | READY | METRICS | OPENAPI) => Err(not_allowed(&path, "GET")),
+        (_, HEALTH | READY | METRICS | OPENAPI) => Err(not_allowed(&path, "GET, HEAD")),
         _ => Err(ApiError::new(
             Kind::NotFound,
             "NO_SUCH_ROUTE",
@@ -84,12 +84,13 @@ pub async fn handle<B: Backend>(
     }
 }
 
-fn not_allowed(path: &str, allowed: &str) -> ApiError {
+fn not_allowed(path: &str, allowed: &'static str) -> ApiError {
     ApiError::new(
         Kind::MethodNotAllowed,
         "METHOD_NOT_ALLOWED",
         format!("{path} accepts {allowed} only"),
     )
+    .with_allow(allowed)
 }
 
 /// Reads a JSON body: `application/json` only, at most `limits.max_body` bytes (checked on
@@ -178,17 +179,10 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
     response
         .headers_mut()
         .insert(CONTENT_TYPE, http::HeaderValue::from_static(JSON));
-    if e.http_status() == 429 {
-        let wait = e
-            .message
-            .split_whitespace()
-            .rev()
-            .nth(1)
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(1);
-        if let Ok(v) = http::HeaderValue::from_str(&wait.to_string()) {
-            response.headers_mut().insert(http::header::RETRY_AFTER, v);
-        }
+    if let Some(secs) = e.retry_after {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
     }
     if e.http_status() == 401 {
         response.headers_mut().insert(
@@ -196,12 +190,7 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
             http::HeaderValue::from_static("Bearer"),
         );
     }
-    if e.http_status() == 405 {
-        let allow = if e.message.starts_with("/api/") {
-            "POST"
-        } else {
-            "GET, HEAD"
-        };
+    if let Some(allow) = e.allow {
         response
             .headers_mut()
             .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
