@@ -9,7 +9,6 @@ use draftstore_core::{
     confirm, Buckets, ConfirmOptions, ObjectName, StorageError, UploadConstraints,
 };
 use draftstore_signer::{Expiry, Method, Timestamp};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct App<B> {
     pub backend: B,
@@ -50,11 +49,7 @@ pub struct ConfirmedUpload {
 }
 
 fn now() -> Result<Timestamp, ApiError> {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_secs()).ok());
-    secs.and_then(|s| Timestamp::from_unix(s).ok())
+    crate::clock::timestamp_now()
         .ok_or_else(|| ApiError::new(Kind::Internal, "CLOCK", "the system clock is out of range"))
 }
 

@@ -13,6 +13,7 @@ pub mod app;
 pub mod auth;
 pub mod backend;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod cors;
 pub mod error;

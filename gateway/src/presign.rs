@@ -5,7 +5,6 @@ use crate::exit::Exit;
 use draftstore_signer::{
     Addressing, Credentials, Endpoint, Expiry, Method, Request, Signer, Timestamp,
 };
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Runs the command with environment lookups from `env`; returns the URL.
 ///
@@ -77,10 +76,5 @@ fn split_all<'a>(
 }
 
 fn system_now() -> Result<Timestamp, Exit> {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
-        .ok_or_else(|| Exit::usage("the system clock is before 1970"))?;
-    Timestamp::from_unix(secs).map_err(|e| Exit::usage(e.to_string()))
+    crate::clock::timestamp_now().ok_or_else(|| Exit::usage("the system clock is out of range"))
 }

@@ -7,7 +7,7 @@ use crate::exit::Exit;
 use crate::local::LocalStorage;
 use crate::s3::S3Storage;
 use draftstore_core::{sweep, SweepOptions, SweepReport};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// # Errors
 /// Bad configuration (64); some deletes failed or the listing broke off (1).
@@ -17,11 +17,8 @@ pub fn run(args: &SweepArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
         return Err(Exit::usage("--page-size must be 1..=1000"));
     }
     crate::serve::init_tracing(config.log_json);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
-        .unwrap_or(0);
+    let now =
+        crate::clock::unix_now().ok_or_else(|| Exit::usage("the system clock is before 1970"))?;
     let options = SweepOptions {
         dry_run: args.dry_run,
         page_size: args.page_size,

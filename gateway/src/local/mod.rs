@@ -40,12 +40,9 @@ fn io_error(what: &str, e: &std::io::Error) -> StorageError {
     }
 }
 
+/// Seconds since 1970 for `stored_at`; a clock before 1970 (not seen on a real host) records 0.
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
-        .unwrap_or(0)
+    crate::clock::unix_now().unwrap_or(0)
 }
 
 impl LocalStorage {

@@ -11,7 +11,6 @@ use draftstore_signer::{
 };
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One S3 request.
 pub struct Call<'a> {
@@ -223,16 +222,11 @@ impl Client {
 }
 
 fn now() -> Result<Timestamp, Failure> {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_secs()).ok());
-    secs.and_then(|s| Timestamp::from_unix(s).ok())
-        .ok_or_else(|| {
-            failure(StorageError::Backend {
-                reason: "system clock out of range".into(),
-            })
+    crate::clock::timestamp_now().ok_or_else(|| {
+        failure(StorageError::Backend {
+            reason: "system clock out of range".into(),
         })
+    })
 }
 
 fn transport(what: &str, e: &reqwest::Error) -> Failure {
