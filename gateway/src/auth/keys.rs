@@ -24,7 +24,15 @@ pub fn parse_keys(text: &str) -> Result<Keys, String> {
         let (Some(tenant), Some(hash)) = (parts.next(), parts.next()) else {
             return Err(format!("key entry {} must be '<tenant> <sha256 hex> [max_size=N] [types=a,b] [rate=N/SECS]'", n + 1));
         };
-        let tenant = Tenant::parse(tenant)?.with_policy(Arc::new(parse_policy(parts, n + 1)?));
+        // Not `Tenant::parse`'s message: a swapped line would echo the hash (or a raw key).
+        let tenant = Tenant::parse(tenant)
+            .map_err(|_| {
+                format!(
+                    "key entry {}: the tenant (first field) must be 1..=63 of a-z, 0-9 and '-'",
+                    n + 1
+                )
+            })?
+            .with_policy(Arc::new(parse_policy(parts, n + 1)?));
         let mut digest = [0_u8; 32];
         hex::decode_to_slice(hash, &mut digest).map_err(|_| {
             format!(
@@ -79,11 +87,20 @@ fn parse_policy<'a>(
     Ok(policy)
 }
 
-/// Where the keys come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the keys come from. `Debug` shows the file, never inline key lines.
+#[derive(Clone, PartialEq, Eq)]
 pub enum KeySource {
     File(PathBuf),
     Inline(String),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Inline(_) => f.write_str("Inline(<redacted>)"),
+        }
+    }
 }
 
 pub(super) fn load(source: &KeySource) -> Result<(Keys, Option<SystemTime>), String> {

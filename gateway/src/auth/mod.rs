@@ -236,6 +236,7 @@ mod tests {
             "acme abc",
             "Acme 00",
             &format!("acme {} extra", hash("x")),
+            &format!("{} acme", hash("x")),
         ] {
             let e = parse_keys(bad).unwrap_err();
             assert!(!e.contains(&hash("x")), "{e}");

@@ -24,8 +24,8 @@ pub struct Limits {
     pub max_in_flight: usize,
 }
 
-/// The embedded local store's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The embedded local store's settings. `Debug` hides the signing secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct LocalConfig {
     pub data_dir: PathBuf,
     /// Base of the presigned URLs it hands out (what clients can reach).
@@ -34,6 +34,17 @@ pub struct LocalConfig {
     pub secret: Option<String>,
     /// Largest object a presigned PUT may store.
     pub max_object: u64,
+}
+
+impl std::fmt::Debug for LocalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalConfig")
+            .field("data_dir", &self.data_dir)
+            .field("public_url", &self.public_url)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("max_object", &self.max_object)
+            .finish()
+    }
 }
 
 /// Where objects live.
@@ -257,6 +268,22 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
         ServeConfig::from_lookup(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let config = ServeConfig::from_lookup(&|k| match k {
+            "DRAFTSTORE_LOCAL_SECRET" => Some("local-signing-secret".to_owned()),
+            "DRAFTSTORE_AUTH" => Some("api-keys".to_owned()),
+            "DRAFTSTORE_API_KEYS" => Some(format!("acme {}", "ab".repeat(32))),
+            _ => None,
+        })
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(shown.contains("Inline(<redacted>)"), "{shown}");
+        assert!(shown.contains("\"<redacted>\""), "{shown}");
+        assert!(!shown.contains("local-signing-secret"), "{shown}");
+        assert!(!shown.contains(&"ab".repeat(32)), "{shown}");
     }
 
     #[test]
