@@ -6,7 +6,7 @@
 //! With a store that enforces conditional copies, a small object costs three calls: HEAD draft,
 //! copy (`If-None-Match: *`), delete.
 
-use crate::draft::{next_step, promoted_metadata, Observed, Policy, Step};
+use crate::draft::{next_step, promoted_metadata, promoted_user_metadata, Observed, Policy, Step};
 use crate::error::ConfirmError;
 use crate::storage::{CopyRequest, DeleteTarget, ObjectInfo, Storage, StorageError};
 use crate::{Buckets, ObjectName, UploadConstraints};
@@ -159,21 +159,12 @@ async fn delete_draft<S: Storage>(
 }
 
 fn main_after_copy(draft: &ObjectInfo, etag: String) -> ObjectInfo {
-    let (content_type, metadata) = match promoted_metadata(draft) {
-        crate::storage::MetadataDirective::Replace {
-            content_type,
-            metadata,
-        } => (content_type, metadata),
-        crate::storage::MetadataDirective::Copy => {
-            (draft.content_type.clone(), draft.metadata.clone())
-        }
-    };
     ObjectInfo {
         size: draft.size,
         etag,
         last_modified: draft.last_modified,
-        content_type,
-        metadata,
+        content_type: draft.content_type.clone(),
+        metadata: promoted_user_metadata(draft),
         checksum_sha256: draft.checksum_sha256.clone(),
     }
 }

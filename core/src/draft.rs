@@ -13,7 +13,7 @@
 //! `confirm.rs` performs the actions. Every step is tested here without IO.
 
 use crate::constraints::{user_metadata, ConstraintViolation, UploadConstraints};
-use crate::storage::{CopyCondition, MetadataDirective, ObjectInfo};
+use crate::storage::{CopyCondition, Metadata, MetadataDirective, ObjectInfo};
 
 /// Stamped on the main copy: the draft's ETag and size.
 pub const SOURCE_ETAG_KEY: &str = "draftstore-source-etag";
@@ -72,13 +72,20 @@ pub fn is_expired(last_modified: i64, now: i64, lifetime: u64) -> bool {
 /// The metadata of the main copy: the draft's own, without DraftStore's declaration stamp,
 /// plus the source stamp.
 #[must_use]
-pub fn promoted_metadata(draft: &ObjectInfo) -> MetadataDirective {
+pub fn promoted_user_metadata(draft: &ObjectInfo) -> Metadata {
     let mut metadata = user_metadata(&draft.metadata);
     metadata.insert(SOURCE_ETAG_KEY.to_owned(), draft.etag.clone());
     metadata.insert(SOURCE_SIZE_KEY.to_owned(), draft.size.to_string());
+    metadata
+}
+
+/// How the copy into main sets metadata: the draft's content type and
+/// [`promoted_user_metadata`], replacing what the store would copy.
+#[must_use]
+pub fn promoted_metadata(draft: &ObjectInfo) -> MetadataDirective {
     MetadataDirective::Replace {
         content_type: draft.content_type.clone(),
-        metadata,
+        metadata: promoted_user_metadata(draft),
     }
 }
 
@@ -164,7 +171,6 @@ fn check_constraints(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::Metadata;
 
     fn obj(etag: &str, size: u64) -> ObjectInfo {
         ObjectInfo {
@@ -179,9 +185,7 @@ mod tests {
 
     fn stamped(from: &ObjectInfo) -> ObjectInfo {
         let mut main = obj("main-etag", from.size);
-        if let MetadataDirective::Replace { metadata, .. } = promoted_metadata(from) {
-            main.metadata = metadata;
-        }
+        main.metadata = promoted_user_metadata(from);
         main
     }
 

@@ -54,8 +54,8 @@ pub use constraints::{
     MAX_OBJECT_SIZE,
 };
 pub use draft::{
-    is_expired, is_promoted_copy, next_step, promoted_metadata, DraftState, Observed, Policy, Step,
-    SOURCE_ETAG_KEY, SOURCE_SIZE_KEY,
+    is_expired, is_promoted_copy, next_step, promoted_metadata, promoted_user_metadata, DraftState,
+    Observed, Policy, Step, SOURCE_ETAG_KEY, SOURCE_SIZE_KEY,
 };
 pub use error::ConfirmError;
 pub use memory::{Fault, MemoryStorage};
