@@ -19,13 +19,39 @@ pub fn empty() -> Body {
     full(Bytes::new())
 }
 
-/// The caller's `x-request-id` when it is sane (1..=128 visible ASCII characters), else a new
-/// random one.
-pub fn request_id(given: Option<&http::HeaderValue>) -> String {
-    given
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| format!("{:016x}", fastrand::u64(..)), str::to_owned)
+/// A request's id: the caller's `x-request-id` when it is sane (1..=128 visible ASCII
+/// characters), else a new random one. Checked once; the header value is reused as is.
+#[derive(Clone)]
+pub struct RequestId(http::HeaderValue);
+
+impl RequestId {
+    #[must_use]
+    pub fn of(given: Option<&http::HeaderValue>) -> Self {
+        let sane = |v: &&http::HeaderValue| {
+            (1..=128).contains(&v.len()) && v.as_bytes().iter().all(u8::is_ascii_graphic)
+        };
+        match given.filter(sane) {
+            Some(value) => Self(value.clone()),
+            // 16 hex digits are always a valid header value; the fallback is never taken.
+            None => Self(
+                http::HeaderValue::try_from(format!("{:016x}", fastrand::u64(..)))
+                    .unwrap_or(http::HeaderValue::from_static("0")),
+            ),
+        }
+    }
+
+    /// The value for the response's `x-request-id` header.
+    #[must_use]
+    pub fn header(&self) -> http::HeaderValue {
+        self.0.clone()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Only visible ASCII gets in, so the text form always exists.
+        f.write_str(self.0.to_str().unwrap_or_default())
+    }
 }
 
 #[cfg(test)]
@@ -34,12 +60,20 @@ mod tests {
 
     #[test]
     fn request_ids_are_kept_when_sane() {
+        let id = |v: Option<&str>| {
+            let given = v.map(|v| http::HeaderValue::from_str(v).unwrap());
+            RequestId::of(given.as_ref()).to_string()
+        };
+        assert_eq!(id(Some("abc-123")), "abc-123");
         assert_eq!(
-            request_id(Some(&http::HeaderValue::from_static("abc-123"))),
+            RequestId::of(Some(&http::HeaderValue::from_static("abc-123"))).header(),
             "abc-123"
         );
-        let made = request_id(Some(&http::HeaderValue::from_static("has space")));
+        let made = id(Some("has space"));
         assert_eq!(made.len(), 16);
-        assert_ne!(request_id(None), request_id(None));
+        assert!(made.bytes().all(|b| b.is_ascii_hexdigit()), "{made}");
+        assert_eq!(id(Some(&"x".repeat(129))).len(), 16, "too long is replaced");
+        assert_eq!(id(Some(&"x".repeat(128))), "x".repeat(128));
+        assert_ne!(id(None), id(None));
     }
 }

@@ -10,9 +10,9 @@ use crate::backend::Backend;
 use crate::config::Limits;
 use crate::cors::Cors;
 use crate::error::{ApiError, Kind};
-use crate::response::{request_id, Body, CONTENT_TYPE, REQUEST_ID};
+use crate::response::{Body, RequestId, CONTENT_TYPE, REQUEST_ID};
 use crate::{grpc, rest};
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -128,11 +128,9 @@ pub async fn run<B: Backend>(
 
 impl<B: Backend> State<B> {
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        let id = request_id(req.headers().get(REQUEST_ID));
+        let id = RequestId::of(req.headers().get(REQUEST_ID));
         if let Some(mut preflight) = self.cors.preflight(req.method(), req.headers()) {
-            if let Ok(value) = HeaderValue::from_str(&id) {
-                preflight.headers_mut().insert(REQUEST_ID, value);
-            }
+            preflight.headers_mut().insert(REQUEST_ID, id.header());
             return preflight;
         }
         let origin = req.headers().get(http::header::ORIGIN).cloned();
@@ -143,11 +141,13 @@ impl<B: Backend> State<B> {
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|ct| ct.starts_with("application/grpc"));
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        // Cheap: the URI shares the request head's buffer.
+        let uri = req.uri().clone();
+        let path = uri.path();
         // At debug level every line of this request (S3 retries included) carries its id; at
         // the default level the one line per error names it explicitly, and the span is free.
         let started = std::time::Instant::now();
-        let route = route_label(&path, is_grpc);
+        let route = route_label(path, is_grpc);
         let metrics = crate::metrics::get();
         metrics.in_flight.inc();
         let span = tracing::debug_span!("request", request_id = %id);
@@ -189,9 +189,7 @@ impl<B: Backend> State<B> {
             .request_seconds
             .get_or_create(&crate::metrics::RouteLabels { route, protocol })
             .observe(started.elapsed().as_secs_f64());
-        if let Ok(value) = HeaderValue::from_str(&id) {
-            response.headers_mut().insert(REQUEST_ID, value);
-        }
+        response.headers_mut().insert(REQUEST_ID, id.header());
         self.cors.decorate(origin.as_ref(), &mut response);
         response
     }
