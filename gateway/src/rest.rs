@@ -38,49 +38,107 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// The OpenAPI 3 document of this API.
 pub const OPENAPI_DOCUMENT: &str = include_str!("openapi.json");
 
+/// The REST routes served, parsed once from the request path (the method is checked by
+/// [`handle`], which answers 405 with `Allow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    UploadUrl,
+    DownloadUrl,
+    ConfirmUpload,
+    DraftBucket,
+    Health,
+    Ready,
+    Metrics,
+    OpenApi,
+    /// The embedded local store's object URLs (`/_store/...`).
+    Store,
+}
+
+impl Route {
+    /// The route at `path`, or `None` (404).
+    #[must_use]
+    pub fn of(path: &str) -> Option<Self> {
+        Some(match path {
+            UPLOAD_URL => Self::UploadUrl,
+            DOWNLOAD_URL => Self::DownloadUrl,
+            CONFIRM_UPLOAD => Self::ConfirmUpload,
+            DRAFT_BUCKET => Self::DraftBucket,
+            HEALTH => Self::Health,
+            READY => Self::Ready,
+            METRICS => Self::Metrics,
+            OPENAPI => Self::OpenApi,
+            p if p.starts_with(crate::local::PREFIX) => Self::Store,
+            _ => return None,
+        })
+    }
+
+    /// Its metrics label.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::UploadUrl => "upload-url",
+            Self::DownloadUrl => "download-url",
+            Self::ConfirmUpload => "confirm-upload",
+            Self::DraftBucket => "draft-bucket",
+            Self::Health => "health",
+            Self::Ready => "ready",
+            Self::Metrics => "metrics",
+            Self::OpenApi => "openapi",
+            Self::Store => "store",
+        }
+    }
+
+    /// The `Allow` header of a 405 (the store answers its own methods).
+    fn allowed(self) -> &'static str {
+        match self {
+            Self::UploadUrl | Self::DownloadUrl | Self::ConfirmUpload | Self::DraftBucket => "POST",
+            Self::Health | Self::Ready | Self::Metrics | Self::OpenApi | Self::Store => "GET, HEAD",
+        }
+    }
+}
+
+/// Handles one request to `route` (`None`: no such path).
 pub async fn handle<B: Backend>(
     app: &App<B>,
     req: Request<Incoming>,
+    route: Option<Route>,
     limits: &Limits,
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
-    let path = req.uri().path().to_owned();
-    if path.starts_with(crate::local::PREFIX) {
-        return app.backend.serve_object(req).await;
-    }
-    match (req.method().clone(), path.as_str()) {
-        (Method::POST, UPLOAD_URL) => upload_url(app, tenant, read_json(req, limits).await?),
-        (Method::POST, DOWNLOAD_URL) => {
+    let Some(route) = route else {
+        return Err(ApiError::new(
+            Kind::NotFound,
+            "NO_SUCH_ROUTE",
+            format!("no route {}", req.uri().path()),
+        ));
+    };
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    match route {
+        Route::Store => app.backend.serve_object(req).await,
+        Route::UploadUrl if req.method() == Method::POST => {
+            upload_url(app, tenant, read_json(req, limits).await?)
+        }
+        Route::DownloadUrl if req.method() == Method::POST => {
             download_url(app, tenant, read_json(req, limits).await?).await
         }
-        (Method::POST, CONFIRM_UPLOAD) => {
+        Route::ConfirmUpload if req.method() == Method::POST => {
             confirm_upload(app, tenant, read_json(req, limits).await?).await
         }
-        (Method::POST, DRAFT_BUCKET) => draft_bucket(app).await,
-        (Method::GET | Method::HEAD, HEALTH) => {
-            json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
-        }
-        (Method::GET | Method::HEAD, READY) => ready(app).await,
-        (_, UPLOAD_URL | DOWNLOAD_URL | CONFIRM_UPLOAD | DRAFT_BUCKET) => {
-            Err(not_allowed(&path, "POST"))
-        }
-        (Method::GET, METRICS) => Response::builder()
+        Route::DraftBucket if req.method() == Method::POST => draft_bucket(app).await,
+        Route::Health if read => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        Route::Ready if read => ready(app).await,
+        Route::Metrics if read => Response::builder()
             .header(
                 CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )
             .body(full(crate::metrics::render()))
             .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string())),
-        (Method::GET, OPENAPI) => Response::builder()
+        Route::OpenApi if read => Response::builder()
             .header(CONTENT_TYPE, JSON)
             .body(full(OPENAPI_DOCUMENT))
             .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string())),
-        (_, HEALTH | READY | METRICS | OPENAPI) => Err(not_allowed(&path, "GET, HEAD")),
-        _ => Err(ApiError::new(
-            Kind::NotFound,
-            "NO_SUCH_ROUTE",
-            format!("no route {path}"),
-        )),
+        _ => Err(not_allowed(req.uri().path(), route.allowed())),
     }
 }
 
@@ -344,6 +402,24 @@ async fn ready<B: Backend>(app: &App<B>) -> Result<Response<Body>, ApiError> {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn paths_parse_to_routes_exactly() {
+        for (_, path) in ROUTES {
+            let route = Route::of(path).unwrap();
+            assert_ne!(route, Route::Store, "{path}");
+        }
+        assert_eq!(Route::of("/_store/b/k"), Some(Route::Store));
+        for unknown in [
+            "",
+            "/",
+            "/api/v1/upload-url/",
+            "/API/v1/upload-url",
+            "/healthz",
+        ] {
+            assert_eq!(Route::of(unknown), None, "{unknown}");
+        }
+    }
 
     /// The OpenAPI document lists exactly the routes served.
     #[test]

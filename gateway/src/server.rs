@@ -147,11 +147,12 @@ impl<B: Backend> State<B> {
         // At debug level every line of this request (S3 retries included) carries its id; at
         // the default level the one line per error names it explicitly, and the span is free.
         let started = std::time::Instant::now();
-        let route = route_label(path, is_grpc);
+        let call = Call::of(path, is_grpc);
+        let route = call.label();
         let metrics = crate::metrics::get();
         metrics.in_flight.inc();
         let span = tracing::debug_span!("request", request_id = %id);
-        let result = tracing::Instrument::instrument(self.run(req, is_grpc), span).await;
+        let result = tracing::Instrument::instrument(self.run(req, call), span).await;
         let mut response = match result {
             Ok(response) => {
                 tracing::debug!(request_id = %id, %method, %path, status = response.status().as_u16(), "ok");
@@ -194,7 +195,7 @@ impl<B: Backend> State<B> {
         response
     }
 
-    async fn run(&self, req: Request<Incoming>, is_grpc: bool) -> Result<Response<Body>, ApiError> {
+    async fn run(&self, req: Request<Incoming>, call: Call) -> Result<Response<Body>, ApiError> {
         let timeout = self.limits.request_timeout;
         let overloaded = || {
             ApiError::new(
@@ -211,17 +212,20 @@ impl<B: Backend> State<B> {
                 .map_err(|_| overloaded())?
                 .map_err(|_| overloaded())?,
         };
-        let tenant = if self.auth.is_public(req.uri().path(), is_grpc) {
+        let tenant = if self.auth.is_public(req.uri().path(), call.is_grpc()) {
             None
         } else {
             self.auth
                 .authenticate(req.headers().get(http::header::AUTHORIZATION))?
         };
         let work = async {
-            if is_grpc {
-                grpc::handle(&self.app, req, &self.limits, tenant.as_ref()).await
-            } else {
-                rest::handle(&self.app, req, &self.limits, tenant.as_ref()).await
+            match call {
+                Call::Grpc(rpc) => {
+                    grpc::handle(&self.app, req, rpc, &self.limits, tenant.as_ref()).await
+                }
+                Call::Rest(route) => {
+                    rest::handle(&self.app, req, route, &self.limits, tenant.as_ref()).await
+                }
             }
         };
         tokio::time::timeout(timeout, work)
@@ -230,29 +234,32 @@ impl<B: Backend> State<B> {
     }
 }
 
-/// A bounded label for the request's route: a known path or method, else `other`.
-fn route_label(path: &str, is_grpc: bool) -> &'static str {
-    use draftstore_proto::draft::v1::paths;
-    if is_grpc {
-        return match path {
-            paths::CREATE_DRAFT_BUCKET => "CreateDraftBucket",
-            paths::GET_UPLOAD_URL => "GetUploadURL",
-            paths::GET_DOWNLOAD_URL => "GetDownloadURL",
-            paths::CONFIRM_UPLOAD => "ConfirmUpload",
-            draftstore_proto::grpc::health::v1::CHECK_PATH => "Health/Check",
-            _ => "unknown",
-        };
+/// What a request asks for, parsed once from its path: a gRPC method or a REST route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Grpc(Option<grpc::Rpc>),
+    Rest(Option<rest::Route>),
+}
+
+impl Call {
+    fn of(path: &str, is_grpc: bool) -> Self {
+        if is_grpc {
+            Self::Grpc(grpc::Rpc::of(path))
+        } else {
+            Self::Rest(rest::Route::of(path))
+        }
     }
-    match path {
-        rest::UPLOAD_URL => "upload-url",
-        rest::DOWNLOAD_URL => "download-url",
-        rest::CONFIRM_UPLOAD => "confirm-upload",
-        rest::DRAFT_BUCKET => "draft-bucket",
-        rest::HEALTH => "health",
-        rest::READY => "ready",
-        rest::METRICS => "metrics",
-        p if p.starts_with(crate::local::PREFIX) => "store",
-        _ => "other",
+
+    fn is_grpc(self) -> bool {
+        matches!(self, Self::Grpc(_))
+    }
+
+    /// A bounded metrics label: the route or method, else `unknown` / `other`.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Grpc(rpc) => rpc.map_or("unknown", grpc::Rpc::label),
+            Self::Rest(route) => route.map_or("other", rest::Route::label),
+        }
     }
 }
 

@@ -22,14 +22,53 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::time::Duration;
 
-/// Handles one call; the server turns the result into [`status::ok`] or [`status::error`].
+/// The RPCs served, parsed once from the request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rpc {
+    CreateDraftBucket,
+    GetUploadUrl,
+    GetDownloadUrl,
+    ConfirmUpload,
+    HealthCheck,
+}
+
+impl Rpc {
+    /// The RPC at `path`, or `None` for a method this server does not have.
+    #[must_use]
+    pub fn of(path: &str) -> Option<Self> {
+        use pb::paths::*;
+        Some(match path {
+            CREATE_DRAFT_BUCKET => Self::CreateDraftBucket,
+            GET_UPLOAD_URL => Self::GetUploadUrl,
+            GET_DOWNLOAD_URL => Self::GetDownloadUrl,
+            CONFIRM_UPLOAD => Self::ConfirmUpload,
+            health::CHECK_PATH => Self::HealthCheck,
+            _ => return None,
+        })
+    }
+
+    /// Its metrics label.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::CreateDraftBucket => "CreateDraftBucket",
+            Self::GetUploadUrl => "GetUploadURL",
+            Self::GetDownloadUrl => "GetDownloadURL",
+            Self::ConfirmUpload => "ConfirmUpload",
+            Self::HealthCheck => "Health/Check",
+        }
+    }
+}
+
+/// Handles one call to `rpc` (`None`: a method this server does not have); the server turns
+/// the result into [`status::ok`] or [`status::error`].
 pub async fn handle<B: Backend>(
     app: &App<B>,
     req: Request<Incoming>,
+    rpc: Option<Rpc>,
     limits: &Limits,
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
-    let path = req.uri().path().to_owned();
     if req.version() != Version::HTTP_2 {
         return Err(ApiError::new(
             Kind::Unimplemented,
@@ -37,13 +76,13 @@ pub async fn handle<B: Backend>(
             "gRPC needs HTTP/2",
         ));
     }
-    if !is_known(&path) {
+    let Some(rpc) = rpc else {
         return Err(ApiError::new(
             Kind::Unimplemented,
             "UNIMPLEMENTED",
-            format!("unknown method {path}"),
+            format!("unknown method {}", req.uri().path()),
         ));
-    }
+    };
     let deadline = timeout(req.headers());
     if deadline == Some(Duration::ZERO) {
         return Err(ApiError::new(
@@ -54,7 +93,7 @@ pub async fn handle<B: Backend>(
     }
     let call = async {
         let message = read_message(req.into_body(), limits.max_grpc_message).await?;
-        dispatch(app, &path, &message, tenant).await
+        dispatch(app, rpc, &message, tenant).await
     };
     let result = match deadline {
         Some(d) => tokio::time::timeout(d, call).await.unwrap_or_else(|_| {
@@ -67,18 +106,6 @@ pub async fn handle<B: Backend>(
         None => call.await,
     };
     result.map(status::ok)
-}
-
-fn is_known(path: &str) -> bool {
-    use pb::paths::*;
-    matches!(
-        path,
-        CREATE_DRAFT_BUCKET
-            | GET_UPLOAD_URL
-            | GET_DOWNLOAD_URL
-            | CONFIRM_UPLOAD
-            | health::CHECK_PATH
-    )
 }
 
 /// `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).
@@ -200,13 +227,12 @@ fn constraints(c: Option<pb::UploadConstraints>) -> Result<UploadConstraints, Ap
 
 async fn dispatch<B: Backend>(
     app: &App<B>,
-    path: &str,
+    rpc: Rpc,
     message: &[u8],
     tenant: Option<&Tenant>,
 ) -> Result<Bytes, ApiError> {
-    use pb::paths::*;
-    Ok(match path {
-        GET_UPLOAD_URL => {
+    Ok(match rpc {
+        Rpc::GetUploadUrl => {
             let req: pb::GetUploadUrlRequest = decode(message)?;
             let made = app.upload_url(tenant, &req.object_name, &constraints(req.constraints)?)?;
             pb::GetUploadUrlResponse {
@@ -219,12 +245,20 @@ async fn dispatch<B: Backend>(
             }
             .framed()
         }
-        GET_DOWNLOAD_URL => {
+        Rpc::GetDownloadUrl => {
             let req: pb::GetDownloadUrlRequest = decode(message)?;
-            let source = if req.source == pb::Source::Main as i32 {
-                Source::Main
-            } else {
-                Source::Draft
+            let source = match pb::Source::try_from(req.source) {
+                Ok(pb::Source::Draft) => Source::Draft,
+                Ok(pb::Source::Main) => Source::Main,
+                Err(_) => {
+                    return Err(ApiError::bad_request(
+                        "INVALID_SOURCE",
+                        format!(
+                            "source {} is not SOURCE_DRAFT (0) or SOURCE_MAIN (1)",
+                            req.source
+                        ),
+                    ))
+                }
             };
             let made = app.download_url(tenant, &req.object_name, source).await?;
             pb::GetDownloadUrlResponse {
@@ -235,7 +269,7 @@ async fn dispatch<B: Backend>(
             }
             .framed()
         }
-        CONFIRM_UPLOAD => {
+        Rpc::ConfirmUpload => {
             let req: pb::ConfirmUploadRequest = decode(message)?;
             let expect = req.constraints.map(|c| constraints(Some(c))).transpose()?;
             let done = app
@@ -250,7 +284,7 @@ async fn dispatch<B: Backend>(
             }
             .framed()
         }
-        CREATE_DRAFT_BUCKET => {
+        Rpc::CreateDraftBucket => {
             let _: pb::CreateDraftBucketRequest = decode(message)?;
             app.create_buckets().await?;
             pb::CreateDraftBucketResponse {
@@ -260,7 +294,7 @@ async fn dispatch<B: Backend>(
             }
             .framed()
         }
-        health::CHECK_PATH => {
+        Rpc::HealthCheck => {
             let req: health::HealthCheckRequest = decode(message)?;
             if !req.service.is_empty() && req.service != "draft.v1.DraftService" {
                 return Err(ApiError::new(
@@ -279,19 +313,34 @@ async fn dispatch<B: Backend>(
             }
             .framed()
         }
-        _ => {
-            return Err(ApiError::new(
-                Kind::Unimplemented,
-                "UNIMPLEMENTED",
-                format!("unknown method {path}"),
-            ))
-        }
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_path_parses_to_its_rpc() {
+        use pb::paths::*;
+        for (path, label) in [
+            (CREATE_DRAFT_BUCKET, "CreateDraftBucket"),
+            (GET_UPLOAD_URL, "GetUploadURL"),
+            (GET_DOWNLOAD_URL, "GetDownloadURL"),
+            (CONFIRM_UPLOAD, "ConfirmUpload"),
+            (health::CHECK_PATH, "Health/Check"),
+        ] {
+            assert_eq!(Rpc::of(path).map(Rpc::label), Some(label), "{path}");
+        }
+        for unknown in [
+            "",
+            "/",
+            "/draft.v1.DraftService/Nope",
+            "/draft.v1.DraftService/confirmupload",
+        ] {
+            assert_eq!(Rpc::of(unknown), None, "{unknown}");
+        }
+    }
 
     #[test]
     fn grpc_timeouts() {

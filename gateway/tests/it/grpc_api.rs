@@ -217,6 +217,19 @@ async fn every_grpc_status() {
     .await
     .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+    // An enum value this API does not have is refused, not read as the default.
+    let err = call::<_, pb::GetDownloadUrlResponse>(
+        &mut grpc,
+        GET_DOWNLOAD_URL,
+        pb::GetDownloadUrlRequest {
+            object_name: "nope".into(),
+            source: 7,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("source 7"), "{err:?}");
     let err = call::<_, pb::ConfirmUploadResponse>(
         &mut grpc,
         "/draft.v1.DraftService/DeleteEverything",

@@ -563,6 +563,24 @@ async fn every_listed_route_is_served() {
             "{method} {path}: {status} {body}"
         );
     }
+    // The wrong method gets 405 naming the right ones; the GET routes answer HEAD too.
+    for (method, path) in draftstore_gateway::rest::ROUTES {
+        let (wrong, allow) = match *method {
+            "POST" => (reqwest::Method::GET, "POST"),
+            _ => (reqwest::Method::DELETE, "GET, HEAD"),
+        };
+        let resp = client
+            .request(wrong, server.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 405, "{path}");
+        assert_eq!(resp.headers()["allow"], allow, "{path}");
+        if *method == "GET" {
+            let head = client.head(server.url(path)).send().await.unwrap();
+            assert_eq!(head.status().as_u16(), 200, "HEAD {path}");
+        }
+    }
     let doc: Value = client
         .get(server.url("/openapi.json"))
         .send()
