@@ -2,7 +2,7 @@
 //! and with a valid key; tenants cannot reach each other's objects whatever the name; keys in
 //! a file rotate without a restart.
 
-use crate::harness::{http1, start};
+use crate::harness::{http1, start, status_of};
 use draftstore_core::{BucketName, Storage};
 use draftstore_proto::draft::v1 as pb;
 use draftstore_proto::prost::Message;
@@ -30,6 +30,22 @@ async fn call(
     let resp = request.send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Every DraftService RPC with a message it accepts (field 1, `object_name = "x"`, is
+/// shared by the three object requests; CreateDraftBucket takes an empty message).
+fn rpc_probes() -> [(&'static str, Vec<u8>); 4] {
+    let object = pb::GetUploadUrlRequest {
+        object_name: "x".into(),
+        constraints: None,
+    }
+    .encode_to_vec();
+    [
+        (pb::paths::GET_UPLOAD_URL, object.clone()),
+        (pb::paths::GET_DOWNLOAD_URL, object.clone()),
+        (pb::paths::CONFIRM_UPLOAD, object),
+        (pb::paths::CREATE_DRAFT_BUCKET, Vec::new()),
+    ]
 }
 
 /// A raw gRPC call (HTTP/2, one frame) with an optional bearer key; returns grpc-status.
@@ -100,33 +116,12 @@ async fn every_endpoint_and_rpc_needs_a_valid_key() {
     assert_eq!(resp.headers()["www-authenticate"], "Bearer");
     for path in ["/health", "/ready", "/metrics", "/openapi.json"] {
         assert_eq!(
-            http1()
-                .get(server.url(path))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
+            status_of(http1().get(server.url(path))).await,
             200,
             "{path} stays open"
         );
     }
-    let upload = pb::GetUploadUrlRequest {
-        object_name: "x".into(),
-        constraints: None,
-    }
-    .encode_to_vec();
-    for path in [
-        pb::paths::GET_UPLOAD_URL,
-        pb::paths::GET_DOWNLOAD_URL,
-        pb::paths::CONFIRM_UPLOAD,
-        pb::paths::CREATE_DRAFT_BUCKET,
-    ] {
-        let message = if path == pb::paths::CREATE_DRAFT_BUCKET {
-            Vec::new()
-        } else {
-            upload.clone()
-        };
+    for (path, message) in rpc_probes() {
         assert_eq!(
             grpc(&server, path, None, message.clone()).await,
             "16",
@@ -587,22 +582,7 @@ async fn jwts_authenticate_over_rest_and_grpc() {
             "{path}"
         );
     }
-    let any = pb::GetUploadUrlRequest {
-        object_name: "x".into(),
-        constraints: None,
-    }
-    .encode_to_vec();
-    for path in [
-        pb::paths::GET_UPLOAD_URL,
-        pb::paths::GET_DOWNLOAD_URL,
-        pb::paths::CONFIRM_UPLOAD,
-        pb::paths::CREATE_DRAFT_BUCKET,
-    ] {
-        let message = if path == pb::paths::CREATE_DRAFT_BUCKET {
-            Vec::new()
-        } else {
-            any.clone()
-        };
+    for (path, message) in rpc_probes() {
         assert_eq!(
             grpc(&server, path, Some(&expired), message).await,
             "16",
@@ -661,36 +641,19 @@ async fn public_paths_are_configurable() {
     else {
         return;
     };
+    assert_eq!(status_of(http1().get(server.url("/health"))).await, 200);
     assert_eq!(
-        http1()
-            .get(server.url("/health"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(
-        http1()
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
+        status_of(http1().get(server.url("/metrics"))).await,
         401,
         "metrics need a key now"
     );
     assert_eq!(
-        http1()
-            .get(server.url("/metrics"))
-            .bearer_auth("globex-key")
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
+        status_of(
+            http1()
+                .get(server.url("/metrics"))
+                .bearer_auth("globex-key")
+        )
+        .await,
         200
     );
     server.stop().await;

@@ -89,6 +89,11 @@ pub fn http1() -> reqwest::Client {
     reqwest::Client::builder().http1_only().build().unwrap()
 }
 
+/// Sends `request` and returns its HTTP status.
+pub async fn status_of(request: reqwest::RequestBuilder) -> u16 {
+    request.send().await.unwrap().status().as_u16()
+}
+
 pub fn h2c() -> reqwest::Client {
     reqwest::Client::builder()
         .http2_prior_knowledge()

@@ -1,7 +1,7 @@
 //! The README flow over REST (HTTP/1.1 and h2c) against the real server and SeaweedFS, and
 //! every REST error status.
 
-use crate::harness::{h2c, http1, start};
+use crate::harness::{h2c, http1, start, status_of};
 use draftstore_core::{Metadata, PutOptions, Storage, DECLARED_KEY};
 use serde_json::{json, Value};
 
@@ -132,26 +132,8 @@ async fn readme_flow_over_http1_and_h2c() {
             "{protocol}: confirm is idempotent"
         );
     }
-    assert_eq!(
-        http1()
-            .get(server.url("/health"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(
-        h2c()
-            .get(server.url("/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(status_of(http1().get(server.url("/health"))).await, 200);
+    assert_eq!(status_of(h2c().get(server.url("/ready"))).await, 200);
     server.stop().await;
 }
 
@@ -463,16 +445,7 @@ async fn every_rest_error_status() {
         (status, body["error"]["code"].as_str()),
         (503, Some("STORAGE_UNAVAILABLE"))
     );
-    assert_eq!(
-        http1()
-            .get(down.url("/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        503
-    );
+    assert_eq!(status_of(http1().get(down.url("/ready"))).await, 503);
     down.stop().await;
 }
 
