@@ -11,6 +11,10 @@ use hyper::body::Incoming;
 use std::future::Future;
 
 pub trait Backend: Storage + 'static {
+    /// Whether object bytes flow through this server (the embedded store's presigned URLs);
+    /// decides how replies are written (see [`crate::socket`]).
+    const STREAMS_OBJECTS: bool = false;
+
     /// A presigned URL for `method` on `bucket/key`, with `headers` signed in.
     ///
     /// # Errors
@@ -81,6 +85,8 @@ impl Backend for S3Storage {
 }
 
 impl Backend for LocalStorage {
+    const STREAMS_OBJECTS: bool = true;
+
     /// URLs of the form `<public url>/_store/<bucket>/<key>`.
     fn presign(
         &self,

@@ -40,7 +40,7 @@ pub const OPENAPI_DOCUMENT: &str = include_str!("openapi.json");
 
 /// The REST routes served, parsed once from the request path (the method is checked by
 /// [`handle`], which answers 405 with `Allow`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
     UploadUrl,
     DownloadUrl,
@@ -55,6 +55,18 @@ pub enum Route {
 }
 
 impl Route {
+    pub const ALL: [Self; 9] = [
+        Self::UploadUrl,
+        Self::DownloadUrl,
+        Self::ConfirmUpload,
+        Self::DraftBucket,
+        Self::Health,
+        Self::Ready,
+        Self::Metrics,
+        Self::OpenApi,
+        Self::Store,
+    ];
+
     /// The route at `path`, or `None` (404).
     #[must_use]
     pub fn of(path: &str) -> Option<Self> {
@@ -113,20 +125,22 @@ pub async fn handle<B: Backend>(
         ));
     };
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    // Calls that reach storage are boxed: their futures are large, and kept inline they would
+    // make every request's future (moved a few times per request) as large.
     match route {
-        Route::Store => app.backend.serve_object(req).await,
+        Route::Store => Box::pin(app.backend.serve_object(req)).await,
         Route::UploadUrl if req.method() == Method::POST => {
             upload_url(app, tenant, read_json(req, limits).await?)
         }
         Route::DownloadUrl if req.method() == Method::POST => {
-            download_url(app, tenant, read_json(req, limits).await?).await
+            Box::pin(download_url(app, tenant, read_json(req, limits).await?)).await
         }
         Route::ConfirmUpload if req.method() == Method::POST => {
-            confirm_upload(app, tenant, read_json(req, limits).await?).await
+            Box::pin(confirm_upload(app, tenant, read_json(req, limits).await?)).await
         }
-        Route::DraftBucket if req.method() == Method::POST => draft_bucket(app).await,
+        Route::DraftBucket if req.method() == Method::POST => Box::pin(draft_bucket(app)).await,
         Route::Health if read => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-        Route::Ready if read => ready(app).await,
+        Route::Ready if read => Box::pin(ready(app)).await,
         Route::Metrics if read => Response::builder()
             .header(
                 CONTENT_TYPE,

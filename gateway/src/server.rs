@@ -9,15 +9,19 @@ use crate::auth::Authenticator;
 use crate::backend::Backend;
 use crate::config::Limits;
 use crate::cors::Cors;
+use crate::deadline::within;
 use crate::error::{ApiError, Kind};
+use crate::metrics::CallSeries;
 use crate::response::{Body, RequestId, CONTENT_TYPE, REQUEST_ID};
+use crate::socket::Socket;
 use crate::{grpc, rest};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +35,7 @@ struct State<B> {
     cors: Cors,
     limits: Limits,
     in_flight: Semaphore,
+    series: HashMap<Call, CallSeries>,
 }
 
 /// Serves `app` on `listeners` until `shutdown` completes, then drains for up to `grace`.
@@ -52,6 +57,7 @@ pub async fn run<B: Backend>(
         cors,
         limits,
         in_flight: Semaphore::new(limits.max_in_flight),
+        series: Call::all().map(|call| (call, call.series())).collect(),
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -103,7 +109,8 @@ pub async fn run<B: Backend>(
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(state.handle(req).await) }
                 });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let socket = Socket::new(stream, B::STREAMS_OBJECTS);
+                let connection = builder.serve_connection(socket, service).into_owned();
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     let _ = connection.await;
@@ -148,7 +155,6 @@ impl<B: Backend> State<B> {
         // the default level the one line per error names it explicitly, and the span is free.
         let started = std::time::Instant::now();
         let call = Call::of(path, is_grpc);
-        let route = call.label();
         let metrics = crate::metrics::get();
         metrics.in_flight.inc();
         let span = tracing::debug_span!("request", request_id = %id);
@@ -177,19 +183,11 @@ impl<B: Backend> State<B> {
         } else {
             response.status().as_u16()
         };
-        let protocol = if is_grpc { "grpc" } else { "rest" };
-        metrics
-            .requests
-            .get_or_create(&crate::metrics::RequestLabels {
-                route,
-                protocol,
-                status,
-            })
-            .inc();
-        metrics
-            .request_seconds
-            .get_or_create(&crate::metrics::RouteLabels { route, protocol })
-            .observe(started.elapsed().as_secs_f64());
+        match self.series.get(&call) {
+            Some(series) => series.record(status, started.elapsed()),
+            // Every call has its series from the start; this is never taken.
+            None => call.series().record(status, started.elapsed()),
+        }
         response.headers_mut().insert(REQUEST_ID, id.header());
         self.cors.decorate(origin.as_ref(), &mut response);
         response
@@ -218,7 +216,7 @@ impl<B: Backend> State<B> {
             self.auth
                 .authenticate(req.headers().get(http::header::AUTHORIZATION))?
         };
-        let work = async {
+        within(timeout, async {
             match call {
                 Call::Grpc(rpc) => {
                     grpc::handle(&self.app, req, rpc, &self.limits, tenant.as_ref()).await
@@ -227,15 +225,14 @@ impl<B: Backend> State<B> {
                     rest::handle(&self.app, req, route, &self.limits, tenant.as_ref()).await
                 }
             }
-        };
-        tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| ApiError::new(Kind::Timeout, "TIMEOUT", "the request took too long"))?
+        })
+        .await
+        .map_err(|_| ApiError::new(Kind::Timeout, "TIMEOUT", "the request took too long"))?
     }
 }
 
 /// What a request asks for, parsed once from its path: a gRPC method or a REST route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Call {
     Grpc(Option<grpc::Rpc>),
     Rest(Option<rest::Route>),
@@ -247,6 +244,21 @@ impl Call {
             Self::Grpc(grpc::Rpc::of(path))
         } else {
             Self::Rest(rest::Route::of(path))
+        }
+    }
+
+    /// Every call there is, unknown ones included.
+    fn all() -> impl Iterator<Item = Self> {
+        let grpc = std::iter::once(None).chain(grpc::Rpc::ALL.map(Some));
+        let rest = std::iter::once(None).chain(rest::Route::ALL.map(Some));
+        grpc.map(Self::Grpc).chain(rest.map(Self::Rest))
+    }
+
+    /// Its metrics series.
+    fn series(self) -> CallSeries {
+        match self {
+            Self::Grpc(_) => CallSeries::new(self.label(), "grpc", 0),
+            Self::Rest(_) => CallSeries::new(self.label(), "rest", 200),
         }
     }
 

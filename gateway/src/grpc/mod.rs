@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use std::time::Duration;
 
 /// The RPCs served, parsed once from the request path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rpc {
     CreateDraftBucket,
     GetUploadUrl,
@@ -33,6 +33,14 @@ pub enum Rpc {
 }
 
 impl Rpc {
+    pub const ALL: [Self; 5] = [
+        Self::CreateDraftBucket,
+        Self::GetUploadUrl,
+        Self::GetDownloadUrl,
+        Self::ConfirmUpload,
+        Self::HealthCheck,
+    ];
+
     /// The RPC at `path`, or `None` for a method this server does not have.
     #[must_use]
     pub fn of(path: &str) -> Option<Self> {
@@ -96,7 +104,7 @@ pub async fn handle<B: Backend>(
         dispatch(app, rpc, &message, tenant).await
     };
     let result = match deadline {
-        Some(d) => tokio::time::timeout(d, call).await.unwrap_or_else(|_| {
+        Some(d) => crate::deadline::within(d, call).await.unwrap_or_else(|_| {
             Err(ApiError::new(
                 Kind::Timeout,
                 "DEADLINE_EXCEEDED",
@@ -225,6 +233,8 @@ fn constraints(c: Option<pb::UploadConstraints>) -> Result<UploadConstraints, Ap
     )?)
 }
 
+/// Calls that reach storage are boxed: their futures are large, and kept inline they would
+/// make every call's future (moved a few times per request) as large.
 async fn dispatch<B: Backend>(
     app: &App<B>,
     rpc: Rpc,
@@ -260,7 +270,7 @@ async fn dispatch<B: Backend>(
                     ))
                 }
             };
-            let made = app.download_url(tenant, &req.object_name, source).await?;
+            let made = Box::pin(app.download_url(tenant, &req.object_name, source)).await?;
             pb::GetDownloadUrlResponse {
                 result: success(),
                 url: made.url,
@@ -272,9 +282,9 @@ async fn dispatch<B: Backend>(
         Rpc::ConfirmUpload => {
             let req: pb::ConfirmUploadRequest = decode(message)?;
             let expect = req.constraints.map(|c| constraints(Some(c))).transpose()?;
-            let done = app
-                .confirm(tenant, &req.object_name, req.overwrite, expect.as_ref())
-                .await?;
+            let done =
+                Box::pin(app.confirm(tenant, &req.object_name, req.overwrite, expect.as_ref()))
+                    .await?;
             pb::ConfirmUploadResponse {
                 result: success(),
                 object_name: done.object_name,
@@ -286,7 +296,7 @@ async fn dispatch<B: Backend>(
         }
         Rpc::CreateDraftBucket => {
             let _: pb::CreateDraftBucketRequest = decode(message)?;
-            app.create_buckets().await?;
+            Box::pin(app.create_buckets()).await?;
             pb::CreateDraftBucketResponse {
                 result: success(),
                 main_bucket: app.buckets.main.to_string(),
@@ -303,7 +313,7 @@ async fn dispatch<B: Backend>(
                     format!("unknown service {}", req.service),
                 ));
             }
-            let status = if app.ready().await.is_ok() {
+            let status = if Box::pin(app.ready()).await.is_ok() {
                 health::health_check_response::ServingStatus::Serving
             } else {
                 health::health_check_response::ServingStatus::NotServing
