@@ -58,15 +58,20 @@ fn now() -> Result<Timestamp, ApiError> {
 pub fn rfc3339(t: Timestamp) -> String {
     let a = t.amz_date();
     let part = |r: std::ops::Range<usize>| a.get(r).unwrap_or_default();
-    format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        part(0..4),
-        part(4..6),
-        part(6..8),
-        part(9..11),
-        part(11..13),
-        part(13..15)
-    )
+    // Built in place: this runs for every URL handed out.
+    let mut out = String::with_capacity(20);
+    for (range, then) in [
+        (0..4, "-"),
+        (4..6, "-"),
+        (6..8, "T"),
+        (9..11, ":"),
+        (11..13, ":"),
+        (13..15, "Z"),
+    ] {
+        out.push_str(part(range));
+        out.push_str(then);
+    }
+    out
 }
 
 fn expiry_text(now: Timestamp, ttl: Expiry) -> String {

@@ -12,6 +12,7 @@
 pub mod app;
 pub mod auth;
 pub mod backend;
+pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod config;

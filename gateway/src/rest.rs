@@ -4,12 +4,12 @@
 use crate::app::{App, Source};
 use crate::auth::Tenant;
 use crate::backend::Backend;
+use crate::body::read_limited;
 use crate::config::Limits;
 use crate::error::{ApiError, Kind};
 use crate::response::{full, Body, CONTENT_TYPE, JSON};
 use draftstore_core::UploadConstraints;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -176,13 +176,13 @@ async fn read_json<T: DeserializeOwned>(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if mime != JSON && !mime.ends_with("+json") {
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    let json_suffix = mime
+        .len()
+        .checked_sub(5)
+        .and_then(|at| mime.get(at..))
+        .is_some_and(|end| end.eq_ignore_ascii_case("+json"));
+    if !mime.eq_ignore_ascii_case(JSON) && !json_suffix {
         return Err(ApiError::new(
             Kind::UnsupportedMediaType,
             "UNSUPPORTED_MEDIA_TYPE",
@@ -204,19 +204,10 @@ async fn read_json<T: DeserializeOwned>(
     if declared.is_some_and(|n| n > limits.max_body as u64) {
         return Err(too_large());
     }
-    let body = Limited::new(req.into_body(), limits.max_body)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                too_large()
-            } else {
-                ApiError::bad_request("BODY_UNREADABLE", "the request body could not be read")
-            }
-        })?;
-    decode_json(&body.to_bytes())
+    let body = read_limited(req.into_body(), limits.max_body, |_| Ok(()))
+        .await?
+        .ok_or_else(too_large)?;
+    decode_json(&body)
 }
 
 /// Decodes a JSON request body into `T`: malformed JSON and wrong fields are distinct 400s.
@@ -233,13 +224,25 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>, ApiError> {
-    let bytes = serde_json::to_vec(value)
+    json_sized(status, value, 128)
+}
+
+/// [`json`] into a buffer made `capacity` bytes large up front (no regrowing when the caller
+/// knows about how long the text will be).
+fn json_sized<T: Serialize>(
+    status: StatusCode,
+    value: &T,
+    capacity: usize,
+) -> Result<Response<Body>, ApiError> {
+    let mut bytes = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut bytes, value)
         .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string()))?;
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, JSON)
-        .body(full(bytes))
-        .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string()))
+    let mut response = Response::new(full(bytes));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, http::HeaderValue::from_static(JSON));
+    Ok(response)
 }
 
 /// The error body: `{"error": {"code": "...", "message": "..."}}`.
@@ -317,7 +320,16 @@ fn upload_url<B: Backend>(
         body.metadata,
     )?;
     let made = app.upload_url(tenant, &body.object_name, &constraints)?;
-    json(
+    // The URL and the name (twice, once inside the URL) dominate the reply's length.
+    let capacity = 192
+        + made.url.len()
+        + made.object_name.len() * 4
+        + made
+            .required_headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 8)
+            .sum::<usize>();
+    json_sized(
         StatusCode::OK,
         &UploadUrlReply {
             upload_url: &made.url,
@@ -330,6 +342,7 @@ fn upload_url<B: Backend>(
                 .map(|(n, v)| (n.as_str(), v.as_str()))
                 .collect(),
         },
+        capacity,
     )
 }
 

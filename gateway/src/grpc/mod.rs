@@ -8,17 +8,17 @@ pub mod status;
 use crate::app::{App, Source};
 use crate::auth::Tenant;
 use crate::backend::Backend;
+use crate::body::read_limited;
 use crate::config::Limits;
 use crate::error::{ApiError, Kind};
 use crate::response::Body;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use codec::{check_header, decode_unary, FrameError, Framed, HEADER_LEN};
 use draftstore_core::UploadConstraints;
 use draftstore_proto::draft::v1 as pb;
 use draftstore_proto::grpc::health::v1 as health;
 use draftstore_proto::prost::Message;
 use http::{Request, Response, Version};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::time::Duration;
 
@@ -162,47 +162,19 @@ impl From<FrameError> for ApiError {
 }
 
 /// Reads the request's one message, failing as soon as its header announces too much.
-async fn read_message(mut body: Incoming, max: usize) -> Result<Bytes, ApiError> {
-    // The usual case is one data frame holding the whole message: keep it without copying.
-    let mut first: Option<Bytes> = None;
-    let mut joined: Option<BytesMut> = None;
+async fn read_message(body: Incoming, max: usize) -> Result<Bytes, ApiError> {
     let mut checked = false;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| {
-            ApiError::bad_request("BODY_UNREADABLE", "the request body could not be read")
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        let len = match (&mut joined, first.take()) {
-            (None, None) => {
-                let len = data.len();
-                first = Some(data);
-                len
+    let whole = read_limited(body, HEADER_LEN + max, |so_far| {
+        if !checked {
+            if let Some(header) = so_far.get(..HEADER_LEN) {
+                check_header(header, max)?;
+                checked = true;
             }
-            (None, Some(earlier)) => {
-                let mut buf = BytesMut::with_capacity(earlier.len() + data.len());
-                buf.extend_from_slice(&earlier);
-                buf.extend_from_slice(&data);
-                let len = buf.len();
-                joined = Some(buf);
-                len
-            }
-            (Some(buf), _) => {
-                buf.extend_from_slice(&data);
-                buf.len()
-            }
-        };
-        if !checked && len >= HEADER_LEN {
-            let whole = joined.as_deref().or(first.as_deref()).unwrap_or_default();
-            check_header(whole.get(..HEADER_LEN).unwrap_or_default(), max)?;
-            checked = true;
         }
-        if len > HEADER_LEN + max {
-            return Err(FrameError::Trailing.into());
-        }
-    }
-    let whole = joined.map(BytesMut::freeze).or(first).unwrap_or_default();
+        Ok(())
+    })
+    .await?
+    .ok_or(FrameError::Trailing)?;
     let message_len = decode_unary(&whole, max)?.len();
     Ok(whole.slice(HEADER_LEN..HEADER_LEN + message_len))
 }

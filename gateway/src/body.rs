@@ -1,0 +1,49 @@
+//! Reading a request body whole, with a size limit checked as it arrives.
+
+use crate::error::ApiError;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+/// The whole body, or `None` once it passes `max` bytes. `check` sees the bytes received so
+/// far after each frame, before the limit is applied, and may refuse them early. A body that came in one frame (the usual
+/// small request) is kept as it is, without copying.
+///
+/// # Errors
+/// `BODY_UNREADABLE` when the connection fails; what `check` returns.
+pub async fn read_limited(
+    mut body: Incoming,
+    max: usize,
+    mut check: impl FnMut(&[u8]) -> Result<(), ApiError>,
+) -> Result<Option<Bytes>, ApiError> {
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
+            ApiError::bad_request("BODY_UNREADABLE", "the request body could not be read")
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let so_far: &[u8] = match (&mut joined, first.take()) {
+            (None, None) => first.insert(data),
+            (None, Some(earlier)) => {
+                let mut buf = BytesMut::with_capacity(earlier.len() + data.len());
+                buf.extend_from_slice(&earlier);
+                buf.extend_from_slice(&data);
+                joined.insert(buf)
+            }
+            (Some(buf), _) => {
+                buf.extend_from_slice(&data);
+                buf
+            }
+        };
+        check(so_far)?;
+        if so_far.len() > max {
+            return Ok(None);
+        }
+    }
+    Ok(Some(
+        joined.map(BytesMut::freeze).or(first).unwrap_or_default(),
+    ))
+}
