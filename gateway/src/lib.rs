@@ -21,6 +21,7 @@ pub mod deadline;
 pub mod error;
 pub mod exit;
 pub mod grpc;
+pub mod json;
 pub mod local;
 pub mod metrics;
 pub mod presign;

@@ -224,25 +224,19 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>, ApiError> {
-    json_sized(status, value, 128)
+    let bytes = serde_json::to_vec(value)
+        .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string()))?;
+    Ok(json_text(status, bytes))
 }
 
-/// [`json`] into a buffer made `capacity` bytes large up front (no regrowing when the caller
-/// knows about how long the text will be).
-fn json_sized<T: Serialize>(
-    status: StatusCode,
-    value: &T,
-    capacity: usize,
-) -> Result<Response<Body>, ApiError> {
-    let mut bytes = Vec::with_capacity(capacity);
-    serde_json::to_writer(&mut bytes, value)
-        .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string()))?;
-    let mut response = Response::new(full(bytes));
+/// A response carrying JSON text already written.
+fn json_text(status: StatusCode, text: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(full(text));
     *response.status_mut() = status;
     response
         .headers_mut()
         .insert(CONTENT_TYPE, http::HeaderValue::from_static(JSON));
-    Ok(response)
+    response
 }
 
 /// The error body: `{"error": {"code": "...", "message": "..."}}`.
@@ -299,15 +293,6 @@ impl UploadUrlBody {
     }
 }
 
-#[derive(Serialize)]
-struct UploadUrlReply<'a> {
-    upload_url: &'a str,
-    object_name: &'a str,
-    expires_at: &'a str,
-    method: &'static str,
-    required_headers: BTreeMap<&'a str, &'a str>,
-}
-
 fn upload_url<B: Backend>(
     app: &App<B>,
     tenant: Option<&Tenant>,
@@ -320,30 +305,26 @@ fn upload_url<B: Backend>(
         body.metadata,
     )?;
     let made = app.upload_url(tenant, &body.object_name, &constraints)?;
-    // The URL and the name (twice, once inside the URL) dominate the reply's length.
-    let capacity = 192
+    // The URL and the name (twice, once inside the URL) make most of the reply's length.
+    let headers = made.required_headers.iter();
+    let capacity = 128
         + made.url.len()
         + made.object_name.len() * 4
-        + made
-            .required_headers
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 8)
+        + headers
+            .clone()
+            .map(|(n, v)| n.len() + v.len() + 6)
             .sum::<usize>();
-    json_sized(
-        StatusCode::OK,
-        &UploadUrlReply {
-            upload_url: &made.url,
-            object_name: &made.object_name,
-            expires_at: &made.expires_at,
-            method: "PUT",
-            required_headers: made
-                .required_headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect(),
-        },
-        capacity,
-    )
+    let text = crate::json::Object::with_capacity(capacity)
+        .str("upload_url", &made.url)
+        .str("object_name", &made.object_name)
+        .str("expires_at", &made.expires_at)
+        .str("method", "PUT")
+        .strings(
+            "required_headers",
+            headers.map(|(n, v)| (n.as_str(), v.as_str())),
+        )
+        .finish();
+    Ok(json_text(StatusCode::OK, text))
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy)]
