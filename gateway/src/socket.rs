@@ -15,16 +15,18 @@ use hyper_util::rt::TokioIo;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-pub struct Socket {
-    inner: TokioIo<TcpStream>,
+/// A connection, by default a TCP stream.
+pub struct Socket<S = TcpStream> {
+    inner: TokioIo<S>,
     vectored: bool,
 }
 
-impl Socket {
+impl<S> Socket<S> {
     #[must_use]
-    pub fn new(stream: TcpStream, vectored: bool) -> Self {
+    pub fn new(stream: S, vectored: bool) -> Self {
         Self {
             inner: TokioIo::new(stream),
             vectored,
@@ -32,7 +34,7 @@ impl Socket {
     }
 }
 
-impl Read for Socket {
+impl<S: AsyncRead + Unpin> Read for Socket<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -42,7 +44,7 @@ impl Read for Socket {
     }
 }
 
-impl Write for Socket {
+impl<S: AsyncWrite + Unpin> Write for Socket<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -69,5 +71,117 @@ impl Write for Socket {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{DuplexStream, ReadBuf};
+
+    /// A stream that counts the writes made to it, vectored like a TCP stream.
+    struct Counted(DuplexStream, Arc<AtomicUsize>);
+
+    impl AsyncRead for Counted {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Counted {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            // Like writev on a socket: everything handed over at once.
+            let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            Pin::new(&mut self.0).poll_write(cx, &all)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+
+    /// Writes the server makes to answer one gRPC-shaped call (HEADERS, a 500-byte DATA,
+    /// trailers) over HTTP/2.
+    async fn writes_per_reply(vectored: bool) -> usize {
+        let (client_io, server_io) = tokio::io::duplex(1 << 16);
+        let writes = Arc::new(AtomicUsize::new(0));
+        let socket = Socket::new(Counted(server_io, writes.clone()), vectored);
+        let service = hyper::service::service_fn(|_req| async {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            let body = Full::new(Bytes::from(vec![b'x'; 500]))
+                .with_trailers(async move { Some(Ok::<_, std::convert::Infallible>(trailers)) });
+            Ok::<_, std::convert::Infallible>(http::Response::new(body))
+        });
+        tokio::spawn(
+            hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(socket, service),
+        );
+        let (mut client, connection) = h2::client::handshake(client_io).await.unwrap();
+        tokio::spawn(connection);
+        // A first call settles the connection (settings, their acknowledgements).
+        call(&mut client).await;
+        let before = writes.load(Ordering::SeqCst);
+        call(&mut client).await;
+        writes.load(Ordering::SeqCst) - before
+    }
+
+    async fn call(client: &mut h2::client::SendRequest<Bytes>) {
+        let request = http::Request::post("http://x/draft.v1.DraftService/GetUploadURL")
+            .body(())
+            .unwrap();
+        let (response, _) = client.send_request(request, true).unwrap();
+        let mut body = response.await.unwrap().into_body();
+        let mut received = 0;
+        while let Some(data) = body.data().await {
+            let data = data.unwrap();
+            received += data.len();
+            body.flow_control().release_capacity(data.len()).unwrap();
+        }
+        assert_eq!(received, 500);
+        assert!(body.trailers().await.unwrap().is_some(), "trailers arrive");
+    }
+
+    #[tokio::test]
+    async fn a_reply_leaves_in_one_write_unless_vectored() {
+        assert_eq!(writes_per_reply(false).await, 1);
+        assert_eq!(
+            writes_per_reply(true).await,
+            2,
+            "with vectored writes h2 flushes the DATA payload before the trailers"
+        );
     }
 }
