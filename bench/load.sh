@@ -30,11 +30,18 @@ wait_port() {
 }
 
 GW=$(free_port); HELLO=$(free_port); ECHO=$(free_port)
-# No credentials checked: the baselines check none either (auth is measured apart, see README).
+# No credentials checked: the baselines check none either (upload-url-h1-key adds an API key).
 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \
   DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn target/release/gateway serve --bind 127.0.0.1 --http-port "$GW" 2>"$work/gateway.log" &
 pids+=($!); GW_PID=$!
-wait_port "$GW"
+# The same gateway as production runs it, with an API key checked on every request.
+TOKEN=bench-token-0123456789abcdef
+GW_KEY=$(free_port)
+AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \
+  DRAFTSTORE_AUTH=api-keys DRAFTSTORE_API_KEYS="bench $(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)" \
+  DRAFTSTORE_LOG=warn target/release/gateway serve --bind 127.0.0.1 --http-port "$GW_KEY" 2>"$work/gateway-key.log" &
+pids+=($!); GW_KEY_PID=$!
+wait_port "$GW"; wait_port "$GW_KEY"
 
 KEY='uploads/2026/11/photo of cat.jpg'
 printf '{"object_name": "%s"}' "$KEY" > "$work/upload.json"
@@ -82,6 +89,7 @@ for _ in $(seq 1 "$ROUNDS"); do
   # The baseline gets the very same request (POST, JSON body): only the handler differs.
   run hello-h1 "$HELLO_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$HELLO/api/v1/upload-url"
   run upload-url-h1 "$GW_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW/api/v1/upload-url"
+  run upload-url-h1-key "$GW_KEY_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" "http://127.0.0.1:$GW_KEY/api/v1/upload-url"
   run hello-h2c "$HELLO_PID" -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$HELLO/api/v1/upload-url"
   run upload-url-h2c "$GW_PID" -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW/api/v1/upload-url"
   run tonic-echo "$ECHO_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$ECHO/draft.v1.DraftService/GetUploadURL"
@@ -97,15 +105,15 @@ for line in open(sys.argv[1]):
 # Per scenario, the round whose CPU per request is the median.
 rows = {name: sorted(rs, key=lambda r: float(r[1]))[len(rs) // 2] for name, rs in runs.items()}
 rounds = len(next(iter(runs.values())))
-base = {"upload-url-h1": "hello-h1", "upload-url-h2c": "hello-h2c", "GetUploadURL": "tonic-echo"}
+base = {"upload-url-h1": "hello-h1", "upload-url-h1-key": "hello-h1", "upload-url-h2c": "hello-h2c", "GetUploadURL": "tonic-echo"}
 print(f"{sys.argv[2]} requests per scenario, concurrency 50 (50 connections x 1 stream); baselines reply with as many bytes")
 print(f"median of {rounds} interleaved rounds (by CPU per request)")
 print("CPU = user + kernel time of the server process per request; over loopback the kernel part")
 print("includes delivering replies to the client, so user time is shown apart too.")
-print(f"{'scenario':<16}{'req/s':>9}{'CPU us':>8}{'ratio':>7}{'user us':>9}{'ratio':>7}{'p50 us':>8}{'p99 us':>8}")
+print(f"{'scenario':<18}{'req/s':>9}{'CPU us':>8}{'ratio':>7}{'user us':>9}{'ratio':>7}{'p50 us':>8}{'p99 us':>8}")
 for name, (rps, cpu, user, p50, p99) in rows.items():
     b = rows.get(base.get(name, ""))
     r_cpu = f"{float(cpu) / float(b[1]):.2f}x" if b else "base"
     r_user = f"{float(user) / float(b[2]):.2f}x" if b else "base"
-    print(f"{name:<16}{rps:>9}{cpu:>8}{r_cpu:>7}{user:>9}{r_user:>7}{p50:>8}{p99:>8}")
+    print(f"{name:<18}{rps:>9}{cpu:>8}{r_cpu:>7}{user:>9}{r_user:>7}{p50:>8}{p99:>8}")
 PY
