@@ -53,7 +53,7 @@ pub fn run(args: &SweepArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
             ))
         }
         StorageChoice::Local(local) => {
-            let storage = LocalStorage::open(local).map_err(Exit::unavailable)?;
+            let storage = LocalStorage::open_existing(local).map_err(Exit::usage)?;
             runtime.block_on(sweep(
                 &storage,
                 &config.buckets.draft,

@@ -52,14 +52,37 @@ impl LocalStorage {
     /// # Errors
     /// The folder or the secret cannot be created or read.
     pub fn open(config: &LocalConfig) -> Result<Self, String> {
-        let root = config.data_dir.clone();
+        let root = &config.data_dir;
         std::fs::create_dir_all(root.join("buckets"))
             .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
-        let tmp = files::tmp_dir(&root);
+        let tmp = files::tmp_dir(root);
         // Uploads cut short by a crash left only temporary files: clear them.
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)
             .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        Self::at(config)
+    }
+
+    /// Opens the store `gateway serve` keeps in `config.data_dir`, for `gateway sweep`: fails
+    /// when there is none (a sweep run in the wrong folder must not make an empty store and
+    /// report nothing to do) and leaves temporary files alone (the running server may be
+    /// writing them).
+    ///
+    /// # Errors
+    /// No store there; the secret cannot be read.
+    pub fn open_existing(config: &LocalConfig) -> Result<Self, String> {
+        let buckets = config.data_dir.join("buckets");
+        if !buckets.is_dir() {
+            return Err(format!(
+                "no local store in {}: run where `gateway serve` keeps its data, or set DRAFTSTORE_DATA_DIR",
+                config.data_dir.display()
+            ));
+        }
+        Self::at(config)
+    }
+
+    fn at(config: &LocalConfig) -> Result<Self, String> {
+        let root = config.data_dir.clone();
         let secret = match &config.secret {
             Some(s) => s.clone(),
             None => load_or_make_secret(&root)?,
@@ -114,13 +137,10 @@ fn load_or_make_secret(root: &Path) -> Result<String, String> {
             return Ok(s);
         }
     }
-    let secret = format!(
-        "{:016x}{:016x}{:016x}{:016x}",
-        fastrand::u64(..),
-        fastrand::u64(..),
-        fastrand::u64(..),
-        fastrand::u64(..)
-    );
+    // The key to every presigned URL of this store: from the operating system's CSPRNG.
+    let mut bytes = [0_u8; 32];
+    getrandom::getrandom(&mut bytes).map_err(|e| format!("no random bytes for a secret: {e}"))?;
+    let secret = hex::encode(bytes);
     write_atomic(&path, secret.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     #[cfg(unix)]

@@ -168,3 +168,60 @@ async fn sweeps_old_drafts_only_and_reports_in_json() {
     assert_eq!(bad.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("OBJECT_LIFETIME"));
 }
+
+fn local_env(dir: &std::path::Path) -> HashMap<String, String> {
+    HashMap::from([
+        ("DRAFTSTORE_DATA_DIR".to_owned(), dir.display().to_string()),
+        ("OBJECT_LIFETIME".to_owned(), "1".to_owned()),
+    ])
+}
+
+#[test]
+fn sweep_in_a_folder_without_a_store_fails_and_makes_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sweep(&local_env(dir.path()), &[]);
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no local store in") && stderr.contains("DRAFTSTORE_DATA_DIR"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing created"
+    );
+}
+
+#[tokio::test]
+async fn sweep_of_a_local_store_leaves_a_running_servers_uploads_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = draftstore_gateway::config::LocalConfig {
+        data_dir: dir.path().to_owned(),
+        public_url: "http://127.0.0.1:8080".to_owned(),
+        secret: None,
+        max_object: 1 << 20,
+    };
+    let store = draftstore_gateway::local::LocalStorage::open(&config).unwrap();
+    let draft = BucketName::parse("main-draft").unwrap();
+    store.create_bucket(&draft).await.unwrap();
+    store
+        .put_object(&draft, "old.bin", b"x".to_vec(), &PutOptions::default())
+        .await
+        .unwrap();
+    // An upload the server is writing right now.
+    let upload = dir.path().join("tmp").join("upload-in-progress");
+    std::fs::write(&upload, b"half").unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    let out = sweep(&local_env(dir.path()), &["--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["deleted"].as_u64(), Some(1), "{report}");
+    assert!(upload.exists(), "the in-progress upload was removed");
+}
