@@ -16,6 +16,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-100000}
 ROUNDS=${2:-3}
+# The load generator gets a core of its own (CLIENT_CPUS) and every server, the gateway and
+# its baselines alike, the others (SERVER_CPUS): sharing cores with h2load made the servers'
+# CPU per request swing with how the scheduler interleaved them (in one run, the same
+# gateway measured 1.14x the baseline pinned and 1.42x unpinned).
+CPUS=$(nproc)
+if [ "$CPUS" -ge 2 ]; then
+  CLIENT_CPUS=${CLIENT_CPUS:-0}
+  SERVER_CPUS=${SERVER_CPUS:-1-$((CPUS - 1))}
+  PINNING="h2load on CPU $CLIENT_CPUS, servers on CPU $SERVER_CPUS"
+else
+  CLIENT_CPUS=0 SERVER_CPUS=0 PINNING="one CPU: h2load and the servers share it"
+fi
+client() { taskset -c "$CLIENT_CPUS" "$@"; }
+# Only ever started in the background: exec keeps the PID the script reads CPU time from.
+server() { exec taskset -c "$SERVER_CPUS" "$@"; }
 command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null; }
 cargo build --release --quiet -p draftstore-gateway -p draftstore-bench --bins
 work=$(mktemp -d)
@@ -32,14 +47,14 @@ wait_port() {
 GW=$(free_port); HELLO=$(free_port); ECHO=$(free_port)
 # No credentials checked: the baselines check none either (upload-url-h1-key adds an API key).
 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \
-  DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn target/release/gateway serve --bind 127.0.0.1 --http-port "$GW" 2>"$work/gateway.log" &
+  DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn server target/release/gateway serve --bind 127.0.0.1 --http-port "$GW" 2>"$work/gateway.log" &
 pids+=($!); GW_PID=$!
 # The same gateway as production runs it, with an API key checked on every request.
 TOKEN=bench-token-0123456789abcdef
 GW_KEY=$(free_port)
 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \
   DRAFTSTORE_AUTH=api-keys DRAFTSTORE_API_KEYS="bench $(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)" \
-  DRAFTSTORE_LOG=warn target/release/gateway serve --bind 127.0.0.1 --http-port "$GW_KEY" 2>"$work/gateway-key.log" &
+  DRAFTSTORE_LOG=warn server target/release/gateway serve --bind 127.0.0.1 --http-port "$GW_KEY" 2>"$work/gateway-key.log" &
 pids+=($!); GW_KEY_PID=$!
 wait_port "$GW"; wait_port "$GW_KEY"
 
@@ -50,8 +65,8 @@ printf '{"object_name": "%s"}' "$KEY" > "$work/upload.json"
 REPLY=$(curl -s -X POST -H 'content-type: application/json' --data-binary @"$work/upload.json" "http://127.0.0.1:$GW/api/v1/upload-url")
 REPLY_BYTES=${#REPLY}
 URL_BYTES=$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])["upload_url"]))' "$REPLY")
-target/release/hello "$HELLO" "$REPLY_BYTES" & pids+=($!); HELLO_PID=$!
-target/release/tonic-echo "$ECHO" "$URL_BYTES" & pids+=($!); ECHO_PID=$!
+server target/release/hello "$HELLO" "$REPLY_BYTES" & pids+=($!); HELLO_PID=$!
+server target/release/tonic-echo "$ECHO" "$URL_BYTES" & pids+=($!); ECHO_PID=$!
 wait_port "$HELLO"; wait_port "$ECHO"
 python3 - "$KEY" "$work/upload.grpc" <<'PY'
 import struct, sys
@@ -67,9 +82,9 @@ HZ=$(getconf CLK_TCK)
 # run NAME PID H2LOAD-ARGS... : prints "name req/s cpu_us p50_us p99_us"
 run() {
   local name=$1 pid=$2; shift 2
-  h2load -n 2000 -c 50 -m 1 "$@" >/dev/null 2>&1   # warm-up
+  client h2load -n 2000 -c 50 -m 1 "$@" >/dev/null 2>&1   # warm-up
   local before; before=$(ticks "$pid")
-  local out; out=$(h2load -n "$REQUESTS" -c 50 -m 1 --log-file="$work/$name.log" "$@" 2>&1)
+  local out; out=$(client h2load -n "$REQUESTS" -c 50 -m 1 --log-file="$work/$name.log" "$@" 2>&1)
   local after; after=$(ticks "$pid")
   local ok; ok=$(grep -Eo '[0-9]+ succeeded' <<<"$out" | grep -Eo '^[0-9]+')
   [ "$ok" = "$REQUESTS" ] || { echo "$name: only $ok of $REQUESTS succeeded" >&2; echo "$out" >&2; exit 1; }
@@ -96,7 +111,7 @@ for _ in $(seq 1 "$ROUNDS"); do
   run GetUploadURL "$GW_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
 done > "$work/results"
 
-python3 - "$work/results" "$REQUESTS" <<'PY'
+python3 - "$work/results" "$REQUESTS" "$PINNING" <<'PY'
 import sys
 runs = {}
 for line in open(sys.argv[1]):
@@ -107,7 +122,7 @@ rows = {name: sorted(rs, key=lambda r: float(r[1]))[len(rs) // 2] for name, rs i
 rounds = len(next(iter(runs.values())))
 base = {"upload-url-h1": "hello-h1", "upload-url-h1-key": "hello-h1", "upload-url-h2c": "hello-h2c", "GetUploadURL": "tonic-echo"}
 print(f"{sys.argv[2]} requests per scenario, concurrency 50 (50 connections x 1 stream); baselines reply with as many bytes")
-print(f"median of {rounds} interleaved rounds (by CPU per request)")
+print(f"median of {rounds} interleaved rounds (by CPU per request); {sys.argv[3]}")
 print("CPU = user + kernel time of the server process per request; over loopback the kernel part")
 print("includes delivering replies to the client, so user time is shown apart too.")
 print(f"{'scenario':<18}{'req/s':>9}{'CPU us':>8}{'ratio':>7}{'user us':>9}{'ratio':>7}{'p50 us':>8}{'p99 us':>8}")
