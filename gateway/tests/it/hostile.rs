@@ -147,3 +147,50 @@ async fn http2_rapid_reset_is_stopped() {
     still_serving(&server).await;
     server.stop().await;
 }
+
+/// The kernel's timer on the TCP connection from `local` to `remote`, as `/proc/net/tcp` shows
+/// it: 0 none, 1 retransmit, 2 keepalive, ...
+fn tcp_timer(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<u8> {
+    let hex = |a: std::net::SocketAddr| {
+        let std::net::IpAddr::V4(ip) = a.ip() else {
+            panic!("IPv4 only")
+        };
+        format!("{:08X}:{:04X}", u32::from_le_bytes(ip.octets()), a.port())
+    };
+    let (local, remote) = (hex(local), hex(remote));
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(1) == Some(&local.as_str()) && f.get(2) == Some(&remote.as_str()))
+        .and_then(|f| f.get(5)?.split(':').next()?.parse().ok())
+}
+
+/// A client that vanishes without closing (pulled cable, dead NAT entry) is found by TCP
+/// keepalive, on the server's side of every connection, whatever the protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_carry_tcp_keepalive() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let mut client = TcpStream::connect(server.addr).await.unwrap();
+    client
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0_u8; 512];
+    let n = client.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let client_addr = client.local_addr().unwrap();
+    assert_eq!(
+        tcp_timer(server.addr, client_addr),
+        Some(2),
+        "the server's socket has a keepalive timer"
+    );
+    assert_eq!(
+        tcp_timer(client_addr, server.addr),
+        Some(0),
+        "and the plain client's has none: the check can tell"
+    );
+    server.stop().await;
+}
