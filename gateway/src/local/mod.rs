@@ -32,6 +32,8 @@ pub struct LocalStorage {
     max_object: u64,
     /// Serialises commits so conditional operations are atomic within this process.
     lock: Arc<Mutex<()>>,
+    /// `<root>/.lock`, held by the one `gateway serve` of this folder (`None` for a sweep).
+    _serving: Option<Arc<std::fs::File>>,
 }
 
 fn io_error(what: &str, e: &std::io::Error) -> StorageError {
@@ -55,12 +57,16 @@ impl LocalStorage {
         let root = &config.data_dir;
         std::fs::create_dir_all(root.join("buckets"))
             .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+        let serving = serve_lock(root)?;
         let tmp = files::tmp_dir(root);
         // Uploads cut short by a crash left only temporary files: clear them.
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)
             .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-        Self::at(config)
+        Ok(Self {
+            _serving: Some(Arc::new(serving)),
+            ..Self::at(config)?
+        })
     }
 
     /// Opens the store `gateway serve` keeps in `config.data_dir`, for `gateway sweep`: fails
@@ -99,6 +105,7 @@ impl LocalStorage {
             secret,
             max_object: config.max_object,
             lock: Arc::new(Mutex::new(())),
+            _serving: None,
         })
     }
 
@@ -126,6 +133,28 @@ impl LocalStorage {
             .map_err(|e| StorageError::Backend {
                 reason: format!("file task failed: {e}"),
             })?
+    }
+}
+
+/// Takes `<root>/.lock` for this process, held until it exits: conditional writes are atomic
+/// only within one process, and a second server would also clear the first one's uploads in
+/// progress when it starts.
+fn serve_lock(root: &Path) -> Result<std::fs::File, String> {
+    let path = root.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another gateway serves {} (it holds {}): one server per data folder",
+            root.display(),
+            path.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
     }
 }
 

@@ -10,14 +10,17 @@ use draftstore_signer::{Expiry, Method, Timestamp};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn open(dir: &std::path::Path, public_url: &str) -> LocalStorage {
-    LocalStorage::open(&LocalConfig {
+fn config(dir: &std::path::Path, public_url: &str) -> LocalConfig {
+    LocalConfig {
         data_dir: dir.to_path_buf(),
         public_url: public_url.into(),
         secret: None,
         max_object: 1 << 40,
-    })
-    .unwrap()
+    }
+}
+
+fn open(dir: &std::path::Path, public_url: &str) -> LocalStorage {
+    LocalStorage::open(&config(dir, public_url)).unwrap()
 }
 
 #[tokio::test]
@@ -77,10 +80,12 @@ fn serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Gateway {
 /// A second handle on a running gateway's data folder: it signs with the secret the gateway
 /// made, for URLs pointing at the gateway. Also the draft bucket and the current time.
 fn signer_for(dir: &std::path::Path, gateway: &Gateway) -> (LocalStorage, BucketName, Timestamp) {
-    let store = open(
+    // Not `open`: the gateway serves this folder.
+    let store = LocalStorage::open_existing(&config(
         &dir.join("draftstore-data"),
         &format!("http://127.0.0.1:{}", gateway.port),
-    );
+    ))
+    .unwrap();
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -531,4 +536,36 @@ fn logs_never_carry_signatures_urls_or_secrets() {
             "{forbidden:?} in the logs:\n{logs}"
         );
     }
+}
+
+#[test]
+fn one_server_per_data_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "http://127.0.0.1:8080");
+    let first = LocalStorage::open(&config).unwrap();
+    let Err(second) = LocalStorage::open(&config) else {
+        panic!("a second server opened the same folder")
+    };
+    assert!(second.contains("another gateway serves"), "{second}");
+    // A sweep may run beside the server.
+    assert!(LocalStorage::open_existing(&config).is_ok());
+    drop(first);
+    assert!(LocalStorage::open(&config).is_ok());
+}
+
+#[test]
+fn a_second_gateway_on_the_same_folder_exits_69_and_the_first_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = serve(dir.path());
+    let second = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env_clear()
+        .current_dir(dir.path())
+        .args(["serve", "--bind", "127.0.0.1", "--http-port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(69));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another gateway serves"), "{stderr}");
+    let (body, code) = curl(&[&format!("http://127.0.0.1:{}/ready", first.port)]);
+    assert_eq!(code, "200", "{body}");
 }
