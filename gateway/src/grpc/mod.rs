@@ -312,7 +312,9 @@ mod tests {
             (CONFIRM_UPLOAD, "ConfirmUpload"),
             (health::CHECK_PATH, "Health/Check"),
         ] {
-            assert_eq!(Rpc::of(path).map(Rpc::label), Some(label), "{path}");
+            let rpc = Rpc::of(path);
+            assert_eq!(rpc.map(Rpc::label), Some(label), "{path}");
+            assert!(rpc.is_some_and(|r| Rpc::ALL.contains(&r)), "{path} in ALL");
         }
         for unknown in [
             "",
