@@ -62,7 +62,7 @@ impl LocalStorage {
     /// target: `(bucket, key, signed x-amz-content-sha256)`. Pure apart from the secret.
     ///
     /// # Errors
-    /// A [`Refusal`] naming the first check that failed.
+    /// A `Refusal` naming the first check that failed.
     pub fn authorize(
         &self,
         method: &str,
