@@ -418,7 +418,11 @@ mod tests {
             assert_ne!(route, Route::Store, "{path}");
             assert!(Route::ALL.contains(&route), "{path} in ALL");
         }
-        assert_eq!(Route::ALL.len(), ROUTES.len() + 1, "the routes and the store");
+        assert_eq!(
+            Route::ALL.len(),
+            ROUTES.len() + 1,
+            "the routes and the store"
+        );
         assert_eq!(Route::of("/_store/b/k"), Some(Route::Store));
         for unknown in [
             "",

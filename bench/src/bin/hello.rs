@@ -1,7 +1,7 @@
 //! The load baseline: the smallest hyper server built like the gateway's (hyper-util's auto
 //! builder, HTTP/1.1 and h2c, multi-thread runtime), answering every request with "hello"
 //! padded to BYTES (so it sends as much as the server it is compared with).
-//! Usage: hello PORT [BYTES]
+//! Usage: `hello PORT [BYTES]`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;

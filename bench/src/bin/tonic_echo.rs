@@ -1,6 +1,6 @@
 //! The gRPC load baseline: a tonic unary service (tonic's framing, codec and status handling)
 //! served by hyper, answering GetUploadURL with the name it was given and a URL of URL_BYTES
-//! (as long as a real presigned URL, so both send as much). Usage: tonic-echo PORT [URL_BYTES]
+//! (as long as a real presigned URL, so both send as much). Usage: `tonic-echo PORT [URL_BYTES]`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use draftstore_proto::draft::v1::{GetUploadUrlRequest, GetUploadUrlResponse, Result as ApiResult};
