@@ -75,6 +75,22 @@ impl ObjectName {
         Ok(Self(name.to_owned()))
     }
 
+    /// Parses `name` and places it in `folder` (`folder/name`), the folder and its `/` counted
+    /// against the key limit. Two valid names joined by `/` are a valid name, so nothing is
+    /// checked twice.
+    ///
+    /// # Errors
+    /// As [`ObjectName::parse_within`], with the room the folder leaves.
+    pub fn parse_in(folder: &Self, name: &str) -> Result<Self, NameError> {
+        let room = MAX_KEY_BYTES.saturating_sub(folder.0.len() + 1);
+        let name = Self::parse_within(name, room)?;
+        let mut key = String::with_capacity(folder.0.len() + 1 + name.0.len());
+        key.push_str(&folder.0);
+        key.push('/');
+        key.push_str(&name.0);
+        Ok(Self(key))
+    }
+
     /// Parses a name from bytes (gRPC strings, URL paths): invalid UTF-8 is its own error.
     ///
     /// # Errors
@@ -173,7 +189,42 @@ mod tests {
         }
     }
 
+    #[test]
+    fn names_in_a_folder_count_the_folder_against_the_limit() {
+        let folder = ObjectName::parse("acme").unwrap();
+        assert_eq!(
+            ObjectName::parse_in(&folder, "a/b.jpg").unwrap().as_str(),
+            "acme/a/b.jpg"
+        );
+        let fits = "x".repeat(MAX_KEY_BYTES - 5);
+        assert_eq!(
+            ObjectName::parse_in(&folder, &fits).unwrap().as_str().len(),
+            MAX_KEY_BYTES
+        );
+        assert_eq!(
+            ObjectName::parse_in(&folder, &format!("{fits}x")),
+            Err(NameError::TooLong {
+                len: MAX_KEY_BYTES - 4,
+                max: MAX_KEY_BYTES - 5
+            })
+        );
+        assert_eq!(
+            ObjectName::parse_in(&folder, "../up"),
+            Err(NameError::DotSegment)
+        );
+    }
+
     proptest! {
+        /// What `parse_in` makes without checking is what `parse` accepts.
+        #[test]
+        fn a_name_in_a_folder_is_the_name_parse_accepts(folder in "[a-z0-9-]{1,63}", name in "\\PC{0,40}|[ -~]{0,40}") {
+            let folder = ObjectName::parse(&folder).unwrap();
+            match ObjectName::parse_in(&folder, &name) {
+                Ok(joined) => prop_assert_eq!(ObjectName::parse(joined.as_str()), Ok(joined.clone())),
+                Err(_) => prop_assert!(ObjectName::parse_within(&name, MAX_KEY_BYTES - folder.as_str().len() - 1).is_err()),
+            }
+        }
+
         #[test]
         fn parse_never_panics_and_keeps_what_it_accepts(name in "\\PC{0,40}|[ -~]{0,40}") {
             if let Ok(parsed) = ObjectName::parse(&name) {

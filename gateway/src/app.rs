@@ -89,9 +89,7 @@ pub fn object_key(tenant: Option<&Tenant>, name: &str) -> Result<ObjectName, Api
     let Some(tenant) = tenant else {
         return Ok(ObjectName::parse(name)?);
     };
-    let prefix = tenant.prefix();
-    ObjectName::parse_within(name, draftstore_core::MAX_KEY_BYTES - prefix.len())?;
-    Ok(ObjectName::parse(&format!("{prefix}{name}"))?)
+    Ok(ObjectName::parse_in(tenant.folder(), name)?)
 }
 
 impl<B: Backend> App<B> {

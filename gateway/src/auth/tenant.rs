@@ -1,12 +1,13 @@
 //! Tenants and what each may do: size and type limits, a token bucket for minting URLs.
 
 use crate::error::{ApiError, Kind};
+use draftstore_core::ObjectName;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A tenant: `[a-z0-9-]{1,63}`. Its objects live under `<tenant>/` in both buckets.
 #[derive(Debug, Clone)]
-pub struct Tenant(String, Arc<Policy>);
+pub struct Tenant(ObjectName, Arc<Policy>);
 
 impl PartialEq for Tenant {
     fn eq(&self, other: &Self) -> bool {
@@ -79,12 +80,12 @@ impl Tenant {
             && name
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok {
-            Ok(Self(name.to_owned(), Arc::new(Policy::default())))
-        } else {
-            Err(format!(
+        // Those characters always make a one-segment object name: the folder of its objects.
+        match ObjectName::parse(name) {
+            Ok(folder) if ok => Ok(Self(folder, Arc::new(Policy::default()))),
+            _ => Err(format!(
                 "tenant {name:?} must be 1..=63 of a-z, 0-9 and '-'"
-            ))
+            )),
         }
     }
 
@@ -166,12 +167,12 @@ impl Tenant {
 
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
-    /// The key prefix of this tenant's objects.
+    /// The folder this tenant's objects live in, in both buckets.
     #[must_use]
-    pub fn prefix(&self) -> String {
-        format!("{}/", self.0)
+    pub fn folder(&self) -> &ObjectName {
+        &self.0
     }
 }
