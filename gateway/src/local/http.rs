@@ -4,7 +4,7 @@
 //! Errors are S3-style XML, as a client of S3 expects; a refused upload stores nothing.
 
 use super::files::{self, Meta};
-use super::{commit, locked, read_meta, LocalStorage, ACCESS_KEY, PREFIX};
+use super::{commit, read_meta, LocalStorage, ACCESS_KEY, PREFIX};
 use crate::response::{full, Body, CONTENT_TYPE};
 use base64::Engine;
 use bytes::Bytes;
@@ -228,7 +228,7 @@ impl LocalStorage {
         };
         let (bucket, lock, tmp2) = (bucket.to_owned(), self.lock.clone(), tmp.clone());
         let committed = tokio::task::spawn_blocking(move || {
-            let _guard = locked(&lock);
+            let _guard = lock.lock()?;
             commit(&root, &bucket, meta, &tmp2)
         })
         .await;

@@ -4,6 +4,7 @@
 //!
 //! Files: `files` (layout, atomic writes), `http` (the presigned PUT/GET/HEAD endpoint).
 
+mod commits;
 mod files;
 mod http;
 
@@ -16,7 +17,7 @@ use draftstore_core::{
 use draftstore_signer::{Credentials, Signer, Verifier};
 use files::{object_place, write_atomic, Meta};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 /// The access key of the URLs the local store signs.
 pub const ACCESS_KEY: &str = "draftstore-local";
@@ -30,8 +31,8 @@ pub struct LocalStorage {
     verifier: Verifier,
     secret: String,
     max_object: u64,
-    /// Serialises commits so conditional operations are atomic within this process.
-    lock: Arc<Mutex<()>>,
+    /// Serialises changes, so conditional operations are atomic (see [`commits`]).
+    lock: Arc<commits::Commits>,
     /// `<root>/.lock`, held by the one `gateway serve` of this folder (`None` for a sweep).
     _serving: Option<Arc<std::fs::File>>,
 }
@@ -104,7 +105,7 @@ impl LocalStorage {
             verifier: Verifier::new("us-east-1", "s3", 60).map_err(|e| e.to_string())?,
             secret,
             max_object: config.max_object,
-            lock: Arc::new(Mutex::new(())),
+            lock: Arc::new(commits::Commits::open(&config.data_dir)?),
             _serving: None,
         })
     }
@@ -125,7 +126,7 @@ impl LocalStorage {
     /// Runs blocking file work on the blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Path, &Mutex<()>) -> Result<T, StorageError> + Send + 'static,
+        f: impl FnOnce(&Path, &commits::Commits) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
         let (root, lock) = (self.root.clone(), self.lock.clone());
         tokio::task::spawn_blocking(move || f(&root, &lock))
@@ -260,10 +261,6 @@ fn remove(root: &Path, bucket: &str, key: &str) -> Result<(), StorageError> {
     }
 }
 
-fn locked(lock: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
-    lock.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Storage for LocalStorage {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
@@ -319,7 +316,7 @@ impl Storage for LocalStorage {
                 checksum_sha256: None,
                 stored_at: now(),
             };
-            let _guard = locked(lock);
+            let _guard = lock.lock()?;
             commit(root, &bucket, meta, &tmp).inspect_err(|_| {
                 let _ = std::fs::remove_file(&tmp);
             })?;
@@ -350,7 +347,7 @@ impl Storage for LocalStorage {
             r.condition.clone(),
         );
         self.blocking(move |root, lock| {
-            let _guard = locked(lock);
+            let _guard = lock.lock()?;
             let (dir, source) = read_meta(root, &from_bucket, &from_key)?;
             if source_etag.as_ref().is_some_and(|e| *e != source.etag) {
                 return Err(StorageError::PreconditionFailed {
@@ -401,7 +398,7 @@ impl Storage for LocalStorage {
     async fn delete_object(&self, bucket: &BucketName, key: &str) -> Result<(), StorageError> {
         let (bucket, key) = (bucket.to_string(), key.to_owned());
         self.blocking(move |root, lock| {
-            let _guard = locked(lock);
+            let _guard = lock.lock()?;
             remove(root, &bucket, &key)
         })
         .await
@@ -420,7 +417,7 @@ impl Storage for LocalStorage {
         let (bucket, targets) = (bucket.to_string(), targets.to_vec());
         self.blocking(move |root, lock| {
             require_bucket(root, &bucket)?;
-            let _guard = locked(lock);
+            let _guard = lock.lock()?;
             Ok(targets
                 .into_iter()
                 .map(|t| {
