@@ -167,14 +167,14 @@ impl<B: Backend> State<B> {
         let result = tracing::Instrument::instrument(self.run(req, call), span).await;
         let mut response = match result {
             Ok(response) => {
-                tracing::debug!(request_id = %id, %method, %path, status = response.status().as_u16(), "ok");
+                tracing::debug!(request_id = %id, %method, %path, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "ok");
                 response
             }
             Err(e) => {
                 if e.is_server_side() {
-                    tracing::error!(request_id = %id, %method, %path, status = e.http_status(), code = e.code, "{}", e.message);
+                    tracing::error!(request_id = %id, %method, %path, status = e.http_status(), code = e.code, elapsed_us = started.elapsed().as_micros() as u64, "{}", e.message);
                 } else {
-                    tracing::info!(request_id = %id, %method, %path, status = e.http_status(), code = e.code, "{}", e.message);
+                    tracing::info!(request_id = %id, %method, %path, status = e.http_status(), code = e.code, elapsed_us = started.elapsed().as_micros() as u64, "{}", e.message);
                 }
                 if is_grpc {
                     grpc::status::error(e.grpc_code(), &e.message)

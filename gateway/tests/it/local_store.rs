@@ -538,6 +538,29 @@ fn logs_never_carry_signatures_urls_or_secrets() {
     }
 }
 
+/// The access log the README documents: one line per answered request, nothing else at debug.
+#[test]
+fn the_documented_filter_gives_one_line_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gateway = serve_with(
+        dir.path(),
+        &[("DRAFTSTORE_LOG", "info,draftstore_gateway::server=debug")],
+    );
+    let (body, code) = curl(&[&format!("http://127.0.0.1:{}/health", gateway.port)]);
+    assert_eq!(code, "200", "{body}");
+    gateway.child.kill().unwrap();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(gateway.child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("path=/health"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{logs}");
+    for field in ["request_id=", "method=GET", "status=200", "elapsed_us="] {
+        assert!(lines.iter().all(|l| l.contains(field)), "{field}: {logs}");
+    }
+}
+
 #[test]
 fn one_server_per_data_folder() {
     let dir = tempfile::tempdir().unwrap();
