@@ -317,29 +317,22 @@ impl Storage for MemoryStorage {
         bucket: &BucketName,
         targets: &[DeleteTarget],
     ) -> Result<Vec<DeleteOutcome>, StorageError> {
-        if targets.len() > crate::storage::MAX_DELETE_BATCH {
-            return Err(StorageError::Backend {
-                reason: "more than 1000 keys in one batch delete".into(),
-            });
-        }
+        crate::storage::check_delete_batch(targets)?;
         let enforce = self.capabilities.conditional_delete;
         self.call(|b, _| {
             let data = bucket_mut(b, bucket)?;
             Ok(targets
                 .iter()
                 .map(|t| {
-                    let current = data.objects.get(&t.key).map(|(_, i)| i.etag.clone());
-                    let result = match (&t.etag, current) {
-                        (Some(want), Some(have)) if enforce && *want != have => {
-                            Err(StorageError::PreconditionFailed {
-                                what: format!("{bucket}/{} changed", t.key),
-                            })
-                        }
-                        _ => {
-                            data.objects.remove(&t.key);
-                            Ok(())
-                        }
-                    };
+                    let current = data.objects.get(&t.key).map(|(_, i)| i.etag.as_str());
+                    let result = if enforce {
+                        t.may_delete(bucket.as_str(), current)
+                    } else {
+                        Ok(())
+                    }
+                    .map(|()| {
+                        data.objects.remove(&t.key);
+                    });
                     DeleteOutcome {
                         key: t.key.clone(),
                         result,

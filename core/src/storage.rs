@@ -136,6 +136,36 @@ pub struct DeleteTarget {
     pub etag: Option<String>,
 }
 
+impl DeleteTarget {
+    /// `Ok` when the object may go: no ETag expected, the object is gone, or it still has the
+    /// expected ETag (`current`). For stores that enforce [`Capabilities::conditional_delete`].
+    ///
+    /// # Errors
+    /// [`StorageError::PreconditionFailed`] when the object changed since it was listed.
+    pub fn may_delete(&self, bucket: &str, current: Option<&str>) -> Result<(), StorageError> {
+        match (&self.etag, current) {
+            (Some(want), Some(have)) if want != have => Err(StorageError::PreconditionFailed {
+                what: format!("{bucket}/{} changed", self.key),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Refuses a batch delete of more than [`MAX_DELETE_BATCH`] keys, as S3 does; every store
+/// checks it first.
+///
+/// # Errors
+/// [`StorageError::Backend`] for a batch too large.
+pub fn check_delete_batch(targets: &[DeleteTarget]) -> Result<(), StorageError> {
+    if targets.len() > MAX_DELETE_BATCH {
+        return Err(StorageError::Backend {
+            reason: format!("more than {MAX_DELETE_BATCH} keys in one batch delete"),
+        });
+    }
+    Ok(())
+}
+
 /// Per-key result of a batch delete. A missing key is a success, as in S3.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeleteOutcome {

@@ -30,16 +30,9 @@ impl Commits {
     /// # Errors
     /// `<root>/.commits` cannot be opened.
     pub fn open(root: &Path) -> Result<Self, String> {
-        let path = root.join(".commits");
-        let processes = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         Ok(Self {
             threads: Mutex::new(()),
-            processes,
+            processes: lock_file(&root.join(".commits"))?,
         })
     }
 
@@ -58,6 +51,19 @@ impl Commits {
             processes: &self.processes,
         })
     }
+}
+
+/// Opens (creating) a file used only for its `flock`.
+///
+/// # Errors
+/// It cannot be opened.
+pub fn lock_file(path: &Path) -> Result<File, String> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -142,12 +142,7 @@ impl LocalStorage {
 /// progress when it starts.
 fn serve_lock(root: &Path) -> Result<std::fs::File, String> {
     let path = root.join(".lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let file = commits::lock_file(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(format!(
@@ -409,11 +404,7 @@ impl Storage for LocalStorage {
         bucket: &BucketName,
         targets: &[DeleteTarget],
     ) -> Result<Vec<DeleteOutcome>, StorageError> {
-        if targets.len() > draftstore_core::MAX_DELETE_BATCH {
-            return Err(StorageError::Backend {
-                reason: "more than 1000 keys in one batch delete".into(),
-            });
-        }
+        draftstore_core::check_delete_batch(targets)?;
         let (bucket, targets) = (bucket.to_string(), targets.to_vec());
         self.blocking(move |root, lock| {
             require_bucket(root, &bucket)?;
@@ -422,14 +413,9 @@ impl Storage for LocalStorage {
                 .into_iter()
                 .map(|t| {
                     let current = read_meta(root, &bucket, &t.key).ok().map(|(_, m)| m.etag);
-                    let result = match (&t.etag, current) {
-                        (Some(want), Some(have)) if *want != have => {
-                            Err(StorageError::PreconditionFailed {
-                                what: format!("{bucket}/{} changed", t.key),
-                            })
-                        }
-                        _ => remove(root, &bucket, &t.key),
-                    };
+                    let result = t
+                        .may_delete(&bucket, current.as_deref())
+                        .and_then(|()| remove(root, &bucket, &t.key));
                     DeleteOutcome { key: t.key, result }
                 })
                 .collect())

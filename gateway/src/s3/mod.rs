@@ -271,11 +271,7 @@ impl Storage for S3Storage {
         bucket: &BucketName,
         targets: &[DeleteTarget],
     ) -> Result<Vec<DeleteOutcome>, StorageError> {
-        if targets.len() > draftstore_core::MAX_DELETE_BATCH {
-            return Err(StorageError::Backend {
-                reason: "more than 1000 keys in one batch delete".into(),
-            });
-        }
+        draftstore_core::check_delete_batch(targets)?;
         if targets.is_empty() {
             return Ok(Vec::new());
         }
