@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {
     if let Ok(up) = decode_json::<UploadUrlBody>(body) {
-        let _ = (ObjectName::parse(&up.object_name), up.constraints().map(|c| c.required_headers()));
+        let _ = up.into_parts().map(|(name, c)| (ObjectName::parse(&name), c.required_headers()));
     }
     let _ = decode_json::<DownloadUrlBody>(body).map(|d| ObjectName::parse(&d.object_name));
     let _ = decode_json::<ConfirmBody>(body).map(|c| ObjectName::parse(&c.object_name));

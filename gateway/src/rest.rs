@@ -242,12 +242,10 @@ fn json_text(status: StatusCode, text: Vec<u8>) -> Response<Body> {
 /// The error body: `{"error": {"code": "...", "message": "..."}}`.
 pub fn error_response(e: &ApiError) -> Response<Body> {
     let body = serde_json::json!({"error": {"code": e.code, "message": e.message}});
-    let mut response = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
-    *response.status_mut() =
-        StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, http::HeaderValue::from_static(JSON));
+    let mut response = json_text(
+        StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        serde_json::to_vec(&body).unwrap_or_default(),
+    );
     if let Some(secs) = e.retry_after {
         response
             .headers_mut()
@@ -279,17 +277,18 @@ pub struct UploadUrlBody {
 }
 
 impl UploadUrlBody {
-    /// The declared constraints, validated.
+    /// The name asked for and the declared constraints, validated.
     ///
     /// # Errors
     /// `INVALID_CONSTRAINTS`.
-    pub fn constraints(&self) -> Result<UploadConstraints, ApiError> {
-        Ok(UploadConstraints::new(
-            self.content_type.clone(),
+    pub fn into_parts(self) -> Result<(String, UploadConstraints), ApiError> {
+        let constraints = UploadConstraints::new(
+            self.content_type,
             self.content_length,
-            self.checksum_sha256.clone(),
-            self.metadata.clone(),
-        )?)
+            self.checksum_sha256,
+            self.metadata,
+        )?;
+        Ok((self.object_name, constraints))
     }
 }
 
@@ -298,22 +297,11 @@ fn upload_url<B: Backend>(
     tenant: Option<&Tenant>,
     body: UploadUrlBody,
 ) -> Result<Response<Body>, ApiError> {
-    let constraints = UploadConstraints::new(
-        body.content_type,
-        body.content_length,
-        body.checksum_sha256,
-        body.metadata,
-    )?;
-    let made = app.upload_url(tenant, &body.object_name, &constraints)?;
-    // The URL and the name (twice, once inside the URL) make most of the reply's length.
+    let (name, constraints) = body.into_parts()?;
+    let made = app.upload_url(tenant, &name, &constraints)?;
+    // The URL and the name (also inside the URL, encoded) make most of the reply's length.
+    let capacity = 256 + made.url.len() + 4 * made.object_name.len();
     let headers = made.required_headers.iter();
-    let capacity = 128
-        + made.url.len()
-        + made.object_name.len() * 4
-        + headers
-            .clone()
-            .map(|(n, v)| n.len() + v.len() + 6)
-            .sum::<usize>();
     let text = crate::json::Object::with_capacity(capacity)
         .str("upload_url", &made.url)
         .str("object_name", &made.object_name)

@@ -147,12 +147,6 @@ impl<B: Backend> State<B> {
             return preflight;
         }
         let origin = req.headers().get(http::header::ORIGIN).cloned();
-        let is_grpc = !req.uri().path().starts_with(crate::local::PREFIX)
-            && req
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| ct.starts_with("application/grpc"));
         let method = req.method().clone();
         // Cheap: the URI shares the request head's buffer.
         let uri = req.uri().clone();
@@ -160,7 +154,7 @@ impl<B: Backend> State<B> {
         // At debug level every line of this request (S3 retries included) carries its id; at
         // the default level the one line per error names it explicitly, and the span is free.
         let started = std::time::Instant::now();
-        let call = Call::of(path, is_grpc);
+        let call = Call::of(path, req.headers());
         let metrics = crate::metrics::get();
         metrics.in_flight.inc();
         let span = tracing::debug_span!("request", request_id = %id);
@@ -176,7 +170,7 @@ impl<B: Backend> State<B> {
                 } else {
                     tracing::info!(request_id = %id, %method, %path, status = e.http_status(), code = e.code, elapsed_us = started.elapsed().as_micros() as u64, "{}", e.message);
                 }
-                if is_grpc {
+                if call.is_grpc() {
                     grpc::status::error(e.grpc_code(), &e.message)
                 } else {
                     rest::error_response(&e)
@@ -184,7 +178,7 @@ impl<B: Backend> State<B> {
             }
         };
         metrics.in_flight.dec();
-        let status = if is_grpc {
+        let status = if call.is_grpc() {
             grpc_status(&response)
         } else {
             response.status().as_u16()
@@ -245,7 +239,14 @@ enum Call {
 }
 
 impl Call {
-    fn of(path: &str, is_grpc: bool) -> Self {
+    /// gRPC by `content-type: application/grpc*` (except on the local store's object paths),
+    /// REST otherwise.
+    fn of(path: &str, headers: &http::HeaderMap) -> Self {
+        let is_grpc = !path.starts_with(crate::local::PREFIX)
+            && headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.starts_with("application/grpc"));
         if is_grpc {
             Self::Grpc(grpc::Rpc::of(path))
         } else {
