@@ -130,44 +130,36 @@ mod tests {
     #[test]
     fn variables_lists_exactly_what_is_read() {
         let seen = RefCell::new(BTreeSet::new());
-        let lookup = |k: &str| {
-            seen.borrow_mut().insert(k.to_owned());
-            match k {
-                "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("x".to_owned()),
-                "GRPC_PORT" => Some("9090".to_owned()),
-                "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:9000".to_owned()),
-                _ => None,
-            }
+        let read_with = |set: &[(&str, &str)]| {
+            let lookup = |k: &str| {
+                seen.borrow_mut().insert(k.to_owned());
+                set.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            };
+            ServeConfig::from_lookup(&lookup).unwrap();
         };
-        ServeConfig::from_lookup(&lookup).unwrap();
-        // And the local store's variables, read when no S3 variable is set.
-        let local = |k: &str| {
-            seen.borrow_mut().insert(k.to_owned());
-            None
-        };
-        ServeConfig::from_lookup(&local).unwrap();
-        // And the API key variables, read when DRAFTSTORE_AUTH=api-keys.
-        let keys = |k: &str| {
-            seen.borrow_mut().insert(k.to_owned());
-            match k {
-                "DRAFTSTORE_AUTH" => Some("api-keys".to_owned()),
-                "DRAFTSTORE_API_KEYS_FILE" => Some("/keys".to_owned()),
-                _ => None,
-            }
-        };
-        ServeConfig::from_lookup(&keys).unwrap();
-        // And the JWT variables.
-        let jwt = |k: &str| {
-            seen.borrow_mut().insert(k.to_owned());
-            match k {
-                "DRAFTSTORE_AUTH" => Some("jwt".to_owned()),
-                "DRAFTSTORE_JWT_SECRET" | "DRAFTSTORE_JWT_ISSUER" | "DRAFTSTORE_JWT_AUDIENCE" => {
-                    Some("x".to_owned())
-                }
-                _ => None,
-            }
-        };
-        ServeConfig::from_lookup(&jwt).unwrap();
+        // S3.
+        read_with(&[
+            ("AWS_ACCESS_KEY_ID", "x"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+            ("GRPC_PORT", "9090"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+        ]);
+        // The local store's variables, read when no S3 variable is set.
+        read_with(&[]);
+        // The API key variables, read when DRAFTSTORE_AUTH=api-keys.
+        read_with(&[
+            ("DRAFTSTORE_AUTH", "api-keys"),
+            ("DRAFTSTORE_API_KEYS_FILE", "/keys"),
+        ]);
+        // The JWT variables.
+        read_with(&[
+            ("DRAFTSTORE_AUTH", "jwt"),
+            ("DRAFTSTORE_JWT_SECRET", "x"),
+            ("DRAFTSTORE_JWT_ISSUER", "x"),
+            ("DRAFTSTORE_JWT_AUDIENCE", "x"),
+        ]);
         let mut read = seen.into_inner();
         read.insert("DRAFTSTORE_LOG".to_owned());
         let listed: BTreeSet<String> = VARIABLES.iter().map(|v| (*v).to_owned()).collect();

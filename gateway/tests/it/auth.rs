@@ -17,6 +17,17 @@ fn keys() -> String {
     format!("acme {};globex {}", hash("acme-key"), hash("globex-key"))
 }
 
+/// The server with the two tenants' API keys (`acme-key`, `globex-key`) and `extra` settings.
+async fn start_with_keys(extra: &[(&str, &str)]) -> Option<crate::harness::Running> {
+    let keys = keys();
+    let mut env = vec![
+        ("DRAFTSTORE_AUTH", "api-keys"),
+        ("DRAFTSTORE_API_KEYS", &keys),
+    ];
+    env.extend_from_slice(extra);
+    start(&env).await
+}
+
 async fn call(
     server: &crate::harness::Running,
     path: &str,
@@ -74,13 +85,7 @@ async fn grpc(
 
 #[tokio::test]
 async fn every_endpoint_and_rpc_needs_a_valid_key() {
-    let keys = keys();
-    let Some(server) = start(&[
-        ("DRAFTSTORE_AUTH", "api-keys"),
-        ("DRAFTSTORE_API_KEYS", &keys),
-    ])
-    .await
-    else {
+    let Some(server) = start_with_keys(&[]).await else {
         return;
     };
     for path in [
@@ -155,13 +160,7 @@ async fn every_endpoint_and_rpc_needs_a_valid_key() {
 
 #[tokio::test]
 async fn tenants_cannot_reach_each_others_objects() {
-    let keys = keys();
-    let Some(server) = start(&[
-        ("DRAFTSTORE_AUTH", "api-keys"),
-        ("DRAFTSTORE_API_KEYS", &keys),
-    ])
-    .await
-    else {
+    let Some(server) = start_with_keys(&[]).await else {
         return;
     };
     call(&server, "/api/v1/draft-bucket", Some("acme-key"), json!({})).await;
@@ -177,14 +176,7 @@ async fn tenants_cannot_reach_each_others_objects() {
         "the caller sees its own name"
     );
     assert_eq!(
-        reqwest::Client::new()
-            .put(up["upload_url"].as_str().unwrap())
-            .body("acme's")
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
+        crate::harness::put_to(up["upload_url"].as_str().unwrap(), "acme's").await,
         200
     );
     let (status, done) = call(
@@ -331,13 +323,8 @@ async fn keys_in_a_file_rotate_without_a_restart() {
 
 #[tokio::test]
 async fn cors_allows_only_the_configured_origins() {
-    let keys = keys();
-    let Some(server) = start(&[
-        ("DRAFTSTORE_AUTH", "api-keys"),
-        ("DRAFTSTORE_API_KEYS", &keys),
-        ("DRAFTSTORE_CORS_ORIGINS", "https://app.example.com"),
-    ])
-    .await
+    let Some(server) =
+        start_with_keys(&[("DRAFTSTORE_CORS_ORIGINS", "https://app.example.com")]).await
     else {
         return;
     };
@@ -631,14 +618,7 @@ async fn jwts_authenticate_over_rest_and_grpc() {
 
 #[tokio::test]
 async fn public_paths_are_configurable() {
-    let keys = keys();
-    let Some(server) = start(&[
-        ("DRAFTSTORE_AUTH", "api-keys"),
-        ("DRAFTSTORE_API_KEYS", &keys),
-        ("DRAFTSTORE_PUBLIC_PATHS", "/health"),
-    ])
-    .await
-    else {
+    let Some(server) = start_with_keys(&[("DRAFTSTORE_PUBLIC_PATHS", "/health")]).await else {
         return;
     };
     assert_eq!(status_of(http1().get(server.url("/health"))).await, 200);

@@ -72,17 +72,7 @@ async fn readme_flow_over_grpc_with_tonic() {
     );
     assert!(up.required_headers.is_empty());
     let bytes = b"bytes sent straight to S3".to_vec();
-    assert_eq!(
-        reqwest::Client::new()
-            .put(&up.url)
-            .body(bytes.clone())
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(crate::harness::put_to(&up.url, bytes.clone()).await, 200);
 
     let down: pb::GetDownloadUrlResponse = call(
         &mut grpc,
@@ -94,16 +84,7 @@ async fn readme_flow_over_grpc_with_tonic() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        reqwest::get(&down.url)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .as_ref(),
-        bytes.as_slice()
-    );
+    assert_eq!(crate::harness::fetch(&down.url).await, bytes);
 
     let done: pb::ConfirmUploadResponse = call(
         &mut grpc,
@@ -131,16 +112,7 @@ async fn readme_flow_over_grpc_with_tonic() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        reqwest::get(&main.url)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .as_ref(),
-        bytes.as_slice()
-    );
+    assert_eq!(crate::harness::fetch(&main.url).await, bytes);
     let again: pb::ConfirmUploadResponse = call(
         &mut grpc,
         CONFIRM_UPLOAD,

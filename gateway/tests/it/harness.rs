@@ -89,6 +89,23 @@ pub fn http1() -> reqwest::Client {
     reqwest::Client::builder().http1_only().build().unwrap()
 }
 
+/// A plain PUT of `body` to a presigned URL, as a client holding only the URL sends it: the
+/// HTTP status.
+pub async fn put_to(url: &str, body: impl Into<reqwest::Body>) -> u16 {
+    status_of(reqwest::Client::new().put(url).body(body)).await
+}
+
+/// A plain GET of a presigned URL: the bytes it answers.
+pub async fn fetch(url: &str) -> Vec<u8> {
+    reqwest::get(url)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
 /// Sends `request` and returns its HTTP status.
 pub async fn status_of(request: reqwest::RequestBuilder) -> u16 {
     request.send().await.unwrap().status().as_u16()

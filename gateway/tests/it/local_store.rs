@@ -409,17 +409,7 @@ async fn kill_9_mid_upload_leaves_no_partial_object_and_restart_works() {
             now,
         )
         .unwrap();
-    assert_eq!(
-        reqwest::Client::new()
-            .put(url)
-            .body(vec![2_u8; 1000])
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(crate::harness::put_to(&url, vec![2_u8; 1000]).await, 200);
     assert_eq!(
         store.get_object(&draft, "big.bin").await.unwrap(),
         vec![2_u8; 1000]
@@ -452,14 +442,7 @@ async fn concurrent_puts_to_one_key_end_with_one_complete_object() {
     for body in bodies.clone() {
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
-            reqwest::Client::new()
-                .put(url)
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            crate::harness::put_to(&url, body).await
         }));
     }
     for task in tasks {

@@ -49,14 +49,8 @@ async fn readme_flow_over_http1_and_h2c() {
         );
         assert!(up["expires_at"].as_str().unwrap().ends_with('Z'));
         let bytes: Vec<u8> = (0..70_000_u32).map(|i| (i % 251) as u8).collect();
-        let put = reqwest::Client::new()
-            .put(up["upload_url"].as_str().unwrap())
-            .body(bytes.clone())
-            .send()
-            .await
-            .unwrap();
         assert_eq!(
-            put.status().as_u16(),
+            crate::harness::put_to(up["upload_url"].as_str().unwrap(), bytes.clone()).await,
             200,
             "{protocol}: PUT to the presigned URL"
         );
@@ -68,15 +62,9 @@ async fn readme_flow_over_http1_and_h2c() {
         )
         .await;
         assert_eq!(status, 200, "{protocol}: {down}");
-        let got = reqwest::get(down["download_url"].as_str().unwrap())
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
         assert_eq!(
-            got.as_ref(),
-            bytes.as_slice(),
+            crate::harness::fetch(down["download_url"].as_str().unwrap()).await,
+            bytes,
             "{protocol}: the draft previews"
         );
 
@@ -101,15 +89,9 @@ async fn readme_flow_over_http1_and_h2c() {
         )
         .await;
         assert_eq!(status, 200);
-        let got = reqwest::get(main["download_url"].as_str().unwrap())
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
         assert_eq!(
-            got.as_ref(),
-            bytes.as_slice(),
+            crate::harness::fetch(main["download_url"].as_str().unwrap()).await,
+            bytes,
             "{protocol}: main holds the same bytes"
         );
         let (status, _, _) = post(
@@ -463,12 +445,7 @@ async fn metrics_count_requests_s3_calls_and_confirms_without_object_names() {
         json!({"object_name": name}),
     )
     .await;
-    reqwest::Client::new()
-        .put(up["upload_url"].as_str().unwrap())
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    crate::harness::put_to(up["upload_url"].as_str().unwrap(), "x").await;
     assert_eq!(
         post(
             &client,
