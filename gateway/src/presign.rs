@@ -2,16 +2,13 @@
 
 use crate::cli::PresignArgs;
 use crate::exit::Exit;
-use draftstore_signer::{
-    Addressing, Credentials, Endpoint, Expiry, Method, Request, Signer, Timestamp,
-};
+use draftstore_signer::{Addressing, Endpoint, Expiry, Method, Request, Signer, Timestamp};
 
 /// Runs the command with environment lookups from `env`; returns the URL.
 ///
 /// # Errors
 /// One line and exit 64 for bad arguments or missing credentials.
 pub fn run(args: &PresignArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Exit> {
-    let var = |k: &str| env(k).filter(|v| !v.is_empty());
     let method = Method::parse(&args.method.to_ascii_uppercase())
         .ok_or_else(|| Exit::usage("--method must be GET, PUT, HEAD, DELETE or POST"))?;
     let endpoint =
@@ -23,19 +20,12 @@ pub fn run(args: &PresignArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<S
     };
     let headers = split_all(&args.headers, ':', "--header", "'name: value'")?;
     let query = split_all(&args.query, '=', "--query", "'name=value'")?;
-    let (Some(access_key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
-    else {
-        return Err(Exit::usage(
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set",
-        ));
+    let usage = |e: crate::config::ConfigError| Exit::usage(e.to_string());
+    let credentials = crate::config::credentials(env).map_err(usage)?;
+    let region = match &args.region {
+        Some(region) => region.clone(),
+        None => crate::config::region(env).map_err(usage)?,
     };
-    let credentials = Credentials::new(access_key, secret, var("AWS_SESSION_TOKEN"))
-        .map_err(|e| Exit::usage(e.to_string()))?;
-    let region = args
-        .region
-        .clone()
-        .or_else(|| var("AWS_REGION"))
-        .unwrap_or_else(|| "us-east-1".into());
     let signer =
         Signer::new(credentials, &region, &args.service).map_err(|e| Exit::usage(e.to_string()))?;
 

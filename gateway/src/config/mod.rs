@@ -5,7 +5,7 @@
 mod s3;
 mod serve;
 
-pub use s3::S3Config;
+pub use s3::{credentials, region, S3Config};
 pub use serve::{Limits, LocalConfig, ServeConfig, StorageChoice};
 
 use std::fmt;

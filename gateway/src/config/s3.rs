@@ -47,6 +47,40 @@ impl fmt::Debug for S3Config {
 const GIB: u64 = 1024 * 1024 * 1024;
 const MIB: u64 = 1024 * 1024;
 
+/// `AWS_REGION` (else `AWS_DEFAULT_REGION`, else `us-east-1`), as the AWS tools read it.
+///
+/// # Errors
+/// A value that cannot be a region name.
+pub fn region(get: Lookup<'_>) -> Result<String, ConfigError> {
+    let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    let region = var("AWS_REGION")
+        .or_else(|| var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".into());
+    if region
+        .chars()
+        .any(|c| c == '/' || c.is_whitespace() || c.is_control())
+    {
+        return Err(err("AWS_REGION must be a region name such as us-east-1"));
+    }
+    Ok(region)
+}
+
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (both required) and `AWS_SESSION_TOKEN`.
+///
+/// # Errors
+/// A key missing or malformed (the message never holds a value).
+pub fn credentials(get: Lookup<'_>) -> Result<Credentials, ConfigError> {
+    let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    let (Some(access_key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+    else {
+        return Err(err(
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must both be set",
+        ));
+    };
+    Credentials::new(access_key, secret, var("AWS_SESSION_TOKEN"))
+        .map_err(|e| err(format!("AWS credentials: {e}")))
+}
+
 impl S3Config {
     /// Reads the S3 settings. `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are required.
     ///
@@ -54,24 +88,8 @@ impl S3Config {
     /// A [`ConfigError`] naming the first bad or missing variable.
     pub fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
         let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let region = var("AWS_REGION")
-            .or_else(|| var("AWS_DEFAULT_REGION"))
-            .unwrap_or_else(|| "us-east-1".into());
-        if region
-            .chars()
-            .any(|c| c == '/' || c.is_whitespace() || c.is_control())
-        {
-            return Err(err("AWS_REGION must be a region name such as us-east-1"));
-        }
-        let (Some(access_key), Some(secret)) =
-            (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
-        else {
-            return Err(err(
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must both be set for S3 storage",
-            ));
-        };
-        let credentials = Credentials::new(access_key, secret, var("AWS_SESSION_TOKEN"))
-            .map_err(|e| err(format!("AWS credentials: {e}")))?;
+        let region = region(get)?;
+        let credentials = credentials(get)?;
         let custom = var("AWS_ENDPOINT_URL_S3")
             .map(|v| ("AWS_ENDPOINT_URL_S3", v))
             .or_else(|| var("AWS_ENDPOINT_URL").map(|v| ("AWS_ENDPOINT_URL", v)));
