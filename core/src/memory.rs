@@ -353,27 +353,17 @@ impl Storage for MemoryStorage {
         self.call(|b, _| {
             let data = bucket_mut(b, bucket)?;
             let start = continuation.unwrap_or("");
-            let mut matching = data
+            let matching = data
                 .objects
                 .range::<str, _>((std::ops::Bound::Excluded(start), std::ops::Bound::Unbounded))
-                .filter(|(k, _)| k.starts_with(prefix));
-            let objects: Vec<ListedObject> = matching
-                .by_ref()
-                .take(usize::from(max_keys.max(1)))
+                .filter(|(k, _)| k.starts_with(prefix))
                 .map(|(k, (_, i))| ListedObject {
                     key: k.clone(),
                     size: i.size,
                     etag: i.etag.clone(),
                     last_modified: i.last_modified,
-                })
-                .collect();
-            let more = matching.next().is_some();
-            let next = if more {
-                objects.last().map(|o| o.key.clone())
-            } else {
-                None
-            };
-            Ok(ListPage { objects, next })
+                });
+            Ok(ListPage::of(matching, max_keys))
         })
         .await
     }

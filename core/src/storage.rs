@@ -72,6 +72,21 @@ pub struct ListPage {
     pub next: Option<String>,
 }
 
+impl ListPage {
+    /// The page a store answers from `listed`: the objects after the continuation that match
+    /// the prefix, in key order. At most `max_keys` (at least 1) go in; `next` is the last
+    /// key when more follow, as S3 pages.
+    pub fn of(listed: impl IntoIterator<Item = ListedObject>, max_keys: u16) -> Self {
+        let mut listed = listed.into_iter();
+        let objects: Vec<ListedObject> =
+            listed.by_ref().take(usize::from(max_keys.max(1))).collect();
+        let next = listed
+            .next()
+            .and_then(|_| objects.last().map(|o| o.key.clone()));
+        Self { objects, next }
+    }
+}
+
 /// An incomplete multipart upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {

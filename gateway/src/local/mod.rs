@@ -470,12 +470,7 @@ impl Storage for LocalStorage {
                 }
             }
             all.sort_by(|a, b| a.key.cmp(&b.key));
-            let take = usize::from(max_keys.max(1));
-            let next = (all.len() > take)
-                .then(|| all.get(take - 1).map(|o| o.key.clone()))
-                .flatten();
-            all.truncate(take);
-            Ok(ListPage { objects: all, next })
+            Ok(ListPage::of(all, max_keys))
         })
         .await
     }
