@@ -2,9 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 use draftstore_core::{Buckets, UploadConstraints};
-use draftstore_gateway::app::App;
+use draftstore_gateway::api::app::App;
 use draftstore_gateway::config::S3Config;
-use draftstore_gateway::s3::S3Storage;
+use draftstore_gateway::store::s3::S3Storage;
 use std::collections::HashMap;
 
 fn main() {

@@ -1,6 +1,6 @@
 //! The gRPC frame decoder on arbitrary bytes and limits: a message or a typed error.
 #![no_main]
-use draftstore_gateway::grpc::codec::{decode_unary, HEADER_LEN};
+use draftstore_gateway::api::grpc::codec::{decode_unary, HEADER_LEN};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (u16, &[u8])| {

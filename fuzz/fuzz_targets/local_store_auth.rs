@@ -1,6 +1,6 @@
 //! The local store's presigned-URL check on arbitrary method, path, query and headers.
 #![no_main]
-use draftstore_gateway::{config::LocalConfig, local::LocalStorage};
+use draftstore_gateway::{config::LocalConfig, store::local::LocalStorage};
 use draftstore_signer::Timestamp;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;

@@ -1,7 +1,7 @@
 //! REST request bodies: JSON into each request type, then names and constraints validated.
 #![no_main]
 use draftstore_core::ObjectName;
-use draftstore_gateway::rest::{decode_json, ConfirmBody, DownloadUrlBody, UploadUrlBody};
+use draftstore_gateway::api::rest::{decode_json, ConfirmBody, DownloadUrlBody, UploadUrlBody};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {

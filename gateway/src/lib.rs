@@ -1,35 +1,26 @@
 //! # draftstore-gateway
 //!
-//! DraftStore's one binary, `gateway`, and what it is made of: configuration ([`config`]), the
-//! S3 backend ([`s3`]), the API ([`app`]) served as REST ([`rest`]) and gRPC ([`grpc`]) on one
-//! port by one hyper server ([`server`], with [`socket`], [`deadline`], [`body`] and [`json`]
-//! for what every request pays), the embedded store ([`local`]), and the subcommands
-//! ([`presign`], [`serve`], [`sweep`]).
+//! DraftStore's one binary, `gateway`, and what it is made of, one folder per role:
+//!
+//! - [`cmd`]: the subcommands `serve`, `sweep` and `presign`, their flags and exit statuses.
+//! - [`config`]: settings read from the environment (and flags), parsed once.
+//! - [`http`]: the one hyper listener serving REST and gRPC on one port, and what every request
+//!   pays (socket, deadlines, bounded bodies, CORS).
+//! - [`api`]: the protocol-free API, its error type, and its REST and gRPC adapters.
+//! - [`auth`]: who may call: API keys, JWTs, tenants and their limits.
+//! - [`store`]: the S3 store and the embedded local store, and how each presigns URLs.
+//! - [`metrics`]: the Prometheus registry.
+//! - [`clock`]: the wall clock, read in one place.
 //!
 //! **Not here:** the domain rules (`draftstore-core`), signing (`draftstore-signer`), the
 //! message types (`draftstore-proto`).
 #![forbid(unsafe_code)]
 
-pub mod app;
+pub mod api;
 pub mod auth;
-pub mod backend;
-pub mod body;
-pub mod cli;
 pub mod clock;
+pub mod cmd;
 pub mod config;
-pub mod cors;
-pub mod deadline;
-pub mod error;
-pub mod exit;
-pub mod grpc;
-pub mod json;
-pub mod local;
+pub mod http;
 pub mod metrics;
-pub mod presign;
-pub mod response;
-pub mod rest;
-pub mod s3;
-pub mod serve;
-pub mod server;
-pub mod socket;
-pub mod sweep;
+pub mod store;

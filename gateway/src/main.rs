@@ -1,7 +1,7 @@
 //! `gateway`: parse the subcommand, run it, exit with its code.
 #![forbid(unsafe_code)]
 
-use draftstore_gateway::{cli, presign, serve, sweep};
+use draftstore_gateway::cmd::{cli, presign, serve, sweep};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

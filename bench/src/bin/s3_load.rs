@@ -11,7 +11,7 @@ use draftstore_core::{
     ObjectName, PutOptions, Storage, SweepOptions,
 };
 use draftstore_gateway::config::S3Config;
-use draftstore_gateway::s3::S3Storage;
+use draftstore_gateway::store::s3::S3Storage;
 use futures_util::stream::{self, StreamExt};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 

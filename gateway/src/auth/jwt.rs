@@ -2,7 +2,7 @@
 
 use super::tenant::Tenant;
 use super::unauthenticated;
-use crate::error::{ApiError, Kind};
+use crate::api::error::{ApiError, Kind};
 
 /// How JWTs are checked. `Debug` hides the key.
 #[derive(Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ pub use jwt::{JwtConfig, JwtKey};
 pub use keys::{parse_keys, KeySource};
 pub use tenant::{Policy, Rate, Tenant};
 
-use crate::error::{ApiError, Kind};
+use crate::api::error::{ApiError, Kind};
 use jwt::Jwt;
 use keys::{load, Keys};
 use sha2::{Digest, Sha256};
@@ -96,7 +96,7 @@ impl Authenticator {
         if is_grpc {
             return path == draftstore_proto::grpc::health::v1::CHECK_PATH;
         }
-        self.public_paths.iter().any(|p| p == path) || path.starts_with(crate::local::PREFIX)
+        self.public_paths.iter().any(|p| p == path) || path.starts_with(crate::store::local::PREFIX)
     }
 
     #[must_use]

@@ -1,6 +1,6 @@
 //! Tenants and what each may do: size and type limits, a token bucket for minting URLs.
 
-use crate::error::{ApiError, Kind};
+use crate::api::error::{ApiError, Kind};
 use draftstore_core::ObjectName;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -86,7 +86,7 @@ pub struct ServeConfig {
     /// store and refuses to start against S3.
     pub auth: Option<crate::auth::AuthConfig>,
     /// Origins allowed by CORS (none by default).
-    pub cors: crate::cors::Cors,
+    pub cors: crate::http::cors::Cors,
     /// REST paths reachable without credentials (`DRAFTSTORE_PUBLIC_PATHS`).
     pub public_paths: Vec<String>,
 }
@@ -179,7 +179,7 @@ impl ServeConfig {
             )?),
             log_json: flag(get, "DRAFTSTORE_LOG_JSON", false)?,
             auth: auth(get)?,
-            cors: crate::cors::Cors::new(var("DRAFTSTORE_CORS_ORIGINS").as_deref()),
+            cors: crate::http::cors::Cors::new(var("DRAFTSTORE_CORS_ORIGINS").as_deref()),
             public_paths: var("DRAFTSTORE_PUBLIC_PATHS")
                 .unwrap_or_else(|| "/health,/ready,/metrics,/openapi.json".into())
                 .split(',')

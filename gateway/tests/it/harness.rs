@@ -1,8 +1,8 @@
 //! Starts the real server in-process on 127.0.0.1:0 against SeaweedFS, with its own buckets.
 
-use draftstore_gateway::app::App;
+use draftstore_gateway::api::app::App;
 use draftstore_gateway::config::ServeConfig;
-use draftstore_gateway::s3::S3Storage;
+use draftstore_gateway::store::s3::S3Storage;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
@@ -65,7 +65,7 @@ pub async fn start(extra: &[(&str, &str)]) -> Option<Running> {
     )
     .unwrap()
     .with_public_paths(config.public_paths.clone());
-    let task = tokio::spawn(draftstore_gateway::server::run(
+    let task = tokio::spawn(draftstore_gateway::http::server::run(
         vec![listener],
         app,
         auth,

@@ -3,9 +3,9 @@
 //! uploads to one key.
 
 use draftstore_core::{BucketName, Storage};
-use draftstore_gateway::backend::Backend;
 use draftstore_gateway::config::LocalConfig;
-use draftstore_gateway::local::LocalStorage;
+use draftstore_gateway::store::backend::Backend;
+use draftstore_gateway::store::local::LocalStorage;
 use draftstore_signer::{Expiry, Method, Timestamp};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -527,7 +527,10 @@ fn the_documented_filter_gives_one_line_per_request() {
     let dir = tempfile::tempdir().unwrap();
     let mut gateway = serve_with(
         dir.path(),
-        &[("DRAFTSTORE_LOG", "info,draftstore_gateway::server=debug")],
+        &[(
+            "DRAFTSTORE_LOG",
+            "info,draftstore_gateway::http::server=debug",
+        )],
     );
     let (body, code) = curl(&[&format!("http://127.0.0.1:{}/health", gateway.port)]);
     assert_eq!(code, "200", "{body}");

@@ -98,7 +98,7 @@ fn ports_grace_periods_and_arguments_line_up() {
         vec!["gateway", "sweep", "--json", "--max-duration", "3600"],
     ] {
         assert!(
-            draftstore_gateway::cli::parse(args.clone()).is_ok(),
+            draftstore_gateway::cmd::cli::parse(args.clone()).is_ok(),
             "{args:?}"
         );
     }

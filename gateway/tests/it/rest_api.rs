@@ -498,7 +498,7 @@ async fn every_listed_route_is_served() {
         return;
     };
     let client = http1();
-    for (method, path) in draftstore_gateway::rest::ROUTES {
+    for (method, path) in draftstore_gateway::api::rest::ROUTES {
         let request = match *method {
             "POST" => client
                 .post(server.url(path))
@@ -514,7 +514,7 @@ async fn every_listed_route_is_served() {
         );
     }
     // The wrong method gets 405 naming the right ones; the GET routes answer HEAD too.
-    for (method, path) in draftstore_gateway::rest::ROUTES {
+    for (method, path) in draftstore_gateway::api::rest::ROUTES {
         let (wrong, allow) = match *method {
             "POST" => (reqwest::Method::GET, "POST"),
             _ => (reqwest::Method::DELETE, "GET, HEAD"),

@@ -6,7 +6,7 @@ use draftstore_core::{
     BucketName, CopyCondition, CopyRequest, MetadataDirective, PutOptions, Storage, StorageError,
 };
 use draftstore_gateway::config::S3Config;
-use draftstore_gateway::s3::S3Storage;
+use draftstore_gateway::store::s3::S3Storage;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

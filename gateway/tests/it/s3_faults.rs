@@ -13,8 +13,8 @@ async fn behind_proxy(
     extra: &[(&str, &str)],
 ) -> Option<(
     Proxy,
-    draftstore_gateway::s3::S3Storage,
-    draftstore_gateway::s3::S3Storage,
+    draftstore_gateway::store::s3::S3Storage,
+    draftstore_gateway::store::s3::S3Storage,
 )> {
     let direct_env = env(extra)?;
     let proxy = Proxy::start(direct_env["AWS_ENDPOINT_URL"].clone()).await;

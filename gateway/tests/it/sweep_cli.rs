@@ -202,7 +202,7 @@ async fn sweep_of_a_local_store_leaves_a_running_servers_uploads_alone() {
         secret: None,
         max_object: 1 << 20,
     };
-    let store = draftstore_gateway::local::LocalStorage::open(&config).unwrap();
+    let store = draftstore_gateway::store::local::LocalStorage::open(&config).unwrap();
     let draft = BucketName::parse("main-draft").unwrap();
     store.create_bucket(&draft).await.unwrap();
     store

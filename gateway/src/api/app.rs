@@ -2,9 +2,9 @@
 //! requests into these calls and encode the results. Upload URLs touch no storage (the fast
 //! path); download URLs check the object exists; confirm and bucket creation call core.
 
+use crate::api::error::{ApiError, Kind};
 use crate::auth::Tenant;
-use crate::backend::Backend;
-use crate::error::{ApiError, Kind};
+use crate::store::backend::Backend;
 use draftstore_core::{
     confirm, Buckets, ConfirmOptions, ObjectName, StorageError, UploadConstraints,
 };

@@ -1,14 +1,14 @@
 //! `gateway serve`: load the configuration (flags over environment), build the storage, bind
 //! the ports, serve until SIGTERM or SIGINT, then drain and exit 0.
 
-use crate::app::App;
+use crate::api::app::App;
 use crate::auth::{AuthConfig, Authenticator};
-use crate::backend::Backend;
-use crate::cli::ServeArgs;
+use crate::cmd::cli::ServeArgs;
+use crate::cmd::exit::Exit;
 use crate::config::{ServeConfig, StorageChoice};
-use crate::exit::Exit;
-use crate::local::LocalStorage;
-use crate::s3::S3Storage;
+use crate::store::backend::Backend;
+use crate::store::local::LocalStorage;
+use crate::store::s3::S3Storage;
 use draftstore_core::Storage;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -82,7 +82,7 @@ async fn serve_with<B: Backend>(storage: B, config: &ServeConfig) -> Result<(), 
         upload_ttl: config.upload_ttl,
         download_ttl: config.download_ttl,
     };
-    crate::server::run(
+    crate::http::server::run(
         listeners,
         app,
         auth,

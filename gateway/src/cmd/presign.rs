@@ -1,7 +1,7 @@
 //! `gateway presign`: one presigned URL on stdout, nothing else.
 
-use crate::cli::PresignArgs;
-use crate::exit::Exit;
+use crate::cmd::cli::PresignArgs;
+use crate::cmd::exit::Exit;
 use draftstore_signer::{Addressing, Endpoint, Expiry, Method, Request, Signer, Timestamp};
 
 /// Runs the command with environment lookups from `env`; returns the URL.

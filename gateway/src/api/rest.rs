@@ -1,13 +1,13 @@
 //! REST/JSON: one flat `match (method, path)` calling named handlers that decode, call
 //! [`App`], and encode. Bodies are size-checked before they are read.
 
-use crate::app::{App, Source};
+use crate::api::app::{App, Source};
+use crate::api::error::{ApiError, Kind};
 use crate::auth::Tenant;
-use crate::backend::Backend;
-use crate::body::read_limited;
 use crate::config::Limits;
-use crate::error::{ApiError, Kind};
-use crate::response::{full, Body, CONTENT_TYPE, JSON};
+use crate::http::body::read_limited;
+use crate::http::response::{full, Body, CONTENT_TYPE, JSON};
+use crate::store::backend::Backend;
 use draftstore_core::UploadConstraints;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -79,7 +79,7 @@ impl Route {
             READY => Self::Ready,
             METRICS => Self::Metrics,
             OPENAPI => Self::OpenApi,
-            p if p.starts_with(crate::local::PREFIX) => Self::Store,
+            p if p.starts_with(crate::store::local::PREFIX) => Self::Store,
             _ => return None,
         })
     }
@@ -302,7 +302,7 @@ fn upload_url<B: Backend>(
     // The URL and the name (also inside the URL, encoded) make most of the reply's length.
     let capacity = 256 + made.url.len() + 4 * made.object_name.len();
     let headers = made.required_headers.iter();
-    let text = crate::json::Object::with_capacity(capacity)
+    let text = crate::http::json::Object::with_capacity(capacity)
         .str("upload_url", &made.url)
         .str("object_name", &made.object_name)
         .str("expires_at", &made.expires_at)

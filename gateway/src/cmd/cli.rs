@@ -1,7 +1,7 @@
 //! Command-line parsing. Every option takes both `--name value` and `--name=value`, so a key or
 //! header value that starts with `-` can be given.
 
-use crate::exit::Exit;
+use crate::cmd::exit::Exit;
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 

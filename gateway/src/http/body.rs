@@ -1,6 +1,6 @@
 //! Reading a request body whole, with a size limit checked as it arrives.
 
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;

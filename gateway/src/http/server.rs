@@ -4,17 +4,17 @@
 //! a time limit. Every error is logged once. On shutdown: stop accepting, let in-flight
 //! requests finish within the grace period, return.
 
-use crate::app::App;
+use crate::api::app::App;
+use crate::api::error::{ApiError, Kind};
+use crate::api::{grpc, rest};
 use crate::auth::Authenticator;
-use crate::backend::Backend;
 use crate::config::Limits;
-use crate::cors::Cors;
-use crate::deadline::within;
-use crate::error::{ApiError, Kind};
+use crate::http::cors::Cors;
+use crate::http::deadline::within;
+use crate::http::response::{Body, RequestId, CONTENT_TYPE, REQUEST_ID};
+use crate::http::socket::Socket;
 use crate::metrics::CallSeries;
-use crate::response::{Body, RequestId, CONTENT_TYPE, REQUEST_ID};
-use crate::socket::Socket;
-use crate::{grpc, rest};
+use crate::store::backend::Backend;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -242,7 +242,7 @@ impl Call {
     /// gRPC by `content-type: application/grpc*` (except on the local store's object paths),
     /// REST otherwise.
     fn of(path: &str, headers: &http::HeaderMap) -> Self {
-        let is_grpc = !path.starts_with(crate::local::PREFIX)
+        let is_grpc = !path.starts_with(crate::store::local::PREFIX)
             && headers
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())

@@ -3,7 +3,7 @@
 //! send no credentials there), and the headers a browser needs exposed (`ETag` after a PUT to a
 //! presigned URL, `x-request-id`).
 
-use crate::response::{empty, Body};
+use crate::http::response::{empty, Body};
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

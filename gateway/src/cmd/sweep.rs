@@ -1,22 +1,22 @@
 //! `gateway sweep`: one sweep of the draft bucket (core's streaming, batched, conditional
 //! sweep) for the CronJob. A human summary on stderr; with `--json`, one JSON object on stdout.
 
-use crate::cli::SweepArgs;
+use crate::cmd::cli::SweepArgs;
+use crate::cmd::exit::Exit;
 use crate::config::StorageChoice;
-use crate::exit::Exit;
-use crate::local::LocalStorage;
-use crate::s3::S3Storage;
+use crate::store::local::LocalStorage;
+use crate::store::s3::S3Storage;
 use draftstore_core::{sweep, SweepOptions, SweepReport};
 use std::time::{Duration, Instant};
 
 /// # Errors
 /// Bad configuration (64); some deletes failed or the listing broke off (1).
 pub fn run(args: &SweepArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
-    let config = crate::serve::config(&args.as_serve(), env)?;
+    let config = crate::cmd::serve::config(&args.as_serve(), env)?;
     if !(1..=1000).contains(&args.page_size) {
         return Err(Exit::usage("--page-size must be 1..=1000"));
     }
-    crate::serve::init_tracing(config.log_json);
+    crate::cmd::serve::init_tracing(config.log_json);
     let now =
         crate::clock::unix_now().ok_or_else(|| Exit::usage("the system clock is before 1970"))?;
     let options = SweepOptions {

@@ -5,13 +5,13 @@
 pub mod codec;
 pub mod status;
 
-use crate::app::{App, Source};
+use crate::api::app::{App, Source};
+use crate::api::error::{ApiError, Kind};
 use crate::auth::Tenant;
-use crate::backend::Backend;
-use crate::body::read_limited;
 use crate::config::Limits;
-use crate::error::{ApiError, Kind};
-use crate::response::Body;
+use crate::http::body::read_limited;
+use crate::http::response::Body;
+use crate::store::backend::Backend;
 use bytes::Bytes;
 use codec::{check_header, decode_unary, FrameError, Framed, HEADER_LEN};
 use draftstore_core::UploadConstraints;
@@ -104,13 +104,15 @@ pub async fn handle<B: Backend>(
         dispatch(app, rpc, &message, tenant).await
     };
     let result = match deadline {
-        Some(d) => crate::deadline::within(d, call).await.unwrap_or_else(|_| {
-            Err(ApiError::new(
-                Kind::Timeout,
-                "DEADLINE_EXCEEDED",
-                "grpc-timeout passed",
-            ))
-        }),
+        Some(d) => crate::http::deadline::within(d, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ApiError::new(
+                    Kind::Timeout,
+                    "DEADLINE_EXCEEDED",
+                    "grpc-timeout passed",
+                ))
+            }),
         None => call.await,
     };
     result.map(status::ok)

@@ -1,8 +1,8 @@
 //! gRPC responses: a framed message with `grpc-status: 0` in trailers, or a trailers-only
 //! error (`grpc-status` and a percent-encoded `grpc-message` in the headers, no body).
 
-use crate::error::GrpcCode;
-use crate::response::{empty, Body, CONTENT_TYPE};
+use crate::api::error::GrpcCode;
+use crate::http::response::{empty, Body, CONTENT_TYPE};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response};
 use http_body_util::{BodyExt, StreamBody};

@@ -1,10 +1,10 @@
 //! What the server needs from storage beyond [`Storage`]: presigned URLs, and for a store that
 //! serves its own URLs (the embedded local store), the requests they lead to.
 
-use crate::error::{ApiError, Kind};
-use crate::local::LocalStorage;
-use crate::response::Body;
-use crate::s3::S3Storage;
+use crate::api::error::{ApiError, Kind};
+use crate::http::response::Body;
+use crate::store::local::LocalStorage;
+use crate::store::s3::S3Storage;
 use draftstore_core::{BucketName, Storage, StorageError};
 use draftstore_signer::{Addressing, Expiry, Method, Request, Signer, Timestamp};
 use hyper::body::Incoming;
@@ -12,7 +12,7 @@ use std::future::Future;
 
 pub trait Backend: Storage + 'static {
     /// Whether object bytes flow through this server (the embedded store's presigned URLs);
-    /// decides how replies are written (see [`crate::socket`]).
+    /// decides how replies are written (see [`crate::http::socket`]).
     const STREAMS_OBJECTS: bool = false;
 
     /// A presigned URL for `method` on `bucket/key`, with `headers` signed in.

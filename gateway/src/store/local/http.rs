@@ -5,7 +5,7 @@
 
 use super::files::{self, Meta};
 use super::{commit, read_meta, LocalStorage, ACCESS_KEY, PREFIX};
-use crate::response::{full, Body, CONTENT_TYPE};
+use crate::http::response::{full, Body, CONTENT_TYPE};
 use base64::Engine;
 use bytes::Bytes;
 use draftstore_core::{Metadata, StorageError};

@@ -1,0 +1,8 @@
+//! The API: the protocol-free operations ([`app`]), their one error type and its mapping to HTTP
+//! and gRPC ([`error`]), and the two thin adapters that serve them, REST ([`rest`], with its
+//! OpenAPI document) and gRPC ([`grpc`]).
+
+pub mod app;
+pub mod error;
+pub mod grpc;
+pub mod rest;

@@ -1,0 +1,11 @@
+//! The HTTP transport: one hyper listener for REST and gRPC ([`server`]) and what every request
+//! pays on the way: the socket's write mode ([`socket`]), time limits ([`deadline`]), bounded
+//! bodies ([`body`]), response helpers ([`response`]), JSON text ([`json`]) and CORS ([`cors`]).
+
+pub mod body;
+pub mod cors;
+pub mod deadline;
+pub mod json;
+pub mod response;
+pub mod server;
+pub mod socket;
