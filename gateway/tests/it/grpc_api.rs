@@ -202,6 +202,26 @@ async fn every_grpc_status() {
     .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("source 7"), "{err:?}");
+    for source in [2, -1, i32::MAX] {
+        let err = call::<_, pb::GetDownloadUrlResponse>(
+            &mut grpc,
+            GET_DOWNLOAD_URL,
+            pb::GetDownloadUrlRequest {
+                object_name: "nope".into(),
+                source,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(
+            err.message().contains(&format!("source {source}"))
+                && err
+                    .message()
+                    .contains("SOURCE_DRAFT (0) or SOURCE_MAIN (1)"),
+            "names the field and what it accepts: {err:?}"
+        );
+    }
     let err = call::<_, pb::ConfirmUploadResponse>(
         &mut grpc,
         "/draft.v1.DraftService/DeleteEverything",
