@@ -210,17 +210,41 @@ async fn read_json<T: DeserializeOwned>(
     decode_json(&body)
 }
 
-/// Decodes a JSON request body into `T`: malformed JSON and wrong fields are distinct 400s.
+/// Decodes a JSON request body (RFC 8259) into `T`: malformed JSON and well-formed JSON with a
+/// wrong field are distinct 400s. `null` in an optional field means absent (the body types
+/// declare every optional field so).
 ///
 /// # Errors
-/// `INVALID_JSON` or `INVALID_REQUEST`.
+/// `INVALID_JSON` for text that is not JSON (or has trailing data); `INVALID_REQUEST` naming
+/// the field (`metadata.note`, or `body` for the whole) and what it accepts.
 pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::bad_request("INVALID_REQUEST", format!("invalid request: {e}"))
-        }
-        _ => ApiError::bad_request("INVALID_JSON", format!("malformed JSON: {e}")),
-    })
+    // The plain decode first: the common, valid request pays for no path tracking.
+    let e = match serde_json::from_slice::<T>(body) {
+        Ok(value) => return Ok(value),
+        Err(e) => e,
+    };
+    if e.classify() != serde_json::error::Category::Data {
+        return Err(ApiError::bad_request(
+            "INVALID_JSON",
+            format!("malformed JSON: {e}"),
+        ));
+    }
+    // Decoded again only to name the field that failed.
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let located = serde_path_to_error::deserialize::<_, T>(&mut de).err();
+    let (path, inner) = match &located {
+        Some(err) => (err.path().to_string(), err.inner().to_string()),
+        None => (".".to_owned(), e.to_string()),
+    };
+    let inner = inner
+        .rsplit_once(" at line ")
+        .map_or(inner.as_str(), |(message, _)| message);
+    let message = if path == "." {
+        format!("invalid request body: {inner}")
+    } else {
+        format!("invalid field `{path}`: {inner}")
+    };
+    Err(ApiError::bad_request("INVALID_REQUEST", message))
 }
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>, ApiError> {
@@ -272,8 +296,8 @@ pub struct UploadUrlBody {
     pub content_type: Option<String>,
     pub content_length: Option<u64>,
     pub checksum_sha256: Option<String>,
-    #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
+    /// `x-amz-meta-*` pairs; absent or `null` is none.
+    pub metadata: Option<BTreeMap<String, String>>,
 }
 
 impl UploadUrlBody {
@@ -286,7 +310,7 @@ impl UploadUrlBody {
             self.content_type,
             self.content_length,
             self.checksum_sha256,
-            self.metadata,
+            self.metadata.unwrap_or_default(),
         )?;
         Ok((self.object_name, constraints))
     }
@@ -315,20 +339,41 @@ fn upload_url<B: Backend>(
     Ok(json_text(StatusCode::OK, text))
 }
 
-#[derive(Debug, Deserialize, Default, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
+/// `"draft"` or `"main"`. Decoded from a string only, so that any other JSON value (`1`,
+/// `true`, `["main"]`) is an error naming what is accepted rather than "malformed JSON".
+#[derive(Debug, Default, Clone, Copy)]
 enum SourceText {
     #[default]
     Draft,
     Main,
 }
 
+impl<'de> Deserialize<'de> for SourceText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = SourceText;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"draft\" or \"main\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SourceText, E> {
+                match v {
+                    "draft" => Ok(SourceText::Draft),
+                    "main" => Ok(SourceText::Main),
+                    _ => Err(E::unknown_variant(v, &["draft", "main"])),
+                }
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
+
 /// The body of `POST /api/v1/download-url`.
 #[derive(Debug, Deserialize)]
 pub struct DownloadUrlBody {
     pub object_name: String,
-    #[serde(default)]
-    source: SourceText,
+    /// Absent or `null` is the draft.
+    source: Option<SourceText>,
 }
 
 async fn download_url<B: Backend>(
@@ -336,7 +381,7 @@ async fn download_url<B: Backend>(
     tenant: Option<&Tenant>,
     body: DownloadUrlBody,
 ) -> Result<Response<Body>, ApiError> {
-    let source = match body.source {
+    let source = match body.source.unwrap_or_default() {
         SourceText::Draft => Source::Draft,
         SourceText::Main => Source::Main,
     };
@@ -351,8 +396,8 @@ async fn download_url<B: Backend>(
 #[derive(Debug, Deserialize)]
 pub struct ConfirmBody {
     pub object_name: String,
-    #[serde(default)]
-    pub overwrite: bool,
+    /// Absent or `null` is `false`.
+    pub overwrite: Option<bool>,
 }
 
 async fn confirm_upload<B: Backend>(
@@ -361,7 +406,12 @@ async fn confirm_upload<B: Backend>(
     body: ConfirmBody,
 ) -> Result<Response<Body>, ApiError> {
     let done = app
-        .confirm(tenant, &body.object_name, body.overwrite, None)
+        .confirm(
+            tenant,
+            &body.object_name,
+            body.overwrite.unwrap_or(false),
+            None,
+        )
         .await?;
     json(
         StatusCode::OK,
@@ -421,6 +471,114 @@ mod tests {
         ] {
             assert_eq!(Route::of(unknown), None, "{unknown}");
         }
+    }
+
+    /// Well-formed JSON with a wrong type or value is `INVALID_REQUEST` naming the field and
+    /// what it accepts; only text that is not JSON is `INVALID_JSON`; `null` is absent.
+    #[test]
+    fn wrong_fields_are_named_and_null_is_absent() {
+        let code = |r: Result<(), ApiError>| r.map_err(|e| (e.code, e.message));
+        let download =
+            |body: &str| code(decode_json::<DownloadUrlBody>(body.as_bytes()).map(|_| ()));
+        let upload = |body: &str| code(decode_json::<UploadUrlBody>(body.as_bytes()).map(|_| ()));
+        let confirm = |body: &str| code(decode_json::<ConfirmBody>(body.as_bytes()).map(|_| ()));
+        for (result, field, accepts) in [
+            (
+                download(r#"{"object_name":"a","source":1}"#),
+                "`source`",
+                r#""draft" or "main""#,
+            ),
+            (
+                download(r#"{"object_name":"a","source":true}"#),
+                "`source`",
+                r#""draft" or "main""#,
+            ),
+            (
+                download(r#"{"object_name":"a","source":["main"]}"#),
+                "`source`",
+                r#""draft" or "main""#,
+            ),
+            (
+                download(r#"{"object_name":"a","source":"mian"}"#),
+                "`source`",
+                "`draft` or `main`",
+            ),
+            (
+                download(r#"{"object_name":7}"#),
+                "`object_name`",
+                "a string",
+            ),
+            (download(r#"{"source":"main"}"#), "body", "object_name"),
+            (download(r#"["a"]"#), "body", "struct"),
+            (
+                confirm(r#"{"object_name":"a","overwrite":"yes"}"#),
+                "`overwrite`",
+                "a boolean",
+            ),
+            (
+                upload(r#"{"object_name":"a","content_length":-1}"#),
+                "`content_length`",
+                "u64",
+            ),
+            (
+                upload(r#"{"object_name":"a","metadata":{"k":1}}"#),
+                "`metadata.k`",
+                "a string",
+            ),
+            (
+                upload(r#"{"object_name":"a","metadata":[]}"#),
+                "`metadata`",
+                "a map",
+            ),
+        ] {
+            let (code, message) = result.unwrap_err();
+            assert_eq!(code, "INVALID_REQUEST", "{message}");
+            assert!(
+                message.contains(field) && message.contains(accepts),
+                "{message}"
+            );
+            assert!(!message.contains("line 1"), "{message}");
+        }
+        for bad in [
+            r#"{"object_name":"a","#,
+            "nope",
+            r#"{"object_name":"a"} x"#,
+            "",
+        ] {
+            assert_eq!(download(bad).unwrap_err().0, "INVALID_JSON", "{bad}");
+        }
+        // null means absent, for every optional field of every route.
+        download(r#"{"object_name":"a","source":null}"#).unwrap();
+        confirm(r#"{"object_name":"a","overwrite":null}"#).unwrap();
+        upload(
+            r#"{"object_name":"a","content_type":null,"content_length":null,"checksum_sha256":null,"metadata":null}"#,
+        )
+        .unwrap();
+        let body: DownloadUrlBody = decode_json(br#"{"object_name":"a","source":"main"}"#).unwrap();
+        assert!(matches!(body.source, Some(SourceText::Main)));
+    }
+
+    /// The document says what `decode_json` does: every optional field of a request accepts
+    /// `null` (OpenAPI 3.0 `nullable`, with `null` in an `enum`).
+    #[test]
+    fn openapi_optional_request_fields_are_nullable() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI_DOCUMENT).unwrap();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let mut checked = 0;
+        for (name, schema) in schemas.iter().filter(|(n, _)| n.ends_with("Request")) {
+            let required = schema["required"].as_array().unwrap();
+            for (field, property) in schema["properties"].as_object().unwrap() {
+                if required.contains(&serde_json::Value::from(field.as_str())) {
+                    continue;
+                }
+                checked += 1;
+                assert_eq!(property["nullable"], true, "{name}.{field}");
+                if let Some(values) = property["enum"].as_array() {
+                    assert!(values.contains(&serde_json::Value::Null), "{name}.{field}");
+                }
+            }
+        }
+        assert_eq!(checked, 6, "upload-url's four, source and overwrite");
     }
 
     /// The OpenAPI document lists exactly the routes served.

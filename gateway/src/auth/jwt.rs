@@ -1,4 +1,6 @@
-//! JWT checking: signature (HMAC secret or PEM public key), issuer, audience, expiry, tenant.
+//! JWT checking: signature (HMAC secret or PEM public key), issuer, audience, expiry (`exp`,
+//! required), not-before (`nbf`, when present; RFC 7519 §4.1.5), both with [`LEEWAY_SECS`], and
+//! the tenant claim.
 
 use super::tenant::Tenant;
 use super::unauthenticated;
@@ -36,6 +38,9 @@ impl std::fmt::Debug for JwtConfig {
     }
 }
 
+/// Seconds of clock skew allowed on `exp` and on `nbf`.
+pub const LEEWAY_SECS: u64 = 30;
+
 pub(super) struct Jwt {
     key: jsonwebtoken::DecodingKey,
     validation: jsonwebtoken::Validation,
@@ -71,7 +76,8 @@ impl Jwt {
         validation.set_issuer(&[config.issuer.as_str()]);
         validation.set_audience(&[config.audience.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         Ok(Self {
             key,
             validation,
@@ -84,6 +90,9 @@ impl Jwt {
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &self.key, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => unauthenticated("the token has expired"),
+                ErrorKind::ImmatureSignature => {
+                    unauthenticated("the token is not valid yet (its nbf is in the future)")
+                }
                 ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
                     unauthenticated("the token is for another issuer or audience")
                 }

@@ -378,6 +378,51 @@ mod tests {
         }
     }
 
+    /// `nbf` and `exp` get the same leeway, [`jwt::LEEWAY_SECS`], on either side of now.
+    #[test]
+    fn jwt_not_before_and_expiry_share_one_leeway() {
+        let auth = Authenticator::new(AuthConfig::Jwt(JwtConfig {
+            key: JwtKey::Secret("jwt-secret".into()),
+            issuer: "https://idp".into(),
+            audience: "draftstore".into(),
+            tenant_claim: "tenant".into(),
+        }))
+        .unwrap();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let leeway = jwt::LEEWAY_SECS;
+        let check = |exp: u64, nbf: Option<u64>| {
+            let mut c = serde_json::json!({"iss": "https://idp", "aud": "draftstore",
+                "exp": exp, "tenant": "acme"});
+            if let Some(nbf) = nbf {
+                c["nbf"] = serde_json::Value::from(nbf);
+            }
+            let t = token("jwt-secret", &c);
+            auth.authenticate(Some(
+                &http::HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+            ))
+            .map(|_| ())
+            .map_err(|e| (e.http_status(), e.to_string()))
+        };
+        let later = now + 3600;
+        assert_eq!(check(later, None), Ok(()), "nbf is optional");
+        assert_eq!(check(later, Some(now - 60)), Ok(()));
+        assert_eq!(
+            check(later, Some(now + leeway / 2)),
+            Ok(()),
+            "within the leeway"
+        );
+        let (status, message) = check(later, Some(now + leeway + 60)).unwrap_err();
+        assert_eq!(status, 401);
+        assert!(message.contains("not valid yet"), "{message}");
+        assert_eq!(check(later, Some(now + 86_400)).unwrap_err().0, 401);
+        // The same leeway on the other side, for exp.
+        assert_eq!(check(now - leeway / 2, None), Ok(()));
+        assert_eq!(check(now - leeway - 60, None).unwrap_err().0, 401);
+    }
+
     #[test]
     fn a_changed_key_file_is_reloaded() {
         let dir = std::env::temp_dir().join(format!("draftstore-keys-{}", fastrand::u64(..)));

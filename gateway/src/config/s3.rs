@@ -110,6 +110,23 @@ impl S3Config {
             Some("virtual") => Addressing::VirtualHost,
             Some(_) => return Err(err("DRAFTSTORE_S3_ADDRESSING must be 'path' or 'virtual'")),
         };
+        if addressing == Addressing::VirtualHost {
+            // `bucket.<host>` must be a DNS name: refused here, not on every call after start.
+            let public =
+                var("DRAFTSTORE_S3_PUBLIC_ENDPOINT").map(|_| "DRAFTSTORE_S3_PUBLIC_ENDPOINT");
+            let endpoint_name = custom.as_ref().map_or("AWS_REGION", |(name, _)| *name);
+            for (name, e) in [
+                (endpoint_name, &endpoint),
+                (public.unwrap_or(endpoint_name), &public_endpoint),
+            ] {
+                if !can_carry_bucket_subdomain(e) {
+                    return Err(err(format!(
+                        "DRAFTSTORE_S3_ADDRESSING=virtual needs a DNS endpoint host, but {name} is {}: set DRAFTSTORE_S3_ADDRESSING=path",
+                        e.host()
+                    )));
+                }
+            }
+        }
         let number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
             number(get, name, default, range)
         };
@@ -123,6 +140,13 @@ impl S3Config {
                 ))
             }
         };
+        let base_backoff = number("DRAFTSTORE_S3_BACKOFF_MS", 100, 1..=10_000)?;
+        let max_backoff = number("DRAFTSTORE_S3_MAX_BACKOFF_MS", 5_000, 1..=60_000)?;
+        if max_backoff < base_backoff {
+            return Err(err(format!(
+                "DRAFTSTORE_S3_MAX_BACKOFF_MS ({max_backoff}) must be at least DRAFTSTORE_S3_BACKOFF_MS ({base_backoff})"
+            )));
+        }
         Ok(Self {
             region,
             credentials,
@@ -141,16 +165,8 @@ impl S3Config {
             )?),
             max_attempts: u32::try_from(number("DRAFTSTORE_S3_MAX_ATTEMPTS", 4, 1..=10)?)
                 .unwrap_or(4),
-            base_backoff: Duration::from_millis(number(
-                "DRAFTSTORE_S3_BACKOFF_MS",
-                100,
-                1..=10_000,
-            )?),
-            max_backoff: Duration::from_millis(number(
-                "DRAFTSTORE_S3_MAX_BACKOFF_MS",
-                5_000,
-                1..=60_000,
-            )?),
+            base_backoff: Duration::from_millis(base_backoff),
+            max_backoff: Duration::from_millis(max_backoff),
             multipart_threshold: number(
                 "DRAFTSTORE_S3_MULTIPART_THRESHOLD",
                 5 * GIB,
@@ -168,6 +184,11 @@ impl S3Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(&|k| std::env::var(k).ok())
     }
+}
+
+/// True when `bucket.<host>` can be a DNS name: not an IP address, not `localhost`.
+fn can_carry_bucket_subdomain(endpoint: &Endpoint) -> bool {
+    !endpoint.is_ip() && !endpoint.host().eq_ignore_ascii_case("localhost")
 }
 
 #[cfg(test)]

@@ -97,6 +97,11 @@ impl ServeConfig {
     pub fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
         let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let main = var("BUCKET_NAME").unwrap_or_else(|| "main".into());
+        if var("DRAFT_BUCKET").is_some_and(|d| d.trim() == main.trim()) {
+            return Err(err(format!(
+                "DRAFT_BUCKET must differ from BUCKET_NAME (both are {main:?}): a sweep would delete confirmed objects"
+            )));
+        }
         let buckets = Buckets::new(&main, var("DRAFT_BUCKET").as_deref())
             .map_err(|e| err(format!("BUCKET_NAME/DRAFT_BUCKET: {e}")))?;
         let bind = match var("DRAFTSTORE_BIND") {
@@ -161,6 +166,10 @@ impl ServeConfig {
             )?)
             .unwrap_or(4096),
         };
+        let storage = storage(get, http_port)?;
+        if let StorageChoice::S3(s3) = &storage {
+            dotted_buckets_over_tls(s3, &buckets)?;
+        }
         Ok(Self {
             buckets,
             bind,
@@ -169,7 +178,7 @@ impl ServeConfig {
             upload_ttl: ttl("UPLOAD_TTL")?,
             download_ttl: ttl("DOWNLOAD_TTL")?,
             object_lifetime: number(get, "OBJECT_LIFETIME", 86_400, 1..=10 * 365 * 86_400)?,
-            storage: storage(get, http_port)?,
+            storage,
             limits,
             shutdown_grace: Duration::from_millis(number(
                 get,
@@ -179,7 +188,7 @@ impl ServeConfig {
             )?),
             log_json: flag(get, "DRAFTSTORE_LOG_JSON", false)?,
             auth: auth(get)?,
-            cors: crate::http::cors::Cors::new(var("DRAFTSTORE_CORS_ORIGINS").as_deref()),
+            cors: cors(get)?,
             public_paths: var("DRAFTSTORE_PUBLIC_PATHS")
                 .unwrap_or_else(|| "/health,/ready,/metrics,/openapi.json".into())
                 .split(',')
@@ -191,9 +200,80 @@ impl ServeConfig {
     }
 }
 
+/// Virtual-hosted HTTPS puts the bucket in the TLS host name, and a certificate's wildcard
+/// covers one label only (`*.s3.amazonaws.com`): a bucket name with a dot can never be reached.
+fn dotted_buckets_over_tls(s3: &S3Config, buckets: &Buckets) -> Result<(), ConfigError> {
+    use draftstore_signer::{Addressing, Scheme};
+    if s3.addressing != Addressing::VirtualHost {
+        return Ok(());
+    }
+    let tls = [&s3.endpoint, &s3.public_endpoint]
+        .iter()
+        .any(|e| e.scheme() == Scheme::Https);
+    for (name, bucket) in [
+        ("BUCKET_NAME", &buckets.main),
+        ("DRAFT_BUCKET", &buckets.draft),
+    ] {
+        if tls && bucket.as_str().contains('.') {
+            return Err(err(format!(
+                "{name} {bucket:?} holds a '.', which virtual-hosted HTTPS cannot reach (no certificate matches it): rename the bucket or set DRAFTSTORE_S3_ADDRESSING=path"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `DRAFTSTORE_CORS_ORIGINS`: `*` or origins as browsers send them (`scheme://host[:port]`);
+/// anything else could never match an `Origin` header.
+fn cors(get: Lookup<'_>) -> Result<crate::http::cors::Cors, ConfigError> {
+    let list = get("DRAFTSTORE_CORS_ORIGINS").filter(|v| !v.trim().is_empty());
+    for origin in list.iter().flat_map(|l| l.split(',')).map(str::trim) {
+        if origin.is_empty() || origin == "*" {
+            continue;
+        }
+        draftstore_signer::Endpoint::parse(origin).map_err(|e| {
+            err(format!(
+                "DRAFTSTORE_CORS_ORIGINS: {origin:?} is not an origin such as https://app.example.com ({e})"
+            ))
+        })?;
+    }
+    Ok(crate::http::cors::Cors::new(list.as_deref()))
+}
+
+/// The variables of each way to authenticate: setting them for a way not chosen in
+/// `DRAFTSTORE_AUTH` would leave the gateway open while its operator believes it is not.
+const AUTH_VARIABLES: [(&str, &[&str]); 2] = [
+    (
+        "api-keys",
+        &["DRAFTSTORE_API_KEYS", "DRAFTSTORE_API_KEYS_FILE"],
+    ),
+    (
+        "jwt",
+        &[
+            "DRAFTSTORE_JWT_SECRET",
+            "DRAFTSTORE_JWT_PUBLIC_KEY_FILE",
+            "DRAFTSTORE_JWT_ISSUER",
+            "DRAFTSTORE_JWT_AUDIENCE",
+            "DRAFTSTORE_JWT_TENANT_CLAIM",
+        ],
+    ),
+];
+
 fn auth(get: Lookup<'_>) -> Result<Option<crate::auth::AuthConfig>, ConfigError> {
     use crate::auth::{AuthConfig, KeySource};
     let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    let chosen = var("DRAFTSTORE_AUTH");
+    for (mode, names) in AUTH_VARIABLES {
+        if chosen.as_deref() == Some(mode) {
+            continue;
+        }
+        if let Some(name) = names.iter().find(|n| var(n).is_some()) {
+            return Err(err(format!(
+                "{name} is set but DRAFTSTORE_AUTH is {}: set DRAFTSTORE_AUTH={mode}, or unset {name}",
+                chosen.as_deref().map_or("unset".to_owned(), |c| format!("'{c}'"))
+            )));
+        }
+    }
     match var("DRAFTSTORE_AUTH").as_deref() {
         None => Ok(None),
         Some("none") => Ok(Some(AuthConfig::None)),
@@ -235,12 +315,18 @@ fn storage(get: Lookup<'_>, http_port: u16) -> Result<StorageChoice, ConfigError
         return S3Config::from_lookup(get).map(|c| StorageChoice::S3(Box::new(c)));
     }
     let port = if http_port == 0 { 8080 } else { http_port };
+    let public_url =
+        var("DRAFTSTORE_PUBLIC_URL").unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
+    draftstore_signer::Endpoint::parse(&public_url).map_err(|e| {
+        err(format!(
+            "DRAFTSTORE_PUBLIC_URL must be http(s)://host[:port] that clients can reach: {e}"
+        ))
+    })?;
     Ok(StorageChoice::Local(LocalConfig {
         data_dir: PathBuf::from(
             var("DRAFTSTORE_DATA_DIR").unwrap_or_else(|| "./draftstore-data".into()),
         ),
-        public_url: var("DRAFTSTORE_PUBLIC_URL")
-            .unwrap_or_else(|| format!("http://127.0.0.1:{port}")),
+        public_url,
         secret: var("DRAFTSTORE_LOCAL_SECRET"),
         max_object: number(
             get,
@@ -356,6 +442,143 @@ mod tests {
             None,
             "the same port serves both"
         );
+    }
+
+    /// Settings each valid alone that cannot work together: refused at start, naming the
+    /// variable, instead of a gateway that starts and fails every call.
+    #[test]
+    fn combinations_that_cannot_work_are_refused() {
+        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+            // The example from the report: a signer that can never sign after start.
+            (
+                &[
+                    ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+                    ("DRAFTSTORE_S3_ADDRESSING", "virtual"),
+                ],
+                "AWS_ENDPOINT_URL",
+                "DRAFTSTORE_S3_ADDRESSING",
+            ),
+            (
+                &[
+                    ("AWS_ENDPOINT_URL_S3", "http://[::1]:9000"),
+                    ("DRAFTSTORE_S3_ADDRESSING", "virtual"),
+                ],
+                "AWS_ENDPOINT_URL_S3",
+                "DRAFTSTORE_S3_ADDRESSING",
+            ),
+            (
+                &[
+                    ("AWS_ENDPOINT_URL", "http://localhost:9000"),
+                    ("DRAFTSTORE_S3_ADDRESSING", "virtual"),
+                ],
+                "AWS_ENDPOINT_URL",
+                "localhost",
+            ),
+            // AWS (virtual by default) with clients sent to an IP.
+            (
+                &[("DRAFTSTORE_S3_PUBLIC_ENDPOINT", "http://10.0.0.7:9000")],
+                "DRAFTSTORE_S3_PUBLIC_ENDPOINT",
+                "DRAFTSTORE_S3_ADDRESSING",
+            ),
+            // Virtual-hosted HTTPS cannot reach a bucket name with a dot.
+            (
+                &[("BUCKET_NAME", "photos.example")],
+                "BUCKET_NAME",
+                "DRAFTSTORE_S3_ADDRESSING=path",
+            ),
+            (
+                &[("DRAFT_BUCKET", "drafts.example")],
+                "DRAFT_BUCKET",
+                "DRAFTSTORE_S3_ADDRESSING=path",
+            ),
+            // One bucket for both: a sweep would delete confirmed objects.
+            (
+                &[("BUCKET_NAME", "photos"), ("DRAFT_BUCKET", "photos")],
+                "DRAFT_BUCKET",
+                "BUCKET_NAME",
+            ),
+            // TTLs beyond what a SigV4 presigned URL may carry.
+            (&[("UPLOAD_TTL", "604801")], "UPLOAD_TTL", "604800"),
+            (&[("DOWNLOAD_TTL", "9999999")], "DOWNLOAD_TTL", "604800"),
+            (
+                &[
+                    ("DRAFTSTORE_S3_BACKOFF_MS", "1000"),
+                    ("DRAFTSTORE_S3_MAX_BACKOFF_MS", "500"),
+                ],
+                "DRAFTSTORE_S3_MAX_BACKOFF_MS",
+                "DRAFTSTORE_S3_BACKOFF_MS",
+            ),
+            // Credentials for a way of authenticating that is not chosen: open by mistake.
+            (
+                &[("DRAFTSTORE_API_KEYS", "acme 00")],
+                "DRAFTSTORE_API_KEYS",
+                "DRAFTSTORE_AUTH=api-keys",
+            ),
+            (
+                &[
+                    ("DRAFTSTORE_AUTH", "none"),
+                    ("DRAFTSTORE_API_KEYS_FILE", "/keys"),
+                ],
+                "DRAFTSTORE_API_KEYS_FILE",
+                "DRAFTSTORE_AUTH=api-keys",
+            ),
+            (
+                &[
+                    ("DRAFTSTORE_AUTH", "api-keys"),
+                    ("DRAFTSTORE_API_KEYS", "acme 00"),
+                    ("DRAFTSTORE_JWT_SECRET", "x"),
+                ],
+                "DRAFTSTORE_JWT_SECRET",
+                "DRAFTSTORE_AUTH=jwt",
+            ),
+            // CORS origins that no browser could send.
+            (
+                &[("DRAFTSTORE_CORS_ORIGINS", "https://app.example.com/upload")],
+                "DRAFTSTORE_CORS_ORIGINS",
+                "https://app.example.com/upload",
+            ),
+            (
+                &[("DRAFTSTORE_CORS_ORIGINS", "app.example.com")],
+                "DRAFTSTORE_CORS_ORIGINS",
+                "app.example.com",
+            ),
+        ];
+        for (pairs, name, also) in cases {
+            let e = parse(pairs).unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains(also), "{pairs:?}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+            assert!(!e.contains("SK"), "no secret in {e}");
+        }
+        // The embedded store's public URL is where clients are sent: it must be one.
+        for bad in ["ftp://files.example", "files.example:8080", "http://a/b"] {
+            let e = ServeConfig::from_lookup(&|k| {
+                (k == "DRAFTSTORE_PUBLIC_URL").then(|| bad.to_owned())
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(e.starts_with("DRAFTSTORE_PUBLIC_URL"), "{bad}: {e}");
+        }
+        // What still works: the same variables in combinations that can.
+        for ok in [
+            &[
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+                ("DRAFTSTORE_S3_ADDRESSING", "path"),
+                ("BUCKET_NAME", "photos.example"),
+            ][..],
+            &[
+                ("AWS_ENDPOINT_URL", "https://s3.example.com"),
+                ("DRAFTSTORE_S3_ADDRESSING", "virtual"),
+            ],
+            &[
+                ("AWS_ENDPOINT_URL", "http://s3.example.com"),
+                ("DRAFTSTORE_S3_ADDRESSING", "virtual"),
+                ("BUCKET_NAME", "photos.example"),
+            ],
+            &[("DRAFTSTORE_CORS_ORIGINS", "https://app.example.com, *")],
+            &[("GRPC_PORT", "8080"), ("HTTP_PORT", "8080")],
+        ] {
+            assert!(parse(ok).is_ok(), "{ok:?}: {:?}", parse(ok).err());
+        }
     }
 
     #[test]

@@ -616,6 +616,76 @@ async fn jwts_authenticate_over_rest_and_grpc() {
     server.stop().await;
 }
 
+/// `nbf` (RFC 7519 §4.1.5) is checked with the same 30 s leeway as `exp`: a token valid from
+/// tomorrow is refused today over both protocols, one a few seconds early is accepted.
+#[tokio::test]
+async fn jwt_not_before_is_checked_over_rest_and_grpc() {
+    let Some(server) = start(&[
+        ("DRAFTSTORE_AUTH", "jwt"),
+        ("DRAFTSTORE_JWT_SECRET", "shared-secret"),
+        ("DRAFTSTORE_JWT_ISSUER", "https://idp.example"),
+        ("DRAFTSTORE_JWT_AUDIENCE", "draftstore"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = |nbf: Value| {
+        let claims = json!({"iss": "https://idp.example", "aud": "draftstore",
+            "exp": now + 2 * 86_400, "nbf": nbf, "tenant": "acme"});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"shared-secret"),
+        )
+        .unwrap()
+    };
+    let message = pb::GetUploadUrlRequest {
+        object_name: "x".into(),
+        constraints: None,
+    }
+    .encode_to_vec();
+    for (nbf, rest, grpc_status, what) in [
+        (json!(now + 86_400), 401, "16", "valid from tomorrow"),
+        (json!(now + 120), 401, "16", "beyond the leeway"),
+        (json!("tomorrow"), 401, "16", "not a number"),
+        (json!(now + 5), 200, "0", "within the leeway"),
+        (json!(now - 3600), 200, "0", "valid since an hour"),
+    ] {
+        let t = token(nbf);
+        let (status, body) = call(
+            &server,
+            "/api/v1/upload-url",
+            Some(&t),
+            json!({"object_name": "x"}),
+        )
+        .await;
+        assert_eq!(status, rest, "{what}: {body}");
+        if what == "valid from tomorrow" {
+            assert_eq!(
+                body["error"]["message"].as_str(),
+                Some("the token is not valid yet (its nbf is in the future)")
+            );
+        }
+        assert_eq!(
+            grpc(
+                &server,
+                pb::paths::GET_UPLOAD_URL,
+                Some(&t),
+                message.clone()
+            )
+            .await,
+            grpc_status,
+            "{what}"
+        );
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn public_paths_are_configurable() {
     let Some(server) = start_with_keys(&[("DRAFTSTORE_PUBLIC_PATHS", "/health")]).await else {

@@ -202,6 +202,26 @@ async fn every_grpc_status() {
     .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("source 7"), "{err:?}");
+    for source in [2, -1, i32::MAX] {
+        let err = call::<_, pb::GetDownloadUrlResponse>(
+            &mut grpc,
+            GET_DOWNLOAD_URL,
+            pb::GetDownloadUrlRequest {
+                object_name: "nope".into(),
+                source,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(
+            err.message().contains(&format!("source {source}"))
+                && err
+                    .message()
+                    .contains("SOURCE_DRAFT (0) or SOURCE_MAIN (1)"),
+            "names the field and what it accepts: {err:?}"
+        );
+    }
     let err = call::<_, pb::ConfirmUploadResponse>(
         &mut grpc,
         "/draft.v1.DraftService/DeleteEverything",
@@ -320,11 +340,12 @@ async fn hostile_frames_get_clean_statuses() {
     .encode_to_vec();
     let frame = |flag: u8, len: u32, body: &[u8]| [&[flag][..], &len.to_be_bytes(), body].concat();
     let cases: Vec<(&str, Vec<u8>, &str, i32)> = vec![
+        // Flag set without grpc-encoding: ill-constructed, INTERNAL (gRPC compression spec).
         (
             "compressed flag",
             frame(1, message.len() as u32, &message),
             pb::paths::GET_UPLOAD_URL,
-            12,
+            13,
         ),
         (
             "4 GiB length",
@@ -413,6 +434,78 @@ async fn hostile_frames_get_clean_statuses() {
         .await
         .unwrap();
     assert_eq!(resp.headers()["grpc-status"], "4");
+    server.stop().await;
+}
+
+/// The gRPC compression spec's cases (grpc/doc/compression.md, test cases 4 and 6): the
+/// compressed flag without a `grpc-encoding` other than `identity` is INTERNAL; a compression
+/// the server does not support is UNIMPLEMENTED with `grpc-accept-encoding` naming what it
+/// does (not the one used); an uncompressed message is served whatever `grpc-encoding` says.
+#[tokio::test]
+async fn compressed_messages_follow_the_grpc_compression_spec() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let message = pb::GetUploadUrlRequest {
+        object_name: "packed.txt".into(),
+        constraints: None,
+    }
+    .encode_to_vec();
+    let frame = |flag: u8| [&[flag][..], &(message.len() as u32).to_be_bytes(), &message].concat();
+    for (what, flag, encoding, code, says) in [
+        ("flag, no encoding", 1, None, "13", "compressed flag"),
+        (
+            "flag, identity",
+            1,
+            Some("identity"),
+            "13",
+            "compressed flag",
+        ),
+        ("flag, gzip", 1, Some("gzip"), "12", "gzip"),
+        ("flag, unknown", 1, Some("snappy-x"), "12", "identity only"),
+        ("no flag, gzip declared", 0, Some("gzip"), "0", ""),
+        ("no flag, identity", 0, Some("identity"), "0", ""),
+    ] {
+        let mut request = h2
+            .post(server.url(pb::paths::GET_UPLOAD_URL))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(frame(flag));
+        if let Some(encoding) = encoding {
+            request = request.header("grpc-encoding", encoding);
+        }
+        let resp = request.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{what}");
+        assert_eq!(
+            resp.headers()["grpc-accept-encoding"],
+            "identity",
+            "{what}: says what it accepts, never the encoding used"
+        );
+        let status = resp
+            .headers()
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = resp
+            .headers()
+            .get("grpc-message")
+            .map(|v| v.to_str().unwrap().replace("%20", " "))
+            .unwrap_or_default();
+        if code == "0" {
+            assert_eq!(status, None, "{what}: {text}");
+            let bytes = resp.bytes().await.unwrap();
+            assert!(
+                bytes.len() > 5 && bytes[0] == 0,
+                "{what}: an uncompressed reply"
+            );
+        } else {
+            assert_eq!(status.as_deref(), Some(code), "{what}: {text}");
+            assert!(text.contains(says), "{what}: {text}");
+        }
+    }
     server.stop().await;
 }
 

@@ -91,7 +91,18 @@ fn ports_grace_periods_and_arguments_line_up() {
         termination * 1000 > grace_ms + pre_stop * 1000,
         "Kubernetes must wait longer than the gateway drains"
     );
-    assert_eq!(number_after(&deployment, "replicas"), 3);
+    // The autoscaler owns the replica count: a `replicas:` in the Deployment would cut a
+    // scaled-out Deployment back on every `kubectl apply`.
+    assert!(
+        !deployment
+            .lines()
+            .any(|l| l.trim_start().starts_with("replicas:")),
+        "deployment.yaml must leave replicas to the HorizontalPodAutoscaler"
+    );
+    let hpa = manifest("hpa.yaml");
+    assert!(hpa.contains("kind: Deployment\n    name: draftstore\n"));
+    assert!(number_after(&hpa, "minReplicas") >= 2);
+    assert!(number_after(&hpa, "maxReplicas") >= number_after(&hpa, "minReplicas"));
     // The container arguments are ones the binary accepts.
     for args in [
         vec!["gateway", "serve"],

@@ -26,6 +26,11 @@ pub enum ProxyFault {
     Delay(Duration),
     /// Forward, then drop the connection instead of answering (the work is done, the answer lost).
     DropAfter,
+    /// Forward, then replace the answer with this status and S3 error code (the work is done,
+    /// the answer is another server's dialect).
+    Rewrite(u16, &'static str),
+    /// Answer with this status and S3 error code, without forwarding.
+    Answer(u16, &'static str),
 }
 
 #[derive(Default)]
@@ -107,9 +112,10 @@ async fn handle(
                 .body(Full::new(Bytes::from(body)))
                 .unwrap());
         }
+        ProxyFault::Answer(code, s3_code) => return Ok(s3_error(code, s3_code)),
         ProxyFault::Drop => return Err(std::io::Error::other("injected drop")),
         ProxyFault::Delay(d) => tokio::time::sleep(d).await,
-        ProxyFault::Pass | ProxyFault::DropAfter => {}
+        ProxyFault::Pass | ProxyFault::DropAfter | ProxyFault::Rewrite(..) => {}
     }
     let (parts, body) = req.into_parts();
     let body = body
@@ -130,10 +136,23 @@ async fn handle(
     if matches!(fault, ProxyFault::DropAfter) {
         return Err(std::io::Error::other("injected drop after forwarding"));
     }
+    if let ProxyFault::Rewrite(code, s3_code) = fault {
+        return Ok(s3_error(code, s3_code));
+    }
     let mut response = Response::builder().status(answer.status().as_u16());
     for (name, value) in answer.headers() {
         response = response.header(name.as_str(), value.as_bytes());
     }
     let bytes = answer.bytes().await.map_err(std::io::Error::other)?;
     Ok(response.body(Full::new(bytes)).unwrap())
+}
+
+/// An S3-style error answer.
+fn s3_error(status: u16, code: &str) -> Response<Full<Bytes>> {
+    let body = format!("<Error><Code>{code}</Code><Message>injected</Message></Error>");
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
 }

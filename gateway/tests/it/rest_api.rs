@@ -542,3 +542,128 @@ async fn every_listed_route_is_served() {
     assert_eq!(doc["openapi"], "3.0.3");
     server.stop().await;
 }
+
+/// Well-formed JSON with a wrong type or value is `400 INVALID_REQUEST` naming the field and
+/// what it accepts; only text that is not JSON is `INVALID_JSON`; `null` in an optional field
+/// of any route means absent. Over HTTP/1.1 and h2c.
+#[tokio::test]
+async fn wrong_field_values_are_named_and_null_is_absent() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let draft_or_main = r#""draft" or "main""#;
+    let refused: &[(&str, &str, &str, &str)] = &[
+        (
+            "/api/v1/download-url",
+            r#"{"object_name":"a.txt","source":1}"#,
+            "`source`",
+            draft_or_main,
+        ),
+        (
+            "/api/v1/download-url",
+            r#"{"object_name":"a.txt","source":true}"#,
+            "`source`",
+            draft_or_main,
+        ),
+        (
+            "/api/v1/download-url",
+            r#"{"object_name":"a.txt","source":["main"]}"#,
+            "`source`",
+            draft_or_main,
+        ),
+        (
+            "/api/v1/download-url",
+            r#"{"object_name":"a.txt","source":"MAIN"}"#,
+            "`source`",
+            "`draft` or `main`",
+        ),
+        (
+            "/api/v1/confirm-upload",
+            r#"{"object_name":"a.txt","overwrite":"yes"}"#,
+            "`overwrite`",
+            "a boolean",
+        ),
+        (
+            "/api/v1/upload-url",
+            r#"{"object_name":"a.txt","content_length":"12"}"#,
+            "`content_length`",
+            "u64",
+        ),
+        (
+            "/api/v1/upload-url",
+            r#"{"object_name":"a.txt","metadata":{"note":7}}"#,
+            "`metadata.note`",
+            "a string",
+        ),
+        (
+            "/api/v1/upload-url",
+            r#"{"object_name":["a.txt"]}"#,
+            "`object_name`",
+            "a string",
+        ),
+        ("/api/v1/upload-url", r#""a.txt""#, "body", "struct"),
+    ];
+    let absent: &[(&str, &str, u16)] = &[
+        (
+            "/api/v1/download-url",
+            r#"{"object_name":"never.txt","source":null}"#,
+            404,
+        ),
+        (
+            "/api/v1/confirm-upload",
+            r#"{"object_name":"never.txt","overwrite":null}"#,
+            404,
+        ),
+        (
+            "/api/v1/upload-url",
+            r#"{"object_name":"n.txt","content_type":null,"content_length":null,"checksum_sha256":null,"metadata":null}"#,
+            200,
+        ),
+    ];
+    for (protocol, client) in [("http/1.1", http1()), ("h2c", h2c())] {
+        let send = |path: &str, body: &str| {
+            client
+                .post(server.url(path))
+                .header("content-type", "application/json")
+                .body(body.to_owned())
+                .send()
+        };
+        for (path, body, field, accepts) in refused {
+            let resp = send(path, body).await.unwrap();
+            let status = resp.status().as_u16();
+            let value: Value = resp.json().await.unwrap();
+            let message = value["error"]["message"].as_str().unwrap_or_default();
+            assert_eq!(
+                (status, value["error"]["code"].as_str()),
+                (400, Some("INVALID_REQUEST")),
+                "{protocol} {body}: {value}"
+            );
+            assert!(
+                message.contains(field) && message.contains(accepts),
+                "{protocol} {body}: {message}"
+            );
+        }
+        for (path, body, want) in absent {
+            let resp = send(path, body).await.unwrap();
+            let status = resp.status().as_u16();
+            assert_eq!(
+                status,
+                *want,
+                "{protocol} {body}: {}",
+                resp.text().await.unwrap()
+            );
+        }
+        let resp = send(
+            "/api/v1/download-url",
+            r#"{"object_name":"a.txt","source":"#,
+        )
+        .await
+        .unwrap();
+        let value: Value = resp.json().await.unwrap();
+        assert_eq!(
+            value["error"]["code"], "INVALID_JSON",
+            "{protocol}: {value}"
+        );
+    }
+    server.stop().await;
+}

@@ -118,3 +118,81 @@ async fn confirm_keeps_its_invariants_against_the_real_server_with_faults() {
         }
     }
 }
+
+/// Some S3-compatible servers answer CreateBucket of a bucket the caller already owns with 409
+/// `BucketAlreadyExists`: the fault proxy rewrites the real answer so. The gateway then asks
+/// HeadBucket with its own credentials, and a bucket it can use is a success, over REST and
+/// gRPC; a name HeadBucket refuses (someone else's bucket) stays a 409 / ALREADY_EXISTS.
+#[tokio::test]
+async fn bucket_already_exists_for_our_own_bucket_is_a_success() {
+    use draftstore_proto::draft::v1 as pb;
+    use draftstore_proto::prost::Message;
+    use ProxyFault::{Answer, Pass, Rewrite};
+    let Some(direct_env) = env(&[]) else {
+        return;
+    };
+    let proxy = Proxy::start(direct_env["AWS_ENDPOINT_URL"].clone()).await;
+    let Some(server) = crate::harness::start(&[("AWS_ENDPOINT_URL", &proxy.url())]).await else {
+        return;
+    };
+    let owned = Rewrite(409, "BucketAlreadyExists");
+    let rest = || async {
+        let resp = crate::harness::http1()
+            .post(server.url("/api/v1/draft-bucket"))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        (status, body["error"]["code"].as_str().map(str::to_owned))
+    };
+    let grpc = || async {
+        let framed = [
+            &[0_u8, 0, 0, 0, 0][..],
+            &pb::CreateDraftBucketRequest {}.encode_to_vec(),
+        ]
+        .concat();
+        let resp = crate::harness::h2c()
+            .post(server.url(pb::paths::CREATE_DRAFT_BUCKET))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(framed)
+            .send()
+            .await
+            .unwrap();
+        resp.headers()
+            .get("grpc-status")
+            .map_or("0".to_owned(), |v| v.to_str().unwrap().to_owned())
+    };
+
+    // Fresh buckets: the creation happened, its answer says 409; HeadBucket says ours.
+    proxy.push([owned, Pass, owned, Pass]);
+    let before = proxy.requests();
+    assert_eq!(rest().await, (200, None));
+    assert_eq!(
+        proxy.requests() - before,
+        4,
+        "CreateBucket + HeadBucket, twice"
+    );
+    // Existing buckets, the same dialect, over gRPC.
+    proxy.push([owned, Pass, owned, Pass]);
+    assert_eq!(grpc().await, "0");
+    // The buckets exist, and plain repeats stay successes.
+    assert_eq!(rest().await, (200, None));
+    let direct = server.storage();
+    direct
+        .head_bucket(&server.config.buckets.main)
+        .await
+        .unwrap();
+    direct
+        .head_bucket(&server.config.buckets.draft)
+        .await
+        .unwrap();
+
+    // Someone else's bucket: HeadBucket with our credentials is refused, the 409 stands.
+    proxy.push([owned, Answer(403, "AccessDenied")]);
+    assert_eq!(rest().await, (409, Some("CONFLICT".to_owned())));
+    proxy.push([owned, Answer(403, "AccessDenied")]);
+    assert_eq!(grpc().await, "6", "ALREADY_EXISTS");
+    server.stop().await;
+}

@@ -73,6 +73,29 @@ fn bad_configuration_is_one_line_and_exit_64() {
             &[],
             "AWS_ENDPOINT_URL",
         ),
+        // Settings valid alone that cannot work together are refused before anything starts:
+        // virtual-hosted addressing cannot put a bucket in front of an IP address.
+        (
+            &[
+                ("AWS_ACCESS_KEY_ID", "a"),
+                ("AWS_SECRET_ACCESS_KEY", "super-secret"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+                ("DRAFTSTORE_S3_ADDRESSING", "virtual"),
+                ("DRAFTSTORE_AUTH", "none"),
+            ],
+            &["--bind", "127.0.0.1", "--http-port", "0"],
+            "DRAFTSTORE_S3_ADDRESSING=virtual needs a DNS endpoint host, but AWS_ENDPOINT_URL is 127.0.0.1",
+        ),
+        (
+            &[("DRAFTSTORE_API_KEYS", "acme 00")],
+            &["--bind", "127.0.0.1", "--http-port", "0"],
+            "DRAFTSTORE_AUTH=api-keys",
+        ),
+        (
+            &[],
+            &["--public-url", "ftp://files.example", "--http-port", "0"],
+            "DRAFTSTORE_PUBLIC_URL",
+        ),
     ];
     for (env, args, mention) in cases {
         let out = output_within(

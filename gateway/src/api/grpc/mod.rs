@@ -99,8 +99,9 @@ pub async fn handle<B: Backend>(
             "grpc-timeout had already passed",
         ));
     }
+    let encoding = encoding(req.headers());
     let call = async {
-        let message = read_message(req.into_body(), limits.max_grpc_message).await?;
+        let message = read_message(req.into_body(), limits.max_grpc_message, encoding).await?;
         dispatch(app, rpc, &message, tenant).await
     };
     let result = match deadline {
@@ -137,14 +138,40 @@ pub fn timeout(headers: &http::HeaderMap) -> Option<Duration> {
     })
 }
 
+/// The request's `grpc-encoding` when it names a compression (absent or `identity`: `None`).
+fn encoding(headers: &http::HeaderMap) -> Option<Bytes> {
+    headers
+        .get("grpc-encoding")
+        .map(|v| Bytes::copy_from_slice(v.as_bytes()))
+        .filter(|v| !v.eq_ignore_ascii_case(b"identity"))
+}
+
+/// A compressed message, per the gRPC compression spec (grpc/doc/compression.md, test cases 4
+/// and 6): in an encoding this server does not support (it supports none, and says so in
+/// `grpc-accept-encoding: identity` on every answer), `UNIMPLEMENTED`; with the flag set but no
+/// `grpc-encoding` other than `identity`, an ill-constructed message: `INTERNAL`.
+fn compressed(encoding: Option<&Bytes>) -> ApiError {
+    match encoding {
+        Some(name) => ApiError::new(
+            Kind::Unimplemented,
+            "UNSUPPORTED_ENCODING",
+            format!(
+                "grpc-encoding {:?} is not supported; this server accepts identity only",
+                String::from_utf8_lossy(name)
+            ),
+        ),
+        None => ApiError::new(
+            Kind::Internal,
+            "INVALID_COMPRESSED_FLAG",
+            "the message's compressed flag is set but grpc-encoding names no compression",
+        ),
+    }
+}
+
 impl From<FrameError> for ApiError {
     fn from(e: FrameError) -> Self {
         match e {
-            FrameError::Compressed => ApiError::new(
-                Kind::Unimplemented,
-                "COMPRESSED",
-                "compressed messages are not supported; send identity encoding",
-            ),
+            FrameError::Compressed => compressed(None),
             FrameError::TooLarge { len, max } => ApiError::new(
                 Kind::PayloadTooLarge,
                 "MESSAGE_TOO_LARGE",
@@ -163,13 +190,22 @@ impl From<FrameError> for ApiError {
     }
 }
 
-/// Reads the request's one message, failing as soon as its header announces too much.
-async fn read_message(body: Incoming, max: usize) -> Result<Bytes, ApiError> {
+/// Reads the request's one message, failing as soon as its header announces too much or a
+/// compressed message (`encoding`: the request's `grpc-encoding`, see [`compressed`]).
+async fn read_message(
+    body: Incoming,
+    max: usize,
+    encoding: Option<Bytes>,
+) -> Result<Bytes, ApiError> {
+    let frame_error = |e: FrameError| match e {
+        FrameError::Compressed => compressed(encoding.as_ref()),
+        other => other.into(),
+    };
     let mut checked = false;
     let whole = read_limited(body, HEADER_LEN + max, |so_far| {
         if !checked {
             if let Some(header) = so_far.get(..HEADER_LEN) {
-                check_header(header, max)?;
+                check_header(header, max).map_err(frame_error)?;
                 checked = true;
             }
         }
@@ -177,7 +213,7 @@ async fn read_message(body: Incoming, max: usize) -> Result<Bytes, ApiError> {
     })
     .await?
     .ok_or(FrameError::Trailing)?;
-    let message_len = decode_unary(&whole, max)?.len();
+    let message_len = decode_unary(&whole, max).map_err(frame_error)?.len();
     Ok(whole.slice(HEADER_LEN..HEADER_LEN + message_len))
 }
 

@@ -11,15 +11,22 @@ use std::convert::Infallible;
 
 pub const GRPC: &str = "application/grpc";
 
+/// The message encodings this server accepts (`grpc-accept-encoding`, sent on every answer):
+/// none but identity.
+pub const ACCEPT_ENCODING: &str = "identity";
+
 pub fn ok(framed: Bytes) -> Response<Body> {
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from_static("0"));
     let frames: [Result<Frame<Bytes>, Infallible>; 2] =
         [Ok(Frame::data(framed)), Ok(Frame::trailers(trailers))];
     let mut response = Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed());
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));
+    headers.insert(
+        "grpc-accept-encoding",
+        HeaderValue::from_static(ACCEPT_ENCODING),
+    );
     response
 }
 
@@ -27,6 +34,10 @@ pub fn error(code: GrpcCode, message: &str) -> Response<Body> {
     let mut response = Response::new(empty());
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));
+    headers.insert(
+        "grpc-accept-encoding",
+        HeaderValue::from_static(ACCEPT_ENCODING),
+    );
     headers.insert("grpc-status", HeaderValue::from(code as i32));
     if let Ok(value) = HeaderValue::from_str(&percent_encode(message)) {
         headers.insert("grpc-message", value);

@@ -169,6 +169,14 @@ impl Storage for S3Storage {
         match self.client.send(&call).await {
             Ok(_) => Ok(()),
             Err(f) if f.code == "BucketAlreadyOwnedByYou" => Ok(()),
+            // Some S3-compatible servers answer this for a bucket we already own too. A
+            // HeadBucket that succeeds with our credentials says we can use it: success. One
+            // refused or missing leaves the name someone else's: the 409 stands.
+            Err(f) if f.code == "BucketAlreadyExists" => match self.head_bucket(bucket).await {
+                Ok(()) => Ok(()),
+                Err(StorageError::NotFound { .. } | StorageError::Denied { .. }) => Err(f.error),
+                Err(other) => Err(other),
+            },
             Err(f) => Err(f.error),
         }
     }
