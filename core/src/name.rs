@@ -19,8 +19,25 @@ pub enum NameError {
     TooLong { len: usize, max: usize },
     #[error("object name is not valid UTF-8")]
     InvalidUtf8,
+    /// A C0 or C1 control character or DEL (Unicode general category `Cc`).
     #[error("object name contains a control character at byte {at}")]
-    ControlCharacter { at: usize },
+    ControlCharacter {
+        /// Byte offset of the character.
+        at: usize,
+    },
+    /// A character that breaks or reorders a line when the name is shown or logged: U+2028
+    /// LINE SEPARATOR, U+2029 PARAGRAPH SEPARATOR, or a Unicode `Bidi_Control` character
+    /// (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069).
+    #[error(
+        "object name contains U+{code:04X} at byte {at}: line separators and bidirectional \
+         controls are not allowed"
+    )]
+    LineOrBidiControl {
+        /// Byte offset of the character.
+        at: usize,
+        /// Its code point.
+        code: u32,
+    },
     #[error("object name starts with '/'")]
     LeadingSlash,
     #[error("object name contains a '.' or '..' segment")]
@@ -55,9 +72,7 @@ impl ObjectName {
                 max: max_bytes,
             });
         }
-        if let Some(at) = name.bytes().position(|b| b < 0x20 || b == 0x7f) {
-            return Err(NameError::ControlCharacter { at });
-        }
+        check_characters(name)?;
         if name.contains('\\') {
             return Err(NameError::Backslash);
         }
@@ -107,6 +122,35 @@ impl ObjectName {
     }
 }
 
+/// Refuses characters that can forge or reorder a log line: controls (C0, DEL, C1: U+0085 is a
+/// line break too), the Unicode line and paragraph separators, and bidirectional controls.
+fn check_characters(name: &str) -> Result<(), NameError> {
+    // Every refused character but the C0 controls and DEL is outside ASCII.
+    if name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Ok(());
+    }
+    for (at, c) in name.char_indices() {
+        if c.is_control() {
+            return Err(NameError::ControlCharacter { at });
+        }
+        if is_line_or_bidi_control(c) {
+            return Err(NameError::LineOrBidiControl {
+                at,
+                code: u32::from(c),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// U+2028, U+2029 and Unicode's `Bidi_Control` set (PropList.txt).
+const fn is_line_or_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
 impl fmt::Debug for ObjectName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.0, f)
@@ -147,6 +191,43 @@ mod tests {
             ("a//b", NameError::EmptySegment),
             ("a/", NameError::EmptySegment),
             ("a\\b", NameError::Backslash),
+            ("a\u{85}b", NameError::ControlCharacter { at: 1 }),
+            ("é\u{9f}", NameError::ControlCharacter { at: 2 }),
+            (
+                "log\u{2028}forged",
+                NameError::LineOrBidiControl {
+                    at: 3,
+                    code: 0x2028,
+                },
+            ),
+            (
+                "a\u{2029}",
+                NameError::LineOrBidiControl {
+                    at: 1,
+                    code: 0x2029,
+                },
+            ),
+            (
+                "invoice\u{202e}gpj.exe",
+                NameError::LineOrBidiControl {
+                    at: 7,
+                    code: 0x202e,
+                },
+            ),
+            (
+                "\u{2066}x",
+                NameError::LineOrBidiControl {
+                    at: 0,
+                    code: 0x2066,
+                },
+            ),
+            (
+                "x\u{200f}",
+                NameError::LineOrBidiControl {
+                    at: 1,
+                    code: 0x200f,
+                },
+            ),
         ];
         for (name, want) in cases {
             assert_eq!(ObjectName::parse(name).as_ref(), Err(want), "{name:?}");
@@ -225,11 +306,40 @@ mod tests {
             }
         }
 
+        /// Any name holding a line separator or a bidi control is refused with the rule's
+        /// error, whatever surrounds it.
+        #[test]
+        fn line_and_bidi_controls_are_refused_anywhere(
+            before in "[a-z/é😀]{0,20}",
+            bad in prop::sample::select(vec![
+                '\u{2028}', '\u{2029}', '\u{61c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}',
+                '\u{202c}', '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+            ]),
+            after in "[a-z.é]{0,20}",
+        ) {
+            let name = format!("x{before}{bad}{after}");
+            let at = 1 + before.len();
+            let want = NameError::LineOrBidiControl { at, code: u32::from(bad) };
+            prop_assert_eq!(ObjectName::parse(&name), Err(want.clone()));
+            let message = want.to_string();
+            prop_assert!(message.contains(&format!("U+{:04X}", u32::from(bad))), "{}", message);
+        }
+
+        /// Neighbours of the refused ranges stay valid names.
+        #[test]
+        fn characters_next_to_the_refused_ranges_are_kept(
+            c in prop::sample::select(vec!['\u{a0}', '\u{2027}', '\u{202f}', '\u{2065}', '\u{206a}', '\u{200d}', '\u{61b}']),
+        ) {
+            let name = format!("a{c}b");
+            prop_assert_eq!(ObjectName::parse(&name).map(|n| n.as_str().to_owned()), Ok(name));
+        }
+
         #[test]
         fn parse_never_panics_and_keeps_what_it_accepts(name in "\\PC{0,40}|[ -~]{0,40}") {
             if let Ok(parsed) = ObjectName::parse(&name) {
                 prop_assert_eq!(parsed.as_str(), name.as_str());
                 prop_assert!(!parsed.as_str().split('/').any(|s| s.is_empty() || s == "." || s == ".."));
+                prop_assert!(!parsed.as_str().chars().any(|c| c.is_control() || is_line_or_bidi_control(c)));
             }
         }
     }

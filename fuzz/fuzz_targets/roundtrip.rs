@@ -1,8 +1,9 @@
-//! presign → verify: every URL the signer produces verifies, with the same access key.
+//! presign → verify: every URL the signer produces verifies, with the same access key, for
+//! exactly its life (`X-Amz-Date` through `X-Amz-Date + X-Amz-Expires`).
 #![no_main]
 
 use arbitrary::Arbitrary;
-use draftstore_signer::{Addressing, Credentials, Endpoint, Expiry, Method, ReceivedRequest, Request, Signer, Timestamp, Verifier};
+use draftstore_signer::{Addressing, Credentials, Endpoint, Expiry, Method, ReceivedRequest, Request, Signer, Timestamp, Verifier, VerifyError};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -27,6 +28,17 @@ fuzz_target!(|i: Input<'_>| {
     let mut headers = vec![("host", "127.0.0.1:9000")];
     headers.extend(i.headers.iter().copied());
     let received = ReceivedRequest { method: "PUT", path, query, headers: &headers };
-    let verified = Verifier::new("us-east-1", "s3", 0).unwrap().verify(&received, now, |_| Some("secret"));
+    let verifier = Verifier::new("us-east-1", "s3", 60).unwrap();
+    let at = |t: i64| Timestamp::from_unix(t).unwrap();
+    let verified = verifier.verify(&received, now, |_| Some("secret"));
     assert_eq!(verified.map(|v| v.access_key), Ok("AKIDEXAMPLE".to_string()), "{url}");
+    // Valid through the last second of its life, expired one second later: the clock-skew
+    // allowance never stretches expiry.
+    let last = now.unix() + i64::from(expires.secs());
+    assert!(verifier.verify(&received, at(last), |_| Some("secret")).is_ok(), "{url}");
+    assert_eq!(verifier.verify(&received, at(last + 1), |_| Some("secret")), Err(VerifyError::Expired), "{url}");
+    // Dated up to the allowance in the future (the signer's clock ahead of ours): accepted.
+    if now.unix() >= 60 {
+        assert!(verifier.verify(&received, at(now.unix() - 60), |_| Some("secret")).is_ok(), "{url}");
+    }
 });

@@ -1,10 +1,11 @@
 //! verify on arbitrary request bytes: Ok or a typed error, never a panic. Half the inputs start
 //! from a valid presigned request and splice arbitrary bytes into its query, path or headers,
-//! so the deep checks (scope, time, headers, signature) are reached.
+//! so the deep checks (scope, time, headers, signature) are reached. Whatever is accepted must
+//! be within its life: expiry exact, the skew allowance only for a date in the future.
 #![no_main]
 
 use arbitrary::Arbitrary;
-use draftstore_signer::{Addressing, Credentials, Endpoint, Expiry, Method, ReceivedRequest, Request, Signer, Timestamp, Verifier};
+use draftstore_signer::{Addressing, Credentials, Endpoint, Expiry, Method, ReceivedRequest, Request, Signer, Timestamp, Verified, Verifier, VerifyError};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -27,7 +28,7 @@ fuzz_target!(|i: Input<'_>| {
     let lookup = |ak: &str| (ak == "AKIDEXAMPLE").then_some("secret");
     if !i.mutate_valid {
         let req = ReceivedRequest { method: i.method, path: i.path, query: i.query, headers: &i.headers };
-        let _ = verifier.verify(&req, now, lookup);
+        check_time(verifier.verify(&req, now, lookup), now, i.skew);
         return;
     }
     let signer = Signer::new(Credentials::new("AKIDEXAMPLE", "secret", None).unwrap(), "us-east-1", "s3").unwrap();
@@ -50,5 +51,14 @@ fuzz_target!(|i: Input<'_>| {
     let mut headers = vec![("host", "127.0.0.1:9000"), ("content-type", "image/jpeg")];
     headers.extend(i.headers.iter().copied());
     let received = ReceivedRequest { method: "PUT", path: &path, query: &query, headers: &headers };
-    let _ = verifier.verify(&received, now, lookup);
+    check_time(verifier.verify(&received, now, lookup), now, i.skew);
 });
+
+/// Whatever is accepted is within its life: dated at most `skew` seconds ahead of `now`, and
+/// `now` not past its expiry (exact, no allowance).
+fn check_time(result: Result<Verified, VerifyError>, now: Timestamp, skew: u16) {
+    if let Ok(v) = result {
+        assert!(v.signed_at.unix() <= now.unix() + i64::from(skew), "{v:?}");
+        assert!(now.unix() <= v.expires_at.unix(), "{v:?}");
+    }
+}

@@ -45,7 +45,9 @@ pub enum VerifyError {
     WrongScope,
     MalformedDate,
     InvalidExpiry,
+    /// `X-Amz-Date` is later than now plus the clock-skew allowance.
     NotYetValid,
+    /// Now is past `X-Amz-Date + X-Amz-Expires` (exact: no allowance).
     Expired,
     MalformedSignedHeaders,
     HostNotSigned,
@@ -125,8 +127,13 @@ struct AuthParams<'q> {
 }
 
 impl Verifier {
-    /// A verifier accepting clocks up to `max_clock_skew` seconds apart (both for not-yet-valid
-    /// and for expiry).
+    /// A verifier for `region` and `service` (e.g. `us-east-1`, `s3`).
+    ///
+    /// `max_clock_skew` (seconds) is how far in the future a request's `X-Amz-Date` may be: the
+    /// signer's clock may run ahead of ours. Expiry is exact and gets no allowance: a request
+    /// is valid up to and including `X-Amz-Date + X-Amz-Expires` by the verifier's clock, and
+    /// [`VerifyError::Expired`] one second later, as S3 answers (the signer's clock running
+    /// behind only shortens a URL's life, it never extends it).
     ///
     /// # Errors
     /// [`Error::InvalidScope`] for an empty or malformed region or service.
@@ -147,6 +154,10 @@ impl Verifier {
     }
 
     /// Verifies `req` at time `now`; `secret_for` looks up the secret of an access key.
+    ///
+    /// Time: `X-Amz-Date` may be at most the clock-skew allowance after `now`
+    /// ([`VerifyError::NotYetValid`]); `now` may be at most `X-Amz-Date + X-Amz-Expires`
+    /// ([`VerifyError::Expired`]), with no allowance.
     ///
     /// # Errors
     /// A [`VerifyError`] naming the first check that failed.
@@ -290,11 +301,11 @@ fn check_time(
     let expires_at = signed_at
         .checked_add(secs)
         .ok_or(VerifyError::InvalidExpiry)?;
-    let skew = i64::from(skew);
-    if signed_at.unix() > now.unix().saturating_add(skew) {
+    // The allowance covers a signer whose clock runs ahead; expiry is exact.
+    if signed_at.unix() > now.unix().saturating_add(i64::from(skew)) {
         return Err(VerifyError::NotYetValid);
     }
-    if now.unix() > expires_at.unix().saturating_add(skew) {
+    if now.unix() > expires_at.unix() {
         return Err(VerifyError::Expired);
     }
     Ok(expires_at)

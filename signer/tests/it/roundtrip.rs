@@ -124,11 +124,22 @@ proptest! {
         prop_assert_eq!(verify(&p, NOW), Err(VerifyError::SignatureMismatch));
     }
 
+    /// Expiry is exact: the skew allowance does not stretch it, even by one second.
     #[test]
     fn verify_rejects_any_time_past_expiry(expires in 1_u64..=604_800, late in 1_i64..10_000_000) {
         let p = presign("k", &[], expires, NOW, None);
-        let at = NOW + i64::try_from(expires).unwrap() + i64::from(SKEW) + late;
-        prop_assert_eq!(verify(&p, at), Err(VerifyError::Expired));
+        let expires_at = NOW + i64::try_from(expires).unwrap();
+        prop_assert!(verify(&p, expires_at).is_ok());
+        prop_assert_eq!(verify(&p, expires_at + late), Err(VerifyError::Expired));
+    }
+
+    /// The allowance is for a signer whose clock runs ahead: a request dated up to `SKEW`
+    /// seconds in the future is valid, one second more is not yet valid.
+    #[test]
+    fn the_skew_allowance_applies_only_to_a_date_in_the_future(ahead in 0_i64..=i64::from(SKEW), expires in 1_u64..=604_800) {
+        let p = presign("k", &[], expires, NOW, None);
+        prop_assert!(verify(&p, NOW - ahead).is_ok());
+        prop_assert_eq!(verify(&p, NOW - i64::from(SKEW) - 1), Err(VerifyError::NotYetValid));
     }
 }
 
@@ -324,18 +335,19 @@ fn each_failure_has_its_own_reason() {
             VerifyError::MissingSignedHeader("content-type".into()),
         ),
         (with_param(&p, "", ""), NOW - 61, VerifyError::NotYetValid),
-        (
-            with_param(&p, "", ""),
-            NOW + 3600 + 61,
-            VerifyError::Expired,
-        ),
+        (with_param(&p, "", ""), NOW + 3600 + 1, VerifyError::Expired),
     ];
     for (i, (req, at, want)) in cases.into_iter().enumerate() {
         assert_eq!(verify(&req, at), Err(want), "case {i}");
     }
-    // Inside the skew allowance both ways.
+    // A date up to the allowance in the future is accepted; expiry has no allowance.
     assert!(verify(&p, NOW - 60).is_ok());
-    assert!(verify(&p, NOW + 3600 + 60).is_ok());
+    assert!(verify(&p, NOW + 3600).is_ok());
+
+    // The embedded store's case: `X-Amz-Expires=1`, checked 2 s later by the same clock.
+    let short = presign("a.txt", &[], 1, NOW, None);
+    assert!(verify(&short, NOW + 1).is_ok());
+    assert_eq!(verify(&short, NOW + 2), Err(VerifyError::Expired));
 }
 
 fn p_dup(p: &Presigned) -> Presigned {
