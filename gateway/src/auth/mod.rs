@@ -89,14 +89,13 @@ impl Authenticator {
         self
     }
 
-    /// Reachable without credentials: a public path, the health RPC, and the local store's
-    /// presigned URLs (which carry their own signature).
+    /// Reachable without credentials: a public path, or the health RPC.
     #[must_use]
     pub fn is_public(&self, path: &str, is_grpc: bool) -> bool {
         if is_grpc {
             return path == draftstore_proto::grpc::health::v1::CHECK_PATH;
         }
-        self.public_paths.iter().any(|p| p == path) || path.starts_with(crate::store::local::PREFIX)
+        self.public_paths.iter().any(|p| p == path)
     }
 
     #[must_use]

@@ -6,11 +6,12 @@ use crate::auth::{AuthConfig, Authenticator};
 use crate::cmd::cli::ServeArgs;
 use crate::cmd::exit::Exit;
 use crate::config::{ServeConfig, StorageChoice};
-use crate::store::backend::Backend;
-use crate::store::local::LocalStorage;
+use crate::store::local::{self, LocalStorage};
 use crate::store::s3::S3Storage;
+use crate::store::Presign;
 use draftstore_core::Storage;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// The environment with the flags given on the command line layered on top.
@@ -46,7 +47,7 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
         StorageChoice::S3(s3) => {
             let storage = S3Storage::new((**s3).clone()).map_err(|e| Exit::usage(e.to_string()))?;
             tracing::info!(endpoint = %s3.endpoint.authority(), "storage: S3");
-            serve_with(storage, &config).await
+            serve_with(Arc::new(storage), None, &config).await
         }
         StorageChoice::Local(local) => {
             let storage = LocalStorage::open(local).map_err(Exit::unavailable)?;
@@ -59,12 +60,18 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
                     Exit::unavailable(format!("cannot create the local buckets: {e}"))
                 })?;
             }
-            serve_with(storage, &config).await
+            let storage = Arc::new(storage);
+            let endpoint = local::Endpoint::new(storage.clone());
+            serve_with(storage, Some(endpoint), &config).await
         }
     }
 }
 
-async fn serve_with<B: Backend>(storage: B, config: &ServeConfig) -> Result<(), Exit> {
+async fn serve_with<B: Storage + Presign + 'static>(
+    storage: Arc<B>,
+    endpoint: Option<local::Endpoint>,
+    config: &ServeConfig,
+) -> Result<(), Exit> {
     let auth = authenticator(config)?;
     let mut listeners = vec![bind(config.bind, config.http_port).await?];
     if let Some(port) = config.grpc_port {
@@ -77,7 +84,7 @@ async fn serve_with<B: Backend>(storage: B, config: &ServeConfig) -> Result<(), 
         .collect();
     tracing::info!(addresses = ?addresses, main = %config.buckets.main, draft = %config.buckets.draft, "serving REST and gRPC");
     let app = App {
-        backend: storage,
+        store: storage,
         buckets: config.buckets.clone(),
         upload_ttl: config.upload_ttl,
         download_ttl: config.download_ttl,
@@ -85,6 +92,7 @@ async fn serve_with<B: Backend>(storage: B, config: &ServeConfig) -> Result<(), 
     crate::http::server::run(
         listeners,
         app,
+        endpoint,
         auth,
         config.cors.clone(),
         config.limits,

@@ -49,7 +49,7 @@ pub async fn start(extra: &[(&str, &str)]) -> Option<Running> {
     };
     let storage = S3Storage::new((**s3).clone()).unwrap();
     let app = App {
-        backend: storage,
+        store: std::sync::Arc::new(storage),
         buckets: config.buckets.clone(),
         upload_ttl: config.upload_ttl,
         download_ttl: config.download_ttl,
@@ -68,6 +68,7 @@ pub async fn start(extra: &[(&str, &str)]) -> Option<Running> {
     let task = tokio::spawn(draftstore_gateway::http::server::run(
         vec![listener],
         app,
+        None,
         auth,
         config.cors.clone(),
         config.limits,

@@ -11,9 +11,10 @@ use crate::auth::Tenant;
 use crate::config::Limits;
 use crate::http::body::read_limited;
 use crate::http::response::Body;
-use crate::store::backend::Backend;
+use crate::store::Presign;
 use bytes::Bytes;
 use codec::{check_header, decode_unary, FrameError, Framed, HEADER_LEN};
+use draftstore_core::Storage;
 use draftstore_core::UploadConstraints;
 use draftstore_proto::draft::v1 as pb;
 use draftstore_proto::grpc::health::v1 as health;
@@ -70,7 +71,7 @@ impl Rpc {
 
 /// Handles one call to `rpc` (`None`: a method this server does not have); the server turns
 /// the result into [`status::ok`] or [`status::error`].
-pub async fn handle<B: Backend>(
+pub async fn handle<B: Storage + Presign>(
     app: &App<B>,
     req: Request<Incoming>,
     rpc: Option<Rpc>,
@@ -209,7 +210,7 @@ fn constraints(c: Option<pb::UploadConstraints>) -> Result<UploadConstraints, Ap
 
 /// Calls that reach storage are boxed: their futures are large, and kept inline they would
 /// make every call's future (moved a few times per request) as large.
-async fn dispatch<B: Backend>(
+async fn dispatch<B: Storage + Presign>(
     app: &App<B>,
     rpc: Rpc,
     message: &[u8],
