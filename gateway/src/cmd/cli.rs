@@ -168,15 +168,17 @@ pub struct SweepArgs {
 }
 
 impl SweepArgs {
-    /// The settings shared with `serve`, flags over environment.
+    /// The flags given, as the variables they override.
     #[must_use]
-    pub fn as_serve(&self) -> ServeArgs {
-        ServeArgs {
-            object_lifetime: self.object_lifetime.clone(),
-            bucket_name: self.bucket_name.clone(),
-            draft_bucket: self.draft_bucket.clone(),
-            ..ServeArgs::default()
-        }
+    pub fn overrides(&self) -> Vec<(&'static str, String)> {
+        [
+            ("OBJECT_LIFETIME", &self.object_lifetime),
+            ("BUCKET_NAME", &self.bucket_name),
+            ("DRAFT_BUCKET", &self.draft_bucket),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone())))
+        .collect()
     }
 }
 

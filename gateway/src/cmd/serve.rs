@@ -20,13 +20,7 @@ use tokio::net::TcpListener;
 /// One line naming the bad variable (exit 64).
 pub fn config(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeConfig, Exit> {
     let overrides = args.overrides();
-    let lookup = |k: &str| {
-        overrides
-            .iter()
-            .find(|(name, _)| *name == k)
-            .map(|(_, v)| v.clone())
-            .or_else(|| env(k))
-    };
+    let lookup = super::layered(&overrides, env);
     ServeConfig::from_lookup(&lookup).map_err(|e| Exit::usage(e.to_string()))
 }
 
@@ -34,7 +28,7 @@ pub fn config(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<
 /// Bad configuration (64); a port that cannot be bound (69).
 pub fn run(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
     let config = config(args, env)?;
-    init_tracing(config.log_json);
+    super::init_tracing(config.log_json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -152,19 +146,4 @@ pub async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
-}
-
-pub fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DRAFTSTORE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
 }

@@ -4,9 +4,11 @@
 
 mod s3;
 mod serve;
+mod sweep;
 
 pub use s3::{credentials, region, S3Config};
 pub use serve::{Limits, LocalConfig, ServeConfig, StorageChoice};
+pub use sweep::SweepConfig;
 
 use std::fmt;
 

@@ -96,9 +96,7 @@ impl ServeConfig {
     /// A [`ConfigError`] naming the first bad variable.
     pub fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
         let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let main = var("BUCKET_NAME").unwrap_or_else(|| "main".into());
-        let buckets = Buckets::new(&main, var("DRAFT_BUCKET").as_deref())
-            .map_err(|e| err(format!("BUCKET_NAME/DRAFT_BUCKET: {e}")))?;
+        let buckets = buckets(get)?;
         let bind = match var("DRAFTSTORE_BIND") {
             None => IpAddr::from([0, 0, 0, 0]),
             Some(v) => v
@@ -168,7 +166,7 @@ impl ServeConfig {
             grpc_port,
             upload_ttl: ttl("UPLOAD_TTL")?,
             download_ttl: ttl("DOWNLOAD_TTL")?,
-            object_lifetime: number(get, "OBJECT_LIFETIME", 86_400, 1..=10 * 365 * 86_400)?,
+            object_lifetime: object_lifetime(get)?,
             storage: storage(get, http_port)?,
             limits,
             shutdown_grace: Duration::from_millis(number(
@@ -189,6 +187,19 @@ impl ServeConfig {
                 .collect(),
         })
     }
+}
+
+/// `BUCKET_NAME` (default `main`) and `DRAFT_BUCKET` (default `<main>-draft`).
+pub(super) fn buckets(get: Lookup<'_>) -> Result<Buckets, ConfigError> {
+    let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    let main = var("BUCKET_NAME").unwrap_or_else(|| "main".into());
+    Buckets::new(&main, var("DRAFT_BUCKET").as_deref())
+        .map_err(|e| err(format!("BUCKET_NAME/DRAFT_BUCKET: {e}")))
+}
+
+/// `OBJECT_LIFETIME`: seconds a draft lives, 1 s to 10 years, default one day.
+pub(super) fn object_lifetime(get: Lookup<'_>) -> Result<u64, ConfigError> {
+    number(get, "OBJECT_LIFETIME", 86_400, 1..=10 * 365 * 86_400)
 }
 
 fn auth(get: Lookup<'_>) -> Result<Option<crate::auth::AuthConfig>, ConfigError> {
@@ -219,7 +230,9 @@ fn auth(get: Lookup<'_>) -> Result<Option<crate::auth::AuthConfig>, ConfigError>
     }
 }
 
-fn storage(get: Lookup<'_>, http_port: u16) -> Result<StorageChoice, ConfigError> {
+/// S3 or the embedded store (see `S3_SIGNALS`); `http_port` makes the local store's default
+/// public URL.
+pub(super) fn storage(get: Lookup<'_>, http_port: u16) -> Result<StorageChoice, ConfigError> {
     let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
     let local = match var("DRAFTSTORE_STORAGE").as_deref() {
         Some("local") => true,
