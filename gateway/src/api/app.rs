@@ -2,7 +2,7 @@
 //! requests into these calls and encode the results. Upload URLs touch no storage (the fast
 //! path); download URLs check the object exists; confirm and bucket creation call core.
 
-use crate::api::error::{ApiError, Kind};
+use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
 use crate::store::Presign;
 use draftstore_core::{
@@ -52,7 +52,7 @@ pub struct ConfirmedUpload {
 
 fn now() -> Result<Timestamp, ApiError> {
     crate::clock::timestamp_now()
-        .ok_or_else(|| ApiError::new(Kind::Internal, "CLOCK", "the system clock is out of range"))
+        .ok_or_else(|| ApiError::new(Code::Clock, "the system clock is out of range"))
 }
 
 /// `YYYYMMDDTHHMMSSZ` → RFC 3339 (`YYYY-MM-DDTHH:MM:SSZ`).
@@ -155,8 +155,7 @@ impl<B: Storage + Presign> App<B> {
                     "main"
                 };
                 return Err(ApiError::new(
-                    Kind::NotFound,
-                    "NOT_FOUND",
+                    Code::NotFound,
                     format!("no {place} object named {name}"),
                 ));
             }

@@ -2,7 +2,7 @@
 //! [`App`], and encode. Bodies are size-checked before they are read.
 
 use crate::api::app::{App, Source};
-use crate::api::error::{ApiError, Kind};
+use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
 use crate::config::Limits;
 use crate::http::body::read_limited;
@@ -115,8 +115,7 @@ pub async fn handle<B: Storage + Presign>(
 ) -> Result<Response<Body>, ApiError> {
     let Some(route) = route else {
         return Err(ApiError::new(
-            Kind::NotFound,
-            "NO_SUCH_ROUTE",
+            Code::NoSuchRoute,
             format!("no route {}", req.uri().path()),
         ));
     };
@@ -142,19 +141,18 @@ pub async fn handle<B: Storage + Presign>(
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )
             .body(full(crate::metrics::render()))
-            .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string())),
+            .map_err(|e| ApiError::new(Code::Encode, e.to_string())),
         Route::OpenApi if read => Response::builder()
             .header(CONTENT_TYPE, JSON)
             .body(full(OPENAPI_DOCUMENT))
-            .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string())),
+            .map_err(|e| ApiError::new(Code::Encode, e.to_string())),
         _ => Err(not_allowed(req.uri().path(), route.allowed())),
     }
 }
 
 fn not_allowed(path: &str, allowed: &'static str) -> ApiError {
     ApiError::new(
-        Kind::MethodNotAllowed,
-        "METHOD_NOT_ALLOWED",
+        Code::MethodNotAllowed,
         format!("{path} accepts {allowed} only"),
     )
     .with_allow(allowed)
@@ -179,8 +177,7 @@ async fn read_json<T: DeserializeOwned>(
         .is_some_and(|end| end.eq_ignore_ascii_case("+json"));
     if !mime.eq_ignore_ascii_case(JSON) && !json_suffix {
         return Err(ApiError::new(
-            Kind::UnsupportedMediaType,
-            "UNSUPPORTED_MEDIA_TYPE",
+            Code::UnsupportedMediaType,
             "requests must be application/json",
         ));
     }
@@ -191,8 +188,7 @@ async fn read_json<T: DeserializeOwned>(
         .and_then(|v| v.parse::<u64>().ok());
     let too_large = || {
         ApiError::new(
-            Kind::PayloadTooLarge,
-            "BODY_TOO_LARGE",
+            Code::BodyTooLarge,
             format!("request bodies are at most {} bytes", limits.max_body),
         )
     };
@@ -212,15 +208,15 @@ async fn read_json<T: DeserializeOwned>(
 pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
-            ApiError::bad_request("INVALID_REQUEST", format!("invalid request: {e}"))
+            ApiError::new(Code::InvalidRequest, format!("invalid request: {e}"))
         }
-        _ => ApiError::bad_request("INVALID_JSON", format!("malformed JSON: {e}")),
+        _ => ApiError::new(Code::InvalidJson, format!("malformed JSON: {e}")),
     })
 }
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>, ApiError> {
-    let bytes = serde_json::to_vec(value)
-        .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string()))?;
+    let bytes =
+        serde_json::to_vec(value).map_err(|e| ApiError::new(Code::Encode, e.to_string()))?;
     Ok(json_text(status, bytes))
 }
 
@@ -236,7 +232,7 @@ fn json_text(status: StatusCode, text: Vec<u8>) -> Response<Body> {
 
 /// The error body: `{"error": {"code": "...", "message": "..."}}`.
 pub fn error_response(e: &ApiError) -> Response<Body> {
-    let body = serde_json::json!({"error": {"code": e.code, "message": e.message}});
+    let body = serde_json::json!({"error": {"code": e.code.as_str(), "message": e.message}});
     let mut response = json_text(
         StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         serde_json::to_vec(&body).unwrap_or_default(),
@@ -382,8 +378,7 @@ async fn ready<B: Storage + Presign>(app: &App<B>) -> Result<Response<Body>, Api
     match app.ready().await {
         Ok(()) => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
         Err(e) => Err(ApiError::new(
-            Kind::Unavailable,
-            "NOT_READY",
+            Code::NotReady,
             format!("buckets do not answer: {}", e.message),
         )),
     }

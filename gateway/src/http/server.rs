@@ -5,7 +5,7 @@
 //! requests finish within the grace period, return.
 
 use crate::api::app::App;
-use crate::api::error::{ApiError, Kind};
+use crate::api::error::{ApiError, Code};
 use crate::api::{grpc, rest};
 use crate::auth::Authenticator;
 use crate::config::Limits;
@@ -176,9 +176,9 @@ impl<B: Storage + Presign + 'static> State<B> {
             }
             Err(e) => {
                 if e.is_server_side() {
-                    tracing::error!(request_id = %id, %method, %path, status = e.http_status(), code = e.code, elapsed_us = started.elapsed().as_micros() as u64, "{}", e.message);
+                    tracing::error!(request_id = %id, %method, %path, status = e.http_status(), code = e.code.as_str(), elapsed_us = started.elapsed().as_micros() as u64, "{}", e.message);
                 } else {
-                    tracing::info!(request_id = %id, %method, %path, status = e.http_status(), code = e.code, elapsed_us = started.elapsed().as_micros() as u64, "{}", e.message);
+                    tracing::info!(request_id = %id, %method, %path, status = e.http_status(), code = e.code.as_str(), elapsed_us = started.elapsed().as_micros() as u64, "{}", e.message);
                 }
                 if call.is_grpc() {
                     grpc::status::error(e.grpc_code(), &e.message)
@@ -205,13 +205,7 @@ impl<B: Storage + Presign + 'static> State<B> {
 
     async fn run(&self, req: Request<Incoming>, call: Call) -> Result<Response<Body>, ApiError> {
         let timeout = self.limits.request_timeout;
-        let overloaded = || {
-            ApiError::new(
-                Kind::Unavailable,
-                "OVERLOADED",
-                "too many requests in flight; retry",
-            )
-        };
+        let overloaded = || ApiError::new(Code::Overloaded, "too many requests in flight; retry");
         // Without waiting (and without arming a timer) when a place is free, as it nearly always is.
         let _permit = match self.in_flight.try_acquire() {
             Ok(permit) => permit,
@@ -243,7 +237,7 @@ impl<B: Storage + Presign + 'static> State<B> {
             }
         })
         .await
-        .map_err(|_| ApiError::new(Kind::Timeout, "TIMEOUT", "the request took too long"))?
+        .map_err(|_| ApiError::new(Code::Timeout, "the request took too long"))?
     }
 }
 
@@ -308,7 +302,7 @@ impl Call {
 fn grpc_status(response: &Response<Body>) -> u16 {
     response
         .headers()
-        .get("grpc-status")
+        .get(grpc::header::GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)

@@ -1,6 +1,7 @@
 //! gRPC responses: a framed message with `grpc-status: 0` in trailers, or a trailers-only
 //! error (`grpc-status` and a percent-encoded `grpc-message` in the headers, no body).
 
+use super::header::{GRPC_MESSAGE, GRPC_STATUS};
 use crate::api::error::GrpcCode;
 use crate::http::response::{empty, Body, CONTENT_TYPE};
 use bytes::Bytes;
@@ -13,7 +14,7 @@ pub const GRPC: &str = "application/grpc";
 
 pub fn ok(framed: Bytes) -> Response<Body> {
     let mut trailers = HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
     let frames: [Result<Frame<Bytes>, Infallible>; 2] =
         [Ok(Frame::data(framed)), Ok(Frame::trailers(trailers))];
     let mut response = Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed());
@@ -27,9 +28,9 @@ pub fn error(code: GrpcCode, message: &str) -> Response<Body> {
     let mut response = Response::new(empty());
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));
-    headers.insert("grpc-status", HeaderValue::from(code as i32));
+    headers.insert(GRPC_STATUS, HeaderValue::from(code as i32));
     if let Ok(value) = HeaderValue::from_str(&percent_encode(message)) {
-        headers.insert("grpc-message", value);
+        headers.insert(GRPC_MESSAGE, value);
     }
     response
 }
