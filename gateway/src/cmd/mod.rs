@@ -26,7 +26,7 @@ pub fn layered<'a>(
 /// Logs to stderr, filtered by `DRAFTSTORE_LOG` (default `info`); JSON lines when `json`.
 /// A second call does nothing.
 pub fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DRAFTSTORE_LOG")
+    let filter = tracing_subscriber::EnvFilter::try_from_env(crate::config::name::DRAFTSTORE_LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

@@ -3,6 +3,7 @@
 //! authentication, so a serving-only setting (or a JWT key file mounted only in the Deployment)
 //! cannot stop the CronJob.
 
+use super::name;
 use super::serve::{buckets, object_lifetime, storage};
 use super::{flag, ConfigError, Lookup, StorageChoice};
 use draftstore_core::Buckets;
@@ -32,7 +33,7 @@ impl SweepConfig {
             object_lifetime: object_lifetime(get)?,
             // The port only makes the local store's URL base, which a sweep never hands out.
             storage: storage(get, 0)?,
-            log_json: flag(get, "DRAFTSTORE_LOG_JSON", false)?,
+            log_json: flag(get, name::DRAFTSTORE_LOG_JSON, false)?,
         })
     }
 }
