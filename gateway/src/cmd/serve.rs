@@ -10,6 +10,7 @@ use crate::store::local::{self, LocalStorage};
 use crate::store::s3::S3Storage;
 use crate::store::Presign;
 use draftstore_core::Storage;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -41,7 +42,15 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
         StorageChoice::S3(s3) => {
             let storage = S3Storage::new((**s3).clone()).map_err(|e| Exit::usage(e.to_string()))?;
             tracing::info!(endpoint = %s3.endpoint.authority(), "storage: S3");
-            serve_with(Arc::new(storage), None, &config).await
+            let listeners = listen(&config).await?;
+            serve_with(
+                Arc::new(storage),
+                None,
+                listeners,
+                &config,
+                shutdown_signal(),
+            )
+            .await
         }
         StorageChoice::Local(local) => {
             let storage = LocalStorage::open(local).map_err(Exit::unavailable)?;
@@ -56,21 +65,42 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
             }
             let storage = Arc::new(storage);
             let endpoint = local::Endpoint::new(storage.clone());
-            serve_with(storage, Some(endpoint), &config).await
+            let listeners = listen(&config).await?;
+            serve_with(
+                storage,
+                Some(endpoint),
+                listeners,
+                &config,
+                shutdown_signal(),
+            )
+            .await
         }
     }
 }
 
-async fn serve_with<B: Storage + Presign + 'static>(
-    storage: Arc<B>,
-    endpoint: Option<local::Endpoint>,
-    config: &ServeConfig,
-) -> Result<(), Exit> {
-    let auth = authenticator(config)?;
+/// The configured port(s), bound.
+async fn listen(config: &ServeConfig) -> Result<Vec<TcpListener>, Exit> {
     let mut listeners = vec![bind(config.bind, config.http_port).await?];
     if let Some(port) = config.grpc_port {
         listeners.push(bind(config.bind, port).await?);
     }
+    Ok(listeners)
+}
+
+/// The whole service on `storage` (with the embedded store's `endpoint` mounted when given):
+/// the API, authentication, CORS and limits from `config`, served on `listeners` until
+/// `shutdown` completes, then drained. `gateway serve` and the tests build it here.
+///
+/// # Errors
+/// Bad authentication settings (64); the server failing (69).
+pub async fn serve_with<B: Storage + Presign + 'static>(
+    storage: Arc<B>,
+    endpoint: Option<local::Endpoint>,
+    listeners: Vec<TcpListener>,
+    config: &ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Exit> {
+    let auth = authenticator(config)?;
     let addresses: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -91,7 +121,7 @@ async fn serve_with<B: Storage + Presign + 'static>(
         config.cors.clone(),
         config.limits,
         config.shutdown_grace,
-        shutdown_signal(),
+        shutdown,
     )
     .await
     .map_err(|e| Exit::unavailable(format!("server failed: {e}")))
