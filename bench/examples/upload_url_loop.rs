@@ -23,7 +23,7 @@ fn main() {
             .unwrap();
     let ttl = draftstore_signer::Expiry::new(3600).unwrap();
     let app = App {
-        backend: storage,
+        store: std::sync::Arc::new(storage),
         buckets: Buckets::new("main", None).unwrap(),
         upload_ttl: ttl,
         download_ttl: ttl,

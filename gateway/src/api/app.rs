@@ -2,16 +2,18 @@
 //! requests into these calls and encode the results. Upload URLs touch no storage (the fast
 //! path); download URLs check the object exists; confirm and bucket creation call core.
 
-use crate::api::error::{ApiError, Kind};
+use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
-use crate::store::backend::Backend;
+use crate::store::Presign;
 use draftstore_core::{
-    confirm, Buckets, ConfirmOptions, ObjectName, StorageError, UploadConstraints,
+    confirm, Buckets, ConfirmOptions, ObjectName, Storage, StorageError, UploadConstraints,
 };
 use draftstore_signer::{Expiry, Method, Timestamp};
+use std::sync::Arc;
 
 pub struct App<B> {
-    pub backend: B,
+    /// The store: shared, as the local store's endpoint serves the same one.
+    pub store: Arc<B>,
     pub buckets: Buckets,
     pub upload_ttl: Expiry,
     pub download_ttl: Expiry,
@@ -50,7 +52,7 @@ pub struct ConfirmedUpload {
 
 fn now() -> Result<Timestamp, ApiError> {
     crate::clock::timestamp_now()
-        .ok_or_else(|| ApiError::new(Kind::Internal, "CLOCK", "the system clock is out of range"))
+        .ok_or_else(|| ApiError::new(Code::Clock, "the system clock is out of range"))
 }
 
 /// `YYYYMMDDTHHMMSSZ` → RFC 3339 (`YYYY-MM-DDTHH:MM:SSZ`).
@@ -92,7 +94,7 @@ pub fn object_key(tenant: Option<&Tenant>, name: &str) -> Result<ObjectName, Api
     Ok(ObjectName::parse_in(tenant.folder(), name)?)
 }
 
-impl<B: Backend> App<B> {
+impl<B: Storage + Presign> App<B> {
     /// A presigned PUT into the draft bucket, with the declared constraints signed in.
     ///
     /// # Errors
@@ -113,10 +115,10 @@ impl<B: Backend> App<B> {
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         let now = now()?;
-        let url = self.backend.presign(
+        let url = self.store.presign(
             Method::Put,
             &self.buckets.draft,
-            key.as_str(),
+            &key,
             &headers,
             self.upload_ttl,
             now,
@@ -144,7 +146,7 @@ impl<B: Backend> App<B> {
             Source::Draft => &self.buckets.draft,
             Source::Main => &self.buckets.main,
         };
-        match self.backend.head_object(bucket, key.as_str()).await {
+        match self.store.head_object(bucket, key.as_str()).await {
             Ok(_) => {}
             Err(StorageError::NotFound { .. }) => {
                 let place = if source == Source::Draft {
@@ -153,8 +155,7 @@ impl<B: Backend> App<B> {
                     "main"
                 };
                 return Err(ApiError::new(
-                    Kind::NotFound,
-                    "NOT_FOUND",
+                    Code::NotFound,
                     format!("no {place} object named {name}"),
                 ));
             }
@@ -164,14 +165,9 @@ impl<B: Backend> App<B> {
             tenant.allow_url()?;
         }
         let now = now()?;
-        let url = self.backend.presign(
-            Method::Get,
-            bucket,
-            key.as_str(),
-            &[],
-            self.download_ttl,
-            now,
-        )?;
+        let url = self
+            .store
+            .presign(Method::Get, bucket, &key, &[], self.download_ttl, now)?;
         Ok(DownloadUrl {
             url,
             object_name: name.to_owned(),
@@ -192,7 +188,7 @@ impl<B: Backend> App<B> {
     ) -> Result<ConfirmedUpload, ApiError> {
         let key = object_key(tenant, name)?;
         let result = confirm(
-            &self.backend,
+            &*self.store,
             &self.buckets,
             &key,
             ConfirmOptions { overwrite, expect },
@@ -228,15 +224,15 @@ impl<B: Backend> App<B> {
     /// # Errors
     /// Storage failures.
     pub async fn create_buckets(&self) -> Result<(), ApiError> {
-        self.backend.create_bucket(&self.buckets.main).await?;
-        self.backend.create_bucket(&self.buckets.draft).await?;
+        self.store.create_bucket(&self.buckets.main).await?;
+        self.store.create_bucket(&self.buckets.draft).await?;
         Ok(())
     }
 
     /// Both buckets answer.
     pub async fn ready(&self) -> Result<(), ApiError> {
-        self.backend.head_bucket(&self.buckets.main).await?;
-        self.backend.head_bucket(&self.buckets.draft).await?;
+        self.store.head_bucket(&self.buckets.main).await?;
+        self.store.head_bucket(&self.buckets.draft).await?;
         Ok(())
     }
 }

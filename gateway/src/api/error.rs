@@ -1,10 +1,10 @@
 //! ONE error type for both protocols, mapped to an HTTP status and a gRPC code here and only
 //! here. Messages say what the caller did wrong or what failed; they never carry secrets.
 
+pub use super::code::Code;
 use draftstore_core::{ConfirmError, ConstraintError, NameError, StorageError};
-use draftstore_proto::draft::v1::ErrorType;
 
-/// gRPC status codes we answer with.
+/// gRPC status codes we answer with (grpc/grpc `doc/statuscodes.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
 pub enum GrpcCode {
@@ -22,6 +22,8 @@ pub enum GrpcCode {
     Unavailable = 14,
 }
 
+/// The class of an error, which decides its HTTP status and gRPC code (see
+/// [`ApiError::http_status`] and [`ApiError::grpc_code`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     BadRequest,
@@ -40,11 +42,13 @@ pub enum Kind {
     Timeout,
 }
 
+/// An API error: a [`Code`] (which decides the HTTP status and the gRPC code) and a message for
+/// the caller. Built only by [`ApiError::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    pub kind: Kind,
-    /// Machine-readable, e.g. `INVALID_OBJECT_NAME`.
-    pub code: &'static str,
+    /// Machine-readable, sent as REST's `error.code` (e.g. `INVALID_OBJECT_NAME`).
+    pub code: Code,
+    /// What the caller did wrong or what failed; never holds a secret.
     pub message: String,
     /// Seconds to wait before retrying (sent as `Retry-After`).
     pub retry_after: Option<u64>,
@@ -53,9 +57,9 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(kind: Kind, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with `code` and `message`.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
-            kind,
             code,
             message: message.into(),
             retry_after: None,
@@ -63,25 +67,29 @@ impl ApiError {
         }
     }
 
+    /// Adds `Retry-After: secs`.
     #[must_use]
     pub const fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
         self
     }
 
+    /// Adds `Allow: methods` (a 405).
     #[must_use]
     pub const fn with_allow(mut self, methods: &'static str) -> Self {
         self.allow = Some(methods);
         self
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(Kind::BadRequest, code, message)
+    /// Its class, from its code.
+    #[must_use]
+    pub const fn kind(&self) -> Kind {
+        self.code.kind()
     }
 
     #[must_use]
     pub const fn http_status(&self) -> u16 {
-        match self.kind {
+        match self.kind() {
             Kind::BadRequest => 400,
             Kind::NotFound => 404,
             Kind::MethodNotAllowed => 405,
@@ -101,7 +109,7 @@ impl ApiError {
 
     #[must_use]
     pub const fn grpc_code(&self) -> GrpcCode {
-        match self.kind {
+        match self.kind() {
             Kind::BadRequest | Kind::UnsupportedMediaType => GrpcCode::InvalidArgument,
             Kind::NotFound => GrpcCode::NotFound,
             Kind::MethodNotAllowed | Kind::Unimplemented => GrpcCode::Unimplemented,
@@ -117,32 +125,11 @@ impl ApiError {
         }
     }
 
-    /// The original API's error type, for clients that read `Result.error_type`.
-    #[must_use]
-    pub const fn error_type(&self) -> ErrorType {
-        match self.kind {
-            Kind::BadRequest | Kind::UnsupportedMediaType | Kind::PayloadTooLarge => {
-                ErrorType::InvalidArgument
-            }
-            Kind::NotFound => ErrorType::NotFound,
-            Kind::Conflict => ErrorType::Conflict,
-            Kind::ConstraintMismatch => ErrorType::ConstraintMismatch,
-            Kind::Unavailable | Kind::Timeout | Kind::TooManyRequests => {
-                ErrorType::StorageUnavailable
-            }
-            Kind::MethodNotAllowed
-            | Kind::Unimplemented
-            | Kind::Internal
-            | Kind::Unauthenticated
-            | Kind::Forbidden => ErrorType::Internal,
-        }
-    }
-
     /// Worth a log line at error level (the server's fault, not the caller's).
     #[must_use]
     pub const fn is_server_side(&self) -> bool {
         matches!(
-            self.kind,
+            self.kind(),
             Kind::Internal | Kind::Unavailable | Kind::Timeout
         )
     }
@@ -150,19 +137,19 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
+        write!(f, "{}: {}", self.code.as_str(), self.message)
     }
 }
 
 impl From<NameError> for ApiError {
     fn from(e: NameError) -> Self {
-        Self::bad_request("INVALID_OBJECT_NAME", e.to_string())
+        Self::new(Code::InvalidObjectName, e.to_string())
     }
 }
 
 impl From<ConstraintError> for ApiError {
     fn from(e: ConstraintError) -> Self {
-        Self::bad_request("INVALID_CONSTRAINTS", e.to_string())
+        Self::new(Code::InvalidConstraints, e.to_string())
     }
 }
 
@@ -170,22 +157,17 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::NotFound { what } => {
-                Self::new(Kind::NotFound, "NOT_FOUND", format!("not found: {what}"))
+                Self::new(Code::NotFound, format!("not found: {what}"))
             }
             StorageError::AlreadyExists { .. } | StorageError::PreconditionFailed { .. } => {
-                Self::new(Kind::Conflict, "CONFLICT", e.to_string())
+                Self::new(Code::Conflict, e.to_string())
             }
-            StorageError::Unavailable { .. } => {
-                Self::new(Kind::Unavailable, "STORAGE_UNAVAILABLE", e.to_string())
-            }
+            StorageError::Unavailable { .. } => Self::new(Code::StorageUnavailable, e.to_string()),
             StorageError::Denied { .. } => Self::new(
-                Kind::Internal,
-                "STORAGE_DENIED",
+                Code::StorageDenied,
                 "the storage backend refused the gateway's credentials",
             ),
-            StorageError::Backend { .. } => {
-                Self::new(Kind::Internal, "STORAGE_ERROR", e.to_string())
-            }
+            StorageError::Backend { .. } => Self::new(Code::StorageError, e.to_string()),
         }
     }
 }
@@ -193,16 +175,12 @@ impl From<StorageError> for ApiError {
 impl From<ConfirmError> for ApiError {
     fn from(e: ConfirmError) -> Self {
         match e {
-            ConfirmError::NotFound { .. } => Self::new(Kind::NotFound, "NOT_FOUND", e.to_string()),
-            ConfirmError::Conflict { .. } => Self::new(Kind::Conflict, "CONFLICT", e.to_string()),
-            ConfirmError::ConstraintMismatch { .. } => Self::new(
-                Kind::ConstraintMismatch,
-                "CONSTRAINT_MISMATCH",
-                e.to_string(),
-            ),
-            ConfirmError::NotConverged { .. } => {
-                Self::new(Kind::Unavailable, "RETRY", e.to_string())
+            ConfirmError::NotFound { .. } => Self::new(Code::NotFound, e.to_string()),
+            ConfirmError::Conflict { .. } => Self::new(Code::Conflict, e.to_string()),
+            ConfirmError::ConstraintMismatch { .. } => {
+                Self::new(Code::ConstraintMismatch, e.to_string())
             }
+            ConfirmError::NotConverged { .. } => Self::new(Code::Retry, e.to_string()),
             ConfirmError::Storage(s) => s.into(),
         }
     }
@@ -240,17 +218,17 @@ mod tests {
                 GrpcCode::Internal,
             ),
             (
-                ApiError::new(Kind::PayloadTooLarge, "TOO_LARGE", ""),
+                ApiError::new(Code::BodyTooLarge, ""),
                 413,
                 GrpcCode::ResourceExhausted,
             ),
             (
-                ApiError::new(Kind::ConstraintMismatch, "CONSTRAINT_MISMATCH", ""),
+                ApiError::new(Code::ConstraintMismatch, ""),
                 422,
                 GrpcCode::FailedPrecondition,
             ),
             (
-                ApiError::new(Kind::Conflict, "CONFLICT", ""),
+                ApiError::new(Code::Conflict, ""),
                 409,
                 GrpcCode::AlreadyExists,
             ),

@@ -2,12 +2,13 @@
 //! [`App`], and encode. Bodies are size-checked before they are read.
 
 use crate::api::app::{App, Source};
-use crate::api::error::{ApiError, Kind};
+use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
 use crate::config::Limits;
 use crate::http::body::read_limited;
 use crate::http::response::{full, Body, CONTENT_TYPE, JSON};
-use crate::store::backend::Backend;
+use crate::store::Presign;
+use draftstore_core::Storage;
 use draftstore_core::UploadConstraints;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -50,12 +51,10 @@ pub enum Route {
     Ready,
     Metrics,
     OpenApi,
-    /// The embedded local store's object URLs (`/_store/...`).
-    Store,
 }
 
 impl Route {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 8] = [
         Self::UploadUrl,
         Self::DownloadUrl,
         Self::ConfirmUpload,
@@ -64,7 +63,6 @@ impl Route {
         Self::Ready,
         Self::Metrics,
         Self::OpenApi,
-        Self::Store,
     ];
 
     /// The route at `path`, or `None` (404).
@@ -79,7 +77,6 @@ impl Route {
             READY => Self::Ready,
             METRICS => Self::Metrics,
             OPENAPI => Self::OpenApi,
-            p if p.starts_with(crate::store::local::PREFIX) => Self::Store,
             _ => return None,
         })
     }
@@ -96,21 +93,20 @@ impl Route {
             Self::Ready => "ready",
             Self::Metrics => "metrics",
             Self::OpenApi => "openapi",
-            Self::Store => "store",
         }
     }
 
-    /// The `Allow` header of a 405 (the store answers its own methods).
+    /// The `Allow` header of a 405.
     fn allowed(self) -> &'static str {
         match self {
             Self::UploadUrl | Self::DownloadUrl | Self::ConfirmUpload | Self::DraftBucket => "POST",
-            Self::Health | Self::Ready | Self::Metrics | Self::OpenApi | Self::Store => "GET, HEAD",
+            Self::Health | Self::Ready | Self::Metrics | Self::OpenApi => "GET, HEAD",
         }
     }
 }
 
 /// Handles one request to `route` (`None`: no such path).
-pub async fn handle<B: Backend>(
+pub async fn handle<B: Storage + Presign>(
     app: &App<B>,
     req: Request<Incoming>,
     route: Option<Route>,
@@ -119,8 +115,7 @@ pub async fn handle<B: Backend>(
 ) -> Result<Response<Body>, ApiError> {
     let Some(route) = route else {
         return Err(ApiError::new(
-            Kind::NotFound,
-            "NO_SUCH_ROUTE",
+            Code::NoSuchRoute,
             format!("no route {}", req.uri().path()),
         ));
     };
@@ -128,7 +123,6 @@ pub async fn handle<B: Backend>(
     // Calls that reach storage are boxed: their futures are large, and kept inline they would
     // make every request's future (moved a few times per request) as large.
     match route {
-        Route::Store => Box::pin(app.backend.serve_object(req)).await,
         Route::UploadUrl if req.method() == Method::POST => {
             upload_url(app, tenant, read_json(req, limits).await?)
         }
@@ -147,19 +141,18 @@ pub async fn handle<B: Backend>(
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )
             .body(full(crate::metrics::render()))
-            .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string())),
+            .map_err(|e| ApiError::new(Code::Encode, e.to_string())),
         Route::OpenApi if read => Response::builder()
             .header(CONTENT_TYPE, JSON)
             .body(full(OPENAPI_DOCUMENT))
-            .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string())),
+            .map_err(|e| ApiError::new(Code::Encode, e.to_string())),
         _ => Err(not_allowed(req.uri().path(), route.allowed())),
     }
 }
 
 fn not_allowed(path: &str, allowed: &'static str) -> ApiError {
     ApiError::new(
-        Kind::MethodNotAllowed,
-        "METHOD_NOT_ALLOWED",
+        Code::MethodNotAllowed,
         format!("{path} accepts {allowed} only"),
     )
     .with_allow(allowed)
@@ -184,8 +177,7 @@ async fn read_json<T: DeserializeOwned>(
         .is_some_and(|end| end.eq_ignore_ascii_case("+json"));
     if !mime.eq_ignore_ascii_case(JSON) && !json_suffix {
         return Err(ApiError::new(
-            Kind::UnsupportedMediaType,
-            "UNSUPPORTED_MEDIA_TYPE",
+            Code::UnsupportedMediaType,
             "requests must be application/json",
         ));
     }
@@ -196,8 +188,7 @@ async fn read_json<T: DeserializeOwned>(
         .and_then(|v| v.parse::<u64>().ok());
     let too_large = || {
         ApiError::new(
-            Kind::PayloadTooLarge,
-            "BODY_TOO_LARGE",
+            Code::BodyTooLarge,
             format!("request bodies are at most {} bytes", limits.max_body),
         )
     };
@@ -224,8 +215,8 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         Err(e) => e,
     };
     if e.classify() != serde_json::error::Category::Data {
-        return Err(ApiError::bad_request(
-            "INVALID_JSON",
+        return Err(ApiError::new(
+            Code::InvalidJson,
             format!("malformed JSON: {e}"),
         ));
     }
@@ -244,12 +235,12 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     } else {
         format!("invalid field `{path}`: {inner}")
     };
-    Err(ApiError::bad_request("INVALID_REQUEST", message))
+    Err(ApiError::new(Code::InvalidRequest, message))
 }
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>, ApiError> {
-    let bytes = serde_json::to_vec(value)
-        .map_err(|e| ApiError::new(Kind::Internal, "ENCODE", e.to_string()))?;
+    let bytes =
+        serde_json::to_vec(value).map_err(|e| ApiError::new(Code::Encode, e.to_string()))?;
     Ok(json_text(status, bytes))
 }
 
@@ -265,7 +256,7 @@ fn json_text(status: StatusCode, text: Vec<u8>) -> Response<Body> {
 
 /// The error body: `{"error": {"code": "...", "message": "..."}}`.
 pub fn error_response(e: &ApiError) -> Response<Body> {
-    let body = serde_json::json!({"error": {"code": e.code, "message": e.message}});
+    let body = serde_json::json!({"error": {"code": e.code.as_str(), "message": e.message}});
     let mut response = json_text(
         StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         serde_json::to_vec(&body).unwrap_or_default(),
@@ -316,7 +307,7 @@ impl UploadUrlBody {
     }
 }
 
-fn upload_url<B: Backend>(
+fn upload_url<B: Storage + Presign>(
     app: &App<B>,
     tenant: Option<&Tenant>,
     body: UploadUrlBody,
@@ -376,7 +367,7 @@ pub struct DownloadUrlBody {
     source: Option<SourceText>,
 }
 
-async fn download_url<B: Backend>(
+async fn download_url<B: Storage + Presign>(
     app: &App<B>,
     tenant: Option<&Tenant>,
     body: DownloadUrlBody,
@@ -400,7 +391,7 @@ pub struct ConfirmBody {
     pub overwrite: Option<bool>,
 }
 
-async fn confirm_upload<B: Backend>(
+async fn confirm_upload<B: Storage + Presign>(
     app: &App<B>,
     tenant: Option<&Tenant>,
     body: ConfirmBody,
@@ -425,7 +416,7 @@ async fn confirm_upload<B: Backend>(
     )
 }
 
-async fn draft_bucket<B: Backend>(app: &App<B>) -> Result<Response<Body>, ApiError> {
+async fn draft_bucket<B: Storage + Presign>(app: &App<B>) -> Result<Response<Body>, ApiError> {
     app.create_buckets().await?;
     json(
         StatusCode::OK,
@@ -433,12 +424,11 @@ async fn draft_bucket<B: Backend>(app: &App<B>) -> Result<Response<Body>, ApiErr
     )
 }
 
-async fn ready<B: Backend>(app: &App<B>) -> Result<Response<Body>, ApiError> {
+async fn ready<B: Storage + Presign>(app: &App<B>) -> Result<Response<Body>, ApiError> {
     match app.ready().await {
         Ok(()) => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
         Err(e) => Err(ApiError::new(
-            Kind::Unavailable,
-            "NOT_READY",
+            Code::NotReady,
             format!("buckets do not answer: {}", e.message),
         )),
     }
@@ -453,16 +443,12 @@ mod tests {
     fn paths_parse_to_routes_exactly() {
         for (_, path) in ROUTES {
             let route = Route::of(path).unwrap();
-            assert_ne!(route, Route::Store, "{path}");
             assert!(Route::ALL.contains(&route), "{path} in ALL");
         }
-        assert_eq!(
-            Route::ALL.len(),
-            ROUTES.len() + 1,
-            "the routes and the store"
-        );
-        assert_eq!(Route::of("/_store/b/k"), Some(Route::Store));
+        assert_eq!(Route::ALL.len(), ROUTES.len(), "every route is served");
+        // The embedded store's URLs are not REST routes: the server mounts the store apart.
         for unknown in [
+            "/_store/b/k",
             "",
             "/",
             "/api/v1/upload-url/",

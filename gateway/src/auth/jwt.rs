@@ -4,7 +4,7 @@
 
 use super::tenant::Tenant;
 use super::unauthenticated;
-use crate::api::error::{ApiError, Kind};
+use crate::api::error::{ApiError, Code};
 
 /// How JWTs are checked. `Debug` hides the key.
 #[derive(Clone, PartialEq, Eq)]
@@ -104,8 +104,7 @@ impl Jwt {
             .and_then(|t| Tenant::parse(t).ok())
             .ok_or_else(|| {
                 ApiError::new(
-                    Kind::Forbidden,
-                    "NO_TENANT",
+                    Code::NoTenant,
                     format!(
                         "the token names no valid tenant in its {:?} claim",
                         self.tenant_claim

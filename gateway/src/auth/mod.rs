@@ -15,7 +15,7 @@ pub use jwt::{JwtConfig, JwtKey};
 pub use keys::{parse_keys, KeySource};
 pub use tenant::{Policy, Rate, Tenant};
 
-use crate::api::error::{ApiError, Kind};
+use crate::api::error::{ApiError, Code};
 use jwt::Jwt;
 use keys::{load, Keys};
 use sha2::{Digest, Sha256};
@@ -46,7 +46,7 @@ pub struct Authenticator {
 const RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 pub(super) fn unauthenticated(message: &str) -> ApiError {
-    ApiError::new(Kind::Unauthenticated, "UNAUTHENTICATED", message)
+    ApiError::new(Code::Unauthenticated, message)
 }
 
 /// Constant-time equality of two digests.
@@ -89,14 +89,13 @@ impl Authenticator {
         self
     }
 
-    /// Reachable without credentials: a public path, the health RPC, and the local store's
-    /// presigned URLs (which carry their own signature).
+    /// Reachable without credentials: a public path, or the health RPC.
     #[must_use]
     pub fn is_public(&self, path: &str, is_grpc: bool) -> bool {
         if is_grpc {
             return path == draftstore_proto::grpc::health::v1::CHECK_PATH;
         }
-        self.public_paths.iter().any(|p| p == path) || path.starts_with(crate::store::local::PREFIX)
+        self.public_paths.iter().any(|p| p == path)
     }
 
     #[must_use]
@@ -286,7 +285,10 @@ mod tests {
         assert!(tenant.allow_upload(&c(Some(10), Some("image/png"))).is_ok());
         assert!(tenant.allow_url().is_ok());
         let limited = tenant.allow_url().unwrap_err();
-        assert_eq!((limited.http_status(), limited.code), (429, "RATE_LIMITED"));
+        assert_eq!(
+            (limited.http_status(), limited.code.as_str()),
+            (429, "RATE_LIMITED")
+        );
     }
 
     fn token(secret: &str, claims: &serde_json::Value) -> String {

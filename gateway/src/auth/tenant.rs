@@ -1,6 +1,6 @@
 //! Tenants and what each may do: size and type limits, a token bucket for minting URLs.
 
-use crate::api::error::{ApiError, Kind};
+use crate::api::error::{ApiError, Code};
 use draftstore_core::ObjectName;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,15 +114,13 @@ impl Tenant {
                 Some(n) if n <= max => {}
                 Some(n) => {
                     return Err(ApiError::new(
-                        Kind::Forbidden,
-                        "TENANT_LIMIT",
+                        Code::TenantLimit,
                         format!("uploads of this tenant are at most {max} bytes; {n} declared"),
                     ))
                 }
                 None => {
                     return Err(ApiError::new(
-                        Kind::Forbidden,
-                        "TENANT_LIMIT",
+                        Code::TenantLimit,
                         format!(
                             "uploads of this tenant must declare content_length (at most {max})"
                         ),
@@ -137,8 +135,7 @@ impl Tenant {
                 .is_some_and(|t| types.contains(t))
             {
                 return Err(ApiError::new(
-                    Kind::Forbidden,
-                    "TENANT_LIMIT",
+                    Code::TenantLimit,
                     format!(
                         "uploads of this tenant must declare content_type, one of: {}",
                         types.join(", ")
@@ -156,8 +153,7 @@ impl Tenant {
     pub fn allow_url(&self) -> Result<(), ApiError> {
         match self.policy().rate.as_ref().map(Rate::take) {
             Some(Err(wait)) => Err(ApiError::new(
-                Kind::TooManyRequests,
-                "RATE_LIMITED",
+                Code::RateLimited,
                 format!("too many URLs for this tenant; retry in {wait} s"),
             )
             .with_retry_after(wait)),

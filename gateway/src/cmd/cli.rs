@@ -2,6 +2,7 @@
 //! header value that starts with `-` can be given.
 
 use crate::cmd::exit::Exit;
+use crate::config::name;
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 
@@ -118,25 +119,25 @@ impl ServeArgs {
     #[must_use]
     pub fn overrides(&self) -> Vec<(&'static str, String)> {
         let pairs = [
-            ("HTTP_PORT", &self.http_port),
-            ("GRPC_PORT", &self.grpc_port),
-            ("DRAFTSTORE_BIND", &self.bind),
-            ("BUCKET_NAME", &self.bucket_name),
-            ("DRAFT_BUCKET", &self.draft_bucket),
-            ("UPLOAD_TTL", &self.upload_ttl),
-            ("DOWNLOAD_TTL", &self.download_ttl),
-            ("OBJECT_LIFETIME", &self.object_lifetime),
-            ("DRAFTSTORE_STORAGE", &self.storage),
-            ("DRAFTSTORE_AUTH", &self.auth),
-            ("DRAFTSTORE_DATA_DIR", &self.data_dir),
-            ("DRAFTSTORE_PUBLIC_URL", &self.public_url),
+            (name::HTTP_PORT, &self.http_port),
+            (name::GRPC_PORT, &self.grpc_port),
+            (name::DRAFTSTORE_BIND, &self.bind),
+            (name::BUCKET_NAME, &self.bucket_name),
+            (name::DRAFT_BUCKET, &self.draft_bucket),
+            (name::UPLOAD_TTL, &self.upload_ttl),
+            (name::DOWNLOAD_TTL, &self.download_ttl),
+            (name::OBJECT_LIFETIME, &self.object_lifetime),
+            (name::DRAFTSTORE_STORAGE, &self.storage),
+            (name::DRAFTSTORE_AUTH, &self.auth),
+            (name::DRAFTSTORE_DATA_DIR, &self.data_dir),
+            (name::DRAFTSTORE_PUBLIC_URL, &self.public_url),
         ];
         let mut out: Vec<(&'static str, String)> = pairs
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone())))
             .collect();
         if self.log_json {
-            out.push(("DRAFTSTORE_LOG_JSON", "true".into()));
+            out.push((name::DRAFTSTORE_LOG_JSON, "true".into()));
         }
         out
     }
@@ -168,15 +169,17 @@ pub struct SweepArgs {
 }
 
 impl SweepArgs {
-    /// The settings shared with `serve`, flags over environment.
+    /// The flags given, as the variables they override.
     #[must_use]
-    pub fn as_serve(&self) -> ServeArgs {
-        ServeArgs {
-            object_lifetime: self.object_lifetime.clone(),
-            bucket_name: self.bucket_name.clone(),
-            draft_bucket: self.draft_bucket.clone(),
-            ..ServeArgs::default()
-        }
+    pub fn overrides(&self) -> Vec<(&'static str, String)> {
+        [
+            (name::OBJECT_LIFETIME, &self.object_lifetime),
+            (name::BUCKET_NAME, &self.bucket_name),
+            (name::DRAFT_BUCKET, &self.draft_bucket),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone())))
+        .collect()
     }
 }
 

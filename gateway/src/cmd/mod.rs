@@ -1,8 +1,41 @@
 //! The subcommands of the `gateway` binary: parsing ([`cli`]), exit statuses ([`exit`]), and one
-//! module per subcommand ([`serve`], [`sweep`], [`presign`]).
+//! module per subcommand ([`serve`], [`sweep`], [`presign`]), and what they share: flags
+//! layered over the environment ([`layered`]) and the log set-up ([`init_tracing`]).
 
 pub mod cli;
 pub mod exit;
 pub mod presign;
 pub mod serve;
 pub mod sweep;
+
+/// A lookup reading `overrides` (a subcommand's flags, as `(variable, value)` pairs) first and
+/// `env` for the rest: a flag wins over its variable.
+pub fn layered<'a>(
+    overrides: &'a [(&'static str, String)],
+    env: &'a dyn Fn(&str) -> Option<String>,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |k: &str| {
+        overrides
+            .iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.clone())
+            .or_else(|| env(k))
+    }
+}
+
+/// Logs to stderr, filtered by `DRAFTSTORE_LOG` (default `info`); JSON lines when `json`.
+/// A second call does nothing.
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env(crate::config::name::DRAFTSTORE_LOG)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -6,11 +6,13 @@ use crate::auth::{AuthConfig, Authenticator};
 use crate::cmd::cli::ServeArgs;
 use crate::cmd::exit::Exit;
 use crate::config::{ServeConfig, StorageChoice};
-use crate::store::backend::Backend;
-use crate::store::local::LocalStorage;
+use crate::store::local::{self, LocalStorage};
 use crate::store::s3::S3Storage;
+use crate::store::Presign;
 use draftstore_core::Storage;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// The environment with the flags given on the command line layered on top.
@@ -19,13 +21,7 @@ use tokio::net::TcpListener;
 /// One line naming the bad variable (exit 64).
 pub fn config(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ServeConfig, Exit> {
     let overrides = args.overrides();
-    let lookup = |k: &str| {
-        overrides
-            .iter()
-            .find(|(name, _)| *name == k)
-            .map(|(_, v)| v.clone())
-            .or_else(|| env(k))
-    };
+    let lookup = super::layered(&overrides, env);
     ServeConfig::from_lookup(&lookup).map_err(|e| Exit::usage(e.to_string()))
 }
 
@@ -33,7 +29,7 @@ pub fn config(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<
 /// Bad configuration (64); a port that cannot be bound (69).
 pub fn run(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
     let config = config(args, env)?;
-    init_tracing(config.log_json);
+    super::init_tracing(config.log_json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,7 +42,15 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
         StorageChoice::S3(s3) => {
             let storage = S3Storage::new((**s3).clone()).map_err(|e| Exit::usage(e.to_string()))?;
             tracing::info!(endpoint = %s3.endpoint.authority(), "storage: S3");
-            serve_with(storage, &config).await
+            let listeners = listen(&config).await?;
+            serve_with(
+                Arc::new(storage),
+                None,
+                listeners,
+                &config,
+                shutdown_signal(),
+            )
+            .await
         }
         StorageChoice::Local(local) => {
             let storage = LocalStorage::open(local).map_err(Exit::unavailable)?;
@@ -59,17 +63,44 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
                     Exit::unavailable(format!("cannot create the local buckets: {e}"))
                 })?;
             }
-            serve_with(storage, &config).await
+            let storage = Arc::new(storage);
+            let endpoint = local::Endpoint::new(storage.clone());
+            let listeners = listen(&config).await?;
+            serve_with(
+                storage,
+                Some(endpoint),
+                listeners,
+                &config,
+                shutdown_signal(),
+            )
+            .await
         }
     }
 }
 
-async fn serve_with<B: Backend>(storage: B, config: &ServeConfig) -> Result<(), Exit> {
-    let auth = authenticator(config)?;
+/// The configured port(s), bound.
+async fn listen(config: &ServeConfig) -> Result<Vec<TcpListener>, Exit> {
     let mut listeners = vec![bind(config.bind, config.http_port).await?];
     if let Some(port) = config.grpc_port {
         listeners.push(bind(config.bind, port).await?);
     }
+    Ok(listeners)
+}
+
+/// The whole service on `storage` (with the embedded store's `endpoint` mounted when given):
+/// the API, authentication, CORS and limits from `config`, served on `listeners` until
+/// `shutdown` completes, then drained. `gateway serve` and the tests build it here.
+///
+/// # Errors
+/// Bad authentication settings (64); the server failing (69).
+pub async fn serve_with<B: Storage + Presign + 'static>(
+    storage: Arc<B>,
+    endpoint: Option<local::Endpoint>,
+    listeners: Vec<TcpListener>,
+    config: &ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Exit> {
+    let auth = authenticator(config)?;
     let addresses: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -77,7 +108,7 @@ async fn serve_with<B: Backend>(storage: B, config: &ServeConfig) -> Result<(), 
         .collect();
     tracing::info!(addresses = ?addresses, main = %config.buckets.main, draft = %config.buckets.draft, "serving REST and gRPC");
     let app = App {
-        backend: storage,
+        store: storage,
         buckets: config.buckets.clone(),
         upload_ttl: config.upload_ttl,
         download_ttl: config.download_ttl,
@@ -85,11 +116,12 @@ async fn serve_with<B: Backend>(storage: B, config: &ServeConfig) -> Result<(), 
     crate::http::server::run(
         listeners,
         app,
+        endpoint,
         auth,
         config.cors.clone(),
         config.limits,
         config.shutdown_grace,
-        shutdown_signal(),
+        shutdown,
     )
     .await
     .map_err(|e| Exit::unavailable(format!("server failed: {e}")))
@@ -144,19 +176,4 @@ pub async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
-}
-
-pub fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DRAFTSTORE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
 }

@@ -3,7 +3,7 @@
 
 use crate::cmd::cli::SweepArgs;
 use crate::cmd::exit::Exit;
-use crate::config::StorageChoice;
+use crate::config::{StorageChoice, SweepConfig};
 use crate::store::local::LocalStorage;
 use crate::store::s3::S3Storage;
 use draftstore_core::{sweep, SweepOptions, SweepReport};
@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 /// # Errors
 /// Bad configuration (64); some deletes failed or the listing broke off (1).
 pub fn run(args: &SweepArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
-    let config = crate::cmd::serve::config(&args.as_serve(), env)?;
+    let overrides = args.overrides();
+    let lookup = super::layered(&overrides, env);
+    let config = SweepConfig::from_lookup(&lookup).map_err(|e| Exit::usage(e.to_string()))?;
     if !(1..=1000).contains(&args.page_size) {
         return Err(Exit::usage("--page-size must be 1..=1000"));
     }
-    crate::cmd::serve::init_tracing(config.log_json);
+    super::init_tracing(config.log_json);
     let now =
         crate::clock::unix_now().ok_or_else(|| Exit::usage("the system clock is before 1970"))?;
     let options = SweepOptions {

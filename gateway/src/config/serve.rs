@@ -1,5 +1,6 @@
 //! `gateway serve`'s settings: the original DraftStore's variables keep their meaning.
 
+use super::name;
 use super::{err, flag, number, ConfigError, Lookup, S3Config};
 use draftstore_core::Buckets;
 use draftstore_signer::Expiry;
@@ -57,12 +58,12 @@ pub enum StorageChoice {
 /// Variables that mean "use S3": any of them set, without `--storage local`, selects S3, and
 /// S3 then needs its credentials (a partial S3 setup is an error, never a silent fall-back).
 const S3_SIGNALS: [&str; 6] = [
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "BUCKET_NAME",
+    name::AWS_ACCESS_KEY_ID,
+    name::AWS_SECRET_ACCESS_KEY,
+    name::AWS_SESSION_TOKEN,
+    name::AWS_ENDPOINT_URL,
+    name::AWS_ENDPOINT_URL_S3,
+    name::BUCKET_NAME,
 ];
 
 #[derive(Debug, Clone)]
@@ -96,15 +97,8 @@ impl ServeConfig {
     /// A [`ConfigError`] naming the first bad variable.
     pub fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
         let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let main = var("BUCKET_NAME").unwrap_or_else(|| "main".into());
-        if var("DRAFT_BUCKET").is_some_and(|d| d.trim() == main.trim()) {
-            return Err(err(format!(
-                "DRAFT_BUCKET must differ from BUCKET_NAME (both are {main:?}): a sweep would delete confirmed objects"
-            )));
-        }
-        let buckets = Buckets::new(&main, var("DRAFT_BUCKET").as_deref())
-            .map_err(|e| err(format!("BUCKET_NAME/DRAFT_BUCKET: {e}")))?;
-        let bind = match var("DRAFTSTORE_BIND") {
+        let buckets = buckets(get)?;
+        let bind = match var(name::DRAFTSTORE_BIND) {
             None => IpAddr::from([0, 0, 0, 0]),
             Some(v) => v
                 .trim()
@@ -114,10 +108,10 @@ impl ServeConfig {
         let port = |name: &str, default: u64| {
             number(get, name, default, 0..=65_535).map(|p| u16::try_from(p).unwrap_or(0))
         };
-        let http_port = port("HTTP_PORT", 8080)?;
-        let grpc_port = match var("GRPC_PORT") {
+        let http_port = port(name::HTTP_PORT, 8080)?;
+        let grpc_port = match var(name::GRPC_PORT) {
             None => None,
-            Some(_) => Some(port("GRPC_PORT", 0)?).filter(|p| *p != http_port),
+            Some(_) => Some(port(name::GRPC_PORT, 0)?).filter(|p| *p != http_port),
         };
         let ttl = |name: &str| -> Result<Expiry, ConfigError> {
             let secs = number(get, name, 3600, 1..=u64::from(Expiry::MAX_SECS))?;
@@ -126,33 +120,33 @@ impl ServeConfig {
         let limits = Limits {
             max_body: usize::try_from(number(
                 get,
-                "DRAFTSTORE_MAX_BODY_BYTES",
+                name::DRAFTSTORE_MAX_BODY_BYTES,
                 64 * 1024,
                 1024..=1024 * 1024,
             )?)
             .unwrap_or(65_536),
             max_grpc_message: usize::try_from(number(
                 get,
-                "DRAFTSTORE_MAX_GRPC_MESSAGE_BYTES",
+                name::DRAFTSTORE_MAX_GRPC_MESSAGE_BYTES,
                 64 * 1024,
                 1024..=4 * 1024 * 1024,
             )?)
             .unwrap_or(65_536),
             request_timeout: Duration::from_millis(number(
                 get,
-                "DRAFTSTORE_REQUEST_TIMEOUT_MS",
+                name::DRAFTSTORE_REQUEST_TIMEOUT_MS,
                 30_000,
                 100..=600_000,
             )?),
             header_timeout: Duration::from_millis(number(
                 get,
-                "DRAFTSTORE_HEADER_TIMEOUT_MS",
+                name::DRAFTSTORE_HEADER_TIMEOUT_MS,
                 10_000,
                 100..=120_000,
             )?),
             max_concurrent_streams: u32::try_from(number(
                 get,
-                "DRAFTSTORE_MAX_CONCURRENT_STREAMS",
+                name::DRAFTSTORE_MAX_CONCURRENT_STREAMS,
                 256,
                 1..=10_000,
             )?)
@@ -160,7 +154,7 @@ impl ServeConfig {
             max_header_list: 16 * 1024,
             max_in_flight: usize::try_from(number(
                 get,
-                "DRAFTSTORE_MAX_IN_FLIGHT",
+                name::DRAFTSTORE_MAX_IN_FLIGHT,
                 4096,
                 1..=1_000_000,
             )?)
@@ -175,21 +169,21 @@ impl ServeConfig {
             bind,
             http_port,
             grpc_port,
-            upload_ttl: ttl("UPLOAD_TTL")?,
-            download_ttl: ttl("DOWNLOAD_TTL")?,
-            object_lifetime: number(get, "OBJECT_LIFETIME", 86_400, 1..=10 * 365 * 86_400)?,
+            upload_ttl: ttl(name::UPLOAD_TTL)?,
+            download_ttl: ttl(name::DOWNLOAD_TTL)?,
+            object_lifetime: object_lifetime(get)?,
             storage,
             limits,
             shutdown_grace: Duration::from_millis(number(
                 get,
-                "DRAFTSTORE_SHUTDOWN_GRACE_MS",
+                name::DRAFTSTORE_SHUTDOWN_GRACE_MS,
                 20_000,
                 0..=600_000,
             )?),
-            log_json: flag(get, "DRAFTSTORE_LOG_JSON", false)?,
+            log_json: flag(get, name::DRAFTSTORE_LOG_JSON, false)?,
             auth: auth(get)?,
             cors: cors(get)?,
-            public_paths: var("DRAFTSTORE_PUBLIC_PATHS")
+            public_paths: var(name::DRAFTSTORE_PUBLIC_PATHS)
                 .unwrap_or_else(|| "/health,/ready,/metrics,/openapi.json".into())
                 .split(',')
                 .map(str::trim)
@@ -198,6 +192,24 @@ impl ServeConfig {
                 .collect(),
         })
     }
+}
+
+/// `BUCKET_NAME` (default `main`) and `DRAFT_BUCKET` (default `<main>-draft`).
+pub(super) fn buckets(get: Lookup<'_>) -> Result<Buckets, ConfigError> {
+    let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    let main = var(name::BUCKET_NAME).unwrap_or_else(|| "main".into());
+    if var(name::DRAFT_BUCKET).is_some_and(|d| d.trim() == main.trim()) {
+        return Err(err(format!(
+            "DRAFT_BUCKET must differ from BUCKET_NAME (both are {main:?}): a sweep would delete confirmed objects"
+        )));
+    }
+    Buckets::new(&main, var(name::DRAFT_BUCKET).as_deref())
+        .map_err(|e| err(format!("BUCKET_NAME/DRAFT_BUCKET: {e}")))
+}
+
+/// `OBJECT_LIFETIME`: seconds a draft lives, 1 s to 10 years, default one day.
+pub(super) fn object_lifetime(get: Lookup<'_>) -> Result<u64, ConfigError> {
+    number(get, name::OBJECT_LIFETIME, 86_400, 1..=10 * 365 * 86_400)
 }
 
 /// Virtual-hosted HTTPS puts the bucket in the TLS host name, and a certificate's wildcard
@@ -277,31 +289,33 @@ fn auth(get: Lookup<'_>) -> Result<Option<crate::auth::AuthConfig>, ConfigError>
     match var("DRAFTSTORE_AUTH").as_deref() {
         None => Ok(None),
         Some("none") => Ok(Some(AuthConfig::None)),
-        Some("api-keys") => match (var("DRAFTSTORE_API_KEYS_FILE"), var("DRAFTSTORE_API_KEYS")) {
+        Some("api-keys") => match (var(name::DRAFTSTORE_API_KEYS_FILE), var(name::DRAFTSTORE_API_KEYS)) {
             (Some(file), None) => Ok(Some(AuthConfig::ApiKeys(KeySource::File(PathBuf::from(file))))),
             (None, Some(inline)) => Ok(Some(AuthConfig::ApiKeys(KeySource::Inline(inline)))),
             _ => Err(err("DRAFTSTORE_AUTH=api-keys needs exactly one of DRAFTSTORE_API_KEYS_FILE or DRAFTSTORE_API_KEYS (lines '<tenant> <sha256 hex of the key>')")),
         },
         Some("jwt") => {
             use crate::auth::{JwtConfig, JwtKey};
-            let key = match (var("DRAFTSTORE_JWT_SECRET"), var("DRAFTSTORE_JWT_PUBLIC_KEY_FILE")) {
+            let key = match (var(name::DRAFTSTORE_JWT_SECRET), var(name::DRAFTSTORE_JWT_PUBLIC_KEY_FILE)) {
                 (Some(secret), None) => JwtKey::Secret(secret),
                 (None, Some(file)) => JwtKey::PublicPem(std::fs::read(&file).map_err(|e| err(format!("DRAFTSTORE_JWT_PUBLIC_KEY_FILE: cannot read {file}: {e}")))?),
                 _ => return Err(err("DRAFTSTORE_AUTH=jwt needs exactly one of DRAFTSTORE_JWT_SECRET (HMAC) or DRAFTSTORE_JWT_PUBLIC_KEY_FILE (PEM)")),
             };
-            let (Some(issuer), Some(audience)) = (var("DRAFTSTORE_JWT_ISSUER"), var("DRAFTSTORE_JWT_AUDIENCE")) else {
+            let (Some(issuer), Some(audience)) = (var(name::DRAFTSTORE_JWT_ISSUER), var(name::DRAFTSTORE_JWT_AUDIENCE)) else {
                 return Err(err("DRAFTSTORE_AUTH=jwt needs DRAFTSTORE_JWT_ISSUER and DRAFTSTORE_JWT_AUDIENCE"));
             };
-            let tenant_claim = var("DRAFTSTORE_JWT_TENANT_CLAIM").unwrap_or_else(|| "tenant".into());
+            let tenant_claim = var(name::DRAFTSTORE_JWT_TENANT_CLAIM).unwrap_or_else(|| "tenant".into());
             Ok(Some(AuthConfig::Jwt(JwtConfig { key, issuer, audience, tenant_claim })))
         }
         Some(_) => Err(err("DRAFTSTORE_AUTH must be 'none', 'api-keys' or 'jwt'")),
     }
 }
 
-fn storage(get: Lookup<'_>, http_port: u16) -> Result<StorageChoice, ConfigError> {
+/// S3 or the embedded store (see `S3_SIGNALS`); `http_port` makes the local store's default
+/// public URL.
+pub(super) fn storage(get: Lookup<'_>, http_port: u16) -> Result<StorageChoice, ConfigError> {
     let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-    let local = match var("DRAFTSTORE_STORAGE").as_deref() {
+    let local = match var(name::DRAFTSTORE_STORAGE).as_deref() {
         Some("local") => true,
         Some("s3") => false,
         Some(_) => {
@@ -324,13 +338,13 @@ fn storage(get: Lookup<'_>, http_port: u16) -> Result<StorageChoice, ConfigError
     })?;
     Ok(StorageChoice::Local(LocalConfig {
         data_dir: PathBuf::from(
-            var("DRAFTSTORE_DATA_DIR").unwrap_or_else(|| "./draftstore-data".into()),
+            var(name::DRAFTSTORE_DATA_DIR).unwrap_or_else(|| "./draftstore-data".into()),
         ),
         public_url,
-        secret: var("DRAFTSTORE_LOCAL_SECRET"),
+        secret: var(name::DRAFTSTORE_LOCAL_SECRET),
         max_object: number(
             get,
-            "DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES",
+            name::DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES,
             5 * 1024 * 1024 * 1024,
             1..=5 * 1024 * 1024 * 1024 * 1024,
         )?,

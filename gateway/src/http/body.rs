@@ -1,6 +1,6 @@
 //! Reading a request body whole, with a size limit checked as it arrives.
 
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, Code};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -20,7 +20,7 @@ pub async fn read_limited(
     let mut joined: Option<BytesMut> = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| {
-            ApiError::bad_request("BODY_UNREADABLE", "the request body could not be read")
+            ApiError::new(Code::BodyUnreadable, "the request body could not be read")
         })?;
         let Ok(data) = frame.into_data() else {
             continue;

@@ -5,7 +5,7 @@
 //! requests finish within the grace period, return.
 
 use crate::api::app::App;
-use crate::api::error::{ApiError, Kind};
+use crate::api::error::{ApiError, Code};
 use crate::api::{grpc, rest};
 use crate::auth::Authenticator;
 use crate::config::Limits;
@@ -14,7 +14,8 @@ use crate::http::deadline::within;
 use crate::http::response::{Body, RequestId, CONTENT_TYPE, REQUEST_ID};
 use crate::http::socket::Socket;
 use crate::metrics::CallSeries;
-use crate::store::backend::Backend;
+use crate::store::{local, Presign};
+use draftstore_core::Storage;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -31,6 +32,8 @@ use tokio::sync::{mpsc, Semaphore};
 
 struct State<B> {
     app: App<B>,
+    /// The embedded store's presigned URLs, when it is the store.
+    store: Option<local::Endpoint>,
     auth: Authenticator,
     cors: Cors,
     limits: Limits,
@@ -38,21 +41,28 @@ struct State<B> {
     series: HashMap<Call, CallSeries>,
 }
 
-/// Serves `app` on `listeners` until `shutdown` completes, then drains for up to `grace`.
+/// Serves `app` on `listeners` until `shutdown` completes, then drains for up to `grace`;
+/// `store` (the embedded store's endpoint) is mounted beside the API when given.
 ///
 /// # Errors
 /// Never after start; the signature leaves room for bind-time failures.
-pub async fn run<B: Backend>(
+#[allow(clippy::too_many_arguments)]
+pub async fn run<B: Storage + Presign + 'static>(
     listeners: Vec<TcpListener>,
     app: App<B>,
+    store: Option<local::Endpoint>,
     auth: Authenticator,
     cors: Cors,
     limits: Limits,
     grace: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    // Object bytes flow through this server only when it serves a store's URLs; that decides
+    // how replies are written (see `socket`).
+    let streams_objects = store.is_some();
     let state = Arc::new(State {
         app,
+        store,
         auth,
         cors,
         limits,
@@ -115,7 +125,7 @@ pub async fn run<B: Backend>(
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(state.handle(req).await) }
                 });
-                let socket = Socket::new(stream, B::STREAMS_OBJECTS);
+                let socket = Socket::new(stream, streams_objects);
                 let connection = builder.serve_connection(socket, service).into_owned();
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
@@ -139,7 +149,7 @@ pub async fn run<B: Backend>(
     Ok(())
 }
 
-impl<B: Backend> State<B> {
+impl<B: Storage + Presign + 'static> State<B> {
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let id = RequestId::of(req.headers().get(REQUEST_ID));
         if let Some(mut preflight) = self.cors.preflight(req.method(), req.headers()) {
@@ -154,7 +164,7 @@ impl<B: Backend> State<B> {
         // At debug level every line of this request (S3 retries included) carries its id; at
         // the default level the one line per error names it explicitly, and the span is free.
         let started = std::time::Instant::now();
-        let call = Call::of(path, req.headers());
+        let call = Call::of(path, req.headers(), self.store.as_ref());
         let metrics = crate::metrics::get();
         metrics.in_flight.inc();
         let span = tracing::debug_span!("request", request_id = %id);
@@ -166,9 +176,9 @@ impl<B: Backend> State<B> {
             }
             Err(e) => {
                 if e.is_server_side() {
-                    tracing::error!(request_id = %id, %method, %path, status = e.http_status(), code = e.code, elapsed_us = started.elapsed().as_micros() as u64, "{}", e.message);
+                    tracing::error!(request_id = %id, %method, %path, status = e.http_status(), code = e.code.as_str(), elapsed_us = started.elapsed().as_micros() as u64, "{}", e.message);
                 } else {
-                    tracing::info!(request_id = %id, %method, %path, status = e.http_status(), code = e.code, elapsed_us = started.elapsed().as_micros() as u64, "{}", e.message);
+                    tracing::info!(request_id = %id, %method, %path, status = e.http_status(), code = e.code.as_str(), elapsed_us = started.elapsed().as_micros() as u64, "{}", e.message);
                 }
                 if call.is_grpc() {
                     grpc::status::error(e.grpc_code(), &e.message)
@@ -195,13 +205,7 @@ impl<B: Backend> State<B> {
 
     async fn run(&self, req: Request<Incoming>, call: Call) -> Result<Response<Body>, ApiError> {
         let timeout = self.limits.request_timeout;
-        let overloaded = || {
-            ApiError::new(
-                Kind::Unavailable,
-                "OVERLOADED",
-                "too many requests in flight; retry",
-            )
-        };
+        let overloaded = || ApiError::new(Code::Overloaded, "too many requests in flight; retry");
         // Without waiting (and without arming a timer) when a place is free, as it nearly always is.
         let _permit = match self.in_flight.try_acquire() {
             Ok(permit) => permit,
@@ -210,43 +214,53 @@ impl<B: Backend> State<B> {
                 .map_err(|_| overloaded())?
                 .map_err(|_| overloaded())?,
         };
-        let tenant = if self.auth.is_public(req.uri().path(), call.is_grpc()) {
+        let tenant = if let Call::Store = call {
+            // Presigned URLs carry their own signature, checked by the store.
+            None
+        } else if self.auth.is_public(req.uri().path(), call.is_grpc()) {
             None
         } else {
             self.auth
                 .authenticate(req.headers().get(http::header::AUTHORIZATION))?
         };
         within(timeout, async {
-            match call {
-                Call::Grpc(rpc) => {
+            match (call, &self.store) {
+                (Call::Store, Some(store)) => Ok(Box::pin(store.serve(req)).await),
+                (Call::Grpc(rpc), _) => {
                     grpc::handle(&self.app, req, rpc, &self.limits, tenant.as_ref()).await
                 }
-                Call::Rest(route) => {
+                (Call::Rest(route), _) => {
                     rest::handle(&self.app, req, route, &self.limits, tenant.as_ref()).await
                 }
+                // Parsed as `Store` only when a store is mounted.
+                (Call::Store, None) => rest::handle(&self.app, req, None, &self.limits, None).await,
             }
         })
         .await
-        .map_err(|_| ApiError::new(Kind::Timeout, "TIMEOUT", "the request took too long"))?
+        .map_err(|_| ApiError::new(Code::Timeout, "the request took too long"))?
     }
 }
 
-/// What a request asks for, parsed once from its path: a gRPC method or a REST route.
+/// What a request asks for, parsed once from its path: the mounted store's presigned URLs, a
+/// gRPC method or a REST route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Call {
+    Store,
     Grpc(Option<grpc::Rpc>),
     Rest(Option<rest::Route>),
 }
 
 impl Call {
-    /// gRPC by `content-type: application/grpc*` (except on the local store's object paths),
-    /// REST otherwise.
-    fn of(path: &str, headers: &http::HeaderMap) -> Self {
-        let is_grpc = !path.starts_with(crate::store::local::PREFIX)
-            && headers
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| ct.starts_with("application/grpc"));
+    /// The store's when it owns the path, else gRPC by `content-type: application/grpc*`, else
+    /// REST.
+    fn of(path: &str, headers: &http::HeaderMap, store: Option<&local::Endpoint>) -> Self {
+        if store.is_some_and(|s| s.owns(path)) {
+            return Self::Store;
+        }
+        let is_grpc = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/grpc"));
         if is_grpc {
             Self::Grpc(grpc::Rpc::of(path))
         } else {
@@ -258,14 +272,15 @@ impl Call {
     fn all() -> impl Iterator<Item = Self> {
         let grpc = std::iter::once(None).chain(grpc::Rpc::ALL.map(Some));
         let rest = std::iter::once(None).chain(rest::Route::ALL.map(Some));
-        grpc.map(Self::Grpc).chain(rest.map(Self::Rest))
+        let calls = grpc.map(Self::Grpc).chain(rest.map(Self::Rest));
+        std::iter::once(Self::Store).chain(calls)
     }
 
     /// Its metrics series.
     fn series(self) -> CallSeries {
         match self {
             Self::Grpc(_) => CallSeries::new(self.label(), "grpc", 0),
-            Self::Rest(_) => CallSeries::new(self.label(), "rest", 200),
+            Self::Rest(_) | Self::Store => CallSeries::new(self.label(), "rest", 200),
         }
     }
 
@@ -276,6 +291,7 @@ impl Call {
     /// A bounded metrics label: the route or method, else `unknown` / `other`.
     fn label(self) -> &'static str {
         match self {
+            Self::Store => "store",
             Self::Grpc(rpc) => rpc.map_or("unknown", grpc::Rpc::label),
             Self::Rest(route) => route.map_or("other", rest::Route::label),
         }
@@ -286,7 +302,7 @@ impl Call {
 fn grpc_status(response: &Response<Body>) -> u16 {
     response
         .headers()
-        .get("grpc-status")
+        .get(grpc::header::GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)

@@ -1,6 +1,45 @@
-//! The stores behind the `Storage` trait: S3 ([`s3`]) and the embedded local store ([`local`]),
-//! and how each presigns URLs ([`backend`]).
+//! The stores behind core's `Storage` trait: S3 ([`s3`]) and the embedded local store
+//! ([`local`]), and the one thing the API needs from a store beyond `Storage`: presigned URLs
+//! ([`Presign`], implemented beside each store).
 
-pub mod backend;
 pub mod local;
 pub mod s3;
+
+use draftstore_core::{BucketName, ObjectName, StorageError};
+use draftstore_signer::{Expiry, Method, Request, Signer, Timestamp};
+
+/// Makes presigned URLs for a store's objects (object_store's `Signer` shape): a client holding
+/// the URL may send `method` to `bucket/key` until it expires, with no other credentials.
+pub trait Presign {
+    /// A presigned URL (SigV4 query authentication, AWS "Authenticating Requests: Using Query
+    /// Parameters") for `method` on `bucket/key`, valid `expires` seconds from `now`, with
+    /// `headers` (lowercase names) signed in: the client must send them with these values.
+    ///
+    /// # Errors
+    /// [`StorageError::Backend`] when the request cannot be signed.
+    fn presign(
+        &self,
+        method: Method,
+        bucket: &BucketName,
+        key: &ObjectName,
+        headers: &[(&str, &str)],
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<String, StorageError>;
+}
+
+/// Signs `request` (its headers set to `headers`) into a presigned URL.
+fn sign<'a>(
+    signer: &Signer,
+    mut request: Request<'a>,
+    headers: &'a [(&'a str, &'a str)],
+    expires: Expiry,
+    now: Timestamp,
+) -> Result<String, StorageError> {
+    request.headers = headers;
+    signer
+        .presign(&request, expires, now)
+        .map_err(|e| StorageError::Backend {
+            reason: format!("cannot presign: {e}"),
+        })
+}

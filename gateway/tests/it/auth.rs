@@ -3,7 +3,7 @@
 //! a file rotate without a restart.
 
 use crate::harness::{http1, start, status_of};
-use draftstore_core::{BucketName, Storage};
+use draftstore_core::BucketName;
 use draftstore_proto::draft::v1 as pb;
 use draftstore_proto::prost::Message;
 use serde_json::{json, Value};
@@ -706,5 +706,63 @@ async fn public_paths_are_configurable() {
         .await,
         200
     );
+    server.stop().await;
+}
+
+/// The embedded store's presigned URLs are mounted apart from the API: they need no API key
+/// (each carries its own signature, checked by the store, which answers as S3 does), whatever
+/// their content-type, and an API key does not replace that signature.
+#[tokio::test]
+async fn the_stores_urls_carry_their_own_signature_not_an_api_key() {
+    let server = crate::harness::start_local(&[
+        ("DRAFTSTORE_AUTH", "api-keys"),
+        ("DRAFTSTORE_API_KEYS", &keys()),
+    ])
+    .await;
+    let (_, up) = call(
+        &server,
+        "/api/v1/upload-url",
+        Some("acme-key"),
+        json!({"object_name": "a.txt"}),
+    )
+    .await;
+    let url = up["upload_url"].as_str().unwrap();
+    assert_eq!(crate::harness::put_to(url, "signed").await, 200);
+
+    let unsigned = server.url("/_store/main-draft/acme/a.txt");
+    for request in [
+        http1().put(&unsigned).body("x"),
+        http1().put(&unsigned).bearer_auth("acme-key").body("x"),
+        http1()
+            .put(&unsigned)
+            .header("content-type", "application/grpc")
+            .body("x"),
+    ] {
+        let resp = request.send().await.unwrap();
+        // S3's answer to a URL without query authentication, not the API's 401.
+        assert_eq!(resp.status().as_u16(), 400);
+        assert_eq!(resp.headers()["content-type"], "application/xml");
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("<Error><Code>"), "{body}");
+        assert!(!body.contains("UNAUTHENTICATED"), "{body}");
+    }
+    server.stop().await;
+}
+
+/// Without the embedded store nothing is mounted at its prefix: a plain unknown route.
+#[tokio::test]
+async fn no_store_endpoint_on_s3() {
+    let Some(server) = crate::harness::start_s3(&[]).await else {
+        return;
+    };
+    let resp = http1()
+        .put(server.url("/_store/main-draft/a.txt"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "NO_SUCH_ROUTE");
     server.stop().await;
 }

@@ -1,19 +1,68 @@
-//! Starts the real server in-process on 127.0.0.1:0 against SeaweedFS, with its own buckets.
+//! Starts the real server in-process on 127.0.0.1:0, built by `serve_with` as `gateway serve`
+//! builds it, on the store `DRAFTSTORE_TEST_STORE` names: `local` (the default: the embedded
+//! store in a temporary folder, so a plain `cargo test` runs the API suites) or `s3` (SeaweedFS,
+//! its own buckets; scripts/test runs the suites this way too).
 
-use draftstore_gateway::api::app::App;
-use draftstore_gateway::config::ServeConfig;
+use draftstore_core::{BucketName, ObjectInfo, PutOptions, Storage, StorageError};
+use draftstore_gateway::cmd::serve::serve_with;
+use draftstore_gateway::config::{ServeConfig, StorageChoice};
+use draftstore_gateway::store::local::{Endpoint, LocalStorage};
 use draftstore_gateway::store::s3::S3Storage;
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::sync::oneshot;
+
+/// A direct handle on the server's store (no gateway in between).
+pub enum Direct {
+    S3(Box<S3Storage>),
+    Local(Arc<LocalStorage>),
+}
+
+impl Direct {
+    pub async fn put_object(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        body: Vec<u8>,
+        options: &PutOptions,
+    ) -> Result<String, StorageError> {
+        match self {
+            Self::S3(s) => s.put_object(bucket, key, body, options).await,
+            Self::Local(s) => s.put_object(bucket, key, body, options).await,
+        }
+    }
+
+    pub async fn head_object(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+    ) -> Result<ObjectInfo, StorageError> {
+        match self {
+            Self::S3(s) => s.head_object(bucket, key).await,
+            Self::Local(s) => s.head_object(bucket, key).await,
+        }
+    }
+
+    pub async fn get_object(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+    ) -> Result<Vec<u8>, StorageError> {
+        match self {
+            Self::S3(s) => s.get_object(bucket, key).await,
+            Self::Local(s) => s.get_object(bucket, key).await,
+        }
+    }
+}
 
 pub struct Running {
     pub addr: SocketAddr,
     pub config: ServeConfig,
-    /// The test server's settings, for a direct S3 client.
-    pub env: HashMap<String, String>,
+    direct: Direct,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), draftstore_gateway::cmd::exit::Exit>>>,
+    /// The embedded store's folder, removed when the server is dropped.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Running {
@@ -21,9 +70,14 @@ impl Running {
         format!("http://{}{path}", self.addr)
     }
 
-    /// A direct S3 client on the same server (no gateway in between).
-    pub fn storage(&self) -> S3Storage {
-        crate::s3::storage(&self.env)
+    /// A direct client of the same store (no gateway in between).
+    pub fn storage(&self) -> &Direct {
+        &self.direct
+    }
+
+    /// Whether the server runs against S3 (else the embedded store).
+    pub fn is_s3(&self) -> bool {
+        matches!(self.direct, Direct::S3(_))
     }
 
     /// Stops accepting, waits for the drain.
@@ -37,52 +91,103 @@ impl Running {
     }
 }
 
-/// `None` (with a printed reason) when no S3 server is configured outside CI.
+/// Whether the suites run against S3 (`DRAFTSTORE_TEST_STORE=s3`) or the embedded store.
+fn wants_s3() -> bool {
+    match std::env::var("DRAFTSTORE_TEST_STORE").as_deref() {
+        Ok("s3") => true,
+        Ok("local") | Err(_) => false,
+        Ok(other) => panic!("DRAFTSTORE_TEST_STORE must be local or s3, not {other}"),
+    }
+}
+
+/// The server on the store `DRAFTSTORE_TEST_STORE` names, with `extra` settings. `None` (with a
+/// printed reason) only for S3 when no S3 server is configured outside CI.
 pub async fn start(extra: &[(&str, &str)]) -> Option<Running> {
+    if wants_s3() {
+        start_s3(extra).await
+    } else {
+        Some(start_local(extra).await)
+    }
+}
+
+/// The server on the embedded store in a new temporary folder.
+pub async fn start_local(extra: &[(&str, &str)]) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let public_url = format!("http://{addr}");
+    let data_dir = data.path().display().to_string();
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("DRAFTSTORE_STORAGE", "local"),
+        ("DRAFTSTORE_DATA_DIR", &data_dir),
+        ("DRAFTSTORE_PUBLIC_URL", &public_url),
+    ];
+    pairs.extend_from_slice(extra);
+    let config = ServeConfig::from_lookup(&|k| lookup(&pairs, k)).unwrap();
+    let StorageChoice::Local(local) = &config.storage else {
+        panic!("DRAFTSTORE_STORAGE=local")
+    };
+    let store = Arc::new(LocalStorage::open(local).unwrap());
+    for bucket in [&config.buckets.main, &config.buckets.draft] {
+        store.create_bucket(bucket).await.unwrap();
+    }
+    let endpoint = Endpoint::new(store.clone());
+    let direct = Direct::Local(store.clone());
+    spawn(store, Some(endpoint), listener, config, direct, Some(data))
+}
+
+/// The server on SeaweedFS with its own buckets; `None` (with a printed reason) when no S3
+/// server is configured outside CI. For tests about S3 itself, whatever DRAFTSTORE_TEST_STORE says.
+pub async fn start_s3(extra: &[(&str, &str)]) -> Option<Running> {
     let bucket = crate::s3::prefix("gw");
-    let mut pairs: Vec<(&str, &str)> = vec![("BUCKET_NAME", &bucket)];
+    // Against S3, `serve` wants the choice of authentication made explicitly.
+    let mut pairs: Vec<(&str, &str)> = vec![("BUCKET_NAME", &bucket), ("DRAFTSTORE_AUTH", "none")];
     pairs.extend_from_slice(extra);
     let env = crate::s3::env(&pairs)?;
     let config = ServeConfig::from_lookup(&|k| env.get(k).cloned()).unwrap();
-    let draftstore_gateway::config::StorageChoice::S3(s3) = &config.storage else {
-        panic!("the harness runs against S3")
+    let StorageChoice::S3(s3) = &config.storage else {
+        panic!("the S3 harness runs against S3")
     };
-    let storage = S3Storage::new((**s3).clone()).unwrap();
-    let app = App {
-        backend: storage,
-        buckets: config.buckets.clone(),
-        upload_ttl: config.upload_ttl,
-        download_ttl: config.download_ttl,
-    };
+    let storage = Arc::new(S3Storage::new((**s3).clone()).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let direct = Direct::S3(Box::new(crate::s3::storage(&env)));
+    Some(spawn(storage, None, listener, config, direct, None))
+}
+
+/// The last value `pairs` gives `key` (later pairs override earlier ones).
+fn lookup(pairs: &[(&str, &str)], key: &str) -> Option<String> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| (*v).to_owned())
+}
+
+fn spawn<B: Storage + draftstore_gateway::store::Presign + 'static>(
+    storage: Arc<B>,
+    endpoint: Option<Endpoint>,
+    listener: tokio::net::TcpListener,
+    config: ServeConfig,
+    direct: Direct,
+    data: Option<tempfile::TempDir>,
+) -> Running {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let auth = draftstore_gateway::auth::Authenticator::new(
-        config
-            .auth
-            .clone()
-            .unwrap_or(draftstore_gateway::auth::AuthConfig::None),
-    )
-    .unwrap()
-    .with_public_paths(config.public_paths.clone());
-    let task = tokio::spawn(draftstore_gateway::http::server::run(
-        vec![listener],
-        app,
-        auth,
-        config.cors.clone(),
-        config.limits,
-        config.shutdown_grace,
-        async {
+    let served = config.clone();
+    let task = tokio::spawn(async move {
+        serve_with(storage, endpoint, vec![listener], &served, async {
             let _ = stopped.await;
-        },
-    ));
-    Some(Running {
+        })
+        .await
+    });
+    Running {
         addr,
         config,
-        env,
+        direct,
         stop: Some(stop),
         task: Some(task),
-    })
+        _data: data,
+    }
 }
 
 pub fn http1() -> reqwest::Client {

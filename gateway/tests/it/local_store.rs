@@ -2,10 +2,10 @@
 //! command and curl, refused uploads that store nothing, a kill -9 mid-upload, and concurrent
 //! uploads to one key.
 
-use draftstore_core::{BucketName, Storage};
+use draftstore_core::{BucketName, ObjectName, Storage};
 use draftstore_gateway::config::LocalConfig;
-use draftstore_gateway::store::backend::Backend;
 use draftstore_gateway::store::local::LocalStorage;
+use draftstore_gateway::store::Presign;
 use draftstore_signer::{Expiry, Method, Timestamp};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,6 +17,10 @@ fn config(dir: &std::path::Path, public_url: &str) -> LocalConfig {
         secret: None,
         max_object: 1 << 40,
     }
+}
+
+fn key(name: &str) -> ObjectName {
+    ObjectName::parse(name).unwrap()
 }
 
 fn open(dir: &std::path::Path, public_url: &str) -> LocalStorage {
@@ -214,7 +218,7 @@ async fn tampered_expired_and_mismatched_uploads_store_nothing() {
     };
 
     let url = store
-        .presign(Method::Put, &draft, "k1", &[], hour, now)
+        .presign(Method::Put, &draft, &key("k1"), &[], hour, now)
         .unwrap();
     let tampered = format!(
         "{}{}",
@@ -233,7 +237,7 @@ async fn tampered_expired_and_mismatched_uploads_store_nothing() {
         .presign(
             Method::Put,
             &draft,
-            "k2",
+            &key("k2"),
             &[],
             Expiry::new(60).unwrap(),
             old,
@@ -250,7 +254,7 @@ async fn tampered_expired_and_mismatched_uploads_store_nothing() {
         .presign(
             Method::Put,
             &BucketName::parse("main").unwrap(),
-            "k3",
+            &key("k3"),
             &[],
             hour,
             now,
@@ -267,7 +271,7 @@ async fn tampered_expired_and_mismatched_uploads_store_nothing() {
         .presign(
             Method::Put,
             &draft,
-            "k4",
+            &key("k4"),
             &[("content-type", "image/png")],
             hour,
             now,
@@ -288,7 +292,7 @@ async fn tampered_expired_and_mismatched_uploads_store_nothing() {
         .presign(
             Method::Put,
             &draft,
-            "k5",
+            &key("k5"),
             &[("content-length", "5")],
             hour,
             now,
@@ -304,7 +308,7 @@ async fn tampered_expired_and_mismatched_uploads_store_nothing() {
         .presign(
             Method::Put,
             &draft,
-            "k6",
+            &key("k6"),
             &[("x-amz-checksum-sha256", wrong_sum)],
             hour,
             now,
@@ -334,7 +338,7 @@ async fn tampered_expired_and_mismatched_uploads_store_nothing() {
     let resp = client
         .delete(
             store
-                .presign(Method::Delete, &draft, "k4", &[], hour, now)
+                .presign(Method::Delete, &draft, &key("k4"), &[], hour, now)
                 .unwrap(),
         )
         .send()
@@ -359,7 +363,7 @@ async fn kill_9_mid_upload_leaves_no_partial_object_and_restart_works() {
         .presign(
             Method::Put,
             &draft,
-            "big.bin",
+            &key("big.bin"),
             &[],
             Expiry::new(3600).unwrap(),
             now,
@@ -403,7 +407,7 @@ async fn kill_9_mid_upload_leaves_no_partial_object_and_restart_works() {
         .presign(
             Method::Put,
             &draft,
-            "big.bin",
+            &key("big.bin"),
             &[],
             Expiry::new(3600).unwrap(),
             now,
@@ -431,7 +435,7 @@ async fn concurrent_puts_to_one_key_end_with_one_complete_object() {
         .presign(
             Method::Put,
             &draft,
-            "same",
+            &key("same"),
             &[],
             Expiry::new(3600).unwrap(),
             now,

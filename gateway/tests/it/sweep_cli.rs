@@ -225,3 +225,42 @@ async fn sweep_of_a_local_store_leaves_a_running_servers_uploads_alone() {
     assert_eq!(report["deleted"].as_u64(), Some(1), "{report}");
     assert!(upload.exists(), "the in-progress upload was removed");
 }
+
+/// The CronJob shares the Deployment's ConfigMap: a serving-only setting that `serve` would
+/// refuse (a JWT key file mounted only in the Deployment, a bad port) must not stop a sweep.
+#[tokio::test]
+async fn sweep_ignores_the_servers_auth_and_port_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = draftstore_gateway::config::LocalConfig {
+        data_dir: dir.path().to_owned(),
+        public_url: "http://127.0.0.1:8080".to_owned(),
+        secret: None,
+        max_object: 1 << 20,
+    };
+    let store = draftstore_gateway::store::local::LocalStorage::open(&config).unwrap();
+    let draft = BucketName::parse("main-draft").unwrap();
+    store.create_bucket(&draft).await.unwrap();
+    store
+        .put_object(&draft, "old.bin", b"x".to_vec(), &PutOptions::default())
+        .await
+        .unwrap();
+    drop(store);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    let mut env = local_env(dir.path());
+    let missing = dir.path().join("no-such-key.pem");
+    for (k, v) in [
+        ("DRAFTSTORE_AUTH", "jwt"),
+        ("DRAFTSTORE_JWT_PUBLIC_KEY_FILE", missing.to_str().unwrap()),
+        ("HTTP_PORT", "eighty"),
+        ("DRAFTSTORE_MAX_IN_FLIGHT", "0"),
+    ] {
+        env.insert(k.to_owned(), v.to_owned());
+    }
+    let out = sweep(&env, &["--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["deleted"].as_u64(), Some(1), "{report}");
+    assert!(!stderr.contains("JWT"), "{stderr}");
+}

@@ -6,14 +6,15 @@ pub mod codec;
 pub mod status;
 
 use crate::api::app::{App, Source};
-use crate::api::error::{ApiError, Kind};
+use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
 use crate::config::Limits;
 use crate::http::body::read_limited;
 use crate::http::response::Body;
-use crate::store::backend::Backend;
+use crate::store::Presign;
 use bytes::Bytes;
 use codec::{check_header, decode_unary, FrameError, Framed, HEADER_LEN};
+use draftstore_core::Storage;
 use draftstore_core::UploadConstraints;
 use draftstore_proto::draft::v1 as pb;
 use draftstore_proto::grpc::health::v1 as health;
@@ -21,6 +22,25 @@ use draftstore_proto::prost::Message;
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use std::time::Duration;
+
+/// The gRPC header names we read and write (grpc/grpc `doc/PROTOCOL-HTTP2.md`).
+pub mod header {
+    use http::HeaderName;
+    /// The call's status code, in trailers (or the headers of a trailers-only error).
+    pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+    /// The status message, percent-encoded.
+    pub const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+    /// The client's deadline: up to 8 digits and a unit.
+    pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+    /// The message encodings the server accepts, sent on every answer.
+    pub const GRPC_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
+    /// The encoding of the client's messages.
+    pub const GRPC_ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
+}
+
+/// The fully qualified name of the service this server implements (what a health check may
+/// name; the method paths in `draft.v1.paths` start with it).
+pub const DRAFT_SERVICE: &str = "draft.v1.DraftService";
 
 /// The RPCs served, parsed once from the request path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,7 +90,7 @@ impl Rpc {
 
 /// Handles one call to `rpc` (`None`: a method this server does not have); the server turns
 /// the result into [`status::ok`] or [`status::error`].
-pub async fn handle<B: Backend>(
+pub async fn handle<B: Storage + Presign>(
     app: &App<B>,
     req: Request<Incoming>,
     rpc: Option<Rpc>,
@@ -78,24 +98,18 @@ pub async fn handle<B: Backend>(
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
     if req.version() != Version::HTTP_2 {
-        return Err(ApiError::new(
-            Kind::Unimplemented,
-            "NEEDS_HTTP2",
-            "gRPC needs HTTP/2",
-        ));
+        return Err(ApiError::new(Code::NeedsHttp2, "gRPC needs HTTP/2"));
     }
     let Some(rpc) = rpc else {
         return Err(ApiError::new(
-            Kind::Unimplemented,
-            "UNIMPLEMENTED",
+            Code::Unimplemented,
             format!("unknown method {}", req.uri().path()),
         ));
     };
     let deadline = timeout(req.headers());
     if deadline == Some(Duration::ZERO) {
         return Err(ApiError::new(
-            Kind::Timeout,
-            "DEADLINE_EXCEEDED",
+            Code::DeadlineExceeded,
             "grpc-timeout had already passed",
         ));
     }
@@ -107,13 +121,7 @@ pub async fn handle<B: Backend>(
     let result = match deadline {
         Some(d) => crate::http::deadline::within(d, call)
             .await
-            .unwrap_or_else(|_| {
-                Err(ApiError::new(
-                    Kind::Timeout,
-                    "DEADLINE_EXCEEDED",
-                    "grpc-timeout passed",
-                ))
-            }),
+            .unwrap_or_else(|_| Err(ApiError::new(Code::DeadlineExceeded, "grpc-timeout passed"))),
         None => call.await,
     };
     result.map(status::ok)
@@ -121,7 +129,7 @@ pub async fn handle<B: Backend>(
 
 /// `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).
 pub fn timeout(headers: &http::HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let value = headers.get(header::GRPC_TIMEOUT)?.to_str().ok()?;
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -141,7 +149,7 @@ pub fn timeout(headers: &http::HeaderMap) -> Option<Duration> {
 /// The request's `grpc-encoding` when it names a compression (absent or `identity`: `None`).
 fn encoding(headers: &http::HeaderMap) -> Option<Bytes> {
     headers
-        .get("grpc-encoding")
+        .get(header::GRPC_ENCODING)
         .map(|v| Bytes::copy_from_slice(v.as_bytes()))
         .filter(|v| !v.eq_ignore_ascii_case(b"identity"))
 }
@@ -153,16 +161,14 @@ fn encoding(headers: &http::HeaderMap) -> Option<Bytes> {
 fn compressed(encoding: Option<&Bytes>) -> ApiError {
     match encoding {
         Some(name) => ApiError::new(
-            Kind::Unimplemented,
-            "UNSUPPORTED_ENCODING",
+            Code::UnsupportedEncoding,
             format!(
                 "grpc-encoding {:?} is not supported; this server accepts identity only",
                 String::from_utf8_lossy(name)
             ),
         ),
         None => ApiError::new(
-            Kind::Internal,
-            "INVALID_COMPRESSED_FLAG",
+            Code::InvalidCompressedFlag,
             "the message's compressed flag is set but grpc-encoding names no compression",
         ),
     }
@@ -173,18 +179,17 @@ impl From<FrameError> for ApiError {
         match e {
             FrameError::Compressed => compressed(None),
             FrameError::TooLarge { len, max } => ApiError::new(
-                Kind::PayloadTooLarge,
-                "MESSAGE_TOO_LARGE",
+                Code::MessageTooLarge,
                 format!("message of {len} bytes; the limit is {max}"),
             ),
             FrameError::Truncated => {
-                ApiError::bad_request("TRUNCATED", "the message frame is truncated")
+                ApiError::new(Code::Truncated, "the message frame is truncated")
             }
             FrameError::Trailing => {
-                ApiError::bad_request("TRAILING", "a unary call carries exactly one message")
+                ApiError::new(Code::Trailing, "a unary call carries exactly one message")
             }
             FrameError::BadFlag(f) => {
-                ApiError::bad_request("BAD_FRAME", format!("frame flag {f} is not 0 or 1"))
+                ApiError::new(Code::BadFrame, format!("frame flag {f} is not 0 or 1"))
             }
         }
     }
@@ -219,7 +224,7 @@ async fn read_message(
 
 fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, ApiError> {
     M::decode(bytes)
-        .map_err(|e| ApiError::bad_request("MALFORMED_MESSAGE", format!("malformed message: {e}")))
+        .map_err(|e| ApiError::new(Code::MalformedMessage, format!("malformed message: {e}")))
 }
 
 fn success() -> Option<pb::Result> {
@@ -245,7 +250,7 @@ fn constraints(c: Option<pb::UploadConstraints>) -> Result<UploadConstraints, Ap
 
 /// Calls that reach storage are boxed: their futures are large, and kept inline they would
 /// make every call's future (moved a few times per request) as large.
-async fn dispatch<B: Backend>(
+async fn dispatch<B: Storage + Presign>(
     app: &App<B>,
     rpc: Rpc,
     message: &[u8],
@@ -271,8 +276,8 @@ async fn dispatch<B: Backend>(
                 Ok(pb::Source::Draft) => Source::Draft,
                 Ok(pb::Source::Main) => Source::Main,
                 Err(_) => {
-                    return Err(ApiError::bad_request(
-                        "INVALID_SOURCE",
+                    return Err(ApiError::new(
+                        Code::InvalidSource,
                         format!(
                             "source {} is not SOURCE_DRAFT (0) or SOURCE_MAIN (1)",
                             req.source
@@ -316,10 +321,9 @@ async fn dispatch<B: Backend>(
         }
         Rpc::HealthCheck => {
             let req: health::HealthCheckRequest = decode(message)?;
-            if !req.service.is_empty() && req.service != "draft.v1.DraftService" {
+            if !req.service.is_empty() && req.service != DRAFT_SERVICE {
                 return Err(ApiError::new(
-                    Kind::NotFound,
-                    "UNKNOWN_SERVICE",
+                    Code::UnknownService,
                     format!("unknown service {}", req.service),
                 ));
             }
@@ -352,6 +356,9 @@ mod tests {
         ] {
             let rpc = Rpc::of(path);
             assert_eq!(rpc.map(Rpc::label), Some(label), "{path}");
+            if path != health::CHECK_PATH {
+                assert!(path.starts_with(&format!("/{DRAFT_SERVICE}/")), "{path}");
+            }
             assert!(rpc.is_some_and(|r| Rpc::ALL.contains(&r)), "{path} in ALL");
         }
         for unknown in [
@@ -373,11 +380,14 @@ mod tests {
             ("1H", Some(Duration::from_secs(3600))),
             ("5u", Some(Duration::from_micros(5))),
         ] {
-            h.insert("grpc-timeout", http::HeaderValue::from_static(v));
+            h.insert(header::GRPC_TIMEOUT, http::HeaderValue::from_static(v));
             assert_eq!(timeout(&h), want, "{v}");
         }
         for bad in ["", "m", "123456789S", "10x", "-1S", "1.5S"] {
-            h.insert("grpc-timeout", http::HeaderValue::from_str(bad).unwrap());
+            h.insert(
+                header::GRPC_TIMEOUT,
+                http::HeaderValue::from_str(bad).unwrap(),
+            );
             assert_eq!(timeout(&h), None, "{bad:?}");
         }
     }

@@ -1,6 +1,7 @@
 //! gRPC responses: a framed message with `grpc-status: 0` in trailers, or a trailers-only
 //! error (`grpc-status` and a percent-encoded `grpc-message` in the headers, no body).
 
+use super::header::{GRPC_ACCEPT_ENCODING, GRPC_MESSAGE, GRPC_STATUS};
 use crate::api::error::GrpcCode;
 use crate::http::response::{empty, Body, CONTENT_TYPE};
 use bytes::Bytes;
@@ -17,14 +18,14 @@ pub const ACCEPT_ENCODING: &str = "identity";
 
 pub fn ok(framed: Bytes) -> Response<Body> {
     let mut trailers = HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
     let frames: [Result<Frame<Bytes>, Infallible>; 2] =
         [Ok(Frame::data(framed)), Ok(Frame::trailers(trailers))];
     let mut response = Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed());
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));
     headers.insert(
-        "grpc-accept-encoding",
+        GRPC_ACCEPT_ENCODING,
         HeaderValue::from_static(ACCEPT_ENCODING),
     );
     response
@@ -35,12 +36,12 @@ pub fn error(code: GrpcCode, message: &str) -> Response<Body> {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));
     headers.insert(
-        "grpc-accept-encoding",
+        GRPC_ACCEPT_ENCODING,
         HeaderValue::from_static(ACCEPT_ENCODING),
     );
-    headers.insert("grpc-status", HeaderValue::from(code as i32));
+    headers.insert(GRPC_STATUS, HeaderValue::from(code as i32));
     if let Ok(value) = HeaderValue::from_str(&percent_encode(message)) {
-        headers.insert("grpc-message", value);
+        headers.insert(GRPC_MESSAGE, value);
     }
     response
 }

@@ -2,11 +2,17 @@
 //! out itself (on the gateway's port, under `/_store/`), checked with our SigV4 `verify`. For a
 //! newcomer's machine and tests, not production: one process owns the folder, one disk holds it.
 //!
-//! Files: `files` (layout, atomic writes), `http` (the presigned PUT/GET/HEAD endpoint).
+//! Files: `commits` (the lock that makes changes atomic), `files` (layout, atomic writes),
+//! `presign` (the URLs it hands out), `http` (serving them: PUT/GET/HEAD), `endpoint` (what the
+//! server mounts).
 
 mod commits;
+mod endpoint;
 mod files;
 mod http;
+mod presign;
+
+pub use endpoint::Endpoint;
 
 use crate::config::LocalConfig;
 use draftstore_core::{
@@ -21,8 +27,9 @@ use std::sync::Arc;
 
 /// The access key of the URLs the local store signs.
 pub const ACCESS_KEY: &str = "draftstore-local";
-/// The path prefix the local store serves.
-pub const PREFIX: &str = "/_store/";
+/// The path prefix the local store serves; no other module knows it (the server asks
+/// [`Endpoint::owns`]).
+const PREFIX: &str = "/_store/";
 
 pub struct LocalStorage {
     root: PathBuf,

@@ -2,11 +2,13 @@
 //! SeaweedFS): `reqwest` for HTTP, `draftstore-signer` for every signature, no AWS SDK.
 //!
 //! Files: `client` (signed call, timeouts, retries), `errors` (answers → typed errors), `retry`
-//! (backoff), `xml` (bodies), `multipart` (copies above the threshold, any object size).
+//! (backoff), `xml` (bodies), `multipart` (copies above the threshold, any object size),
+//! `presign` (the URLs handed to clients).
 
 mod client;
 mod errors;
 mod multipart;
+mod presign;
 mod retry;
 mod xml;
 

@@ -1,0 +1,158 @@
+//! The catalogue of API error codes: one enum (as s3s's `S3ErrorCode`), each variant with its
+//! wire string (`Code::InvalidJson.as_str() == "INVALID_JSON"`, sent in REST's
+//! `{"error": {"code"}}` and logged) and its [`Kind`], from which the HTTP status and the gRPC
+//! code follow ([`super::error::ApiError::http_status`], [`super::error::ApiError::grpc_code`]).
+//! The wire strings are part of the API: never change one.
+
+use super::error::Kind;
+
+macro_rules! codes {
+    ($($(#[doc = $doc:literal])+ $name:ident = $wire:literal, $kind:ident;)+) => {
+        /// An API error code. See the module doc.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Code {
+            $($(#[doc = $doc])+ $name,)+
+        }
+
+        impl Code {
+            /// Every code, in catalogue order.
+            pub const ALL: &'static [Self] = &[$(Self::$name,)+];
+
+            /// The wire string, `SCREAMING_SNAKE_CASE`.
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$name => $wire,)+
+                }
+            }
+
+            /// Its class, which decides the HTTP status and the gRPC code.
+            #[must_use]
+            pub const fn kind(self) -> Kind {
+                match self {
+                    $(Self::$name => Kind::$kind,)+
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    // The request itself.
+    /// The REST body is not valid JSON.
+    InvalidJson = "INVALID_JSON", BadRequest;
+    /// The JSON is well-formed but a field is missing, unknown or of the wrong type.
+    InvalidRequest = "INVALID_REQUEST", BadRequest;
+    /// The object name breaks the naming rules (core's `ObjectName`).
+    InvalidObjectName = "INVALID_OBJECT_NAME", BadRequest;
+    /// The declared upload constraints (type, length, checksum, metadata) are invalid.
+    InvalidConstraints = "INVALID_CONSTRAINTS", BadRequest;
+    /// A gRPC `source` that is neither draft nor main.
+    InvalidSource = "INVALID_SOURCE", BadRequest;
+    /// The request body could not be read (the connection failed mid-body).
+    BodyUnreadable = "BODY_UNREADABLE", BadRequest;
+    /// The REST body is over `DRAFTSTORE_MAX_BODY_BYTES`.
+    BodyTooLarge = "BODY_TOO_LARGE", PayloadTooLarge;
+    /// A REST body that is not `application/json`.
+    UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE", UnsupportedMediaType;
+    /// No REST route at this path.
+    NoSuchRoute = "NO_SUCH_ROUTE", NotFound;
+    /// The route exists but not with this method (sent with `Allow`).
+    MethodNotAllowed = "METHOD_NOT_ALLOWED", MethodNotAllowed;
+
+    // gRPC framing.
+    /// gRPC over HTTP/1.1.
+    NeedsHttp2 = "NEEDS_HTTP2", Unimplemented;
+    /// An unknown gRPC method.
+    Unimplemented = "UNIMPLEMENTED", Unimplemented;
+    /// An unknown gRPC service.
+    UnknownService = "UNKNOWN_SERVICE", NotFound;
+    /// A compressed gRPC message in an encoding this server does not support (it supports
+    /// identity only).
+    UnsupportedEncoding = "UNSUPPORTED_ENCODING", Unimplemented;
+    /// A gRPC message with its compressed flag set but no `grpc-encoding`: ill-constructed
+    /// (the gRPC compression spec answers INTERNAL).
+    InvalidCompressedFlag = "INVALID_COMPRESSED_FLAG", Internal;
+    /// A gRPC message over `DRAFTSTORE_MAX_GRPC_MESSAGE_BYTES`.
+    MessageTooLarge = "MESSAGE_TOO_LARGE", PayloadTooLarge;
+    /// The gRPC frame ends before its declared length.
+    Truncated = "TRUNCATED", BadRequest;
+    /// Bytes after the one message of a unary call.
+    Trailing = "TRAILING", BadRequest;
+    /// A gRPC frame flag other than 0 or 1.
+    BadFrame = "BAD_FRAME", BadRequest;
+    /// The gRPC message does not decode as its protobuf type.
+    MalformedMessage = "MALFORMED_MESSAGE", BadRequest;
+    /// The `grpc-timeout` passed (or had passed on arrival).
+    DeadlineExceeded = "DEADLINE_EXCEEDED", Timeout;
+
+    // Who may call.
+    /// Missing, wrong or expired credentials.
+    Unauthenticated = "UNAUTHENTICATED", Unauthenticated;
+    /// A valid JWT without the tenant claim.
+    NoTenant = "NO_TENANT", Forbidden;
+    /// The request breaks one of the tenant's limits (size, type).
+    TenantLimit = "TENANT_LIMIT", Forbidden;
+    /// The tenant minted too many URLs this period (sent with `Retry-After`).
+    RateLimited = "RATE_LIMITED", TooManyRequests;
+
+    // The draft lifecycle.
+    /// No such object (draft or main).
+    NotFound = "NOT_FOUND", NotFound;
+    /// Main already holds a different object of that name.
+    Conflict = "CONFLICT", Conflict;
+    /// The draft does not match the constraints declared for its upload.
+    ConstraintMismatch = "CONSTRAINT_MISMATCH", ConstraintMismatch;
+    /// The draft kept changing during confirm; retrying is safe.
+    Retry = "RETRY", Unavailable;
+
+    // The server and its storage.
+    /// Too many requests in flight.
+    Overloaded = "OVERLOADED", Unavailable;
+    /// The request took longer than `DRAFTSTORE_REQUEST_TIMEOUT_MS`.
+    Timeout = "TIMEOUT", Timeout;
+    /// `/ready`: a bucket does not answer.
+    NotReady = "NOT_READY", Unavailable;
+    /// Storage is unavailable (after retries).
+    StorageUnavailable = "STORAGE_UNAVAILABLE", Unavailable;
+    /// Storage refused the gateway's own credentials.
+    StorageDenied = "STORAGE_DENIED", Internal;
+    /// Storage failed otherwise.
+    StorageError = "STORAGE_ERROR", Internal;
+    /// The system clock is out of the signer's range.
+    Clock = "CLOCK", Internal;
+    /// A response could not be encoded.
+    Encode = "ENCODE", Internal;
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// Each wire string is its variant's name in `SCREAMING_SNAKE_CASE`, and unique.
+    #[test]
+    fn wire_strings_are_the_names_in_screaming_snake_case() {
+        let mut seen = BTreeSet::new();
+        for code in Code::ALL {
+            let mut snake = String::new();
+            for (i, c) in format!("{code:?}").chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_uppercase());
+            }
+            assert_eq!(code.as_str(), snake);
+            assert!(seen.insert(code.as_str()), "{code:?} twice");
+        }
+        assert_eq!(Code::InvalidJson.as_str(), "INVALID_JSON");
+        assert_eq!(Code::NeedsHttp2.to_string(), "NEEDS_HTTP2");
+    }
+}

@@ -1,0 +1,31 @@
+//! Presigned URLs to the local store's own endpoint: `<public url>/_store/<bucket>/<key>`,
+//! signed with the store's secret (SigV4, region `us-east-1`, service `s3`), so any S3 client
+//! library can use them unchanged.
+
+use super::{LocalStorage, PREFIX};
+use crate::store::Presign;
+use draftstore_core::{BucketName, ObjectName, StorageError};
+use draftstore_signer::{Addressing, Expiry, Method, Request, Timestamp};
+
+impl Presign for LocalStorage {
+    fn presign(
+        &self,
+        method: Method,
+        bucket: &BucketName,
+        key: &ObjectName,
+        headers: &[(&str, &str)],
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<String, StorageError> {
+        // Path-style with the prefix in the bucket's place: `/_store/` + `<bucket>/<key>`.
+        let path_key = format!("{bucket}/{key}");
+        let request = Request::new(
+            method,
+            self.public_url(),
+            Addressing::Path,
+            PREFIX.trim_matches('/'),
+            &path_key,
+        );
+        crate::store::sign(self.signer(), request, headers, expires, now)
+    }
+}
