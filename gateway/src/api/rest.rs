@@ -518,7 +518,7 @@ mod tests {
             ),
         ] {
             let (code, message) = result.unwrap_err();
-            assert_eq!(code, "INVALID_REQUEST", "{message}");
+            assert_eq!(code.as_str(), "INVALID_REQUEST", "{message}");
             assert!(
                 message.contains(field) && message.contains(accepts),
                 "{message}"
@@ -531,7 +531,7 @@ mod tests {
             r#"{"object_name":"a"} x"#,
             "",
         ] {
-            assert_eq!(download(bad).unwrap_err().0, "INVALID_JSON", "{bad}");
+            assert_eq!(download(bad).unwrap_err().0.as_str(), "INVALID_JSON", "{bad}");
         }
         // null means absent, for every optional field of every route.
         download(r#"{"object_name":"a","source":null}"#).unwrap();

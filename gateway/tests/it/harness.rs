@@ -43,6 +43,13 @@ impl Direct {
         }
     }
 
+    pub async fn head_bucket(&self, bucket: &BucketName) -> Result<(), StorageError> {
+        match self {
+            Self::S3(s) => s.head_bucket(bucket).await,
+            Self::Local(s) => s.head_bucket(bucket).await,
+        }
+    }
+
     pub async fn get_object(
         &self,
         bucket: &BucketName,
