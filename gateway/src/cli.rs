@@ -111,6 +111,10 @@ pub struct ServeArgs {
     /// Base URL of the embedded store's presigned links [env: DRAFTSTORE_PUBLIC_URL].
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Create missing buckets at start: true or false [env: DRAFTSTORE_CREATE_BUCKETS,
+    /// default true].
+    #[arg(long)]
+    pub create_buckets: Option<String>,
 }
 
 impl ServeArgs {
@@ -130,6 +134,7 @@ impl ServeArgs {
             ("DRAFTSTORE_AUTH", &self.auth),
             ("DRAFTSTORE_DATA_DIR", &self.data_dir),
             ("DRAFTSTORE_PUBLIC_URL", &self.public_url),
+            ("DRAFTSTORE_CREATE_BUCKETS", &self.create_buckets),
         ];
         let mut out: Vec<(&'static str, String)> = pairs
             .iter()

@@ -434,14 +434,8 @@ async fn draft_bucket<B: Backend>(app: &App<B>) -> Result<Response<Body>, ApiErr
 }
 
 async fn ready<B: Backend>(app: &App<B>) -> Result<Response<Body>, ApiError> {
-    match app.ready().await {
-        Ok(()) => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
-        Err(e) => Err(ApiError::new(
-            Kind::Unavailable,
-            "NOT_READY",
-            format!("buckets do not answer: {}", e.message),
-        )),
-    }
+    app.ready().await?;
+    json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
 }
 
 #[cfg(test)]

@@ -89,6 +89,8 @@ pub struct ServeConfig {
     pub cors: crate::cors::Cors,
     /// REST paths reachable without credentials (`DRAFTSTORE_PUBLIC_PATHS`).
     pub public_paths: Vec<String>,
+    /// `serve` creates missing buckets at start (`DRAFTSTORE_CREATE_BUCKETS`, default true).
+    pub create_buckets: bool,
 }
 
 impl ServeConfig {
@@ -187,6 +189,7 @@ impl ServeConfig {
                 0..=600_000,
             )?),
             log_json: flag(get, "DRAFTSTORE_LOG_JSON", false)?,
+            create_buckets: flag(get, "DRAFTSTORE_CREATE_BUCKETS", true)?,
             auth: auth(get)?,
             cors: cors(get)?,
             public_paths: var("DRAFTSTORE_PUBLIC_PATHS")
@@ -413,6 +416,12 @@ mod tests {
             ("main", "main-draft")
         );
         assert_eq!((c.http_port, c.grpc_port), (8080, None));
+        assert!(c.create_buckets, "a fresh install creates its buckets");
+        assert!(
+            !parse(&[("DRAFTSTORE_CREATE_BUCKETS", "false")])
+                .unwrap()
+                .create_buckets
+        );
         assert_eq!(
             (
                 c.upload_ttl.secs(),
@@ -592,6 +601,7 @@ mod tests {
             ("OBJECT_LIFETIME", "-1"),
             ("DRAFTSTORE_MAX_BODY_BYTES", "10485760"),
             ("DRAFTSTORE_LOG_JSON", "yes"),
+            ("DRAFTSTORE_CREATE_BUCKETS", "no"),
             ("DRAFTSTORE_BIND", "localhost"),
         ] {
             let e = parse(&[(name, value)]).unwrap_err().to_string();
