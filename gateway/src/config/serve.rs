@@ -457,7 +457,9 @@ mod tests {
     /// variable, instead of a gateway that starts and fails every call.
     #[test]
     fn combinations_that_cannot_work_are_refused() {
-        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        /// The settings, the variable the message names, and another word it holds.
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case<'_>] = &[
             // The example from the report: a signer that can never sign after start.
             (
                 &[
