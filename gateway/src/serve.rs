@@ -52,7 +52,7 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
                 let creator =
                     S3Storage::new((**s3).clone()).map_err(|e| Exit::usage(e.to_string()))?;
                 let buckets = config.buckets.clone();
-                tokio::spawn(async move { create_buckets(&creator, &buckets).await });
+                tokio::spawn(async move { create_buckets(&creator, &buckets, true).await });
             }
             serve_with(storage, &config).await
         }
@@ -63,7 +63,8 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
                 local.data_dir.display()
             );
             if config.create_buckets {
-                create_buckets(&storage, &config.buckets).await;
+                // A folder: one pass, before serving (nothing to wait for).
+                create_buckets(&storage, &config.buckets, false).await;
             }
             serve_with(storage, &config).await
         }
@@ -71,10 +72,10 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
 }
 
 /// Creates the buckets that are missing (`DRAFTSTORE_CREATE_BUCKETS`): idempotent, so every
-/// replica may do it. Storage that does not answer is tried again (1 s doubling to 60 s) until
-/// both exist; a refusal (credentials, a name owned by someone else) is logged once and left
-/// to `/ready`, which names the missing bucket.
-async fn create_buckets<S: Storage>(storage: &S, buckets: &draftstore_core::Buckets) {
+/// replica may do it. With `retry`, storage that does not answer is tried again (1 s doubling
+/// to 60 s) until both exist; a refusal (credentials, a name owned by someone else) is logged
+/// once and left to `/ready`, which names the missing bucket.
+async fn create_buckets<S: Storage>(storage: &S, buckets: &draftstore_core::Buckets, retry: bool) {
     use draftstore_core::StorageError;
     let mut pending = vec![&buckets.main, &buckets.draft];
     let mut pause = std::time::Duration::from_secs(1);
@@ -83,7 +84,7 @@ async fn create_buckets<S: Storage>(storage: &S, buckets: &draftstore_core::Buck
         for bucket in pending {
             match storage.create_bucket(bucket).await {
                 Ok(()) => tracing::info!(bucket = %bucket, "bucket ready"),
-                Err(e @ StorageError::Unavailable { .. }) => {
+                Err(e @ StorageError::Unavailable { .. }) if retry => {
                     tracing::warn!(bucket = %bucket, error = %e, "cannot create the bucket yet; trying again");
                     failed.push(bucket);
                 }

@@ -227,3 +227,39 @@ async fn serve_creates_missing_buckets_on_the_embedded_store() {
         assert_eq!(gateway.health().await, (SERVING, None));
     }
 }
+
+/// An S3 that does not answer at start (the fault proxy answers 503) still gets its buckets:
+/// creation is tried again in the background while the port already serves `/health`.
+#[tokio::test]
+async fn buckets_are_created_once_s3_answers() {
+    use crate::proxy::{Proxy, ProxyFault};
+    let main = crate::s3::prefix("late");
+    let Some(mut env) = crate::s3::env(&[
+        ("BUCKET_NAME", &main),
+        ("DRAFTSTORE_AUTH", "none"),
+        ("DRAFTSTORE_S3_MAX_ATTEMPTS", "1"),
+    ]) else {
+        return;
+    };
+    let proxy = Proxy::start(env["AWS_ENDPOINT_URL"].clone()).await;
+    proxy.push([ProxyFault::Status(503); 3]);
+    env.insert("AWS_ENDPOINT_URL".into(), proxy.url());
+    let gateway = Gateway::start(&env);
+    assert_eq!(
+        reqwest::get(gateway.url("/health")).await.unwrap().status(),
+        200
+    );
+    for _ in 0..600 {
+        if gateway.log.lock().unwrap().contains("trying again") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        gateway.log.lock().unwrap().contains("trying again"),
+        "{}",
+        gateway.log.lock().unwrap()
+    );
+    gateway.until_ready().await;
+    assert!(proxy.requests() >= 5, "3 refused, then both created");
+}
