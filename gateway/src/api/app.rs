@@ -229,10 +229,27 @@ impl<B: Storage + Presign> App<B> {
         Ok(())
     }
 
-    /// Both buckets answer.
+    /// Both buckets answer (HeadBucket).
+    ///
+    /// # Errors
+    /// `NOT_READY` (503 / UNAVAILABLE) naming the first bucket that is missing or does not
+    /// answer, and why.
     pub async fn ready(&self) -> Result<(), ApiError> {
-        self.store.head_bucket(&self.buckets.main).await?;
-        self.store.head_bucket(&self.buckets.draft).await?;
+        for (role, bucket) in [("main", &self.buckets.main), ("draft", &self.buckets.draft)] {
+            let message = match self.store.head_bucket(bucket).await {
+                Ok(()) => continue,
+                Err(StorageError::NotFound { .. }) => format!(
+                    "the {role} bucket {:?} does not exist: `gateway serve` creates it at start unless DRAFTSTORE_CREATE_BUCKETS=false, as does POST /api/v1/draft-bucket",
+                    bucket.as_str()
+                ),
+                Err(e) => format!(
+                    "the {role} bucket {:?} does not answer: {}",
+                    bucket.as_str(),
+                    ApiError::from(e).message
+                ),
+            };
+            return Err(ApiError::new(Code::NotReady, message));
+        }
         Ok(())
     }
 }

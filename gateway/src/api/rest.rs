@@ -425,13 +425,8 @@ async fn draft_bucket<B: Storage + Presign>(app: &App<B>) -> Result<Response<Bod
 }
 
 async fn ready<B: Storage + Presign>(app: &App<B>) -> Result<Response<Body>, ApiError> {
-    match app.ready().await {
-        Ok(()) => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
-        Err(e) => Err(ApiError::new(
-            Code::NotReady,
-            format!("buckets do not answer: {}", e.message),
-        )),
-    }
+    app.ready().await?;
+    json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
 }
 
 #[cfg(test)]

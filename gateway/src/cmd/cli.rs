@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// Base URL of the embedded store's presigned links [env: DRAFTSTORE_PUBLIC_URL].
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Create missing buckets at start: true or false [env: DRAFTSTORE_CREATE_BUCKETS,
+    /// default true].
+    #[arg(long)]
+    pub create_buckets: Option<String>,
 }
 
 impl ServeArgs {
@@ -131,6 +135,7 @@ impl ServeArgs {
             (name::DRAFTSTORE_AUTH, &self.auth),
             (name::DRAFTSTORE_DATA_DIR, &self.data_dir),
             (name::DRAFTSTORE_PUBLIC_URL, &self.public_url),
+            (name::DRAFTSTORE_CREATE_BUCKETS, &self.create_buckets),
         ];
         let mut out: Vec<(&'static str, String)> = pairs
             .iter()

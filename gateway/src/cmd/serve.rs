@@ -42,6 +42,14 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
         StorageChoice::S3(s3) => {
             let storage = S3Storage::new((**s3).clone()).map_err(|e| Exit::usage(e.to_string()))?;
             tracing::info!(endpoint = %s3.endpoint.authority(), "storage: S3");
+            if config.create_buckets {
+                // In the background, on its own client: the port answers /health meanwhile,
+                // and an S3 that comes up after the gateway still gets its buckets.
+                let creator =
+                    S3Storage::new((**s3).clone()).map_err(|e| Exit::usage(e.to_string()))?;
+                let buckets = config.buckets.clone();
+                tokio::spawn(async move { create_buckets(&creator, &buckets, true).await });
+            }
             let listeners = listen(&config).await?;
             serve_with(
                 Arc::new(storage),
@@ -58,10 +66,9 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
                 "gateway: no S3 configured: using the embedded local store in {} (not for production: one process, one disk; set AWS_* for S3)",
                 local.data_dir.display()
             );
-            for bucket in [&config.buckets.main, &config.buckets.draft] {
-                storage.create_bucket(bucket).await.map_err(|e| {
-                    Exit::unavailable(format!("cannot create the local buckets: {e}"))
-                })?;
+            if config.create_buckets {
+                // A folder: one pass, before serving (nothing to wait for).
+                create_buckets(&storage, &config.buckets, false).await;
             }
             let storage = Arc::new(storage);
             let endpoint = local::Endpoint::new(storage.clone());
@@ -75,6 +82,37 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
             )
             .await
         }
+    }
+}
+
+/// Creates the buckets that are missing (`DRAFTSTORE_CREATE_BUCKETS`): idempotent, so every
+/// replica may do it. With `retry`, storage that does not answer is tried again (1 s doubling
+/// to 60 s) until both exist; a refusal (credentials, a name owned by someone else) is logged
+/// once and left to `/ready`, which names the missing bucket.
+async fn create_buckets<S: Storage>(storage: &S, buckets: &draftstore_core::Buckets, retry: bool) {
+    use draftstore_core::StorageError;
+    let mut pending = vec![&buckets.main, &buckets.draft];
+    let mut pause = std::time::Duration::from_secs(1);
+    loop {
+        let mut failed = Vec::new();
+        for bucket in pending {
+            match storage.create_bucket(bucket).await {
+                Ok(()) => tracing::info!(bucket = %bucket, "bucket ready"),
+                Err(e @ StorageError::Unavailable { .. }) if retry => {
+                    tracing::warn!(bucket = %bucket, error = %e, "cannot create the bucket yet; trying again");
+                    failed.push(bucket);
+                }
+                Err(e) => {
+                    tracing::error!(bucket = %bucket, error = %e, "cannot create the bucket: /ready reports it missing until it exists")
+                }
+            }
+        }
+        if failed.is_empty() {
+            return;
+        }
+        pending = failed;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(60));
     }
 }
 

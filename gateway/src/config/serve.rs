@@ -90,6 +90,8 @@ pub struct ServeConfig {
     pub cors: crate::http::cors::Cors,
     /// REST paths reachable without credentials (`DRAFTSTORE_PUBLIC_PATHS`).
     pub public_paths: Vec<String>,
+    /// `serve` creates missing buckets at start (`DRAFTSTORE_CREATE_BUCKETS`, default true).
+    pub create_buckets: bool,
 }
 
 impl ServeConfig {
@@ -181,6 +183,7 @@ impl ServeConfig {
                 0..=600_000,
             )?),
             log_json: flag(get, name::DRAFTSTORE_LOG_JSON, false)?,
+            create_buckets: flag(get, name::DRAFTSTORE_CREATE_BUCKETS, true)?,
             auth: auth(get)?,
             cors: cors(get)?,
             public_paths: var(name::DRAFTSTORE_PUBLIC_PATHS)
@@ -427,6 +430,12 @@ mod tests {
             ("main", "main-draft")
         );
         assert_eq!((c.http_port, c.grpc_port), (8080, None));
+        assert!(c.create_buckets, "a fresh install creates its buckets");
+        assert!(
+            !parse(&[("DRAFTSTORE_CREATE_BUCKETS", "false")])
+                .unwrap()
+                .create_buckets
+        );
         assert_eq!(
             (
                 c.upload_ttl.secs(),
@@ -462,7 +471,9 @@ mod tests {
     /// variable, instead of a gateway that starts and fails every call.
     #[test]
     fn combinations_that_cannot_work_are_refused() {
-        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        /// The settings, the variable the message names, and another word it holds.
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case<'_>] = &[
             // The example from the report: a signer that can never sign after start.
             (
                 &[
@@ -606,6 +617,7 @@ mod tests {
             ("OBJECT_LIFETIME", "-1"),
             ("DRAFTSTORE_MAX_BODY_BYTES", "10485760"),
             ("DRAFTSTORE_LOG_JSON", "yes"),
+            ("DRAFTSTORE_CREATE_BUCKETS", "no"),
             ("DRAFTSTORE_BIND", "localhost"),
         ] {
             let e = parse(&[(name, value)]).unwrap_err().to_string();

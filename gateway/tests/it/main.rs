@@ -8,6 +8,7 @@
 )]
 
 mod auth;
+mod buckets_at_start;
 mod grpc_api;
 mod harness;
 mod hostile;

@@ -65,6 +65,11 @@ fn manifests_set_only_variables_the_gateway_reads_and_all_it_needs() {
         secret.values().all(|v| v == "REPLACE-ME"),
         "the Secret is a template: no real keys"
     );
+    // A fresh install becomes ready: the pods create the buckets they need.
+    assert_eq!(
+        config.get("DRAFTSTORE_CREATE_BUCKETS").map(String::as_str),
+        Some("true")
+    );
     for key in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
         assert!(!config.contains_key(key), "{key} belongs in the Secret");
     }

@@ -124,7 +124,7 @@ pub async fn handle<B: Storage + Presign>(
             .unwrap_or_else(|_| Err(ApiError::new(Code::DeadlineExceeded, "grpc-timeout passed"))),
         None => call.await,
     };
-    result.map(status::ok)
+    result
 }
 
 /// `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).
@@ -255,8 +255,8 @@ async fn dispatch<B: Storage + Presign>(
     rpc: Rpc,
     message: &[u8],
     tenant: Option<&Tenant>,
-) -> Result<Bytes, ApiError> {
-    Ok(match rpc {
+) -> Result<Response<Body>, ApiError> {
+    Ok(status::ok(match rpc {
         Rpc::GetUploadUrl => {
             let req: pb::GetUploadUrlRequest = decode(message)?;
             let made = app.upload_url(tenant, &req.object_name, &constraints(req.constraints)?)?;
@@ -327,17 +327,24 @@ async fn dispatch<B: Storage + Presign>(
                     format!("unknown service {}", req.service),
                 ));
             }
-            let status = if Box::pin(app.ready()).await.is_ok() {
-                health::health_check_response::ServingStatus::Serving
-            } else {
-                health::health_check_response::ServingStatus::NotServing
+            // NOT_SERVING carries no text in the health protocol: why goes in a trailer.
+            let (status, why) = match Box::pin(app.ready()).await {
+                Ok(()) => (health::health_check_response::ServingStatus::Serving, None),
+                Err(e) => (
+                    health::health_check_response::ServingStatus::NotServing,
+                    Some(e.message),
+                ),
             };
-            health::HealthCheckResponse {
+            let framed = health::HealthCheckResponse {
                 status: status as i32,
             }
-            .framed()
+            .framed();
+            return Ok(status::ok_with_trailer(
+                framed,
+                why.map(|why| (status::NOT_READY_TRAILER, why)),
+            ));
         }
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -16,9 +16,22 @@ pub const GRPC: &str = "application/grpc";
 /// none but identity.
 pub const ACCEPT_ENCODING: &str = "identity";
 
+/// The trailer in which a NOT_SERVING health check says why (which bucket is missing).
+pub const NOT_READY_TRAILER: &str = "draftstore-not-ready";
+
 pub fn ok(framed: Bytes) -> Response<Body> {
+    ok_with_trailer(framed, None)
+}
+
+/// [`ok`] with one more trailer (`name`, a value percent-encoded as `grpc-message` is).
+pub fn ok_with_trailer(framed: Bytes, extra: Option<(&'static str, String)>) -> Response<Body> {
     let mut trailers = HeaderMap::new();
     trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
+    if let Some((name, value)) = extra {
+        if let Ok(value) = HeaderValue::from_str(&percent_encode(&value)) {
+            trailers.insert(name, value);
+        }
+    }
     let frames: [Result<Frame<Bytes>, Infallible>; 2] =
         [Ok(Frame::data(framed)), Ok(Frame::trailers(trailers))];
     let mut response = Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed());

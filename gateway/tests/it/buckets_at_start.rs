@@ -1,0 +1,265 @@
+//! A fresh install becomes ready: `gateway serve` creates missing buckets at start (on S3 and
+//! on the embedded store, idempotently, `DRAFTSTORE_CREATE_BUCKETS`), and when it does not,
+//! `/ready` and the gRPC health check name the bucket that is missing.
+
+use draftstore_core::{BucketName, Storage};
+use draftstore_proto::grpc::health::v1 as health;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+/// A `gateway serve` process on 127.0.0.1 and a port it chose (read from its log line); its
+/// log is collected. Killed when dropped.
+struct Gateway {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Gateway {
+    fn start(env: &HashMap<String, String>) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .env_clear()
+            .envs(env)
+            .args(["serve", "--bind", "127.0.0.1", "--http-port", "0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, address) = mpsc::channel();
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, rest)) = line.split_once("addresses=[\"") {
+                    let _ = found.send(rest.split('"').next().unwrap_or_default().to_owned());
+                }
+                kept.lock().unwrap().push_str(&line);
+                kept.lock().unwrap().push('\n');
+            }
+        });
+        let addr = address
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the gateway did not start: {}", log.lock().unwrap()))
+            .parse()
+            .unwrap();
+        Self { child, addr, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// `/ready`'s status and error message.
+    async fn ready(&self) -> (u16, String) {
+        let resp = reqwest::get(self.url("/ready")).await.unwrap();
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        (status, message.to_owned())
+    }
+
+    /// Polls `/ready` until it answers 200; the bound only keeps a broken build from hanging.
+    async fn until_ready(&self) {
+        for _ in 0..600 {
+            if self.ready().await.0 == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "never ready: {:?}\n{}",
+            self.ready().await,
+            self.log.lock().unwrap()
+        );
+    }
+
+    /// The gRPC health check: serving or not, and the `draftstore-not-ready` trailer.
+    async fn health(&self) -> (i32, Option<String>) {
+        let channel = tonic::transport::Channel::from_shared(self.url(""))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.unwrap();
+        let codec = tonic_prost::ProstCodec::<
+            health::HealthCheckRequest,
+            health::HealthCheckResponse,
+        >::default();
+        let response = grpc
+            .unary(
+                tonic::Request::new(health::HealthCheckRequest::default()),
+                http::uri::PathAndQuery::from_static(health::CHECK_PATH),
+                codec,
+            )
+            .await
+            .unwrap();
+        let why = response
+            .metadata()
+            .get("draftstore-not-ready")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (response.into_inner().status, why)
+    }
+
+    async fn post(&self, path: &str) -> u16 {
+        reqwest::Client::new()
+            .post(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+const NOT_SERVING: i32 = health::health_check_response::ServingStatus::NotServing as i32;
+const SERVING: i32 = health::health_check_response::ServingStatus::Serving as i32;
+
+/// With creation off, `/ready` and gRPC health name the first missing bucket; the API's
+/// draft-bucket call then makes both, and the gateway becomes ready.
+async fn missing_buckets_are_named(gateway: &Gateway, main: &str) {
+    let (status, message) = gateway.ready().await;
+    assert_eq!(status, 503, "{message}");
+    assert!(
+        message.contains(&format!("main bucket \"{main}\" does not exist"))
+            && message.contains("DRAFTSTORE_CREATE_BUCKETS"),
+        "{message}"
+    );
+    let (serving, why) = gateway.health().await;
+    assert_eq!(serving, NOT_SERVING);
+    assert!(
+        why.as_deref()
+            .is_some_and(|w| w.contains(&format!("main bucket \"{main}\""))),
+        "{why:?}"
+    );
+    assert_eq!(gateway.post("/api/v1/draft-bucket").await, 200);
+    gateway.until_ready().await;
+    assert_eq!(gateway.health().await, (SERVING, None));
+}
+
+#[tokio::test]
+async fn serve_creates_missing_buckets_on_s3() {
+    let main = crate::s3::prefix("start");
+    let draft = format!("{main}-draft");
+    let Some(env) = crate::s3::env(&[("BUCKET_NAME", &main), ("DRAFTSTORE_AUTH", "none")]) else {
+        return;
+    };
+    let direct = crate::s3::storage(&env);
+    let first = Gateway::start(&env);
+    first.until_ready().await;
+    for name in [&main, &draft] {
+        direct
+            .head_bucket(&BucketName::parse(name).unwrap())
+            .await
+            .unwrap();
+    }
+    // Idempotent: a second replica on the same buckets is ready too and logs no error.
+    let second = Gateway::start(&env);
+    second.until_ready().await;
+    assert_eq!(second.health().await, (SERVING, None));
+    assert!(
+        !second.log.lock().unwrap().contains("cannot create"),
+        "{}",
+        second.log.lock().unwrap()
+    );
+    drop((first, second));
+
+    // Creation off: nothing is created, and readiness says which bucket is missing.
+    let main = crate::s3::prefix("nocreate");
+    let mut env = env;
+    env.insert("BUCKET_NAME".into(), main.clone());
+    env.insert("DRAFTSTORE_CREATE_BUCKETS".into(), "false".into());
+    let gateway = Gateway::start(&env);
+    missing_buckets_are_named(&gateway, &main).await;
+    drop(gateway);
+
+    // Only the draft bucket missing: that is the one named.
+    let main = crate::s3::prefix("halfway");
+    direct
+        .create_bucket(&BucketName::parse(&main).unwrap())
+        .await
+        .unwrap();
+    env.insert("BUCKET_NAME".into(), main.clone());
+    let gateway = Gateway::start(&env);
+    let (status, message) = gateway.ready().await;
+    assert_eq!(status, 503);
+    assert!(
+        message.contains(&format!("draft bucket \"{main}-draft\" does not exist")),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn serve_creates_missing_buckets_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut env: HashMap<String, String> = [
+        ("DRAFTSTORE_DATA_DIR", data.to_str().unwrap()),
+        ("BUCKET_NAME", "photos"),
+        ("DRAFTSTORE_STORAGE", "local"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    env.insert("DRAFTSTORE_CREATE_BUCKETS".into(), "false".into());
+    let gateway = Gateway::start(&env);
+    missing_buckets_are_named(&gateway, "photos").await;
+    drop(gateway);
+
+    // The default: a fresh folder with other bucket names is ready at once, and again after a
+    // restart.
+    env.remove("DRAFTSTORE_CREATE_BUCKETS");
+    env.insert("BUCKET_NAME".into(), "media".into());
+    for _ in 0..2 {
+        let gateway = Gateway::start(&env);
+        assert_eq!(gateway.ready().await, (200, String::new()));
+        assert_eq!(gateway.health().await, (SERVING, None));
+    }
+}
+
+/// An S3 that does not answer at start (the fault proxy answers 503) still gets its buckets:
+/// creation is tried again in the background while the port already serves `/health`.
+#[tokio::test]
+async fn buckets_are_created_once_s3_answers() {
+    use crate::proxy::{Proxy, ProxyFault};
+    let main = crate::s3::prefix("late");
+    let Some(mut env) = crate::s3::env(&[
+        ("BUCKET_NAME", &main),
+        ("DRAFTSTORE_AUTH", "none"),
+        ("DRAFTSTORE_S3_MAX_ATTEMPTS", "1"),
+    ]) else {
+        return;
+    };
+    let proxy = Proxy::start(env["AWS_ENDPOINT_URL"].clone()).await;
+    proxy.push([ProxyFault::Status(503); 3]);
+    env.insert("AWS_ENDPOINT_URL".into(), proxy.url());
+    let gateway = Gateway::start(&env);
+    assert_eq!(
+        reqwest::get(gateway.url("/health")).await.unwrap().status(),
+        200
+    );
+    for _ in 0..600 {
+        if gateway.log.lock().unwrap().contains("trying again") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        gateway.log.lock().unwrap().contains("trying again"),
+        "{}",
+        gateway.log.lock().unwrap()
+    );
+    gateway.until_ready().await;
+    assert!(proxy.requests() >= 5, "3 refused, then both created");
+}
