@@ -12,7 +12,8 @@
 //! - `name` — [`ObjectName`]; `bucket` — [`BucketName`], [`Buckets`]
 //! - `constraints` — [`UploadConstraints`] declared at upload, checked at confirm
 //! - `draft` — the lifecycle state machine ([`DraftState`], [`next_step`]): pure
-//! - `confirm` — performs confirm's steps against a [`Storage`]
+//! - `confirm` — performs confirm's steps against a [`Storage`], [`ConfirmError`],
+//!   [`ConfirmOutcome`]; `name_lock` — turns for confirms of one name in this process
 //! - `sweep` — [`select_expired`] (pure) and the streaming [`sweep()`] driver
 //! - `storage` — the [`Storage`] trait and its types; `memory` — [`MemoryStorage`] with faults
 //! - `conformance` (feature `conformance`) — the suite every backend runs
@@ -38,9 +39,9 @@ mod bucket;
 mod confirm;
 mod constraints;
 mod draft;
-mod error;
 mod memory;
 mod name;
+mod name_lock;
 mod storage;
 mod sweep;
 
@@ -48,7 +49,7 @@ mod sweep;
 pub mod conformance;
 
 pub use bucket::{BucketError, BucketName, Buckets};
-pub use confirm::{confirm, ConfirmOptions, Confirmed};
+pub use confirm::{confirm, ConfirmError, ConfirmOptions, ConfirmOutcome, Confirmed};
 pub use constraints::{
     user_metadata, ConstraintError, ConstraintViolation, UploadConstraints, DECLARED_KEY,
     MAX_OBJECT_SIZE,
@@ -57,7 +58,6 @@ pub use draft::{
     is_expired, is_promoted_copy, next_step, promoted_metadata, promoted_user_metadata, DraftState,
     Observed, Policy, Step, SOURCE_ETAG_KEY, SOURCE_SIZE_KEY,
 };
-pub use error::ConfirmError;
 pub use memory::{Fault, MemoryStorage};
 pub use name::{NameError, ObjectName, MAX_KEY_BYTES};
 pub use storage::*;

@@ -6,7 +6,7 @@ use crate::auth::Tenant;
 use crate::backend::Backend;
 use crate::error::{ApiError, Kind};
 use draftstore_core::{
-    confirm, Buckets, ConfirmOptions, ObjectName, StorageError, UploadConstraints,
+    confirm, Buckets, ConfirmOptions, ConfirmOutcome, ObjectName, StorageError, UploadConstraints,
 };
 use draftstore_signer::{Expiry, Method, Timestamp};
 
@@ -199,9 +199,10 @@ impl<B: Backend> App<B> {
         )
         .await;
         let metrics = crate::metrics::get();
+        // Each object counts as confirmed once: the call that moved it (see core's confirm).
         let outcome = match &result {
-            Ok(done) if done.already => "already_confirmed",
-            Ok(_) => "confirmed",
+            Ok(done) if done.outcome == ConfirmOutcome::Moved => "confirmed",
+            Ok(_) => "already_confirmed",
             Err(draftstore_core::ConfirmError::NotFound { .. }) => "not_found",
             Err(draftstore_core::ConfirmError::Conflict { .. }) => "conflict",
             Err(draftstore_core::ConfirmError::ConstraintMismatch { .. }) => "constraint_mismatch",
@@ -212,7 +213,7 @@ impl<B: Backend> App<B> {
             .get_or_create(&crate::metrics::OutcomeLabels { outcome })
             .inc();
         let done = result?;
-        if !done.already {
+        if done.outcome == ConfirmOutcome::Moved {
             metrics.confirmed_bytes.inc_by(done.size);
         }
         Ok(ConfirmedUpload {

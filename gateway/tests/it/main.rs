@@ -8,6 +8,7 @@
 )]
 
 mod auth;
+mod confirm_count;
 mod grpc_api;
 mod harness;
 mod hostile;
