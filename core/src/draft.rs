@@ -13,7 +13,9 @@
 //! `confirm.rs` performs the actions. Every step is tested here without IO.
 
 use crate::confirm::ConfirmOutcome;
-use crate::constraints::{user_metadata, ConstraintViolation, UploadConstraints};
+use crate::constraints::{
+    metadata_bytes, user_metadata, ConstraintViolation, UploadConstraints, MAX_METADATA_BYTES,
+};
 use crate::storage::{CopyCondition, Metadata, MetadataDirective, ObjectInfo};
 
 /// Stamped on the main copy: the draft's ETag and size.
@@ -203,6 +205,12 @@ fn check_constraints(
 ) -> Result<(), ConstraintViolation> {
     if let Some(declared) = UploadConstraints::from_stamp(draft) {
         declared.check(draft)?;
+    }
+    // A store that does not enforce S3's metadata limit may hold a draft whose copy S3 would
+    // refuse: refuse it here, the same on every store.
+    let size = metadata_bytes(&promoted_user_metadata(draft));
+    if size > MAX_METADATA_BYTES {
+        return Err(ConstraintViolation::MetadataTooLarge { size });
     }
     expect.map_or(Ok(()), |e| e.check(draft))
 }
@@ -417,6 +425,31 @@ mod tests {
             ),
             Step::Violation(_)
         ));
+    }
+
+    /// A draft whose copy would pass S3's 2 KiB of metadata once stamped is refused before
+    /// any copy (a store that does not enforce the limit would take it; S3 would not).
+    #[test]
+    fn a_draft_too_large_to_stamp_is_refused_before_the_copy() {
+        let mut d = obj("0123456789abcdef0123456789abcdef", 7);
+        let stamp = SOURCE_ETAG_KEY.len() + 32 + SOURCE_SIZE_KEY.len() + 1;
+        d.metadata
+            .insert("note".into(), "x".repeat(2048 - stamp - 4));
+        let seen = Observed {
+            draft: Some(Some(d.clone())),
+            ..Observed::default()
+        };
+        assert_eq!(next_step(&seen, &COND), Step::Copy(CopyCondition::IfAbsent));
+        d.metadata
+            .insert("note".into(), "x".repeat(2048 - stamp - 3));
+        let seen = Observed {
+            draft: Some(Some(d)),
+            ..Observed::default()
+        };
+        assert_eq!(
+            next_step(&seen, &COND),
+            Step::Violation(ConstraintViolation::MetadataTooLarge { size: 2049 })
+        );
     }
 
     #[test]
