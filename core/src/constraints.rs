@@ -26,28 +26,45 @@ pub const MAX_CONFIRM_METADATA_BYTES: usize =
 /// itself (`Host`, `User-Agent`, `Expect`, …).
 pub const MAX_REQUIRED_HEADER_BYTES: usize = 7 * 1024;
 
+/// What a client declared for one upload, validated: each part is signed into the presigned PUT
+/// (so the store enforces it) and checked again at confirm.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UploadConstraints {
+    /// The `Content-Type` the upload must carry: 1..=255 printable ASCII characters.
     pub content_type: Option<String>,
+    /// The exact size in bytes, at most [`MAX_OBJECT_SIZE`].
     pub content_length: Option<u64>,
     /// Base64 of 32 bytes, as `x-amz-checksum-sha256` carries it.
     pub checksum_sha256: Option<String>,
+    /// User metadata (`x-amz-meta-*`, keys without the prefix) the upload must carry; within
+    /// [`UploadConstraints::metadata_budget`].
     pub metadata: Metadata,
 }
 
 /// A declared constraint that is malformed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConstraintError {
+    /// `content_type` is empty, longer than 255 or not printable ASCII.
     #[error("content_type must be 1..=255 printable ASCII characters")]
     ContentType,
+    /// `content_length` is larger than [`MAX_OBJECT_SIZE`].
     #[error("content_length must be at most 5 TiB")]
     ContentLength,
+    /// `checksum_sha256` is not the base64 of 32 bytes.
     #[error("checksum_sha256 must be the base64 of 32 bytes")]
     Checksum,
+    /// A metadata key is not 1..=128 of a-z, 0-9, '-' or '_', or is DraftStore's own.
     #[error("metadata key {key:?} must be 1..=128 of a-z, 0-9, '-' or '_' and not start with 'draftstore-'")]
-    MetadataKey { key: String },
+    MetadataKey {
+        /// The key (its first 64 characters).
+        key: String,
+    },
+    /// A metadata value is not printable ASCII.
     #[error("metadata value of {key:?} must be printable ASCII")]
-    MetadataValue { key: String },
+    MetadataValue {
+        /// Its key.
+        key: String,
+    },
     /// The caller's metadata does not fit in what S3 keeps once DraftStore's own entries are
     /// counted, at the step where they are largest.
     #[error(
@@ -78,17 +95,31 @@ pub enum ConstraintError {
 /// How a stored object differs from what was declared.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConstraintViolation {
+    /// The stored size is not the declared one.
     #[error("size is {actual} bytes, {declared} were declared")]
-    Size { declared: u64, actual: u64 },
+    Size {
+        /// Bytes declared.
+        declared: u64,
+        /// Bytes stored.
+        actual: u64,
+    },
+    /// The stored content type is not the declared one.
     #[error("content type is {actual:?}, {declared:?} was declared")]
     ContentType {
+        /// What was declared.
         declared: String,
+        /// What the store holds (`None`: no content type).
         actual: Option<String>,
     },
+    /// The store verified a SHA-256 other than the declared one.
     #[error("SHA-256 checksum differs from the declared one")]
     Checksum,
+    /// A declared metadata entry is missing or different.
     #[error("metadata {key:?} differs from the declared value")]
-    Metadata { key: String },
+    Metadata {
+        /// Its key.
+        key: String,
+    },
     /// The main copy would carry more metadata than S3 keeps (the draft's own plus the source
     /// stamp), so the copy would be refused.
     #[error("the confirmed copy would carry {size} bytes of metadata; S3 keeps at most 2048")]
@@ -196,6 +227,7 @@ impl UploadConstraints {
         Ok(())
     }
 
+    /// Nothing was declared: the upload needs no headers.
     #[must_use]
     pub fn is_empty(&self) -> bool {
         *self == Self::default()

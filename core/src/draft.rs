@@ -20,6 +20,7 @@ use crate::storage::{CopyCondition, Metadata, MetadataDirective, ObjectInfo};
 
 /// Stamped on the main copy: the draft's ETag and size.
 pub const SOURCE_ETAG_KEY: &str = "draftstore-source-etag";
+/// Stamped on the main copy: the draft's size in bytes (decimal).
 pub const SOURCE_SIZE_KEY: &str = "draftstore-source-size";
 
 /// Where a name stands, from a HEAD of the draft bucket and of main: the states of the diagram

@@ -34,6 +34,7 @@
 //! # }).unwrap();
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod bucket;
 mod confirm;
