@@ -13,9 +13,8 @@
 //! `confirm.rs` performs the actions. Every step is tested here without IO.
 
 use crate::confirm::ConfirmOutcome;
-use crate::constraints::{
-    metadata_bytes, user_metadata, ConstraintViolation, UploadConstraints, MAX_METADATA_BYTES,
-};
+use crate::constraints::{user_metadata, ConstraintViolation, UploadConstraints};
+use crate::limits::{metadata_bytes, MAX_METADATA_BYTES};
 use crate::storage::{CopyCondition, Metadata, MetadataDirective, ObjectInfo};
 
 /// Stamped on the main copy: the draft's ETag and size.

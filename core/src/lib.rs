@@ -10,7 +10,8 @@
 //!
 //! ## Modules
 //! - `name` — [`ObjectName`]; `bucket` — [`BucketName`], [`Buckets`]
-//! - `constraints` — [`UploadConstraints`] declared at upload, checked at confirm
+//! - `constraints` — [`UploadConstraints`] declared at upload, checked at confirm; `limits` —
+//!   the S3 limits (metadata, request headers) everything DraftStore writes must fit
 //! - `draft` — the lifecycle state machine ([`DraftState`], [`next_step`]): pure
 //! - `confirm` — performs confirm's steps against a [`Storage`], [`ConfirmError`],
 //!   [`ConfirmOutcome`]; `name_lock` — turns for confirms of one name in this process
@@ -40,6 +41,7 @@ mod bucket;
 mod confirm;
 mod constraints;
 mod draft;
+mod limits;
 mod memory;
 mod name;
 mod name_lock;
@@ -58,6 +60,9 @@ pub use constraints::{
 pub use draft::{
     is_expired, is_promoted_copy, next_step, promoted_metadata, promoted_user_metadata, DraftState,
     Observed, Policy, Step, SOURCE_ETAG_KEY, SOURCE_SIZE_KEY,
+};
+pub use limits::{
+    metadata_bytes, MAX_CONFIRM_METADATA_BYTES, MAX_METADATA_BYTES, MAX_REQUIRED_HEADER_BYTES,
 };
 pub use memory::{Fault, MemoryStorage};
 pub use name::{NameError, ObjectName, MAX_KEY_BYTES};
