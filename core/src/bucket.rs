@@ -7,18 +7,39 @@ use thiserror::Error;
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BucketName(String);
 
+/// Why a bucket name was refused: S3's bucket naming rules, each its own variant.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum BucketError {
+    /// Not 3 to 63 characters.
     #[error("bucket name {name:?} must be 3 to 63 characters")]
-    Length { name: String },
+    Length {
+        /// The name asked for.
+        name: String,
+    },
+    /// A character other than a-z, 0-9, '-' and '.'.
     #[error("bucket name {name:?} may hold only lowercase letters, digits, '-' and '.'")]
-    Characters { name: String },
+    Characters {
+        /// The name asked for.
+        name: String,
+    },
+    /// Starts or ends with something other than a letter or digit.
     #[error("bucket name {name:?} must start and end with a letter or digit")]
-    Edges { name: String },
+    Edges {
+        /// The name asked for.
+        name: String,
+    },
+    /// Holds '..', '.-' or '-.'.
     #[error("bucket name {name:?} must not contain '..', '.-' or '-.'")]
-    Adjacent { name: String },
+    Adjacent {
+        /// The name asked for.
+        name: String,
+    },
+    /// Looks like an IPv4 address.
     #[error("bucket name {name:?} must not look like an IP address")]
-    IpAddress { name: String },
+    IpAddress {
+        /// The name asked for.
+        name: String,
+    },
 }
 
 impl BucketName {
@@ -48,6 +69,7 @@ impl BucketName {
         Ok(Self(name.to_owned()))
     }
 
+    /// The name as given.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
@@ -69,7 +91,9 @@ impl fmt::Display for BucketName {
 /// Where drafts and confirmed objects live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Buckets {
+    /// Where confirmed objects live.
     pub main: BucketName,
+    /// Where drafts are uploaded (`<main>-draft` unless configured).
     pub draft: BucketName,
 }
 

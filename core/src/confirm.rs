@@ -5,11 +5,19 @@
 //! draft, main or both, and a retry converges), honest (`NotFound` and `Conflict` are distinct).
 //! With a store that enforces conditional copies, a small object costs three calls: HEAD draft,
 //! copy (`If-None-Match: *`), delete.
+//!
+//! **Who moved it.** Of all the confirms of one object, exactly one reports
+//! [`ConfirmOutcome::Moved`]: the one whose copy into main succeeded. With conditional copies
+//! the store decides (one `If-None-Match: *` / `If-Match` copy wins, across any number of
+//! replicas). Without them, confirms of one name take turns within the process
+//! (`name_lock`), so each object is moved at most once *per process*; two replicas may both
+//! copy it and both report `Moved`.
 
+use crate::constraints::ConstraintViolation;
 use crate::draft::{next_step, promoted_metadata, promoted_user_metadata, Observed, Policy, Step};
-use crate::error::ConfirmError;
 use crate::storage::{CopyRequest, DeleteTarget, ObjectInfo, Storage, StorageError};
 use crate::{Buckets, ObjectName, UploadConstraints};
+use thiserror::Error;
 
 /// Options of one confirm.
 #[derive(Debug, Clone, Copy, Default)]
@@ -25,10 +33,72 @@ pub struct ConfirmOptions<'a> {
 pub struct Confirmed {
     /// `<main-bucket>/<name>`.
     pub location: String,
+    /// Bytes of the object in main.
     pub size: u64,
+    /// Its ETag in main, without quotes.
     pub etag: String,
-    /// It was confirmed before this call.
-    pub already: bool,
+    /// Whether this call moved it: count bytes and confirmations on [`ConfirmOutcome::Moved`]
+    /// only, and each object is counted once.
+    pub outcome: ConfirmOutcome,
+}
+
+/// What a successful confirm did (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConfirmOutcome {
+    /// This call's copy put the object into main. One call per object (with a store without
+    /// conditional copies: one per process).
+    Moved,
+    /// Main already held the object: an earlier or concurrent call moved it. This call may
+    /// have deleted the draft that call left. Also the answer when the call that copied failed
+    /// afterwards (e.g. its draft delete failed) and this call finished its work: that object
+    /// is then counted as moved by none.
+    Already,
+}
+
+impl ConfirmOutcome {
+    /// `"moved"` or `"already"`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Moved => "moved",
+            Self::Already => "already",
+        }
+    }
+}
+
+/// Why a confirm failed. Each variant says what went wrong; the gateway maps them to REST and
+/// gRPC statuses in one place.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfirmError {
+    /// Neither the draft bucket nor main holds the name.
+    #[error("no draft and no confirmed object named {name}")]
+    NotFound {
+        /// The name asked for.
+        name: ObjectName,
+    },
+    /// Main holds a different object under the name and the caller did not ask to overwrite.
+    #[error("main already holds a different object named {name}")]
+    Conflict {
+        /// The name asked for.
+        name: ObjectName,
+    },
+    /// The draft breaks the constraints declared at upload or expected now.
+    #[error("draft {name} does not match its declared constraints: {violation}")]
+    ConstraintMismatch {
+        /// The name asked for.
+        name: ObjectName,
+        /// What differs.
+        violation: ConstraintViolation,
+    },
+    /// Concurrent changes kept confirm from finishing in a bounded number of steps.
+    #[error("confirm of {name} did not converge under concurrent changes; retry")]
+    NotConverged {
+        /// The name asked for.
+        name: ObjectName,
+    },
+    /// A storage call failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// More steps than any convergent run needs; reached only under a storm of concurrent changes.
@@ -52,6 +122,13 @@ pub async fn confirm<S: Storage>(
         conditional_copy: caps.conditional_copy,
     };
     let key = name.as_str();
+    // Without conditional copies nothing stops two confirms from both copying: in this
+    // process, confirms of one name take turns.
+    let _turn = if caps.conditional_copy {
+        None
+    } else {
+        Some(crate::name_lock::turn(format!("{}/{key}", buckets.main)).await)
+    };
     let mut seen = Observed::default();
     for _ in 0..MAX_STEPS {
         match next_step(&seen, &policy) {
@@ -74,17 +151,18 @@ pub async fn confirm<S: Storage>(
                 match storage.copy_object(&request).await {
                     // A one-call copy keeps the ETag (the MD5): that verifies the copy. A
                     // multipart copy gets a new ETag: then main is looked at (size and stamp).
-                    Ok(copied) if copied.etag == draft.etag => {
-                        seen.main = Some(Some(main_after_copy(&draft, copied.etag)));
+                    Ok(copied) => {
+                        seen.moved = true;
+                        seen.main = (copied.etag == draft.etag)
+                            .then(|| Some(main_after_copy(&draft, copied.etag)));
                     }
-                    Ok(_) => seen.main = None,
                     // Main or the draft changed under us (another confirm, a re-upload, a sweep):
                     // look again.
                     Err(
                         StorageError::PreconditionFailed { .. } | StorageError::NotFound { .. },
                     ) => {
                         seen = Observed {
-                            promoted_now: seen.promoted_now,
+                            moved: seen.moved,
                             copy_refused: true,
                             ..Observed::default()
                         };
@@ -98,14 +176,13 @@ pub async fn confirm<S: Storage>(
                 };
                 delete_draft(storage, buckets, key, &draft.etag).await?;
                 seen.draft = Some(None);
-                seen.promoted_now = true;
             }
-            Step::Done { main, already } => {
+            Step::Done { main, outcome } => {
                 return Ok(Confirmed {
                     location: format!("{}/{key}", buckets.main),
                     size: main.size,
                     etag: main.etag,
-                    already,
+                    outcome,
                 });
             }
             Step::NotFound => return Err(ConfirmError::NotFound { name: name.clone() }),

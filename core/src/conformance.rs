@@ -12,9 +12,9 @@
 )]
 
 use crate::{
-    confirm, sweep, BucketName, Buckets, ConfirmError, ConfirmOptions, CopyCondition, CopyRequest,
-    DeleteTarget, Metadata, MetadataDirective, ObjectName, PutOptions, Storage, StorageError,
-    SweepOptions,
+    confirm, sweep, BucketName, Buckets, ConfirmError, ConfirmOptions, ConfirmOutcome,
+    CopyCondition, CopyRequest, DeleteTarget, Metadata, MetadataDirective, ObjectName, PutOptions,
+    Storage, StorageError, SweepOptions,
 };
 
 /// Keys with every character class DraftStore accepts in a name.
@@ -36,6 +36,7 @@ pub async fn run_all<S: Storage>(storage: &S, prefix: &str) {
     deletes(storage, prefix).await;
     listing(storage, prefix).await;
     confirm_flow(storage, prefix).await;
+    concurrent_confirms(storage, prefix).await;
     sweep_flow(storage, prefix).await;
 }
 
@@ -343,7 +344,7 @@ pub async fn confirm_flow<S: Storage>(storage: &S, prefix: &str) {
         let done = confirm(storage, &buckets, &name, ConfirmOptions::default())
             .await
             .unwrap_or_else(|e| panic!("confirm {key:?}: {e}"));
-        assert!(!done.already);
+        assert_eq!(done.outcome, ConfirmOutcome::Moved);
         assert_eq!(done.size, body.len() as u64);
         assert_eq!(
             storage.get_object(&buckets.main, key).await.unwrap(),
@@ -357,7 +358,11 @@ pub async fn confirm_flow<S: Storage>(storage: &S, prefix: &str) {
         let again = confirm(storage, &buckets, &name, ConfirmOptions::default())
             .await
             .unwrap();
-        assert!(again.already, "second confirm of {key:?} is idempotent");
+        assert_eq!(
+            again.outcome,
+            ConfirmOutcome::Already,
+            "second confirm of {key:?} is idempotent"
+        );
         assert_eq!((again.size, &again.etag), (done.size, &done.etag));
     }
     let name = ObjectName::parse(ODD_KEYS[0]).unwrap();
@@ -396,6 +401,64 @@ pub async fn confirm_flow<S: Storage>(storage: &S, prefix: &str) {
         confirm(storage, &buckets, &missing, ConfirmOptions::default()).await,
         Err(ConfirmError::NotFound { .. })
     ));
+}
+
+/// Confirms racing on one name: 10 drafts, 8 confirms of each at once. All succeed, main holds
+/// every draft's bytes, and exactly one confirm per object reports [`ConfirmOutcome::Moved`]
+/// (on a store without conditional copies, confirms in one process take turns).
+pub async fn concurrent_confirms<S: Storage>(storage: &S, prefix: &str) {
+    const OBJECTS: usize = 10;
+    const CONFIRMS: usize = 8;
+    let buckets = Buckets::new(
+        &format!("{prefix}-cmain"),
+        Some(&format!("{prefix}-cdrafts")),
+    )
+    .unwrap();
+    storage.create_bucket(&buckets.main).await.unwrap();
+    storage.create_bucket(&buckets.draft).await.unwrap();
+    let names: Vec<ObjectName> = (0..OBJECTS)
+        .map(|i| ObjectName::parse(&format!("race/{i}.bin")).unwrap())
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let body = vec![b'r'; i + 1];
+        storage
+            .put_object(&buckets.draft, name.as_str(), body, &PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let results = futures_util::future::join_all(
+        names
+            .iter()
+            .flat_map(|name| std::iter::repeat_n(name, CONFIRMS))
+            .map(|name| confirm(storage, &buckets, name, ConfirmOptions::default())),
+    )
+    .await;
+    let mut moved = vec![0_usize; OBJECTS];
+    for (i, result) in results.into_iter().enumerate() {
+        let object = i / CONFIRMS;
+        let done = result.unwrap_or_else(|e| panic!("confirm of object {object}: {e}"));
+        assert_eq!(done.size, object as u64 + 1, "size of object {object}");
+        if done.outcome == ConfirmOutcome::Moved {
+            moved[object] += 1;
+        }
+    }
+    assert_eq!(
+        moved,
+        vec![1; OBJECTS],
+        "each object is moved by exactly one of {CONFIRMS} concurrent confirms"
+    );
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(
+            storage
+                .get_object(&buckets.main, name.as_str())
+                .await
+                .unwrap(),
+            vec![b'r'; i + 1]
+        );
+        assert!(is_not_found(
+            &storage.head_object(&buckets.draft, name.as_str()).await
+        ));
+    }
 }
 
 /// Sweep on this backend: dry run deletes nothing; a sweep removes expired drafts only.

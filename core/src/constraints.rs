@@ -10,56 +10,116 @@ use thiserror::Error;
 pub const DECLARED_KEY: &str = "draftstore-declared";
 /// S3 objects are at most 5 TiB.
 pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
-/// S3 keeps at most 2 KiB of user metadata.
-const MAX_METADATA_BYTES: usize = 2048;
-
+/// What a client declared for one upload, validated: each part is signed into the presigned PUT
+/// (so the store enforces it) and checked again at confirm.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UploadConstraints {
+    /// The `Content-Type` the upload must carry: 1..=255 printable ASCII characters.
     pub content_type: Option<String>,
+    /// The exact size in bytes, at most [`MAX_OBJECT_SIZE`].
     pub content_length: Option<u64>,
     /// Base64 of 32 bytes, as `x-amz-checksum-sha256` carries it.
     pub checksum_sha256: Option<String>,
+    /// User metadata (`x-amz-meta-*`, keys without the prefix) the upload must carry; within
+    /// [`UploadConstraints::metadata_budget`].
     pub metadata: Metadata,
 }
 
 /// A declared constraint that is malformed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConstraintError {
+    /// `content_type` is empty, longer than 255 or not printable ASCII.
     #[error("content_type must be 1..=255 printable ASCII characters")]
     ContentType,
+    /// `content_length` is larger than [`MAX_OBJECT_SIZE`].
     #[error("content_length must be at most 5 TiB")]
     ContentLength,
+    /// `checksum_sha256` is not the base64 of 32 bytes.
     #[error("checksum_sha256 must be the base64 of 32 bytes")]
     Checksum,
+    /// A metadata key is not 1..=128 of a-z, 0-9, '-' or '_', or is DraftStore's own.
     #[error("metadata key {key:?} must be 1..=128 of a-z, 0-9, '-' or '_' and not start with 'draftstore-'")]
-    MetadataKey { key: String },
+    MetadataKey {
+        /// The key (its first 64 characters).
+        key: String,
+    },
+    /// A metadata value is not printable ASCII.
     #[error("metadata value of {key:?} must be printable ASCII")]
-    MetadataValue { key: String },
-    #[error("metadata is larger than S3's 2 KiB")]
-    MetadataSize,
+    MetadataValue {
+        /// Its key.
+        key: String,
+    },
+    /// The caller's metadata does not fit in what S3 keeps once DraftStore's own entries are
+    /// counted, at the step where they are largest.
+    #[error(
+        "metadata is {size} bytes (keys and values); S3 keeps 2048 per object and DraftStore \
+         needs up to {reserved} of them, which leaves {budget} for yours"
+    )]
+    MetadataSize {
+        /// Bytes of the caller's metadata, keys and values.
+        size: usize,
+        /// What is left for the caller's metadata with this declaration.
+        budget: usize,
+        /// What DraftStore adds at the step where it adds most.
+        reserved: usize,
+    },
+    /// The headers the client would have to send pass what S3 accepts in one request.
+    #[error(
+        "the upload would need {size} bytes of signed headers; S3 takes 8 KiB of headers per \
+         request and {max} are left for these: declare fewer or shorter metadata entries"
+    )]
+    RequiredHeadersSize {
+        /// Bytes of the required headers, each as `name: value` and CRLF.
+        size: usize,
+        /// [`crate::MAX_REQUIRED_HEADER_BYTES`].
+        max: usize,
+    },
 }
 
 /// How a stored object differs from what was declared.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConstraintViolation {
+    /// The stored size is not the declared one.
     #[error("size is {actual} bytes, {declared} were declared")]
-    Size { declared: u64, actual: u64 },
+    Size {
+        /// Bytes declared.
+        declared: u64,
+        /// Bytes stored.
+        actual: u64,
+    },
+    /// The stored content type is not the declared one.
     #[error("content type is {actual:?}, {declared:?} was declared")]
     ContentType {
+        /// What was declared.
         declared: String,
+        /// What the store holds (`None`: no content type).
         actual: Option<String>,
     },
+    /// The store verified a SHA-256 other than the declared one.
     #[error("SHA-256 checksum differs from the declared one")]
     Checksum,
+    /// A declared metadata entry is missing or different.
     #[error("metadata {key:?} differs from the declared value")]
-    Metadata { key: String },
+    Metadata {
+        /// Its key.
+        key: String,
+    },
+    /// The main copy would carry more metadata than S3 keeps (the draft's own plus the source
+    /// stamp), so the copy would be refused.
+    #[error("the confirmed copy would carry {size} bytes of metadata; S3 keeps at most 2048")]
+    MetadataTooLarge {
+        /// Bytes, keys and values, of the main copy's metadata.
+        size: usize,
+    },
 }
 
 impl UploadConstraints {
-    /// Validates a declaration.
+    /// Validates a declaration, including that everything DraftStore will write for it fits
+    /// S3's limits at every step (see `limits`).
     ///
     /// # Errors
-    /// A [`ConstraintError`] naming what is malformed.
+    /// A [`ConstraintError`] naming what is malformed, or [`ConstraintError::MetadataSize`]
+    /// with the real budget, or [`ConstraintError::RequiredHeadersSize`].
     pub fn new(
         content_type: Option<String>,
         content_length: Option<u64>,
@@ -82,7 +142,6 @@ impl UploadConstraints {
                 return Err(ConstraintError::Checksum);
             }
         }
-        let mut size = 0;
         for (key, value) in &metadata {
             let key_ok = (1..=128).contains(&key.len())
                 && key.bytes().all(|b| {
@@ -97,19 +156,18 @@ impl UploadConstraints {
             if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
                 return Err(ConstraintError::MetadataValue { key: key.clone() });
             }
-            size += key.len() + value.len();
         }
-        if size > MAX_METADATA_BYTES {
-            return Err(ConstraintError::MetadataSize);
-        }
-        Ok(Self {
+        let declared = Self {
             content_type,
             content_length,
             checksum_sha256,
             metadata,
-        })
+        };
+        declared.check_sizes()?;
+        Ok(declared)
     }
 
+    /// Nothing was declared: the upload needs no headers.
     #[must_use]
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
@@ -142,7 +200,7 @@ impl UploadConstraints {
 
     /// The stamp: `len=N;sha256=B64;type=1` (what was declared beyond metadata, which the
     /// object carries itself).
-    fn stamp(&self) -> String {
+    pub(crate) fn stamp(&self) -> String {
         let mut parts = Vec::new();
         if let Some(n) = self.content_length {
             parts.push(format!("len={n}"));
@@ -275,7 +333,11 @@ mod tests {
         ));
         assert_eq!(
             UploadConstraints::new(None, None, None, meta("k", &"v".repeat(2048))),
-            Err(ConstraintError::MetadataSize)
+            Err(ConstraintError::MetadataSize {
+                size: 2049,
+                budget: 1953,
+                reserved: 95
+            })
         );
     }
 

@@ -12,42 +12,57 @@
 //! Confirm is [`next_step`], a pure function from what has been observed to the next action;
 //! `confirm.rs` performs the actions. Every step is tested here without IO.
 
+use crate::confirm::ConfirmOutcome;
 use crate::constraints::{user_metadata, ConstraintViolation, UploadConstraints};
+use crate::limits::{metadata_bytes, MAX_METADATA_BYTES};
 use crate::storage::{CopyCondition, Metadata, MetadataDirective, ObjectInfo};
 
 /// Stamped on the main copy: the draft's ETag and size.
 pub const SOURCE_ETAG_KEY: &str = "draftstore-source-etag";
+/// Stamped on the main copy: the draft's size in bytes (decimal).
 pub const SOURCE_SIZE_KEY: &str = "draftstore-source-size";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DraftState {
+/// Where a name stands, from a HEAD of the draft bucket and of main: the states of the diagram
+/// in the module doc. Borrowed from what confirm observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DraftState<'a> {
+    /// Neither bucket holds the name.
     Absent,
+    /// Only the draft bucket holds it.
     Uploaded {
-        draft: ObjectInfo,
+        /// The draft.
+        draft: &'a ObjectInfo,
     },
-    /// Copied to main, draft not yet deleted.
+    /// Copied to main (main carries the draft's stamp), draft not yet deleted.
     Promoting {
-        draft: ObjectInfo,
-        main: ObjectInfo,
+        /// The draft.
+        draft: &'a ObjectInfo,
+        /// Its stamped copy in main.
+        main: &'a ObjectInfo,
     },
+    /// Only main holds it.
     Confirmed {
-        main: ObjectInfo,
+        /// The object in main.
+        main: &'a ObjectInfo,
     },
+    /// Both hold it, and main's object is not a copy of this draft.
     Conflict {
-        draft: ObjectInfo,
-        main: ObjectInfo,
+        /// The draft.
+        draft: &'a ObjectInfo,
+        /// The different object in main.
+        main: &'a ObjectInfo,
     },
 }
 
-impl DraftState {
-    /// The state of a name from a HEAD of the draft bucket and of main.
+impl<'a> DraftState<'a> {
+    /// The state of a name from a HEAD of the draft bucket and of main (`None`: not there).
     #[must_use]
-    pub fn derive(draft: Option<ObjectInfo>, main: Option<ObjectInfo>) -> Self {
+    pub fn derive(draft: Option<&'a ObjectInfo>, main: Option<&'a ObjectInfo>) -> Self {
         match (draft, main) {
             (None, None) => Self::Absent,
             (Some(draft), None) => Self::Uploaded { draft },
             (None, Some(main)) => Self::Confirmed { main },
-            (Some(draft), Some(main)) if is_promoted_copy(&main, &draft) => {
+            (Some(draft), Some(main)) if is_promoted_copy(main, draft) => {
                 Self::Promoting { draft, main }
             }
             (Some(draft), Some(main)) => Self::Conflict { draft, main },
@@ -92,10 +107,13 @@ pub fn promoted_metadata(draft: &ObjectInfo) -> MetadataDirective {
 /// What confirm has seen so far; `None` is "not looked at (or no longer trusted)".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
+    /// The HEAD of the draft: `Some(None)` when it is not there.
     pub draft: Option<Option<ObjectInfo>>,
+    /// The HEAD of main: `Some(None)` when it is not there.
     pub main: Option<Option<ObjectInfo>>,
-    /// This confirm promoted the draft (so the result is not "already confirmed").
-    pub promoted_now: bool,
+    /// This confirm's copy put the draft into main: it is the one confirm that moved the
+    /// object (see [`ConfirmOutcome::Moved`]).
+    pub moved: bool,
     /// A conditional copy was refused: main must be looked at before copying again.
     pub copy_refused: bool,
 }
@@ -103,6 +121,7 @@ pub struct Observed {
 /// How confirm may act.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Policy<'a> {
+    /// Replace a different object main holds under the name.
     pub overwrite: bool,
     /// Constraints the caller expects now, on top of those stamped at upload.
     pub expect: Option<&'a UploadConstraints>,
@@ -113,48 +132,70 @@ pub struct Policy<'a> {
 /// The next action of a confirm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// HEAD the draft bucket.
     HeadDraft,
+    /// HEAD main.
     HeadMain,
+    /// Copy the draft into main under this condition, with [`promoted_metadata`].
     Copy(CopyCondition),
+    /// Delete the draft (only if it still has the ETag that was copied).
     DeleteDraft,
-    Done { main: ObjectInfo, already: bool },
+    /// Finished: main holds `main`.
+    Done {
+        /// The object in main.
+        main: ObjectInfo,
+        /// Whether this confirm moved it.
+        outcome: ConfirmOutcome,
+    },
+    /// Neither bucket holds the name.
     NotFound,
+    /// Main holds a different object and the caller did not ask to overwrite.
     Conflict,
+    /// The draft breaks its declared (or expected) constraints.
     Violation(ConstraintViolation),
 }
 
-/// Decides the next action from what has been observed.
+/// Decides the next action from what has been observed: looks until the [`DraftState`] is
+/// known (or, with conditional copies, copies optimistically), then acts on the state.
 #[must_use]
 pub fn next_step(seen: &Observed, policy: &Policy<'_>) -> Step {
     let Some(draft) = &seen.draft else {
         return Step::HeadDraft;
     };
-    let Some(draft) = draft else {
-        return match &seen.main {
-            None => Step::HeadMain,
-            Some(None) => Step::NotFound,
-            Some(Some(main)) => Step::Done {
-                main: main.clone(),
-                already: !seen.promoted_now,
-            },
+    if let Some(draft) = draft {
+        if let Err(v) = check_constraints(draft, policy.expect) {
+            return Step::Violation(v);
+        }
+    }
+    let Some(main) = &seen.main else {
+        // With a draft, a store that refuses to overwrite main atomically lets confirm copy
+        // before looking (`If-None-Match: *`): one call fewer.
+        let optimistic = policy.conditional_copy && !policy.overwrite && !seen.copy_refused;
+        return match draft {
+            Some(_) if optimistic => Step::Copy(CopyCondition::IfAbsent),
+            _ => Step::HeadMain,
         };
     };
-    if let Err(v) = check_constraints(draft, policy.expect) {
-        return Step::Violation(v);
-    }
-    match &seen.main {
-        None if policy.conditional_copy && !policy.overwrite && !seen.copy_refused => {
+    match DraftState::derive(draft.as_ref(), main.as_ref()) {
+        DraftState::Absent => Step::NotFound,
+        DraftState::Uploaded { .. } if policy.conditional_copy => {
             Step::Copy(CopyCondition::IfAbsent)
         }
-        None => Step::HeadMain,
-        Some(None) if policy.conditional_copy => Step::Copy(CopyCondition::IfAbsent),
-        Some(None) => Step::Copy(CopyCondition::Always),
-        Some(Some(main)) if is_promoted_copy(main, draft) => Step::DeleteDraft,
-        Some(Some(main)) if policy.overwrite && policy.conditional_copy => {
+        DraftState::Uploaded { .. } => Step::Copy(CopyCondition::Always),
+        DraftState::Promoting { .. } => Step::DeleteDraft,
+        DraftState::Confirmed { main } => Step::Done {
+            main: main.clone(),
+            outcome: if seen.moved {
+                ConfirmOutcome::Moved
+            } else {
+                ConfirmOutcome::Already
+            },
+        },
+        DraftState::Conflict { main, .. } if policy.overwrite && policy.conditional_copy => {
             Step::Copy(CopyCondition::IfMatch(main.etag.clone()))
         }
-        Some(Some(_)) if policy.overwrite => Step::Copy(CopyCondition::Always),
-        Some(Some(_)) => Step::Conflict,
+        DraftState::Conflict { .. } if policy.overwrite => Step::Copy(CopyCondition::Always),
+        DraftState::Conflict { .. } => Step::Conflict,
     }
 }
 
@@ -164,6 +205,12 @@ fn check_constraints(
 ) -> Result<(), ConstraintViolation> {
     if let Some(declared) = UploadConstraints::from_stamp(draft) {
         declared.check(draft)?;
+    }
+    // A store that does not enforce S3's metadata limit may hold a draft whose copy S3 would
+    // refuse: refuse it here, the same on every store.
+    let size = metadata_bytes(&promoted_user_metadata(draft));
+    if size > MAX_METADATA_BYTES {
+        return Err(ConstraintViolation::MetadataTooLarge { size });
     }
     expect.map_or(Ok(()), |e| e.check(draft))
 }
@@ -202,22 +249,22 @@ mod tests {
 
     #[test]
     fn derive_each_state() {
-        let d = obj("d", 3);
+        let (d, m, s, other) = (obj("d", 3), obj("m", 1), stamped(&obj("d", 3)), obj("m", 3));
         assert_eq!(DraftState::derive(None, None), DraftState::Absent);
         assert!(matches!(
-            DraftState::derive(Some(d.clone()), None),
+            DraftState::derive(Some(&d), None),
             DraftState::Uploaded { .. }
         ));
         assert!(matches!(
-            DraftState::derive(None, Some(obj("m", 1))),
+            DraftState::derive(None, Some(&m)),
             DraftState::Confirmed { .. }
         ));
         assert!(matches!(
-            DraftState::derive(Some(d.clone()), Some(stamped(&d))),
+            DraftState::derive(Some(&d), Some(&s)),
             DraftState::Promoting { .. }
         ));
         assert!(matches!(
-            DraftState::derive(Some(d), Some(obj("m", 3))),
+            DraftState::derive(Some(&d), Some(&other)),
             DraftState::Conflict { .. }
         ));
     }
@@ -230,12 +277,38 @@ mod tests {
         seen.draft = Some(Some(d.clone()));
         assert_eq!(next_step(&seen, &COND), Step::Copy(CopyCondition::IfAbsent));
         seen.main = Some(Some(stamped(&d)));
+        seen.moved = true;
         assert_eq!(next_step(&seen, &COND), Step::DeleteDraft);
         seen.draft = Some(None);
-        seen.promoted_now = true;
         assert!(matches!(
             next_step(&seen, &COND),
-            Step::Done { already: false, .. }
+            Step::Done {
+                outcome: ConfirmOutcome::Moved,
+                ..
+            }
+        ));
+    }
+
+    /// A confirm that finds the copy already made (a concurrent or crashed confirm copied) and
+    /// only deletes the draft did not move the object: it is `Already`, so each object counts
+    /// as moved once.
+    #[test]
+    fn finishing_another_confirms_copy_is_already() {
+        let d = obj("d", 3);
+        let mut seen = Observed {
+            draft: Some(Some(d.clone())),
+            main: Some(Some(stamped(&d))),
+            copy_refused: true,
+            ..Observed::default()
+        };
+        assert_eq!(next_step(&seen, &COND), Step::DeleteDraft);
+        seen.draft = Some(None);
+        assert!(matches!(
+            next_step(&seen, &COND),
+            Step::Done {
+                outcome: ConfirmOutcome::Already,
+                ..
+            }
         ));
     }
 
@@ -281,7 +354,10 @@ mod tests {
         };
         assert!(matches!(
             next_step(&done, &COND),
-            Step::Done { already: true, .. }
+            Step::Done {
+                outcome: ConfirmOutcome::Already,
+                ..
+            }
         ));
     }
 
@@ -349,6 +425,31 @@ mod tests {
             ),
             Step::Violation(_)
         ));
+    }
+
+    /// A draft whose copy would pass S3's 2 KiB of metadata once stamped is refused before
+    /// any copy (a store that does not enforce the limit would take it; S3 would not).
+    #[test]
+    fn a_draft_too_large_to_stamp_is_refused_before_the_copy() {
+        let mut d = obj("0123456789abcdef0123456789abcdef", 7);
+        let stamp = SOURCE_ETAG_KEY.len() + 32 + SOURCE_SIZE_KEY.len() + 1;
+        d.metadata
+            .insert("note".into(), "x".repeat(2048 - stamp - 4));
+        let seen = Observed {
+            draft: Some(Some(d.clone())),
+            ..Observed::default()
+        };
+        assert_eq!(next_step(&seen, &COND), Step::Copy(CopyCondition::IfAbsent));
+        d.metadata
+            .insert("note".into(), "x".repeat(2048 - stamp - 3));
+        let seen = Observed {
+            draft: Some(Some(d)),
+            ..Observed::default()
+        };
+        assert_eq!(
+            next_step(&seen, &COND),
+            Step::Violation(ConstraintViolation::MetadataTooLarge { size: 2049 })
+        );
     }
 
     #[test]

@@ -10,9 +10,11 @@
 //!
 //! ## Modules
 //! - `name` — [`ObjectName`]; `bucket` — [`BucketName`], [`Buckets`]
-//! - `constraints` — [`UploadConstraints`] declared at upload, checked at confirm
+//! - `constraints` — [`UploadConstraints`] declared at upload, checked at confirm; `limits` —
+//!   the S3 limits (metadata, request headers) everything DraftStore writes must fit
 //! - `draft` — the lifecycle state machine ([`DraftState`], [`next_step`]): pure
-//! - `confirm` — performs confirm's steps against a [`Storage`]
+//! - `confirm` — performs confirm's steps against a [`Storage`], [`ConfirmError`],
+//!   [`ConfirmOutcome`]; `name_lock` — turns for confirms of one name in this process
 //! - `sweep` — [`select_expired`] (pure) and the streaming [`sweep()`] driver
 //! - `storage` — the [`Storage`] trait and its types; `memory` — [`MemoryStorage`] with faults
 //! - `conformance` (feature `conformance`) — the suite every backend runs
@@ -33,14 +35,16 @@
 //! # }).unwrap();
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod bucket;
 mod confirm;
 mod constraints;
 mod draft;
-mod error;
+mod limits;
 mod memory;
 mod name;
+mod name_lock;
 mod storage;
 mod sweep;
 
@@ -48,7 +52,7 @@ mod sweep;
 pub mod conformance;
 
 pub use bucket::{BucketError, BucketName, Buckets};
-pub use confirm::{confirm, ConfirmOptions, Confirmed};
+pub use confirm::{confirm, ConfirmError, ConfirmOptions, ConfirmOutcome, Confirmed};
 pub use constraints::{
     user_metadata, ConstraintError, ConstraintViolation, UploadConstraints, DECLARED_KEY,
     MAX_OBJECT_SIZE,
@@ -57,7 +61,9 @@ pub use draft::{
     is_expired, is_promoted_copy, next_step, promoted_metadata, promoted_user_metadata, DraftState,
     Observed, Policy, Step, SOURCE_ETAG_KEY, SOURCE_SIZE_KEY,
 };
-pub use error::ConfirmError;
+pub use limits::{
+    metadata_bytes, MAX_CONFIRM_METADATA_BYTES, MAX_METADATA_BYTES, MAX_REQUIRED_HEADER_BYTES,
+};
 pub use memory::{Fault, MemoryStorage};
 pub use name::{NameError, ObjectName, MAX_KEY_BYTES};
 pub use storage::*;

@@ -79,11 +79,13 @@ impl MemoryStorage {
         self.clock.store(unix, Ordering::SeqCst);
     }
 
+    /// Moves the manual clock `secs` seconds on (switching to it from the system clock).
     pub fn advance(&self, secs: i64) {
         let now = self.now();
         self.set_time(now.saturating_add(secs));
     }
 
+    /// The store's clock: unix seconds.
     #[must_use]
     pub fn now(&self) -> i64 {
         match self.clock.load(Ordering::SeqCst) {
@@ -109,6 +111,7 @@ impl MemoryStorage {
             .push((at, fault));
     }
 
+    /// Drops every fault not yet triggered.
     pub fn clear_faults(&self) {
         self.faults
             .lock()

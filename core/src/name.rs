@@ -13,10 +13,18 @@ pub struct ObjectName(String);
 /// Why a name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum NameError {
+    /// The name is empty.
     #[error("object name is empty")]
     Empty,
+    /// Longer than the key limit left for it.
     #[error("object name is {len} bytes; at most {max} are allowed")]
-    TooLong { len: usize, max: usize },
+    TooLong {
+        /// Bytes of the name.
+        len: usize,
+        /// Bytes allowed.
+        max: usize,
+    },
+    /// The bytes are not UTF-8.
     #[error("object name is not valid UTF-8")]
     InvalidUtf8,
     /// A C0 or C1 control character or DEL (Unicode general category `Cc`).
@@ -38,12 +46,16 @@ pub enum NameError {
         /// Its code point.
         code: u32,
     },
+    /// A leading `/` would be an empty first segment.
     #[error("object name starts with '/'")]
     LeadingSlash,
+    /// A `.` or `..` segment: HTTP clients remove them before sending.
     #[error("object name contains a '.' or '..' segment")]
     DotSegment,
+    /// An empty segment (`//`) or a trailing `/`.
     #[error("object name contains an empty segment ('//')")]
     EmptySegment,
+    /// A backslash: some clients turn it into `/`.
     #[error("object name contains a backslash")]
     Backslash,
 }
@@ -116,6 +128,7 @@ impl ObjectName {
             .and_then(Self::parse)
     }
 
+    /// The name as given (valid UTF-8, byte for byte).
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0

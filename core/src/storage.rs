@@ -13,23 +13,46 @@ pub type Metadata = BTreeMap<String, String>;
 /// Why a storage call failed. Keys and bucket names may appear; credentials never do.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum StorageError {
+    /// The object or bucket does not exist.
     #[error("not found: {what}")]
-    NotFound { what: String },
+    NotFound {
+        /// `<bucket>/<key>` or `<bucket>`.
+        what: String,
+    },
+    /// The bucket exists and belongs to someone else.
     #[error("already exists: {what}")]
-    AlreadyExists { what: String },
+    AlreadyExists {
+        /// The bucket.
+        what: String,
+    },
+    /// A condition (`If-None-Match`, `If-Match`, an ETag in a batch delete) did not hold.
     #[error("precondition failed: {what}")]
-    PreconditionFailed { what: String },
+    PreconditionFailed {
+        /// What was written or deleted.
+        what: String,
+    },
     /// Worth retrying later: throttling, 5xx, timeouts, connection failures.
     #[error("storage unavailable: {reason}")]
-    Unavailable { reason: String },
+    Unavailable {
+        /// What the store or the connection said.
+        reason: String,
+    },
     /// The store refused our credentials or permissions.
     #[error("storage denied the request: {reason}")]
-    Denied { reason: String },
+    Denied {
+        /// What the store said (never a credential).
+        reason: String,
+    },
+    /// Any other failure of the store.
     #[error("storage error: {reason}")]
-    Backend { reason: String },
+    Backend {
+        /// What the store said.
+        reason: String,
+    },
 }
 
 impl StorageError {
+    /// True for failures worth retrying later ([`StorageError::Unavailable`]).
     #[must_use]
     pub const fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable { .. })
@@ -45,12 +68,15 @@ impl StorageError {
 /// What a HEAD tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
+    /// Bytes.
     pub size: u64,
     /// Without quotes.
     pub etag: String,
     /// Unix seconds.
     pub last_modified: i64,
+    /// `Content-Type`, if the object has one.
     pub content_type: Option<String>,
+    /// User metadata.
     pub metadata: Metadata,
     /// Base64 SHA-256 the store verified and kept, if it reports one.
     pub checksum_sha256: Option<String>,
@@ -59,16 +85,22 @@ pub struct ObjectInfo {
 /// One entry of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedObject {
+    /// The object key.
     pub key: String,
+    /// Bytes.
     pub size: u64,
+    /// Without quotes.
     pub etag: String,
+    /// Unix seconds.
     pub last_modified: i64,
 }
 
 /// One page of a listing; `next` continues it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListPage {
+    /// The objects of this page, in key order.
     pub objects: Vec<ListedObject>,
+    /// Where the next page starts, `None` on the last page.
     pub next: Option<String>,
 }
 
@@ -90,7 +122,9 @@ impl ListPage {
 /// An incomplete multipart upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
+    /// The key being uploaded.
     pub key: String,
+    /// S3's id of the upload.
     pub upload_id: String,
     /// Unix seconds.
     pub initiated: i64,
@@ -99,16 +133,22 @@ pub struct Upload {
 /// One page of incomplete uploads; `next` (key marker, upload-id marker) continues it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UploadPage {
+    /// The uploads of this page.
     pub uploads: Vec<Upload>,
+    /// Where the next page starts, `None` on the last page.
     pub next: Option<(String, String)>,
 }
 
 /// What a copy does with metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataDirective {
+    /// Keep the source's content type and metadata (`x-amz-metadata-directive: COPY`).
     Copy,
+    /// Set these instead (`x-amz-metadata-directive: REPLACE`).
     Replace {
+        /// The copy's `Content-Type`.
         content_type: Option<String>,
+        /// The copy's user metadata.
         metadata: Metadata,
     },
 }
@@ -116,6 +156,7 @@ pub enum MetadataDirective {
 /// When a copy may write its destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CopyCondition {
+    /// Whatever the destination holds.
     Always,
     /// Only if the destination does not exist (`If-None-Match: *`).
     IfAbsent,
@@ -127,27 +168,37 @@ pub enum CopyCondition {
 /// most 5 GiB in one call).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyRequest<'a> {
+    /// Source bucket.
     pub from_bucket: &'a BucketName,
+    /// Source key.
     pub from_key: &'a str,
+    /// Destination bucket.
     pub to_bucket: &'a BucketName,
+    /// Destination key.
     pub to_key: &'a str,
+    /// Bytes of the source.
     pub source_size: u64,
     /// Copy only if the source still has this ETag (`x-amz-copy-source-if-match`).
     pub source_etag: Option<&'a str>,
+    /// What the copy does with metadata.
     pub metadata: MetadataDirective,
+    /// When the copy may write its destination.
     pub condition: CopyCondition,
 }
 
 /// The result of a copy: the new object's ETag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Copied {
+    /// Without quotes.
     pub etag: String,
 }
 
 /// A key to delete, optionally only if it still has `etag`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeleteTarget {
+    /// The key.
     pub key: String,
+    /// Delete only if the object still has this ETag (where the store enforces it).
     pub etag: Option<String>,
 }
 
@@ -184,14 +235,18 @@ pub fn check_delete_batch(targets: &[DeleteTarget]) -> Result<(), StorageError> 
 /// Per-key result of a batch delete. A missing key is a success, as in S3.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeleteOutcome {
+    /// The key.
     pub key: String,
+    /// Deleted (or already gone), or why not.
     pub result: Result<(), StorageError>,
 }
 
 /// Options of a direct PUT (tools, tests and the embedded store; clients upload presigned).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PutOptions {
+    /// `Content-Type` to store.
     pub content_type: Option<String>,
+    /// User metadata to store.
     pub metadata: Metadata,
 }
 
@@ -209,6 +264,7 @@ pub const MAX_DELETE_BATCH: usize = 1000;
 
 /// The object-store operations DraftStore uses.
 pub trait Storage: Send + Sync {
+    /// What this backend enforces atomically.
     fn capabilities(&self) -> Capabilities;
 
     /// Creates a bucket; one that already exists and is ours is a success.
@@ -217,11 +273,13 @@ pub trait Storage: Send + Sync {
         bucket: &BucketName,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
 
+    /// Succeeds when the bucket exists and our credentials may use it.
     fn head_bucket(
         &self,
         bucket: &BucketName,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
 
+    /// Size, ETag, time, content type and metadata of one object.
     fn head_object(
         &self,
         bucket: &BucketName,
@@ -244,6 +302,8 @@ pub trait Storage: Send + Sync {
         key: &str,
     ) -> impl Future<Output = Result<Vec<u8>, StorageError>> + Send;
 
+    /// A server-side copy (multipart above the backend's threshold), honouring the request's
+    /// conditions.
     fn copy_object(
         &self,
         request: &CopyRequest<'_>,

@@ -9,6 +9,7 @@ use crate::draft::is_expired;
 use crate::storage::{DeleteTarget, ListedObject, Storage, StorageError, MAX_DELETE_BATCH};
 use crate::BucketName;
 
+/// How one sweep runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepOptions {
     /// Unix seconds.
@@ -24,6 +25,8 @@ pub struct SweepOptions {
 }
 
 impl SweepOptions {
+    /// A real sweep at `now` (unix seconds) of drafts older than `lifetime` seconds, in batches
+    /// and pages of 1000.
     #[must_use]
     pub const fn new(now: i64, lifetime: u64) -> Self {
         Self {
@@ -39,24 +42,35 @@ impl SweepOptions {
 /// A key that could not be deleted, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepFailure {
+    /// The key.
     pub key: String,
+    /// Why it stayed.
     pub error: StorageError,
 }
 
 /// At most this many failures are kept in a report (the counts stay exact).
 pub const MAX_REPORTED_FAILURES: usize = 100;
 
+/// What one sweep did; the counts are exact.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SweepReport {
+    /// Drafts listed.
     pub scanned: u64,
+    /// Drafts older than the lifetime.
     pub expired: u64,
+    /// Drafts deleted.
     pub deleted: u64,
+    /// Expired drafts whose delete failed.
     pub failed: u64,
     /// Listed as expired but changed since (re-uploaded): left in place.
     pub changed: u64,
+    /// Bytes of the deleted drafts.
     pub bytes_freed: u64,
+    /// Stale multipart uploads aborted.
     pub multipart_aborted: u64,
+    /// Stale multipart uploads whose abort failed.
     pub multipart_failed: u64,
+    /// Up to [`MAX_REPORTED_FAILURES`] of the failed deletes.
     pub failures: Vec<SweepFailure>,
     /// `keep_going` said stop before the listing ended.
     pub stopped_early: bool,

@@ -10,6 +10,7 @@ use std::fmt::Write;
 /// A request signed in its headers: send `url` with the caller's own headers plus `headers`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedRequest {
+    /// The URL to send the request to.
     pub url: String,
     /// `authorization`, `x-amz-date`, and `x-amz-content-sha256` (S3) /
     /// `x-amz-security-token` (temporary credentials) where they apply.

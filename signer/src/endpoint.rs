@@ -6,11 +6,14 @@ use crate::Error;
 /// URL scheme of an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
+    /// `http`.
     Http,
+    /// `https`.
     Https,
 }
 
 impl Scheme {
+    /// `"http"` or `"https"`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -81,6 +84,7 @@ impl Endpoint {
         })
     }
 
+    /// The endpoint's scheme.
     #[must_use]
     pub const fn scheme(&self) -> Scheme {
         self.scheme

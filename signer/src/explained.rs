@@ -8,8 +8,11 @@ use crate::string_to_sign::write_string_to_sign;
 /// secret: both texts are what S3 itself echoes back in a `SignatureDoesNotMatch` error.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Explained {
+    /// The presigned URL.
     pub url: String,
+    /// Stage 1: the canonical request whose SHA-256 was signed.
     pub canonical_request: String,
+    /// Stage 2: the string to sign.
     pub string_to_sign: String,
 }
 

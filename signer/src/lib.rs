@@ -35,6 +35,7 @@
 //! # Ok::<(), draftstore_signer::Error>(())
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod authorization;
 mod canonical;

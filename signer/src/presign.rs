@@ -13,6 +13,7 @@ use std::borrow::Cow;
 pub struct Expiry(u32);
 
 impl Expiry {
+    /// The longest S3 allows: seven days, in seconds.
     pub const MAX_SECS: u32 = 604_800;
 
     /// # Errors
@@ -25,6 +26,7 @@ impl Expiry {
             .ok_or(Error::InvalidExpiry(secs))
     }
 
+    /// Seconds.
     #[must_use]
     pub const fn secs(self) -> u32 {
         self.0

@@ -7,14 +7,20 @@ use std::borrow::Cow;
 /// HTTP methods S3 requests use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// `GET`.
     Get,
+    /// `PUT`.
     Put,
+    /// `HEAD`.
     Head,
+    /// `DELETE`.
     Delete,
+    /// `POST`.
     Post,
 }
 
 impl Method {
+    /// The method as sent: `"GET"`, `"PUT"`, ….
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -71,15 +77,21 @@ impl<'a> Payload<'a> {
 /// bucket-level calls. The key is used as given: encoded once, `/` kept, never normalized.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
+    /// The HTTP method.
     pub method: Method,
+    /// Where the request goes.
     pub endpoint: &'a Endpoint,
+    /// Path-style (`/bucket/key`) or virtual-hosted (`bucket.host/key`).
     pub addressing: Addressing,
+    /// The bucket; empty for service-level calls.
     pub bucket: &'a str,
+    /// The object key, unencoded; empty for bucket-level calls.
     pub key: &'a str,
     /// Extra headers to sign (e.g. `content-type`). The client must send them exactly.
     pub headers: &'a [(&'a str, &'a str)],
     /// Extra query parameters, unencoded (e.g. `("partNumber", "1")`).
     pub query: &'a [(&'a str, &'a str)],
+    /// How the body is signed.
     pub payload: Payload<'a>,
 }
 

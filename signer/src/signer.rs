@@ -60,16 +60,19 @@ impl Signer {
         self
     }
 
+    /// The credentials this signer signs with.
     #[must_use]
     pub fn credentials(&self) -> &Credentials {
         &self.credentials
     }
 
+    /// The region of the credential scope, e.g. `us-east-1`.
     #[must_use]
     pub fn region(&self) -> &str {
         &self.region
     }
 
+    /// The service of the credential scope, e.g. `s3`.
     #[must_use]
     pub fn service(&self) -> &str {
         &self.service

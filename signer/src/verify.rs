@@ -12,17 +12,24 @@ use std::fmt;
 /// A request as a server received it. `path` and `query` are raw (still percent-encoded).
 #[derive(Debug, Clone, Copy)]
 pub struct ReceivedRequest<'a> {
+    /// The method as received, e.g. `PUT`.
     pub method: &'a str,
+    /// The raw path, still percent-encoded.
     pub path: &'a str,
+    /// The raw query, without `?`.
     pub query: &'a str,
+    /// Every header as received (names in any case).
     pub headers: &'a [(&'a str, &'a str)],
 }
 
 /// What a valid signature vouches for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
+    /// The access key that signed.
     pub access_key: String,
+    /// `X-Amz-Date`.
     pub signed_at: Timestamp,
+    /// `X-Amz-Date + X-Amz-Expires`: the last second the request is valid.
     pub expires_at: Timestamp,
     /// Lowercase names: the server must hold the client to these headers' values.
     pub signed_headers: Vec<String>,
@@ -38,24 +45,35 @@ pub enum VerifyError {
     MalformedQuery,
     /// The path's percent-encoding is broken or not UTF-8.
     MalformedPath,
+    /// A required `X-Amz-*` query parameter is missing (its name).
     MissingParameter(&'static str),
+    /// `X-Amz-Algorithm` is not `AWS4-HMAC-SHA256`.
     UnsupportedAlgorithm,
+    /// `X-Amz-Credential` is not `<key>/<date>/<region>/<service>/aws4_request`.
     MalformedCredential,
     /// The credential's date, region, service or terminator is not this server's.
     WrongScope,
+    /// `X-Amz-Date` is not `YYYYMMDDTHHMMSSZ`.
     MalformedDate,
+    /// `X-Amz-Expires` is not 1..=604800 in plain digits.
     InvalidExpiry,
     /// `X-Amz-Date` is later than now plus the clock-skew allowance.
     NotYetValid,
     /// Now is past `X-Amz-Date + X-Amz-Expires` (exact: no allowance).
     Expired,
+    /// `X-Amz-SignedHeaders` is not lowercase names in ascending order.
     MalformedSignedHeaders,
+    /// `host` is not among the signed headers.
     HostNotSigned,
     /// A signed header is not in the request.
     MissingSignedHeader(String),
+    /// A signed `x-amz-content-sha256` is neither a lowercase hex SHA-256 nor `UNSIGNED-PAYLOAD`.
     MalformedContentSha256,
+    /// The access key is not known to this server.
     UnknownAccessKey,
+    /// `X-Amz-Signature` is not 64 lowercase hex digits.
     MalformedSignature,
+    /// The signature is not the one the secret gives for this request.
     SignatureMismatch,
 }
 

@@ -41,7 +41,7 @@ fn a_small_confirm_is_three_storage_calls() {
     .unwrap();
     assert_eq!(storage.calls() - before, 3, "head draft, copy, delete");
     assert_eq!(done.location, "main/a.jpg");
-    assert!(!done.already);
+    assert_eq!(done.outcome, ConfirmOutcome::Moved);
     // Again: head draft (gone), head main.
     let before = storage.calls();
     let again = block_on(confirm(
@@ -52,7 +52,7 @@ fn a_small_confirm_is_three_storage_calls() {
     ))
     .unwrap();
     assert_eq!(storage.calls() - before, 2);
-    assert!(again.already);
+    assert_eq!(again.outcome, ConfirmOutcome::Already);
     assert_eq!(again.etag, done.etag);
 }
 

@@ -6,7 +6,8 @@ use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
 use crate::store::Presign;
 use draftstore_core::{
-    confirm, Buckets, ConfirmOptions, ObjectName, Storage, StorageError, UploadConstraints,
+    confirm, Buckets, ConfirmOptions, ConfirmOutcome, ObjectName, Storage, StorageError,
+    UploadConstraints,
 };
 use draftstore_signer::{Expiry, Method, Timestamp};
 use std::sync::Arc;
@@ -195,9 +196,10 @@ impl<B: Storage + Presign> App<B> {
         )
         .await;
         let metrics = crate::metrics::get();
+        // Each object counts as confirmed once: the call that moved it (see core's confirm).
         let outcome = match &result {
-            Ok(done) if done.already => "already_confirmed",
-            Ok(_) => "confirmed",
+            Ok(done) if done.outcome == ConfirmOutcome::Moved => "confirmed",
+            Ok(_) => "already_confirmed",
             Err(draftstore_core::ConfirmError::NotFound { .. }) => "not_found",
             Err(draftstore_core::ConfirmError::Conflict { .. }) => "conflict",
             Err(draftstore_core::ConfirmError::ConstraintMismatch { .. }) => "constraint_mismatch",
@@ -208,7 +210,7 @@ impl<B: Storage + Presign> App<B> {
             .get_or_create(&crate::metrics::OutcomeLabels { outcome })
             .inc();
         let done = result?;
-        if !done.already {
+        if done.outcome == ConfirmOutcome::Moved {
             metrics.confirmed_bytes.inc_by(done.size);
         }
         Ok(ConfirmedUpload {

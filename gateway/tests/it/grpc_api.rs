@@ -551,3 +551,47 @@ async fn grpc_timeout_is_honoured() {
     );
     server.stop().await;
 }
+
+/// #14 items 3 and 7 over gRPC: metadata past the real budget and names with line separators
+/// or bidi controls are INVALID_ARGUMENT naming the budget or the rule; exactly the budget is
+/// accepted.
+#[tokio::test]
+async fn metadata_budget_and_log_forging_names_over_grpc() {
+    use pb::paths::*;
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let mut grpc = client(server.addr).await;
+    let with_note = |len: usize| pb::GetUploadUrlRequest {
+        object_name: "m.txt".into(),
+        constraints: Some(pb::UploadConstraints {
+            metadata: [("note".to_owned(), "x".repeat(len))].into(),
+            ..Default::default()
+        }),
+    };
+    let err = call::<_, pb::GetUploadUrlResponse>(&mut grpc, GET_UPLOAD_URL, with_note(1968))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("leaves 1953 for yours"), "{err:?}");
+    let up: pb::GetUploadUrlResponse = call(&mut grpc, GET_UPLOAD_URL, with_note(1953 - 4))
+        .await
+        .unwrap();
+    assert!(up.result.unwrap().success);
+
+    for (name, code) in [("log\u{2029}forged", "U+2029"), ("\u{2066}x", "U+2066")] {
+        let err = call::<_, pb::GetUploadUrlResponse>(
+            &mut grpc,
+            GET_UPLOAD_URL,
+            pb::GetUploadUrlRequest {
+                object_name: name.into(),
+                constraints: None,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains(code), "{err:?}");
+    }
+    server.stop().await;
+}

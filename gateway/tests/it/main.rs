@@ -9,6 +9,7 @@
 
 mod auth;
 mod buckets_at_start;
+mod confirm_count;
 mod grpc_api;
 mod harness;
 mod hostile;

@@ -675,3 +675,76 @@ async fn wrong_field_values_are_named_and_null_is_absent() {
     }
     server.stop().await;
 }
+
+/// What DraftStore adds must fit S3's limits (#14 items 3 and 7): metadata past the real
+/// budget (S3's 2 KiB less DraftStore's own entries) is refused at upload-url naming the
+/// budget; metadata of exactly the budget uploads and confirms, and the main copy's metadata
+/// fits 2048 bytes as S3 counts it. Names with line separators or bidi controls are refused
+/// naming the rule.
+#[tokio::test]
+async fn metadata_budget_and_log_forging_names_over_rest() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let client = http1();
+    post(&client, server.url("/api/v1/draft-bucket"), json!({})).await;
+    let (status, body, _) = post(
+        &client,
+        server.url("/api/v1/upload-url"),
+        json!({"object_name": "m.txt", "metadata": {"note": "x".repeat(1968)}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "INVALID_CONSTRAINTS");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("leaves 1953 for yours"), "{message}");
+
+    let (status, up, _) = post(
+        &client,
+        server.url("/api/v1/upload-url"),
+        json!({"object_name": "m.txt", "metadata": {"note": "x".repeat(1953 - 4)}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{up}");
+    let mut put = reqwest::Client::new()
+        .put(up["upload_url"].as_str().unwrap())
+        .body("1");
+    for (name, value) in up["required_headers"].as_object().unwrap() {
+        put = put.header(name, value.as_str().unwrap());
+    }
+    assert_eq!(status_of(put).await, 200);
+    let (status, done, _) = post(
+        &client,
+        server.url("/api/v1/confirm-upload"),
+        json!({"object_name": "m.txt"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    let info = server
+        .storage()
+        .head_object(&server.config.buckets.main, "m.txt")
+        .await
+        .unwrap();
+    let counted: usize = info.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+    assert!(counted <= 2048, "main carries {counted} bytes of metadata");
+
+    for (name, code) in [
+        ("log\u{2028}forged", "U+2028"),
+        ("a\u{202e}gpj.exe", "U+202E"),
+    ] {
+        let (status, body, _) = post(
+            &client,
+            server.url("/api/v1/upload-url"),
+            json!({ "object_name": name }),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], "INVALID_OBJECT_NAME");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(code) && message.contains("bidirectional"),
+            "{message}"
+        );
+    }
+    server.stop().await;
+}
