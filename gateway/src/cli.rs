@@ -111,6 +111,10 @@ pub struct ServeArgs {
     /// Base URL of the embedded store's presigned links [env: DRAFTSTORE_PUBLIC_URL].
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Milliseconds without a byte after which the embedded store cuts an upload
+    /// [env: DRAFTSTORE_STORE_STALL_TIMEOUT_MS, default 20000].
+    #[arg(long)]
+    pub store_stall_timeout_ms: Option<String>,
 }
 
 impl ServeArgs {
@@ -130,6 +134,10 @@ impl ServeArgs {
             ("DRAFTSTORE_AUTH", &self.auth),
             ("DRAFTSTORE_DATA_DIR", &self.data_dir),
             ("DRAFTSTORE_PUBLIC_URL", &self.public_url),
+            (
+                "DRAFTSTORE_STORE_STALL_TIMEOUT_MS",
+                &self.store_stall_timeout_ms,
+            ),
         ];
         let mut out: Vec<(&'static str, String)> = pairs
             .iter()

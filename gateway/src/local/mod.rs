@@ -2,7 +2,9 @@
 //! out itself (on the gateway's port, under `/_store/`), checked with our SigV4 `verify`. For a
 //! newcomer's machine and tests, not production: one process owns the folder, one disk holds it.
 //!
-//! Files: `files` (layout, atomic writes), `http` (the presigned PUT/GET/HEAD endpoint).
+//! Files: `files` (layout, scratch files, commits, start-up scrub), `commits` (the lock and the
+//! gate tying a change to its caller), `http` (the presigned PUT/GET/HEAD endpoint and its
+//! rules: stall timeout, size limit, checksums, conditional and range requests).
 
 mod commits;
 mod files;
@@ -15,9 +17,10 @@ use draftstore_core::{
     UploadPage,
 };
 use draftstore_signer::{Credentials, Signer, Verifier};
-use files::{object_place, write_atomic, Meta};
+use files::{commit, io_error, read_meta, remove, require_bucket, write_atomic, Meta, Scratch};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The access key of the URLs the local store signs.
 pub const ACCESS_KEY: &str = "draftstore-local";
@@ -31,16 +34,12 @@ pub struct LocalStorage {
     verifier: Verifier,
     secret: String,
     max_object: u64,
+    /// An upload that sends no byte for this long is cut.
+    stall_timeout: Duration,
     /// Serialises changes, so conditional operations are atomic (see [`commits`]).
     lock: Arc<commits::Commits>,
     /// `<root>/.lock`, held by the one `gateway serve` of this folder (`None` for a sweep).
     _serving: Option<Arc<std::fs::File>>,
-}
-
-fn io_error(what: &str, e: &std::io::Error) -> StorageError {
-    StorageError::Backend {
-        reason: format!("{what}: {e}"),
-    }
 }
 
 /// Seconds since 1970 for `stored_at`; a clock before 1970 (not seen on a real host) records 0.
@@ -56,18 +55,33 @@ impl LocalStorage {
     /// The folder or the secret cannot be created or read.
     pub fn open(config: &LocalConfig) -> Result<Self, String> {
         let root = &config.data_dir;
-        std::fs::create_dir_all(root.join("buckets"))
+        files::create_dirs(&root.join("buckets"))
             .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+        #[cfg(unix)]
+        {
+            // A folder made by an older version (0755) is closed too.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("cannot protect {}: {e}", root.display()))?;
+        }
         let serving = serve_lock(root)?;
-        let tmp = files::tmp_dir(root);
-        // Uploads cut short by a crash left only temporary files: clear them.
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp)
-            .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-        Ok(Self {
+        let store = Self {
             _serving: Some(Arc::new(serving)),
             ..Self::at(config)?
-        })
+        };
+        // What a crash could leave: temporary files, data without metadata. A sweep may run
+        // beside us: under the lock.
+        let removed = {
+            let _guard = store.lock.lock().map_err(|e| e.to_string())?;
+            files::scrub(root).map_err(|e| format!("cannot clean {}: {e}", root.display()))?
+        };
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed files a stopped server left in the data folder"
+            );
+        }
+        Ok(store)
     }
 
     /// Opens the store `gateway serve` keeps in `config.data_dir`, for `gateway sweep`: fails
@@ -105,6 +119,7 @@ impl LocalStorage {
             verifier: Verifier::new("us-east-1", "s3", 60).map_err(|e| e.to_string())?,
             secret,
             max_object: config.max_object,
+            stall_timeout: config.stall_timeout,
             lock: Arc::new(commits::Commits::open(&config.data_dir)?),
             _serving: None,
         })
@@ -123,13 +138,17 @@ impl LocalStorage {
         &self.public_url
     }
 
-    /// Runs blocking file work on the blocking pool.
+    /// Runs blocking file work on the blocking pool. The [`commits::Gate`] closes when the
+    /// returned future is dropped: a change must [`commits::Gate::enter`] it before committing.
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Path, &commits::Commits) -> Result<T, StorageError> + Send + 'static,
+        f: impl FnOnce(&Path, &commits::Commits, commits::Gate) -> Result<T, StorageError>
+            + Send
+            + 'static,
     ) -> Result<T, StorageError> {
         let (root, lock) = (self.root.clone(), self.lock.clone());
-        tokio::task::spawn_blocking(move || f(&root, &lock))
+        let (_waiter, gate) = commits::waiting();
+        tokio::task::spawn_blocking(move || f(&root, &lock, gate))
             .await
             .map_err(|e| StorageError::Backend {
                 reason: format!("file task failed: {e}"),
@@ -177,32 +196,39 @@ fn load_or_make_secret(root: &Path) -> Result<String, String> {
     Ok(secret)
 }
 
-fn require_bucket(root: &Path, bucket: &str) -> Result<(), StorageError> {
-    if files::bucket_dir(root, bucket).is_dir() {
+/// Whether `condition` lets a copy replace what `bucket/key` holds now.
+fn copy_allowed(
+    root: &Path,
+    bucket: &str,
+    key: &str,
+    condition: &CopyCondition,
+) -> Result<(), StorageError> {
+    let existing = match read_meta(root, bucket, key) {
+        Ok((_, m)) => Some(m.etag),
+        Err(StorageError::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let allowed = match condition {
+        CopyCondition::Always => true,
+        CopyCondition::IfAbsent => existing.is_none(),
+        CopyCondition::IfMatch(etag) => existing.as_ref() == Some(etag),
+    };
+    if allowed {
         Ok(())
     } else {
-        Err(StorageError::NotFound {
-            what: bucket.to_owned(),
+        Err(StorageError::PreconditionFailed {
+            what: format!("{bucket}/{key}"),
         })
     }
 }
 
-fn read_meta(root: &Path, bucket: &str, key: &str) -> Result<(PathBuf, Meta), StorageError> {
-    require_bucket(root, bucket)?;
-    let (dir, stem) = object_place(root, bucket, key);
-    let text = match std::fs::read(dir.join(format!("{stem}.json"))) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(StorageError::NotFound {
-                what: format!("{bucket}/{key}"),
-            })
-        }
-        Err(e) => return Err(io_error("read metadata", &e)),
-    };
-    let meta: Meta = serde_json::from_slice(&text).map_err(|e| StorageError::Backend {
-        reason: format!("corrupt metadata of {bucket}/{key}: {e}"),
-    })?;
-    Ok((dir, meta))
+/// Copies `source` into a new scratch file and fsyncs it.
+fn copy_to_scratch(root: &Path, source: &Path) -> std::io::Result<Scratch> {
+    let mut from = std::fs::File::open(source)?;
+    let (tmp, mut to) = Scratch::create(root)?;
+    std::io::copy(&mut from, &mut to)?;
+    to.sync_all()?;
+    Ok(tmp)
 }
 
 fn info(meta: &Meta) -> ObjectInfo {
@@ -216,46 +242,6 @@ fn info(meta: &Meta) -> ObjectInfo {
     }
 }
 
-/// Makes `data_file` (already complete and fsynced, anywhere on the same file system) the bytes
-/// of `bucket/key` with `meta`, atomically; removes the bytes it replaces. Caller holds the lock.
-pub(crate) fn commit(
-    root: &Path,
-    bucket: &str,
-    mut meta: Meta,
-    data_file: &Path,
-) -> Result<(), StorageError> {
-    require_bucket(root, bucket)?;
-    let (dir, stem) = object_place(root, bucket, &meta.key);
-    std::fs::create_dir_all(&dir).map_err(|e| io_error("create folder", &e))?;
-    let data_name = format!("{stem}.{:016x}.data", fastrand::u64(..));
-    std::fs::rename(data_file, dir.join(&data_name)).map_err(|e| io_error("place data", &e))?;
-    let old = read_meta(root, bucket, &meta.key).ok().map(|(_, m)| m.data);
-    meta.data = data_name;
-    let text = serde_json::to_vec(&meta).map_err(|e| StorageError::Backend {
-        reason: e.to_string(),
-    })?;
-    write_atomic(&dir.join(format!("{stem}.json")), &text)
-        .map_err(|e| io_error("write metadata", &e))?;
-    if let Some(old) = old.filter(|o| *o != meta.data) {
-        let _ = std::fs::remove_file(dir.join(old));
-    }
-    Ok(())
-}
-
-fn remove(root: &Path, bucket: &str, key: &str) -> Result<(), StorageError> {
-    match read_meta(root, bucket, key) {
-        Ok((dir, meta)) => {
-            let stem = files::object_place(root, bucket, key).1;
-            std::fs::remove_file(dir.join(format!("{stem}.json")))
-                .map_err(|e| io_error("delete", &e))?;
-            let _ = std::fs::remove_file(dir.join(&meta.data));
-            Ok(())
-        }
-        Err(StorageError::NotFound { .. }) => require_bucket(root, bucket),
-        Err(e) => Err(e),
-    }
-}
-
 impl Storage for LocalStorage {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
@@ -266,8 +252,8 @@ impl Storage for LocalStorage {
 
     async fn create_bucket(&self, bucket: &BucketName) -> Result<(), StorageError> {
         let bucket = bucket.to_string();
-        self.blocking(move |root, _| {
-            std::fs::create_dir_all(files::bucket_dir(root, &bucket))
+        self.blocking(move |root, _, _| {
+            files::create_dirs(&files::bucket_dir(root, &bucket))
                 .map_err(|e| io_error("create bucket", &e))
         })
         .await
@@ -275,7 +261,7 @@ impl Storage for LocalStorage {
 
     async fn head_bucket(&self, bucket: &BucketName) -> Result<(), StorageError> {
         let bucket = bucket.to_string();
-        self.blocking(move |root, _| require_bucket(root, &bucket))
+        self.blocking(move |root, _, _| require_bucket(root, &bucket))
             .await
     }
 
@@ -285,7 +271,7 @@ impl Storage for LocalStorage {
         key: &str,
     ) -> Result<ObjectInfo, StorageError> {
         let (bucket, key) = (bucket.to_string(), key.to_owned());
-        self.blocking(move |root, _| read_meta(root, &bucket, &key).map(|(_, m)| info(&m)))
+        self.blocking(move |root, _, _| read_meta(root, &bucket, &key).map(|(_, m)| info(&m)))
             .await
     }
 
@@ -297,10 +283,13 @@ impl Storage for LocalStorage {
         options: &PutOptions,
     ) -> Result<String, StorageError> {
         let (bucket, key, options) = (bucket.to_string(), key.to_owned(), options.clone());
-        self.blocking(move |root, lock| {
+        self.blocking(move |root, lock, gate| {
+            use std::io::Write;
             let etag = hex::encode(<md5::Md5 as md5::Digest>::digest(&body));
-            let tmp = files::tmp_dir(root).join(files::tmp_name());
-            write_atomic(&tmp, &body).map_err(|e| io_error("write", &e))?;
+            let (tmp, mut file) = Scratch::create(root).map_err(|e| io_error("write", &e))?;
+            file.write_all(&body)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io_error("write", &e))?;
             let meta = Meta {
                 key,
                 data: String::new(),
@@ -312,9 +301,8 @@ impl Storage for LocalStorage {
                 stored_at: now(),
             };
             let _guard = lock.lock()?;
-            commit(root, &bucket, meta, &tmp).inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            })?;
+            gate.enter()?;
+            commit(root, &bucket, meta, tmp)?;
             Ok(etag)
         })
         .await
@@ -322,7 +310,7 @@ impl Storage for LocalStorage {
 
     async fn get_object(&self, bucket: &BucketName, key: &str) -> Result<Vec<u8>, StorageError> {
         let (bucket, key) = (bucket.to_string(), key.to_owned());
-        self.blocking(move |root, _| {
+        self.blocking(move |root, _, _| {
             let (dir, meta) = read_meta(root, &bucket, &key)?;
             std::fs::read(dir.join(&meta.data)).map_err(|e| io_error("read", &e))
         })
@@ -341,33 +329,26 @@ impl Storage for LocalStorage {
             r.metadata.clone(),
             r.condition.clone(),
         );
-        self.blocking(move |root, lock| {
-            let _guard = lock.lock()?;
+        // The copy and its fsync happen outside the lock (a big confirm must not stall other
+        // uploads); under it, the source and the condition are checked again, then committed.
+        self.blocking(move |root, lock, gate| {
             let (dir, source) = read_meta(root, &from_bucket, &from_key)?;
+            let changed = || StorageError::PreconditionFailed {
+                what: format!("{from_bucket}/{from_key} changed"),
+            };
             if source_etag.as_ref().is_some_and(|e| *e != source.etag) {
-                return Err(StorageError::PreconditionFailed {
-                    what: format!("{from_bucket}/{from_key} changed"),
-                });
+                return Err(changed());
             }
             require_bucket(root, &to_bucket)?;
-            let existing = read_meta(root, &to_bucket, &to_key)
-                .ok()
-                .map(|(_, m)| m.etag);
-            let allowed = match &condition {
-                CopyCondition::Always => true,
-                CopyCondition::IfAbsent => existing.is_none(),
-                CopyCondition::IfMatch(etag) => existing.as_ref() == Some(etag),
-            };
-            if !allowed {
-                return Err(StorageError::PreconditionFailed {
-                    what: format!("{to_bucket}/{to_key}"),
-                });
-            }
-            let tmp = files::tmp_dir(root).join(files::tmp_name());
-            std::fs::copy(dir.join(&source.data), &tmp).map_err(|e| io_error("copy", &e))?;
-            std::fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| io_error("sync copy", &e))?;
+            // Before the copy too, so a conflict costs no copy.
+            copy_allowed(root, &to_bucket, &to_key, &condition)?;
+            let tmp = copy_to_scratch(root, &dir.join(&source.data)).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    changed()
+                } else {
+                    io_error("copy", &e)
+                }
+            })?;
             let (content_type, metadata) = match metadata {
                 MetadataDirective::Copy => (source.content_type.clone(), source.metadata.clone()),
                 MetadataDirective::Replace {
@@ -376,15 +357,19 @@ impl Storage for LocalStorage {
                 } => (content_type, metadata),
             };
             let meta = Meta {
-                key: to_key,
+                key: to_key.clone(),
                 content_type,
                 metadata,
                 stored_at: now(),
                 ..source.clone()
             };
-            commit(root, &to_bucket, meta, &tmp).inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            })?;
+            let _guard = lock.lock()?;
+            if read_meta(root, &from_bucket, &from_key)?.1.etag != source.etag {
+                return Err(changed());
+            }
+            copy_allowed(root, &to_bucket, &to_key, &condition)?;
+            gate.enter()?;
+            commit(root, &to_bucket, meta, tmp)?;
             Ok(Copied { etag: source.etag })
         })
         .await
@@ -392,8 +377,9 @@ impl Storage for LocalStorage {
 
     async fn delete_object(&self, bucket: &BucketName, key: &str) -> Result<(), StorageError> {
         let (bucket, key) = (bucket.to_string(), key.to_owned());
-        self.blocking(move |root, lock| {
+        self.blocking(move |root, lock, gate| {
             let _guard = lock.lock()?;
+            gate.enter()?;
             remove(root, &bucket, &key)
         })
         .await
@@ -406,9 +392,10 @@ impl Storage for LocalStorage {
     ) -> Result<Vec<DeleteOutcome>, StorageError> {
         draftstore_core::check_delete_batch(targets)?;
         let (bucket, targets) = (bucket.to_string(), targets.to_vec());
-        self.blocking(move |root, lock| {
+        self.blocking(move |root, lock, gate| {
             require_bucket(root, &bucket)?;
             let _guard = lock.lock()?;
+            gate.enter()?;
             Ok(targets
                 .into_iter()
                 .map(|t| {
@@ -437,7 +424,7 @@ impl Storage for LocalStorage {
             prefix.to_owned(),
             continuation.map(str::to_owned),
         );
-        self.blocking(move |root, _| {
+        self.blocking(move |root, _, _| {
             require_bucket(root, &bucket)?;
             let mut all: Vec<ListedObject> = Vec::new();
             for shard in std::fs::read_dir(files::bucket_dir(root, &bucket))

@@ -16,6 +16,7 @@ fn config(dir: &std::path::Path, public_url: &str) -> LocalConfig {
         public_url: public_url.into(),
         secret: None,
         max_object: 1 << 40,
+        stall_timeout: std::time::Duration::from_secs(20),
     }
 }
 
