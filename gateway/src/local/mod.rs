@@ -481,3 +481,140 @@ impl Storage for LocalStorage {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use draftstore_core::{CopyCondition, CopyRequest, MetadataDirective, PutOptions};
+
+    fn store(dir: &Path) -> LocalStorage {
+        LocalStorage::open(&LocalConfig {
+            data_dir: dir.to_owned(),
+            public_url: "http://127.0.0.1:1".into(),
+            secret: Some("test-secret".into()),
+            max_object: 1 << 30,
+            stall_timeout: Duration::from_secs(20),
+        })
+        .unwrap()
+    }
+
+    async fn with_draft(dir: &Path, bytes: usize) -> (LocalStorage, BucketName, BucketName) {
+        let store = store(dir);
+        let (draft, main) = (
+            BucketName::parse("main-draft").unwrap(),
+            BucketName::parse("main").unwrap(),
+        );
+        store.create_bucket(&draft).await.unwrap();
+        store.create_bucket(&main).await.unwrap();
+        store
+            .put_object(&draft, "k", vec![5; bytes], &PutOptions::default())
+            .await
+            .unwrap();
+        (store, draft, main)
+    }
+
+    fn copy<'a>(draft: &'a BucketName, main: &'a BucketName) -> CopyRequest<'a> {
+        CopyRequest {
+            from_bucket: draft,
+            from_key: "k",
+            to_bucket: main,
+            to_key: "k",
+            source_size: 0,
+            source_etag: None,
+            metadata: MetadataDirective::Copy,
+            condition: CopyCondition::IfAbsent,
+        }
+    }
+
+    /// Waits, bounded so that a regression fails rather than hangs.
+    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(started.elapsed() < Duration::from_secs(30), "never: {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn tmp_sizes(root: &Path) -> Vec<u64> {
+        std::fs::read_dir(files::tmp_dir(root))
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_confirm_copies_and_syncs_outside_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, draft, main) = with_draft(dir.path(), 1 << 20).await;
+        let store = Arc::new(store);
+        let held = store.lock.clone();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        // Another change holds the lock until the copy is complete in tmp/.
+        let holder = std::thread::spawn(move || {
+            let _guard = held.lock().unwrap();
+            locked.send(()).unwrap();
+            released.recv().unwrap();
+        });
+        is_locked.recv().unwrap();
+        let copying = {
+            let store = store.clone();
+            let (draft, main) = (draft.clone(), main.clone());
+            tokio::spawn(async move { store.copy_object(&copy(&draft, &main)).await })
+        };
+        let root = dir.path().to_owned();
+        eventually("the whole copy is made while the lock is held", || {
+            tmp_sizes(&root) == [1 << 20]
+        });
+        assert!(
+            store.head_object(&main, "k").await.is_err(),
+            "not committed yet"
+        );
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        copying.await.unwrap().unwrap();
+        assert_eq!(
+            store.get_object(&main, "k").await.unwrap(),
+            vec![5; 1 << 20]
+        );
+        assert!(tmp_sizes(dir.path()).is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_confirm_whose_caller_stopped_waiting_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, draft, main) = with_draft(dir.path(), 1000).await;
+        let held = store.lock.clone();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let _guard = held.lock().unwrap();
+            locked.send(()).unwrap();
+            released.recv().unwrap();
+        });
+        is_locked.recv().unwrap();
+        // The caller's deadline passes while the commit waits for the lock.
+        let answer = tokio::time::timeout(
+            Duration::from_millis(200),
+            store.copy_object(&copy(&draft, &main)),
+        )
+        .await;
+        assert!(answer.is_err(), "timed out");
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        // Under the lock again: the copy's thread has made its decision by then.
+        let again = store.lock.clone();
+        tokio::task::spawn_blocking(move || drop(again.lock().unwrap()))
+            .await
+            .unwrap();
+        assert!(
+            store.head_object(&main, "k").await.is_err(),
+            "an answer of timeout means nothing changed"
+        );
+        let root = dir.path().to_owned();
+        eventually("the copy is removed", || tmp_sizes(&root).is_empty());
+        // And a later confirm works.
+        store.copy_object(&copy(&draft, &main)).await.unwrap();
+    }
+}
