@@ -115,6 +115,10 @@ pub struct ServeArgs {
     /// [env: DRAFTSTORE_STORE_STALL_TIMEOUT_MS, default 20000].
     #[arg(long)]
     pub store_stall_timeout_ms: Option<String>,
+    /// Largest object the embedded store accepts in one PUT, in bytes
+    /// [env: DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES, default 5368709120].
+    #[arg(long)]
+    pub local_max_object_bytes: Option<String>,
 }
 
 impl ServeArgs {
@@ -137,6 +141,10 @@ impl ServeArgs {
             (
                 "DRAFTSTORE_STORE_STALL_TIMEOUT_MS",
                 &self.store_stall_timeout_ms,
+            ),
+            (
+                "DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES",
+                &self.local_max_object_bytes,
             ),
         ];
         let mut out: Vec<(&'static str, String)> = pairs
