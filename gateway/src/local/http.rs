@@ -358,8 +358,15 @@ impl LocalStorage {
         headers: &HeaderMap,
         head_only: bool,
     ) -> Result<Response<Body>, Failure> {
-        let (dir, meta) = self
-            .blocking(move |root, _, _| files::read_meta(root, &bucket, &key))
+        // The data is opened with its metadata: a PUT replacing the object meanwhile removes
+        // the file's name, not the bytes this answer streams.
+        let (meta, data) = self
+            .blocking(move |root, _, _| {
+                let (dir, meta) = files::read_meta(root, &bucket, &key)?;
+                let data = std::fs::File::open(dir.join(&meta.data))
+                    .map_err(|e| files::io_error("open data", &e))?;
+                Ok((meta, data))
+            })
             .await
             .map_err(Failure::storage)?;
         let modified = UNIX_EPOCH + Duration::from_secs(u64::try_from(meta.stored_at).unwrap_or(0));
@@ -432,7 +439,7 @@ impl LocalStorage {
         let body = if head_only || length == 0 {
             full(Bytes::new())
         } else {
-            file_body(dir.join(&meta.data), start, length).await
+            file_body(tokio::fs::File::from_std(data), start, length).await
         };
         builder.body(body).map_err(|e| {
             Failure::new(500, "InternalError", "The store failed.").because(e.to_string())
@@ -826,11 +833,8 @@ fn target(path: &str) -> Option<(String, String)> {
     (!key.is_empty()).then(|| (bucket.to_string(), key))
 }
 
-/// Streams `length` bytes of `path` from `start`, 64 KiB at a time.
-async fn file_body(path: std::path::PathBuf, start: u64, length: u64) -> Body {
-    let Ok(mut file) = tokio::fs::File::open(&path).await else {
-        return full(Bytes::new());
-    };
+/// Streams `length` bytes of `file` from `start`, 64 KiB at a time.
+async fn file_body(mut file: tokio::fs::File, start: u64, length: u64) -> Body {
     if file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
         return full(Bytes::new());
     }
