@@ -779,7 +779,8 @@ enum Ranged {
 /// S3's range rules: one `bytes=` range — `a-b` (`b` past the end is cut to it), `a-`, `-n`
 /// (the last `n` bytes; all of them when `n` exceeds the size). A range starting at or past the
 /// end, a suffix of 0, or any range of an empty object is unsatisfiable. Everything else — other
-/// units, several ranges, bad syntax — is ignored (the whole object), as S3 answers.
+/// units, several ranges, bad syntax — is ignored (the whole object), as S3 answers. (SeaweedFS
+/// agrees except on bad syntax such as `bytes=9-5`, which it answers 416; we follow S3.)
 fn ranged(header: Option<&str>, size: u64) -> Ranged {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return Ranged::Whole;
