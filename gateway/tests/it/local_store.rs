@@ -720,7 +720,7 @@ async fn presigned_urls_work_the_same_over_http1_and_h2c() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_upload_is_cut_and_a_slow_steady_one_is_not() {
     let dir = tempfile::tempdir().unwrap();
-    let gateway = serve_with(dir.path(), &[("DRAFTSTORE_STORE_STALL_TIMEOUT_MS", "400")]);
+    let gateway = serve_with(dir.path(), &[("DRAFTSTORE_STORE_STALL_TIMEOUT_MS", "1000")]);
     let (store, draft, now) = signer_for(dir.path(), &gateway);
     let data = dir.path().join("draftstore-data");
     let hour = Expiry::new(3600).unwrap();
@@ -737,7 +737,8 @@ async fn a_stalled_upload_is_cut_and_a_slow_steady_one_is_not() {
     assert!(store.head_object(&draft, "stalled").await.is_err());
     assert_eq!(tmp_files(&data), 0, "the partial file is gone");
 
-    // 12 chunks, 150 ms apart: 1.8 s in all, never 400 ms without a byte.
+    // 12 chunks, 150 ms apart: 1.8 s in all, longer than the stall timeout, but never near
+    // 1 s without a byte.
     let steady = store
         .presign(Method::Put, &draft, "steady", &[], hour, now)
         .unwrap();
