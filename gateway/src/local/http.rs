@@ -29,8 +29,11 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 /// Why a request to the store was refused: an S3 status, code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// HTTP status, 4xx.
     pub status: u16,
+    /// S3 error code (`SignatureDoesNotMatch`, `AccessDenied`, …).
     pub code: &'static str,
+    /// What failed, for the client; never a secret.
     pub message: String,
 }
 

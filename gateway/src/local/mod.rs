@@ -27,6 +27,8 @@ pub const ACCESS_KEY: &str = "draftstore-local";
 /// The path prefix the local store serves.
 pub const PREFIX: &str = "/_store/";
 
+/// The embedded store: [`Storage`] on the folder `root`, and the server of the presigned URLs
+/// it signs (see [`LocalStorage::serve`]).
 pub struct LocalStorage {
     root: PathBuf,
     public_url: draftstore_signer::Endpoint,
@@ -125,6 +127,7 @@ impl LocalStorage {
         })
     }
 
+    /// The data folder.
     #[must_use]
     pub fn root(&self) -> &Path {
         &self.root
