@@ -10,7 +10,7 @@ static STORE: OnceLock<(tempfile::TempDir, LocalStorage)> = OnceLock::new();
 fuzz_target!(|input: (&str, &str, &str, Vec<(&str, &str)>, u32)| {
     let (_, store) = STORE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let config = LocalConfig { data_dir: dir.path().into(), public_url: "http://127.0.0.1:8080".into(), secret: Some("s".into()), max_object: 1 };
+        let config = LocalConfig { data_dir: dir.path().into(), public_url: "http://127.0.0.1:8080".into(), secret: Some("s".into()), max_object: 1, stall_timeout: std::time::Duration::from_secs(1) };
         let store = LocalStorage::open(&config).unwrap();
         (dir, store)
     });

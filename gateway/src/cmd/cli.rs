@@ -116,6 +116,14 @@ pub struct ServeArgs {
     /// default true].
     #[arg(long)]
     pub create_buckets: Option<String>,
+    /// Milliseconds without a byte after which the embedded store cuts an upload
+    /// [env: DRAFTSTORE_STORE_STALL_TIMEOUT_MS, default 20000].
+    #[arg(long)]
+    pub store_stall_timeout_ms: Option<String>,
+    /// Largest object the embedded store accepts in one PUT, in bytes
+    /// [env: DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES, default 5368709120].
+    #[arg(long)]
+    pub local_max_object_bytes: Option<String>,
 }
 
 impl ServeArgs {
@@ -136,6 +144,14 @@ impl ServeArgs {
             (name::DRAFTSTORE_DATA_DIR, &self.data_dir),
             (name::DRAFTSTORE_PUBLIC_URL, &self.public_url),
             (name::DRAFTSTORE_CREATE_BUCKETS, &self.create_buckets),
+            (
+                name::DRAFTSTORE_STORE_STALL_TIMEOUT_MS,
+                &self.store_stall_timeout_ms,
+            ),
+            (
+                name::DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES,
+                &self.local_max_object_bytes,
+            ),
         ];
         let mut out: Vec<(&'static str, String)> = pairs
             .iter()

@@ -35,6 +35,9 @@ pub struct LocalConfig {
     pub secret: Option<String>,
     /// Largest object a presigned PUT may store.
     pub max_object: u64,
+    /// An upload to a presigned URL that sends no byte for this long is cut
+    /// (`DRAFTSTORE_STORE_STALL_TIMEOUT_MS`, default 20 s).
+    pub stall_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for LocalConfig {
@@ -44,6 +47,7 @@ impl std::fmt::Debug for LocalConfig {
             .field("public_url", &self.public_url)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("max_object", &self.max_object)
+            .field("stall_timeout", &self.stall_timeout)
             .finish()
     }
 }
@@ -351,6 +355,12 @@ pub(super) fn storage(get: Lookup<'_>, http_port: u16) -> Result<StorageChoice, 
             5 * 1024 * 1024 * 1024,
             1..=5 * 1024 * 1024 * 1024 * 1024,
         )?,
+        stall_timeout: Duration::from_millis(number(
+            get,
+            "DRAFTSTORE_STORE_STALL_TIMEOUT_MS",
+            20_000,
+            100..=3_600_000,
+        )?),
     }))
 }
 

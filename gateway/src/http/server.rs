@@ -150,7 +150,7 @@ pub async fn run<B: Storage + Presign + 'static>(
 }
 
 impl<B: Storage + Presign + 'static> State<B> {
-    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn handle(&self, mut req: Request<Incoming>) -> Response<Body> {
         let id = RequestId::of(req.headers().get(REQUEST_ID));
         if let Some(mut preflight) = self.cors.preflight(req.method(), req.headers()) {
             preflight.headers_mut().insert(REQUEST_ID, id.header());
@@ -165,6 +165,10 @@ impl<B: Storage + Presign + 'static> State<B> {
         // the default level the one line per error names it explicitly, and the span is free.
         let started = std::time::Instant::now();
         let call = Call::of(path, req.headers(), self.store.as_ref());
+        if call == Call::Store {
+            // The embedded store logs its failures itself, with this id.
+            req.headers_mut().insert(REQUEST_ID, id.header());
+        }
         let metrics = crate::metrics::get();
         metrics.in_flight.inc();
         let span = tracing::debug_span!("request", request_id = %id);

@@ -130,3 +130,39 @@ fn ports_grace_periods_and_arguments_line_up() {
         "the job outlives the sweep's own deadline"
     );
 }
+
+/// The embedded store's transfer rules: each variable is read, has its flag and is documented
+/// in README's table.
+#[test]
+fn store_variables_are_read_documented_and_have_a_flag() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    for (variable, flag) in [
+        (
+            "DRAFTSTORE_STORE_STALL_TIMEOUT_MS",
+            "--store-stall-timeout-ms",
+        ),
+        (
+            "DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES",
+            "--local-max-object-bytes",
+        ),
+    ] {
+        assert!(VARIABLES.contains(&variable), "{variable} is read");
+        assert!(
+            readme
+                .lines()
+                .any(|l| l.starts_with('|') && l.contains(variable)),
+            "{variable} is in README's table"
+        );
+        let Ok(draftstore_gateway::cmd::cli::Command::Serve(args)) =
+            draftstore_gateway::cmd::cli::parse(["gateway", "serve", flag, "1000"])
+        else {
+            panic!("{flag} is a flag of serve")
+        };
+        assert!(
+            args.overrides().contains(&(variable, "1000".to_owned())),
+            "{flag} sets {variable}"
+        );
+    }
+}

@@ -201,6 +201,7 @@ async fn sweep_of_a_local_store_leaves_a_running_servers_uploads_alone() {
         public_url: "http://127.0.0.1:8080".to_owned(),
         secret: None,
         max_object: 1 << 20,
+        stall_timeout: std::time::Duration::from_secs(20),
     };
     let store = draftstore_gateway::store::local::LocalStorage::open(&config).unwrap();
     let draft = BucketName::parse("main-draft").unwrap();
@@ -236,6 +237,7 @@ async fn sweep_ignores_the_servers_auth_and_port_settings() {
         public_url: "http://127.0.0.1:8080".to_owned(),
         secret: None,
         max_object: 1 << 20,
+        stall_timeout: std::time::Duration::from_secs(20),
     };
     let store = draftstore_gateway::store::local::LocalStorage::open(&config).unwrap();
     let draft = BucketName::parse("main-draft").unwrap();

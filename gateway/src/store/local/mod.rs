@@ -2,9 +2,10 @@
 //! out itself (on the gateway's port, under `/_store/`), checked with our SigV4 `verify`. For a
 //! newcomer's machine and tests, not production: one process owns the folder, one disk holds it.
 //!
-//! Files: `commits` (the lock that makes changes atomic), `files` (layout, atomic writes),
-//! `presign` (the URLs it hands out), `http` (serving them: PUT/GET/HEAD), `endpoint` (what the
-//! server mounts).
+//! Files: `files` (layout, scratch files, commits, start-up scrub), `commits` (the lock and the
+//! gate tying a change to its caller), `presign` (the URLs it hands out), `http` (serving them:
+//! PUT/GET/HEAD and their rules: stall timeout, size limit, checksums, conditional and range
+//! requests), `endpoint` (what the server mounts).
 
 mod commits;
 mod endpoint;
@@ -21,9 +22,10 @@ use draftstore_core::{
     UploadPage,
 };
 use draftstore_signer::{Credentials, Signer, Verifier};
-use files::{object_place, write_atomic, Meta};
+use files::{commit, io_error, read_meta, remove, require_bucket, write_atomic, Meta, Scratch};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The access key of the URLs the local store signs.
 pub const ACCESS_KEY: &str = "draftstore-local";
@@ -31,6 +33,8 @@ pub const ACCESS_KEY: &str = "draftstore-local";
 /// [`Endpoint::owns`]).
 const PREFIX: &str = "/_store/";
 
+/// The embedded store: [`Storage`] on the folder `root`, and the server of the presigned URLs
+/// it signs (see [`LocalStorage::serve`]).
 pub struct LocalStorage {
     root: PathBuf,
     public_url: draftstore_signer::Endpoint,
@@ -38,16 +42,12 @@ pub struct LocalStorage {
     verifier: Verifier,
     secret: String,
     max_object: u64,
+    /// An upload that sends no byte for this long is cut.
+    stall_timeout: Duration,
     /// Serialises changes, so conditional operations are atomic (see [`commits`]).
     lock: Arc<commits::Commits>,
     /// `<root>/.lock`, held by the one `gateway serve` of this folder (`None` for a sweep).
     _serving: Option<Arc<std::fs::File>>,
-}
-
-fn io_error(what: &str, e: &std::io::Error) -> StorageError {
-    StorageError::Backend {
-        reason: format!("{what}: {e}"),
-    }
 }
 
 /// Seconds since 1970 for `stored_at`; a clock before 1970 (not seen on a real host) records 0.
@@ -63,18 +63,33 @@ impl LocalStorage {
     /// The folder or the secret cannot be created or read.
     pub fn open(config: &LocalConfig) -> Result<Self, String> {
         let root = &config.data_dir;
-        std::fs::create_dir_all(root.join("buckets"))
+        files::create_dirs(&root.join("buckets"))
             .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+        #[cfg(unix)]
+        {
+            // A folder made by an older version (0755) is closed too.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("cannot protect {}: {e}", root.display()))?;
+        }
         let serving = serve_lock(root)?;
-        let tmp = files::tmp_dir(root);
-        // Uploads cut short by a crash left only temporary files: clear them.
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp)
-            .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-        Ok(Self {
+        let store = Self {
             _serving: Some(Arc::new(serving)),
             ..Self::at(config)?
-        })
+        };
+        // What a crash could leave: temporary files, data without metadata. A sweep may run
+        // beside us: under the lock.
+        let removed = {
+            let _guard = store.lock.lock().map_err(|e| e.to_string())?;
+            files::scrub(root).map_err(|e| format!("cannot clean {}: {e}", root.display()))?
+        };
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed files a stopped server left in the data folder"
+            );
+        }
+        Ok(store)
     }
 
     /// Opens the store `gateway serve` keeps in `config.data_dir`, for `gateway sweep`: fails
@@ -112,11 +127,13 @@ impl LocalStorage {
             verifier: Verifier::new("us-east-1", "s3", 60).map_err(|e| e.to_string())?,
             secret,
             max_object: config.max_object,
+            stall_timeout: config.stall_timeout,
             lock: Arc::new(commits::Commits::open(&config.data_dir)?),
             _serving: None,
         })
     }
 
+    /// The data folder.
     #[must_use]
     pub fn root(&self) -> &Path {
         &self.root
@@ -130,13 +147,17 @@ impl LocalStorage {
         &self.public_url
     }
 
-    /// Runs blocking file work on the blocking pool.
+    /// Runs blocking file work on the blocking pool. The [`commits::Gate`] closes when the
+    /// returned future is dropped: a change must [`commits::Gate::enter`] it before committing.
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Path, &commits::Commits) -> Result<T, StorageError> + Send + 'static,
+        f: impl FnOnce(&Path, &commits::Commits, commits::Gate) -> Result<T, StorageError>
+            + Send
+            + 'static,
     ) -> Result<T, StorageError> {
         let (root, lock) = (self.root.clone(), self.lock.clone());
-        tokio::task::spawn_blocking(move || f(&root, &lock))
+        let (_waiter, gate) = commits::waiting();
+        tokio::task::spawn_blocking(move || f(&root, &lock, gate))
             .await
             .map_err(|e| StorageError::Backend {
                 reason: format!("file task failed: {e}"),
@@ -184,32 +205,39 @@ fn load_or_make_secret(root: &Path) -> Result<String, String> {
     Ok(secret)
 }
 
-fn require_bucket(root: &Path, bucket: &str) -> Result<(), StorageError> {
-    if files::bucket_dir(root, bucket).is_dir() {
+/// Whether `condition` lets a copy replace what `bucket/key` holds now.
+fn copy_allowed(
+    root: &Path,
+    bucket: &str,
+    key: &str,
+    condition: &CopyCondition,
+) -> Result<(), StorageError> {
+    let existing = match read_meta(root, bucket, key) {
+        Ok((_, m)) => Some(m.etag),
+        Err(StorageError::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let allowed = match condition {
+        CopyCondition::Always => true,
+        CopyCondition::IfAbsent => existing.is_none(),
+        CopyCondition::IfMatch(etag) => existing.as_ref() == Some(etag),
+    };
+    if allowed {
         Ok(())
     } else {
-        Err(StorageError::NotFound {
-            what: bucket.to_owned(),
+        Err(StorageError::PreconditionFailed {
+            what: format!("{bucket}/{key}"),
         })
     }
 }
 
-fn read_meta(root: &Path, bucket: &str, key: &str) -> Result<(PathBuf, Meta), StorageError> {
-    require_bucket(root, bucket)?;
-    let (dir, stem) = object_place(root, bucket, key);
-    let text = match std::fs::read(dir.join(format!("{stem}.json"))) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(StorageError::NotFound {
-                what: format!("{bucket}/{key}"),
-            })
-        }
-        Err(e) => return Err(io_error("read metadata", &e)),
-    };
-    let meta: Meta = serde_json::from_slice(&text).map_err(|e| StorageError::Backend {
-        reason: format!("corrupt metadata of {bucket}/{key}: {e}"),
-    })?;
-    Ok((dir, meta))
+/// Copies `source` into a new scratch file and fsyncs it.
+fn copy_to_scratch(root: &Path, source: &Path) -> std::io::Result<Scratch> {
+    let mut from = std::fs::File::open(source)?;
+    let (tmp, mut to) = Scratch::create(root)?;
+    std::io::copy(&mut from, &mut to)?;
+    to.sync_all()?;
+    Ok(tmp)
 }
 
 fn info(meta: &Meta) -> ObjectInfo {
@@ -223,46 +251,6 @@ fn info(meta: &Meta) -> ObjectInfo {
     }
 }
 
-/// Makes `data_file` (already complete and fsynced, anywhere on the same file system) the bytes
-/// of `bucket/key` with `meta`, atomically; removes the bytes it replaces. Caller holds the lock.
-pub(crate) fn commit(
-    root: &Path,
-    bucket: &str,
-    mut meta: Meta,
-    data_file: &Path,
-) -> Result<(), StorageError> {
-    require_bucket(root, bucket)?;
-    let (dir, stem) = object_place(root, bucket, &meta.key);
-    std::fs::create_dir_all(&dir).map_err(|e| io_error("create folder", &e))?;
-    let data_name = format!("{stem}.{:016x}.data", fastrand::u64(..));
-    std::fs::rename(data_file, dir.join(&data_name)).map_err(|e| io_error("place data", &e))?;
-    let old = read_meta(root, bucket, &meta.key).ok().map(|(_, m)| m.data);
-    meta.data = data_name;
-    let text = serde_json::to_vec(&meta).map_err(|e| StorageError::Backend {
-        reason: e.to_string(),
-    })?;
-    write_atomic(&dir.join(format!("{stem}.json")), &text)
-        .map_err(|e| io_error("write metadata", &e))?;
-    if let Some(old) = old.filter(|o| *o != meta.data) {
-        let _ = std::fs::remove_file(dir.join(old));
-    }
-    Ok(())
-}
-
-fn remove(root: &Path, bucket: &str, key: &str) -> Result<(), StorageError> {
-    match read_meta(root, bucket, key) {
-        Ok((dir, meta)) => {
-            let stem = files::object_place(root, bucket, key).1;
-            std::fs::remove_file(dir.join(format!("{stem}.json")))
-                .map_err(|e| io_error("delete", &e))?;
-            let _ = std::fs::remove_file(dir.join(&meta.data));
-            Ok(())
-        }
-        Err(StorageError::NotFound { .. }) => require_bucket(root, bucket),
-        Err(e) => Err(e),
-    }
-}
-
 impl Storage for LocalStorage {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
@@ -273,8 +261,8 @@ impl Storage for LocalStorage {
 
     async fn create_bucket(&self, bucket: &BucketName) -> Result<(), StorageError> {
         let bucket = bucket.to_string();
-        self.blocking(move |root, _| {
-            std::fs::create_dir_all(files::bucket_dir(root, &bucket))
+        self.blocking(move |root, _, _| {
+            files::create_dirs(&files::bucket_dir(root, &bucket))
                 .map_err(|e| io_error("create bucket", &e))
         })
         .await
@@ -282,7 +270,7 @@ impl Storage for LocalStorage {
 
     async fn head_bucket(&self, bucket: &BucketName) -> Result<(), StorageError> {
         let bucket = bucket.to_string();
-        self.blocking(move |root, _| require_bucket(root, &bucket))
+        self.blocking(move |root, _, _| require_bucket(root, &bucket))
             .await
     }
 
@@ -292,7 +280,7 @@ impl Storage for LocalStorage {
         key: &str,
     ) -> Result<ObjectInfo, StorageError> {
         let (bucket, key) = (bucket.to_string(), key.to_owned());
-        self.blocking(move |root, _| read_meta(root, &bucket, &key).map(|(_, m)| info(&m)))
+        self.blocking(move |root, _, _| read_meta(root, &bucket, &key).map(|(_, m)| info(&m)))
             .await
     }
 
@@ -304,10 +292,13 @@ impl Storage for LocalStorage {
         options: &PutOptions,
     ) -> Result<String, StorageError> {
         let (bucket, key, options) = (bucket.to_string(), key.to_owned(), options.clone());
-        self.blocking(move |root, lock| {
+        self.blocking(move |root, lock, gate| {
+            use std::io::Write;
             let etag = hex::encode(<md5::Md5 as md5::Digest>::digest(&body));
-            let tmp = files::tmp_dir(root).join(files::tmp_name());
-            write_atomic(&tmp, &body).map_err(|e| io_error("write", &e))?;
+            let (tmp, mut file) = Scratch::create(root).map_err(|e| io_error("write", &e))?;
+            file.write_all(&body)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io_error("write", &e))?;
             let meta = Meta {
                 key,
                 data: String::new(),
@@ -319,9 +310,8 @@ impl Storage for LocalStorage {
                 stored_at: now(),
             };
             let _guard = lock.lock()?;
-            commit(root, &bucket, meta, &tmp).inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            })?;
+            gate.enter()?;
+            commit(root, &bucket, meta, tmp)?;
             Ok(etag)
         })
         .await
@@ -329,7 +319,7 @@ impl Storage for LocalStorage {
 
     async fn get_object(&self, bucket: &BucketName, key: &str) -> Result<Vec<u8>, StorageError> {
         let (bucket, key) = (bucket.to_string(), key.to_owned());
-        self.blocking(move |root, _| {
+        self.blocking(move |root, _, _| {
             let (dir, meta) = read_meta(root, &bucket, &key)?;
             std::fs::read(dir.join(&meta.data)).map_err(|e| io_error("read", &e))
         })
@@ -348,33 +338,26 @@ impl Storage for LocalStorage {
             r.metadata.clone(),
             r.condition.clone(),
         );
-        self.blocking(move |root, lock| {
-            let _guard = lock.lock()?;
+        // The copy and its fsync happen outside the lock (a big confirm must not stall other
+        // uploads); under it, the source and the condition are checked again, then committed.
+        self.blocking(move |root, lock, gate| {
             let (dir, source) = read_meta(root, &from_bucket, &from_key)?;
+            let changed = || StorageError::PreconditionFailed {
+                what: format!("{from_bucket}/{from_key} changed"),
+            };
             if source_etag.as_ref().is_some_and(|e| *e != source.etag) {
-                return Err(StorageError::PreconditionFailed {
-                    what: format!("{from_bucket}/{from_key} changed"),
-                });
+                return Err(changed());
             }
             require_bucket(root, &to_bucket)?;
-            let existing = read_meta(root, &to_bucket, &to_key)
-                .ok()
-                .map(|(_, m)| m.etag);
-            let allowed = match &condition {
-                CopyCondition::Always => true,
-                CopyCondition::IfAbsent => existing.is_none(),
-                CopyCondition::IfMatch(etag) => existing.as_ref() == Some(etag),
-            };
-            if !allowed {
-                return Err(StorageError::PreconditionFailed {
-                    what: format!("{to_bucket}/{to_key}"),
-                });
-            }
-            let tmp = files::tmp_dir(root).join(files::tmp_name());
-            std::fs::copy(dir.join(&source.data), &tmp).map_err(|e| io_error("copy", &e))?;
-            std::fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| io_error("sync copy", &e))?;
+            // Before the copy too, so a conflict costs no copy.
+            copy_allowed(root, &to_bucket, &to_key, &condition)?;
+            let tmp = copy_to_scratch(root, &dir.join(&source.data)).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    changed()
+                } else {
+                    io_error("copy", &e)
+                }
+            })?;
             let (content_type, metadata) = match metadata {
                 MetadataDirective::Copy => (source.content_type.clone(), source.metadata.clone()),
                 MetadataDirective::Replace {
@@ -383,15 +366,19 @@ impl Storage for LocalStorage {
                 } => (content_type, metadata),
             };
             let meta = Meta {
-                key: to_key,
+                key: to_key.clone(),
                 content_type,
                 metadata,
                 stored_at: now(),
                 ..source.clone()
             };
-            commit(root, &to_bucket, meta, &tmp).inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            })?;
+            let _guard = lock.lock()?;
+            if read_meta(root, &from_bucket, &from_key)?.1.etag != source.etag {
+                return Err(changed());
+            }
+            copy_allowed(root, &to_bucket, &to_key, &condition)?;
+            gate.enter()?;
+            commit(root, &to_bucket, meta, tmp)?;
             Ok(Copied { etag: source.etag })
         })
         .await
@@ -399,8 +386,9 @@ impl Storage for LocalStorage {
 
     async fn delete_object(&self, bucket: &BucketName, key: &str) -> Result<(), StorageError> {
         let (bucket, key) = (bucket.to_string(), key.to_owned());
-        self.blocking(move |root, lock| {
+        self.blocking(move |root, lock, gate| {
             let _guard = lock.lock()?;
+            gate.enter()?;
             remove(root, &bucket, &key)
         })
         .await
@@ -413,9 +401,10 @@ impl Storage for LocalStorage {
     ) -> Result<Vec<DeleteOutcome>, StorageError> {
         draftstore_core::check_delete_batch(targets)?;
         let (bucket, targets) = (bucket.to_string(), targets.to_vec());
-        self.blocking(move |root, lock| {
+        self.blocking(move |root, lock, gate| {
             require_bucket(root, &bucket)?;
             let _guard = lock.lock()?;
+            gate.enter()?;
             Ok(targets
                 .into_iter()
                 .map(|t| {
@@ -444,7 +433,7 @@ impl Storage for LocalStorage {
             prefix.to_owned(),
             continuation.map(str::to_owned),
         );
-        self.blocking(move |root, _| {
+        self.blocking(move |root, _, _| {
             require_bucket(root, &bucket)?;
             let mut all: Vec<ListedObject> = Vec::new();
             for shard in std::fs::read_dir(files::bucket_dir(root, &bucket))
@@ -499,5 +488,142 @@ impl Storage for LocalStorage {
         _upload_id: &str,
     ) -> Result<(), StorageError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use draftstore_core::{CopyCondition, CopyRequest, MetadataDirective, PutOptions};
+
+    fn store(dir: &Path) -> LocalStorage {
+        LocalStorage::open(&LocalConfig {
+            data_dir: dir.to_owned(),
+            public_url: "http://127.0.0.1:1".into(),
+            secret: Some("test-secret".into()),
+            max_object: 1 << 30,
+            stall_timeout: Duration::from_secs(20),
+        })
+        .unwrap()
+    }
+
+    async fn with_draft(dir: &Path, bytes: usize) -> (LocalStorage, BucketName, BucketName) {
+        let store = store(dir);
+        let (draft, main) = (
+            BucketName::parse("main-draft").unwrap(),
+            BucketName::parse("main").unwrap(),
+        );
+        store.create_bucket(&draft).await.unwrap();
+        store.create_bucket(&main).await.unwrap();
+        store
+            .put_object(&draft, "k", vec![5; bytes], &PutOptions::default())
+            .await
+            .unwrap();
+        (store, draft, main)
+    }
+
+    fn copy<'a>(draft: &'a BucketName, main: &'a BucketName) -> CopyRequest<'a> {
+        CopyRequest {
+            from_bucket: draft,
+            from_key: "k",
+            to_bucket: main,
+            to_key: "k",
+            source_size: 0,
+            source_etag: None,
+            metadata: MetadataDirective::Copy,
+            condition: CopyCondition::IfAbsent,
+        }
+    }
+
+    /// Waits, bounded so that a regression fails rather than hangs.
+    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(started.elapsed() < Duration::from_secs(30), "never: {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn tmp_sizes(root: &Path) -> Vec<u64> {
+        std::fs::read_dir(files::tmp_dir(root))
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_confirm_copies_and_syncs_outside_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, draft, main) = with_draft(dir.path(), 1 << 20).await;
+        let store = Arc::new(store);
+        let held = store.lock.clone();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        // Another change holds the lock until the copy is complete in tmp/.
+        let holder = std::thread::spawn(move || {
+            let _guard = held.lock().unwrap();
+            locked.send(()).unwrap();
+            released.recv().unwrap();
+        });
+        is_locked.recv().unwrap();
+        let copying = {
+            let store = store.clone();
+            let (draft, main) = (draft.clone(), main.clone());
+            tokio::spawn(async move { store.copy_object(&copy(&draft, &main)).await })
+        };
+        let root = dir.path().to_owned();
+        eventually("the whole copy is made while the lock is held", || {
+            tmp_sizes(&root) == [1 << 20]
+        });
+        assert!(
+            store.head_object(&main, "k").await.is_err(),
+            "not committed yet"
+        );
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        copying.await.unwrap().unwrap();
+        assert_eq!(
+            store.get_object(&main, "k").await.unwrap(),
+            vec![5; 1 << 20]
+        );
+        assert!(tmp_sizes(dir.path()).is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_confirm_whose_caller_stopped_waiting_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, draft, main) = with_draft(dir.path(), 1000).await;
+        let held = store.lock.clone();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let _guard = held.lock().unwrap();
+            locked.send(()).unwrap();
+            released.recv().unwrap();
+        });
+        is_locked.recv().unwrap();
+        // The caller's deadline passes while the commit waits for the lock.
+        let answer = tokio::time::timeout(
+            Duration::from_millis(200),
+            store.copy_object(&copy(&draft, &main)),
+        )
+        .await;
+        assert!(answer.is_err(), "timed out");
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        // Under the lock again: the copy's thread has made its decision by then.
+        let again = store.lock.clone();
+        tokio::task::spawn_blocking(move || drop(again.lock().unwrap()))
+            .await
+            .unwrap();
+        assert!(
+            store.head_object(&main, "k").await.is_err(),
+            "an answer of timeout means nothing changed"
+        );
+        let root = dir.path().to_owned();
+        eventually("the copy is removed", || tmp_sizes(&root).is_empty());
+        // And a later confirm works.
+        store.copy_object(&copy(&draft, &main)).await.unwrap();
     }
 }
