@@ -97,7 +97,7 @@ impl<B: Backend> App<B> {
     ///
     /// # Errors
     /// An invalid name or constraints; a signing failure.
-    pub fn upload_url(
+    pub async fn upload_url(
         &self,
         tenant: Option<&Tenant>,
         name: &str,
@@ -105,7 +105,7 @@ impl<B: Backend> App<B> {
     ) -> Result<UploadUrl, ApiError> {
         let key = object_key(tenant, name)?;
         if let Some(tenant) = tenant {
-            tenant.allow_upload(constraints)?;
+            tenant.allow_upload(constraints).await?;
         }
         let required_headers = constraints.required_headers();
         let headers: Vec<(&str, &str)> = required_headers
@@ -161,7 +161,7 @@ impl<B: Backend> App<B> {
             Err(e) => return Err(e.into()),
         }
         if let Some(tenant) = tenant {
-            tenant.allow_url()?;
+            tenant.allow_url().await?;
         }
         let now = now()?;
         let url = self.backend.presign(

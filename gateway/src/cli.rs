@@ -111,6 +111,22 @@ pub struct ServeArgs {
     /// Base URL of the embedded store's presigned links [env: DRAFTSTORE_PUBLIC_URL].
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Count tenant rates in this Redis, shared by every replica: redis:// or rediss://
+    /// [env: DRAFTSTORE_RATE_LIMIT_REDIS_URL; prefer the variable: a password here shows in ps].
+    #[arg(long)]
+    pub rate_limit_redis_url: Option<String>,
+    /// Longest wait for Redis per decision, in ms [env: DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS,
+    /// default 20].
+    #[arg(long)]
+    pub rate_limit_timeout_ms: Option<String>,
+    /// allow (count locally) or reject (429) while Redis does not answer
+    /// [env: DRAFTSTORE_RATE_LIMIT_ON_ERROR, default allow].
+    #[arg(long)]
+    pub rate_limit_on_error: Option<String>,
+    /// Put before the tenant in Redis keys [env: DRAFTSTORE_RATE_LIMIT_KEY_PREFIX, default
+    /// draftstore:ratelimit:].
+    #[arg(long)]
+    pub rate_limit_key_prefix: Option<String>,
 }
 
 impl ServeArgs {
@@ -130,6 +146,19 @@ impl ServeArgs {
             ("DRAFTSTORE_AUTH", &self.auth),
             ("DRAFTSTORE_DATA_DIR", &self.data_dir),
             ("DRAFTSTORE_PUBLIC_URL", &self.public_url),
+            (
+                "DRAFTSTORE_RATE_LIMIT_REDIS_URL",
+                &self.rate_limit_redis_url,
+            ),
+            (
+                "DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS",
+                &self.rate_limit_timeout_ms,
+            ),
+            ("DRAFTSTORE_RATE_LIMIT_ON_ERROR", &self.rate_limit_on_error),
+            (
+                "DRAFTSTORE_RATE_LIMIT_KEY_PREFIX",
+                &self.rate_limit_key_prefix,
+            ),
         ];
         let mut out: Vec<(&'static str, String)> = pairs
             .iter()

@@ -130,7 +130,7 @@ pub async fn handle<B: Backend>(
     match route {
         Route::Store => Box::pin(app.backend.serve_object(req)).await,
         Route::UploadUrl if req.method() == Method::POST => {
-            upload_url(app, tenant, read_json(req, limits).await?)
+            upload_url(app, tenant, read_json(req, limits).await?).await
         }
         Route::DownloadUrl if req.method() == Method::POST => {
             Box::pin(download_url(app, tenant, read_json(req, limits).await?)).await
@@ -292,13 +292,13 @@ impl UploadUrlBody {
     }
 }
 
-fn upload_url<B: Backend>(
+async fn upload_url<B: Backend>(
     app: &App<B>,
     tenant: Option<&Tenant>,
     body: UploadUrlBody,
 ) -> Result<Response<Body>, ApiError> {
     let (name, constraints) = body.into_parts()?;
-    let made = app.upload_url(tenant, &name, &constraints)?;
+    let made = app.upload_url(tenant, &name, &constraints).await?;
     // The URL and the name (also inside the URL, encoded) make most of the reply's length.
     let capacity = 256 + made.url.len() + 4 * made.object_name.len();
     let headers = made.required_headers.iter();
@@ -385,7 +385,14 @@ async fn draft_bucket<B: Backend>(app: &App<B>) -> Result<Response<Body>, ApiErr
 
 async fn ready<B: Backend>(app: &App<B>) -> Result<Response<Body>, ApiError> {
     match app.ready().await {
-        Ok(()) => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+        // A degraded shared rate limiter is reported, never a reason to be unready.
+        Ok(()) => match crate::auth::ratelimit::shared_status() {
+            None => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+            Some(limiter) => json(
+                StatusCode::OK,
+                &serde_json::json!({"status": "ready", "rate_limit": limiter}),
+            ),
+        },
         Err(e) => Err(ApiError::new(
             Kind::Unavailable,
             "NOT_READY",

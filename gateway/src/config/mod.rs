@@ -2,9 +2,11 @@
 //! layered on top). Pure: tests pass a map. A bad value is one line naming the variable, never
 //! a silent fall-back to a default; secrets never appear in messages or `Debug`.
 
+mod ratelimit;
 mod s3;
 mod serve;
 
+pub use ratelimit::DEFAULT_KEY_PREFIX;
 pub use s3::{credentials, region, S3Config};
 pub use serve::{Limits, LocalConfig, ServeConfig, StorageChoice};
 
@@ -43,6 +45,10 @@ pub const VARIABLES: &[&str] = &[
     "DRAFTSTORE_MAX_IN_FLIGHT",
     "DRAFTSTORE_PUBLIC_PATHS",
     "DRAFTSTORE_PUBLIC_URL",
+    "DRAFTSTORE_RATE_LIMIT_KEY_PREFIX",
+    "DRAFTSTORE_RATE_LIMIT_ON_ERROR",
+    "DRAFTSTORE_RATE_LIMIT_REDIS_URL",
+    "DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS",
     "DRAFTSTORE_REQUEST_TIMEOUT_MS",
     "DRAFTSTORE_S3_ADDRESSING",
     "DRAFTSTORE_S3_BACKOFF_MS",

@@ -89,6 +89,9 @@ pub struct ServeConfig {
     pub cors: crate::cors::Cors,
     /// REST paths reachable without credentials (`DRAFTSTORE_PUBLIC_PATHS`).
     pub public_paths: Vec<String>,
+    /// Tenant rates counted in Redis, shared by every replica (`DRAFTSTORE_RATE_LIMIT_*`);
+    /// `None`: each process counts alone.
+    pub rate_limit_redis: Option<crate::auth::ratelimit::RedisConfig>,
 }
 
 impl ServeConfig {
@@ -187,6 +190,7 @@ impl ServeConfig {
                 .filter(|p| !p.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            rate_limit_redis: super::ratelimit::redis(get)?,
         })
     }
 }
