@@ -38,7 +38,7 @@ export DRAFTSTORE_TEST_REDIS_PORT=$port
 export DRAFTSTORE_TEST_REDIS_SERVER=$(command -v redis-server)
 ENV
       cat "$STATE/env"
-      echo "redis $(redis-server --version | awk '{print $3}') ready on 127.0.0.1:$port" >&2
+      echo "redis $(redis-server --version | awk '{print $3}' | sed 's/^v=//') ready on 127.0.0.1:$port" >&2
       return
     fi
     kill -0 "$(cat "$STATE/pid")" 2>/dev/null || { tail -20 "$STATE/redis.log" >&2; exit 1; }

@@ -226,14 +226,16 @@ pub fn check_url(url: &str) -> Result<(), String> {
     client(url).map(|_| ())
 }
 
-/// PINGs once a second while the limiter lives.
+/// PINGs at once (connecting before the first request needs it), then once a second while the
+/// limiter lives.
 async fn probe(limiter: Weak<RedisLimiter>) {
     loop {
-        tokio::time::sleep(PROBE_EVERY).await;
-        let Some(limiter) = limiter.upgrade() else {
+        let Some(strong) = limiter.upgrade() else {
             return;
         };
-        limiter.probe().await;
+        strong.probe().await;
+        drop(strong);
+        tokio::time::sleep(PROBE_EVERY).await;
     }
 }
 
