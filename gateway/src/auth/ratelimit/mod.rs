@@ -91,6 +91,7 @@ impl Rate {
         }
     }
 
+    /// The tenant's limit (what two key lines of one tenant must agree on).
     #[must_use]
     pub fn spec(&self) -> RateSpec {
         self.spec

@@ -105,6 +105,7 @@ impl RedisLimiter {
         Ok(limiter)
     }
 
+    /// What a decision is when Redis does not answer.
     #[must_use]
     pub fn on_error(&self) -> OnError {
         self.on_error
