@@ -427,3 +427,68 @@ async fn the_redis_bucket_grants_a_burst_exactly_its_limit() {
         "expires once full again: {ttl} ms"
     );
 }
+
+/// `gateway serve` with `env` on the embedded store: its exit code and stderr, or a failure if
+/// it is still running after 20 s.
+fn refused_start(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env_clear()
+        .env("DRAFTSTORE_STORAGE", "local")
+        .env("DRAFTSTORE_DATA_DIR", dir.path().join("data"))
+        .envs(env.iter().copied())
+        .args(["serve", "--bind", "127.0.0.1", "--http-port", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("gateway serve started with {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn disagreeing_key_lines_and_bad_redis_settings_are_one_line_and_exit_64() {
+    let keys = format!(
+        "acme {} rate=5/60;acme {} rate=50/60",
+        hash("acme-1"),
+        hash("acme-2")
+    );
+    let url = "redis://:super-secret@127.0.0.1:6379".to_owned();
+    let api_keys = [
+        ("DRAFTSTORE_AUTH", "api-keys"),
+        ("DRAFTSTORE_API_KEYS", keys.as_str()),
+    ];
+    let (code, err) = refused_start(&api_keys);
+    assert_eq!(code, Some(64), "{err}");
+    // After the embedded store's notice: one line saying what is wrong.
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.contains("key entries 1 and 2 give tenant acme different limits"),
+        "{err}"
+    );
+    assert!(!err.contains(&hash("acme-2")), "{err}");
+    for (name, value) in [
+        (
+            "DRAFTSTORE_RATE_LIMIT_REDIS_URL",
+            "http://:super-secret@127.0.0.1",
+        ),
+        ("DRAFTSTORE_RATE_LIMIT_ON_ERROR", "maybe"),
+        ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "0"),
+    ] {
+        let mut env = vec![("DRAFTSTORE_RATE_LIMIT_REDIS_URL", url.as_str())];
+        env.push((name, value));
+        let (code, err) = refused_start(&env);
+        assert_eq!(code, Some(64), "{name}={value}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(name), "{err}");
+        assert!(!err.contains("super-secret"), "{err}");
+    }
+}
