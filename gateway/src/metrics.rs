@@ -51,6 +51,12 @@ pub struct Metrics {
     pub s3_retries: Family<OperationLabels, Counter>,
     pub confirms: Family<OutcomeLabels, Counter>,
     pub confirmed_bytes: Counter,
+    /// Shared rate-limit calls to Redis: `granted`, `limited`, `error`, `timeout`, `skipped`.
+    pub rate_limit_redis_calls: Family<OutcomeLabels, Counter>,
+    /// Round trip of one rate-limit decision in Redis.
+    pub rate_limit_redis_seconds: Histogram,
+    /// Decisions made without Redis: `local_granted`, `local_limited`, `rejected`.
+    pub rate_limit_fallbacks: Family<OutcomeLabels, Counter>,
 }
 
 fn histogram() -> Histogram {
@@ -102,6 +108,25 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Bytes moved into the main bucket",
         confirmed_bytes.clone(),
     );
+    let rate_limit_redis_calls = Family::<OutcomeLabels, Counter>::default();
+    registry.register(
+        "rate_limit_redis_calls",
+        "Shared rate-limit decisions asked of Redis, by outcome",
+        rate_limit_redis_calls.clone(),
+    );
+    // 25 µs .. ~80 ms: a decision is bounded by DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS (20 ms).
+    let rate_limit_redis_seconds = Histogram::new(exponential_buckets(0.000_025, 1.5, 20));
+    registry.register(
+        "rate_limit_redis_seconds",
+        "Round trip of one rate-limit decision in Redis",
+        rate_limit_redis_seconds.clone(),
+    );
+    let rate_limit_fallbacks = Family::<OutcomeLabels, Counter>::default();
+    registry.register(
+        "rate_limit_fallbacks",
+        "Rate-limit decisions made without Redis (DRAFTSTORE_RATE_LIMIT_ON_ERROR), by outcome",
+        rate_limit_fallbacks.clone(),
+    );
     Metrics {
         registry,
         requests,
@@ -112,6 +137,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         s3_retries,
         confirms,
         confirmed_bytes,
+        rate_limit_redis_calls,
+        rate_limit_redis_seconds,
+        rate_limit_fallbacks,
     }
 });
 

@@ -100,7 +100,7 @@ impl<B: Storage + Presign> App<B> {
     ///
     /// # Errors
     /// An invalid name or constraints; a signing failure.
-    pub fn upload_url(
+    pub async fn upload_url(
         &self,
         tenant: Option<&Tenant>,
         name: &str,
@@ -108,7 +108,7 @@ impl<B: Storage + Presign> App<B> {
     ) -> Result<UploadUrl, ApiError> {
         let key = object_key(tenant, name)?;
         if let Some(tenant) = tenant {
-            tenant.allow_upload(constraints)?;
+            tenant.allow_upload(constraints).await?;
         }
         let required_headers = constraints.required_headers();
         let headers: Vec<(&str, &str)> = required_headers
@@ -163,7 +163,7 @@ impl<B: Storage + Presign> App<B> {
             Err(e) => return Err(e.into()),
         }
         if let Some(tenant) = tenant {
-            tenant.allow_url()?;
+            tenant.allow_url().await?;
         }
         let now = now()?;
         let url = self

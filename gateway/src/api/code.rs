@@ -96,6 +96,9 @@ codes! {
     TenantLimit = "TENANT_LIMIT", Forbidden;
     /// The tenant minted too many URLs this period (sent with `Retry-After`).
     RateLimited = "RATE_LIMITED", TooManyRequests;
+    /// The shared rate limiter (Redis) does not answer and `DRAFTSTORE_RATE_LIMIT_ON_ERROR` is
+    /// `reject`.
+    RateLimitUnavailable = "RATE_LIMIT_UNAVAILABLE", TooManyRequests;
 
     // The draft lifecycle.
     /// No such object (draft or main).

@@ -124,7 +124,7 @@ pub async fn handle<B: Storage + Presign>(
     // make every request's future (moved a few times per request) as large.
     match route {
         Route::UploadUrl if req.method() == Method::POST => {
-            upload_url(app, tenant, read_json(req, limits).await?)
+            upload_url(app, tenant, read_json(req, limits).await?).await
         }
         Route::DownloadUrl if req.method() == Method::POST => {
             Box::pin(download_url(app, tenant, read_json(req, limits).await?)).await
@@ -307,13 +307,13 @@ impl UploadUrlBody {
     }
 }
 
-fn upload_url<B: Storage + Presign>(
+async fn upload_url<B: Storage + Presign>(
     app: &App<B>,
     tenant: Option<&Tenant>,
     body: UploadUrlBody,
 ) -> Result<Response<Body>, ApiError> {
     let (name, constraints) = body.into_parts()?;
-    let made = app.upload_url(tenant, &name, &constraints)?;
+    let made = app.upload_url(tenant, &name, &constraints).await?;
     // The URL and the name (also inside the URL, encoded) make most of the reply's length.
     let capacity = 256 + made.url.len() + 4 * made.object_name.len();
     let headers = made.required_headers.iter();
@@ -425,8 +425,17 @@ async fn draft_bucket<B: Storage + Presign>(app: &App<B>) -> Result<Response<Bod
 }
 
 async fn ready<B: Storage + Presign>(app: &App<B>) -> Result<Response<Body>, ApiError> {
-    app.ready().await?;
-    json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+    match app.ready().await {
+        // A degraded shared rate limiter is reported, never a reason to be unready.
+        Ok(()) => match crate::auth::ratelimit::shared_status() {
+            None => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+            Some(limiter) => json(
+                StatusCode::OK,
+                &serde_json::json!({"status": "ready", "rate_limit": limiter}),
+            ),
+        },
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

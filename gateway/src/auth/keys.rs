@@ -1,6 +1,13 @@
 //! API key lines: `<tenant> <sha256 hex of the key> [max_size=N] [types=a,b] [rate=N/SECS]`.
+//!
+//! The limits belong to the tenant, not the key: every key of a tenant shares one [`Policy`]
+//! (one rate bucket), so rotating or adding keys never multiplies a tenant's rate. Each line of
+//! a tenant must therefore repeat the same limits; lines that disagree are refused at load,
+//! naming both entries, rather than silently picking one.
 
-use super::tenant::{Policy, Rate, Tenant};
+use super::ratelimit::{Rate, RateSpec, RedisLimiter};
+use super::tenant::{Policy, Tenant};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -9,12 +16,23 @@ use std::time::{Duration, SystemTime};
 pub(super) type Keys = Vec<([u8; 32], Tenant)>;
 
 /// Parses key lines: `<tenant> <sha256 hex of the key>`, `#` comments, blank lines; entries
-/// may also be separated by `;` (one environment variable).
+/// may also be separated by `;` (one environment variable). Rates are counted in this process.
 ///
 /// # Errors
 /// A message naming the first bad line (never echoing a hash).
 pub fn parse_keys(text: &str) -> Result<Keys, String> {
+    parse_keys_with(text, None)
+}
+
+/// [`parse_keys`], with rates counted through `shared` when given.
+///
+/// # Errors
+/// A message naming the first bad line (never echoing a hash), or two lines of one tenant
+/// giving different limits.
+pub fn parse_keys_with(text: &str, shared: Option<&Arc<RedisLimiter>>) -> Result<Keys, String> {
     let mut keys = Vec::new();
+    // Each tenant's one policy, with the entry that gave it.
+    let mut policies: HashMap<String, (usize, Arc<Policy>)> = HashMap::new();
     for (n, line) in text.split(['\n', ';']).enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -25,14 +43,29 @@ pub fn parse_keys(text: &str) -> Result<Keys, String> {
             return Err(format!("key entry {} must be '<tenant> <sha256 hex> [max_size=N] [types=a,b] [rate=N/SECS]'", n + 1));
         };
         // Not `Tenant::parse`'s message: a swapped line would echo the hash (or a raw key).
-        let tenant = Tenant::parse(tenant)
-            .map_err(|_| {
-                format!(
-                    "key entry {}: the tenant (first field) must be 1..=63 of a-z, 0-9 and '-'",
-                    n + 1
-                )
-            })?
-            .with_policy(Arc::new(parse_policy(parts, n + 1)?));
+        let tenant = Tenant::parse(tenant).map_err(|_| {
+            format!(
+                "key entry {}: the tenant (first field) must be 1..=63 of a-z, 0-9 and '-'",
+                n + 1
+            )
+        })?;
+        let policy = parse_policy(parts, n + 1, shared)?;
+        let policy = match policies.get(tenant.as_str()) {
+            Some((_, first)) if first.same_limits(&policy) => first.clone(),
+            Some((entry, _)) => {
+                return Err(format!(
+                    "key entries {entry} and {} give tenant {} different limits: all keys of a tenant share its limits, so give every line of the tenant the same max_size, types and rate",
+                    n + 1,
+                    tenant.as_str()
+                ))
+            }
+            None => {
+                let policy = Arc::new(policy);
+                policies.insert(tenant.as_str().to_owned(), (n + 1, policy.clone()));
+                policy
+            }
+        };
+        let tenant = tenant.with_policy(policy);
         let mut digest = [0_u8; 32];
         hex::decode_to_slice(hash, &mut digest).map_err(|_| {
             format!(
@@ -52,6 +85,7 @@ pub fn parse_keys(text: &str) -> Result<Keys, String> {
 fn parse_policy<'a>(
     options: impl Iterator<Item = &'a str>,
     entry: usize,
+    shared: Option<&Arc<RedisLimiter>>,
 ) -> Result<Policy, String> {
     let mut policy = Policy::default();
     for option in options {
@@ -79,7 +113,11 @@ fn parse_policy<'a>(
                 if n == 0 || secs == 0 {
                     return Err(bad());
                 }
-                policy.rate = Some(Rate::new(n, Duration::from_secs(secs)));
+                let spec = RateSpec {
+                    limit: n,
+                    per: Duration::from_secs(secs),
+                };
+                policy.rate = Some(Rate::new(spec, shared.cloned()));
             }
             _ => return Err(bad()),
         }
@@ -103,14 +141,129 @@ impl std::fmt::Debug for KeySource {
     }
 }
 
-pub(super) fn load(source: &KeySource) -> Result<(Keys, Option<SystemTime>), String> {
+pub(super) fn load(
+    source: &KeySource,
+    shared: Option<&Arc<RedisLimiter>>,
+) -> Result<(Keys, Option<SystemTime>), String> {
     match source {
-        KeySource::Inline(text) => parse_keys(text).map(|k| (k, None)),
+        KeySource::Inline(text) => parse_keys_with(text, shared).map(|k| (k, None)),
         KeySource::File(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-            parse_keys(&text).map(|k| (k, modified))
+            parse_keys_with(&text, shared).map(|k| (k, modified))
         }
+    }
+}
+
+/// `new` with each tenant whose limits did not change keeping its policy from `old`, so a
+/// reload of the key file does not refill the tenant's bucket.
+pub(super) fn carry_over(old: &Keys, mut new: Keys) -> Keys {
+    for (_, tenant) in &mut new {
+        if let Some((_, before)) = old.iter().find(|(_, t)| t.as_str() == tenant.as_str()) {
+            if before.policy().same_limits(tenant.policy()) {
+                *tenant = before.clone();
+            }
+        }
+    }
+    new
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    fn hash(key: &str) -> String {
+        hex::encode(Sha256::digest(key.as_bytes()))
+    }
+
+    #[tokio::test]
+    async fn all_keys_of_a_tenant_share_its_rate() {
+        let keys = parse_keys(&format!(
+            "acme {} rate=5/60\nacme {} rate=5/60\nglobex {} rate=5/60",
+            hash("a1"),
+            hash("a2"),
+            hash("g")
+        ))
+        .unwrap();
+        let (first, second, other) = (&keys[0].1, &keys[1].1, &keys[2].1);
+        let mut granted = 0;
+        for i in 0..12 {
+            let key = if i % 2 == 0 { first } else { second };
+            granted += usize::from(key.allow_url().await.is_ok());
+        }
+        assert_eq!(
+            granted, 5,
+            "alternating keys: the tenant's 5, not 5 per key"
+        );
+        assert!(
+            other.allow_url().await.is_ok(),
+            "another tenant is unaffected"
+        );
+    }
+
+    #[test]
+    fn lines_of_one_tenant_with_different_limits_are_refused_naming_both() {
+        for (a, b) in [
+            ("rate=5/60", "rate=10/60"),
+            ("rate=5/60", ""),
+            ("max_size=10", "max_size=11"),
+            ("types=image/png", "types=image/jpeg"),
+        ] {
+            let text = format!(
+                "acme {} {a}\nglobex {}\nacme {} {b}",
+                hash("1"),
+                hash("2"),
+                hash("3")
+            );
+            let e = parse_keys(&text).unwrap_err();
+            assert!(e.contains("key entries 1 and 3"), "{e}");
+            assert!(e.contains("tenant acme"), "{e}");
+            assert!(!e.contains(&hash("3")), "{e}");
+        }
+        // The same limits written in another order of options are the same limits.
+        assert!(parse_keys(&format!(
+            "acme {} rate=5/60 max_size=10\nacme {} max_size=10 rate=5/60",
+            hash("1"),
+            hash("2")
+        ))
+        .is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_the_buckets_of_tenants_whose_limits_did_not_change() {
+        let before = parse_keys(&format!(
+            "acme {} rate=2/60\nglobex {} rate=2/60",
+            hash("a"),
+            hash("g")
+        ))
+        .unwrap();
+        for (_, tenant) in &before {
+            tenant.allow_url().await.unwrap();
+            tenant.allow_url().await.unwrap();
+        }
+        let after = carry_over(
+            &before,
+            parse_keys(&format!(
+                "acme {} rate=2/60\nacme {} rate=2/60\nglobex {} rate=3/60",
+                hash("a"),
+                hash("a-new"),
+                hash("g")
+            ))
+            .unwrap(),
+        );
+        assert!(
+            after[0].1.allow_url().await.is_err(),
+            "acme's bucket is still empty"
+        );
+        assert!(
+            after[1].1.allow_url().await.is_err(),
+            "and its new key shares it"
+        );
+        assert!(
+            after[2].1.allow_url().await.is_ok(),
+            "globex's new rate starts full"
+        );
     }
 }

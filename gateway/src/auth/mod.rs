@@ -2,24 +2,30 @@
 //! Bearer …`, gRPC `authorization` metadata) checked against SHA-256 hashes of the keys —
 //! the plain keys never sit in configuration — each mapped to a tenant. Keys come from a file
 //! (re-read when it changes, so keys rotate without a restart) or from an environment variable
-//! (a Kubernetes Secret). `none`: anyone, as the original DraftStore.
+//! (a Kubernetes Secret). `none`: anyone, as the original DraftStore. `jwt`: signed tokens
+//! naming the tenant in a claim (no limits: JWT tenants have no policy).
+//!
+//! A key's tenant may carry limits (`tenant.rs`); its rate is counted per tenant, in this process
+//! or shared through Redis (`ratelimit/`).
 //!
 //! The comparison is constant-time over every configured key; a failed attempt is logged
 //! without the token.
 
 mod jwt;
 mod keys;
+pub mod ratelimit;
 mod tenant;
 
 pub use jwt::{JwtConfig, JwtKey};
-pub use keys::{parse_keys, KeySource};
-pub use tenant::{Policy, Rate, Tenant};
+pub use keys::{parse_keys, parse_keys_with, KeySource};
+pub use ratelimit::{Rate, RateSpec, RedisLimiter};
+pub use tenant::{Policy, Tenant};
 
 use crate::api::error::{ApiError, Code};
 use jwt::Jwt;
-use keys::{load, Keys};
+use keys::{carry_over, load, Keys};
 use sha2::{Digest, Sha256};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +46,8 @@ pub struct Authenticator {
     public_paths: Vec<String>,
     loaded: RwLock<Loaded>,
     jwt: Option<Jwt>,
+    /// Counts API-key tenants' rates across replicas, when set.
+    shared: Option<Arc<RedisLimiter>>,
 }
 
 /// A file is looked at for changes at most this often.
@@ -60,7 +68,7 @@ impl Authenticator {
     pub fn new(config: AuthConfig) -> Result<Self, String> {
         let (keys, modified) = match &config {
             AuthConfig::None | AuthConfig::Jwt(_) => (Vec::new(), None),
-            AuthConfig::ApiKeys(source) => load(source)?,
+            AuthConfig::ApiKeys(source) => load(source, None)?,
         };
         let jwt = match &config {
             AuthConfig::Jwt(j) => Some(Jwt::new(j)?),
@@ -78,7 +86,33 @@ impl Authenticator {
                 checked: Instant::now(),
             }),
             jwt,
+            shared: None,
         })
+    }
+
+    /// Counts the API-key tenants' rates through `shared` (Redis) from now on: the keys are
+    /// loaded again with rates bound to it.
+    ///
+    /// # Errors
+    /// The keys can no longer be read or parsed.
+    pub fn with_shared_limits(mut self, shared: Arc<RedisLimiter>) -> Result<Self, String> {
+        if let AuthConfig::ApiKeys(source) = &self.config {
+            let (keys, modified) = load(source, Some(&shared))?;
+            let loaded = self
+                .loaded
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            loaded.keys = keys;
+            loaded.modified = modified;
+        }
+        self.shared = Some(shared);
+        Ok(self)
+    }
+
+    /// Whether any tenant can have a rate limit (API keys; JWT tenants have no limits).
+    #[must_use]
+    pub fn has_limits(&self) -> bool {
+        matches!(self.config, AuthConfig::ApiKeys(_))
     }
 
     /// The REST paths reachable without credentials (default: the probes, metrics, the API
@@ -127,10 +161,10 @@ impl Authenticator {
         if modified == loaded.modified {
             return;
         }
-        match load(source) {
+        match load(source, self.shared.as_ref()) {
             Ok((keys, modified)) => {
                 tracing::info!(keys = keys.len(), "API keys reloaded");
-                loaded.keys = keys;
+                loaded.keys = carry_over(&loaded.keys, keys);
                 loaded.modified = modified;
             }
             Err(e) => {
@@ -248,8 +282,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn limits_parse_and_apply() {
+    #[tokio::test]
+    async fn limits_parse_and_apply() {
         let keys = parse_keys(&format!(
             "acme {} max_size=100 types=image/png,image/jpeg rate=2/60",
             hash("k")
@@ -264,6 +298,7 @@ mod tests {
         assert_eq!(
             tenant
                 .allow_upload(&c(Some(200), Some("image/png")))
+                .await
                 .unwrap_err()
                 .http_status(),
             403
@@ -271,6 +306,7 @@ mod tests {
         assert_eq!(
             tenant
                 .allow_upload(&c(None, Some("image/png")))
+                .await
                 .unwrap_err()
                 .http_status(),
             403
@@ -278,17 +314,18 @@ mod tests {
         assert_eq!(
             tenant
                 .allow_upload(&c(Some(10), Some("text/html")))
+                .await
                 .unwrap_err()
                 .http_status(),
             403
         );
-        assert!(tenant.allow_upload(&c(Some(10), Some("image/png"))).is_ok());
-        assert!(tenant.allow_url().is_ok());
-        let limited = tenant.allow_url().unwrap_err();
-        assert_eq!(
-            (limited.http_status(), limited.code.as_str()),
-            (429, "RATE_LIMITED")
-        );
+        assert!(tenant
+            .allow_upload(&c(Some(10), Some("image/png")))
+            .await
+            .is_ok());
+        assert!(tenant.allow_url().await.is_ok());
+        let limited = tenant.allow_url().await.unwrap_err();
+        assert_eq!((limited.http_status(), limited.code.as_str()), (429, "RATE_LIMITED"));
     }
 
     fn token(secret: &str, claims: &serde_json::Value) -> String {

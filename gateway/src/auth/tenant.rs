@@ -1,9 +1,9 @@
 //! Tenants and what each may do: size and type limits, a token bucket for minting URLs.
 
+use super::ratelimit::{retry_after, Rate, Refusal};
 use crate::api::error::{ApiError, Code};
 use draftstore_core::ObjectName;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// A tenant: `[a-z0-9-]{1,63}`. Its objects live under `<tenant>/` in both buckets.
 #[derive(Debug, Clone)]
@@ -17,58 +17,25 @@ impl PartialEq for Tenant {
 
 impl Eq for Tenant {}
 
-/// What a tenant may do beyond the API's own rules (all optional).
+/// What a tenant may do beyond the API's own rules (all optional). Every key of a tenant
+/// shares its tenant's one `Policy`, and so one rate.
 #[derive(Debug, Default)]
 pub struct Policy {
     /// Uploads must declare `content_length`, at most this.
     pub max_size: Option<u64>,
     /// Uploads must declare one of these content types.
     pub content_types: Option<Vec<String>>,
-    /// URLs minted: at most `burst` at once, refilled at `burst` per `per`.
+    /// URLs minted: at most `limit` at once, refilled at `limit` per `per`.
     pub rate: Option<Rate>,
 }
 
-/// A token bucket.
-#[derive(Debug)]
-pub struct Rate {
-    burst: f64,
-    per: Duration,
-    /// (tokens, last refill)
-    state: std::sync::Mutex<(f64, Instant)>,
-}
-
-impl Rate {
+impl Policy {
+    /// The same limits (size, types, rate spec), whatever the rate's state.
     #[must_use]
-    pub fn new(burst: u32, per: Duration) -> Self {
-        Self {
-            burst: f64::from(burst),
-            per,
-            state: std::sync::Mutex::new((f64::from(burst), Instant::now())),
-        }
-    }
-
-    /// Takes one token; `Err(seconds until one is back)` when none is left.
-    ///
-    /// # Errors
-    /// The wait, in whole seconds, when the bucket is empty.
-    pub fn take(&self) -> Result<(), u64> {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        let refill =
-            now.duration_since(state.1).as_secs_f64() / self.per.as_secs_f64() * self.burst;
-        state.0 = (state.0 + refill).min(self.burst);
-        state.1 = now;
-        if state.0 >= 1.0 {
-            state.0 -= 1.0;
-            Ok(())
-        } else {
-            let wait =
-                Duration::from_secs_f64((1.0 - state.0) / self.burst * self.per.as_secs_f64());
-            Err(wait.as_secs().max(1))
-        }
+    pub fn same_limits(&self, other: &Self) -> bool {
+        self.max_size == other.max_size
+            && self.content_types == other.content_types
+            && self.rate.as_ref().map(Rate::spec) == other.rate.as_ref().map(Rate::spec)
     }
 }
 
@@ -104,7 +71,7 @@ impl Tenant {
     ///
     /// # Errors
     /// 403 for a size or type outside the limits, 429 when out of tokens.
-    pub fn allow_upload(
+    pub async fn allow_upload(
         &self,
         constraints: &draftstore_core::UploadConstraints,
     ) -> Result<(), ApiError> {
@@ -143,21 +110,33 @@ impl Tenant {
                 ));
             }
         }
-        self.allow_url()
+        self.allow_url().await
     }
 
-    /// Takes a token for minting a URL.
+    /// Takes a token of the tenant's bucket for minting a URL (in Redis when shared).
     ///
     /// # Errors
-    /// 429 when out of tokens.
-    pub fn allow_url(&self) -> Result<(), ApiError> {
-        match self.policy().rate.as_ref().map(Rate::take) {
-            Some(Err(wait)) => Err(ApiError::new(
-                Code::RateLimited,
-                format!("too many URLs for this tenant; retry in {wait} s"),
+    /// 429 / `RATE_LIMITED` with `Retry-After` when out of tokens; 429 /
+    /// `RATE_LIMIT_UNAVAILABLE` when Redis does not answer and the fallback is `reject`.
+    pub async fn allow_url(&self) -> Result<(), ApiError> {
+        let Some(rate) = &self.policy().rate else {
+            return Ok(());
+        };
+        match rate.take(self.as_str()).await {
+            Ok(()) => Ok(()),
+            Err(Refusal::Limited(wait)) => {
+                let wait = retry_after(wait);
+                Err(ApiError::new(
+                    Code::RateLimited,
+                    format!("too many URLs for this tenant; retry in {wait} s"),
+                )
+                .with_retry_after(wait))
+            }
+            Err(Refusal::Unavailable) => Err(ApiError::new(
+                Code::RateLimitUnavailable,
+                "the shared rate limiter is unavailable; retry shortly",
             )
-            .with_retry_after(wait)),
-            _ => Ok(()),
+            .with_retry_after(1)),
         }
     }
 

@@ -124,6 +124,22 @@ pub struct ServeArgs {
     /// [env: DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES, default 5368709120].
     #[arg(long)]
     pub local_max_object_bytes: Option<String>,
+    /// Count tenant rates in this Redis, shared by every replica: redis:// or rediss://
+    /// [env: DRAFTSTORE_RATE_LIMIT_REDIS_URL; prefer the variable: a password here shows in ps].
+    #[arg(long)]
+    pub rate_limit_redis_url: Option<String>,
+    /// Longest wait for Redis per decision, in ms [env: DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS,
+    /// default 20].
+    #[arg(long)]
+    pub rate_limit_timeout_ms: Option<String>,
+    /// allow (count locally) or reject (429) while Redis does not answer
+    /// [env: DRAFTSTORE_RATE_LIMIT_ON_ERROR, default allow].
+    #[arg(long)]
+    pub rate_limit_on_error: Option<String>,
+    /// Put before the tenant in Redis keys [env: DRAFTSTORE_RATE_LIMIT_KEY_PREFIX, default
+    /// draftstore:ratelimit:].
+    #[arg(long)]
+    pub rate_limit_key_prefix: Option<String>,
 }
 
 impl ServeArgs {
@@ -151,6 +167,19 @@ impl ServeArgs {
             (
                 name::DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES,
                 &self.local_max_object_bytes,
+            ),
+            (
+                name::DRAFTSTORE_RATE_LIMIT_REDIS_URL,
+                &self.rate_limit_redis_url,
+            ),
+            (
+                name::DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS,
+                &self.rate_limit_timeout_ms,
+            ),
+            (name::DRAFTSTORE_RATE_LIMIT_ON_ERROR, &self.rate_limit_on_error),
+            (
+                name::DRAFTSTORE_RATE_LIMIT_KEY_PREFIX,
+                &self.rate_limit_key_prefix,
             ),
         ];
         let mut out: Vec<(&'static str, String)> = pairs

@@ -180,8 +180,19 @@ fn authenticator(config: &ServeConfig) -> Result<Authenticator, Exit> {
     if auth == AuthConfig::None {
         tracing::warn!("authentication is off (DRAFTSTORE_AUTH=none): anyone who reaches this port can mint upload and download URLs");
     }
-    Authenticator::new(auth)
+    let auth = Authenticator::new(auth)
         .map(|a| a.with_public_paths(config.public_paths.clone()))
+        .map_err(|e| Exit::usage(format!("DRAFTSTORE_AUTH: {e}")))?;
+    let Some(redis) = &config.rate_limit_redis else {
+        return Ok(auth);
+    };
+    if !auth.has_limits() {
+        tracing::warn!("DRAFTSTORE_RATE_LIMIT_REDIS_URL is set but only API-key tenants have rate limits (DRAFTSTORE_AUTH=api-keys): Redis is not used");
+        return Ok(auth);
+    }
+    let shared = crate::auth::RedisLimiter::start(redis).map_err(Exit::usage)?;
+    tracing::info!(timeout_ms = redis.timeout.as_millis(), on_error = ?redis.on_error, "rate limits: counted in Redis, shared by every replica");
+    auth.with_shared_limits(shared)
         .map_err(|e| Exit::usage(format!("DRAFTSTORE_AUTH: {e}")))
 }
 

@@ -2,10 +2,12 @@
 //! layered on top). Pure: tests pass a map. A bad value is one line naming the variable, never
 //! a silent fall-back to a default; secrets never appear in messages or `Debug`.
 
+mod ratelimit;
 mod s3;
 mod serve;
 mod sweep;
 
+pub use ratelimit::DEFAULT_KEY_PREFIX;
 pub use s3::{credentials, region, S3Config};
 pub use serve::{Limits, LocalConfig, ServeConfig, StorageChoice};
 pub use sweep::SweepConfig;
@@ -79,6 +81,14 @@ pub mod name {
     pub const DRAFTSTORE_PUBLIC_PATHS: &str = "DRAFTSTORE_PUBLIC_PATHS";
     /// `DRAFTSTORE_PUBLIC_URL`.
     pub const DRAFTSTORE_PUBLIC_URL: &str = "DRAFTSTORE_PUBLIC_URL";
+    /// `DRAFTSTORE_RATE_LIMIT_KEY_PREFIX`.
+    pub const DRAFTSTORE_RATE_LIMIT_KEY_PREFIX: &str = "DRAFTSTORE_RATE_LIMIT_KEY_PREFIX";
+    /// `DRAFTSTORE_RATE_LIMIT_ON_ERROR`.
+    pub const DRAFTSTORE_RATE_LIMIT_ON_ERROR: &str = "DRAFTSTORE_RATE_LIMIT_ON_ERROR";
+    /// `DRAFTSTORE_RATE_LIMIT_REDIS_URL`.
+    pub const DRAFTSTORE_RATE_LIMIT_REDIS_URL: &str = "DRAFTSTORE_RATE_LIMIT_REDIS_URL";
+    /// `DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS`.
+    pub const DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS: &str = "DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS";
     /// `DRAFTSTORE_REQUEST_TIMEOUT_MS`.
     pub const DRAFTSTORE_REQUEST_TIMEOUT_MS: &str = "DRAFTSTORE_REQUEST_TIMEOUT_MS";
     /// `DRAFTSTORE_S3_ADDRESSING`.
@@ -155,6 +165,10 @@ pub const VARIABLES: &[&str] = &[
     name::DRAFTSTORE_MAX_IN_FLIGHT,
     name::DRAFTSTORE_PUBLIC_PATHS,
     name::DRAFTSTORE_PUBLIC_URL,
+    name::DRAFTSTORE_RATE_LIMIT_KEY_PREFIX,
+    name::DRAFTSTORE_RATE_LIMIT_ON_ERROR,
+    name::DRAFTSTORE_RATE_LIMIT_REDIS_URL,
+    name::DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS,
     name::DRAFTSTORE_REQUEST_TIMEOUT_MS,
     name::DRAFTSTORE_S3_ADDRESSING,
     name::DRAFTSTORE_S3_BACKOFF_MS,

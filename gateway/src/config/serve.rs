@@ -96,6 +96,9 @@ pub struct ServeConfig {
     pub public_paths: Vec<String>,
     /// `serve` creates missing buckets at start (`DRAFTSTORE_CREATE_BUCKETS`, default true).
     pub create_buckets: bool,
+    /// Tenant rates counted in Redis, shared by every replica (`DRAFTSTORE_RATE_LIMIT_*`);
+    /// `None`: each process counts alone.
+    pub rate_limit_redis: Option<crate::auth::ratelimit::RedisConfig>,
 }
 
 impl ServeConfig {
@@ -197,6 +200,7 @@ impl ServeConfig {
                 .filter(|p| !p.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            rate_limit_redis: super::ratelimit::redis(get)?,
         })
     }
 }

@@ -17,6 +17,7 @@ mod local_store;
 mod manifests;
 mod presign_cli;
 mod proxy;
+mod ratelimit;
 mod rest_api;
 mod s3;
 mod s3_faults;

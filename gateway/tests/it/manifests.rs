@@ -166,3 +166,50 @@ fn store_variables_are_read_documented_and_have_a_flag() {
         );
     }
 }
+
+/// The optional Redis component (manifest/redis/): its variables are ones the gateway reads,
+/// with valid values; the URL (it may hold a password) is only in its Secret, a template; and
+/// the Deployment patch keeps the base's sources while adding the Secret.
+#[test]
+fn the_redis_component_sets_valid_variables_and_keeps_the_url_secret() {
+    let config = block(&manifest("redis/configmap.yaml"), "data");
+    let secret = block(&manifest("redis/secret.yaml"), "stringData");
+    assert!(config
+        .keys()
+        .all(|k| k.starts_with("DRAFTSTORE_RATE_LIMIT_")));
+    for key in config.keys().chain(secret.keys()) {
+        assert!(VARIABLES.contains(&key.as_str()), "{key} is never read");
+    }
+    assert_eq!(
+        secret.keys().collect::<Vec<_>>(),
+        ["DRAFTSTORE_RATE_LIMIT_REDIS_URL"]
+    );
+    assert!(secret.values().all(|v| v == "REPLACE-ME"));
+    // The values parse, with a real URL in place of the placeholder.
+    let mut env = config.clone();
+    env.insert(
+        "DRAFTSTORE_RATE_LIMIT_REDIS_URL".into(),
+        "redis://:password@redis.example:6379/0".into(),
+    );
+    let parsed = draftstore_gateway::config::ServeConfig::from_lookup(&|k| env.get(k).cloned())
+        .unwrap()
+        .rate_limit_redis
+        .unwrap();
+    assert_eq!(
+        parsed.key_prefix,
+        draftstore_gateway::config::DEFAULT_KEY_PREFIX
+    );
+    let patch = manifest("redis/deployment.yaml");
+    // The Deployment's name and the ConfigMap's, then both Secrets.
+    assert_eq!(patch.matches("name: draftstore\n").count(), 2, "{patch}");
+    for name in ["name: draftstore-s3\n", "name: draftstore-redis\n"] {
+        assert!(patch.contains(name), "the patch's envFrom has {name}");
+    }
+    let kustomization = manifest("redis/kustomization.yaml");
+    for file in ["secret.yaml", "configmap.yaml", "deployment.yaml"] {
+        assert!(
+            kustomization.contains(file),
+            "{file} is part of the component"
+        );
+    }
+}

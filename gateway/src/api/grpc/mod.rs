@@ -259,7 +259,9 @@ async fn dispatch<B: Storage + Presign>(
     Ok(status::ok(match rpc {
         Rpc::GetUploadUrl => {
             let req: pb::GetUploadUrlRequest = decode(message)?;
-            let made = app.upload_url(tenant, &req.object_name, &constraints(req.constraints)?)?;
+            let made = app
+                .upload_url(tenant, &req.object_name, &constraints(req.constraints)?)
+                .await?;
             pb::GetUploadUrlResponse {
                 result: success(),
                 url: made.url,

@@ -1,0 +1,127 @@
+//! The refilling token bucket, pure (time is an argument): a tenant with `rate=N/SECS` holds at
+//! most `N` tokens, starts full, and gets `N` back per `SECS`, continuously. Minting a URL takes
+//! one. So a burst of 12 requests within a few seconds at `rate=5/60` gets exactly 5, and one more
+//! every 12 s after that. The Redis script (`redis.rs`) computes the same thing on the server's
+//! clock.
+
+use std::time::{Duration, Instant};
+
+/// A tenant's limit: at most `limit` URLs at once, refilled at `limit` per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSpec {
+    /// Tokens when full (1..).
+    pub limit: u32,
+    /// Time to refill from empty to full (> 0).
+    pub per: Duration,
+}
+
+impl RateSpec {
+    /// Time for one token to come back.
+    #[must_use]
+    pub fn interval(self) -> Duration {
+        self.per / self.limit.max(1)
+    }
+}
+
+/// One bucket's state: tokens left (fractional while refilling) when last looked at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    /// A full bucket.
+    pub(crate) fn full(spec: RateSpec, now: Instant) -> Self {
+        Self {
+            tokens: f64::from(spec.limit),
+            at: now,
+        }
+    }
+
+    /// Refills for the time since the last look, then takes one token.
+    ///
+    /// # Errors
+    /// The wait until a token is back, when none is left.
+    pub(crate) fn take(&mut self, spec: RateSpec, now: Instant) -> Result<(), Duration> {
+        let limit = f64::from(spec.limit);
+        let per = spec.per.as_secs_f64();
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed / per * limit).min(limit);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / limit * per))
+        }
+    }
+}
+
+/// Whole seconds to put in `Retry-After`: rounded up, at least 1.
+#[must_use]
+pub fn retry_after(wait: Duration) -> u64 {
+    let secs = wait.as_secs();
+    let secs = if wait.subsec_nanos() > 0 {
+        secs + 1
+    } else {
+        secs
+    };
+    secs.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIVE_A_MINUTE: RateSpec = RateSpec {
+        limit: 5,
+        per: Duration::from_secs(60),
+    };
+
+    #[test]
+    fn a_burst_of_twelve_at_five_a_minute_gets_exactly_five() {
+        let start = Instant::now();
+        let mut bucket = Bucket::full(FIVE_A_MINUTE, start);
+        let granted = (0..12_u64)
+            .filter(|i| {
+                bucket
+                    .take(FIVE_A_MINUTE, start + Duration::from_millis(200 * i))
+                    .is_ok()
+            })
+            .count();
+        assert_eq!(granted, 5);
+    }
+
+    #[test]
+    fn tokens_come_back_one_per_interval_and_never_beyond_the_limit() {
+        let start = Instant::now();
+        let mut bucket = Bucket::full(FIVE_A_MINUTE, start);
+        for _ in 0..5 {
+            bucket.take(FIVE_A_MINUTE, start).unwrap();
+        }
+        let wait = bucket.take(FIVE_A_MINUTE, start).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(12));
+        assert_eq!(retry_after(wait), 12);
+        let mut early = bucket;
+        assert!(early
+            .take(FIVE_A_MINUTE, start + Duration::from_secs(11))
+            .is_err());
+        assert!(bucket
+            .take(FIVE_A_MINUTE, start + Duration::from_secs(12))
+            .is_ok());
+        // An hour idle fills the bucket, to 5 and no more.
+        let later = start + Duration::from_secs(3600);
+        let granted = (0..10)
+            .filter(|_| bucket.take(FIVE_A_MINUTE, later).is_ok())
+            .count();
+        assert_eq!(granted, 5);
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(retry_after(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after(Duration::from_millis(12_001)), 13);
+        assert_eq!(retry_after(Duration::ZERO), 1);
+    }
+}

@@ -1,0 +1,153 @@
+//! Tenant rate limits: how many URLs a tenant may mint, counted per tenant (every key of the
+//! tenant shares one bucket) and, with `DRAFTSTORE_RATE_LIMIT_REDIS_URL`, shared by every
+//! replica through Redis.
+//!
+//! - [`bucket`]: the refilling token bucket (pure), the one semantics of both counters.
+//! - [`redis`]: the same bucket as one atomic Lua step on the Redis server, a decision within a
+//!   time bound, and what happens when Redis does not answer ([`OnError`]).
+//!
+//! Without Redis each process counts alone: with three replicas behind a load balancer, a
+//! tenant gets up to three times its rate.
+
+mod bucket;
+mod redis;
+
+pub use bucket::{retry_after, RateSpec};
+pub use redis::{check_url, RedisLimiter, LUA, OPEN_AFTER};
+
+use bucket::Bucket;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// What a decision is when Redis does not answer within the bound
+/// (`DRAFTSTORE_RATE_LIMIT_ON_ERROR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// Count in this process meanwhile (each replica alone: a tenant may get up to
+    /// replicas × its rate until Redis is back).
+    #[default]
+    Allow,
+    /// Refuse: 429 / `RESOURCE_EXHAUSTED` until Redis is back.
+    Reject,
+}
+
+/// The shared limiter's settings. `Debug` hides the URL (it may hold a password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS).
+    pub url: String,
+    /// Longest wait for one decision before [`OnError`] applies.
+    pub timeout: Duration,
+    pub on_error: OnError,
+    /// Put before the tenant in every Redis key, so deployments can share one Redis.
+    pub key_prefix: String,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("on_error", &self.on_error)
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
+/// One tenant's rate: its spec, its bucket in this process, and the shared limiter when set.
+pub struct Rate {
+    spec: RateSpec,
+    local: Mutex<Bucket>,
+    shared: Option<Arc<RedisLimiter>>,
+}
+
+impl std::fmt::Debug for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rate")
+            .field("spec", &self.spec)
+            .field("shared", &self.shared.is_some())
+            .finish()
+    }
+}
+
+/// Why a URL was not granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Out of tokens; one is back after this long.
+    Limited(Duration),
+    /// Redis did not answer and `DRAFTSTORE_RATE_LIMIT_ON_ERROR=reject`.
+    Unavailable,
+}
+
+impl Rate {
+    /// `limit` URLs at once, refilled at `limit` per `per`, counted here or through `shared`.
+    #[must_use]
+    pub fn new(spec: RateSpec, shared: Option<Arc<RedisLimiter>>) -> Self {
+        Self {
+            spec,
+            local: Mutex::new(Bucket::full(spec, Instant::now())),
+            shared,
+        }
+    }
+
+    /// The tenant's limit (what two key lines of one tenant must agree on).
+    #[must_use]
+    pub fn spec(&self) -> RateSpec {
+        self.spec
+    }
+
+    /// Takes one token of `tenant`'s bucket: in Redis when shared (within its time bound),
+    /// else, or when Redis fails and the fallback is `allow`, in this process.
+    ///
+    /// # Errors
+    /// [`Refusal::Limited`] when out of tokens; [`Refusal::Unavailable`] when Redis failed and
+    /// the fallback is `reject`.
+    pub async fn take(&self, tenant: &str) -> Result<(), Refusal> {
+        if let Some(shared) = &self.shared {
+            match shared.take(tenant, self.spec).await {
+                Ok(decision) => return decision.map_err(Refusal::Limited),
+                Err(redis::Unanswered) => {
+                    if shared.on_error() == OnError::Reject {
+                        redis::count_fallback("rejected");
+                        return Err(Refusal::Unavailable);
+                    }
+                }
+            }
+            let local = self.take_local();
+            redis::count_fallback(if local.is_ok() {
+                "local_granted"
+            } else {
+                "local_limited"
+            });
+            return local;
+        }
+        self.take_local()
+    }
+
+    fn take_local(&self) -> Result<(), Refusal> {
+        self.local
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(self.spec, Instant::now())
+            .map_err(Refusal::Limited)
+    }
+}
+
+/// The shared limiter's state, for `/ready`: `None` without Redis. One shared limiter per
+/// process (the last one built sets it).
+#[must_use]
+pub fn shared_status() -> Option<&'static str> {
+    match STATUS.load(Ordering::Relaxed) {
+        1 => Some("ok"),
+        2 => Some("degraded"),
+        _ => None,
+    }
+}
+
+/// 0: no shared limiter; 1: Redis answers; 2: it does not (decisions use the fallback).
+static STATUS: AtomicU8 = AtomicU8::new(0);
+
+fn set_status(up: bool) {
+    STATUS.store(if up { 1 } else { 2 }, Ordering::Relaxed);
+}
