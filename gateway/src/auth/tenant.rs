@@ -38,6 +38,7 @@ pub struct Rate {
 }
 
 impl Rate {
+    /// At most `burst` URLs per `per`, refilled continuously.
     #[must_use]
     pub fn new(burst: u32, per: Duration) -> Self {
         Self {
@@ -95,6 +96,7 @@ impl Tenant {
         Self(self.0, policy)
     }
 
+    /// The tenant's limits.
     #[must_use]
     pub fn policy(&self) -> &Policy {
         &self.1
@@ -161,6 +163,7 @@ impl Tenant {
         }
     }
 
+    /// The tenant's name.
     #[must_use]
     pub fn as_str(&self) -> &str {
         self.0.as_str()

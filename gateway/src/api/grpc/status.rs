@@ -10,8 +10,10 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use std::convert::Infallible;
 
+/// gRPC's media type, sent on every gRPC response.
 pub const GRPC: &str = "application/grpc";
 
+/// A successful unary reply: `framed` (one framed message), then `grpc-status: 0` in trailers.
 pub fn ok(framed: Bytes) -> Response<Body> {
     let mut trailers = HeaderMap::new();
     trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
@@ -24,6 +26,8 @@ pub fn ok(framed: Bytes) -> Response<Body> {
     response
 }
 
+/// A trailers-only error: `grpc-status` = `code`, `grpc-message` = `message` percent-encoded
+/// (the first 1024 bytes), no body.
 pub fn error(code: GrpcCode, message: &str) -> Response<Body> {
     let mut response = Response::new(empty());
     let headers = response.headers_mut();

@@ -31,6 +31,7 @@ pub const ACCESS_KEY: &str = "draftstore-local";
 /// [`Endpoint::owns`]).
 const PREFIX: &str = "/_store/";
 
+/// The embedded store on a local folder (see the module doc).
 pub struct LocalStorage {
     root: PathBuf,
     public_url: draftstore_signer::Endpoint,
@@ -117,6 +118,7 @@ impl LocalStorage {
         })
     }
 
+    /// The data folder.
     #[must_use]
     pub fn root(&self) -> &Path {
         &self.root
