@@ -15,6 +15,7 @@
 //! **Not here:** the domain rules (`draftstore-core`), signing (`draftstore-signer`), the
 //! message types (`draftstore-proto`).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod auth;

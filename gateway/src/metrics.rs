@@ -10,46 +10,67 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::LazyLock;
 
+/// Labels of `draftstore_requests_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    /// The route or RPC label.
     pub route: &'static str,
+    /// `rest` or `grpc`.
     pub protocol: &'static str,
     /// HTTP status for REST, gRPC code for gRPC.
     pub status: u16,
 }
 
+/// Labels of `draftstore_request_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
+    /// The route or RPC label.
     pub route: &'static str,
+    /// `rest` or `grpc`.
     pub protocol: &'static str,
 }
 
+/// Labels of `draftstore_s3_calls_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct S3Labels {
+    /// The S3 operation (`PutObject`, `CopyObject`, …).
     pub operation: &'static str,
     /// `ok`, or the error kind (`not_found`, `denied`, `unavailable`, …).
     pub outcome: &'static str,
 }
 
+/// Labels of the per-operation S3 series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
+    /// The S3 operation.
     pub operation: &'static str,
 }
 
+/// Labels of `draftstore_confirms_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
+    /// `confirmed`, `already_confirmed`, `not_found`, `conflict`, `constraint_mismatch` or `error`.
     pub outcome: &'static str,
 }
 
+/// Every series the gateway records, in one registry.
 pub struct Metrics {
     registry: Registry,
+    /// `draftstore_requests_total`.
     pub requests: Family<RequestLabels, Counter>,
+    /// `draftstore_request_seconds`.
     pub request_seconds: Family<RouteLabels, Histogram>,
+    /// `draftstore_requests_in_flight`.
     pub in_flight: Gauge,
+    /// `draftstore_s3_calls_total`.
     pub s3_calls: Family<S3Labels, Counter>,
+    /// `draftstore_s3_seconds`.
     pub s3_seconds: Family<OperationLabels, Histogram>,
+    /// `draftstore_s3_retries_total`.
     pub s3_retries: Family<OperationLabels, Counter>,
+    /// `draftstore_confirms_total`.
     pub confirms: Family<OutcomeLabels, Counter>,
+    /// `draftstore_confirmed_bytes_total`.
     pub confirmed_bytes: Counter,
     /// Shared rate-limit calls to Redis: `granted`, `limited`, `error`, `timeout`, `skipped`.
     pub rate_limit_redis_calls: Family<OutcomeLabels, Counter>,

@@ -12,42 +12,63 @@ use draftstore_core::{
 use draftstore_signer::{Expiry, Method, Timestamp};
 use std::sync::Arc;
 
+/// The DraftStore API, protocol-free: REST and gRPC decode into these calls and encode their
+/// results. Generic over the store `B`.
 pub struct App<B> {
     /// The store: shared, as the local store's endpoint serves the same one.
     pub store: Arc<B>,
+    /// The main bucket and its draft bucket.
     pub buckets: Buckets,
+    /// How long an upload URL is valid.
     pub upload_ttl: Expiry,
+    /// How long a download URL is valid.
     pub download_ttl: Expiry,
 }
 
+/// A presigned upload (PUT) into the draft bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadUrl {
+    /// The presigned URL.
     pub url: String,
+    /// The name as the caller gave it (without its tenant's folder).
     pub object_name: String,
+    /// When the URL stops working, RFC 3339 UTC (`2026-11-30T12:00:00Z`).
     pub expires_at: String,
     /// Sorted by name; empty when nothing was declared.
     pub required_headers: Vec<(String, String)>,
 }
 
+/// A presigned download (GET) of a draft or a confirmed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DownloadUrl {
+    /// The presigned URL.
     pub url: String,
+    /// The name as the caller gave it.
     pub object_name: String,
+    /// When the URL stops working, RFC 3339 UTC.
     pub expires_at: String,
 }
 
+/// Which bucket a download reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Source {
+    /// The draft bucket (a preview before confirming).
     #[default]
     Draft,
+    /// The main bucket (confirmed objects).
     Main,
 }
 
+/// The outcome of a confirm: where the object now lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfirmedUpload {
+    /// The name as the caller gave it.
     pub object_name: String,
+    /// `<main bucket>/<key>`.
     pub final_location: String,
+    /// Size in bytes.
     pub size: u64,
+    /// The object's ETag, unquoted.
     pub etag: String,
 }
 

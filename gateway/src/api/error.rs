@@ -8,17 +8,29 @@ use draftstore_core::{ConfirmError, ConstraintError, NameError, StorageError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
 pub enum GrpcCode {
+    /// Success.
     Ok = 0,
+    /// The request is invalid whatever the server's state.
     InvalidArgument = 3,
+    /// The deadline passed before the call finished.
     DeadlineExceeded = 4,
+    /// No such object (or service).
     NotFound = 5,
+    /// The object exists already (a confirm conflict).
     AlreadyExists = 6,
+    /// The object is not in the state the call needs.
     FailedPrecondition = 9,
+    /// A size limit or a rate was exceeded.
     ResourceExhausted = 8,
+    /// No such method, or not over this transport.
     Unimplemented = 12,
+    /// Valid credentials that are not allowed this.
     PermissionDenied = 7,
+    /// Missing, wrong or expired credentials.
     Unauthenticated = 16,
+    /// The server failed.
     Internal = 13,
+    /// Try again later (storage down, overloaded).
     Unavailable = 14,
 }
 
@@ -26,19 +38,33 @@ pub enum GrpcCode {
 /// [`ApiError::http_status`] and [`ApiError::grpc_code`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// 400 / `INVALID_ARGUMENT`.
     BadRequest,
+    /// 404 / `NOT_FOUND`.
     NotFound,
+    /// 405 / `UNIMPLEMENTED`.
     MethodNotAllowed,
+    /// 409 / `ALREADY_EXISTS`.
     Conflict,
+    /// 413 / `RESOURCE_EXHAUSTED`.
     PayloadTooLarge,
+    /// 415 / `INVALID_ARGUMENT`.
     UnsupportedMediaType,
+    /// 422 / `FAILED_PRECONDITION`.
     ConstraintMismatch,
+    /// 501 / `UNIMPLEMENTED`.
     Unimplemented,
+    /// 401 / `UNAUTHENTICATED`.
     Unauthenticated,
+    /// 403 / `PERMISSION_DENIED`.
     Forbidden,
+    /// 429 / `RESOURCE_EXHAUSTED`.
     TooManyRequests,
+    /// 500 / `INTERNAL`.
     Internal,
+    /// 503 / `UNAVAILABLE`.
     Unavailable,
+    /// 504 / `DEADLINE_EXCEEDED`.
     Timeout,
 }
 
@@ -87,6 +113,7 @@ impl ApiError {
         self.code.kind()
     }
 
+    /// The REST status, from the kind.
     #[must_use]
     pub const fn http_status(&self) -> u16 {
         match self.kind() {
@@ -107,6 +134,7 @@ impl ApiError {
         }
     }
 
+    /// The gRPC status code, from the kind.
     #[must_use]
     pub const fn grpc_code(&self) -> GrpcCode {
         match self.kind() {

@@ -15,13 +15,21 @@ use hyper::body::Incoming;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// `POST`: a presigned upload URL.
 pub const UPLOAD_URL: &str = "/api/v1/upload-url";
+/// `POST`: a presigned download URL.
 pub const DOWNLOAD_URL: &str = "/api/v1/download-url";
+/// `POST`: move a draft into main.
 pub const CONFIRM_UPLOAD: &str = "/api/v1/confirm-upload";
+/// `POST`: create both buckets.
 pub const DRAFT_BUCKET: &str = "/api/v1/draft-bucket";
+/// `GET`: the process answers (no storage call).
 pub const HEALTH: &str = "/health";
+/// `GET`: both buckets answer.
 pub const READY: &str = "/ready";
+/// `GET`: Prometheus metrics.
 pub const METRICS: &str = "/metrics";
+/// `GET`: the OpenAPI document.
 pub const OPENAPI: &str = "/openapi.json";
 
 /// Every REST route served, as `(method, path)`; a test keeps the OpenAPI document equal to it.
@@ -43,17 +51,26 @@ pub const OPENAPI_DOCUMENT: &str = include_str!("openapi.json");
 /// [`handle`], which answers 405 with `Allow`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
+    /// [`UPLOAD_URL`].
     UploadUrl,
+    /// [`DOWNLOAD_URL`].
     DownloadUrl,
+    /// [`CONFIRM_UPLOAD`].
     ConfirmUpload,
+    /// [`DRAFT_BUCKET`].
     DraftBucket,
+    /// [`HEALTH`].
     Health,
+    /// [`READY`].
     Ready,
+    /// [`METRICS`].
     Metrics,
+    /// [`OPENAPI`].
     OpenApi,
 }
 
 impl Route {
+    /// Every route served.
     pub const ALL: [Self; 8] = [
         Self::UploadUrl,
         Self::DownloadUrl,
@@ -238,6 +255,10 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Err(ApiError::new(Code::InvalidRequest, message))
 }
 
+/// `value` as a JSON response with `status`.
+///
+/// # Errors
+/// The value cannot be encoded (`ENCODE`).
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>, ApiError> {
     let bytes =
         serde_json::to_vec(value).map_err(|e| ApiError::new(Code::Encode, e.to_string()))?;
@@ -283,11 +304,15 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
 /// The body of `POST /api/v1/upload-url`.
 #[derive(Debug, Deserialize)]
 pub struct UploadUrlBody {
+    /// The object's name (its tenant's folder is added).
     pub object_name: String,
+    /// The `Content-Type` the upload must send.
     pub content_type: Option<String>,
+    /// The exact size in bytes the upload must have.
     pub content_length: Option<u64>,
+    /// The base64 SHA-256 the upload must match.
     pub checksum_sha256: Option<String>,
-    /// `x-amz-meta-*` pairs; absent or `null` is none.
+    /// `x-amz-meta-*` pairs the upload must send; absent or `null` is none.
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
@@ -362,6 +387,7 @@ impl<'de> Deserialize<'de> for SourceText {
 /// The body of `POST /api/v1/download-url`.
 #[derive(Debug, Deserialize)]
 pub struct DownloadUrlBody {
+    /// The object's name.
     pub object_name: String,
     /// Absent or `null` is the draft.
     source: Option<SourceText>,
@@ -386,8 +412,9 @@ async fn download_url<B: Storage + Presign>(
 /// The body of `POST /api/v1/confirm-upload`.
 #[derive(Debug, Deserialize)]
 pub struct ConfirmBody {
+    /// The draft's name.
     pub object_name: String,
-    /// Absent or `null` is `false`.
+    /// Replace a different object of that name in main; absent or `null` is `false`.
     pub overwrite: Option<bool>,
 }
 

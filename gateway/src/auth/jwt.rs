@@ -11,15 +11,20 @@ use crate::api::error::{ApiError, Code};
 pub struct JwtConfig {
     /// An HMAC secret (HS256), or a PEM public key (RS256, ES256, EdDSA).
     pub key: JwtKey,
+    /// The `iss` a token must carry.
     pub issuer: String,
+    /// The `aud` a token must carry.
     pub audience: String,
     /// The claim naming the tenant.
     pub tenant_claim: String,
 }
 
+/// How tokens are checked. `Debug` never shows a secret.
 #[derive(Clone, PartialEq, Eq)]
 pub enum JwtKey {
+    /// An HMAC secret (HS256).
     Secret(String),
+    /// A PEM public key (RS256, ES256 or EdDSA).
     PublicPem(Vec<u8>),
 }
 

@@ -128,7 +128,9 @@ fn parse_policy<'a>(
 /// Where the keys come from. `Debug` shows the file, never inline key lines.
 #[derive(Clone, PartialEq, Eq)]
 pub enum KeySource {
+    /// A file of key lines, re-read when it changes.
     File(PathBuf),
+    /// Key lines given inline (`;` or newline separated).
     Inline(String),
 }
 

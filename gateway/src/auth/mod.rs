@@ -2,11 +2,11 @@
 //! Bearer …`, gRPC `authorization` metadata) checked against SHA-256 hashes of the keys —
 //! the plain keys never sit in configuration — each mapped to a tenant. Keys come from a file
 //! (re-read when it changes, so keys rotate without a restart) or from an environment variable
-//! (a Kubernetes Secret). `none`: anyone, as the original DraftStore. `jwt`: signed tokens
-//! naming the tenant in a claim (no limits: JWT tenants have no policy).
-//!
-//! A key's tenant may carry limits (`tenant.rs`); its rate is counted per tenant, in this process
-//! or shared through Redis (`ratelimit/`).
+//! (a Kubernetes Secret). `DRAFTSTORE_AUTH=jwt`: bearer JWTs checked with an HMAC secret or a
+//! PEM public key, issuer and audience matched, the tenant taken from a claim (`jwt`; JWT tenants
+//! have no limits). `none`: anyone, as the original DraftStore. A tenant's limits (size, types,
+//! URL rate) live in `tenant`, the key file's format in `keys`; a rate is counted per tenant, in
+//! this process or shared through Redis (`ratelimit/`).
 //!
 //! The comparison is constant-time over every configured key; a failed attempt is logged
 //! without the token.
@@ -28,10 +28,14 @@ use sha2::{Digest, Sha256};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+/// Who may call (`DRAFTSTORE_AUTH`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthConfig {
+    /// Anyone.
     None,
+    /// Bearer API keys, checked against their SHA-256 hashes.
     ApiKeys(KeySource),
+    /// Bearer JWTs.
     Jwt(JwtConfig),
 }
 
@@ -41,6 +45,7 @@ struct Loaded {
     checked: Instant,
 }
 
+/// Checks a request's credentials against the configured [`AuthConfig`] and names its tenant.
 pub struct Authenticator {
     config: AuthConfig,
     public_paths: Vec<String>,
@@ -132,6 +137,7 @@ impl Authenticator {
         self.public_paths.iter().any(|p| p == path)
     }
 
+    /// Whether anyone may call (`DRAFTSTORE_AUTH=none`).
     #[must_use]
     pub fn is_open(&self) -> bool {
         self.config == AuthConfig::None

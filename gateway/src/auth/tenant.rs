@@ -62,6 +62,7 @@ impl Tenant {
         Self(self.0, policy)
     }
 
+    /// The tenant's limits.
     #[must_use]
     pub fn policy(&self) -> &Policy {
         &self.1
@@ -140,6 +141,7 @@ impl Tenant {
         }
     }
 
+    /// The tenant's name.
     #[must_use]
     pub fn as_str(&self) -> &str {
         self.0.as_str()

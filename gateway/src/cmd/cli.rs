@@ -17,6 +17,7 @@ struct Cli {
     command: Command,
 }
 
+/// The subcommands of `gateway`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the DraftStore API (REST and gRPC) on one port. Every flag overrides the
@@ -31,6 +32,7 @@ pub enum Command {
     Presign(PresignArgs),
 }
 
+/// `gateway presign`'s flags.
 #[derive(Debug, Args)]
 pub struct PresignArgs {
     /// HTTP method: GET, PUT, HEAD, DELETE or POST.
@@ -39,6 +41,7 @@ pub struct PresignArgs {
     /// S3 endpoint, e.g. https://s3.amazonaws.com or http://127.0.0.1:9000.
     #[arg(long)]
     pub endpoint: String,
+    /// Bucket name, used exactly as given.
     #[arg(long, allow_hyphen_values = true)]
     pub bucket: String,
     /// Object key, used exactly as given (encoded once, never normalized).
@@ -70,6 +73,7 @@ pub struct PresignArgs {
     pub explain: bool,
 }
 
+/// `gateway serve`'s flags, each overriding the variable named in its help.
 #[derive(Debug, Args, Default)]
 pub struct ServeArgs {
     /// Port serving REST and gRPC [env: HTTP_PORT, default 8080].
@@ -193,6 +197,7 @@ impl ServeArgs {
     }
 }
 
+/// `gateway sweep`'s flags.
 #[derive(Debug, Args, Default)]
 pub struct SweepArgs {
     /// List what would be deleted (keys on stdout, or stderr with --json); delete nothing.

@@ -10,11 +10,14 @@ pub const UNAVAILABLE: u8 = 69;
 /// A failure to report: the message (one line) and the exit code.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Exit {
+    /// The process exit status (0, 1, [`USAGE`] or [`UNAVAILABLE`]).
     pub code: u8,
+    /// One line for stderr.
     pub message: String,
 }
 
 impl Exit {
+    /// Bad input or configuration: exit [`USAGE`] (64).
     pub fn usage(message: impl Into<String>) -> Self {
         Self {
             code: USAGE,
@@ -22,6 +25,7 @@ impl Exit {
         }
     }
 
+    /// A service or resource is missing (a port, a folder): exit [`UNAVAILABLE`] (69).
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {
             code: UNAVAILABLE,

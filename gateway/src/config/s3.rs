@@ -8,23 +8,29 @@ use std::time::Duration;
 /// How the gateway reaches S3.
 #[derive(Clone)]
 pub struct S3Config {
+    /// The region of the signing scope.
     pub region: String,
+    /// The access key and secret (hidden by `Debug`).
     pub credentials: Credentials,
     /// Where the gateway sends its own requests.
     pub endpoint: Endpoint,
     /// Where clients are sent by presigned URLs (another address when they reach S3 elsewhere).
     pub public_endpoint: Endpoint,
+    /// Path-style or virtual-hosted bucket addressing.
     pub addressing: Addressing,
     /// Time for one HTTP attempt, headers and body.
     pub request_timeout: Duration,
+    /// Time to open a connection.
     pub connect_timeout: Duration,
     /// Attempts of one idempotent call (1 = no retry).
     pub max_attempts: u32,
     /// First backoff; doubles per attempt, with full jitter, capped at `max_backoff`.
     pub base_backoff: Duration,
+    /// The longest backoff between attempts.
     pub max_backoff: Duration,
     /// Objects larger than this are copied in parts (S3 copies at most 5 GiB in one call).
     pub multipart_threshold: u64,
+    /// Bytes per part of a multipart copy.
     pub part_size: u64,
     /// Parts copied at once.
     pub copy_concurrency: usize,

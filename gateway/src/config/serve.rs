@@ -19,7 +19,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Time for a client to send its request head.
     pub header_timeout: Duration,
+    /// HTTP/2 streams one connection may open at once.
     pub max_concurrent_streams: u32,
+    /// Largest request head, in bytes (HTTP/2 header list).
     pub max_header_list: u32,
     /// Requests handled at once; more wait up to `request_timeout`, then get 503.
     pub max_in_flight: usize,
@@ -28,6 +30,7 @@ pub struct Limits {
 /// The embedded local store's settings. `Debug` hides the signing secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LocalConfig {
+    /// The folder holding the objects, the secret and the lock.
     pub data_dir: PathBuf,
     /// Base of the presigned URLs it hands out (what clients can reach).
     pub public_url: String,
@@ -55,7 +58,9 @@ impl std::fmt::Debug for LocalConfig {
 /// Where objects live.
 #[derive(Debug, Clone)]
 pub enum StorageChoice {
+    /// An S3 server.
     S3(Box<S3Config>),
+    /// The embedded local store.
     Local(LocalConfig),
 }
 
@@ -70,22 +75,30 @@ const S3_SIGNALS: [&str; 6] = [
     name::BUCKET_NAME,
 ];
 
+/// `gateway serve`'s settings, parsed once from the environment and the flags.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    /// The main bucket and its draft bucket.
     pub buckets: Buckets,
+    /// The address to listen on.
     pub bind: IpAddr,
     /// Serves REST and gRPC.
     pub http_port: u16,
     /// Another port serving the same, when set and different.
     pub grpc_port: Option<u16>,
+    /// How long an upload URL is valid.
     pub upload_ttl: Expiry,
+    /// How long a download URL is valid.
     pub download_ttl: Expiry,
     /// Seconds a draft lives before `gateway sweep` removes it.
     pub object_lifetime: u64,
+    /// Where objects live.
     pub storage: StorageChoice,
+    /// Request and connection limits.
     pub limits: Limits,
     /// In-flight requests get this long to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// JSON log lines.
     pub log_json: bool,
     /// `None` when `DRAFTSTORE_AUTH` is unset: `serve` then allows anyone on the embedded
     /// store and refuses to start against S3.

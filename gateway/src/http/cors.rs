@@ -6,6 +6,8 @@
 use crate::http::response::{empty, Body};
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 
+/// The CORS policy: the allowed origins (exact, or `*`), answered preflights and the headers
+/// added to responses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Cors {
     origins: Vec<String>,

@@ -5,16 +5,22 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use std::convert::Infallible;
 
+/// The body of every response.
 pub type Body = BoxBody<Bytes, Infallible>;
 
+/// The request id header, read and returned.
 pub const REQUEST_ID: &str = "x-request-id";
+/// `content-type`.
 pub const CONTENT_TYPE: &str = "content-type";
+/// JSON's media type.
 pub const JSON: &str = "application/json";
 
+/// A body of `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed()
 }
 
+/// An empty body.
 pub fn empty() -> Body {
     full(Bytes::new())
 }
@@ -25,6 +31,7 @@ pub fn empty() -> Body {
 pub struct RequestId(http::HeaderValue);
 
 impl RequestId {
+    /// The id of a request carrying `given` as its `x-request-id`.
     #[must_use]
     pub fn of(given: Option<&http::HeaderValue>) -> Self {
         let sane = |v: &&http::HeaderValue| {

@@ -25,6 +25,7 @@ pub struct Socket<S = TcpStream> {
 }
 
 impl<S> Socket<S> {
+    /// Wraps `stream`; `vectored` decides whether hyper may write vectored.
     #[must_use]
     pub fn new(stream: S, vectored: bool) -> Self {
         Self {

@@ -1,5 +1,7 @@
-//! The `gateway` binary and its parts driven as a user would: the presign CLI, and the S3
-//! backend against a real signature-checking server (SeaweedFS), with a fault proxy.
+//! The `gateway` binary and its library driven as a user would, over real sockets with real
+//! clients. The API suites (`rest_api`, `grpc_api`, `auth`, `hostile`) run on the embedded store
+//! by default and on SeaweedFS with `DRAFTSTORE_TEST_STORE=s3` (see `harness`); tests about S3
+//! itself need SeaweedFS (`scripts/test` starts it; a failure under `CI=true` without it).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -7,19 +9,35 @@
     clippy::panic
 )]
 
+/// API keys, JWTs, tenants, CORS and public paths.
 mod auth;
+/// Buckets created by `gateway serve` at start (DRAFTSTORE_CREATE_BUCKETS).
 mod buckets_at_start;
+/// Each confirmed object counted once in the metrics, however many confirms race.
 mod confirm_count;
+/// The gRPC API with tonic and raw h2: the README flow, every status, hostile frames.
 mod grpc_api;
+/// The in-process server on the embedded store or S3, and small client helpers.
 mod harness;
+/// Clients that misbehave: huge bodies, slowloris, HTTP/2 rapid reset, dead peers.
 mod hostile;
+/// The embedded store: conformance, its presigned URLs, crashes, one server per folder.
 mod local_store;
+/// The Kubernetes manifests and the Dockerfile agree with the configuration.
 mod manifests;
+/// `gateway presign`.
 mod presign_cli;
+/// A fault-injecting TCP proxy in front of SeaweedFS.
 mod proxy;
+/// Tenant rate limits, in process and shared through Redis.
 mod ratelimit;
+/// The REST API: the README flow, constraints, every error status, metrics, the routes.
 mod rest_api;
+/// The S3 store against SeaweedFS, the conformance suite included.
 mod s3;
+/// The S3 store behind the fault proxy: retries, timeouts, failures.
 mod s3_faults;
+/// `gateway serve` as a process: flags, exit statuses, signals.
 mod serve_cli;
+/// `gateway sweep` as the CronJob runs it.
 mod sweep_cli;

@@ -3,14 +3,21 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+/// Bytes before each message: the compressed flag and the 4-byte length.
 pub const HEADER_LEN: usize = 5;
 
+/// Why a frame was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameError {
     /// The compressed flag is set; this server accepts identity encoding only.
     Compressed,
     /// The announced length exceeds the limit.
-    TooLarge { len: u64, max: usize },
+    TooLarge {
+        /// Bytes announced.
+        len: u64,
+        /// Bytes allowed.
+        max: usize,
+    },
     /// The body ended inside the header or the message.
     Truncated,
     /// Bytes after the one message of a unary call.
@@ -58,6 +65,7 @@ pub fn decode_unary(body: &[u8], max: usize) -> Result<&[u8], FrameError> {
 
 /// Encodes a protobuf message straight into its frame: one buffer, no intermediate copy.
 pub trait Framed {
+    /// The message with its 5-byte frame header in front.
     fn framed(&self) -> Bytes;
 }
 

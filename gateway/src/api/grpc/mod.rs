@@ -45,14 +45,20 @@ pub const DRAFT_SERVICE: &str = "draft.v1.DraftService";
 /// The RPCs served, parsed once from the request path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rpc {
+    /// `CreateDraftBucket`.
     CreateDraftBucket,
+    /// `GetUploadURL`.
     GetUploadUrl,
+    /// `GetDownloadURL`.
     GetDownloadUrl,
+    /// `ConfirmUpload`.
     ConfirmUpload,
+    /// `grpc.health.v1.Health/Check`.
     HealthCheck,
 }
 
 impl Rpc {
+    /// Every RPC served.
     pub const ALL: [Self; 5] = [
         Self::CreateDraftBucket,
         Self::GetUploadUrl,

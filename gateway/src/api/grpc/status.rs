@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use std::convert::Infallible;
 
+/// gRPC's media type, sent on every gRPC response.
 pub const GRPC: &str = "application/grpc";
 
 /// The message encodings this server accepts (`grpc-accept-encoding`, sent on every answer):
@@ -19,6 +20,7 @@ pub const ACCEPT_ENCODING: &str = "identity";
 /// The trailer in which a NOT_SERVING health check says why (which bucket is missing).
 pub const NOT_READY_TRAILER: &str = "draftstore-not-ready";
 
+/// A successful unary reply: `framed` (one framed message), then `grpc-status: 0` in trailers.
 pub fn ok(framed: Bytes) -> Response<Body> {
     ok_with_trailer(framed, None)
 }
@@ -44,6 +46,8 @@ pub fn ok_with_trailer(framed: Bytes, extra: Option<(&'static str, String)>) -> 
     response
 }
 
+/// A trailers-only error: `grpc-status` = `code`, `grpc-message` = `message` percent-encoded
+/// (the first 1024 bytes), no body.
 pub fn error(code: GrpcCode, message: &str) -> Response<Body> {
     let mut response = Response::new(empty());
     let headers = response.headers_mut();

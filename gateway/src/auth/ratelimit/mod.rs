@@ -39,6 +39,7 @@ pub struct RedisConfig {
     pub url: String,
     /// Longest wait for one decision before [`OnError`] applies.
     pub timeout: Duration,
+    /// What a decision does while Redis does not answer (`DRAFTSTORE_RATE_LIMIT_ON_ERROR`).
     pub on_error: OnError,
     /// Put before the tenant in every Redis key, so deployments can share one Redis.
     pub key_prefix: String,

@@ -65,6 +65,7 @@ impl S3Storage {
         self.client.attempts()
     }
 
+    /// The settings it was built with.
     #[must_use]
     pub fn config(&self) -> &S3Config {
         &self.config
