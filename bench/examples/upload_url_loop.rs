@@ -1,10 +1,12 @@
-//! `App::upload_url` in a loop, for profilers and quick timing.
+//! `App::upload_url` of the server `gateway serve` builds, in a loop, for profilers and quick
+//! timing.
 #![allow(clippy::unwrap_used)]
 
-use draftstore_core::{Buckets, UploadConstraints};
-use draftstore_gateway::app::App;
-use draftstore_gateway::config::S3Config;
+use draftstore_core::UploadConstraints;
+use draftstore_gateway::auth::{AuthConfig, Authenticator};
+use draftstore_gateway::config::{ServeConfig, StorageChoice};
 use draftstore_gateway::s3::S3Storage;
+use draftstore_gateway::server::Server;
 use std::collections::HashMap;
 
 fn main() {
@@ -16,18 +18,21 @@ fn main() {
         ("AWS_ACCESS_KEY_ID", "AK"),
         ("AWS_SECRET_ACCESS_KEY", "SK"),
         ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("DRAFTSTORE_AUTH", "none"),
     ]
     .into();
-    let storage =
-        S3Storage::new(S3Config::from_lookup(&|k| env.get(k).map(|v| (*v).to_owned())).unwrap())
-            .unwrap();
-    let ttl = draftstore_signer::Expiry::new(3600).unwrap();
-    let app = App {
-        backend: storage,
-        buckets: Buckets::new("main", None).unwrap(),
-        upload_ttl: ttl,
-        download_ttl: ttl,
+    let config = ServeConfig::from_lookup(&|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
+    let StorageChoice::S3(s3) = &config.storage else {
+        unreachable!("S3 settings select S3")
     };
+    let storage = S3Storage::new((**s3).clone()).unwrap();
+    // The server `gateway serve` builds; only its API is driven here.
+    let server = Server::new(
+        storage,
+        &config,
+        Authenticator::new(AuthConfig::None).unwrap(),
+    );
+    let app = &server.app;
     let none = UploadConstraints::default();
     let started = std::time::Instant::now();
     let mut total = 0;

@@ -111,6 +111,14 @@ pub struct ServeArgs {
     /// Base URL of the embedded store's presigned links [env: DRAFTSTORE_PUBLIC_URL].
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Connections open at once; more wait in the kernel's backlog [env:
+    /// DRAFTSTORE_MAX_CONNECTIONS, default 3/4 of the open-file limit].
+    #[arg(long)]
+    pub max_connections: Option<String>,
+    /// Milliseconds without a request before a connection is closed (HTTP/2: GOAWAY) [env:
+    /// DRAFTSTORE_IDLE_TIMEOUT_MS, default 60000].
+    #[arg(long)]
+    pub idle_timeout_ms: Option<String>,
 }
 
 impl ServeArgs {
@@ -130,6 +138,8 @@ impl ServeArgs {
             ("DRAFTSTORE_AUTH", &self.auth),
             ("DRAFTSTORE_DATA_DIR", &self.data_dir),
             ("DRAFTSTORE_PUBLIC_URL", &self.public_url),
+            ("DRAFTSTORE_MAX_CONNECTIONS", &self.max_connections),
+            ("DRAFTSTORE_IDLE_TIMEOUT_MS", &self.idle_timeout_ms),
         ];
         let mut out: Vec<(&'static str, String)> = pairs
             .iter()

@@ -38,6 +38,13 @@ pub enum Kind {
     Internal,
     Unavailable,
     Timeout,
+    /// Every admission place this caller may take is taken: shed at once (503). Counted, not
+    /// logged as an error: one client filling its share is not an operator's problem.
+    Overloaded,
+    /// The request body did not arrive within the body-read timeout (408): the client's fault.
+    BodyTimeout,
+    /// The deadline the client set (`grpc-timeout`) passed.
+    ClientDeadline,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,8 +101,9 @@ impl ApiError {
             Kind::Forbidden => 403,
             Kind::TooManyRequests => 429,
             Kind::Internal => 500,
-            Kind::Unavailable => 503,
-            Kind::Timeout => 504,
+            Kind::Unavailable | Kind::Overloaded => 503,
+            Kind::Timeout | Kind::ClientDeadline => 504,
+            Kind::BodyTimeout => 408,
         }
     }
 
@@ -112,8 +120,8 @@ impl ApiError {
             Kind::Forbidden => GrpcCode::PermissionDenied,
             Kind::TooManyRequests => GrpcCode::ResourceExhausted,
             Kind::Internal => GrpcCode::Internal,
-            Kind::Unavailable => GrpcCode::Unavailable,
-            Kind::Timeout => GrpcCode::DeadlineExceeded,
+            Kind::Unavailable | Kind::Overloaded => GrpcCode::Unavailable,
+            Kind::Timeout | Kind::ClientDeadline | Kind::BodyTimeout => GrpcCode::DeadlineExceeded,
         }
     }
 
@@ -127,9 +135,12 @@ impl ApiError {
             Kind::NotFound => ErrorType::NotFound,
             Kind::Conflict => ErrorType::Conflict,
             Kind::ConstraintMismatch => ErrorType::ConstraintMismatch,
-            Kind::Unavailable | Kind::Timeout | Kind::TooManyRequests => {
-                ErrorType::StorageUnavailable
-            }
+            Kind::Unavailable
+            | Kind::Timeout
+            | Kind::TooManyRequests
+            | Kind::Overloaded
+            | Kind::BodyTimeout
+            | Kind::ClientDeadline => ErrorType::StorageUnavailable,
             Kind::MethodNotAllowed
             | Kind::Unimplemented
             | Kind::Internal

@@ -23,6 +23,7 @@ pub mod error;
 pub mod exit;
 pub mod grpc;
 pub mod json;
+pub mod layer;
 pub mod local;
 pub mod metrics;
 pub mod presign;

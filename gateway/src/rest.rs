@@ -204,7 +204,8 @@ async fn read_json<T: DeserializeOwned>(
     if declared.is_some_and(|n| n > limits.max_body as u64) {
         return Err(too_large());
     }
-    let body = read_limited(req.into_body(), limits.max_body, |_| Ok(()))
+    let reading = read_limited(req.into_body(), limits.max_body, |_| Ok(()));
+    let body = crate::body::within_body_timeout(limits.header_timeout, reading)
         .await?
         .ok_or_else(too_large)?;
     decode_json(&body)

@@ -94,19 +94,23 @@ pub async fn handle<B: Backend>(
     let deadline = timeout(req.headers());
     if deadline == Some(Duration::ZERO) {
         return Err(ApiError::new(
-            Kind::Timeout,
+            Kind::ClientDeadline,
             "DEADLINE_EXCEEDED",
             "grpc-timeout had already passed",
         ));
     }
     let call = async {
-        let message = read_message(req.into_body(), limits.max_grpc_message).await?;
+        let message = crate::body::within_body_timeout(
+            limits.header_timeout,
+            read_message(req.into_body(), limits.max_grpc_message),
+        )
+        .await?;
         dispatch(app, rpc, &message, tenant).await
     };
     let result = match deadline {
         Some(d) => crate::deadline::within(d, call).await.unwrap_or_else(|_| {
             Err(ApiError::new(
-                Kind::Timeout,
+                Kind::ClientDeadline,
                 "DEADLINE_EXCEEDED",
                 "grpc-timeout passed",
             ))

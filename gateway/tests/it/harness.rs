@@ -1,8 +1,8 @@
 //! Starts the real server in-process on 127.0.0.1:0 against SeaweedFS, with its own buckets.
 
-use draftstore_gateway::app::App;
 use draftstore_gateway::config::ServeConfig;
 use draftstore_gateway::s3::S3Storage;
+use draftstore_gateway::server::Server;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
@@ -48,12 +48,6 @@ pub async fn start(extra: &[(&str, &str)]) -> Option<Running> {
         panic!("the harness runs against S3")
     };
     let storage = S3Storage::new((**s3).clone()).unwrap();
-    let app = App {
-        backend: storage,
-        buckets: config.buckets.clone(),
-        upload_ttl: config.upload_ttl,
-        download_ttl: config.download_ttl,
-    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -65,17 +59,16 @@ pub async fn start(extra: &[(&str, &str)]) -> Option<Running> {
     )
     .unwrap()
     .with_public_paths(config.public_paths.clone());
-    let task = tokio::spawn(draftstore_gateway::server::run(
-        vec![listener],
-        app,
-        auth,
-        config.cors.clone(),
-        config.limits,
-        config.shutdown_grace,
-        async {
+    let server = Server::new(storage, &config, auth);
+    let task = tokio::spawn(async move {
+        let stopped = async {
             let _ = stopped.await;
-        },
-    ));
+        };
+        server
+            .run(vec![listener], stopped, std::future::pending())
+            .await
+            .map(|_| ())
+    });
     Some(Running {
         addr,
         config,
