@@ -7,6 +7,7 @@
     clippy::panic
 )]
 
+mod attacks;
 mod auth;
 mod grpc_api;
 mod harness;
