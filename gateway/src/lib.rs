@@ -2,8 +2,9 @@
 //!
 //! DraftStore's one binary, `gateway`, and what it is made of: configuration ([`config`]), the
 //! S3 backend ([`s3`]), the API ([`app`]) served as REST ([`rest`]) and gRPC ([`grpc`]) on one
-//! port by one hyper server ([`server`], with [`socket`], [`deadline`], [`body`] and [`json`]
-//! for what every request pays), the embedded store ([`local`]), and the subcommands
+//! port by one hyper server ([`server`], its tower layers in [`layer`], with [`socket`],
+//! [`deadline`], [`body`] and [`json`] for what every request pays), the embedded store
+//! ([`local`]), and the subcommands
 //! ([`presign`], [`serve`], [`sweep`]).
 //!
 //! **Not here:** the domain rules (`draftstore-core`), signing (`draftstore-signer`), the
