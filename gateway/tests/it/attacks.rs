@@ -37,6 +37,11 @@ impl Drop for Gateway {
 impl Gateway {
     /// `gateway serve` on the embedded store in a new folder, its log in a file.
     fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_with_files(env, None)
+    }
+
+    /// The same with at most `files` open descriptors (`ulimit -n`), when given.
+    fn start_with_files(env: &[(&str, &str)], files: Option<u32>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -44,7 +49,11 @@ impl Gateway {
             .unwrap()
             .port();
         let log = dir.path().join("gateway.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        let limit = files.map_or_else(String::new, |n| format!("ulimit -n {n} && "));
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{limit}exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_gateway"))
             .env_clear()
             .envs(env.iter().copied())
             .current_dir(dir.path())
@@ -454,4 +463,47 @@ async fn sighup_is_survived_and_a_second_sigterm_ends_the_drain() {
         log.contains("second signal") && log.contains("cut=1"),
         "{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_descriptors_is_logged_once_a_second_and_accepting_resumes() {
+    let _serial = SERIAL.lock().await;
+    // 64 descriptors, and a connection cap above them, so accepting fails with EMFILE.
+    let gateway = Gateway::start_with_files(&[("DRAFTSTORE_MAX_CONNECTIONS", "1000")], Some(64));
+    let started = Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..120 {
+        held.push(gateway.connect_from(ATTACKER).await);
+    }
+    eventually("accept failures are logged", || {
+        gateway.log().contains("accept failed")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let lines = gateway
+        .log()
+        .lines()
+        .filter(|l| l.contains("accept failed"))
+        .count();
+    let seconds = started.elapsed().as_secs() as usize;
+    assert!(
+        lines <= seconds + 1,
+        "{lines} lines in {seconds} s: at most one a second"
+    );
+    assert!(gateway.log().contains("failures="), "with a count");
+    // Descriptors come free: the server accepts again.
+    drop(held);
+    let client = Gateway::client_from(VICTIM);
+    let started = Instant::now();
+    loop {
+        if let Ok(response) = client.get(gateway.url("/health")).send().await {
+            assert_eq!(response.status(), 200);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "accepting resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
