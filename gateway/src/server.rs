@@ -8,7 +8,7 @@
 //! timeout and an API body within the same time again (408). Connections are capped
 //! (`DRAFTSTORE_MAX_CONNECTIONS`: past it, new ones wait in the kernel's backlog), and so are
 //! requests open on all connections together (twice `DRAFTSTORE_MAX_IN_FLIGHT`; past it, 503
-//! at once). Accept errors (out of descriptors) are logged at most once a second, with a count.
+//! at once, except for probes, which are answered at once anyway). Accept errors (out of descriptors) are logged at most once a second, with a count.
 //!
 //! On shutdown: stop accepting, tell every connection to finish (GOAWAY / close when idle),
 //! wait for them up to the grace period or a second signal, and report how many requests were
@@ -397,17 +397,20 @@ impl Call {
         self == Self::Rest(Some(rest::Route::Store))
     }
 
-    /// Takes no admission place: a probe (`/health`, `/ready`, the gRPC health check) or an
-    /// object transfer.
+    /// A probe: `/health`, `/ready`, the gRPC health check.
     #[must_use]
-    pub fn is_exempt(self) -> bool {
+    pub fn is_probe(self) -> bool {
         matches!(
             self,
             Self::Grpc(Some(grpc::Rpc::HealthCheck))
-                | Self::Rest(Some(
-                    rest::Route::Health | rest::Route::Ready | rest::Route::Store
-                ))
+                | Self::Rest(Some(rest::Route::Health | rest::Route::Ready))
         )
+    }
+
+    /// Takes no admission place: a probe or an object transfer.
+    #[must_use]
+    pub fn is_exempt(self) -> bool {
+        self.is_probe() || self.is_store()
     }
 
     /// A bounded metrics label: the route or method, else `unknown` / `other`.

@@ -5,7 +5,8 @@
 //! - `application/grpc-web*` gets 415 and a message until gRPC-Web is served, and any other
 //!   `application/grpc…` type 415 (never answered as native gRPC);
 //! - an HTTP/1.1 request needs exactly one `Host` header (RFC 9112 §3.2), else 400;
-//! - past the global cap on concurrent streams ([`super::connection`]), 503 at once.
+//! - past the global cap on concurrent streams ([`super::connection`]), 503 at once (probes
+//!   excepted: they are answered at once anyway, and must keep answering).
 
 use super::connection::OverStreamCap;
 use super::{reply, Req, Res};
@@ -63,7 +64,8 @@ pub fn media(headers: &http::HeaderMap) -> Media {
 
 /// The first rule `req` breaks, if any.
 fn check(req: &Req, call: Call) -> Result<(), ApiError> {
-    if req.extensions().get::<OverStreamCap>().is_some() {
+    // Probes are answered at once and must keep answering under a flood of streams.
+    if req.extensions().get::<OverStreamCap>().is_some() && !call.is_probe() {
         return Err(ApiError::new(
             Kind::Overloaded,
             "OVERLOADED",
