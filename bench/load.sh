@@ -11,11 +11,20 @@
 # The machines are shared and noisy: every scenario runs ROUNDS times, interleaved with its
 # baseline, and the round with the median CPU per request is reported.
 #
-# Usage: bench/load.sh [REQUESTS=100000] [ROUNDS=3]
+# Rows marked "@6k" run at a fixed moderate rate instead of saturation: 6000 requests/s in all
+# (h2load --rps, 120 per connection over 50 connections), FIXED_REQUESTS of them, where most
+# production servers live. Their REST baseline is an axum 0.8 JSON route shaped like upload-url
+# with no signing (bench/src/bin/axum_json.rs): the gateway signs and should still cost no more.
+# With BEFORE=<git ref> (e.g. the commit before a change), that revision's gateway is built
+# too (git archive, its own target dir) and measured in the same run, rows "before ...".
+#
+# Usage: [BEFORE=ref] bench/load.sh [REQUESTS=100000] [ROUNDS=3] [FIXED_REQUESTS=60000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-100000}
 ROUNDS=${2:-3}
+FIXED_REQUESTS=${3:-60000}
+BEFORE=${BEFORE:-}
 # The load generator gets a core of its own (CLIENT_CPUS) and every server, the gateway and
 # its baselines alike, the others (SERVER_CPUS): sharing cores with h2load made the servers'
 # CPU per request swing with how the scheduler interleaved them (in one run, the same
@@ -44,7 +53,7 @@ wait_port() {
   echo "port $1 not up" >&2; cat "$work"/*.log >&2 2>/dev/null; exit 1
 }
 
-GW=$(free_port); HELLO=$(free_port); ECHO=$(free_port)
+GW=$(free_port); HELLO=$(free_port); ECHO=$(free_port); AXUM=$(free_port); GW_BEFORE=$(free_port)
 # No credentials checked: the baselines check none either (upload-url-h1-key adds an API key).
 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \
   DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn server target/release/gateway serve --bind 127.0.0.1 --http-port "$GW" 2>"$work/gateway.log" &
@@ -57,6 +66,15 @@ AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http
   DRAFTSTORE_LOG=warn server target/release/gateway serve --bind 127.0.0.1 --http-port "$GW_KEY" 2>"$work/gateway-key.log" &
 pids+=($!); GW_KEY_PID=$!
 wait_port "$GW"; wait_port "$GW_KEY"
+if [ -n "$BEFORE" ]; then
+  mkdir "$work/before"
+  git archive "$BEFORE" | tar -x -C "$work/before"
+  cargo build --release --quiet -p draftstore-gateway --manifest-path "$work/before/Cargo.toml" --target-dir target/load-before
+  AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \
+    DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn server target/load-before/release/gateway serve --bind 127.0.0.1 --http-port "$GW_BEFORE" 2>"$work/gateway-before.log" &
+  pids+=($!); GW_BEFORE_PID=$!
+  wait_port "$GW_BEFORE"
+fi
 
 KEY='uploads/2026/11/photo of cat.jpg'
 printf '{"object_name": "%s"}' "$KEY" > "$work/upload.json"
@@ -67,7 +85,8 @@ REPLY_BYTES=${#REPLY}
 URL_BYTES=$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])["upload_url"]))' "$REPLY")
 server target/release/hello "$HELLO" "$REPLY_BYTES" & pids+=($!); HELLO_PID=$!
 server target/release/tonic-echo "$ECHO" "$URL_BYTES" & pids+=($!); ECHO_PID=$!
-wait_port "$HELLO"; wait_port "$ECHO"
+server target/release/axum-json "$AXUM" "$URL_BYTES" & pids+=($!); AXUM_PID=$!
+wait_port "$HELLO"; wait_port "$ECHO"; wait_port "$AXUM"
 python3 - "$KEY" "$work/upload.grpc" <<'PY'
 import struct, sys
 key = sys.argv[1].encode()
@@ -80,16 +99,20 @@ ticks() { awk '{print $14 " " $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 
 # run NAME PID H2LOAD-ARGS... : prints "name req/s cpu_us p50_us p99_us"
+# N (default REQUESTS) requests; extra h2load options (--rps) in RATE.
 run() {
   local name=$1 pid=$2; shift 2
-  client h2load -n 2000 -c 50 -m 1 "$@" >/dev/null 2>&1   # warm-up
+  local n=${N:-$REQUESTS}
+  # shellcheck disable=SC2086
+  client h2load -n 2000 -c 50 -m 1 ${RATE:-} "$@" >/dev/null 2>&1   # warm-up
   local before; before=$(ticks "$pid")
-  local out; out=$(client h2load -n "$REQUESTS" -c 50 -m 1 --log-file="$work/$name.log" "$@" 2>&1)
+  # shellcheck disable=SC2086
+  local out; out=$(client h2load -n "$n" -c 50 -m 1 ${RATE:-} --log-file="$work/$name.log" "$@" 2>&1)
   local after; after=$(ticks "$pid")
   local ok; ok=$(grep -Eo '[0-9]+ succeeded' <<<"$out" | grep -Eo '^[0-9]+')
-  [ "$ok" = "$REQUESTS" ] || { echo "$name: only $ok of $REQUESTS succeeded" >&2; echo "$out" >&2; exit 1; }
+  [ "$ok" = "$n" ] || { echo "$name: only $ok of $n succeeded" >&2; echo "$out" >&2; exit 1; }
   local rps; rps=$(grep -Eo 'finished in [0-9.]+m?s, [0-9.]+ req/s' <<<"$out" | grep -Eo '[0-9.]+ req/s' | grep -Eo '^[0-9.]+')
-  python3 - "$name" "$rps" "$before" "$after" "$HZ" "$REQUESTS" "$work/$name.log" <<'PY'
+  python3 - "$name" "$rps" "$before" "$after" "$HZ" "$n" "$work/$name.log" <<'PY'
 import sys
 name, rps, before, after, hz, n, log = sys.argv[1:]
 (u0, s0), (u1, s1) = map(int, before.split()), map(int, after.split())
@@ -109,6 +132,24 @@ for _ in $(seq 1 "$ROUNDS"); do
   run upload-url-h2c "$GW_PID" -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW/api/v1/upload-url"
   run tonic-echo "$ECHO_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$ECHO/draft.v1.DraftService/GetUploadURL"
   run GetUploadURL "$GW_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
+  # The same at a fixed 6000 requests/s in all (120 per connection).
+  export N=$FIXED_REQUESTS RATE="--rps 120"
+  run @6k-hello-h1 "$HELLO_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$HELLO/api/v1/upload-url"
+  run @6k-axum-json-h1 "$AXUM_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$AXUM/api/v1/upload-url"
+  run @6k-upload-url-h1 "$GW_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW/api/v1/upload-url"
+  run @6k-health-h1 "$GW_PID" --h1 "http://127.0.0.1:$GW/health"
+  run @6k-tonic-echo "$ECHO_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$ECHO/draft.v1.DraftService/GetUploadURL"
+  run @6k-GetUploadURL "$GW_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
+  if [ -n "$BEFORE" ]; then
+    run "@6k-before-upload-url-h1" "$GW_BEFORE_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW_BEFORE/api/v1/upload-url"
+    run "@6k-before-health-h1" "$GW_BEFORE_PID" --h1 "http://127.0.0.1:$GW_BEFORE/health"
+    run "@6k-before-GetUploadURL" "$GW_BEFORE_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$GW_BEFORE/draft.v1.DraftService/GetUploadURL"
+    unset N RATE
+    run before-upload-url-h1 "$GW_BEFORE_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW_BEFORE/api/v1/upload-url"
+    run before-upload-url-h2c "$GW_BEFORE_PID" -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW_BEFORE/api/v1/upload-url"
+    run before-GetUploadURL "$GW_BEFORE_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$GW_BEFORE/draft.v1.DraftService/GetUploadURL"
+  fi
+  unset N RATE
 done > "$work/results"
 
 python3 - "$work/results" "$REQUESTS" "$PINNING" <<'PY'
@@ -120,15 +161,19 @@ for line in open(sys.argv[1]):
 # Per scenario, the round whose CPU per request is the median.
 rows = {name: sorted(rs, key=lambda r: float(r[1]))[len(rs) // 2] for name, rs in runs.items()}
 rounds = len(next(iter(runs.values())))
-base = {"upload-url-h1": "hello-h1", "upload-url-h1-key": "hello-h1", "upload-url-h2c": "hello-h2c", "GetUploadURL": "tonic-echo"}
-print(f"{sys.argv[2]} requests per scenario, concurrency 50 (50 connections x 1 stream); baselines reply with as many bytes")
+base = {"upload-url-h1": "hello-h1", "upload-url-h1-key": "hello-h1", "upload-url-h2c": "hello-h2c", "GetUploadURL": "tonic-echo",
+        "before-upload-url-h1": "hello-h1", "before-upload-url-h2c": "hello-h2c", "before-GetUploadURL": "tonic-echo",
+        "@6k-axum-json-h1": "@6k-hello-h1", "@6k-upload-url-h1": "@6k-axum-json-h1", "@6k-health-h1": "@6k-hello-h1",
+        "@6k-GetUploadURL": "@6k-tonic-echo", "@6k-before-upload-url-h1": "@6k-axum-json-h1",
+        "@6k-before-health-h1": "@6k-hello-h1", "@6k-before-GetUploadURL": "@6k-tonic-echo"}
+print(f"{sys.argv[2]} requests per scenario (@6k rows: a fixed 6000 req/s), concurrency 50 (50 connections x 1 stream); baselines reply with as many bytes")
 print(f"median of {rounds} interleaved rounds (by CPU per request); {sys.argv[3]}")
 print("CPU = user + kernel time of the server process per request; over loopback the kernel part")
 print("includes delivering replies to the client, so user time is shown apart too.")
-print(f"{'scenario':<18}{'req/s':>9}{'CPU us':>8}{'ratio':>7}{'user us':>9}{'ratio':>7}{'p50 us':>8}{'p99 us':>8}")
+print(f"{'scenario':<26}{'req/s':>9}{'CPU us':>8}{'ratio':>7}{'user us':>9}{'ratio':>7}{'p50 us':>8}{'p99 us':>8}")
 for name, (rps, cpu, user, p50, p99) in rows.items():
     b = rows.get(base.get(name, ""))
     r_cpu = f"{float(cpu) / float(b[1]):.2f}x" if b else "base"
     r_user = f"{float(user) / float(b[2]):.2f}x" if b else "base"
-    print(f"{name:<18}{rps:>9}{cpu:>8}{r_cpu:>7}{user:>9}{r_user:>7}{p50:>8}{p99:>8}")
+    print(f"{name:<26}{rps:>9}{cpu:>8}{r_cpu:>7}{user:>9}{r_user:>7}{p50:>8}{p99:>8}")
 PY

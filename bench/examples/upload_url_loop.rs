@@ -1,9 +1,11 @@
-//! `App::upload_url` in a loop, for profilers and quick timing.
+//! `App::upload_url` of the server `gateway serve` builds, in a loop, for profilers and quick
+//! timing.
 #![allow(clippy::unwrap_used)]
 
-use draftstore_core::{Buckets, UploadConstraints};
-use draftstore_gateway::api::app::App;
-use draftstore_gateway::config::S3Config;
+use draftstore_core::UploadConstraints;
+use draftstore_gateway::auth::{AuthConfig, Authenticator};
+use draftstore_gateway::config::{ServeConfig, StorageChoice};
+use draftstore_gateway::http::server::Server;
 use draftstore_gateway::store::s3::S3Storage;
 use std::collections::HashMap;
 
@@ -16,18 +18,22 @@ fn main() {
         ("AWS_ACCESS_KEY_ID", "AK"),
         ("AWS_SECRET_ACCESS_KEY", "SK"),
         ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("DRAFTSTORE_AUTH", "none"),
     ]
     .into();
-    let storage =
-        S3Storage::new(S3Config::from_lookup(&|k| env.get(k).map(|v| (*v).to_owned())).unwrap())
-            .unwrap();
-    let ttl = draftstore_signer::Expiry::new(3600).unwrap();
-    let app = App {
-        store: std::sync::Arc::new(storage),
-        buckets: Buckets::new("main", None).unwrap(),
-        upload_ttl: ttl,
-        download_ttl: ttl,
+    let config = ServeConfig::from_lookup(&|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
+    let StorageChoice::S3(s3) = &config.storage else {
+        unreachable!("S3 settings select S3")
     };
+    let storage = S3Storage::new((**s3).clone()).unwrap();
+    // The server `gateway serve` builds; only its API is driven here.
+    let server = Server::new(
+        std::sync::Arc::new(storage),
+        None,
+        &config,
+        Authenticator::new(AuthConfig::None).unwrap(),
+    );
+    let app = &server.app;
     let none = UploadConstraints::default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()

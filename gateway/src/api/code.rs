@@ -85,7 +85,7 @@ codes! {
     /// The gRPC message does not decode as its protobuf type.
     MalformedMessage = "MALFORMED_MESSAGE", BadRequest;
     /// The `grpc-timeout` passed (or had passed on arrival).
-    DeadlineExceeded = "DEADLINE_EXCEEDED", Timeout;
+    DeadlineExceeded = "DEADLINE_EXCEEDED", ClientDeadline;
 
     // Who may call.
     /// Missing, wrong or expired credentials.
@@ -112,7 +112,13 @@ codes! {
 
     // The server and its storage.
     /// Too many requests in flight.
-    Overloaded = "OVERLOADED", Unavailable;
+    Overloaded = "OVERLOADED", Overloaded;
+    /// The request body did not arrive within the body-read timeout (408).
+    BodyTimeout = "BODY_TIMEOUT", BodyTimeout;
+    /// gRPC-Web (`application/grpc-web*`), not served yet (415).
+    GrpcWebUnsupported = "GRPC_WEB_UNSUPPORTED", UnsupportedMediaType;
+    /// An HTTP/1.1 request without exactly one `Host` header (400).
+    BadHost = "BAD_HOST", BadRequest;
     /// The request took longer than `DRAFTSTORE_REQUEST_TIMEOUT_MS`.
     Timeout = "TIMEOUT", Timeout;
     /// `/ready`: a bucket does not answer.

@@ -66,6 +66,13 @@ pub enum Kind {
     Unavailable,
     /// 504 / `DEADLINE_EXCEEDED`.
     Timeout,
+    /// Every admission place this caller may take is taken: shed at once (503). Counted, not
+    /// logged as an error: one client filling its share is not an operator's problem.
+    Overloaded,
+    /// The request body did not arrive within the body-read timeout (408): the client's fault.
+    BodyTimeout,
+    /// The deadline the client set (`grpc-timeout`) passed.
+    ClientDeadline,
 }
 
 /// An API error: a [`Code`] (which decides the HTTP status and the gRPC code) and a message for
@@ -129,8 +136,9 @@ impl ApiError {
             Kind::Forbidden => 403,
             Kind::TooManyRequests => 429,
             Kind::Internal => 500,
-            Kind::Unavailable => 503,
-            Kind::Timeout => 504,
+            Kind::Unavailable | Kind::Overloaded => 503,
+            Kind::Timeout | Kind::ClientDeadline => 504,
+            Kind::BodyTimeout => 408,
         }
     }
 
@@ -148,8 +156,8 @@ impl ApiError {
             Kind::Forbidden => GrpcCode::PermissionDenied,
             Kind::TooManyRequests => GrpcCode::ResourceExhausted,
             Kind::Internal => GrpcCode::Internal,
-            Kind::Unavailable => GrpcCode::Unavailable,
-            Kind::Timeout => GrpcCode::DeadlineExceeded,
+            Kind::Unavailable | Kind::Overloaded => GrpcCode::Unavailable,
+            Kind::Timeout | Kind::ClientDeadline | Kind::BodyTimeout => GrpcCode::DeadlineExceeded,
         }
     }
 

@@ -212,7 +212,8 @@ async fn read_json<T: DeserializeOwned>(
     if declared.is_some_and(|n| n > limits.max_body as u64) {
         return Err(too_large());
     }
-    let body = read_limited(req.into_body(), limits.max_body, |_| Ok(()))
+    let reading = read_limited(req.into_body(), limits.max_body, |_| Ok(()));
+    let body = crate::http::body::within_body_timeout(limits.header_timeout, reading)
         .await?
         .ok_or_else(too_large)?;
     decode_json(&body)
@@ -562,7 +563,11 @@ mod tests {
             r#"{"object_name":"a"} x"#,
             "",
         ] {
-            assert_eq!(download(bad).unwrap_err().0.as_str(), "INVALID_JSON", "{bad}");
+            assert_eq!(
+                download(bad).unwrap_err().0.as_str(),
+                "INVALID_JSON",
+                "{bad}"
+            );
         }
         // null means absent, for every optional field of every route.
         download(r#"{"object_name":"a","source":null}"#).unwrap();

@@ -331,7 +331,10 @@ mod tests {
             .is_ok());
         assert!(tenant.allow_url().await.is_ok());
         let limited = tenant.allow_url().await.unwrap_err();
-        assert_eq!((limited.http_status(), limited.code.as_str()), (429, "RATE_LIMITED"));
+        assert_eq!(
+            (limited.http_status(), limited.code.as_str()),
+            (429, "RATE_LIMITED")
+        );
     }
 
     fn token(secret: &str, claims: &serde_json::Value) -> String {

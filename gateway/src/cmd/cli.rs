@@ -144,6 +144,14 @@ pub struct ServeArgs {
     /// draftstore:ratelimit:].
     #[arg(long)]
     pub rate_limit_key_prefix: Option<String>,
+    /// Connections open at once; more wait in the kernel's backlog [env:
+    /// DRAFTSTORE_MAX_CONNECTIONS, default 3/4 of the open-file limit].
+    #[arg(long)]
+    pub max_connections: Option<String>,
+    /// Milliseconds without a request before a connection is closed (HTTP/2: GOAWAY) [env:
+    /// DRAFTSTORE_IDLE_TIMEOUT_MS, default 60000].
+    #[arg(long)]
+    pub idle_timeout_ms: Option<String>,
 }
 
 impl ServeArgs {
@@ -180,11 +188,16 @@ impl ServeArgs {
                 name::DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS,
                 &self.rate_limit_timeout_ms,
             ),
-            (name::DRAFTSTORE_RATE_LIMIT_ON_ERROR, &self.rate_limit_on_error),
+            (
+                name::DRAFTSTORE_RATE_LIMIT_ON_ERROR,
+                &self.rate_limit_on_error,
+            ),
             (
                 name::DRAFTSTORE_RATE_LIMIT_KEY_PREFIX,
                 &self.rate_limit_key_prefix,
             ),
+            (name::DRAFTSTORE_MAX_CONNECTIONS, &self.max_connections),
+            (name::DRAFTSTORE_IDLE_TIMEOUT_MS, &self.idle_timeout_ms),
         ];
         let mut out: Vec<(&'static str, String)> = pairs
             .iter()

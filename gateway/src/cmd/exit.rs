@@ -6,6 +6,9 @@ use std::process::ExitCode;
 pub const USAGE: u8 = 64;
 /// `EX_UNAVAILABLE`: a port could not be bound, the runtime could not start.
 pub const UNAVAILABLE: u8 = 69;
+/// `EX_TEMPFAIL`: `serve` stopped, but the drain (grace period, or a second SIGTERM/SIGINT)
+/// cut requests off; their clients may retry.
+pub const DRAIN_CUT: u8 = 75;
 
 /// A failure to report: the message (one line) and the exit code.
 #[derive(Debug, PartialEq, Eq)]

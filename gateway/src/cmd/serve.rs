@@ -1,11 +1,13 @@
 //! `gateway serve`: load the configuration (flags over environment), build the storage, bind
-//! the ports, serve until SIGTERM or SIGINT, then drain and exit 0.
+//! the ports, serve until SIGTERM or SIGINT (SIGHUP is logged and survived), then drain: exit
+//! 0 when every request finished, [`crate::exit::DRAIN_CUT`] (75) when the grace period or a
+//! second SIGTERM/SIGINT cut requests off.
 
-use crate::api::app::App;
 use crate::auth::{AuthConfig, Authenticator};
 use crate::cmd::cli::ServeArgs;
 use crate::cmd::exit::Exit;
 use crate::config::{ServeConfig, StorageChoice};
+use crate::http::server::Server;
 use crate::store::local::{self, LocalStorage};
 use crate::store::s3::S3Storage;
 use crate::store::Presign;
@@ -38,6 +40,7 @@ pub fn run(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
 }
 
 async fn serve(config: ServeConfig) -> Result<(), Exit> {
+    let signals = Signals::listen();
     match &config.storage {
         StorageChoice::S3(s3) => {
             let storage = S3Storage::new((**s3).clone()).map_err(|e| Exit::usage(e.to_string()))?;
@@ -56,7 +59,8 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
                 None,
                 listeners,
                 &config,
-                shutdown_signal(),
+                signals.count(1),
+                signals.count(2),
             )
             .await
         }
@@ -78,7 +82,8 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
                 Some(endpoint),
                 listeners,
                 &config,
-                shutdown_signal(),
+                signals.count(1),
+                signals.count(2),
             )
             .await
         }
@@ -127,16 +132,19 @@ async fn listen(config: &ServeConfig) -> Result<Vec<TcpListener>, Exit> {
 
 /// The whole service on `storage` (with the embedded store's `endpoint` mounted when given):
 /// the API, authentication, CORS and limits from `config`, served on `listeners` until
-/// `shutdown` completes, then drained. `gateway serve` and the tests build it here.
+/// `shutdown` completes, then drained for up to the grace period or until `abort` completes
+/// (a second signal). `gateway serve` and the tests build it here.
 ///
 /// # Errors
-/// Bad authentication settings (64); the server failing (69).
+/// Bad authentication settings (64); the server failing (69); requests cut off by the drain
+/// ([`crate::cmd::exit::DRAIN_CUT`], 75).
 pub async fn serve_with<B: Storage + Presign + 'static>(
     storage: Arc<B>,
     endpoint: Option<local::Endpoint>,
     listeners: Vec<TcpListener>,
     config: &ServeConfig,
     shutdown: impl Future<Output = ()>,
+    abort: impl Future<Output = ()>,
 ) -> Result<(), Exit> {
     let auth = authenticator(config)?;
     let addresses: Vec<String> = listeners
@@ -145,24 +153,20 @@ pub async fn serve_with<B: Storage + Presign + 'static>(
         .map(|a| a.to_string())
         .collect();
     tracing::info!(addresses = ?addresses, main = %config.buckets.main, draft = %config.buckets.draft, "serving REST and gRPC");
-    let app = App {
-        store: storage,
-        buckets: config.buckets.clone(),
-        upload_ttl: config.upload_ttl,
-        download_ttl: config.download_ttl,
-    };
-    crate::http::server::run(
-        listeners,
-        app,
-        endpoint,
-        auth,
-        config.cors.clone(),
-        config.limits,
-        config.shutdown_grace,
-        shutdown,
-    )
-    .await
-    .map_err(|e| Exit::unavailable(format!("server failed: {e}")))
+    let drained = Server::new(storage, endpoint, config, auth)
+        .run(listeners, shutdown, abort)
+        .await
+        .map_err(|e| Exit::unavailable(format!("server failed: {e}")))?;
+    if drained.cut > 0 {
+        return Err(Exit {
+            code: crate::cmd::exit::DRAIN_CUT,
+            message: format!(
+                "the drain cut off {} request(s) still in flight",
+                drained.cut
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The configured authentication. Unset, it is `none` on the embedded store (with a warning)
@@ -203,26 +207,92 @@ async fn bind(ip: std::net::IpAddr, port: u16) -> Result<TcpListener, Exit> {
         .map_err(|e| Exit::unavailable(format!("cannot listen on {address}: {e}")))
 }
 
-/// Completes on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
+/// The stop signals received so far: SIGTERM (Kubernetes) and SIGINT (Ctrl-C) count; SIGHUP
+/// is logged and otherwise ignored (nothing is reloaded by it yet), never fatal.
+#[derive(Clone)]
+pub struct Signals(tokio::sync::watch::Receiver<u32>);
+
+impl Signals {
+    /// Starts listening (on the current runtime).
+    #[must_use]
+    pub fn listen() -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(0);
+        tokio::spawn(async move {
+            let Ok(mut listening) = Listening::new() else {
+                // No signal handling (not Unix, or no handler could be set): Ctrl-C only.
+                while tokio::signal::ctrl_c().await.is_ok() {
+                    tx.send_modify(|n| *n += 1);
                 }
+                return;
             };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+            loop {
+                let stop = listening.next().await;
+                if stop {
+                    tx.send_modify(|n| *n += 1);
+                }
+            }
+        });
+        Self(rx)
+    }
+
+    /// Completes once `n` stop signals have come: 1 starts the drain, 2 ends it.
+    pub fn count(&self, n: u32) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            if rx.wait_for(|seen| *seen >= n).await.is_err() {
+                std::future::pending::<()>().await;
+            }
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+}
+
+#[cfg(unix)]
+struct Listening {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Listening {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for the next signal: `true` for a stop signal.
+    async fn next(&mut self) -> bool {
+        tokio::select! {
+            _ = self.terminate.recv() => {
+                tracing::info!("SIGTERM received");
+                true
+            }
+            _ = self.interrupt.recv() => {
+                tracing::info!("SIGINT received");
+                true
+            }
+            _ = self.hangup.recv() => {
+                tracing::info!("SIGHUP received: nothing to reload, still serving");
+                false
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+struct Listening;
+
+#[cfg(not(unix))]
+impl Listening {
+    fn new() -> std::io::Result<Self> {
+        Err(std::io::Error::other("no Unix signals"))
+    }
+
+    async fn next(&mut self) -> bool {
+        std::future::pending().await
     }
 }

@@ -23,8 +23,14 @@ pub struct Limits {
     pub max_concurrent_streams: u32,
     /// Largest request head, in bytes (HTTP/2 header list).
     pub max_header_list: u32,
-    /// Requests handled at once; more wait up to `request_timeout`, then get 503.
+    /// API requests handled at once, shared fairly between peers and between tenants; past
+    /// a caller's share, 503 at once. Requests open on all connections are capped at twice it.
     pub max_in_flight: usize,
+    /// Connections open at once (`DRAFTSTORE_MAX_CONNECTIONS`); `None`: three quarters of the
+    /// open-file limit, see [`crate::server::default_max_connections`].
+    pub max_connections: Option<usize>,
+    /// A connection with no request for this long is closed (HTTP/2: GOAWAY).
+    pub idle_timeout: Duration,
 }
 
 /// The embedded local store's settings. `Debug` hides the signing secret.
@@ -181,6 +187,19 @@ impl ServeConfig {
                 1..=1_000_000,
             )?)
             .unwrap_or(4096),
+            max_connections: match var("DRAFTSTORE_MAX_CONNECTIONS") {
+                None => None,
+                Some(_) => Some(
+                    usize::try_from(number(get, "DRAFTSTORE_MAX_CONNECTIONS", 0, 1..=1 << 20)?)
+                        .unwrap_or(1 << 16),
+                ),
+            },
+            idle_timeout: Duration::from_millis(number(
+                get,
+                "DRAFTSTORE_IDLE_TIMEOUT_MS",
+                60_000,
+                100..=3_600_000,
+            )?),
         };
         let storage = storage(get, http_port)?;
         if let StorageChoice::S3(s3) = &storage {
@@ -646,6 +665,8 @@ mod tests {
             ("DRAFTSTORE_LOG_JSON", "yes"),
             ("DRAFTSTORE_CREATE_BUCKETS", "no"),
             ("DRAFTSTORE_BIND", "localhost"),
+            ("DRAFTSTORE_MAX_CONNECTIONS", "0"),
+            ("DRAFTSTORE_IDLE_TIMEOUT_MS", "soon"),
         ] {
             let e = parse(&[(name, value)]).unwrap_err().to_string();
             let want = if name == "BUCKET_NAME" {

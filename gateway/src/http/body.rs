@@ -4,6 +4,8 @@ use crate::api::error::{ApiError, Code};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use std::future::Future;
+use std::time::Duration;
 
 /// The whole body, or `None` once it passes `max` bytes. `check` sees the bytes received so
 /// far after each frame, before the limit is applied, and may refuse them early. A body that came in one frame (the usual
@@ -46,4 +48,27 @@ pub async fn read_limited(
     Ok(Some(
         joined.map(BytesMut::freeze).or(first).unwrap_or_default(),
     ))
+}
+
+/// `reading` (a body read), cut off after `limit` of waiting: a body trickling in must not
+/// keep its request (and the place it holds) for the whole request timeout. Arms no timer when
+/// the body is already there.
+///
+/// # Errors
+/// `BODY_TIMEOUT` (408, gRPC `DEADLINE_EXCEEDED`) after `limit`; what `reading` returns.
+pub async fn within_body_timeout<T>(
+    limit: Duration,
+    reading: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    crate::http::deadline::within(limit, reading)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                Code::BodyTimeout,
+                format!(
+                    "the request body did not arrive within {} ms",
+                    limit.as_millis()
+                ),
+            )
+        })?
 }

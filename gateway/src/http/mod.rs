@@ -1,11 +1,13 @@
 //! The HTTP transport: one hyper listener for REST and gRPC ([`server`]) and what every request
 //! pays on the way: the socket's write mode ([`socket`]), time limits ([`deadline`]), bounded
-//! bodies ([`body`]), response helpers ([`response`]), JSON text ([`json`]) and CORS ([`cors`]).
+//! bodies ([`body`]), response helpers ([`response`]), JSON text ([`json`]) and CORS ([`cors`]);
+//! the request path's cross-cutting rules as tower layers ([`layer`]).
 
 pub mod body;
 pub mod cors;
 pub mod deadline;
 pub mod json;
+pub mod layer;
 pub mod response;
 pub mod server;
 pub mod socket;

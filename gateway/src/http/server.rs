@@ -1,74 +1,173 @@
-//! The one server: hyper-util's auto builder (HTTP/1.1 and h2c on the same listener), gRPC
-//! routed by `content-type: application/grpc*`, REST otherwise. Each request gets a request id
-//! (returned in `x-request-id` and on its log line), a place among the in-flight requests, and
-//! a time limit. Every error is logged once. On shutdown: stop accepting, let in-flight
-//! requests finish within the grace period, return.
+//! The one server: hyper-util's auto builder (HTTP/1.1 and h2c on the same listener) serving
+//! one tower stack ([`stack`]) through hyper-util's `TowerToHyperService`, gRPC routed by its
+//! exact media type, REST otherwise.
+//!
+//! Every connection state has a timer: a connection that sends no request is closed after
+//! the header timeout, one with no request during `DRAFTSTORE_IDLE_TIMEOUT_MS` gets GOAWAY
+//! (HTTP/2) or is closed (HTTP/1.1 keep-alive), a request head must arrive within the header
+//! timeout and an API body within the same time again (408). Connections are capped
+//! (`DRAFTSTORE_MAX_CONNECTIONS`: past it, new ones wait in the kernel's backlog), and so are
+//! requests open on all connections together (twice `DRAFTSTORE_MAX_IN_FLIGHT`; past it, 503
+//! at once, except for probes, which are answered at once anyway). Accept errors (out of descriptors) are logged at most once a second, with a count.
+//!
+//! On shutdown: stop accepting, tell every connection to finish (GOAWAY / close when idle),
+//! wait for them up to the grace period or a second signal, and report how many requests were
+//! cut off ([`Drained`]).
 
 use crate::api::app::App;
-use crate::api::error::{ApiError, Code};
 use crate::api::{grpc, rest};
-use crate::auth::Authenticator;
-use crate::config::Limits;
+use crate::auth::{Authenticator, Tenant};
+use crate::config::{Limits, ServeConfig};
 use crate::http::cors::Cors;
-use crate::http::deadline::within;
-use crate::http::response::{Body, RequestId, CONTENT_TYPE, REQUEST_ID};
+use crate::http::layer::admission::{AdmissionLayer, By, Shares};
+use crate::http::layer::auth::AuthLayer;
+use crate::http::layer::connection::{self, Activity, PerConnection, Streams};
+use crate::http::layer::cors::CorsLayer;
+use crate::http::layer::observe::ObserveLayer;
+use crate::http::layer::protocol::{self, ProtocolLayer};
+use crate::http::layer::request_id::RequestIdLayer;
+use crate::http::layer::timeout::TimeoutLayer;
+use crate::http::layer::{reply, Req, Res};
+use crate::http::response::{RequestId, REQUEST_ID};
 use crate::http::socket::Socket;
 use crate::metrics::CallSeries;
 use crate::store::{local, Presign};
 use draftstore_core::Storage;
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use std::collections::HashMap;
+use hyper_util::service::TowerToHyperService;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{watch, Semaphore};
+use tower::{Service, ServiceBuilder};
 
-struct State<B> {
-    app: App<B>,
+/// The TCP peer of the connection a request came on (a request extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub IpAddr);
+
+/// The server: the API and everything the request path needs, built by [`Server::new`].
+pub struct Server<B> {
+    /// The protocol-free API.
+    pub app: App<B>,
     /// The embedded store's presigned URLs, when it is the store.
     store: Option<local::Endpoint>,
     auth: Authenticator,
     cors: Cors,
     limits: Limits,
-    in_flight: Semaphore,
-    series: HashMap<Call, CallSeries>,
+    grace: Duration,
 }
 
-/// Serves `app` on `listeners` until `shutdown` completes, then drains for up to `grace`;
-/// `store` (the embedded store's endpoint) is mounted beside the API when given.
-///
-/// # Errors
-/// Never after start; the signature leaves room for bind-time failures.
-#[allow(clippy::too_many_arguments)]
-pub async fn run<B: Storage + Presign + 'static>(
-    listeners: Vec<TcpListener>,
-    app: App<B>,
-    store: Option<local::Endpoint>,
-    auth: Authenticator,
-    cors: Cors,
-    limits: Limits,
-    grace: Duration,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    // Object bytes flow through this server only when it serves a store's URLs; that decides
-    // how replies are written (see `socket`).
-    let streams_objects = store.is_some();
-    let state = Arc::new(State {
-        app,
-        store,
-        auth,
-        cors,
-        limits,
-        in_flight: Semaphore::new(limits.max_in_flight),
-        series: Call::all().map(|call| (call, call.series())).collect(),
-    });
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Requests still open when the grace period ended or a second signal came: cut off.
+    pub cut: usize,
+}
+
+impl<B: Storage + Presign + 'static> Server<B> {
+    /// The server for `config` on `storage` (with the embedded store's `endpoint` mounted
+    /// when given), letting in whom `auth` allows.
+    #[must_use]
+    pub fn new(
+        storage: Arc<B>,
+        endpoint: Option<local::Endpoint>,
+        config: &ServeConfig,
+        auth: Authenticator,
+    ) -> Self {
+        Self {
+            store: endpoint,
+            app: App {
+                store: storage,
+                buckets: config.buckets.clone(),
+                upload_ttl: config.upload_ttl,
+                download_ttl: config.download_ttl,
+            },
+            auth,
+            cors: config.cors.clone(),
+            limits: config.limits,
+            grace: config.shutdown_grace,
+        }
+    }
+
+    /// Serves on `listeners` until `shutdown` completes, then drains for up to the grace
+    /// period, or until `abort` completes (a second signal).
+    ///
+    /// # Errors
+    /// Never after start; the signature leaves room for bind-time failures.
+    pub async fn run(
+        self,
+        listeners: Vec<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+        abort: impl Future<Output = ()>,
+    ) -> std::io::Result<Drained> {
+        let limits = self.limits;
+        let max_connections = limits
+            .max_connections
+            .unwrap_or_else(default_max_connections);
+        // Object bytes flow through this server only when it serves a store's URLs; that
+        // decides how replies are written (see `socket`).
+        let vectored = self.store.is_some();
+        let serving = Serving {
+            builder: builder(&limits),
+            stack: stack(self.app, self.store, self.auth, self.cors, limits),
+            streams: Streams::new(limits.max_in_flight.saturating_mul(2)),
+            connections: Arc::new(Semaphore::new(max_connections)),
+            closing: watch::channel(false).0,
+            limits,
+        };
+        let serving = Arc::new(serving);
+        let acceptors: Vec<_> = listeners
+            .into_iter()
+            .map(|listener| tokio::spawn(serving.clone().accept(listener, vectored)))
+            .collect();
+        shutdown.await;
+        for acceptor in &acceptors {
+            acceptor.abort();
+        }
+        tracing::info!(
+            grace_ms = self.grace.as_millis() as u64,
+            "shutting down: finishing in-flight requests"
+        );
+        serving.closing.send_replace(true);
+        let all_closed = serving
+            .connections
+            .acquire_many(u32::try_from(max_connections).unwrap_or(u32::MAX));
+        tokio::select! {
+            _ = all_closed => {
+                tracing::info!("all connections closed");
+                return Ok(Drained { cut: 0 });
+            }
+            () = tokio::time::sleep(self.grace) => {}
+            () = abort => tracing::warn!("second signal: ending the drain now"),
+        }
+        let cut = serving.streams.open();
+        if cut > 0 {
+            tracing::warn!(cut, "drain over: requests still open are cut off");
+        } else {
+            tracing::info!("drain over: no request was cut off");
+        }
+        Ok(Drained { cut })
+    }
+}
+
+/// Connections at once when `DRAFTSTORE_MAX_CONNECTIONS` is unset: three quarters of the
+/// open-file limit (`RLIMIT_NOFILE`, soft), leaving the rest for storage connections and files.
+#[must_use]
+pub fn default_max_connections() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1 << 20);
+    usize::try_from(soft / 4 * 3)
+        .unwrap_or(1 << 16)
+        .clamp(16, 1 << 20)
+}
+
+/// hyper's connection settings from `limits`.
+fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -81,199 +180,227 @@ pub async fn run<B: Storage + Presign + 'static>(
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(limits.max_header_list)
         .max_pending_accept_reset_streams(Some(50));
-    // Dead peers are found by TCP keepalive (below), for both protocols, at no cost per
-    // request: HTTP/2 PING keep-alive made hyper read the clock and take a lock for every frame
-    // (4.6% of the CPU per request over h2c, measured).
-    let keepalive = socket2::TcpKeepalive::new()
-        .with_time(Duration::from_secs(30))
-        .with_interval(Duration::from_secs(10))
-        .with_retries(3);
-
-    let (tx, mut accepted) = mpsc::channel(128);
-    let mut acceptors = Vec::new();
-    for listener in listeners {
-        let tx = tx.clone();
-        acceptors.push(tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        if tx.send(stream).await.is_err() {
-                            return;
-                        }
-                    }
-                    // Out of file descriptors and the like: wait a little rather than spin.
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            }
-        }));
-    }
-    drop(tx);
-
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            stream = accepted.recv() => {
-                let Some(stream) = stream else { break };
-                let _ = stream.set_nodelay(true);
-                let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-                let state = state.clone();
-                let service = service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(state.handle(req).await) }
-                });
-                let socket = Socket::new(stream, streams_objects);
-                let connection = builder.serve_connection(socket, service).into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    for acceptor in &acceptors {
-        acceptor.abort();
-    }
-    tracing::info!(
-        grace_ms = grace.as_millis() as u64,
-        "shutting down: finishing in-flight requests"
-    );
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
-    }
-    Ok(())
+    builder
 }
 
-impl<B: Storage + Presign + 'static> State<B> {
-    async fn handle(&self, mut req: Request<Incoming>) -> Response<Body> {
-        let id = RequestId::of(req.headers().get(REQUEST_ID));
-        if let Some(mut preflight) = self.cors.preflight(req.method(), req.headers()) {
-            preflight.headers_mut().insert(REQUEST_ID, id.header());
-            return preflight;
-        }
-        let origin = req.headers().get(http::header::ORIGIN).cloned();
-        let method = req.method().clone();
-        // Cheap: the URI shares the request head's buffer.
-        let uri = req.uri().clone();
-        let path = uri.path();
-        // At debug level every line of this request (S3 retries included) carries its id; at
-        // the default level the one line per error names it explicitly, and the span is free.
-        let started = std::time::Instant::now();
-        let call = Call::of(path, req.headers(), self.store.as_ref());
-        if call == Call::Store {
-            // The embedded store logs its failures itself, with this id.
-            req.headers_mut().insert(REQUEST_ID, id.header());
-        }
-        let metrics = crate::metrics::get();
-        metrics.in_flight.inc();
-        let span = tracing::debug_span!("request", request_id = %id);
-        let result = tracing::Instrument::instrument(self.run(req, call), span).await;
-        let mut response = match result {
-            Ok(response) => {
-                tracing::debug!(request_id = %id, %method, %path, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "ok");
-                response
-            }
-            Err(e) => {
-                if e.is_server_side() {
-                    tracing::error!(request_id = %id, %method, %path, status = e.http_status(), code = e.code.as_str(), elapsed_us = started.elapsed().as_micros() as u64, "{}", e.message);
-                } else {
-                    tracing::info!(request_id = %id, %method, %path, status = e.http_status(), code = e.code.as_str(), elapsed_us = started.elapsed().as_micros() as u64, "{}", e.message);
-                }
-                if call.is_grpc() {
-                    grpc::status::error(e.grpc_code(), &e.message)
-                } else {
-                    rest::error_response(&e)
-                }
-            }
-        };
-        metrics.in_flight.dec();
-        let status = if call.is_grpc() {
-            grpc_status(&response)
-        } else {
-            response.status().as_u16()
-        };
-        match self.series.get(&call) {
-            Some(series) => series.record(status, started.elapsed()),
-            // Every call has its series from the start; this is never taken.
-            None => call.series().record(status, started.elapsed()),
-        }
-        response.headers_mut().insert(REQUEST_ID, id.header());
-        self.cors.decorate(origin.as_ref(), &mut response);
-        response
-    }
+/// The whole request path, composed once, outermost first (see [`crate::layer`]): request id,
+/// metrics and log, CORS, protocol rules, admission by peer, authentication, admission by
+/// tenant, the request time limit, then the router. Probes and the embedded store's object
+/// transfers take no admission place; object transfers have no request time limit.
+pub fn stack<B: Storage + Presign + 'static>(
+    app: App<B>,
+    store: Option<local::Endpoint>,
+    auth: Authenticator,
+    cors: Cors,
+    limits: Limits,
+) -> impl Service<Req, Response = Res, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
+{
+    let router = Arc::new(Router { app, store, limits });
+    let route = tower::service_fn(move |req: Req| {
+        let router = router.clone();
+        async move { Ok::<_, Infallible>(router.route(req).await) }
+    });
+    ServiceBuilder::new()
+        .layer(RequestIdLayer)
+        .layer(ObserveLayer::new())
+        .layer(CorsLayer::new(cors))
+        .layer(ProtocolLayer)
+        .layer(AdmissionLayer::new(
+            Shares::new(limits.max_in_flight),
+            By::Peer,
+        ))
+        .layer(AuthLayer::new(auth))
+        .layer(AdmissionLayer::new(
+            Shares::new(limits.max_in_flight),
+            By::Tenant,
+        ))
+        .layer(TimeoutLayer::new(limits.request_timeout))
+        .service(route)
+}
 
-    async fn run(&self, req: Request<Incoming>, call: Call) -> Result<Response<Body>, ApiError> {
-        let timeout = self.limits.request_timeout;
-        let overloaded = || ApiError::new(Code::Overloaded, "too many requests in flight; retry");
-        // Without waiting (and without arming a timer) when a place is free, as it nearly always is.
-        let _permit = match self.in_flight.try_acquire() {
-            Ok(permit) => permit,
-            Err(_) => tokio::time::timeout(timeout, self.in_flight.acquire())
-                .await
-                .map_err(|_| overloaded())?
-                .map_err(|_| overloaded())?,
-        };
-        let tenant = if let Call::Store = call {
-            // Presigned URLs carry their own signature, checked by the store.
-            None
-        } else if self.auth.is_public(req.uri().path(), call.is_grpc()) {
-            None
-        } else {
-            self.auth
-                .authenticate(req.headers().get(http::header::AUTHORIZATION))?
-        };
-        within(timeout, async {
-            match (call, &self.store) {
-                (Call::Store, Some(store)) => Ok(Box::pin(store.serve(req)).await),
-                (Call::Grpc(rpc), _) => {
-                    grpc::handle(&self.app, req, rpc, &self.limits, tenant.as_ref()).await
+/// The innermost service: one call to the REST or gRPC adapter.
+struct Router<B> {
+    app: App<B>,
+    store: Option<local::Endpoint>,
+    limits: Limits,
+}
+
+impl<B: Storage + Presign + 'static> Router<B> {
+    async fn route(&self, mut req: Req) -> Res {
+        let call = Call::from_request(&req);
+        let tenant = req.extensions_mut().remove::<Tenant>();
+        let result = match call {
+            Call::Store => match &self.store {
+                Some(store) => {
+                    // The embedded store logs its failures itself, with this id.
+                    if let Some(id) = req.extensions().get::<RequestId>().map(RequestId::header) {
+                        req.headers_mut().insert(REQUEST_ID, id);
+                    }
+                    return Box::pin(store.serve(req)).await;
                 }
-                (Call::Rest(route), _) => {
-                    rest::handle(&self.app, req, route, &self.limits, tenant.as_ref()).await
-                }
-                // Parsed as `Store` only when a store is mounted.
-                (Call::Store, None) => rest::handle(&self.app, req, None, &self.limits, None).await,
+                // Parsed as `Store` only by path: without a mounted store it is no route.
+                None => rest::handle(&self.app, req, None, &self.limits, None).await,
+            },
+            Call::Grpc(rpc) => {
+                grpc::handle(&self.app, req, rpc, &self.limits, tenant.as_ref()).await
             }
-        })
-        .await
-        .map_err(|_| ApiError::new(Code::Timeout, "the request took too long"))?
+            Call::Rest(route) => {
+                rest::handle(&self.app, req, route, &self.limits, tenant.as_ref()).await
+            }
+        };
+        result.unwrap_or_else(|e| reply(call, e))
     }
 }
 
-/// What a request asks for, parsed once from its path: the mounted store's presigned URLs, a
-/// gRPC method or a REST route.
+/// What every connection shares.
+struct Serving<S> {
+    builder: auto::Builder<TokioExecutor>,
+    stack: S,
+    streams: Arc<Streams>,
+    /// One permit per open connection.
+    connections: Arc<Semaphore>,
+    /// Set once, when the server starts draining.
+    closing: watch::Sender<bool>,
+    limits: Limits,
+}
+
+impl<S> Serving<S>
+where
+    S: Service<Req, Response = Res, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    /// Accepts connections while there is room for them; past the cap they wait in the
+    /// kernel's backlog.
+    async fn accept(self: Arc<Self>, listener: TcpListener, vectored: bool) {
+        // Dead peers are found by TCP keepalive, for both protocols, at no cost per request:
+        // HTTP/2 PING keep-alive made hyper read the clock and take a lock for every frame
+        // (4.6% of the CPU per request over h2c, measured).
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(30))
+            .with_interval(Duration::from_secs(10))
+            .with_retries(3);
+        let mut failures = AcceptFailures::default();
+        loop {
+            let Ok(permit) = self.connections.clone().acquire_owned().await else {
+                return;
+            };
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+                    let socket = Socket::new(stream, vectored);
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        this.serve(socket, peer.ip().to_canonical()).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    drop(permit);
+                    failures.note(&e);
+                    // Out of descriptors and the like: the listener stays readable, so wait a
+                    // moment rather than spin; accepting resumes as soon as one is free.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    /// Serves one connection until it ends, closing it when idle or when the server drains.
+    async fn serve(&self, socket: Socket, peer: IpAddr) {
+        let activity = Arc::new(Activity::default());
+        let service = PerConnection::new(
+            self.stack.clone(),
+            peer,
+            activity.clone(),
+            self.streams.clone(),
+        );
+        let connection = self
+            .builder
+            .serve_connection(socket, TowerToHyperService::new(service));
+        tokio::pin!(connection);
+        let idle = connection::idle(
+            &activity,
+            self.limits.header_timeout,
+            self.limits.idle_timeout,
+        );
+        tokio::pin!(idle);
+        let mut closing = self.closing.subscribe();
+        let mut closed = false;
+        loop {
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                () = &mut idle, if !closed => {
+                    connection.as_mut().graceful_shutdown();
+                    closed = true;
+                }
+                _ = closing.wait_for(|c| *c), if !closed => {
+                    connection.as_mut().graceful_shutdown();
+                    closed = true;
+                }
+            }
+        }
+    }
+}
+
+/// Accept errors, logged at most once a second with how many there were.
+#[derive(Default)]
+struct AcceptFailures {
+    logged: Option<Instant>,
+    since: u64,
+}
+
+impl AcceptFailures {
+    fn note(&mut self, e: &std::io::Error) {
+        self.since += 1;
+        if self
+            .logged
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            tracing::warn!(error = %e, failures = self.since, "accept failed (logged at most once a second)");
+            self.logged = Some(Instant::now());
+            self.since = 0;
+        }
+    }
+}
+
+/// What a request asks for, parsed once from its path and media type: a gRPC method or a
+/// REST route (`None`: unknown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Call {
-    Store,
+pub enum Call {
+    /// Native gRPC (see [`protocol::media`]).
     Grpc(Option<grpc::Rpc>),
+    /// REST.
     Rest(Option<rest::Route>),
+    /// An object transfer on the embedded store's presigned URLs.
+    Store,
 }
 
 impl Call {
-    /// The store's when it owns the path, else gRPC by `content-type: application/grpc*`, else
-    /// REST.
-    fn of(path: &str, headers: &http::HeaderMap, store: Option<&local::Endpoint>) -> Self {
-        if store.is_some_and(|s| s.owns(path)) {
+    /// gRPC by the exact media type (except on the local store's object paths), REST otherwise.
+    #[must_use]
+    pub fn of(path: &str, headers: &http::HeaderMap) -> Self {
+        if local::Endpoint::owns_path(path) {
             return Self::Store;
         }
-        let is_grpc = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/grpc"));
-        if is_grpc {
+        if protocol::media(headers) == protocol::Media::Grpc {
             Self::Grpc(grpc::Rpc::of(path))
         } else {
             Self::Rest(rest::Route::of(path))
         }
     }
 
+    /// The call the observe layer put in `req`'s extensions (parsed again if missing).
+    #[must_use]
+    pub fn from_request<T>(req: &http::Request<T>) -> Self {
+        req.extensions()
+            .get::<Self>()
+            .copied()
+            .unwrap_or_else(|| Self::of(req.uri().path(), req.headers()))
+    }
+
     /// Every call there is, unknown ones included.
-    fn all() -> impl Iterator<Item = Self> {
+    pub fn all() -> impl Iterator<Item = Self> {
         let grpc = std::iter::once(None).chain(grpc::Rpc::ALL.map(Some));
         let rest = std::iter::once(None).chain(rest::Route::ALL.map(Some));
         let calls = grpc.map(Self::Grpc).chain(rest.map(Self::Rest));
@@ -281,33 +408,49 @@ impl Call {
     }
 
     /// Its metrics series.
-    fn series(self) -> CallSeries {
+    #[must_use]
+    pub fn series(self) -> CallSeries {
         match self {
             Self::Grpc(_) => CallSeries::new(self.label(), "grpc", 0),
             Self::Rest(_) | Self::Store => CallSeries::new(self.label(), "rest", 200),
         }
     }
 
-    fn is_grpc(self) -> bool {
+    /// Answered in gRPC's form.
+    #[must_use]
+    pub fn is_grpc(self) -> bool {
         matches!(self, Self::Grpc(_))
     }
 
+    /// An object transfer on the embedded store (`/_store/`): not an API call.
+    #[must_use]
+    pub fn is_store(self) -> bool {
+        self == Self::Store
+    }
+
+    /// A probe: `/health`, `/ready`, the gRPC health check.
+    #[must_use]
+    pub fn is_probe(self) -> bool {
+        matches!(
+            self,
+            Self::Grpc(Some(grpc::Rpc::HealthCheck))
+                | Self::Rest(Some(rest::Route::Health | rest::Route::Ready))
+        )
+    }
+
+    /// Takes no admission place: a probe or an object transfer.
+    #[must_use]
+    pub fn is_exempt(self) -> bool {
+        self.is_probe() || self.is_store()
+    }
+
     /// A bounded metrics label: the route or method, else `unknown` / `other`.
-    fn label(self) -> &'static str {
+    #[must_use]
+    pub fn label(self) -> &'static str {
         match self {
             Self::Store => "store",
             Self::Grpc(rpc) => rpc.map_or("unknown", grpc::Rpc::label),
             Self::Rest(route) => route.map_or("other", rest::Route::label),
         }
     }
-}
-
-/// The gRPC status of a response: in its headers (errors), else 0 (success, in trailers).
-fn grpc_status(response: &Response<Body>) -> u16 {
-    response
-        .headers()
-        .get(grpc::header::GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }

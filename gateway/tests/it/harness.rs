@@ -182,9 +182,16 @@ fn spawn<B: Storage + draftstore_gateway::store::Presign + 'static>(
     let (stop, stopped) = oneshot::channel::<()>();
     let served = config.clone();
     let task = tokio::spawn(async move {
-        serve_with(storage, endpoint, vec![listener], &served, async {
-            let _ = stopped.await;
-        })
+        serve_with(
+            storage,
+            endpoint,
+            vec![listener],
+            &served,
+            async {
+                let _ = stopped.await;
+            },
+            std::future::pending(),
+        )
         .await
     });
     Running {

@@ -664,7 +664,11 @@ async fn presigned_urls_work_the_same_over_http1_and_h2c() {
     let gateway = serve(dir.path());
     let (store, draft, now) = signer_for(dir.path(), &gateway);
     let hour = Expiry::new(3600).unwrap();
-    let url = |method, k: &str| store.presign(method, &draft, &key(k), &[], hour, now).unwrap();
+    let url = |method, k: &str| {
+        store
+            .presign(method, &draft, &key(k), &[], hour, now)
+            .unwrap()
+    };
     let file = dir.path().join("a.txt");
     std::fs::write(&file, b"hello over h2").unwrap();
 
@@ -888,7 +892,9 @@ async fn conditional_and_range_requests_as_s3_answers_them() {
 
     for (bucket, k) in [(&draft, "in-draft"), (&main, "in-main")] {
         for method in [Method::Get, Method::Head] {
-            let url = store.presign(method, bucket, &key(k), &[], hour, now).unwrap();
+            let url = store
+                .presign(method, bucket, &key(k), &[], hour, now)
+                .unwrap();
             let send = |headers: &[(&str, &str)]| {
                 let mut request = client.request(
                     reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(),

@@ -9,6 +9,8 @@
     clippy::panic
 )]
 
+/// Issue 13's attacks, scaled down, against the real binary on the embedded store.
+mod attacks;
 /// API keys, JWTs, tenants, CORS and public paths.
 mod auth;
 /// Buckets created by `gateway serve` at start (DRAFTSTORE_CREATE_BUCKETS).

@@ -121,7 +121,11 @@ pub async fn handle<B: Storage + Presign>(
     }
     let encoding = encoding(req.headers());
     let call = async {
-        let message = read_message(req.into_body(), limits.max_grpc_message, encoding).await?;
+        let message = crate::http::body::within_body_timeout(
+            limits.header_timeout,
+            read_message(req.into_body(), limits.max_grpc_message, encoding),
+        )
+        .await?;
         dispatch(app, rpc, &message, tenant).await
     };
     let result = match deadline {

@@ -25,6 +25,13 @@ impl Endpoint {
     /// Whether a request for `path` (the URI path, not decoded) belongs to this endpoint.
     #[must_use]
     pub fn owns(&self, path: &str) -> bool {
+        Self::owns_path(path)
+    }
+
+    /// Whether `path` (the URI path, not decoded) is one of the embedded store's object URLs,
+    /// mounted or not: the server classifies requests before it knows which store serves.
+    #[must_use]
+    pub fn owns_path(path: &str) -> bool {
         path.starts_with(PREFIX)
     }
 

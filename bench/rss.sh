@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Peak memory (RSS) of `gateway serve` (release build) under two floods of a public route:
+#   1. 400 h2c connections x 256 concurrent `GET /health` streams each;
+#   2. 2000 HTTP/1.1 keep-alive connections, each kept busy with `GET /health`.
+# The peak is the kernel's high-water mark (VmHWM in /proc/PID/status), read after each flood;
+# every flood gets a fresh server. Also printed: the idle RSS right after start, and how many
+# requests were answered (200) or shed (503) during the flood. /health touches no storage, so
+# the gateway is pointed at an S3 address nothing listens on.
+#
+# Usage: bench/rss.sh [REQUESTS_PER_FLOOD=400000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REQUESTS=${1:-400000}
+command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null; }
+# 2000 connections need as many descriptors on each side.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+cargo build --release --quiet -p draftstore-gateway
+work=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done
+  echo "port $1 not up" >&2; cat "$work"/*.log >&2 2>/dev/null; exit 1
+}
+kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+
+# flood NAME H2LOAD-ARGS... : prints "name idle_MiB peak_MiB answered shed"
+flood() {
+  local name=$1; shift
+  local port; port=$(free_port)
+  AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \
+    DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn target/release/gateway serve --bind 127.0.0.1 --http-port "$port" 2>"$work/$name.log" &
+  pid=$!
+  wait_port "$port"
+  local idle; idle=$(kib "$pid" VmRSS)
+  local out; out=$(h2load -n "$REQUESTS" "$@" "http://127.0.0.1:$port/health" 2>&1 || true)
+  local peak; peak=$(kib "$pid" VmHWM)
+  local ok; ok=$(grep -Eo '[0-9]+ 2xx' <<<"$out" | grep -Eo '^[0-9]+' || echo 0)
+  local shed; shed=$(grep -Eo '[0-9]+ 5xx' <<<"$out" | grep -Eo '^[0-9]+' || echo 0)
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+  python3 -c 'import sys; n,i,p,o,s=sys.argv[1:]; print(f"{n:<26}{int(i)/1024:>9.1f}{int(p)/1024:>10.1f}{o:>10}{s:>8}")' "$name" "$idle" "$peak" "$ok" "$shed"
+}
+
+echo "peak RSS (VmHWM) of a release gateway; $REQUESTS requests per flood"
+printf '%-26s%9s%10s%10s%8s\n' flood 'idle MiB' 'peak MiB' 200 503
+flood "h2c 400 x 256 streams" -c 400 -m 256
+flood "HTTP/1.1 2000 keep-alive" --h1 -c 2000 -m 1

@@ -1,0 +1,265 @@
+//! Admission: places for API work, shared fairly, refused at once when taken.
+//!
+//! Two stages use it (see [`crate::server`]): before authentication by the TCP peer's address,
+//! after it by tenant. At each, a key (a peer, a tenant) may hold at most
+//! `capacity / (other keys holding places + 2)` places (at least one), so however many places
+//! one key asks for, a newcomer always finds one free. A request finding no place is answered
+//! at once with 503 and `Retry-After: 1` (gRPC `UNAVAILABLE`): queueing it would only let the
+//! one who filled the service decide how long everyone waits. Probes (`/health`, `/ready`,
+//! the gRPC health check) and the embedded store's object transfers never take a place.
+
+use super::{reply, Req, Res};
+use crate::api::error::{ApiError, Code};
+use crate::auth::Tenant;
+use crate::http::server::{Call, Peer};
+use futures_util::future::Either;
+use pin_project_lite::pin_project;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::{ready, Future, Ready};
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
+
+/// Who holds places.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// A TCP peer address.
+    Peer(IpAddr),
+    /// An authenticated tenant.
+    Tenant(Box<str>),
+    /// Requests with no tenant (authentication off, public paths): they share the capacity
+    /// with no per-key limit.
+    Anyone,
+}
+
+/// Places for `capacity` requests at once, shared between keys.
+#[derive(Debug)]
+pub struct Shares {
+    capacity: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    total: usize,
+    held: HashMap<Key, usize>,
+}
+
+/// A place held; given back when dropped.
+#[derive(Debug)]
+pub struct Ticket {
+    shares: Arc<Shares>,
+    key: Key,
+}
+
+impl Shares {
+    /// Places for `capacity` (at least 1) requests at once.
+    #[must_use]
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            capacity: capacity.max(1),
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// A place for `key`, or the 503 to answer.
+    ///
+    /// # Errors
+    /// `OVERLOADED` (503, `Retry-After: 1`) when every place is taken or `key` holds its share.
+    pub fn try_take(self: &Arc<Self>, key: Key) -> Result<Ticket, ApiError> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = state.held.get(&key).copied().unwrap_or(0);
+        let others = state.held.len() - usize::from(mine > 0);
+        let share = (self.capacity / (others + 2)).max(1);
+        if state.total >= self.capacity || (key != Key::Anyone && mine >= share) {
+            return Err(overloaded());
+        }
+        state.total += 1;
+        *state.held.entry(key.clone()).or_insert(0) += 1;
+        Ok(Ticket {
+            shares: self.clone(),
+            key,
+        })
+    }
+
+    /// Places held now.
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .total
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut state = self
+            .shares
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        state.total = state.total.saturating_sub(1);
+        if let Some(n) = state.held.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                state.held.remove(&self.key);
+            }
+        }
+    }
+}
+
+fn overloaded() -> ApiError {
+    ApiError::new(
+        Code::Overloaded,
+        "too many requests in flight from this client or in all; retry",
+    )
+    .with_retry_after(1)
+}
+
+/// What a stage counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// The TCP peer address (the [`Peer`] extension).
+    Peer,
+    /// The authenticated tenant (the [`Tenant`] extension), else [`Key::Anyone`].
+    Tenant,
+}
+
+/// One admission stage.
+#[derive(Debug, Clone)]
+pub struct AdmissionLayer {
+    shares: Arc<Shares>,
+    by: By,
+}
+
+impl AdmissionLayer {
+    /// A stage counting by `by` in `shares`.
+    #[must_use]
+    pub fn new(shares: Arc<Shares>, by: By) -> Self {
+        Self { shares, by }
+    }
+}
+
+impl<S> Layer<S> for AdmissionLayer {
+    type Service = Admission<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Admission {
+            inner,
+            shares: self.shares.clone(),
+            by: self.by,
+        }
+    }
+}
+
+/// The service of [`AdmissionLayer`].
+#[derive(Debug, Clone)]
+pub struct Admission<S> {
+    inner: S,
+    shares: Arc<Shares>,
+    by: By,
+}
+
+impl<S> Service<Req> for Admission<S>
+where
+    S: Service<Req, Response = Res, Error = Infallible>,
+{
+    type Response = Res;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Res, Infallible>>, Holding<S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let call = Call::from_request(&req);
+        if call.is_exempt() {
+            return Either::Right(Holding {
+                inner: self.inner.call(req),
+                _ticket: None,
+            });
+        }
+        let key = match self.by {
+            By::Peer => req
+                .extensions()
+                .get::<Peer>()
+                .map_or(Key::Anyone, |peer| Key::Peer(peer.0)),
+            By::Tenant => req
+                .extensions()
+                .get::<Tenant>()
+                .map_or(Key::Anyone, |t| Key::Tenant(t.folder().as_str().into())),
+        };
+        match self.shares.try_take(key) {
+            Ok(ticket) => Either::Right(Holding {
+                inner: self.inner.call(req),
+                _ticket: Some(ticket),
+            }),
+            Err(e) => Either::Left(ready(Ok(reply(call, e)))),
+        }
+    }
+}
+
+pin_project! {
+    /// The inner future, holding its place until it is done (or dropped).
+    pub struct Holding<F> {
+        #[pin]
+        inner: F,
+        _ticket: Option<Ticket>,
+    }
+}
+
+impl<F: Future> Future for Holding<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_key_cannot_take_every_place() {
+        let shares = Shares::new(8);
+        let attacker = Key::Peer(IpAddr::from([127, 0, 0, 2]));
+        let held: Vec<Ticket> = (0..4)
+            .map(|_| shares.try_take(attacker.clone()).unwrap())
+            .collect();
+        let refused = shares.try_take(attacker.clone()).unwrap_err();
+        assert_eq!((refused.http_status(), refused.retry_after), (503, Some(1)));
+        // A newcomer gets in; the attacker's share shrinks as others arrive.
+        let victim = shares.try_take(Key::Peer(IpAddr::from([127, 0, 0, 3])));
+        assert!(victim.is_ok());
+        assert!(shares.try_take(attacker.clone()).is_err());
+        drop(held);
+        drop(victim);
+        assert_eq!(shares.held(), 0, "places come back when dropped");
+        assert!(shares.try_take(attacker).is_ok());
+    }
+
+    #[test]
+    fn many_keys_share_and_never_pass_the_capacity() {
+        let shares = Shares::new(4);
+        let tickets: Vec<Ticket> = (0..4_u8)
+            .filter_map(|i| {
+                shares
+                    .try_take(Key::Peer(IpAddr::from([127, 0, 0, i])))
+                    .ok()
+            })
+            .collect();
+        assert_eq!(tickets.len(), 4);
+        assert!(shares.try_take(Key::Anyone).is_err(), "full is full");
+        drop(tickets);
+        let anyone: Vec<Ticket> = (0..4)
+            .filter_map(|_| shares.try_take(Key::Anyone).ok())
+            .collect();
+        assert_eq!(anyone.len(), 4, "no per-key share without a key");
+    }
+}

@@ -1,0 +1,77 @@
+//! Authentication as a layer: a request to a non-public path must carry valid credentials
+//! ([`Authenticator`]); its [`Tenant`](crate::auth::Tenant), when there is one, goes into the
+//! request's extensions for the tenant admission stage and the handlers.
+
+use super::{reply, Req, Res};
+use crate::auth::Authenticator;
+use crate::http::server::Call;
+use futures_util::future::Either;
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
+
+/// Checks credentials with `auth`.
+#[derive(Clone)]
+pub struct AuthLayer {
+    auth: Arc<Authenticator>,
+}
+
+impl AuthLayer {
+    /// The layer for `auth`.
+    #[must_use]
+    pub fn new(auth: Authenticator) -> Self {
+        Self {
+            auth: Arc::new(auth),
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+/// The service of [`AuthLayer`].
+#[derive(Clone)]
+pub struct Authenticate<S> {
+    inner: S,
+    auth: Arc<Authenticator>,
+}
+
+impl<S> Service<Req> for Authenticate<S>
+where
+    S: Service<Req, Response = Res, Error = Infallible>,
+{
+    type Response = Res;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Res, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Req) -> Self::Future {
+        let call = Call::from_request(&req);
+        if !self.auth.is_public(req.uri().path(), call.is_grpc()) {
+            match self
+                .auth
+                .authenticate(req.headers().get(http::header::AUTHORIZATION))
+            {
+                Ok(Some(tenant)) => {
+                    req.extensions_mut().insert(tenant);
+                }
+                Ok(None) => {}
+                Err(e) => return Either::Left(ready(Ok(reply(call, e)))),
+            }
+        }
+        Either::Right(self.inner.call(req))
+    }
+}

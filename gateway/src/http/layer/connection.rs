@@ -1,0 +1,175 @@
+//! What the server knows per connection, put around the stack once per accepted connection:
+//! the peer's address (the [`Peer`] extension, for admission by peer), the connection's
+//! [`Activity`] (for its idle timer, see [`idle`]), and the count of requests open on all
+//! connections: past [`Streams`]' cap a request is marked [`OverStreamCap`] and answered 503 at
+//! once, so memory stays bounded however many HTTP/2 streams clients open.
+
+use super::{Req, Res};
+use crate::http::server::Peer;
+use pin_project_lite::pin_project;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tower::Service;
+
+/// Requests open on one connection, and how many were ever started there.
+#[derive(Debug, Default)]
+pub struct Activity {
+    open: AtomicUsize,
+    started: AtomicU64,
+}
+
+/// Requests open on all connections, and the cap past which they are refused.
+#[derive(Debug)]
+pub struct Streams {
+    open: AtomicUsize,
+    cap: usize,
+}
+
+impl Streams {
+    /// A count with `cap` (at least 1).
+    #[must_use]
+    pub fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Self {
+            open: AtomicUsize::new(0),
+            cap: cap.max(1),
+        })
+    }
+
+    /// Requests open now (the ones a shutdown would cut off).
+    #[must_use]
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+/// Marks a request that arrived past the global stream cap.
+#[derive(Debug, Clone, Copy)]
+pub struct OverStreamCap;
+
+/// The stack for one connection.
+#[derive(Debug, Clone)]
+pub struct PerConnection<S> {
+    inner: S,
+    peer: IpAddr,
+    activity: Arc<Activity>,
+    streams: Arc<Streams>,
+}
+
+impl<S> PerConnection<S> {
+    /// `inner` serving `peer`, counted in `activity` and `streams`.
+    pub fn new(inner: S, peer: IpAddr, activity: Arc<Activity>, streams: Arc<Streams>) -> Self {
+        Self {
+            inner,
+            peer,
+            activity,
+            streams,
+        }
+    }
+}
+
+impl<S> Service<Req> for PerConnection<S>
+where
+    S: Service<Req, Response = Res, Error = Infallible>,
+{
+    type Response = Res;
+    type Error = Infallible;
+    type Future = Counted<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Req) -> Self::Future {
+        self.activity.open.fetch_add(1, Ordering::Relaxed);
+        self.activity.started.fetch_add(1, Ordering::Relaxed);
+        let before = self.streams.open.fetch_add(1, Ordering::Relaxed);
+        req.extensions_mut().insert(Peer(self.peer));
+        if before >= self.streams.cap {
+            req.extensions_mut().insert(OverStreamCap);
+        }
+        Counted {
+            inner: self.inner.call(req),
+            _open: Open {
+                activity: self.activity.clone(),
+                streams: self.streams.clone(),
+            },
+        }
+    }
+}
+
+/// Counts a request open until it is answered or dropped.
+struct Open {
+    activity: Arc<Activity>,
+    streams: Arc<Streams>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.activity.open.fetch_sub(1, Ordering::Relaxed);
+        self.streams.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pin_project! {
+    /// The inner future, counted while open.
+    pub struct Counted<F> {
+        #[pin]
+        inner: F,
+        _open: Open,
+    }
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+/// Completes when the connection has been silent too long: no request within `first` of its
+/// start (a connection that never sends a request), then none open and none started during a
+/// whole `idle` period. One timer per period, none per request; the connection closes between
+/// one and two periods after its last request.
+pub async fn idle(activity: &Activity, first: Duration, idle: Duration) {
+    let mut seen = 0;
+    let mut wait = first;
+    loop {
+        tokio::time::sleep(wait).await;
+        let started = activity.started.load(Ordering::Relaxed);
+        if activity.open.load(Ordering::Relaxed) == 0 && started == seen {
+            return;
+        }
+        seen = started;
+        wait = idle;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_is_idle_after_the_first_wait() {
+        let activity = Activity::default();
+        let started = tokio::time::Instant::now();
+        idle(&activity, Duration::from_secs(10), Duration::from_secs(60)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_requests_keep_a_connection_alive() {
+        let activity = Activity::default();
+        activity.open.store(1, Ordering::Relaxed);
+        activity.started.store(1, Ordering::Relaxed);
+        let watch = idle(&activity, Duration::from_secs(10), Duration::from_secs(60));
+        let waited = tokio::time::timeout(Duration::from_secs(600), watch).await;
+        assert!(waited.is_err(), "never idle while a request is open");
+    }
+}

@@ -1,0 +1,198 @@
+//! Metrics and the log line of every request, outermost after the request id so that a shed
+//! 503, a 401 or a refused protocol is counted and logged like any answer.
+//!
+//! Levels: ERROR only for what an operator must act on ([`ApiError::is_server_side`]); every
+//! client fault (4xx, a deadline the client set, a body too slow, a shed request) at INFO;
+//! successes at DEBUG (the access log, `DRAFTSTORE_LOG=info,draftstore_gateway::server=debug`).
+//! Method, path and message go through [`Escaped`]: cut and escaped.
+
+use super::escape::Escaped;
+use super::{Failed, Req, Res};
+use crate::api::error::ApiError;
+use crate::http::response::RequestId;
+use crate::http::server::Call;
+use crate::metrics::CallSeries;
+use pin_project_lite::pin_project;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+use tower::{Layer, Service};
+use tracing::instrument::Instrumented;
+use tracing::Instrument;
+
+/// The log target of the request lines (documented: `draftstore_gateway::server=debug` turns
+/// the access log on).
+const TARGET: &str = "draftstore_gateway::server";
+
+/// Longest error message written to the log (it may quote an object name).
+const MESSAGE_BUDGET: usize = 512;
+
+/// Classifies each request once ([`Call`], put in its extensions), counts it and logs it.
+#[derive(Debug, Clone)]
+pub struct ObserveLayer {
+    series: Arc<HashMap<Call, CallSeries>>,
+}
+
+impl ObserveLayer {
+    /// With a metrics series made up front for every [`Call`].
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            series: Arc::new(Call::all().map(|call| (call, call.series())).collect()),
+        }
+    }
+}
+
+impl Default for ObserveLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe {
+            inner,
+            series: self.series.clone(),
+        }
+    }
+}
+
+/// The service of [`ObserveLayer`].
+#[derive(Debug, Clone)]
+pub struct Observe<S> {
+    inner: S,
+    series: Arc<HashMap<Call, CallSeries>>,
+}
+
+impl<S> Service<Req> for Observe<S>
+where
+    S: Service<Req, Response = Res, Error = Infallible>,
+{
+    type Response = Res;
+    type Error = Infallible;
+    type Future = Observed<Instrumented<S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Req) -> Self::Future {
+        let call = Call::of(req.uri().path(), req.headers());
+        req.extensions_mut().insert(call);
+        let id = req.extensions().get::<RequestId>().cloned();
+        let method = req.method().clone();
+        // Cheap: the URI shares the request head's buffer.
+        let uri = req.uri().clone();
+        // At debug level every line of this request (S3 retries included) carries its id; at
+        // the default level the one line per error names it explicitly, and the span is free.
+        let span = match &id {
+            Some(id) => tracing::debug_span!("request", request_id = %id),
+            None => tracing::Span::none(),
+        };
+        let metrics = crate::metrics::get();
+        metrics.in_flight.inc();
+        Observed {
+            inner: self.inner.call(req).instrument(span),
+            seen: Some(Seen {
+                call,
+                id,
+                method,
+                uri,
+                started: Instant::now(),
+                series: self.series.clone(),
+            }),
+            _gauge: InFlight,
+        }
+    }
+}
+
+/// What the log line and the metrics need once the response is there.
+struct Seen {
+    call: Call,
+    id: Option<RequestId>,
+    method: http::Method,
+    uri: http::Uri,
+    started: Instant,
+    series: Arc<HashMap<Call, CallSeries>>,
+}
+
+/// Keeps `draftstore_requests_in_flight` right even when a request is dropped unanswered.
+struct InFlight;
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        crate::metrics::get().in_flight.dec();
+    }
+}
+
+pin_project! {
+    /// The inner future, observed when it completes.
+    pub struct Observed<F> {
+        #[pin]
+        inner: F,
+        seen: Option<Seen>,
+        _gauge: InFlight,
+    }
+}
+
+impl<F: Future<Output = Result<Res, Infallible>>> Future for Observed<F> {
+    type Output = Result<Res, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = ready!(this.inner.poll(cx));
+        if let Some(seen) = this.seen.take() {
+            seen.record(&response);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+impl Seen {
+    fn record(self, response: &Res) {
+        let elapsed = self.started.elapsed();
+        let failed = response.extensions().get::<Failed>().map(|f| &f.0);
+        let status = match failed {
+            Some(e) if self.call.is_grpc() => e.grpc_code() as u16,
+            // gRPC success: the status (0) is in the trailers.
+            None if self.call.is_grpc() => 0,
+            _ => response.status().as_u16(),
+        };
+        match self.series.get(&self.call) {
+            Some(series) => series.record(status, elapsed),
+            // Every call has its series from the start; this is never taken.
+            None => self.call.series().record(status, elapsed),
+        }
+        let id = self
+            .id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let method = Escaped::new(self.method.as_str());
+        let path = Escaped::new(self.uri.path());
+        let elapsed_us = elapsed.as_micros() as u64;
+        match failed {
+            None => {
+                tracing::debug!(target: TARGET, request_id = %id, %method, %path, status, elapsed_us, "ok");
+            }
+            Some(e) => log_failure(e, &id, method, path, elapsed_us),
+        }
+    }
+}
+
+fn log_failure(e: &ApiError, id: &str, method: Escaped<'_>, path: Escaped<'_>, elapsed_us: u64) {
+    let status = e.http_status();
+    let message = Escaped::with_budget(&e.message, MESSAGE_BUDGET);
+    if e.is_server_side() {
+        tracing::error!(target: TARGET, request_id = %id, %method, %path, status, code = e.code.as_str(), elapsed_us, "{message}");
+    } else {
+        tracing::info!(target: TARGET, request_id = %id, %method, %path, status, code = e.code.as_str(), elapsed_us, "{message}");
+    }
+}

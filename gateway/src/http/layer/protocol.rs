@@ -1,0 +1,174 @@
+//! Exact protocol rules, checked once before any API work:
+//! - native gRPC is `POST` over HTTP/2 with the media type `application/grpc` or
+//!   `application/grpc+proto` (case-insensitive, parameters allowed; [`media`]); another
+//!   method gets 405 (HTTP/2 itself is checked by the gRPC adapter, `NEEDS_HTTP2`);
+//! - `application/grpc-web*` gets 415 and a message until gRPC-Web is served, and any other
+//!   `application/grpc…` type 415 (never answered as native gRPC);
+//! - an HTTP/1.1 request needs exactly one `Host` header (RFC 9112 §3.2), else 400;
+//! - past the global cap on concurrent streams ([`super::connection`]), 503 at once (probes
+//!   excepted: they are answered at once anyway, and must keep answering).
+
+use super::connection::OverStreamCap;
+use super::{reply, Req, Res};
+use crate::api::error::{ApiError, Code, Kind};
+use crate::http::response::CONTENT_TYPE;
+use crate::http::server::Call;
+use futures_util::future::Either;
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
+
+/// What a `content-type` says about gRPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// `application/grpc` or `application/grpc+proto`: native gRPC.
+    Grpc,
+    /// `application/grpc-web`, `application/grpc-web+proto`, `application/grpc-web-text`…
+    GrpcWeb,
+    /// Another type starting `application/grpc` (`application/grpc+json`, `application/grpcfoo`).
+    OtherGrpc,
+    /// Anything else, or none.
+    NotGrpc,
+}
+
+/// The gRPC-ness of `headers`' `content-type`: its media type (before any `;`), trimmed,
+/// compared without case.
+#[must_use]
+pub fn media(headers: &http::HeaderMap) -> Media {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return Media::NotGrpc;
+    };
+    let bytes = value.as_bytes();
+    let end = bytes.iter().position(|&b| b == b';').unwrap_or(bytes.len());
+    let mime = bytes.get(..end).unwrap_or_default().trim_ascii();
+    const GRPC: &[u8] = b"application/grpc";
+    let starts = mime
+        .get(..GRPC.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(GRPC));
+    if !starts {
+        return Media::NotGrpc;
+    }
+    let rest = mime.get(GRPC.len()..).unwrap_or_default();
+    if rest.is_empty() || rest.eq_ignore_ascii_case(b"+proto") {
+        Media::Grpc
+    } else if rest
+        .get(..4)
+        .is_some_and(|web| web.eq_ignore_ascii_case(b"-web"))
+    {
+        Media::GrpcWeb
+    } else {
+        Media::OtherGrpc
+    }
+}
+
+/// The first rule `req` breaks, if any.
+fn check(req: &Req, call: Call) -> Result<(), ApiError> {
+    // Probes are answered at once and must keep answering under a flood of streams.
+    if req.extensions().get::<OverStreamCap>().is_some() && !call.is_probe() {
+        return Err(ApiError::new(
+            Code::Overloaded,
+            "too many requests open on all connections; retry",
+        )
+        .with_retry_after(1));
+    }
+    if req.version() == http::Version::HTTP_11
+        && req.headers().get_all(http::header::HOST).iter().count() != 1
+    {
+        return Err(ApiError::new(
+            Code::BadHost,
+            "an HTTP/1.1 request carries exactly one Host header",
+        ));
+    }
+    if call.is_grpc() {
+        if req.method() != http::Method::POST {
+            return Err(
+                ApiError::new(Code::MethodNotAllowed, "gRPC calls are POST").with_allow("POST")
+            );
+        }
+        return Ok(());
+    }
+    if call.is_store() {
+        return Ok(());
+    }
+    match media(req.headers()) {
+        Media::GrpcWeb => Err(ApiError::new(Code::GrpcWebUnsupported,
+            "gRPC-Web is not served: use native gRPC (application/grpc over HTTP/2) or the REST API",
+        )),
+        Media::OtherGrpc => Err(ApiError::new(Code::UnsupportedMediaType,
+            "gRPC is served as application/grpc or application/grpc+proto only",
+        )),
+        Media::Grpc | Media::NotGrpc => Ok(()),
+    }
+}
+
+/// Refuses requests that break a rule of this module.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProtocolLayer;
+
+impl<S> Layer<S> for ProtocolLayer {
+    type Service = Protocol<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Protocol { inner }
+    }
+}
+
+/// The service of [`ProtocolLayer`].
+#[derive(Debug, Clone)]
+pub struct Protocol<S> {
+    inner: S,
+}
+
+impl<S> Service<Req> for Protocol<S>
+where
+    S: Service<Req, Response = Res, Error = Infallible>,
+{
+    type Response = Res;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Res, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let call = Call::from_request(&req);
+        match check(&req, call) {
+            Ok(()) => Either::Right(self.inner.call(req)),
+            // A method other than POST is refused at the HTTP level (405), as a gRPC status
+            // would hide it behind 200.
+            Err(e) if e.kind() == Kind::MethodNotAllowed => {
+                Either::Left(ready(Ok(reply(Call::Rest(None), e))))
+            }
+            Err(e) => Either::Left(ready(Ok(reply(call, e)))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(content_type: &str) -> Media {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            http::HeaderValue::from_str(content_type).unwrap(),
+        );
+        media(&headers)
+    }
+
+    #[test]
+    fn only_the_exact_grpc_media_types_are_native_grpc() {
+        assert_eq!(of("application/grpc"), Media::Grpc);
+        assert_eq!(of("Application/GRPC+Proto; charset=utf-8"), Media::Grpc);
+        assert_eq!(of(" application/grpc ;x=y"), Media::Grpc);
+        assert_eq!(of("application/grpc-web+proto"), Media::GrpcWeb);
+        assert_eq!(of("application/GRPC-WEB-TEXT"), Media::GrpcWeb);
+        assert_eq!(of("application/grpcfoo"), Media::OtherGrpc);
+        assert_eq!(of("application/grpc+json"), Media::OtherGrpc);
+        assert_eq!(of("application/json"), Media::NotGrpc);
+        assert_eq!(media(&http::HeaderMap::new()), Media::NotGrpc);
+    }
+}

@@ -1,0 +1,509 @@
+//! Each attack of a hostile client, scaled down (a few places, a few streams) and run one at a
+//! time against the real binary on the embedded store, with its outcome: probes and other
+//! clients keep being answered, idle and silent connections are closed, look-alike protocols
+//! are refused, signals do what the README says, and request text reaches the log cut and
+//! escaped. Attacker and victim connect from distinct 127.x.y.z addresses.
+
+use bytes::Bytes;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// One attack at a time: they measure who gets answered, which other load would blur.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const ATTACKER: [u8; 4] = [127, 0, 0, 2];
+const VICTIM: [u8; 4] = [127, 0, 0, 3];
+
+struct Gateway {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Gateway {
+    /// `gateway serve` on the embedded store in a new folder, its log in a file.
+    fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_with_files(env, None)
+    }
+
+    /// The same with at most `files` open descriptors (`ulimit -n`), when given.
+    fn start_with_files(env: &[(&str, &str)], files: Option<u32>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.path().join("gateway.log");
+        let limit = files.map_or_else(String::new, |n| format!("ulimit -n {n} && "));
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{limit}exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_gateway"))
+            .env_clear()
+            .envs(env.iter().copied())
+            .current_dir(dir.path())
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1",
+                "--http-port",
+                &port.to_string(),
+            ])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "gateway did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// A TCP connection from `source`.
+    async fn connect_from(&self, source: [u8; 4]) -> TcpStream {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket
+            .bind(SocketAddr::new(IpAddr::from(source), 0))
+            .unwrap();
+        socket
+            .connect(SocketAddr::from(([127, 0, 0, 1], self.port)))
+            .await
+            .unwrap()
+    }
+
+    /// An h2c connection from `source`.
+    async fn h2_from(&self, source: [u8; 4]) -> h2::client::SendRequest<Bytes> {
+        let (client, connection) = h2::client::handshake(self.connect_from(source).await)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+
+    /// An HTTP client whose connections come from `source`.
+    fn client_from(source: [u8; 4]) -> reqwest::Client {
+        reqwest::Client::builder()
+            .local_address(IpAddr::from(source))
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap()
+    }
+}
+
+/// What the attacker's slow-body streams were answered, as they arrive.
+#[derive(Default)]
+struct Answers {
+    shed: AtomicUsize,
+    body_timeout: AtomicUsize,
+    other: AtomicUsize,
+}
+
+/// Opens `streams` upload-url calls on one h2c connection from `source`, each announcing a
+/// 100-byte body it never sends; the streams stay open until the server answers.
+async fn slow_bodies(
+    gateway: &Gateway,
+    source: [u8; 4],
+    streams: usize,
+    key: Option<&str>,
+    answers: &Arc<Answers>,
+) {
+    let mut client = gateway.h2_from(source).await;
+    for _ in 0..streams {
+        client = client.ready().await.unwrap();
+        let mut request = http::Request::post(gateway.url("/api/v1/upload-url"))
+            .header("content-type", "application/json")
+            .header("content-length", "100");
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        let (response, body) = client
+            .send_request(request.body(()).unwrap(), false)
+            .unwrap();
+        let answers = answers.clone();
+        tokio::spawn(async move {
+            let _body_never_sent = body;
+            let response = response.await.unwrap();
+            let counter = match response.status().as_u16() {
+                503 => {
+                    assert_eq!(response.headers()["retry-after"], "1");
+                    &answers.shed
+                }
+                408 => &answers.body_timeout,
+                _ => &answers.other,
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+}
+
+/// Waits (up to 20 s) until `done` holds.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(20), "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The starvation attack: slow bodies on many streams. The attacker keeps its share of the
+/// places until the body timeout (3 s) and is shed past it; meanwhile `/health` and another
+/// client's upload-url are answered (each within 2 s, before the attack's timeout).
+async fn starvation(key: Option<(&str, &str)>, env: &[(&str, &str)]) {
+    let mut all = vec![
+        ("DRAFTSTORE_MAX_IN_FLIGHT", "8"),
+        ("DRAFTSTORE_HEADER_TIMEOUT_MS", "3000"),
+    ];
+    all.extend_from_slice(env);
+    let gateway = Gateway::start(&all);
+    let answers = Arc::new(Answers::default());
+    let (attacker_key, victim_key) = match key {
+        Some((a, v)) => (Some(a), Some(v)),
+        None => (None, None),
+    };
+    slow_bodies(&gateway, ATTACKER, 16, attacker_key, &answers).await;
+    // 8 places, so the attacker alone may hold 8 / 2 = 4: the other 12 are shed at once.
+    eventually("the streams past the attacker's share are shed", || {
+        answers.shed.load(Ordering::SeqCst) == 12
+    })
+    .await;
+    let victim = Gateway::client_from(VICTIM);
+    let health = victim.get(gateway.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let mut upload = victim
+        .post(gateway.url("/api/v1/upload-url"))
+        .json(&serde_json::json!({"object_name": "victim.txt"}));
+    if let Some(key) = victim_key {
+        upload = upload.bearer_auth(key);
+    }
+    let upload = upload.send().await.unwrap();
+    assert_eq!(upload.status(), 200, "another client is served");
+    assert_eq!(
+        answers.body_timeout.load(Ordering::SeqCst),
+        0,
+        "the attacker still held its places while the others were answered"
+    );
+    eventually("the slow bodies end in 408", || {
+        answers.body_timeout.load(Ordering::SeqCst) == 4
+    })
+    .await;
+    assert_eq!(answers.other.load(Ordering::SeqCst), 0);
+    let log = gateway.log();
+    assert!(
+        !log.contains("ERROR"),
+        "client faults are not errors: {log}"
+    );
+    assert!(
+        log.contains("BODY_TIMEOUT") && log.contains("OVERLOADED"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_cannot_starve_probes_or_other_clients() {
+    let _serial = SERIAL.lock().await;
+    starvation(None, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_with_a_tenant_key_cannot_starve_other_tenants() {
+    let _serial = SERIAL.lock().await;
+    let hash = |key: &str| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
+    let keys = format!(
+        "attacker {}\nvictim {}",
+        hash("attacker-key"),
+        hash("victim-key")
+    );
+    starvation(
+        Some(("attacker-key", "victim-key")),
+        &[
+            ("DRAFTSTORE_AUTH", "api-keys"),
+            ("DRAFTSTORE_API_KEYS", &keys),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_idle_connections_are_closed() {
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[
+        ("DRAFTSTORE_HEADER_TIMEOUT_MS", "500"),
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", "1000"),
+    ]);
+    // A connection that never sends a byte: closed (EOF) after the header timeout.
+    let mut silent = gateway.connect_from(ATTACKER).await;
+    let mut byte = [0_u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "a silent connection is closed: {read:?}"
+    );
+    // An h2c connection idle after one request: GOAWAY, then the connection ends.
+    let (mut client, connection) = h2::client::handshake(gateway.connect_from(ATTACKER).await)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get(gateway.url("/health")).body(()).unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    assert_eq!(response.await.unwrap().status(), 200);
+    let ended = tokio::time::timeout(Duration::from_secs(10), connection).await;
+    assert!(ended.is_ok(), "an idle h2c connection is closed");
+    // The server still serves new connections.
+    let health = Gateway::client_from(VICTIM)
+        .get(gateway.url("/health"))
+        .send()
+        .await;
+    assert_eq!(health.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_web_and_look_alike_media_types_are_refused() {
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[]);
+    let mut client = gateway.h2_from(ATTACKER).await;
+    let path = gateway.url("/draft.v1.DraftService/GetUploadURL");
+    let mut call = |method: &str, content_type: &str| {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(&path)
+            .header("content-type", content_type)
+            .body(())
+            .unwrap();
+        client.send_request(request, true).unwrap().0
+    };
+    for (content_type, code) in [
+        ("application/grpc-web+proto", "GRPC_WEB_UNSUPPORTED"),
+        ("application/grpc-web-text", "GRPC_WEB_UNSUPPORTED"),
+        ("application/grpcfoo", "UNSUPPORTED_MEDIA_TYPE"),
+    ] {
+        let response = call("POST", content_type).await.unwrap();
+        assert_eq!(response.status(), 415, "{content_type}");
+        assert!(
+            response.headers().get("grpc-status").is_none(),
+            "not answered as gRPC"
+        );
+        let mut body = response.into_body();
+        let mut text = Vec::new();
+        while let Some(chunk) = body.data().await {
+            text.extend_from_slice(&chunk.unwrap());
+        }
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains(code), "{content_type}: {text}");
+    }
+    let get = call("GET", "application/grpc").await.unwrap();
+    assert_eq!(get.status(), 405);
+    assert_eq!(get.headers()["allow"], "POST");
+    // The exact types, with parameters and in any case, are gRPC.
+    let native = call("POST", "Application/GRPC+proto; charset=x")
+        .await
+        .unwrap();
+    assert_eq!(native.status(), 200);
+    assert!(
+        native.headers().contains_key("grpc-status"),
+        "gRPC status, in trailers-only form"
+    );
+}
+
+/// The status line the server answers a raw HTTP/1.1 request `head` with.
+async fn status_line(gateway: &Gateway, head: &[u8]) -> String {
+    let mut stream = gateway.connect_from(ATTACKER).await;
+    stream.write_all(head).await.unwrap();
+    let mut answer = vec![0_u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(answer.get(..n).unwrap()).into_owned();
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_requests_need_exactly_one_host() {
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[]);
+    for head in [
+        &b"GET /health HTTP/1.1\r\n\r\n"[..],
+        b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    ] {
+        assert_eq!(
+            status_line(&gateway, head).await,
+            "HTTP/1.1 400 Bad Request"
+        );
+    }
+    let one = status_line(&gateway, b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert_eq!(one, "HTTP/1.1 200 OK");
+    assert!(gateway.log().contains("BAD_HOST"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_methods_and_separators_are_logged_cut_and_escaped() {
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[]);
+    let long = format!(
+        "{} /health HTTP/1.1\r\nHost: a\r\n\r\n",
+        "X".repeat(200_000)
+    );
+    assert_eq!(
+        status_line(&gateway, long.as_bytes()).await,
+        "HTTP/1.1 405 Method Not Allowed"
+    );
+    // A raw U+2028 cannot be in a request line (400 from the HTTP parser), but an object name
+    // can carry one into an error message.
+    let forged = "a\u{2028}2026-01-01 ERROR forged\u{202E}b";
+    let response = Gateway::client_from(VICTIM)
+        .post(gateway.url("/api/v1/download-url"))
+        .json(&serde_json::json!({"object_name": forged}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    let log = gateway.log();
+    assert!(
+        log.contains("… [200000 bytes]"),
+        "the method's length is noted: {log}"
+    );
+    assert!(
+        log.lines().all(|line| line.len() < 4096),
+        "no line holds the whole method"
+    );
+    assert!(
+        log.contains("a\\u{2028}2026-01-01 ERROR forged\\u{202E}b"),
+        "separators escaped: {log}"
+    );
+    assert!(
+        !log.contains('\u{2028}') && !log.contains('\u{202E}'),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_is_survived_and_a_second_sigterm_ends_the_drain() {
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[
+        ("DRAFTSTORE_SHUTDOWN_GRACE_MS", "60000"),
+        ("DRAFTSTORE_HEADER_TIMEOUT_MS", "60000"),
+    ]);
+    gateway.signal("HUP");
+    let client = Gateway::client_from(VICTIM);
+    eventually("SIGHUP is logged", || gateway.log().contains("SIGHUP")).await;
+    let health = client.get(gateway.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "still serving after SIGHUP");
+
+    // A request in flight (its body never comes) keeps the drain going after one SIGTERM.
+    let answers = Arc::new(Answers::default());
+    slow_bodies(&gateway, ATTACKER, 1, None, &answers).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gateway.signal("TERM");
+    eventually("the drain starts", || {
+        gateway.log().contains("shutting down")
+    })
+    .await;
+    let mut gateway = gateway;
+    assert!(
+        gateway.child.try_wait().unwrap().is_none(),
+        "draining, not gone"
+    );
+    gateway.signal("TERM");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = gateway.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the second SIGTERM ends it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(75), "a cut drain is exit 75");
+    let log = gateway.log();
+    assert!(
+        log.contains("second signal") && log.contains("cut=1"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_descriptors_is_logged_once_a_second_and_accepting_resumes() {
+    let _serial = SERIAL.lock().await;
+    // 64 descriptors, and a connection cap above them, so accepting fails with EMFILE.
+    let gateway = Gateway::start_with_files(&[("DRAFTSTORE_MAX_CONNECTIONS", "1000")], Some(64));
+    let started = Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..120 {
+        held.push(gateway.connect_from(ATTACKER).await);
+    }
+    eventually("accept failures are logged", || {
+        gateway.log().contains("accept failed")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let lines = gateway
+        .log()
+        .lines()
+        .filter(|l| l.contains("accept failed"))
+        .count();
+    let seconds = started.elapsed().as_secs() as usize;
+    assert!(
+        lines <= seconds + 1,
+        "{lines} lines in {seconds} s: at most one a second"
+    );
+    assert!(gateway.log().contains("failures="), "with a count");
+    // Descriptors come free: the server accepts again.
+    drop(held);
+    let client = Gateway::client_from(VICTIM);
+    let started = Instant::now();
+    loop {
+        if let Ok(response) = client.get(gateway.url("/health")).send().await {
+            assert_eq!(response.status(), 200);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "accepting resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
