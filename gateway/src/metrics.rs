@@ -51,6 +51,10 @@ pub struct Metrics {
     pub s3_retries: Family<OperationLabels, Counter>,
     pub confirms: Family<OutcomeLabels, Counter>,
     pub confirmed_bytes: Counter,
+    /// Background fetches of the AWS chain's credentials, by outcome (`ok`, `error`).
+    pub credential_refreshes: Family<OutcomeLabels, Counter>,
+    /// Unix seconds when the S3 credentials in use expire (0: they do not).
+    pub credentials_expiry: Gauge,
 }
 
 fn histogram() -> Histogram {
@@ -102,8 +106,22 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Bytes moved into the main bucket",
         confirmed_bytes.clone(),
     );
+    let credential_refreshes = Family::<OutcomeLabels, Counter>::default();
+    registry.register(
+        "credential_refreshes",
+        "Refreshes of the AWS credentials by outcome",
+        credential_refreshes.clone(),
+    );
+    let credentials_expiry = Gauge::default();
+    registry.register(
+        "credentials_expiry_unix_seconds",
+        "When the S3 credentials in use expire (0: never)",
+        credentials_expiry.clone(),
+    );
     Metrics {
         registry,
+        credential_refreshes,
+        credentials_expiry,
         requests,
         request_seconds,
         in_flight,

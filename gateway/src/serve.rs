@@ -13,6 +13,9 @@ use draftstore_core::Storage;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
+/// Time to find credentials through the AWS chain at start.
+pub const CREDENTIALS_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The environment with the flags given on the command line layered on top.
 ///
 /// # Errors
@@ -34,6 +37,7 @@ pub fn config(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<
 pub fn run(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
     let config = config(args, env)?;
     init_tracing(config.log_json);
+    crate::s3::chain::keep_sts_off_the_s3_endpoint();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,7 +48,9 @@ pub fn run(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
 async fn serve(config: ServeConfig) -> Result<(), Exit> {
     match &config.storage {
         StorageChoice::S3(s3) => {
-            let storage = S3Storage::new((**s3).clone()).map_err(|e| Exit::usage(e.to_string()))?;
+            let storage = S3Storage::connect((**s3).clone(), CREDENTIALS_BUDGET)
+                .await
+                .map_err(|e| Exit::usage(e.to_string()))?;
             tracing::info!(endpoint = %s3.endpoint.authority(), "storage: S3");
             serve_with(storage, &config).await
         }
@@ -82,6 +88,8 @@ async fn serve_with<B: Backend>(storage: B, config: &ServeConfig) -> Result<(), 
         upload_ttl: config.upload_ttl,
         download_ttl: config.download_ttl,
     };
+    // Warns when the draft bucket is versioned (a missing bucket or a slow store: no warning).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), app.draft_versioning()).await;
     crate::server::run(
         listeners,
         app,

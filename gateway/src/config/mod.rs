@@ -5,7 +5,7 @@
 mod s3;
 mod serve;
 
-pub use s3::{credentials, region, S3Config};
+pub use s3::{credentials, region, sse, CredentialSource, S3Config, Sse, SSE_HEADER};
 pub use serve::{Limits, LocalConfig, ServeConfig, StorageChoice};
 
 use std::fmt;
@@ -54,6 +54,9 @@ pub const VARIABLES: &[&str] = &[
     "DRAFTSTORE_S3_MULTIPART_THRESHOLD",
     "DRAFTSTORE_S3_PART_SIZE",
     "DRAFTSTORE_S3_PUBLIC_ENDPOINT",
+    "DRAFTSTORE_S3_SSE",
+    "DRAFTSTORE_S3_SSE_BUCKET_KEY",
+    "DRAFTSTORE_S3_SSE_KMS_KEY_ID",
     "DRAFTSTORE_S3_TIMEOUT_MS",
     "DRAFTSTORE_SHUTDOWN_GRACE_MS",
     "DRAFTSTORE_STORAGE",
@@ -64,8 +67,30 @@ pub const VARIABLES: &[&str] = &[
     "UPLOAD_TTL",
 ];
 
-/// The variables without which S3 storage cannot start.
-pub const REQUIRED: &[&str] = &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
+/// The variables the Kubernetes manifests must set for S3 storage: the bucket. Credentials are
+/// not required: without `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` they come from the AWS
+/// credential chain ([`CHAIN_VARIABLES`]).
+pub const REQUIRED: &[&str] = &["BUCKET_NAME"];
+
+/// The variables the AWS credential chain reads when no static keys are set (the AWS SDKs'
+/// names and order: profiles, web identity, container credentials, IMDSv2). The gateway does
+/// not parse them itself; `AWS_ENDPOINT_URL` never steers STS (only `AWS_ENDPOINT_URL_STS`).
+pub const CHAIN_VARIABLES: &[&str] = &[
+    "AWS_CONFIG_FILE",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+];
 
 /// Looks a variable up; `None` when unset.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -145,6 +170,9 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", "x"),
             ("GRPC_PORT", "9090"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+            ("DRAFTSTORE_S3_SSE", "aws:kms"),
+            ("DRAFTSTORE_S3_SSE_KMS_KEY_ID", "alias/k"),
+            ("DRAFTSTORE_S3_SSE_BUCKET_KEY", "true"),
         ]);
         // The local store's variables, read when no S3 variable is set.
         read_with(&[]);
@@ -166,5 +194,6 @@ mod tests {
         assert_eq!(listed.len(), VARIABLES.len(), "no duplicates");
         assert_eq!(read, listed);
         assert!(REQUIRED.iter().all(|r| listed.contains(*r)));
+        assert!(CHAIN_VARIABLES.iter().all(|c| !listed.contains(*c)));
     }
 }
