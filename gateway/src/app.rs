@@ -22,6 +22,8 @@ pub struct UploadUrl {
     pub url: String,
     pub object_name: String,
     pub expires_at: String,
+    /// The TTL was cut so the URL does not outlive the credentials it is signed with.
+    pub cut_by_credentials: bool,
     /// Sorted by name; empty when nothing was declared.
     pub required_headers: Vec<(String, String)>,
 }
@@ -31,6 +33,8 @@ pub struct DownloadUrl {
     pub url: String,
     pub object_name: String,
     pub expires_at: String,
+    /// The TTL was cut so the URL does not outlive the credentials it is signed with.
+    pub cut_by_credentials: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,6 +84,42 @@ fn expiry_text(now: Timestamp, ttl: Expiry) -> String {
         .unwrap_or_default()
 }
 
+/// `ttl`, or less when the credentials expire before `now + ttl` (then `true`): a URL never
+/// outlives the credentials it is signed with (`deadline`, Unix seconds, already less a
+/// margin).
+///
+/// # Errors
+/// 503 when the credentials expire before any URL could be used.
+pub fn ttl_within(
+    now: Timestamp,
+    ttl: Expiry,
+    deadline: Option<i64>,
+) -> Result<(Expiry, bool), ApiError> {
+    let Some(deadline) = deadline else {
+        return Ok((ttl, false));
+    };
+    let left = deadline.saturating_sub(now.unix());
+    if left >= i64::from(ttl.secs()) {
+        return Ok((ttl, false));
+    }
+    let cut = u64::try_from(left)
+        .ok()
+        .and_then(|secs| Expiry::new(secs).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                Kind::Unavailable,
+                "CREDENTIALS_EXPIRED",
+                "the S3 credentials expire now and have not been refreshed yet; retry shortly",
+            )
+        })?;
+    tracing::debug!(
+        requested_secs = ttl.secs(),
+        granted_secs = cut.secs(),
+        "URL lifetime cut to the credentials' expiry"
+    );
+    Ok((cut, true))
+}
+
 /// The storage key of `name` for `tenant`: `<tenant>/<name>`, the prefix counted against
 /// S3's key limit. Without a tenant, the name itself.
 ///
@@ -107,24 +147,32 @@ impl<B: Backend> App<B> {
         if let Some(tenant) = tenant {
             tenant.allow_upload(constraints)?;
         }
-        let required_headers = constraints.required_headers();
+        let mut required_headers = constraints.required_headers();
+        let storage_headers = self.backend.upload_headers();
+        if !storage_headers.is_empty() {
+            required_headers.extend_from_slice(storage_headers);
+            required_headers.sort();
+        }
         let headers: Vec<(&str, &str)> = required_headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         let now = now()?;
+        let (ttl, cut_by_credentials) =
+            ttl_within(now, self.upload_ttl, self.backend.url_deadline())?;
         let url = self.backend.presign(
             Method::Put,
             &self.buckets.draft,
             key.as_str(),
             &headers,
-            self.upload_ttl,
+            ttl,
             now,
         )?;
         Ok(UploadUrl {
             url,
             object_name: name.to_owned(),
-            expires_at: expiry_text(now, self.upload_ttl),
+            expires_at: expiry_text(now, ttl),
+            cut_by_credentials,
             required_headers,
         })
     }
@@ -164,18 +212,16 @@ impl<B: Backend> App<B> {
             tenant.allow_url()?;
         }
         let now = now()?;
-        let url = self.backend.presign(
-            Method::Get,
-            bucket,
-            key.as_str(),
-            &[],
-            self.download_ttl,
-            now,
-        )?;
+        let (ttl, cut_by_credentials) =
+            ttl_within(now, self.download_ttl, self.backend.url_deadline())?;
+        let url = self
+            .backend
+            .presign(Method::Get, bucket, key.as_str(), &[], ttl, now)?;
         Ok(DownloadUrl {
             url,
             object_name: name.to_owned(),
-            expires_at: expiry_text(now, self.download_ttl),
+            expires_at: expiry_text(now, ttl),
+            cut_by_credentials,
         })
     }
 
@@ -223,14 +269,25 @@ impl<B: Backend> App<B> {
         })
     }
 
-    /// Creates both buckets if missing.
+    /// Creates both buckets if missing; returns the draft bucket's versioning (reported, never
+    /// changed: see [`Backend::versioning`]), with a warning in the log when it is on.
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn create_buckets(&self) -> Result<(), ApiError> {
+    pub async fn create_buckets(&self) -> Result<String, ApiError> {
         self.backend.create_bucket(&self.buckets.main).await?;
         self.backend.create_bucket(&self.buckets.draft).await?;
-        Ok(())
+        Ok(self.draft_versioning().await)
+    }
+
+    /// The draft bucket's versioning, with a warning in the log when it is on: sweep's deletes
+    /// then leave noncurrent versions (README: a lifecycle rule removes them).
+    pub async fn draft_versioning(&self) -> String {
+        let status = self.backend.versioning(&self.buckets.draft).await;
+        if status == "Enabled" || status == "Suspended" {
+            tracing::warn!(bucket = %self.buckets.draft, versioning = %status, "the draft bucket is versioned: sweep leaves noncurrent versions; add a lifecycle rule that expires them (see README)");
+        }
+        status
     }
 
     /// Both buckets answer.
@@ -253,5 +310,20 @@ mod tests {
             expiry_text(t, Expiry::new(3600).unwrap()),
             "2026-11-27T13:00:00Z"
         );
+    }
+
+    #[test]
+    fn urls_never_outlive_their_credentials() {
+        let t = Timestamp::parse_amz("20261127T120000Z").unwrap();
+        let hour = Expiry::new(3600).unwrap();
+        let at = t.unix();
+        assert_eq!(ttl_within(t, hour, None).unwrap(), (hour, false));
+        assert_eq!(ttl_within(t, hour, Some(at + 3600)).unwrap(), (hour, false));
+        let (cut, was_cut) = ttl_within(t, hour, Some(at + 75)).unwrap();
+        assert_eq!((cut.secs(), was_cut), (75, true));
+        for gone in [at, at - 10, i64::MIN] {
+            let e = ttl_within(t, hour, Some(gone)).unwrap_err();
+            assert_eq!(e.code, "CREDENTIALS_EXPIRED");
+        }
     }
 }

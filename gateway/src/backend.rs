@@ -29,6 +29,25 @@ pub trait Backend: Storage + 'static {
         now: Timestamp,
     ) -> Result<String, StorageError>;
 
+    /// Unix seconds after which a URL presigned now would stop working (the credentials'
+    /// expiry minus a margin); `None` when the credentials do not expire.
+    fn url_deadline(&self) -> Option<i64> {
+        None
+    }
+
+    /// Headers every presigned PUT must carry, signed in (server-side encryption), sorted.
+    fn upload_headers(&self) -> &[(String, String)] {
+        &[]
+    }
+
+    /// `bucket`'s versioning as S3 names it (`Enabled`, `Suspended`, `Disabled`), or
+    /// `Unknown` when the store cannot tell. Sweep on a versioned draft bucket leaves
+    /// noncurrent versions behind.
+    fn versioning(&self, bucket: &BucketName) -> impl Future<Output = String> + Send {
+        let _ = bucket;
+        async { "Disabled".to_owned() }
+    }
+
     /// Serves a request under `/_store/` (the local store's presigned URLs). Other stores have
     /// no such route.
     fn serve_object(
@@ -80,7 +99,26 @@ impl Backend for S3Storage {
             bucket.as_str(),
             key,
         );
-        sign(self.signer(), request, headers, expires, now)
+        let credentials = self.credentials().current();
+        sign(&credentials.signer, request, headers, expires, now)
+    }
+
+    fn url_deadline(&self) -> Option<i64> {
+        self.credentials().url_deadline()
+    }
+
+    fn upload_headers(&self) -> &[(String, String)] {
+        self.sse_headers()
+    }
+
+    async fn versioning(&self, bucket: &BucketName) -> String {
+        match S3Storage::versioning(self, bucket).await {
+            Ok(status) => status,
+            Err(e) => {
+                tracing::debug!(%bucket, error = %e, "cannot read the bucket's versioning");
+                "Unknown".to_owned()
+            }
+        }
     }
 }
 
