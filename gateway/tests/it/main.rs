@@ -8,6 +8,7 @@
 )]
 
 mod auth;
+mod credentials;
 mod grpc_api;
 mod harness;
 mod hostile;
@@ -19,4 +20,5 @@ mod rest_api;
 mod s3;
 mod s3_faults;
 mod serve_cli;
+mod sse;
 mod sweep_cli;
