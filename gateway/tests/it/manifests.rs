@@ -114,3 +114,51 @@ fn ports_grace_periods_and_arguments_line_up() {
         "the job outlives the sweep's own deadline"
     );
 }
+
+/// The IRSA component (manifest/irsa, rendered and schema-checked by
+/// scripts/validate-manifests.sh): a ServiceAccount annotated with a role, the Secret's AWS keys
+/// removed, and both the gateway and the sweep running as that ServiceAccount. With no keys the
+/// gateway takes its credentials from the chain, so the ConfigMap alone is a complete setup.
+#[test]
+fn the_irsa_component_runs_both_workloads_as_a_role_without_keys() {
+    let kustomization = manifest("irsa/kustomization.yaml");
+    assert!(kustomization.contains("kind: Component"));
+    for file in [
+        "serviceaccount.yaml",
+        "secret-without-keys.yaml",
+        "gateway-service-account.yaml",
+        "sweep-service-account.yaml",
+    ] {
+        assert!(kustomization.contains(&format!(" {file}\n")), "{file}");
+    }
+    let account = manifest("irsa/serviceaccount.yaml");
+    assert!(account.contains("kind: ServiceAccount") && account.contains("  name: draftstore\n"));
+    assert!(account.contains("eks.amazonaws.com/role-arn: \"arn:aws:iam::"));
+    let secret = block(&manifest("irsa/secret-without-keys.yaml"), "stringData");
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        assert_eq!(secret.get(key).map(String::as_str), Some("null"), "{key}");
+        assert!(
+            !REQUIRED.contains(&key),
+            "{key} is not required with a role"
+        );
+    }
+    for (file, kind, name) in [
+        ("gateway-service-account.yaml", "Deployment", "draftstore"),
+        ("sweep-service-account.yaml", "CronJob", "draftstore-sweep"),
+    ] {
+        let patch = manifest(&format!("irsa/{file}"));
+        assert!(patch.contains(&format!("kind: {kind}\n")), "{file}");
+        assert!(patch.contains(&format!("  name: {name}\n")), "{file}");
+        assert!(patch.contains("serviceAccountName: draftstore\n"), "{file}");
+        assert!(manifest(&format!("{}.yaml", kind.to_lowercase()))
+            .contains(&format!("  name: {name}\n")));
+    }
+    // The ConfigMap's S3 settings with no keys: the credential chain.
+    let config = block(&manifest("configmap.yaml"), "data");
+    let s3 =
+        draftstore_gateway::config::S3Config::from_lookup(&|k| config.get(k).cloned()).unwrap();
+    assert_eq!(
+        s3.credentials,
+        draftstore_gateway::config::CredentialSource::Chain
+    );
+}
