@@ -335,6 +335,32 @@ async fn container_credentials_rotate_and_urls_never_outlive_them() {
         .parse()
         .unwrap();
     assert!(signed_for <= lifetime - 15, "{url}");
+    // gRPC says the same on the same port.
+    {
+        use draftstore_proto::draft::v1 as pb;
+        let addr = gateway.base.trim_start_matches("http://").parse().unwrap();
+        let mut grpc = crate::grpc_api::client(addr).await;
+        let up: pb::GetUploadUrlResponse = crate::grpc_api::call(
+            &mut grpc,
+            pb::paths::GET_UPLOAD_URL,
+            pb::GetUploadUrlRequest {
+                object_name: "grpc.txt".into(),
+                constraints: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(up.expires_at_cut_by_credentials, "{up:?}");
+        assert!(parse_rfc3339(&up.expires_at) <= unix_now() + lifetime - 15);
+        let created: pb::CreateDraftBucketResponse = crate::grpc_api::call(
+            &mut grpc,
+            pb::paths::CREATE_DRAFT_BUCKET,
+            pb::CreateDraftBucketRequest {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(created.draft_bucket_versioning, "Disabled");
+    }
 
     // Fetched again before they expire (a third of the lifetime early), with no request to
     // trigger it; the flow still works with the new pair.
@@ -635,4 +661,38 @@ async fn presign_without_credentials_fails_fast_naming_what_it_tried() {
         assert!(err.contains(tried), "{tried}: {err}");
     }
     assert!(out.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn sweep_takes_its_credentials_from_the_chain_too() {
+    let Some(keys) = role_keys() else { return };
+    let handed = keys[0].clone();
+    let endpoint = Stub::start(Box::new(move |_, _| (200, container_json(&handed, 900)))).await;
+    let env = crate::s3::env(&[]).unwrap();
+    let bucket = crate::s3::prefix("creds-sweep");
+    let storage = crate::s3::storage(&env);
+    let draft = draftstore_core::BucketName::parse(&format!("{bucket}-draft")).unwrap();
+    draftstore_core::Storage::create_bucket(&storage, &draft)
+        .await
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    cmd.env_clear()
+        .env("HOME", home.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", &env["AWS_ENDPOINT_URL"])
+        .env("BUCKET_NAME", &bucket)
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint.url("/creds"))
+        .args(["sweep", "--json"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(endpoint.seen().len(), 1);
 }

@@ -162,3 +162,26 @@ fn the_irsa_component_runs_both_workloads_as_a_role_without_keys() {
         draftstore_gateway::config::CredentialSource::Chain
     );
 }
+
+/// The ConfigMap's commented-out settings (an endpoint, encryption at rest) are variables the
+/// gateway reads, spelled as it reads them.
+#[test]
+fn commented_settings_in_the_configmap_are_variables_the_gateway_reads() {
+    let commented: Vec<String> = manifest("configmap.yaml")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("# "))
+        .filter_map(|l| l.split_once(": \""))
+        .map(|(key, _)| key.to_owned())
+        .filter(|key| {
+            key.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect();
+    assert!(
+        commented.contains(&"DRAFTSTORE_S3_SSE".to_owned()),
+        "{commented:?}"
+    );
+    for key in &commented {
+        assert!(VARIABLES.contains(&key.as_str()), "{key}");
+    }
+}
