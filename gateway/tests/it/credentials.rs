@@ -529,17 +529,23 @@ async fn web_identity_asks_the_sts_endpoint_never_the_object_store() {
         url.contains("X-Amz-Security-Token=sts-session-token"),
         "{url}"
     );
-    // The hour asked for is cut to the 15 minutes the role's credentials last, and said so.
-    let expires: i64 = url
-        .split("X-Amz-Expires=")
-        .nth(1)
+    // The hour asked for is cut to the 15 minutes the role's credentials last (less the
+    // margin), and said so: signing time + lifetime ends before they do (handed out before now).
+    let query = |name: &str| {
+        url.split(&format!("{name}="))
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let signed_at = draftstore_signer::Timestamp::parse_amz(&query("X-Amz-Date"))
         .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(expires <= 900 - 15, "{url}");
+        .unix();
+    let expires: i64 = query("X-Amz-Expires").parse().unwrap();
+    assert!(expires < 3600, "{url}");
+    assert!(signed_at + expires <= unix_now() + 900 - 15, "{url}");
     assert!(
         err.contains("cut to") && err.contains("--expires 3600"),
         "{err}"
