@@ -1,5 +1,6 @@
 //! The [`Storage`] implementation for AWS S3 and S3-compatible stores (MinIO, Ceph, R2,
-//! SeaweedFS): `reqwest` for HTTP, `draftstore-signer` for every signature, no AWS SDK.
+//! SeaweedFS): `reqwest` for HTTP, `draftstore-signer` for every signature; of the AWS SDK only
+//! `aws-config`'s credential providers, which fetch temporary credentials (see `chain`).
 //!
 //! Files: `client` (signed call, timeouts, retries), `credentials` (static or refreshed),
 //! `chain` (the AWS credential chain), `errors` (answers → typed errors), `retry` (backoff),
