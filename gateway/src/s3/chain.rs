@@ -171,3 +171,57 @@ fn causes(e: &dyn std::error::Error) -> String {
 pub fn keep_sts_off_the_s3_endpoint() {
     std::env::remove_var("AWS_ENDPOINT_URL");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[test]
+    fn an_empty_token_is_none_and_the_expiry_is_unix_seconds() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let found = aws_credential_types::Credentials::new(
+            "AK",
+            "secret",
+            Some(String::new()),
+            Some(at),
+            "test",
+        );
+        let fetched = convert("container", &found).unwrap();
+        assert_eq!(fetched.credentials.session_token(), None);
+        assert_eq!(fetched.expires_at, Some(1_800_000_000));
+        let with_token = aws_credential_types::Credentials::new(
+            "AK",
+            "secret",
+            Some("tok".into()),
+            None,
+            "test",
+        );
+        let fetched = convert("profile", &with_token).unwrap();
+        assert_eq!(
+            (fetched.credentials.session_token(), fetched.expires_at),
+            (Some("tok"), None)
+        );
+        let bad = aws_credential_types::Credentials::new(
+            "A K",
+            "secret",
+            None,
+            Some(SystemTime::now()),
+            "test",
+        );
+        let e = convert("IMDSv2", &bad).err().unwrap();
+        assert!(e.0.starts_with("IMDSv2 gave unusable credentials"), "{e}");
+        assert!(!e.0.contains("secret"));
+    }
+
+    #[test]
+    fn causes_are_one_line_without_repeats() {
+        let inner = std::io::Error::other("connection refused\nby peer");
+        let outer = CredentialsError::provider_error(inner);
+        let text = causes(&outer);
+        assert_eq!(
+            text,
+            "an error occurred while loading credentials: connection refused by peer"
+        );
+    }
+}

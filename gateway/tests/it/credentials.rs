@@ -702,3 +702,33 @@ async fn sweep_takes_its_credentials_from_the_chain_too() {
     assert_eq!(report["failed"], 0, "{report}");
     assert_eq!(endpoint.seen().len(), 1);
 }
+
+#[tokio::test]
+async fn a_failing_credentials_endpoint_at_start_is_exit_64_naming_it() {
+    let endpoint = Stub::start(Box::new(|_, _| {
+        (500, "{\"Code\":\"InternalError\"}".into())
+    }))
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    cmd.env_clear()
+        .env("HOME", home.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("BUCKET_NAME", "photos")
+        .env("DRAFTSTORE_AUTH", "none")
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint.url("/creds"))
+        .args(["serve", "--bind", "127.0.0.1", "--http-port", "0"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    let last = err.lines().last().unwrap();
+    assert!(last.contains("container failed"), "{err}");
+    assert!(
+        last.contains("profile") && last.contains("web identity"),
+        "{err}"
+    );
+    assert!(!endpoint.seen().is_empty());
+}
