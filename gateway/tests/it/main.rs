@@ -21,4 +21,5 @@ mod s3;
 mod s3_faults;
 mod serve_cli;
 mod sse;
+mod stub;
 mod sweep_cli;
