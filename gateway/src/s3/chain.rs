@@ -86,6 +86,12 @@ impl Chain {
         }
     }
 
+    /// A chain of the given providers, in order (tests).
+    #[cfg(test)]
+    pub(crate) fn of(providers: Vec<(&'static str, SharedCredentialsProvider)>) -> Self {
+        Self { providers }
+    }
+
     /// Asks each provider in turn until one has credentials, giving up after `budget`.
     ///
     /// # Errors

@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use draftstore_core::StorageError;
 use draftstore_signer::{Credentials, Signer};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Seconds before the credentials' expiry at which a presigned URL must have expired (clock
 /// skew between S3 and us, and the client's own delay).
@@ -58,8 +58,9 @@ pub struct CredentialCache {
     region: String,
     /// `None` for static keys.
     chain: Option<Chain>,
-    /// One refresh at a time.
-    refreshing: tokio::sync::Mutex<()>,
+    /// One refresh at a time; holds the last failure and when it happened, so callers that
+    /// waited for a fetch that failed share its answer instead of fetching again.
+    refreshing: tokio::sync::Mutex<Option<(Instant, ChainError)>>,
     /// Failed refreshes in a row (for logging once per run).
     failures: std::sync::atomic::AtomicU32,
 }
@@ -105,7 +106,7 @@ impl CredentialCache {
             current: ArcSwap::from_pointee(current),
             region: region.to_owned(),
             chain,
-            refreshing: tokio::sync::Mutex::new(()),
+            refreshing: tokio::sync::Mutex::new(None),
             failures: std::sync::atomic::AtomicU32::new(0),
         }
     }
@@ -176,12 +177,18 @@ impl CredentialCache {
         }
     }
 
-    /// Fetches new credentials unless another caller just did.
+    /// Fetches new credentials unless another caller just did (then shares its outcome).
     async fn refresh(&self) -> Result<(), ChainError> {
         let Some(chain) = &self.chain else {
             return Ok(());
         };
-        let _one_at_a_time = self.refreshing.lock().await;
+        let asked = Instant::now();
+        let mut last_failure = self.refreshing.lock().await;
+        if let Some((at, e)) = &*last_failure {
+            if *at >= asked {
+                return Err(e.clone()); // failed while we waited
+            }
+        }
         let due = self.current.load().refresh_at();
         if due.is_some_and(|d| d > now()) {
             return Ok(()); // refreshed while we waited
@@ -199,6 +206,7 @@ impl CredentialCache {
         let failures = &self.failures;
         match result {
             Ok(current) => {
+                *last_failure = None;
                 record_expiry(current.expires_at);
                 self.current.store(Arc::new(current));
                 if failures.swap(0, std::sync::atomic::Ordering::Relaxed) > 0 {
@@ -207,6 +215,7 @@ impl CredentialCache {
                 Ok(())
             }
             Err(e) => {
+                *last_failure = Some((Instant::now(), e.clone()));
                 let before = failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let expires_at = self.current.load().expires_at;
                 if before == 0 {
@@ -283,6 +292,54 @@ mod tests {
         assert!(current(0, None).usable_at(i64::MAX - 1));
         assert!(current(0, Some(100)).usable_at(90));
         assert!(!current(0, Some(100)).usable_at(96));
+    }
+
+    /// A provider that fails after a pause, counting its calls.
+    #[derive(Debug)]
+    struct Failing(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+    impl aws_credential_types::provider::ProvideCredentials for Failing {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            aws_credential_types::provider::future::ProvideCredentials::new(async move {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Err(
+                    aws_credential_types::provider::error::CredentialsError::provider_error(
+                        "endpoint down",
+                    ),
+                )
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn callers_waiting_on_a_failed_refresh_share_its_error_and_expired_is_unavailable() {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let chain = Chain::of(vec![(
+            "container",
+            aws_credential_types::provider::SharedCredentialsProvider::new(Failing(calls.clone())),
+        )]);
+        let cache = CredentialCache::with(current(0, Some(now() - 1)), "us-east-1", Some(chain));
+        let results = futures_util::future::join_all((0..5).map(|_| cache.for_call())).await;
+        for result in results {
+            let Err(StorageError::Unavailable { reason }) = result else {
+                panic!("expired credentials and a failing refresh must be unavailable");
+            };
+            assert!(reason.contains("container failed"), "{reason}");
+        }
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one fetch for all"
+        );
+        // A later caller asks again.
+        assert!(cache.for_call().await.is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]
