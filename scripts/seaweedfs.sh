@@ -18,6 +18,9 @@ STATE="$ROOT/.tools/seaweedfs-run"
 WEED="$TOOLS/bin/weed"
 ACCESS_KEY=draftstore-test
 SECRET_KEY=draftstore-test-secret-$(date +%s)
+# Two more key pairs, handed out by the tests' local credentials endpoint as a role's rotating
+# credentials (SeaweedFS refuses session tokens on its static identities, so these carry none).
+ROLE_KEYS="draftstore-role-a:role-a-secret-$RANDOM$RANDOM,draftstore-role-b:role-b-secret-$RANDOM$RANDOM"
 
 install() {
   if [ ! -x "$WEED" ]; then
@@ -50,8 +53,13 @@ start() {
   local data; data=$(mktemp -d "${TMPDIR:-/tmp}/draftstore-seaweed.XXXXXX")
   local base; base=$(pick_base)
   local s3=$((base + 3))
+  local role_a=${ROLE_KEYS%%,*} role_b=${ROLE_KEYS##*,}
   cat > "$STATE/s3.json" <<JSON
 {"identities":[{"name":"draftstore","credentials":[{"accessKey":"$ACCESS_KEY","secretKey":"$SECRET_KEY"}],
+ "actions":["Admin","Read","Write","List","Tagging"]},
+ {"name":"draftstore-role","credentials":[
+   {"accessKey":"${role_a%%:*}","secretKey":"${role_a#*:}"},
+   {"accessKey":"${role_b%%:*}","secretKey":"${role_b#*:}"}],
  "actions":["Admin","Read","Write","List","Tagging"]}]}
 JSON
   chmod 600 "$STATE/s3.json"
@@ -71,6 +79,7 @@ export DRAFTSTORE_TEST_S3_ENDPOINT=http://127.0.0.1:$s3
 export DRAFTSTORE_TEST_S3_ACCESS_KEY=$ACCESS_KEY
 export DRAFTSTORE_TEST_S3_SECRET_KEY=$SECRET_KEY
 export DRAFTSTORE_TEST_S3_REGION=us-east-1
+export DRAFTSTORE_TEST_S3_ROLE_KEYS=$ROLE_KEYS
 ENV
       cat "$STATE/env"
       echo "seaweedfs $VERSION ready on 127.0.0.1:$s3" >&2

@@ -78,6 +78,10 @@ pub struct Metrics {
     pub rate_limit_redis_seconds: Histogram,
     /// Decisions made without Redis: `local_granted`, `local_limited`, `rejected`.
     pub rate_limit_fallbacks: Family<OutcomeLabels, Counter>,
+    /// Background fetches of the AWS chain's credentials, by outcome (`ok`, `error`).
+    pub credential_refreshes: Family<OutcomeLabels, Counter>,
+    /// Unix seconds when the S3 credentials in use expire (0: they do not).
+    pub credentials_expiry: Gauge,
 }
 
 fn histogram() -> Histogram {
@@ -148,8 +152,22 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Rate-limit decisions made without Redis (DRAFTSTORE_RATE_LIMIT_ON_ERROR), by outcome",
         rate_limit_fallbacks.clone(),
     );
+    let credential_refreshes = Family::<OutcomeLabels, Counter>::default();
+    registry.register(
+        "credential_refreshes",
+        "Refreshes of the AWS credentials by outcome",
+        credential_refreshes.clone(),
+    );
+    let credentials_expiry = Gauge::default();
+    registry.register(
+        "credentials_expiry_unix_seconds",
+        "When the S3 credentials in use expire (0: never)",
+        credentials_expiry.clone(),
+    );
     Metrics {
         registry,
+        credential_refreshes,
+        credentials_expiry,
         requests,
         request_seconds,
         in_flight,

@@ -34,6 +34,8 @@ pub struct UploadUrl {
     pub object_name: String,
     /// When the URL stops working, RFC 3339 UTC (`2026-11-30T12:00:00Z`).
     pub expires_at: String,
+    /// The TTL was cut so the URL does not outlive the credentials it is signed with.
+    pub cut_by_credentials: bool,
     /// Sorted by name; empty when nothing was declared.
     pub required_headers: Vec<(String, String)>,
 }
@@ -47,6 +49,8 @@ pub struct DownloadUrl {
     pub object_name: String,
     /// When the URL stops working, RFC 3339 UTC.
     pub expires_at: String,
+    /// The TTL was cut so the URL does not outlive the credentials it is signed with.
+    pub cut_by_credentials: bool,
 }
 
 /// Which bucket a download reads.
@@ -104,6 +108,41 @@ fn expiry_text(now: Timestamp, ttl: Expiry) -> String {
         .unwrap_or_default()
 }
 
+/// `ttl`, or less when the credentials expire before `now + ttl` (then `true`): a URL never
+/// outlives the credentials it is signed with (`deadline`, Unix seconds, already less a
+/// margin).
+///
+/// # Errors
+/// 503 when the credentials expire before any URL could be used.
+pub fn ttl_within(
+    now: Timestamp,
+    ttl: Expiry,
+    deadline: Option<i64>,
+) -> Result<(Expiry, bool), ApiError> {
+    let Some(deadline) = deadline else {
+        return Ok((ttl, false));
+    };
+    let left = deadline.saturating_sub(now.unix());
+    if left >= i64::from(ttl.secs()) {
+        return Ok((ttl, false));
+    }
+    let cut = u64::try_from(left)
+        .ok()
+        .and_then(|secs| Expiry::new(secs).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                Code::CredentialsExpired,
+                "the S3 credentials expire now and have not been refreshed yet; retry shortly",
+            )
+        })?;
+    tracing::debug!(
+        requested_secs = ttl.secs(),
+        granted_secs = cut.secs(),
+        "URL lifetime cut to the credentials' expiry"
+    );
+    Ok((cut, true))
+}
+
 /// The storage key of `name` for `tenant`: `<tenant>/<name>`, the prefix counted against
 /// S3's key limit. Without a tenant, the name itself.
 ///
@@ -131,24 +170,27 @@ impl<B: Storage + Presign> App<B> {
         if let Some(tenant) = tenant {
             tenant.allow_upload(constraints).await?;
         }
-        let required_headers = constraints.required_headers();
+        let mut required_headers = constraints.required_headers();
+        let storage_headers = self.store.upload_headers();
+        if !storage_headers.is_empty() {
+            required_headers.extend_from_slice(storage_headers);
+            required_headers.sort();
+        }
         let headers: Vec<(&str, &str)> = required_headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         let now = now()?;
-        let url = self.store.presign(
-            Method::Put,
-            &self.buckets.draft,
-            &key,
-            &headers,
-            self.upload_ttl,
-            now,
-        )?;
+        let (ttl, cut_by_credentials) =
+            ttl_within(now, self.upload_ttl, self.store.url_deadline())?;
+        let url = self
+            .store
+            .presign(Method::Put, &self.buckets.draft, &key, &headers, ttl, now)?;
         Ok(UploadUrl {
             url,
             object_name: name.to_owned(),
-            expires_at: expiry_text(now, self.upload_ttl),
+            expires_at: expiry_text(now, ttl),
+            cut_by_credentials,
             required_headers,
         })
     }
@@ -187,13 +229,16 @@ impl<B: Storage + Presign> App<B> {
             tenant.allow_url().await?;
         }
         let now = now()?;
+        let (ttl, cut_by_credentials) =
+            ttl_within(now, self.download_ttl, self.store.url_deadline())?;
         let url = self
             .store
-            .presign(Method::Get, bucket, &key, &[], self.download_ttl, now)?;
+            .presign(Method::Get, bucket, &key, &[], ttl, now)?;
         Ok(DownloadUrl {
             url,
             object_name: name.to_owned(),
-            expires_at: expiry_text(now, self.download_ttl),
+            expires_at: expiry_text(now, ttl),
+            cut_by_credentials,
         })
     }
 
@@ -242,14 +287,25 @@ impl<B: Storage + Presign> App<B> {
         })
     }
 
-    /// Creates both buckets if missing.
+    /// Creates both buckets if missing; returns the draft bucket's versioning (reported, never
+    /// changed: see [`Backend::versioning`]), with a warning in the log when it is on.
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn create_buckets(&self) -> Result<(), ApiError> {
+    pub async fn create_buckets(&self) -> Result<String, ApiError> {
         self.store.create_bucket(&self.buckets.main).await?;
         self.store.create_bucket(&self.buckets.draft).await?;
-        Ok(())
+        Ok(self.draft_versioning().await)
+    }
+
+    /// The draft bucket's versioning, with a warning in the log when it is on: sweep's deletes
+    /// then leave noncurrent versions (README: a lifecycle rule removes them).
+    pub async fn draft_versioning(&self) -> String {
+        let status = self.store.versioning(&self.buckets.draft).await;
+        if status == "Enabled" || status == "Suspended" {
+            tracing::warn!(bucket = %self.buckets.draft, versioning = %status, "the draft bucket is versioned: sweep leaves noncurrent versions; add a lifecycle rule that expires them (see README)");
+        }
+        status
     }
 
     /// Both buckets answer (HeadBucket).
@@ -289,5 +345,20 @@ mod tests {
             expiry_text(t, Expiry::new(3600).unwrap()),
             "2026-11-27T13:00:00Z"
         );
+    }
+
+    #[test]
+    fn urls_never_outlive_their_credentials() {
+        let t = Timestamp::parse_amz("20261127T120000Z").unwrap();
+        let hour = Expiry::new(3600).unwrap();
+        let at = t.unix();
+        assert_eq!(ttl_within(t, hour, None).unwrap(), (hour, false));
+        assert_eq!(ttl_within(t, hour, Some(at + 3600)).unwrap(), (hour, false));
+        let (cut, was_cut) = ttl_within(t, hour, Some(at + 75)).unwrap();
+        assert_eq!((cut.secs(), was_cut), (75, true));
+        for gone in [at, at - 10, i64::MIN] {
+            let e = ttl_within(t, hour, Some(gone)).unwrap_err();
+            assert_eq!(e.code.as_str(), "CREDENTIALS_EXPIRED");
+        }
     }
 }

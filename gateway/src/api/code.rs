@@ -111,6 +111,8 @@ codes! {
     Retry = "RETRY", Unavailable;
 
     // The server and its storage.
+    /// The S3 credentials have expired and no refresh has succeeded yet (503).
+    CredentialsExpired = "CREDENTIALS_EXPIRED", Unavailable;
     /// Too many requests in flight.
     Overloaded = "OVERLOADED", Overloaded;
     /// The request body did not arrive within the body-read timeout (408).

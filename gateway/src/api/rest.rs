@@ -347,6 +347,7 @@ async fn upload_url<B: Storage + Presign>(
         .str("upload_url", &made.url)
         .str("object_name", &made.object_name)
         .str("expires_at", &made.expires_at)
+        .flag(CUT_BY_CREDENTIALS, made.cut_by_credentials)
         .str("method", "PUT")
         .strings(
             "required_headers",
@@ -404,11 +405,16 @@ async fn download_url<B: Storage + Presign>(
         SourceText::Main => Source::Main,
     };
     let made = app.download_url(tenant, &body.object_name, source).await?;
-    json(
-        StatusCode::OK,
-        &serde_json::json!({"download_url": made.url, "object_name": made.object_name, "expires_at": made.expires_at}),
-    )
+    let mut reply = serde_json::json!({"download_url": made.url, "object_name": made.object_name, "expires_at": made.expires_at});
+    if let Some(object) = reply.as_object_mut().filter(|_| made.cut_by_credentials) {
+        object.insert(CUT_BY_CREDENTIALS.into(), serde_json::Value::Bool(true));
+    }
+    json(StatusCode::OK, &reply)
 }
+
+/// Present (`true`) in a URL's reply when `expires_at` is earlier than the TTL asked for,
+/// because the S3 credentials the URL is signed with expire then.
+const CUT_BY_CREDENTIALS: &str = "expires_at_cut_by_credentials";
 
 /// The body of `POST /api/v1/confirm-upload`.
 #[derive(Debug, Deserialize)]
@@ -445,10 +451,10 @@ async fn confirm_upload<B: Storage + Presign>(
 }
 
 async fn draft_bucket<B: Storage + Presign>(app: &App<B>) -> Result<Response<Body>, ApiError> {
-    app.create_buckets().await?;
+    let versioning = app.create_buckets().await?;
     json(
         StatusCode::OK,
-        &serde_json::json!({"success": true, "main_bucket": app.buckets.main.as_str(), "draft_bucket": app.buckets.draft.as_str()}),
+        &serde_json::json!({"success": true, "main_bucket": app.buckets.main.as_str(), "draft_bucket": app.buckets.draft.as_str(), "draft_bucket_versioning": versioning}),
     )
 }
 

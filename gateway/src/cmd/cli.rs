@@ -28,7 +28,9 @@ pub enum Command {
     /// some deletes failed, 64 on bad configuration.
     Sweep(SweepArgs),
     /// Print a presigned S3 URL (like `aws s3 presign`). Credentials come from
-    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optional AWS_SESSION_TOKEN.
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optional AWS_SESSION_TOKEN, else from the
+    /// AWS credential chain (AWS_PROFILE, web identity, container credentials, IMDSv2); a TTL
+    /// cut by their expiry is reported on stderr.
     Presign(PresignArgs),
 }
 
@@ -152,6 +154,15 @@ pub struct ServeArgs {
     /// DRAFTSTORE_IDLE_TIMEOUT_MS, default 60000].
     #[arg(long)]
     pub idle_timeout_ms: Option<String>,
+    /// Server-side encryption of the objects, AES256 or aws:kms [env: DRAFTSTORE_S3_SSE].
+    #[arg(long)]
+    pub s3_sse: Option<String>,
+    /// KMS key (id, ARN or alias) for aws:kms [env: DRAFTSTORE_S3_SSE_KMS_KEY_ID].
+    #[arg(long)]
+    pub s3_sse_kms_key_id: Option<String>,
+    /// S3 Bucket Key for aws:kms, true or false [env: DRAFTSTORE_S3_SSE_BUCKET_KEY].
+    #[arg(long)]
+    pub s3_sse_bucket_key: Option<String>,
 }
 
 impl ServeArgs {
@@ -198,6 +209,9 @@ impl ServeArgs {
             ),
             (name::DRAFTSTORE_MAX_CONNECTIONS, &self.max_connections),
             (name::DRAFTSTORE_IDLE_TIMEOUT_MS, &self.idle_timeout_ms),
+            (name::DRAFTSTORE_S3_SSE, &self.s3_sse),
+            (name::DRAFTSTORE_S3_SSE_KMS_KEY_ID, &self.s3_sse_kms_key_id),
+            (name::DRAFTSTORE_S3_SSE_BUCKET_KEY, &self.s3_sse_bucket_key),
         ];
         let mut out: Vec<(&'static str, String)> = pairs
             .iter()

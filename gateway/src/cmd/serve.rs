@@ -17,6 +17,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+/// Time to find credentials through the AWS chain at start.
+pub const CREDENTIALS_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The environment with the flags given on the command line layered on top.
 ///
 /// # Errors
@@ -32,6 +35,7 @@ pub fn config(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<
 pub fn run(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
     let config = config(args, env)?;
     super::init_tracing(config.log_json);
+    crate::store::s3::chain::keep_sts_off_the_s3_endpoint();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -43,13 +47,16 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
     let signals = Signals::listen();
     match &config.storage {
         StorageChoice::S3(s3) => {
-            let storage = S3Storage::new((**s3).clone()).map_err(|e| Exit::usage(e.to_string()))?;
+            let storage = S3Storage::connect((**s3).clone(), CREDENTIALS_BUDGET)
+                .await
+                .map_err(|e| Exit::usage(e.to_string()))?;
             tracing::info!(endpoint = %s3.endpoint.authority(), "storage: S3");
             if config.create_buckets {
                 // In the background, on its own client: the port answers /health meanwhile,
                 // and an S3 that comes up after the gateway still gets its buckets.
-                let creator =
-                    S3Storage::new((**s3).clone()).map_err(|e| Exit::usage(e.to_string()))?;
+                let creator = S3Storage::connect((**s3).clone(), CREDENTIALS_BUDGET)
+                    .await
+                    .map_err(|e| Exit::usage(e.to_string()))?;
                 let buckets = config.buckets.clone();
                 tokio::spawn(async move { create_buckets(&creator, &buckets, true).await });
             }
@@ -153,6 +160,17 @@ pub async fn serve_with<B: Storage + Presign + 'static>(
         .map(|a| a.to_string())
         .collect();
     tracing::info!(addresses = ?addresses, main = %config.buckets.main, draft = %config.buckets.draft, "serving REST and gRPC");
+    // Warns when the draft bucket is versioned (a missing bucket or a slow store: no warning).
+    let versioning = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        storage.versioning(&config.buckets.draft),
+    )
+    .await;
+    if let Ok(status) = versioning {
+        if status == "Enabled" || status == "Suspended" {
+            tracing::warn!(bucket = %config.buckets.draft, versioning = %status, "the draft bucket is versioned: sweep leaves noncurrent versions; add a lifecycle rule that expires them (see README)");
+        }
+    }
     let drained = Server::new(storage, endpoint, config, auth)
         .run(listeners, shutdown, abort)
         .await

@@ -19,6 +19,7 @@ pub fn run(args: &SweepArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
         return Err(Exit::usage("--page-size must be 1..=1000"));
     }
     super::init_tracing(config.log_json);
+    crate::store::s3::chain::keep_sts_off_the_s3_endpoint();
     let now =
         crate::clock::unix_now().ok_or_else(|| Exit::usage("the system clock is before 1970"))?;
     let options = SweepOptions {
@@ -44,16 +45,21 @@ pub fn run(args: &SweepArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
         .build()
         .map_err(|e| Exit::unavailable(format!("cannot start the runtime: {e}")))?;
     let report = match &config.storage {
-        StorageChoice::S3(s3) => {
-            let storage = S3Storage::new((**s3).clone()).map_err(|e| Exit::usage(e.to_string()))?;
-            runtime.block_on(sweep(
-                &storage,
-                &config.buckets.draft,
-                options,
-                &keep_going,
-                &mut on_expired,
-            ))
-        }
+        StorageChoice::S3(s3) => runtime.block_on(async {
+            let storage = S3Storage::connect((**s3).clone(), crate::cmd::serve::CREDENTIALS_BUDGET)
+                .await
+                .map_err(|e| Exit::usage(e.to_string()))?;
+            Ok::<_, Exit>(
+                sweep(
+                    &storage,
+                    &config.buckets.draft,
+                    options,
+                    &keep_going,
+                    &mut on_expired,
+                )
+                .await,
+            )
+        })?,
         StorageChoice::Local(local) => {
             let storage = LocalStorage::open_existing(local).map_err(Exit::usage)?;
             runtime.block_on(sweep(

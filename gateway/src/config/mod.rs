@@ -8,7 +8,7 @@ mod serve;
 mod sweep;
 
 pub use ratelimit::DEFAULT_KEY_PREFIX;
-pub use s3::{credentials, region, S3Config};
+pub use s3::{credentials, region, sse, CredentialSource, S3Config, Sse, SSE_HEADER};
 pub use serve::{Limits, LocalConfig, ServeConfig, StorageChoice};
 pub use sweep::SweepConfig;
 
@@ -115,6 +115,12 @@ pub mod name {
     pub const DRAFTSTORE_S3_PART_SIZE: &str = "DRAFTSTORE_S3_PART_SIZE";
     /// `DRAFTSTORE_S3_PUBLIC_ENDPOINT`.
     pub const DRAFTSTORE_S3_PUBLIC_ENDPOINT: &str = "DRAFTSTORE_S3_PUBLIC_ENDPOINT";
+    /// `DRAFTSTORE_S3_SSE`.
+    pub const DRAFTSTORE_S3_SSE: &str = "DRAFTSTORE_S3_SSE";
+    /// `DRAFTSTORE_S3_SSE_BUCKET_KEY`.
+    pub const DRAFTSTORE_S3_SSE_BUCKET_KEY: &str = "DRAFTSTORE_S3_SSE_BUCKET_KEY";
+    /// `DRAFTSTORE_S3_SSE_KMS_KEY_ID`.
+    pub const DRAFTSTORE_S3_SSE_KMS_KEY_ID: &str = "DRAFTSTORE_S3_SSE_KMS_KEY_ID";
     /// `DRAFTSTORE_S3_TIMEOUT_MS`.
     pub const DRAFTSTORE_S3_TIMEOUT_MS: &str = "DRAFTSTORE_S3_TIMEOUT_MS";
     /// `DRAFTSTORE_SHUTDOWN_GRACE_MS`.
@@ -186,6 +192,9 @@ pub const VARIABLES: &[&str] = &[
     name::DRAFTSTORE_S3_MULTIPART_THRESHOLD,
     name::DRAFTSTORE_S3_PART_SIZE,
     name::DRAFTSTORE_S3_PUBLIC_ENDPOINT,
+    name::DRAFTSTORE_S3_SSE,
+    name::DRAFTSTORE_S3_SSE_BUCKET_KEY,
+    name::DRAFTSTORE_S3_SSE_KMS_KEY_ID,
     name::DRAFTSTORE_S3_TIMEOUT_MS,
     name::DRAFTSTORE_SHUTDOWN_GRACE_MS,
     name::DRAFTSTORE_STORAGE,
@@ -197,8 +206,30 @@ pub const VARIABLES: &[&str] = &[
     name::UPLOAD_TTL,
 ];
 
-/// The variables without which S3 storage cannot start.
-pub const REQUIRED: &[&str] = &[name::AWS_ACCESS_KEY_ID, name::AWS_SECRET_ACCESS_KEY];
+/// The variables the Kubernetes manifests must set for S3 storage: the bucket. Credentials are
+/// not required: without `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` they come from the AWS
+/// credential chain ([`CHAIN_VARIABLES`]).
+pub const REQUIRED: &[&str] = &["BUCKET_NAME"];
+
+/// The variables the AWS credential chain reads when no static keys are set (the AWS SDKs'
+/// names and order: profiles, web identity, container credentials, IMDSv2). The gateway does
+/// not parse them itself; `AWS_ENDPOINT_URL` never steers STS (only `AWS_ENDPOINT_URL_STS`).
+pub const CHAIN_VARIABLES: &[&str] = &[
+    "AWS_CONFIG_FILE",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+];
 
 /// Looks a variable up; `None` when unset.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -278,6 +309,9 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", "x"),
             ("GRPC_PORT", "9090"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+            ("DRAFTSTORE_S3_SSE", "aws:kms"),
+            ("DRAFTSTORE_S3_SSE_KMS_KEY_ID", "alias/k"),
+            ("DRAFTSTORE_S3_SSE_BUCKET_KEY", "true"),
         ]);
         // The local store's variables, read when no S3 variable is set.
         read_with(&[]);
@@ -299,5 +333,6 @@ mod tests {
         assert_eq!(listed.len(), VARIABLES.len(), "no duplicates");
         assert_eq!(read, listed);
         assert!(REQUIRED.iter().all(|r| listed.contains(*r)));
+        assert!(CHAIN_VARIABLES.iter().all(|c| !listed.contains(*c)));
     }
 }

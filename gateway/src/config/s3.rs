@@ -1,17 +1,70 @@
 //! How the gateway reaches S3: the AWS tools' variables plus `DRAFTSTORE_S3_*`.
 
-use super::{err, number, ConfigError, Lookup};
+use super::{err, flag, number, ConfigError, Lookup};
 use draftstore_signer::{Addressing, Credentials, Endpoint};
 use std::fmt;
 use std::time::Duration;
+
+/// Where the S3 credentials come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`): used as given,
+    /// never refreshed. `Debug` hides the secret and the token.
+    Static(Credentials),
+    /// The AWS SDKs' chain (profiles, web identity, container credentials, IMDSv2), fetched at
+    /// start and refreshed before they expire (see `s3::credentials`).
+    Chain,
+}
+
+/// Server-side encryption the gateway asks S3 for on every object it writes or has written
+/// (presigned PUTs, copies into main, multipart creates).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sse {
+    /// `x-amz-server-side-encryption: AES256` (SSE-S3).
+    Aes256,
+    /// `x-amz-server-side-encryption: aws:kms` (SSE-KMS), with the key (else the account's
+    /// default `aws/s3` key) and the bucket-key setting (else the bucket's default).
+    Kms {
+        /// `DRAFTSTORE_S3_SSE_KMS_KEY_ID`: key id, ARN or alias; `None` for `aws/s3`.
+        key_id: Option<String>,
+        /// `DRAFTSTORE_S3_SSE_BUCKET_KEY`; `None` for the bucket's default.
+        bucket_key: Option<bool>,
+    },
+}
+
+impl Sse {
+    /// The request headers, lowercase names, sorted by name.
+    #[must_use]
+    pub fn headers(&self) -> Vec<(String, String)> {
+        match self {
+            Self::Aes256 => vec![(SSE_HEADER.into(), "AES256".into())],
+            Self::Kms { key_id, bucket_key } => {
+                let mut out = vec![(SSE_HEADER.into(), "aws:kms".into())];
+                if let Some(id) = key_id {
+                    out.push((format!("{SSE_HEADER}-aws-kms-key-id"), id.clone()));
+                }
+                if let Some(on) = bucket_key {
+                    out.push((format!("{SSE_HEADER}-bucket-key-enabled"), on.to_string()));
+                }
+                out.sort();
+                out
+            }
+        }
+    }
+}
+
+/// The S3 header naming the server-side encryption.
+pub const SSE_HEADER: &str = "x-amz-server-side-encryption";
 
 /// How the gateway reaches S3.
 #[derive(Clone)]
 pub struct S3Config {
     /// The region of the signing scope.
     pub region: String,
-    /// The access key and secret (hidden by `Debug`).
-    pub credentials: Credentials,
+    /// Where the access key and secret come from: static (hidden by `Debug`) or the AWS chain.
+    pub credentials: CredentialSource,
+    /// Encryption at rest asked of S3, or `None` for the bucket's default.
+    pub sse: Option<Sse>,
     /// Where the gateway sends its own requests.
     pub endpoint: Endpoint,
     /// Where clients are sent by presigned URLs (another address when they reach S3 elsewhere).
@@ -46,6 +99,7 @@ impl fmt::Debug for S3Config {
             .field("endpoint", &self.endpoint.authority())
             .field("public_endpoint", &self.public_endpoint.authority())
             .field("addressing", &self.addressing)
+            .field("sse", &self.sse)
             .finish_non_exhaustive()
     }
 }
@@ -71,24 +125,63 @@ pub fn region(get: Lookup<'_>) -> Result<String, ConfigError> {
     Ok(region)
 }
 
-/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (both required) and `AWS_SESSION_TOKEN`.
+/// Static keys when `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are both set (with
+/// `AWS_SESSION_TOKEN` when set); the AWS credential chain when neither is.
 ///
 /// # Errors
-/// A key missing or malformed (the message never holds a value).
-pub fn credentials(get: Lookup<'_>) -> Result<Credentials, ConfigError> {
+/// Only one of the two keys set, or a malformed key (the message never holds a value).
+pub fn credentials(get: Lookup<'_>) -> Result<CredentialSource, ConfigError> {
     let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-    let (Some(access_key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
-    else {
-        return Err(err(
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must both be set",
-        ));
+    match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        (Some(access_key), Some(secret)) => {
+            Credentials::new(access_key, secret, var("AWS_SESSION_TOKEN"))
+                .map(CredentialSource::Static)
+                .map_err(|e| err(format!("AWS credentials: {e}")))
+        }
+        (None, None) => Ok(CredentialSource::Chain),
+        _ => Err(err(
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must both be set, or neither (to use the role, profile or instance credentials)",
+        )),
+    }
+}
+
+/// `DRAFTSTORE_S3_SSE` (`AES256` or `aws:kms`), `DRAFTSTORE_S3_SSE_KMS_KEY_ID` and
+/// `DRAFTSTORE_S3_SSE_BUCKET_KEY` (`true|false`), the last two with `aws:kms` only.
+///
+/// # Errors
+/// An unknown mode; a KMS setting without `aws:kms`; a key id with spaces or controls.
+pub fn sse(get: Lookup<'_>) -> Result<Option<Sse>, ConfigError> {
+    let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    let key_id = var("DRAFTSTORE_S3_SSE_KMS_KEY_ID").map(|v| v.trim().to_owned());
+    let bucket_key = match var("DRAFTSTORE_S3_SSE_BUCKET_KEY") {
+        None => None,
+        Some(_) => Some(flag(get, "DRAFTSTORE_S3_SSE_BUCKET_KEY", false)?),
     };
-    Credentials::new(access_key, secret, var("AWS_SESSION_TOKEN"))
-        .map_err(|e| err(format!("AWS credentials: {e}")))
+    if key_id
+        .as_deref()
+        .is_some_and(|k| k.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(err(
+            "DRAFTSTORE_S3_SSE_KMS_KEY_ID must be a KMS key id, ARN or alias without spaces",
+        ));
+    }
+    match var("DRAFTSTORE_S3_SSE").as_deref().map(str::trim) {
+        Some("aws:kms") => Ok(Some(Sse::Kms { key_id, bucket_key })),
+        mode @ (None | Some("AES256")) => {
+            if key_id.is_some() || bucket_key.is_some() {
+                return Err(err(
+                    "DRAFTSTORE_S3_SSE_KMS_KEY_ID and DRAFTSTORE_S3_SSE_BUCKET_KEY need DRAFTSTORE_S3_SSE=aws:kms",
+                ));
+            }
+            Ok(mode.map(|_| Sse::Aes256))
+        }
+        Some(_) => Err(err("DRAFTSTORE_S3_SSE must be AES256 or aws:kms")),
+    }
 }
 
 impl S3Config {
-    /// Reads the S3 settings. `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are required.
+    /// Reads the S3 settings. Without `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` the
+    /// credentials come from the AWS credential chain when the storage starts.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first bad or missing variable.
@@ -96,6 +189,7 @@ impl S3Config {
         let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let region = region(get)?;
         let credentials = credentials(get)?;
+        let sse = sse(get)?;
         let custom = var("AWS_ENDPOINT_URL_S3")
             .map(|v| ("AWS_ENDPOINT_URL_S3", v))
             .or_else(|| var("AWS_ENDPOINT_URL").map(|v| ("AWS_ENDPOINT_URL", v)));
@@ -156,6 +250,7 @@ impl S3Config {
         Ok(Self {
             region,
             credentials,
+            sse,
             endpoint,
             public_endpoint,
             addressing,
@@ -244,8 +339,30 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable_and_hide_secrets() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[], "AWS_ACCESS_KEY_ID"),
             (&[("AWS_ACCESS_KEY_ID", "AK")], "AWS_SECRET_ACCESS_KEY"),
+            (
+                &[("AWS_SECRET_ACCESS_KEY", "very-secret")],
+                "AWS_ACCESS_KEY_ID",
+            ),
+            (&[("DRAFTSTORE_S3_SSE", "aes256")], "DRAFTSTORE_S3_SSE"),
+            (
+                &[("DRAFTSTORE_S3_SSE_KMS_KEY_ID", "alias/x")],
+                "DRAFTSTORE_S3_SSE=aws:kms",
+            ),
+            (
+                &[
+                    ("DRAFTSTORE_S3_SSE", "aws:kms"),
+                    ("DRAFTSTORE_S3_SSE_BUCKET_KEY", "yes"),
+                ],
+                "DRAFTSTORE_S3_SSE_BUCKET_KEY",
+            ),
+            (
+                &[
+                    ("DRAFTSTORE_S3_SSE", "aws:kms"),
+                    ("DRAFTSTORE_S3_SSE_KMS_KEY_ID", "alias/a b"),
+                ],
+                "DRAFTSTORE_S3_SSE_KMS_KEY_ID",
+            ),
             (
                 &[("AWS_ENDPOINT_URL", "localhost:9000")],
                 "AWS_ENDPOINT_URL",
@@ -286,5 +403,54 @@ mod tests {
         }
         let debug = format!("{:?}", parse(&CREDS).unwrap());
         assert!(!debug.contains("very-secret"), "{debug}");
+    }
+
+    #[test]
+    fn no_keys_means_the_credential_chain_and_static_keys_stay_static() {
+        let chain = parse(&[("BUCKET_NAME", "photos")]).unwrap();
+        assert_eq!(chain.credentials, CredentialSource::Chain);
+        let mut pairs = CREDS.to_vec();
+        pairs.push(("AWS_SESSION_TOKEN", "tok"));
+        let CredentialSource::Static(keys) = parse(&pairs).unwrap().credentials else {
+            panic!("static keys expected");
+        };
+        assert_eq!(
+            (keys.access_key(), keys.session_token()),
+            ("AK", Some("tok"))
+        );
+    }
+
+    #[test]
+    fn sse_settings_become_the_s3_headers() {
+        let headers = |pairs: &[(&str, &str)]| {
+            parse(pairs)
+                .unwrap()
+                .sse
+                .map(|s| s.headers())
+                .unwrap_or_default()
+        };
+        assert!(headers(&[]).is_empty());
+        assert_eq!(
+            headers(&[("DRAFTSTORE_S3_SSE", "AES256")]),
+            vec![(SSE_HEADER.to_owned(), "AES256".to_owned())]
+        );
+        assert_eq!(
+            headers(&[
+                ("DRAFTSTORE_S3_SSE", "aws:kms"),
+                ("DRAFTSTORE_S3_SSE_KMS_KEY_ID", "alias/uploads"),
+                ("DRAFTSTORE_S3_SSE_BUCKET_KEY", "true"),
+            ]),
+            vec![
+                (SSE_HEADER.to_owned(), "aws:kms".to_owned()),
+                (
+                    "x-amz-server-side-encryption-aws-kms-key-id".to_owned(),
+                    "alias/uploads".to_owned()
+                ),
+                (
+                    "x-amz-server-side-encryption-bucket-key-enabled".to_owned(),
+                    "true".to_owned()
+                ),
+            ]
+        );
     }
 }

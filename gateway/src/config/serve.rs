@@ -71,7 +71,8 @@ pub enum StorageChoice {
 }
 
 /// Variables that mean "use S3": any of them set, without `--storage local`, selects S3, and
-/// S3 then needs its credentials (a partial S3 setup is an error, never a silent fall-back).
+/// S3 then needs credentials, static or from the AWS chain (none found is an error at start,
+/// never a silent fall-back).
 const S3_SIGNALS: [&str; 6] = [
     name::AWS_ACCESS_KEY_ID,
     name::AWS_SECRET_ACCESS_KEY,
@@ -449,12 +450,20 @@ mod tests {
             matches!(parse(&[]).unwrap().storage, StorageChoice::S3(_)),
             "credentials select S3"
         );
-        let partial =
+        // A bucket without keys is S3 with the AWS credential chain (checked when it starts).
+        let chain =
             ServeConfig::from_lookup(&|k| (k == "BUCKET_NAME").then(|| "photos".to_owned()))
+                .unwrap();
+        let StorageChoice::S3(s3) = chain.storage else {
+            panic!("a bucket selects S3")
+        };
+        assert_eq!(s3.credentials, super::super::CredentialSource::Chain);
+        let partial =
+            ServeConfig::from_lookup(&|k| (k == "AWS_ACCESS_KEY_ID").then(|| "AK".to_owned()))
                 .unwrap_err();
         assert!(
-            partial.to_string().contains("AWS_ACCESS_KEY_ID"),
-            "a bucket without credentials is an error: {partial}"
+            partial.to_string().contains("AWS_SECRET_ACCESS_KEY"),
+            "half a key pair is an error: {partial}"
         );
         let explicit = ServeConfig::from_lookup(&|k| match k {
             "BUCKET_NAME" => Some("photos".to_owned()),

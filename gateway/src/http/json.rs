@@ -37,6 +37,16 @@ impl Object {
         self
     }
 
+    /// A `true` member when `on`; nothing otherwise (an optional flag).
+    #[must_use]
+    pub fn flag(mut self, key: &str, on: bool) -> Self {
+        if on {
+            self.key(key);
+            self.out.extend_from_slice(b"true");
+        }
+        self
+    }
+
     /// A member holding an object of strings.
     #[must_use]
     pub fn strings<'a>(

@@ -26,6 +26,25 @@ pub trait Presign {
         expires: Expiry,
         now: Timestamp,
     ) -> Result<String, StorageError>;
+
+    /// Unix seconds after which a URL presigned now would stop working (the credentials'
+    /// expiry minus a margin); `None` when the credentials do not expire.
+    fn url_deadline(&self) -> Option<i64> {
+        None
+    }
+
+    /// Headers every presigned PUT must carry, signed in (server-side encryption), sorted.
+    fn upload_headers(&self) -> &[(String, String)] {
+        &[]
+    }
+
+    /// `bucket`'s versioning as S3 names it (`Enabled`, `Suspended`, `Disabled`), or
+    /// `Unknown` when the store cannot tell. Sweep on a versioned draft bucket leaves
+    /// noncurrent versions behind.
+    fn versioning(&self, bucket: &BucketName) -> impl std::future::Future<Output = String> + Send {
+        let _ = bucket;
+        async { "Disabled".to_owned() }
+    }
 }
 
 /// Signs `request` (its headers set to `headers`) into a presigned URL.

@@ -9,7 +9,7 @@ use draftstore_proto::grpc::health::v1 as health;
 use draftstore_proto::prost::Message;
 use tonic::Code;
 
-async fn client(addr: std::net::SocketAddr) -> tonic::client::Grpc<tonic::transport::Channel> {
+pub async fn client(addr: std::net::SocketAddr) -> tonic::client::Grpc<tonic::transport::Channel> {
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -18,7 +18,7 @@ async fn client(addr: std::net::SocketAddr) -> tonic::client::Grpc<tonic::transp
     tonic::client::Grpc::new(channel)
 }
 
-async fn call<Req, Resp>(
+pub async fn call<Req, Resp>(
     grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
     path: &'static str,
     req: Req,

@@ -17,6 +17,8 @@ mod auth;
 mod buckets_at_start;
 /// Each confirmed object counted once in the metrics, however many confirms race.
 mod confirm_count;
+/// S3 credentials from the AWS chain, refreshed before they expire.
+mod credentials;
 /// The gRPC API with tonic and raw h2: the README flow, every status, hostile frames.
 mod grpc_api;
 /// The in-process server on the embedded store or S3, and small client helpers.
@@ -41,5 +43,9 @@ mod s3;
 mod s3_faults;
 /// `gateway serve` as a process: flags, exit statuses, signals.
 mod serve_cli;
+/// Server-side encryption signed into uploads and carried by the confirm copy.
+mod sse;
+/// Local stand-ins for AWS endpoints (container credentials, STS) and the gateway process.
+mod stub;
 /// `gateway sweep` as the CronJob runs it.
 mod sweep_cli;

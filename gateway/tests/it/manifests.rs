@@ -213,3 +213,74 @@ fn the_redis_component_sets_valid_variables_and_keeps_the_url_secret() {
         );
     }
 }
+
+/// The IRSA component (manifest/irsa, rendered and schema-checked by
+/// scripts/validate-manifests.sh): a ServiceAccount annotated with a role, the Secret's AWS keys
+/// removed, and both the gateway and the sweep running as that ServiceAccount. With no keys the
+/// gateway takes its credentials from the chain, so the ConfigMap alone is a complete setup.
+#[test]
+fn the_irsa_component_runs_both_workloads_as_a_role_without_keys() {
+    let kustomization = manifest("irsa/kustomization.yaml");
+    assert!(kustomization.contains("kind: Component"));
+    for file in [
+        "serviceaccount.yaml",
+        "secret-without-keys.yaml",
+        "gateway-service-account.yaml",
+        "sweep-service-account.yaml",
+    ] {
+        assert!(kustomization.contains(&format!(" {file}\n")), "{file}");
+    }
+    let account = manifest("irsa/serviceaccount.yaml");
+    assert!(account.contains("kind: ServiceAccount") && account.contains("  name: draftstore\n"));
+    assert!(account.contains("eks.amazonaws.com/role-arn: \"arn:aws:iam::"));
+    let secret = block(&manifest("irsa/secret-without-keys.yaml"), "stringData");
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        assert_eq!(secret.get(key).map(String::as_str), Some("null"), "{key}");
+        assert!(
+            !REQUIRED.contains(&key),
+            "{key} is not required with a role"
+        );
+    }
+    for (file, kind, name) in [
+        ("gateway-service-account.yaml", "Deployment", "draftstore"),
+        ("sweep-service-account.yaml", "CronJob", "draftstore-sweep"),
+    ] {
+        let patch = manifest(&format!("irsa/{file}"));
+        assert!(patch.contains(&format!("kind: {kind}\n")), "{file}");
+        assert!(patch.contains(&format!("  name: {name}\n")), "{file}");
+        assert!(patch.contains("serviceAccountName: draftstore\n"), "{file}");
+        assert!(manifest(&format!("{}.yaml", kind.to_lowercase()))
+            .contains(&format!("  name: {name}\n")));
+    }
+    // The ConfigMap's S3 settings with no keys: the credential chain.
+    let config = block(&manifest("configmap.yaml"), "data");
+    let s3 =
+        draftstore_gateway::config::S3Config::from_lookup(&|k| config.get(k).cloned()).unwrap();
+    assert_eq!(
+        s3.credentials,
+        draftstore_gateway::config::CredentialSource::Chain
+    );
+}
+
+/// The ConfigMap's commented-out settings (an endpoint, encryption at rest) are variables the
+/// gateway reads, spelled as it reads them.
+#[test]
+fn commented_settings_in_the_configmap_are_variables_the_gateway_reads() {
+    let commented: Vec<String> = manifest("configmap.yaml")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("# "))
+        .filter_map(|l| l.split_once(": \""))
+        .map(|(key, _)| key.to_owned())
+        .filter(|key| {
+            key.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect();
+    assert!(
+        commented.contains(&"DRAFTSTORE_S3_SSE".to_owned()),
+        "{commented:?}"
+    );
+    for key in &commented {
+        assert!(VARIABLES.contains(&key.as_str()), "{key}");
+    }
+}

@@ -128,7 +128,11 @@ fn session_token_and_region_come_from_the_environment() {
 fn bad_input_is_one_line_and_exit_64() {
     type Case<'a> = (Vec<&'a str>, &'a [(&'a str, &'a str)], &'a str);
     let cases: Vec<Case<'_>> = vec![
-        (doc_args(&[]), &[], "AWS_ACCESS_KEY_ID"),
+        (
+            doc_args(&[]),
+            &[("AWS_EC2_METADATA_DISABLED", "true")],
+            "AWS_ACCESS_KEY_ID",
+        ),
         (doc_args(&["--expires", "0"]), &CREDS, "--expires"),
         (doc_args(&["--expires", "604801"]), &CREDS, "--expires"),
         (doc_args(&["--time", "yesterday"]), &CREDS, "--time"),

@@ -33,10 +33,30 @@ pub enum ProxyFault {
     Answer(u16, &'static str),
 }
 
+/// A request as the store received it through the proxy.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// Lowercase names.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 #[derive(Default)]
 struct State {
     faults: Mutex<VecDeque<ProxyFault>>,
     requests: AtomicU64,
+    recorded: Mutex<Vec<Recorded>>,
 }
 
 pub struct Proxy {
@@ -82,6 +102,11 @@ impl Proxy {
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::SeqCst)
     }
+
+    /// Every request received so far, in order.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.state.recorded.lock().unwrap().clone()
+    }
 }
 
 async fn handle(
@@ -91,6 +116,19 @@ async fn handle(
     upstream: String,
 ) -> Result<Response<Full<Bytes>>, std::io::Error> {
     state.requests.fetch_add(1, Ordering::SeqCst);
+    state.recorded.lock().unwrap().push(Recorded {
+        method: req.method().to_string(),
+        target: req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect(),
+    });
     let fault = state
         .faults
         .lock()

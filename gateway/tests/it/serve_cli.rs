@@ -35,8 +35,16 @@ fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
 fn bad_configuration_is_one_line_and_exit_64() {
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
     let cases: &[Case<'_>] = &[
-        // A bucket without credentials is a partial S3 setup, not a reason to fall back to local.
-        (&[("BUCKET_NAME", "photos")], &[], "AWS_ACCESS_KEY_ID"),
+        // A bucket with no credentials anywhere (no keys, and the AWS chain finds none) is an
+        // error naming what was tried, not a reason to fall back to local.
+        (
+            &[
+                ("BUCKET_NAME", "photos"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+            ],
+            &[],
+            "AWS_ACCESS_KEY_ID",
+        ),
         (&[("DRAFTSTORE_STORAGE", "disk")], &[], "DRAFTSTORE_STORAGE"),
         (
             &[

@@ -279,6 +279,7 @@ async fn dispatch<B: Storage + Presign>(
                 expires_at: made.expires_at,
                 required_headers: made.required_headers.into_iter().collect(),
                 method: "PUT".into(),
+                expires_at_cut_by_credentials: made.cut_by_credentials,
             }
             .framed()
         }
@@ -303,6 +304,7 @@ async fn dispatch<B: Storage + Presign>(
                 url: made.url,
                 object_name: made.object_name,
                 expires_at: made.expires_at,
+                expires_at_cut_by_credentials: made.cut_by_credentials,
             }
             .framed()
         }
@@ -323,11 +325,12 @@ async fn dispatch<B: Storage + Presign>(
         }
         Rpc::CreateDraftBucket => {
             let _: pb::CreateDraftBucketRequest = decode(message)?;
-            Box::pin(app.create_buckets()).await?;
+            let versioning = Box::pin(app.create_buckets()).await?;
             pb::CreateDraftBucketResponse {
                 result: success(),
                 main_bucket: app.buckets.main.to_string(),
                 draft_bucket: app.buckets.draft.to_string(),
+                draft_bucket_versioning: versioning,
             }
             .framed()
         }

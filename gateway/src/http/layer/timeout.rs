@@ -74,23 +74,15 @@ where
 }
 
 pin_project! {
-    /// The inner future, within the limit or (object transfers) without one.
+    /// The inner future, within the limit or (object transfers) without one. Its fields are
+    /// the inner future and the call (pin-project-lite takes no docs on variant fields).
+    #[allow(missing_docs)]
     #[project = LimitedProj]
     pub enum Limited<F> {
         /// An API call.
-        Within {
-            /// The call's future under the request time limit.
-            #[pin]
-            inner: Within<F>,
-            /// What the request asked for (its protocol decides the error's form).
-            call: Call,
-        },
+        Within { #[pin] inner: Within<F>, call: Call },
         /// An object transfer.
-        Unlimited {
-            /// The transfer's future.
-            #[pin]
-            inner: F,
-        },
+        Unlimited { #[pin] inner: F },
     }
 }
 

@@ -2,15 +2,15 @@
 //! timeout, read a bounded body, turn failures into typed errors, and retry what may be retried
 //! with jittered backoff within the attempt budget.
 
+use super::credentials::CredentialCache;
 use super::errors::classify;
 use super::retry::RetryPolicy;
 use super::xml::{is_error_document, parse, ErrorBody};
 use draftstore_core::StorageError;
-use draftstore_signer::{
-    Addressing, Endpoint, Method, Payload, Request, Signer, Timestamp, EMPTY_SHA256,
-};
+use draftstore_signer::{Addressing, Endpoint, Method, Payload, Request, Timestamp, EMPTY_SHA256};
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// One S3 request.
 pub struct Call<'a> {
@@ -81,7 +81,7 @@ fn failure(error: StorageError) -> Failure {
 
 pub struct Client {
     http: reqwest::Client,
-    signer: Signer,
+    credentials: Arc<CredentialCache>,
     endpoint: Endpoint,
     addressing: Addressing,
     retry: RetryPolicy,
@@ -91,14 +91,14 @@ pub struct Client {
 impl Client {
     pub fn new(
         http: reqwest::Client,
-        signer: Signer,
+        credentials: Arc<CredentialCache>,
         endpoint: Endpoint,
         addressing: Addressing,
         retry: RetryPolicy,
     ) -> Self {
         Self {
             http,
-            signer,
+            credentials,
             endpoint,
             addressing,
             retry,
@@ -106,8 +106,8 @@ impl Client {
         }
     }
 
-    pub fn signer(&self) -> &Signer {
-        &self.signer
+    pub fn credentials(&self) -> &CredentialCache {
+        &self.credentials
     }
 
     /// HTTP requests sent so far, retries included.
@@ -177,7 +177,8 @@ impl Client {
             query: call.query,
             payload: Payload::Sha256Hex(&payload),
         };
-        let signed = self.signer.sign_headers(&request, now()?).map_err(|e| {
+        let current = self.credentials.for_call().await.map_err(failure)?;
+        let signed = current.signer.sign_headers(&request, now()?).map_err(|e| {
             failure(StorageError::Backend {
                 reason: format!("{}: cannot sign: {e}", call.what),
             })

@@ -1,40 +1,82 @@
 //! The [`Storage`] implementation for AWS S3 and S3-compatible stores (MinIO, Ceph, R2,
-//! SeaweedFS): `reqwest` for HTTP, `draftstore-signer` for every signature, no AWS SDK.
+//! SeaweedFS): `reqwest` for HTTP, `draftstore-signer` for every signature; of the AWS SDK only
+//! `aws-config`'s credential providers, which fetch temporary credentials (see `chain`).
 //!
-//! Files: `client` (signed call, timeouts, retries), `errors` (answers → typed errors), `retry`
-//! (backoff), `xml` (bodies), `multipart` (copies above the threshold, any object size),
-//! `presign` (the URLs handed to clients).
+//! Files: `client` (signed call, timeouts, retries), `credentials` (static or refreshed),
+//! `chain` (the AWS credential chain), `errors` (answers → typed errors), `retry` (backoff),
+//! `xml` (bodies), `multipart` (copies above the threshold, any object size), `presign` (the
+//! URLs handed to clients).
 
+pub mod chain;
 mod client;
+pub mod credentials;
 mod errors;
 mod multipart;
 mod presign;
 mod retry;
 mod xml;
 
-use crate::config::{ConfigError, S3Config};
+use crate::config::{ConfigError, CredentialSource, S3Config};
 use base64::Engine;
 use client::{Call, Client};
+use credentials::CredentialCache;
 use draftstore_core::{
     BucketName, Capabilities, Copied, CopyCondition, CopyRequest, DeleteOutcome, DeleteTarget,
     ListPage, ListedObject, Metadata, MetadataDirective, ObjectInfo, PutOptions, Storage,
     StorageError, Upload, UploadPage,
 };
-use draftstore_signer::{encode_key, Method, Signer};
+use draftstore_signer::{encode_key, Method};
 use md5::{Digest, Md5};
 use reqwest::header::HeaderMap;
 use retry::RetryPolicy;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// S3 storage. Cheap to share: one pooled HTTP client.
 pub struct S3Storage {
     client: Client,
     config: S3Config,
+    /// `x-amz-server-side-encryption*` headers sent with every write (empty: bucket default).
+    sse: Vec<(String, String)>,
 }
 
 impl S3Storage {
+    /// A store with the static keys of `config`.
+    ///
     /// # Errors
-    /// A [`ConfigError`] when the HTTP client cannot be built or the region is unusable.
+    /// A [`ConfigError`] when the HTTP client cannot be built or the region is unusable, or
+    /// when `config` asks for the credential chain (use [`S3Storage::connect`]).
     pub fn new(config: S3Config) -> Result<Self, ConfigError> {
+        let CredentialSource::Static(keys) = &config.credentials else {
+            return Err(ConfigError(
+                "no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: the credential chain needs S3Storage::connect".into(),
+            ));
+        };
+        let cache = CredentialCache::fixed(keys.clone(), &config.region).map_err(ConfigError)?;
+        Self::with_credentials(config, Arc::new(cache))
+    }
+
+    /// A store whose credentials are the static keys of `config`, or else come from the AWS
+    /// credential chain (fetched now, within `budget`, then refreshed in the background on the
+    /// current tokio runtime).
+    ///
+    /// # Errors
+    /// As [`S3Storage::new`]; no credentials found (the message names what was tried).
+    pub async fn connect(config: S3Config, budget: Duration) -> Result<Self, ConfigError> {
+        if let CredentialSource::Static(_) = config.credentials {
+            return Self::new(config);
+        }
+        let chain = chain::Chain::new(&config.region);
+        let cache = CredentialCache::from_chain(chain, &config.region, budget)
+            .await
+            .map_err(|e| ConfigError(e.0))?;
+        Self::with_credentials(config, cache)
+    }
+
+    fn with_credentials(
+        config: S3Config,
+        credentials: Arc<CredentialCache>,
+    ) -> Result<Self, ConfigError> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
@@ -42,8 +84,6 @@ impl S3Storage {
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| ConfigError(format!("cannot build the HTTP client: {e}")))?;
-        let signer = Signer::new(config.credentials.clone(), &config.region, "s3")
-            .map_err(|e| ConfigError(format!("AWS_REGION: {e}")))?;
         let retry = RetryPolicy {
             max_attempts: config.max_attempts,
             base: config.base_backoff,
@@ -51,12 +91,21 @@ impl S3Storage {
         };
         let client = Client::new(
             http,
-            signer,
+            credentials,
             config.endpoint.clone(),
             config.addressing,
             retry,
         );
-        Ok(Self { client, config })
+        let sse = config
+            .sse
+            .as_ref()
+            .map(crate::config::Sse::headers)
+            .unwrap_or_default();
+        Ok(Self {
+            client,
+            config,
+            sse,
+        })
     }
 
     /// HTTP requests sent so far, retries included.
@@ -71,10 +120,32 @@ impl S3Storage {
         &self.config
     }
 
-    /// The signer of this store's credentials and region (presigned URLs use it too).
+    /// This store's credentials (presigned URLs use them too).
     #[must_use]
-    pub fn signer(&self) -> &Signer {
-        self.client.signer()
+    pub fn credentials(&self) -> &CredentialCache {
+        self.client.credentials()
+    }
+
+    /// The server-side encryption headers of every object written (sorted; empty for none).
+    #[must_use]
+    pub fn sse_headers(&self) -> &[(String, String)] {
+        &self.sse
+    }
+
+    /// The bucket's versioning: `Enabled`, `Suspended`, or `Disabled` (never enabled).
+    ///
+    /// # Errors
+    /// Storage failures (a store without versioning answers `NotImplemented`).
+    pub async fn versioning(&self, bucket: &BucketName) -> Result<String, StorageError> {
+        let mut call = Call::new("GetBucketVersioning", Method::Get, bucket.as_str(), "");
+        call.query = &[("versioning", "")];
+        let answer = self.client.send(&call).await?;
+        let result: xml::VersioningConfiguration = xml::parse(&answer.body, &call.what)
+            .map_err(|reason| StorageError::Backend { reason })?;
+        Ok(result
+            .status
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "Disabled".into()))
     }
 
     fn copy_source(bucket: &BucketName, key: &str) -> String {
@@ -217,6 +288,7 @@ impl Storage for S3Storage {
             &options.metadata,
             &mut call.headers,
         );
+        call.headers.extend_from_slice(&self.sse);
         call.body = body;
         let answer = self.client.send(&call).await?;
         Ok(header(&answer.headers, "etag")
@@ -232,7 +304,7 @@ impl Storage for S3Storage {
 
     async fn copy_object(&self, request: &CopyRequest<'_>) -> Result<Copied, StorageError> {
         if request.source_size > self.config.multipart_threshold {
-            return multipart::copy(&self.client, &self.config, request).await;
+            return multipart::copy(&self.client, &self.config, &self.sse, request).await;
         }
         let mut call = Call::new(
             "CopyObject",
@@ -256,6 +328,8 @@ impl Storage for S3Storage {
             }
         }
         self.condition_headers(&request.condition, &mut call.headers);
+        // Main gets the same encryption as the draft (a copy does not inherit it).
+        call.headers.extend_from_slice(&self.sse);
         let answer = self.client.send(&call).await?;
         let result: xml::EtagResult = xml::parse(&answer.body, &call.what)
             .map_err(|reason| StorageError::Backend { reason })?;

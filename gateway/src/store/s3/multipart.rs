@@ -27,9 +27,11 @@ pub fn plan(size: u64, part_size: u64) -> Vec<(u32, u64, u64)> {
         .collect()
 }
 
+/// `sse`: the server-side encryption headers of the new object (set when it is created).
 pub async fn copy(
     client: &Client,
     config: &S3Config,
+    sse: &[(String, String)],
     request: &CopyRequest<'_>,
 ) -> Result<Copied, StorageError> {
     let bucket = request.to_bucket.as_str();
@@ -55,6 +57,7 @@ pub async fn copy(
         }
     };
     super::metadata_headers(content_type.as_ref(), &metadata, &mut create.headers);
+    create.headers.extend_from_slice(sse);
     let answer = client.send(&create).await?;
     let started: xml::InitiateMultipartUploadResult = xml::parse(&answer.body, &create.what)
         .map_err(|reason| StorageError::Backend { reason })?;

@@ -24,6 +24,25 @@ impl Presign for S3Storage {
             bucket.as_str(),
             key.as_str(),
         );
-        crate::store::sign(self.signer(), request, headers, expires, now)
+        let credentials = self.credentials().current();
+        crate::store::sign(&credentials.signer, request, headers, expires, now)
+    }
+
+    fn url_deadline(&self) -> Option<i64> {
+        self.credentials().url_deadline()
+    }
+
+    fn upload_headers(&self) -> &[(String, String)] {
+        self.sse_headers()
+    }
+
+    async fn versioning(&self, bucket: &BucketName) -> String {
+        match S3Storage::versioning(self, bucket).await {
+            Ok(status) => status,
+            Err(e) => {
+                tracing::debug!(%bucket, error = %e, "cannot read the bucket's versioning");
+                "Unknown".to_owned()
+            }
+        }
     }
 }

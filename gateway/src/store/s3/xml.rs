@@ -11,6 +11,13 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// GetBucketVersioning's answer; `status` is absent on a bucket never versioned.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VersioningConfiguration {
+    pub status: Option<String>,
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ListBucketResult {
