@@ -99,7 +99,8 @@ print(f"{'limiter':<12}{'req/s':>8}{'gateway CPU us':>16}{'ratio':>7}{'redis CPU
 base = rows["in-process"]
 for name, (rps, cpu, redis_cpu, p50, p99) in rows.items():
     ratio = float(cpu) / float(base[1])
-    total = (float(cpu) + float(redis_cpu)) / float(base[1])
+    # Redis's CPU counts for the shared limiter only (the in-process one never calls it).
+    total = (float(cpu) + (float(redis_cpu) if name == "redis" else 0.0)) / float(base[1])
     print(f"{name:<12}{rps:>8}{cpu:>16}{ratio:>6.2f}x{redis_cpu if name == 'redis' else '-':>14}{total:>12.2f}x{p50:>8}{p99:>8}")
 # The Redis round trip, from the gateway's histogram (cumulative buckets): the p99's bucket bound.
 buckets = []

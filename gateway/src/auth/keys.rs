@@ -224,9 +224,9 @@ mod tests {
             assert!(e.contains("tenant acme"), "{e}");
             assert!(!e.contains(&hash("3")), "{e}");
         }
-        // The same limits written in another order of options are the same limits.
+        // The same limits written in another order are the same limits.
         assert!(parse_keys(&format!(
-            "acme {} rate=5/60 max_size=10\nacme {} max_size=10 rate=5/60",
+            "acme {} rate=5/60 max_size=10 types=a/b,c/d\nacme {} types=c/d,a/b max_size=10 rate=5/60",
             hash("1"),
             hash("2")
         ))

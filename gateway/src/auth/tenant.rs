@@ -30,11 +30,17 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The same limits (size, types, rate spec), whatever the rate's state.
+    /// The same limits (size, types in any order, rate spec), whatever the rate's state.
     #[must_use]
     pub fn same_limits(&self, other: &Self) -> bool {
+        let types = |p: &Self| {
+            p.content_types.clone().map(|mut t| {
+                t.sort();
+                t
+            })
+        };
         self.max_size == other.max_size
-            && self.content_types == other.content_types
+            && types(self) == types(other)
             && self.rate.as_ref().map(Rate::spec) == other.rate.as_ref().map(Rate::spec)
     }
 }

@@ -61,7 +61,27 @@ fn prefix(tag: &str) -> String {
 struct Process {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Process {
+    /// What the gateway wrote on stderr so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap()
+    }
+
+    /// The value of one series in `/metrics` (0 when absent).
+    async fn metric(&self, series: &str) -> f64 {
+        let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", self.port))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
 }
 
 impl Drop for Process {
@@ -90,11 +110,7 @@ fn gateway(keys: &str, env: &[(&str, &str)]) -> Process {
         .spawn()
         .unwrap();
     wait_for_port(port, "gateway");
-    Process {
-        child,
-        port,
-        _dir: dir,
-    }
+    Process { child, port, dir }
 }
 
 fn borrowed<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
@@ -384,6 +400,25 @@ async fn without_redis_allow_counts_locally_reject_refuses_and_sharing_resumes()
         granted += usize::from(rest(reject.port, "acme").await.0 == 200);
     }
     assert_eq!(granted, 1, "the one token the other replica left");
+
+    // Counted, and logged once however many failures (not once per request), then the recovery.
+    assert_eq!(
+        allow
+            .metric("draftstore_rate_limit_fallbacks_total{outcome=\"local_granted\"}")
+            .await,
+        5.0
+    );
+    assert!(
+        reject
+            .metric("draftstore_rate_limit_fallbacks_total{outcome=\"rejected\"}")
+            .await
+            >= 2.0
+    );
+    for replica in [&allow, &reject] {
+        let log = replica.log();
+        assert_eq!(log.matches("Redis does not answer").count(), 1, "{log}");
+        assert!(log.contains("counting is shared again"), "{log}");
+    }
 }
 
 /// The Lua step itself, through the limiter the gateway uses: a burst of 12 at 5/60 gets exactly
