@@ -17,6 +17,9 @@ use crate::{
     SweepOptions,
 };
 
+mod sweep_batches;
+pub use sweep_batches::sweep_batches;
+
 /// Keys with every character class DraftStore accepts in a name.
 pub const ODD_KEYS: &[&str] = &[
     "plain.txt",
@@ -37,6 +40,7 @@ pub async fn run_all<S: Storage>(storage: &S, prefix: &str) {
     listing(storage, prefix).await;
     confirm_flow(storage, prefix).await;
     sweep_flow(storage, prefix).await;
+    sweep_batches(storage, prefix).await;
 }
 
 async fn bucket<S: Storage>(storage: &S, prefix: &str, name: &str) -> BucketName {
