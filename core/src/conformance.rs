@@ -17,6 +17,9 @@ use crate::{
     Storage, StorageError, SweepOptions,
 };
 
+mod sweep_batches;
+pub use sweep_batches::sweep_batches;
+
 /// Keys with every character class DraftStore accepts in a name.
 pub const ODD_KEYS: &[&str] = &[
     "plain.txt",
@@ -38,6 +41,7 @@ pub async fn run_all<S: Storage>(storage: &S, prefix: &str) {
     confirm_flow(storage, prefix).await;
     concurrent_confirms(storage, prefix).await;
     sweep_flow(storage, prefix).await;
+    sweep_batches(storage, prefix).await;
 }
 
 async fn bucket<S: Storage>(storage: &S, prefix: &str, name: &str) -> BucketName {

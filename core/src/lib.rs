@@ -68,5 +68,6 @@ pub use memory::{Fault, MemoryStorage};
 pub use name::{NameError, ObjectName, MAX_KEY_BYTES};
 pub use storage::*;
 pub use sweep::{
-    select_expired, sweep, SweepFailure, SweepOptions, SweepReport, MAX_REPORTED_FAILURES,
+    select_expired, sweep, SweepFailure, SweepOptions, SweepReport, DEFAULT_SWEEP_CONCURRENCY,
+    MAX_REPORTED_FAILURES, MAX_SWEEP_CONCURRENCY,
 };

@@ -1,13 +1,37 @@
 //! Sweep: removes drafts older than the lifetime from the draft bucket, streaming the listing
-//! page by page (memory bounded by one page plus one delete batch), deleting in batches of at
-//! most 1000, recording per-key failures and going on. It never touches the main bucket.
+//! page by page and deleting in batches of at most 1000, several batches at once, recording
+//! per-key failures and going on. It never touches the main bucket.
+//!
+//! The listing and the deletes overlap: while batches are being deleted the next page is
+//! listed, so a sweep costs about the slower of the two, not their sum. Memory stays bounded by
+//! one listing page plus the batches in flight ([`SweepOptions::concurrency`] of
+//! [`SweepOptions::batch_size`] keys): the next page is asked for only once every key of the
+//! last one is in a batch that was sent, or in the one batch being filled.
 //!
 //! A draft is deleted only if it still has the ETag it was listed with (where the store
 //! enforces conditional deletes), so one re-uploaded after the listing, and so young, stays.
+//! Each listed key goes in exactly one batch, so no key is deleted twice by one sweep.
 
 use crate::draft::is_expired;
-use crate::storage::{DeleteTarget, ListedObject, Storage, StorageError, MAX_DELETE_BATCH};
+use crate::storage::{
+    DeleteOutcome, DeleteTarget, ListPage, ListedObject, Storage, StorageError, MAX_DELETE_BATCH,
+};
 use crate::BucketName;
+use futures_util::future::{poll_fn, FusedFuture, FutureExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::task::Poll;
+
+/// Batch deletes in flight at once unless [`SweepOptions::concurrency`] says otherwise: one,
+/// while the next page is listed. Stores that delete batches in parallel (AWS S3) go faster with
+/// more; SeaweedFS answers parallel batch deletes more slowly than the same batches one after the
+/// other (measured with `bench/sweep.sh`), so more is a choice, not the default.
+pub const DEFAULT_SWEEP_CONCURRENCY: usize = 1;
+
+/// At most this many batch deletes in flight at once.
+pub const MAX_SWEEP_CONCURRENCY: usize = 64;
 
 /// How one sweep runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +46,9 @@ pub struct SweepOptions {
     pub batch_size: usize,
     /// Keys per listing page, 1..=1000.
     pub page_size: u16,
+    /// Batch deletes in flight at once, 1..=[`MAX_SWEEP_CONCURRENCY`] (1: one after the other,
+    /// still overlapping the listing).
+    pub concurrency: usize,
 }
 
 impl SweepOptions {
@@ -35,6 +62,7 @@ impl SweepOptions {
             dry_run: false,
             batch_size: MAX_DELETE_BATCH,
             page_size: 1000,
+            concurrency: DEFAULT_SWEEP_CONCURRENCY,
         }
     }
 }
@@ -107,8 +135,49 @@ pub fn select_expired(
         .filter(move |o| is_expired(o.last_modified, now, lifetime))
 }
 
+/// Keys of one batch delete with the size each frees.
+#[derive(Debug, Default)]
+struct Batch {
+    targets: Vec<DeleteTarget>,
+    sizes: Vec<u64>,
+}
+
+/// What the sweep waits for: a listing page or a batch delete's answer.
+enum Event {
+    Page(Result<ListPage, StorageError>),
+    Deleted(Batch, Result<Vec<DeleteOutcome>, StorageError>),
+}
+
+/// Keys selected but not yet sent: full batches waiting for a free slot, and the one filling.
+struct Pending {
+    batch_size: usize,
+    ready: VecDeque<Batch>,
+    filling: Batch,
+}
+
+impl Pending {
+    fn push(&mut self, object: &ListedObject) {
+        self.filling.targets.push(DeleteTarget {
+            key: object.key.clone(),
+            etag: Some(object.etag.clone()),
+        });
+        self.filling.sizes.push(object.size);
+        if self.filling.targets.len() >= self.batch_size {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.filling.targets.is_empty() {
+            self.ready.push_back(std::mem::take(&mut self.filling));
+        }
+    }
+}
+
 /// Runs one sweep of `bucket` (the draft bucket). `keep_going` is asked before each page (a
-/// deadline); `on_expired` sees each expired object (dry-run listings).
+/// deadline); `on_expired` sees each expired object (dry-run listings). Up to
+/// `options.concurrency` batch deletes run at once, overlapping the listing of the next page;
+/// after a stop or a listing error the batches already selected are still deleted.
 pub async fn sweep<S: Storage>(
     storage: &S,
     bucket: &BucketName,
@@ -116,96 +185,131 @@ pub async fn sweep<S: Storage>(
     keep_going: &(dyn Fn() -> bool + Sync),
     on_expired: &mut (dyn FnMut(&ListedObject) + Send),
 ) -> SweepReport {
-    let batch_size = options.batch_size.clamp(1, MAX_DELETE_BATCH);
     let page_size = options.page_size.clamp(1, 1000);
+    let concurrency = options.concurrency.clamp(1, MAX_SWEEP_CONCURRENCY);
     let mut report = SweepReport::default();
-    let mut batch: Vec<(DeleteTarget, u64)> = Vec::with_capacity(batch_size);
-    let mut continuation: Option<String> = None;
-    loop {
-        if !keep_going() {
-            report.stopped_early = true;
-            break;
-        }
-        let page = match storage
-            .list_objects(bucket, "", continuation.as_deref(), page_size)
+    let mut pending = Pending {
+        batch_size: options.batch_size.clamp(1, MAX_DELETE_BATCH),
+        ready: VecDeque::new(),
+        filling: Batch::default(),
+    };
+    let list = |token: Option<String>| async move {
+        storage
+            .list_objects(bucket, "", token.as_deref(), page_size)
             .await
-        {
-            Ok(page) => page,
-            Err(e) => {
-                report.listing_error = Some(e);
+    };
+    let mut listing = pin!(futures_util::future::Fuse::terminated());
+    // The page to list next (`Some(None)`: the first); `None` once the listing is over.
+    let mut next: Option<Option<String>> = Some(None);
+    let mut deletes = FuturesUnordered::new();
+    loop {
+        while deletes.len() < concurrency {
+            let Some(batch) = pending.ready.pop_front() else {
+                break;
+            };
+            deletes.push(delete(storage, bucket, batch));
+        }
+        if listing.is_terminated() && pending.ready.is_empty() {
+            match next.take() {
+                Some(token) if keep_going() => listing.set(list(token).fuse()),
+                Some(_) => {
+                    report.stopped_early = true;
+                    pending.flush();
+                }
+                None => pending.flush(),
+            }
+        }
+        // Nothing in flight: finish, or go round to send what is ready or list what is next.
+        if listing.is_terminated() && deletes.is_empty() {
+            if pending.ready.is_empty() && next.is_none() {
                 break;
             }
-        };
-        report.scanned += page.objects.len() as u64;
-        for object in select_expired(&page.objects, options.now, options.lifetime) {
-            report.expired += 1;
-            on_expired(object);
-            if options.dry_run {
-                continue;
-            }
-            batch.push((
-                DeleteTarget {
-                    key: object.key.clone(),
-                    etag: Some(object.etag.clone()),
-                },
-                object.size,
-            ));
-            if batch.len() >= batch_size {
-                delete_batch(storage, bucket, &mut batch, &mut report).await;
-            }
+            continue;
         }
-        continuation = page.next;
-        if continuation.is_none() {
-            break;
+        match next_event(listing.as_mut(), &mut deletes).await {
+            Event::Page(Ok(page)) => {
+                report.scanned += page.objects.len() as u64;
+                for object in select_expired(&page.objects, options.now, options.lifetime) {
+                    report.expired += 1;
+                    on_expired(object);
+                    if !options.dry_run {
+                        pending.push(object);
+                    }
+                }
+                next = page.next.map(Some);
+            }
+            Event::Page(Err(e)) => report.listing_error = Some(e),
+            Event::Deleted(batch, result) => tally(&mut report, &batch, result),
         }
     }
-    delete_batch(storage, bucket, &mut batch, &mut report).await;
     if !report.stopped_early {
         abort_stale_uploads(storage, bucket, options, keep_going, &mut report).await;
     }
     report
 }
 
-async fn delete_batch<S: Storage>(
+/// The next page or batch answer, whichever comes first. Batches are polled first: they were
+/// sent before the page was asked for. Only awaited while something is in flight.
+fn next_event<'a, L, D>(
+    mut listing: Pin<&'a mut futures_util::future::Fuse<L>>,
+    deletes: &'a mut FuturesUnordered<D>,
+) -> impl Future<Output = Event> + 'a
+where
+    L: Future<Output = Result<ListPage, StorageError>>,
+    D: Future<Output = (Batch, Result<Vec<DeleteOutcome>, StorageError>)>,
+{
+    poll_fn(move |cx| {
+        if let Poll::Ready(Some((batch, result))) = deletes.poll_next_unpin(cx) {
+            return Poll::Ready(Event::Deleted(batch, result));
+        }
+        listing.as_mut().poll(cx).map(Event::Page)
+    })
+}
+
+async fn delete<S: Storage>(
     storage: &S,
     bucket: &BucketName,
-    batch: &mut Vec<(DeleteTarget, u64)>,
+    batch: Batch,
+) -> (Batch, Result<Vec<DeleteOutcome>, StorageError>) {
+    let result = storage.delete_objects(bucket, &batch.targets).await;
+    (batch, result)
+}
+
+/// Counts one batch's answer: per key deleted, changed since listed, or failed.
+fn tally(
     report: &mut SweepReport,
+    batch: &Batch,
+    result: Result<Vec<DeleteOutcome>, StorageError>,
 ) {
-    if batch.is_empty() {
-        return;
-    }
-    let targets: Vec<DeleteTarget> = batch.iter().map(|(t, _)| t.clone()).collect();
-    match storage.delete_objects(bucket, &targets).await {
-        Ok(outcomes) => {
-            for (target, size) in batch.iter() {
-                match outcomes
-                    .iter()
-                    .find(|o| o.key == target.key)
-                    .map(|o| &o.result)
-                {
-                    Some(Ok(())) => {
-                        report.deleted += 1;
-                        report.bytes_freed += size;
-                    }
-                    Some(Err(StorageError::PreconditionFailed { .. })) => report.changed += 1,
-                    Some(Err(e)) => report.fail(&target.key, e.clone()),
-                    None => report.fail(
-                        &target.key,
-                        StorageError::Backend {
-                            reason: "no result for this key in the batch delete".into(),
-                        },
-                    ),
-                }
-            }
-        }
+    let outcomes = match result {
+        Ok(outcomes) => outcomes,
         Err(e) => {
-            for (target, _) in batch.iter() {
+            for target in &batch.targets {
                 report.fail(&target.key, e.clone());
             }
+            return;
+        }
+    };
+    let by_key: HashMap<&str, &Result<(), StorageError>> = outcomes
+        .iter()
+        .map(|o| (o.key.as_str(), &o.result))
+        .collect();
+    for (target, size) in batch.targets.iter().zip(&batch.sizes) {
+        match by_key.get(target.key.as_str()) {
+            Some(Ok(())) => {
+                report.deleted += 1;
+                report.bytes_freed += size;
+            }
+            Some(Err(StorageError::PreconditionFailed { .. })) => report.changed += 1,
+            Some(Err(e)) => report.fail(&target.key, (*e).clone()),
+            None => report.fail(
+                &target.key,
+                StorageError::Backend {
+                    reason: "no result for this key in the batch delete".into(),
+                },
+            ),
         }
     }
-    batch.clear();
 }
 
 async fn abort_stale_uploads<S: Storage>(

@@ -239,6 +239,10 @@ pub struct SweepArgs {
     /// Keys per listing page (1..=1000).
     #[arg(long, default_value_t = 1000)]
     pub page_size: u16,
+    /// Batch deletes (of up to 1000 keys) in flight at once, while the next page is listed
+    /// (1..=64).
+    #[arg(long, default_value_t = draftstore_core::DEFAULT_SWEEP_CONCURRENCY)]
+    pub concurrency: usize,
     /// Seconds a draft lives [env: OBJECT_LIFETIME, default 86400].
     #[arg(long)]
     pub object_lifetime: Option<String>,

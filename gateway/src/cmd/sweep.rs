@@ -18,6 +18,9 @@ pub fn run(args: &SweepArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
     if !(1..=1000).contains(&args.page_size) {
         return Err(Exit::usage("--page-size must be 1..=1000"));
     }
+    if !(1..=draftstore_core::MAX_SWEEP_CONCURRENCY).contains(&args.concurrency) {
+        return Err(Exit::usage("--concurrency must be 1..=64"));
+    }
     super::init_tracing(config.log_json);
     crate::store::s3::chain::keep_sts_off_the_s3_endpoint();
     let now =
@@ -25,6 +28,7 @@ pub fn run(args: &SweepArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
     let options = SweepOptions {
         dry_run: args.dry_run,
         page_size: args.page_size,
+        concurrency: args.concurrency,
         ..SweepOptions::new(now, config.object_lifetime)
     };
     let started = Instant::now();

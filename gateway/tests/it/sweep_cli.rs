@@ -95,7 +95,8 @@ async fn sweeps_old_drafts_only_and_reports_in_json() {
         "dry run deleted nothing"
     );
 
-    let run = sweep(&env, &["--json", "--page-size", "10"]);
+    // Pages of 10, up to 3 batches in flight while the next page is listed.
+    let run = sweep(&env, &["--json", "--page-size", "10", "--concurrency", "3"]);
     assert_eq!(
         run.status.code(),
         Some(0),
@@ -163,6 +164,11 @@ async fn sweeps_old_drafts_only_and_reports_in_json() {
 
     let bad = sweep(&env, &["--page-size", "0"]);
     assert_eq!(bad.status.code(), Some(64));
+    for concurrency in ["0", "65"] {
+        let bad = sweep(&env, &["--concurrency", concurrency]);
+        assert_eq!(bad.status.code(), Some(64));
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("--concurrency must be 1..=64"));
+    }
     env.insert("OBJECT_LIFETIME".into(), "soon".into());
     let bad = sweep(&env, &[]);
     assert_eq!(bad.status.code(), Some(64));

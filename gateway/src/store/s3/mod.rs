@@ -29,6 +29,7 @@ use draftstore_signer::{encode_key, Method};
 use md5::{Digest, Md5};
 use reqwest::header::HeaderMap;
 use retry::RetryPolicy;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -379,10 +380,14 @@ impl Storage for S3Storage {
         let answer = self.client.send(&call).await?;
         let result: xml::DeleteResult = xml::parse(&answer.body, &call.what)
             .map_err(|reason| StorageError::Backend { reason })?;
+        // Looked up by key: a batch holds up to 1000 keys, answered in any order.
+        let refused: HashMap<&str, &xml::DeleteError> =
+            result.error.iter().map(|e| (e.key.as_str(), e)).collect();
+        let deleted: HashSet<&str> = result.deleted.iter().map(|d| d.key.as_str()).collect();
         Ok(targets
             .iter()
             .map(|t| {
-                let result = match result.error.iter().find(|e| e.key == t.key) {
+                let result = match refused.get(t.key.as_str()) {
                     Some(e) if e.code == "NoSuchKey" => Ok(()),
                     Some(e) => Err(errors::classify(
                         0,
@@ -390,7 +395,7 @@ impl Storage for S3Storage {
                         &e.message,
                         &format!("{bucket}/{}", t.key),
                     )),
-                    None if result.deleted.iter().any(|d| d.key == t.key) => Ok(()),
+                    None if deleted.contains(t.key.as_str()) => Ok(()),
                     None => Err(StorageError::Backend {
                         reason: format!("{bucket}/{}: no result in the batch delete", t.key),
                     }),
