@@ -30,6 +30,8 @@ pub enum Error {
     ReservedQuery(String),
     /// A payload hash that is neither `UNSIGNED-PAYLOAD` nor 64 lowercase hex digits.
     InvalidPayloadHash,
+    /// A POST policy's `content-length-range` with `min > max` (bytes).
+    InvalidLengthRange { min: u64, max: u64 },
 }
 
 impl fmt::Display for Error {
@@ -56,6 +58,12 @@ impl fmt::Display for Error {
             }
             Self::InvalidPayloadHash => {
                 f.write_str("payload hash must be UNSIGNED-PAYLOAD or 64 lowercase hex digits")
+            }
+            Self::InvalidLengthRange { min, max } => {
+                write!(
+                    f,
+                    "content-length-range minimum {min} exceeds maximum {max}"
+                )
             }
         }
     }

@@ -5,14 +5,15 @@
 //! embedded store.
 //!
 //! **Sans-IO.** No clock (every call takes a [`Timestamp`]), no network, no environment. Inputs
-//! are plain structs; outputs are strings. Depends only on `hmac`, `sha2` and `hex`.
+//! are plain structs; outputs are strings. Depends only on `hmac`, `sha2`, `hex` and `base64`
+//! (for POST policies).
 //!
 //! **S3 rules.** Object keys are URI-encoded once with `/` kept and are never normalized (`//`,
 //! `.`, `..` and a leading `/` are part of the key); default ports are not part of the signed
 //! host; header values are trimmed and inner white space folded; presigned URLs use
 //! `UNSIGNED-PAYLOAD`.
 //!
-//! **Not here:** SigV4A (ECDSA), chunked (`aws-chunked`) payload signing, POST policies, STS
+//! **Not here:** SigV4A (ECDSA), chunked (`aws-chunked`) payload signing, STS
 //! token validation (a session token is signed but not checked by [`Verifier`]).
 //!
 //! ## Modules (one per stage)
@@ -21,6 +22,9 @@
 //!   `signing_key` — stages 3–4, key derivation, its per-day cache and the signature
 //! - `presign` — [`Signer::presign`]; `authorization` — [`Signer::sign_headers`];
 //!   `verify` — [`Verifier`]
+//! - `post` — presigned POST: [`Signer::presign_post`] signs a [`PostPolicy`] into a
+//!   [`PostForm`]; [`PostVerifier`] checks a received form (`post/json` is the policy's small
+//!   strict JSON reader and writer, `post/policy` the document)
 //!
 //! ## Example
 //! ```
@@ -44,6 +48,7 @@ mod encode;
 mod endpoint;
 mod error;
 mod explained;
+mod post;
 mod presign;
 mod request;
 mod signer;
@@ -60,6 +65,7 @@ pub use credentials::Credentials;
 pub use endpoint::{Addressing, Endpoint, Scheme};
 pub use error::Error;
 pub use explained::Explained;
+pub use post::{Condition, Policy, PostError, PostForm, PostPolicy, PostVerifier, VerifiedPost};
 pub use presign::Expiry;
 pub use request::{Method, Payload, Request, EMPTY_SHA256};
 pub use signer::Signer;

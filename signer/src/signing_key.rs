@@ -125,6 +125,21 @@ impl DerivedKey {
         mac.put_hex(canonical_hash);
         mac.verify_slice(signature).is_ok()
     }
+
+    /// Hex `HMAC(kSigning, data)`: the signature of a POST policy, whose string to sign is the
+    /// base64 policy itself.
+    pub(crate) fn sign_bytes(&self, data: &[u8]) -> Hex32 {
+        let mut mac = self.mac.clone();
+        mac.update(data);
+        Hex32::new(&mac.finalize().into_bytes())
+    }
+
+    /// Whether `signature` (32 raw bytes) is `HMAC(kSigning, data)`, compared in constant time.
+    pub(crate) fn verify_bytes(&self, data: &[u8], signature: &[u8]) -> bool {
+        let mut mac = self.mac.clone();
+        mac.update(data);
+        mac.verify_slice(signature).is_ok()
+    }
 }
 
 /// One second's HMAC state after the string-to-sign prefix (`X-Amz-Date` → state).

@@ -9,4 +9,5 @@
 
 mod differential;
 mod real_s3;
+mod real_s3_post;
 mod roundtrip;

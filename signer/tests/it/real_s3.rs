@@ -9,13 +9,13 @@ use draftstore_signer::{
 use reqwest::blocking::Client;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-struct Server {
-    endpoint: Endpoint,
-    signer: Signer,
-    client: Client,
+pub(crate) struct Server {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) signer: Signer,
+    pub(crate) client: Client,
 }
 
-fn server() -> Option<Server> {
+pub(crate) fn server() -> Option<Server> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let Some(url) = var("DRAFTSTORE_TEST_S3_ENDPOINT") else {
         assert!(
@@ -42,7 +42,7 @@ fn server() -> Option<Server> {
     })
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp::from_unix(
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -70,7 +70,7 @@ impl Server {
     }
 
     /// A header-signed call with an empty body; returns the status.
-    fn call(&self, method: Method, bucket: &str, key: &str) -> u16 {
+    pub(crate) fn call(&self, method: Method, bucket: &str, key: &str) -> u16 {
         let mut req = self.req(method, bucket, key);
         req.payload = Payload::Sha256Hex(EMPTY_SHA256);
         let signed = self.signer.sign_headers(&req, now()).unwrap();
@@ -99,7 +99,7 @@ impl Server {
     }
 }
 
-fn unique_bucket(prefix: &str) -> String {
+pub(crate) fn unique_bucket(prefix: &str) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

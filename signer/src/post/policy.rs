@@ -1,0 +1,187 @@
+//! The POST policy document: written for [`Signer::presign_post`](crate::Signer::presign_post)
+//! and parsed (strictly) for [`PostVerifier`](super::PostVerifier).
+
+use super::json::{self, Value};
+use super::PostPolicy;
+use crate::Timestamp;
+use std::fmt::Write as _;
+
+/// Largest policy document accepted, in bytes of JSON (S3 limits POST form fields to 20 KB).
+pub const MAX_POLICY_BYTES: usize = 20 * 1024;
+
+/// One policy condition, in S3's three forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// `{"field": "value"}` or `["eq", "$field", "value"]`: the form field equals `value`.
+    Eq { field: String, value: String },
+    /// `["starts-with", "$field", "prefix"]`: the form field begins with `prefix`.
+    StartsWith { field: String, prefix: String },
+    /// `["content-length-range", min, max]`: the file is `min..=max` bytes.
+    LengthRange { min: u64, max: u64 },
+}
+
+/// A parsed policy document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// `expiration`, ISO 8601 in UTC (`YYYY-MM-DDTHH:MM:SS[.fff]Z`, fractions dropped).
+    pub expiration: Timestamp,
+    pub conditions: Vec<Condition>,
+}
+
+impl Policy {
+    /// Parses a policy document (the JSON, already base64-decoded).
+    ///
+    /// # Errors
+    /// A short reason for JSON over [`MAX_POLICY_BYTES`], bad JSON, a missing or malformed
+    /// `expiration`, an unknown top-level member, or a condition in none of the three forms.
+    pub fn parse(document: &str) -> Result<Self, &'static str> {
+        if document.len() > MAX_POLICY_BYTES {
+            return Err("policy document too large");
+        }
+        let Value::Obj(members) = json::parse(document)? else {
+            return Err("policy must be a JSON object");
+        };
+        let (mut expiration, mut conditions) = (None, None);
+        for (name, value) in members {
+            match (name.as_str(), value) {
+                ("expiration", Value::Str(text)) => expiration = Some(parse_iso8601(&text)?),
+                ("conditions", Value::Arr(items)) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in items {
+                        condition(item, &mut out)?;
+                    }
+                    conditions = Some(out);
+                }
+                ("expiration" | "conditions", _) => {
+                    return Err("malformed expiration or conditions")
+                }
+                _ => return Err("unknown member in the policy"),
+            }
+        }
+        Ok(Self {
+            expiration: expiration.ok_or("policy has no expiration")?,
+            conditions: conditions.ok_or("policy has no conditions")?,
+        })
+    }
+}
+
+fn condition(item: Value, out: &mut Vec<Condition>) -> Result<(), &'static str> {
+    match item {
+        Value::Obj(members) if !members.is_empty() => {
+            for (field, value) in members {
+                let Value::Str(value) = value else {
+                    return Err("an exact-match condition needs a string value");
+                };
+                out.push(Condition::Eq { field, value });
+            }
+            Ok(())
+        }
+        Value::Arr(parts) => {
+            let mut parts = parts.into_iter();
+            let (Some(Value::Str(op)), Some(a), Some(b), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err("a condition array has an operator and two operands");
+            };
+            out.push(match (op.to_ascii_lowercase().as_str(), a, b) {
+                ("content-length-range", Value::Num(min), Value::Num(max)) if min <= max => {
+                    Condition::LengthRange { min, max }
+                }
+                ("eq", Value::Str(field), Value::Str(value)) => Condition::Eq {
+                    field: dollar_field(field)?,
+                    value,
+                },
+                ("starts-with", Value::Str(field), Value::Str(prefix)) => Condition::StartsWith {
+                    field: dollar_field(field)?,
+                    prefix,
+                },
+                _ => return Err("unknown or malformed condition"),
+            });
+            Ok(())
+        }
+        _ => Err("a condition is an object or an array"),
+    }
+}
+
+fn dollar_field(field: String) -> Result<String, &'static str> {
+    match field.strip_prefix('$') {
+        Some(name) if !name.is_empty() => Ok(name.to_owned()),
+        _ => Err("a condition names its field as \"$name\""),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` → a timestamp (fraction dropped).
+fn parse_iso8601(text: &str) -> Result<Timestamp, &'static str> {
+    const WHY: &str = "expiration must be YYYY-MM-DDTHH:MM:SS[.fff]Z";
+    let (main, rest) = text.split_at_checked(19).ok_or(WHY)?;
+    let fraction = rest.strip_suffix('Z').ok_or(WHY)?;
+    let fraction_ok = fraction.is_empty()
+        || fraction
+            .strip_prefix('.')
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+    let b = main.as_bytes();
+    let seps = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if !fraction_ok || seps.iter().any(|(i, c)| b.get(*i) != Some(c)) {
+        return Err(WHY);
+    }
+    let amz: String = main.chars().filter(|c| !matches!(c, '-' | ':')).collect();
+    Timestamp::parse_amz(&format!("{amz}Z")).map_err(|_| WHY)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, botocore's form.
+pub(crate) fn write_iso8601(out: &mut String, t: Timestamp) {
+    let a = t.amz_date();
+    let part = |r: std::ops::Range<usize>| a.get(r).unwrap_or_default();
+    let _ = write!(
+        out,
+        "{}-{}-{}T{}:{}:{}Z",
+        part(0..4),
+        part(4..6),
+        part(6..8),
+        part(9..11),
+        part(11..13),
+        part(13..15)
+    );
+}
+
+/// The policy JSON, byte for byte as botocore writes it (`json.dumps` separators): the caller's
+/// field conditions, the size range, the bucket, then `key` and the `x-amz-*` fields.
+/// `fields` are the form fields so far (caller's first, then `key` and the rest).
+pub(crate) fn write_document(
+    policy: &PostPolicy<'_>,
+    expires_at: Timestamp,
+    fields: &[(String, String)],
+) -> String {
+    let size: usize = fields.iter().map(|(n, v)| n.len() + v.len() + 8).sum();
+    let mut out = String::with_capacity(160 + policy.bucket.len() + size);
+    out.push_str("{\"expiration\": \"");
+    write_iso8601(&mut out, expires_at);
+    out.push_str("\", \"conditions\": [");
+    let split = fields
+        .iter()
+        .position(|(n, _)| n == "key")
+        .unwrap_or(fields.len());
+    let (own, signer_fields) = fields.split_at(split);
+    for (name, value) in own {
+        write_eq(&mut out, name, value);
+    }
+    if let Some((min, max)) = policy.length_range {
+        let _ = write!(out, "[\"content-length-range\", {min}, {max}], ");
+    }
+    write_eq(&mut out, "bucket", policy.bucket);
+    for (name, value) in signer_fields {
+        write_eq(&mut out, name, value);
+    }
+    // Every condition ended with ", ".
+    out.truncate(out.len().saturating_sub(2));
+    out.push_str("]}");
+    out
+}
+
+fn write_eq(out: &mut String, name: &str, value: &str) {
+    out.push('{');
+    json::write_str(out, name);
+    out.push_str(": ");
+    json::write_str(out, value);
+    out.push_str("}, ");
+}
