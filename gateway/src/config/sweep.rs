@@ -56,6 +56,9 @@ mod tests {
                     "DRAFTSTORE_STORAGE" => "local",
                     "DRAFTSTORE_LOG_JSON" => "true",
                     "DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES" => "1024",
+                    // The embedded store's own settings, shared with serve.
+                    "DRAFTSTORE_PUBLIC_URL" => "http://127.0.0.1:8080",
+                    "DRAFTSTORE_STORE_STALL_TIMEOUT_MS" => "1000",
                     _ => "not a valid value for anything",
                 }
                 .to_owned(),
@@ -83,11 +86,14 @@ mod tests {
             "BUCKET_NAME" => Some("photos".to_owned()),
             _ => None,
         });
-        // BUCKET_NAME selects S3, which then needs credentials.
-        assert!(config
-            .unwrap_err()
-            .to_string()
-            .contains("AWS_ACCESS_KEY_ID"));
+        // BUCKET_NAME selects S3; without static keys its credentials come from the AWS chain.
+        let config = config.unwrap();
+        assert_eq!(config.buckets.main.as_str(), "photos");
+        assert_eq!(config.object_lifetime, 60);
+        assert!(matches!(
+            config.storage,
+            StorageChoice::S3(ref s3) if s3.credentials == crate::config::CredentialSource::Chain
+        ));
         let config = SweepConfig::from_lookup(&|k| match k {
             "OBJECT_LIFETIME" => Some("60".to_owned()),
             "DRAFT_BUCKET" => Some("drafts".to_owned()),
