@@ -32,7 +32,7 @@ flood() {
   local name=$1; shift
   local port; port=$(free_port)
   AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \
-    DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn target/release/gateway serve --bind 127.0.0.1 --http-port "$port" 2>"$work/$name.log" &
+    DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn target/release/gateway serve --bind 127.0.0.1 --http-port "$port" 2>"$work/gateway.log" &
   pid=$!
   wait_port "$port"
   local idle; idle=$(kib "$pid" VmRSS)
@@ -46,5 +46,5 @@ flood() {
 
 echo "peak RSS (VmHWM) of a release gateway; $REQUESTS requests per flood"
 printf '%-26s%9s%10s%10s%8s\n' flood 'idle MiB' 'peak MiB' 200 503
-flood "h2c 400 x 256 streams" -c 400 -m 256
-flood "HTTP/1.1 2000 keep-alive" --h1 -c 2000 -m 1
+flood "h2c-400x256-streams" -c 400 -m 256
+flood "http1-2000-keepalive" --h1 -c 2000 -m 1
