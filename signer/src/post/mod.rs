@@ -77,6 +77,24 @@ impl Signer {
     /// metadata name that is not a lowercase token; [`Error::InvalidHeaderValue`] for a
     /// content type or metadata value with control characters; [`Error::InvalidLengthRange`]
     /// for `min > max`; [`Error::InvalidExpiry`] for an expiry past year 9999. Never panics.
+    ///
+    /// # Example
+    /// ```
+    /// use draftstore_signer::*;
+    /// let creds = Credentials::new("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", None)?;
+    /// let signer = Signer::new(creds, "us-east-1", "s3")?;
+    /// let now = Timestamp::parse_amz("20261130T120000Z")?;
+    /// let policy = PostPolicy { length_range: Some((1, 1 << 20)), ..PostPolicy::new("drafts", "t/a.png") };
+    /// let form = signer.presign_post(&policy, Expiry::new(600)?, now)?;
+    /// assert_eq!(form.field("key"), Some("t/a.png"));
+    ///
+    /// // The embedded store's side: the fields as received, then the file's size.
+    /// let fields: Vec<(&str, &str)> = form.fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    /// let verifier = PostVerifier::new("us-east-1", "s3", 900)?;
+    /// let ok = verifier.verify("drafts", &fields, now, |_| Some("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")).unwrap();
+    /// assert_eq!(ok.check_size(2 << 20).unwrap_err().s3_code(), "EntityTooLarge");
+    /// # Ok::<(), draftstore_signer::Error>(())
+    /// ```
     pub fn presign_post(
         &self,
         policy: &PostPolicy<'_>,

@@ -7,7 +7,7 @@ use crate::Timestamp;
 use std::fmt::Write as _;
 
 /// Largest policy document accepted, in bytes of JSON (S3 limits POST form fields to 20 KB).
-pub const MAX_POLICY_BYTES: usize = 20 * 1024;
+pub(crate) const MAX_POLICY_BYTES: usize = 20 * 1024;
 
 /// One policy condition, in S3's three forms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,7 @@ impl Policy {
     /// Parses a policy document (the JSON, already base64-decoded).
     ///
     /// # Errors
-    /// A short reason for JSON over [`MAX_POLICY_BYTES`], bad JSON, a missing or malformed
+    /// A short reason for JSON over 20 KiB, bad JSON, a missing or malformed
     /// `expiration`, an unknown top-level member, or a condition in none of the three forms.
     pub fn parse(document: &str) -> Result<Self, &'static str> {
         if document.len() > MAX_POLICY_BYTES {
