@@ -31,7 +31,12 @@ pub enum Error {
     /// A payload hash that is neither `UNSIGNED-PAYLOAD` nor 64 lowercase hex digits.
     InvalidPayloadHash,
     /// A POST policy's `content-length-range` with `min > max` (bytes).
-    InvalidLengthRange { min: u64, max: u64 },
+    InvalidLengthRange {
+        /// The smallest size allowed, in bytes.
+        min: u64,
+        /// The largest size allowed, in bytes (here less than `min`).
+        max: u64,
+    },
 }
 
 impl fmt::Display for Error {

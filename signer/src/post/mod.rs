@@ -22,6 +22,7 @@ use base64::Engine as _;
 /// `Content-Type`, exact `x-amz-meta-*` values and a size range.
 #[derive(Debug, Clone, Copy)]
 pub struct PostPolicy<'a> {
+    /// The bucket the form uploads to (a `{"bucket": ...}` condition); must not be empty.
     pub bucket: &'a str,
     /// The object key the form must name (a `{"key": ...}` condition).
     pub key: &'a str,

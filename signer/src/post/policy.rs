@@ -13,11 +13,26 @@ pub(crate) const MAX_POLICY_BYTES: usize = 20 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
     /// `{"field": "value"}` or `["eq", "$field", "value"]`: the form field equals `value`.
-    Eq { field: String, value: String },
+    Eq {
+        /// The form field's name, without the `$` of the array form.
+        field: String,
+        /// The exact value the field must have.
+        value: String,
+    },
     /// `["starts-with", "$field", "prefix"]`: the form field begins with `prefix`.
-    StartsWith { field: String, prefix: String },
+    StartsWith {
+        /// The form field's name, without the `$`.
+        field: String,
+        /// What the field's value must begin with (`""` allows any value).
+        prefix: String,
+    },
     /// `["content-length-range", min, max]`: the file is `min..=max` bytes.
-    LengthRange { min: u64, max: u64 },
+    LengthRange {
+        /// The smallest file size allowed, in bytes.
+        min: u64,
+        /// The largest file size allowed, in bytes (at least `min`).
+        max: u64,
+    },
 }
 
 /// A parsed policy document.
@@ -25,6 +40,8 @@ pub enum Condition {
 pub struct Policy {
     /// `expiration`, ISO 8601 in UTC (`YYYY-MM-DDTHH:MM:SS[.fff]Z`, fractions dropped).
     pub expiration: Timestamp,
+    /// `conditions`, in document order: every one must hold, and every form field (other
+    /// than `policy`, `x-amz-signature`, `file` and `x-ignore-*`) must be named by one.
     pub conditions: Vec<Condition>,
 }
 

@@ -18,13 +18,20 @@ pub enum PostError {
     MissingField(&'static str),
     /// A field appears twice (names compare case-insensitively).
     DuplicateField(String),
+    /// `x-amz-algorithm` is not `AWS4-HMAC-SHA256`.
     UnsupportedAlgorithm,
+    /// `x-amz-credential` is not `<access key>/<YYYYMMDD>/<region>/<service>/aws4_request`
+    /// with a non-empty access key.
     MalformedCredential,
     /// The credential's date, region, service or terminator is not this server's.
     WrongScope,
+    /// `x-amz-date` is not in `YYYYMMDDTHHMMSSZ` form.
     MalformedDate,
+    /// `x-amz-signature` is not 64 lowercase hex digits.
     MalformedSignature,
+    /// The credential's access key has no known secret.
     UnknownAccessKey,
+    /// `x-amz-signature` is not the HMAC-SHA256 of the base64 policy under the signing key.
     SignatureMismatch,
     /// The policy is not base64 of a valid policy document; the text says why.
     MalformedPolicy(&'static str),
@@ -38,12 +45,16 @@ pub enum PostError {
     ExtraField(String),
     /// The file is `size` bytes, under the policy's minimum `min`.
     EntityTooSmall {
+        /// The file's size, in bytes.
         size: u64,
+        /// The policy's minimum, in bytes.
         min: u64,
     },
     /// The file is `size` bytes (or more), over the policy's maximum `max`.
     EntityTooLarge {
+        /// The file's size in bytes, or the bytes read before stopping past `max`.
         size: u64,
+        /// The policy's maximum, in bytes.
         max: u64,
     },
 }
@@ -129,12 +140,15 @@ impl std::error::Error for PostError {}
 /// What a valid POST form vouches for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedPost {
+    /// The access key from `x-amz-credential` whose secret signed the policy.
     pub access_key: String,
     /// The `key` field as sent (S3's `${filename}` substitution is the caller's business).
     pub key: String,
+    /// The `Content-Type` field as sent, if any.
     pub content_type: Option<String>,
     /// `x-amz-meta-*` fields as (lowercase name without the prefix, value).
     pub metadata: Vec<(String, String)>,
+    /// The policy's `expiration`, after which the form is refused.
     pub expires_at: Timestamp,
     /// Allowed file sizes in bytes, `min..=max` (`0..=u64::MAX` without a range condition):
     /// read at most `max + 1` bytes, then call [`VerifiedPost::check_size`].
