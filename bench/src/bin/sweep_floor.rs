@@ -118,7 +118,8 @@ fn decode(key: &str) -> String {
 async fn floor(config: S3Config, bucket: &str) {
     let http = reqwest::Client::builder().build().unwrap();
     let draftstore_gateway::config::CredentialSource::Static(keys) = &config.credentials else {
-        panic!("the floor signs with static keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
+        eprintln!("sweep-floor: the floor signs with static keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)");
+        std::process::exit(64);
     };
     let signer = Signer::new(keys.clone(), &config.region, "s3").unwrap();
     let mut floor = Floor {

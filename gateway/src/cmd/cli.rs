@@ -22,7 +22,7 @@ struct Cli {
 pub enum Command {
     /// Serve the DraftStore API (REST and gRPC) on one port. Every flag overrides the
     /// environment variable named in its help.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Delete drafts older than OBJECT_LIFETIME from the draft bucket once, and abort stale
     /// multipart uploads there; never touches the main bucket. Exit 0 when all went, 1 when
     /// some deletes failed, 64 on bad configuration.
