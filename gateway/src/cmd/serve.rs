@@ -51,18 +51,21 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
                 .await
                 .map_err(|e| Exit::usage(e.to_string()))?;
             tracing::info!(endpoint = %s3.endpoint.authority(), "storage: S3");
-            if config.create_buckets {
-                // In the background, on its own client: the port answers /health meanwhile,
-                // and an S3 that comes up after the gateway still gets its buckets.
-                let creator = S3Storage::connect((**s3).clone(), CREDENTIALS_BUDGET)
-                    .await
-                    .map_err(|e| Exit::usage(e.to_string()))?;
-                let buckets = config.buckets.clone();
-                tokio::spawn(async move { create_buckets(&creator, &buckets, true).await });
-            }
+            let storage = Arc::new(storage);
+            // In the background: the port answers /health meanwhile, and an S3 that comes up
+            // after the gateway still gets its buckets; then a versioned draft bucket is warned of.
+            let background = storage.clone();
+            let buckets = config.buckets.clone();
+            let create = config.create_buckets;
+            tokio::spawn(async move {
+                if create {
+                    create_buckets(background.as_ref(), &buckets, true).await;
+                }
+                warn_if_versioned(background.as_ref(), &buckets.draft).await;
+            });
             let listeners = listen(&config).await?;
             serve_with(
-                Arc::new(storage),
+                storage,
                 None,
                 listeners,
                 &config,
@@ -128,6 +131,18 @@ async fn create_buckets<S: Storage>(storage: &S, buckets: &draftstore_core::Buck
     }
 }
 
+/// Warns when the draft bucket is versioned: sweep's deletes then leave noncurrent versions.
+/// A missing bucket or a slow store (3 s) gives no warning.
+async fn warn_if_versioned<B: Presign>(storage: &B, draft: &draftstore_core::BucketName) {
+    let versioning =
+        tokio::time::timeout(std::time::Duration::from_secs(3), storage.versioning(draft)).await;
+    if let Ok(status) = versioning {
+        if status == "Enabled" || status == "Suspended" {
+            tracing::warn!(bucket = %draft, versioning = %status, "the draft bucket is versioned: sweep leaves noncurrent versions; add a lifecycle rule that expires them (see README)");
+        }
+    }
+}
+
 /// The configured port(s), bound.
 async fn listen(config: &ServeConfig) -> Result<Vec<TcpListener>, Exit> {
     let mut listeners = vec![bind(config.bind, config.http_port).await?];
@@ -160,17 +175,7 @@ pub async fn serve_with<B: Storage + Presign + 'static>(
         .map(|a| a.to_string())
         .collect();
     tracing::info!(addresses = ?addresses, main = %config.buckets.main, draft = %config.buckets.draft, "serving REST and gRPC");
-    // Warns when the draft bucket is versioned (a missing bucket or a slow store: no warning).
-    let versioning = tokio::time::timeout(
-        std::time::Duration::from_secs(3),
-        storage.versioning(&config.buckets.draft),
-    )
-    .await;
-    if let Ok(status) = versioning {
-        if status == "Enabled" || status == "Suspended" {
-            tracing::warn!(bucket = %config.buckets.draft, versioning = %status, "the draft bucket is versioned: sweep leaves noncurrent versions; add a lifecycle rule that expires them (see README)");
-        }
-    }
+
     let drained = Server::new(storage, endpoint, config, auth)
         .run(listeners, shutdown, abort)
         .await

@@ -132,7 +132,7 @@ async fn bucket_already_exists_for_our_own_bucket_is_a_success() {
         return;
     };
     let proxy = Proxy::start(direct_env["AWS_ENDPOINT_URL"].clone()).await;
-    let Some(server) = crate::harness::start(&[("AWS_ENDPOINT_URL", &proxy.url())]).await else {
+    let Some(server) = crate::harness::start_s3(&[("AWS_ENDPOINT_URL", &proxy.url())]).await else {
         return;
     };
     let owned = Rewrite(409, "BucketAlreadyExists");

@@ -71,7 +71,7 @@ async fn aes256_is_signed_into_uploads_required_and_kept_by_confirm() {
         return;
     };
     let proxy = Proxy::start(env["AWS_ENDPOINT_URL"].clone()).await;
-    let gateway = harness::start(&[
+    let gateway = harness::start_s3(&[
         ("AWS_ENDPOINT_URL", &proxy.url()),
         ("DRAFTSTORE_S3_SSE", "AES256"),
     ])
@@ -133,7 +133,7 @@ async fn kms_headers_are_signed_required_and_sent_on_copies_and_multipart_create
         return;
     };
     let proxy = Proxy::start(env["AWS_ENDPOINT_URL"].clone()).await;
-    let gateway = harness::start(&[
+    let gateway = harness::start_s3(&[
         ("AWS_ENDPOINT_URL", &proxy.url()),
         ("DRAFTSTORE_S3_SSE", "aws:kms"),
         ("DRAFTSTORE_S3_SSE_KMS_KEY_ID", "alias/draftstore-uploads"),
@@ -247,7 +247,7 @@ async fn create_draft_bucket_reports_versioning_and_never_changes_it() {
     let Some(env) = crate::s3::env(&[]) else {
         return;
     };
-    let gateway = harness::start(&[]).await.unwrap();
+    let gateway = harness::start_s3(&[]).await.unwrap();
     let base = gateway.url("");
     let (status, reply) = post(&base, "/api/v1/draft-bucket", serde_json::json!({})).await;
     assert_eq!(status, 200);

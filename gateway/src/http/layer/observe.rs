@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 /// The log target of the request lines (documented: `draftstore_gateway::server=debug` turns
 /// the access log on).
-const TARGET: &str = "draftstore_gateway::server";
+const TARGET: &str = "draftstore_gateway::http::server";
 
 /// Longest error message written to the log (it may quote an object name).
 const MESSAGE_BUDGET: usize = 512;
