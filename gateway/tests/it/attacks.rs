@@ -366,6 +366,8 @@ async fn http1_requests_need_exactly_one_host() {
     for head in [
         &b"GET /health HTTP/1.1\r\n\r\n"[..],
         b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: a b\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: user@a\r\n\r\n",
     ] {
         assert_eq!(
             status_line(&gateway, head).await,

@@ -4,7 +4,8 @@
 //!   method gets 405 (HTTP/2 itself is checked by the gRPC adapter, `NEEDS_HTTP2`);
 //! - `application/grpc-web*` gets 415 and a message until gRPC-Web is served, and any other
 //!   `application/grpc…` type 415 (never answered as native gRPC);
-//! - an HTTP/1.1 request needs exactly one `Host` header (RFC 9112 §3.2), else 400;
+//! - an HTTP/1.1 request needs exactly one `Host` header holding `host[:port]` or nothing
+//!   (RFC 9112 §3.2: "a Host header field with an invalid field value" is 400 too), else 400;
 //! - past the global cap on concurrent streams ([`super::connection`]), 503 at once (probes
 //!   excepted: they are answered at once anyway, and must keep answering).
 
@@ -62,6 +63,21 @@ pub fn media(headers: &http::HeaderMap) -> Media {
     }
 }
 
+/// Whether a `Host` value is `uri-host [ ":" port ]` (RFC 9110 §7.2) or empty (RFC 9112 §3.2,
+/// a target without authority): an authority with no user info.
+fn host_value_is_valid(value: &[u8]) -> bool {
+    let Ok(authority) = http::uri::Authority::try_from(value) else {
+        return value.is_empty();
+    };
+    let port = authority
+        .as_str()
+        .strip_prefix(authority.host())
+        .and_then(|rest| rest.strip_prefix(':'));
+    !value.contains(&b'@')
+        && !authority.host().is_empty()
+        && port.is_none_or(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The first rule `req` breaks, if any.
 fn check(req: &Req, call: Call) -> Result<(), ApiError> {
     // Probes are answered at once and must keep answering under a flood of streams.
@@ -72,13 +88,18 @@ fn check(req: &Req, call: Call) -> Result<(), ApiError> {
         )
         .with_retry_after(1));
     }
-    if req.version() == http::Version::HTTP_11
-        && req.headers().get_all(http::header::HOST).iter().count() != 1
-    {
-        return Err(ApiError::new(
-            Code::BadHost,
-            "an HTTP/1.1 request carries exactly one Host header",
-        ));
+    if req.version() == http::Version::HTTP_11 {
+        let mut hosts = req.headers().get_all(http::header::HOST).iter();
+        let valid = match (hosts.next(), hosts.next()) {
+            (Some(host), None) => host_value_is_valid(host.as_bytes()),
+            _ => false,
+        };
+        if !valid {
+            return Err(ApiError::new(
+                Code::BadHost,
+                "an HTTP/1.1 request carries exactly one Host header, `host[:port]` or empty",
+            ));
+        }
     }
     if call.is_grpc() {
         if req.method() != http::Method::POST {
@@ -170,5 +191,15 @@ mod tests {
         assert_eq!(of("application/grpc+json"), Media::OtherGrpc);
         assert_eq!(of("application/json"), Media::NotGrpc);
         assert_eq!(media(&http::HeaderMap::new()), Media::NotGrpc);
+    }
+
+    #[test]
+    fn host_values_are_host_and_port_or_empty() {
+        for good in ["a", "127.0.0.1:8080", "[::1]:80", "example.com", ""] {
+            assert!(host_value_is_valid(good.as_bytes()), "{good:?}");
+        }
+        for bad in ["a b", "u@a", "a:port", "a/b", ":80", "a\\b"] {
+            assert!(!host_value_is_valid(bad.as_bytes()), "{bad:?}");
+        }
     }
 }
