@@ -8,6 +8,8 @@ pub mod presign;
 pub mod serve;
 pub mod sweep;
 
+use exit::Exit;
+
 /// A lookup reading `overrides` (a subcommand's flags, as `(variable, value)` pairs) first and
 /// `env` for the rest: a flag wins over its variable.
 pub fn layered<'a>(
@@ -25,9 +27,17 @@ pub fn layered<'a>(
 
 /// Logs to stderr, filtered by `DRAFTSTORE_LOG` (default `info`); JSON lines when `json`.
 /// A second call does nothing.
-pub fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env(crate::config::name::DRAFTSTORE_LOG)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+///
+/// # Errors
+/// `DRAFTSTORE_LOG` set to something that is not a filter (exit 64), rather than logging at
+/// `info` without a word.
+pub fn init_tracing(json: bool) -> Result<(), Exit> {
+    let name = crate::config::name::DRAFTSTORE_LOG;
+    let filter = match std::env::var(name) {
+        Ok(value) => tracing_subscriber::EnvFilter::try_new(&value)
+            .map_err(|e| Exit::usage(format!("{name} is not a log filter: {e}")))?,
+        Err(_) => tracing_subscriber::EnvFilter::new("info"),
+    };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -38,4 +48,5 @@ pub fn init_tracing(json: bool) {
     } else {
         builder.try_init()
     };
+    Ok(())
 }

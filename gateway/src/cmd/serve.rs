@@ -34,7 +34,7 @@ pub fn config(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<
 /// Bad configuration (64); a port that cannot be bound (69).
 pub fn run(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
     let config = config(args, env)?;
-    super::init_tracing(config.log_json);
+    super::init_tracing(config.log_json)?;
     crate::store::s3::chain::keep_sts_off_the_s3_endpoint();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -104,6 +104,12 @@ fn bad_configuration_is_one_line_and_exit_64() {
             &["--public-url", "ftp://files.example", "--http-port", "0"],
             "DRAFTSTORE_PUBLIC_URL",
         ),
+        // A log filter that does not parse is refused, not replaced by `info` in silence.
+        (
+            &[("DRAFTSTORE_LOG", "[[[")],
+            &["--bind", "127.0.0.1", "--http-port", "0"],
+            "DRAFTSTORE_LOG",
+        ),
     ];
     for (env, args, mention) in cases {
         let out = output_within(
