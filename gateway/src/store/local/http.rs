@@ -794,10 +794,11 @@ fn ranged(header: Option<&str>, size: u64) -> Ranged {
     let Some((a, b)) = spec.split_once('-') else {
         return Ranged::Whole;
     };
+    // Digits past u64 are still a number (RFC 9110 §14.1.1 sets no bound), one past any
+    // object's end: a start there is 416, an end or a suffix that long means "to the end".
     let number = |s: &str| {
         (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
-            .then(|| s.parse::<u64>().ok())
-            .flatten()
+            .then(|| s.parse::<u64>().unwrap_or(u64::MAX))
     };
     let (a, b) = (a.trim(), b.trim());
     let last = size.checked_sub(1);
@@ -879,6 +880,9 @@ mod tests {
             ("bytes=100-", Unsatisfiable),
             ("bytes=100-200", Unsatisfiable),
             ("bytes=-0", Unsatisfiable),
+            ("bytes=99999999999999999999999-", Unsatisfiable),
+            ("bytes=0-99999999999999999999999", Part(0, 99)),
+            ("bytes=-99999999999999999999999", Part(0, 99)),
             ("bytes=5-1", Whole),
             ("bytes=a-b", Whole),
             ("bytes=-", Whole),
