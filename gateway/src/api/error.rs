@@ -161,13 +161,15 @@ impl ApiError {
         }
     }
 
-    /// Worth a log line at error level (the server's fault, not the caller's).
+    /// Worth a log line at error level (the server's fault, not the caller's). A message with
+    /// the compressed flag and no encoding is INTERNAL by the gRPC spec, but the client built
+    /// it: anyone could otherwise write ERROR lines at will.
     #[must_use]
     pub const fn is_server_side(&self) -> bool {
         matches!(
             self.kind(),
             Kind::Internal | Kind::Unavailable | Kind::Timeout
-        )
+        ) && !matches!(self.code, Code::InvalidCompressedFlag)
     }
 }
 
@@ -225,6 +227,14 @@ impl From<ConfirmError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_built_internal_is_not_logged_as_the_servers_fault() {
+        let e = ApiError::new(Code::InvalidCompressedFlag, "compressed flag, no encoding");
+        assert_eq!(e.grpc_code(), GrpcCode::Internal, "as the gRPC spec says");
+        assert!(!e.is_server_side());
+        assert!(ApiError::new(Code::StorageError, "s3 failed").is_server_side());
+    }
 
     #[test]
     fn one_mapping_for_both_protocols() {
