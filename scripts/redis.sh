@@ -11,6 +11,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STATE="$ROOT/.tools/redis-run"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 install() {
   if ! command -v redis-server >/dev/null; then
@@ -49,13 +51,7 @@ ENV
 }
 
 stop_quiet() {
-  if [ -f "$STATE/pid" ]; then
-    local pid; pid=$(cat "$STATE/pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$STATE/pid" "$STATE/env"
-  fi
+  stop_recorded_server
 }
 
 case "${1:-}" in

@@ -15,6 +15,8 @@ VERSION=4.48
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TOOLS="$ROOT/.tools/seaweedfs-$VERSION"
 STATE="$ROOT/.tools/seaweedfs-run"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 WEED="$TOOLS/bin/weed"
 ACCESS_KEY=draftstore-test
 SECRET_KEY=draftstore-test-secret-$(date +%s)
@@ -94,13 +96,7 @@ ENV
 }
 
 stop_quiet() {
-  if [ -f "$STATE/pid" ]; then
-    local pid; pid=$(cat "$STATE/pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$STATE/pid" "$STATE/env"
-  fi
+  stop_recorded_server
   if [ -f "$STATE/data" ]; then rm -rf "$(cat "$STATE/data")" "$STATE/data"; fi
 }
 
