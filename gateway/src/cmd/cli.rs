@@ -75,6 +75,22 @@ pub struct PresignArgs {
     pub explain: bool,
 }
 
+/// A flag value that `Debug` never shows: it may hold a password (a Redis URL's userinfo).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Hidden(pub String);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl From<String> for Hidden {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
 /// `gateway serve`'s flags, each overriding the variable named in its help.
 #[derive(Debug, Args, Default)]
 pub struct ServeArgs {
@@ -133,7 +149,7 @@ pub struct ServeArgs {
     /// Count tenant rates in this Redis, shared by every replica: redis:// or rediss://
     /// [env: DRAFTSTORE_RATE_LIMIT_REDIS_URL; prefer the variable: a password here shows in ps].
     #[arg(long)]
-    pub rate_limit_redis_url: Option<String>,
+    pub rate_limit_redis_url: Option<Hidden>,
     /// Longest wait for Redis per decision, in ms [env: DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS,
     /// default 20].
     #[arg(long)]
@@ -192,10 +208,6 @@ impl ServeArgs {
                 &self.local_max_object_bytes,
             ),
             (
-                name::DRAFTSTORE_RATE_LIMIT_REDIS_URL,
-                &self.rate_limit_redis_url,
-            ),
-            (
                 name::DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS,
                 &self.rate_limit_timeout_ms,
             ),
@@ -217,6 +229,9 @@ impl ServeArgs {
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone())))
             .collect();
+        if let Some(Hidden(url)) = &self.rate_limit_redis_url {
+            out.push((name::DRAFTSTORE_RATE_LIMIT_REDIS_URL, url.clone()));
+        }
         if self.log_json {
             out.push((name::DRAFTSTORE_LOG_JSON, "true".into()));
         }
@@ -294,5 +309,31 @@ pub fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Res
                 Err(Exit::usage(format!("{line} (see gateway --help)")))
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redis_url_flag_overrides_the_variable_and_debug_hides_it() {
+        let command = parse([
+            "gateway",
+            "serve",
+            "--rate-limit-redis-url=redis://:hunter2@127.0.0.1:6379/2",
+        ])
+        .unwrap();
+        assert!(!format!("{command:?}").contains("hunter2"), "{command:?}");
+        let Command::Serve(args) = command else {
+            panic!("not serve: {command:?}");
+        };
+        assert_eq!(
+            args.overrides(),
+            vec![(
+                name::DRAFTSTORE_RATE_LIMIT_REDIS_URL,
+                "redis://:hunter2@127.0.0.1:6379/2".to_owned()
+            )]
+        );
     }
 }
