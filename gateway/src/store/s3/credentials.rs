@@ -130,18 +130,29 @@ impl CredentialCache {
         Ok(cache)
     }
 
+    /// The fetched credentials as a signer, refused when they are already expired (or expire
+    /// within [`CALL_MARGIN_SECS`]): a provider answering with stale credentials is a failed
+    /// fetch (at start: no credentials, exit 64; on refresh: counted as an error), never keys
+    /// that S3 would refuse with `ExpiredToken`.
     fn current_from(fetched: Fetched, region: &str) -> Result<Current, String> {
+        let current = Current {
+            signer: signer(fetched.credentials.clone(), region)?,
+            expires_at: fetched.expires_at,
+            fetched_at: now(),
+        };
+        if !current.usable_at(current.fetched_at) {
+            return Err(format!(
+                "the {} credentials are already expired (Expiration {:?}, Unix seconds)",
+                fetched.source, fetched.expires_at
+            ));
+        }
         tracing::info!(
             source = fetched.source,
             access_key = fetched.credentials.access_key(),
             expires_at = ?fetched.expires_at,
             "AWS credentials loaded"
         );
-        Ok(Current {
-            signer: signer(fetched.credentials, region)?,
-            expires_at: fetched.expires_at,
-            fetched_at: now(),
-        })
+        Ok(current)
     }
 
     /// The credentials in use, without waiting (they may have expired: see
@@ -286,6 +297,26 @@ mod tests {
         assert_eq!(current(1000, Some(1090)).refresh_at(), Some(1060));
         assert_eq!(current(0, Some(3600)).refresh_at(), Some(3300));
         assert_eq!(current(100, Some(50)).refresh_at(), Some(50));
+    }
+
+    #[test]
+    fn credentials_already_expired_are_a_failed_fetch() {
+        let fetched = |expires_at| Fetched {
+            credentials: Credentials::new("AK", "secret", Some("token".to_owned())).unwrap(),
+            expires_at,
+            source: "container",
+        };
+        let past = now() - 60;
+        let refused = CredentialCache::current_from(fetched(Some(past)), "us-east-1").unwrap_err();
+        assert!(refused.contains("already expired"), "{refused}");
+        assert!(
+            !refused.contains("secret") && !refused.contains("token"),
+            "{refused}"
+        );
+        let soon = now() + CALL_MARGIN_SECS;
+        assert!(CredentialCache::current_from(fetched(Some(soon)), "us-east-1").is_err());
+        assert!(CredentialCache::current_from(fetched(Some(now() + 90)), "us-east-1").is_ok());
+        assert!(CredentialCache::current_from(fetched(None), "us-east-1").is_ok());
     }
 
     #[test]
