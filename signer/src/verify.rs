@@ -247,29 +247,54 @@ impl Verifier {
         credential: &'c str,
         signed_at: Timestamp,
     ) -> Result<&'c str, VerifyError> {
-        let mut parts = credential.split('/');
-        let (Some(ak), Some(date), Some(region), Some(service), Some(term), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(VerifyError::MalformedCredential);
-        };
-        if ak.is_empty() {
-            return Err(VerifyError::MalformedCredential);
-        }
-        if date != signed_at.date_stamp()
-            || region != self.region
-            || service != self.service
-            || term != "aws4_request"
-        {
-            return Err(VerifyError::WrongScope);
-        }
-        Ok(ak)
+        credential_access_key(credential, signed_at, &self.region, &self.service).map_err(|e| {
+            match e {
+                ScopeError::Malformed => VerifyError::MalformedCredential,
+                ScopeError::WrongScope => VerifyError::WrongScope,
+            }
+        })
     }
+}
+
+/// Why a credential (`AK/YYYYMMDD/region/service/aws4_request`) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScopeError {
+    /// Not five `/`-separated parts, or an empty access key.
+    Malformed,
+    /// Date, region, service or terminator differ from this server's scope.
+    WrongScope,
+}
+
+/// Checks a SigV4 credential against the scope `signed_at`/`region`/`service`
+/// and returns its access key; shared by the query and POST-policy verifiers.
+pub(crate) fn credential_access_key<'c>(
+    credential: &'c str,
+    signed_at: Timestamp,
+    region: &str,
+    service: &str,
+) -> Result<&'c str, ScopeError> {
+    let mut parts = credential.split('/');
+    let (Some(ak), Some(date), Some(cred_region), Some(cred_service), Some(term), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(ScopeError::Malformed);
+    };
+    if ak.is_empty() {
+        return Err(ScopeError::Malformed);
+    }
+    if date != signed_at.date_stamp()
+        || cred_region != region
+        || cred_service != service
+        || term != "aws4_request"
+    {
+        return Err(ScopeError::WrongScope);
+    }
+    Ok(ak)
 }
 
 fn need<T>(value: Option<T>, name: &'static str) -> Result<T, VerifyError> {

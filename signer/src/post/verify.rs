@@ -6,6 +6,7 @@ use super::policy::{Condition, Policy, MAX_POLICY_BYTES};
 use crate::signer::check_scope_part;
 use crate::signing_key::DerivedKey;
 use crate::string_to_sign::ALGORITHM;
+use crate::verify::{credential_access_key, ScopeError};
 use crate::{Error, Timestamp};
 use base64::Engine as _;
 use std::fmt;
@@ -285,28 +286,12 @@ impl PostVerifier {
         credential: &'c str,
         signed_at: Timestamp,
     ) -> Result<&'c str, PostError> {
-        let mut parts = credential.split('/');
-        let (Some(ak), Some(date), Some(region), Some(service), Some(term), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(PostError::MalformedCredential);
-        };
-        if ak.is_empty() {
-            return Err(PostError::MalformedCredential);
-        }
-        if date != signed_at.date_stamp()
-            || region != self.region
-            || service != self.service
-            || term != "aws4_request"
-        {
-            return Err(PostError::WrongScope);
-        }
-        Ok(ak)
+        credential_access_key(credential, signed_at, &self.region, &self.service).map_err(|e| {
+            match e {
+                ScopeError::Malformed => PostError::MalformedCredential,
+                ScopeError::WrongScope => PostError::WrongScope,
+            }
+        })
     }
 }
 
