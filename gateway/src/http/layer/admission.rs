@@ -78,7 +78,13 @@ impl Shares {
             return Err(overloaded());
         }
         state.total += 1;
-        *state.held.entry(key.clone()).or_insert(0) += 1;
+        // The key is cloned (a tenant's is an allocation) only when it holds no place yet.
+        match state.held.get_mut(&key) {
+            Some(n) => *n += 1,
+            None => {
+                state.held.insert(key.clone(), 1);
+            }
+        }
         Ok(Ticket {
             shares: self.clone(),
             key,
