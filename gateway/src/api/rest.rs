@@ -1,17 +1,17 @@
 //! REST/JSON: one flat `match (method, path)` calling named handlers that decode, call
-//! [`App`], and encode. Bodies are size-checked before they are read.
+//! [`App`], and encode. Bodies arrive whole, size-checked as they were read (see
+//! [`crate::http::layer::body`]).
 
 use crate::api::app::{App, Source};
 use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
 use crate::config::Limits;
-use crate::http::body::read_limited;
 use crate::http::response::{full, Body, CONTENT_TYPE, JSON};
 use crate::store::Presign;
+use bytes::Bytes;
 use draftstore_core::Storage;
 use draftstore_core::UploadConstraints;
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -122,12 +122,12 @@ impl Route {
     }
 }
 
-/// Handles one request to `route` (`None`: no such path).
+/// Handles one request to `route` (`None`: no such path), its body read whole.
 pub async fn handle<B: Storage + Presign>(
     app: &App<B>,
-    req: Request<Incoming>,
+    req: Request<Bytes>,
     route: Option<Route>,
-    limits: &Limits,
+    _limits: &Limits,
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
     let Some(route) = route else {
@@ -141,13 +141,13 @@ pub async fn handle<B: Storage + Presign>(
     // make every request's future (moved a few times per request) as large.
     match route {
         Route::UploadUrl if req.method() == Method::POST => {
-            upload_url(app, tenant, read_json(req, limits).await?).await
+            upload_url(app, tenant, read_json(&req)?).await
         }
         Route::DownloadUrl if req.method() == Method::POST => {
-            Box::pin(download_url(app, tenant, read_json(req, limits).await?)).await
+            Box::pin(download_url(app, tenant, read_json(&req)?)).await
         }
         Route::ConfirmUpload if req.method() == Method::POST => {
-            Box::pin(confirm_upload(app, tenant, read_json(req, limits).await?)).await
+            Box::pin(confirm_upload(app, tenant, read_json(&req)?)).await
         }
         Route::DraftBucket if req.method() == Method::POST => Box::pin(draft_bucket(app)).await,
         Route::Health if read => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
@@ -175,12 +175,9 @@ fn not_allowed(path: &str, allowed: &'static str) -> ApiError {
     .with_allow(allowed)
 }
 
-/// Reads a JSON body: `application/json` only, at most `limits.max_body` bytes (checked on
-/// `content-length` before reading, and while reading).
-async fn read_json<T: DeserializeOwned>(
-    req: Request<Incoming>,
-    limits: &Limits,
-) -> Result<T, ApiError> {
+/// Decodes a JSON body: `application/json` (or `+json`) only; its size was checked as it was
+/// read.
+fn read_json<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, ApiError> {
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -198,25 +195,7 @@ async fn read_json<T: DeserializeOwned>(
             "requests must be application/json",
         ));
     }
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let too_large = || {
-        ApiError::new(
-            Code::BodyTooLarge,
-            format!("request bodies are at most {} bytes", limits.max_body),
-        )
-    };
-    if declared.is_some_and(|n| n > limits.max_body as u64) {
-        return Err(too_large());
-    }
-    let reading = read_limited(req.into_body(), limits.max_body, |_| Ok(()));
-    let body = crate::http::body::within_body_timeout(limits.header_timeout, reading)
-        .await?
-        .ok_or_else(too_large)?;
-    decode_json(&body)
+    decode_json(req.body())
 }
 
 /// Decodes a JSON request body (RFC 8259) into `T`: malformed JSON and well-formed JSON with a

@@ -1,74 +1,176 @@
-//! Reading a request body whole, with a size limit checked as it arrives.
+//! An API request body, read whole before the request takes an admission place (see
+//! [`crate::http::layer::body`]): what it may hold ([`Limit`]) and how its frames are joined
+//! ([`Collector`]). The handlers get the [`Collected`] bytes.
 
 use crate::api::error::{ApiError, Code};
+use crate::api::grpc::codec::{check_header, FrameError, HEADER_LEN};
 use bytes::{Bytes, BytesMut};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use std::future::Future;
-use std::time::Duration;
 
-/// The whole body, or `None` once it passes `max` bytes. `check` sees the bytes received so
-/// far after each frame, before the limit is applied, and may refuse them early. A body that came in one frame (the usual
-/// small request) is kept as it is, without copying.
-///
-/// # Errors
-/// `BODY_UNREADABLE` when the connection fails; what `check` returns.
-pub async fn read_limited(
-    mut body: Incoming,
-    max: usize,
-    mut check: impl FnMut(&[u8]) -> Result<(), ApiError>,
-) -> Result<Option<Bytes>, ApiError> {
-    let mut first: Option<Bytes> = None;
-    let mut joined: Option<BytesMut> = None;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| {
-            ApiError::new(Code::BodyUnreadable, "the request body could not be read")
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        let so_far: &[u8] = match (&mut joined, first.take()) {
-            (None, None) => first.insert(data),
-            (None, Some(earlier)) => {
-                let mut buf = BytesMut::with_capacity(earlier.len() + data.len());
-                buf.extend_from_slice(&earlier);
-                buf.extend_from_slice(&data);
-                joined.insert(buf)
+/// The whole body of an API request, read by the body layer (a request extension the router
+/// hands to the REST or gRPC adapter as the request's body).
+#[derive(Debug, Clone, Default)]
+pub struct Collected(pub Bytes);
+
+/// What an API body may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// REST JSON: at most this many bytes (413 `BODY_TOO_LARGE` past it, at once when
+    /// `content-length` says so).
+    Json(usize),
+    /// One gRPC message of at most this many bytes, with its 5-byte frame header (the header
+    /// is checked as soon as it is there: `RESOURCE_EXHAUSTED` before the message is buffered).
+    Grpc(usize),
+}
+
+impl Limit {
+    /// Bytes the body may hold in all.
+    #[must_use]
+    pub fn max_bytes(self) -> usize {
+        match self {
+            Self::Json(max) => max,
+            Self::Grpc(max) => HEADER_LEN.saturating_add(max),
+        }
+    }
+
+    /// Refuses a body by its declared `content-length` (REST) before a byte is read.
+    ///
+    /// # Errors
+    /// `BODY_TOO_LARGE` when it declares more than the limit.
+    pub fn check_declared(self, headers: &http::HeaderMap) -> Result<(), ApiError> {
+        let declared = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        match self {
+            Self::Json(max) if declared.is_some_and(|n| n > max as u64) => Err(self.overflow()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses what was received so far, early.
+    ///
+    /// # Errors
+    /// gRPC: a frame header announcing more than the limit (`MESSAGE_TOO_LARGE`). Other frame
+    /// faults are the adapter's to name, once the body is whole.
+    pub fn check(self, so_far: &[u8]) -> Result<(), ApiError> {
+        if let (Self::Grpc(max), Some(header)) = (self, so_far.get(..HEADER_LEN)) {
+            if let Err(e @ FrameError::TooLarge { .. }) = check_header(header, max) {
+                return Err(e.into());
             }
-            (Some(buf), _) => {
+        }
+        if so_far.len() > self.max_bytes() {
+            return Err(self.overflow());
+        }
+        Ok(())
+    }
+
+    /// The error for a body past [`Self::max_bytes`].
+    fn overflow(self) -> ApiError {
+        match self {
+            Self::Json(max) => ApiError::new(
+                Code::BodyTooLarge,
+                format!("request bodies are at most {max} bytes"),
+            ),
+            // The header announced an acceptable length: what follows it is a second message.
+            Self::Grpc(_) => FrameError::Trailing.into(),
+        }
+    }
+}
+
+/// `BODY_TIMEOUT` (408, gRPC `DEADLINE_EXCEEDED`): the body did not arrive within `limit`.
+#[must_use]
+pub fn timed_out(limit: std::time::Duration) -> ApiError {
+    ApiError::new(
+        Code::BodyTimeout,
+        format!(
+            "the request body did not arrive within {} ms",
+            limit.as_millis()
+        ),
+    )
+}
+
+/// `BODY_UNREADABLE`: the connection failed while the body was read.
+#[must_use]
+pub fn unreadable() -> ApiError {
+    ApiError::new(Code::BodyUnreadable, "the request body could not be read")
+}
+
+/// Joins a body's data frames. A body that came in one frame (the usual small request) is
+/// kept as it is, without copying.
+#[derive(Debug, Default)]
+pub struct Collector {
+    first: Option<Bytes>,
+    joined: Option<BytesMut>,
+}
+
+impl Collector {
+    /// Adds `data`; returns everything received so far.
+    pub fn push(&mut self, data: Bytes) -> &[u8] {
+        if let Some(earlier) = self.first.take() {
+            let mut buf = BytesMut::with_capacity(earlier.len() + data.len());
+            buf.extend_from_slice(&earlier);
+            buf.extend_from_slice(&data);
+            return self.joined.insert(buf);
+        }
+        match &mut self.joined {
+            Some(buf) => {
                 buf.extend_from_slice(&data);
                 buf
             }
-        };
-        check(so_far)?;
-        if so_far.len() > max {
-            return Ok(None);
+            None => self.first.insert(data),
         }
     }
-    Ok(Some(
-        joined.map(BytesMut::freeze).or(first).unwrap_or_default(),
-    ))
+
+    /// The whole body.
+    #[must_use]
+    pub fn finish(self) -> Bytes {
+        self.joined
+            .map(BytesMut::freeze)
+            .or(self.first)
+            .unwrap_or_default()
+    }
 }
 
-/// `reading` (a body read), cut off after `limit` of waiting: a body trickling in must not
-/// keep its request (and the place it holds) for the whole request timeout. Arms no timer when
-/// the body is already there.
-///
-/// # Errors
-/// `BODY_TIMEOUT` (408, gRPC `DEADLINE_EXCEEDED`) after `limit`; what `reading` returns.
-pub async fn within_body_timeout<T>(
-    limit: Duration,
-    reading: impl Future<Output = Result<T, ApiError>>,
-) -> Result<T, ApiError> {
-    crate::http::deadline::within(limit, reading)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                Code::BodyTimeout,
-                format!(
-                    "the request body did not arrive within {} ms",
-                    limit.as_millis()
-                ),
-            )
-        })?
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_joined_and_one_frame_is_not_copied() {
+        let one = Bytes::from_static(b"abc");
+        let mut c = Collector::default();
+        assert_eq!(c.push(one.clone()), b"abc");
+        assert_eq!(c.finish().as_ptr(), one.as_ptr());
+        let mut c = Collector::default();
+        c.push(Bytes::from_static(b"ab"));
+        c.push(Bytes::from_static(b"c"));
+        assert_eq!(c.push(Bytes::from_static(b"d")), b"abcd");
+        assert_eq!(c.finish(), "abcd");
+    }
+
+    #[test]
+    fn limits_refuse_early() {
+        let json = Limit::Json(4);
+        assert!(json.check(b"1234").is_ok());
+        assert_eq!(json.check(b"12345").unwrap_err().http_status(), 413);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::CONTENT_LENGTH, "5".parse().unwrap());
+        assert_eq!(
+            json.check_declared(&headers).unwrap_err().http_status(),
+            413
+        );
+        let grpc = Limit::Grpc(4);
+        // A header announcing 5 bytes is refused before the message comes.
+        assert_eq!(
+            grpc.check(&[0, 0, 0, 0, 5]).unwrap_err().code,
+            Code::MessageTooLarge
+        );
+        assert!(grpc.check(&[0, 0, 0, 0, 4, 1, 2, 3, 4]).is_ok());
+        assert_eq!(
+            grpc.check(&[0, 0, 0, 0, 4, 1, 2, 3, 4, 0])
+                .unwrap_err()
+                .code,
+            Code::Trailing
+        );
+    }
 }

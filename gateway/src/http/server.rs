@@ -2,10 +2,11 @@
 //! one tower stack ([`stack`]) through hyper-util's `TowerToHyperService`, gRPC routed by its
 //! exact media type, REST otherwise.
 //!
-//! Every connection state has a timer: a connection that sends no request is closed after
-//! the header timeout, one with no request during `DRAFTSTORE_IDLE_TIMEOUT_MS` gets GOAWAY
-//! (HTTP/2) or is closed (HTTP/1.1 keep-alive), a request head must arrive within the header
-//! timeout and an API body within the same time again (408). Connections are capped
+//! Every connection state has a timer: a connection whose first request head has not come
+//! within the header timeout is dropped, one with no request during
+//! `DRAFTSTORE_IDLE_TIMEOUT_MS` gets GOAWAY (HTTP/2) or is closed (HTTP/1.1 keep-alive, whose
+//! next head may take up to the idle timeout), and an API body must arrive within the header
+//! timeout again (408), read before the request takes a place. Connections are capped
 //! (`DRAFTSTORE_MAX_CONNECTIONS`: past it, new ones wait in the kernel's backlog), and so are
 //! requests open on all connections together (twice `DRAFTSTORE_MAX_IN_FLIGHT`; past it, 503
 //! at once, except for probes, which are answered at once anyway). Accept errors (out of descriptors) are logged at most once a second, with a count.
@@ -18,15 +19,18 @@ use crate::api::app::App;
 use crate::api::{grpc, rest};
 use crate::auth::{Authenticator, Tenant};
 use crate::config::{Limits, ServeConfig};
+use crate::http::body::Collected;
 use crate::http::cors::Cors;
 use crate::http::layer::admission::{AdmissionLayer, By, Shares};
 use crate::http::layer::auth::AuthLayer;
-use crate::http::layer::connection::{self, Activity, PerConnection, Streams};
+use crate::http::layer::body::{self, BodyLayer};
+use crate::http::layer::connection::{self, Activity, PerConnection, Silence, Streams};
 use crate::http::layer::cors::CorsLayer;
 use crate::http::layer::observe::ObserveLayer;
 use crate::http::layer::protocol::{self, ProtocolLayer};
 use crate::http::layer::request_id::RequestIdLayer;
 use crate::http::layer::timeout::TimeoutLayer;
+use crate::http::layer::transfer::TransferLayer;
 use crate::http::layer::{reply, Req, Res};
 use crate::http::response::{RequestId, REQUEST_ID};
 use crate::http::socket::Socket;
@@ -166,13 +170,16 @@ pub fn default_max_connections() -> usize {
         .clamp(16, 1 << 20)
 }
 
-/// hyper's connection settings from `limits`.
+/// hyper's connection settings from `limits`. hyper's HTTP/1.1 header timer runs from the
+/// moment it waits for a head, so on a kept-alive connection it is the idle time: it is set to
+/// the idle timeout, and the first head's time limit (the header timeout) is the connection
+/// watcher's ([`connection::idle`]).
 fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
+        .header_read_timeout(limits.idle_timeout)
         .keep_alive(true);
     builder
         .http2()
@@ -183,10 +190,12 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// The whole request path, composed once, outermost first (see [`crate::layer`]): request id,
-/// metrics and log, CORS, protocol rules, admission by peer, authentication, admission by
-/// tenant, the request time limit, then the router. Probes and the embedded store's object
-/// transfers take no admission place; object transfers have no request time limit.
+/// The whole request path, composed once, outermost first (see [`crate::http::layer`]):
+/// request id, metrics and log, CORS, protocol rules, transfer slots (object transfers only),
+/// the API body read whole (shared by peer, before any place is taken), admission by peer,
+/// authentication, admission by tenant, the request time limit, then the router. Probes and
+/// the embedded store's object transfers take no admission place; object transfers have no
+/// request time limit.
 pub fn stack<B: Storage + Presign + 'static>(
     app: App<B>,
     store: Option<local::Endpoint>,
@@ -205,6 +214,15 @@ pub fn stack<B: Storage + Presign + 'static>(
         .layer(ObserveLayer::new())
         .layer(CorsLayer::new(cors))
         .layer(ProtocolLayer)
+        .layer(TransferLayer::new(limits.max_in_flight))
+        .layer(BodyLayer::new(
+            Shares::new(limits.max_in_flight),
+            body::Limits {
+                json: limits.max_body,
+                grpc: limits.max_grpc_message,
+                timeout: limits.header_timeout,
+            },
+        ))
         .layer(AdmissionLayer::new(
             Shares::new(limits.max_in_flight),
             By::Peer,
@@ -239,17 +257,42 @@ impl<B: Storage + Presign + 'static> Router<B> {
                     return Box::pin(store.serve(req)).await;
                 }
                 // Parsed as `Store` only by path: without a mounted store it is no route.
-                None => rest::handle(&self.app, req, None, &self.limits, None).await,
+                None => rest::handle(&self.app, collected(req), None, &self.limits, None).await,
             },
             Call::Grpc(rpc) => {
-                grpc::handle(&self.app, req, rpc, &self.limits, tenant.as_ref()).await
+                grpc::handle(
+                    &self.app,
+                    collected(req),
+                    rpc,
+                    &self.limits,
+                    tenant.as_ref(),
+                )
+                .await
             }
             Call::Rest(route) => {
-                rest::handle(&self.app, req, route, &self.limits, tenant.as_ref()).await
+                rest::handle(
+                    &self.app,
+                    collected(req),
+                    route,
+                    &self.limits,
+                    tenant.as_ref(),
+                )
+                .await
             }
         };
         result.unwrap_or_else(|e| reply(call, e))
     }
+}
+
+/// `req` with the body the body layer read (empty for a call that has none: a `GET`, an
+/// unknown path).
+fn collected(mut req: Req) -> http::Request<bytes::Bytes> {
+    let body = req
+        .extensions_mut()
+        .remove::<Collected>()
+        .unwrap_or_default()
+        .0;
+    req.map(|_| body)
 }
 
 /// What every connection shares.
@@ -330,7 +373,11 @@ where
         loop {
             tokio::select! {
                 _ = connection.as_mut() => return,
-                () = &mut idle, if !closed => {
+                silence = &mut idle, if !closed => {
+                    if silence == Silence::NoRequest {
+                        // Nothing in flight, perhaps half a head: dropped, not waited for.
+                        return;
+                    }
                     connection.as_mut().graceful_shutdown();
                     closed = true;
                 }

@@ -187,9 +187,10 @@ async fn eventually(what: &str, done: impl Fn() -> bool) {
     }
 }
 
-/// The starvation attack: slow bodies on many streams. The attacker keeps its share of the
-/// places until the body timeout (3 s) and is shed past it; meanwhile `/health` and another
-/// client's upload-url are answered (each within 2 s, before the attack's timeout).
+/// The starvation attack: slow bodies on many streams. The attacker's bodies are read (never
+/// holding a place) up to its share of the bodies read at once, until the body timeout (3 s),
+/// and the streams past it are shed; meanwhile `/health` and another client's upload-url are
+/// answered (each within 2 s, before the attack's timeout).
 async fn starvation(key: Option<(&str, &str)>, env: &[(&str, &str)]) {
     let mut all = vec![
         ("DRAFTSTORE_MAX_IN_FLIGHT", "8"),
@@ -203,7 +204,7 @@ async fn starvation(key: Option<(&str, &str)>, env: &[(&str, &str)]) {
         None => (None, None),
     };
     slow_bodies(&gateway, ATTACKER, 16, attacker_key, &answers).await;
-    // 8 places, so the attacker alone may hold 8 / 2 = 4: the other 12 are shed at once.
+    // 8 bodies read at once, so the attacker alone may have 8 / 2 = 4: 12 are shed at once.
     eventually("the streams past the attacker's share are shed", || {
         answers.shed.load(Ordering::SeqCst) == 12
     })
@@ -222,7 +223,7 @@ async fn starvation(key: Option<(&str, &str)>, env: &[(&str, &str)]) {
     assert_eq!(
         answers.body_timeout.load(Ordering::SeqCst),
         0,
-        "the attacker still held its places while the others were answered"
+        "the attacker's bodies were still being read while the others were answered"
     );
     eventually("the slow bodies end in 408", || {
         answers.body_timeout.load(Ordering::SeqCst) == 4
@@ -509,4 +510,198 @@ async fn running_out_of_descriptors_is_logged_once_a_second_and_accepting_resume
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_body_holds_no_place() {
+    let _serial = SERIAL.lock().await;
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"acme-key"));
+    let keys = format!("acme {hash}");
+    let gateway = Gateway::start(&[
+        ("DRAFTSTORE_MAX_IN_FLIGHT", "8"),
+        ("DRAFTSTORE_HEADER_TIMEOUT_MS", "3000"),
+        ("DRAFTSTORE_AUTH", "api-keys"),
+        ("DRAFTSTORE_API_KEYS", &keys),
+    ]);
+    // The tenant's share of the 8 places is 4, and 4 of its bodies trickle in from one
+    // address: were a body to hold a place while it arrives, the tenant would have none left.
+    let answers = Arc::new(Answers::default());
+    slow_bodies(&gateway, ATTACKER, 4, Some("acme-key"), &answers).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let other_address = Gateway::client_from([127, 0, 0, 4]);
+    for _ in 0..4 {
+        let upload = other_address
+            .post(gateway.url("/api/v1/upload-url"))
+            .bearer_auth("acme-key")
+            .json(&serde_json::json!({"object_name": "a.txt"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(upload.status(), 200, "the tenant's places are free");
+    }
+    assert_eq!(
+        answers.body_timeout.load(Ordering::SeqCst) + answers.shed.load(Ordering::SeqCst),
+        0,
+        "the trickling bodies were still being read"
+    );
+    eventually("the trickling bodies end in 408", || {
+        answers.body_timeout.load(Ordering::SeqCst) == 4
+    })
+    .await;
+}
+
+/// What a PUT was answered: status, `Retry-After`, body.
+type Answered = (u16, Option<String>, String);
+
+/// Opens `streams` PUTs of `url` on one h2c connection from `source`, each announcing 1000
+/// bytes it never sends; returns the answers of those answered within 2 s.
+async fn stalled_puts(
+    gateway: &Gateway,
+    source: [u8; 4],
+    url: &str,
+    streams: usize,
+) -> Vec<Answered> {
+    let mut client = gateway.h2_from(source).await;
+    let mut pending = Vec::new();
+    for _ in 0..streams {
+        client = client.ready().await.unwrap();
+        let request = http::Request::put(url)
+            .header("content-length", "1000")
+            .body(())
+            .unwrap();
+        let (response, body) = client.send_request(request, false).unwrap();
+        // The body is never sent: the stream stays open until the store's stall timeout.
+        std::mem::forget(body);
+        pending.push(response);
+    }
+    let mut answered = Vec::new();
+    for response in pending {
+        if let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(2), response).await {
+            let status = response.status().as_u16();
+            let retry = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let mut body = response.into_body();
+            let mut text = Vec::new();
+            while let Some(chunk) = body.data().await {
+                text.extend_from_slice(&chunk.unwrap());
+            }
+            answered.push((status, retry, String::from_utf8(text).unwrap()));
+        }
+    }
+    answered
+}
+
+/// A fresh presigned PUT URL for `name`.
+async fn upload_url(gateway: &Gateway, name: &str) -> String {
+    let answer: serde_json::Value = Gateway::client_from(VICTIM)
+        .post(gateway.url("/api/v1/upload-url"))
+        .json(&serde_json::json!({"object_name": name}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["upload_url"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_presigned_url_or_peer_takes_every_transfer_slot() {
+    let _serial = SERIAL.lock().await;
+    // 8 transfer slots: one URL, or one peer, may hold 8 / 2 = 4 alone.
+    let gateway = Gateway::start(&[("DRAFTSTORE_MAX_IN_FLIGHT", "8")]);
+    let crowded = upload_url(&gateway, "crowded.bin").await;
+    let answered = stalled_puts(&gateway, ATTACKER, &crowded, 6).await;
+    assert_eq!(
+        answered.len(),
+        2,
+        "4 transfers hold slots, 2 are shed: {answered:?}"
+    );
+    for (status, retry, body) in &answered {
+        assert_eq!(*status, 503);
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert!(body.contains("<Code>SlowDown</Code>"), "{body}");
+    }
+    // The crowded URL is at its share, for anyone; another URL, from another peer, uploads.
+    let (status, _, body) = stalled_puts(&gateway, VICTIM, &crowded, 1)
+        .await
+        .pop()
+        .unwrap();
+    assert_eq!(status, 503, "{body}");
+    let other = upload_url(&gateway, "other.bin").await;
+    let put = Gateway::client_from(VICTIM)
+        .put(&other)
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "another URL is served");
+    // The attacker's address holds its share too: a URL of its own does not help it.
+    let own = upload_url(&gateway, "own.bin").await;
+    let (status, _, body) = stalled_puts(&gateway, ATTACKER, &own, 1)
+        .await
+        .pop()
+        .unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("SlowDown"), "{body}");
+    let health = Gateway::client_from(VICTIM)
+        .get(gateway.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+/// Reads from `stream` until `end` has arrived (or EOF); returns what came.
+async fn read_until(stream: &mut TcpStream, end: &str) -> String {
+    let mut text = Vec::new();
+    let mut buf = [0_u8; 1024];
+    while !String::from_utf8_lossy(&text).contains(end) {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(buf.get(..n).unwrap());
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_keep_alive_follows_the_idle_timeout_not_the_header_timeout() {
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[
+        ("DRAFTSTORE_HEADER_TIMEOUT_MS", "500"),
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", "4000"),
+    ]);
+    let request = b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut kept = gateway.connect_from(VICTIM).await;
+    kept.write_all(request).await.unwrap();
+    assert!(read_until(&mut kept, "\"ok\"}")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    // Idle for four header timeouts, well within the idle timeout: the connection serves on.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    kept.write_all(request).await.unwrap();
+    let again = read_until(&mut kept, "\"ok\"}").await;
+    assert!(again.starts_with("HTTP/1.1 200"), "kept alive: {again:?}");
+    // Then idle past the idle timeout: closed.
+    let mut byte = [0_u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(15), kept.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "closed when idle: {read:?}"
+    );
+    // A new connection sending half a head is closed (its head had the header timeout).
+    let mut half = gateway.connect_from(ATTACKER).await;
+    half.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(10), half.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "a half head is cut: {read:?}"
+    );
 }

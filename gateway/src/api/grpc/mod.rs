@@ -9,18 +9,16 @@ use crate::api::app::{App, Source};
 use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
 use crate::config::Limits;
-use crate::http::body::read_limited;
 use crate::http::response::Body;
 use crate::store::Presign;
 use bytes::Bytes;
-use codec::{check_header, decode_unary, FrameError, Framed, HEADER_LEN};
+use codec::{decode_unary, FrameError, Framed};
 use draftstore_core::Storage;
 use draftstore_core::UploadConstraints;
 use draftstore_proto::draft::v1 as pb;
 use draftstore_proto::grpc::health::v1 as health;
 use draftstore_proto::prost::Message;
 use http::{Request, Response, Version};
-use hyper::body::Incoming;
 use std::time::Duration;
 
 /// The gRPC header names we read and write (grpc/grpc `doc/PROTOCOL-HTTP2.md`).
@@ -94,11 +92,12 @@ impl Rpc {
     }
 }
 
-/// Handles one call to `rpc` (`None`: a method this server does not have); the server turns
-/// the result into [`status::ok`] or [`status::error`].
+/// Handles one call to `rpc` (`None`: a method this server does not have), its body (the
+/// framed message) read whole; the server turns the result into [`status::ok`] or
+/// [`status::error`].
 pub async fn handle<B: Storage + Presign>(
     app: &App<B>,
-    req: Request<Incoming>,
+    req: Request<Bytes>,
     rpc: Option<Rpc>,
     limits: &Limits,
     tenant: Option<&Tenant>,
@@ -121,12 +120,8 @@ pub async fn handle<B: Storage + Presign>(
     }
     let encoding = encoding(req.headers());
     let call = async {
-        let message = crate::http::body::within_body_timeout(
-            limits.header_timeout,
-            read_message(req.into_body(), limits.max_grpc_message, encoding),
-        )
-        .await?;
-        dispatch(app, rpc, &message, tenant).await
+        let message = message(req.body(), limits.max_grpc_message, encoding)?;
+        dispatch(app, rpc, message, tenant).await
     };
     let result = match deadline {
         Some(d) => crate::http::deadline::within(d, call)
@@ -205,31 +200,13 @@ impl From<FrameError> for ApiError {
     }
 }
 
-/// Reads the request's one message, failing as soon as its header announces too much or a
-/// compressed message (`encoding`: the request's `grpc-encoding`, see [`compressed`]).
-async fn read_message(
-    body: Incoming,
-    max: usize,
-    encoding: Option<Bytes>,
-) -> Result<Bytes, ApiError> {
-    let frame_error = |e: FrameError| match e {
+/// The request's one message in `whole` (the body, its size checked as it was read),
+/// `encoding` being the request's `grpc-encoding` (see [`compressed`]).
+fn message(whole: &[u8], max: usize, encoding: Option<Bytes>) -> Result<&[u8], ApiError> {
+    decode_unary(whole, max).map_err(|e| match e {
         FrameError::Compressed => compressed(encoding.as_ref()),
         other => other.into(),
-    };
-    let mut checked = false;
-    let whole = read_limited(body, HEADER_LEN + max, |so_far| {
-        if !checked {
-            if let Some(header) = so_far.get(..HEADER_LEN) {
-                check_header(header, max).map_err(frame_error)?;
-                checked = true;
-            }
-        }
-        Ok(())
     })
-    .await?
-    .ok_or(FrameError::Trailing)?;
-    let message_len = decode_unary(&whole, max).map_err(frame_error)?.len();
-    Ok(whole.slice(HEADER_LEN..HEADER_LEN + message_len))
 }
 
 fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, ApiError> {

@@ -30,6 +30,9 @@ pub enum Key {
     Peer(IpAddr),
     /// An authenticated tenant.
     Tenant(Box<str>),
+    /// A presigned URL of the embedded store (a keyed hash of its signature, see
+    /// [`super::transfer`]).
+    Url(u64),
     /// Requests with no tenant (authentication off, public paths): they share the capacity
     /// with no per-key limit.
     Anyone,

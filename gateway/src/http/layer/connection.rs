@@ -133,21 +133,34 @@ impl<F: Future> Future for Counted<F> {
     }
 }
 
+/// Why [`idle`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silence {
+    /// No request head came within the first wait (the header timeout): nothing is in flight,
+    /// the connection is dropped at once (a half-sent HTTP/1.1 head included).
+    NoRequest,
+    /// No request during a whole idle period: the connection is closed gracefully (HTTP/2
+    /// GOAWAY; HTTP/1.1 closes between requests).
+    Idle,
+}
+
 /// Completes when the connection has been silent too long: no request within `first` of its
-/// start (a connection that never sends a request), then none open and none started during a
-/// whole `idle` period. One timer per period, none per request; the connection closes between
-/// one and two periods after its last request.
-pub async fn idle(activity: &Activity, first: Duration, idle: Duration) {
-    let mut seen = 0;
-    let mut wait = first;
+/// start (a connection that never sends a whole request head), then none open and none
+/// started during a whole `idle` period. One timer per period, none per request; the
+/// connection closes between one and two periods after its last request.
+pub async fn idle(activity: &Activity, first: Duration, idle: Duration) -> Silence {
+    tokio::time::sleep(first).await;
+    let mut seen = activity.started.load(Ordering::Relaxed);
+    if seen == 0 {
+        return Silence::NoRequest;
+    }
     loop {
-        tokio::time::sleep(wait).await;
+        tokio::time::sleep(idle).await;
         let started = activity.started.load(Ordering::Relaxed);
         if activity.open.load(Ordering::Relaxed) == 0 && started == seen {
-            return;
+            return Silence::Idle;
         }
         seen = started;
-        wait = idle;
     }
 }
 
@@ -159,8 +172,19 @@ mod tests {
     async fn a_silent_connection_is_idle_after_the_first_wait() {
         let activity = Activity::default();
         let started = tokio::time::Instant::now();
-        idle(&activity, Duration::from_secs(10), Duration::from_secs(60)).await;
+        let why = idle(&activity, Duration::from_secs(10), Duration::from_secs(60)).await;
         assert_eq!(started.elapsed(), Duration::from_secs(10));
+        assert_eq!(why, Silence::NoRequest);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_served_a_request_follows_the_idle_timeout() {
+        let activity = Activity::default();
+        activity.started.store(1, Ordering::Relaxed);
+        let started = tokio::time::Instant::now();
+        let why = idle(&activity, Duration::from_secs(10), Duration::from_secs(60)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(70));
+        assert_eq!(why, Silence::Idle);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,13 +1,15 @@
 //! The request path's cross-cutting rules, each a tower layer in its own file, generic over the
 //! service it wraps, with no `Box` per request. [`crate::http::server::stack`] composes them once,
 //! outermost first: [`request_id`], [`observe`] (metrics and the log line), [`cors`],
-//! [`protocol`] (exact routing rules), [`admission`] by peer, [`auth`], [`admission`] by
-//! tenant, [`timeout`], then the router. [`connection`] wraps the stack per connection (peer
-//! address, activity for the idle timer, the global stream cap); [`escape`] makes request text
-//! safe for the log.
+//! [`protocol`] (exact routing rules), [`transfer`] (the embedded store's transfer slots, by
+//! peer and by presigned URL), [`body`] (API bodies read whole, shared by peer, before any
+//! place is taken), [`admission`] by peer, [`auth`], [`admission`] by tenant, [`timeout`],
+//! then the router. [`connection`] wraps the stack per connection (peer address, activity for
+//! the idle timer, the global stream cap); [`escape`] makes request text safe for the log.
 
 pub mod admission;
 pub mod auth;
+pub mod body;
 pub mod connection;
 pub mod cors;
 pub mod escape;
@@ -15,6 +17,7 @@ pub mod observe;
 pub mod protocol;
 pub mod request_id;
 pub mod timeout;
+pub mod transfer;
 
 use crate::api::error::ApiError;
 use crate::api::{grpc, rest};
@@ -31,15 +34,42 @@ pub type Res = http::Response<Body>;
 #[derive(Debug, Clone)]
 pub struct Failed(pub ApiError);
 
-/// `e` encoded for `call`'s protocol (JSON error body, or gRPC status in trailers-only form),
-/// the error kept in the response's extensions.
+/// `e` encoded for `call`'s protocol (JSON error body, gRPC status in trailers-only form, or
+/// S3-style XML on the embedded store's URLs), the error kept in the response's extensions.
 #[must_use]
 pub fn reply(call: Call, e: ApiError) -> Res {
     let mut response = if call.is_grpc() {
         grpc::status::error(e.grpc_code(), &e.message)
+    } else if call.is_store() {
+        store_error(&e)
     } else {
         rest::error_response(&e)
     };
     response.extensions_mut().insert(Failed(e));
+    response
+}
+
+/// `e` as S3 would answer an object request: its status with the S3 code closest to it
+/// (`SlowDown` for a shed request) and a fixed message.
+fn store_error(e: &ApiError) -> Res {
+    let status = http::StatusCode::from_u16(e.http_status())
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let (code, message) = match status.as_u16() {
+        503 => ("SlowDown", "Too many requests at once; retry."),
+        405 => ("MethodNotAllowed", "The method is not allowed."),
+        400..=499 => (
+            "InvalidRequest",
+            "The request is not valid HTTP for this store.",
+        ),
+        _ => ("InternalError", "The store failed; see the gateway's log."),
+    };
+    let mut response = transfer::s3_error(status, code, message);
+    if let Some(seconds) = e.retry_after {
+        if let Ok(value) = http::HeaderValue::from_str(&seconds.to_string()) {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, value);
+        }
+    }
     response
 }

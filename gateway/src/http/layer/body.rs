@@ -1,0 +1,224 @@
+//! Reading API bodies before admission: a request takes an in-flight place only once its body
+//! is whole, so places are held for work, never for a body trickling in.
+//!
+//! A body is read whole ([`Limit`]: the body size limits, checked as it arrives) within the
+//! body-read timeout (the header timeout again; past it 408 `BODY_TIMEOUT`, gRPC
+//! `DEADLINE_EXCEEDED`) and handed on as the [`Collected`] extension. Bodies being read are
+//! bounded per TCP peer with the same fair share as places ([`Shares`]: one peer reads at most
+//! `capacity / (other peers reading + 2)` at once; past it 503 `OVERLOADED` at once), so one
+//! peer trickling many bodies cannot lock another out; they are also counted against the cap
+//! on requests open on all connections ([`super::connection`]). Probes take no share and never
+//! wait. Calls with no API body (object transfers, unknown paths, `GET`) pass untouched.
+//!
+//! The timer is armed only when the body is not there on the first poll.
+
+use super::admission::{Key, Shares, Ticket};
+use super::{reply, Req, Res};
+use crate::http::body::{self, Collected, Collector, Limit};
+use crate::http::server::{Call, Peer};
+use futures_util::future::Either;
+use hyper::body::Body as _;
+use pin_project_lite::pin_project;
+use std::convert::Infallible;
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Sleep;
+use tower::{Layer, Service};
+
+/// Reads API bodies whole before the layers that take places.
+#[derive(Debug, Clone)]
+pub struct BodyLayer {
+    shares: Arc<Shares>,
+    limits: Limits,
+}
+
+/// The limits the body layer applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest REST body.
+    pub json: usize,
+    /// Largest gRPC message.
+    pub grpc: usize,
+    /// Time for the whole body to arrive.
+    pub timeout: Duration,
+}
+
+impl BodyLayer {
+    /// Bodies read at once shared by peer in `shares`, each within `limits`.
+    #[must_use]
+    pub fn new(shares: Arc<Shares>, limits: Limits) -> Self {
+        Self { shares, limits }
+    }
+}
+
+impl<S: Clone> Layer<S> for BodyLayer {
+    type Service = ReadBody<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ReadBody {
+            inner,
+            shares: self.shares.clone(),
+            limits: self.limits,
+        }
+    }
+}
+
+/// The service of [`BodyLayer`].
+#[derive(Debug, Clone)]
+pub struct ReadBody<S> {
+    inner: S,
+    shares: Arc<Shares>,
+    limits: Limits,
+}
+
+impl<S> ReadBody<S> {
+    /// What `call`'s body may hold, or `None` when it has no API body to read.
+    fn limit(&self, call: Call, method: &http::Method) -> Option<Limit> {
+        match call {
+            Call::Grpc(Some(_)) => Some(Limit::Grpc(self.limits.grpc)),
+            Call::Rest(Some(_)) if method == http::Method::POST => {
+                Some(Limit::Json(self.limits.json))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<S> Service<Req> for ReadBody<S>
+where
+    S: Service<Req, Response = Res, Error = Infallible> + Clone,
+{
+    type Response = Res;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Res, Infallible>>, Either<S::Future, Reading<S, S::Future>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Req) -> Self::Future {
+        let call = Call::from_request(&req);
+        let Some(limit) = self.limit(call, req.method()) else {
+            return Either::Right(Either::Left(self.inner.call(req)));
+        };
+        if let Err(e) = limit.check_declared(req.headers()) {
+            return Either::Left(ready(Ok(reply(call, e))));
+        }
+        if req.body().is_end_stream() {
+            req.extensions_mut().insert(Collected::default());
+            return Either::Right(Either::Left(self.inner.call(req)));
+        }
+        let ticket = if call.is_probe() {
+            None
+        } else {
+            let key = req
+                .extensions()
+                .get::<Peer>()
+                .map_or(Key::Anyone, |peer| Key::Peer(peer.0));
+            match self.shares.try_take(key) {
+                Ok(ticket) => Some(ticket),
+                Err(e) => return Either::Left(ready(Ok(reply(call, e)))),
+            }
+        };
+        // The inner service is called once the body is whole: take the one that was made
+        // ready, leave a clone (every service of the stack is always ready).
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Either::Right(Either::Right(Reading::Body {
+            req: Some(req),
+            inner: Some(inner),
+            _ticket: ticket,
+            collector: Collector::default(),
+            limit,
+            call,
+            timeout: self.limits.timeout,
+            timer: None,
+        }))
+    }
+}
+
+pin_project! {
+    /// Reading the body (holding a reading share), then the inner service's future. The
+    /// variants' fields are the reading state (pin-project-lite takes no docs on them).
+    #[allow(missing_docs)]
+    #[project = ReadingProj]
+    pub enum Reading<S, F> {
+        /// The body is being read.
+        Body {
+            req: Option<Req>,
+            inner: Option<S>,
+            _ticket: Option<Ticket>,
+            collector: Collector,
+            limit: Limit,
+            call: Call,
+            timeout: Duration,
+            timer: Option<Pin<Box<Sleep>>>,
+        },
+        /// The body is whole: the inner service works.
+        Calling { #[pin] fut: F },
+    }
+}
+
+impl<S> Future for Reading<S, S::Future>
+where
+    S: Service<Req, Response = Res, Error = Infallible>,
+{
+    type Output = Result<Res, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let next = match self.as_mut().project() {
+                ReadingProj::Calling { fut } => return fut.poll(cx),
+                ReadingProj::Body {
+                    req,
+                    inner,
+                    collector,
+                    limit,
+                    call,
+                    timeout,
+                    timer,
+                    ..
+                } => {
+                    let Some(request) = req.as_mut() else {
+                        return Poll::Ready(Ok(reply(*call, body::unreadable())));
+                    };
+                    match Pin::new(request.body_mut()).poll_frame(cx) {
+                        Poll::Ready(Some(Ok(frame))) => {
+                            if let Ok(data) = frame.into_data() {
+                                if let Err(e) = limit.check(collector.push(data)) {
+                                    return Poll::Ready(Ok(reply(*call, e)));
+                                }
+                            }
+                            continue;
+                        }
+                        Poll::Ready(Some(Err(_))) => {
+                            return Poll::Ready(Ok(reply(*call, body::unreadable())));
+                        }
+                        Poll::Ready(None) => {
+                            let (Some(mut request), Some(mut service)) = (req.take(), inner.take())
+                            else {
+                                return Poll::Ready(Ok(reply(*call, body::unreadable())));
+                            };
+                            let whole = std::mem::take(collector).finish();
+                            request.extensions_mut().insert(Collected(whole));
+                            service.call(request)
+                        }
+                        Poll::Pending => {
+                            let timer =
+                                timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(*timeout)));
+                            if timer.as_mut().poll(cx).is_ready() {
+                                return Poll::Ready(Ok(reply(*call, body::timed_out(*timeout))));
+                            }
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            };
+            // The reading share is given back here, before the inner service takes a place.
+            self.set(Reading::Calling { fut: next });
+        }
+    }
+}

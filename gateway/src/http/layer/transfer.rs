@@ -1,0 +1,235 @@
+//! Admission of object transfers (the embedded store's presigned URLs, `/_store/`): they take
+//! no API place, but one of as many transfer slots as there are API places
+//! (`DRAFTSTORE_MAX_IN_FLIGHT`), shared fairly twice, like API places ([`Shares`]): by TCP peer
+//! address and by presigned URL (its `X-Amz-Signature`, else its path). No single URL and no
+//! single peer holds more than `slots / (others holding slots + 2)`, so one URL fetched by a
+//! crowd, or one client with many URLs, cannot take every slot. Past its share a transfer is
+//! refused at once: 503 with S3's `SlowDown` XML and `Retry-After: 1`.
+//!
+//! A slot is held until the transfer ends: an upload is read whole before it is answered, and a
+//! download's slot goes with its response body until the last byte is sent (or the client goes).
+
+use super::admission::{Key, Shares, Ticket};
+use super::{Req, Res};
+use crate::http::response::{full, Body, CONTENT_TYPE};
+use crate::http::server::{Call, Peer};
+use bytes::Bytes;
+use futures_util::future::Either;
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use std::convert::Infallible;
+use std::future::{ready, Future, Ready};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready as ready_poll, Context, Poll};
+use tower::{Layer, Service};
+
+/// Shares transfer slots by peer and by URL.
+#[derive(Debug, Clone)]
+pub struct TransferLayer {
+    by_peer: Arc<Shares>,
+    by_url: Arc<Shares>,
+    /// Keys the URL hash (random per process: nobody can aim at another URL's slots).
+    hasher: RandomState,
+}
+
+impl TransferLayer {
+    /// `slots` transfers at once (at least 1).
+    #[must_use]
+    pub fn new(slots: usize) -> Self {
+        Self {
+            by_peer: Shares::new(slots),
+            by_url: Shares::new(slots),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+impl<S> Layer<S> for TransferLayer {
+    type Service = Transfer<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Transfer {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`TransferLayer`].
+#[derive(Debug, Clone)]
+pub struct Transfer<S> {
+    inner: S,
+    layer: TransferLayer,
+}
+
+impl TransferLayer {
+    /// The URL's key: its signature (unique per presigned URL), else its path and query.
+    fn url_key(&self, uri: &http::Uri) -> Key {
+        let query = uri.query().unwrap_or_default();
+        let signature = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("X-Amz-Signature="));
+        let mut hasher = self.hasher.build_hasher();
+        match signature {
+            Some(signature) => signature.hash(&mut hasher),
+            None => uri
+                .path_and_query()
+                .map(http::uri::PathAndQuery::as_str)
+                .hash(&mut hasher),
+        }
+        Key::Url(hasher.finish())
+    }
+
+    fn take(&self, req: &Req) -> Option<(Ticket, Ticket)> {
+        let peer = req
+            .extensions()
+            .get::<Peer>()
+            .map_or(Key::Anyone, |peer| Key::Peer(peer.0));
+        let by_peer = self.by_peer.try_take(peer).ok()?;
+        let by_url = self.by_url.try_take(self.url_key(req.uri())).ok()?;
+        Some((by_peer, by_url))
+    }
+}
+
+impl<S> Service<Req> for Transfer<S>
+where
+    S: Service<Req, Response = Res, Error = Infallible>,
+{
+    type Response = Res;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Res, Infallible>>, Either<S::Future, Slotted<S::Future>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        if !Call::from_request(&req).is_store() {
+            return Either::Right(Either::Left(self.inner.call(req)));
+        }
+        match self.layer.take(&req) {
+            Some(slot) => Either::Right(Either::Right(Slotted {
+                inner: self.inner.call(req),
+                slot: Some(slot),
+            })),
+            None => Either::Left(ready(Ok(slow_down()))),
+        }
+    }
+}
+
+/// 503 `SlowDown`, as S3 answers a client it wants to back off.
+#[must_use]
+pub fn slow_down() -> Res {
+    s3_error(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        "SlowDown",
+        "Too many transfers from this client or on this URL at once; retry.",
+    )
+}
+
+/// An S3-style XML error (`<Error><Code>…`), with `Retry-After: 1` on a 503. `message` is
+/// written as is: callers pass fixed text.
+#[must_use]
+pub fn s3_error(status: http::StatusCode, code: &str, message: &str) -> Res {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut response = http::Response::new(full(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    if status == http::StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
+    }
+    response
+}
+
+pin_project! {
+    /// The transfer, holding its slots; they move into the response body when it comes.
+    pub struct Slotted<F> {
+        #[pin]
+        inner: F,
+        slot: Option<(Ticket, Ticket)>,
+    }
+}
+
+impl<F: Future<Output = Result<Res, Infallible>>> Future for Slotted<F> {
+    type Output = Result<Res, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = ready_poll!(this.inner.poll(cx));
+        let slot = this.slot.take();
+        if response.body().is_end_stream() {
+            return Poll::Ready(Ok(response));
+        }
+        Poll::Ready(Ok(response.map(|body| {
+            Held {
+                inner: body,
+                _slot: slot,
+            }
+            .boxed()
+        })))
+    }
+}
+
+pin_project! {
+    /// A response body holding the transfer's slots until it ends or is dropped.
+    struct Held {
+        #[pin]
+        inner: Body,
+        _slot: Option<(Ticket, Ticket)>,
+    }
+}
+
+impl HttpBody for Held {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_keyed_by_signature() {
+        let layer = TransferLayer::new(4);
+        let key = |uri: &str| layer.url_key(&uri.parse().unwrap());
+        let a = key("/_store/b/k?X-Amz-Date=1&X-Amz-Signature=abc");
+        assert_eq!(a, key("/_store/b/k?X-Amz-Signature=abc&X-Amz-Date=2"));
+        assert_ne!(a, key("/_store/b/k?X-Amz-Signature=abd"));
+        assert_eq!(key("/_store/b/k"), key("/_store/b/k"));
+    }
+
+    #[test]
+    fn slow_down_is_s3_xml_with_retry_after() {
+        let response = slow_down();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/xml");
+    }
+}
