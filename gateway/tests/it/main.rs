@@ -25,6 +25,8 @@ mod grpc_api;
 mod harness;
 /// Clients that misbehave: huge bodies, slowloris, HTTP/2 rapid reset, dead peers.
 mod hostile;
+/// Multipart uploads on the embedded store: parts over HTTP, crashes, sweep.
+mod local_multipart;
 /// The embedded store: conformance, its presigned URLs, crashes, one server per folder.
 mod local_store;
 /// The Kubernetes manifests and the Dockerfile agree with the configuration.

@@ -522,11 +522,13 @@ impl Storage for LocalStorage {
             let sha256 = base64::engine::general_purpose::STANDARD
                 .encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
             match &declared {
-                Some(d) if *d != sha256 => return Err(StorageError::InvalidArgument {
-                    reason: format!(
+                Some(d) if *d != sha256 => {
+                    return Err(StorageError::InvalidArgument {
+                        reason: format!(
                         "the x-amz-checksum-sha256 of part {part_number} does not match its bytes"
                     ),
-                }),
+                    })
+                }
                 None if upload.sha256 => {
                     return Err(StorageError::InvalidArgument {
                         reason: format!("part {part_number} needs x-amz-checksum-sha256"),

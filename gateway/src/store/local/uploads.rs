@@ -386,3 +386,66 @@ pub fn scrub(root: &Path) -> std::io::Result<usize> {
     }
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_are_not_ours_name_no_folder() {
+        let root = Path::new("/r");
+        for id in [
+            "",
+            "../../etc",
+            "ABCDEF0123456789ABCDEF0123456789",
+            &"0".repeat(33),
+            "0/1",
+        ] {
+            assert!(
+                matches!(
+                    upload_dir(root, "b", id),
+                    Err(StorageError::NoSuchUpload { .. })
+                ),
+                "{id:?}"
+            );
+        }
+        assert!(upload_dir(root, "b", &"a1".repeat(16)).is_ok());
+    }
+
+    #[test]
+    fn scrub_removes_what_a_crash_left_among_uploads_and_keeps_whole_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        files::create_dirs(&files::tmp_dir(root)).unwrap();
+        files::create_dirs(&files::bucket_dir(root, "b")).unwrap();
+        let id = create(root, "b", "k", &MultipartOptions::default(), 5).unwrap();
+        let (tmp, mut file) = Scratch::create(root).unwrap();
+        std::io::Write::write_all(&mut file, b"part").unwrap();
+        let part = PartMeta {
+            part_number: 1,
+            data: String::new(),
+            size: 4,
+            etag: "e".into(),
+            checksum_sha256: None,
+        };
+        commit_part(root, "b", "k", &id, part, tmp).unwrap();
+        let upload = upload_dir(root, "b", &id).unwrap();
+        // A part placed without its metadata, a half-written metadata file, a folder of an
+        // upload whose upload.json was never written.
+        std::fs::write(upload.join("2.00000000000000ff.data"), b"orphan").unwrap();
+        std::fs::write(upload.join(".x.part"), b"{").unwrap();
+        let empty = upload_dir(root, "b", &"f".repeat(32)).unwrap();
+        files::create_dirs(&empty).unwrap();
+        assert_eq!(scrub(root).unwrap(), 3);
+        assert!(!empty.exists());
+        let (dir, _) = read_upload(root, "b", "k", &id).unwrap();
+        let parts = read_parts(&dir).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(std::fs::read(dir.join(&parts[0].data)).unwrap(), b"part");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3);
+        assert!(matches!(
+            read_upload(root, "b", "other", &id),
+            Err(StorageError::NoSuchUpload { .. })
+        ));
+    }
+}
