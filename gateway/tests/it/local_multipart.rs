@@ -441,3 +441,96 @@ async fn sweep_aborts_a_stale_upload_and_frees_its_files() {
     );
     assert_eq!(tmp_files(&data), 0, "nothing parked in tmp/");
 }
+
+/// A full disk: a part that does not fit is 507 InsufficientStorage XML and leaves nothing; a
+/// completion whose object does not fit fails naming the full disk, and the upload stays whole
+/// to be completed once there is room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_parts_and_completions_and_keeps_the_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("small");
+    std::fs::create_dir(&data).unwrap();
+    let Some(_disk) = crate::local_store::small_disk(&data) else {
+        return;
+    };
+    let gateway = serve_with(
+        dir.path(),
+        &[("DRAFTSTORE_DATA_DIR", data.to_str().unwrap())],
+    );
+    let store = LocalStorage::open_existing(&crate::local_store::config(
+        &data,
+        &format!("http://127.0.0.1:{}", gateway.port),
+    ))
+    .unwrap();
+    let draft = draftstore_core::BucketName::parse("main-draft").unwrap();
+    let now = Timestamp::from_unix(draftstore_gateway::clock::unix_now().unwrap()).unwrap();
+    let name = "full.bin";
+    let id = store
+        .create_multipart_upload(&draft, name, &MultipartOptions::default())
+        .await
+        .unwrap();
+    let url = part_url(&store, name, &id, 1, None, now);
+    let (answer, code, _) = curl_put(dir.path(), &bytes(5 * MIB, 1), &url, &[]);
+    assert_eq!(code, "507", "{answer}");
+    assert!(
+        answer.contains("<Code>InsufficientStorage</Code>"),
+        "{answer}"
+    );
+    eventually("no temporary file stays", || tmp_files(&data) == 0);
+    assert!(store
+        .list_parts(&draft, name, &id)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let part = bytes(2 * MIB + MIB / 2, 2);
+    let (answer, code, _) = curl_put(dir.path(), &part, &url, &[]);
+    assert_eq!(code, "200", "2.5 MiB fit: {answer}");
+    let listed = store.list_parts(&draft, name, &id).await.unwrap();
+    let r = store
+        .complete_multipart_upload(&draft, name, &id, &every_part(&listed))
+        .await;
+    assert!(
+        matches!(&r, Err(StorageError::Unavailable { reason }) if reason.contains("disk is full")),
+        "a second copy of 2.5 MiB does not fit: {r:?}"
+    );
+    assert_eq!(tmp_files(&data), 0, "the partial object is gone");
+    assert!(store.head_object(&draft, name).await.is_err(), "no object");
+    assert_eq!(
+        store.list_parts(&draft, name, &id).await.unwrap(),
+        listed,
+        "the upload is intact"
+    );
+}
+
+/// A completion that would pass the store's object limit is refused; the upload stays.
+#[tokio::test]
+async fn a_completion_past_the_object_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStorage::open(&draftstore_gateway::config::LocalConfig {
+        max_object: 6 * MIB as u64,
+        ..crate::local_store::config(dir.path(), "http://127.0.0.1:1")
+    })
+    .unwrap();
+    let draft = draftstore_core::BucketName::parse("main-draft").unwrap();
+    store.create_bucket(&draft).await.unwrap();
+    let id = store
+        .create_multipart_upload(&draft, "k", &MultipartOptions::default())
+        .await
+        .unwrap();
+    for (n, len) in [(1, 5 * MIB), (2, 2 * MIB)] {
+        store
+            .upload_part(&draft, "k", &id, n, bytes(len, 1), None)
+            .await
+            .unwrap();
+    }
+    let listed = store.list_parts(&draft, "k", &id).await.unwrap();
+    let r = store
+        .complete_multipart_upload(&draft, "k", &id, &every_part(&listed))
+        .await;
+    assert!(
+        matches!(&r, Err(StorageError::InvalidArgument { reason }) if reason.contains("limit")),
+        "{r:?}"
+    );
+    assert_eq!(store.list_parts(&draft, "k", &id).await.unwrap().len(), 2);
+}

@@ -1053,7 +1053,7 @@ async fn every_s3_checksum_is_verified_and_a_mismatch_stores_nothing() {
 
 /// Mounts a 4 MiB tmpfs at `at`: `None` (with the reason printed) where mounting is not
 /// permitted, which under CI is a failure.
-fn small_disk(at: &std::path::Path) -> Option<SmallDisk> {
+pub(crate) fn small_disk(at: &std::path::Path) -> Option<SmallDisk> {
     let out = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"])
         .arg(at)
@@ -1069,7 +1069,7 @@ fn small_disk(at: &std::path::Path) -> Option<SmallDisk> {
     }
 }
 
-struct SmallDisk(std::path::PathBuf);
+pub(crate) struct SmallDisk(std::path::PathBuf);
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {

@@ -580,9 +580,16 @@ impl Storage for LocalStorage {
         parts: &[CompletedPart],
     ) -> Result<Completed, StorageError> {
         let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
-        let parts = parts.to_vec();
+        let (parts, max_object) = (parts.to_vec(), self.max_object);
         self.blocking(move |root, lock, gate| {
-            uploads::complete(root, lock, &gate, (&bucket, &key, &id), &parts, now())
+            uploads::complete(
+                root,
+                lock,
+                &gate,
+                (&bucket, &key, &id),
+                &parts,
+                (max_object, now()),
+            )
         })
         .await
     }

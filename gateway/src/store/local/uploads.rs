@@ -195,18 +195,19 @@ pub fn commit_part(
     Ok(())
 }
 
-/// Completes upload `id` from `requested` (see the module doc).
+/// Completes upload `id` from `requested` (see the module doc) into an object of at most
+/// `max_object` bytes.
 pub fn complete(
     root: &Path,
     lock: &Commits,
     gate: &Gate,
     (bucket, key, id): (&str, &str, &str),
     requested: &[CompletedPart],
-    now: i64,
+    (max_object, now): (u64, i64),
 ) -> Result<Completed, StorageError> {
     let (dir, upload) = read_upload(root, bucket, key, id)?;
     let stored = read_parts(&dir)?;
-    let (tmp, chosen) = concatenate(root, &dir, &upload, &stored, requested)?;
+    let (tmp, chosen) = concatenate(root, &dir, (&upload, &stored), requested, max_object)?;
     let completed = Completed {
         etag: draftstore_core::multipart_etag(chosen.iter().map(|p| p.etag.as_str())),
         size: chosen.iter().map(|p| p.size).sum(),
@@ -243,9 +244,9 @@ pub fn complete(
 fn concatenate(
     root: &Path,
     dir: &Path,
-    upload: &UploadMeta,
-    stored: &[PartMeta],
+    (upload, stored): (&UploadMeta, &[PartMeta]),
     requested: &[CompletedPart],
+    max_object: u64,
 ) -> Result<(Scratch, Vec<PartMeta>), StorageError> {
     let parts: Vec<Part> = stored.iter().map(PartMeta::part).collect();
     let checksum = upload.sha256.then_some(ChecksumAlgorithm::Sha256);
@@ -258,6 +259,14 @@ fn concatenate(
                 .cloned()
         })
         .collect();
+    let size: u64 = chosen.iter().map(|p| p.size).sum();
+    if size > max_object {
+        return Err(StorageError::InvalidArgument {
+            reason: format!(
+                "the object would be {size} bytes, over the store's limit of {max_object} bytes (DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES)"
+            ),
+        });
+    }
     let (tmp, mut to) = Scratch::create(root).map_err(|e| io_error("complete", &e))?;
     for part in &chosen {
         let mut from = std::fs::File::open(dir.join(&part.data)).map_err(|e| {
