@@ -43,6 +43,8 @@ mod rest_api;
 mod s3;
 /// The S3 store behind the fault proxy: retries, timeouts, failures.
 mod s3_faults;
+/// Multipart uploads on SeaweedFS: presigned parts with curl, checksums, sweep.
+mod s3_multipart;
 /// `gateway serve` as a process: flags, exit statuses, signals.
 mod serve_cli;
 /// Server-side encryption signed into uploads and carried by the confirm copy.
