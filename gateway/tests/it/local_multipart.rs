@@ -534,3 +534,37 @@ async fn a_completion_past_the_object_limit_is_refused() {
     );
     assert_eq!(store.list_parts(&draft, "k", &id).await.unwrap().len(), 2);
 }
+
+/// A part that stops sending is cut after the stall timeout (400 RequestTimeout XML) and keeps
+/// nothing; the upload takes the part again afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_part_is_cut_and_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = serve_with(dir.path(), &[("DRAFTSTORE_STORE_STALL_TIMEOUT_MS", "500")]);
+    let (store, draft, now) = signer_for(dir.path(), &gateway);
+    let id = store
+        .create_multipart_upload(&draft, "stalled.bin", &MultipartOptions::default())
+        .await
+        .unwrap();
+    let url = part_url(&store, "stalled.bin", &id, 1, None, now);
+    let mut stream = crate::local_store::partial_put(gateway.port, &url, 1000, 10);
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("<Code>RequestTimeout</Code>"), "{answer}");
+    assert!(store
+        .list_parts(&draft, "stalled.bin", &id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(tmp_files(&dir.path().join("draftstore-data")), 0);
+    assert_eq!(crate::harness::put_to(&url, bytes(1000, 1)).await, 200);
+    assert_eq!(
+        store
+            .list_parts(&draft, "stalled.bin", &id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

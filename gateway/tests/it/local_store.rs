@@ -633,7 +633,12 @@ fn path_and_query(url: &str) -> String {
 }
 
 /// Starts an HTTP/1.1 PUT of `declared` bytes by hand and sends only `sent` of them.
-fn partial_put(port: u16, url: &str, declared: usize, sent: usize) -> std::net::TcpStream {
+pub(crate) fn partial_put(
+    port: u16,
+    url: &str,
+    declared: usize,
+    sent: usize,
+) -> std::net::TcpStream {
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(

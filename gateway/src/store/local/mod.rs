@@ -510,47 +510,8 @@ impl Storage for LocalStorage {
         let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
         let declared = checksum_sha256.map(|s| s.trim().to_owned());
         self.blocking(move |root, lock, gate| {
-            use base64::Engine;
-            use std::io::Write;
-            let (_, upload) = uploads::read_upload(root, &bucket, &key, &id)?;
-            draftstore_core::check_part_number(part_number)?;
-            if body.len() as u64 > draftstore_core::MAX_PART_SIZE {
-                return Err(StorageError::InvalidArgument {
-                    reason: format!("part {part_number} is over 5 GiB"),
-                });
-            }
-            let sha256 = base64::engine::general_purpose::STANDARD
-                .encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
-            match &declared {
-                Some(d) if *d != sha256 => {
-                    return Err(StorageError::InvalidArgument {
-                        reason: format!(
-                        "the x-amz-checksum-sha256 of part {part_number} does not match its bytes"
-                    ),
-                    })
-                }
-                None if upload.sha256 => {
-                    return Err(StorageError::InvalidArgument {
-                        reason: format!("part {part_number} needs x-amz-checksum-sha256"),
-                    })
-                }
-                _ => {}
-            }
-            let part = uploads::PartMeta {
-                part_number,
-                data: String::new(),
-                size: body.len() as u64,
-                etag: hex::encode(<md5::Md5 as md5::Digest>::digest(&body)),
-                checksum_sha256: declared.map(|_| sha256),
-            };
-            let (tmp, mut file) = Scratch::create(root).map_err(|e| io_error("write", &e))?;
-            file.write_all(&body)
-                .and_then(|()| file.sync_all())
-                .map_err(|e| io_error("write", &e))?;
-            let _guard = lock.lock()?;
-            gate.enter()?;
-            uploads::commit_part(root, &bucket, &key, &id, part.clone(), tmp)?;
-            Ok(part.part())
+            let target = (bucket.as_str(), key.as_str(), id.as_str());
+            uploads::put_part(root, (lock, &gate), target, part_number, &body, declared)
         })
         .await
     }
