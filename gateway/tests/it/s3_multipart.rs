@@ -244,3 +244,89 @@ async fn sweep_aborts_a_stale_upload_on_seaweedfs() {
         [young.as_str()]
     );
 }
+
+/// CompleteMultipartUpload answered 200 with an `<Error>` body (S3 fails after the status
+/// line) is retried, not taken for success; S3's own InvalidPart stays typed; a completion that
+/// keeps failing leaves the upload whole.
+#[tokio::test]
+async fn a_completion_answered_200_with_an_error_is_retried_not_trusted() {
+    use crate::proxy::{Proxy, ProxyFault};
+    let Some(direct_env) = env(&[("DRAFTSTORE_S3_MAX_ATTEMPTS", "2")]) else {
+        return;
+    };
+    let proxy = Proxy::start(direct_env["AWS_ENDPOINT_URL"].clone()).await;
+    let mut proxied_env = direct_env.clone();
+    proxied_env.insert("AWS_ENDPOINT_URL".into(), proxy.url());
+    let (direct, s3) = (storage(&direct_env), storage(&proxied_env));
+    let bucket = BucketName::parse(&prefix("mpf")).unwrap();
+    direct.create_bucket(&bucket).await.unwrap();
+    let parts = [bytes(5 * MIB, 1), bytes(100, 2)];
+    let upload = |name: &'static str| {
+        let (direct, bucket, parts) = (&direct, &bucket, &parts);
+        async move {
+            let id = direct
+                .create_multipart_upload(bucket, name, &MultipartOptions::default())
+                .await
+                .unwrap();
+            for (n, body) in [(1, &parts[0]), (2, &parts[1])] {
+                direct
+                    .upload_part(bucket, name, &id, n, body.clone(), None)
+                    .await
+                    .unwrap();
+            }
+            let listed = direct.list_parts(bucket, name, &id).await.unwrap();
+            (id, every_part(&listed))
+        }
+    };
+
+    let (id, all) = upload("retried.bin").await;
+    // ListParts passes; the first Complete is a 200 carrying an error.
+    proxy.push([ProxyFault::Pass, ProxyFault::Answer(200, "InternalError")]);
+    let done = s3
+        .complete_multipart_upload(&bucket, "retried.bin", &id, &all)
+        .await
+        .unwrap();
+    assert_eq!(done.size, (5 * MIB + 100) as u64);
+    assert!(direct.get_object(&bucket, "retried.bin").await.unwrap() == parts.concat());
+    let completes = proxy
+        .recorded()
+        .iter()
+        .filter(|r| r.method == "POST" && r.target.contains("uploadId="))
+        .count();
+    assert_eq!(completes, 2, "the 200-with-error was retried once");
+
+    let (id, all) = upload("refused.bin").await;
+    proxy.push([ProxyFault::Pass, ProxyFault::Answer(400, "InvalidPart")]);
+    let r = s3
+        .complete_multipart_upload(&bucket, "refused.bin", &id, &all)
+        .await;
+    assert!(
+        matches!(r, Err(StorageError::InvalidPart { .. })),
+        "S3's InvalidPart: {r:?}"
+    );
+    proxy.push([
+        ProxyFault::Pass,
+        ProxyFault::Answer(200, "InternalError"),
+        ProxyFault::Answer(200, "InternalError"),
+    ]);
+    let r = s3
+        .complete_multipart_upload(&bucket, "refused.bin", &id, &all)
+        .await;
+    assert!(
+        matches!(r, Err(StorageError::Unavailable { .. })),
+        "failing past the retries: {r:?}"
+    );
+    assert!(matches!(
+        direct.head_object(&bucket, "refused.bin").await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert_eq!(
+        direct
+            .list_parts(&bucket, "refused.bin", &id)
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "the upload is whole"
+    );
+}
