@@ -399,6 +399,12 @@ async fn sweep_aborts_a_stale_upload_and_frees_its_files() {
         3,
         "upload.json, the part's metadata and its bytes"
     );
+    let mut all = Vec::new();
+    modes(&data.join("uploads"), &mut all);
+    for (path, mode) in all {
+        let want = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{}", path.display());
+    }
     // Older than a lifetime of 1 s.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let young = store

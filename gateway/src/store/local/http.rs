@@ -9,6 +9,8 @@
 //! and the object committed. Any failure at any stage stores nothing and leaves no file.
 //! GET and HEAD follow S3's conditional (`If-Match`, `If-None-Match`, `If-Modified-Since`,
 //! `If-Unmodified-Since`, RFC 9110 §13.2.2 order) and range rules (see [`ranged`]).
+//! A PUT naming `partNumber` and `uploadId` is an UploadPart, served by `parts` with the same
+//! stages.
 
 mod parts;
 
