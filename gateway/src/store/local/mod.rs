@@ -704,4 +704,68 @@ mod tests {
         // And a later confirm works.
         store.copy_object(&copy(&draft, &main)).await.unwrap();
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_part_replaced_during_a_completion_makes_it_fail_and_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(store(dir.path()));
+        let draft = BucketName::parse("main-draft").unwrap();
+        store.create_bucket(&draft).await.unwrap();
+        let id = store
+            .create_multipart_upload(&draft, "k", &MultipartOptions::default())
+            .await
+            .unwrap();
+        let first = store
+            .upload_part(&draft, "k", &id, 1, vec![1; 1 << 20], None)
+            .await
+            .unwrap();
+        let held = store.lock.clone();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let root = dir.path().to_owned();
+        let id2 = id.clone();
+        // Holds the lock while the completion copies part 1, then re-uploads part 1 under it.
+        let holder = std::thread::spawn(move || {
+            let guard = held.lock().unwrap();
+            locked.send(()).unwrap();
+            released.recv().unwrap();
+            let (tmp, mut file) = Scratch::create(&root).unwrap();
+            std::io::Write::write_all(&mut file, b"new").unwrap();
+            let part = uploads::PartMeta {
+                part_number: 1,
+                data: String::new(),
+                size: 3,
+                etag: "n".into(),
+                checksum_sha256: None,
+            };
+            uploads::commit_part(&root, "main-draft", "k", &id2, part, tmp).unwrap();
+            drop(guard);
+        });
+        is_locked.recv().unwrap();
+        let completing = {
+            let (store, draft, id) = (store.clone(), draft.clone(), id.clone());
+            let parts = vec![CompletedPart::from(&first)];
+            tokio::spawn(async move {
+                store
+                    .complete_multipart_upload(&draft, "k", &id, &parts)
+                    .await
+            })
+        };
+        let root = dir.path().to_owned();
+        eventually("the parts are copied while the lock is held", || {
+            tmp_sizes(&root) == [1 << 20]
+        });
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        let r = completing.await.unwrap();
+        assert!(
+            matches!(r, Err(StorageError::InvalidPart { part_number: 1, .. })),
+            "{r:?}"
+        );
+        assert!(store.head_object(&draft, "k").await.is_err(), "no object");
+        assert!(tmp_sizes(dir.path()).is_empty(), "the copy is gone");
+        let parts = store.list_parts(&draft, "k", &id).await.unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].size, 3, "the new part stays");
+    }
 }
