@@ -5,21 +5,23 @@
 //! Files: `files` (layout, scratch files, commits, start-up scrub), `commits` (the lock and the
 //! gate tying a change to its caller), `presign` (the URLs it hands out), `http` (serving them:
 //! PUT/GET/HEAD and their rules: stall timeout, size limit, checksums, conditional and range
-//! requests), `endpoint` (what the server mounts).
+//! requests; `http/parts` serves UploadPart), `uploads` (multipart uploads as files, kept
+//! across restarts), `endpoint` (what the server mounts).
 
 mod commits;
 mod endpoint;
 mod files;
 mod http;
 mod presign;
+mod uploads;
 
 pub use endpoint::Endpoint;
 
 use crate::config::LocalConfig;
 use draftstore_core::{
-    BucketName, Capabilities, Copied, CopyCondition, CopyRequest, DeleteOutcome, DeleteTarget,
-    ListPage, ListedObject, MetadataDirective, ObjectInfo, PutOptions, Storage, StorageError,
-    UploadPage,
+    BucketName, Capabilities, Completed, CompletedPart, Copied, CopyCondition, CopyRequest,
+    DeleteOutcome, DeleteTarget, ListPage, ListedObject, MetadataDirective, MultipartOptions,
+    ObjectInfo, Part, PutOptions, Storage, StorageError, UploadPage,
 };
 use draftstore_signer::{Credentials, Signer, Verifier};
 use files::{commit, io_error, read_meta, remove, require_bucket, write_atomic, Meta, Scratch};
@@ -81,7 +83,9 @@ impl LocalStorage {
         // beside us: under the lock.
         let removed = {
             let _guard = store.lock.lock().map_err(|e| e.to_string())?;
-            files::scrub(root).map_err(|e| format!("cannot clean {}: {e}", root.display()))?
+            files::scrub(root)
+                .and_then(|n| Ok(n + uploads::scrub(root)?))
+                .map_err(|e| format!("cannot clean {}: {e}", root.display()))?
         };
         if removed > 0 {
             tracing::info!(
@@ -471,23 +475,97 @@ impl Storage for LocalStorage {
         .await
     }
 
-    /// The local store has no multipart uploads.
     async fn list_uploads(
         &self,
         bucket: &BucketName,
-        _continuation: Option<&(String, String)>,
+        prefix: &str,
+        continuation: Option<&(String, String)>,
     ) -> Result<UploadPage, StorageError> {
-        self.head_bucket(bucket).await?;
-        Ok(UploadPage::default())
+        let (bucket, prefix, after) =
+            (bucket.to_string(), prefix.to_owned(), continuation.cloned());
+        self.blocking(move |root, _, _| uploads::list(root, &bucket, &prefix, after.as_ref()))
+            .await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        options: &MultipartOptions,
+    ) -> Result<String, StorageError> {
+        let (bucket, key, options) = (bucket.to_string(), key.to_owned(), options.clone());
+        self.blocking(move |root, _, _| uploads::create(root, &bucket, &key, &options, now()))
+            .await
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Vec<u8>,
+        checksum_sha256: Option<&str>,
+    ) -> Result<Part, StorageError> {
+        let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
+        let declared = checksum_sha256.map(|s| s.trim().to_owned());
+        self.blocking(move |root, lock, gate| {
+            let target = (bucket.as_str(), key.as_str(), id.as_str());
+            uploads::put_part(root, (lock, &gate), target, part_number, &body, declared)
+        })
+        .await
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<Part>, StorageError> {
+        let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
+        self.blocking(move |root, _, _| {
+            let (dir, _) = uploads::read_upload(root, &bucket, &key, &id)?;
+            Ok(uploads::read_parts(&dir)?
+                .iter()
+                .map(uploads::PartMeta::part)
+                .collect())
+        })
+        .await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<Completed, StorageError> {
+        let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
+        let (parts, max_object) = (parts.to_vec(), self.max_object);
+        self.blocking(move |root, lock, gate| {
+            uploads::complete(
+                root,
+                lock,
+                &gate,
+                (&bucket, &key, &id),
+                &parts,
+                (max_object, now()),
+            )
+        })
+        .await
     }
 
     async fn abort_upload(
         &self,
-        _bucket: &BucketName,
-        _key: &str,
-        _upload_id: &str,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
     ) -> Result<(), StorageError> {
-        Ok(())
+        let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
+        self.blocking(move |root, lock, gate| {
+            uploads::abort(root, lock, &gate, (&bucket, &key, &id))
+        })
+        .await
     }
 }
 
@@ -625,5 +703,69 @@ mod tests {
         eventually("the copy is removed", || tmp_sizes(&root).is_empty());
         // And a later confirm works.
         store.copy_object(&copy(&draft, &main)).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_part_replaced_during_a_completion_makes_it_fail_and_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(store(dir.path()));
+        let draft = BucketName::parse("main-draft").unwrap();
+        store.create_bucket(&draft).await.unwrap();
+        let id = store
+            .create_multipart_upload(&draft, "k", &MultipartOptions::default())
+            .await
+            .unwrap();
+        let first = store
+            .upload_part(&draft, "k", &id, 1, vec![1; 1 << 20], None)
+            .await
+            .unwrap();
+        let held = store.lock.clone();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let root = dir.path().to_owned();
+        let id2 = id.clone();
+        // Holds the lock while the completion copies part 1, then re-uploads part 1 under it.
+        let holder = std::thread::spawn(move || {
+            let guard = held.lock().unwrap();
+            locked.send(()).unwrap();
+            released.recv().unwrap();
+            let (tmp, mut file) = Scratch::create(&root).unwrap();
+            std::io::Write::write_all(&mut file, b"new").unwrap();
+            let part = uploads::PartMeta {
+                part_number: 1,
+                data: String::new(),
+                size: 3,
+                etag: "n".into(),
+                checksum_sha256: None,
+            };
+            uploads::commit_part(&root, "main-draft", "k", &id2, part, tmp).unwrap();
+            drop(guard);
+        });
+        is_locked.recv().unwrap();
+        let completing = {
+            let (store, draft, id) = (store.clone(), draft.clone(), id.clone());
+            let parts = vec![CompletedPart::from(&first)];
+            tokio::spawn(async move {
+                store
+                    .complete_multipart_upload(&draft, "k", &id, &parts)
+                    .await
+            })
+        };
+        let root = dir.path().to_owned();
+        eventually("the parts are copied while the lock is held", || {
+            tmp_sizes(&root) == [1 << 20]
+        });
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        let r = completing.await.unwrap();
+        assert!(
+            matches!(r, Err(StorageError::InvalidPart { part_number: 1, .. })),
+            "{r:?}"
+        );
+        assert!(store.head_object(&draft, "k").await.is_err(), "no object");
+        assert!(tmp_sizes(dir.path()).is_empty(), "the copy is gone");
+        let parts = store.list_parts(&draft, "k", &id).await.unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].size, 3, "the new part stays");
     }
 }
