@@ -256,6 +256,7 @@ impl Storage for LocalStorage {
         Capabilities {
             conditional_copy: true,
             conditional_delete: true,
+            conditional_put: true,
         }
     }
 
@@ -310,6 +311,48 @@ impl Storage for LocalStorage {
                 stored_at: now(),
             };
             let _guard = lock.lock()?;
+            gate.enter()?;
+            commit(root, &bucket, meta, tmp)?;
+            Ok(etag)
+        })
+        .await
+    }
+
+    /// The condition is checked and the object committed under the store's lock.
+    async fn put_object_if(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        body: Vec<u8>,
+        options: &PutOptions,
+        condition: &CopyCondition,
+    ) -> Result<String, StorageError> {
+        let (bucket, key, options, condition) = (
+            bucket.to_string(),
+            key.to_owned(),
+            options.clone(),
+            condition.clone(),
+        );
+        self.blocking(move |root, lock, gate| {
+            use std::io::Write;
+            require_bucket(root, &bucket)?;
+            let etag = hex::encode(<md5::Md5 as md5::Digest>::digest(&body));
+            let (tmp, mut file) = Scratch::create(root).map_err(|e| io_error("write", &e))?;
+            file.write_all(&body)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io_error("write", &e))?;
+            let meta = Meta {
+                key: key.clone(),
+                data: String::new(),
+                size: body.len() as u64,
+                etag: etag.clone(),
+                content_type: options.content_type,
+                metadata: options.metadata,
+                checksum_sha256: None,
+                stored_at: now(),
+            };
+            let _guard = lock.lock()?;
+            copy_allowed(root, &bucket, &key, &condition)?;
             gate.enter()?;
             commit(root, &bucket, meta, tmp)?;
             Ok(etag)
@@ -433,6 +476,8 @@ impl Storage for LocalStorage {
             prefix.to_owned(),
             continuation.map(str::to_owned),
         );
+        // DraftStore's own keys (the event queue) are listed only when asked for by prefix.
+        let own = draftstore_core::events::is_reserved(&prefix);
         self.blocking(move |root, _, _| {
             require_bucket(root, &bucket)?;
             let mut all: Vec<ListedObject> = Vec::new();
@@ -454,7 +499,10 @@ impl Storage for LocalStorage {
                     let Ok(meta) = serde_json::from_slice::<Meta>(&text) else {
                         continue;
                     };
-                    if meta.key.starts_with(&prefix) && after.as_ref().is_none_or(|a| meta.key > *a)
+                    let hidden = !own && draftstore_core::events::is_reserved(&meta.key);
+                    if !hidden
+                        && meta.key.starts_with(&prefix)
+                        && after.as_ref().is_none_or(|a| meta.key > *a)
                     {
                         all.push(ListedObject {
                             key: meta.key,
