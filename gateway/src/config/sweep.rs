@@ -19,6 +19,9 @@ pub struct SweepConfig {
     pub storage: StorageChoice,
     /// JSON log lines (`DRAFTSTORE_LOG_JSON`).
     pub log_json: bool,
+    /// Webhooks: sweep emits `draft.expired` and `multipart.aborted`, and delivers what is
+    /// left in the queue.
+    pub events: super::EventsConfig,
 }
 
 impl SweepConfig {
@@ -34,6 +37,7 @@ impl SweepConfig {
             // The port only makes the local store's URL base, which a sweep never hands out.
             storage: storage(get, 0)?,
             log_json: flag(get, name::DRAFTSTORE_LOG_JSON, false)?,
+            events: super::events(get)?,
         })
     }
 }
