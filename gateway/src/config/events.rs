@@ -195,30 +195,29 @@ pub fn events(get: Lookup<'_>) -> Result<EventsConfig, ConfigError> {
         .transpose()?
         .unwrap_or_default();
     let secrets = secrets(get)?;
+    let timeout = Duration::from_millis(number(
+        get,
+        name::DRAFTSTORE_PRECONFIRM_TIMEOUT_MS,
+        5000,
+        1..=60_000,
+    )?);
+    let on_error = match var(name::DRAFTSTORE_PRECONFIRM_ON_ERROR)
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("reject") => OnError::Reject,
+        Some("allow") => OnError::Allow,
+        Some(_) => {
+            return Err(err(format!(
+                "{} must be reject or allow",
+                name::DRAFTSTORE_PRECONFIRM_ON_ERROR
+            )))
+        }
+    };
     let preconfirm = var(name::DRAFTSTORE_PRECONFIRM_URL)
         .map(|url| {
-            let url = http_url(name::DRAFTSTORE_PRECONFIRM_URL, url.trim())?;
-            let timeout = Duration::from_millis(number(
-                get,
-                name::DRAFTSTORE_PRECONFIRM_TIMEOUT_MS,
-                5000,
-                1..=60_000,
-            )?);
-            let on_error = match var(name::DRAFTSTORE_PRECONFIRM_ON_ERROR)
-                .as_deref()
-                .map(str::trim)
-            {
-                None | Some("reject") => OnError::Reject,
-                Some("allow") => OnError::Allow,
-                Some(_) => {
-                    return Err(err(format!(
-                        "{} must be reject or allow",
-                        name::DRAFTSTORE_PRECONFIRM_ON_ERROR
-                    )))
-                }
-            };
-            Ok(Preconfirm {
-                url,
+            Ok::<_, ConfigError>(Preconfirm {
+                url: http_url(name::DRAFTSTORE_PRECONFIRM_URL, url.trim())?,
                 timeout,
                 on_error,
             })

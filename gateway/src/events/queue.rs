@@ -314,7 +314,7 @@ mod tests {
         );
         let body: serde_json::Value = serde_json::from_slice(&record.body()).unwrap();
         assert_eq!(body["type"], "object.confirmed");
-        assert_eq!(body["timestamp"], "1970-01-12T13:46:40Z");
+        assert_eq!(body["timestamp"], "1970-01-01T00:16:40Z");
         assert_eq!(body["data"]["k"], 1);
     }
 }
