@@ -3,6 +3,7 @@
 //! upload. Written after the store answered: a sweep killed between a delete and its event
 //! loses that event (the drafts were expiring anyway); confirm's events never are.
 //! Sweep without webhooks does not wrap its store: nothing is added to its hot path.
+//! [`uploaded`] queues `draft.uploaded` for the embedded store (S3 uploads bypass DraftStore).
 
 use super::queue::{self, Record};
 use draftstore_core::events::{event_id, EventType};
@@ -123,5 +124,32 @@ impl<S: Storage> Storage for Emitting<'_, S> {
         let data = serde_json::json!({ "bucket": b.as_str(), "key": key, "upload_id": upload_id });
         self.emit(EventType::MultipartAborted, id, data).await;
         Ok(())
+    }
+}
+
+/// Queues `draft.uploaded` for an upload the embedded store stored in `bucket` (the draft
+/// bucket; others are ignored). Written just after the upload answered: a crash in between
+/// loses it.
+pub async fn uploaded<S: Storage>(
+    storage: &S,
+    bucket: &BucketName,
+    upload: crate::store::local::Uploaded,
+) {
+    if upload.bucket != bucket.as_str() || draftstore_core::events::is_reserved(&upload.key) {
+        return;
+    }
+    let id = event_id(
+        EventType::DraftUploaded,
+        &[bucket.as_str(), &upload.key, &upload.etag],
+    );
+    let data = serde_json::json!({
+        "bucket": bucket.as_str(),
+        "key": upload.key,
+        "size": upload.size,
+        "etag": upload.etag,
+    });
+    let record = Record::new(id, EventType::DraftUploaded, super::now_ms(), data);
+    if let Err(e) = queue::enqueue(storage, bucket, &record).await {
+        tracing::warn!(error = %e, "cannot queue draft.uploaded");
     }
 }

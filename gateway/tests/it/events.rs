@@ -552,3 +552,155 @@ async fn an_event_survives_a_sigkill_and_the_reference_library_accepts_it() {
     let _ = python.kill();
     let _ = python.wait();
 }
+
+fn gateway(env: &std::collections::HashMap<String, String>, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env_clear()
+        .envs(env)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Sweep queues one `draft.expired` per delete batch and delivers it; what the receiver
+/// refused stays in the queue for `gateway events list` and `deliver`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_announces_expired_drafts_and_events_lists_and_delivers_what_is_left() {
+    use draftstore_core::{BucketName, PutOptions, Storage};
+    let receiver = Stub::start(Box::new(|n, _| {
+        if n == 0 {
+            (500, String::new())
+        } else {
+            (204, String::new())
+        }
+    }))
+    .await;
+    let hook = receiver.url("/hook");
+    let p = crate::s3::prefix("evs");
+    let Some(env) = crate::s3::env(&[
+        ("BUCKET_NAME", &p),
+        ("OBJECT_LIFETIME", "1"),
+        ("DRAFTSTORE_WEBHOOK_URLS", &hook),
+        ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+        ("DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS", "0,0,0"),
+    ]) else {
+        return;
+    };
+    let s3 = crate::s3::storage(&env);
+    let draft = BucketName::parse(&format!("{p}-draft")).unwrap();
+    s3.create_bucket(&draft).await.unwrap();
+    for i in 0..5 {
+        s3.put_object(
+            &draft,
+            &format!("old/{i}"),
+            vec![1; 10],
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let swept = gateway(&env, &["sweep", "--json"]);
+    assert_eq!(
+        swept.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&swept.stderr)
+    );
+    let report: Value = serde_json::from_slice(&swept.stdout).unwrap();
+    assert_eq!(report["deleted"], 5, "{report}");
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 1, "sweep delivered at its end (refused)");
+    let body: Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(body["type"], "draft.expired");
+    assert_eq!(
+        body["data"]["keys"].as_array().unwrap().len(),
+        5,
+        "one event per batch"
+    );
+
+    let listed = gateway(&env, &["events", "list", "--json"]);
+    assert_eq!(
+        listed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(
+        (lines[0]["type"].as_str(), lines[0]["attempts"].as_u64()),
+        (Some("draft.expired"), Some(1))
+    );
+    assert_eq!(
+        lines[0]["id"].as_str(),
+        Some(seen[0].headers[sign::ID].as_str())
+    );
+
+    let delivered = gateway(&env, &["events", "deliver"]);
+    assert_eq!(
+        delivered.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&delivered.stderr)
+    );
+    assert_eq!(receiver.seen().len(), 2);
+    assert_eq!(
+        receiver.seen()[1].headers[sign::ID],
+        seen[0].headers[sign::ID],
+        "the retry keeps the id"
+    );
+    let listed = gateway(&env, &["events", "list"]);
+    assert!(
+        listed.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&listed.stdout)
+    );
+}
+
+/// The embedded store sees uploads: `gateway serve` on it announces `draft.uploaded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_announces_uploads() {
+    let receiver = Stub::start(Box::new(|_, _| (200, String::new()))).await;
+    let hook = format!("{}#draft.uploaded", receiver.url("/hook"));
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().display().to_string();
+    let server = Gateway::start(&[
+        ("DRAFTSTORE_STORAGE", "local"),
+        ("DRAFTSTORE_DATA_DIR", &dir),
+        ("DRAFTSTORE_WEBHOOK_URLS", &hook),
+        ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+        ("DRAFTSTORE_WEBHOOK_POLL_MS", "50"),
+    ])
+    .await;
+    let (_, url) = server
+        .post("/api/v1/upload-url", json!({"object_name": "up/load.bin"}))
+        .await;
+    assert_eq!(
+        crate::harness::put_to(url["upload_url"].as_str().unwrap(), "12345").await,
+        200
+    );
+    eventually(
+        Duration::from_secs(30),
+        "draft.uploaded arrives",
+        || async { !receiver.seen().is_empty() },
+    )
+    .await;
+    let body: Value = serde_json::from_str(&receiver.seen()[0].body).unwrap();
+    assert_eq!(body["type"], "draft.uploaded");
+    assert_eq!(
+        (body["data"]["key"].as_str(), body["data"]["size"].as_u64()),
+        (Some("up/load.bin"), Some(5))
+    );
+    // The confirm's event is filtered out for this endpoint (`#draft.uploaded`).
+    let (status, _) = server
+        .post(
+            "/api/v1/confirm-upload",
+            json!({"object_name": "up/load.bin"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}

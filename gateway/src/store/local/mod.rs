@@ -48,7 +48,25 @@ pub struct LocalStorage {
     lock: Arc<commits::Commits>,
     /// `<root>/.lock`, held by the one `gateway serve` of this folder (`None` for a sweep).
     _serving: Option<Arc<std::fs::File>>,
+    /// Told of every upload stored through a presigned URL (webhooks' `draft.uploaded`).
+    uploaded: std::sync::OnceLock<UploadHook>,
 }
+
+/// An upload stored through one of the store's presigned URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    /// The bucket.
+    pub bucket: String,
+    /// The key.
+    pub key: String,
+    /// Bytes.
+    pub size: u64,
+    /// Without quotes.
+    pub etag: String,
+}
+
+/// What [`LocalStorage::on_upload`] calls, once per stored upload, after it is committed.
+pub type UploadHook = Box<dyn Fn(Uploaded) + Send + Sync>;
 
 /// Seconds since 1970 for `stored_at`; a clock before 1970 (not seen on a real host) records 0.
 fn now() -> i64 {
@@ -56,6 +74,12 @@ fn now() -> i64 {
 }
 
 impl LocalStorage {
+    /// Calls `hook` after each upload its presigned URLs store (set once; later calls are
+    /// ignored).
+    pub fn on_upload(&self, hook: UploadHook) {
+        let _ = self.uploaded.set(hook);
+    }
+
     /// Opens (creating) the data folder; the signing secret is the configured one, else the one
     /// kept in `<root>/.secret` (mode 0600), made at first start.
     ///
@@ -130,6 +154,7 @@ impl LocalStorage {
             stall_timeout: config.stall_timeout,
             lock: Arc::new(commits::Commits::open(&config.data_dir)?),
             _serving: None,
+            uploaded: std::sync::OnceLock::new(),
         })
     }
 
