@@ -211,6 +211,8 @@ mod tests {
             ("a//b", NameError::EmptySegment),
             ("a/", NameError::EmptySegment),
             ("a\\b", NameError::Backslash),
+            (".draftstore/events/x.json", NameError::Reserved),
+            (".draftstore", NameError::Reserved),
             ("a\u{85}b", NameError::ControlCharacter { at: 1 }),
             ("é\u{9f}", NameError::ControlCharacter { at: 2 }),
             (

@@ -704,3 +704,123 @@ async fn the_embedded_store_announces_uploads() {
         .await;
     assert_eq!(status, 200);
 }
+
+/// A receiver answering 410 is disabled (the event leaves the queue, the next one is not sent
+/// to it); one answering 503 with `Retry-After` is not tried again before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_disables_an_endpoint_and_retry_after_is_honoured() {
+    use draftstore_core::{Buckets, MemoryStorage, Storage};
+    use draftstore_gateway::events::queue::{self, Record};
+    use draftstore_gateway::events::Deliverer;
+    let gone = Stub::start(Box::new(|_, _| (410, String::new()))).await;
+    let busy = Stub::start(Box::new(|_, _| (503, String::new()))).await;
+    let storage = MemoryStorage::new();
+    let buckets = Buckets::new("main", None).unwrap();
+    storage.create_bucket(&buckets.draft).await.unwrap();
+    let urls = format!("{},{}", gone.url("/gone"), busy.url("/busy"));
+    let config = draftstore_gateway::config::events(&|k| match k {
+        "DRAFTSTORE_WEBHOOK_URLS" => Some(urls.clone()),
+        "DRAFTSTORE_WEBHOOK_SECRET" => Some(SECRET.to_owned()),
+        "DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS" => Some("0,0,0".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let deliverer = Deliverer::new(
+        &storage,
+        buckets.clone(),
+        config,
+        draftstore_gateway::events::client(),
+    );
+    let kind = draftstore_core::events::EventType::DraftExpired;
+    let now = draftstore_gateway::events::now_ms();
+    queue::enqueue(
+        &storage,
+        &buckets.draft,
+        &Record::new("msg_a".into(), kind, now, json!({})),
+    )
+    .await
+    .unwrap();
+    let pass = deliverer.pass().await.unwrap();
+    assert_eq!((pass.queued, pass.pending), (1, 1), "{pass:?}");
+    assert_eq!((gone.seen().len(), busy.seen().len()), (1, 1));
+    // 503 without Retry-After: due again at once (schedule 0); the disabled endpoint is skipped.
+    deliverer.pass().await.unwrap();
+    assert_eq!(
+        (gone.seen().len(), busy.seen().len()),
+        (1, 2),
+        "410 disabled the endpoint"
+    );
+    let (record, _) = queue::load(&storage, &buckets.draft, &queue_key("msg_a"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.done, vec![gone.url("/gone")]);
+    assert_eq!(record.attempts, 2);
+
+    let slow = RetryAfter::start().await;
+    let urls = slow.url();
+    let config = draftstore_gateway::config::events(&|k| match k {
+        "DRAFTSTORE_WEBHOOK_URLS" => Some(urls.clone()),
+        "DRAFTSTORE_WEBHOOK_SECRET" => Some(SECRET.to_owned()),
+        "DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS" => Some("0,0,0".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let deliverer = Deliverer::new(
+        &storage,
+        buckets.clone(),
+        config,
+        draftstore_gateway::events::client(),
+    );
+    queue::enqueue(
+        &storage,
+        &buckets.draft,
+        &Record::new("msg_b".into(), kind, now, json!({})),
+    )
+    .await
+    .unwrap();
+    deliverer.pass().await.unwrap();
+    let (record, _) = queue::load(&storage, &buckets.draft, &queue_key("msg_b"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        record.next_ms >= draftstore_gateway::events::now_ms() + 3_500_000,
+        "Retry-After: 3600 wins over a schedule of 0: {record:?}"
+    );
+}
+
+/// A receiver answering 429 with `Retry-After: 3600`.
+struct RetryAfter(std::net::SocketAddr);
+
+impl RetryAfter {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        |_req: hyper::Request<hyper::body::Incoming>| async {
+                            Ok::<_, std::io::Error>(
+                                hyper::Response::builder()
+                                    .status(429)
+                                    .header("retry-after", "3600")
+                                    .body(Full::new(Bytes::new()))
+                                    .unwrap(),
+                            )
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self(addr)
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.0)
+    }
+}
