@@ -153,3 +153,61 @@ pub async fn uploaded<S: Storage>(
         tracing::warn!(error = %e, "cannot queue draft.uploaded");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use draftstore_core::{sweep, MemoryStorage, SweepOptions};
+
+    #[tokio::test]
+    async fn a_sweep_queues_one_expired_event_per_batch_and_one_per_aborted_upload() {
+        let storage = MemoryStorage::new();
+        storage.set_time(1_000);
+        let draft = BucketName::parse("main-draft").unwrap();
+        storage.create_bucket(&draft).await.unwrap();
+        for key in ["a", "b", "c"] {
+            storage
+                .put_object(&draft, key, b"x".to_vec(), &PutOptions::default())
+                .await
+                .unwrap();
+        }
+        let upload = storage.create_upload(&draft, "big");
+        storage.set_time(10_000);
+        let emitting = Emitting {
+            inner: &storage,
+            queue_bucket: draft.clone(),
+        };
+        let options = SweepOptions {
+            batch_size: 2,
+            ..SweepOptions::new(10_000, 60)
+        };
+        let report = sweep(&emitting, &draft, options, &|| true, &mut |_| {}).await;
+        assert_eq!(
+            (report.deleted, report.multipart_aborted),
+            (3, 1),
+            "{report:?}"
+        );
+        let keys = queue::keys(&storage, &draft).await.unwrap();
+        let mut kinds = Vec::new();
+        for key in &keys {
+            let (record, _) = queue::load(&storage, &draft, key).await.unwrap().unwrap();
+            kinds.push((record.kind.clone(), record.data.clone()));
+        }
+        kinds.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.to_string().cmp(&b.1.to_string())));
+        assert_eq!(kinds.len(), 3, "two batches and one abort: {kinds:?}");
+        assert_eq!(kinds[0].0, "draft.expired");
+        assert_eq!(kinds[2].0, "multipart.aborted");
+        assert_eq!(kinds[2].1["upload_id"], upload.as_str());
+        let expired: usize = kinds
+            .iter()
+            .filter(|k| k.0 == "draft.expired")
+            .map(|k| k.1["keys"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(expired, 3);
+        // A second sweep leaves the queue alone (reserved keys are never drafts).
+        let later = SweepOptions::new(100_000, 60);
+        let again = sweep(&emitting, &draft, later, &|| true, &mut |_| {}).await;
+        assert_eq!(again.deleted, 0, "{again:?}");
+        assert_eq!(queue::keys(&storage, &draft).await.unwrap().len(), 3);
+    }
+}
