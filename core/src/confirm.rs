@@ -96,9 +96,54 @@ pub enum ConfirmError {
         /// The name asked for.
         name: ObjectName,
     },
+    /// The pre-confirm check ([`BeforeCopy`]) refused the draft; it stays in the draft bucket.
+    #[error("the pre-confirm check refused {name}: {reason}")]
+    Rejected {
+        /// The name asked for.
+        name: ObjectName,
+        /// The checker's reason, cut and sanitised.
+        reason: String,
+    },
+    /// The pre-confirm check could not decide (timeout, 5xx, unreachable) and policy says
+    /// refuse meanwhile; the draft stays.
+    #[error("the pre-confirm check of {name} is unavailable: {reason}")]
+    CheckUnavailable {
+        /// The name asked for.
+        name: ObjectName,
+        /// What failed.
+        reason: String,
+    },
     /// A storage call failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// What confirm does just before it copies a draft into main, and only then: a confirm that
+/// finds the object already moved never calls it. Called once per draft version (ETag) per
+/// confirm. An error stops the confirm before the copy, leaving the draft in place. The
+/// gateway's hook runs the pre-confirm check and writes the `object.confirmed` event into
+/// its queue (so a crash after the copy cannot lose it).
+pub trait BeforeCopy: Sync {
+    /// Called with the name and the draft about to be copied.
+    ///
+    /// # Errors
+    /// [`ConfirmError::Rejected`], [`ConfirmError::CheckUnavailable`], or a storage failure.
+    fn before_copy(
+        &self,
+        name: &ObjectName,
+        draft: &ObjectInfo,
+    ) -> impl std::future::Future<Output = Result<(), ConfirmError>> + Send;
+}
+
+/// No hook.
+impl BeforeCopy for () {
+    fn before_copy(
+        &self,
+        _name: &ObjectName,
+        _draft: &ObjectInfo,
+    ) -> impl std::future::Future<Output = Result<(), ConfirmError>> + Send {
+        std::future::ready(Ok(()))
+    }
 }
 
 /// More steps than any convergent run needs; reached only under a storm of concurrent changes.
@@ -115,6 +160,20 @@ pub async fn confirm<S: Storage>(
     name: &ObjectName,
     options: ConfirmOptions<'_>,
 ) -> Result<Confirmed, ConfirmError> {
+    confirm_with(storage, buckets, name, options, &()).await
+}
+
+/// [`confirm()`] with `hook` called before the copy (see [`BeforeCopy`]).
+///
+/// # Errors
+/// As [`confirm()`], and whatever the hook answers.
+pub async fn confirm_with<S: Storage, H: BeforeCopy>(
+    storage: &S,
+    buckets: &Buckets,
+    name: &ObjectName,
+    options: ConfirmOptions<'_>,
+    hook: &H,
+) -> Result<Confirmed, ConfirmError> {
     let caps = storage.capabilities();
     let policy = Policy {
         overwrite: options.overwrite,
@@ -130,6 +189,7 @@ pub async fn confirm<S: Storage>(
         Some(crate::name_lock::turn(format!("{}/{key}", buckets.main)).await)
     };
     let mut seen = Observed::default();
+    let mut checked: Option<String> = None;
     for _ in 0..MAX_STEPS {
         match next_step(&seen, &policy) {
             Step::HeadDraft => seen.draft = Some(head(storage, &buckets.draft, key).await?),
@@ -138,6 +198,10 @@ pub async fn confirm<S: Storage>(
                 let Some(Some(draft)) = seen.draft.clone() else {
                     continue;
                 };
+                if checked.as_deref() != Some(draft.etag.as_str()) {
+                    hook.before_copy(name, &draft).await?;
+                    checked = Some(draft.etag.clone());
+                }
                 let request = CopyRequest {
                     from_bucket: &buckets.draft,
                     from_key: key,

@@ -40,6 +40,7 @@ pub const ODD_KEYS: &[&str] = &[
 pub async fn run_all<S: Storage>(storage: &S, prefix: &str) {
     buckets(storage, prefix).await;
     objects(storage, prefix).await;
+    conditional_puts(storage, prefix).await;
     copies(storage, prefix).await;
     deletes(storage, prefix).await;
     listing(storage, prefix).await;
@@ -126,6 +127,87 @@ pub async fn objects<S: Storage>(storage: &S, prefix: &str) {
     assert!(
         is_not_found(&storage.get_object(&b, "no-such-key").await),
         "get of a missing key"
+    );
+}
+
+/// Conditional puts (the event queue's claims): `IfAbsent` creates once, `IfMatch` replaces
+/// only the version it names; where the store enforces them, the losers get
+/// `PreconditionFailed` and the object keeps the winner's bytes.
+pub async fn conditional_puts<S: Storage>(storage: &S, prefix: &str) {
+    let b = bucket(storage, prefix, "cput").await;
+    let options = PutOptions::default();
+    let key = ".draftstore/events/msg_1.json";
+    let first = storage
+        .put_object_if(&b, key, b"one".to_vec(), &options, &CopyCondition::IfAbsent)
+        .await
+        .expect("IfAbsent on a missing key writes");
+    assert_eq!(storage.get_object(&b, key).await.unwrap(), b"one");
+    let second = storage
+        .put_object_if(
+            &b,
+            key,
+            b"two".to_vec(),
+            &options,
+            &CopyCondition::IfMatch(first.clone()),
+        )
+        .await
+        .expect("IfMatch with the current ETag writes");
+    assert_eq!(storage.get_object(&b, key).await.unwrap(), b"two");
+    let always = storage
+        .put_object_if(&b, "plain", b"x".to_vec(), &options, &CopyCondition::Always)
+        .await
+        .expect("Always writes");
+    assert!(!always.is_empty());
+    if !storage.capabilities().conditional_put {
+        return;
+    }
+    let again = storage
+        .put_object_if(
+            &b,
+            key,
+            b"three".to_vec(),
+            &options,
+            &CopyCondition::IfAbsent,
+        )
+        .await;
+    assert!(
+        matches!(again, Err(StorageError::PreconditionFailed { .. })),
+        "IfAbsent on an existing key: {again:?}"
+    );
+    let stale = storage
+        .put_object_if(
+            &b,
+            key,
+            b"four".to_vec(),
+            &options,
+            &CopyCondition::IfMatch(first),
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(StorageError::PreconditionFailed { .. })),
+        "IfMatch with an old ETag: {stale:?}"
+    );
+    assert_eq!(
+        storage.get_object(&b, key).await.unwrap(),
+        b"two",
+        "refused puts leave the object as it was"
+    );
+    assert_eq!(storage.head_object(&b, key).await.unwrap().etag, second);
+    let missing = storage
+        .put_object_if(
+            &b,
+            "absent",
+            b"five".to_vec(),
+            &options,
+            &CopyCondition::IfMatch(second),
+        )
+        .await;
+    assert!(
+        matches!(
+            missing,
+            Err(StorageError::PreconditionFailed { .. } | StorageError::NotFound { .. })
+        ),
+        "IfMatch on a missing key: {missing:?}"
     );
 }
 
@@ -485,6 +567,11 @@ pub async fn sweep_flow<S: Storage>(storage: &S, prefix: &str) {
         .put_object(&main, "confirmed", b"keep".to_vec(), &PutOptions::default())
         .await
         .unwrap();
+    let queued = crate::events::queue_key("msg_sweep");
+    storage
+        .put_object(&b, &queued, b"{}".to_vec(), &PutOptions::default())
+        .await
+        .unwrap();
     let stored_at = storage
         .head_object(&b, ODD_KEYS[0])
         .await
@@ -540,5 +627,9 @@ pub async fn sweep_flow<S: Storage>(storage: &S, prefix: &str) {
     assert!(
         storage.head_object(&main, "confirmed").await.is_ok(),
         "main untouched"
+    );
+    assert!(
+        storage.head_object(&b, &queued).await.is_ok(),
+        "sweep never deletes the reserved event queue"
     );
 }

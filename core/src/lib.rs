@@ -16,6 +16,7 @@
 //! - `confirm` — performs confirm's steps against a [`Storage`], [`ConfirmError`],
 //!   [`ConfirmOutcome`]; `name_lock` — turns for confirms of one name in this process
 //! - `sweep` — [`select_expired`] (pure) and the streaming [`sweep()`] driver
+//! - `events` — event types, ids, the reserved prefix, the signed payload, the retry schedule
 //! - `storage` — the [`Storage`] trait and its types; `memory` — [`MemoryStorage`] with faults
 //! - `multipart` — multipart uploads' types, limits and completion rules ([`check_completion`])
 //! - `conformance` (feature `conformance`) — the suite every backend runs
@@ -42,6 +43,7 @@ mod bucket;
 mod confirm;
 mod constraints;
 mod draft;
+pub mod events;
 mod limits;
 mod memory;
 mod multipart;
@@ -54,7 +56,9 @@ mod sweep;
 pub mod conformance;
 
 pub use bucket::{BucketError, BucketName, Buckets};
-pub use confirm::{confirm, ConfirmError, ConfirmOptions, ConfirmOutcome, Confirmed};
+pub use confirm::{
+    confirm, confirm_with, BeforeCopy, ConfirmError, ConfirmOptions, ConfirmOutcome, Confirmed,
+};
 pub use constraints::{
     user_metadata, ConstraintError, ConstraintViolation, UploadConstraints, DECLARED_KEY,
     MAX_OBJECT_SIZE,

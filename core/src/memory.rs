@@ -92,6 +92,7 @@ impl MemoryStorage {
         Self::with_capabilities(Capabilities {
             conditional_copy: true,
             conditional_delete: true,
+            conditional_put: true,
         })
     }
 
@@ -305,6 +306,44 @@ impl Storage for MemoryStorage {
             bucket_mut(b, bucket)?
                 .objects
                 .insert(key.to_owned(), (Arc::from(body), info));
+            Ok(etag)
+        })
+        .await
+    }
+
+    async fn put_object_if(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        body: Vec<u8>,
+        options: &PutOptions,
+        condition: &CopyCondition,
+    ) -> Result<String, StorageError> {
+        let enforce = self.capabilities.conditional_put;
+        self.call(|b, now| {
+            let objects = &mut bucket_mut(b, bucket)?.objects;
+            let existing = objects.get(key).map(|(_, i)| i.etag.as_str());
+            let allowed = !enforce
+                || match condition {
+                    CopyCondition::Always => true,
+                    CopyCondition::IfAbsent => existing.is_none(),
+                    CopyCondition::IfMatch(etag) => existing == Some(etag.as_str()),
+                };
+            if !allowed {
+                return Err(StorageError::PreconditionFailed {
+                    what: format!("{bucket}/{key}"),
+                });
+            }
+            let etag = etag_of(&body);
+            let info = ObjectInfo {
+                size: body.len() as u64,
+                etag: etag.clone(),
+                last_modified: now,
+                content_type: options.content_type.clone(),
+                metadata: options.metadata.clone(),
+                checksum_sha256: None,
+            };
+            objects.insert(key.to_owned(), (Arc::from(body), info));
             Ok(etag)
         })
         .await

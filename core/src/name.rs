@@ -58,6 +58,10 @@ pub enum NameError {
     /// A backslash: some clients turn it into `/`.
     #[error("object name contains a backslash")]
     Backslash,
+    /// The name starts with DraftStore's reserved prefix `.draftstore/`
+    /// ([`crate::events::RESERVED_PREFIX`]), where its event queue lives.
+    #[error("object names starting with '.draftstore/' are reserved")]
+    Reserved,
 }
 
 impl ObjectName {
@@ -90,6 +94,9 @@ impl ObjectName {
         }
         if name.starts_with('/') {
             return Err(NameError::LeadingSlash);
+        }
+        if crate::events::is_reserved(name) {
+            return Err(NameError::Reserved);
         }
         for segment in name.split('/') {
             match segment {
@@ -204,6 +211,8 @@ mod tests {
             ("a//b", NameError::EmptySegment),
             ("a/", NameError::EmptySegment),
             ("a\\b", NameError::Backslash),
+            (".draftstore/events/x.json", NameError::Reserved),
+            (".draftstore", NameError::Reserved),
             ("a\u{85}b", NameError::ControlCharacter { at: 1 }),
             ("é\u{9f}", NameError::ControlCharacter { at: 2 }),
             (

@@ -191,7 +191,7 @@ pub enum MetadataDirective {
     },
 }
 
-/// When a copy may write its destination.
+/// When a copy (or a conditional put) may write its destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CopyCondition {
     /// Whatever the destination holds.
@@ -295,6 +295,10 @@ pub struct Capabilities {
     pub conditional_copy: bool,
     /// `DeleteTarget::etag` is enforced atomically.
     pub conditional_delete: bool,
+    /// [`Storage::put_object_if`]'s condition is enforced atomically (S3 `If-None-Match: *`
+    /// and `If-Match` on PutObject). The event queue claims events with it; without it only
+    /// one deliverer (sweep) may run.
+    pub conditional_put: bool,
 }
 
 /// At most this many keys go in one batch delete (S3's limit).
@@ -331,6 +335,23 @@ pub trait Storage: Send + Sync {
         key: &str,
         body: Vec<u8>,
         options: &PutOptions,
+    ) -> impl Future<Output = Result<String, StorageError>> + Send;
+
+    /// Stores a small object only if `condition` holds for what `key` holds now
+    /// ([`CopyCondition::IfAbsent`]: nothing; [`CopyCondition::IfMatch`]: that ETag), checked
+    /// atomically where [`Capabilities::conditional_put`] (else checked first, racily). Returns
+    /// the new ETag.
+    ///
+    /// # Errors
+    /// [`StorageError::PreconditionFailed`] when the condition does not hold; as
+    /// [`Storage::put_object`].
+    fn put_object_if(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        body: Vec<u8>,
+        options: &PutOptions,
+        condition: &CopyCondition,
     ) -> impl Future<Output = Result<String, StorageError>> + Send;
 
     /// Reads a whole object (tests and small objects; clients download presigned).

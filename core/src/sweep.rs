@@ -124,15 +124,16 @@ impl SweepReport {
     }
 }
 
-/// The pure selection: the objects older than `lifetime` at `now`.
+/// The pure selection: the objects older than `lifetime` at `now`. DraftStore's own keys
+/// (the event queue under [`crate::events::RESERVED_PREFIX`]) are never drafts.
 pub fn select_expired(
     objects: &[ListedObject],
     now: i64,
     lifetime: u64,
 ) -> impl Iterator<Item = &ListedObject> {
-    objects
-        .iter()
-        .filter(move |o| is_expired(o.last_modified, now, lifetime))
+    objects.iter().filter(move |o| {
+        is_expired(o.last_modified, now, lifetime) && !crate::events::is_reserved(&o.key)
+    })
 }
 
 /// Keys of one batch delete with the size each frees.

@@ -7,6 +7,7 @@
 //! - [`http`]: the one hyper listener serving REST and gRPC on one port, and what every request
 //!   pays (socket, deadlines, bounded bodies, CORS).
 //! - [`api`]: the protocol-free API, its error type, and its REST and gRPC adapters.
+//! - [`events`]: the pre-confirm check and webhooks delivered at least once.
 //! - [`auth`]: who may call: API keys, JWTs, tenants and their limits.
 //! - [`store`]: the S3 store and the embedded local store, and how each presigns URLs.
 //! - [`metrics`]: the Prometheus registry.
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod store;

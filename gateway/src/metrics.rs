@@ -53,6 +53,16 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of `draftstore_webhook_deliveries_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    /// The event type (`object.confirmed`, …).
+    pub r#type: &'static str,
+    /// `delivered`, `retry`, `disabled` (410), `failed` (schedule used up) or `dropped` (the
+    /// confirm it announced never happened).
+    pub outcome: &'static str,
+}
+
 /// Every series the gateway records, in one registry.
 pub struct Metrics {
     registry: Registry,
@@ -82,6 +92,17 @@ pub struct Metrics {
     pub credential_refreshes: Family<OutcomeLabels, Counter>,
     /// Unix seconds when the S3 credentials in use expire (0: they do not).
     pub credentials_expiry: Gauge,
+    /// Webhook delivery attempts by event type and outcome.
+    pub webhook_deliveries: Family<DeliveryLabels, Counter>,
+    /// Events in the queue at the last pass.
+    pub webhook_queue_depth: Gauge,
+    /// Age in seconds of the oldest event in the queue at the last pass (0: empty).
+    pub webhook_oldest_pending_seconds: Gauge,
+    /// Endpoints disabled after a 410.
+    pub webhook_endpoints_disabled: Counter,
+    /// Pre-confirm checks by outcome: `allowed`, `rejected`, `unavailable_rejected`,
+    /// `unavailable_allowed`.
+    pub preconfirm_checks: Family<OutcomeLabels, Counter>,
 }
 
 fn histogram() -> Histogram {
@@ -164,8 +185,43 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "When the S3 credentials in use expire (0: never)",
         credentials_expiry.clone(),
     );
+    let webhook_deliveries = Family::<DeliveryLabels, Counter>::default();
+    registry.register(
+        "webhook_deliveries",
+        "Webhook delivery attempts by event type and outcome",
+        webhook_deliveries.clone(),
+    );
+    let webhook_queue_depth = Gauge::default();
+    registry.register(
+        "webhook_queue_depth",
+        "Events waiting in the queue (at the last pass)",
+        webhook_queue_depth.clone(),
+    );
+    let webhook_oldest_pending_seconds = Gauge::default();
+    registry.register(
+        "webhook_oldest_pending_seconds",
+        "Age of the oldest event waiting in the queue (at the last pass)",
+        webhook_oldest_pending_seconds.clone(),
+    );
+    let webhook_endpoints_disabled = Counter::default();
+    registry.register(
+        "webhook_endpoints_disabled",
+        "Webhook endpoints disabled after answering 410 Gone",
+        webhook_endpoints_disabled.clone(),
+    );
+    let preconfirm_checks = Family::<OutcomeLabels, Counter>::default();
+    registry.register(
+        "preconfirm_checks",
+        "Pre-confirm checks by outcome",
+        preconfirm_checks.clone(),
+    );
     Metrics {
         registry,
+        webhook_deliveries,
+        webhook_queue_depth,
+        webhook_oldest_pending_seconds,
+        webhook_endpoints_disabled,
+        preconfirm_checks,
         credential_refreshes,
         credentials_expiry,
         requests,

@@ -5,9 +5,9 @@
 
 use super::bucket;
 use crate::{
-    sweep, BucketName, Capabilities, Completed, CompletedPart, Copied, CopyRequest, DeleteOutcome,
-    DeleteTarget, ListPage, MultipartOptions, ObjectInfo, Part, PutOptions, Storage, StorageError,
-    SweepOptions, UploadPage,
+    sweep, BucketName, Capabilities, Completed, CompletedPart, Copied, CopyCondition, CopyRequest,
+    DeleteOutcome, DeleteTarget, ListPage, MultipartOptions, ObjectInfo, Part, PutOptions, Storage,
+    StorageError, SweepOptions, UploadPage,
 };
 use std::sync::{Mutex, PoisonError};
 
@@ -80,6 +80,18 @@ impl<S: Storage> Storage for Watched<'_, S> {
         options: &PutOptions,
     ) -> Result<String, StorageError> {
         self.inner.put_object(b, key, body, options).await
+    }
+    async fn put_object_if(
+        &self,
+        b: &BucketName,
+        key: &str,
+        body: Vec<u8>,
+        options: &PutOptions,
+        condition: &CopyCondition,
+    ) -> Result<String, StorageError> {
+        self.inner
+            .put_object_if(b, key, body, options, condition)
+            .await
     }
     async fn get_object(&self, b: &BucketName, key: &str) -> Result<Vec<u8>, StorageError> {
         self.inner.get_object(b, key).await

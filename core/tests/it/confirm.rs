@@ -16,10 +16,12 @@ fn setup(caps: Capabilities) -> (MemoryStorage, Buckets) {
 const ALL: Capabilities = Capabilities {
     conditional_copy: true,
     conditional_delete: true,
+    conditional_put: true,
 };
 const NONE: Capabilities = Capabilities {
     conditional_copy: false,
     conditional_delete: false,
+    conditional_put: false,
 };
 
 fn put(storage: &MemoryStorage, bucket: &BucketName, key: &str, body: &[u8]) {
@@ -263,4 +265,68 @@ fn storage_errors_other_than_missing_objects_surface() {
         err,
         ConfirmError::Storage(StorageError::Denied { .. })
     ));
+}
+
+/// The hook a pre-confirm check uses: called before the copy, once; a refusal leaves the
+/// draft; a confirm that finds the object already moved never calls it.
+struct Hook {
+    calls: std::sync::atomic::AtomicU32,
+    refuse: bool,
+}
+
+impl BeforeCopy for Hook {
+    async fn before_copy(&self, name: &ObjectName, draft: &ObjectInfo) -> Result<(), ConfirmError> {
+        assert_eq!(draft.size, 3);
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.refuse {
+            return Err(ConfirmError::Rejected {
+                name: name.clone(),
+                reason: "no".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn the_hook_runs_once_before_the_copy_and_a_refusal_keeps_the_draft() {
+    for caps in [ALL, NONE] {
+        let (storage, buckets) = setup(caps);
+        put(&storage, &buckets.draft, "a.jpg", b"abc");
+        let name = ObjectName::parse("a.jpg").unwrap();
+        let refuse = Hook {
+            calls: 0.into(),
+            refuse: true,
+        };
+        let e = block_on(confirm_with(
+            &storage,
+            &buckets,
+            &name,
+            ConfirmOptions::default(),
+            &refuse,
+        ))
+        .unwrap_err();
+        assert!(matches!(e, ConfirmError::Rejected { .. }), "{e:?}");
+        assert!(block_on(storage.head_object(&buckets.draft, "a.jpg")).is_ok());
+        assert!(block_on(storage.head_object(&buckets.main, "a.jpg")).is_err());
+        let allow = Hook {
+            calls: 0.into(),
+            refuse: false,
+        };
+        for _ in 0..2 {
+            block_on(confirm_with(
+                &storage,
+                &buckets,
+                &name,
+                ConfirmOptions::default(),
+                &allow,
+            ))
+            .unwrap();
+        }
+        assert_eq!(
+            allow.calls.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the second confirm finds it done and does not check again"
+        );
+    }
 }

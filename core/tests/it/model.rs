@@ -314,7 +314,7 @@ proptest! {
         conditional in any::<bool>(),
     ) {
         crate::block_on(async {
-            let caps = Capabilities { conditional_copy: conditional, conditional_delete: conditional };
+            let caps = Capabilities { conditional_copy: conditional, conditional_delete: conditional, conditional_put: conditional };
             let storage = MemoryStorage::with_capabilities(caps);
             storage.set_time(1_000_000);
             let buckets = Buckets::new("main", None).unwrap();

@@ -6,8 +6,8 @@ use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
 use crate::store::Presign;
 use draftstore_core::{
-    confirm, Buckets, ConfirmOptions, ConfirmOutcome, ObjectName, Storage, StorageError,
-    UploadConstraints,
+    confirm, confirm_with, Buckets, ConfirmOptions, ConfirmOutcome, ObjectName, Storage,
+    StorageError, UploadConstraints,
 };
 use draftstore_signer::{Expiry, Method, Timestamp};
 use std::sync::Arc;
@@ -23,6 +23,8 @@ pub struct App<B> {
     pub upload_ttl: Expiry,
     /// How long a download URL is valid.
     pub download_ttl: Expiry,
+    /// Webhooks and the pre-confirm check, when configured.
+    pub events: Option<Arc<crate::events::Events>>,
 }
 
 /// A presigned upload (PUT) into the draft bucket.
@@ -254,13 +256,24 @@ impl<B: Storage + Presign> App<B> {
         expect: Option<&UploadConstraints>,
     ) -> Result<ConfirmedUpload, ApiError> {
         let key = object_key(tenant, name)?;
-        let result = confirm(
-            &*self.store,
-            &self.buckets,
-            &key,
-            ConfirmOptions { overwrite, expect },
-        )
-        .await;
+        let options = ConfirmOptions { overwrite, expect };
+        let result = match &self.events {
+            None => confirm(&*self.store, &self.buckets, &key, options).await,
+            Some(events) => {
+                let hook = crate::events::hook::Hook {
+                    events,
+                    store: &*self.store,
+                    buckets: &self.buckets,
+                    tenant: tenant.map(Tenant::as_str),
+                    object_name: name,
+                };
+                let result = confirm_with(&*self.store, &self.buckets, &key, options, &hook).await;
+                if result.is_ok() {
+                    events.kick();
+                }
+                result
+            }
+        };
         let metrics = crate::metrics::get();
         // Each object counts as confirmed once: the call that moved it (see core's confirm).
         let outcome = match &result {
@@ -269,6 +282,7 @@ impl<B: Storage + Presign> App<B> {
             Err(draftstore_core::ConfirmError::NotFound { .. }) => "not_found",
             Err(draftstore_core::ConfirmError::Conflict { .. }) => "conflict",
             Err(draftstore_core::ConfirmError::ConstraintMismatch { .. }) => "constraint_mismatch",
+            Err(draftstore_core::ConfirmError::Rejected { .. }) => "rejected",
             Err(_) => "error",
         };
         metrics

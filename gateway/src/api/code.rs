@@ -109,6 +109,13 @@ codes! {
     ConstraintMismatch = "CONSTRAINT_MISMATCH", ConstraintMismatch;
     /// The draft kept changing during confirm; retrying is safe.
     Retry = "RETRY", Unavailable;
+    /// The pre-confirm check (`DRAFTSTORE_PRECONFIRM_URL`) refused the draft with a 4xx; the
+    /// message carries its reason (cut, sanitised). The draft stays (422 /
+    /// `FAILED_PRECONDITION`).
+    Rejected = "REJECTED", ConstraintMismatch;
+    /// The pre-confirm check did not answer in time, failed (5xx) or could not be reached, and
+    /// `DRAFTSTORE_PRECONFIRM_ON_ERROR` is `reject` (503 / `UNAVAILABLE`). The draft stays.
+    CheckUnavailable = "CHECK_UNAVAILABLE", Unavailable;
 
     // The server and its storage.
     /// The S3 credentials have expired and no refresh has succeeded yet (503).

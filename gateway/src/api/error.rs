@@ -228,6 +228,10 @@ impl From<ConfirmError> for ApiError {
                 Self::new(Code::ConstraintMismatch, e.to_string())
             }
             ConfirmError::NotConverged { .. } => Self::new(Code::Retry, e.to_string()),
+            ConfirmError::Rejected { .. } => Self::new(Code::Rejected, e.to_string()),
+            ConfirmError::CheckUnavailable { .. } => {
+                Self::new(Code::CheckUnavailable, e.to_string())
+            }
             ConfirmError::Storage(s) => s.into(),
         }
     }

@@ -32,6 +32,37 @@ pub enum Command {
     /// AWS credential chain (AWS_PROFILE, web identity, container credentials, IMDSv2); a TTL
     /// cut by their expiry is reported on stderr.
     Presign(PresignArgs),
+    /// The webhook event queue: `list` what was never delivered, `replay` failed events (their
+    /// retry schedule starts again), `deliver` once now. Reads the variables `serve` reads.
+    Events(EventsArgs),
+}
+
+/// `gateway events`'s action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventsAction {
+    /// One line per queued event (JSON with --json).
+    List,
+    /// Failed events (schedule used up, or all with --all) are tried again from the start.
+    Replay,
+    /// One delivery pass now.
+    Deliver,
+}
+
+/// `gateway events`'s flags.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// What to do.
+    #[arg(value_enum)]
+    pub action: EventsAction,
+    /// `list`: JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// `replay`: every queued event, not only failed ones.
+    #[arg(long)]
+    pub all: bool,
+    /// `replay`: only this event id.
+    #[arg(long)]
+    pub id: Option<String>,
 }
 
 /// `gateway presign`'s flags.
@@ -179,6 +210,32 @@ pub struct ServeArgs {
     /// S3 Bucket Key for aws:kms, true or false [env: DRAFTSTORE_S3_SSE_BUCKET_KEY].
     #[arg(long)]
     pub s3_sse_bucket_key: Option<String>,
+    /// Webhook endpoints, comma-separated; `#type+type` after a URL filters its events
+    /// [env: DRAFTSTORE_WEBHOOK_URLS].
+    #[arg(long)]
+    pub webhook_urls: Option<String>,
+    /// Signing secrets, whsec_…, space-separated for rotation [env: DRAFTSTORE_WEBHOOK_SECRET;
+    /// prefer the variable: a secret here shows in ps].
+    #[arg(long)]
+    pub webhook_secret: Option<Hidden>,
+    /// Waits before each delivery attempt, comma-separated ms [env:
+    /// DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS, default 0,5000,300000,1800000,7200000,18000000,
+    /// 36000000,36000000].
+    #[arg(long)]
+    pub webhook_retry_schedule_ms: Option<String>,
+    /// How often the queue is looked at, in ms [env: DRAFTSTORE_WEBHOOK_POLL_MS, default 5000].
+    #[arg(long)]
+    pub webhook_poll_ms: Option<String>,
+    /// Where confirm POSTs its pre-confirm check [env: DRAFTSTORE_PRECONFIRM_URL].
+    #[arg(long)]
+    pub preconfirm_url: Option<String>,
+    /// Longest wait for the check, in ms [env: DRAFTSTORE_PRECONFIRM_TIMEOUT_MS, default 5000].
+    #[arg(long)]
+    pub preconfirm_timeout_ms: Option<String>,
+    /// reject (503) or allow when the check does not answer [env:
+    /// DRAFTSTORE_PRECONFIRM_ON_ERROR, default reject].
+    #[arg(long)]
+    pub preconfirm_on_error: Option<String>,
 }
 
 impl ServeArgs {
@@ -224,6 +281,21 @@ impl ServeArgs {
             (name::DRAFTSTORE_S3_SSE, &self.s3_sse),
             (name::DRAFTSTORE_S3_SSE_KMS_KEY_ID, &self.s3_sse_kms_key_id),
             (name::DRAFTSTORE_S3_SSE_BUCKET_KEY, &self.s3_sse_bucket_key),
+            (name::DRAFTSTORE_WEBHOOK_URLS, &self.webhook_urls),
+            (
+                name::DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS,
+                &self.webhook_retry_schedule_ms,
+            ),
+            (name::DRAFTSTORE_WEBHOOK_POLL_MS, &self.webhook_poll_ms),
+            (name::DRAFTSTORE_PRECONFIRM_URL, &self.preconfirm_url),
+            (
+                name::DRAFTSTORE_PRECONFIRM_TIMEOUT_MS,
+                &self.preconfirm_timeout_ms,
+            ),
+            (
+                name::DRAFTSTORE_PRECONFIRM_ON_ERROR,
+                &self.preconfirm_on_error,
+            ),
         ];
         let mut out: Vec<(&'static str, String)> = pairs
             .iter()
@@ -231,6 +303,9 @@ impl ServeArgs {
             .collect();
         if let Some(Hidden(url)) = &self.rate_limit_redis_url {
             out.push((name::DRAFTSTORE_RATE_LIMIT_REDIS_URL, url.clone()));
+        }
+        if let Some(Hidden(secret)) = &self.webhook_secret {
+            out.push((name::DRAFTSTORE_WEBHOOK_SECRET, secret.clone()));
         }
         if self.log_json {
             out.push((name::DRAFTSTORE_LOG_JSON, "true".into()));

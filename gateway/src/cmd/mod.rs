@@ -1,8 +1,9 @@
 //! The subcommands of the `gateway` binary: parsing ([`cli`]), exit statuses ([`exit`]), and one
-//! module per subcommand ([`serve`], [`sweep`], [`presign`]), and what they share: flags
+//! module per subcommand ([`serve`], [`sweep`], [`presign`], [`events`]), and what they share: flags
 //! layered over the environment ([`layered`]) and the log set-up ([`init_tracing`]).
 
 pub mod cli;
+pub mod events;
 pub mod exit;
 pub mod presign;
 pub mod serve;

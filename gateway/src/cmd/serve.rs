@@ -85,6 +85,9 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
                 create_buckets(&storage, &config.buckets, false).await;
             }
             let storage = Arc::new(storage);
+            if config.events.webhooks() {
+                announce_uploads(&storage, config.buckets.draft.clone());
+            }
             let endpoint = local::Endpoint::new(storage.clone());
             let listeners = listen(&config).await?;
             serve_with(
@@ -98,6 +101,19 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
             .await
         }
     }
+}
+
+/// Webhooks on the embedded store: each upload into the draft bucket queues `draft.uploaded`.
+fn announce_uploads(storage: &Arc<LocalStorage>, draft: draftstore_core::BucketName) {
+    let store = Arc::downgrade(storage);
+    storage.on_upload(Box::new(move |upload| {
+        let (Some(store), draft) = (store.upgrade(), draft.clone()) else {
+            return;
+        };
+        tokio::spawn(async move {
+            crate::events::emit::uploaded(store.as_ref(), &draft, upload).await;
+        });
+    }));
 }
 
 /// Creates the buckets that are missing (`DRAFTSTORE_CREATE_BUCKETS`): idempotent, so every

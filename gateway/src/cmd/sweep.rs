@@ -54,21 +54,14 @@ pub fn run(args: &SweepArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
                 .await
                 .map_err(|e| Exit::usage(e.to_string()))?;
             Ok::<_, Exit>(
-                sweep(
-                    &storage,
-                    &config.buckets.draft,
-                    options,
-                    &keep_going,
-                    &mut on_expired,
-                )
-                .await,
+                run_with_events(&storage, &config, options, &keep_going, &mut on_expired).await,
             )
         })?,
         StorageChoice::Local(local) => {
             let storage = LocalStorage::open_existing(local).map_err(Exit::usage)?;
-            runtime.block_on(sweep(
+            runtime.block_on(run_with_events(
                 &storage,
-                &config.buckets.draft,
+                &config,
                 options,
                 &keep_going,
                 &mut on_expired,
@@ -95,6 +88,28 @@ pub fn run(args: &SweepArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
             message: why,
         })
     }
+}
+
+/// The sweep, with webhooks: on a store that queues `draft.expired` and `multipart.aborted`,
+/// then one delivery pass over what is left in the queue (a dry run does neither).
+async fn run_with_events<S: draftstore_core::Storage>(
+    storage: &S,
+    config: &SweepConfig,
+    options: SweepOptions,
+    keep_going: &(dyn Fn() -> bool + Sync),
+    on_expired: &mut (dyn FnMut(&draftstore_core::ListedObject) + Send),
+) -> SweepReport {
+    let draft = &config.buckets.draft;
+    if !config.events.webhooks() || options.dry_run {
+        return sweep(storage, draft, options, keep_going, on_expired).await;
+    }
+    let emitting = crate::events::emit::Emitting {
+        inner: storage,
+        queue_bucket: draft.clone(),
+    };
+    let report = sweep(&emitting, draft, options, keep_going, on_expired).await;
+    crate::cmd::events::deliver_once(storage, config.buckets.clone(), &config.events).await;
+    report
 }
 
 fn summary(r: &SweepReport, bucket: &str, dry_run: bool, duration_ms: u64) -> String {

@@ -2,11 +2,13 @@
 //! layered on top). Pure: tests pass a map. A bad value is one line naming the variable, never
 //! a silent fall-back to a default; secrets never appear in messages or `Debug`.
 
+mod events;
 mod ratelimit;
 mod s3;
 mod serve;
 mod sweep;
 
+pub use events::{events, Endpoint, EventsConfig, OnError, Preconfirm, Secrets};
 pub use ratelimit::DEFAULT_KEY_PREFIX;
 pub use s3::{credentials, region, sse, CredentialSource, S3Config, Sse, SSE_HEADER};
 pub use serve::{Limits, LocalConfig, ServeConfig, StorageChoice};
@@ -81,6 +83,20 @@ pub mod name {
     pub const DRAFTSTORE_MAX_GRPC_MESSAGE_BYTES: &str = "DRAFTSTORE_MAX_GRPC_MESSAGE_BYTES";
     /// `DRAFTSTORE_MAX_IN_FLIGHT`.
     pub const DRAFTSTORE_MAX_IN_FLIGHT: &str = "DRAFTSTORE_MAX_IN_FLIGHT";
+    /// `DRAFTSTORE_PRECONFIRM_ON_ERROR`.
+    pub const DRAFTSTORE_PRECONFIRM_ON_ERROR: &str = "DRAFTSTORE_PRECONFIRM_ON_ERROR";
+    /// `DRAFTSTORE_PRECONFIRM_TIMEOUT_MS`.
+    pub const DRAFTSTORE_PRECONFIRM_TIMEOUT_MS: &str = "DRAFTSTORE_PRECONFIRM_TIMEOUT_MS";
+    /// `DRAFTSTORE_PRECONFIRM_URL`.
+    pub const DRAFTSTORE_PRECONFIRM_URL: &str = "DRAFTSTORE_PRECONFIRM_URL";
+    /// `DRAFTSTORE_WEBHOOK_POLL_MS`.
+    pub const DRAFTSTORE_WEBHOOK_POLL_MS: &str = "DRAFTSTORE_WEBHOOK_POLL_MS";
+    /// `DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS`.
+    pub const DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS: &str = "DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS";
+    /// `DRAFTSTORE_WEBHOOK_SECRET`.
+    pub const DRAFTSTORE_WEBHOOK_SECRET: &str = "DRAFTSTORE_WEBHOOK_SECRET";
+    /// `DRAFTSTORE_WEBHOOK_URLS`.
+    pub const DRAFTSTORE_WEBHOOK_URLS: &str = "DRAFTSTORE_WEBHOOK_URLS";
     /// `DRAFTSTORE_PUBLIC_PATHS`.
     pub const DRAFTSTORE_PUBLIC_PATHS: &str = "DRAFTSTORE_PUBLIC_PATHS";
     /// `DRAFTSTORE_PUBLIC_URL`.
@@ -175,6 +191,9 @@ pub const VARIABLES: &[&str] = &[
     name::DRAFTSTORE_MAX_CONCURRENT_STREAMS,
     name::DRAFTSTORE_MAX_GRPC_MESSAGE_BYTES,
     name::DRAFTSTORE_MAX_IN_FLIGHT,
+    name::DRAFTSTORE_PRECONFIRM_ON_ERROR,
+    name::DRAFTSTORE_PRECONFIRM_TIMEOUT_MS,
+    name::DRAFTSTORE_PRECONFIRM_URL,
     name::DRAFTSTORE_PUBLIC_PATHS,
     name::DRAFTSTORE_PUBLIC_URL,
     name::DRAFTSTORE_RATE_LIMIT_KEY_PREFIX,
@@ -199,6 +218,10 @@ pub const VARIABLES: &[&str] = &[
     name::DRAFTSTORE_SHUTDOWN_GRACE_MS,
     name::DRAFTSTORE_STORAGE,
     name::DRAFTSTORE_STORE_STALL_TIMEOUT_MS,
+    name::DRAFTSTORE_WEBHOOK_POLL_MS,
+    name::DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS,
+    name::DRAFTSTORE_WEBHOOK_SECRET,
+    name::DRAFTSTORE_WEBHOOK_URLS,
     name::DRAFT_BUCKET,
     name::GRPC_PORT,
     name::HTTP_PORT,

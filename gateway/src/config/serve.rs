@@ -119,6 +119,8 @@ pub struct ServeConfig {
     /// Tenant rates counted in Redis, shared by every replica (`DRAFTSTORE_RATE_LIMIT_*`);
     /// `None`: each process counts alone.
     pub rate_limit_redis: Option<crate::auth::ratelimit::RedisConfig>,
+    /// Webhooks and the pre-confirm check (`DRAFTSTORE_WEBHOOK_*`, `DRAFTSTORE_PRECONFIRM_*`).
+    pub events: super::EventsConfig,
 }
 
 impl ServeConfig {
@@ -234,6 +236,7 @@ impl ServeConfig {
                 .map(str::to_owned)
                 .collect(),
             rate_limit_redis: super::ratelimit::redis(get)?,
+            events: super::events(get)?,
         })
     }
 }

@@ -19,6 +19,9 @@ pub struct SweepConfig {
     pub storage: StorageChoice,
     /// JSON log lines (`DRAFTSTORE_LOG_JSON`).
     pub log_json: bool,
+    /// Webhooks: sweep emits `draft.expired` and `multipart.aborted`, and delivers what is
+    /// left in the queue.
+    pub events: super::EventsConfig,
 }
 
 impl SweepConfig {
@@ -34,6 +37,7 @@ impl SweepConfig {
             // The port only makes the local store's URL base, which a sweep never hands out.
             storage: storage(get, 0)?,
             log_json: flag(get, name::DRAFTSTORE_LOG_JSON, false)?,
+            events: super::events(get)?,
         })
     }
 }
@@ -48,6 +52,10 @@ mod tests {
         // Every variable but the sweep's own is set to garbage.
         let config = SweepConfig::from_lookup(&|k| {
             read.borrow_mut().push(k.to_owned());
+            // Webhooks are the sweep's too (draft.expired, delivering what is left): unset.
+            if k.starts_with("DRAFTSTORE_WEBHOOK_") || k.starts_with("DRAFTSTORE_PRECONFIRM_") {
+                return None;
+            }
             Some(
                 match k {
                     "OBJECT_LIFETIME" => "60",

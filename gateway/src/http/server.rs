@@ -85,10 +85,11 @@ impl<B: Storage + Presign + 'static> Server<B> {
         Self {
             store: endpoint,
             app: App {
-                store: storage,
+                store: storage.clone(),
                 buckets: config.buckets.clone(),
                 upload_ttl: config.upload_ttl,
                 download_ttl: config.download_ttl,
+                events: crate::events::Events::start(&storage, &config.buckets, &config.events),
             },
             auth,
             cors: config.cors.clone(),

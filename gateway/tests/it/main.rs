@@ -19,6 +19,8 @@ mod buckets_at_start;
 mod confirm_count;
 /// S3 credentials from the AWS chain, refreshed before they expire.
 mod credentials;
+/// Issue 18: the pre-confirm check and webhooks delivered at least once.
+mod events;
 /// The gRPC API with tonic and raw h2: the README flow, every status, hostile frames.
 mod grpc_api;
 /// The in-process server on the embedded store or S3, and small client helpers.

@@ -167,6 +167,74 @@ fn store_variables_are_read_documented_and_have_a_flag() {
     }
 }
 
+/// The event variables: read, in README's table, each with its flag of serve (the secret's
+/// flag hidden from Debug), and the secret only in the Secret.
+#[test]
+fn event_variables_are_read_documented_and_have_a_flag() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    for (variable, flag, value) in [
+        (
+            "DRAFTSTORE_WEBHOOK_URLS",
+            "--webhook-urls",
+            "http://127.0.0.1:9/h",
+        ),
+        (
+            "DRAFTSTORE_WEBHOOK_SECRET",
+            "--webhook-secret",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ),
+        (
+            "DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS",
+            "--webhook-retry-schedule-ms",
+            "0,10",
+        ),
+        ("DRAFTSTORE_WEBHOOK_POLL_MS", "--webhook-poll-ms", "100"),
+        (
+            "DRAFTSTORE_PRECONFIRM_URL",
+            "--preconfirm-url",
+            "http://127.0.0.1:9/c",
+        ),
+        (
+            "DRAFTSTORE_PRECONFIRM_TIMEOUT_MS",
+            "--preconfirm-timeout-ms",
+            "100",
+        ),
+        (
+            "DRAFTSTORE_PRECONFIRM_ON_ERROR",
+            "--preconfirm-on-error",
+            "allow",
+        ),
+    ] {
+        assert!(VARIABLES.contains(&variable), "{variable} is read");
+        let short = variable.rsplit_once('_').map_or(variable, |(_, tail)| tail);
+        assert!(
+            readme.lines().any(|l| l.starts_with('|')
+                && (l.contains(variable)
+                    || (l.contains("DRAFTSTORE_") && l.contains(&format!("_{short}`"))))),
+            "{variable} is in README's table"
+        );
+        let Ok(draftstore_gateway::cmd::cli::Command::Serve(args)) =
+            draftstore_gateway::cmd::cli::parse(["gateway", "serve", flag, value])
+        else {
+            panic!("{flag} is a flag of serve")
+        };
+        assert!(
+            args.overrides().contains(&(variable, value.to_owned())),
+            "{flag} sets {variable}"
+        );
+        if variable == "DRAFTSTORE_WEBHOOK_SECRET" {
+            assert!(
+                !format!("{args:?}").contains("MfKQ9r8"),
+                "the flag's value stays out of Debug"
+            );
+        }
+    }
+    assert!(manifest("secret.yaml").contains("DRAFTSTORE_WEBHOOK_SECRET"));
+    assert!(!manifest("configmap.yaml").contains("DRAFTSTORE_WEBHOOK_SECRET"));
+}
+
 /// The optional Redis component (manifest/redis/): its variables are ones the gateway reads,
 /// with valid values; the URL (it may hold a password) is only in its Secret, a template; and
 /// the Deployment patch keeps the base's sources while adding the Secret.

@@ -306,7 +306,16 @@ impl LocalStorage {
             stored_at: super::now(),
         };
         let etag = meta.etag.clone();
+        let told = self.uploaded.get().map(|_| super::Uploaded {
+            bucket: bucket.clone(),
+            key: meta.key.clone(),
+            size,
+            etag: etag.clone(),
+        });
         self.commit_upload(bucket, meta, tmp).await?;
+        if let (Some(hook), Some(uploaded)) = (self.uploaded.get(), told) {
+            hook(uploaded);
+        }
         let mut response = Response::new(full(Bytes::new()));
         if let Ok(v) = http::HeaderValue::from_str(&format!("\"{etag}\"")) {
             response.headers_mut().insert("etag", v);

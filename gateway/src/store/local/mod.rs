@@ -50,7 +50,25 @@ pub struct LocalStorage {
     lock: Arc<commits::Commits>,
     /// `<root>/.lock`, held by the one `gateway serve` of this folder (`None` for a sweep).
     _serving: Option<Arc<std::fs::File>>,
+    /// Told of every upload stored through a presigned URL (webhooks' `draft.uploaded`).
+    uploaded: std::sync::OnceLock<UploadHook>,
 }
+
+/// An upload stored through one of the store's presigned URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    /// The bucket.
+    pub bucket: String,
+    /// The key.
+    pub key: String,
+    /// Bytes.
+    pub size: u64,
+    /// Without quotes.
+    pub etag: String,
+}
+
+/// What [`LocalStorage::on_upload`] calls, once per stored upload, after it is committed.
+pub type UploadHook = Box<dyn Fn(Uploaded) + Send + Sync>;
 
 /// Seconds since 1970 for `stored_at`; a clock before 1970 (not seen on a real host) records 0.
 fn now() -> i64 {
@@ -58,6 +76,12 @@ fn now() -> i64 {
 }
 
 impl LocalStorage {
+    /// Calls `hook` after each upload its presigned URLs store (set once; later calls are
+    /// ignored).
+    pub fn on_upload(&self, hook: UploadHook) {
+        let _ = self.uploaded.set(hook);
+    }
+
     /// Opens (creating) the data folder; the signing secret is the configured one, else the one
     /// kept in `<root>/.secret` (mode 0600), made at first start.
     ///
@@ -134,6 +158,7 @@ impl LocalStorage {
             stall_timeout: config.stall_timeout,
             lock: Arc::new(commits::Commits::open(&config.data_dir)?),
             _serving: None,
+            uploaded: std::sync::OnceLock::new(),
         })
     }
 
@@ -260,6 +285,7 @@ impl Storage for LocalStorage {
         Capabilities {
             conditional_copy: true,
             conditional_delete: true,
+            conditional_put: true,
         }
     }
 
@@ -314,6 +340,48 @@ impl Storage for LocalStorage {
                 stored_at: now(),
             };
             let _guard = lock.lock()?;
+            gate.enter()?;
+            commit(root, &bucket, meta, tmp)?;
+            Ok(etag)
+        })
+        .await
+    }
+
+    /// The condition is checked and the object committed under the store's lock.
+    async fn put_object_if(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        body: Vec<u8>,
+        options: &PutOptions,
+        condition: &CopyCondition,
+    ) -> Result<String, StorageError> {
+        let (bucket, key, options, condition) = (
+            bucket.to_string(),
+            key.to_owned(),
+            options.clone(),
+            condition.clone(),
+        );
+        self.blocking(move |root, lock, gate| {
+            use std::io::Write;
+            require_bucket(root, &bucket)?;
+            let etag = hex::encode(<md5::Md5 as md5::Digest>::digest(&body));
+            let (tmp, mut file) = Scratch::create(root).map_err(|e| io_error("write", &e))?;
+            file.write_all(&body)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io_error("write", &e))?;
+            let meta = Meta {
+                key: key.clone(),
+                data: String::new(),
+                size: body.len() as u64,
+                etag: etag.clone(),
+                content_type: options.content_type,
+                metadata: options.metadata,
+                checksum_sha256: None,
+                stored_at: now(),
+            };
+            let _guard = lock.lock()?;
+            copy_allowed(root, &bucket, &key, &condition)?;
             gate.enter()?;
             commit(root, &bucket, meta, tmp)?;
             Ok(etag)
@@ -437,6 +505,8 @@ impl Storage for LocalStorage {
             prefix.to_owned(),
             continuation.map(str::to_owned),
         );
+        // DraftStore's own keys (the event queue) are listed only when asked for by prefix.
+        let own = draftstore_core::events::is_reserved(&prefix);
         self.blocking(move |root, _, _| {
             require_bucket(root, &bucket)?;
             let mut all: Vec<ListedObject> = Vec::new();
@@ -458,7 +528,10 @@ impl Storage for LocalStorage {
                     let Ok(meta) = serde_json::from_slice::<Meta>(&text) else {
                         continue;
                     };
-                    if meta.key.starts_with(&prefix) && after.as_ref().is_none_or(|a| meta.key > *a)
+                    let hidden = !own && draftstore_core::events::is_reserved(&meta.key);
+                    if !hidden
+                        && meta.key.starts_with(&prefix)
+                        && after.as_ref().is_none_or(|a| meta.key > *a)
                     {
                         all.push(ListedObject {
                             key: meta.key,

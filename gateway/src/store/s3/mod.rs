@@ -234,6 +234,7 @@ impl Storage for S3Storage {
         Capabilities {
             conditional_copy: on,
             conditional_delete: on,
+            conditional_put: on,
         }
     }
 
@@ -291,6 +292,48 @@ impl Storage for S3Storage {
             &mut call.headers,
         );
         call.headers.extend_from_slice(&self.sse);
+        call.body = body;
+        let answer = self.client.send(&call).await?;
+        Ok(header(&answer.headers, "etag")
+            .map(unquote)
+            .unwrap_or_default())
+    }
+
+    /// With conditional writes: `If-None-Match: *` / `If-Match` on the PutObject (AWS S3 since
+    /// 2024, SeaweedFS). Without: a HEAD first, racy (see [`Capabilities::conditional_put`]).
+    async fn put_object_if(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        body: Vec<u8>,
+        options: &PutOptions,
+        condition: &CopyCondition,
+    ) -> Result<String, StorageError> {
+        if !self.config.conditional_writes && *condition != CopyCondition::Always {
+            let existing = match self.head_object(bucket, key).await {
+                Ok(info) => Some(info.etag),
+                Err(StorageError::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let allowed = match condition {
+                CopyCondition::Always => true,
+                CopyCondition::IfAbsent => existing.is_none(),
+                CopyCondition::IfMatch(etag) => existing.as_ref() == Some(etag),
+            };
+            if !allowed {
+                return Err(StorageError::PreconditionFailed {
+                    what: format!("{bucket}/{key}"),
+                });
+            }
+        }
+        let mut call = Call::new("PutObject", Method::Put, bucket.as_str(), key);
+        metadata_headers(
+            options.content_type.as_ref(),
+            &options.metadata,
+            &mut call.headers,
+        );
+        call.headers.extend_from_slice(&self.sse);
+        self.condition_headers(condition, &mut call.headers);
         call.body = body;
         let answer = self.client.send(&call).await?;
         Ok(header(&answer.headers, "etag")

@@ -1,0 +1,197 @@
+//! What confirm does before its copy (core's `BeforeCopy`): the pre-confirm check
+//! (`DRAFTSTORE_PRECONFIRM_URL`), then the `object.confirmed` event written into the queue, so
+//! a crash at any later step cannot lose it.
+
+use super::queue::{self, Record, Requires};
+use super::{sign, Events};
+use crate::config::{OnError, Preconfirm};
+use crate::store::Presign;
+use draftstore_core::events::{event_id, sanitize_reason, EventType};
+use draftstore_core::{
+    user_metadata, BeforeCopy, Buckets, ConfirmError, ObjectInfo, ObjectName, Storage,
+};
+use draftstore_signer::{Expiry, Method};
+
+/// Seconds the checker's download URL is valid.
+pub const CHECK_URL_SECS: u64 = 300;
+
+/// Bytes of a checker's refusal read for its reason.
+const REASON_READ: usize = 4096;
+
+/// The hook of one confirm.
+pub struct Hook<'a, B> {
+    /// The event settings and client.
+    pub events: &'a Events,
+    /// The store (presigns the checker's download URL, holds the queue).
+    pub store: &'a B,
+    /// Main and draft.
+    pub buckets: &'a Buckets,
+    /// The caller's tenant, if any.
+    pub tenant: Option<&'a str>,
+    /// The name as the caller gave it.
+    pub object_name: &'a str,
+}
+
+impl<B: Storage + Presign> BeforeCopy for Hook<'_, B> {
+    async fn before_copy(&self, name: &ObjectName, draft: &ObjectInfo) -> Result<(), ConfirmError> {
+        if let Some(check) = &self.events.config.preconfirm {
+            self.check(check, name, draft).await?;
+        }
+        if self.events.config.webhooks() {
+            let record = self.record(name, draft);
+            queue::enqueue(self.store, &self.buckets.draft, &record).await?;
+        }
+        Ok(())
+    }
+}
+
+impl<B: Storage + Presign> Hook<'_, B> {
+    /// The `object.confirmed` event: its id from the main bucket, the key and the draft's
+    /// ETag, so every confirm of this draft writes the same event.
+    fn record(&self, name: &ObjectName, draft: &ObjectInfo) -> Record {
+        let id = event_id(
+            EventType::ObjectConfirmed,
+            &[self.buckets.main.as_str(), name.as_str(), &draft.etag],
+        );
+        let data = serde_json::json!({
+            "object_name": self.object_name,
+            "tenant": self.tenant,
+            "size": draft.size,
+            "etag": draft.etag,
+            "content_type": draft.content_type,
+            "location": format!("{}/{}", self.buckets.main, name.as_str()),
+        });
+        let mut record = Record::new(id, EventType::ObjectConfirmed, super::now_ms(), data);
+        record.requires = Some(Requires {
+            key: name.as_str().to_owned(),
+            etag: draft.etag.clone(),
+        });
+        record
+    }
+
+    fn body(&self, name: &ObjectName, draft: &ObjectInfo) -> Result<Vec<u8>, ConfirmError> {
+        let now = crate::clock::timestamp_now().ok_or_else(|| ConfirmError::CheckUnavailable {
+            name: name.clone(),
+            reason: "the system clock is out of range".into(),
+        })?;
+        let ttl = Expiry::new(CHECK_URL_SECS).map_err(|_| ConfirmError::CheckUnavailable {
+            name: name.clone(),
+            reason: "no URL lifetime".into(),
+        })?;
+        let download_url =
+            self.store
+                .presign(Method::Get, &self.buckets.draft, name, &[], ttl, now)?;
+        Ok(serde_json::to_vec(&serde_json::json!({
+            "tenant": self.tenant,
+            "object_name": self.object_name,
+            "size": draft.size,
+            "etag": draft.etag,
+            "content_type": draft.content_type,
+            "metadata": user_metadata(&draft.metadata),
+            "download_url": download_url,
+        }))
+        .unwrap_or_default())
+    }
+
+    async fn check(
+        &self,
+        check: &Preconfirm,
+        name: &ObjectName,
+        draft: &ObjectInfo,
+    ) -> Result<(), ConfirmError> {
+        let body = self.body(name, draft)?;
+        let id = event_id(
+            EventType::ObjectConfirmed,
+            &[
+                "preconfirm",
+                self.buckets.main.as_str(),
+                name.as_str(),
+                &draft.etag,
+            ],
+        )
+        .replacen("msg_", "chk_", 1);
+        let mut request = self
+            .events
+            .client
+            .post(&check.url)
+            .timeout(check.timeout)
+            .header(http::header::CONTENT_TYPE, "application/json");
+        for (header, value) in sign::headers(
+            &self.events.config.secrets,
+            &id,
+            super::now_ms() / 1000,
+            &body,
+        ) {
+            request = request.header(header, value);
+        }
+        let outcome = match request.body(body).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) if r.status().is_client_error() => {
+                let status = r.status().as_u16();
+                let reason = reason(r).await;
+                let reason = if reason.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    reason
+                };
+                Err(Ok(ConfirmError::Rejected {
+                    name: name.clone(),
+                    reason,
+                }))
+            }
+            Ok(r) => Err(Err(format!(
+                "the checker answered HTTP {}",
+                r.status().as_u16()
+            ))),
+            Err(e) if e.is_timeout() => Err(Err(format!(
+                "the checker did not answer within {} ms",
+                check.timeout.as_millis()
+            ))),
+            Err(_) => Err(Err("the checker could not be reached".to_owned())),
+        };
+        let label = match (&outcome, check.on_error) {
+            (Ok(()), _) => "allowed",
+            (Err(Ok(_)), _) => "rejected",
+            (Err(Err(_)), OnError::Reject) => "unavailable_rejected",
+            (Err(Err(_)), OnError::Allow) => "unavailable_allowed",
+        };
+        crate::metrics::get()
+            .preconfirm_checks
+            .get_or_create(&crate::metrics::OutcomeLabels { outcome: label })
+            .inc();
+        match (outcome, check.on_error) {
+            (Ok(()), _) => Ok(()),
+            (Err(Ok(rejected)), _) => Err(rejected),
+            (Err(Err(reason)), OnError::Reject) => Err(ConfirmError::CheckUnavailable {
+                name: name.clone(),
+                reason,
+            }),
+            (Err(Err(reason)), OnError::Allow) => {
+                tracing::warn!(%reason, "pre-confirm check unavailable: confirming anyway (DRAFTSTORE_PRECONFIRM_ON_ERROR=allow)");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The checker's reason: the first [`REASON_READ`] bytes of its answer (a JSON `reason` or
+/// `message` field when it sends JSON), cut and sanitised.
+async fn reason(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < REASON_READ {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(REASON_READ);
+    let text = String::from_utf8_lossy(&bytes);
+    let field = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| {
+            ["reason", "message", "error"]
+                .iter()
+                .find_map(|k| v.get(k).and_then(|f| f.as_str()).map(str::to_owned))
+        });
+    sanitize_reason(field.as_deref().unwrap_or(&text))
+}

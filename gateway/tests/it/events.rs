@@ -1,0 +1,826 @@
+//! Issue 18: the pre-confirm check (a scanner refusing the EICAR test file; timeouts failing
+//! closed and open) over REST and gRPC, and webhooks: signed (checked by our verifier and by
+//! the Standard Webhooks reference library), retried with one id, delivered after a SIGKILL,
+//! once by two gateways on the same buckets.
+
+use crate::grpc_api::{call, client};
+use crate::harness::{http1, start, start_s3, Running};
+use crate::stub::{eventually, Gateway, Stub};
+use bytes::Bytes;
+use draftstore_core::events::queue_key;
+use draftstore_gateway::config::Secrets;
+use draftstore_gateway::events::sign;
+use draftstore_proto::draft::v1 as pb;
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The EICAR anti-virus test file: harmless, and refused by every scanner.
+const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+fn secrets() -> Secrets {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(SECRET.trim_start_matches("whsec_"))
+        .unwrap();
+    Secrets(vec![key])
+}
+
+/// A scanner: checks the signature, downloads the draft through the URL it was given, answers
+/// 422 with a reason when it holds EICAR, else 200; or waits `delay` first.
+async fn scanner(delay: Duration) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let calls = counted.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let calls = calls.clone();
+                        async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            let header = |n: &str| {
+                                parts.headers.get(n).unwrap().to_str().unwrap().to_owned()
+                            };
+                            let now = draftstore_gateway::clock::unix_now().unwrap();
+                            assert!(
+                                sign::verify(
+                                    &secrets(),
+                                    &header(sign::ID),
+                                    &header(sign::TIMESTAMP),
+                                    &header(sign::SIGNATURE),
+                                    &body,
+                                    now
+                                ),
+                                "the check is signed"
+                            );
+                            tokio::time::sleep(delay).await;
+                            let check: Value = serde_json::from_slice(&body).unwrap();
+                            for field in ["object_name", "size", "etag", "metadata", "download_url"]
+                            {
+                                assert!(check.get(field).is_some(), "{field} in {check}");
+                            }
+                            let bytes = reqwest::get(check["download_url"].as_str().unwrap())
+                                .await
+                                .unwrap()
+                                .bytes()
+                                .await
+                                .unwrap();
+                            let (status, text) =
+                                if bytes.windows(EICAR.len()).any(|w| w == EICAR.as_bytes()) {
+                                    (
+                                        422,
+                                        json!({"reason": "Eicar-Test-Signature\nFOUND \u{202e}"})
+                                            .to_string(),
+                                    )
+                                } else {
+                                    (200, "{}".to_owned())
+                                };
+                            Ok::<_, std::io::Error>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .body(Full::new(Bytes::from(text)))
+                                    .unwrap(),
+                            )
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, calls)
+}
+
+async fn post(server: &Running, path: &str, body: Value) -> (u16, Value) {
+    let answer = http1()
+        .post(server.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or_default())
+}
+
+/// Uploads `bytes` as draft `name` through a presigned URL.
+async fn upload(server: &Running, name: &str, bytes: &str) {
+    let (status, _) = post(server, "/api/v1/draft-bucket", json!({})).await;
+    assert_eq!(status, 200);
+    let (status, url) = post(server, "/api/v1/upload-url", json!({"object_name": name})).await;
+    assert_eq!(status, 200, "{url}");
+    let put = crate::harness::put_to(url["upload_url"].as_str().unwrap(), bytes.to_owned()).await;
+    assert_eq!(put, 200);
+}
+
+async fn draft_bytes(server: &Running, name: &str) -> Vec<u8> {
+    server
+        .storage()
+        .get_object(&server.config.buckets.draft, name)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scanner_passes_clean_files_and_refuses_eicar_over_rest_and_grpc() {
+    let (addr, calls) = scanner(Duration::ZERO).await;
+    let url = format!("http://{addr}/check");
+    let Some(server) = start(&[
+        ("DRAFTSTORE_PRECONFIRM_URL", &url),
+        ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+    ])
+    .await
+    else {
+        return;
+    };
+    upload(&server, "clean.txt", "hello").await;
+    let (status, done) = post(
+        &server,
+        "/api/v1/confirm-upload",
+        json!({"object_name": "clean.txt"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    let (status, again) = post(
+        &server,
+        "/api/v1/confirm-upload",
+        json!({"object_name": "clean.txt"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "a confirm already done does not ask again"
+    );
+
+    upload(&server, "virus.com", EICAR).await;
+    let (status, refused) = post(
+        &server,
+        "/api/v1/confirm-upload",
+        json!({"object_name": "virus.com"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "REJECTED");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Eicar-Test-Signature?FOUND ?"),
+        "cut and sanitised: {message}"
+    );
+    assert_eq!(
+        draft_bytes(&server, "virus.com").await,
+        EICAR.as_bytes(),
+        "the draft stays"
+    );
+    assert!(server
+        .storage()
+        .head_object(&server.config.buckets.main, "virus.com")
+        .await
+        .is_err());
+
+    let mut grpc = client(server.addr).await;
+    let status = call::<_, pb::ConfirmUploadResponse>(
+        &mut grpc,
+        pb::paths::CONFIRM_UPLOAD,
+        pb::ConfirmUploadRequest {
+            object_name: "virus.com".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("Eicar-Test-Signature"),
+        "{status:?}"
+    );
+    assert_eq!(draft_bytes(&server, "virus.com").await, EICAR.as_bytes());
+    upload(&server, "grpc-clean.txt", "fine").await;
+    let ok: pb::ConfirmUploadResponse = call(
+        &mut grpc,
+        pb::paths::CONFIRM_UPLOAD,
+        pb::ConfirmUploadRequest {
+            object_name: "grpc-clean.txt".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(ok.result.is_some());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scanner_that_does_not_answer_fails_closed_or_open_as_configured() {
+    let (addr, _) = scanner(Duration::from_secs(5)).await;
+    let url = format!("http://{addr}/check");
+    for (policy, rest, grpc_code) in [
+        ("reject", 503, Some(tonic::Code::Unavailable)),
+        ("allow", 200, None),
+    ] {
+        let Some(server) = start(&[
+            ("DRAFTSTORE_PRECONFIRM_URL", &url),
+            ("DRAFTSTORE_PRECONFIRM_TIMEOUT_MS", "200"),
+            ("DRAFTSTORE_PRECONFIRM_ON_ERROR", policy),
+            ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+        ])
+        .await
+        else {
+            return;
+        };
+        upload(&server, "slow.txt", "bytes").await;
+        let (status, body) = post(
+            &server,
+            "/api/v1/confirm-upload",
+            json!({"object_name": "slow.txt"}),
+        )
+        .await;
+        assert_eq!(status, rest, "{policy}: {body}");
+        if let Some(code) = grpc_code {
+            assert_eq!(body["error"]["code"], "CHECK_UNAVAILABLE");
+            assert_eq!(
+                draft_bytes(&server, "slow.txt").await,
+                b"bytes",
+                "the draft stays"
+            );
+            let mut grpc = client(server.addr).await;
+            let status = call::<_, pb::ConfirmUploadResponse>(
+                &mut grpc,
+                pb::paths::CONFIRM_UPLOAD,
+                pb::ConfirmUploadRequest {
+                    object_name: "slow.txt".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(status.code(), code, "{status:?}");
+        }
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_signed_retried_with_one_id_and_leave_the_queue_once_delivered() {
+    // The receiver fails the first attempt (with a Retry-After of 0 s), then takes it.
+    let receiver = Stub::start(Box::new(|n, _| {
+        if n == 0 {
+            (503, String::new())
+        } else {
+            (204, String::new())
+        }
+    }))
+    .await;
+    let hook = format!("{}#object.confirmed", receiver.url("/hook"));
+    let Some(server) = start(&[
+        ("DRAFTSTORE_WEBHOOK_URLS", &hook),
+        ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+        ("DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS", "0,100,100,100"),
+        ("DRAFTSTORE_WEBHOOK_POLL_MS", "50"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let (status, refused) = post(
+        &server,
+        "/api/v1/upload-url",
+        json!({"object_name": ".draftstore/events/x.json"}),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (400, Some("INVALID_OBJECT_NAME")),
+        "the queue is out of reach"
+    );
+    upload(&server, "photos/cat.jpg", "meow").await;
+    let (status, done) = post(
+        &server,
+        "/api/v1/confirm-upload",
+        json!({"object_name": "photos/cat.jpg"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    eventually(Duration::from_secs(30), "two attempts", || async {
+        receiver.seen().len() >= 2
+    })
+    .await;
+    let seen = receiver.seen();
+    let id = seen[0].headers[sign::ID].clone();
+    let now = draftstore_gateway::clock::unix_now().unwrap();
+    for attempt in &seen {
+        assert_eq!(
+            attempt.headers[sign::ID],
+            id,
+            "every attempt carries the same webhook-id"
+        );
+        assert!(sign::verify(
+            &secrets(),
+            &id,
+            &attempt.headers[sign::TIMESTAMP],
+            &attempt.headers[sign::SIGNATURE],
+            attempt.body.as_bytes(),
+            now
+        ));
+        let body: Value = serde_json::from_str(&attempt.body).unwrap();
+        assert_eq!(body["type"], "object.confirmed");
+        assert_eq!(body["data"]["object_name"], "photos/cat.jpg");
+        assert_eq!(body["data"]["size"], 4);
+        assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+    let queued = queue_key(&id);
+    let draft = server.config.buckets.draft.clone();
+    eventually(
+        Duration::from_secs(30),
+        "the delivered event leaves the queue",
+        || async { server.storage().head_object(&draft, &queued).await.is_err() },
+    )
+    .await;
+    let metrics = http1()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The registry is the process's: other tests of this binary count too.
+    for outcome in ["delivered", "retry"] {
+        let series = format!(
+            r#"draftstore_webhook_deliveries_total{{type="object.confirmed",outcome="{outcome}"}} "#
+        );
+        let count: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0);
+        assert!(count >= 1.0, "{series}: {metrics}");
+    }
+    assert!(metrics.contains("draftstore_webhook_queue_depth"));
+    assert!(metrics.contains("draftstore_webhook_oldest_pending_seconds"));
+    assert_eq!(
+        receiver.seen().len(),
+        2,
+        "delivered once the receiver took it"
+    );
+    server.stop().await;
+}
+
+/// Two gateways on the same SeaweedFS buckets: the event is claimed by one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_on_the_same_buckets_deliver_an_event_once() {
+    let receiver = Stub::start(Box::new(|_, _| (200, String::new()))).await;
+    let hook = receiver.url("/hook");
+    let bucket = crate::s3::prefix("evt2");
+    let settings = [
+        ("BUCKET_NAME", bucket.as_str()),
+        ("DRAFTSTORE_WEBHOOK_URLS", hook.as_str()),
+        ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+        ("DRAFTSTORE_WEBHOOK_POLL_MS", "20"),
+    ];
+    let Some(a) = start_s3(&settings).await else {
+        return;
+    };
+    let Some(b) = start_s3(&settings).await else {
+        return;
+    };
+    upload(&a, "twice.txt", "x").await;
+    let (status, _) = post(
+        &a,
+        "/api/v1/confirm-upload",
+        json!({"object_name": "twice.txt"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    eventually(Duration::from_secs(30), "delivered", || async {
+        !receiver.seen().is_empty()
+    })
+    .await;
+    let id = receiver.seen()[0].headers[sign::ID].clone();
+    let draft = a.config.buckets.draft.clone();
+    eventually(
+        Duration::from_secs(30),
+        "the event leaves the queue",
+        || async {
+            a.storage()
+                .head_object(&draft, &queue_key(&id))
+                .await
+                .is_err()
+        },
+    )
+    .await;
+    // Both keep polling every 20 ms; give them many passes over the (now empty) queue.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.seen().len(),
+        1,
+        "claimed by one gateway, delivered once"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Where the reference library is (scripts/standardwebhooks.sh, run by scripts/test); `None`
+/// outside CI when it is not installed.
+fn reference_library() -> Option<String> {
+    match std::env::var("DRAFTSTORE_TEST_STANDARDWEBHOOKS") {
+        Ok(path) if !path.is_empty() => Some(path),
+        _ => {
+            let default = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../.tools/standardwebhooks-1.1.0"
+            );
+            if std::path::Path::new(default)
+                .join("standardwebhooks")
+                .exists()
+            {
+                return Some(default.to_owned());
+            }
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but standardwebhooks is not installed: run scripts/test"
+            );
+            eprintln!(
+                "SKIP: standardwebhooks not installed; scripts/standardwebhooks.sh installs it"
+            );
+            None
+        }
+    }
+}
+
+/// The Python receiver (scripts/webhook-receiver.py) on `port`, logging to `log`.
+fn python_receiver(library: &str, port: u16, log: &std::path::Path) -> std::process::Child {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/webhook-receiver.py"
+    );
+    std::process::Command::new("python3")
+        .arg(script)
+        .arg(log)
+        .arg(port.to_string())
+        .env("PYTHONPATH", library)
+        .env("WEBHOOK_SECRET", SECRET)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn received(log: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Receiver down during the confirm; the gateway SIGKILLed right after the confirm answered;
+/// the receiver up; a new gateway on the same buckets delivers the event, and the reference
+/// library accepts its signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_survives_a_sigkill_and_the_reference_library_accepts_it() {
+    let Some(library) = reference_library() else {
+        return;
+    };
+    let bucket = crate::s3::prefix("evtk");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hook = format!("http://127.0.0.1:{port}/hook");
+    let Some(env) = crate::s3::env(&[
+        ("BUCKET_NAME", &bucket),
+        ("DRAFTSTORE_WEBHOOK_URLS", &hook),
+        ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+        (
+            "DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS",
+            "0,200,200,200,200,200,200,200,200,200",
+        ),
+        ("DRAFTSTORE_WEBHOOK_POLL_MS", "100"),
+    ]) else {
+        return;
+    };
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let first = Gateway::start(&pairs).await;
+    let (status, _) = first.post("/api/v1/draft-bucket", json!({})).await;
+    assert_eq!(status, 200);
+    let (_, url) = first
+        .post("/api/v1/upload-url", json!({"object_name": "kill.txt"}))
+        .await;
+    assert_eq!(
+        crate::harness::put_to(url["upload_url"].as_str().unwrap(), "bytes").await,
+        200
+    );
+    let (status, done) = first
+        .post("/api/v1/confirm-upload", json!({"object_name": "kill.txt"}))
+        .await;
+    assert_eq!(status, 200, "{done}");
+    drop(first); // SIGKILL
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("received.jsonl");
+    let mut python = python_receiver(&library, port, &log);
+    let second = Gateway::start(&pairs).await;
+    eventually(
+        Duration::from_secs(120),
+        "the event arrives after the restart",
+        || async { received(&log).iter().any(|e| e["ok"] == true) },
+    )
+    .await;
+    let got = received(&log);
+    assert!(
+        got.iter().all(|e| e["ok"] == true),
+        "the reference library accepts every delivery: {got:?}"
+    );
+    assert!(
+        got.iter()
+            .all(|e| e["id"] == got[0]["id"] && e["type"] == "object.confirmed"),
+        "{got:?}"
+    );
+    drop(second);
+    let _ = python.kill();
+    let _ = python.wait();
+}
+
+fn gateway(env: &std::collections::HashMap<String, String>, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env_clear()
+        .envs(env)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Sweep queues one `draft.expired` per delete batch and delivers it; what the receiver
+/// refused stays in the queue for `gateway events list` and `deliver`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_announces_expired_drafts_and_events_lists_and_delivers_what_is_left() {
+    use draftstore_core::{BucketName, PutOptions, Storage};
+    let receiver = Stub::start(Box::new(|n, _| {
+        if n == 0 {
+            (500, String::new())
+        } else {
+            (204, String::new())
+        }
+    }))
+    .await;
+    let hook = receiver.url("/hook");
+    let p = crate::s3::prefix("evs");
+    let Some(env) = crate::s3::env(&[
+        ("BUCKET_NAME", &p),
+        ("OBJECT_LIFETIME", "1"),
+        ("DRAFTSTORE_WEBHOOK_URLS", &hook),
+        ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+        ("DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS", "0,0,0"),
+    ]) else {
+        return;
+    };
+    let s3 = crate::s3::storage(&env);
+    let draft = BucketName::parse(&format!("{p}-draft")).unwrap();
+    s3.create_bucket(&draft).await.unwrap();
+    for i in 0..5 {
+        s3.put_object(
+            &draft,
+            &format!("old/{i}"),
+            vec![1; 10],
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let swept = gateway(&env, &["sweep", "--json"]);
+    assert_eq!(
+        swept.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&swept.stderr)
+    );
+    let report: Value = serde_json::from_slice(&swept.stdout).unwrap();
+    assert_eq!(report["deleted"], 5, "{report}");
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 1, "sweep delivered at its end (refused)");
+    let body: Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(body["type"], "draft.expired");
+    assert_eq!(
+        body["data"]["keys"].as_array().unwrap().len(),
+        5,
+        "one event per batch"
+    );
+
+    let listed = gateway(&env, &["events", "list", "--json"]);
+    assert_eq!(
+        listed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(
+        (lines[0]["type"].as_str(), lines[0]["attempts"].as_u64()),
+        (Some("draft.expired"), Some(1))
+    );
+    assert_eq!(
+        lines[0]["id"].as_str(),
+        Some(seen[0].headers[sign::ID].as_str())
+    );
+
+    let delivered = gateway(&env, &["events", "deliver"]);
+    assert_eq!(
+        delivered.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&delivered.stderr)
+    );
+    assert_eq!(receiver.seen().len(), 2);
+    assert_eq!(
+        receiver.seen()[1].headers[sign::ID],
+        seen[0].headers[sign::ID],
+        "the retry keeps the id"
+    );
+    let listed = gateway(&env, &["events", "list"]);
+    assert!(
+        listed.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&listed.stdout)
+    );
+}
+
+/// The embedded store sees uploads: `gateway serve` on it announces `draft.uploaded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_announces_uploads() {
+    let receiver = Stub::start(Box::new(|_, _| (200, String::new()))).await;
+    let hook = format!("{}#draft.uploaded", receiver.url("/hook"));
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().display().to_string();
+    let server = Gateway::start(&[
+        ("DRAFTSTORE_STORAGE", "local"),
+        ("DRAFTSTORE_DATA_DIR", &dir),
+        ("DRAFTSTORE_WEBHOOK_URLS", &hook),
+        ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+        ("DRAFTSTORE_WEBHOOK_POLL_MS", "50"),
+    ])
+    .await;
+    let (_, url) = server
+        .post("/api/v1/upload-url", json!({"object_name": "up/load.bin"}))
+        .await;
+    assert_eq!(
+        crate::harness::put_to(url["upload_url"].as_str().unwrap(), "12345").await,
+        200
+    );
+    eventually(
+        Duration::from_secs(30),
+        "draft.uploaded arrives",
+        || async { !receiver.seen().is_empty() },
+    )
+    .await;
+    let body: Value = serde_json::from_str(&receiver.seen()[0].body).unwrap();
+    assert_eq!(body["type"], "draft.uploaded");
+    assert_eq!(
+        (body["data"]["key"].as_str(), body["data"]["size"].as_u64()),
+        (Some("up/load.bin"), Some(5))
+    );
+    // The confirm's event is filtered out for this endpoint (`#draft.uploaded`).
+    let (status, _) = server
+        .post(
+            "/api/v1/confirm-upload",
+            json!({"object_name": "up/load.bin"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+/// A receiver answering 410 is disabled (the event leaves the queue, the next one is not sent
+/// to it); one answering 503 with `Retry-After` is not tried again before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_disables_an_endpoint_and_retry_after_is_honoured() {
+    use draftstore_core::{Buckets, MemoryStorage, Storage};
+    use draftstore_gateway::events::queue::{self, Record};
+    use draftstore_gateway::events::Deliverer;
+    let gone = Stub::start(Box::new(|_, _| (410, String::new()))).await;
+    let busy = Stub::start(Box::new(|_, _| (503, String::new()))).await;
+    let storage = MemoryStorage::new();
+    let buckets = Buckets::new("main", None).unwrap();
+    storage.create_bucket(&buckets.draft).await.unwrap();
+    let urls = format!("{},{}", gone.url("/gone"), busy.url("/busy"));
+    let config = draftstore_gateway::config::events(&|k| match k {
+        "DRAFTSTORE_WEBHOOK_URLS" => Some(urls.clone()),
+        "DRAFTSTORE_WEBHOOK_SECRET" => Some(SECRET.to_owned()),
+        "DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS" => Some("0,0,0".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let deliverer = Deliverer::new(
+        &storage,
+        buckets.clone(),
+        config,
+        draftstore_gateway::events::client(),
+    );
+    let kind = draftstore_core::events::EventType::DraftExpired;
+    let now = draftstore_gateway::events::now_ms();
+    queue::enqueue(
+        &storage,
+        &buckets.draft,
+        &Record::new("msg_a".into(), kind, now, json!({})),
+    )
+    .await
+    .unwrap();
+    let pass = deliverer.pass().await.unwrap();
+    assert_eq!((pass.queued, pass.pending), (1, 1), "{pass:?}");
+    assert_eq!((gone.seen().len(), busy.seen().len()), (1, 1));
+    // 503 without Retry-After: due again at once (schedule 0); the disabled endpoint is skipped.
+    deliverer.pass().await.unwrap();
+    assert_eq!(
+        (gone.seen().len(), busy.seen().len()),
+        (1, 2),
+        "410 disabled the endpoint"
+    );
+    let (record, _) = queue::load(&storage, &buckets.draft, &queue_key("msg_a"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.done, vec![gone.url("/gone")]);
+    assert_eq!(record.attempts, 2);
+
+    let slow = RetryAfter::start().await;
+    let urls = slow.url();
+    let config = draftstore_gateway::config::events(&|k| match k {
+        "DRAFTSTORE_WEBHOOK_URLS" => Some(urls.clone()),
+        "DRAFTSTORE_WEBHOOK_SECRET" => Some(SECRET.to_owned()),
+        "DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS" => Some("0,0,0".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let deliverer = Deliverer::new(
+        &storage,
+        buckets.clone(),
+        config,
+        draftstore_gateway::events::client(),
+    );
+    queue::enqueue(
+        &storage,
+        &buckets.draft,
+        &Record::new("msg_b".into(), kind, now, json!({})),
+    )
+    .await
+    .unwrap();
+    deliverer.pass().await.unwrap();
+    let (record, _) = queue::load(&storage, &buckets.draft, &queue_key("msg_b"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        record.next_ms >= draftstore_gateway::events::now_ms() + 3_500_000,
+        "Retry-After: 3600 wins over a schedule of 0: {record:?}"
+    );
+}
+
+/// A receiver answering 429 with `Retry-After: 3600`.
+struct RetryAfter(std::net::SocketAddr);
+
+impl RetryAfter {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        |_req: hyper::Request<hyper::body::Incoming>| async {
+                            Ok::<_, std::io::Error>(
+                                hyper::Response::builder()
+                                    .status(429)
+                                    .header("retry-after", "3600")
+                                    .body(Full::new(Bytes::new()))
+                                    .unwrap(),
+                            )
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self(addr)
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.0)
+    }
+}
