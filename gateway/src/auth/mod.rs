@@ -128,11 +128,13 @@ impl Authenticator {
         self
     }
 
-    /// Reachable without credentials: a public path, or the health RPC.
+    /// Reachable without credentials: a public path, or the health and reflection RPCs
+    /// (over every gRPC protocol).
     #[must_use]
     pub fn is_public(&self, path: &str, is_grpc: bool) -> bool {
         if is_grpc {
-            return path == draftstore_proto::grpc::health::v1::CHECK_PATH;
+            return crate::api::grpc::Rpc::of(path)
+                .is_some_and(crate::api::grpc::Rpc::is_discovery);
         }
         self.public_paths.iter().any(|p| p == path)
     }

@@ -31,14 +31,16 @@ pub type Res = http::Response<Body>;
 #[derive(Debug, Clone)]
 pub struct Failed(pub ApiError);
 
-/// `e` encoded for `call`'s protocol (JSON error body, or gRPC status in trailers-only form),
+/// `e` encoded for `call`'s protocol (REST's JSON error body, gRPC's trailers-only form,
+/// gRPC-Web's trailers frame, Connect's JSON error),
 /// the error kept in the response's extensions.
 #[must_use]
 pub fn reply(call: Call, e: ApiError) -> Res {
-    let mut response = if call.is_grpc() {
-        grpc::status::error(e.grpc_code(), &e.message)
-    } else {
-        rest::error_response(&e)
+    let mut response = match call {
+        Call::Grpc(_) => grpc::status::error(e.grpc_code(), &e.message),
+        Call::GrpcWeb(flavor, _) => grpc::web::error(flavor, &e),
+        Call::Connect(..) => grpc::connect::error(&e),
+        Call::Rest(_) | Call::Store => rest::error_response(&e),
     };
     response.extensions_mut().insert(Failed(e));
     response
