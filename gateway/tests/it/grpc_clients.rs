@@ -10,7 +10,7 @@ use base64::Engine;
 use draftstore_proto::draft::v1 as pb;
 use draftstore_proto::grpc::reflection::v1 as reflection;
 use draftstore_proto::prost::Message;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The tool at `$variable`, or `None` (printed) outside CI.
@@ -157,7 +157,7 @@ async fn buf_curl_lists_services_over_reflection_v1() {
 
 /// `buf curl` of `method` with `body` over `protocol`: the JSON answer.
 async fn buf_curl(
-    buf: &PathBuf,
+    buf: &Path,
     schema: &tempfile::TempPath,
     server: &Running,
     protocol: &str,
@@ -180,7 +180,7 @@ async fn buf_curl(
         args.push("--http2-prior-knowledge".into());
     }
     args.push(url);
-    let out = run(buf.clone(), args).await;
+    let out = run(buf.to_path_buf(), args).await;
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{method}: {e}: {out}"))
 }
 
@@ -465,6 +465,9 @@ async fn grpc_web_cors_preflight_allows_its_headers_and_exposes_the_status() {
     server.stop().await;
 }
 
+/// What, path, content type, `Connect-Protocol-Version`, body, HTTP status, Connect code.
+type ConnectCase<'a> = (&'a str, &'a str, &'a str, &'a str, Vec<u8>, u16, &'a str);
+
 #[tokio::test]
 async fn connect_errors_carry_connect_codes_and_statuses() {
     let Some(server) = start(&[]).await else {
@@ -479,7 +482,7 @@ async fn connect_errors_carry_connect_codes_and_statuses() {
             .body(body)
             .send()
     };
-    let cases: Vec<(&str, &str, &str, &str, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<ConnectCase<'_>> = vec![
         (
             "bad name",
             pb::paths::GET_UPLOAD_URL,
