@@ -692,3 +692,63 @@ async fn reflection_streams_answer_in_order_and_end_cleanly() {
     assert_eq!(trailers["grpc-status"], "8");
     server.stop().await;
 }
+
+/// The gRPC status of a reflection stream asking for the service list, without credentials.
+async fn list_services_status(server: &Running) -> String {
+    use reflection::server_reflection_request::MessageRequest;
+    let (response, mut send) = reflection_stream(server).await;
+    let ask = reflection::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    send.send_data(frame(0, &ask.encode_to_vec()).into(), true)
+        .unwrap();
+    let response = response.await.unwrap();
+    if let Some(status) = response.headers().get("grpc-status") {
+        return status.to_str().unwrap().to_owned(); // trailers-only
+    }
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        body.flow_control()
+            .release_capacity(chunk.unwrap().len())
+            .unwrap();
+    }
+    let trailers = body.trailers().await.unwrap().unwrap();
+    trailers["grpc-status"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn reflection_and_health_are_public_unless_configured_otherwise() {
+    use sha2::Digest;
+    let keys = format!("acme {}", hex::encode(sha2::Sha256::digest(b"acme-key")));
+    for public in ["true", "false"] {
+        let Some(server) = start(&[
+            ("DRAFTSTORE_AUTH", "api-keys"),
+            ("DRAFTSTORE_API_KEYS", &keys),
+            ("DRAFTSTORE_PUBLIC_GRPC_DISCOVERY", public),
+        ])
+        .await
+        else {
+            return;
+        };
+        let connect = |path: &'static str| {
+            crate::harness::http1()
+                .post(server.url(path))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+        };
+        let health = connect("/grpc.health.v1.Health/Check").await.unwrap();
+        let upload = connect(pb::paths::GET_UPLOAD_URL).await.unwrap();
+        assert_eq!(upload.status(), 401, "the API always needs a key");
+        let reflection = list_services_status(&server).await;
+        if public == "true" {
+            assert_eq!(health.status(), 200);
+            assert_eq!(reflection, "0");
+        } else {
+            assert_eq!(health.status(), 401);
+            assert_eq!(reflection, "16", "UNAUTHENTICATED");
+        }
+        server.stop().await;
+    }
+}
