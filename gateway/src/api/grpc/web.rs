@@ -126,8 +126,7 @@ async fn read_text(body: Incoming, max: usize, encoding: Option<Bytes>) -> Resul
     let limit = (HEADER_LEN + max).div_ceil(3) * 4;
     let text = read_limited(body, limit, |_| Ok(()))
         .await?
-        .ok_or(FrameError::TooLarge { len: u64::MAX, max })
-        .map_err(|_| {
+        .ok_or_else(|| {
             ApiError::new(
                 Code::MessageTooLarge,
                 format!("a base64 body over {limit} bytes holds a message over {max} bytes"),
@@ -251,6 +250,22 @@ mod tests {
                 Code::BadBase64,
                 "{bad:?}"
             );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_decodes_or_fails_cleanly(text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let _ = decode_base64(&text);
+        }
+
+        #[test]
+        fn chunks_encoded_apart_decode_together(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..16), 0..4)
+        ) {
+            let engine = &base64::engine::general_purpose::STANDARD;
+            let text: String = chunks.iter().map(|c| engine.encode(c)).collect();
+            proptest::prop_assert_eq!(decode_base64(text.as_bytes()).unwrap(), chunks.concat());
         }
     }
 
