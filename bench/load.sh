@@ -15,6 +15,9 @@
 # (h2load --rps, 120 per connection over 50 connections), FIXED_REQUESTS of them, where most
 # production servers live. Their REST baseline is an axum 0.8 JSON route shaped like upload-url
 # with no signing (bench/src/bin/axum_json.rs): the gateway signs and should still cost no more.
+# "@6k-grpc-web-*" and "@6k-connect-json-*" send the same GetUploadURL as gRPC-Web
+# (application/grpc-web+proto) and Connect (application/json), over HTTP/1.1 and h2c, compared with
+# native gRPC's "@6k-GetUploadURL" on the same gateway: the codecs should add little.
 # With BEFORE=<git ref> (e.g. the commit before a change), that revision's gateway is built
 # too (git archive, its own target dir) and measured in the same run, rows "before ...".
 #
@@ -93,6 +96,7 @@ key = sys.argv[1].encode()
 message = b"\x0a" + bytes([len(key)]) + key   # GetUploadURLRequest { object_name = 1 }
 open(sys.argv[2], "wb").write(b"\x00" + struct.pack(">I", len(message)) + message)
 PY
+printf '{"objectName": "%s"}' "$KEY" > "$work/upload.connect.json"
 
 # utime and stime, in clock ticks.
 ticks() { awk '{print $14 " " $15}' "/proc/$1/stat"; }
@@ -140,6 +144,10 @@ for _ in $(seq 1 "$ROUNDS"); do
   run @6k-health-h1 "$GW_PID" --h1 "http://127.0.0.1:$GW/health"
   run @6k-tonic-echo "$ECHO_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$ECHO/draft.v1.DraftService/GetUploadURL"
   run @6k-GetUploadURL "$GW_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
+  run @6k-grpc-web-h1 "$GW_PID" --h1 -d "$work/upload.grpc" -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
+  run @6k-connect-json-h1 "$GW_PID" --h1 -d "$work/upload.connect.json" -H 'content-type: application/json' -H 'connect-protocol-version: 1' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
+  run @6k-grpc-web-h2c "$GW_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
+  run @6k-connect-json-h2c "$GW_PID" -d "$work/upload.connect.json" -H 'content-type: application/json' -H 'connect-protocol-version: 1' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
   if [ -n "$BEFORE" ]; then
     run "@6k-before-upload-url-h1" "$GW_BEFORE_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW_BEFORE/api/v1/upload-url"
     run "@6k-before-health-h1" "$GW_BEFORE_PID" --h1 "http://127.0.0.1:$GW_BEFORE/health"
@@ -164,7 +172,9 @@ rounds = len(next(iter(runs.values())))
 base = {"upload-url-h1": "hello-h1", "upload-url-h1-key": "hello-h1", "upload-url-h2c": "hello-h2c", "GetUploadURL": "tonic-echo",
         "before-upload-url-h1": "hello-h1", "before-upload-url-h2c": "hello-h2c", "before-GetUploadURL": "tonic-echo",
         "@6k-axum-json-h1": "@6k-hello-h1", "@6k-upload-url-h1": "@6k-axum-json-h1", "@6k-health-h1": "@6k-hello-h1",
-        "@6k-GetUploadURL": "@6k-tonic-echo", "@6k-before-upload-url-h1": "@6k-axum-json-h1",
+        "@6k-GetUploadURL": "@6k-tonic-echo", "@6k-grpc-web-h1": "@6k-GetUploadURL", "@6k-connect-json-h1": "@6k-GetUploadURL",
+        "@6k-grpc-web-h2c": "@6k-GetUploadURL", "@6k-connect-json-h2c": "@6k-GetUploadURL",
+        "@6k-before-upload-url-h1": "@6k-axum-json-h1",
         "@6k-before-health-h1": "@6k-hello-h1", "@6k-before-GetUploadURL": "@6k-tonic-echo"}
 print(f"{sys.argv[2]} requests per scenario (@6k rows: a fixed 6000 req/s), concurrency 50 (50 connections x 1 stream); baselines reply with as many bytes")
 print(f"median of {rounds} interleaved rounds (by CPU per request); {sys.argv[3]}")

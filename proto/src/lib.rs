@@ -1,8 +1,10 @@
 //! # draftstore-proto
 //!
-//! The gRPC messages of DraftStore (`draft/v1/draft.proto`, package `draft.v1`) and the
-//! standard health check (`grpc.health.v1`), as prost types. Messages only: the gateway routes
-//! gRPC itself over HTTP/2.
+//! The gRPC messages of DraftStore (`draft/v1/draft.proto`, package `draft.v1`), the
+//! standard health check (`grpc.health.v1`) and server reflection (`grpc.reflection.v1`; its
+//! `v1alpha` twin has the same messages and field numbers), as prost types, and
+//! [`DESCRIPTORS`], the compiled descriptor set of all of them (what reflection answers from).
+//! Messages only: the gateway routes gRPC itself over HTTP/2.
 //!
 //! **Why a build script:** protox compiles the .proto files in Rust at build time, so no
 //! system `protoc` is needed and the generated code can never drift from the .proto files.
@@ -32,7 +34,23 @@ pub mod draft {
     }
 }
 
+/// The encoded `google.protobuf.FileDescriptorSet` of every .proto file above and of the files
+/// they import, as protox compiled them in the build script.
+pub const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
+
 pub mod grpc {
+    pub mod reflection {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/grpc.reflection.v1.rs"));
+
+            /// The service's one (bidi) method.
+            pub const INFO_PATH: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+            /// The same method of the older `v1alpha` service (same messages).
+            pub const INFO_PATH_V1ALPHA: &str =
+                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
+        }
+    }
+
     pub mod health {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/grpc.health.v1.rs"));

@@ -124,8 +124,15 @@ codes! {
     Overloaded = "OVERLOADED", Overloaded;
     /// The request body did not arrive within the body-read timeout (408).
     BodyTimeout = "BODY_TIMEOUT", BodyTimeout;
-    /// gRPC-Web (`application/grpc-web*`), not served yet (415).
+    /// No longer sent (gRPC-Web is served); kept so the wire string is never reused.
     GrpcWebUnsupported = "GRPC_WEB_UNSUPPORTED", UnsupportedMediaType;
+    /// A streaming gRPC call (server reflection) that sent no message for the stream idle
+    /// limit (`DRAFTSTORE_IDLE_TIMEOUT_MS`): ended with `DEADLINE_EXCEEDED`.
+    StreamIdle = "STREAM_IDLE", Timeout;
+    /// A `application/grpc-web-text` body that is not base64.
+    BadBase64 = "BAD_BASE64", BadRequest;
+    /// A Connect request whose `Connect-Protocol-Version` is not `1`.
+    ConnectVersion = "CONNECT_VERSION", BadRequest;
     /// An HTTP/1.1 request without exactly one `Host` header (400).
     BadHost = "BAD_HOST", BadRequest;
     /// The request took longer than `DRAFTSTORE_REQUEST_TIMEOUT_MS`.

@@ -49,6 +49,8 @@ struct Loaded {
 pub struct Authenticator {
     config: AuthConfig,
     public_paths: Vec<String>,
+    /// The gRPC health check and reflection need no credentials.
+    public_grpc_discovery: bool,
     loaded: RwLock<Loaded>,
     jwt: Option<Jwt>,
     /// Counts API-key tenants' rates across replicas, when set.
@@ -85,6 +87,7 @@ impl Authenticator {
         Ok(Self {
             config,
             public_paths,
+            public_grpc_discovery: true,
             loaded: RwLock::new(Loaded {
                 keys,
                 modified,
@@ -120,6 +123,14 @@ impl Authenticator {
         matches!(self.config, AuthConfig::ApiKeys(_))
     }
 
+    /// Whether the gRPC health check and server reflection need no credentials (default
+    /// true, `DRAFTSTORE_PUBLIC_GRPC_DISCOVERY`).
+    #[must_use]
+    pub fn with_public_grpc_discovery(mut self, public: bool) -> Self {
+        self.public_grpc_discovery = public;
+        self
+    }
+
     /// The REST paths reachable without credentials (default: the probes, metrics, the API
     /// document).
     #[must_use]
@@ -128,11 +139,14 @@ impl Authenticator {
         self
     }
 
-    /// Reachable without credentials: a public path, or the health RPC.
+    /// Reachable without credentials: a public path, or (unless configured otherwise) the
+    /// health and reflection RPCs, over every gRPC protocol.
     #[must_use]
     pub fn is_public(&self, path: &str, is_grpc: bool) -> bool {
         if is_grpc {
-            return path == draftstore_proto::grpc::health::v1::CHECK_PATH;
+            return self.public_grpc_discovery
+                && crate::api::grpc::Rpc::of(path)
+                    .is_some_and(crate::api::grpc::Rpc::is_discovery);
         }
         self.public_paths.iter().any(|p| p == path)
     }

@@ -169,6 +169,10 @@ pub struct ServeArgs {
     /// default true].
     #[arg(long)]
     pub create_buckets: Option<String>,
+    /// The gRPC health check and server reflection need no credentials: true or false
+    /// [env: DRAFTSTORE_PUBLIC_GRPC_DISCOVERY, default true].
+    #[arg(long)]
+    pub public_grpc_discovery: Option<String>,
     /// Milliseconds without a byte after which the embedded store cuts an upload
     /// [env: DRAFTSTORE_STORE_STALL_TIMEOUT_MS, default 20000].
     #[arg(long)]
@@ -256,6 +260,10 @@ impl ServeArgs {
             (name::DRAFTSTORE_DATA_DIR, &self.data_dir),
             (name::DRAFTSTORE_PUBLIC_URL, &self.public_url),
             (name::DRAFTSTORE_CREATE_BUCKETS, &self.create_buckets),
+            (
+                name::DRAFTSTORE_PUBLIC_GRPC_DISCOVERY,
+                &self.public_grpc_discovery,
+            ),
             (
                 name::DRAFTSTORE_STORE_STALL_TIMEOUT_MS,
                 &self.store_stall_timeout_ms,

@@ -224,7 +224,10 @@ fn authenticator(config: &ServeConfig) -> Result<Authenticator, Exit> {
         tracing::warn!("authentication is off (DRAFTSTORE_AUTH=none): anyone who reaches this port can mint upload and download URLs");
     }
     let auth = Authenticator::new(auth)
-        .map(|a| a.with_public_paths(config.public_paths.clone()))
+        .map(|a| {
+            a.with_public_paths(config.public_paths.clone())
+                .with_public_grpc_discovery(config.public_grpc_discovery)
+        })
         .map_err(|e| Exit::usage(format!("DRAFTSTORE_AUTH: {e}")))?;
     let Some(redis) = &config.rate_limit_redis else {
         return Ok(auth);

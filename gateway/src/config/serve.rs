@@ -116,6 +116,9 @@ pub struct ServeConfig {
     pub public_paths: Vec<String>,
     /// `serve` creates missing buckets at start (`DRAFTSTORE_CREATE_BUCKETS`, default true).
     pub create_buckets: bool,
+    /// The gRPC health check and server reflection need no credentials, over every gRPC
+    /// protocol (`DRAFTSTORE_PUBLIC_GRPC_DISCOVERY`, default true; false: they need them).
+    pub public_grpc_discovery: bool,
     /// Tenant rates counted in Redis, shared by every replica (`DRAFTSTORE_RATE_LIMIT_*`);
     /// `None`: each process counts alone.
     pub rate_limit_redis: Option<crate::auth::ratelimit::RedisConfig>,
@@ -226,6 +229,7 @@ impl ServeConfig {
             )?),
             log_json: flag(get, name::DRAFTSTORE_LOG_JSON, false)?,
             create_buckets: flag(get, name::DRAFTSTORE_CREATE_BUCKETS, true)?,
+            public_grpc_discovery: flag(get, name::DRAFTSTORE_PUBLIC_GRPC_DISCOVERY, true)?,
             auth: auth(get)?,
             cors: cors(get)?,
             public_paths: var(name::DRAFTSTORE_PUBLIC_PATHS)

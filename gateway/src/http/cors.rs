@@ -1,7 +1,9 @@
 //! CORS for browser clients: only the configured origins (`DRAFTSTORE_CORS_ORIGINS`, exact
 //! matches; `*` only when configured so), preflights answered before authentication (browsers
 //! send no credentials there), and the headers a browser needs exposed (`ETag` after a PUT to a
-//! presigned URL, `x-request-id`).
+//! presigned URL, `x-request-id`). Calls on gRPC service paths (gRPC-Web, Connect) also allow
+//! the headers their browser clients send (`x-grpc-web`, `x-user-agent`, `grpc-timeout`,
+//! `connect-protocol-version`, `connect-timeout-ms`) and expose `grpc-status`, `grpc-message`.
 
 use crate::http::response::{empty, Body};
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
@@ -18,6 +20,10 @@ const ALLOW_METHODS: &str = "GET, HEAD, POST, PUT, OPTIONS";
 const ALLOW_HEADERS: &str =
     "authorization, content-type, x-request-id, x-amz-checksum-sha256, x-amz-meta-*";
 const EXPOSE_HEADERS: &str = "etag, x-request-id";
+const GRPC_ALLOW_HEADERS: &str = "authorization, content-type, x-request-id, x-grpc-web, \
+    x-user-agent, grpc-timeout, connect-protocol-version, connect-timeout-ms";
+const GRPC_EXPOSE_HEADERS: &str =
+    "x-request-id, grpc-status, grpc-message, grpc-status-details-bin";
 
 impl Cors {
     /// From a comma-separated list of origins (`https://app.example.com`), or `*`.
@@ -46,9 +52,15 @@ impl Cors {
         (self.any || self.origins.iter().any(|o| o == text)).then_some(origin)
     }
 
-    /// The answer to a preflight (`OPTIONS` with `Access-Control-Request-Method`), if this is one.
+    /// The answer to a preflight (`OPTIONS` with `Access-Control-Request-Method`), if this is one;
+    /// `grpc`: for a gRPC service path (gRPC-Web, Connect).
     #[must_use]
-    pub fn preflight(&self, method: &Method, headers: &HeaderMap) -> Option<Response<Body>> {
+    pub fn preflight(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        grpc: bool,
+    ) -> Option<Response<Body>> {
         if method != Method::OPTIONS || !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
         {
             return None;
@@ -68,7 +80,13 @@ impl Cors {
         let requested = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            requested.unwrap_or_else(|| HeaderValue::from_static(ALLOW_HEADERS)),
+            requested.unwrap_or_else(|| {
+                HeaderValue::from_static(if grpc {
+                    GRPC_ALLOW_HEADERS
+                } else {
+                    ALLOW_HEADERS
+                })
+            }),
         );
         h.insert(
             header::ACCESS_CONTROL_MAX_AGE,
@@ -78,8 +96,14 @@ impl Cors {
         Some(response)
     }
 
-    /// Adds the CORS headers to a response for an allowed `origin` (the request's `Origin`).
-    pub fn decorate(&self, origin: Option<&HeaderValue>, response: &mut Response<Body>) {
+    /// Adds the CORS headers to a response for an allowed `origin` (the request's `Origin`);
+    /// `grpc`: the answer of a gRPC-Web or Connect call.
+    pub fn decorate(
+        &self,
+        origin: Option<&HeaderValue>,
+        response: &mut Response<Body>,
+        grpc: bool,
+    ) {
         let Some(origin) = self.allows(origin) else {
             return;
         };
@@ -87,7 +111,11 @@ impl Cors {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         h.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(EXPOSE_HEADERS),
+            HeaderValue::from_static(if grpc {
+                GRPC_EXPOSE_HEADERS
+            } else {
+                EXPOSE_HEADERS
+            }),
         );
         h.append(header::VARY, HeaderValue::from_static("Origin"));
     }
@@ -116,7 +144,7 @@ mod tests {
             ("origin", "https://app.example.com"),
             ("access-control-request-method", "PUT"),
         ]);
-        let ok = cors.preflight(&Method::OPTIONS, &pre).unwrap();
+        let ok = cors.preflight(&Method::OPTIONS, &pre, false).unwrap();
         assert_eq!(ok.status(), 204);
         assert_eq!(
             ok.headers()["access-control-allow-origin"],
@@ -126,17 +154,18 @@ mod tests {
             ("origin", "https://evil.example"),
             ("access-control-request-method", "PUT"),
         ]);
-        let no = cors.preflight(&Method::OPTIONS, &evil).unwrap();
+        let no = cors.preflight(&Method::OPTIONS, &evil, false).unwrap();
         assert_eq!(no.status(), 403);
         assert!(!no.headers().contains_key("access-control-allow-origin"));
         assert!(
-            cors.preflight(&Method::GET, &pre).is_none(),
+            cors.preflight(&Method::GET, &pre, false).is_none(),
             "not a preflight"
         );
         let mut response = Response::new(empty());
         cors.decorate(
             Some(&HeaderValue::from_static("https://admin.example.com")),
             &mut response,
+            false,
         );
         assert_eq!(
             response.headers()["access-control-expose-headers"],
@@ -151,6 +180,7 @@ mod tests {
         cors.decorate(
             Some(&HeaderValue::from_static("https://app.example.com")),
             &mut response,
+            false,
         );
         assert!(!response
             .headers()

@@ -270,6 +270,13 @@ impl<B: Storage + Presign + 'static> Router<B> {
                 )
                 .await
             }
+            Call::GrpcWeb(flavor, rpc) => {
+                grpc::web::handle(&self.app, req, rpc, flavor, &self.limits, tenant.as_ref()).await
+            }
+            Call::Connect(codec, rpc) => {
+                grpc::connect::handle(&self.app, req, rpc, codec, &self.limits, tenant.as_ref())
+                    .await
+            }
             Call::Rest(route) => {
                 rest::handle(
                     &self.app,
@@ -412,12 +419,16 @@ impl AcceptFailures {
     }
 }
 
-/// What a request asks for, parsed once from its path and media type: a gRPC method or a
-/// REST route (`None`: unknown).
+/// What a request asks for, parsed once from its path and media type: a gRPC method (over
+/// native gRPC, gRPC-Web or Connect) or a REST route (`None`: unknown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Call {
     /// Native gRPC (see [`protocol::media`]).
     Grpc(Option<grpc::Rpc>),
+    /// gRPC-Web, in one of its media types.
+    GrpcWeb(grpc::web::Flavor, Option<grpc::Rpc>),
+    /// Connect (unary), JSON or protobuf.
+    Connect(grpc::connect::Codec, Option<grpc::Rpc>),
     /// REST.
     Rest(Option<rest::Route>),
     /// An object transfer on the embedded store's presigned URLs.
@@ -425,16 +436,30 @@ pub enum Call {
 }
 
 impl Call {
-    /// gRPC by the exact media type (except on the local store's object paths), REST otherwise.
+    /// The local store's object paths; else gRPC and gRPC-Web by their exact media types,
+    /// Connect by its media types on a gRPC service path; REST otherwise.
     #[must_use]
     pub fn of(path: &str, headers: &http::HeaderMap) -> Self {
+        use protocol::Media;
         if local::Endpoint::owns_path(path) {
             return Self::Store;
         }
-        if protocol::media(headers) == protocol::Media::Grpc {
-            Self::Grpc(grpc::Rpc::of(path))
-        } else {
-            Self::Rest(rest::Route::of(path))
+        match protocol::media(headers) {
+            Media::Grpc => Self::Grpc(grpc::Rpc::of(path)),
+            Media::GrpcWeb(flavor) => Self::GrpcWeb(flavor, grpc::Rpc::of(path)),
+            Media::Connect(codec) if grpc::is_service_path(path) => {
+                Self::Connect(codec, grpc::Rpc::of(path))
+            }
+            _ => Self::Rest(rest::Route::of(path)),
+        }
+    }
+
+    /// The gRPC method of a gRPC, gRPC-Web or Connect call.
+    #[must_use]
+    pub fn rpc(self) -> Option<grpc::Rpc> {
+        match self {
+            Self::Grpc(rpc) | Self::GrpcWeb(_, rpc) | Self::Connect(_, rpc) => rpc,
+            Self::Rest(_) | Self::Store => None,
         }
     }
 
@@ -449,9 +474,19 @@ impl Call {
 
     /// Every call there is, unknown ones included.
     pub fn all() -> impl Iterator<Item = Self> {
-        let grpc = std::iter::once(None).chain(grpc::Rpc::ALL.map(Some));
+        let rpcs = || std::iter::once(None).chain(grpc::Rpc::ALL.map(Some));
         let rest = std::iter::once(None).chain(rest::Route::ALL.map(Some));
-        let calls = grpc.map(Self::Grpc).chain(rest.map(Self::Rest));
+        let web = grpc::web::Flavor::ALL
+            .into_iter()
+            .flat_map(move |f| rpcs().map(move |rpc| Self::GrpcWeb(f, rpc)));
+        let connect = [grpc::connect::Codec::Json, grpc::connect::Codec::Proto]
+            .into_iter()
+            .flat_map(move |c| rpcs().map(move |rpc| Self::Connect(c, rpc)));
+        let calls = rpcs()
+            .map(Self::Grpc)
+            .chain(web)
+            .chain(connect)
+            .chain(rest.map(Self::Rest));
         std::iter::once(Self::Store).chain(calls)
     }
 
@@ -460,14 +495,17 @@ impl Call {
     pub fn series(self) -> CallSeries {
         match self {
             Self::Grpc(_) => CallSeries::new(self.label(), "grpc", 0),
+            Self::GrpcWeb(..) => CallSeries::new(self.label(), "grpc-web", 0),
+            Self::Connect(..) => CallSeries::new(self.label(), "connect", 0),
             Self::Rest(_) | Self::Store => CallSeries::new(self.label(), "rest", 200),
         }
     }
 
-    /// Answered in gRPC's form.
+    /// A gRPC method, over native gRPC, gRPC-Web or Connect (each answers in its own form;
+    /// metrics count their status as a gRPC code).
     #[must_use]
     pub fn is_grpc(self) -> bool {
-        matches!(self, Self::Grpc(_))
+        matches!(self, Self::Grpc(_) | Self::GrpcWeb(..) | Self::Connect(..))
     }
 
     /// An object transfer on the embedded store (`/_store/`): not an API call.
@@ -479,11 +517,11 @@ impl Call {
     /// A probe: `/health`, `/ready`, the gRPC health check.
     #[must_use]
     pub fn is_probe(self) -> bool {
-        matches!(
-            self,
-            Self::Grpc(Some(grpc::Rpc::HealthCheck))
-                | Self::Rest(Some(rest::Route::Health | rest::Route::Ready))
-        )
+        self.rpc() == Some(grpc::Rpc::HealthCheck)
+            || matches!(
+                self,
+                Self::Rest(Some(rest::Route::Health | rest::Route::Ready))
+            )
     }
 
     /// Takes no admission place: a probe or an object transfer.
@@ -497,7 +535,9 @@ impl Call {
     pub fn label(self) -> &'static str {
         match self {
             Self::Store => "store",
-            Self::Grpc(rpc) => rpc.map_or("unknown", grpc::Rpc::label),
+            Self::Grpc(rpc) | Self::GrpcWeb(_, rpc) | Self::Connect(_, rpc) => {
+                rpc.map_or("unknown", grpc::Rpc::label)
+            }
             Self::Rest(route) => route.map_or("other", rest::Route::label),
         }
     }

@@ -23,6 +23,8 @@ mod credentials;
 mod events;
 /// The gRPC API with tonic and raw h2: the README flow, every status, hostile frames.
 mod grpc_api;
+/// grpcurl and buf over reflection, gRPC-Web and Connect; raw gRPC-Web and Connect frames.
+mod grpc_clients;
 /// The in-process server on the embedded store or S3, and small client helpers.
 mod harness;
 /// Clients that misbehave: huge bodies, slowloris, HTTP/2 rapid reset, dead peers.

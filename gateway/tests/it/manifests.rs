@@ -147,6 +147,11 @@ fn store_variables_are_read_documented_and_have_a_flag() {
             "DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES",
             "--local-max-object-bytes",
         ),
+        // Not the store's, but checked the same way: read, a flag, in README's table.
+        (
+            "DRAFTSTORE_PUBLIC_GRPC_DISCOVERY",
+            "--public-grpc-discovery",
+        ),
     ] {
         assert!(VARIABLES.contains(&variable), "{variable} is read");
         assert!(

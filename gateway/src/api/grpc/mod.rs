@@ -1,9 +1,17 @@
-//! gRPC over HTTP/2, routed by hand, messages with prost. Unary calls only: read one
+//! gRPC over HTTP/2, routed by hand, messages with prost. Unary calls read one
 //! length-prefixed message (its length checked before it is buffered), call [`App`], answer
-//! with a framed message and `grpc-status` trailers. `grpc-timeout` is honoured.
+//! with a framed message and `grpc-status` trailers; server reflection is a bidirectional
+//! stream ([`reflection`], over [`stream`]). `grpc-timeout` is honoured.
+//!
+//! The same unary handlers serve gRPC-Web ([`web`]) and Connect ([`connect`]): each is a codec
+//! around [`dispatch`].
 
 pub mod codec;
+pub mod connect;
+pub mod reflection;
 pub mod status;
+pub mod stream;
+pub mod web;
 
 use crate::api::app::{App, Source};
 use crate::api::error::{ApiError, Code};
@@ -17,6 +25,7 @@ use draftstore_core::Storage;
 use draftstore_core::UploadConstraints;
 use draftstore_proto::draft::v1 as pb;
 use draftstore_proto::grpc::health::v1 as health;
+use draftstore_proto::grpc::reflection::v1 as reflection_pb;
 use draftstore_proto::prost::Message;
 use http::{Request, Response, Version};
 use std::time::Duration;
@@ -53,16 +62,22 @@ pub enum Rpc {
     ConfirmUpload,
     /// `grpc.health.v1.Health/Check`.
     HealthCheck,
+    /// `grpc.reflection.v1.ServerReflection/ServerReflectionInfo` (a bidi stream).
+    Reflection,
+    /// The same method of `grpc.reflection.v1alpha`.
+    ReflectionV1Alpha,
 }
 
 impl Rpc {
     /// Every RPC served.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::CreateDraftBucket,
         Self::GetUploadUrl,
         Self::GetDownloadUrl,
         Self::ConfirmUpload,
         Self::HealthCheck,
+        Self::Reflection,
+        Self::ReflectionV1Alpha,
     ];
 
     /// The RPC at `path`, or `None` for a method this server does not have.
@@ -75,6 +90,8 @@ impl Rpc {
             GET_DOWNLOAD_URL => Self::GetDownloadUrl,
             CONFIRM_UPLOAD => Self::ConfirmUpload,
             health::CHECK_PATH => Self::HealthCheck,
+            reflection_pb::INFO_PATH => Self::Reflection,
+            reflection_pb::INFO_PATH_V1ALPHA => Self::ReflectionV1Alpha,
             _ => return None,
         })
     }
@@ -88,8 +105,39 @@ impl Rpc {
             Self::GetDownloadUrl => "GetDownloadURL",
             Self::ConfirmUpload => "ConfirmUpload",
             Self::HealthCheck => "Health/Check",
+            Self::Reflection => "ServerReflectionInfo",
+            Self::ReflectionV1Alpha => "ServerReflectionInfo/v1alpha",
         }
     }
+
+    /// Served by the same handlers over gRPC-Web and Connect: every RPC but the streaming one.
+    #[must_use]
+    pub fn is_unary(self) -> bool {
+        !matches!(self, Self::Reflection | Self::ReflectionV1Alpha)
+    }
+
+    /// Needs no credentials unless configured so: the health check and server reflection.
+    #[must_use]
+    pub fn is_discovery(self) -> bool {
+        matches!(
+            self,
+            Self::HealthCheck | Self::Reflection | Self::ReflectionV1Alpha
+        )
+    }
+}
+
+/// Whether `path` is a method path of a service this server has (`/<package>.<Service>/…`),
+/// known method or not: where Connect's media types mean Connect rather than REST.
+#[must_use]
+pub fn is_service_path(path: &str) -> bool {
+    [
+        "/draft.v1.DraftService/",
+        "/grpc.health.v1.Health/",
+        "/grpc.reflection.v1.ServerReflection/",
+        "/grpc.reflection.v1alpha.ServerReflection/",
+    ]
+    .iter()
+    .any(|service| path.starts_with(service))
 }
 
 /// Handles one call to `rpc` (`None`: a method this server does not have), its body (the
@@ -117,6 +165,9 @@ pub async fn handle<B: Storage + Presign>(
             Code::DeadlineExceeded,
             "grpc-timeout had already passed",
         ));
+    }
+    if !rpc.is_unary() {
+        return Ok(reflection::serve(req.into_body(), limits, deadline));
     }
     let encoding = encoding(req.headers());
     let call = async {
@@ -311,6 +362,12 @@ async fn dispatch<B: Storage + Presign>(
             }
             .framed()
         }
+        Rpc::Reflection | Rpc::ReflectionV1Alpha => {
+            return Err(ApiError::new(
+                Code::Unimplemented,
+                "server reflection is a bidirectional stream: call it with native gRPC over HTTP/2",
+            ))
+        }
         Rpc::HealthCheck => {
             let req: health::HealthCheckRequest = decode(message)?;
             if !req.service.is_empty() && req.service != DRAFT_SERVICE {
@@ -352,12 +409,18 @@ mod tests {
             (GET_DOWNLOAD_URL, "GetDownloadURL"),
             (CONFIRM_UPLOAD, "ConfirmUpload"),
             (health::CHECK_PATH, "Health/Check"),
+            (reflection_pb::INFO_PATH, "ServerReflectionInfo"),
+            (
+                reflection_pb::INFO_PATH_V1ALPHA,
+                "ServerReflectionInfo/v1alpha",
+            ),
         ] {
             let rpc = Rpc::of(path);
             assert_eq!(rpc.map(Rpc::label), Some(label), "{path}");
-            if path != health::CHECK_PATH {
+            if rpc.is_some_and(Rpc::is_unary) && path != health::CHECK_PATH {
                 assert!(path.starts_with(&format!("/{DRAFT_SERVICE}/")), "{path}");
             }
+            assert!(is_service_path(path), "{path}");
             assert!(rpc.is_some_and(|r| Rpc::ALL.contains(&r)), "{path} in ALL");
         }
         for unknown in [

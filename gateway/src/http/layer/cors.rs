@@ -61,14 +61,15 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        if let Some(preflight) = self.cors.preflight(req.method(), req.headers()) {
+        let grpc = crate::api::grpc::is_service_path(req.uri().path());
+        if let Some(preflight) = self.cors.preflight(req.method(), req.headers(), grpc) {
             return Either::Left(ready(Ok(preflight)));
         }
         // Only requests with an Origin pay for the check on the way out.
         let origin = req
             .headers()
             .get(http::header::ORIGIN)
-            .map(|origin| (self.cors.clone(), origin.clone()));
+            .map(|origin| (self.cors.clone(), origin.clone(), grpc));
         Either::Right(Decorated {
             inner: self.inner.call(req),
             origin,
@@ -81,7 +82,7 @@ pin_project! {
     pub struct Decorated<F> {
         #[pin]
         inner: F,
-        origin: Option<(Arc<Cors>, http::HeaderValue)>,
+        origin: Option<(Arc<Cors>, http::HeaderValue, bool)>,
     }
 }
 
@@ -91,8 +92,8 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Decorated<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Ok(mut response) = ready!(this.inner.poll(cx));
-        if let Some((cors, origin)) = this.origin.take() {
-            cors.decorate(Some(&origin), &mut response);
+        if let Some((cors, origin, grpc)) = this.origin.take() {
+            cors.decorate(Some(&origin), &mut response, grpc);
         }
         Poll::Ready(Ok(response))
     }

@@ -34,16 +34,17 @@ pub type Res = http::Response<Body>;
 #[derive(Debug, Clone)]
 pub struct Failed(pub ApiError);
 
-/// `e` encoded for `call`'s protocol (JSON error body, gRPC status in trailers-only form, or
-/// S3-style XML on the embedded store's URLs), the error kept in the response's extensions.
+/// `e` encoded for `call`'s protocol (REST's JSON error body, gRPC's trailers-only form,
+/// gRPC-Web's trailers frame, Connect's JSON error, or S3-style XML on the embedded store's URLs),
+/// the error kept in the response's extensions.
 #[must_use]
 pub fn reply(call: Call, e: ApiError) -> Res {
-    let mut response = if call.is_grpc() {
-        grpc::status::error(e.grpc_code(), &e.message)
-    } else if call.is_store() {
-        store_error(&e)
-    } else {
-        rest::error_response(&e)
+    let mut response = match call {
+        Call::Grpc(_) => grpc::status::error(e.grpc_code(), &e.message),
+        Call::GrpcWeb(flavor, _) => grpc::web::error(flavor, &e),
+        Call::Connect(..) => grpc::connect::error(&e),
+        Call::Store => store_error(&e),
+        Call::Rest(_) => rest::error_response(&e),
     };
     response.extensions_mut().insert(Failed(e));
     response

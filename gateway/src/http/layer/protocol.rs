@@ -1,9 +1,12 @@
 //! Exact protocol rules, checked once before any API work:
-//! - native gRPC is `POST` over HTTP/2 with the media type `application/grpc` or
-//!   `application/grpc+proto` (case-insensitive, parameters allowed; [`media`]); another
-//!   method gets 405 (HTTP/2 itself is checked by the gRPC adapter, `NEEDS_HTTP2`);
-//! - `application/grpc-web*` gets 415 and a message until gRPC-Web is served, and any other
-//!   `application/grpc…` type 415 (never answered as native gRPC);
+//! - requests are classified once ([`media`], then `Call::of` by path): native gRPC is the
+//!   media type `application/grpc` or `application/grpc+proto` (case-insensitive, parameters
+//!   allowed); gRPC-Web its four `application/grpc-web…` types; Connect `application/json` or
+//!   `application/proto` on a gRPC service path (`/draft.v1.DraftService/…`, health,
+//!   reflection); store objects by path; REST the rest. The three gRPC protocols are `POST`
+//!   only: another method gets 405 (HTTP/2 for native gRPC is checked by its adapter,
+//!   `NEEDS_HTTP2`);
+//! - any other `application/grpc…` type gets 415 (never answered as native gRPC);
 //! - an HTTP/1.1 request needs exactly one `Host` header holding `host[:port]` or nothing
 //!   (RFC 9112 §3.2: "a Host header field with an invalid field value" is 400 too), else 400;
 //! - past the global cap on concurrent streams ([`super::connection`]), 503 at once (probes
@@ -12,6 +15,7 @@
 use super::connection::OverStreamCap;
 use super::{reply, Req, Res};
 use crate::api::error::{ApiError, Code, Kind};
+use crate::api::grpc::{connect, web};
 use crate::http::response::CONTENT_TYPE;
 use crate::http::server::Call;
 use futures_util::future::Either;
@@ -20,20 +24,23 @@ use std::future::{ready, Ready};
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
-/// What a `content-type` says about gRPC.
+/// What a `content-type` says about the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Media {
     /// `application/grpc` or `application/grpc+proto`: native gRPC.
     Grpc,
-    /// `application/grpc-web`, `application/grpc-web+proto`, `application/grpc-web-text`…
-    GrpcWeb,
+    /// `application/grpc-web`, `application/grpc-web+proto`, `application/grpc-web-text`,
+    /// `application/grpc-web-text+proto`.
+    GrpcWeb(web::Flavor),
+    /// `application/json` or `application/proto`: Connect on a service path, else REST.
+    Connect(connect::Codec),
     /// Another type starting `application/grpc` (`application/grpc+json`, `application/grpcfoo`).
     OtherGrpc,
     /// Anything else, or none.
     NotGrpc,
 }
 
-/// The gRPC-ness of `headers`' `content-type`: its media type (before any `;`), trimmed,
+/// The protocol `headers`' `content-type` names: its media type (before any `;`), trimmed,
 /// compared without case.
 #[must_use]
 pub fn media(headers: &http::HeaderMap) -> Media {
@@ -48,16 +55,13 @@ pub fn media(headers: &http::HeaderMap) -> Media {
         .get(..GRPC.len())
         .is_some_and(|head| head.eq_ignore_ascii_case(GRPC));
     if !starts {
-        return Media::NotGrpc;
+        return connect::Codec::of(mime).map_or(Media::NotGrpc, Media::Connect);
     }
     let rest = mime.get(GRPC.len()..).unwrap_or_default();
     if rest.is_empty() || rest.eq_ignore_ascii_case(b"+proto") {
         Media::Grpc
-    } else if rest
-        .get(..4)
-        .is_some_and(|web| web.eq_ignore_ascii_case(b"-web"))
-    {
-        Media::GrpcWeb
+    } else if let Some(flavor) = web::Flavor::of(rest) {
+        Media::GrpcWeb(flavor)
     } else {
         Media::OtherGrpc
     }
@@ -113,13 +117,10 @@ fn check(req: &Req, call: Call) -> Result<(), ApiError> {
         return Ok(());
     }
     match media(req.headers()) {
-        Media::GrpcWeb => Err(ApiError::new(Code::GrpcWebUnsupported,
-            "gRPC-Web is not served: use native gRPC (application/grpc over HTTP/2) or the REST API",
-        )),
         Media::OtherGrpc => Err(ApiError::new(Code::UnsupportedMediaType,
-            "gRPC is served as application/grpc or application/grpc+proto only",
+            "gRPC is served as application/grpc or application/grpc+proto, gRPC-Web as application/grpc-web, -web+proto, -web-text or -web-text+proto",
         )),
-        Media::Grpc | Media::NotGrpc => Ok(()),
+        Media::Grpc | Media::GrpcWeb(_) | Media::Connect(_) | Media::NotGrpc => Ok(()),
     }
 }
 
@@ -185,11 +186,26 @@ mod tests {
         assert_eq!(of("application/grpc"), Media::Grpc);
         assert_eq!(of("Application/GRPC+Proto; charset=utf-8"), Media::Grpc);
         assert_eq!(of(" application/grpc ;x=y"), Media::Grpc);
-        assert_eq!(of("application/grpc-web+proto"), Media::GrpcWeb);
-        assert_eq!(of("application/GRPC-WEB-TEXT"), Media::GrpcWeb);
+        assert_eq!(
+            of("application/grpc-web+proto"),
+            Media::GrpcWeb(web::Flavor::WebProto)
+        );
+        assert_eq!(
+            of("application/GRPC-WEB-TEXT"),
+            Media::GrpcWeb(web::Flavor::Text)
+        );
+        assert_eq!(of("application/grpc-web+json"), Media::OtherGrpc);
         assert_eq!(of("application/grpcfoo"), Media::OtherGrpc);
         assert_eq!(of("application/grpc+json"), Media::OtherGrpc);
-        assert_eq!(of("application/json"), Media::NotGrpc);
+        assert_eq!(
+            of("application/json; charset=utf-8"),
+            Media::Connect(connect::Codec::Json)
+        );
+        assert_eq!(
+            of("application/proto"),
+            Media::Connect(connect::Codec::Proto)
+        );
+        assert_eq!(of("text/plain"), Media::NotGrpc);
         assert_eq!(media(&http::HeaderMap::new()), Media::NotGrpc);
     }
 

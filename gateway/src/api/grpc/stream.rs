@@ -1,0 +1,204 @@
+//! Streaming calls: the request's messages read one at a time as they arrive (each length
+//! checked before anything is allocated for it, each awaited at most the stream idle limit),
+//! and a response body fed by a task through a bounded channel, ended by status trailers.
+
+use super::codec::{check_header, FrameError, HEADER_LEN};
+use super::header::{GRPC_MESSAGE, GRPC_STATUS};
+use super::status::percent_encode;
+use crate::api::error::{ApiError, Code};
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, SizeHint};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The messages of a streaming request body.
+pub struct Messages<B> {
+    body: B,
+    buf: BytesMut,
+    max: usize,
+    idle: Duration,
+}
+
+impl<B> Messages<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    /// Messages of at most `max` bytes from `body`, each awaited at most `idle`.
+    pub fn new(body: B, max: usize, idle: Duration) -> Self {
+        Self {
+            body,
+            buf: BytesMut::new(),
+            max,
+            idle,
+        }
+    }
+
+    /// The next message, `None` when the client has half-closed the stream.
+    ///
+    /// # Errors
+    /// `STREAM_IDLE` after `idle` without a message; framing errors as for unary calls
+    /// (a compressed flag, a length over the limit, a body ending inside a frame);
+    /// `BODY_UNREADABLE` when the connection fails.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
+        let idle = self.idle;
+        crate::http::deadline::within(idle, self.read())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    Code::StreamIdle,
+                    format!("no message on the stream for {} ms", idle.as_millis()),
+                )
+            })?
+    }
+
+    async fn read(&mut self) -> Result<Option<Bytes>, ApiError> {
+        loop {
+            if let Some(header) = self.buf.get(..HEADER_LEN) {
+                let len = check_header(header, self.max)?;
+                if self.buf.len() >= HEADER_LEN + len {
+                    let mut message = self.buf.split_to(HEADER_LEN + len);
+                    message.advance(HEADER_LEN);
+                    return Ok(Some(message.freeze()));
+                }
+                self.buf.reserve(HEADER_LEN + len - self.buf.len());
+            }
+            match self.body.frame().await {
+                None if self.buf.is_empty() => return Ok(None),
+                None => return Err(FrameError::Truncated.into()),
+                Some(Err(_)) => {
+                    return Err(ApiError::new(
+                        Code::BodyUnreadable,
+                        "the request stream could not be read",
+                    ))
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The sending half of a streaming response: framed messages, then the status.
+pub struct Sender {
+    frames: mpsc::Sender<Frame<Bytes>>,
+}
+
+impl Sender {
+    /// Sends one framed message; `false` when the client has gone.
+    pub async fn send(&self, framed: Bytes) -> bool {
+        self.frames.send(Frame::data(framed)).await.is_ok()
+    }
+
+    /// Ends the stream with `grpc-status: 0`, or the error's code and message.
+    pub async fn finish(self, outcome: Result<(), ApiError>) {
+        let mut trailers = HeaderMap::new();
+        match outcome {
+            Ok(()) => {
+                trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
+            }
+            Err(e) => {
+                trailers.insert(GRPC_STATUS, HeaderValue::from(e.grpc_code() as i32));
+                if let Ok(value) = HeaderValue::from_str(&percent_encode(&e.message)) {
+                    trailers.insert(GRPC_MESSAGE, value);
+                }
+            }
+        }
+        let _ = self.frames.send(Frame::trailers(trailers)).await;
+    }
+}
+
+/// A response body fed by a [`Sender`]; it ends when the sender is dropped.
+pub struct Streamed {
+    frames: mpsc::Receiver<Frame<Bytes>>,
+}
+
+/// A connected [`Sender`] and [`Streamed`] body. `depth` messages may wait unsent before the
+/// sender waits for the client to read (backpressure).
+#[must_use]
+pub fn channel(depth: usize) -> (Sender, Streamed) {
+    let (frames, receiver) = mpsc::channel(depth.max(1));
+    (Sender { frames }, Streamed { frames: receiver })
+}
+
+impl Body for Streamed {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.frames.poll_recv(cx).map(|frame| frame.map(Ok))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::error::GrpcCode;
+    use http_body_util::{Full, StreamBody};
+
+    fn frame(message: &[u8]) -> Vec<u8> {
+        let mut out = vec![0];
+        out.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(message);
+        out
+    }
+
+    #[tokio::test]
+    async fn messages_split_across_and_within_frames_are_read_in_order() {
+        let mut bytes = frame(b"one");
+        bytes.extend(frame(b""));
+        bytes.extend(frame(b"three"));
+        let chunks: Vec<Result<Frame<Bytes>, Infallible>> = bytes
+            .chunks(2)
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        let body = StreamBody::new(futures_util::stream::iter(chunks));
+        let mut messages = Messages::new(body, 16, Duration::from_secs(5));
+        assert_eq!(messages.next().await.unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(messages.next().await.unwrap().as_deref(), Some(&b""[..]));
+        assert_eq!(
+            messages.next().await.unwrap().as_deref(),
+            Some(&b"three"[..])
+        );
+        assert_eq!(messages.next().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_length_over_the_limit_is_refused_before_the_message_arrives() {
+        let header = Bytes::from_static(&[0, 0, 0, 0x10, 0]);
+        let mut messages = Messages::new(Full::new(header), 1024, Duration::from_secs(5));
+        let e = messages.next().await.unwrap_err();
+        assert_eq!(e.code, Code::MessageTooLarge);
+        let mut cut = Messages::new(
+            Full::new(Bytes::from_static(&[0, 0, 0, 0, 9, 1])),
+            1024,
+            Duration::from_secs(5),
+        );
+        assert_eq!(cut.next().await.unwrap_err().code, Code::Truncated);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_stream_ends_at_the_idle_limit() {
+        let silent = StreamBody::new(futures_util::stream::pending::<
+            Result<Frame<Bytes>, Infallible>,
+        >());
+        let mut messages = Messages::new(silent, 16, Duration::from_secs(3));
+        let e = messages.next().await.unwrap_err();
+        assert_eq!(e.code, Code::StreamIdle);
+        assert_eq!(e.grpc_code(), GrpcCode::DeadlineExceeded);
+    }
+}
