@@ -8,8 +8,9 @@
 use super::queue::{self, Record};
 use draftstore_core::events::{event_id, EventType};
 use draftstore_core::{
-    BucketName, Capabilities, Copied, CopyCondition, CopyRequest, DeleteOutcome, DeleteTarget,
-    ListPage, ObjectInfo, PutOptions, Storage, StorageError, UploadPage,
+    BucketName, Capabilities, Completed, CompletedPart, Copied, CopyCondition, CopyRequest,
+    DeleteOutcome, DeleteTarget, ListPage, MultipartOptions, ObjectInfo, Part, PutOptions, Storage,
+    StorageError, UploadPage,
 };
 
 /// A store that queues sweep's events in `queue_bucket` (the draft bucket).
@@ -109,9 +110,50 @@ impl<S: Storage> Storage for Emitting<'_, S> {
     async fn list_uploads(
         &self,
         b: &BucketName,
+        prefix: &str,
         continuation: Option<&(String, String)>,
     ) -> Result<UploadPage, StorageError> {
-        self.inner.list_uploads(b, continuation).await
+        self.inner.list_uploads(b, prefix, continuation).await
+    }
+    async fn create_multipart_upload(
+        &self,
+        b: &BucketName,
+        key: &str,
+        options: &MultipartOptions,
+    ) -> Result<String, StorageError> {
+        self.inner.create_multipart_upload(b, key, options).await
+    }
+    async fn upload_part(
+        &self,
+        b: &BucketName,
+        key: &str,
+        id: &str,
+        part_number: u32,
+        body: Vec<u8>,
+        checksum_sha256: Option<&str>,
+    ) -> Result<Part, StorageError> {
+        self.inner
+            .upload_part(b, key, id, part_number, body, checksum_sha256)
+            .await
+    }
+    async fn list_parts(
+        &self,
+        b: &BucketName,
+        key: &str,
+        id: &str,
+    ) -> Result<Vec<Part>, StorageError> {
+        self.inner.list_parts(b, key, id).await
+    }
+    async fn complete_multipart_upload(
+        &self,
+        b: &BucketName,
+        key: &str,
+        id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<Completed, StorageError> {
+        self.inner
+            .complete_multipart_upload(b, key, id, parts)
+            .await
     }
     async fn abort_upload(
         &self,

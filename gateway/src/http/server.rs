@@ -260,6 +260,7 @@ impl<B: Storage + Presign + 'static> Router<B> {
                 // Parsed as `Store` only by path: without a mounted store it is no route.
                 None => rest::handle(&self.app, collected(req), None, &self.limits, None).await,
             },
+            Call::Grpc(Some(rpc)) if !rpc.is_unary() => grpc::stream(req, &self.limits),
             Call::Grpc(rpc) => {
                 grpc::handle(
                     &self.app,
@@ -271,11 +272,18 @@ impl<B: Storage + Presign + 'static> Router<B> {
                 .await
             }
             Call::GrpcWeb(flavor, rpc) => {
-                grpc::web::handle(&self.app, req, rpc, flavor, &self.limits, tenant.as_ref()).await
+                grpc::web::handle(
+                    &self.app,
+                    collected(req),
+                    rpc,
+                    flavor,
+                    &self.limits,
+                    tenant.as_ref(),
+                )
+                .await
             }
             Call::Connect(codec, rpc) => {
-                grpc::connect::handle(&self.app, req, rpc, codec, &self.limits, tenant.as_ref())
-                    .await
+                grpc::connect::handle(&self.app, collected(req), rpc, codec, tenant.as_ref()).await
             }
             Call::Rest(route) => {
                 rest::handle(

@@ -11,8 +11,6 @@ use super::Rpc;
 use crate::api::app::App;
 use crate::api::error::{ApiError, Code, GrpcCode};
 use crate::auth::Tenant;
-use crate::config::Limits;
-use crate::http::body::{read_limited, within_body_timeout};
 use crate::http::response::{full, Body, CONTENT_TYPE};
 use crate::store::Presign;
 use bytes::Bytes;
@@ -20,7 +18,6 @@ use draftstore_core::Storage;
 use draftstore_proto::prost::Message;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use std::time::Duration;
 
@@ -65,10 +62,9 @@ impl Codec {
 /// `Err` and are encoded by [`error`].
 pub async fn handle<B: Storage + Presign>(
     app: &App<B>,
-    req: Request<Incoming>,
+    req: Request<Bytes>,
     rpc: Option<Rpc>,
     codec: Codec,
-    limits: &Limits,
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
     let headers = req.headers();
@@ -103,19 +99,9 @@ pub async fn handle<B: Storage + Presign>(
             }
         };
     let deadline = timeout(headers)?;
-    let max = match codec {
-        Codec::Proto => limits.max_grpc_message,
-        Codec::Json => limits.max_body.max(limits.max_grpc_message),
-    };
     let call = async {
-        let body = within_body_timeout(limits.header_timeout, async {
-            read_limited(req.into_body(), max, |_| Ok(()))
-                .await?
-                .ok_or_else(|| {
-                    ApiError::new(Code::MessageTooLarge, format!("message over {max} bytes"))
-                })
-        })
-        .await?;
+        // The body layer read it whole, within its limit (see `http::layer::body`).
+        let body = req.into_body();
         let message = match codec {
             Codec::Proto => body,
             Codec::Json => Bytes::from(from_json(input, &body)?.encode_to_vec()),

@@ -167,7 +167,10 @@ pub async fn handle<B: Storage + Presign>(
         ));
     }
     if !rpc.is_unary() {
-        return Ok(reflection::serve(req.into_body(), limits, deadline));
+        return Err(ApiError::new(
+            Code::Unimplemented,
+            "a streaming method needs a streaming call",
+        ));
     }
     let encoding = encoding(req.headers());
     let call = async {
@@ -181,6 +184,28 @@ pub async fn handle<B: Storage + Presign>(
         None => call.await,
     };
     result
+}
+
+/// Handles one streaming call (server reflection): its body is not read whole by the body
+/// layer but message by message, each under the stream's own idle limit.
+///
+/// # Errors
+/// `NEEDS_HTTP2` over HTTP/1.1, `DEADLINE_EXCEEDED` for a `grpc-timeout` already passed.
+pub fn stream(
+    req: Request<hyper::body::Incoming>,
+    limits: &Limits,
+) -> Result<Response<Body>, ApiError> {
+    if req.version() != Version::HTTP_2 {
+        return Err(ApiError::new(Code::NeedsHttp2, "gRPC needs HTTP/2"));
+    }
+    let deadline = timeout(req.headers());
+    if deadline == Some(Duration::ZERO) {
+        return Err(ApiError::new(
+            Code::DeadlineExceeded,
+            "grpc-timeout had already passed",
+        ));
+    }
+    Ok(reflection::serve(req.into_body(), limits, deadline))
 }
 
 /// `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).

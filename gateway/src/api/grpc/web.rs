@@ -14,7 +14,6 @@ use crate::api::app::App;
 use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
 use crate::config::Limits;
-use crate::http::body::{read_limited, within_body_timeout};
 use crate::http::response::{full, Body, CONTENT_TYPE};
 use crate::store::Presign;
 use base64::Engine;
@@ -22,7 +21,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use draftstore_core::Storage;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 /// The flag of the frame that carries the trailers.
 pub const TRAILERS_FLAG: u8 = 0x80;
@@ -78,7 +76,7 @@ impl Flavor {
 /// and are encoded by [`error`].
 pub async fn handle<B: Storage + Presign>(
     app: &App<B>,
-    req: Request<Incoming>,
+    req: Request<Bytes>,
     rpc: Option<Rpc>,
     flavor: Flavor,
     limits: &Limits,
@@ -100,14 +98,12 @@ pub async fn handle<B: Storage + Presign>(
     let encoding = super::encoding(req.headers());
     let max = limits.max_grpc_message;
     let call = async {
-        let message = within_body_timeout(limits.header_timeout, async {
-            if flavor.is_text() {
-                read_text(req.into_body(), max, encoding).await
-            } else {
-                super::read_message(req.into_body(), max, encoding).await
-            }
-        })
-        .await?;
+        let body = req.into_body();
+        let message = if flavor.is_text() {
+            read_text(&body, max, encoding)?
+        } else {
+            body.slice_ref(super::message(&body, max, encoding)?)
+        };
         super::dispatch(app, rpc, &message, tenant).await
     };
     let native = match deadline {
@@ -121,18 +117,10 @@ pub async fn handle<B: Storage + Presign>(
     Ok(respond(flavor, &collected.to_bytes(), &trailers))
 }
 
-/// A `-text` body: base64 (of at most `max` message bytes), decoded, then the one frame.
-async fn read_text(body: Incoming, max: usize, encoding: Option<Bytes>) -> Result<Bytes, ApiError> {
-    let limit = (HEADER_LEN + max).div_ceil(3) * 4;
-    let text = read_limited(body, limit, |_| Ok(()))
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                Code::MessageTooLarge,
-                format!("a base64 body over {limit} bytes holds a message over {max} bytes"),
-            )
-        })?;
-    let framed = Bytes::from(decode_base64(&text)?);
+/// A `-text` body (base64 of one frame; its size was bounded by the body layer), decoded,
+/// then the one frame of at most `max` message bytes.
+fn read_text(text: &[u8], max: usize, encoding: Option<Bytes>) -> Result<Bytes, ApiError> {
+    let framed = Bytes::from(decode_base64(text)?);
     let message_len = decode_unary(&framed, max)
         .map_err(|e| match e {
             FrameError::Compressed => super::compressed(encoding.as_ref()),

@@ -14,6 +14,8 @@
 
 use super::admission::{Key, Shares, Ticket};
 use super::{reply, Req, Res};
+use crate::api::grpc::codec::HEADER_LEN;
+use crate::api::grpc::connect::Codec;
 use crate::http::body::{self, Collected, Collector, Limit};
 use crate::http::server::{Call, Peer};
 use futures_util::future::Either;
@@ -78,7 +80,22 @@ impl<S> ReadBody<S> {
     /// What `call`'s body may hold, or `None` when it has no API body to read.
     fn limit(&self, call: Call, method: &http::Method) -> Option<Limit> {
         match call {
-            Call::Grpc(Some(_)) => Some(Limit::Grpc(self.limits.grpc)),
+            // Streaming calls (server reflection) read their messages one by one.
+            Call::Grpc(Some(rpc)) if rpc.is_unary() => Some(Limit::Grpc(self.limits.grpc)),
+            // gRPC-Web-text is base64 of one frame: 4 characters for every 3 bytes.
+            Call::GrpcWeb(flavor, Some(_)) if flavor.is_text() => Some(Limit::Json(
+                HEADER_LEN
+                    .saturating_add(self.limits.grpc)
+                    .div_ceil(3)
+                    .saturating_mul(4),
+            )),
+            Call::GrpcWeb(_, Some(_)) => Some(Limit::Grpc(self.limits.grpc)),
+            // Connect sends a bare message: protobuf up to the gRPC limit, JSON up to the
+            // larger of the two limits.
+            Call::Connect(Codec::Proto, Some(_)) => Some(Limit::Json(self.limits.grpc)),
+            Call::Connect(Codec::Json, Some(_)) => {
+                Some(Limit::Json(self.limits.json.max(self.limits.grpc)))
+            }
             Call::Rest(Some(_)) if method == http::Method::POST => {
                 Some(Limit::Json(self.limits.json))
             }
