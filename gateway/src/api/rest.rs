@@ -150,7 +150,7 @@ pub async fn handle<B: Storage + Presign>(
             Box::pin(confirm_upload(app, tenant, read_json(&req)?)).await
         }
         Route::DraftBucket if req.method() == Method::POST => Box::pin(draft_bucket(app)).await,
-        Route::Health if read => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        Route::Health if read => Ok(health()),
         Route::Ready if read => Box::pin(ready(app)).await,
         Route::Metrics if read => Response::builder()
             .header(
@@ -243,6 +243,16 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body
     let bytes =
         serde_json::to_vec(value).map_err(|e| ApiError::new(Code::Encode, e.to_string()))?;
     Ok(json_text(status, bytes))
+}
+
+/// The answer of `GET /health`: `{"status":"ok"}`, written once.
+#[must_use]
+pub fn health() -> Response<Body> {
+    let mut response = Response::new(full(bytes::Bytes::from_static(br#"{"status":"ok"}"#)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, http::HeaderValue::from_static(JSON));
+    response
 }
 
 /// A response carrying JSON text already written.

@@ -30,8 +30,8 @@ pin_project! {
     pub struct Within<F> {
         #[pin]
         work: F,
-        #[pin]
-        sleep: Option<Sleep>,
+        // Boxed: made only when the work waits, and kept out of every request's future.
+        sleep: Option<Pin<Box<Sleep>>>,
         limit: Duration,
     }
 }
@@ -40,16 +40,17 @@ impl<F: Future> Future for Within<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(done) = this.work.poll(cx) {
             return Poll::Ready(Ok(done));
         }
-        if this.sleep.is_none() {
-            this.sleep.set(Some(tokio::time::sleep(*this.limit)));
-        }
-        match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Err(Elapsed)),
-            _ => Poll::Pending,
+        let limit = *this.limit;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
+            Poll::Pending => Poll::Pending,
         }
     }
 }

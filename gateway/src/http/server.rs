@@ -205,11 +205,7 @@ pub fn stack<B: Storage + Presign + 'static>(
     limits: Limits,
 ) -> impl Service<Req, Response = Res, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
 {
-    let router = Arc::new(Router { app, store, limits });
-    let route = tower::service_fn(move |req: Req| {
-        let router = router.clone();
-        async move { Ok::<_, Infallible>(router.route(req).await) }
-    });
+    let router = Routes(Arc::new(Router { app, store, limits }));
     ServiceBuilder::new()
         .layer(RequestIdLayer)
         .layer(ObserveLayer::new())
@@ -234,10 +230,70 @@ pub fn stack<B: Storage + Presign + 'static>(
             By::Tenant,
         ))
         .layer(TimeoutLayer::new(limits.request_timeout))
-        .service(route)
+        .service(router)
 }
 
-/// The innermost service: one call to the REST or gRPC adapter.
+/// The innermost service: one call to the REST or gRPC adapter. `GET /health` is answered at
+/// once; other calls run in a future of their own ([`Routed`]), so the future of every request
+/// (held by its HTTP/2 stream until it is answered) stays small.
+struct Routes<B>(Arc<Router<B>>);
+
+impl<B> Clone for Routes<B> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<B: Storage + Presign + 'static> Service<Req> for Routes<B> {
+    type Response = Res;
+    type Error = Infallible;
+    type Future = Routed;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Req) -> Routed {
+        let call = Call::from_request(&req);
+        if call == Call::Rest(Some(rest::Route::Health))
+            && matches!(*req.method(), http::Method::GET | http::Method::HEAD)
+        {
+            return Routed::Answered(Some(rest::health()));
+        }
+        let router = self.0.clone();
+        Routed::Working(Box::pin(async move { router.route(req).await }))
+    }
+}
+
+/// The future of [`Routes`]: an answer, or the work making it.
+pub enum Routed {
+    /// Answered at once.
+    Answered(Option<Res>),
+    /// The adapter's work.
+    Working(std::pin::Pin<Box<dyn Future<Output = Res> + Send>>),
+}
+
+impl Future for Routed {
+    type Output = Result<Res, Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.get_mut() {
+            // Polled once more after its answer (never): an empty 200.
+            Self::Answered(response) => {
+                std::task::Poll::Ready(Ok(response.take().unwrap_or_default()))
+            }
+            Self::Working(work) => work.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+/// The router's state.
 struct Router<B> {
     app: App<B>,
     store: Option<local::Endpoint>,
@@ -255,7 +311,7 @@ impl<B: Storage + Presign + 'static> Router<B> {
                     if let Some(id) = req.extensions().get::<RequestId>().map(RequestId::header) {
                         req.headers_mut().insert(REQUEST_ID, id);
                     }
-                    return Box::pin(store.serve(req)).await;
+                    return store.serve(req).await;
                 }
                 // Parsed as `Store` only by path: without a mounted store it is no route.
                 None => rest::handle(&self.app, collected(req), None, &self.limits, None).await,
@@ -548,5 +604,52 @@ impl Call {
             }
             Self::Rest(route) => route.map_or("other", rest::Route::label),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthConfig;
+    use crate::config::StorageChoice;
+    use crate::store::local::LocalStorage;
+
+    fn future_size<S: Service<Req>>(_: &S) -> usize {
+        std::mem::size_of::<S::Future>()
+    }
+
+    #[test]
+    fn the_future_of_a_request_stays_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().display().to_string();
+        let pairs = [
+            ("DRAFTSTORE_STORAGE", "local"),
+            ("DRAFTSTORE_DATA_DIR", data.as_str()),
+        ];
+        let config = ServeConfig::from_lookup(&|k| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap();
+        let StorageChoice::Local(local) = &config.storage else {
+            panic!("local")
+        };
+        let store = Arc::new(LocalStorage::open(local).unwrap());
+        let endpoint = local::Endpoint::new(store.clone());
+        let auth = Authenticator::new(AuthConfig::None).unwrap();
+        let server = Server::new(store, Some(endpoint), &config, auth);
+        let service = stack(
+            server.app,
+            server.store,
+            server.auth,
+            server.cors,
+            server.limits,
+        );
+        // Every open HTTP/2 stream holds its request's future until it is answered: under a
+        // flood of streams (400 connections x 256 streams) this is most of the memory.
+        let size = future_size(&service);
+        assert!(size <= 1024, "the stack's future is {size} bytes");
     }
 }

@@ -17,6 +17,7 @@ use pin_project_lite::pin_project;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,12 +25,13 @@ use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
 /// Who holds places.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Key {
     /// A TCP peer address.
     Peer(IpAddr),
-    /// An authenticated tenant.
-    Tenant(Box<str>),
+    /// An authenticated tenant: a keyed hash of its name (see [`AdmissionLayer`]), so that no
+    /// request allocates its key.
+    Tenant(u64),
     /// A presigned URL of the embedded store (a keyed hash of its signature, see
     /// [`super::transfer`]).
     Url(u64),
@@ -81,13 +83,7 @@ impl Shares {
             return Err(overloaded());
         }
         state.total += 1;
-        // The key is cloned (a tenant's is an allocation) only when it holds no place yet.
-        match state.held.get_mut(&key) {
-            Some(n) => *n += 1,
-            None => {
-                state.held.insert(key.clone(), 1);
-            }
-        }
+        *state.held.entry(key).or_insert(0) += 1;
         Ok(Ticket {
             shares: self.clone(),
             key,
@@ -138,18 +134,25 @@ pub enum By {
     Tenant,
 }
 
-/// One admission stage.
+/// One admission stage. Tenants are told apart by a hash of their name keyed at random per
+/// process: two tenants would share one count only if their 64-bit hashes met, which nobody
+/// can aim at.
 #[derive(Debug, Clone)]
 pub struct AdmissionLayer {
     shares: Arc<Shares>,
     by: By,
+    hasher: RandomState,
 }
 
 impl AdmissionLayer {
     /// A stage counting by `by` in `shares`.
     #[must_use]
     pub fn new(shares: Arc<Shares>, by: By) -> Self {
-        Self { shares, by }
+        Self {
+            shares,
+            by,
+            hasher: RandomState::new(),
+        }
     }
 }
 
@@ -161,6 +164,7 @@ impl<S> Layer<S> for AdmissionLayer {
             inner,
             shares: self.shares.clone(),
             by: self.by,
+            hasher: self.hasher.clone(),
         }
     }
 }
@@ -171,6 +175,7 @@ pub struct Admission<S> {
     inner: S,
     shares: Arc<Shares>,
     by: By,
+    hasher: RandomState,
 }
 
 impl<S> Service<Req> for Admission<S>
@@ -198,10 +203,9 @@ where
                 .extensions()
                 .get::<Peer>()
                 .map_or(Key::Anyone, |peer| Key::Peer(peer.0)),
-            By::Tenant => req
-                .extensions()
-                .get::<Tenant>()
-                .map_or(Key::Anyone, |t| Key::Tenant(t.folder().as_str().into())),
+            By::Tenant => req.extensions().get::<Tenant>().map_or(Key::Anyone, |t| {
+                Key::Tenant(self.hasher.hash_one(t.folder().as_str()))
+            }),
         };
         match self.shares.try_take(key) {
             Ok(ticket) => Either::Right(Holding {
@@ -238,15 +242,13 @@ mod tests {
     fn one_key_cannot_take_every_place() {
         let shares = Shares::new(8);
         let attacker = Key::Peer(IpAddr::from([127, 0, 0, 2]));
-        let held: Vec<Ticket> = (0..4)
-            .map(|_| shares.try_take(attacker.clone()).unwrap())
-            .collect();
-        let refused = shares.try_take(attacker.clone()).unwrap_err();
+        let held: Vec<Ticket> = (0..4).map(|_| shares.try_take(attacker).unwrap()).collect();
+        let refused = shares.try_take(attacker).unwrap_err();
         assert_eq!((refused.http_status(), refused.retry_after), (503, Some(1)));
         // A newcomer gets in; the attacker's share shrinks as others arrive.
         let victim = shares.try_take(Key::Peer(IpAddr::from([127, 0, 0, 3])));
         assert!(victim.is_ok());
-        assert!(shares.try_take(attacker.clone()).is_err());
+        assert!(shares.try_take(attacker).is_err());
         drop(held);
         drop(victim);
         assert_eq!(shares.held(), 0, "places come back when dropped");

@@ -145,35 +145,42 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         Either::Right(Either::Right(Reading::Body {
-            req: Some(req),
-            inner: Some(inner),
-            _ticket: ticket,
-            collector: Collector::default(),
-            limit,
-            call,
-            timeout: self.limits.timeout,
-            timer: None,
+            state: Box::new(State {
+                req: Some(req),
+                inner: Some(inner),
+                _ticket: ticket,
+                collector: Collector::default(),
+                limit,
+                call,
+                timeout: self.limits.timeout,
+                timer: None,
+            }),
         }))
     }
 }
 
+/// What reading a body holds: boxed, so that the future of every request (this layer's is
+/// part of it, whether or not it reads a body) stays small.
+pub struct State<S> {
+    req: Option<Req>,
+    inner: Option<S>,
+    _ticket: Option<Ticket>,
+    collector: Collector,
+    limit: Limit,
+    call: Call,
+    timeout: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
 pin_project! {
     /// Reading the body (holding a reading share), then the inner service's future. The
-    /// variants' fields are the reading state (pin-project-lite takes no docs on them).
+    /// variants' fields are the reading state and the inner future (pin-project-lite takes no
+    /// docs on them).
     #[allow(missing_docs)]
     #[project = ReadingProj]
     pub enum Reading<S, F> {
         /// The body is being read.
-        Body {
-            req: Option<Req>,
-            inner: Option<S>,
-            _ticket: Option<Ticket>,
-            collector: Collector,
-            limit: Limit,
-            call: Call,
-            timeout: Duration,
-            timer: Option<Pin<Box<Sleep>>>,
-        },
+        Body { state: Box<State<S>> },
         /// The body is whole: the inner service works.
         Calling { #[pin] fut: F },
     }
@@ -189,16 +196,17 @@ where
         loop {
             let next = match self.as_mut().project() {
                 ReadingProj::Calling { fut } => return fut.poll(cx),
-                ReadingProj::Body {
-                    req,
-                    inner,
-                    collector,
-                    limit,
-                    call,
-                    timeout,
-                    timer,
-                    ..
-                } => {
+                ReadingProj::Body { state } => {
+                    let State {
+                        req,
+                        inner,
+                        collector,
+                        limit,
+                        call,
+                        timeout,
+                        timer,
+                        ..
+                    } = &mut **state;
                     let Some(request) = req.as_mut() else {
                         return Poll::Ready(Ok(reply(*call, body::unreadable())));
                     };
