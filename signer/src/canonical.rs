@@ -289,6 +289,49 @@ impl CanonicalRequest<'_> {
     }
 }
 
+/// Hashes a run of canonical requests that share long heads (a batch of part URLs differs only
+/// from `partNumber=` on): keeps the previous text and the SHA-256 state at each of its 64-byte
+/// block boundaries, and resumes from the last boundary inside the common head. The digest is
+/// exactly SHA-256 of the text; only the blocks past the shared head are compressed again.
+#[derive(Default)]
+pub(crate) struct PrefixHasher {
+    /// The canonical request hashed last.
+    prev: String,
+    /// `states[i]`: the hasher after the first `64 * i` bytes of `prev` (`states[0]` is fresh).
+    states: Vec<Sha256>,
+    /// Where the next text is written (swapped with `prev`).
+    text: String,
+}
+
+impl PrefixHasher {
+    /// Lowercase hex SHA-256 of `creq`'s text.
+    pub(crate) fn hash(&mut self, creq: &CanonicalRequest<'_>) -> Hex32 {
+        self.text.clear();
+        creq.write(&mut self.text);
+        let common = self
+            .prev
+            .bytes()
+            .zip(self.text.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let blocks = (common / 64).min(self.states.len().saturating_sub(1));
+        self.states.truncate(blocks + 1);
+        let mut hasher = self.states.last().cloned().unwrap_or_default();
+        if self.states.is_empty() {
+            self.states.push(hasher.clone());
+        }
+        let rest = self.text.as_bytes().get(blocks * 64..).unwrap_or_default();
+        for chunk in rest.chunks(64) {
+            Digest::update(&mut hasher, chunk);
+            if chunk.len() == 64 {
+                self.states.push(hasher.clone());
+            }
+        }
+        std::mem::swap(&mut self.prev, &mut self.text);
+        Hex32::new(&hasher.finalize())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +374,42 @@ mod tests {
         sink.put(&"y".repeat(2000));
         sink.flush();
         assert_eq!(h.finalize(), Sha256::digest(whole.as_bytes()));
+    }
+
+    #[test]
+    fn prefix_hasher_gives_plain_sha256_for_any_sequence() {
+        let headers = CanonicalHeaders::build("h", &[], &[]).unwrap();
+        let mut prefix = PrefixHasher::default();
+        let long = "q".repeat(300);
+        let queries: Vec<String> = [
+            "a",
+            "a",
+            "",
+            "partNumber=1",
+            "partNumber=10",
+            "partNumber=2",
+            &long,
+        ]
+        .iter()
+        .map(|q| format!("{long}{q}"))
+        .chain(["x".into(), String::new(), long.clone() + "&uploadId=z"])
+        .collect();
+        for query in &queries {
+            for path in ["/b/k", "/b/other"] {
+                let creq = CanonicalRequest {
+                    method: "PUT",
+                    path,
+                    query,
+                    headers: &headers,
+                    payload: "UNSIGNED-PAYLOAD",
+                };
+                assert_eq!(
+                    prefix.hash(&creq).as_str(),
+                    creq.hash().as_str(),
+                    "{path} {query}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Presigned URLs (query-string authentication), the way S3 clients hand out uploads/downloads.
 
-use crate::canonical::{CanonicalHeaders, CanonicalRequest};
+use crate::canonical::{CanonicalHeaders, CanonicalRequest, PrefixHasher};
 use crate::encode::{encode, encode_into};
 use crate::request::{check_bucket, host, write_origin, write_path};
 use crate::signing_key::{DerivedKey, SecondCache};
@@ -102,17 +102,20 @@ impl Signer {
         };
         Ok(
             self.with_key(amz_date.get(..8).unwrap_or_default(), |key, second| {
-                self.presign_with(&parts, key, second, trace)
+                self.presign_with(&parts, key, second, trace, None)
             }),
         )
     }
 
-    fn presign_with(
+    /// Builds and signs one URL. With `prefix`, the canonical request is hashed from the
+    /// SHA-256 state it shares with the previous one (a batch of similar URLs).
+    pub(crate) fn presign_with(
         &self,
         parts: &Parts<'_>,
         key: &DerivedKey,
         second: &mut SecondCache,
         trace: Option<&mut Explained>,
+        prefix: Option<&mut PrefixHasher>,
     ) -> String {
         let Parts {
             req,
@@ -169,7 +172,10 @@ impl Signer {
             headers,
             payload,
         };
-        let hash = creq.hash();
+        let hash = match prefix {
+            Some(prefix) => prefix.hash(&creq),
+            None => creq.hash(),
+        };
         if let Some(trace) = trace {
             trace.record(&creq, amz_date, &key.scope, &hash);
         }
@@ -182,14 +188,14 @@ impl Signer {
 
 /// A validated presign request, ready to be signed with the day's key.
 #[derive(Clone, Copy)]
-struct Parts<'a> {
-    req: &'a Request<'a>,
-    payload: &'a str,
-    user_query: &'a [EncodedPair<'a>],
-    amz_date: &'a str,
-    expires: Expiry,
-    host: &'a str,
-    headers: &'a CanonicalHeaders<'a>,
+pub(crate) struct Parts<'a> {
+    pub(crate) req: &'a Request<'a>,
+    pub(crate) payload: &'a str,
+    pub(crate) user_query: &'a [EncodedPair<'a>],
+    pub(crate) amz_date: &'a str,
+    pub(crate) expires: Expiry,
+    pub(crate) host: &'a str,
+    pub(crate) headers: &'a CanonicalHeaders<'a>,
 }
 
 /// An auth parameter's value, written straight into the URL.
@@ -215,9 +221,11 @@ impl AuthValue<'_> {
     }
 }
 
-type EncodedPair<'a> = (Cow<'a, str>, Cow<'a, str>);
+pub(crate) type EncodedPair<'a> = (Cow<'a, str>, Cow<'a, str>);
 
-fn encoded_user_query<'a>(query: &[(&'a str, &'a str)]) -> Result<Vec<EncodedPair<'a>>, Error> {
+pub(crate) fn encoded_user_query<'a>(
+    query: &[(&'a str, &'a str)],
+) -> Result<Vec<EncodedPair<'a>>, Error> {
     let mut pairs = Vec::with_capacity(query.len());
     for &(k, v) in query {
         if AUTH_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(k)) {
@@ -281,7 +289,7 @@ fn write_merged_query(out: &mut String, auth: &[(&str, AuthValue<'_>)], user: &[
 }
 
 /// Appends `n` in decimal without the formatting machinery (this is on the hot path).
-fn push_decimal(out: &mut String, mut n: u32) {
+pub(crate) fn push_decimal(out: &mut String, mut n: u32) {
     let mut digits = [b'0'; 10];
     let mut start = digits.len();
     loop {
