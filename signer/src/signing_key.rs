@@ -46,6 +46,8 @@ pub(crate) struct DerivedKey {
     mac: HmacSha256,
     pub(crate) scope: String,
     pub(crate) credential_param: String,
+    /// `access_key/scope`, unencoded: a POST form's `x-amz-credential`.
+    pub(crate) credential: String,
     /// `X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=…&X-Amz-Date=`: the head of every
     /// presigned query without extra parameters, written in one piece.
     pub(crate) query_head: String,
@@ -58,6 +60,7 @@ impl DerivedKey {
             mac: HmacSha256::new_from_slice(&key).unwrap_or_else(|_| unreachable_mac()),
             scope: scope(date, region, service),
             credential_param: String::new(),
+            credential: String::new(),
             query_head: String::new(),
         }
     }
@@ -73,6 +76,7 @@ impl DerivedKey {
             crate::string_to_sign::ALGORITHM
         );
         self.credential_param = param;
+        self.credential = format!("{access_key}/{}", self.scope);
         self
     }
 
