@@ -45,6 +45,7 @@
 mod authorization;
 mod canonical;
 mod credentials;
+mod digest;
 mod encode;
 mod endpoint;
 mod error;
