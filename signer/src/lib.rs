@@ -68,7 +68,7 @@ pub use credentials::Credentials;
 pub use endpoint::{Addressing, Endpoint, Scheme};
 pub use error::Error;
 pub use explained::Explained;
-pub use parts::{Part, MAX_PART_NUMBER};
+pub use parts::{Part, PartUrls, MAX_PART_NUMBER};
 pub use post::{Condition, Policy, PostError, PostForm, PostPolicy, PostVerifier, VerifiedPost};
 pub use presign::Expiry;
 pub use request::{Method, Payload, Request, EMPTY_SHA256};

@@ -36,8 +36,46 @@ impl Part<'_> {
     }
 }
 
+/// The URLs of [`Signer::presign_parts`], in the order of its parts, kept in one buffer (a
+/// thousand separate strings cost more to allocate and free than to sign).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartUrls {
+    text: String,
+    /// Where each URL ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl PartUrls {
+    /// How many URLs.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The URL of the `i`-th part given (0-based), if there is one.
+    #[must_use]
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let start = match i.checked_sub(1) {
+            Some(before) => *self.ends.get(before)?,
+            None => 0,
+        };
+        self.text.get(start..*self.ends.get(i)?)
+    }
+
+    /// Every URL, in the order of the parts given.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.len()).map(|i| self.get(i).unwrap_or_default())
+    }
+}
+
 impl Signer {
-    /// Presigned UploadPart URLs, one per entry of `parts` and in the same order: `req` (its
+    /// Presigned UploadPart URLs ([`PartUrls`]), one per entry of `parts` and in the same order: `req` (its
     /// method, `PUT` for S3's UploadPart; its target, headers and extra query) with the query
     /// parameters `partNumber=<n>&uploadId=<upload_id>` added, all signed at `now` for
     /// `expires` (SigV4 query authentication, as [`Signer::presign`]; each URL is exactly what
@@ -55,7 +93,7 @@ impl Signer {
         parts: &[Part<'_>],
         expires: Expiry,
         now: Timestamp,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<PartUrls, Error> {
         check_bucket(req)?;
         if let Some(part) = parts
             .iter()
@@ -90,7 +128,11 @@ impl Signer {
         let date = amz_date.get(..8).unwrap_or_default();
         Ok(self.with_key(date, |key, second| {
             let mut prefix = PrefixHasher::default();
-            let mut urls = Vec::with_capacity(parts.len());
+            let mut urls = PartUrls {
+                text: String::new(),
+                ends: Vec::with_capacity(parts.len()),
+            };
+            let count = parts.len();
             for (part, own) in parts.iter().zip(&own_headers) {
                 set_number(&mut user_query, number_at, part.number);
                 let parts = Parts {
@@ -102,7 +144,12 @@ impl Signer {
                     host: &host,
                     headers: own.as_ref().unwrap_or(&shared),
                 };
-                urls.push(self.presign_with(&parts, key, second, None, Some(&mut prefix)));
+                self.presign_with(&parts, key, second, None, Some(&mut prefix), &mut urls.text);
+                urls.ends.push(urls.text.len());
+                if urls.ends.len() == 1 {
+                    // The first URL's length times the count: one allocation for all of them.
+                    urls.text.reserve(urls.text.len().saturating_mul(count));
+                }
             }
             urls
         }))
@@ -173,7 +220,9 @@ mod tests {
             .presign_parts(&req, upload_id, &parts, exp, now)
             .unwrap();
         assert_eq!(urls.len(), parts.len());
-        for (part, url) in parts.iter().zip(&urls) {
+        assert_eq!(urls.iter().len(), parts.len());
+        assert_eq!(urls.get(parts.len()), None);
+        for (part, url) in parts.iter().zip(urls.iter()) {
             let number = part.number.to_string();
             let query = [("partNumber", number.as_str()), ("uploadId", upload_id)];
             let all: Vec<(&str, &str)> = req.headers.iter().chain(part.headers).copied().collect();
@@ -188,9 +237,10 @@ mod tests {
                 "{part:?}"
             );
         }
-        assert!(
-            urls[0].contains("&partNumber=1&uploadId=2~aZ%2B%2F%20Upload.ID%3D&X-Amz-Signature=")
-        );
+        assert!(urls
+            .get(0)
+            .unwrap()
+            .contains("&partNumber=1&uploadId=2~aZ%2B%2F%20Upload.ID%3D&X-Amz-Signature="));
     }
 
     #[test]
@@ -230,6 +280,9 @@ mod tests {
             ),
             Err(Error::ReservedHeader(_))
         ));
-        assert_eq!(signer().presign_parts(&req, "u", &[], exp, now), Ok(vec![]));
+        assert!(signer()
+            .presign_parts(&req, "u", &[], exp, now)
+            .unwrap()
+            .is_empty());
     }
 }

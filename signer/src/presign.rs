@@ -102,7 +102,9 @@ impl Signer {
         };
         Ok(
             self.with_key(amz_date.get(..8).unwrap_or_default(), |key, second| {
-                self.presign_with(&parts, key, second, trace, None)
+                let mut url = String::new();
+                self.presign_with(&parts, key, second, trace, None, &mut url);
+                url
             }),
         )
     }
@@ -116,7 +118,8 @@ impl Signer {
         second: &mut SecondCache,
         trace: Option<&mut Explained>,
         prefix: Option<&mut PrefixHasher>,
-    ) -> String {
+        url: &mut String,
+    ) {
         let Parts {
             req,
             payload,
@@ -128,7 +131,7 @@ impl Signer {
         } = *parts;
         let token = self.credentials.session_token();
 
-        let mut url = String::with_capacity(
+        url.reserve(
             200 + host.len()
                 + req.bucket.len()
                 + req.key.len() * 3
@@ -141,9 +144,9 @@ impl Signer {
                     .map(|(k, v)| (k.len() + v.len()) * 3 + 2)
                     .sum::<usize>(),
         );
-        write_origin(&mut url, req, host);
+        write_origin(url, req, host);
         let path_start = url.len();
-        write_path(&mut url, req);
+        write_path(url, req);
         let path_end = url.len();
         url.push('?');
         let auth: [(&str, AuthValue<'_>); 6] = [
@@ -159,9 +162,9 @@ impl Signer {
         ];
         let query_start = url.len();
         if user_query.is_empty() {
-            write_auth_query(&mut url, key, amz_date, expires, token, headers);
+            write_auth_query(url, key, amz_date, expires, token, headers);
         } else {
-            write_merged_query(&mut url, &auth, user_query);
+            write_merged_query(url, &auth, user_query);
         }
         let query_end = url.len();
 
@@ -182,7 +185,6 @@ impl Signer {
         let signature = key.signature_cached(amz_date, &hash, second);
         url.push_str("&X-Amz-Signature=");
         url.push_str(signature.as_str());
-        url
     }
 }
 
