@@ -15,10 +15,7 @@ pub(crate) fn write_str(out: &mut String, text: &str) {
     // Runs of printable ASCII other than `"` and `\` are copied whole (the usual case: the
     // whole text); only the rest is escaped one character at a time.
     let mut rest = text;
-    while let Some(at) = rest
-        .bytes()
-        .position(|b| !matches!(b, b' '..=b'~') || b == b'"' || b == b'\\')
-    {
+    while let Some(at) = rest.bytes().position(needs_escape) {
         let (plain, tail) = rest.split_at_checked(at).unwrap_or((rest, ""));
         out.push_str(plain);
         let mut chars = tail.chars();
@@ -29,6 +26,25 @@ pub(crate) fn write_str(out: &mut String, text: &str) {
     }
     out.push_str(rest);
     out.push('"');
+}
+
+/// Per byte: escaped (1) or copied as is (0): everything but printable ASCII, `"` and `\\`.
+/// A table keeps the scan to one load per byte.
+#[allow(clippy::indexing_slicing)]
+const ESCAPED: [u8; 256] = {
+    let mut table = [1_u8; 256];
+    let mut b = b' ';
+    while b <= b'~' {
+        table[b as usize] = 0;
+        b += 1;
+    }
+    table[b'"' as usize] = 1;
+    table[b'\\' as usize] = 1;
+    table
+};
+
+fn needs_escape(b: u8) -> bool {
+    ESCAPED.get(usize::from(b)) != Some(&0)
 }
 
 fn escape_char(out: &mut String, c: char) {

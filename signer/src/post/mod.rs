@@ -123,7 +123,8 @@ impl Signer {
                 fields.push(("x-amz-security-token".to_owned(), token.to_owned()));
             }
             let document = policy::write_document(policy, expires_at, &fields);
-            let encoded = base64::engine::general_purpose::STANDARD.encode(document);
+            let mut encoded = String::with_capacity(document.len().div_ceil(3) * 4);
+            base64::engine::general_purpose::STANDARD.encode_string(&document, &mut encoded);
             let signature = key.sign_bytes(encoded.as_bytes());
             fields.push(("policy".to_owned(), encoded));
             fields.push(("x-amz-signature".to_owned(), signature.as_str().to_owned()));
