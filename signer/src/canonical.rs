@@ -1,10 +1,11 @@
 //! Stage 1: the canonical request. Written to a [`Sink`], so the same code builds a `String`
 //! (for tests and debugging) or streams straight into SHA-256 (the hot path, no copy).
 
+use crate::digest::Sha256Stream;
 use crate::encode::{encode, Hex32};
 use crate::Error;
 use hmac::digest::Update;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::borrow::Cow;
 
 /// Somewhere canonical text goes: a `String`, a hasher, or a MAC.
@@ -30,57 +31,6 @@ pub(crate) trait Sink {
 impl Sink for String {
     fn put(&mut self, s: &str) {
         self.push_str(s);
-    }
-}
-
-/// Collects small writes on the stack and hands the hasher whole chunks: a canonical request
-/// is ~30 tiny pieces, and one `update` per piece costs more than the copy. `N` is sized to what
-/// usually goes through: zeroing a larger buffer shows in profiles.
-pub(crate) struct Buffered<'h, H: Update, const N: usize> {
-    inner: &'h mut H,
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<'h, H: Update, const N: usize> Buffered<'h, H, N> {
-    pub(crate) fn new(inner: &'h mut H) -> Self {
-        Self {
-            inner,
-            buf: [0; N],
-            len: 0,
-        }
-    }
-
-    /// Hands over what is buffered; call before finalizing the hasher.
-    pub(crate) fn flush(&mut self) {
-        self.inner
-            .update(self.buf.get(..self.len).unwrap_or_default());
-        self.len = 0;
-    }
-}
-
-impl<H: Update, const N: usize> Buffered<'_, H, N> {
-    fn put_bytes(&mut self, bytes: &[u8]) {
-        if self.len + bytes.len() > self.buf.len() {
-            self.flush();
-        }
-        match self.buf.get_mut(self.len..self.len + bytes.len()) {
-            Some(slot) => {
-                slot.copy_from_slice(bytes);
-                self.len += bytes.len();
-            }
-            None => self.inner.update(bytes),
-        }
-    }
-}
-
-impl<H: Update, const N: usize> Sink for Buffered<'_, H, N> {
-    fn put(&mut self, s: &str) {
-        self.put_bytes(s.as_bytes());
-    }
-
-    fn put_hex(&mut self, hex: &Hex32) {
-        self.put_bytes(hex.as_bytes());
     }
 }
 
@@ -281,10 +231,53 @@ impl CanonicalRequest<'_> {
 
     /// Lowercase hex SHA-256 of the canonical request, without building it.
     pub(crate) fn hash(&self) -> Hex32 {
-        let mut hasher = Sha256::new();
-        let mut sink = Buffered::<_, 512>::new(&mut hasher);
-        self.write(&mut sink);
-        sink.flush();
+        let mut hasher = Sha256Stream::default();
+        self.write(&mut hasher);
+        Hex32::new(&hasher.finalize())
+    }
+}
+
+/// Hashes a run of canonical requests that share long heads (a batch of part URLs differs only
+/// from `partNumber=` on): keeps the previous text and the SHA-256 state at each of its 64-byte
+/// block boundaries, and resumes from the last boundary inside the common head. The digest is
+/// exactly SHA-256 of the text; only the blocks past the shared head are compressed again.
+#[derive(Default)]
+pub(crate) struct PrefixHasher {
+    /// The canonical request hashed last.
+    prev: String,
+    /// `states[i]`: the hasher after the first `64 * i` bytes of `prev` (`states[0]` is fresh).
+    states: Vec<Sha256Stream>,
+    /// Where the next text is written (swapped with `prev`).
+    text: String,
+}
+
+impl PrefixHasher {
+    /// Lowercase hex SHA-256 of `creq`'s text.
+    pub(crate) fn hash(&mut self, creq: &CanonicalRequest<'_>) -> Hex32 {
+        self.text.clear();
+        creq.write(&mut self.text);
+        // Whole blocks the two texts share (compared a block at a time: one memcmp each).
+        let common = self
+            .prev
+            .as_bytes()
+            .chunks_exact(64)
+            .zip(self.text.as_bytes().chunks_exact(64))
+            .take_while(|(a, b)| a == b)
+            .count();
+        let blocks = common.min(self.states.len().saturating_sub(1));
+        self.states.truncate(blocks + 1);
+        let mut hasher = self.states.last().cloned().unwrap_or_default();
+        if self.states.is_empty() {
+            self.states.push(hasher.clone());
+        }
+        let rest = self.text.as_bytes().get(blocks * 64..).unwrap_or_default();
+        for chunk in rest.chunks(64) {
+            hasher.update(chunk);
+            if chunk.len() == 64 {
+                self.states.push(hasher.clone());
+            }
+        }
+        std::mem::swap(&mut self.prev, &mut self.text);
         Hex32::new(&hasher.finalize())
     }
 }
@@ -313,24 +306,44 @@ mod tests {
             "GET\n/\na=b\nhost:example.amazonaws.com\nmy-header1:a b c,d\n\
              x-amz-date:20150830T123600Z\n\nhost;my-header1;x-amz-date\nUNSIGNED-PAYLOAD"
         );
-        let expected = hex::encode(Sha256::digest(creq.text().as_bytes()));
+        let expected = hex::encode(<Sha256 as sha2::Digest>::digest(creq.text().as_bytes()));
         assert_eq!(creq.hash().as_str(), expected);
     }
 
     #[test]
-    fn buffered_sink_hashes_the_same_bytes_in_any_chunking() {
-        let pieces: Vec<String> = (0..200)
-            .map(|i| "x".repeat(i % 37) + &i.to_string())
-            .collect();
-        let whole: String = pieces.concat() + &"y".repeat(2000);
-        let mut h = Sha256::new();
-        let mut sink = Buffered::<_, 64>::new(&mut h);
-        for p in &pieces {
-            sink.put(p);
+    fn prefix_hasher_gives_plain_sha256_for_any_sequence() {
+        let headers = CanonicalHeaders::build("h", &[], &[]).unwrap();
+        let mut prefix = PrefixHasher::default();
+        let long = "q".repeat(300);
+        let queries: Vec<String> = [
+            "a",
+            "a",
+            "",
+            "partNumber=1",
+            "partNumber=10",
+            "partNumber=2",
+            &long,
+        ]
+        .iter()
+        .map(|q| format!("{long}{q}"))
+        .chain(["x".into(), String::new(), long.clone() + "&uploadId=z"])
+        .collect();
+        for query in &queries {
+            for path in ["/b/k", "/b/other"] {
+                let creq = CanonicalRequest {
+                    method: "PUT",
+                    path,
+                    query,
+                    headers: &headers,
+                    payload: "UNSIGNED-PAYLOAD",
+                };
+                assert_eq!(
+                    prefix.hash(&creq).as_str(),
+                    creq.hash().as_str(),
+                    "{path} {query}"
+                );
+            }
         }
-        sink.put(&"y".repeat(2000));
-        sink.flush();
-        assert_eq!(h.finalize(), Sha256::digest(whole.as_bytes()));
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum Error {
     ReservedHeader(String),
     /// A query parameter the signer sets itself (`X-Amz-Signature`, ...).
     ReservedQuery(String),
+    /// A multipart part number outside S3's 1..=10000; the number is given.
+    InvalidPartNumber(u32),
     /// A payload hash that is neither `UNSIGNED-PAYLOAD` nor 64 lowercase hex digits.
     InvalidPayloadHash,
     /// A POST policy's `content-length-range` with `min > max` (bytes).
@@ -61,6 +63,7 @@ impl fmt::Display for Error {
             Self::ReservedQuery(name) => {
                 write!(f, "query parameter {name:?} is set by the signer")
             }
+            Self::InvalidPartNumber(n) => write!(f, "part number must be 1..=10000, got {n}"),
             Self::InvalidPayloadHash => {
                 f.write_str("payload hash must be UNSIGNED-PAYLOAD or 64 lowercase hex digits")
             }

@@ -20,7 +20,8 @@
 //! - `encode` — URI encoding; `time` — [`Timestamp`]; `endpoint` — [`Endpoint`], [`Addressing`]
 //! - `canonical` — stage 1, the canonical request; `string_to_sign` — stage 2;
 //!   `signing_key` — stages 3–4, key derivation, its per-day cache and the signature
-//! - `presign` — [`Signer::presign`]; `authorization` — [`Signer::sign_headers`];
+//! - `presign` — [`Signer::presign`]; `parts` — [`Signer::presign_parts`], a batch of
+//!   UploadPart URLs sharing one key, timestamp and hashed canonical head; `authorization` — [`Signer::sign_headers`];
 //!   `verify` — [`Verifier`]
 //! - `post` — presigned POST: [`Signer::presign_post`] signs a [`PostPolicy`] into a
 //!   [`PostForm`]; [`PostVerifier`] checks a received form (`post/json` is the policy's small
@@ -44,10 +45,12 @@
 mod authorization;
 mod canonical;
 mod credentials;
+mod digest;
 mod encode;
 mod endpoint;
 mod error;
 mod explained;
+mod parts;
 mod post;
 mod presign;
 mod request;
@@ -65,6 +68,7 @@ pub use credentials::Credentials;
 pub use endpoint::{Addressing, Endpoint, Scheme};
 pub use error::Error;
 pub use explained::Explained;
+pub use parts::{Part, PartUrls, MAX_PART_NUMBER};
 pub use post::{Condition, Policy, PostError, PostForm, PostPolicy, PostVerifier, VerifiedPost};
 pub use presign::Expiry;
 pub use request::{Method, Payload, Request, EMPTY_SHA256};

@@ -1,6 +1,6 @@
 //! Presigned URLs (query-string authentication), the way S3 clients hand out uploads/downloads.
 
-use crate::canonical::{CanonicalHeaders, CanonicalRequest};
+use crate::canonical::{CanonicalHeaders, CanonicalRequest, PrefixHasher};
 use crate::encode::{encode, encode_into};
 use crate::request::{check_bucket, host, write_origin, write_path};
 use crate::signing_key::{DerivedKey, SecondCache};
@@ -102,18 +102,24 @@ impl Signer {
         };
         Ok(
             self.with_key(amz_date.get(..8).unwrap_or_default(), |key, second| {
-                self.presign_with(&parts, key, second, trace)
+                let mut url = String::new();
+                self.presign_with(&parts, key, second, trace, None, &mut url);
+                url
             }),
         )
     }
 
-    fn presign_with(
+    /// Builds and signs one URL. With `prefix`, the canonical request is hashed from the
+    /// SHA-256 state it shares with the previous one (a batch of similar URLs).
+    pub(crate) fn presign_with(
         &self,
         parts: &Parts<'_>,
         key: &DerivedKey,
         second: &mut SecondCache,
         trace: Option<&mut Explained>,
-    ) -> String {
+        prefix: Option<&mut PrefixHasher>,
+        url: &mut String,
+    ) {
         let Parts {
             req,
             payload,
@@ -125,7 +131,7 @@ impl Signer {
         } = *parts;
         let token = self.credentials.session_token();
 
-        let mut url = String::with_capacity(
+        url.reserve(
             200 + host.len()
                 + req.bucket.len()
                 + req.key.len() * 3
@@ -138,9 +144,9 @@ impl Signer {
                     .map(|(k, v)| (k.len() + v.len()) * 3 + 2)
                     .sum::<usize>(),
         );
-        write_origin(&mut url, req, host);
+        write_origin(url, req, host);
         let path_start = url.len();
-        write_path(&mut url, req);
+        write_path(url, req);
         let path_end = url.len();
         url.push('?');
         let auth: [(&str, AuthValue<'_>); 6] = [
@@ -156,9 +162,9 @@ impl Signer {
         ];
         let query_start = url.len();
         if user_query.is_empty() {
-            write_auth_query(&mut url, key, amz_date, expires, token, headers);
+            write_auth_query(url, key, amz_date, expires, token, headers);
         } else {
-            write_merged_query(&mut url, &auth, user_query);
+            write_merged_query(url, &auth, user_query);
         }
         let query_end = url.len();
 
@@ -169,27 +175,29 @@ impl Signer {
             headers,
             payload,
         };
-        let hash = creq.hash();
+        let hash = match prefix {
+            Some(prefix) => prefix.hash(&creq),
+            None => creq.hash(),
+        };
         if let Some(trace) = trace {
             trace.record(&creq, amz_date, &key.scope, &hash);
         }
         let signature = key.signature_cached(amz_date, &hash, second);
         url.push_str("&X-Amz-Signature=");
         url.push_str(signature.as_str());
-        url
     }
 }
 
 /// A validated presign request, ready to be signed with the day's key.
 #[derive(Clone, Copy)]
-struct Parts<'a> {
-    req: &'a Request<'a>,
-    payload: &'a str,
-    user_query: &'a [EncodedPair<'a>],
-    amz_date: &'a str,
-    expires: Expiry,
-    host: &'a str,
-    headers: &'a CanonicalHeaders<'a>,
+pub(crate) struct Parts<'a> {
+    pub(crate) req: &'a Request<'a>,
+    pub(crate) payload: &'a str,
+    pub(crate) user_query: &'a [EncodedPair<'a>],
+    pub(crate) amz_date: &'a str,
+    pub(crate) expires: Expiry,
+    pub(crate) host: &'a str,
+    pub(crate) headers: &'a CanonicalHeaders<'a>,
 }
 
 /// An auth parameter's value, written straight into the URL.
@@ -215,9 +223,11 @@ impl AuthValue<'_> {
     }
 }
 
-type EncodedPair<'a> = (Cow<'a, str>, Cow<'a, str>);
+pub(crate) type EncodedPair<'a> = (Cow<'a, str>, Cow<'a, str>);
 
-fn encoded_user_query<'a>(query: &[(&'a str, &'a str)]) -> Result<Vec<EncodedPair<'a>>, Error> {
+pub(crate) fn encoded_user_query<'a>(
+    query: &[(&'a str, &'a str)],
+) -> Result<Vec<EncodedPair<'a>>, Error> {
     let mut pairs = Vec::with_capacity(query.len());
     for &(k, v) in query {
         if AUTH_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(k)) {
@@ -281,7 +291,7 @@ fn write_merged_query(out: &mut String, auth: &[(&str, AuthValue<'_>)], user: &[
 }
 
 /// Appends `n` in decimal without the formatting machinery (this is on the hot path).
-fn push_decimal(out: &mut String, mut n: u32) {
+pub(crate) fn push_decimal(out: &mut String, mut n: u32) {
     let mut digits = [b'0'; 10];
     let mut start = digits.len();
     loop {

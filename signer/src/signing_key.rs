@@ -3,6 +3,7 @@
 //! already keyed with it: a warm signature costs one SHA-256 pass over the string to sign.
 
 use crate::canonical::Sink;
+use crate::digest::{KeyedMac, Sha256Stream};
 use crate::encode::Hex32;
 use crate::string_to_sign::write_prefix;
 use hmac::{Hmac, Mac};
@@ -43,9 +44,14 @@ pub(crate) fn scope(date: &str, region: &str, service: &str) -> String {
 /// A derived key ready to sign: the HMAC state keyed with it, its scope, and the encoded
 /// `X-Amz-Credential` value (`access_key%2Fscope`), which is the same for the whole day.
 pub(crate) struct DerivedKey {
+    /// For verification (constant-time comparison).
     mac: HmacSha256,
+    /// For signing: the same key, absorbed once.
+    keyed: KeyedMac,
     pub(crate) scope: String,
     pub(crate) credential_param: String,
+    /// `access_key/scope`, unencoded: a POST form's `x-amz-credential`.
+    pub(crate) credential: String,
     /// `X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=…&X-Amz-Date=`: the head of every
     /// presigned query without extra parameters, written in one piece.
     pub(crate) query_head: String,
@@ -56,8 +62,10 @@ impl DerivedKey {
         let key = signing_key(secret, date, region, service);
         Self {
             mac: HmacSha256::new_from_slice(&key).unwrap_or_else(|_| unreachable_mac()),
+            keyed: KeyedMac::new(&key),
             scope: scope(date, region, service),
             credential_param: String::new(),
+            credential: String::new(),
             query_head: String::new(),
         }
     }
@@ -73,6 +81,7 @@ impl DerivedKey {
             crate::string_to_sign::ALGORITHM
         );
         self.credential_param = param;
+        self.credential = format!("{access_key}/{}", self.scope);
         self
     }
 
@@ -82,12 +91,12 @@ impl DerivedKey {
 
     /// Stage 4: hex `HMAC(kSigning, string_to_sign)`, streaming the string to sign.
     pub(crate) fn signature(&self, amz_date: &str, canonical_hash: &Hex32) -> Hex32 {
-        let mut mac = self.prefix_mac(amz_date);
-        mac.put_hex(canonical_hash);
-        Hex32::new(&mac.finalize().into_bytes())
+        let mut inner = self.prefix_inner(amz_date);
+        inner.put_hex(canonical_hash);
+        Hex32::new(&self.keyed.finish(inner))
     }
 
-    /// As [`DerivedKey::signature`], reusing the HMAC state after the string-to-sign prefix
+    /// As [`DerivedKey::signature`], reusing the inner hash after the string-to-sign prefix
     /// when `cache` holds it for this second (many presigns share a second on a busy server;
     /// the prefix fills SHA-256's first block, so this saves one block per signature).
     pub(crate) fn signature_cached(
@@ -96,32 +105,33 @@ impl DerivedKey {
         canonical_hash: &Hex32,
         cache: &mut SecondCache,
     ) -> Hex32 {
-        let mut mac = match cache {
-            Some((second, mac)) if second.as_slice() == amz_date.as_bytes() => mac.clone(),
+        let mut inner = match cache {
+            Some((second, inner)) if second.as_slice() == amz_date.as_bytes() => inner.clone(),
             _ => {
-                let mac = self.prefix_mac(amz_date);
+                let inner = self.prefix_inner(amz_date);
                 let mut second = [0_u8; 16];
                 if let Some(dst) = second.get_mut(..amz_date.len()) {
                     dst.copy_from_slice(amz_date.as_bytes());
                 }
-                *cache = Some((second, mac.clone()));
-                mac
+                *cache = Some((second, inner.clone()));
+                inner
             }
         };
-        mac.put_hex(canonical_hash);
-        Hex32::new(&mac.finalize().into_bytes())
+        inner.put_hex(canonical_hash);
+        Hex32::new(&self.keyed.finish(inner))
     }
 
-    /// The HMAC keyed with this key, having absorbed the string-to-sign prefix.
-    fn prefix_mac(&self, amz_date: &str) -> HmacSha256 {
-        let mut mac = self.mac.clone();
-        write_prefix(&mut mac, amz_date, &self.scope);
-        mac
+    /// The inner hash of the HMAC, having absorbed the string-to-sign prefix.
+    fn prefix_inner(&self, amz_date: &str) -> Sha256Stream {
+        let mut inner = self.keyed.start();
+        write_prefix(&mut inner, amz_date, &self.scope);
+        inner
     }
 
     /// Constant-time check of a hex signature against the one this key gives.
     pub(crate) fn verify(&self, amz_date: &str, canonical_hash: &Hex32, signature: &[u8]) -> bool {
-        let mut mac = self.prefix_mac(amz_date);
+        let mut mac = self.mac.clone();
+        write_prefix(&mut mac, amz_date, &self.scope);
         mac.put_hex(canonical_hash);
         mac.verify_slice(signature).is_ok()
     }
@@ -129,9 +139,7 @@ impl DerivedKey {
     /// Hex `HMAC(kSigning, data)`: the signature of a POST policy, whose string to sign is the
     /// base64 policy itself.
     pub(crate) fn sign_bytes(&self, data: &[u8]) -> Hex32 {
-        let mut mac = self.mac.clone();
-        mac.update(data);
-        Hex32::new(&mac.finalize().into_bytes())
+        Hex32::new(&self.keyed.mac(data))
     }
 
     /// Whether `signature` (32 raw bytes) is `HMAC(kSigning, data)`, compared in constant time.
@@ -142,8 +150,8 @@ impl DerivedKey {
     }
 }
 
-/// One second's HMAC state after the string-to-sign prefix (`X-Amz-Date` → state).
-pub(crate) type SecondCache = Option<([u8; 16], HmacSha256)>;
+/// One second's inner HMAC hash after the string-to-sign prefix (`X-Amz-Date` → state).
+pub(crate) type SecondCache = Option<([u8; 16], Sha256Stream)>;
 
 /// One day's key, shared by every thread. A new date replaces it.
 #[derive(Default)]

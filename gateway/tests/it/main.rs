@@ -57,3 +57,5 @@ mod sse;
 mod stub;
 /// `gateway sweep` as the CronJob runs it.
 mod sweep_cli;
+/// Unsigned `x-amz-*` headers on presigned requests are refused, as S3 does.
+mod unsigned_headers;

@@ -108,7 +108,6 @@ impl Signer {
             .ok_or(Error::InvalidExpiry(u64::from(expires.secs())))?;
         let token = self.credentials.session_token();
         self.with_key(now.date_stamp(), |key, _| {
-            let credential = format!("{}/{}", self.credentials.access_key(), key.scope);
             let mut fields = Vec::with_capacity(9 + policy.metadata.len());
             if let Some(ct) = policy.content_type {
                 fields.push(("Content-Type".to_owned(), ct.to_owned()));
@@ -118,13 +117,14 @@ impl Signer {
             }
             fields.push(("key".to_owned(), policy.key.to_owned()));
             fields.push(("x-amz-algorithm".to_owned(), ALGORITHM.to_owned()));
-            fields.push(("x-amz-credential".to_owned(), credential));
+            fields.push(("x-amz-credential".to_owned(), key.credential.clone()));
             fields.push(("x-amz-date".to_owned(), now.amz_date().to_owned()));
             if let Some(token) = token {
                 fields.push(("x-amz-security-token".to_owned(), token.to_owned()));
             }
             let document = policy::write_document(policy, expires_at, &fields);
-            let encoded = base64::engine::general_purpose::STANDARD.encode(document);
+            let mut encoded = String::with_capacity(document.len().div_ceil(3) * 4);
+            base64::engine::general_purpose::STANDARD.encode_string(&document, &mut encoded);
             let signature = key.sign_bytes(encoded.as_bytes());
             fields.push(("policy".to_owned(), encoded));
             fields.push(("x-amz-signature".to_owned(), signature.as_str().to_owned()));

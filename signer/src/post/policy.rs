@@ -4,7 +4,6 @@
 use super::json::{self, Value};
 use super::PostPolicy;
 use crate::Timestamp;
-use std::fmt::Write as _;
 
 /// Largest policy document accepted, in bytes of JSON (S3 limits POST form fields to 20 KB).
 pub(crate) const MAX_POLICY_BYTES: usize = 20 * 1024;
@@ -149,16 +148,17 @@ fn parse_iso8601(text: &str) -> Result<Timestamp, &'static str> {
 pub(crate) fn write_iso8601(out: &mut String, t: Timestamp) {
     let a = t.amz_date();
     let part = |r: std::ops::Range<usize>| a.get(r).unwrap_or_default();
-    let _ = write!(
-        out,
-        "{}-{}-{}T{}:{}:{}Z",
-        part(0..4),
-        part(4..6),
-        part(6..8),
-        part(9..11),
-        part(11..13),
-        part(13..15)
-    );
+    for (range, after) in [
+        (0..4, "-"),
+        (4..6, "-"),
+        (6..8, "T"),
+        (9..11, ":"),
+        (11..13, ":"),
+        (13..15, "Z"),
+    ] {
+        out.push_str(part(range));
+        out.push_str(after);
+    }
 }
 
 /// The policy JSON, byte for byte as botocore writes it (`json.dumps` separators): the caller's
@@ -183,7 +183,11 @@ pub(crate) fn write_document(
         write_eq(&mut out, name, value);
     }
     if let Some((min, max)) = policy.length_range {
-        let _ = write!(out, "[\"content-length-range\", {min}, {max}], ");
+        out.push_str("[\"content-length-range\", ");
+        push_u64(&mut out, min);
+        out.push_str(", ");
+        push_u64(&mut out, max);
+        out.push_str("], ");
     }
     write_eq(&mut out, "bucket", policy.bucket);
     for (name, value) in signer_fields {
@@ -193,6 +197,24 @@ pub(crate) fn write_document(
     out.truncate(out.len().saturating_sub(2));
     out.push_str("]}");
     out
+}
+
+/// Appends `n` in decimal without the formatting machinery.
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        if let Some(d) = digits.get_mut(start) {
+            // n % 10 < 10, so the cast keeps the value.
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || start == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(digits.get(start..).unwrap_or_default()).unwrap_or_default());
 }
 
 fn write_eq(out: &mut String, name: &str, value: &str) {

@@ -381,3 +381,94 @@ fn verify_errors_map_to_s3_codes() {
     assert_eq!(VerifyError::MalformedQuery.http_status(), 400);
     assert_eq!(VerifyError::Expired.http_status(), 403);
 }
+
+fn with_extra_headers(p: &Presigned, extra: &[(&str, &str)]) -> Presigned {
+    let mut q = with_param(p, "", "");
+    q.headers
+        .extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    q
+}
+
+/// S3 refuses `x-amz-*` headers a presigned request carries without having signed them: they
+/// would change what is stored (metadata, checksums, ACLs) without the signer's consent.
+#[test]
+fn unsigned_amz_headers_are_refused_and_named() {
+    let p = presign(
+        "k",
+        &[
+            ("content-type", "image/jpeg"),
+            ("x-amz-meta-owner", "alice"),
+        ],
+        3600,
+        NOW,
+        None,
+    );
+    assert!(verify(&p, NOW).is_ok(), "signed x-amz-meta-owner is fine");
+    for (extra, named) in [
+        (
+            vec![("x-amz-meta-note", "60 KB of notes")],
+            "x-amz-meta-note",
+        ),
+        (
+            vec![("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")],
+            "x-amz-content-sha256",
+        ),
+        (
+            vec![("x-amz-checksum-crc32", "AAAAAA==")],
+            "x-amz-checksum-crc32",
+        ),
+        (
+            vec![("x-amz-sdk-checksum-algorithm", "CRC32")],
+            "x-amz-sdk-checksum-algorithm",
+        ),
+        (
+            vec![("x-amz-acl", "public-read"), ("x-amz-ACL", "private")],
+            "x-amz-acl",
+        ),
+        (
+            vec![("x-amz-meta-a", "1"), ("x-amz-tagging", "t=1")],
+            "x-amz-meta-a, x-amz-tagging",
+        ),
+    ] {
+        assert_eq!(
+            verify(&with_extra_headers(&p, &extra), NOW),
+            Err(VerifyError::UnsignedHeaders(named.into())),
+            "{extra:?}"
+        );
+    }
+    let many: Vec<(String, &str)> = (0..20).map(|i| (format!("x-amz-meta-{i}"), "v")).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    let Err(VerifyError::UnsignedHeaders(list)) = verify(&with_extra_headers(&p, &many), NOW)
+    else {
+        panic!("20 unsigned headers accepted");
+    };
+    assert_eq!(list.split(", ").count(), 9, "8 names, then …: {list}");
+    assert!(list.ends_with(", …"), "{list}");
+
+    // Other headers, `x-amzn-*` among them, are not the signer's business.
+    let other = with_extra_headers(
+        &p,
+        &[
+            ("x-amzn-trace-id", "Root=1"),
+            ("user-agent", "curl"),
+            ("x-amz", "v"),
+        ],
+    );
+    assert!(verify(&other, NOW).is_ok());
+    let e = VerifyError::UnsignedHeaders("x-amz-meta-a".into());
+    assert_eq!((e.s3_code(), e.http_status()), ("AccessDenied", 403));
+    assert!(e.to_string().contains("not signed: x-amz-meta-a"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any `x-amz-` header name, in any case, sent unsigned is refused.
+    #[test]
+    fn any_unsigned_amz_header_is_refused(suffix in "[a-zA-Z0-9-]{1,30}", value in "[!-~]{0,20}") {
+        let p = presign("k", &[], 3600, NOW, None);
+        let name = format!("X-Amz-{suffix}");
+        let got = verify(&with_extra_headers(&p, &[(&name, &value)]), NOW);
+        prop_assert_eq!(got, Err(VerifyError::UnsignedHeaders(name.to_ascii_lowercase())));
+    }
+}
