@@ -15,6 +15,8 @@
 //! - `draft` — the lifecycle state machine ([`DraftState`], [`next_step`]): pure
 //! - `confirm` — performs confirm's steps against a [`Storage`], [`ConfirmError`],
 //!   [`ConfirmOutcome`]; `name_lock` — turns for confirms of one name in this process
+//! - `parts` — the multipart rules DraftStore checks itself ([`plan`], [`part_urls`],
+//!   [`assemble`], [`check_completed`]): pure
 //! - `sweep` — [`select_expired`] (pure) and the streaming [`sweep()`] driver
 //! - `storage` — the [`Storage`] trait and its types; `memory` — [`MemoryStorage`] with faults
 //! - `conformance` (feature `conformance`) — the suite every backend runs
@@ -45,6 +47,7 @@ mod limits;
 mod memory;
 mod name;
 mod name_lock;
+mod parts;
 mod storage;
 mod sweep;
 
@@ -66,6 +69,11 @@ pub use limits::{
 };
 pub use memory::{Fault, MemoryStorage};
 pub use name::{NameError, ObjectName, MAX_KEY_BYTES};
+pub use parts::{
+    assemble, check_completed, check_declared, part_count, part_urls, plan, upload_metadata,
+    Assembly, PartError, PartPlan, StoredPart, DEFAULT_PART_SIZE, MAX_PARTS, MAX_PART_SIZE,
+    MAX_PART_URLS, MIN_PART_SIZE,
+};
 pub use storage::*;
 pub use sweep::{
     select_expired, sweep, SweepFailure, SweepOptions, SweepReport, DEFAULT_SWEEP_CONCURRENCY,
