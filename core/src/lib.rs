@@ -19,6 +19,7 @@
 //!   [`assemble`], [`check_completed`]): pure
 //! - `sweep` — [`select_expired`] (pure) and the streaming [`sweep()`] driver
 //! - `storage` — the [`Storage`] trait and its types; `memory` — [`MemoryStorage`] with faults
+//! - `multipart` — multipart uploads' types, limits and completion rules ([`check_completion`])
 //! - `conformance` (feature `conformance`) — the suite every backend runs
 //!
 //! ## Example
@@ -45,6 +46,7 @@ mod constraints;
 mod draft;
 mod limits;
 mod memory;
+mod multipart;
 mod name;
 mod name_lock;
 mod parts;
@@ -68,6 +70,10 @@ pub use limits::{
     metadata_bytes, MAX_CONFIRM_METADATA_BYTES, MAX_METADATA_BYTES, MAX_REQUIRED_HEADER_BYTES,
 };
 pub use memory::{Fault, MemoryStorage};
+pub use multipart::{
+    check_completion, check_part_number, every_part, multipart_etag, ChecksumAlgorithm, Completed,
+    CompletedPart, MultipartOptions, Part, MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE,
+};
 pub use name::{NameError, ObjectName, MAX_KEY_BYTES};
 pub use parts::{
     assemble, check_completed, check_declared, part_count, part_urls, plan, upload_metadata,

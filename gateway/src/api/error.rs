@@ -205,6 +205,15 @@ impl From<StorageError> for ApiError {
                 Code::StorageDenied,
                 "the storage backend refused the gateway's credentials",
             ),
+            StorageError::NoSuchUpload { upload_id } => {
+                Self::new(Code::NotFound, format!("no such upload: {upload_id}"))
+            }
+            StorageError::InvalidPart { .. }
+            | StorageError::InvalidPartOrder { .. }
+            | StorageError::EntityTooSmall { .. }
+            | StorageError::InvalidArgument { .. } => {
+                Self::new(Code::InvalidRequest, e.to_string())
+            }
             StorageError::Backend { .. } => Self::new(Code::StorageError, e.to_string()),
         }
     }
