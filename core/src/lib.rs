@@ -77,8 +77,7 @@ pub use multipart::{
 pub use name::{NameError, ObjectName, MAX_KEY_BYTES};
 pub use parts::{
     assemble, check_completed, check_declared, part_count, part_urls, plan, upload_metadata,
-    Assembly, PartError, PartPlan, StoredPart, DEFAULT_PART_SIZE, MAX_PARTS, MAX_PART_SIZE,
-    MAX_PART_URLS, MIN_PART_SIZE,
+    Assembly, PartError, PartPlan, StoredPart, DEFAULT_PART_SIZE, MAX_PART_URLS,
 };
 pub use storage::*;
 pub use sweep::{

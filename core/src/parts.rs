@@ -9,6 +9,7 @@
 //! `"<md5 of the parts' md5s>-N"`, which confirm's stamp compares like any other.
 
 use crate::constraints::{ConstraintViolation, UploadConstraints, DECLARED_KEY};
+use crate::multipart::{MAX_PART_NUMBER as MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
 use crate::storage::{Metadata, ObjectInfo};
 use base64::Engine;
 use std::collections::BTreeMap;
@@ -16,12 +17,6 @@ use thiserror::Error;
 
 /// One mebibyte.
 const MIB: u64 = 1024 * 1024;
-/// Every part but the last is at least this (5 MiB).
-pub const MIN_PART_SIZE: u64 = 5 * MIB;
-/// No part is larger than this (5 GiB).
-pub const MAX_PART_SIZE: u64 = 5 * 1024 * MIB;
-/// Part numbers run from 1 to this.
-pub const MAX_PARTS: u32 = 10_000;
 /// The part size chosen when the caller gives none and the length allows it (8 MiB, as the
 /// AWS CLI's default).
 pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
@@ -229,20 +224,23 @@ fn part_number(number: u64) -> Result<u32, PartError> {
 /// The parts a call for part URLs may sign, in the order asked, each with the checksum to
 /// sign in: 1..=1000 distinct numbers in 1..=10 000; `checksums` (keyed by the decimal part
 /// number) only when the upload declared SHA-256 (`sha256`), and then one for every part.
+/// `sha256` is `None` when that is not known yet (no part stored: S3 reports the algorithm
+/// only through its parts): the checksums given are signed, and the store refuses a part
+/// without one when the upload needs it.
 ///
 /// # Errors
 /// The first rule broken, naming the part.
 pub fn part_urls(
     numbers: &[u64],
     checksums: &BTreeMap<String, String>,
-    sha256: bool,
+    sha256: Option<bool>,
 ) -> Result<Vec<(u32, Option<String>)>, PartError> {
     if numbers.is_empty() || numbers.len() > MAX_PART_URLS {
         return Err(PartError::UrlCount {
             count: numbers.len(),
         });
     }
-    if !sha256 && !checksums.is_empty() {
+    if sha256 == Some(false) && !checksums.is_empty() {
         return Err(PartError::ChecksumNotDeclared);
     }
     let mut wanted = BTreeMap::new();
@@ -273,7 +271,7 @@ pub fn part_urls(
             let n = part_number(number)?;
             match sums.get(&n) {
                 Some(sum) => Ok((n, Some(sum.clone()))),
-                None if sha256 => Err(PartError::ChecksumMissing { number: n }),
+                None if sha256 == Some(true) => Err(PartError::ChecksumMissing { number: n }),
                 None => Ok((n, None)),
             }
         })

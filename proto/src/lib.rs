@@ -35,8 +35,7 @@ pub mod draft {
             pub const COMPLETE_MULTIPART_UPLOAD: &str =
                 "/draft.v1.DraftService/CompleteMultipartUpload";
             pub const ABORT_MULTIPART_UPLOAD: &str = "/draft.v1.DraftService/AbortMultipartUpload";
-            pub const LIST_MULTIPART_UPLOADS: &str =
-                "/draft.v1.DraftService/ListMultipartUploads";
+            pub const LIST_MULTIPART_UPLOADS: &str = "/draft.v1.DraftService/ListMultipartUploads";
         }
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::multipart::{MAX_PART_NUMBER as MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
 use proptest::prelude::*;
 
 const MB5: u64 = 5 * MIB;
@@ -84,14 +85,23 @@ fn a_whole_object_checksum_is_refused_saying_checksums_are_per_part() {
 fn part_urls_keep_the_order_asked_and_sign_each_checksum() {
     let none = BTreeMap::new();
     assert_eq!(
-        part_urls(&[3, 1, 2], &none, false).unwrap(),
+        part_urls(&[3, 1, 2], &none, None).unwrap(),
         vec![(3, None), (1, None), (2, None)]
     );
     let sums: BTreeMap<String, String> =
         [("1".into(), SUM.into()), ("3".into(), SUM.into())].into();
     assert_eq!(
-        part_urls(&[3, 1], &sums, true).unwrap(),
+        part_urls(&[3, 1], &sums, Some(true)).unwrap(),
         vec![(3, Some(SUM.into())), (1, Some(SUM.into()))]
+    );
+    // Not known yet (no part stored): what is given is signed, nothing is required.
+    assert_eq!(
+        part_urls(&[3, 2], &[("3".to_owned(), SUM.to_owned())].into(), None).unwrap(),
+        vec![(3, Some(SUM.into())), (2, None)]
+    );
+    assert_eq!(
+        part_urls(&[2], &none, Some(false)).unwrap(),
+        vec![(2, None)]
     );
 }
 
@@ -107,57 +117,57 @@ fn part_url_errors_name_the_part_and_the_rule() {
     let many: Vec<u64> = (1..=1001).collect();
     for (result, want) in [
         (
-            part_urls(&[], &none, false),
+            part_urls(&[], &none, None),
             PartError::UrlCount { count: 0 },
         ),
         (
-            part_urls(&many, &none, false),
+            part_urls(&many, &none, None),
             PartError::UrlCount { count: 1001 },
         ),
         (
-            part_urls(&[0], &none, false),
+            part_urls(&[0], &none, None),
             PartError::PartNumber { number: 0 },
         ),
         (
-            part_urls(&[10_001], &none, false),
+            part_urls(&[10_001], &none, None),
             PartError::PartNumber { number: 10_001 },
         ),
         (
-            part_urls(&[u64::MAX], &none, false),
+            part_urls(&[u64::MAX], &none, None),
             PartError::PartNumber { number: u64::MAX },
         ),
         (
-            part_urls(&[2, 1, 2], &none, false),
+            part_urls(&[2, 1, 2], &none, None),
             PartError::Duplicate { number: 2 },
         ),
         (
-            part_urls(&[1], &sums(&[("1", SUM)]), false),
+            part_urls(&[1], &sums(&[("1", SUM)]), Some(false)),
             PartError::ChecksumNotDeclared,
         ),
         (
-            part_urls(&[1, 2], &sums(&[("1", SUM)]), true),
+            part_urls(&[1, 2], &sums(&[("1", SUM)]), Some(true)),
             PartError::ChecksumMissing { number: 2 },
         ),
         (
-            part_urls(&[1], &sums(&[("1", SUM), ("2", SUM)]), true),
+            part_urls(&[1], &sums(&[("1", SUM), ("2", SUM)]), Some(true)),
             PartError::ChecksumUnrequested { key: "2".into() },
         ),
         (
-            part_urls(&[1], &sums(&[("01", SUM)]), true),
+            part_urls(&[1], &sums(&[("01", SUM)]), None),
             PartError::ChecksumUnrequested { key: "01".into() },
         ),
         (
-            part_urls(&[1], &sums(&[("1", "bm9wZQ==")]), true),
+            part_urls(&[1], &sums(&[("1", "bm9wZQ==")]), None),
             PartError::ChecksumFormat { number: 1 },
         ),
         (
-            part_urls(&[1], &sums(&[("1", "%%%")]), true),
+            part_urls(&[1], &sums(&[("1", "%%%")]), Some(true)),
             PartError::ChecksumFormat { number: 1 },
         ),
     ] {
         assert_eq!(result, Err(want));
     }
-    let e = part_urls(&[10_001], &none, false).unwrap_err().to_string();
+    let e = part_urls(&[10_001], &none, None).unwrap_err().to_string();
     assert!(e.contains("part 10001") && e.contains("1 to 10000"), "{e}");
 }
 
@@ -313,7 +323,7 @@ proptest! {
             .prop_map(|set| set.into_iter().collect::<Vec<u64>>())
             .prop_shuffle(),
     ) {
-        let got = part_urls(&numbers, &BTreeMap::new(), false).unwrap();
+        let got = part_urls(&numbers, &BTreeMap::new(), None).unwrap();
         let got: Vec<u64> = got.into_iter().map(|(n, _)| u64::from(n)).collect();
         prop_assert_eq!(got, numbers);
     }
