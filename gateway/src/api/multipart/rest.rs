@@ -378,8 +378,8 @@ mod tests {
 
     #[test]
     fn sha256_is_the_one_checksum_algorithm() {
-        assert_eq!(checksum_algorithm(None).unwrap(), false);
-        assert_eq!(checksum_algorithm(Some("SHA256")).unwrap(), true);
+        assert!(!checksum_algorithm(None).unwrap());
+        assert!(checksum_algorithm(Some("SHA256")).unwrap());
         for bad in ["sha256", "CRC32", ""] {
             let e = checksum_algorithm(Some(bad)).unwrap_err();
             assert!(e.message.contains("`checksum_algorithm`"), "{}", e.message);
