@@ -15,6 +15,8 @@
 //! - `draft` — the lifecycle state machine ([`DraftState`], [`next_step`]): pure
 //! - `confirm` — performs confirm's steps against a [`Storage`], [`ConfirmError`],
 //!   [`ConfirmOutcome`]; `name_lock` — turns for confirms of one name in this process
+//! - `parts` — the multipart rules DraftStore checks itself ([`plan`], [`part_urls`],
+//!   [`assemble`], [`check_completed`]): pure
 //! - `sweep` — [`select_expired`] (pure) and the streaming [`sweep()`] driver
 //! - `events` — event types, ids, the reserved prefix, the signed payload, the retry schedule
 //! - `storage` — the [`Storage`] trait and its types; `memory` — [`MemoryStorage`] with faults
@@ -49,6 +51,7 @@ mod memory;
 mod multipart;
 mod name;
 mod name_lock;
+mod parts;
 mod storage;
 mod sweep;
 
@@ -76,6 +79,10 @@ pub use multipart::{
     CompletedPart, MultipartOptions, Part, MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE,
 };
 pub use name::{NameError, ObjectName, MAX_KEY_BYTES};
+pub use parts::{
+    assemble, check_completed, check_declared, part_count, part_urls, plan, upload_metadata,
+    Assembly, PartError, PartPlan, StoredPart, DEFAULT_PART_SIZE, MAX_PART_URLS,
+};
 pub use storage::*;
 pub use sweep::{
     select_expired, sweep, SweepFailure, SweepOptions, SweepReport, DEFAULT_SWEEP_CONCURRENCY,

@@ -25,6 +25,9 @@ pub struct App<B> {
     pub download_ttl: Expiry,
     /// Webhooks and the pre-confirm check, when configured.
     pub events: Option<Arc<crate::events::Events>>,
+    /// Seconds a draft (and a multipart upload in progress) lives before sweep removes it
+    /// (`OBJECT_LIFETIME`).
+    pub object_lifetime: u64,
 }
 
 /// A presigned upload (PUT) into the draft bucket.

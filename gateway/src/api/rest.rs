@@ -4,6 +4,7 @@
 
 use crate::api::app::{App, Source};
 use crate::api::error::{ApiError, Code};
+use crate::api::multipart::rest as multipart;
 use crate::auth::Tenant;
 use crate::config::Limits;
 use crate::http::response::{full, Body, CONTENT_TYPE, JSON};
@@ -42,6 +43,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", READY),
     ("GET", METRICS),
     ("GET", OPENAPI),
+    ("POST", multipart::CREATE),
+    ("POST", multipart::PART_URLS),
+    ("POST", multipart::PARTS),
+    ("POST", multipart::COMPLETE),
+    ("POST", multipart::ABORT),
+    ("POST", multipart::LIST),
 ];
 
 /// The OpenAPI 3 document of this API.
@@ -67,11 +74,13 @@ pub enum Route {
     Metrics,
     /// [`OPENAPI`].
     OpenApi,
+    /// The multipart routes under `/api/v1/multipart-upload`.
+    Multipart(multipart::Op),
 }
 
 impl Route {
     /// Every route served.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 14] = [
         Self::UploadUrl,
         Self::DownloadUrl,
         Self::ConfirmUpload,
@@ -80,6 +89,12 @@ impl Route {
         Self::Ready,
         Self::Metrics,
         Self::OpenApi,
+        Self::Multipart(multipart::Op::Create),
+        Self::Multipart(multipart::Op::PartUrls),
+        Self::Multipart(multipart::Op::Parts),
+        Self::Multipart(multipart::Op::Complete),
+        Self::Multipart(multipart::Op::Abort),
+        Self::Multipart(multipart::Op::List),
     ];
 
     /// The route at `path`, or `None` (404).
@@ -94,7 +109,7 @@ impl Route {
             READY => Self::Ready,
             METRICS => Self::Metrics,
             OPENAPI => Self::OpenApi,
-            _ => return None,
+            _ => return multipart::Op::of(path).map(Self::Multipart),
         })
     }
 
@@ -110,13 +125,18 @@ impl Route {
             Self::Ready => "ready",
             Self::Metrics => "metrics",
             Self::OpenApi => "openapi",
+            Self::Multipart(op) => op.label(),
         }
     }
 
     /// The `Allow` header of a 405.
     fn allowed(self) -> &'static str {
         match self {
-            Self::UploadUrl | Self::DownloadUrl | Self::ConfirmUpload | Self::DraftBucket => "POST",
+            Self::UploadUrl
+            | Self::DownloadUrl
+            | Self::ConfirmUpload
+            | Self::DraftBucket
+            | Self::Multipart(_) => "POST",
             Self::Health | Self::Ready | Self::Metrics | Self::OpenApi => "GET, HEAD",
         }
     }
@@ -150,6 +170,10 @@ pub async fn handle<B: Storage + Presign>(
             Box::pin(confirm_upload(app, tenant, read_json(&req)?)).await
         }
         Route::DraftBucket if req.method() == Method::POST => Box::pin(draft_bucket(app)).await,
+        Route::Multipart(op) if req.method() == Method::POST => {
+            let body = read_body(&req)?;
+            Box::pin(multipart::handle(app, tenant, op, body)).await
+        }
         Route::Health if read => Ok(health()),
         Route::Ready if read => Box::pin(ready(app)).await,
         Route::Metrics if read => Response::builder()
@@ -178,6 +202,12 @@ fn not_allowed(path: &str, allowed: &'static str) -> ApiError {
 /// Decodes a JSON body: `application/json` (or `+json`) only; its size was checked as it was
 /// read.
 fn read_json<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, ApiError> {
+    decode_json(read_body(req)?)
+}
+
+/// The JSON text of a body (`application/json` or `+json` only), as [`read_json`] reads it;
+/// the body layer read it within the route's limit ([`multipart::limits`] for multipart).
+fn read_body(req: &Request<Bytes>) -> Result<&Bytes, ApiError> {
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -195,7 +225,7 @@ fn read_json<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, ApiError> {
             "requests must be application/json",
         ));
     }
-    decode_json(req.body())
+    Ok(req.body())
 }
 
 /// Decodes a JSON request body (RFC 8259) into `T`: malformed JSON and well-formed JSON with a
@@ -403,7 +433,7 @@ async fn download_url<B: Storage + Presign>(
 
 /// Present (`true`) in a URL's reply when `expires_at` is earlier than the TTL asked for,
 /// because the S3 credentials the URL is signed with expire then.
-const CUT_BY_CREDENTIALS: &str = "expires_at_cut_by_credentials";
+pub(crate) const CUT_BY_CREDENTIALS: &str = "expires_at_cut_by_credentials";
 
 /// The body of `POST /api/v1/confirm-upload`.
 #[derive(Debug, Deserialize)]
@@ -583,7 +613,8 @@ mod tests {
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         let mut checked = 0;
         for (name, schema) in schemas.iter().filter(|(n, _)| n.ends_with("Request")) {
-            let required = schema["required"].as_array().unwrap();
+            let none = Vec::new();
+            let required = schema["required"].as_array().unwrap_or(&none);
             for (field, property) in schema["properties"].as_object().unwrap() {
                 if required.contains(&serde_json::Value::from(field.as_str())) {
                     continue;
@@ -595,7 +626,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 6, "upload-url's four, source and overwrite");
+        assert_eq!(
+            checked, 15,
+            "upload-url's four, source, overwrite, multipart create's six, part-urls' checksums, complete's parts, list's name"
+        );
     }
 
     /// The OpenAPI document lists exactly the routes served.

@@ -90,6 +90,7 @@ impl<B: Storage + Presign + 'static> Server<B> {
                 upload_ttl: config.upload_ttl,
                 download_ttl: config.download_ttl,
                 events: crate::events::Events::start(&storage, &config.buckets, &config.events),
+                object_lifetime: config.object_lifetime,
             },
             auth,
             cors: config.cors.clone(),

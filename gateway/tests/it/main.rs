@@ -35,6 +35,8 @@ mod local_multipart;
 mod local_store;
 /// The Kubernetes manifests and the Dockerfile agree with the configuration.
 mod manifests;
+/// Multipart uploads over REST and gRPC: parts out of order, resume, every error, tenants.
+mod multipart;
 /// `gateway presign`.
 mod presign_cli;
 /// A fault-injecting TCP proxy in front of SeaweedFS.

@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod connect;
+pub mod multipart;
 pub mod reflection;
 pub mod status;
 pub mod stream;
@@ -66,11 +67,13 @@ pub enum Rpc {
     Reflection,
     /// The same method of `grpc.reflection.v1alpha`.
     ReflectionV1Alpha,
+    /// The multipart calls.
+    Multipart(multipart::Call),
 }
 
 impl Rpc {
     /// Every RPC served.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 13] = [
         Self::CreateDraftBucket,
         Self::GetUploadUrl,
         Self::GetDownloadUrl,
@@ -78,6 +81,12 @@ impl Rpc {
         Self::HealthCheck,
         Self::Reflection,
         Self::ReflectionV1Alpha,
+        Self::Multipart(multipart::Call::Create),
+        Self::Multipart(multipart::Call::PartUrls),
+        Self::Multipart(multipart::Call::ListParts),
+        Self::Multipart(multipart::Call::Complete),
+        Self::Multipart(multipart::Call::Abort),
+        Self::Multipart(multipart::Call::List),
     ];
 
     /// The RPC at `path`, or `None` for a method this server does not have.
@@ -92,7 +101,7 @@ impl Rpc {
             health::CHECK_PATH => Self::HealthCheck,
             reflection_pb::INFO_PATH => Self::Reflection,
             reflection_pb::INFO_PATH_V1ALPHA => Self::ReflectionV1Alpha,
-            _ => return None,
+            _ => return multipart::Call::of(path).map(Self::Multipart),
         })
     }
 
@@ -107,6 +116,7 @@ impl Rpc {
             Self::HealthCheck => "Health/Check",
             Self::Reflection => "ServerReflectionInfo",
             Self::ReflectionV1Alpha => "ServerReflectionInfo/v1alpha",
+            Self::Multipart(call) => call.label(),
         }
     }
 
@@ -173,8 +183,12 @@ pub async fn handle<B: Storage + Presign>(
         ));
     }
     let encoding = encoding(req.headers());
+    let max_message = match rpc {
+        Rpc::Multipart(call) => multipart::max_message(call, limits.max_grpc_message),
+        _ => limits.max_grpc_message,
+    };
     let call = async {
-        let message = message(req.body(), limits.max_grpc_message, encoding)?;
+        let message = message(req.body(), max_message, encoding)?;
         dispatch(app, rpc, message, tenant).await
     };
     let result = match deadline {
@@ -285,12 +299,12 @@ fn message(whole: &[u8], max: usize, encoding: Option<Bytes>) -> Result<&[u8], A
     })
 }
 
-fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, ApiError> {
+pub(crate) fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, ApiError> {
     M::decode(bytes)
         .map_err(|e| ApiError::new(Code::MalformedMessage, format!("malformed message: {e}")))
 }
 
-fn success() -> Option<pb::Result> {
+pub(crate) fn success() -> Option<pb::Result> {
     Some(pb::Result {
         success: true,
         error_message: String::new(),
@@ -298,7 +312,7 @@ fn success() -> Option<pb::Result> {
     })
 }
 
-fn constraints(c: Option<pb::UploadConstraints>) -> Result<UploadConstraints, ApiError> {
+pub(crate) fn constraints(c: Option<pb::UploadConstraints>) -> Result<UploadConstraints, ApiError> {
     let Some(c) = c else {
         return Ok(UploadConstraints::default());
     };
@@ -320,6 +334,7 @@ async fn dispatch<B: Storage + Presign>(
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
     Ok(status::ok(match rpc {
+        Rpc::Multipart(call) => Box::pin(multipart::dispatch(app, call, message, tenant)).await?,
         Rpc::GetUploadUrl => {
             let req: pb::GetUploadUrlRequest = decode(message)?;
             let made = app
@@ -439,6 +454,12 @@ mod tests {
                 reflection_pb::INFO_PATH_V1ALPHA,
                 "ServerReflectionInfo/v1alpha",
             ),
+            (CREATE_MULTIPART_UPLOAD, "CreateMultipartUpload"),
+            (GET_PART_UPLOAD_URLS, "GetPartUploadURLs"),
+            (LIST_PARTS, "ListParts"),
+            (COMPLETE_MULTIPART_UPLOAD, "CompleteMultipartUpload"),
+            (ABORT_MULTIPART_UPLOAD, "AbortMultipartUpload"),
+            (LIST_MULTIPART_UPLOADS, "ListMultipartUploads"),
         ] {
             let rpc = Rpc::of(path);
             assert_eq!(rpc.map(Rpc::label), Some(label), "{path}");

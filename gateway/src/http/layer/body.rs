@@ -16,6 +16,9 @@ use super::admission::{Key, Shares, Ticket};
 use super::{reply, Req, Res};
 use crate::api::grpc::codec::HEADER_LEN;
 use crate::api::grpc::connect::Codec;
+use crate::api::grpc::{multipart as grpc_multipart, Rpc};
+use crate::api::multipart::rest as multipart;
+use crate::api::rest::Route;
 use crate::http::body::{self, Collected, Collector, Limit};
 use crate::http::server::{Call, Peer};
 use futures_util::future::Either;
@@ -81,25 +84,36 @@ impl<S> ReadBody<S> {
     fn limit(&self, call: Call, method: &http::Method) -> Option<Limit> {
         match call {
             // Streaming calls (server reflection) read their messages one by one.
-            Call::Grpc(Some(rpc)) if rpc.is_unary() => Some(Limit::Grpc(self.limits.grpc)),
+            Call::Grpc(Some(rpc)) if rpc.is_unary() => Some(Limit::Grpc(self.grpc(rpc))),
             // gRPC-Web-text is base64 of one frame: 4 characters for every 3 bytes.
-            Call::GrpcWeb(flavor, Some(_)) if flavor.is_text() => Some(Limit::Json(
+            Call::GrpcWeb(flavor, Some(rpc)) if flavor.is_text() => Some(Limit::Json(
                 HEADER_LEN
-                    .saturating_add(self.limits.grpc)
+                    .saturating_add(self.grpc(rpc))
                     .div_ceil(3)
                     .saturating_mul(4),
             )),
-            Call::GrpcWeb(_, Some(_)) => Some(Limit::Grpc(self.limits.grpc)),
+            Call::GrpcWeb(_, Some(rpc)) => Some(Limit::Grpc(self.grpc(rpc))),
             // Connect sends a bare message: protobuf up to the gRPC limit, JSON up to the
             // larger of the two limits.
-            Call::Connect(Codec::Proto, Some(_)) => Some(Limit::Json(self.limits.grpc)),
-            Call::Connect(Codec::Json, Some(_)) => {
-                Some(Limit::Json(self.limits.json.max(self.limits.grpc)))
+            Call::Connect(Codec::Proto, Some(rpc)) => Some(Limit::Json(self.grpc(rpc))),
+            Call::Connect(Codec::Json, Some(rpc)) => {
+                Some(Limit::Json(self.limits.json.max(self.grpc(rpc))))
+            }
+            Call::Rest(Some(Route::Multipart(op))) if method == http::Method::POST => {
+                Some(Limit::Json(multipart::max_body(op, self.limits.json)))
             }
             Call::Rest(Some(_)) if method == http::Method::POST => {
                 Some(Limit::Json(self.limits.json))
             }
             _ => None,
+        }
+    }
+
+    /// The largest message `rpc` takes (a multipart complete may name 10 000 parts).
+    fn grpc(&self, rpc: Rpc) -> usize {
+        match rpc {
+            Rpc::Multipart(call) => grpc_multipart::max_message(call, self.limits.grpc),
+            _ => self.limits.grpc,
         }
     }
 }
