@@ -1,7 +1,7 @@
 //! `gateway`: parse the subcommand, run it, exit with its code.
 #![forbid(unsafe_code)]
 
-use draftstore_gateway::cmd::{cli, presign, serve, sweep};
+use draftstore_gateway::cmd::{cli, presign, serve, sweep, upload};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         cli::Command::Presign(args) => presign::run(&args, &env).map(|url| println!("{url}")),
         cli::Command::Serve(args) => serve::run(&args, &env),
         cli::Command::Sweep(args) => sweep::run(&args, &env),
+        cli::Command::Upload(args) => upload::run(&args, &env),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

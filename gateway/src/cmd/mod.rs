@@ -1,5 +1,5 @@
 //! The subcommands of the `gateway` binary: parsing ([`cli`]), exit statuses ([`exit`]), and one
-//! module per subcommand ([`serve`], [`sweep`], [`presign`]), and what they share: flags
+//! module per subcommand ([`serve`], [`sweep`], [`presign`], [`upload`]), and what they share: flags
 //! layered over the environment ([`layered`]) and the log set-up ([`init_tracing`]).
 
 pub mod cli;
@@ -7,6 +7,7 @@ pub mod exit;
 pub mod presign;
 pub mod serve;
 pub mod sweep;
+pub mod upload;
 
 use exit::Exit;
 
