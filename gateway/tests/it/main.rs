@@ -49,3 +49,5 @@ mod sse;
 mod stub;
 /// `gateway sweep` as the CronJob runs it.
 mod sweep_cli;
+/// `gateway upload`, DraftStore's own client, against the real server.
+mod upload_cli;
