@@ -35,7 +35,7 @@ pub fn random_file(dir: &Path, name: &str, len: usize) -> (std::path::PathBuf, V
     (path, bytes)
 }
 
-fn main_bucket(server: &Running) -> BucketName {
+pub fn main_bucket(server: &Running) -> BucketName {
     server.config.buckets.main.clone()
 }
 
@@ -256,5 +256,22 @@ async fn usage_errors_are_exit_2_and_bad_configuration_exit_64() {
         "DRAFTSTORE_TOKEN",
     ] {
         assert!(help.contains(needle), "{needle}: {help}");
+    }
+}
+
+/// The client's variables are in README's table, and `serve` reads none of them.
+#[test]
+fn client_variables_are_documented_and_only_the_client_reads_them() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    for variable in draftstore_gateway::cmd::upload::VARIABLES {
+        assert!(
+            readme
+                .lines()
+                .any(|l| l.starts_with("| `") && l.contains(variable)),
+            "{variable} is in README's table"
+        );
+        assert!(!draftstore_gateway::config::VARIABLES.contains(variable));
     }
 }

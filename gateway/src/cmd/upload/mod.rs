@@ -55,6 +55,12 @@ pub struct Outcome {
     /// Parts sent by this run (multipart only; parts found stored are not counted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parts_sent: Option<u32>,
+    /// Milliseconds spent sending parts (multipart only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parts_ms: Option<u64>,
+    /// Milliseconds the `complete` call took (multipart only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub complete_ms: Option<u64>,
     /// Whether the draft was confirmed into main.
     pub confirmed: bool,
     /// Where the confirmed object lives.

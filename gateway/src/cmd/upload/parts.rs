@@ -53,18 +53,22 @@ pub async fn upload(api: &Api, settings: &Settings) -> Result<Outcome, Exit> {
         progress: Arc::new(Progress::new(settings.size, already)),
     };
     upload.save();
+    let started = std::time::Instant::now();
     let result = stream::iter(todo.into_iter().map(Ok))
         .try_for_each_concurrent(settings.parallel, |n| upload.part(n))
         .await;
     upload.progress.finish();
     result?;
+    let parts_ms = millis(started.elapsed());
     let (upload_id, parts) = match upload.state.lock() {
         Ok(s) => (s.upload_id.clone(), s.parts.clone()),
         Err(_) => return Err(failed("a part upload panicked")),
     };
+    let started = std::time::Instant::now();
     let completed = api
         .complete(&settings.object_name, &upload_id, &parts)
         .await?;
+    let complete_ms = millis(started.elapsed());
     state::remove(&settings.state_file);
     Ok(Outcome {
         object_name: completed.object_name,
@@ -72,9 +76,15 @@ pub async fn upload(api: &Api, settings: &Settings) -> Result<Outcome, Exit> {
         etag: completed.etag,
         method: "multipart",
         parts_sent: Some(upload.sent.load(Ordering::Relaxed)),
+        parts_ms: Some(parts_ms),
+        complete_ms: Some(complete_ms),
         confirmed: false,
         final_location: None,
     })
+}
+
+fn millis(elapsed: std::time::Duration) -> u64 {
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The state to continue from: the state file's when it matches, else the newest upload of

@@ -44,6 +44,8 @@ pub async fn upload(api: &Api, settings: &Settings) -> Result<Outcome, Exit> {
                     etag,
                     method: "single",
                     parts_sent: None,
+                    parts_ms: None,
+                    complete_ms: None,
                     confirmed: false,
                     final_location: None,
                 });
