@@ -4,12 +4,18 @@
 //! still cannot do becomes one [`Exit`]: 69 when the API was never reached, else 1 with the
 //! server's status, code and message. The token goes in `Authorization` only, never in a message.
 
+mod error;
+mod replies;
+
+pub use error::describe;
+pub use replies::{Completed, Confirmed, Created, Listed, PartUrl, Presigned, StoredPart};
+
 use super::settings::{Settings, Token};
 use super::{failed, transfer::backoff};
-use crate::api::code::Code;
 use crate::cmd::exit::Exit;
+use error::{CallError, ErrorBody};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -17,95 +23,6 @@ use std::time::Duration;
 const API_ATTEMPTS: u32 = 4;
 /// The longest an API call may take (they are small JSON calls).
 const API_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A presigned PUT: the URL and the headers it must carry.
-#[derive(Debug, Deserialize)]
-pub struct Presigned {
-    /// The URL (`upload_url` for a single upload, `url` for a part).
-    #[serde(alias = "upload_url")]
-    pub url: String,
-    /// Headers the PUT must send exactly.
-    #[serde(default)]
-    pub required_headers: BTreeMap<String, String>,
-}
-
-/// A part's URL, from `part-urls`.
-#[derive(Debug, Deserialize)]
-pub struct PartUrl {
-    /// Its part number.
-    pub part_number: u32,
-    /// The URL and headers.
-    #[serde(flatten)]
-    pub presigned: Presigned,
-}
-
-/// A multipart upload just created.
-#[derive(Debug, Deserialize)]
-pub struct Created {
-    /// Its id.
-    pub upload_id: String,
-    /// The part size the server chose, in bytes.
-    pub part_size: u64,
-}
-
-/// A part the store holds.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-pub struct StoredPart {
-    /// Its number.
-    pub part_number: u32,
-    /// Its ETag (quoted, as S3 gives it).
-    pub etag: String,
-    /// Its size in bytes.
-    #[serde(default)]
-    pub size: u64,
-}
-
-/// An in-progress multipart upload, from `list`.
-#[derive(Debug, Deserialize)]
-pub struct Listed {
-    /// Its id.
-    pub upload_id: String,
-    /// Its object name.
-    pub object_name: String,
-    /// When it was created (RFC 3339).
-    #[serde(default)]
-    pub initiated: String,
-}
-
-/// The draft a `complete` made.
-#[derive(Debug, Deserialize)]
-pub struct Completed {
-    /// Its name.
-    pub object_name: String,
-    /// Its size in bytes.
-    pub size: u64,
-    /// Its ETag.
-    pub etag: String,
-}
-
-/// A confirmed object.
-#[derive(Debug, Deserialize)]
-pub struct Confirmed {
-    /// Its name.
-    pub object_name: String,
-    /// Where it now lives.
-    pub final_location: String,
-    /// Its size in bytes.
-    pub size: u64,
-    /// Its ETag in main.
-    pub etag: String,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorFields,
-}
-
-#[derive(Deserialize)]
-struct ErrorFields {
-    code: String,
-    message: String,
-}
 
 /// The API client.
 #[derive(Debug)]
@@ -357,78 +274,4 @@ impl Api {
             tokio::time::sleep(backoff(attempt)).await;
         }
     }
-}
-
-/// Why a call failed.
-#[derive(Debug)]
-enum CallError {
-    /// No connection was ever made: exit 69.
-    Unreachable(String),
-    /// The server answered with an error.
-    Refused {
-        route: String,
-        status: u16,
-        code: Option<String>,
-        message: String,
-    },
-    /// The connection broke, or the answer could not be read.
-    Broken(String),
-}
-
-impl CallError {
-    /// Whether the server does not serve the route at all (an older gateway).
-    fn no_such_route(&self) -> bool {
-        matches!(self, Self::Refused { code: Some(code), .. } if code == Code::NoSuchRoute.as_str())
-    }
-}
-
-impl From<CallError> for Exit {
-    fn from(error: CallError) -> Self {
-        match error {
-            CallError::Unreachable(message) => Exit::unavailable(message),
-            CallError::Broken(message) => failed(message),
-            CallError::Refused {
-                route,
-                status,
-                code,
-                message,
-            } => {
-                let hint = match status {
-                    401 => " (check the token: DRAFTSTORE_TOKEN or --token-file)",
-                    403 => " (the token is not allowed this)",
-                    404 if code.as_deref() == Some(Code::NoSuchRoute.as_str()) => {
-                        " (this server has no such route: an older DraftStore?)"
-                    }
-                    _ => "",
-                };
-                let code = code.map(|c| format!("{c}: ")).unwrap_or_default();
-                failed(format!("{route} refused: {status} {code}{message}{hint}"))
-            }
-        }
-    }
-}
-
-/// A transport error in one line, with its causes but never the URL (a presigned URL's query
-/// is a credential).
-#[must_use]
-pub fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_connect() {
-        "connection failed"
-    } else if error.is_timeout() {
-        "timed out"
-    } else if error.is_body() {
-        "sending the body failed"
-    } else if error.is_decode() {
-        "unreadable answer"
-    } else {
-        "request failed"
-    }
-    .to_owned();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
