@@ -17,7 +17,12 @@ use crate::{
     Storage, StorageError, SweepOptions,
 };
 
+mod multipart;
 mod sweep_batches;
+pub use multipart::{
+    multipart, multipart_abort, multipart_checksums, multipart_chosen_parts, multipart_errors,
+    multipart_flow,
+};
 pub use sweep_batches::sweep_batches;
 
 /// Keys with every character class DraftStore accepts in a name.
@@ -42,6 +47,7 @@ pub async fn run_all<S: Storage>(storage: &S, prefix: &str) {
     concurrent_confirms(storage, prefix).await;
     sweep_flow(storage, prefix).await;
     sweep_batches(storage, prefix).await;
+    multipart(storage, prefix).await;
 }
 
 async fn bucket<S: Storage>(storage: &S, prefix: &str, name: &str) -> BucketName {

@@ -169,8 +169,11 @@ pub fn next_step(seen: &Observed, policy: &Policy<'_>) -> Step {
     }
     let Some(main) = &seen.main else {
         // With a draft, a store that refuses to overwrite main atomically lets confirm copy
-        // before looking (`If-None-Match: *`): one call fewer.
-        let optimistic = policy.conditional_copy && !policy.overwrite && !seen.copy_refused;
+        // before looking (`If-None-Match: *`): one call fewer. Once this confirm has copied,
+        // main is looked at instead: a copy whose ETag differs from the draft's (a multipart
+        // draft's `…-N`, a multipart copy) is verified by main's stamp, not copied again.
+        let optimistic =
+            policy.conditional_copy && !policy.overwrite && !seen.copy_refused && !seen.moved;
         return match draft {
             Some(_) if optimistic => Step::Copy(CopyCondition::IfAbsent),
             _ => Step::HeadMain,
@@ -310,6 +313,39 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// A multipart draft's ETag (`<md5 of md5s>-N`) is never the copy's: after the copy main
+    /// is looked at once, its stamp names the draft, and confirm deletes the draft without a
+    /// second copy.
+    #[test]
+    fn a_multipart_draft_is_verified_by_mains_stamp_after_one_copy() {
+        for policy in [COND, PLAIN] {
+            let d = obj("9b2cf535f27731c974343645a3985328-3", 11 * 1024 * 1024);
+            let seen = Observed {
+                draft: Some(Some(d.clone())),
+                main: None,
+                moved: true,
+                copy_refused: false,
+            };
+            assert_eq!(next_step(&seen, &policy), Step::HeadMain);
+            let seen = Observed {
+                main: Some(Some(stamped(&d))),
+                ..seen
+            };
+            assert_eq!(next_step(&seen, &policy), Step::DeleteDraft);
+            let seen = Observed {
+                draft: Some(None),
+                ..seen
+            };
+            assert!(matches!(
+                next_step(&seen, &policy),
+                Step::Done {
+                    outcome: ConfirmOutcome::Moved,
+                    ..
+                }
+            ));
+        }
     }
 
     #[test]

@@ -15,8 +15,11 @@
 //! - `draft` — the lifecycle state machine ([`DraftState`], [`next_step`]): pure
 //! - `confirm` — performs confirm's steps against a [`Storage`], [`ConfirmError`],
 //!   [`ConfirmOutcome`]; `name_lock` — turns for confirms of one name in this process
+//! - `parts` — the multipart rules DraftStore checks itself ([`plan`], [`part_urls`],
+//!   [`assemble`], [`check_completed`]): pure
 //! - `sweep` — [`select_expired`] (pure) and the streaming [`sweep()`] driver
 //! - `storage` — the [`Storage`] trait and its types; `memory` — [`MemoryStorage`] with faults
+//! - `multipart` — multipart uploads' types, limits and completion rules ([`check_completion`])
 //! - `conformance` (feature `conformance`) — the suite every backend runs
 //!
 //! ## Example
@@ -43,8 +46,10 @@ mod constraints;
 mod draft;
 mod limits;
 mod memory;
+mod multipart;
 mod name;
 mod name_lock;
+mod parts;
 mod storage;
 mod sweep;
 
@@ -65,7 +70,15 @@ pub use limits::{
     metadata_bytes, MAX_CONFIRM_METADATA_BYTES, MAX_METADATA_BYTES, MAX_REQUIRED_HEADER_BYTES,
 };
 pub use memory::{Fault, MemoryStorage};
+pub use multipart::{
+    check_completion, check_part_number, every_part, multipart_etag, ChecksumAlgorithm, Completed,
+    CompletedPart, MultipartOptions, Part, MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE,
+};
 pub use name::{NameError, ObjectName, MAX_KEY_BYTES};
+pub use parts::{
+    assemble, check_completed, check_declared, part_count, part_urls, plan, upload_metadata,
+    Assembly, PartError, PartPlan, StoredPart, DEFAULT_PART_SIZE, MAX_PART_URLS,
+};
 pub use storage::*;
 pub use sweep::{
     select_expired, sweep, SweepFailure, SweepOptions, SweepReport, DEFAULT_SWEEP_CONCURRENCY,

@@ -2,6 +2,10 @@
 //! above storage. It behaves like S3 where that matters: ETag = hex MD5 of the bytes, a copy
 //! keeps the ETag, missing keys delete fine, listings come in key order.
 
+use crate::multipart::{
+    check_completion, check_part_number, multipart_etag, ChecksumAlgorithm, Completed,
+    CompletedPart, MultipartOptions, Part, MAX_PART_SIZE,
+};
 use crate::storage::{
     Capabilities, Copied, CopyCondition, CopyRequest, DeleteOutcome, DeleteTarget, ListPage,
     ListedObject, MetadataDirective, ObjectInfo, PutOptions, Storage, StorageError, Upload,
@@ -31,7 +35,37 @@ pub enum Fault {
 #[derive(Default)]
 struct BucketData {
     objects: BTreeMap<String, (Arc<[u8]>, ObjectInfo)>,
-    uploads: BTreeMap<(String, String), i64>,
+    /// By (key, upload id).
+    uploads: BTreeMap<(String, String), UploadData>,
+}
+
+struct UploadData {
+    initiated: i64,
+    options: MultipartOptions,
+    parts: BTreeMap<u32, (Arc<[u8]>, Part)>,
+}
+
+impl UploadData {
+    fn new(initiated: i64, options: MultipartOptions) -> Self {
+        Self {
+            initiated,
+            options,
+            parts: BTreeMap::new(),
+        }
+    }
+}
+
+/// The upload `id` of `key`; S3 answers `NoSuchUpload` for an id begun for another key too.
+fn upload_mut<'a>(
+    data: &'a mut BucketData,
+    key: &str,
+    id: &str,
+) -> Result<&'a mut UploadData, StorageError> {
+    data.uploads
+        .get_mut(&(key.to_owned(), id.to_owned()))
+        .ok_or_else(|| StorageError::NoSuchUpload {
+            upload_id: id.to_owned(),
+        })
 }
 
 /// See the module doc.
@@ -128,7 +162,10 @@ impl MemoryStorage {
             .entry(bucket.as_str().to_owned())
             .or_default()
             .uploads
-            .insert((key.to_owned(), id.clone()), now);
+            .insert(
+                (key.to_owned(), id.clone()),
+                UploadData::new(now, MultipartOptions::default()),
+            );
         id
     }
 
@@ -192,6 +229,28 @@ fn bucket_mut<'a>(
 
 fn etag_of(body: &[u8]) -> String {
     hex::encode(Md5::digest(body))
+}
+
+/// The part's base64 SHA-256 when one was declared and matches `body`.
+fn sha256_checked(
+    part_number: u32,
+    body: &[u8],
+    declared: Option<&str>,
+) -> Result<Option<String>, StorageError> {
+    use base64::Engine;
+    let Some(declared) = declared else {
+        return Ok(None);
+    };
+    let actual = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body));
+    if declared.trim() == actual {
+        Ok(Some(actual))
+    } else {
+        Err(StorageError::InvalidArgument {
+            reason: format!(
+                "the x-amz-checksum-sha256 of part {part_number} does not match its bytes"
+            ),
+        })
+    }
 }
 
 impl Storage for MemoryStorage {
@@ -374,6 +433,7 @@ impl Storage for MemoryStorage {
     async fn list_uploads(
         &self,
         bucket: &BucketName,
+        prefix: &str,
         continuation: Option<&(String, String)>,
     ) -> Result<UploadPage, StorageError> {
         self.call(|b, _| {
@@ -381,18 +441,123 @@ impl Storage for MemoryStorage {
             let uploads = data
                 .uploads
                 .iter()
+                .filter(|((key, _), _)| key.starts_with(prefix))
                 .filter(|(k, _)| continuation.is_none_or(|c| *k > c))
                 .take(1000)
-                .map(|((key, id), at)| Upload {
+                .map(|((key, id), upload)| Upload {
                     key: key.clone(),
                     upload_id: id.clone(),
-                    initiated: *at,
+                    initiated: upload.initiated,
                 })
                 .collect::<Vec<_>>();
             let next = (uploads.len() == 1000)
                 .then(|| uploads.last().map(|u| (u.key.clone(), u.upload_id.clone())))
                 .flatten();
             Ok(UploadPage { uploads, next })
+        })
+        .await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        options: &MultipartOptions,
+    ) -> Result<String, StorageError> {
+        let id = format!("upload-{}", self.next_upload.fetch_add(1, Ordering::SeqCst));
+        self.call(|b, now| {
+            bucket_mut(b, bucket)?.uploads.insert(
+                (key.to_owned(), id.clone()),
+                UploadData::new(now, options.clone()),
+            );
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Vec<u8>,
+        checksum_sha256: Option<&str>,
+    ) -> Result<Part, StorageError> {
+        self.call(|b, _| {
+            let upload = upload_mut(bucket_mut(b, bucket)?, key, upload_id)?;
+            check_part_number(part_number)?;
+            if body.len() as u64 > MAX_PART_SIZE {
+                return Err(StorageError::InvalidArgument {
+                    reason: format!("part {part_number} is over 5 GiB"),
+                });
+            }
+            let checksum = sha256_checked(part_number, &body, checksum_sha256)?;
+            if upload.options.checksum == Some(ChecksumAlgorithm::Sha256) && checksum.is_none() {
+                return Err(StorageError::InvalidArgument {
+                    reason: format!("part {part_number} needs x-amz-checksum-sha256"),
+                });
+            }
+            let part = Part {
+                part_number,
+                etag: etag_of(&body),
+                size: body.len() as u64,
+                checksum_sha256: checksum,
+            };
+            upload
+                .parts
+                .insert(part_number, (Arc::from(body), part.clone()));
+            Ok(part)
+        })
+        .await
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<Part>, StorageError> {
+        self.call(|b, _| {
+            let upload = upload_mut(bucket_mut(b, bucket)?, key, upload_id)?;
+            Ok(upload.parts.values().map(|(_, p)| p.clone()).collect())
+        })
+        .await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<Completed, StorageError> {
+        self.call(|b, now| {
+            let data = bucket_mut(b, bucket)?;
+            let upload = upload_mut(data, key, upload_id)?;
+            let stored: Vec<Part> = upload.parts.values().map(|(_, p)| p.clone()).collect();
+            let chosen = check_completion(&stored, parts, upload.options.checksum)?;
+            let mut body = Vec::new();
+            for part in &chosen {
+                if let Some((bytes, _)) = upload.parts.get(&part.part_number) {
+                    body.extend_from_slice(bytes);
+                }
+            }
+            let completed = Completed {
+                etag: multipart_etag(chosen.iter().map(|p| p.etag.as_str())),
+                size: body.len() as u64,
+            };
+            let info = ObjectInfo {
+                size: completed.size,
+                etag: completed.etag.clone(),
+                last_modified: now,
+                content_type: upload.options.content_type.clone(),
+                metadata: upload.options.metadata.clone(),
+                checksum_sha256: None,
+            };
+            data.uploads.remove(&(key.to_owned(), upload_id.to_owned()));
+            data.objects.insert(key.to_owned(), (Arc::from(body), info));
+            Ok(completed)
         })
         .await
     }

@@ -2,6 +2,7 @@
 //! Implemented by the in-memory store (here), the embedded local store and the S3 backend
 //! (gateway). Futures are `Send` so the server can run them on any worker thread.
 
+use crate::multipart::{Completed, CompletedPart, MultipartOptions, Part};
 use crate::BucketName;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -41,6 +42,43 @@ pub enum StorageError {
     #[error("storage denied the request: {reason}")]
     Denied {
         /// What the store said (never a credential).
+        reason: String,
+    },
+    /// No multipart upload with this id for this key (never created, completed, aborted, or
+    /// begun for another key): S3's `NoSuchUpload`.
+    #[error("no such upload: {upload_id}")]
+    NoSuchUpload {
+        /// The upload id as given.
+        upload_id: String,
+    },
+    /// A completion named a part that was not uploaded, or with another ETag or checksum:
+    /// S3's `InvalidPart`.
+    #[error("invalid part {part_number}: {reason}")]
+    InvalidPart {
+        /// The part's number.
+        part_number: u32,
+        /// What does not match.
+        reason: String,
+    },
+    /// A completion's part numbers are not strictly ascending: S3's `InvalidPartOrder`.
+    #[error("parts must be listed in ascending order without repeats: part {part_number} is out of order")]
+    InvalidPartOrder {
+        /// The first part number out of order.
+        part_number: u32,
+    },
+    /// A part other than the last is under 5 MiB: S3's `EntityTooSmall`.
+    #[error("part {part_number} is {size} bytes: every part but the last must be at least 5 MiB")]
+    EntityTooSmall {
+        /// The part's number.
+        part_number: u32,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// A request the store refuses as malformed (a part number outside 1..=10000, a part over
+    /// 5 GiB, a checksum that is not base64 or does not match the bytes, no parts to complete).
+    #[error("invalid request: {reason}")]
+    InvalidArgument {
+        /// What is wrong.
         reason: String,
     },
     /// Any other failure of the store.
@@ -332,14 +370,72 @@ pub trait Storage: Send + Sync {
         max_keys: u16,
     ) -> impl Future<Output = Result<ListPage, StorageError>> + Send;
 
-    /// One page of incomplete multipart uploads.
+    /// One page (at most 1000) of the incomplete multipart uploads whose key starts with
+    /// `prefix`, in (key, upload id) order; `initiated` tells their age.
     fn list_uploads(
         &self,
         bucket: &BucketName,
+        prefix: &str,
         continuation: Option<&(String, String)>,
     ) -> impl Future<Output = Result<UploadPage, StorageError>> + Send;
 
-    /// Aborts an incomplete multipart upload; an unknown one is a success.
+    /// Starts a multipart upload of `bucket/key` (S3 CreateMultipartUpload): the object it
+    /// completes into gets `options`' content type and metadata; with a checksum algorithm,
+    /// every part must carry that checksum. Returns the upload id (opaque, URL-safe).
+    ///
+    /// # Errors
+    /// `NotFound` for a missing bucket; store failures.
+    fn create_multipart_upload(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        options: &MultipartOptions,
+    ) -> impl Future<Output = Result<String, StorageError>> + Send;
+
+    /// Stores one part directly (S3 UploadPart), replacing an earlier upload of the same number;
+    /// returns it as ListParts will. For tests and tools: clients send parts to presigned URLs.
+    /// `checksum_sha256` (base64) is checked against the bytes.
+    ///
+    /// # Errors
+    /// `NoSuchUpload`; `InvalidArgument` for a part number outside 1..=10000, a part over
+    /// 5 GiB, a missing (upload created with SHA256) or wrong checksum.
+    fn upload_part(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Vec<u8>,
+        checksum_sha256: Option<&str>,
+    ) -> impl Future<Output = Result<Part, StorageError>> + Send;
+
+    /// Every part uploaded so far (all of S3's ListParts pages joined), by part number.
+    ///
+    /// # Errors
+    /// `NoSuchUpload` for an unknown upload, or one begun for another key.
+    fn list_parts(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = Result<Vec<Part>, StorageError>> + Send;
+
+    /// Makes the object from `parts` (S3 CompleteMultipartUpload), atomically: it appears whole
+    /// or not at all; the upload is gone afterwards. Parts are checked as
+    /// [`check_completion`](crate::check_completion) says, on every store.
+    ///
+    /// # Errors
+    /// `NoSuchUpload`, `InvalidPart`, `InvalidPartOrder`, `EntityTooSmall` (each naming the
+    /// part), `InvalidArgument` for an empty list; store failures.
+    fn complete_multipart_upload(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> impl Future<Output = Result<Completed, StorageError>> + Send;
+
+    /// Aborts an incomplete multipart upload and frees its parts; an unknown one is a success.
     fn abort_upload(
         &self,
         bucket: &BucketName,

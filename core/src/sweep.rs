@@ -325,7 +325,10 @@ async fn abort_stale_uploads<S: Storage>(
             report.stopped_early = true;
             return;
         }
-        let page = match storage.list_uploads(bucket, continuation.as_ref()).await {
+        let page = match storage
+            .list_uploads(bucket, "", continuation.as_ref())
+            .await
+        {
             Ok(page) => page,
             Err(e) => {
                 report.listing_error = Some(e);

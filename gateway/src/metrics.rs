@@ -260,6 +260,11 @@ pub const fn outcome(e: &draftstore_core::StorageError) -> &'static str {
         E::PreconditionFailed { .. } => "precondition_failed",
         E::Unavailable { .. } => "unavailable",
         E::Denied { .. } => "denied",
+        E::NoSuchUpload { .. } => "no_such_upload",
+        E::InvalidPart { .. }
+        | E::InvalidPartOrder { .. }
+        | E::EntityTooSmall { .. }
+        | E::InvalidArgument { .. } => "invalid",
         E::Backend { .. } => "error",
     }
 }

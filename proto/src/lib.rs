@@ -28,6 +28,14 @@ pub mod draft {
             pub const GET_UPLOAD_URL: &str = "/draft.v1.DraftService/GetUploadURL";
             pub const GET_DOWNLOAD_URL: &str = "/draft.v1.DraftService/GetDownloadURL";
             pub const CONFIRM_UPLOAD: &str = "/draft.v1.DraftService/ConfirmUpload";
+            pub const CREATE_MULTIPART_UPLOAD: &str =
+                "/draft.v1.DraftService/CreateMultipartUpload";
+            pub const GET_PART_UPLOAD_URLS: &str = "/draft.v1.DraftService/GetPartUploadURLs";
+            pub const LIST_PARTS: &str = "/draft.v1.DraftService/ListParts";
+            pub const COMPLETE_MULTIPART_UPLOAD: &str =
+                "/draft.v1.DraftService/CompleteMultipartUpload";
+            pub const ABORT_MULTIPART_UPLOAD: &str = "/draft.v1.DraftService/AbortMultipartUpload";
+            pub const LIST_MULTIPART_UPLOADS: &str = "/draft.v1.DraftService/ListMultipartUploads";
         }
     }
 }

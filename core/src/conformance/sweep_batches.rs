@@ -5,8 +5,9 @@
 
 use super::bucket;
 use crate::{
-    sweep, BucketName, Capabilities, Copied, CopyRequest, DeleteOutcome, DeleteTarget, ListPage,
-    ObjectInfo, PutOptions, Storage, StorageError, SweepOptions, UploadPage,
+    sweep, BucketName, Capabilities, Completed, CompletedPart, Copied, CopyRequest, DeleteOutcome,
+    DeleteTarget, ListPage, MultipartOptions, ObjectInfo, Part, PutOptions, Storage, StorageError,
+    SweepOptions, UploadPage,
 };
 use std::sync::{Mutex, PoisonError};
 
@@ -143,9 +144,50 @@ impl<S: Storage> Storage for Watched<'_, S> {
     async fn list_uploads(
         &self,
         b: &BucketName,
+        prefix: &str,
         continuation: Option<&(String, String)>,
     ) -> Result<UploadPage, StorageError> {
-        self.inner.list_uploads(b, continuation).await
+        self.inner.list_uploads(b, prefix, continuation).await
+    }
+    async fn create_multipart_upload(
+        &self,
+        b: &BucketName,
+        key: &str,
+        options: &MultipartOptions,
+    ) -> Result<String, StorageError> {
+        self.inner.create_multipart_upload(b, key, options).await
+    }
+    async fn upload_part(
+        &self,
+        b: &BucketName,
+        key: &str,
+        id: &str,
+        part_number: u32,
+        body: Vec<u8>,
+        checksum_sha256: Option<&str>,
+    ) -> Result<Part, StorageError> {
+        self.inner
+            .upload_part(b, key, id, part_number, body, checksum_sha256)
+            .await
+    }
+    async fn list_parts(
+        &self,
+        b: &BucketName,
+        key: &str,
+        id: &str,
+    ) -> Result<Vec<Part>, StorageError> {
+        self.inner.list_parts(b, key, id).await
+    }
+    async fn complete_multipart_upload(
+        &self,
+        b: &BucketName,
+        key: &str,
+        id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<Completed, StorageError> {
+        self.inner
+            .complete_multipart_upload(b, key, id, parts)
+            .await
     }
     async fn abort_upload(&self, b: &BucketName, key: &str, id: &str) -> Result<(), StorageError> {
         self.inner.abort_upload(b, key, id).await

@@ -131,7 +131,7 @@ fn stale_multipart_uploads_are_aborted_young_ones_kept() {
     storage.create_upload(&bucket, "new-upload");
     let report = run(&storage, &bucket, SweepOptions::new(600, 200));
     assert_eq!(report.multipart_aborted, 1);
-    let left = block_on(storage.list_uploads(&bucket, None)).unwrap();
+    let left = block_on(storage.list_uploads(&bucket, "", None)).unwrap();
     assert_eq!(
         left.uploads
             .iter()

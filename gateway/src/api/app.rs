@@ -23,6 +23,9 @@ pub struct App<B> {
     pub upload_ttl: Expiry,
     /// How long a download URL is valid.
     pub download_ttl: Expiry,
+    /// Seconds a draft (and a multipart upload in progress) lives before sweep removes it
+    /// (`OBJECT_LIFETIME`).
+    pub object_lifetime: u64,
 }
 
 /// A presigned upload (PUT) into the draft bucket.

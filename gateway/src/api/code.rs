@@ -110,6 +110,21 @@ codes! {
     /// The draft kept changing during confirm; retrying is safe.
     Retry = "RETRY", Unavailable;
 
+    // Multipart uploads.
+    /// No multipart upload with this id for this name (unknown, completed, aborted, or
+    /// another tenant's).
+    NoSuchUpload = "NO_SUCH_UPLOAD", NotFound;
+    /// A `part_size` outside 5 MiB..=5 GiB, or one that needs more than 10 000 parts for the
+    /// declared length.
+    InvalidPartSize = "INVALID_PART_SIZE", BadRequest;
+    /// A part breaks a multipart rule (number outside 1..=10 000, twice, out of order, not
+    /// uploaded, wrong ETag, a non-last part under 5 MiB, a part over 5 GiB, none at all, more
+    /// than 1000 URLs asked at once); the message names the part and the rule.
+    InvalidPart = "INVALID_PART", BadRequest;
+    /// A checksum a multipart upload cannot take: a whole-object `checksum_sha256` (checksums
+    /// are per part), a part checksum missing, malformed or not declared at create.
+    InvalidPartChecksum = "INVALID_PART_CHECKSUM", BadRequest;
+
     // The server and its storage.
     /// The S3 credentials have expired and no refresh has succeeded yet (503).
     CredentialsExpired = "CREDENTIALS_EXPIRED", Unavailable;

@@ -2,7 +2,7 @@
 //! here. Messages say what the caller did wrong or what failed; they never carry secrets.
 
 pub use super::code::Code;
-use draftstore_core::{ConfirmError, ConstraintError, NameError, StorageError};
+use draftstore_core::{ConfirmError, ConstraintError, NameError, PartError, StorageError};
 
 /// gRPC status codes we answer with (grpc/grpc `doc/statuscodes.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,8 +205,41 @@ impl From<StorageError> for ApiError {
                 Code::StorageDenied,
                 "the storage backend refused the gateway's credentials",
             ),
+            StorageError::NoSuchUpload { upload_id } => Self::new(
+                Code::NoSuchUpload,
+                format!(
+                    "no multipart upload {upload_id:?} for this name: unknown, completed or aborted"
+                ),
+            ),
+            StorageError::InvalidPart { .. }
+            | StorageError::InvalidPartOrder { .. }
+            | StorageError::EntityTooSmall { .. } => Self::new(Code::InvalidPart, e.to_string()),
+            StorageError::InvalidArgument { .. } => Self::new(Code::InvalidRequest, e.to_string()),
             StorageError::Backend { .. } => Self::new(Code::StorageError, e.to_string()),
         }
+    }
+}
+
+impl From<PartError> for ApiError {
+    fn from(e: PartError) -> Self {
+        let code = match e {
+            PartError::PartSize { .. } | PartError::TooManyParts { .. } => Code::InvalidPartSize,
+            PartError::WholeObjectChecksum
+            | PartError::ChecksumUnrequested { .. }
+            | PartError::ChecksumNotDeclared
+            | PartError::ChecksumMissing { .. }
+            | PartError::ChecksumFormat { .. } => Code::InvalidPartChecksum,
+            PartError::PartNumber { .. }
+            | PartError::Duplicate { .. }
+            | PartError::Order { .. }
+            | PartError::UrlCount { .. }
+            | PartError::NoParts
+            | PartError::NotUploaded { .. }
+            | PartError::ETag { .. }
+            | PartError::TooSmall { .. }
+            | PartError::TooLarge { .. } => Code::InvalidPart,
+        };
+        Self::new(code, e.to_string())
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::api::app::{App, Source};
 use crate::api::error::{ApiError, Code};
+use crate::api::multipart::rest as multipart;
 use crate::auth::Tenant;
 use crate::config::Limits;
 use crate::http::body::read_limited;
@@ -42,6 +43,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", READY),
     ("GET", METRICS),
     ("GET", OPENAPI),
+    ("POST", multipart::CREATE),
+    ("POST", multipart::PART_URLS),
+    ("POST", multipart::PARTS),
+    ("POST", multipart::COMPLETE),
+    ("POST", multipart::ABORT),
+    ("POST", multipart::LIST),
 ];
 
 /// The OpenAPI 3 document of this API.
@@ -67,11 +74,13 @@ pub enum Route {
     Metrics,
     /// [`OPENAPI`].
     OpenApi,
+    /// The multipart routes under `/api/v1/multipart-upload`.
+    Multipart(multipart::Op),
 }
 
 impl Route {
     /// Every route served.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 14] = [
         Self::UploadUrl,
         Self::DownloadUrl,
         Self::ConfirmUpload,
@@ -80,6 +89,12 @@ impl Route {
         Self::Ready,
         Self::Metrics,
         Self::OpenApi,
+        Self::Multipart(multipart::Op::Create),
+        Self::Multipart(multipart::Op::PartUrls),
+        Self::Multipart(multipart::Op::Parts),
+        Self::Multipart(multipart::Op::Complete),
+        Self::Multipart(multipart::Op::Abort),
+        Self::Multipart(multipart::Op::List),
     ];
 
     /// The route at `path`, or `None` (404).
@@ -94,7 +109,7 @@ impl Route {
             READY => Self::Ready,
             METRICS => Self::Metrics,
             OPENAPI => Self::OpenApi,
-            _ => return None,
+            _ => return multipart::Op::of(path).map(Self::Multipart),
         })
     }
 
@@ -110,13 +125,18 @@ impl Route {
             Self::Ready => "ready",
             Self::Metrics => "metrics",
             Self::OpenApi => "openapi",
+            Self::Multipart(op) => op.label(),
         }
     }
 
     /// The `Allow` header of a 405.
     fn allowed(self) -> &'static str {
         match self {
-            Self::UploadUrl | Self::DownloadUrl | Self::ConfirmUpload | Self::DraftBucket => "POST",
+            Self::UploadUrl
+            | Self::DownloadUrl
+            | Self::ConfirmUpload
+            | Self::DraftBucket
+            | Self::Multipart(_) => "POST",
             Self::Health | Self::Ready | Self::Metrics | Self::OpenApi => "GET, HEAD",
         }
     }
@@ -150,6 +170,10 @@ pub async fn handle<B: Storage + Presign>(
             Box::pin(confirm_upload(app, tenant, read_json(req, limits).await?)).await
         }
         Route::DraftBucket if req.method() == Method::POST => Box::pin(draft_bucket(app)).await,
+        Route::Multipart(op) if req.method() == Method::POST => {
+            let body = read_body(req, &multipart::limits(op, limits)).await?;
+            Box::pin(multipart::handle(app, tenant, op, &body)).await
+        }
         Route::Health if read => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         Route::Ready if read => Box::pin(ready(app)).await,
         Route::Metrics if read => Response::builder()
@@ -181,6 +205,11 @@ async fn read_json<T: DeserializeOwned>(
     req: Request<Incoming>,
     limits: &Limits,
 ) -> Result<T, ApiError> {
+    decode_json(&read_body(req, limits).await?)
+}
+
+/// The JSON text of a body, as [`read_json`] reads it.
+async fn read_body(req: Request<Incoming>, limits: &Limits) -> Result<bytes::Bytes, ApiError> {
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -213,10 +242,9 @@ async fn read_json<T: DeserializeOwned>(
         return Err(too_large());
     }
     let reading = read_limited(req.into_body(), limits.max_body, |_| Ok(()));
-    let body = crate::http::body::within_body_timeout(limits.header_timeout, reading)
+    crate::http::body::within_body_timeout(limits.header_timeout, reading)
         .await?
-        .ok_or_else(too_large)?;
-    decode_json(&body)
+        .ok_or_else(too_large)
 }
 
 /// Decodes a JSON request body (RFC 8259) into `T`: malformed JSON and well-formed JSON with a
@@ -414,7 +442,7 @@ async fn download_url<B: Storage + Presign>(
 
 /// Present (`true`) in a URL's reply when `expires_at` is earlier than the TTL asked for,
 /// because the S3 credentials the URL is signed with expire then.
-const CUT_BY_CREDENTIALS: &str = "expires_at_cut_by_credentials";
+pub(crate) const CUT_BY_CREDENTIALS: &str = "expires_at_cut_by_credentials";
 
 /// The body of `POST /api/v1/confirm-upload`.
 #[derive(Debug, Deserialize)]
@@ -594,7 +622,8 @@ mod tests {
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         let mut checked = 0;
         for (name, schema) in schemas.iter().filter(|(n, _)| n.ends_with("Request")) {
-            let required = schema["required"].as_array().unwrap();
+            let none = Vec::new();
+            let required = schema["required"].as_array().unwrap_or(&none);
             for (field, property) in schema["properties"].as_object().unwrap() {
                 if required.contains(&serde_json::Value::from(field.as_str())) {
                     continue;
@@ -606,7 +635,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 6, "upload-url's four, source and overwrite");
+        assert_eq!(
+            checked, 15,
+            "upload-url's four, source, overwrite, multipart create's six, part-urls' checksums, complete's parts, list's name"
+        );
     }
 
     /// The OpenAPI document lists exactly the routes served.

@@ -85,6 +85,7 @@ impl<B: Storage + Presign + 'static> Server<B> {
                 buckets: config.buckets.clone(),
                 upload_ttl: config.upload_ttl,
                 download_ttl: config.download_ttl,
+                object_lifetime: config.object_lifetime,
             },
             auth,
             cors: config.cors.clone(),

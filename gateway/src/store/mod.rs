@@ -27,6 +27,21 @@ pub trait Presign {
         now: Timestamp,
     ) -> Result<String, StorageError>;
 
+    /// A presigned UploadPart (AWS "UploadPart": `PUT <object>?partNumber=N&uploadId=ID`) for
+    /// `part`, valid `expires` seconds from `now`. With `part.checksum_sha256` the URL carries
+    /// `x-amz-checksum-sha256` signed in: the client must send that header with that value,
+    /// and the store refuses bytes that do not match it.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidArgument`] for a part number outside 1..=10000 or an empty
+    /// upload id; [`StorageError::Backend`] when the request cannot be signed.
+    fn presign_upload_part(
+        &self,
+        part: &PartUrl<'_>,
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<String, StorageError>;
+
     /// Unix seconds after which a URL presigned now would stop working (the credentials'
     /// expiry minus a margin); `None` when the credentials do not expire.
     fn url_deadline(&self) -> Option<i64> {
@@ -45,6 +60,55 @@ pub trait Presign {
         let _ = bucket;
         async { "Disabled".to_owned() }
     }
+}
+
+/// Which part of which multipart upload a presigned UploadPart is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartUrl<'a> {
+    /// The upload's bucket.
+    pub bucket: &'a BucketName,
+    /// The upload's key.
+    pub key: &'a ObjectName,
+    /// The id CreateMultipartUpload answered.
+    pub upload_id: &'a str,
+    /// 1..=10000.
+    pub part_number: u32,
+    /// Base64 SHA-256 of the part, to sign in as `x-amz-checksum-sha256`.
+    pub checksum_sha256: Option<&'a str>,
+}
+
+/// Signs `request` as an UploadPart of `part` (its query and checksum header added).
+fn sign_part(
+    signer: &Signer,
+    request: Request<'_>,
+    part: &PartUrl<'_>,
+    expires: Expiry,
+    now: Timestamp,
+) -> Result<String, StorageError> {
+    draftstore_core::check_part_number(part.part_number)?;
+    if part.upload_id.is_empty() {
+        return Err(StorageError::InvalidArgument {
+            reason: "an upload id is needed".into(),
+        });
+    }
+    let number = part.part_number.to_string();
+    let query = [
+        ("partNumber", number.as_str()),
+        ("uploadId", part.upload_id),
+    ];
+    let checksum;
+    let headers: &[(&str, &str)] = match part.checksum_sha256 {
+        Some(sum) => {
+            checksum = [("x-amz-checksum-sha256", sum)];
+            &checksum
+        }
+        None => &[],
+    };
+    let request = Request {
+        query: &query,
+        ..request
+    };
+    sign(signer, request, headers, expires, now)
 }
 
 /// Signs `request` (its headers set to `headers`) into a presigned URL.

@@ -29,6 +29,8 @@ mod hostile;
 mod local_store;
 /// The Kubernetes manifests and the Dockerfile agree with the configuration.
 mod manifests;
+/// Multipart uploads over REST and gRPC: parts out of order, resume, every error, tenants.
+mod multipart;
 /// `gateway presign`.
 mod presign_cli;
 /// A fault-injecting TCP proxy in front of SeaweedFS.

@@ -117,7 +117,7 @@ async fn multipart_copy_above_a_lowered_threshold_keeps_every_byte() {
     assert_eq!(info.metadata.get("k").map(String::as_str), Some("v"));
     // No incomplete upload is left behind.
     assert!(s3
-        .list_uploads(&bucket, None)
+        .list_uploads(&bucket, "", None)
         .await
         .unwrap()
         .uploads

@@ -3,6 +3,7 @@
 //! with a framed message and `grpc-status` trailers. `grpc-timeout` is honoured.
 
 pub mod codec;
+pub mod multipart;
 pub mod status;
 
 use crate::api::app::{App, Source};
@@ -55,16 +56,24 @@ pub enum Rpc {
     ConfirmUpload,
     /// `grpc.health.v1.Health/Check`.
     HealthCheck,
+    /// The multipart calls.
+    Multipart(multipart::Call),
 }
 
 impl Rpc {
     /// Every RPC served.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 11] = [
         Self::CreateDraftBucket,
         Self::GetUploadUrl,
         Self::GetDownloadUrl,
         Self::ConfirmUpload,
         Self::HealthCheck,
+        Self::Multipart(multipart::Call::Create),
+        Self::Multipart(multipart::Call::PartUrls),
+        Self::Multipart(multipart::Call::ListParts),
+        Self::Multipart(multipart::Call::Complete),
+        Self::Multipart(multipart::Call::Abort),
+        Self::Multipart(multipart::Call::List),
     ];
 
     /// The RPC at `path`, or `None` for a method this server does not have.
@@ -77,7 +86,7 @@ impl Rpc {
             GET_DOWNLOAD_URL => Self::GetDownloadUrl,
             CONFIRM_UPLOAD => Self::ConfirmUpload,
             health::CHECK_PATH => Self::HealthCheck,
-            _ => return None,
+            _ => return multipart::Call::of(path).map(Self::Multipart),
         })
     }
 
@@ -90,6 +99,7 @@ impl Rpc {
             Self::GetDownloadUrl => "GetDownloadURL",
             Self::ConfirmUpload => "ConfirmUpload",
             Self::HealthCheck => "Health/Check",
+            Self::Multipart(call) => call.label(),
         }
     }
 }
@@ -120,10 +130,14 @@ pub async fn handle<B: Storage + Presign>(
         ));
     }
     let encoding = encoding(req.headers());
+    let max_message = match rpc {
+        Rpc::Multipart(call) => multipart::max_message(call, limits.max_grpc_message),
+        _ => limits.max_grpc_message,
+    };
     let call = async {
         let message = crate::http::body::within_body_timeout(
             limits.header_timeout,
-            read_message(req.into_body(), limits.max_grpc_message, encoding),
+            read_message(req.into_body(), max_message, encoding),
         )
         .await?;
         dispatch(app, rpc, &message, tenant).await
@@ -232,12 +246,12 @@ async fn read_message(
     Ok(whole.slice(HEADER_LEN..HEADER_LEN + message_len))
 }
 
-fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, ApiError> {
+pub(crate) fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, ApiError> {
     M::decode(bytes)
         .map_err(|e| ApiError::new(Code::MalformedMessage, format!("malformed message: {e}")))
 }
 
-fn success() -> Option<pb::Result> {
+pub(crate) fn success() -> Option<pb::Result> {
     Some(pb::Result {
         success: true,
         error_message: String::new(),
@@ -245,7 +259,7 @@ fn success() -> Option<pb::Result> {
     })
 }
 
-fn constraints(c: Option<pb::UploadConstraints>) -> Result<UploadConstraints, ApiError> {
+pub(crate) fn constraints(c: Option<pb::UploadConstraints>) -> Result<UploadConstraints, ApiError> {
     let Some(c) = c else {
         return Ok(UploadConstraints::default());
     };
@@ -267,6 +281,7 @@ async fn dispatch<B: Storage + Presign>(
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
     Ok(status::ok(match rpc {
+        Rpc::Multipart(call) => Box::pin(multipart::dispatch(app, call, message, tenant)).await?,
         Rpc::GetUploadUrl => {
             let req: pb::GetUploadUrlRequest = decode(message)?;
             let made = app
@@ -375,6 +390,12 @@ mod tests {
             (GET_DOWNLOAD_URL, "GetDownloadURL"),
             (CONFIRM_UPLOAD, "ConfirmUpload"),
             (health::CHECK_PATH, "Health/Check"),
+            (CREATE_MULTIPART_UPLOAD, "CreateMultipartUpload"),
+            (GET_PART_UPLOAD_URLS, "GetPartUploadURLs"),
+            (LIST_PARTS, "ListParts"),
+            (COMPLETE_MULTIPART_UPLOAD, "CompleteMultipartUpload"),
+            (ABORT_MULTIPART_UPLOAD, "AbortMultipartUpload"),
+            (LIST_MULTIPART_UPLOADS, "ListMultipartUploads"),
         ] {
             let rpc = Rpc::of(path);
             assert_eq!(rpc.map(Rpc::label), Some(label), "{path}");

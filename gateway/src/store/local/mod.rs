@@ -5,21 +5,23 @@
 //! Files: `files` (layout, scratch files, commits, start-up scrub), `commits` (the lock and the
 //! gate tying a change to its caller), `presign` (the URLs it hands out), `http` (serving them:
 //! PUT/GET/HEAD and their rules: stall timeout, size limit, checksums, conditional and range
-//! requests), `endpoint` (what the server mounts).
+//! requests; `http/parts` serves UploadPart), `uploads` (multipart uploads as files, kept
+//! across restarts), `endpoint` (what the server mounts).
 
 mod commits;
 mod endpoint;
 mod files;
 mod http;
 mod presign;
+mod uploads;
 
 pub use endpoint::Endpoint;
 
 use crate::config::LocalConfig;
 use draftstore_core::{
-    BucketName, Capabilities, Copied, CopyCondition, CopyRequest, DeleteOutcome, DeleteTarget,
-    ListPage, ListedObject, MetadataDirective, ObjectInfo, PutOptions, Storage, StorageError,
-    UploadPage,
+    BucketName, Capabilities, Completed, CompletedPart, Copied, CopyCondition, CopyRequest,
+    DeleteOutcome, DeleteTarget, ListPage, ListedObject, MetadataDirective, MultipartOptions,
+    ObjectInfo, Part, PutOptions, Storage, StorageError, UploadPage,
 };
 use draftstore_signer::{Credentials, Signer, Verifier};
 use files::{commit, io_error, read_meta, remove, require_bucket, write_atomic, Meta, Scratch};
@@ -81,7 +83,9 @@ impl LocalStorage {
         // beside us: under the lock.
         let removed = {
             let _guard = store.lock.lock().map_err(|e| e.to_string())?;
-            files::scrub(root).map_err(|e| format!("cannot clean {}: {e}", root.display()))?
+            files::scrub(root)
+                .and_then(|n| Ok(n + uploads::scrub(root)?))
+                .map_err(|e| format!("cannot clean {}: {e}", root.display()))?
         };
         if removed > 0 {
             tracing::info!(
@@ -471,23 +475,127 @@ impl Storage for LocalStorage {
         .await
     }
 
-    /// The local store has no multipart uploads.
     async fn list_uploads(
         &self,
         bucket: &BucketName,
-        _continuation: Option<&(String, String)>,
+        prefix: &str,
+        continuation: Option<&(String, String)>,
     ) -> Result<UploadPage, StorageError> {
-        self.head_bucket(bucket).await?;
-        Ok(UploadPage::default())
+        let (bucket, prefix, after) =
+            (bucket.to_string(), prefix.to_owned(), continuation.cloned());
+        self.blocking(move |root, _, _| uploads::list(root, &bucket, &prefix, after.as_ref()))
+            .await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        options: &MultipartOptions,
+    ) -> Result<String, StorageError> {
+        let (bucket, key, options) = (bucket.to_string(), key.to_owned(), options.clone());
+        self.blocking(move |root, _, _| uploads::create(root, &bucket, &key, &options, now()))
+            .await
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Vec<u8>,
+        checksum_sha256: Option<&str>,
+    ) -> Result<Part, StorageError> {
+        let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
+        let declared = checksum_sha256.map(|s| s.trim().to_owned());
+        self.blocking(move |root, lock, gate| {
+            use base64::Engine;
+            use std::io::Write;
+            let (_, upload) = uploads::read_upload(root, &bucket, &key, &id)?;
+            draftstore_core::check_part_number(part_number)?;
+            if body.len() as u64 > draftstore_core::MAX_PART_SIZE {
+                return Err(StorageError::InvalidArgument {
+                    reason: format!("part {part_number} is over 5 GiB"),
+                });
+            }
+            let sha256 = base64::engine::general_purpose::STANDARD
+                .encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+            match &declared {
+                Some(d) if *d != sha256 => return Err(StorageError::InvalidArgument {
+                    reason: format!(
+                        "the x-amz-checksum-sha256 of part {part_number} does not match its bytes"
+                    ),
+                }),
+                None if upload.sha256 => {
+                    return Err(StorageError::InvalidArgument {
+                        reason: format!("part {part_number} needs x-amz-checksum-sha256"),
+                    })
+                }
+                _ => {}
+            }
+            let part = uploads::PartMeta {
+                part_number,
+                data: String::new(),
+                size: body.len() as u64,
+                etag: hex::encode(<md5::Md5 as md5::Digest>::digest(&body)),
+                checksum_sha256: declared.map(|_| sha256),
+            };
+            let (tmp, mut file) = Scratch::create(root).map_err(|e| io_error("write", &e))?;
+            file.write_all(&body)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io_error("write", &e))?;
+            let _guard = lock.lock()?;
+            gate.enter()?;
+            uploads::commit_part(root, &bucket, &key, &id, part.clone(), tmp)?;
+            Ok(part.part())
+        })
+        .await
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<Part>, StorageError> {
+        let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
+        self.blocking(move |root, _, _| {
+            let (dir, _) = uploads::read_upload(root, &bucket, &key, &id)?;
+            Ok(uploads::read_parts(&dir)?
+                .iter()
+                .map(uploads::PartMeta::part)
+                .collect())
+        })
+        .await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<Completed, StorageError> {
+        let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
+        let parts = parts.to_vec();
+        self.blocking(move |root, lock, gate| {
+            uploads::complete(root, lock, &gate, (&bucket, &key, &id), &parts, now())
+        })
+        .await
     }
 
     async fn abort_upload(
         &self,
-        _bucket: &BucketName,
-        _key: &str,
-        _upload_id: &str,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
     ) -> Result<(), StorageError> {
-        Ok(())
+        let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
+        self.blocking(move |root, lock, gate| {
+            uploads::abort(root, lock, &gate, (&bucket, &key, &id))
+        })
+        .await
     }
 }
 

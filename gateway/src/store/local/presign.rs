@@ -3,7 +3,7 @@
 //! library can use them unchanged.
 
 use super::{LocalStorage, PREFIX};
-use crate::store::Presign;
+use crate::store::{PartUrl, Presign};
 use draftstore_core::{BucketName, ObjectName, StorageError};
 use draftstore_signer::{Addressing, Expiry, Method, Request, Timestamp};
 
@@ -27,5 +27,22 @@ impl Presign for LocalStorage {
             &path_key,
         );
         crate::store::sign(self.signer(), request, headers, expires, now)
+    }
+
+    fn presign_upload_part(
+        &self,
+        part: &PartUrl<'_>,
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<String, StorageError> {
+        let path_key = format!("{}/{}", part.bucket, part.key);
+        let request = Request::new(
+            Method::Put,
+            self.public_url(),
+            Addressing::Path,
+            PREFIX.trim_matches('/'),
+            &path_key,
+        );
+        crate::store::sign_part(self.signer(), request, part, expires, now)
     }
 }

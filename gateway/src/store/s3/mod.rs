@@ -4,8 +4,8 @@
 //!
 //! Files: `client` (signed call, timeouts, retries), `credentials` (static or refreshed),
 //! `chain` (the AWS credential chain), `errors` (answers → typed errors), `retry` (backoff),
-//! `xml` (bodies), `multipart` (copies above the threshold, any object size), `presign` (the
-//! URLs handed to clients).
+//! `xml` (bodies), `multipart` (copies above the threshold, any object size), `uploads`
+//! (multipart uploads: create, parts, complete), `presign` (the URLs handed to clients).
 
 pub mod chain;
 mod client;
@@ -14,6 +14,7 @@ mod errors;
 mod multipart;
 mod presign;
 mod retry;
+mod uploads;
 mod xml;
 
 use crate::config::{ConfigError, CredentialSource, S3Config};
@@ -21,9 +22,9 @@ use base64::Engine;
 use client::{Call, Client};
 use credentials::CredentialCache;
 use draftstore_core::{
-    BucketName, Capabilities, Copied, CopyCondition, CopyRequest, DeleteOutcome, DeleteTarget,
-    ListPage, ListedObject, Metadata, MetadataDirective, ObjectInfo, PutOptions, Storage,
-    StorageError, Upload, UploadPage,
+    BucketName, Capabilities, Completed, CompletedPart, Copied, CopyCondition, CopyRequest,
+    DeleteOutcome, DeleteTarget, ListPage, ListedObject, Metadata, MetadataDirective,
+    MultipartOptions, ObjectInfo, Part, PutOptions, Storage, StorageError, Upload, UploadPage,
 };
 use draftstore_signer::{encode_key, Method};
 use md5::{Digest, Md5};
@@ -463,9 +464,13 @@ impl Storage for S3Storage {
     async fn list_uploads(
         &self,
         bucket: &BucketName,
+        prefix: &str,
         continuation: Option<&(String, String)>,
     ) -> Result<UploadPage, StorageError> {
         let mut query = vec![("uploads", ""), ("encoding-type", "url")];
+        if !prefix.is_empty() {
+            query.push(("prefix", prefix));
+        }
         if let Some((key, id)) = continuation {
             query.push(("key-marker", key.as_str()));
             query.push(("upload-id-marker", id.as_str()));
@@ -495,6 +500,47 @@ impl Storage for S3Storage {
             _ => None,
         };
         Ok(UploadPage { uploads, next })
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        options: &MultipartOptions,
+    ) -> Result<String, StorageError> {
+        self.create_upload(bucket, key, options).await
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Vec<u8>,
+        checksum_sha256: Option<&str>,
+    ) -> Result<Part, StorageError> {
+        self.put_part(bucket, key, upload_id, part_number, body, checksum_sha256)
+            .await
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<Part>, StorageError> {
+        Ok(self.parts(bucket, key, upload_id).await?.0)
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<Completed, StorageError> {
+        self.complete(bucket, key, upload_id, parts).await
     }
 
     async fn abort_upload(

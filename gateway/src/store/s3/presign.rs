@@ -2,7 +2,7 @@
 //! the endpoint the gateway calls), path- or virtual-host-addressed as configured.
 
 use super::S3Storage;
-use crate::store::Presign;
+use crate::store::{PartUrl, Presign};
 use draftstore_core::{BucketName, ObjectName, StorageError};
 use draftstore_signer::{Expiry, Method, Request, Timestamp};
 
@@ -26,6 +26,24 @@ impl Presign for S3Storage {
         );
         let credentials = self.credentials().current();
         crate::store::sign(&credentials.signer, request, headers, expires, now)
+    }
+
+    fn presign_upload_part(
+        &self,
+        part: &PartUrl<'_>,
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<String, StorageError> {
+        let config = self.config();
+        let request = Request::new(
+            Method::Put,
+            &config.public_endpoint,
+            config.addressing,
+            part.bucket.as_str(),
+            part.key.as_str(),
+        );
+        let credentials = self.credentials().current();
+        crate::store::sign_part(&credentials.signer, request, part, expires, now)
     }
 
     fn url_deadline(&self) -> Option<i64> {

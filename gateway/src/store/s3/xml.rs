@@ -81,6 +81,30 @@ pub struct InitiateMultipartUploadResult {
     pub upload_id: String,
 }
 
+/// One page of ListParts.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ListPartsResult {
+    pub key: Option<String>,
+    pub part: Vec<PartEntry>,
+    pub is_truncated: bool,
+    pub next_part_number_marker: Option<String>,
+    /// `SHA256` when the upload was created with that checksum (absent on older servers).
+    pub checksum_algorithm: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PartEntry {
+    pub part_number: u32,
+    pub last_modified: String,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    pub size: u64,
+    #[serde(rename = "ChecksumSHA256")]
+    pub checksum_sha256: Option<String>,
+}
+
 /// `CopyObjectResult`, `CopyPartResult` and `CompleteMultipartUploadResult` all carry an ETag.
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
@@ -132,6 +156,30 @@ pub fn complete_request(parts: &[(u32, String)]) -> String {
             "<Part><PartNumber>{number}</PartNumber><ETag>\"{}\"</ETag></Part>",
             escape(etag)
         ));
+    }
+    xml.push_str("</CompleteMultipartUpload>");
+    xml
+}
+
+/// `<CompleteMultipartUpload>` listing each part's number, ETag and, where given, its
+/// base64 SHA-256.
+pub fn complete_parts_request<'a>(
+    parts: impl Iterator<Item = (u32, &'a str, Option<&'a str>)>,
+) -> String {
+    let mut xml =
+        String::from("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+    for (number, etag, sha256) in parts {
+        xml.push_str(&format!(
+            "<Part><PartNumber>{number}</PartNumber><ETag>\"{}\"</ETag>",
+            escape(etag)
+        ));
+        if let Some(sha256) = sha256 {
+            xml.push_str(&format!(
+                "<ChecksumSHA256>{}</ChecksumSHA256>",
+                escape(sha256)
+            ));
+        }
+        xml.push_str("</Part>");
     }
     xml.push_str("</CompleteMultipartUpload>");
     xml
@@ -195,6 +243,28 @@ mod tests {
         assert!(xml.contains("<Key>plain</Key></Object>"));
         let xml = complete_request(&[(1, "x".into()), (2, "y".into())]);
         assert!(xml.contains("<Part><PartNumber>2</PartNumber><ETag>\"y\"</ETag></Part>"));
+    }
+
+    #[test]
+    fn list_parts_and_the_completion_body() {
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?>
+<ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>b</Bucket><Key>k</Key><UploadId>u</UploadId>
+<PartNumberMarker>0</PartNumberMarker><NextPartNumberMarker>2</NextPartNumberMarker><MaxParts>2</MaxParts><IsTruncated>true</IsTruncated>
+<ChecksumAlgorithm>SHA256</ChecksumAlgorithm>
+<Part><PartNumber>1</PartNumber><LastModified>2026-11-27T12:00:00.000Z</LastModified><ETag>&quot;aa&quot;</ETag><Size>5242880</Size><ChecksumSHA256>c2hh</ChecksumSHA256></Part>
+<Part><PartNumber>2</PartNumber><ETag>"bb"</ETag><Size>3</Size></Part></ListPartsResult>"#;
+        let r: ListPartsResult = parse(body, "parts").unwrap();
+        assert_eq!(r.key.as_deref(), Some("k"));
+        assert_eq!(r.part.len(), 2);
+        assert_eq!((r.part[0].part_number, r.part[0].size), (1, 5_242_880));
+        assert_eq!(r.part[0].checksum_sha256.as_deref(), Some("c2hh"));
+        assert_eq!(r.part[1].checksum_sha256, None);
+        assert!(r.is_truncated);
+        assert_eq!(r.next_part_number_marker.as_deref(), Some("2"));
+        assert_eq!(r.checksum_algorithm, "SHA256");
+        let xml = complete_parts_request([(1, "aa", Some("c2hh")), (2, "bb", None)].into_iter());
+        assert!(xml.contains("<Part><PartNumber>1</PartNumber><ETag>\"aa\"</ETag><ChecksumSHA256>c2hh</ChecksumSHA256></Part>"), "{xml}");
+        assert!(xml.contains("<Part><PartNumber>2</PartNumber><ETag>\"bb\"</ETag></Part>"));
     }
 
     #[test]
