@@ -266,4 +266,63 @@ mod tests {
         assert!(check_part_number(0).is_err() && check_part_number(10_001).is_err());
         assert!(check_part_number(1).is_ok() && check_part_number(10_000).is_ok());
     }
+
+    proptest::proptest! {
+        /// Whatever is stored and asked, an accepted completion obeys every S3 rule, and a
+        /// refusal names a part that breaks one.
+        #[test]
+        fn completion_accepts_exactly_the_lists_s3_accepts(
+            stored in proptest::collection::btree_map(1_u32..8, (0_u64..3, 0_u8..3), 0..6),
+            asked in proptest::collection::vec((1_u32..9, 0_u8..3), 0..6),
+        ) {
+            let stored: Vec<Part> = stored
+                .iter()
+                .map(|(&n, &(mib, tag))| Part {
+                    part_number: n,
+                    etag: format!("{n}-{tag}"),
+                    size: mib * MIN_PART_SIZE / 2 + mib,
+                    checksum_sha256: None,
+                })
+                .collect();
+            let asked: Vec<CompletedPart> = asked
+                .iter()
+                .map(|&(n, tag)| CompletedPart {
+                    part_number: n,
+                    etag: format!("{n}-{tag}"),
+                    checksum_sha256: None,
+                })
+                .collect();
+            let find = |n: u32| stored.iter().find(|p| p.part_number == n);
+            match check_completion(&stored, &asked, None) {
+                Ok(chosen) => {
+                    proptest::prop_assert_eq!(chosen.len(), asked.len());
+                    for (i, (c, a)) in chosen.iter().zip(&asked).enumerate() {
+                        proptest::prop_assert_eq!(c.part_number, a.part_number);
+                        proptest::prop_assert_eq!(&c.etag, &a.etag);
+                        if i > 0 {
+                            proptest::prop_assert!(asked[i - 1].part_number < a.part_number);
+                        }
+                        if i + 1 < chosen.len() {
+                            proptest::prop_assert!(c.size >= MIN_PART_SIZE);
+                        }
+                    }
+                }
+                Err(StorageError::InvalidArgument { .. }) => proptest::prop_assert!(asked.is_empty()),
+                Err(StorageError::InvalidPartOrder { part_number }) => {
+                    proptest::prop_assert!(asked
+                        .windows(2)
+                        .any(|w| w[1].part_number == part_number && w[0].part_number >= part_number));
+                }
+                Err(StorageError::InvalidPart { part_number, .. }) => {
+                    let a = asked.iter().find(|a| a.part_number == part_number);
+                    proptest::prop_assert!(a.is_some_and(|a| find(part_number).is_none_or(|s| s.etag != a.etag)));
+                }
+                Err(StorageError::EntityTooSmall { part_number, size }) => {
+                    proptest::prop_assert!(find(part_number).is_some_and(|s| s.size == size && size < MIN_PART_SIZE));
+                    proptest::prop_assert!(asked.last().is_some_and(|l| l.part_number != part_number));
+                }
+                Err(other) => proptest::prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+    }
 }

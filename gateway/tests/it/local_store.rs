@@ -10,7 +10,7 @@ use draftstore_signer::{Expiry, Method, Timestamp};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn config(dir: &std::path::Path, public_url: &str) -> LocalConfig {
+pub(crate) fn config(dir: &std::path::Path, public_url: &str) -> LocalConfig {
     LocalConfig {
         data_dir: dir.to_path_buf(),
         public_url: public_url.into(),
@@ -20,7 +20,7 @@ fn config(dir: &std::path::Path, public_url: &str) -> LocalConfig {
     }
 }
 
-fn key(name: &str) -> ObjectName {
+pub(crate) fn key(name: &str) -> ObjectName {
     ObjectName::parse(name).unwrap()
 }
 
@@ -34,9 +34,9 @@ async fn conformance_on_the_local_store() {
     draftstore_core::conformance::run_all(&open(dir.path(), "http://127.0.0.1:1"), "local").await;
 }
 
-struct Gateway {
-    child: Child,
-    port: u16,
+pub(crate) struct Gateway {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
 }
 
 impl Drop for Gateway {
@@ -47,11 +47,11 @@ impl Drop for Gateway {
 }
 
 /// `gateway serve` with an empty environment (no AWS anything) in `dir`.
-fn serve(dir: &std::path::Path) -> Gateway {
+pub(crate) fn serve(dir: &std::path::Path) -> Gateway {
     serve_with(dir, &[])
 }
 
-fn serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Gateway {
+pub(crate) fn serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Gateway {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -84,7 +84,10 @@ fn serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Gateway {
 
 /// A second handle on a running gateway's data folder: it signs with the secret the gateway
 /// made, for URLs pointing at the gateway. Also the draft bucket and the current time.
-fn signer_for(dir: &std::path::Path, gateway: &Gateway) -> (LocalStorage, BucketName, Timestamp) {
+pub(crate) fn signer_for(
+    dir: &std::path::Path,
+    gateway: &Gateway,
+) -> (LocalStorage, BucketName, Timestamp) {
     // Not `open`: the gateway serves this folder.
     let store = LocalStorage::open_existing(&config(
         &dir.join("draftstore-data"),
@@ -102,7 +105,7 @@ fn signer_for(dir: &std::path::Path, gateway: &Gateway) -> (LocalStorage, Bucket
     )
 }
 
-fn curl(args: &[&str]) -> (String, String) {
+pub(crate) fn curl(args: &[&str]) -> (String, String) {
     let out = Command::new("curl")
         .args(["-s", "-w", "\n%{http_code}"])
         .args(args)
@@ -430,7 +433,7 @@ async fn kill_9_mid_upload_leaves_no_partial_object_and_restart_works() {
     );
 }
 
-fn tokio_stream(
+pub(crate) fn tokio_stream(
     mut rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
@@ -594,7 +597,7 @@ fn a_second_gateway_on_the_same_folder_exits_69_and_the_first_keeps_serving() {
 }
 
 /// The bytes of a file, path and mode, for every file and folder under `dir`.
-fn modes(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, u32)>) {
+pub(crate) fn modes(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, u32)>) {
     use std::os::unix::fs::PermissionsExt;
     out.push((
         dir.to_owned(),
@@ -630,7 +633,12 @@ fn path_and_query(url: &str) -> String {
 }
 
 /// Starts an HTTP/1.1 PUT of `declared` bytes by hand and sends only `sent` of them.
-fn partial_put(port: u16, url: &str, declared: usize, sent: usize) -> std::net::TcpStream {
+pub(crate) fn partial_put(
+    port: u16,
+    url: &str,
+    declared: usize,
+    sent: usize,
+) -> std::net::TcpStream {
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
@@ -644,7 +652,7 @@ fn partial_put(port: u16, url: &str, declared: usize, sent: usize) -> std::net::
 }
 
 /// Waits (bounded, so a regression fails instead of hanging) until `done` holds.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < Duration::from_secs(30), "never: {what}");
@@ -652,7 +660,7 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn tmp_files(data: &std::path::Path) -> usize {
+pub(crate) fn tmp_files(data: &std::path::Path) -> usize {
     std::fs::read_dir(data.join("tmp")).unwrap().count()
 }
 
@@ -1050,7 +1058,7 @@ async fn every_s3_checksum_is_verified_and_a_mismatch_stores_nothing() {
 
 /// Mounts a 4 MiB tmpfs at `at`: `None` (with the reason printed) where mounting is not
 /// permitted, which under CI is a failure.
-fn small_disk(at: &std::path::Path) -> Option<SmallDisk> {
+pub(crate) fn small_disk(at: &std::path::Path) -> Option<SmallDisk> {
     let out = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"])
         .arg(at)
@@ -1066,7 +1074,7 @@ fn small_disk(at: &std::path::Path) -> Option<SmallDisk> {
     }
 }
 
-struct SmallDisk(std::path::PathBuf);
+pub(crate) struct SmallDisk(std::path::PathBuf);
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {

@@ -25,6 +25,8 @@ mod grpc_api;
 mod harness;
 /// Clients that misbehave: huge bodies, slowloris, HTTP/2 rapid reset, dead peers.
 mod hostile;
+/// Multipart uploads on the embedded store: parts over HTTP, crashes, sweep.
+mod local_multipart;
 /// The embedded store: conformance, its presigned URLs, crashes, one server per folder.
 mod local_store;
 /// The Kubernetes manifests and the Dockerfile agree with the configuration.
@@ -43,6 +45,8 @@ mod rest_api;
 mod s3;
 /// The S3 store behind the fault proxy: retries, timeouts, failures.
 mod s3_faults;
+/// Multipart uploads on SeaweedFS: presigned parts with curl, checksums, sweep.
+mod s3_multipart;
 /// `gateway serve` as a process: flags, exit statuses, signals.
 mod serve_cli;
 /// Server-side encryption signed into uploads and carried by the confirm copy.

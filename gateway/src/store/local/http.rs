@@ -9,6 +9,10 @@
 //! and the object committed. Any failure at any stage stores nothing and leaves no file.
 //! GET and HEAD follow S3's conditional (`If-Match`, `If-None-Match`, `If-Modified-Since`,
 //! `If-Unmodified-Since`, RFC 9110 §13.2.2 order) and range rules (see [`ranged`]).
+//! A PUT naming `partNumber` and `uploadId` is an UploadPart, served by `parts` with the same
+//! stages.
+
+mod parts;
 
 use super::files::{self, Meta, Scratch};
 use super::{LocalStorage, ACCESS_KEY, PREFIX};
@@ -89,6 +93,12 @@ impl Failure {
             StorageError::NotFound { .. } => {
                 Self::new(404, "NoSuchKey", "The specified key does not exist.")
             }
+            StorageError::NoSuchUpload { .. } => Self::new(
+                404,
+                "NoSuchUpload",
+                "The specified upload does not exist: it was never created, or was completed or aborted.",
+            ),
+            StorageError::InvalidArgument { reason } => Self::new(400, "InvalidArgument", reason),
             StorageError::PreconditionFailed { .. } => Self::new(
                 412,
                 "PreconditionFailed",
@@ -242,10 +252,22 @@ impl LocalStorage {
                 headers: Vec::new(),
             })?;
         match parts.method {
-            Method::PUT => {
-                self.put(bucket, key, &parts.headers, body, signed_sha256.as_deref())
+            Method::PUT => match parts::target(parts.uri.query().unwrap_or(""))? {
+                Some(part) => {
+                    self.put_part(
+                        (bucket, key),
+                        part,
+                        &parts.headers,
+                        body,
+                        signed_sha256.as_deref(),
+                    )
                     .await
-            }
+                }
+                None => {
+                    self.put(bucket, key, &parts.headers, body, signed_sha256.as_deref())
+                        .await
+                }
+            },
             method => {
                 self.read(bucket, key, &parts.headers, method == Method::HEAD)
                     .await
@@ -270,7 +292,7 @@ impl LocalStorage {
             return Err(too_large());
         }
         let mut digests = checks.digests();
-        let (tmp, size) = self.receive(body, &mut digests).await?;
+        let (tmp, size) = self.receive(body, &mut digests, self.max_object).await?;
         let done = digests.finish();
         checks.verify(&done)?;
         let meta = Meta {
@@ -293,11 +315,12 @@ impl LocalStorage {
     }
 
     /// Receives the body into a scratch file, fsynced: its size. Cut when no byte comes for the
-    /// stall timeout (a transfer that keeps moving is never cut) or past the size limit.
+    /// stall timeout (a transfer that keeps moving is never cut) or past `limit` bytes.
     async fn receive(
         &self,
         mut body: Incoming,
         digests: &mut Digests,
+        limit: u64,
     ) -> Result<(Scratch, u64), Failure> {
         let (tmp, file) = Scratch::create(&self.root).map_err(|e| Failure::io("create", &e))?;
         let mut file = tokio::fs::File::from_std(file);
@@ -329,7 +352,7 @@ impl LocalStorage {
                 continue;
             };
             size += data.len() as u64;
-            if size > self.max_object {
+            if size > limit {
                 return Err(too_large());
             }
             digests.update(&data);

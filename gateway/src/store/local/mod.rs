@@ -510,45 +510,8 @@ impl Storage for LocalStorage {
         let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
         let declared = checksum_sha256.map(|s| s.trim().to_owned());
         self.blocking(move |root, lock, gate| {
-            use base64::Engine;
-            use std::io::Write;
-            let (_, upload) = uploads::read_upload(root, &bucket, &key, &id)?;
-            draftstore_core::check_part_number(part_number)?;
-            if body.len() as u64 > draftstore_core::MAX_PART_SIZE {
-                return Err(StorageError::InvalidArgument {
-                    reason: format!("part {part_number} is over 5 GiB"),
-                });
-            }
-            let sha256 = base64::engine::general_purpose::STANDARD
-                .encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
-            match &declared {
-                Some(d) if *d != sha256 => return Err(StorageError::InvalidArgument {
-                    reason: format!(
-                        "the x-amz-checksum-sha256 of part {part_number} does not match its bytes"
-                    ),
-                }),
-                None if upload.sha256 => {
-                    return Err(StorageError::InvalidArgument {
-                        reason: format!("part {part_number} needs x-amz-checksum-sha256"),
-                    })
-                }
-                _ => {}
-            }
-            let part = uploads::PartMeta {
-                part_number,
-                data: String::new(),
-                size: body.len() as u64,
-                etag: hex::encode(<md5::Md5 as md5::Digest>::digest(&body)),
-                checksum_sha256: declared.map(|_| sha256),
-            };
-            let (tmp, mut file) = Scratch::create(root).map_err(|e| io_error("write", &e))?;
-            file.write_all(&body)
-                .and_then(|()| file.sync_all())
-                .map_err(|e| io_error("write", &e))?;
-            let _guard = lock.lock()?;
-            gate.enter()?;
-            uploads::commit_part(root, &bucket, &key, &id, part.clone(), tmp)?;
-            Ok(part.part())
+            let target = (bucket.as_str(), key.as_str(), id.as_str());
+            uploads::put_part(root, (lock, &gate), target, part_number, &body, declared)
         })
         .await
     }
@@ -578,9 +541,16 @@ impl Storage for LocalStorage {
         parts: &[CompletedPart],
     ) -> Result<Completed, StorageError> {
         let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
-        let parts = parts.to_vec();
+        let (parts, max_object) = (parts.to_vec(), self.max_object);
         self.blocking(move |root, lock, gate| {
-            uploads::complete(root, lock, &gate, (&bucket, &key, &id), &parts, now())
+            uploads::complete(
+                root,
+                lock,
+                &gate,
+                (&bucket, &key, &id),
+                &parts,
+                (max_object, now()),
+            )
         })
         .await
     }
@@ -733,5 +703,69 @@ mod tests {
         eventually("the copy is removed", || tmp_sizes(&root).is_empty());
         // And a later confirm works.
         store.copy_object(&copy(&draft, &main)).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_part_replaced_during_a_completion_makes_it_fail_and_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(store(dir.path()));
+        let draft = BucketName::parse("main-draft").unwrap();
+        store.create_bucket(&draft).await.unwrap();
+        let id = store
+            .create_multipart_upload(&draft, "k", &MultipartOptions::default())
+            .await
+            .unwrap();
+        let first = store
+            .upload_part(&draft, "k", &id, 1, vec![1; 1 << 20], None)
+            .await
+            .unwrap();
+        let held = store.lock.clone();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let root = dir.path().to_owned();
+        let id2 = id.clone();
+        // Holds the lock while the completion copies part 1, then re-uploads part 1 under it.
+        let holder = std::thread::spawn(move || {
+            let guard = held.lock().unwrap();
+            locked.send(()).unwrap();
+            released.recv().unwrap();
+            let (tmp, mut file) = Scratch::create(&root).unwrap();
+            std::io::Write::write_all(&mut file, b"new").unwrap();
+            let part = uploads::PartMeta {
+                part_number: 1,
+                data: String::new(),
+                size: 3,
+                etag: "n".into(),
+                checksum_sha256: None,
+            };
+            uploads::commit_part(&root, "main-draft", "k", &id2, part, tmp).unwrap();
+            drop(guard);
+        });
+        is_locked.recv().unwrap();
+        let completing = {
+            let (store, draft, id) = (store.clone(), draft.clone(), id.clone());
+            let parts = vec![CompletedPart::from(&first)];
+            tokio::spawn(async move {
+                store
+                    .complete_multipart_upload(&draft, "k", &id, &parts)
+                    .await
+            })
+        };
+        let root = dir.path().to_owned();
+        eventually("the parts are copied while the lock is held", || {
+            tmp_sizes(&root) == [1 << 20]
+        });
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        let r = completing.await.unwrap();
+        assert!(
+            matches!(r, Err(StorageError::InvalidPart { part_number: 1, .. })),
+            "{r:?}"
+        );
+        assert!(store.head_object(&draft, "k").await.is_err(), "no object");
+        assert!(tmp_sizes(dir.path()).is_empty(), "the copy is gone");
+        let parts = store.list_parts(&draft, "k", &id).await.unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].size, 3, "the new part stays");
     }
 }

@@ -15,14 +15,17 @@
 //! under the store's lock ([`Commits`]), which `gateway sweep` takes too.
 
 use super::commits::{Commits, Gate};
-use super::files::{self, io_error, require_bucket, Meta, Scratch};
+use super::files::{self, io_error, require_bucket};
 use draftstore_core::{
-    check_completion, ChecksumAlgorithm, Completed, CompletedPart, Metadata, MultipartOptions,
-    Part, StorageError, Upload, UploadPage,
+    ChecksumAlgorithm, Metadata, MultipartOptions, Part, StorageError, Upload, UploadPage,
 };
 use serde::{Deserialize, Serialize};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+
+mod parts;
+
+pub use parts::{commit_part, complete, put_part};
 
 const UPLOAD_FILE: &str = "upload.json";
 
@@ -162,120 +165,6 @@ pub fn create(
     Ok(id)
 }
 
-/// Makes `data` (complete, fsynced) part `part.part_number` of upload `id`, replacing an earlier
-/// one. Caller holds the lock; on failure nothing changes and `data` is removed.
-pub fn commit_part(
-    root: &Path,
-    bucket: &str,
-    key: &str,
-    id: &str,
-    mut part: PartMeta,
-    data: Scratch,
-) -> Result<(), StorageError> {
-    let (dir, _) = read_upload(root, bucket, key, id)?;
-    let number = part.part_number;
-    let data_name = format!("{number}.{:016x}.data", fastrand::u64(..));
-    let placed = data
-        .rename(dir.join(&data_name))
-        .map_err(|e| io_error("place part", &e))?;
-    let meta_path = dir.join(format!("{number}.json"));
-    let old = std::fs::read(&meta_path)
-        .ok()
-        .and_then(|t| serde_json::from_slice::<PartMeta>(&t).ok())
-        .map(|p| p.data);
-    part.data = data_name;
-    let text = serde_json::to_vec(&part).map_err(|e| StorageError::Backend {
-        reason: e.to_string(),
-    })?;
-    files::write_atomic(&meta_path, &text).map_err(|e| io_error("write part", &e))?;
-    placed.keep();
-    if let Some(old) = old.filter(|o| *o != part.data) {
-        let _ = std::fs::remove_file(dir.join(old));
-    }
-    Ok(())
-}
-
-/// Completes upload `id` from `requested` (see the module doc).
-pub fn complete(
-    root: &Path,
-    lock: &Commits,
-    gate: &Gate,
-    (bucket, key, id): (&str, &str, &str),
-    requested: &[CompletedPart],
-    now: i64,
-) -> Result<Completed, StorageError> {
-    let (dir, upload) = read_upload(root, bucket, key, id)?;
-    let stored = read_parts(&dir)?;
-    let (tmp, chosen) = concatenate(root, &dir, &upload, &stored, requested)?;
-    let completed = Completed {
-        etag: draftstore_core::multipart_etag(chosen.iter().map(|p| p.etag.as_str())),
-        size: chosen.iter().map(|p| p.size).sum(),
-    };
-    let meta = Meta {
-        key: key.to_owned(),
-        data: String::new(),
-        size: completed.size,
-        etag: completed.etag.clone(),
-        content_type: upload.content_type,
-        metadata: upload.metadata,
-        checksum_sha256: None,
-        stored_at: now,
-    };
-    let _guard = lock.lock()?;
-    // A part re-uploaded, or the upload aborted, while the bytes were copied: refuse.
-    let (_, _) = read_upload(root, bucket, key, id)?;
-    let now_stored = read_parts(&dir)?;
-    for part in &chosen {
-        if !now_stored.contains(part) {
-            return Err(StorageError::InvalidPart {
-                part_number: part.part_number,
-                reason: "it was uploaded again during the completion".into(),
-            });
-        }
-    }
-    gate.enter()?;
-    files::commit(root, bucket, meta, tmp)?;
-    retire(root, &dir);
-    Ok(completed)
-}
-
-/// The chosen parts' bytes, in order, in one fsynced scratch file.
-fn concatenate(
-    root: &Path,
-    dir: &Path,
-    upload: &UploadMeta,
-    stored: &[PartMeta],
-    requested: &[CompletedPart],
-) -> Result<(Scratch, Vec<PartMeta>), StorageError> {
-    let parts: Vec<Part> = stored.iter().map(PartMeta::part).collect();
-    let checksum = upload.sha256.then_some(ChecksumAlgorithm::Sha256);
-    let chosen: Vec<PartMeta> = check_completion(&parts, requested, checksum)?
-        .into_iter()
-        .filter_map(|p| {
-            stored
-                .iter()
-                .find(|s| s.part_number == p.part_number)
-                .cloned()
-        })
-        .collect();
-    let (tmp, mut to) = Scratch::create(root).map_err(|e| io_error("complete", &e))?;
-    for part in &chosen {
-        let mut from = std::fs::File::open(dir.join(&part.data)).map_err(|e| {
-            if e.kind() == ErrorKind::NotFound {
-                StorageError::InvalidPart {
-                    part_number: part.part_number,
-                    reason: "it was uploaded again during the completion".into(),
-                }
-            } else {
-                io_error("read part", &e)
-            }
-        })?;
-        std::io::copy(&mut from, &mut to).map_err(|e| io_error("complete", &e))?;
-    }
-    to.sync_all().map_err(|e| io_error("complete", &e))?;
-    Ok((tmp, chosen))
-}
-
 /// Aborts upload `id` (an unknown one is a success).
 pub fn abort(
     root: &Path,
@@ -385,4 +274,68 @@ pub fn scrub(root: &Path) -> std::io::Result<usize> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::local::files::Scratch;
+
+    #[test]
+    fn ids_that_are_not_ours_name_no_folder() {
+        let root = Path::new("/r");
+        for id in [
+            "",
+            "../../etc",
+            "ABCDEF0123456789ABCDEF0123456789",
+            &"0".repeat(33),
+            "0/1",
+        ] {
+            assert!(
+                matches!(
+                    upload_dir(root, "b", id),
+                    Err(StorageError::NoSuchUpload { .. })
+                ),
+                "{id:?}"
+            );
+        }
+        assert!(upload_dir(root, "b", &"a1".repeat(16)).is_ok());
+    }
+
+    #[test]
+    fn scrub_removes_what_a_crash_left_among_uploads_and_keeps_whole_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        files::create_dirs(&files::tmp_dir(root)).unwrap();
+        files::create_dirs(&files::bucket_dir(root, "b")).unwrap();
+        let id = create(root, "b", "k", &MultipartOptions::default(), 5).unwrap();
+        let (tmp, mut file) = Scratch::create(root).unwrap();
+        std::io::Write::write_all(&mut file, b"part").unwrap();
+        let part = PartMeta {
+            part_number: 1,
+            data: String::new(),
+            size: 4,
+            etag: "e".into(),
+            checksum_sha256: None,
+        };
+        commit_part(root, "b", "k", &id, part, tmp).unwrap();
+        let upload = upload_dir(root, "b", &id).unwrap();
+        // A part placed without its metadata, a half-written metadata file, a folder of an
+        // upload whose upload.json was never written.
+        std::fs::write(upload.join("2.00000000000000ff.data"), b"orphan").unwrap();
+        std::fs::write(upload.join(".x.part"), b"{").unwrap();
+        let empty = upload_dir(root, "b", &"f".repeat(32)).unwrap();
+        files::create_dirs(&empty).unwrap();
+        assert_eq!(scrub(root).unwrap(), 3);
+        assert!(!empty.exists());
+        let (dir, _) = read_upload(root, "b", "k", &id).unwrap();
+        let parts = read_parts(&dir).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(std::fs::read(dir.join(&parts[0].data)).unwrap(), b"part");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3);
+        assert!(matches!(
+            read_upload(root, "b", "other", &id),
+            Err(StorageError::NoSuchUpload { .. })
+        ));
+    }
 }
