@@ -57,3 +57,5 @@ mod stub;
 mod sweep_cli;
 /// `gateway upload`, DraftStore's own client, against the real server.
 mod upload_cli;
+/// `gateway upload` killed half-way and resumed; failed parts retried.
+mod upload_resume;

@@ -179,7 +179,7 @@ async fn sort_out(
             continue;
         }
         let same = match known.get(&part.part_number) {
-            Some(etag) => *etag == part.etag,
+            Some(etag) => same_etag(etag, &part.etag),
             None => match md5_of(&part.etag) {
                 Some(theirs) => {
                     let (_, ours) = digests(settings.file.clone(), offset, len)
@@ -198,6 +198,12 @@ async fn sort_out(
         .filter(|n| !done.contains_key(n))
         .collect();
     Ok((done, todo))
+}
+
+/// Whether two ETags name the same bytes: S3 quotes them in headers, a JSON API may not.
+fn same_etag(a: &str, b: &str) -> bool {
+    a.trim_matches('"')
+        .eq_ignore_ascii_case(b.trim_matches('"'))
 }
 
 /// The MD5 in a plain (not multipart, not encrypted with KMS) ETag, lowercase hex.
@@ -311,6 +317,13 @@ impl Upload<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etags_match_with_or_without_quotes() {
+        assert!(same_etag("\"ab12\"", "ab12"));
+        assert!(same_etag("AB12", "\"ab12\""));
+        assert!(!same_etag("\"ab12\"", "\"ab13\""));
+    }
 
     #[test]
     fn only_plain_etags_are_md5s() {
