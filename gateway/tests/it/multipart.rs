@@ -51,8 +51,16 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
 }
 
 /// PUTs `bytes` to `url` with curl (as a client holding only the URL), sending `headers`: the
-/// HTTP status and the ETag answered.
-fn curl_put(url: &str, bytes: &[u8], headers: &Value) -> (String, String) {
+/// HTTP status and the ETag answered. curl runs on the blocking pool: the server shares this
+/// test's runtime.
+async fn curl_put(url: &str, bytes: &[u8], headers: &Value) -> (String, String) {
+    let (url, bytes, headers) = (url.to_owned(), bytes.to_vec(), headers.clone());
+    tokio::task::spawn_blocking(move || curl_put_blocking(&url, &bytes, &headers))
+        .await
+        .unwrap()
+}
+
+fn curl_put_blocking(url: &str, bytes: &[u8], headers: &Value) -> (String, String) {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(bytes).unwrap();
     let mut args: Vec<String> = vec![
@@ -107,7 +115,8 @@ async fn put_part(server: &Running, name: &str, id: &str, number: u32, bytes: &[
         urls[0]["url"].as_str().unwrap(),
         bytes,
         &urls[0]["required_headers"],
-    );
+    )
+    .await;
     assert_eq!(code, "200", "part {number}");
     etag
 }
@@ -160,7 +169,8 @@ async fn three_parts_out_of_order_complete_preview_and_confirm() {
             url["url"].as_str().unwrap(),
             &parts[n - 1],
             &url["required_headers"],
-        );
+        )
+        .await;
         assert_eq!(code, "200", "part {n}");
         etags.insert(n, etag);
     }
@@ -502,13 +512,15 @@ async fn every_multipart_error_over_rest() {
         signed["url"].as_str().unwrap(),
         &data(MIB, 11),
         &signed["required_headers"],
-    );
+    )
+    .await;
     assert_ne!(code, "200", "other bytes than the checksum signed in");
     let (code, _) = curl_put(
         signed["url"].as_str().unwrap(),
         &part,
         &signed["required_headers"],
-    );
+    )
+    .await;
     assert_eq!(code, "200");
     // Its parts now carry checksums: a part URL without one is refused before signing.
     let m = refused(
@@ -576,7 +588,7 @@ async fn a_tampered_part_url_is_refused() {
     ];
     for bad in &tampered {
         assert_ne!(bad, url);
-        let (code, _) = curl_put(bad, b"tampered", &json!({}));
+        let (code, _) = curl_put(bad, b"tampered", &json!({})).await;
         assert_eq!(code, "403", "{bad}");
     }
     let listed = ok(
@@ -703,7 +715,7 @@ async fn multipart_over_grpc() {
     for url in &urls.parts {
         assert_eq!(url.method, "PUT");
         let bytes = &parts[url.part_number as usize - 1];
-        let (code, _) = curl_put(&url.url, bytes, &json!(url.required_headers));
+        let (code, _) = curl_put(&url.url, bytes, &json!(url.required_headers)).await;
         assert_eq!(code, "200");
     }
     let listed: pb::ListPartsResponse = call(
