@@ -1,7 +1,7 @@
 //! `gateway`: parse the subcommand, run it, exit with its code.
 #![forbid(unsafe_code)]
 
-use draftstore_gateway::cmd::{cli, events, presign, serve, sweep};
+use draftstore_gateway::cmd::{cli, events, presign, serve, sweep, upload};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         cli::Command::Serve(args) => serve::run(&args, &env),
         cli::Command::Sweep(args) => sweep::run(&args, &env),
         cli::Command::Events(args) => events::run(&args, &env),
+        cli::Command::Upload(args) => upload::run(&args, &env),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -35,6 +35,9 @@ pub enum Command {
     /// The webhook event queue: `list` what was never delivered, `replay` failed events (their
     /// retry schedule starts again), `deliver` once now. Reads the variables `serve` reads.
     Events(EventsArgs),
+    /// Upload FILE through a DraftStore API, as a client (see `gateway upload --help`).
+    #[command(long_about = UPLOAD_HELP)]
+    Upload(UploadArgs),
 }
 
 /// `gateway events`'s action.
@@ -63,6 +66,73 @@ pub struct EventsArgs {
     /// `replay`: only this event id.
     #[arg(long)]
     pub id: Option<String>,
+}
+
+/// The long help of `gateway upload`: the size rule, the token, resuming and the exit codes.
+const UPLOAD_HELP: &str = "Upload FILE through a DraftStore API, as any client would: ask the API \
+for presigned URLs, send the bytes straight to storage, and confirm when asked.
+
+Files smaller than --multipart-threshold (default 16 MiB, at least 5 MiB) go in one PUT; \
+larger ones in parts of the server's part size (--part-size asks for one), sent --parallel \
+at a time from the file (never read whole into memory), each retried with backoff on a fresh \
+URL and, unless --no-checksum, checked by storage against its SHA-256.
+
+An interrupted upload resumes: its state is kept in FILE.draftstore-upload (or --state-file) \
+and removed when done; without it the upload is found again through the API's list of \
+multipart uploads. Parts already stored (same size, same ETag when known) are not sent again.
+
+The API endpoint is --endpoint, else DRAFTSTORE_ENDPOINT, else http://127.0.0.1:8080. The \
+token (sent as `Authorization: Bearer`) is read from --token-file or DRAFTSTORE_TOKEN; there is \
+no --token flag, since a flag's value shows in `ps`. It is never printed.
+
+Exit status: 0 done; 1 the upload failed (a refused token, a part that kept failing, a \
+rejected confirm; the state file is kept, run again to resume); 2 usage (bad flags, no such \
+FILE); 64 bad configuration (endpoint, token file); 69 the API could not be reached.";
+
+/// `gateway upload`'s flags.
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// The file to upload.
+    pub file: std::path::PathBuf,
+    /// Object name [default: FILE's name].
+    #[arg(long, allow_hyphen_values = true)]
+    pub name: Option<String>,
+    /// Content-Type the object is stored with.
+    #[arg(long)]
+    pub content_type: Option<String>,
+    /// Confirm (move the draft into the main bucket) once uploaded.
+    #[arg(long)]
+    pub confirm: bool,
+    /// With --confirm: replace a different object of that name in main.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// The DraftStore API [env: DRAFTSTORE_ENDPOINT, default http://127.0.0.1:8080].
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// A file holding the API token (one line) [else env: DRAFTSTORE_TOKEN].
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Parts sent at once, 1..=64.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+    /// Part size to ask the server for, in bytes (5 MiB..=5 GiB) [default: the server's].
+    #[arg(long)]
+    pub part_size: Option<u64>,
+    /// Smallest file sent in parts, in bytes (at least 5 MiB).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub multipart_threshold: u64,
+    /// Where to keep the resume state [default: FILE.draftstore-upload].
+    #[arg(long)]
+    pub state_file: Option<std::path::PathBuf>,
+    /// Attempts per part (and per single PUT) after the first, each on a fresh URL.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub retries: u32,
+    /// Send no SHA-256 per part (saves one read of the file; storage then checks only sizes).
+    #[arg(long)]
+    pub no_checksum: bool,
+    /// Print one JSON object on stdout instead of a line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `gateway presign`'s flags.
@@ -368,7 +438,12 @@ impl SweepArgs {
 }
 
 /// Parses the arguments; help and version come back as an `Exit` with code 0.
+///
+/// A usage error is exit 64, except for `gateway upload`, whose usage errors are exit 2 (a
+/// client's convention; it keeps 64 for bad configuration).
 pub fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<Command, Exit> {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let upload = args.get(1).is_some_and(|a| a == "upload");
     match Cli::try_parse_from(args) {
         Ok(cli) => Ok(cli.command),
         Err(err) => match err.kind() {
@@ -389,7 +464,15 @@ pub fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Res
                     .collect::<Vec<_>>()
                     .join(" ");
                 let line = line.strip_prefix("error: ").unwrap_or(&line);
-                Err(Exit::usage(format!("{line} (see gateway --help)")))
+                let message = format!("{line} (see gateway --help)");
+                if upload {
+                    Err(Exit {
+                        code: crate::cmd::upload::EXIT_USAGE,
+                        message,
+                    })
+                } else {
+                    Err(Exit::usage(message))
+                }
             }
         },
     }

@@ -1,5 +1,6 @@
 //! The subcommands of the `gateway` binary: parsing ([`cli`]), exit statuses ([`exit`]), and one
-//! module per subcommand ([`serve`], [`sweep`], [`presign`], [`events`]), and what they share: flags
+//! module per subcommand ([`serve`], [`sweep`], [`presign`], [`events`], [`upload`]),
+//! and what they share: flags
 //! layered over the environment ([`layered`]) and the log set-up ([`init_tracing`]).
 
 pub mod cli;
@@ -8,6 +9,7 @@ pub mod exit;
 pub mod presign;
 pub mod serve;
 pub mod sweep;
+pub mod upload;
 
 use exit::Exit;
 

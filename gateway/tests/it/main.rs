@@ -61,3 +61,7 @@ mod stub;
 mod sweep_cli;
 /// Unsigned `x-amz-*` headers on presigned requests are refused, as S3 does.
 mod unsigned_headers;
+/// `gateway upload`, DraftStore's own client, against the real server.
+mod upload_cli;
+/// `gateway upload` killed half-way and resumed; failed parts retried.
+mod upload_resume;

@@ -1,0 +1,68 @@
+//! A file below the multipart threshold: one presigned PUT (`/api/v1/upload-url`), tried again
+//! on a fresh URL when it fails in a way another attempt may fix.
+
+use super::api::Api;
+use super::progress::Progress;
+use super::settings::Settings;
+use super::transfer::{backoff, digests, put};
+use super::{failed, Outcome};
+use crate::cmd::exit::Exit;
+use std::sync::Arc;
+
+/// Uploads the whole file as one draft.
+///
+/// # Errors
+/// The API's errors (see [`Api`]); exit 1 when the PUT keeps failing or the file cannot be read.
+pub async fn upload(api: &Api, settings: &Settings) -> Result<Outcome, Exit> {
+    let file = &settings.file;
+    let size = settings.size;
+    let checksum = if settings.checksum {
+        let (sha, _) = digests(file.clone(), 0, size)
+            .await
+            .map_err(|e| failed(format!("{}: {e}", file.display())))?;
+        Some(sha)
+    } else {
+        None
+    };
+    let progress = Arc::new(Progress::new(size, 0));
+    let mut attempt = 0;
+    loop {
+        let target = api
+            .upload_url(
+                &settings.object_name,
+                settings.content_type.as_deref(),
+                size,
+                checksum.as_deref(),
+            )
+            .await?;
+        match put(api.client(), &target, file, 0, size, &progress).await {
+            Ok(etag) => {
+                progress.finish();
+                return Ok(Outcome {
+                    object_name: settings.object_name.clone(),
+                    size,
+                    etag,
+                    method: "single",
+                    parts_sent: None,
+                    parts_ms: None,
+                    complete_ms: None,
+                    confirmed: false,
+                    final_location: None,
+                });
+            }
+            Err(e) if e.retryable && attempt < settings.retries => {
+                progress.note(&format!("upload failed ({}), trying again", e.message));
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(e) => {
+                progress.finish();
+                return Err(failed(format!(
+                    "upload of {} failed: {}",
+                    file.display(),
+                    e.message
+                )));
+            }
+        }
+    }
+}

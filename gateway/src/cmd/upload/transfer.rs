@@ -1,0 +1,218 @@
+//! One presigned PUT of a byte range of the file, streamed in [`CHUNK`]-byte reads (never the
+//! whole range in memory), and the hashes computed over such a range before it is sent.
+
+use super::api::{describe, Presigned};
+use super::progress::Progress;
+use base64::Engine as _;
+use bytes::Bytes;
+use sha2::Digest as _;
+use std::io::{Read as _, Seek as _, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+
+/// Bytes read from the file at a time.
+pub const CHUNK: usize = 512 * 1024;
+
+/// Why a PUT failed, and whether a new attempt (on a fresh URL) may succeed.
+#[derive(Debug)]
+pub struct PutError {
+    /// A timeout, a broken connection, 5xx, 408, 429, 403 (an expired URL), S3's
+    /// `RequestTimeout`: worth another attempt.
+    pub retryable: bool,
+    /// One line: the status and the store's error code and message, never the URL.
+    pub message: String,
+}
+
+/// Backoff before attempt `attempt + 1`: 200 ms doubled per attempt, at most 5 s, full jitter.
+#[must_use]
+pub fn backoff(attempt: u32) -> Duration {
+    let cap = 200u64.saturating_mul(1 << attempt.min(5)).min(5000);
+    Duration::from_millis(fastrand::u64(cap / 2..=cap))
+}
+
+/// PUTs bytes `offset..offset + len` of `file` to `target`, with its required headers and an
+/// exact `Content-Length`; returns the ETag the store answered with.
+///
+/// # Errors
+/// [`PutError`] when the file cannot be read or the store refuses or does not answer.
+pub async fn put(
+    client: &reqwest::Client,
+    target: &Presigned,
+    file: &Path,
+    offset: u64,
+    len: u64,
+    progress: &Arc<Progress>,
+) -> Result<String, PutError> {
+    let local = |e: std::io::Error| PutError {
+        retryable: false,
+        message: format!("{}: {e}", file.display()),
+    };
+    let mut opened = tokio::fs::File::open(file).await.map_err(local)?;
+    opened.seek(SeekFrom::Start(offset)).await.map_err(local)?;
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let body = reqwest::Body::wrap_stream(stream(opened, len, progress.clone(), sent.clone()));
+    let mut request = client
+        .put(&target.url)
+        .header(http::header::CONTENT_LENGTH, len)
+        .body(body);
+    for (name, value) in &target.required_headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let result = match request.send().await {
+        Ok(response) => answer(response).await,
+        Err(e) => Err(PutError {
+            retryable: true,
+            message: describe(&e),
+        }),
+    };
+    if result.is_err() {
+        progress.unsend(sent.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    result
+}
+
+/// The ETag of a 2xx answer, else the store's S3-style error.
+async fn answer(response: reqwest::Response) -> Result<String, PutError> {
+    let status = response.status();
+    if status.is_success() {
+        return response
+            .headers()
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| PutError {
+                retryable: false,
+                message: format!("the store answered {status} without an ETag"),
+            });
+    }
+    let text = response.text().await.unwrap_or_default();
+    let code = between(&text, "<Code>", "</Code>").unwrap_or_default();
+    let message = between(&text, "<Message>", "</Message>").unwrap_or_default();
+    let retryable = status.is_server_error()
+        || matches!(status.as_u16(), 403 | 408 | 429)
+        || code == "RequestTimeout";
+    Err(PutError {
+        retryable,
+        message: format!("the store answered {status} {code}: {message}"),
+    })
+}
+
+/// The text between the first `open` and the next `close`, cut at 200 characters.
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<String> {
+    let start = text.find(open)? + open.len();
+    let rest: &'a str = text.get(start..)?;
+    let end = rest.find(close)?;
+    Some(rest.get(..end)?.chars().take(200).collect())
+}
+
+/// The range as a stream of chunks; an early end of file is an error (the file shrank).
+fn stream(
+    file: tokio::fs::File,
+    len: u64,
+    progress: Arc<Progress>,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> {
+    futures_util::stream::unfold((file, len), move |(mut file, left)| {
+        let (progress, sent) = (progress.clone(), sent.clone());
+        async move {
+            if left == 0 {
+                return None;
+            }
+            let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
+            let mut buf = vec![0u8; want];
+            let read = match file.read(&mut buf).await {
+                Ok(0) => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file shrank while it was uploaded",
+                )),
+                Ok(n) => Ok(n),
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(n) => {
+                    buf.truncate(n);
+                    let n = n as u64;
+                    sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    progress.sent(n);
+                    Some((Ok(Bytes::from(buf)), (file, left - n)))
+                }
+                Err(e) => Some((Err(e), (file, 0))),
+            }
+        }
+    })
+}
+
+/// The base64 SHA-256 and hex MD5 of bytes `offset..offset + len` of `file`, read on a blocking
+/// thread in [`CHUNK`]-byte pieces.
+///
+/// # Errors
+/// The file cannot be read, or is shorter than the range.
+pub async fn digests(file: PathBuf, offset: u64, len: u64) -> std::io::Result<(String, String)> {
+    tokio::task::spawn_blocking(move || {
+        let mut opened = std::fs::File::open(&file)?;
+        opened.seek(SeekFrom::Start(offset))?;
+        let mut reader = opened.take(len);
+        let mut sha = sha2::Sha256::new();
+        let mut md5 = md5::Md5::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut total = 0u64;
+        loop {
+            let n = reader.read(&mut buf)?;
+            let Some(piece) = buf.get(..n).filter(|p| !p.is_empty()) else {
+                break;
+            };
+            sha.update(piece);
+            md5.update(piece);
+            total += n as u64;
+        }
+        if total != len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was uploaded",
+            ));
+        }
+        Ok((
+            base64::engine::general_purpose::STANDARD.encode(sha.finalize()),
+            hex::encode(md5.finalize()),
+        ))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        for attempt in 0..40 {
+            let wait = backoff(attempt);
+            assert!(wait <= Duration::from_secs(5), "{attempt}: {wait:?}");
+            assert!(wait >= Duration::from_millis(100), "{attempt}: {wait:?}");
+        }
+    }
+
+    #[test]
+    fn store_errors_are_read_from_s3_xml() {
+        let text = "<Error><Code>BadDigest</Code><Message>no match</Message></Error>";
+        assert_eq!(
+            between(text, "<Code>", "</Code>").as_deref(),
+            Some("BadDigest")
+        );
+        assert_eq!(between("<Code>", "<Code>", "</Code>"), None);
+    }
+
+    #[tokio::test]
+    async fn digests_cover_exactly_the_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"xxabcxx").unwrap();
+        let (sha, md5) = digests(path.clone(), 2, 3).await.unwrap();
+        assert_eq!(sha, "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+        assert_eq!(md5, "900150983cd24fb0d6963f7d28e17f72");
+        assert!(digests(path, 5, 3).await.is_err());
+    }
+}
