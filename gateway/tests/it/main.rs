@@ -49,3 +49,5 @@ mod sse;
 mod stub;
 /// `gateway sweep` as the CronJob runs it.
 mod sweep_cli;
+/// TLS on the one port: ALPN, gRPC, the store's URLs, certificate rotation and bad pairs.
+mod tls;
