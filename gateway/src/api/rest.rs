@@ -3,6 +3,7 @@
 
 use crate::api::app::{App, Source};
 use crate::api::error::{ApiError, Code};
+use crate::api::legacy;
 use crate::auth::Tenant;
 use crate::config::Limits;
 use crate::http::body::read_limited;
@@ -67,11 +68,13 @@ pub enum Route {
     Metrics,
     /// [`OPENAPI`].
     OpenApi,
+    /// One of the original DraftStore's routes ([`legacy`]).
+    Legacy(legacy::Route),
 }
 
 impl Route {
     /// Every route served.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 12] = [
         Self::UploadUrl,
         Self::DownloadUrl,
         Self::ConfirmUpload,
@@ -80,6 +83,10 @@ impl Route {
         Self::Ready,
         Self::Metrics,
         Self::OpenApi,
+        Self::Legacy(legacy::Route::Bucket),
+        Self::Legacy(legacy::Route::UploadUrl),
+        Self::Legacy(legacy::Route::DownloadUrl),
+        Self::Legacy(legacy::Route::Confirm),
     ];
 
     /// The route at `path`, or `None` (404).
@@ -94,7 +101,7 @@ impl Route {
             READY => Self::Ready,
             METRICS => Self::Metrics,
             OPENAPI => Self::OpenApi,
-            _ => return None,
+            _ => return legacy::Route::of(path).map(Self::Legacy),
         })
     }
 
@@ -110,13 +117,18 @@ impl Route {
             Self::Ready => "ready",
             Self::Metrics => "metrics",
             Self::OpenApi => "openapi",
+            Self::Legacy(route) => route.label(),
         }
     }
 
     /// The `Allow` header of a 405.
     fn allowed(self) -> &'static str {
         match self {
-            Self::UploadUrl | Self::DownloadUrl | Self::ConfirmUpload | Self::DraftBucket => "POST",
+            Self::UploadUrl
+            | Self::DownloadUrl
+            | Self::ConfirmUpload
+            | Self::DraftBucket
+            | Self::Legacy(_) => "POST",
             Self::Health | Self::Ready | Self::Metrics | Self::OpenApi => "GET, HEAD",
         }
     }
@@ -150,6 +162,9 @@ pub async fn handle<B: Storage + Presign>(
             Box::pin(confirm_upload(app, tenant, read_json(req, limits).await?)).await
         }
         Route::DraftBucket if req.method() == Method::POST => Box::pin(draft_bucket(app)).await,
+        Route::Legacy(route) if req.method() == Method::POST => {
+            Box::pin(legacy::handle(app, req, route, limits, tenant)).await
+        }
         Route::Health if read => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         Route::Ready if read => Box::pin(ready(app)).await,
         Route::Metrics if read => Response::builder()
@@ -177,7 +192,7 @@ fn not_allowed(path: &str, allowed: &'static str) -> ApiError {
 
 /// Reads a JSON body: `application/json` only, at most `limits.max_body` bytes (checked on
 /// `content-length` before reading, and while reading).
-async fn read_json<T: DeserializeOwned>(
+pub(crate) async fn read_json<T: DeserializeOwned>(
     req: Request<Incoming>,
     limits: &Limits,
 ) -> Result<T, ApiError> {
@@ -395,6 +410,17 @@ pub struct DownloadUrlBody {
     source: Option<SourceText>,
 }
 
+impl DownloadUrlBody {
+    /// The copy asked for: the draft unless `"main"`.
+    #[must_use]
+    pub fn source(&self) -> Source {
+        match self.source.unwrap_or_default() {
+            SourceText::Draft => Source::Draft,
+            SourceText::Main => Source::Main,
+        }
+    }
+}
+
 async fn download_url<B: Storage + Presign>(
     app: &App<B>,
     tenant: Option<&Tenant>,
@@ -483,7 +509,16 @@ mod tests {
             let route = Route::of(path).unwrap();
             assert!(Route::ALL.contains(&route), "{path} in ALL");
         }
-        assert_eq!(Route::ALL.len(), ROUTES.len(), "every route is served");
+        // Ours are in ROUTES (and the OpenAPI document); the original's are served besides.
+        assert_eq!(
+            Route::ALL.len(),
+            ROUTES.len() + legacy::Route::ALL.len(),
+            "every route is served"
+        );
+        for route in legacy::Route::ALL {
+            let path = format!("/api/v1/{}", route.label());
+            assert_eq!(Route::of(&path), Some(Route::Legacy(route)), "{path}");
+        }
         // The embedded store's URLs are not REST routes: the server mounts the store apart.
         for unknown in [
             "/_store/b/k",

@@ -25,6 +25,8 @@ mod grpc_api;
 mod harness;
 /// Clients that misbehave: huge bodies, slowloris, HTTP/2 rapid reset, dead peers.
 mod hostile;
+/// The original DraftStore's routes and messages, decoded with its own definitions.
+mod legacy;
 /// The embedded store: conformance, its presigned URLs, crashes, one server per folder.
 mod local_store;
 /// The Kubernetes manifests and the Dockerfile agree with the configuration.

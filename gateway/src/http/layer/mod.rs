@@ -17,7 +17,7 @@ pub mod request_id;
 pub mod timeout;
 
 use crate::api::error::ApiError;
-use crate::api::{grpc, rest};
+use crate::api::{grpc, legacy, rest};
 use crate::http::response::Body;
 use crate::http::server::Call;
 
@@ -35,10 +35,11 @@ pub struct Failed(pub ApiError);
 /// the error kept in the response's extensions.
 #[must_use]
 pub fn reply(call: Call, e: ApiError) -> Res {
-    let mut response = if call.is_grpc() {
-        grpc::status::error(e.grpc_code(), &e.message)
-    } else {
-        rest::error_response(&e)
+    let mut response = match call {
+        Call::Grpc(_) => grpc::status::error(e.grpc_code(), &e.message),
+        // The original DraftStore's routes answer errors in its shape.
+        Call::Rest(Some(rest::Route::Legacy(route))) => legacy::error_response(&e, route),
+        Call::Rest(_) | Call::Store => rest::error_response(&e),
     };
     response.extensions_mut().insert(Failed(e));
     response
