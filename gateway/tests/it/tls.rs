@@ -386,7 +386,7 @@ impl Drop for Process {
 }
 
 impl Process {
-    fn spawn(secret: &Secret) -> Self {
+    fn spawn(secret: &Secret, extra: &[(&str, String)]) -> Self {
         let data = tempfile::tempdir().unwrap();
         let log = data.path().join("stderr.log");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -397,6 +397,7 @@ impl Process {
         let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
             .env_clear()
             .envs(tls_env(secret))
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .env("DRAFTSTORE_DATA_DIR", data.path().join("store"))
             .args(["serve", "--bind", "127.0.0.1", "--http-port"])
             .arg(port.to_string())
@@ -460,7 +461,7 @@ fn a_bad_pair_at_start_is_one_line_naming_the_file_and_exit_64() {
     ];
     for (cert, key, variable, what) in cases {
         let secret = Secret::new(cert, key);
-        let mut gateway = Process::spawn(&secret);
+        let mut gateway = Process::spawn(&secret, &[]);
         let status = gateway.wait();
         let stderr = gateway.stderr();
         assert_eq!(status.code(), Some(64), "{stderr}");
@@ -488,7 +489,7 @@ async fn a_bad_pair_at_reload_is_logged_and_the_old_one_kept() {
     let expired = pair(true);
     let other = pair(false);
     let mut secret = Secret::new(&good.cert, &good.key);
-    let gateway = Process::spawn(&secret);
+    let gateway = Process::spawn(&secret, &[]);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", gateway.port).parse().unwrap();
     let cas = [good.ca.as_str(), expired.ca.as_str(), other.ca.as_str()];
     crate::stub::eventually(Duration::from_secs(30), "serving", || async {
@@ -515,4 +516,32 @@ async fn a_bad_pair_at_reload_is_logged_and_the_old_one_kept() {
     let log = gateway.stderr();
     assert!(log.contains("expired"), "{log}");
     assert!(log.contains("does not match"), "{log}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn grpc_port_speaks_tls_too() {
+    let pki = pair(false);
+    let secret = Secret::new(&pki.cert, &pki.key);
+    let grpc_port = free_port();
+    let gateway = Process::spawn(&secret, &[("GRPC_PORT", grpc_port.to_string())]);
+    for port in [gateway.port, grpc_port] {
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        crate::stub::eventually(Duration::from_secs(30), "serving", || async {
+            tokio::net::TcpStream::connect(addr).await.is_ok()
+        })
+        .await;
+        assert_eq!(presented(addr, &[&pki.ca]).await, pki.leaf, "port {port}");
+        let url = format!("https://127.0.0.1:{port}/health");
+        let answer = client(&pki.ca, false).get(&url).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        assert!(reqwest::get(format!("http://{addr}/health")).await.is_err());
+    }
 }
