@@ -195,10 +195,7 @@ fn certified(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{cert_file}: not PEM certificates: {e}"))?;
     let Some(leaf) = chain.first() else {
-        return Err(format!(
-            "{cert_file}: holds no PEM CERTIFICATE block (the key file's PEM goes in {})",
-            "DRAFTSTORE_TLS_KEY_FILE"
-        ));
+        return Err(format!("{cert_file}: holds no PEM CERTIFICATE block"));
     };
     expiry(leaf, now).map_err(|e| format!("{cert_file}: {e}"))?;
     let key = PrivateKeyDer::from_pem_slice(&contents.key)
