@@ -18,6 +18,8 @@
 # "@6k-grpc-web-*" and "@6k-connect-json-*" send the same GetUploadURL as gRPC-Web
 # (application/grpc-web+proto) and Connect (application/json), over HTTP/1.1 and h2c, compared with
 # native gRPC's "@6k-GetUploadURL" on the same gateway: the codecs should add little.
+# Rows "...-tls" are the same gRPC call over TLS (ALPN h2, a P-256 certificate made by openssl
+# for the run) to a second gateway, their ratio against the plaintext gateway's row.
 # With BEFORE=<git ref> (e.g. the commit before a change), that revision's gateway is built
 # too (git archive, its own target dir) and measured in the same run, rows "before ...".
 #
@@ -68,7 +70,16 @@ AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http
   DRAFTSTORE_AUTH=api-keys DRAFTSTORE_API_KEYS="bench $(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)" \
   DRAFTSTORE_LOG=warn server target/release/gateway serve --bind 127.0.0.1 --http-port "$GW_KEY" 2>"$work/gateway-key.log" &
 pids+=($!); GW_KEY_PID=$!
-wait_port "$GW"; wait_port "$GW_KEY"
+# The same gateway over TLS (ECDSA P-256, as most certificates issued today).
+GW_TLS=$(free_port)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \
+  DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn DRAFTSTORE_TLS_CERT_FILE="$work/tls.crt" DRAFTSTORE_TLS_KEY_FILE="$work/tls.key" \
+  server target/release/gateway serve --bind 127.0.0.1 --http-port "$GW_TLS" 2>"$work/gateway-tls.log" &
+pids+=($!); GW_TLS_PID=$!
+wait_port "$GW"; wait_port "$GW_KEY"; wait_port "$GW_TLS"
 if [ -n "$BEFORE" ]; then
   mkdir "$work/before"
   git archive "$BEFORE" | tar -x -C "$work/before"
@@ -136,6 +147,7 @@ for _ in $(seq 1 "$ROUNDS"); do
   run upload-url-h2c "$GW_PID" -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW/api/v1/upload-url"
   run tonic-echo "$ECHO_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$ECHO/draft.v1.DraftService/GetUploadURL"
   run GetUploadURL "$GW_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
+  run GetUploadURL-tls "$GW_TLS_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "https://127.0.0.1:$GW_TLS/draft.v1.DraftService/GetUploadURL"
   # The same at a fixed 6000 requests/s in all (120 per connection).
   export N=$FIXED_REQUESTS RATE="--rps 120"
   run @6k-hello-h1 "$HELLO_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$HELLO/api/v1/upload-url"
@@ -148,6 +160,7 @@ for _ in $(seq 1 "$ROUNDS"); do
   run @6k-connect-json-h1 "$GW_PID" --h1 -d "$work/upload.connect.json" -H 'content-type: application/json' -H 'connect-protocol-version: 1' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
   run @6k-grpc-web-h2c "$GW_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
   run @6k-connect-json-h2c "$GW_PID" -d "$work/upload.connect.json" -H 'content-type: application/json' -H 'connect-protocol-version: 1' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
+  run @6k-GetUploadURL-tls "$GW_TLS_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "https://127.0.0.1:$GW_TLS/draft.v1.DraftService/GetUploadURL"
   if [ -n "$BEFORE" ]; then
     run "@6k-before-upload-url-h1" "$GW_BEFORE_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW_BEFORE/api/v1/upload-url"
     run "@6k-before-health-h1" "$GW_BEFORE_PID" --h1 "http://127.0.0.1:$GW_BEFORE/health"
@@ -169,7 +182,7 @@ for line in open(sys.argv[1]):
 # Per scenario, the round whose CPU per request is the median.
 rows = {name: sorted(rs, key=lambda r: float(r[1]))[len(rs) // 2] for name, rs in runs.items()}
 rounds = len(next(iter(runs.values())))
-base = {"upload-url-h1": "hello-h1", "upload-url-h1-key": "hello-h1", "upload-url-h2c": "hello-h2c", "GetUploadURL": "tonic-echo",
+base = {"upload-url-h1": "hello-h1", "upload-url-h1-key": "hello-h1", "upload-url-h2c": "hello-h2c", "GetUploadURL": "tonic-echo", "GetUploadURL-tls": "GetUploadURL", "@6k-GetUploadURL-tls": "@6k-GetUploadURL",
         "before-upload-url-h1": "hello-h1", "before-upload-url-h2c": "hello-h2c", "before-GetUploadURL": "tonic-echo",
         "@6k-axum-json-h1": "@6k-hello-h1", "@6k-upload-url-h1": "@6k-axum-json-h1", "@6k-health-h1": "@6k-hello-h1",
         "@6k-GetUploadURL": "@6k-tonic-echo", "@6k-grpc-web-h1": "@6k-GetUploadURL", "@6k-connect-json-h1": "@6k-GetUploadURL",

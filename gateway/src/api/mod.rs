@@ -1,11 +1,13 @@
 //! The API: the protocol-free operations ([`app`]), their one error type and its mapping to HTTP
 //! and gRPC ([`error`]), the catalogue of error codes ([`code`]), and the two thin adapters that
-//! serve them, REST ([`rest`], with its OpenAPI document) and gRPC ([`grpc`]); multipart uploads
-//! ([`multipart`]) in their own module.
+//! serve them, REST ([`rest`], with its OpenAPI document; [`legacy`]: the original DraftStore's
+//! routes and reply shapes) and gRPC ([`grpc`]); multipart uploads ([`multipart`]) in their own
+//! module.
 
 pub mod app;
 pub mod code;
 pub mod error;
 pub mod grpc;
+pub mod legacy;
 pub mod multipart;
 pub mod rest;

@@ -4,6 +4,7 @@
 
 use crate::api::app::{App, Source};
 use crate::api::error::{ApiError, Code};
+use crate::api::legacy;
 use crate::api::multipart::rest as multipart;
 use crate::auth::Tenant;
 use crate::config::Limits;
@@ -76,11 +77,13 @@ pub enum Route {
     OpenApi,
     /// The multipart routes under `/api/v1/multipart-upload`.
     Multipart(multipart::Op),
+    /// One of the original DraftStore's routes ([`legacy`]).
+    Legacy(legacy::Route),
 }
 
 impl Route {
     /// Every route served.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 18] = [
         Self::UploadUrl,
         Self::DownloadUrl,
         Self::ConfirmUpload,
@@ -95,6 +98,10 @@ impl Route {
         Self::Multipart(multipart::Op::Complete),
         Self::Multipart(multipart::Op::Abort),
         Self::Multipart(multipart::Op::List),
+        Self::Legacy(legacy::Route::Bucket),
+        Self::Legacy(legacy::Route::UploadUrl),
+        Self::Legacy(legacy::Route::DownloadUrl),
+        Self::Legacy(legacy::Route::Confirm),
     ];
 
     /// The route at `path`, or `None` (404).
@@ -109,7 +116,11 @@ impl Route {
             READY => Self::Ready,
             METRICS => Self::Metrics,
             OPENAPI => Self::OpenApi,
-            _ => return multipart::Op::of(path).map(Self::Multipart),
+            _ => {
+                return multipart::Op::of(path)
+                    .map(Self::Multipart)
+                    .or_else(|| legacy::Route::of(path).map(Self::Legacy))
+            }
         })
     }
 
@@ -126,6 +137,7 @@ impl Route {
             Self::Metrics => "metrics",
             Self::OpenApi => "openapi",
             Self::Multipart(op) => op.label(),
+            Self::Legacy(route) => route.label(),
         }
     }
 
@@ -136,7 +148,8 @@ impl Route {
             | Self::DownloadUrl
             | Self::ConfirmUpload
             | Self::DraftBucket
-            | Self::Multipart(_) => "POST",
+            | Self::Multipart(_)
+            | Self::Legacy(_) => "POST",
             Self::Health | Self::Ready | Self::Metrics | Self::OpenApi => "GET, HEAD",
         }
     }
@@ -174,6 +187,9 @@ pub async fn handle<B: Storage + Presign>(
             let body = read_body(&req)?;
             Box::pin(multipart::handle(app, tenant, op, body)).await
         }
+        Route::Legacy(route) if req.method() == Method::POST => {
+            Box::pin(legacy::handle(app, &req, route, tenant)).await
+        }
         Route::Health if read => Ok(health()),
         Route::Ready if read => Box::pin(ready(app)).await,
         Route::Metrics if read => Response::builder()
@@ -201,7 +217,7 @@ fn not_allowed(path: &str, allowed: &'static str) -> ApiError {
 
 /// Decodes a JSON body: `application/json` (or `+json`) only; its size was checked as it was
 /// read.
-fn read_json<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, ApiError> {
+pub(crate) fn read_json<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, ApiError> {
     decode_json(read_body(req)?)
 }
 
@@ -414,6 +430,17 @@ pub struct DownloadUrlBody {
     source: Option<SourceText>,
 }
 
+impl DownloadUrlBody {
+    /// The copy asked for: the draft unless `"main"`.
+    #[must_use]
+    pub fn source(&self) -> Source {
+        match self.source.unwrap_or_default() {
+            SourceText::Draft => Source::Draft,
+            SourceText::Main => Source::Main,
+        }
+    }
+}
+
 async fn download_url<B: Storage + Presign>(
     app: &App<B>,
     tenant: Option<&Tenant>,
@@ -502,7 +529,16 @@ mod tests {
             let route = Route::of(path).unwrap();
             assert!(Route::ALL.contains(&route), "{path} in ALL");
         }
-        assert_eq!(Route::ALL.len(), ROUTES.len(), "every route is served");
+        // Ours are in ROUTES (and the OpenAPI document); the original's are served besides.
+        assert_eq!(
+            Route::ALL.len(),
+            ROUTES.len() + legacy::Route::ALL.len(),
+            "every route is served"
+        );
+        for route in legacy::Route::ALL {
+            let path = format!("/api/v1/{}", route.label());
+            assert_eq!(Route::of(&path), Some(Route::Legacy(route)), "{path}");
+        }
         // The embedded store's URLs are not REST routes: the server mounts the store apart.
         for unknown in [
             "/_store/b/k",

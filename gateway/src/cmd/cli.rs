@@ -235,6 +235,13 @@ pub struct ServeArgs {
     /// Base URL of the embedded store's presigned links [env: DRAFTSTORE_PUBLIC_URL].
     #[arg(long)]
     pub public_url: Option<String>,
+    /// PEM certificate chain: turns on TLS (ALPN h2 and http/1.1) on every port, re-read when
+    /// it changes [env: DRAFTSTORE_TLS_CERT_FILE].
+    #[arg(long)]
+    pub tls_cert_file: Option<String>,
+    /// PEM private key of the certificate [env: DRAFTSTORE_TLS_KEY_FILE].
+    #[arg(long)]
+    pub tls_key_file: Option<String>,
     /// Create missing buckets at start: true or false [env: DRAFTSTORE_CREATE_BUCKETS,
     /// default true].
     #[arg(long)]
@@ -330,6 +337,8 @@ impl ServeArgs {
             (name::DRAFTSTORE_DATA_DIR, &self.data_dir),
             (name::DRAFTSTORE_PUBLIC_URL, &self.public_url),
             (name::DRAFTSTORE_CREATE_BUCKETS, &self.create_buckets),
+            (name::DRAFTSTORE_TLS_CERT_FILE, &self.tls_cert_file),
+            (name::DRAFTSTORE_TLS_KEY_FILE, &self.tls_key_file),
             (
                 name::DRAFTSTORE_PUBLIC_GRPC_DISCOVERY,
                 &self.public_grpc_discovery,

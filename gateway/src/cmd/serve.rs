@@ -8,6 +8,7 @@ use crate::cmd::cli::ServeArgs;
 use crate::cmd::exit::Exit;
 use crate::config::{ServeConfig, StorageChoice};
 use crate::http::server::Server;
+use crate::http::tls::Tls;
 use crate::store::local::{self, LocalStorage};
 use crate::store::s3::S3Storage;
 use crate::store::Presign;
@@ -36,6 +37,9 @@ pub fn run(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
     let config = config(args, env)?;
     super::init_tracing(config.log_json)?;
     crate::store::s3::chain::keep_sts_off_the_s3_endpoint();
+    // One crypto provider for the whole process (ring): whatever builds a rustls config
+    // without naming one gets it. Already installed is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -185,14 +189,20 @@ pub async fn serve_with<B: Storage + Presign + 'static>(
     abort: impl Future<Output = ()>,
 ) -> Result<(), Exit> {
     let auth = authenticator(config)?;
+    let tls = match &config.tls {
+        None => None,
+        Some(files) => Some(Tls::load(files).map_err(Exit::usage)?),
+    };
     let addresses: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
-    tracing::info!(addresses = ?addresses, main = %config.buckets.main, draft = %config.buckets.draft, "serving REST and gRPC");
+    let scheme = if tls.is_some() { "TLS" } else { "plaintext" };
+    tracing::info!(addresses = ?addresses, main = %config.buckets.main, draft = %config.buckets.draft, scheme, "serving REST and gRPC");
 
     let drained = Server::new(storage, endpoint, config, auth)
+        .with_tls(tls)
         .run(listeners, shutdown, abort)
         .await
         .map_err(|e| Exit::unavailable(format!("server failed: {e}")))?;

@@ -11,7 +11,7 @@ mod sweep;
 pub use events::{events, Endpoint, EventsConfig, OnError, Preconfirm, Secrets};
 pub use ratelimit::DEFAULT_KEY_PREFIX;
 pub use s3::{credentials, region, sse, CredentialSource, S3Config, Sse, SSE_HEADER};
-pub use serve::{Limits, LocalConfig, ServeConfig, StorageChoice};
+pub use serve::{Limits, LocalConfig, ServeConfig, StorageChoice, TlsFiles};
 pub use sweep::SweepConfig;
 
 use std::fmt;
@@ -145,6 +145,10 @@ pub mod name {
     pub const DRAFTSTORE_SHUTDOWN_GRACE_MS: &str = "DRAFTSTORE_SHUTDOWN_GRACE_MS";
     /// `DRAFTSTORE_STORAGE`.
     pub const DRAFTSTORE_STORAGE: &str = "DRAFTSTORE_STORAGE";
+    /// `DRAFTSTORE_TLS_CERT_FILE`.
+    pub const DRAFTSTORE_TLS_CERT_FILE: &str = "DRAFTSTORE_TLS_CERT_FILE";
+    /// `DRAFTSTORE_TLS_KEY_FILE`.
+    pub const DRAFTSTORE_TLS_KEY_FILE: &str = "DRAFTSTORE_TLS_KEY_FILE";
     /// `DRAFTSTORE_STORE_STALL_TIMEOUT_MS`.
     pub const DRAFTSTORE_STORE_STALL_TIMEOUT_MS: &str = "DRAFTSTORE_STORE_STALL_TIMEOUT_MS";
     /// `DRAFT_BUCKET`.
@@ -225,6 +229,8 @@ pub const VARIABLES: &[&str] = &[
     name::DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS,
     name::DRAFTSTORE_WEBHOOK_SECRET,
     name::DRAFTSTORE_WEBHOOK_URLS,
+    name::DRAFTSTORE_TLS_CERT_FILE,
+    name::DRAFTSTORE_TLS_KEY_FILE,
     name::DRAFT_BUCKET,
     name::GRPC_PORT,
     name::HTTP_PORT,

@@ -61,6 +61,17 @@ impl std::fmt::Debug for LocalConfig {
     }
 }
 
+/// The PEM files of the TLS certificate chain and its private key
+/// (`DRAFTSTORE_TLS_CERT_FILE` / `DRAFTSTORE_TLS_KEY_FILE`, both or neither). Only the paths:
+/// the files are read by [`crate::http::tls`], at start and again whenever they change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first (PEM `CERTIFICATE` blocks).
+    pub cert: PathBuf,
+    /// The leaf's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
 /// Where objects live.
 #[derive(Debug, Clone)]
 pub enum StorageChoice {
@@ -124,6 +135,9 @@ pub struct ServeConfig {
     pub rate_limit_redis: Option<crate::auth::ratelimit::RedisConfig>,
     /// Webhooks and the pre-confirm check (`DRAFTSTORE_WEBHOOK_*`, `DRAFTSTORE_PRECONFIRM_*`).
     pub events: super::EventsConfig,
+    /// TLS on every port (`DRAFTSTORE_TLS_CERT_FILE` / `DRAFTSTORE_TLS_KEY_FILE`); `None`:
+    /// plaintext (HTTP/1.1 and h2c).
+    pub tls: Option<TlsFiles>,
 }
 
 impl ServeConfig {
@@ -207,7 +221,8 @@ impl ServeConfig {
                 100..=3_600_000,
             )?),
         };
-        let storage = storage(get, http_port)?;
+        let tls = tls(get)?;
+        let storage = storage(get, http_port, tls.is_some())?;
         if let StorageChoice::S3(s3) = &storage {
             dotted_buckets_over_tls(s3, &buckets)?;
         }
@@ -241,6 +256,7 @@ impl ServeConfig {
                 .collect(),
             rate_limit_redis: super::ratelimit::redis(get)?,
             events: super::events(get)?,
+            tls,
         })
     }
 }
@@ -362,9 +378,34 @@ fn auth(get: Lookup<'_>) -> Result<Option<crate::auth::AuthConfig>, ConfigError>
     }
 }
 
-/// S3 or the embedded store (see `S3_SIGNALS`); `http_port` makes the local store's default
-/// public URL.
-pub(super) fn storage(get: Lookup<'_>, http_port: u16) -> Result<StorageChoice, ConfigError> {
+/// `DRAFTSTORE_TLS_CERT_FILE` and `DRAFTSTORE_TLS_KEY_FILE`: both or neither.
+fn tls(get: Lookup<'_>) -> Result<Option<TlsFiles>, ConfigError> {
+    let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    match (
+        var(name::DRAFTSTORE_TLS_CERT_FILE),
+        var(name::DRAFTSTORE_TLS_KEY_FILE),
+    ) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+        })),
+        (Some(_), None) => Err(err(
+            "DRAFTSTORE_TLS_CERT_FILE is set without DRAFTSTORE_TLS_KEY_FILE: TLS needs both PEM files",
+        )),
+        (None, Some(_)) => Err(err(
+            "DRAFTSTORE_TLS_KEY_FILE is set without DRAFTSTORE_TLS_CERT_FILE: TLS needs both PEM files",
+        )),
+    }
+}
+
+/// S3 or the embedded store (see `S3_SIGNALS`); `http_port` and `tls` make the local store's
+/// default public URL (`https://` with TLS, where a plain `http://` one cannot be reached).
+pub(super) fn storage(
+    get: Lookup<'_>,
+    http_port: u16,
+    tls: bool,
+) -> Result<StorageChoice, ConfigError> {
     let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
     let local = match var(name::DRAFTSTORE_STORAGE).as_deref() {
         Some("local") => true,
@@ -380,13 +421,19 @@ pub(super) fn storage(get: Lookup<'_>, http_port: u16) -> Result<StorageChoice, 
         return S3Config::from_lookup(get).map(|c| StorageChoice::S3(Box::new(c)));
     }
     let port = if http_port == 0 { 8080 } else { http_port };
+    let scheme = if tls { "https" } else { "http" };
     let public_url =
-        var("DRAFTSTORE_PUBLIC_URL").unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
-    draftstore_signer::Endpoint::parse(&public_url).map_err(|e| {
+        var("DRAFTSTORE_PUBLIC_URL").unwrap_or_else(|| format!("{scheme}://127.0.0.1:{port}"));
+    let endpoint = draftstore_signer::Endpoint::parse(&public_url).map_err(|e| {
         err(format!(
             "DRAFTSTORE_PUBLIC_URL must be http(s)://host[:port] that clients can reach: {e}"
         ))
     })?;
+    if tls && endpoint.scheme() != draftstore_signer::Scheme::Https {
+        return Err(err(format!(
+            "DRAFTSTORE_PUBLIC_URL {public_url:?} is http:// but the port serves TLS (DRAFTSTORE_TLS_CERT_FILE): presigned URLs would point at a plaintext port; use https://"
+        )));
+    }
     Ok(StorageChoice::Local(LocalConfig {
         data_dir: PathBuf::from(
             var(name::DRAFTSTORE_DATA_DIR).unwrap_or_else(|| "./draftstore-data".into()),
@@ -692,6 +739,57 @@ mod tests {
             };
             assert!(e.contains(want), "{name}={value}: {e}");
             assert_eq!(e.lines().count(), 1);
+        }
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_makes_the_store_urls_https() {
+        let get = |pairs: &'static [(&'static str, &'static str)]| {
+            ServeConfig::from_lookup(&move |k| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        let both = get(&[
+            ("DRAFTSTORE_TLS_CERT_FILE", "/tls/tls.crt"),
+            ("DRAFTSTORE_TLS_KEY_FILE", "/tls/tls.key"),
+            ("HTTP_PORT", "8443"),
+        ])
+        .unwrap();
+        assert_eq!(
+            both.tls,
+            Some(TlsFiles {
+                cert: PathBuf::from("/tls/tls.crt"),
+                key: PathBuf::from("/tls/tls.key"),
+            })
+        );
+        let StorageChoice::Local(local) = both.storage else {
+            panic!("local")
+        };
+        assert_eq!(local.public_url, "https://127.0.0.1:8443");
+        assert_eq!(get(&[]).unwrap().tls, None);
+        for (pairs, want) in [
+            (
+                &[("DRAFTSTORE_TLS_CERT_FILE", "/c")][..],
+                "DRAFTSTORE_TLS_CERT_FILE is set without DRAFTSTORE_TLS_KEY_FILE",
+            ),
+            (
+                &[("DRAFTSTORE_TLS_KEY_FILE", "/k")][..],
+                "DRAFTSTORE_TLS_KEY_FILE is set without DRAFTSTORE_TLS_CERT_FILE",
+            ),
+            (
+                &[
+                    ("DRAFTSTORE_TLS_CERT_FILE", "/c"),
+                    ("DRAFTSTORE_TLS_KEY_FILE", "/k"),
+                    ("DRAFTSTORE_PUBLIC_URL", "http://files.example"),
+                ][..],
+                "DRAFTSTORE_PUBLIC_URL",
+            ),
+        ] {
+            let e = get(pairs).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{e}");
         }
     }
 }

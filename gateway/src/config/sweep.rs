@@ -35,7 +35,7 @@ impl SweepConfig {
             buckets: buckets(get)?,
             object_lifetime: object_lifetime(get)?,
             // The port only makes the local store's URL base, which a sweep never hands out.
-            storage: storage(get, 0)?,
+            storage: storage(get, 0, false)?,
             log_json: flag(get, name::DRAFTSTORE_LOG_JSON, false)?,
             events: super::events(get)?,
         })

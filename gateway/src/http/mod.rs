@@ -1,6 +1,7 @@
 //! The HTTP transport: one hyper listener for REST and gRPC ([`server`]) and what every request
 //! pays on the way: the socket's write mode ([`socket`]), time limits ([`deadline`]), bounded
-//! bodies ([`body`]), response helpers ([`response`]), JSON text ([`json`]) and CORS ([`cors`]);
+//! bodies ([`body`]), response helpers ([`response`]), JSON text ([`json`]), CORS ([`cors`]) and TLS with
+//! certificate reload ([`tls`]);
 //! the request path's cross-cutting rules as tower layers ([`layer`]).
 
 pub mod body;
@@ -11,3 +12,4 @@ pub mod layer;
 pub mod response;
 pub mod server;
 pub mod socket;
+pub mod tls;

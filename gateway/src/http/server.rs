@@ -34,6 +34,7 @@ use crate::http::layer::transfer::TransferLayer;
 use crate::http::layer::{reply, Req, Res};
 use crate::http::response::{RequestId, REQUEST_ID};
 use crate::http::socket::Socket;
+use crate::http::tls::Tls;
 use crate::metrics::CallSeries;
 use crate::store::{local, Presign};
 use draftstore_core::Storage;
@@ -45,6 +46,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::{Service, ServiceBuilder};
@@ -63,6 +65,7 @@ pub struct Server<B> {
     cors: Cors,
     limits: Limits,
     grace: Duration,
+    tls: Option<Arc<Tls>>,
 }
 
 /// How a drain ended.
@@ -96,7 +99,15 @@ impl<B: Storage + Presign + 'static> Server<B> {
             cors: config.cors.clone(),
             limits: config.limits,
             grace: config.shutdown_grace,
+            tls: None,
         }
+    }
+
+    /// Serves every listener over TLS with `tls` (its files watched while serving).
+    #[must_use]
+    pub fn with_tls(mut self, tls: Option<Tls>) -> Self {
+        self.tls = tls.map(Arc::new);
+        self
     }
 
     /// Serves on `listeners` until `shutdown` completes, then drains for up to the grace
@@ -124,14 +135,16 @@ impl<B: Storage + Presign + 'static> Server<B> {
             connections: Arc::new(Semaphore::new(max_connections)),
             closing: watch::channel(false).0,
             limits,
+            tls: self.tls.clone(),
         };
         let serving = Arc::new(serving);
+        let reloading = self.tls.clone().map(|tls| tokio::spawn(tls.watch()));
         let acceptors: Vec<_> = listeners
             .into_iter()
             .map(|listener| tokio::spawn(serving.clone().accept(listener, vectored)))
             .collect();
         shutdown.await;
-        for acceptor in &acceptors {
+        for acceptor in acceptors.iter().chain(&reloading) {
             acceptor.abort();
         }
         tracing::info!(
@@ -314,8 +327,13 @@ impl<B: Storage + Presign + 'static> Router<B> {
                     }
                     return store.serve(req).await;
                 }
-                // Parsed as `Store` only by path: without a mounted store it is no route.
-                None => rest::handle(&self.app, collected(req), None, &self.limits, None).await,
+                // Parsed as `Store` only by path: without a mounted store it is no route, and
+                // answered as REST answers an unknown route (JSON, not the store's XML).
+                None => {
+                    return rest::handle(&self.app, collected(req), None, &self.limits, None)
+                        .await
+                        .unwrap_or_else(|e| reply(Call::Rest(None), e));
+                }
             },
             Call::Grpc(Some(rpc)) if !rpc.is_unary() => grpc::stream(req, &self.limits),
             Call::Grpc(rpc) => {
@@ -378,6 +396,8 @@ struct Serving<S> {
     /// Set once, when the server starts draining.
     closing: watch::Sender<bool>,
     limits: Limits,
+    /// TLS on every connection, when configured.
+    tls: Option<Arc<Tls>>,
 }
 
 impl<S> Serving<S>
@@ -404,10 +424,20 @@ where
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-                    let socket = Socket::new(stream, vectored);
                     let this = self.clone();
+                    let peer = peer.ip().to_canonical();
+                    // The TLS handshake runs in the connection's own task, within the header
+                    // timeout: a client that never sends its ClientHello holds no one up.
                     tokio::spawn(async move {
-                        this.serve(socket, peer.ip().to_canonical()).await;
+                        match &this.tls {
+                            None => this.serve(Socket::new(stream, vectored), peer).await,
+                            Some(tls) => {
+                                let within = this.limits.header_timeout;
+                                if let Some(stream) = tls.accept(stream, within).await {
+                                    this.serve(Socket::new(stream, vectored), peer).await;
+                                }
+                            }
+                        }
                         drop(permit);
                     });
                 }
@@ -423,7 +453,10 @@ where
     }
 
     /// Serves one connection until it ends, closing it when idle or when the server drains.
-    async fn serve(&self, socket: Socket, peer: IpAddr) {
+    async fn serve<T>(&self, socket: Socket<T>, peer: IpAddr)
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let activity = Arc::new(Activity::default());
         let service = PerConnection::new(
             self.stack.clone(),

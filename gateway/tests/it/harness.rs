@@ -122,7 +122,9 @@ pub async fn start_local(extra: &[(&str, &str)]) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let public_url = format!("http://{addr}");
+    // With TLS on, the store's URLs are https:// (plain http:// is refused then).
+    let tls = extra.iter().any(|(k, _)| *k == "DRAFTSTORE_TLS_CERT_FILE");
+    let public_url = format!("{}://{addr}", if tls { "https" } else { "http" });
     let data_dir = data.path().display().to_string();
     let mut pairs: Vec<(&str, &str)> = vec![
         ("DRAFTSTORE_STORAGE", "local"),

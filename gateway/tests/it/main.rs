@@ -29,6 +29,8 @@ mod grpc_clients;
 mod harness;
 /// Clients that misbehave: huge bodies, slowloris, HTTP/2 rapid reset, dead peers.
 mod hostile;
+/// The original DraftStore's routes and messages, decoded with its own definitions.
+mod legacy;
 /// Multipart uploads on the embedded store: parts over HTTP, crashes, sweep.
 mod local_multipart;
 /// The embedded store: conformance, its presigned URLs, crashes, one server per folder.
@@ -59,6 +61,8 @@ mod sse;
 mod stub;
 /// `gateway sweep` as the CronJob runs it.
 mod sweep_cli;
+/// TLS on the one port: ALPN, gRPC, the store's URLs, certificate rotation and bad pairs.
+mod tls;
 /// Unsigned `x-amz-*` headers on presigned requests are refused, as S3 does.
 mod unsigned_headers;
 /// `gateway upload`, DraftStore's own client, against the real server.

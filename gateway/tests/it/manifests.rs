@@ -357,3 +357,55 @@ fn commented_settings_in_the_configmap_are_variables_the_gateway_reads() {
         assert!(VARIABLES.contains(&key.as_str()), "{key}");
     }
 }
+
+/// The TLS component (manifest/tls, rendered and schema-checked by
+/// scripts/validate-manifests.sh): its variables are read, documented and have flags, they
+/// point into the mounted Secret's folder (mounted whole: a subPath mount never sees a
+/// rotation), the probes go over HTTPS and the Service no longer says h2c.
+#[test]
+fn the_tls_component_mounts_the_secret_and_switches_probes_and_protocol() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    for (variable, flag) in [
+        ("DRAFTSTORE_TLS_CERT_FILE", "--tls-cert-file"),
+        ("DRAFTSTORE_TLS_KEY_FILE", "--tls-key-file"),
+    ] {
+        assert!(VARIABLES.contains(&variable), "{variable} is read");
+        assert!(
+            readme
+                .lines()
+                .any(|l| l.starts_with('|') && l.contains(variable)),
+            "{variable} is in README's table"
+        );
+        let Ok(draftstore_gateway::cmd::cli::Command::Serve(args)) =
+            draftstore_gateway::cmd::cli::parse(["gateway", "serve", flag, "/x.pem"])
+        else {
+            panic!("{flag} is a flag of serve")
+        };
+        assert!(
+            args.overrides().contains(&(variable, "/x.pem".to_owned())),
+            "{flag} sets {variable}"
+        );
+    }
+    let config = block(&manifest("tls/configmap.yaml"), "data");
+    assert_eq!(config.len(), 2, "{config:?}");
+    let deployment = manifest("tls/deployment.yaml");
+    let mount = deployment
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("mountPath: "))
+        .unwrap();
+    for (key, value) in &config {
+        assert!(VARIABLES.contains(&key.as_str()), "{key}");
+        assert!(value.starts_with(&format!("{mount}/")), "{key}={value}");
+    }
+    assert!(!deployment
+        .lines()
+        .any(|l| l.trim_start().starts_with("subPath:")));
+    assert!(deployment.contains("secretName: draftstore-tls"));
+    assert_eq!(deployment.matches("scheme: HTTPS").count(), 2);
+    let kustomization = manifest("tls/kustomization.yaml");
+    assert!(kustomization.contains("kind: Component"));
+    assert!(kustomization.contains("path: /spec/ports/0/appProtocol\n        value: https"));
+    assert!(manifest("service.yaml").contains("appProtocol: kubernetes.io/h2c"));
+}

@@ -20,7 +20,7 @@ pub mod timeout;
 pub mod transfer;
 
 use crate::api::error::ApiError;
-use crate::api::{grpc, rest};
+use crate::api::{grpc, legacy, rest};
 use crate::http::response::Body;
 use crate::http::server::Call;
 
@@ -44,6 +44,8 @@ pub fn reply(call: Call, e: ApiError) -> Res {
         Call::GrpcWeb(flavor, _) => grpc::web::error(flavor, &e),
         Call::Connect(..) => grpc::connect::error(&e),
         Call::Store => store_error(&e),
+        // The original DraftStore's routes answer errors in its shape.
+        Call::Rest(Some(rest::Route::Legacy(route))) => legacy::error_response(&e, route),
         Call::Rest(_) => rest::error_response(&e),
     };
     response.extensions_mut().insert(Failed(e));
