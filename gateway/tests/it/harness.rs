@@ -99,7 +99,7 @@ impl Running {
 }
 
 /// Whether the suites run against S3 (`DRAFTSTORE_TEST_STORE=s3`) or the embedded store.
-fn wants_s3() -> bool {
+pub fn wants_s3() -> bool {
     match std::env::var("DRAFTSTORE_TEST_STORE").as_deref() {
         Ok("s3") => true,
         Ok("local") | Err(_) => false,
@@ -158,6 +158,18 @@ pub async fn start_s3(extra: &[(&str, &str)]) -> Option<Running> {
         panic!("the S3 harness runs against S3")
     };
     let storage = Arc::new(S3Storage::new((**s3).clone()).unwrap());
+    // As `gateway serve` does at start (DRAFTSTORE_CREATE_BUCKETS, default true), and as
+    // start_local does: without it only the draft bucket exists (SeaweedFS makes a bucket on
+    // the first PUT into it) and a confirm's CopyObject into the missing main bucket is
+    // answered 500 InternalError by SeaweedFS, not 404 NoSuchBucket (README, SeaweedFS notes).
+    // A refusal (tests with wrong credentials) is left to the test, as serve leaves it to /ready.
+    if config.create_buckets {
+        for bucket in [&config.buckets.main, &config.buckets.draft] {
+            if let Err(e) = storage.create_bucket(bucket).await {
+                eprintln!("harness: cannot create {bucket}: {e}");
+            }
+        }
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let direct = Direct::S3(Box::new(crate::s3::storage(&env)));
     Some(spawn(storage, None, listener, config, direct, None))

@@ -4,7 +4,7 @@
 //! tenant's upload id.
 
 use crate::grpc_api::{call, client};
-use crate::harness::{start, start_local, Running};
+use crate::harness::{start, Running};
 use base64::Engine;
 use draftstore_proto::draft::v1 as pb;
 use serde_json::{json, Value};
@@ -134,11 +134,11 @@ async fn draft_bytes(server: &Running, name: &str, source: &str) -> Vec<u8> {
 /// The proof: three parts (5 MiB, 5 MiB, 1 MiB) PUT with curl in the order 3, 1, 2;
 /// `parts` lists them; complete; the draft GET returns the exact bytes; confirm; main holds
 /// the exact bytes.
-/// On the embedded store only: on SeaweedFS 4.48 the confirm copy of a multipart draft answers
-/// 500 InternalError (and SeaweedFS keeps no per-part SHA-256 to list), an open finding.
 #[tokio::test]
 async fn three_parts_out_of_order_complete_preview_and_confirm() {
-    let server = start_local(&[]).await;
+    let Some(server) = start(&[]).await else {
+        return;
+    };
     let name = "big/video ሴ+1.bin";
     let parts = [data(5 * MIB, 1), data(5 * MIB, 2), data(MIB, 3)];
     let whole: Vec<u8> = parts.concat();
@@ -310,11 +310,11 @@ async fn a_fresh_client_resumes_from_list_and_parts() {
 }
 
 /// Each error over REST: status, code and a message naming the part and the rule.
-/// On the embedded store only: on SeaweedFS 4.48 the confirm copy of a multipart draft answers
-/// 500 InternalError (and SeaweedFS keeps no per-part SHA-256 to list), an open finding.
 #[tokio::test]
 async fn every_multipart_error_over_rest() {
-    let server = start_local(&[]).await;
+    let Some(server) = start(&[]).await else {
+        return;
+    };
     let create = "/api/v1/multipart-upload";
     let sum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(b"x"));
     let m = refused(
@@ -470,6 +470,11 @@ async fn every_multipart_error_over_rest() {
         assert!(m.contains(says), "{m}");
     }
     // The parts do not add up to the declared 6 MiB: 422, as a single upload's mismatch.
+    // SeaweedFS keeps both uploads of part 1 and lists them with whole-second LastModified:
+    // one in the same second as the first could not be told from it (README, SeaweedFS notes).
+    if crate::harness::wants_s3() {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
     put_part(&server, name, &id, 1, &data(5 * MIB, 9)).await;
     let m = refused(
         &server,
@@ -522,23 +527,34 @@ async fn every_multipart_error_over_rest() {
     )
     .await;
     assert_eq!(code, "200");
-    // Its parts now carry checksums: a part URL without one is refused before signing.
-    let m = refused(
-        &server,
-        urls,
-        json!({"object_name": "sha/obj", "upload_id": sha_id, "part_numbers": [2]}),
-        400,
-        "INVALID_PART_CHECKSUM",
-    )
-    .await;
-    assert!(m.contains("part 2"), "{m}");
-    let done = ok(
-        &server,
-        complete,
-        json!({"object_name": "sha/obj", "upload_id": sha_id}),
-    )
-    .await;
-    assert_eq!(done["size"], MIB);
+    // Its parts now carry checksums: a part URL without one is refused before signing. The
+    // gateway learns the upload's algorithm from ListParts' `ChecksumAlgorithm`, which
+    // SeaweedFS (4.48) does not send (its ListPartsResult has no such field, nor per-part
+    // checksums): there the URL is signed without one, as for an upload that declared none
+    // (README, SeaweedFS notes). The store still checks a checksum that is signed in (above).
+    let no_sum = json!({"object_name": "sha/obj", "upload_id": sha_id, "part_numbers": [2]});
+    if crate::harness::wants_s3() {
+        let signed = ok(&server, urls, no_sum).await;
+        assert_eq!(
+            signed["parts"][0]["required_headers"],
+            json!({}),
+            "SeaweedFS lists no ChecksumAlgorithm: if this fails, it now does; make the refusal apply on S3 too"
+        );
+    } else {
+        let m = refused(&server, urls, no_sum, 400, "INVALID_PART_CHECKSUM").await;
+        assert!(m.contains("part 2"), "{m}");
+    }
+    let sha_done = json!({"object_name": "sha/obj", "upload_id": sha_id});
+    if crate::harness::wants_s3() {
+        // SeaweedFS wants each part's SHA-256 in the completion but lists none, so the gateway
+        // has none to send: refused (README, SeaweedFS notes). Documented, not skipped: if
+        // SeaweedFS starts listing them this fails and the completion below applies.
+        let m = refused(&server, complete, sha_done, 400, "INVALID_REQUEST").await;
+        assert!(m.contains("InvalidRequest"), "{m}");
+    } else {
+        let done = ok(&server, complete, sha_done).await;
+        assert_eq!(done["size"], MIB);
+    }
 
     // Abort frees the upload: it is gone from the list and its id is unknown.
     let gone = ok(&server, create, json!({"object_name": "abort/me"})).await;
@@ -670,12 +686,12 @@ async fn another_tenants_upload_id_is_not_found() {
 }
 
 /// The same flow and errors over gRPC, with tonic.
-/// On the embedded store only: on SeaweedFS 4.48 the confirm copy of a multipart draft answers
-/// 500 InternalError (and SeaweedFS keeps no per-part SHA-256 to list), an open finding.
 #[tokio::test]
 async fn multipart_over_grpc() {
     use pb::paths::*;
-    let server = start_local(&[]).await;
+    let Some(server) = start(&[]).await else {
+        return;
+    };
     let mut grpc = client(server.addr).await;
     let name = "grpc/multi.bin";
     let parts = [data(5 * MIB, 13), data(MIB, 14)];
