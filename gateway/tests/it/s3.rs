@@ -178,3 +178,44 @@ async fn a_stopped_server_is_unavailable_after_the_retry_budget_not_a_hang() {
         started.elapsed()
     );
 }
+
+/// Documents a SeaweedFS divergence (README, SeaweedFS notes): a PutObject into a missing bucket
+/// creates it, but a CopyObject into a missing bucket is answered 500 InternalError (AWS: 404
+/// NoSuchBucket), which the gateway retries and then reports as unavailable. The very same
+/// copy request (conditional, REPLACE, a key needing encoding) succeeds once the bucket exists:
+/// the confirm failures this explained were missing main buckets, not the request.
+#[tokio::test]
+async fn seaweedfs_answers_a_copy_into_a_missing_bucket_with_internal_error() {
+    let Some(map) = env(&[("DRAFTSTORE_S3_MAX_ATTEMPTS", "2")]) else {
+        return;
+    };
+    let s3 = storage(&map);
+    let draft = BucketName::parse(&prefix("cpd")).unwrap();
+    let main = BucketName::parse(&prefix("cpm")).unwrap();
+    let key = "a dir/ሴ+1 (copy).txt";
+    let etag = s3
+        .put_object(&draft, key, b"bytes".to_vec(), &PutOptions::default())
+        .await
+        .unwrap();
+    let request = CopyRequest {
+        from_bucket: &draft,
+        from_key: key,
+        to_bucket: &main,
+        to_key: key,
+        source_size: 5,
+        source_etag: Some(&etag),
+        metadata: MetadataDirective::Replace {
+            content_type: Some("text/plain".into()),
+            metadata: [("owner".to_owned(), "ann".to_owned())].into(),
+        },
+        condition: CopyCondition::IfAbsent,
+    };
+    let err = s3.copy_object(&request).await.unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Unavailable { reason } if reason.contains("InternalError")),
+        "SeaweedFS's answer changed (AWS answers NoSuchBucket): {err:?}"
+    );
+    s3.create_bucket(&main).await.unwrap();
+    s3.copy_object(&request).await.unwrap();
+    assert_eq!(s3.get_object(&main, key).await.unwrap(), b"bytes");
+}
