@@ -226,7 +226,7 @@ impl ServeConfig {
         if let StorageChoice::S3(s3) = &storage {
             dotted_buckets_over_tls(s3, &buckets)?;
         }
-        Ok(Self {
+        Self {
             buckets,
             bind,
             http_port,
@@ -257,7 +257,26 @@ impl ServeConfig {
             rate_limit_redis: super::ratelimit::redis(get)?,
             events: super::events(get)?,
             tls,
-        })
+        }
+        .checked()
+    }
+
+    /// A pre-confirm check that may outlast the request timeout would never decide: the
+    /// confirm would always end in 504 `TIMEOUT`, and `DRAFTSTORE_PRECONFIRM_ON_ERROR=allow`
+    /// would never allow.
+    fn checked(self) -> Result<Self, ConfigError> {
+        if let Some(check) = &self.events.preconfirm {
+            if check.timeout >= self.limits.request_timeout {
+                return Err(err(format!(
+                    "{} ({} ms) must be below {} ({} ms): a confirm waits for the check within its request",
+                    name::DRAFTSTORE_PRECONFIRM_TIMEOUT_MS,
+                    check.timeout.as_millis(),
+                    name::DRAFTSTORE_REQUEST_TIMEOUT_MS,
+                    self.limits.request_timeout.as_millis()
+                )));
+            }
+        }
+        Ok(self)
     }
 }
 
@@ -664,6 +683,20 @@ mod tests {
                 ],
                 "DRAFTSTORE_JWT_SECRET",
                 "DRAFTSTORE_AUTH=jwt",
+            ),
+            // A pre-confirm check that outlasts the request: every confirm would be a 504.
+            (
+                &[
+                    ("DRAFTSTORE_PRECONFIRM_URL", "http://127.0.0.1:9/check"),
+                    (
+                        "DRAFTSTORE_WEBHOOK_SECRET",
+                        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                    ),
+                    ("DRAFTSTORE_PRECONFIRM_TIMEOUT_MS", "10000"),
+                    ("DRAFTSTORE_REQUEST_TIMEOUT_MS", "3000"),
+                ],
+                "DRAFTSTORE_PRECONFIRM_TIMEOUT_MS",
+                "DRAFTSTORE_REQUEST_TIMEOUT_MS",
             ),
             // CORS origins that no browser could send.
             (

@@ -588,6 +588,19 @@ async fn connect_errors_carry_connect_codes_and_statuses() {
     assert_eq!(ok.headers()["content-type"], "application/proto");
     let answer = pb::GetUploadUrlResponse::decode(ok.bytes().await.unwrap()).unwrap();
     assert_eq!(answer.object_name, "connect.bin");
+    // Fields this server does not know (a client built from a newer draft.proto) are dropped
+    // over JSON as over protobuf, as connect-go's JSON codec does.
+    let newer = post(
+        pb::paths::GET_UPLOAD_URL,
+        "application/json",
+        "1",
+        br#"{"objectName": "newer.bin", "fieldFromTheFuture": 1}"#.to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(newer.status(), 200);
+    let newer: serde_json::Value = newer.json().await.unwrap();
+    assert_eq!(newer["objectName"], "newer.bin", "{newer}");
     let rest = post(
         "/api/v1/upload-url",
         "application/json",

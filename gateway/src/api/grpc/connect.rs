@@ -186,7 +186,12 @@ fn from_json(input: MessageDescriptor, json: &[u8]) -> Result<DynamicMessage, Ap
         )
     };
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let message = DynamicMessage::deserialize(input.clone(), &mut deserializer).map_err(bad)?;
+    // Unknown fields are dropped, as connect-go's JSON codec does (protojson `DiscardUnknown`)
+    // and as the protobuf path does: a client built from a newer `draft.proto` keeps working.
+    let options = prost_reflect::DeserializeOptions::new().deny_unknown_fields(false);
+    let message =
+        DynamicMessage::deserialize_with_options(input.clone(), &mut deserializer, &options)
+            .map_err(bad)?;
     deserializer.end().map_err(bad)?;
     Ok(message)
 }

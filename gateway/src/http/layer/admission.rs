@@ -11,8 +11,12 @@
 use super::{reply, Req, Res};
 use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
+use crate::http::response::Body;
 use crate::http::server::{Call, Peer};
+use bytes::Bytes;
 use futures_util::future::Either;
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -195,7 +199,7 @@ where
         if call.is_exempt() {
             return Either::Right(Holding {
                 inner: self.inner.call(req),
-                _ticket: None,
+                ticket: None,
             });
         }
         let key = match self.by {
@@ -210,7 +214,7 @@ where
         match self.shares.try_take(key) {
             Ok(ticket) => Either::Right(Holding {
                 inner: self.inner.call(req),
-                _ticket: Some(ticket),
+                ticket: Some(ticket),
             }),
             Err(e) => Either::Left(ready(Ok(reply(call, e)))),
         }
@@ -218,25 +222,96 @@ where
 }
 
 pin_project! {
-    /// The inner future, holding its place until it is done (or dropped).
+    /// The inner future, holding its place until it is done (or dropped); a response whose
+    /// body is still to come (a stream: server reflection) holds it until that body ends, so
+    /// streams are admitted like any call, not only their first response head.
     pub struct Holding<F> {
         #[pin]
         inner: F,
+        ticket: Option<Ticket>,
+    }
+}
+
+impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let Poll::Ready(Ok(response)) = this.inner.poll(cx) else {
+            return Poll::Pending;
+        };
+        let ticket = this.ticket.take();
+        let streamed = response.body().size_hint().exact().is_none();
+        if ticket.is_none() || response.body().is_end_stream() || !streamed {
+            return Poll::Ready(Ok(response));
+        }
+        Poll::Ready(Ok(response.map(|body| {
+            Held {
+                inner: body,
+                _ticket: ticket,
+            }
+            .boxed()
+        })))
+    }
+}
+
+pin_project! {
+    /// A streamed response body holding its request's place until it ends or is dropped.
+    struct Held {
+        #[pin]
+        inner: Body,
         _ticket: Option<Ticket>,
     }
 }
 
-impl<F: Future> Future for Holding<F> {
-    type Output = F::Output;
+impl HttpBody for Held {
+    type Data = Bytes;
+    type Error = Infallible;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.project().inner.poll(cx)
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_streamed_response_holds_its_place_until_its_body_ends() {
+        let shares = Shares::new(4);
+        let key = Key::Peer(IpAddr::from([127, 0, 0, 2]));
+        let (sender, streamed) = crate::api::grpc::stream::channel(1);
+        let held = Holding {
+            inner: ready(Ok::<_, Infallible>(Res::new(streamed.boxed()))),
+            ticket: Some(shares.try_take(key).unwrap()),
+        };
+        let response = held.await.unwrap();
+        assert_eq!(shares.held(), 1, "the stream still holds its place");
+        drop(sender);
+        drop(response);
+        assert_eq!(shares.held(), 0);
+        // A whole answer gives its place back at once.
+        let unary = Holding {
+            inner: ready(Ok::<_, Infallible>(Res::new(crate::http::response::full(
+                Bytes::from_static(b"x"),
+            )))),
+            ticket: Some(shares.try_take(key).unwrap()),
+        };
+        let _response = unary.await.unwrap();
+        assert_eq!(shares.held(), 0);
+    }
 
     #[test]
     fn one_key_cannot_take_every_place() {
