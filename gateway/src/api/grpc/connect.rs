@@ -288,17 +288,18 @@ mod tests {
     #[test]
     fn bad_json_and_headers_are_invalid_argument() {
         let (input, _) = methods(draftstore_proto::draft::v1::paths::GET_UPLOAD_URL).unwrap();
-        for bad in [
-            &b"{"[..],
-            b"[]",
-            br#"{"objectName": 5}"#,
-            br#"{"nope": 1}"#,
-            b"{} x",
-        ] {
+        for bad in [&b"{"[..], b"[]", br#"{"objectName": 5}"#, b"{} x"] {
             let e = from_json(input.clone(), bad).unwrap_err();
             assert_eq!(e.code, Code::MalformedMessage, "{bad:?}");
             assert_eq!(http_status(e.grpc_code()), 400);
         }
+        // An unknown field is dropped (connect-go's DiscardUnknown), the known ones kept.
+        let kept = from_json(input.clone(), br#"{"nope": 1, "objectName": "a.txt"}"#).unwrap();
+        assert_eq!(
+            kept.get_field_by_name("object_name")
+                .and_then(|v| v.as_str().map(str::to_owned)),
+            Some("a.txt".to_owned())
+        );
         let mut headers = http::HeaderMap::new();
         headers.insert(TIMEOUT_MS, HeaderValue::from_static("1500"));
         assert_eq!(
