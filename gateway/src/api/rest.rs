@@ -7,7 +7,6 @@ use crate::api::error::{ApiError, Code};
 use crate::api::legacy;
 use crate::api::multipart::rest as multipart;
 use crate::auth::Tenant;
-use crate::config::Limits;
 use crate::http::response::{full, Body, CONTENT_TYPE, JSON};
 use crate::store::Presign;
 use bytes::Bytes;
@@ -160,7 +159,6 @@ pub async fn handle<B: Storage + Presign>(
     app: &App<B>,
     req: Request<Bytes>,
     route: Option<Route>,
-    _limits: &Limits,
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
     let Some(route) = route else {
@@ -222,7 +220,7 @@ pub(crate) fn read_json<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, 
 }
 
 /// The JSON text of a body (`application/json` or `+json` only), as [`read_json`] reads it;
-/// the body layer read it within the route's limit ([`multipart::limits`] for multipart).
+/// the body layer read it within the route's limit ([`multipart::max_body`] for multipart).
 fn read_body(req: &Request<Bytes>) -> Result<&Bytes, ApiError> {
     let content_type = req
         .headers()

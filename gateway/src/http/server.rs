@@ -330,7 +330,7 @@ impl<B: Storage + Presign + 'static> Router<B> {
                 // Parsed as `Store` only by path: without a mounted store it is no route, and
                 // answered as REST answers an unknown route (JSON, not the store's XML).
                 None => {
-                    return rest::handle(&self.app, collected(req), None, &self.limits, None)
+                    return rest::handle(&self.app, collected(req), None, None)
                         .await
                         .unwrap_or_else(|e| reply(Call::Rest(None), e));
                 }
@@ -361,14 +361,7 @@ impl<B: Storage + Presign + 'static> Router<B> {
                 grpc::connect::handle(&self.app, collected(req), rpc, codec, tenant.as_ref()).await
             }
             Call::Rest(route) => {
-                rest::handle(
-                    &self.app,
-                    collected(req),
-                    route,
-                    &self.limits,
-                    tenant.as_ref(),
-                )
-                .await
+                rest::handle(&self.app, collected(req), route, tenant.as_ref()).await
             }
         };
         result.unwrap_or_else(|e| reply(call, e))

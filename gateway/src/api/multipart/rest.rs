@@ -7,7 +7,6 @@ use crate::api::app::App;
 use crate::api::error::{ApiError, Code};
 use crate::api::rest::json;
 use crate::auth::Tenant;
-use crate::config::Limits;
 use crate::http::response::Body;
 use crate::store::Presign;
 use draftstore_core::{Storage, UploadConstraints};
@@ -110,19 +109,6 @@ pub fn max_body(op: Op, max: usize) -> usize {
     match op {
         Op::Complete => max.max(MAX_COMPLETE_BODY),
         _ => max,
-    }
-}
-
-/// The limits a route's body is read with: a complete may be as large as
-/// [`MAX_COMPLETE_BODY`], whatever smaller `DRAFTSTORE_MAX_BODY_BYTES` says.
-#[must_use]
-pub fn limits(op: Op, limits: &Limits) -> Limits {
-    match op {
-        Op::Complete => Limits {
-            max_body: limits.max_body.max(MAX_COMPLETE_BODY),
-            ..*limits
-        },
-        _ => *limits,
     }
 }
 
