@@ -7,6 +7,7 @@
 pub mod app;
 pub mod code;
 pub mod error;
+pub mod form;
 pub mod grpc;
 pub mod legacy;
 pub mod multipart;
