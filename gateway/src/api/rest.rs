@@ -547,10 +547,24 @@ async fn confirm_upload<B: Storage + Presign>(
 }
 
 async fn draft_bucket<B: Storage + Presign>(app: &App<B>) -> Result<Response<Body>, ApiError> {
-    let versioning = app.create_buckets().await?;
+    let (versioning, cors) = app.create_buckets_with_cors().await?;
+    let rules: Vec<serde_json::Value> = cors
+        .rules()
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "AllowedOrigins": r.allowed_origins,
+                "AllowedMethods": r.allowed_methods,
+                "AllowedHeaders": r.allowed_headers,
+                "ExposeHeaders": r.expose_headers,
+                "MaxAgeSeconds": r.max_age_seconds,
+            })
+        })
+        .collect();
     json(
         StatusCode::OK,
-        &serde_json::json!({"success": true, "main_bucket": app.buckets.main.as_str(), "draft_bucket": app.buckets.draft.as_str(), "draft_bucket_versioning": versioning}),
+        &serde_json::json!({"success": true, "main_bucket": app.buckets.main.as_str(), "draft_bucket": app.buckets.draft.as_str(), "draft_bucket_versioning": versioning,
+            "draft_bucket_cors": {"status": cors.status(), "CORSRules": rules}}),
     )
 }
 

@@ -637,3 +637,133 @@ async fn a_form_draft_is_swept_and_malformed_posts_are_refused() {
     );
     assert!(!draft_exists(&server, "old.txt").await, "swept");
 }
+
+/// Preflight of a browser POST to the embedded store: allowed for the configured origin with
+/// ETag exposed, not for another; bucket creation reports that the gateway answers CORS.
+#[tokio::test]
+async fn the_embedded_store_answers_cors_for_form_posts() {
+    let server =
+        crate::harness::start_local(&[("DRAFTSTORE_CORS_ORIGINS", "https://app.example")]).await;
+    let (status, created) = post(&server, "/api/v1/draft-bucket", None, json!({})).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["draft_bucket_cors"]["status"], "gateway");
+    let url = server.url("/_store/main-draft");
+    for (origin, allowed) in [
+        ("https://app.example", true),
+        ("https://evil.example", false),
+    ] {
+        let resp = http1()
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        let headers = resp.headers();
+        let allow_origin = headers.get("access-control-allow-origin");
+        assert_eq!(allow_origin.is_some(), allowed, "{origin}: {headers:?}");
+        if allowed {
+            let methods = headers["access-control-allow-methods"].to_str().unwrap();
+            assert!(methods.contains("POST"), "{methods}");
+        }
+    }
+}
+
+/// On S3, bucket creation gives a draft bucket without CORS rules DraftStore's rule for the
+/// configured origins (PutBucketCors), and reports rules it finds without changing them;
+/// SeaweedFS then answers a browser's preflight for a form POST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_draft_bucket_sets_the_draft_buckets_cors_on_s3() {
+    let Some(server) = crate::harness::start_s3(&[(
+        "DRAFTSTORE_CORS_ORIGINS",
+        "https://app.example,https://b.example",
+    )])
+    .await
+    else {
+        return;
+    };
+    let (status, created) = post(&server, "/api/v1/draft-bucket", None, json!({})).await;
+    assert_eq!(status, 200, "{created}");
+    let cors = &created["draft_bucket_cors"];
+    assert_eq!(cors["status"], "set", "{created}");
+    let rule = json!({"AllowedOrigins": ["https://app.example", "https://b.example"],
+        "AllowedMethods": ["PUT", "POST", "GET", "HEAD"], "AllowedHeaders": ["*"],
+        "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3000});
+    assert_eq!(cors["CORSRules"], json!([rule]));
+    let crate::harness::Direct::S3(s3) = server.storage() else {
+        unreachable!()
+    };
+    let stored = s3
+        .bucket_cors(&server.config.buckets.draft)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].expose_headers, ["ETag"]);
+    // A browser on an allowed origin may POST a form to the bucket. (SeaweedFS 4.48 answers
+    // every preflight with its global `-s3.allowedOrigins`, `*` by default, whatever the
+    // bucket's rules: that another origin is refused cannot be seen there; AWS applies them.)
+    let (_, form) = post(
+        &server,
+        "/api/v1/upload-form",
+        None,
+        json!({"object_name": "cors.txt"}),
+    )
+    .await;
+    let resp = http1()
+        .request(reqwest::Method::OPTIONS, form["url"].as_str().unwrap())
+        .header("origin", "https://b.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    let allow = resp.headers().get("access-control-allow-origin").cloned();
+    assert!(
+        allow
+            .as_ref()
+            .is_some_and(|v| v == "https://b.example" || v == "*"),
+        "{allow:?}"
+    );
+
+    // Rules found are reported, never replaced: an operator's own rule stays.
+    let own = draftstore_gateway::store::CorsRule {
+        allowed_origins: vec!["https://ops.example".into()],
+        allowed_methods: vec!["GET".into()],
+        ..Default::default()
+    };
+    s3.put_bucket_cors(&server.config.buckets.draft, std::slice::from_ref(&own))
+        .await
+        .unwrap();
+    let mut grpc = client(server.addr).await;
+    let again: pb::CreateDraftBucketResponse = call(
+        &mut grpc,
+        pb::paths::CREATE_DRAFT_BUCKET,
+        pb::CreateDraftBucketRequest {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.draft_bucket_cors, "existing");
+    assert_eq!(again.draft_bucket_cors_rules.len(), 1);
+    assert_eq!(
+        again.draft_bucket_cors_rules[0].allowed_origins,
+        ["https://ops.example"]
+    );
+    let stored = s3
+        .bucket_cors(&server.config.buckets.draft)
+        .await
+        .unwrap()
+        .unwrap();
+    // SeaweedFS answers an unset MaxAgeSeconds as 0.
+    let kept: Vec<(&[String], &[String])> = stored
+        .iter()
+        .map(|r| (r.allowed_origins.as_slice(), r.allowed_methods.as_slice()))
+        .collect();
+    assert_eq!(
+        kept,
+        [(
+            own.allowed_origins.as_slice(),
+            own.allowed_methods.as_slice()
+        )],
+        "left as it was"
+    );
+}

@@ -423,12 +423,24 @@ async fn dispatch<B: Storage + Presign>(
         }
         Rpc::CreateDraftBucket => {
             let _: pb::CreateDraftBucketRequest = decode(message)?;
-            let versioning = Box::pin(app.create_buckets()).await?;
+            let (versioning, cors) = Box::pin(app.create_buckets_with_cors()).await?;
             pb::CreateDraftBucketResponse {
                 result: success(),
                 main_bucket: app.buckets.main.to_string(),
                 draft_bucket: app.buckets.draft.to_string(),
                 draft_bucket_versioning: versioning,
+                draft_bucket_cors: cors.status().to_owned(),
+                draft_bucket_cors_rules: cors
+                    .rules()
+                    .iter()
+                    .map(|r| pb::CorsRule {
+                        allowed_origins: r.allowed_origins.clone(),
+                        allowed_methods: r.allowed_methods.clone(),
+                        allowed_headers: r.allowed_headers.clone(),
+                        expose_headers: r.expose_headers.clone(),
+                        max_age_seconds: r.max_age_seconds,
+                    })
+                    .collect(),
             }
             .framed()
         }

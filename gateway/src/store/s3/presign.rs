@@ -71,6 +71,14 @@ impl Presign for S3Storage {
         self.sse_headers()
     }
 
+    async fn ensure_cors(
+        &self,
+        bucket: &BucketName,
+        origins: &[String],
+    ) -> crate::store::BucketCors {
+        self.ensure_draft_cors(bucket, origins).await
+    }
+
     async fn versioning(&self, bucket: &BucketName) -> String {
         match S3Storage::versioning(self, bucket).await {
             Ok(status) => status,
