@@ -767,3 +767,84 @@ async fn create_draft_bucket_sets_the_draft_buckets_cors_on_s3() {
         "left as it was"
     );
 }
+
+/// Sends the form's fields and the first `sent` bytes of a file declared (by Content-Length)
+/// to be `declared` bytes, over a raw connection, then waits for the store's XML answer
+/// without sending the rest.
+async fn partial_form(server: &Running, form: &Value, sent: usize, declared: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut body = String::new();
+    for (name, value) in fields_of(form) {
+        body.push_str(&format!(
+            "--zz\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str("--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n");
+    body.push_str(&"x".repeat(sent));
+    let head = format!(
+        "POST /_store/main-draft HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary=zz\r\nContent-Length: {}\r\n\r\n",
+        server.addr,
+        body.len() + declared - sent
+    );
+    let socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut read, mut write) = socket.into_split();
+    // Written aside: the store may stop reading before all of it is taken.
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(head.as_bytes()).await;
+        let _ = write.write_all(body.as_bytes()).await;
+        write
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0_u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("</Error>") {
+        let n = read.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "closed without an answer: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&buf[..n]);
+    }
+    writer.abort();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A file over the range is refused while it streams, without waiting for the rest of the
+/// body: nothing stored, no file left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_file_over_the_range_is_cut_while_streaming() {
+    let server =
+        crate::harness::start_local(&[("DRAFTSTORE_STORE_STALL_TIMEOUT_MS", "60000")]).await;
+    let (_, form) = post(
+        &server,
+        "/api/v1/upload-form",
+        None,
+        json!({"object_name": "big.bin", "max_content_length": 1_048_576}),
+    )
+    .await;
+    // 2 MiB sent of 64 MiB declared: an answer before the stall timeout comes from the cut.
+    let text = partial_form(&server, &form, 2 << 20, 64 << 20).await;
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("<Code>EntityTooLarge</Code>"), "{text}");
+    assert!(!draft_exists(&server, "big.bin").await);
+    assert_eq!(scratch_files(&server), 0, "the partial file is gone");
+}
+
+/// A form upload that stops sending mid-file is cut after the stall timeout with S3's
+/// `RequestTimeout`: nothing stored, no file left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_form_upload_is_cut_and_leaves_nothing() {
+    let server = crate::harness::start_local(&[("DRAFTSTORE_STORE_STALL_TIMEOUT_MS", "300")]).await;
+    let (_, form) = post(
+        &server,
+        "/api/v1/upload-form",
+        None,
+        json!({"object_name": "stalled.bin", "max_content_length": 100000}),
+    )
+    .await;
+    let text = partial_form(&server, &form, 20000, 100_000).await;
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("<Code>RequestTimeout</Code>"), "{text}");
+    assert!(!draft_exists(&server, "stalled.bin").await);
+    assert_eq!(scratch_files(&server), 0, "the partial file is gone");
+}
