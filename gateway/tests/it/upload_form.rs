@@ -848,3 +848,122 @@ async fn a_stalled_form_upload_is_cut_and_leaves_nothing() {
     assert!(!draft_exists(&server, "stalled.bin").await);
     assert_eq!(scratch_files(&server), 0, "the partial file is gone");
 }
+
+/// Signs a policy document by hand as AWS documents it (HMAC-SHA256 of the base64 policy under
+/// the day's SigV4 key): an independent check of the store's verification, and a way to allow
+/// fields DraftStore's own forms never carry.
+fn hand_signed(secret: &str, conditions: &[Value], key: &str) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let mac = |k: &[u8], data: &str| {
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(k).unwrap();
+        m.update(data.as_bytes());
+        m.finalize().into_bytes().to_vec()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let amz = draftstore_signer::Timestamp::from_unix(now as i64).unwrap();
+    let later = draftstore_signer::Timestamp::from_unix(now as i64 + 600).unwrap();
+    let (date, later) = (amz.amz_date().to_owned(), later.amz_date().to_owned());
+    let iso = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &later[0..4],
+        &later[4..6],
+        &later[6..8],
+        &later[9..11],
+        &later[11..13],
+        &later[13..15]
+    );
+    let credential = format!("draftstore-local/{}/us-east-1/s3/aws4_request", &date[..8]);
+    let mut all = conditions.to_vec();
+    all.extend([
+        json!({"bucket": "main-draft"}),
+        json!({"key": key}),
+        json!({"x-amz-algorithm": "AWS4-HMAC-SHA256"}),
+        json!({"x-amz-credential": credential}),
+        json!({"x-amz-date": date}),
+    ]);
+    let policy = json!({"expiration": iso, "conditions": all}).to_string();
+    let policy = base64::engine::general_purpose::STANDARD.encode(policy);
+    let mut k = mac(format!("AWS4{secret}").as_bytes(), &date[..8]);
+    for part in ["us-east-1", "s3", "aws4_request"] {
+        k = mac(&k, part);
+    }
+    let signature = hex::encode(mac(&k, &policy));
+    [
+        ("key", key.to_owned()),
+        ("x-amz-algorithm", "AWS4-HMAC-SHA256".to_owned()),
+        ("x-amz-credential", credential),
+        ("x-amz-date", date),
+        ("policy", policy),
+        ("x-amz-signature", signature),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_owned(), v))
+    .collect()
+}
+
+/// `success_action_status`, when the policy allows it: 201 with S3's `PostResponse` XML, 200
+/// with no body; the default 204. A field the policy does not name is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn success_action_status_picks_the_answer() {
+    const SECRET: &str = "form-test-secret";
+    let server = crate::harness::start_local(&[("DRAFTSTORE_LOCAL_SECRET", SECRET)]).await;
+    let url = server.url("/_store/main-draft");
+    for (status, want) in [("201", 201), ("200", 200), ("299", 204)] {
+        let key = format!("status-{status}.txt");
+        let mut fields = vec![("success_action_status".to_owned(), status.to_owned())];
+        fields.extend(hand_signed(
+            SECRET,
+            &[json!({"success_action_status": status})],
+            &key,
+        ));
+        let posted = curl_form(&url, &fields, b"hello", &[]).await;
+        assert_eq!(posted.status, want, "{status}: {}", posted.body);
+        let etag = format!("\"{:x}\"", md5_of(b"hello"));
+        assert!(
+            posted.headers.contains(&format!("etag: {etag}")),
+            "{}",
+            posted.headers
+        );
+        if want == 201 {
+            assert!(
+                posted.body.contains("<Bucket>main-draft</Bucket>"),
+                "{}",
+                posted.body
+            );
+            assert!(
+                posted.body.contains(&format!("<Key>{key}</Key>")),
+                "{}",
+                posted.body
+            );
+            assert!(
+                posted
+                    .body
+                    .contains(&format!("<ETag>&quot;{}&quot;</ETag>", &etag[1..33])),
+                "{}",
+                posted.body
+            );
+        } else {
+            assert!(posted.body.is_empty(), "{}", posted.body);
+        }
+        assert!(draft_exists(&server, &key).await);
+    }
+    let mut fields = vec![("success_action_status".to_owned(), "201".to_owned())];
+    fields.extend(hand_signed(SECRET, &[], "extra.txt"));
+    let posted = curl_form(&url, &fields, b"hello", &[]).await;
+    assert_eq!(posted.status, 403, "{}", posted.body);
+    assert!(
+        posted.body.contains("<Code>AccessDenied</Code>"),
+        "{}",
+        posted.body
+    );
+    assert!(
+        posted.body.contains("success_action_status"),
+        "{}",
+        posted.body
+    );
+    assert!(!draft_exists(&server, "extra.txt").await);
+}
