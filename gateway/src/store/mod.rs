@@ -73,10 +73,9 @@ pub trait Presign {
     /// bucket has no CORS configuration (GetBucketCors answers `NoSuchCORSConfiguration`) and
     /// `origins` is not empty, sets one rule allowing PUT, POST, GET and HEAD from `origins`
     /// with any request header, exposing `ETag`; existing rules are never changed, only
-    /// reported. The embedded store answers CORS itself ([`BucketCors::Gateway`]).
-    ///
-    /// # Errors
-    /// Never: a store that cannot be read or written is reported as [`BucketCors::Unknown`].
+    /// reported. The embedded store answers CORS itself ([`BucketCors::Gateway`]). Never
+    /// fails: a store that cannot be read or written is reported as [`BucketCors::Unknown`]
+    /// (and logged).
     fn ensure_cors(
         &self,
         bucket: &BucketName,
