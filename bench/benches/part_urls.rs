@@ -49,6 +49,7 @@ fn app(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) -> (App<LocalSt
         download_ttl: config.download_ttl,
         object_lifetime: config.object_lifetime,
         events: None,
+        cors_origins: Vec::new(),
     };
     let id = runtime.block_on(async {
         app.store.create_bucket(&app.buckets.draft).await.unwrap();

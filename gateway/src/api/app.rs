@@ -4,7 +4,7 @@
 
 use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
-use crate::store::Presign;
+use crate::store::{BucketCors, Presign};
 use draftstore_core::{
     confirm, confirm_with, Buckets, ConfirmOptions, ConfirmOutcome, ObjectName, Storage,
     StorageError, UploadConstraints,
@@ -28,6 +28,9 @@ pub struct App<B> {
     /// Seconds a draft (and a multipart upload in progress) lives before sweep removes it
     /// (`OBJECT_LIFETIME`).
     pub object_lifetime: u64,
+    /// Origins allowed by CORS (`DRAFTSTORE_CORS_ORIGINS`): bucket creation gives a draft
+    /// bucket on S3 without CORS rules one for them.
+    pub cors_origins: Vec<String>,
 }
 
 /// A presigned upload (PUT) into the draft bucket.
@@ -81,7 +84,7 @@ pub struct ConfirmedUpload {
     pub etag: String,
 }
 
-fn now() -> Result<Timestamp, ApiError> {
+pub(crate) fn now() -> Result<Timestamp, ApiError> {
     crate::clock::timestamp_now()
         .ok_or_else(|| ApiError::new(Code::Clock, "the system clock is out of range"))
 }
@@ -107,7 +110,7 @@ pub fn rfc3339(t: Timestamp) -> String {
     out
 }
 
-fn expiry_text(now: Timestamp, ttl: Expiry) -> String {
+pub(crate) fn expiry_text(now: Timestamp, ttl: Expiry) -> String {
     now.checked_add(u64::from(ttl.secs()))
         .map(rfc3339)
         .unwrap_or_default()
@@ -304,15 +307,29 @@ impl<B: Storage + Presign> App<B> {
         })
     }
 
-    /// Creates both buckets if missing; returns the draft bucket's versioning (reported, never
-    /// changed: see [`Backend::versioning`]), with a warning in the log when it is on.
+    /// Creates both buckets if missing and gives the draft bucket CORS rules for
+    /// [`App::cors_origins`] when it has none; returns the draft bucket's versioning (reported,
+    /// never changed: see [`Presign::versioning`]), with a warning in the log when it is on.
     ///
     /// # Errors
     /// Storage failures.
     pub async fn create_buckets(&self) -> Result<String, ApiError> {
+        Ok(self.create_buckets_with_cors().await?.0)
+    }
+
+    /// [`App::create_buckets`], also returning what was found or done about the draft
+    /// bucket's CORS rules ([`Presign::ensure_cors`]).
+    ///
+    /// # Errors
+    /// Storage failures creating the buckets (CORS failures are reported, not errors).
+    pub async fn create_buckets_with_cors(&self) -> Result<(String, BucketCors), ApiError> {
         self.store.create_bucket(&self.buckets.main).await?;
         self.store.create_bucket(&self.buckets.draft).await?;
-        Ok(self.draft_versioning().await)
+        let cors = self
+            .store
+            .ensure_cors(&self.buckets.draft, &self.cors_origins)
+            .await;
+        Ok((self.draft_versioning().await, cors))
     }
 
     /// The draft bucket's versioning, with a warning in the log when it is on: sweep's deletes

@@ -1,12 +1,13 @@
 //! The API: the protocol-free operations ([`app`]), their one error type and its mapping to HTTP
 //! and gRPC ([`error`]), the catalogue of error codes ([`code`]), and the two thin adapters that
 //! serve them, REST ([`rest`], with its OpenAPI document; [`legacy`]: the original DraftStore's
-//! routes and reply shapes) and gRPC ([`grpc`]); multipart uploads ([`multipart`]) in their own
-//! module.
+//! routes and reply shapes) and gRPC ([`grpc`]); multipart uploads ([`multipart`]) and
+//! presigned POST forms ([`form`]) in their own modules.
 
 pub mod app;
 pub mod code;
 pub mod error;
+pub mod form;
 pub mod grpc;
 pub mod legacy;
 pub mod multipart;

@@ -42,6 +42,12 @@ impl Cors {
         }
     }
 
+    /// The configured origins as given (`*` included when configured).
+    #[must_use]
+    pub fn origins(&self) -> &[String] {
+        &self.origins
+    }
+
     fn allowed<'h>(&self, headers: &'h HeaderMap) -> Option<&'h HeaderValue> {
         self.allows(headers.get(header::ORIGIN))
     }

@@ -94,6 +94,7 @@ impl<B: Storage + Presign + 'static> Server<B> {
                 download_ttl: config.download_ttl,
                 events: crate::events::Events::start(&storage, &config.buckets, &config.events),
                 object_lifetime: config.object_lifetime,
+                cors_origins: config.cors.origins().to_vec(),
             },
             auth,
             cors: config.cors.clone(),

@@ -6,7 +6,9 @@ pub mod local;
 pub mod s3;
 
 use draftstore_core::{BucketName, ObjectName, StorageError};
-use draftstore_signer::{Expiry, Method, Request, Signer, Timestamp};
+use draftstore_signer::{
+    Addressing, Endpoint, Expiry, Method, PostForm, PostPolicy, Request, Signer, Timestamp,
+};
 
 /// Makes presigned URLs for a store's objects (object_store's `Signer` shape): a client holding
 /// the URL may send `method` to `bucket/key` until it expires, with no other credentials.
@@ -42,6 +44,20 @@ pub trait Presign {
         now: Timestamp,
     ) -> Result<String, StorageError>;
 
+    /// A presigned POST (AWS "Browser-based uploads using POST", SigV4): the URL a browser
+    /// form posts to (the bucket's URL) and the signed form fields allowing `policy`, valid
+    /// `expires` seconds from `now`. `policy.bucket` names the bucket.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidArgument`] when the policy cannot be signed (a malformed
+    /// metadata name or value, `min > max`).
+    fn presign_post(
+        &self,
+        policy: &PostPolicy<'_>,
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<(String, PostForm), StorageError>;
+
     /// Unix seconds after which a URL presigned now would stop working (the credentials'
     /// expiry minus a margin); `None` when the credentials do not expire.
     fn url_deadline(&self) -> Option<i64> {
@@ -53,12 +69,97 @@ pub trait Presign {
         &[]
     }
 
+    /// Makes sure browsers on `origins` may upload into `bucket` (AWS PutBucketCors): when the
+    /// bucket has no CORS configuration (GetBucketCors answers `NoSuchCORSConfiguration`) and
+    /// `origins` is not empty, sets one rule allowing PUT, POST, GET and HEAD from `origins`
+    /// with any request header, exposing `ETag`; existing rules are never changed, only
+    /// reported. The embedded store answers CORS itself ([`BucketCors::Gateway`]). Never
+    /// fails: a store that cannot be read or written is reported as [`BucketCors::Unknown`]
+    /// (and logged).
+    fn ensure_cors(
+        &self,
+        bucket: &BucketName,
+        origins: &[String],
+    ) -> impl std::future::Future<Output = BucketCors> + Send {
+        let _ = (bucket, origins);
+        async { BucketCors::Gateway }
+    }
+
     /// `bucket`'s versioning as S3 names it (`Enabled`, `Suspended`, `Disabled`), or
     /// `Unknown` when the store cannot tell. Sweep on a versioned draft bucket leaves
     /// noncurrent versions behind.
     fn versioning(&self, bucket: &BucketName) -> impl std::future::Future<Output = String> + Send {
         let _ = bucket;
         async { "Disabled".to_owned() }
+    }
+}
+
+/// One CORS rule of a bucket (S3's `CORSRule`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CorsRule {
+    /// `AllowedOrigin`: origins (`https://app.example`, or `*`).
+    pub allowed_origins: Vec<String>,
+    /// `AllowedMethod`: `GET`, `PUT`, `POST`, `DELETE`, `HEAD`.
+    pub allowed_methods: Vec<String>,
+    /// `AllowedHeader`: request headers a preflight may ask for (`*`: any).
+    pub allowed_headers: Vec<String>,
+    /// `ExposeHeader`: response headers a page may read (`ETag`).
+    pub expose_headers: Vec<String>,
+    /// `MaxAgeSeconds`: how long a browser may cache the preflight, in seconds.
+    pub max_age_seconds: Option<u32>,
+}
+
+impl CorsRule {
+    /// The rule DraftStore sets on a draft bucket for `origins`: PUT, POST, GET, HEAD; any
+    /// request header; `ETag` exposed (Uppy needs it); preflights cached 3000 s.
+    #[must_use]
+    pub fn for_uploads(origins: &[String]) -> Self {
+        let all = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
+        Self {
+            allowed_origins: origins.to_vec(),
+            allowed_methods: all(&["PUT", "POST", "GET", "HEAD"]),
+            allowed_headers: all(&["*"]),
+            expose_headers: all(&["ETag"]),
+            max_age_seconds: Some(3000),
+        }
+    }
+}
+
+/// What bucket creation found or did about the draft bucket's CORS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BucketCors {
+    /// The bucket had none; these rules were set.
+    Set(Vec<CorsRule>),
+    /// The bucket already had these rules; left as they are.
+    Existing(Vec<CorsRule>),
+    /// The bucket has none and no origins are configured (`DRAFTSTORE_CORS_ORIGINS`).
+    None,
+    /// The embedded store: the gateway answers CORS on `/_store/` itself.
+    Gateway,
+    /// The store did not answer GetBucketCors or PutBucketCors (see the log).
+    Unknown,
+}
+
+impl BucketCors {
+    /// `set`, `existing`, `none`, `gateway` or `unknown`.
+    #[must_use]
+    pub const fn status(&self) -> &'static str {
+        match self {
+            Self::Set(_) => "set",
+            Self::Existing(_) => "existing",
+            Self::None => "none",
+            Self::Gateway => "gateway",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The rules set or found (empty otherwise).
+    #[must_use]
+    pub fn rules(&self) -> &[CorsRule] {
+        match self {
+            Self::Set(rules) | Self::Existing(rules) => rules,
+            Self::None | Self::Gateway | Self::Unknown => &[],
+        }
     }
 }
 
@@ -109,6 +210,38 @@ fn sign_part(
         ..request
     };
     sign(signer, request, headers, expires, now)
+}
+
+/// `scheme://authority/<path_prefix><bucket>` (path-style) or `scheme://<bucket>.authority/`
+/// (virtual-hosted): where a POST form for `bucket` is sent.
+fn bucket_url(
+    endpoint: &Endpoint,
+    addressing: Addressing,
+    path_prefix: &str,
+    bucket: &str,
+) -> String {
+    let scheme = endpoint.scheme().as_str();
+    match addressing {
+        Addressing::Path => format!("{scheme}://{}/{path_prefix}{bucket}", endpoint.authority()),
+        Addressing::VirtualHost => format!("{scheme}://{bucket}.{}/", endpoint.authority()),
+    }
+}
+
+/// Signs a POST policy with `signer`, its URL at `endpoint` (see [`bucket_url`]).
+fn sign_post(
+    signer: &Signer,
+    url: String,
+    policy: &PostPolicy<'_>,
+    expires: Expiry,
+    now: Timestamp,
+) -> Result<(String, PostForm), StorageError> {
+    let form =
+        signer
+            .presign_post(policy, expires, now)
+            .map_err(|e| StorageError::InvalidArgument {
+                reason: format!("cannot sign the POST policy: {e}"),
+            })?;
+    Ok((url, form))
 }
 
 /// Signs `request` (its headers set to `headers`) into a presigned URL.

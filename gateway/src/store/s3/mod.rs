@@ -9,6 +9,7 @@
 
 pub mod chain;
 mod client;
+mod cors;
 pub mod credentials;
 mod errors;
 mod multipart;

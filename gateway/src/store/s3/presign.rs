@@ -4,7 +4,7 @@
 use super::S3Storage;
 use crate::store::{PartUrl, Presign};
 use draftstore_core::{BucketName, ObjectName, StorageError};
-use draftstore_signer::{Expiry, Method, Request, Timestamp};
+use draftstore_signer::{Expiry, Method, PostForm, PostPolicy, Request, Timestamp};
 
 impl Presign for S3Storage {
     fn presign(
@@ -46,12 +46,37 @@ impl Presign for S3Storage {
         crate::store::sign_part(&credentials.signer, request, part, expires, now)
     }
 
+    fn presign_post(
+        &self,
+        policy: &PostPolicy<'_>,
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<(String, PostForm), StorageError> {
+        let config = self.config();
+        let url = crate::store::bucket_url(
+            &config.public_endpoint,
+            config.addressing,
+            "",
+            policy.bucket,
+        );
+        let credentials = self.credentials().current();
+        crate::store::sign_post(&credentials.signer, url, policy, expires, now)
+    }
+
     fn url_deadline(&self) -> Option<i64> {
         self.credentials().url_deadline()
     }
 
     fn upload_headers(&self) -> &[(String, String)] {
         self.sse_headers()
+    }
+
+    async fn ensure_cors(
+        &self,
+        bucket: &BucketName,
+        origins: &[String],
+    ) -> crate::store::BucketCors {
+        self.ensure_draft_cors(bucket, origins).await
     }
 
     async fn versioning(&self, bucket: &BucketName) -> String {
