@@ -2,10 +2,11 @@
 //! and gRPC ([`error`]), the catalogue of error codes ([`code`]), and the two thin adapters that
 //! serve them, REST ([`rest`], with its OpenAPI document; [`legacy`]: the original DraftStore's
 //! routes and reply shapes) and gRPC ([`grpc`]); multipart uploads ([`multipart`]) in their own
-//! module.
+//! module; Companion's S3 protocol for Uppy and upload tokens ([`companion`]).
 
 pub mod app;
 pub mod code;
+pub mod companion;
 pub mod error;
 pub mod grpc;
 pub mod legacy;
