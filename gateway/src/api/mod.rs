@@ -8,6 +8,7 @@ pub mod app;
 pub mod code;
 pub mod companion;
 pub mod error;
+pub mod form;
 pub mod grpc;
 pub mod legacy;
 pub mod multipart;

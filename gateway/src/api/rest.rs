@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 
 /// `POST`: a presigned upload URL.
 pub const UPLOAD_URL: &str = "/api/v1/upload-url";
+/// `POST`: a presigned POST form (browser-based upload).
+pub const UPLOAD_FORM: &str = "/api/v1/upload-form";
 /// `POST`: a presigned download URL.
 pub const DOWNLOAD_URL: &str = "/api/v1/download-url";
 /// `POST`: move a draft into main.
@@ -37,6 +39,7 @@ pub const OPENAPI: &str = "/openapi.json";
 /// Every REST route served, as `(method, path)`; a test keeps the OpenAPI document equal to it.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", UPLOAD_URL),
+    ("POST", UPLOAD_FORM),
     ("POST", DOWNLOAD_URL),
     ("POST", CONFIRM_UPLOAD),
     ("POST", DRAFT_BUCKET),
@@ -69,6 +72,8 @@ pub const OPENAPI_DOCUMENT: &str = include_str!("openapi.json");
 pub enum Route {
     /// [`UPLOAD_URL`].
     UploadUrl,
+    /// [`UPLOAD_FORM`].
+    UploadForm,
     /// [`DOWNLOAD_URL`].
     DownloadUrl,
     /// [`CONFIRM_UPLOAD`].
@@ -95,8 +100,9 @@ pub enum Route {
 
 impl Route {
     /// Every route served.
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 26] = [
         Self::UploadUrl,
+        Self::UploadForm,
         Self::DownloadUrl,
         Self::ConfirmUpload,
         Self::DraftBucket,
@@ -128,6 +134,7 @@ impl Route {
     pub fn of(path: &str) -> Option<Self> {
         Some(match path {
             UPLOAD_URL => Self::UploadUrl,
+            UPLOAD_FORM => Self::UploadForm,
             DOWNLOAD_URL => Self::DownloadUrl,
             CONFIRM_UPLOAD => Self::ConfirmUpload,
             DRAFT_BUCKET => Self::DraftBucket,
@@ -152,6 +159,7 @@ impl Route {
     pub fn label(self) -> &'static str {
         match self {
             Self::UploadUrl => "upload-url",
+            Self::UploadForm => "upload-form",
             Self::DownloadUrl => "download-url",
             Self::ConfirmUpload => "confirm-upload",
             Self::DraftBucket => "draft-bucket",
@@ -170,6 +178,7 @@ impl Route {
     fn allowed(self) -> &'static str {
         match self {
             Self::UploadUrl
+            | Self::UploadForm
             | Self::DownloadUrl
             | Self::ConfirmUpload
             | Self::DraftBucket
@@ -201,6 +210,9 @@ pub async fn handle<B: Storage + Presign>(
     match route {
         Route::UploadUrl if req.method() == Method::POST => {
             upload_url(app, tenant, read_json(&req)?).await
+        }
+        Route::UploadForm if req.method() == Method::POST => {
+            upload_form(app, tenant, read_json(&req)?).await
         }
         Route::DownloadUrl if req.method() == Method::POST => {
             Box::pin(download_url(app, tenant, read_json(&req)?)).await
@@ -418,6 +430,46 @@ async fn upload_url<B: Storage + Presign>(
             "required_headers",
             headers.map(|(n, v)| (n.as_str(), v.as_str())),
         )
+        .finish();
+    Ok(json_text(StatusCode::OK, text))
+}
+
+/// The body of `POST /api/v1/upload-form`.
+#[derive(Debug, Deserialize)]
+pub struct UploadFormBody {
+    /// The object's name (its tenant's folder is added).
+    pub object_name: String,
+    /// The exact `Content-Type` the form must send.
+    pub content_type: Option<String>,
+    /// The largest file allowed, in bytes.
+    pub max_content_length: Option<u64>,
+    /// The smallest file allowed, in bytes.
+    pub min_content_length: Option<u64>,
+    /// `x-amz-meta-*` pairs the form carries; absent or `null` is none.
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+async fn upload_form<B: Storage + Presign>(
+    app: &App<B>,
+    tenant: Option<&Tenant>,
+    body: UploadFormBody,
+) -> Result<Response<Body>, ApiError> {
+    let request = crate::api::form::FormRequest {
+        object_name: body.object_name,
+        content_type: body.content_type,
+        max_content_length: body.max_content_length,
+        min_content_length: body.min_content_length,
+        metadata: body.metadata.unwrap_or_default(),
+    };
+    let made = Box::pin(app.upload_form(tenant, &request)).await?;
+    let capacity = 512 + made.url.len() + 4 * made.object_name.len();
+    let fields = made.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    let text = crate::http::json::Object::with_capacity(capacity)
+        .str("url", &made.url)
+        .strings("fields", fields)
+        .str("object_name", &made.object_name)
+        .str("expires_at", &made.expires_at)
+        .flag(CUT_BY_CREDENTIALS, made.cut_by_credentials)
         .finish();
     Ok(json_text(StatusCode::OK, text))
 }
@@ -695,8 +747,8 @@ mod tests {
             }
         }
         assert_eq!(
-            checked, 17,
-            "upload-url's four, source, overwrite, multipart create's six, part-urls' checksums, complete's parts, list's name, Companion create's type and metadata"
+            checked, 21,
+            "upload-url's four, upload-form's four, source, overwrite, multipart create's six, part-urls' checksums, complete's parts, list's name, Companion create's type and metadata"
         );
     }
 
