@@ -5,6 +5,7 @@
 use super::{name_of, new_object_name, parse, redacted, Op, UploadTokens};
 use crate::api::app::{object_key, rfc3339, ttl_within, App};
 use crate::api::error::{ApiError, Code};
+use crate::api::form::FormRequest;
 use crate::api::rest::{json, read_json};
 use crate::auth::Tenant;
 use crate::http::response::{full, Body, CONTENT_TYPE, JSON};
@@ -196,18 +197,40 @@ fn filename_required(filename: Option<&str>, where_: &str) -> Result<String, Api
         })
 }
 
-/// `GET /s3/params`: a presigned POST form for a new key.
+/// `GET /s3/params`: a presigned POST form (issue 16's `upload-form`, [`crate::api::form`]) for a
+/// new key, with the file's type and Uppy's metadata pinned by the policy, and the tenant's
+/// `max_size` as its size range.
 async fn params<B: Storage + Presign>(
-    _app: &App<B>,
-    _tenant: Option<&Tenant>,
+    app: &App<B>,
+    tenant: Option<&Tenant>,
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
-    let _filename = filename_required(query.get("filename"), "query parameter")?;
-    let _metadata = user_metadata(query.metadata().map(|(k, v)| (k, Some(v.to_owned()))));
-    Err(ApiError::new(
-        Code::Unimplemented,
-        "POST forms are not served yet: Uppy uploads files over 100 MB (multipart) only",
-    ))
+    let filename = filename_required(query.get("filename"), "query parameter")?;
+    let request = FormRequest {
+        object_name: new_object_name(&filename)?,
+        content_type: query
+            .get("type")
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned),
+        metadata: user_metadata(query.metadata().map(|(k, v)| (k, Some(v.to_owned())))),
+        ..FormRequest::default()
+    };
+    let form = app.upload_form(tenant, &request).await?;
+    let fields: Map<String, Value> = form
+        .fields
+        .into_iter()
+        .map(|(name, text)| (name, Value::String(text)))
+        .collect();
+    json(
+        StatusCode::OK,
+        &value!({
+            "method": "POST",
+            "url": form.url,
+            "fields": fields,
+            "expires": seconds_until(&form.expires_at),
+            "expires_at": form.expires_at,
+        }),
+    )
 }
 
 /// The body of `POST /s3/multipart` (Uppy's `createMultipartUpload`).
