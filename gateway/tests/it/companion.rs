@@ -648,3 +648,64 @@ impl Uppy {
         .await
     }
 }
+
+/// A token is a credential: the real binary's access log (README's documented filter) and its
+/// error lines show the path with `<token>` in its place.
+#[test]
+fn tokens_never_reach_the_log() {
+    use crate::local_store::{curl, serve_with};
+    let dir = tempfile::tempdir().unwrap();
+    let keys = format!("acme {}", hash("acme-key"));
+    let mut gateway = serve_with(
+        dir.path(),
+        &[
+            (
+                "DRAFTSTORE_LOG",
+                "info,draftstore_gateway::http::server=debug",
+            ),
+            ("DRAFTSTORE_AUTH", "api-keys"),
+            ("DRAFTSTORE_API_KEYS", &keys),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{}", gateway.port);
+    let (body, code) = curl(&[
+        "-XPOST",
+        &format!("{base}/api/v1/upload-token"),
+        "-H",
+        "authorization: Bearer acme-key",
+    ]);
+    assert_eq!(code, "200", "{body}");
+    let reply: Value = serde_json::from_str(&body).unwrap();
+    let token = reply["token"].as_str().unwrap();
+    let endpoint = reply["companion_endpoint"].as_str().unwrap();
+    let create = [
+        "-XPOST",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"filename": "a.bin", "type": "application/octet-stream"}"#,
+    ];
+    let (body, code) = curl(&[&create[..], &[&format!("{endpoint}/s3/multipart")]].concat());
+    assert_eq!(code, "200", "{body}");
+    // Failures are logged at INFO with their path: an unknown upload, an unknown route.
+    let (_, code) = curl(&[&format!("{endpoint}/s3/multipart/nope?key=acme/a.bin")]);
+    assert_eq!(code, "404");
+    let (body, code) = curl(&[&format!("{endpoint}/s3/sts")]);
+    assert_eq!(code, "401", "{body}");
+    gateway.child.kill().unwrap();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(gateway.child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    assert!(!logs.contains(token), "the token is in the logs:\n{logs}");
+    let mac = token.rsplit('.').next().unwrap();
+    assert!(
+        !logs.contains(mac),
+        "the token's MAC is in the logs:\n{logs}"
+    );
+    for path in [
+        "path=/s3-token/<token>/s3/multipart ",
+        "path=/s3-token/<token>/s3/multipart/nope",
+        "path=/s3-token/<token>/s3/sts",
+    ] {
+        assert!(logs.contains(path), "{path}:\n{logs}");
+    }
+}
