@@ -373,6 +373,21 @@ async fn upload_tokens_carry_a_tenant_and_nothing_more() {
     );
     assert!(reply["message"].is_string(), "{reply}");
 
+    // A client that can send headers uses plain /s3/ with its bearer key.
+    let response = http1()
+        .post(server.url("/s3/multipart"))
+        .bearer_auth("globex-key")
+        .json(&json!({"filename": "b.bin", "type": "application/octet-stream"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let reply: Value = response.json().await.unwrap();
+    assert!(
+        reply["key"].as_str().unwrap().starts_with("globex/"),
+        "{reply}"
+    );
+
     let acme = upload_token(&server, "acme-key").await;
     let endpoint = acme["companion_endpoint"].as_str().unwrap();
     let token = acme["token"].as_str().unwrap();
