@@ -737,3 +737,54 @@ fn tokens_never_reach_the_log() {
         assert!(logs.contains(path), "{path}:\n{logs}");
     }
 }
+
+/// `/s3/confirm` is confirm-upload: the pre-confirm check runs, and its refusal is 422 `REJECTED`
+/// in Companion's shape (the draft stays).
+#[tokio::test]
+async fn s3_confirm_runs_the_pre_confirm_check() {
+    let (addr, calls) = crate::events::scanner(std::time::Duration::ZERO).await;
+    let url = format!("http://{addr}/check");
+    let Some(server) = start(&[
+        ("DRAFTSTORE_PRECONFIRM_URL", &url),
+        ("DRAFTSTORE_WEBHOOK_SECRET", crate::events::SECRET),
+    ])
+    .await
+    else {
+        return;
+    };
+    let uppy = Uppy::new(server.url(""));
+    let mut keys = Vec::new();
+    for (name, bytes) in [
+        ("clean.txt", "hello".as_bytes()),
+        ("eicar.com", crate::events::EICAR.as_bytes()),
+    ] {
+        let (key, upload_id) = uppy.create(name, "text/plain").await;
+        let etag = uppy.upload_part(&key, &upload_id, 1, bytes.to_vec()).await;
+        uppy.complete(&key, &upload_id, &[(1, etag)]).await;
+        keys.push(key);
+    }
+    let (status, reply) = uppy.confirm(&keys[0]).await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, reply) = uppy.confirm(&keys[1]).await;
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (422, Some("REJECTED")),
+        "{reply}"
+    );
+    assert!(
+        reply["message"].as_str().unwrap().contains("Eicar"),
+        "{reply}"
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let draft = server
+        .storage()
+        .get_object(&server.config.buckets.draft, &keys[1])
+        .await
+        .unwrap();
+    assert_eq!(
+        draft,
+        crate::events::EICAR.as_bytes(),
+        "the refused draft stays"
+    );
+    server.stop().await;
+}
