@@ -27,6 +27,7 @@
 //! routes then live under `/s3-token/<token>/s3/…`. Errors are Companion's `{"message"}` (with
 //! our `code` beside it), with our statuses.
 
+mod decode;
 pub mod rest;
 pub mod token;
 
