@@ -1,11 +1,13 @@
 //! The API: the protocol-free operations ([`app`]), their one error type and its mapping to HTTP
 //! and gRPC ([`error`]), the catalogue of error codes ([`code`]), and the two thin adapters that
 //! serve them, REST ([`rest`], with its OpenAPI document; [`legacy`]: the original DraftStore's
-//! routes and reply shapes) and gRPC ([`grpc`]); multipart uploads ([`multipart`]) and
-//! presigned POST forms ([`form`]) in their own modules.
+//! routes and reply shapes) and gRPC ([`grpc`]); multipart uploads ([`multipart`]), presigned
+//! POST forms ([`form`]) and Companion's S3 protocol for Uppy with upload tokens ([`companion`])
+//! in their own modules.
 
 pub mod app;
 pub mod code;
+pub mod companion;
 pub mod error;
 pub mod form;
 pub mod grpc;

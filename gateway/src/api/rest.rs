@@ -3,6 +3,7 @@
 //! [`crate::http::layer::body`]).
 
 use crate::api::app::{App, Source};
+use crate::api::companion;
 use crate::api::error::{ApiError, Code};
 use crate::api::legacy;
 use crate::api::multipart::rest as multipart;
@@ -52,6 +53,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", multipart::COMPLETE),
     ("POST", multipart::ABORT),
     ("POST", multipart::LIST),
+    ("POST", companion::UPLOAD_TOKEN),
+    ("GET", "/s3/params"),
+    ("POST", "/s3/multipart"),
+    ("GET", "/s3/multipart/{uploadId}"),
+    ("DELETE", "/s3/multipart/{uploadId}"),
+    ("GET", "/s3/multipart/{uploadId}/{partNumber}"),
+    ("POST", "/s3/multipart/{uploadId}/complete"),
+    ("POST", "/s3/confirm"),
 ];
 
 /// The OpenAPI 3 document of this API.
@@ -83,11 +92,15 @@ pub enum Route {
     Multipart(multipart::Op),
     /// One of the original DraftStore's routes ([`legacy`]).
     Legacy(legacy::Route),
+    /// [`companion::UPLOAD_TOKEN`].
+    UploadToken,
+    /// Companion's S3 routes for Uppy, under `/s3/` or `/s3-token/<token>/s3/`.
+    Companion(companion::Op),
 }
 
 impl Route {
     /// Every route served.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 26] = [
         Self::UploadUrl,
         Self::UploadForm,
         Self::DownloadUrl,
@@ -107,6 +120,13 @@ impl Route {
         Self::Legacy(legacy::Route::UploadUrl),
         Self::Legacy(legacy::Route::DownloadUrl),
         Self::Legacy(legacy::Route::Confirm),
+        Self::UploadToken,
+        Self::Companion(companion::Op::Params),
+        Self::Companion(companion::Op::Create),
+        Self::Companion(companion::Op::Upload),
+        Self::Companion(companion::Op::Part),
+        Self::Companion(companion::Op::Complete),
+        Self::Companion(companion::Op::Confirm),
     ];
 
     /// The route at `path`, or `None` (404).
@@ -122,6 +142,10 @@ impl Route {
             READY => Self::Ready,
             METRICS => Self::Metrics,
             OPENAPI => Self::OpenApi,
+            companion::UPLOAD_TOKEN => Self::UploadToken,
+            _ if path.starts_with(companion::PREFIX) => {
+                return companion::parse(path).map(|t| Self::Companion(t.op))
+            }
             _ => {
                 return multipart::Op::of(path)
                     .map(Self::Multipart)
@@ -145,6 +169,8 @@ impl Route {
             Self::OpenApi => "openapi",
             Self::Multipart(op) => op.label(),
             Self::Legacy(route) => route.label(),
+            Self::UploadToken => "upload-token",
+            Self::Companion(op) => op.label(),
         }
     }
 
@@ -157,7 +183,9 @@ impl Route {
             | Self::ConfirmUpload
             | Self::DraftBucket
             | Self::Multipart(_)
-            | Self::Legacy(_) => "POST",
+            | Self::Legacy(_)
+            | Self::UploadToken => "POST",
+            Self::Companion(op) => op.allowed(),
             Self::Health | Self::Ready | Self::Metrics | Self::OpenApi => "GET, HEAD",
         }
     }
@@ -173,7 +201,7 @@ pub async fn handle<B: Storage + Presign>(
     let Some(route) = route else {
         return Err(ApiError::new(
             Code::NoSuchRoute,
-            format!("no route {}", req.uri().path()),
+            format!("no route {}", companion::redacted(req.uri().path())),
         ));
     };
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
@@ -196,6 +224,10 @@ pub async fn handle<B: Storage + Presign>(
         Route::Multipart(op) if req.method() == Method::POST => {
             let body = read_body(&req)?;
             Box::pin(multipart::handle(app, tenant, op, body)).await
+        }
+        Route::Companion(op) => Box::pin(companion::rest::handle(app, &req, op, tenant)).await,
+        Route::UploadToken if req.method() == Method::POST => {
+            companion::rest::upload_token(&req, tenant)
         }
         Route::Legacy(route) if req.method() == Method::POST => {
             Box::pin(legacy::handle(app, &req, route, tenant)).await
@@ -594,9 +626,11 @@ mod tests {
             assert!(Route::ALL.contains(&route), "{path} in ALL");
         }
         // Ours are in ROUTES (and the OpenAPI document); the original's are served besides.
+        // Companion's `/s3/multipart/{uploadId}` is one route with two methods.
+        let paths: BTreeSet<&str> = ROUTES.iter().map(|(_, p)| *p).collect();
         assert_eq!(
             Route::ALL.len(),
-            ROUTES.len() + legacy::Route::ALL.len(),
+            paths.len() + legacy::Route::ALL.len(),
             "every route is served"
         );
         for route in legacy::Route::ALL {
@@ -727,8 +761,8 @@ mod tests {
             }
         }
         assert_eq!(
-            checked, 19,
-            "upload-url's four, upload-form's four, source, overwrite, multipart create's six, part-urls' checksums, complete's parts, list's name"
+            checked, 21,
+            "upload-url's four, upload-form's four, source, overwrite, multipart create's six, part-urls' checksums, complete's parts, list's name, Companion create's type and metadata"
         );
     }
 

@@ -15,12 +15,14 @@ mod jwt;
 mod keys;
 pub mod ratelimit;
 mod tenant;
+mod upload_token;
 
 pub use jwt::{JwtConfig, JwtKey};
 pub use keys::{parse_keys, parse_keys_with, KeySource};
 pub use ratelimit::{Rate, RateSpec, RedisLimiter};
 pub use tenant::{Policy, Tenant};
 
+use crate::api::companion::UploadTokens;
 use crate::api::error::{ApiError, Code};
 use jwt::Jwt;
 use keys::{carry_over, load, Keys};
@@ -55,6 +57,8 @@ pub struct Authenticator {
     jwt: Option<Jwt>,
     /// Counts API-key tenants' rates across replicas, when set.
     shared: Option<Arc<RedisLimiter>>,
+    /// Mints and checks upload tokens (Companion's routes under `/s3-token/<token>/`), when on.
+    upload_tokens: Option<Arc<UploadTokens>>,
 }
 
 /// A file is looked at for changes at most this often.
@@ -95,6 +99,7 @@ impl Authenticator {
             }),
             jwt,
             shared: None,
+            upload_tokens: None,
         })
     }
 

@@ -17,9 +17,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(crate) const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// The EICAR anti-virus test file: harmless, and refused by every scanner.
-const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+pub(crate) const EICAR: &str =
+    r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 
 fn secrets() -> Secrets {
     use base64::Engine as _;
@@ -31,7 +32,7 @@ fn secrets() -> Secrets {
 
 /// A scanner: checks the signature, downloads the draft through the URL it was given, answers
 /// 422 with a reason when it holds EICAR, else 200; or waits `delay` first.
-async fn scanner(delay: Duration) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+pub(crate) async fn scanner(delay: Duration) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
