@@ -2,10 +2,11 @@
 //! and gRPC ([`error`]), the catalogue of error codes ([`code`]), and the two thin adapters that
 //! serve them, REST ([`rest`], with its OpenAPI document; [`legacy`]: the original DraftStore's
 //! routes and reply shapes) and gRPC ([`grpc`]); multipart uploads ([`multipart`]) in their own
-//! module.
+//! module; the caller's drafts listed ([`drafts`]).
 
 pub mod app;
 pub mod code;
+pub mod drafts;
 pub mod error;
 pub mod grpc;
 pub mod legacy;

@@ -3,6 +3,7 @@
 //! [`crate::http::layer::body`]).
 
 use crate::api::app::{App, Source};
+use crate::api::drafts::{self, LIST_DRAFTS};
 use crate::api::error::{ApiError, Code};
 use crate::api::legacy;
 use crate::api::multipart::rest as multipart;
@@ -49,6 +50,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", multipart::COMPLETE),
     ("POST", multipart::ABORT),
     ("POST", multipart::LIST),
+    ("POST", LIST_DRAFTS),
 ];
 
 /// The OpenAPI 3 document of this API.
@@ -78,11 +80,13 @@ pub enum Route {
     Multipart(multipart::Op),
     /// One of the original DraftStore's routes ([`legacy`]).
     Legacy(legacy::Route),
+    /// [`LIST_DRAFTS`].
+    ListDrafts,
 }
 
 impl Route {
     /// Every route served.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 19] = [
         Self::UploadUrl,
         Self::DownloadUrl,
         Self::ConfirmUpload,
@@ -101,6 +105,7 @@ impl Route {
         Self::Legacy(legacy::Route::UploadUrl),
         Self::Legacy(legacy::Route::DownloadUrl),
         Self::Legacy(legacy::Route::Confirm),
+        Self::ListDrafts,
     ];
 
     /// The route at `path`, or `None` (404).
@@ -115,6 +120,7 @@ impl Route {
             READY => Self::Ready,
             METRICS => Self::Metrics,
             OPENAPI => Self::OpenApi,
+            LIST_DRAFTS => Self::ListDrafts,
             _ => {
                 return multipart::Op::of(path)
                     .map(Self::Multipart)
@@ -137,6 +143,7 @@ impl Route {
             Self::OpenApi => "openapi",
             Self::Multipart(op) => op.label(),
             Self::Legacy(route) => route.label(),
+            Self::ListDrafts => "list-drafts",
         }
     }
 
@@ -148,7 +155,8 @@ impl Route {
             | Self::ConfirmUpload
             | Self::DraftBucket
             | Self::Multipart(_)
-            | Self::Legacy(_) => "POST",
+            | Self::Legacy(_)
+            | Self::ListDrafts => "POST",
             Self::Health | Self::Ready | Self::Metrics | Self::OpenApi => "GET, HEAD",
         }
     }
@@ -187,6 +195,9 @@ pub async fn handle<B: Storage + Presign>(
         }
         Route::Legacy(route) if req.method() == Method::POST => {
             Box::pin(legacy::handle(app, &req, route, tenant)).await
+        }
+        Route::ListDrafts if req.method() == Method::POST => {
+            Box::pin(drafts::rest(app, tenant, read_json(&req)?)).await
         }
         Route::Health if read => Ok(health()),
         Route::Ready if read => Box::pin(ready(app)).await,
@@ -661,8 +672,8 @@ mod tests {
             }
         }
         assert_eq!(
-            checked, 15,
-            "upload-url's four, source, overwrite, multipart create's six, part-urls' checksums, complete's parts, list's name"
+            checked, 16,
+            "upload-url's four, source, overwrite, multipart create's six, part-urls' checksums, complete's parts, list's name, list-drafts' prefix"
         );
     }
 

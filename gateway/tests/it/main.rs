@@ -31,6 +31,8 @@ mod harness;
 mod hostile;
 /// The original DraftStore's routes and messages, decoded with its own definitions.
 mod legacy;
+/// Issue 16: the caller's drafts listed over REST and gRPC.
+mod list_drafts;
 /// Multipart uploads on the embedded store: parts over HTTP, crashes, sweep.
 mod local_multipart;
 /// The embedded store: conformance, its presigned URLs, crashes, one server per folder.
