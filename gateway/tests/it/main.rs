@@ -65,6 +65,8 @@ mod stub;
 mod sweep_cli;
 /// TLS on the one port: ALPN, gRPC, the store's URLs, certificate rotation and bad pairs.
 mod tls;
+/// Issue 16: the upload page at `/`, public, under a strict Content-Security-Policy.
+mod ui;
 /// Unsigned `x-amz-*` headers on presigned requests are refused, as S3 does.
 mod unsigned_headers;
 /// `gateway upload`, DraftStore's own client, against the real server.
