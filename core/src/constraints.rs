@@ -23,6 +23,10 @@ pub struct UploadConstraints {
     /// User metadata (`x-amz-meta-*`, keys without the prefix) the upload must carry; within
     /// [`UploadConstraints::metadata_budget`].
     pub metadata: Metadata,
+    /// Allowed sizes in bytes, `min..=max` (a presigned POST's `content-length-range`): the
+    /// store enforces it on upload, confirm checks it again. Set with
+    /// [`UploadConstraints::with_length_range`]; never signed into a PUT.
+    pub length_range: Option<(u64, u64)>,
 }
 
 /// A declared constraint that is malformed.
@@ -34,6 +38,15 @@ pub enum ConstraintError {
     /// `content_length` is larger than [`MAX_OBJECT_SIZE`].
     #[error("content_length must be at most 5 TiB")]
     ContentLength,
+    /// A size range whose minimum passes its maximum, or whose maximum passes
+    /// [`MAX_OBJECT_SIZE`].
+    #[error("min_content_length ({min}) must be at most max_content_length ({max}), which is at most 5 TiB")]
+    LengthRange {
+        /// The smallest size asked for, in bytes.
+        min: u64,
+        /// The largest size asked for, in bytes.
+        max: u64,
+    },
     /// `checksum_sha256` is not the base64 of 32 bytes.
     #[error("checksum_sha256 must be the base64 of 32 bytes")]
     Checksum,
@@ -84,6 +97,16 @@ pub enum ConstraintViolation {
     Size {
         /// Bytes declared.
         declared: u64,
+        /// Bytes stored.
+        actual: u64,
+    },
+    /// The stored size lies outside the declared range.
+    #[error("size is {actual} bytes, {min}..={max} were declared")]
+    SizeRange {
+        /// The smallest size declared, in bytes.
+        min: u64,
+        /// The largest size declared, in bytes.
+        max: u64,
         /// Bytes stored.
         actual: u64,
     },
@@ -162,9 +185,25 @@ impl UploadConstraints {
             content_length,
             checksum_sha256,
             metadata,
+            length_range: None,
         };
         declared.check_sizes()?;
         Ok(declared)
+    }
+
+    /// This declaration with the size range `min..=max` (bytes) added, checked again against
+    /// S3's limits (the stamp grows).
+    ///
+    /// # Errors
+    /// [`ConstraintError::LengthRange`] for `min > max` or `max` past [`MAX_OBJECT_SIZE`];
+    /// [`ConstraintError::MetadataSize`] when the caller's metadata no longer fits.
+    pub fn with_length_range(mut self, min: u64, max: u64) -> Result<Self, ConstraintError> {
+        if min > max || max > MAX_OBJECT_SIZE {
+            return Err(ConstraintError::LengthRange { min, max });
+        }
+        self.length_range = Some((min, max));
+        self.check_sizes()?;
+        Ok(self)
     }
 
     /// Nothing was declared: the upload needs no headers.
@@ -198,12 +237,15 @@ impl UploadConstraints {
         headers
     }
 
-    /// The stamp: `len=N;sha256=B64;type=1` (what was declared beyond metadata, which the
-    /// object carries itself).
+    /// The stamp: `len=N;range=MIN-MAX;sha256=B64;type=1` (what was declared beyond
+    /// metadata, which the object carries itself).
     pub(crate) fn stamp(&self) -> String {
         let mut parts = Vec::new();
         if let Some(n) = self.content_length {
             parts.push(format!("len={n}"));
+        }
+        if let Some((min, max)) = self.length_range {
+            parts.push(format!("range={min}-{max}"));
         }
         if let Some(sum) = &self.checksum_sha256 {
             parts.push(format!("sha256={sum}"));
@@ -225,6 +267,11 @@ impl UploadConstraints {
         for part in stamp.split(';') {
             match part.split_once('=') {
                 Some(("len", n)) => declared.content_length = n.parse().ok(),
+                Some(("range", r)) => {
+                    declared.length_range = r
+                        .split_once('-')
+                        .and_then(|(min, max)| Some((min.parse().ok()?, max.parse().ok()?)));
+                }
                 Some(("sha256", s)) => declared.checksum_sha256 = Some(s.to_owned()),
                 Some(("type", _)) => declared.content_type.clone_from(&info.content_type),
                 _ => {}
@@ -243,6 +290,15 @@ impl UploadConstraints {
             if declared != info.size {
                 return Err(ConstraintViolation::Size {
                     declared,
+                    actual: info.size,
+                });
+            }
+        }
+        if let Some((min, max)) = self.length_range {
+            if !(min..=max).contains(&info.size) {
+                return Err(ConstraintViolation::SizeRange {
+                    min,
+                    max,
                     actual: info.size,
                 });
             }
@@ -339,6 +395,47 @@ mod tests {
                 reserved: 95
             })
         );
+    }
+
+    #[test]
+    fn a_size_range_is_stamped_and_checked_at_confirm() {
+        let c = UploadConstraints::new(Some("text/plain".into()), None, None, Metadata::new())
+            .unwrap()
+            .with_length_range(2, 4)
+            .unwrap();
+        let mut stored = info(3, Some("text/plain"));
+        for (n, v) in c.required_headers() {
+            if let Some(k) = n.strip_prefix("x-amz-meta-") {
+                stored.metadata.insert(k.to_owned(), v);
+            }
+        }
+        assert_eq!(
+            stored.metadata.get(DECLARED_KEY).map(String::as_str),
+            Some("range=2-4;type=1")
+        );
+        let back = UploadConstraints::from_stamp(&stored).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.check(&stored), Ok(()));
+        for (size, ok) in [(1, false), (2, true), (4, true), (5, false)] {
+            stored.size = size;
+            assert_eq!(back.check(&stored).is_ok(), ok, "{size}");
+        }
+        stored.size = 5;
+        assert_eq!(
+            back.check(&stored),
+            Err(ConstraintViolation::SizeRange {
+                min: 2,
+                max: 4,
+                actual: 5
+            })
+        );
+        assert_eq!(
+            UploadConstraints::default().with_length_range(5, 4),
+            Err(ConstraintError::LengthRange { min: 5, max: 4 })
+        );
+        assert!(UploadConstraints::default()
+            .with_length_range(0, MAX_OBJECT_SIZE + 1)
+            .is_err());
     }
 
     #[test]

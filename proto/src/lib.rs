@@ -39,6 +39,7 @@ pub mod draft {
             pub const ABORT_MULTIPART_UPLOAD: &str = "/draft.v1.DraftService/AbortMultipartUpload";
             pub const LIST_MULTIPART_UPLOADS: &str = "/draft.v1.DraftService/ListMultipartUploads";
             pub const LIST_DRAFTS: &str = "/draft.v1.DraftService/ListDrafts";
+            pub const GET_UPLOAD_FORM: &str = "/draft.v1.DraftService/GetUploadForm";
         }
     }
 }

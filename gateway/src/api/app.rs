@@ -81,7 +81,7 @@ pub struct ConfirmedUpload {
     pub etag: String,
 }
 
-fn now() -> Result<Timestamp, ApiError> {
+pub(crate) fn now() -> Result<Timestamp, ApiError> {
     crate::clock::timestamp_now()
         .ok_or_else(|| ApiError::new(Code::Clock, "the system clock is out of range"))
 }
@@ -107,7 +107,7 @@ pub fn rfc3339(t: Timestamp) -> String {
     out
 }
 
-fn expiry_text(now: Timestamp, ttl: Expiry) -> String {
+pub(crate) fn expiry_text(now: Timestamp, ttl: Expiry) -> String {
     now.checked_add(u64::from(ttl.secs()))
         .map(rfc3339)
         .unwrap_or_default()

@@ -94,6 +94,11 @@ codes! {
     NoTenant = "NO_TENANT", Forbidden;
     /// The request breaks one of the tenant's limits (size, type).
     TenantLimit = "TENANT_LIMIT", Forbidden;
+    /// A storage key (Companion's `?key=`) outside the caller's tenant folder (403).
+    ForeignKey = "FOREIGN_KEY", Forbidden;
+    /// `POST /api/v1/upload-token` on a server without a shared token key: against S3 it
+    /// needs `DRAFTSTORE_UPLOAD_TOKEN_SECRET` (501).
+    UploadTokensOff = "UPLOAD_TOKENS_OFF", Unimplemented;
     /// The tenant minted too many URLs this period (sent with `Retry-After`).
     RateLimited = "RATE_LIMITED", TooManyRequests;
     /// The shared rate limiter (Redis) does not answer and `DRAFTSTORE_RATE_LIMIT_ON_ERROR` is

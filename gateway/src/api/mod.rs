@@ -2,12 +2,15 @@
 //! and gRPC ([`error`]), the catalogue of error codes ([`code`]), and the two thin adapters that
 //! serve them, REST ([`rest`], with its OpenAPI document; [`legacy`]: the original DraftStore's
 //! routes and reply shapes) and gRPC ([`grpc`]); multipart uploads ([`multipart`]) in their own
-//! module; the caller's drafts listed ([`drafts`]).
+//! module; the caller's drafts listed ([`drafts`]); Companion's S3 protocol for Uppy and upload
+//! tokens ([`companion`]).
 
 pub mod app;
 pub mod code;
+pub mod companion;
 pub mod drafts;
 pub mod error;
+pub mod form;
 pub mod grpc;
 pub mod legacy;
 pub mod multipart;

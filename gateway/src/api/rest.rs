@@ -3,6 +3,7 @@
 //! [`crate::http::layer::body`]).
 
 use crate::api::app::{App, Source};
+use crate::api::companion;
 use crate::api::drafts::{self, LIST_DRAFTS};
 use crate::api::error::{ApiError, Code};
 use crate::api::legacy;
@@ -19,6 +20,8 @@ use std::collections::BTreeMap;
 
 /// `POST`: a presigned upload URL.
 pub const UPLOAD_URL: &str = "/api/v1/upload-url";
+/// `POST`: a presigned POST form (browser-based upload).
+pub const UPLOAD_FORM: &str = "/api/v1/upload-form";
 /// `POST`: a presigned download URL.
 pub const DOWNLOAD_URL: &str = "/api/v1/download-url";
 /// `POST`: move a draft into main.
@@ -37,6 +40,7 @@ pub const OPENAPI: &str = "/openapi.json";
 /// Every REST route served, as `(method, path)`; a test keeps the OpenAPI document equal to it.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", UPLOAD_URL),
+    ("POST", UPLOAD_FORM),
     ("POST", DOWNLOAD_URL),
     ("POST", CONFIRM_UPLOAD),
     ("POST", DRAFT_BUCKET),
@@ -51,6 +55,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", multipart::ABORT),
     ("POST", multipart::LIST),
     ("POST", LIST_DRAFTS),
+    ("POST", companion::UPLOAD_TOKEN),
+    ("GET", "/s3/params"),
+    ("POST", "/s3/multipart"),
+    ("GET", "/s3/multipart/{uploadId}"),
+    ("DELETE", "/s3/multipart/{uploadId}"),
+    ("GET", "/s3/multipart/{uploadId}/{partNumber}"),
+    ("POST", "/s3/multipart/{uploadId}/complete"),
+    ("POST", "/s3/confirm"),
 ];
 
 /// The OpenAPI 3 document of this API.
@@ -62,6 +74,8 @@ pub const OPENAPI_DOCUMENT: &str = include_str!("openapi.json");
 pub enum Route {
     /// [`UPLOAD_URL`].
     UploadUrl,
+    /// [`UPLOAD_FORM`].
+    UploadForm,
     /// [`DOWNLOAD_URL`].
     DownloadUrl,
     /// [`CONFIRM_UPLOAD`].
@@ -82,12 +96,17 @@ pub enum Route {
     Legacy(legacy::Route),
     /// [`LIST_DRAFTS`].
     ListDrafts,
+    /// [`companion::UPLOAD_TOKEN`].
+    UploadToken,
+    /// Companion's S3 routes for Uppy, under `/s3/` or `/s3-token/<token>/s3/`.
+    Companion(companion::Op),
 }
 
 impl Route {
     /// Every route served.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 27] = [
         Self::UploadUrl,
+        Self::UploadForm,
         Self::DownloadUrl,
         Self::ConfirmUpload,
         Self::DraftBucket,
@@ -106,6 +125,13 @@ impl Route {
         Self::Legacy(legacy::Route::DownloadUrl),
         Self::Legacy(legacy::Route::Confirm),
         Self::ListDrafts,
+        Self::UploadToken,
+        Self::Companion(companion::Op::Params),
+        Self::Companion(companion::Op::Create),
+        Self::Companion(companion::Op::Upload),
+        Self::Companion(companion::Op::Part),
+        Self::Companion(companion::Op::Complete),
+        Self::Companion(companion::Op::Confirm),
     ];
 
     /// The route at `path`, or `None` (404).
@@ -113,6 +139,7 @@ impl Route {
     pub fn of(path: &str) -> Option<Self> {
         Some(match path {
             UPLOAD_URL => Self::UploadUrl,
+            UPLOAD_FORM => Self::UploadForm,
             DOWNLOAD_URL => Self::DownloadUrl,
             CONFIRM_UPLOAD => Self::ConfirmUpload,
             DRAFT_BUCKET => Self::DraftBucket,
@@ -121,6 +148,10 @@ impl Route {
             METRICS => Self::Metrics,
             OPENAPI => Self::OpenApi,
             LIST_DRAFTS => Self::ListDrafts,
+            companion::UPLOAD_TOKEN => Self::UploadToken,
+            _ if path.starts_with(companion::PREFIX) => {
+                return companion::parse(path).map(|t| Self::Companion(t.op))
+            }
             _ => {
                 return multipart::Op::of(path)
                     .map(Self::Multipart)
@@ -134,6 +165,7 @@ impl Route {
     pub fn label(self) -> &'static str {
         match self {
             Self::UploadUrl => "upload-url",
+            Self::UploadForm => "upload-form",
             Self::DownloadUrl => "download-url",
             Self::ConfirmUpload => "confirm-upload",
             Self::DraftBucket => "draft-bucket",
@@ -144,6 +176,8 @@ impl Route {
             Self::Multipart(op) => op.label(),
             Self::Legacy(route) => route.label(),
             Self::ListDrafts => "list-drafts",
+            Self::UploadToken => "upload-token",
+            Self::Companion(op) => op.label(),
         }
     }
 
@@ -151,12 +185,15 @@ impl Route {
     fn allowed(self) -> &'static str {
         match self {
             Self::UploadUrl
+            | Self::UploadForm
             | Self::DownloadUrl
             | Self::ConfirmUpload
             | Self::DraftBucket
             | Self::Multipart(_)
             | Self::Legacy(_)
-            | Self::ListDrafts => "POST",
+            | Self::ListDrafts
+            | Self::UploadToken => "POST",
+            Self::Companion(op) => op.allowed(),
             Self::Health | Self::Ready | Self::Metrics | Self::OpenApi => "GET, HEAD",
         }
     }
@@ -172,7 +209,7 @@ pub async fn handle<B: Storage + Presign>(
     let Some(route) = route else {
         return Err(ApiError::new(
             Code::NoSuchRoute,
-            format!("no route {}", req.uri().path()),
+            format!("no route {}", companion::redacted(req.uri().path())),
         ));
     };
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
@@ -181,6 +218,9 @@ pub async fn handle<B: Storage + Presign>(
     match route {
         Route::UploadUrl if req.method() == Method::POST => {
             upload_url(app, tenant, read_json(&req)?).await
+        }
+        Route::UploadForm if req.method() == Method::POST => {
+            upload_form(app, tenant, read_json(&req)?).await
         }
         Route::DownloadUrl if req.method() == Method::POST => {
             Box::pin(download_url(app, tenant, read_json(&req)?)).await
@@ -192,6 +232,10 @@ pub async fn handle<B: Storage + Presign>(
         Route::Multipart(op) if req.method() == Method::POST => {
             let body = read_body(&req)?;
             Box::pin(multipart::handle(app, tenant, op, body)).await
+        }
+        Route::Companion(op) => Box::pin(companion::rest::handle(app, &req, op, tenant)).await,
+        Route::UploadToken if req.method() == Method::POST => {
+            companion::rest::upload_token(&req, tenant)
         }
         Route::Legacy(route) if req.method() == Method::POST => {
             Box::pin(legacy::handle(app, &req, route, tenant)).await
@@ -401,6 +445,46 @@ async fn upload_url<B: Storage + Presign>(
     Ok(json_text(StatusCode::OK, text))
 }
 
+/// The body of `POST /api/v1/upload-form`.
+#[derive(Debug, Deserialize)]
+pub struct UploadFormBody {
+    /// The object's name (its tenant's folder is added).
+    pub object_name: String,
+    /// The exact `Content-Type` the form must send.
+    pub content_type: Option<String>,
+    /// The largest file allowed, in bytes.
+    pub max_content_length: Option<u64>,
+    /// The smallest file allowed, in bytes.
+    pub min_content_length: Option<u64>,
+    /// `x-amz-meta-*` pairs the form carries; absent or `null` is none.
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+async fn upload_form<B: Storage + Presign>(
+    app: &App<B>,
+    tenant: Option<&Tenant>,
+    body: UploadFormBody,
+) -> Result<Response<Body>, ApiError> {
+    let request = crate::api::form::FormRequest {
+        object_name: body.object_name,
+        content_type: body.content_type,
+        max_content_length: body.max_content_length,
+        min_content_length: body.min_content_length,
+        metadata: body.metadata.unwrap_or_default(),
+    };
+    let made = Box::pin(app.upload_form(tenant, &request)).await?;
+    let capacity = 512 + made.url.len() + 4 * made.object_name.len();
+    let fields = made.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    let text = crate::http::json::Object::with_capacity(capacity)
+        .str("url", &made.url)
+        .strings("fields", fields)
+        .str("object_name", &made.object_name)
+        .str("expires_at", &made.expires_at)
+        .flag(CUT_BY_CREDENTIALS, made.cut_by_credentials)
+        .finish();
+    Ok(json_text(StatusCode::OK, text))
+}
+
 /// `"draft"` or `"main"`. Decoded from a string only, so that any other JSON value (`1`,
 /// `true`, `["main"]`) is an error naming what is accepted rather than "malformed JSON".
 #[derive(Debug, Default, Clone, Copy)]
@@ -539,9 +623,11 @@ mod tests {
             assert!(Route::ALL.contains(&route), "{path} in ALL");
         }
         // Ours are in ROUTES (and the OpenAPI document); the original's are served besides.
+        // Companion's `/s3/multipart/{uploadId}` is one route with two methods.
+        let paths: BTreeSet<&str> = ROUTES.iter().map(|(_, p)| *p).collect();
         assert_eq!(
             Route::ALL.len(),
-            ROUTES.len() + legacy::Route::ALL.len(),
+            paths.len() + legacy::Route::ALL.len(),
             "every route is served"
         );
         for route in legacy::Route::ALL {
@@ -672,8 +758,8 @@ mod tests {
             }
         }
         assert_eq!(
-            checked, 16,
-            "upload-url's four, source, overwrite, multipart create's six, part-urls' checksums, complete's parts, list's name, list-drafts' prefix"
+            checked, 22,
+            "upload-url's four, upload-form's four, source, overwrite, multipart create's six, part-urls' checksums, complete's parts, list's name, Companion create's type and metadata, list-drafts' prefix"
         );
     }
 

@@ -303,6 +303,10 @@ pub struct ServeArgs {
     /// prefer the variable: a secret here shows in ps].
     #[arg(long)]
     pub webhook_secret: Option<Hidden>,
+    /// Key of upload tokens, 32+ bytes, the same on every replica [env:
+    /// DRAFTSTORE_UPLOAD_TOKEN_SECRET; prefer the variable: a secret here shows in ps].
+    #[arg(long)]
+    pub upload_token_secret: Option<Hidden>,
     /// Waits before each delivery attempt, comma-separated ms [env:
     /// DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS, default 0,5000,300000,1800000,7200000,18000000,
     /// 36000000,36000000].
@@ -398,6 +402,9 @@ impl ServeArgs {
         }
         if let Some(Hidden(secret)) = &self.webhook_secret {
             out.push((name::DRAFTSTORE_WEBHOOK_SECRET, secret.clone()));
+        }
+        if let Some(Hidden(secret)) = &self.upload_token_secret {
+            out.push((name::DRAFTSTORE_UPLOAD_TOKEN_SECRET, secret.clone()));
         }
         if self.log_json {
             out.push((name::DRAFTSTORE_LOG_JSON, "true".into()));

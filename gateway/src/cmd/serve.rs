@@ -3,6 +3,7 @@
 //! 0 when every request finished, [`crate::exit::DRAIN_CUT`] (75) when the grace period or a
 //! second SIGTERM/SIGINT cut requests off.
 
+use crate::api::companion::UploadTokens;
 use crate::auth::{AuthConfig, Authenticator};
 use crate::cmd::cli::ServeArgs;
 use crate::cmd::exit::Exit;
@@ -238,7 +239,8 @@ fn authenticator(config: &ServeConfig) -> Result<Authenticator, Exit> {
             a.with_public_paths(config.public_paths.clone())
                 .with_public_grpc_discovery(config.public_grpc_discovery)
         })
-        .map_err(|e| Exit::usage(format!("DRAFTSTORE_AUTH: {e}")))?;
+        .map_err(|e| Exit::usage(format!("DRAFTSTORE_AUTH: {e}")))?
+        .with_upload_tokens(upload_tokens(config)?);
     let Some(redis) = &config.rate_limit_redis else {
         return Ok(auth);
     };
@@ -250,6 +252,26 @@ fn authenticator(config: &ServeConfig) -> Result<Authenticator, Exit> {
     tracing::info!(timeout_ms = redis.timeout.as_millis(), on_error = ?redis.on_error, "rate limits: counted in Redis, shared by every replica");
     auth.with_shared_limits(shared)
         .map_err(|e| Exit::usage(format!("DRAFTSTORE_AUTH: {e}")))
+}
+
+/// The upload tokens' key: `DRAFTSTORE_UPLOAD_TOKEN_SECRET`, else on the embedded store (one
+/// process per data folder) a random key of this process; against S3 without the secret,
+/// tokens are off (replicas must share the key).
+fn upload_tokens(config: &ServeConfig) -> Result<Option<UploadTokens>, Exit> {
+    let ttl = u64::from(config.upload_ttl.secs());
+    let mut tokens = match (&config.upload_token_secret, &config.storage) {
+        (Some(secret), _) => UploadTokens::new(secret.bytes(), ttl),
+        (None, StorageChoice::Local(_)) => UploadTokens::random(ttl),
+        (None, StorageChoice::S3(_)) => return Ok(None),
+    }
+    .map_err(Exit::usage)?;
+    let base = match &config.storage {
+        StorageChoice::Local(local) => Some(local.public_url.clone()),
+        StorageChoice::S3(_) => None,
+    };
+    tokens.base = base;
+    tokens.https = config.tls.is_some();
+    Ok(Some(tokens))
 }
 
 async fn bind(ip: std::net::IpAddr, port: u16) -> Result<TcpListener, Exit> {

@@ -11,7 +11,7 @@ mod sweep;
 pub use events::{events, Endpoint, EventsConfig, OnError, Preconfirm, Secrets};
 pub use ratelimit::DEFAULT_KEY_PREFIX;
 pub use s3::{credentials, region, sse, CredentialSource, S3Config, Sse, SSE_HEADER};
-pub use serve::{Limits, LocalConfig, ServeConfig, StorageChoice, TlsFiles};
+pub use serve::{Limits, LocalConfig, ServeConfig, StorageChoice, TlsFiles, UploadTokenSecret};
 pub use sweep::SweepConfig;
 
 use std::fmt;
@@ -93,6 +93,8 @@ pub mod name {
     pub const DRAFTSTORE_WEBHOOK_POLL_MS: &str = "DRAFTSTORE_WEBHOOK_POLL_MS";
     /// `DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS`.
     pub const DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS: &str = "DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS";
+    /// `DRAFTSTORE_UPLOAD_TOKEN_SECRET`.
+    pub const DRAFTSTORE_UPLOAD_TOKEN_SECRET: &str = "DRAFTSTORE_UPLOAD_TOKEN_SECRET";
     /// `DRAFTSTORE_WEBHOOK_SECRET`.
     pub const DRAFTSTORE_WEBHOOK_SECRET: &str = "DRAFTSTORE_WEBHOOK_SECRET";
     /// `DRAFTSTORE_WEBHOOK_URLS`.
@@ -227,6 +229,7 @@ pub const VARIABLES: &[&str] = &[
     name::DRAFTSTORE_SHUTDOWN_GRACE_MS,
     name::DRAFTSTORE_STORAGE,
     name::DRAFTSTORE_STORE_STALL_TIMEOUT_MS,
+    name::DRAFTSTORE_UPLOAD_TOKEN_SECRET,
     name::DRAFTSTORE_WEBHOOK_POLL_MS,
     name::DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS,
     name::DRAFTSTORE_WEBHOOK_SECRET,

@@ -141,6 +141,45 @@ pub struct ServeConfig {
     /// TLS on every port (`DRAFTSTORE_TLS_CERT_FILE` / `DRAFTSTORE_TLS_KEY_FILE`); `None`:
     /// plaintext (HTTP/1.1 and h2c).
     pub tls: Option<TlsFiles>,
+    /// The key of upload tokens (`DRAFTSTORE_UPLOAD_TOKEN_SECRET`), shared by every replica;
+    /// `None`: a random key of this process on the embedded store, no tokens against S3.
+    pub upload_token_secret: Option<UploadTokenSecret>,
+}
+
+/// `DRAFTSTORE_UPLOAD_TOKEN_SECRET`: at least 32 bytes, the HMAC-SHA256 key of upload tokens
+/// (see [`crate::api::companion::token`]). `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UploadTokenSecret(String);
+
+impl UploadTokenSecret {
+    /// The key bytes.
+    #[must_use]
+    pub fn bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for UploadTokenSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UploadTokenSecret(<redacted>)")
+    }
+}
+
+/// `DRAFTSTORE_UPLOAD_TOKEN_SECRET`, when set: at least 32 bytes (e.g. `head -c 32
+/// /dev/urandom | base64`); the message never quotes it.
+fn upload_token_secret(get: Lookup<'_>) -> Result<Option<UploadTokenSecret>, ConfigError> {
+    let Some(secret) = get(name::DRAFTSTORE_UPLOAD_TOKEN_SECRET).filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let min = crate::api::companion::token::MIN_SECRET_BYTES;
+    if secret.trim().len() < min {
+        return Err(err(format!(
+            "{} must be at least {min} bytes (e.g. `head -c 32 /dev/urandom | base64`)",
+            name::DRAFTSTORE_UPLOAD_TOKEN_SECRET
+        )));
+    }
+    Ok(Some(UploadTokenSecret(secret.trim().to_owned())))
 }
 
 impl ServeConfig {
@@ -266,6 +305,7 @@ impl ServeConfig {
             rate_limit_redis: super::ratelimit::redis(get)?,
             events: super::events(get)?,
             tls,
+            upload_token_secret: upload_token_secret(get)?,
         }
         .checked()
     }

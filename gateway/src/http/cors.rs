@@ -1,7 +1,8 @@
 //! CORS for browser clients: only the configured origins (`DRAFTSTORE_CORS_ORIGINS`, exact
 //! matches; `*` only when configured so), preflights answered before authentication (browsers
 //! send no credentials there), and the headers a browser needs exposed (`ETag` after a PUT to a
-//! presigned URL, `x-request-id`). Calls on gRPC service paths (gRPC-Web, Connect) also allow
+//! presigned URL, `x-request-id`); `DELETE` is allowed for Uppy's abort of a multipart upload
+//! (Companion's `DELETE /s3/multipart/{uploadId}`). Calls on gRPC service paths (gRPC-Web, Connect) also allow
 //! the headers their browser clients send (`x-grpc-web`, `x-user-agent`, `grpc-timeout`,
 //! `connect-protocol-version`, `connect-timeout-ms`) and expose `grpc-status`, `grpc-message`.
 
@@ -16,7 +17,7 @@ pub struct Cors {
     any: bool,
 }
 
-const ALLOW_METHODS: &str = "GET, HEAD, POST, PUT, OPTIONS";
+const ALLOW_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str =
     "authorization, content-type, x-request-id, x-amz-checksum-sha256, x-amz-meta-*";
 const EXPOSE_HEADERS: &str = "etag, x-request-id";

@@ -6,7 +6,9 @@ pub mod local;
 pub mod s3;
 
 use draftstore_core::{BucketName, ObjectName, StorageError};
-use draftstore_signer::{Expiry, Method, Request, Signer, Timestamp};
+use draftstore_signer::{
+    Addressing, Endpoint, Expiry, Method, PostForm, PostPolicy, Request, Signer, Timestamp,
+};
 
 /// Makes presigned URLs for a store's objects (object_store's `Signer` shape): a client holding
 /// the URL may send `method` to `bucket/key` until it expires, with no other credentials.
@@ -41,6 +43,20 @@ pub trait Presign {
         expires: Expiry,
         now: Timestamp,
     ) -> Result<String, StorageError>;
+
+    /// A presigned POST (AWS "Browser-based uploads using POST", SigV4): the URL a browser
+    /// form posts to (the bucket's URL) and the signed form fields allowing `policy`, valid
+    /// `expires` seconds from `now`. `policy.bucket` names the bucket.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidArgument`] when the policy cannot be signed (a malformed
+    /// metadata name or value, `min > max`).
+    fn presign_post(
+        &self,
+        policy: &PostPolicy<'_>,
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<(String, PostForm), StorageError>;
 
     /// Unix seconds after which a URL presigned now would stop working (the credentials'
     /// expiry minus a margin); `None` when the credentials do not expire.
@@ -109,6 +125,38 @@ fn sign_part(
         ..request
     };
     sign(signer, request, headers, expires, now)
+}
+
+/// `scheme://authority/<path_prefix><bucket>` (path-style) or `scheme://<bucket>.authority/`
+/// (virtual-hosted): where a POST form for `bucket` is sent.
+fn bucket_url(
+    endpoint: &Endpoint,
+    addressing: Addressing,
+    path_prefix: &str,
+    bucket: &str,
+) -> String {
+    let scheme = endpoint.scheme().as_str();
+    match addressing {
+        Addressing::Path => format!("{scheme}://{}/{path_prefix}{bucket}", endpoint.authority()),
+        Addressing::VirtualHost => format!("{scheme}://{bucket}.{}/", endpoint.authority()),
+    }
+}
+
+/// Signs a POST policy with `signer`, its URL at `endpoint` (see [`bucket_url`]).
+fn sign_post(
+    signer: &Signer,
+    url: String,
+    policy: &PostPolicy<'_>,
+    expires: Expiry,
+    now: Timestamp,
+) -> Result<(String, PostForm), StorageError> {
+    let form =
+        signer
+            .presign_post(policy, expires, now)
+            .map_err(|e| StorageError::InvalidArgument {
+                reason: format!("cannot sign the POST policy: {e}"),
+            })?;
+    Ok((url, form))
 }
 
 /// Signs `request` (its headers set to `headers`) into a presigned URL.

@@ -61,6 +61,8 @@ pub enum Rpc {
     GetDownloadUrl,
     /// `ConfirmUpload`.
     ConfirmUpload,
+    /// `GetUploadForm`.
+    GetUploadForm,
     /// `grpc.health.v1.Health/Check`.
     HealthCheck,
     /// `grpc.reflection.v1.ServerReflection/ServerReflectionInfo` (a bidi stream).
@@ -75,11 +77,12 @@ pub enum Rpc {
 
 impl Rpc {
     /// Every RPC served.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::CreateDraftBucket,
         Self::GetUploadUrl,
         Self::GetDownloadUrl,
         Self::ConfirmUpload,
+        Self::GetUploadForm,
         Self::HealthCheck,
         Self::Reflection,
         Self::ReflectionV1Alpha,
@@ -101,6 +104,7 @@ impl Rpc {
             GET_UPLOAD_URL => Self::GetUploadUrl,
             GET_DOWNLOAD_URL => Self::GetDownloadUrl,
             CONFIRM_UPLOAD => Self::ConfirmUpload,
+            GET_UPLOAD_FORM => Self::GetUploadForm,
             health::CHECK_PATH => Self::HealthCheck,
             reflection_pb::INFO_PATH => Self::Reflection,
             reflection_pb::INFO_PATH_V1ALPHA => Self::ReflectionV1Alpha,
@@ -117,6 +121,7 @@ impl Rpc {
             Self::GetUploadUrl => "GetUploadURL",
             Self::GetDownloadUrl => "GetDownloadURL",
             Self::ConfirmUpload => "ConfirmUpload",
+            Self::GetUploadForm => "GetUploadForm",
             Self::HealthCheck => "Health/Check",
             Self::Reflection => "ServerReflectionInfo",
             Self::ReflectionV1Alpha => "ServerReflectionInfo/v1alpha",
@@ -357,6 +362,31 @@ async fn dispatch<B: Storage + Presign>(
             }
             .framed()
         }
+        Rpc::GetUploadForm => {
+            let req: pb::GetUploadFormRequest = decode(message)?;
+            let request = crate::api::form::FormRequest {
+                object_name: req.object_name,
+                content_type: Some(req.content_type).filter(|t| !t.is_empty()),
+                max_content_length: req.max_content_length,
+                min_content_length: req.min_content_length,
+                metadata: req.metadata.into_iter().collect(),
+            };
+            let made = app.upload_form(tenant, &request).await?;
+            pb::GetUploadFormResponse {
+                result: success(),
+                url: made.url,
+                object_name: made.object_name,
+                expires_at: made.expires_at,
+                fields: made
+                    .fields
+                    .into_iter()
+                    .map(|(name, value)| pb::FormField { name, value })
+                    .collect(),
+                key: made.key,
+                expires_at_cut_by_credentials: made.cut_by_credentials,
+            }
+            .framed()
+        }
         Rpc::GetDownloadUrl => {
             let req: pb::GetDownloadUrlRequest = decode(message)?;
             let source = match pb::Source::try_from(req.source) {
@@ -454,6 +484,7 @@ mod tests {
             (GET_UPLOAD_URL, "GetUploadURL"),
             (GET_DOWNLOAD_URL, "GetDownloadURL"),
             (CONFIRM_UPLOAD, "ConfirmUpload"),
+            (GET_UPLOAD_FORM, "GetUploadForm"),
             (health::CHECK_PATH, "Health/Check"),
             (reflection_pb::INFO_PATH, "ServerReflectionInfo"),
             (

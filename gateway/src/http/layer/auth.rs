@@ -1,8 +1,12 @@
 //! Authentication as a layer: a request to a non-public path must carry valid credentials
 //! ([`Authenticator`]); its [`Tenant`](crate::auth::Tenant), when there is one, goes into the
-//! request's extensions for the tenant admission stage and the handlers.
+//! request's extensions for the tenant admission stage and the handlers. Companion's routes
+//! under `/s3-token/<token>/` carry an upload token in their path instead (Uppy sends no
+//! header of ours); `POST /api/v1/upload-token` gets the token minter in its extensions.
 
 use super::{reply, Req, Res};
+use crate::api::companion;
+use crate::api::rest::Route;
 use crate::auth::Authenticator;
 use crate::http::server::Call;
 use futures_util::future::Either;
@@ -60,6 +64,24 @@ where
 
     fn call(&mut self, mut req: Req) -> Self::Future {
         let call = Call::from_request(&req);
+        if let Call::Rest(Some(route)) = call {
+            if let Some(token) = companion::token_in(req.uri().path()) {
+                return match self.auth.authenticate_upload_token(token) {
+                    Ok(tenant) => {
+                        if let Some(tenant) = tenant {
+                            req.extensions_mut().insert(tenant);
+                        }
+                        Either::Right(self.inner.call(req))
+                    }
+                    Err(e) => Either::Left(ready(Ok(reply(call, e)))),
+                };
+            }
+            if route == Route::UploadToken {
+                if let Some(tokens) = self.auth.upload_tokens() {
+                    req.extensions_mut().insert(tokens.clone());
+                }
+            }
+        }
         // The store's presigned URLs carry their own SigV4 signature, checked by the store.
         if !call.is_store() && !self.auth.is_public(req.uri().path(), call.is_grpc()) {
             match self

@@ -14,6 +14,7 @@
 
 use super::admission::{Key, Shares, Ticket};
 use super::{reply, Req, Res};
+use crate::api::companion::Op;
 use crate::api::grpc::codec::HEADER_LEN;
 use crate::api::grpc::connect::Codec;
 use crate::api::grpc::{multipart as grpc_multipart, Rpc};
@@ -101,6 +102,13 @@ impl<S> ReadBody<S> {
             }
             Call::Rest(Some(Route::Multipart(op))) if method == http::Method::POST => {
                 Some(Limit::Json(multipart::max_body(op, self.limits.json)))
+            }
+            // Uppy's complete names every part, as ours may.
+            Call::Rest(Some(Route::Companion(Op::Complete))) if method == http::Method::POST => {
+                Some(Limit::Json(multipart::max_body(
+                    multipart::Op::Complete,
+                    self.limits.json,
+                )))
             }
             Call::Rest(Some(_)) if method == http::Method::POST => {
                 Some(Limit::Json(self.limits.json))

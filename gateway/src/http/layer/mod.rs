@@ -46,6 +46,10 @@ pub fn reply(call: Call, e: ApiError) -> Res {
         Call::Store => store_error(&e),
         // The original DraftStore's routes answer errors in its shape.
         Call::Rest(Some(rest::Route::Legacy(route))) => legacy::error_response(&e, route),
+        // Companion's routes answer errors in Companion's shape.
+        Call::Rest(Some(rest::Route::Companion(_))) => {
+            crate::api::companion::rest::error_response(&e)
+        }
         Call::Rest(_) => rest::error_response(&e),
     };
     response.extensions_mut().insert(Failed(e));

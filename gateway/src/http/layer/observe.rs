@@ -176,7 +176,9 @@ impl Seen {
             .map(ToString::to_string)
             .unwrap_or_default();
         let method = Escaped::new(self.method.as_str());
-        let path = Escaped::new(self.uri.path());
+        // An upload token in the path is a credential: never logged.
+        let path = crate::api::companion::redacted(self.uri.path());
+        let path = Escaped::new(&path);
         let elapsed_us = elapsed.as_micros() as u64;
         match failed {
             None => {

@@ -5,7 +5,7 @@
 use super::{LocalStorage, PREFIX};
 use crate::store::{PartUrl, Presign};
 use draftstore_core::{BucketName, ObjectName, StorageError};
-use draftstore_signer::{Addressing, Expiry, Method, Request, Timestamp};
+use draftstore_signer::{Addressing, Expiry, Method, PostForm, PostPolicy, Request, Timestamp};
 
 impl Presign for LocalStorage {
     fn presign(
@@ -44,5 +44,21 @@ impl Presign for LocalStorage {
             &path_key,
         );
         crate::store::sign_part(self.signer(), request, part, expires, now)
+    }
+
+    fn presign_post(
+        &self,
+        policy: &PostPolicy<'_>,
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<(String, PostForm), StorageError> {
+        // `/_store/<bucket>`: the store's POST form endpoint for that bucket.
+        let url = crate::store::bucket_url(
+            self.public_url(),
+            Addressing::Path,
+            PREFIX.trim_start_matches('/'),
+            policy.bucket,
+        );
+        crate::store::sign_post(self.signer(), url, policy, expires, now)
     }
 }

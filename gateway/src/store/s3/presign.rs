@@ -4,7 +4,7 @@
 use super::S3Storage;
 use crate::store::{PartUrl, Presign};
 use draftstore_core::{BucketName, ObjectName, StorageError};
-use draftstore_signer::{Expiry, Method, Request, Timestamp};
+use draftstore_signer::{Expiry, Method, PostForm, PostPolicy, Request, Timestamp};
 
 impl Presign for S3Storage {
     fn presign(
@@ -44,6 +44,23 @@ impl Presign for S3Storage {
         );
         let credentials = self.credentials().current();
         crate::store::sign_part(&credentials.signer, request, part, expires, now)
+    }
+
+    fn presign_post(
+        &self,
+        policy: &PostPolicy<'_>,
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<(String, PostForm), StorageError> {
+        let config = self.config();
+        let url = crate::store::bucket_url(
+            &config.public_endpoint,
+            config.addressing,
+            "",
+            policy.bucket,
+        );
+        let credentials = self.credentials().current();
+        crate::store::sign_post(&credentials.signer, url, policy, expires, now)
     }
 
     fn url_deadline(&self) -> Option<i64> {
