@@ -134,6 +134,65 @@ test('a 30 MiB upload cut by a reload resumes without re-sending stored parts', 
   await page.close();
 });
 
+/** A one-page PDF saying `text`, with a correct cross-reference table. */
+function pdf(text) {
+  const objects = [
+    '<< /Type /Catalog /Pages 2 0 R >>',
+    '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 144] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>',
+    `<< /Length ${`BT /F1 24 Tf 30 60 Td (${text}) Tj ET`.length} >>\nstream\nBT /F1 24 Tf 30 60 Td (${text}) Tj ET\nendstream`,
+    '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
+  ];
+  let out = '%PDF-1.4\n';
+  const offsets = objects.map((body, i) => {
+    const at = out.length;
+    out += `${i + 1} 0 obj\n${body}\nendobj\n`;
+    return at;
+  });
+  const xref = out.length;
+  out += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
+  out += offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`).join('');
+  out += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  return Buffer.from(out, 'latin1');
+}
+
+test('PDF and video previews load from the store under the page\'s CSP', async () => {
+  const page = await browser.newPage();
+  const errors = watchErrors(page);
+  await page.goto(`${gateway.url}/`);
+  await page.evaluate(() => {
+    window.violations = [];
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.violations.push(`${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+  await page.setInputFiles('#files', [
+    files.file('doc.pdf', pdf('DraftStore preview')),
+    files.file('clip.webm', random(4096)),
+  ]);
+  for (const name of ['doc.pdf', 'clip.webm']) assert.ok((await finished(page, name)).ok, name);
+  await page.getByRole('button', { name: 'Preview doc.pdf' }).click();
+  const frame = page.locator('#preview-body iframe');
+  await frame.waitFor();
+  const src = await frame.getAttribute('src');
+  assert.ok(src.startsWith(`${gateway.url}/_store/`), src);
+  await page.waitForFunction((url) => [...document.querySelectorAll('iframe')].some((f) => f.src === url), src);
+  const loaded = page.frames().find((f) => f.url() === src);
+  assert.ok(loaded, `the PDF frame navigated to the draft (frames: ${page.frames().map((f) => f.url())})`);
+  await page.waitForTimeout(2000); // for the screenshot only: the viewer draws the page
+  await page.screenshot({ path: artifact('pdf-preview.png'), fullPage: true });
+  await page.getByRole('button', { name: 'Preview clip.webm' }).click();
+  const video = page.locator('#preview-body video[controls]');
+  await video.waitFor();
+  assert.ok((await video.getAttribute('src')).startsWith(`${gateway.url}/_store/`));
+  // The bytes are not a real video: the element fetches them and reports a decode error,
+  // which the CSP must not have blocked first.
+  await page.waitForFunction(() => document.querySelector('video').networkState !== 0);
+  assert.deepEqual(await page.evaluate(() => window.violations), [], 'no CSP violation');
+  assert.deepEqual(errors.filter((e) => !/media|video|DEMUXER/i.test(e)), []);
+  await page.close();
+});
+
 test('with auth on, the page asks for an API key and works with it', async () => {
   const key = 'browser-test-key';
   const hash = sha256(Buffer.from(key));
