@@ -15,6 +15,7 @@ mod jwt;
 mod keys;
 pub mod ratelimit;
 mod tenant;
+mod upload_token;
 
 pub use jwt::{JwtConfig, JwtKey};
 pub use keys::{parse_keys, parse_keys_with, KeySource};
@@ -153,61 +154,6 @@ impl Authenticator {
                     .is_some_and(crate::api::grpc::Rpc::is_discovery);
         }
         self.public_paths.iter().any(|p| p == path)
-    }
-
-    /// Accepts and mints upload tokens with `tokens` (`None`: upload tokens are off).
-    #[must_use]
-    pub fn with_upload_tokens(mut self, tokens: Option<UploadTokens>) -> Self {
-        self.upload_tokens = tokens.map(Arc::new);
-        self
-    }
-
-    /// The upload tokens' minter, when they are on.
-    #[must_use]
-    pub fn upload_tokens(&self) -> Option<&Arc<UploadTokens>> {
-        self.upload_tokens.as_ref()
-    }
-
-    /// The tenant an upload token names, with its current limits (`None` with authentication
-    /// off). The token is never quoted or logged.
-    ///
-    /// # Errors
-    /// 401 for a token that is off, malformed, tampered, expired, or whose tenant no longer has
-    /// credentials (every API key of it removed), or one minted without a tenant while
-    /// authentication is on.
-    pub fn authenticate_upload_token(&self, token: &str) -> Result<Option<Tenant>, ApiError> {
-        let tokens = self
-            .upload_tokens
-            .as_ref()
-            .ok_or_else(|| unauthenticated("upload tokens are off on this server"))?;
-        let now = crate::clock::unix_now().unwrap_or(i64::MAX);
-        let named = tokens
-            .verify(token, now)
-            .map_err(|e| unauthenticated(e.message()))?;
-        if self.is_open() {
-            return Ok(None);
-        }
-        let name = named.ok_or_else(|| {
-            unauthenticated(
-                "the upload token names no tenant: ask POST /api/v1/upload-token with your key",
-            )
-        })?;
-        if self.jwt.is_some() {
-            return Tenant::parse(&name)
-                .map(Some)
-                .map_err(|_| unauthenticated("the upload token names no valid tenant"));
-        }
-        self.refresh();
-        let loaded = self
-            .loaded
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        loaded
-            .keys
-            .iter()
-            .find(|(_, tenant)| tenant.as_str() == name)
-            .map(|(_, tenant)| Some(tenant.clone()))
-            .ok_or_else(|| unauthenticated("the upload token's tenant no longer has an API key"))
     }
 
     /// Whether anyone may call (`DRAFTSTORE_AUTH=none`).

@@ -15,6 +15,8 @@ mod attacks;
 mod auth;
 /// Buckets created by `gateway serve` at start (DRAFTSTORE_CREATE_BUCKETS).
 mod buckets_at_start;
+/// Issue 16: Uppy's Companion S3 protocol, upload tokens, tenants.
+mod companion;
 /// Each confirmed object counted once in the metrics, however many confirms race.
 mod confirm_count;
 /// S3 credentials from the AWS chain, refreshed before they expire.

@@ -410,3 +410,35 @@ fn the_tls_component_mounts_the_secret_and_switches_probes_and_protocol() {
     assert!(kustomization.contains("path: /spec/ports/0/appProtocol\n        value: https"));
     assert!(manifest("service.yaml").contains("appProtocol: kubernetes.io/h2c"));
 }
+
+/// The upload token key: read, in README's table, set by its flag of serve (hidden from
+/// Debug), and offered in the Secret only.
+#[test]
+fn the_upload_token_secret_is_read_documented_has_a_flag_and_lives_in_the_secret() {
+    let variable = "DRAFTSTORE_UPLOAD_TOKEN_SECRET";
+    let value = "0123456789abcdef0123456789abcdef";
+    assert!(VARIABLES.contains(&variable));
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    assert!(readme
+        .lines()
+        .any(|l| l.starts_with('|') && l.contains(variable)));
+    let Ok(draftstore_gateway::cmd::cli::Command::Serve(args)) =
+        draftstore_gateway::cmd::cli::parse(["gateway", "serve", "--upload-token-secret", value])
+    else {
+        panic!("--upload-token-secret is a flag of serve")
+    };
+    assert!(args.overrides().contains(&(variable, value.to_owned())));
+    assert!(!format!("{args:?}").contains(value), "hidden from Debug");
+    assert!(manifest("secret.yaml").contains(variable));
+    assert!(!manifest("configmap.yaml").contains(variable));
+    // A key too short for HMAC-SHA256 is refused, naming the variable and not the value.
+    let short = "too short";
+    let e = draftstore_gateway::config::ServeConfig::from_lookup(&|k| {
+        (k == variable).then(|| short.to_owned())
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains(variable) && !e.contains(short), "{e}");
+}

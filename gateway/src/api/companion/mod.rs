@@ -45,7 +45,7 @@ pub const UPLOAD_TOKEN: &str = "/api/v1/upload-token";
 /// A route of Companion's S3 protocol, by the shape of its path (the method picks the call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
-    /// `/s3/params`: `GET` a POST form.
+    /// `/s3/params`: `GET` (or `HEAD`) a POST form.
     Params,
     /// `/s3/multipart`: `POST` creates an upload.
     Create,
@@ -87,8 +87,8 @@ impl Op {
     #[must_use]
     pub const fn allowed(self) -> &'static str {
         match self {
-            Self::Params | Self::Part => "GET",
-            Self::Upload => "GET, DELETE",
+            Self::Params | Self::Part => "GET, HEAD",
+            Self::Upload => "GET, HEAD, DELETE",
             Self::Create | Self::Complete | Self::Confirm => "POST",
         }
     }

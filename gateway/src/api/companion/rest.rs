@@ -40,7 +40,12 @@ pub async fn handle<B: Storage + Presign>(
             .map(|id| id.into_owned())
             .map_err(|_| ApiError::new(Code::InvalidRequest, "s3: uploadId must be UTF-8"))
     };
-    match (op, req.method()) {
+    // HEAD answers as GET does (hyper sends no body), as Companion's Express router does.
+    let method = match req.method() {
+        &Method::HEAD => &Method::GET,
+        other => other,
+    };
+    match (op, method) {
         (Op::Params, &Method::GET) => params(app, tenant, &query).await,
         (Op::Create, &Method::POST) => create(app, tenant, read_json(req)?).await,
         (Op::Upload, &Method::GET) => {
