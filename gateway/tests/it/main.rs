@@ -73,5 +73,7 @@ mod ui;
 mod unsigned_headers;
 /// `gateway upload`, DraftStore's own client, against the real server.
 mod upload_cli;
+/// Presigned POST forms: upload-form, GetUploadForm, the store's form uploads.
+mod upload_form;
 /// `gateway upload` killed half-way and resumed; failed parts retried.
 mod upload_resume;

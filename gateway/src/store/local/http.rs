@@ -10,8 +10,9 @@
 //! GET and HEAD follow S3's conditional (`If-Match`, `If-None-Match`, `If-Modified-Since`,
 //! `If-Unmodified-Since`, RFC 9110 §13.2.2 order) and range rules (see [`ranged`]).
 //! A PUT naming `partNumber` and `uploadId` is an UploadPart, served by `parts` with the same
-//! stages.
+//! stages. A POST to `/_store/<bucket>` is a browser form upload, served by `form`.
 
+mod form;
 mod parts;
 
 use super::files::{self, Meta, Scratch};
@@ -217,11 +218,15 @@ impl LocalStorage {
     }
 
     async fn answer(&self, req: Request<Incoming>) -> Result<Response<Body>, Failure> {
+        if req.method() == Method::POST {
+            // Authenticated by its form's signed policy, not by the URL.
+            return self.post_form(req).await;
+        }
         if !matches!(*req.method(), Method::PUT | Method::GET | Method::HEAD) {
             return Err(Failure::new(
                 405,
                 "MethodNotAllowed",
-                "The store accepts PUT, GET and HEAD.",
+                "The store accepts PUT, POST (form uploads), GET and HEAD.",
             ));
         }
         let (parts, body) = req.into_parts();

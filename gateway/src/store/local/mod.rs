@@ -42,6 +42,8 @@ pub struct LocalStorage {
     public_url: draftstore_signer::Endpoint,
     signer: Signer,
     verifier: Verifier,
+    /// Checks POST form uploads (same region, service and clock skew as `verifier`).
+    post_verifier: draftstore_signer::PostVerifier,
     secret: String,
     max_object: u64,
     /// An upload that sends no byte for this long is cut.
@@ -153,6 +155,8 @@ impl LocalStorage {
             public_url,
             signer: Signer::new(credentials, "us-east-1", "s3").map_err(|e| e.to_string())?,
             verifier: Verifier::new("us-east-1", "s3", 60).map_err(|e| e.to_string())?,
+            post_verifier: draftstore_signer::PostVerifier::new("us-east-1", "s3", 60)
+                .map_err(|e| e.to_string())?,
             secret,
             max_object: config.max_object,
             stall_timeout: config.stall_timeout,
