@@ -10,6 +10,7 @@
 //! - [`events`]: the pre-confirm check and webhooks delivered at least once.
 //! - [`auth`]: who may call: API keys, JWTs, tenants and their limits.
 //! - [`store`]: the S3 store and the embedded local store, and how each presigns URLs.
+//! - [`ui`]: the upload page at `/` (HTML, CSS and JS embedded in the binary).
 //! - [`metrics`]: the Prometheus registry.
 //! - [`clock`]: the wall clock, read in one place.
 //!
@@ -27,3 +28,4 @@ pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod store;
+pub mod ui;

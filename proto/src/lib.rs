@@ -38,6 +38,7 @@ pub mod draft {
                 "/draft.v1.DraftService/CompleteMultipartUpload";
             pub const ABORT_MULTIPART_UPLOAD: &str = "/draft.v1.DraftService/AbortMultipartUpload";
             pub const LIST_MULTIPART_UPLOADS: &str = "/draft.v1.DraftService/ListMultipartUploads";
+            pub const LIST_DRAFTS: &str = "/draft.v1.DraftService/ListDrafts";
             pub const GET_UPLOAD_FORM: &str = "/draft.v1.DraftService/GetUploadForm";
         }
     }

@@ -2,12 +2,13 @@
 //! and gRPC ([`error`]), the catalogue of error codes ([`code`]), and the two thin adapters that
 //! serve them, REST ([`rest`], with its OpenAPI document; [`legacy`]: the original DraftStore's
 //! routes and reply shapes) and gRPC ([`grpc`]); multipart uploads ([`multipart`]), presigned
-//! POST forms ([`form`]) and Companion's S3 protocol for Uppy with upload tokens ([`companion`])
-//! in their own modules.
+//! POST forms ([`form`]), the caller's drafts listed ([`drafts`]) and Companion's S3 protocol for
+//! Uppy with upload tokens ([`companion`]) in their own modules.
 
 pub mod app;
 pub mod code;
 pub mod companion;
+pub mod drafts;
 pub mod error;
 pub mod form;
 pub mod grpc;

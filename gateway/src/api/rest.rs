@@ -4,6 +4,7 @@
 
 use crate::api::app::{App, Source};
 use crate::api::companion;
+use crate::api::drafts::{self, LIST_DRAFTS};
 use crate::api::error::{ApiError, Code};
 use crate::api::legacy;
 use crate::api::multipart::rest as multipart;
@@ -53,6 +54,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", multipart::COMPLETE),
     ("POST", multipart::ABORT),
     ("POST", multipart::LIST),
+    ("POST", LIST_DRAFTS),
     ("POST", companion::UPLOAD_TOKEN),
     ("GET", "/s3/params"),
     ("POST", "/s3/multipart"),
@@ -92,6 +94,8 @@ pub enum Route {
     Multipart(multipart::Op),
     /// One of the original DraftStore's routes ([`legacy`]).
     Legacy(legacy::Route),
+    /// [`LIST_DRAFTS`].
+    ListDrafts,
     /// [`companion::UPLOAD_TOKEN`].
     UploadToken,
     /// Companion's S3 routes for Uppy, under `/s3/` or `/s3-token/<token>/s3/`.
@@ -100,7 +104,7 @@ pub enum Route {
 
 impl Route {
     /// Every route served.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::UploadUrl,
         Self::UploadForm,
         Self::DownloadUrl,
@@ -120,6 +124,7 @@ impl Route {
         Self::Legacy(legacy::Route::UploadUrl),
         Self::Legacy(legacy::Route::DownloadUrl),
         Self::Legacy(legacy::Route::Confirm),
+        Self::ListDrafts,
         Self::UploadToken,
         Self::Companion(companion::Op::Params),
         Self::Companion(companion::Op::Create),
@@ -142,6 +147,7 @@ impl Route {
             READY => Self::Ready,
             METRICS => Self::Metrics,
             OPENAPI => Self::OpenApi,
+            LIST_DRAFTS => Self::ListDrafts,
             companion::UPLOAD_TOKEN => Self::UploadToken,
             _ if path.starts_with(companion::PREFIX) => {
                 return companion::parse(path).map(|t| Self::Companion(t.op))
@@ -169,6 +175,7 @@ impl Route {
             Self::OpenApi => "openapi",
             Self::Multipart(op) => op.label(),
             Self::Legacy(route) => route.label(),
+            Self::ListDrafts => "list-drafts",
             Self::UploadToken => "upload-token",
             Self::Companion(op) => op.label(),
         }
@@ -184,6 +191,7 @@ impl Route {
             | Self::DraftBucket
             | Self::Multipart(_)
             | Self::Legacy(_)
+            | Self::ListDrafts
             | Self::UploadToken => "POST",
             Self::Companion(op) => op.allowed(),
             Self::Health | Self::Ready | Self::Metrics | Self::OpenApi => "GET, HEAD",
@@ -231,6 +239,9 @@ pub async fn handle<B: Storage + Presign>(
         }
         Route::Legacy(route) if req.method() == Method::POST => {
             Box::pin(legacy::handle(app, &req, route, tenant)).await
+        }
+        Route::ListDrafts if req.method() == Method::POST => {
+            Box::pin(drafts::rest(app, tenant, read_json(&req)?)).await
         }
         Route::Health if read => Ok(health()),
         Route::Ready if read => Box::pin(ready(app)).await,
@@ -761,8 +772,8 @@ mod tests {
             }
         }
         assert_eq!(
-            checked, 21,
-            "upload-url's four, upload-form's four, source, overwrite, multipart create's six, part-urls' checksums, complete's parts, list's name, Companion create's type and metadata"
+            checked, 22,
+            "upload-url's four, upload-form's four, source, overwrite, multipart create's six, part-urls' checksums, complete's parts, list's name, Companion create's type and metadata, list-drafts' prefix"
         );
     }
 

@@ -250,6 +250,10 @@ pub struct ServeArgs {
     /// [env: DRAFTSTORE_PUBLIC_GRPC_DISCOVERY, default true].
     #[arg(long)]
     pub public_grpc_discovery: Option<String>,
+    /// Serve the upload page at `/`: true or false [env: DRAFTSTORE_UI, default true on the
+    /// embedded store, false against S3].
+    #[arg(long)]
+    pub ui: Option<String>,
     /// Milliseconds without a byte after which the embedded store cuts an upload
     /// [env: DRAFTSTORE_STORE_STALL_TIMEOUT_MS, default 20000].
     #[arg(long)]
@@ -341,6 +345,7 @@ impl ServeArgs {
             (name::DRAFTSTORE_DATA_DIR, &self.data_dir),
             (name::DRAFTSTORE_PUBLIC_URL, &self.public_url),
             (name::DRAFTSTORE_CREATE_BUCKETS, &self.create_buckets),
+            (name::DRAFTSTORE_UI, &self.ui),
             (name::DRAFTSTORE_TLS_CERT_FILE, &self.tls_cert_file),
             (name::DRAFTSTORE_TLS_KEY_FILE, &self.tls_key_file),
             (

@@ -153,6 +153,8 @@ pub mod name {
     pub const DRAFTSTORE_TLS_KEY_FILE: &str = "DRAFTSTORE_TLS_KEY_FILE";
     /// `DRAFTSTORE_STORE_STALL_TIMEOUT_MS`.
     pub const DRAFTSTORE_STORE_STALL_TIMEOUT_MS: &str = "DRAFTSTORE_STORE_STALL_TIMEOUT_MS";
+    /// `DRAFTSTORE_UI`.
+    pub const DRAFTSTORE_UI: &str = "DRAFTSTORE_UI";
     /// `DRAFT_BUCKET`.
     pub const DRAFT_BUCKET: &str = "DRAFT_BUCKET";
     /// `GRPC_PORT`.
@@ -234,6 +236,7 @@ pub const VARIABLES: &[&str] = &[
     name::DRAFTSTORE_WEBHOOK_URLS,
     name::DRAFTSTORE_TLS_CERT_FILE,
     name::DRAFTSTORE_TLS_KEY_FILE,
+    name::DRAFTSTORE_UI,
     name::DRAFT_BUCKET,
     name::GRPC_PORT,
     name::HTTP_PORT,

@@ -127,6 +127,9 @@ pub struct ServeConfig {
     pub public_paths: Vec<String>,
     /// `serve` creates missing buckets at start (`DRAFTSTORE_CREATE_BUCKETS`, default true).
     pub create_buckets: bool,
+    /// `serve` serves the upload page at `/` (`DRAFTSTORE_UI`; default true on the embedded
+    /// store, false against S3).
+    pub ui: bool,
     /// The gRPC health check and server reflection need no credentials, over every gRPC
     /// protocol (`DRAFTSTORE_PUBLIC_GRPC_DISCOVERY`, default true; false: they need them).
     pub public_grpc_discovery: bool,
@@ -265,9 +268,15 @@ impl ServeConfig {
         if let StorageChoice::S3(s3) = &storage {
             dotted_buckets_over_tls(s3, &buckets)?;
         }
+        let ui = flag(
+            get,
+            name::DRAFTSTORE_UI,
+            matches!(storage, StorageChoice::Local(_)),
+        )?;
         Self {
             buckets,
             bind,
+            ui,
             http_port,
             grpc_port,
             upload_ttl: ttl(name::UPLOAD_TTL)?,
@@ -588,6 +597,21 @@ mod tests {
             &|k| (k == "DRAFTSTORE_STORAGE").then(|| "disk".to_owned())
         )
         .is_err());
+    }
+
+    /// The upload page is on by default on the embedded store only; `DRAFTSTORE_UI` decides.
+    #[test]
+    fn the_upload_page_is_on_with_the_embedded_store_only() {
+        assert!(
+            ServeConfig::from_lookup(&|_| None).unwrap().ui,
+            "embedded store"
+        );
+        assert!(!parse(&[]).unwrap().ui, "S3");
+        assert!(parse(&[("DRAFTSTORE_UI", "true")]).unwrap().ui);
+        let off = ServeConfig::from_lookup(&|k| (k == "DRAFTSTORE_UI").then(|| "false".into()));
+        assert!(!off.unwrap().ui);
+        let bad = parse(&[("DRAFTSTORE_UI", "yes")]).unwrap_err();
+        assert!(bad.to_string().contains("DRAFTSTORE_UI"), "{bad}");
     }
 
     #[test]

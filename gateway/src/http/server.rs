@@ -66,6 +66,8 @@ pub struct Server<B> {
     limits: Limits,
     grace: Duration,
     tls: Option<Arc<Tls>>,
+    /// The upload page, when served (`DRAFTSTORE_UI`).
+    ui: Option<crate::ui::Page>,
 }
 
 /// How a drain ended.
@@ -85,7 +87,11 @@ impl<B: Storage + Presign + 'static> Server<B> {
         config: &ServeConfig,
         auth: Authenticator,
     ) -> Self {
+        let ui = config
+            .ui
+            .then(|| crate::ui::Page::for_store(storage.as_ref(), &config.buckets));
         Self {
+            ui,
             store: endpoint,
             app: App {
                 store: storage.clone(),
@@ -131,7 +137,7 @@ impl<B: Storage + Presign + 'static> Server<B> {
         let vectored = self.store.is_some();
         let serving = Serving {
             builder: builder(&limits),
-            stack: stack(self.app, self.store, self.auth, self.cors, limits),
+            stack: stack(self.app, self.store, self.auth, self.cors, limits, self.ui),
             streams: Streams::new(limits.max_in_flight.saturating_mul(2)),
             connections: Arc::new(Semaphore::new(max_connections)),
             closing: watch::channel(false).0,
@@ -207,7 +213,8 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 }
 
 /// The whole request path, composed once, outermost first (see [`crate::http::layer`]):
-/// request id, metrics and log, CORS, protocol rules, transfer slots (object transfers only),
+/// request id, metrics and log, CORS, protocol rules, the upload page (`GET` of its files,
+/// public, answered at once), transfer slots (object transfers only),
 /// the API body read whole (shared by peer, before any place is taken), admission by peer,
 /// authentication, admission by tenant, the request time limit, then the router. Probes and
 /// the embedded store's object transfers take no admission place; object transfers have no
@@ -218,6 +225,7 @@ pub fn stack<B: Storage + Presign + 'static>(
     auth: Authenticator,
     cors: Cors,
     limits: Limits,
+    ui: Option<crate::ui::Page>,
 ) -> impl Service<Req, Response = Res, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
 {
     let router = Routes(Arc::new(Router { app, store, limits }));
@@ -226,6 +234,7 @@ pub fn stack<B: Storage + Presign + 'static>(
         .layer(ObserveLayer::new())
         .layer(CorsLayer::new(cors))
         .layer(ProtocolLayer)
+        .layer(crate::ui::layer::UiLayer::new(ui))
         .layer(TransferLayer::new(limits.max_in_flight))
         .layer(BodyLayer::new(
             Shares::new(limits.max_in_flight),
@@ -674,6 +683,7 @@ mod tests {
             server.auth,
             server.cors,
             server.limits,
+            server.ui,
         );
         // Every open HTTP/2 stream holds its request's future until it is answered: under a
         // flood of streams (400 connections x 256 streams) this is most of the memory.

@@ -33,6 +33,8 @@ mod harness;
 mod hostile;
 /// The original DraftStore's routes and messages, decoded with its own definitions.
 mod legacy;
+/// Issue 16: the caller's drafts listed over REST and gRPC.
+mod list_drafts;
 /// Multipart uploads on the embedded store: parts over HTTP, crashes, sweep.
 mod local_multipart;
 /// The embedded store: conformance, its presigned URLs, crashes, one server per folder.
@@ -65,6 +67,8 @@ mod stub;
 mod sweep_cli;
 /// TLS on the one port: ALPN, gRPC, the store's URLs, certificate rotation and bad pairs.
 mod tls;
+/// Issue 16: the upload page at `/`, public, under a strict Content-Security-Policy.
+mod ui;
 /// Unsigned `x-amz-*` headers on presigned requests are refused, as S3 does.
 mod unsigned_headers;
 /// `gateway upload`, DraftStore's own client, against the real server.

@@ -152,6 +152,7 @@ fn store_variables_are_read_documented_and_have_a_flag() {
             "DRAFTSTORE_PUBLIC_GRPC_DISCOVERY",
             "--public-grpc-discovery",
         ),
+        ("DRAFTSTORE_UI", "--ui"),
     ] {
         assert!(VARIABLES.contains(&variable), "{variable} is read");
         assert!(

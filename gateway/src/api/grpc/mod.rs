@@ -71,11 +71,13 @@ pub enum Rpc {
     ReflectionV1Alpha,
     /// The multipart calls.
     Multipart(multipart::Call),
+    /// `ListDrafts`.
+    ListDrafts,
 }
 
 impl Rpc {
     /// Every RPC served.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::CreateDraftBucket,
         Self::GetUploadUrl,
         Self::GetDownloadUrl,
@@ -90,6 +92,7 @@ impl Rpc {
         Self::Multipart(multipart::Call::Complete),
         Self::Multipart(multipart::Call::Abort),
         Self::Multipart(multipart::Call::List),
+        Self::ListDrafts,
     ];
 
     /// The RPC at `path`, or `None` for a method this server does not have.
@@ -105,6 +108,7 @@ impl Rpc {
             health::CHECK_PATH => Self::HealthCheck,
             reflection_pb::INFO_PATH => Self::Reflection,
             reflection_pb::INFO_PATH_V1ALPHA => Self::ReflectionV1Alpha,
+            LIST_DRAFTS => Self::ListDrafts,
             _ => return multipart::Call::of(path).map(Self::Multipart),
         })
     }
@@ -122,6 +126,7 @@ impl Rpc {
             Self::Reflection => "ServerReflectionInfo",
             Self::ReflectionV1Alpha => "ServerReflectionInfo/v1alpha",
             Self::Multipart(call) => call.label(),
+            Self::ListDrafts => "ListDrafts",
         }
     }
 
@@ -340,6 +345,7 @@ async fn dispatch<B: Storage + Presign>(
 ) -> Result<Response<Body>, ApiError> {
     Ok(status::ok(match rpc {
         Rpc::Multipart(call) => Box::pin(multipart::dispatch(app, call, message, tenant)).await?,
+        Rpc::ListDrafts => Box::pin(crate::api::drafts::grpc(app, message, tenant)).await?,
         Rpc::GetUploadUrl => {
             let req: pb::GetUploadUrlRequest = decode(message)?;
             let made = app
@@ -503,6 +509,7 @@ mod tests {
             (COMPLETE_MULTIPART_UPLOAD, "CompleteMultipartUpload"),
             (ABORT_MULTIPART_UPLOAD, "AbortMultipartUpload"),
             (LIST_MULTIPART_UPLOADS, "ListMultipartUploads"),
+            (LIST_DRAFTS, "ListDrafts"),
         ] {
             let rpc = Rpc::of(path);
             assert_eq!(rpc.map(Rpc::label), Some(label), "{path}");
