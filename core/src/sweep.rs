@@ -1,6 +1,7 @@
 //! Sweep: removes drafts older than the lifetime from the draft bucket, streaming the listing
 //! page by page and deleting in batches of at most 1000, several batches at once, recording
-//! per-key failures and going on. It never touches the main bucket.
+//! per-key failures and going on; alongside, it aborts multipart uploads older than the
+//! lifetime. It never touches the main bucket.
 //!
 //! The listing and the deletes overlap: while batches are being deleted the next page is
 //! listed, so a sweep costs about the slower of the two, not their sum. Memory stays bounded by
@@ -19,9 +20,11 @@ use crate::storage::{
 use crate::BucketName;
 use futures_util::future::{poll_fn, FusedFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::task::AtomicWaker;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::Poll;
 
 /// Batch deletes in flight at once unless [`SweepOptions::concurrency`] says otherwise: one,
@@ -186,6 +189,70 @@ pub async fn sweep<S: Storage>(
     keep_going: &(dyn Fn() -> bool + Sync),
     on_expired: &mut (dyn FnMut(&ListedObject) + Send),
 ) -> SweepReport {
+    // Stale multipart uploads are looked for once the listing of drafts is over, while its
+    // last batches are being deleted: usually there are none, and the listing that says so
+    // then costs no time. Not after a stop (the next run goes on).
+    let gate = Gate::default();
+    let uploads = async {
+        if gate.wait().await {
+            abort_stale_uploads(storage, bucket, options, keep_going).await
+        } else {
+            Uploads::default()
+        }
+    };
+    let (mut report, uploads) = futures_util::future::join(
+        sweep_objects(storage, bucket, options, keep_going, on_expired, &gate),
+        uploads,
+    )
+    .await;
+    report.multipart_aborted = uploads.aborted;
+    report.multipart_failed = uploads.failed;
+    report.stopped_early |= uploads.stopped_early;
+    if report.listing_error.is_none() {
+        report.listing_error = uploads.listing_error;
+    }
+    report
+}
+
+/// Lets the look for stale uploads start (`true`) or skip it (`false`), once.
+#[derive(Default)]
+struct Gate {
+    /// 0: closed, 1: open, 2: skip.
+    state: AtomicU8,
+    waker: AtomicWaker,
+}
+
+impl Gate {
+    fn set(&self, go: bool) {
+        let _ = self.state.compare_exchange(
+            0,
+            if go { 1 } else { 2 },
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        self.waker.wake();
+    }
+
+    async fn wait(&self) -> bool {
+        poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            match self.state.load(Ordering::Acquire) {
+                0 => Poll::Pending,
+                state => Poll::Ready(state == 1),
+            }
+        })
+        .await
+    }
+}
+
+async fn sweep_objects<S: Storage>(
+    storage: &S,
+    bucket: &BucketName,
+    options: SweepOptions,
+    keep_going: &(dyn Fn() -> bool + Sync),
+    on_expired: &mut (dyn FnMut(&ListedObject) + Send),
+    gate: &Gate,
+) -> SweepReport {
     let page_size = options.page_size.clamp(1, 1000);
     let concurrency = options.concurrency.clamp(1, MAX_SWEEP_CONCURRENCY);
     let mut report = SweepReport::default();
@@ -215,9 +282,13 @@ pub async fn sweep<S: Storage>(
                 Some(token) if keep_going() => listing.set(list(token).fuse()),
                 Some(_) => {
                     report.stopped_early = true;
+                    gate.set(false);
                     pending.flush();
                 }
-                None => pending.flush(),
+                None => {
+                    gate.set(true);
+                    pending.flush();
+                }
             }
         }
         // Nothing in flight: finish, or go round to send what is ready or list what is next.
@@ -243,9 +314,7 @@ pub async fn sweep<S: Storage>(
             Event::Deleted(batch, result) => tally(&mut report, &batch, result),
         }
     }
-    if !report.stopped_early {
-        abort_stale_uploads(storage, bucket, options, keep_going, &mut report).await;
-    }
+    gate.set(false);
     report
 }
 
@@ -313,18 +382,27 @@ fn tally(
     }
 }
 
+/// What the look for stale multipart uploads did.
+#[derive(Debug, Default)]
+struct Uploads {
+    aborted: u64,
+    failed: u64,
+    stopped_early: bool,
+    listing_error: Option<StorageError>,
+}
+
 async fn abort_stale_uploads<S: Storage>(
     storage: &S,
     bucket: &BucketName,
     options: SweepOptions,
     keep_going: &(dyn Fn() -> bool + Sync),
-    report: &mut SweepReport,
-) {
+) -> Uploads {
+    let mut done = Uploads::default();
     let mut continuation = None;
     loop {
         if !keep_going() {
-            report.stopped_early = true;
-            return;
+            done.stopped_early = true;
+            return done;
         }
         let page = match storage
             .list_uploads(bucket, "", continuation.as_ref())
@@ -332,8 +410,8 @@ async fn abort_stale_uploads<S: Storage>(
         {
             Ok(page) => page,
             Err(e) => {
-                report.listing_error = Some(e);
-                return;
+                done.listing_error = Some(e);
+                return done;
             }
         };
         for upload in page
@@ -348,13 +426,13 @@ async fn abort_stale_uploads<S: Storage>(
                 .abort_upload(bucket, &upload.key, &upload.upload_id)
                 .await
             {
-                Ok(()) => report.multipart_aborted += 1,
-                Err(_) => report.multipart_failed += 1,
+                Ok(()) => done.aborted += 1,
+                Err(_) => done.failed += 1,
             }
         }
         continuation = page.next;
         if continuation.is_none() {
-            return;
+            return done;
         }
     }
 }

@@ -142,6 +142,43 @@ fn stale_multipart_uploads_are_aborted_young_ones_kept() {
 }
 
 #[test]
+fn stale_uploads_are_looked_for_while_the_last_batch_is_deleted() {
+    let (storage, bucket) = setup(1, 0);
+    storage.create_upload(&bucket, "old-upload");
+    storage.set_time(1000);
+    // Calls: the listing, then the batch delete (held 500 ms), then the uploads' listing.
+    let base = storage.calls();
+    storage.fail_call(2, Fault::Delay(std::time::Duration::from_millis(500)));
+    let mut ignore = |_: &ListedObject| {};
+    let (report, draft_when_uploads_listed) = block_on(async {
+        tokio::join!(
+            sweep(
+                &storage,
+                &bucket,
+                SweepOptions::new(1000, 10),
+                &|| true,
+                &mut ignore
+            ),
+            async {
+                while storage.calls() < base + 3 {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                storage.get_object(&bucket, "d/0000").await.is_ok()
+            }
+        )
+    });
+    assert_eq!(
+        (report.deleted, report.multipart_aborted),
+        (1, 1),
+        "{report:?}"
+    );
+    assert!(
+        draft_when_uploads_listed,
+        "the uploads were listed before the batch delete answered"
+    );
+}
+
+#[test]
 fn a_draft_reuploaded_after_the_listing_is_not_deleted() {
     let (storage, bucket) = setup(1, 0);
     storage.set_time(1000);
