@@ -178,6 +178,47 @@ impl Pending {
     }
 }
 
+/// What a sweep reports as it goes (the gateway queues its webhooks here), so nothing has to
+/// wrap the store to see it. Called after the store answered; the sweep waits for it.
+pub trait SweepObserver: Sync {
+    /// A batch delete of `targets` in `bucket` answered `outcomes` (one per key, any order).
+    fn deleted(
+        &self,
+        bucket: &BucketName,
+        targets: &[DeleteTarget],
+        outcomes: &[DeleteOutcome],
+    ) -> impl Future<Output = ()> + Send;
+
+    /// The stale multipart upload `upload_id` of `key` in `bucket` was aborted.
+    fn aborted(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// Nobody watching.
+impl SweepObserver for () {
+    fn deleted(
+        &self,
+        _bucket: &BucketName,
+        _targets: &[DeleteTarget],
+        _outcomes: &[DeleteOutcome],
+    ) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+
+    fn aborted(
+        &self,
+        _bucket: &BucketName,
+        _key: &str,
+        _upload_id: &str,
+    ) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+}
+
 /// Runs one sweep of `bucket` (the draft bucket). `keep_going` is asked before each page (a
 /// deadline); `on_expired` sees each expired object (dry-run listings). Up to
 /// `options.concurrency` batch deletes run at once, overlapping the listing of the next page;
@@ -189,19 +230,33 @@ pub async fn sweep<S: Storage>(
     keep_going: &(dyn Fn() -> bool + Sync),
     on_expired: &mut (dyn FnMut(&ListedObject) + Send),
 ) -> SweepReport {
+    sweep_with(storage, bucket, options, keep_going, on_expired, &()).await
+}
+
+/// [`sweep()`], telling `observer` each batch delete's answer and each aborted upload.
+pub async fn sweep_with<S: Storage, O: SweepObserver>(
+    storage: &S,
+    bucket: &BucketName,
+    options: SweepOptions,
+    keep_going: &(dyn Fn() -> bool + Sync),
+    on_expired: &mut (dyn FnMut(&ListedObject) + Send),
+    observer: &O,
+) -> SweepReport {
     // Stale multipart uploads are looked for once the listing of drafts is over, while its
     // last batches are being deleted: usually there are none, and the listing that says so
     // then costs no time. Not after a stop (the next run goes on).
     let gate = Gate::default();
     let uploads = async {
         if gate.wait().await {
-            abort_stale_uploads(storage, bucket, options, keep_going).await
+            abort_stale_uploads(storage, bucket, options, keep_going, observer).await
         } else {
             Uploads::default()
         }
     };
     let (mut report, uploads) = futures_util::future::join(
-        sweep_objects(storage, bucket, options, keep_going, on_expired, &gate),
+        sweep_objects(
+            storage, bucket, options, keep_going, on_expired, &gate, observer,
+        ),
         uploads,
     )
     .await;
@@ -245,13 +300,14 @@ impl Gate {
     }
 }
 
-async fn sweep_objects<S: Storage>(
+async fn sweep_objects<S: Storage, O: SweepObserver>(
     storage: &S,
     bucket: &BucketName,
     options: SweepOptions,
     keep_going: &(dyn Fn() -> bool + Sync),
     on_expired: &mut (dyn FnMut(&ListedObject) + Send),
     gate: &Gate,
+    observer: &O,
 ) -> SweepReport {
     let page_size = options.page_size.clamp(1, 1000);
     let concurrency = options.concurrency.clamp(1, MAX_SWEEP_CONCURRENCY);
@@ -275,7 +331,7 @@ async fn sweep_objects<S: Storage>(
             let Some(batch) = pending.ready.pop_front() else {
                 break;
             };
-            deletes.push(delete(storage, bucket, batch));
+            deletes.push(delete(storage, bucket, batch, observer));
         }
         if listing.is_terminated() && pending.ready.is_empty() {
             match next.take() {
@@ -336,12 +392,16 @@ where
     })
 }
 
-async fn delete<S: Storage>(
+async fn delete<S: Storage, O: SweepObserver>(
     storage: &S,
     bucket: &BucketName,
     batch: Batch,
+    observer: &O,
 ) -> (Batch, Result<Vec<DeleteOutcome>, StorageError>) {
     let result = storage.delete_objects(bucket, &batch.targets).await;
+    if let Ok(outcomes) = &result {
+        observer.deleted(bucket, &batch.targets, outcomes).await;
+    }
     (batch, result)
 }
 
@@ -391,11 +451,12 @@ struct Uploads {
     listing_error: Option<StorageError>,
 }
 
-async fn abort_stale_uploads<S: Storage>(
+async fn abort_stale_uploads<S: Storage, O: SweepObserver>(
     storage: &S,
     bucket: &BucketName,
     options: SweepOptions,
     keep_going: &(dyn Fn() -> bool + Sync),
+    observer: &O,
 ) -> Uploads {
     let mut done = Uploads::default();
     let mut continuation = None;
@@ -426,7 +487,12 @@ async fn abort_stale_uploads<S: Storage>(
                 .abort_upload(bucket, &upload.key, &upload.upload_id)
                 .await
             {
-                Ok(()) => done.aborted += 1,
+                Ok(()) => {
+                    done.aborted += 1;
+                    observer
+                        .aborted(bucket, &upload.key, &upload.upload_id)
+                        .await;
+                }
                 Err(_) => done.failed += 1,
             }
         }
