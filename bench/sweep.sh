@@ -4,8 +4,8 @@
 # The floor (`sweep-floor floor`, bench/src/bin/sweep_floor.rs) issues the same requests as a
 # sweep — ListObjectsV2 pages of 1000, one ETag-conditional DeleteObjects batch per page, one
 # ListMultipartUploads — one after the other, with a plain reqwest + signer loop. Each round
-# fills three buckets with N drafts of 100 bytes, then sweeps one with the floor, one with
-# `gateway sweep --json` and one with `gateway sweep --json` with webhooks on (a local receiver
+# fills a bucket with N drafts of 100 bytes and sweeps it, three times: with the floor, with
+# `gateway sweep --json`, and with `gateway sweep --json` with webhooks on (a local receiver
 # answering 204; one `draft.expired` per batch, delivered at the end), in an order that turns
 # by round, and prints the rates, the ratios to the floor and the sweeps' peak RSS (VmHWM, from
 # /usr/bin/time). Rates are deletes per second of wall time; compare the ratios, not the
@@ -81,11 +81,14 @@ ratios=()
 events_ratios=()
 for round in $(seq 1 "$rounds"); do
   b="sweep-$run-$round"
-  for kind in floor ours events; do "$bin/sweep-floor" fill "$b-$kind" "$drafts"; done
-  sleep 2 # OBJECT_LIFETIME=1: every draft has expired
   steps=(floor ours events)
   for i in 0 1 2; do
-    case ${steps[$(( (i + round) % 3 ))]} in
+    # Each sweep right after filling its own bucket: SeaweedFS's background work after a fill
+    # (and after a sweep) then weighs the same on each.
+    step=${steps[$(( (i + round) % 3 ))]}
+    "$bin/sweep-floor" fill "$b-$step" "$drafts"
+    sleep 2 # OBJECT_LIFETIME=1: every draft has expired
+    case $step in
       floor) floor "$b-floor" ;;
       ours) ours ours "$b-ours" -- "$@" ;;
       events) ours events "$b-events" DRAFTSTORE_WEBHOOK_URLS="http://127.0.0.1:$receiver_port/hook" \
