@@ -85,6 +85,6 @@ pub use parts::{
 };
 pub use storage::*;
 pub use sweep::{
-    select_expired, sweep, SweepFailure, SweepOptions, SweepReport, DEFAULT_SWEEP_CONCURRENCY,
-    MAX_REPORTED_FAILURES, MAX_SWEEP_CONCURRENCY,
+    select_expired, sweep, sweep_with, SweepFailure, SweepObserver, SweepOptions, SweepReport,
+    DEFAULT_SWEEP_CONCURRENCY, MAX_REPORTED_FAILURES, MAX_SWEEP_CONCURRENCY,
 };

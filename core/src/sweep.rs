@@ -1,6 +1,7 @@
 //! Sweep: removes drafts older than the lifetime from the draft bucket, streaming the listing
 //! page by page and deleting in batches of at most 1000, several batches at once, recording
-//! per-key failures and going on. It never touches the main bucket.
+//! per-key failures and going on; alongside, it aborts multipart uploads older than the
+//! lifetime. It never touches the main bucket.
 //!
 //! The listing and the deletes overlap: while batches are being deleted the next page is
 //! listed, so a sweep costs about the slower of the two, not their sum. Memory stays bounded by
@@ -19,9 +20,11 @@ use crate::storage::{
 use crate::BucketName;
 use futures_util::future::{poll_fn, FusedFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::task::AtomicWaker;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::Poll;
 
 /// Batch deletes in flight at once unless [`SweepOptions::concurrency`] says otherwise: one,
@@ -175,6 +178,47 @@ impl Pending {
     }
 }
 
+/// What a sweep reports as it goes (the gateway queues its webhooks here), so nothing has to
+/// wrap the store to see it. Called after the store answered; the sweep waits for it.
+pub trait SweepObserver: Sync {
+    /// A batch delete of `targets` in `bucket` answered `outcomes` (one per key, any order).
+    fn deleted(
+        &self,
+        bucket: &BucketName,
+        targets: &[DeleteTarget],
+        outcomes: &[DeleteOutcome],
+    ) -> impl Future<Output = ()> + Send;
+
+    /// The stale multipart upload `upload_id` of `key` in `bucket` was aborted.
+    fn aborted(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// Nobody watching.
+impl SweepObserver for () {
+    fn deleted(
+        &self,
+        _bucket: &BucketName,
+        _targets: &[DeleteTarget],
+        _outcomes: &[DeleteOutcome],
+    ) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+
+    fn aborted(
+        &self,
+        _bucket: &BucketName,
+        _key: &str,
+        _upload_id: &str,
+    ) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+}
+
 /// Runs one sweep of `bucket` (the draft bucket). `keep_going` is asked before each page (a
 /// deadline); `on_expired` sees each expired object (dry-run listings). Up to
 /// `options.concurrency` batch deletes run at once, overlapping the listing of the next page;
@@ -185,6 +229,85 @@ pub async fn sweep<S: Storage>(
     options: SweepOptions,
     keep_going: &(dyn Fn() -> bool + Sync),
     on_expired: &mut (dyn FnMut(&ListedObject) + Send),
+) -> SweepReport {
+    sweep_with(storage, bucket, options, keep_going, on_expired, &()).await
+}
+
+/// [`sweep()`], telling `observer` each batch delete's answer and each aborted upload.
+pub async fn sweep_with<S: Storage, O: SweepObserver>(
+    storage: &S,
+    bucket: &BucketName,
+    options: SweepOptions,
+    keep_going: &(dyn Fn() -> bool + Sync),
+    on_expired: &mut (dyn FnMut(&ListedObject) + Send),
+    observer: &O,
+) -> SweepReport {
+    // Stale multipart uploads are looked for once the listing of drafts is over, while its
+    // last batches are being deleted: usually there are none, and the listing that says so
+    // then costs no time. Not after a stop (the next run goes on).
+    let gate = Gate::default();
+    let uploads = async {
+        if gate.wait().await {
+            abort_stale_uploads(storage, bucket, options, keep_going, observer).await
+        } else {
+            Uploads::default()
+        }
+    };
+    let (mut report, uploads) = futures_util::future::join(
+        sweep_objects(
+            storage, bucket, options, keep_going, on_expired, &gate, observer,
+        ),
+        uploads,
+    )
+    .await;
+    report.multipart_aborted = uploads.aborted;
+    report.multipart_failed = uploads.failed;
+    report.stopped_early |= uploads.stopped_early;
+    if report.listing_error.is_none() {
+        report.listing_error = uploads.listing_error;
+    }
+    report
+}
+
+/// Lets the look for stale uploads start (`true`) or skip it (`false`), once.
+#[derive(Default)]
+struct Gate {
+    /// 0: closed, 1: open, 2: skip.
+    state: AtomicU8,
+    waker: AtomicWaker,
+}
+
+impl Gate {
+    fn set(&self, go: bool) {
+        let _ = self.state.compare_exchange(
+            0,
+            if go { 1 } else { 2 },
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        self.waker.wake();
+    }
+
+    async fn wait(&self) -> bool {
+        poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            match self.state.load(Ordering::Acquire) {
+                0 => Poll::Pending,
+                state => Poll::Ready(state == 1),
+            }
+        })
+        .await
+    }
+}
+
+async fn sweep_objects<S: Storage, O: SweepObserver>(
+    storage: &S,
+    bucket: &BucketName,
+    options: SweepOptions,
+    keep_going: &(dyn Fn() -> bool + Sync),
+    on_expired: &mut (dyn FnMut(&ListedObject) + Send),
+    gate: &Gate,
+    observer: &O,
 ) -> SweepReport {
     let page_size = options.page_size.clamp(1, 1000);
     let concurrency = options.concurrency.clamp(1, MAX_SWEEP_CONCURRENCY);
@@ -208,16 +331,20 @@ pub async fn sweep<S: Storage>(
             let Some(batch) = pending.ready.pop_front() else {
                 break;
             };
-            deletes.push(delete(storage, bucket, batch));
+            deletes.push(delete(storage, bucket, batch, observer));
         }
         if listing.is_terminated() && pending.ready.is_empty() {
             match next.take() {
                 Some(token) if keep_going() => listing.set(list(token).fuse()),
                 Some(_) => {
                     report.stopped_early = true;
+                    gate.set(false);
                     pending.flush();
                 }
-                None => pending.flush(),
+                None => {
+                    gate.set(true);
+                    pending.flush();
+                }
             }
         }
         // Nothing in flight: finish, or go round to send what is ready or list what is next.
@@ -243,9 +370,7 @@ pub async fn sweep<S: Storage>(
             Event::Deleted(batch, result) => tally(&mut report, &batch, result),
         }
     }
-    if !report.stopped_early {
-        abort_stale_uploads(storage, bucket, options, keep_going, &mut report).await;
-    }
+    gate.set(false);
     report
 }
 
@@ -267,12 +392,16 @@ where
     })
 }
 
-async fn delete<S: Storage>(
+async fn delete<S: Storage, O: SweepObserver>(
     storage: &S,
     bucket: &BucketName,
     batch: Batch,
+    observer: &O,
 ) -> (Batch, Result<Vec<DeleteOutcome>, StorageError>) {
     let result = storage.delete_objects(bucket, &batch.targets).await;
+    if let Ok(outcomes) = &result {
+        observer.deleted(bucket, &batch.targets, outcomes).await;
+    }
     (batch, result)
 }
 
@@ -313,18 +442,28 @@ fn tally(
     }
 }
 
-async fn abort_stale_uploads<S: Storage>(
+/// What the look for stale multipart uploads did.
+#[derive(Debug, Default)]
+struct Uploads {
+    aborted: u64,
+    failed: u64,
+    stopped_early: bool,
+    listing_error: Option<StorageError>,
+}
+
+async fn abort_stale_uploads<S: Storage, O: SweepObserver>(
     storage: &S,
     bucket: &BucketName,
     options: SweepOptions,
     keep_going: &(dyn Fn() -> bool + Sync),
-    report: &mut SweepReport,
-) {
+    observer: &O,
+) -> Uploads {
+    let mut done = Uploads::default();
     let mut continuation = None;
     loop {
         if !keep_going() {
-            report.stopped_early = true;
-            return;
+            done.stopped_early = true;
+            return done;
         }
         let page = match storage
             .list_uploads(bucket, "", continuation.as_ref())
@@ -332,8 +471,8 @@ async fn abort_stale_uploads<S: Storage>(
         {
             Ok(page) => page,
             Err(e) => {
-                report.listing_error = Some(e);
-                return;
+                done.listing_error = Some(e);
+                return done;
             }
         };
         for upload in page
@@ -348,13 +487,18 @@ async fn abort_stale_uploads<S: Storage>(
                 .abort_upload(bucket, &upload.key, &upload.upload_id)
                 .await
             {
-                Ok(()) => report.multipart_aborted += 1,
-                Err(_) => report.multipart_failed += 1,
+                Ok(()) => {
+                    done.aborted += 1;
+                    observer
+                        .aborted(bucket, &upload.key, &upload.upload_id)
+                        .await;
+                }
+                Err(_) => done.failed += 1,
             }
         }
         continuation = page.next;
         if continuation.is_none() {
-            return;
+            return done;
         }
     }
 }

@@ -1,13 +1,13 @@
 //! The floor `gateway sweep` is measured against (`bench/sweep.sh`): the same S3 requests as a
-//! sweep — ListObjectsV2 pages of 1000 and an ETag-conditional DeleteObjects batch per page —
-//! issued one after the other by a plain loop of `reqwest` and our signer, with none of the
+//! sweep — ListObjectsV2 pages of 1000, an ETag-conditional DeleteObjects batch per page, and
+//! one ListMultipartUploads (the stale uploads sweep aborts) — issued one after the other by a plain loop of `reqwest` and our signer, with none of the
 //! gateway's code in the way (no retries, metrics or storage trait).
 //!
 //! Usage (the server and keys come from the gateway's own variables, `AWS_ENDPOINT_URL`, …):
-//! - `sweep-floor fill BUCKET N [CONCURRENCY=32]`: creates BUCKET and puts N drafts of 100 bytes.
+//! - `sweep-floor fill BUCKET N [CONCURRENCY=64]`: creates BUCKET and puts N drafts of 100 bytes.
 //! - `sweep-floor floor BUCKET`: deletes every object in BUCKET as above and prints
 //!   `{"deleted", "failed", "requests", "duration_ms", "list_ms", "delete_ms"}` on stdout (the
-//!   last two: time spent waiting for listings and for batch deletes).
+//!   last two: time spent waiting for listings, of drafts and uploads, and for batch deletes).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use base64::Engine;
@@ -196,6 +196,18 @@ async fn floor(config: S3Config, bucket: &str) {
             break;
         }
     }
+    // Sweep also looks for stale multipart uploads: so does the floor, after the drafts.
+    let asked = Instant::now();
+    floor
+        .send(
+            Method::Get,
+            bucket,
+            &[("uploads", ""), ("encoding-type", "url")],
+            &[],
+            Vec::new(),
+        )
+        .await;
+    list_time += asked.elapsed();
     let duration_ms = started.elapsed().as_millis();
     println!(
         "{{\"deleted\": {deleted}, \"failed\": {failed}, \"requests\": {}, \"duration_ms\": {duration_ms}, \"list_ms\": {}, \"delete_ms\": {}}}",
@@ -237,7 +249,7 @@ async fn main() {
         .as_slice()
     {
         ["fill", bucket, n, rest @ ..] => {
-            let concurrency = rest.first().map_or(32, |c| c.parse().unwrap());
+            let concurrency = rest.first().map_or(64, |c| c.parse().unwrap());
             fill(config, bucket, n.parse().unwrap(), concurrency).await;
         }
         ["floor", bucket] => floor(config, bucket).await,

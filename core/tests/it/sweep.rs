@@ -142,6 +142,43 @@ fn stale_multipart_uploads_are_aborted_young_ones_kept() {
 }
 
 #[test]
+fn stale_uploads_are_looked_for_while_the_last_batch_is_deleted() {
+    let (storage, bucket) = setup(1, 0);
+    storage.create_upload(&bucket, "old-upload");
+    storage.set_time(1000);
+    // Calls: the listing, then the batch delete (held 500 ms), then the uploads' listing.
+    let base = storage.calls();
+    storage.fail_call(2, Fault::Delay(std::time::Duration::from_millis(500)));
+    let mut ignore = |_: &ListedObject| {};
+    let (report, draft_when_uploads_listed) = block_on(async {
+        tokio::join!(
+            sweep(
+                &storage,
+                &bucket,
+                SweepOptions::new(1000, 10),
+                &|| true,
+                &mut ignore
+            ),
+            async {
+                while storage.calls() < base + 3 {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                storage.get_object(&bucket, "d/0000").await.is_ok()
+            }
+        )
+    });
+    assert_eq!(
+        (report.deleted, report.multipart_aborted),
+        (1, 1),
+        "{report:?}"
+    );
+    assert!(
+        draft_when_uploads_listed,
+        "the uploads were listed before the batch delete answered"
+    );
+}
+
+#[test]
 fn a_draft_reuploaded_after_the_listing_is_not_deleted() {
     let (storage, bucket) = setup(1, 0);
     storage.set_time(1000);
@@ -178,4 +215,55 @@ fn a_draft_reuploaded_after_the_listing_is_not_deleted() {
         block_on(storage.get_object(&bucket, "d/0000")).unwrap(),
         b"fresh"
     );
+}
+
+/// Records what the sweep told it.
+#[derive(Default)]
+struct Told {
+    batches: std::sync::Mutex<Vec<(usize, usize)>>,
+    aborted: std::sync::Mutex<Vec<String>>,
+}
+
+impl SweepObserver for Told {
+    async fn deleted(&self, _: &BucketName, targets: &[DeleteTarget], outcomes: &[DeleteOutcome]) {
+        let ok = outcomes.iter().filter(|o| o.result.is_ok()).count();
+        self.batches.lock().unwrap().push((targets.len(), ok));
+    }
+
+    async fn aborted(&self, _: &BucketName, key: &str, _: &str) {
+        self.aborted.lock().unwrap().push(key.to_owned());
+    }
+}
+
+#[test]
+fn an_observer_is_told_each_answered_batch_and_each_aborted_upload() {
+    let (storage, bucket) = setup(25, 0);
+    storage.create_upload(&bucket, "stale");
+    storage.set_time(1000);
+    // Calls: list, delete, list, delete… The second batch fails as a whole: no answer to tell.
+    storage.fail_call(
+        4,
+        Fault::FailBefore(StorageError::Unavailable {
+            reason: "503".into(),
+        }),
+    );
+    let told = Told::default();
+    let options = SweepOptions {
+        page_size: 10,
+        batch_size: 10,
+        ..SweepOptions::new(1000, 10)
+    };
+    let report = block_on(sweep_with(
+        &storage,
+        &bucket,
+        options,
+        &|| true,
+        &mut |_| {},
+        &told,
+    ));
+    assert_eq!((report.deleted, report.failed), (15, 10), "{report:?}");
+    let mut batches = told.batches.lock().unwrap().clone();
+    batches.sort_unstable();
+    assert_eq!(batches, [(5, 5), (10, 10)]);
+    assert_eq!(*told.aborted.lock().unwrap(), ["stale"]);
 }

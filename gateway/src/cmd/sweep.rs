@@ -6,7 +6,7 @@ use crate::cmd::exit::Exit;
 use crate::config::{StorageChoice, SweepConfig};
 use crate::store::local::LocalStorage;
 use crate::store::s3::S3Storage;
-use draftstore_core::{sweep, SweepOptions, SweepReport};
+use draftstore_core::{sweep, sweep_with, SweepOptions, SweepReport};
 use std::time::{Duration, Instant};
 
 /// # Errors
@@ -104,10 +104,10 @@ async fn run_with_events<S: draftstore_core::Storage>(
         return sweep(storage, draft, options, keep_going, on_expired).await;
     }
     let emitting = crate::events::emit::Emitting {
-        inner: storage,
+        store: storage,
         queue_bucket: draft.clone(),
     };
-    let report = sweep(&emitting, draft, options, keep_going, on_expired).await;
+    let report = sweep_with(storage, draft, options, keep_going, on_expired, &emitting).await;
     crate::cmd::events::deliver_once(storage, config.buckets.clone(), &config.events).await;
     report
 }

@@ -1,13 +1,14 @@
 //! Delivery: one pass over the queue claims each due event, POSTs it (signed) to every
-//! endpoint that wants it and has not got it, then removes it (all 2xx) or writes back when
-//! to try again (the schedule, with jitter, at least the receiver's `Retry-After`). A 410
-//! disables that endpoint in this process (logged, counted).
+//! endpoint that wants it and has not got it, then leaves its tombstone (all 2xx; see
+//! [`queue`]) or writes back when to try again (the schedule, with jitter, at least the
+//! receiver's `Retry-After`). A 410 disables that endpoint in this process (logged, counted).
+//! Each pass also removes tombstones past [`queue::TOMBSTONE_MS`].
 
 use super::queue::{self, Record, Requires, UNCONFIRMED_GRACE_MS};
 use super::sign;
 use crate::config::{Endpoint, EventsConfig};
 use draftstore_core::events::{next_delay, verdict, Verdict};
-use draftstore_core::{Buckets, Storage, StorageError, SOURCE_ETAG_KEY};
+use draftstore_core::{Buckets, Storage, StorageError};
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -82,7 +83,11 @@ where
     /// The listing failing. A failure on one event is logged and the pass goes on.
     pub async fn pass(&self) -> Result<Pass, StorageError> {
         let bucket = &self.buckets.draft;
-        let keys = queue::keys(&*self.storage, bucket).await?;
+        let listing = queue::list(&*self.storage, bucket).await?;
+        if let Err(e) = queue::expire_tombstones(&*self.storage, bucket, &listing, now_ms()).await {
+            tracing::warn!(error = %e, "cannot remove old tombstones of delivered events; next pass");
+        }
+        let keys = listing.queued;
         let mut pass = Pass {
             queued: keys.len() as u64,
             ..Pass::default()
@@ -149,15 +154,7 @@ where
 
     /// Main holds the copy that confirm stamped with the draft's ETag.
     async fn confirmed(&self, requires: &Requires) -> Result<bool, StorageError> {
-        match self
-            .storage
-            .head_object(&self.buckets.main, &requires.key)
-            .await
-        {
-            Ok(info) => Ok(info.metadata.get(SOURCE_ETAG_KEY) == Some(&requires.etag)),
-            Err(StorageError::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        requires.holds(&*self.storage, &self.buckets.main).await
     }
 
     fn count(&self, record: &Record, outcome: &'static str) {
@@ -216,7 +213,9 @@ where
         }
         let storage = &*self.storage;
         if all {
-            queue::remove(storage, &self.buckets.draft, &record.id).await?;
+            // A tombstone, not a removal: a confirm of this draft still in its check finds
+            // the event delivered and does not queue it again.
+            queue::bury(storage, &self.buckets.draft, &record.id, etag).await?;
             return Ok(true);
         }
         record.attempts += 1;

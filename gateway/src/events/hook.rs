@@ -2,7 +2,7 @@
 //! (`DRAFTSTORE_PRECONFIRM_URL`), then the `object.confirmed` event written into the queue, so
 //! a crash at any later step cannot lose it.
 
-use super::queue::{self, Record, Requires};
+use super::queue::{self, Enqueued, Record, Requires};
 use super::{sign, Events};
 use crate::config::{OnError, Preconfirm};
 use crate::store::Presign;
@@ -38,10 +38,38 @@ impl<B: Storage + Presign> BeforeCopy for Hook<'_, B> {
             self.check(check, name, draft).await?;
         }
         if self.events.config.webhooks() {
-            let record = self.record(name, draft);
-            queue::enqueue(self.store, &self.buckets.draft, &record).await?;
+            self.queue(name, &self.record(name, draft)).await?;
         }
         Ok(())
+    }
+}
+
+/// Attempts at queueing over a tombstone that keeps changing (other confirms of one draft).
+const QUEUE_ATTEMPTS: usize = 3;
+
+impl<B: Storage> Hook<'_, B> {
+    /// Queues the event unless it is queued, or delivered for the copy main still holds (a
+    /// confirm that lost the race to one whose event already went out: its copy will find
+    /// the object moved).
+    async fn queue(&self, name: &ObjectName, record: &Record) -> Result<(), ConfirmError> {
+        let bucket = &self.buckets.draft;
+        for _ in 0..QUEUE_ATTEMPTS {
+            let etag = match queue::enqueue(self.store, bucket, record).await? {
+                Enqueued::Queued | Enqueued::AlreadyQueued => return Ok(()),
+                Enqueued::Delivered { etag } => etag,
+            };
+            if let Some(requires) = &record.requires {
+                if requires.holds(self.store, &self.buckets.main).await? {
+                    return Ok(());
+                }
+            }
+            // Delivered once, and now happening again (main lost the copy since): the event
+            // goes out again, under the same id.
+            if queue::revive(self.store, bucket, record, &etag).await? {
+                return Ok(());
+            }
+        }
+        Err(ConfirmError::NotConverged { name: name.clone() })
     }
 }
 

@@ -4,9 +4,17 @@
 //! endpoint answered 2xx. Deliverers claim an event with a conditional PutObject (`If-Match`
 //! the ETag they read) that sets a lease; a lease that expires (a deliverer that died) lets
 //! another one take it. Retries keep the id, so receivers drop duplicates by `webhook-id`.
+//!
+//! A delivered event leaves an empty object (a *tombstone*) under its key for [`TOMBSTONE_MS`]:
+//! every confirm of one draft writes the same event before its copy, and a confirm that lost
+//! the race (still in its pre-confirm check while the winner's event went out) must find the
+//! key taken, not queue the event a second time. Passes remove tombstones past their time.
 
 use draftstore_core::events::{queue_key, EventType, EVENTS_PREFIX};
-use draftstore_core::{BucketName, CopyCondition, PutOptions, Storage, StorageError};
+use draftstore_core::{
+    BucketName, CopyCondition, DeleteTarget, PutOptions, Storage, StorageError, MAX_DELETE_BATCH,
+    SOURCE_ETAG_KEY,
+};
 use serde::{Deserialize, Serialize};
 
 /// How long a claim lasts: longer than one pass over the endpoints (10 s per attempt).
@@ -16,6 +24,10 @@ pub const LEASE_MS: i64 = 60_000;
 /// deliver; after this long without main holding the object, it is dropped.
 pub const UNCONFIRMED_GRACE_MS: i64 = 3_600_000;
 
+/// How long a delivered event's tombstone stays: far longer than a confirm can take between
+/// reading the draft and queueing its event (the check's and the request's timeouts).
+pub const TOMBSTONE_MS: i64 = UNCONFIRMED_GRACE_MS;
+
 /// What must hold in main before an `object.confirmed` event goes out: the confirm that wrote
 /// it (before its copy) really moved the draft.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +36,24 @@ pub struct Requires {
     pub key: String,
     /// The draft's ETag, stamped on the main copy.
     pub etag: String,
+}
+
+impl Requires {
+    /// Main holds the copy a confirm stamped with [`Requires::etag`].
+    ///
+    /// # Errors
+    /// The store failing.
+    pub async fn holds<S: Storage>(
+        &self,
+        storage: &S,
+        main: &BucketName,
+    ) -> Result<bool, StorageError> {
+        match storage.head_object(main, &self.key).await {
+            Ok(info) => Ok(info.metadata.get(SOURCE_ETAG_KEY) == Some(&self.etag)),
+            Err(StorageError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// One queued event and its delivery state.
@@ -116,8 +146,23 @@ fn json_options() -> PutOptions {
     }
 }
 
-/// Queues `record` unless an event with its id is already there (a retried confirm): the
-/// queued one keeps its delivery state.
+/// What [`enqueue`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// The record was written.
+    Queued,
+    /// An event with its id is queued already (a retried or concurrent confirm): it keeps its
+    /// delivery state.
+    AlreadyQueued,
+    /// The event was delivered: its tombstone, at this ETag, holds the key.
+    Delivered {
+        /// The tombstone's ETag (for [`revive`]).
+        etag: String,
+    },
+}
+
+/// Queues `record` unless an event with its id is there already, queued or delivered
+/// (see [`Enqueued`]).
 ///
 /// # Errors
 /// The store failing: the caller must not go on with what the event announces.
@@ -125,7 +170,7 @@ pub async fn enqueue<S: Storage>(
     storage: &S,
     bucket: &BucketName,
     record: &Record,
-) -> Result<(), StorageError> {
+) -> Result<Enqueued, StorageError> {
     let key = queue_key(&record.id);
     match storage
         .put_object_if(
@@ -137,12 +182,72 @@ pub async fn enqueue<S: Storage>(
         )
         .await
     {
-        Ok(_) | Err(StorageError::PreconditionFailed { .. }) => Ok(()),
+        Ok(_) => return Ok(Enqueued::Queued),
+        Err(StorageError::PreconditionFailed { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    match storage.head_object(bucket, &key).await {
+        Ok(info) if info.size == 0 => Ok(Enqueued::Delivered { etag: info.etag }),
+        Ok(_) => Ok(Enqueued::AlreadyQueued),
+        // Delivered and its tombstone removed in between: write it again.
+        Err(StorageError::NotFound { .. }) => Box::pin(enqueue(storage, bucket, record)).await,
         Err(e) => Err(e),
     }
 }
 
-/// Every queued key, in key order.
+/// Queues `record` again over its tombstone (read at `etag`): the event it announces happens
+/// again (main lost the object a confirm moved, and this confirm moves it back). `false` when
+/// the key changed since (another confirm revived it, or the tombstone expired: then
+/// [`enqueue`] again).
+///
+/// # Errors
+/// The store failing.
+pub async fn revive<S: Storage>(
+    storage: &S,
+    bucket: &BucketName,
+    record: &Record,
+    etag: &str,
+) -> Result<bool, StorageError> {
+    Ok(replace(storage, bucket, record, etag).await?.is_some())
+}
+
+/// The queue as one listing sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Keys of queued events, in key order.
+    pub queued: Vec<String>,
+    /// Tombstones of delivered events: (key, ETag, unix seconds written).
+    pub tombstones: Vec<(String, String, i64)>,
+}
+
+/// Every key under the queue's prefix, events and tombstones apart.
+///
+/// # Errors
+/// The listing failing.
+pub async fn list<S: Storage>(storage: &S, bucket: &BucketName) -> Result<Listing, StorageError> {
+    let mut listing = Listing::default();
+    let mut token: Option<String> = None;
+    loop {
+        let page = storage
+            .list_objects(bucket, EVENTS_PREFIX, token.as_deref(), 1000)
+            .await?;
+        for object in page.objects {
+            if object.size == 0 {
+                listing
+                    .tombstones
+                    .push((object.key, object.etag, object.last_modified));
+            } else {
+                listing.queued.push(object.key);
+            }
+        }
+        match page.next {
+            Some(next) => token = Some(next),
+            None => return Ok(listing),
+        }
+    }
+}
+
+/// Every queued event's key, in key order (tombstones left out).
 ///
 /// # Errors
 /// The listing failing.
@@ -150,18 +255,7 @@ pub async fn keys<S: Storage>(
     storage: &S,
     bucket: &BucketName,
 ) -> Result<Vec<String>, StorageError> {
-    let mut keys = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = storage
-            .list_objects(bucket, EVENTS_PREFIX, token.as_deref(), 1000)
-            .await?;
-        keys.extend(page.objects.into_iter().map(|o| o.key));
-        match page.next {
-            Some(next) => token = Some(next),
-            None => return Ok(keys),
-        }
-    }
+    Ok(list(storage, bucket).await?.queued)
 }
 
 /// The record under `key` and the ETag it was read at (`None`: gone, or not a record).
@@ -175,6 +269,7 @@ pub async fn load<S: Storage>(
 ) -> Result<Option<(Record, String)>, StorageError> {
     // The ETag first: if the object changes before the GET, a claim at this ETag fails.
     let etag = match storage.head_object(bucket, key).await {
+        Ok(info) if info.size == 0 => return Ok(None),
         Ok(info) => info.etag,
         Err(StorageError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),
@@ -242,10 +337,69 @@ pub async fn claim<S: Storage>(
         .map(|etag| (claimed, etag)))
 }
 
-/// Removes a delivered event.
+/// Marks a delivered event (claimed at `etag`) by its tombstone: `false` when someone else
+/// wrote it since (a lease that ran out: they deliver it).
 ///
 /// # Errors
 /// The store failing (the event is then delivered again later: at least once).
+pub async fn bury<S: Storage>(
+    storage: &S,
+    bucket: &BucketName,
+    id: &str,
+    etag: &str,
+) -> Result<bool, StorageError> {
+    match storage
+        .put_object_if(
+            bucket,
+            &queue_key(id),
+            Vec::new(),
+            &json_options(),
+            &CopyCondition::IfMatch(etag.to_owned()),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(StorageError::PreconditionFailed { .. } | StorageError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the tombstones of `listing` written before `now_ms` less [`TOMBSTONE_MS`], each
+/// only if unchanged (a revived event stays); returns how many went.
+///
+/// # Errors
+/// The store failing (they go on a later pass).
+pub async fn expire_tombstones<S: Storage>(
+    storage: &S,
+    bucket: &BucketName,
+    listing: &Listing,
+    now_ms: i64,
+) -> Result<usize, StorageError> {
+    let old: Vec<DeleteTarget> = listing
+        .tombstones
+        .iter()
+        .filter(|(_, _, written)| written.saturating_mul(1000) + TOMBSTONE_MS < now_ms)
+        .map(|(key, etag, _)| DeleteTarget {
+            key: key.clone(),
+            etag: Some(etag.clone()),
+        })
+        .collect();
+    let mut removed = 0;
+    for batch in old.chunks(MAX_DELETE_BATCH) {
+        removed += storage
+            .delete_objects(bucket, batch)
+            .await?
+            .iter()
+            .filter(|o| o.result.is_ok())
+            .count();
+    }
+    Ok(removed)
+}
+
+/// Removes an event without a tombstone (one that will never be delivered).
+///
+/// # Errors
+/// The store failing.
 pub async fn remove<S: Storage>(
     storage: &S,
     bucket: &BucketName,
@@ -316,5 +470,84 @@ mod tests {
         assert_eq!(body["type"], "object.confirmed");
         assert_eq!(body["timestamp"], "1970-01-01T00:16:40Z");
         assert_eq!(body["data"]["k"], 1);
+    }
+
+    #[tokio::test]
+    async fn a_delivered_event_leaves_a_tombstone_that_keeps_it_from_being_queued_again() {
+        let storage = MemoryStorage::new();
+        storage.set_time(1_000);
+        let bucket = BucketName::parse("main-draft").unwrap();
+        storage.create_bucket(&bucket).await.unwrap();
+        let record = Record::new(
+            "msg_t".into(),
+            EventType::ObjectConfirmed,
+            1_000_000,
+            serde_json::json!({}),
+        );
+        assert_eq!(
+            enqueue(&storage, &bucket, &record).await.unwrap(),
+            Enqueued::Queued
+        );
+        assert_eq!(
+            enqueue(&storage, &bucket, &record).await.unwrap(),
+            Enqueued::AlreadyQueued
+        );
+        let key = queue_key("msg_t");
+        let (read, etag) = load(&storage, &bucket, &key).await.unwrap().unwrap();
+        let (_, claimed) = claim(&storage, &bucket, &read, &etag, 1_000_001)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            !bury(&storage, &bucket, "msg_t", &etag).await.unwrap(),
+            "stale"
+        );
+        assert!(bury(&storage, &bucket, "msg_t", &claimed).await.unwrap());
+        assert_eq!(keys(&storage, &bucket).await.unwrap(), Vec::<String>::new());
+        assert_eq!(load(&storage, &bucket, &key).await.unwrap(), None);
+        let Enqueued::Delivered { etag: tomb } = enqueue(&storage, &bucket, &record).await.unwrap()
+        else {
+            panic!("the tombstone holds the key");
+        };
+        let listing = list(&storage, &bucket).await.unwrap();
+        assert_eq!(listing.tombstones.len(), 1);
+        let written_ms = 1_000 * 1000;
+        assert_eq!(
+            expire_tombstones(&storage, &bucket, &listing, written_ms + TOMBSTONE_MS)
+                .await
+                .unwrap(),
+            0,
+            "young tombstones stay"
+        );
+        assert!(revive(&storage, &bucket, &record, &tomb).await.unwrap());
+        assert_eq!(keys(&storage, &bucket).await.unwrap(), vec![key.clone()]);
+        assert!(
+            !revive(&storage, &bucket, &record, &tomb).await.unwrap(),
+            "revived once"
+        );
+        let (read, etag) = load(&storage, &bucket, &key).await.unwrap().unwrap();
+        let (_, claimed) = claim(&storage, &bucket, &read, &etag, 1_000_001)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(bury(&storage, &bucket, "msg_t", &claimed).await.unwrap());
+        let listing = list(&storage, &bucket).await.unwrap();
+        assert_eq!(
+            expire_tombstones(
+                &storage,
+                &bucket,
+                &listing,
+                written_ms + TOMBSTONE_MS + 1001
+            )
+            .await
+            .unwrap(),
+            1
+        );
+        assert_eq!(list(&storage, &bucket).await.unwrap(), Listing::default());
+        assert_eq!(
+            enqueue(&storage, &bucket, &record).await.unwrap(),
+            Enqueued::Queued,
+            "after its tombstone, a new event"
+        );
     }
 }

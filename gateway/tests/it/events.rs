@@ -340,12 +340,10 @@ async fn webhooks_are_signed_retried_with_one_id_and_leave_the_queue_once_delive
         assert_eq!(body["data"]["size"], 4);
         assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
     }
-    let queued = queue_key(&id);
-    let draft = server.config.buckets.draft.clone();
     eventually(
         Duration::from_secs(30),
         "the delivered event leaves the queue",
-        || async { server.storage().head_object(&draft, &queued).await.is_err() },
+        || async { out_of_the_queue(&server, &id).await },
     )
     .await;
     let metrics = http1()
@@ -409,16 +407,10 @@ async fn two_gateways_on_the_same_buckets_deliver_an_event_once() {
     })
     .await;
     let id = receiver.seen()[0].headers[sign::ID].clone();
-    let draft = a.config.buckets.draft.clone();
     eventually(
         Duration::from_secs(30),
         "the event leaves the queue",
-        || async {
-            a.storage()
-                .head_object(&draft, &queue_key(&id))
-                .await
-                .is_err()
-        },
+        || async { out_of_the_queue(&a, &id).await },
     )
     .await;
     // Both keep polling every 20 ms; give them many passes over the (now empty) queue.
@@ -823,5 +815,95 @@ impl RetryAfter {
 
     fn url(&self) -> String {
         format!("http://{}/hook", self.0)
+    }
+}
+
+/// Five confirms of one draft, started 100 ms apart while the pre-confirm check takes 600 ms:
+/// the first copies and its event is delivered while the others are still in their check.
+/// Those find the object moved (200, the same answer) and must not queue the event again: the
+/// receiver gets it exactly once. On SeaweedFS (`s3`) or the embedded store.
+async fn concurrent_confirms_deliver_one_event(s3: bool) {
+    let (addr, checks) = scanner(Duration::from_millis(600)).await;
+    let receiver = Stub::start(Box::new(|_, _| (204, String::new()))).await;
+    let check = format!("http://{addr}/check");
+    let hook = receiver.url("/hook");
+    let settings = [
+        ("DRAFTSTORE_PRECONFIRM_URL", check.as_str()),
+        ("DRAFTSTORE_WEBHOOK_URLS", hook.as_str()),
+        ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+        ("DRAFTSTORE_WEBHOOK_POLL_MS", "20"),
+    ];
+    let server = if s3 {
+        let Some(server) = start_s3(&settings).await else {
+            return;
+        };
+        server
+    } else {
+        crate::harness::start_local(&settings).await
+    };
+    upload(&server, "once.txt", "one copy").await;
+    let mut confirms = Vec::new();
+    for i in 0..5_u64 {
+        let url = server.url("/api/v1/confirm-upload");
+        confirms.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100 * i)).await;
+            let answer = http1()
+                .post(url)
+                .json(&json!({"object_name": "once.txt"}))
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap_or_default())
+        }));
+    }
+    for confirm in confirms {
+        let (status, body) = confirm.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["object_name"], "once.txt");
+    }
+    assert!(
+        checks.load(Ordering::SeqCst) >= 2,
+        "several confirms were in the check at once"
+    );
+    eventually(Duration::from_secs(30), "delivered", || async {
+        !receiver.seen().is_empty()
+    })
+    .await;
+    let id = receiver.seen()[0].headers[sign::ID].clone();
+    eventually(
+        Duration::from_secs(30),
+        "the event leaves the queue",
+        || async { out_of_the_queue(&server, &id).await },
+    )
+    .await;
+    // The deliverer polls every 20 ms: many passes over the queue.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids: Vec<String> = receiver
+        .seen()
+        .iter()
+        .map(|s| s.headers[sign::ID].clone())
+        .collect();
+    assert_eq!(ids.len(), 1, "one delivery of one event: {ids:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_confirms_deliver_one_event_on_the_embedded_store() {
+    concurrent_confirms_deliver_one_event(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_confirms_deliver_one_event_on_s3() {
+    concurrent_confirms_deliver_one_event(true).await;
+}
+
+/// The event `id` is no longer queued: delivered (an empty marker stays a while, so a late
+/// confirm of the same draft does not queue it again) or never queued.
+async fn out_of_the_queue(server: &Running, id: &str) -> bool {
+    let draft = &server.config.buckets.draft;
+    match server.storage().head_object(draft, &queue_key(id)).await {
+        Ok(info) => info.size == 0,
+        Err(_) => true,
     }
 }
