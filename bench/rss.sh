@@ -18,7 +18,9 @@ REQUESTS=${1:-400000}
 command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null; }
 # 2000 connections need as many descriptors on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-cargo build --release --quiet -p draftstore-gateway
+# The same build as bench/load.sh (the bench crate changes which dependency features are on,
+# so building the gateway alone would be a second, separate build).
+cargo build --release --quiet -p draftstore-gateway -p draftstore-bench --bins
 work=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
