@@ -21,15 +21,17 @@
 # Rows "...-tls" are the same gRPC call over TLS (ALPN h2, a P-256 certificate made by openssl
 # for the run) to a second gateway, their ratio against the plaintext gateway's row.
 # With BEFORE=<git ref> (e.g. the commit before a change), that revision's gateway is built
-# too (git archive, its own target dir) and measured in the same run, rows "before ...".
+# too (git archive, its own target dir) and measured in the same run, rows "before ...";
+# BEFORE_BIN=<path> measures a gateway binary already built instead (a saved release build).
 #
-# Usage: [BEFORE=ref] bench/load.sh [REQUESTS=100000] [ROUNDS=3] [FIXED_REQUESTS=60000]
+# Usage: [BEFORE=ref | BEFORE_BIN=path] bench/load.sh [REQUESTS=100000] [ROUNDS=3] [FIXED_REQUESTS=60000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-100000}
 ROUNDS=${2:-3}
 FIXED_REQUESTS=${3:-60000}
 BEFORE=${BEFORE:-}
+BEFORE_BIN=${BEFORE_BIN:-}
 # The load generator gets a core of its own (CLIENT_CPUS) and every server, the gateway and
 # its baselines alike, the others (SERVER_CPUS): sharing cores with h2load made the servers'
 # CPU per request swing with how the scheduler interleaved them (in one run, the same
@@ -80,12 +82,17 @@ AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http
   server target/release/gateway serve --bind 127.0.0.1 --http-port "$GW_TLS" 2>"$work/gateway-tls.log" &
 pids+=($!); GW_TLS_PID=$!
 wait_port "$GW"; wait_port "$GW_KEY"; wait_port "$GW_TLS"
-if [ -n "$BEFORE" ]; then
+if [ -n "$BEFORE_BIN" ]; then
+  BEFORE=${BEFORE:-$BEFORE_BIN}
+elif [ -n "$BEFORE" ]; then
   mkdir "$work/before"
   git archive "$BEFORE" | tar -x -C "$work/before"
   cargo build --release --quiet -p draftstore-gateway --manifest-path "$work/before/Cargo.toml" --target-dir target/load-before
+  BEFORE_BIN=target/load-before/release/gateway
+fi
+if [ -n "$BEFORE" ]; then
   AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \
-    DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn server target/load-before/release/gateway serve --bind 127.0.0.1 --http-port "$GW_BEFORE" 2>"$work/gateway-before.log" &
+    DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn server "$BEFORE_BIN" serve --bind 127.0.0.1 --http-port "$GW_BEFORE" 2>"$work/gateway-before.log" &
   pids+=($!); GW_BEFORE_PID=$!
   wait_port "$GW_BEFORE"
 fi
@@ -165,6 +172,8 @@ for _ in $(seq 1 "$ROUNDS"); do
     run "@6k-before-upload-url-h1" "$GW_BEFORE_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW_BEFORE/api/v1/upload-url"
     run "@6k-before-health-h1" "$GW_BEFORE_PID" --h1 "http://127.0.0.1:$GW_BEFORE/health"
     run "@6k-before-GetUploadURL" "$GW_BEFORE_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$GW_BEFORE/draft.v1.DraftService/GetUploadURL"
+    run "@6k-before-grpc-web-h2c" "$GW_BEFORE_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' "http://127.0.0.1:$GW_BEFORE/draft.v1.DraftService/GetUploadURL"
+    run "@6k-before-connect-json-h2c" "$GW_BEFORE_PID" -d "$work/upload.connect.json" -H 'content-type: application/json' -H 'connect-protocol-version: 1' "http://127.0.0.1:$GW_BEFORE/draft.v1.DraftService/GetUploadURL"
     unset N RATE
     run before-upload-url-h1 "$GW_BEFORE_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW_BEFORE/api/v1/upload-url"
     run before-upload-url-h2c "$GW_BEFORE_PID" -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW_BEFORE/api/v1/upload-url"
@@ -188,9 +197,10 @@ base = {"upload-url-h1": "hello-h1", "upload-url-h1-key": "hello-h1", "upload-ur
         "@6k-GetUploadURL": "@6k-tonic-echo", "@6k-grpc-web-h1": "@6k-GetUploadURL", "@6k-connect-json-h1": "@6k-GetUploadURL",
         "@6k-grpc-web-h2c": "@6k-GetUploadURL", "@6k-connect-json-h2c": "@6k-GetUploadURL",
         "@6k-before-upload-url-h1": "@6k-axum-json-h1",
-        "@6k-before-health-h1": "@6k-hello-h1", "@6k-before-GetUploadURL": "@6k-tonic-echo"}
+        "@6k-before-health-h1": "@6k-hello-h1", "@6k-before-GetUploadURL": "@6k-tonic-echo",
+        "@6k-before-grpc-web-h2c": "@6k-before-GetUploadURL", "@6k-before-connect-json-h2c": "@6k-before-GetUploadURL"}
 print(f"{sys.argv[2]} requests per scenario (@6k rows: a fixed 6000 req/s), concurrency 50 (50 connections x 1 stream); baselines reply with as many bytes")
-print(f"median of {rounds} interleaved rounds (by CPU per request); {sys.argv[3]}")
+print(f"median of {rounds} interleaved rounds (by CPU per request); {sys.argv[3]}; load average {open('/proc/loadavg').read().split()[:3]}")
 print("CPU = user + kernel time of the server process per request; over loopback the kernel part")
 print("includes delivering replies to the client, so user time is shown apart too.")
 print(f"{'scenario':<26}{'req/s':>9}{'CPU us':>8}{'ratio':>7}{'user us':>9}{'ratio':>7}{'p50 us':>8}{'p99 us':>8}")

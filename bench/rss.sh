@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Peak memory (RSS) of `gateway serve` (release build) under two floods of a public route:
 #   1. 400 h2c connections x 256 concurrent `GET /health` streams each;
-#   2. 2000 HTTP/1.1 keep-alive connections, each kept busy with `GET /health`.
+#   2. the same with the stream cap at 256 (the default before it was lowered to 100), to
+#      compare in the same run;
+#   3. 2000 HTTP/1.1 keep-alive connections, each kept busy with `GET /health`.
+# Then a normal HTTP/2 client's throughput (10 connections x 100 streams of upload-url) with the
+# default stream cap and with 256: the cap bounds floods, not a client's speed.
 # The peak is the kernel's high-water mark (VmHWM in /proc/PID/status), read after each flood;
 # every flood gets a fresh server. Also printed: the idle RSS right after start, and how many
 # requests were answered (200) or shed (503) during the flood. /health touches no storage, so
@@ -14,7 +18,9 @@ REQUESTS=${1:-400000}
 command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null; }
 # 2000 connections need as many descriptors on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-cargo build --release --quiet -p draftstore-gateway
+# The same build as bench/load.sh (the bench crate changes which dependency features are on,
+# so building the gateway alone would be a second, separate build).
+cargo build --release --quiet -p draftstore-gateway -p draftstore-bench --bins
 work=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
@@ -27,24 +33,51 @@ wait_port() {
 }
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 
-# flood NAME H2LOAD-ARGS... : prints "name idle_MiB peak_MiB answered shed"
-flood() {
-  local name=$1; shift
-  local port; port=$(free_port)
-  AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \
-    DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn target/release/gateway serve --bind 127.0.0.1 --http-port "$port" 2>"$work/gateway.log" &
+# start [VAR=value...] : a fresh gateway (with those extra variables) on $port, its PID in $pid.
+start() {
+  port=$(free_port)
+  env AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \
+    DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn "$@" target/release/gateway serve --bind 127.0.0.1 --http-port "$port" 2>"$work/gateway.log" &
   pid=$!
   wait_port "$port"
+}
+
+# flood NAME STREAM_CAP H2LOAD-ARGS... : prints "name idle_MiB peak_MiB answered shed";
+# STREAM_CAP is DRAFTSTORE_MAX_CONCURRENT_STREAMS ("-": the default).
+flood() {
+  local name=$1 cap=$2; shift 2
+  if [ "$cap" = - ]; then start; else start DRAFTSTORE_MAX_CONCURRENT_STREAMS="$cap"; fi
   local idle; idle=$(kib "$pid" VmRSS)
   local out; out=$(h2load -n "$REQUESTS" "$@" "http://127.0.0.1:$port/health" 2>&1 || true)
   local peak; peak=$(kib "$pid" VmHWM)
   local ok; ok=$(grep -Eo '[0-9]+ 2xx' <<<"$out" | grep -Eo '^[0-9]+' || echo 0)
   local shed; shed=$(grep -Eo '[0-9]+ 5xx' <<<"$out" | grep -Eo '^[0-9]+' || echo 0)
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
-  python3 -c 'import sys; n,i,p,o,s=sys.argv[1:]; print(f"{n:<26}{int(i)/1024:>9.1f}{int(p)/1024:>10.1f}{o:>10}{s:>8}")' "$name" "$idle" "$peak" "$ok" "$shed"
+  python3 -c 'import sys; n,i,p,o,s=sys.argv[1:]; print(f"{n:<34}{int(i)/1024:>9.1f}{int(p)/1024:>10.1f}{o:>10}{s:>8}")' "$name" "$idle" "$peak" "$ok" "$shed"
 }
 
-echo "peak RSS (VmHWM) of a release gateway; $REQUESTS requests per flood"
-printf '%-26s%9s%10s%10s%8s\n' flood 'idle MiB' 'peak MiB' 200 503
-flood "h2c-400x256-streams" -c 400 -m 256
-flood "http1-2000-keepalive" --h1 -c 2000 -m 1
+# throughput NAME STREAM_CAP : req/s of a normal HTTP/2 client (10 connections x 100 streams)
+# asking for upload URLs, the gateway's stream cap set as in `flood`.
+throughput() {
+  local name=$1 cap=$2
+  if [ "$cap" = - ]; then start; else start DRAFTSTORE_MAX_CONCURRENT_STREAMS="$cap"; fi
+  printf '{"object_name": "uploads/cat.jpg"}' >"$work/upload.json"
+  local args=(-c 10 -m 100 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$port/api/v1/upload-url")
+  h2load -n 20000 "${args[@]}" >/dev/null 2>&1   # warm-up
+  local out; out=$(h2load -n "$REQUESTS" "${args[@]}" 2>&1 || true)
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+  local rps; rps=$(grep -Eo '[0-9.]+ req/s' <<<"$out" | head -1 | grep -Eo '^[0-9.]+')
+  local ok; ok=$(grep -Eo '[0-9]+ 2xx' <<<"$out" | grep -Eo '^[0-9]+' || echo 0)
+  printf '%-34s%10s%10s\n' "$name" "$rps" "$ok"
+}
+
+echo "peak RSS (VmHWM) of a release gateway; $REQUESTS requests per flood; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-34s%9s%10s%10s%8s\n' flood 'idle MiB' 'peak MiB' 200 503
+# The clients ask for 256 streams per connection; the gateway grants its stream cap.
+flood "h2c-400x256-streams" - -c 400 -m 256
+flood "h2c-400x256-streams (cap 256)" 256 -c 400 -m 256
+flood "http1-2000-keepalive" - --h1 -c 2000 -m 1
+echo
+printf '%-34s%10s%10s\n' 'h2 client, 10 conns x 100 streams' 'req/s' 200
+throughput "upload-url" -
+throughput "upload-url (cap 256)" 256

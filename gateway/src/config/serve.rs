@@ -8,6 +8,13 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// HTTP/2 streams one connection may open at once when `DRAFTSTORE_MAX_CONCURRENT_STREAMS` is
+/// unset: RFC 9113 §6.5.2's recommended floor ("no smaller than 100"), what grpc-go's and
+/// nginx's clients expect. Each open stream holds hyper's and h2's per-stream state (a task,
+/// the request's header map, slots in the connection's stream and frame queues: about 2 KiB
+/// under a `/health` flood), so memory under a flood grows with connections × this.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
+
 /// Request and connection limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -237,10 +244,10 @@ impl ServeConfig {
             max_concurrent_streams: u32::try_from(number(
                 get,
                 name::DRAFTSTORE_MAX_CONCURRENT_STREAMS,
-                256,
+                DEFAULT_MAX_CONCURRENT_STREAMS.into(),
                 1..=10_000,
             )?)
-            .unwrap_or(256),
+            .unwrap_or(DEFAULT_MAX_CONCURRENT_STREAMS),
             max_header_list: 16 * 1024,
             max_in_flight: usize::try_from(number(
                 get,

@@ -6,7 +6,6 @@
 //! become `trailer-*` headers); an error is `{"code": "invalid_argument", "message": …}` with
 //! the HTTP status Connect assigns to the code.
 
-use super::codec::HEADER_LEN;
 use super::Rpc;
 use crate::api::app::App;
 use crate::api::error::{ApiError, Code, GrpcCode};
@@ -17,7 +16,6 @@ use bytes::Bytes;
 use draftstore_core::Storage;
 use draftstore_proto::prost::Message;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use std::time::Duration;
 
@@ -108,7 +106,7 @@ pub async fn handle<B: Storage + Presign>(
         };
         super::dispatch(app, rpc, &message, tenant).await
     };
-    let native = match deadline {
+    let answer = match deadline {
         Some(d) => crate::http::deadline::within(d, call)
             .await
             .unwrap_or_else(|_| {
@@ -119,10 +117,7 @@ pub async fn handle<B: Storage + Presign>(
             }),
         None => call.await,
     }?;
-    let Ok(collected) = native.into_body().collect().await;
-    let trailers = collected.trailers().cloned().unwrap_or_default();
-    let framed = collected.to_bytes();
-    let message = framed.slice(HEADER_LEN.min(framed.len())..);
+    let message = answer.message();
     let body = match codec {
         Codec::Proto => message,
         Codec::Json => to_json(output, &message)?,
@@ -130,12 +125,11 @@ pub async fn handle<B: Storage + Presign>(
     let mut response = Response::new(full(body));
     let out = response.headers_mut();
     out.insert(CONTENT_TYPE, HeaderValue::from_static(codec.content_type()));
-    for (name, value) in &trailers {
-        if name == super::header::GRPC_STATUS || name == super::header::GRPC_MESSAGE {
-            continue;
-        }
-        if let Ok(name) = HeaderName::try_from(format!("trailer-{name}")) {
-            out.insert(name, value.clone());
+    // Trailers other than the status become `trailer-*` headers.
+    if let Some((name, text)) = answer.trailer {
+        let value = HeaderValue::from_str(&super::status::percent_encode(&text));
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(format!("trailer-{name}")), value) {
+            out.insert(name, value);
         }
     }
     Ok(response)

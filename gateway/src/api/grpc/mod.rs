@@ -161,7 +161,7 @@ pub fn is_service_path(path: &str) -> bool {
 }
 
 /// Handles one call to `rpc` (`None`: a method this server does not have), its body (the
-/// framed message) read whole; the server turns the result into [`status::ok`] or
+/// framed message) read whole; the server turns the result into [`status::ok_with_trailer`] or
 /// [`status::error`].
 pub async fn handle<B: Storage + Presign>(
     app: &App<B>,
@@ -199,7 +199,9 @@ pub async fn handle<B: Storage + Presign>(
     };
     let call = async {
         let message = message(req.body(), max_message, encoding)?;
-        dispatch(app, rpc, message, tenant).await
+        dispatch(app, rpc, message, tenant)
+            .await
+            .map(|answer| status::ok_with_trailer(answer.framed, answer.trailer))
     };
     let result = match deadline {
         Some(d) => crate::http::deadline::within(d, call)
@@ -335,6 +337,33 @@ pub(crate) fn constraints(c: Option<pb::UploadConstraints>) -> Result<UploadCons
     )?)
 }
 
+/// A unary call's answer, before any protocol wraps it: what native gRPC, gRPC-Web and Connect
+/// each encode their own way (with no body to collect again).
+#[derive(Debug)]
+pub struct Answer {
+    /// The answer message with its 5-byte frame header ([`codec::HEADER_LEN`]).
+    pub framed: Bytes,
+    /// One trailer beside `grpc-status: 0` (name, text to percent-encode), when the call has
+    /// one (a NOT_SERVING health check says why).
+    pub trailer: Option<(&'static str, String)>,
+}
+
+impl Answer {
+    fn of(framed: Bytes) -> Self {
+        Self {
+            framed,
+            trailer: None,
+        }
+    }
+
+    /// The message without its frame header.
+    #[must_use]
+    pub fn message(&self) -> Bytes {
+        self.framed
+            .slice(codec::HEADER_LEN.min(self.framed.len())..)
+    }
+}
+
 /// Calls that reach storage are boxed: their futures are large, and kept inline they would
 /// make every call's future (moved a few times per request) as large.
 async fn dispatch<B: Storage + Presign>(
@@ -342,8 +371,8 @@ async fn dispatch<B: Storage + Presign>(
     rpc: Rpc,
     message: &[u8],
     tenant: Option<&Tenant>,
-) -> Result<Response<Body>, ApiError> {
-    Ok(status::ok(match rpc {
+) -> Result<Answer, ApiError> {
+    Ok(Answer::of(match rpc {
         Rpc::Multipart(call) => Box::pin(multipart::dispatch(app, call, message, tenant)).await?,
         Rpc::ListDrafts => Box::pin(crate::api::drafts::grpc(app, message, tenant)).await?,
         Rpc::GetUploadUrl => {
@@ -476,10 +505,10 @@ async fn dispatch<B: Storage + Presign>(
                 status: status as i32,
             }
             .framed();
-            return Ok(status::ok_with_trailer(
+            return Ok(Answer {
                 framed,
-                why.map(|why| (status::NOT_READY_TRAILER, why)),
-            ));
+                trailer: why.map(|why| (status::NOT_READY_TRAILER, why)),
+            });
         }
     }))
 }

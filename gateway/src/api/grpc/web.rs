@@ -20,7 +20,6 @@ use base64::Engine;
 use bytes::{BufMut, Bytes, BytesMut};
 use draftstore_core::Storage;
 use http::{HeaderMap, HeaderValue, Request, Response};
-use http_body_util::BodyExt;
 
 /// The flag of the frame that carries the trailers.
 pub const TRAILERS_FLAG: u8 = 0x80;
@@ -106,15 +105,20 @@ pub async fn handle<B: Storage + Presign>(
         };
         super::dispatch(app, rpc, &message, tenant).await
     };
-    let native = match deadline {
+    let answer = match deadline {
         Some(d) => crate::http::deadline::within(d, call)
             .await
             .unwrap_or_else(|_| Err(ApiError::new(Code::DeadlineExceeded, "grpc-timeout passed"))),
         None => call.await,
     }?;
-    let Ok(collected) = native.into_body().collect().await;
-    let trailers = collected.trailers().cloned().unwrap_or_default();
-    Ok(respond(flavor, &collected.to_bytes(), &trailers))
+    let mut trailers = HeaderMap::with_capacity(2);
+    trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
+    if let Some((name, text)) = answer.trailer {
+        if let Ok(value) = HeaderValue::from_str(&percent_encode(&text)) {
+            trailers.insert(name, value);
+        }
+    }
+    Ok(respond(flavor, &answer.framed, &trailers))
 }
 
 /// A `-text` body (base64 of one frame; its size was bounded by the body layer), decoded,

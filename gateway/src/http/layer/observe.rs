@@ -123,6 +123,20 @@ struct Seen {
     series: Arc<HashMap<Call, CallSeries>>,
 }
 
+/// The request id as the log writes it (empty when there is none), formatted only when a line
+/// is written.
+#[derive(Clone, Copy)]
+struct IdText<'a>(Option<&'a RequestId>);
+
+impl std::fmt::Display for IdText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => id.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Keeps `draftstore_requests_in_flight` right even when a request is dropped unanswered.
 struct InFlight;
 
@@ -170,11 +184,8 @@ impl Seen {
             // Every call has its series from the start; this is never taken.
             None => self.call.series().record(status, elapsed),
         }
-        let id = self
-            .id
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        // Written only when a line is: a success at the default level costs no formatting.
+        let id = IdText(self.id.as_ref());
         let method = Escaped::new(self.method.as_str());
         // An upload token in the path is a credential: never logged.
         let path = crate::api::companion::redacted(self.uri.path());
@@ -184,12 +195,18 @@ impl Seen {
             None => {
                 tracing::debug!(target: TARGET, request_id = %id, %method, %path, status, elapsed_us, "ok");
             }
-            Some(e) => log_failure(e, &id, method, path, elapsed_us),
+            Some(e) => log_failure(e, id, method, path, elapsed_us),
         }
     }
 }
 
-fn log_failure(e: &ApiError, id: &str, method: Escaped<'_>, path: Escaped<'_>, elapsed_us: u64) {
+fn log_failure(
+    e: &ApiError,
+    id: IdText<'_>,
+    method: Escaped<'_>,
+    path: Escaped<'_>,
+    elapsed_us: u64,
+) {
     let status = e.http_status();
     let message = Escaped::with_budget(&e.message, MESSAGE_BUDGET);
     if e.is_server_side() {
