@@ -23,6 +23,28 @@ impl Endpoint {
         self.types.as_ref().is_none_or(|t| t.contains(&kind))
     }
 
+    /// What the event queue records for this endpoint once it has an event (`done`): `sha256:`
+    /// and the first 16 bytes of SHA-256 over the URL, in hex. Stable across replicas and
+    /// restarts, and never the URL itself, whose path or query may hold a token: queue records
+    /// live in the draft bucket and `gateway events list` prints them.
+    #[must_use]
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.url.as_bytes());
+        format!(
+            "sha256:{}",
+            hex::encode(digest.get(..16).unwrap_or_default())
+        )
+    }
+
+    /// True when `done` (a queue record's list) says this endpoint has the event: its
+    /// [`fingerprint`](Self::fingerprint), or its URL, as records written by earlier versions held it.
+    #[must_use]
+    pub fn is_done(&self, done: &[String]) -> bool {
+        let fingerprint = self.fingerprint();
+        done.iter().any(|d| *d == fingerprint || *d == self.url)
+    }
+
     /// The host and port, for logs and labels (a URL's path or query may hold a token).
     #[must_use]
     pub fn host(&self) -> String {

@@ -179,18 +179,18 @@ where
         let mut retry_after: Option<Duration> = None;
         let mut all = true;
         for endpoint in &self.config.endpoints {
-            if record.done.contains(&endpoint.url) || kind.is_some_and(|k| !endpoint.wants(k)) {
+            if endpoint.is_done(&record.done) || kind.is_some_and(|k| !endpoint.wants(k)) {
                 continue;
             }
             if self.is_disabled(&endpoint.url) {
-                record.done.push(endpoint.url.clone());
+                record.done.push(endpoint.fingerprint());
                 continue;
             }
             let attempt = self.attempt(endpoint, &record.id, &body).await;
             match attempt.verdict {
                 Verdict::Delivered => {
                     self.count(&record, "delivered");
-                    record.done.push(endpoint.url.clone());
+                    record.done.push(endpoint.fingerprint());
                 }
                 Verdict::Disable => {
                     self.count(&record, "disabled");
@@ -200,7 +200,7 @@ where
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .insert(endpoint.url.clone());
-                    record.done.push(endpoint.url.clone());
+                    record.done.push(endpoint.fingerprint());
                 }
                 Verdict::Retry => {
                     self.count(&record, "retry");

@@ -82,7 +82,8 @@ pub struct Record {
     /// A deliverer holds it until then (Unix milliseconds).
     #[serde(default)]
     pub lease_ms: i64,
-    /// Endpoint URLs that have it (2xx) or are disabled (410).
+    /// The endpoints that have it (2xx) or are disabled (410), by
+    /// [`Endpoint::fingerprint`](crate::config::events::Endpoint::fingerprint), never by URL.
     #[serde(default)]
     pub done: Vec<String>,
     /// The schedule is used up: kept for `gateway events replay`.

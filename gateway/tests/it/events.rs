@@ -568,12 +568,20 @@ async fn sweep_announces_expired_drafts_and_events_lists_and_delivers_what_is_le
         }
     }))
     .await;
-    let hook = receiver.url("/hook");
+    // A second endpoint takes the event at once; its URL holds a token, as many webhook URLs
+    // do, which must never be written into the queue record or printed.
+    let taker = Stub::start(Box::new(|_, _| (204, String::new()))).await;
+    let token = "tok3n-that-must-not-leak";
+    let hooks = format!(
+        "{},{}",
+        receiver.url("/hook"),
+        taker.url(&format!("/hook/{token}?key={token}"))
+    );
     let p = crate::s3::prefix("evs");
     let Some(env) = crate::s3::env(&[
         ("BUCKET_NAME", &p),
         ("OBJECT_LIFETIME", "1"),
-        ("DRAFTSTORE_WEBHOOK_URLS", &hook),
+        ("DRAFTSTORE_WEBHOOK_URLS", &hooks),
         ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
         ("DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS", "0,0,0"),
     ]) else {
@@ -612,6 +620,8 @@ async fn sweep_announces_expired_drafts_and_events_lists_and_delivers_what_is_le
         "one event per batch"
     );
 
+    assert_eq!(taker.seen().len(), 1, "the second endpoint took it at once");
+
     let listed = gateway(&env, &["events", "list", "--json"]);
     assert_eq!(
         listed.status.code(),
@@ -619,6 +629,32 @@ async fn sweep_announces_expired_drafts_and_events_lists_and_delivers_what_is_le
         "{}",
         String::from_utf8_lossy(&listed.stderr)
     );
+    let stored = s3
+        .get_object(
+            &draft,
+            &format!(".draftstore/events/{}.json", seen[0].headers[sign::ID]),
+        )
+        .await
+        .unwrap();
+    for (what, text) in [
+        (
+            "the queue record",
+            String::from_utf8_lossy(&stored).into_owned(),
+        ),
+        (
+            "events list",
+            String::from_utf8_lossy(&listed.stdout).into_owned(),
+        ),
+        (
+            "events list's log",
+            String::from_utf8_lossy(&listed.stderr).into_owned(),
+        ),
+    ] {
+        assert!(
+            !text.contains(token),
+            "{what} holds the webhook URL's token: {text}"
+        );
+    }
     let lines: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -641,6 +677,11 @@ async fn sweep_announces_expired_drafts_and_events_lists_and_delivers_what_is_le
         String::from_utf8_lossy(&delivered.stderr)
     );
     assert_eq!(receiver.seen().len(), 2);
+    assert_eq!(
+        taker.seen().len(),
+        1,
+        "an endpoint that has the event does not get it again"
+    );
     assert_eq!(
         receiver.seen()[1].headers[sign::ID],
         seen[0].headers[sign::ID],
