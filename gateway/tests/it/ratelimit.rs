@@ -517,6 +517,12 @@ fn disagreeing_key_lines_and_bad_redis_settings_are_one_line_and_exit_64() {
         ),
         ("DRAFTSTORE_RATE_LIMIT_ON_ERROR", "maybe"),
         ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "0"),
+        // Set but empty (a Secret key that resolves to nothing): refused, not "no Redis".
+        ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", ""),
+        ("DRAFTSTORE_RATE_LIMIT_ON_ERROR", ""),
+        // A prefix must end in ':' so that `ab` + `-c` and `ab-` + `c` are different keys.
+        ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", "ab"),
+        ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", ""),
     ] {
         let mut env = vec![("DRAFTSTORE_RATE_LIMIT_REDIS_URL", url.as_str())];
         env.push((name, value));
