@@ -8,6 +8,13 @@ use std::time::Duration;
 /// Default Redis key prefix: `<prefix><tenant>` holds a tenant's bucket.
 pub const DEFAULT_KEY_PREFIX: &str = "draftstore:ratelimit:";
 
+/// The variables that tune the shared limiter: meaningless without its URL.
+const TUNING: [&str; 3] = [
+    "DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS",
+    "DRAFTSTORE_RATE_LIMIT_ON_ERROR",
+    "DRAFTSTORE_RATE_LIMIT_KEY_PREFIX",
+];
+
 /// `Some` when `DRAFTSTORE_RATE_LIMIT_REDIS_URL` is set.
 ///
 /// A variable that is set but empty (a Secret or ConfigMap key that resolves to nothing) is
@@ -17,7 +24,9 @@ pub const DEFAULT_KEY_PREFIX: &str = "draftstore:ratelimit:";
 /// # Errors
 /// A URL that is empty or not `redis://` or `rediss://` (never echoed: it may hold a password),
 /// a timeout outside 1..=5000 ms, an `ON_ERROR` other than `allow`/`reject`, a prefix that is
-/// empty, longer than 128 bytes, holds spaces or control characters, or does not end in `:`.
+/// empty, longer than 128 bytes, holds spaces or control characters, or does not end in `:`;
+/// any of the three set without the URL (a missing Secret key would silently mean in-process
+/// limits).
 pub fn redis(get: Lookup<'_>) -> Result<Option<RedisConfig>, ConfigError> {
     let timeout = Duration::from_millis(number(
         get,
@@ -40,6 +49,13 @@ pub fn redis(get: Lookup<'_>) -> Result<Option<RedisConfig>, ConfigError> {
         get("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX").unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
     check_prefix(&key_prefix)?;
     let Some(url) = get("DRAFTSTORE_RATE_LIMIT_REDIS_URL") else {
+        // Tuning without a URL: most likely the URL's Secret key is missing, and each process
+        // would count alone while the deployment means to share.
+        if let Some(set) = TUNING.iter().find(|name| get(name).is_some()) {
+            return Err(err(format!(
+                "{set} is set but DRAFTSTORE_RATE_LIMIT_REDIS_URL is not: without it each process counts tenant rates alone; set the URL (its Secret) or unset the DRAFTSTORE_RATE_LIMIT_* variables"
+            )));
+        }
         return Ok(None);
     };
     let url = url.trim().to_owned();
@@ -118,6 +134,24 @@ mod tests {
             (c.timeout, c.on_error, c.key_prefix.as_str()),
             (Duration::from_millis(50), OnError::Reject, "staging:rl:")
         );
+    }
+
+    #[test]
+    fn tuning_without_a_url_is_refused_not_ignored() {
+        for name in TUNING {
+            let value = if name.ends_with("ON_ERROR") {
+                "reject"
+            } else if name.ends_with("PREFIX") {
+                "staging:rl:"
+            } else {
+                "50"
+            };
+            let e = parse(&[(name, value)]).unwrap_err().to_string();
+            assert!(
+                e.contains(name) && e.contains("DRAFTSTORE_RATE_LIMIT_REDIS_URL is not"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -561,4 +561,11 @@ fn disagreeing_key_lines_and_bad_redis_settings_are_one_line_and_exit_64() {
         assert!(err.contains(name), "{err}");
         assert!(!err.contains("super-secret"), "{err}");
     }
+    // Tuning without the URL (its Secret key missing): refused, not counted in each process.
+    let (code, err) = refused_start(&[("DRAFTSTORE_RATE_LIMIT_ON_ERROR", "reject")]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("DRAFTSTORE_RATE_LIMIT_REDIS_URL is not"),
+        "{err}"
+    );
 }
