@@ -172,10 +172,9 @@ impl RedisLimiter {
             return Err(Unanswered);
         }
         let started = Instant::now();
-        let key = self.key(tenant);
         let per_us = u64::try_from(spec.per.as_micros()).unwrap_or(u64::MAX);
         let mut call = Box::pin(Arc::clone(self).decide(
-            key.clone(),
+            self.key(tenant),
             spec.limit,
             per_us,
             started + self.timeout,
@@ -211,7 +210,7 @@ impl RedisLimiter {
             }
             Err(_) => {
                 self.failed("timeout", &timed_out(self.link(self.timeout)));
-                tokio::spawn(Arc::clone(self).settle(call, key, spec.limit));
+                tokio::spawn(Arc::clone(self).settle(call, self.key(tenant), spec.limit));
                 Err(Unanswered)
             }
         }
