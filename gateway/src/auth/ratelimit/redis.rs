@@ -233,8 +233,9 @@ impl RedisLimiter {
         let deadline = self.local_us(give_up).saturating_add(offset);
         let mut invocation = self.script.key(key);
         invocation.arg(limit).arg(per_us).arg(deadline);
+        let sent = Instant::now();
         let reply: Reply = invocation.invoke_async(&mut connection).await?;
-        self.observe_clock(reply.2);
+        self.observe_clock(reply.2, sent);
         Ok(reply)
     }
 
@@ -262,14 +263,23 @@ impl RedisLimiter {
 
     /// Asks Redis its time, records the offset and returns it.
     async fn sync_clock(&self, connection: &mut ConnectionManager) -> redis::RedisResult<i64> {
+        let sent = Instant::now();
         let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(connection).await?;
-        Ok(self.observe_clock(secs.saturating_mul(1_000_000).saturating_add(micros)))
+        Ok(self.observe_clock(secs.saturating_mul(1_000_000).saturating_add(micros), sent))
     }
 
-    /// Records Redis's clock (`now_us`, just answered) against ours; returns the offset.
-    fn observe_clock(&self, now_us: i64) -> i64 {
-        let offset = now_us.saturating_sub(self.local_us(Instant::now()));
-        self.offset_us.store(offset, Ordering::Relaxed);
+    /// Records Redis's clock (`now_us`, in an answer to a call `sent` then) against ours;
+    /// returns the offset. An answer slower than a decision's bound is kept only when nothing
+    /// better is known: it errs early by its slowness, and would make the next deadlines early
+    /// (decisions refused as `late`) until a faster one corrects it.
+    fn observe_clock(&self, now_us: i64, sent: Instant) -> i64 {
+        let received = Instant::now();
+        let offset = now_us.saturating_sub(self.local_us(received));
+        if received.duration_since(sent) <= self.timeout
+            || self.offset_us.load(Ordering::Relaxed) == UNKNOWN
+        {
+            self.offset_us.store(offset, Ordering::Relaxed);
+        }
         offset
     }
 
