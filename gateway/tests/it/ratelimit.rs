@@ -310,22 +310,18 @@ impl Redis {
 
     /// SIGSTOP: the server keeps its sockets but answers nothing until [`Self::thaw`].
     pub(crate) fn freeze(&self) {
-        self.signal("-STOP");
+        self.signal(rustix::process::Signal::STOP);
     }
 
     /// SIGCONT: the server runs again, and executes what was queued meanwhile.
     pub(crate) fn thaw(&self) {
-        self.signal("-CONT");
+        self.signal(rustix::process::Signal::CONT);
     }
 
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("redis-server runs").id();
-        let status = Command::new("kill")
-            .arg(signal)
-            .arg(pid.to_string())
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal} {pid}");
+    fn signal(&self, signal: rustix::process::Signal) {
+        let child = self.child.as_ref().expect("redis-server runs");
+        rustix::process::kill_process(rustix::process::Pid::from_child(child), signal)
+            .expect("signal redis-server");
     }
 
     pub(crate) fn restart(&mut self) {
