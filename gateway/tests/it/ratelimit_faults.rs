@@ -24,7 +24,7 @@ async fn a_decision_given_up_on_spends_nothing_when_a_frozen_redis_catches_up() 
             ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", url.clone()),
             ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", prefix(on_error)),
             // Long enough for a loaded test machine; a frozen Redis answers never.
-            ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "500".to_owned()),
+            ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "1000".to_owned()),
             ("DRAFTSTORE_RATE_LIMIT_ON_ERROR", on_error.to_owned()),
         ]
     };
