@@ -82,7 +82,9 @@ pub struct Metrics {
     pub confirms: Family<OutcomeLabels, Counter>,
     /// `draftstore_confirmed_bytes_total`.
     pub confirmed_bytes: Counter,
-    /// Shared rate-limit calls to Redis: `granted`, `limited`, `error`, `timeout`, `skipped`.
+    /// Shared rate-limit calls to Redis: `granted`, `limited`, `error`, `timeout`, `skipped`,
+    /// `late` (answered, but past its deadline: nothing spent), `refunded` (a grant answered
+    /// after the decision was given up on, given back).
     pub rate_limit_redis_calls: Family<OutcomeLabels, Counter>,
     /// Round trip of one rate-limit decision in Redis.
     pub rate_limit_redis_seconds: Histogram,

@@ -8,43 +8,62 @@ use std::time::Duration;
 /// Default Redis key prefix: `<prefix><tenant>` holds a tenant's bucket.
 pub const DEFAULT_KEY_PREFIX: &str = "draftstore:ratelimit:";
 
+/// The variables that tune the shared limiter: meaningless without its URL.
+const TUNING: [&str; 3] = [
+    "DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS",
+    "DRAFTSTORE_RATE_LIMIT_ON_ERROR",
+    "DRAFTSTORE_RATE_LIMIT_KEY_PREFIX",
+];
+
 /// `Some` when `DRAFTSTORE_RATE_LIMIT_REDIS_URL` is set.
 ///
+/// A variable that is set but empty (a Secret or ConfigMap key that resolves to nothing) is
+/// refused rather than read as unset: an empty URL would silently mean each process counts
+/// alone, an empty `ON_ERROR` would silently mean `allow`, an empty prefix would share keys.
+///
 /// # Errors
-/// A URL that is not `redis://` or `rediss://` (never echoed: it may hold a password), a timeout
-/// outside 1..=5000 ms, an `ON_ERROR` other than `allow`/`reject`, a prefix of more than 128
-/// bytes or with spaces or control characters.
+/// A URL that is empty or not `redis://` or `rediss://` (never echoed: it may hold a password),
+/// a timeout outside 1..=5000 ms, an `ON_ERROR` other than `allow`/`reject`, a prefix that is
+/// empty, longer than 128 bytes, holds spaces or control characters, or does not end in `:`;
+/// any of the three set without the URL (a missing Secret key would silently mean in-process
+/// limits).
 pub fn redis(get: Lookup<'_>) -> Result<Option<RedisConfig>, ConfigError> {
-    let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
     let timeout = Duration::from_millis(number(
         get,
         "DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS",
         20,
         1..=5000,
     )?);
-    let on_error = match var("DRAFTSTORE_RATE_LIMIT_ON_ERROR")
-        .as_deref()
-        .map(str::trim)
-    {
-        None | Some("allow") => OnError::Allow,
-        Some("reject") => OnError::Reject,
-        Some(_) => {
-            return Err(err(
-                "DRAFTSTORE_RATE_LIMIT_ON_ERROR must be allow or reject",
-            ))
-        }
-    };
+    let on_error =
+        match get("DRAFTSTORE_RATE_LIMIT_ON_ERROR")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("allow") => OnError::Allow,
+            Some("reject") => OnError::Reject,
+            Some(_) => return Err(err(
+                "DRAFTSTORE_RATE_LIMIT_ON_ERROR must be allow or reject (it is set but is neither)",
+            )),
+        };
     let key_prefix =
         get("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX").unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
-    if key_prefix.len() > 128 || !key_prefix.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(err(
-            "DRAFTSTORE_RATE_LIMIT_KEY_PREFIX must be at most 128 printable ASCII characters without spaces",
-        ));
-    }
-    let Some(url) = var("DRAFTSTORE_RATE_LIMIT_REDIS_URL") else {
+    check_prefix(&key_prefix)?;
+    let Some(url) = get("DRAFTSTORE_RATE_LIMIT_REDIS_URL") else {
+        // Tuning without a URL: most likely the URL's Secret key is missing, and each process
+        // would count alone while the deployment means to share.
+        if let Some(set) = TUNING.iter().find(|name| get(name).is_some()) {
+            return Err(err(format!(
+                "{set} is set but DRAFTSTORE_RATE_LIMIT_REDIS_URL is not: without it each process counts tenant rates alone; set the URL (its Secret) or unset the DRAFTSTORE_RATE_LIMIT_* variables"
+            )));
+        }
         return Ok(None);
     };
     let url = url.trim().to_owned();
+    if url.is_empty() {
+        return Err(err(
+            "DRAFTSTORE_RATE_LIMIT_REDIS_URL is set but empty: give redis://[user:password@]host[:port][/db] (or rediss://), or unset it to count each process's rates alone",
+        ));
+    }
     crate::auth::ratelimit::check_url(&url).map_err(err)?;
     Ok(Some(RedisConfig {
         url,
@@ -52,6 +71,21 @@ pub fn redis(get: Lookup<'_>) -> Result<Option<RedisConfig>, ConfigError> {
         on_error,
         key_prefix,
     }))
+}
+
+/// A prefix ends in `:`, which tenant names (`a-z`, `0-9`, `-`) never hold: so `<prefix><tenant>`
+/// names one tenant of one prefix only (`ab` + `-c` and `ab-` + `c` would both be `ab-c`).
+fn check_prefix(prefix: &str) -> Result<(), ConfigError> {
+    if prefix.is_empty()
+        || prefix.len() > 128
+        || !prefix.bytes().all(|b| b.is_ascii_graphic())
+        || !prefix.ends_with(':')
+    {
+        return Err(err(
+            "DRAFTSTORE_RATE_LIMIT_KEY_PREFIX must be 1..=128 printable ASCII characters without spaces, ending in ':' (as draftstore:ratelimit:), so no two prefixes' keys can meet",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -103,6 +137,24 @@ mod tests {
     }
 
     #[test]
+    fn tuning_without_a_url_is_refused_not_ignored() {
+        for name in TUNING {
+            let value = if name.ends_with("ON_ERROR") {
+                "reject"
+            } else if name.ends_with("PREFIX") {
+                "staging:rl:"
+            } else {
+                "50"
+            };
+            let e = parse(&[(name, value)]).unwrap_err().to_string();
+            assert!(
+                e.contains(name) && e.contains("DRAFTSTORE_RATE_LIMIT_REDIS_URL is not"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_values_name_the_variable_and_never_echo_the_url() {
         for (name, value) in [
             (
@@ -118,15 +170,49 @@ mod tests {
             ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "20ms"),
             ("DRAFTSTORE_RATE_LIMIT_ON_ERROR", "ignore"),
             ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", "has space"),
+            ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", ""),
+            ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", "ab"),
+            ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", "draftstore:ratelimit"),
+            ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", ""),
+            ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", "  "),
+            ("DRAFTSTORE_RATE_LIMIT_ON_ERROR", ""),
         ] {
             let mut pairs = vec![(name, value)];
             if name != "DRAFTSTORE_RATE_LIMIT_REDIS_URL" {
                 pairs.push(("DRAFTSTORE_RATE_LIMIT_REDIS_URL", "redis://127.0.0.1"));
             }
-            let e = parse(&pairs).unwrap_err().to_string();
+            let e = parse(&pairs)
+                .expect_err(&format!("{name}={value:?} is refused"))
+                .to_string();
             assert!(e.contains(name), "{name}={value}: {e}");
             assert!(!e.contains("hunter2"), "{e}");
             assert_eq!(e.lines().count(), 1);
         }
+    }
+
+    /// Every tenant key is `<prefix><tenant>`; with prefixes ending in `:` (which tenant names
+    /// never hold) two different (prefix, tenant) pairs never make one key.
+    #[test]
+    fn keys_of_different_prefixes_never_meet() {
+        use crate::auth::Tenant;
+        let prefixes = ["a:", "ab:", "a:b:", "ab-:", "draftstore:ratelimit:"];
+        let tenants = ["b", "-c", "c", "b-c", "ab", "-"];
+        let mut seen = std::collections::HashMap::new();
+        for prefix in prefixes {
+            assert!(check_prefix(prefix).is_ok(), "{prefix}");
+            for tenant in tenants {
+                let tenant = Tenant::parse(tenant).unwrap();
+                let key = format!("{prefix}{}", tenant.as_str());
+                if let Some(other) = seen.insert(key.clone(), (prefix, tenant.as_str().to_owned()))
+                {
+                    panic!(
+                        "{key} is both {other:?} and ({prefix}, {})",
+                        tenant.as_str()
+                    );
+                }
+            }
+        }
+        // The collision the rule prevents: `ab` + `-c` and `ab-` + `c`.
+        assert!(check_prefix("ab").is_err() && check_prefix("ab-").is_err());
     }
 }

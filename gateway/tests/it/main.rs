@@ -49,6 +49,8 @@ mod presign_cli;
 mod proxy;
 /// Tenant rate limits, in process and shared through Redis.
 mod ratelimit;
+/// The shared rate limiter while Redis is frozen, flapping, refusing or not speaking TLS.
+mod ratelimit_faults;
 /// The REST API: the README flow, constraints, every error status, metrics, the routes.
 mod rest_api;
 /// The S3 store against SeaweedFS, the conformance suite included.

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// `None` (with a printed reason) when no Redis is configured outside CI.
-fn redis_url() -> Option<String> {
+pub(crate) fn redis_url() -> Option<String> {
     let url = std::env::var("DRAFTSTORE_TEST_REDIS_URL")
         .ok()
         .filter(|v| !v.is_empty());
@@ -42,12 +42,12 @@ fn wait_for_port(port: u16, what: &str) {
     }
 }
 
-fn hash(key: &str) -> String {
+pub(crate) fn hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 /// A Redis key prefix of this run and test, so runs sharing one Redis never meet.
-fn prefix(tag: &str) -> String {
+pub(crate) fn prefix(tag: &str) -> String {
     format!(
         "draftstore-test:{tag}:{}:{}:",
         std::process::id(),
@@ -58,20 +58,20 @@ fn prefix(tag: &str) -> String {
     )
 }
 
-struct Process {
+pub(crate) struct Process {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     dir: tempfile::TempDir,
 }
 
 impl Process {
     /// What the gateway wrote on stderr so far.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap()
     }
 
     /// The value of one series in `/metrics` (0 when absent).
-    async fn metric(&self, series: &str) -> f64 {
+    pub(crate) async fn metric(&self, series: &str) -> f64 {
         let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", self.port))
             .await
             .unwrap()
@@ -92,7 +92,7 @@ impl Drop for Process {
 }
 
 /// `gateway serve` on the embedded store in a folder of its own, with API keys and `env`.
-fn gateway(keys: &str, env: &[(&str, &str)]) -> Process {
+pub(crate) fn gateway(keys: &str, env: &[(&str, &str)]) -> Process {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
@@ -113,12 +113,12 @@ fn gateway(keys: &str, env: &[(&str, &str)]) -> Process {
     Process { child, port, dir }
 }
 
-fn borrowed<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+pub(crate) fn borrowed<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 /// A REST upload URL: the status, the error code (if any) and `Retry-After` (if any).
-async fn rest(port: u16, key: &str) -> (u16, String, Option<String>) {
+pub(crate) async fn rest(port: u16, key: &str) -> (u16, String, Option<String>) {
     let response = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/api/v1/upload-url"))
         .bearer_auth(key)
@@ -176,7 +176,7 @@ async fn limiter_state(port: u16) -> String {
 }
 
 /// Polls `/ready` until its `rate_limit` is `want` (bounded: 20 s).
-async fn wait_for_state(port: u16, want: &str) {
+pub(crate) async fn wait_for_state(port: u16, want: &str) {
     let started = Instant::now();
     loop {
         if limiter_state(port).await == want {
@@ -282,29 +282,54 @@ async fn three_replicas_on_one_redis_grant_a_tenant_its_rate_once_over_rest_and_
 }
 
 /// A Redis server of this test's own, stopped and restarted on the same port.
-struct Redis {
+pub(crate) struct Redis {
     child: Option<Child>,
-    port: u16,
+    pub(crate) port: u16,
     dir: tempfile::TempDir,
+    /// More `redis-server` arguments (`--requirepass …`).
+    args: Vec<String>,
 }
 
 impl Redis {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with more arguments.
+    pub(crate) fn start_with(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut redis = Self {
             child: None,
             port: free_port(),
             dir,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         redis.restart();
         redis
     }
 
-    fn restart(&mut self) {
+    /// SIGSTOP: the server keeps its sockets but answers nothing until [`Self::thaw`].
+    pub(crate) fn freeze(&self) {
+        self.signal(rustix::process::Signal::STOP);
+    }
+
+    /// SIGCONT: the server runs again, and executes what was queued meanwhile.
+    pub(crate) fn thaw(&self) {
+        self.signal(rustix::process::Signal::CONT);
+    }
+
+    fn signal(&self, signal: rustix::process::Signal) {
+        let child = self.child.as_ref().expect("redis-server runs");
+        rustix::process::kill_process(rustix::process::Pid::from_child(child), signal)
+            .expect("signal redis-server");
+    }
+
+    pub(crate) fn restart(&mut self) {
         let server =
             std::env::var("DRAFTSTORE_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let child = Command::new(server)
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&self.args)
             .arg("--port")
             .arg(self.port.to_string())
             .arg("--dir")
@@ -317,14 +342,14 @@ impl Redis {
         wait_for_port(self.port, "redis-server");
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 }
@@ -517,6 +542,12 @@ fn disagreeing_key_lines_and_bad_redis_settings_are_one_line_and_exit_64() {
         ),
         ("DRAFTSTORE_RATE_LIMIT_ON_ERROR", "maybe"),
         ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "0"),
+        // Set but empty (a Secret key that resolves to nothing): refused, not "no Redis".
+        ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", ""),
+        ("DRAFTSTORE_RATE_LIMIT_ON_ERROR", ""),
+        // A prefix must end in ':' so that `ab` + `-c` and `ab-` + `c` are different keys.
+        ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", "ab"),
+        ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", ""),
     ] {
         let mut env = vec![("DRAFTSTORE_RATE_LIMIT_REDIS_URL", url.as_str())];
         env.push((name, value));
@@ -526,4 +557,11 @@ fn disagreeing_key_lines_and_bad_redis_settings_are_one_line_and_exit_64() {
         assert!(err.contains(name), "{err}");
         assert!(!err.contains("super-secret"), "{err}");
     }
+    // Tuning without the URL (its Secret key missing): refused, not counted in each process.
+    let (code, err) = refused_start(&[("DRAFTSTORE_RATE_LIMIT_ON_ERROR", "reject")]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("DRAFTSTORE_RATE_LIMIT_REDIS_URL is not"),
+        "{err}"
+    );
 }

@@ -5,15 +5,20 @@
 //! - [`bucket`]: the refilling token bucket (pure), the one semantics of both counters.
 //! - [`redis`]: the same bucket as one atomic Lua step on the Redis server, a decision within a
 //!   time bound, and what happens when Redis does not answer ([`OnError`]).
+//! - `outage`: the throttled log lines while Redis does not answer, and what each failure was.
+//!
+//! Refusals are logged at most once a minute per tenant (INFO, with how many since the last
+//! line), not once per request: an over-limit tenant does not drive the log's volume.
 //!
 //! Without Redis each process counts alone: with three replicas behind a load balancer, a
 //! tenant gets up to three times its rate.
 
 mod bucket;
+mod outage;
 mod redis;
 
 pub use bucket::{retry_after, RateSpec};
-pub use redis::{check_url, RedisLimiter, LUA, OPEN_AFTER};
+pub use redis::{check_url, RedisLimiter, LUA, OPEN_AFTER, REFUND_LUA};
 
 use bucket::Bucket;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -41,7 +46,8 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// What a decision does while Redis does not answer (`DRAFTSTORE_RATE_LIMIT_ON_ERROR`).
     pub on_error: OnError,
-    /// Put before the tenant in every Redis key, so deployments can share one Redis.
+    /// Put before the tenant in every Redis key, so deployments can share one Redis. Ends in
+    /// `:` (checked by `config`), which tenant names never hold: keys of two prefixes never meet.
     pub key_prefix: String,
 }
 
@@ -61,6 +67,8 @@ pub struct Rate {
     spec: RateSpec,
     local: Mutex<Bucket>,
     shared: Option<Arc<RedisLimiter>>,
+    /// When this tenant's refusals were last logged, and how many since.
+    refusals: Mutex<(Option<Instant>, u64)>,
 }
 
 impl std::fmt::Debug for Rate {
@@ -89,6 +97,7 @@ impl Rate {
             spec,
             local: Mutex::new(Bucket::full(spec, Instant::now())),
             shared,
+            refusals: Mutex::new((None, 0)),
         }
     }
 
@@ -105,6 +114,14 @@ impl Rate {
     /// [`Refusal::Limited`] when out of tokens; [`Refusal::Unavailable`] when Redis failed and
     /// the fallback is `reject`.
     pub async fn take(&self, tenant: &str) -> Result<(), Refusal> {
+        let decision = self.decide(tenant).await;
+        if let Err(refusal) = decision {
+            self.log_refusal(tenant, refusal);
+        }
+        decision
+    }
+
+    async fn decide(&self, tenant: &str) -> Result<(), Refusal> {
         if let Some(shared) = &self.shared {
             match shared.take(tenant, self.spec).await {
                 Ok(decision) => return decision.map_err(Refusal::Limited),
@@ -124,6 +141,31 @@ impl Rate {
             return local;
         }
         self.take_local()
+    }
+
+    /// One INFO line per tenant at most every [`outage::LOG_EVERY`], counting the refusals
+    /// since the last (each request's own line is at DEBUG).
+    fn log_refusal(&self, tenant: &str, refusal: Refusal) {
+        let mut refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+        refusals.1 += 1;
+        if refusals
+            .0
+            .is_some_and(|at| at.elapsed() < outage::LOG_EVERY)
+        {
+            return;
+        }
+        let why = match refusal {
+            Refusal::Limited(_) => "over its rate",
+            Refusal::Unavailable => "refused while the shared limiter is unavailable",
+        };
+        tracing::info!(
+            tenant,
+            refused = refusals.1,
+            limit = self.spec.limit,
+            per_s = self.spec.per.as_secs_f64(),
+            "rate limits: tenant {why} (logged at most once a minute per tenant)"
+        );
+        *refusals = (Some(Instant::now()), 0);
     }
 
     fn take_local(&self) -> Result<(), Refusal> {

@@ -4,27 +4,39 @@
 //! the background).
 //!
 //! A decision waits at most the configured bound (`DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS`, 20 ms by
-//! default); a failure or timeout is [`Unanswered`] and the caller applies the fallback. After
-//! [`OPEN_AFTER`] failures in a row Redis is skipped (no request waits for it) until a
-//! background PING, once a second, gets an answer again: recovery needs nothing from anyone.
-//! Failures are logged at most once a minute, and counted in
-//! `draftstore_rate_limit_redis_calls_total{outcome}`.
+//! default); a failure or timeout is [`Unanswered`] and the caller applies the fallback. A
+//! decision given up on is never also counted in Redis: the script carries the moment the
+//! gateway gives up, in Redis's own clock (estimated from the server time of the last reply),
+//! and spends nothing when it runs later (a frozen or overloaded Redis runs queued scripts when
+//! it catches up); a grant whose reply was still on its way when the gateway gave up is given
+//! back ([`REFUND_LUA`]). After [`OPEN_AFTER`] failures in a row Redis is skipped (no request
+//! waits for it) until a background `TIME`, once a second, gets an answer again: recovery needs
+//! nothing from anyone. Failures are counted in `draftstore_rate_limit_redis_calls_total{outcome}`
+//! and logged as `outage.rs` says.
 
+use super::outage::{describe, timed_out, Link, Outage};
 use super::{set_status, OnError, RateSpec, RedisConfig};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// One step of the token bucket of `bucket.rs`, atomically. `KEYS[1]`: the tenant's bucket (a
 /// hash of `tokens` and `at`, µs of the server's clock). `ARGV[1]`: tokens when full;
-/// `ARGV[2]`: µs to refill from empty. Returns `{1, 0}` for a grant, `{0, µs until a token is
-/// back}` otherwise. A missing key is a full bucket, so the key expires once it would be full.
+/// `ARGV[2]`: µs to refill from empty; `ARGV[3]`: the deadline, µs of the server's clock (Unix
+/// time): run later, the step spends nothing and answers `-1`. Returns `{1, 0, now}` for a
+/// grant, `{0, µs until a token is back, now}` otherwise, `{-1, 0, now}` past the deadline;
+/// `now` is the server's clock in µs. A missing key is a full bucket, so the key expires once it
+/// would be full.
 pub const LUA: &str = r"
 local limit = tonumber(ARGV[1])
 local per = tonumber(ARGV[2])
+local deadline = tonumber(ARGV[3])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+if now > deadline then
+  return {-1, 0, now}
+end
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1])
 local at = tonumber(state[2])
@@ -45,37 +57,58 @@ else
 end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'at', string.format('%d', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(per / 1000) + 1000)
-return {granted, wait}
+return {granted, wait, now}
 ";
 
-/// Failures in a row after which requests stop waiting for Redis until a PING answers.
+/// Gives one token back to `KEYS[1]` (never beyond `ARGV[1]`, the limit): for a grant whose
+/// answer came after the gateway had given up and decided without it. A missing key is a full
+/// bucket: nothing to give back. Returns 1 when a token went back.
+pub const REFUND_LUA: &str = r"
+local limit = tonumber(ARGV[1])
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
+if tokens == nil then return 0 end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', math.min(limit, tokens + 1)))
+return 1
+";
+
+/// Failures in a row after which requests stop waiting for Redis until it answers again.
 pub const OPEN_AFTER: u32 = 3;
-/// How often the background task PINGs Redis.
+/// How often the background task asks Redis the time (its health check and clock sample).
 const PROBE_EVERY: Duration = Duration::from_secs(1);
-/// A PING's bound (it keeps no request waiting).
+/// A probe's bound, and how long an answer given up on is still awaited to be settled.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Failures are logged at most this often.
-const LOG_EVERY: Duration = Duration::from_secs(60);
+/// `offset_us` before any answer.
+const UNKNOWN: i64 = i64::MIN;
 
 /// Redis gave no decision within the bound (down, slow, or an error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unanswered;
 
-/// The shared limiter: a connection to Redis, the script, and how healthy Redis looks.
+/// The shared limiter: a connection to Redis, the scripts, and how healthy Redis looks.
 pub struct RedisLimiter {
     connection: ConnectionManager,
-    script: redis::Script,
+    script: Arc<redis::Script>,
+    refund: redis::Script,
     prefix: String,
     timeout: Duration,
     on_error: OnError,
-    /// Failures in a row (decisions and PINGs); at [`OPEN_AFTER`] requests skip Redis.
+    tls: bool,
+    /// The origin of this process's µs clock (`local_us`).
+    epoch: Instant,
+    /// Redis's clock minus ours, in µs, from the last answer ([`UNKNOWN`] before one). An
+    /// answer's server time is taken before it travels back, so this errs early: a deadline
+    /// computed from it is never later than the moment the gateway gives up.
+    offset_us: AtomicI64,
+    /// Failures in a row (decisions and probes); at [`OPEN_AFTER`] requests skip Redis.
     failures: AtomicU32,
-    /// When failures were last logged, and how many since.
-    logged: Mutex<(Option<Instant>, u64)>,
+    outage: Outage,
 }
 
+/// A decision's answer: `granted` 1, 0 (limited) or -1 (past its deadline); `wait` in µs.
+type Reply = (i64, i64, i64);
+
 impl RedisLimiter {
-    /// Parses the URL and starts the background PING; connects on first use, so a Redis that
+    /// Parses the URL and starts the background probe; connects on first use, so a Redis that
     /// is down at start delays nothing (decisions use the fallback until it answers).
     /// Must be called within a Tokio runtime.
     ///
@@ -83,22 +116,28 @@ impl RedisLimiter {
     /// A URL that is not `redis://` or `rediss://` (the message never holds the URL).
     pub fn start(config: &RedisConfig) -> Result<Arc<Self>, String> {
         let client = client(&config.url)?;
+        // The connection's own bound is longer than a decision's: an answer given up on is still
+        // read (and a late grant given back) for up to PROBE_TIMEOUT more.
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(config.timeout.max(Duration::from_millis(1))))
+            .set_response_timeout(Some(config.timeout + PROBE_TIMEOUT))
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
         let connection = ConnectionManager::new_lazy_with_config(client, manager)
-            .map_err(|e| format!("DRAFTSTORE_RATE_LIMIT_REDIS_URL: {:?}", e.kind()))?;
+            .map_err(|e| format!("DRAFTSTORE_RATE_LIMIT_REDIS_URL: {}", e.category()))?;
         let limiter = Arc::new(Self {
             connection,
-            script: redis::Script::new(LUA),
+            script: Arc::new(redis::Script::new(LUA)),
+            refund: redis::Script::new(REFUND_LUA),
             prefix: config.key_prefix.clone(),
             timeout: config.timeout,
             on_error: config.on_error,
+            tls: config.url.starts_with("rediss://"),
+            epoch: Instant::now(),
+            offset_us: AtomicI64::new(UNKNOWN),
             failures: AtomicU32::new(0),
-            logged: Mutex::new((None, 0)),
+            outage: Outage::default(),
         });
         set_status(true);
         tokio::spawn(probe(Arc::downgrade(&limiter)));
@@ -111,18 +150,20 @@ impl RedisLimiter {
         self.on_error
     }
 
-    /// The Redis key of `tenant`'s bucket.
+    /// The Redis key of `tenant`'s bucket: the prefix (which ends in `:`, never in a tenant
+    /// name) then the tenant, so no two (prefix, tenant) pairs share a key.
     #[must_use]
     pub fn key(&self, tenant: &str) -> String {
         format!("{}{tenant}", self.prefix)
     }
 
     /// One decision for `tenant` at `spec`: `Ok(Ok(()))` granted, `Ok(Err(wait))` limited.
+    /// A decision this returns [`Unanswered`] for spends nothing in Redis.
     ///
     /// # Errors
     /// [`Unanswered`] when Redis failed, took longer than the bound, or is being skipped.
     pub async fn take(
-        &self,
+        self: &Arc<Self>,
         tenant: &str,
         spec: RateSpec,
     ) -> Result<Result<(), Duration>, Unanswered> {
@@ -130,60 +171,146 @@ impl RedisLimiter {
             count("skipped");
             return Err(Unanswered);
         }
-        let per_us = u64::try_from(spec.per.as_micros()).unwrap_or(u64::MAX);
-        let mut connection = self.connection.clone();
         let started = Instant::now();
-        let mut invocation = self.script.key(self.key(tenant));
-        invocation.arg(spec.limit).arg(per_us);
-        let call = invocation.invoke_async::<(i64, i64)>(&mut connection);
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok((granted, wait_us))) => {
+        let per_us = u64::try_from(spec.per.as_micros()).unwrap_or(u64::MAX);
+        let mut call = Box::pin(Arc::clone(self).decide(
+            self.key(tenant),
+            spec.limit,
+            per_us,
+            started + self.timeout,
+        ));
+        match tokio::time::timeout(self.timeout, &mut call).await {
+            Ok(Ok((granted, wait_us, _))) => {
                 crate::metrics::get()
                     .rate_limit_redis_seconds
                     .observe(started.elapsed().as_secs_f64());
                 self.succeeded();
-                if granted == 1 {
-                    count("granted");
-                    Ok(Ok(()))
-                } else {
-                    count("limited");
-                    Ok(Err(Duration::from_micros(
-                        u64::try_from(wait_us).unwrap_or(0),
-                    )))
+                match granted {
+                    1 => {
+                        count("granted");
+                        Ok(Ok(()))
+                    }
+                    0 => {
+                        count("limited");
+                        Ok(Err(Duration::from_micros(
+                            u64::try_from(wait_us).unwrap_or(0),
+                        )))
+                    }
+                    // Answered in time but past the deadline (the clock estimate was early,
+                    // and is corrected by this answer): nothing was spent.
+                    _ => {
+                        count("late");
+                        Err(Unanswered)
+                    }
                 }
             }
             Ok(Err(e)) => {
-                self.failed("error", &format!("{:?}", e.kind()));
+                self.failed("error", &describe(&e, self.link(self.timeout)));
                 Err(Unanswered)
             }
             Err(_) => {
-                self.failed(
-                    "timeout",
-                    "no answer within DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS",
-                );
+                self.failed("timeout", &timed_out(self.link(self.timeout)));
+                tokio::spawn(Arc::clone(self).settle(call, self.key(tenant), spec.limit));
                 Err(Unanswered)
             }
         }
     }
 
-    /// PINGs Redis (bounded by [`PROBE_TIMEOUT`]) and records the outcome.
+    /// Runs the script with a deadline of `give_up` in Redis's clock (asking Redis its time
+    /// first when no answer has told it yet).
+    async fn decide(
+        self: Arc<Self>,
+        key: String,
+        limit: u32,
+        per_us: u64,
+        give_up: Instant,
+    ) -> redis::RedisResult<Reply> {
+        let mut connection = self.connection.clone();
+        let mut offset = self.offset_us.load(Ordering::Relaxed);
+        if offset == UNKNOWN {
+            offset = self.sync_clock(&mut connection).await?;
+        }
+        let deadline = self.local_us(give_up).saturating_add(offset);
+        let mut invocation = self.script.key(key);
+        invocation.arg(limit).arg(per_us).arg(deadline);
+        let sent = Instant::now();
+        let reply: Reply = invocation.invoke_async(&mut connection).await?;
+        self.observe_clock(reply.2, sent);
+        Ok(reply)
+    }
+
+    /// Awaits the answer of a decision given up on: a grant that was spent after all is given
+    /// back, so the decision counts once (by the fallback) and not again in Redis.
+    async fn settle(
+        self: Arc<Self>,
+        call: std::pin::Pin<Box<impl std::future::Future<Output = redis::RedisResult<Reply>>>>,
+        key: String,
+        limit: u32,
+    ) {
+        let Ok(Ok((1, _, _))) = tokio::time::timeout(PROBE_TIMEOUT, call).await else {
+            return;
+        };
+        let mut connection = self.connection.clone();
+        let mut invocation = self.refund.key(key);
+        invocation.arg(limit);
+        let refund = invocation.invoke_async::<i64>(&mut connection);
+        match tokio::time::timeout(PROBE_TIMEOUT, refund).await {
+            Ok(Ok(_)) => count("refunded"),
+            Ok(Err(e)) => self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT))),
+            Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),
+        }
+    }
+
+    /// Asks Redis its time, records the offset and returns it.
+    async fn sync_clock(&self, connection: &mut ConnectionManager) -> redis::RedisResult<i64> {
+        let sent = Instant::now();
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(connection).await?;
+        Ok(self.observe_clock(secs.saturating_mul(1_000_000).saturating_add(micros), sent))
+    }
+
+    /// Records Redis's clock (`now_us`, in an answer to a call `sent` then) against ours;
+    /// returns the offset. An answer slower than a decision's bound is kept only when nothing
+    /// better is known: it errs early by its slowness, and would make the next deadlines early
+    /// (decisions refused as `late`) until a faster one corrects it.
+    fn observe_clock(&self, now_us: i64, sent: Instant) -> i64 {
+        let received = Instant::now();
+        let offset = now_us.saturating_sub(self.local_us(received));
+        if received.duration_since(sent) <= self.timeout
+            || self.offset_us.load(Ordering::Relaxed) == UNKNOWN
+        {
+            self.offset_us.store(offset, Ordering::Relaxed);
+        }
+        offset
+    }
+
+    /// The connection's state, to describe a failure measured against `timeout`.
+    fn link(&self, timeout: Duration) -> Link {
+        Link {
+            timeout,
+            tls: self.tls,
+            never_answered: self.offset_us.load(Ordering::Relaxed) == UNKNOWN,
+        }
+    }
+
+    /// µs of `at` on this process's clock.
+    fn local_us(&self, at: Instant) -> i64 {
+        i64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX)
+    }
+
+    /// Asks Redis its time (bounded by [`PROBE_TIMEOUT`]) and records the outcome.
     async fn probe(&self) {
         let mut connection = self.connection.clone();
-        let command = redis::cmd("PING");
-        let ping = command.query_async::<String>(&mut connection);
-        match tokio::time::timeout(PROBE_TIMEOUT, ping).await {
+        match tokio::time::timeout(PROBE_TIMEOUT, self.sync_clock(&mut connection)).await {
             Ok(Ok(_)) => self.succeeded(),
-            Ok(Err(e)) => self.failed("error", &format!("{:?}", e.kind())),
-            Err(_) => self.failed("timeout", "no answer to PING"),
+            Ok(Err(e)) => self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT))),
+            Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),
         }
     }
 
     fn succeeded(&self) {
         if self.failures.swap(0, Ordering::Relaxed) > 0 {
             set_status(true);
-            tracing::info!("rate limits: Redis answers again; counting is shared again");
-            let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
-            *logged = (None, 0);
+            self.outage.recovered();
         }
     }
 
@@ -191,20 +318,7 @@ impl RedisLimiter {
         count(outcome);
         self.failures.fetch_add(1, Ordering::Relaxed);
         set_status(false);
-        let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
-        logged.1 += 1;
-        if logged.0.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
-            let fallback = match self.on_error {
-                OnError::Allow => "each replica counts alone",
-                OnError::Reject => "URLs are refused",
-            };
-            tracing::warn!(
-                failures = logged.1,
-                error = why,
-                "rate limits: Redis does not answer; {fallback} until it does (logged at most once a minute)"
-            );
-            *logged = (Some(Instant::now()), 0);
-        }
+        self.outage.failed(why, self.on_error);
     }
 }
 
@@ -227,8 +341,8 @@ pub fn check_url(url: &str) -> Result<(), String> {
     client(url).map(|_| ())
 }
 
-/// PINGs at once (connecting before the first request needs it), then once a second while the
-/// limiter lives.
+/// Probes at once (connecting, and learning Redis's clock, before the first request needs
+/// it), then once a second while the limiter lives.
 async fn probe(limiter: Weak<RedisLimiter>) {
     loop {
         let Some(strong) = limiter.upgrade() else {

@@ -8,7 +8,7 @@
 
 use super::escape::Escaped;
 use super::{Failed, Req, Res};
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, Code};
 use crate::http::response::RequestId;
 use crate::http::server::Call;
 use crate::metrics::CallSeries;
@@ -211,6 +211,10 @@ fn log_failure(
     let message = Escaped::with_budget(&e.message, MESSAGE_BUDGET);
     if e.is_server_side() {
         tracing::error!(target: TARGET, request_id = %id, %method, %path, status, code = e.code.as_str(), elapsed_us, "{message}");
+    } else if matches!(e.code, Code::RateLimited | Code::RateLimitUnavailable) {
+        // One line per refusal would let an over-limit tenant drive the log's volume: the
+        // limiter logs each tenant's refusals once a minute (auth/ratelimit), metrics count each.
+        tracing::debug!(target: TARGET, request_id = %id, %method, %path, status, code = e.code.as_str(), elapsed_us, "{message}");
     } else {
         tracing::info!(target: TARGET, request_id = %id, %method, %path, status, code = e.code.as_str(), elapsed_us, "{message}");
     }

@@ -1,0 +1,114 @@
+//! What the shared limiter says while Redis does not answer: one WARN at most once a minute
+//! (however often Redis falls and comes back: the throttle holds across recoveries), the
+//! recovery once at INFO after each WARN, and what each failure was, in words an operator can
+//! act on (refused credentials, no answer within the bound, a failed TLS handshake), never with
+//! the URL or its password.
+
+use super::OnError;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Failures are logged at most this often.
+pub(super) const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// The log throttle of one limiter.
+#[derive(Debug, Default)]
+pub(super) struct Outage(Mutex<State>);
+
+#[derive(Debug, Default)]
+struct State {
+    /// When the last WARN was written (`None`: never).
+    warned_at: Option<Instant>,
+    /// Failures since that WARN.
+    unlogged: u64,
+    /// A WARN was written and its recovery not yet.
+    recovery_due: bool,
+}
+
+impl Outage {
+    /// Records a failure; writes a WARN when none was written in the last [`LOG_EVERY`].
+    pub(super) fn failed(&self, why: &str, on_error: OnError) {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        state.unlogged += 1;
+        if state.warned_at.is_some_and(|at| at.elapsed() < LOG_EVERY) {
+            return;
+        }
+        let fallback = match on_error {
+            OnError::Allow => "each replica counts alone",
+            OnError::Reject => "URLs are refused",
+        };
+        tracing::warn!(
+            failures = state.unlogged,
+            error = why,
+            "rate limits: Redis does not answer; {fallback} until it does (logged at most once a minute)"
+        );
+        state.warned_at = Some(Instant::now());
+        state.unlogged = 0;
+        state.recovery_due = true;
+    }
+
+    /// Records that Redis answers again; writes one INFO when a WARN said it did not.
+    pub(super) fn recovered(&self) {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if std::mem::take(&mut state.recovery_due) {
+            tracing::info!("rate limits: Redis answers again; counting is shared again");
+        }
+    }
+}
+
+/// How the connection stands when a failure is described.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Link {
+    /// The bound the failure is measured against.
+    pub(super) timeout: Duration,
+    /// The URL is `rediss://`.
+    pub(super) tls: bool,
+    /// Redis has never answered this process (a failure may be the connection's set-up).
+    pub(super) never_answered: bool,
+}
+
+/// What went wrong, in words: never the URL (it may hold a password).
+pub(super) fn describe(e: &redis::RedisError, link: Link) -> String {
+    use redis::ErrorKind;
+    let code = e.code().unwrap_or_default();
+    if e.kind() == ErrorKind::AuthenticationFailed || matches!(code, "WRONGPASS" | "NOAUTH") {
+        return format!(
+            "Redis refused the credentials of DRAFTSTORE_RATE_LIMIT_REDIS_URL ({}): check its user and password",
+            if code.is_empty() { "AUTH failed" } else { code }
+        );
+    }
+    if e.is_timeout() {
+        return timed_out(link);
+    }
+    if e.is_connection_refusal() {
+        return "connection refused: nothing listens at the host and port of DRAFTSTORE_RATE_LIMIT_REDIS_URL".to_owned();
+    }
+    if e.kind() == ErrorKind::Io {
+        // An I/O error's text is the socket's or the TLS library's, never the URL's.
+        return if link.tls && link.never_answered {
+            format!("TLS handshake failed (rediss://; does that port speak TLS?): {e}")
+        } else if e.is_connection_dropped() {
+            format!("connection lost: {e}")
+        } else {
+            format!("connection failed: {e}")
+        };
+    }
+    // A server's error code (`ERR`, `NOSCRIPT`, `READONLY`…) and the library's category; not
+    // the server's full text, which may quote the command's arguments.
+    match e.code() {
+        Some(code) => format!("Redis answered an error: {code} ({})", e.category()),
+        None => format!("Redis failed: {}", e.category()),
+    }
+}
+
+/// The message of a decision or probe with no answer within the bound. Over TLS to a server
+/// that never answered, a plaintext port waits for a command that a TLS greeting never ends:
+/// the handshake is what did not complete.
+pub(super) fn timed_out(link: Link) -> String {
+    let ms = link.timeout.as_millis();
+    if link.tls && link.never_answered {
+        format!("TLS handshake failed: no TLS answer within {ms} ms (rediss://; does that port speak TLS?)")
+    } else {
+        format!("timed out: no answer within {ms} ms")
+    }
+}
