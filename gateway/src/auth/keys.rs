@@ -12,6 +12,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// The longest `rate=N/SECS` period accepted, in seconds: a year. Longer periods are refused at
+/// load: they buy nothing, and they overflowed Redis's key expiry, which sent every decision of
+/// that tenant to the fallback.
+pub const MAX_RATE_PERIOD_SECS: u64 = 366 * 24 * 60 * 60;
+
 /// Key digests with their tenants.
 pub(super) type Keys = Vec<([u8; 32], Tenant)>;
 
@@ -113,6 +118,11 @@ fn parse_policy<'a>(
                 if n == 0 || secs == 0 {
                     return Err(bad());
                 }
+                if secs > MAX_RATE_PERIOD_SECS {
+                    return Err(format!(
+                        "key entry {entry}: rate={spec}: the period is at most {MAX_RATE_PERIOD_SECS} seconds (a year)"
+                    ));
+                }
                 let spec = RateSpec {
                     limit: n,
                     per: Duration::from_secs(secs),
@@ -203,6 +213,16 @@ mod tests {
             other.allow_url().await.is_ok(),
             "another tenant is unaffected"
         );
+    }
+
+    #[test]
+    fn a_rate_period_past_a_year_is_refused_at_load() {
+        let year = super::MAX_RATE_PERIOD_SECS;
+        assert!(parse_keys(&format!("acme {} rate=5/{year}", hash("1"))).is_ok());
+        for period in [year + 1, u64::MAX] {
+            let e = parse_keys(&format!("acme {} rate=5/{period}", hash("1"))).unwrap_err();
+            assert!(e.contains("key entry 1") && e.contains("at most"), "{e}");
+        }
     }
 
     #[test]
