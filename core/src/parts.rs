@@ -90,6 +90,14 @@ pub enum PartError {
         /// The part.
         number: u32,
     },
+    /// The upload keeps SHA-256 checksums, and neither the store's listing nor what the
+    /// gateway kept when signing holds one for this part (its URL was signed elsewhere, or
+    /// before the gateway kept them).
+    #[error("part {number}: this upload declared checksum_algorithm \"SHA256\" and the part's checksum is not known (the store lists none and no part URL signed by DraftStore carried one): ask for its part URL with its checksum in checksums_sha256, upload it again, then complete")]
+    ChecksumUnknown {
+        /// The part.
+        number: u32,
+    },
     /// A part checksum that is not the base64 of 32 bytes.
     #[error("part {number}: a SHA-256 checksum is the base64 of 32 bytes")]
     ChecksumFormat {
@@ -380,6 +388,8 @@ pub fn assemble(
 pub fn check_completed(object: &ObjectInfo) -> Result<(), ConstraintViolation> {
     UploadConstraints::from_stamp(object).map_or(Ok(()), |declared| declared.check(object))
 }
+
+pub mod kept;
 
 #[cfg(test)]
 mod tests;
