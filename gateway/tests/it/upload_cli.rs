@@ -272,12 +272,27 @@ async fn usage_errors_are_exit_2_and_bad_configuration_exit_64() {
     let path = path.to_str().unwrap();
     let missing = dir.path().join("missing");
     let missing = missing.to_str().unwrap();
+    let empty = dir.path().join("empty-token");
+    std::fs::write(&empty, "").unwrap();
+    let empty = empty.to_str().unwrap().to_owned();
     for (args, code, says) in [
         (vec![], 2, "FILE"),
         (vec![path, "--no-such-flag"], 2, "--no-such-flag"),
         (vec![path, "--parallel", "0"], 2, "--parallel"),
         (vec![path, "--part-size", "1024"], 2, "--part-size"),
         (vec![missing], 2, "missing"),
+        (vec![dir.path().to_str().unwrap()], 2, "not a regular file"),
+        (vec![path, path], 2, "unexpected argument"),
+        (vec![path, "--parallel", "65"], 2, "--parallel"),
+        (vec![path, "--retries", "101"], 2, "--retries"),
+        (
+            vec![path, "--multipart-threshold", "1"],
+            2,
+            "--multipart-threshold",
+        ),
+        (vec![path, "--name"], 2, "--name"),
+        (vec![path, "--overwrite"], 2, "--confirm"),
+        (vec![path, "--token-file", &empty], 64, "holds no token"),
         (
             vec![path, "--endpoint", "ftp://127.0.0.1"],
             64,
@@ -291,13 +306,27 @@ async fn usage_errors_are_exit_2_and_bad_configuration_exit_64() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
-    let out = upload(&[path], &[("DRAFTSTORE_ENDPOINT", "not a url")]).await;
-    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    for env in [
+        ("DRAFTSTORE_ENDPOINT", "not a url"),
+        ("DRAFTSTORE_TOKEN", "a\u{1}b"),
+        ("DRAFTSTORE_TOKEN", ""),
+    ] {
+        let out = upload(&[path], &[env]).await;
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "{env:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stderr).contains(env.0), "{env:?}");
+    }
     // --help documents the exit statuses and the size rule.
     let out = upload(&["--help"], &[]).await;
     assert!(out.status.success());
     let help = text(&out.stdout);
     for needle in [
+        "0 done",
+        "1 the upload failed",
         "69 the API could not be reached",
         "2 usage",
         "64 bad configuration",
