@@ -76,8 +76,9 @@ pub use limits::{
 };
 pub use memory::{Fault, MemoryStorage};
 pub use multipart::{
-    check_completion, check_part_number, every_part, multipart_etag, ChecksumAlgorithm, Completed,
-    CompletedPart, MultipartOptions, Part, MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE,
+    check_completion, check_part_number, every_part, multipart_etag, valid_part_number,
+    ChecksumAlgorithm, Completed, CompletedPart, CompletionError, MultipartOptions, Part,
+    MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE,
 };
 pub use name::{NameError, ObjectName, MAX_KEY_BYTES};
 pub use parts::kept::{self as kept_parts, Kept, KEPT_PREFIX};
