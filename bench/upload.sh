@@ -70,7 +70,7 @@ run_upload() { # $1: nosum|sum
   local flags=()
   [ "$1" = nosum ] && flags+=(--no-checksum)
   "$bin" upload "$work/input" --name bench.bin --endpoint "http://127.0.0.1:$port" \
-    --parallel 4 --json "${flags[@]}" "${extra[@]}" > "$work/upload.json"
+    --parallel 4 --json "${flags[@]}" "${extra[@]}" > "$work/upload.json" 2> "$work/upload.log"
   echo "$(jq -r '.parts_ms' "$work/upload.json") $(jq -r '.complete_ms' "$work/upload.json")"
 }
 

@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use std::io::Write;
 
 /// Frames waiting for the writer at most.
-const QUEUE: usize = 8;
+const QUEUE: usize = 2;
 
 impl LocalStorage {
     /// Receives the body into a scratch file, fsynced: its size; `digests` are updated with every
