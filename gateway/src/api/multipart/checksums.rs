@@ -65,11 +65,12 @@ impl<B: Storage + Presign> App<B> {
         if parts.iter().all(|p| p.checksum_sha256.is_some()) {
             return Ok(());
         }
-        let listed_any = listed.iter().any(|p| p.checksum_sha256.is_some());
-        let kept = kept_parts::kept(&*self.store, &self.buckets.draft, key, upload_id).await?;
-        if !listed_any && !kept.sha256 {
+        // One GET for an upload without checksums; the signed records are read only for one
+        // that keeps them.
+        if self.keeps_sha256(key, upload_id, listed).await? != Some(true) {
             return Ok(());
         }
+        let kept = kept_parts::kept(&*self.store, &self.buckets.draft, key, upload_id).await?;
         for part in parts.iter_mut().filter(|p| p.checksum_sha256.is_none()) {
             let sum = kept
                 .checksums
