@@ -16,7 +16,8 @@
 //! - `confirm` — performs confirm's steps against a [`Storage`], [`ConfirmError`],
 //!   [`ConfirmOutcome`]; `name_lock` — turns for confirms of one name in this process
 //! - `parts` — the multipart rules DraftStore checks itself ([`plan`], [`part_urls`],
-//!   [`assemble`], [`check_completed`]): pure
+//!   [`assemble`], [`check_completed`]): pure; `parts::kept` — per-part checksums the gateway
+//!   signed, kept beside an upload for stores whose ListParts does not list them ([`kept_parts`])
 //! - `sweep` — [`select_expired`] (pure) and the streaming [`sweep()`] driver
 //! - `events` — event types, ids, the reserved prefix, the signed payload, the retry schedule
 //! - `storage` — the [`Storage`] trait and its types; `memory` — [`MemoryStorage`] with faults
@@ -75,10 +76,12 @@ pub use limits::{
 };
 pub use memory::{Fault, MemoryStorage};
 pub use multipart::{
-    check_completion, check_part_number, every_part, multipart_etag, ChecksumAlgorithm, Completed,
-    CompletedPart, MultipartOptions, Part, MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE,
+    check_completion, check_part_number, every_part, multipart_etag, valid_part_number,
+    ChecksumAlgorithm, Completed, CompletedPart, CompletionError, MultipartOptions, Part,
+    MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE,
 };
 pub use name::{NameError, ObjectName, MAX_KEY_BYTES};
+pub use parts::kept::{self as kept_parts, Kept, KEPT_PREFIX};
 pub use parts::{
     assemble, check_completed, check_declared, part_count, part_urls, plan, upload_metadata,
     Assembly, PartError, PartPlan, StoredPart, DEFAULT_PART_SIZE, MAX_PART_URLS,

@@ -96,79 +96,184 @@ pub fn every_part(parts: &[Part]) -> Vec<CompletedPart> {
     all
 }
 
+/// The part number `number` as S3 numbers parts (1..=[`MAX_PART_NUMBER`]), `None` outside:
+/// the one home of that rule (stores and the API's checks use it).
+#[must_use]
+pub fn valid_part_number(number: u64) -> Option<u32> {
+    u32::try_from(number)
+        .ok()
+        .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
+}
+
 /// # Errors
 /// [`StorageError::InvalidArgument`] for a part number outside 1..=[`MAX_PART_NUMBER`].
 pub fn check_part_number(part_number: u32) -> Result<(), StorageError> {
-    if (1..=MAX_PART_NUMBER).contains(&part_number) {
-        Ok(())
-    } else {
-        Err(StorageError::InvalidArgument {
+    match valid_part_number(u64::from(part_number)) {
+        Some(_) => Ok(()),
+        None => Err(StorageError::InvalidArgument {
             reason: format!("part number {part_number} is outside 1..={MAX_PART_NUMBER}"),
-        })
+        }),
+    }
+}
+
+/// The completion rule a list of parts breaks (S3 "CompleteMultipartUpload" errors): the one
+/// home of these rules. Stores answer it as [`StorageError`] (S3's codes); the API's own check
+/// before calling the store answers it as a `PartError` (400 naming the part).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompletionError {
+    /// No parts named.
+    Empty,
+    /// Part `number` comes after part `after` (`number <= after`; equal: listed twice).
+    Order {
+        /// The part out of order.
+        number: u32,
+        /// The part before it.
+        after: u32,
+    },
+    /// A part named that was never uploaded.
+    NotUploaded {
+        /// The part.
+        number: u32,
+    },
+    /// A part named with another ETag than the stored part's.
+    ETag {
+        /// The part.
+        number: u32,
+        /// The ETag given (its first 80 characters).
+        given: String,
+        /// The stored part's ETag, without quotes.
+        uploaded: String,
+    },
+    /// The upload keeps SHA-256 checksums and the part's was not given (`given: false`) or
+    /// differs from the stored part's.
+    Checksum {
+        /// The part.
+        number: u32,
+        /// A checksum was given (and differs).
+        given: bool,
+    },
+    /// A part other than the last under [`MIN_PART_SIZE`].
+    TooSmall {
+        /// The part.
+        number: u32,
+        /// Its bytes.
+        size: u64,
+    },
+    /// A part over [`MAX_PART_SIZE`].
+    TooLarge {
+        /// The part.
+        number: u32,
+        /// Its bytes.
+        size: u64,
+    },
+}
+
+impl From<CompletionError> for StorageError {
+    fn from(e: CompletionError) -> Self {
+        let invalid = |part_number: u32, reason: &str| Self::InvalidPart {
+            part_number,
+            reason: reason.to_owned(),
+        };
+        match e {
+            CompletionError::Empty => Self::InvalidArgument {
+                reason: "a completion must name at least one part".into(),
+            },
+            CompletionError::Order { number, .. } => Self::InvalidPartOrder {
+                part_number: number,
+            },
+            CompletionError::NotUploaded { number } => invalid(number, "it was not uploaded"),
+            CompletionError::ETag { number, .. } => {
+                invalid(number, "its ETag does not match the uploaded part's")
+            }
+            CompletionError::Checksum {
+                number,
+                given: false,
+            } => invalid(
+                number,
+                "the upload keeps SHA-256 checksums: give the part's",
+            ),
+            CompletionError::Checksum { number, .. } => {
+                invalid(number, "its SHA-256 does not match the uploaded part's")
+            }
+            CompletionError::TooSmall { number, size } => Self::EntityTooSmall {
+                part_number: number,
+                size,
+            },
+            CompletionError::TooLarge { number, size } => Self::InvalidArgument {
+                reason: format!("part {number} is {size} bytes, over 5 GiB"),
+            },
+        }
     }
 }
 
 /// Checks a CompleteMultipartUpload request against the parts the store holds (`stored`, any
-/// order), as S3 does, and returns the stored parts it names, in order.
+/// order), as S3 does, and returns the stored parts it names, in order. Rules, in the order
+/// they are checked: at least one part; numbers strictly ascending; each part uploaded, with
+/// its ETag (quotes ignored) and, when the upload keeps one, its SHA-256; none over 5 GiB;
+/// every part but the last at least 5 MiB.
 ///
 /// # Errors
-/// - [`StorageError::InvalidArgument`]: no parts named;
-/// - [`StorageError::InvalidPartOrder`]: numbers not strictly ascending (naming the first
-///   out of order);
-/// - [`StorageError::InvalidPart`]: a part not uploaded, or whose ETag (or SHA-256, when the
-///   upload keeps one) differs, naming it;
-/// - [`StorageError::EntityTooSmall`]: a part but the last under [`MIN_PART_SIZE`], naming it.
+/// The first [`CompletionError`], naming the part (as [`StorageError`]: `InvalidArgument`,
+/// `InvalidPartOrder`, `InvalidPart`, `EntityTooSmall`).
 pub fn check_completion<'a>(
     stored: &'a [Part],
     requested: &[CompletedPart],
     checksum: Option<ChecksumAlgorithm>,
-) -> Result<Vec<&'a Part>, StorageError> {
+) -> Result<Vec<&'a Part>, CompletionError> {
     if requested.is_empty() {
-        return Err(StorageError::InvalidArgument {
-            reason: "a completion must name at least one part".into(),
-        });
+        return Err(CompletionError::Empty);
     }
-    let mut previous = 0;
+    let mut previous: Option<u32> = None;
     for p in requested {
-        if p.part_number <= previous {
-            return Err(StorageError::InvalidPartOrder {
-                part_number: p.part_number,
-            });
+        match previous {
+            Some(after) if p.part_number <= after => {
+                return Err(CompletionError::Order {
+                    number: p.part_number,
+                    after,
+                })
+            }
+            _ => previous = Some(p.part_number),
         }
-        previous = p.part_number;
     }
+    let by_number: std::collections::BTreeMap<u32, &Part> =
+        stored.iter().map(|p| (p.part_number, p)).collect();
     let mut chosen = Vec::with_capacity(requested.len());
     for want in requested {
-        let invalid = |reason: &str| StorageError::InvalidPart {
-            part_number: want.part_number,
-            reason: reason.to_owned(),
-        };
-        let have = stored
-            .iter()
-            .find(|s| s.part_number == want.part_number)
-            .ok_or_else(|| invalid("it was not uploaded"))?;
-        if unquote(&want.etag) != have.etag {
-            return Err(invalid("its ETag does not match the uploaded part's"));
+        let number = want.part_number;
+        let have = *by_number
+            .get(&number)
+            .ok_or(CompletionError::NotUploaded { number })?;
+        if unquote(&want.etag) != unquote(&have.etag) {
+            return Err(CompletionError::ETag {
+                number,
+                given: want.etag.chars().take(80).collect(),
+                uploaded: unquote(&have.etag).to_owned(),
+            });
         }
         if checksum == Some(ChecksumAlgorithm::Sha256) {
             match (&want.checksum_sha256, &have.checksum_sha256) {
                 (Some(w), Some(h)) if w == h => {}
-                (None, _) => {
-                    return Err(invalid(
-                        "the upload keeps SHA-256 checksums: give the part's",
-                    ))
+                (given, _) => {
+                    return Err(CompletionError::Checksum {
+                        number,
+                        given: given.is_some(),
+                    })
                 }
-                _ => return Err(invalid("its SHA-256 does not match the uploaded part's")),
             }
         }
         chosen.push(have);
     }
-    let last = chosen.len().saturating_sub(1);
-    for (i, part) in chosen.iter().enumerate() {
-        if i < last && part.size < MIN_PART_SIZE {
-            return Err(StorageError::EntityTooSmall {
-                part_number: part.part_number,
-                size: part.size,
+    if let Some(large) = chosen.iter().find(|p| p.size > MAX_PART_SIZE) {
+        return Err(CompletionError::TooLarge {
+            number: large.part_number,
+            size: large.size,
+        });
+    }
+    if let Some((_, rest)) = chosen.split_last() {
+        if let Some(small) = rest.iter().find(|p| p.size < MIN_PART_SIZE) {
+            return Err(CompletionError::TooSmall {
+                number: small.part_number,
+                size: small.size,
             });
         }
     }
@@ -191,13 +296,23 @@ pub fn multipart_etag<'a>(etags: impl IntoIterator<Item = &'a str>) -> String {
     format!("{}-{n}", hex::encode(md5.finalize()))
 }
 
-fn unquote(etag: &str) -> &str {
+/// An ETag without surrounding whitespace and quotes.
+pub(crate) fn unquote(etag: &str) -> &str {
     etag.trim().trim_matches('"')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rules as a store answers them.
+    fn check<'a>(
+        stored: &'a [Part],
+        requested: &[CompletedPart],
+        checksum: Option<ChecksumAlgorithm>,
+    ) -> Result<Vec<&'a Part>, StorageError> {
+        check_completion(stored, requested, checksum).map_err(StorageError::from)
+    }
 
     fn stored(n: u32, size: u64) -> Part {
         Part {
@@ -235,32 +350,32 @@ mod tests {
                 })
                 .collect()
         };
-        let chosen = check_completion(&parts, &ask(&[2, 3]), None).unwrap();
+        let chosen = check(&parts, &ask(&[2, 3]), None).unwrap();
         assert_eq!(
             chosen.iter().map(|p| p.part_number).collect::<Vec<_>>(),
             [2, 3]
         );
         assert_eq!(
-            check_completion(&parts, &ask(&[1, 2]), None),
+            check(&parts, &ask(&[1, 2]), None),
             Err(StorageError::EntityTooSmall {
                 part_number: 1,
                 size: MIN_PART_SIZE - 1
             })
         );
         assert_eq!(
-            check_completion(&parts, &ask(&[3, 2]), None),
+            check(&parts, &ask(&[3, 2]), None),
             Err(StorageError::InvalidPartOrder { part_number: 2 })
         );
         assert!(matches!(
-            check_completion(&parts, &ask(&[2, 4]), None),
+            check(&parts, &ask(&[2, 4]), None),
             Err(StorageError::InvalidPart { part_number: 4, .. })
         ));
         assert!(matches!(
-            check_completion(&parts, &ask(&[3]), Some(ChecksumAlgorithm::Sha256)),
+            check(&parts, &ask(&[3]), Some(ChecksumAlgorithm::Sha256)),
             Err(StorageError::InvalidPart { part_number: 3, .. })
         ));
         assert!(matches!(
-            check_completion(&parts, &[], None),
+            check(&parts, &[], None),
             Err(StorageError::InvalidArgument { .. })
         ));
         assert!(check_part_number(0).is_err() && check_part_number(10_001).is_err());
@@ -293,7 +408,7 @@ mod tests {
                 })
                 .collect();
             let find = |n: u32| stored.iter().find(|p| p.part_number == n);
-            match check_completion(&stored, &asked, None) {
+            match check(&stored, &asked, None) {
                 Ok(chosen) => {
                     proptest::prop_assert_eq!(chosen.len(), asked.len());
                     for (i, (c, a)) in chosen.iter().zip(&asked).enumerate() {

@@ -9,7 +9,10 @@
 //! `"<md5 of the parts' md5s>-N"`, which confirm's stamp compares like any other.
 
 use crate::constraints::{ConstraintViolation, UploadConstraints, DECLARED_KEY};
-use crate::multipart::{MAX_PART_NUMBER as MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
+use crate::multipart::{
+    check_completion, every_part, valid_part_number, CompletedPart, CompletionError, Part,
+    MAX_PART_NUMBER as MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE,
+};
 use crate::storage::{Metadata, ObjectInfo};
 use base64::Engine;
 use std::collections::BTreeMap;
@@ -87,6 +90,14 @@ pub enum PartError {
     /// The upload declared SHA-256 and a part URL was asked for without its checksum.
     #[error("part {number}: this upload declared checksum_algorithm \"SHA256\", so every part URL needs its checksum in checksums_sha256")]
     ChecksumMissing {
+        /// The part.
+        number: u32,
+    },
+    /// The upload keeps SHA-256 checksums, and neither the store's listing nor what the
+    /// gateway kept when signing holds one for this part (its URL was signed elsewhere, or
+    /// before the gateway kept them).
+    #[error("part {number}: this upload declared checksum_algorithm \"SHA256\" and the part's checksum is not known (the store lists none and no part URL signed by DraftStore carried one): ask for its part URL with its checksum in checksums_sha256, upload it again, then complete")]
+    ChecksumUnknown {
         /// The part.
         number: u32,
     },
@@ -215,10 +226,7 @@ pub fn upload_metadata(declared: &UploadConstraints) -> Metadata {
 }
 
 fn part_number(number: u64) -> Result<u32, PartError> {
-    u32::try_from(number)
-        .ok()
-        .filter(|n| (1..=MAX_PARTS).contains(n))
-        .ok_or(PartError::PartNumber { number })
+    valid_part_number(number).ok_or(PartError::PartNumber { number })
 }
 
 /// The parts a call for part URLs may sign, in the order asked, each with the checksum to
@@ -299,13 +307,36 @@ pub struct Assembly {
     pub size: u64,
 }
 
-fn unquoted(etag: &str) -> &str {
-    etag.trim_matches('"')
+impl From<CompletionError> for PartError {
+    fn from(e: CompletionError) -> Self {
+        match e {
+            CompletionError::Empty => Self::NoParts,
+            CompletionError::Order { number, after } if number == after => {
+                Self::Duplicate { number }
+            }
+            CompletionError::Order { number, after } => Self::Order { number, after },
+            CompletionError::NotUploaded { number } => Self::NotUploaded { number },
+            CompletionError::ETag {
+                number,
+                given,
+                uploaded,
+            } => Self::ETag {
+                number,
+                given,
+                uploaded,
+            },
+            // `assemble` names no algorithm: the store checks checksums.
+            CompletionError::Checksum { number, .. } => Self::ChecksumUnknown { number },
+            CompletionError::TooSmall { number, size } => Self::TooSmall { number, size },
+            CompletionError::TooLarge { number, size } => Self::TooLarge { number, size },
+        }
+    }
 }
 
-/// Checks a complete: `chosen` (`None`: every stored part, in order) must name stored parts
-/// with their ETags, in ascending order; every part but the last at least 5 MiB, none over
-/// 5 GiB.
+/// Checks a complete before the store is asked: `chosen` (`None`: every stored part, in
+/// order) must name part numbers in 1..=10 000, then pass S3's completion rules, whose one
+/// home is [`check_completion`](crate::check_completion) (ascending, uploaded, same ETag, at
+/// most 5 GiB, all but the last at least 5 MiB).
 ///
 /// # Errors
 /// The first rule broken, naming the part.
@@ -313,61 +344,35 @@ pub fn assemble(
     stored: &[StoredPart<'_>],
     chosen: Option<&[(u64, String)]>,
 ) -> Result<Assembly, PartError> {
-    let by_number: BTreeMap<u32, &StoredPart<'_>> =
-        stored.iter().map(|part| (part.number, part)).collect();
-    let picked: Vec<&StoredPart<'_>> = match chosen {
-        None => by_number.values().copied().collect(),
-        Some(chosen) => {
-            let mut picked = Vec::with_capacity(chosen.len());
-            let mut last: Option<u32> = None;
-            for (number, etag) in chosen {
-                let n = part_number(*number)?;
-                match last {
-                    Some(after) if after == n => return Err(PartError::Duplicate { number: n }),
-                    Some(after) if after > n => return Err(PartError::Order { number: n, after }),
-                    _ => {}
-                }
-                last = Some(n);
-                let part = by_number
-                    .get(&n)
-                    .ok_or(PartError::NotUploaded { number: n })?;
-                if unquoted(etag) != unquoted(part.etag) {
-                    return Err(PartError::ETag {
-                        number: n,
-                        given: etag.chars().take(80).collect(),
-                        uploaded: unquoted(part.etag).to_owned(),
-                    });
-                }
-                picked.push(*part);
-            }
-            picked
-        }
+    let stored: Vec<Part> = stored
+        .iter()
+        .map(|p| Part {
+            part_number: p.number,
+            etag: p.etag.to_owned(),
+            size: p.size,
+            checksum_sha256: None,
+        })
+        .collect();
+    let requested: Vec<CompletedPart> = match chosen {
+        None => every_part(&stored),
+        Some(chosen) => chosen
+            .iter()
+            .map(|(number, etag)| {
+                Ok(CompletedPart {
+                    part_number: part_number(*number)?,
+                    etag: etag.clone(),
+                    checksum_sha256: None,
+                })
+            })
+            .collect::<Result<_, PartError>>()?,
     };
-    let Some((last, rest)) = picked.split_last() else {
-        return Err(PartError::NoParts);
-    };
-    let mut size: u64 = 0;
-    for part in rest.iter().chain(std::iter::once(last)) {
-        if part.size > MAX_PART_SIZE {
-            return Err(PartError::TooLarge {
-                number: part.number,
-                size: part.size,
-            });
-        }
-        size = size.saturating_add(part.size);
-    }
-    if let Some(small) = rest.iter().find(|part| part.size < MIN_PART_SIZE) {
-        return Err(PartError::TooSmall {
-            number: small.number,
-            size: small.size,
-        });
-    }
+    let picked = check_completion(&stored, &requested, None)?;
     Ok(Assembly {
         parts: picked
             .iter()
-            .map(|part| (part.number, part.etag.to_owned()))
+            .map(|part| (part.part_number, part.etag.clone()))
             .collect(),
-        size,
+        size: picked.iter().map(|p| p.size).sum(),
     })
 }
 
@@ -380,6 +385,8 @@ pub fn assemble(
 pub fn check_completed(object: &ObjectInfo) -> Result<(), ConstraintViolation> {
     UploadConstraints::from_stamp(object).map_or(Ok(()), |declared| declared.check(object))
 }
+
+pub mod kept;
 
 #[cfg(test)]
 mod tests;

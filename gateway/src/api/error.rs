@@ -286,6 +286,7 @@ impl From<PartError> for ApiError {
             | PartError::ChecksumUnrequested { .. }
             | PartError::ChecksumNotDeclared
             | PartError::ChecksumMissing { .. }
+            | PartError::ChecksumUnknown { .. }
             | PartError::ChecksumFormat { .. } => Code::InvalidPartChecksum,
             PartError::PartNumber { .. }
             | PartError::Duplicate { .. }

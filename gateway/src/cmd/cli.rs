@@ -104,7 +104,7 @@ pub struct UploadArgs {
     #[arg(long)]
     pub confirm: bool,
     /// With --confirm: replace a different object of that name in main.
-    #[arg(long)]
+    #[arg(long, requires = "confirm")]
     pub overwrite: bool,
     /// The DraftStore API [env: DRAFTSTORE_ENDPOINT, default http://127.0.0.1:8080].
     #[arg(long)]

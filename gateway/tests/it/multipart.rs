@@ -527,34 +527,20 @@ async fn every_multipart_error_over_rest() {
     )
     .await;
     assert_eq!(code, "200");
-    // Its parts now carry checksums: a part URL without one is refused before signing. The
-    // gateway learns the upload's algorithm from ListParts' `ChecksumAlgorithm`, which
-    // SeaweedFS (4.48) does not send (its ListPartsResult has no such field, nor per-part
-    // checksums): there the URL is signed without one, as for an upload that declared none
-    // (README, SeaweedFS notes). The store still checks a checksum that is signed in (above).
+    // A part URL without its checksum is refused before signing, on every store: the gateway
+    // recorded the upload's algorithm at create (SeaweedFS's ListParts does not say it).
     let no_sum = json!({"object_name": "sha/obj", "upload_id": sha_id, "part_numbers": [2]});
-    if crate::harness::wants_s3() {
-        let signed = ok(&server, urls, no_sum).await;
-        assert_eq!(
-            signed["parts"][0]["required_headers"],
-            json!({}),
-            "SeaweedFS lists no ChecksumAlgorithm: if this fails, it now does; make the refusal apply on S3 too"
-        );
-    } else {
-        let m = refused(&server, urls, no_sum, 400, "INVALID_PART_CHECKSUM").await;
-        assert!(m.contains("part 2"), "{m}");
-    }
+    let m = refused(&server, urls, no_sum, 400, "INVALID_PART_CHECKSUM").await;
+    assert!(m.contains("part 2"), "{m}");
+    // Complete sends each part's SHA-256: as listed (embedded store), else the one the gateway
+    // kept when it signed the part URL (SeaweedFS lists none but wants them).
     let sha_done = json!({"object_name": "sha/obj", "upload_id": sha_id});
-    if crate::harness::wants_s3() {
-        // SeaweedFS wants each part's SHA-256 in the completion but lists none, so the gateway
-        // has none to send: refused (README, SeaweedFS notes). Documented, not skipped: if
-        // SeaweedFS starts listing them this fails and the completion below applies.
-        let m = refused(&server, complete, sha_done, 400, "INVALID_REQUEST").await;
-        assert!(m.contains("InvalidRequest"), "{m}");
-    } else {
-        let done = ok(&server, complete, sha_done).await;
-        assert_eq!(done["size"], MIB);
-    }
+    let done = ok(&server, complete, sha_done).await;
+    assert_eq!(done["size"], MIB);
+    assert!(
+        draft_bytes(&server, "sha/obj", "draft").await == part,
+        "the completed SHA-256 upload holds the part's bytes"
+    );
 
     // Abort frees the upload: it is gone from the list and its id is unknown.
     let gone = ok(&server, create, json!({"object_name": "abort/me"})).await;
@@ -895,4 +881,215 @@ async fn multipart_over_grpc() {
     .await;
     assert_eq!(aborted.unwrap_err().code(), Code::NotFound);
     server.stop().await;
+}
+
+/// A SHA-256 upload over gRPC on either store: part URLs carry each part's checksum, the parts
+/// are PUT with it, and a complete naming only numbers and ETags succeeds (the store's listing,
+/// or what the gateway kept when signing, gives the checksums).
+#[tokio::test]
+async fn sha256_parts_complete_over_grpc() {
+    use pb::paths::*;
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let mut grpc = client(server.addr).await;
+    let name = "grpc/sha.bin";
+    let parts = [data(5 * MIB, 21), data(MIB, 22)];
+    let created: pb::CreateMultipartUploadResponse = call(
+        &mut grpc,
+        CREATE_MULTIPART_UPLOAD,
+        pb::CreateMultipartUploadRequest {
+            object_name: name.into(),
+            checksum_algorithm: "SHA256".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = created.upload_id;
+    let sums: std::collections::HashMap<u32, String> = parts
+        .iter()
+        .zip(1..)
+        .map(|(p, n)| {
+            (
+                n,
+                base64::engine::general_purpose::STANDARD.encode(Sha256::digest(p)),
+            )
+        })
+        .collect();
+    // Without its checksum a part URL is refused, on every store.
+    let err = call::<_, pb::GetPartUploadUrlsResponse>(
+        &mut grpc,
+        GET_PART_UPLOAD_URLS,
+        pb::GetPartUploadUrlsRequest {
+            object_name: name.into(),
+            upload_id: id.clone(),
+            part_numbers: vec![1],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("part 1"), "{err:?}");
+    let urls: pb::GetPartUploadUrlsResponse = call(
+        &mut grpc,
+        GET_PART_UPLOAD_URLS,
+        pb::GetPartUploadUrlsRequest {
+            object_name: name.into(),
+            upload_id: id.clone(),
+            part_numbers: vec![2, 1],
+            checksums_sha256: sums.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut etags = std::collections::BTreeMap::new();
+    for url in &urls.parts {
+        let bytes = &parts[url.part_number as usize - 1];
+        let (code, etag) = curl_put(&url.url, bytes, &json!(url.required_headers)).await;
+        assert_eq!(code, "200");
+        etags.insert(url.part_number, etag);
+    }
+    let done: pb::CompleteMultipartUploadResponse = call(
+        &mut grpc,
+        COMPLETE_MULTIPART_UPLOAD,
+        pb::CompleteMultipartUploadRequest {
+            object_name: name.into(),
+            upload_id: id.clone(),
+            parts: etags
+                .into_iter()
+                .map(|(part_number, etag)| pb::CompletedPart { part_number, etag })
+                .collect(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.size, 6 * MIB as u64);
+    assert!(draft_bytes(&server, name, "draft").await == parts.concat());
+    server.stop().await;
+}
+
+/// On SeaweedFS (no checksums in ListParts), a part of a SHA-256 upload stored through a URL the
+/// gateway did not sign has no checksum anyone knows: complete refuses, naming the part, over
+/// REST (400) and gRPC (INVALID_ARGUMENT); once its URL is asked for with the checksum and the
+/// part sent again, the upload completes.
+#[tokio::test]
+async fn a_part_checksum_nobody_kept_is_refused_naming_the_part() {
+    use pb::paths::*;
+    let Some(server) = crate::harness::start_s3(&[]).await else {
+        return;
+    };
+    let crate::harness::Direct::S3(s3) = server.storage() else {
+        panic!("start_s3 runs on S3")
+    };
+    let name = "unsigned/sha.bin";
+    let created = ok(
+        &server,
+        "/api/v1/multipart-upload",
+        json!({"object_name": name, "checksum_algorithm": "SHA256"}),
+    )
+    .await;
+    let id = created["upload_id"].as_str().unwrap().to_owned();
+    let part = data(MIB, 31);
+    let sum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&part));
+    let draft = &server.config.buckets.draft;
+    draftstore_core::Storage::upload_part(&**s3, draft, name, &id, 1, part.clone(), Some(&sum))
+        .await
+        .unwrap();
+    let complete = "/api/v1/multipart-upload/complete";
+    let m = refused(
+        &server,
+        complete,
+        json!({"object_name": name, "upload_id": id}),
+        400,
+        "INVALID_PART_CHECKSUM",
+    )
+    .await;
+    assert!(m.contains("part 1:"), "{m}");
+    let mut grpc = client(server.addr).await;
+    let err = call::<_, pb::CompleteMultipartUploadResponse>(
+        &mut grpc,
+        COMPLETE_MULTIPART_UPLOAD,
+        pb::CompleteMultipartUploadRequest {
+            object_name: name.into(),
+            upload_id: id.clone(),
+            parts: vec![],
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("part 1:"), "{err:?}");
+    let signed = ok(
+        &server,
+        "/api/v1/multipart-upload/part-urls",
+        json!({"object_name": name, "upload_id": id, "part_numbers": [1], "checksums_sha256": {"1": sum}}),
+    )
+    .await;
+    let signed = &signed["parts"][0];
+    let (code, _) = curl_put(
+        signed["url"].as_str().unwrap(),
+        &part,
+        &signed["required_headers"],
+    )
+    .await;
+    assert_eq!(code, "200");
+    // The same bytes again: whichever upload of part 1 SeaweedFS completes with, they match.
+    let done = ok(
+        &server,
+        complete,
+        json!({"object_name": name, "upload_id": id}),
+    )
+    .await;
+    assert_eq!(done["size"], MIB);
+    assert!(draft_bytes(&server, name, "draft").await == part);
+    assert_eq!(
+        kept_count(s3, draft).await,
+        0,
+        "a completed upload leaves nothing kept"
+    );
+    // An aborted one neither (sweep aborts through the same store call).
+    let other = ok(
+        &server,
+        "/api/v1/multipart-upload",
+        json!({"object_name": name, "checksum_algorithm": "SHA256"}),
+    )
+    .await;
+    let other = other["upload_id"].as_str().unwrap();
+    ok(
+        &server,
+        "/api/v1/multipart-upload/part-urls",
+        json!({"object_name": name, "upload_id": other, "part_numbers": [1], "checksums_sha256": {"1": sum}}),
+    )
+    .await;
+    assert_eq!(
+        kept_count(s3, draft).await,
+        2,
+        "the algorithm and one signed record"
+    );
+    ok(
+        &server,
+        "/api/v1/multipart-upload/abort",
+        json!({"object_name": name, "upload_id": other}),
+    )
+    .await;
+    assert_eq!(
+        kept_count(s3, draft).await,
+        0,
+        "an aborted upload leaves nothing kept"
+    );
+    server.stop().await;
+}
+
+/// Objects kept beside multipart uploads in the draft bucket.
+async fn kept_count(
+    s3: &draftstore_gateway::store::s3::S3Storage,
+    draft: &draftstore_core::BucketName,
+) -> usize {
+    draftstore_core::Storage::list_objects(s3, draft, draftstore_core::KEPT_PREFIX, None, 10)
+        .await
+        .unwrap()
+        .objects
+        .len()
 }

@@ -99,6 +99,55 @@ async fn a_small_file_reaches_seaweedfs() {
     small_file_round_trip(&server).await;
 }
 
+/// A file in three parts (5 MiB, 5 MiB, 1 MiB + 3), each PUT with its SHA-256 signed in (the
+/// default), completed and confirmed: main holds the exact bytes. On SeaweedFS, whose ListParts
+/// lists no checksums, the completion takes the checksums the gateway kept when signing.
+async fn sha256_parts_round_trip(server: &Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("parts-{}.bin", fastrand::u32(..));
+    let (path, bytes) = random_file(dir.path(), &name, 11 * 1024 * 1024 + 3);
+    let endpoint = server.url("");
+    let five = (5 * 1024 * 1024).to_string();
+    let out = upload(
+        &[
+            path.to_str().unwrap(),
+            "--confirm",
+            "--json",
+            "--part-size",
+            &five,
+            "--multipart-threshold",
+            &five,
+        ],
+        &[("DRAFTSTORE_ENDPOINT", &endpoint)],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["method"], "multipart", "{reply}");
+    assert_eq!(reply["parts_sent"], 3, "{reply}");
+    assert_eq!(reply["confirmed"], true, "{reply}");
+    let stored = server
+        .storage()
+        .get_object(&main_bucket(server), &name)
+        .await
+        .unwrap();
+    assert!(stored == bytes, "main holds other bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sha256_parts_complete_on_the_embedded_store() {
+    let server = crate::harness::start_local(&[]).await;
+    sha256_parts_round_trip(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sha256_parts_complete_on_seaweedfs() {
+    let Some(server) = start_s3(&[]).await else {
+        return;
+    };
+    sha256_parts_round_trip(&server).await;
+}
+
 /// Without --confirm the object stays a draft, and the plain line names it and its ETag.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_confirm_the_draft_is_named_with_its_etag() {
@@ -223,12 +272,27 @@ async fn usage_errors_are_exit_2_and_bad_configuration_exit_64() {
     let path = path.to_str().unwrap();
     let missing = dir.path().join("missing");
     let missing = missing.to_str().unwrap();
+    let empty = dir.path().join("empty-token");
+    std::fs::write(&empty, "").unwrap();
+    let empty = empty.to_str().unwrap().to_owned();
     for (args, code, says) in [
         (vec![], 2, "FILE"),
         (vec![path, "--no-such-flag"], 2, "--no-such-flag"),
         (vec![path, "--parallel", "0"], 2, "--parallel"),
         (vec![path, "--part-size", "1024"], 2, "--part-size"),
         (vec![missing], 2, "missing"),
+        (vec![dir.path().to_str().unwrap()], 2, "not a regular file"),
+        (vec![path, path], 2, "unexpected argument"),
+        (vec![path, "--parallel", "65"], 2, "--parallel"),
+        (vec![path, "--retries", "101"], 2, "--retries"),
+        (
+            vec![path, "--multipart-threshold", "1"],
+            2,
+            "--multipart-threshold",
+        ),
+        (vec![path, "--name"], 2, "--name"),
+        (vec![path, "--overwrite"], 2, "--confirm"),
+        (vec![path, "--token-file", &empty], 64, "holds no token"),
         (
             vec![path, "--endpoint", "ftp://127.0.0.1"],
             64,
@@ -242,13 +306,27 @@ async fn usage_errors_are_exit_2_and_bad_configuration_exit_64() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
-    let out = upload(&[path], &[("DRAFTSTORE_ENDPOINT", "not a url")]).await;
-    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    for env in [
+        ("DRAFTSTORE_ENDPOINT", "not a url"),
+        ("DRAFTSTORE_TOKEN", "a\u{1}b"),
+        ("DRAFTSTORE_TOKEN", ""),
+    ] {
+        let out = upload(&[path], &[env]).await;
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "{env:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stderr).contains(env.0), "{env:?}");
+    }
     // --help documents the exit statuses and the size rule.
     let out = upload(&["--help"], &[]).await;
     assert!(out.status.success());
     let help = text(&out.stdout);
     for needle in [
+        "0 done",
+        "1 the upload failed",
         "69 the API could not be reached",
         "2 usage",
         "64 bad configuration",

@@ -8,6 +8,7 @@
 //! another tenant's upload id names no upload under the caller's key (the store's
 //! `NoSuchUpload`, 404).
 
+mod checksums;
 pub mod rest;
 
 use crate::api::app::{object_key, rfc3339, ttl_within, App};
@@ -15,8 +16,9 @@ use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
 use crate::store::Presign;
 use draftstore_core::{
-    assemble, check_completed, check_declared, part_urls, plan, upload_metadata, ChecksumAlgorithm,
-    CompletedPart, MultipartOptions, Part, Storage, StoredPart, UploadConstraints,
+    assemble, check_completed, check_declared, kept_parts, part_urls, plan, upload_metadata,
+    ChecksumAlgorithm, CompletedPart, MultipartOptions, Part, Storage, StoredPart,
+    UploadConstraints,
 };
 use draftstore_signer::Timestamp;
 use std::collections::BTreeMap;
@@ -143,6 +145,23 @@ impl<B: Storage + Presign> App<B> {
             .store
             .create_multipart_upload(&self.buckets.draft, key.as_str(), &options)
             .await?;
+        if sha256 {
+            // Kept for stores whose ListParts does not say so (SeaweedFS): see `kept_parts`.
+            let kept = kept_parts::keep_algorithm(
+                &*self.store,
+                &self.buckets.draft,
+                key.as_str(),
+                &upload_id,
+            )
+            .await;
+            if let Err(e) = kept {
+                let _ = self
+                    .store
+                    .abort_upload(&self.buckets.draft, key.as_str(), &upload_id)
+                    .await;
+                return Err(e.into());
+            }
+        }
         Ok(CreatedUpload {
             upload_id,
             object_name: name.to_owned(),
@@ -176,9 +195,11 @@ impl<B: Storage + Presign> App<B> {
             .store
             .list_parts(&self.buckets.draft, key.as_str(), upload_id)
             .await?;
-        let sha256 =
-            (!stored.is_empty()).then(|| stored.iter().any(|p| p.checksum_sha256.is_some()));
+        let sha256 = self.keeps_sha256(key.as_str(), upload_id, &stored).await?;
         let wanted = part_urls(numbers, checksums, sha256)?;
+        if !stored.iter().any(|p| p.checksum_sha256.is_some()) {
+            self.keep_signed(key.as_str(), upload_id, &wanted).await?;
+        }
         if let Some(tenant) = tenant {
             tenant.allow_url().await?;
         }
@@ -271,16 +292,21 @@ impl<B: Storage + Presign> App<B> {
             .collect();
         let assembly = assemble(&stored, chosen)?;
         // Each part as listed: its stored ETag, and its checksum when the upload keeps them.
-        let parts: Vec<CompletedPart> = assembly
+        let mut parts: Vec<CompletedPart> = assembly
             .parts
             .iter()
             .filter_map(|(number, _)| listed.iter().find(|p| p.part_number == *number))
             .map(CompletedPart::from)
             .collect();
+        self.fill_checksums(key.as_str(), upload_id, &listed, &mut parts)
+            .await?;
         let completed = self
             .store
             .complete_multipart_upload(draft, key.as_str(), upload_id, &parts)
             .await?;
+        if let Err(e) = kept_parts::forget(&*self.store, draft, key.as_str(), upload_id).await {
+            tracing::warn!(%upload_id, error = %e, "could not remove the checksums kept for a completed upload");
+        }
         let object = self.store.head_object(draft, key.as_str()).await?;
         if let Err(violation) = check_completed(&object) {
             let _ = self.store.delete_object(draft, key.as_str()).await;

@@ -9,7 +9,7 @@ use super::plan::Layout;
 use super::progress::Progress;
 use super::settings::Settings;
 use super::state::{self, State};
-use super::transfer::{backoff, digests, put};
+use super::transfer::{backoff, md5_of as md5_of_range, put, sha256_of};
 use super::{failed, Outcome};
 use crate::cmd::exit::Exit;
 use futures_util::{stream, TryStreamExt as _};
@@ -182,7 +182,7 @@ async fn sort_out(
             Some(etag) => same_etag(etag, &part.etag),
             None => match md5_of(&part.etag) {
                 Some(theirs) => {
-                    let (_, ours) = digests(settings.file.clone(), offset, len)
+                    let ours = md5_of_range(settings.file.clone(), offset, len)
                         .await
                         .map_err(|e| failed(format!("{}: {e}", settings.file.display())))?;
                     ours == theirs
@@ -221,7 +221,7 @@ impl Upload<'_> {
         };
         let file = &self.settings.file;
         let checksum = if self.settings.checksum {
-            let (sha, _) = digests(file.clone(), offset, len)
+            let sha = sha256_of(file.clone(), offset, len)
                 .await
                 .map_err(|e| failed(format!("{}: {e}", file.display())))?;
             Some(sha)

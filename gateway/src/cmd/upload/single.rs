@@ -4,7 +4,7 @@
 use super::api::Api;
 use super::progress::Progress;
 use super::settings::Settings;
-use super::transfer::{backoff, digests, put};
+use super::transfer::{backoff, put, sha256_of};
 use super::{failed, Outcome};
 use crate::cmd::exit::Exit;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ pub async fn upload(api: &Api, settings: &Settings) -> Result<Outcome, Exit> {
     let file = &settings.file;
     let size = settings.size;
     let checksum = if settings.checksum {
-        let (sha, _) = digests(file.clone(), 0, size)
+        let sha = sha256_of(file.clone(), 0, size)
             .await
             .map_err(|e| failed(format!("{}: {e}", file.display())))?;
         Some(sha)

@@ -5,7 +5,6 @@ use super::api::{describe, Presigned};
 use super::progress::Progress;
 use base64::Engine as _;
 use bytes::Bytes;
-use sha2::Digest as _;
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -144,27 +143,49 @@ fn stream(
     })
 }
 
-/// The base64 SHA-256 and hex MD5 of bytes `offset..offset + len` of `file`, read on a blocking
-/// thread in [`CHUNK`]-byte pieces.
+/// The base64 SHA-256 of bytes `offset..offset + len` of `file` (the checksum a part URL
+/// signs), read on a blocking thread in [`HASH_CHUNK`]-byte pieces.
 ///
 /// # Errors
 /// The file cannot be read, or is shorter than the range.
-pub async fn digests(file: PathBuf, offset: u64, len: u64) -> std::io::Result<(String, String)> {
+pub async fn sha256_of(file: PathBuf, offset: u64, len: u64) -> std::io::Result<String> {
+    let digest = hash_range::<sha2::Sha256>(file, offset, len).await?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(digest))
+}
+
+/// The hex MD5 of bytes `offset..offset + len` of `file` (a plain part's ETag), as
+/// [`sha256_of`].
+///
+/// # Errors
+/// As [`sha256_of`].
+pub async fn md5_of(file: PathBuf, offset: u64, len: u64) -> std::io::Result<String> {
+    Ok(hex::encode(
+        hash_range::<md5::Md5>(file, offset, len).await?,
+    ))
+}
+
+/// Bytes hashed per read: large, so the hash runs over long buffers between few `read(2)`s.
+pub const HASH_CHUNK: usize = 1024 * 1024;
+
+/// One digest `D` of the range, each byte hashed once (only the digest asked for is computed).
+async fn hash_range<D: sha2::Digest + Send + 'static>(
+    file: PathBuf,
+    offset: u64,
+    len: u64,
+) -> std::io::Result<Vec<u8>> {
     tokio::task::spawn_blocking(move || {
         let mut opened = std::fs::File::open(&file)?;
         opened.seek(SeekFrom::Start(offset))?;
         let mut reader = opened.take(len);
-        let mut sha = sha2::Sha256::new();
-        let mut md5 = md5::Md5::new();
-        let mut buf = vec![0u8; CHUNK];
+        let mut digest = D::new();
+        let mut buf = vec![0u8; HASH_CHUNK];
         let mut total = 0u64;
         loop {
             let n = reader.read(&mut buf)?;
             let Some(piece) = buf.get(..n).filter(|p| !p.is_empty()) else {
                 break;
             };
-            sha.update(piece);
-            md5.update(piece);
+            digest.update(piece);
             total += n as u64;
         }
         if total != len {
@@ -173,10 +194,7 @@ pub async fn digests(file: PathBuf, offset: u64, len: u64) -> std::io::Result<(S
                 "the file shrank while it was uploaded",
             ));
         }
-        Ok((
-            base64::engine::general_purpose::STANDARD.encode(sha.finalize()),
-            hex::encode(md5.finalize()),
-        ))
+        Ok(digest.finalize().to_vec())
     })
     .await
     .map_err(std::io::Error::other)?
@@ -206,13 +224,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn digests_cover_exactly_the_range() {
+    async fn hashes_cover_exactly_the_range() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"xxabcxx").unwrap();
-        let (sha, md5) = digests(path.clone(), 2, 3).await.unwrap();
+        let sha = sha256_of(path.clone(), 2, 3).await.unwrap();
         assert_eq!(sha, "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+        let md5 = md5_of(path.clone(), 2, 3).await.unwrap();
         assert_eq!(md5, "900150983cd24fb0d6963f7d28e17f72");
-        assert!(digests(path, 5, 3).await.is_err());
+        assert!(sha256_of(path.clone(), 5, 3).await.is_err());
+        assert!(md5_of(path, 5, 3).await.is_err());
     }
 }

@@ -14,6 +14,7 @@
 
 mod form;
 mod parts;
+mod receive;
 
 use super::files::{self, Meta, Scratch};
 use super::{LocalStorage, ACCESS_KEY, PREFIX};
@@ -29,7 +30,7 @@ use md5::{Digest as _, Md5};
 use sha2::Sha256;
 use std::convert::Infallible;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// Why a request to the store was refused: an S3 status, code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,57 +327,6 @@ impl LocalStorage {
             response.headers_mut().insert("etag", v);
         }
         Ok(response)
-    }
-
-    /// Receives the body into a scratch file, fsynced: its size. Cut when no byte comes for the
-    /// stall timeout (a transfer that keeps moving is never cut) or past `limit` bytes.
-    async fn receive(
-        &self,
-        mut body: Incoming,
-        digests: &mut Digests,
-        limit: u64,
-    ) -> Result<(Scratch, u64), Failure> {
-        let (tmp, file) = Scratch::create(&self.root).map_err(|e| Failure::io("create", &e))?;
-        let mut file = tokio::fs::File::from_std(file);
-        let mut size = 0_u64;
-        loop {
-            let frame = match tokio::time::timeout(self.stall_timeout, body.frame()).await {
-                Err(_) => {
-                    return Err(Failure::new(
-                        400,
-                        "RequestTimeout",
-                        format!(
-                            "No data arrived for {} ms; the upload was cut and nothing was stored.",
-                            self.stall_timeout.as_millis()
-                        ),
-                    ))
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    return Err(Failure::new(
-                        400,
-                        "IncompleteBody",
-                        "The upload ended early; nothing was stored.",
-                    )
-                    .because(e.to_string()))
-                }
-                Ok(Some(Ok(frame))) => frame,
-            };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            size += data.len() as u64;
-            if size > limit {
-                return Err(too_large());
-            }
-            digests.update(&data);
-            file.write_all(&data)
-                .await
-                .map_err(|e| Failure::io("write", &e))?;
-        }
-        file.flush().await.map_err(|e| Failure::io("write", &e))?;
-        file.sync_all().await.map_err(|e| Failure::io("sync", &e))?;
-        Ok((tmp, size))
     }
 
     /// Commits a received upload under the lock. When this future is dropped before the
@@ -722,6 +672,16 @@ struct Done {
 }
 
 impl Digests {
+    /// No digest at all (a placeholder while the real ones are away being updated).
+    fn none() -> Self {
+        Self {
+            md5: Md5::new(),
+            sha256: None,
+            sha1: None,
+            crc: None,
+        }
+    }
+
     fn update(&mut self, data: &[u8]) {
         self.md5.update(data);
         if let Some(h) = &mut self.sha256 {

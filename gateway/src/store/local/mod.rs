@@ -638,11 +638,13 @@ impl Storage for LocalStorage {
         key: &str,
         upload_id: &str,
     ) -> Result<(), StorageError> {
-        let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
+        let (name, owned_key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
         self.blocking(move |root, lock, gate| {
-            uploads::abort(root, lock, &gate, (&bucket, &key, &id))
+            uploads::abort(root, lock, &gate, (&name, &owned_key, &id))
         })
-        .await
+        .await?;
+        // The checksums the gateway kept for it, whoever aborts (sweep included).
+        draftstore_core::kept_parts::forget(self, bucket, key, upload_id).await
     }
 }
 

@@ -597,10 +597,12 @@ impl Storage for S3Storage {
         let mut call = Call::new("AbortMultipartUpload", Method::Delete, bucket.as_str(), key);
         call.query = &query;
         match self.client.send(&call).await {
-            Ok(_) => Ok(()),
-            Err(f) if f.code == "NoSuchUpload" => Ok(()),
-            Err(f) => Err(f.error),
+            Ok(_) => {}
+            Err(f) if f.code == "NoSuchUpload" => {}
+            Err(f) => return Err(f.error),
         }
+        // The checksums the gateway kept for it (SeaweedFS lists none), whoever aborts.
+        draftstore_core::kept_parts::forget(self, bucket, key, upload_id).await
     }
 }
 
