@@ -72,6 +72,13 @@ impl PartUrls {
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         (0..self.len()).map(|i| self.get(i).unwrap_or_default())
     }
+
+    /// Appends `url` after the others: for a caller that signs its parts one at a time and
+    /// hands them out in the same shape as [`Signer::presign_parts`].
+    pub fn push(&mut self, url: &str) {
+        self.text.push_str(url);
+        self.ends.push(self.text.len());
+    }
 }
 
 impl Signer {
@@ -284,5 +291,20 @@ mod tests {
             .presign_parts(&req, "u", &[], exp, now)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn pushed_urls_read_back_in_order() {
+        let mut urls = PartUrls::default();
+        assert_eq!(urls.get(0), None);
+        for url in ["https://a/1", "", "https://a/3?x=1"] {
+            urls.push(url);
+        }
+        assert_eq!(urls.len(), 3);
+        assert_eq!(
+            urls.iter().collect::<Vec<_>>(),
+            ["https://a/1", "", "https://a/3?x=1"]
+        );
+        assert_eq!(urls.get(3), None);
     }
 }
