@@ -1,7 +1,7 @@
 //! Stage 1: the canonical request. Written to a [`Sink`], so the same code builds a `String`
 //! (for tests and debugging) or streams straight into SHA-256 (the hot path, no copy).
 
-use crate::digest::Sha256Stream;
+use crate::digest::{Digests, Own, Sha256Stream};
 use crate::encode::{encode, Hex32};
 use crate::Error;
 use hmac::digest::Update;
@@ -10,6 +10,16 @@ use std::borrow::Cow;
 
 /// Somewhere canonical text goes: a `String`, a hasher, or a MAC.
 impl Sink for hmac::Hmac<Sha256> {
+    fn put(&mut self, s: &str) {
+        Update::update(self, s.as_bytes());
+    }
+
+    fn put_hex(&mut self, hex: &Hex32) {
+        Update::update(self, hex.as_bytes());
+    }
+}
+
+impl Sink for Sha256 {
     fn put(&mut self, s: &str) {
         Update::update(self, s.as_bytes());
     }
@@ -231,9 +241,14 @@ impl CanonicalRequest<'_> {
 
     /// Lowercase hex SHA-256 of the canonical request, without building it.
     pub(crate) fn hash(&self) -> Hex32 {
-        let mut hasher = Sha256Stream::default();
+        self.hash_with::<Own>()
+    }
+
+    /// As [`CanonicalRequest::hash`], with the SHA-256 of `D`.
+    pub(crate) fn hash_with<D: Digests>(&self) -> Hex32 {
+        let mut hasher = D::Hash::default();
         self.write(&mut hasher);
-        Hex32::new(&hasher.finalize())
+        Hex32::new(&D::finish_hash(hasher))
     }
 }
 
