@@ -155,10 +155,12 @@ impl DerivedKey {
 
 /// One second's inner HMAC hash after the string-to-sign prefix (`X-Amz-Date` → state), for
 /// each digest backend.
+/// Also this thread's scratch buffer for canonical requests (kept, so signing allocates none).
 #[derive(Default)]
 pub(crate) struct SecondCache {
     pub(crate) own: Option<([u8; 16], Sha256Stream)>,
     pub(crate) library: Option<([u8; 16], HmacSha256)>,
+    pub(crate) scratch: String,
 }
 
 /// One day's key, shared by every thread. A new date replaces it.
