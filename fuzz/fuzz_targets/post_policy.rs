@@ -37,8 +37,8 @@ fuzz_target!(|i: Input<'_>| {
         metadata: &[("owner", "alice")],
     };
     let form = signer.presign_post(&policy, Expiry::new(3600).unwrap(), Timestamp::from_unix(base).unwrap()).unwrap();
-    let mut fields: Vec<(&str, &str)> = form.fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    if let Some(slot) = fields.get_mut(usize::from(i.replace) % (form.fields.len() + 1)) {
+    let mut fields: Vec<(&str, &str)> = form.fields().collect();
+    if let Some(slot) = fields.get_mut(usize::from(i.replace) % (form.fields().len() + 1)) {
         slot.1 = i.value;
     }
     fields.extend(i.fields.iter().copied());

@@ -87,7 +87,9 @@ impl Signer {
         };
         let hash = creq.hash();
         if let Some(trace) = trace {
-            trace.record(&creq, now.amz_date(), &key.scope, &hash);
+            let mut text = String::new();
+            creq.write(&mut text);
+            trace.record(&text, now.amz_date(), &key.scope, &hash);
         }
         let signature = key.signature(now.amz_date(), &hash);
 

@@ -1,7 +1,7 @@
 //! Stage 1: the canonical request. Written to a [`Sink`], so the same code builds a `String`
 //! (for tests and debugging) or streams straight into SHA-256 (the hot path, no copy).
 
-use crate::digest::Sha256Stream;
+use crate::digest::{Digests, Own, Sha256Stream};
 use crate::encode::{encode, Hex32};
 use crate::Error;
 use hmac::digest::Update;
@@ -10,6 +10,16 @@ use std::borrow::Cow;
 
 /// Somewhere canonical text goes: a `String`, a hasher, or a MAC.
 impl Sink for hmac::Hmac<Sha256> {
+    fn put(&mut self, s: &str) {
+        Update::update(self, s.as_bytes());
+    }
+
+    fn put_hex(&mut self, hex: &Hex32) {
+        Update::update(self, hex.as_bytes());
+    }
+}
+
+impl Sink for Sha256 {
     fn put(&mut self, s: &str) {
         Update::update(self, s.as_bytes());
     }
@@ -215,11 +225,7 @@ impl CanonicalRequest<'_> {
         sink.put("\n");
         sink.put(self.query);
         sink.put("\n");
-        self.headers.write_canonical(sink);
-        sink.put("\n");
-        self.headers.write_names(sink, ";");
-        sink.put("\n");
-        sink.put(self.payload);
+        write_canonical_tail(sink, self.headers, self.payload);
     }
 
     #[cfg(test)]
@@ -231,10 +237,36 @@ impl CanonicalRequest<'_> {
 
     /// Lowercase hex SHA-256 of the canonical request, without building it.
     pub(crate) fn hash(&self) -> Hex32 {
-        let mut hasher = Sha256Stream::default();
-        self.write(&mut hasher);
-        Hex32::new(&hasher.finalize())
+        self.hash_with::<Own>()
     }
+
+    /// As [`CanonicalRequest::hash`], with the SHA-256 of `D`.
+    pub(crate) fn hash_with<D: Digests>(&self) -> Hex32 {
+        let mut hasher = D::Hash::default();
+        self.write(&mut hasher);
+        Hex32::new(&D::finish_hash(hasher))
+    }
+}
+
+/// What follows the query line of a canonical request: the headers, a blank line, the signed
+/// header names and the payload line.
+pub(crate) fn write_canonical_tail(
+    sink: &mut impl Sink,
+    headers: &CanonicalHeaders<'_>,
+    payload: &str,
+) {
+    headers.write_canonical(sink);
+    sink.put("\n");
+    headers.write_names(sink, ";");
+    sink.put("\n");
+    sink.put(payload);
+}
+
+/// Lowercase hex SHA-256 (of `D`) of a canonical request already written out.
+pub(crate) fn hash_text<D: Digests>(text: &str) -> Hex32 {
+    let mut hasher = D::Hash::default();
+    hasher.put(text);
+    Hex32::new(&D::finish_hash(hasher))
 }
 
 /// Hashes a run of canonical requests that share long heads (a batch of part URLs differs only
@@ -247,21 +279,23 @@ pub(crate) struct PrefixHasher {
     prev: String,
     /// `states[i]`: the hasher after the first `64 * i` bytes of `prev` (`states[0]` is fresh).
     states: Vec<Sha256Stream>,
-    /// Where the next text is written (swapped with `prev`).
-    text: String,
 }
 
 impl PrefixHasher {
     /// Lowercase hex SHA-256 of `creq`'s text.
+    #[cfg(test)]
     pub(crate) fn hash(&mut self, creq: &CanonicalRequest<'_>) -> Hex32 {
-        self.text.clear();
-        creq.write(&mut self.text);
+        self.hash_text(&creq.text())
+    }
+
+    /// Lowercase hex SHA-256 of `text`, a canonical request.
+    pub(crate) fn hash_text(&mut self, text: &str) -> Hex32 {
         // Whole blocks the two texts share (compared a block at a time: one memcmp each).
         let common = self
             .prev
             .as_bytes()
             .chunks_exact(64)
-            .zip(self.text.as_bytes().chunks_exact(64))
+            .zip(text.as_bytes().chunks_exact(64))
             .take_while(|(a, b)| a == b)
             .count();
         let blocks = common.min(self.states.len().saturating_sub(1));
@@ -270,14 +304,15 @@ impl PrefixHasher {
         if self.states.is_empty() {
             self.states.push(hasher.clone());
         }
-        let rest = self.text.as_bytes().get(blocks * 64..).unwrap_or_default();
+        let rest = text.as_bytes().get(blocks * 64..).unwrap_or_default();
         for chunk in rest.chunks(64) {
             hasher.update(chunk);
             if chunk.len() == 64 {
                 self.states.push(hasher.clone());
             }
         }
-        std::mem::swap(&mut self.prev, &mut self.text);
+        self.prev.clear();
+        self.prev.push_str(text);
         Hex32::new(&hasher.finalize())
     }
 }

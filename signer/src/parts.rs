@@ -7,6 +7,7 @@
 //! kept; see `canonical::PrefixHasher`), so a URL costs about its own tail plus one HMAC.
 
 use crate::canonical::{CanonicalHeaders, PrefixHasher};
+use crate::digest::Own;
 use crate::presign::{encoded_user_query, push_decimal, EncodedPair, Parts};
 use crate::request::{check_bucket, host};
 use crate::{Error, Expiry, Request, Signer, Timestamp};
@@ -71,6 +72,13 @@ impl PartUrls {
     /// Every URL, in the order of the parts given.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         (0..self.len()).map(|i| self.get(i).unwrap_or_default())
+    }
+
+    /// Appends `url` after the others: for a caller that signs its parts one at a time and
+    /// hands them out in the same shape as [`Signer::presign_parts`].
+    pub fn push(&mut self, url: &str) {
+        self.text.push_str(url);
+        self.ends.push(self.text.len());
     }
 }
 
@@ -144,7 +152,14 @@ impl Signer {
                     host: &host,
                     headers: own.as_ref().unwrap_or(&shared),
                 };
-                self.presign_with(&parts, key, second, None, Some(&mut prefix), &mut urls.text);
+                self.presign_with::<Own>(
+                    &parts,
+                    key,
+                    second,
+                    None,
+                    Some(&mut prefix),
+                    &mut urls.text,
+                );
                 urls.ends.push(urls.text.len());
                 if urls.ends.len() == 1 {
                     // The first URL's length times the count: one allocation for all of them.
@@ -284,5 +299,20 @@ mod tests {
             .presign_parts(&req, "u", &[], exp, now)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn pushed_urls_read_back_in_order() {
+        let mut urls = PartUrls::default();
+        assert_eq!(urls.get(0), None);
+        for url in ["https://a/1", "", "https://a/3?x=1"] {
+            urls.push(url);
+        }
+        assert_eq!(urls.len(), 3);
+        assert_eq!(
+            urls.iter().collect::<Vec<_>>(),
+            ["https://a/1", "", "https://a/3?x=1"]
+        );
+        assert_eq!(urls.get(3), None);
     }
 }

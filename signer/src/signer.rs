@@ -94,12 +94,12 @@ impl Signer {
                     }
                 }
                 let key = self.key_for(date);
-                let mut second = None;
+                let mut second = SecondCache::default();
                 let out = f(&key, &mut second);
                 *last = Some((self.id, key, second));
                 return out;
             }
-            f(&self.key_for(date), &mut None)
+            f(&self.key_for(date), &mut SecondCache::default())
         })
     }
 

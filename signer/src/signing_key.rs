@@ -3,14 +3,14 @@
 //! already keyed with it: a warm signature costs one SHA-256 pass over the string to sign.
 
 use crate::canonical::Sink;
-use crate::digest::{KeyedMac, Sha256Stream};
+use crate::digest::{Digests, KeyedMac, Sha256Stream};
 use crate::encode::Hex32;
 use crate::string_to_sign::write_prefix;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::sync::{Arc, PoisonError, RwLock};
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     // HMAC accepts keys of any length, so this never fails.
@@ -45,9 +45,9 @@ pub(crate) fn scope(date: &str, region: &str, service: &str) -> String {
 /// `X-Amz-Credential` value (`access_key%2Fscope`), which is the same for the whole day.
 pub(crate) struct DerivedKey {
     /// For verification (constant-time comparison).
-    mac: HmacSha256,
+    pub(crate) mac: HmacSha256,
     /// For signing: the same key, absorbed once.
-    keyed: KeyedMac,
+    pub(crate) keyed: KeyedMac,
     pub(crate) scope: String,
     pub(crate) credential_param: String,
     /// `access_key/scope`, unencoded: a POST form's `x-amz-credential`.
@@ -96,29 +96,32 @@ impl DerivedKey {
         Hex32::new(&self.keyed.finish(inner))
     }
 
-    /// As [`DerivedKey::signature`], reusing the inner hash after the string-to-sign prefix
-    /// when `cache` holds it for this second (many presigns share a second on a busy server;
-    /// the prefix fills SHA-256's first block, so this saves one block per signature).
-    pub(crate) fn signature_cached(
+    /// As [`DerivedKey::signature`] with the HMAC of `D`, reusing the inner hash after the
+    /// string-to-sign prefix when `cache` holds it for this second (many presigns share a
+    /// second on a busy server; the prefix fills SHA-256's first block, so this saves one
+    /// block per signature).
+    pub(crate) fn signature_with<D: Digests>(
         &self,
         amz_date: &str,
         canonical_hash: &Hex32,
         cache: &mut SecondCache,
     ) -> Hex32 {
-        let mut inner = match cache {
+        let slot = D::second(cache);
+        let mut inner = match slot {
             Some((second, inner)) if second.as_slice() == amz_date.as_bytes() => inner.clone(),
             _ => {
-                let inner = self.prefix_inner(amz_date);
+                let mut inner = D::start_mac(self);
+                write_prefix(&mut inner, amz_date, &self.scope);
                 let mut second = [0_u8; 16];
                 if let Some(dst) = second.get_mut(..amz_date.len()) {
                     dst.copy_from_slice(amz_date.as_bytes());
                 }
-                *cache = Some((second, inner.clone()));
+                *slot = Some((second, inner.clone()));
                 inner
             }
         };
         inner.put_hex(canonical_hash);
-        Hex32::new(&self.keyed.finish(inner))
+        Hex32::new(&D::finish_mac(self, inner))
     }
 
     /// The inner hash of the HMAC, having absorbed the string-to-sign prefix.
@@ -150,8 +153,15 @@ impl DerivedKey {
     }
 }
 
-/// One second's inner HMAC hash after the string-to-sign prefix (`X-Amz-Date` → state).
-pub(crate) type SecondCache = Option<([u8; 16], Sha256Stream)>;
+/// One second's inner HMAC hash after the string-to-sign prefix (`X-Amz-Date` → state), for
+/// each digest backend.
+/// Also this thread's scratch buffer for canonical requests (kept, so signing allocates none).
+#[derive(Default)]
+pub(crate) struct SecondCache {
+    pub(crate) own: Option<([u8; 16], Sha256Stream)>,
+    pub(crate) library: Option<([u8; 16], HmacSha256)>,
+    pub(crate) scratch: String,
+}
 
 /// One day's key, shared by every thread. A new date replaces it.
 #[derive(Default)]
@@ -229,7 +239,7 @@ mod tests {
     #[test]
     fn the_per_second_state_gives_the_same_signatures() {
         let key = DerivedKey::new("secret", "20261127", "us-east-1", "s3");
-        let mut cache = None;
+        let mut cache = SecondCache::default();
         for (second, hash) in [
             ("20261127T120000Z", "a"),
             ("20261127T120000Z", "b"),
@@ -237,16 +247,18 @@ mod tests {
             ("20261127T120000Z", "c"),
         ] {
             let hash = Hex32::new(&[hash.as_bytes()[0]; 32]);
-            let cached = key.signature_cached(second, &hash, &mut cache);
+            let cached = key.signature_with::<crate::digest::Own>(second, &hash, &mut cache);
             assert_eq!(
                 cached.as_str(),
                 key.signature(second, &hash).as_str(),
                 "{second}"
             );
             assert_eq!(
-                cache.as_ref().map(|(s, _)| s.as_slice()),
+                cache.own.as_ref().map(|(s, _)| s.as_slice()),
                 Some(second.as_bytes())
             );
+            let library = key.signature_with::<crate::digest::Library>(second, &hash, &mut cache);
+            assert_eq!(library.as_str(), cached.as_str(), "{second}");
         }
     }
 

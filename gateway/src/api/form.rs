@@ -111,7 +111,7 @@ impl<B: Storage + Presign> App<B> {
         let (url, form) = self.store.presign_post(&policy, ttl, now)?;
         Ok(UploadForm {
             url,
-            fields: form.fields,
+            fields: form.into_fields(),
             object_name: request.object_name.clone(),
             key: key.as_str().to_owned(),
             expires_at: expiry_text(now, ttl),

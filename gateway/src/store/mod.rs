@@ -7,7 +7,8 @@ pub mod s3;
 
 use draftstore_core::{BucketName, ObjectName, StorageError};
 use draftstore_signer::{
-    Addressing, Endpoint, Expiry, Method, PostForm, PostPolicy, Request, Signer, Timestamp,
+    Addressing, Endpoint, Expiry, Method, Part, PartUrls, PostForm, PostPolicy, Request, Signer,
+    Timestamp,
 };
 
 /// Makes presigned URLs for a store's objects (object_store's `Signer` shape): a client holding
@@ -57,6 +58,36 @@ pub trait Presign {
         expires: Expiry,
         now: Timestamp,
     ) -> Result<(String, PostForm), StorageError>;
+
+    /// Presigned UploadParts of one upload, one per entry of `batch.parts` and in that order,
+    /// all valid `expires` seconds from `now`: each URL is what
+    /// [`Presign::presign_upload_part`] gives for the same part. What a `part-urls` call (up to
+    /// 1000 parts) hands out. The default signs one part at a time; a store whose URLs come
+    /// from one signer overrides it with [`Signer::presign_parts`], which looks the signing key
+    /// up once and hashes the canonical request's shared head once.
+    ///
+    /// # Errors
+    /// As [`Presign::presign_upload_part`], for the first part that fails; nothing is returned
+    /// then.
+    fn presign_upload_parts(
+        &self,
+        batch: &PartBatch<'_>,
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<PartUrls, StorageError> {
+        let mut urls = PartUrls::default();
+        for part in batch.parts {
+            let part = PartUrl {
+                bucket: batch.bucket,
+                key: batch.key,
+                upload_id: batch.upload_id,
+                part_number: part.part_number,
+                checksum_sha256: part.checksum_sha256,
+            };
+            urls.push(&self.presign_upload_part(&part, expires, now)?);
+        }
+        Ok(urls)
+    }
 
     /// Unix seconds after which a URL presigned now would stop working (the credentials'
     /// expiry minus a margin); `None` when the credentials do not expire.
@@ -178,6 +209,83 @@ pub struct PartUrl<'a> {
     pub checksum_sha256: Option<&'a str>,
 }
 
+/// Several parts of one multipart upload to presign at once
+/// ([`Presign::presign_upload_parts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartBatch<'a> {
+    /// The upload's bucket.
+    pub bucket: &'a BucketName,
+    /// The upload's key.
+    pub key: &'a ObjectName,
+    /// The id CreateMultipartUpload answered.
+    pub upload_id: &'a str,
+    /// The parts, in the order their URLs are wanted.
+    pub parts: &'a [BatchPart<'a>],
+}
+
+/// One part of a [`PartBatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPart<'a> {
+    /// 1..=10000.
+    pub part_number: u32,
+    /// Base64 SHA-256 of the part, to sign in as `x-amz-checksum-sha256`.
+    pub checksum_sha256: Option<&'a str>,
+}
+
+/// The header a part's checksum is signed into its URL as.
+const CHECKSUM_HEADER: &str = "x-amz-checksum-sha256";
+
+/// Signs `request` (a PUT to the upload's object) as the UploadParts of `batch`, in one
+/// [`Signer::presign_parts`] call, after the same checks as [`sign_part`].
+fn sign_parts(
+    signer: &Signer,
+    request: Request<'_>,
+    batch: &PartBatch<'_>,
+    expires: Expiry,
+    now: Timestamp,
+) -> Result<PartUrls, StorageError> {
+    check_upload_id(batch.upload_id)?;
+    for part in batch.parts {
+        draftstore_core::check_part_number(part.part_number)?;
+    }
+    let checksums: Vec<[(&str, &str); 1]> = batch
+        .parts
+        .iter()
+        .map(|p| [(CHECKSUM_HEADER, p.checksum_sha256.unwrap_or_default())])
+        .collect();
+    let parts: Vec<Part<'_>> = batch
+        .parts
+        .iter()
+        .zip(&checksums)
+        .map(|(p, header)| Part {
+            number: p.part_number,
+            headers: if p.checksum_sha256.is_some() {
+                header
+            } else {
+                &[]
+            },
+        })
+        .collect();
+    signer
+        .presign_parts(&request, batch.upload_id, &parts, expires, now)
+        .map_err(cannot_presign)
+}
+
+fn check_upload_id(upload_id: &str) -> Result<(), StorageError> {
+    if upload_id.is_empty() {
+        return Err(StorageError::InvalidArgument {
+            reason: "an upload id is needed".into(),
+        });
+    }
+    Ok(())
+}
+
+fn cannot_presign(e: draftstore_signer::Error) -> StorageError {
+    StorageError::Backend {
+        reason: format!("cannot presign: {e}"),
+    }
+}
+
 /// Signs `request` as an UploadPart of `part` (its query and checksum header added).
 fn sign_part(
     signer: &Signer,
@@ -187,11 +295,7 @@ fn sign_part(
     now: Timestamp,
 ) -> Result<String, StorageError> {
     draftstore_core::check_part_number(part.part_number)?;
-    if part.upload_id.is_empty() {
-        return Err(StorageError::InvalidArgument {
-            reason: "an upload id is needed".into(),
-        });
-    }
+    check_upload_id(part.upload_id)?;
     let number = part.part_number.to_string();
     let query = [
         ("partNumber", number.as_str()),
@@ -200,7 +304,7 @@ fn sign_part(
     let checksum;
     let headers: &[(&str, &str)] = match part.checksum_sha256 {
         Some(sum) => {
-            checksum = [("x-amz-checksum-sha256", sum)];
+            checksum = [(CHECKSUM_HEADER, sum)];
             &checksum
         }
         None => &[],
@@ -255,7 +359,159 @@ fn sign<'a>(
     request.headers = headers;
     signer
         .presign(&request, expires, now)
-        .map_err(|e| StorageError::Backend {
-            reason: format!("cannot presign: {e}"),
-        })
+        .map_err(cannot_presign)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use draftstore_signer::{Addressing, Credentials, Endpoint};
+
+    /// A store that signs part by part: the trait's default batch.
+    struct OneByOne {
+        signer: Signer,
+        endpoint: Endpoint,
+    }
+
+    impl OneByOne {
+        fn request<'a>(&'a self, bucket: &'a BucketName, key: &'a ObjectName) -> Request<'a> {
+            Request::new(
+                Method::Put,
+                &self.endpoint,
+                Addressing::Path,
+                bucket.as_str(),
+                key.as_str(),
+            )
+        }
+    }
+
+    impl Presign for OneByOne {
+        fn presign(
+            &self,
+            method: Method,
+            bucket: &BucketName,
+            key: &ObjectName,
+            headers: &[(&str, &str)],
+            expires: Expiry,
+            now: Timestamp,
+        ) -> Result<String, StorageError> {
+            let request = Request {
+                method,
+                ..self.request(bucket, key)
+            };
+            sign(&self.signer, request, headers, expires, now)
+        }
+
+        fn presign_upload_part(
+            &self,
+            part: &PartUrl<'_>,
+            expires: Expiry,
+            now: Timestamp,
+        ) -> Result<String, StorageError> {
+            sign_part(
+                &self.signer,
+                self.request(part.bucket, part.key),
+                part,
+                expires,
+                now,
+            )
+        }
+
+        fn presign_post(
+            &self,
+            policy: &PostPolicy<'_>,
+            expires: Expiry,
+            now: Timestamp,
+        ) -> Result<(String, PostForm), StorageError> {
+            let url = bucket_url(&self.endpoint, Addressing::Path, "", policy.bucket);
+            sign_post(&self.signer, url, policy, expires, now)
+        }
+    }
+
+    fn store() -> OneByOne {
+        let credentials = Credentials::new("AKIDEXAMPLE", "secret", Some("token".into())).unwrap();
+        OneByOne {
+            signer: Signer::new(credentials, "us-east-1", "s3").unwrap(),
+            endpoint: Endpoint::parse("http://127.0.0.1:9000").unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_one_call_batch_gives_the_urls_of_the_part_by_part_default() {
+        let store = store();
+        let bucket = BucketName::parse("main-draft").unwrap();
+        let key = ObjectName::parse("t/video of cat.mp4").unwrap();
+        let sum = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+        let parts: Vec<BatchPart<'_>> = [1, 3, 2, 10_000, 9, 10, 11]
+            .into_iter()
+            .enumerate()
+            .map(|(i, part_number)| BatchPart {
+                part_number,
+                checksum_sha256: (i % 2 == 1).then_some(sum),
+            })
+            .collect();
+        let batch = PartBatch {
+            bucket: &bucket,
+            key: &key,
+            upload_id: "2~id+/=",
+            parts: &parts,
+        };
+        let expires = Expiry::new(900).unwrap();
+        let now = Timestamp::parse_amz("20261127T120000Z").unwrap();
+        let default = store.presign_upload_parts(&batch, expires, now).unwrap();
+        let request = store.request(&bucket, &key);
+        let batched = sign_parts(&store.signer, request, &batch, expires, now).unwrap();
+        assert_eq!(batched.len(), parts.len());
+        assert_eq!(
+            batched.iter().collect::<Vec<_>>(),
+            default.iter().collect::<Vec<_>>()
+        );
+        let second = batched.get(1).unwrap();
+        assert!(
+            second.contains("partNumber=3&uploadId=2~id%2B%2F%3D"),
+            "{second}"
+        );
+        assert!(second.contains("X-Amz-SignedHeaders=host%3Bx-amz-checksum-sha256"));
+        assert!(batched
+            .get(0)
+            .unwrap()
+            .contains("X-Amz-SignedHeaders=host&"));
+    }
+
+    #[test]
+    fn a_bad_part_number_or_upload_id_is_refused_as_part_by_part() {
+        let store = store();
+        let bucket = BucketName::parse("main-draft").unwrap();
+        let key = ObjectName::parse("k").unwrap();
+        let expires = Expiry::new(60).unwrap();
+        let now = Timestamp::from_unix(1_800_000_000).unwrap();
+        for (upload_id, numbers) in [("id", &[1, 0][..]), ("id", &[10_001]), ("", &[1])] {
+            let parts: Vec<BatchPart<'_>> = numbers
+                .iter()
+                .map(|&part_number| BatchPart {
+                    part_number,
+                    checksum_sha256: None,
+                })
+                .collect();
+            let batch = PartBatch {
+                bucket: &bucket,
+                key: &key,
+                upload_id,
+                parts: &parts,
+            };
+            let batched = sign_parts(
+                &store.signer,
+                store.request(&bucket, &key),
+                &batch,
+                expires,
+                now,
+            );
+            let default = store.presign_upload_parts(&batch, expires, now);
+            assert!(
+                matches!(batched, Err(StorageError::InvalidArgument { .. })),
+                "{batched:?}"
+            );
+            assert_eq!(batched, default);
+        }
+    }
 }

@@ -17,6 +17,7 @@ pub use verify::{PostError, PostVerifier, VerifiedPost};
 use crate::string_to_sign::ALGORITHM;
 use crate::{Error, Expiry, Signer, Timestamp};
 use base64::Engine as _;
+use std::fmt;
 
 /// What a presigned POST allows: one exact key in one bucket, optionally an exact
 /// `Content-Type`, exact `x-amz-meta-*` values and a size range.
@@ -49,24 +50,109 @@ impl<'a> PostPolicy<'a> {
 }
 
 /// A signed POST form: every field to send, in order, before the `file` part.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The fields, in order: the caller's (`Content-Type`, `x-amz-meta-*`), `key`,
+/// `x-amz-algorithm`, `x-amz-credential`, `x-amz-date`, `x-amz-security-token` (with temporary
+/// credentials), `policy` (base64) and `x-amz-signature` (64 hex digits). They are kept in one
+/// buffer (a form is ~18 short strings: allocating each cost more than signing); read them with
+/// [`PostForm::fields`] or [`PostForm::field`], or take owned pairs with
+/// [`PostForm::into_fields`]. `Debug` shows the security token as `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PostForm {
-    /// (name, value): the caller's fields (`Content-Type`, `x-amz-meta-*`), `key`,
-    /// `x-amz-algorithm`, `x-amz-credential`, `x-amz-date`, `x-amz-security-token` (with
-    /// temporary credentials), `policy` (base64) and `x-amz-signature` (64 hex digits).
-    pub fields: Vec<(String, String)>,
+    fields: Fields,
     /// When the policy stops being accepted.
     pub expires_at: Timestamp,
 }
 
 impl PostForm {
+    /// Every field as (name, value), in the order to send them.
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
+        self.fields.iter()
+    }
+
     /// The value of field `name` (exact name).
     #[must_use]
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.fields().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The fields as owned (name, value) pairs, in order.
+    #[must_use]
+    pub fn into_fields(self) -> Vec<(String, String)> {
+        self.fields()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    }
+}
+
+impl fmt::Debug for PostForm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fields = self.fields().map(|(n, v)| {
+            let v = if n == "x-amz-security-token" {
+                "<redacted>"
+            } else {
+                v
+            };
+            (n, v)
+        });
+        f.debug_struct("PostForm")
+            .field("fields", &fields.collect::<Vec<_>>())
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// (name, value) pairs in one buffer: `spans[i]` = where field `i`'s name starts, where it
+/// ends (and the value starts), and where the value ends.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub(crate) struct Fields {
+    text: String,
+    spans: Vec<[usize; 3]>,
+}
+
+impl Fields {
+    fn with_capacity(bytes: usize, fields: usize) -> Self {
+        Self {
+            text: String::with_capacity(bytes),
+            spans: Vec::with_capacity(fields),
+        }
+    }
+
+    /// Appends a field; `value` is written by `write`.
+    fn push_with(&mut self, name: &str, write: impl FnOnce(&mut String)) {
+        self.push_name(self.text.len(), name, write);
+    }
+
+    /// Appends a field whose name began at `start` and ends with `name`.
+    fn push_name(&mut self, start: usize, name: &str, write: impl FnOnce(&mut String)) {
+        self.text.push_str(name);
+        let name_end = self.text.len();
+        write(&mut self.text);
+        self.spans.push([start, name_end, self.text.len()]);
+    }
+
+    fn push(&mut self, name: &str, value: &str) {
+        self.push_with(name, |text| text.push_str(value));
+    }
+
+    /// Appends `x-amz-meta-<name>` = `value`.
+    fn push_meta(&mut self, name: &str, value: &str) {
+        let start = self.text.len();
+        self.text.push_str("x-amz-meta-");
+        self.push_name(start, name, |text| text.push_str(value));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
+        self.spans.iter().map(|&[start, name_end, end]| {
+            (
+                self.text.get(start..name_end).unwrap_or_default(),
+                self.text.get(name_end..end).unwrap_or_default(),
+            )
+        })
     }
 }
 
@@ -90,7 +176,7 @@ impl Signer {
     /// assert_eq!(form.field("key"), Some("t/a.png"));
     ///
     /// // The embedded store's side: the fields as received, then the file's size.
-    /// let fields: Vec<(&str, &str)> = form.fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    /// let fields: Vec<(&str, &str)> = form.fields().collect();
     /// let verifier = PostVerifier::new("us-east-1", "s3", 900)?;
     /// let ok = verifier.verify("drafts", &fields, now, |_| Some("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")).unwrap();
     /// assert_eq!(ok.check_size(2 << 20).unwrap_err().s3_code(), "EntityTooLarge");
@@ -108,26 +194,40 @@ impl Signer {
             .ok_or(Error::InvalidExpiry(u64::from(expires.secs())))?;
         let token = self.credentials.session_token();
         self.with_key(now.date_stamp(), |key, _| {
-            let mut fields = Vec::with_capacity(9 + policy.metadata.len());
+            let count = 9 + policy.metadata.len();
+            let values: usize = policy.content_type.map_or(0, str::len)
+                + policy
+                    .metadata
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len() + 11)
+                    .sum::<usize>()
+                + policy.key.len()
+                + key.credential.len()
+                + token.map_or(0, str::len);
+            // The fields, then the base64 policy (about twice their size) and the signature.
+            let mut fields = Fields::with_capacity(3 * values + 600, count);
             if let Some(ct) = policy.content_type {
-                fields.push(("Content-Type".to_owned(), ct.to_owned()));
+                fields.push("Content-Type", ct);
             }
             for (name, value) in policy.metadata {
-                fields.push((format!("x-amz-meta-{name}"), (*value).to_owned()));
+                fields.push_meta(name, value);
             }
-            fields.push(("key".to_owned(), policy.key.to_owned()));
-            fields.push(("x-amz-algorithm".to_owned(), ALGORITHM.to_owned()));
-            fields.push(("x-amz-credential".to_owned(), key.credential.clone()));
-            fields.push(("x-amz-date".to_owned(), now.amz_date().to_owned()));
+            fields.push("key", policy.key);
+            fields.push("x-amz-algorithm", ALGORITHM);
+            fields.push("x-amz-credential", &key.credential);
+            fields.push("x-amz-date", now.amz_date());
             if let Some(token) = token {
-                fields.push(("x-amz-security-token".to_owned(), token.to_owned()));
+                fields.push("x-amz-security-token", token);
             }
             let document = policy::write_document(policy, expires_at, &fields);
-            let mut encoded = String::with_capacity(document.len().div_ceil(3) * 4);
-            base64::engine::general_purpose::STANDARD.encode_string(&document, &mut encoded);
-            let signature = key.sign_bytes(encoded.as_bytes());
-            fields.push(("policy".to_owned(), encoded));
-            fields.push(("x-amz-signature".to_owned(), signature.as_str().to_owned()));
+            let mut signature = None;
+            fields.push_with("policy", |text| {
+                let start = text.len();
+                base64::engine::general_purpose::STANDARD.encode_string(&document, text);
+                signature = text.get(start..).map(|b64| key.sign_bytes(b64.as_bytes()));
+            });
+            let signature = signature.unwrap_or_else(|| key.sign_bytes(b""));
+            fields.push("x-amz-signature", signature.as_str());
             Ok(PostForm { fields, expires_at })
         })
     }

@@ -2,7 +2,7 @@
 //! and parsed (strictly) for [`PostVerifier`](super::PostVerifier).
 
 use super::json::{self, Value};
-use super::PostPolicy;
+use super::{Fields, PostPolicy};
 use crate::Timestamp;
 
 /// Largest policy document accepted, in bytes of JSON (S3 limits POST form fields to 20 KB).
@@ -167,7 +167,7 @@ pub(crate) fn write_iso8601(out: &mut String, t: Timestamp) {
 pub(crate) fn write_document(
     policy: &PostPolicy<'_>,
     expires_at: Timestamp,
-    fields: &[(String, String)],
+    fields: &Fields,
 ) -> String {
     let size: usize = fields.iter().map(|(n, v)| n.len() + v.len() + 8).sum();
     let mut out = String::with_capacity(160 + policy.bucket.len() + size);
@@ -178,7 +178,8 @@ pub(crate) fn write_document(
         .iter()
         .position(|(n, _)| n == "key")
         .unwrap_or(fields.len());
-    let (own, signer_fields) = fields.split_at(split);
+    let own = fields.iter().take(split);
+    let signer_fields = fields.iter().skip(split);
     for (name, value) in own {
         write_eq(&mut out, name, value);
     }

@@ -169,7 +169,15 @@ fn forms_equal_botocore_generate_presigned_post_field_for_field() {
         let form = signer
             .presign_post(&policy, Expiry::new(case.expires).unwrap(), now)
             .unwrap();
-        assert_eq!(form.fields, case.fields, "case {:?}", case.name);
+        assert_eq!(
+            form.clone().into_fields(),
+            case.fields,
+            "case {:?}",
+            case.name
+        );
+        assert!(form
+            .fields()
+            .eq(case.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))));
 
         // And the verifier accepts what botocore made.
         let fields: Vec<(&str, &str)> = case
@@ -206,11 +214,7 @@ fn signed_form(token: Option<String>) -> PostForm {
 #[test]
 fn size_outside_the_range_is_refused_with_s3_codes() {
     let form = signed_form(None);
-    let fields: Vec<(&str, &str)> = form
-        .fields
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
+    let fields: Vec<(&str, &str)> = form.fields().collect();
     let ok = verifier()
         .verify("drafts", &fields, at("20261130T120500Z"), secret)
         .unwrap();
@@ -274,7 +278,7 @@ proptest! {
     fn every_field_change_is_refused(which in 0_usize..16, junk in "[a-zA-Z0-9/+=._-]{0,12}", token in any::<bool>()) {
         let form = signed_form(token.then(|| "session-token".to_owned()));
         let now = at("20261130T120500Z");
-        let mut fields: Vec<(String, String)> = form.fields.clone();
+        let mut fields: Vec<(String, String)> = form.into_fields();
         let n = fields.len();
         match which {
             i if i < n => {
@@ -298,4 +302,39 @@ proptest! {
         fields.push(("policy", &policy));
         let _ = verifier().verify("drafts", &fields, at("20261130T120500Z"), secret);
     }
+}
+
+#[test]
+fn debug_hides_the_session_token_and_shows_the_rest() {
+    let form = signed_form(Some("very-secret-session-token".to_owned()));
+    assert_eq!(
+        form.field("x-amz-security-token"),
+        Some("very-secret-session-token")
+    );
+    let shown = format!("{form:?}");
+    assert!(!shown.contains("very-secret-session-token"), "{shown}");
+    assert!(
+        shown.contains("(\"x-amz-security-token\", \"<redacted>\")"),
+        "{shown}"
+    );
+    assert!(shown.contains("(\"key\", \"t/abc/file.bin\")"), "{shown}");
+    assert!(
+        shown.contains("(\"x-amz-meta-owner\", \"alice\")"),
+        "{shown}"
+    );
+    let names: Vec<&str> = form.fields().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "Content-Type",
+            "x-amz-meta-owner",
+            "key",
+            "x-amz-algorithm",
+            "x-amz-credential",
+            "x-amz-date",
+            "x-amz-security-token",
+            "policy",
+            "x-amz-signature"
+        ]
+    );
 }

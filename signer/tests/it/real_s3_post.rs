@@ -31,14 +31,13 @@ fn post(
     body: Vec<u8>,
 ) -> (u16, String, Result<(), String>) {
     let fields: Vec<(String, String)> = form
-        .fields
-        .iter()
+        .fields()
         .map(|(n, v)| {
             let v = replace
                 .iter()
-                .find(|(r, _)| r == n)
-                .map_or(v.clone(), |(_, nv)| (*nv).to_owned());
-            (n.clone(), v)
+                .find(|(r, _)| *r == n)
+                .map_or(v, |(_, nv)| *nv);
+            (n.to_owned(), v.to_owned())
         })
         .collect();
     let mut multipart = Form::new();

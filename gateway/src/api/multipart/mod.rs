@@ -14,7 +14,7 @@ pub mod rest;
 use crate::api::app::{object_key, rfc3339, ttl_within, App};
 use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
-use crate::store::Presign;
+use crate::store::{BatchPart, PartBatch, Presign};
 use draftstore_core::{
     assemble, check_completed, check_declared, kept_parts, part_urls, plan, upload_metadata,
     ChecksumAlgorithm, CompletedPart, MultipartOptions, Part, Storage, StoredPart,
@@ -210,27 +210,35 @@ impl<B: Storage + Presign> App<B> {
             .checked_add(u64::from(ttl.secs()))
             .map(rfc3339)
             .unwrap_or_default();
-        let mut urls = Vec::with_capacity(wanted.len());
-        for (part_number, checksum) in wanted {
-            let part = crate::store::PartUrl {
-                bucket: &self.buckets.draft,
-                key: &key,
-                upload_id,
-                part_number,
+        // One batch: the store signs every URL with one key lookup and one hashed head.
+        let parts: Vec<BatchPart<'_>> = wanted
+            .iter()
+            .map(|(part_number, checksum)| BatchPart {
+                part_number: *part_number,
                 checksum_sha256: checksum.as_deref(),
-            };
-            let url = self.store.presign_upload_part(&part, ttl, now)?;
-            urls.push(SignedPart {
+            })
+            .collect();
+        let batch = PartBatch {
+            bucket: &self.buckets.draft,
+            key: &key,
+            upload_id,
+            parts: &parts,
+        };
+        let signed = self.store.presign_upload_parts(&batch, ttl, now)?;
+        drop(parts);
+        Ok(wanted
+            .into_iter()
+            .zip(signed.iter())
+            .map(|((part_number, checksum), url)| SignedPart {
                 part_number,
-                url,
+                url: url.to_owned(),
                 expires_at: expires_at.clone(),
                 cut_by_credentials,
                 required_headers: checksum
                     .map(|sum| vec![(CHECKSUM_HEADER.to_owned(), sum)])
                     .unwrap_or_default(),
-            });
-        }
-        Ok(urls)
+            })
+            .collect())
     }
 
     /// Every part stored so far, in ascending number.

@@ -3,9 +3,11 @@
 //! library can use them unchanged.
 
 use super::{LocalStorage, PREFIX};
-use crate::store::{PartUrl, Presign};
+use crate::store::{PartBatch, PartUrl, Presign};
 use draftstore_core::{BucketName, ObjectName, StorageError};
-use draftstore_signer::{Addressing, Expiry, Method, PostForm, PostPolicy, Request, Timestamp};
+use draftstore_signer::{
+    Addressing, Expiry, Method, PartUrls, PostForm, PostPolicy, Request, Timestamp,
+};
 
 impl Presign for LocalStorage {
     fn presign(
@@ -60,5 +62,22 @@ impl Presign for LocalStorage {
             policy.bucket,
         );
         crate::store::sign_post(self.signer(), url, policy, expires, now)
+    }
+
+    fn presign_upload_parts(
+        &self,
+        batch: &PartBatch<'_>,
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<PartUrls, StorageError> {
+        let path_key = format!("{}/{}", batch.bucket, batch.key);
+        let request = Request::new(
+            Method::Put,
+            self.public_url(),
+            Addressing::Path,
+            PREFIX.trim_matches('/'),
+            &path_key,
+        );
+        crate::store::sign_parts(self.signer(), request, batch, expires, now)
     }
 }

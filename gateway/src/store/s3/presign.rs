@@ -2,9 +2,9 @@
 //! the endpoint the gateway calls), path- or virtual-host-addressed as configured.
 
 use super::S3Storage;
-use crate::store::{PartUrl, Presign};
+use crate::store::{PartBatch, PartUrl, Presign};
 use draftstore_core::{BucketName, ObjectName, StorageError};
-use draftstore_signer::{Expiry, Method, PostForm, PostPolicy, Request, Timestamp};
+use draftstore_signer::{Expiry, Method, PartUrls, PostForm, PostPolicy, Request, Timestamp};
 
 impl Presign for S3Storage {
     fn presign(
@@ -61,6 +61,24 @@ impl Presign for S3Storage {
         );
         let credentials = self.credentials().current();
         crate::store::sign_post(&credentials.signer, url, policy, expires, now)
+    }
+
+    fn presign_upload_parts(
+        &self,
+        batch: &PartBatch<'_>,
+        expires: Expiry,
+        now: Timestamp,
+    ) -> Result<PartUrls, StorageError> {
+        let config = self.config();
+        let request = Request::new(
+            Method::Put,
+            &config.public_endpoint,
+            config.addressing,
+            batch.bucket.as_str(),
+            batch.key.as_str(),
+        );
+        let credentials = self.credentials().current();
+        crate::store::sign_parts(&credentials.signer, request, batch, expires, now)
     }
 
     fn url_deadline(&self) -> Option<i64> {
