@@ -1173,3 +1173,58 @@ fn a_full_disk_is_named_logged_and_leaves_nothing() {
         );
     }
 }
+
+/// The store serves drafts from the gateway's own origin, where the upload page and the API
+/// live, with the type the uploader declared: an HTML (or SVG) draft must not run as a page of
+/// that origin (stored XSS reading the page's API key), and nothing is sniffed. PDFs stay
+/// viewable; images keep working in `<img>`, which ignores the CSP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drafts_never_run_as_pages_of_the_gateways_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = serve(dir.path());
+    let (store, draft, now) = signer_for(dir.path(), &gateway);
+    let hour = Expiry::new(3600).unwrap();
+    let client = reqwest::Client::new();
+    for (name, content_type, sandboxed) in [
+        ("evil.pdf", "text/html", true),
+        ("evil.html", "text/html; charset=utf-8", true),
+        ("evil.svg", "image/svg+xml", true),
+        ("no-type.bin", "", true),
+        ("cat.png", "image/png", true),
+        ("doc.pdf", "application/pdf", false),
+    ] {
+        let put = store
+            .presign(Method::Put, &draft, &key(name), &[], hour, now)
+            .unwrap();
+        let mut request = client
+            .put(put)
+            .body("<script>parent.document.title=sessionStorage.key</script>");
+        if !content_type.is_empty() {
+            request = request.header("content-type", content_type);
+        }
+        let stored = request.send().await.unwrap();
+        assert_eq!(stored.status(), 200, "{name}");
+        let get = store
+            .presign(Method::Get, &draft, &key(name), &[], hour, now)
+            .unwrap();
+        let got = client.get(get).send().await.unwrap();
+        assert_eq!(got.status(), 200, "{name}");
+        let headers = got.headers();
+        assert_eq!(
+            headers
+                .get("x-content-type-options")
+                .and_then(|v| v.to_str().ok()),
+            Some("nosniff"),
+            "{name}"
+        );
+        let csp = headers
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert_eq!(
+            csp.split(';').any(|d| d.trim() == "sandbox"),
+            sandboxed,
+            "{name} ({content_type}): content-security-policy {csp:?}"
+        );
+    }
+}

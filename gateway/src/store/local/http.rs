@@ -417,6 +417,9 @@ impl LocalStorage {
         if let Some(ct) = &meta.content_type {
             builder = builder.header(CONTENT_TYPE, ct.as_str());
         }
+        for (name, value) in active_content_guard(meta.content_type.as_deref()) {
+            builder = builder.header(name, value);
+        }
         for (k, v) in &meta.metadata {
             builder = builder.header(format!("x-amz-meta-{k}"), v.as_str());
         }
@@ -435,6 +438,25 @@ impl LocalStorage {
             Failure::new(500, "InternalError", "The store failed.").because(e.to_string())
         })
     }
+}
+
+/// Headers that keep a stored object from acting as a page of the gateway's own origin, where
+/// the upload page and the API live: an uploader chooses the content type, so a draft declared
+/// `text/html` (or SVG, XML…) would otherwise run its scripts with the page's storage and
+/// credentials (stored XSS). `nosniff` always; a CSP `sandbox` (an opaque origin, no scripts)
+/// for everything but PDF, which Chromium's viewer will not show in a sandboxed document and
+/// which runs no script of the page's origin. Images, audio and video shown through `<img>` or
+/// `<video>` ignore the CSP, so previews are unchanged. S3 serves from its own origin.
+fn active_content_guard(content_type: Option<&str>) -> Vec<(&'static str, &'static str)> {
+    let mut headers = vec![("x-content-type-options", "nosniff")];
+    let essence = content_type
+        .and_then(|ct| ct.split(';').next())
+        .map(str::trim)
+        .unwrap_or_default();
+    if !essence.eq_ignore_ascii_case("application/pdf") {
+        headers.push(("content-security-policy", "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'"));
+    }
+    headers
 }
 
 fn too_large() -> Failure {
