@@ -83,7 +83,7 @@ pub struct Record {
     #[serde(default)]
     pub lease_ms: i64,
     /// The endpoints that have it (2xx) or are disabled (410), by
-    /// [`Endpoint::fingerprint`](crate::config::events::Endpoint::fingerprint), never by URL.
+    /// [`Endpoint::fingerprint`](crate::config::Endpoint::fingerprint), never by URL.
     #[serde(default)]
     pub done: Vec<String>,
     /// The schedule is used up: kept for `gateway events replay`.

@@ -171,8 +171,8 @@ async fn bucket_already_exists_for_our_own_bucket_is_a_success() {
     assert_eq!(rest().await, (200, None));
     assert_eq!(
         proxy.requests() - before,
-        5,
-        "CreateBucket + HeadBucket, twice, then the draft bucket's versioning (reported)"
+        6,
+        "CreateBucket + HeadBucket, twice, then the draft bucket's versioning and CORS rules (reported)"
     );
     // Existing buckets, the same dialect, over gRPC.
     proxy.push([owned, Pass, owned, Pass]);
