@@ -103,18 +103,19 @@ impl Tenant {
             }
         }
         if let Some(types) = &policy.content_types {
-            if !constraints
-                .content_type
-                .as_ref()
-                .is_some_and(|t| types.contains(t))
-            {
-                return Err(ApiError::new(
-                    Code::TenantLimit,
-                    format!(
-                        "uploads of this tenant must declare content_type, one of: {}",
-                        types.join(", ")
-                    ),
-                ));
+            let message = match &constraints.content_type {
+                Some(t) if types.contains(t) => None,
+                Some(t) => Some(format!(
+                    "content_type {t:?} is not allowed for this tenant; allowed: {}",
+                    types.join(", ")
+                )),
+                None => Some(format!(
+                    "uploads of this tenant must declare content_type, one of: {}",
+                    types.join(", ")
+                )),
+            };
+            if let Some(message) = message {
+                return Err(ApiError::new(Code::TenantLimit, message));
             }
         }
         self.allow_url().await

@@ -719,7 +719,7 @@ fn tokens_never_reach_the_log() {
     let (_, code) = curl(&[&format!("{endpoint}/s3/multipart/nope?key=acme/a.bin")]);
     assert_eq!(code, "404");
     let (body, code) = curl(&[&format!("{endpoint}/s3/sts")]);
-    assert_eq!(code, "401", "{body}");
+    assert_eq!(code, "404", "{body}");
     gateway.child.kill().unwrap();
     let mut logs = String::new();
     std::io::Read::read_to_string(gateway.child.stderr.as_mut().unwrap(), &mut logs).unwrap();
@@ -787,4 +787,62 @@ async fn s3_confirm_runs_the_pre_confirm_check() {
         "the refused draft stays"
     );
     server.stop().await;
+}
+
+/// Under `/s3-token/`, the token stands in for the bearer key: a path there that is no route
+/// (older Uppy's `…/batch`, an API route, an empty token) is 404, never a 401 asking for a key
+/// the client cannot send.
+#[tokio::test]
+async fn paths_under_a_token_that_are_no_route_are_404() {
+    let Some(server) = start_with_tenants(&[]).await else {
+        return;
+    };
+    let acme = upload_token(&server, "acme-key").await;
+    let token = acme["token"].as_str().unwrap();
+    let (_, upload) = Uppy::new(acme["companion_endpoint"].as_str().unwrap())
+        .create("a.bin", "application/octet-stream")
+        .await;
+    for path in [
+        format!(
+            "/s3-token/{token}/s3/multipart/{}/batch?partNumbers=1,2",
+            component(&upload)
+        ),
+        format!("/s3-token/{token}/api/v1/list-drafts"),
+        format!("/s3-token/{token}/s3/sts"),
+        "/s3-token//s3/params".to_owned(),
+    ] {
+        let response = http1().get(server.url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let text = response.text().await.unwrap();
+        assert!(!text.contains(token), "{path}: {text}");
+        assert!(!text.contains("Bearer"), "{path}: {text}");
+    }
+}
+
+/// A tenant limited to some types: a declared type outside them is named as not allowed, not
+/// reported as missing.
+#[tokio::test]
+async fn a_declared_type_outside_the_tenants_types_is_named() {
+    let keys = format!("lim {} types=image/png", hash("lim-key"));
+    let Some(server) = start(&[
+        ("DRAFTSTORE_AUTH", "api-keys"),
+        ("DRAFTSTORE_API_KEYS", keys.as_str()),
+    ])
+    .await
+    else {
+        return;
+    };
+    let response = http1()
+        .get(server.url("/s3/params?filename=a.html&type=text/html"))
+        .bearer_auth("lim-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let reply: Value = response.json().await.unwrap();
+    let message = reply["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"text/html\" is not allowed") && message.contains("image/png"),
+        "{reply}"
+    );
 }

@@ -145,7 +145,10 @@ pub fn parse(path: &str) -> Option<Target<'_>> {
         (Some("multipart"), Some(id), Some("complete"), None) if !id.is_empty() => {
             target(Op::Complete, Some(id), None)
         }
-        (Some("multipart"), Some(id), Some(part), None) if !id.is_empty() && !part.is_empty() => {
+        // Older Uppy's `…/{uploadId}/batch` is not served: no route (404), not a bad part.
+        (Some("multipart"), Some(id), Some(part), None)
+            if !id.is_empty() && !part.is_empty() && part != "batch" =>
+        {
             target(Op::Part, Some(id), Some(part))
         }
         _ => return None,

@@ -82,6 +82,13 @@ where
                 }
             }
         }
+        // Under the upload-token prefix the token stands in for the bearer key: a path there
+        // that is no route (an empty token, `…/batch`, `/api/…`) is the router's 404, not a
+        // 401 asking for a key the client was told not to send.
+        if matches!(call, Call::Rest(None)) && req.uri().path().starts_with(companion::TOKEN_PREFIX)
+        {
+            return Either::Right(self.inner.call(req));
+        }
         // The store's presigned URLs carry their own SigV4 signature, checked by the store.
         if !call.is_store() && !self.auth.is_public(req.uri().path(), call.is_grpc()) {
             match self

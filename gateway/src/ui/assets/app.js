@@ -263,7 +263,10 @@ function start() {
     $('key-why').textContent = 'Key set for this tab.';
     refresh();
   });
-  if (sessionStorage.getItem(KEY)) $('key').hidden = false;
+  if (sessionStorage.getItem(KEY)) {
+    $('key').hidden = false;
+    $('key-why').textContent = 'Key set for this tab.';
+  }
   refresh();
 }
 
