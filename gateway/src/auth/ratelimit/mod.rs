@@ -94,7 +94,10 @@ impl std::fmt::Debug for Rate {
 pub enum Refusal {
     /// Out of tokens; one is back after this long.
     Limited(Duration),
-    /// Redis did not answer and `DRAFTSTORE_RATE_LIMIT_ON_ERROR=reject`.
+    /// Redis gave no decision within the bound and `DRAFTSTORE_RATE_LIMIT_ON_ERROR=reject`:
+    /// down, slow, refusing the script, or (outcome `late`) answering that the script ran past
+    /// the moment the gateway gives up, by Redis's clock, and so decided nothing. Either way no
+    /// token was spent, so this is `RATE_LIMIT_UNAVAILABLE` (try again), never `RATE_LIMITED`.
     Unavailable,
 }
 
