@@ -5,7 +5,7 @@
 //! - [`bucket`]: the refilling token bucket (pure), the one semantics of both counters.
 //! - [`redis`]: the same bucket as one atomic Lua step on the Redis server, a decision within a
 //!   time bound, and what happens when Redis does not answer ([`OnError`]).
-//! - `outage`: the throttled log lines while Redis does not answer, and what each failure was.
+//! - `outage`: the throttled log lines while Redis makes no decision, and what each failure was.
 //!
 //! Refusals are logged at most once a minute per tenant (INFO, with how many since the last
 //! line), not once per request: an over-limit tenant does not drive the log's volume.
