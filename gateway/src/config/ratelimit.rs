@@ -28,6 +28,18 @@ const TUNING: [&str; 3] = [
 /// any of the three set without the URL (a missing Secret key would silently mean in-process
 /// limits).
 pub fn redis(get: Lookup<'_>) -> Result<Option<RedisConfig>, ConfigError> {
+    // The missing URL first: it is what makes the others meaningless, whatever their values
+    // (`ON_ERROR=Reject` without a URL is told the URL is missing, not how to spell reject).
+    let Some(url) = get("DRAFTSTORE_RATE_LIMIT_REDIS_URL") else {
+        // Tuning without a URL: most likely the URL's Secret key is missing, and each process
+        // would count alone while the deployment means to share.
+        if let Some(set) = TUNING.iter().find(|name| get(name).is_some()) {
+            return Err(err(format!(
+                "{set} is set but DRAFTSTORE_RATE_LIMIT_REDIS_URL is not: without it each process counts tenant rates alone; set the URL (its Secret) or unset the DRAFTSTORE_RATE_LIMIT_* variables"
+            )));
+        }
+        return Ok(None);
+    };
     let timeout = Duration::from_millis(number(
         get,
         "DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS",
@@ -48,16 +60,6 @@ pub fn redis(get: Lookup<'_>) -> Result<Option<RedisConfig>, ConfigError> {
     let key_prefix =
         get("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX").unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
     check_prefix(&key_prefix)?;
-    let Some(url) = get("DRAFTSTORE_RATE_LIMIT_REDIS_URL") else {
-        // Tuning without a URL: most likely the URL's Secret key is missing, and each process
-        // would count alone while the deployment means to share.
-        if let Some(set) = TUNING.iter().find(|name| get(name).is_some()) {
-            return Err(err(format!(
-                "{set} is set but DRAFTSTORE_RATE_LIMIT_REDIS_URL is not: without it each process counts tenant rates alone; set the URL (its Secret) or unset the DRAFTSTORE_RATE_LIMIT_* variables"
-            )));
-        }
-        return Ok(None);
-    };
     let url = url.trim().to_owned();
     if url.is_empty() {
         return Err(err(
@@ -150,6 +152,18 @@ mod tests {
             assert!(
                 e.contains(name) && e.contains("DRAFTSTORE_RATE_LIMIT_REDIS_URL is not"),
                 "{e}"
+            );
+        }
+        // A bad value too: the missing URL is what to fix first.
+        for (name, value) in [
+            ("DRAFTSTORE_RATE_LIMIT_ON_ERROR", "Reject"),
+            ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "0"),
+            ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", "ab"),
+        ] {
+            let e = parse(&[(name, value)]).unwrap_err().to_string();
+            assert!(
+                e.contains("DRAFTSTORE_RATE_LIMIT_REDIS_URL is not"),
+                "{name}={value}: {e}"
             );
         }
     }

@@ -51,6 +51,8 @@ mod proxy;
 mod ratelimit;
 /// The shared rate limiter while Redis is frozen, flapping, refusing or not speaking TLS.
 mod ratelimit_faults;
+/// The shared rate limiter's fallback starts from what Redis left; recovery is a decision.
+mod ratelimit_recovery;
 /// The REST API: the README flow, constraints, every error status, metrics, the routes.
 mod rest_api;
 /// The S3 store against SeaweedFS, the conformance suite included.

@@ -275,6 +275,8 @@ async fn three_replicas_on_one_redis_grant_a_tenant_its_rate_once_over_rest_and_
         .await
         .unwrap();
     found.sort();
+    // The prefix alone is the health probe's key (no tenant's: tenants are never empty).
+    found.retain(|k| *k != prefix);
     assert_eq!(
         found,
         ["acme", "globex", "initech"].map(|t| format!("{prefix}{t}"))
@@ -388,7 +390,8 @@ async fn without_redis_allow_counts_locally_reject_refuses_and_sharing_resumes()
     }
 
     redis.stop();
-    // allow: keeps serving, counting in the process (its own full bucket of 5), then 429.
+    // allow: keeps serving, counting in the process from what the shared bucket had left after
+    // its last decision (2), then 429.
     let mut granted = 0;
     for _ in 0..7 {
         match rest(allow.port, "acme").await {
@@ -397,7 +400,7 @@ async fn without_redis_allow_counts_locally_reject_refuses_and_sharing_resumes()
             (status, code, _) => panic!("{status} {code}"),
         }
     }
-    assert_eq!(granted, 5, "counted locally while Redis is away");
+    assert_eq!(granted, 2, "counted locally while Redis is away");
     // reject: 429 / RESOURCE_EXHAUSTED, saying why.
     let (status, code, retry) = rest(reject.port, "acme").await;
     assert_eq!((status, code.as_str()), (429, "RATE_LIMIT_UNAVAILABLE"));
@@ -431,7 +434,7 @@ async fn without_redis_allow_counts_locally_reject_refuses_and_sharing_resumes()
         allow
             .metric("draftstore_rate_limit_fallbacks_total{outcome=\"local_granted\"}")
             .await,
-        5.0
+        2.0
     );
     assert!(
         reject
@@ -441,7 +444,7 @@ async fn without_redis_allow_counts_locally_reject_refuses_and_sharing_resumes()
     );
     for replica in [&allow, &reject] {
         let log = replica.log();
-        assert_eq!(log.matches("Redis does not answer").count(), 1, "{log}");
+        assert_eq!(log.matches("Redis makes no decision").count(), 1, "{log}");
         assert!(log.contains("counting is shared again"), "{log}");
     }
 }

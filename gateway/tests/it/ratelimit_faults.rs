@@ -109,7 +109,7 @@ async fn a_flapping_redis_is_logged_once_a_minute_not_once_per_fall() {
         wait_for_state(replica.port, "ok").await;
     }
     let log = replica.log();
-    assert_eq!(log.matches("Redis does not answer").count(), 1, "{log}");
+    assert_eq!(log.matches("Redis makes no decision").count(), 1, "{log}");
     assert_eq!(log.matches("counting is shared again").count(), 1, "{log}");
     assert!(!log.contains("\"Io\""), "{log}");
 }

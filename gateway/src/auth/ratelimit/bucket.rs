@@ -39,6 +39,13 @@ impl Bucket {
         }
     }
 
+    /// Sets the tokens to `tokens` (clamped to 0..=limit) as of `now`: what the shared bucket
+    /// held after its last decision, so a fallback counts on from there.
+    pub(crate) fn mirror(&mut self, spec: RateSpec, tokens: f64, now: Instant) {
+        self.tokens = tokens.clamp(0.0, f64::from(spec.limit));
+        self.at = now;
+    }
+
     /// Refills for the time since the last look, then takes one token.
     ///
     /// # Errors
@@ -116,6 +123,25 @@ mod tests {
             .filter(|_| bucket.take(FIVE_A_MINUTE, later).is_ok())
             .count();
         assert_eq!(granted, 5);
+    }
+
+    #[test]
+    fn a_mirrored_bucket_counts_on_from_what_was_left_and_refills_from_then() {
+        let start = Instant::now();
+        let mut bucket = Bucket::full(FIVE_A_MINUTE, start);
+        bucket.mirror(FIVE_A_MINUTE, 0.5, start);
+        assert_eq!(
+            bucket.take(FIVE_A_MINUTE, start).unwrap_err(),
+            Duration::from_secs(6)
+        );
+        assert!(bucket
+            .take(FIVE_A_MINUTE, start + Duration::from_secs(6))
+            .is_ok());
+        bucket.mirror(FIVE_A_MINUTE, 99.0, start);
+        let granted = (0..10)
+            .filter(|_| bucket.take(FIVE_A_MINUTE, start).is_ok())
+            .count();
+        assert_eq!(granted, 5, "never beyond the limit");
     }
 
     #[test]

@@ -5,20 +5,27 @@
 //! - [`bucket`]: the refilling token bucket (pure), the one semantics of both counters.
 //! - [`redis`]: the same bucket as one atomic Lua step on the Redis server, a decision within a
 //!   time bound, and what happens when Redis does not answer ([`OnError`]).
-//! - `outage`: the throttled log lines while Redis does not answer, and what each failure was.
+//! - `outage`: the throttled log lines while Redis makes no decision, and what each failure was.
 //!
 //! Refusals are logged at most once a minute per tenant (INFO, with how many since the last
 //! line), not once per request: an over-limit tenant does not drive the log's volume.
 //!
 //! Without Redis each process counts alone: with three replicas behind a load balancer, a
 //! tenant gets up to three times its rate.
+//!
+//! With Redis, every shared decision is mirrored into the process's own bucket (the tokens the
+//! shared bucket has left), so when Redis fails and the fallback is `allow`, each replica counts
+//! alone from what was left when it last heard from Redis for that tenant, refilling at the
+//! tenant's rate from then: during an outage a tenant gets at most, per replica, what that
+//! replica last saw left plus the refill (a replica that never decided for the tenant since it
+//! started counts from a full bucket).
 
 mod bucket;
 mod outage;
 mod redis;
 
 pub use bucket::{retry_after, RateSpec};
-pub use redis::{check_url, RedisLimiter, LUA, OPEN_AFTER, REFUND_LUA};
+pub use redis::{check_url, RedisLimiter, Shared, LUA, OPEN_AFTER, REFUND_LUA};
 
 use bucket::Bucket;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -65,7 +72,9 @@ impl std::fmt::Debug for RedisConfig {
 /// One tenant's rate: its spec, its bucket in this process, and the shared limiter when set.
 pub struct Rate {
     spec: RateSpec,
-    local: Mutex<Bucket>,
+    /// The bucket in this process, and Redis's clock (µs) of the shared decision last mirrored
+    /// into it (an older answer arriving later is not mirrored).
+    local: Mutex<(Bucket, i64)>,
     shared: Option<Arc<RedisLimiter>>,
     /// When this tenant's refusals were last logged, and how many since.
     refusals: Mutex<(Option<Instant>, u64)>,
@@ -85,7 +94,10 @@ impl std::fmt::Debug for Rate {
 pub enum Refusal {
     /// Out of tokens; one is back after this long.
     Limited(Duration),
-    /// Redis did not answer and `DRAFTSTORE_RATE_LIMIT_ON_ERROR=reject`.
+    /// Redis gave no decision within the bound and `DRAFTSTORE_RATE_LIMIT_ON_ERROR=reject`:
+    /// down, slow, refusing the script, or (outcome `late`) answering that the script ran past
+    /// the moment the gateway gives up, by Redis's clock, and so decided nothing. Either way no
+    /// token was spent, so this is `RATE_LIMIT_UNAVAILABLE` (try again), never `RATE_LIMITED`.
     Unavailable,
 }
 
@@ -95,7 +107,7 @@ impl Rate {
     pub fn new(spec: RateSpec, shared: Option<Arc<RedisLimiter>>) -> Self {
         Self {
             spec,
-            local: Mutex::new(Bucket::full(spec, Instant::now())),
+            local: Mutex::new((Bucket::full(spec, Instant::now()), i64::MIN)),
             shared,
             refusals: Mutex::new((None, 0)),
         }
@@ -123,8 +135,11 @@ impl Rate {
 
     async fn decide(&self, tenant: &str) -> Result<(), Refusal> {
         if let Some(shared) = &self.shared {
-            match shared.take(tenant, self.spec).await {
-                Ok(decision) => return decision.map_err(Refusal::Limited),
+            match shared.take_shared(tenant, self.spec).await {
+                Ok(answer) => {
+                    self.mirror(answer);
+                    return answer.decision.map_err(Refusal::Limited);
+                }
                 Err(redis::Unanswered) => {
                     if shared.on_error() == OnError::Reject {
                         redis::count_fallback("rejected");
@@ -172,8 +187,18 @@ impl Rate {
         self.local
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .0
             .take(self.spec, Instant::now())
             .map_err(Refusal::Limited)
+    }
+
+    /// Sets the local bucket to what a shared decision left, unless a later one was mirrored.
+    fn mirror(&self, answer: Shared) {
+        let mut local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
+        if answer.server_us >= local.1 {
+            local.0.mirror(self.spec, answer.left, Instant::now());
+            local.1 = answer.server_us;
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! What the shared limiter says while Redis does not answer: one WARN at most once a minute
+//! What the shared limiter says while Redis makes no decision (down, slow, or refusing the
+//! script): one WARN at most once a minute
 //! (however often Redis falls and comes back: the throttle holds across recoveries), the
 //! recovery once at INFO after each WARN, and what each failure was, in words an operator can
 //! act on (refused credentials, no answer within the bound, a failed TLS handshake), never with
@@ -40,18 +41,19 @@ impl Outage {
         tracing::warn!(
             failures = state.unlogged,
             error = why,
-            "rate limits: Redis does not answer; {fallback} until it does (logged at most once a minute)"
+            "rate limits: Redis makes no decision; {fallback} until it does (logged at most once a minute)"
         );
         state.warned_at = Some(Instant::now());
         state.unlogged = 0;
         state.recovery_due = true;
     }
 
-    /// Records that Redis answers again; writes one INFO when a WARN said it did not.
+    /// Records that Redis decides again (a script ran, not merely an answer); writes one INFO
+    /// when a WARN said it did not.
     pub(super) fn recovered(&self) {
         let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if std::mem::take(&mut state.recovery_due) {
-            tracing::info!("rate limits: Redis answers again; counting is shared again");
+            tracing::info!("rate limits: Redis decides again; counting is shared again");
         }
     }
 }

@@ -10,8 +10,11 @@
 //! and spends nothing when it runs later (a frozen or overloaded Redis runs queued scripts when
 //! it catches up); a grant whose reply was still on its way when the gateway gave up is given
 //! back ([`REFUND_LUA`]). After [`OPEN_AFTER`] failures in a row Redis is skipped (no request
-//! waits for it) until a background `TIME`, once a second, gets an answer again: recovery needs
-//! nothing from anyone. Failures are counted in `draftstore_rate_limit_redis_calls_total{outcome}`
+//! waits for it) until a background decision, once a second on a key of its own, succeeds
+//! again: recovery needs nothing from anyone, and is a decision Redis made (a Redis that answers
+//! but refuses writes, `NOREPLICAS`, `OOM`, `READONLY`, has not recovered). Each decision's
+//! answer says what it left in the shared bucket ([`Shared::left`]), which the caller mirrors
+//! into its local bucket: a fallback starts from what was left, not from a full bucket. Failures are counted in `draftstore_rate_limit_redis_calls_total{outcome}`
 //! and logged as `outage.rs` says.
 
 use super::outage::{describe, timed_out, Link, Outage};
@@ -24,10 +27,11 @@ use std::time::{Duration, Instant};
 /// One step of the token bucket of `bucket.rs`, atomically. `KEYS[1]`: the tenant's bucket (a
 /// hash of `tokens` and `at`, µs of the server's clock). `ARGV[1]`: tokens when full;
 /// `ARGV[2]`: µs to refill from empty; `ARGV[3]`: the deadline, µs of the server's clock (Unix
-/// time): run later, the step spends nothing and answers `-1`. Returns `{1, 0, now}` for a
-/// grant, `{0, µs until a token is back, now}` otherwise, `{-1, 0, now}` past the deadline;
-/// `now` is the server's clock in µs. A missing key is a full bucket, so the key expires once it
-/// would be full.
+/// time): run later, the step spends nothing and answers `-1`. Returns `{1, 0, now, left}` for
+/// a grant, `{0, µs until a token is back, now, left}` otherwise, `{-1, 0, now, -1}` past the
+/// deadline; `now` is the server's clock in µs, `left` the tokens left after the step in
+/// millionths (the caller mirrors them into its local bucket, from which it counts when Redis
+/// fails). A missing key is a full bucket, so the key expires once it would be full.
 pub const LUA: &str = r"
 local limit = tonumber(ARGV[1])
 local per = tonumber(ARGV[2])
@@ -35,7 +39,7 @@ local deadline = tonumber(ARGV[3])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 if now > deadline then
-  return {-1, 0, now}
+  return {-1, 0, now, -1}
 end
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1])
@@ -57,7 +61,7 @@ else
 end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'at', string.format('%d', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(per / 1000) + 1000)
-return {granted, wait, now}
+return {granted, wait, now, math.floor(tokens * 1000000)}
 ";
 
 /// Gives one token back to `KEYS[1]` (never beyond `ARGV[1]`, the limit): for a grant whose
@@ -104,8 +108,22 @@ pub struct RedisLimiter {
     outage: Outage,
 }
 
-/// A decision's answer: `granted` 1, 0 (limited) or -1 (past its deadline); `wait` in µs.
-type Reply = (i64, i64, i64);
+/// A decision's answer: `granted` 1, 0 (limited) or -1 (past its deadline); `wait` in µs; the
+/// server's clock in µs; the tokens left in millionths.
+type Reply = (i64, i64, i64, i64);
+
+/// One decision Redis made, with what it left in the tenant's shared bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shared {
+    /// `Ok(())` granted, `Err(wait)` limited (a token is back after `wait`).
+    pub decision: Result<(), Duration>,
+    /// Tokens left in the shared bucket after this decision (0.0..=limit, fractional while
+    /// refilling).
+    pub left: f64,
+    /// Redis's clock when it decided, µs since the Unix epoch: orders answers that arrive out
+    /// of order.
+    pub server_us: i64,
+}
 
 impl RedisLimiter {
     /// Parses the URL and starts the background probe; connects on first use, so a Redis that
@@ -167,6 +185,18 @@ impl RedisLimiter {
         tenant: &str,
         spec: RateSpec,
     ) -> Result<Result<(), Duration>, Unanswered> {
+        self.take_shared(tenant, spec).await.map(|s| s.decision)
+    }
+
+    /// [`Self::take`], with what the decision left in the shared bucket.
+    ///
+    /// # Errors
+    /// [`Unanswered`] when Redis failed, took longer than the bound, or is being skipped.
+    pub async fn take_shared(
+        self: &Arc<Self>,
+        tenant: &str,
+        spec: RateSpec,
+    ) -> Result<Shared, Unanswered> {
         if self.failures.load(Ordering::Relaxed) >= OPEN_AFTER {
             count("skipped");
             return Err(Unanswered);
@@ -180,21 +210,28 @@ impl RedisLimiter {
             started + self.timeout,
         ));
         match tokio::time::timeout(self.timeout, &mut call).await {
-            Ok(Ok((granted, wait_us, _))) => {
+            Ok(Ok((granted, wait_us, server_us, left))) => {
                 crate::metrics::get()
                     .rate_limit_redis_seconds
                     .observe(started.elapsed().as_secs_f64());
                 self.succeeded();
+                #[allow(clippy::cast_precision_loss)] // millionths of at most u32::MAX tokens
+                let left = left.max(0) as f64 / 1_000_000.0;
+                let shared = |decision| Shared {
+                    decision,
+                    left,
+                    server_us,
+                };
                 match granted {
                     1 => {
                         count("granted");
-                        Ok(Ok(()))
+                        Ok(shared(Ok(())))
                     }
                     0 => {
                         count("limited");
-                        Ok(Err(Duration::from_micros(
+                        Ok(shared(Err(Duration::from_micros(
                             u64::try_from(wait_us).unwrap_or(0),
-                        )))
+                        ))))
                     }
                     // Answered in time but past the deadline (the clock estimate was early,
                     // and is corrected by this answer): nothing was spent.
@@ -247,7 +284,7 @@ impl RedisLimiter {
         key: String,
         limit: u32,
     ) {
-        let Ok(Ok((1, _, _))) = tokio::time::timeout(PROBE_TIMEOUT, call).await else {
+        let Ok(Ok((1, _, _, _))) = tokio::time::timeout(PROBE_TIMEOUT, call).await else {
             return;
         };
         let mut connection = self.connection.clone();
@@ -297,10 +334,22 @@ impl RedisLimiter {
         i64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX)
     }
 
-    /// Asks Redis its time (bounded by [`PROBE_TIMEOUT`]) and records the outcome.
-    async fn probe(&self) {
-        let mut connection = self.connection.clone();
-        match tokio::time::timeout(PROBE_TIMEOUT, self.sync_clock(&mut connection)).await {
+    /// Runs the decision script (bounded by [`PROBE_TIMEOUT`]) on the probe's own key and
+    /// records the outcome: recovery is a decision Redis made, not merely an answer (a Redis
+    /// that answers `TIME` but refuses writes, `NOREPLICAS`, `OOM`, `READONLY`, still decides
+    /// nothing). The key is the prefix alone: no tenant's key, as tenants are never empty and
+    /// never hold `:`; one token a second, it expires within about 2 s.
+    async fn probe(self: &Arc<Self>) {
+        let call = Arc::clone(self).decide(
+            self.prefix.clone(),
+            1,
+            1_000_000,
+            Instant::now() + PROBE_TIMEOUT,
+        );
+        match tokio::time::timeout(PROBE_TIMEOUT, call).await {
+            // Past its deadline (a clock estimate just corrected by this answer): the script
+            // wrote nothing, so it says nothing of writes; the next probe does.
+            Ok(Ok((-1, ..))) => {}
             Ok(Ok(_)) => self.succeeded(),
             Ok(Err(e)) => self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT))),
             Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),

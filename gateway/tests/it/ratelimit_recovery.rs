@@ -1,0 +1,171 @@
+//! What the shared rate limiter falls back to, and when it calls Redis recovered: a fallback
+//! starts from what the shared bucket had left (not a fresh burst per replica), and a Redis that
+//! answers but refuses the script (`NOREPLICAS`) has not recovered. Real `redis-server`
+//! processes of each test's own and real `gateway serve` processes; outside CI a missing Redis
+//! skips with a printed reason.
+
+use crate::ratelimit::{borrowed, gateway, hash, prefix, redis_url, rest, wait_for_state, Redis};
+use std::time::{Duration, Instant};
+
+/// The reviewer's repro: two gateways share `acme`'s 5 through Redis; Redis stops; each
+/// gateway must count on from what was left (nothing), not hand out a full burst of its own.
+#[tokio::test]
+async fn allow_after_an_outage_counts_on_from_what_redis_left_not_a_fresh_burst() {
+    if redis_url().is_none() {
+        return;
+    }
+    let mut redis = Redis::start();
+    // One token back an hour: nothing refills while the test runs.
+    let keys = format!("acme {} rate=5/3600", hash("acme"));
+    let env = vec![
+        ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", redis.url()),
+        ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", prefix("burst")),
+        // A loaded test machine: the bound is for production latency, not for this test.
+        ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "2000".to_owned()),
+    ];
+    let replicas = [
+        gateway(&keys, &borrowed(&env)),
+        gateway(&keys, &borrowed(&env)),
+    ];
+    for replica in &replicas {
+        wait_for_state(replica.port, "ok").await;
+    }
+    let mut granted = 0;
+    for i in 0..12 {
+        granted += usize::from(rest(replicas[i % 2].port, "acme").await.0 == 200);
+    }
+    assert_eq!(granted, 5, "shared while Redis is up");
+
+    redis.stop();
+    for replica in &replicas {
+        let mut statuses = Vec::new();
+        for _ in 0..8 {
+            let (status, code, _) = rest(replica.port, "acme").await;
+            statuses.push((status, code));
+        }
+        assert!(
+            statuses
+                .iter()
+                .all(|(s, c)| *s == 429 && c == "RATE_LIMITED"),
+            "the shared bucket was empty: no fresh burst per replica: {statuses:?}"
+        );
+        assert_eq!(
+            replica
+                .metric("draftstore_rate_limit_fallbacks_total{outcome=\"local_limited\"}")
+                .await,
+            8.0
+        );
+    }
+}
+
+/// Three shared grants, then Redis stops: the replica that made the last decision counts on
+/// from the 2 left, not from 5.
+#[tokio::test]
+async fn allow_grants_during_an_outage_what_the_shared_bucket_had_left() {
+    if redis_url().is_none() {
+        return;
+    }
+    let mut redis = Redis::start();
+    let keys = format!("acme {} rate=5/3600", hash("acme"));
+    let env = vec![
+        ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", redis.url()),
+        ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", prefix("left")),
+        ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "2000".to_owned()),
+    ];
+    let replica = gateway(&keys, &borrowed(&env));
+    wait_for_state(replica.port, "ok").await;
+    for _ in 0..3 {
+        assert_eq!(rest(replica.port, "acme").await.0, 200);
+    }
+    redis.stop();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(rest(replica.port, "acme").await.0);
+    }
+    assert_eq!(statuses, [200, 200, 429, 429, 429]);
+}
+
+/// Polls `/ready` for `window`, failing if its `rate_limit` is ever other than `want`.
+async fn stays(port: u16, want: &str, window: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < window {
+        let body: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/ready"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["status"], "ready", "{body}");
+        assert_eq!(body["rate_limit"], want, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `min-replicas-to-write 1` with no replica: Redis answers `TIME` but refuses the script
+/// (`NOREPLICAS`). That is one WARN naming the error and a steady `degraded`, not a recovery
+/// every second; decisions use the fallback meanwhile. Back to 0: recovered, once.
+#[tokio::test]
+async fn a_redis_that_answers_but_refuses_the_script_has_not_recovered() {
+    if redis_url().is_none() {
+        return;
+    }
+    let redis = Redis::start();
+    let keys = format!("acme {} rate=5/3600", hash("acme"));
+    let env = vec![
+        ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", redis.url()),
+        ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", prefix("noreplicas")),
+        ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "2000".to_owned()),
+    ];
+    let replica = gateway(&keys, &borrowed(&env));
+    wait_for_state(replica.port, "ok").await;
+    assert_eq!(rest(replica.port, "acme").await.0, 200);
+
+    let client = redis::Client::open(redis.url().as_str()).unwrap();
+    let connection = client.get_multiplexed_async_connection().await.unwrap();
+    let set = |value: &'static str| {
+        let mut connection = connection.clone();
+        async move {
+            let _: () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("min-replicas-to-write")
+                .arg(value)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+        }
+    };
+    set("1").await;
+    // Counted in the process from the 4 the shared bucket had left.
+    assert_eq!(rest(replica.port, "acme").await.0, 200);
+    wait_for_state(replica.port, "degraded").await;
+    // Several probe rounds (once a second): Redis answers them, but decides nothing.
+    stays(replica.port, "degraded", Duration::from_secs(3)).await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(rest(replica.port, "acme").await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429], "the fallback, from 4 left");
+    let log = replica.log();
+    assert_eq!(log.matches("Redis makes no decision").count(), 1, "{log}");
+    assert!(
+        log.contains("NOREPLICAS"),
+        "the WARN names the error: {log}"
+    );
+    assert!(!log.contains("counting is shared again"), "{log}");
+
+    set("0").await;
+    wait_for_state(replica.port, "ok").await;
+    let log = replica.log();
+    assert_eq!(log.matches("counting is shared again").count(), 1, "{log}");
+    // Shared again: the shared bucket still holds 4 (the fallback spent only local tokens).
+    let before = replica
+        .metric("draftstore_rate_limit_redis_calls_total{outcome=\"granted\"}")
+        .await;
+    assert_eq!(rest(replica.port, "acme").await.0, 200);
+    assert_eq!(
+        replica
+            .metric("draftstore_rate_limit_redis_calls_total{outcome=\"granted\"}")
+            .await,
+        before + 1.0
+    );
+}
