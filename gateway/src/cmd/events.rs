@@ -88,6 +88,11 @@ async fn act<S: Storage>(storage: &S, args: &EventsArgs, config: &SweepConfig) -
                 if !chosen {
                     continue;
                 }
+                // An attempt was made, so its copy into main was seen then: the reset schedule
+                // must not make it wait on main again (overwritten or deleted since).
+                if record.attempts > 0 || !record.done.is_empty() {
+                    record.copied = true;
+                }
                 record.failed = false;
                 record.attempts = 0;
                 record.next_ms = crate::events::now_ms();

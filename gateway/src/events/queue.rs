@@ -73,6 +73,11 @@ pub struct Record {
     /// `object.confirmed`: delivered only once main holds this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires: Option<Requires>,
+    /// `object.confirmed`: the copy into main is known to have happened (the confirm marked it
+    /// right after its copy, or a deliverer found [`Record::requires`] held). From then on it
+    /// is delivered whatever main holds later (overwritten or deleted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub copied: bool,
     /// Failed attempts so far.
     #[serde(default)]
     pub attempts: u32,
@@ -82,7 +87,7 @@ pub struct Record {
     /// A deliverer holds it until then (Unix milliseconds).
     #[serde(default)]
     pub lease_ms: i64,
-    /// The endpoints that have it (2xx) or are disabled (410), by
+    /// The endpoints that have it (2xx), by
     /// [`Endpoint::fingerprint`](crate::config::events::Endpoint::fingerprint), never by URL.
     #[serde(default)]
     pub done: Vec<String>,
@@ -109,6 +114,7 @@ impl Record {
             queued_ms: now_ms,
             data,
             requires: None,
+            copied: false,
             attempts: 0,
             next_ms: now_ms,
             lease_ms: 0,
@@ -314,6 +320,35 @@ pub async fn replace<S: Storage>(
         Err(StorageError::PreconditionFailed { .. } | StorageError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Attempts at marking an event copied while deliverers write it too.
+const MARK_ATTEMPTS: usize = 3;
+
+/// Marks the queued event `id` as copied (see [`Record::copied`]): `Ok(true)` when it is marked
+/// (now or before), `Ok(false)` when there is nothing to mark (delivered, or not queued) or it
+/// kept changing under us.
+///
+/// # Errors
+/// The store failing.
+pub async fn mark_copied<S: Storage>(
+    storage: &S,
+    bucket: &BucketName,
+    id: &str,
+) -> Result<bool, StorageError> {
+    for _ in 0..MARK_ATTEMPTS {
+        let Some((mut record, etag)) = load(storage, bucket, &queue_key(id)).await? else {
+            return Ok(false);
+        };
+        if record.copied {
+            return Ok(true);
+        }
+        record.copied = true;
+        if replace(storage, bucket, &record, &etag).await?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Claims `record` (read at `etag`) for `LEASE_MS` if it is due and nobody holds it:
