@@ -1169,3 +1169,63 @@ async fn delete_from_main(server: &Running, key: &str) {
         Direct::Local(local) => local.delete_object(main, key).await.unwrap(),
     }
 }
+
+/// `gateway events replay --id` refuses a malformed id (64, not echoed) and fails on an id
+/// nothing queued (1); webhook URLs with an empty entry or with credentials are refused at
+/// start (64) without printing the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cli_and_webhook_urls_refuse_what_cannot_be_right() {
+    let p = crate::s3::prefix("evcli");
+    let hook = "http://127.0.0.1:9/hook";
+    let Some(env) = crate::s3::env(&[
+        ("BUCKET_NAME", &p),
+        ("DRAFTSTORE_WEBHOOK_URLS", hook),
+        ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+    ]) else {
+        return;
+    };
+    let s3 = crate::s3::storage(&env);
+    let draft = draftstore_core::BucketName::parse(&format!("{p}-draft")).unwrap();
+    draftstore_core::Storage::create_bucket(&s3, &draft)
+        .await
+        .unwrap();
+    let malformed = gateway(&env, &["events", "replay", "--id", "../../etc/passwd"]);
+    let stderr = String::from_utf8_lossy(&malformed.stderr);
+    assert_eq!(malformed.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("--id must be an event id"), "{stderr}");
+    assert!(!stderr.contains("passwd"), "not echoed: {stderr}");
+
+    let unknown = gateway(
+        &env,
+        &[
+            "events",
+            "replay",
+            "--id",
+            "msg_0123456789abcdef0123456789abcdef",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no queued event msg_0123456789abcdef0123456789abcdef"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("replayed 0"), "{stderr}");
+
+    for (urls, expected) in [
+        (format!("{hook},,"), "entry 2 is empty"),
+        (format!(",{hook}"), "entry 1 is empty"),
+        (
+            "http://user:hunter2@127.0.0.1:9/x".to_owned(),
+            "must not hold a user name or password",
+        ),
+    ] {
+        let mut env = env.clone();
+        env.insert("DRAFTSTORE_WEBHOOK_URLS".into(), urls.clone());
+        let listed = gateway(&env, &["events", "list"]);
+        let stderr = String::from_utf8_lossy(&listed.stderr);
+        assert_eq!(listed.status.code(), Some(64), "{urls}: {stderr}");
+        assert!(stderr.contains(expected), "{urls}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "never echoed: {stderr}");
+    }
+}
