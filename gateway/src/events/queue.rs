@@ -509,6 +509,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn marking_copied_survives_a_claim_and_skips_delivered_events() {
+        let storage = MemoryStorage::new();
+        let bucket = BucketName::parse("main-draft").unwrap();
+        storage.create_bucket(&bucket).await.unwrap();
+        assert!(!mark_copied(&storage, &bucket, "msg_none").await.unwrap());
+        let record = Record::new(
+            "msg_c".into(),
+            EventType::ObjectConfirmed,
+            1_000_000,
+            serde_json::json!({}),
+        );
+        enqueue(&storage, &bucket, &record).await.unwrap();
+        let key = queue_key("msg_c");
+        let (read, etag) = load(&storage, &bucket, &key).await.unwrap().unwrap();
+        assert!(!read.copied);
+        assert!(mark_copied(&storage, &bucket, "msg_c").await.unwrap());
+        assert!(
+            mark_copied(&storage, &bucket, "msg_c").await.unwrap(),
+            "once"
+        );
+        assert!(
+            claim(&storage, &bucket, &read, &etag, 1_000_001)
+                .await
+                .unwrap()
+                .is_none(),
+            "a read from before the mark cannot claim over it"
+        );
+        let (read, etag) = load(&storage, &bucket, &key).await.unwrap().unwrap();
+        assert!(read.copied);
+        let (claimed, etag) = claim(&storage, &bucket, &read, &etag, 1_000_001)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(claimed.copied, "kept by the claim");
+        assert!(bury(&storage, &bucket, "msg_c", &etag).await.unwrap());
+        assert!(
+            !mark_copied(&storage, &bucket, "msg_c").await.unwrap(),
+            "delivered: nothing to mark"
+        );
+        let legacy: Record = serde_json::from_str(
+            r#"{"id":"msg_o","type":"object.confirmed","timestamp":"","queued_ms":1,"data":{}}"#,
+        )
+        .unwrap();
+        assert!(
+            !legacy.copied,
+            "records written before the mark read as unmarked"
+        );
+    }
+
+    #[tokio::test]
     async fn a_delivered_event_leaves_a_tombstone_that_keeps_it_from_being_queued_again() {
         let storage = MemoryStorage::new();
         storage.set_time(1_000);
