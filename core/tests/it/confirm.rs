@@ -268,9 +268,11 @@ fn storage_errors_other_than_missing_objects_surface() {
 }
 
 /// The hook a pre-confirm check uses: called before the copy, once; a refusal leaves the
-/// draft; a confirm that finds the object already moved never calls it.
+/// draft; a confirm that finds the object already moved never calls it. `after_copy` runs once
+/// per copy that succeeded, while the draft is still there.
 struct Hook {
     calls: std::sync::atomic::AtomicU32,
+    copied: std::sync::atomic::AtomicU32,
     refuse: bool,
 }
 
@@ -286,6 +288,12 @@ impl BeforeCopy for Hook {
         }
         Ok(())
     }
+
+    async fn after_copy(&self, _name: &ObjectName, draft: &ObjectInfo) {
+        assert_eq!(draft.size, 3);
+        self.copied
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[test]
@@ -296,6 +304,7 @@ fn the_hook_runs_once_before_the_copy_and_a_refusal_keeps_the_draft() {
         let name = ObjectName::parse("a.jpg").unwrap();
         let refuse = Hook {
             calls: 0.into(),
+            copied: 0.into(),
             refuse: true,
         };
         let e = block_on(confirm_with(
@@ -311,6 +320,7 @@ fn the_hook_runs_once_before_the_copy_and_a_refusal_keeps_the_draft() {
         assert!(block_on(storage.head_object(&buckets.main, "a.jpg")).is_err());
         let allow = Hook {
             calls: 0.into(),
+            copied: 0.into(),
             refuse: false,
         };
         for _ in 0..2 {
@@ -327,6 +337,16 @@ fn the_hook_runs_once_before_the_copy_and_a_refusal_keeps_the_draft() {
             allow.calls.load(std::sync::atomic::Ordering::SeqCst),
             1,
             "the second confirm finds it done and does not check again"
+        );
+        assert_eq!(
+            refuse.copied.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "a refused confirm copied nothing"
+        );
+        assert_eq!(
+            allow.copied.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "told once, after the one copy"
         );
     }
 }

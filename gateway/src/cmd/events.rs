@@ -10,11 +10,19 @@ use crate::store::s3::S3Storage;
 use draftstore_core::{Buckets, Storage};
 
 /// # Errors
-/// Bad configuration (64); the store failing (1).
+/// Bad configuration or a malformed `--id` (64); the store failing, or `replay --id` naming
+/// no queued event (1).
 pub fn run(args: &EventsArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
     let config = SweepConfig::from_lookup(env).map_err(|e| Exit::usage(e.to_string()))?;
     super::init_tracing(config.log_json)?;
     crate::store::s3::chain::keep_sts_off_the_s3_endpoint();
+    if let Some(id) = &args.id {
+        if !is_event_id(id) {
+            return Err(Exit::usage(
+                "--id must be an event id as `gateway events list` prints it: msg_ and 1 to 64 letters, digits, '_' or '-'",
+            ));
+        }
+    }
     if args.action == EventsAction::Deliver && !config.events.webhooks() {
         return Err(Exit::usage(
             "DRAFTSTORE_WEBHOOK_URLS is not set: nowhere to deliver to",
@@ -36,6 +44,16 @@ pub fn run(args: &EventsArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<()
             runtime.block_on(act(&storage, args, &config))
         }
     }
+}
+
+/// `msg_` and 1 to 64 of `[A-Za-z0-9_-]`: what the queue's ids look like (never a path).
+fn is_event_id(id: &str) -> bool {
+    id.strip_prefix("msg_").is_some_and(|rest| {
+        (1..=64).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
 }
 
 fn failed(e: impl std::fmt::Display) -> Exit {
@@ -75,6 +93,7 @@ async fn act<S: Storage>(storage: &S, args: &EventsArgs, config: &SweepConfig) -
         }
         EventsAction::Replay => {
             let mut replayed = 0u64;
+            let mut found = false;
             for key in queue::keys(storage, bucket).await.map_err(failed)? {
                 let Some((mut record, etag)) =
                     queue::load(storage, bucket, &key).await.map_err(failed)?
@@ -88,6 +107,12 @@ async fn act<S: Storage>(storage: &S, args: &EventsArgs, config: &SweepConfig) -
                 if !chosen {
                     continue;
                 }
+                found = true;
+                // An attempt was made, so its copy into main was seen then: the reset schedule
+                // must not make it wait on main again (overwritten or deleted since).
+                if record.attempts > 0 || !record.done.is_empty() {
+                    record.copied = true;
+                }
                 record.failed = false;
                 record.attempts = 0;
                 record.next_ms = crate::events::now_ms();
@@ -99,6 +124,11 @@ async fn act<S: Storage>(storage: &S, args: &EventsArgs, config: &SweepConfig) -
                 {
                     replayed += 1;
                 }
+            }
+            if let (Some(id), false) = (&args.id, found) {
+                return Err(failed(format!(
+                    "no queued event {id}: delivered already, or never queued (see `gateway events list`)"
+                )));
             }
             eprintln!("replayed {replayed} event(s)");
             if config.events.webhooks() {

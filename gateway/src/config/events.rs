@@ -123,6 +123,11 @@ impl EventsConfig {
 
 fn http_url(var: &str, text: &str) -> Result<String, ConfigError> {
     match reqwest::Url::parse(text) {
+        // Credentials in the URL would be sent in the clear to every redirect-free hop and
+        // printed wherever the URL is: refused, and never echoed.
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => Err(err(format!(
+            "{var}: a URL must not hold a user name or password (user:password@); put a token in its path or query instead"
+        ))),
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
             Ok(text.to_owned())
         }
@@ -210,8 +215,17 @@ pub fn events(get: Lookup<'_>) -> Result<EventsConfig, ConfigError> {
         .map(|urls| {
             urls.split(',')
                 .map(str::trim)
-                .filter(|u| !u.is_empty())
-                .map(endpoint)
+                .enumerate()
+                .map(|(i, u)| {
+                    if u.is_empty() {
+                        return Err(err(format!(
+                            "{}: entry {} is empty (a stray comma?)",
+                            name::DRAFTSTORE_WEBHOOK_URLS,
+                            i + 1
+                        )));
+                    }
+                    endpoint(u)
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?
@@ -324,6 +338,18 @@ mod tests {
             (
                 vec![("DRAFTSTORE_WEBHOOK_URLS", "http://x/#object.deleted")],
                 "DRAFTSTORE_WEBHOOK_URLS",
+            ),
+            (
+                vec![("DRAFTSTORE_WEBHOOK_URLS", "http://x/a,,http://x/b")],
+                "DRAFTSTORE_WEBHOOK_URLS",
+            ),
+            (
+                vec![("DRAFTSTORE_WEBHOOK_URLS", "http://u:hunter2@x/a")],
+                "DRAFTSTORE_WEBHOOK_URLS",
+            ),
+            (
+                vec![("DRAFTSTORE_PRECONFIRM_URL", "http://hunter2@x/check")],
+                "DRAFTSTORE_PRECONFIRM_URL",
             ),
             (
                 vec![("DRAFTSTORE_WEBHOOK_URLS", "http://x/")],

@@ -1,7 +1,9 @@
 //! Delivery: one pass over the queue claims each due event, POSTs it (signed) to every
 //! endpoint that wants it and has not got it, then leaves its tombstone (all 2xx; see
 //! [`queue`]) or writes back when to try again (the schedule, with jitter, at least the
-//! receiver's `Retry-After`). A 410 disables that endpoint in this process (logged, counted).
+//! receiver's `Retry-After`). A 410 disables that endpoint in this process (logged, counted);
+//! an event it did not get stays queued for it (counted `dropped` on each pass that skips it)
+//! and follows the schedule, so a restart, another replica or a replay still sends it.
 //! Each pass also removes tombstones past [`queue::TOMBSTONE_MS`].
 
 use super::queue::{self, Record, Requires, UNCONFIRMED_GRACE_MS};
@@ -128,8 +130,20 @@ where
             return Ok(None);
         }
         let now = now_ms();
-        if let Some(requires) = &record.requires {
-            if !self.confirmed(requires).await? {
+        let mut record = record;
+        // Once the copy is known to have happened (the confirm marked it, or an earlier pass
+        // saw main holding it: a record with an attempt, even one queued before `copied`
+        // existed), main may change freely: the event goes out regardless.
+        let known = record.copied || record.attempts > 0 || !record.done.is_empty();
+        let holds = match &record.requires {
+            Some(requires) if !known => Some(self.confirmed(requires).await?),
+            _ => None,
+        };
+        if let Some(holds) = holds {
+            if holds {
+                // Kept with the claim: a later overwrite or delete in main cannot hold it back.
+                record.copied = true;
+            } else {
                 if now - record.queued_ms > UNCONFIRMED_GRACE_MS {
                     tracing::info!(id = %record.id, "dropping an event whose confirm never copied the object");
                     self.count(&record, "dropped");
@@ -183,7 +197,12 @@ where
                 continue;
             }
             if self.is_disabled(&endpoint.url) {
-                record.done.push(endpoint.fingerprint());
+                // Not delivered: the record keeps waiting for this endpoint, so a restart,
+                // another replica or `gateway events replay` can still send it.
+                self.count(&record, "dropped");
+                all = false;
+                record.last_error =
+                    Some("endpoint disabled by HTTP 410 in this process".to_owned());
                 continue;
             }
             let attempt = self.attempt(endpoint, &record.id, &body).await;
@@ -200,7 +219,8 @@ where
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .insert(endpoint.url.clone());
-                    record.done.push(endpoint.fingerprint());
+                    all = false;
+                    record.last_error = Some(attempt.what);
                 }
                 Verdict::Retry => {
                     self.count(&record, "retry");

@@ -42,6 +42,22 @@ impl<B: Storage + Presign> BeforeCopy for Hook<'_, B> {
         }
         Ok(())
     }
+
+    async fn after_copy(&self, name: &ObjectName, draft: &ObjectInfo) {
+        if !self.events.config.webhooks() {
+            return;
+        }
+        let id = self.id(name, draft);
+        match queue::mark_copied(self.store, &self.buckets.draft, &id).await {
+            Ok(true) => {}
+            // Delivered already, or a storm of writes: a deliverer that finds main holding
+            // the stamped copy marks it too.
+            Ok(false) => tracing::debug!(%id, "event not marked copied"),
+            Err(e) => {
+                tracing::warn!(%id, error = %e, "cannot mark the event copied; it goes out once main is seen holding the copy");
+            }
+        }
+    }
 }
 
 /// Attempts at queueing over a tombstone that keeps changing (other confirms of one draft).
@@ -76,11 +92,15 @@ impl<B: Storage> Hook<'_, B> {
 impl<B: Storage + Presign> Hook<'_, B> {
     /// The `object.confirmed` event: its id from the main bucket, the key and the draft's
     /// ETag, so every confirm of this draft writes the same event.
-    fn record(&self, name: &ObjectName, draft: &ObjectInfo) -> Record {
-        let id = event_id(
+    fn id(&self, name: &ObjectName, draft: &ObjectInfo) -> String {
+        event_id(
             EventType::ObjectConfirmed,
             &[self.buckets.main.as_str(), name.as_str(), &draft.etag],
-        );
+        )
+    }
+
+    fn record(&self, name: &ObjectName, draft: &ObjectInfo) -> Record {
+        let id = self.id(name, draft);
         let data = serde_json::json!({
             "object_name": self.object_name,
             "tenant": self.tenant,

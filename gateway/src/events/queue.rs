@@ -73,6 +73,11 @@ pub struct Record {
     /// `object.confirmed`: delivered only once main holds this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires: Option<Requires>,
+    /// `object.confirmed`: the copy into main is known to have happened (the confirm marked it
+    /// right after its copy, or a deliverer found [`Record::requires`] held). From then on it
+    /// is delivered whatever main holds later (overwritten or deleted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub copied: bool,
     /// Failed attempts so far.
     #[serde(default)]
     pub attempts: u32,
@@ -82,7 +87,7 @@ pub struct Record {
     /// A deliverer holds it until then (Unix milliseconds).
     #[serde(default)]
     pub lease_ms: i64,
-    /// The endpoints that have it (2xx) or are disabled (410), by
+    /// The endpoints that have it (2xx), by
     /// [`Endpoint::fingerprint`](crate::config::Endpoint::fingerprint), never by URL.
     #[serde(default)]
     pub done: Vec<String>,
@@ -109,6 +114,7 @@ impl Record {
             queued_ms: now_ms,
             data,
             requires: None,
+            copied: false,
             attempts: 0,
             next_ms: now_ms,
             lease_ms: 0,
@@ -316,6 +322,35 @@ pub async fn replace<S: Storage>(
     }
 }
 
+/// Attempts at marking an event copied while deliverers write it too.
+const MARK_ATTEMPTS: usize = 3;
+
+/// Marks the queued event `id` as copied (see [`Record::copied`]): `Ok(true)` when it is marked
+/// (now or before), `Ok(false)` when there is nothing to mark (delivered, or not queued) or it
+/// kept changing under us.
+///
+/// # Errors
+/// The store failing.
+pub async fn mark_copied<S: Storage>(
+    storage: &S,
+    bucket: &BucketName,
+    id: &str,
+) -> Result<bool, StorageError> {
+    for _ in 0..MARK_ATTEMPTS {
+        let Some((mut record, etag)) = load(storage, bucket, &queue_key(id)).await? else {
+            return Ok(false);
+        };
+        if record.copied {
+            return Ok(true);
+        }
+        record.copied = true;
+        if replace(storage, bucket, &record, &etag).await?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Claims `record` (read at `etag`) for `LEASE_MS` if it is due and nobody holds it:
 /// `Some((claimed record, its etag))`, `None` when not due, failed, or taken by another.
 ///
@@ -471,6 +506,56 @@ mod tests {
         assert_eq!(body["type"], "object.confirmed");
         assert_eq!(body["timestamp"], "1970-01-01T00:16:40Z");
         assert_eq!(body["data"]["k"], 1);
+    }
+
+    #[tokio::test]
+    async fn marking_copied_survives_a_claim_and_skips_delivered_events() {
+        let storage = MemoryStorage::new();
+        let bucket = BucketName::parse("main-draft").unwrap();
+        storage.create_bucket(&bucket).await.unwrap();
+        assert!(!mark_copied(&storage, &bucket, "msg_none").await.unwrap());
+        let record = Record::new(
+            "msg_c".into(),
+            EventType::ObjectConfirmed,
+            1_000_000,
+            serde_json::json!({}),
+        );
+        enqueue(&storage, &bucket, &record).await.unwrap();
+        let key = queue_key("msg_c");
+        let (read, etag) = load(&storage, &bucket, &key).await.unwrap().unwrap();
+        assert!(!read.copied);
+        assert!(mark_copied(&storage, &bucket, "msg_c").await.unwrap());
+        assert!(
+            mark_copied(&storage, &bucket, "msg_c").await.unwrap(),
+            "once"
+        );
+        assert!(
+            claim(&storage, &bucket, &read, &etag, 1_000_001)
+                .await
+                .unwrap()
+                .is_none(),
+            "a read from before the mark cannot claim over it"
+        );
+        let (read, etag) = load(&storage, &bucket, &key).await.unwrap().unwrap();
+        assert!(read.copied);
+        let (claimed, etag) = claim(&storage, &bucket, &read, &etag, 1_000_001)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(claimed.copied, "kept by the claim");
+        assert!(bury(&storage, &bucket, "msg_c", &etag).await.unwrap());
+        assert!(
+            !mark_copied(&storage, &bucket, "msg_c").await.unwrap(),
+            "delivered: nothing to mark"
+        );
+        let legacy: Record = serde_json::from_str(
+            r#"{"id":"msg_o","type":"object.confirmed","timestamp":"","queued_ms":1,"data":{}}"#,
+        )
+        .unwrap();
+        assert!(
+            !legacy.copied,
+            "records written before the mark read as unmarked"
+        );
     }
 
     #[tokio::test]

@@ -788,13 +788,64 @@ async fn gone_disables_an_endpoint_and_retry_after_is_honoured() {
         .await
         .unwrap()
         .unwrap();
-    // Recorded by fingerprint, never by URL (a URL may hold a token).
-    let disabled = draftstore_gateway::config::Endpoint {
-        url: gone.url("/gone"),
-        types: None,
-    };
-    assert_eq!(record.done, vec![disabled.fingerprint()]);
+    assert!(
+        record.done.is_empty(),
+        "a disabled endpoint did not get the event: it stays queued for it: {record:?}"
+    );
     assert_eq!(record.attempts, 2);
+    assert!(!record.failed);
+
+    // A later event is not marked done for the disabled endpoint either (it was, and with
+    // every endpoint done it left an empty tombstone: lost).
+    let taker = Stub::start(Box::new(|_, _| (204, String::new()))).await;
+    let urls = format!("{},{}", gone.url("/gone"), taker.url("/take"));
+    let config = draftstore_gateway::config::events(&|k| match k {
+        "DRAFTSTORE_WEBHOOK_URLS" => Some(urls.clone()),
+        "DRAFTSTORE_WEBHOOK_SECRET" => Some(SECRET.to_owned()),
+        "DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS" => Some("0,0,0".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let one = Deliverer::new(
+        &storage,
+        buckets.clone(),
+        config.clone(),
+        draftstore_gateway::events::client(),
+    );
+    queue::enqueue(
+        &storage,
+        &buckets.draft,
+        &Record::new("msg_c".into(), kind, now, json!({})),
+    )
+    .await
+    .unwrap();
+    queue::remove(&storage, &buckets.draft, "msg_a")
+        .await
+        .unwrap();
+    one.pass().await.unwrap();
+    let gone_before = gone.seen().len();
+    one.pass().await.unwrap();
+    assert_eq!(gone.seen().len(), gone_before, "disabled in this process");
+    assert_eq!(taker.seen().len(), 1, "the other endpoint took it once");
+    let (record, _) = queue::load(&storage, &buckets.draft, &queue_key("msg_c"))
+        .await
+        .unwrap()
+        .expect("still queued for the disabled endpoint");
+    assert_eq!(record.done.len(), 1, "only the taker: {record:?}");
+    // Another replica (or a restart) with the endpoint enabled still sends it.
+    let other = Deliverer::new(
+        &storage,
+        buckets.clone(),
+        config,
+        draftstore_gateway::events::client(),
+    );
+    other.pass().await.unwrap();
+    assert_eq!(
+        gone.seen().len(),
+        gone_before + 1,
+        "another deliverer tries the endpoint again"
+    );
+    assert_eq!(taker.seen().len(), 1, "not sent twice to the taker");
 
     let slow = RetryAfter::start().await;
     let urls = slow.url();
@@ -951,5 +1002,230 @@ async fn out_of_the_queue(server: &Running, id: &str) -> bool {
     match server.storage().head_object(draft, &queue_key(id)).await {
         Ok(info) => info.size == 0,
         Err(_) => true,
+    }
+}
+
+/// Confirms `name` (with `overwrite`), expecting 200.
+async fn confirm_ok(server: &Running, name: &str, overwrite: bool) {
+    let (status, done) = post(
+        server,
+        "/api/v1/confirm-upload",
+        json!({"object_name": name, "overwrite": overwrite}),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+}
+
+/// The distinct `webhook-id`s a receiver saw, with the object name and ETag each announced.
+fn announced(receiver: &Stub) -> std::collections::BTreeMap<String, (String, String)> {
+    receiver
+        .seen()
+        .iter()
+        .map(|s| {
+            let body: Value = serde_json::from_str(&s.body).unwrap();
+            let data = &body["data"];
+            (
+                s.headers[sign::ID].clone(),
+                (
+                    data["object_name"].as_str().unwrap_or_default().to_owned(),
+                    data["etag"].as_str().unwrap_or_default().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A receiver answering 500 until `up` is set, then 204.
+async fn down_until(up: &Arc<std::sync::atomic::AtomicBool>) -> Stub {
+    let up = up.clone();
+    Stub::start(Box::new(move |_, _| {
+        if up.load(Ordering::SeqCst) {
+            (204, String::new())
+        } else {
+            (500, String::new())
+        }
+    }))
+    .await
+}
+
+/// An `object.confirmed` whose first attempt failed is still delivered after main's object
+/// changed: overwritten by a later confirm (`"overwrite": true`), or deleted from main. The
+/// copy happened; what main holds later must not hold the event back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_event_is_delivered_after_main_is_overwritten_or_deleted() {
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let receiver = down_until(&up).await;
+    let hook = receiver.url("/hook");
+    let Some(server) = start(&[
+        ("DRAFTSTORE_WEBHOOK_URLS", &hook),
+        ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+        (
+            "DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS",
+            "0,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300,300",
+        ),
+        ("DRAFTSTORE_WEBHOOK_POLL_MS", "50"),
+    ])
+    .await
+    else {
+        return;
+    };
+    upload(&server, "ow.txt", "version one").await;
+    confirm_ok(&server, "ow.txt", false).await;
+    upload(&server, "del.txt", "to be deleted").await;
+    confirm_ok(&server, "del.txt", false).await;
+    eventually(
+        Duration::from_secs(30),
+        "a refused attempt of each",
+        || async { announced(&receiver).len() >= 2 },
+    )
+    .await;
+    upload(&server, "ow.txt", "version two!").await;
+    confirm_ok(&server, "ow.txt", true).await;
+    delete_from_main(&server, "del.txt").await;
+    up.store(true, Ordering::SeqCst);
+    eventually(Duration::from_secs(60), "every event delivered", || async {
+        let ids = announced(&receiver);
+        if ids.len() < 3 {
+            return false;
+        }
+        for id in ids.keys() {
+            if !out_of_the_queue(&server, id).await {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    let ids = announced(&receiver);
+    let names: Vec<&str> = ids.values().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == "ow.txt").count(),
+        2,
+        "v1 and v2 each announced: {ids:?}"
+    );
+    assert!(names.contains(&"del.txt"), "{ids:?}");
+    let delivered: std::collections::BTreeSet<String> = receiver
+        .seen()
+        .iter()
+        .filter(|s| s.headers.contains_key(sign::ID))
+        .map(|s| s.headers[sign::ID].clone())
+        .collect();
+    assert_eq!(delivered.len(), 3);
+    server.stop().await;
+}
+
+/// Without conditional writes `serve` only queues: nothing tries the event before main
+/// changes. The confirm marked it copied right after its copy, so `gateway events deliver`
+/// sends v1's event although main now holds v2, and del.txt's although main lost it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirm_marks_its_event_copied_so_a_later_change_in_main_cannot_hold_it_back() {
+    let receiver = Stub::start(Box::new(|_, _| (204, String::new()))).await;
+    let hook = receiver.url("/hook");
+    let bucket = crate::s3::prefix("evcp");
+    let settings = [
+        ("BUCKET_NAME", bucket.as_str()),
+        ("DRAFTSTORE_WEBHOOK_URLS", hook.as_str()),
+        ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+        ("DRAFTSTORE_S3_CONDITIONAL_WRITES", "false"),
+    ];
+    let Some(server) = start_s3(&settings).await else {
+        return;
+    };
+    let Some(env) = crate::s3::env(&settings) else {
+        return;
+    };
+    upload(&server, "ow.txt", "version one").await;
+    confirm_ok(&server, "ow.txt", false).await;
+    upload(&server, "ow.txt", "version two!").await;
+    confirm_ok(&server, "ow.txt", true).await;
+    upload(&server, "del.txt", "to be deleted").await;
+    confirm_ok(&server, "del.txt", false).await;
+    delete_from_main(&server, "del.txt").await;
+    assert!(receiver.seen().is_empty(), "serve only queues");
+    let delivered = gateway(&env, &["events", "deliver"]);
+    let stderr = String::from_utf8_lossy(&delivered.stderr);
+    assert_eq!(delivered.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("3 queued, 3 delivered, 0 pending"),
+        "{stderr}"
+    );
+    let ids = announced(&receiver);
+    let mut names: Vec<&str> = ids.values().map(|(name, _)| name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["del.txt", "ow.txt", "ow.txt"], "{ids:?}");
+    for id in ids.keys() {
+        assert!(out_of_the_queue(&server, id).await, "{id} left the queue");
+    }
+    server.stop().await;
+}
+
+/// Deletes `key` from main behind the gateway's back (as an operator or a lifecycle rule may).
+async fn delete_from_main(server: &Running, key: &str) {
+    use crate::harness::Direct;
+    use draftstore_core::Storage;
+    let main = &server.config.buckets.main;
+    match server.storage() {
+        Direct::S3(s3) => s3.delete_object(main, key).await.unwrap(),
+        Direct::Local(local) => local.delete_object(main, key).await.unwrap(),
+    }
+}
+
+/// `gateway events replay --id` refuses a malformed id (64, not echoed) and fails on an id
+/// nothing queued (1); webhook URLs with an empty entry or with credentials are refused at
+/// start (64) without printing the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cli_and_webhook_urls_refuse_what_cannot_be_right() {
+    let p = crate::s3::prefix("evcli");
+    let hook = "http://127.0.0.1:9/hook";
+    let Some(env) = crate::s3::env(&[
+        ("BUCKET_NAME", &p),
+        ("DRAFTSTORE_WEBHOOK_URLS", hook),
+        ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+    ]) else {
+        return;
+    };
+    let s3 = crate::s3::storage(&env);
+    let draft = draftstore_core::BucketName::parse(&format!("{p}-draft")).unwrap();
+    draftstore_core::Storage::create_bucket(&s3, &draft)
+        .await
+        .unwrap();
+    let malformed = gateway(&env, &["events", "replay", "--id", "../../etc/passwd"]);
+    let stderr = String::from_utf8_lossy(&malformed.stderr);
+    assert_eq!(malformed.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("--id must be an event id"), "{stderr}");
+    assert!(!stderr.contains("passwd"), "not echoed: {stderr}");
+
+    let unknown = gateway(
+        &env,
+        &[
+            "events",
+            "replay",
+            "--id",
+            "msg_0123456789abcdef0123456789abcdef",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no queued event msg_0123456789abcdef0123456789abcdef"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("replayed 0"), "{stderr}");
+
+    for (urls, expected) in [
+        (format!("{hook},,"), "entry 2 is empty"),
+        (format!(",{hook}"), "entry 1 is empty"),
+        (
+            "http://user:hunter2@127.0.0.1:9/x".to_owned(),
+            "must not hold a user name or password",
+        ),
+    ] {
+        let mut env = env.clone();
+        env.insert("DRAFTSTORE_WEBHOOK_URLS".into(), urls.clone());
+        let listed = gateway(&env, &["events", "list"]);
+        let stderr = String::from_utf8_lossy(&listed.stderr);
+        assert_eq!(listed.status.code(), Some(64), "{urls}: {stderr}");
+        assert!(stderr.contains(expected), "{urls}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "never echoed: {stderr}");
     }
 }
