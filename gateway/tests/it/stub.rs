@@ -104,7 +104,20 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
+    /// Starts `gateway serve` on a free port and waits until it answers `/health` itself. A
+    /// port picked by binding 0 and letting go can be taken by another test before the gateway
+    /// binds it: the gateway then exits 69 ("cannot listen"), and the start is tried again on
+    /// another port, so a test never talks to someone else's server.
     pub async fn start(env: &[(&str, &str)]) -> Self {
+        for _ in 0..5 {
+            if let Some(gateway) = Self::try_start(env).await {
+                return gateway;
+            }
+        }
+        panic!("gateway could not listen on 5 free ports in a row");
+    }
+
+    async fn try_start(env: &[(&str, &str)]) -> Option<Self> {
         let home = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -134,17 +147,31 @@ impl Gateway {
             base: format!("http://127.0.0.1:{port}"),
             _home: home,
         };
-        gateway.wait_until_serving().await;
-        gateway
+        gateway.wait_until_serving().await.then_some(gateway)
     }
 
-    async fn wait_until_serving(&mut self) {
+    /// `true` once this gateway answers `/health` with 200 and is still running; `false` when
+    /// it exited because its port was taken (69).
+    async fn wait_until_serving(&mut self) -> bool {
         for _ in 0..600 {
             if let Some(status) = self.child.try_wait().unwrap() {
+                if status.code() == Some(69) {
+                    return false;
+                }
                 panic!("gateway exited at start: {status}");
             }
-            if reqwest::get(format!("{}/health", self.base)).await.is_ok() {
-                return;
+            let healthy = reqwest::get(format!("{}/health", self.base))
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if healthy {
+                // Another process may have answered while ours failed to bind: ours must
+                // still be running.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                match self.child.try_wait().unwrap() {
+                    None => return true,
+                    Some(status) if status.code() == Some(69) => return false,
+                    Some(status) => panic!("gateway exited at start: {status}"),
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
