@@ -1,14 +1,12 @@
 //! Stage 1: the canonical request. Written to a [`Sink`], so the same code builds a `String`
 //! (for tests and debugging) or streams straight into SHA-256 (the hot path, no copy).
 
-use crate::digest::{Digests, Own, Sha256Stream};
 use crate::encode::{encode, Hex32};
 use crate::Error;
 use hmac::digest::Update;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 
-/// Somewhere canonical text goes: a `String`, a hasher, or a MAC.
 impl Sink for hmac::Hmac<Sha256> {
     fn put(&mut self, s: &str) {
         Update::update(self, s.as_bytes());
@@ -29,6 +27,7 @@ impl Sink for Sha256 {
     }
 }
 
+/// Somewhere canonical text goes: a `String`, a `sha2::Sha256`, or an `hmac::Hmac<Sha256>`.
 pub(crate) trait Sink {
     fn put(&mut self, s: &str);
 
@@ -237,14 +236,9 @@ impl CanonicalRequest<'_> {
 
     /// Lowercase hex SHA-256 of the canonical request, without building it.
     pub(crate) fn hash(&self) -> Hex32 {
-        self.hash_with::<Own>()
-    }
-
-    /// As [`CanonicalRequest::hash`], with the SHA-256 of `D`.
-    pub(crate) fn hash_with<D: Digests>(&self) -> Hex32 {
-        let mut hasher = D::Hash::default();
+        let mut hasher = Sha256::new();
         self.write(&mut hasher);
-        Hex32::new(&D::finish_hash(hasher))
+        Hex32::new(&hasher.finalize())
     }
 }
 
@@ -262,23 +256,22 @@ pub(crate) fn write_canonical_tail(
     sink.put(payload);
 }
 
-/// Lowercase hex SHA-256 (of `D`) of a canonical request already written out.
-pub(crate) fn hash_text<D: Digests>(text: &str) -> Hex32 {
-    let mut hasher = D::Hash::default();
-    hasher.put(text);
-    Hex32::new(&D::finish_hash(hasher))
+/// Lowercase hex SHA-256 of a canonical request already written out.
+pub(crate) fn hash_text(text: &str) -> Hex32 {
+    Hex32::new(&Sha256::digest(text.as_bytes()))
 }
 
 /// Hashes a run of canonical requests that share long heads (a batch of part URLs differs only
-/// from `partNumber=` on): keeps the previous text and the SHA-256 state at each of its 64-byte
-/// block boundaries, and resumes from the last boundary inside the common head. The digest is
-/// exactly SHA-256 of the text; only the blocks past the shared head are compressed again.
+/// from `partNumber=` on): keeps the previous text and a clone of the `sha2::Sha256` hasher at
+/// each of its 64-byte block boundaries, and resumes from the last boundary inside the common
+/// head. The digest is exactly SHA-256 of the text; only the blocks past the shared head are
+/// compressed again.
 #[derive(Default)]
 pub(crate) struct PrefixHasher {
     /// The canonical request hashed last.
     prev: String,
     /// `states[i]`: the hasher after the first `64 * i` bytes of `prev` (`states[0]` is fresh).
-    states: Vec<Sha256Stream>,
+    states: Vec<Sha256>,
 }
 
 impl PrefixHasher {
@@ -306,7 +299,7 @@ impl PrefixHasher {
         }
         let rest = text.as_bytes().get(blocks * 64..).unwrap_or_default();
         for chunk in rest.chunks(64) {
-            hasher.update(chunk);
+            Digest::update(&mut hasher, chunk);
             if chunk.len() == 64 {
                 self.states.push(hasher.clone());
             }
@@ -341,7 +334,7 @@ mod tests {
             "GET\n/\na=b\nhost:example.amazonaws.com\nmy-header1:a b c,d\n\
              x-amz-date:20150830T123600Z\n\nhost;my-header1;x-amz-date\nUNSIGNED-PAYLOAD"
         );
-        let expected = hex::encode(<Sha256 as sha2::Digest>::digest(creq.text().as_bytes()));
+        let expected = hex::encode(Sha256::digest(creq.text().as_bytes()));
         assert_eq!(creq.hash().as_str(), expected);
     }
 

@@ -7,7 +7,6 @@
 //! kept; see `canonical::PrefixHasher`), so a URL costs about its own tail plus one HMAC.
 
 use crate::canonical::{CanonicalHeaders, PrefixHasher};
-use crate::digest::Own;
 use crate::presign::{encoded_user_query, push_decimal, EncodedPair, Parts};
 use crate::request::{check_bucket, host};
 use crate::{Error, Expiry, Request, Signer, Timestamp};
@@ -152,14 +151,7 @@ impl Signer {
                     host: &host,
                     headers: own.as_ref().unwrap_or(&shared),
                 };
-                self.presign_with::<Own>(
-                    &parts,
-                    key,
-                    second,
-                    None,
-                    Some(&mut prefix),
-                    &mut urls.text,
-                );
+                self.presign_with(&parts, key, second, None, Some(&mut prefix), &mut urls.text);
                 urls.ends.push(urls.text.len());
                 if urls.ends.len() == 1 {
                     // The first URL's length times the count: one allocation for all of them.

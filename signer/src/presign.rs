@@ -1,7 +1,6 @@
 //! Presigned URLs (query-string authentication), the way S3 clients hand out uploads/downloads.
 
 use crate::canonical::{hash_text, write_canonical_tail, CanonicalHeaders, PrefixHasher};
-use crate::digest::{Digests, Library, Own};
 use crate::encode::{encode, encode_into};
 use crate::request::{check_bucket, host, write_origin, write_path};
 use crate::signing_key::{DerivedKey, SecondCache};
@@ -59,24 +58,7 @@ impl Signer {
         expires: Expiry,
         now: Timestamp,
     ) -> Result<String, Error> {
-        self.presign_traced::<Own>(req, expires, now, None)
-    }
-
-    /// Exactly [`Signer::presign`], with the canonical request hashed by `sha2::Sha256` and
-    /// the string to sign MACed by `hmac::Hmac<Sha256>` (the well-kept libraries) instead of
-    /// the signer's own SHA-256 and HMAC over `sha2`'s block function. For the benchmark that
-    /// weighs the two; the URL is the same.
-    ///
-    /// # Errors
-    /// As [`Signer::presign`].
-    #[doc(hidden)]
-    pub fn presign_library_digest(
-        &self,
-        req: &Request<'_>,
-        expires: Expiry,
-        now: Timestamp,
-    ) -> Result<String, Error> {
-        self.presign_traced::<Library>(req, expires, now, None)
+        self.presign_traced(req, expires, now, None)
     }
 
     /// Like [`Signer::presign`], and also returns the canonical request and string to sign: what
@@ -91,12 +73,12 @@ impl Signer {
         now: Timestamp,
     ) -> Result<Explained, Error> {
         let mut trace = Explained::default();
-        let url = self.presign_traced::<Own>(req, expires, now, Some(&mut trace))?;
+        let url = self.presign_traced(req, expires, now, Some(&mut trace))?;
         trace.url = url;
         Ok(trace)
     }
 
-    fn presign_traced<D: Digests>(
+    fn presign_traced(
         &self,
         req: &Request<'_>,
         expires: Expiry,
@@ -121,7 +103,7 @@ impl Signer {
         Ok(
             self.with_key(amz_date.get(..8).unwrap_or_default(), |key, second| {
                 let mut url = String::new();
-                self.presign_with::<D>(&parts, key, second, trace, None, &mut url);
+                self.presign_with(&parts, key, second, trace, None, &mut url);
                 url
             }),
         )
@@ -129,7 +111,7 @@ impl Signer {
 
     /// Builds and signs one URL. With `prefix`, the canonical request is hashed from the
     /// SHA-256 state it shares with the previous one (a batch of similar URLs).
-    pub(crate) fn presign_with<D: Digests>(
+    pub(crate) fn presign_with(
         &self,
         parts: &Parts<'_>,
         key: &DerivedKey,
@@ -183,12 +165,12 @@ impl Signer {
 
         let hash = match prefix {
             Some(prefix) => prefix.hash_text(&creq),
-            None => hash_text::<D>(&creq),
+            None => hash_text(&creq),
         };
         if let Some(trace) = trace {
             trace.record(&creq, amz_date, &key.scope, &hash);
         }
-        let signature = key.signature_with::<D>(amz_date, &hash, second);
+        let signature = key.signature_cached(amz_date, &hash, second);
         let path = creq.get(path_start..path_end).unwrap_or_default();
         let query = creq.get(query_start..query_end).unwrap_or_default();
         let origin = req.endpoint.scheme().as_str().len() + 3 + host.len();
@@ -405,24 +387,6 @@ mod tests {
             let mut merged = String::new();
             write_merged_query(&mut merged, &auth, &[]);
             assert_eq!(fast, merged);
-        }
-    }
-
-    #[test]
-    fn the_library_digests_give_the_same_urls() {
-        let ep = Endpoint::parse("https://s3.amazonaws.com").unwrap();
-        let mut req = Request::new(Method::Put, &ep, Addressing::Path, "b", "a/b c.jpg");
-        req.headers = &[("content-type", "image/jpeg")];
-        let exp = Expiry::new(3600).unwrap();
-        for token in [None, Some("tok")] {
-            let s = signer(token);
-            for secs in [1_800_000_000, 1_800_000_000, 1_800_000_001, 1_800_086_400] {
-                let now = Timestamp::from_unix(secs).unwrap();
-                assert_eq!(
-                    s.presign_library_digest(&req, exp, now).unwrap(),
-                    s.presign(&req, exp, now).unwrap()
-                );
-            }
         }
     }
 

@@ -1,9 +1,9 @@
 //! Stage 3 and 4: the signing key (four chained HMACs) and the signature. The key depends only on
 //! (secret, date, region, service), so [`KeyCache`] derives it once a day and keeps the HMAC
-//! already keyed with it: a warm signature costs one SHA-256 pass over the string to sign.
+//! already keyed with it (`hmac::Hmac<sha2::Sha256>`, RFC 2104): a warm signature costs one
+//! clone of that state and one SHA-256 pass over the string to sign.
 
 use crate::canonical::Sink;
-use crate::digest::{Digests, KeyedMac, Sha256Stream};
 use crate::encode::Hex32;
 use crate::string_to_sign::write_prefix;
 use hmac::{Hmac, Mac};
@@ -44,10 +44,8 @@ pub(crate) fn scope(date: &str, region: &str, service: &str) -> String {
 /// A derived key ready to sign: the HMAC state keyed with it, its scope, and the encoded
 /// `X-Amz-Credential` value (`access_key%2Fscope`), which is the same for the whole day.
 pub(crate) struct DerivedKey {
-    /// For verification (constant-time comparison).
+    /// `HMAC(kSigning, ·)` with the key absorbed once: cloned for each signature or check.
     pub(crate) mac: HmacSha256,
-    /// For signing: the same key, absorbed once.
-    pub(crate) keyed: KeyedMac,
     pub(crate) scope: String,
     pub(crate) credential_param: String,
     /// `access_key/scope`, unencoded: a POST form's `x-amz-credential`.
@@ -62,7 +60,6 @@ impl DerivedKey {
         let key = signing_key(secret, date, region, service);
         Self {
             mac: HmacSha256::new_from_slice(&key).unwrap_or_else(|_| unreachable_mac()),
-            keyed: KeyedMac::new(&key),
             scope: scope(date, region, service),
             credential_param: String::new(),
             credential: String::new(),
@@ -91,44 +88,37 @@ impl DerivedKey {
 
     /// Stage 4: hex `HMAC(kSigning, string_to_sign)`, streaming the string to sign.
     pub(crate) fn signature(&self, amz_date: &str, canonical_hash: &Hex32) -> Hex32 {
-        let mut inner = self.prefix_inner(amz_date);
-        inner.put_hex(canonical_hash);
-        Hex32::new(&self.keyed.finish(inner))
+        let mut mac = self.mac.clone();
+        write_prefix(&mut mac, amz_date, &self.scope);
+        mac.put_hex(canonical_hash);
+        Hex32::new(&mac.finalize().into_bytes())
     }
 
-    /// As [`DerivedKey::signature`] with the HMAC of `D`, reusing the inner hash after the
-    /// string-to-sign prefix when `cache` holds it for this second (many presigns share a
-    /// second on a busy server; the prefix fills SHA-256's first block, so this saves one
-    /// block per signature).
-    pub(crate) fn signature_with<D: Digests>(
+    /// As [`DerivedKey::signature`], reusing the HMAC state after the string-to-sign prefix
+    /// when `cache` holds it for this second (many presigns share a second on a busy server;
+    /// the prefix fills SHA-256's first block, so this saves one block per signature).
+    pub(crate) fn signature_cached(
         &self,
         amz_date: &str,
         canonical_hash: &Hex32,
         cache: &mut SecondCache,
     ) -> Hex32 {
-        let slot = D::second(cache);
-        let mut inner = match slot {
-            Some((second, inner)) if second.as_slice() == amz_date.as_bytes() => inner.clone(),
+        let slot = &mut cache.second;
+        let mut mac = match slot {
+            Some((second, mac)) if second.as_slice() == amz_date.as_bytes() => mac.clone(),
             _ => {
-                let mut inner = D::start_mac(self);
-                write_prefix(&mut inner, amz_date, &self.scope);
+                let mut mac = self.mac.clone();
+                write_prefix(&mut mac, amz_date, &self.scope);
                 let mut second = [0_u8; 16];
                 if let Some(dst) = second.get_mut(..amz_date.len()) {
                     dst.copy_from_slice(amz_date.as_bytes());
                 }
-                *slot = Some((second, inner.clone()));
-                inner
+                *slot = Some((second, mac.clone()));
+                mac
             }
         };
-        inner.put_hex(canonical_hash);
-        Hex32::new(&D::finish_mac(self, inner))
-    }
-
-    /// The inner hash of the HMAC, having absorbed the string-to-sign prefix.
-    fn prefix_inner(&self, amz_date: &str) -> Sha256Stream {
-        let mut inner = self.keyed.start();
-        write_prefix(&mut inner, amz_date, &self.scope);
-        inner
+        mac.put_hex(canonical_hash);
+        Hex32::new(&mac.finalize().into_bytes())
     }
 
     /// Constant-time check of a hex signature against the one this key gives.
@@ -142,7 +132,9 @@ impl DerivedKey {
     /// Hex `HMAC(kSigning, data)`: the signature of a POST policy, whose string to sign is the
     /// base64 policy itself.
     pub(crate) fn sign_bytes(&self, data: &[u8]) -> Hex32 {
-        Hex32::new(&self.keyed.mac(data))
+        let mut mac = self.mac.clone();
+        mac.update(data);
+        Hex32::new(&mac.finalize().into_bytes())
     }
 
     /// Whether `signature` (32 raw bytes) is `HMAC(kSigning, data)`, compared in constant time.
@@ -153,13 +145,11 @@ impl DerivedKey {
     }
 }
 
-/// One second's inner HMAC hash after the string-to-sign prefix (`X-Amz-Date` → state), for
-/// each digest backend.
-/// Also this thread's scratch buffer for canonical requests (kept, so signing allocates none).
+/// One second's HMAC state after the string-to-sign prefix (`X-Amz-Date` → state), and this
+/// thread's scratch buffer for canonical requests (kept, so signing allocates none).
 #[derive(Default)]
 pub(crate) struct SecondCache {
-    pub(crate) own: Option<([u8; 16], Sha256Stream)>,
-    pub(crate) library: Option<([u8; 16], HmacSha256)>,
+    pub(crate) second: Option<([u8; 16], HmacSha256)>,
     pub(crate) scratch: String,
 }
 
@@ -247,18 +237,16 @@ mod tests {
             ("20261127T120000Z", "c"),
         ] {
             let hash = Hex32::new(&[hash.as_bytes()[0]; 32]);
-            let cached = key.signature_with::<crate::digest::Own>(second, &hash, &mut cache);
+            let cached = key.signature_cached(second, &hash, &mut cache);
             assert_eq!(
                 cached.as_str(),
                 key.signature(second, &hash).as_str(),
                 "{second}"
             );
             assert_eq!(
-                cache.own.as_ref().map(|(s, _)| s.as_slice()),
+                cache.second.as_ref().map(|(s, _)| s.as_slice()),
                 Some(second.as_bytes())
             );
-            let library = key.signature_with::<crate::digest::Library>(second, &hash, &mut cache);
-            assert_eq!(library.as_str(), cached.as_str(), "{second}");
         }
     }
 
