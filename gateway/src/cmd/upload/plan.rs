@@ -1,12 +1,12 @@
 //! Single PUT or parts, and where each part lies in the file (S3's multipart limits: parts of
 //! 5 MiB to 5 GiB, the last one smaller, at most 10 000 of them, numbered from 1).
 
-/// The smallest part S3 accepts (all but the last), in bytes.
-pub const MIN_PART: u64 = 5 * 1024 * 1024;
+/// The smallest part S3 accepts (all but the last), in bytes: core's rule, not a copy of it.
+pub const MIN_PART: u64 = draftstore_core::MIN_PART_SIZE;
 /// The largest part (and the largest single PUT), in bytes.
-pub const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
+pub const MAX_PART: u64 = draftstore_core::MAX_PART_SIZE;
 /// Most parts in one upload.
-pub const MAX_PARTS: u64 = 10_000;
+pub const MAX_PARTS: u64 = draftstore_core::MAX_PART_NUMBER as u64;
 
 /// How a file is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -248,7 +248,7 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
         Poll::Ready(Ok(response.map(|body| {
             Held {
                 inner: body,
-                _ticket: ticket,
+                guard: ticket,
             }
             .boxed()
         })))
@@ -256,15 +256,16 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
 }
 
 pin_project! {
-    /// A streamed response body holding its request's place until it ends or is dropped.
-    struct Held {
+    /// A response body that keeps `guard` (a place, transfer slots…) until the body ends or is
+    /// dropped: what admission and transfer slots hand back with a streamed answer.
+    pub(crate) struct Held<G> {
         #[pin]
-        inner: Body,
-        _ticket: Option<Ticket>,
+        pub(crate) inner: Body,
+        pub(crate) guard: G,
     }
 }
 
-impl HttpBody for Held {
+impl<G> HttpBody for Held<G> {
     type Data = Bytes;
     type Error = Infallible;
 

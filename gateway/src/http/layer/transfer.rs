@@ -9,14 +9,13 @@
 //! A slot is held until the transfer ends: an upload is read whole before it is answered, and a
 //! download's slot goes with its response body until the last byte is sent (or the client goes).
 
-use super::admission::{Key, Shares, Ticket};
+use super::admission::{Held, Key, Shares, Ticket};
 use super::{Req, Res};
-use crate::http::response::{full, Body, CONTENT_TYPE};
+use crate::http::response::{full, CONTENT_TYPE};
 use crate::http::server::{Call, Peer};
-use bytes::Bytes;
 use futures_util::future::Either;
 use http_body_util::BodyExt;
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Body as _;
 use pin_project_lite::pin_project;
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
@@ -175,39 +174,10 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Slotted<F> {
         Poll::Ready(Ok(response.map(|body| {
             Held {
                 inner: body,
-                _slot: slot,
+                guard: slot,
             }
             .boxed()
         })))
-    }
-}
-
-pin_project! {
-    /// A response body holding the transfer's slots until it ends or is dropped.
-    struct Held {
-        #[pin]
-        inner: Body,
-        _slot: Option<(Ticket, Ticket)>,
-    }
-}
-
-impl HttpBody for Held {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

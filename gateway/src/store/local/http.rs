@@ -417,7 +417,7 @@ impl LocalStorage {
         if let Some(ct) = &meta.content_type {
             builder = builder.header(CONTENT_TYPE, ct.as_str());
         }
-        for (name, value) in active_content_guard(meta.content_type.as_deref()) {
+        for &(name, value) in active_content_guard(meta.content_type.as_deref()) {
             builder = builder.header(name, value);
         }
         for (k, v) in &meta.metadata {
@@ -447,16 +447,21 @@ impl LocalStorage {
 /// for everything but PDF, which Chromium's viewer will not show in a sandboxed document and
 /// which runs no script of the page's origin. Images, audio and video shown through `<img>` or
 /// `<video>` ignore the CSP, so previews are unchanged. S3 serves from its own origin.
-fn active_content_guard(content_type: Option<&str>) -> Vec<(&'static str, &'static str)> {
-    let mut headers = vec![("x-content-type-options", "nosniff")];
+fn active_content_guard(content_type: Option<&str>) -> &'static [(&'static str, &'static str)] {
+    const NOSNIFF: (&str, &str) = ("x-content-type-options", "nosniff");
+    const SANDBOX: (&str, &str) = (
+        "content-security-policy",
+        "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'",
+    );
     let essence = content_type
         .and_then(|ct| ct.split(';').next())
         .map(str::trim)
         .unwrap_or_default();
-    if !essence.eq_ignore_ascii_case("application/pdf") {
-        headers.push(("content-security-policy", "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'"));
+    if essence.eq_ignore_ascii_case("application/pdf") {
+        &[NOSNIFF]
+    } else {
+        &[NOSNIFF, SANDBOX]
     }
-    headers
 }
 
 fn too_large() -> Failure {

@@ -11,7 +11,7 @@ use draftstore_signer::Method;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 /// S3 accepts at most this many parts.
-const MAX_PARTS: u64 = 10_000;
+const MAX_PARTS: u64 = draftstore_core::MAX_PART_NUMBER as u64;
 
 /// `(part number, first byte, last byte)` for an object of `size` bytes.
 pub fn plan(size: u64, part_size: u64) -> Vec<(u32, u64, u64)> {
