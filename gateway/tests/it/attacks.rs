@@ -43,39 +43,31 @@ impl Gateway {
     /// The same with at most `files` open descriptors (`ulimit -n`), when given.
     fn start_with_files(env: &[(&str, &str)], files: Option<u32>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let log = dir.path().join("gateway.log");
         let limit = files.map_or_else(String::new, |n| format!("ulimit -n {n} && "));
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("{limit}exec \"$0\" \"$@\""))
-            .arg(env!("CARGO_BIN_EXE_gateway"))
-            .env_clear()
-            .envs(env.iter().copied())
-            .current_dir(dir.path())
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1",
-                "--http-port",
-                &port.to_string(),
-            ])
-            .stderr(std::fs::File::create(&log).unwrap())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "gateway did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (child, port) = crate::harness::spawn_on_free_port(
+            |port| {
+                Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("{limit}exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_gateway"))
+                    .env_clear()
+                    .envs(env.iter().copied())
+                    .current_dir(dir.path())
+                    .args([
+                        "serve",
+                        "--bind",
+                        "127.0.0.1",
+                        "--http-port",
+                        &port.to_string(),
+                    ])
+                    .stderr(std::fs::File::create(&log).unwrap())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            },
+            Duration::from_secs(20),
+        );
         Self {
             child,
             port,

@@ -4,7 +4,7 @@
 //! its own process, so no other test's confirms reach its counters.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const OBJECTS: usize = 10;
 const CONFIRMS: usize = 8;
@@ -22,28 +22,21 @@ impl Drop for Gateway {
 }
 
 fn spawn<'a>(dir: &std::path::Path, env: impl IntoIterator<Item = (&'a str, &'a str)>) -> Gateway {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .env_clear()
-        .envs(env)
-        .current_dir(dir)
-        .args(["serve", "--bind", "127.0.0.1", "--http-port"])
-        .arg(port.to_string())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "gateway did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let env: Vec<(&str, &str)> = env.into_iter().collect();
+    let (child, port) = crate::harness::spawn_on_free_port(
+        |port| {
+            Command::new(env!("CARGO_BIN_EXE_gateway"))
+                .env_clear()
+                .envs(env.iter().copied())
+                .current_dir(dir)
+                .args(["serve", "--bind", "127.0.0.1", "--http-port"])
+                .arg(port.to_string())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        },
+        Duration::from_secs(20),
+    );
     Gateway { child, port }
 }
 

@@ -250,3 +250,56 @@ pub fn h2c() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// Starts the child `spawn(port)` makes on a port just found free and waits (up to `within`)
+/// until it accepts connections; returns it with its port. A port found by binding 0 and
+/// letting go can be taken by another test before the child binds it: a child that then exits
+/// 69 ("cannot listen") is started again on another port, and a connection counts only while
+/// the child still runs, so a test never talks to another test's server.
+pub fn spawn_on_free_port(
+    mut spawn: impl FnMut(u16) -> std::process::Child,
+    within: std::time::Duration,
+) -> (std::process::Child, u16) {
+    use std::time::{Duration, Instant};
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = spawn(port);
+        let started = Instant::now();
+        let taken = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert_eq!(
+                    status.code(),
+                    Some(69),
+                    "the child exited at start: {status}"
+                );
+                break true;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Someone accepted: it must be ours, still running.
+                std::thread::sleep(Duration::from_millis(50));
+                match child.try_wait().unwrap() {
+                    None => return (child, port),
+                    Some(status) => {
+                        assert_eq!(
+                            status.code(),
+                            Some(69),
+                            "the child exited at start: {status}"
+                        );
+                        break true;
+                    }
+                }
+            }
+            assert!(
+                started.elapsed() < within,
+                "the child did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(taken);
+    }
+    panic!("no free port held long enough for the child to bind it, 5 times in a row");
+}

@@ -52,33 +52,25 @@ pub(crate) fn serve(dir: &std::path::Path) -> Gateway {
 }
 
 pub(crate) fn serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Gateway {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .env_clear()
-        .envs(env.iter().copied())
-        .current_dir(dir)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1",
-            "--http-port",
-            &port.to_string(),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "gateway did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (child, port) = crate::harness::spawn_on_free_port(
+        |port| {
+            Command::new(env!("CARGO_BIN_EXE_gateway"))
+                .env_clear()
+                .envs(env.iter().copied())
+                .current_dir(dir)
+                .args([
+                    "serve",
+                    "--bind",
+                    "127.0.0.1",
+                    "--http-port",
+                    &port.to_string(),
+                ])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        },
+        Duration::from_secs(10),
+    );
     Gateway { child, port }
 }
 
