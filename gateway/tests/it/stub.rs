@@ -104,52 +104,76 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
-    /// Starts `gateway serve` on a free port (see [`crate::harness::spawn_on_free_port`]) and
-    /// waits until it answers `/health` with 200.
+    /// Starts `gateway serve` on a free port and waits until it answers `/health` itself. A
+    /// port picked by binding 0 and letting go can be taken by another test before the gateway
+    /// binds it: the gateway then exits 69 ("cannot listen"), and the start is tried again on
+    /// another port, so a test never talks to someone else's server. The async twin of
+    /// [`crate::harness::spawn_on_free_port`]: it must not block the runtime, whose stub servers
+    /// (credentials, receivers) the starting gateway may call.
     pub async fn start(env: &[(&str, &str)]) -> Self {
+        for _ in 0..5 {
+            if let Some(gateway) = Self::try_start(env).await {
+                return gateway;
+            }
+        }
+        panic!("gateway could not listen on 5 free ports in a row");
+    }
+
+    async fn try_start(env: &[(&str, &str)]) -> Option<Self> {
         let home = tempfile::tempdir().unwrap();
-        let (child, port) = crate::harness::spawn_on_free_port(
-            |port| {
-                Command::new(env!("CARGO_BIN_EXE_gateway"))
-                    .env_clear()
-                    .env("HOME", home.path())
-                    .env("AWS_EC2_METADATA_DISABLED", "true")
-                    .env("DRAFTSTORE_AUTH", "none")
-                    .env("DRAFTSTORE_LOG", "info")
-                    .envs(env.iter().copied())
-                    .args([
-                        "serve",
-                        "--bind",
-                        "127.0.0.1",
-                        "--http-port",
-                        &port.to_string(),
-                    ])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::inherit())
-                    .spawn()
-                    .unwrap()
-            },
-            Duration::from_secs(30),
-        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .env_clear()
+            .env("HOME", home.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("DRAFTSTORE_AUTH", "none")
+            .env("DRAFTSTORE_LOG", "info")
+            .envs(env.iter().copied())
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1",
+                "--http-port",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
         let mut gateway = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
             _home: home,
         };
-        gateway.wait_until_serving().await;
-        gateway
+        gateway.wait_until_serving().await.then_some(gateway)
     }
 
-    async fn wait_until_serving(&mut self) {
+    /// `true` once this gateway answers `/health` with 200 and is still running; `false` when
+    /// it exited because its port was taken (69).
+    async fn wait_until_serving(&mut self) -> bool {
         for _ in 0..600 {
             if let Some(status) = self.child.try_wait().unwrap() {
+                if status.code() == Some(69) {
+                    return false;
+                }
                 panic!("gateway exited at start: {status}");
             }
             let healthy = reqwest::get(format!("{}/health", self.base))
                 .await
                 .is_ok_and(|r| r.status() == 200);
             if healthy {
-                return;
+                // Another process may have answered while ours failed to bind: ours must
+                // still be running.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                match self.child.try_wait().unwrap() {
+                    None => return true,
+                    Some(status) if status.code() == Some(69) => return false,
+                    Some(status) => panic!("gateway exited at start: {status}"),
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
