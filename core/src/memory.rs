@@ -322,17 +322,9 @@ impl Storage for MemoryStorage {
         let enforce = self.capabilities.conditional_put;
         self.call(|b, now| {
             let objects = &mut bucket_mut(b, bucket)?.objects;
-            let existing = objects.get(key).map(|(_, i)| i.etag.as_str());
-            let allowed = !enforce
-                || match condition {
-                    CopyCondition::Always => true,
-                    CopyCondition::IfAbsent => existing.is_none(),
-                    CopyCondition::IfMatch(etag) => existing == Some(etag.as_str()),
-                };
-            if !allowed {
-                return Err(StorageError::PreconditionFailed {
-                    what: format!("{bucket}/{key}"),
-                });
+            if enforce {
+                let existing = objects.get(key).map(|(_, i)| i.etag.as_str());
+                condition.check(existing, bucket.as_str(), key)?;
             }
             let etag = etag_of(&body);
             let info = ObjectInfo {
@@ -374,17 +366,10 @@ impl Storage for MemoryStorage {
                 });
             }
             let dest = bucket_mut(b, r.to_bucket)?;
-            let existing = dest.objects.get(r.to_key).map(|(_, i)| i.etag.clone());
-            let allowed = !enforce
-                || match &r.condition {
-                    CopyCondition::Always => true,
-                    CopyCondition::IfAbsent => existing.is_none(),
-                    CopyCondition::IfMatch(etag) => existing.as_ref() == Some(etag),
-                };
-            if !allowed {
-                return Err(StorageError::PreconditionFailed {
-                    what: format!("{}/{}", r.to_bucket, r.to_key),
-                });
+            if enforce {
+                let existing = dest.objects.get(r.to_key).map(|(_, i)| i.etag.as_str());
+                r.condition
+                    .check(existing, r.to_bucket.as_str(), r.to_key)?;
             }
             let (content_type, metadata) = match &r.metadata {
                 MetadataDirective::Copy => (source.content_type.clone(), source.metadata.clone()),

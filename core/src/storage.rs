@@ -202,6 +202,39 @@ pub enum CopyCondition {
     IfMatch(String),
 }
 
+impl CopyCondition {
+    /// Whether a write may go ahead when the destination's current ETag is `existing`
+    /// (`None`: no object there). Stores that check the condition themselves (the memory and
+    /// embedded stores, and S3 without conditional writes) all decide with this one rule.
+    #[must_use]
+    pub fn allows(&self, existing: Option<&str>) -> bool {
+        match self {
+            Self::Always => true,
+            Self::IfAbsent => existing.is_none(),
+            Self::IfMatch(etag) => existing == Some(etag.as_str()),
+        }
+    }
+
+    /// [`CopyCondition::allows`] as a result.
+    ///
+    /// # Errors
+    /// [`StorageError::PreconditionFailed`] naming `bucket/key` when the write may not go ahead.
+    pub fn check(
+        &self,
+        existing: Option<&str>,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(), StorageError> {
+        if self.allows(existing) {
+            Ok(())
+        } else {
+            Err(StorageError::PreconditionFailed {
+                what: format!("{bucket}/{key}"),
+            })
+        }
+    }
+}
+
 /// A server-side copy. `source_size` lets a backend switch to a multipart copy (S3 copies at
 /// most 5 GiB in one call).
 #[derive(Debug, Clone, PartialEq, Eq)]

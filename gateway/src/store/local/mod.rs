@@ -250,18 +250,7 @@ fn copy_allowed(
         Err(StorageError::NotFound { .. }) => None,
         Err(e) => return Err(e),
     };
-    let allowed = match condition {
-        CopyCondition::Always => true,
-        CopyCondition::IfAbsent => existing.is_none(),
-        CopyCondition::IfMatch(etag) => existing.as_ref() == Some(etag),
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(StorageError::PreconditionFailed {
-            what: format!("{bucket}/{key}"),
-        })
-    }
+    condition.check(existing.as_deref(), bucket, key)
 }
 
 /// Copies `source` into a new scratch file and fsyncs it.

@@ -316,16 +316,7 @@ impl Storage for S3Storage {
                 Err(StorageError::NotFound { .. }) => None,
                 Err(e) => return Err(e),
             };
-            let allowed = match condition {
-                CopyCondition::Always => true,
-                CopyCondition::IfAbsent => existing.is_none(),
-                CopyCondition::IfMatch(etag) => existing.as_ref() == Some(etag),
-            };
-            if !allowed {
-                return Err(StorageError::PreconditionFailed {
-                    what: format!("{bucket}/{key}"),
-                });
-            }
+            condition.check(existing.as_deref(), bucket.as_str(), key)?;
         }
         let mut call = Call::new("PutObject", Method::Put, bucket.as_str(), key);
         metadata_headers(
