@@ -6,6 +6,12 @@
 //! With a store that enforces conditional copies, a small object costs three calls: HEAD draft,
 //! copy (`If-None-Match: *`), delete.
 //!
+//! **Already done** means main holds the copy of *this* draft: the copy is stamped with the
+//! draft's version ([`crate::draft_version`]: its ETag, size, Last-Modified, type and
+//! metadata), so a new upload of the same bytes with another type or metadata is a new draft
+//! (a conflict, or with `overwrite` a normal confirm that replaces main), while a retry of a
+//! confirm, even one that crashed between its copy and the delete, finds its own copy.
+//!
 //! **Who moved it.** Of all the confirms of one object, exactly one reports
 //! [`ConfirmOutcome::Moved`]: the one whose copy into main succeeded. With conditional copies
 //! the store decides (one `If-None-Match: *` / `If-Match` copy wins, across any number of
@@ -14,7 +20,9 @@
 //! copy it and both report `Moved`.
 
 use crate::constraints::ConstraintViolation;
-use crate::draft::{next_step, promoted_metadata, promoted_user_metadata, Observed, Policy, Step};
+use crate::draft::{
+    draft_version, next_step, promoted_metadata, promoted_user_metadata, Observed, Policy, Step,
+};
 use crate::storage::{CopyRequest, DeleteTarget, ObjectInfo, Storage, StorageError};
 use crate::{Buckets, ObjectName, UploadConstraints};
 use thiserror::Error;
@@ -119,8 +127,8 @@ pub enum ConfirmError {
 }
 
 /// What confirm does just before it copies a draft into main, and only then: a confirm that
-/// finds the object already moved never calls it. Called once per draft version (ETag) per
-/// confirm. An error stops the confirm before the copy, leaving the draft in place. The
+/// finds the object already moved never calls it. Called once per draft version
+/// ([`crate::draft_version`]) per confirm. An error stops the confirm before the copy, leaving the draft in place. The
 /// gateway's hook runs the pre-confirm check and writes the `object.confirmed` event into
 /// its queue (so a crash after the copy cannot lose it).
 pub trait BeforeCopy: Sync {
@@ -210,9 +218,10 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
                 let Some(Some(draft)) = seen.draft.clone() else {
                     continue;
                 };
-                if checked.as_deref() != Some(draft.etag.as_str()) {
+                let version = draft_version(&draft);
+                if checked.as_ref() != Some(&version) {
                     hook.before_copy(name, &draft).await?;
-                    checked = Some(draft.etag.clone());
+                    checked = Some(version);
                 }
                 let request = CopyRequest {
                     from_bucket: &buckets.draft,

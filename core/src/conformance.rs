@@ -18,11 +18,13 @@ use crate::{
 };
 
 mod multipart;
+mod reconfirm;
 mod sweep_batches;
 pub use multipart::{
     multipart, multipart_abort, multipart_checksums, multipart_chosen_parts, multipart_errors,
     multipart_flow,
 };
+pub use reconfirm::reconfirm;
 pub use sweep_batches::sweep_batches;
 
 /// Keys with every character class DraftStore accepts in a name.
@@ -46,6 +48,7 @@ pub async fn run_all<S: Storage>(storage: &S, prefix: &str) {
     listing(storage, prefix).await;
     confirm_flow(storage, prefix).await;
     concurrent_confirms(storage, prefix).await;
+    reconfirm(storage, prefix).await;
     sweep_flow(storage, prefix).await;
     sweep_batches(storage, prefix).await;
     multipart(storage, prefix).await;

@@ -391,8 +391,8 @@ mod tests {
             UploadConstraints::new(None, None, None, meta("k", &"v".repeat(2048))),
             Err(ConstraintError::MetadataSize {
                 size: 2049,
-                budget: 1953,
-                reserved: 95
+                budget: 1896,
+                reserved: 152
             })
         );
     }

@@ -16,11 +16,18 @@ use crate::confirm::ConfirmOutcome;
 use crate::constraints::{user_metadata, ConstraintViolation, UploadConstraints};
 use crate::limits::{metadata_bytes, MAX_METADATA_BYTES};
 use crate::storage::{CopyCondition, Metadata, MetadataDirective, ObjectInfo};
+use sha2::{Digest, Sha256};
 
-/// Stamped on the main copy: the draft's ETag and size.
+/// Stamped on the main copy: the draft's ETag (without quotes).
 pub const SOURCE_ETAG_KEY: &str = "draftstore-source-etag";
 /// Stamped on the main copy: the draft's size in bytes (decimal).
 pub const SOURCE_SIZE_KEY: &str = "draftstore-source-size";
+/// Stamped on the main copy: the draft's version ([`draft_version`], 32 hex digits), which
+/// says which upload main holds a copy of, not only which bytes.
+pub const SOURCE_VERSION_KEY: &str = "draftstore-source-version";
+
+/// Hex digits of a [`draft_version`].
+pub const DRAFT_VERSION_LEN: usize = 32;
 
 /// Where a name stands, from a HEAD of the draft bucket and of main: the states of the diagram
 /// in the module doc. Borrowed from what confirm observed.
@@ -33,7 +40,7 @@ pub enum DraftState<'a> {
         /// The draft.
         draft: &'a ObjectInfo,
     },
-    /// Copied to main (main carries the draft's stamp), draft not yet deleted.
+    /// Copied to main (main carries this draft's version stamp), draft not yet deleted.
     Promoting {
         /// The draft.
         draft: &'a ObjectInfo,
@@ -45,7 +52,8 @@ pub enum DraftState<'a> {
         /// The object in main.
         main: &'a ObjectInfo,
     },
-    /// Both hold it, and main's object is not a copy of this draft.
+    /// Both hold it, and main's object is not a copy of this draft (another upload, even of
+    /// the same bytes).
     Conflict {
         /// The draft.
         draft: &'a ObjectInfo,
@@ -70,11 +78,55 @@ impl<'a> DraftState<'a> {
     }
 }
 
-/// True when `main` is the service's copy of `draft` (same stamped ETag and size).
+/// The identity of one upload of a draft, as a HEAD shows it: SHA-256 over its ETag, size,
+/// Last-Modified (Unix seconds), content type and every metadata entry (DraftStore's
+/// declaration included), each length-prefixed, cut to 128 bits: [`DRAFT_VERSION_LEN`]
+/// lowercase hex digits.
+///
+/// The same bytes uploaded again with another type or metadata, or in a later second, are
+/// another version; every HEAD of one stored upload gives the same version, whatever path
+/// uploaded it (presigned PUT, POST form, multipart, Companion) and on every store. Two
+/// uploads of the same bytes, type and metadata within one second (S3's Last-Modified has
+/// whole seconds) are one version.
+#[must_use]
+pub fn draft_version(draft: &ObjectInfo) -> String {
+    let size = draft.size.to_string();
+    let at = draft.last_modified.to_string();
+    let content_type = draft
+        .content_type
+        .as_deref()
+        .map_or(String::new(), |t| format!("={t}"));
+    let fields = [draft.etag.as_str(), &size, &at, &content_type];
+    let entries = draft
+        .metadata
+        .iter()
+        .flat_map(|(k, v)| [k.as_str(), v.as_str()]);
+    let mut hash = Sha256::new();
+    for field in fields.into_iter().chain(entries) {
+        hash.update((field.len() as u64).to_be_bytes());
+        hash.update(field.as_bytes());
+    }
+    let digest = hash.finalize();
+    hex::encode(digest.get(..DRAFT_VERSION_LEN / 2).unwrap_or_default())
+}
+
+/// True when `main` is the service's copy of this very `draft`: the same size and the draft's
+/// [`draft_version`] stamped on it. A main copy stamped before versions were (no
+/// [`SOURCE_VERSION_KEY`]) is matched by what such a copy carried: the draft's stamped ETag,
+/// its content type and its metadata.
 #[must_use]
 pub fn is_promoted_copy(main: &ObjectInfo, draft: &ObjectInfo) -> bool {
-    main.size == draft.size
-        && main.metadata.get(SOURCE_ETAG_KEY).map(String::as_str) == Some(draft.etag.as_str())
+    if main.size != draft.size {
+        return false;
+    }
+    match main.metadata.get(SOURCE_VERSION_KEY) {
+        Some(version) => *version == draft_version(draft),
+        None => {
+            main.metadata.get(SOURCE_ETAG_KEY) == Some(&draft.etag)
+                && main.content_type == draft.content_type
+                && user_metadata(&main.metadata) == user_metadata(&draft.metadata)
+        }
+    }
 }
 
 /// True when a draft stored at `last_modified` is older than `lifetime` seconds at `now`.
@@ -85,12 +137,13 @@ pub fn is_expired(last_modified: i64, now: i64, lifetime: u64) -> bool {
 }
 
 /// The metadata of the main copy: the draft's own, without DraftStore's declaration stamp,
-/// plus the source stamp.
+/// plus the source stamp (the draft's ETag, size and [`draft_version`]).
 #[must_use]
 pub fn promoted_user_metadata(draft: &ObjectInfo) -> Metadata {
     let mut metadata = user_metadata(&draft.metadata);
     metadata.insert(SOURCE_ETAG_KEY.to_owned(), draft.etag.clone());
     metadata.insert(SOURCE_SIZE_KEY.to_owned(), draft.size.to_string());
+    metadata.insert(SOURCE_VERSION_KEY.to_owned(), draft_version(draft));
     metadata
 }
 
@@ -427,6 +480,90 @@ mod tests {
         assert_eq!(next_step(&unknown, &over), Step::HeadMain);
     }
 
+    /// Issue 18: the same bytes uploaded again with another type or metadata are another
+    /// draft. Main holding the copy of the first is not "already done" for the second: a
+    /// conflict, or with `overwrite` a copy over main.
+    #[test]
+    fn the_same_bytes_with_other_metadata_are_not_the_copy_main_holds() {
+        let first = obj("d", 3);
+        let main = stamped(&first);
+        let mut retyped = first.clone();
+        retyped.content_type = Some("text/csv".into());
+        let mut annotated = first.clone();
+        annotated.metadata.insert("owner".into(), "bob".into());
+        let mut later = first.clone();
+        later.last_modified += 1;
+        for second in [&retyped, &annotated, &later] {
+            assert_ne!(draft_version(second), draft_version(&first), "{second:?}");
+            assert!(!is_promoted_copy(&main, second), "{second:?}");
+            let seen = Observed {
+                draft: Some(Some(second.clone())),
+                main: Some(Some(main.clone())),
+                ..Observed::default()
+            };
+            assert_eq!(next_step(&seen, &COND), Step::Conflict);
+            let over = Policy {
+                overwrite: true,
+                ..COND
+            };
+            assert_eq!(
+                next_step(&seen, &over),
+                Step::Copy(CopyCondition::IfMatch("main-etag".into()))
+            );
+        }
+        // The draft itself, HEADed again (a retry after a crash between copy and delete).
+        assert!(is_promoted_copy(&main, &first.clone()));
+        let seen = Observed {
+            draft: Some(Some(first.clone())),
+            main: Some(Some(main)),
+            ..Observed::default()
+        };
+        assert_eq!(next_step(&seen, &COND), Step::DeleteDraft);
+    }
+
+    /// A version is 32 lowercase hex digits; `None` and an empty content type differ, and
+    /// metadata entries cannot be shifted from key to value.
+    #[test]
+    fn draft_versions_are_hex_and_unambiguous() {
+        let d = obj("d", 3);
+        let v = draft_version(&d);
+        assert_eq!(v.len(), DRAFT_VERSION_LEN);
+        assert!(v
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        let mut empty_type = d.clone();
+        empty_type.content_type = Some(String::new());
+        assert_ne!(draft_version(&empty_type), v);
+        let mut a = d.clone();
+        a.metadata.insert("ab".into(), "c".into());
+        let mut b = d;
+        b.metadata.insert("a".into(), "bc".into());
+        assert_ne!(draft_version(&a), draft_version(&b));
+    }
+
+    /// A main copy stamped before versions were (ETag and size only) is still recognised as
+    /// the copy of its draft, so a confirm interrupted across an upgrade completes; the same
+    /// bytes with another type or metadata are not.
+    #[test]
+    fn a_copy_stamped_without_a_version_is_matched_by_etag_type_and_metadata() {
+        let mut d = obj("d", 3);
+        d.metadata.insert("owner".into(), "ann".into());
+        d.metadata
+            .insert("draftstore-declared".into(), "len=3".into());
+        let mut old = stamped(&d);
+        old.metadata.remove(SOURCE_VERSION_KEY);
+        assert!(is_promoted_copy(&old, &d));
+        let mut other = d.clone();
+        other.etag = "e".into();
+        assert!(!is_promoted_copy(&old, &other));
+        let mut retyped = d.clone();
+        retyped.content_type = Some("text/csv".into());
+        assert!(!is_promoted_copy(&old, &retyped));
+        let mut annotated = d;
+        annotated.metadata.insert("owner".into(), "bob".into());
+        assert!(!is_promoted_copy(&old, &annotated));
+    }
+
     #[test]
     fn constraint_mismatch_stops_before_any_copy() {
         let mut d = obj("d", 3);
@@ -468,7 +605,12 @@ mod tests {
     #[test]
     fn a_draft_too_large_to_stamp_is_refused_before_the_copy() {
         let mut d = obj("0123456789abcdef0123456789abcdef", 7);
-        let stamp = SOURCE_ETAG_KEY.len() + 32 + SOURCE_SIZE_KEY.len() + 1;
+        let stamp = SOURCE_ETAG_KEY.len()
+            + 32
+            + SOURCE_SIZE_KEY.len()
+            + 1
+            + SOURCE_VERSION_KEY.len()
+            + DRAFT_VERSION_LEN;
         d.metadata
             .insert("note".into(), "x".repeat(2048 - stamp - 4));
         let seen = Observed {
@@ -509,6 +651,7 @@ mod tests {
             Some("etag1")
         );
         assert_eq!(metadata.get(SOURCE_SIZE_KEY).map(String::as_str), Some("9"));
+        assert_eq!(metadata.get(SOURCE_VERSION_KEY), Some(&draft_version(&d)));
         assert!(!metadata.contains_key("draftstore-declared"));
     }
 

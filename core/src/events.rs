@@ -4,8 +4,10 @@
 //! signing and the queue's IO live in the gateway.
 //!
 //! **Ids.** An event's id is derived from what it is about (for `object.confirmed`: the main
-//! bucket, the key and the draft's ETag), so a confirm retried, or run by another replica,
-//! writes the same event, and every delivery attempt carries the same `webhook-id`.
+//! bucket, the key and the draft's version, [`crate::draft_version`]), so a confirm retried,
+//! or run by another replica, writes the same event, every delivery attempt carries the same
+//! `webhook-id`, and a new upload confirmed later (even of the same bytes, after a delete or
+//! an overwrite) is a new event with a new id (the Standard Webhooks rule: one id per event).
 
 use sha2::{Digest, Sha256};
 use std::time::Duration;

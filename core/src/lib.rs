@@ -68,8 +68,9 @@ pub use constraints::{
     MAX_OBJECT_SIZE,
 };
 pub use draft::{
-    is_expired, is_promoted_copy, next_step, promoted_metadata, promoted_user_metadata, DraftState,
-    Observed, Policy, Step, SOURCE_ETAG_KEY, SOURCE_SIZE_KEY,
+    draft_version, is_expired, is_promoted_copy, next_step, promoted_metadata,
+    promoted_user_metadata, DraftState, Observed, Policy, Step, DRAFT_VERSION_LEN, SOURCE_ETAG_KEY,
+    SOURCE_SIZE_KEY, SOURCE_VERSION_KEY,
 };
 pub use limits::{
     metadata_bytes, MAX_CONFIRM_METADATA_BYTES, MAX_METADATA_BYTES, MAX_REQUIRED_HEADER_BYTES,

@@ -4,7 +4,7 @@
 //! against the worst case of every later step, so a draft it accepts can always be confirmed.
 
 use crate::constraints::{ConstraintError, UploadConstraints, DECLARED_KEY};
-use crate::draft::{SOURCE_ETAG_KEY, SOURCE_SIZE_KEY};
+use crate::draft::{DRAFT_VERSION_LEN, SOURCE_ETAG_KEY, SOURCE_SIZE_KEY, SOURCE_VERSION_KEY};
 use crate::storage::Metadata;
 
 /// S3 keeps at most 2 KiB of user metadata per object, counted as the UTF-8 bytes of every
@@ -12,10 +12,15 @@ use crate::storage::Metadata;
 pub const MAX_METADATA_BYTES: usize = 2048;
 
 /// The most DraftStore adds to the main copy's metadata at confirm: the source ETag (a
-/// multipart ETag is 32 hex digits, `-` and up to 5 digits of part count) and the source size
-/// (up to 13 digits: 5 TiB), each with its key.
-pub const MAX_CONFIRM_METADATA_BYTES: usize =
-    SOURCE_ETAG_KEY.len() + 38 + SOURCE_SIZE_KEY.len() + 13;
+/// multipart ETag is 32 hex digits, `-` and up to 5 digits of part count), the source size
+/// (up to 13 digits: 5 TiB) and the draft's version (32 hex digits), each with its key: 152
+/// bytes.
+pub const MAX_CONFIRM_METADATA_BYTES: usize = SOURCE_ETAG_KEY.len()
+    + 38
+    + SOURCE_SIZE_KEY.len()
+    + 13
+    + SOURCE_VERSION_KEY.len()
+    + DRAFT_VERSION_LEN;
 
 /// Bytes the headers a presigned PUT requires (`name: value` plus CRLF each) may take. AWS
 /// refuses a request whose headers pass 8 KiB; this leaves 1 KiB for what every client adds
@@ -94,7 +99,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "metadata is 1972 bytes (keys and values); S3 keeps 2048 per object and DraftStore \
-             needs up to 95 of them, which leaves 1953 for yours"
+             needs up to 152 of them, which leaves 1896 for yours"
         );
         // 500 entries of 3 bytes fit the metadata budget, not a request's headers.
         let many: Metadata = (0..500)

@@ -85,10 +85,17 @@ pub const MAX_REPORTED_FAILURES: usize = 100;
 /// What one sweep did; the counts are exact.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SweepReport {
-    /// Drafts listed.
+    /// Drafts listed (DraftStore's own records under the reserved prefix are not drafts: see
+    /// [`SweepReport::reserved`]).
     pub scanned: u64,
+    /// Objects listed under [`crate::events::RESERVED_PREFIX`] (the event queue, kept part
+    /// checksums): DraftStore's own records, never deleted, not counted in `scanned`.
+    pub reserved: u64,
     /// Drafts older than the lifetime.
     pub expired: u64,
+    /// Bytes of the drafts older than the lifetime: what the sweep frees if every delete
+    /// succeeds (a dry run's figure; see [`SweepReport::bytes_freed`] for what went).
+    pub expired_bytes: u64,
     /// Drafts deleted.
     pub deleted: u64,
     /// Expired drafts whose delete failed.
@@ -356,9 +363,16 @@ async fn sweep_objects<S: Storage, O: SweepObserver>(
         }
         match next_event(listing.as_mut(), &mut deletes).await {
             Event::Page(Ok(page)) => {
-                report.scanned += page.objects.len() as u64;
+                let reserved = page
+                    .objects
+                    .iter()
+                    .filter(|o| crate::events::is_reserved(&o.key))
+                    .count() as u64;
+                report.reserved += reserved;
+                report.scanned += page.objects.len() as u64 - reserved;
                 for object in select_expired(&page.objects, options.now, options.lifetime) {
                     report.expired += 1;
+                    report.expired_bytes += object.size;
                     on_expired(object);
                     if !options.dry_run {
                         pending.push(object);

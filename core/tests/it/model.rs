@@ -1,7 +1,9 @@
 //! Model-based property test: random operation sequences against the in-memory store, checked
 //! after every step against a simple model. Invariants: no confirmed object is lost or changed;
-//! a confirmed object's bytes equal the uploaded bytes; sweep never deletes a draft younger than
-//! the lifetime nor anything in main; confirm converges once faults stop. 1000 sequences in CI.
+//! a confirmed object's bytes equal the uploaded bytes; main holds the copy of one upload, and
+//! the same bytes uploaded at another time are another draft (a conflict without overwrite);
+//! sweep never deletes a draft younger than the lifetime nor anything in main; confirm
+//! converges once faults stop. 1000 sequences in CI.
 
 use draftstore_core::*;
 use proptest::prelude::*;
@@ -62,11 +64,15 @@ fn body(content: u8) -> Vec<u8> {
     format!("content #{content} of an upload").into_bytes()
 }
 
-/// What each name holds: the draft's content and upload time, and main's content.
+/// One upload: its content and the time it was stored (the draft's identity: the same bytes
+/// uploaded at another time are another draft).
+type Upload = (u8, i64);
+
+/// What each name holds: the draft, and the upload main holds a copy of.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Slot {
-    draft: Option<(u8, i64)>,
-    main: Option<u8>,
+    draft: Option<Upload>,
+    main: Option<Upload>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -82,12 +88,12 @@ impl Slot {
         match (self.draft, self.main) {
             (None, Some(_)) => (Expect::Ok, self.clone()),
             (None, None) => (Expect::NotFound, self.clone()),
-            (Some((c, _)), Some(m)) if m != c && !overwrite => (Expect::Conflict, self.clone()),
-            (Some((c, _)), _) => (
+            (Some(d), Some(m)) if m != d && !overwrite => (Expect::Conflict, self.clone()),
+            (Some(d), _) => (
                 Expect::Ok,
                 Self {
                     draft: None,
-                    main: Some(c),
+                    main: Some(d),
                 },
             ),
         }
@@ -127,7 +133,7 @@ impl World {
                 "{context}: draft of {}",
                 NAMES[name]
             );
-            assert_eq!(main, slot.main, "{context}: main of {key}");
+            assert_eq!(main, slot.main.map(|(c, _)| c), "{context}: main of {key}");
         }
     }
 
@@ -143,6 +149,36 @@ impl World {
             options,
         )
         .await
+    }
+
+    /// The version of the draft of `name` now, if there is one.
+    async fn draft_version(&self, name: usize) -> Option<String> {
+        let info = self
+            .storage
+            .head_object(&self.buckets.draft, NAMES[name])
+            .await;
+        info.ok().map(|i| draft_version(&i))
+    }
+
+    /// The upload main holds a copy of after a step that started from `before` with a draft
+    /// of version `version`: that draft's if main is stamped with it, else what main held.
+    async fn main_upload(
+        &self,
+        name: usize,
+        before: &Slot,
+        version: Option<&str>,
+    ) -> Option<Upload> {
+        let info = self
+            .storage
+            .head_object(&self.buckets.main, NAMES[name])
+            .await
+            .ok()?;
+        let stamped = info.metadata.get(SOURCE_VERSION_KEY).map(String::as_str);
+        if stamped.is_some() && stamped == version {
+            before.draft
+        } else {
+            before.main
+        }
     }
 
     fn slot(&self, name: usize) -> Slot {
@@ -212,6 +248,7 @@ impl World {
             } => {
                 let before = self.slot(name);
                 let (expect, success) = before.confirm(overwrite);
+                let version = self.draft_version(name).await;
                 let error = StorageError::Unavailable {
                     reason: "injected crash".into(),
                 };
@@ -225,7 +262,8 @@ impl World {
                 );
                 let _ = self.confirm(name, overwrite).await;
                 self.storage.clear_faults();
-                let (draft, main) = self.actual(name).await;
+                let (draft, _) = self.actual(name).await;
+                let main = self.main_upload(name, &before, version.as_deref()).await;
                 let unchanged = (draft, main) == (before.draft.map(|(c, _)| c), before.main);
                 let promoting = expect == Expect::Ok
                     && draft == before.draft.map(|(c, _)| c)
@@ -259,9 +297,11 @@ impl World {
                 let before = self.slot(name);
                 let old = before.draft.is_some_and(|(_, at)| expired(at, self.now));
                 let (_, success) = before.confirm(false);
+                let version = self.draft_version(name).await;
                 let (report, _) = tokio::join!(self.sweep(), self.confirm(name, false));
                 assert!(report.is_clean(), "{context}: {report:?}");
-                let (draft, main) = self.actual(name).await;
+                let (draft, _) = self.actual(name).await;
+                let main = self.main_upload(name, &before, version.as_deref()).await;
                 self.swept_model();
                 let swept = Slot {
                     draft: None,

@@ -7,9 +7,10 @@
 //! `.draftstore/` keys never, and at most [`MAX_DRAFTS`] entries in key order (`truncated`
 //! says more follow: narrow the prefix).
 
-use crate::api::app::{object_key, rfc3339, App};
-use crate::api::error::{ApiError, Code};
+use crate::api::app::{rfc3339, App};
+use crate::api::error::ApiError;
 use crate::api::grpc::{decode, success};
+use crate::api::prefix::key_prefix;
 use crate::auth::Tenant;
 use crate::store::Presign;
 use bytes::Bytes;
@@ -56,27 +57,6 @@ pub struct ListDraftsBody {
     pub prefix: Option<String>,
 }
 
-/// The key prefix listed for `prefix` in `tenant`'s folder: a prefix is accepted when some name
-/// starting with it could be valid (so `photos/` is, `../` and a control character are not).
-fn key_prefix(tenant: Option<&Tenant>, prefix: &str) -> Result<String, ApiError> {
-    let folder = tenant.map(|t| format!("{}/", t.folder()));
-    if prefix.is_empty() {
-        return Ok(folder.unwrap_or_default());
-    }
-    let probe = format!("{prefix}x");
-    let key = object_key(tenant, &probe).map_err(|e| {
-        ApiError::new(
-            Code::InvalidRequest,
-            format!("invalid field `prefix`: no object name can start with it ({e})"),
-        )
-    })?;
-    let key = key.as_str();
-    Ok(key
-        .get(..key.len().saturating_sub(1))
-        .unwrap_or(key)
-        .to_owned())
-}
-
 impl<B: Storage + Presign> App<B> {
     /// The caller's drafts whose names start with `prefix`, at most [`MAX_DRAFTS`].
     ///
@@ -97,7 +77,7 @@ impl<B: Storage + Presign> App<B> {
                 .list_objects(&self.buckets.draft, &listed, continuation.as_deref(), PAGE)
                 .await?;
             for object in page.objects {
-                if draftstore_core::events::is_reserved(&object.key) {
+                if !crate::api::prefix::listed(&object.key) {
                     continue;
                 }
                 let name = match &folder {
@@ -170,21 +150,4 @@ pub async fn grpc<B: Storage + Presign>(
         truncated: listed.truncated,
     }
     .framed())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefixes_are_those_a_name_can_start_with() {
-        assert_eq!(key_prefix(None, "").unwrap(), "");
-        assert_eq!(key_prefix(None, "photos/").unwrap(), "photos/");
-        assert_eq!(key_prefix(None, "ca").unwrap(), "ca");
-        for bad in ["../", "/a", "a\\", "a\u{7}", ".draftstore/", "a//"] {
-            let e = key_prefix(None, bad).unwrap_err();
-            assert_eq!(e.code.as_str(), "INVALID_REQUEST", "{bad:?}");
-            assert!(e.message.contains("`prefix`"), "{}", e.message);
-        }
-    }
 }

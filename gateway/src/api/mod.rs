@@ -2,7 +2,8 @@
 //! and gRPC ([`error`]), the catalogue of error codes ([`code`]), and the two thin adapters that
 //! serve them, REST ([`rest`], with its OpenAPI document; [`legacy`]: the original DraftStore's
 //! routes and reply shapes) and gRPC ([`grpc`]); multipart uploads ([`multipart`]), presigned
-//! POST forms ([`form`]), the caller's drafts listed ([`drafts`]) and Companion's S3 protocol for
+//! POST forms ([`form`]), the caller's drafts listed ([`drafts`]; [`prefix`]: the one check of a
+//! listing's prefix) and Companion's S3 protocol for
 //! Uppy with upload tokens ([`companion`]) in their own modules.
 
 pub mod app;
@@ -14,4 +15,5 @@ pub mod form;
 pub mod grpc;
 pub mod legacy;
 pub mod multipart;
+pub mod prefix;
 pub mod rest;

@@ -772,8 +772,8 @@ mod tests {
             }
         }
         assert_eq!(
-            checked, 22,
-            "upload-url's four, upload-form's four, source, overwrite, multipart create's six, part-urls' checksums, complete's parts, list's name, Companion create's type and metadata, list-drafts' prefix"
+            checked, 23,
+            "upload-url's four, upload-form's four, source, overwrite, multipart create's six, part-urls' checksums, complete's parts, list's name and prefix, Companion create's type and metadata, list-drafts' prefix"
         );
     }
 

@@ -113,11 +113,15 @@ async fn run_with_events<S: draftstore_core::Storage>(
 }
 
 fn summary(r: &SweepReport, bucket: &str, dry_run: bool, duration_ms: u64) -> String {
-    let verb = if dry_run { "would delete" } else { "deleted" };
-    let count = if dry_run { r.expired } else { r.deleted };
+    // A dry run frees nothing: it says what a real run would.
+    let (verb, count, bytes) = if dry_run {
+        ("would delete", r.expired, r.expired_bytes)
+    } else {
+        ("deleted", r.deleted, r.bytes_freed)
+    };
     let mut text = format!(
-        "sweep of {bucket}: scanned {}, expired {}, {verb} {count} ({} bytes), failed {}, changed since listed {}, multipart aborted {}, {} ms",
-        r.scanned, r.expired, r.bytes_freed, r.failed, r.changed, r.multipart_aborted, duration_ms
+        "sweep of {bucket}: scanned {} drafts (and {} of DraftStore's own records, kept), expired {}, {verb} {count} ({bytes} bytes), failed {}, changed since listed {}, multipart aborted {}, {} ms",
+        r.scanned, r.reserved, r.expired, r.failed, r.changed, r.multipart_aborted, duration_ms
     );
     if r.stopped_early {
         text.push_str("; stopped at --max-duration, the next run continues");
@@ -131,7 +135,9 @@ fn summary(r: &SweepReport, bucket: &str, dry_run: bool, duration_ms: u64) -> St
 fn json_report(r: &SweepReport, dry_run: bool, duration_ms: u64) -> serde_json::Value {
     serde_json::json!({
         "scanned": r.scanned,
+        "reserved": r.reserved,
         "expired": r.expired,
+        "bytes_expired": r.expired_bytes,
         "deleted": r.deleted,
         "failed": r.failed + r.multipart_failed,
         "changed": r.changed,

@@ -166,7 +166,7 @@ where
         Ok(Some(delivered))
     }
 
-    /// Main holds the copy that confirm stamped with the draft's ETag.
+    /// Main holds the copy that confirm stamped with the draft's version.
     async fn confirmed(&self, requires: &Requires) -> Result<bool, StorageError> {
         requires.holds(&*self.storage, &self.buckets.main).await
     }

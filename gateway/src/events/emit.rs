@@ -9,6 +9,7 @@ use super::queue::{self, Record};
 use draftstore_core::events::{event_id, EventType};
 use draftstore_core::{BucketName, DeleteOutcome, DeleteTarget, Storage, SweepObserver};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Queues sweep's events in `queue_bucket` (the draft bucket) of `store`.
 pub struct Emitting<'a, S> {
@@ -58,9 +59,14 @@ impl<S: Storage> SweepObserver for Emitting<'_, S> {
     }
 }
 
+/// Uploads announced by this process: with the time, part of each `draft.uploaded` id.
+static UPLOADS: AtomicU64 = AtomicU64::new(0);
+
 /// Queues `draft.uploaded` for an upload the embedded store stored in `bucket` (the draft
 /// bucket; others are ignored). Written just after the upload answered: a crash in between
-/// loses it.
+/// loses it. Called once per stored upload, so each has its own id (the key, the ETag, the
+/// time and a count of this process: one process owns an embedded store): the same bytes
+/// uploaded again are a new event, not a duplicate a receiver would drop.
 pub async fn uploaded<S: Storage>(
     storage: &S,
     bucket: &BucketName,
@@ -69,9 +75,17 @@ pub async fn uploaded<S: Storage>(
     if upload.bucket != bucket.as_str() || draftstore_core::events::is_reserved(&upload.key) {
         return;
     }
+    let now = super::now_ms();
+    let nth = UPLOADS.fetch_add(1, Ordering::Relaxed).to_string();
     let id = event_id(
         EventType::DraftUploaded,
-        &[bucket.as_str(), &upload.key, &upload.etag],
+        &[
+            bucket.as_str(),
+            &upload.key,
+            &upload.etag,
+            &now.to_string(),
+            &nth,
+        ],
     );
     let data = serde_json::json!({
         "bucket": bucket.as_str(),
@@ -79,7 +93,7 @@ pub async fn uploaded<S: Storage>(
         "size": upload.size,
         "etag": upload.etag,
     });
-    let record = Record::new(id, EventType::DraftUploaded, super::now_ms(), data);
+    let record = Record::new(id, EventType::DraftUploaded, now, data);
     if let Err(e) = queue::enqueue(storage, bucket, &record).await {
         tracing::warn!(error = %e, "cannot queue draft.uploaded");
     }

@@ -8,7 +8,8 @@ use crate::config::{OnError, Preconfirm};
 use crate::store::Presign;
 use draftstore_core::events::{event_id, sanitize_reason, EventType};
 use draftstore_core::{
-    user_metadata, BeforeCopy, Buckets, ConfirmError, ObjectInfo, ObjectName, Storage,
+    draft_version, user_metadata, BeforeCopy, Buckets, ConfirmError, ObjectInfo, ObjectName,
+    Storage,
 };
 use draftstore_signer::{Expiry, Method};
 
@@ -91,11 +92,17 @@ impl<B: Storage> Hook<'_, B> {
 
 impl<B: Storage + Presign> Hook<'_, B> {
     /// The `object.confirmed` event: its id from the main bucket, the key and the draft's
-    /// ETag, so every confirm of this draft writes the same event.
+    /// version (`draft_version`: its ETag, size, Last-Modified, type and metadata), so every
+    /// confirm of this draft (a retry, another replica) writes the same event, and a new
+    /// upload confirmed later, even of the same bytes, another.
     fn id(&self, name: &ObjectName, draft: &ObjectInfo) -> String {
         event_id(
             EventType::ObjectConfirmed,
-            &[self.buckets.main.as_str(), name.as_str(), &draft.etag],
+            &[
+                self.buckets.main.as_str(),
+                name.as_str(),
+                &draft_version(draft),
+            ],
         )
     }
 
@@ -113,6 +120,7 @@ impl<B: Storage + Presign> Hook<'_, B> {
         record.requires = Some(Requires {
             key: name.as_str().to_owned(),
             etag: draft.etag.clone(),
+            version: Some(draft_version(draft)),
         });
         record
     }
@@ -154,7 +162,7 @@ impl<B: Storage + Presign> Hook<'_, B> {
                 "preconfirm",
                 self.buckets.main.as_str(),
                 name.as_str(),
-                &draft.etag,
+                &draft_version(draft),
             ],
         )
         .replacen("msg_", "chk_", 1);

@@ -13,7 +13,7 @@
 use draftstore_core::events::{queue_key, EventType, EVENTS_PREFIX};
 use draftstore_core::{
     BucketName, CopyCondition, DeleteTarget, PutOptions, Storage, StorageError, MAX_DELETE_BATCH,
-    SOURCE_ETAG_KEY,
+    SOURCE_ETAG_KEY, SOURCE_VERSION_KEY,
 };
 use serde::{Deserialize, Serialize};
 
@@ -36,10 +36,15 @@ pub struct Requires {
     pub key: String,
     /// The draft's ETag, stamped on the main copy.
     pub etag: String,
+    /// The draft's version (core's `draft_version`), stamped on the main copy. Absent in
+    /// records queued before versions were: those compare the ETag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl Requires {
-    /// Main holds the copy a confirm stamped with [`Requires::etag`].
+    /// Main holds the copy a confirm stamped with [`Requires::version`] (without one, with
+    /// [`Requires::etag`]).
     ///
     /// # Errors
     /// The store failing.
@@ -48,11 +53,15 @@ impl Requires {
         storage: &S,
         main: &BucketName,
     ) -> Result<bool, StorageError> {
-        match storage.head_object(main, &self.key).await {
-            Ok(info) => Ok(info.metadata.get(SOURCE_ETAG_KEY) == Some(&self.etag)),
-            Err(StorageError::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        let info = match storage.head_object(main, &self.key).await {
+            Ok(info) => info,
+            Err(StorageError::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        Ok(match &self.version {
+            Some(version) => info.metadata.get(SOURCE_VERSION_KEY) == Some(version),
+            None => info.metadata.get(SOURCE_ETAG_KEY) == Some(&self.etag),
+        })
     }
 }
 
@@ -506,6 +515,41 @@ mod tests {
         assert_eq!(body["type"], "object.confirmed");
         assert_eq!(body["timestamp"], "1970-01-01T00:16:40Z");
         assert_eq!(body["data"]["k"], 1);
+    }
+
+    /// An event holds back until main holds the copy of its draft version; a record queued
+    /// before versions were (no `version`) compares the stamped ETag.
+    #[tokio::test]
+    async fn requires_compares_the_stamped_version_or_else_the_etag() {
+        let storage = MemoryStorage::new();
+        let main = BucketName::parse("main").unwrap();
+        storage.create_bucket(&main).await.unwrap();
+        let requires = |version: Option<&str>| Requires {
+            key: "k".into(),
+            etag: "e1".into(),
+            version: version.map(str::to_owned),
+        };
+        assert!(!requires(Some("v1")).holds(&storage, &main).await.unwrap());
+        let stamped = PutOptions {
+            content_type: None,
+            metadata: [
+                (SOURCE_ETAG_KEY.to_owned(), "e1".to_owned()),
+                (SOURCE_VERSION_KEY.to_owned(), "v2".to_owned()),
+            ]
+            .into(),
+        };
+        storage
+            .put_object(&main, "k", b"x".to_vec(), &stamped)
+            .await
+            .unwrap();
+        assert!(
+            !requires(Some("v1")).holds(&storage, &main).await.unwrap(),
+            "the same ETag from another upload is not this event's copy"
+        );
+        assert!(requires(Some("v2")).holds(&storage, &main).await.unwrap());
+        let legacy: Requires = serde_json::from_str(r#"{"key":"k","etag":"e1"}"#).unwrap();
+        assert_eq!(legacy, requires(None));
+        assert!(legacy.holds(&storage, &main).await.unwrap());
     }
 
     #[tokio::test]

@@ -103,7 +103,7 @@ pub(crate) async fn scanner(delay: Duration) -> (std::net::SocketAddr, Arc<Atomi
     (addr, calls)
 }
 
-async fn post(server: &Running, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post(server: &Running, path: &str, body: Value) -> (u16, Value) {
     let answer = http1()
         .post(server.url(path))
         .json(&body)
@@ -729,6 +729,18 @@ async fn the_embedded_store_announces_uploads() {
         (body["data"]["key"].as_str(), body["data"]["size"].as_u64()),
         (Some("up/load.bin"), Some(5))
     );
+    // The same bytes uploaded again are another upload: another event, with its own id (one
+    // derived from the key and ETag alone was the first one's, dropped as a duplicate).
+    assert_eq!(
+        crate::harness::put_to(url["upload_url"].as_str().unwrap(), "12345").await,
+        200
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the second upload's event arrives",
+        || async { announced(&receiver).len() >= 2 },
+    )
+    .await;
     // The confirm's event is filtered out for this endpoint (`#draft.uploaded`).
     let (status, _) = server
         .post(
@@ -997,7 +1009,7 @@ async fn concurrent_confirms_deliver_one_event_on_s3() {
 
 /// The event `id` is no longer queued: delivered (an empty marker stays a while, so a late
 /// confirm of the same draft does not queue it again) or never queued.
-async fn out_of_the_queue(server: &Running, id: &str) -> bool {
+pub(crate) async fn out_of_the_queue(server: &Running, id: &str) -> bool {
     let draft = &server.config.buckets.draft;
     match server.storage().head_object(draft, &queue_key(id)).await {
         Ok(info) => info.size == 0,
@@ -1006,7 +1018,7 @@ async fn out_of_the_queue(server: &Running, id: &str) -> bool {
 }
 
 /// Confirms `name` (with `overwrite`), expecting 200.
-async fn confirm_ok(server: &Running, name: &str, overwrite: bool) {
+pub(crate) async fn confirm_ok(server: &Running, name: &str, overwrite: bool) {
     let (status, done) = post(
         server,
         "/api/v1/confirm-upload",
@@ -1017,7 +1029,7 @@ async fn confirm_ok(server: &Running, name: &str, overwrite: bool) {
 }
 
 /// The distinct `webhook-id`s a receiver saw, with the object name and ETag each announced.
-fn announced(receiver: &Stub) -> std::collections::BTreeMap<String, (String, String)> {
+pub(crate) fn announced(receiver: &Stub) -> std::collections::BTreeMap<String, (String, String)> {
     receiver
         .seen()
         .iter()
@@ -1160,7 +1172,7 @@ async fn a_confirm_marks_its_event_copied_so_a_later_change_in_main_cannot_hold_
 }
 
 /// Deletes `key` from main behind the gateway's back (as an operator or a lifecycle rule may).
-async fn delete_from_main(server: &Running, key: &str) {
+pub(crate) async fn delete_from_main(server: &Running, key: &str) {
     use crate::harness::Direct;
     use draftstore_core::Storage;
     let main = &server.config.buckets.main;

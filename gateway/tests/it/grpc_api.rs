@@ -573,8 +573,8 @@ async fn metadata_budget_and_log_forging_names_over_grpc() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert!(err.message().contains("leaves 1953 for yours"), "{err:?}");
-    let up: pb::GetUploadUrlResponse = call(&mut grpc, GET_UPLOAD_URL, with_note(1953 - 4))
+    assert!(err.message().contains("leaves 1896 for yours"), "{err:?}");
+    let up: pb::GetUploadUrlResponse = call(&mut grpc, GET_UPLOAD_URL, with_note(1896 - 4))
         .await
         .unwrap();
     assert!(up.result.unwrap().success);

@@ -1,7 +1,8 @@
 //! Issue 16: `POST /api/v1/list-drafts` and gRPC `ListDrafts` list the caller's drafts, with
 //! their size and expiry, on the store `DRAFTSTORE_TEST_STORE` names: each tenant sees only its
 //! own (names without its folder), a prefix narrows the list, DraftStore's `.draftstore/` keys
-//! never show, a confirmed draft leaves the list, and a bad prefix or no key is refused.
+//! never show, a confirmed draft leaves the list, and a bad prefix or no key is refused, alike
+//! on every listing that takes a prefix (multipart-upload/list too).
 
 use crate::grpc_api::{call, client};
 use crate::harness::{put_to, start, Running};
@@ -198,5 +199,111 @@ async fn reserved_keys_never_show_and_grpc_lists_the_same() {
         "{}",
         refused.message()
     );
+    server.stop().await;
+}
+
+/// Every route that takes a prefix checks it the same way (one shared check): the reserved
+/// `.draftstore/`, `../` and an empty segment are 400 `INVALID_REQUEST` with one message on
+/// list-drafts and multipart-upload/list, over REST and gRPC (multipart-upload/list ignored the
+/// prefix and answered 200 with every upload); a valid prefix narrows the uploads listed.
+#[tokio::test]
+async fn every_listing_refuses_the_reserved_prefix_alike_and_multipart_uploads_narrow_by_prefix() {
+    const UPLOADS: &str = "/api/v1/multipart-upload/list";
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    post(&server, "/api/v1/draft-bucket", None, json!({})).await;
+    let mut ids = Vec::new();
+    for name in ["photos/big.bin", "video/big.bin"] {
+        let (status, made) = post(
+            &server,
+            "/api/v1/multipart-upload",
+            None,
+            json!({"object_name": name}),
+        )
+        .await;
+        assert_eq!(status, 200, "{made}");
+        ids.push(made["upload_id"].as_str().unwrap().to_owned());
+    }
+    for bad in [".draftstore/", ".draftstore/events/", "../", "a//"] {
+        let (status, drafts) = post(&server, LIST, None, json!({"prefix": bad})).await;
+        let (status_mp, uploads) = post(&server, UPLOADS, None, json!({"prefix": bad})).await;
+        assert_eq!((status, status_mp), (400, 400), "{bad}: {drafts} {uploads}");
+        assert_eq!(drafts["error"]["code"], "INVALID_REQUEST", "{bad}");
+        assert_eq!(drafts["error"], uploads["error"], "{bad}: the same refusal");
+    }
+    let (status, photos) = post(&server, UPLOADS, None, json!({"prefix": "photos/"})).await;
+    assert_eq!(status, 200, "{photos}");
+    let listed: Vec<(&str, &str)> = photos["uploads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["object_name"].as_str().unwrap(),
+                u["upload_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("photos/big.bin", ids[0].as_str())]);
+    let (_, all) = post(&server, UPLOADS, None, json!({"prefix": null})).await;
+    assert_eq!(all["uploads"].as_array().unwrap().len(), 2, "{all}");
+    let (_, named) = post(
+        &server,
+        UPLOADS,
+        None,
+        json!({"object_name": "video/big.bin", "prefix": "photos/"}),
+    )
+    .await;
+    assert_eq!(named["uploads"], json!([]), "both must match: {named}");
+
+    let mut grpc = client(server.addr).await;
+    let refused = call::<_, pb::ListMultipartUploadsResponse>(
+        &mut grpc,
+        pb::paths::LIST_MULTIPART_UPLOADS,
+        pb::ListMultipartUploadsRequest {
+            prefix: ".draftstore/".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    let refused_drafts = call::<_, pb::ListDraftsResponse>(
+        &mut grpc,
+        pb::paths::LIST_DRAFTS,
+        pb::ListDraftsRequest {
+            prefix: ".draftstore/".into(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.message(), refused_drafts.message());
+    let found: pb::ListMultipartUploadsResponse = call(
+        &mut grpc,
+        pb::paths::LIST_MULTIPART_UPLOADS,
+        pb::ListMultipartUploadsRequest {
+            prefix: "video/".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let names: Vec<&str> = found
+        .uploads
+        .iter()
+        .map(|u| u.object_name.as_str())
+        .collect();
+    assert_eq!(names, ["video/big.bin"]);
+    for (name, id) in ["photos/big.bin", "video/big.bin"].iter().zip(&ids) {
+        let (status, _) = post(
+            &server,
+            "/api/v1/multipart-upload/abort",
+            None,
+            json!({"object_name": name, "upload_id": id}),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
     server.stop().await;
 }

@@ -53,6 +53,9 @@ mod ratelimit;
 mod ratelimit_faults;
 /// The shared rate limiter's fallback starts from what Redis left; recovery is a decision.
 mod ratelimit_recovery;
+/// Issue 18's review: confirm is done only for the copy of this very draft; one event id per
+/// confirmation.
+mod reconfirm;
 /// The REST API: the README flow, constraints, every error status, metrics, the routes.
 mod rest_api;
 /// The S3 store against SeaweedFS, the conformance suite included.

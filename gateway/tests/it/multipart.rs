@@ -737,6 +737,7 @@ async fn multipart_over_grpc() {
         LIST_MULTIPART_UPLOADS,
         pb::ListMultipartUploadsRequest {
             object_name: name.into(),
+            ..Default::default()
         },
     )
     .await

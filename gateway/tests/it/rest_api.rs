@@ -718,12 +718,12 @@ async fn metadata_budget_and_log_forging_names_over_rest() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "INVALID_CONSTRAINTS");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("leaves 1953 for yours"), "{message}");
+    assert!(message.contains("leaves 1896 for yours"), "{message}");
 
     let (status, up, _) = post(
         &client,
         server.url("/api/v1/upload-url"),
-        json!({"object_name": "m.txt", "metadata": {"note": "x".repeat(1953 - 4)}}),
+        json!({"object_name": "m.txt", "metadata": {"note": "x".repeat(1896 - 4)}}),
     )
     .await;
     assert_eq!(status, 200, "{up}");

@@ -182,7 +182,7 @@ pub async fn dispatch<B: Storage + Presign>(
         Call::List => {
             let req: pb::ListMultipartUploadsRequest = decode(message)?;
             let name = Some(req.object_name.as_str()).filter(|n| !n.is_empty());
-            let uploads = app.list_multipart(tenant, name).await?;
+            let uploads = app.list_multipart(tenant, name, &req.prefix).await?;
             pb::ListMultipartUploadsResponse {
                 result: success(),
                 uploads: uploads

@@ -352,31 +352,37 @@ impl<B: Storage + Presign> App<B> {
             .await?)
     }
 
-    /// The caller's uploads in progress (of `name` only, when given), every page joined.
+    /// The caller's uploads in progress (of `name` only, when given; of names starting with
+    /// `prefix`, when given: checked as list-drafts checks it), every page joined.
     ///
     /// # Errors
-    /// An invalid name; storage failures.
+    /// An invalid name; a prefix no name can start with (400 `INVALID_REQUEST`); storage
+    /// failures.
     pub async fn list_multipart(
         &self,
         tenant: Option<&Tenant>,
         name: Option<&str>,
+        prefix: &str,
     ) -> Result<Vec<UploadInProgress>, ApiError> {
         let folder = tenant.map(|t| format!("{}/", t.folder()));
         let exact = name.map(|n| object_key(tenant, n)).transpose()?;
-        let prefix = match (&exact, &folder) {
-            (Some(key), _) => key.as_str().to_owned(),
-            (None, Some(folder)) => folder.clone(),
-            (None, None) => String::new(),
+        let starts = crate::api::prefix::key_prefix(tenant, prefix)?;
+        let listed = match &exact {
+            Some(key) => key.as_str().to_owned(),
+            None => starts.clone(),
         };
         let mut found = Vec::new();
         let mut continuation = None;
         loop {
             let page = self
                 .store
-                .list_uploads(&self.buckets.draft, &prefix, continuation.as_ref())
+                .list_uploads(&self.buckets.draft, &listed, continuation.as_ref())
                 .await?;
             for upload in page.uploads {
-                if exact.as_ref().is_some_and(|k| k.as_str() != upload.key) {
+                if exact.as_ref().is_some_and(|k| k.as_str() != upload.key)
+                    || !upload.key.starts_with(starts.as_str())
+                    || !crate::api::prefix::listed(&upload.key)
+                {
                     continue;
                 }
                 let shown = match &folder {

@@ -196,6 +196,8 @@ pub struct CompleteBody {
 pub struct ListBody {
     /// Only the uploads of this name; absent: all of the caller's.
     pub object_name: Option<String>,
+    /// Only the uploads of names starting with this; absent, `null` or empty: all.
+    pub prefix: Option<String>,
 }
 
 /// Handles one multipart route with its decoded body (`body`: the JSON text).
@@ -264,7 +266,11 @@ pub async fn handle<B: Storage + Presign>(
         Op::List => {
             let body: ListBody = decode_json(body)?;
             let uploads = app
-                .list_multipart(tenant, body.object_name.as_deref())
+                .list_multipart(
+                    tenant,
+                    body.object_name.as_deref(),
+                    body.prefix.as_deref().unwrap_or_default(),
+                )
                 .await?;
             let uploads: Vec<_> = uploads
                 .iter()
