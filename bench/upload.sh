@@ -10,10 +10,16 @@
 # figure is its part uploads' time as the client reports it (`parts_ms` in --json); Complete's
 # time (`complete_ms`) is printed beside it. The gateway's RSS is sampled every 100 ms during
 # the uploads (peak printed), and VmHWM read at the end. Compare the ratios (median of the
-# rounds), not the absolute rates: the machine is shared. The load average is printed.
+# rounds), not the absolute rates: the machine is shared. The load average is printed. The CPU
+# time of each upload (the gateway's, read from /proc before and after, plus the client's, user
+# + system; both including Complete) is printed per GiB: unlike the rates, it hardly depends on
+# what else the machine runs.
 #
 # Usage: bench/upload.sh [MiB=2048] [rounds=3] [extra gateway upload flags]
-# Needs about 4 × MiB of free disk; everything it creates is removed at exit.
+# GATEWAY=path measures that binary instead of a fresh release build. BEFORE=path also measures
+# that build (its gateway and its client, a second server on its own folder) in the same rounds,
+# for a before/after under the same load: its rows are `nosum-before` and `sum-before`.
+# Needs about 4 × MiB of free disk (6 × with BEFORE); everything it creates is removed at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mib=${1:-2048}
@@ -24,37 +30,48 @@ count=$((mib / 8))
 bytes=$((count * 8 * 1024 * 1024))
 
 command -v jq > /dev/null || { echo "bench/upload.sh needs jq (apt-get install jq)" >&2; exit 1; }
-# GATEWAY=path: measure that binary instead (e.g. an earlier build, for a before/after).
 if [ -z "${GATEWAY:-}" ]; then
   cargo build --release --quiet -p draftstore-gateway --bin gateway
 fi
-bin=${GATEWAY:-target/release/gateway}
+declare -A bin port pid
+bin[now]=${GATEWAY:-target/release/gateway}
+sides=(now)
+if [ -n "${BEFORE:-}" ]; then
+  bin[before]=$BEFORE
+  sides+=(before)
+fi
 work=$(mktemp -d -p "$PWD/target" upload-bench.XXXXXX)
-pid=
 sampler=
 cleanup() {
   if [ -n "$sampler" ]; then kill "$sampler" 2> /dev/null || true; fi
-  if [ -n "$pid" ]; then kill "$pid" 2> /dev/null || true; wait "$pid" 2> /dev/null || true; fi
+  for side in "${!pid[@]}"; do
+    kill "${pid[$side]}" 2> /dev/null || true
+    wait "${pid[$side]}" 2> /dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-DRAFTSTORE_DATA_DIR="$work/data" DRAFTSTORE_BIND=127.0.0.1 HTTP_PORT="$port" DRAFTSTORE_LOG=warn \
-  "$bin" serve > "$work/serve.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/health" > /dev/null 2>&1 && break
-  sleep 0.1
+# Complete (and a confirm) copy the whole object on the embedded store: on a busy disk 2 GiB
+# can take longer than the default 30 s request time limit, which would cut the bench.
+for side in "${sides[@]}"; do
+  port[$side]=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  DRAFTSTORE_DATA_DIR="$work/data-$side" DRAFTSTORE_BIND=127.0.0.1 HTTP_PORT="${port[$side]}" \
+    DRAFTSTORE_LOG=warn DRAFTSTORE_REQUEST_TIMEOUT_MS=600000 "${bin[$side]}" serve > "$work/serve-$side.log" 2>&1 &
+  pid[$side]=$!
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:${port[$side]}/health" > /dev/null 2>&1 && break
+    sleep 0.1
+  done
 done
 
 # Random bytes (not zeros), written once; the page cache holds them as it would a user's file.
 head -c "$bytes" /dev/urandom > "$work/input"
 sync
 
-# RSS samples (KiB) of the gateway, every 100 ms, for the whole run.
-(while kill -0 "$pid" 2> /dev/null; do
-  awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2> /dev/null || true
+# RSS samples (KiB) of the measured gateway, every 100 ms, for the whole run.
+(while kill -0 "${pid[now]}" 2> /dev/null; do
+  awk '/^VmRSS:/ { print $2 }' "/proc/${pid[now]}/status" 2> /dev/null || true
   sleep 0.1
 done > "$work/rss.txt") &
 sampler=$!
@@ -66,50 +83,69 @@ run_dd() {
   rm -f "$work/dd.out"
 }
 
-run_upload() { # $1: nosum|sum
-  local flags=()
-  [ "$1" = nosum ] && flags+=(--no-checksum)
-  "$bin" upload "$work/input" --name bench.bin --endpoint "http://127.0.0.1:$port" \
-    --parallel 4 --json "${flags[@]}" "${extra[@]}" > "$work/upload.json" 2> "$work/upload.log"
-  echo "$(jq -r '.parts_ms' "$work/upload.json") $(jq -r '.complete_ms' "$work/upload.json")"
+# CPU time (ms, user + system) that gateway $1 has used so far.
+gateway_cpu_ms() {
+  awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/${pid[$1]}/stat"
 }
 
-echo "round kind ms complete_ms" > "$work/results.txt"
+run_upload() { # $1: nosum|sum, $2: now|before
+  local flags=() side=$2 before client
+  [ "$1" = nosum ] && flags+=(--no-checksum)
+  before=$(gateway_cpu_ms "$side")
+  # bash's `time` reports the client's own CPU (user, system, seconds).
+  client=$( { TIMEFORMAT='%U %S'; time "${bin[$side]}" upload "$work/input" --name bench.bin \
+    --endpoint "http://127.0.0.1:${port[$side]}" --parallel 4 --json "${flags[@]}" "${extra[@]}" \
+    > "$work/upload.json" 2> "$work/upload.log"; } 2>&1 )
+  echo "$(jq -r '.parts_ms' "$work/upload.json") $(jq -r '.complete_ms' "$work/upload.json")" \
+    "$(($(gateway_cpu_ms "$side") - before))" "$(echo "$client" | awk '{ print int(($1 + $2) * 1000) }')"
+}
+
+kinds=(dd nosum sum)
+[ -n "${BEFORE:-}" ] && kinds+=(nosum-before sum-before)
+echo "round kind ms complete_ms gateway_cpu_ms client_cpu_ms" > "$work/results.txt"
 for round in $(seq 1 "$rounds"); do
-  order=(dd nosum sum)
-  rot=$(((round - 1) % 3))
-  order=("${order[@]:$rot}" "${order[@]:0:$rot}")
+  rot=$(((round - 1) % ${#kinds[@]}))
+  order=("${kinds[@]:$rot}" "${kinds[@]:0:$rot}")
   for kind in "${order[@]}"; do
     sync
-    if [ "$kind" = dd ]; then
-      echo "$round dd $(run_dd) 0" >> "$work/results.txt"
-    else
-      echo "$round $kind $(run_upload "$kind")" >> "$work/results.txt"
-    fi
+    case $kind in
+      dd) echo "$round dd $(run_dd) 0 0 0" ;;
+      *-before) echo "$round $kind $(run_upload "${kind%-before}" before)" ;;
+      *) echo "$round $kind $(run_upload "$kind" now)" ;;
+    esac >> "$work/results.txt"
   done
 done
 kill "$sampler" 2> /dev/null || true
 sampler=
-hwm_kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+hwm_kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/${pid[now]}/status")
 rss_peak_kib=$(sort -n "$work/rss.txt" | tail -1)
 
 echo "$mib MiB, $rounds rounds, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-awk -v b="$bytes" -v hwm="$hwm_kib" -v rss="$rss_peak_kib" '
+awk -v b="$bytes" -v hwm="$hwm_kib" -v rss="$rss_peak_kib" -v before="${BEFORE:+1}" '
   NR == 1 { next }
-  { ms[$1, $2] = $3; cms[$1, $2] = $4; if ($1 > n) n = $1 }
+  { ms[$1, $2] = $3; cms[$1, $2] = $4; gw[$1, $2] = $5; cl[$1, $2] = $6; if ($1 > n) n = $1 }
   function rate(t) { return b / (t / 1e3) / 1048576 }
   function median(a, k,   i, j, t) {
     for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
     return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
   }
-  END {
+  function table(u_kind, s_kind, title,   r, d, u, s, ru, rs, gu, cu, gs, cs, gib) {
+    printf "\n%s\n", title
     printf "| round | dd conv=fsync | upload, no checksum | vs dd | complete | upload, SHA-256 | vs dd | complete |\n"
     printf "|---|---|---|---|---|---|---|---|\n"
+    gib = b / 1073741824
     for (r = 1; r <= n; r++) {
-      d = rate(ms[r, "dd"]); u = rate(ms[r, "nosum"]); s = rate(ms[r, "sum"])
+      d = rate(ms[r, "dd"]); u = rate(ms[r, u_kind]); s = rate(ms[r, s_kind])
       ru[r] = u / d; rs[r] = s / d
-      printf "| %d | %.0f MiB/s | %.0f MiB/s | %.2f× | %d ms | %.0f MiB/s | %.2f× | %d ms |\n", r, d, u, u / d, cms[r, "nosum"], s, s / d, cms[r, "sum"]
+      gu[r] = gw[r, u_kind] / gib; cu[r] = cl[r, u_kind] / gib
+      gs[r] = gw[r, s_kind] / gib; cs[r] = cl[r, s_kind] / gib
+      printf "| %d | %.0f MiB/s | %.0f MiB/s | %.2f× | %d ms | %.0f MiB/s | %.2f× | %d ms |\n", r, d, u, u / d, cms[r, u_kind], s, s / d, cms[r, s_kind]
     }
     printf "median ratio: no checksum %.2f×, SHA-256 %.2f×\n", median(ru, n), median(rs, n)
-    printf "gateway RSS: peak sampled %.1f MiB, VmHWM %.1f MiB\n", rss / 1024, hwm / 1024
+    printf "CPU per GiB (median, parts + Complete): no checksum: gateway %.2f s + client %.2f s; SHA-256: gateway %.2f s + client %.2f s\n", median(gu, n) / 1e3, median(cu, n) / 1e3, median(gs, n) / 1e3, median(cs, n) / 1e3
+  }
+  END {
+    table("nosum", "sum", "this build")
+    if (before) table("nosum-before", "sum-before", "BEFORE build (same rounds)")
+    printf "gateway RSS (this build): peak sampled %.1f MiB, VmHWM %.1f MiB\n", rss / 1024, hwm / 1024
   }' "$work/results.txt"

@@ -80,6 +80,9 @@ async fn forward(
             std::future::pending::<()>().await;
         }
         if state.fail.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+            // Read the part first, as S3 does: answered early, a client still sending may hit
+            // the closed connection (a broken pipe) before it reads the answer.
+            let _ = req.into_body().collect().await;
             let body = "<Error><Code>SlowDown</Code><Message>injected</Message></Error>";
             return Ok(hyper::Response::builder()
                 .status(503)

@@ -7,7 +7,7 @@
 //! [`transfer`] (one presigned PUT streamed from the file), [`single`] and [`parts`] (the two
 //! ways of uploading), [`state`] (the resume file) and [`progress`] (bar or plain lines).
 //!
-//! It does not: read the whole file into memory (parts are streamed in 512 KiB chunks), print
+//! It does not: read the whole file into memory (parts are streamed in 1 MiB chunks), print
 //! the token, or trust a stored part it cannot match (size, and ETag when known).
 
 pub mod api;

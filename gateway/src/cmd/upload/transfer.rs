@@ -1,5 +1,10 @@
 //! One presigned PUT of a byte range of the file, streamed in [`CHUNK`]-byte reads (never the
 //! whole range in memory), and the hashes computed over such a range before it is sent.
+//!
+//! The range is read by one blocking thread per PUT, straight into the buffer that is sent
+//! (one `read(2)` per chunk, no copy after it), [`READ_AHEAD`] chunks ahead of the socket: the
+//! disk or page cache is read while the previous chunk is sent. (`tokio::fs` would read into
+//! its own buffer and copy it out, and hop threads per read.)
 
 use super::api::{describe, Presigned};
 use super::progress::Progress;
@@ -9,10 +14,12 @@ use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 /// Bytes read from the file at a time.
-pub const CHUNK: usize = 512 * 1024;
+pub const CHUNK: usize = 1024 * 1024;
+
+/// Chunks read ahead of the socket, per PUT (so at most `READ_AHEAD + 1` chunks in memory).
+pub const READ_AHEAD: usize = 2;
 
 /// Why a PUT failed, and whether a new attempt (on a fresh URL) may succeed.
 #[derive(Debug)]
@@ -48,8 +55,16 @@ pub async fn put(
         retryable: false,
         message: format!("{}: {e}", file.display()),
     };
-    let mut opened = tokio::fs::File::open(file).await.map_err(local)?;
-    opened.seek(SeekFrom::Start(offset)).await.map_err(local)?;
+    let path = file.to_owned();
+    let opened = tokio::task::spawn_blocking(move || {
+        let mut opened = std::fs::File::open(path)?;
+        opened.seek(SeekFrom::Start(offset))?;
+        Ok::<_, std::io::Error>(opened)
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|r| r)
+    .map_err(local)?;
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let body = reqwest::Body::wrap_stream(stream(opened, len, progress.clone(), sent.clone()));
     let mut request = client
@@ -106,41 +121,56 @@ fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<String> {
     Some(rest.get(..end)?.chars().take(200).collect())
 }
 
-/// The range as a stream of chunks; an early end of file is an error (the file shrank).
+/// The range as a stream of chunks read ahead by a blocking thread; an early end of file is an
+/// error (the file shrank). Dropping the stream (the PUT ended) stops the thread at its next
+/// chunk.
 fn stream(
-    file: tokio::fs::File,
+    file: std::fs::File,
     len: u64,
     progress: Arc<Progress>,
     sent: Arc<std::sync::atomic::AtomicU64>,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> {
-    futures_util::stream::unfold((file, len), move |(mut file, left)| {
+    let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+    tokio::task::spawn_blocking(move || read_ahead(file, len, &tx));
+    futures_util::stream::unfold(rx, move |mut rx| {
         let (progress, sent) = (progress.clone(), sent.clone());
         async move {
-            if left == 0 {
-                return None;
+            let chunk = rx.recv().await?;
+            if let Ok(bytes) = &chunk {
+                let n = bytes.len() as u64;
+                sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                progress.sent(n);
             }
-            let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
-            let mut buf = vec![0u8; want];
-            let read = match file.read(&mut buf).await {
-                Ok(0) => Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the file shrank while it was uploaded",
-                )),
-                Ok(n) => Ok(n),
-                Err(e) => Err(e),
-            };
-            match read {
-                Ok(n) => {
-                    buf.truncate(n);
-                    let n = n as u64;
-                    sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                    progress.sent(n);
-                    Some((Ok(Bytes::from(buf)), (file, left - n)))
-                }
-                Err(e) => Some((Err(e), (file, 0))),
-            }
+            Some((chunk, rx))
         }
     })
+}
+
+/// Reads `len` bytes of `file` (from where it stands) into [`CHUNK`]-byte buffers and sends
+/// them; stops at the first error (sent too) or when the receiver is gone.
+fn read_ahead(
+    mut file: std::fs::File,
+    len: u64,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) {
+    let mut left = len;
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
+        let mut buf = vec![0u8; want];
+        let chunk = match file.read_exact(&mut buf) {
+            Ok(()) => Ok(Bytes::from(buf)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was uploaded",
+            )),
+            Err(e) => Err(e),
+        };
+        let failed = chunk.is_err();
+        if tx.blocking_send(chunk).is_err() || failed {
+            return;
+        }
+        left -= want as u64;
+    }
 }
 
 /// The base64 SHA-256 of bytes `offset..offset + len` of `file` (the checksum a part URL
@@ -221,6 +251,47 @@ mod tests {
             Some("BadDigest")
         );
         assert_eq!(between("<Code>", "<Code>", "</Code>"), None);
+    }
+
+    /// The chunks of `stream` over `len` bytes from `offset` of a file holding `content`.
+    async fn streamed(content: &[u8], offset: u64, len: u64) -> Vec<std::io::Result<Bytes>> {
+        use futures_util::StreamExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, content).unwrap();
+        let mut file = std::fs::File::open(&path).unwrap();
+        file.seek(SeekFrom::Start(offset)).unwrap();
+        let progress = Arc::new(Progress::new(len, 0));
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let chunks: Vec<_> = stream(file, len, progress, sent.clone()).collect().await;
+        let ok: u64 = chunks.iter().flatten().map(|c| c.len() as u64).sum();
+        assert_eq!(sent.load(std::sync::atomic::Ordering::Relaxed), ok);
+        chunks
+    }
+
+    #[tokio::test]
+    async fn the_stream_sends_exactly_the_range_in_chunks() {
+        let content: Vec<u8> = (0..2 * CHUNK + 300)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
+        let len = (2 * CHUNK + 100) as u64;
+        let chunks = streamed(&content, 7, len).await;
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.as_ref().unwrap().len()).collect();
+        assert_eq!(sizes, [CHUNK, CHUNK, 100]);
+        let joined: Vec<u8> = chunks.into_iter().flat_map(|c| c.unwrap()).collect();
+        assert_eq!(joined, content[7..7 + 2 * CHUNK + 100]);
+        assert!(streamed(&content, 0, 0).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_file_shorter_than_the_range_ends_the_stream_with_an_error() {
+        let content = vec![1u8; CHUNK + 10];
+        let chunks = streamed(&content, 0, (CHUNK + 20) as u64).await;
+        assert_eq!(chunks.len(), 2, "one whole chunk, then the error");
+        assert_eq!(chunks[0].as_ref().unwrap().len(), CHUNK);
+        let error = chunks[1].as_ref().unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(error.to_string().contains("shrank"), "{error}");
     }
 
     #[tokio::test]

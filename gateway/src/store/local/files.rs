@@ -154,19 +154,28 @@ impl Drop for Scratch {
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder (mode 0600), fsync,
 /// rename, fsync of the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("no parent folder"))?;
+    write_synced(dir, bytes)?.rename(path.to_path_buf())?.keep();
+    sync_dir(dir)
+}
+
+/// `bytes` in a new hidden file of `dir` (`.<random>.part`, mode 0600, which [`scrub`] removes
+/// after a crash), fsynced: ready to be renamed into place.
+///
+/// # Errors
+/// The file cannot be created, written or synced (it is then removed).
+pub fn write_synced(dir: &Path, bytes: &[u8]) -> std::io::Result<Scratch> {
+    use std::io::Write;
     let tmp = Scratch {
         path: dir.join(format!(".{}", tmp_name())),
         armed: true,
     };
     let mut file = create_file(tmp.path())?;
     file.write_all(bytes)?;
-    file.sync_all()?;
-    tmp.rename(path.to_path_buf())?.keep();
-    sync_dir(dir)
+    file.sync_data()?;
+    Ok(tmp)
 }
 
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {

@@ -806,8 +806,12 @@ mod tests {
                 etag: "n".into(),
                 checksum_sha256: None,
             };
-            uploads::commit_part(&root, "main-draft", "k", &id2, part, tmp).unwrap();
+            let upload = ("main-draft", "k", id2.as_str());
+            let (_waiter, gate) = commits::waiting();
+            let staged = uploads::stage_part(&root, upload, part, tmp).unwrap();
+            let placed = staged.place(&root, &gate, upload).unwrap();
             drop(guard);
+            placed.finish().unwrap();
         });
         is_locked.recv().unwrap();
         let completing = {

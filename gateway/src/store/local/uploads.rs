@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 
 mod parts;
 
+#[cfg(test)]
+pub use parts::stage_part;
 pub use parts::{commit_part, complete, put_part};
 
 const UPLOAD_FILE: &str = "upload.json";
@@ -318,7 +320,9 @@ mod tests {
             etag: "e".into(),
             checksum_sha256: None,
         };
-        commit_part(root, "b", "k", &id, part, tmp).unwrap();
+        let lock = Commits::open(root).unwrap();
+        let (_waiter, gate) = crate::store::local::commits::waiting();
+        commit_part(root, (&lock, &gate), ("b", "k", &id), part, tmp).unwrap();
         let upload = upload_dir(root, "b", &id).unwrap();
         // A part placed without its metadata, a half-written metadata file, a folder of an
         // upload whose upload.json was never written.

@@ -23,6 +23,12 @@ use std::time::Duration;
 const API_ATTEMPTS: u32 = 4;
 /// The longest an API call may take (they are small JSON calls).
 const API_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest `complete` and `confirm` may take: each may copy the whole object (the embedded
+/// store copies the parts into one file, a confirm copies the draft), seconds per GiB on a busy
+/// disk. A client that gave up earlier would try again while the first attempt still ran, and
+/// be told the upload is gone once that attempt completed it. The server's own time limit
+/// (`DRAFTSTORE_REQUEST_TIMEOUT_MS`) still applies.
+const COPY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The API client.
 #[derive(Debug)]
@@ -160,7 +166,7 @@ impl Api {
         }
         let body = serde_json::json!({ "object_name": object_name });
         match self
-            .try_call::<Uploads>("api/v1/multipart-upload/list", &body)
+            .try_call::<Uploads>("api/v1/multipart-upload/list", &body, API_TIMEOUT)
             .await
         {
             Ok(answer) => Ok(answer.uploads),
@@ -186,7 +192,8 @@ impl Api {
         let body = serde_json::json!({
             "object_name": object_name, "upload_id": upload_id, "parts": parts,
         });
-        self.call("api/v1/multipart-upload/complete", &body).await
+        self.call_within("api/v1/multipart-upload/complete", &body, COPY_TIMEOUT)
+            .await
     }
 
     /// `POST /api/v1/confirm-upload`.
@@ -195,7 +202,8 @@ impl Api {
     /// See the module doc.
     pub async fn confirm(&self, object_name: &str, overwrite: bool) -> Result<Confirmed, Exit> {
         let body = serde_json::json!({"object_name": object_name, "overwrite": overwrite});
-        self.call("api/v1/confirm-upload", &body).await
+        self.call_within("api/v1/confirm-upload", &body, COPY_TIMEOUT)
+            .await
     }
 
     /// One call, tried again while the server may not have answered it.
@@ -204,13 +212,24 @@ impl Api {
         path: &str,
         body: &serde_json::Value,
     ) -> Result<T, Exit> {
-        self.try_call(path, body).await.map_err(Exit::from)
+        self.call_within(path, body, API_TIMEOUT).await
+    }
+
+    /// [`Api::call`] with its own time limit per attempt.
+    async fn call_within<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<T, Exit> {
+        self.try_call(path, body, timeout).await.map_err(Exit::from)
     }
 
     async fn try_call<T: DeserializeOwned>(
         &self,
         path: &str,
         body: &serde_json::Value,
+        timeout: Duration,
     ) -> Result<T, CallError> {
         let route = format!("/{path}");
         let url = self
@@ -223,7 +242,7 @@ impl Api {
             let mut request = self
                 .client
                 .post(url.clone())
-                .timeout(API_TIMEOUT)
+                .timeout(timeout)
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(body.to_string());
             if let Some(Token(value)) = &self.token {

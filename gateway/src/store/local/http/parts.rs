@@ -102,9 +102,8 @@ impl LocalStorage {
         };
         let answer = meta.clone();
         self.blocking(move |root, lock, gate| {
-            let _guard = lock.lock()?;
-            gate.enter()?;
-            uploads::commit_part(root, &bucket, &key, &part.upload_id, meta, tmp)
+            let upload = (bucket.as_str(), key.as_str(), part.upload_id.as_str());
+            uploads::commit_part(root, (lock, &gate), upload, meta, tmp)
         })
         .await
         .map_err(Failure::storage)?;

@@ -37,7 +37,7 @@ impl LocalStorage {
             let mut file = file;
             while let Some(chunk) = rx.blocking_recv() {
                 if chunk.is_empty() {
-                    return file.sync_all().map(|()| (hashing, true));
+                    return file.sync_data().map(|()| (hashing, true));
                 }
                 hashing.update(&chunk);
                 file.write_all(&chunk)?;

@@ -8,39 +8,132 @@ use draftstore_core::{
     check_completion, ChecksumAlgorithm, Completed, CompletedPart, Part, StorageError,
 };
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Makes `data` (complete, fsynced) part `part.part_number` of upload `id`, replacing an earlier
-/// one. Caller holds the lock; on failure nothing changes and `data` is removed.
+/// one, and fsyncs the upload's folder before it returns (an answered part survives a crash).
+/// Only the renames happen under the store's lock ([`Staged::place`]): the part's metadata is
+/// written and fsynced beside the upload before ([`stage_part`]), the folder fsynced and the
+/// replaced bytes removed after ([`Placed::finish`]), so parts sent in parallel do not queue
+/// behind each other's fsyncs. On failure nothing changes and `data` is removed; `gate` closed
+/// (the caller went) changes nothing.
+///
+/// # Errors
+/// `NoSuchUpload` when the upload is gone (aborted, completed); a file operation failed.
 pub fn commit_part(
     root: &Path,
-    bucket: &str,
-    key: &str,
-    id: &str,
-    mut part: PartMeta,
+    (lock, gate): (&Commits, &Gate),
+    upload: (&str, &str, &str),
+    part: PartMeta,
     data: Scratch,
 ) -> Result<(), StorageError> {
+    let staged = stage_part(root, upload, part, data)?;
+    let placed = {
+        let _guard = lock.lock()?;
+        staged.place(root, gate, upload)?
+    };
+    placed.finish()
+}
+
+/// A received part and its metadata, both fsynced, not yet in place.
+#[derive(Debug)]
+pub struct Staged {
+    dir: PathBuf,
+    part: PartMeta,
+    /// `.<random>.part` in the upload's folder: the part's metadata.
+    meta: Scratch,
+    data: Scratch,
+}
+
+/// Writes and fsyncs the metadata of part `part` (whose bytes are `data`) beside upload `id`.
+///
+/// # Errors
+/// `NoSuchUpload` when the upload is gone; a file operation failed (`data` is then removed).
+pub fn stage_part(
+    root: &Path,
+    (bucket, key, id): (&str, &str, &str),
+    mut part: PartMeta,
+    data: Scratch,
+) -> Result<Staged, StorageError> {
     let (dir, _) = read_upload(root, bucket, key, id)?;
-    let number = part.part_number;
-    let data_name = format!("{number}.{:016x}.data", fastrand::u64(..));
-    let placed = data
-        .rename(dir.join(&data_name))
-        .map_err(|e| io_error("place part", &e))?;
-    let meta_path = dir.join(format!("{number}.json"));
-    let old = std::fs::read(&meta_path)
-        .ok()
-        .and_then(|t| serde_json::from_slice::<PartMeta>(&t).ok())
-        .map(|p| p.data);
-    part.data = data_name;
+    part.data = format!("{}.{:016x}.data", part.part_number, fastrand::u64(..));
     let text = serde_json::to_vec(&part).map_err(|e| StorageError::Backend {
         reason: e.to_string(),
     })?;
-    files::write_atomic(&meta_path, &text).map_err(|e| io_error("write part", &e))?;
-    placed.keep();
-    if let Some(old) = old.filter(|o| *o != part.data) {
-        let _ = std::fs::remove_file(dir.join(old));
+    let meta = files::write_synced(&dir, &text).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => StorageError::NoSuchUpload {
+            upload_id: id.to_owned(),
+        },
+        _ => io_error("write part", &e),
+    })?;
+    Ok(Staged {
+        dir,
+        part,
+        meta,
+        data,
+    })
+}
+
+/// A part in place whose folder is not yet fsynced.
+#[derive(Debug)]
+#[must_use = "the part is durable only after `finish`"]
+pub struct Placed {
+    dir: PathBuf,
+    /// The data file of the part it replaced.
+    replaced: Option<String>,
+}
+
+impl Staged {
+    /// Renames the data, then the metadata, into place (the part appears with its metadata).
+    /// Caller holds the lock.
+    ///
+    /// # Errors
+    /// `NoSuchUpload` when the upload was aborted or completed meanwhile; the gate is closed; a
+    /// rename failed. Nothing changed then.
+    pub fn place(
+        self,
+        root: &Path,
+        gate: &Gate,
+        (bucket, key, id): (&str, &str, &str),
+    ) -> Result<Placed, StorageError> {
+        read_upload(root, bucket, key, id)?;
+        gate.enter()?;
+        let Self {
+            dir,
+            part,
+            meta,
+            data,
+        } = self;
+        let placed = data
+            .rename(dir.join(&part.data))
+            .map_err(|e| io_error("place part", &e))?;
+        let meta_path = dir.join(format!("{}.json", part.part_number));
+        let replaced = std::fs::read(&meta_path)
+            .ok()
+            .and_then(|t| serde_json::from_slice::<PartMeta>(&t).ok())
+            .map(|p| p.data)
+            .filter(|old| *old != part.data);
+        // On failure `placed` is dropped: no data without metadata stays.
+        meta.rename(meta_path)
+            .map_err(|e| io_error("write part", &e))?
+            .keep();
+        placed.keep();
+        Ok(Placed { dir, replaced })
     }
-    Ok(())
+}
+
+impl Placed {
+    /// Fsyncs the upload's folder (the renames are durable), then removes the replaced bytes.
+    ///
+    /// # Errors
+    /// The fsync failed: the part may not survive a crash.
+    pub fn finish(self) -> Result<(), StorageError> {
+        files::sync_dir(&self.dir).map_err(|e| io_error("write part", &e))?;
+        if let Some(old) = self.replaced {
+            let _ = std::fs::remove_file(self.dir.join(old));
+        }
+        Ok(())
+    }
 }
 
 /// Stores `body` as part `part_number` of upload `(bucket, key, id)` in-process (the
@@ -88,11 +181,9 @@ pub fn put_part(
     };
     let (tmp, mut file) = Scratch::create(root).map_err(|e| io_error("write", &e))?;
     file.write_all(body)
-        .and_then(|()| file.sync_all())
+        .and_then(|()| file.sync_data())
         .map_err(|e| io_error("write", &e))?;
-    let _guard = lock.lock()?;
-    gate.enter()?;
-    commit_part(root, bucket, key, id, part.clone(), tmp)?;
+    commit_part(root, (lock, gate), (bucket, key, id), part.clone(), tmp)?;
     Ok(part.part())
 }
 
