@@ -223,14 +223,10 @@ pub struct PartBatch<'a> {
     pub parts: &'a [BatchPart<'a>],
 }
 
-/// One part of a [`PartBatch`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchPart<'a> {
-    /// 1..=10000.
-    pub part_number: u32,
-    /// Base64 SHA-256 of the part, to sign in as `x-amz-checksum-sha256`.
-    pub checksum_sha256: Option<&'a str>,
-}
+/// One part of a [`PartBatch`]: core's [`PartToSign`](draftstore_core::PartToSign), as the
+/// API's checks leave it (its number, and the checksum to sign in), so a batch is signed from
+/// the checked parts without copying them.
+pub type BatchPart<'a> = draftstore_core::PartToSign<'a>;
 
 #[cfg(test)]
 mod tests {
