@@ -79,13 +79,13 @@ pub use memory::{Fault, MemoryStorage};
 pub use multipart::{
     check_completion, check_part_number, every_part, multipart_etag, valid_part_number,
     ChecksumAlgorithm, Completed, CompletedPart, CompletionError, MultipartOptions, Part,
-    MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE,
+    UploadChecksum, MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE,
 };
 pub use name::{NameError, ObjectName, MAX_KEY_BYTES};
 pub use parts::kept::{self as kept_parts, Kept, KEPT_PREFIX};
 pub use parts::{
     assemble, check_completed, check_declared, part_count, part_urls, plan, upload_metadata,
-    Assembly, PartError, PartPlan, StoredPart, DEFAULT_PART_SIZE, MAX_PART_URLS,
+    Assembly, PartError, PartPlan, PartToSign, StoredPart, DEFAULT_PART_SIZE, MAX_PART_URLS,
 };
 pub use storage::*;
 pub use sweep::{

@@ -34,6 +34,37 @@ impl ChecksumAlgorithm {
     }
 }
 
+/// What a store says of an upload's per-part checksums without listing every part
+/// ([`Storage::upload_checksum`](crate::Storage::upload_checksum)): what a call for part URLs
+/// needs to know, at a cost that does not grow with the parts stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadChecksum {
+    /// The store says it: the upload was created with [`ChecksumAlgorithm::Sha256`] (`true`)
+    /// or with no checksum (`false`), and its ListParts shows each stored part's checksum.
+    Known(bool),
+    /// The store does not say (S3 shows the algorithm only through stored parts' checksums,
+    /// and SeaweedFS not even then); `parts_stored` tells whether any part is stored.
+    Unknown {
+        /// At least one part is stored.
+        parts_stored: bool,
+    },
+}
+
+impl UploadChecksum {
+    /// What `parts` (an upload's ListParts) tell: [`Self::Known`]`(true)` when a part shows a
+    /// SHA-256, else [`Self::Unknown`].
+    #[must_use]
+    pub fn of_parts(parts: &[Part]) -> Self {
+        if parts.iter().any(|p| p.checksum_sha256.is_some()) {
+            Self::Known(true)
+        } else {
+            Self::Unknown {
+                parts_stored: !parts.is_empty(),
+            }
+        }
+    }
+}
+
 /// What CreateMultipartUpload sets on the object the upload will make.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MultipartOptions {

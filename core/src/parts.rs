@@ -229,20 +229,73 @@ fn part_number(number: u64) -> Result<u32, PartError> {
     valid_part_number(number).ok_or(PartError::PartNumber { number })
 }
 
+/// One part URL a call signs: its number and the checksum signed in, if any (borrowed from
+/// the call's request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartToSign<'a> {
+    /// 1..=10 000.
+    pub part_number: u32,
+    /// Base64 SHA-256 of the part (32 bytes), signed in as `x-amz-checksum-sha256`.
+    pub checksum_sha256: Option<&'a str>,
+}
+
+/// Words of [`Seen`]: one bit for each number up to 10 000 ([`MAX_PARTS`]).
+const SEEN_WORDS: usize = 10_000 / 64 + 1;
+
+/// Part numbers 1..=10 000 seen, one bit each: a call's duplicate check without a map.
+struct Seen([u64; SEEN_WORDS]);
+
+impl Seen {
+    const fn new() -> Self {
+        Self([0; SEEN_WORDS])
+    }
+
+    /// The word and bit of `n`.
+    fn slot(&mut self, n: u32) -> Option<(&mut u64, u64)> {
+        let word = self.0.get_mut(usize::try_from(n / 64).ok()?)?;
+        Some((word, 1 << (n % 64)))
+    }
+
+    /// Marks `n`; whether it was marked before.
+    fn insert(&mut self, n: u32) -> bool {
+        self.slot(n).is_some_and(|(word, bit)| {
+            let before = *word & bit != 0;
+            *word |= bit;
+            before
+        })
+    }
+
+    fn contains(&self, n: u32) -> bool {
+        usize::try_from(n / 64)
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .is_some_and(|word| word & (1 << (n % 64)) != 0)
+    }
+}
+
+/// Whether `sum` is the base64 of 32 bytes (a SHA-256), decoded on the stack.
+fn is_sha256(sum: &str) -> bool {
+    let mut raw = [0_u8; 48];
+    matches!(
+        base64::engine::general_purpose::STANDARD.decode_slice(sum, &mut raw),
+        Ok(32)
+    )
+}
+
 /// The parts a call for part URLs may sign, in the order asked, each with the checksum to
-/// sign in: 1..=1000 distinct numbers in 1..=10 000; `checksums` (keyed by the decimal part
-/// number) only when the upload declared SHA-256 (`sha256`), and then one for every part.
-/// `sha256` is `None` when that is not known yet (no part stored: S3 reports the algorithm
-/// only through its parts): the checksums given are signed, and the store refuses a part
-/// without one when the upload needs it.
+/// sign in (borrowed from `checksums`): 1..=1000 distinct numbers in 1..=10 000; `checksums`
+/// (keyed by the decimal part number) only when the upload declared SHA-256 (`sha256`), and
+/// then one for every part. `sha256` is `None` when that is not known yet (no part stored:
+/// S3 reports the algorithm only through its parts): the checksums given are signed, and the
+/// store refuses a part without one when the upload needs it. Each number is checked once.
 ///
 /// # Errors
 /// The first rule broken, naming the part.
-pub fn part_urls(
+pub fn part_urls<'a>(
     numbers: &[u64],
-    checksums: &BTreeMap<String, String>,
+    checksums: &'a BTreeMap<String, String>,
     sha256: Option<bool>,
-) -> Result<Vec<(u32, Option<String>)>, PartError> {
+) -> Result<Vec<PartToSign<'a>>, PartError> {
     if numbers.is_empty() || numbers.len() > MAX_PART_URLS {
         return Err(PartError::UrlCount {
             count: numbers.len(),
@@ -251,39 +304,45 @@ pub fn part_urls(
     if sha256 == Some(false) && !checksums.is_empty() {
         return Err(PartError::ChecksumNotDeclared);
     }
-    let mut wanted = BTreeMap::new();
+    let mut seen = Seen::new();
+    let mut wanted = Vec::with_capacity(numbers.len());
     for &number in numbers {
         let n = part_number(number)?;
-        if wanted.insert(n, ()).is_some() {
+        if seen.insert(n) {
             return Err(PartError::Duplicate { number: n });
         }
+        wanted.push(PartToSign {
+            part_number: n,
+            checksum_sha256: None,
+        });
     }
-    let mut sums = BTreeMap::new();
-    for (key, sum) in checksums {
-        let n = key
-            .parse::<u32>()
-            .ok()
-            .filter(|n| wanted.contains_key(n) && n.to_string() == *key)
-            .ok_or_else(|| PartError::ChecksumUnrequested {
-                key: key.chars().take(32).collect(),
-            })?;
-        let raw = base64::engine::general_purpose::STANDARD.decode(sum);
-        if raw.map_or(true, |raw| raw.len() != 32) {
-            return Err(PartError::ChecksumFormat { number: n });
-        }
-        sums.insert(n, sum.clone());
-    }
-    numbers
-        .iter()
-        .map(|&number| {
-            let n = part_number(number)?;
-            match sums.get(&n) {
-                Some(sum) => Ok((n, Some(sum.clone()))),
-                None if sha256 == Some(true) => Err(PartError::ChecksumMissing { number: n }),
-                None => Ok((n, None)),
+    if !checksums.is_empty() {
+        let mut sums = BTreeMap::new();
+        for (key, sum) in checksums {
+            let n = key
+                .parse::<u32>()
+                .ok()
+                .filter(|n| seen.contains(*n) && n.to_string() == *key)
+                .ok_or_else(|| PartError::ChecksumUnrequested {
+                    key: key.chars().take(32).collect(),
+                })?;
+            if !is_sha256(sum) {
+                return Err(PartError::ChecksumFormat { number: n });
             }
-        })
-        .collect()
+            sums.insert(n, sum.as_str());
+        }
+        for part in &mut wanted {
+            part.checksum_sha256 = sums.get(&part.part_number).copied();
+        }
+    }
+    if sha256 == Some(true) {
+        if let Some(part) = wanted.iter().find(|p| p.checksum_sha256.is_none()) {
+            return Err(PartError::ChecksumMissing {
+                number: part.part_number,
+            });
+        }
+    }
+    Ok(wanted)
 }
 
 /// A part the store holds, as listed.

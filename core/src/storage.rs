@@ -2,7 +2,7 @@
 //! Implemented by the in-memory store (here), the embedded local store and the S3 backend
 //! (gateway). Futures are `Send` so the server can run them on any worker thread.
 
-use crate::multipart::{Completed, CompletedPart, MultipartOptions, Part};
+use crate::multipart::{Completed, CompletedPart, MultipartOptions, Part, UploadChecksum};
 use crate::BucketName;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -473,6 +473,26 @@ pub trait Storage: Send + Sync {
         key: &str,
         upload_id: &str,
     ) -> impl Future<Output = Result<Vec<Part>, StorageError>> + Send;
+
+    /// Whether upload `upload_id` of `bucket/key` exists and what it says of its per-part
+    /// checksums ([`UploadChecksum`]), without listing its parts when the store need not: a
+    /// call for part URLs asks this, so its cost must not grow with the parts already stored.
+    /// The default reads [`Storage::list_parts`] ([`UploadChecksum::of_parts`]).
+    ///
+    /// # Errors
+    /// As [`Storage::list_parts`]: `NoSuchUpload` for an unknown upload, or one begun for
+    /// another key.
+    fn upload_checksum(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = Result<UploadChecksum, StorageError>> + Send {
+        async move {
+            let parts = self.list_parts(bucket, key, upload_id).await?;
+            Ok(UploadChecksum::of_parts(&parts))
+        }
+    }
 
     /// Makes the object from `parts` (S3 CompleteMultipartUpload), atomically: it appears whole
     /// or not at all; the upload is gone afterwards. Parts are checked as

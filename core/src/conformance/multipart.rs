@@ -1,11 +1,12 @@
 //! Multipart uploads, the same on every store: parts in any order, a re-uploaded part replacing
 //! the first, ListParts, completion with every part or a chosen few, S3's completion errors
-//! naming the part, abort freeing the upload, unknown ids, and SHA-256 part checksums.
+//! naming the part, abort freeing the upload, unknown ids, and SHA-256 part checksums (listed,
+//! and as [`Storage::upload_checksum`] tells them).
 
 use super::bucket;
 use crate::{
     every_part, multipart_etag, ChecksumAlgorithm, CompletedPart, Metadata, MultipartOptions,
-    Storage, StorageError, MIN_PART_SIZE,
+    Storage, StorageError, UploadChecksum, MIN_PART_SIZE,
 };
 use base64::Engine;
 use sha2::Digest;
@@ -289,6 +290,21 @@ pub async fn multipart_errors<S: Storage>(storage: &S, prefix: &str) {
         matches!(r, Err(StorageError::NoSuchUpload { .. })),
         "completing another key's upload: {r:?}"
     );
+    for (k, upload) in [(key, unknown), ("another-key", id.as_str())] {
+        let r = storage.upload_checksum(&b, k, upload).await;
+        assert!(
+            matches!(r, Err(StorageError::NoSuchUpload { .. })),
+            "upload_checksum of {k} {upload}: {r:?}"
+        );
+    }
+    let said = storage.upload_checksum(&b, key, &id).await.unwrap();
+    assert!(
+        matches!(
+            said,
+            UploadChecksum::Known(false) | UploadChecksum::Unknown { parts_stored: true }
+        ),
+        "an upload without checksums, parts stored: {said:?}"
+    );
     storage.abort_upload(&b, key, &id).await.unwrap();
 }
 
@@ -349,6 +365,17 @@ pub async fn multipart_checksums<S: Storage>(storage: &S, prefix: &str) {
         .create_multipart_upload(&b, key, &options)
         .await
         .unwrap();
+    let said = storage.upload_checksum(&b, key, &id).await.unwrap();
+    assert!(
+        matches!(
+            said,
+            UploadChecksum::Known(true)
+                | UploadChecksum::Unknown {
+                    parts_stored: false
+                }
+        ),
+        "a SHA-256 upload before any part: {said:?}"
+    );
     let body = bytes(1000, 3);
     let wrong = sha256_b64(b"other bytes");
     let r = storage
@@ -368,6 +395,13 @@ pub async fn multipart_checksums<S: Storage>(storage: &S, prefix: &str) {
         reported.is_none_or(|r| r == sum),
         "ListParts reports the part's SHA-256, if any: {reported:?}"
     );
+    // A store that says the upload keeps checksums lists them.
+    let said = storage.upload_checksum(&b, key, &id).await.unwrap();
+    let shown = match reported {
+        Some(_) => UploadChecksum::Known(true),
+        None => UploadChecksum::Unknown { parts_stored: true },
+    };
+    assert_eq!(said, shown, "upload_checksum after a part");
     let done = storage
         .complete_multipart_upload(&b, key, &id, &[CompletedPart::from(&stored)])
         .await

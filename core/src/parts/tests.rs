@@ -84,24 +84,38 @@ fn a_whole_object_checksum_is_refused_saying_checksums_are_per_part() {
 #[test]
 fn part_urls_keep_the_order_asked_and_sign_each_checksum() {
     let none = BTreeMap::new();
+    let pairs = |parts: Vec<PartToSign<'_>>| -> Vec<(u32, Option<String>)> {
+        parts
+            .into_iter()
+            .map(|p| (p.part_number, p.checksum_sha256.map(str::to_owned)))
+            .collect()
+    };
     assert_eq!(
-        part_urls(&[3, 1, 2], &none, None).unwrap(),
+        pairs(part_urls(&[3, 1, 2], &none, None).unwrap()),
         vec![(3, None), (1, None), (2, None)]
     );
     let sums: BTreeMap<String, String> =
         [("1".into(), SUM.into()), ("3".into(), SUM.into())].into();
     assert_eq!(
-        part_urls(&[3, 1], &sums, Some(true)).unwrap(),
+        pairs(part_urls(&[3, 1], &sums, Some(true)).unwrap()),
         vec![(3, Some(SUM.into())), (1, Some(SUM.into()))]
     );
     // Not known yet (no part stored): what is given is signed, nothing is required.
+    let three: BTreeMap<String, String> = [("3".to_owned(), SUM.to_owned())].into();
     assert_eq!(
-        part_urls(&[3, 2], &[("3".to_owned(), SUM.to_owned())].into(), None).unwrap(),
+        pairs(part_urls(&[3, 2], &three, None).unwrap()),
         vec![(3, Some(SUM.into())), (2, None)]
     );
     assert_eq!(
-        part_urls(&[2], &none, Some(false)).unwrap(),
+        pairs(part_urls(&[2], &none, Some(false)).unwrap()),
         vec![(2, None)]
+    );
+    // The ends of the range, and the largest call, each number once.
+    let all: Vec<u64> = (9001..=10_000).collect();
+    assert_eq!(part_urls(&all, &none, None).unwrap().len(), 1000);
+    assert_eq!(
+        part_urls(&[10_000, 1, 10_000], &none, None),
+        Err(PartError::Duplicate { number: 10_000 })
     );
 }
 
@@ -323,8 +337,9 @@ proptest! {
             .prop_map(|set| set.into_iter().collect::<Vec<u64>>())
             .prop_shuffle(),
     ) {
-        let got = part_urls(&numbers, &BTreeMap::new(), None).unwrap();
-        let got: Vec<u64> = got.into_iter().map(|(n, _)| u64::from(n)).collect();
+        let none = BTreeMap::new();
+        let got = part_urls(&numbers, &none, None).unwrap();
+        let got: Vec<u64> = got.into_iter().map(|p| u64::from(p.part_number)).collect();
         prop_assert_eq!(got, numbers);
     }
 

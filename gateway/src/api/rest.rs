@@ -355,7 +355,7 @@ pub fn health() -> Response<Body> {
 }
 
 /// A response carrying JSON text already written.
-fn json_text(status: StatusCode, text: Vec<u8>) -> Response<Body> {
+pub(crate) fn json_text(status: StatusCode, text: Vec<u8>) -> Response<Body> {
     let mut response = Response::new(full(text));
     *response.status_mut() = status;
     response

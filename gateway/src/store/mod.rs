@@ -4,12 +4,12 @@
 
 pub mod local;
 pub mod s3;
+mod urls;
+
+pub(crate) use urls::Urls;
 
 use draftstore_core::{BucketName, ObjectName, StorageError};
-use draftstore_signer::{
-    Addressing, Endpoint, Expiry, Method, Part, PartUrls, PostForm, PostPolicy, Request, Signer,
-    Timestamp,
-};
+use draftstore_signer::{Expiry, Method, PartUrls, PostForm, PostPolicy, Timestamp};
 
 /// Makes presigned URLs for a store's objects (object_store's `Signer` shape): a client holding
 /// the URL may send `method` to `bucket/key` until it expires, with no other credentials.
@@ -223,149 +223,15 @@ pub struct PartBatch<'a> {
     pub parts: &'a [BatchPart<'a>],
 }
 
-/// One part of a [`PartBatch`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchPart<'a> {
-    /// 1..=10000.
-    pub part_number: u32,
-    /// Base64 SHA-256 of the part, to sign in as `x-amz-checksum-sha256`.
-    pub checksum_sha256: Option<&'a str>,
-}
-
-/// The header a part's checksum is signed into its URL as.
-const CHECKSUM_HEADER: &str = "x-amz-checksum-sha256";
-
-/// Signs `request` (a PUT to the upload's object) as the UploadParts of `batch`, in one
-/// [`Signer::presign_parts`] call, after the same checks as [`sign_part`].
-fn sign_parts(
-    signer: &Signer,
-    request: Request<'_>,
-    batch: &PartBatch<'_>,
-    expires: Expiry,
-    now: Timestamp,
-) -> Result<PartUrls, StorageError> {
-    check_upload_id(batch.upload_id)?;
-    for part in batch.parts {
-        draftstore_core::check_part_number(part.part_number)?;
-    }
-    let checksums: Vec<[(&str, &str); 1]> = batch
-        .parts
-        .iter()
-        .map(|p| [(CHECKSUM_HEADER, p.checksum_sha256.unwrap_or_default())])
-        .collect();
-    let parts: Vec<Part<'_>> = batch
-        .parts
-        .iter()
-        .zip(&checksums)
-        .map(|(p, header)| Part {
-            number: p.part_number,
-            headers: if p.checksum_sha256.is_some() {
-                header
-            } else {
-                &[]
-            },
-        })
-        .collect();
-    signer
-        .presign_parts(&request, batch.upload_id, &parts, expires, now)
-        .map_err(cannot_presign)
-}
-
-fn check_upload_id(upload_id: &str) -> Result<(), StorageError> {
-    if upload_id.is_empty() {
-        return Err(StorageError::InvalidArgument {
-            reason: "an upload id is needed".into(),
-        });
-    }
-    Ok(())
-}
-
-fn cannot_presign(e: draftstore_signer::Error) -> StorageError {
-    StorageError::Backend {
-        reason: format!("cannot presign: {e}"),
-    }
-}
-
-/// Signs `request` as an UploadPart of `part` (its query and checksum header added).
-fn sign_part(
-    signer: &Signer,
-    request: Request<'_>,
-    part: &PartUrl<'_>,
-    expires: Expiry,
-    now: Timestamp,
-) -> Result<String, StorageError> {
-    draftstore_core::check_part_number(part.part_number)?;
-    check_upload_id(part.upload_id)?;
-    let number = part.part_number.to_string();
-    let query = [
-        ("partNumber", number.as_str()),
-        ("uploadId", part.upload_id),
-    ];
-    let checksum;
-    let headers: &[(&str, &str)] = match part.checksum_sha256 {
-        Some(sum) => {
-            checksum = [(CHECKSUM_HEADER, sum)];
-            &checksum
-        }
-        None => &[],
-    };
-    let request = Request {
-        query: &query,
-        ..request
-    };
-    sign(signer, request, headers, expires, now)
-}
-
-/// `scheme://authority/<path_prefix><bucket>` (path-style) or `scheme://<bucket>.authority/`
-/// (virtual-hosted): where a POST form for `bucket` is sent.
-fn bucket_url(
-    endpoint: &Endpoint,
-    addressing: Addressing,
-    path_prefix: &str,
-    bucket: &str,
-) -> String {
-    let scheme = endpoint.scheme().as_str();
-    match addressing {
-        Addressing::Path => format!("{scheme}://{}/{path_prefix}{bucket}", endpoint.authority()),
-        Addressing::VirtualHost => format!("{scheme}://{bucket}.{}/", endpoint.authority()),
-    }
-}
-
-/// Signs a POST policy with `signer`, its URL at `endpoint` (see [`bucket_url`]).
-fn sign_post(
-    signer: &Signer,
-    url: String,
-    policy: &PostPolicy<'_>,
-    expires: Expiry,
-    now: Timestamp,
-) -> Result<(String, PostForm), StorageError> {
-    let form =
-        signer
-            .presign_post(policy, expires, now)
-            .map_err(|e| StorageError::InvalidArgument {
-                reason: format!("cannot sign the POST policy: {e}"),
-            })?;
-    Ok((url, form))
-}
-
-/// Signs `request` (its headers set to `headers`) into a presigned URL.
-fn sign<'a>(
-    signer: &Signer,
-    mut request: Request<'a>,
-    headers: &'a [(&'a str, &'a str)],
-    expires: Expiry,
-    now: Timestamp,
-) -> Result<String, StorageError> {
-    request.headers = headers;
-    signer
-        .presign(&request, expires, now)
-        .map_err(cannot_presign)
-}
+/// One part of a [`PartBatch`]: core's [`PartToSign`](draftstore_core::PartToSign), as the
+/// API's checks leave it (its number, and the checksum to sign in), so a batch is signed from
+/// the checked parts without copying them.
+pub type BatchPart<'a> = draftstore_core::PartToSign<'a>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use draftstore_signer::{Addressing, Credentials, Endpoint};
+    use draftstore_signer::{Addressing, Credentials, Endpoint, Signer};
 
     /// A store that signs part by part: the trait's default batch.
     struct OneByOne {
@@ -374,14 +240,13 @@ mod tests {
     }
 
     impl OneByOne {
-        fn request<'a>(&'a self, bucket: &'a BucketName, key: &'a ObjectName) -> Request<'a> {
-            Request::new(
-                Method::Put,
-                &self.endpoint,
-                Addressing::Path,
-                bucket.as_str(),
-                key.as_str(),
-            )
+        fn urls(&self) -> Urls<'_> {
+            Urls {
+                signer: &self.signer,
+                endpoint: &self.endpoint,
+                addressing: Addressing::Path,
+                under: None,
+            }
         }
     }
 
@@ -395,11 +260,8 @@ mod tests {
             expires: Expiry,
             now: Timestamp,
         ) -> Result<String, StorageError> {
-            let request = Request {
-                method,
-                ..self.request(bucket, key)
-            };
-            sign(&self.signer, request, headers, expires, now)
+            self.urls()
+                .presign(method, bucket, key, headers, expires, now)
         }
 
         fn presign_upload_part(
@@ -408,13 +270,7 @@ mod tests {
             expires: Expiry,
             now: Timestamp,
         ) -> Result<String, StorageError> {
-            sign_part(
-                &self.signer,
-                self.request(part.bucket, part.key),
-                part,
-                expires,
-                now,
-            )
+            self.urls().part(part, expires, now)
         }
 
         fn presign_post(
@@ -423,8 +279,7 @@ mod tests {
             expires: Expiry,
             now: Timestamp,
         ) -> Result<(String, PostForm), StorageError> {
-            let url = bucket_url(&self.endpoint, Addressing::Path, "", policy.bucket);
-            sign_post(&self.signer, url, policy, expires, now)
+            self.urls().post(policy, expires, now)
         }
     }
 
@@ -459,8 +314,7 @@ mod tests {
         let expires = Expiry::new(900).unwrap();
         let now = Timestamp::parse_amz("20261127T120000Z").unwrap();
         let default = store.presign_upload_parts(&batch, expires, now).unwrap();
-        let request = store.request(&bucket, &key);
-        let batched = sign_parts(&store.signer, request, &batch, expires, now).unwrap();
+        let batched = store.urls().parts(&batch, expires, now).unwrap();
         assert_eq!(batched.len(), parts.len());
         assert_eq!(
             batched.iter().collect::<Vec<_>>(),
@@ -499,19 +353,82 @@ mod tests {
                 upload_id,
                 parts: &parts,
             };
-            let batched = sign_parts(
-                &store.signer,
-                store.request(&bucket, &key),
-                &batch,
-                expires,
-                now,
-            );
+            let batched = store.urls().parts(&batch, expires, now);
             let default = store.presign_upload_parts(&batch, expires, now);
             assert!(
                 matches!(batched, Err(StorageError::InvalidArgument { .. })),
                 "{batched:?}"
             );
             assert_eq!(batched, default);
+        }
+    }
+
+    /// Every kind of URL of one store starts from the same request: the same origin and path
+    /// (under `_store/` on the embedded store; the bucket in the host when virtual-hosted).
+    #[test]
+    fn every_kind_of_url_of_a_store_points_at_the_same_place() {
+        let signer = store().signer;
+        let bucket = BucketName::parse("main-draft").unwrap();
+        let key = ObjectName::parse("a b/c.txt").unwrap();
+        let expires = Expiry::new(60).unwrap();
+        let now = Timestamp::parse_amz("20261127T120000Z").unwrap();
+        let policy = PostPolicy::new("main-draft", "a b/c.txt");
+        for (endpoint, addressing, under, object, form) in [
+            (
+                "http://127.0.0.1:8080",
+                Addressing::Path,
+                Some("_store"),
+                "http://127.0.0.1:8080/_store/main-draft/a%20b/c.txt?",
+                "http://127.0.0.1:8080/_store/main-draft",
+            ),
+            (
+                "https://s3.example.com",
+                Addressing::Path,
+                None,
+                "https://s3.example.com/main-draft/a%20b/c.txt?",
+                "https://s3.example.com/main-draft",
+            ),
+            (
+                "https://s3.example.com",
+                Addressing::VirtualHost,
+                None,
+                "https://main-draft.s3.example.com/a%20b/c.txt?",
+                "https://main-draft.s3.example.com/",
+            ),
+        ] {
+            let endpoint = Endpoint::parse(endpoint).unwrap();
+            let urls = Urls {
+                signer: &signer,
+                endpoint: &endpoint,
+                addressing,
+                under,
+            };
+            let get = urls
+                .presign(Method::Get, &bucket, &key, &[], expires, now)
+                .unwrap();
+            let part = PartUrl {
+                bucket: &bucket,
+                key: &key,
+                upload_id: "id",
+                part_number: 7,
+                checksum_sha256: None,
+            };
+            let one = urls.part(&part, expires, now).unwrap();
+            let batch = PartBatch {
+                bucket: &bucket,
+                key: &key,
+                upload_id: "id",
+                parts: &[BatchPart {
+                    part_number: 7,
+                    checksum_sha256: None,
+                }],
+            };
+            let batched = urls.parts(&batch, expires, now).unwrap();
+            assert!(get.starts_with(object), "{get}");
+            assert!(one.starts_with(object), "{one}");
+            assert!(one.contains("&partNumber=7&uploadId=id&"), "{one}");
+            assert_eq!(batched.get(0), Some(one.as_str()));
+            assert_eq!(urls.post(&policy, expires, now).unwrap().0, form);
         }
     }
 }

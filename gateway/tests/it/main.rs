@@ -43,6 +43,8 @@ mod local_store;
 mod manifests;
 /// Multipart uploads over REST and gRPC: parts out of order, resume, every error, tenants.
 mod multipart;
+/// `part-urls` on the embedded store reads no part: its cost does not grow with the parts.
+mod part_urls;
 /// `gateway presign`.
 mod presign_cli;
 /// A fault-injecting TCP proxy in front of SeaweedFS.

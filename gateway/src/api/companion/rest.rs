@@ -193,15 +193,16 @@ async fn sign_part<B: Storage + Presign>(
     upload_id: &str,
     number: u64,
 ) -> Result<Response<Body>, ApiError> {
+    let none = BTreeMap::new();
     let signed = app
-        .part_urls(tenant, name, upload_id, &[number], &BTreeMap::new())
+        .part_urls(tenant, name, upload_id, &[number], &none)
         .await?;
     let part = signed
-        .into_iter()
+        .iter()
         .next()
         .ok_or_else(|| ApiError::new(Code::Encode, "no part URL was signed"))?;
     // Seconds the URL lives, as Companion's `expires`; `expires_at` says when exactly.
-    let expires = seconds_until(&part.expires_at);
+    let expires = seconds_until(part.expires_at);
     json(
         StatusCode::OK,
         &value!({"url": part.url, "expires": expires, "expires_at": part.expires_at}),

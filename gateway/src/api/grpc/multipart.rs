@@ -117,19 +117,22 @@ pub async fn dispatch<B: Storage + Presign>(
                 .into_iter()
                 .map(|(n, sum)| (n.to_string(), sum))
                 .collect();
-            let urls = app
+            let signed = app
                 .part_urls(tenant, &req.object_name, &req.upload_id, &numbers, &sums)
                 .await?;
             pb::GetPartUploadUrlsResponse {
                 result: success(),
-                parts: urls
-                    .into_iter()
+                parts: signed
+                    .iter()
                     .map(|u| pb::PartUploadUrl {
                         part_number: u.part_number,
-                        url: u.url,
+                        url: u.url.to_owned(),
                         method: "PUT".into(),
-                        expires_at: u.expires_at,
-                        required_headers: u.required_headers.into_iter().collect(),
+                        expires_at: u.expires_at.to_owned(),
+                        required_headers: u
+                            .required_headers()
+                            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                            .collect(),
                         expires_at_cut_by_credentials: u.cut_by_credentials,
                     })
                     .collect(),

@@ -2,30 +2,35 @@
 //! gateway keeps each checksum it signs into a part URL beside the upload (core's
 //! `kept_parts`), and a complete sends, for every part, the checksum the store listed, else the
 //! one kept, else refuses with 400 naming the part. Stores that list them (AWS S3, the embedded
-//! store) are never asked for what was kept.
+//! store) are never asked for what was kept, and a store that says what the upload keeps
+//! ([`UploadChecksum::Known`]: the embedded store) keeps nothing beside it.
 
 use crate::api::app::App;
 use crate::api::error::ApiError;
 use crate::store::Presign;
-use draftstore_core::{kept_parts, CompletedPart, Part, PartError, Storage};
+use draftstore_core::{
+    kept_parts, CompletedPart, Part, PartError, PartToSign, Storage, UploadChecksum,
+};
 
 impl<B: Storage + Presign> App<B> {
-    /// Whether the upload keeps SHA-256 checksums: `Some(true)` when its listed parts carry
-    /// them or it was recorded so at create; `None` when nothing tells yet (no part stored, no
-    /// record: an upload created before the gateway kept records); else `Some(false)`.
+    /// Whether the upload keeps SHA-256 checksums: as the store `said` when it knows;
+    /// otherwise `Some(true)` when it was recorded so at create, `None` when nothing tells yet
+    /// (no part stored, no record: an upload created before the gateway kept records), else
+    /// `Some(false)`.
     pub(super) async fn keeps_sha256(
         &self,
         key: &str,
         upload_id: &str,
-        stored: &[Part],
+        said: UploadChecksum,
     ) -> Result<Option<bool>, ApiError> {
-        if stored.iter().any(|p| p.checksum_sha256.is_some()) {
-            return Ok(Some(true));
-        }
+        let parts_stored = match said {
+            UploadChecksum::Known(sha256) => return Ok(Some(sha256)),
+            UploadChecksum::Unknown { parts_stored } => parts_stored,
+        };
         if kept_parts::keeps_sha256(&*self.store, &self.buckets.draft, key, upload_id).await? {
             return Ok(Some(true));
         }
-        Ok((!stored.is_empty()).then_some(false))
+        Ok(parts_stored.then_some(false))
     }
 
     /// Records the checksums about to be signed (none: nothing written).
@@ -33,11 +38,11 @@ impl<B: Storage + Presign> App<B> {
         &self,
         key: &str,
         upload_id: &str,
-        wanted: &[(u32, Option<String>)],
+        wanted: &[PartToSign<'_>],
     ) -> Result<(), ApiError> {
         let sums: Vec<(u32, &str)> = wanted
             .iter()
-            .filter_map(|(n, sum)| sum.as_deref().map(|s| (*n, s)))
+            .filter_map(|p| p.checksum_sha256.map(|s| (p.part_number, s)))
             .collect();
         if sums.is_empty() {
             return Ok(());
@@ -67,7 +72,8 @@ impl<B: Storage + Presign> App<B> {
         }
         // One GET for an upload without checksums; the signed records are read only for one
         // that keeps them.
-        if self.keeps_sha256(key, upload_id, listed).await? != Some(true) {
+        let said = UploadChecksum::of_parts(listed);
+        if self.keeps_sha256(key, upload_id, said).await? != Some(true) {
             return Ok(());
         }
         let kept = kept_parts::kept(&*self.store, &self.buckets.draft, key, upload_id).await?;

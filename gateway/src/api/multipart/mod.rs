@@ -9,19 +9,22 @@
 //! `NoSuchUpload`, 404).
 
 mod checksums;
+mod part_urls;
+mod reply;
 pub mod rest;
 
-use crate::api::app::{object_key, rfc3339, ttl_within, App};
+pub use part_urls::{SignedPart, SignedParts};
+
+use crate::api::app::{object_key, rfc3339, App};
 use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
-use crate::store::{BatchPart, PartBatch, Presign};
+use crate::store::Presign;
 use draftstore_core::{
-    assemble, check_completed, check_declared, kept_parts, part_urls, plan, upload_metadata,
+    assemble, check_completed, check_declared, kept_parts, plan, upload_metadata,
     ChecksumAlgorithm, CompletedPart, MultipartOptions, Part, Storage, StoredPart,
     UploadConstraints,
 };
 use draftstore_signer::Timestamp;
-use std::collections::BTreeMap;
 
 /// A multipart upload just created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,21 +39,6 @@ pub struct CreatedUpload {
     pub part_count: Option<u32>,
     /// When sweep may abort it (created + the object lifetime), RFC 3339 UTC.
     pub expires_at: String,
-}
-
-/// A presigned PUT of one part.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedPart {
-    /// The part, 1..=10 000.
-    pub part_number: u32,
-    /// The presigned URL (`?partNumber=N&uploadId=…`).
-    pub url: String,
-    /// When the URL stops working, RFC 3339 UTC.
-    pub expires_at: String,
-    /// The TTL was cut so the URL does not outlive the credentials it is signed with.
-    pub cut_by_credentials: bool,
-    /// Headers the PUT must send (the part's `x-amz-checksum-sha256`), sorted.
-    pub required_headers: Vec<(String, String)>,
 }
 
 /// A part the store holds.
@@ -88,9 +76,6 @@ pub struct UploadInProgress {
 
 /// `"SHA256"`, the one per-part checksum algorithm offered.
 pub const SHA256: &str = "SHA256";
-
-/// The header a part's PUT carries its checksum in (signed into the URL).
-const CHECKSUM_HEADER: &str = "x-amz-checksum-sha256";
 
 /// Refuses an upload id that cannot be one: empty, over 1024 bytes, or not printable ASCII
 /// (S3's are base64-like; the embedded store's hex).
@@ -172,73 +157,6 @@ impl<B: Storage + Presign> App<B> {
                 .map(rfc3339)
                 .unwrap_or_default(),
         })
-    }
-
-    /// Presigned PUTs of `numbers` (1..=1000 of them), in the order asked, each with its
-    /// checksum signed in when the upload declared SHA-256.
-    ///
-    /// # Errors
-    /// A part rule (400 naming the part); an unknown upload (404); signing failures.
-    pub async fn part_urls(
-        &self,
-        tenant: Option<&Tenant>,
-        name: &str,
-        upload_id: &str,
-        numbers: &[u64],
-        checksums: &BTreeMap<String, String>,
-    ) -> Result<Vec<SignedPart>, ApiError> {
-        let key = object_key(tenant, name)?;
-        check_upload_id(upload_id)?;
-        // The upload must exist (and be the caller's); its parts tell whether it keeps
-        // checksums (S3 says so only through them).
-        let stored = self
-            .store
-            .list_parts(&self.buckets.draft, key.as_str(), upload_id)
-            .await?;
-        let sha256 = self.keeps_sha256(key.as_str(), upload_id, &stored).await?;
-        let wanted = part_urls(numbers, checksums, sha256)?;
-        if !stored.iter().any(|p| p.checksum_sha256.is_some()) {
-            self.keep_signed(key.as_str(), upload_id, &wanted).await?;
-        }
-        if let Some(tenant) = tenant {
-            tenant.allow_url().await?;
-        }
-        let now = now()?;
-        let (ttl, cut_by_credentials) =
-            ttl_within(now, self.upload_ttl, self.store.url_deadline())?;
-        let expires_at = now
-            .checked_add(u64::from(ttl.secs()))
-            .map(rfc3339)
-            .unwrap_or_default();
-        // One batch: the store signs every URL with one key lookup and one hashed head.
-        let parts: Vec<BatchPart<'_>> = wanted
-            .iter()
-            .map(|(part_number, checksum)| BatchPart {
-                part_number: *part_number,
-                checksum_sha256: checksum.as_deref(),
-            })
-            .collect();
-        let batch = PartBatch {
-            bucket: &self.buckets.draft,
-            key: &key,
-            upload_id,
-            parts: &parts,
-        };
-        let signed = self.store.presign_upload_parts(&batch, ttl, now)?;
-        drop(parts);
-        Ok(wanted
-            .into_iter()
-            .zip(signed.iter())
-            .map(|((part_number, checksum), url)| SignedPart {
-                part_number,
-                url: url.to_owned(),
-                expires_at: expires_at.clone(),
-                cut_by_credentials,
-                required_headers: checksum
-                    .map(|sum| vec![(CHECKSUM_HEADER.to_owned(), sum)])
-                    .unwrap_or_default(),
-            })
-            .collect())
     }
 
     /// Every part stored so far, in ascending number.

@@ -2,10 +2,11 @@
 //! [`decode_json`](crate::api::rest::decode_json) rules, replies in the same shapes as the
 //! other routes, errors in the same `{"error": {"code", "message"}}`.
 
-use super::{PartInfo, SignedPart, SHA256};
+use super::reply::part_urls_reply;
+use super::{PartInfo, SHA256};
 use crate::api::app::App;
 use crate::api::error::{ApiError, Code};
-use crate::api::rest::json;
+use crate::api::rest::{json, json_text};
 use crate::auth::Tenant;
 use crate::http::response::Body;
 use crate::store::Presign;
@@ -215,19 +216,17 @@ pub async fn handle<B: Storage + Presign>(
         Op::Create => create(app, tenant, decode_json(body)?).await,
         Op::PartUrls => {
             let body: PartUrlsBody = decode_json(body)?;
-            let urls = app
+            let checksums = body.checksums_sha256.unwrap_or_default();
+            let signed = app
                 .part_urls(
                     tenant,
                     &body.object_name,
                     &body.upload_id,
                     &body.part_numbers,
-                    &body.checksums_sha256.unwrap_or_default(),
+                    &checksums,
                 )
                 .await?;
-            json(
-                StatusCode::OK,
-                &value!({"parts": urls.iter().map(part_url).collect::<Vec<_>>()}),
-            )
+            Ok(json_text(StatusCode::OK, part_urls_reply(&signed)))
         }
         Op::Parts => {
             let body: UploadBody = decode_json(body)?;
@@ -306,28 +305,6 @@ async fn create<B: Storage + Presign>(
         object.insert("part_count".into(), count.into());
     }
     json(StatusCode::OK, &reply)
-}
-
-fn part_url(made: &SignedPart) -> serde_json::Value {
-    let headers: serde_json::Map<String, serde_json::Value> = made
-        .required_headers
-        .iter()
-        .map(|(n, v)| (n.clone(), v.as_str().into()))
-        .collect();
-    let mut reply = value!({
-        "part_number": made.part_number,
-        "url": made.url,
-        "method": "PUT",
-        "expires_at": made.expires_at,
-        "required_headers": headers,
-    });
-    if let Some(object) = reply.as_object_mut().filter(|_| made.cut_by_credentials) {
-        object.insert(
-            crate::api::rest::CUT_BY_CREDENTIALS.into(),
-            serde_json::Value::Bool(true),
-        );
-    }
-    reply
 }
 
 fn part(p: &PartInfo) -> serde_json::Value {

@@ -1,13 +1,24 @@
 //! Presigned URLs to the local store's own endpoint: `<public url>/_store/<bucket>/<key>`,
 //! signed with the store's secret (SigV4, region `us-east-1`, service `s3`), so any S3 client
-//! library can use them unchanged.
+//! library can use them unchanged. Every kind is made by [`Urls`] from [`LocalStorage::urls`].
 
 use super::{LocalStorage, PREFIX};
-use crate::store::{PartBatch, PartUrl, Presign};
+use crate::store::{PartBatch, PartUrl, Presign, Urls};
 use draftstore_core::{BucketName, ObjectName, StorageError};
-use draftstore_signer::{
-    Addressing, Expiry, Method, PartUrls, PostForm, PostPolicy, Request, Timestamp,
-};
+use draftstore_signer::{Addressing, Expiry, Method, PartUrls, PostForm, PostPolicy, Timestamp};
+
+impl LocalStorage {
+    /// Where the store's URLs point: path-style, with the prefix in the bucket's place
+    /// (`/_store/` + `<bucket>/<key>`; a POST form goes to `/_store/<bucket>`).
+    fn urls(&self) -> Urls<'_> {
+        Urls {
+            signer: self.signer(),
+            endpoint: self.public_url(),
+            addressing: Addressing::Path,
+            under: Some(PREFIX.trim_matches('/')),
+        }
+    }
+}
 
 impl Presign for LocalStorage {
     fn presign(
@@ -19,16 +30,8 @@ impl Presign for LocalStorage {
         expires: Expiry,
         now: Timestamp,
     ) -> Result<String, StorageError> {
-        // Path-style with the prefix in the bucket's place: `/_store/` + `<bucket>/<key>`.
-        let path_key = format!("{bucket}/{key}");
-        let request = Request::new(
-            method,
-            self.public_url(),
-            Addressing::Path,
-            PREFIX.trim_matches('/'),
-            &path_key,
-        );
-        crate::store::sign(self.signer(), request, headers, expires, now)
+        self.urls()
+            .presign(method, bucket, key, headers, expires, now)
     }
 
     fn presign_upload_part(
@@ -37,15 +40,7 @@ impl Presign for LocalStorage {
         expires: Expiry,
         now: Timestamp,
     ) -> Result<String, StorageError> {
-        let path_key = format!("{}/{}", part.bucket, part.key);
-        let request = Request::new(
-            Method::Put,
-            self.public_url(),
-            Addressing::Path,
-            PREFIX.trim_matches('/'),
-            &path_key,
-        );
-        crate::store::sign_part(self.signer(), request, part, expires, now)
+        self.urls().part(part, expires, now)
     }
 
     fn presign_post(
@@ -54,14 +49,7 @@ impl Presign for LocalStorage {
         expires: Expiry,
         now: Timestamp,
     ) -> Result<(String, PostForm), StorageError> {
-        // `/_store/<bucket>`: the store's POST form endpoint for that bucket.
-        let url = crate::store::bucket_url(
-            self.public_url(),
-            Addressing::Path,
-            PREFIX.trim_start_matches('/'),
-            policy.bucket,
-        );
-        crate::store::sign_post(self.signer(), url, policy, expires, now)
+        self.urls().post(policy, expires, now)
     }
 
     fn presign_upload_parts(
@@ -70,14 +58,6 @@ impl Presign for LocalStorage {
         expires: Expiry,
         now: Timestamp,
     ) -> Result<PartUrls, StorageError> {
-        let path_key = format!("{}/{}", batch.bucket, batch.key);
-        let request = Request::new(
-            Method::Put,
-            self.public_url(),
-            Addressing::Path,
-            PREFIX.trim_matches('/'),
-            &path_key,
-        );
-        crate::store::sign_parts(self.signer(), request, batch, expires, now)
+        self.urls().parts(batch, expires, now)
     }
 }

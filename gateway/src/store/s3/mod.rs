@@ -25,7 +25,8 @@ use credentials::CredentialCache;
 use draftstore_core::{
     BucketName, Capabilities, Completed, CompletedPart, Copied, CopyCondition, CopyRequest,
     DeleteOutcome, DeleteTarget, ListPage, ListedObject, Metadata, MetadataDirective,
-    MultipartOptions, ObjectInfo, Part, PutOptions, Storage, StorageError, Upload, UploadPage,
+    MultipartOptions, ObjectInfo, Part, PutOptions, Storage, StorageError, Upload, UploadChecksum,
+    UploadPage,
 };
 use draftstore_signer::{encode_key, Method};
 use md5::{Digest, Md5};
@@ -566,6 +567,15 @@ impl Storage for S3Storage {
         upload_id: &str,
     ) -> Result<Vec<Part>, StorageError> {
         Ok(self.parts(bucket, key, upload_id).await?.0)
+    }
+
+    async fn upload_checksum(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<UploadChecksum, StorageError> {
+        self.checksum(bucket, key, upload_id).await
     }
 
     async fn complete_multipart_upload(

@@ -1,10 +1,24 @@
 //! Presigned URLs to the S3 server, at its public endpoint (`DRAFTSTORE_S3_PUBLIC_ENDPOINT`, else
-//! the endpoint the gateway calls), path- or virtual-host-addressed as configured.
+//! the endpoint the gateway calls), path- or virtual-host-addressed as configured, signed with
+//! the current credentials. Every kind is made by [`Urls`] from [`S3Storage::urls`].
 
 use super::S3Storage;
-use crate::store::{PartBatch, PartUrl, Presign};
+use crate::store::{PartBatch, PartUrl, Presign, Urls};
 use draftstore_core::{BucketName, ObjectName, StorageError};
-use draftstore_signer::{Expiry, Method, PartUrls, PostForm, PostPolicy, Request, Timestamp};
+use draftstore_signer::{Expiry, Method, PartUrls, PostForm, PostPolicy, Signer, Timestamp};
+
+impl S3Storage {
+    /// Where the store's URLs point, signed by `signer` (of the current credentials).
+    fn urls<'a>(&'a self, signer: &'a Signer) -> Urls<'a> {
+        let config = self.config();
+        Urls {
+            signer,
+            endpoint: &config.public_endpoint,
+            addressing: config.addressing,
+            under: None,
+        }
+    }
+}
 
 impl Presign for S3Storage {
     fn presign(
@@ -16,16 +30,9 @@ impl Presign for S3Storage {
         expires: Expiry,
         now: Timestamp,
     ) -> Result<String, StorageError> {
-        let config = self.config();
-        let request = Request::new(
-            method,
-            &config.public_endpoint,
-            config.addressing,
-            bucket.as_str(),
-            key.as_str(),
-        );
         let credentials = self.credentials().current();
-        crate::store::sign(&credentials.signer, request, headers, expires, now)
+        self.urls(&credentials.signer)
+            .presign(method, bucket, key, headers, expires, now)
     }
 
     fn presign_upload_part(
@@ -34,16 +41,8 @@ impl Presign for S3Storage {
         expires: Expiry,
         now: Timestamp,
     ) -> Result<String, StorageError> {
-        let config = self.config();
-        let request = Request::new(
-            Method::Put,
-            &config.public_endpoint,
-            config.addressing,
-            part.bucket.as_str(),
-            part.key.as_str(),
-        );
         let credentials = self.credentials().current();
-        crate::store::sign_part(&credentials.signer, request, part, expires, now)
+        self.urls(&credentials.signer).part(part, expires, now)
     }
 
     fn presign_post(
@@ -52,15 +51,8 @@ impl Presign for S3Storage {
         expires: Expiry,
         now: Timestamp,
     ) -> Result<(String, PostForm), StorageError> {
-        let config = self.config();
-        let url = crate::store::bucket_url(
-            &config.public_endpoint,
-            config.addressing,
-            "",
-            policy.bucket,
-        );
         let credentials = self.credentials().current();
-        crate::store::sign_post(&credentials.signer, url, policy, expires, now)
+        self.urls(&credentials.signer).post(policy, expires, now)
     }
 
     fn presign_upload_parts(
@@ -69,16 +61,8 @@ impl Presign for S3Storage {
         expires: Expiry,
         now: Timestamp,
     ) -> Result<PartUrls, StorageError> {
-        let config = self.config();
-        let request = Request::new(
-            Method::Put,
-            &config.public_endpoint,
-            config.addressing,
-            batch.bucket.as_str(),
-            batch.key.as_str(),
-        );
         let credentials = self.credentials().current();
-        crate::store::sign_parts(&credentials.signer, request, batch, expires, now)
+        self.urls(&credentials.signer).parts(batch, expires, now)
     }
 
     fn url_deadline(&self) -> Option<i64> {

@@ -1,5 +1,6 @@
 //! Multipart uploads on S3: CreateMultipartUpload, UploadPart (tests and tools; clients use
-//! presigned URLs), ListParts (every page), CompleteMultipartUpload and its errors.
+//! presigned URLs), ListParts (every page, or one page of one part when a call for part URLs
+//! only needs to know the upload and its checksums), CompleteMultipartUpload and its errors.
 //!
 //! A completion is checked against ListParts first with core's [`check_completion`], so every
 //! store refuses the same requests with the same typed errors naming the part (S3-compatible
@@ -9,7 +10,7 @@ use super::client::{Call, Client, Failure};
 use super::{header, unquote, xml, S3Storage};
 use draftstore_core::{
     check_completion, check_part_number, BucketName, ChecksumAlgorithm, Completed, CompletedPart,
-    MultipartOptions, Part, StorageError, MAX_PART_SIZE,
+    MultipartOptions, Part, StorageError, UploadChecksum, MAX_PART_SIZE,
 };
 use draftstore_signer::Method;
 
@@ -110,6 +111,60 @@ impl S3Storage {
         })
     }
 
+    /// One ListParts page of at most `max` parts after `marker` (empty: from the first).
+    async fn parts_page(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+        marker: &str,
+        max: &str,
+    ) -> Result<xml::ListPartsResult, StorageError> {
+        let mut query = vec![("uploadId", upload_id), ("max-parts", max)];
+        if !marker.is_empty() {
+            query.push(("part-number-marker", marker));
+        }
+        let mut call = Call::new("ListParts", Method::Get, bucket.as_str(), key);
+        call.query = &query;
+        let answer = send(&self.client, &call, upload_id).await?;
+        let page: xml::ListPartsResult = xml::parse(&answer.body, &call.what)
+            .map_err(|reason| StorageError::Backend { reason })?;
+        // S3 answers NoSuchUpload for an id begun for another key; a server that lists
+        // it anyway says so in `Key`.
+        if page
+            .key
+            .as_deref()
+            .is_some_and(|k| !k.is_empty() && k != key)
+        {
+            return Err(StorageError::NoSuchUpload {
+                upload_id: upload_id.to_owned(),
+            });
+        }
+        Ok(page)
+    }
+
+    /// What one ListParts page of one part tells of the upload's checksums: it exists, and a
+    /// part that shows a SHA-256 says the upload keeps them (and that this server lists them).
+    pub(super) async fn checksum(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<UploadChecksum, StorageError> {
+        let page = self.parts_page(bucket, key, upload_id, "", "1").await?;
+        let shown = page
+            .part
+            .iter()
+            .any(|p| p.checksum_sha256.as_deref().is_some_and(|s| !s.is_empty()));
+        Ok(if shown {
+            UploadChecksum::Known(true)
+        } else {
+            UploadChecksum::Unknown {
+                parts_stored: !page.part.is_empty(),
+            }
+        })
+    }
+
     pub(super) async fn parts(
         &self,
         bucket: &BucketName,
@@ -120,26 +175,9 @@ impl S3Storage {
         let mut marker = String::new();
         let mut checksum = None;
         for _ in 0..MAX_PAGES {
-            let mut query = vec![("uploadId", upload_id), ("max-parts", PAGE)];
-            if !marker.is_empty() {
-                query.push(("part-number-marker", marker.as_str()));
-            }
-            let mut call = Call::new("ListParts", Method::Get, bucket.as_str(), key);
-            call.query = &query;
-            let answer = send(&self.client, &call, upload_id).await?;
-            let page: xml::ListPartsResult = xml::parse(&answer.body, &call.what)
-                .map_err(|reason| StorageError::Backend { reason })?;
-            // S3 answers NoSuchUpload for an id begun for another key; a server that lists
-            // it anyway says so in `Key`.
-            if page
-                .key
-                .as_deref()
-                .is_some_and(|k| !k.is_empty() && k != key)
-            {
-                return Err(StorageError::NoSuchUpload {
-                    upload_id: upload_id.to_owned(),
-                });
-            }
+            let page = self
+                .parts_page(bucket, key, upload_id, &marker, PAGE)
+                .await?;
             if page.checksum_algorithm.eq_ignore_ascii_case("SHA256") {
                 checksum = Some(ChecksumAlgorithm::Sha256);
             }
