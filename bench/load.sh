@@ -15,16 +15,21 @@
 # (h2load --rps, 120 per connection over 50 connections), FIXED_REQUESTS of them, where most
 # production servers live. Their REST baseline is an axum 0.8 JSON route shaped like upload-url
 # with no signing (bench/src/bin/axum_json.rs): the gateway signs and should still cost no more.
-# "@6k-grpc-web-*" and "@6k-connect-json-*" send the same GetUploadURL as gRPC-Web
-# (application/grpc-web+proto) and Connect (application/json), over HTTP/1.1 and h2c, compared with
-# native gRPC's "@6k-GetUploadURL" on the same gateway: the codecs should add little.
+# "@6k-grpc-web-*", "@6k-connect-json-*" and "@6k-connect-proto-*" send the same GetUploadURL as
+# gRPC-Web (application/grpc-web+proto) and Connect (application/json, application/proto), over
+# HTTP/1.1 and h2c, compared with native gRPC's "@6k-GetUploadURL" on the same gateway: the codecs
+# should add little.
 # Rows "...-tls" are the same gRPC call over TLS (ALPN h2, a P-256 certificate made by openssl
 # for the run) to a second gateway, their ratio against the plaintext gateway's row.
 # With BEFORE=<git ref> (e.g. the commit before a change), that revision's gateway is built
 # too (git archive, its own target dir) and measured in the same run, rows "before ...";
 # BEFORE_BIN=<path> measures a gateway binary already built instead (a saved release build).
 #
-# Usage: [BEFORE=ref | BEFORE_BIN=path] bench/load.sh [REQUESTS=100000] [ROUNDS=3] [FIXED_REQUESTS=60000]
+# ONLY=<regex> (bash, matched against the scenario name) runs only the scenarios it matches, e.g.
+# ONLY='^@6k-(GetUploadURL|grpc-web|connect)' for the gRPC codecs; the baselines of the rows kept
+# must match too for a ratio.
+#
+# Usage: [BEFORE=ref | BEFORE_BIN=path] [ONLY=regex] bench/load.sh [REQUESTS=100000] [ROUNDS=3] [FIXED_REQUESTS=60000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-100000}
@@ -32,6 +37,7 @@ ROUNDS=${2:-3}
 FIXED_REQUESTS=${3:-60000}
 BEFORE=${BEFORE:-}
 BEFORE_BIN=${BEFORE_BIN:-}
+ONLY=${ONLY:-}
 # The load generator gets a core of its own (CLIENT_CPUS) and every server, the gateway and
 # its baselines alike, the others (SERVER_CPUS): sharing cores with h2load made the servers'
 # CPU per request swing with how the scheduler interleaved them (in one run, the same
@@ -113,6 +119,7 @@ import struct, sys
 key = sys.argv[1].encode()
 message = b"\x0a" + bytes([len(key)]) + key   # GetUploadURLRequest { object_name = 1 }
 open(sys.argv[2], "wb").write(b"\x00" + struct.pack(">I", len(message)) + message)
+open(sys.argv[2] + ".bare", "wb").write(message)   # Connect's application/proto: no frame
 PY
 printf '{"objectName": "%s"}' "$KEY" > "$work/upload.connect.json"
 
@@ -124,6 +131,7 @@ HZ=$(getconf CLK_TCK)
 # N (default REQUESTS) requests; extra h2load options (--rps) in RATE.
 run() {
   local name=$1 pid=$2; shift 2
+  if [ -n "$ONLY" ] && ! [[ $name =~ $ONLY ]]; then return; fi
   local n=${N:-$REQUESTS}
   # shellcheck disable=SC2086
   client h2load -n 2000 -c 50 -m 1 ${RATE:-} "$@" >/dev/null 2>&1   # warm-up
@@ -167,12 +175,16 @@ for _ in $(seq 1 "$ROUNDS"); do
   run @6k-connect-json-h1 "$GW_PID" --h1 -d "$work/upload.connect.json" -H 'content-type: application/json' -H 'connect-protocol-version: 1' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
   run @6k-grpc-web-h2c "$GW_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
   run @6k-connect-json-h2c "$GW_PID" -d "$work/upload.connect.json" -H 'content-type: application/json' -H 'connect-protocol-version: 1' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
+  run @6k-connect-proto-h1 "$GW_PID" --h1 -d "$work/upload.grpc.bare" -H 'content-type: application/proto' -H 'connect-protocol-version: 1' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
+  run @6k-connect-proto-h2c "$GW_PID" -d "$work/upload.grpc.bare" -H 'content-type: application/proto' -H 'connect-protocol-version: 1' "http://127.0.0.1:$GW/draft.v1.DraftService/GetUploadURL"
+  run @6k-connect-json-tls "$GW_TLS_PID" -d "$work/upload.connect.json" -H 'content-type: application/json' -H 'connect-protocol-version: 1' "https://127.0.0.1:$GW_TLS/draft.v1.DraftService/GetUploadURL"
   run @6k-GetUploadURL-tls "$GW_TLS_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "https://127.0.0.1:$GW_TLS/draft.v1.DraftService/GetUploadURL"
   if [ -n "$BEFORE" ]; then
     run "@6k-before-upload-url-h1" "$GW_BEFORE_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW_BEFORE/api/v1/upload-url"
     run "@6k-before-health-h1" "$GW_BEFORE_PID" --h1 "http://127.0.0.1:$GW_BEFORE/health"
     run "@6k-before-GetUploadURL" "$GW_BEFORE_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$GW_BEFORE/draft.v1.DraftService/GetUploadURL"
     run "@6k-before-grpc-web-h2c" "$GW_BEFORE_PID" -d "$work/upload.grpc" -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' "http://127.0.0.1:$GW_BEFORE/draft.v1.DraftService/GetUploadURL"
+    run "@6k-before-connect-json-h1" "$GW_BEFORE_PID" --h1 -d "$work/upload.connect.json" -H 'content-type: application/json' -H 'connect-protocol-version: 1' "http://127.0.0.1:$GW_BEFORE/draft.v1.DraftService/GetUploadURL"
     run "@6k-before-connect-json-h2c" "$GW_BEFORE_PID" -d "$work/upload.connect.json" -H 'content-type: application/json' -H 'connect-protocol-version: 1' "http://127.0.0.1:$GW_BEFORE/draft.v1.DraftService/GetUploadURL"
     unset N RATE
     run before-upload-url-h1 "$GW_BEFORE_PID" --h1 -d "$work/upload.json" -H 'content-type: application/json' "http://127.0.0.1:$GW_BEFORE/api/v1/upload-url"
@@ -196,9 +208,12 @@ base = {"upload-url-h1": "hello-h1", "upload-url-h1-key": "hello-h1", "upload-ur
         "@6k-axum-json-h1": "@6k-hello-h1", "@6k-upload-url-h1": "@6k-axum-json-h1", "@6k-health-h1": "@6k-hello-h1",
         "@6k-GetUploadURL": "@6k-tonic-echo", "@6k-grpc-web-h1": "@6k-GetUploadURL", "@6k-connect-json-h1": "@6k-GetUploadURL",
         "@6k-grpc-web-h2c": "@6k-GetUploadURL", "@6k-connect-json-h2c": "@6k-GetUploadURL",
+        "@6k-connect-proto-h1": "@6k-GetUploadURL", "@6k-connect-proto-h2c": "@6k-GetUploadURL",
+        "@6k-connect-json-tls": "@6k-connect-json-h2c",
         "@6k-before-upload-url-h1": "@6k-axum-json-h1",
         "@6k-before-health-h1": "@6k-hello-h1", "@6k-before-GetUploadURL": "@6k-tonic-echo",
-        "@6k-before-grpc-web-h2c": "@6k-before-GetUploadURL", "@6k-before-connect-json-h2c": "@6k-before-GetUploadURL"}
+        "@6k-before-grpc-web-h2c": "@6k-before-GetUploadURL", "@6k-before-connect-json-h2c": "@6k-before-GetUploadURL",
+        "@6k-before-connect-json-h1": "@6k-before-GetUploadURL"}
 print(f"{sys.argv[2]} requests per scenario (@6k rows: a fixed 6000 req/s), concurrency 50 (50 connections x 1 stream); baselines reply with as many bytes")
 print(f"median of {rounds} interleaved rounds (by CPU per request); {sys.argv[3]}; load average {open('/proc/loadavg').read().split()[:3]}")
 print("CPU = user + kernel time of the server process per request; over loopback the kernel part")

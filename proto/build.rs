@@ -1,6 +1,9 @@
 //! Compiles the .proto files with protox (a protobuf compiler in Rust), so building needs no
 //! system `protoc`; prost-build turns the descriptors into Rust, and the descriptor set itself
 //! (every file and its imports) is written to `OUT_DIR/descriptors.bin` for server reflection.
+//! pbjson-build then writes proto3's JSON mapping of `draft.v1` and `grpc.health.v1` (serde
+//! impls of the prost types, `<package>.serde.rs`) from the same descriptors, for Connect's
+//! JSON codec.
 
 use prost::Message;
 
@@ -16,7 +19,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let descriptors = protox::compile(files, ["."])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out.join("descriptors.bin"), descriptors.encode_to_vec())?;
-    prost_build::Config::new().compile_fds(descriptors)?;
+    let encoded = descriptors.encode_to_vec();
+    std::fs::write(out.join("descriptors.bin"), &encoded)?;
+    prost_build::Config::new()
+        .enable_type_names()
+        .compile_fds(descriptors)?;
+    // Unknown fields are skipped, as connect-go's JSON codec does (protojson `DiscardUnknown`)
+    // and as protobuf decoding does: a client built from a newer draft.proto keeps working.
+    // Unknown enum names stay an error (a value this server cannot act on).
+    pbjson_build::Builder::new()
+        .register_descriptors(&encoded)?
+        .ignore_unknown_fields()
+        .build(&[".draft.v1", ".grpc.health.v1"])?;
     Ok(())
 }

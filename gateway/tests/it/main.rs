@@ -19,6 +19,8 @@ mod buckets_at_start;
 mod companion;
 /// Each confirmed object counted once in the metrics, however many confirms race.
 mod confirm_count;
+/// Connect's JSON on the wire (proto3 JSON details), and connect-es calling with it.
+mod connect_json;
 /// S3 credentials from the AWS chain, refreshed before they expire.
 mod credentials;
 /// Issue 18: the pre-confirm check and webhooks delivered at least once.

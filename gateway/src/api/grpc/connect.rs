@@ -1,11 +1,14 @@
 //! The Connect protocol's unary calls (connectrpc.com/docs/protocol): `POST` of a bare message
-//! on the gRPC method path, `application/proto` or `application/json` (proto3's JSON mapping,
-//! by prost-reflect's serde support over the compiled descriptors), served by the unary
-//! handlers of [`super::dispatch`]. `Connect-Protocol-Version` must be `1` when sent;
+//! on the gRPC method path, `application/proto` or `application/json` (proto3's JSON mapping:
+//! the serde impls pbjson-build generates for the prost types, see `draftstore_proto`; the
+//! JSON is read straight into the request type and written from the answer type, with no
+//! descriptor lookup or dynamic message per call), served by the unary handlers of
+//! [`super::dispatch`]. `Connect-Protocol-Version` must be `1` when sent;
 //! `Connect-Timeout-Ms` is the deadline. A success is HTTP 200 with the bare answer (trailers
 //! become `trailer-*` headers); an error is `{"code": "invalid_argument", "message": …}` with
 //! the HTTP status Connect assigns to the code.
 
+use super::multipart::Call;
 use super::Rpc;
 use crate::api::app::App;
 use crate::api::error::{ApiError, Code, GrpcCode};
@@ -14,9 +17,11 @@ use crate::http::response::{full, Body, CONTENT_TYPE};
 use crate::store::Presign;
 use bytes::Bytes;
 use draftstore_core::Storage;
-use draftstore_proto::prost::Message;
+use draftstore_proto::draft::v1 as pb;
+use draftstore_proto::grpc::health::v1 as health;
+use draftstore_proto::prost::{Message, Name};
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use prost_reflect::{DynamicMessage, MessageDescriptor};
+use serde::{de::DeserializeOwned, Serialize};
 use std::time::Duration;
 
 /// `Connect-Protocol-Version`.
@@ -82,14 +87,14 @@ pub async fn handle<B: Storage + Presign>(
             ));
         }
     }
-    let (rpc, input, output) =
-        match rpc.map(|rpc| (rpc, methods(req.uri().path()))) {
-            Some((rpc, Some((input, output)))) if rpc.is_unary() => (rpc, input, output),
-            Some((rpc, _)) if !rpc.is_unary() => return Err(ApiError::new(
+    let (rpc, json) =
+        match rpc.map(|rpc| (rpc, Json::of(rpc))) {
+            Some((rpc, Some(json))) => (rpc, json),
+            Some(_) => return Err(ApiError::new(
                 Code::Unimplemented,
                 "server reflection is a bidirectional stream: call it with native gRPC over HTTP/2",
             )),
-            _ => {
+            None => {
                 return Err(ApiError::new(
                     Code::Unimplemented,
                     format!("unknown method {}", req.uri().path()),
@@ -102,7 +107,7 @@ pub async fn handle<B: Storage + Presign>(
         let body = req.into_body();
         let message = match codec {
             Codec::Proto => body,
-            Codec::Json => Bytes::from(from_json(input, &body)?.encode_to_vec()),
+            Codec::Json => (json.request)(&body)?,
         };
         super::dispatch(app, rpc, &message, tenant).await
     };
@@ -120,7 +125,7 @@ pub async fn handle<B: Storage + Presign>(
     let message = answer.message();
     let body = match codec {
         Codec::Proto => message,
-        Codec::Json => to_json(output, &message)?,
+        Codec::Json => (json.answer)(&message)?,
     };
     let mut response = Response::new(full(body));
     let out = response.headers_mut();
@@ -133,17 +138,6 @@ pub async fn handle<B: Storage + Presign>(
         }
     }
     Ok(response)
-}
-
-/// The input and output types of the method at `path` (`/<service>/<method>`).
-fn methods(path: &str) -> Option<(MessageDescriptor, MessageDescriptor)> {
-    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-    let pool = super::reflection::pool().ok()?;
-    let method = pool
-        .get_service_by_name(service)?
-        .methods()
-        .find(|m| m.name() == method)?;
-    Some((method.input(), method.output()))
 }
 
 /// `Connect-Timeout-Ms`, if sent.
@@ -171,32 +165,90 @@ fn timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, ApiError> {
     Ok(Some(Duration::from_millis(ms)))
 }
 
-/// A JSON request, as the protobuf message of type `input`.
-fn from_json(input: MessageDescriptor, json: &[u8]) -> Result<DynamicMessage, ApiError> {
-    let bad = |e: serde_json::Error| {
-        ApiError::new(
-            Code::MalformedMessage,
-            format!("not a JSON {}: {e}", input.full_name()),
-        )
-    };
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    // Unknown fields are dropped, as connect-go's JSON codec does (protojson `DiscardUnknown`)
-    // and as the protobuf path does: a client built from a newer `draft.proto` keeps working.
-    let options = prost_reflect::DeserializeOptions::new().deny_unknown_fields(false);
-    let message =
-        DynamicMessage::deserialize_with_options(input.clone(), &mut deserializer, &options)
-            .map_err(bad)?;
-    deserializer.end().map_err(bad)?;
-    Ok(message)
+/// The JSON codec of one unary method: its request and answer types' proto3 JSON mapping.
+#[derive(Debug, Clone, Copy)]
+struct Json {
+    /// A JSON request, as protobuf (what [`super::dispatch`] reads).
+    request: fn(&[u8]) -> Result<Bytes, ApiError>,
+    /// A protobuf answer (what [`super::dispatch`] wrote), as JSON.
+    answer: fn(&[u8]) -> Result<Bytes, ApiError>,
 }
 
-/// A protobuf answer of type `output`, as JSON.
-fn to_json(output: MessageDescriptor, message: &[u8]) -> Result<Bytes, ApiError> {
+impl Json {
+    /// The codec of `rpc`'s types, or `None` for the one streaming method (reflection).
+    fn of(rpc: Rpc) -> Option<Self> {
+        Some(match rpc {
+            Rpc::CreateDraftBucket => {
+                Self::new::<pb::CreateDraftBucketRequest, pb::CreateDraftBucketResponse>()
+            }
+            Rpc::GetUploadUrl => Self::new::<pb::GetUploadUrlRequest, pb::GetUploadUrlResponse>(),
+            Rpc::GetDownloadUrl => {
+                Self::new::<pb::GetDownloadUrlRequest, pb::GetDownloadUrlResponse>()
+            }
+            Rpc::ConfirmUpload => {
+                Self::new::<pb::ConfirmUploadRequest, pb::ConfirmUploadResponse>()
+            }
+            Rpc::GetUploadForm => {
+                Self::new::<pb::GetUploadFormRequest, pb::GetUploadFormResponse>()
+            }
+            Rpc::ListDrafts => Self::new::<pb::ListDraftsRequest, pb::ListDraftsResponse>(),
+            Rpc::HealthCheck => {
+                Self::new::<health::HealthCheckRequest, health::HealthCheckResponse>()
+            }
+            Rpc::Multipart(Call::Create) => {
+                Self::new::<pb::CreateMultipartUploadRequest, pb::CreateMultipartUploadResponse>()
+            }
+            Rpc::Multipart(Call::PartUrls) => {
+                Self::new::<pb::GetPartUploadUrlsRequest, pb::GetPartUploadUrlsResponse>()
+            }
+            Rpc::Multipart(Call::ListParts) => {
+                Self::new::<pb::ListPartsRequest, pb::ListPartsResponse>()
+            }
+            Rpc::Multipart(Call::Complete) => {
+                Self::new::<pb::CompleteMultipartUploadRequest, pb::CompleteMultipartUploadResponse>(
+                )
+            }
+            Rpc::Multipart(Call::Abort) => {
+                Self::new::<pb::AbortMultipartUploadRequest, pb::AbortMultipartUploadResponse>()
+            }
+            Rpc::Multipart(Call::List) => {
+                Self::new::<pb::ListMultipartUploadsRequest, pb::ListMultipartUploadsResponse>()
+            }
+            Rpc::Reflection | Rpc::ReflectionV1Alpha => return None,
+        })
+    }
+
+    fn new<I, O>() -> Self
+    where
+        I: Message + Name + DeserializeOwned,
+        O: Message + Default + Serialize,
+    {
+        Self {
+            request: from_json::<I>,
+            answer: to_json::<O>,
+        }
+    }
+}
+
+/// A JSON request of type `I` (the whole body: trailing bytes are an error), as protobuf.
+fn from_json<I: Message + Name + DeserializeOwned>(json: &[u8]) -> Result<Bytes, ApiError> {
+    let message: I = serde_json::from_slice(json).map_err(|e| {
+        ApiError::new(
+            Code::MalformedMessage,
+            format!("not a JSON {}: {e}", I::full_name()),
+        )
+    })?;
+    Ok(Bytes::from(message.encode_to_vec()))
+}
+
+/// A protobuf answer of type `O`, as JSON.
+fn to_json<O: Message + Default + Serialize>(message: &[u8]) -> Result<Bytes, ApiError> {
     let encode = |e: String| ApiError::new(Code::Encode, format!("could not write JSON: {e}"));
-    let message = DynamicMessage::decode(output, message).map_err(|e| encode(e.to_string()))?;
-    serde_json::to_vec(&message)
-        .map(Bytes::from)
-        .map_err(|e| encode(e.to_string()))
+    let decoded = O::decode(message).map_err(|e| encode(e.to_string()))?;
+    // JSON names every field: room for about twice the protobuf, so it is rarely grown.
+    let mut json = Vec::with_capacity(message.len().saturating_mul(2).saturating_add(64));
+    serde_json::to_writer(&mut json, &decoded).map_err(|e| encode(e.to_string()))?;
+    Ok(Bytes::from(json))
 }
 
 /// Connect's name for a gRPC code.
@@ -258,41 +310,54 @@ mod tests {
 
     #[test]
     fn json_requests_become_protobuf_and_answers_json() {
-        let (input, output) = methods(draftstore_proto::draft::v1::paths::GET_UPLOAD_URL).unwrap();
-        let message = from_json(
-            input,
-            br#"{"objectName": "cat.jpg", "constraints": {"contentLength": "12"}}"#,
-        )
-        .unwrap();
-        let decoded = <draftstore_proto::draft::v1::GetUploadUrlRequest as Message>::decode(
-            &*message.encode_to_vec(),
-        )
-        .unwrap();
+        let json = Json::of(Rpc::GetUploadUrl).unwrap();
+        let message =
+            (json.request)(br#"{"objectName": "cat.jpg", "constraints": {"contentLength": "12"}}"#)
+                .unwrap();
+        let decoded = pb::GetUploadUrlRequest::decode(message).unwrap();
         assert_eq!(decoded.object_name, "cat.jpg");
         assert_eq!(decoded.constraints.unwrap().content_length, Some(12));
-        let answer = draftstore_proto::draft::v1::GetUploadUrlResponse {
+        let answer = pb::GetUploadUrlResponse {
             url: "http://x".into(),
             ..Default::default()
         };
-        let json = to_json(output, &answer.encode_to_vec()).unwrap();
-        assert_eq!(&json[..], br#"{"url":"http://x"}"#);
-        assert!(methods("/draft.v1.DraftService/Nope").is_none());
+        let written = (json.answer)(&answer.encode_to_vec()).unwrap();
+        assert_eq!(&written[..], br#"{"url":"http://x"}"#);
+        // A protobuf answer that is not one (never from dispatch) is an encoding error.
+        assert_eq!((json.answer)(&[0xff]).unwrap_err().code, Code::Encode);
+    }
+
+    #[test]
+    fn every_unary_rpc_has_json_and_reflection_none() {
+        for rpc in Rpc::ALL {
+            assert_eq!(Json::of(rpc).is_some(), rpc.is_unary(), "{rpc:?}");
+            if let Some(json) = Json::of(rpc) {
+                // Every request type reads `{}`, and its default answer writes `{}`.
+                let empty = (json.request)(b"{}").unwrap();
+                assert!(empty.is_empty(), "{rpc:?}");
+                assert_eq!(&(json.answer)(&[]).unwrap()[..], b"{}", "{rpc:?}");
+            }
+        }
     }
 
     #[test]
     fn bad_json_and_headers_are_invalid_argument() {
-        let (input, _) = methods(draftstore_proto::draft::v1::paths::GET_UPLOAD_URL).unwrap();
-        for bad in [&b"{"[..], b"[]", br#"{"objectName": 5}"#, b"{} x"] {
-            let e = from_json(input.clone(), bad).unwrap_err();
+        let json = Json::of(Rpc::GetUploadUrl).unwrap();
+        for bad in [&b"{"[..], b"[]", br#"{"objectName": 5}"#, b"{} x", b""] {
+            let e = (json.request)(bad).unwrap_err();
             assert_eq!(e.code, Code::MalformedMessage, "{bad:?}");
+            assert!(
+                e.message.contains("draft.v1.GetUploadURLRequest"),
+                "{}",
+                e.message
+            );
             assert_eq!(http_status(e.grpc_code()), 400);
         }
         // An unknown field is dropped (connect-go's DiscardUnknown), the known ones kept.
-        let kept = from_json(input.clone(), br#"{"nope": 1, "objectName": "a.txt"}"#).unwrap();
+        let kept = (json.request)(br#"{"nope": 1, "objectName": "a.txt"}"#).unwrap();
         assert_eq!(
-            kept.get_field_by_name("object_name")
-                .and_then(|v| v.as_str().map(str::to_owned)),
-            Some("a.txt".to_owned())
+            pb::GetUploadUrlRequest::decode(kept).unwrap().object_name,
+            "a.txt"
         );
         let mut headers = http::HeaderMap::new();
         headers.insert(TIMEOUT_MS, HeaderValue::from_static("1500"));
