@@ -446,6 +446,16 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn normalize_borrows_exactly_when_nothing_folds(value in "[ \t\r\n\x0ca-c]{0,12}") {
+            let folded = value.split_ascii_whitespace().collect::<Vec<_>>().join(" ");
+            let got = normalize_value(&value);
+            proptest::prop_assert_eq!(got.as_ref(), folded.as_str());
+            proptest::prop_assert_eq!(matches!(got, Cow::Borrowed(_)), folded == value);
+        }
+    }
+
     #[test]
     fn query_is_encoded_then_sorted() {
         assert_eq!(
