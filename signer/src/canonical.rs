@@ -57,7 +57,8 @@ const RESERVED_HEADERS: [&str; 5] = [
 #[derive(Debug)]
 pub(crate) enum CanonicalHeaders<'a> {
     HostOnly(&'a str),
-    List(Vec<(Cow<'a, str>, String)>),
+    /// (lowercase name, normalized value); both borrowed when the input already was.
+    List(Vec<(Cow<'a, str>, Cow<'a, str>)>),
 }
 
 impl<'a> CanonicalHeaders<'a> {
@@ -65,29 +66,30 @@ impl<'a> CanonicalHeaders<'a> {
     /// signer's own `x-amz-*` headers in `own`.
     pub(crate) fn build(
         host: &'a str,
-        extra: &[(&str, &str)],
+        extra: &[(&'a str, &'a str)],
         own: &[(&'static str, &'a str)],
     ) -> Result<Self, Error> {
         if extra.is_empty() && own.is_empty() {
             return Ok(Self::HostOnly(host));
         }
-        let mut list: Vec<(Cow<'a, str>, String)> = Vec::with_capacity(extra.len() + own.len() + 1);
-        list.push((Cow::Borrowed("host"), host.to_owned()));
+        let mut list: Vec<(Cow<'a, str>, Cow<'a, str>)> =
+            Vec::with_capacity(extra.len() + own.len() + 1);
+        list.push((Cow::Borrowed("host"), Cow::Borrowed(host)));
         for &(name, value) in own {
-            list.push((Cow::Borrowed(name), value.to_owned()));
+            list.push((Cow::Borrowed(name), Cow::Borrowed(value)));
         }
         for &(name, value) in extra {
             let lower = checked_name(name)?;
-            if RESERVED_HEADERS.contains(&lower.as_str()) {
-                return Err(Error::ReservedHeader(lower));
+            if RESERVED_HEADERS.contains(&lower.as_ref()) {
+                return Err(Error::ReservedHeader(lower.into_owned()));
             }
             if value
                 .chars()
                 .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n'))
             {
-                return Err(Error::InvalidHeaderValue(lower));
+                return Err(Error::InvalidHeaderValue(lower.into_owned()));
             }
-            push_merged(&mut list, Cow::Owned(lower), value);
+            push_merged(&mut list, lower, value);
         }
         list.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Self::List(list))
@@ -97,7 +99,7 @@ impl<'a> CanonicalHeaders<'a> {
     /// `None` names the first signed header the request lacks.
     pub(crate) fn from_received<'n>(
         names: &[&'n str],
-        received: &[(&str, &str)],
+        received: &[(&'n str, &'n str)],
     ) -> Result<CanonicalHeaders<'n>, &'n str> {
         let mut list = Vec::with_capacity(names.len());
         for &name in names {
@@ -155,8 +157,8 @@ impl<'a> CanonicalHeaders<'a> {
 }
 
 /// Header names are limited to `A-Z a-z 0-9 - _ .`: every real S3 header, and none needs
-/// encoding inside `X-Amz-SignedHeaders`.
-fn checked_name(name: &str) -> Result<String, Error> {
+/// encoding inside `X-Amz-SignedHeaders`. Lowercased (borrowed when it already was).
+fn checked_name(name: &str) -> Result<Cow<'_, str>, Error> {
     if name.is_empty()
         || !name
             .bytes()
@@ -164,20 +166,40 @@ fn checked_name(name: &str) -> Result<String, Error> {
     {
         return Err(Error::InvalidHeaderName(name.chars().take(64).collect()));
     }
-    Ok(name.to_ascii_lowercase())
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Ok(Cow::Owned(name.to_ascii_lowercase()))
+    } else {
+        Ok(Cow::Borrowed(name))
+    }
 }
 
-fn push_merged<'a>(list: &mut Vec<(Cow<'a, str>, String)>, name: Cow<'a, str>, value: &str) {
+fn push_merged<'a>(
+    list: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    name: Cow<'a, str>,
+    value: &'a str,
+) {
     if let Some(slot) = list.iter_mut().find(|(n, _)| *n == name) {
-        slot.1.push(',');
-        slot.1.push_str(&normalize_value(value));
+        let joined = slot.1.to_mut();
+        joined.push(',');
+        joined.push_str(&normalize_value(value));
     } else {
         list.push((name, normalize_value(value)));
     }
 }
 
-/// Trims and folds every run of white space (including obs-fold line breaks) into one space.
-pub(crate) fn normalize_value(value: &str) -> String {
+/// Trims and folds every run of white space (including obs-fold line breaks) into one space;
+/// borrowed when `value` already is (the usual case: no allocation).
+pub(crate) fn normalize_value(value: &str) -> Cow<'_, str> {
+    let bytes = value.as_bytes();
+    let folded = bytes.first() != Some(&b' ')
+        && bytes.last() != Some(&b' ')
+        && !bytes.windows(2).any(|w| w == b"  ")
+        && !bytes
+            .iter()
+            .any(|&b| matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r'));
+    if folded {
+        return Cow::Borrowed(value);
+    }
     let mut out = String::with_capacity(value.len());
     for (i, word) in value.split_ascii_whitespace().enumerate() {
         if i > 0 {
@@ -185,7 +207,7 @@ pub(crate) fn normalize_value(value: &str) -> String {
         }
         out.push_str(word);
     }
-    out
+    Cow::Owned(out)
 }
 
 /// The canonical query string of unencoded pairs: each side encoded, sorted by key then value.
@@ -422,6 +444,16 @@ mod tests {
             CanonicalHeaders::from_received(&["x-missing"], &[("host", "h")]).unwrap_err(),
             "x-missing"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalize_borrows_exactly_when_nothing_folds(value in "[ \t\r\n\x0ca-c]{0,12}") {
+            let folded = value.split_ascii_whitespace().collect::<Vec<_>>().join(" ");
+            let got = normalize_value(&value);
+            proptest::prop_assert_eq!(got.as_ref(), folded.as_str());
+            proptest::prop_assert_eq!(matches!(got, Cow::Borrowed(_)), folded == value);
+        }
     }
 
     #[test]

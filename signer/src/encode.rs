@@ -9,61 +9,96 @@ pub(crate) const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
 }
 
-/// Per byte: 1 = kept, 2 = kept inside a path (`/`), 0 = encoded. A table keeps the hot loop to
-/// one load per byte. (Evaluated at compile time: an out-of-range index would fail the build,
-/// never a request.)
+/// Per byte: whether SigV4 keeps it as is, outside a path (`[0]`: every byte but the
+/// unreserved ones is encoded) and inside one (`[1]`: `/` is kept too). Two plain tables keep
+/// the hot loop to one load per byte and no branch on the mode. (Evaluated at compile time:
+/// an out-of-range index would fail the build, never a request.)
 #[allow(clippy::indexing_slicing)]
-const KEPT: [u8; 256] = {
-    let mut table = [0_u8; 256];
+const KEPT: [[bool; 256]; 2] = {
+    let mut table = [[false; 256]; 2];
     let mut i = 0;
     while i < 256 {
         // i < 256, so the cast is exact.
         #[allow(clippy::cast_possible_truncation)]
         let b = i as u8;
-        table[i] = if is_unreserved(b) {
-            1
-        } else if b == b'/' {
-            2
-        } else {
-            0
-        };
+        table[0][i] = is_unreserved(b);
+        table[1][i] = is_unreserved(b) || b == b'/';
         i += 1;
     }
     table
 };
 
-/// `%00%01…%FF`: the escape of byte `b` is at `3b..3b+3`.
-const ESCAPES: &str = "%00%01%02%03%04%05%06%07%08%09%0A%0B%0C%0D%0E%0F%10%11%12%13%14%15%16%17%18%19%1A%1B%1C%1D%1E%1F%20%21%22%23%24%25%26%27%28%29%2A%2B%2C%2D%2E%2F%30%31%32%33%34%35%36%37%38%39%3A%3B%3C%3D%3E%3F%40%41%42%43%44%45%46%47%48%49%4A%4B%4C%4D%4E%4F%50%51%52%53%54%55%56%57%58%59%5A%5B%5C%5D%5E%5F%60%61%62%63%64%65%66%67%68%69%6A%6B%6C%6D%6E%6F%70%71%72%73%74%75%76%77%78%79%7A%7B%7C%7D%7E%7F%80%81%82%83%84%85%86%87%88%89%8A%8B%8C%8D%8E%8F%90%91%92%93%94%95%96%97%98%99%9A%9B%9C%9D%9E%9F%A0%A1%A2%A3%A4%A5%A6%A7%A8%A9%AA%AB%AC%AD%AE%AF%B0%B1%B2%B3%B4%B5%B6%B7%B8%B9%BA%BB%BC%BD%BE%BF%C0%C1%C2%C3%C4%C5%C6%C7%C8%C9%CA%CB%CC%CD%CE%CF%D0%D1%D2%D3%D4%D5%D6%D7%D8%D9%DA%DB%DC%DD%DE%DF%E0%E1%E2%E3%E4%E5%E6%E7%E8%E9%EA%EB%EC%ED%EE%EF%F0%F1%F2%F3%F4%F5%F6%F7%F8%F9%FA%FB%FC%FD%FE%FF";
+/// `%XX` (uppercase hex) for each byte value.
+#[allow(clippy::indexing_slicing)]
+const ESCAPES: [[u8; 3]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut table = [[0_u8; 3]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [b'%', DIGITS[i >> 4], DIGITS[i & 15]];
+        i += 1;
+    }
+    table
+};
 
+/// The table of bytes kept for this mode.
 #[inline]
-fn is_kept(b: u8, keep_slash: bool) -> bool {
-    match KEPT.get(usize::from(b)) {
-        Some(1) => true,
-        Some(2) => keep_slash,
-        _ => false,
+const fn kept_table(keep_slash: bool) -> &'static [bool; 256] {
+    if keep_slash {
+        &KEPT[1]
+    } else {
+        &KEPT[0]
     }
 }
 
+#[inline]
+fn is_kept(table: &[bool; 256], b: u8) -> bool {
+    // A u8 always indexes a 256-entry table: the compiler drops the check.
+    table.get(usize::from(b)).copied().unwrap_or(false)
+}
+
 /// Appends `input` to `out`, encoded. With `keep_slash`, `/` stays (object keys in a path).
+/// Input that needs no encoding (the usual key or value) is copied in one piece; otherwise
+/// the rest is encoded a chunk at a time into a stack buffer and appended in one copy per
+/// chunk (many tiny appends cost more than the encoding).
 pub(crate) fn encode_into(out: &mut String, input: &str, keep_slash: bool) {
-    let bytes = input.as_bytes();
-    let mut run_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if is_kept(b, keep_slash) {
-            continue;
+    const CHUNK: usize = 64;
+    let table = kept_table(keep_slash);
+    let Some(first) = input.bytes().position(|b| !is_kept(table, b)) else {
+        out.push_str(input);
+        return;
+    };
+    // Bytes before `first` are ASCII, so `first` is a char boundary.
+    let (plain, rest) = input.split_at_checked(first).unwrap_or(("", input));
+    out.reserve(plain.len() + rest.len() * 3);
+    out.push_str(plain);
+    let mut buf = [0_u8; CHUNK * 3];
+    for chunk in rest.as_bytes().chunks(CHUNK) {
+        let mut n = 0;
+        for &b in chunk {
+            if is_kept(table, b) {
+                if let Some(slot) = buf.get_mut(n) {
+                    *slot = b;
+                }
+                n += 1;
+            } else {
+                if let (Some(dst), Some(escape)) =
+                    (buf.get_mut(n..n + 3), ESCAPES.get(usize::from(b)))
+                {
+                    dst.copy_from_slice(escape);
+                }
+                n += 3;
+            }
         }
-        // Runs hold only ASCII bytes, so both ends are char boundaries.
-        out.push_str(input.get(run_start..i).unwrap_or_default());
-        let at = usize::from(b) * 3;
-        out.push_str(ESCAPES.get(at..at + 3).unwrap_or_default());
-        run_start = i + 1;
+        // Only unreserved ASCII, `/` and `%XX` were written: always UTF-8.
+        out.push_str(std::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default());
     }
-    out.push_str(input.get(run_start..).unwrap_or_default());
 }
 
 /// `input` encoded, borrowed when nothing needed encoding.
 pub(crate) fn encode(input: &str, keep_slash: bool) -> Cow<'_, str> {
-    if input.bytes().all(|b| is_kept(b, keep_slash)) {
+    let table = kept_table(keep_slash);
+    if input.bytes().all(|b| is_kept(table, b)) {
         Cow::Borrowed(input)
     } else {
         let mut out = String::with_capacity(input.len() * 3);
@@ -101,8 +136,18 @@ const fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
-/// `000102…ff`: the lowercase hex of byte `b` is at `2b..2b+2`.
-const HEX_PAIRS: &[u8; 512] = b"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+/// The two lowercase hex digits of each byte, by byte value.
+#[allow(clippy::indexing_slicing)]
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0_u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [DIGITS[i >> 4], DIGITS[i & 15]];
+        i += 1;
+    }
+    table
+};
 
 /// Lowercase hex of a 32-byte digest, on the stack.
 pub(crate) struct Hex32([u8; 64]);
@@ -111,8 +156,8 @@ impl Hex32 {
     pub(crate) fn new(bytes: &[u8]) -> Self {
         let mut buf = [b'0'; 64];
         for (out, &b) in buf.chunks_exact_mut(2).zip(bytes) {
-            let at = usize::from(b) * 2;
-            if let Some(pair) = HEX_PAIRS.get(at..at + 2) {
+            // A u8 always indexes the 256 pairs: the compiler drops the check.
+            if let Some(pair) = HEX_PAIRS.get(usize::from(b)) {
                 out.copy_from_slice(pair);
             }
         }
@@ -187,6 +232,25 @@ mod tests {
         assert_eq!(h.as_str(), "ab".repeat(32));
         let bytes: Vec<u8> = (0..32).map(|i| i * 8 + 1).collect();
         assert_eq!(Hex32::new(&bytes).as_str(), hex::encode(&bytes));
+    }
+
+    #[test]
+    fn long_input_is_encoded_across_chunks() {
+        let input = format!("{}é{} /~", "a".repeat(63), "b c".repeat(70));
+        let want: String = input
+            .bytes()
+            .map(|b| {
+                if is_unreserved(b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        assert_eq!(encode(&input, false), want);
+        let mut out = String::from("x");
+        encode_into(&mut out, &"%".repeat(200), true);
+        assert_eq!(out, format!("x{}", "%25".repeat(200)));
     }
 
     proptest! {

@@ -166,8 +166,8 @@ impl Signer {
 /// The canonical headers of a part with headers of its own; `None` when it has none.
 fn part_headers<'a>(
     host: &'a str,
-    shared: &[(&str, &str)],
-    own: &[(&str, &str)],
+    shared: &[(&'a str, &'a str)],
+    own: &[(&'a str, &'a str)],
 ) -> Result<Option<CanonicalHeaders<'a>>, Error> {
     if own.is_empty() {
         return Ok(None);

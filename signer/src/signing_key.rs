@@ -53,6 +53,9 @@ pub(crate) struct DerivedKey {
     /// `X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=…&X-Amz-Date=`: the head of every
     /// presigned query without extra parameters, written in one piece.
     pub(crate) query_head: String,
+    /// A POST policy's algorithm and credential conditions and the head of its date condition
+    /// (see `post::policy::day_conditions`), the same for the whole day.
+    pub(crate) post_conditions: String,
 }
 
 impl DerivedKey {
@@ -64,6 +67,7 @@ impl DerivedKey {
             credential_param: String::new(),
             credential: String::new(),
             query_head: String::new(),
+            post_conditions: String::new(),
         }
     }
 
@@ -79,6 +83,7 @@ impl DerivedKey {
         );
         self.credential_param = param;
         self.credential = format!("{access_key}/{}", self.scope);
+        self.post_conditions = crate::post::day_conditions(&self.credential);
         self
     }
 
@@ -130,7 +135,8 @@ impl DerivedKey {
     }
 
     /// Hex `HMAC(kSigning, data)`: the signature of a POST policy, whose string to sign is the
-    /// base64 policy itself.
+    /// base64 policy itself. (Signing streams the policy instead; tests check vectors with this.)
+    #[cfg(test)]
     pub(crate) fn sign_bytes(&self, data: &[u8]) -> Hex32 {
         let mut mac = self.mac.clone();
         mac.update(data);

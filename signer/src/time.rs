@@ -25,13 +25,19 @@ impl Timestamp {
         let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        let mut amz = *b"00000000T000000Z";
-        put_digits(&mut amz, 0, 4, y);
-        put_digits(&mut amz, 4, 2, m);
-        put_digits(&mut amz, 6, 2, d);
-        put_digits(&mut amz, 9, 2, rem / 3600);
-        put_digits(&mut amz, 11, 2, rem % 3600 / 60);
-        put_digits(&mut amz, 13, 2, rem % 60);
+        // Every field is a small non-negative number here (year ≤ 9999), so u32 holds it.
+        let field = |v: i64| u32::try_from(v).unwrap_or(0);
+        let (y, rem) = (field(y), field(rem));
+        let [y0, y1] = two_digits(y / 100);
+        let [y2, y3] = two_digits(y % 100);
+        let [mo0, mo1] = two_digits(field(m));
+        let [d0, d1] = two_digits(field(d));
+        let [h0, h1] = two_digits(rem / 3600);
+        let [mi0, mi1] = two_digits(rem % 3600 / 60);
+        let [s0, s1] = two_digits(rem % 60);
+        let amz = [
+            y0, y1, y2, y3, mo0, mo1, d0, d1, b'T', h0, h1, mi0, mi1, s0, s1, b'Z',
+        ];
         Ok(Self { unix: secs, amz })
     }
 
@@ -85,6 +91,28 @@ impl Timestamp {
         self.amz_date().get(..8).unwrap_or_default()
     }
 
+    /// RFC 3339 in UTC, to the second: `YYYY-MM-DDTHH:MM:SSZ` (20 ASCII bytes), e.g.
+    /// `2026-11-27T12:00:00Z` for `20261127T120000Z`. The same text as ISO 8601's extended
+    /// form, which S3 POST policies (`expiration`) and JSON APIs expect. Never fails: every
+    /// [`Timestamp`] is within years 1970..=9999.
+    #[must_use]
+    pub fn rfc3339(&self) -> String {
+        let mut out = String::with_capacity(20);
+        self.write_rfc3339(&mut out);
+        out
+    }
+
+    /// Appends [`Timestamp::rfc3339`]'s text to `out` (no allocation when it has room).
+    pub(crate) fn write_rfc3339(&self, out: &mut String) {
+        let [y0, y1, y2, y3, mo0, mo1, d0, d1, _, h0, h1, mi0, mi1, s0, s1, _] = self.amz;
+        let text = [
+            y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T', h0, h1, b':', mi0, mi1, b':', s0,
+            s1, b'Z',
+        ];
+        // Every byte is an ASCII digit or separator, so this is UTF-8.
+        out.push_str(std::str::from_utf8(&text).unwrap_or_default());
+    }
+
     /// This time plus `secs`, or `None` past year 9999.
     #[must_use]
     pub fn checked_add(&self, secs: u64) -> Option<Self> {
@@ -105,14 +133,11 @@ impl fmt::Display for Timestamp {
     }
 }
 
-fn put_digits(buf: &mut [u8; 16], at: usize, len: usize, mut value: i64) {
-    for i in (at..at + len).rev() {
-        if let Some(slot) = buf.get_mut(i) {
-            // value is a non-negative calendar field, so the digit fits a u8.
-            *slot = b'0' + u8::try_from(value % 10).unwrap_or(0);
-        }
-        value /= 10;
-    }
+/// The two ASCII digits of `v` (0..=99; higher values keep their last two digits).
+const fn two_digits(v: u32) -> [u8; 2] {
+    // Both are below 10, so the casts keep the values.
+    #[allow(clippy::cast_possible_truncation)]
+    [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8]
 }
 
 const fn is_leap(y: i64) -> bool {
@@ -202,6 +227,20 @@ mod tests {
     }
 
     #[test]
+    fn rfc3339_is_the_extended_form_of_the_same_instant() {
+        let t = Timestamp::parse_amz("20261127T120509Z").unwrap();
+        assert_eq!(t.rfc3339(), "2026-11-27T12:05:09Z");
+        assert_eq!(
+            Timestamp::from_unix(0).unwrap().rfc3339(),
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            Timestamp::from_unix(MAX_UNIX).unwrap().rfc3339(),
+            "9999-12-31T23:59:59Z"
+        );
+    }
+
+    #[test]
     fn checked_add_stops_at_year_9999() {
         let t = Timestamp::from_unix(MAX_UNIX - 1).unwrap();
         assert_eq!(t.checked_add(1).map(|t| t.unix()), Some(MAX_UNIX));
@@ -214,6 +253,9 @@ mod tests {
         fn parse_inverts_format(secs in 0..=MAX_UNIX) {
             let t = Timestamp::from_unix(secs).unwrap();
             prop_assert_eq!(Timestamp::parse_amz(t.amz_date()).unwrap().unix(), secs);
+            let text = t.rfc3339();
+            let amz: String = text.chars().filter(|c| !matches!(c, '-' | ':')).collect();
+            prop_assert_eq!(amz, t.amz_date());
         }
     }
 }

@@ -89,25 +89,11 @@ pub(crate) fn now() -> Result<Timestamp, ApiError> {
         .ok_or_else(|| ApiError::new(Code::Clock, "the system clock is out of range"))
 }
 
-/// `YYYYMMDDTHHMMSSZ` → RFC 3339 (`YYYY-MM-DDTHH:MM:SSZ`).
+/// `t` in RFC 3339 (`YYYY-MM-DDTHH:MM:SSZ`): the signer's [`Timestamp::rfc3339`], as a
+/// function to pass to `map`.
 #[must_use]
 pub fn rfc3339(t: Timestamp) -> String {
-    let a = t.amz_date();
-    let part = |r: std::ops::Range<usize>| a.get(r).unwrap_or_default();
-    // Built in place: this runs for every URL handed out.
-    let mut out = String::with_capacity(20);
-    for (range, then) in [
-        (0..4, "-"),
-        (4..6, "-"),
-        (6..8, "T"),
-        (9..11, ":"),
-        (11..13, ":"),
-        (13..15, "Z"),
-    ] {
-        out.push_str(part(range));
-        out.push_str(then);
-    }
-    out
+    t.rfc3339()
 }
 
 pub(crate) fn expiry_text(now: Timestamp, ttl: Expiry) -> String {

@@ -11,12 +11,16 @@ mod json;
 mod policy;
 mod verify;
 
+pub(crate) use policy::day_conditions;
 pub use policy::{Condition, Policy};
 pub use verify::{PostError, PostVerifier, VerifiedPost};
 
+use crate::encode::Hex32;
+use crate::signing_key::HmacSha256;
 use crate::string_to_sign::ALGORITHM;
 use crate::{Error, Expiry, Signer, Timestamp};
 use base64::Engine as _;
+use hmac::Mac as _;
 use std::fmt;
 
 /// What a presigned POST allows: one exact key in one bucket, optionally an exact
@@ -138,12 +142,8 @@ impl Fields {
     /// Appends `x-amz-meta-<name>` = `value`.
     fn push_meta(&mut self, name: &str, value: &str) {
         let start = self.text.len();
-        self.text.push_str("x-amz-meta-");
+        self.text.push_str(META_PREFIX);
         self.push_name(start, name, |text| text.push_str(value));
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.spans.len()
     }
 
     pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
@@ -193,43 +193,89 @@ impl Signer {
             .checked_add(u64::from(expires.secs()))
             .ok_or(Error::InvalidExpiry(u64::from(expires.secs())))?;
         let token = self.credentials.session_token();
-        self.with_key(now.date_stamp(), |key, _| {
-            let count = 9 + policy.metadata.len();
-            let values: usize = policy.content_type.map_or(0, str::len)
+        self.with_key(now.date_stamp(), |key, second| {
+            // The policy document first, in this thread's scratch buffer (no allocation): its
+            // length gives the base64's, so the one buffer of fields is allocated at its exact
+            // size.
+            let mut document = std::mem::take(&mut second.scratch);
+            document.clear();
+            policy::write_document(&mut document, policy, expires_at, key, now, token);
+            let fixed: [(&str, &str); 4] = [
+                ("key", policy.key),
+                ("x-amz-algorithm", ALGORITHM),
+                ("x-amz-credential", &key.credential),
+                ("x-amz-date", now.amz_date()),
+            ];
+            let pair_len = |(n, v): &(&str, &str)| n.len() + v.len();
+            let bytes = policy
+                .content_type
+                .map_or(0, |ct| pair_len(&("Content-Type", ct)))
                 + policy
                     .metadata
                     .iter()
-                    .map(|(n, v)| n.len() + v.len() + 11)
+                    .map(|meta| META_PREFIX.len() + pair_len(meta))
                     .sum::<usize>()
-                + policy.key.len()
-                + key.credential.len()
-                + token.map_or(0, str::len);
-            // The fields, then the base64 policy (about twice their size) and the signature.
-            let mut fields = Fields::with_capacity(3 * values + 600, count);
+                + fixed.iter().map(pair_len).sum::<usize>()
+                + token.map_or(0, |t| pair_len(&(TOKEN_FIELD, t)))
+                + "policy".len()
+                + base64_len(document.len())
+                + "x-amz-signature".len()
+                + 64;
+            let count = policy.content_type.map_or(0, |_| 1)
+                + policy.metadata.len()
+                + fixed.len()
+                + usize::from(token.is_some())
+                + 2;
+            let mut fields = Fields::with_capacity(bytes, count);
             if let Some(ct) = policy.content_type {
                 fields.push("Content-Type", ct);
             }
             for (name, value) in policy.metadata {
                 fields.push_meta(name, value);
             }
-            fields.push("key", policy.key);
-            fields.push("x-amz-algorithm", ALGORITHM);
-            fields.push("x-amz-credential", &key.credential);
-            fields.push("x-amz-date", now.amz_date());
-            if let Some(token) = token {
-                fields.push("x-amz-security-token", token);
+            for (name, value) in fixed {
+                fields.push(name, value);
             }
-            let document = policy::write_document(policy, expires_at, &fields);
-            let mut signature = None;
-            fields.push_with("policy", |text| {
-                let start = text.len();
-                base64::engine::general_purpose::STANDARD.encode_string(&document, text);
-                signature = text.get(start..).map(|b64| key.sign_bytes(b64.as_bytes()));
-            });
-            let signature = signature.unwrap_or_else(|| key.sign_bytes(b""));
+            if let Some(token) = token {
+                fields.push(TOKEN_FIELD, token);
+            }
+            let mut mac = key.mac.clone();
+            fields.push_with("policy", |text| encode_and_sign(&document, text, &mut mac));
+            second.scratch = document;
+            let signature = Hex32::new(&mac.finalize().into_bytes());
             fields.push("x-amz-signature", signature.as_str());
             Ok(PostForm { fields, expires_at })
         })
+    }
+}
+
+/// The prefix of a metadata field's name.
+const META_PREFIX: &str = "x-amz-meta-";
+
+/// The session token's field.
+const TOKEN_FIELD: &str = "x-amz-security-token";
+
+/// Length of the padded standard base64 of `n` bytes: 4 characters per 3 bytes, rounded up.
+const fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+/// Appends the padded standard base64 of `document` (RFC 4648 §4) to `out` and feeds the
+/// same text to `mac` (the POST string to sign is the base64 policy), a chunk at a time
+/// while it is still in cache: no second pass over the output.
+fn encode_and_sign(document: &str, out: &mut String, mac: &mut HmacSha256) {
+    // 768 input bytes (a multiple of 3, so only the last chunk pads) → 1024 characters.
+    const CHUNK: usize = 768;
+    let mut buf = [0_u8; CHUNK / 3 * 4];
+    for chunk in document.as_bytes().chunks(CHUNK) {
+        // `buf` holds the base64 of any chunk, so this never fails.
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(chunk, &mut buf)
+            .unwrap_or_default();
+        let text = buf.get(..written).unwrap_or_default();
+        mac.update(text);
+        // Base64 is ASCII.
+        out.push_str(std::str::from_utf8(text).unwrap_or_default());
     }
 }
 

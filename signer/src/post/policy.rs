@@ -2,7 +2,8 @@
 //! and parsed (strictly) for [`PostVerifier`](super::PostVerifier).
 
 use super::json::{self, Value};
-use super::{Fields, PostPolicy};
+use super::PostPolicy;
+use crate::signing_key::DerivedKey;
 use crate::Timestamp;
 
 /// Largest policy document accepted, in bytes of JSON (S3 limits POST form fields to 20 KB).
@@ -144,59 +145,64 @@ fn parse_iso8601(text: &str) -> Result<Timestamp, &'static str> {
     Timestamp::parse_amz(&format!("{amz}Z")).map_err(|_| WHY)
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ`, botocore's form.
-pub(crate) fn write_iso8601(out: &mut String, t: Timestamp) {
-    let a = t.amz_date();
-    let part = |r: std::ops::Range<usize>| a.get(r).unwrap_or_default();
-    for (range, after) in [
-        (0..4, "-"),
-        (4..6, "-"),
-        (6..8, "T"),
-        (9..11, ":"),
-        (11..13, ":"),
-        (13..15, "Z"),
-    ] {
-        out.push_str(part(range));
-        out.push_str(after);
-    }
-}
-
-/// The policy JSON, byte for byte as botocore writes it (`json.dumps` separators): the caller's
-/// field conditions, the size range, the bucket, then `key` and the `x-amz-*` fields.
-/// `fields` are the form fields so far (caller's first, then `key` and the rest).
+/// Writes the policy JSON into `out`, byte for byte as botocore writes it (`json.dumps`
+/// separators): the caller's field conditions (`Content-Type`, `x-amz-meta-*`), the size
+/// range, the bucket, then `key`, the `x-amz-*` fields of the form and the security token.
+/// The algorithm and credential conditions are the day's, written once per day (`key`).
 pub(crate) fn write_document(
+    out: &mut String,
     policy: &PostPolicy<'_>,
     expires_at: Timestamp,
-    fields: &Fields,
-) -> String {
-    let size: usize = fields.iter().map(|(n, v)| n.len() + v.len() + 8).sum();
-    let mut out = String::with_capacity(160 + policy.bucket.len() + size);
+    key: &DerivedKey,
+    now: Timestamp,
+    token: Option<&str>,
+) {
     out.push_str("{\"expiration\": \"");
-    write_iso8601(&mut out, expires_at);
+    expires_at.write_rfc3339(out);
     out.push_str("\", \"conditions\": [");
-    let split = fields
-        .iter()
-        .position(|(n, _)| n == "key")
-        .unwrap_or(fields.len());
-    let own = fields.iter().take(split);
-    let signer_fields = fields.iter().skip(split);
-    for (name, value) in own {
-        write_eq(&mut out, name, value);
+    if let Some(ct) = policy.content_type {
+        write_eq(out, "Content-Type", ct);
+    }
+    for (name, value) in policy.metadata {
+        // Metadata names are lowercase tokens (checked): nothing in them needs escaping.
+        out.push_str("{\"x-amz-meta-");
+        out.push_str(name);
+        out.push_str("\": ");
+        json::write_str(out, value);
+        out.push_str("}, ");
     }
     if let Some((min, max)) = policy.length_range {
         out.push_str("[\"content-length-range\", ");
-        push_u64(&mut out, min);
+        push_u64(out, min);
         out.push_str(", ");
-        push_u64(&mut out, max);
+        push_u64(out, max);
         out.push_str("], ");
     }
-    write_eq(&mut out, "bucket", policy.bucket);
-    for (name, value) in signer_fields {
-        write_eq(&mut out, name, value);
+    write_eq(out, "bucket", policy.bucket);
+    write_eq(out, "key", policy.key);
+    out.push_str(&key.post_conditions);
+    out.push_str(now.amz_date());
+    out.push('"');
+    if let Some(token) = token {
+        out.push_str("}, ");
+        write_eq(out, "x-amz-security-token", token);
+        // write_eq ended with "}, ".
+        out.truncate(out.len().saturating_sub(3));
     }
-    // Every condition ended with ", ".
-    out.truncate(out.len().saturating_sub(2));
-    out.push_str("]}");
+    out.push_str("}]}");
+}
+
+/// `{"x-amz-algorithm": "AWS4-HMAC-SHA256"}, {"x-amz-credential": "<credential>"}, {"x-amz-date": "`:
+/// the policy's conditions that only change with the day, as JSON (`credential` escaped).
+pub(crate) fn day_conditions(credential: &str) -> String {
+    let mut out = String::with_capacity(96 + credential.len());
+    write_eq(
+        &mut out,
+        "x-amz-algorithm",
+        crate::string_to_sign::ALGORITHM,
+    );
+    write_eq(&mut out, "x-amz-credential", credential);
+    out.push_str("{\"x-amz-date\": \"");
     out
 }
 

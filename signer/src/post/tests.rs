@@ -178,6 +178,13 @@ fn forms_equal_botocore_generate_presigned_post_field_for_field() {
         assert!(form
             .fields()
             .eq(case.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))));
+        // One buffer, allocated once at its exact size.
+        assert_eq!(
+            (form.fields.text.len(), form.fields.spans.len()),
+            (form.fields.text.capacity(), form.fields.spans.capacity()),
+            "case {:?}",
+            case.name
+        );
 
         // And the verifier accepts what botocore made.
         let fields: Vec<(&str, &str)> = case
