@@ -212,14 +212,15 @@ async fn an_over_limit_tenant_is_logged_once_not_per_refusal() {
 }
 
 /// A TCP relay to Redis whose answers can be held back: requests reach Redis at once (the
-/// script runs, in time), the answers arrive late (the gateway has already given up).
-struct SlowAnswers {
-    port: u16,
+/// script runs, in time), the answers arrive late (the gateway has already given up), each
+/// 400 ms late: a Redis that answers slowly, every time alike.
+pub(crate) struct SlowAnswers {
+    pub(crate) port: u16,
     hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SlowAnswers {
-    async fn start(redis_port: u16) -> Self {
+    pub(crate) async fn start(redis_port: u16) -> Self {
         use std::sync::atomic::Ordering;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -256,7 +257,7 @@ impl SlowAnswers {
         Self { port, hold }
     }
 
-    fn hold(&self, on: bool) {
+    pub(crate) fn hold(&self, on: bool) {
         self.hold.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 }

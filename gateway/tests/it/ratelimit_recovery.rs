@@ -1,6 +1,7 @@
 //! What the shared rate limiter falls back to, and when it calls Redis recovered: a fallback
 //! starts from what the shared bucket had left (not a fresh burst per replica), and a Redis that
-//! answers but refuses the script (`NOREPLICAS`) has not recovered. Real `redis-server`
+//! answers but refuses the script (`NOREPLICAS`) or answers slower than the bound has not
+//! recovered. Real `redis-server`
 //! processes of each test's own and real `gateway serve` processes; outside CI a missing Redis
 //! skips with a printed reason.
 
@@ -168,4 +169,50 @@ async fn a_redis_that_answers_but_refuses_the_script_has_not_recovered() {
             .await,
         before + 1.0
     );
+}
+
+/// A Redis that answers, but 400 ms late, with a bound of 200 ms: once a decision failed, a
+/// probe answered in time for its own 1 s bound is no recovery (requests would wait 200 ms and
+/// fail again, each time): `/ready` stays `degraded` and the WARN says how slow. Answers fast
+/// again: recovered.
+#[tokio::test]
+async fn a_redis_answering_slower_than_the_bound_has_not_recovered() {
+    if redis_url().is_none() {
+        return;
+    }
+    let redis = Redis::start();
+    let relay = crate::ratelimit_faults::SlowAnswers::start(redis.port).await;
+    let keys = format!("acme {} rate=5/3600", hash("acme"));
+    let url = format!("redis://127.0.0.1:{}", relay.port);
+    let env = vec![
+        ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", url),
+        ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", prefix("slow")),
+        ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "200".to_owned()),
+    ];
+    let replica = gateway(&keys, &borrowed(&env));
+    wait_for_state(replica.port, "ok").await;
+
+    relay.hold(true);
+    assert_eq!(
+        rest(replica.port, "acme").await.0,
+        200,
+        "no answer within 200 ms: counted alone"
+    );
+    wait_for_state(replica.port, "degraded").await;
+    // Several probes (one a second), each answered in about 400 ms.
+    stays(replica.port, "degraded", Duration::from_secs(4)).await;
+    let log = replica.log();
+    assert!(log.contains("answered in "), "{log}");
+    assert!(log.contains("over the 200 ms bound"), "{log}");
+    assert!(!log.contains("counting is shared again"), "{log}");
+    assert!(
+        replica
+            .metric("draftstore_rate_limit_redis_calls_total{outcome=\"slow\"}")
+            .await
+            >= 1.0
+    );
+
+    relay.hold(false);
+    wait_for_state(replica.port, "ok").await;
+    assert!(replica.log().contains("counting is shared again"));
 }

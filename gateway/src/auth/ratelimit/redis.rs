@@ -11,13 +11,15 @@
 //! it catches up); a grant whose reply was still on its way when the gateway gave up is given
 //! back ([`REFUND_LUA`]). After [`OPEN_AFTER`] failures in a row Redis is skipped (no request
 //! waits for it) until a background decision, once a second on a key of its own, succeeds
-//! again: recovery needs nothing from anyone, and is a decision Redis made (a Redis that answers
-//! but refuses writes, `NOREPLICAS`, `OOM`, `READONLY`, has not recovered). Each decision's
-//! answer says what it left in the shared bucket ([`Shared::left`]), which the caller mirrors
-//! into its local bucket: a fallback starts from what was left, not from a full bucket. Failures are counted in `draftstore_rate_limit_redis_calls_total{outcome}`
-//! and logged as `outage.rs` says.
+//! again within the decision's bound: recovery needs nothing from anyone, and is a decision
+//! Redis made in time (a Redis that answers but refuses writes, `NOREPLICAS`, `OOM`,
+//! `READONLY`, or answers slower than the bound, has not recovered). Each decision's answer
+//! says what it left in the shared bucket ([`Shared::left`]), which the caller mirrors into its
+//! local bucket: a fallback starts from what was left, not from a full bucket. Failures are
+//! counted in `draftstore_rate_limit_redis_calls_total{outcome}` and logged as `outage.rs`
+//! says.
 
-use super::outage::{describe, timed_out, Link, Outage};
+use super::outage::{describe, slow, timed_out, Link, Outage};
 use super::{set_status, OnError, RateSpec, RedisConfig};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -335,21 +337,31 @@ impl RedisLimiter {
     }
 
     /// Runs the decision script (bounded by [`PROBE_TIMEOUT`]) on the probe's own key and
-    /// records the outcome: recovery is a decision Redis made, not merely an answer (a Redis
-    /// that answers `TIME` but refuses writes, `NOREPLICAS`, `OOM`, `READONLY`, still decides
-    /// nothing). The key is the prefix alone: no tenant's key, as tenants are never empty and
-    /// never hold `:`; one token a second, it expires within about 2 s.
+    /// records the outcome: recovery is a decision Redis made within a decision's bound, not
+    /// merely an answer (a Redis that answers `TIME` but refuses writes, `NOREPLICAS`, `OOM`,
+    /// `READONLY`, still decides nothing; one that decides slower than the bound would only
+    /// make requests wait the bound and fail again). The key is the prefix alone: no tenant's
+    /// key, as tenants are never empty and never hold `:`; one token a second, it expires
+    /// within about 2 s.
     async fn probe(self: &Arc<Self>) {
-        let call = Arc::clone(self).decide(
-            self.prefix.clone(),
-            1,
-            1_000_000,
-            Instant::now() + PROBE_TIMEOUT,
-        );
-        match tokio::time::timeout(PROBE_TIMEOUT, call).await {
+        let started = Instant::now();
+        let call =
+            Arc::clone(self).decide(self.prefix.clone(), 1, 1_000_000, started + PROBE_TIMEOUT);
+        let answer = tokio::time::timeout(PROBE_TIMEOUT, call).await;
+        let took = started.elapsed();
+        match answer {
             // Past its deadline (a clock estimate just corrected by this answer): the script
             // wrote nothing, so it says nothing of writes; the next probe does.
             Ok(Ok((-1, ..))) => {}
+            // Slower than the bound while Redis is failing: not a recovery. (While Redis
+            // decides, requests' own decisions judge its speed; a slow first connection, its
+            // set-up included, is not held against it.)
+            Ok(Ok(_)) if took > self.timeout && self.failures.load(Ordering::Relaxed) > 0 => {
+                count("slow");
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                set_status(false);
+                self.outage.slow(&slow(took, self.timeout), self.on_error);
+            }
             Ok(Ok(_)) => self.succeeded(),
             Ok(Err(e)) => self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT))),
             Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),
