@@ -75,16 +75,19 @@ impl std::fmt::Debug for RedisConfig {
 }
 
 /// One tenant's rate: its spec, its bucket in this process, and the shared limiter when set.
+/// A clone shares the original's state (one bucket, one debt): a key reload that changes a
+/// tenant's other limits but not its rate keeps the tenant's rate by cloning it.
+#[derive(Clone)]
 pub struct Rate {
     spec: RateSpec,
     /// The bucket in this process, and Redis's clock (µs) of the shared decision last mirrored
     /// into it (an older answer arriving later is not mirrored).
-    local: Mutex<(Bucket, i64)>,
+    local: Arc<Mutex<(Bucket, i64)>>,
     /// URLs granted in this process while Redis decided nothing, owed to the shared bucket.
     owed: Arc<Owed>,
     shared: Option<Arc<RedisLimiter>>,
     /// When this tenant's refusals were last logged, and how many since.
-    refusals: Mutex<(Option<Instant>, u64)>,
+    refusals: Arc<Mutex<(Option<Instant>, u64)>>,
 }
 
 impl std::fmt::Debug for Rate {
@@ -115,10 +118,10 @@ impl Rate {
         let now = Instant::now();
         Self {
             spec,
-            local: Mutex::new((Bucket::full(spec, now), i64::MIN)),
+            local: Arc::new(Mutex::new((Bucket::full(spec, now), i64::MIN))),
             owed: Arc::new(Owed::new(now)),
             shared,
-            refusals: Mutex::new((None, 0)),
+            refusals: Arc::new(Mutex::new((None, 0))),
         }
     }
 
