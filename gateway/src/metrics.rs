@@ -84,7 +84,8 @@ pub struct Metrics {
     pub confirmed_bytes: Counter,
     /// Shared rate-limit calls to Redis: `granted`, `limited`, `error`, `timeout`, `skipped`,
     /// `late` (answered, but past its deadline: nothing spent), `refunded` (a grant answered
-    /// after the decision was given up on, given back).
+    /// after the decision was given up on, given back), `slow` (a probe answered while Redis was
+    /// failing, but slower than a decision's bound: not a recovery).
     pub rate_limit_redis_calls: Family<OutcomeLabels, Counter>,
     /// Round trip of one rate-limit decision in Redis.
     pub rate_limit_redis_seconds: Histogram,

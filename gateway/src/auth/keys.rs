@@ -168,15 +168,38 @@ pub(super) fn load(
     }
 }
 
-/// `new` with each tenant whose limits did not change keeping its policy from `old`, so a
-/// reload of the key file does not refill the tenant's bucket.
+/// `new` with each tenant whose rate did not change keeping its rate's state from `old`, so a
+/// reload of the key file does not refill the tenant's bucket: the whole policy when no limit
+/// changed, else (only `max_size` or `types` changed) the new limits with the old rate. Only
+/// a changed rate starts a full bucket.
 pub(super) fn carry_over(old: &Keys, mut new: Keys) -> Keys {
+    // Each tenant's one new policy with its old rate (every key of a tenant shares it).
+    let mut kept: HashMap<String, Arc<Policy>> = HashMap::new();
     for (_, tenant) in &mut new {
-        if let Some((_, before)) = old.iter().find(|(_, t)| t.as_str() == tenant.as_str()) {
-            if before.policy().same_limits(tenant.policy()) {
-                *tenant = before.clone();
-            }
+        let Some((_, before)) = old.iter().find(|(_, t)| t.as_str() == tenant.as_str()) else {
+            continue;
+        };
+        if before.policy().same_limits(tenant.policy()) {
+            *tenant = before.clone();
+            continue;
         }
+        let (Some(rate), Some(now)) = (&before.policy().rate, &tenant.policy().rate) else {
+            continue;
+        };
+        if rate.spec() != now.spec() {
+            continue;
+        }
+        let policy = kept
+            .entry(tenant.as_str().to_owned())
+            .or_insert_with(|| {
+                Arc::new(Policy {
+                    max_size: tenant.policy().max_size,
+                    content_types: tenant.policy().content_types.clone(),
+                    rate: Some(rate.clone()),
+                })
+            })
+            .clone();
+        *tenant = tenant.clone().with_policy(policy);
     }
     new
 }
@@ -286,6 +309,46 @@ mod tests {
         assert!(
             after[2].1.allow_url().await.is_ok(),
             "globex's new rate starts full"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reload_that_changes_only_max_size_or_types_keeps_the_bucket() {
+        let before = parse_keys(&format!(
+            "acme {} rate=2/60 max_size=10\nacme {} rate=2/60 max_size=10",
+            hash("a"),
+            hash("b")
+        ))
+        .unwrap();
+        before[0].1.allow_url().await.unwrap();
+        before[1].1.allow_url().await.unwrap();
+        assert!(
+            before[0].1.allow_url().await.is_err(),
+            "acme is out of tokens"
+        );
+        let after = carry_over(
+            &before,
+            parse_keys(&format!(
+                "acme {} rate=2/60 max_size=20 types=image/png\nacme {} rate=2/60 max_size=20 types=image/png",
+                hash("a"),
+                hash("b")
+            ))
+            .unwrap(),
+        );
+        for (_, tenant) in &after {
+            assert_eq!(tenant.policy().max_size, Some(20), "the new limits apply");
+            assert_eq!(
+                tenant.policy().content_types.as_deref(),
+                Some(&["image/png".to_owned()][..])
+            );
+            assert!(
+                tenant.allow_url().await.is_err(),
+                "no fresh burst: the bucket is the one before the reload"
+            );
+        }
+        assert!(
+            std::ptr::eq(after[0].1.policy(), after[1].1.policy()),
+            "both keys still share one policy"
         );
     }
 }

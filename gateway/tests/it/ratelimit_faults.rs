@@ -61,16 +61,17 @@ async fn a_decision_given_up_on_spends_nothing_when_a_frozen_redis_catches_up() 
     wait_for_state(reject.port, "ok").await;
     wait_for_state(allow.port, "ok").await;
 
-    // Exactly the 4 left before the freeze are left in each shared bucket: nothing given up
-    // on was spent.
-    for (replica, what) in [(&reject, "reject"), (&allow, "allow")] {
+    // The frozen decisions spent nothing: `reject`'s shared bucket holds exactly the 4 left
+    // before the freeze; `allow`'s the same 4 less the 3 it granted alone (charged once, with
+    // its first decision after the thaw), not less 6.
+    for (replica, left, what) in [(&reject, 4, "reject"), (&allow, 1, "allow")] {
         let mut statuses = Vec::new();
         for _ in 0..6 {
             statuses.push(rest(replica.port, "acme").await.0);
         }
+        let want: Vec<u16> = (0..6).map(|i| if i < left { 200 } else { 429 }).collect();
         assert_eq!(
-            statuses,
-            [200, 200, 200, 200, 429, 429],
+            statuses, want,
             "{what}: the frozen decisions must not spend the shared bucket"
         );
     }
@@ -212,14 +213,15 @@ async fn an_over_limit_tenant_is_logged_once_not_per_refusal() {
 }
 
 /// A TCP relay to Redis whose answers can be held back: requests reach Redis at once (the
-/// script runs, in time), the answers arrive late (the gateway has already given up).
-struct SlowAnswers {
-    port: u16,
+/// script runs, in time), the answers arrive late (the gateway has already given up), each
+/// 400 ms late: a Redis that answers slowly, every time alike.
+pub(crate) struct SlowAnswers {
+    pub(crate) port: u16,
     hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SlowAnswers {
-    async fn start(redis_port: u16) -> Self {
+    pub(crate) async fn start(redis_port: u16) -> Self {
         use std::sync::atomic::Ordering;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -256,7 +258,7 @@ impl SlowAnswers {
         Self { port, hold }
     }
 
-    fn hold(&self, on: bool) {
+    pub(crate) fn hold(&self, on: bool) {
         self.hold.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 }

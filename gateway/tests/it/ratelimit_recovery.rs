@@ -1,6 +1,7 @@
 //! What the shared rate limiter falls back to, and when it calls Redis recovered: a fallback
-//! starts from what the shared bucket had left (not a fresh burst per replica), and a Redis that
-//! answers but refuses the script (`NOREPLICAS`) has not recovered. Real `redis-server`
+//! starts from what the shared bucket had left (not a fresh burst per replica), what a replica
+//! granted alone is charged to Redis once it is back, and a Redis that answers but refuses the
+//! script (`NOREPLICAS`) or answers slower than the bound has not recovered. Real `redis-server`
 //! processes of each test's own and real `gateway serve` processes; outside CI a missing Redis
 //! skips with a printed reason.
 
@@ -157,15 +158,115 @@ async fn a_redis_that_answers_but_refuses_the_script_has_not_recovered() {
     wait_for_state(replica.port, "ok").await;
     let log = replica.log();
     assert_eq!(log.matches("counting is shared again").count(), 1, "{log}");
-    // Shared again: the shared bucket still holds 4 (the fallback spent only local tokens).
+    // Shared again: the shared bucket held 4, and the 4 granted alone meanwhile are charged
+    // with this decision, which Redis makes (a refusal of Redis's, not the fallback's).
     let before = replica
-        .metric("draftstore_rate_limit_redis_calls_total{outcome=\"granted\"}")
+        .metric("draftstore_rate_limit_redis_calls_total{outcome=\"limited\"}")
         .await;
-    assert_eq!(rest(replica.port, "acme").await.0, 200);
+    let (status, code, _) = rest(replica.port, "acme").await;
+    assert_eq!((status, code.as_str()), (429, "RATE_LIMITED"));
     assert_eq!(
         replica
-            .metric("draftstore_rate_limit_redis_calls_total{outcome=\"granted\"}")
+            .metric("draftstore_rate_limit_redis_calls_total{outcome=\"limited\"}")
             .await,
         before + 1.0
     );
+}
+
+/// The reviewer's repro: nothing spent, Redis stops, two replicas grant 2 and 1 URLs alone,
+/// Redis comes back (empty, so its bucket is full): the shared bucket must grant only the
+/// 5 - 3 = 2 left, not a fresh 5 on top of the 3.
+#[tokio::test]
+async fn grants_made_alone_during_an_outage_are_charged_to_redis_when_it_is_back() {
+    if redis_url().is_none() {
+        return;
+    }
+    let mut redis = Redis::start();
+    // One token back an hour: nothing refills while the test runs.
+    let keys = format!("acme {} rate=5/3600", hash("acme"));
+    let env = vec![
+        ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", redis.url()),
+        ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", prefix("owed")),
+        ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "2000".to_owned()),
+    ];
+    let replicas = [
+        gateway(&keys, &borrowed(&env)),
+        gateway(&keys, &borrowed(&env)),
+    ];
+    for replica in &replicas {
+        wait_for_state(replica.port, "ok").await;
+    }
+
+    redis.stop();
+    for (replica, alone) in replicas.iter().zip([2, 1]) {
+        for _ in 0..alone {
+            assert_eq!(rest(replica.port, "acme").await.0, 200, "counted alone");
+        }
+    }
+    redis.restart();
+    for replica in &replicas {
+        wait_for_state(replica.port, "ok").await;
+    }
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        statuses.push(rest(replicas[i % 2].port, "acme").await.0);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "5 less the 3 granted during the outage: {statuses:?}"
+    );
+    let mut decided = 0.0;
+    for replica in &replicas {
+        decided += replica
+            .metric("draftstore_rate_limit_redis_calls_total{outcome=\"granted\"}")
+            .await;
+    }
+    assert_eq!(decided, 2.0, "Redis decided the grants, not the fallback");
+}
+
+/// A Redis that answers, but 400 ms late, with a bound of 200 ms: once a decision failed, a
+/// probe answered in time for its own 1 s bound is no recovery (requests would wait 200 ms and
+/// fail again, each time): `/ready` stays `degraded` and the WARN says how slow. Answers fast
+/// again: recovered.
+#[tokio::test]
+async fn a_redis_answering_slower_than_the_bound_has_not_recovered() {
+    if redis_url().is_none() {
+        return;
+    }
+    let redis = Redis::start();
+    let relay = crate::ratelimit_faults::SlowAnswers::start(redis.port).await;
+    let keys = format!("acme {} rate=5/3600", hash("acme"));
+    let url = format!("redis://127.0.0.1:{}", relay.port);
+    let env = vec![
+        ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", url),
+        ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", prefix("slow")),
+        ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "200".to_owned()),
+    ];
+    let replica = gateway(&keys, &borrowed(&env));
+    wait_for_state(replica.port, "ok").await;
+
+    relay.hold(true);
+    assert_eq!(
+        rest(replica.port, "acme").await.0,
+        200,
+        "no answer within 200 ms: counted alone"
+    );
+    wait_for_state(replica.port, "degraded").await;
+    // Several probes (one a second), each answered in about 400 ms.
+    stays(replica.port, "degraded", Duration::from_secs(4)).await;
+    let log = replica.log();
+    assert!(log.contains("answered in "), "{log}");
+    assert!(log.contains("over the 200 ms bound"), "{log}");
+    assert!(!log.contains("counting is shared again"), "{log}");
+    assert!(
+        replica
+            .metric("draftstore_rate_limit_redis_calls_total{outcome=\"slow\"}")
+            .await
+            >= 1.0
+    );
+
+    relay.hold(false);
+    wait_for_state(replica.port, "ok").await;
+    assert!(replica.log().contains("counting is shared again"));
 }

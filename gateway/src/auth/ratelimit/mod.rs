@@ -5,6 +5,7 @@
 //! - [`bucket`]: the refilling token bucket (pure), the one semantics of both counters.
 //! - [`redis`]: the same bucket as one atomic Lua step on the Redis server, a decision within a
 //!   time bound, and what happens when Redis does not answer ([`OnError`]).
+//! - `owed`: what this process granted alone during an outage, charged to Redis afterwards.
 //! - `outage`: the throttled log lines while Redis makes no decision, and what each failure was.
 //!
 //! Refusals are logged at most once a minute per tenant (INFO, with how many since the last
@@ -18,16 +19,20 @@
 //! alone from what was left when it last heard from Redis for that tenant, refilling at the
 //! tenant's rate from then: during an outage a tenant gets at most, per replica, what that
 //! replica last saw left plus the refill (a replica that never decided for the tenant since it
-//! started counts from a full bucket).
+//! started counts from a full bucket). What a replica grants alone is owed to the shared bucket
+//! (`owed`) and charged to Redis with the tenant's next decision Redis makes, so a Redis that
+//! comes back does not grant those URLs again.
 
 mod bucket;
 mod outage;
+mod owed;
 mod redis;
 
 pub use bucket::{retry_after, RateSpec};
 pub use redis::{check_url, RedisLimiter, Shared, LUA, OPEN_AFTER, REFUND_LUA};
 
 use bucket::Bucket;
+use owed::Owed;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -70,14 +75,19 @@ impl std::fmt::Debug for RedisConfig {
 }
 
 /// One tenant's rate: its spec, its bucket in this process, and the shared limiter when set.
+/// A clone shares the original's state (one bucket, one debt): a key reload that changes a
+/// tenant's other limits but not its rate keeps the tenant's rate by cloning it.
+#[derive(Clone)]
 pub struct Rate {
     spec: RateSpec,
     /// The bucket in this process, and Redis's clock (µs) of the shared decision last mirrored
     /// into it (an older answer arriving later is not mirrored).
-    local: Mutex<(Bucket, i64)>,
+    local: Arc<Mutex<(Bucket, i64)>>,
+    /// URLs granted in this process while Redis decided nothing, owed to the shared bucket.
+    owed: Arc<Owed>,
     shared: Option<Arc<RedisLimiter>>,
     /// When this tenant's refusals were last logged, and how many since.
-    refusals: Mutex<(Option<Instant>, u64)>,
+    refusals: Arc<Mutex<(Option<Instant>, u64)>>,
 }
 
 impl std::fmt::Debug for Rate {
@@ -105,11 +115,13 @@ impl Rate {
     /// `limit` URLs at once, refilled at `limit` per `per`, counted here or through `shared`.
     #[must_use]
     pub fn new(spec: RateSpec, shared: Option<Arc<RedisLimiter>>) -> Self {
+        let now = Instant::now();
         Self {
             spec,
-            local: Mutex::new((Bucket::full(spec, Instant::now()), i64::MIN)),
+            local: Arc::new(Mutex::new((Bucket::full(spec, now), i64::MIN))),
+            owed: Arc::new(Owed::new(now)),
             shared,
-            refusals: Mutex::new((None, 0)),
+            refusals: Arc::new(Mutex::new((None, 0))),
         }
     }
 
@@ -135,7 +147,7 @@ impl Rate {
 
     async fn decide(&self, tenant: &str) -> Result<(), Refusal> {
         if let Some(shared) = &self.shared {
-            match shared.take_shared(tenant, self.spec).await {
+            match shared.take_owing(tenant, self.spec, &self.owed).await {
                 Ok(answer) => {
                     self.mirror(answer);
                     return answer.decision.map_err(Refusal::Limited);
@@ -148,11 +160,13 @@ impl Rate {
                 }
             }
             let local = self.take_local();
-            redis::count_fallback(if local.is_ok() {
-                "local_granted"
+            if local.is_ok() {
+                // Redis never saw this grant: charged with the tenant's next shared decision.
+                self.owed.add(self.spec, Instant::now());
+                redis::count_fallback("local_granted");
             } else {
-                "local_limited"
-            });
+                redis::count_fallback("local_limited");
+            }
             return local;
         }
         self.take_local()

@@ -24,6 +24,8 @@ struct State {
     unlogged: u64,
     /// A WARN was written and its recovery not yet.
     recovery_due: bool,
+    /// When the last WARN about a Redis too slow to recover was written (`None`: never).
+    slow_warned_at: Option<Instant>,
 }
 
 impl Outage {
@@ -34,10 +36,7 @@ impl Outage {
         if state.warned_at.is_some_and(|at| at.elapsed() < LOG_EVERY) {
             return;
         }
-        let fallback = match on_error {
-            OnError::Allow => "each replica counts alone",
-            OnError::Reject => "URLs are refused",
-        };
+        let fallback = fallback(on_error);
         tracing::warn!(
             failures = state.unlogged,
             error = why,
@@ -45,6 +44,25 @@ impl Outage {
         );
         state.warned_at = Some(Instant::now());
         state.unlogged = 0;
+        state.recovery_due = true;
+    }
+
+    /// Records that a probe, while Redis was failing, was answered but slower than a decision's
+    /// bound: still no recovery. One WARN at most every [`LOG_EVERY`], saying how slow.
+    pub(super) fn slow(&self, why: &str, on_error: OnError) {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if state
+            .slow_warned_at
+            .is_some_and(|at| at.elapsed() < LOG_EVERY)
+        {
+            return;
+        }
+        tracing::warn!(
+            error = why,
+            "rate limits: Redis answers, but slower than a decision may wait: {}; still degraded until it answers within the bound (logged at most once a minute)",
+            fallback(on_error)
+        );
+        state.slow_warned_at = Some(Instant::now());
         state.recovery_due = true;
     }
 
@@ -56,6 +74,23 @@ impl Outage {
             tracing::info!("rate limits: Redis decides again; counting is shared again");
         }
     }
+}
+
+/// What requests get while Redis makes no decision.
+fn fallback(on_error: OnError) -> &'static str {
+    match on_error {
+        OnError::Allow => "each replica counts alone",
+        OnError::Reject => "URLs are refused",
+    }
+}
+
+/// A probe answered in `took`, over `bound` (`DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS`).
+pub(super) fn slow(took: Duration, bound: Duration) -> String {
+    format!(
+        "answered in {} ms, over the {} ms bound (DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS)",
+        took.as_millis(),
+        bound.as_millis()
+    )
 }
 
 /// How the connection stands when a failure is described.

@@ -11,13 +11,17 @@
 //! it catches up); a grant whose reply was still on its way when the gateway gave up is given
 //! back ([`REFUND_LUA`]). After [`OPEN_AFTER`] failures in a row Redis is skipped (no request
 //! waits for it) until a background decision, once a second on a key of its own, succeeds
-//! again: recovery needs nothing from anyone, and is a decision Redis made (a Redis that answers
-//! but refuses writes, `NOREPLICAS`, `OOM`, `READONLY`, has not recovered). Each decision's
-//! answer says what it left in the shared bucket ([`Shared::left`]), which the caller mirrors
-//! into its local bucket: a fallback starts from what was left, not from a full bucket. Failures are counted in `draftstore_rate_limit_redis_calls_total{outcome}`
-//! and logged as `outage.rs` says.
+//! again within the decision's bound: recovery needs nothing from anyone, and is a decision
+//! Redis made in time (a Redis that answers but refuses writes, `NOREPLICAS`, `OOM`,
+//! `READONLY`, or answers slower than the bound, has not recovered). Each decision's answer
+//! says what it left in the shared bucket ([`Shared::left`]), which the caller mirrors into its
+//! local bucket: a fallback starts from what was left, not from a full bucket; and what the
+//! fallback granted is charged to Redis with the tenant's next decision (`owed.rs`). Failures
+//! are counted in `draftstore_rate_limit_redis_calls_total{outcome}` and logged as `outage.rs`
+//! says.
 
-use super::outage::{describe, timed_out, Link, Outage};
+use super::outage::{describe, slow, timed_out, Link, Outage};
+use super::owed::{Charge, Owed};
 use super::{set_status, OnError, RateSpec, RedisConfig};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -27,7 +31,9 @@ use std::time::{Duration, Instant};
 /// One step of the token bucket of `bucket.rs`, atomically. `KEYS[1]`: the tenant's bucket (a
 /// hash of `tokens` and `at`, µs of the server's clock). `ARGV[1]`: tokens when full;
 /// `ARGV[2]`: µs to refill from empty; `ARGV[3]`: the deadline, µs of the server's clock (Unix
-/// time): run later, the step spends nothing and answers `-1`. Returns `{1, 0, now, left}` for
+/// time): run later, the step spends nothing and answers `-1`; `ARGV[4]` (optional, 0 when
+/// absent): tokens in millionths the caller granted alone while Redis decided nothing, taken
+/// from the refilled bucket (never below 0) before this step's own token. Returns `{1, 0, now, left}` for
 /// a grant, `{0, µs until a token is back, now, left}` otherwise, `{-1, 0, now, -1}` past the
 /// deadline; `now` is the server's clock in µs, `left` the tokens left after the step in
 /// millionths (the caller mirrors them into its local bucket, from which it counts when Redis
@@ -36,6 +42,7 @@ pub const LUA: &str = r"
 local limit = tonumber(ARGV[1])
 local per = tonumber(ARGV[2])
 local deadline = tonumber(ARGV[3])
+local owed = tonumber(ARGV[4]) or 0
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 if now > deadline then
@@ -51,6 +58,9 @@ end
 local elapsed = now - at
 if elapsed < 0 then elapsed = 0 end
 tokens = math.min(limit, tokens + elapsed / per * limit)
+if owed > 0 then
+  tokens = math.max(0, tokens - owed / 1000000)
+end
 local granted = 0
 local wait = 0
 if tokens >= 1 then
@@ -197,17 +207,39 @@ impl RedisLimiter {
         tenant: &str,
         spec: RateSpec,
     ) -> Result<Shared, Unanswered> {
+        self.decide_charging(tenant, spec, None).await
+    }
+
+    /// [`Self::take_shared`], charging what this process owes `tenant`'s shared bucket (see
+    /// `owed.rs`) in the same script call; the debt shrinks only when Redis applied it.
+    pub(super) async fn take_owing(
+        self: &Arc<Self>,
+        tenant: &str,
+        spec: RateSpec,
+        owed: &Arc<Owed>,
+    ) -> Result<Shared, Unanswered> {
+        self.decide_charging(tenant, spec, Some(owed)).await
+    }
+
+    async fn decide_charging(
+        self: &Arc<Self>,
+        tenant: &str,
+        spec: RateSpec,
+        owed: Option<&Arc<Owed>>,
+    ) -> Result<Shared, Unanswered> {
         if self.failures.load(Ordering::Relaxed) >= OPEN_AFTER {
             count("skipped");
             return Err(Unanswered);
         }
         let started = Instant::now();
+        let charge = owed.and_then(|owed| Charge::claim(owed, spec, started));
         let per_us = u64::try_from(spec.per.as_micros()).unwrap_or(u64::MAX);
         let mut call = Box::pin(Arc::clone(self).decide(
             self.key(tenant),
             spec.limit,
             per_us,
             started + self.timeout,
+            charge.as_ref().map_or(0, Charge::millionths),
         ));
         match tokio::time::timeout(self.timeout, &mut call).await {
             Ok(Ok((granted, wait_us, server_us, left))) => {
@@ -215,6 +247,10 @@ impl RedisLimiter {
                     .rate_limit_redis_seconds
                     .observe(started.elapsed().as_secs_f64());
                 self.succeeded();
+                if let Some(charge) = charge.filter(|_| granted >= 0) {
+                    // The script ran before its deadline: the charge is in the bucket.
+                    charge.applied();
+                }
                 #[allow(clippy::cast_precision_loss)] // millionths of at most u32::MAX tokens
                 let left = left.max(0) as f64 / 1_000_000.0;
                 let shared = |decision| Shared {
@@ -247,20 +283,21 @@ impl RedisLimiter {
             }
             Err(_) => {
                 self.failed("timeout", &timed_out(self.link(self.timeout)));
-                tokio::spawn(Arc::clone(self).settle(call, self.key(tenant), spec.limit));
+                tokio::spawn(Arc::clone(self).settle(call, self.key(tenant), spec.limit, charge));
                 Err(Unanswered)
             }
         }
     }
 
     /// Runs the script with a deadline of `give_up` in Redis's clock (asking Redis its time
-    /// first when no answer has told it yet).
+    /// first when no answer has told it yet), charging `owed` millionths of a token.
     async fn decide(
         self: Arc<Self>,
         key: String,
         limit: u32,
         per_us: u64,
         give_up: Instant,
+        owed: u64,
     ) -> redis::RedisResult<Reply> {
         let mut connection = self.connection.clone();
         let mut offset = self.offset_us.load(Ordering::Relaxed);
@@ -269,7 +306,7 @@ impl RedisLimiter {
         }
         let deadline = self.local_us(give_up).saturating_add(offset);
         let mut invocation = self.script.key(key);
-        invocation.arg(limit).arg(per_us).arg(deadline);
+        invocation.arg(limit).arg(per_us).arg(deadline).arg(owed);
         let sent = Instant::now();
         let reply: Reply = invocation.invoke_async(&mut connection).await?;
         self.observe_clock(reply.2, sent);
@@ -277,16 +314,24 @@ impl RedisLimiter {
     }
 
     /// Awaits the answer of a decision given up on: a grant that was spent after all is given
-    /// back, so the decision counts once (by the fallback) and not again in Redis.
+    /// back, so the decision counts once (by the fallback) and not again in Redis; a charge the
+    /// script applied is no longer owed (one that did not, or with no answer, stays owed).
     async fn settle(
         self: Arc<Self>,
         call: std::pin::Pin<Box<impl std::future::Future<Output = redis::RedisResult<Reply>>>>,
         key: String,
         limit: u32,
+        charge: Option<Charge>,
     ) {
-        let Ok(Ok((1, _, _, _))) = tokio::time::timeout(PROBE_TIMEOUT, call).await else {
+        let Ok(Ok((granted, ..))) = tokio::time::timeout(PROBE_TIMEOUT, call).await else {
             return;
         };
+        if let Some(charge) = charge.filter(|_| granted >= 0) {
+            charge.applied();
+        }
+        if granted != 1 {
+            return;
+        }
         let mut connection = self.connection.clone();
         let mut invocation = self.refund.key(key);
         invocation.arg(limit);
@@ -335,21 +380,36 @@ impl RedisLimiter {
     }
 
     /// Runs the decision script (bounded by [`PROBE_TIMEOUT`]) on the probe's own key and
-    /// records the outcome: recovery is a decision Redis made, not merely an answer (a Redis
-    /// that answers `TIME` but refuses writes, `NOREPLICAS`, `OOM`, `READONLY`, still decides
-    /// nothing). The key is the prefix alone: no tenant's key, as tenants are never empty and
-    /// never hold `:`; one token a second, it expires within about 2 s.
+    /// records the outcome: recovery is a decision Redis made within a decision's bound, not
+    /// merely an answer (a Redis that answers `TIME` but refuses writes, `NOREPLICAS`, `OOM`,
+    /// `READONLY`, still decides nothing; one that decides slower than the bound would only
+    /// make requests wait the bound and fail again). The key is the prefix alone: no tenant's
+    /// key, as tenants are never empty and never hold `:`; one token a second, it expires
+    /// within about 2 s.
     async fn probe(self: &Arc<Self>) {
+        let started = Instant::now();
         let call = Arc::clone(self).decide(
             self.prefix.clone(),
             1,
             1_000_000,
-            Instant::now() + PROBE_TIMEOUT,
+            started + PROBE_TIMEOUT,
+            0,
         );
-        match tokio::time::timeout(PROBE_TIMEOUT, call).await {
+        let answer = tokio::time::timeout(PROBE_TIMEOUT, call).await;
+        let took = started.elapsed();
+        match answer {
             // Past its deadline (a clock estimate just corrected by this answer): the script
             // wrote nothing, so it says nothing of writes; the next probe does.
             Ok(Ok((-1, ..))) => {}
+            // Slower than the bound while Redis is failing: not a recovery. (While Redis
+            // decides, requests' own decisions judge its speed; a slow first connection, its
+            // set-up included, is not held against it.)
+            Ok(Ok(_)) if took > self.timeout && self.failures.load(Ordering::Relaxed) > 0 => {
+                count("slow");
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                set_status(false);
+                self.outage.slow(&slow(took, self.timeout), self.on_error);
+            }
             Ok(Ok(_)) => self.succeeded(),
             Ok(Err(e)) => self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT))),
             Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),

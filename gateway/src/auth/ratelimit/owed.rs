@@ -1,0 +1,197 @@
+//! What a replica owes a tenant's shared bucket: the URLs it granted by counting alone while
+//! Redis decided nothing (`DRAFTSTORE_RATE_LIMIT_ON_ERROR=allow`). Redis never saw them, so a
+//! Redis that comes back would grant them again; instead the tenant's next decision Redis makes
+//! carries them (`ARGV[4]` of the script) and Redis takes them from the bucket in the same
+//! atomic step (never below 0 tokens).
+//!
+//! A debt refills like the bucket it is owed to, at the tenant's rate: a grant made `per` ago
+//! would have been refilled by now, so a tenant that comes back long after an outage is not
+//! charged for it. At most one charge is in flight per tenant and process, so decisions made at
+//! once do not charge the same grants twice; a charge is taken off the debt only once Redis
+//! answered that it applied it, and stays owed when Redis failed, refused it or gave no answer
+//! (a charge whose answer was lost may be charged twice: the bucket is never emptier than 0).
+
+use super::RateSpec;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+/// One tenant's debt in this process (pure arithmetic; time is an argument).
+#[derive(Debug)]
+pub(crate) struct Owed(Mutex<State>);
+
+#[derive(Debug, Clone, Copy)]
+struct State {
+    /// Tokens owed as of `at` (fractional while they refill).
+    tokens: f64,
+    at: Instant,
+    /// Tokens sent with a decision whose outcome is not known yet (0 when none).
+    in_flight: f64,
+}
+
+impl State {
+    /// The debt as of `now`: what refilled since `at` is no longer owed.
+    fn refill(&mut self, spec: RateSpec, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        let refilled = elapsed / spec.per.as_secs_f64() * f64::from(spec.limit);
+        self.tokens = (self.tokens - refilled).max(0.0);
+        self.at = now;
+    }
+}
+
+impl Owed {
+    /// Nothing owed.
+    pub(crate) fn new(now: Instant) -> Self {
+        Self(Mutex::new(State {
+            tokens: 0.0,
+            at: now,
+            in_flight: 0.0,
+        }))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records one URL granted in this process without Redis.
+    pub(crate) fn add(&self, spec: RateSpec, now: Instant) {
+        let mut state = self.state();
+        state.refill(spec, now);
+        state.tokens += 1.0;
+    }
+
+    /// Tokens owed as of `now`.
+    #[cfg(test)]
+    pub(crate) fn tokens(&self, spec: RateSpec, now: Instant) -> f64 {
+        let mut state = self.state();
+        state.refill(spec, now);
+        state.tokens
+    }
+
+    /// What one decision should carry, in tokens (at most the tenant's limit: Redis's bucket
+    /// holds no more); `None` when nothing is owed or another charge is in flight.
+    fn claim(&self, spec: RateSpec, now: Instant) -> Option<f64> {
+        let mut state = self.state();
+        if state.in_flight > 0.0 {
+            return None;
+        }
+        state.refill(spec, now);
+        let tokens = state.tokens.min(f64::from(spec.limit));
+        // Below a millionth, the script's unit: nothing to send.
+        if tokens < 1e-6 {
+            return None;
+        }
+        state.in_flight = tokens;
+        Some(tokens)
+    }
+
+    /// The outcome of the charge in flight: `applied` takes it off the debt.
+    fn settle(&self, applied: bool, spec: RateSpec, now: Instant) {
+        let mut state = self.state();
+        let sent = std::mem::take(&mut state.in_flight);
+        if applied {
+            state.refill(spec, now);
+            state.tokens = (state.tokens - sent).max(0.0);
+        }
+    }
+}
+
+/// A charge on its way to Redis with one decision. Dropped without [`Charge::applied`] (Redis
+/// failed, answered past the deadline, or the answer never came), the tokens stay owed.
+#[derive(Debug)]
+pub(crate) struct Charge {
+    owed: Arc<Owed>,
+    spec: RateSpec,
+    tokens: f64,
+    applied: bool,
+}
+
+impl Charge {
+    /// Claims what `owed` holds for one decision (`None`: nothing to charge, or a charge of
+    /// this tenant is already in flight).
+    pub(crate) fn claim(owed: &Arc<Owed>, spec: RateSpec, now: Instant) -> Option<Self> {
+        owed.claim(spec, now).map(|tokens| Self {
+            owed: Arc::clone(owed),
+            spec,
+            tokens,
+            applied: false,
+        })
+    }
+
+    /// The tokens charged, in millionths (the script's unit; at most the limit's).
+    #[must_use]
+    pub(crate) fn millionths(&self) -> u64 {
+        // 0 < tokens <= limit <= u32::MAX: in range of u64 millionths.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let millionths = (self.tokens * 1_000_000.0).round() as u64;
+        millionths
+    }
+
+    /// Redis ran the script with this charge: the tokens are no longer owed.
+    pub(crate) fn applied(mut self) {
+        self.applied = true;
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.owed.settle(self.applied, self.spec, Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const FIVE_A_MINUTE: RateSpec = RateSpec {
+        limit: 5,
+        per: Duration::from_secs(60),
+    };
+
+    #[test]
+    fn a_charge_is_taken_off_only_when_applied_and_one_at_a_time() {
+        let start = Instant::now();
+        let owed = Arc::new(Owed::new(start));
+        assert!(
+            Charge::claim(&owed, FIVE_A_MINUTE, start).is_none(),
+            "nothing owed"
+        );
+        owed.add(FIVE_A_MINUTE, start);
+        owed.add(FIVE_A_MINUTE, start);
+        let first = Charge::claim(&owed, FIVE_A_MINUTE, start).unwrap();
+        assert!(first.millionths().abs_diff(2_000_000) <= 1);
+        assert!(
+            Charge::claim(&owed, FIVE_A_MINUTE, start).is_none(),
+            "one charge in flight at a time"
+        );
+        drop(first);
+        let second = Charge::claim(&owed, FIVE_A_MINUTE, start).unwrap();
+        assert!(
+            second.millionths().abs_diff(2_000_000) <= 1,
+            "a charge that did not apply stays owed"
+        );
+        // A grant made while the charge travels is owed after it.
+        owed.add(FIVE_A_MINUTE, start);
+        second.applied();
+        // Settled at the real time, a moment after `start`: a little refilled since.
+        assert!((owed.tokens(FIVE_A_MINUTE, start) - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_debt_refills_at_the_tenants_rate_and_is_charged_at_most_the_limit() {
+        let start = Instant::now();
+        let owed = Arc::new(Owed::new(start));
+        for _ in 0..8 {
+            owed.add(FIVE_A_MINUTE, start);
+        }
+        let charge = Charge::claim(&owed, FIVE_A_MINUTE, start).unwrap();
+        assert_eq!(charge.millionths(), 5_000_000, "never more than the limit");
+        drop(charge);
+        // One token refills every 12 s: 6 s later 7.5 are owed.
+        let later = start + Duration::from_secs(6);
+        assert!((owed.tokens(FIVE_A_MINUTE, later) - 7.5).abs() < 1e-9);
+        // After two full periods nothing is owed.
+        let much_later = start + Duration::from_secs(120);
+        assert!(Charge::claim(&owed, FIVE_A_MINUTE, much_later).is_none());
+    }
+}
