@@ -104,6 +104,14 @@ pub enum ConfirmError {
         /// The name asked for.
         name: ObjectName,
     },
+    /// The draft was replaced (a new upload under the name, even of the same bytes) while this
+    /// confirm was checking or copying it: nothing was copied and the new draft stays; confirm
+    /// again to confirm the new upload.
+    #[error("draft {name} was replaced while confirming; confirm again")]
+    DraftChanged {
+        /// The name asked for.
+        name: ObjectName,
+    },
     /// The pre-confirm check ([`BeforeCopy`]) refused the draft; it stays in the draft bucket.
     #[error("the pre-confirm check refused {name}: {reason}")]
     Rejected {
@@ -212,7 +220,15 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
     let mut checked: Option<String> = None;
     for _ in 0..MAX_STEPS {
         match next_step(&seen, &policy) {
-            Step::HeadDraft => seen.draft = Some(head(storage, &buckets.draft, key).await?),
+            Step::HeadDraft => {
+                let draft = head(storage, &buckets.draft, key).await?;
+                // A copy of a checked version was refused and the draft is now another upload:
+                // this confirm's draft is gone, the new one is left for its own confirm.
+                if changed_from(checked.as_deref(), draft.as_ref()) {
+                    return Err(ConfirmError::DraftChanged { name: name.clone() });
+                }
+                seen.draft = Some(draft);
+            }
             Step::HeadMain => seen.main = Some(head(storage, &buckets.main, key).await?),
             Step::Copy(condition) => {
                 let Some(Some(draft)) = seen.draft.clone() else {
@@ -221,7 +237,14 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
                 let version = draft_version(&draft);
                 if checked.as_ref() != Some(&version) {
                     hook.before_copy(name, &draft).await?;
-                    checked = Some(version);
+                    checked = Some(version.clone());
+                }
+                // S3 cannot make a copy conditional on the version: look again right before.
+                if !caps.version_conditions {
+                    let now = head(storage, &buckets.draft, key).await?;
+                    if changed_from(Some(&version), now.as_ref()) {
+                        return Err(ConfirmError::DraftChanged { name: name.clone() });
+                    }
                 }
                 let request = CopyRequest {
                     from_bucket: &buckets.draft,
@@ -230,6 +253,7 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
                     to_key: key,
                     source_size: draft.size,
                     source_etag: Some(&draft.etag),
+                    source_version: Some(&version),
                     metadata: promoted_metadata(&draft),
                     condition,
                 };
@@ -260,7 +284,7 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
                 let Some(Some(draft)) = &seen.draft else {
                     continue;
                 };
-                delete_draft(storage, buckets, key, &draft.etag).await?;
+                delete_draft(storage, buckets, key, draft).await?;
                 seen.draft = Some(None);
             }
             Step::Done { main, outcome } => {
@@ -296,20 +320,37 @@ async fn head<S: Storage>(
     }
 }
 
-/// Deletes the draft only if it is still the one that was copied: a re-upload under the same
-/// name after the copy is a new draft and stays (where the store enforces conditional deletes).
+/// True when a confirm that checked version `checked` now finds another upload under the name.
+fn changed_from(checked: Option<&str>, now: Option<&ObjectInfo>) -> bool {
+    matches!((checked, now), (Some(c), Some(d)) if draft_version(d) != c)
+}
+
+/// Deletes the draft only if it is still the upload that was copied (its ETag and
+/// [`draft_version`]): a re-upload under the same name, even of the same bytes, is a new draft
+/// and stays. Atomic where the store enforces version conditions; on S3 the draft is looked at
+/// right before the delete (a re-upload between that HEAD and the delete is lost: a window of
+/// one round trip).
 async fn delete_draft<S: Storage>(
     storage: &S,
     buckets: &Buckets,
     key: &str,
-    etag: &str,
+    draft: &ObjectInfo,
 ) -> Result<(), StorageError> {
-    if !storage.capabilities().conditional_delete {
+    let caps = storage.capabilities();
+    let version = draft_version(draft);
+    if !caps.version_conditions {
+        let now = head(storage, &buckets.draft, key).await?;
+        if now.is_none() || changed_from(Some(&version), now.as_ref()) {
+            return Ok(());
+        }
+    }
+    if !caps.conditional_delete {
         return storage.delete_object(&buckets.draft, key).await;
     }
     let target = [DeleteTarget {
         key: key.to_owned(),
-        etag: Some(etag.to_owned()),
+        etag: Some(draft.etag.clone()),
+        version: Some(version),
     }];
     let outcomes = storage.delete_objects(&buckets.draft, &target).await?;
     match outcomes.into_iter().next().map(|o| o.result) {

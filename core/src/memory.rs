@@ -2,6 +2,7 @@
 //! above storage. It behaves like S3 where that matters: ETag = hex MD5 of the bytes, a copy
 //! keeps the ETag, missing keys delete fine, listings come in key order.
 
+use crate::draft::draft_version;
 use crate::multipart::{
     check_completion, check_part_number, multipart_etag, ChecksumAlgorithm, Completed,
     CompletedPart, MultipartOptions, Part, MAX_PART_SIZE,
@@ -93,6 +94,7 @@ impl MemoryStorage {
             conditional_copy: true,
             conditional_delete: true,
             conditional_put: true,
+            version_conditions: true,
         })
     }
 
@@ -354,13 +356,17 @@ impl Storage for MemoryStorage {
 
     async fn copy_object(&self, r: &CopyRequest<'_>) -> Result<Copied, StorageError> {
         let enforce = self.capabilities.conditional_copy;
+        let versions = self.capabilities.version_conditions;
         self.call(|b, now| {
             let (body, source) = bucket_mut(b, r.from_bucket)?
                 .objects
                 .get(r.from_key)
                 .cloned()
                 .ok_or_else(|| StorageError::not_found(r.from_bucket, r.from_key))?;
-            if r.source_etag.is_some_and(|e| e != source.etag) {
+            let version_changed = versions
+                && r.source_version
+                    .is_some_and(|v| v != draft_version(&source));
+            if r.source_etag.is_some_and(|e| e != source.etag) || version_changed {
                 return Err(StorageError::PreconditionFailed {
                     what: format!("{}/{} changed", r.from_bucket, r.from_key),
                 });
@@ -405,13 +411,24 @@ impl Storage for MemoryStorage {
     ) -> Result<Vec<DeleteOutcome>, StorageError> {
         crate::storage::check_delete_batch(targets)?;
         let enforce = self.capabilities.conditional_delete;
+        let versions = self.capabilities.version_conditions;
         self.call(|b, _| {
             let data = bucket_mut(b, bucket)?;
             Ok(targets
                 .iter()
                 .map(|t| {
-                    let current = data.objects.get(&t.key).map(|(_, i)| i.etag.as_str());
+                    let current = data.objects.get(&t.key).map(|(_, i)| i);
                     let result = if enforce {
+                        let unversioned;
+                        let t = if versions {
+                            t
+                        } else {
+                            unversioned = DeleteTarget {
+                                version: None,
+                                ..t.clone()
+                            };
+                            &unversioned
+                        };
                         t.may_delete(bucket.as_str(), current)
                     } else {
                         Ok(())

@@ -171,6 +171,7 @@ impl Pending {
         self.filling.targets.push(DeleteTarget {
             key: object.key.clone(),
             etag: Some(object.etag.clone()),
+            version: None,
         });
         self.filling.sizes.push(object.size);
         if self.filling.targets.len() >= self.batch_size {

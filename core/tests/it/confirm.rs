@@ -17,11 +17,13 @@ const ALL: Capabilities = Capabilities {
     conditional_copy: true,
     conditional_delete: true,
     conditional_put: true,
+    version_conditions: true,
 };
 const NONE: Capabilities = Capabilities {
     conditional_copy: false,
     conditional_delete: false,
     conditional_put: false,
+    version_conditions: false,
 };
 
 fn put(storage: &MemoryStorage, bucket: &BucketName, key: &str, body: &[u8]) {
@@ -72,8 +74,8 @@ fn without_conditional_copy_confirm_heads_main_first() {
     .unwrap();
     assert_eq!(
         storage.calls() - before,
-        4,
-        "head draft, head main, copy, delete"
+        6,
+        "head draft, head main, head draft again (no version condition), copy, head draft again, delete"
     );
 }
 

@@ -427,6 +427,7 @@ pub async fn expire_tombstones<S: Storage>(
         .map(|(key, etag, _)| DeleteTarget {
             key: key.clone(),
             etag: Some(etag.clone()),
+            version: None,
         })
         .collect();
     let mut removed = 0;

@@ -19,9 +19,9 @@ pub use endpoint::Endpoint;
 
 use crate::config::LocalConfig;
 use draftstore_core::{
-    BucketName, Capabilities, Completed, CompletedPart, Copied, CopyCondition, CopyRequest,
-    DeleteOutcome, DeleteTarget, ListPage, ListedObject, MetadataDirective, MultipartOptions,
-    ObjectInfo, Part, PutOptions, Storage, StorageError, UploadPage,
+    draft_version, BucketName, Capabilities, Completed, CompletedPart, Copied, CopyCondition,
+    CopyRequest, DeleteOutcome, DeleteTarget, ListPage, ListedObject, MetadataDirective,
+    MultipartOptions, ObjectInfo, Part, PutOptions, Storage, StorageError, UploadPage,
 };
 use draftstore_signer::{Credentials, Signer, Verifier};
 use files::{commit, io_error, read_meta, remove, require_bucket, write_atomic, Meta, Scratch};
@@ -279,6 +279,7 @@ impl Storage for LocalStorage {
             conditional_copy: true,
             conditional_delete: true,
             conditional_put: true,
+            version_conditions: true,
         }
     }
 
@@ -398,6 +399,7 @@ impl Storage for LocalStorage {
             r.to_bucket.to_string(),
             r.to_key.to_owned(),
         );
+        let source_version = r.source_version.map(str::to_owned);
         let (source_etag, metadata, condition) = (
             r.source_etag.map(str::to_owned),
             r.metadata.clone(),
@@ -410,7 +412,15 @@ impl Storage for LocalStorage {
             let changed = || StorageError::PreconditionFailed {
                 what: format!("{from_bucket}/{from_key} changed"),
             };
-            if source_etag.as_ref().is_some_and(|e| *e != source.etag) {
+            // The same bytes uploaded again (another type, metadata or time) keep the ETag:
+            // the version tells the uploads apart.
+            let same_upload = |m: &Meta| {
+                source_etag.as_ref().is_none_or(|e| *e == m.etag)
+                    && source_version
+                        .as_ref()
+                        .is_none_or(|v| *v == draft_version(&info(m)))
+            };
+            if !same_upload(&source) {
                 return Err(changed());
             }
             require_bucket(root, &to_bucket)?;
@@ -438,7 +448,8 @@ impl Storage for LocalStorage {
                 ..source.clone()
             };
             let _guard = lock.lock()?;
-            if read_meta(root, &from_bucket, &from_key)?.1.etag != source.etag {
+            let now_there = read_meta(root, &from_bucket, &from_key)?.1;
+            if now_there.etag != source.etag || !same_upload(&now_there) {
                 return Err(changed());
             }
             copy_allowed(root, &to_bucket, &to_key, &condition)?;
@@ -473,9 +484,9 @@ impl Storage for LocalStorage {
             Ok(targets
                 .into_iter()
                 .map(|t| {
-                    let current = read_meta(root, &bucket, &t.key).ok().map(|(_, m)| m.etag);
+                    let current = read_meta(root, &bucket, &t.key).ok().map(|(_, m)| info(&m));
                     let result = t
-                        .may_delete(&bucket, current.as_deref())
+                        .may_delete(&bucket, current.as_ref())
                         .and_then(|()| remove(root, &bucket, &t.key));
                     DeleteOutcome { key: t.key, result }
                 })
@@ -676,6 +687,7 @@ mod tests {
             to_key: "k",
             source_size: 0,
             source_etag: None,
+            source_version: None,
             metadata: MetadataDirective::Copy,
             condition: CopyCondition::IfAbsent,
         }

@@ -236,6 +236,7 @@ impl Storage for S3Storage {
             conditional_copy: on,
             conditional_delete: on,
             conditional_put: on,
+            version_conditions: false,
         }
     }
 
