@@ -150,6 +150,14 @@ pub trait BeforeCopy: Sync {
         draft: &ObjectInfo,
     ) -> impl std::future::Future<Output = Result<(), ConfirmError>> + Send;
 
+    /// True when [`BeforeCopy::before_copy`] does nothing: confirm then copies before looking
+    /// at main (one call fewer). Otherwise confirm looks at main first, so a confirm that is
+    /// already done, or a conflict, never calls the hook (no check, no event queued). The
+    /// default is `false`.
+    fn is_noop(&self) -> bool {
+        false
+    }
+
     /// Called once a copy of `draft` into main succeeded, before the draft is deleted. Cannot
     /// fail the confirm (the copy is done): the gateway's hook marks its queued event as
     /// copied, so its delivery no longer depends on what main holds later. The default does
@@ -165,6 +173,10 @@ pub trait BeforeCopy: Sync {
 
 /// No hook.
 impl BeforeCopy for () {
+    fn is_noop(&self) -> bool {
+        true
+    }
+
     fn before_copy(
         &self,
         _name: &ObjectName,
@@ -235,6 +247,13 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
                     continue;
                 };
                 let version = draft_version(&draft);
+                // Main decides first whether there is anything to check: a confirm that is
+                // already done (a retry after a crash between copy and delete) or a conflict
+                // neither calls the checker nor queues an event.
+                if seen.main.is_none() && !hook.is_noop() {
+                    seen.main = Some(head(storage, &buckets.main, key).await?);
+                    continue;
+                }
                 if checked.as_ref() != Some(&version) {
                     hook.before_copy(name, &draft).await?;
                     checked = Some(version.clone());

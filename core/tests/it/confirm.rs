@@ -352,3 +352,55 @@ fn the_hook_runs_once_before_the_copy_and_a_refusal_keeps_the_draft() {
         );
     }
 }
+
+/// A retry after a crash between the copy and the delete finishes without the hook (the
+/// checker may be down: the copy is already done), and a conflict is answered before it (no
+/// check, no event queued for a copy that cannot happen).
+#[test]
+fn done_and_conflicting_confirms_never_call_the_hook() {
+    for caps in [ALL, NONE] {
+        let (storage, buckets) = setup(caps);
+        let hook = Hook {
+            calls: 0.into(),
+            copied: 0.into(),
+            refuse: true,
+        };
+        put(&storage, &buckets.draft, "a.jpg", b"abc");
+        let draft = block_on(storage.head_object(&buckets.draft, "a.jpg")).unwrap();
+        let copy = PutOptions {
+            content_type: draft.content_type.clone(),
+            metadata: promoted_user_metadata(&draft),
+        };
+        block_on(storage.put_object(&buckets.main, "a.jpg", b"abc".to_vec(), &copy)).unwrap();
+        let name = ObjectName::parse("a.jpg").unwrap();
+        let done = block_on(confirm_with(
+            &storage,
+            &buckets,
+            &name,
+            ConfirmOptions::default(),
+            &hook,
+        ))
+        .unwrap();
+        assert_eq!(done.outcome, ConfirmOutcome::Already);
+        assert!(
+            block_on(storage.head_object(&buckets.draft, "a.jpg")).is_err(),
+            "the draft left by the crash is deleted"
+        );
+
+        put(&storage, &buckets.draft, "a.jpg", b"xyz");
+        let e = block_on(confirm_with(
+            &storage,
+            &buckets,
+            &name,
+            ConfirmOptions::default(),
+            &hook,
+        ))
+        .unwrap_err();
+        assert!(matches!(e, ConfirmError::Conflict { .. }), "{e:?}");
+        assert_eq!(
+            hook.calls.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "neither called the refusing hook"
+        );
+    }
+}

@@ -34,6 +34,10 @@ pub struct Hook<'a, B> {
 }
 
 impl<B: Storage + Presign> BeforeCopy for Hook<'_, B> {
+    fn is_noop(&self) -> bool {
+        self.events.config.preconfirm.is_none() && !self.events.config.webhooks()
+    }
+
     async fn before_copy(&self, name: &ObjectName, draft: &ObjectInfo) -> Result<(), ConfirmError> {
         if let Some(check) = &self.events.config.preconfirm {
             self.check(check, name, draft).await?;

@@ -6,7 +6,7 @@
 //! confirm said "already confirmed" with no event.)
 
 use crate::events::{confirm_ok, post};
-use crate::reconfirm::{serve_with, types, upload};
+use crate::reconfirm::{queued, serve_with, types, upload};
 use crate::stub::eventually;
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -123,4 +123,66 @@ async fn a_draft_replaced_during_the_check_stays_on_the_embedded_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draft_replaced_during_the_check_stays_on_s3() {
     a_draft_replaced_during_the_check_stays(true).await;
+}
+
+/// With the checker down: a retry after a crash between copy and delete finishes (it answered
+/// 503, calling the checker for a copy already made), and conflicts are answered 409 without
+/// the checker and without queueing an event (each queued one, never delivered).
+async fn done_and_conflicting_confirms_skip_the_checker(s3: bool) {
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/check", dead.local_addr().unwrap());
+    drop(dead);
+    let settings = [("DRAFTSTORE_PRECONFIRM_URL", url.as_str())];
+    let Some((_receiver, server)) = serve_with(s3, &settings).await else {
+        return;
+    };
+    let (main, draft) = (&server.config.buckets.main, &server.config.buckets.draft);
+    upload(&server, "c.txt", "copied", "text/plain", "n").await;
+    // The crash: main holds this draft's stamped copy, the draft is still there.
+    let info = server.storage().head_object(draft, "c.txt").await.unwrap();
+    let copy = draftstore_core::PutOptions {
+        content_type: info.content_type.clone(),
+        metadata: draftstore_core::promoted_user_metadata(&info),
+    };
+    server
+        .storage()
+        .put_object(main, "c.txt", b"copied".to_vec(), &copy)
+        .await
+        .unwrap();
+    confirm_ok(&server, "c.txt", false).await;
+    assert!(
+        server.storage().head_object(draft, "c.txt").await.is_err(),
+        "the retry deleted the draft"
+    );
+
+    upload(&server, "c.txt", "another", "text/plain", "n").await;
+    for _ in 0..3 {
+        let (status, body) = post(
+            &server,
+            "/api/v1/confirm-upload",
+            json!({"object_name": "c.txt"}),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("CONFLICT")),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        queued(&server).await,
+        Vec::<String>::new(),
+        "nothing queued"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn done_and_conflicting_confirms_skip_the_checker_on_the_embedded_store() {
+    done_and_conflicting_confirms_skip_the_checker(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn done_and_conflicting_confirms_skip_the_checker_on_s3() {
+    done_and_conflicting_confirms_skip_the_checker(true).await;
 }
