@@ -52,7 +52,8 @@ pub struct LocalStorage {
     lock: Arc<commits::Commits>,
     /// `<root>/.lock`, held by the one `gateway serve` of this folder (`None` for a sweep).
     _serving: Option<Arc<std::fs::File>>,
-    /// Told of every upload stored through a presigned URL (webhooks' `draft.uploaded`).
+    /// Told of every upload stored through a presigned URL or a completed multipart upload
+    /// (webhooks' `draft.uploaded`).
     uploaded: std::sync::OnceLock<UploadHook>,
 }
 
@@ -78,8 +79,8 @@ fn now() -> i64 {
 }
 
 impl LocalStorage {
-    /// Calls `hook` after each upload its presigned URLs store (set once; later calls are
-    /// ignored).
+    /// Calls `hook` after each upload its presigned URLs store and each completed multipart
+    /// upload (set once; later calls are ignored).
     pub fn on_upload(&self, hook: UploadHook) {
         let _ = self.uploaded.set(hook);
     }
@@ -619,17 +620,30 @@ impl Storage for LocalStorage {
     ) -> Result<Completed, StorageError> {
         let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
         let (parts, max_object) = (parts.to_vec(), self.max_object);
-        self.blocking(move |root, lock, gate| {
-            uploads::complete(
-                root,
-                lock,
-                &gate,
-                (&bucket, &key, &id),
-                &parts,
-                (max_object, now()),
-            )
-        })
-        .await
+        let (told_bucket, told_key) = (bucket.clone(), key.clone());
+        let completed = self
+            .blocking(move |root, lock, gate| {
+                uploads::complete(
+                    root,
+                    lock,
+                    &gate,
+                    (&bucket, &key, &id),
+                    &parts,
+                    (max_object, now()),
+                )
+            })
+            .await?;
+        // A multipart upload is an upload too (REST, gRPC, Companion, `gateway upload` and the
+        // store's own CompleteMultipartUpload all complete here).
+        if let Some(hook) = self.uploaded.get() {
+            hook(Uploaded {
+                bucket: told_bucket,
+                key: told_key,
+                size: completed.size,
+                etag: completed.etag.clone(),
+            });
+        }
+        Ok(completed)
     }
 
     async fn abort_upload(
