@@ -389,5 +389,6 @@ fn main_after_copy(draft: &ObjectInfo, etag: String) -> ObjectInfo {
         content_type: draft.content_type.clone(),
         metadata: promoted_user_metadata(draft),
         checksum_sha256: draft.checksum_sha256.clone(),
+        version_id: None,
     }
 }

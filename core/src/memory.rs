@@ -256,6 +256,12 @@ fn sha256_checked(
     }
 }
 
+/// Each stored upload's own id ([`ObjectInfo::version_id`]): a count of this process.
+fn new_upload_id() -> String {
+    static UPLOADS: AtomicU64 = AtomicU64::new(0);
+    UPLOADS.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
 impl Storage for MemoryStorage {
     fn capabilities(&self) -> Capabilities {
         self.capabilities
@@ -304,6 +310,7 @@ impl Storage for MemoryStorage {
                 content_type: options.content_type.clone(),
                 metadata: options.metadata.clone(),
                 checksum_sha256: None,
+                version_id: Some(new_upload_id()),
             };
             bucket_mut(b, bucket)?
                 .objects
@@ -336,6 +343,7 @@ impl Storage for MemoryStorage {
                 content_type: options.content_type.clone(),
                 metadata: options.metadata.clone(),
                 checksum_sha256: None,
+                version_id: Some(new_upload_id()),
             };
             objects.insert(key.to_owned(), (Arc::from(body), info));
             Ok(etag)
@@ -595,6 +603,7 @@ impl Storage for MemoryStorage {
                 content_type: upload.options.content_type.clone(),
                 metadata: upload.options.metadata.clone(),
                 checksum_sha256: None,
+                version_id: Some(new_upload_id()),
             };
             data.uploads.remove(&(key.to_owned(), upload_id.to_owned()));
             data.objects.insert(key.to_owned(), (Arc::from(body), info));

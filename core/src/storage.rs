@@ -118,6 +118,10 @@ pub struct ObjectInfo {
     pub metadata: Metadata,
     /// Base64 SHA-256 the store verified and kept, if it reports one.
     pub checksum_sha256: Option<String>,
+    /// What tells this stored upload from another of the same bytes, type and metadata in the
+    /// same second, where the store has it: S3's `x-amz-version-id` (a versioned bucket), the
+    /// embedded and memory stores' own per-upload id. Part of [`crate::draft_version`].
+    pub version_id: Option<String>,
 }
 
 /// One entry of a listing.

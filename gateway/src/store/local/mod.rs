@@ -271,6 +271,8 @@ fn info(meta: &Meta) -> ObjectInfo {
         content_type: meta.content_type.clone(),
         metadata: meta.metadata.clone(),
         checksum_sha256: meta.checksum_sha256.clone(),
+        // Each commit places the bytes under a new random file name: an upload's own id.
+        version_id: (!meta.data.is_empty()).then(|| meta.data.clone()),
     }
 }
 
