@@ -104,6 +104,8 @@ pub struct SweepReport {
     pub changed: u64,
     /// Bytes of the deleted drafts.
     pub bytes_freed: u64,
+    /// Stale multipart uploads found (older than the lifetime): what a dry run would abort.
+    pub multipart_stale: u64,
     /// Stale multipart uploads aborted.
     pub multipart_aborted: u64,
     /// Stale multipart uploads whose abort failed.
@@ -268,6 +270,7 @@ pub async fn sweep_with<S: Storage, O: SweepObserver>(
         uploads,
     )
     .await;
+    report.multipart_stale = uploads.stale;
     report.multipart_aborted = uploads.aborted;
     report.multipart_failed = uploads.failed;
     report.stopped_early |= uploads.stopped_early;
@@ -460,6 +463,7 @@ fn tally(
 /// What the look for stale multipart uploads did.
 #[derive(Debug, Default)]
 struct Uploads {
+    stale: u64,
     aborted: u64,
     failed: u64,
     stopped_early: bool,
@@ -495,6 +499,7 @@ async fn abort_stale_uploads<S: Storage, O: SweepObserver>(
             .iter()
             .filter(|u| is_expired(u.initiated, options.now, options.lifetime))
         {
+            done.stale += 1;
             if options.dry_run {
                 continue;
             }
