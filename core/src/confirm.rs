@@ -158,14 +158,16 @@ pub trait BeforeCopy: Sync {
         false
     }
 
-    /// Called once a copy of `draft` into main succeeded, before the draft is deleted. Cannot
-    /// fail the confirm (the copy is done): the gateway's hook marks its queued event as
-    /// copied, so its delivery no longer depends on what main holds later. The default does
-    /// nothing.
+    /// Called once a copy of `draft` into main succeeded, before the draft is deleted, with the
+    /// ETag of the copy in main (without quotes: the draft's, or a multipart copy's `…-N`).
+    /// Cannot fail the confirm (the copy is done): the gateway's hook marks its queued event
+    /// as copied, so its delivery no longer depends on what main holds later, and gives it
+    /// main's ETag. The default does nothing.
     fn after_copy(
         &self,
         _name: &ObjectName,
         _draft: &ObjectInfo,
+        _main_etag: &str,
     ) -> impl std::future::Future<Output = ()> + Send {
         std::future::ready(())
     }
@@ -280,7 +282,7 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
                     // A one-call copy keeps the ETag (the MD5): that verifies the copy. A
                     // multipart copy gets a new ETag: then main is looked at (size and stamp).
                     Ok(copied) => {
-                        hook.after_copy(name, &draft).await;
+                        hook.after_copy(name, &draft, &copied.etag).await;
                         seen.moved = true;
                         seen.main = (copied.etag == draft.etag)
                             .then(|| Some(main_after_copy(&draft, copied.etag)));

@@ -291,7 +291,8 @@ impl BeforeCopy for Hook {
         Ok(())
     }
 
-    async fn after_copy(&self, _name: &ObjectName, draft: &ObjectInfo) {
+    async fn after_copy(&self, _name: &ObjectName, draft: &ObjectInfo, main_etag: &str) {
+        assert!(!main_etag.is_empty());
         assert_eq!(draft.size, 3);
         self.copied
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);

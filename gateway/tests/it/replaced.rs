@@ -186,3 +186,50 @@ async fn done_and_conflicting_confirms_skip_the_checker_on_the_embedded_store() 
 async fn done_and_conflicting_confirms_skip_the_checker_on_s3() {
     done_and_conflicting_confirms_skip_the_checker(true).await;
 }
+
+/// On S3 a draft over `DRAFTSTORE_S3_MULTIPART_THRESHOLD` is copied in parts: main's ETag is
+/// the copy's `…-N`, and the event announces it (it announced the draft's), the draft's kept
+/// as `source_etag`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_copy_is_announced_with_mains_etag_on_s3() {
+    let settings = [("DRAFTSTORE_S3_MULTIPART_THRESHOLD", "5242880")];
+    let Some((receiver, server)) = serve_with(true, &settings).await else {
+        return;
+    };
+    let (status, _) = post(&server, "/api/v1/draft-bucket", json!({})).await;
+    assert_eq!(status, 200);
+    let draft = &server.config.buckets.draft;
+    let bytes = vec![7_u8; 5 * 1024 * 1024 + 1];
+    let options = draftstore_core::PutOptions::default();
+    let draft_etag = server
+        .storage()
+        .put_object(draft, "big.bin", bytes, &options)
+        .await
+        .unwrap();
+    let (status, done) = post(
+        &server,
+        "/api/v1/confirm-upload",
+        json!({"object_name": "big.bin"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    let main_etag = done["etag"].as_str().unwrap().trim_matches('"').to_owned();
+    assert!(
+        main_etag.contains('-') && main_etag != draft_etag,
+        "a multipart copy: {done}"
+    );
+    eventually(Duration::from_secs(30), "the event arrives", || async {
+        !receiver.seen().is_empty()
+    })
+    .await;
+    let body: serde_json::Value = serde_json::from_str(&receiver.seen()[0].body).unwrap();
+    assert_eq!(
+        (
+            body["data"]["etag"].as_str(),
+            body["data"]["source_etag"].as_str()
+        ),
+        (Some(main_etag.as_str()), Some(draft_etag.as_str())),
+        "{body}"
+    );
+    server.stop().await;
+}
