@@ -270,6 +270,11 @@ pub async fn sweep_with<S: Storage, O: SweepObserver>(
         uploads,
     )
     .await;
+    // A store whose listing of drafts hides DraftStore's own records (the embedded store)
+    // showed none: count them from their own listing, so both stores report the same.
+    if report.reserved == 0 && report.listing_error.is_none() && !report.stopped_early {
+        report.reserved = count_reserved(storage, bucket).await.unwrap_or(0);
+    }
     report.multipart_stale = uploads.stale;
     report.multipart_aborted = uploads.aborted;
     report.multipart_failed = uploads.failed;
@@ -456,6 +461,27 @@ fn tally(
                     reason: "no result for this key in the batch delete".into(),
                 },
             ),
+        }
+    }
+}
+
+/// Objects under [`crate::events::RESERVED_PREFIX`], listed page by page.
+async fn count_reserved<S: Storage>(storage: &S, bucket: &BucketName) -> Result<u64, StorageError> {
+    let mut count = 0;
+    let mut continuation: Option<String> = None;
+    loop {
+        let page = storage
+            .list_objects(
+                bucket,
+                crate::events::RESERVED_PREFIX,
+                continuation.as_deref(),
+                1000,
+            )
+            .await?;
+        count += page.objects.len() as u64;
+        continuation = page.next;
+        if continuation.is_none() {
+            return Ok(count);
         }
     }
 }
