@@ -53,15 +53,29 @@ impl Requires {
         storage: &S,
         main: &BucketName,
     ) -> Result<bool, StorageError> {
+        Ok(self.held_as(storage, main).await?.is_some())
+    }
+
+    /// [`Requires::holds`], giving main's ETag of the copy when it holds (a multipart copy's
+    /// differs from the draft's).
+    ///
+    /// # Errors
+    /// The store failing.
+    pub async fn held_as<S: Storage>(
+        &self,
+        storage: &S,
+        main: &BucketName,
+    ) -> Result<Option<String>, StorageError> {
         let info = match storage.head_object(main, &self.key).await {
             Ok(info) => info,
-            Err(StorageError::NotFound { .. }) => return Ok(false),
+            Err(StorageError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        Ok(match &self.version {
+        let held = match &self.version {
             Some(version) => info.metadata.get(SOURCE_VERSION_KEY) == Some(version),
             None => info.metadata.get(SOURCE_ETAG_KEY) == Some(&self.etag),
-        })
+        };
+        Ok(held.then_some(info.etag))
     }
 }
 
