@@ -3,8 +3,14 @@
 //! Idempotent (a confirmed object confirms again with the same result), crash-safe (the draft is
 //! deleted only after main holds a verified copy, so a failure at any step leaves the object in
 //! draft, main or both, and a retry converges), honest (`NotFound` and `Conflict` are distinct).
-//! With a store that enforces conditional copies, a small object costs three calls: HEAD draft,
-//! copy (`If-None-Match: *`), delete.
+//! With a store that enforces conditional copies and version conditions, a small object costs
+//! three calls: HEAD draft, copy (`If-None-Match: *`), delete. S3 adds a HEAD of the draft
+//! before the copy and before the delete (it has no version condition: see
+//! [`crate::Capabilities::version_conditions`]); a hook that does something
+//! ([`BeforeCopy::is_noop`]) adds a HEAD of main before it.
+//!
+//! **A draft replaced during confirm** (a new upload under the name, even of the same bytes)
+//! is neither copied over nor deleted: [`ConfirmError::DraftChanged`].
 //!
 //! **Already done** means main holds the copy of *this* draft: the copy is stamped with the
 //! draft's version ([`crate::draft_version`]: its ETag, size, Last-Modified, type and
