@@ -3,8 +3,14 @@
 //! Idempotent (a confirmed object confirms again with the same result), crash-safe (the draft is
 //! deleted only after main holds a verified copy, so a failure at any step leaves the object in
 //! draft, main or both, and a retry converges), honest (`NotFound` and `Conflict` are distinct).
-//! With a store that enforces conditional copies, a small object costs three calls: HEAD draft,
-//! copy (`If-None-Match: *`), delete.
+//! With a store that enforces conditional copies and version conditions, a small object costs
+//! three calls: HEAD draft, copy (`If-None-Match: *`), delete. S3 adds a HEAD of the draft
+//! before the copy and before the delete (it has no version condition: see
+//! [`crate::Capabilities::version_conditions`]); a hook that does something
+//! ([`BeforeCopy::is_noop`]) adds a HEAD of main before it.
+//!
+//! **A draft replaced during confirm** (a new upload under the name, even of the same bytes)
+//! is neither copied over nor deleted: [`ConfirmError::DraftChanged`].
 //!
 //! **Already done** means main holds the copy of *this* draft: the copy is stamped with the
 //! draft's version ([`crate::draft_version`]: its ETag, size, Last-Modified, type and
@@ -104,6 +110,14 @@ pub enum ConfirmError {
         /// The name asked for.
         name: ObjectName,
     },
+    /// The draft was replaced (a new upload under the name, even of the same bytes) while this
+    /// confirm was checking or copying it: nothing was copied and the new draft stays; confirm
+    /// again to confirm the new upload.
+    #[error("draft {name} was replaced while confirming; confirm again")]
+    DraftChanged {
+        /// The name asked for.
+        name: ObjectName,
+    },
     /// The pre-confirm check ([`BeforeCopy`]) refused the draft; it stays in the draft bucket.
     #[error("the pre-confirm check refused {name}: {reason}")]
     Rejected {
@@ -142,14 +156,24 @@ pub trait BeforeCopy: Sync {
         draft: &ObjectInfo,
     ) -> impl std::future::Future<Output = Result<(), ConfirmError>> + Send;
 
-    /// Called once a copy of `draft` into main succeeded, before the draft is deleted. Cannot
-    /// fail the confirm (the copy is done): the gateway's hook marks its queued event as
-    /// copied, so its delivery no longer depends on what main holds later. The default does
-    /// nothing.
+    /// True when [`BeforeCopy::before_copy`] does nothing: confirm then copies before looking
+    /// at main (one call fewer). Otherwise confirm looks at main first, so a confirm that is
+    /// already done, or a conflict, never calls the hook (no check, no event queued). The
+    /// default is `false`.
+    fn is_noop(&self) -> bool {
+        false
+    }
+
+    /// Called once a copy of `draft` into main succeeded, before the draft is deleted, with the
+    /// ETag of the copy in main (without quotes: the draft's, or a multipart copy's `…-N`).
+    /// Cannot fail the confirm (the copy is done): the gateway's hook marks its queued event
+    /// as copied, so its delivery no longer depends on what main holds later, and gives it
+    /// main's ETag. The default does nothing.
     fn after_copy(
         &self,
         _name: &ObjectName,
         _draft: &ObjectInfo,
+        _main_etag: &str,
     ) -> impl std::future::Future<Output = ()> + Send {
         std::future::ready(())
     }
@@ -157,6 +181,10 @@ pub trait BeforeCopy: Sync {
 
 /// No hook.
 impl BeforeCopy for () {
+    fn is_noop(&self) -> bool {
+        true
+    }
+
     fn before_copy(
         &self,
         _name: &ObjectName,
@@ -212,16 +240,38 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
     let mut checked: Option<String> = None;
     for _ in 0..MAX_STEPS {
         match next_step(&seen, &policy) {
-            Step::HeadDraft => seen.draft = Some(head(storage, &buckets.draft, key).await?),
+            Step::HeadDraft => {
+                let draft = head(storage, &buckets.draft, key).await?;
+                // A copy of a checked version was refused and the draft is now another upload:
+                // this confirm's draft is gone, the new one is left for its own confirm.
+                if changed_from(checked.as_deref(), draft.as_ref()) {
+                    return Err(ConfirmError::DraftChanged { name: name.clone() });
+                }
+                seen.draft = Some(draft);
+            }
             Step::HeadMain => seen.main = Some(head(storage, &buckets.main, key).await?),
             Step::Copy(condition) => {
                 let Some(Some(draft)) = seen.draft.clone() else {
                     continue;
                 };
                 let version = draft_version(&draft);
+                // Main decides first whether there is anything to check: a confirm that is
+                // already done (a retry after a crash between copy and delete) or a conflict
+                // neither calls the checker nor queues an event.
+                if seen.main.is_none() && !hook.is_noop() {
+                    seen.main = Some(head(storage, &buckets.main, key).await?);
+                    continue;
+                }
                 if checked.as_ref() != Some(&version) {
                     hook.before_copy(name, &draft).await?;
-                    checked = Some(version);
+                    checked = Some(version.clone());
+                }
+                // S3 cannot make a copy conditional on the version: look again right before.
+                if !caps.version_conditions {
+                    let now = head(storage, &buckets.draft, key).await?;
+                    if changed_from(Some(&version), now.as_ref()) {
+                        return Err(ConfirmError::DraftChanged { name: name.clone() });
+                    }
                 }
                 let request = CopyRequest {
                     from_bucket: &buckets.draft,
@@ -230,6 +280,7 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
                     to_key: key,
                     source_size: draft.size,
                     source_etag: Some(&draft.etag),
+                    source_version: Some(&version),
                     metadata: promoted_metadata(&draft),
                     condition,
                 };
@@ -237,7 +288,7 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
                     // A one-call copy keeps the ETag (the MD5): that verifies the copy. A
                     // multipart copy gets a new ETag: then main is looked at (size and stamp).
                     Ok(copied) => {
-                        hook.after_copy(name, &draft).await;
+                        hook.after_copy(name, &draft, &copied.etag).await;
                         seen.moved = true;
                         seen.main = (copied.etag == draft.etag)
                             .then(|| Some(main_after_copy(&draft, copied.etag)));
@@ -260,7 +311,7 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
                 let Some(Some(draft)) = &seen.draft else {
                     continue;
                 };
-                delete_draft(storage, buckets, key, &draft.etag).await?;
+                delete_draft(storage, buckets, key, draft).await?;
                 seen.draft = Some(None);
             }
             Step::Done { main, outcome } => {
@@ -296,20 +347,37 @@ async fn head<S: Storage>(
     }
 }
 
-/// Deletes the draft only if it is still the one that was copied: a re-upload under the same
-/// name after the copy is a new draft and stays (where the store enforces conditional deletes).
+/// True when a confirm that checked version `checked` now finds another upload under the name.
+fn changed_from(checked: Option<&str>, now: Option<&ObjectInfo>) -> bool {
+    matches!((checked, now), (Some(c), Some(d)) if draft_version(d) != c)
+}
+
+/// Deletes the draft only if it is still the upload that was copied (its ETag and
+/// [`draft_version`]): a re-upload under the same name, even of the same bytes, is a new draft
+/// and stays. Atomic where the store enforces version conditions; on S3 the draft is looked at
+/// right before the delete (a re-upload between that HEAD and the delete is lost: a window of
+/// one round trip).
 async fn delete_draft<S: Storage>(
     storage: &S,
     buckets: &Buckets,
     key: &str,
-    etag: &str,
+    draft: &ObjectInfo,
 ) -> Result<(), StorageError> {
-    if !storage.capabilities().conditional_delete {
+    let caps = storage.capabilities();
+    let version = draft_version(draft);
+    if !caps.version_conditions {
+        let now = head(storage, &buckets.draft, key).await?;
+        if now.is_none() || changed_from(Some(&version), now.as_ref()) {
+            return Ok(());
+        }
+    }
+    if !caps.conditional_delete {
         return storage.delete_object(&buckets.draft, key).await;
     }
     let target = [DeleteTarget {
         key: key.to_owned(),
-        etag: Some(etag.to_owned()),
+        etag: Some(draft.etag.clone()),
+        version: Some(version),
     }];
     let outcomes = storage.delete_objects(&buckets.draft, &target).await?;
     match outcomes.into_iter().next().map(|o| o.result) {
@@ -329,5 +397,6 @@ fn main_after_copy(draft: &ObjectInfo, etag: String) -> ObjectInfo {
         content_type: draft.content_type.clone(),
         metadata: promoted_user_metadata(draft),
         checksum_sha256: draft.checksum_sha256.clone(),
+        version_id: None,
     }
 }

@@ -235,6 +235,7 @@ pub async fn copies<S: Storage>(storage: &S, prefix: &str) {
                 metadata: Metadata::from([("copied".to_owned(), "yes".to_owned())]),
             },
             condition: CopyCondition::Always,
+            source_version: None,
         };
         storage
             .copy_object(&request)
@@ -263,6 +264,7 @@ pub async fn copies<S: Storage>(storage: &S, prefix: &str) {
         source_etag: Some("0123456789abcdef0123456789abcdef"),
         metadata: MetadataDirective::Copy,
         condition: CopyCondition::Always,
+        source_version: None,
     };
     assert!(
         matches!(
@@ -335,10 +337,12 @@ pub async fn deletes<S: Storage>(storage: &S, prefix: &str) {
         targets.push(DeleteTarget {
             key: (*key).to_owned(),
             etag: None,
+            version: None,
         });
         targets.push(DeleteTarget {
             key: format!("missing/{key}"),
             etag: None,
+            version: None,
         });
     }
     let outcomes = storage
@@ -366,6 +370,7 @@ pub async fn deletes<S: Storage>(storage: &S, prefix: &str) {
         let stale = [DeleteTarget {
             key: "kept".into(),
             etag: Some("0".repeat(32)),
+            version: None,
         }];
         let outcomes = storage.delete_objects(&b, &stale).await.unwrap();
         assert!(
@@ -382,6 +387,7 @@ pub async fn deletes<S: Storage>(storage: &S, prefix: &str) {
         let fresh = [DeleteTarget {
             key: "kept".into(),
             etag: Some(etag),
+            version: None,
         }];
         assert_eq!(
             storage.delete_objects(&b, &fresh).await.unwrap()[0].result,

@@ -349,6 +349,7 @@ mod tests {
             content_type: ct.map(String::from),
             metadata: Metadata::new(),
             checksum_sha256: None,
+            version_id: None,
         }
     }
 

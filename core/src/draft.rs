@@ -85,9 +85,11 @@ impl<'a> DraftState<'a> {
 ///
 /// The same bytes uploaded again with another type or metadata, or in a later second, are
 /// another version; every HEAD of one stored upload gives the same version, whatever path
-/// uploaded it (presigned PUT, POST form, multipart, Companion) and on every store. Two
-/// uploads of the same bytes, type and metadata within one second (S3's Last-Modified has
-/// whole seconds) are one version.
+/// uploaded it (presigned PUT, POST form, multipart, Companion) and on every store. Where the
+/// store tells uploads apart ([`ObjectInfo::version_id`]: the embedded and memory stores, a
+/// versioned S3 bucket) its id is hashed last, so every upload is its own version; on an
+/// unversioned S3 bucket two uploads of the same bytes, type and metadata within one second
+/// (Last-Modified has whole seconds) are one version.
 #[must_use]
 pub fn draft_version(draft: &ObjectInfo) -> String {
     let size = draft.size.to_string();
@@ -96,13 +98,15 @@ pub fn draft_version(draft: &ObjectInfo) -> String {
         .content_type
         .as_deref()
         .map_or(String::new(), |t| format!("={t}"));
+    // Only when the store has one, so versions of objects without it stay what they were.
+    let id = draft.version_id.as_deref().map(|id| format!("#{id}"));
     let fields = [draft.etag.as_str(), &size, &at, &content_type];
     let entries = draft
         .metadata
         .iter()
         .flat_map(|(k, v)| [k.as_str(), v.as_str()]);
     let mut hash = Sha256::new();
-    for field in fields.into_iter().chain(entries) {
+    for field in fields.into_iter().chain(entries).chain(id.as_deref()) {
         hash.update((field.len() as u64).to_be_bytes());
         hash.update(field.as_bytes());
     }
@@ -283,6 +287,7 @@ mod tests {
             content_type: None,
             metadata: Metadata::new(),
             checksum_sha256: None,
+            version_id: None,
         }
     }
 

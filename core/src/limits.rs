@@ -138,6 +138,7 @@ mod tests {
             content_type: None,
             metadata: Metadata::new(),
             checksum_sha256: None,
+            version_id: None,
         };
         stored.etag = format!("{}-10000", "f".repeat(32));
         stored.metadata.clone_from(&c.metadata);

@@ -2,6 +2,7 @@
 //! above storage. It behaves like S3 where that matters: ETag = hex MD5 of the bytes, a copy
 //! keeps the ETag, missing keys delete fine, listings come in key order.
 
+use crate::draft::draft_version;
 use crate::multipart::{
     check_completion, check_part_number, multipart_etag, ChecksumAlgorithm, Completed,
     CompletedPart, MultipartOptions, Part, MAX_PART_SIZE,
@@ -93,6 +94,7 @@ impl MemoryStorage {
             conditional_copy: true,
             conditional_delete: true,
             conditional_put: true,
+            version_conditions: true,
         })
     }
 
@@ -254,6 +256,12 @@ fn sha256_checked(
     }
 }
 
+/// Each stored upload's own id ([`ObjectInfo::version_id`]): a count of this process.
+fn new_upload_id() -> String {
+    static UPLOADS: AtomicU64 = AtomicU64::new(0);
+    UPLOADS.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
 impl Storage for MemoryStorage {
     fn capabilities(&self) -> Capabilities {
         self.capabilities
@@ -302,6 +310,7 @@ impl Storage for MemoryStorage {
                 content_type: options.content_type.clone(),
                 metadata: options.metadata.clone(),
                 checksum_sha256: None,
+                version_id: Some(new_upload_id()),
             };
             bucket_mut(b, bucket)?
                 .objects
@@ -334,6 +343,7 @@ impl Storage for MemoryStorage {
                 content_type: options.content_type.clone(),
                 metadata: options.metadata.clone(),
                 checksum_sha256: None,
+                version_id: Some(new_upload_id()),
             };
             objects.insert(key.to_owned(), (Arc::from(body), info));
             Ok(etag)
@@ -354,13 +364,17 @@ impl Storage for MemoryStorage {
 
     async fn copy_object(&self, r: &CopyRequest<'_>) -> Result<Copied, StorageError> {
         let enforce = self.capabilities.conditional_copy;
+        let versions = self.capabilities.version_conditions;
         self.call(|b, now| {
             let (body, source) = bucket_mut(b, r.from_bucket)?
                 .objects
                 .get(r.from_key)
                 .cloned()
                 .ok_or_else(|| StorageError::not_found(r.from_bucket, r.from_key))?;
-            if r.source_etag.is_some_and(|e| e != source.etag) {
+            let version_changed = versions
+                && r.source_version
+                    .is_some_and(|v| v != draft_version(&source));
+            if r.source_etag.is_some_and(|e| e != source.etag) || version_changed {
                 return Err(StorageError::PreconditionFailed {
                     what: format!("{}/{} changed", r.from_bucket, r.from_key),
                 });
@@ -405,13 +419,24 @@ impl Storage for MemoryStorage {
     ) -> Result<Vec<DeleteOutcome>, StorageError> {
         crate::storage::check_delete_batch(targets)?;
         let enforce = self.capabilities.conditional_delete;
+        let versions = self.capabilities.version_conditions;
         self.call(|b, _| {
             let data = bucket_mut(b, bucket)?;
             Ok(targets
                 .iter()
                 .map(|t| {
-                    let current = data.objects.get(&t.key).map(|(_, i)| i.etag.as_str());
+                    let current = data.objects.get(&t.key).map(|(_, i)| i);
                     let result = if enforce {
+                        let unversioned;
+                        let t = if versions {
+                            t
+                        } else {
+                            unversioned = DeleteTarget {
+                                version: None,
+                                ..t.clone()
+                            };
+                            &unversioned
+                        };
                         t.may_delete(bucket.as_str(), current)
                     } else {
                         Ok(())
@@ -578,6 +603,7 @@ impl Storage for MemoryStorage {
                 content_type: upload.options.content_type.clone(),
                 metadata: upload.options.metadata.clone(),
                 checksum_sha256: None,
+                version_id: Some(new_upload_id()),
             };
             data.uploads.remove(&(key.to_owned(), upload_id.to_owned()));
             data.objects.insert(key.to_owned(), (Arc::from(body), info));

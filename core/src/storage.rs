@@ -118,6 +118,10 @@ pub struct ObjectInfo {
     pub metadata: Metadata,
     /// Base64 SHA-256 the store verified and kept, if it reports one.
     pub checksum_sha256: Option<String>,
+    /// What tells this stored upload from another of the same bytes, type and metadata in the
+    /// same second, where the store has it: S3's `x-amz-version-id` (a versioned bucket), the
+    /// embedded and memory stores' own per-upload id. Part of [`crate::draft_version`].
+    pub version_id: Option<String>,
 }
 
 /// One entry of a listing.
@@ -251,6 +255,10 @@ pub struct CopyRequest<'a> {
     pub source_size: u64,
     /// Copy only if the source still has this ETag (`x-amz-copy-source-if-match`).
     pub source_etag: Option<&'a str>,
+    /// Copy only if the source is still this upload: its [`crate::draft_version`] (32 hex
+    /// digits). Checked atomically where [`Capabilities::version_conditions`]; other stores
+    /// ignore it (confirm then HEADs the source again just before the copy).
+    pub source_version: Option<&'a str>,
     /// What the copy does with metadata.
     pub metadata: MetadataDirective,
     /// When the copy may write its destination.
@@ -271,21 +279,38 @@ pub struct DeleteTarget {
     pub key: String,
     /// Delete only if the object still has this ETag (where the store enforces it).
     pub etag: Option<String>,
+    /// Delete only if the object is still this upload: its [`crate::draft_version`]. Checked
+    /// atomically where [`Capabilities::version_conditions`]; other stores ignore it.
+    pub version: Option<String>,
 }
 
 impl DeleteTarget {
-    /// `Ok` when the object may go: no ETag expected, the object is gone, or it still has the
-    /// expected ETag (`current`). For stores that enforce [`Capabilities::conditional_delete`].
+    /// `Ok` when the object may go: nothing expected, the object is gone, or it still has the
+    /// expected ETag and (when asked) the expected [`crate::draft_version`] (`current`: what
+    /// the store holds now). For stores that enforce [`Capabilities::conditional_delete`]
+    /// (and [`Capabilities::version_conditions`]).
     ///
     /// # Errors
-    /// [`StorageError::PreconditionFailed`] when the object changed since it was listed.
-    pub fn may_delete(&self, bucket: &str, current: Option<&str>) -> Result<(), StorageError> {
-        match (&self.etag, current) {
-            (Some(want), Some(have)) if want != have => Err(StorageError::PreconditionFailed {
+    /// [`StorageError::PreconditionFailed`] when the object changed since it was looked at.
+    pub fn may_delete(
+        &self,
+        bucket: &str,
+        current: Option<&ObjectInfo>,
+    ) -> Result<(), StorageError> {
+        let Some(current) = current else {
+            return Ok(());
+        };
+        let etag_changed = self.etag.as_ref().is_some_and(|e| *e != current.etag);
+        let version_changed = self
+            .version
+            .as_ref()
+            .is_some_and(|v| *v != crate::draft_version(current));
+        if etag_changed || version_changed {
+            return Err(StorageError::PreconditionFailed {
                 what: format!("{bucket}/{} changed", self.key),
-            }),
-            _ => Ok(()),
+            });
         }
+        Ok(())
     }
 }
 
@@ -332,6 +357,10 @@ pub struct Capabilities {
     /// and `If-Match` on PutObject). The event queue claims events with it; without it only
     /// one deliverer (sweep) may run.
     pub conditional_put: bool,
+    /// [`CopyRequest::source_version`] and [`DeleteTarget::version`] are enforced atomically
+    /// (the memory and embedded stores). S3 has no such condition: confirm HEADs the draft
+    /// again right before its copy and its delete and compares versions.
+    pub version_conditions: bool,
 }
 
 /// At most this many keys go in one batch delete (S3's limit).

@@ -71,6 +71,7 @@ async fn main() {
                     source_etag: Some(&info.etag),
                     metadata: MetadataDirective::Copy,
                     condition: CopyCondition::IfAbsent,
+                    source_version: None,
                 };
                 s3.copy_object(&request).await.unwrap();
                 s3.delete_object(floor_bucket, &key).await.unwrap();

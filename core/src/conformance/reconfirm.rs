@@ -118,6 +118,7 @@ async fn crashed_between_copy_and_delete<S: Storage>(storage: &S, buckets: &Buck
             source_etag: Some(&draft.etag),
             metadata: promoted_metadata(&draft),
             condition: CopyCondition::Always,
+            source_version: None,
         };
         storage.copy_object(&copy).await.unwrap();
         let options = ConfirmOptions {

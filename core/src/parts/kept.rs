@@ -156,6 +156,7 @@ pub async fn forget<S: Storage>(
             .map(|key| DeleteTarget {
                 key: key.clone(),
                 etag: None,
+                version: None,
             })
             .collect();
         for outcome in store.delete_objects(bucket, &targets).await? {

@@ -293,6 +293,7 @@ fn a_multipart_draft_carries_the_single_upload_stamp_and_is_checked_by_it() {
         content_type: Some("video/mp4".into()),
         metadata: metadata.clone(),
         checksum_sha256: None,
+        version_id: None,
     };
     check_completed(&object(11 * MIB)).unwrap();
     assert_eq!(

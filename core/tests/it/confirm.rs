@@ -17,11 +17,13 @@ const ALL: Capabilities = Capabilities {
     conditional_copy: true,
     conditional_delete: true,
     conditional_put: true,
+    version_conditions: true,
 };
 const NONE: Capabilities = Capabilities {
     conditional_copy: false,
     conditional_delete: false,
     conditional_put: false,
+    version_conditions: false,
 };
 
 fn put(storage: &MemoryStorage, bucket: &BucketName, key: &str, body: &[u8]) {
@@ -72,8 +74,8 @@ fn without_conditional_copy_confirm_heads_main_first() {
     .unwrap();
     assert_eq!(
         storage.calls() - before,
-        4,
-        "head draft, head main, copy, delete"
+        6,
+        "head draft, head main, head draft again (no version condition), copy, head draft again, delete"
     );
 }
 
@@ -289,7 +291,8 @@ impl BeforeCopy for Hook {
         Ok(())
     }
 
-    async fn after_copy(&self, _name: &ObjectName, draft: &ObjectInfo) {
+    async fn after_copy(&self, _name: &ObjectName, draft: &ObjectInfo, main_etag: &str) {
+        assert!(!main_etag.is_empty());
         assert_eq!(draft.size, 3);
         self.copied
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -347,6 +350,58 @@ fn the_hook_runs_once_before_the_copy_and_a_refusal_keeps_the_draft() {
             allow.copied.load(std::sync::atomic::Ordering::SeqCst),
             1,
             "told once, after the one copy"
+        );
+    }
+}
+
+/// A retry after a crash between the copy and the delete finishes without the hook (the
+/// checker may be down: the copy is already done), and a conflict is answered before it (no
+/// check, no event queued for a copy that cannot happen).
+#[test]
+fn done_and_conflicting_confirms_never_call_the_hook() {
+    for caps in [ALL, NONE] {
+        let (storage, buckets) = setup(caps);
+        let hook = Hook {
+            calls: 0.into(),
+            copied: 0.into(),
+            refuse: true,
+        };
+        put(&storage, &buckets.draft, "a.jpg", b"abc");
+        let draft = block_on(storage.head_object(&buckets.draft, "a.jpg")).unwrap();
+        let copy = PutOptions {
+            content_type: draft.content_type.clone(),
+            metadata: promoted_user_metadata(&draft),
+        };
+        block_on(storage.put_object(&buckets.main, "a.jpg", b"abc".to_vec(), &copy)).unwrap();
+        let name = ObjectName::parse("a.jpg").unwrap();
+        let done = block_on(confirm_with(
+            &storage,
+            &buckets,
+            &name,
+            ConfirmOptions::default(),
+            &hook,
+        ))
+        .unwrap();
+        assert_eq!(done.outcome, ConfirmOutcome::Already);
+        assert!(
+            block_on(storage.head_object(&buckets.draft, "a.jpg")).is_err(),
+            "the draft left by the crash is deleted"
+        );
+
+        put(&storage, &buckets.draft, "a.jpg", b"xyz");
+        let e = block_on(confirm_with(
+            &storage,
+            &buckets,
+            &name,
+            ConfirmOptions::default(),
+            &hook,
+        ))
+        .unwrap_err();
+        assert!(matches!(e, ConfirmError::Conflict { .. }), "{e:?}");
+        assert_eq!(
+            hook.calls.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "neither called the refusing hook"
         );
     }
 }

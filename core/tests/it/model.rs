@@ -64,9 +64,9 @@ fn body(content: u8) -> Vec<u8> {
     format!("content #{content} of an upload").into_bytes()
 }
 
-/// One upload: its content and the time it was stored (the draft's identity: the same bytes
-/// uploaded at another time are another draft).
-type Upload = (u8, i64);
+/// One upload: its content, the time it was stored and a count of uploads (the draft's
+/// identity: the same bytes uploaded again, even in the same second, are another draft).
+type Upload = (u8, i64, u64);
 
 /// What each name holds: the draft, and the upload main holds a copy of.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,6 +105,7 @@ struct World {
     buckets: Buckets,
     model: BTreeMap<usize, Slot>,
     now: i64,
+    uploads: u64,
 }
 
 fn content_of(bytes: Option<Vec<u8>>) -> Option<u8> {
@@ -129,11 +130,15 @@ impl World {
             let (draft, main) = self.actual(name).await;
             assert_eq!(
                 draft,
-                slot.draft.map(|(c, _)| c),
+                slot.draft.map(|(c, _, _)| c),
                 "{context}: draft of {}",
                 NAMES[name]
             );
-            assert_eq!(main, slot.main.map(|(c, _)| c), "{context}: main of {key}");
+            assert_eq!(
+                main,
+                slot.main.map(|(c, _, _)| c),
+                "{context}: main of {key}"
+            );
         }
     }
 
@@ -204,7 +209,7 @@ impl World {
     fn swept_model(&mut self) -> u64 {
         let mut count = 0;
         for slot in self.model.values_mut() {
-            if slot.draft.is_some_and(|(_, at)| expired(at, self.now)) {
+            if slot.draft.is_some_and(|(_, at, _)| expired(at, self.now)) {
                 slot.draft = None;
                 count += 1;
             }
@@ -225,7 +230,8 @@ impl World {
                     )
                     .await
                     .unwrap();
-                self.model.entry(name).or_default().draft = Some((content, self.now));
+                self.uploads += 1;
+                self.model.entry(name).or_default().draft = Some((content, self.now, self.uploads));
             }
             Op::Confirm { name, overwrite } => {
                 let (expect, after) = self.slot(name).confirm(overwrite);
@@ -264,9 +270,9 @@ impl World {
                 self.storage.clear_faults();
                 let (draft, _) = self.actual(name).await;
                 let main = self.main_upload(name, &before, version.as_deref()).await;
-                let unchanged = (draft, main) == (before.draft.map(|(c, _)| c), before.main);
+                let unchanged = (draft, main) == (before.draft.map(|(c, _, _)| c), before.main);
                 let promoting = expect == Expect::Ok
-                    && draft == before.draft.map(|(c, _)| c)
+                    && draft == before.draft.map(|(c, _, _)| c)
                     && main == success.main;
                 let done = (draft, main) == (None, success.main);
                 assert!(
@@ -274,11 +280,11 @@ impl World {
                     "{context}: {before:?} became draft {draft:?} main {main:?}"
                 );
                 // The model follows what the crash left; the next confirm must finish the job.
-                let uploaded_at = before.draft.map(|(_, t)| t);
+                let uploaded_at = before.draft.map(|(_, t, n)| (t, n));
                 self.model.insert(
                     name,
                     Slot {
-                        draft: draft.zip(uploaded_at),
+                        draft: draft.zip(uploaded_at).map(|(c, (t, n))| (c, t, n)),
                         main,
                     },
                 );
@@ -295,7 +301,7 @@ impl World {
             }
             Op::SweepDuringConfirm { name } => {
                 let before = self.slot(name);
-                let old = before.draft.is_some_and(|(_, at)| expired(at, self.now));
+                let old = before.draft.is_some_and(|(_, at, _)| expired(at, self.now));
                 let (_, success) = before.confirm(false);
                 let version = self.draft_version(name).await;
                 let (report, _) = tokio::join!(self.sweep(), self.confirm(name, false));
@@ -308,7 +314,9 @@ impl World {
                     main: before.main,
                 };
                 let ended = Slot {
-                    draft: draft.zip(before.draft.map(|(_, t)| t)),
+                    draft: draft
+                        .zip(before.draft.map(|(_, t, n)| (t, n)))
+                        .map(|(c, (t, n))| (c, t, n)),
                     main,
                 };
                 // Young: exactly what a confirm does alone. Old: confirmed or expired, never lost.
@@ -354,13 +362,13 @@ proptest! {
         conditional in any::<bool>(),
     ) {
         crate::block_on(async {
-            let caps = Capabilities { conditional_copy: conditional, conditional_delete: conditional, conditional_put: conditional };
+            let caps = Capabilities { conditional_copy: conditional, conditional_delete: conditional, conditional_put: conditional, version_conditions: conditional };
             let storage = MemoryStorage::with_capabilities(caps);
             storage.set_time(1_000_000);
             let buckets = Buckets::new("main", None).unwrap();
             storage.create_bucket(&buckets.main).await.unwrap();
             storage.create_bucket(&buckets.draft).await.unwrap();
-            let mut world = World { storage, buckets, model: BTreeMap::new(), now: 1_000_000 };
+            let mut world = World { storage, buckets, model: BTreeMap::new(), now: 1_000_000, uploads: 0 };
             for op in &ops {
                 world.apply(op).await;
             }

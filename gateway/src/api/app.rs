@@ -273,6 +273,7 @@ impl<B: Storage + Presign> App<B> {
             Ok(_) => "already_confirmed",
             Err(draftstore_core::ConfirmError::NotFound { .. }) => "not_found",
             Err(draftstore_core::ConfirmError::Conflict { .. }) => "conflict",
+            Err(draftstore_core::ConfirmError::DraftChanged { .. }) => "draft_changed",
             Err(draftstore_core::ConfirmError::ConstraintMismatch { .. }) => "constraint_mismatch",
             Err(draftstore_core::ConfirmError::Rejected { .. }) => "rejected",
             Err(_) => "error",

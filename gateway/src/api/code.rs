@@ -110,6 +110,9 @@ codes! {
     NotFound = "NOT_FOUND", NotFound;
     /// Main already holds a different object of that name.
     Conflict = "CONFLICT", Conflict;
+    /// The draft was replaced by a new upload while confirm was checking or copying it:
+    /// nothing was copied, the new draft stays; confirm again.
+    DraftChanged = "DRAFT_CHANGED", Conflict;
     /// The draft does not match the constraints declared for its upload.
     ConstraintMismatch = "CONSTRAINT_MISMATCH", ConstraintMismatch;
     /// The draft kept changing during confirm; retrying is safe.

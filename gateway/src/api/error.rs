@@ -307,6 +307,7 @@ impl From<ConfirmError> for ApiError {
         match e {
             ConfirmError::NotFound { .. } => Self::new(Code::NotFound, e.to_string()),
             ConfirmError::Conflict { .. } => Self::new(Code::Conflict, e.to_string()),
+            ConfirmError::DraftChanged { .. } => Self::new(Code::DraftChanged, e.to_string()),
             ConfirmError::ConstraintMismatch { .. } => {
                 Self::new(Code::ConstraintMismatch, e.to_string())
             }

@@ -114,14 +114,19 @@ async fn run_with_events<S: draftstore_core::Storage>(
 
 fn summary(r: &SweepReport, bucket: &str, dry_run: bool, duration_ms: u64) -> String {
     // A dry run frees nothing: it says what a real run would.
-    let (verb, count, bytes) = if dry_run {
-        ("would delete", r.expired, r.expired_bytes)
+    let (verb, count, bytes, aborted) = if dry_run {
+        ("would delete", r.expired, r.expired_bytes, "would abort")
     } else {
-        ("deleted", r.deleted, r.bytes_freed)
+        ("deleted", r.deleted, r.bytes_freed, "aborted")
+    };
+    let multipart = if dry_run {
+        r.multipart_stale
+    } else {
+        r.multipart_aborted
     };
     let mut text = format!(
-        "sweep of {bucket}: scanned {} drafts (and {} of DraftStore's own records, kept), expired {}, {verb} {count} ({bytes} bytes), failed {}, changed since listed {}, multipart aborted {}, {} ms",
-        r.scanned, r.reserved, r.expired, r.failed, r.changed, r.multipart_aborted, duration_ms
+        "sweep of {bucket}: scanned {} drafts (and {} of DraftStore's own records, kept), expired {}, {verb} {count} ({bytes} bytes), failed {}, changed since listed {}, multipart {aborted} {multipart}, {} ms",
+        r.scanned, r.reserved, r.expired, r.failed, r.changed, duration_ms
     );
     if r.stopped_early {
         text.push_str("; stopped at --max-duration, the next run continues");
@@ -142,6 +147,7 @@ fn json_report(r: &SweepReport, dry_run: bool, duration_ms: u64) -> serde_json::
         "failed": r.failed + r.multipart_failed,
         "changed": r.changed,
         "bytes_freed": r.bytes_freed,
+        "multipart_stale": r.multipart_stale,
         "multipart_aborted": r.multipart_aborted,
         "duration_ms": duration_ms,
         "dry_run": dry_run,

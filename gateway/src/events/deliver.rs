@@ -140,9 +140,13 @@ where
             _ => None,
         };
         if let Some(holds) = holds {
-            if holds {
+            if let Some(main_etag) = holds {
                 // Kept with the claim: a later overwrite or delete in main cannot hold it back.
                 record.copied = true;
+                // Seen before the confirm marked it: main's ETag, as the confirm answers.
+                if let Some(data) = record.data.as_object_mut() {
+                    data.insert("etag".into(), main_etag.into());
+                }
             } else {
                 if now - record.queued_ms > UNCONFIRMED_GRACE_MS {
                     tracing::info!(id = %record.id, "dropping an event whose confirm never copied the object");
@@ -167,8 +171,8 @@ where
     }
 
     /// Main holds the copy that confirm stamped with the draft's version.
-    async fn confirmed(&self, requires: &Requires) -> Result<bool, StorageError> {
-        requires.holds(&*self.storage, &self.buckets.main).await
+    async fn confirmed(&self, requires: &Requires) -> Result<Option<String>, StorageError> {
+        requires.held_as(&*self.storage, &self.buckets.main).await
     }
 
     fn count(&self, record: &Record, outcome: &'static str) {

@@ -34,6 +34,10 @@ pub struct Hook<'a, B> {
 }
 
 impl<B: Storage + Presign> BeforeCopy for Hook<'_, B> {
+    fn is_noop(&self) -> bool {
+        self.events.config.preconfirm.is_none() && !self.events.config.webhooks()
+    }
+
     async fn before_copy(&self, name: &ObjectName, draft: &ObjectInfo) -> Result<(), ConfirmError> {
         if let Some(check) = &self.events.config.preconfirm {
             self.check(check, name, draft).await?;
@@ -44,12 +48,12 @@ impl<B: Storage + Presign> BeforeCopy for Hook<'_, B> {
         Ok(())
     }
 
-    async fn after_copy(&self, name: &ObjectName, draft: &ObjectInfo) {
+    async fn after_copy(&self, name: &ObjectName, draft: &ObjectInfo, main_etag: &str) {
         if !self.events.config.webhooks() {
             return;
         }
         let id = self.id(name, draft);
-        match queue::mark_copied(self.store, &self.buckets.draft, &id).await {
+        match queue::mark_copied(self.store, &self.buckets.draft, &id, main_etag).await {
             Ok(true) => {}
             // Delivered already, or a storm of writes: a deliverer that finds main holding
             // the stamped copy marks it too.
@@ -112,7 +116,9 @@ impl<B: Storage + Presign> Hook<'_, B> {
             "object_name": self.object_name,
             "tenant": self.tenant,
             "size": draft.size,
+            // Main's ETag once the copy is made (a multipart copy's differs): see after_copy.
             "etag": draft.etag,
+            "source_etag": draft.etag,
             "content_type": draft.content_type,
             "location": format!("{}/{}", self.buckets.main, name.as_str()),
         });

@@ -53,15 +53,29 @@ impl Requires {
         storage: &S,
         main: &BucketName,
     ) -> Result<bool, StorageError> {
+        Ok(self.held_as(storage, main).await?.is_some())
+    }
+
+    /// [`Requires::holds`], giving main's ETag of the copy when it holds (a multipart copy's
+    /// differs from the draft's).
+    ///
+    /// # Errors
+    /// The store failing.
+    pub async fn held_as<S: Storage>(
+        &self,
+        storage: &S,
+        main: &BucketName,
+    ) -> Result<Option<String>, StorageError> {
         let info = match storage.head_object(main, &self.key).await {
             Ok(info) => info,
-            Err(StorageError::NotFound { .. }) => return Ok(false),
+            Err(StorageError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        Ok(match &self.version {
+        let held = match &self.version {
             Some(version) => info.metadata.get(SOURCE_VERSION_KEY) == Some(version),
             None => info.metadata.get(SOURCE_ETAG_KEY) == Some(&self.etag),
-        })
+        };
+        Ok(held.then_some(info.etag))
     }
 }
 
@@ -334,9 +348,10 @@ pub async fn replace<S: Storage>(
 /// Attempts at marking an event copied while deliverers write it too.
 const MARK_ATTEMPTS: usize = 3;
 
-/// Marks the queued event `id` as copied (see [`Record::copied`]): `Ok(true)` when it is marked
-/// (now or before), `Ok(false)` when there is nothing to mark (delivered, or not queued) or it
-/// kept changing under us.
+/// Marks the queued event `id` as copied (see [`Record::copied`]) and sets its `data.etag` to
+/// `main_etag`, the ETag of the copy in main (the draft's stays in `data.source_etag`):
+/// `Ok(true)` when it is marked (now or before), `Ok(false)` when there is nothing to mark
+/// (delivered, or not queued) or it kept changing under us.
 ///
 /// # Errors
 /// The store failing.
@@ -344,6 +359,7 @@ pub async fn mark_copied<S: Storage>(
     storage: &S,
     bucket: &BucketName,
     id: &str,
+    main_etag: &str,
 ) -> Result<bool, StorageError> {
     for _ in 0..MARK_ATTEMPTS {
         let Some((mut record, etag)) = load(storage, bucket, &queue_key(id)).await? else {
@@ -353,6 +369,9 @@ pub async fn mark_copied<S: Storage>(
             return Ok(true);
         }
         record.copied = true;
+        if let Some(data) = record.data.as_object_mut() {
+            data.insert("etag".into(), main_etag.into());
+        }
         if replace(storage, bucket, &record, &etag).await?.is_some() {
             return Ok(true);
         }
@@ -427,6 +446,7 @@ pub async fn expire_tombstones<S: Storage>(
         .map(|(key, etag, _)| DeleteTarget {
             key: key.clone(),
             etag: Some(etag.clone()),
+            version: None,
         })
         .collect();
     let mut removed = 0;
@@ -557,7 +577,9 @@ mod tests {
         let storage = MemoryStorage::new();
         let bucket = BucketName::parse("main-draft").unwrap();
         storage.create_bucket(&bucket).await.unwrap();
-        assert!(!mark_copied(&storage, &bucket, "msg_none").await.unwrap());
+        assert!(!mark_copied(&storage, &bucket, "msg_none", "main-2")
+            .await
+            .unwrap());
         let record = Record::new(
             "msg_c".into(),
             EventType::ObjectConfirmed,
@@ -568,9 +590,13 @@ mod tests {
         let key = queue_key("msg_c");
         let (read, etag) = load(&storage, &bucket, &key).await.unwrap().unwrap();
         assert!(!read.copied);
-        assert!(mark_copied(&storage, &bucket, "msg_c").await.unwrap());
+        assert!(mark_copied(&storage, &bucket, "msg_c", "main-2")
+            .await
+            .unwrap());
         assert!(
-            mark_copied(&storage, &bucket, "msg_c").await.unwrap(),
+            mark_copied(&storage, &bucket, "msg_c", "main-2")
+                .await
+                .unwrap(),
             "once"
         );
         assert!(
@@ -582,6 +608,7 @@ mod tests {
         );
         let (read, etag) = load(&storage, &bucket, &key).await.unwrap().unwrap();
         assert!(read.copied);
+        assert_eq!(read.data["etag"], "main-2", "main's ETag announced");
         let (claimed, etag) = claim(&storage, &bucket, &read, &etag, 1_000_001)
             .await
             .unwrap()
@@ -589,7 +616,9 @@ mod tests {
         assert!(claimed.copied, "kept by the claim");
         assert!(bury(&storage, &bucket, "msg_c", &etag).await.unwrap());
         assert!(
-            !mark_copied(&storage, &bucket, "msg_c").await.unwrap(),
+            !mark_copied(&storage, &bucket, "msg_c", "main-2")
+                .await
+                .unwrap(),
             "delivered: nothing to mark"
         );
         let legacy: Record = serde_json::from_str(

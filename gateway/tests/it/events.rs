@@ -741,6 +741,44 @@ async fn the_embedded_store_announces_uploads() {
         || async { announced(&receiver).len() >= 2 },
     )
     .await;
+    // A multipart upload is an upload too (it was not announced).
+    let (status, created) = server
+        .post(
+            "/api/v1/multipart-upload",
+            json!({"object_name": "up/parts.bin"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["upload_id"].as_str().unwrap();
+    let (status, urls) = server
+        .post(
+            "/api/v1/multipart-upload/part-urls",
+            json!({"object_name": "up/parts.bin", "upload_id": id, "part_numbers": [1]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{urls}");
+    assert_eq!(
+        crate::harness::put_to(urls["parts"][0]["url"].as_str().unwrap(), "six b").await,
+        200
+    );
+    let (status, done) = server
+        .post(
+            "/api/v1/multipart-upload/complete",
+            json!({"object_name": "up/parts.bin", "upload_id": id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    eventually(
+        Duration::from_secs(30),
+        "the multipart upload's event arrives",
+        || async {
+            receiver.seen().iter().any(|s| {
+                let body: Value = serde_json::from_str(&s.body).unwrap();
+                body["data"]["key"] == "up/parts.bin" && body["data"]["etag"] == done["etag"]
+            })
+        },
+    )
+    .await;
     // The confirm's event is filtered out for this endpoint (`#draft.uploaded`).
     let (status, _) = server
         .post(

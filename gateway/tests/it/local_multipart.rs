@@ -412,6 +412,46 @@ async fn sweep_aborts_a_stale_upload_and_frees_its_files() {
         .await
         .unwrap();
 
+    // A queued event: the embedded store's listing of drafts hides it, yet sweep counts it
+    // as S3 does (it reported 0 while `events list` showed it).
+    store
+        .put_object(
+            &draft,
+            ".draftstore/events/msg_x.json",
+            b"{}".to_vec(),
+            &draftstore_core::PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    // A dry run counts the stale upload it would abort (it said 0) and aborts nothing.
+    let dry = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env_clear()
+        .env("DRAFTSTORE_DATA_DIR", &data)
+        .env("OBJECT_LIFETIME", "1")
+        .args(["sweep", "--json", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(dry.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(
+        (
+            report["multipart_stale"].as_u64(),
+            report["multipart_aborted"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{report}"
+    );
+    assert_eq!(report["reserved"].as_u64(), Some(1), "{report}");
+    assert_eq!(
+        store
+            .list_uploads(&draft, "", None)
+            .await
+            .unwrap()
+            .uploads
+            .len(),
+        2
+    );
+
     let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .env_clear()
         .env("DRAFTSTORE_DATA_DIR", &data)

@@ -60,6 +60,8 @@ mod ratelimit_recovery;
 /// Issue 18's review: confirm is done only for the copy of this very draft; one event id per
 /// confirmation.
 mod reconfirm;
+/// Issue 18's second review: a draft replaced while its confirm checks or copies it stays.
+mod replaced;
 /// The REST API: the README flow, constraints, every error status, metrics, the routes.
 mod rest_api;
 /// The S3 store against SeaweedFS, the conformance suite included.

@@ -100,6 +100,7 @@ async fn multipart_copy_above_a_lowered_threshold_keeps_every_byte() {
             metadata: [("k".to_owned(), "v".to_owned())].into(),
         },
         condition: CopyCondition::IfAbsent,
+        source_version: None,
     };
     let copied = s3.copy_object(&request).await.unwrap();
     // Create, three part copies (5 + 5 + 2 MiB), complete.
@@ -209,6 +210,7 @@ async fn seaweedfs_answers_a_copy_into_a_missing_bucket_with_internal_error() {
             metadata: [("owner".to_owned(), "ann".to_owned())].into(),
         },
         condition: CopyCondition::IfAbsent,
+        source_version: None,
     };
     let err = s3.copy_object(&request).await.unwrap_err();
     assert!(

@@ -19,9 +19,10 @@ pub use endpoint::Endpoint;
 
 use crate::config::LocalConfig;
 use draftstore_core::{
-    BucketName, Capabilities, Completed, CompletedPart, Copied, CopyCondition, CopyRequest,
-    DeleteOutcome, DeleteTarget, ListPage, ListedObject, MetadataDirective, MultipartOptions,
-    ObjectInfo, Part, PutOptions, Storage, StorageError, UploadChecksum, UploadPage,
+    draft_version, BucketName, Capabilities, Completed, CompletedPart, Copied, CopyCondition,
+    CopyRequest, DeleteOutcome, DeleteTarget, ListPage, ListedObject, MetadataDirective,
+    MultipartOptions, ObjectInfo, Part, PutOptions, Storage, StorageError, UploadChecksum,
+    UploadPage,
 };
 use draftstore_signer::{Credentials, Signer, Verifier};
 use files::{commit, io_error, read_meta, remove, require_bucket, write_atomic, Meta, Scratch};
@@ -52,7 +53,8 @@ pub struct LocalStorage {
     lock: Arc<commits::Commits>,
     /// `<root>/.lock`, held by the one `gateway serve` of this folder (`None` for a sweep).
     _serving: Option<Arc<std::fs::File>>,
-    /// Told of every upload stored through a presigned URL (webhooks' `draft.uploaded`).
+    /// Told of every upload stored through a presigned URL or a completed multipart upload
+    /// (webhooks' `draft.uploaded`).
     uploaded: std::sync::OnceLock<UploadHook>,
 }
 
@@ -78,8 +80,8 @@ fn now() -> i64 {
 }
 
 impl LocalStorage {
-    /// Calls `hook` after each upload its presigned URLs store (set once; later calls are
-    /// ignored).
+    /// Calls `hook` after each upload its presigned URLs store and each completed multipart
+    /// upload (set once; later calls are ignored).
     pub fn on_upload(&self, hook: UploadHook) {
         let _ = self.uploaded.set(hook);
     }
@@ -270,6 +272,8 @@ fn info(meta: &Meta) -> ObjectInfo {
         content_type: meta.content_type.clone(),
         metadata: meta.metadata.clone(),
         checksum_sha256: meta.checksum_sha256.clone(),
+        // Each commit places the bytes under a new random file name: an upload's own id.
+        version_id: (!meta.data.is_empty()).then(|| meta.data.clone()),
     }
 }
 
@@ -279,6 +283,7 @@ impl Storage for LocalStorage {
             conditional_copy: true,
             conditional_delete: true,
             conditional_put: true,
+            version_conditions: true,
         }
     }
 
@@ -398,6 +403,7 @@ impl Storage for LocalStorage {
             r.to_bucket.to_string(),
             r.to_key.to_owned(),
         );
+        let source_version = r.source_version.map(str::to_owned);
         let (source_etag, metadata, condition) = (
             r.source_etag.map(str::to_owned),
             r.metadata.clone(),
@@ -410,7 +416,15 @@ impl Storage for LocalStorage {
             let changed = || StorageError::PreconditionFailed {
                 what: format!("{from_bucket}/{from_key} changed"),
             };
-            if source_etag.as_ref().is_some_and(|e| *e != source.etag) {
+            // The same bytes uploaded again (another type, metadata or time) keep the ETag:
+            // the version tells the uploads apart.
+            let same_upload = |m: &Meta| {
+                source_etag.as_ref().is_none_or(|e| *e == m.etag)
+                    && source_version
+                        .as_ref()
+                        .is_none_or(|v| *v == draft_version(&info(m)))
+            };
+            if !same_upload(&source) {
                 return Err(changed());
             }
             require_bucket(root, &to_bucket)?;
@@ -438,7 +452,8 @@ impl Storage for LocalStorage {
                 ..source.clone()
             };
             let _guard = lock.lock()?;
-            if read_meta(root, &from_bucket, &from_key)?.1.etag != source.etag {
+            let now_there = read_meta(root, &from_bucket, &from_key)?.1;
+            if now_there.etag != source.etag || !same_upload(&now_there) {
                 return Err(changed());
             }
             copy_allowed(root, &to_bucket, &to_key, &condition)?;
@@ -473,9 +488,9 @@ impl Storage for LocalStorage {
             Ok(targets
                 .into_iter()
                 .map(|t| {
-                    let current = read_meta(root, &bucket, &t.key).ok().map(|(_, m)| m.etag);
+                    let current = read_meta(root, &bucket, &t.key).ok().map(|(_, m)| info(&m));
                     let result = t
-                        .may_delete(&bucket, current.as_deref())
+                        .may_delete(&bucket, current.as_ref())
                         .and_then(|()| remove(root, &bucket, &t.key));
                     DeleteOutcome { key: t.key, result }
                 })
@@ -624,17 +639,30 @@ impl Storage for LocalStorage {
     ) -> Result<Completed, StorageError> {
         let (bucket, key, id) = (bucket.to_string(), key.to_owned(), upload_id.to_owned());
         let (parts, max_object) = (parts.to_vec(), self.max_object);
-        self.blocking(move |root, lock, gate| {
-            uploads::complete(
-                root,
-                lock,
-                &gate,
-                (&bucket, &key, &id),
-                &parts,
-                (max_object, now()),
-            )
-        })
-        .await
+        let (told_bucket, told_key) = (bucket.clone(), key.clone());
+        let completed = self
+            .blocking(move |root, lock, gate| {
+                uploads::complete(
+                    root,
+                    lock,
+                    &gate,
+                    (&bucket, &key, &id),
+                    &parts,
+                    (max_object, now()),
+                )
+            })
+            .await?;
+        // A multipart upload is an upload too (REST, gRPC, Companion, `gateway upload` and the
+        // store's own CompleteMultipartUpload all complete here).
+        if let Some(hook) = self.uploaded.get() {
+            hook(Uploaded {
+                bucket: told_bucket,
+                key: told_key,
+                size: completed.size,
+                etag: completed.etag.clone(),
+            });
+        }
+        Ok(completed)
     }
 
     async fn abort_upload(
@@ -692,6 +720,7 @@ mod tests {
             to_key: "k",
             source_size: 0,
             source_etag: None,
+            source_version: None,
             metadata: MetadataDirective::Copy,
             condition: CopyCondition::IfAbsent,
         }

@@ -227,6 +227,9 @@ fn object_info(headers: &HeaderMap) -> ObjectInfo {
         content_type: header(headers, "content-type").map(str::to_owned),
         metadata,
         checksum_sha256: header(headers, "x-amz-checksum-sha256").map(str::to_owned),
+        version_id: header(headers, "x-amz-version-id")
+            .filter(|v| !v.is_empty() && *v != "null")
+            .map(str::to_owned),
     }
 }
 
@@ -237,6 +240,7 @@ impl Storage for S3Storage {
             conditional_copy: on,
             conditional_delete: on,
             conditional_put: on,
+            version_conditions: false,
         }
     }
 
