@@ -24,7 +24,11 @@
 # too (git archive, its own target dir) and measured in the same run, rows "before ...";
 # BEFORE_BIN=<path> measures a gateway binary already built instead (a saved release build).
 #
-# Usage: [BEFORE=ref | BEFORE_BIN=path] bench/load.sh [REQUESTS=100000] [ROUNDS=3] [FIXED_REQUESTS=60000]
+# ROWS=<regex> runs only the rows whose name matches (keep their baselines in it), e.g.
+# ROWS='^@6k-(axum-json-h1|upload-url-h1|tonic-echo|GetUploadURL|before-upload-url-h1|before-GetUploadURL)$'
+# to measure the fixed-rate targets alone.
+#
+# Usage: [BEFORE=ref | BEFORE_BIN=path] [ROWS=regex] bench/load.sh [REQUESTS=100000] [ROUNDS=3] [FIXED_REQUESTS=60000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-100000}
@@ -32,6 +36,7 @@ ROUNDS=${2:-3}
 FIXED_REQUESTS=${3:-60000}
 BEFORE=${BEFORE:-}
 BEFORE_BIN=${BEFORE_BIN:-}
+ROWS=${ROWS:-}
 # The load generator gets a core of its own (CLIENT_CPUS) and every server, the gateway and
 # its baselines alike, the others (SERVER_CPUS): sharing cores with h2load made the servers'
 # CPU per request swing with how the scheduler interleaved them (in one run, the same
@@ -124,6 +129,7 @@ HZ=$(getconf CLK_TCK)
 # N (default REQUESTS) requests; extra h2load options (--rps) in RATE.
 run() {
   local name=$1 pid=$2; shift 2
+  [ -z "$ROWS" ] || [[ $name =~ $ROWS ]] || return 0
   local n=${N:-$REQUESTS}
   # shellcheck disable=SC2086
   client h2load -n 2000 -c 50 -m 1 ${RATE:-} "$@" >/dev/null 2>&1   # warm-up
