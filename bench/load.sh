@@ -25,11 +25,12 @@
 # too (git archive, its own target dir) and measured in the same run, rows "before ...";
 # BEFORE_BIN=<path> measures a gateway binary already built instead (a saved release build).
 #
-# ONLY=<regex> (bash, matched against the scenario name) runs only the scenarios it matches, e.g.
-# ONLY='^@6k-(GetUploadURL|grpc-web|connect)' for the gRPC codecs; the baselines of the rows kept
-# must match too for a ratio.
+# ROWS=<regex> (bash, matched against the row name; ONLY= is the same) runs only the rows it
+# matches; keep their baselines in it for a ratio. E.g.
+# ROWS='^@6k-(axum-json-h1|upload-url-h1|tonic-echo|GetUploadURL|before-upload-url-h1|before-GetUploadURL)$'
+# for the fixed-rate targets alone, or ROWS='^@6k-(GetUploadURL|grpc-web|connect)' for the gRPC codecs.
 #
-# Usage: [BEFORE=ref | BEFORE_BIN=path] [ONLY=regex] bench/load.sh [REQUESTS=100000] [ROUNDS=3] [FIXED_REQUESTS=60000]
+# Usage: [BEFORE=ref | BEFORE_BIN=path] [ROWS=regex] bench/load.sh [REQUESTS=100000] [ROUNDS=3] [FIXED_REQUESTS=60000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-100000}
@@ -37,7 +38,7 @@ ROUNDS=${2:-3}
 FIXED_REQUESTS=${3:-60000}
 BEFORE=${BEFORE:-}
 BEFORE_BIN=${BEFORE_BIN:-}
-ONLY=${ONLY:-}
+ROWS=${ROWS:-${ONLY:-}}
 # The load generator gets a core of its own (CLIENT_CPUS) and every server, the gateway and
 # its baselines alike, the others (SERVER_CPUS): sharing cores with h2load made the servers'
 # CPU per request swing with how the scheduler interleaved them (in one run, the same
@@ -131,7 +132,7 @@ HZ=$(getconf CLK_TCK)
 # N (default REQUESTS) requests; extra h2load options (--rps) in RATE.
 run() {
   local name=$1 pid=$2; shift 2
-  if [ -n "$ONLY" ] && ! [[ $name =~ $ONLY ]]; then return; fi
+  [ -z "$ROWS" ] || [[ $name =~ $ROWS ]] || return 0
   local n=${N:-$REQUESTS}
   # shellcheck disable=SC2086
   client h2load -n 2000 -c 50 -m 1 ${RATE:-} "$@" >/dev/null 2>&1   # warm-up

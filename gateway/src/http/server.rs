@@ -1,6 +1,6 @@
 //! The one server: hyper-util's auto builder (HTTP/1.1 and h2c on the same listener) serving
-//! one tower stack ([`stack`]) through hyper-util's `TowerToHyperService`, gRPC routed by its
-//! exact media type, REST otherwise.
+//! one tower stack ([`stack`]) through [`PerConnection`] (hyper's service for a connection),
+//! gRPC routed by its exact media type, REST otherwise.
 //!
 //! Every connection state has a timer: a connection whose first request head has not come
 //! within the header timeout is dropped, one with no request during
@@ -40,7 +40,6 @@ use crate::store::{local, Presign};
 use draftstore_core::Storage;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
@@ -192,16 +191,18 @@ pub fn default_max_connections() -> usize {
         .clamp(16, 1 << 20)
 }
 
-/// hyper's connection settings from `limits`. hyper's HTTP/1.1 header timer runs from the
-/// moment it waits for a head, so on a kept-alive connection it is the idle time: it is set to
-/// the idle timeout, and the first head's time limit (the header timeout) is the connection
-/// watcher's ([`connection::idle`]).
+/// hyper's connection settings from `limits`. hyper's own HTTP/1.1 head timer is off: it armed
+/// a timer for every request of a kept-alive connection (a clock read, an allocation and two
+/// timer-wheel updates per request). The connection watcher ([`connection::idle`]) bounds
+/// every head instead: the first within the header timeout, a later one by the idle timeout
+/// (a kept-alive connection with no new request for a whole idle period is closed, half a
+/// head included).
 fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.idle_timeout)
+        .header_read_timeout(None)
         .keep_alive(true);
     builder
         .http2()
@@ -325,6 +326,10 @@ struct Router<B> {
 }
 
 impl<B: Storage + Presign + 'static> Router<B> {
+    /// The store's transfers, gRPC-Web and Connect are boxed apart: kept inline, their futures
+    /// made every call's (boxed once per request by [`Routes`]) 4.9 KB, past the allocator's
+    /// small-size cache, and copied whole into the box; native gRPC and REST, the calls
+    /// most clients make, stay inline.
     async fn route(&self, mut req: Req) -> Res {
         let call = Call::from_request(&req);
         let tenant = req.extensions_mut().remove::<Tenant>();
@@ -335,7 +340,7 @@ impl<B: Storage + Presign + 'static> Router<B> {
                     if let Some(id) = req.extensions().get::<RequestId>().map(RequestId::header) {
                         req.headers_mut().insert(REQUEST_ID, id);
                     }
-                    return store.serve(req).await;
+                    return Box::pin(store.serve(req)).await;
                 }
                 // Parsed as `Store` only by path: without a mounted store it is no route, and
                 // answered as REST answers an unknown route (JSON, not the store's XML).
@@ -357,18 +362,25 @@ impl<B: Storage + Presign + 'static> Router<B> {
                 .await
             }
             Call::GrpcWeb(flavor, rpc) => {
-                grpc::web::handle(
+                Box::pin(grpc::web::handle(
                     &self.app,
                     collected(req),
                     rpc,
                     flavor,
                     &self.limits,
                     tenant.as_ref(),
-                )
+                ))
                 .await
             }
             Call::Connect(codec, rpc) => {
-                grpc::connect::handle(&self.app, collected(req), rpc, codec, tenant.as_ref()).await
+                Box::pin(grpc::connect::handle(
+                    &self.app,
+                    collected(req),
+                    rpc,
+                    codec,
+                    tenant.as_ref(),
+                ))
+                .await
             }
             Call::Rest(route) => {
                 rest::handle(&self.app, collected(req), route, tenant.as_ref()).await
@@ -467,9 +479,7 @@ where
             activity.clone(),
             self.streams.clone(),
         );
-        let connection = self
-            .builder
-            .serve_connection(socket, TowerToHyperService::new(service));
+        let connection = self.builder.serve_connection(socket, service);
         tokio::pin!(connection);
         let idle = connection::idle(
             &activity,

@@ -18,6 +18,7 @@ use futures_util::future::Either;
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
@@ -80,14 +81,26 @@ impl Shares {
     /// `OVERLOADED` (503, `Retry-After: 1`) when every place is taken or `key` holds its share.
     pub fn try_take(self: &Arc<Self>, key: Key) -> Result<Ticket, ApiError> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let mine = state.held.get(&key).copied().unwrap_or(0);
-        let others = state.held.len() - usize::from(mine > 0);
-        let share = (self.capacity / (others + 2)).max(1);
-        if state.total >= self.capacity || (key != Key::Anyone && mine >= share) {
+        let State { total, held } = &mut *state;
+        if *total >= self.capacity {
             return Err(overloaded());
         }
-        state.total += 1;
-        *state.held.entry(key).or_insert(0) += 1;
+        let keys = held.len();
+        // One lookup: a key holding nothing yet is always within its share (at least one).
+        match held.entry(key) {
+            Entry::Occupied(mut mine) => {
+                let others = keys.saturating_sub(1);
+                let share = (self.capacity / (others + 2)).max(1);
+                if key != Key::Anyone && *mine.get() >= share {
+                    return Err(overloaded());
+                }
+                *mine.get_mut() += 1;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(1);
+            }
+        }
+        *total += 1;
         Ok(Ticket {
             shares: self.clone(),
             key,
@@ -112,10 +125,11 @@ impl Drop for Ticket {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         state.total = state.total.saturating_sub(1);
-        if let Some(n) = state.held.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                state.held.remove(&self.key);
+        if let Entry::Occupied(mut mine) = state.held.entry(self.key) {
+            if *mine.get() <= 1 {
+                mine.remove();
+            } else {
+                *mine.get_mut() -= 1;
             }
         }
     }

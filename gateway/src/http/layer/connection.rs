@@ -73,19 +73,20 @@ impl<S> PerConnection<S> {
     }
 }
 
-impl<S> Service<Req> for PerConnection<S>
+/// hyper calls the stack through this (not through hyper-util's `TowerToHyperService`, whose
+/// `Oneshot` future holds a clone of the whole stack and the request until its first poll, and
+/// polls readiness): every service of the stack is always ready (each `poll_ready` forwards to
+/// the router's, which is `Ready`), so a clone of the stack is called at once and only its
+/// future is kept.
+impl<S> hyper::service::Service<Req> for PerConnection<S>
 where
-    S: Service<Req, Response = Res, Error = Infallible>,
+    S: Service<Req, Response = Res, Error = Infallible> + Clone,
 {
     type Response = Res;
     type Error = Infallible;
     type Future = Counted<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Req) -> Self::Future {
+    fn call(&self, mut req: Req) -> Self::Future {
         self.activity.open.fetch_add(1, Ordering::Relaxed);
         self.activity.started.fetch_add(1, Ordering::Relaxed);
         let before = self.streams.open.fetch_add(1, Ordering::Relaxed);
@@ -94,7 +95,7 @@ where
             req.extensions_mut().insert(OverStreamCap);
         }
         Counted {
-            inner: self.inner.call(req),
+            inner: self.inner.clone().call(req),
             _open: Open {
                 activity: self.activity.clone(),
                 streams: self.streams.clone(),
