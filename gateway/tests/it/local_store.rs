@@ -1184,6 +1184,9 @@ async fn drafts_never_run_as_pages_of_the_gateways_origin() {
         ("no-type.bin", "", true),
         ("cat.png", "image/png", true),
         ("doc.pdf", "application/pdf", false),
+        ("listed.pdf", "application/pdf;,text/html", true),
+        ("param.pdf", "application/pdf;a=,text/html", true),
+        ("quoted.pdf", "application/pdf;x=\"y\",text/xml", true),
     ] {
         let put = store
             .presign(Method::Put, &draft, &key(name), &[], hour, now)

@@ -453,15 +453,22 @@ fn active_content_guard(content_type: Option<&str>) -> &'static [(&'static str, 
         "content-security-policy",
         "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'",
     );
-    let essence = content_type
-        .and_then(|ct| ct.split(';').next())
-        .map(str::trim)
-        .unwrap_or_default();
-    if essence.eq_ignore_ascii_case("application/pdf") {
+    if is_plain_pdf(content_type.unwrap_or_default()) {
         &[NOSNIFF]
     } else {
         &[NOSNIFF, SANDBOX]
     }
+}
+
+/// `application/pdf`, alone or with parameters, and nothing a browser could read as another
+/// type. Fetch's "extract a MIME type" splits a `Content-Type` at commas and takes the last
+/// valid type, so `application/pdf;,text/html` renders as HTML in Chromium: any comma (even
+/// one a quoted parameter would hide) disqualifies, and so does any control character.
+fn is_plain_pdf(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/pdf")
+        && !content_type.contains(',')
+        && !content_type.chars().any(char::is_control)
 }
 
 fn too_large() -> Failure {
@@ -889,6 +896,30 @@ async fn file_body(mut file: tokio::fs::File, start: u64, length: u64) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_plain_pdf_goes_unsandboxed() {
+        for plain in [
+            "application/pdf",
+            "APPLICATION/PDF",
+            " application/pdf ; name=a.pdf",
+        ] {
+            assert!(is_plain_pdf(plain), "{plain:?}");
+        }
+        // Chromium reads the last valid type of a comma list: each of these renders as HTML.
+        for hostile in [
+            "application/pdf;,text/html",
+            "application/pdf;a=,text/html",
+            "application/pdf;x=\"y\",text/xml",
+            "application/pdf, text/html",
+            "application/pdf;x=\"a,b\"",
+            "application/pdf\u{0}",
+            "text/html",
+            "",
+        ] {
+            assert!(!is_plain_pdf(hostile), "{hostile:?}");
+        }
+    }
 
     #[test]
     fn ranges_as_s3_answers_them() {
