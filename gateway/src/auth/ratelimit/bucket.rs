@@ -46,6 +46,11 @@ impl Bucket {
         self.at = now;
     }
 
+    /// Tokens left as of the last look (fractional while refilling).
+    pub(crate) fn tokens(&self) -> f64 {
+        self.tokens
+    }
+
     /// Refills for the time since the last look, then takes one token.
     ///
     /// # Errors

@@ -159,15 +159,20 @@ impl Rate {
                     }
                 }
             }
-            let local = self.take_local();
-            if local.is_ok() {
-                // Redis never saw this grant: charged with the tenant's next shared decision.
-                self.owed.add(self.spec, Instant::now());
-                redis::count_fallback("local_granted");
-            } else {
-                redis::count_fallback("local_limited");
-            }
-            return local;
+            let now = Instant::now();
+            let local = self.take_local_at(now);
+            return match local {
+                Ok(left) => {
+                    // Redis never saw this grant: charged with the tenant's next shared decision.
+                    self.owed.add(self.spec, now, left);
+                    redis::count_fallback("local_granted");
+                    Ok(())
+                }
+                Err(refusal) => {
+                    redis::count_fallback("local_limited");
+                    Err(refusal)
+                }
+            };
         }
         self.take_local()
     }
@@ -198,12 +203,14 @@ impl Rate {
     }
 
     fn take_local(&self) -> Result<(), Refusal> {
-        self.local
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .0
-            .take(self.spec, Instant::now())
-            .map_err(Refusal::Limited)
+        self.take_local_at(Instant::now()).map(|_| ())
+    }
+
+    /// Takes a token from the local bucket at `now`; the tokens left after it.
+    fn take_local_at(&self, now: Instant) -> Result<f64, Refusal> {
+        let mut local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
+        local.0.take(self.spec, now).map_err(Refusal::Limited)?;
+        Ok(local.0.tokens())
     }
 
     /// Sets the local bucket to what a shared decision left, unless a later one was mirrored.

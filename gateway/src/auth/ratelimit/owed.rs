@@ -4,9 +4,14 @@
 //! carries them (`ARGV[4]` of the script) and Redis takes them from the bucket in the same
 //! atomic step (never below 0 tokens).
 //!
-//! A debt refills like the bucket it is owed to, at the tenant's rate: a grant made `per` ago
-//! would have been refilled by now, so a tenant that comes back long after an outage is not
-//! charged for it. At most one charge is in flight per tenant and process, so decisions made at
+//! A debt shrinks only by refill the local bucket could not hold. Redis's bucket refilled during
+//! the outage at the tenant's rate, and so did the local bucket that made the grants: as long as
+//! the local bucket stays under its limit, that refill is already spent by the grants it made,
+//! and forgiving it again would grant it twice (a tenant requesting through an outage would owe
+//! nothing when Redis came back). The debt is "what a bucket without this process's grants
+//! would hold, minus what the local bucket holds": both refill at the tenant's rate and stop at
+//! the limit, so the debt shrinks once the grant-free bucket is full, and a tenant that comes
+//! back long after an outage owes nothing. At most one charge is in flight per tenant and process, so decisions made at
 //! once do not charge the same grants twice; a charge is taken off the debt only once Redis
 //! answered that it applied it, and stays owed when Redis failed, refused it or gave no answer
 //! (a charge whose answer was lost may be charged twice: the bucket is never emptier than 0).
@@ -23,17 +28,25 @@ pub(crate) struct Owed(Mutex<State>);
 struct State {
     /// Tokens owed as of `at` (fractional while they refill).
     tokens: f64,
+    /// The local bucket's tokens as of `at` (what it held after this process's last grant,
+    /// refilled since).
+    local: f64,
     at: Instant,
     /// Tokens sent with a decision whose outcome is not known yet (0 when none).
     in_flight: f64,
 }
 
 impl State {
-    /// The debt as of `now`: what refilled since `at` is no longer owed.
+    /// The debt as of `now`: the grant-free bucket (`local + tokens`) and the local bucket both
+    /// refill and stop at the limit; what the grant-free one could not hold is no longer owed.
     fn refill(&mut self, spec: RateSpec, now: Instant) {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        let refilled = elapsed / spec.per.as_secs_f64() * f64::from(spec.limit);
-        self.tokens = (self.tokens - refilled).max(0.0);
+        let limit = f64::from(spec.limit);
+        let refilled = elapsed / spec.per.as_secs_f64() * limit;
+        let local = (self.local + refilled).min(limit);
+        let without_grants = (self.local + self.tokens + refilled).min(limit);
+        self.tokens = (without_grants - local).max(0.0);
+        self.local = local;
         self.at = now;
     }
 }
@@ -43,6 +56,7 @@ impl Owed {
     pub(crate) fn new(now: Instant) -> Self {
         Self(Mutex::new(State {
             tokens: 0.0,
+            local: 0.0,
             at: now,
             in_flight: 0.0,
         }))
@@ -52,11 +66,13 @@ impl Owed {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records one URL granted in this process without Redis.
-    pub(crate) fn add(&self, spec: RateSpec, now: Instant) {
+    /// Records one URL granted in this process without Redis; `local_left` is what the local
+    /// bucket holds after granting it.
+    pub(crate) fn add(&self, spec: RateSpec, now: Instant, local_left: f64) {
         let mut state = self.state();
         state.refill(spec, now);
         state.tokens += 1.0;
+        state.local = local_left.clamp(0.0, f64::from(spec.limit));
     }
 
     /// Tokens owed as of `now`.
@@ -156,8 +172,8 @@ mod tests {
             Charge::claim(&owed, FIVE_A_MINUTE, start).is_none(),
             "nothing owed"
         );
-        owed.add(FIVE_A_MINUTE, start);
-        owed.add(FIVE_A_MINUTE, start);
+        owed.add(FIVE_A_MINUTE, start, 0.0);
+        owed.add(FIVE_A_MINUTE, start, 0.0);
         let first = Charge::claim(&owed, FIVE_A_MINUTE, start).unwrap();
         assert!(first.millionths().abs_diff(2_000_000) <= 1);
         assert!(
@@ -171,27 +187,59 @@ mod tests {
             "a charge that did not apply stays owed"
         );
         // A grant made while the charge travels is owed after it.
-        owed.add(FIVE_A_MINUTE, start);
+        owed.add(FIVE_A_MINUTE, start, 0.0);
         second.applied();
         // Settled at the real time, a moment after `start`: a little refilled since.
         assert!((owed.tokens(FIVE_A_MINUTE, start) - 1.0).abs() < 1e-3);
     }
 
     #[test]
-    fn a_debt_refills_at_the_tenants_rate_and_is_charged_at_most_the_limit() {
+    fn a_debt_shrinks_only_by_refill_the_local_bucket_could_not_hold() {
+        // The review's case: Redis's bucket was empty (mirrored locally as 0) when the outage
+        // began, and the tenant asks all through it: every token the local bucket refills
+        // (one per 12 s at 5/60) is granted at once, leaving it at 0. Redis, seeing none of
+        // it, refills to min(5, t/12): that is what is owed, none of it forgiven.
+        let start = Instant::now();
+        let owed = Owed::new(start);
+        let at = |secs| start + Duration::from_secs(secs);
+        for grant in 1..=3 {
+            owed.add(FIVE_A_MINUTE, at(12 * grant), 0.0);
+        }
+        let after_three = owed.tokens(FIVE_A_MINUTE, at(36));
+        assert!((after_three - 3.0).abs() < 1e-9, "{after_three}");
+        for grant in 4..=6 {
+            owed.add(FIVE_A_MINUTE, at(12 * grant), 0.0);
+        }
+        // Redis now holds min(5, 6) = 5, the local bucket 0: 5 owed (not 6: Redis's bucket
+        // stopped at the limit too).
+        let after_six = owed.tokens(FIVE_A_MINUTE, at(72));
+        assert!((after_six - 5.0).abs() < 1e-9, "{after_six}");
+        let charge = Charge::claim(&Arc::new(owed), FIVE_A_MINUTE, at(72)).unwrap();
+        assert_eq!(charge.millionths(), 5_000_000, "never more than the limit");
+    }
+
+    #[test]
+    fn a_tenant_back_long_after_an_outage_owes_nothing() {
         let start = Instant::now();
         let owed = Arc::new(Owed::new(start));
-        for _ in 0..8 {
-            owed.add(FIVE_A_MINUTE, start);
+        for _ in 0..5 {
+            owed.add(FIVE_A_MINUTE, start, 0.0);
         }
-        let charge = Charge::claim(&owed, FIVE_A_MINUTE, start).unwrap();
-        assert_eq!(charge.millionths(), 5_000_000, "never more than the limit");
-        drop(charge);
-        // One token refills every 12 s: 6 s later 7.5 are owed.
-        let later = start + Duration::from_secs(6);
-        assert!((owed.tokens(FIVE_A_MINUTE, later) - 7.5).abs() < 1e-9);
-        // After two full periods nothing is owed.
-        let much_later = start + Duration::from_secs(120);
+        // A full period later the local bucket is full again, as is Redis's: nothing owed.
+        let much_later = start + Duration::from_secs(60);
         assert!(Charge::claim(&owed, FIVE_A_MINUTE, much_later).is_none());
+    }
+
+    #[test]
+    fn a_debt_from_a_full_bucket_is_forgiven_only_as_the_local_bucket_refills() {
+        let start = Instant::now();
+        let owed = Owed::new(start);
+        // Local bucket full (5), one grant: 4 left, 1 owed.
+        owed.add(FIVE_A_MINUTE, start, 4.0);
+        // 6 s later the local bucket holds 4.5 and the grant-free one 5 (full): 0.5 owed.
+        let later = start + Duration::from_secs(6);
+        assert!((owed.tokens(FIVE_A_MINUTE, later) - 0.5).abs() < 1e-9);
+        // 12 s after the grant both are full: nothing owed.
+        assert!(owed.tokens(FIVE_A_MINUTE, start + Duration::from_secs(12)) < 1e-9);
     }
 }
