@@ -6,8 +6,10 @@
 //! With a store that enforces conditional copies and version conditions, a small object costs
 //! three calls: HEAD draft, copy (`If-None-Match: *`), delete. S3 adds a HEAD of the draft
 //! before the copy and before the delete (it has no version condition: see
-//! [`crate::Capabilities::version_conditions`]); a hook that does something
-//! ([`BeforeCopy::is_noop`]) adds a HEAD of main before it.
+//! [`crate::Capabilities::version_conditions`]); on a versioned S3 bucket the copy and the
+//! delete name the version that HEAD gave ([`CopyRequest::source_version_id`],
+//! [`Storage::delete_version`], which replaces the HEAD before the delete). A hook that does
+//! something ([`BeforeCopy::is_noop`]) adds a HEAD of main before it.
 //!
 //! **A draft replaced during confirm** (a new upload under the name, even of the same bytes)
 //! is neither copied over nor deleted: [`ConfirmError::DraftChanged`].
@@ -281,6 +283,8 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
                     source_size: draft.size,
                     source_etag: Some(&draft.etag),
                     source_version: Some(&version),
+                    // A versioned S3 bucket copies exactly the version looked at.
+                    source_version_id: draft.version_id.as_deref().filter(|_| caps.version_ids),
                     metadata: promoted_metadata(&draft),
                     condition,
                 };
@@ -354,9 +358,10 @@ fn changed_from(checked: Option<&str>, now: Option<&ObjectInfo>) -> bool {
 
 /// Deletes the draft only if it is still the upload that was copied (its ETag and
 /// [`draft_version`]): a re-upload under the same name, even of the same bytes, is a new draft
-/// and stays. Atomic where the store enforces version conditions; on S3 the draft is looked at
-/// right before the delete (a re-upload between that HEAD and the delete is lost: a window of
-/// one round trip).
+/// and stays. Atomic where the store enforces version conditions, and on a versioned S3 bucket
+/// (the version is deleted by its id: [`Storage::delete_version`]); on an unversioned S3
+/// bucket the draft is looked at right before the delete (a re-upload of the same bytes
+/// between that HEAD and the delete is lost: a window of one round trip).
 async fn delete_draft<S: Storage>(
     storage: &S,
     buckets: &Buckets,
@@ -365,6 +370,13 @@ async fn delete_draft<S: Storage>(
 ) -> Result<(), StorageError> {
     let caps = storage.capabilities();
     let version = draft_version(draft);
+    // A versioned S3 bucket: delete exactly the version copied (and older ones), so a
+    // re-upload since stays whatever its bytes.
+    if let (true, Some(version_id)) = (caps.version_ids, &draft.version_id) {
+        return storage
+            .delete_version(&buckets.draft, key, version_id)
+            .await;
+    }
     if !caps.version_conditions {
         let now = head(storage, &buckets.draft, key).await?;
         if now.is_none() || changed_from(Some(&version), now.as_ref()) {

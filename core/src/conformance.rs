@@ -236,6 +236,7 @@ pub async fn copies<S: Storage>(storage: &S, prefix: &str) {
             },
             condition: CopyCondition::Always,
             source_version: None,
+            source_version_id: None,
         };
         storage
             .copy_object(&request)
@@ -265,6 +266,7 @@ pub async fn copies<S: Storage>(storage: &S, prefix: &str) {
         metadata: MetadataDirective::Copy,
         condition: CopyCondition::Always,
         source_version: None,
+        source_version_id: None,
     };
     assert!(
         matches!(

@@ -95,6 +95,7 @@ impl MemoryStorage {
             conditional_delete: true,
             conditional_put: true,
             version_conditions: true,
+            version_ids: false,
         })
     }
 

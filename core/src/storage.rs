@@ -259,6 +259,12 @@ pub struct CopyRequest<'a> {
     /// digits). Checked atomically where [`Capabilities::version_conditions`]; other stores
     /// ignore it (confirm then HEADs the source again just before the copy).
     pub source_version: Option<&'a str>,
+    /// Copy exactly this stored version of the source: S3's `x-amz-copy-source:
+    /// /<bucket>/<key>?versionId=<id>`, with the id a HEAD gave ([`ObjectInfo::version_id`]:
+    /// `x-amz-version-id` on a versioned bucket), so an upload made since that HEAD is not
+    /// what gets copied. The memory and embedded stores ignore it (they check
+    /// [`CopyRequest::source_version`] atomically).
+    pub source_version_id: Option<&'a str>,
     /// What the copy does with metadata.
     pub metadata: MetadataDirective,
     /// When the copy may write its destination.
@@ -359,8 +365,16 @@ pub struct Capabilities {
     pub conditional_put: bool,
     /// [`CopyRequest::source_version`] and [`DeleteTarget::version`] are enforced atomically
     /// (the memory and embedded stores). S3 has no such condition: confirm HEADs the draft
-    /// again right before its copy and its delete and compares versions.
+    /// again right before its copy and its delete and compares versions, and on a versioned
+    /// bucket copies and deletes by version id ([`CopyRequest::source_version_id`],
+    /// [`Storage::delete_version`]).
     pub version_conditions: bool,
+    /// A copy and a delete can name one stored version ([`ObjectInfo::version_id`]:
+    /// [`CopyRequest::source_version_id`], [`Storage::delete_version`]): S3, where a versioned
+    /// bucket's HEAD gives `x-amz-version-id` (an unversioned bucket's gives none, and confirm
+    /// then HEADs before its delete). False where `version_id` is the store's own upload id
+    /// (the memory and embedded stores).
+    pub version_ids: bool,
 }
 
 /// At most this many keys go in one batch delete (S3's limit).
@@ -436,6 +450,24 @@ pub trait Storage: Send + Sync {
         bucket: &BucketName,
         key: &str,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Deletes exactly the stored version `version_id` of `key` ([`ObjectInfo::version_id`]
+    /// from a HEAD; S3: a versioned bucket's `x-amz-version-id`) and the key's older versions
+    /// (so none of them becomes current again), never a newer upload of the key; a version
+    /// already gone is a success. For stores with [`Capabilities::version_ids`] (S3). The
+    /// default refuses: the memory and embedded stores delete by [`DeleteTarget::version`].
+    ///
+    /// # Errors
+    /// Store failures; [`StorageError::Backend`] from a store without stored versions.
+    fn delete_version(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        version_id: &str,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send {
+        let reason = format!("{bucket}/{key}: this store cannot delete version {version_id}");
+        async move { Err(StorageError::Backend { reason }) }
+    }
 
     /// Deletes up to [`MAX_DELETE_BATCH`] objects in one call, with a result per key.
     fn delete_objects(

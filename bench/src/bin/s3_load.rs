@@ -72,6 +72,7 @@ async fn main() {
                     metadata: MetadataDirective::Copy,
                     condition: CopyCondition::IfAbsent,
                     source_version: None,
+                    source_version_id: None,
                 };
                 s3.copy_object(&request).await.unwrap();
                 s3.delete_object(floor_bucket, &key).await.unwrap();

@@ -119,6 +119,7 @@ async fn crashed_between_copy_and_delete<S: Storage>(storage: &S, buckets: &Buck
             metadata: promoted_metadata(&draft),
             condition: CopyCondition::Always,
             source_version: None,
+            source_version_id: None,
         };
         storage.copy_object(&copy).await.unwrap();
         let options = ConfirmOptions {

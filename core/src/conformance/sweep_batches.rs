@@ -102,6 +102,14 @@ impl<S: Storage> Storage for Watched<'_, S> {
     async fn delete_object(&self, b: &BucketName, key: &str) -> Result<(), StorageError> {
         self.inner.delete_object(b, key).await
     }
+    async fn delete_version(
+        &self,
+        b: &BucketName,
+        key: &str,
+        id: &str,
+    ) -> Result<(), StorageError> {
+        self.inner.delete_version(b, key, id).await
+    }
     async fn delete_objects(
         &self,
         b: &BucketName,

@@ -18,12 +18,14 @@ const ALL: Capabilities = Capabilities {
     conditional_delete: true,
     conditional_put: true,
     version_conditions: true,
+    version_ids: false,
 };
 const NONE: Capabilities = Capabilities {
     conditional_copy: false,
     conditional_delete: false,
     conditional_put: false,
     version_conditions: false,
+    version_ids: false,
 };
 
 fn put(storage: &MemoryStorage, bucket: &BucketName, key: &str, body: &[u8]) {

@@ -32,6 +32,7 @@ fn conformance_on_memory_without_conditional_operations() {
         conditional_delete: false,
         conditional_put: false,
         version_conditions: false,
+        version_ids: false,
     };
     let storage = draftstore_core::MemoryStorage::with_capabilities(caps);
     block_on(draftstore_core::conformance::run_all(&storage, "conf"));

@@ -362,7 +362,7 @@ proptest! {
         conditional in any::<bool>(),
     ) {
         crate::block_on(async {
-            let caps = Capabilities { conditional_copy: conditional, conditional_delete: conditional, conditional_put: conditional, version_conditions: conditional };
+            let caps = Capabilities { conditional_copy: conditional, conditional_delete: conditional, conditional_put: conditional, version_conditions: conditional, version_ids: false };
             let storage = MemoryStorage::with_capabilities(caps);
             storage.set_time(1_000_000);
             let buckets = Buckets::new("main", None).unwrap();

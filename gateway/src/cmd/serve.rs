@@ -58,7 +58,7 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
             tracing::info!(endpoint = %s3.endpoint.authority(), "storage: S3");
             let storage = Arc::new(storage);
             // In the background: the port answers /health meanwhile, and an S3 that comes up
-            // after the gateway still gets its buckets; then a versioned draft bucket is warned of.
+            // after the gateway still gets its buckets; then the draft bucket's versioning is logged.
             let background = storage.clone();
             let buckets = config.buckets.clone();
             let create = config.create_buckets;
@@ -66,7 +66,7 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
                 if create {
                     create_buckets(background.as_ref(), &buckets, true).await;
                 }
-                warn_if_versioned(background.as_ref(), &buckets.draft).await;
+                log_draft_versioning(background.as_ref(), &buckets.draft).await;
             });
             let listeners = listen(&config).await?;
             serve_with(
@@ -152,14 +152,26 @@ async fn create_buckets<S: Storage>(storage: &S, buckets: &draftstore_core::Buck
     }
 }
 
-/// Warns when the draft bucket is versioned: sweep's deletes then leave noncurrent versions.
-/// A missing bucket or a slow store (3 s) gives no warning.
-async fn warn_if_versioned<B: Presign>(storage: &B, draft: &draftstore_core::BucketName) {
+/// Logs once which confirm the draft bucket allows (README, "How a draft becomes an object"):
+/// versioned, confirm copies and deletes exactly the version it looked at (sweep's deletes
+/// then leave noncurrent versions and delete markers: a lifecycle rule removes them);
+/// unversioned or suspended, a re-upload of the same bytes within one round trip of confirm's
+/// last look can be deleted. A missing bucket or a slow store (3 s) logs that it cannot tell.
+async fn log_draft_versioning<B: Presign>(storage: &B, draft: &draftstore_core::BucketName) {
     let versioning =
         tokio::time::timeout(std::time::Duration::from_secs(3), storage.versioning(draft)).await;
-    if let Ok(status) = versioning {
-        if status == "Enabled" || status == "Suspended" {
-            tracing::warn!(bucket = %draft, versioning = %status, "the draft bucket is versioned: sweep leaves noncurrent versions; add a lifecycle rule that expires them (see README)");
+    match versioning.as_deref() {
+        Ok("Enabled") => {
+            tracing::info!(bucket = %draft, versioning = "Enabled", "the draft bucket is versioned: confirm copies and deletes exactly the version it looked at; sweep's deletes leave noncurrent versions and delete markers, so give it a lifecycle rule that expires them (see README)")
+        }
+        Ok(status @ ("Disabled" | "Suspended")) => {
+            tracing::warn!(bucket = %draft, versioning = %status, "the draft bucket is not versioned: a re-upload of the same bytes within one round trip of a confirm's last look at the draft can be deleted by that confirm; enable versioning on the draft bucket to close it (see README)")
+        }
+        Ok(status) => {
+            tracing::warn!(bucket = %draft, versioning = %status, "cannot read the draft bucket's versioning: if it is not versioned, a re-upload racing a confirm can be deleted (see README)")
+        }
+        Err(_) => {
+            tracing::warn!(bucket = %draft, "the draft bucket's versioning did not answer within 3 s: if it is not versioned, a re-upload racing a confirm can be deleted (see README)")
         }
     }
 }

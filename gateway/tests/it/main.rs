@@ -68,6 +68,8 @@ mod rest_api;
 mod s3;
 /// The S3 store behind the fault proxy: retries, timeouts, failures.
 mod s3_faults;
+/// Issue 18: confirm on a versioned draft bucket copies and deletes the version it looked at.
+mod s3_versions;
 /// Multipart uploads on SeaweedFS: presigned parts with curl, checksums, sweep.
 mod s3_multipart;
 /// `gateway serve` as a process: flags, exit statuses, signals.

@@ -101,6 +101,7 @@ async fn multipart_copy_above_a_lowered_threshold_keeps_every_byte() {
         },
         condition: CopyCondition::IfAbsent,
         source_version: None,
+        source_version_id: None,
     };
     let copied = s3.copy_object(&request).await.unwrap();
     // Create, three part copies (5 + 5 + 2 MiB), complete.
@@ -211,6 +212,7 @@ async fn seaweedfs_answers_a_copy_into_a_missing_bucket_with_internal_error() {
         },
         condition: CopyCondition::IfAbsent,
         source_version: None,
+        source_version_id: None,
     };
     let err = s3.copy_object(&request).await.unwrap_err();
     assert!(

@@ -284,6 +284,7 @@ impl Storage for LocalStorage {
             conditional_delete: true,
             conditional_put: true,
             version_conditions: true,
+            version_ids: false,
         }
     }
 
@@ -721,6 +722,7 @@ mod tests {
             source_size: 0,
             source_etag: None,
             source_version: None,
+            source_version_id: None,
             metadata: MetadataDirective::Copy,
             condition: CopyCondition::IfAbsent,
         }

@@ -16,6 +16,7 @@ mod multipart;
 mod presign;
 mod retry;
 mod uploads;
+mod versions;
 mod xml;
 
 use crate::config::{ConfigError, CredentialSource, S3Config};
@@ -152,8 +153,12 @@ impl S3Storage {
             .unwrap_or_else(|| "Disabled".into()))
     }
 
-    fn copy_source(bucket: &BucketName, key: &str) -> String {
-        format!("/{bucket}/{}", encode_key(key))
+    /// `x-amz-copy-source`: `/<bucket>/<key>`, and `?versionId=<id>` for one stored version.
+    fn copy_source(bucket: &BucketName, key: &str, version_id: Option<&str>) -> String {
+        match version_id {
+            Some(id) => format!("/{bucket}/{}?versionId={}", encode_key(key), encode_key(id)),
+            None => format!("/{bucket}/{}", encode_key(key)),
+        }
     }
 }
 
@@ -241,6 +246,8 @@ impl Storage for S3Storage {
             conditional_delete: on,
             conditional_put: on,
             version_conditions: false,
+            // A versioned bucket's HEAD names the version: copied and deleted by that id.
+            version_ids: true,
         }
     }
 
@@ -391,6 +398,15 @@ impl Storage for S3Storage {
             .await
             .map(|_| ())
             .map_err(Into::into)
+    }
+
+    async fn delete_version(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        version_id: &str,
+    ) -> Result<(), StorageError> {
+        self.delete_version_and_older(bucket, key, version_id).await
     }
 
     async fn delete_objects(
@@ -615,7 +631,11 @@ impl S3Storage {
     fn copy_headers(&self, request: &CopyRequest<'_>) -> Vec<(String, String)> {
         let mut headers = vec![(
             "x-amz-copy-source".to_owned(),
-            Self::copy_source(request.from_bucket, request.from_key),
+            Self::copy_source(
+                request.from_bucket,
+                request.from_key,
+                request.source_version_id,
+            ),
         )];
         if let Some(etag) = request.source_etag {
             headers.push(("x-amz-copy-source-if-match".into(), format!("\"{etag}\"")));
@@ -657,8 +677,12 @@ mod tests {
         assert!(decode_listed("%FF", true).is_err());
         assert_eq!(unquote("\"abc\""), "abc");
         assert_eq!(
-            S3Storage::copy_source(&BucketName::parse("src").unwrap(), "a b/c+d?"),
+            S3Storage::copy_source(&BucketName::parse("src").unwrap(), "a b/c+d?", None),
             "/src/a%20b/c%2Bd%3F"
+        );
+        assert_eq!(
+            S3Storage::copy_source(&BucketName::parse("src").unwrap(), "k", Some("3/L4+k")),
+            "/src/k?versionId=3/L4%2Bk"
         );
     }
 }

@@ -82,7 +82,11 @@ async fn copy_parts_and_complete(
     request: &CopyRequest<'_>,
     upload_id: &str,
 ) -> Result<Copied, StorageError> {
-    let source = S3Storage::copy_source(request.from_bucket, request.from_key);
+    let source = S3Storage::copy_source(
+        request.from_bucket,
+        request.from_key,
+        request.source_version_id,
+    );
     let parts = plan(request.source_size, config.part_size);
     let mut done: Vec<(u32, String)> = stream::iter(parts)
         .map(|(number, first, last)| {

@@ -37,6 +37,23 @@ pub struct Contents {
     pub size: u64,
 }
 
+/// ListObjectVersions' answer: the versions (delete markers are not read). A key's versions
+/// may be listed with delete markers between them (quick-xml's `overlapped-lists`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ListVersionsResult {
+    pub version: Vec<VersionEntry>,
+    pub encoding_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VersionEntry {
+    pub key: String,
+    pub version_id: String,
+    pub last_modified: String,
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct DeleteResult {

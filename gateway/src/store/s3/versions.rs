@@ -1,0 +1,191 @@
+//! A versioned draft bucket: confirm deletes exactly the upload it copied (S3
+//! [ListObjectVersions] then [DeleteObjects] with `VersionId`s), never a newer upload of the
+//! name, and no older upload of it comes back as current (deleting the current version by its
+//! id makes the previous one current, so older versions of the key go in the same batch).
+//!
+//! [ListObjectVersions]: https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html
+//! [DeleteObjects]: https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
+
+use super::client::Call;
+use super::{decode_listed, errors, parse_iso8601, xml, S3Storage};
+use base64::Engine;
+use draftstore_core::{BucketName, StorageError};
+use draftstore_signer::Method;
+use md5::{Digest, Md5};
+use quick_xml::escape::escape;
+
+/// One stored version of the exact key, in the listing's order (newest first).
+struct Listed {
+    version_id: String,
+    last_modified: i64,
+}
+
+impl S3Storage {
+    /// Turns versioning on for `bucket` (PutBucketVersioning `Enabled`): for operators' tools
+    /// and tests. The gateway never calls it (it reports a bucket's versioning, never changes
+    /// it).
+    ///
+    /// # Errors
+    /// Storage failures (a store without versioning answers `NotImplemented`).
+    pub async fn enable_versioning(&self, bucket: &BucketName) -> Result<(), StorageError> {
+        let body = b"<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>".to_vec();
+        let mut call = Call::new("PutBucketVersioning", Method::Put, bucket.as_str(), "");
+        call.query = &[("versioning", "")];
+        call.headers.push((
+            "content-md5".into(),
+            base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body)),
+        ));
+        call.headers
+            .push(("content-type".into(), "application/xml".into()));
+        call.body = body;
+        self.client
+            .send(&call)
+            .await
+            .map(|_| ())
+            .map_err(Into::into)
+    }
+
+    /// Deletes version `version_id` of `bucket/key` and every version of the key listed after
+    /// it (older: S3 lists a key's versions newest first) that is not newer than it by
+    /// Last-Modified. A version newer than `version_id` (an upload made since the HEAD that
+    /// gave it) stays, and stays current. Delete markers are left (a lifecycle rule removes
+    /// them). A version already gone is a success.
+    ///
+    /// # Errors
+    /// Storage failures; a version the store refuses to delete.
+    pub(super) async fn delete_version_and_older(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        version_id: &str,
+    ) -> Result<(), StorageError> {
+        let listed = self.versions_of(bucket, key).await?;
+        let Some(at) = listed.iter().position(|v| v.version_id == version_id) else {
+            return Ok(());
+        };
+        let copied_at = listed.get(at).map_or(i64::MAX, |v| v.last_modified);
+        let doomed: Vec<&str> = listed
+            .iter()
+            .skip(at)
+            .filter(|v| v.version_id == version_id || v.last_modified <= copied_at)
+            .map(|v| v.version_id.as_str())
+            .take(draftstore_core::MAX_DELETE_BATCH)
+            .collect();
+        let body = delete_versions_request(key, &doomed).into_bytes();
+        let mut call = Call::new("DeleteObjects", Method::Post, bucket.as_str(), "");
+        call.query = &[("delete", "")];
+        call.headers.push((
+            "content-md5".into(),
+            base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body)),
+        ));
+        call.headers
+            .push(("content-type".into(), "application/xml".into()));
+        call.body = body;
+        let answer = self.client.send(&call).await?;
+        let result: xml::DeleteResult = xml::parse(&answer.body, &call.what)
+            .map_err(|reason| StorageError::Backend { reason })?;
+        match result
+            .error
+            .iter()
+            .find(|e| !matches!(e.code.as_str(), "NoSuchKey" | "NoSuchVersion"))
+        {
+            Some(e) => Err(errors::classify(
+                0,
+                &e.code,
+                &e.message,
+                &format!("{bucket}/{key}?versionId={version_id}"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The versions of exactly `key` on the first listing page (up to 1000), newest first.
+    async fn versions_of(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+    ) -> Result<Vec<Listed>, StorageError> {
+        let query = [
+            ("versions", ""),
+            ("encoding-type", "url"),
+            ("max-keys", "1000"),
+            ("prefix", key),
+        ];
+        let mut call = Call::new("ListObjectVersions", Method::Get, bucket.as_str(), "");
+        call.query = &query;
+        let answer = self.client.send(&call).await?;
+        let result: xml::ListVersionsResult = xml::parse(&answer.body, &call.what)
+            .map_err(|reason| StorageError::Backend { reason })?;
+        let encoded = result.encoding_type.as_deref() == Some("url");
+        let mut listed = Vec::new();
+        for version in result.version {
+            if decode_listed(&version.key, encoded)? != key {
+                continue;
+            }
+            listed.push(Listed {
+                version_id: version.version_id,
+                last_modified: parse_iso8601(&version.last_modified).ok_or_else(|| {
+                    StorageError::Backend {
+                        reason: format!("bad LastModified {:?}", version.last_modified),
+                    }
+                })?,
+            });
+        }
+        Ok(listed)
+    }
+}
+
+/// `<Delete>` naming `key` once per version id.
+fn delete_versions_request(key: &str, version_ids: &[&str]) -> String {
+    let mut body = String::from(
+        "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>false</Quiet>",
+    );
+    for id in version_ids {
+        body.push_str("<Object><Key>");
+        body.push_str(&escape(key));
+        body.push_str("</Key><VersionId>");
+        body.push_str(&escape(*id));
+        body.push_str("</VersionId></Object>");
+    }
+    body.push_str("</Delete>");
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delete_names_each_version_of_the_key() {
+        assert_eq!(
+            delete_versions_request("a&b", &["v1", "v<0"]),
+            "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>false</Quiet>\
+             <Object><Key>a&amp;b</Key><VersionId>v1</VersionId></Object>\
+             <Object><Key>a&amp;b</Key><VersionId>v&lt;0</VersionId></Object></Delete>"
+        );
+    }
+
+    #[test]
+    fn a_listing_of_versions_parses() {
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?>
+<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>b</Name><Prefix>k</Prefix><EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>
+  <Version><Key>k</Key><VersionId>v2</VersionId><IsLatest>true</IsLatest>
+    <LastModified>2026-11-27T12:00:01.000Z</LastModified><ETag>"e"</ETag><Size>1</Size></Version>
+  <DeleteMarker><Key>k</Key><VersionId>m1</VersionId><IsLatest>false</IsLatest>
+    <LastModified>2026-11-27T12:00:00.500Z</LastModified></DeleteMarker>
+  <Version><Key>k</Key><VersionId>v1</VersionId><IsLatest>false</IsLatest>
+    <LastModified>2026-11-27T12:00:00.000Z</LastModified><ETag>"e"</ETag><Size>1</Size></Version>
+  <Version><Key>k%2Bx</Key><VersionId>w1</VersionId><IsLatest>true</IsLatest>
+    <LastModified>2026-11-27T12:00:00.000Z</LastModified><ETag>"e"</ETag><Size>1</Size></Version>
+</ListVersionsResult>"#;
+        let result: xml::ListVersionsResult = xml::parse(body, "b").unwrap();
+        let ids: Vec<&str> = result
+            .version
+            .iter()
+            .map(|v| v.version_id.as_str())
+            .collect();
+        assert_eq!(ids, ["v2", "v1", "w1"]);
+        assert_eq!(result.encoding_type.as_deref(), Some("url"));
+    }
+}

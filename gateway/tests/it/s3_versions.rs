@@ -1,0 +1,221 @@
+//! Issue 18's third review, on SeaweedFS with a versioned draft bucket: confirm copies and
+//! deletes exactly the version it looked at (`x-amz-copy-source: …?versionId=`, DeleteObjects
+//! with `VersionId`). A re-upload of the same bytes with another type made after confirm's last
+//! look was deleted (main kept the old type, the new draft's confirm said "already done"); now
+//! it stays, and no older upload of the name becomes the draft again.
+
+use crate::s3::{env, prefix, storage};
+use draftstore_core::{
+    confirm, confirm_with, BeforeCopy, BucketName, Buckets, ConfirmError, ConfirmOptions,
+    ConfirmOutcome, CopyCondition, CopyRequest, MetadataDirective, ObjectInfo, ObjectName,
+    PutOptions, Storage, StorageError,
+};
+use draftstore_gateway::store::s3::S3Storage;
+
+/// Both buckets, the draft bucket versioned.
+async fn versioned(tag: &str) -> Option<(S3Storage, Buckets)> {
+    let s3 = storage(&env(&[])?);
+    let buckets = Buckets::new(&format!("{}-main", prefix(tag)), None).unwrap();
+    s3.create_bucket(&buckets.main).await.unwrap();
+    s3.create_bucket(&buckets.draft).await.unwrap();
+    s3.enable_versioning(&buckets.draft).await.unwrap();
+    assert_eq!(s3.versioning(&buckets.draft).await.unwrap(), "Enabled");
+    Some((s3, buckets))
+}
+
+fn typed(content_type: &str, note: &str) -> PutOptions {
+    PutOptions {
+        content_type: Some(content_type.to_owned()),
+        metadata: [("note".to_owned(), note.to_owned())].into(),
+    }
+}
+
+async fn note(s3: &S3Storage, bucket: &BucketName, key: &str) -> Option<String> {
+    match s3.head_object(bucket, key).await {
+        Ok(info) => Some(info.metadata.get("note").cloned().unwrap_or_default()),
+        Err(StorageError::NotFound { .. }) => None,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Uploads the same bytes again with another type and note right after confirm's copy, i.e.
+/// after its last look at the draft and before its delete.
+struct ReuploadAfterCopy<'a> {
+    s3: &'a S3Storage,
+    draft: &'a BucketName,
+}
+
+impl BeforeCopy for ReuploadAfterCopy<'_> {
+    fn is_noop(&self) -> bool {
+        true
+    }
+
+    fn before_copy(
+        &self,
+        _name: &ObjectName,
+        _draft: &ObjectInfo,
+    ) -> impl std::future::Future<Output = Result<(), ConfirmError>> + Send {
+        std::future::ready(Ok(()))
+    }
+
+    async fn after_copy(&self, name: &ObjectName, _draft: &ObjectInfo, _main_etag: &str) {
+        self.s3
+            .put_object(
+                self.draft,
+                name.as_str(),
+                b"same".to_vec(),
+                &typed("text/csv", "B"),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_reupload_between_the_last_look_and_the_delete_stays() {
+    let Some((s3, buckets)) = versioned("ver").await else {
+        return;
+    };
+    let name = ObjectName::parse("r.txt").unwrap();
+    s3.put_object(
+        &buckets.draft,
+        "r.txt",
+        b"same".to_vec(),
+        &typed("text/plain", "A"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        s3.head_object(&buckets.draft, "r.txt")
+            .await
+            .unwrap()
+            .version_id
+            .is_some(),
+        "a versioned bucket's HEAD names the version"
+    );
+    let hook = ReuploadAfterCopy {
+        s3: &s3,
+        draft: &buckets.draft,
+    };
+    let done = confirm_with(&s3, &buckets, &name, ConfirmOptions::default(), &hook)
+        .await
+        .unwrap();
+    assert_eq!(done.outcome, ConfirmOutcome::Moved);
+    assert_eq!(
+        note(&s3, &buckets.main, "r.txt").await.as_deref(),
+        Some("A")
+    );
+    let kept = s3.head_object(&buckets.draft, "r.txt").await.unwrap();
+    assert_eq!(
+        (
+            kept.content_type.as_deref(),
+            kept.metadata.get("note").map(String::as_str)
+        ),
+        (Some("text/csv"), Some("B")),
+        "the re-upload stays the draft"
+    );
+
+    // It is a new draft: a conflict with main's A, moved with overwrite; then nothing is left.
+    assert!(matches!(
+        confirm(&s3, &buckets, &name, ConfirmOptions::default()).await,
+        Err(ConfirmError::Conflict { .. })
+    ));
+    let options = ConfirmOptions {
+        overwrite: true,
+        ..ConfirmOptions::default()
+    };
+    let done = confirm(&s3, &buckets, &name, options).await.unwrap();
+    assert_eq!(done.outcome, ConfirmOutcome::Moved);
+    assert_eq!(
+        note(&s3, &buckets.main, "r.txt").await.as_deref(),
+        Some("B")
+    );
+    assert_eq!(note(&s3, &buckets.draft, "r.txt").await, None);
+}
+
+/// The copy names the version: an upload made after the HEAD that gave it is not copied.
+#[tokio::test]
+async fn the_copy_takes_the_version_looked_at() {
+    let Some((s3, buckets)) = versioned("vcp").await else {
+        return;
+    };
+    s3.put_object(
+        &buckets.draft,
+        "c.txt",
+        b"same".to_vec(),
+        &typed("text/plain", "A"),
+    )
+    .await
+    .unwrap();
+    let looked = s3.head_object(&buckets.draft, "c.txt").await.unwrap();
+    s3.put_object(
+        &buckets.draft,
+        "c.txt",
+        b"same".to_vec(),
+        &typed("text/csv", "B"),
+    )
+    .await
+    .unwrap();
+    let request = CopyRequest {
+        from_bucket: &buckets.draft,
+        from_key: "c.txt",
+        to_bucket: &buckets.main,
+        to_key: "c.txt",
+        source_size: looked.size,
+        source_etag: Some(&looked.etag),
+        source_version: None,
+        source_version_id: looked.version_id.as_deref(),
+        metadata: MetadataDirective::Copy,
+        condition: CopyCondition::IfAbsent,
+    };
+    s3.copy_object(&request).await.unwrap();
+    let copy = s3.head_object(&buckets.main, "c.txt").await.unwrap();
+    assert_eq!(
+        (
+            copy.content_type.as_deref(),
+            copy.metadata.get("note").map(String::as_str)
+        ),
+        (Some("text/plain"), Some("A"))
+    );
+}
+
+/// Deleting the copied version by its id would make the upload before it current again (a
+/// draft uploaded twice reappeared after its confirm); older versions go with it.
+#[tokio::test]
+async fn no_older_upload_becomes_the_draft_again() {
+    let Some((s3, buckets)) = versioned("vold").await else {
+        return;
+    };
+    for n in ["0", "1"] {
+        s3.put_object(
+            &buckets.draft,
+            "o.txt",
+            n.as_bytes().to_vec(),
+            &typed("text/plain", n),
+        )
+        .await
+        .unwrap();
+    }
+    let name = ObjectName::parse("o.txt").unwrap();
+    let done = confirm(&s3, &buckets, &name, ConfirmOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(done.outcome, ConfirmOutcome::Moved);
+    assert_eq!(
+        note(&s3, &buckets.main, "o.txt").await.as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        note(&s3, &buckets.draft, "o.txt").await,
+        None,
+        "upload 0 stays gone"
+    );
+    let again = confirm(&s3, &buckets, &name, ConfirmOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.outcome,
+        ConfirmOutcome::Already,
+        "a retry finds it done"
+    );
+}
