@@ -11,6 +11,10 @@
 //! [`Storage::delete_version`], which replaces the HEAD before the delete). A hook that does
 //! something ([`BeforeCopy::is_noop`]) adds a HEAD of main before it.
 //!
+//! **A confirm that fails after its hook ran and before its own copy** tells the hook
+//! ([`BeforeCopy::abandoned`]), so what it prepared for that copy (the gateway's queued event)
+//! does not wait for a copy that did not happen here.
+//!
 //! **A draft replaced during confirm** (a new upload under the name, even of the same bytes)
 //! is neither copied over nor deleted: [`ConfirmError::DraftChanged`].
 //!
@@ -179,6 +183,19 @@ pub trait BeforeCopy: Sync {
     ) -> impl std::future::Future<Output = ()> + Send {
         std::future::ready(())
     }
+
+    /// Called once when a confirm fails after [`BeforeCopy::before_copy`] accepted `draft` and
+    /// before this call copied it (the draft was replaced, main holds another object, the
+    /// store failed, ...): main may not hold that version. Cannot change the answer: the
+    /// gateway's hook withdraws the `object.confirmed` event it queued, unless main holds the
+    /// copy (another confirm of the same version moved it). The default does nothing.
+    fn abandoned(
+        &self,
+        _name: &ObjectName,
+        _draft: &ObjectInfo,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        std::future::ready(())
+    }
 }
 
 /// No hook.
@@ -238,14 +255,43 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
     } else {
         Some(crate::name_lock::turn(format!("{}/{key}", buckets.main)).await)
     };
-    let mut seen = Observed::default();
-    let mut checked: Option<String> = None;
+    let mut run = Run::default();
+    let result = steps(storage, buckets, name, &policy, hook, &mut run).await;
+    // Checked (and its event queued) but never copied by this call: withdraw what the hook
+    // left for a copy that did not happen here.
+    if let (Err(_), Some(draft), false) = (&result, &run.checked, run.seen.moved) {
+        hook.abandoned(name, draft).await;
+    }
+    result
+}
+
+/// What one confirm call has seen and done so far.
+#[derive(Default)]
+struct Run {
+    seen: Observed,
+    /// The draft the hook was called for (one version per call).
+    checked: Option<ObjectInfo>,
+}
+
+/// The steps of [`confirm_with`], recording in `run` what the hook was called for.
+async fn steps<S: Storage, H: BeforeCopy>(
+    storage: &S,
+    buckets: &Buckets,
+    name: &ObjectName,
+    policy: &Policy<'_>,
+    hook: &H,
+    run: &mut Run,
+) -> Result<Confirmed, ConfirmError> {
+    let caps = storage.capabilities();
+    let key = name.as_str();
     for _ in 0..MAX_STEPS {
-        match next_step(&seen, &policy) {
+        let seen = &mut run.seen;
+        match next_step(seen, policy) {
             Step::HeadDraft => {
                 let draft = head(storage, &buckets.draft, key).await?;
                 // A copy of a checked version was refused and the draft is now another upload:
                 // this confirm's draft is gone, the new one is left for its own confirm.
+                let checked = run.checked.as_ref().map(draft_version);
                 if changed_from(checked.as_deref(), draft.as_ref()) {
                     return Err(ConfirmError::DraftChanged { name: name.clone() });
                 }
@@ -264,9 +310,9 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
                     seen.main = Some(head(storage, &buckets.main, key).await?);
                     continue;
                 }
-                if checked.as_ref() != Some(&version) {
+                if run.checked.as_ref().map(draft_version).as_ref() != Some(&version) {
                     hook.before_copy(name, &draft).await?;
-                    checked = Some(version.clone());
+                    run.checked = Some(draft.clone());
                 }
                 // S3 cannot make a copy conditional on the version: look again right before.
                 if !caps.version_conditions {
@@ -302,7 +348,7 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
                     Err(
                         StorageError::PreconditionFailed { .. } | StorageError::NotFound { .. },
                     ) => {
-                        seen = Observed {
+                        *seen = Observed {
                             moved: seen.moved,
                             copy_refused: true,
                             ..Observed::default()

@@ -258,6 +258,7 @@ impl<B: Storage + Presign> App<B> {
                     buckets: &self.buckets,
                     tenant: tenant.map(Tenant::as_str),
                     object_name: name,
+                    written: std::sync::Mutex::default(),
                 };
                 let result = confirm_with(&*self.store, &self.buckets, &key, options, &hook).await;
                 if result.is_ok() {

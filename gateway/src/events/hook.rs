@@ -31,6 +31,9 @@ pub struct Hook<'a, B> {
     pub tenant: Option<&'a str>,
     /// The name as the caller gave it.
     pub object_name: &'a str,
+    /// The event this confirm wrote and the ETag it was written at (`Default`: none yet), so
+    /// marking it copied after the copy is one conditional PUT, not a HEAD, a GET and a PUT.
+    pub written: std::sync::Mutex<Option<(Record, String)>>,
 }
 
 impl<B: Storage + Presign> BeforeCopy for Hook<'_, B> {
@@ -53,13 +56,33 @@ impl<B: Storage + Presign> BeforeCopy for Hook<'_, B> {
             return;
         }
         let id = self.id(name, draft);
-        match queue::mark_copied(self.store, &self.buckets.draft, &id, main_etag).await {
-            Ok(true) => {}
-            // Delivered already, or a storm of writes: a deliverer that finds main holding
-            // the stamped copy marks it too.
-            Ok(false) => tracing::debug!(%id, "event not marked copied"),
+        let written = self.written.lock().ok().and_then(|mut w| w.take());
+        let (record, at) = match written {
+            Some((record, at)) if record.id == id => (record, Some(at)),
+            _ => (self.record(name, draft), None),
+        };
+        let bucket = &self.buckets.draft;
+        match queue::copied(self.store, bucket, record, main_etag, at.as_deref()).await {
+            Ok(Some(Enqueued::Queued { .. })) => {
+                tracing::debug!(%id, "a failed confirm had withdrawn the event: queued again");
+            }
+            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(%id, error = %e, "cannot mark the event copied; it goes out once main is seen holding the copy");
+            }
+        }
+    }
+
+    async fn abandoned(&self, name: &ObjectName, draft: &ObjectInfo) {
+        if !self.events.config.webhooks() {
+            return;
+        }
+        let id = self.id(name, draft);
+        match queue::withdraw(self.store, &self.buckets.draft, &self.buckets.main, &id).await {
+            Ok(true) => tracing::debug!(%id, "the confirm failed before its copy: event withdrawn"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(%id, error = %e, "cannot withdraw the event of a failed confirm; it is dropped after an hour unless main holds the copy");
             }
         }
     }
@@ -76,7 +99,13 @@ impl<B: Storage> Hook<'_, B> {
         let bucket = &self.buckets.draft;
         for _ in 0..QUEUE_ATTEMPTS {
             let etag = match queue::enqueue(self.store, bucket, record).await? {
-                Enqueued::Queued | Enqueued::AlreadyQueued => return Ok(()),
+                Enqueued::Queued { etag } => {
+                    if let Ok(mut written) = self.written.lock() {
+                        *written = Some((record.clone(), etag));
+                    }
+                    return Ok(());
+                }
+                Enqueued::AlreadyQueued => return Ok(()),
                 Enqueued::Delivered { etag } => etag,
             };
             if let Some(requires) = &record.requires {

@@ -180,7 +180,11 @@ fn json_options() -> PutOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
     /// The record was written.
-    Queued,
+    Queued {
+        /// Its ETag: a conditional write at it (`If-Match`) changes the record only if nobody
+        /// wrote it since.
+        etag: String,
+    },
     /// An event with its id is queued already (a retried or concurrent confirm): it keeps its
     /// delivery state.
     AlreadyQueued,
@@ -212,7 +216,7 @@ pub async fn enqueue<S: Storage>(
         )
         .await
     {
-        Ok(_) => return Ok(Enqueued::Queued),
+        Ok(etag) => return Ok(Enqueued::Queued { etag }),
         Err(StorageError::PreconditionFailed { .. }) => {}
         Err(e) => return Err(e),
     }
@@ -377,6 +381,77 @@ pub async fn mark_copied<S: Storage>(
         }
     }
     Ok(false)
+}
+
+/// After a confirm's copy: marks its event copied with `main_etag`. When this confirm wrote
+/// `record` at `written_at`, one conditional PUT over that write does it; else (or when it
+/// changed since: a claim) [`mark_copied`] reads it first; and when its key holds nothing (a
+/// failed confirm of the same draft version withdrew it meanwhile: see [`withdraw`]),
+/// `record` is queued again, marked. `None` when marked, else what [`enqueue`] found (a
+/// tombstone: delivered; a record that kept changing: a deliverer marks it once it sees main
+/// holding the copy).
+///
+/// # Errors
+/// The store failing.
+pub async fn copied<S: Storage>(
+    storage: &S,
+    bucket: &BucketName,
+    mut record: Record,
+    main_etag: &str,
+    written_at: Option<&str>,
+) -> Result<Option<Enqueued>, StorageError> {
+    record.copied = true;
+    if let Some(data) = record.data.as_object_mut() {
+        data.insert("etag".into(), main_etag.into());
+    }
+    if let Some(at) = written_at {
+        if replace(storage, bucket, &record, at).await?.is_some() {
+            return Ok(None);
+        }
+    }
+    if mark_copied(storage, bucket, &record.id, main_etag).await? {
+        return Ok(None);
+    }
+    enqueue(storage, bucket, &record).await.map(Some)
+}
+
+/// Withdraws the `object.confirmed` event `id` that a confirm queued before a copy it never
+/// made (it failed: the draft was replaced, main holds another object, the store failed), so
+/// it does not wait an hour in the queue to be dropped. Kept when it is marked copied or
+/// main holds the copy its [`Record::requires`] names (another confirm of the same draft
+/// version moved it); removed only at the ETag read before looking at main, so a mark or a
+/// claim written meanwhile keeps it. A confirm of that version whose copy succeeds after the
+/// withdrawal queues the event again (marked copied) instead of marking it. `Ok(true)` when
+/// it was removed.
+///
+/// # Errors
+/// The store failing (the event then stays, and is dropped after [`UNCONFIRMED_GRACE_MS`]
+/// unless main holds its copy).
+pub async fn withdraw<S: Storage>(
+    storage: &S,
+    bucket: &BucketName,
+    main: &BucketName,
+    id: &str,
+) -> Result<bool, StorageError> {
+    let key = queue_key(id);
+    let Some((record, etag)) = load(storage, bucket, &key).await? else {
+        return Ok(false);
+    };
+    if record.copied {
+        return Ok(false);
+    }
+    if let Some(requires) = &record.requires {
+        if requires.holds(storage, main).await? {
+            return Ok(false);
+        }
+    }
+    let target = [DeleteTarget {
+        key,
+        etag: Some(etag),
+        version: None,
+    }];
+    let outcomes = storage.delete_objects(bucket, &target).await?;
+    Ok(matches!(outcomes.first().map(|o| &o.result), Some(Ok(()))))
 }
 
 /// Claims `record` (read at `etag`) for `LEASE_MS` if it is due and nobody holds it:
@@ -631,6 +706,165 @@ mod tests {
         );
     }
 
+    /// The confirm that wrote an event marks it over its own write; a claim since sends it
+    /// back to reading the record first, and the mark still lands.
+    #[tokio::test]
+    async fn copied_marks_over_the_confirms_own_write_or_reads_first() {
+        let storage = MemoryStorage::new();
+        let bucket = BucketName::parse("main-draft").unwrap();
+        storage.create_bucket(&bucket).await.unwrap();
+        let record = Record::new(
+            "msg_o".into(),
+            EventType::ObjectConfirmed,
+            1_000_000,
+            serde_json::json!({"etag": "d"}),
+        );
+        let Enqueued::Queued { etag } = enqueue(&storage, &bucket, &record).await.unwrap() else {
+            panic!("queued");
+        };
+        assert_eq!(
+            copied(&storage, &bucket, record.clone(), "m-1", Some(&etag))
+                .await
+                .unwrap(),
+            None
+        );
+        let (read, _) = load(&storage, &bucket, &queue_key("msg_o"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(read.copied);
+        assert_eq!(
+            (read.data["etag"].as_str(), read.queued_ms),
+            (Some("m-1"), 1_000_000)
+        );
+
+        remove(&storage, &bucket, "msg_o").await.unwrap();
+        let Enqueued::Queued { etag } = enqueue(&storage, &bucket, &record).await.unwrap() else {
+            panic!("queued");
+        };
+        let (read, at) = load(&storage, &bucket, &queue_key("msg_o"))
+            .await
+            .unwrap()
+            .unwrap();
+        let (_, claimed) = claim(&storage, &bucket, &read, &at, 1_000_001)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(etag, claimed);
+        assert_eq!(
+            copied(&storage, &bucket, record, "m-2", Some(&etag))
+                .await
+                .unwrap(),
+            None,
+            "a stale write: read, then marked"
+        );
+        let (read, _) = load(&storage, &bucket, &queue_key("msg_o"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            read.copied && read.lease_ms > 0,
+            "the claim's lease is kept"
+        );
+    }
+
+    /// A failed confirm's event goes, unless it is marked copied, main holds its copy, or it
+    /// changed since it was read.
+    #[tokio::test]
+    async fn withdraw_keeps_an_event_whose_copy_main_holds_or_that_is_marked() {
+        let storage = MemoryStorage::new();
+        let (bucket, main) = (
+            BucketName::parse("main-draft").unwrap(),
+            BucketName::parse("main").unwrap(),
+        );
+        storage.create_bucket(&bucket).await.unwrap();
+        storage.create_bucket(&main).await.unwrap();
+        let mut record = Record::new(
+            "msg_w".into(),
+            EventType::ObjectConfirmed,
+            1_000_000,
+            serde_json::json!({}),
+        );
+        record.requires = Some(Requires {
+            key: "k".into(),
+            etag: "e1".into(),
+            version: Some("v1".into()),
+        });
+        assert!(
+            !withdraw(&storage, &bucket, &main, "msg_w").await.unwrap(),
+            "none"
+        );
+        enqueue(&storage, &bucket, &record).await.unwrap();
+        let stamped = PutOptions {
+            content_type: None,
+            metadata: [(SOURCE_VERSION_KEY.to_owned(), "v1".to_owned())].into(),
+        };
+        storage
+            .put_object(&main, "k", b"x".to_vec(), &stamped)
+            .await
+            .unwrap();
+        assert!(
+            !withdraw(&storage, &bucket, &main, "msg_w").await.unwrap(),
+            "main holds the copy: another confirm moved it"
+        );
+        assert_eq!(keys(&storage, &bucket).await.unwrap().len(), 1);
+        storage.delete_object(&main, "k").await.unwrap();
+        assert!(mark_copied(&storage, &bucket, "msg_w", "e1").await.unwrap());
+        assert!(
+            !withdraw(&storage, &bucket, &main, "msg_w").await.unwrap(),
+            "marked copied: sent whatever main holds"
+        );
+        remove(&storage, &bucket, "msg_w").await.unwrap();
+        enqueue(&storage, &bucket, &record).await.unwrap();
+        let (_, read_at) = load(&storage, &bucket, &queue_key("msg_w"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(withdraw(&storage, &bucket, &main, "msg_w").await.unwrap());
+        assert_eq!(keys(&storage, &bucket).await.unwrap(), Vec::<String>::new());
+        assert_eq!(
+            list(&storage, &bucket).await.unwrap(),
+            Listing::default(),
+            "no tombstone"
+        );
+
+        // A confirm of that version copying after the withdrawal queues it again, marked.
+        assert!(matches!(
+            copied(&storage, &bucket, record.clone(), "main-1", None)
+                .await
+                .unwrap(),
+            Some(Enqueued::Queued { .. })
+        ));
+        let (again, etag) = load(&storage, &bucket, &queue_key("msg_w"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(again.copied);
+        assert_eq!(again.data["etag"], "main-1");
+        assert_ne!(etag, read_at);
+        assert_eq!(
+            copied(&storage, &bucket, record.clone(), "main-1", None)
+                .await
+                .unwrap(),
+            None,
+            "queued and marked: nothing more"
+        );
+        let (claimed, at) = claim(&storage, &bucket, &again, &etag, 1_000_001)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(bury(&storage, &bucket, &claimed.id, &at).await.unwrap());
+        assert!(
+            matches!(
+                copied(&storage, &bucket, record, "main-1", None)
+                    .await
+                    .unwrap(),
+                Some(Enqueued::Delivered { .. })
+            ),
+            "delivered: not queued again"
+        );
+    }
+
     #[tokio::test]
     async fn a_delivered_event_leaves_a_tombstone_that_keeps_it_from_being_queued_again() {
         let storage = MemoryStorage::new();
@@ -643,10 +877,10 @@ mod tests {
             1_000_000,
             serde_json::json!({}),
         );
-        assert_eq!(
+        assert!(matches!(
             enqueue(&storage, &bucket, &record).await.unwrap(),
-            Enqueued::Queued
-        );
+            Enqueued::Queued { .. }
+        ));
         assert_eq!(
             enqueue(&storage, &bucket, &record).await.unwrap(),
             Enqueued::AlreadyQueued
@@ -703,9 +937,11 @@ mod tests {
             1
         );
         assert_eq!(list(&storage, &bucket).await.unwrap(), Listing::default());
-        assert_eq!(
-            enqueue(&storage, &bucket, &record).await.unwrap(),
-            Enqueued::Queued,
+        assert!(
+            matches!(
+                enqueue(&storage, &bucket, &record).await.unwrap(),
+                Enqueued::Queued { .. }
+            ),
             "after its tombstone, a new event"
         );
     }

@@ -19,6 +19,8 @@ mod buckets_at_start;
 mod companion;
 /// Each confirmed object counted once in the metrics, however many confirms race.
 mod confirm_count;
+/// The S3 requests one confirm makes, with and without webhooks, versioned or not.
+mod confirm_requests;
 /// Connect's JSON on the wire (proto3 JSON details), and connect-es calling with it.
 mod connect_json;
 /// S3 credentials from the AWS chain, refreshed before they expire.
@@ -68,10 +70,10 @@ mod rest_api;
 mod s3;
 /// The S3 store behind the fault proxy: retries, timeouts, failures.
 mod s3_faults;
-/// Issue 18: confirm on a versioned draft bucket copies and deletes the version it looked at.
-mod s3_versions;
 /// Multipart uploads on SeaweedFS: presigned parts with curl, checksums, sweep.
 mod s3_multipart;
+/// Issue 18: confirm on a versioned draft bucket copies and deletes the version it looked at.
+mod s3_versions;
 /// `gateway serve` as a process: flags, exit statuses, signals.
 mod serve_cli;
 /// Server-side encryption signed into uploads and carried by the confirm copy.

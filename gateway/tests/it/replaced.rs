@@ -3,7 +3,9 @@
 //! type and metadata) copies nothing and deletes nothing: it answers 409 `DRAFT_CHANGED`, the
 //! new draft stays, and its own confirm moves it and announces it. (The copy was guarded by the
 //! ETag only: the new draft was deleted, main held the old metadata and the new upload's
-//! confirm said "already confirmed" with no event.)
+//! confirm said "already confirmed" with no event.) The refused confirm leaves no queued event
+//! behind, and one refused while another confirm of the same draft version goes on to copy it
+//! never costs that copy its event.
 
 use crate::events::{confirm_ok, post};
 use crate::reconfirm::{queued, serve_with, types, upload};
@@ -87,6 +89,11 @@ async fn a_draft_replaced_during_the_check_stays(s3: bool) {
     assert!(
         server.storage().head_object(main, "r.txt").await.is_err(),
         "nothing was copied"
+    );
+    assert_eq!(
+        queued(&server).await,
+        Vec::<String>::new(),
+        "A's event, queued before its copy, was withdrawn (it waited an hour, never sent)"
     );
 
     // B's own confirm: checked, moved, announced.
@@ -232,4 +239,88 @@ async fn a_multipart_copy_is_announced_with_mains_etag_on_s3() {
         "{body}"
     );
     server.stop().await;
+}
+
+/// Two confirms of one draft version in the check: A (no `overwrite`) queues the event, finds
+/// main taken by another object at its copy and is refused 409 `CONFLICT`, withdrawing the
+/// event (it waited an hour, never sent); B (`overwrite`) then copies that version over main
+/// and its event is delivered, once. (The repair for a copy that lands after the withdrawal
+/// is tested on the queue: `copied`.)
+async fn a_confirm_refused_after_its_check_withdraws_its_event(s3: bool) {
+    let (url, mut calls, gate) = held_checker().await;
+    let settings = [
+        ("DRAFTSTORE_PRECONFIRM_URL", url.as_str()),
+        ("DRAFTSTORE_PRECONFIRM_TIMEOUT_MS", "20000"),
+    ];
+    let Some((receiver, server)) = serve_with(s3, &settings).await else {
+        return;
+    };
+    let main = &server.config.buckets.main;
+    upload(&server, "w.txt", "the draft", "text/plain", "v").await;
+    let confirm = |overwrite: bool| {
+        let url = server.url("/api/v1/confirm-upload");
+        tokio::spawn(async move {
+            let answer = reqwest::Client::new()
+                .post(url)
+                .json(&json!({"object_name": "w.txt", "overwrite": overwrite}))
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<serde_json::Value>().await.unwrap())
+        })
+    };
+    let a = confirm(false);
+    calls.recv().await.unwrap();
+    let b = confirm(true);
+    calls.recv().await.unwrap();
+    // Both are in the check of the draft; main now takes another object.
+    let other = draftstore_core::PutOptions::default();
+    server
+        .storage()
+        .put_object(main, "w.txt", b"another".to_vec(), &other)
+        .await
+        .unwrap();
+    gate.add_permits(1);
+    let (status, body) = a.await.unwrap();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("CONFLICT")),
+        "{body}"
+    );
+    assert_eq!(
+        queued(&server).await,
+        Vec::<String>::new(),
+        "A withdrew the event: main does not hold the draft"
+    );
+    gate.add_permits(1);
+    let (status, body) = b.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let copy = server.storage().head_object(main, "w.txt").await.unwrap();
+    assert_eq!(copy.metadata.get("note").map(String::as_str), Some("v"));
+    eventually(Duration::from_secs(30), "B's copy announced", || async {
+        types(&receiver).values().any(|t| t == "text/plain")
+    })
+    .await;
+    eventually(Duration::from_secs(30), "the queue empties", || async {
+        queued(&server).await.is_empty()
+    })
+    .await;
+    assert_eq!(
+        types(&receiver).len(),
+        1,
+        "one event: {:?}",
+        types(&receiver)
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirm_refused_after_its_check_withdraws_its_event_on_the_embedded_store() {
+    a_confirm_refused_after_its_check_withdraws_its_event(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirm_refused_after_its_check_withdraws_its_event_on_s3() {
+    a_confirm_refused_after_its_check_withdraws_its_event(true).await;
 }
