@@ -14,7 +14,12 @@ use draftstore_gateway::store::s3::S3Storage;
 
 /// Both buckets, the draft bucket versioned.
 async fn versioned(tag: &str) -> Option<(S3Storage, Buckets)> {
-    let s3 = storage(&env(&[])?);
+    versioned_with(tag, &[]).await
+}
+
+/// [`versioned`] with more settings.
+async fn versioned_with(tag: &str, extra: &[(&str, &str)]) -> Option<(S3Storage, Buckets)> {
+    let s3 = storage(&env(extra)?);
     let buckets = Buckets::new(&format!("{}-main", prefix(tag)), None).unwrap();
     s3.create_bucket(&buckets.main).await.unwrap();
     s3.create_bucket(&buckets.draft).await.unwrap();
@@ -217,5 +222,58 @@ async fn no_older_upload_becomes_the_draft_again() {
         again.outcome,
         ConfirmOutcome::Already,
         "a retry finds it done"
+    );
+}
+
+/// A draft over the multipart threshold is copied part by part (UploadPartCopy): each part
+/// names the version too.
+#[tokio::test]
+async fn a_multipart_copy_takes_the_version_looked_at() {
+    let five_mib = (5 * 1024 * 1024).to_string();
+    let settings = [
+        ("DRAFTSTORE_S3_MULTIPART_THRESHOLD", five_mib.as_str()),
+        ("DRAFTSTORE_S3_PART_SIZE", five_mib.as_str()),
+    ];
+    let Some((s3, buckets)) = versioned_with("vmp", &settings).await else {
+        return;
+    };
+    let first = vec![b'a'; 11 * 1024 * 1024];
+    s3.put_object(
+        &buckets.draft,
+        "m.bin",
+        first.clone(),
+        &typed("application/x-a", "A"),
+    )
+    .await
+    .unwrap();
+    let looked = s3.head_object(&buckets.draft, "m.bin").await.unwrap();
+    s3.put_object(
+        &buckets.draft,
+        "m.bin",
+        vec![b'b'; 11 * 1024 * 1024],
+        &typed("application/x-b", "B"),
+    )
+    .await
+    .unwrap();
+    let request = CopyRequest {
+        from_bucket: &buckets.draft,
+        from_key: "m.bin",
+        to_bucket: &buckets.main,
+        to_key: "m.bin",
+        source_size: looked.size,
+        source_etag: Some(&looked.etag),
+        source_version: None,
+        source_version_id: looked.version_id.as_deref(),
+        metadata: MetadataDirective::Replace {
+            content_type: looked.content_type.clone(),
+            metadata: looked.metadata.clone(),
+        },
+        condition: CopyCondition::IfAbsent,
+    };
+    let copied = s3.copy_object(&request).await.unwrap();
+    assert!(copied.etag.ends_with("-3"), "three parts: {}", copied.etag);
+    assert!(
+        s3.get_object(&buckets.main, "m.bin").await.unwrap() == first,
+        "the first upload's bytes"
     );
 }
