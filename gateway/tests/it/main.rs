@@ -94,3 +94,5 @@ mod upload_cli;
 mod upload_form;
 /// `gateway upload` killed half-way and resumed; failed parts retried.
 mod upload_resume;
+/// Issue 18: a confirm that fails withdraws its event; a concurrent copy after that queues it again.
+mod withdrawn;
