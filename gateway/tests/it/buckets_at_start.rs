@@ -263,3 +263,42 @@ async fn buckets_are_created_once_s3_answers() {
     gateway.until_ready().await;
     assert!(proxy.requests() >= 5, "3 refused, then both created");
 }
+
+/// `gateway serve` logs once at start which confirm its draft bucket allows: unversioned, the
+/// window against a same-bytes re-upload (and how to close it); versioned, exact copies and
+/// deletes (and the lifecycle rule it needs). Issue 18.
+#[tokio::test]
+async fn serve_logs_whether_the_draft_bucket_is_versioned() {
+    let main = crate::s3::prefix("vlog");
+    let Some(env) = crate::s3::env(&[("BUCKET_NAME", &main), ("DRAFTSTORE_AUTH", "none")]) else {
+        return;
+    };
+    let logged = |gateway: &Gateway, text: &'static str| {
+        let log = gateway.log.clone();
+        async move {
+            crate::stub::eventually(Duration::from_secs(30), text, || {
+                let found = log.lock().unwrap().matches(text).count();
+                async move { found > 0 }
+            })
+            .await;
+            log.lock().unwrap().matches(text).count()
+        }
+    };
+    let plain = Gateway::start(&env);
+    plain.until_ready().await;
+    let text = "the draft bucket is not versioned";
+    assert_eq!(logged(&plain, text).await, 1, "once");
+    assert!(plain.log.lock().unwrap().contains("enable versioning"));
+    drop(plain);
+
+    let draft = BucketName::parse(&format!("{main}-draft")).unwrap();
+    crate::s3::storage(&env)
+        .enable_versioning(&draft)
+        .await
+        .unwrap();
+    let versioned = Gateway::start(&env);
+    versioned.until_ready().await;
+    let text = "the draft bucket is versioned: confirm copies and deletes exactly the version";
+    assert_eq!(logged(&versioned, text).await, 1, "once");
+    assert!(versioned.log.lock().unwrap().contains("lifecycle rule"));
+}
