@@ -162,7 +162,7 @@ async fn log_draft_versioning<B: Presign>(storage: &B, draft: &draftstore_core::
         tokio::time::timeout(std::time::Duration::from_secs(3), storage.versioning(draft)).await;
     match versioning.as_deref() {
         Ok("Enabled") => {
-            tracing::info!(bucket = %draft, versioning = "Enabled", "the draft bucket is versioned: confirm copies and deletes exactly the version it looked at; sweep's deletes leave noncurrent versions and delete markers, so give it a lifecycle rule that expires them (see README)")
+            tracing::info!(bucket = %draft, versioning = "Enabled", "the draft bucket is versioned: confirm copies and deletes exactly the version it looked at (the gateway needs s3:GetObjectVersion, s3:ListBucketVersions and s3:DeleteObjectVersion); sweep's deletes leave noncurrent versions and delete markers, so give it a lifecycle rule that expires them (see README)")
         }
         Ok(status @ ("Disabled" | "Suspended")) => {
             tracing::warn!(bucket = %draft, versioning = %status, "the draft bucket is not versioned: a re-upload of the same bytes within one round trip of a confirm's last look at the draft can be deleted by that confirm; enable versioning on the draft bucket to close it (see README)")

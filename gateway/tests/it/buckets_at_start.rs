@@ -300,5 +300,9 @@ async fn serve_logs_whether_the_draft_bucket_is_versioned() {
     versioned.until_ready().await;
     let text = "the draft bucket is versioned: confirm copies and deletes exactly the version";
     assert_eq!(logged(&versioned, text).await, 1, "once");
-    assert!(versioned.log.lock().unwrap().contains("lifecycle rule"));
+    let log = versioned.log.lock().unwrap().clone();
+    assert!(
+        log.contains("lifecycle rule") && log.contains("s3:DeleteObjectVersion"),
+        "{log}"
+    );
 }
