@@ -277,3 +277,37 @@ async fn a_multipart_copy_takes_the_version_looked_at() {
         "the first upload's bytes"
     );
 }
+
+/// Over REST with webhooks, on a versioned draft bucket: an upload made twice is confirmed
+/// (the latest), announced once, and leaves neither a draft nor a queued event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirm_over_rest_on_a_versioned_draft_bucket_is_announced_and_leaves_nothing() {
+    use crate::harness::Direct;
+    use crate::reconfirm::{queued, serve_with, types, upload};
+    let Some((receiver, server)) = serve_with(true, &[]).await else {
+        return;
+    };
+    let (main, draft) = (&server.config.buckets.main, &server.config.buckets.draft);
+    let Direct::S3(s3) = server.storage() else {
+        panic!("an S3 server");
+    };
+    s3.create_bucket(draft).await.unwrap();
+    s3.enable_versioning(draft).await.unwrap();
+    upload(&server, "e.txt", "first", "text/plain", "1").await;
+    upload(&server, "e.txt", "second", "text/csv", "2").await;
+    crate::events::confirm_ok(&server, "e.txt", false).await;
+    assert_eq!(note(s3, main, "e.txt").await.as_deref(), Some("2"));
+    assert_eq!(
+        note(s3, draft, "e.txt").await,
+        None,
+        "neither upload is left"
+    );
+    crate::stub::eventually(
+        std::time::Duration::from_secs(30),
+        "announced, the queue empty",
+        || async { !types(&receiver).is_empty() && queued(&server).await.is_empty() },
+    )
+    .await;
+    assert_eq!(types(&receiver).values().collect::<Vec<_>>(), ["text/csv"]);
+    server.stop().await;
+}
