@@ -11,9 +11,9 @@
 //! [`Storage::delete_version`], which replaces the HEAD before the delete). A hook that does
 //! something ([`BeforeCopy::is_noop`]) adds a HEAD of main before it.
 //!
-//! **A confirm that fails after its hook ran and before its own copy** tells the hook
-//! ([`BeforeCopy::abandoned`]), so what it prepared for that copy (the gateway's queued event)
-//! does not wait for a copy that did not happen here.
+//! **A confirm that ends without its own copy after its hook ran** (it failed, or another
+//! confirm moved the draft) tells the hook ([`BeforeCopy::abandoned`]), so what it prepared
+//! for that copy (the gateway's queued event) does not wait for a copy that never happened.
 //!
 //! **A draft replaced during confirm** (a new upload under the name, even of the same bytes)
 //! is neither copied over nor deleted: [`ConfirmError::DraftChanged`].
@@ -184,11 +184,13 @@ pub trait BeforeCopy: Sync {
         std::future::ready(())
     }
 
-    /// Called once when a confirm fails after [`BeforeCopy::before_copy`] accepted `draft` and
-    /// before this call copied it (the draft was replaced, main holds another object, the
-    /// store failed, ...): main may not hold that version. Cannot change the answer: the
-    /// gateway's hook withdraws the `object.confirmed` event it queued, unless main holds the
-    /// copy (another confirm of the same version moved it). The default does nothing.
+    /// Called once when a confirm ends, failed or answered "already done", after
+    /// [`BeforeCopy::before_copy`] accepted `draft` and without this call having copied it (the
+    /// draft was replaced, main holds another object, the store failed, another confirm moved
+    /// it, ...): main may not hold that version. Cannot change the answer: the gateway's hook
+    /// withdraws the `object.confirmed` event it queued, unless main holds the copy or the
+    /// event is marked copied (another confirm of the same version moved it). The default
+    /// does nothing.
     fn abandoned(
         &self,
         _name: &ObjectName,
@@ -257,9 +259,9 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
     };
     let mut run = Run::default();
     let result = steps(storage, buckets, name, &policy, hook, &mut run).await;
-    // Checked (and its event queued) but never copied by this call: withdraw what the hook
-    // left for a copy that did not happen here.
-    if let (Err(_), Some(draft), false) = (&result, &run.checked, run.seen.moved) {
+    // Checked (and its event queued) but never copied by this call, failed or found done by
+    // another: the hook withdraws what it left unless main holds that copy.
+    if let (Some(draft), false) = (&run.checked, run.seen.moved) {
         hook.abandoned(name, draft).await;
     }
     result

@@ -277,6 +277,7 @@ fn storage_errors_other_than_missing_objects_surface() {
 struct Hook {
     calls: std::sync::atomic::AtomicU32,
     copied: std::sync::atomic::AtomicU32,
+    abandoned: std::sync::atomic::AtomicU32,
     refuse: bool,
 }
 
@@ -299,6 +300,68 @@ impl BeforeCopy for Hook {
         self.copied
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
+
+    async fn abandoned(&self, _name: &ObjectName, draft: &ObjectInfo) {
+        assert_eq!(draft.size, 3);
+        self.abandoned
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A confirm that ends without its own copy after the hook accepted the draft (here its copy
+/// fails) tells the hook once, so the gateway withdraws its event; one that copied does not.
+#[test]
+fn the_hook_hears_of_a_confirm_that_ends_without_its_copy() {
+    use std::sync::atomic::Ordering::SeqCst;
+    for caps in [ALL, NONE] {
+        let (storage, buckets) = setup(caps);
+        put(&storage, &buckets.draft, "a.jpg", b"abc");
+        let name = ObjectName::parse("a.jpg").unwrap();
+        let hook = Hook {
+            calls: 0.into(),
+            copied: 0.into(),
+            abandoned: 0.into(),
+            refuse: false,
+        };
+        // HEAD draft, HEAD main, (S3: HEAD draft again), the copy.
+        let copy = if caps.version_conditions { 3 } else { 4 };
+        let error = StorageError::Unavailable {
+            reason: "injected".into(),
+        };
+        storage.fail_call(copy, Fault::FailBefore(error));
+        let e = block_on(confirm_with(
+            &storage,
+            &buckets,
+            &name,
+            ConfirmOptions::default(),
+            &hook,
+        ))
+        .unwrap_err();
+        assert!(matches!(e, ConfirmError::Storage(_)), "{e:?}");
+        let seen = |h: &Hook| {
+            (
+                h.calls.load(SeqCst),
+                h.copied.load(SeqCst),
+                h.abandoned.load(SeqCst),
+            )
+        };
+        assert_eq!(seen(&hook), (1, 0, 1));
+        storage.clear_faults();
+        let done = block_on(confirm_with(
+            &storage,
+            &buckets,
+            &name,
+            ConfirmOptions::default(),
+            &hook,
+        ))
+        .unwrap();
+        assert_eq!(done.outcome, ConfirmOutcome::Moved);
+        assert_eq!(
+            seen(&hook),
+            (2, 1, 1),
+            "the confirm that copied is not abandoned"
+        );
+    }
 }
 
 #[test]
@@ -310,6 +373,7 @@ fn the_hook_runs_once_before_the_copy_and_a_refusal_keeps_the_draft() {
         let refuse = Hook {
             calls: 0.into(),
             copied: 0.into(),
+            abandoned: 0.into(),
             refuse: true,
         };
         let e = block_on(confirm_with(
@@ -326,6 +390,7 @@ fn the_hook_runs_once_before_the_copy_and_a_refusal_keeps_the_draft() {
         let allow = Hook {
             calls: 0.into(),
             copied: 0.into(),
+            abandoned: 0.into(),
             refuse: false,
         };
         for _ in 0..2 {
@@ -366,6 +431,7 @@ fn done_and_conflicting_confirms_never_call_the_hook() {
         let hook = Hook {
             calls: 0.into(),
             copied: 0.into(),
+            abandoned: 0.into(),
             refuse: true,
         };
         put(&storage, &buckets.draft, "a.jpg", b"abc");

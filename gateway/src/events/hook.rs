@@ -79,10 +79,10 @@ impl<B: Storage + Presign> BeforeCopy for Hook<'_, B> {
         }
         let id = self.id(name, draft);
         match queue::withdraw(self.store, &self.buckets.draft, &self.buckets.main, &id).await {
-            Ok(true) => tracing::debug!(%id, "the confirm failed before its copy: event withdrawn"),
+            Ok(true) => tracing::debug!(%id, "the confirm ended without its copy: event withdrawn"),
             Ok(false) => {}
             Err(e) => {
-                tracing::warn!(%id, error = %e, "cannot withdraw the event of a failed confirm; it is dropped after an hour unless main holds the copy");
+                tracing::warn!(%id, error = %e, "cannot withdraw the event of a confirm that made no copy; it is dropped after an hour unless main holds the copy");
             }
         }
     }

@@ -416,8 +416,8 @@ pub async fn copied<S: Storage>(
 }
 
 /// Withdraws the `object.confirmed` event `id` that a confirm queued before a copy it never
-/// made (it failed: the draft was replaced, main holds another object, the store failed), so
-/// it does not wait an hour in the queue to be dropped. Kept when it is marked copied or
+/// made (it failed: the draft was replaced, main holds another object, the store failed; or
+/// it found the object moved), so it does not wait an hour in the queue to be dropped. Kept when it is marked copied or
 /// main holds the copy its [`Record::requires`] names (another confirm of the same draft
 /// version moved it); removed only at the ETag read before looking at main, so a mark or a
 /// claim written meanwhile keeps it. A confirm of that version whose copy succeeds after the
