@@ -5,7 +5,8 @@
 //! Files: `client` (signed call, timeouts, retries), `credentials` (static or refreshed),
 //! `chain` (the AWS credential chain), `errors` (answers → typed errors), `retry` (backoff),
 //! `xml` (bodies), `multipart` (copies above the threshold, any object size), `uploads`
-//! (multipart uploads: create, parts, complete), `presign` (the URLs handed to clients).
+//! (multipart uploads: create, parts, complete), `presign` (the URLs handed to clients),
+//! `versions` (a versioned draft bucket: confirm's delete of exactly the version it copied).
 
 pub mod chain;
 mod client;
