@@ -102,25 +102,24 @@ async fn a_small_file_reaches_seaweedfs() {
 /// A file in three parts (5 MiB, 5 MiB, 1 MiB + 3), each PUT with its SHA-256 signed in (the
 /// default), completed and confirmed: main holds the exact bytes. On SeaweedFS, whose ListParts
 /// lists no checksums, the completion takes the checksums the gateway kept when signing.
-async fn sha256_parts_round_trip(server: &Running) {
+/// `extra` flags are added to the command.
+async fn sha256_parts_round_trip(server: &Running, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let name = format!("parts-{}.bin", fastrand::u32(..));
     let (path, bytes) = random_file(dir.path(), &name, 11 * 1024 * 1024 + 3);
     let endpoint = server.url("");
     let five = (5 * 1024 * 1024).to_string();
-    let out = upload(
-        &[
-            path.to_str().unwrap(),
-            "--confirm",
-            "--json",
-            "--part-size",
-            &five,
-            "--multipart-threshold",
-            &five,
-        ],
-        &[("DRAFTSTORE_ENDPOINT", &endpoint)],
-    )
-    .await;
+    let mut args = vec![
+        path.to_str().unwrap(),
+        "--confirm",
+        "--json",
+        "--part-size",
+        five.as_str(),
+        "--multipart-threshold",
+        five.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    let out = upload(&args, &[("DRAFTSTORE_ENDPOINT", &endpoint)]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reply["method"], "multipart", "{reply}");
@@ -137,7 +136,16 @@ async fn sha256_parts_round_trip(server: &Running) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sha256_parts_complete_on_the_embedded_store() {
     let server = crate::harness::start_local(&[]).await;
-    sha256_parts_round_trip(&server).await;
+    sha256_parts_round_trip(&server, &[]).await;
+}
+
+/// 64 parts of 5 MiB in flight would hold 320 MiB, over the client's 256 MiB for parts in
+/// memory: each part is then hashed in one pass over the file and streamed from it in another,
+/// and the store still gets (and checks) the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_too_large_to_hold_are_streamed_from_the_file() {
+    let server = crate::harness::start_local(&[]).await;
+    sha256_parts_round_trip(&server, &["--parallel", "64"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +153,7 @@ async fn sha256_parts_complete_on_seaweedfs() {
     let Some(server) = start_s3(&[]).await else {
         return;
     };
-    sha256_parts_round_trip(&server).await;
+    sha256_parts_round_trip(&server, &[]).await;
 }
 
 /// Without --confirm the object stays a draft, and the plain line names it and its ETag.

@@ -4,10 +4,12 @@
 //!
 //! Stages, one module each: [`settings`] (flags and environment → what to do, exit 2 or 64),
 //! [`api`] (the REST calls and their errors), [`plan`] (single PUT or parts, part ranges),
-//! [`transfer`] (one presigned PUT streamed from the file), [`single`] and [`parts`] (the two
-//! ways of uploading), [`state`] (the resume file) and [`progress`] (bar or plain lines).
+//! [`source`] (a part's bytes: read into memory once, hashed as they are read, or streamed from
+//! the file when that would take too much memory), [`transfer`] (one presigned PUT),
+//! [`single`] and [`parts`] (the two ways of uploading), [`state`] (the resume file) and [`progress`] (bar or plain lines).
 //!
-//! It does not: read the whole file into memory (parts are streamed in 1 MiB chunks), print
+//! It does not: hold more than [`source::MEMORY`] bytes of parts in memory (larger parts are
+//! streamed in 1 MiB chunks, after a separate hashing pass), print
 //! the token, or trust a stored part it cannot match (size, and ETag when known).
 
 pub mod api;
@@ -16,6 +18,7 @@ pub mod plan;
 pub mod progress;
 pub mod settings;
 pub mod single;
+pub mod source;
 pub mod state;
 pub mod transfer;
 

@@ -8,8 +8,9 @@ use super::api::{Api, StoredPart};
 use super::plan::Layout;
 use super::progress::Progress;
 use super::settings::Settings;
+use super::source::{fits_in_memory, Buffers, Source};
 use super::state::{self, State};
-use super::transfer::{backoff, md5_of as md5_of_range, put, sha256_of};
+use super::transfer::{backoff, md5_of as md5_of_range, put};
 use super::{failed, Outcome};
 use crate::cmd::exit::Exit;
 use futures_util::{stream, TryStreamExt as _};
@@ -27,6 +28,9 @@ struct Upload<'a> {
     state_file: Mutex<Option<std::path::PathBuf>>,
     sent: AtomicU32,
     progress: Arc<Progress>,
+    /// Part buffers, when `parallel` parts fit in [`super::source::MEMORY`]: each part is then
+    /// read once, hashed as it is read, and sent from memory.
+    buffers: Option<Buffers>,
 }
 
 /// Uploads the file in parts and completes the upload (the draft then exists).
@@ -51,6 +55,7 @@ pub async fn upload(api: &Api, settings: &Settings) -> Result<Outcome, Exit> {
         state_file: Mutex::new(Some(settings.state_file.clone())),
         sent: AtomicU32::new(0),
         progress: Arc::new(Progress::new(settings.size, already)),
+        buffers: fits_in_memory(settings.parallel, layout.part_size).then(Buffers::default),
     };
     upload.save();
     let started = std::time::Instant::now();
@@ -220,31 +225,27 @@ impl Upload<'_> {
             return Err(failed(format!("part {number} is outside the file")));
         };
         let file = &self.settings.file;
-        let checksum = if self.settings.checksum {
-            let sha = sha256_of(file.clone(), offset, len)
-                .await
-                .map_err(|e| failed(format!("{}: {e}", file.display())))?;
-            Some(sha)
-        } else {
-            None
-        };
+        let buffers = self.buffers.as_ref();
+        let source = Source::prepare(file, (offset, len), self.settings.checksum, buffers)
+            .await
+            .map_err(|e| failed(format!("{}: {e}", file.display())))?;
+        let sent = self.send(number, &source).await;
+        if let Some(buffers) = buffers {
+            source.recycle(buffers);
+        }
+        sent
+    }
+
+    /// PUTs part `number` from `source`, each attempt on a fresh URL.
+    async fn send(&self, number: u32, source: &Source) -> Result<(), Exit> {
         let (name, upload_id) = (&self.settings.object_name, self.upload_id());
         let mut attempt = 0;
         loop {
             let target = self
                 .api
-                .part_url(name, &upload_id, number, checksum.as_deref())
+                .part_url(name, &upload_id, number, source.sha256())
                 .await?;
-            match put(
-                self.api.client(),
-                &target,
-                file,
-                offset,
-                len,
-                &self.progress,
-            )
-            .await
-            {
+            match put(self.api.client(), &target, source, &self.progress).await {
                 Ok(etag) => {
                     self.sent.fetch_add(1, Ordering::Relaxed);
                     self.record(number, etag);

@@ -4,7 +4,8 @@
 use super::api::Api;
 use super::progress::Progress;
 use super::settings::Settings;
-use super::transfer::{backoff, put, sha256_of};
+use super::source::{fits_in_memory, Buffers, Source};
+use super::transfer::{backoff, put};
 use super::{failed, Outcome};
 use crate::cmd::exit::Exit;
 use std::sync::Arc;
@@ -16,14 +17,10 @@ use std::sync::Arc;
 pub async fn upload(api: &Api, settings: &Settings) -> Result<Outcome, Exit> {
     let file = &settings.file;
     let size = settings.size;
-    let checksum = if settings.checksum {
-        let sha = sha256_of(file.clone(), 0, size)
-            .await
-            .map_err(|e| failed(format!("{}: {e}", file.display())))?;
-        Some(sha)
-    } else {
-        None
-    };
+    let buffers = fits_in_memory(1, size).then(Buffers::default);
+    let source = Source::prepare(file, (0, size), settings.checksum, buffers.as_ref())
+        .await
+        .map_err(|e| failed(format!("{}: {e}", file.display())))?;
     let progress = Arc::new(Progress::new(size, 0));
     let mut attempt = 0;
     loop {
@@ -32,10 +29,10 @@ pub async fn upload(api: &Api, settings: &Settings) -> Result<Outcome, Exit> {
                 &settings.object_name,
                 settings.content_type.as_deref(),
                 size,
-                checksum.as_deref(),
+                source.sha256(),
             )
             .await?;
-        match put(api.client(), &target, file, 0, size, &progress).await {
+        match put(api.client(), &target, &source, &progress).await {
             Ok(etag) => {
                 progress.finish();
                 return Ok(Outcome {

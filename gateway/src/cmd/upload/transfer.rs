@@ -1,17 +1,19 @@
-//! One presigned PUT of a byte range of the file, streamed in [`CHUNK`]-byte reads (never the
-//! whole range in memory), and the hashes computed over such a range before it is sent.
+//! One presigned PUT of a byte range of the file (a [`Source`]: already in memory, or streamed
+//! in [`CHUNK`]-byte reads), and the hashes computed over such a range before it is sent.
 //!
-//! The range is read by one blocking thread per PUT, straight into the buffer that is sent
+//! A streamed range is read by one blocking thread per PUT, straight into the buffer that is sent
 //! (one `read(2)` per chunk, no copy after it), [`READ_AHEAD`] chunks ahead of the socket: the
 //! disk or page cache is read while the previous chunk is sent. (`tokio::fs` would read into
 //! its own buffer and copy it out, and hop threads per read.)
 
 use super::api::{describe, Presigned};
 use super::progress::Progress;
+use super::source::Source;
 use base64::Engine as _;
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use std::io::{Read as _, Seek as _, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,35 +40,51 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(fastrand::u64(cap / 2..=cap))
 }
 
-/// PUTs bytes `offset..offset + len` of `file` to `target`, with its required headers and an
-/// exact `Content-Length`; returns the ETag the store answered with.
+/// PUTs `source` to `target`, with its required headers and an exact `Content-Length`; returns
+/// the ETag the store answered with.
 ///
 /// # Errors
 /// [`PutError`] when the file cannot be read or the store refuses or does not answer.
 pub async fn put(
     client: &reqwest::Client,
     target: &Presigned,
-    file: &Path,
-    offset: u64,
-    len: u64,
+    source: &Source,
     progress: &Arc<Progress>,
 ) -> Result<String, PutError> {
-    let local = |e: std::io::Error| PutError {
-        retryable: false,
-        message: format!("{}: {e}", file.display()),
-    };
-    let path = file.to_owned();
-    let opened = tokio::task::spawn_blocking(move || {
-        let mut opened = std::fs::File::open(path)?;
-        opened.seek(SeekFrom::Start(offset))?;
-        Ok::<_, std::io::Error>(opened)
-    })
-    .await
-    .map_err(std::io::Error::other)
-    .and_then(|r| r)
-    .map_err(local)?;
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let body = reqwest::Body::wrap_stream(stream(opened, len, progress.clone(), sent.clone()));
+    let len = source.len();
+    let body = match source {
+        Source::Memory { .. } => {
+            let (progress, sent) = (progress.clone(), sent.clone());
+            reqwest::Body::wrap_stream(futures_util::stream::iter(source.chunks()).map(
+                move |chunk| {
+                    let n = chunk.len() as u64;
+                    sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    progress.sent(n);
+                    Ok::<_, std::io::Error>(chunk)
+                },
+            ))
+        }
+        Source::File {
+            path, offset, len, ..
+        } => {
+            let local = |e: std::io::Error| PutError {
+                retryable: false,
+                message: format!("{}: {e}", path.display()),
+            };
+            let (path, offset) = (path.clone(), *offset);
+            let opened = tokio::task::spawn_blocking(move || {
+                let mut opened = std::fs::File::open(path)?;
+                opened.seek(SeekFrom::Start(offset))?;
+                Ok::<_, std::io::Error>(opened)
+            })
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(local)?;
+            reqwest::Body::wrap_stream(stream(opened, *len, progress.clone(), sent.clone()))
+        }
+    };
     let mut request = client
         .put(&target.url)
         .header(http::header::CONTENT_LENGTH, len)
