@@ -428,8 +428,8 @@ async fn without_redis_allow_counts_locally_reject_refuses_and_sharing_resumes()
     wait_for_state(reject.port, "degraded").await;
 
     // Redis back (empty: acme's shared bucket is full again): both replicas find it by
-    // themselves and count together again, and the allow replica's first decision charges the
-    // 2 it granted alone.
+    // themselves and count together again, and the allow replica charges the 2 it granted
+    // alone as soon as Redis decides again.
     redis.restart();
     wait_for_state(allow.port, "ok").await;
     wait_for_state(reject.port, "ok").await;
