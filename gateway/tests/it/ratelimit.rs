@@ -290,8 +290,11 @@ async fn three_replicas_on_one_redis_grant_a_tenant_its_rate_once_over_rest_and_
         .await
         .unwrap();
     found.sort();
-    // The prefix alone is the health probe's key (no tenant's: tenants are never empty).
-    found.retain(|k| *k != prefix);
+    // The prefix alone is the health probe's key (no tenant's: tenants are never empty), and
+    // `<prefix>_replicas` the set of replicas (no tenant's: tenants never hold `_`).
+    let replicas = format!("{prefix}_replicas");
+    assert!(found.contains(&replicas), "{found:?}");
+    found.retain(|k| *k != prefix && *k != replicas);
     assert_eq!(
         found,
         ["acme", "globex", "initech"].map(|t| format!("{prefix}{t}"))

@@ -1,9 +1,9 @@
 //! Several replicas through Redis outages: what one replica granted alone reaches the shared
 //! bucket as soon as Redis decides again, whichever replica the tenant asks next, and a Redis
 //! that flaps keeps a tenant within the bound README states (the shared bucket goes into debt,
-//! down to -limit, and pays it back by refilling). Real `redis-server` processes of each test's
-//! own and real `gateway serve` processes; outside CI a missing Redis skips with a printed
-//! reason.
+//! down to -(replicas - 1) × limit, and pays it back by refilling). Real `redis-server`
+//! processes of each test's own and real `gateway serve` processes; outside CI a missing Redis
+//! skips with a printed reason.
 
 use crate::ratelimit::{redis_url, rest, wait_for_state, Process, Redis};
 use crate::ratelimit_recovery::replicas;
@@ -50,21 +50,35 @@ async fn a_debt_run_up_on_one_gateway_is_charged_though_the_tenant_asks_another(
     );
 }
 
-/// Two warm gateways, a tenant at `rate=5/10` asking each every 50 ms, Redis killed for 5 s
+/// Two warm gateways through a flapping Redis: see [`flap`].
+#[tokio::test]
+async fn two_gateways_through_a_flapping_redis_stay_within_the_stated_bound() {
+    flap::<2>("flap2").await;
+}
+
+/// Three warm gateways (the Deployment's default) through a flapping Redis: see [`flap`].
+#[tokio::test]
+async fn three_gateways_through_a_flapping_redis_stay_within_the_stated_bound() {
+    flap::<3>("flap3").await;
+}
+
+/// `N` warm gateways, a tenant at `rate=5/10` asking each every 50 ms, Redis killed for 5 s
 /// and back for 2 s, four times (with an append-only file, as README advises, so a restart
 /// keeps the buckets). Each replica counts alone during an outage; what it granted is charged
 /// when Redis is back, into debt if need be. Over the whole test the tenant gets at most what
-/// README states: limit + rate × W, plus limit (a debt still being paid back), plus, per
-/// outage and replica beyond the first, the outage's refill its bucket could not hold. Before
-/// the debt could go below 0, each outage forgave what the second replica granted.
-#[tokio::test]
-async fn two_gateways_through_a_flapping_redis_stay_within_the_stated_bound() {
+/// README states: limit + rate × W, plus (N − 1) × limit (a debt still being paid back), plus,
+/// per outage and replica beyond the first, the outage's refill its bucket could not hold.
+/// Before the debt could go below 0, each outage forgave what every replica but one granted
+/// (two gateways: 35 where this bound was 31.4).
+async fn flap<const N: usize>(tag: &str) {
     if redis_url().is_none() {
         return;
     }
     let mut redis = Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let gateways: [Process; 2] = replicas(&redis, "flapping", "5/10").await;
-    let (limit, rate, replicas) = (5.0, 0.5, 2.0);
+    let gateways: [Process; N] = replicas(&redis, tag, "5/10").await;
+    let (limit, rate) = (5.0, 0.5);
+    #[allow(clippy::cast_precision_loss)]
+    let replicas = N as f64;
 
     let stop = Arc::new(AtomicBool::new(false));
     let granted = Arc::new(AtomicUsize::new(0));
@@ -96,7 +110,7 @@ async fn two_gateways_through_a_flapping_redis_stay_within_the_stated_bound() {
         redis.stop();
         tokio::time::sleep(Duration::from_secs(5)).await;
         redis.restart();
-        // Until both say so, a replica may still count alone: all of it is the outage.
+        // Until each says so, a replica may still count alone: all of it is the outage.
         for gateway in &gateways {
             wait_for_state(gateway.port, "ok").await;
         }
@@ -118,12 +132,12 @@ async fn two_gateways_through_a_flapping_redis_stay_within_the_stated_bound() {
         .iter()
         .map(|d| (2.0 + rate * d - limit).max(0.0))
         .sum();
-    let bound = limit + rate * window + limit + (replicas - 1.0) * beyond_full;
+    let bound = limit + rate * window + (replicas - 1.0) * (limit + beyond_full);
     #[allow(clippy::cast_precision_loss)]
     let total = granted as f64;
     assert!(
         total <= bound,
-        "{granted} granted in {window:.1} s with outages {outages:?}: over the bound {bound:.1}"
+        "{N} gateways: {granted} granted in {window:.1} s with outages {outages:?}: over the bound {bound:.1}"
     );
     // Not vacuous: the replicas served alone during the outages.
     let mut alone = 0.0;
@@ -134,6 +148,83 @@ async fn two_gateways_through_a_flapping_redis_stay_within_the_stated_bound() {
     }
     assert!(alone >= 4.0, "{alone} granted alone");
     eprintln!(
-        "flapping: {granted} granted in {window:.1} s ({alone} alone), bound {bound:.1}, outages {outages:?}"
+        "flapping, {N} gateways: {granted} granted in {window:.1} s ({alone} alone), bound {bound:.1}, outages {outages:?}"
     );
+}
+
+/// The tenant idle before an outage: each of three replicas grants a full bucket alone, 15
+/// where 5 were allowed. Redis back (empty, so full), all three debts are charged: the shared
+/// bucket owes 10, two limits (the replicas but one, as the probes counted them), to be paid
+/// back by refilling, not forgiven at -5.
+#[tokio::test]
+async fn three_replicas_debts_take_the_shared_bucket_two_limits_below_zero() {
+    if redis_url().is_none() {
+        return;
+    }
+    let mut redis = Redis::start();
+    // One token back an hour: nothing refills while the test runs.
+    let gateways: [Process; 3] = replicas(&redis, "deep", "5/3600").await;
+    let client = redis::Client::open(redis.url().as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let pattern = format!("draftstore-test:deep:{}:*_replicas", std::process::id());
+    let started = Instant::now();
+    loop {
+        let sets: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        let set = sets.first().cloned().unwrap_or_default();
+        let counted: u32 = redis::cmd("ZCARD")
+            .arg(&set)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        if counted == 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{counted} replicas"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Each replica reads the count with its next probes (once a second).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    redis.stop();
+    for gateway in &gateways {
+        let mut statuses = Vec::new();
+        for _ in 0..6 {
+            statuses.push(rest(gateway.port, "acme").await.0);
+        }
+        assert_eq!(
+            statuses,
+            [200, 200, 200, 200, 200, 429],
+            "a full bucket alone"
+        );
+    }
+    redis.restart();
+    for gateway in &gateways {
+        wait_for_state(gateway.port, "ok").await;
+    }
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let buckets: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("draftstore-test:deep:{}:*acme", std::process::id()))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let tokens: f64 = redis::cmd("HGET")
+        .arg(buckets.first().unwrap())
+        .arg("tokens")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(
+        // A token back every 12 minutes: under half of one refilled while the test runs.
+        (-10.0..-9.5).contains(&tokens),
+        "5 - 15 = -10 (two limits below 0), not -5: {tokens}"
+    );
+    let (status, code, _) = rest(gateways[0].port, "acme").await;
+    assert_eq!((status, code.as_str()), (429, "RATE_LIMITED"));
 }

@@ -24,9 +24,9 @@
 //! (`owed`) and charged to Redis as soon as it decides again (by the probe, `debts`, or with
 //! the tenant's next decision here if that comes first), so a Redis that comes back does not
 //! grant those URLs again, whichever replica the tenant asks. A charge may take the shared
-//! bucket below 0, down to `-limit`: what several replicas granted alone is paid back by
-//! refilling (mirrored here too: a replica told the bucket is in debt grants nothing alone
-//! until it has refilled), not forgiven at 0.
+//! bucket below 0, down to `-(replicas - 1) × limit`: what several replicas granted alone is
+//! paid back by refilling (mirrored here too: a replica told the bucket is in debt grants
+//! nothing alone until it has refilled), not forgiven at 0.
 
 mod bucket;
 mod debts;

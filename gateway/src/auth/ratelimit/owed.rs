@@ -2,9 +2,9 @@
 //! Redis decided nothing (`DRAFTSTORE_RATE_LIMIT_ON_ERROR=allow`). Redis never saw them, so a
 //! Redis that comes back would grant them again; instead the tenant's next decision Redis makes
 //! carries them (`ARGV[4]` of the script) and Redis takes them from the bucket in the same
-//! atomic step (down to `-limit`: several replicas' debts are paid back by refill, not
-//! forgiven at 0); when Redis decides again the probe also charges every debt at once
-//! (`debts.rs`), so a tenant whose next request reaches another replica is charged too.
+//! atomic step (down to `-(replicas - 1) × limit`: several replicas' debts are paid back by
+//! refill, not forgiven at 0); when Redis decides again the probe also charges every debt at
+//! once (`debts.rs`), so a tenant whose next request reaches another replica is charged too.
 //!
 //! A debt shrinks only by refill the local bucket could not hold. Redis's bucket refilled during
 //! the outage at the tenant's rate, and so did the local bucket that made the grants: as long as
@@ -13,11 +13,11 @@
 //! nothing when Redis came back). The debt is "what a bucket without this process's grants
 //! would hold, minus what the local bucket holds": both refill at the tenant's rate and stop at
 //! the limit, so the debt shrinks once the grant-free bucket is full, and a tenant that comes
-//! back long after an outage owes nothing. At most one charge is in flight per tenant and process, so decisions made at
-//! once do not charge the same grants twice; a charge is taken off the debt only once Redis
-//! answered that it applied it, and stays owed when Redis failed, refused it or gave no answer
-//! (a charge whose answer was lost may be charged twice: the bucket is never emptier than
-//! `-limit`).
+//! back long after an outage owes nothing. At most one charge is in flight per tenant and
+//! process, so decisions made at once do not charge the same grants twice; a charge is taken
+//! off the debt only once Redis answered that it applied it, and stays owed when Redis failed,
+//! refused it or gave no answer (a charge whose answer was lost may be charged twice: the
+//! bucket is never emptier than `-(replicas - 1) × limit`).
 
 use super::RateSpec;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -75,8 +75,7 @@ impl Owed {
         let mut state = self.state();
         state.refill(spec, now);
         state.tokens += 1.0;
-        let limit = f64::from(spec.limit);
-        state.local = local_left.clamp(-limit, limit);
+        state.local = local_left.min(f64::from(spec.limit));
     }
 
     /// Whether anything is owed as of `now` or a charge is in flight: a debt to keep listed.

@@ -22,6 +22,7 @@
 //! says.
 
 mod probe;
+mod replicas;
 mod script;
 
 pub use script::{LUA, REFUND_LUA};
@@ -31,6 +32,7 @@ use super::outage::{describe, timed_out, Link, Outage};
 use super::owed::{Charge, Owed};
 use super::{set_status, OnError, RateSpec, RedisConfig};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use replicas::Replicas;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,6 +68,8 @@ pub struct RedisLimiter {
     outage: Outage,
     /// The tenants this process owes the shared bucket for, charged by the probe.
     debts: Debts,
+    /// How many replicas share the buckets (how deep a charge may take one below 0).
+    replicas: Replicas,
 }
 
 /// A decision's answer: `granted` 1, 0 (limited), 2 (a charge alone) or -1 (past its
@@ -77,8 +81,8 @@ type Reply = (i64, i64, i64, i64);
 pub struct Shared {
     /// `Ok(())` granted, `Err(wait)` limited (a token is back after `wait`).
     pub decision: Result<(), Duration>,
-    /// Tokens left in the shared bucket after this decision (-limit..=limit, fractional while
-    /// refilling; below 0 while it pays back what replicas granted alone).
+    /// Tokens left in the shared bucket after this decision (-(replicas - 1) × limit..=limit,
+    /// fractional while refilling; below 0 while it pays back what replicas granted alone).
     pub left: f64,
     /// Redis's clock when it decided, µs since the Unix epoch: orders answers that arrive out
     /// of order.
@@ -117,6 +121,7 @@ impl RedisLimiter {
             failures: AtomicU32::new(0),
             outage: Outage::default(),
             debts: Debts::default(),
+            replicas: Replicas::new(),
         });
         set_status(true);
         tokio::spawn(probe::run(Arc::downgrade(&limiter)));
@@ -270,7 +275,8 @@ impl RedisLimiter {
             .arg(per_us)
             .arg(deadline)
             .arg(owed)
-            .arg(cost);
+            .arg(cost)
+            .arg(self.replicas.depth());
         let sent = Instant::now();
         let reply: Reply = invocation.invoke_async(&mut connection).await?;
         self.observe_clock(reply.2, sent);

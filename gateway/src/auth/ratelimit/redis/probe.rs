@@ -39,7 +39,8 @@ impl RedisLimiter {
     /// `READONLY`, still decides nothing; one that decides slower than the bound would only
     /// make requests wait the bound and fail again). The key is the prefix alone: no tenant's
     /// key, as tenants are never empty and never hold `:`; one token a second, it expires
-    /// within about 2 s. A decision in time charges the debts, then counts as recovery.
+    /// within about 2 s. A decision in time counts the replicas (`replicas.rs`), charges the
+    /// debts, then counts as recovery.
     async fn probe(self: &Arc<Self>) {
         let started = Instant::now();
         let call = Arc::clone(self).decide(
@@ -66,6 +67,8 @@ impl RedisLimiter {
                 self.outage.slow(&slow(took, self.timeout), self.on_error);
             }
             Ok(Ok(_)) => {
+                let recovering = self.failures.load(Ordering::Relaxed) > 0;
+                self.count_replicas(recovering).await;
                 self.charge_debts().await;
                 self.succeeded();
             }
