@@ -50,6 +50,48 @@ async fn a_debt_run_up_on_one_gateway_is_charged_though_the_tenant_asks_another(
     );
 }
 
+/// What a charge left is what a replica falls back from next time: both gateways grant 3
+/// alone; Redis comes back (empty: 5) and both debts are charged, 5 - 3 - 3 = -1, the first
+/// charge's answer saying 2, the second's -1. Redis away again: the replicas count alone from
+/// those, 2 grants in all, not from the 2 + 2 their own buckets held after the first outage.
+#[tokio::test]
+async fn after_a_charge_a_replica_falls_back_from_what_the_charge_left() {
+    if redis_url().is_none() {
+        return;
+    }
+    let mut redis = Redis::start();
+    // One token back an hour: nothing refills while the test runs.
+    let gateways: [Process; 2] = replicas(&redis, "mirrored", "5/3600").await;
+    let alone = |gateways: &[Process; 2]| {
+        let ports = gateways.each_ref().map(|g| g.port);
+        async move {
+            let mut granted = 0;
+            for port in ports {
+                for _ in 0..4 {
+                    granted += usize::from(rest(port, "acme").await.0 == 200);
+                }
+            }
+            granted
+        }
+    };
+    redis.stop();
+    for gateway in &gateways {
+        for _ in 0..3 {
+            assert_eq!(rest(gateway.port, "acme").await.0, 200, "counted alone");
+        }
+    }
+    redis.restart();
+    for gateway in &gateways {
+        wait_for_state(gateway.port, "ok").await;
+    }
+    redis.stop();
+    assert_eq!(
+        alone(&gateways).await,
+        2,
+        "from the 2 and the -1 the charges left"
+    );
+}
+
 /// Two warm gateways through a flapping Redis: see [`flap`].
 #[tokio::test]
 async fn two_gateways_through_a_flapping_redis_stay_within_the_stated_bound() {

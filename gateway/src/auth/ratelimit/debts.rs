@@ -8,33 +8,47 @@
 //! references, so a tenant dropped by a key reload leaves nothing behind.
 
 use super::owed::Owed;
-use super::RateSpec;
+use super::{Local, RateSpec};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 /// Tenants listed at most (a debt past this is charged with the tenant's next decision only).
 pub(crate) const MAX_DEBTS: usize = 10_000;
 
-/// One debt to charge: the tenant, its rate, and what it owes.
-pub(crate) type Debt = (String, RateSpec, Arc<Owed>);
+/// One debt to charge: the tenant, its rate, what it owes, and its local bucket (which the
+/// charge's answer is mirrored into).
+pub(crate) struct Debt {
+    pub(crate) tenant: String,
+    pub(crate) spec: RateSpec,
+    pub(crate) owed: Arc<Owed>,
+    pub(crate) local: Arc<Local>,
+}
+
+/// A listed tenant's rate, debt and local bucket.
+type Entry = (RateSpec, Weak<Owed>, Weak<Local>);
 
 /// The tenants with a debt in this process.
-#[derive(Debug, Default)]
-pub(crate) struct Debts(Mutex<HashMap<String, (RateSpec, Weak<Owed>)>>);
+#[derive(Default)]
+pub(crate) struct Debts(Mutex<HashMap<String, Entry>>);
 
 impl Debts {
     /// Lists `tenant` as owing (once; a later rate replaces an earlier one). `false` when the
     /// list is full.
-    pub(crate) fn note(&self, tenant: &str, spec: RateSpec, owed: &Arc<Owed>) -> bool {
+    pub(crate) fn note(&self, debt: &Debt) -> bool {
         let mut debts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = debts.get_mut(tenant) {
-            *entry = (spec, Arc::downgrade(owed));
+        let entry = (
+            debt.spec,
+            Arc::downgrade(&debt.owed),
+            Arc::downgrade(&debt.local),
+        );
+        if let Some(listed) = debts.get_mut(debt.tenant.as_str()) {
+            *listed = entry;
             return true;
         }
         if debts.len() >= MAX_DEBTS {
             return false;
         }
-        debts.insert(tenant.to_owned(), (spec, Arc::downgrade(owed)));
+        debts.insert(debt.tenant.clone(), entry);
         true
     }
 
@@ -43,7 +57,14 @@ impl Debts {
         let debts = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
         debts
             .into_iter()
-            .filter_map(|(tenant, (spec, owed))| Some((tenant, spec, owed.upgrade()?)))
+            .filter_map(|(tenant, (spec, owed, local))| {
+                Some(Debt {
+                    tenant,
+                    spec,
+                    owed: owed.upgrade()?,
+                    local: local.upgrade()?,
+                })
+            })
             .collect()
     }
 
@@ -58,6 +79,7 @@ impl Debts {
 
 #[cfg(test)]
 mod tests {
+    use super::super::bucket::Bucket;
     use super::*;
     use std::time::{Duration, Instant};
 
@@ -66,21 +88,30 @@ mod tests {
         per: Duration::from_secs(60),
     };
 
+    fn debt(tenant: &str) -> Debt {
+        let now = Instant::now();
+        Debt {
+            tenant: tenant.to_owned(),
+            spec: SPEC,
+            owed: Arc::new(Owed::new(now)),
+            local: Arc::new(Mutex::new((Bucket::full(SPEC, now), i64::MIN))),
+        }
+    }
+
     #[test]
     fn a_tenant_is_listed_once_and_the_list_is_bounded() {
         let debts = Debts::default();
-        let owed = Arc::new(Owed::new(Instant::now()));
-        assert!(debts.note("acme", SPEC, &owed));
-        assert!(debts.note("acme", SPEC, &owed));
+        let acme = debt("acme");
+        assert!(debts.note(&acme));
+        assert!(debts.note(&acme));
         let mut kept = Vec::new();
         for i in 1..MAX_DEBTS {
-            let other = Arc::new(Owed::new(Instant::now()));
-            assert!(debts.note(&format!("t{i}"), SPEC, &other));
+            let other = debt(&format!("t{i}"));
+            assert!(debts.note(&other));
             kept.push(other);
         }
-        let late = Arc::new(Owed::new(Instant::now()));
-        assert!(!debts.note("late", SPEC, &late), "full");
-        assert!(debts.note("acme", SPEC, &owed), "a listed tenant still is");
+        assert!(!debts.note(&debt("late")), "full");
+        assert!(debts.note(&acme), "a listed tenant still is");
         // A dropped tenant (a key reload) is not taken.
         drop(kept.pop());
         assert_eq!(debts.take().len(), MAX_DEBTS - 1);

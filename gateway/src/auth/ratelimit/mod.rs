@@ -88,7 +88,7 @@ pub struct Rate {
     spec: RateSpec,
     /// The bucket in this process, and Redis's clock (µs) of the shared decision last mirrored
     /// into it (an older answer arriving later is not mirrored).
-    local: Arc<Mutex<(Bucket, i64)>>,
+    local: Arc<Local>,
     /// URLs granted in this process while Redis decided nothing, owed to the shared bucket.
     owed: Arc<Owed>,
     shared: Option<Arc<RedisLimiter>>,
@@ -171,7 +171,7 @@ impl Rate {
                 Ok(left) => {
                     // Redis never saw this grant: charged with the tenant's next shared decision.
                     self.owed.add(self.spec, now, left);
-                    shared.owe(tenant, self.spec, &self.owed);
+                    shared.owe(tenant, self.spec, &self.owed, &self.local);
                     redis::count_fallback("local_granted");
                     Ok(())
                 }
@@ -222,11 +222,21 @@ impl Rate {
 
     /// Sets the local bucket to what a shared decision left, unless a later one was mirrored.
     fn mirror(&self, answer: Shared) {
-        let mut local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
-        if answer.server_us >= local.1 {
-            local.0.mirror(self.spec, answer.left, Instant::now());
-            local.1 = answer.server_us;
-        }
+        mirror(&self.local, self.spec, answer.left, answer.server_us);
+    }
+}
+
+/// A tenant's bucket in this process, and Redis's clock (µs since the Unix epoch) of the
+/// shared answer last mirrored into it.
+pub(crate) type Local = Mutex<(Bucket, i64)>;
+
+/// Sets `local` to `left` tokens, what a shared answer at Redis's `server_us` left, unless a
+/// later answer was mirrored (answers may arrive out of order).
+pub(crate) fn mirror(local: &Local, spec: RateSpec, left: f64, server_us: i64) {
+    let mut local = local.lock().unwrap_or_else(PoisonError::into_inner);
+    if server_us >= local.1 {
+        local.0.mirror(spec, left, Instant::now());
+        local.1 = server_us;
     }
 }
 

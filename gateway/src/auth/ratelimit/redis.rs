@@ -27,10 +27,10 @@ mod script;
 
 pub use script::{LUA, REFUND_LUA};
 
-use super::debts::Debts;
+use super::debts::{Debt, Debts};
 use super::outage::{describe, timed_out, Link, Outage};
 use super::owed::{Charge, Owed};
-use super::{set_status, OnError, RateSpec, RedisConfig};
+use super::{set_status, Local, OnError, RateSpec, RedisConfig};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use replicas::Replicas;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -179,8 +179,13 @@ impl RedisLimiter {
 
     /// Lists `tenant` as owing `owed` (a URL granted alone), for the probe to charge when Redis
     /// decides again (`debts.rs`).
-    pub(super) fn owe(&self, tenant: &str, spec: RateSpec, owed: &Arc<Owed>) {
-        self.debts.note(tenant, spec, owed);
+    pub(super) fn owe(&self, tenant: &str, spec: RateSpec, owed: &Arc<Owed>, local: &Arc<Local>) {
+        self.debts.note(&Debt {
+            tenant: tenant.to_owned(),
+            spec,
+            owed: Arc::clone(owed),
+            local: Arc::clone(local),
+        });
     }
 
     async fn decide_charging(

@@ -8,7 +8,7 @@
 use super::super::debts::Debt;
 use super::super::outage::{describe, slow, timed_out};
 use super::super::owed::Charge;
-use super::super::set_status;
+use super::super::{mirror, set_status};
 use super::{count, per_us, RedisLimiter, PROBE_TIMEOUT};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -91,8 +91,8 @@ impl RedisLimiter {
             }
             let applied = futures_util::future::join_all(batch.into_iter().map(|d| self.charge(d)));
             if applied.await.contains(&false) {
-                for (tenant, spec, owed) in debts {
-                    self.debts.note(&tenant, spec, &owed);
+                for debt in debts {
+                    self.debts.note(&debt);
                 }
                 return;
             }
@@ -102,35 +102,41 @@ impl RedisLimiter {
     /// Charges one tenant's debt alone (the script with a cost of 0, a deadline of
     /// [`PROBE_TIMEOUT`]): taken off the debt only when Redis answered that it applied it, so
     /// an answer lost after the script ran charges it twice at most (the next charge), never
-    /// less. `false` when Redis did not apply it (the debt stays listed).
-    async fn charge(self: &Arc<Self>, (tenant, spec, owed): Debt) -> bool {
+    /// less; what the answer says the shared bucket holds is mirrored into the local bucket.
+    /// `false` when Redis did not apply it (the debt stays listed).
+    async fn charge(self: &Arc<Self>, debt: Debt) -> bool {
         let started = Instant::now();
-        let Some(charge) = Charge::claim(&owed, spec, started) else {
+        let Some(charge) = Charge::claim(&debt.owed, debt.spec, started) else {
             // Nothing owed any more, or a request's decision carries it right now (listed
             // again in case that one fails).
-            if owed.pending(spec, started) {
-                self.debts.note(&tenant, spec, &owed);
+            if debt.owed.pending(debt.spec, started) {
+                self.debts.note(&debt);
             }
             return true;
         };
         let call = Arc::clone(self).decide(
-            self.key(&tenant),
-            spec.limit,
-            per_us(spec),
+            self.key(&debt.tenant),
+            debt.spec.limit,
+            per_us(debt.spec),
             started + PROBE_TIMEOUT,
             charge.millionths(),
             0,
         );
         let outcome = tokio::time::timeout(PROBE_TIMEOUT, call).await;
-        if let Ok(Ok((granted, ..))) = outcome {
+        if let Ok(Ok((granted, _, server_us, left))) = outcome {
             if granted >= 0 {
                 charge.applied();
                 count("charged");
+                // What the shared bucket holds now, debt included: a replica that falls back
+                // again counts on from there.
+                #[allow(clippy::cast_precision_loss)] // millionths of at most u32::MAX tokens
+                let left = left as f64 / 1_000_000.0;
+                mirror(&debt.local, debt.spec, left, server_us);
                 return true;
             }
         }
         drop(charge);
-        self.debts.note(&tenant, spec, &owed);
+        self.debts.note(&debt);
         count(match outcome {
             Ok(Ok(_)) => "late",
             Ok(Err(_)) => "error",
