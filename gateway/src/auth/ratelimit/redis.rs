@@ -24,8 +24,11 @@
 mod probe;
 mod replicas;
 mod script;
+mod url;
 
 pub use script::{LUA, REFUND_LUA};
+pub use url::check_url;
+use url::client;
 
 use super::debts::{Debt, Debts};
 use super::outage::{describe, timed_out, Link, Outage};
@@ -367,25 +370,6 @@ impl RedisLimiter {
         set_status(false);
         self.outage.failed(why, self.on_error);
     }
-}
-
-/// A client for `url`, which must be `redis://` or `rediss://`.
-fn client(url: &str) -> Result<redis::Client, String> {
-    let bad = || {
-        "DRAFTSTORE_RATE_LIMIT_REDIS_URL must be redis://[user:password@]host[:port][/db] or rediss://… (TLS)".to_owned()
-    };
-    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-        return Err(bad());
-    }
-    redis::Client::open(url).map_err(|_| bad())
-}
-
-/// Checks `url` without connecting.
-///
-/// # Errors
-/// The URL is not `redis://` or `rediss://` (the message never holds it).
-pub fn check_url(url: &str) -> Result<(), String> {
-    client(url).map(|_| ())
 }
 
 /// µs to refill `spec`'s bucket from empty (the script's `ARGV[2]`).
