@@ -364,6 +364,19 @@ impl RedisLimiter {
         }
     }
 
+    /// Redis decided again, `failures` having failed before: recovered, unless another failure
+    /// came since (then the next probe judges again).
+    fn recovered_from(&self, failures: u32) {
+        if self
+            .failures
+            .compare_exchange(failures, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            set_status(true);
+            self.outage.recovered();
+        }
+    }
+
     fn failed(&self, outcome: &'static str, why: &str) {
         count(outcome);
         self.failures.fetch_add(1, Ordering::Relaxed);

@@ -66,11 +66,17 @@ impl RedisLimiter {
                 set_status(false);
                 self.outage.slow(&slow(took, self.timeout), self.on_error);
             }
+            // In time. Healthy: count the replicas and charge what a decision that failed
+            // alone left owing. Recovering: the same first, and Redis is called recovered only
+            // if every charge applied and no failure came meanwhile (a request's decision
+            // failing while the charges ran is newer news than this probe's answer).
             Ok(Ok(_)) => {
-                let recovering = self.failures.load(Ordering::Relaxed) > 0;
-                self.count_replicas(recovering).await;
-                self.charge_debts().await;
-                self.succeeded();
+                let failures = self.failures.load(Ordering::Relaxed);
+                self.count_replicas(failures > 0).await;
+                let charged = self.charge_debts().await;
+                if failures > 0 && charged {
+                    self.recovered_from(failures);
+                }
             }
             Ok(Err(e)) => self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT))),
             Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),
@@ -78,23 +84,24 @@ impl RedisLimiter {
     }
 
     /// Charges every listed debt, [`CHARGE_AT_ONCE`] at a time; after a batch Redis did not
-    /// all apply, the rest stays listed for the next probe (bounded work per probe).
-    async fn charge_debts(self: &Arc<Self>) {
+    /// all apply, the rest stays listed for the next probe (bounded work per probe). `true`
+    /// when every debt was charged (or none was listed).
+    async fn charge_debts(self: &Arc<Self>) -> bool {
         if self.debts.is_empty() {
-            return;
+            return true;
         }
         let mut debts = self.debts.take().into_iter();
         loop {
             let batch: Vec<Debt> = debts.by_ref().take(CHARGE_AT_ONCE).collect();
             if batch.is_empty() {
-                return;
+                return true;
             }
             let applied = futures_util::future::join_all(batch.into_iter().map(|d| self.charge(d)));
             if applied.await.contains(&false) {
                 for debt in debts {
                     self.debts.note(&debt);
                 }
-                return;
+                return false;
             }
         }
     }
