@@ -59,6 +59,8 @@ mod ratelimit;
 mod ratelimit_faults;
 /// The shared rate limiter's fallback starts from what Redis left; recovery is a decision.
 mod ratelimit_recovery;
+/// Several replicas through Redis outages: debts charged at once, a flapping Redis bounded.
+mod ratelimit_replicas;
 /// Issue 18's review: confirm is done only for the copy of this very draft; one event id per
 /// confirmation.
 mod reconfirm;

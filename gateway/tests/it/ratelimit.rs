@@ -290,8 +290,11 @@ async fn three_replicas_on_one_redis_grant_a_tenant_its_rate_once_over_rest_and_
         .await
         .unwrap();
     found.sort();
-    // The prefix alone is the health probe's key (no tenant's: tenants are never empty).
-    found.retain(|k| *k != prefix);
+    // The prefix alone is the health probe's key (no tenant's: tenants are never empty), and
+    // `<prefix>_replicas` the set of replicas (no tenant's: tenants never hold `_`).
+    let replicas = format!("{prefix}_replicas");
+    assert!(found.contains(&replicas), "{found:?}");
+    found.retain(|k| *k != prefix && *k != replicas);
     assert_eq!(
         found,
         ["acme", "globex", "initech"].map(|t| format!("{prefix}{t}"))
@@ -428,8 +431,8 @@ async fn without_redis_allow_counts_locally_reject_refuses_and_sharing_resumes()
     wait_for_state(reject.port, "degraded").await;
 
     // Redis back (empty: acme's shared bucket is full again): both replicas find it by
-    // themselves and count together again, and the allow replica's first decision charges the
-    // 2 it granted alone.
+    // themselves and count together again, and the allow replica charges the 2 it granted
+    // alone as soon as Redis decides again.
     redis.restart();
     wait_for_state(allow.port, "ok").await;
     wait_for_state(reject.port, "ok").await;

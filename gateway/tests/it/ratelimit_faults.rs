@@ -62,8 +62,8 @@ async fn a_decision_given_up_on_spends_nothing_when_a_frozen_redis_catches_up() 
     wait_for_state(allow.port, "ok").await;
 
     // The frozen decisions spent nothing: `reject`'s shared bucket holds exactly the 4 left
-    // before the freeze; `allow`'s the same 4 less the 3 it granted alone (charged once, with
-    // its first decision after the thaw), not less 6.
+    // before the freeze; `allow`'s the same 4 less the 3 it granted alone (charged once, when
+    // Redis decides again after the thaw), not less 6.
     for (replica, left, what) in [(&reject, 4, "reject"), (&allow, 1, "allow")] {
         let mut statuses = Vec::new();
         for _ in 0..6 {
@@ -214,7 +214,8 @@ async fn an_over_limit_tenant_is_logged_once_not_per_refusal() {
 
 /// A TCP relay to Redis whose answers can be held back: requests reach Redis at once (the
 /// script runs, in time), the answers arrive late (the gateway has already given up), each
-/// 400 ms late: a Redis that answers slowly, every time alike.
+/// 400 ms after Redis sent it, however many came before (delays do not add up): a Redis that
+/// answers slowly, every time alike.
 pub(crate) struct SlowAnswers {
     pub(crate) port: u16,
     hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -238,6 +239,10 @@ impl SlowAnswers {
                 tokio::spawn(async move {
                     let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
                 });
+                // Each answer is due 400 ms after it left Redis, whatever came before it: the
+                // reader stamps it, the writer waits for the stamp (in order, never longer).
+                let (answers, mut due) =
+                    tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
                 let held = held.clone();
                 tokio::spawn(async move {
                     let mut buffer = vec![0_u8; 64 * 1024];
@@ -245,10 +250,21 @@ impl SlowAnswers {
                         if n == 0 {
                             return;
                         }
-                        if held.load(Ordering::SeqCst) {
-                            tokio::time::sleep(Duration::from_millis(400)).await;
+                        let delay = if held.load(Ordering::SeqCst) {
+                            Duration::from_millis(400)
+                        } else {
+                            Duration::ZERO
+                        };
+                        let at = tokio::time::Instant::now() + delay;
+                        if answers.send((at, buffer[..n].to_vec())).is_err() {
+                            return;
                         }
-                        if client_write.write_all(&buffer[..n]).await.is_err() {
+                    }
+                });
+                tokio::spawn(async move {
+                    while let Some((at, answer)) = due.recv().await {
+                        tokio::time::sleep_until(at).await;
+                        if client_write.write_all(&answer).await.is_err() {
                             return;
                         }
                     }

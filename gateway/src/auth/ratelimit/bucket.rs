@@ -39,10 +39,12 @@ impl Bucket {
         }
     }
 
-    /// Sets the tokens to `tokens` (clamped to 0..=limit) as of `now`: what the shared bucket
-    /// held after its last decision, so a fallback counts on from there.
+    /// Sets the tokens to `tokens` (at most the limit; below 0 as far as Redis bounds a debt)
+    /// as of `now`: what the shared bucket held after its last decision, so a fallback counts
+    /// on from there (from a debt too: a shared bucket below 0 grants nothing until it has
+    /// refilled to 1).
     pub(crate) fn mirror(&mut self, spec: RateSpec, tokens: f64, now: Instant) {
-        self.tokens = tokens.clamp(0.0, f64::from(spec.limit));
+        self.tokens = tokens.min(f64::from(spec.limit));
         self.at = now;
     }
 
@@ -142,6 +144,12 @@ mod tests {
         assert!(bucket
             .take(FIVE_A_MINUTE, start + Duration::from_secs(6))
             .is_ok());
+        // A shared bucket in debt: nothing until it has refilled to 1 (from -2: 36 s at 5/60).
+        bucket.mirror(FIVE_A_MINUTE, -2.0, start);
+        assert_eq!(
+            bucket.take(FIVE_A_MINUTE, start).unwrap_err(),
+            Duration::from_secs(36)
+        );
         bucket.mirror(FIVE_A_MINUTE, 99.0, start);
         let granted = (0..10)
             .filter(|_| bucket.take(FIVE_A_MINUTE, start).is_ok())

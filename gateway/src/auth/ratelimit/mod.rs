@@ -5,7 +5,8 @@
 //! - [`bucket`]: the refilling token bucket (pure), the one semantics of both counters.
 //! - [`redis`]: the same bucket as one atomic Lua step on the Redis server, a decision within a
 //!   time bound, and what happens when Redis does not answer ([`OnError`]).
-//! - `owed`: what this process granted alone during an outage, charged to Redis afterwards.
+//! - `owed`: what this process granted alone during an outage, charged to Redis afterwards;
+//!   `debts`: the tenants owing, charged at once by the probe when Redis decides again.
 //! - `outage`: the throttled log lines while Redis makes no decision, and what each failure was.
 //!
 //! Refusals are logged at most once a minute per tenant (INFO, with how many since the last
@@ -20,10 +21,15 @@
 //! tenant's rate from then: during an outage a tenant gets at most, per replica, what that
 //! replica last saw left plus the refill (a replica that never decided for the tenant since it
 //! started counts from a full bucket). What a replica grants alone is owed to the shared bucket
-//! (`owed`) and charged to Redis with the tenant's next decision Redis makes, so a Redis that
-//! comes back does not grant those URLs again.
+//! (`owed`) and charged to Redis as soon as it decides again (by the probe, `debts`, or with
+//! the tenant's next decision here if that comes first), so a Redis that comes back does not
+//! grant those URLs again, whichever replica the tenant asks. A charge may take the shared
+//! bucket below 0, down to `-(replicas - 1) × limit`: what several replicas granted alone is
+//! paid back by refilling (mirrored here too: a replica told the bucket is in debt grants
+//! nothing alone until it has refilled), not forgiven at 0.
 
 mod bucket;
+mod debts;
 mod outage;
 mod owed;
 mod redis;
@@ -82,7 +88,7 @@ pub struct Rate {
     spec: RateSpec,
     /// The bucket in this process, and Redis's clock (µs) of the shared decision last mirrored
     /// into it (an older answer arriving later is not mirrored).
-    local: Arc<Mutex<(Bucket, i64)>>,
+    local: Arc<Local>,
     /// URLs granted in this process while Redis decided nothing, owed to the shared bucket.
     owed: Arc<Owed>,
     shared: Option<Arc<RedisLimiter>>,
@@ -165,6 +171,7 @@ impl Rate {
                 Ok(left) => {
                     // Redis never saw this grant: charged with the tenant's next shared decision.
                     self.owed.add(self.spec, now, left);
+                    shared.owe(tenant, self.spec, &self.owed, &self.local);
                     redis::count_fallback("local_granted");
                     Ok(())
                 }
@@ -215,11 +222,21 @@ impl Rate {
 
     /// Sets the local bucket to what a shared decision left, unless a later one was mirrored.
     fn mirror(&self, answer: Shared) {
-        let mut local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
-        if answer.server_us >= local.1 {
-            local.0.mirror(self.spec, answer.left, Instant::now());
-            local.1 = answer.server_us;
-        }
+        mirror(&self.local, self.spec, answer.left, answer.server_us);
+    }
+}
+
+/// A tenant's bucket in this process, and Redis's clock (µs since the Unix epoch) of the
+/// shared answer last mirrored into it.
+pub(crate) type Local = Mutex<(Bucket, i64)>;
+
+/// Sets `local` to `left` tokens, what a shared answer at Redis's `server_us` left, unless a
+/// later answer was mirrored (answers may arrive out of order).
+pub(crate) fn mirror(local: &Local, spec: RateSpec, left: f64, server_us: i64) {
+    let mut local = local.lock().unwrap_or_else(PoisonError::into_inner);
+    if server_us >= local.1 {
+        local.0.mirror(spec, left, Instant::now());
+        local.1 = server_us;
     }
 }
 

@@ -2,7 +2,9 @@
 //! Redis decided nothing (`DRAFTSTORE_RATE_LIMIT_ON_ERROR=allow`). Redis never saw them, so a
 //! Redis that comes back would grant them again; instead the tenant's next decision Redis makes
 //! carries them (`ARGV[4]` of the script) and Redis takes them from the bucket in the same
-//! atomic step (never below 0 tokens).
+//! atomic step (down to `-(replicas - 1) × limit`: several replicas' debts are paid back by
+//! refill, not forgiven at 0); when Redis decides again the probe also charges every debt at
+//! once (`debts.rs`), so a tenant whose next request reaches another replica is charged too.
 //!
 //! A debt shrinks only by refill the local bucket could not hold. Redis's bucket refilled during
 //! the outage at the tenant's rate, and so did the local bucket that made the grants: as long as
@@ -11,10 +13,11 @@
 //! nothing when Redis came back). The debt is "what a bucket without this process's grants
 //! would hold, minus what the local bucket holds": both refill at the tenant's rate and stop at
 //! the limit, so the debt shrinks once the grant-free bucket is full, and a tenant that comes
-//! back long after an outage owes nothing. At most one charge is in flight per tenant and process, so decisions made at
-//! once do not charge the same grants twice; a charge is taken off the debt only once Redis
-//! answered that it applied it, and stays owed when Redis failed, refused it or gave no answer
-//! (a charge whose answer was lost may be charged twice: the bucket is never emptier than 0).
+//! back long after an outage owes nothing. At most one charge is in flight per tenant and
+//! process, so decisions made at once do not charge the same grants twice; a charge is taken
+//! off the debt only once Redis answered that it applied it, and stays owed when Redis failed,
+//! refused it or gave no answer (a charge whose answer was lost may be charged twice: the
+//! bucket is never emptier than `-(replicas - 1) × limit`).
 
 use super::RateSpec;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -72,7 +75,17 @@ impl Owed {
         let mut state = self.state();
         state.refill(spec, now);
         state.tokens += 1.0;
-        state.local = local_left.clamp(0.0, f64::from(spec.limit));
+        state.local = local_left.min(f64::from(spec.limit));
+    }
+
+    /// Whether anything is owed as of `now` or a charge is in flight: a debt to keep listed.
+    pub(crate) fn pending(&self, spec: RateSpec, now: Instant) -> bool {
+        let mut state = self.state();
+        if state.in_flight > 0.0 {
+            return true;
+        }
+        state.refill(spec, now);
+        state.tokens >= 1e-6
     }
 
     /// Tokens owed as of `now`.
@@ -191,6 +204,19 @@ mod tests {
         second.applied();
         // Settled at the real time, a moment after `start`: a little refilled since.
         assert!((owed.tokens(FIVE_A_MINUTE, start) - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_debt_is_pending_while_owed_or_in_flight() {
+        let start = Instant::now();
+        let owed = Arc::new(Owed::new(start));
+        assert!(!owed.pending(FIVE_A_MINUTE, start), "nothing owed");
+        owed.add(FIVE_A_MINUTE, start, 0.0);
+        assert!(owed.pending(FIVE_A_MINUTE, start));
+        let charge = Charge::claim(&owed, FIVE_A_MINUTE, start).unwrap();
+        assert!(owed.pending(FIVE_A_MINUTE, start), "a charge in flight");
+        charge.applied();
+        assert!(!owed.pending(FIVE_A_MINUTE, start), "applied: nothing owed");
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! The token bucket counted in Redis, shared by every replica: one `EVALSHA` of [`LUA`] per
-//! decision (atomic on the server, on the server's clock, so replicas' clocks do not matter),
-//! through the `redis` crate's `ConnectionManager` (one multiplexed connection, reconnected in
-//! the background).
+//! The token bucket counted in Redis, shared by every replica: one `EVALSHA` of [`LUA`]
+//! (`script.rs`) per decision (atomic on the server, on the server's clock, so replicas'
+//! clocks do not matter), through the `redis` crate's `ConnectionManager` (one multiplexed
+//! connection, reconnected in the background).
 //!
 //! A decision waits at most the configured bound (`DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS`, 20 ms by
 //! default); a failure or timeout is [`Unanswered`] and the caller applies the fallback. A
@@ -10,85 +10,38 @@
 //! and spends nothing when it runs later (a frozen or overloaded Redis runs queued scripts when
 //! it catches up); a grant whose reply was still on its way when the gateway gave up is given
 //! back ([`REFUND_LUA`]). After [`OPEN_AFTER`] failures in a row Redis is skipped (no request
-//! waits for it) until a background decision, once a second on a key of its own, succeeds
-//! again within the decision's bound: recovery needs nothing from anyone, and is a decision
-//! Redis made in time (a Redis that answers but refuses writes, `NOREPLICAS`, `OOM`,
+//! waits for it) until a background decision (`probe.rs`), once a second on a key of its own,
+//! succeeds again within the decision's bound: recovery needs nothing from anyone, and is a
+//! decision Redis made in time (a Redis that answers but refuses writes, `NOREPLICAS`, `OOM`,
 //! `READONLY`, or answers slower than the bound, has not recovered). Each decision's answer
 //! says what it left in the shared bucket ([`Shared::left`]), which the caller mirrors into its
 //! local bucket: a fallback starts from what was left, not from a full bucket; and what the
-//! fallback granted is charged to Redis with the tenant's next decision (`owed.rs`). Failures
-//! are counted in `draftstore_rate_limit_redis_calls_total{outcome}` and logged as `outage.rs`
+//! fallback granted is charged to Redis with the tenant's next decision (`owed.rs`), or by the
+//! probe as soon as Redis decides again, whichever comes first (`debts.rs`). Failures are
+//! counted in `draftstore_rate_limit_redis_calls_total{outcome}` and logged as `outage.rs`
 //! says.
 
-use super::outage::{describe, slow, timed_out, Link, Outage};
+mod probe;
+mod replicas;
+mod script;
+mod url;
+
+pub use script::{LUA, REFUND_LUA};
+pub use url::check_url;
+use url::client;
+
+use super::debts::{Debt, Debts};
+use super::outage::{describe, timed_out, Link, Outage};
 use super::owed::{Charge, Owed};
-use super::{set_status, OnError, RateSpec, RedisConfig};
+use super::{set_status, Local, OnError, RateSpec, RedisConfig};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use replicas::Replicas;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// One step of the token bucket of `bucket.rs`, atomically. `KEYS[1]`: the tenant's bucket (a
-/// hash of `tokens` and `at`, µs of the server's clock). `ARGV[1]`: tokens when full;
-/// `ARGV[2]`: µs to refill from empty; `ARGV[3]`: the deadline, µs of the server's clock (Unix
-/// time): run later, the step spends nothing and answers `-1`; `ARGV[4]` (optional, 0 when
-/// absent): tokens in millionths the caller granted alone while Redis decided nothing, taken
-/// from the refilled bucket (never below 0) before this step's own token. Returns `{1, 0, now, left}` for
-/// a grant, `{0, µs until a token is back, now, left}` otherwise, `{-1, 0, now, -1}` past the
-/// deadline; `now` is the server's clock in µs, `left` the tokens left after the step in
-/// millionths (the caller mirrors them into its local bucket, from which it counts when Redis
-/// fails). A missing key is a full bucket, so the key expires once it would be full.
-pub const LUA: &str = r"
-local limit = tonumber(ARGV[1])
-local per = tonumber(ARGV[2])
-local deadline = tonumber(ARGV[3])
-local owed = tonumber(ARGV[4]) or 0
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-if now > deadline then
-  return {-1, 0, now, -1}
-end
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1])
-local at = tonumber(state[2])
-if tokens == nil or at == nil then
-  tokens = limit
-  at = now
-end
-local elapsed = now - at
-if elapsed < 0 then elapsed = 0 end
-tokens = math.min(limit, tokens + elapsed / per * limit)
-if owed > 0 then
-  tokens = math.max(0, tokens - owed / 1000000)
-end
-local granted = 0
-local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  granted = 1
-else
-  wait = math.ceil((1 - tokens) / limit * per)
-end
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'at', string.format('%d', now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(per / 1000) + 1000)
-return {granted, wait, now, math.floor(tokens * 1000000)}
-";
-
-/// Gives one token back to `KEYS[1]` (never beyond `ARGV[1]`, the limit): for a grant whose
-/// answer came after the gateway had given up and decided without it. A missing key is a full
-/// bucket: nothing to give back. Returns 1 when a token went back.
-pub const REFUND_LUA: &str = r"
-local limit = tonumber(ARGV[1])
-local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
-if tokens == nil then return 0 end
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', math.min(limit, tokens + 1)))
-return 1
-";
 
 /// Failures in a row after which requests stop waiting for Redis until it answers again.
 pub const OPEN_AFTER: u32 = 3;
-/// How often the background task asks Redis the time (its health check and clock sample).
-const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// A probe's bound, and how long an answer given up on is still awaited to be settled.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// `offset_us` before any answer.
@@ -116,10 +69,14 @@ pub struct RedisLimiter {
     /// Failures in a row (decisions and probes); at [`OPEN_AFTER`] requests skip Redis.
     failures: AtomicU32,
     outage: Outage,
+    /// The tenants this process owes the shared bucket for, charged by the probe.
+    debts: Debts,
+    /// How many replicas share the buckets (how deep a charge may take one below 0).
+    replicas: Replicas,
 }
 
-/// A decision's answer: `granted` 1, 0 (limited) or -1 (past its deadline); `wait` in µs; the
-/// server's clock in µs; the tokens left in millionths.
+/// A decision's answer: `granted` 1, 0 (limited), 2 (a charge alone) or -1 (past its
+/// deadline); `wait` in µs; the server's clock in µs; the tokens left in millionths.
 type Reply = (i64, i64, i64, i64);
 
 /// One decision Redis made, with what it left in the tenant's shared bucket.
@@ -127,8 +84,8 @@ type Reply = (i64, i64, i64, i64);
 pub struct Shared {
     /// `Ok(())` granted, `Err(wait)` limited (a token is back after `wait`).
     pub decision: Result<(), Duration>,
-    /// Tokens left in the shared bucket after this decision (0.0..=limit, fractional while
-    /// refilling).
+    /// Tokens left in the shared bucket after this decision (-(replicas - 1) × limit..=limit,
+    /// fractional while refilling; below 0 while it pays back what replicas granted alone).
     pub left: f64,
     /// Redis's clock when it decided, µs since the Unix epoch: orders answers that arrive out
     /// of order.
@@ -166,9 +123,11 @@ impl RedisLimiter {
             offset_us: AtomicI64::new(UNKNOWN),
             failures: AtomicU32::new(0),
             outage: Outage::default(),
+            debts: Debts::default(),
+            replicas: Replicas::new(),
         });
         set_status(true);
-        tokio::spawn(probe(Arc::downgrade(&limiter)));
+        tokio::spawn(probe::run(Arc::downgrade(&limiter)));
         Ok(limiter)
     }
 
@@ -221,6 +180,17 @@ impl RedisLimiter {
         self.decide_charging(tenant, spec, Some(owed)).await
     }
 
+    /// Lists `tenant` as owing `owed` (a URL granted alone), for the probe to charge when Redis
+    /// decides again (`debts.rs`).
+    pub(super) fn owe(&self, tenant: &str, spec: RateSpec, owed: &Arc<Owed>, local: &Arc<Local>) {
+        self.debts.note(&Debt {
+            tenant: tenant.to_owned(),
+            spec,
+            owed: Arc::clone(owed),
+            local: Arc::clone(local),
+        });
+    }
+
     async fn decide_charging(
         self: &Arc<Self>,
         tenant: &str,
@@ -233,13 +203,13 @@ impl RedisLimiter {
         }
         let started = Instant::now();
         let charge = owed.and_then(|owed| Charge::claim(owed, spec, started));
-        let per_us = u64::try_from(spec.per.as_micros()).unwrap_or(u64::MAX);
         let mut call = Box::pin(Arc::clone(self).decide(
             self.key(tenant),
             spec.limit,
-            per_us,
+            per_us(spec),
             started + self.timeout,
             charge.as_ref().map_or(0, Charge::millionths),
+            1,
         ));
         match tokio::time::timeout(self.timeout, &mut call).await {
             Ok(Ok((granted, wait_us, server_us, left))) => {
@@ -252,7 +222,7 @@ impl RedisLimiter {
                     charge.applied();
                 }
                 #[allow(clippy::cast_precision_loss)] // millionths of at most u32::MAX tokens
-                let left = left.max(0) as f64 / 1_000_000.0;
+                let left = left as f64 / 1_000_000.0;
                 let shared = |decision| Shared {
                     decision,
                     left,
@@ -290,7 +260,8 @@ impl RedisLimiter {
     }
 
     /// Runs the script with a deadline of `give_up` in Redis's clock (asking Redis its time
-    /// first when no answer has told it yet), charging `owed` millionths of a token.
+    /// first when no answer has told it yet), charging `owed` millionths of a token and taking
+    /// `cost` tokens (1: a decision; 0: a charge alone).
     async fn decide(
         self: Arc<Self>,
         key: String,
@@ -298,6 +269,7 @@ impl RedisLimiter {
         per_us: u64,
         give_up: Instant,
         owed: u64,
+        cost: u8,
     ) -> redis::RedisResult<Reply> {
         let mut connection = self.connection.clone();
         let mut offset = self.offset_us.load(Ordering::Relaxed);
@@ -306,7 +278,13 @@ impl RedisLimiter {
         }
         let deadline = self.local_us(give_up).saturating_add(offset);
         let mut invocation = self.script.key(key);
-        invocation.arg(limit).arg(per_us).arg(deadline).arg(owed);
+        invocation
+            .arg(limit)
+            .arg(per_us)
+            .arg(deadline)
+            .arg(owed)
+            .arg(cost)
+            .arg(self.replicas.depth());
         let sent = Instant::now();
         let reply: Reply = invocation.invoke_async(&mut connection).await?;
         self.observe_clock(reply.2, sent);
@@ -379,45 +357,21 @@ impl RedisLimiter {
         i64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX)
     }
 
-    /// Runs the decision script (bounded by [`PROBE_TIMEOUT`]) on the probe's own key and
-    /// records the outcome: recovery is a decision Redis made within a decision's bound, not
-    /// merely an answer (a Redis that answers `TIME` but refuses writes, `NOREPLICAS`, `OOM`,
-    /// `READONLY`, still decides nothing; one that decides slower than the bound would only
-    /// make requests wait the bound and fail again). The key is the prefix alone: no tenant's
-    /// key, as tenants are never empty and never hold `:`; one token a second, it expires
-    /// within about 2 s.
-    async fn probe(self: &Arc<Self>) {
-        let started = Instant::now();
-        let call = Arc::clone(self).decide(
-            self.prefix.clone(),
-            1,
-            1_000_000,
-            started + PROBE_TIMEOUT,
-            0,
-        );
-        let answer = tokio::time::timeout(PROBE_TIMEOUT, call).await;
-        let took = started.elapsed();
-        match answer {
-            // Past its deadline (a clock estimate just corrected by this answer): the script
-            // wrote nothing, so it says nothing of writes; the next probe does.
-            Ok(Ok((-1, ..))) => {}
-            // Slower than the bound while Redis is failing: not a recovery. (While Redis
-            // decides, requests' own decisions judge its speed; a slow first connection, its
-            // set-up included, is not held against it.)
-            Ok(Ok(_)) if took > self.timeout && self.failures.load(Ordering::Relaxed) > 0 => {
-                count("slow");
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                set_status(false);
-                self.outage.slow(&slow(took, self.timeout), self.on_error);
-            }
-            Ok(Ok(_)) => self.succeeded(),
-            Ok(Err(e)) => self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT))),
-            Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),
+    fn succeeded(&self) {
+        if self.failures.swap(0, Ordering::Relaxed) > 0 {
+            set_status(true);
+            self.outage.recovered();
         }
     }
 
-    fn succeeded(&self) {
-        if self.failures.swap(0, Ordering::Relaxed) > 0 {
+    /// Redis decided again, `failures` having failed before: recovered, unless another failure
+    /// came since (then the next probe judges again).
+    fn recovered_from(&self, failures: u32) {
+        if self
+            .failures
+            .compare_exchange(failures, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
             set_status(true);
             self.outage.recovered();
         }
@@ -431,36 +385,9 @@ impl RedisLimiter {
     }
 }
 
-/// A client for `url`, which must be `redis://` or `rediss://`.
-fn client(url: &str) -> Result<redis::Client, String> {
-    let bad = || {
-        "DRAFTSTORE_RATE_LIMIT_REDIS_URL must be redis://[user:password@]host[:port][/db] or rediss://… (TLS)".to_owned()
-    };
-    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-        return Err(bad());
-    }
-    redis::Client::open(url).map_err(|_| bad())
-}
-
-/// Checks `url` without connecting.
-///
-/// # Errors
-/// The URL is not `redis://` or `rediss://` (the message never holds it).
-pub fn check_url(url: &str) -> Result<(), String> {
-    client(url).map(|_| ())
-}
-
-/// Probes at once (connecting, and learning Redis's clock, before the first request needs
-/// it), then once a second while the limiter lives.
-async fn probe(limiter: Weak<RedisLimiter>) {
-    loop {
-        let Some(strong) = limiter.upgrade() else {
-            return;
-        };
-        strong.probe().await;
-        drop(strong);
-        tokio::time::sleep(PROBE_EVERY).await;
-    }
+/// µs to refill `spec`'s bucket from empty (the script's `ARGV[2]`).
+fn per_us(spec: RateSpec) -> u64 {
+    u64::try_from(spec.per.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn count(outcome: &'static str) {

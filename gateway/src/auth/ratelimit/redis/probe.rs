@@ -1,0 +1,154 @@
+//! The shared limiter's background probe, once a second: a decision on a key of its own tells
+//! whether Redis decides again within a decision's bound (recovery needs nothing from anyone),
+//! and keeps Redis's clock known. Whenever Redis decided in time, the probe then charges every
+//! debt this process holds (`debts.rs`), before requests use Redis again: what a replica
+//! granted alone reaches the shared bucket at once, not only with the tenant's next request
+//! here (which the load balancer may send to another replica).
+
+use super::super::debts::Debt;
+use super::super::outage::{describe, slow, timed_out};
+use super::super::owed::Charge;
+use super::super::{mirror, set_status};
+use super::{count, per_us, RedisLimiter, PROBE_TIMEOUT};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// How often the background task probes Redis (its health check and clock sample).
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// Debts charged at once, in flight together on the one multiplexed connection.
+const CHARGE_AT_ONCE: usize = 64;
+
+/// Probes at once (connecting, and learning Redis's clock, before the first request needs
+/// it), then once a second while the limiter lives.
+pub(super) async fn run(limiter: Weak<RedisLimiter>) {
+    loop {
+        let Some(strong) = limiter.upgrade() else {
+            return;
+        };
+        strong.probe().await;
+        drop(strong);
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+}
+
+impl RedisLimiter {
+    /// Runs the decision script (bounded by [`PROBE_TIMEOUT`]) on the probe's own key and
+    /// records the outcome: recovery is a decision Redis made within a decision's bound, not
+    /// merely an answer (a Redis that answers `TIME` but refuses writes, `NOREPLICAS`, `OOM`,
+    /// `READONLY`, still decides nothing; one that decides slower than the bound would only
+    /// make requests wait the bound and fail again). The key is the prefix alone: no tenant's
+    /// key, as tenants are never empty and never hold `:`; one token a second, it expires
+    /// within about 2 s. A decision in time counts the replicas (`replicas.rs`), charges the
+    /// debts, then counts as recovery.
+    async fn probe(self: &Arc<Self>) {
+        let started = Instant::now();
+        let call = Arc::clone(self).decide(
+            self.prefix.clone(),
+            1,
+            1_000_000,
+            started + PROBE_TIMEOUT,
+            0,
+            1,
+        );
+        let answer = tokio::time::timeout(PROBE_TIMEOUT, call).await;
+        let took = started.elapsed();
+        match answer {
+            // Past its deadline (a clock estimate just corrected by this answer): the script
+            // wrote nothing, so it says nothing of writes; the next probe does.
+            Ok(Ok((-1, ..))) => {}
+            // Slower than the bound while Redis is failing: not a recovery. (While Redis
+            // decides, requests' own decisions judge its speed; a slow first connection, its
+            // set-up included, is not held against it.)
+            Ok(Ok(_)) if took > self.timeout && self.failures.load(Ordering::Relaxed) > 0 => {
+                count("slow");
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                set_status(false);
+                self.outage.slow(&slow(took, self.timeout), self.on_error);
+            }
+            // In time. Healthy: count the replicas and charge what a decision that failed
+            // alone left owing. Recovering: the same first, and Redis is called recovered only
+            // if every charge applied and no failure came meanwhile (a request's decision
+            // failing while the charges ran is newer news than this probe's answer).
+            Ok(Ok(_)) => {
+                let failures = self.failures.load(Ordering::Relaxed);
+                self.count_replicas(failures > 0).await;
+                let charged = self.charge_debts().await;
+                if failures > 0 && charged {
+                    self.recovered_from(failures);
+                }
+            }
+            Ok(Err(e)) => self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT))),
+            Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),
+        }
+    }
+
+    /// Charges every listed debt, [`CHARGE_AT_ONCE`] at a time; after a batch Redis did not
+    /// all apply, the rest stays listed for the next probe (bounded work per probe). `true`
+    /// when every debt was charged (or none was listed).
+    async fn charge_debts(self: &Arc<Self>) -> bool {
+        if self.debts.is_empty() {
+            return true;
+        }
+        let mut debts = self.debts.take().into_iter();
+        loop {
+            let batch: Vec<Debt> = debts.by_ref().take(CHARGE_AT_ONCE).collect();
+            if batch.is_empty() {
+                return true;
+            }
+            let applied = futures_util::future::join_all(batch.into_iter().map(|d| self.charge(d)));
+            if applied.await.contains(&false) {
+                for debt in debts {
+                    self.debts.note(&debt);
+                }
+                return false;
+            }
+        }
+    }
+
+    /// Charges one tenant's debt alone (the script with a cost of 0, a deadline of
+    /// [`PROBE_TIMEOUT`]): taken off the debt only when Redis answered that it applied it, so
+    /// an answer lost after the script ran charges it twice at most (the next charge), never
+    /// less; what the answer says the shared bucket holds is mirrored into the local bucket.
+    /// `false` when Redis did not apply it (the debt stays listed).
+    async fn charge(self: &Arc<Self>, debt: Debt) -> bool {
+        let started = Instant::now();
+        let Some(charge) = Charge::claim(&debt.owed, debt.spec, started) else {
+            // Nothing owed any more, or a request's decision carries it right now (listed
+            // again in case that one fails).
+            if debt.owed.pending(debt.spec, started) {
+                self.debts.note(&debt);
+            }
+            return true;
+        };
+        let call = Arc::clone(self).decide(
+            self.key(&debt.tenant),
+            debt.spec.limit,
+            per_us(debt.spec),
+            started + PROBE_TIMEOUT,
+            charge.millionths(),
+            0,
+        );
+        let outcome = tokio::time::timeout(PROBE_TIMEOUT, call).await;
+        if let Ok(Ok((granted, _, server_us, left))) = outcome {
+            if granted >= 0 {
+                charge.applied();
+                count("charged");
+                // What the shared bucket holds now, debt included: a replica that falls back
+                // again counts on from there.
+                #[allow(clippy::cast_precision_loss)] // millionths of at most u32::MAX tokens
+                let left = left as f64 / 1_000_000.0;
+                mirror(&debt.local, debt.spec, left, server_us);
+                return true;
+            }
+        }
+        drop(charge);
+        self.debts.note(&debt);
+        count(match outcome {
+            Ok(Ok(_)) => "late",
+            Ok(Err(_)) => "error",
+            Err(_) => "timeout",
+        });
+        false
+    }
+}

@@ -1,0 +1,76 @@
+//! How many replicas share the buckets, so that a charge may take a tenant's shared bucket as
+//! far below 0 as the replicas could have granted alone: each replica owes a tenant at most a
+//! limit (`owed.rs`), so with R replicas the bucket may owe (R − 1) limits (the Redis bucket
+//! itself holds the first). Each probe Redis decided in time adds this replica to a sorted set
+//! of ids ([`REPLICAS_LUA`](super::script::REPLICAS_LUA)) and reads how many probed within
+//! [`COUNTED_FOR`]. The count is kept from before an outage until Redis is healthy again (a
+//! probe that recovers only raises it), so the debts charged on recovery use the replicas that
+//! were serving, not only those whose probes came back first.
+
+use super::{RedisLimiter, PROBE_TIMEOUT};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// A replica counts while it probed within this long (probes come once a second).
+const COUNTED_FOR: Duration = Duration::from_secs(10);
+/// More replicas than this are counted as this many (a bound on a tenant's debt).
+const MAX_REPLICAS: u32 = 1000;
+
+/// This process's id among the replicas and how many it last counted.
+#[derive(Debug)]
+pub(super) struct Replicas {
+    id: String,
+    count: AtomicU32,
+    script: redis::Script,
+}
+
+impl Replicas {
+    /// A random id; one replica (this one) until counted.
+    pub(super) fn new() -> Self {
+        let mut bytes = [0_u8; 8];
+        // Without randomness, the clock: ids must only differ between live replicas.
+        if getrandom::getrandom(&mut bytes).is_err() {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+            bytes = (nanos as u64 ^ u64::from(std::process::id())).to_le_bytes();
+        }
+        Self {
+            id: hex::encode(bytes),
+            count: AtomicU32::new(1),
+            script: redis::Script::new(super::script::REPLICAS_LUA),
+        }
+    }
+
+    /// How many limits a charge may take the shared bucket below 0: the replicas but one, at
+    /// least 1 (the script's `ARGV[6]`).
+    pub(super) fn depth(&self) -> u32 {
+        self.count.load(Ordering::Relaxed).saturating_sub(1).max(1)
+    }
+}
+
+impl RedisLimiter {
+    /// Adds this replica to the count and reads it (bounded by [`PROBE_TIMEOUT`]); while
+    /// `recovering`, only raises it. A failure keeps the last count (the probe judges health).
+    pub(super) async fn count_replicas(&self, recovering: bool) {
+        let mut connection = self.connection.clone();
+        let mut invocation = self
+            .replicas
+            .script
+            .key(format!("{}_replicas", self.prefix));
+        invocation
+            .arg(&self.replicas.id)
+            .arg(u64::try_from(COUNTED_FOR.as_micros()).unwrap_or(u64::MAX));
+        let call = invocation.invoke_async::<u32>(&mut connection);
+        let Ok(Ok(counted)) = tokio::time::timeout(PROBE_TIMEOUT, call).await else {
+            return;
+        };
+        let counted = counted.clamp(1, MAX_REPLICAS);
+        if recovering {
+            self.replicas.count.fetch_max(counted, Ordering::Relaxed);
+        } else {
+            self.replicas.count.store(counted, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The Lua scripts Redis runs for the shared limiter, each one atomic step on the server's clock
+//! (replicas' clocks do not matter): [`LUA`], one decision of the token bucket of `bucket.rs`
+//! (or, with a cost of 0, a charge alone: what this process granted while Redis decided
+//! nothing), [`REFUND_LUA`], a token given back, and [`REPLICAS_LUA`], how many replicas
+//! share the buckets.
+
+/// One step of the token bucket of `bucket.rs`, atomically. `KEYS[1]`: the tenant's bucket (a
+/// hash of `tokens` and `at`, µs of the server's clock). `ARGV[1]`: tokens when full;
+/// `ARGV[2]`: µs to refill from empty; `ARGV[3]`: the deadline, µs of the server's clock (Unix
+/// time): run later, the step changes nothing and answers `-1`; `ARGV[4]` (optional, 0 when
+/// absent): tokens in millionths the caller granted alone while Redis decided nothing, taken
+/// from the refilled bucket before this step's own token, down to `-limit × ARGV[6]` at most
+/// (a debt the bucket pays back by refilling: what several replicas granted alone is charged,
+/// not forgiven at 0); `ARGV[5]` (optional, 1 when absent): the tokens this step takes, 1 for
+/// a decision, 0 for a charge alone; `ARGV[6]` (optional, 1 when absent): how many limits the
+/// bucket may owe, the replicas but one ([`REPLICAS_LUA`]; at least 1): each replica owes at
+/// most a limit, so the floor forgives nothing the replicas granted, and bounds what a charge
+/// applied twice (its answer lost) costs the tenant.
+///
+/// Returns `{1, 0, now, left}` for a grant, `{0, µs until a token is back, now, left}`
+/// otherwise, `{2, 0, now, left}` for a charge alone, `{-1, 0, now, -1}` past the deadline;
+/// `now` is the server's clock in µs, `left` the tokens left after the step in millionths
+/// (`-limit × ARGV[6]..=limit`; the caller mirrors them into its local bucket, from which it
+/// counts when Redis fails). A missing key is a full bucket, so the key expires once it would
+/// be full again.
+pub const LUA: &str = r"
+local limit = tonumber(ARGV[1])
+local per = tonumber(ARGV[2])
+local deadline = tonumber(ARGV[3])
+local owed = tonumber(ARGV[4]) or 0
+local cost = tonumber(ARGV[5]) or 1
+local depth = math.max(1, tonumber(ARGV[6]) or 1)
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+if now > deadline then
+  return {-1, 0, now, -1}
+end
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1])
+local at = tonumber(state[2])
+if tokens == nil or at == nil then
+  tokens = limit
+  at = now
+end
+local elapsed = now - at
+if elapsed < 0 then elapsed = 0 end
+tokens = math.min(limit, tokens + elapsed / per * limit)
+if owed > 0 then
+  tokens = math.max(-limit * depth, tokens - owed / 1000000)
+end
+local granted = 0
+local wait = 0
+if cost == 0 then
+  granted = 2
+elseif tokens >= 1 then
+  tokens = tokens - 1
+  granted = 1
+else
+  wait = math.ceil((1 - tokens) / limit * per)
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'at', string.format('%d', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((limit - tokens) / limit * per / 1000) + 1000)
+return {granted, wait, now, math.floor(tokens * 1000000)}
+";
+
+/// Gives one token back to `KEYS[1]` (never beyond `ARGV[1]`, the limit): for a grant whose
+/// answer came after the gateway had given up and decided without it. A missing key is a full
+/// bucket: nothing to give back. Returns 1 when a token went back.
+pub const REFUND_LUA: &str = r"
+local limit = tonumber(ARGV[1])
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
+if tokens == nil then return 0 end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', math.min(limit, tokens + 1)))
+return 1
+";
+
+/// Counts the replicas sharing the buckets. `KEYS[1]`: a sorted set of replica ids, each
+/// scored with the server's clock (µs) of its last probe; `ARGV[1]`: this replica's id;
+/// `ARGV[2]`: µs after its last probe a replica no longer counts. Returns how many count, this
+/// one included (1..).
+pub const REPLICAS_LUA: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local window = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+return redis.call('ZCARD', KEYS[1])
+";
