@@ -3,7 +3,10 @@
 //! uses (pbjson's serde impls of the prost types) against prost-reflect's dynamic messages
 //! (what it used before), and the floor every protocol pays, protobuf alone (decode the
 //! request, encode the answer). Compare within one run: the difference between a codec and the
-//! floor is what Connect JSON adds to a call over native gRPC or Connect protobuf.
+//! floor is what Connect JSON adds to a call over native gRPC or Connect protobuf. `gateway
+//! read` is the gateway's own reading (pbjson, normalised only when pbjson refuses the text):
+//! on a plain request it should cost what `pbjson` costs; `normalised` is a request that
+//! takes the second reading.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
@@ -12,6 +15,9 @@ use draftstore_proto::prost::Message;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage};
 
 const REQUEST: &[u8] = br#"{"objectName": "uploads/2026/11/photo of cat.jpg"}"#;
+/// The same request with a length in exponent form and a `null`: the forms pbjson refuses and
+/// the gateway normalises.
+const NORMALISED: &[u8] = br#"{"objectName": "uploads/2026/11/photo of cat.jpg", "constraints": {"contentLength": 1e3, "contentType": null}}"#;
 
 /// An answer shaped like the gateway's (a presigned URL of the embedded store).
 fn answer() -> Vec<u8> {
@@ -42,6 +48,29 @@ fn codecs(c: &mut Criterion) {
         b.iter(|| {
             let request: pb::GetUploadUrlRequest =
                 serde_json::from_slice(black_box(REQUEST)).unwrap();
+            let proto = request.encode_to_vec();
+            let decoded = pb::GetUploadUrlResponse::decode(black_box(&answer[..])).unwrap();
+            let mut json = Vec::with_capacity(answer.len() * 2 + 64);
+            serde_json::to_writer(&mut json, &decoded).unwrap();
+            (proto, json)
+        });
+    });
+    // The gateway's reading: pbjson first, normalised (integers in exponent form, nulls) only
+    // when pbjson refuses; a plain request costs what pbjson costs.
+    let read = draftstore_gateway::api::grpc::connect::json::read::<pb::GetUploadUrlRequest>;
+    group.bench_function("gateway read", |b| {
+        b.iter(|| {
+            let request = read(black_box(REQUEST)).unwrap();
+            let proto = request.encode_to_vec();
+            let decoded = pb::GetUploadUrlResponse::decode(black_box(&answer[..])).unwrap();
+            let mut json = Vec::with_capacity(answer.len() * 2 + 64);
+            serde_json::to_writer(&mut json, &decoded).unwrap();
+            (proto, json)
+        });
+    });
+    group.bench_function("gateway read, normalised", |b| {
+        b.iter(|| {
+            let request = read(black_box(NORMALISED)).unwrap();
             let proto = request.encode_to_vec();
             let decoded = pb::GetUploadUrlResponse::decode(black_box(&answer[..])).unwrap();
             let mut json = Vec::with_capacity(answer.len() * 2 + 64);

@@ -12,8 +12,10 @@
 //! .proto name is accepted too when reading), 64-bit integers as strings (numbers accepted),
 //! enums by name (numbers accepted), fields at their default value left out, an empty message
 //! `{}`; unknown fields are skipped when reading, an unknown enum name is an error, and so is
-//! `null` for a scalar field (proto3 reads it as the default; pbjson does not). Connect's JSON
-//! codec in the gateway uses them; the `json` tests hold them to prost-reflect's mapping.
+//! `null` for a scalar field and an integer in exponent notation (proto3 reads both; pbjson
+//! does not: the gateway's Connect codec normalises them before these impls read the JSON).
+//! Connect's JSON codec in the gateway uses them; the `json` tests hold them to
+//! prost-reflect's mapping.
 //!
 //! **Why a build script:** protox compiles the .proto files in Rust at build time, so no
 //! system `protoc` is needed and the generated code can never drift from the .proto files.

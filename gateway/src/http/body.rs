@@ -32,10 +32,11 @@ impl Limit {
         }
     }
 
-    /// Refuses a body by its declared `content-length` (REST) before a byte is read.
+    /// Refuses a body by its declared `content-length` before a byte is read.
     ///
     /// # Errors
-    /// `BODY_TOO_LARGE` when it declares more than the limit.
+    /// `BODY_TOO_LARGE` (REST, Connect) or `MESSAGE_TOO_LARGE` (gRPC, gRPC-Web) when it
+    /// declares more than the limit.
     pub fn check_declared(self, headers: &http::HeaderMap) -> Result<(), ApiError> {
         let declared = headers
             .get(http::header::CONTENT_LENGTH)
@@ -43,6 +44,13 @@ impl Limit {
             .and_then(|v| v.parse::<u64>().ok());
         match self {
             Self::Json(max) if declared.is_some_and(|n| n > max as u64) => Err(self.overflow()),
+            // One message and its header: more is a message past the limit (or a second one).
+            Self::Grpc(max) if declared.is_some_and(|n| n > self.max_bytes() as u64) => {
+                Err(ApiError::new(
+                    Code::MessageTooLarge,
+                    format!("the body declares more than one message of at most {max} bytes"),
+                ))
+            }
             _ => Ok(()),
         }
     }

@@ -301,3 +301,175 @@ async fn connect_es_calls_the_rpcs_with_its_json_codec() {
     }
     server.stop().await;
 }
+
+/// A Connect call over `client` with any method, content type and extra headers: (HTTP status,
+/// headers, body as JSON or `Null`).
+async fn raw_call(
+    client: &reqwest::Client,
+    request: reqwest::RequestBuilder,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let response = client.execute(request.build().unwrap()).await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn integers_in_every_proto3_form_and_null_defaults_are_read() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    for (protocol, client) in [("h1", crate::harness::http1()), ("h2c", h2c())] {
+        // The spec: "Either numbers or strings are accepted. Exponent notation is also
+        // accepted." The declared length is signed into the URL: the PUT must send 5 bytes.
+        for (i, length) in [
+            "5",
+            "5.0",
+            "5e0",
+            "0.5e1",
+            r#""5""#,
+            r#""5e0""#,
+            r#""50e-1""#,
+        ]
+        .iter()
+        .enumerate()
+        {
+            let name = format!("forms-{protocol}-{i}.txt");
+            let body = format!(
+                r#"{{"objectName": "{name}", "constraints": {{"contentLength": {length}}}}}"#
+            );
+            let (status, _, text) = call(&client, &server, pb::paths::GET_UPLOAD_URL, &body).await;
+            assert_eq!(status, 200, "{protocol} {length}: {text}");
+            let upload: Value = serde_json::from_str(&text).unwrap();
+            let mut put = reqwest::Client::new()
+                .put(upload["url"].as_str().unwrap())
+                .body("hello");
+            for (header, value) in upload["requiredHeaders"].as_object().unwrap() {
+                put = put.header(header.as_str(), value.as_str().unwrap());
+            }
+            assert_eq!(
+                put.send().await.unwrap().status(),
+                200,
+                "{protocol} {length}"
+            );
+            let (status, _, text) = call(
+                &client,
+                &server,
+                pb::paths::CONFIRM_UPLOAD,
+                &format!(r#"{{"objectName": "{name}", "overwrite": null}}"#),
+            )
+            .await;
+            assert_eq!(status, 200, "{protocol} {length}: {text}");
+            assert!(text.contains(r#""size":"5""#), "{text}");
+        }
+        // Not an integer, out of range, not a number: invalid_argument naming the field.
+        for bad in ["1.5", "1e400", r#""1e400""#, "-1", r#""five""#, "true"] {
+            let body =
+                format!(r#"{{"objectName": "a.txt", "constraints": {{"contentLength": {bad}}}}}"#);
+            let (status, _, text) = call(&client, &server, pb::paths::GET_UPLOAD_URL, &body).await;
+            assert_eq!(status, 400, "{protocol} {bad}: {text}");
+            let error: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(error["code"], "invalid_argument", "{text}");
+            let message = error["message"].as_str().unwrap();
+            assert!(
+                message.contains("contentLength"),
+                "{protocol} {bad}: {message}"
+            );
+            assert!(!message.contains("untagged"), "{protocol} {bad}: {message}");
+        }
+        // A 32-bit field past its range.
+        let (status, _, text) = call(
+            &client,
+            &server,
+            pb::paths::GET_PART_UPLOAD_URLS,
+            r#"{"objectName": "a.txt", "uploadId": "x", "partNumbers": [1, 5e9]}"#,
+        )
+        .await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("partNumbers[1]"), "{text}");
+        // `null` is the default for plain scalars, maps and repeated fields too.
+        let (status, _, text) = call(
+            &client,
+            &server,
+            pb::paths::GET_UPLOAD_URL,
+            &format!(
+                r#"{{"objectName": "null-{protocol}.txt", "constraints": {{"contentType": null, "checksumSha256": null, "metadata": null, "contentLength": null}}}}"#
+            ),
+        )
+        .await;
+        assert_eq!(status, 200, "{protocol}: {text}");
+        let (status, _, text) = call(
+            &client,
+            &server,
+            pb::paths::LIST_DRAFTS,
+            r#"{"prefix": null}"#,
+        )
+        .await;
+        assert_eq!(status, 200, "{protocol}: {text}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_method_path_refuses_other_methods_and_media_types_as_connect_does() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let url = server.url(pb::paths::GET_UPLOAD_URL);
+    for (protocol, client) in [("h1", crate::harness::http1()), ("h2c", h2c())] {
+        // No content type, or one no protocol of the path takes: 415 naming the ones it takes.
+        for content_type in [None, Some("text/plain"), Some("application/xml")] {
+            let mut request = client.post(&url).body(r#"{"objectName": "a.txt"}"#);
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let (status, headers, body) = raw_call(&client, request).await;
+            assert_eq!(status, 415, "{protocol} {content_type:?}: {body}");
+            let accepted = headers["accept-post"].to_str().unwrap();
+            for media in ["application/json", "application/proto", "application/grpc"] {
+                assert!(accepted.contains(media), "{accepted}");
+            }
+            assert_eq!(body["code"], "invalid_argument", "{body}");
+        }
+        // Another method (Connect's GET form included: no method of ours is free of side
+        // effects): 405 with Allow: POST.
+        let get =
+            format!("{url}?connect=v1&encoding=json&message=%7B%22objectName%22%3A%22a.txt%22%7D");
+        for request in [
+            client.get(&get),
+            client.put(&url).header("content-type", "application/json"),
+            client.delete(&url),
+        ] {
+            let (status, headers, body) = raw_call(&client, request).await;
+            assert_eq!(status, 405, "{protocol}: {body}");
+            assert_eq!(headers["allow"], "POST");
+            assert!(body["message"].as_str().unwrap().contains("POST"), "{body}");
+        }
+        // A compressed request: unimplemented, naming the one encoding served.
+        let request = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body("{}");
+        let (status, headers, body) = raw_call(&client, request).await;
+        assert_eq!(status, 501, "{protocol}: {body}");
+        assert_eq!(body["code"], "unimplemented");
+        assert_eq!(headers["accept-encoding"], "identity");
+        // REST's routes answer as before.
+        let request = client
+            .post(server.url("/api/v1/nope"))
+            .header("content-type", "application/json")
+            .body("{}");
+        let (status, _, body) = raw_call(&client, request).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("NO_SUCH_ROUTE"))
+        );
+    }
+    server.stop().await;
+}

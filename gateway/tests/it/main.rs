@@ -47,6 +47,8 @@ mod local_store;
 mod manifests;
 /// Multipart uploads over REST and gRPC: parts out of order, resume, every error, tenants.
 mod multipart;
+/// Bodies past their limit, of every kind and protocol, get their answer before a reset.
+mod over_limit;
 /// `part-urls` on the embedded store reads no part: its cost does not grow with the parts.
 mod part_urls;
 /// `gateway presign`.

@@ -8,10 +8,12 @@
 //! become `trailer-*` headers); an error is `{"code": "invalid_argument", "message": …}` with
 //! the HTTP status Connect assigns to the code.
 
+pub mod json;
+
 use super::multipart::Call;
 use super::Rpc;
 use crate::api::app::App;
-use crate::api::error::{ApiError, Code, GrpcCode};
+use crate::api::error::{ApiError, Code, GrpcCode, Kind};
 use crate::auth::Tenant;
 use crate::http::response::{full, Body, CONTENT_TYPE};
 use crate::store::Presign;
@@ -230,14 +232,10 @@ impl Json {
     }
 }
 
-/// A JSON request of type `I` (the whole body: trailing bytes are an error), as protobuf.
+/// A JSON request of type `I` (the whole body: trailing bytes are an error; see [`json`]), as
+/// protobuf.
 fn from_json<I: Message + Name + DeserializeOwned>(json: &[u8]) -> Result<Bytes, ApiError> {
-    let message: I = serde_json::from_slice(json).map_err(|e| {
-        ApiError::new(
-            Code::MalformedMessage,
-            format!("not a JSON {}: {e}", I::full_name()),
-        )
-    })?;
+    let message: I = json::read(json)?;
     Ok(Bytes::from(message.encode_to_vec()))
 }
 
@@ -300,6 +298,44 @@ pub fn error(e: &ApiError) -> Response<Body> {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(secs) = e.retry_after {
         headers.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    // A unary request in an encoding this server cannot read: the spec's `unimplemented`,
+    // naming what it can (a unary call's compression is plain HTTP `Content-Encoding`, so the
+    // answer is plain `Accept-Encoding`; `Connect-Accept-Encoding` is for streams).
+    if e.code == Code::UnsupportedEncoding {
+        headers.insert(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+    }
+    response
+}
+
+/// Every media type a gRPC method path takes (native gRPC, gRPC-Web, Connect unary): sent as
+/// `Accept-Post` with a 415.
+pub const ACCEPT_POST: &str = "application/grpc, application/grpc+proto, application/grpc-web, \
+     application/grpc-web+proto, application/grpc-web-text, application/grpc-web-text+proto, \
+     application/json, application/proto";
+
+/// `e` refused at the HTTP level on a gRPC method path, as connect-go refuses it: its own HTTP
+/// status rather than the code's (405 with `Allow` for a method other than `POST`, 415 with
+/// `Accept-Post` for a media type no protocol of the path takes), with Connect's error body,
+/// which a Connect client reads and other clients can.
+#[must_use]
+pub fn refusal(e: &ApiError) -> Response<Body> {
+    let mut response = error(e);
+    if let Ok(status) = StatusCode::from_u16(e.http_status()) {
+        *response.status_mut() = status;
+    }
+    let headers = response.headers_mut();
+    if let Some(allow) = e.allow {
+        headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
+    }
+    if e.kind() == Kind::UnsupportedMediaType {
+        headers.insert(
+            HeaderName::from_static("accept-post"),
+            HeaderValue::from_static(ACCEPT_POST),
+        );
     }
     response
 }

@@ -15,6 +15,7 @@
 use super::admission::{Key, Shares, Ticket};
 use super::{reply, Req, Res};
 use crate::api::companion::Op;
+use crate::api::error::ApiError;
 use crate::api::grpc::codec::HEADER_LEN;
 use crate::api::grpc::connect::Codec;
 use crate::api::grpc::{multipart as grpc_multipart, Rpc};
@@ -144,7 +145,7 @@ where
             return Either::Right(Either::Left(self.inner.call(req)));
         };
         if let Err(e) = limit.check_declared(req.headers()) {
-            return Either::Left(ready(Ok(reply(call, e))));
+            return Either::Left(ready(Ok(refuse(call, e, req, false))));
         }
         if req.body().is_end_stream() {
             req.extensions_mut().insert(Collected::default());
@@ -179,6 +180,65 @@ where
             }),
         }))
     }
+}
+
+/// Bytes of a refused body read and thrown away after the answer, at most (see [`refuse`]).
+pub const LINGER_BYTES: usize = 32 << 20;
+/// Time a refused body is read and thrown away after the answer, at most.
+pub const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// `e`, the answer to a body refused by its size (declared or as it came), made so that the
+/// client reads it rather than a reset: the answer goes first, and the rest of the body is
+/// read and thrown away in a task of its own ([`linger`]: at most [`LINGER_BYTES`] and
+/// [`LINGER_TIME`]) while the answer is written, so a client still sending finishes and reads
+/// it.
+///
+/// - HTTP/1.1: the answer says `Connection: close`; hyper closes the connection once the
+///   lingering ends (a close with unread bytes is a TCP reset, which takes an unread answer
+///   with it).
+/// - HTTP/2: once the answer is sent and the lingering ends, h2 resets a stream the client is
+///   still sending on with `NO_ERROR` (RFC 9113 §8.1). Some clients (curl 7.88) drop an answer
+///   when a later DATA frame of theirs meets that reset: lingering lets them finish first.
+///
+/// A client that said `Expect: 100-continue` and was refused by its declared length has sent
+/// nothing: its body is never read, so it never gets `100 Continue`. `polled` says whether the
+/// body was asked for (hyper then sent `100 Continue`).
+fn refuse(call: Call, e: ApiError, req: Req, polled: bool) -> Res {
+    let mut answer = reply(call, e);
+    let h1 = req.version() <= http::Version::HTTP_11;
+    let (head, body) = req.into_parts();
+    let waiting = head
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if h1 {
+        answer.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    if polled || !waiting {
+        tokio::spawn(linger(body, LINGER_BYTES, LINGER_TIME));
+    }
+    answer
+}
+
+/// Reads and drops `body` for at most `bytes` and `time`, then drops it (hyper then closes the
+/// connection, the answer having gone first).
+async fn linger(mut body: hyper::body::Incoming, bytes: usize, time: Duration) {
+    let read = async {
+        let mut left = bytes;
+        while let Some(Ok(frame)) =
+            std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let len = frame.data_ref().map_or(0, bytes::Bytes::len);
+            match left.checked_sub(len) {
+                Some(rest) if rest > 0 => left = rest,
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(time, read).await;
 }
 
 /// What reading a body holds: boxed, so that the future of every request (this layer's is
@@ -236,7 +296,11 @@ where
                         Poll::Ready(Some(Ok(frame))) => {
                             if let Ok(data) = frame.into_data() {
                                 if let Err(e) = limit.check(collector.push(data)) {
-                                    return Poll::Ready(Ok(reply(*call, e)));
+                                    let answer = match req.take() {
+                                        Some(request) => refuse(*call, e, request, true),
+                                        None => reply(*call, e),
+                                    };
+                                    return Poll::Ready(Ok(answer));
                                 }
                             }
                             continue;

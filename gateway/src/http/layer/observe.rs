@@ -195,27 +195,47 @@ impl Seen {
             None => {
                 tracing::debug!(target: TARGET, request_id = %id, %method, %path, status, elapsed_us, "ok");
             }
-            Some(e) => log_failure(e, id, method, path, elapsed_us),
+            Some(e) => {
+                let sent = Sent {
+                    http: response.status().as_u16(),
+                    grpc: self.call.is_grpc().then_some(status),
+                };
+                log_failure(e, sent, id, method, path, elapsed_us);
+            }
         }
     }
 }
 
+/// The status a failure was answered with, as the client got it: the response's HTTP status
+/// (each protocol's own: Connect's 429 for `RESOURCE_EXHAUSTED` where REST says 413), and for
+/// the gRPC protocols the gRPC code (in trailers or Connect's body). The protocol's encoder
+/// decides them once ([`super::reply`]); the log and the metrics read them from the answer.
+#[derive(Clone, Copy)]
+struct Sent {
+    http: u16,
+    grpc: Option<u16>,
+}
+
 fn log_failure(
     e: &ApiError,
+    sent: Sent,
     id: IdText<'_>,
     method: Escaped<'_>,
     path: Escaped<'_>,
     elapsed_us: u64,
 ) {
-    let status = e.http_status();
+    let Sent {
+        http: status,
+        grpc: grpc_status,
+    } = sent;
     let message = Escaped::with_budget(&e.message, MESSAGE_BUDGET);
     if e.is_server_side() {
-        tracing::error!(target: TARGET, request_id = %id, %method, %path, status, code = e.code.as_str(), elapsed_us, "{message}");
+        tracing::error!(target: TARGET, request_id = %id, %method, %path, status, grpc_status, code = e.code.as_str(), elapsed_us, "{message}");
     } else if matches!(e.code, Code::RateLimited | Code::RateLimitUnavailable) {
         // One line per refusal would let an over-limit tenant drive the log's volume: the
         // limiter logs each tenant's refusals once a minute (auth/ratelimit), metrics count each.
-        tracing::debug!(target: TARGET, request_id = %id, %method, %path, status, code = e.code.as_str(), elapsed_us, "{message}");
+        tracing::debug!(target: TARGET, request_id = %id, %method, %path, status, grpc_status, code = e.code.as_str(), elapsed_us, "{message}");
     } else {
-        tracing::info!(target: TARGET, request_id = %id, %method, %path, status, code = e.code.as_str(), elapsed_us, "{message}");
+        tracing::info!(target: TARGET, request_id = %id, %method, %path, status, grpc_status, code = e.code.as_str(), elapsed_us, "{message}");
     }
 }

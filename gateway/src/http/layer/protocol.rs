@@ -7,15 +7,19 @@
 //!   only: another method gets 405 (HTTP/2 for native gRPC is checked by its adapter,
 //!   `NEEDS_HTTP2`);
 //! - any other `application/grpc…` type gets 415 (never answered as native gRPC);
+//! - a gRPC method path is never REST's: another method than `POST` is 405 with `Allow: POST`
+//!   (Connect's `GET` form included: it is for side-effect-free methods, and we have none),
+//!   another media type or none 415 with `Accept-Post`, both with Connect's error body
+//!   ([`connect::refusal`]);
 //! - an HTTP/1.1 request needs exactly one `Host` header holding `host[:port]` or nothing
 //!   (RFC 9112 §3.2: "a Host header field with an invalid field value" is 400 too), else 400;
 //! - past the global cap on concurrent streams ([`super::connection`]), 503 at once (probes
 //!   excepted: they are answered at once anyway, and must keep answering).
 
 use super::connection::OverStreamCap;
-use super::{reply, Req, Res};
+use super::{reply, Failed, Req, Res};
 use crate::api::error::{ApiError, Code, Kind};
-use crate::api::grpc::{connect, web};
+use crate::api::grpc::{self, connect, web};
 use crate::http::response::CONTENT_TYPE;
 use crate::http::server::Call;
 use futures_util::future::Either;
@@ -105,6 +109,27 @@ fn check(req: &Req, call: Call) -> Result<(), ApiError> {
             ));
         }
     }
+    // A gRPC method path is for the gRPC protocols only (never REST's 404), all `POST` of
+    // their own media types. Connect's `GET` form is for methods marked
+    // `idempotency_level = NO_SIDE_EFFECTS`; none of ours is, so it is a 405 as well.
+    if grpc::is_service_path(req.uri().path()) {
+        if req.method() != http::Method::POST {
+            return Err(ApiError::new(
+                Code::MethodNotAllowed,
+                "gRPC, gRPC-Web and Connect calls are POST (Connect's GET form is served for no \
+                 method: none is free of side effects)",
+            )
+            .with_allow("POST"));
+        }
+        if !call.is_grpc() {
+            return Err(ApiError::new(
+                Code::UnsupportedMediaType,
+                "a gRPC method takes application/grpc or application/grpc+proto (gRPC), \
+                 application/grpc-web, -web+proto, -web-text or -web-text+proto (gRPC-Web), \
+                 application/json or application/proto (Connect)",
+            ));
+        }
+    }
     if call.is_grpc() {
         if req.method() != http::Method::POST {
             return Err(
@@ -158,6 +183,19 @@ where
         let call = Call::from_request(&req);
         match check(&req, call) {
             Ok(()) => Either::Right(self.inner.call(req)),
+            // Refused on a gRPC method path by method or media type: the HTTP status says it
+            // (405, 415), the body in Connect's shape.
+            Err(e)
+                if grpc::is_service_path(req.uri().path())
+                    && matches!(
+                        e.kind(),
+                        Kind::MethodNotAllowed | Kind::UnsupportedMediaType
+                    ) =>
+            {
+                let mut response = connect::refusal(&e);
+                response.extensions_mut().insert(Failed(e));
+                Either::Left(ready(Ok(response)))
+            }
             // A method other than POST is refused at the HTTP level (405), as a gRPC status
             // would hide it behind 200.
             Err(e) if e.kind() == Kind::MethodNotAllowed => {

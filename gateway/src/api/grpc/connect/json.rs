@@ -1,0 +1,368 @@
+//! Reading a Connect JSON request: pbjson's generated serde (proto3's JSON mapping,
+//! protobuf.dev/programming-guides/json) with a thin normalising pass for the forms the spec
+//! accepts and pbjson does not.
+//!
+//! - An integer field takes a number or a string, "exponent notation is also accepted": `1.0`,
+//!   `1e0`, `"1e3"`, `"1"` are read as the integer they denote (pbjson reads only plain
+//!   integers and integer strings). A value that is not an integer (`1.5`), or out of the
+//!   field's range (`1e400`, `-1` for a `uint64`, `5e9` for a `uint32`), is refused naming
+//!   the field.
+//! - `null` is the field's default for every field (pbjson takes it only for messages and
+//!   `optional` fields): the member is dropped.
+//!
+//! The usual request is read once, straight by pbjson, at no extra cost. Only when pbjson
+//! refuses it is the text read again as a [`serde_json::Value`], walked once by the request
+//! type's descriptor (from [`draftstore_proto::DESCRIPTORS`]) and read by pbjson again; every
+//! error then names the field it is about (`constraints.contentLength: …`), never serde's
+//! internals.
+
+use crate::api::error::{ApiError, Code};
+use draftstore_proto::prost::Name;
+use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::sync::LazyLock;
+
+/// The descriptors of `draft.v1` and `grpc.health.v1`, decoded once.
+static POOL: LazyLock<Option<DescriptorPool>> =
+    LazyLock::new(|| DescriptorPool::decode(draftstore_proto::DESCRIPTORS).ok());
+
+/// Reads `json`, the whole body, as a `T`.
+///
+/// # Errors
+/// `MALFORMED_MESSAGE` (invalid_argument) naming the type, and the field when the text is
+/// JSON: not JSON, a wrong type, an integer field holding a non-integer or a value out of its
+/// range, a field twice.
+pub fn read<T: DeserializeOwned + Name>(json: &[u8]) -> Result<T, ApiError> {
+    let first = match serde_json::from_slice::<T>(json) {
+        Ok(message) => return Ok(message),
+        Err(e) => e,
+    };
+    // A field named twice (which a `Value` would hide by keeping the last): refused as it is.
+    // Text that is not JSON is refused by the second reading, naming where.
+    if first.to_string().starts_with("duplicate field") {
+        return Err(malformed::<T>(&first.to_string()));
+    }
+    let mut text = serde_json::Deserializer::from_slice(json);
+    let mut value: Value = serde_path_to_error::deserialize(&mut text)
+        .map_err(|e| malformed::<T>(&at(&e.path().to_string(), e.inner())))?;
+    text.end().map_err(|e| malformed::<T>(&e.to_string()))?;
+    match POOL
+        .as_ref()
+        .and_then(|pool| pool.get_message_by_name(&T::full_name()))
+    {
+        Some(desc) => {
+            message(&desc, &mut value, &mut String::new()).map_err(|e| malformed::<T>(&e))?
+        }
+        // Never: every request type is in the descriptors (a unit test holds it).
+        None => return Err(malformed::<T>(&first.to_string())),
+    }
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| malformed::<T>(&at(&e.path().to_string(), e.inner())))
+}
+
+/// `MALFORMED_MESSAGE` for a `T` that could not be read because of `why`.
+fn malformed<T: Name>(why: &str) -> ApiError {
+    ApiError::new(
+        Code::MalformedMessage,
+        format!("not a JSON {}: {why}", T::full_name()),
+    )
+}
+
+/// `what` about the field at `path` (`.` is the message itself).
+fn at(path: &str, what: impl std::fmt::Display) -> String {
+    if path == "." || path.is_empty() {
+        what.to_string()
+    } else {
+        format!("{path}: {what}")
+    }
+}
+
+/// Normalises the members of `value`, a message of type `desc` at `path`: `null` members
+/// dropped, integer fields made plain integers. A `value` that is not an object is left for
+/// pbjson to refuse.
+fn message(desc: &MessageDescriptor, value: &mut Value, path: &mut String) -> Result<(), String> {
+    let Value::Object(members) = value else {
+        return Ok(());
+    };
+    members.retain(|_, v| !v.is_null());
+    for (key, member) in members.iter_mut() {
+        let field = desc
+            .get_field_by_json_name(key)
+            .or_else(|| desc.get_field_by_name(key));
+        // Unknown fields are skipped by pbjson.
+        let Some(field) = field else { continue };
+        let len = path.len();
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(key);
+        let done = self::field(&field, member, path);
+        path.truncate(len);
+        done?;
+    }
+    Ok(())
+}
+
+/// Normalises `value`, the value of `field` at `path`: each element of a list, each value of
+/// a map (its keys are strings and stay so), or the one value.
+fn field(field: &FieldDescriptor, value: &mut Value, path: &mut String) -> Result<(), String> {
+    let kind = field.kind();
+    if field.is_map() {
+        let Kind::Message(entry) = &kind else {
+            return Ok(());
+        };
+        let kind = entry.map_entry_value_field().kind();
+        if let Value::Object(entries) = value {
+            for (key, v) in entries.iter_mut() {
+                let len = path.len();
+                path.push_str(&format!("[{key:?}]"));
+                let done = element(&kind, v, path);
+                path.truncate(len);
+                done?;
+            }
+        }
+        return Ok(());
+    }
+    if field.is_list() {
+        if let Value::Array(items) = value {
+            for (i, item) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let done = element(&kind, item, path);
+                path.truncate(len);
+                done?;
+            }
+        }
+        return Ok(());
+    }
+    element(&kind, value, path)
+}
+
+/// Normalises one value of `kind` at `path`.
+fn element(kind: &Kind, value: &mut Value, path: &mut String) -> Result<(), String> {
+    let range = match kind {
+        Kind::Message(desc) => return message(desc, value, path),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => (i128::from(i32::MIN), i128::from(i32::MAX)),
+        Kind::Uint32 | Kind::Fixed32 => (0, i128::from(u32::MAX)),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => (i128::from(i64::MIN), i128::from(i64::MAX)),
+        Kind::Uint64 | Kind::Fixed64 => (0, i128::from(u64::MAX)),
+        _ => return Ok(()),
+    };
+    let n = match &*value {
+        Value::Number(n) => n
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+            .or_else(|| n.as_f64().and_then(integral))
+            .ok_or_else(|| format!("{path}: {n} is not an integer"))?,
+        Value::String(s) => exact(s).ok_or_else(|| {
+            format!("{path}: {s:?} is not an integer (a number, or a string holding one)")
+        })?,
+        other => {
+            return Err(format!(
+                "{path}: expected an integer (a number, or a string holding one), not {other}"
+            ))
+        }
+    };
+    if n < range.0 || n > range.1 {
+        return Err(format!(
+            "{path}: {n} is out of range ({} to {})",
+            range.0, range.1
+        ));
+    }
+    *value = if n < 0 {
+        Value::from(i64::try_from(n).map_err(|_| format!("{path}: out of range"))?)
+    } else {
+        Value::from(u64::try_from(n).map_err(|_| format!("{path}: out of range"))?)
+    };
+    Ok(())
+}
+
+/// An `f64` that is a whole number, as an integer (out of `i128`'s range: `None`, later out of
+/// every field's range).
+fn integral(f: f64) -> Option<i128> {
+    // 2^100: past every field's range, and exactly representable.
+    const FAR: f64 = 1_267_650_600_228_229_401_496_703_205_376.0;
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < FAR).then_some(f as i128)
+}
+
+/// The integer a string holding a JSON number denotes, exactly (`"1e3"`, `"1.0"`, `"-7"`);
+/// `None` when it is no JSON number or not a whole one. Far past every range (`"1e400"`)
+/// it is `i128::MAX`, so the range check refuses it.
+fn exact(s: &str) -> Option<i128> {
+    let (negative, unsigned) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => {
+            let exp = unsigned.get(at + 1..)?;
+            let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            // Saturated: a huge exponent is out of range (or, negative, not an integer).
+            let exp = exp.parse::<i64>().unwrap_or(if exp.starts_with('-') {
+                i64::MIN / 2
+            } else {
+                i64::MAX / 2
+            });
+            (unsigned.get(..at)?, exp)
+        }
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let well_formed = !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && (whole == "0" || !whole.starts_with('0'))
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+        && !(mantissa.contains('.') && fraction.is_empty());
+    if !well_formed {
+        return None;
+    }
+    // The digits as one integer, scaled by 10^scale.
+    let digits = format!("{whole}{fraction}");
+    let digits = digits.trim_start_matches('0');
+    let trimmed = digits.trim_end_matches('0');
+    let zeros = i64::try_from(digits.len() - trimmed.len()).ok()?;
+    let scale = exponent
+        .saturating_sub(i64::try_from(fraction.len()).ok()?)
+        .saturating_add(zeros);
+    if trimmed.is_empty() {
+        return Some(0);
+    }
+    if scale < 0 {
+        return None;
+    }
+    let far = i128::MAX;
+    // More than 39 digits is past i128 (and every field).
+    let len = i64::try_from(trimmed.len()).ok()?;
+    if len.saturating_add(scale) > 39 {
+        return Some(if negative { -far } else { far });
+    }
+    let mut n: i128 = trimmed.parse().ok()?;
+    for _ in 0..scale {
+        n = match n.checked_mul(10) {
+            Some(n) => n,
+            None => return Some(if negative { -far } else { far }),
+        };
+    }
+    Some(if negative { -n } else { n })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use draftstore_proto::draft::v1 as pb;
+
+    #[test]
+    fn strings_holding_json_numbers_are_read_exactly() {
+        for (s, n) in [
+            ("1", 1),
+            ("1e3", 1000),
+            ("1E+3", 1000),
+            ("1.0", 1),
+            ("1.50e1", 15),
+            ("-7", -7),
+            ("0", 0),
+            ("0.0e5", 0),
+            ("12000e-3", 12),
+            ("18446744073709551615", i128::from(u64::MAX)),
+        ] {
+            assert_eq!(exact(s), Some(n), "{s}");
+        }
+        for bad in [
+            "", "1.5", "1e-1", " 1", "1 ", "01", "1.", ".5", "+1", "0x10", "1e", "--1", "NaN",
+        ] {
+            assert_eq!(exact(bad), None, "{bad:?}");
+        }
+        assert_eq!(exact("1e400"), Some(i128::MAX));
+        assert_eq!(exact("-1e400"), Some(-i128::MAX));
+        assert_eq!(exact("1e-400"), None);
+    }
+
+    #[test]
+    fn integers_in_every_form_are_read_and_others_refused_naming_the_field() {
+        for json in [
+            r#"{"constraints": {"contentLength": 1000}}"#,
+            r#"{"constraints": {"contentLength": 1000.0}}"#,
+            r#"{"constraints": {"contentLength": 1e3}}"#,
+            r#"{"constraints": {"contentLength": "1e3"}}"#,
+            r#"{"constraints": {"content_length": "1000"}}"#,
+        ] {
+            let read: pb::GetUploadUrlRequest = read(json.as_bytes()).unwrap();
+            assert_eq!(
+                read.constraints.unwrap().content_length,
+                Some(1000),
+                "{json}"
+            );
+        }
+        let parts: pb::GetPartUploadUrlsRequest =
+            read(br#"{"partNumbers": [1.0, "2", 3e0, "4e0"]}"#).unwrap();
+        assert_eq!(parts.part_numbers, [1, 2, 3, 4]);
+        for (json, names) in [
+            (
+                r#"{"constraints": {"contentLength": 1.5}}"#,
+                "constraints.contentLength",
+            ),
+            (
+                r#"{"constraints": {"contentLength": 1e400}}"#,
+                "constraints.contentLength",
+            ),
+            (
+                r#"{"constraints": {"contentLength": "1e400"}}"#,
+                "constraints.contentLength",
+            ),
+            (
+                r#"{"constraints": {"contentLength": -1}}"#,
+                "constraints.contentLength",
+            ),
+            (
+                r#"{"constraints": {"contentLength": "x"}}"#,
+                "constraints.contentLength",
+            ),
+            (
+                r#"{"objectName": 5, "constraints": {"contentLength": 1.0}}"#,
+                "objectName",
+            ),
+        ] {
+            let e = read::<pb::GetUploadUrlRequest>(json.as_bytes()).unwrap_err();
+            assert_eq!(e.code, Code::MalformedMessage, "{json}");
+            assert!(e.message.contains(names), "{json}: {}", e.message);
+            assert!(!e.message.contains("untagged"), "{json}: {}", e.message);
+        }
+        let e = read::<pb::GetPartUploadUrlsRequest>(br#"{"partNumbers": [1, 5e9]}"#).unwrap_err();
+        assert!(e.message.contains("partNumbers[1]"), "{}", e.message);
+    }
+
+    #[test]
+    fn null_is_the_default_for_every_field() {
+        let read: pb::GetUploadUrlRequest = read(
+            br#"{"objectName": null, "constraints": {"contentType": null, "metadata": null, "contentLength": null}}"#,
+        )
+        .unwrap();
+        assert_eq!(read.object_name, "");
+        let constraints = read.constraints.unwrap();
+        assert!(constraints.metadata.is_empty() && constraints.content_length.is_none());
+        let parts: pb::GetPartUploadUrlsRequest =
+            super::read(br#"{"objectName": "a", "partNumbers": null}"#).unwrap();
+        assert!(parts.part_numbers.is_empty());
+    }
+
+    #[test]
+    fn not_json_and_fields_twice_stay_refused() {
+        for bad in [
+            &b"{"[..],
+            b"{} x",
+            b"",
+            br#"{"objectName": "a", "objectName": "b", "x": 1.0}"#,
+        ] {
+            let e = read::<pb::GetUploadUrlRequest>(bad).unwrap_err();
+            assert_eq!(e.code, Code::MalformedMessage);
+        }
+        let e = read::<pb::GetUploadUrlRequest>(br#"{"objectName": "a", "objectName": "b"}"#)
+            .unwrap_err();
+        assert!(e.message.contains("duplicate"), "{}", e.message);
+    }
+}
