@@ -34,6 +34,8 @@
 //! - `post` — presigned POST: [`Signer::presign_post`] signs a [`PostPolicy`] into a
 //!   [`PostForm`]; [`PostVerifier`] checks a received form (`post/json` is the policy's small
 //!   strict JSON reader and writer, `post/policy` the document)
+//! - `floor` (feature `floor`, for benchmarks) — [`Signer::floor`]: the least a presign must
+//!   hash (SHA-256 of the canonical request, one HMAC of the string to sign), the benches' baseline
 //!
 //! ## Example
 //! ```
@@ -57,6 +59,8 @@ mod encode;
 mod endpoint;
 mod error;
 mod explained;
+#[cfg(feature = "floor")]
+mod floor;
 mod parts;
 mod post;
 mod presign;
@@ -75,6 +79,8 @@ pub use credentials::Credentials;
 pub use endpoint::{Addressing, Endpoint, Scheme};
 pub use error::Error;
 pub use explained::Explained;
+#[cfg(feature = "floor")]
+pub use floor::Floor;
 pub use parts::{Part, PartUrls, MAX_PART_NUMBER};
 pub use post::{Condition, Policy, PostError, PostForm, PostPolicy, PostVerifier, VerifiedPost};
 pub use presign::Expiry;

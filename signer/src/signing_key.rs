@@ -20,7 +20,7 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 }
 
 #[cold]
-fn unreachable_mac() -> HmacSha256 {
+pub(crate) fn unreachable_mac() -> HmacSha256 {
     // new_from_slice only fails for fixed-size keys; Hmac takes any length. Keep a defined value.
     <HmacSha256 as hmac::digest::KeyInit>::new(&Default::default())
 }

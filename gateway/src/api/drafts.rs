@@ -7,7 +7,7 @@
 //! `.draftstore/` keys never, and at most [`MAX_DRAFTS`] entries in key order (`truncated`
 //! says more follow: narrow the prefix).
 
-use crate::api::app::{rfc3339, App};
+use crate::api::app::App;
 use crate::api::error::ApiError;
 use crate::api::grpc::{decode, success};
 use crate::api::prefix::key_prefix;
@@ -91,7 +91,11 @@ impl<B: Storage + Presign> App<B> {
                     out.truncated = true;
                     return Ok(out);
                 }
-                let at = |unix: i64| Timestamp::from_unix(unix).map(rfc3339).unwrap_or_default();
+                let at = |unix: i64| {
+                    Timestamp::from_unix(unix)
+                        .map(|t| t.rfc3339())
+                        .unwrap_or_default()
+                };
                 let lifetime = i64::try_from(self.object_lifetime).unwrap_or(i64::MAX);
                 out.drafts.push(Draft {
                     object_name: name,

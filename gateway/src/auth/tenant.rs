@@ -23,7 +23,8 @@ impl Eq for Tenant {}
 pub struct Policy {
     /// Uploads must declare `content_length`, at most this.
     pub max_size: Option<u64>,
-    /// Uploads must declare one of these content types.
+    /// Uploads must declare one of these content types, compared as media types (see
+    /// [`allows_type`]: `TEXT/Plain` is `text/plain`).
     pub content_types: Option<Vec<String>>,
     /// URLs minted: at most `limit` at once, refilled at `limit` per `per`.
     pub rate: Option<Rate>,
@@ -43,6 +44,25 @@ impl Policy {
             && types(self) == types(other)
             && self.rate.as_ref().map(Rate::spec) == other.rate.as_ref().map(Rate::spec)
     }
+}
+
+/// Whether `declared` is one of `allowed`, compared as media types (RFC 9110 §8.3.1, by the
+/// `mime` crate's parser): type, subtype and parameter names are case-insensitive, and so is
+/// the value of `charset` (RFC 2046 §4.1.2); other parameter values, the parameters' order,
+/// and text that is not a media type compare byte for byte. Only the tenant's policy compares
+/// this way: the `Content-Type` signed into an upload stays as declared, and the store wants
+/// it byte for byte (SigV4).
+#[must_use]
+pub fn allows_type(allowed: &[String], declared: &str) -> bool {
+    if allowed.iter().any(|a| a == declared) {
+        return true;
+    }
+    let Ok(declared) = declared.parse::<mime::Mime>() else {
+        return false;
+    };
+    allowed
+        .iter()
+        .any(|a| a.parse::<mime::Mime>().is_ok_and(|a| a == declared))
 }
 
 impl Tenant {
@@ -104,7 +124,7 @@ impl Tenant {
         }
         if let Some(types) = &policy.content_types {
             let message = match &constraints.content_type {
-                Some(t) if types.contains(t) => None,
+                Some(t) if allows_type(types, t) => None,
                 Some(t) => Some(format!(
                     "content_type {t:?} is not allowed for this tenant; allowed: {}",
                     types.join(", ")
@@ -158,5 +178,47 @@ impl Tenant {
     #[must_use]
     pub fn folder(&self) -> &ObjectName {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allows_type;
+
+    #[test]
+    fn types_compare_as_media_types() {
+        let allowed = [
+            "text/plain".to_owned(),
+            "image/svg+xml; profile=Tiny".to_owned(),
+        ];
+        for ok in [
+            "text/plain",
+            "TEXT/PLAIN",
+            "Text/Plain",
+            "image/SVG+XML; Profile=Tiny",
+            "image/svg+xml;profile=Tiny",
+        ] {
+            assert!(allows_type(&allowed, ok), "{ok}");
+        }
+        // A parameter's value is compared as written; other types and non-types are refused.
+        for refused in [
+            "image/svg+xml; profile=tiny",
+            "text/plain; charset=utf-8",
+            "text/html",
+            "text",
+            "",
+            "text/plain\u{0}",
+        ] {
+            assert!(!allows_type(&allowed, refused), "{refused}");
+        }
+        let charset = ["text/plain; charset=utf-8".to_owned()];
+        assert!(
+            allows_type(&charset, "text/plain; Charset=UTF-8"),
+            "RFC 9110 §8.3.1's example"
+        );
+        assert!(allows_type(&charset, "TEXT/plain;charset=\"utf-8\""));
+        // What is not a media type only matches itself.
+        assert!(allows_type(&["custom".to_owned()], "custom"));
+        assert!(!allows_type(&["custom".to_owned()], "CUSTOM"));
     }
 }

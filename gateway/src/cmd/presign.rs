@@ -98,7 +98,7 @@ fn cut(expires: Expiry, now: Timestamp, deadline: i64) -> Result<Expiry, Exit> {
         expires.secs(),
         cut.secs(),
         Timestamp::from_unix(deadline + URL_MARGIN_SECS)
-            .map(crate::api::app::rfc3339)
+            .map(|t| t.rfc3339())
             .unwrap_or_default()
     );
     Ok(cut)

@@ -128,7 +128,7 @@ impl Record {
     pub fn new(id: String, kind: EventType, now_ms: i64, data: serde_json::Value) -> Self {
         let secs = now_ms.div_euclid(1000);
         let timestamp = draftstore_signer::Timestamp::from_unix(secs)
-            .map(crate::api::app::rfc3339)
+            .map(|t| t.rfc3339())
             .unwrap_or_default();
         Self {
             id,

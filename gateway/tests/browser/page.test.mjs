@@ -1,8 +1,9 @@
 // The upload page at / in Chromium, on the embedded store: two files to 100 %, a preview, a
 // confirm, main holding the exact bytes; a 30 MiB multipart upload cut by a reload and resumed
 // by picking the same file again, without sending a stored part twice (part PUTs counted at
-// the store by a route listener); the API-key field when auth is on. A screenshot of the page
-// goes to the artifacts folder.
+// the store by a route listener); the API-key field when auth is on; a 1000-character name
+// without spaces wrapping in the drafts table, the preview and the status line rather than
+// widening the page. Screenshots go to the artifacts folder.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -221,4 +222,38 @@ test('with auth on, the page asks for an API key and works with it', async () =>
   } finally {
     await locked.stop();
   }
+});
+
+test('a 1000-character draft name without spaces wraps instead of widening the page', async () => {
+  // One segment of 1009 bytes: the embedded store takes 1024-byte keys (SeaweedFS does not).
+  const name = `long-${'x'.repeat(1000)}.txt`;
+  const made = await api(gateway, 'upload-url', { object_name: name });
+  assert.equal(made.status, 200, JSON.stringify(made.body));
+  const put = await fetch(made.body.upload_url, { method: 'PUT', body: 'long' });
+  assert.equal(put.status, 200);
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors = watchErrors(page);
+  await page.goto(`${gateway.url}/`);
+  await page.locator(`#drafts tr[data-name="${name}"]`).waitFor();
+  await page.getByRole('button', { name: `Preview ${name}` }).click();
+  await page.locator('#preview-body a', { hasText: name }).waitFor();
+  const widths = () => page.evaluate(() => ({
+    page: document.documentElement.scrollWidth,
+    viewport: document.documentElement.clientWidth,
+    table: document.querySelector('#drafts').getBoundingClientRect().width,
+    card: document.querySelector('#drafts').parentElement.clientWidth,
+    preview: document.querySelector('#preview').scrollWidth,
+    previewBox: document.querySelector('#preview').clientWidth,
+  }));
+  const listed = await widths();
+  assert.ok(listed.page <= listed.viewport, `no horizontal scroll: ${JSON.stringify(listed)}`);
+  assert.ok(listed.table <= listed.card, `the table fits its card: ${JSON.stringify(listed)}`);
+  assert.ok(listed.preview <= listed.previewBox, `the preview fits: ${JSON.stringify(listed)}`);
+  await page.screenshot({ path: artifact('long-name.png'), fullPage: true });
+  await page.getByRole('button', { name: `Confirm ${name}` }).click();
+  await page.locator('#drafts-status', { hasText: 'confirmed' }).waitFor();
+  const confirmed = await widths();
+  assert.ok(confirmed.page <= confirmed.viewport, `the status line wraps: ${JSON.stringify(confirmed)}`);
+  assert.deepEqual(errors, [], 'no script error');
+  await page.close();
 });

@@ -489,6 +489,114 @@ async fn per_tenant_limits_are_enforced_over_rest_and_grpc() {
     server.stop().await;
 }
 
+/// A tenant's `types` are media types (RFC 9110 §8.3.1): `TEXT/Plain` is `text/plain` for the
+/// policy over REST (upload-url, upload-form, multipart) and gRPC, while the type signed into
+/// the upload stays as declared and the store wants it byte for byte (SigV4).
+#[tokio::test]
+async fn tenant_types_compare_case_insensitively_over_rest_and_grpc() {
+    let keys = format!("acme {} types=text/plain,image/svg+xml", hash("acme-key"));
+    let Some(server) = start(&[
+        ("DRAFTSTORE_AUTH", "api-keys"),
+        ("DRAFTSTORE_API_KEYS", &keys),
+    ])
+    .await
+    else {
+        return;
+    };
+    let up = |body: Value| call(&server, "/api/v1/upload-url", Some("acme-key"), body);
+    let (status, made) =
+        up(json!({"object_name": "shout.txt", "content_type": "TEXT/PLAIN"})).await;
+    assert_eq!(status, 200, "{made}");
+    assert_eq!(
+        made["required_headers"]["content-type"], "TEXT/PLAIN",
+        "signed as declared"
+    );
+    let url = made["upload_url"].as_str().unwrap();
+    let put = |ct: &'static str| {
+        let mut request = reqwest::Client::new().put(url).body("hello");
+        for (name, value) in made["required_headers"].as_object().unwrap() {
+            if name != "content-type" {
+                request = request.header(name, value.as_str().unwrap());
+            }
+        }
+        status_of(request.header("content-type", ct))
+    };
+    assert_eq!(
+        put("text/plain").await,
+        403,
+        "the signed header is compared byte for byte"
+    );
+    assert_eq!(put("TEXT/PLAIN").await, 200);
+    let (status, done) = call(
+        &server,
+        "/api/v1/confirm-upload",
+        Some("acme-key"),
+        json!({"object_name": "shout.txt"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    for (ct, want) in [
+        ("Image/SVG+XML", 200),
+        ("image/svg", 403),
+        ("text/html", 403),
+        ("Text/Plain; charset=utf-8", 403),
+    ] {
+        let (status, reply) = up(json!({"object_name": "a", "content_type": ct})).await;
+        assert_eq!(status, want, "{ct}: {reply}");
+        if want == 403 {
+            assert_eq!(reply["error"]["code"], "TENANT_LIMIT", "{ct}");
+        }
+    }
+    let (status, form) = call(
+        &server,
+        "/api/v1/upload-form",
+        Some("acme-key"),
+        json!({"object_name": "form.txt", "content_type": "Text/Plain"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{form}");
+    assert_eq!(form["fields"]["Content-Type"], "Text/Plain");
+    let (status, created) = call(
+        &server,
+        "/api/v1/multipart-upload",
+        Some("acme-key"),
+        json!({"object_name": "parts.txt", "content_type": "TEXT/plain"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let grpc_up = |ct: &str| {
+        pb::GetUploadUrlRequest {
+            object_name: "g.txt".into(),
+            constraints: Some(pb::UploadConstraints {
+                content_type: ct.into(),
+                ..Default::default()
+            }),
+        }
+        .encode_to_vec()
+    };
+    let path = pb::paths::GET_UPLOAD_URL;
+    assert_eq!(
+        grpc(&server, path, Some("acme-key"), grpc_up("TEXT/PLAIN")).await,
+        "0"
+    );
+    assert_eq!(
+        grpc(&server, path, Some("acme-key"), grpc_up("text/csv")).await,
+        "7",
+        "PERMISSION_DENIED"
+    );
+    let form = pb::GetUploadFormRequest {
+        object_name: "gform.svg".into(),
+        content_type: "IMAGE/svg+XML".into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    assert_eq!(
+        grpc(&server, pb::paths::GET_UPLOAD_FORM, Some("acme-key"), form).await,
+        "0"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn jwts_authenticate_over_rest_and_grpc() {
     let Some(server) = start(&[

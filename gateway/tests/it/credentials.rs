@@ -25,7 +25,7 @@ fn unix_now() -> i64 {
 /// `YYYY-MM-DDTHH:MM:SSZ`.
 fn rfc3339(unix: i64) -> String {
     let stamp = draftstore_signer::Timestamp::from_unix(unix).unwrap();
-    draftstore_gateway::api::app::rfc3339(stamp)
+    stamp.rfc3339()
 }
 
 fn parse_rfc3339(text: &str) -> i64 {

@@ -43,6 +43,8 @@ mod list_drafts;
 mod local_multipart;
 /// The embedded store: conformance, its presigned URLs, crashes, one server per folder.
 mod local_store;
+/// Names with a part over 255 bytes: SeaweedFS refuses them, with a clear 400 each way.
+mod long_segments;
 /// The Kubernetes manifests and the Dockerfile agree with the configuration.
 mod manifests;
 /// Multipart uploads over REST and gRPC: parts out of order, resume, every error, tenants.

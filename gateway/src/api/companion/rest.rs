@@ -4,7 +4,7 @@
 
 use super::decode::{part_number, text_of, user_metadata, Query};
 use super::{name_of, new_object_name, parse, redacted, Op, UploadTokens};
-use crate::api::app::{object_key, rfc3339, ttl_within, App};
+use crate::api::app::{object_key, ttl_within, App};
 use crate::api::error::{ApiError, Code};
 use crate::api::form::FormRequest;
 use crate::api::rest::{json, read_json};
@@ -209,7 +209,7 @@ async fn sign_part<B: Storage + Presign>(
     )
 }
 
-/// Seconds from now until `at` (RFC 3339 as [`rfc3339`] writes it); 0 when unreadable.
+/// Seconds from now until `at` (RFC 3339 as [`draftstore_signer::Timestamp::rfc3339`] writes it); 0 when unreadable.
 fn seconds_until(at: &str) -> i64 {
     let amz: String = at.chars().filter(|c| !matches!(c, '-' | ':')).collect();
     let now = crate::clock::unix_now().unwrap_or_default();
@@ -310,7 +310,7 @@ pub fn upload_token(
         }
     };
     let expires_at = Timestamp::from_unix(expires)
-        .map(rfc3339)
+        .map(|t| t.rfc3339())
         .unwrap_or_default();
     let mut response = json(
         StatusCode::OK,

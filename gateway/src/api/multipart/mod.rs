@@ -15,7 +15,7 @@ pub mod rest;
 
 pub use part_urls::{SignedPart, SignedParts};
 
-use crate::api::app::{object_key, rfc3339, App};
+use crate::api::app::{object_key, App};
 use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
 use crate::store::Presign;
@@ -154,7 +154,7 @@ impl<B: Storage + Presign> App<B> {
             part_count: plan.part_count,
             expires_at: now
                 .checked_add(self.object_lifetime)
-                .map(rfc3339)
+                .map(|t| t.rfc3339())
                 .unwrap_or_default(),
         })
     }
@@ -314,7 +314,7 @@ impl<B: Storage + Presign> App<B> {
                     upload_id: upload.upload_id,
                     object_name: shown,
                     initiated: Timestamp::from_unix(upload.initiated)
-                        .map(rfc3339)
+                        .map(|t| t.rfc3339())
                         .unwrap_or_default(),
                 });
             }

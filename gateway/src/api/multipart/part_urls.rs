@@ -5,7 +5,7 @@
 //! reply is written from that buffer with the expiry every part shares made once.
 
 use super::{check_upload_id, now};
-use crate::api::app::{object_key, rfc3339, ttl_within, App};
+use crate::api::app::{object_key, ttl_within, App};
 use crate::api::error::ApiError;
 use crate::auth::Tenant;
 use crate::store::{PartBatch, Presign};
@@ -140,7 +140,7 @@ impl<B: Storage + Presign> App<B> {
             ttl_within(now, self.upload_ttl, self.store.url_deadline())?;
         let expires_at = now
             .checked_add(u64::from(ttl.secs()))
-            .map(rfc3339)
+            .map(|t| t.rfc3339())
             .unwrap_or_default();
         // One batch: the store signs every URL with one key lookup and one hashed head, into
         // one buffer the reply is written from.

@@ -25,6 +25,9 @@ pub fn classify(status: u16, code: &str, message: &str, what: &str) -> StorageEr
         "PreconditionFailed" | "ConditionalRequestConflict" => StorageError::PreconditionFailed {
             what: what.to_owned(),
         },
+        // AWS: a key over 1024 bytes; SeaweedFS: a `/`-separated part over 255. Not the
+        // store's fault, and no retry helps: a 400 naming it, not a 500.
+        "KeyTooLongError" => StorageError::InvalidArgument { reason: reason() },
         "BucketAlreadyExists" => StorageError::AlreadyExists {
             what: what.to_owned(),
         },
@@ -97,6 +100,10 @@ mod tests {
         assert!(matches!(
             classify(400, "InvalidArgument", "bad", "b/k"),
             StorageError::Backend { .. }
+        ));
+        assert!(matches!(
+            classify(400, "KeyTooLongError", "Your key is too long.", "b/k"),
+            StorageError::InvalidArgument { reason } if reason.contains("KeyTooLongError")
         ));
         assert!(matches!(
             classify(409, "BucketAlreadyExists", "", "b"),

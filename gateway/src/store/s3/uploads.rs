@@ -19,6 +19,17 @@ const PAGE: &str = "1000";
 /// ListParts pages read at most: 10 000 parts fit in 10; more means a server that loops.
 const MAX_PAGES: usize = 20;
 
+/// The longest `/`-separated part of a key SeaweedFS stores, in bytes (a file name in its
+/// filer). Past it a PutObject or POST gets `KeyTooLongError`, but a multipart upload is created
+/// and takes its parts, and only its completion fails, with `InternalError` (retried, then
+/// reported). AWS S3 takes any key up to 1024 bytes.
+const SEAWEEDFS_MAX_SEGMENT: usize = 255;
+
+/// The longest `/`-separated part of `key`, in bytes.
+fn longest_segment(key: &str) -> usize {
+    key.split('/').map(str::len).max().unwrap_or(0)
+}
+
 /// S3's multipart errors with what we know of them; anything else as the client classified it.
 fn multipart_error(f: Failure, upload_id: &str) -> StorageError {
     match f.code.as_str() {
@@ -233,7 +244,21 @@ impl S3Storage {
         call.headers
             .push(("content-type".into(), "application/xml".into()));
         call.body = body.into_bytes();
-        let answer = send(&self.client, &call, upload_id).await?;
+        let answer = self.client.send(&call).await.map_err(|f| {
+            let segment = longest_segment(key);
+            if f.code == "InternalError" && segment > SEAWEEDFS_MAX_SEGMENT {
+                StorageError::InvalidArgument {
+                    reason: format!(
+                        "{bucket}/{key}: the store failed to complete the upload (InternalError) \
+                         and the key has a '/'-separated part of {segment} bytes: SeaweedFS \
+                         refuses parts over {SEAWEEDFS_MAX_SEGMENT} bytes (AWS S3 takes \
+                         1024-byte keys); abort the upload and use a shorter name"
+                    ),
+                }
+            } else {
+                multipart_error(f, upload_id)
+            }
+        })?;
         let result: xml::EtagResult = xml::parse(&answer.body, &call.what)
             .map_err(|reason| StorageError::Backend { reason })?;
         Ok(Completed {
