@@ -10,6 +10,9 @@ pub type Body = BoxBody<Bytes, Infallible>;
 
 /// The request id header, read and returned.
 pub const REQUEST_ID: &str = "x-request-id";
+/// [`REQUEST_ID`] as a header name: looked up and inserted on every request, where a `&str`
+/// name would be parsed and checked each time.
+pub const REQUEST_ID_NAME: http::HeaderName = http::HeaderName::from_static(REQUEST_ID);
 /// `content-type`.
 pub const CONTENT_TYPE: &str = "content-type";
 /// JSON's media type.

@@ -19,7 +19,6 @@ use crate::api::app::App;
 use crate::api::{grpc, rest};
 use crate::auth::{Authenticator, Tenant};
 use crate::config::{Limits, ServeConfig};
-use crate::http::body::Collected;
 use crate::http::cors::Cors;
 use crate::http::layer::admission::{AdmissionLayer, By, Shares};
 use crate::http::layer::auth::AuthLayer;
@@ -31,8 +30,8 @@ use crate::http::layer::protocol::{self, ProtocolLayer};
 use crate::http::layer::request_id::RequestIdLayer;
 use crate::http::layer::timeout::TimeoutLayer;
 use crate::http::layer::transfer::TransferLayer;
-use crate::http::layer::{reply, Req, Res};
-use crate::http::response::{RequestId, REQUEST_ID};
+use crate::http::layer::{meta, meta_mut, reply, Req, Res};
+use crate::http::response::{RequestId, REQUEST_ID_NAME};
 use crate::http::socket::Socket;
 use crate::http::tls::Tls;
 use crate::metrics::CallSeries;
@@ -49,10 +48,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::{Service, ServiceBuilder};
-
-/// The TCP peer of the connection a request came on (a request extension).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer(pub IpAddr);
 
 /// The server: the API and everything the request path needs, built by [`Server::new`].
 pub struct Server<B> {
@@ -337,8 +332,11 @@ impl<B: Storage + Presign + 'static> Router<B> {
             Call::Store => match &self.store {
                 Some(store) => {
                     // The embedded store logs its failures itself, with this id.
-                    if let Some(id) = req.extensions().get::<RequestId>().map(RequestId::header) {
-                        req.headers_mut().insert(REQUEST_ID, id);
+                    if let Some(id) = meta(&req)
+                        .and_then(|m| m.id.as_ref())
+                        .map(RequestId::header)
+                    {
+                        req.headers_mut().insert(REQUEST_ID_NAME, id);
                     }
                     return Box::pin(store.serve(req)).await;
                 }
@@ -393,11 +391,7 @@ impl<B: Storage + Presign + 'static> Router<B> {
 /// `req` with the body the body layer read (empty for a call that has none: a `GET`, an
 /// unknown path).
 fn collected(mut req: Req) -> http::Request<bytes::Bytes> {
-    let body = req
-        .extensions_mut()
-        .remove::<Collected>()
-        .unwrap_or_default()
-        .0;
+    let body = meta_mut(&mut req).body.take().unwrap_or_default().0;
     req.map(|_| body)
 }
 
@@ -574,12 +568,12 @@ impl Call {
         }
     }
 
-    /// The call the observe layer put in `req`'s extensions (parsed again if missing).
+    /// The call the observe layer put in `req`'s [`Meta`](crate::http::layer::Meta) (parsed
+    /// again if missing).
     #[must_use]
     pub fn from_request<T>(req: &http::Request<T>) -> Self {
-        req.extensions()
-            .get::<Self>()
-            .copied()
+        meta(req)
+            .and_then(|m| m.call)
             .unwrap_or_else(|| Self::of(req.uri().path(), req.headers()))
     }
 

@@ -8,11 +8,11 @@
 //! one who filled the service decide how long everyone waits. Probes (`/health`, `/ready`,
 //! the gRPC health check) and the embedded store's object transfers never take a place.
 
-use super::{reply, Req, Res};
+use super::{meta, reply, Req, Res};
 use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
 use crate::http::response::Body;
-use crate::http::server::{Call, Peer};
+use crate::http::server::Call;
 use bytes::Bytes;
 use futures_util::future::Either;
 use http_body_util::BodyExt;
@@ -52,10 +52,12 @@ pub struct Shares {
     state: Mutex<State>,
 }
 
+/// Keys are hashed with foldhash (seeded at random per process): SipHash, std's default, cost
+/// two hashes per stage on every request (three stages) for a map of a few entries.
 #[derive(Debug, Default)]
 struct State {
     total: usize,
-    held: HashMap<Key, usize>,
+    held: HashMap<Key, usize, foldhash::quality::RandomState>,
 }
 
 /// A place held; given back when dropped.
@@ -146,7 +148,7 @@ fn overloaded() -> ApiError {
 /// What a stage counts by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum By {
-    /// The TCP peer address (the [`Peer`] extension).
+    /// The TCP peer address (the request's [`super::Meta`]).
     Peer,
     /// The authenticated tenant (the [`Tenant`] extension), else [`Key::Anyone`].
     Tenant,
@@ -217,10 +219,9 @@ where
             });
         }
         let key = match self.by {
-            By::Peer => req
-                .extensions()
-                .get::<Peer>()
-                .map_or(Key::Anyone, |peer| Key::Peer(peer.0)),
+            By::Peer => meta(&req)
+                .and_then(|m| m.peer)
+                .map_or(Key::Anyone, Key::Peer),
             By::Tenant => req.extensions().get::<Tenant>().map_or(Key::Anyone, |t| {
                 Key::Tenant(self.hasher.hash_one(t.folder().as_str()))
             }),

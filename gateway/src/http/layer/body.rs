@@ -13,7 +13,7 @@
 //! The timer is armed only when the body is not there on the first poll.
 
 use super::admission::{Key, Shares, Ticket};
-use super::{reply, Req, Res};
+use super::{meta, meta_mut, reply, Req, Res};
 use crate::api::companion::Op;
 use crate::api::error::ApiError;
 use crate::api::grpc::codec::HEADER_LEN;
@@ -22,7 +22,7 @@ use crate::api::grpc::{multipart as grpc_multipart, Rpc};
 use crate::api::multipart::rest as multipart;
 use crate::api::rest::Route;
 use crate::http::body::{self, Collected, Collector, Limit};
-use crate::http::server::{Call, Peer};
+use crate::http::server::Call;
 use futures_util::future::Either;
 use hyper::body::Body as _;
 use pin_project_lite::pin_project;
@@ -148,16 +148,15 @@ where
             return Either::Left(ready(Ok(refuse(call, e, req, false))));
         }
         if req.body().is_end_stream() {
-            req.extensions_mut().insert(Collected::default());
+            meta_mut(&mut req).body = Some(Collected::default());
             return Either::Right(Either::Left(self.inner.call(req)));
         }
         let ticket = if call.is_probe() {
             None
         } else {
-            let key = req
-                .extensions()
-                .get::<Peer>()
-                .map_or(Key::Anyone, |peer| Key::Peer(peer.0));
+            let key = meta(&req)
+                .and_then(|m| m.peer)
+                .map_or(Key::Anyone, Key::Peer);
             match self.shares.try_take(key) {
                 Ok(ticket) => Some(ticket),
                 Err(e) => return Either::Left(ready(Ok(reply(call, e)))),
@@ -314,7 +313,7 @@ where
                                 return Poll::Ready(Ok(reply(*call, body::unreadable())));
                             };
                             let whole = std::mem::take(collector).finish();
-                            request.extensions_mut().insert(Collected(whole));
+                            meta_mut(&mut request).body = Some(Collected(whole));
                             service.call(request)
                         }
                         Poll::Pending => {

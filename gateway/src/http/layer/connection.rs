@@ -1,11 +1,11 @@
 //! What the server knows per connection, put around the stack once per accepted connection:
-//! the peer's address (the [`Peer`] extension, for admission by peer), the connection's
+//! the peer's address (in the request's [`Meta`], for admission by peer), the connection's
 //! [`Activity`] (for its idle timer, see [`idle`]), and the count of requests open on all
-//! connections: past [`Streams`]' cap a request is marked [`OverStreamCap`] and answered 503 at
+//! connections: past [`Streams`]' cap a request is marked (`Meta::over_cap`) and answered 503 at
 //! once, so memory stays bounded however many HTTP/2 streams clients open.
 
+use super::Meta;
 use super::{Req, Res};
-use crate::http::server::Peer;
 use pin_project_lite::pin_project;
 use std::convert::Infallible;
 use std::future::Future;
@@ -48,10 +48,6 @@ impl Streams {
     }
 }
 
-/// Marks a request that arrived past the global stream cap.
-#[derive(Debug, Clone, Copy)]
-pub struct OverStreamCap;
-
 /// The stack for one connection.
 #[derive(Debug, Clone)]
 pub struct PerConnection<S> {
@@ -90,10 +86,12 @@ where
         self.activity.open.fetch_add(1, Ordering::Relaxed);
         self.activity.started.fetch_add(1, Ordering::Relaxed);
         let before = self.streams.open.fetch_add(1, Ordering::Relaxed);
-        req.extensions_mut().insert(Peer(self.peer));
-        if before >= self.streams.cap {
-            req.extensions_mut().insert(OverStreamCap);
-        }
+        // The one extension every request gets; the layers fill it in.
+        req.extensions_mut().insert(Meta {
+            peer: Some(self.peer),
+            over_cap: before >= self.streams.cap,
+            ..Meta::default()
+        });
         Counted {
             inner: self.inner.clone().call(req),
             _open: Open {

@@ -21,13 +21,45 @@ pub mod transfer;
 
 use crate::api::error::ApiError;
 use crate::api::{grpc, legacy, rest};
-use crate::http::response::Body;
+use crate::http::body::Collected;
+use crate::http::response::{Body, RequestId};
 use crate::http::server::Call;
+use std::net::IpAddr;
 
 /// A request as hyper hands it over.
 pub type Req = http::Request<hyper::body::Incoming>;
 /// A response of either protocol.
 pub type Res = http::Response<Body>;
+
+/// What the layers learn about a request, kept in its extensions as ONE value: each
+/// `Extensions::insert` allocates a box for its value (and the first one the map), and four
+/// facts inserted apart cost five allocations, a rehash and as many frees per request.
+/// [`connection`] puts it in with the peer; later layers fill in the rest through [`meta_mut`].
+#[derive(Clone, Default)]
+pub struct Meta {
+    /// The TCP peer of the connection ([`connection`]); `None` for a request that came another
+    /// way (counted as [`admission::Key::Anyone`]).
+    pub peer: Option<IpAddr>,
+    /// It arrived past the global cap on open requests ([`connection`]).
+    pub over_cap: bool,
+    /// Its id ([`request_id`]).
+    pub id: Option<RequestId>,
+    /// What it asks for, classified once ([`observe`]).
+    pub call: Option<Call>,
+    /// Its API body, read whole ([`body`]); taken by the router.
+    pub body: Option<Collected>,
+}
+
+/// `req`'s [`Meta`], if a layer put it there.
+#[must_use]
+pub fn meta<T>(req: &http::Request<T>) -> Option<&Meta> {
+    req.extensions().get::<Meta>()
+}
+
+/// `req`'s [`Meta`], put there empty when missing.
+pub fn meta_mut<T>(req: &mut http::Request<T>) -> &mut Meta {
+    req.extensions_mut().get_or_insert_default::<Meta>()
+}
 
 /// The error a response was made from, kept in its extensions for [`observe`] (the log line,
 /// the gRPC status of the metrics).

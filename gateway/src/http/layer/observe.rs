@@ -7,7 +7,7 @@
 //! Method, path and message go through [`Escaped`]: cut and escaped.
 
 use super::escape::Escaped;
-use super::{Failed, Req, Res};
+use super::{meta_mut, Failed, Req, Res};
 use crate::api::error::{ApiError, Code};
 use crate::http::response::RequestId;
 use crate::http::server::Call;
@@ -34,15 +34,23 @@ const MESSAGE_BUDGET: usize = 512;
 /// Classifies each request once ([`Call`], put in its extensions), counts it and logs it.
 #[derive(Debug, Clone)]
 pub struct ObserveLayer {
-    series: Arc<HashMap<Call, CallSeries>>,
+    series: Arc<Series>,
 }
+
+/// Every call's series, looked up once per request: foldhash rather than std's SipHash, as the
+/// keys are our own calls (a fixed set), not something a client could aim at.
+type Series = HashMap<Call, CallSeries, foldhash::fast::RandomState>;
 
 impl ObserveLayer {
     /// With a metrics series made up front for every [`Call`].
     #[must_use]
     pub fn new() -> Self {
         Self {
-            series: Arc::new(Call::all().map(|call| (call, call.series())).collect()),
+            series: Arc::new(
+                Call::all()
+                    .map(|call| (call, call.series()))
+                    .collect::<Series>(),
+            ),
         }
     }
 }
@@ -68,7 +76,7 @@ impl<S> Layer<S> for ObserveLayer {
 #[derive(Debug, Clone)]
 pub struct Observe<S> {
     inner: S,
-    series: Arc<HashMap<Call, CallSeries>>,
+    series: Arc<Series>,
 }
 
 impl<S> Service<Req> for Observe<S>
@@ -85,8 +93,9 @@ where
 
     fn call(&mut self, mut req: Req) -> Self::Future {
         let call = Call::of(req.uri().path(), req.headers());
-        req.extensions_mut().insert(call);
-        let id = req.extensions().get::<RequestId>().cloned();
+        let meta = meta_mut(&mut req);
+        meta.call = Some(call);
+        let id = meta.id.clone();
         let method = req.method().clone();
         // Cheap: the URI shares the request head's buffer.
         let uri = req.uri().clone();
@@ -120,7 +129,7 @@ struct Seen {
     method: http::Method,
     uri: http::Uri,
     started: Instant,
-    series: Arc<HashMap<Call, CallSeries>>,
+    series: Arc<Series>,
 }
 
 /// The request id as the log writes it (empty when there is none), formatted only when a line

@@ -16,8 +16,7 @@
 //! - past the global cap on concurrent streams ([`super::connection`]), 503 at once (probes
 //!   excepted: they are answered at once anyway, and must keep answering).
 
-use super::connection::OverStreamCap;
-use super::{reply, Failed, Req, Res};
+use super::{meta, reply, Failed, Req, Res};
 use crate::api::error::{ApiError, Code, Kind};
 use crate::api::grpc::{self, connect, web};
 use crate::http::response::CONTENT_TYPE;
@@ -89,7 +88,7 @@ fn host_value_is_valid(value: &[u8]) -> bool {
 /// The first rule `req` breaks, if any.
 fn check(req: &Req, call: Call) -> Result<(), ApiError> {
     // Probes are answered at once and must keep answering under a flood of streams.
-    if req.extensions().get::<OverStreamCap>().is_some() && !call.is_probe() {
+    if meta(req).is_some_and(|m| m.over_cap) && !call.is_probe() {
         return Err(ApiError::new(
             Code::Overloaded,
             "too many requests open on all connections; retry",

@@ -3,8 +3,8 @@
 //! response. tower-http's request-id layers would keep any caller value and index it in HPACK;
 //! this keeps today's rules (sanity check, never-indexed header).
 
-use super::{Req, Res};
-use crate::http::response::{RequestId, REQUEST_ID};
+use super::{meta_mut, Req, Res};
+use crate::http::response::{RequestId, REQUEST_ID_NAME};
 use pin_project_lite::pin_project;
 use std::convert::Infallible;
 use std::future::Future;
@@ -43,8 +43,8 @@ where
     }
 
     fn call(&mut self, mut req: Req) -> Self::Future {
-        let id = RequestId::of(req.headers().get(REQUEST_ID));
-        req.extensions_mut().insert(id.clone());
+        let id = RequestId::of(req.headers().get(&REQUEST_ID_NAME));
+        meta_mut(&mut req).id = Some(id.clone());
         WithId {
             inner: self.inner.call(req),
             id: Some(id),
@@ -68,7 +68,7 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for WithId<F> {
         let this = self.project();
         let Ok(mut response) = ready!(this.inner.poll(cx));
         if let Some(id) = this.id.take() {
-            response.headers_mut().insert(REQUEST_ID, id.header());
+            response.headers_mut().insert(REQUEST_ID_NAME, id.header());
         }
         Poll::Ready(Ok(response))
     }

@@ -10,9 +10,9 @@
 //! download's slot goes with its response body until the last byte is sent (or the client goes).
 
 use super::admission::{Held, Key, Shares, Ticket};
-use super::{Req, Res};
+use super::{meta, Req, Res};
 use crate::http::response::{full, CONTENT_TYPE};
-use crate::http::server::{Call, Peer};
+use crate::http::server::Call;
 use futures_util::future::Either;
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
@@ -83,10 +83,9 @@ impl TransferLayer {
     }
 
     fn take(&self, req: &Req) -> Option<(Ticket, Ticket)> {
-        let peer = req
-            .extensions()
-            .get::<Peer>()
-            .map_or(Key::Anyone, |peer| Key::Peer(peer.0));
+        let peer = meta(req)
+            .and_then(|m| m.peer)
+            .map_or(Key::Anyone, Key::Peer);
         let by_peer = self.by_peer.try_take(peer).ok()?;
         let by_url = self.by_url.try_take(self.url_key(req.uri())).ok()?;
         Some((by_peer, by_url))
