@@ -306,10 +306,12 @@ async fn grpc_look_alike_media_types_are_refused() {
             .unwrap();
         client.send_request(request, true).unwrap().0
     };
+    // A method path answers in Connect's error shape (the protocol a browser client on these
+    // paths reads), naming the media types it takes.
     for (content_type, code) in [
-        ("application/grpc-web+json", "UNSUPPORTED_MEDIA_TYPE"),
-        ("application/grpc+json", "UNSUPPORTED_MEDIA_TYPE"),
-        ("application/grpcfoo", "UNSUPPORTED_MEDIA_TYPE"),
+        ("application/grpc-web+json", "\"code\":\"invalid_argument\""),
+        ("application/grpc+json", "\"code\":\"invalid_argument\""),
+        ("application/grpcfoo", "\"code\":\"invalid_argument\""),
     ] {
         let response = call("POST", content_type).await.unwrap();
         assert_eq!(response.status(), 415, "{content_type}");
@@ -324,6 +326,10 @@ async fn grpc_look_alike_media_types_are_refused() {
         }
         let text = String::from_utf8(text).unwrap();
         assert!(text.contains(code), "{content_type}: {text}");
+        assert!(
+            text.contains("application/grpc+proto"),
+            "{content_type}: {text}"
+        );
     }
     let get = call("GET", "application/grpc").await.unwrap();
     assert_eq!(get.status(), 405);
