@@ -288,7 +288,13 @@ async fn serve_logs_whether_the_draft_bucket_is_versioned() {
     plain.until_ready().await;
     let text = "the draft bucket is not versioned";
     assert_eq!(logged(&plain, text).await, 1, "once");
-    assert!(plain.log.lock().unwrap().contains("enable versioning"));
+    let log = plain.log.lock().unwrap().clone();
+    assert!(
+        log.contains("enable versioning")
+            && log.contains("the old type and metadata")
+            && log.contains("be deleted by that confirm"),
+        "both windows named: {log}"
+    );
     drop(plain);
 
     let draft = BucketName::parse(&format!("{main}-draft")).unwrap();

@@ -341,3 +341,56 @@ async fn sweep_expires_drafts_on_a_versioned_draft_bucket() {
     );
     assert_eq!(note(&s3, &buckets.draft, "old.txt").await, None);
 }
+
+/// Issue 18, review: with `s3:ListBucketVersions` denied on the draft bucket (a bucket policy),
+/// the confirm's answer and its ERROR log name the action, the bucket and what to grant, not
+/// "credentials"; once granted, a retry finishes (the draft is deleted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_version_listing_names_the_permission() {
+    let Some((s3, buckets)) = versioned("deny").await else {
+        return;
+    };
+    s3.put_object(
+        &buckets.draft,
+        "d.txt",
+        b"d".to_vec(),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    let deny = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:ListBucketVersions","Resource":"arn:aws:s3:::{}"}}]}}"#,
+        buckets.draft
+    );
+    s3.put_bucket_policy(&buckets.draft, &deny).await.unwrap();
+    let name = ObjectName::parse("d.txt").unwrap();
+    let err = confirm(&s3, &buckets, &name, ConfirmOptions::default())
+        .await
+        .unwrap_err();
+    let ConfirmError::Storage(StorageError::Denied { reason }) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        reason.contains("s3:ListBucketVersions")
+            && reason.contains(&format!("bucket {}", buckets.draft))
+            && reason.contains("grant")
+            && !reason.contains("credentials"),
+        "{reason}"
+    );
+    assert!(
+        s3.head_object(&buckets.main, "d.txt").await.is_ok(),
+        "the copy was allowed: only the version listing is denied"
+    );
+
+    // Granted (the policy replaced by one that allows it): a retry finishes.
+    let allow = deny.replace("\"Deny\"", "\"Allow\"");
+    s3.put_bucket_policy(&buckets.draft, &allow).await.unwrap();
+    let done = confirm(&s3, &buckets, &name, ConfirmOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(done.outcome, ConfirmOutcome::Already);
+    assert!(matches!(
+        s3.head_object(&buckets.draft, "d.txt").await,
+        Err(StorageError::NotFound { .. })
+    ));
+}

@@ -53,6 +53,33 @@ impl S3Storage {
     ///
     /// # Errors
     /// Storage failures; a version the store refuses to delete.
+    /// PutBucketPolicy: sets `bucket`'s policy to `policy` (an IAM policy document, JSON), for
+    /// operators' scripts and tests that deny one action.
+    ///
+    /// # Errors
+    /// As any S3 call ([`StorageError`]).
+    pub async fn put_bucket_policy(
+        &self,
+        bucket: &BucketName,
+        policy: &str,
+    ) -> Result<(), StorageError> {
+        let body = policy.as_bytes().to_vec();
+        let mut call = Call::new("PutBucketPolicy", Method::Put, bucket.as_str(), "");
+        call.query = &[("policy", "")];
+        call.headers.push((
+            "content-md5".into(),
+            base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body)),
+        ));
+        call.headers
+            .push(("content-type".into(), "application/json".into()));
+        call.body = body;
+        self.client
+            .send(&call)
+            .await
+            .map(|_| ())
+            .map_err(Into::into)
+    }
+
     pub(super) async fn delete_version_and_older(
         &self,
         bucket: &BucketName,
@@ -89,12 +116,24 @@ impl S3Storage {
             .iter()
             .find(|e| !matches!(e.code.as_str(), "NoSuchKey" | "NoSuchVersion"))
         {
-            Some(e) => Err(errors::classify(
-                0,
-                &e.code,
-                &e.message,
-                &format!("{bucket}/{key}?versionId={version_id}"),
-            )),
+            Some(e) => Err(
+                match errors::classify(
+                    0,
+                    &e.code,
+                    &e.message,
+                    &format!("{bucket}/{key}?versionId={version_id}"),
+                ) {
+                    StorageError::Denied { reason } => StorageError::Denied {
+                        reason: errors::denied_reason(
+                            &reason,
+                            &e.code,
+                            "s3:DeleteObjectVersion",
+                            bucket.as_str(),
+                        ),
+                    },
+                    other => other,
+                },
+            ),
             None => Ok(()),
         }
     }
