@@ -394,3 +394,43 @@ async fn a_denied_version_listing_names_the_permission() {
         Err(StorageError::NotFound { .. })
     ));
 }
+
+/// Issue 18, review: a key with more than one page (1000) of versions. Confirm reads every page
+/// and deletes them in batches of at most 1000: no older upload comes back as the draft.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_with_more_than_1000_versions_leaves_no_older_upload() {
+    use futures_util::StreamExt;
+    let Some((s3, buckets)) = versioned("v1003").await else {
+        return;
+    };
+    let old = typed("text/plain", "old");
+    let (s3_ref, draft, old) = (&s3, &buckets.draft, &old);
+    let puts = futures_util::stream::iter(0..1002)
+        .map(|_| s3_ref.put_object(draft, "m.txt", b"old".to_vec(), old))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(puts.iter().all(Result::is_ok));
+    s3.put_object(
+        &buckets.draft,
+        "m.txt",
+        b"last".to_vec(),
+        &typed("text/plain", "last"),
+    )
+    .await
+    .unwrap();
+    let name = ObjectName::parse("m.txt").unwrap();
+    let done = confirm(&s3, &buckets, &name, ConfirmOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(done.outcome, ConfirmOutcome::Moved);
+    assert_eq!(
+        note(&s3, &buckets.main, "m.txt").await.as_deref(),
+        Some("last")
+    );
+    assert_eq!(
+        note(&s3, &buckets.draft, "m.txt").await,
+        None,
+        "none of the 1002 older uploads is the draft again"
+    );
+}
