@@ -229,3 +229,73 @@ async fn a_copy_that_lands_after_the_gateway_gave_up_keeps_its_event() {
         "the deliverer sends it: main holds the stamped copy"
     );
 }
+
+/// The reviewer's case over REST, end to end: the gateway on SeaweedFS through the relay, the
+/// first copy's answer lost and the copy landing 2 s later, the next 3 reset. The confirm
+/// answers 503 STORAGE_UNAVAILABLE, and the receiver still gets `object.confirmed` once the
+/// copy has landed (the deliverer finds main holding the stamped copy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_rest_a_late_copy_is_still_announced() {
+    use crate::events::{announced, post};
+    let Some(direct) = env(&[]) else {
+        return;
+    };
+    let proxy = Proxy::start(direct["AWS_ENDPOINT_URL"].clone()).await;
+    let receiver = crate::stub::Stub::start(Box::new(|_, _| (204, String::new()))).await;
+    let hook = receiver.url("/hook");
+    let proxied = proxy.url();
+    let Some(server) = crate::harness::start_s3(&[
+        ("AWS_ENDPOINT_URL", &proxied),
+        ("DRAFTSTORE_S3_MAX_ATTEMPTS", "4"),
+        ("DRAFTSTORE_WEBHOOK_URLS", &hook),
+        ("DRAFTSTORE_WEBHOOK_SECRET", SECRET),
+        ("DRAFTSTORE_WEBHOOK_POLL_MS", "50"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let (status, url) = post(
+        &server,
+        "/api/v1/upload-url",
+        serde_json::json!({"object_name": "late.txt"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{url}");
+    let put = crate::harness::put_to(url["upload_url"].as_str().unwrap(), "late".to_owned()).await;
+    assert_eq!(put, 200);
+
+    proxy.push_copies([
+        ProxyFault::DropThenForward(Duration::from_secs(2)),
+        ProxyFault::Drop,
+        ProxyFault::Drop,
+        ProxyFault::Drop,
+    ]);
+    let (status, body) = post(
+        &server,
+        "/api/v1/confirm-upload",
+        serde_json::json!({"object_name": "late.txt"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("STORAGE_UNAVAILABLE")),
+        "{body}"
+    );
+    crate::stub::eventually(
+        Duration::from_secs(30),
+        "the late copy announced",
+        || async {
+            announced(&receiver)
+                .values()
+                .any(|(name, _)| name == "late.txt")
+        },
+    )
+    .await;
+    assert!(server
+        .storage()
+        .head_object(&server.config.buckets.main, "late.txt")
+        .await
+        .is_ok());
+    server.stop().await;
+}
