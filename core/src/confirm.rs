@@ -186,8 +186,9 @@ pub trait BeforeCopy: Sync {
 
     /// Called once when a confirm ends, failed or answered "already done", after
     /// [`BeforeCopy::before_copy`] accepted `draft` and without this call having copied it (the
-    /// draft was replaced, main holds another object, the store failed, another confirm moved
-    /// it, ...): main may not hold that version. Cannot change the answer: the gateway's hook
+    /// draft was replaced, main holds another object, the store refused the copy, another
+    /// confirm moved it, ...): main may not hold that version. Not called when the copy's
+    /// outcome is unknown ([`StorageError::outcome_unknown`]: S3 may finish it later). Cannot change the answer: the gateway's hook
     /// withdraws the `object.confirmed` event it queued, unless main holds the copy or the
     /// event is marked copied (another confirm of the same version moved it). The default
     /// does nothing.
@@ -261,7 +262,10 @@ pub async fn confirm_with<S: Storage, H: BeforeCopy>(
     let result = steps(storage, buckets, name, &policy, hook, &mut run).await;
     // Checked (and its event queued) but never copied by this call, failed or found done by
     // another: the hook withdraws what it left unless main holds that copy.
-    if let (Some(draft), false) = (&run.checked, run.seen.moved) {
+    // A copy whose outcome is unknown (a timeout, a reset, a 5xx) may still land in main after
+    // this call gave up: its event stays queued, and the deliverer sends it once main holds the
+    // stamped copy (or drops it after an hour).
+    if let (Some(draft), false, false) = (&run.checked, run.seen.moved, run.copy_unknown) {
         hook.abandoned(name, draft).await;
     }
     result
@@ -273,6 +277,8 @@ struct Run {
     seen: Observed,
     /// The draft the hook was called for (one version per call).
     checked: Option<ObjectInfo>,
+    /// A copy failed without telling whether it happened ([`StorageError::outcome_unknown`]).
+    copy_unknown: bool,
 }
 
 /// The steps of [`confirm_with`], recording in `run` what the hook was called for.
@@ -356,7 +362,10 @@ async fn steps<S: Storage, H: BeforeCopy>(
                             ..Observed::default()
                         };
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => {
+                        run.copy_unknown = e.outcome_unknown();
+                        return Err(e.into());
+                    }
                 }
             }
             Step::DeleteDraft => {

@@ -96,6 +96,17 @@ impl StorageError {
         matches!(self, Self::Unavailable { .. })
     }
 
+    /// True when the store's answer does not tell whether a write happened: a transport error,
+    /// a timeout, a 5xx, a 200 whose body is an error ([`StorageError::Unavailable`]), or a
+    /// failure the store could not classify ([`StorageError::Backend`]). S3 may still finish
+    /// such a copy after the gateway gave up on it. Every other kind is the store answering
+    /// that the request was refused (`404`, `409`/`412`, `403`, a malformed request): known
+    /// not done.
+    #[must_use]
+    pub const fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Backend { .. })
+    }
+
     pub(crate) fn not_found(bucket: &BucketName, key: &str) -> Self {
         Self::NotFound {
             what: format!("{bucket}/{key}"),
@@ -577,4 +588,26 @@ pub trait Storage: Send + Sync {
         key: &str,
         upload_id: &str,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StorageError;
+
+    #[test]
+    fn only_an_answer_that_refused_the_write_is_a_known_outcome() {
+        let reason = || "r".to_owned();
+        let what = || "b/k".to_owned();
+        assert!(StorageError::Unavailable { reason: reason() }.outcome_unknown());
+        assert!(StorageError::Backend { reason: reason() }.outcome_unknown());
+        for known in [
+            StorageError::NotFound { what: what() },
+            StorageError::PreconditionFailed { what: what() },
+            StorageError::Denied { reason: reason() },
+            StorageError::AlreadyExists { what: what() },
+            StorageError::InvalidArgument { reason: reason() },
+        ] {
+            assert!(!known.outcome_unknown(), "{known:?}");
+        }
+    }
 }

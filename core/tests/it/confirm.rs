@@ -308,8 +308,9 @@ impl BeforeCopy for Hook {
     }
 }
 
-/// A confirm that ends without its own copy after the hook accepted the draft (here its copy
-/// fails) tells the hook once, so the gateway withdraws its event; one that copied does not.
+/// A confirm that ends without its own copy after the hook accepted the draft (here the store
+/// refused its copy) tells the hook once, so the gateway withdraws its event; one whose copy's
+/// outcome is unknown (S3 may still finish it) does not; one that copied does not.
 #[test]
 fn the_hook_hears_of_a_confirm_that_ends_without_its_copy() {
     use std::sync::atomic::Ordering::SeqCst;
@@ -323,21 +324,6 @@ fn the_hook_hears_of_a_confirm_that_ends_without_its_copy() {
             abandoned: 0.into(),
             refuse: false,
         };
-        // HEAD draft, HEAD main, (S3: HEAD draft again), the copy.
-        let copy = if caps.version_conditions { 3 } else { 4 };
-        let error = StorageError::Unavailable {
-            reason: "injected".into(),
-        };
-        storage.fail_call(copy, Fault::FailBefore(error));
-        let e = block_on(confirm_with(
-            &storage,
-            &buckets,
-            &name,
-            ConfirmOptions::default(),
-            &hook,
-        ))
-        .unwrap_err();
-        assert!(matches!(e, ConfirmError::Storage(_)), "{e:?}");
         let seen = |h: &Hook| {
             (
                 h.calls.load(SeqCst),
@@ -345,8 +331,43 @@ fn the_hook_hears_of_a_confirm_that_ends_without_its_copy() {
                 h.abandoned.load(SeqCst),
             )
         };
-        assert_eq!(seen(&hook), (1, 0, 1));
-        storage.clear_faults();
+        // HEAD draft, HEAD main, (S3: HEAD draft again), the copy.
+        let copy = if caps.version_conditions { 3 } else { 4 };
+        let failures = [
+            (
+                StorageError::Unavailable {
+                    reason: "injected".into(),
+                },
+                (1, 0, 0),
+            ),
+            (
+                StorageError::Backend {
+                    reason: "injected".into(),
+                },
+                (2, 0, 0),
+            ),
+            (
+                StorageError::Denied {
+                    reason: "injected".into(),
+                },
+                (3, 0, 1),
+            ),
+        ];
+        for (error, expected) in failures {
+            let unknown = error.outcome_unknown();
+            storage.fail_call(copy, Fault::FailBefore(error));
+            let e = block_on(confirm_with(
+                &storage,
+                &buckets,
+                &name,
+                ConfirmOptions::default(),
+                &hook,
+            ))
+            .unwrap_err();
+            assert!(matches!(e, ConfirmError::Storage(_)), "{e:?}");
+            assert_eq!(seen(&hook), expected, "outcome unknown: {unknown}");
+            storage.clear_faults();
+        }
         let done = block_on(confirm_with(
             &storage,
             &buckets,
@@ -358,7 +379,7 @@ fn the_hook_hears_of_a_confirm_that_ends_without_its_copy() {
         assert_eq!(done.outcome, ConfirmOutcome::Moved);
         assert_eq!(
             seen(&hook),
-            (2, 1, 1),
+            (4, 1, 1),
             "the confirm that copied is not abandoned"
         );
     }

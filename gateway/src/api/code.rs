@@ -164,7 +164,9 @@ codes! {
     NotReady = "NOT_READY", Unavailable;
     /// Storage is unavailable (after retries).
     StorageUnavailable = "STORAGE_UNAVAILABLE", Unavailable;
-    /// Storage refused the gateway's own credentials.
+    /// Storage refused the gateway's own credentials, or one of its permissions (the message
+    /// names the S3 action and the bucket to grant it on). 500: the operator, not the caller,
+    /// must fix it.
     StorageDenied = "STORAGE_DENIED", Internal;
     /// Storage failed otherwise.
     StorageError = "STORAGE_ERROR", Internal;

@@ -259,9 +259,11 @@ impl From<StorageError> for ApiError {
                 Self::new(Code::Conflict, e.to_string())
             }
             StorageError::Unavailable { .. } => Self::new(Code::StorageUnavailable, e.to_string()),
-            StorageError::Denied { .. } => Self::new(
+            // The reason names the S3 action and bucket (a missing permission) or says to check
+            // the credentials; the store never puts a secret in it.
+            StorageError::Denied { reason } => Self::new(
                 Code::StorageDenied,
-                "the storage backend refused the gateway's credentials",
+                format!("the storage backend refused the gateway: {reason}"),
             ),
             StorageError::NoSuchUpload { upload_id } => Self::new(
                 Code::NoSuchUpload,
@@ -331,6 +333,23 @@ mod tests {
         assert_eq!(e.grpc_code(), GrpcCode::Internal, "as the gRPC spec says");
         assert!(!e.is_server_side());
         assert!(ApiError::new(Code::StorageError, "s3 failed").is_server_side());
+    }
+
+    /// A refused permission's answer carries the store's reason (the action, the bucket).
+    #[test]
+    fn a_denied_permission_is_named_in_the_answer() {
+        let e = ApiError::from(StorageError::Denied {
+            reason:
+                "d: AccessDenied: the gateway's identity lacks s3:ListBucketVersions on bucket d"
+                    .into(),
+        });
+        assert_eq!(e.code, Code::StorageDenied);
+        assert!(
+            e.message.contains("s3:ListBucketVersions on bucket d"),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("credentials"), "{}", e.message);
     }
 
     /// The original's numbers for what it had; ours after them.

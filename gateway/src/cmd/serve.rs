@@ -155,8 +155,8 @@ async fn create_buckets<S: Storage>(storage: &S, buckets: &draftstore_core::Buck
 /// Logs once which confirm the draft bucket allows (README, "How a draft becomes an object"):
 /// versioned, confirm copies and deletes exactly the version it looked at (sweep's deletes
 /// then leave noncurrent versions and delete markers: a lifecycle rule removes them);
-/// unversioned or suspended, a re-upload of the same bytes within one round trip of confirm's
-/// last look can be deleted. A missing bucket or a slow store (3 s) logs that it cannot tell.
+/// unversioned or suspended, a re-upload racing a confirm can reach main with the old type and
+/// metadata, or (the same bytes, within one round trip of confirm's last look) be deleted. A missing bucket or a slow store (3 s) logs that it cannot tell.
 async fn log_draft_versioning<B: Presign>(storage: &B, draft: &draftstore_core::BucketName) {
     let versioning =
         tokio::time::timeout(std::time::Duration::from_secs(3), storage.versioning(draft)).await;
@@ -165,7 +165,7 @@ async fn log_draft_versioning<B: Presign>(storage: &B, draft: &draftstore_core::
             tracing::info!(bucket = %draft, versioning = "Enabled", "the draft bucket is versioned: confirm copies and deletes exactly the version it looked at (the gateway needs s3:GetObjectVersion, s3:ListBucketVersions and s3:DeleteObjectVersion); sweep's deletes leave noncurrent versions and delete markers, so give it a lifecycle rule that expires them (see README)")
         }
         Ok(status @ ("Disabled" | "Suspended")) => {
-            tracing::warn!(bucket = %draft, versioning = %status, "the draft bucket is not versioned: a re-upload of the same bytes within one round trip of a confirm's last look at the draft can be deleted by that confirm; enable versioning on the draft bucket to close it (see README)")
+            tracing::warn!(bucket = %draft, versioning = %status, "the draft bucket is not versioned: a re-upload racing a confirm can reach main with the old type and metadata (a re-upload before the copy) or be deleted by that confirm (the same bytes, within one round trip of its last look); enable versioning on the draft bucket to close both (see README)")
         }
         Ok(status) => {
             tracing::warn!(bucket = %draft, versioning = %status, "cannot read the draft bucket's versioning: if it is not versioned, a re-upload racing a confirm can be deleted (see README)")

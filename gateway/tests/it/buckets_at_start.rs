@@ -288,7 +288,13 @@ async fn serve_logs_whether_the_draft_bucket_is_versioned() {
     plain.until_ready().await;
     let text = "the draft bucket is not versioned";
     assert_eq!(logged(&plain, text).await, 1, "once");
-    assert!(plain.log.lock().unwrap().contains("enable versioning"));
+    let log = plain.log.lock().unwrap().clone();
+    assert!(
+        log.contains("enable versioning")
+            && log.contains("the old type and metadata")
+            && log.contains("be deleted by that confirm"),
+        "both windows named: {log}"
+    );
     drop(plain);
 
     let draft = BucketName::parse(&format!("{main}-draft")).unwrap();
@@ -305,4 +311,70 @@ async fn serve_logs_whether_the_draft_bucket_is_versioned() {
         log.contains("lifecycle rule") && log.contains("s3:DeleteObjectVersion"),
         "{log}"
     );
+}
+
+/// Issue 18, review: the draft bucket denies `s3:ListBucketVersions` (a bucket policy). The
+/// confirm's copy succeeds but its draft delete cannot list versions: the answer (500
+/// STORAGE_DENIED) and the ERROR log line name the action, the bucket and what to grant, not
+/// the credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_permission_is_named_in_the_answer_and_the_error_log() {
+    let main = crate::s3::prefix("vdeny");
+    let Some(env) = crate::s3::env(&[("BUCKET_NAME", &main), ("DRAFTSTORE_AUTH", "none")]) else {
+        return;
+    };
+    let s3 = crate::s3::storage(&env);
+    let draft = BucketName::parse(&format!("{main}-draft")).unwrap();
+    s3.create_bucket(&BucketName::parse(&main).unwrap())
+        .await
+        .unwrap();
+    s3.create_bucket(&draft).await.unwrap();
+    s3.enable_versioning(&draft).await.unwrap();
+    s3.put_object(&draft, "p.txt", b"p".to_vec(), &Default::default())
+        .await
+        .unwrap();
+    let deny = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:ListBucketVersions","Resource":"arn:aws:s3:::{draft}"}}]}}"#
+    );
+    s3.put_bucket_policy(&draft, &deny).await.unwrap();
+    let gateway = Gateway::start(&env);
+    gateway.until_ready().await;
+    let answer = reqwest::Client::new()
+        .post(gateway.url("/api/v1/confirm-upload"))
+        .json(&serde_json::json!({"object_name": "p.txt"}))
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (500, Some("STORAGE_DENIED")),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    let named = format!("lacks s3:ListBucketVersions on bucket {draft}");
+    assert!(
+        message.contains(&named) && message.contains("grant") && !message.contains("credentials"),
+        "{message}"
+    );
+    let mut logged = false;
+    for _ in 0..100 {
+        logged = gateway
+            .log
+            .lock()
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("ERROR") && l.contains(&named));
+        if logged {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(logged, "{}", gateway.log.lock().unwrap());
+    assert!(!gateway
+        .log
+        .lock()
+        .unwrap()
+        .contains(&env["AWS_SECRET_ACCESS_KEY"]));
 }

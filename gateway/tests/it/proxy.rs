@@ -31,6 +31,9 @@ pub enum ProxyFault {
     Rewrite(u16, &'static str),
     /// Answer with this status and S3 error code, without forwarding.
     Answer(u16, &'static str),
+    /// Close the connection without answering, then forward after a pause (the client gave up;
+    /// the work still lands later).
+    DropThenForward(Duration),
 }
 
 /// A request as the store received it through the proxy.
@@ -55,6 +58,8 @@ impl Recorded {
 #[derive(Default)]
 struct State {
     faults: Mutex<VecDeque<ProxyFault>>,
+    /// Faults for copies only (requests with `x-amz-copy-source`), taken before `faults`.
+    copy_faults: Mutex<VecDeque<ProxyFault>>,
     requests: AtomicU64,
     recorded: Mutex<Vec<Recorded>>,
 }
@@ -99,6 +104,11 @@ impl Proxy {
         self.state.faults.lock().unwrap().extend(faults);
     }
 
+    /// Queues faults for the next copies (`x-amz-copy-source`), in order; other requests pass.
+    pub fn push_copies(&self, faults: impl IntoIterator<Item = ProxyFault>) {
+        self.state.copy_faults.lock().unwrap().extend(faults);
+    }
+
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::SeqCst)
     }
@@ -129,11 +139,12 @@ async fn handle(
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
             .collect(),
     });
-    let fault = state
-        .faults
-        .lock()
-        .unwrap()
-        .pop_front()
+    let copy = req.headers().contains_key("x-amz-copy-source");
+    let copy_fault = copy
+        .then(|| state.copy_faults.lock().unwrap().pop_front())
+        .flatten();
+    let fault = copy_fault
+        .or_else(|| state.faults.lock().unwrap().pop_front())
         .unwrap_or(ProxyFault::Pass);
     match fault {
         ProxyFault::Status(code) => {
@@ -153,7 +164,10 @@ async fn handle(
         ProxyFault::Answer(code, s3_code) => return Ok(s3_error(code, s3_code)),
         ProxyFault::Drop => return Err(std::io::Error::other("injected drop")),
         ProxyFault::Delay(d) => tokio::time::sleep(d).await,
-        ProxyFault::Pass | ProxyFault::DropAfter | ProxyFault::Rewrite(..) => {}
+        ProxyFault::Pass
+        | ProxyFault::DropAfter
+        | ProxyFault::Rewrite(..)
+        | ProxyFault::DropThenForward(_) => {}
     }
     let (parts, body) = req.into_parts();
     let body = body
@@ -169,6 +183,13 @@ async fn handle(
     let mut forward = client.request(method, url).body(body);
     for (name, value) in &parts.headers {
         forward = forward.header(name.as_str(), value.as_bytes());
+    }
+    if let ProxyFault::DropThenForward(pause) = fault {
+        tokio::spawn(async move {
+            tokio::time::sleep(pause).await;
+            let _ = forward.send().await;
+        });
+        return Err(std::io::Error::other("injected drop, forwarded later"));
     }
     let answer = forward.send().await.map_err(std::io::Error::other)?;
     if matches!(fault, ProxyFault::DropAfter) {

@@ -341,3 +341,96 @@ async fn sweep_expires_drafts_on_a_versioned_draft_bucket() {
     );
     assert_eq!(note(&s3, &buckets.draft, "old.txt").await, None);
 }
+
+/// Issue 18, review: with `s3:ListBucketVersions` denied on the draft bucket (a bucket policy),
+/// the confirm's answer and its ERROR log name the action, the bucket and what to grant, not
+/// "credentials"; once granted, a retry finishes (the draft is deleted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_version_listing_names_the_permission() {
+    let Some((s3, buckets)) = versioned("deny").await else {
+        return;
+    };
+    s3.put_object(
+        &buckets.draft,
+        "d.txt",
+        b"d".to_vec(),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    let deny = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:ListBucketVersions","Resource":"arn:aws:s3:::{}"}}]}}"#,
+        buckets.draft
+    );
+    s3.put_bucket_policy(&buckets.draft, &deny).await.unwrap();
+    let name = ObjectName::parse("d.txt").unwrap();
+    let err = confirm(&s3, &buckets, &name, ConfirmOptions::default())
+        .await
+        .unwrap_err();
+    let ConfirmError::Storage(StorageError::Denied { reason }) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        reason.contains("s3:ListBucketVersions")
+            && reason.contains(&format!("bucket {}", buckets.draft))
+            && reason.contains("grant")
+            && !reason.contains("credentials"),
+        "{reason}"
+    );
+    assert!(
+        s3.head_object(&buckets.main, "d.txt").await.is_ok(),
+        "the copy was allowed: only the version listing is denied"
+    );
+
+    // Granted (the policy replaced by one that allows it): a retry finishes.
+    let allow = deny.replace("\"Deny\"", "\"Allow\"");
+    s3.put_bucket_policy(&buckets.draft, &allow).await.unwrap();
+    let done = confirm(&s3, &buckets, &name, ConfirmOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(done.outcome, ConfirmOutcome::Already);
+    assert!(matches!(
+        s3.head_object(&buckets.draft, "d.txt").await,
+        Err(StorageError::NotFound { .. })
+    ));
+}
+
+/// Issue 18, review: a key with more than one page (1000) of versions. Confirm reads every page
+/// and deletes them in batches of at most 1000: no older upload comes back as the draft.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_with_more_than_1000_versions_leaves_no_older_upload() {
+    use futures_util::StreamExt;
+    let Some((s3, buckets)) = versioned("v1003").await else {
+        return;
+    };
+    let old = typed("text/plain", "old");
+    let (s3_ref, draft, old) = (&s3, &buckets.draft, &old);
+    let puts = futures_util::stream::iter(0..1002)
+        .map(|_| s3_ref.put_object(draft, "m.txt", b"old".to_vec(), old))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(puts.iter().all(Result::is_ok));
+    s3.put_object(
+        &buckets.draft,
+        "m.txt",
+        b"last".to_vec(),
+        &typed("text/plain", "last"),
+    )
+    .await
+    .unwrap();
+    let name = ObjectName::parse("m.txt").unwrap();
+    let done = confirm(&s3, &buckets, &name, ConfirmOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(done.outcome, ConfirmOutcome::Moved);
+    assert_eq!(
+        note(&s3, &buckets.main, "m.txt").await.as_deref(),
+        Some("last")
+    );
+    assert_eq!(
+        note(&s3, &buckets.draft, "m.txt").await,
+        None,
+        "none of the 1002 older uploads is the draft again"
+    );
+}

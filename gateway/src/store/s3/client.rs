@@ -215,8 +215,21 @@ impl Client {
         let parsed: ErrorBody = parse(&body, &call.what).unwrap_or_default();
         // A 200 with an error document is S3 failing mid-way: treat it as a 500.
         let status = if status < 300 { 500 } else { status };
+        let mut error = classify(status, &parsed.code, &parsed.message, &call.what);
+        if let StorageError::Denied { reason } = &mut error {
+            let versioned = call.query.iter().any(|(k, _)| *k == "versionId")
+                || call
+                    .headers
+                    .iter()
+                    .any(|(n, v)| n == "x-amz-copy-source" && v.contains("versionId="))
+                || (call.op == "DeleteObjects"
+                    && call.body.windows(11).any(|w| w == b"<VersionId>"));
+            let copy = call.headers.iter().any(|(n, _)| n == "x-amz-copy-source");
+            let action = super::errors::iam_action(call.op, versioned, copy);
+            *reason = super::errors::denied_reason(reason, &parsed.code, &action, call.bucket);
+        }
         Err(Failure {
-            error: classify(status, &parsed.code, &parsed.message, &call.what),
+            error,
             code: parsed.code,
         })
     }

@@ -1,7 +1,10 @@
 //! A versioned draft bucket: confirm deletes exactly the upload it copied (S3
 //! [ListObjectVersions] then [DeleteObjects] with `VersionId`s), never a newer upload of the
 //! name, and no older upload of it comes back as current (deleting the current version by its
-//! id makes the previous one current, so older versions of the key go in the same batch).
+//! id makes the previous one current, so older versions of the key go too). Every page of the
+//! key's versions is read (`key-marker`, `version-id-marker`), at most [`MAX_VERSION_PAGES`] of
+//! 1000; the doomed ones are deleted in batches of at most 1000, oldest first, so the copied
+//! version goes last and a failure midway leaves it current for a retry to finish.
 //!
 //! [ListObjectVersions]: https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html
 //! [DeleteObjects]: https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
@@ -15,6 +18,10 @@ use md5::{Digest, Md5};
 use quick_xml::escape::escape;
 
 /// One stored version of the exact key, in the listing's order (newest first).
+/// Pages of 1000 versions read for one key before confirm gives up (100,000 versions, a few
+/// MB in memory, about 100 round trips): a key with more has a lifecycle rule missing.
+pub const MAX_VERSION_PAGES: usize = 100;
+
 struct Listed {
     version_id: String,
     last_modified: i64,
@@ -53,6 +60,33 @@ impl S3Storage {
     ///
     /// # Errors
     /// Storage failures; a version the store refuses to delete.
+    /// PutBucketPolicy: sets `bucket`'s policy to `policy` (an IAM policy document, JSON), for
+    /// operators' scripts and tests that deny one action.
+    ///
+    /// # Errors
+    /// As any S3 call ([`StorageError`]).
+    pub async fn put_bucket_policy(
+        &self,
+        bucket: &BucketName,
+        policy: &str,
+    ) -> Result<(), StorageError> {
+        let body = policy.as_bytes().to_vec();
+        let mut call = Call::new("PutBucketPolicy", Method::Put, bucket.as_str(), "");
+        call.query = &[("policy", "")];
+        call.headers.push((
+            "content-md5".into(),
+            base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body)),
+        ));
+        call.headers
+            .push(("content-type".into(), "application/json".into()));
+        call.body = body;
+        self.client
+            .send(&call)
+            .await
+            .map(|_| ())
+            .map_err(Into::into)
+    }
+
     pub(super) async fn delete_version_and_older(
         &self,
         bucket: &BucketName,
@@ -69,9 +103,25 @@ impl S3Storage {
             .skip(at)
             .filter(|v| v.version_id == version_id || v.last_modified <= copied_at)
             .map(|v| v.version_id.as_str())
-            .take(draftstore_core::MAX_DELETE_BATCH)
             .collect();
-        let body = delete_versions_request(key, &doomed).into_bytes();
+        // Newest first as listed: the last chunk holds the oldest. Deleting from there keeps
+        // the copied version (the first) until the last batch.
+        for batch in doomed.rchunks(draftstore_core::MAX_DELETE_BATCH) {
+            self.delete_versions(bucket, key, version_id, batch).await?;
+        }
+        Ok(())
+    }
+
+    /// One DeleteObjects of `version_ids` (at most 1000) of `key`; a version already gone is
+    /// not an error.
+    async fn delete_versions(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        version_id: &str,
+        version_ids: &[&str],
+    ) -> Result<(), StorageError> {
+        let body = delete_versions_request(key, version_ids).into_bytes();
         let mut call = Call::new("DeleteObjects", Method::Post, bucket.as_str(), "");
         call.query = &[("delete", "")];
         call.headers.push((
@@ -89,53 +139,95 @@ impl S3Storage {
             .iter()
             .find(|e| !matches!(e.code.as_str(), "NoSuchKey" | "NoSuchVersion"))
         {
-            Some(e) => Err(errors::classify(
-                0,
-                &e.code,
-                &e.message,
-                &format!("{bucket}/{key}?versionId={version_id}"),
-            )),
+            Some(e) => Err(
+                match errors::classify(
+                    0,
+                    &e.code,
+                    &e.message,
+                    &format!("{bucket}/{key}?versionId={version_id}"),
+                ) {
+                    StorageError::Denied { reason } => StorageError::Denied {
+                        reason: errors::denied_reason(
+                            &reason,
+                            &e.code,
+                            "s3:DeleteObjectVersion",
+                            bucket.as_str(),
+                        ),
+                    },
+                    other => other,
+                },
+            ),
             None => Ok(()),
         }
     }
 
-    /// The versions of exactly `key` on the first listing page (up to 1000), newest first.
+    /// Every version of exactly `key`, newest first, read page by page (at most
+    /// [`MAX_VERSION_PAGES`]: more is an error, nothing deleted).
     async fn versions_of(
         &self,
         bucket: &BucketName,
         key: &str,
     ) -> Result<Vec<Listed>, StorageError> {
-        let query = [
-            ("versions", ""),
-            ("encoding-type", "url"),
-            ("max-keys", "1000"),
-            ("prefix", key),
-        ];
-        let mut call = Call::new("ListObjectVersions", Method::Get, bucket.as_str(), "");
-        call.query = &query;
-        let answer = self.client.send(&call).await?;
-        let result: xml::ListVersionsResult = xml::parse(&answer.body, &call.what)
-            .map_err(|reason| StorageError::Backend { reason })?;
-        let encoded = result.encoding_type.as_deref() == Some("url");
         let mut listed = Vec::new();
-        for version in result.version {
-            if decode_listed(&version.key, encoded)? != key {
-                continue;
+        let mut markers: Option<(String, String)> = None;
+        for _ in 0..MAX_VERSION_PAGES {
+            let mut query = vec![
+                ("versions", ""),
+                ("encoding-type", "url"),
+                ("max-keys", "1000"),
+                ("prefix", key),
+            ];
+            if let Some((key_marker, version_marker)) = &markers {
+                query.push(("key-marker", key_marker.as_str()));
+                query.push(("version-id-marker", version_marker.as_str()));
             }
-            listed.push(Listed {
-                version_id: version.version_id,
-                last_modified: parse_iso8601(&version.last_modified).ok_or_else(|| {
-                    StorageError::Backend {
-                        reason: format!("bad LastModified {:?}", version.last_modified),
-                    }
-                })?,
-            });
+            let mut call = Call::new("ListObjectVersions", Method::Get, bucket.as_str(), "");
+            call.query = &query;
+            let answer = self.client.send(&call).await?;
+            let result: xml::ListVersionsResult = xml::parse(&answer.body, &call.what)
+                .map_err(|reason| StorageError::Backend { reason })?;
+            let encoded = result.encoding_type.as_deref() == Some("url");
+            for version in result.version {
+                // Listed by key: past `key` (a longer key it prefixes), its versions are done.
+                if decode_listed(&version.key, encoded)? != key {
+                    return Ok(listed);
+                }
+                listed.push(Listed {
+                    version_id: version.version_id,
+                    last_modified: parse_iso8601(&version.last_modified).ok_or_else(|| {
+                        StorageError::Backend {
+                            reason: format!("bad LastModified {:?}", version.last_modified),
+                        }
+                    })?,
+                });
+            }
+            if !result.is_truncated {
+                return Ok(listed);
+            }
+            let (Some(next_key), Some(next_version)) =
+                (result.next_key_marker, result.next_version_id_marker)
+            else {
+                return Err(StorageError::Backend {
+                    reason: format!(
+                        "{bucket}: a truncated version listing without its next markers"
+                    ),
+                });
+            };
+            let next_key = decode_listed(&next_key, encoded)?;
+            if next_key != key {
+                return Ok(listed);
+            }
+            markers = Some((next_key, next_version));
         }
-        Ok(listed)
+        Err(StorageError::Backend {
+            reason: format!(
+                "{bucket}/{key}: more than {} versions; give the draft bucket a lifecycle rule that expires noncurrent versions (see README)",
+                MAX_VERSION_PAGES * 1000
+            ),
+        })
     }
 }
 
-/// `<Delete>` naming `key` once per version id.
 fn delete_versions_request(key: &str, version_ids: &[&str]) -> String {
     let mut body = String::from(
         "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>false</Quiet>",
@@ -187,5 +279,17 @@ mod tests {
             .collect();
         assert_eq!(ids, ["v2", "v1", "w1"]);
         assert_eq!(result.encoding_type.as_deref(), Some("url"));
+    }
+
+    #[test]
+    fn a_truncated_listing_gives_its_next_markers() {
+        let body = br#"<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <IsTruncated>true</IsTruncated><NextKeyMarker>k%2Bx</NextKeyMarker>
+  <NextVersionIdMarker>v9</NextVersionIdMarker><EncodingType>url</EncodingType>
+</ListVersionsResult>"#;
+        let result: xml::ListVersionsResult = xml::parse(body, "b").unwrap();
+        assert!(result.is_truncated);
+        assert_eq!(result.next_key_marker.as_deref(), Some("k%2Bx"));
+        assert_eq!(result.next_version_id_marker.as_deref(), Some("v9"));
     }
 }

@@ -44,6 +44,10 @@ pub struct Contents {
 pub struct ListVersionsResult {
     pub version: Vec<VersionEntry>,
     pub encoding_type: Option<String>,
+    /// More versions follow: ask again from `NextKeyMarker` / `NextVersionIdMarker`.
+    pub is_truncated: bool,
+    pub next_key_marker: Option<String>,
+    pub next_version_id_marker: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
