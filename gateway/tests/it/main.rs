@@ -31,6 +31,8 @@ mod events;
 mod grpc_api;
 /// grpcurl and buf over reflection, gRPC-Web and Connect; raw gRPC-Web and Connect frames.
 mod grpc_clients;
+/// Calls refused by path and protocol are answered from their head, body still open.
+mod grpc_refusals;
 /// The in-process server on the embedded store or S3, and small client helpers.
 mod harness;
 /// Clients that misbehave: huge bodies, slowloris, HTTP/2 rapid reset, dead peers.

@@ -135,7 +135,7 @@ fn check(req: &Req, call: Call) -> Result<(), ApiError> {
                 ApiError::new(Code::MethodNotAllowed, "gRPC calls are POST").with_allow("POST")
             );
         }
-        return Ok(());
+        return refused_at_head(req, call);
     }
     if call.is_store() {
         return Ok(());
@@ -146,6 +146,18 @@ fn check(req: &Req, call: Call) -> Result<(), ApiError> {
         )),
         Media::Grpc | Media::GrpcWeb(_) | Media::Connect(_) | Media::NotGrpc => Ok(()),
     }
+}
+
+/// A gRPC, gRPC-Web or Connect call its path and protocol alone refuse
+/// ([`grpc::refused_at_head`]), answered before its body is read.
+fn refused_at_head(req: &Req, call: Call) -> Result<(), ApiError> {
+    let carrier = match call {
+        Call::Grpc(_) => grpc::Carrier::Native,
+        Call::GrpcWeb(..) => grpc::Carrier::Web,
+        Call::Connect(..) => grpc::Carrier::Connect,
+        Call::Rest(_) | Call::Store => return Ok(()),
+    };
+    grpc::refused_at_head(carrier, call.rpc(), req.uri().path(), req.version()).map_or(Ok(()), Err)
 }
 
 /// Refuses requests that break a rule of this module.
