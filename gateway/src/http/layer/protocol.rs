@@ -121,12 +121,7 @@ fn check(req: &Req, call: Call) -> Result<(), ApiError> {
             .with_allow("POST"));
         }
         if !call.is_grpc() {
-            return Err(ApiError::new(
-                Code::UnsupportedMediaType,
-                "a gRPC method takes application/grpc or application/grpc+proto (gRPC), \
-                 application/grpc-web, -web+proto, -web-text or -web-text+proto (gRPC-Web), \
-                 application/json or application/proto (Connect)",
-            ));
+            return Err(not_a_grpc_media_type(req.headers()));
         }
     }
     if call.is_grpc() {
@@ -146,6 +141,35 @@ fn check(req: &Req, call: Call) -> Result<(), ApiError> {
         )),
         Media::Grpc | Media::GrpcWeb(_) | Media::Connect(_) | Media::NotGrpc => Ok(()),
     }
+}
+
+/// The media types a gRPC method path takes, as a sentence's tail.
+const SERVED_MEDIA_TYPES: &str = "application/grpc or application/grpc+proto (gRPC), \
+     application/grpc-web, -web+proto, -web-text or -web-text+proto (gRPC-Web), \
+     application/json or application/proto (Connect unary)";
+
+/// The 415 for a gRPC method path called with another media type (or none), saying which
+/// are served; Connect's streaming types (`application/connect+proto`, `+json`, what
+/// `buf curl` sends for server reflection by default) get a sentence of their own.
+fn not_a_grpc_media_type(headers: &http::HeaderMap) -> ApiError {
+    const CONNECT_STREAM: &[u8] = b"application/connect+";
+    let streaming = headers.get(CONTENT_TYPE).is_some_and(|value| {
+        value
+            .as_bytes()
+            .trim_ascii_start()
+            .get(..CONNECT_STREAM.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(CONNECT_STREAM))
+    });
+    let message = if streaming {
+        format!(
+            "Connect streaming (application/connect+proto, application/connect+json) is not \
+             served; server reflection is served over native gRPC (buf curl --protocol grpc \
+             --http2-prior-knowledge); a gRPC method takes {SERVED_MEDIA_TYPES}"
+        )
+    } else {
+        format!("a gRPC method takes {SERVED_MEDIA_TYPES}")
+    };
+    ApiError::new(Code::UnsupportedMediaType, message)
 }
 
 /// A gRPC, gRPC-Web or Connect call its path and protocol alone refuse
