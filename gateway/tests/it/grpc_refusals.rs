@@ -260,3 +260,52 @@ async fn connect_streaming_is_refused_with_what_is_served() {
     }
     server.stop().await;
 }
+
+/// Connect's JSON is UTF-8: another charset is 415, `utf-8` (any case, quoted or not) is
+/// served; two `Content-Type` headers are 415 whatever they say, not the first winning.
+#[tokio::test]
+async fn connect_content_types_are_exact() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let post = |types: &'static [&'static str]| {
+        let mut request = crate::harness::http1()
+            .post(server.url("/draft.v1.DraftService/GetUploadURL"))
+            .body(r#"{"objectName": "charset.txt"}"#);
+        for t in types {
+            request = request.header("content-type", *t);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body)
+        }
+    };
+    for served in [
+        &["application/json"][..],
+        &["application/json; charset=utf-8"],
+        &["application/json;charset=\"UTF-8\""],
+    ] {
+        let (status, body) = post(served).await;
+        assert_eq!(status, 200, "{served:?}: {body}");
+        assert_eq!(body["method"], "PUT", "{served:?}: {body}");
+    }
+    for refused in [
+        &["application/json; charset=iso-8859-1"][..],
+        &["application/json; charset=utf-16"],
+        &["application/json", "application/proto"],
+        &["application/proto", "application/json"],
+        &["application/json", "application/json"],
+    ] {
+        let (status, body) = post(refused).await;
+        assert_eq!(status, 415, "{refused:?}: {body}");
+        assert_eq!(body["code"], "invalid_argument", "{refused:?}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("UTF-8") || message.contains("exactly one Content-Type"),
+            "{refused:?}: {message}"
+        );
+    }
+    server.stop().await;
+}

@@ -123,6 +123,7 @@ fn check(req: &Req, call: Call) -> Result<(), ApiError> {
         if !call.is_grpc() {
             return Err(not_a_grpc_media_type(req.headers()));
         }
+        one_content_type(req.headers(), call)?;
     }
     if call.is_grpc() {
         if req.method() != http::Method::POST {
@@ -170,6 +171,52 @@ fn not_a_grpc_media_type(headers: &http::HeaderMap) -> ApiError {
         format!("a gRPC method takes {SERVED_MEDIA_TYPES}")
     };
     ApiError::new(Code::UnsupportedMediaType, message)
+}
+
+/// A call on a gRPC method path carries one `Content-Type` (two, say JSON and proto, leave
+/// its protocol and codec ambiguous: 415, as for a type not served, rather than the first
+/// winning), and Connect's JSON is UTF-8 (RFC 8259 §8.1): a `charset` other than `utf-8` is
+/// 415 too.
+fn one_content_type(headers: &http::HeaderMap, call: Call) -> Result<(), ApiError> {
+    let mut types = headers.get_all(CONTENT_TYPE).iter();
+    let (Some(value), None) = (types.next(), types.next()) else {
+        return Err(ApiError::new(
+            Code::UnsupportedMediaType,
+            format!(
+                "a call carries exactly one Content-Type header; a gRPC method takes \
+                 {SERVED_MEDIA_TYPES}"
+            ),
+        ));
+    };
+    if !matches!(call, Call::Connect(connect::Codec::Json, _)) {
+        return Ok(());
+    }
+    let charset = value
+        .as_bytes()
+        .split(|&b| b == b';')
+        .skip(1)
+        .filter_map(|param| {
+            let (name, value) = param.split_at(param.iter().position(|&b| b == b'=')?);
+            let value = value.get(1..)?.trim_ascii();
+            let value = value
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(value);
+            name.trim_ascii()
+                .eq_ignore_ascii_case(b"charset")
+                .then_some(value)
+        })
+        .find(|value| !value.eq_ignore_ascii_case(b"utf-8"));
+    match charset {
+        None => Ok(()),
+        Some(other) => Err(ApiError::new(
+            Code::UnsupportedMediaType,
+            format!(
+                "Connect's JSON is UTF-8: charset {:?} is not served (send charset=utf-8 or none)",
+                String::from_utf8_lossy(other.get(..other.len().min(64)).unwrap_or_default())
+            ),
+        )),
+    }
 }
 
 /// A gRPC, gRPC-Web or Connect call its path and protocol alone refuse
