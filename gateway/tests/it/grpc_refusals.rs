@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Opens a call over raw h2 and sends a first chunk without ending the stream; the
 /// response's status, headers and body read whole, the send stream kept open meanwhile.
-async fn open_call(
+pub(crate) async fn open_call(
     server: &Running,
     path: &str,
     content_type: &str,
@@ -176,7 +176,7 @@ async fn buf_curl_without_a_schema_gets_unimplemented_reflection_at_once() {
 }
 
 /// Runs buf with `args`: (success, stdout, stderr lower-cased).
-async fn buf_run(buf: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+pub(crate) async fn buf_run(buf: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let (buf, args) = (
         buf.to_path_buf(),
         args.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -190,75 +190,6 @@ async fn buf_run(buf: &std::path::Path, args: &[&str]) -> (bool, String, String)
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).to_lowercase(),
     )
-}
-
-/// README's `buf curl --protocol grpc --http2-prior-knowledge --list-services` works (and
-/// `--list-methods`, and a call without `--schema`); buf's default protocol, Connect, asks reflection in Connect's
-/// streaming form, which is refused from its head with a 415 naming what is served.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connect_streaming_is_refused_with_what_is_served() {
-    let Some(buf) = tool("DRAFTSTORE_TEST_BUF") else {
-        return;
-    };
-    let Some(server) = start(&[]).await else {
-        return;
-    };
-    let root = server.url("");
-    let readme = ["curl", "--protocol", "grpc", "--http2-prior-knowledge"];
-    let (ok, list, stderr) =
-        buf_run(&buf, &[&readme[..], &["--list-services", &root]].concat()).await;
-    assert!(ok, "{stderr}");
-    let mut listed: Vec<&str> = list.lines().collect();
-    listed.sort_unstable();
-    assert_eq!(
-        listed,
-        [
-            "draft.v1.DraftService",
-            "grpc.health.v1.Health",
-            "grpc.reflection.v1.ServerReflection",
-            "grpc.reflection.v1alpha.ServerReflection",
-        ]
-    );
-    let (ok, methods, stderr) =
-        buf_run(&buf, &[&readme[..], &["--list-methods", &root]].concat()).await;
-    assert!(ok, "{stderr}");
-    assert!(
-        methods
-            .lines()
-            .any(|m| m == "draft.v1.DraftService/GetUploadURL"),
-        "{methods}"
-    );
-    // A call built from reflection alone.
-    let call = format!("{root}/draft.v1.DraftService/GetUploadURL");
-    let body = r#"{"object_name":"cat.jpg"}"#;
-    let (ok, answer, stderr) = buf_run(&buf, &[&readme[..], &["-d", body, &call]].concat()).await;
-    assert!(ok, "{stderr}");
-    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
-    assert_eq!(answer["method"], "PUT", "{answer}");
-    // buf's defaults: Connect, whose streaming form is not served.
-    let (ok, _, stderr) = buf_run(
-        &buf,
-        &[
-            "curl",
-            "-v",
-            "--http2-prior-knowledge",
-            "--list-services",
-            &root,
-        ],
-    )
-    .await;
-    assert!(!ok);
-    assert!(stderr.contains("415"), "{stderr}");
-    for media in ["application/connect+proto", "application/connect+json"] {
-        let (status, _, body) = open_call(&server, reflection::INFO_PATH, media).await;
-        assert_eq!(status, 415, "{media}");
-        let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let message = error["message"].as_str().unwrap();
-        assert!(message.contains("Connect streaming"), "{message}");
-        assert!(message.contains("--protocol grpc"), "{message}");
-        assert!(message.contains("application/grpc-web"), "{message}");
-    }
-    server.stop().await;
 }
 
 /// Connect's JSON is UTF-8: another charset is 415, `utf-8` (any case, quoted or not) is

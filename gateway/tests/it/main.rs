@@ -23,6 +23,8 @@ mod confirm_count;
 mod confirm_requests;
 /// Connect's JSON on the wire (proto3 JSON details), and connect-es calling with it.
 mod connect_json;
+/// Connect's streaming form: server reflection with buf's defaults, envelopes, refusals.
+mod connect_stream;
 /// S3 credentials from the AWS chain, refreshed before they expire.
 mod credentials;
 /// Issue 18: the pre-confirm check and webhooks delivered at least once.

@@ -167,8 +167,11 @@ pub enum Carrier {
     Native,
     /// gRPC-Web: unary calls here (its streams are server-streaming only, and ours is bidi).
     Web,
-    /// Connect: unary calls here (Connect's streaming media types are not served).
+    /// Connect: unary calls (`application/json`, `application/proto`).
     Connect,
+    /// Connect's streaming form (`application/connect+proto`): the bidirectional reflection
+    /// stream, over HTTP/2 only.
+    ConnectStream,
 }
 
 /// The services this server has, as a sentence's tail.
@@ -210,13 +213,23 @@ pub fn refused_at_head(
             format!("unknown service {service:?}; this server has {SERVICES}"),
         ));
     };
-    if carrier != Carrier::Native && !rpc.is_unary() {
-        return Some(ApiError::new(
+    match carrier {
+        Carrier::Web | Carrier::Connect if !rpc.is_unary() => Some(ApiError::new(
             Code::Unimplemented,
-            "server reflection is a bidirectional stream: call it with native gRPC over HTTP/2",
-        ));
+            "server reflection is a bidirectional stream: call it with native gRPC or Connect's \
+             streaming form (application/connect+proto) over HTTP/2",
+        )),
+        Carrier::ConnectStream if rpc.is_unary() => Some(ApiError::new(
+            Code::Unimplemented,
+            "Connect's streaming form is served for server reflection only: call this unary \
+             method with application/proto or application/json",
+        )),
+        Carrier::ConnectStream if version != Version::HTTP_2 => Some(ApiError::new(
+            Code::NeedsHttp2,
+            "a Connect bidirectional stream needs HTTP/2",
+        )),
+        _ => None,
     }
-    None
 }
 
 /// Handles one call to `rpc` (`None`: a method this server does not have), its body (the
@@ -290,7 +303,12 @@ pub fn stream(
             "grpc-timeout had already passed",
         ));
     }
-    Ok(reflection::serve(req.into_body(), limits, deadline))
+    Ok(reflection::serve(
+        req.into_body(),
+        limits,
+        deadline,
+        stream::End::Trailers,
+    ))
 }
 
 /// `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).

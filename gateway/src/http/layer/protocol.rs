@@ -147,7 +147,8 @@ fn check(req: &Req, call: Call) -> Result<(), ApiError> {
 /// The media types a gRPC method path takes, as a sentence's tail.
 const SERVED_MEDIA_TYPES: &str = "application/grpc or application/grpc+proto (gRPC), \
      application/grpc-web, -web+proto, -web-text or -web-text+proto (gRPC-Web), \
-     application/json or application/proto (Connect unary)";
+     application/json or application/proto (Connect unary), application/connect+proto \
+     (Connect streaming: server reflection)";
 
 /// The 415 for a gRPC method path called with another media type (or none), saying which
 /// are served; Connect's streaming types (`application/connect+proto`, `+json`, what
@@ -163,9 +164,9 @@ fn not_a_grpc_media_type(headers: &http::HeaderMap) -> ApiError {
     });
     let message = if streaming {
         format!(
-            "Connect streaming (application/connect+proto, application/connect+json) is not \
-             served; server reflection is served over native gRPC (buf curl --protocol grpc \
-             --http2-prior-knowledge); a gRPC method takes {SERVED_MEDIA_TYPES}"
+            "Connect streaming is served as application/connect+proto only (server \
+             reflection, over HTTP/2), not application/connect+json; a gRPC method takes \
+             {SERVED_MEDIA_TYPES}"
         )
     } else {
         format!("a gRPC method takes {SERVED_MEDIA_TYPES}")
@@ -225,6 +226,7 @@ fn refused_at_head(req: &Req, call: Call) -> Result<(), ApiError> {
     let carrier = match call {
         Call::Grpc(_) => grpc::Carrier::Native,
         Call::GrpcWeb(..) => grpc::Carrier::Web,
+        Call::Connect(connect::Codec::Stream, _) => grpc::Carrier::ConnectStream,
         Call::Connect(..) => grpc::Carrier::Connect,
         Call::Rest(_) | Call::Store => return Ok(()),
     };
