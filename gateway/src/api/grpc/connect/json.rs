@@ -163,10 +163,28 @@ fn field(field: &FieldDescriptor, value: &mut Value, path: &mut String) -> Resul
             return Ok(());
         };
         let kind = entry.map_entry_value_field().kind();
+        let key_kind = entry.map_entry_key_field().kind();
         if let Value::Object(entries) = value {
             for (key, v) in entries.iter_mut() {
                 let len = path.len();
-                path.push_str(&format!("[{key:?}]"));
+                path.push_str(&format!("[{:?}]", cut(key, 40)));
+                if let Some((min, max)) = range(&key_kind) {
+                    // A key is the integer in plain decimal (proto3 JSON: the key's value
+                    // as a string), not in a number's other forms.
+                    let plain = key.strip_prefix('-').unwrap_or(key);
+                    let n = (!plain.is_empty() && plain.bytes().all(|b| b.is_ascii_digit()))
+                        .then(|| key.parse::<i128>().ok())
+                        .flatten()
+                        .filter(|n| (min..=max).contains(n));
+                    if n.is_none() {
+                        let e = format!(
+                            "{path}: a key of this map is an integer in plain decimal, {min} to \
+                             {max}"
+                        );
+                        path.truncate(len);
+                        return Err(e);
+                    }
+                }
                 let done = element(&kind, v, path);
                 path.truncate(len);
                 done?;
@@ -189,15 +207,24 @@ fn field(field: &FieldDescriptor, value: &mut Value, path: &mut String) -> Resul
     element(&kind, value, path)
 }
 
-/// Normalises one value of `kind` at `path`.
-fn element(kind: &Kind, value: &mut Value, path: &mut String) -> Result<(), String> {
-    let range = match kind {
-        Kind::Message(desc) => return message(desc, value, path),
+/// The range of an integer `kind`, or `None` for any other kind.
+fn range(kind: &Kind) -> Option<(i128, i128)> {
+    Some(match kind {
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => (i128::from(i32::MIN), i128::from(i32::MAX)),
         Kind::Uint32 | Kind::Fixed32 => (0, i128::from(u32::MAX)),
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => (i128::from(i64::MIN), i128::from(i64::MAX)),
         Kind::Uint64 | Kind::Fixed64 => (0, i128::from(u64::MAX)),
-        _ => return Ok(()),
+        _ => return None,
+    })
+}
+
+/// Normalises one value of `kind` at `path`.
+fn element(kind: &Kind, value: &mut Value, path: &mut String) -> Result<(), String> {
+    if let Kind::Message(desc) = kind {
+        return message(desc, value, path);
+    }
+    let Some(range) = range(kind) else {
+        return Ok(());
     };
     let n = match &*value {
         Value::Number(n) => n
@@ -422,6 +449,29 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn integer_map_keys_are_plain_decimal_in_range() {
+        let ok: pb::GetPartUploadUrlsRequest =
+            read(br#"{"objectName": "a", "checksumsSha256": {"1": "x", "10000": "y"}}"#)
+                .unwrap_or_else(|e| panic!("{}", e.message));
+        assert_eq!(ok.checksums_sha256.len(), 2);
+        for key in ["1e0", "-1", "1.0", "x", "4294967296", ""] {
+            let json = format!(r#"{{"checksumsSha256": {{"{key}": "x"}}}}"#);
+            let e = read::<pb::GetPartUploadUrlsRequest>(json.as_bytes()).unwrap_err();
+            assert!(
+                e.message.contains("plain decimal, 0 to 4294967295"),
+                "{key}: {}",
+                e.message
+            );
+            assert!(
+                e.message.contains("checksumsSha256"),
+                "{key}: {}",
+                e.message
+            );
+            assert!(!e.message.contains("invalid digit"), "{key}: {}", e.message);
+        }
     }
 
     #[test]
