@@ -208,3 +208,41 @@ async fn connect_streaming_refusals_come_from_the_head() {
     assert!(text.contains("needs HTTP/2"), "{text}");
     server.stop().await;
 }
+
+/// Reflection over Connect streaming is public like over gRPC, unless configured otherwise.
+#[tokio::test]
+async fn connect_reflection_is_public_unless_configured_otherwise() {
+    use sha2::Digest;
+    let keys = format!("acme {}", hex::encode(sha2::Sha256::digest(b"acme-key")));
+    for (public, want) in [("true", 200), ("false", 401)] {
+        let Some(server) = start(&[
+            ("DRAFTSTORE_AUTH", "api-keys"),
+            ("DRAFTSTORE_API_KEYS", &keys),
+            ("DRAFTSTORE_PUBLIC_GRPC_DISCOVERY", public),
+        ])
+        .await
+        else {
+            return;
+        };
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        let mut client = client.ready().await.unwrap();
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(server.url(reflection::INFO_PATH))
+            .header("content-type", "application/connect+proto")
+            .body(())
+            .unwrap();
+        let (response, mut send) = client.send_request(request, false).unwrap();
+        let ask = reflection::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        send.send_data(envelope(0, &ask.encode_to_vec()).into(), true)
+            .unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), want, "public={public}");
+        server.stop().await;
+    }
+}
