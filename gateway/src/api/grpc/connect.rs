@@ -6,7 +6,8 @@
 //! [`super::dispatch`]. `Connect-Protocol-Version` must be `1` when sent;
 //! `Connect-Timeout-Ms` is the deadline. A success is HTTP 200 with the bare answer (trailers
 //! become `trailer-*` headers); an error is `{"code": "invalid_argument", "message": …}` with
-//! the HTTP status Connect assigns to the code.
+//! the HTTP status Connect assigns to the code. Connect's streaming form serves server
+//! reflection ([`stream`]).
 
 pub mod json;
 pub mod stream;

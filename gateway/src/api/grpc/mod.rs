@@ -4,7 +4,9 @@
 //! stream ([`reflection`], over [`stream`]). `grpc-timeout` is honoured.
 //!
 //! The same unary handlers serve gRPC-Web ([`web`]) and Connect ([`connect`]): each is a codec
-//! around [`dispatch`].
+//! around [`dispatch`]. Reflection is also served over Connect's streaming form
+//! ([`connect::stream`]). Calls refused by path and protocol alone are refused from the head
+//! ([`refused_at_head`]).
 
 pub mod codec;
 pub mod connect;
