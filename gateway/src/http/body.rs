@@ -45,12 +45,18 @@ impl Limit {
         match self {
             Self::Json(max) if declared.is_some_and(|n| n > max as u64) => Err(self.overflow()),
             // One message and its header: more is a message past the limit (or a second one).
-            Self::Grpc(max) if declared.is_some_and(|n| n > self.max_bytes() as u64) => {
-                Err(ApiError::new(
+            Self::Grpc(max) => match declared.filter(|&n| n > self.max_bytes() as u64) {
+                Some(n) => Err(ApiError::new(
                     Code::MessageTooLarge,
-                    format!("the body declares more than one message of at most {max} bytes"),
-                ))
-            }
+                    format!(
+                        "the body's declared length, {n} bytes, exceeds the limit of {} bytes: \
+                         one message of at most {max} bytes and its {HEADER_LEN}-byte frame \
+                         header",
+                        self.max_bytes()
+                    ),
+                )),
+                None => Ok(()),
+            },
             _ => Ok(()),
         }
     }
@@ -179,6 +185,23 @@ mod tests {
                 .unwrap_err()
                 .code,
             Code::Trailing
+        );
+    }
+
+    #[test]
+    fn a_declared_grpc_body_past_the_limit_is_refused_saying_so() {
+        let grpc = Limit::Grpc(65_536);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::CONTENT_LENGTH, "65541".parse().unwrap());
+        assert!(grpc.check_declared(&headers).is_ok(), "one whole message");
+        // One message of 65 537 bytes and its header.
+        headers.insert(http::header::CONTENT_LENGTH, "65542".parse().unwrap());
+        let e = grpc.check_declared(&headers).unwrap_err();
+        assert_eq!(e.code, Code::MessageTooLarge);
+        assert_eq!(
+            e.message,
+            "the body's declared length, 65542 bytes, exceeds the limit of 65541 bytes: one \
+             message of at most 65536 bytes and its 5-byte frame header"
         );
     }
 }

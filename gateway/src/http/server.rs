@@ -349,6 +349,10 @@ impl<B: Storage + Presign + 'static> Router<B> {
                 }
             },
             Call::Grpc(Some(rpc)) if !rpc.is_unary() => grpc::stream(req, &self.limits),
+            // Connect's streaming form (server reflection): read message by message.
+            Call::Connect(grpc::connect::Codec::Stream, _) => {
+                grpc::connect::stream::serve(req, &self.limits)
+            }
             Call::Grpc(rpc) => {
                 grpc::handle(
                     &self.app,
@@ -584,9 +588,13 @@ impl Call {
         let web = grpc::web::Flavor::ALL
             .into_iter()
             .flat_map(move |f| rpcs().map(move |rpc| Self::GrpcWeb(f, rpc)));
-        let connect = [grpc::connect::Codec::Json, grpc::connect::Codec::Proto]
-            .into_iter()
-            .flat_map(move |c| rpcs().map(move |rpc| Self::Connect(c, rpc)));
+        let connect = [
+            grpc::connect::Codec::Json,
+            grpc::connect::Codec::Proto,
+            grpc::connect::Codec::Stream,
+        ]
+        .into_iter()
+        .flat_map(move |c| rpcs().map(move |rpc| Self::Connect(c, rpc)));
         let calls = rpcs()
             .map(Self::Grpc)
             .chain(web)

@@ -23,6 +23,8 @@ mod confirm_count;
 mod confirm_requests;
 /// Connect's JSON on the wire (proto3 JSON details), and connect-es calling with it.
 mod connect_json;
+/// Connect's streaming form: server reflection with buf's defaults, envelopes, refusals.
+mod connect_stream;
 /// S3 credentials from the AWS chain, refreshed before they expire.
 mod credentials;
 /// Issue 18: the pre-confirm check and webhooks delivered at least once.
@@ -31,6 +33,8 @@ mod events;
 mod grpc_api;
 /// grpcurl and buf over reflection, gRPC-Web and Connect; raw gRPC-Web and Connect frames.
 mod grpc_clients;
+/// Calls refused by path and protocol are answered from their head, body still open.
+mod grpc_refusals;
 /// The in-process server on the embedded store or S3, and small client helpers.
 mod harness;
 /// Clients that misbehave: huge bodies, slowloris, HTTP/2 rapid reset, dead peers.

@@ -6,9 +6,11 @@
 //! [`super::dispatch`]. `Connect-Protocol-Version` must be `1` when sent;
 //! `Connect-Timeout-Ms` is the deadline. A success is HTTP 200 with the bare answer (trailers
 //! become `trailer-*` headers); an error is `{"code": "invalid_argument", "message": …}` with
-//! the HTTP status Connect assigns to the code.
+//! the HTTP status Connect assigns to the code. Connect's streaming form serves server
+//! reflection ([`stream`]).
 
 pub mod json;
+pub mod stream;
 
 use super::multipart::Call;
 use super::Rpc;
@@ -38,6 +40,9 @@ pub enum Codec {
     Proto,
     /// `application/json`: proto3's JSON mapping.
     Json,
+    /// `application/connect+proto`: Connect's streaming form, enveloped protobuf messages
+    /// (served for server reflection, over HTTP/2: see [`stream`]).
+    Stream,
 }
 
 impl Codec {
@@ -48,6 +53,8 @@ impl Codec {
             Some(Self::Proto)
         } else if mime.eq_ignore_ascii_case(b"application/json") {
             Some(Self::Json)
+        } else if mime.eq_ignore_ascii_case(b"application/connect+proto") {
+            Some(Self::Stream)
         } else {
             None
         }
@@ -59,6 +66,7 @@ impl Codec {
         match self {
             Self::Proto => "application/proto",
             Self::Json => "application/json",
+            Self::Stream => "application/connect+proto",
         }
     }
 }
@@ -108,7 +116,8 @@ pub async fn handle<B: Storage + Presign>(
         // The body layer read it whole, within its limit (see `http::layer::body`).
         let body = req.into_body();
         let message = match codec {
-            Codec::Proto => body,
+            // A stream's codec never reaches here (refused at the head for a unary method).
+            Codec::Proto | Codec::Stream => body,
             Codec::Json => (json.request)(&body)?,
         };
         super::dispatch(app, rpc, &message, tenant).await
@@ -126,7 +135,7 @@ pub async fn handle<B: Storage + Presign>(
     }?;
     let message = answer.message();
     let body = match codec {
-        Codec::Proto => message,
+        Codec::Proto | Codec::Stream => message,
         Codec::Json => (json.answer)(&message)?,
     };
     let mut response = Response::new(full(body));
@@ -143,7 +152,10 @@ pub async fn handle<B: Storage + Presign>(
 }
 
 /// `Connect-Timeout-Ms`, if sent.
-fn timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, ApiError> {
+///
+/// # Errors
+/// `INVALID_REQUEST` for a value that is not 1 to 10 digits, `DEADLINE_EXCEEDED` for 0.
+pub fn timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, ApiError> {
     let Some(value) = headers.get(TIMEOUT_MS) else {
         return Ok(None);
     };

@@ -4,7 +4,9 @@
 //! stream ([`reflection`], over [`stream`]). `grpc-timeout` is honoured.
 //!
 //! The same unary handlers serve gRPC-Web ([`web`]) and Connect ([`connect`]): each is a codec
-//! around [`dispatch`].
+//! around [`dispatch`]. Reflection is also served over Connect's streaming form
+//! ([`connect::stream`]). Calls refused by path and protocol alone are refused from the head
+//! ([`refused_at_head`]).
 
 pub mod codec;
 pub mod connect;
@@ -160,6 +162,78 @@ pub fn is_service_path(path: &str) -> bool {
     .any(|service| path.starts_with(service))
 }
 
+/// The protocols that carry gRPC methods, for what each can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// Native gRPC: unary and streaming calls, over HTTP/2 only.
+    Native,
+    /// gRPC-Web: unary calls here (its streams are server-streaming only, and ours is bidi).
+    Web,
+    /// Connect: unary calls (`application/json`, `application/proto`).
+    Connect,
+    /// Connect's streaming form (`application/connect+proto`): the bidirectional reflection
+    /// stream, over HTTP/2 only.
+    ConnectStream,
+}
+
+/// The services this server has, as a sentence's tail.
+const SERVICES: &str = "draft.v1.DraftService, grpc.health.v1.Health, \
+                        grpc.reflection.v1.ServerReflection and \
+                        grpc.reflection.v1alpha.ServerReflection";
+
+/// Why a call over `carrier` to `rpc` at `path` (`rpc` `None`: no method there) in HTTP
+/// `version` is refused from its head alone, before any of its body is read: a native gRPC
+/// call over HTTP/1.1 (`NEEDS_HTTP2`), a method or service this server does not have
+/// (`UNIMPLEMENTED`, as gRPC answers both), the bidirectional reflection stream over gRPC-Web
+/// or Connect (`UNIMPLEMENTED`). A streaming client keeps its body open, so a refusal that
+/// waited for the body would wait for the body timeout instead.
+#[must_use]
+pub fn refused_at_head(
+    carrier: Carrier,
+    rpc: Option<Rpc>,
+    path: &str,
+    version: Version,
+) -> Option<ApiError> {
+    if carrier == Carrier::Native && version != Version::HTTP_2 {
+        return Some(ApiError::new(Code::NeedsHttp2, "gRPC needs HTTP/2"));
+    }
+    let Some(rpc) = rpc else {
+        if is_service_path(path) {
+            return Some(ApiError::new(
+                Code::Unimplemented,
+                format!("unknown method {path}"),
+            ));
+        }
+        let service = path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let service: String = service.chars().take(128).collect();
+        return Some(ApiError::new(
+            Code::Unimplemented,
+            format!("unknown service {service:?}; this server has {SERVICES}"),
+        ));
+    };
+    match carrier {
+        Carrier::Web | Carrier::Connect if !rpc.is_unary() => Some(ApiError::new(
+            Code::Unimplemented,
+            "server reflection is a bidirectional stream: call it with native gRPC or Connect's \
+             streaming form (application/connect+proto) over HTTP/2",
+        )),
+        Carrier::ConnectStream if rpc.is_unary() => Some(ApiError::new(
+            Code::Unimplemented,
+            "Connect's streaming form is served for server reflection only: call this unary \
+             method with application/proto or application/json",
+        )),
+        Carrier::ConnectStream if version != Version::HTTP_2 => Some(ApiError::new(
+            Code::NeedsHttp2,
+            "a Connect bidirectional stream needs HTTP/2",
+        )),
+        _ => None,
+    }
+}
+
 /// Handles one call to `rpc` (`None`: a method this server does not have), its body (the
 /// framed message) read whole; the server turns the result into [`status::ok_with_trailer`] or
 /// [`status::error`].
@@ -231,7 +305,12 @@ pub fn stream(
             "grpc-timeout had already passed",
         ));
     }
-    Ok(reflection::serve(req.into_body(), limits, deadline))
+    Ok(reflection::serve(
+        req.into_body(),
+        limits,
+        deadline,
+        stream::End::Trailers,
+    ))
 }
 
 /// `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).

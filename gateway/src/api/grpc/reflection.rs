@@ -47,8 +47,13 @@ pub fn pool() -> Result<&'static DescriptorPool, ApiError> {
 /// whose body a spawned task feeds. The stream ends with `grpc-status: 0` when the client
 /// half-closes, or with the error: a malformed or oversized message, no message for
 /// `limits.idle_timeout` (`STREAM_IDLE`), the client's `deadline` passing.
-pub fn serve(body: Incoming, limits: &Limits, deadline: Option<Duration>) -> Response<Body> {
-    let (sender, streamed) = stream::channel(4);
+pub fn serve(
+    body: Incoming,
+    limits: &Limits,
+    deadline: Option<Duration>,
+    end: stream::End,
+) -> Response<Body> {
+    let (sender, streamed) = stream::channel(4, end);
     let messages = Messages::new(body, limits.max_grpc_message, limits.idle_timeout);
     tokio::spawn(async move {
         let talk = converse(messages, &sender);
@@ -56,7 +61,10 @@ pub fn serve(body: Incoming, limits: &Limits, deadline: Option<Duration>) -> Res
             Some(d) => crate::http::deadline::within(d, talk)
                 .await
                 .unwrap_or_else(|_| {
-                    Err(ApiError::new(Code::DeadlineExceeded, "grpc-timeout passed"))
+                    Err(ApiError::new(
+                        Code::DeadlineExceeded,
+                        "the call's deadline passed",
+                    ))
                 }),
             None => talk.await,
         };
@@ -64,11 +72,25 @@ pub fn serve(body: Incoming, limits: &Limits, deadline: Option<Duration>) -> Res
     });
     let mut response = Response::new(streamed.boxed());
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(super::status::GRPC));
-    headers.insert(
-        super::header::GRPC_ACCEPT_ENCODING,
-        HeaderValue::from_static(super::status::ACCEPT_ENCODING),
-    );
+    match end {
+        stream::End::Trailers => {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(super::status::GRPC));
+            headers.insert(
+                super::header::GRPC_ACCEPT_ENCODING,
+                HeaderValue::from_static(super::status::ACCEPT_ENCODING),
+            );
+        }
+        stream::End::Connect => {
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(super::connect::Codec::Stream.content_type()),
+            );
+            headers.insert(
+                super::connect::stream::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+        }
+    }
     response
 }
 

@@ -86,9 +86,20 @@ where
     }
 }
 
+/// How a streaming response ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// gRPC: HTTP/2 trailers `grpc-status` and `grpc-message`.
+    Trailers,
+    /// Connect (connectrpc.com/docs/protocol/#streaming-rpcs): an end-of-stream envelope,
+    /// flag `0x02`, holding the JSON `{}` on success or `{"error": {"code", "message"}}`.
+    Connect,
+}
+
 /// The sending half of a streaming response: framed messages, then the status.
 pub struct Sender {
     frames: mpsc::Sender<Frame<Bytes>>,
+    end: End,
 }
 
 impl Sender {
@@ -97,8 +108,13 @@ impl Sender {
         self.frames.send(Frame::data(framed)).await.is_ok()
     }
 
-    /// Ends the stream with `grpc-status: 0`, or the error's code and message.
+    /// Ends the stream with `grpc-status: 0`, or the error's code and message (for Connect,
+    /// the same in its end-of-stream envelope).
     pub async fn finish(self, outcome: Result<(), ApiError>) {
+        if self.end == End::Connect {
+            let _ = self.frames.send(Frame::data(end_of_stream(outcome))).await;
+            return;
+        }
         let mut trailers = HeaderMap::new();
         match outcome {
             Ok(()) => {
@@ -115,6 +131,24 @@ impl Sender {
     }
 }
 
+/// Connect's end-of-stream envelope: flag `0x02`, then the JSON end message.
+fn end_of_stream(outcome: Result<(), ApiError>) -> Bytes {
+    let json = match outcome {
+        Ok(()) => serde_json::json!({}),
+        Err(e) => serde_json::json!({"error": {
+            "code": super::connect::code_name(e.grpc_code()),
+            "message": e.message,
+        }}),
+    };
+    let json = serde_json::to_vec(&json).unwrap_or_default();
+    let len = u32::try_from(json.len()).unwrap_or(u32::MAX);
+    let mut out = BytesMut::with_capacity(HEADER_LEN + json.len());
+    out.extend_from_slice(&[0x02]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&json);
+    out.freeze()
+}
+
 /// A response body fed by a [`Sender`]; it ends when the sender is dropped.
 pub struct Streamed {
     frames: mpsc::Receiver<Frame<Bytes>>,
@@ -123,9 +157,9 @@ pub struct Streamed {
 /// A connected [`Sender`] and [`Streamed`] body. `depth` messages may wait unsent before the
 /// sender waits for the client to read (backpressure).
 #[must_use]
-pub fn channel(depth: usize) -> (Sender, Streamed) {
+pub fn channel(depth: usize, end: End) -> (Sender, Streamed) {
     let (frames, receiver) = mpsc::channel(depth.max(1));
-    (Sender { frames }, Streamed { frames: receiver })
+    (Sender { frames, end }, Streamed { frames: receiver })
 }
 
 impl Body for Streamed {

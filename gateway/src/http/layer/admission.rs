@@ -308,7 +308,8 @@ mod tests {
     async fn a_streamed_response_holds_its_place_until_its_body_ends() {
         let shares = Shares::new(4);
         let key = Key::Peer(IpAddr::from([127, 0, 0, 2]));
-        let (sender, streamed) = crate::api::grpc::stream::channel(1);
+        let (sender, streamed) =
+            crate::api::grpc::stream::channel(1, crate::api::grpc::stream::End::Trailers);
         let held = Holding {
             inner: ready(Ok::<_, Infallible>(Res::new(streamed.boxed()))),
             ticket: Some(shares.try_take(key).unwrap()),

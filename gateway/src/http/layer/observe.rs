@@ -200,17 +200,21 @@ impl Seen {
         let path = crate::api::companion::redacted(self.uri.path());
         let path = Escaped::new(&path);
         let elapsed_us = elapsed.as_micros() as u64;
+        // In the log, `status` is always the HTTP status sent, `grpc_status` the gRPC code
+        // (in trailers or Connect's body) for the gRPC protocols; the metrics count the latter.
+        let sent = Sent {
+            http: response.status().as_u16(),
+            grpc: self.call.is_grpc().then_some(status),
+        };
         match failed {
             None => {
-                tracing::debug!(target: TARGET, request_id = %id, %method, %path, status, elapsed_us, "ok");
+                let Sent {
+                    http: status,
+                    grpc: grpc_status,
+                } = sent;
+                tracing::debug!(target: TARGET, request_id = %id, %method, %path, status, grpc_status, elapsed_us, "ok");
             }
-            Some(e) => {
-                let sent = Sent {
-                    http: response.status().as_u16(),
-                    grpc: self.call.is_grpc().then_some(status),
-                };
-                log_failure(e, sent, id, method, path, elapsed_us);
-            }
+            Some(e) => log_failure(e, sent, id, method, path, elapsed_us),
         }
     }
 }
@@ -246,5 +250,74 @@ fn log_failure(
         tracing::debug!(target: TARGET, request_id = %id, %method, %path, status, grpc_status, code = e.code.as_str(), elapsed_us, "{message}");
     } else {
         tracing::info!(target: TARGET, request_id = %id, %method, %path, status, grpc_status, code = e.code.as_str(), elapsed_us, "{message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    /// The log lines written while `f` runs, at debug level, as text.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = lines.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    fn seen(call: Call) -> Seen {
+        Seen {
+            call,
+            id: None,
+            method: http::Method::POST,
+            uri: http::Uri::from_static("/draft.v1.DraftService/GetUploadURL"),
+            started: Instant::now(),
+            series: Arc::new(Series::default()),
+        }
+    }
+
+    #[test]
+    fn status_is_the_http_status_sent_and_grpc_status_the_grpc_code() {
+        use crate::api::grpc::{connect::Codec, web::Flavor, Rpc};
+        let rpc = Some(Rpc::GetUploadUrl);
+        for call in [
+            Call::Grpc(rpc),
+            Call::GrpcWeb(Flavor::Web, rpc),
+            Call::Connect(Codec::Json, rpc),
+        ] {
+            let ok = logged(|| seen(call).record(&Res::new(crate::http::response::empty())));
+            assert!(ok.contains("status=200 grpc_status=0"), "{call:?}: {ok}");
+            let mut refused = Res::new(crate::http::response::empty());
+            refused
+                .extensions_mut()
+                .insert(Failed(ApiError::new(Code::Unimplemented, "no")));
+            let failed = logged(|| seen(call).record(&refused));
+            assert!(
+                failed.contains("status=200 grpc_status=12"),
+                "{call:?}: {failed}"
+            );
+        }
+        let rest =
+            logged(|| seen(Call::Rest(None)).record(&Res::new(crate::http::response::empty())));
+        assert!(rest.contains("status=200 elapsed_us"), "{rest}");
     }
 }

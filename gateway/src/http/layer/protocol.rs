@@ -121,13 +121,9 @@ fn check(req: &Req, call: Call) -> Result<(), ApiError> {
             .with_allow("POST"));
         }
         if !call.is_grpc() {
-            return Err(ApiError::new(
-                Code::UnsupportedMediaType,
-                "a gRPC method takes application/grpc or application/grpc+proto (gRPC), \
-                 application/grpc-web, -web+proto, -web-text or -web-text+proto (gRPC-Web), \
-                 application/json or application/proto (Connect)",
-            ));
+            return Err(not_a_grpc_media_type(req.headers()));
         }
+        one_content_type(req.headers(), call)?;
     }
     if call.is_grpc() {
         if req.method() != http::Method::POST {
@@ -135,7 +131,7 @@ fn check(req: &Req, call: Call) -> Result<(), ApiError> {
                 ApiError::new(Code::MethodNotAllowed, "gRPC calls are POST").with_allow("POST")
             );
         }
-        return Ok(());
+        return refused_at_head(req, call);
     }
     if call.is_store() {
         return Ok(());
@@ -146,6 +142,95 @@ fn check(req: &Req, call: Call) -> Result<(), ApiError> {
         )),
         Media::Grpc | Media::GrpcWeb(_) | Media::Connect(_) | Media::NotGrpc => Ok(()),
     }
+}
+
+/// The media types a gRPC method path takes, as a sentence's tail.
+const SERVED_MEDIA_TYPES: &str = "application/grpc or application/grpc+proto (gRPC), \
+     application/grpc-web, -web+proto, -web-text or -web-text+proto (gRPC-Web), \
+     application/json or application/proto (Connect unary), application/connect+proto \
+     (Connect streaming: server reflection)";
+
+/// The 415 for a gRPC method path called with another media type (or none), saying which
+/// are served; Connect's streaming types (`application/connect+proto`, `+json`, what
+/// `buf curl` sends for server reflection by default) get a sentence of their own.
+fn not_a_grpc_media_type(headers: &http::HeaderMap) -> ApiError {
+    const CONNECT_STREAM: &[u8] = b"application/connect+";
+    let streaming = headers.get(CONTENT_TYPE).is_some_and(|value| {
+        value
+            .as_bytes()
+            .trim_ascii_start()
+            .get(..CONNECT_STREAM.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(CONNECT_STREAM))
+    });
+    let message = if streaming {
+        format!(
+            "Connect streaming is served as application/connect+proto only (server \
+             reflection, over HTTP/2), not application/connect+json; a gRPC method takes \
+             {SERVED_MEDIA_TYPES}"
+        )
+    } else {
+        format!("a gRPC method takes {SERVED_MEDIA_TYPES}")
+    };
+    ApiError::new(Code::UnsupportedMediaType, message)
+}
+
+/// A call on a gRPC method path carries one `Content-Type` (two, say JSON and proto, leave
+/// its protocol and codec ambiguous: 415, as for a type not served, rather than the first
+/// winning), and Connect's JSON is UTF-8 (RFC 8259 §8.1): a `charset` other than `utf-8` is
+/// 415 too.
+fn one_content_type(headers: &http::HeaderMap, call: Call) -> Result<(), ApiError> {
+    let mut types = headers.get_all(CONTENT_TYPE).iter();
+    let (Some(value), None) = (types.next(), types.next()) else {
+        return Err(ApiError::new(
+            Code::UnsupportedMediaType,
+            format!(
+                "a call carries exactly one Content-Type header; a gRPC method takes \
+                 {SERVED_MEDIA_TYPES}"
+            ),
+        ));
+    };
+    if !matches!(call, Call::Connect(connect::Codec::Json, _)) {
+        return Ok(());
+    }
+    let charset = value
+        .as_bytes()
+        .split(|&b| b == b';')
+        .skip(1)
+        .filter_map(|param| {
+            let (name, value) = param.split_at(param.iter().position(|&b| b == b'=')?);
+            let value = value.get(1..)?.trim_ascii();
+            let value = value
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(value);
+            name.trim_ascii()
+                .eq_ignore_ascii_case(b"charset")
+                .then_some(value)
+        })
+        .find(|value| !value.eq_ignore_ascii_case(b"utf-8"));
+    match charset {
+        None => Ok(()),
+        Some(other) => Err(ApiError::new(
+            Code::UnsupportedMediaType,
+            format!(
+                "Connect's JSON is UTF-8: charset {:?} is not served (send charset=utf-8 or none)",
+                String::from_utf8_lossy(other.get(..other.len().min(64)).unwrap_or_default())
+            ),
+        )),
+    }
+}
+
+/// A gRPC, gRPC-Web or Connect call its path and protocol alone refuse
+/// ([`grpc::refused_at_head`]), answered before its body is read.
+fn refused_at_head(req: &Req, call: Call) -> Result<(), ApiError> {
+    let carrier = match call {
+        Call::Grpc(_) => grpc::Carrier::Native,
+        Call::GrpcWeb(..) => grpc::Carrier::Web,
+        Call::Connect(connect::Codec::Stream, _) => grpc::Carrier::ConnectStream,
+        Call::Connect(..) => grpc::Carrier::Connect,
+        Call::Rest(_) | Call::Store => return Ok(()),
+    };
+    grpc::refused_at_head(carrier, call.rpc(), req.uri().path(), req.version()).map_or(Ok(()), Err)
 }
 
 /// Refuses requests that break a rule of this module.

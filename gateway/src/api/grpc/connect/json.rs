@@ -41,12 +41,12 @@ pub fn read<T: DeserializeOwned + Name>(json: &[u8]) -> Result<T, ApiError> {
     // A field named twice (which a `Value` would hide by keeping the last): refused as it is.
     // Text that is not JSON is refused by the second reading, naming where.
     if first.to_string().starts_with("duplicate field") {
-        return Err(malformed::<T>(&first.to_string()));
+        return Err(malformed::<T>(&clear(&first)));
     }
     let mut text = serde_json::Deserializer::from_slice(json);
     let mut value: Value = serde_path_to_error::deserialize(&mut text)
-        .map_err(|e| malformed::<T>(&at(&e.path().to_string(), e.inner())))?;
-    text.end().map_err(|e| malformed::<T>(&e.to_string()))?;
+        .map_err(|e| malformed::<T>(&at(&e.path().to_string(), clear(e.inner()))))?;
+    text.end().map_err(|e| malformed::<T>(&clear(&e)))?;
     match POOL
         .as_ref()
         .and_then(|pool| pool.get_message_by_name(&T::full_name()))
@@ -55,10 +55,59 @@ pub fn read<T: DeserializeOwned + Name>(json: &[u8]) -> Result<T, ApiError> {
             message(&desc, &mut value, &mut String::new()).map_err(|e| malformed::<T>(&e))?
         }
         // Never: every request type is in the descriptors (a unit test holds it).
-        None => return Err(malformed::<T>(&first.to_string())),
+        None => return Err(malformed::<T>(&clear(&first))),
     }
     serde_path_to_error::deserialize(value)
-        .map_err(|e| malformed::<T>(&at(&e.path().to_string(), e.inner())))
+        .map_err(|e| malformed::<T>(&at(&e.path().to_string(), clear(e.inner()))))
+}
+
+/// serde_json's refusal `e` in our words: the problem and the expected form, without its
+/// line and column (the body is one line of JSON to the client) or serde's doubled phrasing.
+/// The one place where JSON refusals are worded.
+fn clear(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let text = e.to_string();
+    // serde_json appends " at line N column M" to every message.
+    let text = match text.rfind(" at line ") {
+        Some(cut) => text.get(..cut).unwrap_or(&text),
+        None => &text,
+    };
+    match e.classify() {
+        Category::Eof if text.contains("EOF while parsing a value") && e.column() == 0 => {
+            "the body is empty: a message is a JSON object ({} for all defaults)".to_owned()
+        }
+        Category::Eof => "the JSON ends before its value does".to_owned(),
+        Category::Syntax if text.starts_with("number out of range") => {
+            "a number past the range of every field (an integer field takes -2^63 to 2^64-1)"
+                .to_owned()
+        }
+        Category::Syntax if text.contains("surrogate") || text.contains("hex escape") => {
+            "a string holds an invalid \\u escape: four hex digits, and a UTF-16 surrogate \
+             (\\ud800 to \\udfff) only as a high-low pair"
+                .to_owned()
+        }
+        Category::Syntax if text.starts_with("recursion limit exceeded") => {
+            "the JSON nests deeper than 128 arrays or objects".to_owned()
+        }
+        Category::Syntax => format!("not JSON: {text}"),
+        _ if text.starts_with("duplicate field") => {
+            let name = text.split('`').nth(1).unwrap_or("?");
+            format!("field {name:?} is given twice; each field appears at most once")
+        }
+        _ => cut(&text.replace("expected expected", "expected"), 256),
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, `…` marking a cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let end = (0..=max)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}…", text.get(..end).unwrap_or_default())
 }
 
 /// `MALFORMED_MESSAGE` for a `T` that could not be read because of `why`.
@@ -74,7 +123,8 @@ fn at(path: &str, what: impl std::fmt::Display) -> String {
     if path == "." || path.is_empty() {
         what.to_string()
     } else {
-        format!("{path}: {what}")
+        // A deep path (thousands of `[0]`) is cut: its start names the field.
+        format!("{}: {what}", cut(path, 128))
     }
 }
 
@@ -113,10 +163,28 @@ fn field(field: &FieldDescriptor, value: &mut Value, path: &mut String) -> Resul
             return Ok(());
         };
         let kind = entry.map_entry_value_field().kind();
+        let key_kind = entry.map_entry_key_field().kind();
         if let Value::Object(entries) = value {
             for (key, v) in entries.iter_mut() {
                 let len = path.len();
-                path.push_str(&format!("[{key:?}]"));
+                path.push_str(&format!("[{:?}]", cut(key, 40)));
+                if let Some((min, max)) = range(&key_kind) {
+                    // A key is the integer in plain decimal (proto3 JSON: the key's value
+                    // as a string), not in a number's other forms.
+                    let plain = key.strip_prefix('-').unwrap_or(key);
+                    let n = (!plain.is_empty() && plain.bytes().all(|b| b.is_ascii_digit()))
+                        .then(|| key.parse::<i128>().ok())
+                        .flatten()
+                        .filter(|n| (min..=max).contains(n));
+                    if n.is_none() {
+                        let e = format!(
+                            "{path}: a key of this map is an integer in plain decimal, {min} to \
+                             {max}"
+                        );
+                        path.truncate(len);
+                        return Err(e);
+                    }
+                }
                 let done = element(&kind, v, path);
                 path.truncate(len);
                 done?;
@@ -139,15 +207,24 @@ fn field(field: &FieldDescriptor, value: &mut Value, path: &mut String) -> Resul
     element(&kind, value, path)
 }
 
-/// Normalises one value of `kind` at `path`.
-fn element(kind: &Kind, value: &mut Value, path: &mut String) -> Result<(), String> {
-    let range = match kind {
-        Kind::Message(desc) => return message(desc, value, path),
+/// The range of an integer `kind`, or `None` for any other kind.
+fn range(kind: &Kind) -> Option<(i128, i128)> {
+    Some(match kind {
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => (i128::from(i32::MIN), i128::from(i32::MAX)),
         Kind::Uint32 | Kind::Fixed32 => (0, i128::from(u32::MAX)),
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => (i128::from(i64::MIN), i128::from(i64::MAX)),
         Kind::Uint64 | Kind::Fixed64 => (0, i128::from(u64::MAX)),
-        _ => return Ok(()),
+        _ => return None,
+    })
+}
+
+/// Normalises one value of `kind` at `path`.
+fn element(kind: &Kind, value: &mut Value, path: &mut String) -> Result<(), String> {
+    if let Kind::Message(desc) = kind {
+        return message(desc, value, path);
+    }
+    let Some(range) = range(kind) else {
+        return Ok(());
     };
     let n = match &*value {
         Value::Number(n) => n
@@ -166,8 +243,12 @@ fn element(kind: &Kind, value: &mut Value, path: &mut String) -> Result<(), Stri
         }
     };
     if n < range.0 || n > range.1 {
+        let sent = match &*value {
+            Value::String(s) => format!("{:?}", cut(s, 40)),
+            other => cut(&other.to_string(), 40),
+        };
         return Err(format!(
-            "{path}: {n} is out of range ({} to {})",
+            "{path}: {sent} is out of range ({} to {})",
             range.0, range.1
         ));
     }
@@ -363,6 +444,75 @@ mod tests {
         }
         let e = read::<pb::GetUploadUrlRequest>(br#"{"objectName": "a", "objectName": "b"}"#)
             .unwrap_err();
-        assert!(e.message.contains("duplicate"), "{}", e.message);
+        assert!(
+            e.message.contains("\"objectName\" is given twice"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn integer_map_keys_are_plain_decimal_in_range() {
+        let ok: pb::GetPartUploadUrlsRequest =
+            read(br#"{"objectName": "a", "checksumsSha256": {"1": "x", "10000": "y"}}"#)
+                .unwrap_or_else(|e| panic!("{}", e.message));
+        assert_eq!(ok.checksums_sha256.len(), 2);
+        for key in ["1e0", "-1", "1.0", "x", "4294967296", ""] {
+            let json = format!(r#"{{"checksumsSha256": {{"{key}": "x"}}}}"#);
+            let e = read::<pb::GetPartUploadUrlsRequest>(json.as_bytes()).unwrap_err();
+            assert!(
+                e.message.contains("plain decimal, 0 to 4294967295"),
+                "{key}: {}",
+                e.message
+            );
+            assert!(
+                e.message.contains("checksumsSha256"),
+                "{key}: {}",
+                e.message
+            );
+            assert!(!e.message.contains("invalid digit"), "{key}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn refusals_are_worded_without_serde_positions_or_wrong_values() {
+        let deep = format!(r#"{{"unknown": {}"#, "[".repeat(5000));
+        let long = format!(
+            r#"{{"constraints": {{"contentLength": "{}"}}}}"#,
+            "9".repeat(60_000)
+        );
+        for (json, wants) in [
+            (
+                r#"{"constraints": {"contentLength": 1e400}}"#.to_owned(),
+                "past the range",
+            ),
+            (
+                r#"{"constraints": {"contentLength": "1e400"}}"#.to_owned(),
+                "\"1e400\" is out of range",
+            ),
+            (long, "out of range"),
+            (r#"{"objectName": "\ud800"}"#.to_owned(), "surrogate"),
+            (r#"{"objectName": "\ud800\u0041"}"#.to_owned(), "surrogate"),
+            (String::new(), "the body is empty"),
+            (r#"{"objectName": "a""#.to_owned(), "ends before"),
+            (r#"{"source": 2}"#.to_owned(), "source"),
+            (deep, "nests deeper than 128"),
+        ] {
+            let e = match json.contains("source") {
+                true => read::<pb::GetDownloadUrlRequest>(json.as_bytes()).unwrap_err(),
+                false => read::<pb::GetUploadUrlRequest>(json.as_bytes()).unwrap_err(),
+            };
+            let shown = cut(&json, 60);
+            assert!(e.message.contains(wants), "{shown}: {}", e.message);
+            for serde in [
+                "line 1",
+                "column",
+                "expected expected",
+                "170141183460469231731687303715884105727",
+            ] {
+                assert!(!e.message.contains(serde), "{shown}: {}", e.message);
+            }
+            assert!(e.message.len() < 600, "{shown}: {}", e.message.len());
+        }
     }
 }

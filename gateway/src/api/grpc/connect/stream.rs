@@ -1,0 +1,45 @@
+//! Connect's streaming form (connectrpc.com/docs/protocol/#streaming-rpcs), served for the
+//! one streaming method, server reflection (a bidirectional stream, so HTTP/2 only): `POST`
+//! of `application/connect+proto` on the method path, enveloped messages each way (the same
+//! 5-byte envelope as gRPC's; flag `0x01` compressed, refused: this server reads `identity`
+//! only), the answer HTTP 200 ending with an end-of-stream envelope (flag `0x02`) whose JSON
+//! is `{}` or `{"error": {"code", "message"}}`. `Connect-Timeout-Ms` bounds the stream.
+//! Refusals decided from the head (HTTP/1.1, a unary method) are answered by the protocol
+//! layer before this runs.
+
+use crate::api::error::ApiError;
+use crate::config::Limits;
+use crate::http::response::Body;
+use http::{HeaderName, Request, Response};
+
+/// `Connect-Accept-Encoding`: the message encodings a stream's peer accepts.
+pub const ACCEPT_ENCODING: HeaderName = HeaderName::from_static("connect-accept-encoding");
+
+/// Serves one Connect reflection stream.
+///
+/// # Errors
+/// A `Connect-Timeout-Ms` that is not 1 to 10 digits, or 0; a `Connect-Content-Encoding`
+/// other than `identity` (`UNSUPPORTED_ENCODING`).
+pub fn serve(
+    req: Request<hyper::body::Incoming>,
+    limits: &Limits,
+) -> Result<Response<Body>, ApiError> {
+    let deadline = super::timeout(req.headers())?;
+    if let Some(encoding) = req
+        .headers()
+        .get(HeaderName::from_static("connect-content-encoding"))
+    {
+        if !encoding.as_bytes().eq_ignore_ascii_case(b"identity") {
+            return Err(ApiError::new(
+                crate::api::error::Code::UnsupportedEncoding,
+                "Connect-Content-Encoding is not supported; this server accepts identity only",
+            ));
+        }
+    }
+    Ok(super::super::reflection::serve(
+        req.into_body(),
+        limits,
+        deadline,
+        super::super::stream::End::Connect,
+    ))
+}
