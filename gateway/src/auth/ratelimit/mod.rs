@@ -21,13 +21,14 @@
 //! tenant's rate divided by the replicas last counted in Redis (R), so the R replicas together
 //! refill at the tenant's rate however long or often Redis fails: during an outage a tenant
 //! gets at most, per replica, what that replica last saw left plus rate / R × the outage (a
-//! replica that never decided for the tenant since it started counts from a full bucket). What a replica grants alone is owed to the shared bucket
-//! (`owed`) and charged to Redis as soon as it decides again (by the probe, `debts`, or with
-//! the tenant's next decision here if that comes first), so a Redis that comes back does not
-//! grant those URLs again, whichever replica the tenant asks. A charge may take the shared
-//! bucket below 0, down to `-(replicas - 1) × limit`: what several replicas granted alone is
-//! paid back by refilling (mirrored here too: a replica told the bucket is in debt grants
-//! nothing alone until it has refilled), not forgiven at 0.
+//! replica that never decided for the tenant since it started counts from a full bucket).
+//! What a replica grants alone is owed to the shared bucket (`owed`) and charged to Redis as
+//! soon as it decides again (by the probe, `debts`, or with the tenant's next decision here if
+//! that comes first), so a Redis that comes back does not grant those URLs again, whichever
+//! replica the tenant asks. A charge may take the shared bucket below 0, down to
+//! `-max(1, replicas - 1) × limit`: what several replicas granted alone is paid back by
+//! refilling (mirrored here too: a replica told the bucket is in debt grants nothing alone
+//! until it has refilled), not forgiven at 0.
 
 mod bucket;
 mod debts;
