@@ -57,9 +57,26 @@ impl Bucket {
     ///
     /// # Errors
     /// The wait until a token is back, when none is left.
+    #[cfg(test)]
     pub(crate) fn take(&mut self, spec: RateSpec, now: Instant) -> Result<(), Duration> {
+        self.take_sharing(spec, now, 1)
+    }
+
+    /// Refills for the time since the last look, then takes one token, for one of `replicas`
+    /// (at least 1; 1 without Redis) counting the same tenant alone: the bucket refills at
+    /// `limit / replicas` per `per`, so the replicas together refill at the tenant's rate
+    /// however long they count alone. The wait is at that rate too.
+    ///
+    /// # Errors
+    /// The wait until a token is back, when none is left.
+    pub(crate) fn take_sharing(
+        &mut self,
+        spec: RateSpec,
+        now: Instant,
+        replicas: u32,
+    ) -> Result<(), Duration> {
         let limit = f64::from(spec.limit);
-        let per = spec.per.as_secs_f64();
+        let per = spec.per.as_secs_f64() * f64::from(replicas.max(1));
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.tokens = (self.tokens + elapsed / per * limit).min(limit);
         self.at = now;
@@ -155,6 +172,35 @@ mod tests {
             .filter(|_| bucket.take(FIVE_A_MINUTE, start).is_ok())
             .count();
         assert_eq!(granted, 5, "never beyond the limit");
+    }
+
+    #[test]
+    fn a_replica_among_three_refills_at_a_third_of_the_rate() {
+        let start = Instant::now();
+        let mut bucket = Bucket::full(FIVE_A_MINUTE, start);
+        bucket.mirror(FIVE_A_MINUTE, 0.0, start);
+        // One token every 12 s for the tenant, so every 36 s for one replica of three.
+        assert_eq!(
+            bucket.take_sharing(FIVE_A_MINUTE, start, 3).unwrap_err(),
+            Duration::from_secs(36)
+        );
+        let minute = start + Duration::from_secs(60);
+        let granted = (0..10)
+            .filter(|_| bucket.take_sharing(FIVE_A_MINUTE, minute, 3).is_ok())
+            .count();
+        assert_eq!(granted, 1, "5/3 tokens refilled in a minute");
+        // The burst stays the limit: an hour alone fills it, to 5 and no more.
+        let hour = start + Duration::from_secs(3600);
+        let granted = (0..10)
+            .filter(|_| bucket.take_sharing(FIVE_A_MINUTE, hour, 3).is_ok())
+            .count();
+        assert_eq!(granted, 5);
+        // Zero replicas counts as one.
+        bucket.mirror(FIVE_A_MINUTE, 0.0, start);
+        assert_eq!(
+            bucket.take_sharing(FIVE_A_MINUTE, start, 0).unwrap_err(),
+            Duration::from_secs(12)
+        );
     }
 
     #[test]

@@ -18,15 +18,17 @@
 //! With Redis, every shared decision is mirrored into the process's own bucket (the tokens the
 //! shared bucket has left), so when Redis fails and the fallback is `allow`, each replica counts
 //! alone from what was left when it last heard from Redis for that tenant, refilling at the
-//! tenant's rate from then: during an outage a tenant gets at most, per replica, what that
-//! replica last saw left plus the refill (a replica that never decided for the tenant since it
-//! started counts from a full bucket). What a replica grants alone is owed to the shared bucket
-//! (`owed`) and charged to Redis as soon as it decides again (by the probe, `debts`, or with
-//! the tenant's next decision here if that comes first), so a Redis that comes back does not
-//! grant those URLs again, whichever replica the tenant asks. A charge may take the shared
-//! bucket below 0, down to `-(replicas - 1) × limit`: what several replicas granted alone is
-//! paid back by refilling (mirrored here too: a replica told the bucket is in debt grants
-//! nothing alone until it has refilled), not forgiven at 0.
+//! tenant's rate divided by the replicas last counted in Redis (R), so the R replicas together
+//! refill at the tenant's rate however long or often Redis fails: during an outage a tenant
+//! gets at most, per replica, what that replica last saw left plus rate / R × the outage (a
+//! replica that never decided for the tenant since it started counts from a full bucket).
+//! What a replica grants alone is owed to the shared bucket (`owed`) and charged to Redis as
+//! soon as it decides again (by the probe, `debts`, or with the tenant's next decision here if
+//! that comes first), so a Redis that comes back does not grant those URLs again, whichever
+//! replica the tenant asks. A charge may take the shared bucket below 0, down to
+//! `-max(1, replicas - 1) × limit`: what several replicas granted alone is paid back by
+//! refilling (mirrored here too: a replica told the bucket is in debt grants nothing alone
+//! until it has refilled), not forgiven at 0.
 
 mod bucket;
 mod debts;
@@ -47,8 +49,8 @@ use std::time::{Duration, Instant};
 /// (`DRAFTSTORE_RATE_LIMIT_ON_ERROR`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnError {
-    /// Count in this process meanwhile (each replica alone: a tenant may get up to
-    /// replicas × its rate until Redis is back).
+    /// Count in this process meanwhile (each replica alone, from what Redis last left, at
+    /// the tenant's rate divided by the replicas counted: the fleet refills at the rate).
     #[default]
     Allow,
     /// Refuse: 429 / `RESOURCE_EXHAUSTED` until Redis is back.
@@ -166,7 +168,9 @@ impl Rate {
                 }
             }
             let now = Instant::now();
-            let local = self.take_local_at(now);
+            // Each replica counting alone refills at rate / replicas: together they refill
+            // at the tenant's rate, however long Redis stays away or flaps.
+            let local = self.take_local_at(now, shared.replicas());
             return match local {
                 Ok(left) => {
                     // Redis never saw this grant: charged with the tenant's next shared decision.
@@ -210,13 +214,17 @@ impl Rate {
     }
 
     fn take_local(&self) -> Result<(), Refusal> {
-        self.take_local_at(Instant::now()).map(|_| ())
+        self.take_local_at(Instant::now(), 1).map(|_| ())
     }
 
-    /// Takes a token from the local bucket at `now`; the tokens left after it.
-    fn take_local_at(&self, now: Instant) -> Result<f64, Refusal> {
+    /// Takes a token from the local bucket at `now`, refilled at the tenant's rate divided by
+    /// `replicas` (at least 1); the tokens left after it.
+    fn take_local_at(&self, now: Instant, replicas: u32) -> Result<f64, Refusal> {
         let mut local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
-        local.0.take(self.spec, now).map_err(Refusal::Limited)?;
+        local
+            .0
+            .take_sharing(self.spec, now, replicas)
+            .map_err(Refusal::Limited)?;
         Ok(local.0.tokens())
     }
 

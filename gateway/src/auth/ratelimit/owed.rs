@@ -2,7 +2,7 @@
 //! Redis decided nothing (`DRAFTSTORE_RATE_LIMIT_ON_ERROR=allow`). Redis never saw them, so a
 //! Redis that comes back would grant them again; instead the tenant's next decision Redis makes
 //! carries them (`ARGV[4]` of the script) and Redis takes them from the bucket in the same
-//! atomic step (down to `-(replicas - 1) × limit`: several replicas' debts are paid back by
+//! atomic step (down to `-max(1, replicas - 1) × limit`: several replicas' debts are paid back by
 //! refill, not forgiven at 0); when Redis decides again the probe also charges every debt at
 //! once (`debts.rs`), so a tenant whose next request reaches another replica is charged too.
 //!
@@ -17,7 +17,7 @@
 //! process, so decisions made at once do not charge the same grants twice; a charge is taken
 //! off the debt only once Redis answered that it applied it, and stays owed when Redis failed,
 //! refused it or gave no answer (a charge whose answer was lost may be charged twice: the
-//! bucket is never emptier than `-(replicas - 1) × limit`).
+//! bucket is never emptier than `-max(1, replicas - 1) × limit`).
 
 use super::RateSpec;
 use std::sync::{Arc, Mutex, PoisonError};

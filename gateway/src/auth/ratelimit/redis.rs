@@ -84,8 +84,9 @@ type Reply = (i64, i64, i64, i64);
 pub struct Shared {
     /// `Ok(())` granted, `Err(wait)` limited (a token is back after `wait`).
     pub decision: Result<(), Duration>,
-    /// Tokens left in the shared bucket after this decision (-(replicas - 1) × limit..=limit,
-    /// fractional while refilling; below 0 while it pays back what replicas granted alone).
+    /// Tokens left in the shared bucket after this decision (from -max(1, replicas - 1) × limit
+    /// to limit, fractional while refilling; below 0 while it pays back what replicas granted
+    /// alone).
     pub left: f64,
     /// Redis's clock when it decided, µs since the Unix epoch: orders answers that arrive out
     /// of order.

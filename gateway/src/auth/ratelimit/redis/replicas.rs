@@ -43,6 +43,12 @@ impl Replicas {
         }
     }
 
+    /// How many replicas were last counted (at least 1): a replica counting alone refills its
+    /// bucket at the tenant's rate divided by this.
+    pub(super) fn count(&self) -> u32 {
+        self.count.load(Ordering::Relaxed).max(1)
+    }
+
     /// How many limits a charge may take the shared bucket below 0: the replicas but one, at
     /// least 1 (the script's `ARGV[6]`).
     pub(super) fn depth(&self) -> u32 {
@@ -51,6 +57,12 @@ impl Replicas {
 }
 
 impl RedisLimiter {
+    /// How many replicas share the buckets, as last counted in Redis (at least 1; 1 until the
+    /// first probe counted them).
+    pub(in super::super) fn replicas(&self) -> u32 {
+        self.replicas.count()
+    }
+
     /// Adds this replica to the count and reads it (bounded by [`PROBE_TIMEOUT`]); while
     /// `recovering`, only raises it. A failure keeps the last count (the probe judges health).
     pub(super) async fn count_replicas(&self, recovering: bool) {
