@@ -2,11 +2,122 @@
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
+use hyper::body::{Frame, SizeHint};
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-/// The body of every response.
-pub type Body = BoxBody<Bytes, Infallible>;
+/// The body of every response: a whole one (at most one data frame, then for gRPC one
+/// trailers frame) kept inline, any other boxed. Nearly every answer is whole, and boxing it
+/// cost one allocation and a dynamic call per poll on every request.
+#[derive(Debug)]
+pub struct Body(Kind);
+
+#[derive(Debug)]
+enum Kind {
+    /// `None` once sent, or when empty.
+    Whole(Option<Bytes>),
+    /// Data, then one fixed trailer (gRPC's `grpc-status: 0`): nothing boxed, the trailers'
+    /// map made only when they are sent. `None` once sent.
+    Trailer(Option<Bytes>, Option<&'static Trailer>),
+    /// Data then trailers, boxed: a header map inline would make every response (moved
+    /// through each layer on its way out) 96 bytes larger.
+    Trailed(Box<Trailed>),
+    /// A streamed body.
+    Boxed(BoxBody<Bytes, Infallible>),
+}
+
+/// One trailer, fixed at build time: `(name, value)`.
+pub type Trailer = (http::HeaderName, http::HeaderValue);
+
+/// `data` (`None` once sent, or when empty), then `trailers` (`None` once sent).
+#[derive(Debug)]
+struct Trailed {
+    data: Option<Bytes>,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl Body {
+    /// `body` (a stream, a body holding a place), boxed.
+    pub fn new<B>(body: B) -> Self
+    where
+        B: hyper::body::Body<Data = Bytes, Error = Infallible> + Send + Sync + 'static,
+    {
+        Self(Kind::Boxed(body.boxed()))
+    }
+
+    /// `data` then `trailer` alone in the trailers (gRPC's `grpc-status: 0`); no size is
+    /// announced, as for a stream.
+    #[must_use]
+    pub fn with_trailer(data: Bytes, trailer: &'static Trailer) -> Self {
+        Self(Kind::Trailer(
+            Some(data).filter(|d| !d.is_empty()),
+            Some(trailer),
+        ))
+    }
+
+    /// `data` then `trailers` (gRPC's `grpc-status` and more); no size is announced, as for a
+    /// stream.
+    #[must_use]
+    pub fn with_trailers(data: Bytes, trailers: http::HeaderMap) -> Self {
+        Self(Kind::Trailed(Box::new(Trailed {
+            data: Some(data).filter(|d| !d.is_empty()),
+            trailers: Some(trailers),
+        })))
+    }
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        empty()
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut self.get_mut().0 {
+            Kind::Whole(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Kind::Trailer(data, trailer) => Poll::Ready(match data.take() {
+                Some(data) => Some(Ok(Frame::data(data))),
+                None => trailer.take().map(|(name, value)| {
+                    let mut trailers = http::HeaderMap::with_capacity(1);
+                    trailers.insert(name.clone(), value.clone());
+                    Ok(Frame::trailers(trailers))
+                }),
+            }),
+            Kind::Trailed(t) => Poll::Ready(match t.data.take() {
+                Some(data) => Some(Ok(Frame::data(data))),
+                None => t.trailers.take().map(|t| Ok(Frame::trailers(t))),
+            }),
+            Kind::Boxed(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Kind::Whole(data) => data.is_none(),
+            Kind::Trailer(data, trailer) => data.is_none() && trailer.is_none(),
+            Kind::Trailed(t) => t.data.is_none() && t.trailers.is_none(),
+            Kind::Boxed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            // As `Full` says: the exact length, which hyper sends as `content-length`.
+            Kind::Whole(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Trailer(..) | Kind::Trailed(_) => SizeHint::default(),
+            Kind::Boxed(body) => body.size_hint(),
+        }
+    }
+}
 
 /// The request id header, read and returned.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -20,7 +131,8 @@ pub const JSON: &str = "application/json";
 
 /// A body of `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed()
+    let data: Bytes = bytes.into();
+    Body(Kind::Whole(Some(data).filter(|d| !d.is_empty())))
 }
 
 /// An empty body.
@@ -100,6 +212,49 @@ impl std::fmt::Display for RequestId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::body::Body as _;
+
+    #[tokio::test]
+    async fn whole_bodies_keep_what_full_and_a_stream_said() {
+        let body = full("hello");
+        assert_eq!(body.size_hint().exact(), Some(5), "sent as content-length");
+        assert!(!body.is_end_stream());
+        let collected = body.collect().await.unwrap();
+        assert!(collected.trailers().is_none());
+        assert_eq!(collected.to_bytes(), "hello");
+
+        let none = empty();
+        assert!(none.is_end_stream(), "no DATA frame for an empty answer");
+        assert_eq!(none.size_hint().exact(), Some(0));
+        assert!(Body::default().is_end_stream());
+
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let grpc = Body::with_trailers(Bytes::from_static(b"\0\0\0\0\0"), trailers);
+        assert_eq!(
+            grpc.size_hint().exact(),
+            None,
+            "no content-length, as before"
+        );
+        assert!(!grpc.is_end_stream());
+        let collected = grpc.collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["grpc-status"], "0");
+        assert_eq!(collected.to_bytes().len(), 5);
+
+        static OK: Trailer = (
+            http::HeaderName::from_static("grpc-status"),
+            http::HeaderValue::from_static("0"),
+        );
+        let grpc = Body::with_trailer(Bytes::from_static(b"\0\0\0\0\0"), &OK);
+        assert_eq!(grpc.size_hint().exact(), None);
+        assert!(!grpc.is_end_stream());
+        let collected = grpc.collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["grpc-status"], "0");
+        assert_eq!(collected.to_bytes().len(), 5);
+
+        let streamed = Body::new(http_body_util::Full::new(Bytes::from_static(b"ab")));
+        assert_eq!(streamed.collect().await.unwrap().to_bytes(), "ab");
+    }
 
     #[test]
     fn request_ids_are_kept_when_sane() {

@@ -16,7 +16,6 @@ use crate::http::response::{Body, CONTENT_TYPE};
 use draftstore_proto::grpc::reflection::v1 as pb;
 use draftstore_proto::prost::Message;
 use http::{HeaderValue, Response};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use pb::server_reflection_request::MessageRequest;
 use pb::server_reflection_response::MessageResponse;
@@ -70,7 +69,7 @@ pub fn serve(
         };
         sender.finish(outcome).await;
     });
-    let mut response = Response::new(streamed.boxed());
+    let mut response = Response::new(crate::http::response::Body::new(streamed));
     let headers = response.headers_mut();
     match end {
         stream::End::Trailers => {

@@ -3,12 +3,9 @@
 
 use super::header::{GRPC_ACCEPT_ENCODING, GRPC_MESSAGE, GRPC_STATUS};
 use crate::api::error::GrpcCode;
-use crate::http::response::{empty, Body, CONTENT_TYPE};
+use crate::http::response::{empty, Body, Trailer, CONTENT_TYPE};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response};
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
-use std::convert::Infallible;
 
 /// gRPC's media type, sent on every gRPC response.
 pub const GRPC: &str = "application/grpc";
@@ -27,16 +24,20 @@ pub fn ok(framed: Bytes) -> Response<Body> {
 
 /// [`ok`] with one more trailer (`name`, a value percent-encoded as `grpc-message` is).
 pub fn ok_with_trailer(framed: Bytes, extra: Option<(&'static str, String)>) -> Response<Body> {
-    let mut trailers = HeaderMap::new();
-    trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
-    if let Some((name, value)) = extra {
-        if let Ok(value) = HeaderValue::from_str(&percent_encode(&value)) {
-            trailers.insert(name, value);
+    /// The trailers of nearly every answer, kept whole so that none is boxed.
+    static OK: Trailer = (GRPC_STATUS, HeaderValue::from_static("0"));
+    let body = match extra {
+        None => Body::with_trailer(framed, &OK),
+        Some((name, value)) => {
+            let mut trailers = HeaderMap::new();
+            trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
+            if let Ok(value) = HeaderValue::from_str(&percent_encode(&value)) {
+                trailers.insert(name, value);
+            }
+            Body::with_trailers(framed, trailers)
         }
-    }
-    let frames: [Result<Frame<Bytes>, Infallible>; 2] =
-        [Ok(Frame::data(framed)), Ok(Frame::trailers(trailers))];
-    let mut response = Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed());
+    };
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));
     headers.insert(

@@ -15,7 +15,6 @@ use crate::http::response::Body;
 use crate::http::server::Call;
 use bytes::Bytes;
 use futures_util::future::Either;
-use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::collections::hash_map::Entry;
@@ -261,11 +260,10 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
             return Poll::Ready(Ok(response));
         }
         Poll::Ready(Ok(response.map(|body| {
-            Held {
+            Body::new(Held {
                 inner: body,
                 guard: ticket,
-            }
-            .boxed()
+            })
         })))
     }
 }
@@ -311,7 +309,7 @@ mod tests {
         let (sender, streamed) =
             crate::api::grpc::stream::channel(1, crate::api::grpc::stream::End::Trailers);
         let held = Holding {
-            inner: ready(Ok::<_, Infallible>(Res::new(streamed.boxed()))),
+            inner: ready(Ok::<_, Infallible>(Res::new(Body::new(streamed)))),
             ticket: Some(shares.try_take(key).unwrap()),
         };
         let response = held.await.unwrap();

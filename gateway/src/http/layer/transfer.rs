@@ -14,7 +14,6 @@ use super::{meta, Req, Res};
 use crate::http::response::{full, CONTENT_TYPE};
 use crate::http::server::Call;
 use futures_util::future::Either;
-use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use pin_project_lite::pin_project;
 use std::convert::Infallible;
@@ -171,11 +170,10 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Slotted<F> {
             return Poll::Ready(Ok(response));
         }
         Poll::Ready(Ok(response.map(|body| {
-            Held {
+            crate::http::response::Body::new(Held {
                 inner: body,
                 guard: slot,
-            }
-            .boxed()
+            })
         })))
     }
 }

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use draftstore_core::{Metadata, StorageError};
 use draftstore_signer::{ReceivedRequest, Timestamp};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::StreamBody;
 use hyper::body::{Frame, Incoming};
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
@@ -890,7 +890,7 @@ async fn file_body(mut file: tokio::fs::File, start: u64, length: u64) -> Body {
             }
         }
     });
-    StreamBody::new(stream).boxed()
+    Body::new(StreamBody::new(stream))
 }
 
 #[cfg(test)]
