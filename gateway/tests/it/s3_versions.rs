@@ -434,3 +434,70 @@ async fn a_key_with_more_than_1000_versions_leaves_no_older_upload() {
         "none of the 1002 older uploads is the draft again"
     );
 }
+
+/// Issue 18, second fresh review: S3 may delete some keys of a DeleteObjects and refuse others
+/// per key (`AccessDenied`, `InternalError`, `SlowDown`). With the copied version in the same
+/// batch as older ones, S3 deleting it and refusing them made an older upload the draft (a
+/// retry then answered 409 and `overwrite` put the old bytes in main). The older versions go
+/// first; the copied one alone, last: a per-key refusal leaves the confirmed upload current,
+/// the error names the refused version, and a retry finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_refused_for_some_keys_leaves_no_older_upload_current() {
+    use crate::proxy::{Proxy, ProxyFault};
+    let Some(direct_env) = env(&[]) else {
+        return;
+    };
+    let direct = storage(&direct_env);
+    let proxy = Proxy::start(direct_env["AWS_ENDPOINT_URL"].clone()).await;
+    let mut proxied_env = direct_env.clone();
+    proxied_env.insert("AWS_ENDPOINT_URL".into(), proxy.url());
+    let s3 = storage(&proxied_env);
+    let buckets = Buckets::new(&format!("{}-main", prefix("vpd")), None).unwrap();
+    direct.create_bucket(&buckets.main).await.unwrap();
+    direct.create_bucket(&buckets.draft).await.unwrap();
+    direct.enable_versioning(&buckets.draft).await.unwrap();
+    for n in ["v0", "v1", "final-pd3"] {
+        direct
+            .put_object(
+                &buckets.draft,
+                "pd3.txt",
+                n.as_bytes().to_vec(),
+                &typed("text/plain", n),
+            )
+            .await
+            .unwrap();
+    }
+    proxy.push_deletes([ProxyFault::PartialDelete]);
+    let name = ObjectName::parse("pd3.txt").unwrap();
+    let err = confirm(&s3, &buckets, &name, ConfirmOptions::default())
+        .await
+        .unwrap_err();
+    // What S3 would have done: delete the first key of the batch.
+    let deleted = proxy.partly_deleted();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    direct
+        .delete_version(&buckets.draft, "pd3.txt", &deleted[0])
+        .await
+        .unwrap();
+    let ConfirmError::Storage(StorageError::Denied { reason }) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        reason.contains("versionId=") && !reason.contains(&format!("versionId={}", deleted[0])),
+        "names the refused version, not the deleted one: {reason}"
+    );
+    assert_eq!(
+        note(&direct, &buckets.draft, "pd3.txt").await.as_deref(),
+        Some("final-pd3"),
+        "the confirmed upload stays the draft, no older one comes back"
+    );
+    assert_eq!(
+        note(&direct, &buckets.main, "pd3.txt").await.as_deref(),
+        Some("final-pd3")
+    );
+    let again = confirm(&s3, &buckets, &name, ConfirmOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, ConfirmOutcome::Already, "a retry finishes");
+    assert_eq!(note(&direct, &buckets.draft, "pd3.txt").await, None);
+}
