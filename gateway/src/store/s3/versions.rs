@@ -170,8 +170,7 @@ impl S3Storage {
                         reason: errors::denied_reason(
                             &reason,
                             &e.code,
-                            "s3:DeleteObjectVersion",
-                            bucket.as_str(),
+                            &errors::needed("DeleteObjects", true, None, bucket.as_str()),
                         ),
                     },
                     other => other,
