@@ -501,3 +501,44 @@ async fn a_delete_refused_for_some_keys_leaves_no_older_upload_current() {
     assert_eq!(again.outcome, ConfirmOutcome::Already, "a retry finishes");
     assert_eq!(note(&direct, &buckets.draft, "pd3.txt").await, None);
 }
+
+/// Issue 18, second fresh review: a refused copy named no permission ("the permission for S3's
+/// CopyObject"). S3 does not say which of the two a copy needs is missing, so both are named:
+/// reading the draft's version on the draft bucket and writing on the main bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_copy_names_both_permissions_it_needs() {
+    let Some((s3, buckets)) = versioned("dcopy").await else {
+        return;
+    };
+    s3.put_object(
+        &buckets.draft,
+        "c.txt",
+        b"c".to_vec(),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    let deny = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::{}/*"}}]}}"#,
+        buckets.main
+    );
+    s3.put_bucket_policy(&buckets.main, &deny).await.unwrap();
+    let name = ObjectName::parse("c.txt").unwrap();
+    let err = confirm(&s3, &buckets, &name, ConfirmOptions::default())
+        .await
+        .unwrap_err();
+    let ConfirmError::Storage(StorageError::Denied { reason }) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        reason.contains(&format!(
+            "lacks s3:GetObjectVersion on bucket {} (the copy's source) and s3:PutObject on bucket {}",
+            buckets.draft, buckets.main
+        )) && !reason.contains("the permission for S3's"),
+        "{reason}"
+    );
+    assert_eq!(
+        note(&s3, &buckets.draft, "c.txt").await.as_deref(),
+        Some("")
+    );
+}
