@@ -311,6 +311,11 @@ async fn serve_logs_whether_the_draft_bucket_is_versioned() {
         log.contains("lifecycle rule") && log.contains("s3:DeleteObjectVersion"),
         "{log}"
     );
+    // One format for the field, as the unversioned line writes it.
+    assert!(
+        log.contains("versioning=Enabled") && !log.contains("versioning=\"Enabled\""),
+        "{log}"
+    );
 }
 
 /// Issue 18, review: the draft bucket denies `s3:ListBucketVersions` (a bucket policy). The
