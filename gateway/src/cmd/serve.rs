@@ -162,16 +162,16 @@ async fn log_draft_versioning<B: Presign>(storage: &B, draft: &draftstore_core::
         tokio::time::timeout(std::time::Duration::from_secs(3), storage.versioning(draft)).await;
     match versioning.as_deref() {
         Ok("Enabled") => {
-            tracing::info!(bucket = %draft, versioning = "Enabled", "the draft bucket is versioned: confirm copies and deletes exactly the version it looked at (the gateway needs s3:GetObjectVersion, s3:ListBucketVersions and s3:DeleteObjectVersion); sweep's deletes leave noncurrent versions and delete markers, so give it a lifecycle rule that expires them (see README)")
+            tracing::info!(bucket = %draft, versioning = %"Enabled", "the draft bucket is versioned: confirm copies and deletes exactly the version it looked at (the gateway needs s3:GetObjectVersion, s3:ListBucketVersions and s3:DeleteObjectVersion); sweep's deletes leave noncurrent versions and delete markers, so give it a lifecycle rule that expires them (see README)")
         }
         Ok(status @ ("Disabled" | "Suspended")) => {
             tracing::warn!(bucket = %draft, versioning = %status, "the draft bucket is not versioned: a re-upload racing a confirm can reach main with the old type and metadata (a re-upload before the copy) or be deleted by that confirm (the same bytes, within one round trip of its last look); enable versioning on the draft bucket to close both (see README)")
         }
         Ok(status) => {
-            tracing::warn!(bucket = %draft, versioning = %status, "cannot read the draft bucket's versioning: if it is not versioned, a re-upload racing a confirm can be deleted (see README)")
+            tracing::warn!(bucket = %draft, versioning = %status, "cannot read the draft bucket's versioning: if it is not versioned, a re-upload racing a confirm can reach main with the old type and metadata or be deleted by that confirm (see README)")
         }
         Err(_) => {
-            tracing::warn!(bucket = %draft, "the draft bucket's versioning did not answer within 3 s: if it is not versioned, a re-upload racing a confirm can be deleted (see README)")
+            tracing::warn!(bucket = %draft, "the draft bucket's versioning did not answer within 3 s: if it is not versioned, a re-upload racing a confirm can reach main with the old type and metadata or be deleted by that confirm (see README)")
         }
     }
 }

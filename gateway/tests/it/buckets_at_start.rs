@@ -311,6 +311,11 @@ async fn serve_logs_whether_the_draft_bucket_is_versioned() {
         log.contains("lifecycle rule") && log.contains("s3:DeleteObjectVersion"),
         "{log}"
     );
+    // One format for the field, as the unversioned line writes it.
+    assert!(
+        log.contains("versioning=Enabled") && !log.contains("versioning=\"Enabled\""),
+        "{log}"
+    );
 }
 
 /// Issue 18, review: the draft bucket denies `s3:ListBucketVersions` (a bucket policy). The
@@ -377,4 +382,74 @@ async fn a_denied_permission_is_named_in_the_answer_and_the_error_log() {
         .lock()
         .unwrap()
         .contains(&env["AWS_SECRET_ACCESS_KEY"]));
+}
+
+/// Issue 18, second fresh review: a wrong secret or an unknown access key is not a missing
+/// permission. A 403 to a HEAD has no body, so `/ready` (HeadBucket) and confirm (HeadObject)
+/// name both possibilities, the credentials first; a call with a body says what S3 said
+/// (`SignatureDoesNotMatch`, `InvalidAccessKeyId`: the credentials). None says "lacks".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_not_called_a_missing_permission() {
+    let main = crate::s3::prefix("badkey");
+    let Some(good) = crate::s3::env(&[("BUCKET_NAME", &main), ("DRAFTSTORE_AUTH", "none")]) else {
+        return;
+    };
+    let s3 = crate::s3::storage(&good);
+    let draft = BucketName::parse(&format!("{main}-draft")).unwrap();
+    s3.create_bucket(&BucketName::parse(&main).unwrap())
+        .await
+        .unwrap();
+    s3.create_bucket(&draft).await.unwrap();
+    s3.put_object(&draft, "w.txt", b"w".to_vec(), &Default::default())
+        .await
+        .unwrap();
+    for (variable, value) in [
+        ("AWS_SECRET_ACCESS_KEY", "not-the-secret-0123456789abcdef"),
+        ("AWS_ACCESS_KEY_ID", "NOSUCHACCESSKEY0000"),
+    ] {
+        let mut env = good.clone();
+        env.insert(variable.into(), value.into());
+        let gateway = Gateway::start(&env);
+        let (status, message) = gateway.ready().await;
+        assert_eq!(status, 503, "{variable}: {message}");
+        assert!(
+            message.contains("check the gateway's credentials") && !message.contains("lacks"),
+            "{variable}: /ready said {message:?}"
+        );
+        let answer = reqwest::Client::new()
+            .post(gateway.url("/api/v1/confirm-upload"))
+            .json(&serde_json::json!({"object_name": "w.txt"}))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (500, Some("STORAGE_DENIED")),
+            "{variable}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("check the gateway's credentials")
+                && message.contains(&format!("s3:GetObject on bucket {draft}"))
+                && !message.contains("lacks")
+                && !message.contains(value),
+            "{variable}: confirm said {message:?}"
+        );
+        // A call with a body (the draft listing) hears S3's code: the credentials alone.
+        let answer = reqwest::Client::new()
+            .post(gateway.url("/api/v1/list-drafts"))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = answer.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("check the gateway's credentials") && !message.contains("lacks"),
+            "{variable}: list-drafts said {message:?}"
+        );
+        assert!(!gateway.log.lock().unwrap().contains(value), "{variable}");
+    }
 }

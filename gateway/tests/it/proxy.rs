@@ -34,6 +34,10 @@ pub enum ProxyFault {
     /// Close the connection without answering, then forward after a pause (the client gave up;
     /// the work still lands later).
     DropThenForward(Duration),
+    /// For a DeleteObjects: answer, without forwarding, that the first key listed was deleted
+    /// and every other one refused (`AccessDenied` per key), and record the first one's
+    /// version id ([`Proxy::partly_deleted`]) for the test to delete, as S3 would have.
+    PartialDelete,
 }
 
 /// A request as the store received it through the proxy.
@@ -60,6 +64,10 @@ struct State {
     faults: Mutex<VecDeque<ProxyFault>>,
     /// Faults for copies only (requests with `x-amz-copy-source`), taken before `faults`.
     copy_faults: Mutex<VecDeque<ProxyFault>>,
+    /// Faults for DeleteObjects only (`POST ?delete`), taken before `faults`.
+    delete_faults: Mutex<VecDeque<ProxyFault>>,
+    /// Version ids a [`ProxyFault::PartialDelete`] said it deleted.
+    partly_deleted: Mutex<Vec<String>>,
     requests: AtomicU64,
     recorded: Mutex<Vec<Recorded>>,
 }
@@ -109,6 +117,16 @@ impl Proxy {
         self.state.copy_faults.lock().unwrap().extend(faults);
     }
 
+    /// Queues faults for the next DeleteObjects (`POST ?delete`), in order.
+    pub fn push_deletes(&self, faults: impl IntoIterator<Item = ProxyFault>) {
+        self.state.delete_faults.lock().unwrap().extend(faults);
+    }
+
+    /// The version ids [`ProxyFault::PartialDelete`] answered as deleted, in order.
+    pub fn partly_deleted(&self) -> Vec<String> {
+        self.state.partly_deleted.lock().unwrap().clone()
+    }
+
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::SeqCst)
     }
@@ -143,7 +161,16 @@ async fn handle(
     let copy_fault = copy
         .then(|| state.copy_faults.lock().unwrap().pop_front())
         .flatten();
+    let delete = req.method() == hyper::Method::POST
+        && req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "delete" || p == "delete="));
+    let delete_fault = delete
+        .then(|| state.delete_faults.lock().unwrap().pop_front())
+        .flatten();
     let fault = copy_fault
+        .or(delete_fault)
         .or_else(|| state.faults.lock().unwrap().pop_front())
         .unwrap_or(ProxyFault::Pass);
     match fault {
@@ -162,6 +189,15 @@ async fn handle(
                 .unwrap());
         }
         ProxyFault::Answer(code, s3_code) => return Ok(s3_error(code, s3_code)),
+        ProxyFault::PartialDelete => {
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map_err(std::io::Error::other)?
+                .to_bytes();
+            return Ok(partial_delete(&state, &String::from_utf8_lossy(&body)));
+        }
         ProxyFault::Drop => return Err(std::io::Error::other("injected drop")),
         ProxyFault::Delay(d) => tokio::time::sleep(d).await,
         ProxyFault::Pass
@@ -204,6 +240,45 @@ async fn handle(
     }
     let bytes = answer.bytes().await.map_err(std::io::Error::other)?;
     Ok(response.body(Full::new(bytes)).unwrap())
+}
+
+/// The DeleteResult of [`ProxyFault::PartialDelete`] for the DeleteObjects `body`.
+fn partial_delete(state: &State, body: &str) -> Response<Full<Bytes>> {
+    let between = |s: &str, open: &str, close: &str| -> Vec<String> {
+        s.split(open)
+            .skip(1)
+            .filter_map(|rest| rest.split(close).next())
+            .map(str::to_owned)
+            .collect()
+    };
+    let objects: Vec<(String, String)> = between(body, "<Object>", "</Object>")
+        .iter()
+        .map(|o| {
+            (
+                between(o, "<Key>", "</Key>").concat(),
+                between(o, "<VersionId>", "</VersionId>").concat(),
+            )
+        })
+        .collect();
+    let mut out = String::from("<DeleteResult>");
+    for (i, (key, version)) in objects.iter().enumerate() {
+        if i == 0 {
+            state.partly_deleted.lock().unwrap().push(version.clone());
+            out.push_str(&format!(
+                "<Deleted><Key>{key}</Key><VersionId>{version}</VersionId></Deleted>"
+            ));
+        } else {
+            out.push_str(&format!(
+                "<Error><Key>{key}</Key><VersionId>{version}</VersionId><Code>AccessDenied</Code><Message>Access Denied.</Message></Error>"
+            ));
+        }
+    }
+    out.push_str("</DeleteResult>");
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/xml")
+        .body(Full::new(Bytes::from(out)))
+        .unwrap()
 }
 
 /// An S3-style error answer.

@@ -434,3 +434,111 @@ async fn a_key_with_more_than_1000_versions_leaves_no_older_upload() {
         "none of the 1002 older uploads is the draft again"
     );
 }
+
+/// Issue 18, second fresh review: S3 may delete some keys of a DeleteObjects and refuse others
+/// per key (`AccessDenied`, `InternalError`, `SlowDown`). With the copied version in the same
+/// batch as older ones, S3 deleting it and refusing them made an older upload the draft (a
+/// retry then answered 409 and `overwrite` put the old bytes in main). The older versions go
+/// first; the copied one alone, last: a per-key refusal leaves the confirmed upload current,
+/// the error names the refused version, and a retry finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_refused_for_some_keys_leaves_no_older_upload_current() {
+    use crate::proxy::{Proxy, ProxyFault};
+    let Some(direct_env) = env(&[]) else {
+        return;
+    };
+    let direct = storage(&direct_env);
+    let proxy = Proxy::start(direct_env["AWS_ENDPOINT_URL"].clone()).await;
+    let mut proxied_env = direct_env.clone();
+    proxied_env.insert("AWS_ENDPOINT_URL".into(), proxy.url());
+    let s3 = storage(&proxied_env);
+    let buckets = Buckets::new(&format!("{}-main", prefix("vpd")), None).unwrap();
+    direct.create_bucket(&buckets.main).await.unwrap();
+    direct.create_bucket(&buckets.draft).await.unwrap();
+    direct.enable_versioning(&buckets.draft).await.unwrap();
+    for n in ["v0", "v1", "final-pd3"] {
+        direct
+            .put_object(
+                &buckets.draft,
+                "pd3.txt",
+                n.as_bytes().to_vec(),
+                &typed("text/plain", n),
+            )
+            .await
+            .unwrap();
+    }
+    proxy.push_deletes([ProxyFault::PartialDelete]);
+    let name = ObjectName::parse("pd3.txt").unwrap();
+    let err = confirm(&s3, &buckets, &name, ConfirmOptions::default())
+        .await
+        .unwrap_err();
+    // What S3 would have done: delete the first key of the batch.
+    let deleted = proxy.partly_deleted();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    direct
+        .delete_version(&buckets.draft, "pd3.txt", &deleted[0])
+        .await
+        .unwrap();
+    let ConfirmError::Storage(StorageError::Denied { reason }) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        reason.contains("versionId=") && !reason.contains(&format!("versionId={}", deleted[0])),
+        "names the refused version, not the deleted one: {reason}"
+    );
+    assert_eq!(
+        note(&direct, &buckets.draft, "pd3.txt").await.as_deref(),
+        Some("final-pd3"),
+        "the confirmed upload stays the draft, no older one comes back"
+    );
+    assert_eq!(
+        note(&direct, &buckets.main, "pd3.txt").await.as_deref(),
+        Some("final-pd3")
+    );
+    let again = confirm(&s3, &buckets, &name, ConfirmOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, ConfirmOutcome::Already, "a retry finishes");
+    assert_eq!(note(&direct, &buckets.draft, "pd3.txt").await, None);
+}
+
+/// Issue 18, second fresh review: a refused copy named no permission ("the permission for S3's
+/// CopyObject"). S3 does not say which of the two a copy needs is missing, so both are named:
+/// reading the draft's version on the draft bucket and writing on the main bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_copy_names_both_permissions_it_needs() {
+    let Some((s3, buckets)) = versioned("dcopy").await else {
+        return;
+    };
+    s3.put_object(
+        &buckets.draft,
+        "c.txt",
+        b"c".to_vec(),
+        &PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    let deny = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::{}/*"}}]}}"#,
+        buckets.main
+    );
+    s3.put_bucket_policy(&buckets.main, &deny).await.unwrap();
+    let name = ObjectName::parse("c.txt").unwrap();
+    let err = confirm(&s3, &buckets, &name, ConfirmOptions::default())
+        .await
+        .unwrap_err();
+    let ConfirmError::Storage(StorageError::Denied { reason }) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        reason.contains(&format!(
+            "lacks s3:GetObjectVersion on bucket {} (the copy's source) and s3:PutObject on bucket {}",
+            buckets.draft, buckets.main
+        )) && !reason.contains("the permission for S3's"),
+        "{reason}"
+    );
+    assert_eq!(
+        note(&s3, &buckets.draft, "c.txt").await.as_deref(),
+        Some("")
+    );
+}

@@ -224,9 +224,13 @@ impl Client {
                     .any(|(n, v)| n == "x-amz-copy-source" && v.contains("versionId="))
                 || (call.op == "DeleteObjects"
                     && call.body.windows(11).any(|w| w == b"<VersionId>"));
-            let copy = call.headers.iter().any(|(n, _)| n == "x-amz-copy-source");
-            let action = super::errors::iam_action(call.op, versioned, copy);
-            *reason = super::errors::denied_reason(reason, &parsed.code, &action, call.bucket);
+            let copy_source = call
+                .headers
+                .iter()
+                .find(|(n, _)| n == "x-amz-copy-source")
+                .map(|(_, v)| v.as_str());
+            let needs = super::errors::needed(call.op, versioned, copy_source, call.bucket);
+            *reason = super::errors::denied_reason(reason, &parsed.code, &needs);
         }
         Err(Failure {
             error,

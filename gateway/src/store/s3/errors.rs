@@ -4,12 +4,13 @@ use draftstore_core::StorageError;
 
 /// Maps a failed answer (status, S3 error code, message) to a [`StorageError`].
 pub fn classify(status: u16, code: &str, message: &str, what: &str) -> StorageError {
-    let reason = || {
-        if message.is_empty() {
-            format!("{what}: {code} (HTTP {status})")
-        } else {
-            format!("{what}: {code}: {message}")
-        }
+    // A HEAD's error has no body: no code, no message; per-key errors of a batch no status.
+    let reason = || match (code.is_empty(), message.is_empty()) {
+        (true, true) => format!("{what}: HTTP {status}"),
+        (true, false) => format!("{what}: {message} (HTTP {status})"),
+        (false, true) if status == 0 => format!("{what}: {code}"),
+        (false, true) => format!("{what}: {code} (HTTP {status})"),
+        (false, false) => format!("{what}: {code}: {message}"),
     };
     match code {
         "NoSuchKey" | "NoSuchBucket" | "NoSuchUpload" | "NotFound" => StorageError::NotFound {
@@ -56,10 +57,8 @@ pub fn classify(status: u16, code: &str, message: &str, what: &str) -> StorageEr
 }
 
 /// The IAM action an S3 operation needs (AWS's "Actions defined by Amazon S3"), for an
-/// `AccessDenied` answer: `versioned` when the request names a version (`versionId`), `copy`
-/// when it copies (`x-amz-copy-source`: the source also needs `s3:GetObject`, or
-/// `s3:GetObjectVersion` for a version).
-pub fn iam_action(op: &str, versioned: bool, copy: bool) -> String {
+/// `AccessDenied` answer: `versioned` when the request names a version (`versionId`).
+pub fn iam_action(op: &str, versioned: bool) -> String {
     let action = match (op, versioned) {
         ("HeadObject" | "GetObject", false) => "s3:GetObject",
         ("HeadObject" | "GetObject", true) => "s3:GetObjectVersion",
@@ -78,23 +77,48 @@ pub fn iam_action(op: &str, versioned: bool, copy: bool) -> String {
         ("PutBucketCors", _) => "s3:PutBucketCORS",
         ("GetBucketVersioning", _) => "s3:GetBucketVersioning",
         ("PutBucketVersioning", _) => "s3:PutBucketVersioning",
+        ("PutBucketPolicy", _) => "s3:PutBucketPolicy",
         _ => return format!("the permission for S3's {op}"),
     };
-    match (copy, versioned) {
-        (false, _) => action.to_owned(),
-        (true, false) => format!("{action} (and s3:GetObject on the source)"),
-        (true, true) => format!("{action} (and s3:GetObjectVersion on the source)"),
-    }
+    action.to_owned()
 }
 
-/// The reason of a [`StorageError::Denied`] for `code`: a permission the gateway's identity
-/// lacks (`AccessDenied`: names `action` and `bucket`, what to grant), or its credentials
-/// (the others). Never a credential: S3's own message, the action and the bucket only.
-pub fn denied_reason(reason: &str, code: &str, action: &str, bucket: &str) -> String {
-    if code == "AccessDenied" || code.is_empty() {
-        format!("{reason}: the gateway's identity lacks {action} on bucket {bucket}: grant it in the bucket policy or the gateway's IAM policy")
+/// What a refused call needs, with its buckets: `{action} on bucket {bucket}`, or for a copy
+/// (CopyObject, UploadPartCopy: `copy_source` is its `x-amz-copy-source`, `/bucket/key
+/// [?versionId=…]`) both permissions a copy needs, since S3 does not say which one is
+/// missing: `s3:GetObject` (`s3:GetObjectVersion` for a version) on the source's bucket and
+/// `s3:PutObject` on `bucket`.
+pub fn needed(op: &str, versioned: bool, copy_source: Option<&str>, bucket: &str) -> String {
+    let Some(source) = copy_source else {
+        return format!("{} on bucket {bucket}", iam_action(op, versioned));
+    };
+    let from = source
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let read = if versioned {
+        "s3:GetObjectVersion"
     } else {
-        format!("{reason}: check the gateway's credentials (key, secret, token, clock)")
+        "s3:GetObject"
+    };
+    format!("{read} on bucket {from} (the copy's source) and s3:PutObject on bucket {bucket}")
+}
+
+/// The reason of a [`StorageError::Denied`] for `code`, `needs` from [`needed`]:
+/// - `AccessDenied` (said in a body): a permission the gateway's identity lacks, `needs`
+///   named with what to grant;
+/// - no code (a 403 to a HEAD has no body): refused, either the credentials or the
+///   permission, both named, since nothing tells them apart;
+/// - the others (`SignatureDoesNotMatch`, `InvalidAccessKeyId`, …): the credentials.
+///
+/// Never a credential: S3's own message, the action and the bucket only.
+pub fn denied_reason(reason: &str, code: &str, needs: &str) -> String {
+    let reason = reason.trim_end_matches(['.', ' ']);
+    match code {
+        "AccessDenied" => format!("{reason}; the gateway's identity lacks {needs}: grant it in the bucket policy or the gateway's IAM policy"),
+        "" => format!("{reason}; refused: check the gateway's credentials (key, secret, token, clock), or that its identity has {needs}"),
+        _ => format!("{reason}; check the gateway's credentials (key, secret, token, clock)"),
     }
 }
 
@@ -105,38 +129,51 @@ mod tests {
     #[test]
     fn a_denied_permission_names_the_action_and_the_bucket() {
         assert_eq!(
-            iam_action("ListObjectVersions", false, false),
+            iam_action("ListObjectVersions", false),
             "s3:ListBucketVersions"
         );
+        assert_eq!(iam_action("DeleteObjects", true), "s3:DeleteObjectVersion");
+        assert_eq!(iam_action("Odd", false), "the permission for S3's Odd");
         assert_eq!(
-            iam_action("DeleteObjects", true, false),
-            "s3:DeleteObjectVersion"
+            needed("CopyObject", true, Some("/d/k%2Bx?versionId=v1"), "m"),
+            "s3:GetObjectVersion on bucket d (the copy's source) and s3:PutObject on bucket m"
         );
         assert_eq!(
-            iam_action("PutObject", true, true),
-            "s3:PutObject (and s3:GetObjectVersion on the source)"
-        );
-        assert_eq!(
-            iam_action("Odd", false, false),
-            "the permission for S3's Odd"
+            needed("UploadPartCopy", false, Some("d/k"), "m"),
+            "s3:GetObject on bucket d (the copy's source) and s3:PutObject on bucket m"
         );
         let r = denied_reason(
-            "d: AccessDenied: Access Denied",
+            "d: AccessDenied: Access Denied.",
             "AccessDenied",
-            "s3:ListBucketVersions",
-            "d",
+            "s3:ListBucketVersions on bucket d",
         );
-        assert!(r.contains("lacks s3:ListBucketVersions on bucket d"), "{r}");
+        assert_eq!(r, "d: AccessDenied: Access Denied; the gateway's identity lacks s3:ListBucketVersions on bucket d: grant it in the bucket policy or the gateway's IAM policy");
         let r = denied_reason(
             "d/k: SignatureDoesNotMatch",
             "SignatureDoesNotMatch",
-            "s3:GetObject",
-            "d",
+            "s3:GetObject on bucket d",
         );
         assert!(
             r.contains("credentials") && !r.contains("s3:GetObject"),
             "{r}"
         );
+        // A HEAD's 403 has no body: either may be at fault, both are named.
+        let r = denied_reason("d/k: HTTP 403", "", "s3:GetObject on bucket d");
+        assert_eq!(r, "d/k: HTTP 403; refused: check the gateway's credentials (key, secret, token, clock), or that its identity has s3:GetObject on bucket d");
+        assert!(!r.contains("lacks"), "{r}");
+    }
+
+    #[test]
+    fn an_empty_code_leaves_no_gap() {
+        let StorageError::Denied { reason } = classify(403, "", "", "pm1") else {
+            panic!()
+        };
+        assert_eq!(reason, "pm1: HTTP 403");
+        let StorageError::Denied { reason } = classify(0, "AccessDenied", "", "d/k?versionId=v")
+        else {
+            panic!()
+        };
+        assert_eq!(reason, "d/k?versionId=v: AccessDenied");
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! name, and no older upload of it comes back as current (deleting the current version by its
 //! id makes the previous one current, so older versions of the key go too). Every page of the
 //! key's versions is read (`key-marker`, `version-id-marker`), at most [`MAX_VERSION_PAGES`] of
-//! 1000; the doomed ones are deleted in batches of at most 1000, oldest first, so the copied
-//! version goes last and a failure midway leaves it current for a retry to finish.
+//! 1000; the older ones are deleted first, in batches of at most 1000, oldest first, and the
+//! copied version alone last, only once every older one is gone: a failure midway (a whole
+//! batch or some of its keys) leaves it current for a retry to finish, and no older upload
+//! becomes the draft.
 //!
 //! [ListObjectVersions]: https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html
 //! [DeleteObjects]: https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
@@ -52,14 +54,6 @@ impl S3Storage {
             .map_err(Into::into)
     }
 
-    /// Deletes version `version_id` of `bucket/key` and every version of the key listed after
-    /// it (older: S3 lists a key's versions newest first) that is not newer than it by
-    /// Last-Modified. A version newer than `version_id` (an upload made since the HEAD that
-    /// gave it) stays, and stays current. Delete markers are left (a lifecycle rule removes
-    /// them). A version already gone is a success.
-    ///
-    /// # Errors
-    /// Storage failures; a version the store refuses to delete.
     /// PutBucketPolicy: sets `bucket`'s policy to `policy` (an IAM policy document, JSON), for
     /// operators' scripts and tests that deny one action.
     ///
@@ -87,6 +81,14 @@ impl S3Storage {
             .map_err(Into::into)
     }
 
+    /// Deletes version `version_id` of `bucket/key` and every version of the key listed after
+    /// it (older: S3 lists a key's versions newest first) that is not newer than it by
+    /// Last-Modified. A version newer than `version_id` (an upload made since the HEAD that
+    /// gave it) stays, and stays current. Delete markers are left (a lifecycle rule removes
+    /// them). A version already gone is a success.
+    ///
+    /// # Errors
+    /// Storage failures; a version the store refuses to delete (named).
     pub(super) async fn delete_version_and_older(
         &self,
         bucket: &BucketName,
@@ -104,21 +106,39 @@ impl S3Storage {
             .filter(|v| v.version_id == version_id || v.last_modified <= copied_at)
             .map(|v| v.version_id.as_str())
             .collect();
-        // Newest first as listed: the last chunk holds the oldest. Deleting from there keeps
-        // the copied version (the first) until the last batch.
-        for batch in doomed.rchunks(draftstore_core::MAX_DELETE_BATCH) {
-            self.delete_versions(bucket, key, version_id, batch).await?;
+        // Newest first as listed: the copied version first, then the older ones. The older
+        // ones go first, oldest batch first, every batch of them; the copied version alone
+        // last, once every older one is gone. Deleted in one batch with older ones, S3 may
+        // delete it and fail some of them per key: an older upload would become the draft.
+        let Some((copied, older)) = doomed.split_first() else {
+            return Ok(());
+        };
+        for batch in older.rchunks(draftstore_core::MAX_DELETE_BATCH) {
+            self.delete_versions(bucket, key, batch).await?;
         }
-        Ok(())
+        self.delete_versions(bucket, key, &[*copied]).await
     }
 
-    /// One DeleteObjects of `version_ids` (at most 1000) of `key`; a version already gone is
-    /// not an error.
-    async fn delete_versions(
+    /// DeleteObjects of version `version_id` of `bucket/key` alone (a version already gone
+    /// is a success): for operators' tools and tests.
+    ///
+    /// # Errors
+    /// As any S3 call ([`StorageError`]); a per-key error names the version.
+    pub async fn delete_version(
         &self,
         bucket: &BucketName,
         key: &str,
         version_id: &str,
+    ) -> Result<(), StorageError> {
+        self.delete_versions(bucket, key, &[version_id]).await
+    }
+
+    /// One DeleteObjects of `version_ids` (at most 1000) of `key`; a version already gone is
+    /// not an error. The first per-key error fails it, naming its version.
+    async fn delete_versions(
+        &self,
+        bucket: &BucketName,
+        key: &str,
         version_ids: &[&str],
     ) -> Result<(), StorageError> {
         let body = delete_versions_request(key, version_ids).into_bytes();
@@ -144,14 +164,13 @@ impl S3Storage {
                     0,
                     &e.code,
                     &e.message,
-                    &format!("{bucket}/{key}?versionId={version_id}"),
+                    &format!("{bucket}/{key}?versionId={}", e.version_id),
                 ) {
                     StorageError::Denied { reason } => StorageError::Denied {
                         reason: errors::denied_reason(
                             &reason,
                             &e.code,
-                            "s3:DeleteObjectVersion",
-                            bucket.as_str(),
+                            &errors::needed("DeleteObjects", true, None, bucket.as_str()),
                         ),
                     },
                     other => other,

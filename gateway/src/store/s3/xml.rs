@@ -75,6 +75,7 @@ pub struct Deleted {
 #[serde(rename_all = "PascalCase", default)]
 pub struct DeleteError {
     pub key: String,
+    pub version_id: String,
     pub code: String,
     pub message: String,
 }
