@@ -532,7 +532,7 @@ async fn a_denied_copy_names_both_permissions_it_needs() {
     };
     assert!(
         reason.contains(&format!(
-            "lacks s3:GetObjectVersion on bucket {} (the copy's source) and s3:PutObject on bucket {}",
+            "lacks s3:GetObjectVersion on bucket {} (the copy's source) or s3:PutObject on bucket {}",
             buckets.draft, buckets.main
         )) && !reason.contains("the permission for S3's"),
         "{reason}"

@@ -85,9 +85,9 @@ pub fn iam_action(op: &str, versioned: bool) -> String {
 
 /// What a refused call needs, with its buckets: `{action} on bucket {bucket}`, or for a copy
 /// (CopyObject, UploadPartCopy: `copy_source` is its `x-amz-copy-source`, `/bucket/key
-/// [?versionId=…]`) both permissions a copy needs, since S3 does not say which one is
-/// missing: `s3:GetObject` (`s3:GetObjectVersion` for a version) on the source's bucket and
-/// `s3:PutObject` on `bucket`.
+/// [?versionId=…]`) the two permissions a copy needs, joined by "or" since S3 does not say
+/// which one is missing: `s3:GetObject` (`s3:GetObjectVersion` for a version) on the source's
+/// bucket or `s3:PutObject` on `bucket`.
 pub fn needed(op: &str, versioned: bool, copy_source: Option<&str>, bucket: &str) -> String {
     let Some(source) = copy_source else {
         return format!("{} on bucket {bucket}", iam_action(op, versioned));
@@ -102,7 +102,7 @@ pub fn needed(op: &str, versioned: bool, copy_source: Option<&str>, bucket: &str
     } else {
         "s3:GetObject"
     };
-    format!("{read} on bucket {from} (the copy's source) and s3:PutObject on bucket {bucket}")
+    format!("{read} on bucket {from} (the copy's source) or s3:PutObject on bucket {bucket}")
 }
 
 /// The reason of a [`StorageError::Denied`] for `code`, `needs` from [`needed`]:
@@ -136,11 +136,11 @@ mod tests {
         assert_eq!(iam_action("Odd", false), "the permission for S3's Odd");
         assert_eq!(
             needed("CopyObject", true, Some("/d/k%2Bx?versionId=v1"), "m"),
-            "s3:GetObjectVersion on bucket d (the copy's source) and s3:PutObject on bucket m"
+            "s3:GetObjectVersion on bucket d (the copy's source) or s3:PutObject on bucket m"
         );
         assert_eq!(
             needed("UploadPartCopy", false, Some("d/k"), "m"),
-            "s3:GetObject on bucket d (the copy's source) and s3:PutObject on bucket m"
+            "s3:GetObject on bucket d (the copy's source) or s3:PutObject on bucket m"
         );
         let r = denied_reason(
             "d: AccessDenied: Access Denied.",
