@@ -198,6 +198,8 @@ async fn an_over_limit_tenant_is_logged_once_not_per_refusal() {
     assert_eq!(log.matches("RATE_LIMITED").count(), 0, "{log}");
     assert_eq!(log.matches("tenant over its rate").count(), 1, "{log}");
     assert!(log.contains("refused=1"), "{log}");
+    // The period, named as one (not `per_s`, which read like a rate).
+    assert!(log.contains("limit=2 period_s=3600"), "{log}");
     // Still visible in the metrics, per request.
     let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", replica.port))
         .await
