@@ -179,7 +179,7 @@ async fn grpc(port: u16, key: &str) -> Result<(), (tonic::Code, String)> {
 }
 
 /// `/ready`'s `rate_limit` field.
-async fn limiter_state(port: u16) -> String {
+pub(crate) async fn limiter_state(port: u16) -> String {
     let body: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/ready"))
         .await
         .unwrap()

@@ -3,7 +3,9 @@
 //! Each test runs its own `redis-server` (the Debian package scripts/redis.sh installs) and real
 //! `gateway serve` processes; outside CI a missing Redis skips with a printed reason.
 
-use crate::ratelimit::{gateway, hash, prefix, redis_url, rest, wait_for_state, Redis};
+use crate::ratelimit::{
+    gateway, hash, limiter_state, prefix, redis_url, rest, wait_for_state, Redis,
+};
 use std::time::Duration;
 
 /// Three requests sent at once while Redis is frozen (SIGSTOP): under `reject` all get 429,
@@ -196,6 +198,8 @@ async fn an_over_limit_tenant_is_logged_once_not_per_refusal() {
     assert_eq!(log.matches("RATE_LIMITED").count(), 0, "{log}");
     assert_eq!(log.matches("tenant over its rate").count(), 1, "{log}");
     assert!(log.contains("refused=1"), "{log}");
+    // The period, named as one (not `per_s`, which read like a rate).
+    assert!(log.contains("limit=2 period_s=3600"), "{log}");
     // Still visible in the metrics, per request.
     let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", replica.port))
         .await
@@ -346,4 +350,88 @@ async fn a_grant_answered_after_the_decision_was_given_up_is_given_back() {
         .query_async(&mut connection)
         .await
         .unwrap();
+}
+
+/// Sets Redis's password to `new`, speaking as `current`; `kill` then drops every client
+/// connection (the gateway's included, and this one).
+fn set_password(port: u16, current: &str, new: &str, kill: bool) {
+    let client = redis::Client::open(format!("redis://:{current}@127.0.0.1:{port}/0")).unwrap();
+    let mut admin = client.get_connection().unwrap();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(new)
+        .query::<()>(&mut admin)
+        .unwrap();
+    if kill {
+        // Kills this connection too: its answer may never come.
+        let _ = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .query::<redis::Value>(&mut admin);
+    }
+}
+
+/// One refused AUTH must not leave a replica degraded for good (the `redis` crate keeps a
+/// connection whose set-up failed other than by I/O as failed): the password changed and
+/// every connection killed, the replica is degraded; the password restored, it reports `ok`
+/// again within a few probes, and its requests are counted in Redis.
+#[tokio::test]
+async fn a_refused_password_recovers_once_redis_takes_it_again() {
+    if redis_url().is_none() {
+        return;
+    }
+    let redis = Redis::start_with(&["--requirepass", "PwA1"]);
+    let url = format!("redis://:PwA1@127.0.0.1:{}/0", redis.port);
+    let keys = format!("acme {} rate=5/3600", hash("acme"));
+    let tag = prefix("reauth");
+    let replica = gateway(
+        &keys,
+        &[
+            ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", url.as_str()),
+            ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", tag.as_str()),
+        ],
+    );
+    wait_for_state(replica.port, "ok").await;
+    set_password(redis.port, "PwA1", "PwB2", true);
+    wait_for_state(replica.port, "degraded").await;
+    // Long enough for the reconnection after the kill to be refused (the reviewer's 2.5 s).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(limiter_state(replica.port).await, "degraded");
+    set_password(redis.port, "PwB2", "PwA1", false);
+    wait_for_state(replica.port, "ok").await;
+    // Shared counting again: the grant is in Redis's bucket for acme.
+    assert_eq!(rest(replica.port, "acme").await.0, 200);
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut admin = client.get_connection().unwrap();
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(format!("{tag}acme"))
+        .query(&mut admin)
+        .unwrap();
+    assert!(exists, "acme's bucket is in Redis");
+}
+
+/// A replica started with a password Redis refuses reports `ok` once Redis is changed to take
+/// it, without a restart.
+#[tokio::test]
+async fn a_replica_started_with_a_refused_password_recovers_when_redis_takes_it() {
+    if redis_url().is_none() {
+        return;
+    }
+    let redis = Redis::start_with(&["--requirepass", "PwA1"]);
+    let url = format!("redis://:PwB2@127.0.0.1:{}/0", redis.port);
+    let keys = format!("acme {} rate=5/3600", hash("acme"));
+    let tag = prefix("reauth-start");
+    let replica = gateway(
+        &keys,
+        &[
+            ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", url.as_str()),
+            ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", tag.as_str()),
+        ],
+    );
+    wait_for_state(replica.port, "degraded").await;
+    set_password(redis.port, "PwA1", "PwB2", false);
+    wait_for_state(replica.port, "ok").await;
+    assert_eq!(rest(replica.port, "acme").await.0, 200);
 }

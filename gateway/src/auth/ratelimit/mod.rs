@@ -207,7 +207,7 @@ impl Rate {
             tenant,
             refused = refusals.1,
             limit = self.spec.limit,
-            per_s = self.spec.per.as_secs_f64(),
+            period_s = self.spec.per.as_secs_f64(),
             "rate limits: tenant {why} (logged at most once a minute per tenant)"
         );
         *refusals = (Some(Instant::now()), 0);

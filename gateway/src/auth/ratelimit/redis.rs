@@ -1,7 +1,11 @@
 //! The token bucket counted in Redis, shared by every replica: one `EVALSHA` of [`LUA`]
 //! (`script.rs`) per decision (atomic on the server, on the server's clock, so replicas'
 //! clocks do not matter), through the `redis` crate's `ConnectionManager` (one multiplexed
-//! connection, reconnected in the background).
+//! connection, reconnected in the background after an I/O error). A connection whose set-up
+//! failed otherwise (refused credentials `WRONGPASS`, `NOAUTH`, `LOADING`, a handshake) is
+//! kept by the crate as failed for good; so after any failed probe the manager is replaced by a
+//! fresh one (`RedisLimiter::redial`), and the next probe dials again: at most one dial per
+//! probe period, and recovery needs no restart.
 //!
 //! A decision waits at most the configured bound (`DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS`, 20 ms by
 //! default); a failure or timeout is [`Unanswered`] and the caller applies the fallback. A
@@ -34,6 +38,7 @@ use super::debts::{Debt, Debts};
 use super::outage::{describe, timed_out, Link, Outage};
 use super::owed::{Charge, Owed};
 use super::{set_status, Local, OnError, RateSpec, RedisConfig};
+use arc_swap::ArcSwap;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use replicas::Replicas;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -53,7 +58,12 @@ pub struct Unanswered;
 
 /// The shared limiter: a connection to Redis, the scripts, and how healthy Redis looks.
 pub struct RedisLimiter {
-    connection: ConnectionManager,
+    /// The current manager; replaced after a failed probe (`redial`). A request's cost is one
+    /// load of it.
+    connection: ArcSwap<ConnectionManager>,
+    /// What a fresh manager is built from (the client holds the credentials; never printed).
+    client: redis::Client,
+    manager: ConnectionManagerConfig,
     script: Arc<redis::Script>,
     refund: redis::Script,
     prefix: String,
@@ -110,10 +120,13 @@ impl RedisLimiter {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, manager)
-            .map_err(|e| format!("DRAFTSTORE_RATE_LIMIT_REDIS_URL: {}", e.category()))?;
+        let connection =
+            ConnectionManager::new_lazy_with_config(client.clone(), manager.clone())
+                .map_err(|e| format!("DRAFTSTORE_RATE_LIMIT_REDIS_URL: {}", e.category()))?;
         let limiter = Arc::new(Self {
-            connection,
+            connection: ArcSwap::from_pointee(connection),
+            client,
+            manager,
             script: Arc::new(redis::Script::new(LUA)),
             refund: redis::Script::new(REFUND_LUA),
             prefix: config.key_prefix.clone(),
@@ -130,6 +143,24 @@ impl RedisLimiter {
         set_status(true);
         tokio::spawn(probe::run(Arc::downgrade(&limiter)));
         Ok(limiter)
+    }
+
+    /// A manager on the current one's place that dials anew on its first use: the `redis`
+    /// crate reconnects by itself only after an I/O error, and keeps a connection whose
+    /// set-up failed otherwise (AUTH refused, `LOADING`, a handshake) failed for good. Called
+    /// by the probe after it failed, so at most once per probe period; decisions in flight keep
+    /// the manager they cloned.
+    fn redial(&self) {
+        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.manager.clone()) {
+            Ok(fresh) => self.connection.store(Arc::new(fresh)),
+            // Only a push-manager set-up fails here, which this manager has none of.
+            Err(e) => tracing::debug!(error = %e.category(), "Redis: no fresh connection"),
+        }
+    }
+
+    /// The current connection, for one call.
+    fn connection(&self) -> ConnectionManager {
+        ConnectionManager::clone(&self.connection.load())
     }
 
     /// What a decision is when Redis does not answer.
@@ -272,7 +303,7 @@ impl RedisLimiter {
         owed: u64,
         cost: u8,
     ) -> redis::RedisResult<Reply> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let mut offset = self.offset_us.load(Ordering::Relaxed);
         if offset == UNKNOWN {
             offset = self.sync_clock(&mut connection).await?;
@@ -311,7 +342,7 @@ impl RedisLimiter {
         if granted != 1 {
             return;
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let mut invocation = self.refund.key(key);
         invocation.arg(limit);
         let refund = invocation.invoke_async::<i64>(&mut connection);

@@ -78,8 +78,16 @@ impl RedisLimiter {
                     self.recovered_from(failures);
                 }
             }
-            Ok(Err(e)) => self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT))),
-            Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),
+            // A failed probe dials anew next time (`redial`): the crate would keep a
+            // connection whose set-up failed other than by I/O failed for good.
+            Ok(Err(e)) => {
+                self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT)));
+                self.redial();
+            }
+            Err(_) => {
+                self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT)));
+                self.redial();
+            }
         }
     }
 

@@ -66,7 +66,7 @@ impl RedisLimiter {
     /// Adds this replica to the count and reads it (bounded by [`PROBE_TIMEOUT`]); while
     /// `recovering`, only raises it. A failure keeps the last count (the probe judges health).
     pub(super) async fn count_replicas(&self, recovering: bool) {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let mut invocation = self
             .replicas
             .script
