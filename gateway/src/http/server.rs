@@ -356,8 +356,13 @@ impl<B: Storage + Presign + 'static> Router<B> {
             },
             Call::Grpc(Some(rpc)) if !rpc.is_unary() => grpc::stream(req, &self.limits),
             // Connect's streaming form (server reflection): read message by message.
+            // A head refused before any message is read: the body is read and thrown away
+            // after the answer, as for every early answer.
             Call::Connect(grpc::connect::Codec::Stream, _) => {
-                grpc::connect::stream::serve(req, &self.limits)
+                return match grpc::connect::stream::check(req.headers()) {
+                    Ok(deadline) => grpc::connect::stream::serve(req, &self.limits, deadline),
+                    Err(e) => body::early(reply(call, e), req),
+                };
             }
             Call::Grpc(rpc) => {
                 grpc::handle(

@@ -28,7 +28,25 @@ struct Case {
 
 const REFLECTION: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
 
-const OPEN: [Case; 7] = [
+const OPEN: [Case; 9] = [
+    Case {
+        name: "Connect stream, compressed encoding",
+        method: "POST",
+        path: REFLECTION,
+        content_type: "application/connect+proto",
+        header: Some("connect-content-encoding: gzip"),
+        status: 501,
+        says: "connect-content-encoding",
+    },
+    Case {
+        name: "Connect stream, bad timeout",
+        method: "POST",
+        path: REFLECTION,
+        content_type: "application/connect+proto",
+        header: Some("connect-timeout-ms: x"),
+        status: 400,
+        says: "connect-timeout-ms",
+    },
     Case {
         name: "unknown method, Connect JSON",
         method: "POST",
