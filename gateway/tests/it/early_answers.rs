@@ -28,7 +28,16 @@ struct Case {
 
 const REFLECTION: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
 
-const OPEN: [Case; 9] = [
+const OPEN: [Case; 10] = [
+    Case {
+        name: "Connect stream, protocol version 2",
+        method: "POST",
+        path: REFLECTION,
+        content_type: "application/connect+proto",
+        header: Some("connect-protocol-version: 2"),
+        status: 400,
+        says: "connect-protocol-version must be 1",
+    },
     Case {
         name: "Connect stream, compressed encoding",
         method: "POST",

@@ -18,9 +18,11 @@ pub const ACCEPT_ENCODING: HeaderName = HeaderName::from_static("connect-accept-
 /// What a Connect stream's head asks for, checked before any message is read: its deadline.
 ///
 /// # Errors
-/// A `Connect-Timeout-Ms` that is not 1 to 10 digits, or 0; a `Connect-Content-Encoding`
-/// other than `identity` (`UNSUPPORTED_ENCODING`).
+/// A `Connect-Protocol-Version` other than `1` (as for unary calls); a `Connect-Timeout-Ms`
+/// that is not 1 to 10 digits, or 0; a `Connect-Content-Encoding` other than `identity`
+/// (`UNSUPPORTED_ENCODING`).
 pub fn check(headers: &http::HeaderMap) -> Result<Option<std::time::Duration>, ApiError> {
+    super::protocol_version(headers)?;
     let deadline = super::timeout(headers)?;
     if let Some(encoding) = headers.get(HeaderName::from_static("connect-content-encoding")) {
         if !encoding.as_bytes().eq_ignore_ascii_case(b"identity") {
