@@ -281,7 +281,8 @@ impl<B: Storage + Presign + 'static> Service<Req> for Routes<B> {
         if call == Call::Rest(Some(rest::Route::Health))
             && matches!(*req.method(), http::Method::GET | http::Method::HEAD)
         {
-            return Routed::Answered(Some(rest::health()));
+            // A body sent anyway is read and thrown away after the answer.
+            return Routed::Answered(Some(body::early(rest::health(), req)));
         }
         let router = self.0.clone();
         Routed::Working(Box::pin(async move { router.route(req).await }))
@@ -343,15 +344,25 @@ impl<B: Storage + Presign + 'static> Router<B> {
                 // Parsed as `Store` only by path: without a mounted store it is no route, and
                 // answered as REST answers an unknown route (JSON, not the store's XML).
                 None => {
-                    return rest::handle(&self.app, collected(req), None, None)
+                    let (req, unread) = unread(req);
+                    let answer = rest::handle(&self.app, req, None, None)
                         .await
                         .unwrap_or_else(|e| reply(Call::Rest(None), e));
+                    return match unread {
+                        Some(body) => body::early(answer, body),
+                        None => answer,
+                    };
                 }
             },
             Call::Grpc(Some(rpc)) if !rpc.is_unary() => grpc::stream(req, &self.limits),
             // Connect's streaming form (server reflection): read message by message.
+            // A head refused before any message is read: the body is read and thrown away
+            // after the answer, as for every early answer.
             Call::Connect(grpc::connect::Codec::Stream, _) => {
-                grpc::connect::stream::serve(req, &self.limits)
+                return match grpc::connect::stream::check(req.headers()) {
+                    Ok(deadline) => grpc::connect::stream::serve(req, &self.limits, deadline),
+                    Err(e) => body::early(reply(call, e), req),
+                };
             }
             Call::Grpc(rpc) => {
                 grpc::handle(
@@ -385,11 +396,42 @@ impl<B: Storage + Presign + 'static> Router<B> {
                 .await
             }
             Call::Rest(route) => {
-                rest::handle(&self.app, collected(req), route, tenant.as_ref()).await
+                let (req, unread) = unread(req);
+                let answer = rest::handle(&self.app, req, route, tenant.as_ref())
+                    .await
+                    .unwrap_or_else(|e| reply(call, e));
+                return match unread {
+                    Some(body) => body::early(answer, body),
+                    None => answer,
+                };
             }
         };
         result.unwrap_or_else(|e| reply(call, e))
     }
+}
+
+/// `req` split from a body the body layer did not read (a REST call with no API body: an
+/// unknown route, a `GET` sending one anyway), kept as a request of its own (version and
+/// `Expect`) for [`body::early`] to read and throw away after the answer; `None` when the body
+/// was read or there is none.
+fn unread(mut req: Req) -> (http::Request<bytes::Bytes>, Option<Req>) {
+    use hyper::body::Body as _;
+    let read = meta_mut(&mut req).body.take();
+    let waiting = read.is_none() && !req.body().is_end_stream();
+    let (parts, incoming) = req.into_parts();
+    let left = waiting.then(|| {
+        let mut body = http::Request::new(incoming);
+        *body.version_mut() = parts.version;
+        if let Some(expect) = parts.headers.get(http::header::EXPECT) {
+            body.headers_mut()
+                .insert(http::header::EXPECT, expect.clone());
+        }
+        body
+    });
+    (
+        http::Request::from_parts(parts, read.unwrap_or_default().0),
+        left,
+    )
 }
 
 /// `req` with the body the body layer read (empty for a call that has none: a `GET`, an

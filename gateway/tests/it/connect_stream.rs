@@ -158,6 +158,14 @@ async fn connect_reflection_streams_end_with_an_end_of_stream_envelope() {
                 .is_some_and(|m| !m.is_empty()),
             "{end}"
         );
+        // A compressed flag is refused naming Connect's header, not gRPC's.
+        if code == "internal" {
+            let message = end["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("Connect-Content-Encoding") && !message.contains("grpc-encoding"),
+                "{end}"
+            );
+        }
     }
     server.stop().await;
 }

@@ -27,6 +27,8 @@ mod connect_json;
 mod connect_stream;
 /// S3 credentials from the AWS chain, refreshed before they expire.
 mod credentials;
+/// Answers given before the body is read reach curl whole, over h2c and HTTP/1.1.
+mod early_answers;
 /// Issue 18: the pre-confirm check and webhooks delivered at least once.
 mod events;
 /// The gRPC API with tonic and raw h2: the README flow, every status, hostile frames.

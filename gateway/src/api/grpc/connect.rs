@@ -81,14 +81,7 @@ pub async fn handle<B: Storage + Presign>(
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
     let headers = req.headers();
-    if let Some(version) = headers.get(PROTOCOL_VERSION) {
-        if version.as_bytes() != b"1" {
-            return Err(ApiError::new(
-                Code::ConnectVersion,
-                "Connect-Protocol-Version must be 1",
-            ));
-        }
-    }
+    protocol_version(headers)?;
     if let Some(encoding) = headers.get(http::header::CONTENT_ENCODING) {
         if !encoding.as_bytes().eq_ignore_ascii_case(b"identity") {
             return Err(ApiError::new(
@@ -350,6 +343,21 @@ pub fn refusal(e: &ApiError) -> Response<Body> {
         );
     }
     response
+}
+
+/// The rule for unary calls and streams alike: a `Connect-Protocol-Version` header, when sent,
+/// is `1` (the only version of the Connect protocol).
+///
+/// # Errors
+/// Any other value: `CONNECT_VERSION` (400, `invalid_argument`).
+pub fn protocol_version(headers: &http::HeaderMap) -> Result<(), ApiError> {
+    match headers.get(PROTOCOL_VERSION) {
+        Some(version) if version.as_bytes() != b"1" => Err(ApiError::new(
+            Code::ConnectVersion,
+            "Connect-Protocol-Version must be 1",
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

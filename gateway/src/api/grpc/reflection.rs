@@ -67,6 +67,15 @@ pub fn serve(
                 }),
             None => talk.await,
         };
+        // Connect names its message encoding in `Connect-Content-Encoding`, not gRPC's header.
+        let outcome = outcome.map_err(|mut e| {
+            if end == stream::End::Connect && e.code == Code::InvalidCompressedFlag {
+                e.message = "the message's compressed flag is set but Connect-Content-Encoding \
+                             names no compression"
+                    .to_owned();
+            }
+            e
+        });
         sender.finish(outcome).await;
     });
     let mut response = Response::new(crate::http::response::Body::new(streamed));

@@ -8,6 +8,7 @@
 //! one who filled the service decide how long everyone waits. Probes (`/health`, `/ready`,
 //! the gRPC health check) and the embedded store's object transfers never take a place.
 
+use super::body::early;
 use super::{meta, reply, Req, Res};
 use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
@@ -230,7 +231,7 @@ where
                 inner: self.inner.call(req),
                 ticket: Some(ticket),
             }),
-            Err(e) => Either::Left(ready(Ok(reply(call, e)))),
+            Err(e) => Either::Left(ready(Ok(early(reply(call, e), req)))),
         }
     }
 }

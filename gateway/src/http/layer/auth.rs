@@ -4,6 +4,7 @@
 //! under `/s3-token/<token>/` carry an upload token in their path instead (Uppy sends no
 //! header of ours); `POST /api/v1/upload-token` gets the token minter in its extensions.
 
+use super::body::early;
 use super::{reply, Req, Res};
 use crate::api::companion;
 use crate::api::rest::Route;
@@ -73,7 +74,7 @@ where
                         }
                         Either::Right(self.inner.call(req))
                     }
-                    Err(e) => Either::Left(ready(Ok(reply(call, e)))),
+                    Err(e) => Either::Left(ready(Ok(early(reply(call, e), req)))),
                 };
             }
             if route == Route::UploadToken {
@@ -99,7 +100,7 @@ where
                     req.extensions_mut().insert(tenant);
                 }
                 Ok(None) => {}
-                Err(e) => return Either::Left(ready(Ok(reply(call, e)))),
+                Err(e) => return Either::Left(ready(Ok(early(reply(call, e), req)))),
             }
         }
         Either::Right(self.inner.call(req))

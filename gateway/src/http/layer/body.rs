@@ -159,7 +159,7 @@ where
                 .map_or(Key::Anyone, Key::Peer);
             match self.shares.try_take(key) {
                 Ok(ticket) => Some(ticket),
-                Err(e) => return Either::Left(ready(Ok(reply(call, e)))),
+                Err(e) => return Either::Left(ready(Ok(early(reply(call, e), req)))),
             }
         };
         // The inner service is called once the body is whole: take the one that was made
@@ -203,7 +203,27 @@ pub const LINGER_TIME: Duration = Duration::from_secs(2);
 /// nothing: its body is never read, so it never gets `100 Continue`. `polled` says whether the
 /// body was asked for (hyper then sent `100 Continue`).
 fn refuse(call: Call, e: ApiError, req: Req, polled: bool) -> Res {
-    let mut answer = reply(call, e);
+    unread(reply(call, e), req, polled)
+}
+
+/// `answer`, sent while `req`'s body is still unread (a call refused from its head: by
+/// protocol, method or media type, auth, admission, the body-reading share, an unknown route),
+/// made so that the client reads it rather than a reset, the same bounded way as [`refuse`]:
+/// the rest of the body is read and thrown away ([`LINGER_BYTES`], [`LINGER_TIME`]) while the
+/// answer is written. Every answer given before a body is read goes through here. A body
+/// already over (none, or read whole) is left as it is.
+#[must_use]
+pub fn early(answer: Res, req: Req) -> Res {
+    if req.body().is_end_stream() {
+        return answer;
+    }
+    unread(answer, req, false)
+}
+
+/// [`refuse`] and [`early`]: `answer`, `Connection: close` on HTTP/1.1, `req`'s body read and
+/// thrown away in a task of its own (unless the client waits for `100 Continue` that was never
+/// sent: `polled` says whether the body was asked for).
+fn unread(mut answer: Res, req: Req, polled: bool) -> Res {
     let h1 = req.version() <= http::Version::HTTP_11;
     let (head, body) = req.into_parts();
     let waiting = head

@@ -16,6 +16,7 @@
 //! - past the global cap on concurrent streams ([`super::connection`]), 503 at once (probes
 //!   excepted: they are answered at once anyway, and must keep answering).
 
+use super::body::early;
 use super::{meta, reply, Failed, Req, Res};
 use crate::api::error::{ApiError, Code, Kind};
 use crate::api::grpc::{self, connect, web};
@@ -278,14 +279,14 @@ where
             {
                 let mut response = connect::refusal(&e);
                 response.extensions_mut().insert(Failed(e));
-                Either::Left(ready(Ok(response)))
+                Either::Left(ready(Ok(early(response, req))))
             }
             // A method other than POST is refused at the HTTP level (405), as a gRPC status
             // would hide it behind 200.
             Err(e) if e.kind() == Kind::MethodNotAllowed => {
-                Either::Left(ready(Ok(reply(Call::Rest(None), e))))
+                Either::Left(ready(Ok(early(reply(Call::Rest(None), e), req))))
             }
-            Err(e) => Either::Left(ready(Ok(reply(call, e)))),
+            Err(e) => Either::Left(ready(Ok(early(reply(call, e), req)))),
         }
     }
 }

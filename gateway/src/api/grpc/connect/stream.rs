@@ -15,20 +15,16 @@ use http::{HeaderName, Request, Response};
 /// `Connect-Accept-Encoding`: the message encodings a stream's peer accepts.
 pub const ACCEPT_ENCODING: HeaderName = HeaderName::from_static("connect-accept-encoding");
 
-/// Serves one Connect reflection stream.
+/// What a Connect stream's head asks for, checked before any message is read: its deadline.
 ///
 /// # Errors
-/// A `Connect-Timeout-Ms` that is not 1 to 10 digits, or 0; a `Connect-Content-Encoding`
-/// other than `identity` (`UNSUPPORTED_ENCODING`).
-pub fn serve(
-    req: Request<hyper::body::Incoming>,
-    limits: &Limits,
-) -> Result<Response<Body>, ApiError> {
-    let deadline = super::timeout(req.headers())?;
-    if let Some(encoding) = req
-        .headers()
-        .get(HeaderName::from_static("connect-content-encoding"))
-    {
+/// A `Connect-Protocol-Version` other than `1` (as for unary calls); a `Connect-Timeout-Ms`
+/// that is not 1 to 10 digits, or 0; a `Connect-Content-Encoding` other than `identity`
+/// (`UNSUPPORTED_ENCODING`).
+pub fn check(headers: &http::HeaderMap) -> Result<Option<std::time::Duration>, ApiError> {
+    super::protocol_version(headers)?;
+    let deadline = super::timeout(headers)?;
+    if let Some(encoding) = headers.get(HeaderName::from_static("connect-content-encoding")) {
         if !encoding.as_bytes().eq_ignore_ascii_case(b"identity") {
             return Err(ApiError::new(
                 crate::api::error::Code::UnsupportedEncoding,
@@ -36,10 +32,20 @@ pub fn serve(
             ));
         }
     }
-    Ok(super::super::reflection::serve(
+    Ok(deadline)
+}
+
+/// Serves one Connect reflection stream whose head [`check`] accepted, within `deadline`.
+#[must_use]
+pub fn serve(
+    req: Request<hyper::body::Incoming>,
+    limits: &Limits,
+    deadline: Option<std::time::Duration>,
+) -> Response<Body> {
+    super::super::reflection::serve(
         req.into_body(),
         limits,
         deadline,
         super::super::stream::End::Connect,
-    ))
+    )
 }
