@@ -13,3 +13,4 @@ pub mod response;
 pub mod server;
 pub mod socket;
 pub mod tls;
+pub mod watch;

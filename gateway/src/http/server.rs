@@ -37,7 +37,7 @@ use crate::http::tls::Tls;
 use crate::metrics::CallSeries;
 use crate::store::{local, Presign};
 use draftstore_core::Storage;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::future::Future;
@@ -192,8 +192,8 @@ pub fn default_max_connections() -> usize {
 /// every head instead: the first within the header timeout, a later one by the idle timeout
 /// (a kept-alive connection with no new request for a whole idle period is closed, half a
 /// head included).
-fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+fn builder(limits: &Limits) -> auto::Builder<crate::http::watch::Executor> {
+    let mut builder = auto::Builder::new(crate::http::watch::Executor);
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -443,7 +443,7 @@ fn collected(mut req: Req) -> http::Request<bytes::Bytes> {
 
 /// What every connection shares.
 struct Serving<S> {
-    builder: auto::Builder<TokioExecutor>,
+    builder: auto::Builder<crate::http::watch::Executor>,
     stack: S,
     streams: Arc<Streams>,
     /// One permit per open connection.

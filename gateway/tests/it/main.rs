@@ -90,6 +90,8 @@ mod s3_versions;
 mod serve_cli;
 /// Server-side encryption signed into uploads and carried by the confirm copy.
 mod sse;
+/// Streams whose client stops reading are reset at the idle limit, freeing their place.
+mod stalled_streams;
 /// Local stand-ins for AWS endpoints (container credentials, STS) and the gateway process.
 mod stub;
 /// `gateway sweep` as the CronJob runs it.

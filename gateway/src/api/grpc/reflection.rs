@@ -52,8 +52,15 @@ pub fn serve(
     deadline: Option<Duration>,
     end: stream::End,
 ) -> Response<Body> {
+    // Over HTTP/2 the stream is also ended when neither side moves for the idle limit (a
+    // client that stops reading blocks the replies, not the read timer).
+    let watch = crate::http::watch::current();
+    if let Some(watch) = &watch {
+        watch.arm(limits.idle_timeout);
+    }
     let (sender, streamed) = stream::channel(4, end);
-    let messages = Messages::new(body, limits.max_grpc_message, limits.idle_timeout);
+    let streamed = streamed.watched(watch.clone());
+    let messages = Messages::new(body, limits.max_grpc_message, limits.idle_timeout).watched(watch);
     tokio::spawn(async move {
         let talk = converse(messages, &sender);
         let outcome = match deadline {

@@ -6,12 +6,14 @@ use super::codec::{check_header, FrameError, HEADER_LEN};
 use super::header::{GRPC_MESSAGE, GRPC_STATUS};
 use super::status::percent_encode;
 use crate::api::error::{ApiError, Code};
+use crate::http::watch::Watch;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -22,6 +24,7 @@ pub struct Messages<B> {
     buf: BytesMut,
     max: usize,
     idle: Duration,
+    watch: Option<Arc<Watch>>,
 }
 
 impl<B> Messages<B>
@@ -35,7 +38,15 @@ where
             buf: BytesMut::new(),
             max,
             idle,
+            watch: None,
         }
+    }
+
+    /// The same, reporting each message read to `watch` (the HTTP/2 stream's progress).
+    #[must_use]
+    pub fn watched(mut self, watch: Option<Arc<Watch>>) -> Self {
+        self.watch = watch;
+        self
     }
 
     /// The next message, `None` when the client has half-closed the stream.
@@ -63,6 +74,9 @@ where
                 if self.buf.len() >= HEADER_LEN + len {
                     let mut message = self.buf.split_to(HEADER_LEN + len);
                     message.advance(HEADER_LEN);
+                    if let Some(watch) = &self.watch {
+                        watch.progress();
+                    }
                     return Ok(Some(message.freeze()));
                 }
                 self.buf.reserve(HEADER_LEN + len - self.buf.len());
@@ -152,6 +166,17 @@ fn end_of_stream(outcome: Result<(), ApiError>) -> Bytes {
 /// A response body fed by a [`Sender`]; it ends when the sender is dropped.
 pub struct Streamed {
     frames: mpsc::Receiver<Frame<Bytes>>,
+    watch: Option<Arc<Watch>>,
+}
+
+impl Streamed {
+    /// The same, reporting each frame taken by the connection to `watch`: hyper polls the
+    /// body only when flow control has room, so a frame taken is the write side's progress.
+    #[must_use]
+    pub fn watched(mut self, watch: Option<Arc<Watch>>) -> Self {
+        self.watch = watch;
+        self
+    }
 }
 
 /// A connected [`Sender`] and [`Streamed`] body. `depth` messages may wait unsent before the
@@ -159,7 +184,13 @@ pub struct Streamed {
 #[must_use]
 pub fn channel(depth: usize, end: End) -> (Sender, Streamed) {
     let (frames, receiver) = mpsc::channel(depth.max(1));
-    (Sender { frames, end }, Streamed { frames: receiver })
+    (
+        Sender { frames, end },
+        Streamed {
+            frames: receiver,
+            watch: None,
+        },
+    )
 }
 
 impl Body for Streamed {
@@ -170,7 +201,11 @@ impl Body for Streamed {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.frames.poll_recv(cx).map(|frame| frame.map(Ok))
+        let polled = self.frames.poll_recv(cx);
+        if let (Poll::Ready(Some(_)), Some(watch)) = (&polled, &self.watch) {
+            watch.progress();
+        }
+        polled.map(|frame| frame.map(Ok))
     }
 
     fn size_hint(&self) -> SizeHint {

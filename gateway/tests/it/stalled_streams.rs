@@ -1,0 +1,145 @@
+//! A streaming client that stops reading (its window never reopened) while sending nothing
+//! holds no stream and no admission place past the stream idle limit: the stream is reset,
+//! over native gRPC and Connect, and the same peer is admitted again.
+
+use crate::harness::{start, Running};
+use draftstore_proto::grpc::reflection::v1 as reflection;
+use draftstore_proto::prost::Message;
+use reflection::server_reflection_request::MessageRequest;
+use std::time::Duration;
+
+const IDLE: Duration = Duration::from_millis(1500);
+
+fn envelope(request: MessageRequest) -> Vec<u8> {
+    let message = reflection::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    }
+    .encode_to_vec();
+    let mut out = vec![0];
+    out.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(&message);
+    out
+}
+
+fn request(server: &Running, connect: bool) -> http::Request<()> {
+    let builder = http::Request::builder()
+        .method("POST")
+        .uri(server.url(reflection::INFO_PATH));
+    let builder = if connect {
+        builder
+            .header("content-type", "application/connect+proto")
+            .header("connect-protocol-version", "1")
+    } else {
+        builder
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+    };
+    builder.body(()).unwrap()
+}
+
+/// Opens a reflection stream with a 16-byte window that is never reopened, sends many
+/// requests and then nothing (the stream left open); resolves when the stream ends, with
+/// how it ended.
+async fn stall(server: &Running, connect: bool) -> tokio::task::JoinHandle<String> {
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(16)
+        .initial_connection_window_size(16)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let (response, mut send) = client
+        .send_request(request(server, connect), false)
+        .unwrap();
+    let mut body = Vec::new();
+    for _ in 0..1200 {
+        body.extend(envelope(MessageRequest::FileContainingSymbol(
+            "draft.v1.DraftService".to_owned(),
+        )));
+    }
+    send.send_data(body.into(), false).unwrap();
+    tokio::spawn(async move {
+        let _open = (send, client);
+        let (_, mut body) = match response.await {
+            Ok(r) => r.into_parts(),
+            Err(e) => return format!("no response: {e}"),
+        };
+        // Read what the window lets in, never releasing capacity.
+        loop {
+            match body.data().await {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return format!("reset: {:?}", e.reason()),
+                None => return "ended".to_owned(),
+            }
+        }
+    })
+}
+
+/// A list_services call read whole: its `grpc-status`.
+async fn list_services(server: &Running) -> String {
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let (response, mut send) = client.send_request(request(server, false), false).unwrap();
+    send.send_data(
+        envelope(MessageRequest::ListServices(String::new())).into(),
+        true,
+    )
+    .unwrap();
+    let (head, mut body) = response.await.unwrap().into_parts();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        body.flow_control().release_capacity(chunk.len()).unwrap();
+    }
+    let mut headers = head.headers;
+    if let Some(trailers) = body.trailers().await.unwrap() {
+        headers.extend(trailers);
+    }
+    headers
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_client_stops_reading_is_reset_and_frees_its_place() {
+    let idle = IDLE.as_millis().to_string();
+    let Some(server) = start(&[
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &idle),
+        ("DRAFTSTORE_MAX_IN_FLIGHT", "4"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let connect = stall(&server, true).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let grpc = stall(&server, false).await;
+    // A peer alone holds at most half of the 4 places: both are held, the peer is turned
+    // away meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_ne!(
+        list_services(&server).await,
+        "0",
+        "the stalled streams hold both places"
+    );
+    // Ended within the idle limit and some slack, not left open.
+    let slack = IDLE + Duration::from_secs(5);
+    for (name, stalled) in [("gRPC", grpc), ("Connect", connect)] {
+        let how = tokio::time::timeout(slack, stalled)
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the stalled stream is still open"))
+            .unwrap();
+        assert!(how.starts_with("reset"), "{name}: {how}");
+    }
+    assert_eq!(
+        list_services(&server).await,
+        "0",
+        "the peer is admitted again"
+    );
+    server.stop().await;
+}
