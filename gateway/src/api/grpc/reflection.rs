@@ -52,11 +52,13 @@ pub fn serve(
     deadline: Option<Duration>,
     end: stream::End,
 ) -> Response<Body> {
-    // Over HTTP/2 the stream is also ended when neither side moves for the idle limit (a
-    // client that stops reading blocks the replies, not the read timer).
+    // Over HTTP/2 the stream is also ended when neither side moves for twice the idle limit
+    // (a client that stops reading blocks the replies, not the read timer). Twice: at the
+    // limit itself a silent stream that still reads is answered `STREAM_IDLE` by the read
+    // timer, and a reset timed from the same moment would race that answer.
     let watch = crate::http::watch::current();
     if let Some(watch) = &watch {
-        watch.arm(limits.idle_timeout);
+        watch.arm(limits.idle_timeout.saturating_mul(2));
     }
     let (sender, streamed) = stream::channel(4, end);
     let streamed = streamed.watched(watch.clone());
