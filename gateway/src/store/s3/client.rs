@@ -51,6 +51,20 @@ impl<'a> Call<'a> {
             error_in_200: false,
         }
     }
+
+    /// Gives the call `body` with its `content-type` and the `content-md5` S3 requires of
+    /// DeleteObjects and of every bucket sub-resource PUT (cors, policy, versioning).
+    pub fn with_body(&mut self, content_type: &str, body: Vec<u8>) {
+        use base64::Engine;
+        use md5::{Digest, Md5};
+        self.headers.push((
+            "content-md5".into(),
+            base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body)),
+        ));
+        self.headers
+            .push(("content-type".into(), content_type.to_owned()));
+        self.body = body;
+    }
 }
 
 /// A successful answer.

@@ -4,10 +4,8 @@
 use super::client::Call;
 use super::{xml, S3Storage};
 use crate::store::{BucketCors, CorsRule};
-use base64::Engine;
 use draftstore_core::{BucketName, StorageError};
 use draftstore_signer::Method;
-use md5::{Digest, Md5};
 use quick_xml::escape::escape;
 use serde::Deserialize;
 
@@ -100,13 +98,7 @@ impl S3Storage {
         let body = cors_request(rules).into_bytes();
         let mut call = Call::new("PutBucketCors", Method::Put, bucket.as_str(), "");
         call.query = &[("cors", "")];
-        call.headers.push((
-            "content-md5".into(),
-            base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body)),
-        ));
-        call.headers
-            .push(("content-type".into(), "application/xml".into()));
-        call.body = body;
+        call.with_body("application/xml", body);
         self.client
             .send(&call)
             .await

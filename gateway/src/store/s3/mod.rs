@@ -21,7 +21,6 @@ mod versions;
 mod xml;
 
 use crate::config::{ConfigError, CredentialSource, S3Config};
-use base64::Engine;
 use client::{Call, Client};
 use credentials::CredentialCache;
 use draftstore_core::{
@@ -31,7 +30,6 @@ use draftstore_core::{
     UploadPage,
 };
 use draftstore_signer::{encode_key, Method};
-use md5::{Digest, Md5};
 use reqwest::header::HeaderMap;
 use retry::RetryPolicy;
 use std::collections::{HashMap, HashSet};
@@ -428,13 +426,7 @@ impl Storage for S3Storage {
         .into_bytes();
         let mut call = Call::new("DeleteObjects", Method::Post, bucket.as_str(), "");
         call.query = &[("delete", "")];
-        call.headers.push((
-            "content-md5".into(),
-            base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body)),
-        ));
-        call.headers
-            .push(("content-type".into(), "application/xml".into()));
-        call.body = body;
+        call.with_body("application/xml", body);
         let answer = self.client.send(&call).await?;
         let result: xml::DeleteResult = xml::parse(&answer.body, &call.what)
             .map_err(|reason| StorageError::Backend { reason })?;

@@ -13,10 +13,8 @@
 
 use super::client::Call;
 use super::{decode_listed, errors, parse_iso8601, xml, S3Storage};
-use base64::Engine;
 use draftstore_core::{BucketName, StorageError};
 use draftstore_signer::Method;
-use md5::{Digest, Md5};
 use quick_xml::escape::escape;
 
 /// One stored version of the exact key, in the listing's order (newest first).
@@ -40,13 +38,7 @@ impl S3Storage {
         let body = b"<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>".to_vec();
         let mut call = Call::new("PutBucketVersioning", Method::Put, bucket.as_str(), "");
         call.query = &[("versioning", "")];
-        call.headers.push((
-            "content-md5".into(),
-            base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body)),
-        ));
-        call.headers
-            .push(("content-type".into(), "application/xml".into()));
-        call.body = body;
+        call.with_body("application/xml", body);
         self.client
             .send(&call)
             .await
@@ -67,13 +59,7 @@ impl S3Storage {
         let body = policy.as_bytes().to_vec();
         let mut call = Call::new("PutBucketPolicy", Method::Put, bucket.as_str(), "");
         call.query = &[("policy", "")];
-        call.headers.push((
-            "content-md5".into(),
-            base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body)),
-        ));
-        call.headers
-            .push(("content-type".into(), "application/json".into()));
-        call.body = body;
+        call.with_body("application/json", body);
         self.client
             .send(&call)
             .await
@@ -144,13 +130,7 @@ impl S3Storage {
         let body = delete_versions_request(key, version_ids).into_bytes();
         let mut call = Call::new("DeleteObjects", Method::Post, bucket.as_str(), "");
         call.query = &[("delete", "")];
-        call.headers.push((
-            "content-md5".into(),
-            base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body)),
-        ));
-        call.headers
-            .push(("content-type".into(), "application/xml".into()));
-        call.body = body;
+        call.with_body("application/xml", body);
         let answer = self.client.send(&call).await?;
         let result: xml::DeleteResult = xml::parse(&answer.body, &call.what)
             .map_err(|reason| StorageError::Backend { reason })?;
