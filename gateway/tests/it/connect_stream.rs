@@ -4,20 +4,13 @@
 //! error), and what is refused from the head (HTTP/1.1, `application/connect+json`, a unary
 //! method in streaming form).
 
-use crate::grpc_clients::tool;
+use crate::grpc_clients::{tool, SERVICES};
 use crate::grpc_refusals::{buf_run, open_call};
 use crate::harness::{start, Running};
 use draftstore_proto::grpc::reflection::v1 as reflection;
 use draftstore_proto::prost::Message;
 use reflection::server_reflection_request::MessageRequest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const SERVICES: [&str; 4] = [
-    "draft.v1.DraftService",
-    "grpc.health.v1.Health",
-    "grpc.reflection.v1.ServerReflection",
-    "grpc.reflection.v1alpha.ServerReflection",
-];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buf_curl_with_its_defaults_lists_and_calls_by_reflection() {

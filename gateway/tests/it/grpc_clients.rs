@@ -47,7 +47,8 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(ToString::to_string).collect()
 }
 
-const SERVICES: [&str; 4] = [
+/// Every service reflection lists, in its order.
+pub(crate) const SERVICES: [&str; 4] = [
     "draft.v1.DraftService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
