@@ -35,6 +35,14 @@ fn typed(content_type: &str, note: &str) -> PutOptions {
     }
 }
 
+/// A bucket policy of one statement: `effect` (`Allow`/`Deny`) of `action` on `resource` for
+/// everyone.
+fn policy(effect: &str, action: &str, resource: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"{effect}","Principal":"*","Action":"{action}","Resource":"{resource}"}}]}}"#
+    )
+}
+
 async fn note(s3: &S3Storage, bucket: &BucketName, key: &str) -> Option<String> {
     match s3.head_object(bucket, key).await {
         Ok(info) => Some(info.metadata.get("note").cloned().unwrap_or_default()),
@@ -358,10 +366,8 @@ async fn a_denied_version_listing_names_the_permission() {
     )
     .await
     .unwrap();
-    let deny = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:ListBucketVersions","Resource":"arn:aws:s3:::{}"}}]}}"#,
-        buckets.draft
-    );
+    let resource = format!("arn:aws:s3:::{}", buckets.draft);
+    let deny = policy("Deny", "s3:ListBucketVersions", &resource);
     s3.put_bucket_policy(&buckets.draft, &deny).await.unwrap();
     let name = ObjectName::parse("d.txt").unwrap();
     let err = confirm(&s3, &buckets, &name, ConfirmOptions::default())
@@ -383,7 +389,7 @@ async fn a_denied_version_listing_names_the_permission() {
     );
 
     // Granted (the policy replaced by one that allows it): a retry finishes.
-    let allow = deny.replace("\"Deny\"", "\"Allow\"");
+    let allow = policy("Allow", "s3:ListBucketVersions", &resource);
     s3.put_bucket_policy(&buckets.draft, &allow).await.unwrap();
     let done = confirm(&s3, &buckets, &name, ConfirmOptions::default())
         .await
@@ -503,8 +509,8 @@ async fn a_delete_refused_for_some_keys_leaves_no_older_upload_current() {
 }
 
 /// Issue 18, second fresh review: a refused copy named no permission ("the permission for S3's
-/// CopyObject"). S3 does not say which of the two a copy needs is missing, so both are named:
-/// reading the draft's version on the draft bucket and writing on the main bucket.
+/// CopyObject"). S3 does not say which of the two a copy needs is missing, so both are named,
+/// joined by "or": reading the draft's version on the draft bucket, writing on the main bucket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_copy_names_both_permissions_it_needs() {
     let Some((s3, buckets)) = versioned("dcopy").await else {
@@ -518,9 +524,10 @@ async fn a_denied_copy_names_both_permissions_it_needs() {
     )
     .await
     .unwrap();
-    let deny = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::{}/*"}}]}}"#,
-        buckets.main
+    let deny = policy(
+        "Deny",
+        "s3:PutObject",
+        &format!("arn:aws:s3:::{}/*", buckets.main),
     );
     s3.put_bucket_policy(&buckets.main, &deny).await.unwrap();
     let name = ObjectName::parse("c.txt").unwrap();
