@@ -173,10 +173,7 @@ fn load(
     let mut digest = sha256.then(sha2::Sha256::new);
     for piece in buf.chunks_mut(HASH_STEP) {
         opened.read_exact(piece).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the file shrank while it was uploaded",
-            ),
+            std::io::ErrorKind::UnexpectedEof => super::transfer::shrank(),
             _ => e,
         })?;
         if let Some(d) = &mut digest {

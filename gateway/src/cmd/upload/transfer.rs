@@ -177,10 +177,7 @@ fn read_ahead(
         let mut buf = vec![0u8; want];
         let chunk = match file.read_exact(&mut buf) {
             Ok(()) => Ok(Bytes::from(buf)),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the file shrank while it was uploaded",
-            )),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(shrank()),
             Err(e) => Err(e),
         };
         let failed = chunk.is_err();
@@ -237,15 +234,20 @@ async fn hash_range<D: sha2::Digest + Send + 'static>(
             total += n as u64;
         }
         if total != len {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the file shrank while it was uploaded",
-            ));
+            return Err(shrank());
         }
         Ok(digest.finalize().to_vec())
     })
     .await
     .map_err(std::io::Error::other)?
+}
+
+/// The error of a file that ended before the range being sent: it shrank during the upload.
+pub(super) fn shrank() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the file shrank while it was uploaded",
+    )
 }
 
 #[cfg(test)]
