@@ -34,6 +34,7 @@ pub use script::{LUA, REFUND_LUA};
 pub use url::check_url;
 use url::client;
 
+use super::bucket::MAX_DEPTH;
 use super::debts::{Debt, Debts};
 use super::outage::{describe, timed_out, Link, Outage};
 use super::owed::{Charge, Owed};
@@ -253,8 +254,7 @@ impl RedisLimiter {
                     // The script ran before its deadline: the charge is in the bucket.
                     charge.applied();
                 }
-                #[allow(clippy::cast_precision_loss)] // millionths of at most u32::MAX tokens
-                let left = left as f64 / 1_000_000.0;
+                let left = left_tokens(left, spec.limit);
                 let shared = |decision| Shared {
                     decision,
                     left,
@@ -417,6 +417,17 @@ impl RedisLimiter {
     }
 }
 
+/// The tokens a reply says are left (`left`, in millionths), as tokens, within what the script
+/// can leave: `-limit × MAX_DEPTH..=limit`. A damaged or hand-written `tokens` field (`-inf`,
+/// which Lua's `tonumber` accepts, or a huge number) would otherwise reach the local bucket,
+/// and a wait computed from it would be centuries long.
+fn left_tokens(left: i64, limit: u32) -> f64 {
+    let limit = f64::from(limit);
+    #[allow(clippy::cast_precision_loss)] // millionths: a few ulps do not matter
+    let left = left as f64 / 1_000_000.0;
+    left.max(-limit * f64::from(MAX_DEPTH)).min(limit)
+}
+
 /// µs to refill `spec`'s bucket from empty (the script's `ARGV[2]`).
 fn per_us(spec: RateSpec) -> u64 {
     u64::try_from(spec.per.as_micros()).unwrap_or(u64::MAX)
@@ -435,4 +446,19 @@ pub(super) fn count_fallback(outcome: &'static str) {
         .rate_limit_fallbacks
         .get_or_create(&crate::metrics::OutcomeLabels { outcome })
         .inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_reply_says_is_left_is_clamped_to_what_the_script_can_leave() {
+        assert!((left_tokens(2_500_000, 5) - 2.5).abs() < 1e-12);
+        assert!((left_tokens(-7_000_000, 5) + 7.0).abs() < 1e-12);
+        // `tokens=-inf` comes back as about i64::MIN millionths; a huge field as i64::MAX.
+        let floor = -5.0 * f64::from(MAX_DEPTH);
+        assert!((left_tokens(i64::MIN, 5) - floor).abs() < 1e-9);
+        assert!((left_tokens(i64::MAX, 5) - 5.0).abs() < 1e-12);
+    }
 }

@@ -9,7 +9,7 @@ use super::super::debts::Debt;
 use super::super::outage::{describe, slow, timed_out};
 use super::super::owed::Charge;
 use super::super::{mirror, set_status};
-use super::{count, per_us, RedisLimiter, PROBE_TIMEOUT};
+use super::{count, left_tokens, per_us, RedisLimiter, PROBE_TIMEOUT};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -144,8 +144,7 @@ impl RedisLimiter {
                 count("charged");
                 // What the shared bucket holds now, debt included: a replica that falls back
                 // again counts on from there.
-                #[allow(clippy::cast_precision_loss)] // millionths of at most u32::MAX tokens
-                let left = left as f64 / 1_000_000.0;
+                let left = left_tokens(left, debt.spec.limit);
                 mirror(&debt.local, debt.spec, left, server_us);
                 return true;
             }

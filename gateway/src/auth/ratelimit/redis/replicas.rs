@@ -7,6 +7,7 @@
 //! probe that recovers only raises it), so the debts charged on recovery use the replicas that
 //! were serving, not only those whose probes came back first.
 
+use super::super::bucket::MAX_DEPTH;
 use super::{RedisLimiter, PROBE_TIMEOUT};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -14,7 +15,7 @@ use std::time::Duration;
 /// A replica counts while it probed within this long (probes come once a second).
 const COUNTED_FOR: Duration = Duration::from_secs(10);
 /// More replicas than this are counted as this many (a bound on a tenant's debt).
-const MAX_REPLICAS: u32 = 1000;
+const MAX_REPLICAS: u32 = MAX_DEPTH + 1;
 
 /// This process's id among the replicas and how many it last counted.
 #[derive(Debug)]
