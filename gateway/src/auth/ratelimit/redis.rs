@@ -3,9 +3,10 @@
 //! clocks do not matter), through the `redis` crate's `ConnectionManager` (one multiplexed
 //! connection, reconnected in the background after an I/O error). A connection whose set-up
 //! failed otherwise (refused credentials `WRONGPASS`, `NOAUTH`, `LOADING`, a handshake) is
-//! kept by the crate as failed for good; so after any failed probe the manager is replaced by a
-//! fresh one (`RedisLimiter::redial`), and the next probe dials again: at most one dial per
-//! probe period, and recovery needs no restart.
+//! kept by the crate as failed for good; so after a probe failed by one of those the manager is
+//! replaced by a fresh one (`RedisLimiter::redial`), and the next probe dials again: at most one
+//! dial per probe period, and recovery needs no restart. A timeout or an I/O error keeps the
+//! manager (the crate reconnects by itself): a Redis that is only slow keeps its connection.
 //!
 //! A decision waits at most the configured bound (`DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS`, 20 ms by
 //! default); a failure or timeout is [`Unanswered`] and the caller applies the fallback. A
@@ -148,8 +149,8 @@ impl RedisLimiter {
 
     /// A manager on the current one's place that dials anew on its first use: the `redis`
     /// crate reconnects by itself only after an I/O error, and keeps a connection whose
-    /// set-up failed otherwise (AUTH refused, `LOADING`, a handshake) failed for good. Called
-    /// by the probe after it failed, so at most once per probe period; decisions in flight keep
+    /// set-up failed otherwise (AUTH refused, `LOADING`) failed for good. Called by the probe
+    /// after it failed by one of those, so at most once per probe period; decisions in flight keep
     /// the manager they cloned.
     fn redial(&self) {
         match ConnectionManager::new_lazy_with_config(self.client.clone(), self.manager.clone()) {

@@ -32,6 +32,14 @@ pub(super) async fn run(limiter: Weak<RedisLimiter>) {
     }
 }
 
+/// Whether `e` is a connection set-up failure the `redis` crate keeps for good (it reconnects
+/// only after I/O errors): refused credentials (`AuthenticationFailed`, `NOAUTH`,
+/// `WRONGPASS`) or a server still loading its data (`LOADING`).
+fn needs_redial(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "LOADING"))
+}
+
 impl RedisLimiter {
     /// Runs the decision script (bounded by [`PROBE_TIMEOUT`]) on the probe's own key and
     /// records the outcome: recovery is a decision Redis made within a decision's bound, not
@@ -78,16 +86,16 @@ impl RedisLimiter {
                     self.recovered_from(failures);
                 }
             }
-            // A failed probe dials anew next time (`redial`): the crate would keep a
-            // connection whose set-up failed other than by I/O failed for good.
+            // A probe failed by a set-up error the crate does not recover from dials anew next
+            // time (`redial`); after a timeout or an I/O error the crate reconnects by itself,
+            // and a healthy connection to a Redis that is only slow is kept.
             Ok(Err(e)) => {
                 self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT)));
-                self.redial();
+                if needs_redial(&e) {
+                    self.redial();
+                }
             }
-            Err(_) => {
-                self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT)));
-                self.redial();
-            }
+            Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),
         }
     }
 
@@ -157,5 +165,21 @@ impl RedisLimiter {
             Err(_) => "timeout",
         });
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_redial;
+
+    #[test]
+    fn only_set_up_failures_the_crate_keeps_dial_anew() {
+        let auth = redis::RedisError::from((redis::ErrorKind::AuthenticationFailed, "refused"));
+        assert!(needs_redial(&auth));
+        let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        assert!(!needs_redial(&io), "the crate reconnects after I/O errors");
+        let reset =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(!needs_redial(&reset));
     }
 }
