@@ -332,3 +332,56 @@ async fn a_damaged_bucket_in_redis_gets_an_answer_not_a_panic() {
     }
     assert!(!replica.log().contains("panicked"), "{}", replica.log());
 }
+
+/// The ids of the clients connected to `redis` other than the asking one.
+async fn other_clients(redis: &Redis) -> Vec<String> {
+    let client = redis::Client::open(redis.url().as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let me: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    list.lines()
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .filter(|id| *id != me.to_string())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A Redis that is only slow (frozen past a probe's bound, then answering again) keeps the
+/// gateway's connection: the probe that timed out does not throw it away and dial anew.
+#[tokio::test]
+async fn a_probe_that_times_out_keeps_the_connection() {
+    if redis_url().is_none() {
+        return;
+    }
+    let redis = Redis::start();
+    let [replica]: [Process; 1] = replicas(&redis, "slow-keep", "5/60").await;
+    let before = other_clients(&redis).await;
+    assert_eq!(before.len(), 1, "one multiplexed connection: {before:?}");
+    redis.freeze();
+    let timeout = "draftstore_rate_limit_redis_calls_total{outcome=\"timeout\"}";
+    let started = Instant::now();
+    while replica.metric(timeout).await < 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no probe timed out"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    redis.thaw();
+    wait_for_state(replica.port, "ok").await;
+    // A probe or two more on the kept connection.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        other_clients(&redis).await,
+        before,
+        "the same connection after a timed-out probe"
+    );
+}
