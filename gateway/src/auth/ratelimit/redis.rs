@@ -36,7 +36,7 @@ pub use url::check_url;
 use url::client;
 
 use super::bucket::MAX_DEPTH;
-use super::debts::{Debt, Debts};
+use super::debts::Debts;
 use super::outage::{describe, timed_out, Link, Outage};
 use super::owed::{Charge, Owed};
 use super::{set_status, Local, OnError, RateSpec, RedisConfig};
@@ -217,12 +217,7 @@ impl RedisLimiter {
     /// Lists `tenant` as owing `owed` (a URL granted alone), for the probe to charge when Redis
     /// decides again (`debts.rs`).
     pub(super) fn owe(&self, tenant: &str, spec: RateSpec, owed: &Arc<Owed>, local: &Arc<Local>) {
-        self.debts.note(&Debt {
-            tenant: tenant.to_owned(),
-            spec,
-            owed: Arc::clone(owed),
-            local: Arc::clone(local),
-        });
+        self.debts.note(tenant, spec, owed, local);
     }
 
     async fn decide_charging(
@@ -390,10 +385,10 @@ impl RedisLimiter {
         i64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX)
     }
 
+    /// A decision Redis made: recovered if anything failed before.
     fn succeeded(&self) {
         if self.failures.swap(0, Ordering::Relaxed) > 0 {
-            set_status(true);
-            self.outage.recovered();
+            self.recovered();
         }
     }
 
@@ -405,9 +400,13 @@ impl RedisLimiter {
             .compare_exchange(failures, 0, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            set_status(true);
-            self.outage.recovered();
+            self.recovered();
         }
+    }
+
+    fn recovered(&self) {
+        set_status(true);
+        self.outage.recovered();
     }
 
     fn failed(&self, outcome: &'static str, why: &str) {

@@ -103,10 +103,11 @@ impl RedisLimiter {
     /// all apply, the rest stays listed for the next probe (bounded work per probe). `true`
     /// when every debt was charged (or none was listed).
     async fn charge_debts(self: &Arc<Self>) -> bool {
-        if self.debts.is_empty() {
+        let debts = self.debts.take();
+        if debts.is_empty() {
             return true;
         }
-        let mut debts = self.debts.take().into_iter();
+        let mut debts = debts.into_iter();
         loop {
             let batch: Vec<Debt> = debts.by_ref().take(CHARGE_AT_ONCE).collect();
             if batch.is_empty() {
@@ -115,7 +116,7 @@ impl RedisLimiter {
             let applied = futures_util::future::join_all(batch.into_iter().map(|d| self.charge(d)));
             if applied.await.contains(&false) {
                 for debt in debts {
-                    self.debts.note(&debt);
+                    self.debts.relist(&debt);
                 }
                 return false;
             }
@@ -133,7 +134,7 @@ impl RedisLimiter {
             // Nothing owed any more, or a request's decision carries it right now (listed
             // again in case that one fails).
             if debt.owed.pending(debt.spec, started) {
-                self.debts.note(&debt);
+                self.debts.relist(&debt);
             }
             return true;
         };
@@ -158,7 +159,7 @@ impl RedisLimiter {
             }
         }
         drop(charge);
-        self.debts.note(&debt);
+        self.debts.relist(&debt);
         count(match outcome {
             Ok(Ok(_)) => "late",
             Ok(Err(_)) => "error",

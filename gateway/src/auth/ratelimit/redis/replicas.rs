@@ -28,17 +28,9 @@ pub(super) struct Replicas {
 impl Replicas {
     /// A random id; one replica (this one) until counted.
     pub(super) fn new() -> Self {
-        let mut bytes = [0_u8; 8];
-        // Without randomness, the clock: ids must only differ between live replicas.
-        if getrandom::getrandom(&mut bytes).is_err() {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos();
-            bytes = (nanos as u64 ^ u64::from(std::process::id())).to_le_bytes();
-        }
         Self {
-            id: hex::encode(bytes),
+            // Ids must only differ between live replicas: not a secret.
+            id: hex::encode(fastrand::u64(..).to_le_bytes()),
             count: AtomicU32::new(1),
             script: redis::Script::new(super::script::REPLICAS_LUA),
         }
