@@ -277,3 +277,111 @@ async fn a_redis_answering_slower_than_the_bound_has_not_recovered() {
     wait_for_state(replica.port, "ok").await;
     assert!(replica.log().contains("counting is shared again"));
 }
+
+/// A damaged or hand-written `tokens` field in a tenant's bucket (`-inf`, which Lua's
+/// `tonumber` accepts, or a debt of trillions of tokens) gets an answer, from Redis and then
+/// from the fallback once Redis is gone: a refusal, never a panic (at 1 a year, a wait from
+/// such a debt is beyond what a `Duration` holds).
+#[tokio::test]
+async fn a_damaged_bucket_in_redis_gets_an_answer_not_a_panic() {
+    if redis_url().is_none() {
+        return;
+    }
+    let mut redis = Redis::start();
+    let (url, prefix) = (redis.url(), prefix("damaged"));
+    let keys = format!(
+        "acme {} rate=1/31536000\nbeta {} rate=1/31536000",
+        hash("acme"),
+        hash("beta")
+    );
+    let env = [
+        ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", url.as_str()),
+        ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", prefix.as_str()),
+        ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "2000"),
+    ];
+    let replica = gateway(&keys, &env);
+    wait_for_state(replica.port, "ok").await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    for (tenant, tokens) in [("acme", "-inf"), ("beta", "-9e12")] {
+        let _: () = redis::cmd("HSET")
+            .arg(format!("{prefix}{tenant}"))
+            .arg("tokens")
+            .arg(tokens)
+            .arg("at")
+            .arg("1")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        let (status, code, _) = rest(replica.port, tenant).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (429, "RATE_LIMITED"),
+            "{tenant} at tokens={tokens}, from Redis"
+        );
+    }
+    redis.stop();
+    for tenant in ["acme", "beta"] {
+        let (status, code, retry) = rest(replica.port, tenant).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (429, "RATE_LIMITED"),
+            "{tenant}, from the fallback"
+        );
+        assert!(retry.is_some(), "{tenant}: a Retry-After");
+    }
+    assert!(!replica.log().contains("panicked"), "{}", replica.log());
+}
+
+/// The ids of the clients connected to `redis` other than the asking one.
+async fn other_clients(redis: &Redis) -> Vec<String> {
+    let client = redis::Client::open(redis.url().as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let me: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    list.lines()
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .filter(|id| *id != me.to_string())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A Redis that is only slow (frozen past a probe's bound, then answering again) keeps the
+/// gateway's connection: the probe that timed out does not throw it away and dial anew.
+#[tokio::test]
+async fn a_probe_that_times_out_keeps_the_connection() {
+    if redis_url().is_none() {
+        return;
+    }
+    let redis = Redis::start();
+    let [replica]: [Process; 1] = replicas(&redis, "slow-keep", "5/60").await;
+    let before = other_clients(&redis).await;
+    assert_eq!(before.len(), 1, "one multiplexed connection: {before:?}");
+    redis.freeze();
+    let timeout = "draftstore_rate_limit_redis_calls_total{outcome=\"timeout\"}";
+    let started = Instant::now();
+    while replica.metric(timeout).await < 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no probe timed out"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    redis.thaw();
+    wait_for_state(replica.port, "ok").await;
+    // A probe or two more on the kept connection.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        other_clients(&redis).await,
+        before,
+        "the same connection after a timed-out probe"
+    );
+}

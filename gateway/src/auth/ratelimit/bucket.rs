@@ -23,6 +23,11 @@ impl RateSpec {
     }
 }
 
+/// How many limits below 0 a shared bucket, and so a mirrored one, may be: its deepest debt
+/// (the replicas but one, counted up to 1000). A reply's `left` and the script's stored
+/// `tokens` are clamped to it too.
+pub(crate) const MAX_DEPTH: u32 = 999;
+
 /// One bucket's state: tokens left (fractional while refilling) when last looked at.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Bucket {
@@ -44,7 +49,9 @@ impl Bucket {
     /// on from there (from a debt too: a shared bucket below 0 grants nothing until it has
     /// refilled to 1).
     pub(crate) fn mirror(&mut self, spec: RateSpec, tokens: f64, now: Instant) {
-        self.tokens = tokens.min(f64::from(spec.limit));
+        // NaN.max(x) is x: a NaN mirrors as the floor, never as a NaN bucket.
+        let limit = f64::from(spec.limit);
+        self.tokens = tokens.max(-limit * f64::from(MAX_DEPTH)).min(limit);
         self.at = now;
     }
 
@@ -84,7 +91,9 @@ impl Bucket {
             self.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / limit * per))
+            // Saturating: a huge debt at a slow rate is a wait beyond u64::MAX s.
+            let wait = (1.0 - self.tokens) / limit * per;
+            Err(Duration::try_from_secs_f64(wait).unwrap_or(Duration::MAX))
         }
     }
 }
@@ -201,6 +210,34 @@ mod tests {
             bucket.take_sharing(FIVE_A_MINUTE, start, 0).unwrap_err(),
             Duration::from_secs(12)
         );
+    }
+
+    #[test]
+    fn an_extreme_mirrored_value_gives_a_wait_not_a_panic() {
+        let start = Instant::now();
+        let yearly = RateSpec {
+            limit: 1,
+            per: Duration::from_secs(365 * 24 * 3600),
+        };
+        let mut bucket = Bucket::full(yearly, start);
+        for tokens in [f64::NEG_INFINITY, -9.2e12, f64::NAN, f64::MIN] {
+            bucket.mirror(yearly, tokens, start);
+            assert!(
+                bucket.tokens() >= -f64::from(MAX_DEPTH),
+                "{tokens} mirrored as {}",
+                bucket.tokens()
+            );
+            let wait = bucket.take_sharing(yearly, start, 1000).unwrap_err();
+            assert!(wait > Duration::from_secs(1), "{tokens}: {wait:?}");
+        }
+        // Not clamped on the way in, a debt this deep still saturates instead of panicking.
+        let mut deep = Bucket {
+            tokens: -9.2e12,
+            at: start,
+        };
+        assert_eq!(deep.take_sharing(yearly, start, 3), Err(Duration::MAX));
+        bucket.mirror(yearly, f64::INFINITY, start);
+        assert!(bucket.take(yearly, start).is_ok(), "+inf mirrors as full");
     }
 
     #[test]

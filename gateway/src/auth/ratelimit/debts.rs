@@ -32,24 +32,32 @@ type Entry = (RateSpec, Weak<Owed>, Weak<Local>);
 pub(crate) struct Debts(Mutex<HashMap<String, Entry>>);
 
 impl Debts {
-    /// Lists `tenant` as owing (once; a later rate replaces an earlier one). `false` when the
-    /// list is full.
-    pub(crate) fn note(&self, debt: &Debt) -> bool {
+    /// Lists `tenant` as owing `owed` at `spec`, its local bucket `local` (once; a later rate
+    /// replaces an earlier one; the tenant's name is copied only when first listed). `false`
+    /// when the list is full.
+    pub(crate) fn note(
+        &self,
+        tenant: &str,
+        spec: RateSpec,
+        owed: &Arc<Owed>,
+        local: &Arc<Local>,
+    ) -> bool {
         let mut debts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = (
-            debt.spec,
-            Arc::downgrade(&debt.owed),
-            Arc::downgrade(&debt.local),
-        );
-        if let Some(listed) = debts.get_mut(debt.tenant.as_str()) {
+        let entry = (spec, Arc::downgrade(owed), Arc::downgrade(local));
+        if let Some(listed) = debts.get_mut(tenant) {
             *listed = entry;
             return true;
         }
         if debts.len() >= MAX_DEBTS {
             return false;
         }
-        debts.insert(debt.tenant.clone(), entry);
+        debts.insert(tenant.to_owned(), entry);
         true
+    }
+
+    /// Lists `debt` again (one taken but not charged).
+    pub(crate) fn relist(&self, debt: &Debt) -> bool {
+        self.note(&debt.tenant, debt.spec, &debt.owed, &debt.local)
     }
 
     /// Takes every listed debt whose tenant still exists, emptying the list.
@@ -66,14 +74,6 @@ impl Debts {
                 })
             })
             .collect()
-    }
-
-    /// Whether nothing is listed.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
     }
 }
 
@@ -102,19 +102,19 @@ mod tests {
     fn a_tenant_is_listed_once_and_the_list_is_bounded() {
         let debts = Debts::default();
         let acme = debt("acme");
-        assert!(debts.note(&acme));
-        assert!(debts.note(&acme));
+        assert!(debts.relist(&acme));
+        assert!(debts.relist(&acme));
         let mut kept = Vec::new();
         for i in 1..MAX_DEBTS {
             let other = debt(&format!("t{i}"));
-            assert!(debts.note(&other));
+            assert!(debts.relist(&other));
             kept.push(other);
         }
-        assert!(!debts.note(&debt("late")), "full");
-        assert!(debts.note(&acme), "a listed tenant still is");
+        assert!(!debts.relist(&debt("late")), "full");
+        assert!(debts.relist(&acme), "a listed tenant still is");
         // A dropped tenant (a key reload) is not taken.
         drop(kept.pop());
         assert_eq!(debts.take().len(), MAX_DEBTS - 1);
-        assert!(debts.is_empty());
+        assert!(debts.take().is_empty(), "taken: nothing listed");
     }
 }

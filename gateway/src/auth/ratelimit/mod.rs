@@ -170,11 +170,12 @@ impl Rate {
             let now = Instant::now();
             // Each replica counting alone refills at rate / replicas: together they refill
             // at the tenant's rate, however long Redis stays away or flaps.
-            let local = self.take_local_at(now, shared.replicas());
+            let replicas = shared.replicas();
+            let local = self.take_local_at(now, replicas);
             return match local {
                 Ok(left) => {
                     // Redis never saw this grant: charged with the tenant's next shared decision.
-                    self.owed.add(self.spec, now, left);
+                    self.owed.add(self.spec, now, left, replicas);
                     shared.owe(tenant, self.spec, &self.owed, &self.local);
                     redis::count_fallback("local_granted");
                     Ok(())

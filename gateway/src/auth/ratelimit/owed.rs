@@ -11,9 +11,10 @@
 //! the local bucket stays under its limit, that refill is already spent by the grants it made,
 //! and forgiving it again would grant it twice (a tenant requesting through an outage would owe
 //! nothing when Redis came back). The debt is "what a bucket without this process's grants
-//! would hold, minus what the local bucket holds": both refill at the tenant's rate and stop at
-//! the limit, so the debt shrinks once the grant-free bucket is full, and a tenant that comes
-//! back long after an outage owes nothing. At most one charge is in flight per tenant and
+//! would hold, minus what the local bucket holds": both refill at the local bucket's rate (the
+//! tenant's divided by the replicas, as `Bucket::take_sharing` refills it) and stop at the
+//! limit, so the debt shrinks once the grant-free bucket is full, and a tenant that comes back
+//! long after an outage owes nothing. At most one charge is in flight per tenant and
 //! process, so decisions made at once do not charge the same grants twice; a charge is taken
 //! off the debt only once Redis answered that it applied it, and stays owed when Redis failed,
 //! refused it or gave no answer (a charge whose answer was lost may be charged twice: the
@@ -32,8 +33,12 @@ struct State {
     /// Tokens owed as of `at` (fractional while they refill).
     tokens: f64,
     /// The local bucket's tokens as of `at` (what it held after this process's last grant,
-    /// refilled since).
+    /// refilled since at the local bucket's own rate).
     local: f64,
+    /// The replicas the local bucket shared the tenant's rate with at the last grant (at
+    /// least 1): it refills at `limit / (per × replicas)` (`Bucket::take_sharing`), and so
+    /// does this copy of it.
+    replicas: u32,
     at: Instant,
     /// Tokens sent with a decision whose outcome is not known yet (0 when none).
     in_flight: f64,
@@ -41,11 +46,13 @@ struct State {
 
 impl State {
     /// The debt as of `now`: the grant-free bucket (`local + tokens`) and the local bucket both
-    /// refill and stop at the limit; what the grant-free one could not hold is no longer owed.
+    /// refill at the local bucket's rate (the tenant's divided by the replicas) and stop at the
+    /// limit; what the grant-free one could not hold is no longer owed.
     fn refill(&mut self, spec: RateSpec, now: Instant) {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         let limit = f64::from(spec.limit);
-        let refilled = elapsed / spec.per.as_secs_f64() * limit;
+        let per = spec.per.as_secs_f64() * f64::from(self.replicas.max(1));
+        let refilled = elapsed / per * limit;
         let local = (self.local + refilled).min(limit);
         let without_grants = (self.local + self.tokens + refilled).min(limit);
         self.tokens = (without_grants - local).max(0.0);
@@ -60,6 +67,7 @@ impl Owed {
         Self(Mutex::new(State {
             tokens: 0.0,
             local: 0.0,
+            replicas: 1,
             at: now,
             in_flight: 0.0,
         }))
@@ -70,12 +78,14 @@ impl Owed {
     }
 
     /// Records one URL granted in this process without Redis; `local_left` is what the local
-    /// bucket holds after granting it.
-    pub(crate) fn add(&self, spec: RateSpec, now: Instant, local_left: f64) {
+    /// bucket holds after granting it, counting alone among `replicas` (at least 1; the local
+    /// bucket's refill is the tenant's rate divided by it).
+    pub(crate) fn add(&self, spec: RateSpec, now: Instant, local_left: f64, replicas: u32) {
         let mut state = self.state();
         state.refill(spec, now);
         state.tokens += 1.0;
         state.local = local_left.min(f64::from(spec.limit));
+        state.replicas = replicas.max(1);
     }
 
     /// Whether anything is owed as of `now` or a charge is in flight: a debt to keep listed.
@@ -185,8 +195,8 @@ mod tests {
             Charge::claim(&owed, FIVE_A_MINUTE, start).is_none(),
             "nothing owed"
         );
-        owed.add(FIVE_A_MINUTE, start, 0.0);
-        owed.add(FIVE_A_MINUTE, start, 0.0);
+        owed.add(FIVE_A_MINUTE, start, 0.0, 1);
+        owed.add(FIVE_A_MINUTE, start, 0.0, 1);
         let first = Charge::claim(&owed, FIVE_A_MINUTE, start).unwrap();
         assert!(first.millionths().abs_diff(2_000_000) <= 1);
         assert!(
@@ -200,7 +210,7 @@ mod tests {
             "a charge that did not apply stays owed"
         );
         // A grant made while the charge travels is owed after it.
-        owed.add(FIVE_A_MINUTE, start, 0.0);
+        owed.add(FIVE_A_MINUTE, start, 0.0, 1);
         second.applied();
         // Settled at the real time, a moment after `start`: a little refilled since.
         assert!((owed.tokens(FIVE_A_MINUTE, start) - 1.0).abs() < 1e-3);
@@ -211,7 +221,7 @@ mod tests {
         let start = Instant::now();
         let owed = Arc::new(Owed::new(start));
         assert!(!owed.pending(FIVE_A_MINUTE, start), "nothing owed");
-        owed.add(FIVE_A_MINUTE, start, 0.0);
+        owed.add(FIVE_A_MINUTE, start, 0.0, 1);
         assert!(owed.pending(FIVE_A_MINUTE, start));
         let charge = Charge::claim(&owed, FIVE_A_MINUTE, start).unwrap();
         assert!(owed.pending(FIVE_A_MINUTE, start), "a charge in flight");
@@ -229,12 +239,12 @@ mod tests {
         let owed = Owed::new(start);
         let at = |secs| start + Duration::from_secs(secs);
         for grant in 1..=3 {
-            owed.add(FIVE_A_MINUTE, at(12 * grant), 0.0);
+            owed.add(FIVE_A_MINUTE, at(12 * grant), 0.0, 1);
         }
         let after_three = owed.tokens(FIVE_A_MINUTE, at(36));
         assert!((after_three - 3.0).abs() < 1e-9, "{after_three}");
         for grant in 4..=6 {
-            owed.add(FIVE_A_MINUTE, at(12 * grant), 0.0);
+            owed.add(FIVE_A_MINUTE, at(12 * grant), 0.0, 1);
         }
         // Redis now holds min(5, 6) = 5, the local bucket 0: 5 owed (not 6: Redis's bucket
         // stopped at the limit too).
@@ -249,7 +259,7 @@ mod tests {
         let start = Instant::now();
         let owed = Arc::new(Owed::new(start));
         for _ in 0..5 {
-            owed.add(FIVE_A_MINUTE, start, 0.0);
+            owed.add(FIVE_A_MINUTE, start, 0.0, 1);
         }
         // A full period later the local bucket is full again, as is Redis's: nothing owed.
         let much_later = start + Duration::from_secs(60);
@@ -257,11 +267,36 @@ mod tests {
     }
 
     #[test]
+    fn among_three_replicas_the_debt_follows_the_local_bucket_refilling_at_a_third() {
+        // One replica of three counts alone from an empty bucket at 5/60: its bucket refills one
+        // token per 36 s, each granted at once. Its copy must refill at that rate too: six
+        // grants leave 5 owed (min(5, 6): the grant-free bucket stops at the limit), not the 3
+        // a copy refilling at the full rate (3 tokens per 36 s, "held" by a bucket that never
+        // had them) would leave.
+        let start = Instant::now();
+        let owed = Owed::new(start);
+        let at = |secs| start + Duration::from_secs(secs);
+        for grant in 1..=6 {
+            owed.add(FIVE_A_MINUTE, at(36 * grant), 0.0, 3);
+        }
+        let after_six = owed.tokens(FIVE_A_MINUTE, at(216));
+        assert!((after_six - 5.0).abs() < 1e-9, "{after_six}");
+        // A burst of 5 from a full bucket, then a minute: the local bucket is back to 5/3 only,
+        // the grant-free one full: 10/3 still owed (at the full rate: 0, all forgiven).
+        let burst = Owed::new(start);
+        for left in [4.0, 3.0, 2.0, 1.0, 0.0] {
+            burst.add(FIVE_A_MINUTE, start, left, 3);
+        }
+        let later = burst.tokens(FIVE_A_MINUTE, at(60));
+        assert!((later - 10.0 / 3.0).abs() < 1e-9, "{later}");
+    }
+
+    #[test]
     fn a_debt_from_a_full_bucket_is_forgiven_only_as_the_local_bucket_refills() {
         let start = Instant::now();
         let owed = Owed::new(start);
         // Local bucket full (5), one grant: 4 left, 1 owed.
-        owed.add(FIVE_A_MINUTE, start, 4.0);
+        owed.add(FIVE_A_MINUTE, start, 4.0, 1);
         // 6 s later the local bucket holds 4.5 and the grant-free one 5 (full): 0.5 owed.
         let later = start + Duration::from_secs(6);
         assert!((owed.tokens(FIVE_A_MINUTE, later) - 0.5).abs() < 1e-9);

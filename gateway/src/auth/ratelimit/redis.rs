@@ -3,9 +3,10 @@
 //! clocks do not matter), through the `redis` crate's `ConnectionManager` (one multiplexed
 //! connection, reconnected in the background after an I/O error). A connection whose set-up
 //! failed otherwise (refused credentials `WRONGPASS`, `NOAUTH`, `LOADING`, a handshake) is
-//! kept by the crate as failed for good; so after any failed probe the manager is replaced by a
-//! fresh one (`RedisLimiter::redial`), and the next probe dials again: at most one dial per
-//! probe period, and recovery needs no restart.
+//! kept by the crate as failed for good; so after a probe failed by one of those the manager is
+//! replaced by a fresh one (`RedisLimiter::redial`), and the next probe dials again: at most one
+//! dial per probe period, and recovery needs no restart. A timeout or an I/O error keeps the
+//! manager (the crate reconnects by itself): a Redis that is only slow keeps its connection.
 //!
 //! A decision waits at most the configured bound (`DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS`, 20 ms by
 //! default); a failure or timeout is [`Unanswered`] and the caller applies the fallback. A
@@ -34,7 +35,8 @@ pub use script::{LUA, REFUND_LUA};
 pub use url::check_url;
 use url::client;
 
-use super::debts::{Debt, Debts};
+use super::bucket::MAX_DEPTH;
+use super::debts::Debts;
 use super::outage::{describe, timed_out, Link, Outage};
 use super::owed::{Charge, Owed};
 use super::{set_status, Local, OnError, RateSpec, RedisConfig};
@@ -147,8 +149,8 @@ impl RedisLimiter {
 
     /// A manager on the current one's place that dials anew on its first use: the `redis`
     /// crate reconnects by itself only after an I/O error, and keeps a connection whose
-    /// set-up failed otherwise (AUTH refused, `LOADING`, a handshake) failed for good. Called
-    /// by the probe after it failed, so at most once per probe period; decisions in flight keep
+    /// set-up failed otherwise (AUTH refused, `LOADING`) failed for good. Called by the probe
+    /// after it failed by one of those, so at most once per probe period; decisions in flight keep
     /// the manager they cloned.
     fn redial(&self) {
         match ConnectionManager::new_lazy_with_config(self.client.clone(), self.manager.clone()) {
@@ -215,12 +217,7 @@ impl RedisLimiter {
     /// Lists `tenant` as owing `owed` (a URL granted alone), for the probe to charge when Redis
     /// decides again (`debts.rs`).
     pub(super) fn owe(&self, tenant: &str, spec: RateSpec, owed: &Arc<Owed>, local: &Arc<Local>) {
-        self.debts.note(&Debt {
-            tenant: tenant.to_owned(),
-            spec,
-            owed: Arc::clone(owed),
-            local: Arc::clone(local),
-        });
+        self.debts.note(tenant, spec, owed, local);
     }
 
     async fn decide_charging(
@@ -253,8 +250,7 @@ impl RedisLimiter {
                     // The script ran before its deadline: the charge is in the bucket.
                     charge.applied();
                 }
-                #[allow(clippy::cast_precision_loss)] // millionths of at most u32::MAX tokens
-                let left = left as f64 / 1_000_000.0;
+                let left = left_tokens(left, spec.limit);
                 let shared = |decision| Shared {
                     decision,
                     left,
@@ -389,10 +385,10 @@ impl RedisLimiter {
         i64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX)
     }
 
+    /// A decision Redis made: recovered if anything failed before.
     fn succeeded(&self) {
         if self.failures.swap(0, Ordering::Relaxed) > 0 {
-            set_status(true);
-            self.outage.recovered();
+            self.recovered();
         }
     }
 
@@ -404,9 +400,13 @@ impl RedisLimiter {
             .compare_exchange(failures, 0, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            set_status(true);
-            self.outage.recovered();
+            self.recovered();
         }
+    }
+
+    fn recovered(&self) {
+        set_status(true);
+        self.outage.recovered();
     }
 
     fn failed(&self, outcome: &'static str, why: &str) {
@@ -415,6 +415,17 @@ impl RedisLimiter {
         set_status(false);
         self.outage.failed(why, self.on_error);
     }
+}
+
+/// The tokens a reply says are left (`left`, in millionths), as tokens, within what the script
+/// can leave: `-limit × MAX_DEPTH..=limit`. A damaged or hand-written `tokens` field (`-inf`,
+/// which Lua's `tonumber` accepts, or a huge number) would otherwise reach the local bucket,
+/// and a wait computed from it would be centuries long.
+fn left_tokens(left: i64, limit: u32) -> f64 {
+    let limit = f64::from(limit);
+    #[allow(clippy::cast_precision_loss)] // millionths: a few ulps do not matter
+    let left = left as f64 / 1_000_000.0;
+    left.max(-limit * f64::from(MAX_DEPTH)).min(limit)
 }
 
 /// µs to refill `spec`'s bucket from empty (the script's `ARGV[2]`).
@@ -435,4 +446,19 @@ pub(super) fn count_fallback(outcome: &'static str) {
         .rate_limit_fallbacks
         .get_or_create(&crate::metrics::OutcomeLabels { outcome })
         .inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_reply_says_is_left_is_clamped_to_what_the_script_can_leave() {
+        assert!((left_tokens(2_500_000, 5) - 2.5).abs() < 1e-12);
+        assert!((left_tokens(-7_000_000, 5) + 7.0).abs() < 1e-12);
+        // `tokens=-inf` comes back as about i64::MIN millionths; a huge field as i64::MAX.
+        let floor = -5.0 * f64::from(MAX_DEPTH);
+        assert!((left_tokens(i64::MIN, 5) - floor).abs() < 1e-9);
+        assert!((left_tokens(i64::MAX, 5) - 5.0).abs() < 1e-12);
+    }
 }

@@ -9,7 +9,7 @@ use super::super::debts::Debt;
 use super::super::outage::{describe, slow, timed_out};
 use super::super::owed::Charge;
 use super::super::{mirror, set_status};
-use super::{count, per_us, RedisLimiter, PROBE_TIMEOUT};
+use super::{count, left_tokens, per_us, RedisLimiter, PROBE_TIMEOUT};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -30,6 +30,14 @@ pub(super) async fn run(limiter: Weak<RedisLimiter>) {
         drop(strong);
         tokio::time::sleep(PROBE_EVERY).await;
     }
+}
+
+/// Whether `e` is a connection set-up failure the `redis` crate keeps for good (it reconnects
+/// only after I/O errors): refused credentials (`AuthenticationFailed`, `NOAUTH`,
+/// `WRONGPASS`) or a server still loading its data (`LOADING`).
+fn needs_redial(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "LOADING"))
 }
 
 impl RedisLimiter {
@@ -78,16 +86,16 @@ impl RedisLimiter {
                     self.recovered_from(failures);
                 }
             }
-            // A failed probe dials anew next time (`redial`): the crate would keep a
-            // connection whose set-up failed other than by I/O failed for good.
+            // A probe failed by a set-up error the crate does not recover from dials anew next
+            // time (`redial`); after a timeout or an I/O error the crate reconnects by itself,
+            // and a healthy connection to a Redis that is only slow is kept.
             Ok(Err(e)) => {
                 self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT)));
-                self.redial();
+                if needs_redial(&e) {
+                    self.redial();
+                }
             }
-            Err(_) => {
-                self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT)));
-                self.redial();
-            }
+            Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),
         }
     }
 
@@ -95,10 +103,11 @@ impl RedisLimiter {
     /// all apply, the rest stays listed for the next probe (bounded work per probe). `true`
     /// when every debt was charged (or none was listed).
     async fn charge_debts(self: &Arc<Self>) -> bool {
-        if self.debts.is_empty() {
+        let debts = self.debts.take();
+        if debts.is_empty() {
             return true;
         }
-        let mut debts = self.debts.take().into_iter();
+        let mut debts = debts.into_iter();
         loop {
             let batch: Vec<Debt> = debts.by_ref().take(CHARGE_AT_ONCE).collect();
             if batch.is_empty() {
@@ -107,7 +116,7 @@ impl RedisLimiter {
             let applied = futures_util::future::join_all(batch.into_iter().map(|d| self.charge(d)));
             if applied.await.contains(&false) {
                 for debt in debts {
-                    self.debts.note(&debt);
+                    self.debts.relist(&debt);
                 }
                 return false;
             }
@@ -125,7 +134,7 @@ impl RedisLimiter {
             // Nothing owed any more, or a request's decision carries it right now (listed
             // again in case that one fails).
             if debt.owed.pending(debt.spec, started) {
-                self.debts.note(&debt);
+                self.debts.relist(&debt);
             }
             return true;
         };
@@ -144,19 +153,34 @@ impl RedisLimiter {
                 count("charged");
                 // What the shared bucket holds now, debt included: a replica that falls back
                 // again counts on from there.
-                #[allow(clippy::cast_precision_loss)] // millionths of at most u32::MAX tokens
-                let left = left as f64 / 1_000_000.0;
+                let left = left_tokens(left, debt.spec.limit);
                 mirror(&debt.local, debt.spec, left, server_us);
                 return true;
             }
         }
         drop(charge);
-        self.debts.note(&debt);
+        self.debts.relist(&debt);
         count(match outcome {
             Ok(Ok(_)) => "late",
             Ok(Err(_)) => "error",
             Err(_) => "timeout",
         });
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_redial;
+
+    #[test]
+    fn only_set_up_failures_the_crate_keeps_dial_anew() {
+        let auth = redis::RedisError::from((redis::ErrorKind::AuthenticationFailed, "refused"));
+        assert!(needs_redial(&auth));
+        let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        assert!(!needs_redial(&io), "the crate reconnects after I/O errors");
+        let reset =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(!needs_redial(&reset));
     }
 }

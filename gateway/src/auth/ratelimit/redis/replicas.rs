@@ -7,6 +7,7 @@
 //! probe that recovers only raises it), so the debts charged on recovery use the replicas that
 //! were serving, not only those whose probes came back first.
 
+use super::super::bucket::MAX_DEPTH;
 use super::{RedisLimiter, PROBE_TIMEOUT};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -14,7 +15,7 @@ use std::time::Duration;
 /// A replica counts while it probed within this long (probes come once a second).
 const COUNTED_FOR: Duration = Duration::from_secs(10);
 /// More replicas than this are counted as this many (a bound on a tenant's debt).
-const MAX_REPLICAS: u32 = 1000;
+const MAX_REPLICAS: u32 = MAX_DEPTH + 1;
 
 /// This process's id among the replicas and how many it last counted.
 #[derive(Debug)]
@@ -27,17 +28,9 @@ pub(super) struct Replicas {
 impl Replicas {
     /// A random id; one replica (this one) until counted.
     pub(super) fn new() -> Self {
-        let mut bytes = [0_u8; 8];
-        // Without randomness, the clock: ids must only differ between live replicas.
-        if getrandom::getrandom(&mut bytes).is_err() {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos();
-            bytes = (nanos as u64 ^ u64::from(std::process::id())).to_le_bytes();
-        }
         Self {
-            id: hex::encode(bytes),
+            // Ids must only differ between live replicas: not a secret.
+            id: hex::encode(fastrand::u64(..).to_le_bytes()),
             count: AtomicU32::new(1),
             script: redis::Script::new(super::script::REPLICAS_LUA),
         }

@@ -21,8 +21,9 @@
 /// otherwise, `{2, 0, now, left}` for a charge alone, `{-1, 0, now, -1}` past the deadline;
 /// `now` is the server's clock in µs, `left` the tokens left after the step in millionths
 /// (`-limit × ARGV[6]..=limit`; the caller mirrors them into its local bucket, from which it
-/// counts when Redis fails). A missing key is a full bucket, so the key expires once it would
-/// be full again.
+/// counts when Redis fails). A missing key (or a `tokens` field that is NaN) is a full bucket,
+/// so the key expires once it would be full again; a stored `tokens` beyond what a step can
+/// leave (`-inf`, which `tonumber` accepts) counts as `-limit × 999..=limit` (`bucket::MAX_DEPTH`).
 pub const LUA: &str = r"
 local limit = tonumber(ARGV[1])
 local per = tonumber(ARGV[2])
@@ -38,10 +39,12 @@ end
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1])
 local at = tonumber(state[2])
-if tokens == nil or at == nil then
+if tokens == nil or at == nil or tokens ~= tokens then
   tokens = limit
   at = now
 end
+-- A damaged or hand-written field (-inf, 1e300) counts as the nearest value a step can leave.
+tokens = math.max(-limit * 999, math.min(limit, tokens))
 local elapsed = now - at
 if elapsed < 0 then elapsed = 0 end
 tokens = math.min(limit, tokens + elapsed / per * limit)
