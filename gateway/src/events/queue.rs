@@ -123,6 +123,15 @@ pub struct Record {
 }
 
 impl Record {
+    /// Marks it copied (see [`Record::copied`]) with `main_etag`, the ETag of the copy in main,
+    /// as its `data.etag` (the draft's stays in `data.source_etag`).
+    pub fn mark_copied(&mut self, main_etag: &str) {
+        self.copied = true;
+        if let Some(data) = self.data.as_object_mut() {
+            data.insert("etag".into(), main_etag.into());
+        }
+    }
+
     /// A new event of `kind` about `data`, happening at `now_ms`.
     #[must_use]
     pub fn new(id: String, kind: EventType, now_ms: i64, data: serde_json::Value) -> Self {
@@ -372,10 +381,7 @@ pub async fn mark_copied<S: Storage>(
         if record.copied {
             return Ok(true);
         }
-        record.copied = true;
-        if let Some(data) = record.data.as_object_mut() {
-            data.insert("etag".into(), main_etag.into());
-        }
+        record.mark_copied(main_etag);
         if replace(storage, bucket, &record, &etag).await?.is_some() {
             return Ok(true);
         }
@@ -400,10 +406,7 @@ pub async fn copied<S: Storage>(
     main_etag: &str,
     written_at: Option<&str>,
 ) -> Result<Option<Enqueued>, StorageError> {
-    record.copied = true;
-    if let Some(data) = record.data.as_object_mut() {
-        data.insert("etag".into(), main_etag.into());
-    }
+    record.mark_copied(main_etag);
     if let Some(at) = written_at {
         if replace(storage, bucket, &record, at).await?.is_some() {
             return Ok(None);
