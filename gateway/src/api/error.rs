@@ -260,7 +260,8 @@ impl From<StorageError> for ApiError {
             }
             StorageError::Unavailable { .. } => Self::new(Code::StorageUnavailable, e.to_string()),
             // The reason names the S3 action and bucket (a missing permission) or says to check
-            // the credentials; the store never puts a secret in it.
+            // the credentials; the store never puts a secret nor S3's own message in it (AWS's
+            // names the account and role: the store logs it at ERROR).
             StorageError::Denied { reason } => Self::new(
                 Code::StorageDenied,
                 format!("the storage backend refused the gateway: {reason}"),

@@ -78,7 +78,14 @@ impl<B: Storage + Presign> BeforeCopy for Hook<'_, B> {
             return;
         }
         let id = self.id(name, draft);
-        match queue::withdraw(self.store, &self.buckets.draft, &self.buckets.main, &id).await {
+        // Only the record this confirm wrote: one it found queued is another confirm's, whose
+        // copy may still land.
+        let written = self.written.lock().ok().and_then(|mut w| w.take());
+        let Some((record, at)) = written.filter(|(record, _)| record.id == id) else {
+            return;
+        };
+        let (draft_bucket, main) = (&self.buckets.draft, &self.buckets.main);
+        match queue::withdraw(self.store, draft_bucket, main, &record, &at).await {
             Ok(true) => tracing::debug!(%id, "the confirm ended without its copy: event withdrawn"),
             Ok(false) => {}
             Err(e) => {

@@ -123,6 +123,15 @@ pub struct Record {
 }
 
 impl Record {
+    /// Marks it copied (see [`Record::copied`]) with `main_etag`, the ETag of the copy in main,
+    /// as its `data.etag` (the draft's stays in `data.source_etag`).
+    pub fn mark_copied(&mut self, main_etag: &str) {
+        self.copied = true;
+        if let Some(data) = self.data.as_object_mut() {
+            data.insert("etag".into(), main_etag.into());
+        }
+    }
+
     /// A new event of `kind` about `data`, happening at `now_ms`.
     #[must_use]
     pub fn new(id: String, kind: EventType, now_ms: i64, data: serde_json::Value) -> Self {
@@ -372,10 +381,7 @@ pub async fn mark_copied<S: Storage>(
         if record.copied {
             return Ok(true);
         }
-        record.copied = true;
-        if let Some(data) = record.data.as_object_mut() {
-            data.insert("etag".into(), main_etag.into());
-        }
+        record.mark_copied(main_etag);
         if replace(storage, bucket, &record, &etag).await?.is_some() {
             return Ok(true);
         }
@@ -400,10 +406,7 @@ pub async fn copied<S: Storage>(
     main_etag: &str,
     written_at: Option<&str>,
 ) -> Result<Option<Enqueued>, StorageError> {
-    record.copied = true;
-    if let Some(data) = record.data.as_object_mut() {
-        data.insert("etag".into(), main_etag.into());
-    }
+    record.mark_copied(main_etag);
     if let Some(at) = written_at {
         if replace(storage, bucket, &record, at).await?.is_some() {
             return Ok(None);
@@ -415,14 +418,16 @@ pub async fn copied<S: Storage>(
     enqueue(storage, bucket, &record).await.map(Some)
 }
 
-/// Withdraws the `object.confirmed` event `id` that a confirm queued before a copy it never
-/// made (it failed: the draft was replaced, main holds another object, the store failed; or
-/// it found the object moved), so it does not wait an hour in the queue to be dropped. Kept when it is marked copied or
-/// main holds the copy its [`Record::requires`] names (another confirm of the same draft
-/// version moved it); removed only at the ETag read before looking at main, so a mark or a
-/// claim written meanwhile keeps it. A confirm of that version whose copy succeeds after the
-/// withdrawal queues the event again (marked copied) instead of marking it. `Ok(true)` when
-/// it was removed.
+/// Withdraws the `object.confirmed` event `record` that this confirm queued itself (at
+/// `etag`, the ETag its write returned) before a copy it never made (it failed: the draft was
+/// replaced, main holds another object, the store failed; or it found the object moved), so it
+/// does not wait an hour in the queue to be dropped. Only the record this confirm wrote may
+/// go: one it found already queued (`Enqueued::AlreadyQueued`) belongs to another confirm
+/// whose copy may still land (its outcome unknown). Kept when main holds the copy its
+/// [`Record::requires`] names (another confirm of the same draft version moved it); removed
+/// only at `etag`, so a mark or a claim written since keeps it. A confirm of that version whose
+/// copy succeeds after the withdrawal queues the event again (marked copied) instead of
+/// marking it. `Ok(true)` when it was removed.
 ///
 /// # Errors
 /// The store failing (the event then stays, and is dropped after [`UNCONFIRMED_GRACE_MS`]
@@ -431,12 +436,9 @@ pub async fn withdraw<S: Storage>(
     storage: &S,
     bucket: &BucketName,
     main: &BucketName,
-    id: &str,
+    record: &Record,
+    etag: &str,
 ) -> Result<bool, StorageError> {
-    let key = queue_key(id);
-    let Some((record, etag)) = load(storage, bucket, &key).await? else {
-        return Ok(false);
-    };
     if record.copied {
         return Ok(false);
     }
@@ -446,8 +448,8 @@ pub async fn withdraw<S: Storage>(
         }
     }
     let target = [DeleteTarget {
-        key,
-        etag: Some(etag),
+        key: queue_key(&record.id),
+        etag: Some(etag.to_owned()),
         version: None,
     }];
     let outcomes = storage.delete_objects(bucket, &target).await?;
@@ -790,11 +792,10 @@ mod tests {
             etag: "e1".into(),
             version: Some("v1".into()),
         });
-        assert!(
-            !withdraw(&storage, &bucket, &main, "msg_w").await.unwrap(),
-            "none"
-        );
-        enqueue(&storage, &bucket, &record).await.unwrap();
+        let Enqueued::Queued { etag: written } = enqueue(&storage, &bucket, &record).await.unwrap()
+        else {
+            panic!("queued");
+        };
         let stamped = PutOptions {
             content_type: None,
             metadata: [(SOURCE_VERSION_KEY.to_owned(), "v1".to_owned())].into(),
@@ -804,23 +805,29 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            !withdraw(&storage, &bucket, &main, "msg_w").await.unwrap(),
+            !withdraw(&storage, &bucket, &main, &record, &written)
+                .await
+                .unwrap(),
             "main holds the copy: another confirm moved it"
         );
         assert_eq!(keys(&storage, &bucket).await.unwrap().len(), 1);
         storage.delete_object(&main, "k").await.unwrap();
         assert!(mark_copied(&storage, &bucket, "msg_w", "e1").await.unwrap());
         assert!(
-            !withdraw(&storage, &bucket, &main, "msg_w").await.unwrap(),
-            "marked copied: sent whatever main holds"
+            !withdraw(&storage, &bucket, &main, &record, &written)
+                .await
+                .unwrap(),
+            "marked copied since it was written: sent whatever main holds"
         );
+        assert_eq!(keys(&storage, &bucket).await.unwrap().len(), 1);
         remove(&storage, &bucket, "msg_w").await.unwrap();
-        enqueue(&storage, &bucket, &record).await.unwrap();
-        let (_, read_at) = load(&storage, &bucket, &queue_key("msg_w"))
+        let Enqueued::Queued { etag: read_at } = enqueue(&storage, &bucket, &record).await.unwrap()
+        else {
+            panic!("queued");
+        };
+        assert!(withdraw(&storage, &bucket, &main, &record, &read_at)
             .await
-            .unwrap()
-            .unwrap();
-        assert!(withdraw(&storage, &bucket, &main, "msg_w").await.unwrap());
+            .unwrap());
         assert_eq!(keys(&storage, &bucket).await.unwrap(), Vec::<String>::new());
         assert_eq!(
             list(&storage, &bucket).await.unwrap(),

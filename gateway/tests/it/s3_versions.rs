@@ -482,7 +482,7 @@ async fn a_delete_refused_for_some_keys_leaves_no_older_upload_current() {
     let deleted = proxy.partly_deleted();
     assert_eq!(deleted.len(), 1, "{deleted:?}");
     direct
-        .delete_version(&buckets.draft, "pd3.txt", &deleted[0])
+        .delete_one_version(&buckets.draft, "pd3.txt", &deleted[0])
         .await
         .unwrap();
     let ConfirmError::Storage(StorageError::Denied { reason }) = &err else {

@@ -2,7 +2,8 @@
 //! the embedded store and on SeaweedFS. Confirms A and B of one draft version both queued its
 //! `object.confirmed`; A fails before copying and withdraws it (main does not hold the copy);
 //! then B's copy lands. B's mark finds no record and queues it again, marked copied, so the
-//! copy is still announced (withdrawn with no repair, it went unannounced). And a confirm
+//! copy is still announced (withdrawn with no repair, it went unannounced). A confirm that
+//! found the event already queued (B) never withdraws it: it is A's. And a confirm
 //! whose copy's outcome is unknown (S3 finishes it after the gateway gave up) keeps its event.
 
 use crate::events::SECRET;
@@ -54,9 +55,16 @@ async fn a_copy_after_the_withdrawal_is_announced<B: Storage + Presign>(
         written: std::sync::Mutex::default(),
     };
     let (a, b) = (hook(), hook());
-    b.before_copy(&name, &draft).await.unwrap();
     a.before_copy(&name, &draft).await.unwrap();
+    b.before_copy(&name, &draft).await.unwrap();
     assert_eq!(queue::keys(store, &buckets.draft).await.unwrap().len(), 1);
+    // B found A's event queued: B failing leaves it (A's copy, its outcome unknown, may land).
+    b.abandoned(&name, &draft).await;
+    assert_eq!(
+        queue::keys(store, &buckets.draft).await.unwrap().len(),
+        1,
+        "a confirm withdraws only the event it wrote itself"
+    );
     a.abandoned(&name, &draft).await;
     assert_eq!(
         queue::keys(store, &buckets.draft).await.unwrap(),

@@ -2,8 +2,22 @@
 
 use draftstore_core::StorageError;
 
-/// Maps a failed answer (status, S3 error code, message) to a [`StorageError`].
+/// Maps a failed answer (status, S3 error code, message) to a [`StorageError`]. A refusal
+/// ([`StorageError::Denied`]) keeps S3's message out of its reason, which reaches API callers:
+/// AWS's names the account id and the role ("User: arn:aws:sts::<account>:assumed-role/…"), so
+/// it goes only to the server's ERROR log.
 pub fn classify(status: u16, code: &str, message: &str, what: &str) -> StorageError {
+    let denied = || {
+        if !message.is_empty() {
+            tracing::error!(%what, %code, status, s3_message = %message, "the storage backend refused the gateway");
+        }
+        let reason = match (code.is_empty(), status) {
+            (true, _) => format!("{what}: HTTP {status}"),
+            (false, 0) => format!("{what}: {code}"),
+            (false, _) => format!("{what}: {code} (HTTP {status})"),
+        };
+        StorageError::Denied { reason }
+    };
     // A HEAD's error has no body: no code, no message; per-key errors of a batch no status.
     let reason = || match (code.is_empty(), message.is_empty()) {
         (true, true) => format!("{what}: HTTP {status}"),
@@ -22,7 +36,7 @@ pub fn classify(status: u16, code: &str, message: &str, what: &str) -> StorageEr
         | "InvalidToken"
         | "ExpiredToken"
         | "AccountProblem"
-        | "AllAccessDisabled" => StorageError::Denied { reason: reason() },
+        | "AllAccessDisabled" => denied(),
         "PreconditionFailed" | "ConditionalRequestConflict" => StorageError::PreconditionFailed {
             what: what.to_owned(),
         },
@@ -43,7 +57,7 @@ pub fn classify(status: u16, code: &str, message: &str, what: &str) -> StorageEr
             404 => StorageError::NotFound {
                 what: what.to_owned(),
             },
-            401 | 403 => StorageError::Denied { reason: reason() },
+            401 | 403 => denied(),
             409 => StorageError::PreconditionFailed {
                 what: what.to_owned(),
             },
@@ -161,6 +175,22 @@ mod tests {
         let r = denied_reason("d/k: HTTP 403", "", "s3:GetObject on bucket d");
         assert_eq!(r, "d/k: HTTP 403; refused: check the gateway's credentials (key, secret, token, clock), or that its identity has s3:GetObject on bucket d");
         assert!(!r.contains("lacks"), "{r}");
+    }
+
+    /// AWS's AccessDenied message names the account and the role: it stays in the log.
+    #[test]
+    fn s3s_refusal_message_is_not_in_the_reason() {
+        let arn = "User: arn:aws:sts::123456789012:assumed-role/gw/s1 is not authorized to perform: s3:ListBucketVersions";
+        for (status, code) in [(403, "AccessDenied"), (403, ""), (401, "InvalidToken")] {
+            let StorageError::Denied { reason } = classify(status, code, arn, "d") else {
+                panic!("{status} {code}")
+            };
+            assert!(
+                !reason.contains("123456789012") && !reason.contains("arn:"),
+                "{reason}"
+            );
+            assert!(reason.starts_with("d: "), "{reason}");
+        }
     }
 
     #[test]

@@ -418,11 +418,13 @@ impl Storage for S3Storage {
             return Ok(Vec::new());
         }
         let conditional = self.config.conditional_writes;
-        let body = xml::delete_request(
-            targets
-                .iter()
-                .map(|t| (t.key.as_str(), t.etag.as_deref().filter(|_| conditional))),
-        )
+        let body = xml::delete_request(targets.iter().map(|t| {
+            (
+                t.key.as_str(),
+                t.etag.as_deref().filter(|_| conditional),
+                None,
+            )
+        }))
         .into_bytes();
         let mut call = Call::new("DeleteObjects", Method::Post, bucket.as_str(), "");
         call.query = &[("delete", "")];

@@ -244,21 +244,12 @@ impl S3Storage {
         call.headers
             .push(("content-type".into(), "application/xml".into()));
         call.body = body.into_bytes();
-        let answer = self.client.send(&call).await.map_err(|f| {
-            let segment = longest_segment(key);
-            if f.code == "InternalError" && segment > SEAWEEDFS_MAX_SEGMENT {
-                StorageError::InvalidArgument {
-                    reason: format!(
-                        "{bucket}/{key}: the store failed to complete the upload (InternalError) \
-                         and the key has a '/'-separated part of {segment} bytes: SeaweedFS \
-                         refuses parts over {SEAWEEDFS_MAX_SEGMENT} bytes (AWS S3 takes \
-                         1024-byte keys); abort the upload and use a shorter name"
-                    ),
-                }
-            } else {
-                multipart_error(f, upload_id)
-            }
-        })?;
+        // SeaweedFS answers a completion for a key with a part over 255 bytes InternalError;
+        // AWS takes such keys, so it stays what it is (a 503 to retry) with a hint for
+        // operators of SeaweedFS.
+        let answer = send(&self.client, &call, upload_id)
+            .await
+            .map_err(|e| with_segment_hint(e, key))?;
         let result: xml::EtagResult = xml::parse(&answer.body, &call.what)
             .map_err(|reason| StorageError::Backend { reason })?;
         Ok(Completed {
@@ -285,6 +276,25 @@ fn latest(listed: Vec<(i64, Part)>) -> Vec<Part> {
     by_number.into_values().map(|(_, p)| p).collect()
 }
 
+/// `e` with a hint appended to its reason when it is a failure to retry and `key` has a
+/// `/`-separated part over [`SEAWEEDFS_MAX_SEGMENT`] bytes: SeaweedFS refuses those (its
+/// completion answers `InternalError`), where AWS S3 takes 1024-byte keys.
+fn with_segment_hint(e: StorageError, key: &str) -> StorageError {
+    let segment = longest_segment(key);
+    match e {
+        StorageError::Unavailable { reason } if segment > SEAWEEDFS_MAX_SEGMENT => {
+            StorageError::Unavailable {
+                reason: format!(
+                    "{reason}; if the store is SeaweedFS, a key part over \
+                     {SEAWEEDFS_MAX_SEGMENT} bytes is refused (this name has a part of \
+                     {segment} bytes)"
+                ),
+            }
+        }
+        other => other,
+    }
+}
+
 async fn send(
     client: &Client,
     call: &Call<'_>,
@@ -307,6 +317,25 @@ mod tests {
             size: 1,
             checksum_sha256: None,
         }
+    }
+
+    /// A retryable failure stays retryable; the hint only when a part is over 255 bytes.
+    #[test]
+    fn a_long_key_part_adds_a_hint_not_a_client_error() {
+        let long = format!("d/{}", "a".repeat(300));
+        let failed = || StorageError::Unavailable {
+            reason: "b/k: InternalError (HTTP 500)".into(),
+        };
+        let StorageError::Unavailable { reason } = with_segment_hint(failed(), &long) else {
+            panic!("still unavailable")
+        };
+        assert!(
+            reason.contains("if the store is SeaweedFS") && reason.contains("part of 300 bytes"),
+            "{reason}"
+        );
+        assert_eq!(with_segment_hint(failed(), "d/short"), failed());
+        let denied = StorageError::Denied { reason: "x".into() };
+        assert_eq!(with_segment_hint(denied.clone(), &long), denied);
     }
 
     #[test]

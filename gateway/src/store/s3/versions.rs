@@ -15,13 +15,12 @@ use super::client::Call;
 use super::{decode_listed, errors, parse_iso8601, xml, S3Storage};
 use draftstore_core::{BucketName, StorageError};
 use draftstore_signer::Method;
-use quick_xml::escape::escape;
 
-/// One stored version of the exact key, in the listing's order (newest first).
 /// Pages of 1000 versions read for one key before confirm gives up (100,000 versions, a few
 /// MB in memory, about 100 round trips): a key with more has a lifecycle rule missing.
 pub const MAX_VERSION_PAGES: usize = 100;
 
+/// One stored version of the exact key, in the listing's order (newest first).
 struct Listed {
     version_id: String,
     last_modified: i64,
@@ -105,12 +104,13 @@ impl S3Storage {
         self.delete_versions(bucket, key, &[*copied]).await
     }
 
-    /// DeleteObjects of version `version_id` of `bucket/key` alone (a version already gone
-    /// is a success): for operators' tools and tests.
+    /// DeleteObjects of version `version_id` of `bucket/key` alone, no older one (a version
+    /// already gone is a success): for operators' tools and tests. Unlike
+    /// `Storage::delete_version`, which deletes that version and every older one.
     ///
     /// # Errors
     /// As any S3 call ([`StorageError`]); a per-key error names the version.
-    pub async fn delete_version(
+    pub async fn delete_one_version(
         &self,
         bucket: &BucketName,
         key: &str,
@@ -127,7 +127,8 @@ impl S3Storage {
         key: &str,
         version_ids: &[&str],
     ) -> Result<(), StorageError> {
-        let body = delete_versions_request(key, version_ids).into_bytes();
+        let body =
+            xml::delete_request(version_ids.iter().map(|id| (key, None, Some(*id)))).into_bytes();
         let mut call = Call::new("DeleteObjects", Method::Post, bucket.as_str(), "");
         call.query = &[("delete", "")];
         call.with_body("application/xml", body);
@@ -227,21 +228,6 @@ impl S3Storage {
     }
 }
 
-fn delete_versions_request(key: &str, version_ids: &[&str]) -> String {
-    let mut body = String::from(
-        "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>false</Quiet>",
-    );
-    for id in version_ids {
-        body.push_str("<Object><Key>");
-        body.push_str(&escape(key));
-        body.push_str("</Key><VersionId>");
-        body.push_str(&escape(*id));
-        body.push_str("</VersionId></Object>");
-    }
-    body.push_str("</Delete>");
-    body
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,7 +235,7 @@ mod tests {
     #[test]
     fn the_delete_names_each_version_of_the_key() {
         assert_eq!(
-            delete_versions_request("a&b", &["v1", "v<0"]),
+            xml::delete_request(["v1", "v<0"].into_iter().map(|id| ("a&b", None, Some(id)))),
             "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>false</Quiet>\
              <Object><Key>a&amp;b</Key><VersionId>v1</VersionId></Object>\
              <Object><Key>a&amp;b</Key><VersionId>v&lt;0</VersionId></Object></Delete>"

@@ -149,15 +149,24 @@ pub fn is_error_document(body: &[u8]) -> bool {
     text.contains("<Error>") || text.contains("<Error ")
 }
 
-/// `<Delete>` for DeleteObjects, with each object's expected ETag where given.
-pub fn delete_request<'a>(objects: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> String {
+/// `<Delete>` for DeleteObjects: each object as (key, expected ETag, version id), the ETag
+/// (a conditional delete) and the `VersionId` (that version, not the current object) where
+/// given.
+pub fn delete_request<'a>(
+    objects: impl Iterator<Item = (&'a str, Option<&'a str>, Option<&'a str>)>,
+) -> String {
     let mut xml = String::from(
         "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>false</Quiet>",
     );
-    for (key, etag) in objects {
+    for (key, etag, version_id) in objects {
         xml.push_str("<Object><Key>");
         xml.push_str(&escape(key));
         xml.push_str("</Key>");
+        if let Some(id) = version_id {
+            xml.push_str("<VersionId>");
+            xml.push_str(&escape(id));
+            xml.push_str("</VersionId>");
+        }
         if let Some(etag) = etag {
             xml.push_str("<ETag>\"");
             xml.push_str(&escape(etag));
@@ -257,7 +266,8 @@ mod tests {
 
     #[test]
     fn request_bodies_escape_keys() {
-        let xml = delete_request([("a<b>&\"c'", Some("e1")), ("plain", None)].into_iter());
+        let xml =
+            delete_request([("a<b>&\"c'", Some("e1"), None), ("plain", None, None)].into_iter());
         assert!(
             xml.contains("<Key>a&lt;b&gt;&amp;&quot;c&apos;</Key><ETag>\"e1\"</ETag>"),
             "{xml}"
