@@ -152,14 +152,9 @@ impl Rpc {
 /// known method or not: where Connect's media types mean Connect rather than REST.
 #[must_use]
 pub fn is_service_path(path: &str) -> bool {
-    [
-        "/draft.v1.DraftService/",
-        "/grpc.health.v1.Health/",
-        "/grpc.reflection.v1.ServerReflection/",
-        "/grpc.reflection.v1alpha.ServerReflection/",
-    ]
-    .iter()
-    .any(|service| path.starts_with(service))
+    path.strip_prefix('/')
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(service, _)| SERVICES.contains(&service))
 }
 
 /// The protocols that carry gRPC methods, for what each can carry.
@@ -176,10 +171,14 @@ pub enum Carrier {
     ConnectStream,
 }
 
-/// The services this server has, as a sentence's tail.
-const SERVICES: &str = "draft.v1.DraftService, grpc.health.v1.Health, \
-                        grpc.reflection.v1.ServerReflection and \
-                        grpc.reflection.v1alpha.ServerReflection";
+/// The services this server has, by full name (`package.Service`): the one list that method
+/// paths ([`is_service_path`]) and the unknown-service message are checked against.
+pub const SERVICES: &[&str] = &[
+    "draft.v1.DraftService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
 
 /// Why a call over `carrier` to `rpc` at `path` (`rpc` `None`: no method there) in HTTP
 /// `version` is refused from its head alone, before any of its body is read: a native gRPC
@@ -212,7 +211,10 @@ pub fn refused_at_head(
         let service: String = service.chars().take(128).collect();
         return Some(ApiError::new(
             Code::Unimplemented,
-            format!("unknown service {service:?}; this server has {SERVICES}"),
+            format!(
+                "unknown service {service:?}; this server has {}",
+                connect::listed(SERVICES, "and")
+            ),
         ));
     };
     match carrier {
@@ -634,6 +636,16 @@ mod tests {
             "/draft.v1.DraftService/confirmupload",
         ] {
             assert_eq!(Rpc::of(unknown), None, "{unknown}");
+        }
+        for (path, service) in [
+            ("/draft.v1.DraftService/Nope", true),
+            ("/grpc.reflection.v1alpha.ServerReflection/X", true),
+            ("/draft.v1.DraftService", false),
+            ("/draft.v1.DraftServiceX/Nope", false),
+            ("/x/draft.v1.DraftService/Nope", false),
+            ("draft.v1.DraftService/Nope", false),
+        ] {
+            assert_eq!(is_service_path(path), service, "{path}");
         }
     }
 
