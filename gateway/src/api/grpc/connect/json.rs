@@ -12,20 +12,15 @@
 //!
 //! The usual request is read once, straight by pbjson, at no extra cost. Only when pbjson
 //! refuses it is the text read again as a [`serde_json::Value`], walked once by the request
-//! type's descriptor (from [`draftstore_proto::DESCRIPTORS`]) and read by pbjson again; every
+//! type's descriptor (from [`super::super::reflection::pool`]) and read by pbjson again; every
 //! error then names the field it is about (`constraints.contentLength: …`), never serde's
 //! internals.
 
 use crate::api::error::{ApiError, Code};
 use draftstore_proto::prost::Name;
-use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::sync::LazyLock;
-
-/// The descriptors of `draft.v1` and `grpc.health.v1`, decoded once.
-static POOL: LazyLock<Option<DescriptorPool>> =
-    LazyLock::new(|| DescriptorPool::decode(draftstore_proto::DESCRIPTORS).ok());
 
 /// Reads `json`, the whole body, as a `T`.
 ///
@@ -44,8 +39,8 @@ pub fn read<T: DeserializeOwned + Name>(json: &[u8]) -> Result<T, ApiError> {
     let Unique(mut value) = serde_path_to_error::deserialize(&mut text)
         .map_err(|e| malformed::<T>(&at(&e.path().to_string(), clear(e.inner()))))?;
     text.end().map_err(|e| malformed::<T>(&clear(&e)))?;
-    match POOL
-        .as_ref()
+    match super::super::reflection::pool()
+        .ok()
         .and_then(|pool| pool.get_message_by_name(&T::full_name()))
     {
         Some(desc) => {
