@@ -90,20 +90,19 @@ pub async fn handle<B: Storage + Presign>(
             ));
         }
     }
-    let (rpc, json) =
-        match rpc.map(|rpc| (rpc, Json::of(rpc))) {
-            Some((rpc, Some(json))) => (rpc, json),
-            Some(_) => return Err(ApiError::new(
-                Code::Unimplemented,
-                "server reflection is a bidirectional stream: call it with native gRPC over HTTP/2",
-            )),
-            None => {
-                return Err(ApiError::new(
-                    Code::Unimplemented,
-                    format!("unknown method {}", req.uri().path()),
-                ))
-            }
-        };
+    let rpc = super::admitted(
+        super::Carrier::Connect,
+        rpc,
+        req.uri().path(),
+        req.version(),
+    )?;
+    // Every method `admitted` lets through over Connect unary is unary and has a JSON form.
+    let Some(json) = Json::of(rpc) else {
+        return Err(ApiError::new(
+            Code::Unimplemented,
+            format!("{} is not a unary method", rpc.label()),
+        ));
+    };
     let deadline = timeout(headers)?;
     let call = async {
         // The body layer read it whole, within its limit (see `http::layer::body`).

@@ -236,6 +236,24 @@ pub fn refused_at_head(
     }
 }
 
+/// `rpc` when a call over `carrier` to it at `path` in HTTP `version` is served, else why not:
+/// [`refused_at_head`], the one rule, for adapters called with the call's head (the protocol
+/// layer has refused such calls already, before their body was read).
+///
+/// # Errors
+/// What [`refused_at_head`] gives; `UNIMPLEMENTED` for no method.
+pub fn admitted(
+    carrier: Carrier,
+    rpc: Option<Rpc>,
+    path: &str,
+    version: Version,
+) -> Result<Rpc, ApiError> {
+    if let Some(e) = refused_at_head(carrier, rpc, path, version) {
+        return Err(e);
+    }
+    rpc.ok_or_else(|| ApiError::new(Code::Unimplemented, format!("unknown method {path}")))
+}
+
 /// Handles one call to `rpc` (`None`: a method this server does not have), its body (the
 /// framed message) read whole; the server turns the result into [`status::ok_with_trailer`] or
 /// [`status::error`].
@@ -246,15 +264,7 @@ pub async fn handle<B: Storage + Presign>(
     limits: &Limits,
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
-    if req.version() != Version::HTTP_2 {
-        return Err(ApiError::new(Code::NeedsHttp2, "gRPC needs HTTP/2"));
-    }
-    let Some(rpc) = rpc else {
-        return Err(ApiError::new(
-            Code::Unimplemented,
-            format!("unknown method {}", req.uri().path()),
-        ));
-    };
+    let rpc = admitted(Carrier::Native, rpc, req.uri().path(), req.version())?;
     let deadline = timeout(req.headers());
     if deadline == Some(Duration::ZERO) {
         return Err(ApiError::new(
@@ -291,15 +301,14 @@ pub async fn handle<B: Storage + Presign>(
 /// Handles one streaming call (server reflection): its body is not read whole by the body
 /// layer but message by message, each under the stream's own idle limit.
 ///
+/// Its head was checked by the protocol layer ([`refused_at_head`]: HTTP/2 only).
+///
 /// # Errors
-/// `NEEDS_HTTP2` over HTTP/1.1, `DEADLINE_EXCEEDED` for a `grpc-timeout` already passed.
+/// `DEADLINE_EXCEEDED` for a `grpc-timeout` already passed.
 pub fn stream(
     req: Request<hyper::body::Incoming>,
     limits: &Limits,
 ) -> Result<Response<Body>, ApiError> {
-    if req.version() != Version::HTTP_2 {
-        return Err(ApiError::new(Code::NeedsHttp2, "gRPC needs HTTP/2"));
-    }
     let deadline = timeout(req.headers());
     if deadline == Some(Duration::ZERO) {
         return Err(ApiError::new(
