@@ -343,16 +343,7 @@ impl<B: Storage + Presign + 'static> Router<B> {
                 }
                 // Parsed as `Store` only by path: without a mounted store it is no route, and
                 // answered as REST answers an unknown route (JSON, not the store's XML).
-                None => {
-                    let (req, unread) = unread(req);
-                    let answer = rest::handle(&self.app, req, None, None)
-                        .await
-                        .unwrap_or_else(|e| reply(Call::Rest(None), e));
-                    return match unread {
-                        Some(body) => body::early(answer, body),
-                        None => answer,
-                    };
-                }
+                None => return self.rest(req, None, None).await,
             },
             Call::Grpc(Some(rpc)) if !rpc.is_unary() => grpc::stream(req, &self.limits),
             // Connect's streaming form (server reflection): read message by message.
@@ -395,18 +386,23 @@ impl<B: Storage + Presign + 'static> Router<B> {
                 ))
                 .await
             }
-            Call::Rest(route) => {
-                let (req, unread) = unread(req);
-                let answer = rest::handle(&self.app, req, route, tenant.as_ref())
-                    .await
-                    .unwrap_or_else(|e| reply(call, e));
-                return match unread {
-                    Some(body) => body::early(answer, body),
-                    None => answer,
-                };
-            }
+            Call::Rest(route) => return self.rest(req, route, tenant.as_ref()).await,
         };
         result.unwrap_or_else(|e| reply(call, e))
+    }
+
+    /// A REST call (`route` `None`: no route, or the store's path with no store mounted)
+    /// answered in REST's shape; a body it did not read is read and thrown away after the
+    /// answer ([`body::early`]).
+    async fn rest(&self, req: Req, route: Option<rest::Route>, tenant: Option<&Tenant>) -> Res {
+        let (req, unread) = unread(req);
+        let answer = rest::handle(&self.app, req, route, tenant)
+            .await
+            .unwrap_or_else(|e| reply(Call::Rest(route), e));
+        match unread {
+            Some(body) => body::early(answer, body),
+            None => answer,
+        }
     }
 }
 

@@ -431,7 +431,13 @@ async fn a_method_path_refuses_other_methods_and_media_types_as_connect_does() {
             let (status, headers, body) = raw_call(&client, request).await;
             assert_eq!(status, 415, "{protocol} {content_type:?}: {body}");
             let accepted = headers["accept-post"].to_str().unwrap();
-            for media in ["application/json", "application/proto", "application/grpc"] {
+            for media in [
+                "application/json",
+                "application/proto",
+                "application/grpc",
+                "application/grpc-web-text+proto",
+                "application/connect+proto",
+            ] {
                 assert!(accepted.contains(media), "{accepted}");
             }
             assert_eq!(body["code"], "invalid_argument", "{body}");

@@ -178,16 +178,21 @@ async fn connect_streaming_refusals_come_from_the_head() {
         message.contains("application/connect+proto only"),
         "{message}"
     );
-    // A unary method in streaming form.
-    let (status, _, body) = open_call(
+    // A unary method in streaming form: a streaming answer (connectrpc.com/docs/protocol/
+    // #streaming-response): 200, the error in the end-of-stream envelope, and the message
+    // encodings taken in `Connect-Accept-Encoding`.
+    let (status, headers, body) = open_call(
         &server,
         "/draft.v1.DraftService/GetUploadURL",
         "application/connect+proto",
     )
     .await;
-    assert_eq!(status, 501);
-    let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(error["code"], "unimplemented", "{error}");
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/connect+proto");
+    assert_eq!(headers["connect-accept-encoding"], "identity");
+    assert!(headers.get("accept-encoding").is_none(), "{headers:?}");
+    let error = end_of_stream(&body);
+    assert_eq!(error["error"]["code"], "unimplemented", "{error}");
     // HTTP/1.1 cannot carry a bidirectional stream: refused before its (open) body ends.
     let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let head = format!(
@@ -205,17 +210,29 @@ async fn connect_streaming_refusals_come_from_the_head() {
         answer.extend_from_slice(&buf[..n]);
     }
     let text = String::from_utf8_lossy(&answer);
-    assert!(text.starts_with("HTTP/1.1 501"), "{text}");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("application/connect+proto"), "{text}");
+    assert!(text.contains("\"code\":\"unimplemented\""), "{text}");
     assert!(text.contains("needs HTTP/2"), "{text}");
     server.stop().await;
 }
 
-/// Reflection over Connect streaming is public like over gRPC, unless configured otherwise.
+/// The JSON of `body`, one Connect end-of-stream envelope (flag `0x02`).
+fn end_of_stream(body: &[u8]) -> serde_json::Value {
+    assert_eq!(body.first(), Some(&0x02), "{body:?}");
+    let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+    assert_eq!(body.len(), 5 + len, "one envelope: {body:?}");
+    serde_json::from_slice(&body[5..]).unwrap()
+}
+
+/// Reflection over Connect streaming is public like over gRPC, unless configured otherwise
+/// (refused: 200 with `unauthenticated` in the end-of-stream envelope, as Connect streams
+/// answer every error).
 #[tokio::test]
 async fn connect_reflection_is_public_unless_configured_otherwise() {
     use sha2::Digest;
     let keys = format!("acme {}", hex::encode(sha2::Sha256::digest(b"acme-key")));
-    for (public, want) in [("true", 200), ("false", 401)] {
+    for (public, want) in [("true", None), ("false", Some("unauthenticated"))] {
         let Some(server) = start(&[
             ("DRAFTSTORE_AUTH", "api-keys"),
             ("DRAFTSTORE_API_KEYS", &keys),
@@ -242,8 +259,28 @@ async fn connect_reflection_is_public_unless_configured_otherwise() {
         };
         send.send_data(envelope(0, &ask.encode_to_vec()).into(), true)
             .unwrap();
-        let response = response.await.unwrap();
-        assert_eq!(response.status(), want, "public={public}");
+        let (head, mut body) = response.await.unwrap().into_parts();
+        assert_eq!(head.status, 200, "public={public}");
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            body.flow_control().release_capacity(chunk.len()).unwrap();
+            bytes.extend_from_slice(&chunk);
+        }
+        // The last envelope ends the stream: `{}`, or the error.
+        let mut rest = &bytes[..];
+        let mut last = Vec::new();
+        while !rest.is_empty() {
+            let len = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
+            last = rest[..5 + len].to_vec();
+            rest = &rest[5 + len..];
+        }
+        let end = end_of_stream(&last);
+        assert_eq!(
+            end["error"]["code"].as_str(),
+            want,
+            "public={public}: {end}"
+        );
         server.stop().await;
     }
 }

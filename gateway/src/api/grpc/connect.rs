@@ -90,20 +90,19 @@ pub async fn handle<B: Storage + Presign>(
             ));
         }
     }
-    let (rpc, json) =
-        match rpc.map(|rpc| (rpc, Json::of(rpc))) {
-            Some((rpc, Some(json))) => (rpc, json),
-            Some(_) => return Err(ApiError::new(
-                Code::Unimplemented,
-                "server reflection is a bidirectional stream: call it with native gRPC over HTTP/2",
-            )),
-            None => {
-                return Err(ApiError::new(
-                    Code::Unimplemented,
-                    format!("unknown method {}", req.uri().path()),
-                ))
-            }
-        };
+    let rpc = super::admitted(
+        super::Carrier::Connect,
+        rpc,
+        req.uri().path(),
+        req.version(),
+    )?;
+    // Every method `admitted` lets through over Connect unary is unary and has a JSON form.
+    let Some(json) = Json::of(rpc) else {
+        return Err(ApiError::new(
+            Code::Unimplemented,
+            format!("{} is not a unary method", rpc.label()),
+        ));
+    };
     let deadline = timeout(headers)?;
     let call = async {
         // The body layer read it whole, within its limit (see `http::layer::body`).
@@ -316,11 +315,57 @@ pub fn error(e: &ApiError) -> Response<Body> {
     response
 }
 
-/// Every media type a gRPC method path takes (native gRPC, gRPC-Web, Connect unary): sent as
-/// `Accept-Post` with a 415.
-pub const ACCEPT_POST: &str = "application/grpc, application/grpc+proto, application/grpc-web, \
-     application/grpc-web+proto, application/grpc-web-text, application/grpc-web-text+proto, \
-     application/json, application/proto";
+/// Every media type a gRPC method path takes, by protocol: `(protocol, its media types)`.
+/// The one list [`accept_post`] (the 415's `Accept-Post`) and [`served_media_types`] (its
+/// message) are built from.
+pub const MEDIA_TYPES: &[(&str, &[&str])] = &[
+    ("gRPC", &["application/grpc", "application/grpc+proto"]),
+    (
+        "gRPC-Web",
+        &[
+            "application/grpc-web",
+            "application/grpc-web+proto",
+            "application/grpc-web-text",
+            "application/grpc-web-text+proto",
+        ],
+    ),
+    ("Connect unary", &["application/json", "application/proto"]),
+    (
+        "Connect streaming: server reflection",
+        &["application/connect+proto"],
+    ),
+];
+
+/// `Accept-Post` (RFC 9110 §15.5.16's companion, W3C LDP §7.1): every media type in
+/// [`MEDIA_TYPES`], comma-separated.
+#[must_use]
+pub fn accept_post() -> String {
+    MEDIA_TYPES
+        .iter()
+        .flat_map(|(_, types)| types.iter().copied())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// [`MEDIA_TYPES`] as a sentence's tail: `a or b (gRPC), c, d, e or f (gRPC-Web), …`.
+#[must_use]
+pub fn served_media_types() -> String {
+    MEDIA_TYPES
+        .iter()
+        .map(|(protocol, types)| format!("{} ({protocol})", listed(types, "or")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `items` as a sentence lists them: `a, b <word> c` (`word`: `or`, `and`).
+#[must_use]
+pub fn listed(items: &[&str], word: &str) -> String {
+    match items.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} {word} {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
 
 /// `e` refused at the HTTP level on a gRPC method path, as connect-go refuses it: its own HTTP
 /// status rather than the code's (405 with `Allow` for a method other than `POST`, 415 with
@@ -337,10 +382,9 @@ pub fn refusal(e: &ApiError) -> Response<Body> {
         headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
     }
     if e.kind() == Kind::UnsupportedMediaType {
-        headers.insert(
-            HeaderName::from_static("accept-post"),
-            HeaderValue::from_static(ACCEPT_POST),
-        );
+        if let Ok(accepted) = HeaderValue::from_str(&accept_post()) {
+            headers.insert(HeaderName::from_static("accept-post"), accepted);
+        }
     }
     response
 }
@@ -363,6 +407,28 @@ pub fn protocol_version(headers: &http::HeaderMap) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_post_and_the_415_message_name_every_media_type_served() {
+        let accepted = accept_post();
+        let message = served_media_types();
+        for media in [
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc-web",
+            "application/grpc-web+proto",
+            "application/grpc-web-text",
+            "application/grpc-web-text+proto",
+            "application/json",
+            "application/proto",
+            "application/connect+proto",
+        ] {
+            assert!(accepted.split(", ").any(|m| m == media), "{accepted}");
+            assert!(message.contains(media), "{message}");
+        }
+        assert_eq!(listed(&["a"], "or"), "a");
+        assert_eq!(listed(&["a", "b", "c"], "and"), "a, b and c");
+    }
 
     #[test]
     fn json_requests_become_protobuf_and_answers_json() {

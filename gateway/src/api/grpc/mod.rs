@@ -152,14 +152,9 @@ impl Rpc {
 /// known method or not: where Connect's media types mean Connect rather than REST.
 #[must_use]
 pub fn is_service_path(path: &str) -> bool {
-    [
-        "/draft.v1.DraftService/",
-        "/grpc.health.v1.Health/",
-        "/grpc.reflection.v1.ServerReflection/",
-        "/grpc.reflection.v1alpha.ServerReflection/",
-    ]
-    .iter()
-    .any(|service| path.starts_with(service))
+    path.strip_prefix('/')
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(service, _)| SERVICES.contains(&service))
 }
 
 /// The protocols that carry gRPC methods, for what each can carry.
@@ -176,10 +171,14 @@ pub enum Carrier {
     ConnectStream,
 }
 
-/// The services this server has, as a sentence's tail.
-const SERVICES: &str = "draft.v1.DraftService, grpc.health.v1.Health, \
-                        grpc.reflection.v1.ServerReflection and \
-                        grpc.reflection.v1alpha.ServerReflection";
+/// The services this server has, by full name (`package.Service`): the one list that method
+/// paths ([`is_service_path`]) and the unknown-service message are checked against.
+pub const SERVICES: &[&str] = &[
+    "draft.v1.DraftService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
 
 /// Why a call over `carrier` to `rpc` at `path` (`rpc` `None`: no method there) in HTTP
 /// `version` is refused from its head alone, before any of its body is read: a native gRPC
@@ -212,7 +211,10 @@ pub fn refused_at_head(
         let service: String = service.chars().take(128).collect();
         return Some(ApiError::new(
             Code::Unimplemented,
-            format!("unknown service {service:?}; this server has {SERVICES}"),
+            format!(
+                "unknown service {service:?}; this server has {}",
+                connect::listed(SERVICES, "and")
+            ),
         ));
     };
     match carrier {
@@ -234,6 +236,24 @@ pub fn refused_at_head(
     }
 }
 
+/// `rpc` when a call over `carrier` to it at `path` in HTTP `version` is served, else why not:
+/// [`refused_at_head`], the one rule, for adapters called with the call's head (the protocol
+/// layer has refused such calls already, before their body was read).
+///
+/// # Errors
+/// What [`refused_at_head`] gives; `UNIMPLEMENTED` for no method.
+pub fn admitted(
+    carrier: Carrier,
+    rpc: Option<Rpc>,
+    path: &str,
+    version: Version,
+) -> Result<Rpc, ApiError> {
+    if let Some(e) = refused_at_head(carrier, rpc, path, version) {
+        return Err(e);
+    }
+    rpc.ok_or_else(|| ApiError::new(Code::Unimplemented, format!("unknown method {path}")))
+}
+
 /// Handles one call to `rpc` (`None`: a method this server does not have), its body (the
 /// framed message) read whole; the server turns the result into [`status::ok_with_trailer`] or
 /// [`status::error`].
@@ -244,15 +264,7 @@ pub async fn handle<B: Storage + Presign>(
     limits: &Limits,
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
-    if req.version() != Version::HTTP_2 {
-        return Err(ApiError::new(Code::NeedsHttp2, "gRPC needs HTTP/2"));
-    }
-    let Some(rpc) = rpc else {
-        return Err(ApiError::new(
-            Code::Unimplemented,
-            format!("unknown method {}", req.uri().path()),
-        ));
-    };
+    let rpc = admitted(Carrier::Native, rpc, req.uri().path(), req.version())?;
     let deadline = timeout(req.headers());
     if deadline == Some(Duration::ZERO) {
         return Err(ApiError::new(
@@ -289,15 +301,14 @@ pub async fn handle<B: Storage + Presign>(
 /// Handles one streaming call (server reflection): its body is not read whole by the body
 /// layer but message by message, each under the stream's own idle limit.
 ///
+/// Its head was checked by the protocol layer ([`refused_at_head`]: HTTP/2 only).
+///
 /// # Errors
-/// `NEEDS_HTTP2` over HTTP/1.1, `DEADLINE_EXCEEDED` for a `grpc-timeout` already passed.
+/// `DEADLINE_EXCEEDED` for a `grpc-timeout` already passed.
 pub fn stream(
     req: Request<hyper::body::Incoming>,
     limits: &Limits,
 ) -> Result<Response<Body>, ApiError> {
-    if req.version() != Version::HTTP_2 {
-        return Err(ApiError::new(Code::NeedsHttp2, "gRPC needs HTTP/2"));
-    }
     let deadline = timeout(req.headers());
     if deadline == Some(Duration::ZERO) {
         return Err(ApiError::new(
@@ -634,6 +645,16 @@ mod tests {
             "/draft.v1.DraftService/confirmupload",
         ] {
             assert_eq!(Rpc::of(unknown), None, "{unknown}");
+        }
+        for (path, service) in [
+            ("/draft.v1.DraftService/Nope", true),
+            ("/grpc.reflection.v1alpha.ServerReflection/X", true),
+            ("/draft.v1.DraftService", false),
+            ("/draft.v1.DraftServiceX/Nope", false),
+            ("/x/draft.v1.DraftService/Nope", false),
+            ("draft.v1.DraftService/Nope", false),
+        ] {
+            assert_eq!(is_service_path(path), service, "{path}");
         }
     }
 

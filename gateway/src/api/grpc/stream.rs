@@ -146,7 +146,7 @@ impl Sender {
 }
 
 /// Connect's end-of-stream envelope: flag `0x02`, then the JSON end message.
-fn end_of_stream(outcome: Result<(), ApiError>) -> Bytes {
+pub(crate) fn end_of_stream(outcome: Result<(), ApiError>) -> Bytes {
     let json = match outcome {
         Ok(()) => serde_json::json!({}),
         Err(e) => serde_json::json!({"error": {

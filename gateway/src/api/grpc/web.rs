@@ -81,12 +81,7 @@ pub async fn handle<B: Storage + Presign>(
     limits: &Limits,
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
-    let Some(rpc) = rpc else {
-        return Err(ApiError::new(
-            Code::Unimplemented,
-            format!("unknown method {}", req.uri().path()),
-        ));
-    };
+    let rpc = super::admitted(super::Carrier::Web, rpc, req.uri().path(), req.version())?;
     let deadline = super::timeout(req.headers());
     if deadline == Some(std::time::Duration::ZERO) {
         return Err(ApiError::new(

@@ -74,6 +74,8 @@ pub fn reply(call: Call, e: ApiError) -> Res {
     let mut response = match call {
         Call::Grpc(_) => grpc::status::error(e.grpc_code(), &e.message),
         Call::GrpcWeb(flavor, _) => grpc::web::error(flavor, &e),
+        // Connect's streaming form answers errors with 200 and an end-of-stream envelope.
+        Call::Connect(grpc::connect::Codec::Stream, _) => grpc::connect::stream::error(&e),
         Call::Connect(..) => grpc::connect::error(&e),
         Call::Store => store_error(&e),
         // The original DraftStore's routes answer errors in its shape.

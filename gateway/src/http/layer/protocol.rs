@@ -145,12 +145,6 @@ fn check(req: &Req, call: Call) -> Result<(), ApiError> {
     }
 }
 
-/// The media types a gRPC method path takes, as a sentence's tail.
-const SERVED_MEDIA_TYPES: &str = "application/grpc or application/grpc+proto (gRPC), \
-     application/grpc-web, -web+proto, -web-text or -web-text+proto (gRPC-Web), \
-     application/json or application/proto (Connect unary), application/connect+proto \
-     (Connect streaming: server reflection)";
-
 /// The 415 for a gRPC method path called with another media type (or none), saying which
 /// are served; Connect's streaming types (`application/connect+proto`, `+json`, what
 /// `buf curl` sends for server reflection by default) get a sentence of their own.
@@ -167,10 +161,11 @@ fn not_a_grpc_media_type(headers: &http::HeaderMap) -> ApiError {
         format!(
             "Connect streaming is served as application/connect+proto only (server \
              reflection, over HTTP/2), not application/connect+json; a gRPC method takes \
-             {SERVED_MEDIA_TYPES}"
+             {}",
+            connect::served_media_types()
         )
     } else {
-        format!("a gRPC method takes {SERVED_MEDIA_TYPES}")
+        format!("a gRPC method takes {}", connect::served_media_types())
     };
     ApiError::new(Code::UnsupportedMediaType, message)
 }
@@ -185,8 +180,8 @@ fn one_content_type(headers: &http::HeaderMap, call: Call) -> Result<(), ApiErro
         return Err(ApiError::new(
             Code::UnsupportedMediaType,
             format!(
-                "a call carries exactly one Content-Type header; a gRPC method takes \
-                 {SERVED_MEDIA_TYPES}"
+                "a call carries exactly one Content-Type header; a gRPC method takes {}",
+                connect::served_media_types()
             ),
         ));
     };

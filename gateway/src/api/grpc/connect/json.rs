@@ -12,20 +12,15 @@
 //!
 //! The usual request is read once, straight by pbjson, at no extra cost. Only when pbjson
 //! refuses it is the text read again as a [`serde_json::Value`], walked once by the request
-//! type's descriptor (from [`draftstore_proto::DESCRIPTORS`]) and read by pbjson again; every
+//! type's descriptor (from [`super::super::reflection::pool`]) and read by pbjson again; every
 //! error then names the field it is about (`constraints.contentLength: …`), never serde's
 //! internals.
 
 use crate::api::error::{ApiError, Code};
 use draftstore_proto::prost::Name;
-use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::sync::LazyLock;
-
-/// The descriptors of `draft.v1` and `grpc.health.v1`, decoded once.
-static POOL: LazyLock<Option<DescriptorPool>> =
-    LazyLock::new(|| DescriptorPool::decode(draftstore_proto::DESCRIPTORS).ok());
 
 /// Reads `json`, the whole body, as a `T`.
 ///
@@ -38,17 +33,14 @@ pub fn read<T: DeserializeOwned + Name>(json: &[u8]) -> Result<T, ApiError> {
         Ok(message) => return Ok(message),
         Err(e) => e,
     };
-    // A field named twice (which a `Value` would hide by keeping the last): refused as it is.
-    // Text that is not JSON is refused by the second reading, naming where.
-    if first.to_string().starts_with("duplicate field") {
-        return Err(malformed::<T>(&clear(&first)));
-    }
+    // Text that is not JSON, or names a member twice (which a `Value` would hide by keeping
+    // the last), is refused by the second reading, naming where.
     let mut text = serde_json::Deserializer::from_slice(json);
-    let mut value: Value = serde_path_to_error::deserialize(&mut text)
+    let Unique(mut value) = serde_path_to_error::deserialize(&mut text)
         .map_err(|e| malformed::<T>(&at(&e.path().to_string(), clear(e.inner()))))?;
     text.end().map_err(|e| malformed::<T>(&clear(&e)))?;
-    match POOL
-        .as_ref()
+    match super::super::reflection::pool()
+        .ok()
         .and_then(|pool| pool.get_message_by_name(&T::full_name()))
     {
         Some(desc) => {
@@ -59,6 +51,87 @@ pub fn read<T: DeserializeOwned + Name>(json: &[u8]) -> Result<T, ApiError> {
     }
     serde_path_to_error::deserialize(value)
         .map_err(|e| malformed::<T>(&at(&e.path().to_string(), clear(e.inner()))))
+}
+
+/// A JSON value whose objects each name a member at most once (RFC 8259 §4: names SHOULD be
+/// unique; a repeated one is refused rather than the last silently winning).
+struct Unique(Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+/// Builds a [`Value`] as serde_json's own visitor does, refusing a repeated member name.
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // Never NaN or infinite from JSON text; `Null` as serde_json's own visitor gives.
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d).map(|Unique(v)| v)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Unique(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if members.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "field {:?} is given twice; each field appears at most once",
+                    cut(&key, 64)
+                )));
+            }
+            let Unique(value) = map.next_value()?;
+            members.insert(key, value);
+        }
+        Ok(Value::Object(members))
+    }
 }
 
 /// serde_json's refusal `e` in our words: the problem and the expected form, without its
@@ -449,6 +522,22 @@ mod tests {
             "{}",
             e.message
         );
+        // The duplicate is refused when pbjson's first error is another one (an exponent
+        // form it does not read), and inside a nested message, naming where.
+        for (bad, names) in [
+            (
+                &br#"{"constraints":{"contentLength":1e3},"objectName":"a","objectName":"b"}"#[..],
+                "\"objectName\" is given twice",
+            ),
+            (
+                br#"{"objectName":"a","constraints":{"contentLength":"1e3","contentLength":2}}"#,
+                "constraints: field \"contentLength\" is given twice",
+            ),
+        ] {
+            let e = read::<pb::GetUploadUrlRequest>(bad).unwrap_err();
+            assert_eq!(e.code, Code::MalformedMessage);
+            assert!(e.message.contains(names), "{}", e.message);
+        }
     }
 
     #[test]

@@ -4,13 +4,14 @@
 //! 5-byte envelope as gRPC's; flag `0x01` compressed, refused: this server reads `identity`
 //! only), the answer HTTP 200 ending with an end-of-stream envelope (flag `0x02`) whose JSON
 //! is `{}` or `{"error": {"code", "message"}}`. `Connect-Timeout-Ms` bounds the stream.
-//! Refusals decided from the head (HTTP/1.1, a unary method) are answered by the protocol
-//! layer before this runs.
+//! Refusals decided from the head (HTTP/1.1, a unary method, auth, load shedding) are answered
+//! before this runs, in the same streaming shape ([`error`]: 200 and an end-of-stream
+//! envelope), except a media type or method no protocol of the path takes (415, 405).
 
 use crate::api::error::ApiError;
 use crate::config::Limits;
-use crate::http::response::Body;
-use http::{HeaderName, Request, Response};
+use crate::http::response::{full, Body, CONTENT_TYPE};
+use http::{HeaderName, HeaderValue, Request, Response};
 
 /// `Connect-Accept-Encoding`: the message encodings a stream's peer accepts.
 pub const ACCEPT_ENCODING: HeaderName = HeaderName::from_static("connect-accept-encoding");
@@ -33,6 +34,23 @@ pub fn check(headers: &http::HeaderMap) -> Result<Option<std::time::Duration>, A
         }
     }
     Ok(deadline)
+}
+
+/// `e`, ending a Connect stream refused before any message (by its head, admission or load
+/// shedding), as Connect's streaming protocol answers every error
+/// (connectrpc.com/docs/protocol/#streaming-response): HTTP 200, `application/connect+proto`,
+/// `Connect-Accept-Encoding: identity`, and a body of one end-of-stream envelope (flag `0x02`)
+/// holding `{"error": {"code", "message"}}`.
+#[must_use]
+pub fn error(e: &ApiError) -> Response<Body> {
+    let mut response = Response::new(full(super::super::stream::end_of_stream(Err(e.clone()))));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(super::Codec::Stream.content_type()),
+    );
+    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    response
 }
 
 /// Serves one Connect reflection stream whose head [`check`] accepted, within `deadline`.
