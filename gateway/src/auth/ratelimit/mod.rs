@@ -69,6 +69,11 @@ pub struct RedisConfig {
     /// Put before the tenant in every Redis key, so deployments can share one Redis. Ends in
     /// `:` (checked by `config`), which tenant names never hold: keys of two prefixes never meet.
     pub key_prefix: String,
+    /// How many replicas to assume until this replica has counted them in Redis
+    /// (`DRAFTSTORE_RATE_LIMIT_REPLICAS`, 1..=1000, 1 by default): a replica started while
+    /// Redis is away counts alone refilling at the tenant's rate divided by this, not at the
+    /// full rate, until its first probe reaches Redis.
+    pub replicas: u32,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -78,6 +83,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("timeout", &self.timeout)
             .field("on_error", &self.on_error)
             .field("key_prefix", &self.key_prefix)
+            .field("replicas", &self.replicas)
             .finish()
     }
 }

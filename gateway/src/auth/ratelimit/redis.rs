@@ -140,7 +140,7 @@ impl RedisLimiter {
             failures: AtomicU32::new(0),
             outage: Outage::default(),
             debts: Debts::default(),
-            replicas: Replicas::new(),
+            replicas: Replicas::new(config.replicas),
         });
         set_status(true);
         tokio::spawn(probe::run(Arc::downgrade(&limiter)));

@@ -5,7 +5,10 @@
 //! of ids ([`REPLICAS_LUA`](super::script::REPLICAS_LUA)) and reads how many probed within
 //! [`COUNTED_FOR`]. The count is kept from before an outage until Redis is healthy again (a
 //! probe that recovers only raises it), so the debts charged on recovery use the replicas that
-//! were serving, not only those whose probes came back first.
+//! were serving, not only those whose probes came back first. Until its first count a replica
+//! assumes the configured hint (`DRAFTSTORE_RATE_LIMIT_REPLICAS`, 1 by default): one started
+//! while Redis is away would otherwise count itself alone (R = 1) and refill every tenant's
+//! bucket at the full rate on top of the replicas already counting alone.
 
 use super::super::bucket::MAX_DEPTH;
 use super::{RedisLimiter, PROBE_TIMEOUT};
@@ -26,12 +29,12 @@ pub(super) struct Replicas {
 }
 
 impl Replicas {
-    /// A random id; one replica (this one) until counted.
-    pub(super) fn new() -> Self {
+    /// A random id; `hint` replicas (at least 1, at most [`MAX_REPLICAS`]) until counted.
+    pub(super) fn new(hint: u32) -> Self {
         Self {
             // Ids must only differ between live replicas: not a secret.
             id: hex::encode(fastrand::u64(..).to_le_bytes()),
-            count: AtomicU32::new(1),
+            count: AtomicU32::new(hint.clamp(1, MAX_REPLICAS)),
             script: redis::Script::new(super::script::REPLICAS_LUA),
         }
     }
@@ -50,8 +53,8 @@ impl Replicas {
 }
 
 impl RedisLimiter {
-    /// How many replicas share the buckets, as last counted in Redis (at least 1; 1 until the
-    /// first probe counted them).
+    /// How many replicas share the buckets, as last counted in Redis (at least 1; the
+    /// configured hint until the first probe counted them).
     pub(in super::super) fn replicas(&self) -> u32 {
         self.replicas.count()
     }
@@ -77,5 +80,23 @@ impl RedisLimiter {
         } else {
             self.replicas.count.store(counted, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_counted_a_replica_assumes_the_hint() {
+        assert_eq!(
+            Replicas::new(1).count(),
+            1,
+            "the default: today's behaviour"
+        );
+        let hinted = Replicas::new(12);
+        assert_eq!((hinted.count(), hinted.depth()), (12, 11));
+        assert_eq!(Replicas::new(0).count(), 1, "never 0");
+        assert_eq!(Replicas::new(u32::MAX).count(), MAX_REPLICAS);
     }
 }
