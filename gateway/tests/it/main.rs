@@ -65,6 +65,8 @@ mod presign_cli;
 mod proxy;
 /// Tenant rate limits, in process and shared through Redis.
 mod ratelimit;
+/// A charge answered with a fuller bucket (Redis lost writes) never raises a replica's bucket.
+mod ratelimit_crash;
 /// The shared rate limiter while Redis is frozen, flapping, refusing or not speaking TLS.
 mod ratelimit_faults;
 /// The shared rate limiter's fallback starts from what Redis left; recovery is a decision.

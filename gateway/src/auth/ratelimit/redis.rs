@@ -20,7 +20,8 @@
 //! decision Redis made in time (a Redis that answers but refuses writes, `NOREPLICAS`, `OOM`,
 //! `READONLY`, or answers slower than the bound, has not recovered). Each decision's answer
 //! says what it left in the shared bucket ([`Shared::left`]), which the caller mirrors into its
-//! local bucket: a fallback starts from what was left, not from a full bucket; and what the
+//! local bucket (only lowering it when the decision carried a charge, [`Shared::charged`]): a
+//! fallback starts from what was left, not from a full bucket; and what the
 //! fallback granted is charged to Redis with the tenant's next decision (`owed.rs`), or by the
 //! probe as soon as Redis decides again, whichever comes first (`debts.rs`). Failures are
 //! counted in `draftstore_rate_limit_redis_calls_total{outcome}` and logged as `outage.rs`
@@ -103,6 +104,9 @@ pub struct Shared {
     /// Redis's clock when it decided, µs since the Unix epoch: orders answers that arrive out
     /// of order.
     pub server_us: i64,
+    /// Whether the decision also charged what this replica owed (granted alone): its `left`
+    /// then only lowers the local bucket, never raises it.
+    pub charged: bool,
 }
 
 impl RedisLimiter {
@@ -246,6 +250,7 @@ impl RedisLimiter {
                     .rate_limit_redis_seconds
                     .observe(started.elapsed().as_secs_f64());
                 self.succeeded();
+                let charged = granted >= 0 && charge.is_some();
                 if let Some(charge) = charge.filter(|_| granted >= 0) {
                     // The script ran before its deadline: the charge is in the bucket.
                     charge.applied();
@@ -255,6 +260,7 @@ impl RedisLimiter {
                     decision,
                     left,
                     server_us,
+                    charged,
                 };
                 match granted {
                     1 => {

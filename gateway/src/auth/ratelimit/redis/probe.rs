@@ -8,7 +8,7 @@
 use super::super::debts::Debt;
 use super::super::outage::{describe, slow, timed_out};
 use super::super::owed::Charge;
-use super::super::{mirror, set_status};
+use super::super::{lower, set_status};
 use super::{count, left_tokens, per_us, RedisLimiter, PROBE_TIMEOUT};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -126,7 +126,8 @@ impl RedisLimiter {
     /// Charges one tenant's debt alone (the script with a cost of 0, a deadline of
     /// [`PROBE_TIMEOUT`]): taken off the debt only when Redis answered that it applied it, so
     /// an answer lost after the script ran charges it twice at most (the next charge), never
-    /// less; what the answer says the shared bucket holds is mirrored into the local bucket.
+    /// less; what the answer says the shared bucket holds lowers the local bucket (never raises
+    /// it).
     /// `false` when Redis did not apply it (the debt stays listed).
     async fn charge(self: &Arc<Self>, debt: Debt) -> bool {
         let started = Instant::now();
@@ -151,10 +152,11 @@ impl RedisLimiter {
             if granted >= 0 {
                 charge.applied();
                 count("charged");
-                // What the shared bucket holds now, debt included: a replica that falls back
-                // again counts on from there.
+                // What the shared bucket holds now, debt included, if that is less than the
+                // local bucket holds: a replica that falls back again counts on from there.
+                // Never more (`lower`): a fuller answer may hide a charge Redis lost.
                 let left = left_tokens(left, debt.spec.limit);
-                mirror(&debt.local, debt.spec, left, server_us);
+                lower(&debt.local, debt.spec, left, server_us, self.replicas());
                 return true;
             }
         }
