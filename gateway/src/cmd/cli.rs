@@ -278,8 +278,9 @@ pub struct ServeArgs {
     /// draftstore:ratelimit:].
     #[arg(long)]
     pub rate_limit_key_prefix: Option<String>,
-    /// Replicas to assume until this one has counted them in Redis: a replica started while
-    /// Redis is away refills at rate / this [env: DRAFTSTORE_RATE_LIMIT_REPLICAS, default 1].
+    /// The fewest replicas to share a tenant's rate with while counting alone (Redis away):
+    /// each replica then refills at rate / max(counted, this); set it to the most replicas
+    /// that may run [env: DRAFTSTORE_RATE_LIMIT_REPLICAS, default 1].
     #[arg(long)]
     pub rate_limit_replicas: Option<String>,
     /// Connections open at once; more wait in the kernel's backlog [env:

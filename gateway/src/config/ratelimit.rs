@@ -82,9 +82,10 @@ pub fn redis(get: Lookup<'_>) -> Result<Option<RedisConfig>, ConfigError> {
     }))
 }
 
-/// `DRAFTSTORE_RATE_LIMIT_REPLICAS`: how many replicas a replica assumes until it has counted
-/// them in Redis (1 when unset). Set but empty is refused, like the other settings: an empty
-/// value would silently mean 1, the full rate for a replica started during an outage.
+/// `DRAFTSTORE_RATE_LIMIT_REPLICAS`: the fewest replicas a replica counting alone shares a
+/// tenant's rate with, whatever it counted in Redis (1 when unset). Set but empty is refused,
+/// like the other settings: an empty value would silently mean 1, the full rate for a replica
+/// started during an outage.
 fn replicas(get: Lookup<'_>) -> Result<u32, ConfigError> {
     const NAME: &str = "DRAFTSTORE_RATE_LIMIT_REPLICAS";
     let Some(value) = get(NAME) else {

@@ -70,10 +70,11 @@ pub struct RedisConfig {
     /// Put before the tenant in every Redis key, so deployments can share one Redis. Ends in
     /// `:` (checked by `config`), which tenant names never hold: keys of two prefixes never meet.
     pub key_prefix: String,
-    /// How many replicas to assume until this replica has counted them in Redis
-    /// (`DRAFTSTORE_RATE_LIMIT_REPLICAS`, 1..=1000, 1 by default): a replica started while
-    /// Redis is away counts alone refilling at the tenant's rate divided by this, not at the
-    /// full rate, until its first probe reaches Redis.
+    /// The fewest replicas a replica counting alone shares a tenant's rate with
+    /// (`DRAFTSTORE_RATE_LIMIT_REPLICAS`, 1..=1000, 1 by default): while Redis is away each
+    /// replica refills at the tenant's rate divided by the larger of this and the replicas it
+    /// last counted in Redis, so replicas started during an outage (which those counted before
+    /// cannot see) still refill within the rate together, up to this many replicas.
     pub replicas: u32,
 }
 

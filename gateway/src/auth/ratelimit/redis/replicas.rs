@@ -5,10 +5,12 @@
 //! of ids ([`REPLICAS_LUA`](super::script::REPLICAS_LUA)) and reads how many probed within
 //! [`COUNTED_FOR`]. The count is kept from before an outage until Redis is healthy again (a
 //! probe that recovers only raises it), so the debts charged on recovery use the replicas that
-//! were serving, not only those whose probes came back first. Until its first count a replica
-//! assumes the configured hint (`DRAFTSTORE_RATE_LIMIT_REPLICAS`, 1 by default): one started
-//! while Redis is away would otherwise count itself alone (R = 1) and refill every tenant's
-//! bucket at the full rate on top of the replicas already counting alone.
+//! were serving, not only those whose probes came back first. A replica counting alone shares
+//! the rate with at least the configured hint (`DRAFTSTORE_RATE_LIMIT_REPLICAS`, 1 by default),
+//! also before its first count: one started while Redis is away would otherwise count itself
+//! alone (R = 1) and refill every tenant's bucket at the full rate, and the replicas counted
+//! before the outage cannot see it, so only a floor of the most replicas that may run keeps
+//! their refills within the rate together.
 
 use super::super::bucket::MAX_DEPTH;
 use super::{RedisLimiter, PROBE_TIMEOUT};
@@ -25,24 +27,31 @@ const MAX_REPLICAS: u32 = MAX_DEPTH + 1;
 pub(super) struct Replicas {
     id: String,
     count: AtomicU32,
+    /// `DRAFTSTORE_RATE_LIMIT_REPLICAS`: the fewest replicas a replica counting alone assumes.
+    hint: u32,
     script: redis::Script,
 }
 
 impl Replicas {
-    /// A random id; `hint` replicas (at least 1, at most [`MAX_REPLICAS`]) until counted.
+    /// A random id; `hint` replicas (at least 1, at most [`MAX_REPLICAS`]) until counted, and
+    /// never fewer than `hint` when sharing the rate.
     pub(super) fn new(hint: u32) -> Self {
+        let hint = hint.clamp(1, MAX_REPLICAS);
         Self {
             // Ids must only differ between live replicas: not a secret.
             id: hex::encode(fastrand::u64(..).to_le_bytes()),
-            count: AtomicU32::new(hint.clamp(1, MAX_REPLICAS)),
+            count: AtomicU32::new(hint),
+            hint,
             script: redis::Script::new(super::script::REPLICAS_LUA),
         }
     }
 
-    /// How many replicas were last counted (at least 1): a replica counting alone refills its
-    /// bucket at the tenant's rate divided by this.
+    /// How many replicas a replica counting alone shares the tenant's rate with: the replicas
+    /// last counted, and at least the hint (at least 1). The hint is a floor, not only a start:
+    /// replicas counted before an outage cannot see one started during it, so only a floor of
+    /// the most replicas that may run keeps their refills together within the rate.
     pub(super) fn count(&self) -> u32 {
-        self.count.load(Ordering::Relaxed).max(1)
+        self.count.load(Ordering::Relaxed).max(self.hint).max(1)
     }
 
     /// How many limits a charge may take the shared bucket below 0: the replicas but one, at
@@ -96,6 +105,11 @@ mod tests {
         );
         let hinted = Replicas::new(12);
         assert_eq!((hinted.count(), hinted.depth()), (12, 11));
+        // Counted fewer: the hint stays the floor of the sharing, the depth follows the count.
+        hinted.count.store(3, Ordering::Relaxed);
+        assert_eq!((hinted.count(), hinted.depth()), (12, 2));
+        hinted.count.store(20, Ordering::Relaxed);
+        assert_eq!((hinted.count(), hinted.depth()), (20, 19));
         assert_eq!(Replicas::new(0).count(), 1, "never 0");
         assert_eq!(Replicas::new(u32::MAX).count(), MAX_REPLICAS);
     }
