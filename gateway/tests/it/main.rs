@@ -67,6 +67,8 @@ mod proxy;
 mod ratelimit;
 /// A charge answered with a fuller bucket (Redis lost writes) never raises a replica's bucket.
 mod ratelimit_crash;
+/// Damaged keys stay one tenant's; a connection that stops answering is dialled anew.
+mod ratelimit_damage;
 /// The shared rate limiter while Redis is frozen, flapping, refusing or not speaking TLS.
 mod ratelimit_faults;
 /// The shared rate limiter's fallback starts from what Redis left; recovery is a decision.

@@ -38,7 +38,7 @@ use url::client;
 
 use super::bucket::MAX_DEPTH;
 use super::debts::Debts;
-use super::outage::{describe, timed_out, Link, Outage};
+use super::outage::{describe, per_key, timed_out, Link, Outage, Throttle};
 use super::owed::{Charge, Owed};
 use super::{set_status, Local, OnError, RateSpec, RedisConfig};
 use arc_swap::ArcSwap;
@@ -86,11 +86,16 @@ pub struct RedisLimiter {
     debts: Debts,
     /// How many replicas share the buckets (how deep a charge may take one below 0).
     replicas: Replicas,
+    /// The WARNs about keys of the wrong type the scripts replaced.
+    repairs: Throttle,
+    /// The WARNs about one tenant's decisions failing (not the link's).
+    key_errors: Throttle,
 }
 
 /// A decision's answer: `granted` 1, 0 (limited), 2 (a charge alone) or -1 (past its
-/// deadline); `wait` in µs; the server's clock in µs; the tokens left in millionths.
-type Reply = (i64, i64, i64, i64);
+/// deadline); `wait` in µs; the server's clock in µs; the tokens left in millionths; 1 when the
+/// script replaced a key of the wrong type.
+type Reply = (i64, i64, i64, i64, i64);
 
 /// One decision Redis made, with what it left in the tenant's shared bucket.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -145,6 +150,8 @@ impl RedisLimiter {
             outage: Outage::default(),
             debts: Debts::default(),
             replicas: Replicas::new(config.replicas),
+            repairs: Throttle::default(),
+            key_errors: Throttle::default(),
         });
         set_status(true);
         tokio::spawn(probe::run(Arc::downgrade(&limiter)));
@@ -245,7 +252,7 @@ impl RedisLimiter {
             1,
         ));
         match tokio::time::timeout(self.timeout, &mut call).await {
-            Ok(Ok((granted, wait_us, server_us, left))) => {
+            Ok(Ok((granted, wait_us, server_us, left, _))) => {
                 crate::metrics::get()
                     .rate_limit_redis_seconds
                     .observe(started.elapsed().as_secs_f64());
@@ -281,6 +288,12 @@ impl RedisLimiter {
                     }
                 }
             }
+            // One tenant's key failing the script is that tenant's decision failing, not Redis
+            // failing every tenant: the fallback for this decision only.
+            Ok(Err(e)) if per_key(&e) => {
+                self.key_failed(tenant, &e);
+                Err(Unanswered)
+            }
             Ok(Err(e)) => {
                 self.failed("error", &describe(&e, self.link(self.timeout)));
                 Err(Unanswered)
@@ -311,7 +324,7 @@ impl RedisLimiter {
             offset = self.sync_clock(&mut connection).await?;
         }
         let deadline = self.local_us(give_up).saturating_add(offset);
-        let mut invocation = self.script.key(key);
+        let mut invocation = self.script.key(&key);
         invocation
             .arg(limit)
             .arg(per_us)
@@ -322,7 +335,48 @@ impl RedisLimiter {
         let sent = Instant::now();
         let reply: Reply = invocation.invoke_async(&mut connection).await?;
         self.observe_clock(reply.2, sent);
+        if reply.4 == 1 {
+            self.repaired(&key);
+        }
         Ok(reply)
+    }
+
+    /// The tenant whose bucket `key` is (empty for the probe's key, the prefix alone).
+    fn tenant_of<'k>(&self, key: &'k str) -> &'k str {
+        key.strip_prefix(self.prefix.as_str()).unwrap_or(key)
+    }
+
+    /// A script found `key` of the wrong type and replaced it (a string set by hand, a damaged
+    /// key): counted as `repaired`, and a WARN naming the key at most once a minute.
+    fn repaired(&self, key: &str) {
+        count("repaired");
+        if let Some(repaired) = self.repairs.due() {
+            tracing::warn!(
+                tenant = self.tenant_of(key),
+                key,
+                repaired,
+                "rate limits: a Redis key under DRAFTSTORE_RATE_LIMIT_KEY_PREFIX held another type than the limiter writes; replaced by a full bucket (the limiter owns every key under its prefix; logged at most once a minute)"
+            );
+        }
+    }
+
+    /// `tenant`'s decision failed by its key alone ([`per_key`]): counted as `key_error`, a
+    /// WARN naming the tenant at most once a minute; Redis is not called failing for others.
+    fn key_failed(&self, tenant: &str, e: &redis::RedisError) {
+        count("key_error");
+        if let Some(failures) = self.key_errors.due() {
+            tracing::warn!(
+                tenant,
+                key = self.key(tenant),
+                failures,
+                error = e.code().unwrap_or_default(),
+                "rate limits: Redis failed one tenant's decision by its key; {} for that tenant (logged at most once a minute)",
+                match self.on_error {
+                    OnError::Allow => "counted in this replica",
+                    OnError::Reject => "URLs refused",
+                }
+            );
+        }
     }
 
     /// Awaits the answer of a decision given up on: a grant that was spent after all is given
@@ -345,11 +399,12 @@ impl RedisLimiter {
             return;
         }
         let mut connection = self.connection();
-        let mut invocation = self.refund.key(key);
+        let mut invocation = self.refund.key(&key);
         invocation.arg(limit);
         let refund = invocation.invoke_async::<i64>(&mut connection);
         match tokio::time::timeout(PROBE_TIMEOUT, refund).await {
             Ok(Ok(_)) => count("refunded"),
+            Ok(Err(e)) if per_key(&e) => self.key_failed(self.tenant_of(&key), &e),
             Ok(Err(e)) => self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT))),
             Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),
         }

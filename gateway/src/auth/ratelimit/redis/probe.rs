@@ -6,7 +6,7 @@
 //! here (which the load balancer may send to another replica).
 
 use super::super::debts::Debt;
-use super::super::outage::{describe, slow, timed_out};
+use super::super::outage::{describe, per_key, slow, timed_out};
 use super::super::owed::Charge;
 use super::super::{lower, set_status};
 use super::{count, left_tokens, per_us, RedisLimiter, PROBE_TIMEOUT};
@@ -148,7 +148,7 @@ impl RedisLimiter {
             0,
         );
         let outcome = tokio::time::timeout(PROBE_TIMEOUT, call).await;
-        if let Ok(Ok((granted, _, server_us, left))) = outcome {
+        if let Ok(Ok((granted, _, server_us, left, _))) = outcome {
             if granted >= 0 {
                 charge.applied();
                 count("charged");
@@ -162,6 +162,14 @@ impl RedisLimiter {
         }
         drop(charge);
         self.debts.relist(&debt);
+        if let Ok(Err(e)) = &outcome {
+            if per_key(e) {
+                // That tenant's key, not Redis: the debt stays listed, and recovery (for every
+                // tenant) does not wait for it.
+                self.key_failed(&debt.tenant, e);
+                return true;
+            }
+        }
         count(match outcome {
             Ok(Ok(_)) => "late",
             Ok(Err(_)) => "error",

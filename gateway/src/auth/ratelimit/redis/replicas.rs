@@ -79,10 +79,13 @@ impl RedisLimiter {
         invocation
             .arg(&self.replicas.id)
             .arg(u64::try_from(COUNTED_FOR.as_micros()).unwrap_or(u64::MAX));
-        let call = invocation.invoke_async::<u32>(&mut connection);
-        let Ok(Ok(counted)) = tokio::time::timeout(PROBE_TIMEOUT, call).await else {
+        let call = invocation.invoke_async::<(u32, i64)>(&mut connection);
+        let Ok(Ok((counted, repaired))) = tokio::time::timeout(PROBE_TIMEOUT, call).await else {
             return;
         };
+        if repaired == 1 {
+            self.repaired(&format!("{}_replicas", self.prefix));
+        }
         let counted = counted.clamp(1, MAX_REPLICAS);
         if recovering {
             self.replicas.count.fetch_max(counted, Ordering::Relaxed);
