@@ -136,3 +136,126 @@ async fn a_replicas_key_of_the_wrong_type_is_replaced_and_counted_again() {
         .await
         .unwrap();
 }
+
+/// A TCP relay to Redis that, on demand, silently swallows what travels on the connections it
+/// already holds (both ways, nothing closed: a half-open connection after a failover behind a
+/// virtual IP, or a dropped conntrack entry); connections made after that pass through.
+struct BlackHole {
+    port: u16,
+    /// Connections accepted so far.
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections numbered below this are swallowed.
+    cut_below: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl BlackHole {
+    async fn start(redis_port: u16) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let cut_below = Arc::new(AtomicUsize::new(0));
+        let (count, cut) = (accepted.clone(), cut_below.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let number = count.fetch_add(1, Ordering::SeqCst);
+                let server = tokio::net::TcpStream::connect(("127.0.0.1", redis_port))
+                    .await
+                    .unwrap();
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(Self::pipe(client_read, server_write, number, cut.clone()));
+                tokio::spawn(Self::pipe(server_read, client_write, number, cut.clone()));
+            }
+        });
+        Self {
+            port,
+            accepted,
+            cut_below,
+        }
+    }
+
+    /// Copies `from` to `to` until either closes; drops what it reads once connection
+    /// `number` is cut (keeping both open).
+    async fn pipe(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        number: usize,
+        cut_below: Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buffer = vec![0_u8; 64 * 1024];
+        while let Ok(n) = from.read(&mut buffer).await {
+            if n == 0 {
+                return;
+            }
+            if number < cut_below.load(std::sync::atomic::Ordering::SeqCst) {
+                continue;
+            }
+            if to.write_all(&buffer[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// From now on, every connection accepted so far answers nothing.
+    fn swallow_existing(&self) {
+        use std::sync::atomic::Ordering;
+        self.cut_below
+            .store(self.accepted.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The reviewer's repro: the connection to Redis silently stops answering (no RST, no FIN)
+/// while a fresh dial works. The probe keeps the connection after one timeout, but dials anew
+/// after a few in a row, and Redis decides again; before, the replica stayed degraded (5 min
+/// through the reviewer's proxy) on a connection that would never answer.
+#[tokio::test]
+async fn a_connection_that_stops_answering_is_dialled_anew() {
+    let Some(url) = redis_url() else { return };
+    let redis_port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let hole = BlackHole::start(redis_port).await;
+    let limiter = limiter(
+        &format!("redis://127.0.0.1:{}", hole.port),
+        "half-open",
+        OnError::Reject,
+    );
+    let spec = RateSpec {
+        limit: 100,
+        per: Duration::from_secs(60),
+    };
+    until_decided(&limiter, "acme", spec).await;
+    let dialled = hole.accepted();
+    assert_eq!(dialled, 1, "one multiplexed connection");
+    hole.swallow_existing();
+    assert!(
+        limiter.take("acme", spec).await.is_err(),
+        "the connection answers nothing any more"
+    );
+    // Bounded: three probe timeouts take about 6 s; allow a loaded machine far more.
+    let started = Instant::now();
+    while limiter.take("acme", spec).await != Ok(Ok(())) {
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "still no decision through Redis after {:?}; connections dialled: {}",
+            started.elapsed(),
+            hole.accepted()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        hole.accepted() > dialled,
+        "decided on a fresh connection: {} dialled",
+        hole.accepted()
+    );
+    let mut connection = connection(&url).await;
+    let _: () = redis::cmd("DEL")
+        .arg(limiter.key("acme"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+}

@@ -5,8 +5,11 @@
 //! failed otherwise (refused credentials `WRONGPASS`, `NOAUTH`, `LOADING`, a handshake) is
 //! kept by the crate as failed for good; so after a probe failed by one of those the manager is
 //! replaced by a fresh one (`RedisLimiter::redial`), and the next probe dials again: at most one
-//! dial per probe period, and recovery needs no restart. A timeout or an I/O error keeps the
-//! manager (the crate reconnects by itself): a Redis that is only slow keeps its connection.
+//! dial per probe period, and recovery needs no restart. An I/O error keeps the manager (the
+//! crate reconnects by itself), and so does a timeout: a Redis that is only slow keeps its
+//! connection. But [`REDIAL_AFTER_TIMEOUTS`] probes in a row timed out (about 6 s) dial anew: a
+//! connection that silently stops answering (half-open TCP after a failover behind a virtual
+//! IP, a dropped conntrack entry) raises no I/O error, and the crate would keep it for good.
 //!
 //! A decision waits at most the configured bound (`DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS`, 20 ms by
 //! default); a failure or timeout is [`Unanswered`] and the caller applies the fallback. A
@@ -52,6 +55,9 @@ use std::time::{Duration, Instant};
 pub const OPEN_AFTER: u32 = 3;
 /// A probe's bound, and how long an answer given up on is still awaited to be settled.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Probes in a row that timed out after which the connection is dialled anew (one timeout
+/// keeps it: a Redis only slow for a moment keeps its connection).
+const REDIAL_AFTER_TIMEOUTS: u32 = 3;
 /// `offset_us` before any answer.
 const UNKNOWN: i64 = i64::MIN;
 
@@ -81,6 +87,8 @@ pub struct RedisLimiter {
     offset_us: AtomicI64,
     /// Failures in a row (decisions and probes); at [`OPEN_AFTER`] requests skip Redis.
     failures: AtomicU32,
+    /// Probes in a row that timed out; at [`REDIAL_AFTER_TIMEOUTS`] the probe dials anew.
+    probe_timeouts: AtomicU32,
     outage: Outage,
     /// The tenants this process owes the shared bucket for, charged by the probe.
     debts: Debts,
@@ -147,6 +155,7 @@ impl RedisLimiter {
             epoch: Instant::now(),
             offset_us: AtomicI64::new(UNKNOWN),
             failures: AtomicU32::new(0),
+            probe_timeouts: AtomicU32::new(0),
             outage: Outage::default(),
             debts: Debts::default(),
             replicas: Replicas::new(config.replicas),

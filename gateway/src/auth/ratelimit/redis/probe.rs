@@ -9,7 +9,7 @@ use super::super::debts::Debt;
 use super::super::outage::{describe, per_key, slow, timed_out};
 use super::super::owed::Charge;
 use super::super::{lower, set_status};
-use super::{count, left_tokens, per_us, RedisLimiter, PROBE_TIMEOUT};
+use super::{count, left_tokens, per_us, RedisLimiter, PROBE_TIMEOUT, REDIAL_AFTER_TIMEOUTS};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -61,6 +61,9 @@ impl RedisLimiter {
         );
         let answer = tokio::time::timeout(PROBE_TIMEOUT, call).await;
         let took = started.elapsed();
+        if answer.is_ok() {
+            self.probe_timeouts.store(0, Ordering::Relaxed);
+        }
         match answer {
             // Past its deadline (a clock estimate just corrected by this answer): the script
             // wrote nothing, so it says nothing of writes; the next probe does.
@@ -95,7 +98,17 @@ impl RedisLimiter {
                     self.redial();
                 }
             }
-            Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),
+            // A connection that stopped answering raises no I/O error (half-open TCP): kept
+            // after one timeout (a Redis slow for a moment keeps its connection), dialled anew
+            // after REDIAL_AFTER_TIMEOUTS in a row.
+            Err(_) => {
+                self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT)));
+                let timeouts = self.probe_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+                if timeouts >= REDIAL_AFTER_TIMEOUTS {
+                    self.probe_timeouts.store(0, Ordering::Relaxed);
+                    self.redial();
+                }
+            }
         }
     }
 
