@@ -259,3 +259,65 @@ async fn a_connection_that_stops_answering_is_dialled_anew() {
         .await
         .unwrap();
 }
+
+/// A count of the replicas that keeps failing (here the credentials may not touch
+/// `<prefix>_replicas`, an ACL that only lists the tenants' keys) is logged, with the count
+/// kept; before, it failed silently and each replica went on sharing the rate with the hint (1
+/// by default), the bound broken by a factor of R.
+#[tokio::test]
+async fn a_count_of_the_replicas_that_fails_is_logged() {
+    use crate::ratelimit::{gateway, hash, wait_for_state};
+    let Some(url) = redis_url() else { return };
+    let tag = prefix("replicas-denied");
+    let user = format!("gw{}", std::process::id());
+    let mut admin = connection(&url).await;
+    // Every key under the prefix but those starting with `_`, and the probe's (the prefix).
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&user)
+        .arg("reset")
+        .arg("on")
+        .arg(">pw-of-the-test")
+        .arg(format!("~{tag}[^_]*"))
+        .arg(format!("~{tag}"))
+        .arg("+@all")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let authority = url.strip_prefix("redis://").unwrap();
+    let as_user = format!("redis://{user}:pw-of-the-test@{authority}");
+    let keys = format!("acme {} rate=5/60", hash("acme"));
+    let replica = gateway(
+        &keys,
+        &[
+            ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", as_user.as_str()),
+            ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", tag.as_str()),
+            ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "2000"),
+            ("DRAFTSTORE_RATE_LIMIT_REPLICAS", "3"),
+        ],
+    );
+    wait_for_state(replica.port, "ok").await;
+    let started = Instant::now();
+    while !replica.log().contains("counting the replicas in Redis") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no WARN about the count: {}",
+            replica.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = replica.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("counting the replicas"))
+        .unwrap();
+    assert!(line.contains("WARN") && line.contains("NOPERM"), "{line}");
+    assert!(line.contains("replicas=3"), "the hint kept: {line}");
+    assert!(!log.contains("pw-of-the-test"), "{log}");
+    let _: () = redis::cmd("ACL")
+        .arg("DELUSER")
+        .arg(&user)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+}

@@ -13,6 +13,7 @@
 //! their refills within the rate together.
 
 use super::super::bucket::MAX_DEPTH;
+use super::super::outage::{describe, timed_out, Throttle};
 use super::{RedisLimiter, PROBE_TIMEOUT};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub(super) struct Replicas {
     /// `DRAFTSTORE_RATE_LIMIT_REPLICAS`: the fewest replicas a replica counting alone assumes.
     hint: u32,
     script: redis::Script,
+    /// The WARNs about counts that failed.
+    failures: Throttle,
 }
 
 impl Replicas {
@@ -43,6 +46,7 @@ impl Replicas {
             count: AtomicU32::new(hint),
             hint,
             script: redis::Script::new(super::script::REPLICAS_LUA),
+            failures: Throttle::default(),
         }
     }
 
@@ -69,7 +73,11 @@ impl RedisLimiter {
     }
 
     /// Adds this replica to the count and reads it (bounded by [`PROBE_TIMEOUT`]); while
-    /// `recovering`, only raises it. A failure keeps the last count (the probe judges health).
+    /// `recovering`, only raises it. A failure keeps the last count (at least the hint; never 1
+    /// unless so counted or configured) and is logged, at most once a minute: the probe that
+    /// decided in time judges Redis's health, but a count that keeps failing (a key the
+    /// credentials may not touch, a damaged key) leaves each replica sharing the rate with a
+    /// stale number.
     pub(super) async fn count_replicas(&self, recovering: bool) {
         let mut connection = self.connection();
         let mut invocation = self
@@ -80,8 +88,10 @@ impl RedisLimiter {
             .arg(&self.replicas.id)
             .arg(u64::try_from(COUNTED_FOR.as_micros()).unwrap_or(u64::MAX));
         let call = invocation.invoke_async::<(u32, i64)>(&mut connection);
-        let Ok(Ok((counted, repaired))) = tokio::time::timeout(PROBE_TIMEOUT, call).await else {
-            return;
+        let (counted, repaired) = match tokio::time::timeout(PROBE_TIMEOUT, call).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return self.count_failed(&describe(&e, self.link(PROBE_TIMEOUT))),
+            Err(_) => return self.count_failed(&timed_out(self.link(PROBE_TIMEOUT))),
         };
         if repaired == 1 {
             self.repaired(&format!("{}_replicas", self.prefix));
@@ -91,6 +101,18 @@ impl RedisLimiter {
             self.replicas.count.fetch_max(counted, Ordering::Relaxed);
         } else {
             self.replicas.count.store(counted, Ordering::Relaxed);
+        }
+    }
+
+    /// A count failed (`why`): the last count stays; a WARN at most once a minute.
+    fn count_failed(&self, why: &str) {
+        if let Some(failures) = self.replicas.failures.due() {
+            tracing::warn!(
+                failures,
+                error = why,
+                replicas = self.replicas(),
+                "rate limits: counting the replicas in Redis (the key <prefix>_replicas) failed; the last count is kept (at least DRAFTSTORE_RATE_LIMIT_REPLICAS) until one succeeds (logged at most once a minute)"
+            );
         }
     }
 }
