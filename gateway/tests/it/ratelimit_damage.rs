@@ -321,3 +321,55 @@ async fn a_count_of_the_replicas_that_fails_is_logged() {
         .await
         .unwrap();
 }
+
+/// The reviewer's repro: a damaged `tokens` field (`-inf`, `-9e12`) locked the tenant out for
+/// 999 periods (`Retry-After` 9989 s at `rate=5/10`); it now counts as the replicas' floor
+/// (one replica: −limit), so the wait is at most a period and a token.
+#[tokio::test]
+async fn a_damaged_tokens_field_locks_a_tenant_out_no_longer_than_the_floor() {
+    let Some(url) = redis_url() else { return };
+    let limiter = limiter(&url, "tokens-inf", OnError::Reject);
+    let spec = RateSpec {
+        limit: 5,
+        per: Duration::from_secs(10),
+    };
+    until_decided(&limiter, "acme", spec).await;
+    let mut connection = connection(&url).await;
+    let acme = limiter.key("acme");
+    for damage in ["-inf", "-9e12"] {
+        let (secs, micros): (i64, i64) = redis::cmd("TIME")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg(&acme)
+            .arg("tokens")
+            .arg(damage)
+            .arg("at")
+            .arg(secs * 1_000_000 + micros)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        let answer = limiter.take("acme", spec).await;
+        let Ok(Err(wait)) = answer else {
+            panic!("tokens={damage}: limited, not {answer:?}");
+        };
+        // −5 tokens: 6 to refill at 5 per 10 s, 12 s (a period and a token).
+        assert!(
+            wait <= Duration::from_secs(12),
+            "tokens={damage}: Retry-After {wait:?}"
+        );
+        let tokens: f64 = redis::cmd("HGET")
+            .arg(&acme)
+            .arg("tokens")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert!((-5.0..-4.9).contains(&tokens), "tokens={damage}: {tokens}");
+    }
+    let _: () = redis::cmd("DEL")
+        .arg(&acme)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+}

@@ -39,7 +39,6 @@ pub use script::{LUA, REFUND_LUA};
 pub use url::check_url;
 use url::client;
 
-use super::bucket::MAX_DEPTH;
 use super::debts::Debts;
 use super::outage::{describe, per_key, timed_out, Link, Outage, Throttle};
 use super::owed::{Charge, Owed};
@@ -271,7 +270,7 @@ impl RedisLimiter {
                     // The script ran before its deadline: the charge is in the bucket.
                     charge.applied();
                 }
-                let left = left_tokens(left, spec.limit);
+                let left = left_tokens(left, spec.limit, self.replicas.depth());
                 let shared = |decision| Shared {
                     decision,
                     left,
@@ -488,14 +487,15 @@ impl RedisLimiter {
 }
 
 /// The tokens a reply says are left (`left`, in millionths), as tokens, within what the script
-/// can leave: `-limit × MAX_DEPTH..=limit`. A damaged or hand-written `tokens` field (`-inf`,
-/// which Lua's `tonumber` accepts, or a huge number) would otherwise reach the local bucket,
-/// and a wait computed from it would be centuries long.
-fn left_tokens(left: i64, limit: u32) -> f64 {
+/// can leave: `-limit × max(1, depth)..=limit`, `depth` the limits the bucket may owe (the
+/// replicas but one, the script's `ARGV[6]`). A damaged or hand-written `tokens` field
+/// (`-inf` or `-9e12`, which Lua's `tonumber` accepts, or a huge number) would otherwise reach
+/// the local bucket, and a wait computed from it would be periods, or centuries, long.
+fn left_tokens(left: i64, limit: u32, depth: u32) -> f64 {
     let limit = f64::from(limit);
     #[allow(clippy::cast_precision_loss)] // millionths: a few ulps do not matter
     let left = left as f64 / 1_000_000.0;
-    left.max(-limit * f64::from(MAX_DEPTH)).min(limit)
+    left.max(-limit * f64::from(depth.max(1))).min(limit)
 }
 
 /// µs to refill `spec`'s bucket from empty (the script's `ARGV[2]`).
@@ -524,11 +524,16 @@ mod tests {
 
     #[test]
     fn what_a_reply_says_is_left_is_clamped_to_what_the_script_can_leave() {
-        assert!((left_tokens(2_500_000, 5) - 2.5).abs() < 1e-12);
-        assert!((left_tokens(-7_000_000, 5) + 7.0).abs() < 1e-12);
+        assert!((left_tokens(2_500_000, 5, 2) - 2.5).abs() < 1e-12);
+        assert!((left_tokens(-7_000_000, 5, 2) + 7.0).abs() < 1e-12);
         // `tokens=-inf` comes back as about i64::MIN millionths; a huge field as i64::MAX.
-        let floor = -5.0 * f64::from(MAX_DEPTH);
-        assert!((left_tokens(i64::MIN, 5) - floor).abs() < 1e-9);
-        assert!((left_tokens(i64::MAX, 5) - 5.0).abs() < 1e-12);
+        // The floor is the replicas' (here 3: two limits), not 999 limits.
+        assert!((left_tokens(i64::MIN, 5, 2) + 10.0).abs() < 1e-9);
+        assert!((left_tokens(-9_000_000_000_000_000_000, 5, 2) + 10.0).abs() < 1e-9);
+        assert!(
+            (left_tokens(i64::MIN, 5, 0) + 5.0).abs() < 1e-9,
+            "at least one limit"
+        );
+        assert!((left_tokens(i64::MAX, 5, 2) - 5.0).abs() < 1e-12);
     }
 }

@@ -168,7 +168,7 @@ impl RedisLimiter {
                 // What the shared bucket holds now, debt included, if that is less than the
                 // local bucket holds: a replica that falls back again counts on from there.
                 // Never more (`lower`): a fuller answer may hide a charge Redis lost.
-                let left = left_tokens(left, debt.spec.limit);
+                let left = left_tokens(left, debt.spec.limit, self.replicas.depth());
                 lower(&debt.local, debt.spec, left, server_us, self.replicas());
                 return true;
             }

@@ -26,8 +26,9 @@
 /// every key under the prefix, so it deletes that key and starts a full bucket rather than
 /// fail with `WRONGTYPE` on every decision. A missing key (or a `tokens` field that is NaN or
 /// not a number) is a full bucket, so the key expires once it would be full again; a stored
-/// `tokens` beyond what a step can leave (`-inf`, which `tonumber` accepts) counts as
-/// `-limit × 999..=limit` (`bucket::MAX_DEPTH`).
+/// `tokens` beyond what a step can leave (`-inf` or `-9e12`, which `tonumber` accepts) counts
+/// as the nearest value a step can leave, `-limit × max(1, ARGV[6])..=limit`: a damaged field
+/// locks a tenant out no longer than the replicas' own floor would.
 pub const LUA: &str = r"
 local limit = tonumber(ARGV[1])
 local per = tonumber(ARGV[2])
@@ -53,8 +54,10 @@ if tokens == nil or at == nil or tokens ~= tokens then
   tokens = limit
   at = now
 end
--- A damaged or hand-written field (-inf, 1e300) counts as the nearest value a step can leave.
-tokens = math.max(-limit * 999, math.min(limit, tokens))
+-- A damaged or hand-written field (-inf, -9e12, 1e300) counts as the nearest value a step
+-- can leave: never deeper than the replicas' floor, so it never locks a tenant out for longer
+-- than that floor takes to refill.
+tokens = math.max(-limit * depth, math.min(limit, tokens))
 local elapsed = now - at
 if elapsed < 0 then elapsed = 0 end
 tokens = math.min(limit, tokens + elapsed / per * limit)
