@@ -1,7 +1,6 @@
 //! What the shared limiter says while Redis makes no decision (down, slow, or refusing the
-//! script): one WARN at most once a minute, whichever the kind (a failure, or a probe answered
-//! slower than the bound: one budget for both, however often Redis falls and comes back: the
-//! throttle holds across recoveries), the
+//! script): one WARN at most once a minute
+//! (however often Redis falls and comes back: the throttle holds across recoveries), the
 //! recovery once at INFO after each WARN, and what each failure was, in words an operator can
 //! act on (refused credentials, no answer within the bound, a failed TLS handshake), never with
 //! the URL or its password.
@@ -19,22 +18,23 @@ pub(super) struct Outage(Mutex<State>);
 
 #[derive(Debug, Default)]
 struct State {
-    /// When the last WARN (a failure or a slow probe) was written (`None`: never).
+    /// When the last WARN was written (`None`: never).
     warned_at: Option<Instant>,
-    /// Failures and slow probes since that WARN.
+    /// Failures since that WARN.
     unlogged: u64,
     /// A WARN was written and its recovery not yet.
     recovery_due: bool,
+    /// When the last WARN about a Redis too slow to recover was written (`None`: never).
+    slow_warned_at: Option<Instant>,
 }
 
 impl Outage {
-    /// Records a failure; writes a WARN when none (of either kind) was written in the last
-    /// [`LOG_EVERY`]. `true` when it wrote one.
-    pub(super) fn failed(&self, why: &str, on_error: OnError) -> bool {
+    /// Records a failure; writes a WARN when none was written in the last [`LOG_EVERY`].
+    pub(super) fn failed(&self, why: &str, on_error: OnError) {
         let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         state.unlogged += 1;
         if state.warned_at.is_some_and(|at| at.elapsed() < LOG_EVERY) {
-            return false;
+            return;
         }
         let fallback = fallback(on_error);
         tracing::warn!(
@@ -45,28 +45,25 @@ impl Outage {
         state.warned_at = Some(Instant::now());
         state.unlogged = 0;
         state.recovery_due = true;
-        true
     }
 
     /// Records that a probe, while Redis was failing, was answered but slower than a decision's
-    /// bound: still no recovery. A WARN saying how slow when none (of either kind) was written
-    /// in the last [`LOG_EVERY`]. `true` when it wrote one.
-    pub(super) fn slow(&self, why: &str, on_error: OnError) -> bool {
+    /// bound: still no recovery. One WARN at most every [`LOG_EVERY`], saying how slow.
+    pub(super) fn slow(&self, why: &str, on_error: OnError) {
         let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        state.unlogged += 1;
-        if state.warned_at.is_some_and(|at| at.elapsed() < LOG_EVERY) {
-            return false;
+        if state
+            .slow_warned_at
+            .is_some_and(|at| at.elapsed() < LOG_EVERY)
+        {
+            return;
         }
         tracing::warn!(
-            failures = state.unlogged,
             error = why,
             "rate limits: Redis answers, but slower than a decision may wait: {}; still degraded until it answers within the bound (logged at most once a minute)",
             fallback(on_error)
         );
-        state.warned_at = Some(Instant::now());
-        state.unlogged = 0;
+        state.slow_warned_at = Some(Instant::now());
         state.recovery_due = true;
-        true
     }
 
     /// Records that Redis decides again (a script ran, not merely an answer); writes one INFO
@@ -210,23 +207,6 @@ mod tests {
         assert!(!per_key(&err), "{err:?}");
         let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
         assert!(!per_key(&io));
-    }
-
-    #[test]
-    fn an_outage_writes_one_warn_a_minute_whichever_the_kind() {
-        let outage = Outage::default();
-        assert!(outage.failed("timed out", OnError::Allow), "the first WARN");
-        assert!(
-            !outage.slow("answered in 93 ms", OnError::Allow),
-            "one budget"
-        );
-        assert!(!outage.failed("timed out", OnError::Allow));
-        let slow_first = Outage::default();
-        assert!(slow_first.slow("answered in 93 ms", OnError::Reject));
-        assert!(
-            !slow_first.failed("timed out", OnError::Reject),
-            "one budget"
-        );
     }
 
     #[test]
