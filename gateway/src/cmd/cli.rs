@@ -278,6 +278,11 @@ pub struct ServeArgs {
     /// draftstore:ratelimit:].
     #[arg(long)]
     pub rate_limit_key_prefix: Option<String>,
+    /// The fewest replicas to share a tenant's rate with while counting alone (Redis away):
+    /// each replica then refills at rate / max(counted, this); set it to the most replicas
+    /// that may run [env: DRAFTSTORE_RATE_LIMIT_REPLICAS, default 1].
+    #[arg(long)]
+    pub rate_limit_replicas: Option<String>,
     /// Connections open at once; more wait in the kernel's backlog [env:
     /// DRAFTSTORE_MAX_CONNECTIONS, default 3/4 of the open-file limit].
     #[arg(long)]
@@ -371,6 +376,10 @@ impl ServeArgs {
             (
                 name::DRAFTSTORE_RATE_LIMIT_KEY_PREFIX,
                 &self.rate_limit_key_prefix,
+            ),
+            (
+                name::DRAFTSTORE_RATE_LIMIT_REPLICAS,
+                &self.rate_limit_replicas,
             ),
             (name::DRAFTSTORE_MAX_CONNECTIONS, &self.max_connections),
             (name::DRAFTSTORE_IDLE_TIMEOUT_MS, &self.idle_timeout_ms),
@@ -521,6 +530,19 @@ mod tests {
                 name::DRAFTSTORE_RATE_LIMIT_REDIS_URL,
                 "redis://:hunter2@127.0.0.1:6379/2".to_owned()
             )]
+        );
+    }
+
+    #[test]
+    fn a_replicas_flag_overrides_the_variable() {
+        let Command::Serve(args) =
+            parse(["gateway", "serve", "--rate-limit-replicas", "12"]).unwrap()
+        else {
+            panic!("not serve");
+        };
+        assert_eq!(
+            args.overrides(),
+            vec![(name::DRAFTSTORE_RATE_LIMIT_REPLICAS, "12".to_owned())]
         );
     }
 }

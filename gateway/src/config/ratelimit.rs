@@ -9,11 +9,15 @@ use std::time::Duration;
 pub const DEFAULT_KEY_PREFIX: &str = "draftstore:ratelimit:";
 
 /// The variables that tune the shared limiter: meaningless without its URL.
-const TUNING: [&str; 3] = [
+const TUNING: [&str; 4] = [
     "DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS",
     "DRAFTSTORE_RATE_LIMIT_ON_ERROR",
     "DRAFTSTORE_RATE_LIMIT_KEY_PREFIX",
+    "DRAFTSTORE_RATE_LIMIT_REPLICAS",
 ];
+
+/// Most replicas `DRAFTSTORE_RATE_LIMIT_REPLICAS` may name (as many as the limiter counts).
+const MAX_REPLICAS: u64 = 1000;
 
 /// `Some` when `DRAFTSTORE_RATE_LIMIT_REDIS_URL` is set.
 ///
@@ -25,7 +29,8 @@ const TUNING: [&str; 3] = [
 /// A URL that is empty or not `redis://` or `rediss://` (never echoed: it may hold a password),
 /// a timeout outside 1..=5000 ms, an `ON_ERROR` other than `allow`/`reject`, a prefix that is
 /// empty, longer than 128 bytes, holds spaces or control characters, or does not end in `:`;
-/// any of the three set without the URL (a missing Secret key would silently mean in-process
+/// a replica count that is empty or not a whole number in 1..=1000; any of these set without
+/// the URL (a missing Secret key would silently mean in-process
 /// limits).
 pub fn redis(get: Lookup<'_>) -> Result<Option<RedisConfig>, ConfigError> {
     // The missing URL first: it is what makes the others meaningless, whatever their values
@@ -57,6 +62,7 @@ pub fn redis(get: Lookup<'_>) -> Result<Option<RedisConfig>, ConfigError> {
                 "DRAFTSTORE_RATE_LIMIT_ON_ERROR must be allow or reject (it is set but is neither)",
             )),
         };
+    let replicas = replicas(get)?;
     let key_prefix =
         get("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX").unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
     check_prefix(&key_prefix)?;
@@ -72,7 +78,30 @@ pub fn redis(get: Lookup<'_>) -> Result<Option<RedisConfig>, ConfigError> {
         timeout,
         on_error,
         key_prefix,
+        replicas,
     }))
+}
+
+/// `DRAFTSTORE_RATE_LIMIT_REPLICAS`: the fewest replicas a replica counting alone shares a
+/// tenant's rate with, whatever it counted in Redis (1 when unset). Set but empty is refused,
+/// like the other settings: an empty value would silently mean 1, the full rate for a replica
+/// started during an outage.
+fn replicas(get: Lookup<'_>) -> Result<u32, ConfigError> {
+    const NAME: &str = "DRAFTSTORE_RATE_LIMIT_REPLICAS";
+    let Some(value) = get(NAME) else {
+        return Ok(1);
+    };
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (1..=MAX_REPLICAS).contains(n))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| {
+            err(format!(
+                "{NAME} must be a whole number in 1..={MAX_REPLICAS}: the replicas to assume until this one has counted them in Redis (the autoscaler's maxReplicas)"
+            ))
+        })
 }
 
 /// A prefix ends in `:`, which tenant names (`a-z`, `0-9`, `-`) never hold: so `<prefix><tenant>`
@@ -113,11 +142,12 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(
-            (c.timeout, c.on_error, c.key_prefix.as_str()),
+            (c.timeout, c.on_error, c.key_prefix.as_str(), c.replicas),
             (
                 Duration::from_millis(20),
                 OnError::Allow,
-                DEFAULT_KEY_PREFIX
+                DEFAULT_KEY_PREFIX,
+                1
             )
         );
         assert!(!format!("{c:?}").contains("hunter2"));
@@ -129,12 +159,18 @@ mod tests {
             ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "50"),
             ("DRAFTSTORE_RATE_LIMIT_ON_ERROR", "reject"),
             ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", "staging:rl:"),
+            ("DRAFTSTORE_RATE_LIMIT_REPLICAS", "12"),
         ])
         .unwrap()
         .unwrap();
         assert_eq!(
-            (c.timeout, c.on_error, c.key_prefix.as_str()),
-            (Duration::from_millis(50), OnError::Reject, "staging:rl:")
+            (c.timeout, c.on_error, c.key_prefix.as_str(), c.replicas),
+            (
+                Duration::from_millis(50),
+                OnError::Reject,
+                "staging:rl:",
+                12
+            )
         );
     }
 
@@ -145,6 +181,8 @@ mod tests {
                 "reject"
             } else if name.ends_with("PREFIX") {
                 "staging:rl:"
+            } else if name.ends_with("REPLICAS") {
+                "12"
             } else {
                 "50"
             };
@@ -190,6 +228,12 @@ mod tests {
             ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", ""),
             ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", "  "),
             ("DRAFTSTORE_RATE_LIMIT_ON_ERROR", ""),
+            ("DRAFTSTORE_RATE_LIMIT_REPLICAS", "0"),
+            ("DRAFTSTORE_RATE_LIMIT_REPLICAS", "-3"),
+            ("DRAFTSTORE_RATE_LIMIT_REPLICAS", "three"),
+            ("DRAFTSTORE_RATE_LIMIT_REPLICAS", "1001"),
+            ("DRAFTSTORE_RATE_LIMIT_REPLICAS", "99999999999999999999"),
+            ("DRAFTSTORE_RATE_LIMIT_REPLICAS", ""),
         ] {
             let mut pairs = vec![(name, value)];
             if name != "DRAFTSTORE_RATE_LIMIT_REDIS_URL" {

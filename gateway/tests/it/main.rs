@@ -65,12 +65,18 @@ mod presign_cli;
 mod proxy;
 /// Tenant rate limits, in process and shared through Redis.
 mod ratelimit;
+/// A charge answered with a fuller bucket (Redis lost writes) never raises a replica's bucket.
+mod ratelimit_crash;
+/// Damaged keys stay one tenant's; a connection that stops answering is dialled anew.
+mod ratelimit_damage;
 /// The shared rate limiter while Redis is frozen, flapping, refusing or not speaking TLS.
 mod ratelimit_faults;
 /// The shared rate limiter's fallback starts from what Redis left; recovery is a decision.
 mod ratelimit_recovery;
 /// Several replicas through Redis outages: debts charged at once, a flapping Redis bounded.
 mod ratelimit_replicas;
+/// A replica started during a Redis outage assumes the configured replicas until counted.
+mod ratelimit_scaleup;
 /// Issue 18's review: confirm is done only for the copy of this very draft; one event id per
 /// confirmation.
 mod reconfirm;

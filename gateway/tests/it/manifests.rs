@@ -153,6 +153,7 @@ fn store_variables_are_read_documented_and_have_a_flag() {
             "--public-grpc-discovery",
         ),
         ("DRAFTSTORE_UI", "--ui"),
+        ("DRAFTSTORE_RATE_LIMIT_REPLICAS", "--rate-limit-replicas"),
     ] {
         assert!(VARIABLES.contains(&variable), "{variable} is read");
         assert!(
@@ -272,6 +273,12 @@ fn the_redis_component_sets_valid_variables_and_keeps_the_url_secret() {
     assert_eq!(
         parsed.key_prefix,
         draftstore_gateway::config::DEFAULT_KEY_PREFIX
+    );
+    // A pod started during an outage assumes the most replicas the autoscaler may run.
+    assert_eq!(
+        u64::from(parsed.replicas),
+        number_after(&manifest("hpa.yaml"), "maxReplicas"),
+        "DRAFTSTORE_RATE_LIMIT_REPLICAS is the HPA's maxReplicas"
     );
     let patch = manifest("redis/deployment.yaml");
     // The Deployment's name and the ConfigMap's, then both Secrets.

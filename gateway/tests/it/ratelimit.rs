@@ -480,6 +480,7 @@ async fn the_redis_bucket_grants_a_burst_exactly_its_limit() {
         timeout: Duration::from_secs(2),
         on_error: OnError::Reject,
         key_prefix: prefix("lua"),
+        replicas: 1,
     })
     .unwrap();
     let spec = RateSpec {
@@ -612,6 +613,10 @@ fn disagreeing_key_lines_and_bad_redis_settings_are_one_line_and_exit_64() {
         // A prefix must end in ':' so that `ab` + `-c` and `ab-` + `c` are different keys.
         ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", "ab"),
         ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", ""),
+        // The replicas to assume: a whole number from 1, never 0 (no refill) or garbage.
+        ("DRAFTSTORE_RATE_LIMIT_REPLICAS", "0"),
+        ("DRAFTSTORE_RATE_LIMIT_REPLICAS", "twelve"),
+        ("DRAFTSTORE_RATE_LIMIT_REPLICAS", ""),
     ] {
         let mut env = vec![("DRAFTSTORE_RATE_LIMIT_REDIS_URL", url.as_str())];
         env.push((name, value));

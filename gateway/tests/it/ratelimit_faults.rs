@@ -298,6 +298,7 @@ async fn a_grant_answered_after_the_decision_was_given_up_is_given_back() {
         timeout: Duration::from_millis(150),
         on_error: OnError::Reject,
         key_prefix: prefix("late"),
+        replicas: 1,
     })
     .unwrap();
     let spec = RateSpec {

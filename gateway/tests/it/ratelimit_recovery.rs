@@ -304,12 +304,18 @@ async fn a_damaged_bucket_in_redis_gets_an_answer_not_a_panic() {
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     for (tenant, tokens) in [("acme", "-inf"), ("beta", "-9e12")] {
+        // Damaged now: a damaged field counts as the floor (−limit here), which a year of
+        // refills since an `at` of long ago would have paid back.
+        let (secs, micros): (i64, i64) = redis::cmd("TIME")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
         let _: () = redis::cmd("HSET")
             .arg(format!("{prefix}{tenant}"))
             .arg("tokens")
             .arg(tokens)
             .arg("at")
-            .arg("1")
+            .arg(secs * 1_000_000 + micros)
             .query_async(&mut connection)
             .await
             .unwrap();

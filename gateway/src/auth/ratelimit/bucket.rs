@@ -55,6 +55,22 @@ impl Bucket {
         self.at = now;
     }
 
+    /// Lowers the tokens to `tokens` as of `now` if the bucket, refilled until then for one of
+    /// `replicas` (as [`Self::take_sharing`] refills it), holds more; never raises them. What a
+    /// charge's answer says is left may be fuller than this bucket for a reason it must not
+    /// count on: Redis lost a charge already cleared here (a crash with `appendfsync everysec`),
+    /// and raising the bucket to it would let this replica grant those URLs again alone.
+    pub(crate) fn lower_to(&mut self, spec: RateSpec, tokens: f64, now: Instant, replicas: u32) {
+        let limit = f64::from(spec.limit);
+        let per = spec.per.as_secs_f64() * f64::from(replicas.max(1));
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        let refilled = (self.tokens + elapsed / per * limit).min(limit);
+        // As `mirror`: clamped to the deepest debt; a NaN is the floor.
+        let answered = tokens.max(-limit * f64::from(MAX_DEPTH)).min(limit);
+        self.tokens = refilled.min(answered);
+        self.at = now;
+    }
+
     /// Tokens left as of the last look (fractional while refilling).
     pub(crate) fn tokens(&self) -> f64 {
         self.tokens
@@ -210,6 +226,27 @@ mod tests {
             bucket.take_sharing(FIVE_A_MINUTE, start, 0).unwrap_err(),
             Duration::from_secs(12)
         );
+    }
+
+    #[test]
+    fn a_lowered_bucket_takes_the_smaller_of_its_own_count_and_the_answer() {
+        let start = Instant::now();
+        let mut bucket = Bucket::full(FIVE_A_MINUTE, start);
+        bucket.mirror(FIVE_A_MINUTE, 1.0, start);
+        // A fuller answer (5) leaves the bucket at its own count: 1, refilled at a third of the
+        // rate for 18 s (5 a minute for three: half a token) = 1.5.
+        let later = start + Duration::from_secs(18);
+        bucket.lower_to(FIVE_A_MINUTE, 5.0, later, 3);
+        assert!((bucket.tokens() - 1.5).abs() < 1e-9, "{}", bucket.tokens());
+        // An emptier one (a debt charged) lowers it, and it refills from there.
+        bucket.lower_to(FIVE_A_MINUTE, -2.0, later, 3);
+        assert!((bucket.tokens() + 2.0).abs() < 1e-9);
+        assert_eq!(
+            bucket.take_sharing(FIVE_A_MINUTE, later, 1).unwrap_err(),
+            Duration::from_secs(36)
+        );
+        bucket.lower_to(FIVE_A_MINUTE, f64::NAN, later, 1);
+        assert!(bucket.tokens() >= -5.0 * f64::from(MAX_DEPTH));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 pub(crate) const MAX_DEBTS: usize = 10_000;
 
 /// One debt to charge: the tenant, its rate, what it owes, and its local bucket (which the
-/// charge's answer is mirrored into).
+/// charge's answer may lower, never raise).
 pub(crate) struct Debt {
     pub(crate) tenant: String,
     pub(crate) spec: RateSpec,

@@ -16,7 +16,8 @@
 //! tenant gets up to three times its rate.
 //!
 //! With Redis, every shared decision is mirrored into the process's own bucket (the tokens the
-//! shared bucket has left), so when Redis fails and the fallback is `allow`, each replica counts
+//! shared bucket has left; an answer that also carried a charge of this replica's debt only
+//! lowers it, see [`lower`]), so when Redis fails and the fallback is `allow`, each replica counts
 //! alone from what was left when it last heard from Redis for that tenant, refilling at the
 //! tenant's rate divided by the replicas last counted in Redis (R), so the R replicas together
 //! refill at the tenant's rate however long or often Redis fails: during an outage a tenant
@@ -69,6 +70,12 @@ pub struct RedisConfig {
     /// Put before the tenant in every Redis key, so deployments can share one Redis. Ends in
     /// `:` (checked by `config`), which tenant names never hold: keys of two prefixes never meet.
     pub key_prefix: String,
+    /// The fewest replicas a replica counting alone shares a tenant's rate with
+    /// (`DRAFTSTORE_RATE_LIMIT_REPLICAS`, 1..=1000, 1 by default): while Redis is away each
+    /// replica refills at the tenant's rate divided by the larger of this and the replicas it
+    /// last counted in Redis, so replicas started during an outage (which those counted before
+    /// cannot see) still refill within the rate together, up to this many replicas.
+    pub replicas: u32,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -78,6 +85,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("timeout", &self.timeout)
             .field("on_error", &self.on_error)
             .field("key_prefix", &self.key_prefix)
+            .field("replicas", &self.replicas)
             .finish()
     }
 }
@@ -229,9 +237,21 @@ impl Rate {
         Ok(local.0.tokens())
     }
 
-    /// Sets the local bucket to what a shared decision left, unless a later one was mirrored.
+    /// Sets the local bucket to what a shared decision left, unless a later one was mirrored;
+    /// a decision that also carried a charge only lowers it (see [`lower`]).
     fn mirror(&self, answer: Shared) {
-        mirror(&self.local, self.spec, answer.left, answer.server_us);
+        if answer.charged {
+            let replicas = self.shared.as_ref().map_or(1, |shared| shared.replicas());
+            lower(
+                &self.local,
+                self.spec,
+                answer.left,
+                answer.server_us,
+                replicas,
+            );
+        } else {
+            mirror(&self.local, self.spec, answer.left, answer.server_us);
+        }
     }
 }
 
@@ -245,6 +265,24 @@ pub(crate) fn mirror(local: &Local, spec: RateSpec, left: f64, server_us: i64) {
     let mut local = local.lock().unwrap_or_else(PoisonError::into_inner);
     if server_us >= local.1 {
         local.0.mirror(spec, left, Instant::now());
+        local.1 = server_us;
+    }
+}
+
+/// Lowers `local` to `left` tokens, what the answer to a charge (alone, or with a decision) at
+/// Redis's `server_us` says the shared bucket holds, if the local bucket (refilled until now
+/// for one of `replicas`) holds more; never raises it (and skips an answer older than the last
+/// mirrored). A charge's answer lowers a replica's bucket when other replicas' debts were
+/// charged too; it is fuller than the local bucket when Redis refilled at the full rate while
+/// this replica counted alone at rate / R (nothing lost by not raising: the tenant's next plain
+/// decision here mirrors Redis's figure), or when Redis lost a charge this replica already
+/// cleared from its debt (a crash with `appendfsync everysec`): raising the bucket then would
+/// let the replica grant those URLs again the next time it counts alone, and again after each
+/// such crash.
+pub(crate) fn lower(local: &Local, spec: RateSpec, left: f64, server_us: i64, replicas: u32) {
+    let mut local = local.lock().unwrap_or_else(PoisonError::into_inner);
+    if server_us >= local.1 {
+        local.0.lower_to(spec, left, Instant::now(), replicas);
         local.1 = server_us;
     }
 }
@@ -265,4 +303,41 @@ static STATUS: AtomicU8 = AtomicU8::new(0);
 
 fn set_status(up: bool) {
     STATUS.store(if up { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIVE_AN_HOUR: RateSpec = RateSpec {
+        limit: 5,
+        per: Duration::from_secs(3600),
+    };
+
+    /// The mirroring rule: a plain decision's answer sets the local bucket (up or down); a
+    /// charge's answer only lowers it, so a fuller shared bucket (Redis lost a charge this
+    /// replica already cleared) never lets the replica grant again alone what it granted.
+    #[test]
+    fn a_charge_answer_never_raises_the_local_bucket_a_decision_answer_may() {
+        let now = Instant::now();
+        let local: Local = Mutex::new((Bucket::full(FIVE_AN_HOUR, now), i64::MIN));
+        let tokens = |local: &Local| local.lock().unwrap().0.tokens();
+        mirror(&local, FIVE_AN_HOUR, 1.0, 10);
+        assert!((tokens(&local) - 1.0).abs() < 1e-6);
+        lower(&local, FIVE_AN_HOUR, 5.0, 20, 1);
+        assert!(
+            (tokens(&local) - 1.0).abs() < 1e-3,
+            "a fuller charge answer is not taken: {}",
+            tokens(&local)
+        );
+        lower(&local, FIVE_AN_HOUR, -2.0, 30, 1);
+        assert!((tokens(&local) + 2.0).abs() < 1e-6, "a lower one is");
+        lower(&local, FIVE_AN_HOUR, -4.0, 25, 1);
+        assert!(
+            (tokens(&local) + 2.0).abs() < 1e-3,
+            "an older answer is not"
+        );
+        mirror(&local, FIVE_AN_HOUR, 4.0, 40);
+        assert!((tokens(&local) - 4.0).abs() < 1e-6, "a plain decision's is");
+    }
 }

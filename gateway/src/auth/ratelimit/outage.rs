@@ -149,3 +149,76 @@ pub(super) fn timed_out(link: Link) -> String {
         format!("timed out: no answer within {ms} ms")
     }
 }
+
+/// One WARN at most every [`LOG_EVERY`] for one kind of event that is not an outage (a damaged
+/// key repaired, one tenant's decision failing), with how many came since the last line.
+#[derive(Debug, Default)]
+pub(super) struct Throttle(Mutex<(Option<Instant>, u64)>);
+
+impl Throttle {
+    /// Counts one event: `Some(events since the last line, this one included)` when a line is
+    /// due, `None` while the last is younger than [`LOG_EVERY`].
+    pub(super) fn due(&self) -> Option<u64> {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        state.1 += 1;
+        if state.0.is_some_and(|at| at.elapsed() < LOG_EVERY) {
+            return None;
+        }
+        let events = state.1;
+        *state = (Some(Instant::now()), 0);
+        Some(events)
+    }
+}
+
+/// Whether `e` is one key's failure rather than the link's: `WRONGTYPE` (a key of another type
+/// than the script expects) or a runtime error raised inside the script (`ERR … user_script…`).
+/// Such an error is that tenant's decision failing, not Redis failing for every tenant.
+pub(super) fn per_key(e: &redis::RedisError) -> bool {
+    match e.code() {
+        Some("WRONGTYPE") => true,
+        Some("ERR") => e.detail().is_some_and(|d| d.contains("user_script")),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_keys_errors_are_told_from_the_links() {
+        // What the server answers, parsed as the connection parses it.
+        let answered = |resp: &str| {
+            redis::parse_redis_value(resp.as_bytes())
+                .unwrap()
+                .extract_error()
+                .unwrap_err()
+        };
+        let wrongtype = answered(
+            "-WRONGTYPE Operation against a key holding the wrong kind of value script: 1f0e, on @user_script:17.\r\n",
+        );
+        assert!(per_key(&wrongtype), "{wrongtype:?}");
+        let runtime =
+            answered("-ERR user_script:12: attempt to compare nil with number script: 1f0e\r\n");
+        assert!(per_key(&runtime), "{runtime:?}");
+        let oom = answered("-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+        assert!(!per_key(&oom), "a full Redis fails every tenant");
+        let err = answered("-ERR max number of clients reached\r\n");
+        assert!(!per_key(&err), "{err:?}");
+        let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        assert!(!per_key(&io));
+    }
+
+    #[test]
+    fn a_throttle_writes_once_a_minute_with_the_count() {
+        let throttle = Throttle::default();
+        assert_eq!(throttle.due(), Some(1));
+        assert_eq!(throttle.due(), None);
+        assert_eq!(throttle.due(), None);
+        let at = Instant::now()
+            .checked_sub(LOG_EVERY)
+            .unwrap_or_else(Instant::now);
+        throttle.0.lock().unwrap().0 = Some(at);
+        assert_eq!(throttle.due(), Some(3), "the two held back and this one");
+    }
+}

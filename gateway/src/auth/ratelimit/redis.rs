@@ -5,8 +5,11 @@
 //! failed otherwise (refused credentials `WRONGPASS`, `NOAUTH`, `LOADING`, a handshake) is
 //! kept by the crate as failed for good; so after a probe failed by one of those the manager is
 //! replaced by a fresh one (`RedisLimiter::redial`), and the next probe dials again: at most one
-//! dial per probe period, and recovery needs no restart. A timeout or an I/O error keeps the
-//! manager (the crate reconnects by itself): a Redis that is only slow keeps its connection.
+//! dial per probe period, and recovery needs no restart. An I/O error keeps the manager (the
+//! crate reconnects by itself), and so does a timeout: a Redis that is only slow keeps its
+//! connection. But [`REDIAL_AFTER_TIMEOUTS`] probes in a row timed out (about 6 s) dial anew: a
+//! connection that silently stops answering (half-open TCP after a failover behind a virtual
+//! IP, a dropped conntrack entry) raises no I/O error, and the crate would keep it for good.
 //!
 //! A decision waits at most the configured bound (`DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS`, 20 ms by
 //! default); a failure or timeout is [`Unanswered`] and the caller applies the fallback. A
@@ -20,7 +23,8 @@
 //! decision Redis made in time (a Redis that answers but refuses writes, `NOREPLICAS`, `OOM`,
 //! `READONLY`, or answers slower than the bound, has not recovered). Each decision's answer
 //! says what it left in the shared bucket ([`Shared::left`]), which the caller mirrors into its
-//! local bucket: a fallback starts from what was left, not from a full bucket; and what the
+//! local bucket (only lowering it when the decision carried a charge, [`Shared::charged`]): a
+//! fallback starts from what was left, not from a full bucket; and what the
 //! fallback granted is charged to Redis with the tenant's next decision (`owed.rs`), or by the
 //! probe as soon as Redis decides again, whichever comes first (`debts.rs`). Failures are
 //! counted in `draftstore_rate_limit_redis_calls_total{outcome}` and logged as `outage.rs`
@@ -35,9 +39,8 @@ pub use script::{LUA, REFUND_LUA};
 pub use url::check_url;
 use url::client;
 
-use super::bucket::MAX_DEPTH;
 use super::debts::Debts;
-use super::outage::{describe, timed_out, Link, Outage};
+use super::outage::{describe, per_key, timed_out, Link, Outage, Throttle};
 use super::owed::{Charge, Owed};
 use super::{set_status, Local, OnError, RateSpec, RedisConfig};
 use arc_swap::ArcSwap;
@@ -51,6 +54,9 @@ use std::time::{Duration, Instant};
 pub const OPEN_AFTER: u32 = 3;
 /// A probe's bound, and how long an answer given up on is still awaited to be settled.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Probes in a row that timed out after which the connection is dialled anew (one timeout
+/// keeps it: a Redis only slow for a moment keeps its connection).
+const REDIAL_AFTER_TIMEOUTS: u32 = 3;
 /// `offset_us` before any answer.
 const UNKNOWN: i64 = i64::MIN;
 
@@ -80,16 +86,23 @@ pub struct RedisLimiter {
     offset_us: AtomicI64,
     /// Failures in a row (decisions and probes); at [`OPEN_AFTER`] requests skip Redis.
     failures: AtomicU32,
+    /// Probes in a row that timed out; at [`REDIAL_AFTER_TIMEOUTS`] the probe dials anew.
+    probe_timeouts: AtomicU32,
     outage: Outage,
     /// The tenants this process owes the shared bucket for, charged by the probe.
     debts: Debts,
     /// How many replicas share the buckets (how deep a charge may take one below 0).
     replicas: Replicas,
+    /// The WARNs about keys of the wrong type the scripts replaced.
+    repairs: Throttle,
+    /// The WARNs about one tenant's decisions failing (not the link's).
+    key_errors: Throttle,
 }
 
 /// A decision's answer: `granted` 1, 0 (limited), 2 (a charge alone) or -1 (past its
-/// deadline); `wait` in µs; the server's clock in µs; the tokens left in millionths.
-type Reply = (i64, i64, i64, i64);
+/// deadline); `wait` in µs; the server's clock in µs; the tokens left in millionths; 1 when the
+/// script replaced a key of the wrong type.
+type Reply = (i64, i64, i64, i64, i64);
 
 /// One decision Redis made, with what it left in the tenant's shared bucket.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -103,6 +116,9 @@ pub struct Shared {
     /// Redis's clock when it decided, µs since the Unix epoch: orders answers that arrive out
     /// of order.
     pub server_us: i64,
+    /// Whether the decision also charged what this replica owed (granted alone): its `left`
+    /// then only lowers the local bucket, never raises it.
+    pub charged: bool,
 }
 
 impl RedisLimiter {
@@ -138,9 +154,12 @@ impl RedisLimiter {
             epoch: Instant::now(),
             offset_us: AtomicI64::new(UNKNOWN),
             failures: AtomicU32::new(0),
+            probe_timeouts: AtomicU32::new(0),
             outage: Outage::default(),
             debts: Debts::default(),
-            replicas: Replicas::new(),
+            replicas: Replicas::new(config.replicas),
+            repairs: Throttle::default(),
+            key_errors: Throttle::default(),
         });
         set_status(true);
         tokio::spawn(probe::run(Arc::downgrade(&limiter)));
@@ -241,20 +260,22 @@ impl RedisLimiter {
             1,
         ));
         match tokio::time::timeout(self.timeout, &mut call).await {
-            Ok(Ok((granted, wait_us, server_us, left))) => {
+            Ok(Ok((granted, wait_us, server_us, left, _))) => {
                 crate::metrics::get()
                     .rate_limit_redis_seconds
                     .observe(started.elapsed().as_secs_f64());
                 self.succeeded();
+                let charged = granted >= 0 && charge.is_some();
                 if let Some(charge) = charge.filter(|_| granted >= 0) {
                     // The script ran before its deadline: the charge is in the bucket.
                     charge.applied();
                 }
-                let left = left_tokens(left, spec.limit);
+                let left = left_tokens(left, spec.limit, self.replicas.depth());
                 let shared = |decision| Shared {
                     decision,
                     left,
                     server_us,
+                    charged,
                 };
                 match granted {
                     1 => {
@@ -274,6 +295,12 @@ impl RedisLimiter {
                         Err(Unanswered)
                     }
                 }
+            }
+            // One tenant's key failing the script is that tenant's decision failing, not Redis
+            // failing every tenant: the fallback for this decision only.
+            Ok(Err(e)) if per_key(&e) => {
+                self.key_failed(tenant, &e);
+                Err(Unanswered)
             }
             Ok(Err(e)) => {
                 self.failed("error", &describe(&e, self.link(self.timeout)));
@@ -305,7 +332,7 @@ impl RedisLimiter {
             offset = self.sync_clock(&mut connection).await?;
         }
         let deadline = self.local_us(give_up).saturating_add(offset);
-        let mut invocation = self.script.key(key);
+        let mut invocation = self.script.key(&key);
         invocation
             .arg(limit)
             .arg(per_us)
@@ -316,7 +343,48 @@ impl RedisLimiter {
         let sent = Instant::now();
         let reply: Reply = invocation.invoke_async(&mut connection).await?;
         self.observe_clock(reply.2, sent);
+        if reply.4 == 1 {
+            self.repaired(&key);
+        }
         Ok(reply)
+    }
+
+    /// The tenant whose bucket `key` is (empty for the probe's key, the prefix alone).
+    fn tenant_of<'k>(&self, key: &'k str) -> &'k str {
+        key.strip_prefix(self.prefix.as_str()).unwrap_or(key)
+    }
+
+    /// A script found `key` of the wrong type and replaced it (a string set by hand, a damaged
+    /// key): counted as `repaired`, and a WARN naming the key at most once a minute.
+    fn repaired(&self, key: &str) {
+        count("repaired");
+        if let Some(repaired) = self.repairs.due() {
+            tracing::warn!(
+                tenant = self.tenant_of(key),
+                key,
+                repaired,
+                "rate limits: a Redis key under DRAFTSTORE_RATE_LIMIT_KEY_PREFIX held another type than the limiter writes; replaced by a full bucket (the limiter owns every key under its prefix; logged at most once a minute)"
+            );
+        }
+    }
+
+    /// `tenant`'s decision failed by its key alone ([`per_key`]): counted as `key_error`, a
+    /// WARN naming the tenant at most once a minute; Redis is not called failing for others.
+    fn key_failed(&self, tenant: &str, e: &redis::RedisError) {
+        count("key_error");
+        if let Some(failures) = self.key_errors.due() {
+            tracing::warn!(
+                tenant,
+                key = self.key(tenant),
+                failures,
+                error = e.code().unwrap_or_default(),
+                "rate limits: Redis failed one tenant's decision by its key; {} for that tenant (logged at most once a minute)",
+                match self.on_error {
+                    OnError::Allow => "counted in this replica",
+                    OnError::Reject => "URLs refused",
+                }
+            );
+        }
     }
 
     /// Awaits the answer of a decision given up on: a grant that was spent after all is given
@@ -339,11 +407,12 @@ impl RedisLimiter {
             return;
         }
         let mut connection = self.connection();
-        let mut invocation = self.refund.key(key);
+        let mut invocation = self.refund.key(&key);
         invocation.arg(limit);
         let refund = invocation.invoke_async::<i64>(&mut connection);
         match tokio::time::timeout(PROBE_TIMEOUT, refund).await {
             Ok(Ok(_)) => count("refunded"),
+            Ok(Err(e)) if per_key(&e) => self.key_failed(self.tenant_of(&key), &e),
             Ok(Err(e)) => self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT))),
             Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),
         }
@@ -418,14 +487,15 @@ impl RedisLimiter {
 }
 
 /// The tokens a reply says are left (`left`, in millionths), as tokens, within what the script
-/// can leave: `-limit × MAX_DEPTH..=limit`. A damaged or hand-written `tokens` field (`-inf`,
-/// which Lua's `tonumber` accepts, or a huge number) would otherwise reach the local bucket,
-/// and a wait computed from it would be centuries long.
-fn left_tokens(left: i64, limit: u32) -> f64 {
+/// can leave: `-limit × max(1, depth)..=limit`, `depth` the limits the bucket may owe (the
+/// replicas but one, the script's `ARGV[6]`). A damaged or hand-written `tokens` field
+/// (`-inf` or `-9e12`, which Lua's `tonumber` accepts, or a huge number) would otherwise reach
+/// the local bucket, and a wait computed from it would be periods, or centuries, long.
+fn left_tokens(left: i64, limit: u32, depth: u32) -> f64 {
     let limit = f64::from(limit);
     #[allow(clippy::cast_precision_loss)] // millionths: a few ulps do not matter
     let left = left as f64 / 1_000_000.0;
-    left.max(-limit * f64::from(MAX_DEPTH)).min(limit)
+    left.max(-limit * f64::from(depth.max(1))).min(limit)
 }
 
 /// µs to refill `spec`'s bucket from empty (the script's `ARGV[2]`).
@@ -454,11 +524,16 @@ mod tests {
 
     #[test]
     fn what_a_reply_says_is_left_is_clamped_to_what_the_script_can_leave() {
-        assert!((left_tokens(2_500_000, 5) - 2.5).abs() < 1e-12);
-        assert!((left_tokens(-7_000_000, 5) + 7.0).abs() < 1e-12);
+        assert!((left_tokens(2_500_000, 5, 2) - 2.5).abs() < 1e-12);
+        assert!((left_tokens(-7_000_000, 5, 2) + 7.0).abs() < 1e-12);
         // `tokens=-inf` comes back as about i64::MIN millionths; a huge field as i64::MAX.
-        let floor = -5.0 * f64::from(MAX_DEPTH);
-        assert!((left_tokens(i64::MIN, 5) - floor).abs() < 1e-9);
-        assert!((left_tokens(i64::MAX, 5) - 5.0).abs() < 1e-12);
+        // The floor is the replicas' (here 3: two limits), not 999 limits.
+        assert!((left_tokens(i64::MIN, 5, 2) + 10.0).abs() < 1e-9);
+        assert!((left_tokens(-9_000_000_000_000_000_000, 5, 2) + 10.0).abs() < 1e-9);
+        assert!(
+            (left_tokens(i64::MIN, 5, 0) + 5.0).abs() < 1e-9,
+            "at least one limit"
+        );
+        assert!((left_tokens(i64::MAX, 5, 2) - 5.0).abs() < 1e-12);
     }
 }

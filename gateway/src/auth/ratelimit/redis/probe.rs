@@ -6,10 +6,10 @@
 //! here (which the load balancer may send to another replica).
 
 use super::super::debts::Debt;
-use super::super::outage::{describe, slow, timed_out};
+use super::super::outage::{describe, per_key, slow, timed_out};
 use super::super::owed::Charge;
-use super::super::{mirror, set_status};
-use super::{count, left_tokens, per_us, RedisLimiter, PROBE_TIMEOUT};
+use super::super::{lower, set_status};
+use super::{count, left_tokens, per_us, RedisLimiter, PROBE_TIMEOUT, REDIAL_AFTER_TIMEOUTS};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -61,6 +61,9 @@ impl RedisLimiter {
         );
         let answer = tokio::time::timeout(PROBE_TIMEOUT, call).await;
         let took = started.elapsed();
+        if answer.is_ok() {
+            self.probe_timeouts.store(0, Ordering::Relaxed);
+        }
         match answer {
             // Past its deadline (a clock estimate just corrected by this answer): the script
             // wrote nothing, so it says nothing of writes; the next probe does.
@@ -95,7 +98,17 @@ impl RedisLimiter {
                     self.redial();
                 }
             }
-            Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),
+            // A connection that stopped answering raises no I/O error (half-open TCP): kept
+            // after one timeout (a Redis slow for a moment keeps its connection), dialled anew
+            // after REDIAL_AFTER_TIMEOUTS in a row.
+            Err(_) => {
+                self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT)));
+                let timeouts = self.probe_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+                if timeouts >= REDIAL_AFTER_TIMEOUTS {
+                    self.probe_timeouts.store(0, Ordering::Relaxed);
+                    self.redial();
+                }
+            }
         }
     }
 
@@ -126,7 +139,8 @@ impl RedisLimiter {
     /// Charges one tenant's debt alone (the script with a cost of 0, a deadline of
     /// [`PROBE_TIMEOUT`]): taken off the debt only when Redis answered that it applied it, so
     /// an answer lost after the script ran charges it twice at most (the next charge), never
-    /// less; what the answer says the shared bucket holds is mirrored into the local bucket.
+    /// less; what the answer says the shared bucket holds lowers the local bucket (never raises
+    /// it).
     /// `false` when Redis did not apply it (the debt stays listed).
     async fn charge(self: &Arc<Self>, debt: Debt) -> bool {
         let started = Instant::now();
@@ -147,19 +161,28 @@ impl RedisLimiter {
             0,
         );
         let outcome = tokio::time::timeout(PROBE_TIMEOUT, call).await;
-        if let Ok(Ok((granted, _, server_us, left))) = outcome {
+        if let Ok(Ok((granted, _, server_us, left, _))) = outcome {
             if granted >= 0 {
                 charge.applied();
                 count("charged");
-                // What the shared bucket holds now, debt included: a replica that falls back
-                // again counts on from there.
-                let left = left_tokens(left, debt.spec.limit);
-                mirror(&debt.local, debt.spec, left, server_us);
+                // What the shared bucket holds now, debt included, if that is less than the
+                // local bucket holds: a replica that falls back again counts on from there.
+                // Never more (`lower`): a fuller answer may hide a charge Redis lost.
+                let left = left_tokens(left, debt.spec.limit, self.replicas.depth());
+                lower(&debt.local, debt.spec, left, server_us, self.replicas());
                 return true;
             }
         }
         drop(charge);
         self.debts.relist(&debt);
+        if let Ok(Err(e)) = &outcome {
+            if per_key(e) {
+                // That tenant's key, not Redis: the debt stays listed, and recovery (for every
+                // tenant) does not wait for it.
+                self.key_failed(&debt.tenant, e);
+                return true;
+            }
+        }
         count(match outcome {
             Ok(Ok(_)) => "late",
             Ok(Err(_)) => "error",

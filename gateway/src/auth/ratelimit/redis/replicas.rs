@@ -5,9 +5,15 @@
 //! of ids ([`REPLICAS_LUA`](super::script::REPLICAS_LUA)) and reads how many probed within
 //! [`COUNTED_FOR`]. The count is kept from before an outage until Redis is healthy again (a
 //! probe that recovers only raises it), so the debts charged on recovery use the replicas that
-//! were serving, not only those whose probes came back first.
+//! were serving, not only those whose probes came back first. A replica counting alone shares
+//! the rate with at least the configured hint (`DRAFTSTORE_RATE_LIMIT_REPLICAS`, 1 by default),
+//! also before its first count: one started while Redis is away would otherwise count itself
+//! alone (R = 1) and refill every tenant's bucket at the full rate, and the replicas counted
+//! before the outage cannot see it, so only a floor of the most replicas that may run keeps
+//! their refills within the rate together.
 
 use super::super::bucket::MAX_DEPTH;
+use super::super::outage::{describe, timed_out, Throttle};
 use super::{RedisLimiter, PROBE_TIMEOUT};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -22,24 +28,34 @@ const MAX_REPLICAS: u32 = MAX_DEPTH + 1;
 pub(super) struct Replicas {
     id: String,
     count: AtomicU32,
+    /// `DRAFTSTORE_RATE_LIMIT_REPLICAS`: the fewest replicas a replica counting alone assumes.
+    hint: u32,
     script: redis::Script,
+    /// The WARNs about counts that failed.
+    failures: Throttle,
 }
 
 impl Replicas {
-    /// A random id; one replica (this one) until counted.
-    pub(super) fn new() -> Self {
+    /// A random id; `hint` replicas (at least 1, at most [`MAX_REPLICAS`]) until counted, and
+    /// never fewer than `hint` when sharing the rate.
+    pub(super) fn new(hint: u32) -> Self {
+        let hint = hint.clamp(1, MAX_REPLICAS);
         Self {
             // Ids must only differ between live replicas: not a secret.
             id: hex::encode(fastrand::u64(..).to_le_bytes()),
-            count: AtomicU32::new(1),
+            count: AtomicU32::new(hint),
+            hint,
             script: redis::Script::new(super::script::REPLICAS_LUA),
+            failures: Throttle::default(),
         }
     }
 
-    /// How many replicas were last counted (at least 1): a replica counting alone refills its
-    /// bucket at the tenant's rate divided by this.
+    /// How many replicas a replica counting alone shares the tenant's rate with: the replicas
+    /// last counted, and at least the hint (at least 1). The hint is a floor, not only a start:
+    /// replicas counted before an outage cannot see one started during it, so only a floor of
+    /// the most replicas that may run keeps their refills together within the rate.
     pub(super) fn count(&self) -> u32 {
-        self.count.load(Ordering::Relaxed).max(1)
+        self.count.load(Ordering::Relaxed).max(self.hint).max(1)
     }
 
     /// How many limits a charge may take the shared bucket below 0: the replicas but one, at
@@ -50,14 +66,18 @@ impl Replicas {
 }
 
 impl RedisLimiter {
-    /// How many replicas share the buckets, as last counted in Redis (at least 1; 1 until the
-    /// first probe counted them).
+    /// How many replicas share the buckets, as last counted in Redis (at least 1; the
+    /// configured hint until the first probe counted them).
     pub(in super::super) fn replicas(&self) -> u32 {
         self.replicas.count()
     }
 
     /// Adds this replica to the count and reads it (bounded by [`PROBE_TIMEOUT`]); while
-    /// `recovering`, only raises it. A failure keeps the last count (the probe judges health).
+    /// `recovering`, only raises it. A failure keeps the last count (at least the hint; never 1
+    /// unless so counted or configured) and is logged, at most once a minute: the probe that
+    /// decided in time judges Redis's health, but a count that keeps failing (a key the
+    /// credentials may not touch, a damaged key) leaves each replica sharing the rate with a
+    /// stale number.
     pub(super) async fn count_replicas(&self, recovering: bool) {
         let mut connection = self.connection();
         let mut invocation = self
@@ -67,15 +87,55 @@ impl RedisLimiter {
         invocation
             .arg(&self.replicas.id)
             .arg(u64::try_from(COUNTED_FOR.as_micros()).unwrap_or(u64::MAX));
-        let call = invocation.invoke_async::<u32>(&mut connection);
-        let Ok(Ok(counted)) = tokio::time::timeout(PROBE_TIMEOUT, call).await else {
-            return;
+        let call = invocation.invoke_async::<(u32, i64)>(&mut connection);
+        let (counted, repaired) = match tokio::time::timeout(PROBE_TIMEOUT, call).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return self.count_failed(&describe(&e, self.link(PROBE_TIMEOUT))),
+            Err(_) => return self.count_failed(&timed_out(self.link(PROBE_TIMEOUT))),
         };
+        if repaired == 1 {
+            self.repaired(&format!("{}_replicas", self.prefix));
+        }
         let counted = counted.clamp(1, MAX_REPLICAS);
         if recovering {
             self.replicas.count.fetch_max(counted, Ordering::Relaxed);
         } else {
             self.replicas.count.store(counted, Ordering::Relaxed);
         }
+    }
+
+    /// A count failed (`why`): the last count stays; a WARN at most once a minute.
+    fn count_failed(&self, why: &str) {
+        if let Some(failures) = self.replicas.failures.due() {
+            tracing::warn!(
+                failures,
+                error = why,
+                replicas = self.replicas(),
+                "rate limits: counting the replicas in Redis (the key <prefix>_replicas) failed; the last count is kept (at least DRAFTSTORE_RATE_LIMIT_REPLICAS) until one succeeds (logged at most once a minute)"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_counted_a_replica_assumes_the_hint() {
+        assert_eq!(
+            Replicas::new(1).count(),
+            1,
+            "the default: today's behaviour"
+        );
+        let hinted = Replicas::new(12);
+        assert_eq!((hinted.count(), hinted.depth()), (12, 11));
+        // Counted fewer: the hint stays the floor of the sharing, the depth follows the count.
+        hinted.count.store(3, Ordering::Relaxed);
+        assert_eq!((hinted.count(), hinted.depth()), (12, 2));
+        hinted.count.store(20, Ordering::Relaxed);
+        assert_eq!((hinted.count(), hinted.depth()), (20, 19));
+        assert_eq!(Replicas::new(0).count(), 1, "never 0");
+        assert_eq!(Replicas::new(u32::MAX).count(), MAX_REPLICAS);
     }
 }

@@ -17,13 +17,18 @@
 /// most a limit, so the floor forgives nothing the replicas granted, and bounds what a charge
 /// applied twice (its answer lost) costs the tenant.
 ///
-/// Returns `{1, 0, now, left}` for a grant, `{0, µs until a token is back, now, left}`
-/// otherwise, `{2, 0, now, left}` for a charge alone, `{-1, 0, now, -1}` past the deadline;
-/// `now` is the server's clock in µs, `left` the tokens left after the step in millionths
-/// (`-limit × ARGV[6]..=limit`; the caller mirrors them into its local bucket, from which it
-/// counts when Redis fails). A missing key (or a `tokens` field that is NaN) is a full bucket,
-/// so the key expires once it would be full again; a stored `tokens` beyond what a step can
-/// leave (`-inf`, which `tonumber` accepts) counts as `-limit × 999..=limit` (`bucket::MAX_DEPTH`).
+/// Returns `{1, 0, now, left, repaired}` for a grant, `{0, µs until a token is back, now,
+/// left, repaired}` otherwise, `{2, 0, now, left, repaired}` for a charge alone,
+/// `{-1, 0, now, -1, 0}` past the deadline; `now` is the server's clock in µs, `left` the
+/// tokens left after the step in millionths (`-limit × ARGV[6]..=limit`; the caller mirrors
+/// them into its local bucket, from which it counts when Redis fails), `repaired` 1 when the
+/// key held another type than a hash (a string set by hand, a damaged key): the script owns
+/// every key under the prefix, so it deletes that key and starts a full bucket rather than
+/// fail with `WRONGTYPE` on every decision. A missing key (or a `tokens` field that is NaN or
+/// not a number) is a full bucket, so the key expires once it would be full again; a stored
+/// `tokens` beyond what a step can leave (`-inf` or `-9e12`, which `tonumber` accepts) counts
+/// as the nearest value a step can leave, `-limit × max(1, ARGV[6])..=limit`: a damaged field
+/// locks a tenant out no longer than the replicas' own floor would.
 pub const LUA: &str = r"
 local limit = tonumber(ARGV[1])
 local per = tonumber(ARGV[2])
@@ -34,7 +39,13 @@ local depth = math.max(1, tonumber(ARGV[6]) or 1)
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 if now > deadline then
-  return {-1, 0, now, -1}
+  return {-1, 0, now, -1, 0}
+end
+local repaired = 0
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'hash' and kind ~= 'none' then
+  redis.call('DEL', KEYS[1])
+  repaired = 1
 end
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1])
@@ -43,8 +54,10 @@ if tokens == nil or at == nil or tokens ~= tokens then
   tokens = limit
   at = now
 end
--- A damaged or hand-written field (-inf, 1e300) counts as the nearest value a step can leave.
-tokens = math.max(-limit * 999, math.min(limit, tokens))
+-- A damaged or hand-written field (-inf, -9e12, 1e300) counts as the nearest value a step
+-- can leave: never deeper than the replicas' floor, so it never locks a tenant out for longer
+-- than that floor takes to refill.
+tokens = math.max(-limit * depth, math.min(limit, tokens))
 local elapsed = now - at
 if elapsed < 0 then elapsed = 0 end
 tokens = math.min(limit, tokens + elapsed / per * limit)
@@ -63,14 +76,16 @@ else
 end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'at', string.format('%d', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((limit - tokens) / limit * per / 1000) + 1000)
-return {granted, wait, now, math.floor(tokens * 1000000)}
+return {granted, wait, now, math.floor(tokens * 1000000), repaired}
 ";
 
 /// Gives one token back to `KEYS[1]` (never beyond `ARGV[1]`, the limit): for a grant whose
 /// answer came after the gateway had given up and decided without it. A missing key is a full
-/// bucket: nothing to give back. Returns 1 when a token went back.
+/// bucket (and a key of another type nothing of ours): nothing to give back. Returns 1 when a
+/// token went back.
 pub const REFUND_LUA: &str = r"
 local limit = tonumber(ARGV[1])
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return 0 end
 local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
 if tokens == nil then return 0 end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', math.min(limit, tokens + 1)))
@@ -79,14 +94,22 @@ return 1
 
 /// Counts the replicas sharing the buckets. `KEYS[1]`: a sorted set of replica ids, each
 /// scored with the server's clock (µs) of its last probe; `ARGV[1]`: this replica's id;
-/// `ARGV[2]`: µs after its last probe a replica no longer counts. Returns how many count, this
-/// one included (1..).
+/// `ARGV[2]`: µs after its last probe a replica no longer counts. Returns `{count, repaired}`:
+/// how many count, this one included (1..), and 1 when the key held another type than a
+/// sorted set (deleted and counted afresh rather than fail with `WRONGTYPE`, which would leave
+/// every replica counting alone).
 pub const REPLICAS_LUA: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local window = tonumber(ARGV[2])
+local repaired = 0
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'zset' and kind ~= 'none' then
+  redis.call('DEL', KEYS[1])
+  repaired = 1
+end
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
-return redis.call('ZCARD', KEYS[1])
+return {redis.call('ZCARD', KEYS[1]), repaired}
 ";
