@@ -1,7 +1,7 @@
 //! A stream's access-log line and metrics are written once, when it ends, with its final
 //! status and its whole duration: a reflection stream ended by a bad message, cut by the
-//! client, or ended by the idle limit is not logged or counted as a success when its reply
-//! head goes out. The real binary, its log read from its stderr, its own `/metrics`.
+//! client, ended by the idle limit or by the stall limit (a client that stops reading) is not
+//! logged or counted as a success when its reply head goes out. The real binary, its log read from its stderr, its own `/metrics`.
 
 use crate::ratelimit::{gateway_with, Process};
 use bytes::Bytes;
@@ -183,10 +183,33 @@ async fn a_stream_is_logged_and_counted_when_it_ends_with_its_final_status() {
     assert_eq!(lines.len(), 5, "{lines:?}");
     assert_eq!(field(&lines[4], "grpc_status"), Some("3"), "{}", lines[4]);
 
+    // 6. A client that stops reading (a 16-byte window never reopened): the stream is dropped
+    //    at the stall limit, DEADLINE_EXCEEDED (4, STREAM_IDLE), not CANCELLED.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (stalled, connection) = h2::client::Builder::new()
+        .initial_window_size(16)
+        .initial_connection_window_size(16)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut stalled = stalled.ready().await.unwrap();
+    let (response, mut send) = stalled.send_request(request(port, false), false).unwrap();
+    let many: Vec<u8> = (0..1200).flat_map(|_| list_services().to_vec()).collect();
+    send.send_data(many.into(), false).unwrap();
+    let _head = response.await.unwrap();
+    let lines = stream_lines(&gateway, 6).await;
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert_eq!(field(&lines[5], "grpc_status"), Some("4"), "{}", lines[5]);
+    assert!(lines[5].contains("STREAM_IDLE"), "{}", lines[5]);
+    drop((send, stalled));
+
     // Counted once each, by final status; the head going out counted nothing.
     let mut grpc = counted(&gateway, "grpc").await;
     grpc.sort_by(|a, b| a.0.cmp(&b.0));
-    let want: Vec<(String, f64)> = [("0", 1.0), ("1", 1.0), ("3", 1.0), ("4", 1.0)]
+    let want: Vec<(String, f64)> = [("0", 1.0), ("1", 1.0), ("3", 1.0), ("4", 2.0)]
         .iter()
         .map(|(s, n)| ((*s).to_owned(), *n))
         .collect();
