@@ -24,6 +24,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::fmt::Write as _;
 
 /// Reads `json` as a `desc` message: with `build`, returns it normalised for pbjson, else
 /// only checks it (`Ok(None)`).
@@ -264,6 +265,20 @@ impl<'de> serde::Deserialize<'de> for Skip {
     }
 }
 
+/// A key as a path shows it: its first 40 bytes, `…` marking a cut (see [`cut`]), without
+/// copying it when it is short.
+struct Short<'a>(&'a str);
+
+impl std::fmt::Debug for Short<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.len() <= 40 {
+            std::fmt::Debug::fmt(self.0, f)
+        } else {
+            std::fmt::Debug::fmt(&cut(self.0, 40), f)
+        }
+    }
+}
+
 /// A map key as compared for duplicates.
 #[derive(PartialEq, Eq, Hash)]
 enum MapKey<'de> {
@@ -378,7 +393,8 @@ impl<'de> Visitor<'de> for Visit<'_> {
         let mut items = Vec::new();
         for i in 0.. {
             let len = self.ctx.path.len();
-            self.ctx.path.push_str(&format!("[{i}]"));
+            // Written in place: no allocation per element.
+            let _ = write!(self.ctx.path, "[{i}]");
             let item = seq.next_element_seed(Seed {
                 ctx: &mut *self.ctx,
                 shape: Shape::One(kind.clone()),
@@ -504,7 +520,7 @@ fn entries<'de, A: MapAccess<'de>>(
             return Err(ctx.refuse(format!("duplicate map key {:?}", cut(&key, 40))));
         }
         let len = ctx.path.len();
-        ctx.path.push_str(&format!("[{:?}]", cut(&key, 40)));
+        let _ = write!(ctx.path, "[{:?}]", Short(&key));
         let value = map.next_value_seed(Seed {
             ctx: &mut *ctx,
             shape: Shape::One(value_kind.clone()),
