@@ -33,6 +33,12 @@ use serde::de::DeserializeOwned;
 /// JSON: not JSON, a wrong type, an integer field holding a non-integer or a value out of its
 /// range, a map key twice, a field twice.
 pub fn read<T: DeserializeOwned + Name>(json: &[u8]) -> Result<T, ApiError> {
+    let checked_first = pbjson_may_err(json);
+    if !checked_first {
+        if let Ok(message) = serde_json::from_slice::<T>(json) {
+            return Ok(message);
+        }
+    }
     let Some(desc) = super::super::reflection::pool()
         .ok()
         .and_then(|pool| pool.get_message_by_name(&T::full_name()))
@@ -41,8 +47,10 @@ pub fn read<T: DeserializeOwned + Name>(json: &[u8]) -> Result<T, ApiError> {
         return serde_json::from_slice(json).map_err(|e| malformed::<T>(&clear(&e)));
     };
     pass::pass(&desc, json, false).map_err(|why| malformed::<T>(&why))?;
-    if let Ok(message) = serde_json::from_slice::<T>(json) {
-        return Ok(message);
+    if checked_first {
+        if let Ok(message) = serde_json::from_slice::<T>(json) {
+            return Ok(message);
+        }
     }
     // Checked text pbjson refuses holds forms it does not read (an integer in exponent form or
     // as a fraction, `null`), or a field twice: read again, normalised.
@@ -52,6 +60,38 @@ pub fn read<T: DeserializeOwned + Name>(json: &[u8]) -> Result<T, ApiError> {
         // Never: a body of `null` is refused by the pass.
         None => Err(malformed::<T>("expected a JSON object")),
     }
+}
+
+/// Whether pbjson could accept in `json` what protojson refuses, so the checking pass must
+/// come first: a nested object (a map, which could name a key twice), a string starting with
+/// `+` or a leading zero (`"+5"`, `"01"`, `"-01"`: Rust's `str::parse`, which pbjson uses for
+/// integers in strings and integer map keys, takes them), or a `\u` escape (which could spell
+/// either). Otherwise pbjson accepts only what protojson does, and the pass runs only to word
+/// a refusal. False positives (`"0123.txt"` as a name) cost only the pass.
+fn pbjson_may_err(json: &[u8]) -> bool {
+    let mut objects = 0u32;
+    for (i, &b) in json.iter().enumerate() {
+        let before = |n: usize| i.checked_sub(n).and_then(|at| json.get(at)).copied();
+        let digit_after = json.get(i + 1).is_some_and(u8::is_ascii_digit);
+        let risky = match b {
+            b'{' => {
+                objects += 1;
+                objects > 1
+            }
+            b'+' => before(1) == Some(b'"'),
+            b'u' => before(1) == Some(b'\\'),
+            b'0' => {
+                digit_after
+                    && (before(1) == Some(b'"')
+                        || (before(1) == Some(b'-') && before(2) == Some(b'"')))
+            }
+            _ => false,
+        };
+        if risky {
+            return true;
+        }
+    }
+    false
 }
 
 /// serde_json's refusal `e` in our words: the problem and the expected form, without its

@@ -644,6 +644,9 @@ mod tests {
             ("\"4.294967296e9\"", None),
             ("\"+1\"", None),
             ("\"01\"", None),
+            // "+1" spelled with an escape.
+            ("\"\\u002b1\"", None),
+            ("\"\\u0031\"", Some(1)),
         ] {
             let json = format!(r#"{{"partNumbers": [{value}]}}"#);
             match (read::<pb::GetPartUploadUrlsRequest>(json.as_bytes()), wants) {
