@@ -19,6 +19,9 @@ const REQUEST: &[u8] = br#"{"objectName": "uploads/2026/11/photo of cat.jpg"}"#;
 /// the gateway normalises.
 const NORMALISED: &[u8] = br#"{"objectName": "uploads/2026/11/photo of cat.jpg", "constraints": {"contentLength": 1e3, "contentType": null}}"#;
 
+/// A request with an integer and a map (the fields the gateway checks before pbjson reads).
+const CONSTRAINED: &[u8] = br#"{"objectName": "uploads/2026/11/photo of cat.jpg", "constraints": {"contentType": "image/jpeg", "contentLength": 52341, "metadata": {"owner": "u-17", "album": "holidays"}}}"#;
+
 /// An answer shaped like the gateway's (a presigned URL of the embedded store).
 fn answer() -> Vec<u8> {
     pb::GetUploadUrlResponse {
@@ -39,6 +42,26 @@ fn answer() -> Vec<u8> {
         expires_at_cut_by_credentials: false,
     }
     .encode_to_vec()
+}
+
+/// The request's reading alone: pbjson (what the gateway's reading was on valid text before
+/// its checking pass) against the gateway's reading (checking pass, then pbjson).
+fn reading(c: &mut Criterion) {
+    let mut group = c.benchmark_group("connect_json_read");
+    let read = draftstore_gateway::api::grpc::connect::json::read::<pb::GetUploadUrlRequest>;
+    for (name, input) in [("plain", REQUEST), ("constrained", CONSTRAINED)] {
+        group.bench_function(format!("{name}: pbjson"), |b| {
+            b.iter(|| {
+                let request: pb::GetUploadUrlRequest =
+                    serde_json::from_slice(black_box(input)).unwrap();
+                request
+            });
+        });
+        group.bench_function(format!("{name}: gateway read"), |b| {
+            b.iter(|| read(black_box(input)).unwrap());
+        });
+    }
+    group.finish();
 }
 
 fn codecs(c: &mut Criterion) {
@@ -111,5 +134,5 @@ fn codecs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codecs);
+criterion_group!(benches, reading, codecs);
 criterion_main!(benches);

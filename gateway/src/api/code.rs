@@ -150,8 +150,13 @@ codes! {
     /// No longer sent (gRPC-Web is served); kept so the wire string is never reused.
     GrpcWebUnsupported = "GRPC_WEB_UNSUPPORTED", UnsupportedMediaType;
     /// A streaming gRPC call (server reflection) that sent no message for the stream idle
-    /// limit (`DRAFTSTORE_IDLE_TIMEOUT_MS`): ended with `DEADLINE_EXCEEDED`.
-    StreamIdle = "STREAM_IDLE", Timeout;
+    /// limit (`DRAFTSTORE_IDLE_TIMEOUT_MS`), or moved neither way for twice that (a client
+    /// that stopped reading): ended with `DEADLINE_EXCEEDED`. The client's doing: logged at
+    /// INFO, not ERROR.
+    StreamIdle = "STREAM_IDLE", ClientDeadline;
+    /// A stream the client ended (`RST_STREAM`, a closed connection) before its status was
+    /// sent: never sent (nobody reads it), logged and counted as gRPC `CANCELLED` (1).
+    StreamCancelled = "STREAM_CANCELLED", Cancelled;
     /// A `application/grpc-web-text` body that is not base64.
     BadBase64 = "BAD_BASE64", BadRequest;
     /// A Connect request whose `Connect-Protocol-Version` is not `1`.

@@ -10,6 +10,8 @@ use draftstore_core::{ConfirmError, ConstraintError, NameError, PartError, Stora
 pub enum GrpcCode {
     /// Success.
     Ok = 0,
+    /// The client cancelled the call (a stream it reset or closed).
+    Cancelled = 1,
     /// The request is invalid whatever the server's state.
     InvalidArgument = 3,
     /// The deadline passed before the call finished.
@@ -73,6 +75,8 @@ pub enum Kind {
     BodyTimeout,
     /// The deadline the client set (`grpc-timeout`) passed.
     ClientDeadline,
+    /// 499 / `CANCELLED`: the client went away before the answer ended (a stream it reset).
+    Cancelled,
 }
 
 /// An API error: a [`Code`] (which decides the HTTP status and the gRPC code) and a message for
@@ -139,6 +143,7 @@ impl ApiError {
             Kind::Unavailable | Kind::Overloaded => 503,
             Kind::Timeout | Kind::ClientDeadline => 504,
             Kind::BodyTimeout => 408,
+            Kind::Cancelled => 499,
         }
     }
 
@@ -158,6 +163,7 @@ impl ApiError {
             Kind::Internal => GrpcCode::Internal,
             Kind::Unavailable | Kind::Overloaded => GrpcCode::Unavailable,
             Kind::Timeout | Kind::ClientDeadline | Kind::BodyTimeout => GrpcCode::DeadlineExceeded,
+            Kind::Cancelled => GrpcCode::Cancelled,
         }
     }
 
@@ -226,6 +232,7 @@ impl ApiError {
                 Kind::Internal => ErrorType::InternalError,
                 Kind::Unavailable | Kind::Overloaded => ErrorType::Unavailable,
                 Kind::Timeout | Kind::BodyTimeout | Kind::ClientDeadline => ErrorType::Timeout,
+                Kind::Cancelled => ErrorType::NetworkError,
             },
         }
     }

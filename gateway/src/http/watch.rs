@@ -58,6 +58,13 @@ impl Watch {
         self.last.store(self.now(), Ordering::Relaxed);
     }
 
+    /// Armed and silent for the idle limit: the stream is (being) dropped for it.
+    #[must_use]
+    pub fn stalled(&self) -> bool {
+        let idle = self.idle.load(Ordering::Relaxed);
+        idle != 0 && self.now() >= self.last.load(Ordering::Relaxed).saturating_add(idle)
+    }
+
     /// Resolves once armed and silent for the idle limit.
     async fn expired(&self) {
         loop {

@@ -98,6 +98,8 @@ mod serve_cli;
 mod sse;
 /// Streams whose client stops reading are reset at the idle limit, freeing their place.
 mod stalled_streams;
+/// A stream is logged and counted when it ends, with its final status and whole duration.
+mod stream_outcomes;
 /// Local stand-ins for AWS endpoints (container credentials, STS) and the gateway process.
 mod stub;
 /// `gateway sweep` as the CronJob runs it.

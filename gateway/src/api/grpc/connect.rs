@@ -258,6 +258,7 @@ fn to_json<O: Message + Default + Serialize>(message: &[u8]) -> Result<Bytes, Ap
 pub const fn code_name(code: GrpcCode) -> &'static str {
     match code {
         GrpcCode::Ok => "ok",
+        GrpcCode::Cancelled => "canceled",
         GrpcCode::InvalidArgument => "invalid_argument",
         GrpcCode::DeadlineExceeded => "deadline_exceeded",
         GrpcCode::NotFound => "not_found",
@@ -277,6 +278,7 @@ pub const fn code_name(code: GrpcCode) -> &'static str {
 pub const fn http_status(code: GrpcCode) -> u16 {
     match code {
         GrpcCode::Ok => 200,
+        GrpcCode::Cancelled => 499,
         GrpcCode::InvalidArgument | GrpcCode::FailedPrecondition => 400,
         GrpcCode::Unauthenticated => 401,
         GrpcCode::PermissionDenied => 403,

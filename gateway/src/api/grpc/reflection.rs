@@ -61,6 +61,8 @@ pub fn serve(
         watch.arm(limits.idle_timeout.saturating_mul(2));
     }
     let (sender, streamed) = stream::channel(4, end);
+    let sender = sender.watched(watch.clone());
+    let report = sender.report();
     let streamed = streamed.watched(watch.clone());
     let messages = Messages::new(body, limits.max_grpc_message, limits.idle_timeout).watched(watch);
     tokio::spawn(async move {
@@ -88,6 +90,8 @@ pub fn serve(
         sender.finish(outcome).await;
     });
     let mut response = Response::new(crate::http::response::Body::new(streamed));
+    // The stream's log line and metrics are written when it ends, with its final status.
+    response.extensions_mut().insert(report);
     let headers = response.headers_mut();
     match end {
         stream::End::Trailers => {

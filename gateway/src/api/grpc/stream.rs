@@ -6,6 +6,7 @@ use super::codec::{check_header, FrameError, HEADER_LEN};
 use super::header::{GRPC_MESSAGE, GRPC_STATUS};
 use super::status::percent_encode;
 use crate::api::error::{ApiError, Code};
+use crate::http::layer::observe::StreamEnd;
 use crate::http::watch::Watch;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue};
@@ -13,6 +14,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -110,39 +112,101 @@ pub enum End {
     Connect,
 }
 
-/// The sending half of a streaming response: framed messages, then the status.
+/// The sending half of a streaming response: framed messages, then the status. The stream's
+/// outcome goes to its [`StreamEnd`] (its log line and metrics) when it ends: the status sent,
+/// `STREAM_CANCELLED` when the client went away first, `STREAM_IDLE` when the connection
+/// dropped the stream for making no progress.
 pub struct Sender {
     frames: mpsc::Sender<Frame<Bytes>>,
     end: End,
+    report: StreamEnd,
+    watch: Option<Arc<Watch>>,
+    /// A message could not be handed to the body: the client has gone.
+    gone: AtomicBool,
 }
 
 impl Sender {
     /// Sends one framed message; `false` when the client has gone.
     pub async fn send(&self, framed: Bytes) -> bool {
-        self.frames.send(Frame::data(framed)).await.is_ok()
+        let sent = self.frames.send(Frame::data(framed)).await.is_ok();
+        if !sent {
+            self.gone.store(true, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    /// The report of this stream's end, for its response's extensions.
+    #[must_use]
+    pub fn report(&self) -> StreamEnd {
+        self.report.clone()
+    }
+
+    /// The same, told the HTTP/2 stream's watch (to tell a stream dropped for making no
+    /// progress from one the client reset).
+    #[must_use]
+    pub fn watched(mut self, watch: Option<Arc<Watch>>) -> Self {
+        self.watch = watch;
+        self
     }
 
     /// Ends the stream with `grpc-status: 0`, or the error's code and message (for Connect,
-    /// the same in its end-of-stream envelope).
+    /// the same in its end-of-stream envelope), and reports how it ended.
     pub async fn finish(self, outcome: Result<(), ApiError>) {
-        if self.end == End::Connect {
-            let _ = self.frames.send(Frame::data(end_of_stream(outcome))).await;
-            return;
-        }
-        let mut trailers = HeaderMap::new();
-        match outcome {
-            Ok(()) => {
-                trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
-            }
-            Err(e) => {
-                trailers.insert(GRPC_STATUS, HeaderValue::from(e.grpc_code() as i32));
-                if let Ok(value) = HeaderValue::from_str(&percent_encode(&e.message)) {
-                    trailers.insert(GRPC_MESSAGE, value);
-                }
-            }
-        }
-        let _ = self.frames.send(Frame::trailers(trailers)).await;
+        let last = match self.end {
+            End::Connect => Frame::data(end_of_stream(outcome.clone())),
+            End::Trailers => Frame::trailers(trailers(&outcome)),
+        };
+        let delivered = self.frames.send(last).await.is_ok();
+        // A request side that fails is the client resetting or closing the stream.
+        let reset = matches!(&outcome, Err(e) if e.code == Code::BodyUnreadable);
+        let outcome = if delivered && !reset && !self.gone.load(Ordering::Relaxed) {
+            outcome
+        } else {
+            Err(self.went())
+        };
+        self.report.end(outcome);
     }
+
+    /// Why the body went before the stream's end: dropped by the connection for making no
+    /// progress, or the client reset or closed it.
+    fn went(&self) -> ApiError {
+        match &self.watch {
+            Some(watch) if watch.stalled() => ApiError::new(
+                Code::StreamIdle,
+                "the stream made no progress either way for twice the idle limit (the client \
+                 stopped reading)",
+            ),
+            _ => ApiError::new(
+                Code::StreamCancelled,
+                "the client ended the stream before its status",
+            ),
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        // A sender dropped unfinished (its task ended early): the first outcome counts, so
+        // after `finish` this is nothing.
+        self.report.end(Err(self.went()));
+    }
+}
+
+/// gRPC's status trailers for `outcome`.
+fn trailers(outcome: &Result<(), ApiError>) -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    match outcome {
+        Ok(()) => {
+            trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
+        }
+        Err(e) => {
+            trailers.insert(GRPC_STATUS, HeaderValue::from(e.grpc_code() as i32));
+            if let Ok(value) = HeaderValue::from_str(&percent_encode(&e.message)) {
+                trailers.insert(GRPC_MESSAGE, value);
+            }
+        }
+    }
+    trailers
 }
 
 /// Connect's end-of-stream envelope: flag `0x02`, then the JSON end message.
@@ -185,7 +249,13 @@ impl Streamed {
 pub fn channel(depth: usize, end: End) -> (Sender, Streamed) {
     let (frames, receiver) = mpsc::channel(depth.max(1));
     (
-        Sender { frames, end },
+        Sender {
+            frames,
+            end,
+            report: StreamEnd::default(),
+            watch: None,
+            gone: AtomicBool::new(false),
+        },
         Streamed {
             frames: receiver,
             watch: None,

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 use tower::{Layer, Service};
@@ -178,15 +178,92 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Observed<F> {
     }
 }
 
+/// The end of a streamed answer (server reflection over gRPC or Connect): a stream's log line
+/// and metrics are written when it ends, with its final code and whole duration, not when its
+/// head goes out. The stream puts a clone in its response's extensions and calls
+/// [`StreamEnd::end`] once it is over; [`ObserveLayer`] leaves its record there. Whichever
+/// comes second writes it; a unary answer carries none and is recorded at once.
+#[derive(Clone, Default)]
+pub struct StreamEnd(Arc<Mutex<Ending>>);
+
+#[derive(Default)]
+enum Ending {
+    /// Neither the record nor the outcome is there yet.
+    #[default]
+    Open,
+    /// The record and the HTTP status sent, waiting for the outcome.
+    Waiting(Seen, u16),
+    /// The outcome, waiting for the record.
+    Ended(Result<(), ApiError>),
+    /// Written.
+    Done,
+}
+
+impl std::fmt::Debug for StreamEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamEnd")
+    }
+}
+
+impl StreamEnd {
+    fn state(&self) -> std::sync::MutexGuard<'_, Ending> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The stream ended with `outcome` (`Ok`: status 0): its line and metrics are written now,
+    /// or when its head is recorded. Only the first outcome counts.
+    pub fn end(&self, outcome: Result<(), ApiError>) {
+        let mut state = self.state();
+        match std::mem::take(&mut *state) {
+            Ending::Open => *state = Ending::Ended(outcome),
+            Ending::Waiting(seen, http) => {
+                *state = Ending::Done;
+                drop(state);
+                seen.write(outcome.err().as_ref(), http);
+            }
+            other => *state = other,
+        }
+    }
+
+    /// The record of the stream's request, its head sent with HTTP status `http`.
+    fn attach(&self, seen: Seen, http: u16) {
+        let mut state = self.state();
+        match std::mem::take(&mut *state) {
+            Ending::Open => *state = Ending::Waiting(seen, http),
+            Ending::Ended(outcome) => {
+                *state = Ending::Done;
+                drop(state);
+                seen.write(outcome.err().as_ref(), http);
+            }
+            other => *state = other,
+        }
+    }
+}
+
 impl Seen {
     fn record(self, response: &Res) {
-        let elapsed = self.started.elapsed();
+        let http = response.status().as_u16();
+        if self.call.is_grpc() {
+            if let Some(end) = response.extensions().get::<StreamEnd>() {
+                end.attach(self, http);
+                return;
+            }
+        }
         let failed = response.extensions().get::<Failed>().map(|f| &f.0);
+        self.write(failed, http);
+    }
+
+    /// Counts the call and writes its line: it `failed` or not, answered with HTTP status
+    /// `http`.
+    fn write(self, failed: Option<&ApiError>, http: u16) {
+        let elapsed = self.started.elapsed();
         let status = match failed {
             Some(e) if self.call.is_grpc() => e.grpc_code() as u16,
             // gRPC success: the status (0) is in the trailers.
             None if self.call.is_grpc() => 0,
-            _ => response.status().as_u16(),
+            _ => http,
         };
         match self.series.get(&self.call) {
             Some(series) => series.record(status, elapsed),
@@ -203,7 +280,7 @@ impl Seen {
         // In the log, `status` is always the HTTP status sent, `grpc_status` the gRPC code
         // (in trailers or Connect's body) for the gRPC protocols; the metrics count the latter.
         let sent = Sent {
-            http: response.status().as_u16(),
+            http,
             grpc: self.call.is_grpc().then_some(status),
         };
         match failed {
@@ -319,5 +396,34 @@ mod tests {
         let rest =
             logged(|| seen(Call::Rest(None)).record(&Res::new(crate::http::response::empty())));
         assert!(rest.contains("status=200 elapsed_us"), "{rest}");
+    }
+
+    #[test]
+    fn a_stream_is_written_once_at_its_end_whichever_comes_first() {
+        use crate::api::grpc::Rpc;
+        let streamed = || {
+            let end = StreamEnd::default();
+            let mut response = Res::new(crate::http::response::empty());
+            response.extensions_mut().insert(end.clone());
+            (end, response)
+        };
+        // The head recorded first: nothing until the stream ends, then its final code.
+        let (end, response) = streamed();
+        let head = logged(|| seen(Call::Grpc(Some(Rpc::GetUploadUrl))).record(&response));
+        assert!(head.is_empty(), "{head}");
+        let ended = logged(|| {
+            end.end(Err(ApiError::new(Code::StreamIdle, "idle")));
+            end.end(Ok(()));
+        });
+        assert_eq!(ended.lines().count(), 1, "{ended}");
+        assert!(ended.contains("status=200 grpc_status=4"), "{ended}");
+        // The stream ended first: written when the head is recorded.
+        let (end, response) = streamed();
+        let early = logged(|| {
+            end.end(Err(ApiError::new(Code::StreamCancelled, "gone")));
+            seen(Call::Grpc(Some(Rpc::GetUploadUrl))).record(&response);
+        });
+        assert_eq!(early.lines().count(), 1, "{early}");
+        assert!(early.contains("grpc_status=1"), "{early}");
     }
 }

@@ -1,137 +1,97 @@
 //! Reading a Connect JSON request: pbjson's generated serde (proto3's JSON mapping,
-//! protobuf.dev/programming-guides/json) with a thin normalising pass for the forms the spec
-//! accepts and pbjson does not.
+//! protobuf.dev/programming-guides/json), after one checking pass that refuses, in our words,
+//! what protojson (protobuf-go `encoding/protojson`) refuses and pbjson would accept or word in
+//! serde's terms ([`pass`]), and a normalising pass for the forms the spec accepts and pbjson
+//! does not.
 //!
-//! - An integer field takes a number or a string, "exponent notation is also accepted": `1.0`,
-//!   `1e0`, `"1e3"`, `"1"` are read as the integer they denote (pbjson reads only plain
-//!   integers and integer strings). A value that is not an integer (`1.5`), or out of the
-//!   field's range (`1e400`, `-1` for a `uint64`, `5e9` for a `uint32`), is refused naming
-//!   the field.
+//! - An integer field takes a number or a string holding exactly one JSON number; "exponent
+//!   notation is also accepted": `1.0`, `1e0`, `"1e3"`, `"1"` are read as the integer they
+//!   denote. `"+5"`, `"01"`, `" 1"`, `1.5`, a value out of the field's range (`1e400`, `-1`
+//!   for a `uint64`, `5e9` for a `uint32`) are refused naming the field.
+//! - A map key twice (`"1"` and `"01"` in a `map<uint32, …>` are one key) is refused as
+//!   protojson does: "duplicate map key".
+//! - A value of the wrong JSON type is refused naming the field, what it takes and what it got.
 //! - `null` is the field's default for every field (pbjson takes it only for messages and
 //!   `optional` fields): the member is dropped.
 //!
-//! The usual request is read once, straight by pbjson, at no extra cost. Only when pbjson
-//! refuses it is the text read again as a [`serde_json::Value`], walked once by the request
-//! type's descriptor (from [`super::super::reflection::pool`]) and read by pbjson again; every
-//! error then names the field it is about (`constraints.contentLength: …`), never serde's
-//! internals.
+//! The usual request is checked once (building nothing) and read once by pbjson. Only when
+//! pbjson refuses checked text is it read again into a [`serde_json::Value`], normalised by
+//! the request type's descriptor (from [`super::super::reflection::pool`]), and read by pbjson
+//! from there.
+
+mod pass;
 
 use crate::api::error::{ApiError, Code};
 use draftstore_proto::prost::Name;
-use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::Kind;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 /// Reads `json`, the whole body, as a `T`.
 ///
 /// # Errors
 /// `MALFORMED_MESSAGE` (invalid_argument) naming the type, and the field when the text is
 /// JSON: not JSON, a wrong type, an integer field holding a non-integer or a value out of its
-/// range, a field twice.
+/// range, a map key twice, a field twice.
 pub fn read<T: DeserializeOwned + Name>(json: &[u8]) -> Result<T, ApiError> {
-    let first = match serde_json::from_slice::<T>(json) {
-        Ok(message) => return Ok(message),
-        Err(e) => e,
-    };
-    // Text that is not JSON, or names a member twice (which a `Value` would hide by keeping
-    // the last), is refused by the second reading, naming where.
-    let mut text = serde_json::Deserializer::from_slice(json);
-    let Unique(mut value) = serde_path_to_error::deserialize(&mut text)
-        .map_err(|e| malformed::<T>(&at(&e.path().to_string(), clear(e.inner()))))?;
-    text.end().map_err(|e| malformed::<T>(&clear(&e)))?;
-    match super::super::reflection::pool()
+    let checked_first = pbjson_may_err(json);
+    if !checked_first {
+        if let Ok(message) = serde_json::from_slice::<T>(json) {
+            return Ok(message);
+        }
+    }
+    let Some(desc) = super::super::reflection::pool()
         .ok()
         .and_then(|pool| pool.get_message_by_name(&T::full_name()))
-    {
-        Some(desc) => {
-            message(&desc, &mut value, &mut String::new()).map_err(|e| malformed::<T>(&e))?
-        }
+    else {
         // Never: every request type is in the descriptors (a unit test holds it).
-        None => return Err(malformed::<T>(&clear(&first))),
-    }
-    serde_path_to_error::deserialize(value)
-        .map_err(|e| malformed::<T>(&at(&e.path().to_string(), clear(e.inner()))))
-}
-
-/// A JSON value whose objects each name a member at most once (RFC 8259 §4: names SHOULD be
-/// unique; a repeated one is refused rather than the last silently winning).
-struct Unique(Value);
-
-impl<'de> serde::Deserialize<'de> for Unique {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(UniqueVisitor).map(Unique)
-    }
-}
-
-/// Builds a [`Value`] as serde_json's own visitor does, refusing a repeated member name.
-struct UniqueVisitor;
-
-impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        // Never NaN or infinite from JSON text; `Null` as serde_json's own visitor gives.
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        serde::Deserialize::deserialize(d).map(|Unique(v)| v)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(Unique(item)) = seq.next_element()? {
-            items.push(item);
+        return serde_json::from_slice(json).map_err(|e| malformed::<T>(&clear(&e)));
+    };
+    pass::pass(&desc, json, false).map_err(|why| malformed::<T>(&why))?;
+    if checked_first {
+        if let Ok(message) = serde_json::from_slice::<T>(json) {
+            return Ok(message);
         }
-        Ok(Value::Array(items))
     }
+    // Checked text pbjson refuses holds forms it does not read (an integer in exponent form or
+    // as a fraction, `null`), or a field twice: read again, normalised.
+    match pass::pass(&desc, json, true).map_err(|why| malformed::<T>(&why))? {
+        Some(value) => serde_path_to_error::deserialize(value)
+            .map_err(|e| malformed::<T>(&at(&e.path().to_string(), clear(e.inner())))),
+        // Never: a body of `null` is refused by the pass.
+        None => Err(malformed::<T>("expected a JSON object")),
+    }
+}
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut members = serde_json::Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if members.contains_key(&key) {
-                return Err(serde::de::Error::custom(format!(
-                    "field {:?} is given twice; each field appears at most once",
-                    cut(&key, 64)
-                )));
+/// Whether pbjson could accept in `json` what protojson refuses, so the checking pass must
+/// come first: a nested object (a map, which could name a key twice), a string starting with
+/// `+` or a leading zero (`"+5"`, `"01"`, `"-01"`: Rust's `str::parse`, which pbjson uses for
+/// integers in strings and integer map keys, takes them), or a `\u` escape (which could spell
+/// either). Otherwise pbjson accepts only what protojson does, and the pass runs only to word
+/// a refusal. False positives (`"0123.txt"` as a name) cost only the pass.
+fn pbjson_may_err(json: &[u8]) -> bool {
+    let mut objects = 0u32;
+    for (i, &b) in json.iter().enumerate() {
+        let before = |n: usize| i.checked_sub(n).and_then(|at| json.get(at)).copied();
+        let digit_after = json.get(i + 1).is_some_and(u8::is_ascii_digit);
+        let risky = match b {
+            b'{' => {
+                objects += 1;
+                objects > 1
             }
-            let Unique(value) = map.next_value()?;
-            members.insert(key, value);
+            b'+' => before(1) == Some(b'"'),
+            b'u' => before(1) == Some(b'\\'),
+            b'0' => {
+                digit_after
+                    && (before(1) == Some(b'"')
+                        || (before(1) == Some(b'-') && before(2) == Some(b'"')))
+            }
+            _ => false,
+        };
+        if risky {
+            return true;
         }
-        Ok(Value::Object(members))
     }
+    false
 }
 
 /// serde_json's refusal `e` in our words: the problem and the expected form, without its
@@ -201,85 +161,6 @@ fn at(path: &str, what: impl std::fmt::Display) -> String {
     }
 }
 
-/// Normalises the members of `value`, a message of type `desc` at `path`: `null` members
-/// dropped, integer fields made plain integers. A `value` that is not an object is left for
-/// pbjson to refuse.
-fn message(desc: &MessageDescriptor, value: &mut Value, path: &mut String) -> Result<(), String> {
-    let Value::Object(members) = value else {
-        return Ok(());
-    };
-    members.retain(|_, v| !v.is_null());
-    for (key, member) in members.iter_mut() {
-        let field = desc
-            .get_field_by_json_name(key)
-            .or_else(|| desc.get_field_by_name(key));
-        // Unknown fields are skipped by pbjson.
-        let Some(field) = field else { continue };
-        let len = path.len();
-        if !path.is_empty() {
-            path.push('.');
-        }
-        path.push_str(key);
-        let done = self::field(&field, member, path);
-        path.truncate(len);
-        done?;
-    }
-    Ok(())
-}
-
-/// Normalises `value`, the value of `field` at `path`: each element of a list, each value of
-/// a map (its keys are strings and stay so), or the one value.
-fn field(field: &FieldDescriptor, value: &mut Value, path: &mut String) -> Result<(), String> {
-    let kind = field.kind();
-    if field.is_map() {
-        let Kind::Message(entry) = &kind else {
-            return Ok(());
-        };
-        let kind = entry.map_entry_value_field().kind();
-        let key_kind = entry.map_entry_key_field().kind();
-        if let Value::Object(entries) = value {
-            for (key, v) in entries.iter_mut() {
-                let len = path.len();
-                path.push_str(&format!("[{:?}]", cut(key, 40)));
-                if let Some((min, max)) = range(&key_kind) {
-                    // A key is the integer in plain decimal (proto3 JSON: the key's value
-                    // as a string), not in a number's other forms.
-                    let plain = key.strip_prefix('-').unwrap_or(key);
-                    let n = (!plain.is_empty() && plain.bytes().all(|b| b.is_ascii_digit()))
-                        .then(|| key.parse::<i128>().ok())
-                        .flatten()
-                        .filter(|n| (min..=max).contains(n));
-                    if n.is_none() {
-                        let e = format!(
-                            "{path}: a key of this map is an integer in plain decimal, {min} to \
-                             {max}"
-                        );
-                        path.truncate(len);
-                        return Err(e);
-                    }
-                }
-                let done = element(&kind, v, path);
-                path.truncate(len);
-                done?;
-            }
-        }
-        return Ok(());
-    }
-    if field.is_list() {
-        if let Value::Array(items) = value {
-            for (i, item) in items.iter_mut().enumerate() {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                let done = element(&kind, item, path);
-                path.truncate(len);
-                done?;
-            }
-        }
-        return Ok(());
-    }
-    element(&kind, value, path)
-}
-
 /// The range of an integer `kind`, or `None` for any other kind.
 fn range(kind: &Kind) -> Option<(i128, i128)> {
     Some(match kind {
@@ -289,56 +170,6 @@ fn range(kind: &Kind) -> Option<(i128, i128)> {
         Kind::Uint64 | Kind::Fixed64 => (0, i128::from(u64::MAX)),
         _ => return None,
     })
-}
-
-/// Normalises one value of `kind` at `path`.
-fn element(kind: &Kind, value: &mut Value, path: &mut String) -> Result<(), String> {
-    if let Kind::Message(desc) = kind {
-        return message(desc, value, path);
-    }
-    let Some(range) = range(kind) else {
-        return Ok(());
-    };
-    let n = match &*value {
-        Value::Number(n) => n
-            .as_i64()
-            .map(i128::from)
-            .or_else(|| n.as_u64().map(i128::from))
-            .or_else(|| n.as_f64().and_then(integral))
-            .ok_or_else(|| format!("{path}: {n} is not an integer"))?,
-        Value::String(s) => exact(s).ok_or_else(|| {
-            format!("{path}: {s:?} is not an integer (a number, or a string holding one)")
-        })?,
-        other => {
-            return Err(format!(
-                "{path}: expected an integer (a number, or a string holding one), not {other}"
-            ))
-        }
-    };
-    if n < range.0 || n > range.1 {
-        let sent = match &*value {
-            Value::String(s) => format!("{:?}", cut(s, 40)),
-            other => cut(&other.to_string(), 40),
-        };
-        return Err(format!(
-            "{path}: {sent} is out of range ({} to {})",
-            range.0, range.1
-        ));
-    }
-    *value = if n < 0 {
-        Value::from(i64::try_from(n).map_err(|_| format!("{path}: out of range"))?)
-    } else {
-        Value::from(u64::try_from(n).map_err(|_| format!("{path}: out of range"))?)
-    };
-    Ok(())
-}
-
-/// An `f64` that is a whole number, as an integer (out of `i128`'s range: `None`, later out of
-/// every field's range).
-fn integral(f: f64) -> Option<i128> {
-    // 2^100: past every field's range, and exactly representable.
-    const FAR: f64 = 1_267_650_600_228_229_401_496_703_205_376.0;
-    (f.is_finite() && f.fract() == 0.0 && f.abs() < FAR).then_some(f as i128)
 }
 
 /// The integer a string holding a JSON number denotes, exactly (`"1e3"`, `"1.0"`, `"-7"`);
@@ -573,7 +404,7 @@ mod tests {
         for (json, wants) in [
             (
                 r#"{"constraints": {"contentLength": 1e400}}"#.to_owned(),
-                "past the range",
+                "constraints.contentLength: 1e400 is out of range",
             ),
             (
                 r#"{"constraints": {"contentLength": "1e400"}}"#.to_owned(),

@@ -1,0 +1,218 @@
+//! A stream's access-log line and metrics are written once, when it ends, with its final
+//! status and its whole duration: a reflection stream ended by a bad message, cut by the
+//! client, ended by the idle limit or by the stall limit (a client that stops reading) is not
+//! logged or counted as a success when its reply head goes out. The real binary, its log read from its stderr, its own `/metrics`.
+
+use crate::ratelimit::{gateway_with, Process};
+use bytes::Bytes;
+use draftstore_proto::grpc::reflection::v1 as reflection;
+use draftstore_proto::prost::Message;
+use reflection::server_reflection_request::MessageRequest;
+use std::time::{Duration, Instant};
+
+/// The stream idle limit of the gateway under test.
+const IDLE_MS: u64 = 1000;
+
+fn envelope(message: &[u8]) -> Bytes {
+    let mut out = vec![0];
+    out.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(message);
+    out.into()
+}
+
+fn list_services() -> Bytes {
+    envelope(
+        &reflection::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }
+        .encode_to_vec(),
+    )
+}
+
+/// A reflection stream's request over native gRPC or Connect streaming.
+fn request(port: u16, connect: bool) -> http::Request<()> {
+    let builder = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://127.0.0.1:{port}{}", reflection::INFO_PATH));
+    let builder = if connect {
+        builder
+            .header("content-type", "application/connect+proto")
+            .header("connect-protocol-version", "1")
+    } else {
+        builder
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+    };
+    builder.body(()).unwrap()
+}
+
+async fn h2c(port: u16) -> h2::client::SendRequest<Bytes> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    client.ready().await.unwrap()
+}
+
+/// The access-log lines of reflection streams, once `n` are written (at most 30 s).
+async fn stream_lines(gateway: &Process, n: usize) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let lines: Vec<String> = gateway
+            .log()
+            .lines()
+            .filter(|l| l.contains("ServerReflectionInfo") && l.contains("elapsed_us="))
+            .map(str::to_owned)
+            .collect();
+        if lines.len() >= n || started.elapsed() > Duration::from_secs(30) {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `key=value` of a log line.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// The `draftstore_requests_total` lines of `protocol` with a non-zero count, as
+/// `(status, count)`.
+async fn counted(gateway: &Process, protocol: &str) -> Vec<(String, f64)> {
+    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", gateway.port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("draftstore_requests_total{"))
+        .filter(|l| l.contains(&format!("protocol=\"{protocol}\"")))
+        .filter_map(|l| {
+            let status = l.split("status=\"").nth(1)?.split('"').next()?.to_owned();
+            let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
+            (count > 0.0).then_some((status, count))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stream_is_logged_and_counted_when_it_ends_with_its_final_status() {
+    let gateway = gateway_with(&[
+        ("DRAFTSTORE_AUTH", "none"),
+        (
+            "DRAFTSTORE_LOG",
+            "info,draftstore_gateway::http::server=debug",
+        ),
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &IDLE_MS.to_string()),
+    ]);
+    let port = gateway.port;
+
+    // 1. Ended by an error mid-stream: an answered request, then a message that is no
+    //    reflection request (INVALID_ARGUMENT, 3).
+    let mut client = h2c(port).await;
+    let (response, mut send) = client.send_request(request(port, false), false).unwrap();
+    send.send_data(list_services(), false).unwrap();
+    send.send_data(envelope(&[0xff, 0xff, 0xff]), false)
+        .unwrap();
+    let mut body = response.await.unwrap().into_body();
+    while body.data().await.is_some() {}
+    let trailers = body.trailers().await.unwrap().unwrap();
+    assert_eq!(trailers["grpc-status"], "3");
+    let lines = stream_lines(&gateway, 1).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(field(&lines[0], "grpc_status"), Some("3"), "{}", lines[0]);
+
+    // 2. Cut by the client (RST_STREAM CANCEL) after one answer: CANCELLED, 1.
+    let (response, mut send) = client.send_request(request(port, false), false).unwrap();
+    send.send_data(list_services(), false).unwrap();
+    let mut body = response.await.unwrap().into_body();
+    assert!(body.data().await.unwrap().is_ok());
+    send.send_reset(h2::Reason::CANCEL);
+    let lines = stream_lines(&gateway, 2).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(field(&lines[1], "grpc_status"), Some("1"), "{}", lines[1]);
+    assert!(lines[1].contains("STREAM_CANCELLED"), "{}", lines[1]);
+
+    // 3. Ended by the idle limit (no message at all): DEADLINE_EXCEEDED, 4, its whole
+    //    duration logged (at least the idle limit, not the moment the head went out).
+    let (response, send) = client.send_request(request(port, false), false).unwrap();
+    let mut body = response.await.unwrap().into_body();
+    while body.data().await.is_some() {}
+    let trailers = body.trailers().await.unwrap().unwrap();
+    assert_eq!(trailers["grpc-status"], "4");
+    drop(send);
+    let lines = stream_lines(&gateway, 3).await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(field(&lines[2], "grpc_status"), Some("4"), "{}", lines[2]);
+    let elapsed_us: u64 = field(&lines[2], "elapsed_us").unwrap().parse().unwrap();
+    assert!(elapsed_us >= IDLE_MS * 1000, "{}", lines[2]);
+    assert!(
+        !lines[2].contains("ERROR"),
+        "the client's doing: {}",
+        lines[2]
+    );
+
+    // 4. A stream the client half-closes after its requests: OK, 0.
+    let (response, mut send) = client.send_request(request(port, false), false).unwrap();
+    send.send_data(list_services(), true).unwrap();
+    let mut body = response.await.unwrap().into_body();
+    while body.data().await.is_some() {}
+    let trailers = body.trailers().await.unwrap().unwrap();
+    assert_eq!(trailers["grpc-status"], "0");
+    let lines = stream_lines(&gateway, 4).await;
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(field(&lines[3], "grpc_status"), Some("0"), "{}", lines[3]);
+
+    // 5. Connect streaming, ended by a bad message: its end-of-stream code, 3.
+    let (response, mut send) = client.send_request(request(port, true), false).unwrap();
+    send.send_data(envelope(&[0xff, 0xff, 0xff]), true).unwrap();
+    let mut body = response.await.unwrap().into_body();
+    let mut got = Vec::new();
+    while let Some(chunk) = body.data().await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(
+        String::from_utf8_lossy(&got).contains("invalid_argument"),
+        "{got:?}"
+    );
+    let lines = stream_lines(&gateway, 5).await;
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(field(&lines[4], "grpc_status"), Some("3"), "{}", lines[4]);
+
+    // 6. A client that stops reading (a 16-byte window never reopened): the stream is dropped
+    //    at the stall limit, DEADLINE_EXCEEDED (4, STREAM_IDLE), not CANCELLED.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (stalled, connection) = h2::client::Builder::new()
+        .initial_window_size(16)
+        .initial_connection_window_size(16)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut stalled = stalled.ready().await.unwrap();
+    let (response, mut send) = stalled.send_request(request(port, false), false).unwrap();
+    let many: Vec<u8> = (0..1200).flat_map(|_| list_services().to_vec()).collect();
+    send.send_data(many.into(), false).unwrap();
+    let _head = response.await.unwrap();
+    let lines = stream_lines(&gateway, 6).await;
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert_eq!(field(&lines[5], "grpc_status"), Some("4"), "{}", lines[5]);
+    assert!(lines[5].contains("STREAM_IDLE"), "{}", lines[5]);
+    drop((send, stalled));
+
+    // Counted once each, by final status; the head going out counted nothing.
+    let mut grpc = counted(&gateway, "grpc").await;
+    grpc.sort_by(|a, b| a.0.cmp(&b.0));
+    let want: Vec<(String, f64)> = [("0", 1.0), ("1", 1.0), ("3", 1.0), ("4", 2.0)]
+        .iter()
+        .map(|(s, n)| ((*s).to_owned(), *n))
+        .collect();
+    assert_eq!(grpc, want);
+    assert_eq!(counted(&gateway, "connect").await, [("3".to_owned(), 1.0)]);
+}
