@@ -150,10 +150,13 @@ impl<B: Storage + Presign> App<B> {
     pub async fn upload_url(
         &self,
         tenant: Option<&Tenant>,
-        name: &str,
+        name: impl Into<String>,
         constraints: &UploadConstraints,
     ) -> Result<UploadUrl, ApiError> {
-        let key = object_key(tenant, name)?;
+        // Taken owned: the REST and gRPC adapters hand over the name they decoded, which the
+        // reply carries back without a copy.
+        let name: String = name.into();
+        let key = object_key(tenant, &name)?;
         if let Some(tenant) = tenant {
             tenant.allow_upload(constraints).await?;
         }
@@ -175,7 +178,7 @@ impl<B: Storage + Presign> App<B> {
             .presign(Method::Put, &self.buckets.draft, &key, &headers, ttl, now)?;
         Ok(UploadUrl {
             url,
-            object_name: name.to_owned(),
+            object_name: name,
             expires_at: expiry_text(now, ttl),
             cut_by_credentials,
             required_headers,

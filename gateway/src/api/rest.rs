@@ -427,7 +427,7 @@ async fn upload_url<B: Storage + Presign>(
     body: UploadUrlBody,
 ) -> Result<Response<Body>, ApiError> {
     let (name, constraints) = body.into_parts()?;
-    let made = app.upload_url(tenant, &name, &constraints).await?;
+    let made = app.upload_url(tenant, name, &constraints).await?;
     // The URL and the name (also inside the URL, encoded) make most of the reply's length.
     let capacity = 256 + made.url.len() + 4 * made.object_name.len();
     let headers = made.required_headers.iter();

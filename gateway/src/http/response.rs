@@ -68,6 +68,15 @@ impl Body {
     }
 }
 
+impl Body {
+    /// Whether the whole body is already in memory (data and any trailers), nothing left to
+    /// produce: holding a place or slot until it is sent would guard no work.
+    #[must_use]
+    pub fn is_whole(&self) -> bool {
+        !matches!(self.0, Kind::Boxed(_))
+    }
+}
+
 impl Default for Body {
     fn default() -> Self {
         empty()

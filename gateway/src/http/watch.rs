@@ -5,19 +5,26 @@
 //!
 //! The response body alone cannot do this: once the client's window is full hyper stops
 //! polling the body, so nothing in it runs. [`Executor`] therefore runs every HTTP/2 stream
-//! task under a [`Watch`] (a task-local, one `Arc` per stream); a streaming handler arms it
-//! with [`current`] and reports progress with [`Watch::progress`]. An unarmed watch costs no
-//! timer.
+//! task with an empty slot for a [`Watch`] (a task-local); a streaming handler gets the
+//! stream's watch with [`current`] (made on first use, one `Arc`), arms it and reports
+//! progress with [`Watch::progress`]. A stream that never asks for its watch (every unary
+//! call) costs no allocation, no timer and no wake-up registration: only a look at the empty
+//! slot after each poll.
 
+use pin_project_lite::pin_project;
+use std::cell::OnceCell;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 tokio::task_local! {
-    static WATCH: Arc<Watch>;
+    /// The watch of the stream whose task is running, once [`current`] made it.
+    static WATCH: OnceCell<Arc<Watch>>;
 }
 
 /// The progress of one HTTP/2 stream.
@@ -84,14 +91,17 @@ impl Watch {
     }
 }
 
-/// The watch of the HTTP/2 stream whose task is running, `None` elsewhere (HTTP/1, tests).
+/// The watch of the HTTP/2 stream whose task is running (made on the first call, the same one
+/// afterwards), `None` elsewhere (HTTP/1, tests).
 #[must_use]
 pub fn current() -> Option<Arc<Watch>> {
-    WATCH.try_with(Arc::clone).ok()
+    WATCH
+        .try_with(|slot| Arc::clone(slot.get_or_init(|| Arc::new(Watch::new()))))
+        .ok()
 }
 
-/// hyper's executor: spawns each task on tokio under a fresh [`Watch`], dropping the task
-/// when its armed watch expires.
+/// hyper's executor: spawns each task on tokio with an empty watch slot, dropping the task
+/// when the watch its code asked for is armed and expires.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Executor;
 
@@ -101,14 +111,45 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, fut: F) {
-        let watch = Arc::new(Watch::new());
-        let watched = Arc::clone(&watch);
-        tokio::spawn(WATCH.scope(watch, async move {
-            tokio::select! {
-                _ = fut => {}
-                () = watched.expired() => {}
+        tokio::spawn(WATCH.scope(
+            OnceCell::new(),
+            Watched {
+                task: fut,
+                expiry: None,
+            },
+        ));
+    }
+}
+
+pin_project! {
+    /// A stream task and, once the task made its watch, the wait for that watch's expiry
+    /// (boxed: only streaming handlers make a watch).
+    struct Watched<F> {
+        #[pin]
+        task: F,
+        expiry: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    }
+}
+
+impl<F: Future> Future for Watched<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        if this.task.poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if this.expiry.is_none() {
+            // Runs inside the scope: the slot is there, filled if the task called `current`.
+            let made = WATCH.try_with(|slot| slot.get().cloned()).ok().flatten();
+            if let Some(watch) = made {
+                *this.expiry = Some(Box::pin(async move { watch.expired().await }));
             }
-        }));
+        }
+        match this.expiry {
+            Some(expiry) => expiry.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
     }
 }
 
@@ -149,5 +190,30 @@ mod tests {
         });
         // The sender is dropped with the task: the receiver sees it closed.
         assert!(rx.await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_task_gets_one_watch_made_on_first_use_and_none_outside_a_stream() {
+        use hyper::rt::Executor as _;
+        assert!(current().is_none());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        Executor.execute(async move {
+            let first = current();
+            let again = current();
+            let same = matches!((&first, &again), (Some(a), Some(b)) if Arc::ptr_eq(a, b));
+            let _ = tx.send(same);
+        });
+        assert_eq!(rx.await.ok(), Some(true));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_never_asks_for_its_watch_runs_to_its_end() {
+        use hyper::rt::Executor as _;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        Executor.execute(async move {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            let _ = tx.send(());
+        });
+        assert!(rx.await.is_ok());
     }
 }

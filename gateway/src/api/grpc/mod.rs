@@ -468,7 +468,7 @@ async fn dispatch<B: Storage + Presign>(
         Rpc::GetUploadUrl => {
             let req: pb::GetUploadUrlRequest = decode(message)?;
             let made = app
-                .upload_url(tenant, &req.object_name, &constraints(req.constraints)?)
+                .upload_url(tenant, req.object_name, &constraints(req.constraints)?)
                 .await?;
             pb::GetUploadUrlResponse {
                 result: success(),

@@ -256,8 +256,11 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
             return Poll::Pending;
         };
         let ticket = this.ticket.take();
-        let streamed = response.body().size_hint().exact().is_none();
-        if ticket.is_none() || response.body().is_end_stream() || !streamed {
+        // A whole body (REST's JSON, a unary gRPC reply with its trailer) is all in memory: the
+        // place is given back now, and the body is not boxed into a `Held`.
+        let body = response.body();
+        let streamed = !body.is_whole() && body.size_hint().exact().is_none();
+        if ticket.is_none() || body.is_end_stream() || !streamed {
             return Poll::Ready(Ok(response));
         }
         Poll::Ready(Ok(response.map(|body| {
