@@ -68,6 +68,14 @@ impl Body {
     }
 }
 
+impl Body {
+    /// Whether this is a whole answer (data and at most fixed trailers, nothing streamed).
+    #[must_use]
+    pub fn is_whole(&self) -> bool {
+        !matches!(self.0, Kind::Boxed(_))
+    }
+}
+
 impl Default for Body {
     fn default() -> Self {
         empty()

@@ -240,15 +240,15 @@ pub fn stack<B: Storage + Presign + 'static>(
                 timeout: limits.header_timeout,
             },
         ))
-        .layer(AdmissionLayer::new(
-            Shares::new(limits.max_in_flight),
-            By::Peer,
-        ))
+        .layer(
+            AdmissionLayer::new(Shares::new(limits.max_in_flight), By::Peer)
+                .watching(limits.idle_timeout),
+        )
         .layer(AuthLayer::new(auth))
-        .layer(AdmissionLayer::new(
-            Shares::new(limits.max_in_flight),
-            By::Tenant,
-        ))
+        .layer(
+            AdmissionLayer::new(Shares::new(limits.max_in_flight), By::Tenant)
+                .watching(limits.idle_timeout),
+        )
         .layer(TimeoutLayer::new(limits.request_timeout))
         .service(router)
 }
