@@ -2,7 +2,9 @@
 //! an unknown method, a wrong method or media type, no credentials, an unknown route) reaches
 //! curl whole, over h2c and HTTP/1.1, with a 70 KB body still being sent: the gateway reads and
 //! throws the rest away (bounded) after answering, rather than resetting a stream curl is
-//! still sending on (curl then drops the answer: exit 92, no status).
+//! still sending on (curl then drops the answer: exit 92, no status). A peer flooding such
+//! refusals holds only its share of the lingering, and every such stream ends with
+//! `RST_STREAM(NO_ERROR)` after its answer (RFC 9113 §8.1).
 
 use crate::harness::{start, Running};
 use sha2::{Digest, Sha256};
@@ -231,3 +233,115 @@ async fn a_call_refused_by_auth_before_its_body_gets_its_answer() {
     };
     check(server, &KEYED).await;
 }
+
+/// One stream of a peer flooding refusals: `POST /nope` announcing 10 MB, sending a byte every
+/// 200 ms until the gateway ends the stream; how h2 ended it (`None`: the connection went).
+async fn trickle(
+    mut client: h2::client::SendRequest<bytes::Bytes>,
+    url: String,
+) -> Option<h2::Reason> {
+    let request = http::Request::post(url)
+        .header("content-type", "text/plain")
+        .header("content-length", "10000000")
+        .body(())
+        .ok()?;
+    client = client.ready().await.ok()?;
+    let (response, mut send) = client.send_request(request, false).ok()?;
+    send.send_data(bytes::Bytes::from_static(b"x"), false)
+        .ok()?;
+    let status = response.await.ok()?.status();
+    assert_eq!(status, 404, "the flood's own answer");
+    loop {
+        tokio::select! {
+            reset = std::future::poll_fn(|cx| send.poll_reset(cx)) => return reset.ok(),
+            () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                let _ = send.send_data(bytes::Bytes::from_static(b"x"), false);
+            }
+        }
+    }
+}
+
+/// One peer (127.0.0.2) keeping 200 refused bodies trickling in on 4 h2c connections, each
+/// refused body lingering: every reset it saw.
+fn flood(
+    server: &Running,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<h2::Reason>>> {
+    (0..4)
+        .map(|_| {
+            let (addr, url, stop) = (server.addr, server.url("/nope"), stop.clone());
+            tokio::spawn(async move {
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+                let tcp = socket.connect(addr).await.unwrap();
+                let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+                tokio::spawn(connection);
+                let mut streams = tokio::task::JoinSet::new();
+                let mut resets = Vec::new();
+                for _ in 0..50 {
+                    streams.spawn(trickle(client.clone(), url.clone()));
+                }
+                while let Some(done) = streams.join_next().await {
+                    resets.extend(done.unwrap());
+                    if !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        streams.spawn(trickle(client.clone(), url.clone()));
+                    }
+                }
+                resets
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_flooding_refusals_leaves_others_a_lingering_slot() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooding = flood(&server, stop.clone());
+    // The flood's 200 streams are all answered and lingering.
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body.bin");
+    std::fs::write(&file, vec![0_u8; SIZE]).unwrap();
+    let server = std::sync::Arc::new(server);
+    for round in 0..6 {
+        let (running, path) = (server.clone(), file.clone());
+        let (code, answer) = tokio::task::spawn_blocking(move || {
+            curl(&running, &UNSUPPORTED, &path, "--http2-prior-knowledge")
+        })
+        .await
+        .unwrap();
+        assert_eq!(code, 0, "round {round}: curl got no answer: {answer:.800}");
+        assert!(
+            answer.starts_with("HTTP/2 415"),
+            "round {round}: {answer:.800}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for flooding in flooding {
+        let resets = flooding.await.unwrap();
+        // RFC 9113 §8.1: a complete answer before the whole request ends the stream with
+        // NO_ERROR, which tells the client to keep the answer.
+        assert!(!resets.is_empty());
+        assert!(
+            resets.iter().all(|r| *r == h2::Reason::NO_ERROR),
+            "{resets:?}"
+        );
+    }
+    if let Ok(server) = std::sync::Arc::try_unwrap(server) {
+        server.stop().await;
+    }
+}
+
+/// A Connect call with a media type Connect does not know.
+const UNSUPPORTED: Case = Case {
+    name: "Connect, text/plain",
+    method: "POST",
+    path: "/draft.v1.DraftService/Nope",
+    content_type: "text/plain",
+    header: None,
+    status: 415,
+    says: "",
+};
