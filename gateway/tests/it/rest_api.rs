@@ -572,6 +572,36 @@ async fn every_listed_route_is_served() {
     server.stop().await;
 }
 
+/// A POST to a GET-only route is 405 whatever its size: the method is checked first, a body
+/// past the JSON limit is no 413 there. Over HTTP/1.1 and h2c.
+#[tokio::test]
+async fn a_large_post_to_a_get_route_is_405() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let big = vec![b' '; 100 * 1024];
+    for client in [http1(), h2c()] {
+        for path in ["/health", "/ready", "/metrics", "/openapi.json"] {
+            for body in [b"{}".to_vec(), big.clone()] {
+                let resp = client
+                    .post(server.url(path))
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                let allow = resp.headers().get("allow").cloned();
+                let text = resp.text().await.unwrap();
+                assert_eq!(status, 405, "POST {path} of {} bytes: {text}", body.len());
+                assert_eq!(allow.unwrap(), "GET, HEAD", "{path}");
+                assert!(text.contains("METHOD_NOT_ALLOWED"), "{path}: {text}");
+            }
+        }
+    }
+    server.stop().await;
+}
+
 /// Well-formed JSON with a wrong type or value is `400 INVALID_REQUEST` naming the field and
 /// what it accepts; only text that is not JSON is `INVALID_JSON`; `null` in an optional field
 /// of any route means absent. Over HTTP/1.1 and h2c.

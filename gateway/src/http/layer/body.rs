@@ -111,6 +111,10 @@ impl<S> ReadBody<S> {
                     self.limits.json,
                 )))
             }
+            // GET-only routes read no body: a POST gets its 405 whatever it sends.
+            Call::Rest(Some(Route::Health | Route::Ready | Route::Metrics | Route::OpenApi)) => {
+                None
+            }
             Call::Rest(Some(_)) if method == http::Method::POST => {
                 Some(Limit::Json(self.limits.json))
             }
