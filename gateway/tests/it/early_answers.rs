@@ -345,3 +345,49 @@ const UNSUPPORTED: Case = Case {
     status: 415,
     says: "",
 };
+
+/// A call shed at its head (503 `OVERLOADED`, its body never read: lingering would hold what
+/// shedding frees) still gets its whole answer, then `RST_STREAM(NO_ERROR)` (RFC 9113 §8.1),
+/// which tells the client to keep it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_shed_at_its_head_gets_its_answer_then_no_error() {
+    let Some(server) = start(&[("DRAFTSTORE_MAX_IN_FLIGHT", "2")]).await else {
+        return;
+    };
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let post = || {
+        http::Request::post(server.url("/api/v1/upload-url"))
+            .header("content-type", "application/json")
+            .header("content-length", "100")
+            .body(())
+            .unwrap()
+    };
+    // The first body never comes: it holds the peer's one body-reading place.
+    let mut client = client.ready().await.unwrap();
+    let first = client.send_request(post(), false).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut client = client.ready().await.unwrap();
+    let (response, mut send) = client.send_request(post(), false).unwrap();
+    send.send_data(bytes::Bytes::from_static(b"{"), false)
+        .unwrap();
+    let (head, mut body) = response.await.unwrap().into_parts();
+    assert_eq!(head.status, 503);
+    let mut text = Vec::new();
+    while let Some(chunk) = body.data().await {
+        text.extend_from_slice(&chunk.expect("the whole answer, no reset before its end"));
+    }
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("OVERLOADED"), "{text}");
+    let reset = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        std::future::poll_fn(|cx| send.poll_reset(cx)),
+    )
+    .await
+    .expect("the stream is ended")
+    .unwrap();
+    assert_eq!(reset, h2::Reason::NO_ERROR);
+    drop(first);
+    server.stop().await;
+}
