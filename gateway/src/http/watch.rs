@@ -53,12 +53,6 @@ impl Watch {
         self.armed.notify_one();
     }
 
-    /// Whether a handler (or an unread answer, see [`crate::http::layer::admission`]) armed it.
-    #[must_use]
-    pub fn is_armed(&self) -> bool {
-        self.idle.load(Ordering::Relaxed) != 0
-    }
-
     /// Records progress now: a message read or a frame handed to the connection.
     pub fn progress(&self) {
         self.last.store(self.now(), Ordering::Relaxed);

@@ -8,12 +8,14 @@
 //! one who filled the service decide how long everyone waits. Probes (`/health`, `/ready`,
 //! the gRPC health check) and the embedded store's object transfers never take a place.
 //!
-//! Over HTTP/2 an answer keeps its place until hyper has handed its last frame to the
-//! connection (or dropped it): a client that never reads its answers holds at most its share.
-//! Such an answer is handed over in [`CHUNK`]-byte frames, so hyper takes the next one only
-//! when the client's window has room, and once it is not finished after its first frame it
-//! arms the stream's progress watch ([`crate::http::watch`]): no frame taken for the stream
-//! idle limit resets the stream, freeing its memory and its place.
+//! Over HTTP/2 an answer larger than one frame ([`CHUNK`]) keeps its place until hyper has
+//! handed its last frame to the connection (or dropped it): a client that never reads its
+//! answers holds at most its share of them. Such an answer is handed over frame by frame, so
+//! hyper takes the next one only when the client's window has room, and once it is not
+//! finished after its first frame it arms the stream's progress watch
+//! ([`crate::http::watch`]): no frame taken for the stream idle limit resets the stream,
+//! freeing its memory and its place. A smaller answer goes to hyper whole at once, its place
+//! given back, as over HTTP/1.1.
 
 use super::body::early;
 use super::{meta, reply, Req, Res};
@@ -291,26 +293,24 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
         if response.body().is_end_stream() {
             return Poll::Ready(Ok(response));
         }
-        if *this.h2 && response.body().is_whole() {
-            // Not armed by a streaming handler: this answer's own progress is watched.
-            let watch = Some(*this.idle)
-                .filter(|idle| !idle.is_zero())
-                .and_then(|_| crate::http::watch::current())
-                .filter(|w| !w.is_armed());
+        // A whole answer larger than one frame: handed over frame by frame, its progress
+        // watched. A smaller one goes at once, as over HTTP/1.1.
+        if *this.h2 && response.body().whole_len().is_some_and(|n| n > CHUNK) {
             let idle = *this.idle;
             return Poll::Ready(Ok(response.map(|body| {
                 Body::new(Paced {
                     inner: body,
                     guard: ticket,
                     rest: None,
-                    watch,
                     idle,
-                    armed: false,
+                    watch: None,
                 })
             })));
         }
         let streamed = response.body().size_hint().exact().is_none();
-        if !*this.h2 && !streamed {
+        // Over HTTP/2 a boxed body of known size is an inner stage's `Paced`: held as long.
+        let paced = *this.h2 && response.body().whole_len().is_none();
+        if !streamed && !paced {
             return Poll::Ready(Ok(response));
         }
         Poll::Ready(Ok(response.map(|body| {
@@ -355,16 +355,15 @@ impl<G> HttpBody for Held<G> {
 pin_project! {
     /// A whole HTTP/2 answer handed to hyper in frames of at most [`CHUNK`] bytes, keeping
     /// `guard` (its places) until hyper has taken the last one or dropped it. When it is not
-    /// finished after a frame, `watch` is armed for `idle`, and each later frame is progress:
-    /// an answer that finishes at once arms no timer.
+    /// finished after a frame, the stream's watch is armed for `idle` (zero: never) and each
+    /// later frame is progress.
     struct Paced {
         #[pin]
         inner: Body,
         guard: Ticket,
         rest: Option<Bytes>,
-        watch: Option<Arc<crate::http::watch::Watch>>,
         idle: Duration,
-        armed: bool,
+        watch: Option<Arc<crate::http::watch::Watch>>,
     }
 }
 
@@ -393,13 +392,18 @@ impl HttpBody for Paced {
             }
             Err(frame) => frame,
         };
-        if let Some(watch) = this.watch {
-            if *this.armed {
-                watch.progress();
-            } else if this.rest.is_some() || !this.inner.is_end_stream() {
-                watch.arm(*this.idle);
-                *this.armed = true;
+        match this.watch {
+            Some(watch) => watch.progress(),
+            // Runs in the stream's task (hyper polls the body there): its watch.
+            None if !this.idle.is_zero()
+                && (this.rest.is_some() || !this.inner.is_end_stream()) =>
+            {
+                if let Some(watch) = crate::http::watch::current() {
+                    watch.arm(*this.idle);
+                    *this.watch = Some(watch);
+                }
             }
+            None => {}
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -451,6 +455,17 @@ mod tests {
             idle: Duration::ZERO,
         };
         let _response = unary.await.unwrap();
+        assert_eq!(shares.held(), 0);
+        // So does a small one over HTTP/2: it goes in one frame.
+        let small = Holding {
+            inner: ready(Ok::<_, Infallible>(Res::new(crate::http::response::full(
+                Bytes::from(vec![7_u8; CHUNK]),
+            )))),
+            ticket: Some(shares.try_take(key).unwrap()),
+            h2: true,
+            idle: Duration::ZERO,
+        };
+        let _response = small.await.unwrap();
         assert_eq!(shares.held(), 0);
     }
 
