@@ -307,10 +307,12 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
                 })
             })));
         }
-        let streamed = response.body().size_hint().exact().is_none();
-        // Over HTTP/2 a boxed body of known size is an inner stage's `Paced`: held as long.
-        let paced = *this.h2 && response.body().whole_len().is_none();
-        if !streamed && !paced {
+        // Any other whole answer (REST's JSON, a unary gRPC reply with its trailer) is all in
+        // memory and goes at once: its place is given back now. A boxed body is a stream, or
+        // over HTTP/2 an inner stage's `Paced`: held as long.
+        let boxed = response.body().whole_len().is_none();
+        let held = boxed && (*this.h2 || response.body().size_hint().exact().is_none());
+        if !held {
             return Poll::Ready(Ok(response));
         }
         Poll::Ready(Ok(response.map(|body| {
