@@ -318,7 +318,7 @@ pub fn stream(
         ));
     }
     Ok(reflection::serve(
-        req.into_body(),
+        req,
         limits,
         deadline,
         stream::End::Trailers,

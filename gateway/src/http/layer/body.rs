@@ -271,6 +271,21 @@ fn unread(mut answer: Res, req: Req, polled: bool) -> Res {
     answer
 }
 
+/// Reads and throws away the rest of `body`, a stream refused in its middle (its answer
+/// complete or on its way), the same bounded way as a refusal at its head ([`early`]), in
+/// `peer`'s share of the lingering slots; dropped at once when none is free.
+pub fn linger_rest(body: hyper::body::Incoming, peer: Option<std::net::IpAddr>) {
+    if body.is_end_stream() {
+        return;
+    }
+    if let Ok(slot) = LINGERING.try_take(peer.map_or(Key::Anyone, Key::Peer)) {
+        tokio::spawn(async move {
+            linger(body, LINGER_BYTES, LINGER_TIME).await;
+            drop(slot);
+        });
+    }
+}
+
 /// Reads and drops `body` for at most `bytes` and `time`, then drops it (hyper then closes the
 /// connection, the answer having gone first).
 async fn linger(mut body: hyper::body::Incoming, bytes: usize, time: Duration) {
