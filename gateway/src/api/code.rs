@@ -74,6 +74,9 @@ codes! {
     /// A gRPC message with its compressed flag set but no `grpc-encoding`: ill-constructed
     /// (the gRPC compression spec answers INTERNAL).
     InvalidCompressedFlag = "INVALID_COMPRESSED_FLAG", Internal;
+    /// A malformed `grpc-timeout` (gRPC's grammar: 1 to 8 digits and a unit of `HMSmun`);
+    /// INTERNAL, as grpc-go answers it, yet the client's fault.
+    InvalidTimeout = "INVALID_TIMEOUT", Internal;
     /// A gRPC message over `DRAFTSTORE_MAX_GRPC_MESSAGE_BYTES`.
     MessageTooLarge = "MESSAGE_TOO_LARGE", PayloadTooLarge;
     /// The gRPC frame ends before its declared length.

@@ -175,7 +175,10 @@ impl ApiError {
         matches!(
             self.kind(),
             Kind::Internal | Kind::Unavailable | Kind::Timeout
-        ) && !matches!(self.code, Code::InvalidCompressedFlag)
+        ) && !matches!(
+            self.code,
+            Code::InvalidCompressedFlag | Code::InvalidTimeout
+        )
     }
 }
 

@@ -310,11 +310,35 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         Ok(value) => return Ok(value),
         Err(e) => e,
     };
-    if e.classify() != serde_json::error::Category::Data {
+    let category = e.classify();
+    if category != serde_json::error::Category::Data {
+        let text = e.to_string();
+        let serde = text
+            .rsplit_once(" at line ")
+            .map_or(text.as_str(), |(m, _)| m);
+        let eof = category == serde_json::error::Category::Eof;
         return Err(ApiError::new(
             Code::InvalidJson,
-            format!("malformed JSON: {e}"),
+            super::json_error::syntax(serde, eof, e.line(), e.column()),
         ));
+    }
+    // Every body is an object; serde's derive would also take an array (its fields in order)
+    // and word the failure for that form.
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => {}
+        Some(first) => {
+            let found = match first {
+                b'[' => "an array",
+                b'"' => "a string",
+                b't' | b'f' => "a boolean",
+                b'n' => "null",
+                _ => "a number",
+            };
+            return Err(ApiError::new(
+                Code::InvalidRequest,
+                format!("invalid request body: expected an object, found {found}"),
+            ));
+        }
     }
     // Decoded again only to name the field that failed.
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -326,6 +350,7 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let inner = inner
         .rsplit_once(" at line ")
         .map_or(inner.as_str(), |(message, _)| message);
+    let inner = super::json_error::data(inner);
     let message = if path == "." {
         format!("invalid request body: {inner}")
     } else {
@@ -697,7 +722,11 @@ mod tests {
                 "a string",
             ),
             (download(r#"{"source":"main"}"#), "body", "object_name"),
-            (download(r#"["a"]"#), "body", "struct"),
+            (
+                download(r#"["a"]"#),
+                "body",
+                "expected an object, found an array",
+            ),
             (
                 confirm(r#"{"object_name":"a","overwrite":"yes"}"#),
                 "`overwrite`",
@@ -706,7 +735,7 @@ mod tests {
             (
                 upload(r#"{"object_name":"a","content_length":-1}"#),
                 "`content_length`",
-                "u64",
+                "expected a non-negative integer, found a number (-1)",
             ),
             (
                 upload(r#"{"object_name":"a","metadata":{"k":1}}"#),
@@ -716,7 +745,7 @@ mod tests {
             (
                 upload(r#"{"object_name":"a","metadata":[]}"#),
                 "`metadata`",
-                "a map",
+                "expected an object, found an array",
             ),
         ] {
             let (code, message) = result.unwrap_err();

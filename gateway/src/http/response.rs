@@ -66,14 +66,16 @@ impl Body {
             trailers: Some(trailers),
         })))
     }
-}
 
-impl Body {
-    /// Whether the whole body is already in memory (data and any trailers), nothing left to
-    /// produce: holding a place or slot until it is sent would guard no work.
+    /// The length of the data still to send of a whole answer (data and at most fixed
+    /// trailers, all in memory), `None` for a streamed one.
     #[must_use]
-    pub fn is_whole(&self) -> bool {
-        !matches!(self.0, Kind::Boxed(_))
+    pub fn whole_len(&self) -> Option<usize> {
+        match &self.0 {
+            Kind::Whole(data) | Kind::Trailer(data, _) => Some(data.as_ref().map_or(0, Bytes::len)),
+            Kind::Trailed(t) => Some(t.data.as_ref().map_or(0, Bytes::len)),
+            Kind::Boxed(_) => None,
+        }
     }
 }
 

@@ -30,7 +30,7 @@ use crate::http::layer::protocol::{self, ProtocolLayer};
 use crate::http::layer::request_id::RequestIdLayer;
 use crate::http::layer::timeout::TimeoutLayer;
 use crate::http::layer::transfer::TransferLayer;
-use crate::http::layer::{meta, meta_mut, reply, Req, Res};
+use crate::http::layer::{meta, meta_mut, reply, Meta, Req, Res};
 use crate::http::response::{RequestId, REQUEST_ID_NAME};
 use crate::http::socket::Socket;
 use crate::http::tls::Tls;
@@ -240,15 +240,15 @@ pub fn stack<B: Storage + Presign + 'static>(
                 timeout: limits.header_timeout,
             },
         ))
-        .layer(AdmissionLayer::new(
-            Shares::new(limits.max_in_flight),
-            By::Peer,
-        ))
+        .layer(
+            AdmissionLayer::new(Shares::new(limits.max_in_flight), By::Peer)
+                .watching(limits.idle_timeout),
+        )
         .layer(AuthLayer::new(auth))
-        .layer(AdmissionLayer::new(
-            Shares::new(limits.max_in_flight),
-            By::Tenant,
-        ))
+        .layer(
+            AdmissionLayer::new(Shares::new(limits.max_in_flight), By::Tenant)
+                .watching(limits.idle_timeout),
+        )
         .layer(TimeoutLayer::new(limits.request_timeout))
         .service(router)
 }
@@ -408,7 +408,7 @@ impl<B: Storage + Presign + 'static> Router<B> {
 
 /// `req` split from a body the body layer did not read (a REST call with no API body: an
 /// unknown route, a `GET` sending one anyway), kept as a request of its own (version and
-/// `Expect`) for [`body::early`] to read and throw away after the answer; `None` when the body
+/// `Expect`, the peer) for [`body::early`] to read and throw away after the answer; `None` when the body
 /// was read or there is none.
 fn unread(mut req: Req) -> (http::Request<bytes::Bytes>, Option<Req>) {
     use hyper::body::Body as _;
@@ -422,6 +422,12 @@ fn unread(mut req: Req) -> (http::Request<bytes::Bytes>, Option<Req>) {
             body.headers_mut()
                 .insert(http::header::EXPECT, expect.clone());
         }
+        // The peer, whose share of the lingering slots it takes.
+        let peer = parts.extensions.get::<Meta>().and_then(|m| m.peer);
+        body.extensions_mut().insert(Meta {
+            peer,
+            ..Meta::default()
+        });
         body
     });
     (

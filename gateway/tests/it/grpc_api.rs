@@ -437,6 +437,40 @@ async fn hostile_frames_get_clean_statuses() {
         .await
         .unwrap();
     assert_eq!(resp.headers()["grpc-status"], "4");
+    // A malformed grpc-timeout (gRPC's TimeoutValue is at most 8 digits, its unit one of
+    // HMSmun) is INTERNAL "malformed grpc-timeout", as grpc-go answers it, over native gRPC
+    // and gRPC-Web: the call never runs without the deadline its client set.
+    for bad in ["1x", "999999999S", "S", "1.5S"] {
+        let resp = h2
+            .post(server.url(pb::paths::GET_DOWNLOAD_URL))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("grpc-timeout", bad)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["grpc-status"], "13", "{bad}");
+        let message = resp.headers()["grpc-message"].to_str().unwrap();
+        assert!(
+            message.starts_with("malformed grpc-timeout"),
+            "{bad}: {message}"
+        );
+        let web = crate::harness::http1()
+            .post(server.url(pb::paths::GET_DOWNLOAD_URL))
+            .header("content-type", "application/grpc-web+proto")
+            .header("grpc-timeout", bad)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&web.bytes().await.unwrap()).to_lowercase();
+        assert!(text.contains("grpc-status:13"), "gRPC-Web {bad}: {text}");
+        assert!(
+            text.contains("malformed grpc-timeout"),
+            "gRPC-Web {bad}: {text}"
+        );
+    }
     server.stop().await;
 }
 

@@ -766,3 +766,46 @@ async fn reflection_and_health_are_public_unless_configured_otherwise() {
         server.stop().await;
     }
 }
+
+/// `Connect-Protocol-Version` sent more than once is refused like a single wrong one, whatever
+/// comes first: `1` then `2` is no version 1 call.
+#[tokio::test]
+async fn connect_protocol_version_twice_is_refused() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    for client in [crate::harness::http1(), crate::harness::h2c()] {
+        for versions in [["1", "2"], ["2", "1"], ["1", "1"]] {
+            let resp = client
+                .post(server.url(pb::paths::GET_UPLOAD_URL))
+                .header("content-type", "application/json")
+                .header("connect-protocol-version", versions[0])
+                .header("connect-protocol-version", versions[1])
+                .body(r#"{"objectName": "twice.txt"}"#)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(status, 400, "{versions:?}: {body}");
+            assert_eq!(body["code"], "invalid_argument", "{versions:?}: {body}");
+            assert!(
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Connect-Protocol-Version"),
+                "{versions:?}: {body}"
+            );
+        }
+        let once = client
+            .post(server.url(pb::paths::GET_UPLOAD_URL))
+            .header("content-type", "application/json")
+            .header("connect-protocol-version", "1")
+            .body(r#"{"objectName": "once.txt"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(once.status(), 200);
+    }
+    server.stop().await;
+}

@@ -572,6 +572,36 @@ async fn every_listed_route_is_served() {
     server.stop().await;
 }
 
+/// A POST to a GET-only route is 405 whatever its size: the method is checked first, a body
+/// past the JSON limit is no 413 there. Over HTTP/1.1 and h2c.
+#[tokio::test]
+async fn a_large_post_to_a_get_route_is_405() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let big = vec![b' '; 100 * 1024];
+    for client in [http1(), h2c()] {
+        for path in ["/health", "/ready", "/metrics", "/openapi.json"] {
+            for body in [b"{}".to_vec(), big.clone()] {
+                let resp = client
+                    .post(server.url(path))
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                let allow = resp.headers().get("allow").cloned();
+                let text = resp.text().await.unwrap();
+                assert_eq!(status, 405, "POST {path} of {} bytes: {text}", body.len());
+                assert_eq!(allow.unwrap(), "GET, HEAD", "{path}");
+                assert!(text.contains("METHOD_NOT_ALLOWED"), "{path}: {text}");
+            }
+        }
+    }
+    server.stop().await;
+}
+
 /// Well-formed JSON with a wrong type or value is `400 INVALID_REQUEST` naming the field and
 /// what it accepts; only text that is not JSON is `INVALID_JSON`; `null` in an optional field
 /// of any route means absent. Over HTTP/1.1 and h2c.
@@ -616,7 +646,7 @@ async fn wrong_field_values_are_named_and_null_is_absent() {
             "/api/v1/upload-url",
             r#"{"object_name":"a.txt","content_length":"12"}"#,
             "`content_length`",
-            "u64",
+            "expected a non-negative integer, found a string (\"12\")",
         ),
         (
             "/api/v1/upload-url",
@@ -630,7 +660,12 @@ async fn wrong_field_values_are_named_and_null_is_absent() {
             "`object_name`",
             "a string",
         ),
-        ("/api/v1/upload-url", r#""a.txt""#, "body", "struct"),
+        (
+            "/api/v1/upload-url",
+            r#""a.txt""#,
+            "body",
+            "expected an object, found a string",
+        ),
     ];
     let absent: &[(&str, &str, u16)] = &[
         (
@@ -693,6 +728,86 @@ async fn wrong_field_values_are_named_and_null_is_absent() {
             value["error"]["code"], "INVALID_JSON",
             "{protocol}: {value}"
         );
+    }
+    server.stop().await;
+}
+
+/// JSON errors on our REST routes and the original DraftStore's are in our words: where
+/// malformed JSON breaks, and for a wrong type the field, what it takes and what it got; none
+/// of serde's terms ("EOF while parsing", "invalid type", "u64", "struct …").
+#[tokio::test]
+async fn json_errors_are_in_our_words() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            r#"{"object_name":"#,
+            "INVALID_JSON",
+            "INVALID_JSON",
+            "malformed JSON at line 1, column 15: the body ends before its JSON value does",
+        ),
+        (
+            r#"{"object_name":"a.txt"} x"#,
+            "INVALID_JSON",
+            "INVALID_JSON",
+            "text follows the JSON value",
+        ),
+        (
+            r#"{"object_name":5}"#,
+            "INVALID_REQUEST",
+            "INVALID_REQUEST",
+            "invalid field `object_name`: expected a string, found a number (5)",
+        ),
+        (
+            r#"{"object_name":"a.txt","content_length":true}"#,
+            "INVALID_REQUEST",
+            "INVALID_REQUEST",
+            "invalid field `content_length`: expected a non-negative integer, found true",
+        ),
+        (
+            r#"[1]"#,
+            "INVALID_REQUEST",
+            "INVALID_REQUEST",
+            "invalid request body: expected an object, found an array",
+        ),
+    ];
+    let client = http1();
+    for (body, code, _, says) in cases {
+        let resp = client
+            .post(server.url("/api/v1/upload-url"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{body}");
+        let value: Value = resp.json().await.unwrap();
+        assert_eq!(value["error"]["code"], *code, "{body}: {value}");
+        let message = value["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{body}: {message}");
+        for serde in [
+            "EOF while",
+            "invalid type",
+            "u64",
+            "struct ",
+            "line 1 column",
+        ] {
+            assert!(!message.contains(serde), "{body}: {message}");
+        }
+        // The original's route: its shape, the same words.
+        let resp = client
+            .post(server.url("/api/v1/draft/upload-url"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "original {body}");
+        let value: Value = resp.json().await.unwrap();
+        let message = value["result"]["error_message"].as_str().unwrap();
+        assert!(message.contains(says), "original {body}: {message}");
+        assert!(!message.contains("EOF while") && !message.contains("invalid type"));
     }
     server.stop().await;
 }

@@ -1,6 +1,7 @@
 //! A streaming client that stops reading (its window never reopened) while sending nothing
 //! holds no stream and no admission place past the stream idle limit: the stream is reset,
-//! over native gRPC and Connect, and the same peer is admitted again.
+//! over native gRPC and Connect, and the same peer is admitted again. So is a unary answer
+//! that the client never reads.
 
 use crate::harness::{start, Running};
 use draftstore_proto::grpc::reflection::v1 as reflection;
@@ -139,6 +140,105 @@ async fn a_stream_whose_client_stops_reading_is_reset_and_frees_its_place() {
     assert_eq!(
         list_services(&server).await,
         "0",
+        "the peer is admitted again"
+    );
+    server.stop().await;
+}
+
+/// Opens an HTTP/2 `part-urls` call for 1000 parts (an answer of about 100 KB) with a
+/// 1 KiB window that is never reopened; resolves when the stream ends, with how it ended.
+async fn unread_answer(
+    server: &Running,
+    upload: &serde_json::Value,
+) -> tokio::task::JoinHandle<String> {
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(1024)
+        .initial_connection_window_size(1024)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(server.url("/api/v1/multipart-upload/part-urls"))
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    let body = serde_json::json!({
+        "object_name": upload["object_name"],
+        "upload_id": upload["upload_id"],
+        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
+    });
+    send.send_data(serde_json::to_vec(&body).unwrap().into(), true)
+        .unwrap();
+    tokio::spawn(async move {
+        let _open = (send, client);
+        let (head, mut body) = match response.await {
+            Ok(r) => r.into_parts(),
+            Err(e) => return format!("no response: {e}"),
+        };
+        if head.status != 200 {
+            return format!("status {}", head.status);
+        }
+        // Read what the window lets in, never releasing capacity.
+        loop {
+            match body.data().await {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return format!("reset: {:?}", e.reason()),
+                None => return "ended".to_owned(),
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_http2_answer_is_reset_and_frees_its_place() {
+    let idle = IDLE.as_millis().to_string();
+    let Some(server) = start(&[
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &idle),
+        ("DRAFTSTORE_MAX_IN_FLIGHT", "4"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let upload: serde_json::Value = crate::harness::h2c()
+        .post(server.url("/api/v1/multipart-upload"))
+        .json(&serde_json::json!({"object_name": "mp.bin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let first = unread_answer(&server, &upload).await;
+    let second = unread_answer(&server, &upload).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let upload_url = || {
+        crate::harness::h2c()
+            .post(server.url("/api/v1/upload-url"))
+            .json(&serde_json::json!({"object_name": "a.bin"}))
+    };
+    // A peer alone holds at most half of the 4 places: the unread answers hold both.
+    assert_eq!(
+        crate::harness::status_of(upload_url()).await,
+        503,
+        "the unread answers hold the peer's places"
+    );
+    let slack = IDLE + Duration::from_secs(5);
+    for stalled in [first, second] {
+        let how = tokio::time::timeout(slack, stalled)
+            .await
+            .expect("the unread answer's stream is still open")
+            .unwrap();
+        assert!(how.starts_with("reset"), "{how}");
+    }
+    assert_eq!(
+        crate::harness::status_of(upload_url()).await,
+        200,
         "the peer is admitted again"
     );
     server.stop().await;

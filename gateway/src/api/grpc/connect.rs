@@ -392,15 +392,20 @@ pub fn refusal(e: &ApiError) -> Response<Body> {
 }
 
 /// The rule for unary calls and streams alike: a `Connect-Protocol-Version` header, when sent,
-/// is `1` (the only version of the Connect protocol).
+/// is sent once and is `1` (the only version of the Connect protocol).
 ///
 /// # Errors
-/// Any other value: `CONNECT_VERSION` (400, `invalid_argument`).
+/// Any other value, or the header more than once: `CONNECT_VERSION` (400, `invalid_argument`).
 pub fn protocol_version(headers: &http::HeaderMap) -> Result<(), ApiError> {
-    match headers.get(PROTOCOL_VERSION) {
-        Some(version) if version.as_bytes() != b"1" => Err(ApiError::new(
+    let mut versions = headers.get_all(PROTOCOL_VERSION).iter();
+    match (versions.next(), versions.next()) {
+        (Some(version), _) if version.as_bytes() != b"1" => Err(ApiError::new(
             Code::ConnectVersion,
             "Connect-Protocol-Version must be 1",
+        )),
+        (Some(_), Some(_)) => Err(ApiError::new(
+            Code::ConnectVersion,
+            "Connect-Protocol-Version must be 1, sent once",
         )),
         _ => Ok(()),
     }

@@ -265,7 +265,7 @@ pub async fn handle<B: Storage + Presign>(
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
     let rpc = admitted(Carrier::Native, rpc, req.uri().path(), req.version())?;
-    let deadline = timeout(req.headers());
+    let deadline = timeout(req.headers())?;
     if deadline == Some(Duration::ZERO) {
         return Err(ApiError::new(
             Code::DeadlineExceeded,
@@ -304,12 +304,13 @@ pub async fn handle<B: Storage + Presign>(
 /// Its head was checked by the protocol layer ([`refused_at_head`]: HTTP/2 only).
 ///
 /// # Errors
-/// `DEADLINE_EXCEEDED` for a `grpc-timeout` already passed.
+/// `DEADLINE_EXCEEDED` for a `grpc-timeout` already passed, `INVALID_TIMEOUT` for a
+/// malformed one.
 pub fn stream(
     req: Request<hyper::body::Incoming>,
     limits: &Limits,
 ) -> Result<Response<Body>, ApiError> {
-    let deadline = timeout(req.headers());
+    let deadline = timeout(req.headers())?;
     if deadline == Some(Duration::ZERO) {
         return Err(ApiError::new(
             Code::DeadlineExceeded,
@@ -317,30 +318,54 @@ pub fn stream(
         ));
     }
     Ok(reflection::serve(
-        req.into_body(),
+        req,
         limits,
         deadline,
         stream::End::Trailers,
     ))
 }
 
-/// `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).
-pub fn timeout(headers: &http::HeaderMap) -> Option<Duration> {
-    let value = headers.get(header::GRPC_TIMEOUT)?.to_str().ok()?;
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+/// `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n), as gRPC's HTTP/2 spec
+/// writes it (`TimeoutValue` is "positive integer as ASCII string of at most 8 digits");
+/// `None` when absent.
+///
+/// # Errors
+/// `INVALID_TIMEOUT` (gRPC `INTERNAL`, as grpc-go answers it: "malformed grpc-timeout: …")
+/// for any other value: a call must not run with no deadline when its client set one.
+pub fn timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, ApiError> {
+    let Some(value) = headers.get(header::GRPC_TIMEOUT) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("");
+    let malformed = |why: &str| {
+        let shown: String = text.chars().take(16).collect();
+        ApiError::new(
+            Code::InvalidTimeout,
+            format!("malformed grpc-timeout: {why}: {shown:?}"),
+        )
+    };
+    if text.len() < 2 {
+        return Err(malformed("timeout string is too short"));
     }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
+    if text.len() > 9 {
+        return Err(malformed("timeout string is too long"));
+    }
+    let (digits, unit) = text.split_at(text.len() - 1);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed("timeout value is not a number"));
+    }
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| malformed("timeout value is not a number"))?;
+    Ok(Some(match unit {
         "H" => Duration::from_secs(n * 3600),
         "M" => Duration::from_secs(n * 60),
         "S" => Duration::from_secs(n),
         "m" => Duration::from_millis(n),
         "u" => Duration::from_micros(n),
         "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
+        _ => return Err(malformed("timeout unit is not recognized")),
+    }))
 }
 
 /// The request's `grpc-encoding` when it names a compression (absent or `identity`: `None`).
@@ -668,14 +693,31 @@ mod tests {
             ("5u", Some(Duration::from_micros(5))),
         ] {
             h.insert(header::GRPC_TIMEOUT, http::HeaderValue::from_static(v));
-            assert_eq!(timeout(&h), want, "{v}");
+            assert_eq!(timeout(&h).unwrap(), want, "{v}");
         }
-        for bad in ["", "m", "123456789S", "10x", "-1S", "1.5S"] {
+        for bad in [
+            "",
+            "m",
+            "123456789S",
+            "999999999S",
+            "10x",
+            "1x",
+            "-1S",
+            "1.5S",
+            "S1",
+        ] {
             h.insert(
                 header::GRPC_TIMEOUT,
                 http::HeaderValue::from_str(bad).unwrap(),
             );
-            assert_eq!(timeout(&h), None, "{bad:?}");
+            let e = timeout(&h).unwrap_err();
+            assert_eq!(
+                e.grpc_code(),
+                crate::api::error::GrpcCode::Internal,
+                "{bad:?}"
+            );
+            assert!(e.message.starts_with("malformed grpc-timeout: "), "{bad:?}");
         }
+        assert_eq!(timeout(&http::HeaderMap::new()).unwrap(), None);
     }
 }

@@ -45,9 +45,12 @@ pub fn pool() -> Result<&'static DescriptorPool, ApiError> {
 /// Serves one reflection stream: the response (headers now, messages as requests arrive)
 /// whose body a spawned task feeds. The stream ends with `grpc-status: 0` when the client
 /// half-closes, or with the error: a malformed or oversized message, no message for
-/// `limits.idle_timeout` (`STREAM_IDLE`), the client's `deadline` passing.
+/// `limits.idle_timeout` (`STREAM_IDLE`), the client's `deadline` passing; after such an
+/// error the rest of the request body is read and thrown away as for a refusal at the head
+/// (bounded, in the peer's share: [`crate::http::layer::body::linger_rest`]), so a client
+/// still sending reads the answer.
 pub fn serve(
-    body: Incoming,
+    req: http::Request<Incoming>,
     limits: &Limits,
     deadline: Option<Duration>,
     end: stream::End,
@@ -60,13 +63,16 @@ pub fn serve(
     if let Some(watch) = &watch {
         watch.arm(limits.idle_timeout.saturating_mul(2));
     }
+    let peer = crate::http::layer::meta(&req).and_then(|m| m.peer);
+    let body = req.into_body();
     let (sender, streamed) = stream::channel(4, end);
     let sender = sender.watched(watch.clone());
     let report = sender.report();
     let streamed = streamed.watched(watch.clone());
-    let messages = Messages::new(body, limits.max_grpc_message, limits.idle_timeout).watched(watch);
+    let mut messages =
+        Messages::new(body, limits.max_grpc_message, limits.idle_timeout).watched(watch);
     tokio::spawn(async move {
-        let talk = converse(messages, &sender);
+        let talk = converse(&mut messages, &sender);
         let outcome = match deadline {
             Some(d) => crate::http::deadline::within(d, talk)
                 .await
@@ -87,7 +93,11 @@ pub fn serve(
             }
             e
         });
+        let refused = outcome.is_err();
         sender.finish(outcome).await;
+        if refused {
+            crate::http::layer::body::linger_rest(messages.into_body(), peer);
+        }
     });
     let mut response = Response::new(crate::http::response::Body::new(streamed));
     // The stream's log line and metrics are written when it ends, with its final status.
@@ -115,7 +125,7 @@ pub fn serve(
     response
 }
 
-async fn converse(mut messages: Messages<Incoming>, sender: &Sender) -> Result<(), ApiError> {
+async fn converse(messages: &mut Messages<Incoming>, sender: &Sender) -> Result<(), ApiError> {
     let pool = pool()?;
     while let Some(message) = messages.next().await? {
         let request = pb::ServerReflectionRequest::decode(message).map_err(|e| {

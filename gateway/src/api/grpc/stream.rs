@@ -51,6 +51,11 @@ where
         self
     }
 
+    /// The request body, for its rest to be read and thrown away after a refusal.
+    pub fn into_body(self) -> B {
+        self.body
+    }
+
     /// The next message, `None` when the client has half-closed the stream.
     ///
     /// # Errors

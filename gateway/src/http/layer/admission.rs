@@ -7,6 +7,15 @@
 //! at once with 503 and `Retry-After: 1` (gRPC `UNAVAILABLE`): queueing it would only let the
 //! one who filled the service decide how long everyone waits. Probes (`/health`, `/ready`,
 //! the gRPC health check) and the embedded store's object transfers never take a place.
+//!
+//! Over HTTP/2 an answer larger than one frame ([`CHUNK`]) keeps its place until hyper has
+//! handed its last frame to the connection (or dropped it): a client that never reads its
+//! answers holds at most its share of them. Such an answer is handed over frame by frame, so
+//! hyper takes the next one only when the client's window has room, and once it is not
+//! finished after its first frame it arms the stream's progress watch
+//! ([`crate::http::watch`]): no frame taken for the stream idle limit resets the stream,
+//! freeing its memory and its place. A smaller answer goes to hyper whole at once, its place
+//! given back, as over HTTP/1.1.
 
 use super::body::early;
 use super::{meta, reply, Req, Res};
@@ -27,7 +36,11 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tower::{Layer, Service};
+
+/// The largest data frame an HTTP/2 answer hands to hyper at once (h2's default frame size).
+pub const CHUNK: usize = 16 * 1024;
 
 /// Who holds places.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -162,6 +175,7 @@ pub struct AdmissionLayer {
     shares: Arc<Shares>,
     by: By,
     hasher: RandomState,
+    idle: Duration,
 }
 
 impl AdmissionLayer {
@@ -172,7 +186,16 @@ impl AdmissionLayer {
             shares,
             by,
             hasher: RandomState::new(),
+            idle: Duration::ZERO,
         }
+    }
+
+    /// Resets an HTTP/2 stream whose answer makes no progress for `idle` (the stream idle
+    /// limit; zero: never). See the module doc.
+    #[must_use]
+    pub fn watching(mut self, idle: Duration) -> Self {
+        self.idle = idle;
+        self
     }
 }
 
@@ -185,6 +208,7 @@ impl<S> Layer<S> for AdmissionLayer {
             shares: self.shares.clone(),
             by: self.by,
             hasher: self.hasher.clone(),
+            idle: self.idle,
         }
     }
 }
@@ -196,6 +220,7 @@ pub struct Admission<S> {
     shares: Arc<Shares>,
     by: By,
     hasher: RandomState,
+    idle: Duration,
 }
 
 impl<S> Service<Req> for Admission<S>
@@ -216,6 +241,8 @@ where
             return Either::Right(Holding {
                 inner: self.inner.call(req),
                 ticket: None,
+                h2: false,
+                idle: Duration::ZERO,
             });
         }
         let key = match self.by {
@@ -228,6 +255,8 @@ where
         };
         match self.shares.try_take(key) {
             Ok(ticket) => Either::Right(Holding {
+                h2: req.version() == http::Version::HTTP_2,
+                idle: self.idle,
                 inner: self.inner.call(req),
                 ticket: Some(ticket),
             }),
@@ -239,11 +268,14 @@ where
 pin_project! {
     /// The inner future, holding its place until it is done (or dropped); a response whose
     /// body is still to come (a stream: server reflection) holds it until that body ends, so
-    /// streams are admitted like any call, not only their first response head.
+    /// streams are admitted like any call, not only their first response head. Over HTTP/2
+    /// every answer holds it until hyper has taken its last frame ([`Paced`]).
     pub struct Holding<F> {
         #[pin]
         inner: F,
         ticket: Option<Ticket>,
+        h2: bool,
+        idle: Duration,
     }
 }
 
@@ -255,18 +287,38 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
         let Poll::Ready(Ok(response)) = this.inner.poll(cx) else {
             return Poll::Pending;
         };
-        let ticket = this.ticket.take();
-        // A whole body (REST's JSON, a unary gRPC reply with its trailer) is all in memory: the
-        // place is given back now, and the body is not boxed into a `Held`.
-        let body = response.body();
-        let streamed = !body.is_whole() && body.size_hint().exact().is_none();
-        if ticket.is_none() || body.is_end_stream() || !streamed {
+        let Some(ticket) = this.ticket.take() else {
+            return Poll::Ready(Ok(response));
+        };
+        if response.body().is_end_stream() {
+            return Poll::Ready(Ok(response));
+        }
+        // A whole answer larger than one frame: handed over frame by frame, its progress
+        // watched. A smaller one goes at once, as over HTTP/1.1.
+        if *this.h2 && response.body().whole_len().is_some_and(|n| n > CHUNK) {
+            let idle = *this.idle;
+            return Poll::Ready(Ok(response.map(|body| {
+                Body::new(Paced {
+                    inner: body,
+                    guard: ticket,
+                    rest: None,
+                    idle,
+                    watch: None,
+                })
+            })));
+        }
+        // Any other whole answer (REST's JSON, a unary gRPC reply with its trailer) is all in
+        // memory and goes at once: its place is given back now. A boxed body is a stream, or
+        // over HTTP/2 an inner stage's `Paced`: held as long.
+        let boxed = response.body().whole_len().is_none();
+        let held = boxed && (*this.h2 || response.body().size_hint().exact().is_none());
+        if !held {
             return Poll::Ready(Ok(response));
         }
         Poll::Ready(Ok(response.map(|body| {
             Body::new(Held {
                 inner: body,
-                guard: ticket,
+                guard: Some(ticket),
             })
         })))
     }
@@ -302,6 +354,78 @@ impl<G> HttpBody for Held<G> {
     }
 }
 
+pin_project! {
+    /// A whole HTTP/2 answer handed to hyper in frames of at most [`CHUNK`] bytes, keeping
+    /// `guard` (its places) until hyper has taken the last one or dropped it. When it is not
+    /// finished after a frame, the stream's watch is armed for `idle` (zero: never) and each
+    /// later frame is progress.
+    struct Paced {
+        #[pin]
+        inner: Body,
+        guard: Ticket,
+        rest: Option<Bytes>,
+        idle: Duration,
+        watch: Option<Arc<crate::http::watch::Watch>>,
+    }
+}
+
+impl HttpBody for Paced {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let mut this = self.project();
+        let frame = match this.rest.take() {
+            Some(rest) => Frame::data(rest),
+            None => match this.inner.as_mut().poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => frame,
+                other => return other,
+            },
+        };
+        let frame = match frame.into_data() {
+            Ok(mut data) => {
+                if data.len() > CHUNK {
+                    *this.rest = Some(data.split_off(CHUNK));
+                }
+                Frame::data(data)
+            }
+            Err(frame) => frame,
+        };
+        match this.watch {
+            Some(watch) => watch.progress(),
+            // Runs in the stream's task (hyper polls the body there): its watch.
+            None if !this.idle.is_zero()
+                && (this.rest.is_some() || !this.inner.is_end_stream()) =>
+            {
+                if let Some(watch) = crate::http::watch::current() {
+                    watch.arm(*this.idle);
+                    *this.watch = Some(watch);
+                }
+            }
+            None => {}
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let rest = self.rest.as_ref().map_or(0, |r| r.len() as u64);
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower().saturating_add(rest));
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper.saturating_add(rest));
+        }
+        hint
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +439,8 @@ mod tests {
         let held = Holding {
             inner: ready(Ok::<_, Infallible>(Res::new(Body::new(streamed)))),
             ticket: Some(shares.try_take(key).unwrap()),
+            h2: false,
+            idle: Duration::ZERO,
         };
         let response = held.await.unwrap();
         assert_eq!(shares.held(), 1, "the stream still holds its place");
@@ -327,8 +453,50 @@ mod tests {
                 Bytes::from_static(b"x"),
             )))),
             ticket: Some(shares.try_take(key).unwrap()),
+            h2: false,
+            idle: Duration::ZERO,
         };
         let _response = unary.await.unwrap();
+        assert_eq!(shares.held(), 0);
+        // So does a small one over HTTP/2: it goes in one frame.
+        let small = Holding {
+            inner: ready(Ok::<_, Infallible>(Res::new(crate::http::response::full(
+                Bytes::from(vec![7_u8; CHUNK]),
+            )))),
+            ticket: Some(shares.try_take(key).unwrap()),
+            h2: true,
+            idle: Duration::ZERO,
+        };
+        let _response = small.await.unwrap();
+        assert_eq!(shares.held(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_http2_answer_holds_its_place_until_its_last_chunk_is_taken() {
+        use http_body_util::BodyExt;
+        let shares = Shares::new(4);
+        let key = Key::Peer(IpAddr::from([127, 0, 0, 2]));
+        let whole = Bytes::from(vec![7_u8; CHUNK * 2 + 5]);
+        let held = Holding {
+            inner: ready(Ok::<_, Infallible>(Res::new(crate::http::response::full(
+                whole.clone(),
+            )))),
+            ticket: Some(shares.try_take(key).unwrap()),
+            h2: true,
+            idle: Duration::ZERO,
+        };
+        let mut body = held.await.unwrap().into_body();
+        assert_eq!(body.size_hint().exact(), Some(whole.len() as u64));
+        let mut got = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let data = frame.unwrap().into_data().unwrap();
+            assert!(data.len() <= CHUNK);
+            got.extend_from_slice(&data);
+            let left = !body.is_end_stream();
+            assert_eq!(shares.held(), 1, "held while frames are left: {left}");
+        }
+        assert_eq!(got, whole);
+        drop(body);
         assert_eq!(shares.held(), 0);
     }
 

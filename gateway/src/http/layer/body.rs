@@ -29,7 +29,6 @@ use pin_project_lite::pin_project;
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -112,6 +111,10 @@ impl<S> ReadBody<S> {
                     self.limits.json,
                 )))
             }
+            // GET-only routes read no body: a POST gets its 405 whatever it sends.
+            Call::Rest(Some(Route::Health | Route::Ready | Route::Metrics | Route::OpenApi)) => {
+                None
+            }
             Call::Rest(Some(_)) if method == http::Method::POST => {
                 Some(Limit::Json(self.limits.json))
             }
@@ -188,49 +191,15 @@ pub const LINGER_BYTES: usize = 32 << 20;
 pub const LINGER_TIME: Duration = Duration::from_secs(2);
 /// Refused bodies read and thrown away at once on all connections, at most: past it a refused
 /// body is dropped at once (the answer is still sent), so a flood of refusals holds no more
-/// than `LINGER_SLOTS` × ([`LINGER_BYTES`], [`LINGER_TIME`]).
+/// than `LINGER_SLOTS` × ([`LINGER_BYTES`], [`LINGER_TIME`]). The slots are shared by TCP peer
+/// like admission's places ([`Shares`]): one peer holds at most half of them when alone, and
+/// a newcomer always finds one, so a peer flooding refusals cannot make everyone else's early
+/// answers lose their lingering.
 pub const LINGER_SLOTS: usize = 64;
 
 /// The refused bodies being read and thrown away on all connections.
-static LINGERING: Budget = Budget::new(LINGER_SLOTS);
-
-/// A count of things going on at once, at most `max`, taken without waiting.
-#[derive(Debug)]
-struct Budget {
-    open: AtomicUsize,
-    max: usize,
-}
-
-impl Budget {
-    const fn new(max: usize) -> Self {
-        Self {
-            open: AtomicUsize::new(0),
-            max,
-        }
-    }
-
-    /// One place, given back when the [`Slot`] drops; `None` when all `max` are taken.
-    fn try_take(&self) -> Option<Slot<'_>> {
-        self.open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
-                (open < self.max).then_some(open + 1)
-            })
-            .ok()
-            .map(|_| Slot { budget: self })
-    }
-}
-
-/// A place taken in a [`Budget`].
-#[derive(Debug)]
-struct Slot<'a> {
-    budget: &'a Budget,
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.budget.open.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+static LINGERING: std::sync::LazyLock<Arc<Shares>> =
+    std::sync::LazyLock::new(|| Shares::new(LINGER_SLOTS));
 
 /// `e`, the answer to a body refused by its size (declared or as it came), made so that the
 /// client reads it rather than a reset: the answer goes first, and the rest of the body is
@@ -270,9 +239,12 @@ pub fn early(answer: Res, req: Req) -> Res {
 /// thrown away in a task of its own (unless the client waits for `100 Continue` that was never
 /// sent: `polled` says whether the body was asked for). The body is dropped at once instead
 /// when the answer sheds load (`OVERLOADED`: lingering would hold what shedding frees) or when
-/// [`LINGER_SLOTS`] bodies are lingering already.
+/// no lingering slot is free for the peer ([`LINGER_SLOTS`], shared by peer).
 fn unread(mut answer: Res, req: Req, polled: bool) -> Res {
     let h1 = req.version() <= http::Version::HTTP_11;
+    let key = meta(&req)
+        .and_then(|m| m.peer)
+        .map_or(Key::Anyone, Key::Peer);
     let (head, body) = req.into_parts();
     let waiting = head
         .headers
@@ -289,7 +261,7 @@ fn unread(mut answer: Res, req: Req, polled: bool) -> Res {
         .get::<Failed>()
         .is_some_and(|Failed(e)| e.kind() == Kind::Overloaded);
     if (polled || !waiting) && !shed {
-        if let Some(slot) = LINGERING.try_take() {
+        if let Ok(slot) = LINGERING.try_take(key) {
             tokio::spawn(async move {
                 linger(body, LINGER_BYTES, LINGER_TIME).await;
                 drop(slot);
@@ -297,6 +269,21 @@ fn unread(mut answer: Res, req: Req, polled: bool) -> Res {
         }
     }
     answer
+}
+
+/// Reads and throws away the rest of `body`, a stream refused in its middle (its answer
+/// complete or on its way), the same bounded way as a refusal at its head ([`early`]), in
+/// `peer`'s share of the lingering slots; dropped at once when none is free.
+pub fn linger_rest(body: hyper::body::Incoming, peer: Option<std::net::IpAddr>) {
+    if body.is_end_stream() {
+        return;
+    }
+    if let Ok(slot) = LINGERING.try_take(peer.map_or(Key::Anyone, Key::Peer)) {
+        tokio::spawn(async move {
+            linger(body, LINGER_BYTES, LINGER_TIME).await;
+            drop(slot);
+        });
+    }
 }
 
 /// Reads and drops `body` for at most `bytes` and `time`, then drops it (hyper then closes the
@@ -407,25 +394,5 @@ where
             // The reading share is given back here, before the inner service takes a place.
             self.set(Reading::Calling { fut: next });
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Budget;
-
-    #[test]
-    fn budget_refuses_past_its_max_and_frees_on_drop() {
-        let budget = Budget::new(2);
-        let first = budget.try_take();
-        let second = budget.try_take();
-        assert!(first.is_some() && second.is_some());
-        assert!(budget.try_take().is_none(), "a third place past a max of 2");
-        drop(first);
-        let again = budget.try_take();
-        assert!(again.is_some(), "a place given back is taken again");
-        assert!(budget.try_take().is_none());
-        drop((second, again));
-        assert_eq!(budget.open.load(std::sync::atomic::Ordering::Acquire), 0);
     }
 }

@@ -60,10 +60,5 @@ pub fn serve(
     limits: &Limits,
     deadline: Option<std::time::Duration>,
 ) -> Response<Body> {
-    super::super::reflection::serve(
-        req.into_body(),
-        limits,
-        deadline,
-        super::super::stream::End::Connect,
-    )
+    super::super::reflection::serve(req, limits, deadline, super::super::stream::End::Connect)
 }
