@@ -162,6 +162,7 @@ impl RedisLimiter {
             key_errors: Throttle::default(),
         });
         set_status(true);
+        limiter.replicas.publish();
         tokio::spawn(probe::run(Arc::downgrade(&limiter)));
         Ok(limiter)
     }
