@@ -91,6 +91,9 @@ pub struct Metrics {
     pub rate_limit_redis_seconds: Histogram,
     /// Decisions made without Redis: `local_granted`, `local_limited`, `rejected`.
     pub rate_limit_fallbacks: Family<OutcomeLabels, Counter>,
+    /// Replicas a replica counting alone shares a tenant's rate with: max(R counted in Redis
+    /// at the last count, `DRAFTSTORE_RATE_LIMIT_REPLICAS`); 0 without Redis.
+    pub rate_limit_replicas: Gauge,
     /// Background fetches of the AWS chain's credentials, by outcome (`ok`, `error`).
     pub credential_refreshes: Family<OutcomeLabels, Counter>,
     /// Unix seconds when the S3 credentials in use expire (0: they do not).
@@ -176,6 +179,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Rate-limit decisions made without Redis (DRAFTSTORE_RATE_LIMIT_ON_ERROR), by outcome",
         rate_limit_fallbacks.clone(),
     );
+    let rate_limit_replicas = Gauge::default();
+    registry.register(
+        "rate_limit_replicas",
+        "Replicas a replica counting alone shares a tenant's rate with: the most of those counted in Redis and DRAFTSTORE_RATE_LIMIT_REPLICAS (0: no Redis)",
+        rate_limit_replicas.clone(),
+    );
     let credential_refreshes = Family::<OutcomeLabels, Counter>::default();
     registry.register(
         "credential_refreshes",
@@ -238,6 +247,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         rate_limit_redis_calls,
         rate_limit_redis_seconds,
         rate_limit_fallbacks,
+        rate_limit_replicas,
     }
 });
 

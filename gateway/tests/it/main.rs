@@ -75,6 +75,8 @@ mod ratelimit_faults;
 mod ratelimit_recovery;
 /// Several replicas through Redis outages: debts charged at once, a flapping Redis bounded.
 mod ratelimit_replicas;
+/// A replica restarted during a Redis outage starts each tenant's fallback empty: no burst.
+mod ratelimit_restarts;
 /// A replica started during a Redis outage assumes the configured replicas until counted.
 mod ratelimit_scaleup;
 /// Issue 18's review: confirm is done only for the copy of this very draft; one event id per

@@ -141,6 +141,79 @@ async fn a_replicas_key_of_the_wrong_type_is_replaced_and_counted_again() {
         .unwrap();
 }
 
+/// Entries of `<prefix>_replicas` scored `+inf` or in the future (hand-written, or from a Redis
+/// whose clock stepped back after a failover) never aged out: 500 fake `+inf` entries made
+/// R = 502 (a damaged tokens field then locked a tenant out 5012 s at `rate=5/10`), entries an
+/// hour ahead R = 7. The count's script removes entries beyond now + the liveness window, and
+/// `draftstore_rate_limit_replicas` shows the count.
+#[tokio::test]
+async fn replicas_scored_in_the_future_are_not_counted() {
+    let Some(url) = redis_url() else { return };
+    let tag = prefix("replicas-future");
+    let mut connection = connection(&url).await;
+    let key = format!("{tag}_replicas");
+    let (secs, micros): (i64, i64) = redis::cmd("TIME")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let hour_ahead = (secs + 3600) * 1_000_000 + micros;
+    for n in 0..98 {
+        let _: () = redis::cmd("ZADD")
+            .arg(&key)
+            .arg("+inf")
+            .arg(format!("fake-inf-{n}"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+    }
+    for n in 0..5 {
+        let _: () = redis::cmd("ZADD")
+            .arg(&key)
+            .arg(hour_ahead)
+            .arg(format!("fake-ahead-{n}"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+    }
+    let keys = format!("acme {} rate=5/10", crate::ratelimit::hash("acme"));
+    let env = [
+        ("DRAFTSTORE_RATE_LIMIT_REDIS_URL", url.as_str()),
+        ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", tag.as_str()),
+        ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "2000"),
+    ];
+    let gateway = crate::ratelimit::gateway(&keys, &env);
+    crate::ratelimit::wait_for_state(gateway.port, "ok").await;
+    // The count runs with every probe (once a second): bounded wait for the first.
+    let started = Instant::now();
+    let mut counted: u32 = 0;
+    while started.elapsed() < Duration::from_secs(20) {
+        counted = redis::cmd("ZCARD")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        if counted < 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Two more probes: the gauge follows the last count.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(counted, 1, "only this replica is left in {key}");
+    assert_eq!(
+        gateway.metric("draftstore_rate_limit_replicas").await,
+        1.0,
+        "R as counted"
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .arg(&tag)
+        .arg(format!("{tag}acme"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+}
+
 /// A TCP relay to Redis that, on demand, silently swallows what travels on the connections it
 /// already holds (both ways, nothing closed: a half-open connection after a failover behind a
 /// virtual IP, or a dropped conntrack entry); connections made after that pass through.

@@ -171,6 +171,8 @@ async fn failures_say_what_happened_and_never_the_password() {
         ],
     );
     wait_for_state(replica.port, "ok").await;
+    // Heard from Redis: the fallback holds what Redis left (4), not a fresh replica's 0.
+    assert_eq!(rest(replica.port, "acme").await.0, 200, "through Redis");
     plain.freeze();
     let (status, ..) = rest(replica.port, "acme").await;
     assert_eq!(status, 200, "allow: counted in the process");

@@ -28,6 +28,29 @@ pub(crate) async fn replicas<const N: usize>(redis: &Redis, tag: &str, rate: &st
     replicas
 }
 
+/// Each of `replicas` decides once for `acme` through Redis, and `acme`'s shared bucket (the
+/// only one in this test's own Redis) is deleted after each, full again: each replica's fallback
+/// then holds limit − 1, what Redis left, where a replica that never heard from Redis for a
+/// tenant falls back from an empty bucket (no burst of its own at each start).
+pub(crate) async fn heard<'a>(redis: &Redis, replicas: impl IntoIterator<Item = &'a Process>) {
+    let client = redis::Client::open(redis.url().as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    for replica in replicas {
+        assert_eq!(rest(replica.port, "acme").await.0, 200, "through Redis");
+        let buckets: Vec<String> = redis::cmd("KEYS")
+            .arg("*acme")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(buckets.len(), 1, "{buckets:?}");
+        let _: () = redis::cmd("DEL")
+            .arg(&buckets)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+    }
+}
+
 /// The reviewer's repro: two gateways share `acme`'s 5 through Redis; Redis stops; each
 /// gateway must count on from what was left (nothing), not hand out a full burst of its own.
 #[tokio::test]
@@ -192,6 +215,13 @@ async fn grants_made_alone_during_an_outage_are_charged_to_redis_when_it_is_back
     let mut redis = Redis::start();
     // One token back an hour: nothing refills while the test runs.
     let replicas: [Process; 2] = replicas(&redis, "owed", "5/3600").await;
+    heard(&redis, &replicas).await;
+    let mut primed = 0.0;
+    for replica in &replicas {
+        primed += replica
+            .metric("draftstore_rate_limit_redis_calls_total{outcome=\"granted\"}")
+            .await;
+    }
 
     redis.stop();
     for (replica, alone) in replicas.iter().zip([2, 1]) {
@@ -212,7 +242,7 @@ async fn grants_made_alone_during_an_outage_are_charged_to_redis_when_it_is_back
         2,
         "5 less the 3 granted during the outage: {statuses:?}"
     );
-    let mut decided = 0.0;
+    let mut decided = -primed;
     for replica in &replicas {
         decided += replica
             .metric("draftstore_rate_limit_redis_calls_total{outcome=\"granted\"}")
@@ -241,6 +271,8 @@ async fn a_redis_answering_slower_than_the_bound_has_not_recovered() {
     ];
     let replica = gateway(&keys, &borrowed(&env));
     wait_for_state(replica.port, "ok").await;
+    // Heard from Redis: the fallback holds what Redis left (4), not a fresh replica's 0.
+    assert_eq!(rest(replica.port, "acme").await.0, 200, "through Redis");
 
     relay.hold(true);
     assert_eq!(

@@ -6,7 +6,7 @@
 //! skips with a printed reason.
 
 use crate::ratelimit::{gateway, hash, prefix, redis_url, rest, wait_for_state, Process, Redis};
-use crate::ratelimit_recovery::replicas;
+use crate::ratelimit_recovery::{heard, replicas};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ async fn a_debt_run_up_on_one_gateway_is_charged_though_the_tenant_asks_another(
     let mut redis = Redis::start();
     // One token back an hour: nothing refills while the test runs.
     let [gw1, gw2]: [Process; 2] = replicas(&redis, "elsewhere", "5/3600").await;
+    heard(&redis, [&gw1, &gw2]).await;
 
     redis.stop();
     for _ in 0..3 {
@@ -50,10 +51,12 @@ async fn a_debt_run_up_on_one_gateway_is_charged_though_the_tenant_asks_another(
     );
 }
 
-/// What a charge left is what a replica falls back from next time: both gateways grant 3
-/// alone; Redis comes back (empty: 5) and both debts are charged, 5 - 3 - 3 = -1, the first
-/// charge's answer saying 2, the second's -1. Redis away again: the replicas count alone from
-/// those, 2 grants in all, not from the 2 + 2 their own buckets held after the first outage.
+/// What a charge left is what a replica falls back from next time: at `rate=6/3600`, both
+/// gateways heard from Redis (5 left each), both grant 3 alone (2 left each); Redis comes back
+/// (empty: 6) and both debts are charged, 6 - 3 - 3 = 0, the first charge's answer saying 3
+/// (not taken: the replica's own 2 is lower), the second's 0. Redis away again: the replicas
+/// count alone from those, 2 grants in all, not from the 2 + 2 their own buckets held after the
+/// first outage.
 #[tokio::test]
 async fn after_a_charge_a_replica_falls_back_from_what_the_charge_left() {
     if redis_url().is_none() {
@@ -61,7 +64,8 @@ async fn after_a_charge_a_replica_falls_back_from_what_the_charge_left() {
     }
     let mut redis = Redis::start();
     // One token back an hour: nothing refills while the test runs.
-    let gateways: [Process; 2] = replicas(&redis, "mirrored", "5/3600").await;
+    let gateways: [Process; 2] = replicas(&redis, "mirrored", "6/3600").await;
+    heard(&redis, &gateways).await;
     let alone = |gateways: &[Process; 2]| {
         let ports = gateways.each_ref().map(|g| g.port);
         async move {
@@ -88,7 +92,7 @@ async fn after_a_charge_a_replica_falls_back_from_what_the_charge_left() {
     assert_eq!(
         alone(&gateways).await,
         2,
-        "from the 2 and the -1 the charges left"
+        "from the 2 and the 0 the charges left"
     );
 }
 
@@ -187,18 +191,20 @@ async fn flap<const N: usize>(tag: &str) {
     );
 }
 
-/// The tenant idle before an outage: each of three replicas grants a full bucket alone, 15
-/// where 5 were allowed. Redis back (empty, so full), all three debts are charged: the shared
-/// bucket owes 10, two limits (the replicas but one, as the probes counted them), to be paid
-/// back by refilling, not forgiven at -5.
+/// Each of three replicas heard from Redis (4 left each: the shared bucket deleted after each
+/// decision), the shared bucket then emptied by hand, and during an outage each grants its 4
+/// alone, 12 where none were allowed. Redis back (AOF: still empty), all three debts are
+/// charged: the shared bucket owes 10, two limits (the replicas but one, as the probes counted
+/// them), to be paid back by refilling, not forgiven at -5 (nor taken to -12).
 #[tokio::test]
 async fn three_replicas_debts_take_the_shared_bucket_two_limits_below_zero() {
     if redis_url().is_none() {
         return;
     }
-    let mut redis = Redis::start();
+    let mut redis = Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
     // One token back an hour: nothing refills while the test runs.
     let gateways: [Process; 3] = replicas(&redis, "deep", "5/3600").await;
+    heard(&redis, &gateways).await;
     let client = redis::Client::open(redis.url().as_str()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     let pattern = format!("draftstore-test:deep:{}:*_replicas", std::process::id());
@@ -227,6 +233,27 @@ async fn three_replicas_debts_take_the_shared_bucket_two_limits_below_zero() {
     // Each replica reads the count with its next probes (once a second).
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
+    // The shared bucket empty (kept by the AOF through the restart below).
+    // The tenant's key is `<prefix>acme`, the replicas' `<prefix>_replicas`.
+    let sets: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let bucket = format!("{}acme", sets[0].trim_end_matches("_replicas"));
+    let (secs, micros): (i64, i64) = redis::cmd("TIME")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(&bucket)
+        .arg("tokens")
+        .arg(0)
+        .arg("at")
+        .arg(secs * 1_000_000 + micros)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
     redis.stop();
     for gateway in &gateways {
         let mut statuses = Vec::new();
@@ -235,8 +262,8 @@ async fn three_replicas_debts_take_the_shared_bucket_two_limits_below_zero() {
         }
         assert_eq!(
             statuses,
-            [200, 200, 200, 200, 200, 429],
-            "a full bucket alone"
+            [200, 200, 200, 200, 429, 429],
+            "what Redis left alone"
         );
     }
     redis.restart();
@@ -258,7 +285,7 @@ async fn three_replicas_debts_take_the_shared_bucket_two_limits_below_zero() {
     assert!(
         // A token back every 12 minutes: under half of one refilled while the test runs.
         (-10.0..-9.5).contains(&tokens),
-        "5 - 15 = -10 (two limits below 0), not -5: {tokens}"
+        "0 - 12 = -10 (two limits below 0), not -5: {tokens}"
     );
     let (status, code, _) = rest(gateways[0].port, "acme").await;
     assert_eq!((status, code.as_str()), (429, "RATE_LIMITED"));

@@ -44,6 +44,16 @@ impl Bucket {
         }
     }
 
+    /// An empty bucket, refilling from `now`: where a replica sharing the tenant's rate through
+    /// Redis starts each tenant, so that a start (a crash loop, a rollout while Redis is away)
+    /// adds no burst of its own to what the replicas grant alone.
+    pub(crate) fn empty(now: Instant) -> Self {
+        Self {
+            tokens: 0.0,
+            at: now,
+        }
+    }
+
     /// Sets the tokens to `tokens` (at most the limit; below 0 as far as Redis bounds a debt)
     /// as of `now`: what the shared bucket held after its last decision, so a fallback counts
     /// on from there (from a debt too: a shared bucket below 0 grants nothing until it has

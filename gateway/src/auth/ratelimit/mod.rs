@@ -22,7 +22,8 @@
 //! tenant's rate divided by the replicas last counted in Redis (R), so the R replicas together
 //! refill at the tenant's rate however long or often Redis fails: during an outage a tenant
 //! gets at most, per replica, what that replica last saw left plus rate / R × the outage (a
-//! replica that never decided for the tenant since it started counts from a full bucket).
+//! replica that never decided for the tenant since it started counts from an empty bucket
+//! refilling from its start, so a replica started or restarted during an outage adds no burst).
 //! What a replica grants alone is owed to the shared bucket (`owed`) and charged to Redis as
 //! soon as it decides again (by the probe, `debts`, or with the tenant's next decision here if
 //! that comes first), so a Redis that comes back does not grant those URLs again, whichever
@@ -129,12 +130,25 @@ pub enum Refusal {
 
 impl Rate {
     /// `limit` URLs at once, refilled at `limit` per `per`, counted here or through `shared`.
+    ///
+    /// Without `shared` the bucket starts full. With it, the local bucket (the fallback while
+    /// Redis decides nothing) starts EMPTY and refills from now at the rate divided by the
+    /// replicas: a replica that has not heard from Redis for the tenant yet knows nothing of
+    /// what the others granted, and a full bucket at each start let a replica restarted during
+    /// an outage (a crash loop, an OOM kill, a rollout) grant a full limit per start on top of
+    /// the fleet's rate. The tenant's first decision through a healthy Redis is Redis's alone
+    /// (and mirrored here), so this only costs a fresh replica's grants while Redis is away.
     #[must_use]
     pub fn new(spec: RateSpec, shared: Option<Arc<RedisLimiter>>) -> Self {
         let now = Instant::now();
+        let bucket = if shared.is_some() {
+            Bucket::empty(now)
+        } else {
+            Bucket::full(spec, now)
+        };
         Self {
             spec,
-            local: Arc::new(Mutex::new((Bucket::full(spec, now), i64::MIN))),
+            local: Arc::new(Mutex::new((bucket, i64::MIN))),
             owed: Arc::new(Owed::new(now)),
             shared,
             refusals: Arc::new(Mutex::new((None, 0))),

@@ -84,14 +84,34 @@ fn fallback(on_error: OnError) -> &'static str {
     }
 }
 
-/// A probe answered in `took`, over `bound` (`DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS`).
+/// A probe answered in `took`, over `bound` (`DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS`): `took` in
+/// ms to the µs, since whole ms truncated "20.4 ms" to "answered in 20 ms, over the 20 ms bound".
 pub(super) fn slow(took: Duration, bound: Duration) -> String {
     format!(
-        "answered in {} ms, over the {} ms bound (DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS)",
+        "answered in {}.{:03} ms, over the {} ms bound (DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS)",
         took.as_millis(),
+        took.as_micros() % 1000,
         bound.as_millis()
     )
 }
+
+/// Redis's own text of an error after its code (`NOPERM this user has no permissions to access
+/// one of the keys used as arguments`), at most [`DETAIL_CHARS`] characters, control characters
+/// as spaces: it names what was refused (no password: an `AUTH` refusal is described before
+/// this is asked), so an ACL refusal or a script error is recognisable in the WARN.
+fn detail(e: &redis::RedisError) -> String {
+    e.detail()
+        .unwrap_or_default()
+        .chars()
+        .take(DETAIL_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// The most characters of Redis's error text a WARN carries.
+const DETAIL_CHARS: usize = 200;
 
 /// How the connection stands when a failure is described.
 #[derive(Debug, Clone, Copy)]
@@ -130,11 +150,15 @@ pub(super) fn describe(e: &redis::RedisError, link: Link) -> String {
             format!("connection failed: {e}")
         };
     }
-    // A server's error code (`ERR`, `NOSCRIPT`, `READONLY`…) and the library's category; not
-    // the server's full text, which may quote the command's arguments.
-    match e.code() {
-        Some(code) => format!("Redis answered an error: {code} ({})", e.category()),
-        None => format!("Redis failed: {}", e.category()),
+    // A server's error code (`ERR`, `NOSCRIPT`, `NOPERM`…) with Redis's own text (bounded; the
+    // script's arguments are numbers and ids, never a secret), or the library's category.
+    match (e.code(), detail(e)) {
+        (Some(code), text) if text.is_empty() => {
+            format!("Redis answered an error: {code} ({})", e.category())
+        }
+        (Some(code), text) => format!("Redis answered an error: {code} {text}"),
+        (None, text) if text.is_empty() => format!("Redis failed: {}", e.category()),
+        (None, text) => format!("Redis failed: {} ({text})", e.category()),
     }
 }
 
@@ -207,6 +231,47 @@ mod tests {
         assert!(!per_key(&err), "{err:?}");
         let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
         assert!(!per_key(&io));
+    }
+
+    #[test]
+    fn a_servers_error_is_described_with_its_own_text() {
+        let answered = |resp: &str| {
+            redis::parse_redis_value(resp.as_bytes())
+                .unwrap()
+                .extract_error()
+                .unwrap_err()
+        };
+        let link = Link {
+            timeout: Duration::from_millis(20),
+            tls: false,
+            never_answered: false,
+        };
+        let noperm = answered(
+            "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n",
+        );
+        let told = describe(&noperm, link);
+        assert!(
+            told.contains("NOPERM this user has no permissions to access one of the keys"),
+            "{told}"
+        );
+        let runtime =
+            answered("-ERR user_script:12: attempt to compare nil with number script: 1f0e\r\n");
+        let told = describe(&runtime, link);
+        assert!(
+            told.contains("ERR user_script:12: attempt to compare nil"),
+            "{told}"
+        );
+        let long = answered(&format!("-ERR {}\r\n", "x".repeat(5000)));
+        assert!(describe(&long, link).len() < 400, "bounded");
+    }
+
+    #[test]
+    fn a_slow_answer_is_told_to_the_microsecond() {
+        let told = slow(Duration::from_micros(20_412), Duration::from_millis(20));
+        assert!(
+            told.starts_with("answered in 20.412 ms, over the 20 ms bound"),
+            "{told}"
+        );
     }
 
     #[test]

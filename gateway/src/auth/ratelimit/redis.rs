@@ -162,6 +162,7 @@ impl RedisLimiter {
             key_errors: Throttle::default(),
         });
         set_status(true);
+        limiter.replicas.publish();
         tokio::spawn(probe::run(Arc::downgrade(&limiter)));
         Ok(limiter)
     }
@@ -377,7 +378,7 @@ impl RedisLimiter {
                 tenant,
                 key = self.key(tenant),
                 failures,
-                error = e.code().unwrap_or_default(),
+                error = describe(e, self.link(self.timeout)),
                 "rate limits: Redis failed one tenant's decision by its key; {} for that tenant (logged at most once a minute)",
                 match self.on_error {
                     OnError::Allow => "counted in this replica",

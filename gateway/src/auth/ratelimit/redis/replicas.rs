@@ -58,6 +58,14 @@ impl Replicas {
         self.count.load(Ordering::Relaxed).max(self.hint).max(1)
     }
 
+    /// Sets `draftstore_rate_limit_replicas` to [`Self::count`], so operators see the R every
+    /// replica counting alone divides the rate by.
+    pub(super) fn publish(&self) {
+        crate::metrics::get()
+            .rate_limit_replicas
+            .set(i64::from(self.count()));
+    }
+
     /// How many limits a charge may take the shared bucket below 0: the replicas but one, at
     /// least 1 (the script's `ARGV[6]`).
     pub(super) fn depth(&self) -> u32 {
@@ -102,6 +110,7 @@ impl RedisLimiter {
         } else {
             self.replicas.count.store(counted, Ordering::Relaxed);
         }
+        self.replicas.publish();
     }
 
     /// A count failed (`why`): the last count stays; a WARN at most once a minute.

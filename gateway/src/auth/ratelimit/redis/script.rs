@@ -97,7 +97,11 @@ return 1
 /// `ARGV[2]`: µs after its last probe a replica no longer counts. Returns `{count, repaired}`:
 /// how many count, this one included (1..), and 1 when the key held another type than a
 /// sorted set (deleted and counted afresh rather than fail with `WRONGTYPE`, which would leave
-/// every replica counting alone).
+/// every replica counting alone). Entries scored before `now - ARGV[2]` are gone (stopped
+/// replicas), and so are those scored after `now + ARGV[2]`: `+inf` or a score from a Redis
+/// whose clock has since stepped back (a failover to a replica behind) would otherwise count
+/// forever, or for as long as the step, inflating R (and with it every replica's share and the
+/// debt's floor). Scores are always numbers in a sorted set (`ZADD` refuses NaN).
 pub const REPLICAS_LUA: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -110,6 +114,7 @@ if kind ~= 'zset' and kind ~= 'none' then
 end
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], now + window + 1, '+inf')
 redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
 return {redis.call('ZCARD', KEYS[1]), repaired}
 ";
