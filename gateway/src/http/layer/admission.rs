@@ -16,8 +16,9 @@
 //! ([`crate::http::watch`]): no frame taken for the stream idle limit resets the stream,
 //! freeing its memory and its place. A smaller answer goes to hyper whole at once, its place
 //! given back, as over HTTP/1.1. Its bytes not yet taken count against the byte budget of
-//! [`Unsent`] (per peer and in all): while its peer or everyone is over it, new API requests are
-//! shed like a peer holding its share of places.
+//! [`Unsent`] (per peer and in all): while its peer or everyone is at it, new API requests are
+//! shed like a peer holding its share of places, and an answer finished meanwhile is replaced by
+//! that 503 (the work is lost, the memory bound kept).
 
 use super::body::early;
 use super::unsent::{Charge, Unsent};
@@ -285,7 +286,7 @@ where
             Ok(ticket) => Either::Right(Holding {
                 // Only an HTTP/2 answer is ever paced (and charged).
                 budget: (req.version() == http::Version::HTTP_2)
-                    .then(|| self.unsent.clone().map(|u| (u, peer)))
+                    .then(|| self.unsent.clone().map(|u| (u, peer, call)))
                     .flatten(),
                 h2: req.version() == http::Version::HTTP_2,
                 idle: self.idle,
@@ -308,7 +309,7 @@ pin_project! {
         ticket: Option<Ticket>,
         h2: bool,
         idle: Duration,
-        budget: Option<(Arc<Unsent>, Option<IpAddr>)>,
+        budget: Option<(Arc<Unsent>, Option<IpAddr>, Call)>,
     }
 }
 
@@ -330,9 +331,18 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
         // watched. A smaller one goes at once, as over HTTP/1.1.
         if *this.h2 && response.body().whole_len().is_some_and(|n| n > CHUNK) {
             let idle = *this.idle;
-            let charge = this.budget.take().map(|(unsent, peer)| {
-                unsent.charge(peer, response.body().whole_len().unwrap_or(0))
-            });
+            let charge = match this.budget.take() {
+                Some((unsent, peer, call)) => {
+                    let bytes = response.body().whole_len().unwrap_or(0);
+                    match unsent.try_charge(peer, bytes) {
+                        Some(charge) => Some(charge),
+                        // Past the byte budget since it was admitted: the answer is dropped,
+                        // its memory freed, and the client told to read what it has first.
+                        None => return Poll::Ready(Ok(reply(call, unread()))),
+                    }
+                }
+                None => None,
+            };
             return Poll::Ready(Ok(response.map(|body| {
                 Body::new(Paced {
                     inner: body,
@@ -529,7 +539,7 @@ mod tests {
             ticket: Some(shares.try_take(key).unwrap()),
             h2: true,
             idle: Duration::ZERO,
-            budget: Some((unsent.clone(), None)),
+            budget: Some((unsent.clone(), None, Call::Rest(None))),
         };
         let mut body = held.await.unwrap().into_body();
         assert_eq!(body.size_hint().exact(), Some(whole.len() as u64));

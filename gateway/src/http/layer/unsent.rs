@@ -5,8 +5,9 @@
 //! bytes stay in memory. [`Unsent`] counts those bytes, per TCP peer address and in all: an
 //! answer is charged its whole length when it starts, and each frame taken gives its length
 //! back (the rest when the answer ends or is dropped, e.g. its stream reset). While a peer holds
-//! more than its budget, or all peers together more than the total, admission sheds new API
-//! requests (503 `OVERLOADED`, `Retry-After: 1`; gRPC `UNAVAILABLE`); probes are never shed.
+//! its budget, or all peers together the total, admission sheds new API requests (503
+//! `OVERLOADED`, `Retry-After: 1`; gRPC `UNAVAILABLE`), and an answer finished meanwhile is
+//! replaced by that 503 rather than charged; probes are never shed.
 //! An answer of one frame or less goes to hyper whole and is never counted.
 
 use std::collections::HashMap;
@@ -72,18 +73,26 @@ impl Unsent {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// Charges `bytes` to `peer` until given back through the [`Charge`].
+    /// Charges `bytes` to `peer` until given back through the [`Charge`], unless `peer` or
+    /// all peers are already at or over their budget (`None`): so each peer passes its budget
+    /// by at most one answer, and the total by at most one answer per peer charging at once.
     #[must_use]
-    pub fn charge(self: &Arc<Self>, peer: Option<IpAddr>, bytes: usize) -> Charge {
+    pub fn try_charge(self: &Arc<Self>, peer: Option<IpAddr>, bytes: usize) -> Option<Charge> {
         let mut by_peer = self.by_peer.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.total.load(Ordering::Relaxed) >= self.total_limit {
+            return None;
+        }
         let mine = by_peer.entry(peer).or_insert(0);
+        if *mine >= self.peer_limit {
+            return None;
+        }
         *mine = mine.saturating_add(bytes);
         self.total.fetch_add(bytes, Ordering::Relaxed);
-        Charge {
+        Some(Charge {
             unsent: self.clone(),
             peer,
             left: bytes,
-        }
+        })
     }
 
     fn give_back(&self, peer: Option<IpAddr>, bytes: usize) {
@@ -135,10 +144,14 @@ mod tests {
         let attacker = Some(IpAddr::from([127, 0, 0, 2]));
         let victim = Some(IpAddr::from([127, 0, 0, 3]));
         assert!(unsent.admits(attacker));
-        let mut first = unsent.charge(attacker, 60);
+        let mut first = unsent.try_charge(attacker, 60).unwrap();
         assert!(unsent.admits(attacker), "60 of its 100");
-        let second = unsent.charge(attacker, 60);
+        let second = unsent.try_charge(attacker, 60).unwrap();
         assert!(!unsent.admits(attacker), "120 of its 100");
+        assert!(
+            unsent.try_charge(attacker, 1).is_none(),
+            "no answer past it"
+        );
         assert!(unsent.admits(victim));
         first.taken(30);
         assert!(unsent.admits(attacker), "90 of its 100");
@@ -147,8 +160,9 @@ mod tests {
         drop(first);
         assert_eq!(unsent.total(), 0, "dropped charges give back what is left");
         // The total bounds everyone.
-        let _big = unsent.charge(attacker, 400);
+        let _big = unsent.try_charge(attacker, 400).unwrap();
         assert!(!unsent.admits(victim));
+        assert!(unsent.try_charge(victim, 1).is_none());
     }
 
     #[test]
