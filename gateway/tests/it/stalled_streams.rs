@@ -363,6 +363,15 @@ async fn unread_answers_past_the_byte_budget_shed_their_peer_only_until_given_ba
             .contains("not yet read"),
         "{error}"
     );
+    // Over native gRPC too: UNAVAILABLE, in the head (trailers-only).
+    let grpc = h2c_from(ATTACKER)
+        .post(server.url("/draft.v1.DraftService/GetUploadURL"))
+        .header("content-type", "application/grpc")
+        .body(vec![0_u8; 5])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(grpc.headers()["grpc-status"], "14", "{:?}", grpc.headers());
     let health = h2c_from(ATTACKER).get(server.url("/health")).send();
     assert_eq!(health.await.unwrap().status(), 200, "probes are never shed");
     let victim = h2c_from(VICTIM);
