@@ -204,8 +204,10 @@ impl AdmissionLayer {
         }
     }
 
-    /// Counts the bytes of paced HTTP/2 answers in `unsent`; the stage counting by peer sheds
-    /// new API requests of a peer over its budget (or of anyone when all are over the total).
+    /// Keeps to the byte budget `unsent`: the stage counting by peer (outer) sheds new API
+    /// requests of a peer at its budget (or of anyone at the total); the stage counting by
+    /// tenant (inner, where an HTTP/2 answer is paced) charges the answers it paces, or answers
+    /// 503 in their place past the budget. Give the same `unsent` to both stages.
     #[must_use]
     pub fn budget(mut self, unsent: Arc<Unsent>) -> Self {
         self.unsent = Some(unsent);
@@ -284,8 +286,9 @@ where
         };
         match self.shares.try_take(key) {
             Ok(ticket) => Either::Right(Holding {
-                // Only an HTTP/2 answer is ever paced (and charged).
-                budget: (req.version() == http::Version::HTTP_2)
+                // Only an HTTP/2 answer is ever paced, by the inner stage (the outer one gets it
+                // boxed): only there is it charged.
+                budget: (self.by == By::Tenant && req.version() == http::Version::HTTP_2)
                     .then(|| self.unsent.clone().map(|u| (u, peer, call)))
                     .flatten(),
                 h2: req.version() == http::Version::HTTP_2,
