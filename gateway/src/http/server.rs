@@ -30,6 +30,7 @@ use crate::http::layer::protocol::{self, ProtocolLayer};
 use crate::http::layer::request_id::RequestIdLayer;
 use crate::http::layer::timeout::TimeoutLayer;
 use crate::http::layer::transfer::TransferLayer;
+use crate::http::layer::unsent::Unsent;
 use crate::http::layer::{meta, meta_mut, reply, Meta, Req, Res};
 use crate::http::response::{RequestId, REQUEST_ID_NAME};
 use crate::http::socket::Socket;
@@ -225,6 +226,7 @@ pub fn stack<B: Storage + Presign + 'static>(
 ) -> impl Service<Req, Response = Res, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
 {
     let router = Routes(Arc::new(Router { app, store, limits }));
+    let unsent = Unsent::for_places(limits.max_in_flight);
     ServiceBuilder::new()
         .layer(RequestIdLayer)
         .layer(ObserveLayer::new())
@@ -242,12 +244,14 @@ pub fn stack<B: Storage + Presign + 'static>(
         ))
         .layer(
             AdmissionLayer::new(Shares::new(limits.max_in_flight), By::Peer)
-                .watching(limits.idle_timeout),
+                .watching(limits.idle_timeout)
+                .budget(unsent.clone()),
         )
         .layer(AuthLayer::new(auth))
         .layer(
             AdmissionLayer::new(Shares::new(limits.max_in_flight), By::Tenant)
-                .watching(limits.idle_timeout),
+                .watching(limits.idle_timeout)
+                .budget(unsent),
         )
         .layer(TimeoutLayer::new(limits.request_timeout))
         .service(router)

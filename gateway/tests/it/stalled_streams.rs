@@ -1,7 +1,8 @@
 //! A streaming client that stops reading (its window never reopened) while sending nothing
 //! holds no stream and no admission place past the stream idle limit: the stream is reset,
 //! over native gRPC and Connect, and the same peer is admitted again. So is a unary answer
-//! that the client never reads.
+//! that the client never reads, and a client past its byte budget of unread answers is shed
+//! (others still served) until it reads them or its streams are reset.
 
 use crate::harness::{start, Running};
 use draftstore_proto::grpc::reflection::v1 as reflection;
@@ -222,24 +223,189 @@ async fn an_unread_http2_answer_is_reset_and_frees_its_place() {
             .post(server.url("/api/v1/upload-url"))
             .json(&serde_json::json!({"object_name": "a.bin"}))
     };
-    // A peer alone holds at most half of the 4 places: the unread answers hold both.
+    // A peer alone holds at most half of the 4 places: the unread answers hold both, or the
+    // first answered alone puts the peer over its byte budget (see the last test) and the
+    // other is shed.
     assert_eq!(
         crate::harness::status_of(upload_url()).await,
         503,
         "the unread answers hold the peer's places"
     );
     let slack = IDLE + Duration::from_secs(5);
+    let mut resets = 0;
     for stalled in [first, second] {
         let how = tokio::time::timeout(slack, stalled)
             .await
             .expect("the unread answer's stream is still open")
             .unwrap();
-        assert!(how.starts_with("reset"), "{how}");
+        resets += usize::from(how.starts_with("reset"));
+        assert!(
+            how.starts_with("reset") || how.starts_with("status 503"),
+            "{how}"
+        );
     }
+    assert!(resets >= 1, "no unread answer was reset");
     assert_eq!(
         crate::harness::status_of(upload_url()).await,
         200,
         "the peer is admitted again"
     );
+    server.stop().await;
+}
+
+/// Opens, on a connection of its own from `source`, an HTTP/2 `part-urls` call for 1000 parts
+/// with a 1 KiB window never reopened; returns its status and the tasks keeping the stream and
+/// its connection open (abort them to close the connection).
+async fn unread_from(
+    server: &Running,
+    source: [u8; 4],
+    upload: &serde_json::Value,
+) -> (u16, [tokio::task::JoinHandle<()>; 2]) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .unwrap();
+    let tcp = socket.connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(1024)
+        .initial_connection_window_size(1024)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(server.url("/api/v1/multipart-upload/part-urls"))
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    let body = serde_json::json!({
+        "object_name": upload["object_name"],
+        "upload_id": upload["upload_id"],
+        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
+    });
+    send.send_data(serde_json::to_vec(&body).unwrap().into(), true)
+        .unwrap();
+    let response = response.await.unwrap();
+    let status = response.status().as_u16();
+    let open = tokio::spawn(async move {
+        let _open = (send, client, response);
+        std::future::pending::<()>().await;
+    });
+    (status, [open, connection])
+}
+
+/// An HTTP/2 client from `source`.
+fn h2c_from(source: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .local_address(std::net::IpAddr::from(source))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_answers_past_the_byte_budget_shed_their_peer_only_until_given_back() {
+    const ATTACKER: [u8; 4] = [127, 0, 0, 2];
+    const VICTIM: [u8; 4] = [127, 0, 0, 3];
+    // 16 places: a peer alone holds 8; the byte budget is its least, 1 MiB in all, 256 KiB a
+    // peer (an unread answer of 1000 part URLs is about 468 KB, so one puts its peer over).
+    // No stream is reset for idleness.
+    let Some(server) = start(&[
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000"),
+        ("DRAFTSTORE_MAX_IN_FLIGHT", "16"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let upload: serde_json::Value = crate::harness::h2c()
+        .post(server.url("/api/v1/multipart-upload"))
+        .json(&serde_json::json!({"object_name": "mp.bin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut open = Vec::new();
+    let mut shed_at = None;
+    for n in 0..8 {
+        let (status, tasks) = unread_from(&server, ATTACKER, &upload).await;
+        open.extend(tasks);
+        if status == 503 {
+            shed_at = Some(n);
+            break;
+        }
+        assert_eq!(status, 200);
+    }
+    let shed_at = shed_at.expect("a client that never reads is shed before its 8 places");
+    assert!(shed_at >= 1, "the first answer is admitted");
+    let upload_url = |client: &reqwest::Client| {
+        client
+            .post(server.url("/api/v1/upload-url"))
+            .json(&serde_json::json!({"object_name": "a.bin"}))
+            .send()
+    };
+    let refused = upload_url(&h2c_from(ATTACKER)).await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let error: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "OVERLOADED", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not yet read"),
+        "{error}"
+    );
+    // Over native gRPC too: UNAVAILABLE, in the head (trailers-only).
+    let grpc = h2c_from(ATTACKER)
+        .post(server.url("/draft.v1.DraftService/GetUploadURL"))
+        .header("content-type", "application/grpc")
+        .body(vec![0_u8; 5])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(grpc.headers()["grpc-status"], "14", "{:?}", grpc.headers());
+    let health = h2c_from(ATTACKER).get(server.url("/health")).send();
+    assert_eq!(health.await.unwrap().status(), 200, "probes are never shed");
+    let victim = h2c_from(VICTIM);
+    assert_eq!(upload_url(&victim).await.unwrap().status(), 200);
+    // Closing the connections resets the streams: their bytes are given back.
+    for task in open {
+        task.abort();
+    }
+    let attacker = h2c_from(ATTACKER);
+    let mut status = 0;
+    for _ in 0..100 {
+        status = upload_url(&attacker).await.unwrap().status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200, "the reset answers' bytes are given back");
+    // Answers read to their end give their bytes back as they go: reading more than the whole
+    // budget, one after another, is never shed.
+    for _ in 0..4 {
+        let read = attacker
+            .post(server.url("/api/v1/multipart-upload/part-urls"))
+            .json(&serde_json::json!({
+                "object_name": upload["object_name"],
+                "upload_id": upload["upload_id"],
+                "part_numbers": (1..=1000).collect::<Vec<u32>>(),
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), 200);
+        read.bytes().await.unwrap();
+    }
+    assert_eq!(upload_url(&attacker).await.unwrap().status(), 200);
     server.stop().await;
 }

@@ -15,9 +15,13 @@
 //! finished after its first frame it arms the stream's progress watch
 //! ([`crate::http::watch`]): no frame taken for the stream idle limit resets the stream,
 //! freeing its memory and its place. A smaller answer goes to hyper whole at once, its place
-//! given back, as over HTTP/1.1.
+//! given back, as over HTTP/1.1. Its bytes not yet taken count against the byte budget of
+//! [`Unsent`] (per peer and in all): while its peer or everyone is at it, new API requests are
+//! shed like a peer holding its share of places, and an answer finished meanwhile is replaced by
+//! that 503 (the work is lost, the memory bound kept).
 
 use super::body::early;
+use super::unsent::{Charge, Unsent};
 use super::{meta, reply, Req, Res};
 use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
@@ -150,6 +154,14 @@ impl Drop for Ticket {
     }
 }
 
+fn unread() -> ApiError {
+    ApiError::new(
+        Code::Overloaded,
+        "too many answers not yet read by this client or by all; read them, then retry",
+    )
+    .with_retry_after(1)
+}
+
 fn overloaded() -> ApiError {
     ApiError::new(
         Code::Overloaded,
@@ -176,6 +188,7 @@ pub struct AdmissionLayer {
     by: By,
     hasher: RandomState,
     idle: Duration,
+    unsent: Option<Arc<Unsent>>,
 }
 
 impl AdmissionLayer {
@@ -187,7 +200,18 @@ impl AdmissionLayer {
             by,
             hasher: RandomState::new(),
             idle: Duration::ZERO,
+            unsent: None,
         }
+    }
+
+    /// Keeps to the byte budget `unsent`: the stage counting by peer (outer) sheds new API
+    /// requests of a peer at its budget (or of anyone at the total); the stage counting by
+    /// tenant (inner, where an HTTP/2 answer is paced) charges the answers it paces, or answers
+    /// 503 in their place past the budget. Give the same `unsent` to both stages.
+    #[must_use]
+    pub fn budget(mut self, unsent: Arc<Unsent>) -> Self {
+        self.unsent = Some(unsent);
+        self
     }
 
     /// Resets an HTTP/2 stream whose answer makes no progress for `idle` (the stream idle
@@ -209,6 +233,7 @@ impl<S> Layer<S> for AdmissionLayer {
             by: self.by,
             hasher: self.hasher.clone(),
             idle: self.idle,
+            unsent: self.unsent.clone(),
         }
     }
 }
@@ -221,6 +246,7 @@ pub struct Admission<S> {
     by: By,
     hasher: RandomState,
     idle: Duration,
+    unsent: Option<Arc<Unsent>>,
 }
 
 impl<S> Service<Req> for Admission<S>
@@ -243,18 +269,28 @@ where
                 ticket: None,
                 h2: false,
                 idle: Duration::ZERO,
+                budget: None,
             });
         }
+        let peer = meta(&req).and_then(|m| m.peer);
+        if let Some(unsent) = &self.unsent {
+            if self.by == By::Peer && !unsent.admits(peer) {
+                return Either::Left(ready(Ok(early(reply(call, unread()), req))));
+            }
+        }
         let key = match self.by {
-            By::Peer => meta(&req)
-                .and_then(|m| m.peer)
-                .map_or(Key::Anyone, Key::Peer),
+            By::Peer => peer.map_or(Key::Anyone, Key::Peer),
             By::Tenant => req.extensions().get::<Tenant>().map_or(Key::Anyone, |t| {
                 Key::Tenant(self.hasher.hash_one(t.folder().as_str()))
             }),
         };
         match self.shares.try_take(key) {
             Ok(ticket) => Either::Right(Holding {
+                // Only an HTTP/2 answer is ever paced, by the inner stage (the outer one gets it
+                // boxed): only there is it charged.
+                budget: (self.by == By::Tenant && req.version() == http::Version::HTTP_2)
+                    .then(|| self.unsent.clone().map(|u| (u, peer, call)))
+                    .flatten(),
                 h2: req.version() == http::Version::HTTP_2,
                 idle: self.idle,
                 inner: self.inner.call(req),
@@ -276,6 +312,7 @@ pin_project! {
         ticket: Option<Ticket>,
         h2: bool,
         idle: Duration,
+        budget: Option<(Arc<Unsent>, Option<IpAddr>, Call)>,
     }
 }
 
@@ -297,10 +334,23 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
         // watched. A smaller one goes at once, as over HTTP/1.1.
         if *this.h2 && response.body().whole_len().is_some_and(|n| n > CHUNK) {
             let idle = *this.idle;
+            let charge = match this.budget.take() {
+                Some((unsent, peer, call)) => {
+                    let bytes = response.body().whole_len().unwrap_or(0);
+                    match unsent.try_charge(peer, bytes) {
+                        Some(charge) => Some(charge),
+                        // Past the byte budget since it was admitted: the answer is dropped,
+                        // its memory freed, and the client told to read what it has first.
+                        None => return Poll::Ready(Ok(reply(call, unread()))),
+                    }
+                }
+                None => None,
+            };
             return Poll::Ready(Ok(response.map(|body| {
                 Body::new(Paced {
                     inner: body,
                     guard: ticket,
+                    charge,
                     rest: None,
                     idle,
                     watch: None,
@@ -363,6 +413,7 @@ pin_project! {
         #[pin]
         inner: Body,
         guard: Ticket,
+        charge: Option<Charge>,
         rest: Option<Bytes>,
         idle: Duration,
         watch: Option<Arc<crate::http::watch::Watch>>,
@@ -389,6 +440,9 @@ impl HttpBody for Paced {
             Ok(mut data) => {
                 if data.len() > CHUNK {
                     *this.rest = Some(data.split_off(CHUNK));
+                }
+                if let Some(charge) = this.charge {
+                    charge.taken(data.len());
                 }
                 Frame::data(data)
             }
@@ -441,6 +495,7 @@ mod tests {
             ticket: Some(shares.try_take(key).unwrap()),
             h2: false,
             idle: Duration::ZERO,
+            budget: None,
         };
         let response = held.await.unwrap();
         assert_eq!(shares.held(), 1, "the stream still holds its place");
@@ -455,6 +510,7 @@ mod tests {
             ticket: Some(shares.try_take(key).unwrap()),
             h2: false,
             idle: Duration::ZERO,
+            budget: None,
         };
         let _response = unary.await.unwrap();
         assert_eq!(shares.held(), 0);
@@ -466,6 +522,7 @@ mod tests {
             ticket: Some(shares.try_take(key).unwrap()),
             h2: true,
             idle: Duration::ZERO,
+            budget: None,
         };
         let _response = small.await.unwrap();
         assert_eq!(shares.held(), 0);
@@ -477,6 +534,7 @@ mod tests {
         let shares = Shares::new(4);
         let key = Key::Peer(IpAddr::from([127, 0, 0, 2]));
         let whole = Bytes::from(vec![7_u8; CHUNK * 2 + 5]);
+        let unsent = Unsent::new(1 << 20);
         let held = Holding {
             inner: ready(Ok::<_, Infallible>(Res::new(crate::http::response::full(
                 whole.clone(),
@@ -484,6 +542,7 @@ mod tests {
             ticket: Some(shares.try_take(key).unwrap()),
             h2: true,
             idle: Duration::ZERO,
+            budget: Some((unsent.clone(), None, Call::Rest(None))),
         };
         let mut body = held.await.unwrap().into_body();
         assert_eq!(body.size_hint().exact(), Some(whole.len() as u64));
@@ -494,10 +553,16 @@ mod tests {
             got.extend_from_slice(&data);
             let left = !body.is_end_stream();
             assert_eq!(shares.held(), 1, "held while frames are left: {left}");
+            assert_eq!(
+                unsent.total(),
+                whole.len() - got.len(),
+                "bytes not yet taken"
+            );
         }
         assert_eq!(got, whole);
         drop(body);
         assert_eq!(shares.held(), 0);
+        assert_eq!(unsent.total(), 0);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! peer and by presigned URL), [`body`] (API bodies read whole, shared by peer, before any
 //! place is taken), [`admission`] by peer, [`auth`], [`admission`] by tenant, [`timeout`],
 //! then the router. [`connection`] wraps the stack per connection (peer address, activity for
-//! the idle timer, the global stream cap); [`escape`] makes request text safe for the log.
+//! the idle timer, the global stream cap); [`unsent`] bounds the bytes of HTTP/2 answers not yet
+//! taken, for [`admission`]; [`escape`] makes request text safe for the log.
 
 pub mod admission;
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod protocol;
 pub mod request_id;
 pub mod timeout;
 pub mod transfer;
+pub mod unsent;
 
 use crate::api::error::ApiError;
 use crate::api::{grpc, legacy, rest};
