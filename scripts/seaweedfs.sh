@@ -52,6 +52,24 @@ start() {
   install
   stop_quiet
   mkdir -p "$STATE"
+  # A port found free can be taken before weed binds it (the range overlaps the kernel's
+  # ephemeral ports, which every outgoing connection on the machine draws from): weed then
+  # exits at once ("address already in use"), and another range is tried.
+  for attempt in 1 2 3 4 5; do
+    if launch; then return; fi
+    if ! grep -q "address already in use" "$STATE/weed.log" 2>/dev/null; then
+      tail -20 "$STATE/weed.log" >&2
+      exit 1
+    fi
+    echo "seaweedfs: a port was taken before it bound (attempt $attempt), trying another range" >&2
+    stop_quiet
+  done
+  tail -20 "$STATE/weed.log" >&2
+  exit 1
+}
+
+# Starts weed on a free range; 0 once its S3 port answers, 1 if weed exited first.
+launch() {
   local data; data=$(mktemp -d "${TMPDIR:-/tmp}/draftstore-seaweed.XXXXXX")
   local base; base=$(pick_base)
   local s3=$((base + 3))
@@ -85,9 +103,9 @@ export DRAFTSTORE_TEST_S3_ROLE_KEYS=$ROLE_KEYS
 ENV
       cat "$STATE/env"
       echo "seaweedfs $VERSION ready on 127.0.0.1:$s3" >&2
-      return
+      return 0
     fi
-    kill -0 "$(cat "$STATE/pid")" 2>/dev/null || { tail -20 "$STATE/weed.log" >&2; exit 1; }
+    kill -0 "$(cat "$STATE/pid")" 2>/dev/null || return 1
     sleep 0.2
   done
   echo "seaweedfs did not become ready in 30 s" >&2
