@@ -216,3 +216,103 @@ async fn a_stream_is_logged_and_counted_when_it_ends_with_its_final_status() {
     assert_eq!(grpc, want);
     assert_eq!(counted(&gateway, "connect").await, [("3".to_owned(), 1.0)]);
 }
+
+/// One HTTP/2 frame: `kind`, `flags`, `stream`, `payload` (RFC 9113 §4.1).
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut out = len[1..].to_vec();
+    out.extend_from_slice(&[kind, flags]);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A literal HPACK header field without indexing, new name (RFC 7541 §6.2.2).
+fn literal(name: &str, value: &str) -> Vec<u8> {
+    let mut out = vec![0, u8::try_from(name.len()).unwrap()];
+    out.extend_from_slice(name.as_bytes());
+    out.push(u8::try_from(value.len()).unwrap());
+    out.extend_from_slice(value.as_bytes());
+    out
+}
+
+/// The access-log lines of `path`, once `n` are written (at most 10 s).
+async fn lines_of(gateway: &Process, path: &str, n: usize) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let lines: Vec<String> = gateway
+            .log()
+            .lines()
+            .filter(|l| l.contains(&format!("path={path}")) && l.contains("elapsed_us="))
+            .map(str::to_owned)
+            .collect();
+        if lines.len() >= n || started.elapsed() > Duration::from_secs(10) {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A unary call the client resets right after sending it (HEADERS, DATA with END_STREAM and
+/// RST_STREAM CANCEL in one write) is carried out or not, but never unseen: each has its one
+/// access-log line and is counted, as answered or as `STREAM_CANCELLED` (499 / CANCELLED).
+#[tokio::test]
+async fn a_unary_call_reset_after_sending_is_still_logged_and_counted() {
+    use tokio::io::AsyncWriteExt;
+    let gateway = gateway_with(&[
+        ("DRAFTSTORE_AUTH", "none"),
+        (
+            "DRAFTSTORE_LOG",
+            "info,draftstore_gateway::http::server=debug",
+        ),
+    ]);
+    let port = gateway.port;
+    const CALLS: u32 = 20;
+    for (path, content_type, protocol) in [
+        ("/api/v1/multipart-upload", "application/json", "rest"),
+        (
+            "/draft.v1.DraftService/GetUploadURL",
+            "application/json",
+            "connect",
+        ),
+    ] {
+        let head: Vec<u8> = [
+            literal(":method", "POST"),
+            literal(":scheme", "http"),
+            literal(":path", path),
+            literal(":authority", "127.0.0.1"),
+            literal("content-type", content_type),
+        ]
+        .concat();
+        let body = br#"{"object_name":"hidden.txt"}"#;
+        let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        out.extend(frame(4, 0, 0, &[]));
+        for stream in (1..2 * CALLS).step_by(2) {
+            out.extend(frame(1, 4, stream, &head));
+            out.extend(frame(0, 1, stream, body));
+            out.extend(frame(3, 0, stream, &8u32.to_be_bytes()));
+        }
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tcp.write_all(&out).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        drop(tcp);
+
+        let n = usize::try_from(CALLS).unwrap();
+        let lines = lines_of(&gateway, path, n).await;
+        assert_eq!(lines.len(), n, "{protocol}: {lines:?}");
+        for line in &lines {
+            let status = field(line, "status");
+            assert!(
+                status == Some("200") || line.contains("STREAM_CANCELLED"),
+                "{line}"
+            );
+        }
+        let total: f64 = counted(&gateway, protocol).await.iter().map(|c| c.1).sum();
+        assert!(
+            (total - f64::from(CALLS)).abs() < 0.5,
+            "{protocol}: {total}"
+        );
+    }
+}

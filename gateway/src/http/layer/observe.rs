@@ -156,12 +156,23 @@ impl Drop for InFlight {
 }
 
 pin_project! {
-    /// The inner future, observed when it completes.
+    /// The inner future, observed when it completes, or when it is dropped unfinished (the
+    /// client reset the stream or closed the connection before the answer was ready: hyper
+    /// drops the future, and the call, which may have changed state, is still logged and
+    /// counted, as `STREAM_CANCELLED`).
     pub struct Observed<F> {
         #[pin]
         inner: F,
         seen: Option<Seen>,
         _gauge: InFlight,
+    }
+
+    impl<F> PinnedDrop for Observed<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(seen) = this.project().seen.take() {
+                seen.cancelled();
+            }
+        }
     }
 }
 
@@ -243,6 +254,17 @@ impl StreamEnd {
 }
 
 impl Seen {
+    /// The client left before the answer was ready (its future dropped unfinished): the one
+    /// line and count of the call, as the client saw it, HTTP 499 / gRPC `CANCELLED`.
+    fn cancelled(self) {
+        let e = ApiError::new(
+            Code::StreamCancelled,
+            "the client reset the stream or closed the connection before the answer was sent",
+        );
+        let http = e.http_status();
+        self.write(Some(&e), http);
+    }
+
     fn record(self, response: &Res) {
         let http = response.status().as_u16();
         if self.call.is_grpc() {
