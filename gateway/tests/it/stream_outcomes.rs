@@ -316,3 +316,123 @@ async fn a_unary_call_reset_after_sending_is_still_logged_and_counted() {
         );
     }
 }
+
+/// Opens an HTTP/2 `part-urls` call for 1000 parts (an answer of about 100 KB, handed over
+/// frame by frame) from a client with a 1 KiB window that never reads: the answer is stuck.
+async fn unread_part_urls(
+    port: u16,
+    upload: &serde_json::Value,
+) -> (h2::SendStream<Bytes>, tokio::task::JoinHandle<()>) {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(1024)
+        .initial_connection_window_size(1024)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!(
+            "http://127.0.0.1:{port}/api/v1/multipart-upload/part-urls"
+        ))
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    let body = serde_json::json!({
+        "object_name": upload["object_name"],
+        "upload_id": upload["upload_id"],
+        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
+    });
+    send.send_data(serde_json::to_vec(&body).unwrap().into(), true)
+        .unwrap();
+    let head = response.await.unwrap();
+    assert_eq!(head.status(), 200);
+    let reading = tokio::spawn(async move {
+        let _open = client;
+        let mut body = head.into_body();
+        while let Some(Ok(_)) = body.data().await {}
+    });
+    (send, reading)
+}
+
+/// A unary HTTP/2 answer over 16 KiB is logged and counted when its last frame is taken, or
+/// when it is dropped unfinished: at the stall limit as `STREAM_IDLE` (504), reset by the
+/// client as `STREAM_CANCELLED` (499), never as a success when its head went out.
+#[tokio::test]
+async fn an_unfinished_big_answer_is_logged_and_counted_as_it_ended() {
+    let gateway = gateway_with(&[
+        ("DRAFTSTORE_AUTH", "none"),
+        (
+            "DRAFTSTORE_LOG",
+            "info,draftstore_gateway::http::server=debug",
+        ),
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &IDLE_MS.to_string()),
+    ]);
+    let port = gateway.port;
+    let upload: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/v1/multipart-upload"))
+        .json(&serde_json::json!({"object_name": "mp.bin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = "/api/v1/multipart-upload/part-urls";
+
+    // Stalled: dropped at the stall limit.
+    let (send, reading) = unread_part_urls(port, &upload).await;
+    tokio::time::timeout(Duration::from_secs(30), reading)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(send);
+    let lines = lines_of(&gateway, path, 1).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(field(&lines[0], "status"), Some("504"), "{}", lines[0]);
+    assert!(lines[0].contains("STREAM_IDLE"), "{}", lines[0]);
+
+    // Reset by the client mid-answer.
+    let (mut send, reading) = unread_part_urls(port, &upload).await;
+    send.send_reset(h2::Reason::CANCEL);
+    tokio::time::timeout(Duration::from_secs(30), reading)
+        .await
+        .unwrap()
+        .unwrap();
+    let lines = lines_of(&gateway, path, 2).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[1].contains("STREAM_CANCELLED"), "{}", lines[1]);
+
+    // Read to its end: a success, counted once.
+    let whole = crate::harness::h2c()
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .json(&serde_json::json!({
+            "object_name": upload["object_name"],
+            "upload_id": upload["upload_id"],
+            "part_numbers": (1..=1000).collect::<Vec<u32>>(),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    assert!(whole.bytes().await.unwrap().len() > 16 * 1024);
+    let lines = lines_of(&gateway, path, 3).await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(field(&lines[2], "status"), Some("200"), "{}", lines[2]);
+
+    // By status, over both calls (the upload made, the three part-urls answers).
+    let mut rest = std::collections::BTreeMap::<String, f64>::new();
+    for (status, n) in counted(&gateway, "rest").await {
+        *rest.entry(status).or_default() += n;
+    }
+    let want: std::collections::BTreeMap<String, f64> = [("200", 2.0), ("499", 1.0), ("504", 1.0)]
+        .iter()
+        .map(|(s, n)| ((*s).to_owned(), *n))
+        .collect();
+    assert_eq!(rest, want);
+}

@@ -18,6 +18,7 @@
 //! given back, as over HTTP/1.1.
 
 use super::body::early;
+use super::observe::PacedEnd;
 use super::{meta, reply, Req, Res};
 use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
@@ -297,6 +298,8 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
         // watched. A smaller one goes at once, as over HTTP/1.1.
         if *this.h2 && response.body().whole_len().is_some_and(|n| n > CHUNK) {
             let idle = *this.idle;
+            let mut response = response;
+            let end = PacedEnd::on(&mut response);
             return Poll::Ready(Ok(response.map(|body| {
                 Body::new(Paced {
                     inner: body,
@@ -304,6 +307,7 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
                     rest: None,
                     idle,
                     watch: None,
+                    end,
                 })
             })));
         }
@@ -366,6 +370,17 @@ pin_project! {
         rest: Option<Bytes>,
         idle: Duration,
         watch: Option<Arc<crate::http::watch::Watch>>,
+        // Its access-log line and metrics, written at its end (observe layer).
+        end: Option<PacedEnd>,
+    }
+
+    impl PinnedDrop for Paced {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(end) = this.end.take() {
+                end.unfinished(this.watch.as_ref().is_some_and(|w| w.stalled()));
+            }
+        }
     }
 }
 
@@ -382,6 +397,12 @@ impl HttpBody for Paced {
             Some(rest) => Frame::data(rest),
             None => match this.inner.as_mut().poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => frame,
+                Poll::Ready(None) => {
+                    if let Some(end) = this.end.take() {
+                        end.finished();
+                    }
+                    return Poll::Ready(None);
+                }
                 other => return other,
             },
         };
@@ -406,6 +427,11 @@ impl HttpBody for Paced {
                 }
             }
             None => {}
+        }
+        if this.rest.is_none() && this.inner.is_end_stream() {
+            if let Some(end) = this.end.take() {
+                end.finished();
+            }
         }
         Poll::Ready(Some(Ok(frame)))
     }
