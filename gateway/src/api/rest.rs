@@ -277,11 +277,16 @@ pub(crate) fn read_json<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, 
 /// The JSON text of a body (`application/json` or `+json` only), as [`read_json`] reads it;
 /// the body layer read it within the route's limit ([`multipart::max_body`] for multipart).
 fn read_body(req: &Request<Bytes>) -> Result<&Bytes, ApiError> {
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let mut types = req.headers().get_all(CONTENT_TYPE).iter();
+    let first = types.next();
+    if types.next().is_some() {
+        // As Connect answers: which one the client meant is not for us to guess.
+        return Err(ApiError::new(
+            Code::UnsupportedMediaType,
+            "send one Content-Type header (application/json), not several",
+        ));
+    }
+    let content_type = first.and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim();
     let json_suffix = mime
         .len()
@@ -310,6 +315,12 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         Ok(value) => return Ok(value),
         Err(e) => e,
     };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            Code::InvalidJson,
+            "the body is empty, expected a JSON object",
+        ));
+    }
     let category = e.classify();
     if category != serde_json::error::Category::Data {
         let text = e.to_string();
@@ -714,7 +725,7 @@ mod tests {
             (
                 download(r#"{"object_name":"a","source":"mian"}"#),
                 "`source`",
-                "`draft` or `main`",
+                "expected one of draft, main, found \"mian\"",
             ),
             (
                 download(r#"{"object_name":7}"#),
