@@ -634,7 +634,7 @@ async fn wrong_field_values_are_named_and_null_is_absent() {
             "/api/v1/download-url",
             r#"{"object_name":"a.txt","source":"MAIN"}"#,
             "`source`",
-            "`draft` or `main`",
+            "expected one of draft, main, found \"MAIN\"",
         ),
         (
             "/api/v1/confirm-upload",
@@ -856,6 +856,18 @@ async fn json_errors_of_variants_duplicates_escapes_numbers_and_empty_bodies_are
             "",
             "INVALID_JSON",
             "the body is empty, expected a JSON object",
+        ),
+        (
+            "/api/v1/upload-url",
+            r#"{"object_name":"a.txt","metadata":{"k":"first","k":"second"}}"#,
+            "INVALID_REQUEST",
+            "`metadata`: the key \"k\" is given more than once",
+        ),
+        (
+            "/api/v1/multipart-upload",
+            r#"{"object_name":"a.txt","metadata":{"k":"first","k":"second"}}"#,
+            "INVALID_REQUEST",
+            "the key \"k\" is given more than once",
         ),
     ];
     let client = http1();
