@@ -59,7 +59,7 @@ fn one_of(expected: &str) -> String {
     }
 }
 
-/// A value serde quotes between backticks, as a JSON string cut to 40 characters.
+/// A value serde quotes between backticks, between double quotes, cut to 40 characters.
 fn got_text(found: &str) -> String {
     let text = found.trim_matches('`');
     let cut: String = text.chars().take(40).collect();
@@ -68,7 +68,8 @@ fn got_text(found: &str) -> String {
     } else {
         ""
     };
-    format!("{:?}", format!("{cut}{more}"))
+    // Quoted as sent, not Rust-escaped: the log escapes what it must, its own way.
+    format!("\"{cut}{more}\"")
 }
 
 /// What a malformed JSON text did wrong, `serde` being serde_json's message with its
