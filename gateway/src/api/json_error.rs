@@ -13,10 +13,63 @@ pub fn data(serde: &str) -> String {
             .strip_prefix(prefix)
             .and_then(|rest| rest.split_once(", expected "))
         {
-            return format!("expected {}, found {}", takes(expected), got(found));
+            let takes = takes(expected);
+            // serde_json reads `1e3` or a number past 64 bits as a float and prints it in
+            // another form (`1000.0`, `1.8446744073709552e19`): not echoed, as it was not sent so.
+            let got = if found.starts_with("floating point ") {
+                if takes.ends_with("integer") {
+                    "a number with a fraction or exponent, or out of range".to_owned()
+                } else {
+                    "a number".to_owned()
+                }
+            } else {
+                got(found)
+            };
+            return format!("expected {takes}, found {got}");
         }
     }
+    if let Some((found, expected)) = serde
+        .strip_prefix("unknown variant ")
+        .and_then(|rest| rest.split_once(", expected "))
+    {
+        return format!("expected {}, found {}", one_of(expected), got_text(found));
+    }
+    if let Some(field) = serde.strip_prefix("duplicate field ") {
+        return format!(
+            "the field {} is given more than once",
+            field.trim_matches('`')
+        );
+    }
     serde.to_owned()
+}
+
+/// serde's list of variants (`` `draft` or `main` ``, `` one of `a`, `b`, `c` ``) in plain words.
+fn one_of(expected: &str) -> String {
+    let names = expected.strip_prefix("one of ").unwrap_or(expected);
+    let names: Vec<&str> = names
+        .split(", ")
+        .flat_map(|n| n.split(" or "))
+        .map(|n| n.trim().trim_matches('`'))
+        .filter(|n| !n.is_empty())
+        .collect();
+    match names.as_slice() {
+        [] => "nothing (no value is accepted)".to_owned(),
+        [one] => format!("\"{one}\""),
+        many => format!("one of {}", many.join(", ")),
+    }
+}
+
+/// A value serde quotes between backticks, between double quotes, cut to 40 characters.
+fn got_text(found: &str) -> String {
+    let text = found.trim_matches('`');
+    let cut: String = text.chars().take(40).collect();
+    let more = if text.chars().nth(40).is_some() {
+        "…"
+    } else {
+        ""
+    };
+    // Quoted as sent, not Rust-escaped: the log escapes what it must, its own way.
+    format!("\"{cut}{more}\"")
 }
 
 /// What a malformed JSON text did wrong, `serde` being serde_json's message with its
@@ -34,6 +87,19 @@ pub fn syntax(serde: &str, eof: bool, line: usize, column: usize) -> String {
             "expected `:`" => "a `:` was expected after the object's key",
             "expected `,` or `}`" => "a `,` or `}` was expected in the object",
             "expected `,` or `]`" => "a `,` or `]` was expected in the array",
+            "invalid escape" => "a string has an escape JSON does not define",
+            "unexpected end of hex escape" | "invalid unicode code point" => {
+                "a string has a \\u escape that is not four hex digits of a character"
+            }
+            "lone leading surrogate in hex escape" => {
+                "a string has a \\u surrogate escape without its pair"
+            }
+            "control character (\\u0000-\\u001F) found while parsing a string" => {
+                "a string has a control character that must be escaped"
+            }
+            "invalid number" => "a number is malformed",
+            "number out of range" => "a number is out of range",
+            "recursion limit exceeded" => "the JSON value nests too deeply",
             other => other,
         }
     };
@@ -115,6 +181,22 @@ mod tests {
                 "expected a string, found an array",
             ),
             ("missing field `object_name`", "missing field `object_name`"),
+            (
+                "unknown variant `x`, expected `draft` or `main`",
+                "expected one of draft, main, found \"x\"",
+            ),
+            (
+                "duplicate field `object_name`",
+                "the field object_name is given more than once",
+            ),
+            (
+                "invalid type: floating point `1000.0`, expected u64",
+                "expected a non-negative integer, found a number with a fraction or exponent, or out of range",
+            ),
+            (
+                "invalid type: floating point `1.5`, expected a string",
+                "expected a string, found a number",
+            ),
         ] {
             assert_eq!(data(serde), ours, "{serde}");
         }

@@ -277,11 +277,16 @@ pub(crate) fn read_json<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, 
 /// The JSON text of a body (`application/json` or `+json` only), as [`read_json`] reads it;
 /// the body layer read it within the route's limit ([`multipart::max_body`] for multipart).
 fn read_body(req: &Request<Bytes>) -> Result<&Bytes, ApiError> {
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let mut types = req.headers().get_all(CONTENT_TYPE).iter();
+    let first = types.next();
+    if types.next().is_some() {
+        // As Connect answers: which one the client meant is not for us to guess.
+        return Err(ApiError::new(
+            Code::UnsupportedMediaType,
+            "send one Content-Type header (application/json), not several",
+        ));
+    }
+    let content_type = first.and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim();
     let json_suffix = mime
         .len()
@@ -310,6 +315,12 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         Ok(value) => return Ok(value),
         Err(e) => e,
     };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            Code::InvalidJson,
+            "the body is empty, expected a JSON object",
+        ));
+    }
     let category = e.classify();
     if category != serde_json::error::Category::Data {
         let text = e.to_string();
@@ -415,6 +426,55 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
     response
 }
 
+/// A JSON object of strings (`null`: `None`) whose keys are each given once: RFC 8259 §4
+/// leaves repeated names to the reader and serde keeps the last, so `{"k":"first","k":"second"}`
+/// is refused naming the key (`INVALID_REQUEST`), as Connect refuses it.
+///
+/// # Errors
+/// A repeated key, a value that is not a string, or something other than an object or `null`.
+pub(crate) fn unique_map<'de, D: serde::Deserializer<'de>>(
+    de: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    struct Unique;
+    impl<'de> serde::de::Visitor<'de> for Unique {
+        type Value = Option<BTreeMap<String, String>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+            de.deserialize_map(self)
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!(
+                        "the key {key:?} is given more than once"
+                    )));
+                }
+                let value = map.next_value::<String>()?;
+                out.insert(key, value);
+            }
+            Ok(Some(out))
+        }
+    }
+    de.deserialize_option(Unique)
+}
+
 /// The body of `POST /api/v1/upload-url`.
 #[derive(Debug, Deserialize)]
 pub struct UploadUrlBody {
@@ -426,7 +486,9 @@ pub struct UploadUrlBody {
     pub content_length: Option<u64>,
     /// The base64 SHA-256 the upload must match.
     pub checksum_sha256: Option<String>,
-    /// `x-amz-meta-*` pairs the upload must send; absent or `null` is none.
+    /// `x-amz-meta-*` pairs the upload must send; absent or `null` is none; a key given twice
+    /// is refused ([`unique_map`]).
+    #[serde(default, deserialize_with = "unique_map")]
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
@@ -481,7 +543,9 @@ pub struct UploadFormBody {
     pub max_content_length: Option<u64>,
     /// The smallest file allowed, in bytes.
     pub min_content_length: Option<u64>,
-    /// `x-amz-meta-*` pairs the form carries; absent or `null` is none.
+    /// `x-amz-meta-*` pairs the form carries; absent or `null` is none; a key given twice is
+    /// refused ([`unique_map`]).
+    #[serde(default, deserialize_with = "unique_map")]
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
@@ -714,7 +778,7 @@ mod tests {
             (
                 download(r#"{"object_name":"a","source":"mian"}"#),
                 "`source`",
-                "`draft` or `main`",
+                "expected one of draft, main, found \"mian\"",
             ),
             (
                 download(r#"{"object_name":7}"#),

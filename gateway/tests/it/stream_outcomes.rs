@@ -216,3 +216,245 @@ async fn a_stream_is_logged_and_counted_when_it_ends_with_its_final_status() {
     assert_eq!(grpc, want);
     assert_eq!(counted(&gateway, "connect").await, [("3".to_owned(), 1.0)]);
 }
+
+/// One HTTP/2 frame: `kind`, `flags`, `stream`, `payload` (RFC 9113 §4.1).
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut out = len[1..].to_vec();
+    out.extend_from_slice(&[kind, flags]);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A literal HPACK header field without indexing, new name (RFC 7541 §6.2.2).
+fn literal(name: &str, value: &str) -> Vec<u8> {
+    let mut out = vec![0, u8::try_from(name.len()).unwrap()];
+    out.extend_from_slice(name.as_bytes());
+    out.push(u8::try_from(value.len()).unwrap());
+    out.extend_from_slice(value.as_bytes());
+    out
+}
+
+/// The access-log lines of `path`, once `n` are written (at most 10 s).
+async fn lines_of(gateway: &Process, path: &str, n: usize) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let lines: Vec<String> = gateway
+            .log()
+            .lines()
+            .filter(|l| l.contains(&format!("path={path}")) && l.contains("elapsed_us="))
+            .map(str::to_owned)
+            .collect();
+        if lines.len() >= n || started.elapsed() > Duration::from_secs(10) {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A unary call the client resets right after sending it (HEADERS, DATA with END_STREAM and
+/// RST_STREAM CANCEL in one write) is carried out or not, but never unseen: each has its one
+/// access-log line and is counted, as answered or as `STREAM_CANCELLED` (499 / CANCELLED).
+#[tokio::test]
+async fn a_unary_call_reset_after_sending_is_still_logged_and_counted() {
+    use tokio::io::AsyncWriteExt;
+    let gateway = gateway_with(&[
+        ("DRAFTSTORE_AUTH", "none"),
+        (
+            "DRAFTSTORE_LOG",
+            "info,draftstore_gateway::http::server=debug",
+        ),
+    ]);
+    let port = gateway.port;
+    const CALLS: u32 = 20;
+    let json = br#"{"object_name":"hidden.txt"}"#.to_vec();
+    let grpc = envelope(
+        &draftstore_proto::draft::v1::GetUploadUrlRequest {
+            object_name: "hidden.txt".into(),
+            constraints: None,
+        }
+        .encode_to_vec(),
+    )
+    .to_vec();
+    for (path, content_type, protocol, body) in [
+        (
+            "/api/v1/multipart-upload",
+            "application/json",
+            "rest",
+            &json,
+        ),
+        (
+            "/draft.v1.DraftService/GetUploadURL",
+            "application/json",
+            "connect",
+            &json,
+        ),
+        (
+            "/draft.v1.DraftService/GetUploadURL",
+            "application/grpc",
+            "grpc",
+            &grpc,
+        ),
+    ] {
+        let head: Vec<u8> = [
+            literal(":method", "POST"),
+            literal(":scheme", "http"),
+            literal(":path", path),
+            literal(":authority", "127.0.0.1"),
+            literal("content-type", content_type),
+            literal("te", "trailers"),
+        ]
+        .concat();
+        let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        out.extend(frame(4, 0, 0, &[]));
+        for stream in (1..2 * CALLS).step_by(2) {
+            out.extend(frame(1, 4, stream, &head));
+            out.extend(frame(0, 1, stream, body));
+            out.extend(frame(3, 0, stream, &8u32.to_be_bytes()));
+        }
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tcp.write_all(&out).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        drop(tcp);
+
+        // Connect and gRPC share the path: their lines so far.
+        let n = usize::try_from(CALLS).unwrap() * if protocol == "grpc" { 2 } else { 1 };
+        let lines = lines_of(&gateway, path, n).await;
+        assert_eq!(lines.len(), n, "{protocol}: {lines:?}");
+        for line in &lines {
+            let status = field(line, "status");
+            assert!(
+                status == Some("200") || line.contains("STREAM_CANCELLED"),
+                "{line}"
+            );
+        }
+        let total: f64 = counted(&gateway, protocol).await.iter().map(|c| c.1).sum();
+        assert!(
+            (total - f64::from(CALLS)).abs() < 0.5,
+            "{protocol}: {total}"
+        );
+    }
+}
+
+/// Opens an HTTP/2 `part-urls` call for 1000 parts (an answer of about 100 KB, handed over
+/// frame by frame) from a client with a 1 KiB window that never reads: the answer is stuck.
+async fn unread_part_urls(
+    port: u16,
+    upload: &serde_json::Value,
+) -> (h2::SendStream<Bytes>, tokio::task::JoinHandle<()>) {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(1024)
+        .initial_connection_window_size(1024)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!(
+            "http://127.0.0.1:{port}/api/v1/multipart-upload/part-urls"
+        ))
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    let body = serde_json::json!({
+        "object_name": upload["object_name"],
+        "upload_id": upload["upload_id"],
+        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
+    });
+    send.send_data(serde_json::to_vec(&body).unwrap().into(), true)
+        .unwrap();
+    let head = response.await.unwrap();
+    assert_eq!(head.status(), 200);
+    let reading = tokio::spawn(async move {
+        let _open = client;
+        let mut body = head.into_body();
+        while let Some(Ok(_)) = body.data().await {}
+    });
+    (send, reading)
+}
+
+/// A unary HTTP/2 answer over 16 KiB is logged and counted when its last frame is taken, or
+/// when it is dropped unfinished: at the stall limit as `STREAM_IDLE` (504), reset by the
+/// client as `STREAM_CANCELLED` (499), never as a success when its head went out.
+#[tokio::test]
+async fn an_unfinished_big_answer_is_logged_and_counted_as_it_ended() {
+    let gateway = gateway_with(&[
+        ("DRAFTSTORE_AUTH", "none"),
+        (
+            "DRAFTSTORE_LOG",
+            "info,draftstore_gateway::http::server=debug",
+        ),
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &IDLE_MS.to_string()),
+    ]);
+    let port = gateway.port;
+    let upload: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/v1/multipart-upload"))
+        .json(&serde_json::json!({"object_name": "mp.bin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = "/api/v1/multipart-upload/part-urls";
+
+    // Stalled: dropped at the stall limit.
+    let (send, reading) = unread_part_urls(port, &upload).await;
+    tokio::time::timeout(Duration::from_secs(30), reading)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(send);
+    let lines = lines_of(&gateway, path, 1).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(field(&lines[0], "status"), Some("504"), "{}", lines[0]);
+    assert!(lines[0].contains("STREAM_IDLE"), "{}", lines[0]);
+
+    // Reset by the client mid-answer.
+    let (mut send, reading) = unread_part_urls(port, &upload).await;
+    send.send_reset(h2::Reason::CANCEL);
+    tokio::time::timeout(Duration::from_secs(30), reading)
+        .await
+        .unwrap()
+        .unwrap();
+    let lines = lines_of(&gateway, path, 2).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[1].contains("STREAM_CANCELLED"), "{}", lines[1]);
+
+    // Read to its end: a success, counted once.
+    let whole = crate::harness::h2c()
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .json(&serde_json::json!({
+            "object_name": upload["object_name"],
+            "upload_id": upload["upload_id"],
+            "part_numbers": (1..=1000).collect::<Vec<u32>>(),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    assert!(whole.bytes().await.unwrap().len() > 16 * 1024);
+    let lines = lines_of(&gateway, path, 3).await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(field(&lines[2], "status"), Some("200"), "{}", lines[2]);
+
+    // By status, over both calls (the upload made, the three part-urls answers).
+    let mut rest = std::collections::BTreeMap::<String, f64>::new();
+    for (status, n) in counted(&gateway, "rest").await {
+        *rest.entry(status).or_default() += n;
+    }
+    let want: std::collections::BTreeMap<String, f64> = [("200", 2.0), ("499", 1.0), ("504", 1.0)]
+        .iter()
+        .map(|(s, n)| ((*s).to_owned(), *n))
+        .collect();
+    assert_eq!(rest, want);
+}

@@ -129,6 +129,7 @@ pub struct CreateBody {
     /// Refused (400): with multipart, checksums are per part.
     pub checksum_sha256: Option<String>,
     /// `x-amz-meta-*` pairs the object gets.
+    #[serde(default, deserialize_with = "crate::api::rest::unique_map")]
     pub metadata: Option<BTreeMap<String, String>>,
 }
 

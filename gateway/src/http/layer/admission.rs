@@ -21,6 +21,7 @@
 //! that 503 (the work is lost, the memory bound kept).
 
 use super::body::early;
+use super::observe::PacedEnd;
 use super::unsent::{Charge, Unsent};
 use super::{meta, reply, Req, Res};
 use crate::api::error::{ApiError, Code};
@@ -346,6 +347,8 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
                 }
                 None => None,
             };
+            let mut response = response;
+            let end = PacedEnd::on(&mut response);
             return Poll::Ready(Ok(response.map(|body| {
                 Body::new(Paced {
                     inner: body,
@@ -354,6 +357,7 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
                     rest: None,
                     idle,
                     watch: None,
+                    end,
                 })
             })));
         }
@@ -417,6 +421,17 @@ pin_project! {
         rest: Option<Bytes>,
         idle: Duration,
         watch: Option<Arc<crate::http::watch::Watch>>,
+        // Its access-log line and metrics, written at its end (observe layer).
+        end: Option<PacedEnd>,
+    }
+
+    impl PinnedDrop for Paced {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(end) = this.end.take() {
+                end.unfinished(this.watch.as_ref().is_some_and(|w| w.stalled()));
+            }
+        }
     }
 }
 
@@ -433,6 +448,12 @@ impl HttpBody for Paced {
             Some(rest) => Frame::data(rest),
             None => match this.inner.as_mut().poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => frame,
+                Poll::Ready(None) => {
+                    if let Some(end) = this.end.take() {
+                        end.finished();
+                    }
+                    return Poll::Ready(None);
+                }
                 other => return other,
             },
         };
@@ -460,6 +481,11 @@ impl HttpBody for Paced {
                 }
             }
             None => {}
+        }
+        if this.rest.is_none() && this.inner.is_end_stream() {
+            if let Some(end) = this.end.take() {
+                end.finished();
+            }
         }
         Poll::Ready(Some(Ok(frame)))
     }

@@ -156,12 +156,23 @@ impl Drop for InFlight {
 }
 
 pin_project! {
-    /// The inner future, observed when it completes.
+    /// The inner future, observed when it completes, or when it is dropped unfinished (the
+    /// client reset the stream or closed the connection before the answer was ready: hyper
+    /// drops the future, and the call, which may have changed state, is still logged and
+    /// counted, as `STREAM_CANCELLED`).
     pub struct Observed<F> {
         #[pin]
         inner: F,
         seen: Option<Seen>,
         _gauge: InFlight,
+    }
+
+    impl<F> PinnedDrop for Observed<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(seen) = this.project().seen.take() {
+                seen.cancelled();
+            }
+        }
     }
 }
 
@@ -221,7 +232,7 @@ impl StreamEnd {
             Ending::Waiting(seen, http) => {
                 *state = Ending::Done;
                 drop(state);
-                seen.write(outcome.err().as_ref(), http);
+                seen.ended(outcome, http);
             }
             other => *state = other,
         }
@@ -235,21 +246,90 @@ impl StreamEnd {
             Ending::Ended(outcome) => {
                 *state = Ending::Done;
                 drop(state);
-                seen.write(outcome.err().as_ref(), http);
+                seen.ended(outcome, http);
             }
             other => *state = other,
         }
     }
 }
 
+/// The record of a whole answer handed over frame by frame (an HTTP/2 answer over 16 KiB,
+/// admission's `Paced`): written when its last frame is taken ([`PacedEnd::finished`]), or
+/// when it is dropped unfinished ([`PacedEnd::unfinished`]: `STREAM_IDLE` at the stall limit,
+/// `STREAM_CANCELLED` when the client reset it), not when its head goes out.
+pub struct PacedEnd(StreamEnd);
+
+impl std::fmt::Debug for PacedEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PacedEnd")
+    }
+}
+
+impl PacedEnd {
+    /// Leaves a [`StreamEnd`] in `response`'s extensions for [`ObserveLayer`]; `None` (recorded
+    /// at its head as before) for a failure's answer or one that already carries its end.
+    pub fn on(response: &mut Res) -> Option<Self> {
+        let extensions = response.extensions();
+        if extensions.get::<Failed>().is_some() || extensions.get::<StreamEnd>().is_some() {
+            return None;
+        }
+        let end = StreamEnd::default();
+        response.extensions_mut().insert(end.clone());
+        Some(Self(end))
+    }
+
+    /// Its last frame was taken: a success.
+    pub fn finished(self) {
+        self.0.end(Ok(()));
+    }
+
+    /// Dropped before its last frame was taken: at the stall limit when `stalled`, else by
+    /// the client (a reset or a closed connection).
+    pub fn unfinished(self, stalled: bool) {
+        let e = if stalled {
+            ApiError::new(
+                Code::StreamIdle,
+                "the client read none of the answer for the stall limit",
+            )
+        } else {
+            ApiError::new(
+                Code::StreamCancelled,
+                "the client reset the stream or closed the connection before the answer was sent",
+            )
+        };
+        self.0.end(Err(e));
+    }
+}
+
 impl Seen {
+    /// Writes a stream's or paced answer's record at its end, its head sent with `http`. A
+    /// REST answer cut after its head is logged and counted with the status its end stands
+    /// for (499 `STREAM_CANCELLED`, 504 `STREAM_IDLE`): the client never got the whole 200.
+    fn ended(self, outcome: Result<(), ApiError>, http: u16) {
+        let failed = outcome.err();
+        let http = match &failed {
+            Some(e) if !self.call.is_grpc() => e.http_status(),
+            _ => http,
+        };
+        self.write(failed.as_ref(), http);
+    }
+
+    /// The client left before the answer was ready (its future dropped unfinished): the one
+    /// line and count of the call, as the client saw it, HTTP 499 / gRPC `CANCELLED`.
+    fn cancelled(self) {
+        let e = ApiError::new(
+            Code::StreamCancelled,
+            "the client reset the stream or closed the connection before the answer was sent",
+        );
+        let http = e.http_status();
+        self.write(Some(&e), http);
+    }
+
     fn record(self, response: &Res) {
         let http = response.status().as_u16();
-        if self.call.is_grpc() {
-            if let Some(end) = response.extensions().get::<StreamEnd>() {
-                end.attach(self, http);
-                return;
-            }
+        if let Some(end) = response.extensions().get::<StreamEnd>() {
+            end.attach(self, http);
+            return;
         }
         let failed = response.extensions().get::<Failed>().map(|f| &f.0);
         self.write(failed, http);
