@@ -178,7 +178,13 @@ test('PDF and video previews load from the store under the page\'s CSP', async (
   const src = await frame.getAttribute('src');
   assert.ok(src.startsWith(`${gateway.url}/_store/`), src);
   await page.waitForFunction((url) => [...document.querySelectorAll('iframe')].some((f) => f.src === url), src);
-  const loaded = page.frames().find((f) => f.url() === src);
+  // The attribute is set before the frame commits its navigation: wait for the frame itself
+  // (a loaded machine took longer than the DOM check above).
+  let loaded;
+  for (let i = 0; i < 150 && !loaded; i += 1) {
+    loaded = page.frames().find((f) => f.url() === src);
+    if (!loaded) await page.waitForTimeout(100);
+  }
   assert.ok(loaded, `the PDF frame navigated to the draft (frames: ${page.frames().map((f) => f.url())})`);
   await page.waitForTimeout(2000); // for the screenshot only: the viewer draws the page
   await page.screenshot({ path: artifact('pdf-preview.png'), fullPage: true });
