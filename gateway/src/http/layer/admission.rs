@@ -333,11 +333,14 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
         }
         // A whole answer larger than one frame: handed over frame by frame, its progress
         // watched. A smaller one goes at once, as over HTTP/1.1.
-        if *this.h2 && response.body().whole_len().is_some_and(|n| n > CHUNK) {
+        let paced = response
+            .body()
+            .whole_len()
+            .filter(|&n| *this.h2 && n > CHUNK);
+        if let Some(bytes) = paced {
             let idle = *this.idle;
             let charge = match this.budget.take() {
                 Some((unsent, peer, call)) => {
-                    let bytes = response.body().whole_len().unwrap_or(0);
                     match unsent.try_charge(peer, bytes) {
                         Some(charge) => Some(charge),
                         // Past the byte budget since it was admitted: the answer is dropped,
