@@ -285,14 +285,17 @@ where
                 Key::Tenant(self.hasher.hash_one(t.folder().as_str()))
             }),
         };
+        let h2 = req.version() == http::Version::HTTP_2;
         match self.shares.try_take(key) {
             Ok(ticket) => Either::Right(Holding {
                 // Only an HTTP/2 answer is ever paced, by the inner stage (the outer one gets it
                 // boxed): only there is it charged.
-                budget: (self.by == By::Tenant && req.version() == http::Version::HTTP_2)
-                    .then(|| self.unsent.clone().map(|u| (u, peer, call)))
-                    .flatten(),
-                h2: req.version() == http::Version::HTTP_2,
+                budget: self
+                    .unsent
+                    .as_ref()
+                    .filter(|_| h2 && self.by == By::Tenant)
+                    .map(|u| (u.clone(), peer, call)),
+                h2,
                 idle: self.idle,
                 inner: self.inner.call(req),
                 ticket: Some(ticket),
