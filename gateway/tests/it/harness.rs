@@ -251,6 +251,52 @@ pub fn h2c() -> reqwest::Client {
         .unwrap()
 }
 
+/// A raw HTTP/2 client over `tcp` whose stream and connection windows are `window` bytes
+/// (reopened only by releasing capacity), ready to send; with the task driving its connection
+/// (abort it to close the connection).
+pub async fn h2_windowed(
+    tcp: tokio::net::TcpStream,
+    window: u32,
+) -> (
+    h2::client::SendRequest<bytes::Bytes>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(window)
+        .initial_connection_window_size(window)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (client.ready().await.unwrap(), connection)
+}
+
+/// Sends on `client`, to `uri` (a `part-urls` URL), a call for 1000 parts of `upload` (an answer
+/// of about 468 KB, over one frame), its body whole; returns its response and its send stream.
+pub fn send_part_urls(
+    client: &mut h2::client::SendRequest<bytes::Bytes>,
+    uri: &str,
+    upload: &serde_json::Value,
+) -> (h2::client::ResponseFuture, h2::SendStream<bytes::Bytes>) {
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    let body = serde_json::json!({
+        "object_name": upload["object_name"],
+        "upload_id": upload["upload_id"],
+        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
+    });
+    send.send_data(serde_json::to_vec(&body).unwrap().into(), true)
+        .unwrap();
+    (response, send)
+}
+
 /// Starts the child `spawn(port)` makes on a port just found free and waits (up to `within`)
 /// until it accepts connections; returns it with its port. A port found by binding 0 and
 /// letting go can be taken by another test before the child binds it: a child that then exits

@@ -45,14 +45,7 @@ fn request(server: &Running, connect: bool) -> http::Request<()> {
 /// how it ended.
 async fn stall(server: &Running, connect: bool) -> tokio::task::JoinHandle<String> {
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(16)
-        .initial_connection_window_size(16)
-        .handshake::<_, bytes::Bytes>(tcp)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
+    let (mut client, _connection) = crate::harness::h2_windowed(tcp, 16).await;
     let (response, mut send) = client
         .send_request(request(server, connect), false)
         .unwrap();
@@ -153,28 +146,9 @@ async fn unread_answer(
     upload: &serde_json::Value,
 ) -> tokio::task::JoinHandle<String> {
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(1024)
-        .initial_connection_window_size(1024)
-        .handshake::<_, bytes::Bytes>(tcp)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
-    let request = http::Request::builder()
-        .method("POST")
-        .uri(server.url("/api/v1/multipart-upload/part-urls"))
-        .header("content-type", "application/json")
-        .body(())
-        .unwrap();
-    let (response, mut send) = client.send_request(request, false).unwrap();
-    let body = serde_json::json!({
-        "object_name": upload["object_name"],
-        "upload_id": upload["upload_id"],
-        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-    });
-    send.send_data(serde_json::to_vec(&body).unwrap().into(), true)
-        .unwrap();
+    let (mut client, _connection) = crate::harness::h2_windowed(tcp, 1024).await;
+    let url = server.url("/api/v1/multipart-upload/part-urls");
+    let (response, send) = crate::harness::send_part_urls(&mut client, &url, upload);
     tokio::spawn(async move {
         let _open = (send, client);
         let (head, mut body) = match response.await {
@@ -266,30 +240,9 @@ async fn unread_from(
         .bind(std::net::SocketAddr::from((source, 0)))
         .unwrap();
     let tcp = socket.connect(server.addr).await.unwrap();
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(1024)
-        .initial_connection_window_size(1024)
-        .handshake::<_, bytes::Bytes>(tcp)
-        .await
-        .unwrap();
-    let connection = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let mut client = client.ready().await.unwrap();
-    let request = http::Request::builder()
-        .method("POST")
-        .uri(server.url("/api/v1/multipart-upload/part-urls"))
-        .header("content-type", "application/json")
-        .body(())
-        .unwrap();
-    let (response, mut send) = client.send_request(request, false).unwrap();
-    let body = serde_json::json!({
-        "object_name": upload["object_name"],
-        "upload_id": upload["upload_id"],
-        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-    });
-    send.send_data(serde_json::to_vec(&body).unwrap().into(), true)
-        .unwrap();
+    let (mut client, connection) = crate::harness::h2_windowed(tcp, 1024).await;
+    let url = server.url("/api/v1/multipart-upload/part-urls");
+    let (response, send) = crate::harness::send_part_urls(&mut client, &url, upload);
     let response = response.await.unwrap();
     let status = response.status().as_u16();
     let open = tokio::spawn(async move {

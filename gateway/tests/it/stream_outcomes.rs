@@ -188,14 +188,7 @@ async fn a_stream_is_logged_and_counted_when_it_ends_with_its_final_status() {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let (stalled, connection) = h2::client::Builder::new()
-        .initial_window_size(16)
-        .initial_connection_window_size(16)
-        .handshake::<_, Bytes>(tcp)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let mut stalled = stalled.ready().await.unwrap();
+    let (mut stalled, _connection) = crate::harness::h2_windowed(tcp, 16).await;
     let (response, mut send) = stalled.send_request(request(port, false), false).unwrap();
     let many: Vec<u8> = (0..1200).flat_map(|_| list_services().to_vec()).collect();
     send.send_data(many.into(), false).unwrap();
@@ -348,30 +341,9 @@ async fn unread_part_urls(
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(1024)
-        .initial_connection_window_size(1024)
-        .handshake::<_, Bytes>(tcp)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
-    let request = http::Request::builder()
-        .method("POST")
-        .uri(format!(
-            "http://127.0.0.1:{port}/api/v1/multipart-upload/part-urls"
-        ))
-        .header("content-type", "application/json")
-        .body(())
-        .unwrap();
-    let (response, mut send) = client.send_request(request, false).unwrap();
-    let body = serde_json::json!({
-        "object_name": upload["object_name"],
-        "upload_id": upload["upload_id"],
-        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-    });
-    send.send_data(serde_json::to_vec(&body).unwrap().into(), true)
-        .unwrap();
+    let (mut client, _connection) = crate::harness::h2_windowed(tcp, 1024).await;
+    let url = format!("http://127.0.0.1:{port}/api/v1/multipart-upload/part-urls");
+    let (response, send) = crate::harness::send_part_urls(&mut client, &url, upload);
     let head = response.await.unwrap();
     assert_eq!(head.status(), 200);
     let reading = tokio::spawn(async move {

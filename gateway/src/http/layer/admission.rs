@@ -285,14 +285,17 @@ where
                 Key::Tenant(self.hasher.hash_one(t.folder().as_str()))
             }),
         };
+        let h2 = req.version() == http::Version::HTTP_2;
         match self.shares.try_take(key) {
             Ok(ticket) => Either::Right(Holding {
                 // Only an HTTP/2 answer is ever paced, by the inner stage (the outer one gets it
                 // boxed): only there is it charged.
-                budget: (self.by == By::Tenant && req.version() == http::Version::HTTP_2)
-                    .then(|| self.unsent.clone().map(|u| (u, peer, call)))
-                    .flatten(),
-                h2: req.version() == http::Version::HTTP_2,
+                budget: self
+                    .unsent
+                    .as_ref()
+                    .filter(|_| h2 && self.by == By::Tenant)
+                    .map(|u| (u.clone(), peer, call)),
+                h2,
                 idle: self.idle,
                 inner: self.inner.call(req),
                 ticket: Some(ticket),
@@ -333,11 +336,14 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
         }
         // A whole answer larger than one frame: handed over frame by frame, its progress
         // watched. A smaller one goes at once, as over HTTP/1.1.
-        if *this.h2 && response.body().whole_len().is_some_and(|n| n > CHUNK) {
+        let paced = response
+            .body()
+            .whole_len()
+            .filter(|&n| *this.h2 && n > CHUNK);
+        if let Some(bytes) = paced {
             let idle = *this.idle;
             let charge = match this.budget.take() {
                 Some((unsent, peer, call)) => {
-                    let bytes = response.body().whole_len().unwrap_or(0);
                     match unsent.try_charge(peer, bytes) {
                         Some(charge) => Some(charge),
                         // Past the byte budget since it was admitted: the answer is dropped,

@@ -242,9 +242,7 @@ pub fn early(answer: Res, req: Req) -> Res {
 /// no lingering slot is free for the peer ([`LINGER_SLOTS`], shared by peer).
 fn unread(mut answer: Res, req: Req, polled: bool) -> Res {
     let h1 = req.version() <= http::Version::HTTP_11;
-    let key = meta(&req)
-        .and_then(|m| m.peer)
-        .map_or(Key::Anyone, Key::Peer);
+    let peer = meta(&req).and_then(|m| m.peer);
     let (head, body) = req.into_parts();
     let waiting = head
         .headers
@@ -261,12 +259,7 @@ fn unread(mut answer: Res, req: Req, polled: bool) -> Res {
         .get::<Failed>()
         .is_some_and(|Failed(e)| e.kind() == Kind::Overloaded);
     if (polled || !waiting) && !shed {
-        if let Ok(slot) = LINGERING.try_take(key) {
-            tokio::spawn(async move {
-                linger(body, LINGER_BYTES, LINGER_TIME).await;
-                drop(slot);
-            });
-        }
+        linger_rest(body, peer);
     }
     answer
 }

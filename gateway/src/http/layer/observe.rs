@@ -292,13 +292,18 @@ impl PacedEnd {
                 "the client read none of the answer for the stall limit",
             )
         } else {
-            ApiError::new(
-                Code::StreamCancelled,
-                "the client reset the stream or closed the connection before the answer was sent",
-            )
+            client_left()
         };
         self.0.end(Err(e));
     }
+}
+
+/// Why an answer was not sent whole when its client reset the stream or closed the connection.
+fn client_left() -> ApiError {
+    ApiError::new(
+        Code::StreamCancelled,
+        "the client reset the stream or closed the connection before the answer was sent",
+    )
 }
 
 impl Seen {
@@ -317,10 +322,7 @@ impl Seen {
     /// The client left before the answer was ready (its future dropped unfinished): the one
     /// line and count of the call, as the client saw it, HTTP 499 / gRPC `CANCELLED`.
     fn cancelled(self) {
-        let e = ApiError::new(
-            Code::StreamCancelled,
-            "the client reset the stream or closed the connection before the answer was sent",
-        );
+        let e = client_left();
         let http = e.http_status();
         self.write(Some(&e), http);
     }
