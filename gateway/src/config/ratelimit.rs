@@ -17,7 +17,7 @@ const TUNING: [&str; 4] = [
 ];
 
 /// Most replicas `DRAFTSTORE_RATE_LIMIT_REPLICAS` may name (as many as the limiter counts).
-const MAX_REPLICAS: u64 = 1000;
+const MAX_REPLICAS: u32 = 1000;
 
 /// `Some` when `DRAFTSTORE_RATE_LIMIT_REDIS_URL` is set.
 ///
@@ -93,10 +93,9 @@ fn replicas(get: Lookup<'_>) -> Result<u32, ConfigError> {
     };
     value
         .trim()
-        .parse::<u64>()
+        .parse::<u32>()
         .ok()
         .filter(|n| (1..=MAX_REPLICAS).contains(n))
-        .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| {
             err(format!(
                 "{NAME} must be a whole number in 1..={MAX_REPLICAS}: the replicas to assume until this one has counted them in Redis (the autoscaler's maxReplicas)"

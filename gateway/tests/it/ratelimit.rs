@@ -6,6 +6,8 @@
 use draftstore_proto::draft::v1 as pb;
 use sha2::{Digest, Sha256};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `None` (with a printed reason) when no Redis is configured outside CI.
@@ -149,6 +151,30 @@ pub(crate) async fn rest_with(
     let body: serde_json::Value = response.json().await.unwrap();
     let code = body["error"]["code"].as_str().unwrap_or("").to_owned();
     (status, code, retry)
+}
+
+/// Asks `key`'s upload URL at `port` every 50 ms until `stop`, counting each 200 in `granted`;
+/// anything but 200 or a 429 `RATE_LIMITED` fails the test.
+pub(crate) fn ask_until(
+    port: u16,
+    key: &'static str,
+    stop: &Arc<AtomicBool>,
+    granted: &Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
+    let (stop, granted) = (stop.clone(), granted.clone());
+    tokio::spawn(async move {
+        while !stop.load(Ordering::SeqCst) {
+            let (status, code, _) = rest(port, key).await;
+            match status {
+                200 => {
+                    granted.fetch_add(1, Ordering::SeqCst);
+                }
+                429 => assert_eq!(code, "RATE_LIMITED"),
+                other => panic!("upload-url answered {other} {code}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
 }
 
 /// A gRPC GetUploadURL: `Ok` or the status code and message.

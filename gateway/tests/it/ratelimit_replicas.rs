@@ -5,7 +5,9 @@
 //! processes of each test's own and real `gateway serve` processes; outside CI a missing Redis
 //! skips with a printed reason.
 
-use crate::ratelimit::{gateway, hash, prefix, redis_url, rest, wait_for_state, Process, Redis};
+use crate::ratelimit::{
+    ask_until, gateway, hash, prefix, redis_url, rest, wait_for_state, Process, Redis,
+};
 use crate::ratelimit_recovery::{heard, replicas};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -131,22 +133,7 @@ async fn flap<const N: usize>(tag: &str) {
     let started = Instant::now();
     let clients: Vec<_> = gateways
         .iter()
-        .map(|gateway| {
-            let (port, stop, granted) = (gateway.port, stop.clone(), granted.clone());
-            tokio::spawn(async move {
-                while !stop.load(Ordering::SeqCst) {
-                    let (status, code, _) = rest(port, "acme").await;
-                    match status {
-                        200 => {
-                            granted.fetch_add(1, Ordering::SeqCst);
-                        }
-                        429 => assert_eq!(code, "RATE_LIMITED"),
-                        other => panic!("upload-url answered {other} {code}"),
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            })
-        })
+        .map(|gateway| ask_until(gateway.port, "acme", &stop, &granted))
         .collect();
 
     let mut outages = Vec::new();
@@ -326,22 +313,7 @@ async fn three_gateways_through_a_redis_flapping_faster_than_recovery_stay_withi
     let started = Instant::now();
     let clients: Vec<_> = gateways
         .iter()
-        .map(|gateway| {
-            let (port, stop, granted) = (gateway.port, stop.clone(), granted.clone());
-            tokio::spawn(async move {
-                while !stop.load(Ordering::SeqCst) {
-                    let (status, code, _) = rest(port, "acme").await;
-                    match status {
-                        200 => {
-                            granted.fetch_add(1, Ordering::SeqCst);
-                        }
-                        429 => assert_eq!(code, "RATE_LIMITED"),
-                        other => panic!("upload-url answered {other} {code}"),
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            })
-        })
+        .map(|gateway| ask_until(gateway.port, "acme", &stop, &granted))
         .collect();
 
     let flapping = Instant::now();

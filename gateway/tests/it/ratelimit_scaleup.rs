@@ -4,7 +4,9 @@
 //! they refill within the rate, not at the full rate for the new one on top of the others. Real `redis-server` and real
 //! `gateway serve` processes; outside CI a missing Redis skips with a printed reason.
 
-use crate::ratelimit::{gateway, hash, prefix, redis_url, rest, wait_for_state, Process, Redis};
+use crate::ratelimit::{
+    ask_until, gateway, hash, prefix, redis_url, wait_for_state, Process, Redis,
+};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,22 +67,7 @@ async fn scale_up_during_an_outage(hint: &str) -> Option<(f64, f64, String)> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let granted = Arc::new(AtomicUsize::new(0));
-    let ask = |port: u16| {
-        let (stop, granted) = (stop.clone(), granted.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::SeqCst) {
-                let (status, code, _) = rest(port, "acme").await;
-                match status {
-                    200 => {
-                        granted.fetch_add(1, Ordering::SeqCst);
-                    }
-                    429 => assert_eq!(code, "RATE_LIMITED"),
-                    other => panic!("upload-url answered {other} {code}"),
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
+    let ask = |port: u16| ask_until(port, "acme", &stop, &granted);
     let started = Instant::now();
     let at = |secs| tokio::time::Instant::from_std(started + Duration::from_secs(secs));
     let mut clients: Vec<_> = warm.iter().map(|g| ask(g.port)).collect();

@@ -59,9 +59,7 @@ impl Bucket {
     /// on from there (from a debt too: a shared bucket below 0 grants nothing until it has
     /// refilled to 1).
     pub(crate) fn mirror(&mut self, spec: RateSpec, tokens: f64, now: Instant) {
-        // NaN.max(x) is x: a NaN mirrors as the floor, never as a NaN bucket.
-        let limit = f64::from(spec.limit);
-        self.tokens = tokens.max(-limit * f64::from(MAX_DEPTH)).min(limit);
+        self.tokens = clamped(spec, tokens);
         self.at = now;
     }
 
@@ -71,14 +69,19 @@ impl Bucket {
     /// count on: Redis lost a charge already cleared here (a crash with `appendfsync everysec`),
     /// and raising the bucket to it would let this replica grant those URLs again alone.
     pub(crate) fn lower_to(&mut self, spec: RateSpec, tokens: f64, now: Instant, replicas: u32) {
+        self.refill(spec, now, replicas);
+        self.tokens = self.tokens.min(clamped(spec, tokens));
+    }
+
+    /// Refills for the time since the last look, for one of `replicas` (at least 1): at
+    /// `limit / replicas` per `per`. Returns that period, `per × replicas`, in seconds.
+    fn refill(&mut self, spec: RateSpec, now: Instant, replicas: u32) -> f64 {
         let limit = f64::from(spec.limit);
         let per = spec.per.as_secs_f64() * f64::from(replicas.max(1));
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        let refilled = (self.tokens + elapsed / per * limit).min(limit);
-        // As `mirror`: clamped to the deepest debt; a NaN is the floor.
-        let answered = tokens.max(-limit * f64::from(MAX_DEPTH)).min(limit);
-        self.tokens = refilled.min(answered);
+        self.tokens = (self.tokens + elapsed / per * limit).min(limit);
         self.at = now;
+        per
     }
 
     /// Tokens left as of the last look (fractional while refilling).
@@ -108,11 +111,8 @@ impl Bucket {
         now: Instant,
         replicas: u32,
     ) -> Result<(), Duration> {
+        let per = self.refill(spec, now, replicas);
         let limit = f64::from(spec.limit);
-        let per = spec.per.as_secs_f64() * f64::from(replicas.max(1));
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed / per * limit).min(limit);
-        self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             Ok(())
@@ -122,6 +122,13 @@ impl Bucket {
             Err(Duration::try_from_secs_f64(wait).unwrap_or(Duration::MAX))
         }
     }
+}
+
+/// `tokens` within what a bucket may hold: at most the limit, at least [`MAX_DEPTH`] limits
+/// below 0 (the deepest debt). `NaN.max(x)` is `x`: a NaN is the floor, never a NaN bucket.
+fn clamped(spec: RateSpec, tokens: f64) -> f64 {
+    let limit = f64::from(spec.limit);
+    tokens.max(-limit * f64::from(MAX_DEPTH)).min(limit)
 }
 
 /// Whole seconds to put in `Retry-After`: rounded up, at least 1.

@@ -51,11 +51,11 @@ impl Replicas {
     }
 
     /// How many replicas a replica counting alone shares the tenant's rate with: the replicas
-    /// last counted, and at least the hint (at least 1). The hint is a floor, not only a start:
+    /// last counted, and at least the hint (clamped to 1.. by `new`). The hint is a floor, not only a start:
     /// replicas counted before an outage cannot see one started during it, so only a floor of
     /// the most replicas that may run keeps their refills together within the rate.
     pub(super) fn count(&self) -> u32 {
-        self.count.load(Ordering::Relaxed).max(self.hint).max(1)
+        self.count.load(Ordering::Relaxed).max(self.hint)
     }
 
     /// Sets `draftstore_rate_limit_replicas` to [`Self::count`], so operators see the R every
