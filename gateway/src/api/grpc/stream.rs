@@ -218,10 +218,7 @@ fn trailers(outcome: &Result<(), ApiError>) -> HeaderMap {
 pub(crate) fn end_of_stream(outcome: Result<(), ApiError>) -> Bytes {
     let json = match outcome {
         Ok(()) => serde_json::json!({}),
-        Err(e) => serde_json::json!({"error": {
-            "code": super::connect::code_name(e.grpc_code()),
-            "message": e.message,
-        }}),
+        Err(e) => serde_json::json!({"error": super::connect::error_json(&e)}),
     };
     let json = serde_json::to_vec(&json).unwrap_or_default();
     let len = u32::try_from(json.len()).unwrap_or(u32::MAX);
