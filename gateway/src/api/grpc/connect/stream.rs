@@ -43,7 +43,7 @@ pub fn check(headers: &http::HeaderMap) -> Result<Option<std::time::Duration>, A
 /// holding `{"error": {"code", "message"}}`.
 #[must_use]
 pub fn error(e: &ApiError) -> Response<Body> {
-    let mut response = Response::new(full(super::super::stream::end_of_stream(Err(e.clone()))));
+    let mut response = Response::new(full(super::super::stream::end_of_stream(Some(e))));
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_TYPE,
