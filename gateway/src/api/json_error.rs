@@ -66,7 +66,7 @@ fn got_text(found: &str) -> String {
 }
 
 /// `text`'s first 40 characters, `…` marking a cut.
-fn cut(text: &str) -> String {
+pub(crate) fn cut(text: &str) -> String {
     let mut chars = text.chars();
     let mut cut: String = chars.by_ref().take(40).collect();
     if chars.next().is_some() {
