@@ -61,15 +61,18 @@ fn one_of(expected: &str) -> String {
 
 /// A value serde quotes between backticks, between double quotes, cut to 40 characters.
 fn got_text(found: &str) -> String {
-    let text = found.trim_matches('`');
-    let cut: String = text.chars().take(40).collect();
-    let more = if text.chars().nth(40).is_some() {
-        "…"
-    } else {
-        ""
-    };
     // Quoted as sent, not Rust-escaped: the log escapes what it must, its own way.
-    format!("\"{cut}{more}\"")
+    format!("\"{}\"", cut(found.trim_matches('`')))
+}
+
+/// `text`'s first 40 characters, `…` marking a cut.
+pub(crate) fn cut(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut cut: String = chars.by_ref().take(40).collect();
+    if chars.next().is_some() {
+        cut.push('…');
+    }
+    cut
 }
 
 /// What a malformed JSON text did wrong, `serde` being serde_json's message with its
@@ -133,13 +136,7 @@ fn got(found: &str) -> String {
         return quoted(b);
     }
     if let Some(s) = found.strip_prefix("string ") {
-        let cut: String = s.chars().take(40).collect();
-        let more = if s.chars().nth(40).is_some() {
-            "…"
-        } else {
-            ""
-        };
-        return format!("a string ({cut}{more})");
+        return format!("a string ({})", cut(s));
     }
     match found {
         "unit value" | "null" => "null".to_owned(),

@@ -462,8 +462,10 @@ pub(crate) fn unique_map<'de, D: serde::Deserializer<'de>>(
             let mut out = BTreeMap::new();
             while let Some(key) = map.next_key::<String>()? {
                 if out.contains_key(&key) {
+                    // Quoted as sent (as json_error quotes values), not Rust-escaped.
                     return Err(serde::de::Error::custom(format!(
-                        "the key {key:?} is given more than once"
+                        "the key \"{}\" is given more than once",
+                        super::json_error::cut(&key)
                     )));
                 }
                 let value = map.next_value::<String>()?;

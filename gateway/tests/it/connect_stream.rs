@@ -4,7 +4,7 @@
 //! error), and what is refused from the head (HTTP/1.1, `application/connect+json`, a unary
 //! method in streaming form).
 
-use crate::grpc_clients::{tool, SERVICES};
+use crate::grpc_clients::{ask, frame, tool, SERVICES};
 use crate::grpc_refusals::{buf_run, open_call};
 use crate::harness::{start, Running};
 use draftstore_proto::grpc::reflection::v1 as reflection;
@@ -62,10 +62,6 @@ async fn buf_curl_with_its_defaults_lists_and_calls_by_reflection() {
     server.stop().await;
 }
 
-fn envelope(flag: u8, message: &[u8]) -> Vec<u8> {
-    [&[flag][..], &(message.len() as u32).to_be_bytes(), message].concat()
-}
-
 /// Sends `body` on a Connect reflection stream over h2 and half-closes: the HTTP status, the
 /// content type and the envelopes received.
 async fn connect_stream(server: &Running, body: Vec<u8>) -> (u16, String, Vec<(u8, Vec<u8>)>) {
@@ -105,16 +101,6 @@ async fn connect_reflection_streams_end_with_an_end_of_stream_envelope() {
     let Some(server) = start(&[("DRAFTSTORE_MAX_GRPC_MESSAGE_BYTES", "4096")]).await else {
         return;
     };
-    let ask = |q: MessageRequest| {
-        envelope(
-            0,
-            &reflection::ServerReflectionRequest {
-                host: String::new(),
-                message_request: Some(q),
-            }
-            .encode_to_vec(),
-        )
-    };
     // Two questions, two answers in order, then `{}`.
     let mut both = ask(MessageRequest::ListServices(String::new()));
     both.extend(ask(MessageRequest::FileContainingSymbol(
@@ -135,8 +121,8 @@ async fn connect_reflection_streams_end_with_an_end_of_stream_envelope() {
     assert_eq!(envelopes[2], (0x02, b"{}".to_vec()), "end of stream");
     // Errors come in the end-of-stream envelope, with HTTP 200.
     for (body, code) in [
-        (envelope(0, &[0xff, 0xff]), "invalid_argument"),
-        (envelope(1, b"x"), "internal"),
+        (frame(0, &[0xff, 0xff]), "invalid_argument"),
+        (frame(1, b"x"), "internal"),
         (vec![0, 0, 1, 0, 0], "resource_exhausted"),
     ] {
         let (status, _, envelopes) = connect_stream(&server, body).await;
@@ -257,7 +243,7 @@ async fn connect_reflection_is_public_unless_configured_otherwise() {
             host: String::new(),
             message_request: Some(MessageRequest::ListServices(String::new())),
         };
-        send.send_data(envelope(0, &ask.encode_to_vec()).into(), true)
+        send.send_data(frame(0, &ask.encode_to_vec()).into(), true)
             .unwrap();
         let (head, mut body) = response.await.unwrap().into_parts();
         assert_eq!(head.status, 200, "public={public}");

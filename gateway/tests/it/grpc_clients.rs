@@ -247,9 +247,18 @@ async fn buf_curl_calls_every_rpc_over_grpc_web_and_connect() {
     server.stop().await;
 }
 
-/// `message` framed as gRPC frames it.
-fn frame(flag: u8, message: &[u8]) -> Vec<u8> {
+/// `message` framed as gRPC frames it (and Connect's streaming form envelopes it).
+pub(crate) fn frame(flag: u8, message: &[u8]) -> Vec<u8> {
     [&[flag][..], &(message.len() as u32).to_be_bytes(), message].concat()
+}
+
+/// A reflection request asking `q`, framed.
+pub(crate) fn ask(q: reflection::server_reflection_request::MessageRequest) -> Vec<u8> {
+    let request = reflection::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(q),
+    };
+    frame(0, &request.encode_to_vec())
 }
 
 /// The frames of a gRPC-Web body: (flag, payload) each.
@@ -666,16 +675,6 @@ async fn reflection_streams_answer_in_order_and_end_cleanly() {
     use reflection::server_reflection_request::MessageRequest;
     // Two questions in one stream, then a half-close: two answers in order, status 0.
     let (response, mut send) = reflection_stream(&server).await;
-    let ask = |q: MessageRequest| {
-        frame(
-            0,
-            &reflection::ServerReflectionRequest {
-                host: String::new(),
-                message_request: Some(q),
-            }
-            .encode_to_vec(),
-        )
-    };
     let mut both = ask(MessageRequest::ListServices(String::new()));
     both.extend(ask(MessageRequest::FileContainingSymbol(
         "draft.v1.DraftService".into(),

@@ -292,11 +292,17 @@ pub const fn http_status(code: GrpcCode) -> u16 {
     }
 }
 
+/// Connect's error object, `{"code", "message"}`: a unary answer's body and the `error` of a
+/// stream's end-of-stream message ([`super::stream::end_of_stream`]).
+pub(crate) fn error_json(e: &ApiError) -> serde_json::Value {
+    serde_json::json!({"code": code_name(e.grpc_code()), "message": e.message})
+}
+
 /// `e` as a Connect error: `{"code", "message"}` with its HTTP status (and `Retry-After`).
 #[must_use]
 pub fn error(e: &ApiError) -> Response<Body> {
     let code = e.grpc_code();
-    let body = serde_json::json!({"code": code_name(code), "message": e.message});
+    let body = error_json(e);
     let mut response = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
     *response.status_mut() =
         StatusCode::from_u16(http_status(code)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

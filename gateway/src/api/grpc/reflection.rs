@@ -111,16 +111,7 @@ pub fn serve(
                 HeaderValue::from_static(super::status::ACCEPT_ENCODING),
             );
         }
-        stream::End::Connect => {
-            headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(super::connect::Codec::Stream.content_type()),
-            );
-            headers.insert(
-                super::connect::stream::ACCEPT_ENCODING,
-                HeaderValue::from_static("identity"),
-            );
-        }
+        stream::End::Connect => super::connect::stream::head(headers),
     }
     response
 }

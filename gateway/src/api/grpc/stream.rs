@@ -158,7 +158,7 @@ impl Sender {
     /// the same in its end-of-stream envelope), and reports how it ended.
     pub async fn finish(self, outcome: Result<(), ApiError>) {
         let last = match self.end {
-            End::Connect => Frame::data(end_of_stream(outcome.clone())),
+            End::Connect => Frame::data(end_of_stream(outcome.as_ref().err())),
             End::Trailers => Frame::trailers(trailers(&outcome)),
         };
         let delivered = self.frames.send(last).await.is_ok();
@@ -214,14 +214,12 @@ fn trailers(outcome: &Result<(), ApiError>) -> HeaderMap {
     trailers
 }
 
-/// Connect's end-of-stream envelope: flag `0x02`, then the JSON end message.
-pub(crate) fn end_of_stream(outcome: Result<(), ApiError>) -> Bytes {
-    let json = match outcome {
-        Ok(()) => serde_json::json!({}),
-        Err(e) => serde_json::json!({"error": {
-            "code": super::connect::code_name(e.grpc_code()),
-            "message": e.message,
-        }}),
+/// Connect's end-of-stream envelope: flag `0x02`, then the JSON end message (`{}` when no
+/// `error`).
+pub(crate) fn end_of_stream(error: Option<&ApiError>) -> Bytes {
+    let json = match error {
+        None => serde_json::json!({}),
+        Some(e) => serde_json::json!({"error": super::connect::error_json(e)}),
     };
     let json = serde_json::to_vec(&json).unwrap_or_default();
     let len = u32::try_from(json.len()).unwrap_or(u32::MAX);

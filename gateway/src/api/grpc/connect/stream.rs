@@ -43,14 +43,19 @@ pub fn check(headers: &http::HeaderMap) -> Result<Option<std::time::Duration>, A
 /// holding `{"error": {"code", "message"}}`.
 #[must_use]
 pub fn error(e: &ApiError) -> Response<Body> {
-    let mut response = Response::new(full(super::super::stream::end_of_stream(Err(e.clone()))));
-    let headers = response.headers_mut();
+    let mut response = Response::new(full(super::super::stream::end_of_stream(Some(e))));
+    head(response.headers_mut());
+    response
+}
+
+/// The head of every Connect stream's answer, served or refused: `application/connect+proto`
+/// and `Connect-Accept-Encoding: identity`.
+pub(crate) fn head(headers: &mut http::HeaderMap) {
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static(super::Codec::Stream.content_type()),
     );
     headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-    response
 }
 
 /// Serves one Connect reflection stream whose head [`check`] accepted, within `deadline`.
