@@ -39,7 +39,7 @@ mod owed;
 mod redis;
 
 pub use bucket::{retry_after, RateSpec};
-pub use redis::{check_url, RedisLimiter, Shared, LUA, OPEN_AFTER, REFUND_LUA};
+pub use redis::{check_url, RedisLimiter, Shared, KEY_ERROR, LUA, OPEN_AFTER, REFUND_LUA};
 
 use bucket::Bucket;
 use owed::Owed;

@@ -35,7 +35,7 @@ mod replicas;
 mod script;
 mod url;
 
-pub use script::{LUA, REFUND_LUA};
+pub use script::{KEY_ERROR, LUA, REFUND_LUA};
 pub use url::check_url;
 use url::client;
 
