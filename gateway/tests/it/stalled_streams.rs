@@ -75,10 +75,7 @@ async fn stall(server: &Running, connect: bool) -> tokio::task::JoinHandle<Strin
 
 /// A list_services call read whole: its `grpc-status`.
 async fn list_services(server: &Running) -> String {
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
+    let mut client = crate::harness::h2_client(server).await;
     let (response, mut send) = client.send_request(request(server, false), false).unwrap();
     send.send_data(
         envelope(MessageRequest::ListServices(String::new())).into(),
