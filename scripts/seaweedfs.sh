@@ -56,7 +56,11 @@ start() {
   # ephemeral ports, which every outgoing connection on the machine draws from): weed then
   # exits at once ("address already in use"), and another range is tried.
   for attempt in 1 2 3 4 5; do
-    if launch; then return; fi
+    local launched=0
+    launch || launched=$?
+    [ "$launched" = 0 ] && return
+    # 2: weed was never started (no temporary folder, no free range), and launch said why.
+    [ "$launched" = 2 ] && exit 1
     if ! grep -q "address already in use" "$STATE/weed.log" 2>/dev/null; then
       tail -20 "$STATE/weed.log" >&2
       exit 1
@@ -68,10 +72,12 @@ start() {
   exit 1
 }
 
-# Starts weed on a free range; 0 once its S3 port answers, 1 if weed exited first.
+# Starts weed on a free range; 0 once its S3 port answers, 1 if weed exited first, 2 if it
+# could not be started. Called as `launch || …`, where `set -e` is off: each step that can
+# fail returns by itself.
 launch() {
-  local data; data=$(mktemp -d "${TMPDIR:-/tmp}/draftstore-seaweed.XXXXXX")
-  local base; base=$(pick_base)
+  local data; data=$(mktemp -d "${TMPDIR:-/tmp}/draftstore-seaweed.XXXXXX") || return 2
+  local base; base=$(pick_base) || { rmdir "$data"; return 2; }
   local s3=$((base + 3))
   local role_a=${ROLE_KEYS%%,*} role_b=${ROLE_KEYS##*,}
   cat > "$STATE/s3.json" <<JSON

@@ -1,13 +1,18 @@
-//! serde_json's decoding errors told in our words for the REST routes (ours and the original
-//! DraftStore's): what a field takes and what it got (`expected a string, found a number (5)`)
-//! instead of serde's terms (`invalid type: integer `5`, expected a string`, `u64`,
-//! `struct UploadUrlBody`), and where malformed JSON breaks (`line 1, column 15`) instead of
-//! `EOF while parsing a value at line 1 column 15`. Messages serde does not word that way
-//! (`missing field`, `unknown field`, our own deserializers' texts) pass through.
+//! serde_json's decoding errors told in our words, for the REST routes (ours and the original
+//! DraftStore's) and Connect's JSON alike: what a field takes and what it got (`expected a
+//! string, found a number (5)`) instead of serde's terms (`invalid type: integer `5`, expected a
+//! string`, `u64`, `struct UploadUrlBody`), and what is wrong with text that is not JSON
+//! ([`not_json`]: `the body ends before its JSON value does` instead of `EOF while parsing a
+//! value at line 1 column 15`), each caller adding its own context (REST the line and column,
+//! Connect the message type). Messages serde does not word that way (`missing field`, `unknown
+//! field`, our own deserializers' texts) pass through. Text the client sent is quoted as sent
+//! and cut ([`quoted`], [`cut`]), never Rust-escaped.
 
 /// A data error's text (serde's, its ` at line …` already cut) in our words.
 #[must_use]
 pub fn data(serde: &str) -> String {
+    // pbjson's own messages say "expected expected …" (its `expecting` text after serde's).
+    let serde = &serde.replace("expected expected", "expected");
     for prefix in ["invalid type: ", "invalid value: "] {
         if let Some((found, expected)) = serde
             .strip_prefix(prefix)
@@ -35,12 +40,15 @@ pub fn data(serde: &str) -> String {
         return format!("expected {}, found {}", one_of(expected), got_text(found));
     }
     if let Some(field) = serde.strip_prefix("duplicate field ") {
-        return format!(
-            "the field {} is given more than once",
-            field.trim_matches('`')
-        );
+        return field_twice(field.trim_matches('`'));
     }
-    serde.to_owned()
+    serde.clone()
+}
+
+/// A field given twice in one object (`name` as the client wrote it, cut).
+#[must_use]
+pub fn field_twice(name: &str) -> String {
+    format!("the field {} is given more than once", cut(name))
 }
 
 /// serde's list of variants (`` `draft` or `main` ``, `` one of `a`, `b`, `c` ``) in plain words.
@@ -61,52 +69,104 @@ fn one_of(expected: &str) -> String {
 
 /// A value serde quotes between backticks, between double quotes, cut to 40 characters.
 fn got_text(found: &str) -> String {
-    // Quoted as sent, not Rust-escaped: the log escapes what it must, its own way.
-    format!("\"{}\"", cut(found.trim_matches('`')))
+    quoted(found.trim_matches('`'))
+}
+
+/// Text the client sent, between double quotes, cut to 40 characters: as sent, not
+/// Rust-escaped (the log escapes what it must, its own way).
+#[must_use]
+pub fn quoted(text: &str) -> String {
+    format!("\"{}\"", cut(text))
 }
 
 /// `text`'s first 40 characters, `…` marking a cut.
-pub(crate) fn cut(text: &str) -> String {
+#[must_use]
+pub fn cut(text: &str) -> String {
+    cut_to(text, 40)
+}
+
+/// `text`'s first `max` characters, `…` marking a cut.
+#[must_use]
+pub fn cut_to(text: &str, max: usize) -> String {
     let mut chars = text.chars();
-    let mut cut: String = chars.by_ref().take(40).collect();
+    let mut cut: String = chars.by_ref().take(max).collect();
     if chars.next().is_some() {
         cut.push('…');
     }
     cut
 }
 
-/// What a malformed JSON text did wrong, `serde` being serde_json's message with its
-/// ` at line …` cut, `eof` whether the text ended too early, at `line` and `column` (1-based).
-#[must_use]
-pub fn syntax(serde: &str, eof: bool, line: usize, column: usize) -> String {
-    let what = if eof {
-        "the body ends before its JSON value does"
-    } else {
-        match serde {
-            "expected value" => "a JSON value was expected",
-            "trailing characters" => "text follows the JSON value",
-            "expected ident" => "a JSON literal (true, false or null) was expected",
-            "key must be a string" => "an object's key must be a string",
-            "expected `:`" => "a `:` was expected after the object's key",
-            "expected `,` or `}`" => "a `,` or `}` was expected in the object",
-            "expected `,` or `]`" => "a `,` or `]` was expected in the array",
-            "invalid escape" => "a string has an escape JSON does not define",
-            "unexpected end of hex escape" | "invalid unicode code point" => {
-                "a string has a \\u escape that is not four hex digits of a character"
-            }
-            "lone leading surrogate in hex escape" => {
-                "a string has a \\u surrogate escape without its pair"
-            }
-            "control character (\\u0000-\\u001F) found while parsing a string" => {
-                "a string has a control character that must be escaped"
-            }
-            "invalid number" => "a number is malformed",
-            "number out of range" => "a number is out of range",
-            "recursion limit exceeded" => "the JSON value nests too deeply",
-            other => other,
+/// What is wrong with a body that is not JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotJson {
+    /// Nothing but whitespace.
+    Empty,
+    /// It breaks where serde_json stopped reading: what is wrong there, in our words.
+    Broken(&'static str),
+}
+
+impl NotJson {
+    /// The words for an empty body.
+    pub const EMPTY: &'static str = "the body is empty, expected a JSON object";
+
+    /// What is wrong, without where.
+    #[must_use]
+    pub fn what(&self) -> &'static str {
+        match self {
+            Self::Empty => Self::EMPTY,
+            Self::Broken(what) => what,
         }
-    };
-    format!("malformed JSON at line {line}, column {column}: {what}")
+    }
+}
+
+/// serde_json's refusal `e` of a body as text that is not JSON, classified and worded once for
+/// every protocol (REST adds the line and column, Connect the message type); `blank`: the body
+/// holds nothing but whitespace. `None` when `e` is no syntax or end-of-input error (a data
+/// error: the text is JSON, and [`data`] words it).
+#[must_use]
+pub fn not_json(e: &serde_json::Error, blank: bool) -> Option<NotJson> {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Eof if blank => Some(NotJson::Empty),
+        Category::Eof => Some(NotJson::Broken("the body ends before its JSON value does")),
+        Category::Syntax => {
+            let text = e.to_string();
+            let serde = text
+                .rsplit_once(" at line ")
+                .map_or(text.as_str(), |(m, _)| m);
+            Some(NotJson::Broken(syntax(serde)))
+        }
+        Category::Data | Category::Io => None,
+    }
+}
+
+/// A syntax error's text (serde_json's, its ` at line …` cut) in our words.
+fn syntax(serde: &str) -> &'static str {
+    match serde {
+        "expected value" => "a JSON value was expected",
+        "trailing characters" => "text follows the JSON value",
+        "expected ident" => "a JSON literal (true, false or null) was expected",
+        "key must be a string" => "an object's key must be a string",
+        "expected `:`" => "a `:` was expected after the object's key",
+        "expected `,` or `}`" => "a `,` or `}` was expected in the object",
+        "expected `,` or `]`" => "a `,` or `]` was expected in the array",
+        "invalid escape" => "a string has an escape JSON does not define",
+        "unexpected end of hex escape"
+        | "invalid unicode code point"
+        | "lone leading surrogate in hex escape" => {
+            "a string has an invalid \\u escape: four hex digits, and a UTF-16 surrogate \
+             (\\ud800 to \\udfff) only as a high-low pair"
+        }
+        "control character (\\u0000-\\u001F) found while parsing a string" => {
+            "a string has a control character that must be escaped"
+        }
+        "invalid number" => "a number is malformed",
+        "number out of range" => "a number is out of range",
+        "recursion limit exceeded" => "the JSON value nests deeper than 128 arrays or objects",
+        "trailing comma" => "a `,` is followed by no value",
+        "expected `\"`" => "an object's key was expected",
+        _ => "the text is not JSON",
+    }
 }
 
 /// What serde's `expected` says a field takes, in JSON's terms.
@@ -197,13 +257,47 @@ mod tests {
         ] {
             assert_eq!(data(serde), ours, "{serde}");
         }
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_classified_once_for_every_protocol() {
+        let refused = |json: &str| {
+            let e = serde_json::from_str::<serde_json::Value>(json).unwrap_err();
+            not_json(&e, json.trim().is_empty())
+        };
+        assert_eq!(refused(""), Some(NotJson::Empty));
+        assert_eq!(refused(" \n"), Some(NotJson::Empty));
+        let deep = "[".repeat(200);
+        for (json, what) in [
+            (r#"{"a": 1"#, "the body ends before its JSON value does"),
+            (r#"{"a": "b"#, "the body ends before its JSON value does"),
+            ("{} x", "text follows the JSON value"),
+            (
+                r#"{"a": tru}"#,
+                "a JSON literal (true, false or null) was expected",
+            ),
+            (r#"{"a": "\ud800"}"#, "surrogate"),
+            (r#"{"a": "\ud800\u0041"}"#, "only as a high-low pair"),
+            (r#"{"a": "\uZZZZ"}"#, "an escape JSON does not define"),
+            (r#"{"a": 1e400}"#, "a number is out of range"),
+            (&deep, "nests deeper than 128"),
+        ] {
+            let what_it_is = refused(json).unwrap();
+            assert!(what_it_is.what().contains(what), "{json}: {what_it_is:?}");
+        }
+        let data = serde_json::from_str::<u8>("300").unwrap_err();
+        assert_eq!(not_json(&data, false), None, "a data error is data()'s");
+    }
+
+    #[test]
+    fn text_the_client_sent_is_quoted_as_sent_and_cut() {
+        assert_eq!(quoted("a\"b\\"), "\"a\"b\\\"");
+        assert_eq!(quoted(&"é".repeat(50)), format!("\"{}…\"", "é".repeat(40)));
+        assert_eq!(cut_to("abcdef", 3), "abc…");
+        assert_eq!(cut_to("abc", 3), "abc");
         assert_eq!(
-            syntax("EOF while parsing a value", true, 1, 15),
-            "malformed JSON at line 1, column 15: the body ends before its JSON value does"
-        );
-        assert_eq!(
-            syntax("trailing characters", false, 2, 3),
-            "malformed JSON at line 2, column 3: text follows the JSON value"
+            field_twice("objectName"),
+            "the field objectName is given more than once"
         );
     }
 }

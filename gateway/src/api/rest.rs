@@ -6,6 +6,7 @@ use crate::api::app::{App, Source};
 use crate::api::companion;
 use crate::api::drafts::{self, LIST_DRAFTS};
 use crate::api::error::{ApiError, Code};
+use crate::api::json_error::NotJson;
 use crate::api::legacy;
 use crate::api::multipart::rest as multipart;
 use crate::auth::Tenant;
@@ -315,23 +316,21 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         Ok(value) => return Ok(value),
         Err(e) => e,
     };
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(
-            Code::InvalidJson,
-            "the body is empty, expected a JSON object",
-        ));
-    }
-    let category = e.classify();
-    if category != serde_json::error::Category::Data {
-        let text = e.to_string();
-        let serde = text
-            .rsplit_once(" at line ")
-            .map_or(text.as_str(), |(m, _)| m);
-        let eof = category == serde_json::error::Category::Eof;
-        return Err(ApiError::new(
-            Code::InvalidJson,
-            super::json_error::syntax(serde, eof, e.line(), e.column()),
-        ));
+    let blank = body.iter().all(u8::is_ascii_whitespace);
+    match super::json_error::not_json(&e, blank) {
+        Some(NotJson::Empty) => return Err(ApiError::new(Code::InvalidJson, NotJson::EMPTY)),
+        Some(broken) => {
+            return Err(ApiError::new(
+                Code::InvalidJson,
+                format!(
+                    "malformed JSON at line {}, column {}: {}",
+                    e.line(),
+                    e.column(),
+                    broken.what()
+                ),
+            ))
+        }
+        None => {}
     }
     // Every body is an object; serde's derive would also take an array (its fields in order)
     // and word the failure for that form.
@@ -464,8 +463,8 @@ pub(crate) fn unique_map<'de, D: serde::Deserializer<'de>>(
                 if out.contains_key(&key) {
                     // Quoted as sent (as json_error quotes values), not Rust-escaped.
                     return Err(serde::de::Error::custom(format!(
-                        "the key \"{}\" is given more than once",
-                        super::json_error::cut(&key)
+                        "the key {} is given more than once",
+                        super::json_error::quoted(&key)
                     )));
                 }
                 let value = map.next_value::<String>()?;

@@ -315,6 +315,28 @@ pub(crate) fn number(
     }
 }
 
+/// [`number`], but a variable set to an empty or blank value is refused rather than read as
+/// unset: for settings where an empty value (a Secret or ConfigMap key that resolves to
+/// nothing) would silently mean the default, and the deployment meant something else.
+///
+/// # Errors
+/// Empty or blank, or not a whole number in `range`: one line naming `name`.
+pub(crate) fn number_if_set(
+    get: Lookup<'_>,
+    name: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    if get(name).is_some_and(|v| v.trim().is_empty()) {
+        return Err(err(format!(
+            "{name} is set but empty: give a whole number in {}..={}, or unset it for {default}",
+            range.start(),
+            range.end()
+        )));
+    }
+    number(get, name, default, range)
+}
+
 /// `true`/`false` (also `1`/`0`), or `default` when unset.
 pub(crate) fn flag(get: Lookup<'_>, name: &str, default: bool) -> Result<bool, ConfigError> {
     match get(name).as_deref().map(str::trim) {

@@ -1,8 +1,8 @@
 //! The shared rate limiter's settings: `DRAFTSTORE_RATE_LIMIT_REDIS_URL` turns it on; the others
 //! tune it. Without the URL each process counts its tenants' rates alone.
 
-use super::{err, number, ConfigError, Lookup};
-use crate::auth::ratelimit::{OnError, RedisConfig};
+use super::{err, name, number_if_set, ConfigError, Lookup};
+use crate::auth::ratelimit::{OnError, RedisConfig, MAX_REPLICAS};
 use std::time::Duration;
 
 /// Default Redis key prefix: `<prefix><tenant>` holds a tenant's bucket.
@@ -10,67 +10,69 @@ pub const DEFAULT_KEY_PREFIX: &str = "draftstore:ratelimit:";
 
 /// The variables that tune the shared limiter: meaningless without its URL.
 const TUNING: [&str; 4] = [
-    "DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS",
-    "DRAFTSTORE_RATE_LIMIT_ON_ERROR",
-    "DRAFTSTORE_RATE_LIMIT_KEY_PREFIX",
-    "DRAFTSTORE_RATE_LIMIT_REPLICAS",
+    name::DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS,
+    name::DRAFTSTORE_RATE_LIMIT_ON_ERROR,
+    name::DRAFTSTORE_RATE_LIMIT_KEY_PREFIX,
+    name::DRAFTSTORE_RATE_LIMIT_REPLICAS,
 ];
-
-/// Most replicas `DRAFTSTORE_RATE_LIMIT_REPLICAS` may name (as many as the limiter counts).
-const MAX_REPLICAS: u32 = 1000;
 
 /// `Some` when `DRAFTSTORE_RATE_LIMIT_REDIS_URL` is set.
 ///
 /// A variable that is set but empty (a Secret or ConfigMap key that resolves to nothing) is
 /// refused rather than read as unset: an empty URL would silently mean each process counts
-/// alone, an empty `ON_ERROR` would silently mean `allow`, an empty prefix would share keys.
+/// alone, an empty `ON_ERROR` would silently mean `allow`, an empty prefix would share keys, an
+/// empty timeout or replica count would silently mean the default.
 ///
 /// # Errors
 /// A URL that is empty or not `redis://` or `rediss://` (never echoed: it may hold a password),
-/// a timeout outside 1..=5000 ms, an `ON_ERROR` other than `allow`/`reject`, a prefix that is
-/// empty, longer than 128 bytes, holds spaces or control characters, or does not end in `:`;
-/// a replica count that is empty or not a whole number in 1..=1000; any of these set without
-/// the URL (a missing Secret key would silently mean in-process
+/// a timeout that is empty or outside 1..=5000 ms, an `ON_ERROR` other than `allow`/`reject`, a
+/// prefix that is empty, longer than 128 bytes, holds spaces or control characters, or does not
+/// end in `:`; a replica count that is empty or not a whole number in 1..=[`MAX_REPLICAS`];
+/// any of these set without the URL (a missing Secret key would silently mean in-process
 /// limits).
 pub fn redis(get: Lookup<'_>) -> Result<Option<RedisConfig>, ConfigError> {
     // The missing URL first: it is what makes the others meaningless, whatever their values
     // (`ON_ERROR=Reject` without a URL is told the URL is missing, not how to spell reject).
-    let Some(url) = get("DRAFTSTORE_RATE_LIMIT_REDIS_URL") else {
+    let Some(url) = get(name::DRAFTSTORE_RATE_LIMIT_REDIS_URL) else {
         // Tuning without a URL: most likely the URL's Secret key is missing, and each process
         // would count alone while the deployment means to share.
         if let Some(set) = TUNING.iter().find(|name| get(name).is_some()) {
             return Err(err(format!(
-                "{set} is set but DRAFTSTORE_RATE_LIMIT_REDIS_URL is not: without it each process counts tenant rates alone; set the URL (its Secret) or unset the DRAFTSTORE_RATE_LIMIT_* variables"
+                "{set} is set but {} is not: without it each process counts tenant rates alone; set the URL (its Secret) or unset the DRAFTSTORE_RATE_LIMIT_* variables",
+                name::DRAFTSTORE_RATE_LIMIT_REDIS_URL
             )));
         }
         return Ok(None);
     };
-    let timeout = Duration::from_millis(number(
+    let timeout = Duration::from_millis(number_if_set(
         get,
-        "DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS",
+        name::DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS,
         20,
         1..=5000,
     )?);
-    let on_error =
-        match get("DRAFTSTORE_RATE_LIMIT_ON_ERROR")
-            .as_deref()
-            .map(str::trim)
-        {
-            None | Some("allow") => OnError::Allow,
-            Some("reject") => OnError::Reject,
-            Some(_) => return Err(err(
-                "DRAFTSTORE_RATE_LIMIT_ON_ERROR must be allow or reject (it is set but is neither)",
-            )),
-        };
+    let on_error = match get(name::DRAFTSTORE_RATE_LIMIT_ON_ERROR)
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("allow") => OnError::Allow,
+        Some("reject") => OnError::Reject,
+        Some(_) => {
+            return Err(err(format!(
+                "{} must be allow or reject (it is set but is neither)",
+                name::DRAFTSTORE_RATE_LIMIT_ON_ERROR
+            )))
+        }
+    };
     let replicas = replicas(get)?;
-    let key_prefix =
-        get("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX").unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
+    let key_prefix = get(name::DRAFTSTORE_RATE_LIMIT_KEY_PREFIX)
+        .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
     check_prefix(&key_prefix)?;
     let url = url.trim().to_owned();
     if url.is_empty() {
-        return Err(err(
-            "DRAFTSTORE_RATE_LIMIT_REDIS_URL is set but empty: give redis://[user:password@]host[:port][/db] (or rediss://), or unset it to count each process's rates alone",
-        ));
+        return Err(err(format!(
+            "{} is set but empty: give redis://[user:password@]host[:port][/db] (or rediss://), or unset it to count each process's rates alone",
+            name::DRAFTSTORE_RATE_LIMIT_REDIS_URL
+        )));
     }
     crate::auth::ratelimit::check_url(&url).map_err(err)?;
     Ok(Some(RedisConfig {
@@ -87,20 +89,19 @@ pub fn redis(get: Lookup<'_>) -> Result<Option<RedisConfig>, ConfigError> {
 /// like the other settings: an empty value would silently mean 1, the full rate for a replica
 /// started during an outage.
 fn replicas(get: Lookup<'_>) -> Result<u32, ConfigError> {
-    const NAME: &str = "DRAFTSTORE_RATE_LIMIT_REPLICAS";
-    let Some(value) = get(NAME) else {
-        return Ok(1);
-    };
-    value
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|n| (1..=MAX_REPLICAS).contains(n))
-        .ok_or_else(|| {
-            err(format!(
-                "{NAME} must be a whole number in 1..={MAX_REPLICAS}: the replicas to assume until this one has counted them in Redis (the autoscaler's maxReplicas)"
-            ))
-        })
+    let replicas = number_if_set(
+        get,
+        name::DRAFTSTORE_RATE_LIMIT_REPLICAS,
+        1,
+        1..=u64::from(MAX_REPLICAS),
+    )
+    .map_err(|e| {
+        err(format!(
+            "{e}: the replicas to assume until this one has counted them in Redis (the autoscaler's maxReplicas)"
+        ))
+    })?;
+    // Within 1..=MAX_REPLICAS, so a u32.
+    Ok(u32::try_from(replicas).unwrap_or(MAX_REPLICAS))
 }
 
 /// A prefix ends in `:`, which tenant names (`a-z`, `0-9`, `-`) never hold: so `<prefix><tenant>`
@@ -111,9 +112,10 @@ fn check_prefix(prefix: &str) -> Result<(), ConfigError> {
         || !prefix.bytes().all(|b| b.is_ascii_graphic())
         || !prefix.ends_with(':')
     {
-        return Err(err(
-            "DRAFTSTORE_RATE_LIMIT_KEY_PREFIX must be 1..=128 printable ASCII characters without spaces, ending in ':' (as draftstore:ratelimit:), so no two prefixes' keys can meet",
-        ));
+        return Err(err(format!(
+            "{} must be 1..=128 printable ASCII characters without spaces, ending in ':' (as draftstore:ratelimit:), so no two prefixes' keys can meet",
+            name::DRAFTSTORE_RATE_LIMIT_KEY_PREFIX
+        )));
     }
     Ok(())
 }
@@ -219,6 +221,7 @@ mod tests {
             ),
             ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "0"),
             ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", "20ms"),
+            ("DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS", ""),
             ("DRAFTSTORE_RATE_LIMIT_ON_ERROR", "ignore"),
             ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", "has space"),
             ("DRAFTSTORE_RATE_LIMIT_KEY_PREFIX", ""),
@@ -245,6 +248,34 @@ mod tests {
             assert!(!e.contains("hunter2"), "{e}");
             assert_eq!(e.lines().count(), 1);
         }
+    }
+
+    /// README's table: a rate-limit variable set but empty (or blank) stops the start, each
+    /// one of them; `DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS=""` was read as the default 20 ms.
+    #[test]
+    fn every_variable_set_but_empty_is_refused() {
+        for name in TUNING
+            .into_iter()
+            .chain([name::DRAFTSTORE_RATE_LIMIT_REDIS_URL])
+        {
+            for empty in ["", "  "] {
+                let mut pairs = vec![(name, empty)];
+                if name != name::DRAFTSTORE_RATE_LIMIT_REDIS_URL {
+                    pairs.push((name::DRAFTSTORE_RATE_LIMIT_REDIS_URL, "redis://127.0.0.1"));
+                }
+                let e = parse(&pairs)
+                    .expect_err(&format!("{name}={empty:?} is refused"))
+                    .to_string();
+                assert!(e.starts_with(name), "{name}={empty:?}: {e}");
+            }
+        }
+        let e = parse(&[
+            (name::DRAFTSTORE_RATE_LIMIT_REDIS_URL, "redis://127.0.0.1"),
+            (name::DRAFTSTORE_RATE_LIMIT_TIMEOUT_MS, ""),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("is set but empty"), "{e}");
     }
 
     /// Every tenant key is `<prefix><tenant>`; with prefixes ending in `:` (which tenant names

@@ -65,10 +65,7 @@ async fn buf_curl_with_its_defaults_lists_and_calls_by_reflection() {
 /// Sends `body` on a Connect reflection stream over h2 and half-closes: the HTTP status, the
 /// content type and the envelopes received.
 async fn connect_stream(server: &Running, body: Vec<u8>) -> (u16, String, Vec<(u8, Vec<u8>)>) {
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
+    let mut client = crate::harness::h2_client(server).await;
     let request = http::Request::builder()
         .method("POST")
         .uri(server.url(reflection::INFO_PATH))
@@ -228,10 +225,7 @@ async fn connect_reflection_is_public_unless_configured_otherwise() {
         else {
             return;
         };
-        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-        tokio::spawn(connection);
-        let mut client = client.ready().await.unwrap();
+        let mut client = crate::harness::h2_client(&server).await;
         let request = http::Request::builder()
             .method("POST")
             .uri(server.url(reflection::INFO_PATH))

@@ -632,10 +632,7 @@ async fn connect_errors_carry_connect_codes_and_statuses() {
 async fn reflection_stream(
     server: &Running,
 ) -> (h2::client::ResponseFuture, h2::SendStream<bytes::Bytes>) {
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
+    let mut client = crate::harness::h2_client(server).await;
     let request = http::Request::builder()
         .method("POST")
         .uri(server.url(reflection::INFO_PATH))

@@ -19,10 +19,7 @@ pub(crate) async fn open_call(
     path: &str,
     content_type: &str,
 ) -> (http::StatusCode, http::HeaderMap, Vec<u8>) {
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
+    let mut client = crate::harness::h2_client(server).await;
     let request = http::Request::builder()
         .method("POST")
         .uri(server.url(path))

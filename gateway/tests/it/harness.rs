@@ -349,3 +349,12 @@ pub fn spawn_on_free_port(
     }
     panic!("no free port held long enough for the child to bind it, 5 times in a row");
 }
+
+/// A plain HTTP/2 client (h2c with prior knowledge, the `h2` crate) connected to `server`,
+/// its connection driven in the background, ready for its first request.
+pub async fn h2_client(server: &Running) -> h2::client::SendRequest<bytes::Bytes> {
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    client.ready().await.unwrap()
+}

@@ -450,3 +450,58 @@ async fn a_damaged_tokens_field_locks_a_tenant_out_no_longer_than_the_floor() {
         .await
         .unwrap();
 }
+
+/// One key's failure is told by the decision script's own error code (`KEY_ERROR`), not by
+/// Redis's wording of a script error (`user_script`, Redis 7's only): a runtime error in the
+/// step comes back with that code and writes nothing; a string key is repaired by the script
+/// (its `HMGET` under `redis.pcall`, no `TYPE` per decision) and answered as a grant.
+#[tokio::test]
+async fn a_runtime_error_in_the_step_comes_back_with_the_scripts_own_code() {
+    use draftstore_gateway::auth::ratelimit::{KEY_ERROR, LUA};
+    let Some(url) = redis_url() else { return };
+    let mut connection = connection(&url).await;
+    let key = format!("{}acme", prefix("key-error"));
+    let script = redis::Script::new(LUA);
+    // A limit that is not a number: the step's arithmetic fails (the deadline is far ahead).
+    let e = script
+        .key(&key)
+        .arg("not-a-number")
+        .arg(60_000_000)
+        .arg(i64::MAX)
+        .invoke_async::<redis::Value>(&mut connection)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(KEY_ERROR), "{e:?}");
+    assert!(
+        e.detail().is_some_and(|d| d.contains("arithmetic")),
+        "Lua's message follows the code: {e:?}"
+    );
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(!exists, "a failed step writes nothing");
+    // A string where the bucket is a hash: repaired, granted from a full bucket.
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("oops")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let (granted, _, _, left, repaired): (i64, i64, i64, i64, i64) = script
+        .key(&key)
+        .arg(5)
+        .arg(60_000_000)
+        .arg(i64::MAX)
+        .invoke_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!((granted, left, repaired), (1, 4_000_000, 1));
+    assert_eq!(key_type(&mut connection, &key).await, "hash");
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+}

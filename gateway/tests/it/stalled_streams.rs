@@ -4,25 +4,13 @@
 //! that the client never reads, and a client past its byte budget of unread answers is shed
 //! (others still served) until it reads them or its streams are reset.
 
+use crate::grpc_clients::ask;
 use crate::harness::{start, Running};
 use draftstore_proto::grpc::reflection::v1 as reflection;
-use draftstore_proto::prost::Message;
 use reflection::server_reflection_request::MessageRequest;
 use std::time::Duration;
 
 const IDLE: Duration = Duration::from_millis(1500);
-
-fn envelope(request: MessageRequest) -> Vec<u8> {
-    let message = reflection::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(request),
-    }
-    .encode_to_vec();
-    let mut out = vec![0];
-    out.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
-    out.extend_from_slice(&message);
-    out
-}
 
 fn request(server: &Running, connect: bool) -> http::Request<()> {
     let builder = http::Request::builder()
@@ -51,7 +39,7 @@ async fn stall(server: &Running, connect: bool) -> tokio::task::JoinHandle<Strin
         .unwrap();
     let mut body = Vec::new();
     for _ in 0..1200 {
-        body.extend(envelope(MessageRequest::FileContainingSymbol(
+        body.extend(ask(MessageRequest::FileContainingSymbol(
             "draft.v1.DraftService".to_owned(),
         )));
     }
@@ -75,13 +63,10 @@ async fn stall(server: &Running, connect: bool) -> tokio::task::JoinHandle<Strin
 
 /// A list_services call read whole: its `grpc-status`.
 async fn list_services(server: &Running) -> String {
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
+    let mut client = crate::harness::h2_client(server).await;
     let (response, mut send) = client.send_request(request(server, false), false).unwrap();
     send.send_data(
-        envelope(MessageRequest::ListServices(String::new())).into(),
+        ask(MessageRequest::ListServices(String::new())).into(),
         true,
     )
     .unwrap();

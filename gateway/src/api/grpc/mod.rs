@@ -336,13 +336,19 @@ pub fn timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, ApiError> 
     let Some(value) = headers.get(header::GRPC_TIMEOUT) else {
         return Ok(None);
     };
-    let text = value.to_str().unwrap_or("");
     let malformed = |why: &str| {
-        let shown: String = text.chars().take(16).collect();
+        let shown: String = String::from_utf8_lossy(value.as_bytes())
+            .chars()
+            .take(16)
+            .collect();
         ApiError::new(
             Code::InvalidTimeout,
             format!("malformed grpc-timeout: {why}: {shown:?}"),
         )
+    };
+    // Bytes past ASCII (obs-text) are a header value HTTP allows, never a timeout.
+    let Ok(text) = value.to_str() else {
+        return Err(malformed("timeout string is not ASCII"));
     };
     if text.len() < 2 {
         return Err(malformed("timeout string is too short"));
@@ -719,5 +725,20 @@ mod tests {
             assert!(e.message.starts_with("malformed grpc-timeout: "), "{bad:?}");
         }
         assert_eq!(timeout(&http::HeaderMap::new()).unwrap(), None);
+        // Not ASCII: said so (it was "too short", read as empty), the bytes shown lossily.
+        for bytes in [&b"1\xffS"[..], b"\xe9", "5\u{e9}".as_bytes()] {
+            h.insert(
+                header::GRPC_TIMEOUT,
+                http::HeaderValue::from_bytes(bytes).unwrap(),
+            );
+            let e = timeout(&h).unwrap_err();
+            assert_eq!(e.code, Code::InvalidTimeout, "{bytes:?}");
+            assert!(
+                e.message
+                    .starts_with("malformed grpc-timeout: timeout string is not ASCII: "),
+                "{bytes:?}: {}",
+                e.message
+            );
+        }
     }
 }

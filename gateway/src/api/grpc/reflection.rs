@@ -70,7 +70,7 @@ pub fn serve(
     let report = sender.report();
     let streamed = streamed.watched(watch.clone());
     let mut messages =
-        Messages::new(body, limits.max_grpc_message, limits.idle_timeout).watched(watch);
+        Messages::new(body, end, limits.max_grpc_message, limits.idle_timeout).watched(watch);
     tokio::spawn(async move {
         let talk = converse(&mut messages, &sender);
         let outcome = match deadline {
@@ -84,15 +84,6 @@ pub fn serve(
                 }),
             None => talk.await,
         };
-        // Connect names its message encoding in `Connect-Content-Encoding`, not gRPC's header.
-        let outcome = outcome.map_err(|mut e| {
-            if end == stream::End::Connect && e.code == Code::InvalidCompressedFlag {
-                e.message = "the message's compressed flag is set but Connect-Content-Encoding \
-                             names no compression"
-                    .to_owned();
-            }
-            e
-        });
         let refused = outcome.is_err();
         sender.finish(outcome).await;
         if refused {

@@ -20,9 +20,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// The messages of a streaming request body.
+/// The messages of a streaming request body, in the framing of gRPC or Connect (the same
+/// envelope; a refusal is worded in the protocol's own terms).
 pub struct Messages<B> {
     body: B,
+    end: End,
     buf: BytesMut,
     max: usize,
     idle: Duration,
@@ -33,10 +35,12 @@ impl<B> Messages<B>
 where
     B: Body<Data = Bytes> + Unpin,
 {
-    /// Messages of at most `max` bytes from `body`, each awaited at most `idle`.
-    pub fn new(body: B, max: usize, idle: Duration) -> Self {
+    /// Messages of at most `max` bytes from `body`, each awaited at most `idle`, from a client
+    /// of the protocol whose streams end as `end` says.
+    pub fn new(body: B, end: End, max: usize, idle: Duration) -> Self {
         Self {
             body,
+            end,
             buf: BytesMut::new(),
             max,
             idle,
@@ -60,7 +64,8 @@ where
     ///
     /// # Errors
     /// `STREAM_IDLE` after `idle` without a message; framing errors as for unary calls
-    /// (a compressed flag, a length over the limit, a body ending inside a frame);
+    /// (a compressed flag, told as the protocol names its encoding header, a length over the
+    /// limit, a body ending inside a frame);
     /// `BODY_UNREADABLE` when the connection fails.
     pub async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
         let idle = self.idle;
@@ -77,7 +82,7 @@ where
     async fn read(&mut self) -> Result<Option<Bytes>, ApiError> {
         loop {
             if let Some(header) = self.buf.get(..HEADER_LEN) {
-                let len = check_header(header, self.max)?;
+                let len = check_header(header, self.max).map_err(|e| self.end.refusal(e))?;
                 if self.buf.len() >= HEADER_LEN + len {
                     let mut message = self.buf.split_to(HEADER_LEN + len);
                     message.advance(HEADER_LEN);
@@ -115,6 +120,22 @@ pub enum End {
     /// Connect (connectrpc.com/docs/protocol/#streaming-rpcs): an end-of-stream envelope,
     /// flag `0x02`, holding the JSON `{}` on success or `{"error": {"code", "message"}}`.
     Connect,
+}
+
+impl End {
+    /// A frame refused, in this protocol's words: a compressed flag names the header that
+    /// would have named its encoding (Connect's `Connect-Content-Encoding`, gRPC's
+    /// `grpc-encoding`); the other refusals are the same for both.
+    fn refusal(self, e: FrameError) -> ApiError {
+        match (self, e) {
+            (End::Connect, FrameError::Compressed) => ApiError::new(
+                Code::InvalidCompressedFlag,
+                "the message's compressed flag is set but Connect-Content-Encoding names no \
+                 compression",
+            ),
+            (_, e) => e.into(),
+        }
+    }
 }
 
 /// The sending half of a streaming response: framed messages, then the status. The stream's
@@ -309,7 +330,7 @@ mod tests {
             .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
             .collect();
         let body = StreamBody::new(futures_util::stream::iter(chunks));
-        let mut messages = Messages::new(body, 16, Duration::from_secs(5));
+        let mut messages = Messages::new(body, End::Trailers, 16, Duration::from_secs(5));
         assert_eq!(messages.next().await.unwrap().as_deref(), Some(&b"one"[..]));
         assert_eq!(messages.next().await.unwrap().as_deref(), Some(&b""[..]));
         assert_eq!(
@@ -322,15 +343,39 @@ mod tests {
     #[tokio::test]
     async fn a_length_over_the_limit_is_refused_before_the_message_arrives() {
         let header = Bytes::from_static(&[0, 0, 0, 0x10, 0]);
-        let mut messages = Messages::new(Full::new(header), 1024, Duration::from_secs(5));
+        let mut messages = Messages::new(
+            Full::new(header),
+            End::Trailers,
+            1024,
+            Duration::from_secs(5),
+        );
         let e = messages.next().await.unwrap_err();
         assert_eq!(e.code, Code::MessageTooLarge);
         let mut cut = Messages::new(
             Full::new(Bytes::from_static(&[0, 0, 0, 0, 9, 1])),
+            End::Connect,
             1024,
             Duration::from_secs(5),
         );
         assert_eq!(cut.next().await.unwrap_err().code, Code::Truncated);
+    }
+
+    #[tokio::test]
+    async fn a_compressed_flag_is_told_in_the_protocols_own_header() {
+        for (end, names, not) in [
+            (End::Trailers, "grpc-encoding", "Connect-Content-Encoding"),
+            (End::Connect, "Connect-Content-Encoding", "grpc-encoding"),
+        ] {
+            let header = Bytes::from_static(&[1, 0, 0, 0, 1, 7]);
+            let mut messages = Messages::new(Full::new(header), end, 1024, Duration::from_secs(5));
+            let e = messages.next().await.unwrap_err();
+            assert_eq!(e.code, Code::InvalidCompressedFlag, "{end:?}");
+            assert!(
+                e.message.contains(names) && !e.message.contains(not),
+                "{end:?}: {}",
+                e.message
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -338,7 +383,7 @@ mod tests {
         let silent = StreamBody::new(futures_util::stream::pending::<
             Result<Frame<Bytes>, Infallible>,
         >());
-        let mut messages = Messages::new(silent, 16, Duration::from_secs(3));
+        let mut messages = Messages::new(silent, End::Trailers, 16, Duration::from_secs(3));
         let e = messages.next().await.unwrap_err();
         assert_eq!(e.code, Code::StreamIdle);
         assert_eq!(e.grpc_code(), GrpcCode::DeadlineExceeded);

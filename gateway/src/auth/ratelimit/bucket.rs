@@ -73,9 +73,18 @@ impl Bucket {
         self.tokens = self.tokens.min(clamped(spec, tokens));
     }
 
+    /// This bucket with `tokens` more as of its last look, not yet bounded by the limit (the
+    /// next [`Self::refill`] bounds it): what the bucket would hold had it not granted them.
+    #[must_use]
+    pub(super) fn plus(mut self, tokens: f64) -> Self {
+        self.tokens += tokens;
+        self
+    }
+
     /// Refills for the time since the last look, for one of `replicas` (at least 1): at
-    /// `limit / replicas` per `per`. Returns that period, `per × replicas`, in seconds.
-    fn refill(&mut self, spec: RateSpec, now: Instant, replicas: u32) -> f64 {
+    /// `limit / replicas` per `per`. Returns that period, `per × replicas`, in seconds. The one
+    /// refill rule of this process's counting (`owed.rs` refills its copies with it too).
+    pub(super) fn refill(&mut self, spec: RateSpec, now: Instant, replicas: u32) -> f64 {
         let limit = f64::from(spec.limit);
         let per = spec.per.as_secs_f64() * f64::from(replicas.max(1));
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();

@@ -39,7 +39,12 @@ mod owed;
 mod redis;
 
 pub use bucket::{retry_after, RateSpec};
-pub use redis::{check_url, RedisLimiter, Shared, LUA, OPEN_AFTER, REFUND_LUA};
+pub use redis::{check_url, RedisLimiter, Shared, KEY_ERROR, LUA, OPEN_AFTER, REFUND_LUA};
+
+/// The most replicas the shared limiter counts (more are counted as this many): a shared
+/// bucket may owe a limit per replica but one, at most `bucket::MAX_DEPTH` limits. Also the
+/// largest `DRAFTSTORE_RATE_LIMIT_REPLICAS` (`config::ratelimit`).
+pub const MAX_REPLICAS: u32 = bucket::MAX_DEPTH + 1;
 
 use bucket::Bucket;
 use owed::Owed;

@@ -5,6 +5,7 @@
 //! act on (refused credentials, no answer within the bound, a failed TLS handshake), never with
 //! the URL or its password.
 
+use super::redis::KEY_ERROR;
 use super::OnError;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -195,14 +196,12 @@ impl Throttle {
 }
 
 /// Whether `e` is one key's failure rather than the link's: `WRONGTYPE` (a key of another type
-/// than the script expects) or a runtime error raised inside the script (`ERR … user_script…`).
-/// Such an error is that tenant's decision failing, not Redis failing for every tenant.
+/// than a script expects, Redis's own code), or [`KEY_ERROR`] (a runtime error in the decision
+/// script's step, coded by the script itself: Redis's wording of a script error is not read,
+/// it differs between versions). Such an error is that tenant's decision failing, not Redis
+/// failing for every tenant.
 pub(super) fn per_key(e: &redis::RedisError) -> bool {
-    match e.code() {
-        Some("WRONGTYPE") => true,
-        Some("ERR") => e.detail().is_some_and(|d| d.contains("user_script")),
-        _ => false,
-    }
+    matches!(e.code(), Some(code) if code == "WRONGTYPE" || code == KEY_ERROR)
 }
 
 #[cfg(test)]
@@ -222,9 +221,15 @@ mod tests {
             "-WRONGTYPE Operation against a key holding the wrong kind of value script: 1f0e, on @user_script:17.\r\n",
         );
         assert!(per_key(&wrongtype), "{wrongtype:?}");
-        let runtime =
-            answered("-ERR user_script:12: attempt to compare nil with number script: 1f0e\r\n");
+        let runtime = answered(&format!(
+            "-{KEY_ERROR} user_script:32: attempt to perform arithmetic on upvalue 'limit' (a nil value)\r\n"
+        ));
         assert!(per_key(&runtime), "{runtime:?}");
+        // A script error the script did not code is not told by Redis's wording (7's
+        // `user_script`): it is Redis's.
+        let untold =
+            answered("-ERR user_script:12: attempt to compare nil with number script: 1f0e\r\n");
+        assert!(!per_key(&untold), "{untold:?}");
         let oom = answered("-OOM command not allowed when used memory > 'maxmemory'.\r\n");
         assert!(!per_key(&oom), "a full Redis fails every tenant");
         let err = answered("-ERR max number of clients reached\r\n");

@@ -20,6 +20,7 @@
 //! refused it or gave no answer (a charge whose answer was lost may be charged twice: the
 //! bucket is never emptier than `-max(1, replicas - 1) × limit`).
 
+use super::bucket::Bucket;
 use super::RateSpec;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -30,34 +31,28 @@ pub(crate) struct Owed(Mutex<State>);
 
 #[derive(Debug, Clone, Copy)]
 struct State {
-    /// Tokens owed as of `at` (fractional while they refill).
+    /// Tokens owed as of the local bucket's last look (fractional while they refill).
     tokens: f64,
-    /// The local bucket's tokens as of `at` (what it held after this process's last grant,
-    /// refilled since at the local bucket's own rate).
-    local: f64,
+    /// The local bucket (what it held after this process's last grant, refilled since at the
+    /// local bucket's own rate).
+    local: Bucket,
     /// The replicas the local bucket shared the tenant's rate with at the last grant (at
     /// least 1): it refills at `limit / (per × replicas)` (`Bucket::take_sharing`), and so
     /// does this copy of it.
     replicas: u32,
-    at: Instant,
     /// Tokens sent with a decision whose outcome is not known yet (0 when none).
     in_flight: f64,
 }
 
 impl State {
     /// The debt as of `now`: the grant-free bucket (`local + tokens`) and the local bucket both
-    /// refill at the local bucket's rate (the tenant's divided by the replicas) and stop at the
-    /// limit; what the grant-free one could not hold is no longer owed.
+    /// refill as the local bucket does (`Bucket::refill`: the tenant's rate divided by the
+    /// replicas, up to the limit); what the grant-free one could not hold is no longer owed.
     fn refill(&mut self, spec: RateSpec, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        let limit = f64::from(spec.limit);
-        let per = spec.per.as_secs_f64() * f64::from(self.replicas.max(1));
-        let refilled = elapsed / per * limit;
-        let local = (self.local + refilled).min(limit);
-        let without_grants = (self.local + self.tokens + refilled).min(limit);
-        self.tokens = (without_grants - local).max(0.0);
-        self.local = local;
-        self.at = now;
+        let mut without_grants = self.local.plus(self.tokens);
+        without_grants.refill(spec, now, self.replicas);
+        self.local.refill(spec, now, self.replicas);
+        self.tokens = (without_grants.tokens() - self.local.tokens()).max(0.0);
     }
 }
 
@@ -66,9 +61,8 @@ impl Owed {
     pub(crate) fn new(now: Instant) -> Self {
         Self(Mutex::new(State {
             tokens: 0.0,
-            local: 0.0,
+            local: Bucket::empty(now),
             replicas: 1,
-            at: now,
             in_flight: 0.0,
         }))
     }
@@ -84,7 +78,7 @@ impl Owed {
         let mut state = self.state();
         state.refill(spec, now);
         state.tokens += 1.0;
-        state.local = local_left.min(f64::from(spec.limit));
+        state.local.mirror(spec, local_left, now);
         state.replicas = replicas.max(1);
     }
 

@@ -29,19 +29,26 @@
 //! probe as soon as Redis decides again, whichever comes first (`debts.rs`). Failures are
 //! counted in `draftstore_rate_limit_redis_calls_total{outcome}` and logged as `outage.rs`
 //! says.
+//!
+//! Here: the limiter, its connection and health. `decision.rs`: one decision (the script call
+//! within the bound, its reply, a late answer settled); `clock.rs`: Redis's clock as known
+//! here; `probe.rs`: the background probe and the debts it charges; `replicas.rs`: how many
+//! replicas share the buckets; `script.rs`: the Lua scripts; `url.rs`: the URL's checks.
 
+mod clock;
+mod decision;
 mod probe;
 mod replicas;
 mod script;
 mod url;
 
-pub use script::{LUA, REFUND_LUA};
+pub use script::{KEY_ERROR, LUA, REFUND_LUA};
 pub use url::check_url;
 use url::client;
 
 use super::debts::Debts;
-use super::outage::{describe, per_key, timed_out, Link, Outage, Throttle};
-use super::owed::{Charge, Owed};
+use super::outage::{describe, Link, Outage, Throttle};
+use super::owed::Owed;
 use super::{set_status, Local, OnError, RateSpec, RedisConfig};
 use arc_swap::ArcSwap;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -58,7 +65,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// keeps it: a Redis only slow for a moment keeps its connection).
 const REDIAL_AFTER_TIMEOUTS: u32 = 3;
 /// `offset_us` before any answer.
-const UNKNOWN: i64 = i64::MIN;
+pub(super) const UNKNOWN: i64 = i64::MIN;
 
 /// Redis gave no decision within the bound (down, slow, or an error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,11 +105,6 @@ pub struct RedisLimiter {
     /// The WARNs about one tenant's decisions failing (not the link's).
     key_errors: Throttle,
 }
-
-/// A decision's answer: `granted` 1, 0 (limited), 2 (a charge alone) or -1 (past its
-/// deadline); `wait` in µs; the server's clock in µs; the tokens left in millionths; 1 when the
-/// script replaced a key of the wrong type.
-type Reply = (i64, i64, i64, i64, i64);
 
 /// One decision Redis made, with what it left in the tenant's shared bucket.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -157,7 +159,7 @@ impl RedisLimiter {
             probe_timeouts: AtomicU32::new(0),
             outage: Outage::default(),
             debts: Debts::default(),
-            replicas: Replicas::new(config.replicas),
+            replicas: Replicas::new(config.replicas, &config.key_prefix),
             repairs: Throttle::default(),
             key_errors: Throttle::default(),
         });
@@ -240,116 +242,6 @@ impl RedisLimiter {
         self.debts.note(tenant, spec, owed, local);
     }
 
-    async fn decide_charging(
-        self: &Arc<Self>,
-        tenant: &str,
-        spec: RateSpec,
-        owed: Option<&Arc<Owed>>,
-    ) -> Result<Shared, Unanswered> {
-        if self.failures.load(Ordering::Relaxed) >= OPEN_AFTER {
-            count("skipped");
-            return Err(Unanswered);
-        }
-        let started = Instant::now();
-        let charge = owed.and_then(|owed| Charge::claim(owed, spec, started));
-        let mut call = Box::pin(Arc::clone(self).decide(
-            self.key(tenant),
-            spec.limit,
-            per_us(spec),
-            started + self.timeout,
-            charge.as_ref().map_or(0, Charge::millionths),
-            1,
-        ));
-        match tokio::time::timeout(self.timeout, &mut call).await {
-            Ok(Ok((granted, wait_us, server_us, left, _))) => {
-                crate::metrics::get()
-                    .rate_limit_redis_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                self.succeeded();
-                let charged = granted >= 0 && charge.is_some();
-                if let Some(charge) = charge.filter(|_| granted >= 0) {
-                    // The script ran before its deadline: the charge is in the bucket.
-                    charge.applied();
-                }
-                let left = left_tokens(left, spec.limit, self.replicas.depth());
-                let shared = |decision| Shared {
-                    decision,
-                    left,
-                    server_us,
-                    charged,
-                };
-                match granted {
-                    1 => {
-                        count("granted");
-                        Ok(shared(Ok(())))
-                    }
-                    0 => {
-                        count("limited");
-                        Ok(shared(Err(Duration::from_micros(
-                            u64::try_from(wait_us).unwrap_or(0),
-                        ))))
-                    }
-                    // Answered in time but past the deadline (the clock estimate was early,
-                    // and is corrected by this answer): nothing was spent.
-                    _ => {
-                        count("late");
-                        Err(Unanswered)
-                    }
-                }
-            }
-            // One tenant's key failing the script is that tenant's decision failing, not Redis
-            // failing every tenant: the fallback for this decision only.
-            Ok(Err(e)) if per_key(&e) => {
-                self.key_failed(tenant, &e);
-                Err(Unanswered)
-            }
-            Ok(Err(e)) => {
-                self.failed("error", &describe(&e, self.link(self.timeout)));
-                Err(Unanswered)
-            }
-            Err(_) => {
-                self.failed("timeout", &timed_out(self.link(self.timeout)));
-                tokio::spawn(Arc::clone(self).settle(call, self.key(tenant), spec.limit, charge));
-                Err(Unanswered)
-            }
-        }
-    }
-
-    /// Runs the script with a deadline of `give_up` in Redis's clock (asking Redis its time
-    /// first when no answer has told it yet), charging `owed` millionths of a token and taking
-    /// `cost` tokens (1: a decision; 0: a charge alone).
-    async fn decide(
-        self: Arc<Self>,
-        key: String,
-        limit: u32,
-        per_us: u64,
-        give_up: Instant,
-        owed: u64,
-        cost: u8,
-    ) -> redis::RedisResult<Reply> {
-        let mut connection = self.connection();
-        let mut offset = self.offset_us.load(Ordering::Relaxed);
-        if offset == UNKNOWN {
-            offset = self.sync_clock(&mut connection).await?;
-        }
-        let deadline = self.local_us(give_up).saturating_add(offset);
-        let mut invocation = self.script.key(&key);
-        invocation
-            .arg(limit)
-            .arg(per_us)
-            .arg(deadline)
-            .arg(owed)
-            .arg(cost)
-            .arg(self.replicas.depth());
-        let sent = Instant::now();
-        let reply: Reply = invocation.invoke_async(&mut connection).await?;
-        self.observe_clock(reply.2, sent);
-        if reply.4 == 1 {
-            self.repaired(&key);
-        }
-        Ok(reply)
-    }
-
     /// The tenant whose bucket `key` is (empty for the probe's key, the prefix alone).
     fn tenant_of<'k>(&self, key: &'k str) -> &'k str {
         key.strip_prefix(self.prefix.as_str()).unwrap_or(key)
@@ -369,7 +261,7 @@ impl RedisLimiter {
         }
     }
 
-    /// `tenant`'s decision failed by its key alone ([`per_key`]): counted as `key_error`, a
+    /// `tenant`'s decision failed by its key alone (`outage::per_key`): counted as `key_error`, a
     /// WARN naming the tenant at most once a minute; Redis is not called failing for others.
     fn key_failed(&self, tenant: &str, e: &redis::RedisError) {
         count("key_error");
@@ -388,59 +280,6 @@ impl RedisLimiter {
         }
     }
 
-    /// Awaits the answer of a decision given up on: a grant that was spent after all is given
-    /// back, so the decision counts once (by the fallback) and not again in Redis; a charge the
-    /// script applied is no longer owed (one that did not, or with no answer, stays owed).
-    async fn settle(
-        self: Arc<Self>,
-        call: std::pin::Pin<Box<impl std::future::Future<Output = redis::RedisResult<Reply>>>>,
-        key: String,
-        limit: u32,
-        charge: Option<Charge>,
-    ) {
-        let Ok(Ok((granted, ..))) = tokio::time::timeout(PROBE_TIMEOUT, call).await else {
-            return;
-        };
-        if let Some(charge) = charge.filter(|_| granted >= 0) {
-            charge.applied();
-        }
-        if granted != 1 {
-            return;
-        }
-        let mut connection = self.connection();
-        let mut invocation = self.refund.key(&key);
-        invocation.arg(limit);
-        let refund = invocation.invoke_async::<i64>(&mut connection);
-        match tokio::time::timeout(PROBE_TIMEOUT, refund).await {
-            Ok(Ok(_)) => count("refunded"),
-            Ok(Err(e)) if per_key(&e) => self.key_failed(self.tenant_of(&key), &e),
-            Ok(Err(e)) => self.failed("error", &describe(&e, self.link(PROBE_TIMEOUT))),
-            Err(_) => self.failed("timeout", &timed_out(self.link(PROBE_TIMEOUT))),
-        }
-    }
-
-    /// Asks Redis its time, records the offset and returns it.
-    async fn sync_clock(&self, connection: &mut ConnectionManager) -> redis::RedisResult<i64> {
-        let sent = Instant::now();
-        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(connection).await?;
-        Ok(self.observe_clock(secs.saturating_mul(1_000_000).saturating_add(micros), sent))
-    }
-
-    /// Records Redis's clock (`now_us`, in an answer to a call `sent` then) against ours;
-    /// returns the offset. An answer slower than a decision's bound is kept only when nothing
-    /// better is known: it errs early by its slowness, and would make the next deadlines early
-    /// (decisions refused as `late`) until a faster one corrects it.
-    fn observe_clock(&self, now_us: i64, sent: Instant) -> i64 {
-        let received = Instant::now();
-        let offset = now_us.saturating_sub(self.local_us(received));
-        if received.duration_since(sent) <= self.timeout
-            || self.offset_us.load(Ordering::Relaxed) == UNKNOWN
-        {
-            self.offset_us.store(offset, Ordering::Relaxed);
-        }
-        offset
-    }
-
     /// The connection's state, to describe a failure measured against `timeout`.
     fn link(&self, timeout: Duration) -> Link {
         Link {
@@ -448,11 +287,6 @@ impl RedisLimiter {
             tls: self.tls,
             never_answered: self.offset_us.load(Ordering::Relaxed) == UNKNOWN,
         }
-    }
-
-    /// µs of `at` on this process's clock.
-    fn local_us(&self, at: Instant) -> i64 {
-        i64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX)
     }
 
     /// A decision Redis made: recovered if anything failed before.
@@ -487,18 +321,6 @@ impl RedisLimiter {
     }
 }
 
-/// The tokens a reply says are left (`left`, in millionths), as tokens, within what the script
-/// can leave: `-limit × max(1, depth)..=limit`, `depth` the limits the bucket may owe (the
-/// replicas but one, the script's `ARGV[6]`). A damaged or hand-written `tokens` field
-/// (`-inf` or `-9e12`, which Lua's `tonumber` accepts, or a huge number) would otherwise reach
-/// the local bucket, and a wait computed from it would be periods, or centuries, long.
-fn left_tokens(left: i64, limit: u32, depth: u32) -> f64 {
-    let limit = f64::from(limit);
-    #[allow(clippy::cast_precision_loss)] // millionths: a few ulps do not matter
-    let left = left as f64 / 1_000_000.0;
-    left.max(-limit * f64::from(depth.max(1))).min(limit)
-}
-
 /// µs to refill `spec`'s bucket from empty (the script's `ARGV[2]`).
 fn per_us(spec: RateSpec) -> u64 {
     u64::try_from(spec.per.as_micros()).unwrap_or(u64::MAX)
@@ -517,24 +339,4 @@ pub(super) fn count_fallback(outcome: &'static str) {
         .rate_limit_fallbacks
         .get_or_create(&crate::metrics::OutcomeLabels { outcome })
         .inc();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn what_a_reply_says_is_left_is_clamped_to_what_the_script_can_leave() {
-        assert!((left_tokens(2_500_000, 5, 2) - 2.5).abs() < 1e-12);
-        assert!((left_tokens(-7_000_000, 5, 2) + 7.0).abs() < 1e-12);
-        // `tokens=-inf` comes back as about i64::MIN millionths; a huge field as i64::MAX.
-        // The floor is the replicas' (here 3: two limits), not 999 limits.
-        assert!((left_tokens(i64::MIN, 5, 2) + 10.0).abs() < 1e-9);
-        assert!((left_tokens(-9_000_000_000_000_000_000, 5, 2) + 10.0).abs() < 1e-9);
-        assert!(
-            (left_tokens(i64::MIN, 5, 0) + 5.0).abs() < 1e-9,
-            "at least one limit"
-        );
-        assert!((left_tokens(i64::MAX, 5, 2) - 5.0).abs() < 1e-12);
-    }
 }

@@ -22,6 +22,7 @@
 mod pass;
 
 use crate::api::error::{ApiError, Code};
+use crate::api::json_error::{self, cut_to};
 use draftstore_proto::prost::Name;
 use prost_reflect::Kind;
 use serde::de::DeserializeOwned;
@@ -44,7 +45,7 @@ pub fn read<T: DeserializeOwned + Name>(json: &[u8]) -> Result<T, ApiError> {
         .and_then(|pool| pool.get_message_by_name(&T::full_name()))
     else {
         // Never: every request type is in the descriptors (a unit test holds it).
-        return serde_json::from_slice(json).map_err(|e| malformed::<T>(&clear(&e)));
+        return serde_json::from_slice(json).map_err(|e| malformed::<T>(&clear(&e, blank(json))));
     };
     pass::pass(&desc, json, false).map_err(|why| malformed::<T>(&why))?;
     if checked_first {
@@ -56,7 +57,7 @@ pub fn read<T: DeserializeOwned + Name>(json: &[u8]) -> Result<T, ApiError> {
     // as a fraction, `null`), or a field twice: read again, normalised.
     match pass::pass(&desc, json, true).map_err(|why| malformed::<T>(&why))? {
         Some(value) => serde_path_to_error::deserialize(value)
-            .map_err(|e| malformed::<T>(&at(&e.path().to_string(), clear(e.inner())))),
+            .map_err(|e| malformed::<T>(&at(&e.path().to_string(), clear(e.inner(), false)))),
         // Never: a body of `null` is refused by the pass.
         None => Err(malformed::<T>("expected a JSON object")),
     }
@@ -94,53 +95,24 @@ fn pbjson_may_err(json: &[u8]) -> bool {
     false
 }
 
-/// serde_json's refusal `e` in our words: the problem and the expected form, without its
-/// line and column (the body is one line of JSON to the client) or serde's doubled phrasing.
-/// The one place where JSON refusals are worded.
-fn clear(e: &serde_json::Error) -> String {
-    use serde_json::error::Category;
+/// serde_json's refusal `e` in our words (`json_error`'s, the REST routes' too), without its
+/// line and column (the body is one line of JSON to the client); `blank`: the body holds
+/// nothing but whitespace. Cut to 256 characters: a data error's text may quote the body.
+fn clear(e: &serde_json::Error, blank: bool) -> String {
+    if let Some(not_json) = json_error::not_json(e, blank) {
+        return not_json.what().to_owned();
+    }
     let text = e.to_string();
     // serde_json appends " at line N column M" to every message.
-    let text = match text.rfind(" at line ") {
-        Some(cut) => text.get(..cut).unwrap_or(&text),
-        None => &text,
-    };
-    match e.classify() {
-        Category::Eof if text.contains("EOF while parsing a value") && e.column() == 0 => {
-            "the body is empty: a message is a JSON object ({} for all defaults)".to_owned()
-        }
-        Category::Eof => "the JSON ends before its value does".to_owned(),
-        Category::Syntax if text.starts_with("number out of range") => {
-            "a number past the range of every field (an integer field takes -2^63 to 2^64-1)"
-                .to_owned()
-        }
-        Category::Syntax if text.contains("surrogate") || text.contains("hex escape") => {
-            "a string holds an invalid \\u escape: four hex digits, and a UTF-16 surrogate \
-             (\\ud800 to \\udfff) only as a high-low pair"
-                .to_owned()
-        }
-        Category::Syntax if text.starts_with("recursion limit exceeded") => {
-            "the JSON nests deeper than 128 arrays or objects".to_owned()
-        }
-        Category::Syntax => format!("not JSON: {text}"),
-        _ if text.starts_with("duplicate field") => {
-            let name = text.split('`').nth(1).unwrap_or("?");
-            format!("field {name:?} is given twice; each field appears at most once")
-        }
-        _ => cut(&text.replace("expected expected", "expected"), 256),
-    }
+    let text = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(m, _)| m);
+    cut_to(&json_error::data(text), 256)
 }
 
-/// `text` cut to at most `max` bytes on a character boundary, `…` marking a cut.
-fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let end = (0..=max)
-        .rev()
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0);
-    format!("{}…", text.get(..end).unwrap_or_default())
+/// Whether `json` holds nothing but whitespace (an empty body, told as such).
+fn blank(json: &[u8]) -> bool {
+    json.iter().all(u8::is_ascii_whitespace)
 }
 
 /// `MALFORMED_MESSAGE` for a `T` that could not be read because of `why`.
@@ -157,7 +129,7 @@ fn at(path: &str, what: impl std::fmt::Display) -> String {
         what.to_string()
     } else {
         // A deep path (thousands of `[0]`) is cut: its start names the field.
-        format!("{}: {what}", cut(path, 128))
+        format!("{}: {what}", cut_to(path, 128))
     }
 }
 
@@ -349,7 +321,8 @@ mod tests {
         let e = read::<pb::GetUploadUrlRequest>(br#"{"objectName": "a", "objectName": "b"}"#)
             .unwrap_err();
         assert!(
-            e.message.contains("\"objectName\" is given twice"),
+            e.message
+                .contains("the field objectName is given more than once"),
             "{}",
             e.message
         );
@@ -358,11 +331,11 @@ mod tests {
         for (bad, names) in [
             (
                 &br#"{"constraints":{"contentLength":1e3},"objectName":"a","objectName":"b"}"#[..],
-                "\"objectName\" is given twice",
+                "the field objectName is given more than once",
             ),
             (
                 br#"{"objectName":"a","constraints":{"contentLength":"1e3","contentLength":2}}"#,
-                "constraints: field \"contentLength\" is given twice",
+                "constraints: the field contentLength is given more than once",
             ),
         ] {
             let e = read::<pb::GetUploadUrlRequest>(bad).unwrap_err();
@@ -413,16 +386,21 @@ mod tests {
             (long, "out of range"),
             (r#"{"objectName": "\ud800"}"#.to_owned(), "surrogate"),
             (r#"{"objectName": "\ud800\u0041"}"#.to_owned(), "surrogate"),
-            (String::new(), "the body is empty"),
-            (r#"{"objectName": "a""#.to_owned(), "ends before"),
+            (String::new(), "the body is empty, expected a JSON object"),
+            ("  ".to_owned(), "the body is empty, expected a JSON object"),
+            (
+                r#"{"objectName": "a""#.to_owned(),
+                "the body ends before its JSON value does",
+            ),
             (r#"{"source": 2}"#.to_owned(), "source"),
-            (deep, "nests deeper than 128"),
+            (deep, "the JSON value nests deeper than 128"),
+            ("{} x".to_owned(), "text follows the JSON value"),
         ] {
             let e = match json.contains("source") {
                 true => read::<pb::GetDownloadUrlRequest>(json.as_bytes()).unwrap_err(),
                 false => read::<pb::GetUploadUrlRequest>(json.as_bytes()).unwrap_err(),
             };
-            let shown = cut(&json, 60);
+            let shown = cut_to(&json, 60);
             assert!(e.message.contains(wants), "{shown}: {}", e.message);
             for serde in [
                 "line 1",

@@ -9,7 +9,8 @@ use super::super::debts::Debt;
 use super::super::outage::{describe, per_key, slow, timed_out};
 use super::super::owed::Charge;
 use super::super::{lower, set_status};
-use super::{count, left_tokens, per_us, RedisLimiter, PROBE_TIMEOUT, REDIAL_AFTER_TIMEOUTS};
+use super::decision::left_tokens;
+use super::{count, per_us, RedisLimiter, PROBE_TIMEOUT, REDIAL_AFTER_TIMEOUTS};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -67,7 +68,7 @@ impl RedisLimiter {
         match answer {
             // Past its deadline (a clock estimate just corrected by this answer): the script
             // wrote nothing, so it says nothing of writes; the next probe does.
-            Ok(Ok((-1, ..))) => {}
+            Ok(Ok(reply)) if !reply.ran() => {}
             // Slower than the bound while Redis is failing: not a recovery. (While Redis
             // decides, requests' own decisions judge its speed; a slow first connection, its
             // set-up included, is not held against it.)
@@ -161,15 +162,21 @@ impl RedisLimiter {
             0,
         );
         let outcome = tokio::time::timeout(PROBE_TIMEOUT, call).await;
-        if let Ok(Ok((granted, _, server_us, left, _))) = outcome {
-            if granted >= 0 {
+        if let Ok(Ok(reply)) = outcome {
+            if reply.ran() {
                 charge.applied();
                 count("charged");
                 // What the shared bucket holds now, debt included, if that is less than the
                 // local bucket holds: a replica that falls back again counts on from there.
                 // Never more (`lower`): a fuller answer may hide a charge Redis lost.
-                let left = left_tokens(left, debt.spec.limit, self.replicas.depth());
-                lower(&debt.local, debt.spec, left, server_us, self.replicas());
+                let left = left_tokens(reply.left, debt.spec.limit, self.replicas.depth());
+                lower(
+                    &debt.local,
+                    debt.spec,
+                    left,
+                    reply.server_us,
+                    self.replicas(),
+                );
                 return true;
             }
         }

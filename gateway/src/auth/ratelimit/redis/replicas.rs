@@ -12,21 +12,21 @@
 //! before the outage cannot see it, so only a floor of the most replicas that may run keeps
 //! their refills within the rate together.
 
-use super::super::bucket::MAX_DEPTH;
 use super::super::outage::{describe, timed_out, Throttle};
+use super::super::MAX_REPLICAS;
 use super::{RedisLimiter, PROBE_TIMEOUT};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// A replica counts while it probed within this long (probes come once a second).
 const COUNTED_FOR: Duration = Duration::from_secs(10);
-/// More replicas than this are counted as this many (a bound on a tenant's debt).
-const MAX_REPLICAS: u32 = MAX_DEPTH + 1;
 
 /// This process's id among the replicas and how many it last counted.
 #[derive(Debug)]
 pub(super) struct Replicas {
     id: String,
+    /// The sorted set of ids: `<prefix>_replicas`.
+    key: String,
     count: AtomicU32,
     /// `DRAFTSTORE_RATE_LIMIT_REPLICAS`: the fewest replicas a replica counting alone assumes.
     hint: u32,
@@ -36,13 +36,14 @@ pub(super) struct Replicas {
 }
 
 impl Replicas {
-    /// A random id; `hint` replicas (at least 1, at most [`MAX_REPLICAS`]) until counted, and
-    /// never fewer than `hint` when sharing the rate.
-    pub(super) fn new(hint: u32) -> Self {
+    /// A random id under `prefix`; `hint` replicas (at least 1, at most [`MAX_REPLICAS`]) until
+    /// counted, and never fewer than `hint` when sharing the rate.
+    pub(super) fn new(hint: u32, prefix: &str) -> Self {
         let hint = hint.clamp(1, MAX_REPLICAS);
         Self {
             // Ids must only differ between live replicas: not a secret.
             id: hex::encode(fastrand::u64(..).to_le_bytes()),
+            key: format!("{prefix}_replicas"),
             count: AtomicU32::new(hint),
             hint,
             script: redis::Script::new(super::script::REPLICAS_LUA),
@@ -88,10 +89,7 @@ impl RedisLimiter {
     /// stale number.
     pub(super) async fn count_replicas(&self, recovering: bool) {
         let mut connection = self.connection();
-        let mut invocation = self
-            .replicas
-            .script
-            .key(format!("{}_replicas", self.prefix));
+        let mut invocation = self.replicas.script.key(&self.replicas.key);
         invocation
             .arg(&self.replicas.id)
             .arg(u64::try_from(COUNTED_FOR.as_micros()).unwrap_or(u64::MAX));
@@ -102,7 +100,7 @@ impl RedisLimiter {
             Err(_) => return self.count_failed(&timed_out(self.link(PROBE_TIMEOUT))),
         };
         if repaired == 1 {
-            self.repaired(&format!("{}_replicas", self.prefix));
+            self.repaired(&self.replicas.key);
         }
         let counted = counted.clamp(1, MAX_REPLICAS);
         if recovering {
@@ -133,18 +131,19 @@ mod tests {
     #[test]
     fn until_counted_a_replica_assumes_the_hint() {
         assert_eq!(
-            Replicas::new(1).count(),
+            Replicas::new(1, "p:").count(),
             1,
             "the default: today's behaviour"
         );
-        let hinted = Replicas::new(12);
+        let hinted = Replicas::new(12, "p:");
         assert_eq!((hinted.count(), hinted.depth()), (12, 11));
         // Counted fewer: the hint stays the floor of the sharing, the depth follows the count.
         hinted.count.store(3, Ordering::Relaxed);
         assert_eq!((hinted.count(), hinted.depth()), (12, 2));
         hinted.count.store(20, Ordering::Relaxed);
         assert_eq!((hinted.count(), hinted.depth()), (20, 19));
-        assert_eq!(Replicas::new(0).count(), 1, "never 0");
-        assert_eq!(Replicas::new(u32::MAX).count(), MAX_REPLICAS);
+        assert_eq!(Replicas::new(0, "p:").count(), 1, "never 0");
+        assert_eq!(Replicas::new(1, "p:").key, "p:_replicas");
+        assert_eq!(Replicas::new(u32::MAX, "p:").count(), MAX_REPLICAS);
     }
 }

@@ -23,8 +23,13 @@
 /// tokens left after the step in millionths (`-limit × ARGV[6]..=limit`; the caller mirrors
 /// them into its local bucket, from which it counts when Redis fails), `repaired` 1 when the
 /// key held another type than a hash (a string set by hand, a damaged key): the script owns
-/// every key under the prefix, so it deletes that key and starts a full bucket rather than
-/// fail with `WRONGTYPE` on every decision. A missing key (or a `tokens` field that is NaN or
+/// every key under the prefix, so when its `HMGET` (run with `redis.pcall`, no `TYPE` first:
+/// the damage is rare, a decision is not) fails with `WRONGTYPE` it deletes that key and starts
+/// a full bucket rather than fail on every decision. Any other error of that `HMGET` is
+/// answered as Redis raised it (Redis's, not the key's). A runtime error in the step itself
+/// (computed from the key's fields) is answered as an error coded [`KEY_ERROR`]: one tenant's
+/// decision failing, told by our own code rather than by Redis's wording of a script error
+/// (which differs between versions). A missing key (or a `tokens` field that is NaN or
 /// not a number) is a full bucket, so the key expires once it would be full again; a stored
 /// `tokens` beyond what a step can leave (`-inf` or `-9e12`, which `tonumber` accepts) counts
 /// as the nearest value a step can leave, `-limit × max(1, ARGV[6])..=limit`: a damaged field
@@ -42,42 +47,57 @@ if now > deadline then
   return {-1, 0, now, -1, 0}
 end
 local repaired = 0
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind ~= 'hash' and kind ~= 'none' then
+local state = redis.pcall('HMGET', KEYS[1], 'tokens', 'at')
+if state['err'] then
+  if string.sub(state['err'], 1, 9) ~= 'WRONGTYPE' then
+    return redis.error_reply(state['err'])
+  end
   redis.call('DEL', KEYS[1])
   repaired = 1
+  state = {}
 end
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1])
-local at = tonumber(state[2])
-if tokens == nil or at == nil or tokens ~= tokens then
-  tokens = limit
-  at = now
+local ok, step = pcall(function()
+  local tokens = tonumber(state[1])
+  local at = tonumber(state[2])
+  if tokens == nil or at == nil or tokens ~= tokens then
+    tokens = limit
+    at = now
+  end
+  -- A damaged or hand-written field (-inf, -9e12, 1e300) counts as the nearest value a step
+  -- can leave: never deeper than the replicas' floor, so it never locks a tenant out for
+  -- longer than that floor takes to refill.
+  tokens = math.max(-limit * depth, math.min(limit, tokens))
+  local elapsed = now - at
+  if elapsed < 0 then elapsed = 0 end
+  tokens = math.min(limit, tokens + elapsed / per * limit)
+  if owed > 0 then
+    tokens = math.max(-limit * depth, tokens - owed / 1000000)
+  end
+  local granted = 0
+  local wait = 0
+  if cost == 0 then
+    granted = 2
+  elseif tokens >= 1 then
+    tokens = tokens - 1
+    granted = 1
+  else
+    wait = math.ceil((1 - tokens) / limit * per)
+  end
+  return {granted, wait, tokens, math.ceil((limit - tokens) / limit * per / 1000) + 1000}
+end)
+if not ok then
+  return redis.error_reply('DRAFTSTORE_KEY ' .. tostring(step))
 end
--- A damaged or hand-written field (-inf, -9e12, 1e300) counts as the nearest value a step
--- can leave: never deeper than the replicas' floor, so it never locks a tenant out for longer
--- than that floor takes to refill.
-tokens = math.max(-limit * depth, math.min(limit, tokens))
-local elapsed = now - at
-if elapsed < 0 then elapsed = 0 end
-tokens = math.min(limit, tokens + elapsed / per * limit)
-if owed > 0 then
-  tokens = math.max(-limit * depth, tokens - owed / 1000000)
-end
-local granted = 0
-local wait = 0
-if cost == 0 then
-  granted = 2
-elseif tokens >= 1 then
-  tokens = tokens - 1
-  granted = 1
-else
-  wait = math.ceil((1 - tokens) / limit * per)
-end
+local granted, wait, tokens, ttl = step[1], step[2], step[3], step[4]
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'at', string.format('%d', now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((limit - tokens) / limit * per / 1000) + 1000)
+redis.call('PEXPIRE', KEYS[1], ttl)
 return {granted, wait, now, math.floor(tokens * 1000000), repaired}
 ";
+
+/// The error code [`LUA`] answers a runtime error of its step with (`DRAFTSTORE_KEY <Lua's
+/// message>`): a failure of that tenant's key alone, which the caller falls back for without
+/// calling Redis failing.
+pub const KEY_ERROR: &str = "DRAFTSTORE_KEY";
 
 /// Gives one token back to `KEYS[1]` (never beyond `ARGV[1]`, the limit): for a grant whose
 /// answer came after the gateway had given up and decided without it. A missing key is a full
@@ -118,3 +138,19 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], now + window + 1, '+inf')
 redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
 return {redis.call('ZCARD', KEYS[1]), repaired}
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_decision_script_answers_a_runtime_error_with_our_code() {
+        assert!(
+            LUA.contains(&format!(
+                "redis.error_reply('{KEY_ERROR} ' .. tostring(step))"
+            )),
+            "the code per_key matches is the one the script writes"
+        );
+        assert!(!LUA.contains("'TYPE'"), "no TYPE per decision");
+    }
+}

@@ -16,7 +16,8 @@
 //! returns the request as a [`Value`] pbjson reads: integers as plain JSON integers, `null`
 //! members and unknown fields dropped, a field given twice refused.
 
-use super::{at, cut, exact, range};
+use super::{at, exact, range};
+use crate::api::json_error::{cut, field_twice, quoted};
 use prost_reflect::{Kind, MessageDescriptor};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize as _;
@@ -53,7 +54,7 @@ pub(super) fn pass(
         Ok(value) => Ok(value),
         Err(e) => Err(match ctx.why.take() {
             Some(why) => why,
-            None => at(&ctx.path, super::clear(&e)),
+            None => at(&ctx.path, super::clear(&e, super::blank(json))),
         }),
     }
 }
@@ -172,14 +173,14 @@ fn integer<'de, D: Deserializer<'de>>(
         Some(b'"') => {
             let s: String = serde_json::from_str(text).map_err(|_| ctx.refuse(INTEGER))?;
             let n = exact(&s).ok_or_else(|| {
-                ctx.refuse(format!("{:?} is not an integer ({INTEGER})", cut(&s, 40)))
+                ctx.refuse(format!("{} is not an integer ({INTEGER})", quoted(&s)))
             })?;
-            (n, format!("{:?}", cut(&s, 40)))
+            (n, quoted(&s))
         }
         Some(b'-' | b'0'..=b'9') => {
             let n = exact(text)
-                .ok_or_else(|| ctx.refuse(format!("{} is not an integer", cut(text, 40))))?;
-            (n, cut(text, 40))
+                .ok_or_else(|| ctx.refuse(format!("{} is not an integer", cut(text))))?;
+            (n, cut(text))
         }
         Some(b'n') if member => return Ok(None),
         Some(b'n') => return Err(ctx.refuse(format!("expected {INTEGER}, found null"))),
@@ -265,16 +266,16 @@ impl<'de> serde::Deserialize<'de> for Skip {
     }
 }
 
-/// A key as a path shows it: its first 40 bytes, `…` marking a cut (see [`cut`]), without
-/// copying it when it is short.
+/// A key as a path shows it: between double quotes as sent (not Rust-escaped), its first 40
+/// characters, `…` marking a cut (as [`quoted`]), without copying it when it is short.
 struct Short<'a>(&'a str);
 
-impl std::fmt::Debug for Short<'_> {
+impl std::fmt::Display for Short<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.0.len() <= 40 {
-            std::fmt::Debug::fmt(self.0, f)
+            write!(f, "\"{}\"", self.0)
         } else {
-            std::fmt::Debug::fmt(&cut(self.0, 40), f)
+            f.write_str(&quoted(self.0))
         }
     }
 }
@@ -374,8 +375,8 @@ impl<'de> Visitor<'de> for Visit<'_> {
                 if e.get_value_by_name(v).is_none() {
                     let names: Vec<_> = e.values().map(|value| value.name().to_owned()).collect();
                     return Err(self.ctx.refuse(format!(
-                        "{:?} is not a value of {} ({})",
-                        cut(v, 40),
+                        "{} is not a value of {} ({})",
+                        quoted(v),
                         e.full_name(),
                         names.join(", ")
                     )));
@@ -459,10 +460,7 @@ fn members<'de, A: MapAccess<'de>>(
         };
         if ctx.build {
             if seen.contains(&field.number()) {
-                return Err(ctx.refuse(format!(
-                    "field {:?} is given twice; each field appears at most once",
-                    cut(&key, 64)
-                )));
+                return Err(ctx.refuse(field_twice(&key)));
             }
             seen.push(field.number());
         }
@@ -499,8 +497,8 @@ fn entries<'de, A: MapAccess<'de>>(
             Kind::Bool if key == "true" || key == "false" => MapKey::Text(key.clone()),
             Kind::Bool => {
                 return Err(ctx.refuse(format!(
-                    "a key of this map is true or false, not {:?}",
-                    cut(&key, 40)
+                    "a key of this map is true or false, not {}",
+                    quoted(&key)
                 )))
             }
             Kind::String => MapKey::Text(key.clone()),
@@ -510,17 +508,17 @@ fn entries<'de, A: MapAccess<'de>>(
                     let (min, max) = range(kind).unwrap_or((0, 0));
                     return Err(ctx.refuse(format!(
                         "a key of this map is an integer in plain decimal, {min} to {max}, not \
-                         {:?}",
-                        cut(&key, 40)
+                         {}",
+                        quoted(&key)
                     )));
                 }
             },
         };
         if !seen.insert(compared) {
-            return Err(ctx.refuse(format!("duplicate map key {:?}", cut(&key, 40))));
+            return Err(ctx.refuse(format!("duplicate map key {}", quoted(&key))));
         }
         let len = ctx.path.len();
-        let _ = write!(ctx.path, "[{:?}]", Short(&key));
+        let _ = write!(ctx.path, "[{}]", Short(&key));
         let value = map.next_value_seed(Seed {
             ctx: &mut *ctx,
             shape: Shape::One(value_kind.clone()),
@@ -801,6 +799,22 @@ mod tests {
             json,
             "checksumsSha256: duplicate map key \"01\"",
         );
+        // Quoted as sent and cut, as the REST routes quote (`{:?}` wrote `"a\\b"`, and a long
+        // key whole in the path).
+        let json = r#"{"constraints": {"metadata": {"a\\b": "1", "a\\b": "2"}}}"#;
+        assert_worded(
+            &refused::<pb::GetUploadUrlRequest>(json),
+            json,
+            r#"constraints.metadata: duplicate map key "a\b""#,
+        );
+        let long = "k".repeat(100);
+        let json = format!(r#"{{"constraints": {{"metadata": {{"{long}": 1}}}}}}"#);
+        let e = refused::<pb::GetUploadUrlRequest>(&json);
+        let shown = format!(
+            "constraints.metadata[\"{}…\"]: expected a string",
+            "k".repeat(40)
+        );
+        assert_worded(&e, "a long key", &shown);
         let e = refused::<pb::GetPartUploadUrlsRequest>(r#"{"checksumsSha256": {"+1": "x"}}"#);
         assert!(e.message.contains("plain decimal"), "{}", e.message);
         let got: pb::GetPartUploadUrlsRequest =
