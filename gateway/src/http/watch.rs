@@ -52,7 +52,8 @@ impl Watch {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Ends the stream after `idle` (at least 1 ms) without [`Watch::progress`].
+    /// Ends the stream after `idle` (at least 1 ms) without [`Watch::progress`]; armed again,
+    /// the new limit applies at once (a shorter one is how a stream is dropped on purpose).
     pub fn arm(&self, idle: Duration) {
         self.progress();
         let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1);
@@ -86,7 +87,11 @@ impl Watch {
             if now >= due {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(due - now)).await;
+            // Armed again meanwhile (sooner, to drop the stream now): look again.
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(due - now)) => {}
+                () = self.armed.notified() => {}
+            }
         }
     }
 }
@@ -175,6 +180,21 @@ mod tests {
         let waited = started.elapsed();
         assert!(waited >= Duration::from_secs(8), "{waited:?}");
         assert!(waited < Duration::from_secs(9), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn armed_again_sooner_it_expires_at_the_new_limit() {
+        let watch = Arc::new(Watch::new());
+        watch.arm(Duration::from_secs(60));
+        let waiting = tokio::spawn({
+            let watch = watch.clone();
+            async move { watch.expired().await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let started = Instant::now();
+        watch.arm(Duration::from_millis(1));
+        waiting.await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]

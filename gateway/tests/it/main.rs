@@ -9,6 +9,9 @@
     clippy::panic
 )]
 
+/// Issue 13: the byte budget of HTTP/2 answers not yet sent, shared fairly, never shedding a
+/// client that reads.
+mod answer_budget;
 /// Issue 13's attacks, scaled down, against the real binary on the embedded store.
 mod attacks;
 /// API keys, JWTs, tenants, CORS and public paths.
