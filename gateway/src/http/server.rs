@@ -490,12 +490,18 @@ where
                     // The TLS handshake runs in the connection's own task, within the header
                     // timeout: a client that never sends its ClientHello holds no one up.
                     tokio::spawn(async move {
+                        let stall = this.limits.idle_timeout;
                         match &this.tls {
-                            None => this.serve(Socket::new(stream, vectored), peer).await,
+                            None => {
+                                let socket = Socket::new(stream, vectored).stalling(stall, peer);
+                                this.serve(socket, peer).await;
+                            }
                             Some(tls) => {
                                 let within = this.limits.header_timeout;
                                 if let Some(stream) = tls.accept(stream, within).await {
-                                    this.serve(Socket::new(stream, vectored), peer).await;
+                                    let socket =
+                                        Socket::new(stream, vectored).stalling(stall, peer);
+                                    this.serve(socket, peer).await;
                                 }
                             }
                         }
