@@ -194,7 +194,8 @@ pub fn default_max_connections() -> usize {
 /// (a kept-alive connection with no new request for a whole idle period is closed, half a
 /// head included).
 fn builder(limits: &Limits) -> auto::Builder<crate::http::watch::Executor> {
-    let mut builder = auto::Builder::new(crate::http::watch::Executor);
+    let mut builder =
+        auto::Builder::new(crate::http::watch::Executor::stalling(limits.idle_timeout));
     builder
         .http1()
         .timer(TokioTimer::new())

@@ -1,6 +1,7 @@
-//! A connection whose client takes no byte of its answer for the stall limit (the idle
-//! timeout) is closed, over HTTP/1.1 too, where the answer would otherwise wait in the kernel's
-//! buffers for as long as the connection lives.
+//! Nothing a client leaves unread lives past the stall limit (the idle timeout): a connection
+//! whose client takes no byte of its answers is closed, over HTTP/1.1 too, where the answer
+//! would otherwise wait in the kernel's buffers for as long as the connection lives; over
+//! HTTP/2 a small answer (one frame) waiting for the client's window has its stream reset.
 
 use crate::harness::start;
 use std::time::Duration;
@@ -81,5 +82,53 @@ async fn an_http1_answer_never_read_closes_its_connection_at_the_stall_limit() {
         .await
         .unwrap();
     assert_eq!(again.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_http2_answer_never_read_is_reset_at_the_stall_limit() {
+    let idle = IDLE.as_millis().to_string();
+    let Some(server) = start(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", &idle)]).await else {
+        return;
+    };
+    // A client whose streams get no window at all: every answer's data waits.
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = crate::harness::h2_windowed(tcp, 0).await;
+    let calls = [
+        ("POST", "/api/v1/upload-url", r#"{"object_name":"a.bin"}"#),
+        ("GET", "/health", ""),
+    ];
+    let mut ended = Vec::new();
+    for (method, path, body) in calls {
+        let mut client = client.clone().ready().await.unwrap();
+        let request = http::Request::builder()
+            .method(method)
+            .uri(server.url(path))
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        let (response, mut send) = client.send_request(request, body.is_empty()).unwrap();
+        if !body.is_empty() {
+            send.send_data(body.as_bytes().to_vec().into(), true)
+                .unwrap();
+        }
+        ended.push(tokio::spawn(async move {
+            let _open = send;
+            let (head, mut body) = response.await.unwrap().into_parts();
+            match body.data().await {
+                Some(Ok(data)) => format!("{}: {} bytes taken", head.status, data.len()),
+                Some(Err(e)) => format!("{}: reset {:?}", head.status, e.reason()),
+                None => format!("{}: ended", head.status),
+            }
+        }));
+    }
+    for (stream, (_, path, _)) in ended.into_iter().zip(calls) {
+        let how = tokio::time::timeout(IDLE * 10, stream)
+            .await
+            .unwrap_or_else(|_| panic!("{path}: its answer still waits after ten stall limits"))
+            .unwrap();
+        assert_eq!(how, "200 OK: reset Some(CANCEL)", "{path}");
+    }
+    connection.abort();
     server.stop().await;
 }
