@@ -15,10 +15,12 @@
 //! finished after its first frame it arms the stream's progress watch
 //! ([`crate::http::watch`]): no frame taken for the stream idle limit resets the stream,
 //! freeing its memory and its place. A smaller answer goes to hyper whole at once, its place
-//! given back, as over HTTP/1.1. Its bytes not yet taken count against the byte budget of
-//! [`Unsent`] (per peer and in all): while its peer or everyone is at it, new API requests are
-//! shed like a peer holding its share of places, and an answer finished meanwhile is replaced by
-//! that 503 (the work is lost, the memory bound kept).
+//! given back, as over HTTP/1.1 (if it then waits for the client's window, the stream is reset
+//! at the same limit: see [`crate::http::watch`]). Its bytes not yet taken count against the
+//! byte budget of [`Unsent`]: once that is full, a peer holding its fair share of it has new API
+//! requests shed like a peer holding its share of places, and an answer of it finished
+//! meanwhile is replaced by that 503 (the work is lost, the memory bound kept); a peer under its
+//! share is served, resetting the stalest answers of the peer holding most to make room.
 
 use super::body::early;
 use super::observe::PacedEnd;
