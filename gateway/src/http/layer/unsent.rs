@@ -4,8 +4,9 @@
 //! (see [`super::admission`]); while its frames wait for a client that does not read, its
 //! bytes stay in memory. [`Unsent`] counts those bytes, per TCP peer address and in all: an
 //! answer is charged its whole length when it starts, and a frame's bytes are given back once
-//! h2 has flow-control window for all of it (when hyper asks for the frame after the next: see
-//! [`Charge::handed`]), the rest when the answer ends or is dropped (its stream reset).
+//! h2 has flow-control window for all of it (when hyper asks for the frame after the next, see
+//! [`super::admission`]'s pacing), the rest when the answer ends or is dropped (its stream
+//! reset).
 //!
 //! The rule, with `T` the total (one frame per API place) and `P = T / 4` the per-peer limit:
 //! - **Work-conserving.** While the bytes not being dropped are under `T`, every answer is
