@@ -471,7 +471,14 @@ impl HttpBody for Paced {
         let mut this = self.project();
         if let Some(charge) = this.charge.as_mut() {
             if charge.signal().dropped() {
-                // Its watch (armed by the signal) ends the stream task in a moment.
+                // Its watch (armed by the signal, or now if chosen before its first frame)
+                // ends the stream task in a moment.
+                if this.watch.is_none() {
+                    if let Some(watch) = crate::http::watch::current() {
+                        charge.signal().watched_by(&watch);
+                        *this.watch = Some(watch);
+                    }
+                }
                 return Poll::Pending;
             }
             // The frame before the last has all its window now: taken.
