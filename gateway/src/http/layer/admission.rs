@@ -164,10 +164,7 @@ fn unread(why: Refused) -> ApiError {
             "answers waiting to be sent fill the memory kept for them, and this client holds its \
              fair share of it or more; retry"
         }
-        Refused::Bound => {
-            "answers waiting to be sent fill the memory kept for them while older ones are \
-             dropped; retry"
-        }
+        Refused::Bound => "answers waiting to be sent fill all the memory kept for them; retry",
     };
     ApiError::new(Code::Overloaded, message).with_retry_after(1)
 }

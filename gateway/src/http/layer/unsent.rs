@@ -123,7 +123,7 @@ impl Signal {
 pub enum Refused {
     /// The budget is full and its peer holds its fair share or more.
     Share,
-    /// Bytes being dropped keep the total at its bound for a moment.
+    /// The total is at its bound (`T + P`), answers being dropped included.
     Bound,
 }
 
