@@ -634,6 +634,39 @@ mod tests {
         assert_eq!(unsent.total(), 0);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_chosen_to_make_room_before_its_first_frame_has_its_stream_dropped() {
+        use hyper::rt::Executor as _;
+        let unsent = Unsent::new(400);
+        let (hog, newcomer) = (
+            Some(IpAddr::from([127, 0, 0, 2])),
+            Some(IpAddr::from([127, 0, 0, 3])),
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task_unsent = unsent.clone();
+        crate::http::watch::Executor::default().execute(async move {
+            use http_body_util::BodyExt;
+            let shares = Shares::new(4);
+            let held = Holding {
+                inner: ready(Ok::<_, Infallible>(Res::new(crate::http::response::full(
+                    Bytes::from(vec![7_u8; CHUNK * 2]),
+                )))),
+                ticket: Some(shares.try_take(Key::Anyone).unwrap()),
+                h2: true,
+                idle: Duration::ZERO,
+                budget: Some((task_unsent.clone(), hog, Call::Rest(None))),
+            };
+            let mut body = held.await.unwrap().into_body();
+            // The total is full: a newcomer's answer makes room by choosing this one.
+            let _mine = task_unsent.try_charge(newcomer, 100).unwrap();
+            let _held = tx;
+            let _ = body.frame().await;
+            unreachable!("a chosen answer hands nothing more");
+        });
+        assert!(rx.await.is_err(), "the stream task is dropped");
+        assert_eq!(unsent.total(), 0, "and its bytes given back");
+    }
+
     #[test]
     fn one_key_cannot_take_every_place() {
         let shares = Shares::new(8);
