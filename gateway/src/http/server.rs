@@ -194,7 +194,8 @@ pub fn default_max_connections() -> usize {
 /// (a kept-alive connection with no new request for a whole idle period is closed, half a
 /// head included).
 fn builder(limits: &Limits) -> auto::Builder<crate::http::watch::Executor> {
-    let mut builder = auto::Builder::new(crate::http::watch::Executor);
+    let mut builder =
+        auto::Builder::new(crate::http::watch::Executor::stalling(limits.idle_timeout));
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -490,12 +491,18 @@ where
                     // The TLS handshake runs in the connection's own task, within the header
                     // timeout: a client that never sends its ClientHello holds no one up.
                     tokio::spawn(async move {
+                        let stall = this.limits.idle_timeout;
                         match &this.tls {
-                            None => this.serve(Socket::new(stream, vectored), peer).await,
+                            None => {
+                                let socket = Socket::new(stream, vectored).stalling(stall, peer);
+                                this.serve(socket, peer).await;
+                            }
                             Some(tls) => {
                                 let within = this.limits.header_timeout;
                                 if let Some(stream) = tls.accept(stream, within).await {
-                                    this.serve(Socket::new(stream, vectored), peer).await;
+                                    let socket =
+                                        Socket::new(stream, vectored).stalling(stall, peer);
+                                    this.serve(socket, peer).await;
                                 }
                             }
                         }

@@ -9,29 +9,117 @@
 //! only ever sends small replies (object bytes go straight to S3), so that is always the better
 //! trade. The embedded store streams whole objects through this server, where copying every
 //! payload would cost more than it saves: it keeps vectored writes.
+//!
+//! And one timer: a write (or flush) that stays `Pending` for the stall limit, the client taking
+//! no byte for that long (its receive window closed, the kernel's buffers full), fails with
+//! `TimedOut`, so hyper closes the connection, freeing all it held, on either protocol; the
+//! close is logged at INFO, as the client's doing. The timer is made at the first write that
+//! waits, and reset only when a write waits again after one that did not: a write that goes at
+//! once costs one store of a flag.
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::rt::TokioIo;
+use std::future::Future;
 use std::io::IoSlice;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 /// A connection, by default a TCP stream.
 pub struct Socket<S = TcpStream> {
     inner: TokioIo<S>,
     vectored: bool,
+    stall: Stall,
+}
+
+/// The write stall timer (see the module doc).
+struct Stall {
+    /// Zero: never.
+    limit: Duration,
+    peer: Option<IpAddr>,
+    /// Made at the first write that waits.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// A write is waiting since the timer was last set.
+    waiting: bool,
+    logged: bool,
 }
 
 impl<S> Socket<S> {
-    /// Wraps `stream`; `vectored` decides whether hyper may write vectored.
+    /// Wraps `stream`; `vectored` decides whether hyper may write vectored. No stall limit.
     #[must_use]
     pub fn new(stream: S, vectored: bool) -> Self {
         Self {
             inner: TokioIo::new(stream),
             vectored,
+            stall: Stall {
+                limit: Duration::ZERO,
+                peer: None,
+                timer: None,
+                waiting: false,
+                logged: false,
+            },
         }
+    }
+
+    /// Fails a write that waits `limit` (zero: never) for the client `peer` to take bytes.
+    #[must_use]
+    pub fn stalling(mut self, limit: Duration, peer: IpAddr) -> Self {
+        self.stall.limit = limit;
+        self.stall.peer = Some(peer);
+        self
+    }
+
+    /// What a write or flush `polled`: progress ends a wait, a wait arms the timer.
+    fn written<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match polled {
+            Poll::Pending => self.stall.waits(cx).map(Err),
+            done => {
+                self.stall.waiting = false;
+                done
+            }
+        }
+    }
+}
+
+impl Stall {
+    /// A write waits: `Pending` until the limit since the wait began, then the error.
+    fn waits(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        if self.limit.is_zero() {
+            return Poll::Pending;
+        }
+        if !self.waiting {
+            self.waiting = true;
+            let deadline = Instant::now() + self.limit;
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        let Some(timer) = self.timer.as_mut() else {
+            return Poll::Pending;
+        };
+        ready!(timer.as_mut().poll(cx));
+        let limit_ms = u64::try_from(self.limit.as_millis()).unwrap_or(u64::MAX);
+        if !self.logged {
+            self.logged = true;
+            tracing::info!(
+                peer = ?self.peer,
+                limit_ms,
+                "connection closed: the client took no byte of its answers for the stall limit"
+            );
+        }
+        Poll::Ready(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the client took no byte for {limit_ms} ms"),
+        ))
     }
 }
 
@@ -51,7 +139,8 @@ impl<S: AsyncWrite + Unpin> Write for Socket<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.written(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -59,7 +148,8 @@ impl<S: AsyncWrite + Unpin> Write for Socket<S> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.written(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -67,7 +157,8 @@ impl<S: AsyncWrite + Unpin> Write for Socket<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.written(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

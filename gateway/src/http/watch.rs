@@ -10,6 +10,13 @@
 //! progress with [`Watch::progress`]. A stream that never asks for its watch (every unary
 //! call) costs no allocation, no timer and no wake-up registration: only a look at the empty
 //! slot after each poll.
+//!
+//! A whole answer (a unary reply, at most one frame) also waits for the client's window once
+//! handed to hyper. The connection layer marks its task [`answered`] (a flag in the slot, no
+//! allocation); if the task then waits at all, the executor makes its watch, armed for the
+//! stall limit it was given ([`Executor::stalling`]), so an answer the client never takes is
+//! reset like any other stream. A task that finishes in the poll that answered (every answer
+//! the client's window has room for) costs only the flag's store.
 
 use pin_project_lite::pin_project;
 use std::cell::OnceCell;
@@ -24,7 +31,14 @@ use tokio::time::Instant;
 
 tokio::task_local! {
     /// The watch of the stream whose task is running, once [`current`] made it.
-    static WATCH: OnceCell<Arc<Watch>>;
+    static WATCH: Slot;
+}
+
+/// A stream task's slot: its watch once made, and whether its whole answer was handed over.
+#[derive(Default)]
+struct Slot {
+    watch: OnceCell<Arc<Watch>>,
+    answered: std::cell::Cell<bool>,
 }
 
 /// The progress of one HTTP/2 stream.
@@ -52,7 +66,8 @@ impl Watch {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Ends the stream after `idle` (at least 1 ms) without [`Watch::progress`].
+    /// Ends the stream after `idle` (at least 1 ms) without [`Watch::progress`]; armed again,
+    /// the new limit applies at once (a shorter one is how a stream is dropped on purpose).
     pub fn arm(&self, idle: Duration) {
         self.progress();
         let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1);
@@ -86,7 +101,11 @@ impl Watch {
             if now >= due {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(due - now)).await;
+            // Armed again meanwhile (sooner, to drop the stream now): look again.
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(due - now)) => {}
+                () = self.armed.notified() => {}
+            }
         }
     }
 }
@@ -96,14 +115,31 @@ impl Watch {
 #[must_use]
 pub fn current() -> Option<Arc<Watch>> {
     WATCH
-        .try_with(|slot| Arc::clone(slot.get_or_init(|| Arc::new(Watch::new()))))
+        .try_with(|slot| Arc::clone(slot.watch.get_or_init(|| Arc::new(Watch::new()))))
         .ok()
 }
 
+/// Marks the running HTTP/2 stream task as having handed its whole answer to hyper: from now
+/// on, waiting (for the client's window) is stalling. Nothing outside a stream task.
+pub fn answered() {
+    let _ = WATCH.try_with(|slot| slot.answered.set(true));
+}
+
 /// hyper's executor: spawns each task on tokio with an empty watch slot, dropping the task
-/// when the watch its code asked for is armed and expires.
+/// when the watch its code asked for is armed and expires, or when it waits `stall` after
+/// being [`answered`] (zero, the default: never).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Executor;
+pub struct Executor {
+    stall: Duration,
+}
+
+impl Executor {
+    /// An executor dropping a task that waits `stall` (zero: never) after it [`answered`].
+    #[must_use]
+    pub fn stalling(stall: Duration) -> Self {
+        Self { stall }
+    }
+}
 
 impl<F> hyper::rt::Executor<F> for Executor
 where
@@ -112,10 +148,11 @@ where
 {
     fn execute(&self, fut: F) {
         tokio::spawn(WATCH.scope(
-            OnceCell::new(),
+            Slot::default(),
             Watched {
                 task: fut,
                 expiry: None,
+                stall: self.stall,
             },
         ));
     }
@@ -128,6 +165,7 @@ pin_project! {
         #[pin]
         task: F,
         expiry: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+        stall: Duration,
     }
 }
 
@@ -140,8 +178,21 @@ impl<F: Future> Future for Watched<F> {
             return Poll::Ready(());
         }
         if this.expiry.is_none() {
-            // Runs inside the scope: the slot is there, filled if the task called `current`.
-            let made = WATCH.try_with(|slot| slot.get().cloned()).ok().flatten();
+            // Runs inside the scope: the slot is there, filled if the task called `current`,
+            // or filled now if the task waits with its whole answer handed over.
+            let stall = *this.stall;
+            let made = WATCH
+                .try_with(|slot| match slot.watch.get() {
+                    Some(watch) => Some(watch.clone()),
+                    None if slot.answered.get() && !stall.is_zero() => {
+                        let watch = Arc::clone(slot.watch.get_or_init(|| Arc::new(Watch::new())));
+                        watch.arm(stall);
+                        Some(watch)
+                    }
+                    None => None,
+                })
+                .ok()
+                .flatten();
             if let Some(watch) = made {
                 *this.expiry = Some(Box::pin(async move { watch.expired().await }));
             }
@@ -178,10 +229,25 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn armed_again_sooner_it_expires_at_the_new_limit() {
+        let watch = Arc::new(Watch::new());
+        watch.arm(Duration::from_secs(60));
+        let waiting = tokio::spawn({
+            let watch = watch.clone();
+            async move { watch.expired().await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let started = Instant::now();
+        watch.arm(Duration::from_millis(1));
+        waiting.await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_stuck_armed_task_is_dropped() {
         use hyper::rt::Executor as _;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        Executor.execute(async move {
+        Executor::default().execute(async move {
             if let Some(w) = current() {
                 w.arm(Duration::from_secs(2));
             }
@@ -197,7 +263,7 @@ mod tests {
         use hyper::rt::Executor as _;
         assert!(current().is_none());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        Executor.execute(async move {
+        Executor::default().execute(async move {
             let first = current();
             let again = current();
             let same = matches!((&first, &again), (Some(a), Some(b)) if Arc::ptr_eq(a, b));
@@ -207,10 +273,29 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_task_waiting_after_its_answer_is_dropped_at_the_stall_limit() {
+        use hyper::rt::Executor as _;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        Executor::stalling(Duration::from_secs(2)).execute(async move {
+            answered();
+            let _held = tx;
+            std::future::pending::<()>().await;
+        });
+        assert!(rx.await.is_err(), "dropped");
+        // One that answered and ends at once is not waited on; one that never answered waits.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        Executor::stalling(Duration::from_secs(2)).execute(async move {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            let _ = tx.send(());
+        });
+        assert!(rx.await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_task_that_never_asks_for_its_watch_runs_to_its_end() {
         use hyper::rt::Executor as _;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        Executor.execute(async move {
+        Executor::default().execute(async move {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             let _ = tx.send(());
         });

@@ -9,6 +9,9 @@
     clippy::panic
 )]
 
+/// Issue 13: the byte budget of HTTP/2 answers not yet sent, shared fairly, never shedding a
+/// client that reads.
+mod answer_budget;
 /// Issue 13's attacks, scaled down, against the real binary on the embedded store.
 mod attacks;
 /// API keys, JWTs, tenants, CORS and public paths.
@@ -100,6 +103,8 @@ mod serve_cli;
 mod sse;
 /// Streams whose client stops reading are reset at the idle limit, freeing their place.
 mod stalled_streams;
+/// A connection whose client takes no byte of its answer for the stall limit is closed.
+mod stalled_writes;
 /// A stream is logged and counted when it ends, with its final status and whole duration.
 mod stream_outcomes;
 /// Local stand-ins for AWS endpoints (container credentials, STS) and the gateway process.

@@ -215,7 +215,7 @@ async fn an_unread_http2_answer_is_reset_and_frees_its_place() {
 /// Opens, on a connection of its own from `source`, an HTTP/2 `part-urls` call for 1000 parts
 /// with a 1 KiB window never reopened; returns its status and the tasks keeping the stream and
 /// its connection open (abort them to close the connection).
-async fn unread_from(
+pub(crate) async fn unread_from(
     server: &Running,
     source: [u8; 4],
     upload: &serde_json::Value,
@@ -238,7 +238,7 @@ async fn unread_from(
 }
 
 /// An HTTP/2 client from `source`.
-fn h2c_from(source: [u8; 4]) -> reqwest::Client {
+pub(crate) fn h2c_from(source: [u8; 4]) -> reqwest::Client {
     reqwest::Client::builder()
         .http2_prior_knowledge()
         .local_address(std::net::IpAddr::from(source))
@@ -251,7 +251,8 @@ async fn unread_answers_past_the_byte_budget_shed_their_peer_only_until_given_ba
     const ATTACKER: [u8; 4] = [127, 0, 0, 2];
     const VICTIM: [u8; 4] = [127, 0, 0, 3];
     // 16 places: a peer alone holds 8; the byte budget is its least, 1 MiB in all, 256 KiB a
-    // peer (an unread answer of 1000 part URLs is about 468 KB, so one puts its peer over).
+    // peer's fair share once that is full (an unread answer of 1000 part URLs is about 468 KB:
+    // three fill it).
     // No stream is reset for idleness.
     let Some(server) = start(&[
         ("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000"),
@@ -298,7 +299,7 @@ async fn unread_answers_past_the_byte_budget_shed_their_peer_only_until_given_ba
         error["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("not yet read"),
+            .contains("holds its fair share"),
         "{error}"
     );
     // Over native gRPC too: UNAVAILABLE, in the head (trailers-only).

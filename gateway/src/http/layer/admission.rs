@@ -15,14 +15,16 @@
 //! finished after its first frame it arms the stream's progress watch
 //! ([`crate::http::watch`]): no frame taken for the stream idle limit resets the stream,
 //! freeing its memory and its place. A smaller answer goes to hyper whole at once, its place
-//! given back, as over HTTP/1.1. Its bytes not yet taken count against the byte budget of
-//! [`Unsent`] (per peer and in all): while its peer or everyone is at it, new API requests are
-//! shed like a peer holding its share of places, and an answer finished meanwhile is replaced by
-//! that 503 (the work is lost, the memory bound kept).
+//! given back, as over HTTP/1.1 (if it then waits for the client's window, the stream is reset
+//! at the same limit: see [`crate::http::watch`]). Its bytes not yet taken count against the
+//! byte budget of [`Unsent`]: once that is full, a peer holding its fair share of it has new API
+//! requests shed like a peer holding its share of places, and an answer of it finished
+//! meanwhile is replaced by that 503 (the work is lost, the memory bound kept); a peer under its
+//! share is served, resetting the stalest answers of the peer holding most to make room.
 
 use super::body::early;
 use super::observe::PacedEnd;
-use super::unsent::{Charge, Unsent};
+use super::unsent::{Charge, Refused, Unsent};
 use super::{meta, reply, Req, Res};
 use crate::api::error::{ApiError, Code};
 use crate::auth::Tenant;
@@ -155,12 +157,16 @@ impl Drop for Ticket {
     }
 }
 
-fn unread() -> ApiError {
-    ApiError::new(
-        Code::Overloaded,
-        "too many answers not yet read by this client or by all; read them, then retry",
-    )
-    .with_retry_after(1)
+/// The 503 of the byte budget ([`Unsent`]), saying which of its rules refused.
+fn unread(why: Refused) -> ApiError {
+    let message = match why {
+        Refused::Share => {
+            "answers waiting to be sent fill the memory kept for them, and this client holds its \
+             fair share of it or more; retry"
+        }
+        Refused::Bound => "answers waiting to be sent fill all the memory kept for them; retry",
+    };
+    ApiError::new(Code::Overloaded, message).with_retry_after(1)
 }
 
 fn overloaded() -> ApiError {
@@ -276,7 +282,7 @@ where
         let peer = meta(&req).and_then(|m| m.peer);
         if let Some(unsent) = &self.unsent {
             if self.by == By::Peer && !unsent.admits(peer) {
-                return Either::Left(ready(Ok(early(reply(call, unread()), req))));
+                return Either::Left(ready(Ok(early(reply(call, unread(Refused::Share)), req))));
             }
         }
         let key = match self.by {
@@ -345,10 +351,10 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
             let charge = match this.budget.take() {
                 Some((unsent, peer, call)) => {
                     match unsent.try_charge(peer, bytes) {
-                        Some(charge) => Some(charge),
+                        Ok(charge) => Some(charge),
                         // Past the byte budget since it was admitted: the answer is dropped,
-                        // its memory freed, and the client told to read what it has first.
-                        None => return Poll::Ready(Ok(reply(call, unread()))),
+                        // its memory freed, and the client told why.
+                        Err(why) => return Poll::Ready(Ok(reply(call, unread(why)))),
                     }
                 }
                 None => None,
@@ -361,6 +367,7 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
                     guard: ticket,
                     charge,
                     rest: None,
+                    handed: [0; 2],
                     idle,
                     watch: None,
                     end,
@@ -419,12 +426,21 @@ pin_project! {
     /// `guard` (its places) until hyper has taken the last one or dropped it. When it is not
     /// finished after a frame, the stream's watch is armed for `idle` (zero: never) and each
     /// later frame is progress.
+    ///
+    /// hyper asks for a frame as soon as it handed the one before to h2, and hands it over
+    /// only once h2 has window for all the frames before it: so a frame's bytes stay charged
+    /// until the frame after the next is asked for. The last byte of the data goes as a frame
+    /// of its own, so that hyper (whose stream task ends with the last frame) waits for window
+    /// for all the rest while the watch can still reset the stream. An answer chosen to be
+    /// dropped to make room ([`Unsent`]) hands nothing more and has its watch reset it.
     struct Paced {
         #[pin]
         inner: Body,
         guard: Ticket,
         charge: Option<Charge>,
         rest: Option<Bytes>,
+        // Lengths of the last two frames handed over, still charged (older first).
+        handed: [usize; 2],
         idle: Duration,
         watch: Option<Arc<crate::http::watch::Watch>>,
         // Its access-log line and metrics, written at its end (observe layer).
@@ -450,6 +466,22 @@ impl HttpBody for Paced {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let mut this = self.project();
+        if let Some(charge) = this.charge.as_mut() {
+            if charge.signal().dropped() {
+                // Its watch (armed by the signal, or now if chosen before its first frame)
+                // ends the stream task in a moment.
+                if this.watch.is_none() {
+                    if let Some(watch) = crate::http::watch::current() {
+                        charge.signal().watched_by(&watch);
+                        *this.watch = Some(watch);
+                    }
+                }
+                return Poll::Pending;
+            }
+            // The frame before the last has all its window now: taken.
+            charge.taken(this.handed[0]);
+            *this.handed = [this.handed[1], 0];
+        }
         let frame = match this.rest.take() {
             Some(rest) => Frame::data(rest),
             None => match this.inner.as_mut().poll_frame(cx) {
@@ -467,26 +499,30 @@ impl HttpBody for Paced {
             Ok(mut data) => {
                 if data.len() > CHUNK {
                     *this.rest = Some(data.split_off(CHUNK));
+                } else if this.rest.is_none() && data.len() > 1 {
+                    // The last byte alone, last (see the type's doc).
+                    *this.rest = Some(data.split_off(data.len() - 1));
                 }
-                if let Some(charge) = this.charge {
-                    charge.taken(data.len());
-                }
+                this.handed[1] = data.len();
                 Frame::data(data)
             }
             Err(frame) => frame,
         };
         match this.watch {
             Some(watch) => watch.progress(),
-            // Runs in the stream's task (hyper polls the body there): its watch.
-            None if !this.idle.is_zero()
-                && (this.rest.is_some() || !this.inner.is_end_stream()) =>
-            {
+            // Runs in the stream's task (hyper polls the body there): its watch. An answer of
+            // more than one frame is never finished after its first.
+            None => {
                 if let Some(watch) = crate::http::watch::current() {
-                    watch.arm(*this.idle);
+                    if !this.idle.is_zero() {
+                        watch.arm(*this.idle);
+                    }
+                    if let Some(charge) = this.charge {
+                        charge.signal().watched_by(&watch);
+                    }
                     *this.watch = Some(watch);
                 }
             }
-            None => {}
         }
         if this.rest.is_none() && this.inner.is_end_stream() {
             if let Some(end) = this.end.take() {
@@ -579,22 +615,56 @@ mod tests {
         let mut body = held.await.unwrap().into_body();
         assert_eq!(body.size_hint().exact(), Some(whole.len() as u64));
         let mut got = Vec::new();
+        let mut lens = Vec::new();
         while let Some(frame) = body.frame().await {
             let data = frame.unwrap().into_data().unwrap();
             assert!(data.len() <= CHUNK);
             got.extend_from_slice(&data);
+            lens.push(data.len());
             let left = !body.is_end_stream();
             assert_eq!(shares.held(), 1, "held while frames are left: {left}");
-            assert_eq!(
-                unsent.total(),
-                whole.len() - got.len(),
-                "bytes not yet taken"
-            );
+            // A frame counts until the one after the next is asked for (h2 may hold it).
+            let taken: usize = lens.iter().rev().skip(2).sum();
+            assert_eq!(unsent.total(), whole.len() - taken, "bytes not yet taken");
         }
         assert_eq!(got, whole);
+        assert_eq!(lens, [CHUNK, CHUNK, 4, 1], "the last byte goes alone");
         drop(body);
         assert_eq!(shares.held(), 0);
         assert_eq!(unsent.total(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_chosen_to_make_room_before_its_first_frame_has_its_stream_dropped() {
+        use hyper::rt::Executor as _;
+        let unsent = Unsent::new(400);
+        let (hog, newcomer) = (
+            Some(IpAddr::from([127, 0, 0, 2])),
+            Some(IpAddr::from([127, 0, 0, 3])),
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task_unsent = unsent.clone();
+        crate::http::watch::Executor::default().execute(async move {
+            use http_body_util::BodyExt;
+            let shares = Shares::new(4);
+            let held = Holding {
+                inner: ready(Ok::<_, Infallible>(Res::new(crate::http::response::full(
+                    Bytes::from(vec![7_u8; CHUNK * 2]),
+                )))),
+                ticket: Some(shares.try_take(Key::Anyone).unwrap()),
+                h2: true,
+                idle: Duration::ZERO,
+                budget: Some((task_unsent.clone(), hog, Call::Rest(None))),
+            };
+            let mut body = held.await.unwrap().into_body();
+            // The total is full: a newcomer's answer makes room by choosing this one.
+            let _mine = task_unsent.try_charge(newcomer, 100).unwrap();
+            let _held = tx;
+            let _ = body.frame().await;
+            unreachable!("a chosen answer hands nothing more");
+        });
+        assert!(rx.await.is_err(), "the stream task is dropped");
+        assert_eq!(unsent.total(), 0, "and its bytes given back");
     }
 
     #[test]

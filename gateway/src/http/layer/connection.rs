@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tower::Service;
 
@@ -124,11 +124,21 @@ pin_project! {
     }
 }
 
-impl<F: Future> Future for Counted<F> {
+impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.project().inner.poll(cx)
+        let answer = ready!(self.project().inner.poll(cx));
+        // A whole answer waits for the client's window from now on: within the stall limit
+        // (see `crate::http::watch`). A streamed one sets its own watch.
+        if let Ok(response) = &answer {
+            if response.body().whole_len().is_some()
+                && !hyper::body::Body::is_end_stream(response.body())
+            {
+                crate::http::watch::answered();
+            }
+        }
+        Poll::Ready(answer)
     }
 }
 

@@ -3,28 +3,128 @@
 //! An answer larger than one frame ([`super::admission::CHUNK`]) is handed over frame by frame
 //! (see [`super::admission`]); while its frames wait for a client that does not read, its
 //! bytes stay in memory. [`Unsent`] counts those bytes, per TCP peer address and in all: an
-//! answer is charged its whole length when it starts, and each frame taken gives its length
-//! back (the rest when the answer ends or is dropped, e.g. its stream reset). While a peer holds
-//! its budget, or all peers together the total, admission sheds new API requests (503
-//! `OVERLOADED`, `Retry-After: 1`; gRPC `UNAVAILABLE`), and an answer finished meanwhile is
-//! replaced by that 503 rather than charged; probes are never shed.
+//! answer is charged its whole length when it starts, and a frame's bytes are given back once
+//! h2 has flow-control window for all of it (when hyper asks for the frame after the next, see
+//! [`super::admission`]'s pacing), the rest when the answer ends or is dropped (its stream
+//! reset).
+//!
+//! The rule, with `T` the total (one frame per API place) and `P = T / 4` the per-peer limit:
+//! - **Work-conserving.** While the bytes not being dropped are under `T`, every answer is
+//!   charged and every request admitted, whoever holds them: a client that reads fast is never
+//!   shed while the budget has room, however many big answers it asks at once.
+//! - **Fair share once full.** At `T`, a peer's fair share is `min(P, T / peers holding bytes)`
+//!   (a peer holding nothing counts itself in). A peer holding its fair share or more has its
+//!   new API requests shed (503 `OVERLOADED`, `Retry-After: 1`; gRPC `UNAVAILABLE`; probes
+//!   never), and an answer of it finished meanwhile is replaced by that 503. A peer under its
+//!   fair share (a newcomer) is admitted, and its answer is charged after making room: the
+//!   stalest answers (least recent frame taken) of the peer holding the most are reset
+//!   (`RST_STREAM` within a millisecond, through the stream's watch) until its answer fits.
+//! - **Bound.** Charged bytes, those being dropped included, never pass `T + P` before an
+//!   answer is charged, so memory held by answers stays under `T + P` plus one answer (the
+//!   largest, a part-urls answer for 10 000 parts, is about 4.7 MB): 80 MiB plus one answer at
+//!   the default `T` = 64 MiB. Past `T + P` every answer is refused until resets free room.
+//!   Nothing of an answer h2 holds escapes the count while the answer lives; once its last frame
+//!   is handed over, only its last byte (held back as a frame of its own) may still wait.
+//!
 //! An answer of one frame or less goes to hyper whole and is never counted.
+//!
+//! [`Unsent::admits`], on every API request, reads one atomic while the total is under `T`
+//! and takes the lock only past it: a request admitted on a stale read costs nothing, as the
+//! bound is kept by [`Unsent::try_charge`] under the lock.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 /// The least total budget in bytes (1 MiB), whatever `DRAFTSTORE_MAX_IN_FLIGHT` is.
 pub const LEAST_TOTAL: usize = 1024 * 1024;
+
+/// How soon a stream whose answer is dropped to make room is reset (its watch's limit).
+const RESET_NOW: Duration = Duration::from_millis(1);
+
+type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 
 /// Bytes of answers not yet taken, per peer and in all, against their limits.
 #[derive(Debug)]
 pub struct Unsent {
     total_limit: usize,
     peer_limit: usize,
+    /// Every charged byte, those of answers being dropped included.
     total: AtomicUsize,
-    by_peer: Mutex<HashMap<Option<IpAddr>, usize, foldhash::quality::RandomState>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Bytes of answers being dropped to make room, in all.
+    dropping: usize,
+    by_peer: Map<Option<IpAddr>, Held>,
+    answers: Map<u64, Answer>,
+    /// Numbers answers and progress: the higher, the more recent.
+    clock: u64,
+}
+
+/// What one peer holds: `bytes` in all, `dropping` of them in answers being dropped.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    bytes: usize,
+    dropping: usize,
+}
+
+impl Held {
+    fn live(self) -> usize {
+        self.bytes - self.dropping
+    }
+}
+
+#[derive(Debug)]
+struct Answer {
+    peer: Option<IpAddr>,
+    left: usize,
+    /// The clock at its last progress.
+    last: u64,
+    dropping: bool,
+    signal: Arc<Signal>,
+}
+
+/// How an answer chosen to be dropped is told so.
+#[derive(Debug, Default)]
+pub struct Signal {
+    dropped: AtomicBool,
+    watch: OnceLock<Arc<crate::http::watch::Watch>>,
+}
+
+impl Signal {
+    fn drop_now(&self) {
+        self.dropped.store(true, Ordering::SeqCst);
+        if let Some(watch) = self.watch.get() {
+            watch.arm(RESET_NOW);
+        }
+    }
+
+    /// Whether the answer was chosen to be dropped: it must hand over nothing more.
+    #[must_use]
+    pub fn dropped(&self) -> bool {
+        self.dropped.load(Ordering::SeqCst)
+    }
+
+    /// `watch` resets the answer's stream when it is chosen (now, if it was already).
+    pub fn watched_by(&self, watch: &Arc<crate::http::watch::Watch>) {
+        if self.watch.set(watch.clone()).is_ok() && self.dropped() {
+            watch.arm(RESET_NOW);
+        }
+    }
+}
+
+/// Why an answer was not charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The budget is full and its peer holds its fair share or more.
+    Share,
+    /// The total is at its bound (`T + P`), answers being dropped included.
+    Bound,
 }
 
 impl Unsent {
@@ -36,7 +136,7 @@ impl Unsent {
             total_limit: total,
             peer_limit: (total / 4).max(1),
             total: AtomicUsize::new(0),
-            by_peer: Mutex::new(HashMap::default()),
+            state: Mutex::new(State::default()),
         })
     }
 
@@ -52,62 +152,164 @@ impl Unsent {
         )
     }
 
-    /// Whether `peer` may start a new API request: it and all peers together are within
-    /// their budgets. One atomic load while nothing is unsent.
-    #[must_use]
-    pub fn admits(&self, peer: Option<IpAddr>) -> bool {
-        let total = self.total.load(Ordering::Relaxed);
-        if total == 0 {
-            return true;
-        }
-        if total >= self.total_limit {
-            return false;
-        }
-        let by_peer = self.by_peer.lock().unwrap_or_else(PoisonError::into_inner);
-        by_peer.get(&peer).copied().unwrap_or(0) < self.peer_limit
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Bytes unsent now, in all.
+    /// Whether `peer` may start a new API request: the budget has room, or `peer` holds less
+    /// than its fair share. One atomic load while the total is under its limit.
+    #[must_use]
+    pub fn admits(&self, peer: Option<IpAddr>) -> bool {
+        if self.total.load(Ordering::Relaxed) < self.total_limit {
+            return true;
+        }
+        let state = self.lock();
+        self.total
+            .load(Ordering::Relaxed)
+            .saturating_sub(state.dropping)
+            < self.total_limit
+            || state.holds(peer) < self.fair_share(&state, peer)
+    }
+
+    /// `min(P, T / peers holding bytes)`, counting `peer` in (at least 1).
+    fn fair_share(&self, state: &State, peer: Option<IpAddr>) -> usize {
+        let peers = state.by_peer.len() + usize::from(!state.by_peer.contains_key(&peer));
+        (self.total_limit / peers).min(self.peer_limit).max(1)
+    }
+
+    /// Bytes charged now, in all.
     #[must_use]
     pub fn total(&self) -> usize {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// Charges `bytes` to `peer` until given back through the [`Charge`], unless `peer` or
-    /// all peers are already at or over their budget (`None`): so each peer passes its budget
-    /// by at most one answer, and the total by at most one answer per peer charging at once.
-    #[must_use]
-    pub fn try_charge(self: &Arc<Self>, peer: Option<IpAddr>, bytes: usize) -> Option<Charge> {
-        let mut by_peer = self.by_peer.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.total.load(Ordering::Relaxed) >= self.total_limit {
-            return None;
+    /// Charges `bytes` to `peer` until given back through the [`Charge`], by the rule of the
+    /// module doc (making room if `peer` is under its fair share).
+    ///
+    /// # Errors
+    /// [`Refused`] when it may not be charged now.
+    pub fn try_charge(
+        self: &Arc<Self>,
+        peer: Option<IpAddr>,
+        bytes: usize,
+    ) -> Result<Charge, Refused> {
+        let mut chosen = Vec::new();
+        let charge = {
+            let mut state = self.lock();
+            let total = self.total.load(Ordering::Relaxed);
+            if total >= self.total_limit.saturating_add(self.peer_limit) {
+                return Err(Refused::Bound);
+            }
+            let live = total.saturating_sub(state.dropping);
+            if live >= self.total_limit {
+                if state.holds(peer) >= self.fair_share(&state, peer) {
+                    return Err(Refused::Share);
+                }
+                let need = (live + bytes).saturating_sub(self.total_limit);
+                state.make_room(peer, need, &mut chosen);
+            }
+            state.clock += 1;
+            let id = state.clock;
+            let signal = Arc::new(Signal::default());
+            state.answers.insert(
+                id,
+                Answer {
+                    peer,
+                    left: bytes,
+                    last: id,
+                    dropping: false,
+                    signal: signal.clone(),
+                },
+            );
+            state.by_peer.entry(peer).or_default().bytes += bytes;
+            self.total.fetch_add(bytes, Ordering::Relaxed);
+            Charge {
+                unsent: self.clone(),
+                id,
+                signal,
+            }
+        };
+        for signal in chosen {
+            signal.drop_now();
         }
-        let mine = by_peer.entry(peer).or_insert(0);
-        if *mine >= self.peer_limit {
-            return None;
-        }
-        *mine = mine.saturating_add(bytes);
-        self.total.fetch_add(bytes, Ordering::Relaxed);
-        Some(Charge {
-            unsent: self.clone(),
-            peer,
-            left: bytes,
-        })
+        Ok(charge)
     }
 
-    fn give_back(&self, peer: Option<IpAddr>, bytes: usize) {
-        if bytes == 0 {
+    /// Gives back up to `bytes` of answer `id` (all it has left: `usize::MAX`), as progress;
+    /// `last` ends it.
+    fn give_back(&self, id: u64, bytes: usize, last: bool) {
+        let mut state = self.lock();
+        let State {
+            dropping,
+            by_peer,
+            answers,
+            clock,
+        } = &mut *state;
+        let Some(answer) = answers.get_mut(&id) else {
             return;
+        };
+        let n = bytes.min(answer.left);
+        answer.left -= n;
+        *clock += 1;
+        answer.last = *clock;
+        let (peer, was_dropping) = (answer.peer, answer.dropping);
+        if last {
+            answers.remove(&id);
         }
-        let mut by_peer = self.by_peer.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(mine) = by_peer.get_mut(&peer) {
-            *mine = mine.saturating_sub(bytes);
-            if *mine == 0 {
+        if let Some(held) = by_peer.get_mut(&peer) {
+            held.bytes = held.bytes.saturating_sub(n);
+            if was_dropping {
+                held.dropping = held.dropping.saturating_sub(n);
+            }
+            if held.bytes == 0 {
                 by_peer.remove(&peer);
             }
         }
+        if was_dropping {
+            *dropping = dropping.saturating_sub(n);
+        }
         // Under the lock, so `total` never lags the map for long.
-        self.total.fetch_sub(bytes, Ordering::Relaxed);
+        self.total.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+impl State {
+    /// Bytes `peer` holds, not counting answers being dropped.
+    fn holds(&self, peer: Option<IpAddr>) -> usize {
+        self.by_peer.get(&peer).map_or(0, |h| h.live())
+    }
+
+    /// Chooses answers to drop until `need` bytes are on their way out: each time the stalest
+    /// answer of the peer (other than `asking`) holding the most.
+    fn make_room(&mut self, asking: Option<IpAddr>, need: usize, chosen: &mut Vec<Arc<Signal>>) {
+        let mut freed = 0;
+        while freed < need {
+            let Some(most) = self
+                .by_peer
+                .iter()
+                .filter(|(p, h)| **p != asking && h.live() > 0)
+                .max_by_key(|(_, h)| h.live())
+                .map(|(p, _)| *p)
+            else {
+                return;
+            };
+            let Some((_, answer)) = self
+                .answers
+                .iter_mut()
+                .filter(|(_, a)| a.peer == most && !a.dropping && a.left > 0)
+                .min_by_key(|(_, a)| a.last)
+            else {
+                return;
+            };
+            answer.dropping = true;
+            let left = answer.left;
+            chosen.push(answer.signal.clone());
+            freed += left;
+            self.dropping += left;
+            if let Some(held) = self.by_peer.get_mut(&most) {
+                held.dropping += left;
+            }
+        }
     }
 }
 
@@ -115,22 +317,29 @@ impl Unsent {
 #[derive(Debug)]
 pub struct Charge {
     unsent: Arc<Unsent>,
-    peer: Option<IpAddr>,
-    left: usize,
+    id: u64,
+    signal: Arc<Signal>,
 }
 
 impl Charge {
-    /// `bytes` were taken by the connection: gives them back (at most what is left).
+    /// `bytes` were taken by the connection (h2 has window for them): gives them back (at
+    /// most what is left), and counts as progress.
     pub fn taken(&mut self, bytes: usize) {
-        let bytes = bytes.min(self.left);
-        self.left -= bytes;
-        self.unsent.give_back(self.peer, bytes);
+        if bytes > 0 {
+            self.unsent.give_back(self.id, bytes, false);
+        }
+    }
+
+    /// How this answer learns it is dropped to make room.
+    #[must_use]
+    pub fn signal(&self) -> &Arc<Signal> {
+        &self.signal
     }
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        self.unsent.give_back(self.peer, self.left);
+        self.unsent.give_back(self.id, usize::MAX, true);
     }
 }
 
@@ -138,31 +347,75 @@ impl Drop for Charge {
 mod tests {
     use super::*;
 
+    fn peer(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([127, 0, 0, last]))
+    }
+
     #[test]
-    fn a_peer_over_its_budget_is_refused_others_are_not_and_bytes_come_back() {
+    fn a_peer_may_pass_its_share_while_the_budget_has_room_and_bytes_come_back() {
         let unsent = Unsent::new(400);
-        let attacker = Some(IpAddr::from([127, 0, 0, 2]));
-        let victim = Some(IpAddr::from([127, 0, 0, 3]));
-        assert!(unsent.admits(attacker));
-        let mut first = unsent.try_charge(attacker, 60).unwrap();
-        assert!(unsent.admits(attacker), "60 of its 100");
-        let second = unsent.try_charge(attacker, 60).unwrap();
-        assert!(!unsent.admits(attacker), "120 of its 100");
+        let reader = peer(2);
+        let mut first = unsent.try_charge(reader, 150).unwrap();
+        let second = unsent.try_charge(reader, 150).unwrap();
         assert!(
-            unsent.try_charge(attacker, 1).is_none(),
-            "no answer past it"
+            unsent.admits(reader),
+            "300 of 400: its 100 passed, room left"
         );
-        assert!(unsent.admits(victim));
         first.taken(30);
-        assert!(unsent.admits(attacker), "90 of its 100");
-        assert_eq!(unsent.total(), 90);
+        assert_eq!(unsent.total(), 270);
         drop(second);
         drop(first);
         assert_eq!(unsent.total(), 0, "dropped charges give back what is left");
-        // The total bounds everyone.
-        let _big = unsent.try_charge(attacker, 400).unwrap();
-        assert!(!unsent.admits(victim));
-        assert!(unsent.try_charge(victim, 1).is_none());
+        assert!(unsent.lock().answers.is_empty() && unsent.lock().by_peer.is_empty());
+    }
+
+    #[test]
+    fn once_full_the_peer_over_its_share_is_shed_and_a_newcomer_makes_room() {
+        let unsent = Unsent::new(400);
+        let (hog, victim) = (peer(2), peer(3));
+        let mut hogged: Vec<Charge> = [101, 100, 100, 100]
+            .into_iter()
+            .map(|n| unsent.try_charge(hog, n).unwrap())
+            .collect();
+        // The first answer made progress since: the second is now the stalest.
+        hogged[0].taken(1);
+        assert!(!unsent.admits(hog), "at the total, over its share");
+        assert_eq!(unsent.try_charge(hog, 1).unwrap_err(), Refused::Share);
+        assert!(
+            unsent.admits(victim),
+            "a newcomer holds less than its share"
+        );
+        let mine = unsent.try_charge(victim, 150).unwrap();
+        let chosen: Vec<bool> = hogged.iter().map(|c| c.signal().dropped()).collect();
+        assert_eq!(
+            chosen,
+            [false, true, true, false],
+            "the stalest, as many as needed"
+        );
+        assert!(!mine.signal().dropped());
+        // Dropping them frees their bytes.
+        let kept: Vec<Charge> = hogged
+            .into_iter()
+            .filter(|c| !c.signal().dropped())
+            .collect();
+        assert_eq!(unsent.total(), 100 + 100 + 150);
+        assert!(unsent.admits(hog), "room again");
+        drop((kept, mine));
+        assert_eq!(unsent.total(), 0);
+    }
+
+    #[test]
+    fn bytes_being_dropped_never_let_the_total_pass_its_bound() {
+        let unsent = Unsent::new(400);
+        let hog = peer(2);
+        let _hogged: Vec<Charge> = (0..4)
+            .map(|_| unsent.try_charge(hog, 100).unwrap())
+            .collect();
+        // Newcomers each make room, but the dropped answers are not gone yet.
+        let _a = unsent.try_charge(peer(3), 100).unwrap();
+        let refused = unsent.try_charge(peer(4), 60);
+        assert_eq!(refused.unwrap_err(), Refused::Bound, "500 >= 400 + 100");
+        assert_eq!(unsent.total(), 500);
     }
 
     #[test]

@@ -1,0 +1,196 @@
+//! The byte budget of HTTP/2 answers not yet taken by their clients (`http::layer::unsent`),
+//! scaled down: 256 places make a total of 4 MiB and a fair share of at most 1 MiB; an answer
+//! of 1000 part URLs is about 468 KB. Peers are distinct 127.0.0.x addresses.
+
+use crate::harness::{start, Running};
+use crate::stalled_streams::h2c_from;
+use std::time::Duration;
+
+const HOG: [u8; 4] = [127, 0, 0, 2];
+const OTHER: [u8; 4] = [127, 0, 0, 3];
+const NEWCOMER: [u8; 4] = [127, 0, 0, 4];
+
+async fn server() -> Option<(Running, serde_json::Value)> {
+    // No stream is reset for idleness during a test.
+    let server = start(&[
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000"),
+        ("DRAFTSTORE_MAX_IN_FLIGHT", "256"),
+    ])
+    .await?;
+    let upload: serde_json::Value = crate::harness::h2c()
+        .post(server.url("/api/v1/multipart-upload"))
+        .json(&serde_json::json!({"object_name": "mp.bin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Some((server, upload))
+}
+
+/// Opens, on a connection of its own from `source`, an HTTP/2 `part-urls` call for 1000 parts
+/// with a 1 KiB window never reopened; returns its status and a task that ends when the stream
+/// does, saying how (it keeps the connection open until then).
+async fn unread(
+    server: &Running,
+    source: [u8; 4],
+    upload: &serde_json::Value,
+) -> (u16, tokio::task::JoinHandle<String>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .unwrap();
+    let tcp = socket.connect(server.addr).await.unwrap();
+    let (mut client, connection) = crate::harness::h2_windowed(tcp, 1024).await;
+    let url = server.url("/api/v1/multipart-upload/part-urls");
+    let (response, send) = crate::harness::send_part_urls(&mut client, &url, upload);
+    let response = response.await.unwrap();
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let ended = tokio::spawn(async move {
+        let _open = (send, client);
+        let how = loop {
+            match body.data().await {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break format!("reset: {:?}", e.reason()),
+                None => break "ended".to_owned(),
+            }
+        };
+        connection.abort();
+        how
+    });
+    (status, ended)
+}
+
+fn part_urls(
+    server: &Running,
+    client: &reqwest::Client,
+    upload: &serde_json::Value,
+) -> reqwest::RequestBuilder {
+    client
+        .post(server.url("/api/v1/multipart-upload/part-urls"))
+        .json(&serde_json::json!({
+            "object_name": upload["object_name"],
+            "upload_id": upload["upload_id"],
+            "part_numbers": (1..=1000).collect::<Vec<u32>>(),
+        }))
+}
+
+fn upload_url(server: &Running, client: &reqwest::Client) -> reqwest::RequestBuilder {
+    client
+        .post(server.url("/api/v1/upload-url"))
+        .json(&serde_json::json!({"object_name": "a.bin"}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reading_many_big_answers_at_once_is_never_shed() {
+    let Some((server, upload)) = server().await else {
+        return;
+    };
+    // One connection with HTTP/2's default 64 KiB windows, reopened as data is read (as any
+    // client does), 8 big answers at once (3.7 MB: more than the 1 MiB share, less than the
+    // total), five times over.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::from((HOG, 0))).unwrap();
+    let tcp = socket.connect(server.addr).await.unwrap();
+    let (client, connection) = crate::harness::h2_windowed(tcp, 65_535).await;
+    let url = server.url("/api/v1/multipart-upload/part-urls");
+    for round in 0..5 {
+        let calls = (0..8).map(|_| {
+            let mut client = client.clone();
+            let (url, upload) = (&url, &upload);
+            async move {
+                client = client.ready().await.unwrap();
+                let (response, _send) = crate::harness::send_part_urls(&mut client, url, upload);
+                let (head, mut body) = response.await.unwrap().into_parts();
+                let mut len = 0;
+                while let Some(data) = body.data().await {
+                    let data = data.unwrap();
+                    len += data.len();
+                    body.flow_control().release_capacity(data.len()).unwrap();
+                }
+                (head.status.as_u16(), len)
+            }
+        });
+        for (status, len) in futures_util::future::join_all(calls).await {
+            assert_eq!(
+                status, 200,
+                "round {round}: a client that reads is not shed"
+            );
+            assert!(len > 400_000, "{len}");
+        }
+    }
+    connection.abort();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_budget_sheds_the_peers_over_their_share_and_makes_room_for_a_newcomer() {
+    let Some((server, upload)) = server().await else {
+        return;
+    };
+    // Two peers that never read fill the total: 6 answers and 3 (4.2 MB).
+    let mut hog = Vec::new();
+    for _ in 0..6 {
+        let (status, ended) = unread(&server, HOG, &upload).await;
+        assert_eq!(
+            status, 200,
+            "work-conserving: charged while the total has room"
+        );
+        hog.push(ended);
+    }
+    let mut other = Vec::new();
+    for _ in 0..3 {
+        let (status, ended) = unread(&server, OTHER, &upload).await;
+        assert_eq!(status, 200);
+        other.push(ended);
+    }
+    for (name, source) in [("hog", HOG), ("other", OTHER)] {
+        let refused = upload_url(&server, &h2c_from(source)).send().await.unwrap();
+        assert_eq!(
+            refused.status(),
+            503,
+            "{name} is over its share of a full budget"
+        );
+        assert_eq!(refused.headers()["retry-after"], "1");
+        let error: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "OVERLOADED", "{error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains("holds its fair share"), "{message}");
+    }
+    // A newcomer is served, small answers and big ones: room is made for its big answer by
+    // resetting the hog's stalest streams, not the other's.
+    let newcomer = h2c_from(NEWCOMER);
+    for _ in 0..10 {
+        let status = upload_url(&server, &newcomer)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "a newcomer is never shut out");
+    }
+    let big = part_urls(&server, &newcomer, &upload).send().await.unwrap();
+    assert_eq!(big.status(), 200);
+    assert!(big.bytes().await.unwrap().len() > 400_000);
+    // Its answer needed 0.5 MB more than the total had: two of the hog's answers (the
+    // stalest, each time of the peer holding most) were reset, within a moment.
+    let first = tokio::time::timeout(Duration::from_secs(20), hog.remove(0))
+        .await
+        .expect("the hog's stalest answer is reset at once, not at the idle limit")
+        .unwrap();
+    assert_eq!(first, "reset: Some(CANCEL)");
+    let second = tokio::time::timeout(Duration::from_secs(20), hog.remove(0))
+        .await
+        .expect("and its next stalest")
+        .unwrap();
+    assert_eq!(second, "reset: Some(CANCEL)");
+    assert!(
+        hog.iter().chain(&other).all(|open| !open.is_finished()),
+        "no other answer is reset"
+    );
+    for open in hog.into_iter().chain(other) {
+        open.abort();
+    }
+    server.stop().await;
+}
