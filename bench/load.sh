@@ -22,8 +22,12 @@
 # Rows "...-tls" are the same gRPC call over TLS (ALPN h2, a P-256 certificate made by openssl
 # for the run) to a second gateway, their ratio against the plaintext gateway's row.
 # With BEFORE=<git ref> (e.g. the commit before a change), that revision's gateway is built
-# too (git archive, its own target dir) and measured in the same run, rows "before ...";
-# BEFORE_BIN=<path> measures a gateway binary already built instead (a saved release build).
+# too (git archive, its own target dir) with the very command that builds today's, and measured
+# in the same run, rows "before ...". BEFORE=<ref> is the fair comparison. BEFORE_BIN=<path>
+# measures a gateway binary already built instead (a saved release build), and the script warns:
+# a binary built apart (e.g. `cargo build -p draftstore-gateway` alone, without the bench
+# binaries whose dependency features cargo unifies with the gateway's, or another toolchain)
+# is not the same code, and in one run the same source measured 8-9% apart that way.
 #
 # ROWS=<regex> (bash, matched against the row name; ONLY= is the same) runs only the rows it
 # matches; keep their baselines in it for a ratio. E.g.
@@ -55,7 +59,10 @@ client() { taskset -c "$CLIENT_CPUS" "$@"; }
 # Only ever started in the background: exec keeps the PID the script reads CPU time from.
 server() { exec taskset -c "$SERVER_CPUS" "$@"; }
 command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null; }
-cargo build --release --quiet -p draftstore-gateway -p draftstore-bench --bins
+# The one build command, for today's tree and for BEFORE's: building the gateway alone would
+# unify other dependency features and give a different binary from the same source.
+build() { cargo build --release --quiet -p draftstore-gateway -p draftstore-bench --bins "$@"; }
+build
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -90,11 +97,20 @@ AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http
 pids+=($!); GW_TLS_PID=$!
 wait_port "$GW"; wait_port "$GW_KEY"; wait_port "$GW_TLS"
 if [ -n "$BEFORE_BIN" ]; then
+  echo "warning: BEFORE_BIN=$BEFORE_BIN was not built by this script; ratios against it mix build" >&2
+  echo "differences (dependency features, toolchain) into the change. BEFORE=<git ref> is the fair comparison." >&2
   BEFORE=${BEFORE:-$BEFORE_BIN}
 elif [ -n "$BEFORE" ]; then
-  mkdir "$work/before"
-  git archive "$BEFORE" | tar -x -C "$work/before"
-  cargo build --release --quiet -p draftstore-gateway --manifest-path "$work/before/Cargo.toml" --target-dir target/load-before
+  # A fixed source folder per commit: a second run with the same BEFORE is then an up-to-date
+  # check, not a rebuild (git archive keeps the commit's file times).
+  before_commit=$(git rev-parse --verify "$BEFORE^{commit}")
+  before_src=target/load-before/src-$before_commit
+  if [ ! -d "$before_src" ]; then
+    mkdir -p "$before_src.tmp"
+    git archive "$before_commit" | tar -x -C "$before_src.tmp"
+    mv "$before_src.tmp" "$before_src"
+  fi
+  build --manifest-path "$before_src/Cargo.toml" --target-dir target/load-before
   BEFORE_BIN=target/load-before/release/gateway
 fi
 if [ -n "$BEFORE" ]; then

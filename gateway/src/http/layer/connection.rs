@@ -7,6 +7,7 @@
 use super::Meta;
 use super::{Req, Res};
 use pin_project_lite::pin_project;
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
@@ -48,10 +49,16 @@ impl Streams {
     }
 }
 
-/// The stack for one connection.
-#[derive(Debug, Clone)]
+/// The stack for one connection, held in a `RefCell` so each request calls it in place: a
+/// clone per request (hyper's `Service::call` takes `&self`, tower's `&mut self`) bumped and
+/// dropped every `Arc` the layers hold (about a dozen atomic pairs, on counters every worker
+/// thread shares). Only the connection's own task calls it, one request at a time.
+#[derive(Debug)]
 pub struct PerConnection<S> {
-    inner: S,
+    inner: RefCell<S>,
+    /// Cloned for a call that finds `inner` borrowed, which no call does (calls do not nest):
+    /// there so that path needs no panic.
+    spare: S,
     peer: IpAddr,
     activity: Arc<Activity>,
     streams: Arc<Streams>,
@@ -59,9 +66,13 @@ pub struct PerConnection<S> {
 
 impl<S> PerConnection<S> {
     /// `inner` serving `peer`, counted in `activity` and `streams`.
-    pub fn new(inner: S, peer: IpAddr, activity: Arc<Activity>, streams: Arc<Streams>) -> Self {
+    pub fn new(inner: S, peer: IpAddr, activity: Arc<Activity>, streams: Arc<Streams>) -> Self
+    where
+        S: Clone,
+    {
         Self {
-            inner,
+            inner: RefCell::new(inner.clone()),
+            spare: inner,
             peer,
             activity,
             streams,
@@ -72,8 +83,8 @@ impl<S> PerConnection<S> {
 /// hyper calls the stack through this (not through hyper-util's `TowerToHyperService`, whose
 /// `Oneshot` future holds a clone of the whole stack and the request until its first poll, and
 /// polls readiness): every service of the stack is always ready (each `poll_ready` forwards to
-/// the router's, which is `Ready`), so a clone of the stack is called at once and only its
-/// future is kept.
+/// the router's, which is `Ready`), so the connection's stack is called at once, in place,
+/// and only its future is kept.
 impl<S> hyper::service::Service<Req> for PerConnection<S>
 where
     S: Service<Req, Response = Res, Error = Infallible> + Clone,
@@ -92,8 +103,12 @@ where
             over_cap: before >= self.streams.cap,
             ..Meta::default()
         });
+        let inner = match self.inner.try_borrow_mut() {
+            Ok(mut stack) => stack.call(req),
+            Err(_) => self.spare.clone().call(req),
+        };
         Counted {
-            inner: self.inner.clone().call(req),
+            inner,
             _open: Open {
                 activity: self.activity.clone(),
                 streams: self.streams.clone(),
