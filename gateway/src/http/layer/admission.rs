@@ -456,7 +456,8 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(end) = this.end.take() {
-                end.unfinished(this.watch.as_ref().is_some_and(|w| w.stalled()));
+                let made_room = this.charge.as_ref().is_some_and(|c| c.signal().dropped());
+                end.unfinished(made_room, this.watch.as_ref().is_some_and(|w| w.stalled()));
             }
         }
     }
