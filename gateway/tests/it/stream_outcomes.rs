@@ -492,3 +492,62 @@ async fn an_answer_dropped_to_make_room_is_logged_and_counted_as_overloaded() {
         reading.abort();
     }
 }
+
+/// A small HTTP/2 answer (one frame) its client never takes is reset at the stall limit, and
+/// that reset is logged and counted, not only the 200 it was answered with.
+#[tokio::test]
+async fn a_small_answer_reset_at_the_stall_limit_is_logged_and_counted() {
+    let gateway = gateway_with(&[
+        ("DRAFTSTORE_AUTH", "none"),
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &IDLE_MS.to_string()),
+    ]);
+    let port = gateway.port;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    // A window of 0: not a byte of the answer can be sent.
+    let (mut client, connection) = crate::harness::h2_windowed(tcp, 0).await;
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://127.0.0.1:{port}/api/v1/upload-url"))
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    send.send_data(Bytes::from_static(br#"{"object_name":"w0.bin"}"#), true)
+        .unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let ended = tokio::time::timeout(Duration::from_secs(30), body.data())
+        .await
+        .expect("reset at the stall limit");
+    assert!(matches!(ended, Some(Err(_))), "{ended:?}");
+    let started = Instant::now();
+    let line = loop {
+        let line = gateway
+            .log()
+            .lines()
+            .find(|l| l.contains("did not take all of it within the stall limit"))
+            .map(str::to_owned);
+        if line.is_some() || started.elapsed() > Duration::from_secs(10) {
+            break line;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let line = line.expect("the reset is logged");
+    assert!(line.contains("STREAM_IDLE"), "{line}");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "draftstore_small_answers_stalled_total 1"),
+        "{metrics}"
+    );
+    connection.abort();
+}
