@@ -109,6 +109,10 @@ pub struct Metrics {
     /// Pre-confirm checks by outcome: `allowed`, `rejected`, `unavailable_rejected`,
     /// `unavailable_allowed`.
     pub preconfirm_checks: Family<OutcomeLabels, Counter>,
+    /// `draftstore_small_answers_stalled_total`: HTTP/2 answers of one frame or less (16 KiB)
+    /// whose stream was reset at the stall limit, their client not having taken them whole
+    /// (their request is counted in `requests` with the status it was answered with).
+    pub small_answers_stalled: Counter,
 }
 
 fn histogram() -> Histogram {
@@ -227,8 +231,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Pre-confirm checks by outcome",
         preconfirm_checks.clone(),
     );
+    let small_answers_stalled = Counter::default();
+    registry.register(
+        "small_answers_stalled",
+        "HTTP/2 answers of one frame or less reset at the stall limit, not taken whole",
+        small_answers_stalled.clone(),
+    );
     Metrics {
         registry,
+        small_answers_stalled,
         webhook_deliveries,
         webhook_queue_depth,
         webhook_oldest_pending_seconds,

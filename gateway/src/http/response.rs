@@ -18,6 +18,9 @@ pub struct Body(Kind);
 enum Kind {
     /// `None` once sent, or when empty.
     Whole(Option<Bytes>),
+    /// As `Whole`, its last byte a frame of its own (see [`Body::end_apart`]): the data but
+    /// its last byte, then that byte (each `None` once sent).
+    LastApart(Option<Bytes>, Option<Bytes>),
     /// Data, then one fixed trailer (gRPC's `grpc-status: 0`): nothing boxed, the trailers'
     /// map made only when they are sent. `None` once sent.
     Trailer(Option<Bytes>, Option<&'static Trailer>),
@@ -67,12 +70,32 @@ impl Body {
         })))
     }
 
+    /// Over HTTP/2, makes a whole answer's last byte (with `END_STREAM`) go as a frame of its
+    /// own: hyper hands a data frame to h2 only once the client's window has room for all the
+    /// frames before it, so the stream's task lives until the answer is all but taken and the
+    /// stall limit ([`crate::http::watch`]) covers the whole answer, not just its first byte
+    /// (an empty end frame would not do: hyper sends those without waiting). Costs one
+    /// 10-byte frame per answer of 2 bytes or more. Nothing for any other body (a gRPC reply's
+    /// trailers wait for the window the same way).
+    pub fn end_apart(&mut self) {
+        if let Kind::Whole(Some(data)) = &mut self.0 {
+            if data.len() > 1 {
+                let last = data.split_off(data.len() - 1);
+                let head = std::mem::take(data);
+                self.0 = Kind::LastApart(Some(head), Some(last));
+            }
+        }
+    }
+
     /// The length of the data still to send of a whole answer (data and at most fixed
     /// trailers, all in memory), `None` for a streamed one.
     #[must_use]
     pub fn whole_len(&self) -> Option<usize> {
         match &self.0 {
             Kind::Whole(data) | Kind::Trailer(data, _) => Some(data.as_ref().map_or(0, Bytes::len)),
+            Kind::LastApart(head, last) => {
+                Some(head.as_ref().map_or(0, Bytes::len) + last.as_ref().map_or(0, Bytes::len))
+            }
             Kind::Trailed(t) => Some(t.data.as_ref().map_or(0, Bytes::len)),
             Kind::Boxed(_) => None,
         }
@@ -95,6 +118,11 @@ impl hyper::body::Body for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match &mut self.get_mut().0 {
             Kind::Whole(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Kind::LastApart(head, last) => Poll::Ready(
+                head.take()
+                    .or_else(|| last.take())
+                    .map(|d| Ok(Frame::data(d))),
+            ),
             Kind::Trailer(data, trailer) => Poll::Ready(match data.take() {
                 Some(data) => Some(Ok(Frame::data(data))),
                 None => trailer.take().map(|(name, value)| {
@@ -114,6 +142,7 @@ impl hyper::body::Body for Body {
     fn is_end_stream(&self) -> bool {
         match &self.0 {
             Kind::Whole(data) => data.is_none(),
+            Kind::LastApart(head, last) => head.is_none() && last.is_none(),
             Kind::Trailer(data, trailer) => data.is_none() && trailer.is_none(),
             Kind::Trailed(t) => t.data.is_none() && t.trailers.is_none(),
             Kind::Boxed(body) => body.is_end_stream(),
@@ -123,7 +152,9 @@ impl hyper::body::Body for Body {
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
             // As `Full` says: the exact length, which hyper sends as `content-length`.
-            Kind::Whole(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Whole(_) | Kind::LastApart(..) => {
+                SizeHint::with_exact(self.whole_len().unwrap_or(0) as u64)
+            }
             Kind::Trailer(..) | Kind::Trailed(_) => SizeHint::default(),
             Kind::Boxed(body) => body.size_hint(),
         }
@@ -224,6 +255,28 @@ impl std::fmt::Display for RequestId {
 mod tests {
     use super::*;
     use hyper::body::Body as _;
+
+    #[tokio::test]
+    async fn a_whole_body_with_its_end_apart_sends_its_last_byte_alone() {
+        use http_body_util::BodyExt;
+        let mut body = full(Bytes::from_static(b"abcd"));
+        body.end_apart();
+        assert_eq!(body.size_hint().exact(), Some(4));
+        assert_eq!(body.whole_len(), Some(4));
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert!(!body.is_end_stream(), "the last byte is still to come");
+        let last = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert!(body.is_end_stream());
+        assert_eq!((&first[..], &last[..]), (&b"abc"[..], &b"d"[..]));
+        // One byte is left whole.
+        let mut one = full(Bytes::from_static(b"a"));
+        one.end_apart();
+        assert_eq!(
+            one.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "a"
+        );
+        assert!(one.is_end_stream());
+    }
 
     #[tokio::test]
     async fn whole_bodies_keep_what_full_and_a_stream_said() {

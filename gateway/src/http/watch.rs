@@ -16,7 +16,9 @@
 //! allocation); if the task then waits at all, the executor makes its watch, armed for the
 //! stall limit it was given ([`Executor::stalling`]), so an answer the client never takes is
 //! reset like any other stream. A task that finishes in the poll that answered (every answer
-//! the client's window has room for) costs only the flag's store.
+//! the client's window has room for) costs only the flag's store. Such a reset is logged (INFO)
+//! and counted (`draftstore_small_answers_stalled_total`): the request's own line and count
+//! were written when it was answered.
 
 use pin_project_lite::pin_project;
 use std::cell::OnceCell;
@@ -153,6 +155,7 @@ where
                 task: fut,
                 expiry: None,
                 stall: self.stall,
+                answered: false,
             },
         ));
     }
@@ -166,6 +169,8 @@ pin_project! {
         task: F,
         expiry: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
         stall: Duration,
+        // Its watch was made for a whole answer handed over (not by the task's own code).
+        answered: bool,
     }
 }
 
@@ -183,24 +188,38 @@ impl<F: Future> Future for Watched<F> {
             let stall = *this.stall;
             let made = WATCH
                 .try_with(|slot| match slot.watch.get() {
-                    Some(watch) => Some(watch.clone()),
+                    Some(watch) => Some((watch.clone(), false)),
                     None if slot.answered.get() && !stall.is_zero() => {
                         let watch = Arc::clone(slot.watch.get_or_init(|| Arc::new(Watch::new())));
                         watch.arm(stall);
-                        Some(watch)
+                        Some((watch, true))
                     }
                     None => None,
                 })
                 .ok()
                 .flatten();
+            let made = made.map(|(watch, answered)| {
+                *this.answered = answered;
+                watch
+            });
             if let Some(watch) = made {
                 *this.expiry = Some(Box::pin(async move { watch.expired().await }));
             }
         }
-        match this.expiry {
-            Some(expiry) => expiry.as_mut().poll(cx),
-            None => Poll::Pending,
+        let Some(expiry) = this.expiry else {
+            return Poll::Pending;
+        };
+        let expired = expiry.as_mut().poll(cx);
+        if expired.is_ready() && *this.answered {
+            tracing::info!(
+                stall_ms = u64::try_from(this.stall.as_millis()).unwrap_or(u64::MAX),
+                code = "STREAM_IDLE",
+                "a whole HTTP/2 answer of one frame or less was reset: its client did not take \
+                 all of it within the stall limit"
+            );
+            crate::metrics::get().small_answers_stalled.inc();
         }
+        expired
     }
 }
 

@@ -11,10 +11,14 @@ const OTHER: [u8; 4] = [127, 0, 0, 3];
 const NEWCOMER: [u8; 4] = [127, 0, 0, 4];
 
 async fn server() -> Option<(Running, serde_json::Value)> {
+    server_with("256").await
+}
+
+async fn server_with(places: &str) -> Option<(Running, serde_json::Value)> {
     // No stream is reset for idleness during a test.
     let server = start(&[
         ("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000"),
-        ("DRAFTSTORE_MAX_IN_FLIGHT", "256"),
+        ("DRAFTSTORE_MAX_IN_FLIGHT", places),
     ])
     .await?;
     let upload: serde_json::Value = crate::harness::h2c()
@@ -160,7 +164,8 @@ async fn a_full_budget_sheds_the_peers_over_their_share_and_makes_room_for_a_new
         assert!(message.contains("holds its fair share"), "{message}");
     }
     // A newcomer is served, small answers and big ones: room is made for its big answer by
-    // resetting the hog's stalest streams, not the other's.
+    // resetting the hog's stalest streams, not the other's, once they have been stale a while.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let newcomer = h2c_from(NEWCOMER);
     for _ in 0..10 {
         let status = upload_url(&server, &newcomer)
@@ -191,6 +196,94 @@ async fn a_full_budget_sheds_the_peers_over_their_share_and_makes_room_for_a_new
     );
     for open in hog.into_iter().chain(other) {
         open.abort();
+    }
+    server.stop().await;
+}
+
+/// Reads one `part-urls` answer on `client` as a steady reader does (a frame, a short pause,
+/// its window given back): `Ok(status)` when it ended whole, `Err` when it was reset.
+async fn read_steadily(
+    mut client: h2::client::SendRequest<bytes::Bytes>,
+    url: String,
+    upload: serde_json::Value,
+) -> Result<u16, String> {
+    client = client.ready().await.map_err(|e| e.to_string())?;
+    let (response, _send) = crate::harness::send_part_urls(&mut client, &url, &upload);
+    let (head, mut body) = response.await.map_err(|e| e.to_string())?.into_parts();
+    while let Some(data) = body.data().await {
+        let data = data.map_err(|e| format!("reset mid-body: {:?}", e.reason()))?;
+        let _ = body.flow_control().release_capacity(data.len());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(head.status.as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_taking_its_answers_is_never_reset_to_make_room_for_newcomers() {
+    // 128 places: a total of 2 MiB (bound 2.5 MiB), which the reader's three answers of
+    // 468 KB and two attackers' fill.
+    let Some((server, upload)) = server_with("128").await else {
+        return;
+    };
+    let url = server.url("/api/v1/multipart-upload/part-urls");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The reader: three answers at a time on one connection with HTTP/2's default window,
+    // read steadily until the attack is over.
+    let reader = tokio::spawn({
+        let (stop, url, upload, addr) = (stop.clone(), url.clone(), upload.clone(), server.addr);
+        async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(std::net::SocketAddr::from((HOG, 0))).unwrap();
+            let tcp = socket.connect(addr).await.unwrap();
+            let (client, connection) = crate::harness::h2_windowed(tcp, 65_535).await;
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let calls =
+                    (0..3).map(|_| read_steadily(client.clone(), url.clone(), upload.clone()));
+                statuses.extend(futures_util::future::join_all(calls).await);
+            }
+            connection.abort();
+            statuses
+        }
+    });
+    // Attackers on other addresses, each asking an answer it never reads, one after another;
+    // then, once theirs are stale, newcomers.
+    let mut attackers = Vec::new();
+    for i in 1..=12 {
+        attackers.push(unread(&server, [127, 0, 1, i], &upload).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut newcomers = Vec::new();
+    for i in 1..=4 {
+        newcomers.push(unread(&server, [127, 0, 2, i], &upload).await);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = reader.await.unwrap();
+    for status in &statuses {
+        assert!(
+            matches!(status, Ok(200 | 503)),
+            "a reader taking its answer is served or shed, never reset: {statuses:?}"
+        );
+    }
+    assert!(statuses.contains(&Ok(200)), "{statuses:?}");
+    // Room was made from the attackers' stale answers: a newcomer was served, an attacker reset.
+    assert!(
+        newcomers.iter().any(|(status, _)| *status == 200),
+        "a newcomer is served"
+    );
+    let mut reset = 0;
+    for (status, ended) in attackers {
+        if status == 200 && ended.is_finished() {
+            assert_eq!(ended.await.unwrap(), "reset: Some(CANCEL)");
+            reset += 1;
+        } else {
+            ended.abort();
+        }
+    }
+    assert!(reset > 0, "an attacker's stale answer made room");
+    for (_, ended) in newcomers {
+        ended.abort();
     }
     server.stop().await;
 }

@@ -348,3 +348,55 @@ async fn unread_answers_past_the_byte_budget_shed_their_peer_only_until_given_ba
     assert_eq!(upload_url(&attacker).await.unwrap().status(), 200);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_answer_whose_window_opens_a_byte_at_a_time_is_reset_at_the_stall_limit() {
+    let Some(server) = start(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", "1500")]).await else {
+        return;
+    };
+    // A window of one byte (stream and connection), opened by one more byte every 300 ms: the
+    // watch must not see each byte as progress, or the answer would stay forever.
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut client, connection) = crate::harness::h2_windowed(tcp, 1).await;
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(server.url("/api/v1/upload-url"))
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    send.send_data(
+        bytes::Bytes::from_static(br#"{"object_name":"trickle.bin"}"#),
+        true,
+    )
+    .unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let length: usize = response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(length > 100, "{length}");
+    let mut body = response.into_body();
+    let mut got = 0;
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match body.data().await {
+                Some(Ok(data)) => {
+                    got += data.len();
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let _ = body.flow_control().release_capacity(data.len());
+                }
+                Some(Err(e)) => break format!("reset: {:?}", e.reason()),
+                None => break "ended".to_owned(),
+            }
+        }
+    })
+    .await
+    .expect("the trickled answer is reset, not kept open");
+    assert_eq!(ended, "reset: Some(CANCEL)");
+    assert!(got < length, "{got} of {length}");
+    connection.abort();
+    server.stop().await;
+}

@@ -430,3 +430,124 @@ async fn an_unfinished_big_answer_is_logged_and_counted_as_it_ended() {
         .collect();
     assert_eq!(rest, want);
 }
+
+/// A big answer reset to make room for another client's is logged and counted as such (503
+/// `OVERLOADED`, saying so), not as its client's stall (`STREAM_IDLE`).
+#[tokio::test]
+async fn an_answer_dropped_to_make_room_is_logged_and_counted_as_overloaded() {
+    // 64 places: a byte budget of 1 MiB, filled by three unread answers of 468 KB.
+    let gateway = gateway_with(&[
+        ("DRAFTSTORE_AUTH", "none"),
+        ("DRAFTSTORE_MAX_IN_FLIGHT", "64"),
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000"),
+    ]);
+    let port = gateway.port;
+    let upload: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/v1/multipart-upload"))
+        .json(&serde_json::json!({"object_name": "mp.bin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = "/api/v1/multipart-upload/part-urls";
+    let mut hog = Vec::new();
+    for _ in 0..3 {
+        hog.push(unread_part_urls(port, &upload).await);
+    }
+    // Once the hog's answers are stale, a newcomer on another address makes room.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let whole = crate::stalled_streams::h2c_from([127, 0, 0, 3])
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .json(&serde_json::json!({
+            "object_name": upload["object_name"],
+            "upload_id": upload["upload_id"],
+            "part_numbers": (1..=1000).collect::<Vec<u32>>(),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    assert!(whole.bytes().await.unwrap().len() > 400_000);
+    let lines = lines_of(&gateway, path, 2).await;
+    let dropped: Vec<&String> = lines
+        .iter()
+        .filter(|l| field(l, "status") == Some("503"))
+        .collect();
+    assert!(!dropped.is_empty(), "{lines:?}");
+    for line in &dropped {
+        assert!(line.contains("OVERLOADED"), "{line}");
+        assert!(line.contains("make room"), "{line}");
+        assert!(!line.contains("STREAM_IDLE"), "{line}");
+    }
+    let rest: Vec<(String, f64)> = counted(&gateway, "rest").await;
+    assert!(
+        rest.iter().any(|(status, n)| status == "503" && *n >= 1.0),
+        "{rest:?}"
+    );
+    assert!(rest.iter().all(|(status, _)| status != "504"), "{rest:?}");
+    for (send, reading) in hog {
+        drop(send);
+        reading.abort();
+    }
+}
+
+/// A small HTTP/2 answer (one frame) its client never takes is reset at the stall limit, and
+/// that reset is logged and counted, not only the 200 it was answered with.
+#[tokio::test]
+async fn a_small_answer_reset_at_the_stall_limit_is_logged_and_counted() {
+    let gateway = gateway_with(&[
+        ("DRAFTSTORE_AUTH", "none"),
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &IDLE_MS.to_string()),
+    ]);
+    let port = gateway.port;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    // A window of 0: not a byte of the answer can be sent.
+    let (mut client, connection) = crate::harness::h2_windowed(tcp, 0).await;
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://127.0.0.1:{port}/api/v1/upload-url"))
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    send.send_data(Bytes::from_static(br#"{"object_name":"w0.bin"}"#), true)
+        .unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let ended = tokio::time::timeout(Duration::from_secs(30), body.data())
+        .await
+        .expect("reset at the stall limit");
+    assert!(matches!(ended, Some(Err(_))), "{ended:?}");
+    let started = Instant::now();
+    let line = loop {
+        let line = gateway
+            .log()
+            .lines()
+            .find(|l| l.contains("did not take all of it within the stall limit"))
+            .map(str::to_owned);
+        if line.is_some() || started.elapsed() > Duration::from_secs(10) {
+            break line;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let line = line.expect("the reset is logged");
+    assert!(line.contains("STREAM_IDLE"), "{line}");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "draftstore_small_answers_stalled_total 1"),
+        "{metrics}"
+    );
+    connection.abort();
+}

@@ -20,7 +20,8 @@
 //! byte budget of [`Unsent`]: once that is full, a peer holding its fair share of it has new API
 //! requests shed like a peer holding its share of places, and an answer of it finished
 //! meanwhile is replaced by that 503 (the work is lost, the memory bound kept); a peer under its
-//! share is served, resetting the stalest answers of the peer holding most to make room.
+//! share is served, resetting answers nobody has taken a frame of for a while (of peers over
+//! their share) to make room, or shed if there are not enough of those.
 
 use super::body::early;
 use super::observe::PacedEnd;
@@ -165,6 +166,10 @@ fn unread(why: Refused) -> ApiError {
              fair share of it or more; retry"
         }
         Refused::Bound => "answers waiting to be sent fill all the memory kept for them; retry",
+        Refused::Busy => {
+            "answers waiting to be sent fill the memory kept for them, and the other clients are \
+             reading theirs; retry"
+        }
     };
     ApiError::new(Code::Overloaded, message).with_retry_after(1)
 }
@@ -451,7 +456,8 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(end) = this.end.take() {
-                end.unfinished(this.watch.as_ref().is_some_and(|w| w.stalled()));
+                let made_room = this.charge.as_ref().is_some_and(|c| c.signal().dropped());
+                end.unfinished(made_room, this.watch.as_ref().is_some_and(|w| w.stalled()));
             }
         }
     }
@@ -657,7 +663,8 @@ mod tests {
                 budget: Some((task_unsent.clone(), hog, Call::Rest(None))),
             };
             let mut body = held.await.unwrap().into_body();
-            // The total is full: a newcomer's answer makes room by choosing this one.
+            // The total is full: a newcomer's answer makes room by choosing this one, stale.
+            tokio::time::sleep(super::super::unsent::STALE).await;
             let _mine = task_unsent.try_charge(newcomer, 100).unwrap();
             let _held = tx;
             let _ = body.frame().await;

@@ -103,12 +103,14 @@ where
             over_cap: before >= self.streams.cap,
             ..Meta::default()
         });
+        let h2 = req.version() == http::Version::HTTP_2;
         let inner = match self.inner.try_borrow_mut() {
             Ok(mut stack) => stack.call(req),
             Err(_) => self.spare.clone().call(req),
         };
         Counted {
             inner,
+            h2,
             _open: Open {
                 activity: self.activity.clone(),
                 streams: self.streams.clone(),
@@ -135,6 +137,7 @@ pin_project! {
     pub struct Counted<F> {
         #[pin]
         inner: F,
+        h2: bool,
         _open: Open,
     }
 }
@@ -143,13 +146,19 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let answer = ready!(self.project().inner.poll(cx));
-        // A whole answer waits for the client's window from now on: within the stall limit
-        // (see `crate::http::watch`). A streamed one sets its own watch.
-        if let Ok(response) = &answer {
+        let this = self.project();
+        let mut answer = ready!(this.inner.poll(cx));
+        // A whole answer waits for the client's window from now on: all of it taken within the
+        // stall limit (see `crate::http::watch`), its end sent apart so that the stream's task
+        // waits for all of it (a window opened a byte at a time is no progress). A streamed
+        // one sets its own watch.
+        if let Ok(response) = &mut answer {
             if response.body().whole_len().is_some()
                 && !hyper::body::Body::is_end_stream(response.body())
             {
+                if *this.h2 {
+                    response.body_mut().end_apart();
+                }
                 crate::http::watch::answered();
             }
         }

@@ -256,7 +256,8 @@ impl StreamEnd {
 /// The record of a whole answer handed over frame by frame (an HTTP/2 answer over 16 KiB,
 /// admission's `Paced`): written when its last frame is taken ([`PacedEnd::finished`]), or
 /// when it is dropped unfinished ([`PacedEnd::unfinished`]: `STREAM_IDLE` at the stall limit,
-/// `STREAM_CANCELLED` when the client reset it), not when its head goes out.
+/// `OVERLOADED` when reset to make room for other clients, `STREAM_CANCELLED` when the client
+/// reset it), not when its head goes out.
 pub struct PacedEnd(StreamEnd);
 
 impl std::fmt::Debug for PacedEnd {
@@ -283,10 +284,18 @@ impl PacedEnd {
         self.0.end(Ok(()));
     }
 
-    /// Dropped before its last frame was taken: at the stall limit when `stalled`, else by
-    /// the client (a reset or a closed connection).
-    pub fn unfinished(self, stalled: bool) {
-        let e = if stalled {
+    /// Dropped before its last frame was taken: to make room for other clients' answers when
+    /// `made_room` (503 `OVERLOADED`), else at the stall limit when `stalled` (504
+    /// `STREAM_IDLE`), else by the client (a reset or a closed connection).
+    pub fn unfinished(self, made_room: bool, stalled: bool) {
+        let e = if made_room {
+            ApiError::new(
+                Code::Overloaded,
+                "the answer was dropped to make room for other clients' answers: this client \
+                 had taken none of it for a while and held more than its fair share of the \
+                 memory kept for answers waiting to be sent",
+            )
+        } else if stalled {
             ApiError::new(
                 Code::StreamIdle,
                 "the client read none of the answer for the stall limit",

@@ -16,13 +16,19 @@
 //!   (a peer holding nothing counts itself in). A peer holding its fair share or more has its
 //!   new API requests shed (503 `OVERLOADED`, `Retry-After: 1`; gRPC `UNAVAILABLE`; probes
 //!   never), and an answer of it finished meanwhile is replaced by that 503. A peer under its
-//!   fair share (a newcomer) is admitted, and its answer is charged after making room: the
-//!   stalest answers (least recent frame taken) of the peer holding the most are reset
-//!   (`RST_STREAM` within a millisecond, through the stream's watch) until its answer fits.
-//! - **Bound.** Charged bytes, those being dropped included, never pass `T + P` before an
-//!   answer is charged, so memory held by answers stays under `T + P` plus one answer (the
+//!   fair share (a newcomer) is admitted, and its answer is charged after making room: answers
+//!   of peers over their fair share that have had no frame taken for [`STALE`] (1 s) are reset
+//!   (`RST_STREAM` within a millisecond, through the stream's watch), stalest first across all
+//!   those peers, until its answer fits. **An answer its client is taking is never reset**: if
+//!   the stale answers are not enough, the newcomer's answer is refused (503 `OVERLOADED`)
+//!   instead. A reset answer is logged and counted as `OVERLOADED` (dropped to make room), not
+//!   as the client's stall.
+//! - **Bound.** Live bytes (not being dropped) are under `T` before an answer is charged, or
+//!   brought back to `T` by the resets it chose; while reset answers still hold bytes (a
+//!   millisecond or so), no answer is charged once the total with them reaches `T + P`. So
+//!   memory held by answers stays under `max(T + P, T + one answer)` plus one answer (the
 //!   largest, a part-urls answer for 10 000 parts, is about 4.7 MB): 80 MiB plus one answer at
-//!   the default `T` = 64 MiB. Past `T + P` every answer is refused until resets free room.
+//!   the default `T` = 64 MiB.
 //!   Nothing of an answer h2 holds escapes the count while the answer lives; once its last frame
 //!   is handed over, only its last byte (held back as a frame of its own) may still wait.
 //!
@@ -37,12 +43,18 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// The least total budget in bytes (1 MiB), whatever `DRAFTSTORE_MAX_IN_FLIGHT` is.
 pub const LEAST_TOTAL: usize = 1024 * 1024;
 
 /// How soon a stream whose answer is dropped to make room is reset (its watch's limit).
 const RESET_NOW: Duration = Duration::from_millis(1);
+
+/// How long an answer must have had no frame taken before it may be reset to make room for a
+/// newcomer (1 s): a client that reads at all takes a 16 KiB frame far sooner, so only answers
+/// nobody is taking are reset.
+pub const STALE: Duration = Duration::from_secs(1);
 
 type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 
@@ -51,6 +63,8 @@ type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 pub struct Unsent {
     total_limit: usize,
     peer_limit: usize,
+    /// How long without a frame taken makes an answer stale ([`STALE`]).
+    stale: Duration,
     /// Every charged byte, those of answers being dropped included.
     total: AtomicUsize,
     state: Mutex<State>,
@@ -62,8 +76,8 @@ struct State {
     dropping: usize,
     by_peer: Map<Option<IpAddr>, Held>,
     answers: Map<u64, Answer>,
-    /// Numbers answers and progress: the higher, the more recent.
-    clock: u64,
+    /// Numbers answers.
+    next: u64,
 }
 
 /// What one peer holds: `bytes` in all, `dropping` of them in answers being dropped.
@@ -83,8 +97,8 @@ impl Held {
 struct Answer {
     peer: Option<IpAddr>,
     left: usize,
-    /// The clock at its last progress.
-    last: u64,
+    /// When it was charged or last had a frame taken.
+    last: Instant,
     dropping: bool,
     signal: Arc<Signal>,
 }
@@ -123,18 +137,28 @@ impl Signal {
 pub enum Refused {
     /// The budget is full and its peer holds its fair share or more.
     Share,
-    /// The total is at its bound (`T + P`), answers being dropped included.
+    /// The total is at its bound (`T + P`), answers being dropped (still holding bytes)
+    /// included.
     Bound,
+    /// The budget is full and not enough answers of peers over their share are stale to make
+    /// room: every other answer is being taken by its client, and none is reset for this one.
+    Busy,
 }
 
 impl Unsent {
     /// A budget of `total` bytes in all (at least 1), a quarter of it (at least 1) per peer.
     #[must_use]
     pub fn new(total: usize) -> Arc<Self> {
+        Self::with_stale(total, STALE)
+    }
+
+    /// As [`Unsent::new`], answers stale after `stale` without a frame taken.
+    fn with_stale(total: usize, stale: Duration) -> Arc<Self> {
         let total = total.max(1);
         Arc::new(Self {
             total_limit: total,
             peer_limit: (total / 4).max(1),
+            stale,
             total: AtomicUsize::new(0),
             state: Mutex::new(State::default()),
         })
@@ -197,26 +221,37 @@ impl Unsent {
         let charge = {
             let mut state = self.lock();
             let total = self.total.load(Ordering::Relaxed);
-            if total >= self.total_limit.saturating_add(self.peer_limit) {
+            if state.dropping > 0 && total >= self.total_limit.saturating_add(self.peer_limit) {
                 return Err(Refused::Bound);
             }
             let live = total.saturating_sub(state.dropping);
+            let now = Instant::now();
             if live >= self.total_limit {
-                if state.holds(peer) >= self.fair_share(&state, peer) {
+                let share = self.fair_share(&state, peer);
+                if state.holds(peer) >= share {
                     return Err(Refused::Share);
                 }
                 let need = (live + bytes).saturating_sub(self.total_limit);
-                state.make_room(peer, need, &mut chosen);
+                let made = now.checked_sub(self.stale).is_some_and(|stale_since| {
+                    state.make_room(peer, share, stale_since, need, &mut chosen)
+                });
+                if !made {
+                    drop(state);
+                    for signal in chosen {
+                        signal.drop_now();
+                    }
+                    return Err(Refused::Busy);
+                }
             }
-            state.clock += 1;
-            let id = state.clock;
+            state.next += 1;
+            let id = state.next;
             let signal = Arc::new(Signal::default());
             state.answers.insert(
                 id,
                 Answer {
                     peer,
                     left: bytes,
-                    last: id,
+                    last: now,
                     dropping: false,
                     signal: signal.clone(),
                 },
@@ -243,15 +278,14 @@ impl Unsent {
             dropping,
             by_peer,
             answers,
-            clock,
+            next: _,
         } = &mut *state;
         let Some(answer) = answers.get_mut(&id) else {
             return;
         };
         let n = bytes.min(answer.left);
         answer.left -= n;
-        *clock += 1;
-        answer.last = *clock;
+        answer.last = Instant::now();
         let (peer, was_dropping) = (answer.peer, answer.dropping);
         if last {
             answers.remove(&id);
@@ -279,37 +313,47 @@ impl State {
         self.by_peer.get(&peer).map_or(0, |h| h.live())
     }
 
-    /// Chooses answers to drop until `need` bytes are on their way out: each time the stalest
-    /// answer of the peer (other than `asking`) holding the most.
-    fn make_room(&mut self, asking: Option<IpAddr>, need: usize, chosen: &mut Vec<Arc<Signal>>) {
+    /// Chooses answers to drop until `need` bytes are on their way out: of peers other than
+    /// `asking` holding more than `share`, answers with no progress since `stale_since`,
+    /// stalest first. Whether enough were found (those found are chosen either way: they are
+    /// stale and over their share).
+    fn make_room(
+        &mut self,
+        asking: Option<IpAddr>,
+        share: usize,
+        stale_since: Instant,
+        need: usize,
+        chosen: &mut Vec<Arc<Signal>>,
+    ) -> bool {
+        let mut stale: Vec<(Instant, u64)> = self
+            .answers
+            .iter()
+            .filter(|(_, a)| a.peer != asking && !a.dropping && a.left > 0 && a.last <= stale_since)
+            .map(|(id, a)| (a.last, *id))
+            .collect();
+        stale.sort_unstable();
         let mut freed = 0;
-        while freed < need {
-            let Some(most) = self
-                .by_peer
-                .iter()
-                .filter(|(p, h)| **p != asking && h.live() > 0)
-                .max_by_key(|(_, h)| h.live())
-                .map(|(p, _)| *p)
-            else {
-                return;
+        for (_, id) in stale {
+            if freed >= need {
+                break;
+            }
+            let Some(answer) = self.answers.get_mut(&id) else {
+                continue;
             };
-            let Some((_, answer)) = self
-                .answers
-                .iter_mut()
-                .filter(|(_, a)| a.peer == most && !a.dropping && a.left > 0)
-                .min_by_key(|(_, a)| a.last)
-            else {
-                return;
+            let Some(held) = self.by_peer.get_mut(&answer.peer) else {
+                continue;
             };
+            if held.live() <= share {
+                continue;
+            }
             answer.dropping = true;
             let left = answer.left;
+            held.dropping += left;
             chosen.push(answer.signal.clone());
             freed += left;
             self.dropping += left;
-            if let Some(held) = self.by_peer.get_mut(&most) {
-                held.dropping += left;
-            }
         }
+        freed >= need
     }
 }
 
@@ -353,7 +397,7 @@ mod tests {
 
     #[test]
     fn a_peer_may_pass_its_share_while_the_budget_has_room_and_bytes_come_back() {
-        let unsent = Unsent::new(400);
+        let unsent = Unsent::with_stale(400, Duration::ZERO);
         let reader = peer(2);
         let mut first = unsent.try_charge(reader, 150).unwrap();
         let second = unsent.try_charge(reader, 150).unwrap();
@@ -371,7 +415,7 @@ mod tests {
 
     #[test]
     fn once_full_the_peer_over_its_share_is_shed_and_a_newcomer_makes_room() {
-        let unsent = Unsent::new(400);
+        let unsent = Unsent::with_stale(400, Duration::ZERO);
         let (hog, victim) = (peer(2), peer(3));
         let mut hogged: Vec<Charge> = [101, 100, 100, 100]
             .into_iter()
@@ -406,7 +450,7 @@ mod tests {
 
     #[test]
     fn bytes_being_dropped_never_let_the_total_pass_its_bound() {
-        let unsent = Unsent::new(400);
+        let unsent = Unsent::with_stale(400, Duration::ZERO);
         let hog = peer(2);
         let _hogged: Vec<Charge> = (0..4)
             .map(|_| unsent.try_charge(hog, 100).unwrap())
@@ -416,6 +460,31 @@ mod tests {
         let refused = unsent.try_charge(peer(4), 60);
         assert_eq!(refused.unwrap_err(), Refused::Bound, "500 >= 400 + 100");
         assert_eq!(unsent.total(), 500);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_answers_nobody_takes_are_reset_to_make_room_else_the_newcomer_is_refused() {
+        let unsent = Unsent::new(400);
+        let (reader, idler, newcomer) = (peer(2), peer(3), peer(4));
+        let mut read: Vec<Charge> = (0..2)
+            .map(|_| unsent.try_charge(reader, 100).unwrap())
+            .collect();
+        // 6 bytes over the total: still full once the reader has taken 6.
+        let idle = unsent.try_charge(idler, 206).unwrap();
+        // Fresh answers are never reset: the newcomer is refused, nothing dropped.
+        assert_eq!(unsent.try_charge(newcomer, 100).unwrap_err(), Refused::Busy);
+        assert!(read.iter().chain([&idle]).all(|c| !c.signal().dropped()));
+        // The reader takes a frame of each answer now and then; the idler never does.
+        for _ in 0..3 {
+            tokio::time::advance(STALE / 2).await;
+            for charge in &mut read {
+                charge.taken(1);
+            }
+        }
+        // Only the idler's answer is stale: it goes, though the reader holds more.
+        let mine = unsent.try_charge(newcomer, 100).unwrap();
+        assert!(idle.signal().dropped() && !mine.signal().dropped());
+        assert!(read.iter().all(|c| !c.signal().dropped()), "being taken");
     }
 
     #[test]
