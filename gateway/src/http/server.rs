@@ -486,6 +486,7 @@ where
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+                    crate::http::socket::bound_unsent(&stream);
                     let this = self.clone();
                     let peer = peer.ip().to_canonical();
                     // The TLS handshake runs in the connection's own task, within the header
