@@ -70,6 +70,18 @@ pub struct Server<B> {
 pub struct Drained {
     /// Requests still open when the grace period ended or a second signal came: cut off.
     pub cut: usize,
+    /// Connections still open then (told to finish, so each still had a request open or an
+    /// answer being sent, e.g. an HTTP/2 body waiting for its client's window): closed,
+    /// their answers cut off even when their requests were logged as answered.
+    pub connections: usize,
+}
+
+impl Drained {
+    /// Whether the drain cut anything off (then `gateway serve` exits 75).
+    #[must_use]
+    pub fn cut_off(&self) -> bool {
+        self.cut > 0 || self.connections > 0
+    }
 }
 
 impl<B: Storage + Presign + 'static> Server<B> {
@@ -160,18 +172,29 @@ impl<B: Storage + Presign + 'static> Server<B> {
         tokio::select! {
             _ = all_closed => {
                 tracing::info!("all connections closed");
-                return Ok(Drained { cut: 0 });
+                return Ok(Drained { cut: 0, connections: 0 });
             }
             () = tokio::time::sleep(self.grace) => {}
             () = abort => tracing::warn!("second signal: ending the drain now"),
         }
         let cut = serving.streams.open();
-        if cut > 0 {
-            tracing::warn!(cut, "drain over: requests still open are cut off");
+        // Every connection was told to finish: one still open has work left, perhaps only an
+        // answer already logged as answered but not yet taken whole by its client.
+        let connections = max_connections.saturating_sub(serving.connections.available_permits());
+        let drained = Drained { cut, connections };
+        if drained.cut_off() {
+            crate::metrics::get()
+                .drain_cut
+                .inc_by(u64::try_from(connections).unwrap_or(u64::MAX));
+            tracing::warn!(
+                cut,
+                connections,
+                "drain over: requests still open and answers still being sent are cut off"
+            );
         } else {
             tracing::info!("drain over: no request was cut off");
         }
-        Ok(Drained { cut })
+        Ok(drained)
     }
 }
 
