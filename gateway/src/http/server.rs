@@ -13,7 +13,7 @@
 //!
 //! On shutdown: stop accepting, tell every connection to finish (GOAWAY / close when idle),
 //! wait for them up to the grace period or a second signal, and report how many requests were
-//! cut off ([`Drained`]).
+//! cut off and how many connections were closed still sending answers ([`Drained`]).
 
 use crate::api::app::App;
 use crate::api::{grpc, rest};

@@ -26,8 +26,10 @@
 //! woken when less than half of it is. The rule, exactly: a connection is closed when its
 //! client takes less than about 96 KiB (half the mark, plus the up to 64 KiB one write may
 //! queue past it) within one stall limit while an answer waits for it; at the default 60 s
-//! limit that is any client slower than about 1.6 KiB/s. Where the option is not available
-//! (not Linux) the kernel's own threshold applies.
+//! limit that is any client slower than about 1.6 KiB/s. Bytes count as taken when the
+//! client's kernel reopens its window, which a client's own large receive buffer may delay
+//! (over loopback Linux frees coalesced buffers only once read whole). Where the option is not
+//! available (not Linux) the kernel's own threshold applies.
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::rt::TokioIo;
