@@ -157,6 +157,8 @@ struct Trickle {
     start: Instant,
     taken: usize,
     pause: Option<Pin<Box<Sleep>>>,
+    /// Instead of pacing: once this many bytes are taken, nothing for this long, then all.
+    halt: Option<(usize, Duration)>,
 }
 
 impl Trickle {
@@ -171,6 +173,7 @@ impl Trickle {
             start: Instant::now(),
             taken: 0,
             pause: None,
+            halt: None,
         }
     }
 }
@@ -191,6 +194,13 @@ impl AsyncRead for Trickle {
         let n = small.filled().len();
         buf.advance(n);
         self.taken += n;
+        if let Some((after, halt)) = self.halt {
+            if self.taken >= after {
+                self.halt = Some((usize::MAX, Duration::ZERO));
+                self.pause = Some(Box::pin(tokio::time::sleep(halt)));
+            }
+            return Poll::Ready(Ok(()));
+        }
         let paced = self.taken.saturating_sub(BURST);
         let due = self.start + Duration::from_secs_f64(paced as f64 / RATE as f64);
         if due > Instant::now() {
@@ -369,4 +379,47 @@ async fn get_rest(tcp: &mut tokio::net::TcpStream) -> (usize, String) {
             Err(e) => return (got, format!("{e}")),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_store_download_no_longer_read_is_closed_at_the_stall_limit() {
+    let limit = LIMIT.as_millis().to_string();
+    let server = start_local(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", &limit)]).await;
+    let target = stored(&server).await;
+    // Windows wider than the object; the client takes 100 KB, then no byte for three stall
+    // limits, then all it can.
+    let mut tcp = Trickle::connect(&server).await;
+    tcp.halt = Some((100_000, LIMIT * 3));
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(16 << 20)
+        .initial_connection_window_size(16 << 20)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    let driving = tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::get(server.url(&target)).body(()).unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let mut body = response.await.unwrap().into_body();
+    let mut got = 0;
+    let how = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(data) = body.data().await {
+            match data {
+                Ok(data) => {
+                    got += data.len();
+                    let _ = body.flow_control().release_capacity(data.len());
+                }
+                Err(e) => return format!("{e}"),
+            }
+        }
+        "ended".to_string()
+    })
+    .await
+    .expect("the stream ends");
+    assert!(
+        got < SIZE,
+        "{how} after {got} bytes: the whole object was sent to a client that stopped reading"
+    );
+    driving.abort();
+    server.stop().await;
 }
