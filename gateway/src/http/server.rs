@@ -43,6 +43,7 @@ use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -148,6 +149,7 @@ impl<B: Storage + Presign + 'static> Server<B> {
             streams: Streams::new(limits.max_in_flight.saturating_mul(2)),
             connections: Arc::new(Semaphore::new(max_connections)),
             closing: watch::channel(false).0,
+            answering: AtomicUsize::new(0),
             limits,
             tls: self.tls.clone(),
         };
@@ -178,9 +180,10 @@ impl<B: Storage + Presign + 'static> Server<B> {
             () = abort => tracing::warn!("second signal: ending the drain now"),
         }
         let cut = serving.streams.open();
-        // Every connection was told to finish: one still open has work left, perhaps only an
-        // answer already logged as answered but not yet taken whole by its client.
-        let connections = max_connections.saturating_sub(serving.connections.available_permits());
+        // Every connection was told to finish: one still open that had started a request has
+        // work left, perhaps only an answer already logged as answered but not yet taken whole
+        // by its client. Silent ones (no request ever, half a head) are not counted.
+        let connections = serving.answering.load(Ordering::Relaxed);
         let drained = Drained { cut, connections };
         if drained.cut_off() {
             crate::metrics::get()
@@ -480,6 +483,9 @@ struct Serving<S> {
     connections: Arc<Semaphore>,
     /// Set once, when the server starts draining.
     closing: watch::Sender<bool>,
+    /// Connections that had started a request when the drain told them to finish, and are
+    /// still open.
+    answering: AtomicUsize,
     limits: Limits,
     /// TLS on every connection, when configured.
     tls: Option<Arc<Tls>>,
@@ -566,9 +572,13 @@ where
         tokio::pin!(idle);
         let mut closing = self.closing.subscribe();
         let mut closed = false;
+        let mut answering = None;
         loop {
             tokio::select! {
-                _ = connection.as_mut() => return,
+                _ = connection.as_mut() => {
+                    drop(answering);
+                    return;
+                }
                 silence = &mut idle, if !closed => {
                     if silence == Silence::NoRequest {
                         // Nothing in flight, perhaps half a head: dropped, not waited for.
@@ -580,9 +590,28 @@ where
                 _ = closing.wait_for(|c| *c), if !closed => {
                     connection.as_mut().graceful_shutdown();
                     closed = true;
+                    if activity.started_any() {
+                        answering = Some(Answering::new(&self.answering));
+                    }
                 }
             }
         }
+    }
+}
+
+/// One connection counted in [`Serving::answering`] while it lives.
+struct Answering<'a>(&'a AtomicUsize);
+
+impl<'a> Answering<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -721,6 +721,11 @@ async fn a_drain_that_cuts_off_answers_still_being_sent_exits_75() {
         assert_eq!(response.status(), 200);
         held.push(response.into_body());
     }
+    // Connections with no request (silent, half a head) are not answering: not counted.
+    let silent = gateway.connect_from(VICTIM).await;
+    let mut half = gateway.connect_from(VICTIM).await;
+    half.write_all(b"GET /health HTTP/1.1\r\nHo").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     gateway.signal("TERM");
     let started = Instant::now();
     let status = loop {
@@ -738,4 +743,5 @@ async fn a_drain_that_cuts_off_answers_still_being_sent_exits_75() {
     assert!(log.contains("connections=1"), "{log}");
     assert!(!log.contains("no request was cut off"), "{log}");
     connection.abort();
+    drop((silent, half));
 }
