@@ -113,6 +113,12 @@ pub struct Metrics {
     /// whose stream was reset at the stall limit, their client not having taken them whole
     /// (their request is counted in `requests` with the status it was answered with).
     pub small_answers_stalled: Counter,
+    /// Connections closed because a write waited the stall limit (the idle timeout) for a
+    /// client that took too little of its answers (see `http::socket`).
+    pub write_stalls: Counter,
+    /// Connections the drain closed at its end (grace period over or a second signal) while
+    /// they still had requests open or answers being sent: answers cut off.
+    pub drain_cut: Counter,
 }
 
 fn histogram() -> Histogram {
@@ -237,9 +243,23 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "HTTP/2 answers of one frame or less reset at the stall limit, not taken whole",
         small_answers_stalled.clone(),
     );
+    let write_stalls = Counter::default();
+    registry.register(
+        "write_stalls",
+        "Connections closed because the client took too little of its answers within the stall limit",
+        write_stalls.clone(),
+    );
+    let drain_cut = Counter::default();
+    registry.register(
+        "drain_cut_connections",
+        "Connections closed at the end of a drain with answers still open or being sent",
+        drain_cut.clone(),
+    );
     Metrics {
         registry,
         small_answers_stalled,
+        write_stalls,
+        drain_cut,
         webhook_deliveries,
         webhook_queue_depth,
         webhook_oldest_pending_seconds,

@@ -219,12 +219,13 @@ pub async fn serve_with<B: Storage + Presign + 'static>(
         .run(listeners, shutdown, abort)
         .await
         .map_err(|e| Exit::unavailable(format!("server failed: {e}")))?;
-    if drained.cut > 0 {
+    if drained.cut_off() {
         return Err(Exit {
             code: crate::cmd::exit::DRAIN_CUT,
             message: format!(
-                "the drain cut off {} request(s) still in flight",
-                drained.cut
+                "the drain cut off {} request(s) still in flight and {} connection(s) still \
+                 answering",
+                drained.cut, drained.connections
             ),
         });
     }

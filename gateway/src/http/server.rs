@@ -13,7 +13,7 @@
 //!
 //! On shutdown: stop accepting, tell every connection to finish (GOAWAY / close when idle),
 //! wait for them up to the grace period or a second signal, and report how many requests were
-//! cut off ([`Drained`]).
+//! cut off and how many connections were closed still sending answers ([`Drained`]).
 
 use crate::api::app::App;
 use crate::api::{grpc, rest};
@@ -43,6 +43,7 @@ use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -70,6 +71,18 @@ pub struct Server<B> {
 pub struct Drained {
     /// Requests still open when the grace period ended or a second signal came: cut off.
     pub cut: usize,
+    /// Connections still open then (told to finish, so each still had a request open or an
+    /// answer being sent, e.g. an HTTP/2 body waiting for its client's window): closed,
+    /// their answers cut off even when their requests were logged as answered.
+    pub connections: usize,
+}
+
+impl Drained {
+    /// Whether the drain cut anything off (then `gateway serve` exits 75).
+    #[must_use]
+    pub fn cut_off(&self) -> bool {
+        self.cut > 0 || self.connections > 0
+    }
 }
 
 impl<B: Storage + Presign + 'static> Server<B> {
@@ -136,6 +149,7 @@ impl<B: Storage + Presign + 'static> Server<B> {
             streams: Streams::new(limits.max_in_flight.saturating_mul(2)),
             connections: Arc::new(Semaphore::new(max_connections)),
             closing: watch::channel(false).0,
+            answering: AtomicUsize::new(0),
             limits,
             tls: self.tls.clone(),
         };
@@ -160,18 +174,30 @@ impl<B: Storage + Presign + 'static> Server<B> {
         tokio::select! {
             _ = all_closed => {
                 tracing::info!("all connections closed");
-                return Ok(Drained { cut: 0 });
+                return Ok(Drained { cut: 0, connections: 0 });
             }
             () = tokio::time::sleep(self.grace) => {}
             () = abort => tracing::warn!("second signal: ending the drain now"),
         }
         let cut = serving.streams.open();
-        if cut > 0 {
-            tracing::warn!(cut, "drain over: requests still open are cut off");
+        // Every connection was told to finish: one still open that had started a request has
+        // work left, perhaps only an answer already logged as answered but not yet taken whole
+        // by its client. Silent ones (no request ever, half a head) are not counted.
+        let connections = serving.answering.load(Ordering::Relaxed);
+        let drained = Drained { cut, connections };
+        if drained.cut_off() {
+            crate::metrics::get()
+                .drain_cut
+                .inc_by(u64::try_from(connections).unwrap_or(u64::MAX));
+            tracing::warn!(
+                cut,
+                connections,
+                "drain over: requests still open and answers still being sent are cut off"
+            );
         } else {
             tracing::info!("drain over: no request was cut off");
         }
-        Ok(Drained { cut })
+        Ok(drained)
     }
 }
 
@@ -457,6 +483,9 @@ struct Serving<S> {
     connections: Arc<Semaphore>,
     /// Set once, when the server starts draining.
     closing: watch::Sender<bool>,
+    /// Connections that had started a request when the drain told them to finish, and are
+    /// still open.
+    answering: AtomicUsize,
     limits: Limits,
     /// TLS on every connection, when configured.
     tls: Option<Arc<Tls>>,
@@ -486,6 +515,7 @@ where
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+                    crate::http::socket::bound_unsent(&stream);
                     let this = self.clone();
                     let peer = peer.ip().to_canonical();
                     // The TLS handshake runs in the connection's own task, within the header
@@ -542,9 +572,13 @@ where
         tokio::pin!(idle);
         let mut closing = self.closing.subscribe();
         let mut closed = false;
+        let mut answering = None;
         loop {
             tokio::select! {
-                _ = connection.as_mut() => return,
+                _ = connection.as_mut() => {
+                    drop(answering);
+                    return;
+                }
                 silence = &mut idle, if !closed => {
                     if silence == Silence::NoRequest {
                         // Nothing in flight, perhaps half a head: dropped, not waited for.
@@ -556,9 +590,28 @@ where
                 _ = closing.wait_for(|c| *c), if !closed => {
                     connection.as_mut().graceful_shutdown();
                     closed = true;
+                    if activity.started_any() {
+                        answering = Some(Answering::new(&self.answering));
+                    }
                 }
             }
         }
+    }
+}
+
+/// One connection counted in [`Serving::answering`] while it lives.
+struct Answering<'a>(&'a AtomicUsize);
+
+impl<'a> Answering<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

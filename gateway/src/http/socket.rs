@@ -10,12 +10,26 @@
 //! trade. The embedded store streams whole objects through this server, where copying every
 //! payload would cost more than it saves: it keeps vectored writes.
 //!
-//! And one timer: a write (or flush) that stays `Pending` for the stall limit, the client taking
-//! no byte for that long (its receive window closed, the kernel's buffers full), fails with
+//! And one timer: a write (or flush) that stays `Pending` for the stall limit fails with
 //! `TimedOut`, so hyper closes the connection, freeing all it held, on either protocol; the
-//! close is logged at INFO, as the client's doing. The timer is made at the first write that
-//! waits, and reset only when a write waits again after one that did not: a write that goes at
-//! once costs one store of a flag.
+//! close is logged at INFO, as the client's doing, and counted
+//! (`draftstore_write_stalls_total`). The timer is made at the first write that waits, and
+//! reset only when a write waits again after one that did not: a write that goes at once costs
+//! one store of a flag.
+//!
+//! A write waits while the kernel holds too much the client has not taken. Left alone, Linux
+//! lets a socket's send queue grow to `tcp_wmem`'s maximum (4 MiB by default) and wakes the
+//! writer only once about a third of it has drained: a client reading steadily at a modest rate
+//! would be cut as if it took nothing. So every accepted socket gets `TCP_NOTSENT_LOWAT` at
+//! [`UNSENT_LOW_WATER`] (64 KiB; bytes sent but not yet acknowledged do not count, so a fast
+//! client's throughput is not bounded by it): a write waits once that much is unsent, and is
+//! woken when less than half of it is. The rule, exactly: a connection is closed when its
+//! client takes less than about 96 KiB (half the mark, plus the up to 64 KiB one write may
+//! queue past it) within one stall limit while an answer waits for it; at the default 60 s
+//! limit that is any client slower than about 1.6 KiB/s. Bytes count as taken when the
+//! client's kernel reopens its window, which a client's own large receive buffer may delay
+//! (over loopback Linux frees coalesced buffers only once read whole). Where the option is not
+//! available (not Linux) the kernel's own threshold applies.
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::rt::TokioIo;
@@ -28,6 +42,21 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+
+/// The most bytes an accepted socket's kernel queue holds unsent before a write waits
+/// (`TCP_NOTSENT_LOWAT`, see the module doc): 64 KiB.
+pub const UNSENT_LOW_WATER: u32 = 64 * 1024;
+
+/// Sets [`UNSENT_LOW_WATER`] on an accepted `stream`, where the platform has the option; a
+/// failure only leaves the kernel's default (logged at DEBUG).
+pub fn bound_unsent(stream: &TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LOW_WATER) {
+        tracing::debug!(error = %e, "TCP_NOTSENT_LOWAT not set");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = stream;
+}
 
 /// A connection, by default a TCP stream.
 pub struct Socket<S = TcpStream> {
@@ -110,15 +139,17 @@ impl Stall {
         let limit_ms = u64::try_from(self.limit.as_millis()).unwrap_or(u64::MAX);
         if !self.logged {
             self.logged = true;
+            crate::metrics::get().write_stalls.inc();
+            let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
             tracing::info!(
-                peer = ?self.peer,
+                peer,
                 limit_ms,
-                "connection closed: the client took no byte of its answers for the stall limit"
+                "connection closed: the client took too little of its answers within the stall limit"
             );
         }
         Poll::Ready(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            format!("the client took no byte for {limit_ms} ms"),
+            format!("the client took too little of its answers within {limit_ms} ms"),
         ))
     }
 }

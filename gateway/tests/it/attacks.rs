@@ -703,3 +703,45 @@ async fn http1_keep_alive_follows_the_idle_timeout_not_the_header_timeout() {
         "a half head is cut: {read:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_that_cuts_off_answers_still_being_sent_exits_75() {
+    let _serial = SERIAL.lock().await;
+    let mut gateway = Gateway::start(&[("DRAFTSTORE_SHUTDOWN_GRACE_MS", "1000")]);
+    // Three answers logged and counted as answered, their bodies still waiting for a client
+    // that gives no window.
+    let (client, connection) =
+        crate::harness::h2_windowed(gateway.connect_from(ATTACKER).await, 0).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut client = client.clone().ready().await.unwrap();
+        let request = http::Request::get(gateway.url("/health")).body(()).unwrap();
+        let (response, _) = client.send_request(request, true).unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        held.push(response.into_body());
+    }
+    // Connections with no request (silent, half a head) are not answering: not counted.
+    let silent = gateway.connect_from(VICTIM).await;
+    let mut half = gateway.connect_from(VICTIM).await;
+    half.write_all(b"GET /health HTTP/1.1\r\nHo").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gateway.signal("TERM");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = gateway.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the grace period ends the drain"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let log = gateway.log();
+    assert_eq!(status.code(), Some(75), "answers were cut off: {log}");
+    assert!(log.contains("connections=1"), "{log}");
+    assert!(!log.contains("no request was cut off"), "{log}");
+    connection.abort();
+    drop((silent, half));
+}

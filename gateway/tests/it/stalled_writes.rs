@@ -2,10 +2,15 @@
 //! whose client takes no byte of its answers is closed, over HTTP/1.1 too, where the answer
 //! would otherwise wait in the kernel's buffers for as long as the connection lives; over
 //! HTTP/2 a small answer (one frame) waiting for the client's window has its stream reset.
+//! A client that keeps taking bytes at a modest rate is never cut, however long its download.
 
-use crate::harness::start;
+use crate::harness::{start, start_local, Running};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 const IDLE: Duration = Duration::from_millis(1500);
 
@@ -130,5 +135,291 @@ async fn a_small_http2_answer_never_read_is_reset_at_the_stall_limit() {
         assert_eq!(how, "200 OK: reset Some(CANCEL)", "{path}");
     }
     connection.abort();
+    server.stop().await;
+}
+
+/// The stall limit of the steady-reader tests.
+const LIMIT: Duration = Duration::from_millis(500);
+/// What a steady reader takes per second after its first `BURST` bytes: 512 KiB (256 KiB per
+/// stall limit, over twice what the rule asks), far below what the kernel's own threshold
+/// needed (about a third of a send queue that grows to 4 MiB).
+const RATE: usize = 512 * 1024;
+/// What a steady reader takes at once first, as a client does whose network then slows down.
+const BURST: usize = 512 * 1024;
+/// The object downloaded: 6 MiB, more than the kernel's buffers hold (so a connection closed
+/// early cannot deliver it whole), eleven seconds at that rate after the burst.
+const SIZE: usize = 6 * 1024 * 1024;
+
+/// A TCP stream read, after its first `BURST` bytes, at most `RATE` bytes a second (8 KiB at a
+/// time).
+struct Trickle {
+    tcp: tokio::net::TcpStream,
+    start: Instant,
+    taken: usize,
+    pause: Option<Pin<Box<Sleep>>>,
+    /// Instead of pacing: once this many bytes are taken, nothing for this long, then all.
+    halt: Option<(usize, Duration)>,
+}
+
+impl Trickle {
+    async fn connect(server: &Running) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        // Over loopback the kernel coalesces what arrives into few large buffers and frees
+        // (reopens the window for) each only once it is read whole: a bounded receive buffer
+        // keeps the window reopening as the client reads, as over a real network.
+        socket.set_recv_buffer_size(128 * 1024).unwrap();
+        Self {
+            tcp: socket.connect(server.addr).await.unwrap(),
+            start: Instant::now(),
+            taken: 0,
+            pause: None,
+            halt: None,
+        }
+    }
+}
+
+impl AsyncRead for Trickle {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if let Some(pause) = self.pause.as_mut() {
+            std::task::ready!(pause.as_mut().poll(cx));
+            self.pause = None;
+        }
+        let room = buf.remaining().min(8 * 1024);
+        let mut small = ReadBuf::new(&mut buf.initialize_unfilled()[..room]);
+        std::task::ready!(Pin::new(&mut self.tcp).poll_read(cx, &mut small))?;
+        let n = small.filled().len();
+        buf.advance(n);
+        self.taken += n;
+        if let Some((after, halt)) = self.halt {
+            if self.taken >= after {
+                self.halt = Some((usize::MAX, Duration::ZERO));
+                self.pause = Some(Box::pin(tokio::time::sleep(halt)));
+            }
+            return Poll::Ready(Ok(()));
+        }
+        let paced = self.taken.saturating_sub(BURST);
+        let due = self.start + Duration::from_secs_f64(paced as f64 / RATE as f64);
+        if due > Instant::now() {
+            self.pause = Some(Box::pin(tokio::time::sleep_until(due)));
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Trickle {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// A `SIZE`-byte draft on the embedded store of `server`: its presigned download URL's path
+/// and query.
+async fn stored(server: &Running) -> String {
+    let client = reqwest::Client::new();
+    let up: serde_json::Value = client
+        .post(server.url("/api/v1/upload-url"))
+        .json(&serde_json::json!({"object_name": "big.bin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    assert_eq!(
+        crate::harness::put_to(up["upload_url"].as_str().unwrap(), body).await,
+        200
+    );
+    let down: serde_json::Value = client
+        .post(server.url("/api/v1/download-url"))
+        .json(&serde_json::json!({"object_name": up["object_name"], "source": "draft"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = down["download_url"].as_str().unwrap();
+    let at = url.find("/_store/").unwrap_or_else(|| panic!("{url}"));
+    url.get(at..).unwrap().to_string()
+}
+
+/// An HTTP/1.1 GET of `target` written on `tcp`: how many bytes came before the end, and how
+/// the connection ended.
+async fn get_http1<T: AsyncRead + AsyncWrite + Unpin>(
+    tcp: &mut T,
+    server: &Running,
+    target: &str,
+) -> (usize, String) {
+    let head = format!(
+        "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        server.addr
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut got = 0;
+    let mut buf = vec![0_u8; 64 * 1024];
+    loop {
+        match tcp.read(&mut buf).await {
+            Ok(0) => return (got, "closed".into()),
+            Ok(n) => got += n,
+            Err(e) => return (got, format!("{e}")),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_slow_http1_reader_gets_a_store_download_whole() {
+    let limit = LIMIT.as_millis().to_string();
+    let server = start_local(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", &limit)]).await;
+    let target = stored(&server).await;
+    let mut client = Trickle::connect(&server).await;
+    let (got, how) = get_http1(&mut client, &server, &target).await;
+    assert!(
+        got > SIZE,
+        "{how} after {got} bytes (headers included) of a {SIZE}-byte object"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_slow_http2_reader_gets_a_store_download_whole() {
+    let limit = LIMIT.as_millis().to_string();
+    let server = start_local(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", &limit)]).await;
+    let target = stored(&server).await;
+    // Windows wider than the object: only the TCP reads pace the server.
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(16 << 20)
+        .initial_connection_window_size(16 << 20)
+        .handshake::<_, bytes::Bytes>(Trickle::connect(&server).await)
+        .await
+        .unwrap();
+    let driving = tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::get(server.url(&target)).body(()).unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut got = 0;
+    while let Some(data) = body.data().await {
+        let data = data.unwrap_or_else(|e| panic!("cut after {got} of {SIZE} bytes: {e}"));
+        got += data.len();
+        body.flow_control().release_capacity(data.len()).unwrap();
+    }
+    assert_eq!(got, SIZE);
+    driving.abort();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_download_no_longer_read_is_closed_at_the_stall_limit() {
+    let limit = LIMIT.as_millis().to_string();
+    let server = start_local(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", &limit)]).await;
+    let target = stored(&server).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let mut tcp = socket.connect(server.addr).await.unwrap();
+    let head = format!("GET {target} HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    // Take a first 100 KB, then nothing for three stall limits.
+    let mut first = vec![0_u8; 100_000];
+    tcp.read_exact(&mut first).await.unwrap();
+    assert!(first.starts_with(b"HTTP/1.1 200"));
+    tokio::time::sleep(LIMIT * 3).await;
+    let (rest, how) = tokio::time::timeout(Duration::from_secs(60), get_rest(&mut tcp))
+        .await
+        .expect("the connection ends");
+    assert!(
+        first.len() + rest < SIZE,
+        "{how} after {} bytes: the whole object was sent to a client that stopped reading",
+        first.len() + rest
+    );
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The counter is the process's, shared with the other tests here: at least this close.
+    let stalls: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("draftstore_write_stalls_total "))
+        .unwrap_or_else(|| panic!("no stall counter: {metrics}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(stalls >= 1, "the close is counted: {stalls}");
+    server.stop().await;
+}
+
+/// Reads `tcp` to its end, as fast as it comes: the bytes, and how it ended.
+async fn get_rest(tcp: &mut tokio::net::TcpStream) -> (usize, String) {
+    let mut got = 0;
+    let mut buf = vec![0_u8; 64 * 1024];
+    loop {
+        match tcp.read(&mut buf).await {
+            Ok(0) => return (got, "closed".into()),
+            Ok(n) => got += n,
+            Err(e) => return (got, format!("{e}")),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_store_download_no_longer_read_is_closed_at_the_stall_limit() {
+    let limit = LIMIT.as_millis().to_string();
+    let server = start_local(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", &limit)]).await;
+    let target = stored(&server).await;
+    // Windows wider than the object; the client takes 100 KB, then no byte for three stall
+    // limits, then all it can.
+    let mut tcp = Trickle::connect(&server).await;
+    tcp.halt = Some((100_000, LIMIT * 3));
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(16 << 20)
+        .initial_connection_window_size(16 << 20)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    let driving = tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::get(server.url(&target)).body(()).unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let mut body = response.await.unwrap().into_body();
+    let mut got = 0;
+    let how = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(data) = body.data().await {
+            match data {
+                Ok(data) => {
+                    got += data.len();
+                    let _ = body.flow_control().release_capacity(data.len());
+                }
+                Err(e) => return format!("{e}"),
+            }
+        }
+        "ended".to_string()
+    })
+    .await
+    .expect("the stream ends");
+    assert!(
+        got < SIZE,
+        "{how} after {got} bytes: the whole object was sent to a client that stopped reading"
+    );
+    driving.abort();
     server.stop().await;
 }

@@ -25,6 +25,15 @@ pub struct Activity {
     started: AtomicU64,
 }
 
+impl Activity {
+    /// Whether any request was ever started on the connection (one still open when a drain
+    /// ends is then answering, not merely silent).
+    #[must_use]
+    pub fn started_any(&self) -> bool {
+        self.started.load(Ordering::Relaxed) > 0
+    }
+}
+
 /// Requests open on all connections, and the cap past which they are refused.
 #[derive(Debug)]
 pub struct Streams {
