@@ -159,7 +159,7 @@ impl Drop for Ticket {
 }
 
 /// The 503 of the byte budget ([`Unsent`]), saying which of its rules refused.
-fn unread(why: Refused) -> ApiError {
+fn budget_full(why: Refused) -> ApiError {
     let message = match why {
         Refused::Share => {
             "answers waiting to be sent fill the memory kept for them, and this client holds its \
@@ -167,8 +167,8 @@ fn unread(why: Refused) -> ApiError {
         }
         Refused::Bound => "answers waiting to be sent fill all the memory kept for them; retry",
         Refused::Busy => {
-            "answers waiting to be sent fill the memory kept for them, and the other clients are \
-             reading theirs; retry"
+            "answers waiting to be sent fill the memory kept for them, and too few of the other \
+             clients' answers have waited untaken long enough to be dropped for this one; retry"
         }
     };
     ApiError::new(Code::Overloaded, message).with_retry_after(1)
@@ -287,7 +287,10 @@ where
         let peer = meta(&req).and_then(|m| m.peer);
         if let Some(unsent) = &self.unsent {
             if self.by == By::Peer && !unsent.admits(peer) {
-                return Either::Left(ready(Ok(early(reply(call, unread(Refused::Share)), req))));
+                return Either::Left(ready(Ok(early(
+                    reply(call, budget_full(Refused::Share)),
+                    req,
+                ))));
             }
         }
         let key = match self.by {
@@ -359,7 +362,7 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
                         Ok(charge) => Some(charge),
                         // Past the byte budget since it was admitted: the answer is dropped,
                         // its memory freed, and the client told why.
-                        Err(why) => return Poll::Ready(Ok(reply(call, unread(why)))),
+                        Err(why) => return Poll::Ready(Ok(reply(call, budget_full(why)))),
                     }
                 }
                 None => None,

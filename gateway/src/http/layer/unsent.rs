@@ -27,8 +27,8 @@
 //!   brought back to `T` by the resets it chose; while reset answers still hold bytes (a
 //!   millisecond or so), no answer is charged once the total with them reaches `T + P`. So
 //!   memory held by answers stays under `max(T + P, T + one answer)` plus one answer (the
-//!   largest, a part-urls answer for 10 000 parts, is about 4.7 MB): 80 MiB plus one answer at
-//!   the default `T` = 64 MiB.
+//!   largest are a `parts` listing of 10 000 parts, under 1 MB, and a part-urls answer for the
+//!   most a call takes, 1000 parts, 469 KB): 80 MiB plus one answer at the default `T` = 64 MiB.
 //!   Nothing of an answer h2 holds escapes the count while the answer lives; once its last frame
 //!   is handed over, only its last byte (held back as a frame of its own) may still wait.
 //!
