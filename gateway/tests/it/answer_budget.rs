@@ -21,15 +21,7 @@ async fn server_with(places: &str) -> Option<(Running, serde_json::Value)> {
         ("DRAFTSTORE_MAX_IN_FLIGHT", places),
     ])
     .await?;
-    let upload: serde_json::Value = crate::harness::h2c()
-        .post(server.url("/api/v1/multipart-upload"))
-        .json(&serde_json::json!({"object_name": "mp.bin"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let upload = crate::harness::create_multipart(&server.url("/api/v1/multipart-upload")).await;
     Some((server, upload))
 }
 
@@ -41,11 +33,7 @@ async fn unread(
     source: [u8; 4],
     upload: &serde_json::Value,
 ) -> (u16, tokio::task::JoinHandle<String>) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket
-        .bind(std::net::SocketAddr::from((source, 0)))
-        .unwrap();
-    let tcp = socket.connect(server.addr).await.unwrap();
+    let tcp = crate::harness::connect_from(server.addr, source).await;
     let (mut client, connection) = crate::harness::h2_windowed(tcp, 1024).await;
     let url = server.url("/api/v1/multipart-upload/part-urls");
     let (response, send) = crate::harness::send_part_urls(&mut client, &url, upload);
@@ -95,9 +83,7 @@ async fn a_client_reading_many_big_answers_at_once_is_never_shed() {
     // One connection with HTTP/2's default 64 KiB windows, reopened as data is read (as any
     // client does), 8 big answers at once (3.7 MB: more than the 1 MiB share, less than the
     // total), five times over.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(std::net::SocketAddr::from((HOG, 0))).unwrap();
-    let tcp = socket.connect(server.addr).await.unwrap();
+    let tcp = crate::harness::connect_from(server.addr, HOG).await;
     let (client, connection) = crate::harness::h2_windowed(tcp, 65_535).await;
     let url = server.url("/api/v1/multipart-upload/part-urls");
     for round in 0..5 {
@@ -232,9 +218,7 @@ async fn a_reader_taking_its_answers_is_never_reset_to_make_room_for_newcomers()
     let reader = tokio::spawn({
         let (stop, url, upload, addr) = (stop.clone(), url.clone(), upload.clone(), server.addr);
         async move {
-            let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket.bind(std::net::SocketAddr::from((HOG, 0))).unwrap();
-            let tcp = socket.connect(addr).await.unwrap();
+            let tcp = crate::harness::connect_from(addr, HOG).await;
             let (client, connection) = crate::harness::h2_windowed(tcp, 65_535).await;
             let mut statuses = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {

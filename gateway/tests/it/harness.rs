@@ -358,3 +358,28 @@ pub async fn h2_client(server: &Running) -> h2::client::SendRequest<bytes::Bytes
     tokio::spawn(connection);
     client.ready().await.unwrap()
 }
+
+/// Creates a multipart upload of `mp.bin` by POSTing to `url` (a gateway's
+/// `/api/v1/multipart-upload`, no authentication) and returns its JSON answer (`upload_id`,
+/// `object_name`, …): the setup of the tests that ask for big `part-urls` answers.
+pub async fn create_multipart(url: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(url)
+        .json(&serde_json::json!({"object_name": "mp.bin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A TCP connection to `addr` from the loopback address `source` (e.g. `[127, 0, 0, 2]`), so
+/// that a test's attacker and victim are different peers to the gateway's per-peer rules.
+pub async fn connect_from(addr: std::net::SocketAddr, source: [u8; 4]) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .unwrap();
+    socket.connect(addr).await.unwrap()
+}

@@ -165,15 +165,7 @@ async fn an_unread_http2_answer_is_reset_and_frees_its_place() {
     else {
         return;
     };
-    let upload: serde_json::Value = crate::harness::h2c()
-        .post(server.url("/api/v1/multipart-upload"))
-        .json(&serde_json::json!({"object_name": "mp.bin"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let upload = crate::harness::create_multipart(&server.url("/api/v1/multipart-upload")).await;
     let first = unread_answer(&server, &upload).await;
     let second = unread_answer(&server, &upload).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -220,11 +212,7 @@ pub(crate) async fn unread_from(
     source: [u8; 4],
     upload: &serde_json::Value,
 ) -> (u16, [tokio::task::JoinHandle<()>; 2]) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket
-        .bind(std::net::SocketAddr::from((source, 0)))
-        .unwrap();
-    let tcp = socket.connect(server.addr).await.unwrap();
+    let tcp = crate::harness::connect_from(server.addr, source).await;
     let (mut client, connection) = crate::harness::h2_windowed(tcp, 1024).await;
     let url = server.url("/api/v1/multipart-upload/part-urls");
     let (response, send) = crate::harness::send_part_urls(&mut client, &url, upload);
@@ -262,15 +250,7 @@ async fn unread_answers_past_the_byte_budget_shed_their_peer_only_until_given_ba
     else {
         return;
     };
-    let upload: serde_json::Value = crate::harness::h2c()
-        .post(server.url("/api/v1/multipart-upload"))
-        .json(&serde_json::json!({"object_name": "mp.bin"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let upload = crate::harness::create_multipart(&server.url("/api/v1/multipart-upload")).await;
     let mut open = Vec::new();
     let mut shed_at = None;
     for n in 0..8 {

@@ -20,15 +20,7 @@ async fn an_http1_answer_never_read_closes_its_connection_at_the_stall_limit() {
     let Some(server) = start(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", &idle)]).await else {
         return;
     };
-    let upload: serde_json::Value = reqwest::Client::new()
-        .post(server.url("/api/v1/multipart-upload"))
-        .json(&serde_json::json!({"object_name": "mp.bin"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let upload = crate::harness::create_multipart(&server.url("/api/v1/multipart-upload")).await;
     let body = serde_json::to_vec(&serde_json::json!({
         "object_name": upload["object_name"],
         "upload_id": upload["upload_id"],
@@ -272,15 +264,7 @@ async fn get_http1<T: AsyncRead + AsyncWrite + Unpin>(
         server.addr
     );
     tcp.write_all(head.as_bytes()).await.unwrap();
-    let mut got = 0;
-    let mut buf = vec![0_u8; 64 * 1024];
-    loop {
-        match tcp.read(&mut buf).await {
-            Ok(0) => return (got, "closed".into()),
-            Ok(n) => got += n,
-            Err(e) => return (got, format!("{e}")),
-        }
-    }
+    get_rest(tcp).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,7 +353,7 @@ async fn a_store_download_no_longer_read_is_closed_at_the_stall_limit() {
 }
 
 /// Reads `tcp` to its end, as fast as it comes: the bytes, and how it ended.
-async fn get_rest(tcp: &mut tokio::net::TcpStream) -> (usize, String) {
+async fn get_rest<T: AsyncRead + Unpin>(tcp: &mut T) -> (usize, String) {
     let mut got = 0;
     let mut buf = vec![0_u8; 64 * 1024];
     loop {

@@ -368,15 +368,10 @@ async fn an_unfinished_big_answer_is_logged_and_counted_as_it_ended() {
         ("DRAFTSTORE_IDLE_TIMEOUT_MS", &IDLE_MS.to_string()),
     ]);
     let port = gateway.port;
-    let upload: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/api/v1/multipart-upload"))
-        .json(&serde_json::json!({"object_name": "mp.bin"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let upload = crate::harness::create_multipart(&format!(
+        "http://127.0.0.1:{port}/api/v1/multipart-upload"
+    ))
+    .await;
     let path = "/api/v1/multipart-upload/part-urls";
 
     // Stalled: dropped at the stall limit.
@@ -442,15 +437,10 @@ async fn an_answer_dropped_to_make_room_is_logged_and_counted_as_overloaded() {
         ("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000"),
     ]);
     let port = gateway.port;
-    let upload: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/api/v1/multipart-upload"))
-        .json(&serde_json::json!({"object_name": "mp.bin"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let upload = crate::harness::create_multipart(&format!(
+        "http://127.0.0.1:{port}/api/v1/multipart-upload"
+    ))
+    .await;
     let path = "/api/v1/multipart-upload/part-urls";
     let mut hog = Vec::new();
     for _ in 0..3 {
