@@ -289,6 +289,59 @@ mod tests {
         assert_eq!(not_json(&data, false), None, "a data error is data()'s");
     }
 
+    /// `syntax` matches serde_json's message text, which serde_json does not promise to keep:
+    /// every arm is reached here by real input through the serde_json in Cargo.lock, so an
+    /// upgrade that rewords one fails this test instead of silently falling back to "not JSON".
+    #[test]
+    fn every_syntax_arm_is_reached_by_the_serde_json_we_build_with() {
+        let deep = "[".repeat(200);
+        let number_keyed =
+            serde_json::from_str::<std::collections::HashMap<u8, u8>>(r#"{"1x": 1}"#);
+        let cases = [
+            (r#"{"a": }"#.as_bytes(), "a JSON value was expected"),
+            (b"{} x", "text follows the JSON value"),
+            (
+                br#"{"a": tru}"#,
+                "a JSON literal (true, false or null) was expected",
+            ),
+            (b"{1: 2}", "an object's key must be a string"),
+            (br#"{"a" 1}"#, "a `:` was expected after the object's key"),
+            (br#"{"a": 1 2}"#, "a `,` or `}` was expected in the object"),
+            (b"[1 2]", "a `,` or `]` was expected in the array"),
+            (br#""\q""#, "a string has an escape JSON does not define"),
+            (br#""\ud800x""#, "a string has an invalid \\u escape"),
+            (br#""\ud800\ud800""#, "a string has an invalid \\u escape"),
+            (b"\"\xff\"", "a string has an invalid \\u escape"),
+            (
+                b"\"a\nb\"",
+                "a string has a control character that must be escaped",
+            ),
+            (b"-a", "a number is malformed"),
+            (b"1e400", "a number is out of range"),
+            (
+                deep.as_bytes(),
+                "the JSON value nests deeper than 128 arrays or objects",
+            ),
+            (b"[1,]", "a `,` is followed by no value"),
+        ]
+        .map(|(json, ours)| {
+            let e = serde_json::from_slice::<serde_json::Value>(json).unwrap_err();
+            (String::from_utf8_lossy(json).into_owned(), e, ours)
+        });
+        let keyed = (
+            "{\"1x\": 1} as a map keyed by numbers".to_owned(),
+            number_keyed.unwrap_err(),
+            "an object's key was expected",
+        );
+        for (json, e, ours) in cases.into_iter().chain([keyed]) {
+            let what = not_json(&e, false).map(|n| n.what());
+            assert!(
+                what.is_some_and(|w| w.starts_with(ours)),
+                "{json:?}: serde_json said {e}, we said {what:?}"
+            );
+        }
+    }
+
     #[test]
     fn text_the_client_sent_is_quoted_as_sent_and_cut() {
         assert_eq!(quoted("a\"b\\"), "\"a\"b\\\"");
