@@ -101,17 +101,7 @@ if [ -n "$BEFORE_BIN" ]; then
   echo "differences (dependency features, toolchain) into the change. BEFORE=<git ref> is the fair comparison." >&2
   BEFORE=${BEFORE:-$BEFORE_BIN}
 elif [ -n "$BEFORE" ]; then
-  # A fixed source folder per commit: a second run with the same BEFORE is then an up-to-date
-  # check, not a rebuild (git archive keeps the commit's file times).
-  before_commit=$(git rev-parse --verify "$BEFORE^{commit}")
-  before_src=target/load-before/src-$before_commit
-  if [ ! -d "$before_src" ]; then
-    mkdir -p "$before_src.tmp"
-    git archive "$before_commit" | tar -x -C "$before_src.tmp"
-    mv "$before_src.tmp" "$before_src"
-  fi
-  build --manifest-path "$before_src/Cargo.toml" --target-dir target/load-before
-  BEFORE_BIN=target/load-before/release/gateway
+  BEFORE_BIN=$(bench/before.sh "$BEFORE" -p draftstore-gateway -p draftstore-bench --bins)
 fi
 if [ -n "$BEFORE" ]; then
   AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \

@@ -16,9 +16,11 @@
 # what else the machine runs.
 #
 # Usage: bench/upload.sh [MiB=2048] [rounds=3] [extra gateway upload flags]
-# GATEWAY=path measures that binary instead of a fresh release build. BEFORE=path also measures
-# that build (its gateway and its client, a second server on its own folder) in the same rounds,
-# for a before/after under the same load: its rows are `nosum-before` and `sum-before`.
+# GATEWAY=path measures that binary instead of a fresh release build. BEFORE=<git ref> also builds
+# that commit's gateway with the same build command (bench/before.sh) and measures it (its
+# server on its own folder and its client) in the same rounds, for a before/after under the same
+# load: its rows are `nosum-before` and `sum-before`. BEFORE_BIN=path measures a binary already
+# built instead, with a warning (built apart, it may not be the same code: see bench/before.sh).
 # Needs about 4 × MiB of free disk (6 × with BEFORE); everything it creates is removed at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,14 +32,20 @@ count=$((mib / 8))
 bytes=$((count * 8 * 1024 * 1024))
 
 command -v jq > /dev/null || { echo "bench/upload.sh needs jq (apt-get install jq)" >&2; exit 1; }
+build_args=(-p draftstore-gateway --bin gateway)
 if [ -z "${GATEWAY:-}" ]; then
-  cargo build --release --quiet -p draftstore-gateway --bin gateway
+  cargo build --release --quiet "${build_args[@]}"
 fi
 declare -A bin port pid
 bin[now]=${GATEWAY:-target/release/gateway}
 sides=(now)
-if [ -n "${BEFORE:-}" ]; then
-  bin[before]=$BEFORE
+if [ -n "${BEFORE_BIN:-}" ]; then
+  echo "warning: BEFORE_BIN=$BEFORE_BIN was not built by this script; ratios against it mix build" >&2
+  echo "differences (dependency features, toolchain) into the change. BEFORE=<git ref> is the fair comparison." >&2
+  bin[before]=$BEFORE_BIN
+  sides+=(before)
+elif [ -n "${BEFORE:-}" ]; then
+  bin[before]=$(bench/before.sh "$BEFORE" "${build_args[@]}")
   sides+=(before)
 fi
 work=$(mktemp -d -p "$PWD/target" upload-bench.XXXXXX)
@@ -101,7 +109,7 @@ run_upload() { # $1: nosum|sum, $2: now|before
 }
 
 kinds=(dd nosum sum)
-[ -n "${BEFORE:-}" ] && kinds+=(nosum-before sum-before)
+[ -n "${bin[before]:-}" ] && kinds+=(nosum-before sum-before)
 echo "round kind ms complete_ms gateway_cpu_ms client_cpu_ms" > "$work/results.txt"
 for round in $(seq 1 "$rounds"); do
   rot=$(((round - 1) % ${#kinds[@]}))
