@@ -30,6 +30,16 @@
 //! client's kernel reopens its window, which a client's own large receive buffer may delay
 //! (over loopback Linux frees coalesced buffers only once read whole). Where the option is not
 //! available (not Linux) the kernel's own threshold applies.
+//!
+//! And one count: [`Written`], the bytes the socket has handed to the kernel, shared with the
+//! connection's HTTP/1.1 requests. A big HTTP/1.1 answer is paced by it (see
+//! [`crate::http::layer::admission`]): hyper gets its next 16 KiB frame only once the socket has
+//! written the frames before, so at most about one frame beyond what the kernel took sits in
+//! hyper's buffer. A waiting answer is woken once, when the count reaches the bytes it waits for,
+//! not on every write. [`Written::close`] (an answer dropped to make room for other clients'
+//! answers: HTTP/1.1 cannot reset one answer) makes every later read, write and flush of the
+//! socket fail at once with `ConnectionAborted`, so hyper closes the connection even while a
+//! write waits for the client.
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::rt::TokioIo;
@@ -37,6 +47,8 @@ use std::future::Future;
 use std::io::IoSlice;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -63,6 +75,99 @@ pub struct Socket<S = TcpStream> {
     inner: TokioIo<S>,
     vectored: bool,
     stall: Stall,
+    written: Arc<Written>,
+}
+
+/// The bytes one connection's socket has written to the kernel, shared with the answers paced
+/// by them (see the module doc); one per connection.
+#[derive(Debug)]
+pub struct Written {
+    bytes: AtomicU64,
+    /// The count a waiting answer is woken at (`u64::MAX`: none waits).
+    wake_at: AtomicU64,
+    waker: futures_util::task::AtomicWaker,
+    /// Closed on purpose ([`Written::close`]): every IO fails.
+    closed: AtomicBool,
+    /// The stall timer closed the connection.
+    stalled: AtomicBool,
+    /// The socket is gone: nothing more will be written.
+    ended: AtomicBool,
+}
+
+impl Default for Written {
+    fn default() -> Self {
+        Self {
+            bytes: AtomicU64::new(0),
+            wake_at: AtomicU64::new(u64::MAX),
+            waker: futures_util::task::AtomicWaker::new(),
+            closed: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Written {
+    /// Bytes written to the kernel since the connection began.
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Acquire)
+    }
+
+    /// `Ready` with the count once it is at least `target` (or nothing more will be written:
+    /// the socket is gone or closed), else `Pending`, the task woken when it gets there.
+    pub fn poll_reached(&self, cx: &mut Context<'_>, target: u64) -> Poll<u64> {
+        let now = self.bytes();
+        if now >= target || self.done() {
+            return Poll::Ready(now);
+        }
+        self.waker.register(cx.waker());
+        self.wake_at.store(target, Ordering::Release);
+        // Written meanwhile: not waited for.
+        let now = self.bytes();
+        if now >= target || self.done() {
+            self.wake_at.store(u64::MAX, Ordering::Release);
+            return Poll::Ready(now);
+        }
+        Poll::Pending
+    }
+
+    /// Closes the connection: the socket's next read, write or flush (one waiting included,
+    /// once its task is woken, which this does) fails with `ConnectionAborted`.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Whether the stall timer closed the connection (see the module doc).
+    #[must_use]
+    pub fn stalled(&self) -> bool {
+        self.stalled.load(Ordering::Acquire)
+    }
+
+    fn done(&self) -> bool {
+        self.ended.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire)
+    }
+
+    /// `n` more bytes went to the kernel: wakes the answer waiting for them, if any.
+    fn add(&self, n: usize) {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        let total = self.bytes.fetch_add(n, Ordering::AcqRel).saturating_add(n);
+        if total >= self.wake_at.load(Ordering::Acquire) {
+            self.wake_at.store(u64::MAX, Ordering::Release);
+            self.waker.wake();
+        }
+    }
+
+    /// The error every IO gets once closed on purpose.
+    fn refused(&self) -> Option<std::io::Error> {
+        self.closed.load(Ordering::Acquire).then(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "an answer on this connection was dropped to make room for other clients' answers",
+            )
+        })
+    }
 }
 
 /// The write stall timer (see the module doc).
@@ -91,7 +196,14 @@ impl<S> Socket<S> {
                 waiting: false,
                 logged: false,
             },
+            written: Arc::new(Written::default()),
         }
+    }
+
+    /// Its count of bytes written, to share with the connection's requests.
+    #[must_use]
+    pub fn written(&self) -> &Arc<Written> {
+        &self.written
     }
 
     /// Fails a write that waits `limit` (zero: never) for the client `peer` to take bytes.
@@ -103,18 +215,43 @@ impl<S> Socket<S> {
     }
 
     /// What a write or flush `polled`: progress ends a wait, a wait arms the timer.
-    fn written<T>(
+    fn waited<T>(
         &mut self,
         cx: &mut Context<'_>,
         polled: Poll<std::io::Result<T>>,
     ) -> Poll<std::io::Result<T>> {
         match polled {
-            Poll::Pending => self.stall.waits(cx).map(Err),
+            Poll::Pending => {
+                // A close racing this wait wakes it (see `Written::close`).
+                self.written.waker.register(cx.waker());
+                let e = ready!(self.stall.waits(cx));
+                self.written.stalled.store(true, Ordering::Release);
+                Poll::Ready(Err(e))
+            }
             done => {
                 self.stall.waiting = false;
                 done
             }
         }
+    }
+
+    /// What a write `polled`, its bytes counted.
+    fn wrote(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<usize>>,
+    ) -> Poll<std::io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = &polled {
+            self.written.add(*n);
+        }
+        self.waited(cx, polled)
+    }
+}
+
+impl<S> Drop for Socket<S> {
+    fn drop(&mut self) {
+        self.written.ended.store(true, Ordering::Release);
+        self.written.waker.wake();
     }
 }
 
@@ -160,6 +297,9 @@ impl<S: AsyncRead + Unpin> Read for Socket<S> {
         cx: &mut Context<'_>,
         buf: ReadBufCursor<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if let Some(e) = self.written.refused() {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
@@ -170,8 +310,11 @@ impl<S: AsyncWrite + Unpin> Write for Socket<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if let Some(e) = self.written.refused() {
+            return Poll::Ready(Err(e));
+        }
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.written(cx, polled)
+        self.wrote(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -179,8 +322,11 @@ impl<S: AsyncWrite + Unpin> Write for Socket<S> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        if let Some(e) = self.written.refused() {
+            return Poll::Ready(Err(e));
+        }
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.written(cx, polled)
+        self.wrote(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -188,8 +334,11 @@ impl<S: AsyncWrite + Unpin> Write for Socket<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if let Some(e) = self.written.refused() {
+            return Poll::Ready(Err(e));
+        }
         let polled = Pin::new(&mut self.inner).poll_flush(cx);
-        self.written(cx, polled)
+        self.waited(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -296,6 +445,34 @@ mod tests {
         }
         assert_eq!(received, 500);
         assert!(body.trailers().await.unwrap().is_some(), "trailers arrive");
+    }
+
+    #[tokio::test]
+    async fn a_write_waiting_for_the_client_fails_at_once_when_the_connection_is_closed() {
+        use tokio::io::AsyncWriteExt;
+        // A client that reads nothing: the second write waits, with no stall limit, forever.
+        let (_client, server_io) = tokio::io::duplex(64);
+        let socket = Socket::new(server_io, false);
+        let written = socket.written().clone();
+        let mut io = TokioIo::new(socket);
+        let writing = tokio::spawn(async move {
+            let first = io.write(&[7; 64]).await;
+            let second = io.write_all(&[7; 1024]).await;
+            (first.ok(), second.map_err(|e| e.kind()))
+        });
+        tokio::task::yield_now().await;
+        while written.bytes() < 64 {
+            tokio::task::yield_now().await;
+        }
+        written.close();
+        let ended = tokio::time::timeout(Duration::from_secs(30), writing).await;
+        let (first, second) = ended.expect("the waiting write ends").unwrap();
+        assert_eq!(first, Some(64), "counted");
+        assert_eq!(second, Err(std::io::ErrorKind::ConnectionAborted));
+        assert_eq!(written.bytes(), 64);
+        // And a waiter for bytes that will never come is let go.
+        let reached = std::future::poll_fn(|cx| written.poll_reached(cx, 1 << 20)).await;
+        assert_eq!(reached, 64);
     }
 
     #[tokio::test]
