@@ -113,6 +113,10 @@ pub struct Metrics {
     /// whose stream was reset at the stall limit, their client not having taken them whole
     /// (their request is counted in `requests` with the status it was answered with).
     pub small_answers_stalled: Counter,
+    /// `draftstore_answer_bytes_unsent`: bytes of big answers (over 16 KiB, HTTP/1.1 and
+    /// HTTP/2) charged to the byte budget and not yet taken by their clients (see
+    /// `http::layer::unsent`).
+    pub answer_bytes_unsent: Gauge,
     /// Connections closed because a write waited the stall limit (the idle timeout) for a
     /// client that took too little of its answers (see `http::socket`).
     pub write_stalls: Counter,
@@ -243,6 +247,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "HTTP/2 answers of one frame or less reset at the stall limit, not taken whole",
         small_answers_stalled.clone(),
     );
+    let answer_bytes_unsent = Gauge::default();
+    registry.register(
+        "answer_bytes_unsent",
+        "Bytes of answers over 16 KiB handed towards their clients and not yet taken by them (the byte budget's charge)",
+        answer_bytes_unsent.clone(),
+    );
     let write_stalls = Counter::default();
     registry.register(
         "write_stalls",
@@ -258,6 +268,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     Metrics {
         registry,
         small_answers_stalled,
+        answer_bytes_unsent,
         write_stalls,
         drain_cut,
         webhook_deliveries,

@@ -561,7 +561,8 @@ where
             peer,
             activity.clone(),
             self.streams.clone(),
-        );
+        )
+        .pacing(socket.written().clone());
         let connection = self.builder.serve_connection(socket, service);
         tokio::pin!(connection);
         let idle = connection::idle(

@@ -745,3 +745,146 @@ async fn a_drain_that_cuts_off_answers_still_being_sent_exits_75() {
     connection.abort();
     drop((silent, half));
 }
+
+/// The gateway's resident memory (`VmRSS` of `/proc/<pid>/status`) in MiB, for the test's
+/// output only (a figure to report, not asserted).
+fn rss_mib(gateway: &Gateway) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", gateway.child.id())).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// A gauge's value in a `/metrics` scrape.
+fn gauge(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// Many HTTP/1.1 connections from one address, each asking a big answer (1000 part URLs,
+/// ~469 KB) and never reading it (a 4 KiB receive buffer): the answers are held within the
+/// byte budget (128 places: 2 MiB, at most 512 KiB per peer, bound 2.5 MiB), those past it
+/// shed with 503, and a client on another address still gets its big answer, room made for
+/// it by closing the attacker's stale connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_answers_nobody_reads_are_held_within_the_byte_budget() {
+    const CONNECTIONS: usize = 24;
+    const TOTAL: f64 = 2.0 * 1024.0 * 1024.0;
+    const BOUND: f64 = TOTAL * 1.25;
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[
+        ("DRAFTSTORE_MAX_IN_FLIGHT", "128"),
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000"),
+    ]);
+    let upload = crate::harness::create_multipart(&gateway.url("/api/v1/multipart-upload")).await;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "object_name": upload["object_name"],
+        "upload_id": upload["upload_id"],
+        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
+    }))
+    .unwrap();
+    let head = format!(
+        "POST /api/v1/multipart-upload/part-urls HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let rss_before = rss_mib(&gateway);
+    let mut attacker = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket
+            .bind(SocketAddr::new(IpAddr::from(ATTACKER), 0))
+            .unwrap();
+        let mut tcp = socket
+            .connect(SocketAddr::from(([127, 0, 0, 1], gateway.port)))
+            .await
+            .unwrap();
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(&body).await.unwrap();
+        attacker.push(tcp);
+        // One after another, as answers fill the budget.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Only the status line of each answer is read (12 bytes), never the body.
+    let mut statuses = Vec::new();
+    for tcp in &mut attacker {
+        let mut line = [0_u8; 12];
+        let read = tokio::time::timeout(Duration::from_secs(20), tcp.read_exact(&mut line)).await;
+        assert!(
+            matches!(read, Ok(Ok(_))),
+            "every request is answered: {read:?}"
+        );
+        statuses.push(String::from_utf8_lossy(&line).into_owned());
+    }
+    let answered = statuses.iter().filter(|s| s.ends_with("200")).count();
+    let shed = statuses.iter().filter(|s| s.ends_with("503")).count();
+    let metrics = reqwest::get(gateway.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let unsent = gauge(&metrics, "draftstore_answer_bytes_unsent");
+    eprintln!(
+        "{CONNECTIONS} unread HTTP/1.1 answers: {answered} answered, {shed} shed; \
+         gauge {unsent:?} bytes; RSS {rss_before} -> {} MiB",
+        rss_mib(&gateway)
+    );
+    assert_eq!(answered + shed, CONNECTIONS, "{statuses:?}");
+    assert!(answered > 0, "the budget has room at first: {statuses:?}");
+    assert!(shed > 0, "answers past the budget are shed: {statuses:?}");
+    let unsent = unsent.expect("the gauge of bytes charged and not yet taken");
+    assert!(
+        unsent > TOTAL / 2.0 && unsent <= BOUND,
+        "the attacker's answers are charged, within the bound: {unsent}"
+    );
+    // Once the attacker's answers are stale, another address is served a big answer whole.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let victim = reqwest::Client::builder()
+        .local_address(IpAddr::from(VICTIM))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let big = victim
+        .post(gateway.url("/api/v1/multipart-upload/part-urls"))
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 200, "a newcomer is served");
+    assert!(big.bytes().await.unwrap().len() > 400_000);
+    // Room was made by closing answered attacker connections (HTTP/1.1 cannot reset one
+    // answer), long before the stall limit: read now, they end; the others stay open.
+    let ends = attacker
+        .iter_mut()
+        .zip(&statuses)
+        .filter(|(_, status)| status.ends_with("200"))
+        .map(|(tcp, _)| async move {
+            let mut rest = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest)).await;
+            read.is_ok()
+        });
+    let closed = futures_util::future::join_all(ends)
+        .await
+        .into_iter()
+        .filter(|&closed| closed)
+        .count();
+    assert!(closed > 0, "an answered attacker connection was closed");
+    let metrics = reqwest::get(gateway.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let unsent = gauge(&metrics, "draftstore_answer_bytes_unsent").unwrap_or(f64::NAN);
+    assert!(unsent <= BOUND, "{unsent}");
+}

@@ -541,3 +541,80 @@ async fn a_small_answer_reset_at_the_stall_limit_is_logged_and_counted() {
     );
     connection.abort();
 }
+
+/// A big HTTP/1.1 answer (1000 part URLs, ~469 KB, paced by its socket) its client leaves
+/// unread is logged and counted when it ends: its connection closed at the stall limit, 504
+/// `STREAM_IDLE`, not the 200 its head went out with; one read whole is a 200, once.
+#[tokio::test]
+async fn an_unfinished_big_http1_answer_is_logged_as_it_ended() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gateway = gateway_with(&[
+        ("DRAFTSTORE_AUTH", "none"),
+        (
+            "DRAFTSTORE_LOG",
+            "info,draftstore_gateway::http::server=debug",
+        ),
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &IDLE_MS.to_string()),
+    ]);
+    let port = gateway.port;
+    let upload = crate::harness::create_multipart(&format!(
+        "http://127.0.0.1:{port}/api/v1/multipart-upload"
+    ))
+    .await;
+    let path = "/api/v1/multipart-upload/part-urls";
+    let body = serde_json::to_vec(&serde_json::json!({
+        "object_name": upload["object_name"],
+        "upload_id": upload["upload_id"],
+        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
+    }))
+    .unwrap();
+    // A 4 KiB receive buffer, nothing read: the answer waits for the client.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&body).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(IDLE_MS * 3)).await;
+    let lines = lines_of(&gateway, path, 1).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(field(&lines[0], "status"), Some("504"), "{}", lines[0]);
+    assert!(lines[0].contains("STREAM_IDLE"), "{}", lines[0]);
+    // Read now: its head went out as a 200, but the connection was closed before its end.
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), tcp.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the connection was closed");
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    assert!(got.len() < 400_000, "cut short: {}", got.len());
+
+    // Read to its end: a success, counted once.
+    let whole = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    assert!(whole.bytes().await.unwrap().len() > 400_000);
+    let lines = lines_of(&gateway, path, 2).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(field(&lines[1], "status"), Some("200"), "{}", lines[1]);
+    let mut rest = std::collections::BTreeMap::<String, f64>::new();
+    for (status, n) in counted(&gateway, "rest").await {
+        *rest.entry(status).or_default() += n;
+    }
+    // The upload made, the part-urls answer read whole, the one left unread.
+    let want: std::collections::BTreeMap<String, f64> = [("200", 2.0), ("504", 1.0)]
+        .iter()
+        .map(|(s, n)| ((*s).to_owned(), *n))
+        .collect();
+    assert_eq!(rest, want);
+}

@@ -20,17 +20,32 @@
 //! byte budget of [`Unsent`]: once that is full, a peer holding its fair share of it has new API
 //! requests shed like a peer holding its share of places, and an answer of it finished
 //! meanwhile is replaced by that 503 (the work is lost, the memory bound kept); a peer under its
-//! share is served, resetting answers nobody has taken a frame of for a while (of peers over
+//! share is served, dropping answers nobody has taken a frame of for a while (of peers over
 //! their share) to make room, or shed if there are not enough of those.
+//!
+//! Over HTTP/1.1 an answer larger than one frame is paced by its connection's socket
+//! ([`Written`]): hyper gets its next frame only once the socket has written to the kernel all
+//! it was handed before, so at most about one frame beyond what the kernel took sits in
+//! hyper's buffer, and the answer is charged to the same budget, its bytes given back as the
+//! socket writes them. It keeps its place (this stage's) until its last frame is handed over.
+//! Dropped to make room, it closes its connection (HTTP/1.1 cannot reset one answer); left
+//! unread, the socket's stall timer closes the connection ([`crate::http::socket`]). An
+//! answer of one frame or less goes to hyper whole, as before: nothing more per request than
+//! taking the socket's count from the request.
+//!
+//! `/metrics` is never shed by the byte budget nor charged to it (a scrape is bigger than one
+//! frame once there are many series): it takes a place like any API call, and is paced alike.
 
 use super::body::early;
 use super::observe::PacedEnd;
 use super::unsent::{Charge, Refused, Unsent};
 use super::{meta, reply, Req, Res};
 use crate::api::error::{ApiError, Code};
+use crate::api::rest::Route;
 use crate::auth::Tenant;
 use crate::http::response::Body;
 use crate::http::server::Call;
+use crate::http::socket::Written;
 use bytes::Bytes;
 use futures_util::future::Either;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
@@ -43,7 +58,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tower::{Layer, Service};
 
@@ -273,7 +288,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Req) -> Self::Future {
+    fn call(&mut self, mut req: Req) -> Self::Future {
         let call = Call::from_request(&req);
         if call.is_exempt() {
             return Either::Right(Holding {
@@ -282,10 +297,23 @@ where
                 h2: false,
                 idle: Duration::ZERO,
                 budget: None,
+                written: None,
             });
         }
-        let peer = meta(&req).and_then(|m| m.peer);
-        if let Some(unsent) = &self.unsent {
+        let h2 = req.version() == http::Version::HTTP_2;
+        // Over HTTP/1.1 the stage that paces takes the socket's count (no clone); an answer to
+        // `HEAD` sends no body (hyper drops it unread): never paced.
+        let (peer, written) = if self.by == By::Tenant && !h2 && req.method() != http::Method::HEAD
+        {
+            req.extensions_mut()
+                .get_mut::<super::Meta>()
+                .map_or((None, None), |m| (m.peer, m.written.take()))
+        } else {
+            (meta(&req).and_then(|m| m.peer), None)
+        };
+        // A scrape is neither shed by the byte budget nor charged to it.
+        let budgeted = call != Call::Rest(Some(Route::Metrics));
+        if let Some(unsent) = self.unsent.as_ref().filter(|_| budgeted) {
             if self.by == By::Peer && !unsent.admits(peer) {
                 return Either::Left(ready(Ok(early(
                     reply(call, budget_full(Refused::Share)),
@@ -299,16 +327,16 @@ where
                 Key::Tenant(self.hasher.hash_one(t.folder().as_str()))
             }),
         };
-        let h2 = req.version() == http::Version::HTTP_2;
         match self.shares.try_take(key) {
             Ok(ticket) => Either::Right(Holding {
-                // Only an HTTP/2 answer is ever paced, by the inner stage (the outer one gets it
-                // boxed): only there is it charged.
+                // An answer is paced by the inner stage only (the outer one gets it boxed):
+                // only there is it charged.
                 budget: self
                     .unsent
                     .as_ref()
-                    .filter(|_| h2 && self.by == By::Tenant)
+                    .filter(|_| (h2 || written.is_some()) && self.by == By::Tenant && budgeted)
                     .map(|u| (u.clone(), peer, call)),
+                written,
                 h2,
                 idle: self.idle,
                 inner: self.inner.call(req),
@@ -322,8 +350,9 @@ where
 pin_project! {
     /// The inner future, holding its place until it is done (or dropped); a response whose
     /// body is still to come (a stream: server reflection) holds it until that body ends, so
-    /// streams are admitted like any call, not only their first response head. Over HTTP/2
-    /// every answer holds it until hyper has taken its last frame ([`Paced`]).
+    /// streams are admitted like any call, not only their first response head. An answer over
+    /// one frame (over HTTP/2, or over HTTP/1.1 with its socket's count `written`) holds it
+    /// until hyper has taken its last frame ([`Paced`]).
     pub struct Holding<F> {
         #[pin]
         inner: F,
@@ -331,6 +360,7 @@ pin_project! {
         h2: bool,
         idle: Duration,
         budget: Option<(Arc<Unsent>, Option<IpAddr>, Call)>,
+        written: Option<Arc<Written>>,
     }
 }
 
@@ -349,11 +379,11 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
             return Poll::Ready(Ok(response));
         }
         // A whole answer larger than one frame: handed over frame by frame, its progress
-        // watched. A smaller one goes at once, as over HTTP/1.1.
+        // watched (HTTP/2) or paced by its socket (HTTP/1.1). A smaller one goes at once.
         let paced = response
             .body()
             .whole_len()
-            .filter(|&n| *this.h2 && n > CHUNK);
+            .filter(|&n| (*this.h2 || this.written.is_some()) && n > CHUNK);
         if let Some(bytes) = paced {
             let idle = *this.idle;
             let charge = match this.budget.take() {
@@ -367,6 +397,20 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
                 }
                 None => None,
             };
+            let pace = match this.written.take() {
+                Some(written) => {
+                    if let Some(charge) = &charge {
+                        charge.signal().closes(&written);
+                    }
+                    Pace::Socket {
+                        written,
+                        base: None,
+                        handed: 0,
+                        given: 0,
+                    }
+                }
+                None => Pace::Window { handed: [0; 2] },
+            };
             let mut response = response;
             let end = PacedEnd::on(&mut response);
             return Poll::Ready(Ok(response.map(|body| {
@@ -375,7 +419,7 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
                     guard: ticket,
                     charge,
                     rest: None,
-                    handed: [0; 2],
+                    pace,
                     idle,
                     watch: None,
                     end,
@@ -429,26 +473,89 @@ impl<G> HttpBody for Held<G> {
     }
 }
 
+/// What paces a [`Paced`] answer and tells how much of it was taken.
+enum Pace {
+    /// HTTP/2's flow control, through hyper asking for frames: the lengths of the last two
+    /// frames handed over, still charged (older first).
+    Window { handed: [usize; 2] },
+    /// HTTP/1.1: the connection's socket. `base` is its count when the answer's first frame
+    /// was asked for; `handed` the bytes handed over since, `given` those given back.
+    Socket {
+        written: Arc<Written>,
+        base: Option<u64>,
+        handed: u64,
+        given: u64,
+    },
+}
+
+impl Pace {
+    /// Over HTTP/1.1: `Pending` until the socket has written all that was handed over (the
+    /// task woken then, once), else the bytes taken since the last call. Over HTTP/2: the
+    /// frame before the last was taken.
+    fn taken(&mut self, cx: &mut Context<'_>) -> Poll<usize> {
+        match self {
+            Self::Window { handed } => {
+                let taken = handed[0];
+                *handed = [handed[1], 0];
+                Poll::Ready(taken)
+            }
+            Self::Socket {
+                written,
+                base,
+                handed,
+                given,
+            } => {
+                let base = *base.get_or_insert_with(|| written.bytes());
+                let now = ready!(written.poll_reached(cx, base.saturating_add(*handed)));
+                let took = now.saturating_sub(base).min(*handed);
+                let new = took.saturating_sub(*given);
+                *given = took;
+                Poll::Ready(usize::try_from(new).unwrap_or(usize::MAX))
+            }
+        }
+    }
+
+    /// A frame of `len` bytes is handed over.
+    fn handed(&mut self, len: usize) {
+        match self {
+            Self::Window { handed } => handed[1] = len,
+            Self::Socket { handed, .. } => {
+                *handed = handed.saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
+            }
+        }
+    }
+
+    /// Over HTTP/1.1: the socket's stall timer closed the connection.
+    fn stalled(&self) -> bool {
+        matches!(self, Self::Socket { written, .. } if written.stalled())
+    }
+}
+
 pin_project! {
-    /// A whole HTTP/2 answer handed to hyper in frames of at most [`CHUNK`] bytes, keeping
-    /// `guard` (its places) until hyper has taken the last one or dropped it. When it is not
-    /// finished after a frame, the stream's watch is armed for `idle` (zero: never) and each
-    /// later frame is progress.
+    /// A whole answer handed to hyper in frames of at most [`CHUNK`] bytes, keeping `guard`
+    /// (its places) until hyper has taken the last one or dropped it.
     ///
-    /// hyper asks for a frame as soon as it handed the one before to h2, and hands it over
-    /// only once h2 has window for all the frames before it: so a frame's bytes stay charged
-    /// until the frame after the next is asked for. The last byte of the data goes as a frame
-    /// of its own, so that hyper (whose stream task ends with the last frame) waits for window
-    /// for all the rest while the watch can still reset the stream. An answer chosen to be
-    /// dropped to make room ([`Unsent`]) hands nothing more and has its watch reset it.
+    /// Over HTTP/2: when it is not finished after a frame, the stream's watch is armed for
+    /// `idle` (zero: never) and each later frame is progress. hyper asks for a frame as soon
+    /// as it handed the one before to h2, and hands it over only once h2 has window for all
+    /// the frames before it: so a frame's bytes stay charged until the frame after the next is
+    /// asked for. The last byte of the data goes as a frame of its own, so that hyper (whose
+    /// stream task ends with the last frame) waits for window for all the rest while the watch
+    /// can still reset the stream. An answer chosen to be dropped to make room ([`Unsent`])
+    /// hands nothing more and has its watch reset it.
+    ///
+    /// Over HTTP/1.1 ([`Pace::Socket`]): a frame is handed over only once the socket has
+    /// written all handed before, and bytes are given back as it writes them; the last byte
+    /// goes alone too, so all the rest is written (and counted) before hyper, having its
+    /// whole length, drops the body. Dropped to make room, it hands nothing more and its
+    /// connection is closed ([`Written::close`]).
     struct Paced {
         #[pin]
         inner: Body,
         guard: Ticket,
         charge: Option<Charge>,
         rest: Option<Bytes>,
-        // Lengths of the last two frames handed over, still charged (older first).
-        handed: [usize; 2],
+        pace: Pace,
         idle: Duration,
         watch: Option<Arc<crate::http::watch::Watch>>,
         // Its access-log line and metrics, written at its end (observe layer).
@@ -460,7 +567,9 @@ pin_project! {
             let this = this.project();
             if let Some(end) = this.end.take() {
                 let made_room = this.charge.as_ref().is_some_and(|c| c.signal().dropped());
-                end.unfinished(made_room, this.watch.as_ref().is_some_and(|w| w.stalled()));
+                let stalled =
+                    this.watch.as_ref().is_some_and(|w| w.stalled()) || this.pace.stalled();
+                end.unfinished(made_room, stalled);
             }
         }
     }
@@ -477,6 +586,11 @@ impl HttpBody for Paced {
         let mut this = self.project();
         if let Some(charge) = this.charge.as_mut() {
             if charge.signal().dropped() {
+                if let Pace::Socket { written, .. } = this.pace {
+                    // Its connection's socket fails its next IO (hyper polls it after this).
+                    written.close();
+                    return Poll::Pending;
+                }
                 // Its watch (armed by the signal, or now if chosen before its first frame)
                 // ends the stream task in a moment.
                 if this.watch.is_none() {
@@ -487,9 +601,10 @@ impl HttpBody for Paced {
                 }
                 return Poll::Pending;
             }
-            // The frame before the last has all its window now: taken.
-            charge.taken(this.handed[0]);
-            *this.handed = [this.handed[1], 0];
+        }
+        let taken = ready!(this.pace.taken(cx));
+        if let Some(charge) = this.charge.as_mut() {
+            charge.taken(taken);
         }
         let frame = match this.rest.take() {
             Some(rest) => Frame::data(rest),
@@ -512,7 +627,7 @@ impl HttpBody for Paced {
                     // The last byte alone, last (see the type's doc).
                     *this.rest = Some(data.split_off(data.len() - 1));
                 }
-                this.handed[1] = data.len();
+                this.pace.handed(data.len());
                 Frame::data(data)
             }
             Err(frame) => frame,
@@ -573,6 +688,7 @@ mod tests {
             h2: false,
             idle: Duration::ZERO,
             budget: None,
+            written: None,
         };
         let response = held.await.unwrap();
         assert_eq!(shares.held(), 1, "the stream still holds its place");
@@ -588,6 +704,7 @@ mod tests {
             h2: false,
             idle: Duration::ZERO,
             budget: None,
+            written: None,
         };
         let _response = unary.await.unwrap();
         assert_eq!(shares.held(), 0);
@@ -600,6 +717,7 @@ mod tests {
             h2: true,
             idle: Duration::ZERO,
             budget: None,
+            written: None,
         };
         let _response = small.await.unwrap();
         assert_eq!(shares.held(), 0);
@@ -620,6 +738,7 @@ mod tests {
             h2: true,
             idle: Duration::ZERO,
             budget: Some((unsent.clone(), None, Call::Rest(None))),
+            written: None,
         };
         let mut body = held.await.unwrap().into_body();
         assert_eq!(body.size_hint().exact(), Some(whole.len() as u64));
@@ -664,6 +783,7 @@ mod tests {
                 h2: true,
                 idle: Duration::ZERO,
                 budget: Some((task_unsent.clone(), hog, Call::Rest(None))),
+                written: None,
             };
             let mut body = held.await.unwrap().into_body();
             // The total is full: a newcomer's answer makes room by choosing this one, stale.

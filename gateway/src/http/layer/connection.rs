@@ -1,11 +1,13 @@
 //! What the server knows per connection, put around the stack once per accepted connection:
-//! the peer's address (in the request's [`Meta`], for admission by peer), the connection's
+//! the peer's address (in the request's [`Meta`], for admission by peer), over HTTP/1.1 the
+//! socket's count of bytes written ([`Written`], pacing big answers), the connection's
 //! [`Activity`] (for its idle timer, see [`idle`]), and the count of requests open on all
 //! connections: past [`Streams`]' cap a request is marked (`Meta::over_cap`) and answered 503 at
 //! once, so memory stays bounded however many HTTP/2 streams clients open.
 
 use super::Meta;
 use super::{Req, Res};
+use crate::http::socket::Written;
 use pin_project_lite::pin_project;
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -71,6 +73,7 @@ pub struct PerConnection<S> {
     peer: IpAddr,
     activity: Arc<Activity>,
     streams: Arc<Streams>,
+    written: Option<Arc<Written>>,
 }
 
 impl<S> PerConnection<S> {
@@ -85,7 +88,15 @@ impl<S> PerConnection<S> {
             peer,
             activity,
             streams,
+            written: None,
         }
+    }
+
+    /// Hands `written` (its socket's count) to each HTTP/1.1 request, to pace big answers by.
+    #[must_use]
+    pub fn pacing(mut self, written: Arc<Written>) -> Self {
+        self.written = Some(written);
+        self
     }
 }
 
@@ -106,13 +117,14 @@ where
         self.activity.open.fetch_add(1, Ordering::Relaxed);
         self.activity.started.fetch_add(1, Ordering::Relaxed);
         let before = self.streams.open.fetch_add(1, Ordering::Relaxed);
+        let h2 = req.version() == http::Version::HTTP_2;
         // The one extension every request gets; the layers fill it in.
         req.extensions_mut().insert(Meta {
             peer: Some(self.peer),
             over_cap: before >= self.streams.cap,
+            written: if h2 { None } else { self.written.clone() },
             ..Meta::default()
         });
-        let h2 = req.version() == http::Version::HTTP_2;
         let inner = match self.inner.try_borrow_mut() {
             Ok(mut stack) => stack.call(req),
             Err(_) => self.spare.clone().call(req),

@@ -5,8 +5,8 @@
 //! peer and by presigned URL), [`body`] (API bodies read whole, shared by peer, before any
 //! place is taken), [`admission`] by peer, [`auth`], [`admission`] by tenant, [`timeout`],
 //! then the router. [`connection`] wraps the stack per connection (peer address, activity for
-//! the idle timer, the global stream cap); [`unsent`] bounds the bytes of HTTP/2 answers not yet
-//! taken, for [`admission`]; [`escape`] makes request text safe for the log.
+//! the idle timer, the global stream cap, the socket's count of bytes written); [`unsent`]
+//! bounds the bytes of big answers (HTTP/1.1 and HTTP/2) not yet taken, for [`admission`]; [`escape`] makes request text safe for the log.
 
 pub mod admission;
 pub mod auth;
@@ -50,6 +50,9 @@ pub struct Meta {
     pub call: Option<Call>,
     /// Its API body, read whole ([`body`]); taken by the router.
     pub body: Option<Collected>,
+    /// Over HTTP/1.1, the bytes its connection's socket has written ([`connection`]), which
+    /// pace its answer if big ([`admission`]); taken by the admission stage that paces.
+    pub written: Option<std::sync::Arc<crate::http::socket::Written>>,
 }
 
 /// `req`'s [`Meta`], if a layer put it there.

@@ -1,12 +1,15 @@
-//! A byte budget for HTTP/2 answers handed to hyper but not yet taken by their connection.
+//! A byte budget for big answers (HTTP/1.1 and HTTP/2) handed towards their client but not
+//! yet taken by it.
 //!
 //! An answer larger than one frame ([`super::admission::CHUNK`]) is handed over frame by frame
 //! (see [`super::admission`]); while its frames wait for a client that does not read, its
 //! bytes stay in memory. [`Unsent`] counts those bytes, per TCP peer address and in all: an
-//! answer is charged its whole length when it starts, and a frame's bytes are given back once
-//! h2 has flow-control window for all of it (when hyper asks for the frame after the next, see
-//! [`super::admission`]'s pacing), the rest when the answer ends or is dropped (its stream
-//! reset).
+//! answer is charged its whole length when it starts, and given back as its client takes it:
+//! over HTTP/2 a frame's bytes once h2 has flow-control window for all of it (when hyper asks
+//! for the frame after the next, see [`super::admission`]'s pacing), over HTTP/1.1 as the
+//! connection's socket writes them to the kernel ([`crate::http::socket::Written`]); the rest
+//! when the answer ends or is dropped (its stream reset, or over HTTP/1.1, which cannot reset
+//! one answer, its connection closed).
 //!
 //! The rule, with `T` the total (one frame per API place) and `P = T / 4` the per-peer limit:
 //! - **Work-conserving.** While the bytes not being dropped are under `T`, every answer is
@@ -15,10 +18,11 @@
 //! - **Fair share once full.** At `T`, a peer's fair share is `min(P, T / peers holding bytes)`
 //!   (a peer holding nothing counts itself in). A peer holding its fair share or more has its
 //!   new API requests shed (503 `OVERLOADED`, `Retry-After: 1`; gRPC `UNAVAILABLE`; probes
-//!   never), and an answer of it finished meanwhile is replaced by that 503. A peer under its
+//!   and `/metrics` never), and an answer of it finished meanwhile is replaced by that 503. A peer under its
 //!   fair share (a newcomer) is admitted, and its answer is charged after making room: answers
 //!   of peers over their fair share that have had no frame taken for [`STALE`] (1 s) are reset
-//!   (`RST_STREAM` within a millisecond, through the stream's watch), stalest first across all
+//!   (`RST_STREAM` within a millisecond, through the stream's watch; an HTTP/1.1 answer has its
+//!   connection closed), stalest first across all
 //!   those peers, until its answer fits. **An answer its client is taking is never reset**: if
 //!   the stale answers are not enough, the newcomer's answer is refused (503 `OVERLOADED`)
 //!   instead. A reset answer is logged and counted as `OVERLOADED` (dropped to make room), not
@@ -29,15 +33,18 @@
 //!   memory held by answers stays under `max(T + P, T + one answer)` plus one answer (the
 //!   largest are a `parts` listing of 10 000 parts, under 1 MB, and a part-urls answer for the
 //!   most a call takes, 1000 parts, 469 KB): 80 MiB plus one answer at the default `T` = 64 MiB.
-//!   Nothing of an answer h2 holds escapes the count while the answer lives; once its last frame
-//!   is handed over, only its last byte (held back as a frame of its own) may still wait.
+//!   Nothing of an answer escapes the count while the answer lives; once its last frame is
+//!   handed over, only its last byte (held back as a frame of its own) may still wait (over
+//!   HTTP/1.1, with the head of the answer).
 //!
-//! An answer of one frame or less goes to hyper whole and is never counted.
+//! An answer of one frame or less goes to hyper whole and is never counted. The bytes charged
+//! and not yet given back, in all, are the gauge `draftstore_answer_bytes_unsent`.
 //!
 //! [`Unsent::admits`], on every API request, reads one atomic while the total is under `T`
 //! and takes the lock only past it: a request admitted on a stale read costs nothing, as the
 //! bound is kept by [`Unsent::try_charge`] under the lock.
 
+use crate::http::socket::Written;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -108,6 +115,7 @@ struct Answer {
 pub struct Signal {
     dropped: AtomicBool,
     watch: OnceLock<Arc<crate::http::watch::Watch>>,
+    connection: OnceLock<Arc<Written>>,
 }
 
 impl Signal {
@@ -115,6 +123,17 @@ impl Signal {
         self.dropped.store(true, Ordering::SeqCst);
         if let Some(watch) = self.watch.get() {
             watch.arm(RESET_NOW);
+        }
+        if let Some(connection) = self.connection.get() {
+            connection.close();
+        }
+    }
+
+    /// Over HTTP/1.1: `connection` (its socket's count) is closed when the answer is chosen
+    /// (now, if it was already).
+    pub fn closes(&self, connection: &Arc<Written>) {
+        if self.connection.set(connection.clone()).is_ok() && self.dropped() {
+            connection.close();
         }
     }
 
@@ -258,6 +277,9 @@ impl Unsent {
             );
             state.by_peer.entry(peer).or_default().bytes += bytes;
             self.total.fetch_add(bytes, Ordering::Relaxed);
+            crate::metrics::get()
+                .answer_bytes_unsent
+                .inc_by(i64::try_from(bytes).unwrap_or(i64::MAX));
             Charge {
                 unsent: self.clone(),
                 id,
@@ -304,6 +326,11 @@ impl Unsent {
         }
         // Under the lock, so `total` never lags the map for long.
         self.total.fetch_sub(n, Ordering::Relaxed);
+        if n > 0 {
+            crate::metrics::get()
+                .answer_bytes_unsent
+                .dec_by(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 }
 
@@ -366,8 +393,8 @@ pub struct Charge {
 }
 
 impl Charge {
-    /// `bytes` were taken by the connection (h2 has window for them): gives them back (at
-    /// most what is left), and counts as progress.
+    /// `bytes` were taken by the connection (h2 has window for them, or the socket wrote
+    /// them): gives them back (at most what is left), and counts as progress.
     pub fn taken(&mut self, bytes: usize) {
         if bytes > 0 {
             self.unsent.give_back(self.id, bytes, false);
