@@ -271,3 +271,98 @@ async fn a_reader_taking_its_answers_is_never_reset_to_make_room_for_newcomers()
     }
     server.stop().await;
 }
+
+/// Asks one `part-urls` answer on `client` and takes it as a trickler does: 16 KiB of window
+/// (one frame) every half second, 32 KiB/s, half the floor rate. `Ok(status)` once it ended
+/// (or at once for a refusal), `Err` when it was reset.
+async fn trickle(
+    mut client: h2::client::SendRequest<bytes::Bytes>,
+    url: String,
+    upload: serde_json::Value,
+) -> Result<u16, String> {
+    client = client.ready().await.map_err(|e| e.to_string())?;
+    let (response, _send) = crate::harness::send_part_urls(&mut client, &url, &upload);
+    let (head, mut body) = response.await.map_err(|e| e.to_string())?.into_parts();
+    while let Some(data) = body.data().await {
+        let data = data.map_err(|e| format!("reset: {:?}", e.reason()))?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _ = body.flow_control().release_capacity(data.len());
+    }
+    Ok(head.status.as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_its_windows_open_does_not_lock_a_newcomer_out() {
+    // 128 places: a total of 2 MiB, filled by five answers of 468 KB.
+    let Some((server, upload)) = server_with("128").await else {
+        return;
+    };
+    let url = server.url("/api/v1/multipart-upload/part-urls");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The attacker: one connection, a 16 KiB window per stream (the connection's is ample),
+    // asking a new big answer every 20 ms (shed while the budget is full, charged as soon as
+    // it has room) and trickling every answer it gets: a frame taken from each every half
+    // second, so none ever goes a second without progress.
+    let attacker = tokio::spawn({
+        let (stop, url, upload, addr) = (stop.clone(), url.clone(), upload.clone(), server.addr);
+        async move {
+            let tcp = crate::harness::connect_from(addr, HOG).await;
+            let (client, connection) = h2::client::Builder::new()
+                .initial_window_size(16 * 1024)
+                .initial_connection_window_size(16 << 20)
+                .handshake::<_, bytes::Bytes>(tcp)
+                .await
+                .unwrap();
+            let connection = tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            let mut calls = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                calls.push(tokio::spawn(trickle(
+                    client.clone(),
+                    url.clone(),
+                    upload.clone(),
+                )));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (calls, connection)
+        }
+    });
+    // Every answer it holds has had a frame taken within the last second; the first ones
+    // are 2 s behind the floor-rate clock.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let newcomer = h2c_from(NEWCOMER);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let response = part_urls(&server, &newcomer, &upload).send().await.unwrap();
+        let status = response.status().as_u16();
+        let len = response.bytes().await.unwrap().len();
+        statuses.push((status, len));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (calls, connection) = attacker.await.unwrap();
+    let reset = {
+        let mut reset = 0;
+        for call in calls {
+            if call.is_finished() {
+                if let Ok(Err(e)) = call.await {
+                    assert!(e.contains("CANCEL"), "{e}");
+                    reset += 1;
+                }
+            } else {
+                call.abort();
+            }
+        }
+        reset
+    };
+    connection.abort();
+    assert!(
+        statuses
+            .iter()
+            .any(|&(status, len)| status == 200 && len > 400_000),
+        "the newcomer is served: {statuses:?}"
+    );
+    assert!(reset > 0, "room was made from the trickler's answers");
+    server.stop().await;
+}

@@ -20,7 +20,7 @@
 //! byte budget of [`Unsent`]: once that is full, a peer holding its fair share of it has new API
 //! requests shed like a peer holding its share of places, and an answer of it finished
 //! meanwhile is replaced by that 503 (the work is lost, the memory bound kept); a peer under its
-//! share is served, dropping answers nobody has taken a frame of for a while (of peers over
+//! share is served, dropping answers whose clients fell behind the floor rate (of peers over
 //! their share) to make room, or shed if there are not enough of those.
 //!
 //! Over HTTP/1.1 an answer larger than one frame is paced by its connection's socket
@@ -182,8 +182,9 @@ fn budget_full(why: Refused) -> ApiError {
         }
         Refused::Bound => "answers waiting to be sent fill all the memory kept for them; retry",
         Refused::Busy => {
-            "answers waiting to be sent fill the memory kept for them, and too few of the other \
-             clients' answers have waited untaken long enough to be dropped for this one; retry"
+            "answers waiting to be sent fill the memory kept for them, and the other clients are \
+             taking theirs at the floor rate (64 KiB/s) or more: none is dropped for this one; \
+             retry"
         }
     };
     ApiError::new(Code::Overloaded, message).with_retry_after(1)

@@ -17,18 +17,27 @@
 //!   shed while the budget has room, however many big answers it asks at once.
 //! - **Fair share once full.** At `T`, a peer's fair share is `min(P, T / peers holding bytes)`
 //!   (a peer holding nothing counts itself in). A peer holding its fair share or more has its
-//!   new API requests shed (503 `OVERLOADED`, `Retry-After: 1`; gRPC `UNAVAILABLE`; probes
-//!   and `/metrics` never), and an answer of it finished meanwhile is replaced by that 503. A peer under its
-//!   fair share (a newcomer) is admitted, and its answer is charged after making room: answers
-//!   of peers over their fair share that have had no frame taken for [`STALE`] (1 s) are reset
-//!   (`RST_STREAM` within a millisecond, through the stream's watch; an HTTP/1.1 answer has its
-//!   connection closed), stalest first across all
-//!   those peers, until its answer fits. **An answer its client is taking is never reset**: if
-//!   the stale answers are not enough, the newcomer's answer is refused (503 `OVERLOADED`)
-//!   instead. A reset answer is logged and counted as `OVERLOADED` (dropped to make room), not
-//!   as the client's stall.
+//!   new API requests shed (503 `OVERLOADED`, `Retry-After: 1`; gRPC `UNAVAILABLE`; probes and
+//!   `/metrics` never), and an answer of it finished meanwhile is replaced by that 503. A peer
+//!   under its fair share (a newcomer) is admitted, and its answer is charged after making
+//!   room: answers of peers over their fair share whose client is **stale** are dropped (an
+//!   HTTP/2 stream gets `RST_STREAM` within a millisecond, through the stream's watch; an
+//!   HTTP/1.1 answer has its connection closed), stalest first across all those peers, until
+//!   its answer fits. **An answer its client takes at the floor rate is never dropped**: if the
+//!   stale answers are not enough, the newcomer's answer is refused (503 `OVERLOADED`) instead.
+//!   A dropped answer is logged and counted as `OVERLOADED` (dropped to make room), not as the
+//!   client's stall.
+//! - **Stale: behind a floor-rate clock.** Each answer has a clock that starts when it is
+//!   charged and moves forward one second per [`FLOOR_RATE`] (64 KiB) its client takes, never
+//!   ahead of now and never more than [`LAG`] (2 s) behind it. Its client is stale once the
+//!   clock is [`STALE`] (1 s) or more behind now: it took less than 64 KiB/s of that answer
+//!   for a while. (A rule of "no frame taken for 1 s" let a client opening 16 KiB of window per
+//!   answer per second keep about 140 answers never dropped, holding the default 64 MiB with
+//!   about 2.2 MB/s of reading; with the floor it must read at about 9 MB/s.) The cap on the
+//!   lag lets a client that paused and reads again at more than the floor rate be fresh again
+//!   within seconds.
 //! - **Bound.** Live bytes (not being dropped) are under `T` before an answer is charged, or
-//!   brought back to `T` by the resets it chose; while reset answers still hold bytes (a
+//!   brought back to `T` by the drops it chose; while dropped answers still hold bytes (a
 //!   millisecond or so), no answer is charged once the total with them reaches `T + P`. So
 //!   memory held by answers stays under `max(T + P, T + one answer)` plus one answer (the
 //!   largest are a `parts` listing of 10 000 parts, under 1 MB, and a part-urls answer for the
@@ -42,10 +51,12 @@
 //!
 //! [`Unsent::admits`], on every API request, reads one atomic while the total is under `T`
 //! and takes the lock only past it: a request admitted on a stale read costs nothing, as the
-//! bound is kept by [`Unsent::try_charge`] under the lock.
+//! bound is kept by [`Unsent::try_charge`] under the lock. Making room pops a heap of the
+//! stale answers only as far as needed.
 
 use crate::http::socket::Written;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -58,10 +69,31 @@ pub const LEAST_TOTAL: usize = 1024 * 1024;
 /// How soon a stream whose answer is dropped to make room is reset (its watch's limit).
 const RESET_NOW: Duration = Duration::from_millis(1);
 
-/// How long an answer must have had no frame taken before it may be reset to make room for a
-/// newcomer (1 s): a client that reads at all takes a 16 KiB frame far sooner, so only answers
-/// nobody is taking are reset.
+/// How far behind now an answer's floor-rate clock must be before it may be dropped to make
+/// room for a newcomer (1 s): its client took less than [`FLOOR_RATE`] of it for a while.
 pub const STALE: Duration = Duration::from_secs(1);
+
+/// The floor rate, in bytes per second (64 KiB/s): each answer's clock moves one second per
+/// this many bytes its client takes (see the module doc).
+pub const FLOOR_RATE: u64 = 64 * 1024;
+
+/// The most an answer's clock falls behind now (2 s): a client that paused and reads again at
+/// more than the floor rate catches up within a few seconds.
+pub const LAG: Duration = Duration::from_secs(2);
+
+/// Moves `clock` (an answer's floor-rate clock) forward for `bytes` taken at `now`: first no
+/// more than [`LAG`] behind `now`, then one second per [`FLOOR_RATE`] bytes, never past `now`.
+#[must_use]
+pub fn advance(clock: Instant, now: Instant, bytes: usize) -> Instant {
+    let behind = now.checked_sub(LAG).map_or(clock, |least| clock.max(least));
+    let nanos = u64::try_from(bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(1_000_000_000)
+        / FLOOR_RATE;
+    behind
+        .checked_add(Duration::from_nanos(nanos))
+        .map_or(now, |moved| moved.min(now))
+}
 
 type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 
@@ -70,7 +102,7 @@ type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 pub struct Unsent {
     total_limit: usize,
     peer_limit: usize,
-    /// How long without a frame taken makes an answer stale ([`STALE`]).
+    /// How far behind now an answer's clock makes it stale ([`STALE`]).
     stale: Duration,
     /// Every charged byte, those of answers being dropped included.
     total: AtomicUsize,
@@ -104,8 +136,8 @@ impl Held {
 struct Answer {
     peer: Option<IpAddr>,
     left: usize,
-    /// When it was charged or last had a frame taken.
-    last: Instant,
+    /// Its floor-rate clock ([`advance`]).
+    clock: Instant,
     dropping: bool,
     signal: Arc<Signal>,
 }
@@ -160,7 +192,8 @@ pub enum Refused {
     /// included.
     Bound,
     /// The budget is full and not enough answers of peers over their share are stale to make
-    /// room: every other answer is being taken by its client, and none is reset for this one.
+    /// room: the other answers are being taken at the floor rate or more, and none is dropped
+    /// for this one.
     Busy,
 }
 
@@ -171,7 +204,7 @@ impl Unsent {
         Self::with_stale(total, STALE)
     }
 
-    /// As [`Unsent::new`], answers stale after `stale` without a frame taken.
+    /// As [`Unsent::new`], answers stale once their clock is `stale` behind now.
     fn with_stale(total: usize, stale: Duration) -> Arc<Self> {
         let total = total.max(1);
         Arc::new(Self {
@@ -252,7 +285,8 @@ impl Unsent {
                 }
                 let need = (live + bytes).saturating_sub(self.total_limit);
                 let made = now.checked_sub(self.stale).is_some_and(|stale_since| {
-                    state.make_room(peer, share, stale_since, need, &mut chosen)
+                    let least = now.checked_sub(LAG);
+                    state.make_room(peer, share, (stale_since, least), need, &mut chosen)
                 });
                 if !made {
                     drop(state);
@@ -270,7 +304,7 @@ impl Unsent {
                 Answer {
                     peer,
                     left: bytes,
-                    last: now,
+                    clock: now,
                     dropping: false,
                     signal: signal.clone(),
                 },
@@ -307,7 +341,9 @@ impl Unsent {
         };
         let n = bytes.min(answer.left);
         answer.left -= n;
-        answer.last = Instant::now();
+        if !last {
+            answer.clock = advance(answer.clock, Instant::now(), n);
+        }
         let (peer, was_dropping) = (answer.peer, answer.dropping);
         if last {
             answers.remove(&id);
@@ -341,29 +377,31 @@ impl State {
     }
 
     /// Chooses answers to drop until `need` bytes are on their way out: of peers other than
-    /// `asking` holding more than `share`, answers with no progress since `stale_since`,
-    /// stalest first. Whether enough were found (those found are chosen either way: they are
-    /// stale and over their share).
+    /// `asking` holding more than `share`, answers whose clock is at or before `stale_since`,
+    /// stalest first (clocks count as no further behind than `least`, then the oldest first),
+    /// from a heap popped only as far as needed. Whether enough were found (those found are
+    /// chosen either way: they are stale and over their share).
     fn make_room(
         &mut self,
         asking: Option<IpAddr>,
         share: usize,
-        stale_since: Instant,
+        (stale_since, least): (Instant, Option<Instant>),
         need: usize,
         chosen: &mut Vec<Arc<Signal>>,
     ) -> bool {
-        let mut stale: Vec<(Instant, u64)> = self
+        let mut stale: BinaryHeap<Reverse<(Instant, u64)>> = self
             .answers
             .iter()
-            .filter(|(_, a)| a.peer != asking && !a.dropping && a.left > 0 && a.last <= stale_since)
-            .map(|(id, a)| (a.last, *id))
+            .filter(|(_, a)| {
+                a.peer != asking && !a.dropping && a.left > 0 && a.clock <= stale_since
+            })
+            .map(|(id, a)| Reverse((least.map_or(a.clock, |l| a.clock.max(l)), *id)))
             .collect();
-        stale.sort_unstable();
         let mut freed = 0;
-        for (_, id) in stale {
-            if freed >= need {
+        while freed < need {
+            let Some(Reverse((_, id))) = stale.pop() else {
                 break;
-            }
+            };
             let Some(answer) = self.answers.get_mut(&id) else {
                 continue;
             };
@@ -394,7 +432,7 @@ pub struct Charge {
 
 impl Charge {
     /// `bytes` were taken by the connection (h2 has window for them, or the socket wrote
-    /// them): gives them back (at most what is left), and counts as progress.
+    /// them): gives them back (at most what is left), moving the answer's floor-rate clock.
     pub fn taken(&mut self, bytes: usize) {
         if bytes > 0 {
             self.unsent.give_back(self.id, bytes, false);
@@ -440,14 +478,16 @@ mod tests {
         assert!(unsent.lock().answers.is_empty() && unsent.lock().by_peer.is_empty());
     }
 
-    #[test]
-    fn once_full_the_peer_over_its_share_is_shed_and_a_newcomer_makes_room() {
+    #[tokio::test(start_paused = true)]
+    async fn once_full_the_peer_over_its_share_is_shed_and_a_newcomer_makes_room() {
         let unsent = Unsent::with_stale(400, Duration::ZERO);
         let (hog, victim) = (peer(2), peer(3));
         let mut hogged: Vec<Charge> = [101, 100, 100, 100]
             .into_iter()
             .map(|n| unsent.try_charge(hog, n).unwrap())
             .collect();
+        // A clock never runs ahead of now: the progress below counts once time has passed.
+        tokio::time::advance(Duration::from_millis(1)).await;
         // The first answer made progress since: the second is now the stalest.
         hogged[0].taken(1);
         assert!(!unsent.admits(hog), "at the total, over its share");
@@ -491,27 +531,71 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn only_answers_nobody_takes_are_reset_to_make_room_else_the_newcomer_is_refused() {
-        let unsent = Unsent::new(400);
+        const K: usize = 1024;
+        let unsent = Unsent::new(1000 * K);
         let (reader, idler, newcomer) = (peer(2), peer(3), peer(4));
-        let mut read: Vec<Charge> = (0..2)
-            .map(|_| unsent.try_charge(reader, 100).unwrap())
+        // The reader holds over its share (250 KiB) of a full budget once the idler's answer
+        // fills the rest, and takes 64 KiB/s of each answer: the floor rate.
+        let mut read: Vec<Charge> = (0..3)
+            .map(|_| unsent.try_charge(reader, 200 * K).unwrap())
             .collect();
-        // 6 bytes over the total: still full once the reader has taken 6.
-        let idle = unsent.try_charge(idler, 206).unwrap();
+        let idle = unsent.try_charge(idler, 688 * K).unwrap();
         // Fresh answers are never reset: the newcomer is refused, nothing dropped.
-        assert_eq!(unsent.try_charge(newcomer, 100).unwrap_err(), Refused::Busy);
+        assert_eq!(
+            unsent.try_charge(newcomer, 100 * K).unwrap_err(),
+            Refused::Busy
+        );
         assert!(read.iter().chain([&idle]).all(|c| !c.signal().dropped()));
-        // The reader takes a frame of each answer now and then; the idler never does.
+        // The reader takes 32 KiB of each answer every half second; the idler never takes any.
         for _ in 0..3 {
             tokio::time::advance(STALE / 2).await;
             for charge in &mut read {
-                charge.taken(1);
+                charge.taken(32 * K);
             }
         }
-        // Only the idler's answer is stale: it goes, though the reader holds more.
-        let mine = unsent.try_charge(newcomer, 100).unwrap();
+        assert_eq!(unsent.total(), 1000 * K, "still full");
+        // Only the idler's answer is stale: it goes, though the reader holds more than its share.
+        let mine = unsent.try_charge(newcomer, 100 * K).unwrap();
         assert!(idle.signal().dropped() && !mine.signal().dropped());
         assert!(read.iter().all(|c| !c.signal().dropped()), "being taken");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_trickling_under_the_floor_rate_is_stale_and_makes_room() {
+        const K: usize = 1024;
+        let unsent = Unsent::new(1000 * K);
+        let (trickler, newcomer) = (peer(2), peer(3));
+        let mut trickled: Vec<Charge> = (0..3)
+            .map(|_| unsent.try_charge(trickler, 400 * K).unwrap())
+            .collect();
+        // 16 KiB of each answer a second: a frame taken every second, but under the floor.
+        for _ in 0..4 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            for charge in &mut trickled {
+                charge.taken(16 * K);
+            }
+        }
+        let mine = unsent.try_charge(newcomer, 100 * K);
+        assert!(mine.is_ok(), "the trickler's answers are stale");
+        assert!(trickled.iter().any(|c| c.signal().dropped()));
+    }
+
+    #[test]
+    fn the_floor_rate_clock_moves_a_second_per_64_kib_never_ahead_nor_over_2_s_behind() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        // 64 KiB taken: one second on.
+        assert_eq!(advance(start, at(2), 64 * 1024), at(1));
+        assert_eq!(
+            advance(start, at(2), 32 * 1024),
+            start + Duration::from_millis(500)
+        );
+        // Never ahead of now: taking much at once banks nothing for later.
+        assert_eq!(advance(start, at(1), 10 << 20), at(1));
+        // At most 2 s behind: a client that paused 10 s, then takes 3 s worth, is on time.
+        assert_eq!(advance(start, at(10), 3 * 64 * 1024), at(10));
+        assert_eq!(advance(start, at(10), 0), at(8));
+        assert_eq!(advance(start, at(10), 64 * 1024), at(9));
     }
 
     #[test]
