@@ -763,6 +763,52 @@ mod tests {
         assert_eq!(unsent.total(), 0);
     }
 
+    #[tokio::test]
+    async fn an_http1_answer_gets_its_next_frame_once_its_socket_wrote_the_last() {
+        use futures_util::FutureExt;
+        use http_body_util::BodyExt;
+        use tokio::io::AsyncWriteExt;
+        let (_client, server_io) = tokio::io::duplex(1 << 20);
+        let socket = crate::http::socket::Socket::new(server_io, false);
+        let written = socket.written().clone();
+        let mut io = hyper_util::rt::TokioIo::new(socket);
+        let shares = Shares::new(4);
+        let unsent = Unsent::new(1 << 20);
+        let whole = Bytes::from(vec![7_u8; CHUNK * 2 + 5]);
+        let held = Holding {
+            inner: ready(Ok::<_, Infallible>(Res::new(crate::http::response::full(
+                whole.clone(),
+            )))),
+            ticket: Some(shares.try_take(Key::Anyone).unwrap()),
+            h2: false,
+            idle: Duration::ZERO,
+            budget: Some((unsent.clone(), None, Call::Rest(None))),
+            written: Some(written.clone()),
+        };
+        let mut body = held.await.unwrap().into_body();
+        assert_eq!(unsent.total(), whole.len(), "charged whole at start");
+        let mut lens = Vec::new();
+        loop {
+            let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
+            lens.push(frame.len());
+            if body.is_end_stream() {
+                break;
+            }
+            // Nothing more until the socket has written this frame (as hyper would).
+            assert!(body.frame().now_or_never().is_none(), "after {lens:?}");
+            io.write_all(&frame).await.unwrap();
+            let taken: usize = lens.iter().sum();
+            assert_eq!(written.bytes(), taken as u64);
+            assert_eq!(shares.held(), 1);
+            // Bytes are given back as written, when the answer is next polled: so far, all
+            // handed over but this frame.
+            assert_eq!(unsent.total(), whole.len() - taken + lens.last().unwrap());
+        }
+        assert_eq!(lens, [CHUNK, CHUNK, 4, 1], "the last byte goes alone");
+        drop(body);
+        assert_eq!((shares.held(), unsent.total()), (0, 0));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_answer_chosen_to_make_room_before_its_first_frame_has_its_stream_dropped() {
         use hyper::rt::Executor as _;
