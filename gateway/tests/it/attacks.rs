@@ -825,12 +825,25 @@ async fn http1_answers_nobody_reads_are_held_within_the_byte_budget() {
     }
     let answered = statuses.iter().filter(|s| s.ends_with("200")).count();
     let shed = statuses.iter().filter(|s| s.ends_with("503")).count();
-    let metrics = reqwest::get(gateway.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
+    // The attacker, over its share of a full budget, has its API calls shed; its scrape of
+    // /metrics and its probes are not.
+    let from_attacker = Gateway::client_from(ATTACKER);
+    let refused = from_attacker
+        .post(gateway.url("/api/v1/upload-url"))
+        .json(&serde_json::json!({"object_name": "a.bin"}))
+        .send()
         .await
         .unwrap();
+    assert_eq!(refused.status(), 503, "over its share of a full budget");
+    let scrape = from_attacker
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scrape.status(), 200, "a scrape is never shed by the budget");
+    let metrics = scrape.text().await.unwrap();
+    let health = from_attacker.get(gateway.url("/health")).send().await;
+    assert_eq!(health.unwrap().status(), 200);
     let unsent = gauge(&metrics, "draftstore_answer_bytes_unsent");
     eprintln!(
         "{CONNECTIONS} unread HTTP/1.1 answers: {answered} answered, {shed} shed; \
