@@ -1,7 +1,8 @@
 //! The HTTP transport: one hyper listener for REST and gRPC ([`server`]) and what every request
-//! pays on the way: the socket's write mode ([`socket`]), time limits ([`deadline`]), bounded
-//! bodies ([`body`]), response helpers ([`response`]), JSON text ([`json`]), CORS ([`cors`]) and TLS with
-//! certificate reload ([`tls`]);
+//! pays on the way: the socket's write mode, stall timer and count of bytes written
+//! ([`socket`]), time limits ([`deadline`]), bounded bodies ([`body`]), response helpers
+//! ([`response`]), JSON text ([`json`]), CORS ([`cors`]) and TLS with certificate reload
+//! ([`tls`]);
 //! the request path's cross-cutting rules as tower layers ([`layer`]).
 
 pub mod body;

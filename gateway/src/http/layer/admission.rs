@@ -1,7 +1,7 @@
 //! Admission: places for API work, shared fairly, refused at once when taken.
 //!
-//! Two stages use it (see [`crate::server`]): before authentication by the TCP peer's address,
-//! after it by tenant. At each, a key (a peer, a tenant) may hold at most
+//! Two stages use it (see [`crate::http::server`]): before authentication by the TCP peer's
+//! address, after it by tenant. At each, a key (a peer, a tenant) may hold at most
 //! `capacity / (other keys holding places + 2)` places (at least one), so however many places
 //! one key asks for, a newcomer always finds one free. A request finding no place is answered
 //! at once with 503 and `Retry-After: 1` (gRPC `UNAVAILABLE`): queueing it would only let the
