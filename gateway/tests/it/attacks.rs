@@ -650,6 +650,35 @@ async fn no_presigned_url_or_peer_takes_every_transfer_slot() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    // Every transfer shed (2 + 1 + 1) is counted and logged at INFO with its peer.
+    let metrics = Gateway::client_from(VICTIM)
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let shed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("draftstore_transfers_shed_total "))
+        .unwrap_or_else(|| panic!("no shed counter: {metrics}"));
+    assert_eq!(shed.trim(), "4", "{metrics}");
+    let log = gateway.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("INFO") && l.contains("was shed (503 SlowDown)"))
+        .collect();
+    assert_eq!(lines.len(), 4, "{log}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("peer=127.0.0.2"))
+            .count(),
+        3,
+        "{log}"
+    );
+    assert!(lines.iter().all(|l| l.contains("request_id=")), "{lines:?}");
 }
 
 /// Reads from `stream` until `end` has arrived (or EOF); returns what came.

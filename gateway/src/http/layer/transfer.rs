@@ -8,6 +8,9 @@
 //!
 //! A slot is held until the transfer ends: an upload is read whole before it is answered, and a
 //! download's slot goes with its response body until the last byte is sent (or the client goes).
+//!
+//! A transfer shed for want of a slot is logged at INFO (request id, peer) and counted in
+//! `draftstore_transfers_shed_total`.
 
 use super::admission::{Held, Key, Shares, Ticket};
 use super::{meta, Req, Res};
@@ -112,9 +115,27 @@ where
                 inner: self.inner.call(req),
                 slot: Some(slot),
             })),
-            None => Either::Left(ready(Ok(slow_down()))),
+            None => {
+                shed(&req);
+                Either::Left(ready(Ok(slow_down())))
+            }
         }
     }
+}
+
+/// Logs (INFO: the client's doing) and counts a transfer refused for want of a slot.
+fn shed(req: &Req) {
+    crate::metrics::get().transfers_shed.inc();
+    let meta = meta(req);
+    let peer = meta.and_then(|m| m.peer);
+    let id = meta.and_then(|m| m.id.as_ref());
+    tracing::info!(
+        request_id = id.map(tracing::field::display),
+        peer = peer.map(tracing::field::display),
+        code = "SlowDown",
+        "a transfer on the store's URLs was shed (503 SlowDown): its peer or its URL holds \
+         its share of the transfer slots"
+    );
 }
 
 /// 503 `SlowDown`, as S3 answers a client it wants to back off.
