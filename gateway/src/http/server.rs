@@ -260,7 +260,7 @@ pub fn stack<B: Storage + Presign + 'static>(
         .layer(CorsLayer::new(cors))
         .layer(ProtocolLayer)
         .layer(crate::ui::layer::UiLayer::new(ui))
-        .layer(TransferLayer::new(limits.max_in_flight))
+        .layer(TransferLayer::new(limits.max_in_flight).watching(limits.idle_timeout))
         .layer(BodyLayer::new(
             Shares::new(limits.max_in_flight),
             body::Limits {
