@@ -19,9 +19,14 @@
 //! the client's window has room for) costs only the flag's store. Such a reset is logged (INFO)
 //! and counted (`draftstore_small_answers_stalled_total`): the request's own line and count
 //! were written when it was answered.
+//!
+//! The slot also keeps the stream counted as open on its connection ([`keep_open`]) from its
+//! answer until the task ends (its body sent or the stream reset), so that a connection busy
+//! with a long download is not idle.
 
+use crate::http::layer::connection::Activity;
 use pin_project_lite::pin_project;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,11 +41,21 @@ tokio::task_local! {
     static WATCH: Slot;
 }
 
-/// A stream task's slot: its watch once made, and whether its whole answer was handed over.
+/// A stream task's slot: its watch once made, whether its whole answer was handed over, and
+/// its connection while the task keeps the stream counted as open there.
 #[derive(Default)]
 struct Slot {
     watch: OnceCell<Arc<Watch>>,
-    answered: std::cell::Cell<bool>,
+    answered: Cell<bool>,
+    open: Cell<Option<Arc<Activity>>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(activity) = self.open.take() {
+            activity.stream_ended();
+        }
+    }
 }
 
 /// The progress of one HTTP/2 stream.
@@ -125,6 +140,23 @@ pub fn current() -> Option<Arc<Watch>> {
 /// on, waiting (for the client's window) is stalling. Nothing outside a stream task.
 pub fn answered() {
     let _ = WATCH.try_with(|slot| slot.answered.set(true));
+}
+
+/// Keeps the running HTTP/2 stream task counted as open on its connection (`activity`) until
+/// the task ends: [`Activity::stream_ended`] is called then. Outside a stream task, `activity`
+/// is handed back (the caller ends the count itself).
+///
+/// # Errors
+/// `activity` itself when no stream task is running.
+pub fn keep_open(activity: Arc<Activity>) -> Result<(), Arc<Activity>> {
+    let mut held = Some(activity);
+    let _ = WATCH.try_with(|slot| {
+        if let Some(previous) = slot.open.replace(held.take()) {
+            // A task answers once: never taken.
+            previous.stream_ended();
+        }
+    });
+    held.map_or(Ok(()), Err)
 }
 
 /// hyper's executor: spawns each task on tokio with an empty watch slot, dropping the task

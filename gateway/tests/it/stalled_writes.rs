@@ -4,7 +4,7 @@
 //! HTTP/2 a small answer (one frame) waiting for the client's window has its stream reset, and
 //! so has a store download whose client takes less than one frame per stall limit (its
 //! transfer slot freed). A client that keeps taking bytes at a modest rate is never cut, however
-//! long its download.
+//! long its download, nor is its HTTP/2 connection closed as idle meanwhile.
 
 use crate::harness::{start, start_local, Running};
 use std::future::Future;
@@ -518,5 +518,65 @@ async fn an_http2_store_download_given_no_window_is_reset_at_the_stall_limit_and
     for connection in connections {
         connection.abort();
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_download_longer_than_the_idle_timeout_keeps_its_connection() {
+    let limit = LIMIT.as_millis().to_string();
+    let server = start_local(&[
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &limit),
+        ("DRAFTSTORE_HEADER_TIMEOUT_MS", &limit),
+    ])
+    .await;
+    let target = stored(&server).await;
+    // A steady slow reader (eleven seconds for the object, over twenty idle timeouts).
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(16 << 20)
+        .initial_connection_window_size(16 << 20)
+        .handshake::<_, bytes::Bytes>(Trickle::connect(&server).await)
+        .await
+        .unwrap();
+    let driving = tokio::spawn(connection);
+    let mut ready = client.clone().ready().await.unwrap();
+    let request = http::Request::get(server.url(&target)).body(()).unwrap();
+    let (response, _) = ready.send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let download = tokio::spawn(async move {
+        let mut body = response.into_body();
+        let mut got = 0;
+        while let Some(data) = body.data().await {
+            let data = data.map_err(|e| format!("cut after {got} of {SIZE} bytes: {e}"))?;
+            got += data.len();
+            let _ = body.flow_control().release_capacity(data.len());
+        }
+        Ok::<_, String>(got)
+    });
+    // Six idle timeouts into the download, the connection still takes requests.
+    tokio::time::sleep(LIMIT * 6).await;
+    if download.is_finished() {
+        panic!("the download is over already: {:?}", download.await);
+    }
+    let health = async {
+        let mut ready = client.ready().await?;
+        let request = http::Request::get(server.url("/health")).body(()).unwrap();
+        let (response, _) = ready.send_request(request, true)?;
+        Ok::<_, h2::Error>(response.await?.status())
+    };
+    let status = tokio::time::timeout(Duration::from_secs(10), health)
+        .await
+        .expect("answered");
+    assert_eq!(
+        status.map_err(|e| e.to_string()),
+        Ok(http::StatusCode::OK),
+        "the connection was closed as idle during the download"
+    );
+    let got = tokio::time::timeout(Duration::from_secs(60), download)
+        .await
+        .expect("the download ends")
+        .unwrap();
+    assert_eq!(got, Ok(SIZE));
+    driving.abort();
     server.stop().await;
 }

@@ -18,7 +18,9 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tower::Service;
 
-/// Requests open on one connection, and how many were ever started there.
+/// Requests open on one connection (over HTTP/2: stream tasks open, from the request until
+/// its answer is sent or its stream reset, see [`crate::http::watch::keep_open`]; over
+/// HTTP/1.1: until answered), and how many were ever started there.
 #[derive(Debug, Default)]
 pub struct Activity {
     open: AtomicUsize,
@@ -31,6 +33,11 @@ impl Activity {
     #[must_use]
     pub fn started_any(&self) -> bool {
         self.started.load(Ordering::Relaxed) > 0
+    }
+
+    /// An HTTP/2 stream task kept counted by [`crate::http::watch::keep_open`] has ended.
+    pub fn stream_ended(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -120,23 +127,26 @@ where
         Counted {
             inner,
             h2,
-            _open: Open {
-                activity: self.activity.clone(),
+            open: Open {
+                activity: Some(self.activity.clone()),
                 streams: self.streams.clone(),
             },
         }
     }
 }
 
-/// Counts a request open until it is answered or dropped.
+/// Counts a request open until it is answered or dropped (on its connection: over HTTP/2, until
+/// its stream task ends, once the task took the count over).
 struct Open {
-    activity: Arc<Activity>,
+    activity: Option<Arc<Activity>>,
     streams: Arc<Streams>,
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.activity.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(activity) = &self.activity {
+            activity.open.fetch_sub(1, Ordering::Relaxed);
+        }
         self.streams.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -147,7 +157,7 @@ pin_project! {
         #[pin]
         inner: F,
         h2: bool,
-        _open: Open,
+        open: Open,
     }
 }
 
@@ -157,6 +167,16 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let mut answer = ready!(this.inner.poll(cx));
+        // Over HTTP/2 the answer's body is sent by this stream's task from now on: the
+        // connection counts the stream as open until the task ends (a long download keeps its
+        // connection from being idle).
+        if *this.h2 {
+            if let Some(activity) = this.open.activity.take() {
+                if let Err(activity) = crate::http::watch::keep_open(activity) {
+                    this.open.activity = Some(activity);
+                }
+            }
+        }
         // A whole answer waits for the client's window from now on: all of it taken within the
         // stall limit (see `crate::http::watch`), its end sent apart so that the stream's task
         // waits for all of it (a window opened a byte at a time is no progress). A streamed
