@@ -1,5 +1,6 @@
 //! The HTTP transport: one hyper listener for REST and gRPC ([`server`]) and what every request
-//! pays on the way: the socket's write mode ([`socket`]), time limits ([`deadline`]), bounded
+//! pays on the way: the socket's write mode ([`socket`]) and the note of its writes
+//! ([`tracked`]), time limits ([`deadline`]), bounded
 //! bodies ([`body`]), response helpers ([`response`]), JSON text ([`json`]), CORS ([`cors`]) and TLS with
 //! certificate reload ([`tls`]);
 //! the request path's cross-cutting rules as tower layers ([`layer`]).
@@ -13,4 +14,5 @@ pub mod response;
 pub mod server;
 pub mod socket;
 pub mod tls;
+pub mod tracked;
 pub mod watch;

@@ -13,7 +13,11 @@
 //!
 //! On shutdown: stop accepting, tell every connection to finish (GOAWAY / close when idle),
 //! wait for them up to the grace period or a second signal, and report how many requests were
-//! cut off and how many connections were closed still sending answers ([`Drained`]).
+//! cut off and how many connections were closed still sending answers ([`Drained`]). A
+//! connection told to finish (by the drain or when idle) that has nothing left to finish for a
+//! second is dropped ([`connection::linger`]): an HTTP/2 client that never answers the PING
+//! sent with the GOAWAY holds no drain. An HTTP/2 connection with a stream open (a long
+//! download) is never idle.
 
 use crate::api::app::App;
 use crate::api::{grpc, rest};
@@ -556,6 +560,7 @@ where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let activity = Arc::new(Activity::default());
+        let socket = crate::http::tracked::Tracked::new(socket, activity.clone());
         let service = PerConnection::new(
             self.stack.clone(),
             peer,
@@ -594,6 +599,9 @@ where
                         answering = Some(Answering::new(&self.answering));
                     }
                 }
+                // Told to finish, with nothing left to finish, and still open (an HTTP/2
+                // client that does not answer the PING of the GOAWAY): dropped.
+                () = connection::linger(&activity), if closed => return,
             }
         }
     }

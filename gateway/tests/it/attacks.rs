@@ -681,6 +681,85 @@ async fn no_presigned_url_or_peer_takes_every_transfer_slot() {
     assert!(lines.iter().all(|l| l.contains("request_id=")), "{lines:?}");
 }
 
+/// One HTTP/2 frame: its header (length, type, flags, stream) and payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut frame = vec![len[1], len[2], len[3], kind, flags];
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Reads one HTTP/2 frame from `tcp`: type, flags, stream, payload (`None` at the end).
+async fn read_h2_frame(tcp: &mut TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
+    let mut head = [0_u8; 9];
+    tcp.read_exact(&mut head).await.ok()?;
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0_u8; len];
+    tcp.read_exact(&mut payload).await.ok()?;
+    Some((head[3], head[4], stream, payload))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_answers_the_drains_ping_does_not_hold_the_drain() {
+    let _serial = SERIAL.lock().await;
+    let mut gateway = Gateway::start(&[
+        ("DRAFTSTORE_SHUTDOWN_GRACE_MS", "30000"),
+        ("DRAFTSTORE_HEADER_TIMEOUT_MS", "60000"),
+    ]);
+    // A raw h2c client: one GET /health answered whole, then it reads and answers nothing.
+    let mut tcp = gateway.connect_from(ATTACKER).await;
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(h2_frame(0x4, 0, 0, &[]));
+    let authority = b"127.0.0.1";
+    // HPACK: :method GET, :scheme http, :path /health, :authority 127.0.0.1.
+    let mut block = vec![0x82, 0x86, 0x44, 7];
+    block.extend_from_slice(b"/health");
+    block.extend([0x41, u8::try_from(authority.len()).unwrap()]);
+    block.extend_from_slice(authority);
+    hello.extend(h2_frame(0x1, 0x5, 1, &block));
+    tcp.write_all(&hello).await.unwrap();
+    let answered = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut status = None;
+        while let Some((kind, flags, stream, payload)) = read_h2_frame(&mut tcp).await {
+            match (kind, stream) {
+                (0x4, 0) if flags & 1 == 0 => {
+                    tcp.write_all(&h2_frame(0x4, 1, 0, &[])).await.unwrap();
+                }
+                // `:status 200` is static index 8.
+                (0x1, 1) => status = payload.first().copied(),
+                (0x0, 1) if flags & 1 == 1 => return status,
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .expect("answered within 10 s");
+    assert_eq!(answered, Some(0x88), "GET /health answered 200 whole");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gateway.signal("TERM");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = gateway.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the drain waits for the PING's answer: {}",
+            gateway.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let log = gateway.log();
+    assert_eq!(status.code(), Some(0), "nothing was cut off: {log}");
+    assert!(log.contains("all connections closed"), "{log}");
+    drop(tcp);
+}
+
 /// Reads from `stream` until `end` has arrived (or EOF); returns what came.
 async fn read_until(stream: &mut TcpStream, end: &str) -> String {
     let mut text = Vec::new();

@@ -1,6 +1,7 @@
 //! What the server knows per connection, put around the stack once per accepted connection:
 //! the peer's address (in the request's [`Meta`], for admission by peer), the connection's
-//! [`Activity`] (for its idle timer, see [`idle`]), and the count of requests open on all
+//! [`Activity`] (for its idle timer, see [`idle`], and for dropping it once told to finish with
+//! nothing left, see [`linger`]), and the count of requests open on all
 //! connections: past [`Streams`]' cap a request is marked (`Meta::over_cap`) and answered 503 at
 //! once, so memory stays bounded however many HTTP/2 streams clients open.
 
@@ -12,7 +13,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -20,11 +21,15 @@ use tower::Service;
 
 /// Requests open on one connection (over HTTP/2: stream tasks open, from the request until
 /// its answer is sent or its stream reset, see [`crate::http::watch::keep_open`]; over
-/// HTTP/1.1: until answered), and how many were ever started there.
+/// HTTP/1.1: until answered), how many were ever started there, and whether it speaks HTTP/2.
 #[derive(Debug, Default)]
 pub struct Activity {
     open: AtomicUsize,
     started: AtomicU64,
+    h2: AtomicBool,
+    /// Bytes were written to the socket since [`linger`] last looked
+    /// ([`crate::http::tracked::Tracked`]).
+    wrote: AtomicBool,
 }
 
 impl Activity {
@@ -38,6 +43,27 @@ impl Activity {
     /// An HTTP/2 stream task kept counted by [`crate::http::watch::keep_open`] has ended.
     pub fn stream_ended(&self) {
         self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Notes that bytes were written to the connection's socket
+    /// ([`crate::http::tracked::Tracked`]).
+    pub fn note_written(&self) {
+        self.wrote.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a closing connection has had nothing left to finish since the last look: no
+    /// byte written to its socket since then (an answer whose stream task ended may still be
+    /// leaving h2's buffers), and it never started a request, or it speaks HTTP/2 and no stream
+    /// task is open (over HTTP/1.1 an answer's body may still be being written with no request
+    /// open). `Some` with the requests started so far, to tell whether that held over a whole
+    /// wait ([`linger`]).
+    #[must_use]
+    fn nothing_left(&self) -> Option<u64> {
+        let wrote = self.wrote.swap(false, Ordering::Relaxed);
+        let started = self.started.load(Ordering::Relaxed);
+        let idle = started == 0
+            || (self.h2.load(Ordering::Relaxed) && self.open.load(Ordering::Relaxed) == 0);
+        (idle && !wrote).then_some(started)
     }
 }
 
@@ -120,6 +146,9 @@ where
             ..Meta::default()
         });
         let h2 = req.version() == http::Version::HTTP_2;
+        if h2 {
+            self.activity.h2.store(true, Ordering::Relaxed);
+        }
         let inner = match self.inner.try_borrow_mut() {
             Ok(mut stack) => stack.call(req),
             Err(_) => self.spare.clone().call(req),
@@ -206,6 +235,35 @@ pub enum Silence {
     Idle,
 }
 
+/// How long a closing connection must have had nothing left to finish before it is dropped
+/// (see [`linger`]); it is looked at four times in that while.
+pub const LINGER: Duration = Duration::from_secs(1);
+
+/// Completes once a closing connection (told to finish: HTTP/2 GOAWAY and PING) has had
+/// nothing left to finish (see `Activity::nothing_left`: no stream open, no request started,
+/// no byte written) for a whole [`LINGER`]: hyper closes an HTTP/2 connection only once its
+/// client answers the PING, and one that never does is dropped then rather than held until
+/// the drain's grace period ends. A client still taking an answer's last bytes (written as it
+/// takes them) is not dropped; it answers the PING once it reaches it.
+pub async fn linger(activity: &Activity) {
+    let look = LINGER / 4;
+    let mut quiet = Duration::ZERO;
+    let mut before = None;
+    loop {
+        tokio::time::sleep(look).await;
+        let now = activity.nothing_left();
+        quiet = if now.is_some() && now == before {
+            quiet + look
+        } else {
+            Duration::ZERO
+        };
+        if quiet >= LINGER {
+            return;
+        }
+        before = now;
+    }
+}
+
 /// Completes when the connection has been silent too long: no request within `first` of its
 /// start (a connection that never sends a whole request head), then none open and none
 /// started during a whole `idle` period. One timer per period, none per request; the
@@ -247,6 +305,48 @@ mod tests {
         let why = idle(&activity, Duration::from_secs(10), Duration::from_secs(60)).await;
         assert_eq!(started.elapsed(), Duration::from_secs(70));
         assert_eq!(why, Silence::Idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closing_connection_is_dropped_once_it_has_had_nothing_left_for_a_second() {
+        use tokio::time::{timeout, Instant};
+        // No request ever: dropped after one look.
+        let silent = Activity::default();
+        let started = Instant::now();
+        linger(&silent).await;
+        assert!(started.elapsed() >= LINGER, "{:?}", started.elapsed());
+        assert!(started.elapsed() <= LINGER * 2, "{:?}", started.elapsed());
+        // HTTP/2 with a stream open: kept; once it ends, dropped a whole second later.
+        let busy = Activity::default();
+        busy.started.store(1, Ordering::Relaxed);
+        busy.h2.store(true, Ordering::Relaxed);
+        busy.open.store(1, Ordering::Relaxed);
+        let lingering = linger(&busy);
+        tokio::pin!(lingering);
+        assert!(timeout(LINGER * 10, &mut lingering).await.is_err());
+        busy.stream_ended();
+        let ended = Instant::now();
+        lingering.await;
+        assert!(ended.elapsed() >= LINGER, "{:?}", ended.elapsed());
+        assert!(ended.elapsed() <= LINGER * 2, "{:?}", ended.elapsed());
+        // Bytes still being written (the last of an answer to a slow client): kept.
+        busy.wrote.store(true, Ordering::Relaxed);
+        let writing = async {
+            loop {
+                tokio::time::sleep(LINGER / 8).await;
+                busy.wrote.store(true, Ordering::Relaxed);
+            }
+        };
+        tokio::select! {
+            () = linger(&busy) => panic!("dropped while writing"),
+            () = tokio::time::sleep(LINGER * 10) => {}
+            () = writing => {}
+        }
+        // HTTP/1.1 that started a request: never (its answer may still be being written;
+        // hyper closes it itself once done).
+        let http1 = Activity::default();
+        http1.started.store(1, Ordering::Relaxed);
+        assert!(timeout(LINGER * 10, linger(&http1)).await.is_err());
     }
 
     #[tokio::test(start_paused = true)]
