@@ -760,6 +760,43 @@ async fn a_client_that_never_answers_the_drains_ping_does_not_hold_the_drain() {
     drop(tcp);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_answer_reset_at_the_stall_limit_is_logged_with_its_request() {
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", "1000")]);
+    let (client, connection) =
+        crate::harness::h2_windowed(gateway.connect_from(ATTACKER).await, 0).await;
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::get(gateway.url("/health"))
+        .header("x-request-id", "stalled-health-7")
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let how = tokio::time::timeout(Duration::from_secs(10), body.data())
+        .await
+        .expect("reset within ten stall limits");
+    assert!(
+        matches!(&how, Some(Err(e)) if e.reason() == Some(h2::Reason::CANCEL)),
+        "{how:?}"
+    );
+    eventually("the reset is logged", || {
+        gateway.log().contains("STREAM_IDLE")
+    })
+    .await;
+    let log = gateway.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("STREAM_IDLE"))
+        .unwrap_or_default();
+    for field in ["request_id=stalled-health-7", "method=GET", "path=/health"] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
+    connection.abort();
+}
+
 /// Reads from `stream` until `end` has arrived (or EOF); returns what came.
 async fn read_until(stream: &mut TcpStream, end: &str) -> String {
     let mut text = Vec::new();
