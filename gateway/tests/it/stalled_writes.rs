@@ -522,6 +522,44 @@ async fn an_http2_store_download_given_no_window_is_reset_at_the_stall_limit_and
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_store_error_never_read_is_reset_at_the_stall_limit_and_frees_its_slot() {
+    let limit = LIMIT.as_millis().to_string();
+    let server = start_local(&[
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &limit),
+        ("DRAFTSTORE_MAX_IN_FLIGHT", "1"),
+    ])
+    .await;
+    let target = stored_named(&server, "signed.bin", 1000).await;
+    let forged = target.replace("X-Amz-Signature=", "X-Amz-Signature=0");
+    // A client giving no window asks for the object with a bad signature: S3's XML error.
+    let tcp = crate::harness::connect_from(server.addr, [127, 0, 0, 20]).await;
+    let (client, connection) = crate::harness::h2_windowed(tcp, 0).await;
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::get(server.url(&forged)).body(()).unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    // It holds no transfer slot (the only one): another address downloads meanwhile.
+    let victim = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .unwrap();
+    let got = victim.get(server.url(&target)).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().len(), 1000);
+    let mut body = response.into_body();
+    let how = tokio::time::timeout(LIMIT * 10, body.data())
+        .await
+        .expect("its answer still waits after ten stall limits");
+    assert!(
+        matches!(&how, Some(Err(e)) if e.reason() == Some(h2::Reason::CANCEL)),
+        "{how:?}"
+    );
+    connection.abort();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_download_longer_than_the_idle_timeout_keeps_its_connection() {
     let limit = LIMIT.as_millis().to_string();
     let server = start_local(&[

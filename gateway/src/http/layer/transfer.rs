@@ -8,7 +8,8 @@
 //!
 //! A slot is held until the transfer ends: an upload is read whole before it is answered, and a
 //! download's slot goes with its response body ([`Download`]) until the last byte is sent (or
-//! the client goes).
+//! the client goes). A failure's answer (S3's XML error, all in memory) gives its slot back at
+//! once, and over HTTP/2 is reset at the stall limit like any small whole answer.
 //!
 //! Over HTTP/2 a download's bytes wait in h2 (for the client's stream window), not in the
 //! socket, so the socket's write-stall timer never sees a client that opens no window. Its
@@ -215,14 +216,15 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Slotted<F> {
         if response.body().is_end_stream() {
             return Poll::Ready(Ok(response));
         }
+        // A failure's answer (S3's small XML error) is all in memory: its slots are given back
+        // now, and over HTTP/2 it is watched like any whole answer
+        // (`crate::http::watch::answered`).
+        if !response.status().is_success() && response.body().whole_len().is_some() {
+            return Poll::Ready(Ok(response));
+        }
         let mut response = response;
-        // Only an HTTP/2 stream task has a watch (this runs in it); an error's small XML body
-        // is left to the watch of whole answers (`crate::http::watch::answered`).
-        let watch = response
-            .status()
-            .is_success()
-            .then(crate::http::watch::current)
-            .flatten();
+        // Only an HTTP/2 stream task has a watch (this runs in it).
+        let watch = crate::http::watch::current();
         let end = match &watch {
             Some(watch) => {
                 if !this.stall.is_zero() {
