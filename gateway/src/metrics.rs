@@ -123,6 +123,10 @@ pub struct Metrics {
     /// Connections the drain closed at its end (grace period over or a second signal) while
     /// they still had requests open or answers being sent: answers cut off.
     pub drain_cut: Counter,
+    /// `draftstore_transfers_shed_total`: transfers on the embedded store's URLs (`/_store/`)
+    /// refused with 503 `SlowDown`, their peer or URL holding its share of the transfer slots
+    /// (see `http::layer::transfer`).
+    pub transfers_shed: Counter,
 }
 
 fn histogram() -> Histogram {
@@ -265,8 +269,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Connections closed at the end of a drain with answers still open or being sent",
         drain_cut.clone(),
     );
+    let transfers_shed = Counter::default();
+    registry.register(
+        "transfers_shed",
+        "Transfers on the embedded store's URLs refused with 503 SlowDown (no transfer slot)",
+        transfers_shed.clone(),
+    );
     Metrics {
         registry,
+        transfers_shed,
         small_answers_stalled,
         answer_bytes_unsent,
         write_stalls,

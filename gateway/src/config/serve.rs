@@ -36,7 +36,10 @@ pub struct Limits {
     /// Connections open at once (`DRAFTSTORE_MAX_CONNECTIONS`); `None`: three quarters of the
     /// open-file limit, see [`crate::server::default_max_connections`].
     pub max_connections: Option<usize>,
-    /// A connection with no request for this long is closed (HTTP/2: GOAWAY).
+    /// A connection with no request for this long (and, over HTTP/2, no stream open) is closed
+    /// (HTTP/2: GOAWAY). Also the stall limit: an answer, or an HTTP/2 store download, its
+    /// client takes too little of for this long is cut (see `crate::http::socket`,
+    /// `crate::http::watch`).
     pub idle_timeout: Duration,
 }
 

@@ -13,7 +13,11 @@
 //!
 //! On shutdown: stop accepting, tell every connection to finish (GOAWAY / close when idle),
 //! wait for them up to the grace period or a second signal, and report how many requests were
-//! cut off and how many connections were closed still sending answers ([`Drained`]).
+//! cut off and how many connections were closed still sending answers ([`Drained`]). A
+//! connection told to finish (by the drain or when idle) that has nothing left to finish for a
+//! second is dropped ([`connection::linger`]): an HTTP/2 client that never answers the PING
+//! sent with the GOAWAY holds no drain. An HTTP/2 connection with a stream open (a long
+//! download) is never idle.
 
 use crate::api::app::App;
 use crate::api::{grpc, rest};
@@ -260,7 +264,7 @@ pub fn stack<B: Storage + Presign + 'static>(
         .layer(CorsLayer::new(cors))
         .layer(ProtocolLayer)
         .layer(crate::ui::layer::UiLayer::new(ui))
-        .layer(TransferLayer::new(limits.max_in_flight))
+        .layer(TransferLayer::new(limits.max_in_flight).watching(limits.idle_timeout))
         .layer(BodyLayer::new(
             Shares::new(limits.max_in_flight),
             body::Limits {
@@ -556,13 +560,14 @@ where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let activity = Arc::new(Activity::default());
+        let written = socket.written().clone();
         let service = PerConnection::new(
             self.stack.clone(),
             peer,
             activity.clone(),
             self.streams.clone(),
         )
-        .pacing(socket.written().clone());
+        .pacing(written.clone());
         let connection = self.builder.serve_connection(socket, service);
         tokio::pin!(connection);
         let idle = connection::idle(
@@ -595,6 +600,9 @@ where
                         answering = Some(Answering::new(&self.answering));
                     }
                 }
+                // Told to finish, with nothing left to finish, and still open (an HTTP/2
+                // client that does not answer the PING of the GOAWAY): dropped.
+                () = connection::linger(&activity, &written), if closed => return,
             }
         }
     }

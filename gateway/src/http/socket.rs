@@ -150,7 +150,7 @@ impl Written {
     }
 
     /// `n` more bytes went to the kernel: wakes the answer waiting for them, if any.
-    fn add(&self, n: usize) {
+    pub(crate) fn add(&self, n: usize) {
         let n = u64::try_from(n).unwrap_or(u64::MAX);
         let total = self.bytes.fetch_add(n, Ordering::AcqRel).saturating_add(n);
         if total >= self.wake_at.load(Ordering::Acquire) {

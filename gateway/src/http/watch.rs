@@ -16,12 +16,19 @@
 //! allocation); if the task then waits at all, the executor makes its watch, armed for the
 //! stall limit it was given ([`Executor::stalling`]), so an answer the client never takes is
 //! reset like any other stream. A task that finishes in the poll that answered (every answer
-//! the client's window has room for) costs only the flag's store. Such a reset is logged (INFO)
-//! and counted (`draftstore_small_answers_stalled_total`): the request's own line and count
-//! were written when it was answered.
+//! the client's window has room for) costs only the flag's store. Such a reset is logged (INFO,
+//! with the request's id, method and path, which the observe layer leaves in the slot:
+//! [`remember`]) and counted (`draftstore_small_answers_stalled_total`): the request's own line
+//! and count were written when it was answered.
+//!
+//! The slot also keeps the stream counted as open on its connection ([`keep_open`]) from its
+//! answer until the task ends (its body sent or the stream reset), so that a connection busy
+//! with a long download is not idle.
 
+use crate::http::layer::connection::Activity;
+use crate::http::layer::observe::Asked;
 use pin_project_lite::pin_project;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,11 +43,23 @@ tokio::task_local! {
     static WATCH: Slot;
 }
 
-/// A stream task's slot: its watch once made, and whether its whole answer was handed over.
+/// A stream task's slot: its watch once made, whether its whole answer was handed over, the
+/// request it answered (for the log line of a reset), and its connection while the task keeps
+/// the stream counted as open there.
 #[derive(Default)]
 struct Slot {
     watch: OnceCell<Arc<Watch>>,
-    answered: std::cell::Cell<bool>,
+    answered: Cell<bool>,
+    asked: Cell<Option<Asked>>,
+    open: Cell<Option<Arc<Activity>>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(activity) = self.open.take() {
+            activity.stream_ended();
+        }
+    }
 }
 
 /// The progress of one HTTP/2 stream.
@@ -127,6 +146,29 @@ pub fn answered() {
     let _ = WATCH.try_with(|slot| slot.answered.set(true));
 }
 
+/// Keeps the running HTTP/2 stream task counted as open on its connection (`activity`) until
+/// the task ends: [`Activity::stream_ended`] is called then. Outside a stream task, `activity`
+/// is handed back (the caller ends the count itself).
+///
+/// # Errors
+/// `activity` itself when no stream task is running.
+pub fn keep_open(activity: Arc<Activity>) -> Result<(), Arc<Activity>> {
+    let mut held = Some(activity);
+    let _ = WATCH.try_with(|slot| {
+        if let Some(previous) = slot.open.replace(held.take()) {
+            // A task answers once: never taken.
+            previous.stream_ended();
+        }
+    });
+    held.map_or(Ok(()), Err)
+}
+
+/// Leaves the request the running HTTP/2 stream task answered in its slot, for the log line of
+/// a reset after the answer; dropped outside a stream task.
+pub fn remember(asked: Asked) {
+    let _ = WATCH.try_with(|slot| slot.asked.set(Some(asked)));
+}
+
 /// hyper's executor: spawns each task on tokio with an empty watch slot, dropping the task
 /// when the watch its code asked for is armed and expires, or when it waits `stall` after
 /// being [`answered`] (zero, the default: never).
@@ -211,13 +253,8 @@ impl<F: Future> Future for Watched<F> {
         };
         let expired = expiry.as_mut().poll(cx);
         if expired.is_ready() && *this.answered {
-            tracing::info!(
-                stall_ms = u64::try_from(this.stall.as_millis()).unwrap_or(u64::MAX),
-                code = "STREAM_IDLE",
-                "a whole HTTP/2 answer of one frame or less was reset: its client did not take \
-                 all of it within the stall limit"
-            );
-            crate::metrics::get().small_answers_stalled.inc();
+            let asked = WATCH.try_with(|slot| slot.asked.take()).ok().flatten();
+            crate::http::layer::observe::small_answer_stalled(asked.as_ref(), *this.stall);
         }
         expired
     }

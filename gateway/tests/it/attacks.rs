@@ -650,6 +650,151 @@ async fn no_presigned_url_or_peer_takes_every_transfer_slot() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    // Every transfer shed (2 + 1 + 1) is counted and logged at INFO with its peer.
+    let metrics = Gateway::client_from(VICTIM)
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let shed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("draftstore_transfers_shed_total "))
+        .unwrap_or_else(|| panic!("no shed counter: {metrics}"));
+    assert_eq!(shed.trim(), "4", "{metrics}");
+    let log = gateway.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("INFO") && l.contains("was shed (503 SlowDown)"))
+        .collect();
+    assert_eq!(lines.len(), 4, "{log}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("peer=127.0.0.2"))
+            .count(),
+        3,
+        "{log}"
+    );
+    assert!(lines.iter().all(|l| l.contains("request_id=")), "{lines:?}");
+}
+
+/// One HTTP/2 frame: its header (length, type, flags, stream) and payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut frame = vec![len[1], len[2], len[3], kind, flags];
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Reads one HTTP/2 frame from `tcp`: type, flags, stream, payload (`None` at the end).
+async fn read_h2_frame(tcp: &mut TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
+    let mut head = [0_u8; 9];
+    tcp.read_exact(&mut head).await.ok()?;
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0_u8; len];
+    tcp.read_exact(&mut payload).await.ok()?;
+    Some((head[3], head[4], stream, payload))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_answers_the_drains_ping_does_not_hold_the_drain() {
+    let _serial = SERIAL.lock().await;
+    let mut gateway = Gateway::start(&[
+        ("DRAFTSTORE_SHUTDOWN_GRACE_MS", "30000"),
+        ("DRAFTSTORE_HEADER_TIMEOUT_MS", "60000"),
+    ]);
+    // A raw h2c client: one GET /health answered whole, then it reads and answers nothing.
+    let mut tcp = gateway.connect_from(ATTACKER).await;
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(h2_frame(0x4, 0, 0, &[]));
+    let authority = b"127.0.0.1";
+    // HPACK: :method GET, :scheme http, :path /health, :authority 127.0.0.1.
+    let mut block = vec![0x82, 0x86, 0x44, 7];
+    block.extend_from_slice(b"/health");
+    block.extend([0x41, u8::try_from(authority.len()).unwrap()]);
+    block.extend_from_slice(authority);
+    hello.extend(h2_frame(0x1, 0x5, 1, &block));
+    tcp.write_all(&hello).await.unwrap();
+    let answered = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut status = None;
+        while let Some((kind, flags, stream, payload)) = read_h2_frame(&mut tcp).await {
+            match (kind, stream) {
+                (0x4, 0) if flags & 1 == 0 => {
+                    tcp.write_all(&h2_frame(0x4, 1, 0, &[])).await.unwrap();
+                }
+                // `:status 200` is static index 8.
+                (0x1, 1) => status = payload.first().copied(),
+                (0x0, 1) if flags & 1 == 1 => return status,
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .expect("answered within 10 s");
+    assert_eq!(answered, Some(0x88), "GET /health answered 200 whole");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gateway.signal("TERM");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = gateway.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the drain waits for the PING's answer: {}",
+            gateway.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let log = gateway.log();
+    assert_eq!(status.code(), Some(0), "nothing was cut off: {log}");
+    assert!(log.contains("all connections closed"), "{log}");
+    drop(tcp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_answer_reset_at_the_stall_limit_is_logged_with_its_request() {
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", "1000")]);
+    let (client, connection) =
+        crate::harness::h2_windowed(gateway.connect_from(ATTACKER).await, 0).await;
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::get(gateway.url("/health"))
+        .header("x-request-id", "stalled-health-7")
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let how = tokio::time::timeout(Duration::from_secs(10), body.data())
+        .await
+        .expect("reset within ten stall limits");
+    assert!(
+        matches!(&how, Some(Err(e)) if e.reason() == Some(h2::Reason::CANCEL)),
+        "{how:?}"
+    );
+    eventually("the reset is logged", || {
+        gateway.log().contains("STREAM_IDLE")
+    })
+    .await;
+    let log = gateway.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("STREAM_IDLE"))
+        .unwrap_or_default();
+    for field in ["request_id=stalled-health-7", "method=GET", "path=/health"] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
+    connection.abort();
 }
 
 /// Reads from `stream` until `end` has arrived (or EOF); returns what came.

@@ -1,8 +1,10 @@
 //! Nothing a client leaves unread lives past the stall limit (the idle timeout): a connection
 //! whose client takes no byte of its answers is closed, over HTTP/1.1 too, where the answer
 //! would otherwise wait in the kernel's buffers for as long as the connection lives; over
-//! HTTP/2 a small answer (one frame) waiting for the client's window has its stream reset.
-//! A client that keeps taking bytes at a modest rate is never cut, however long its download.
+//! HTTP/2 a small answer (one frame) waiting for the client's window has its stream reset, and
+//! so has a store download whose client takes less than one frame per stall limit (its
+//! transfer slot freed). A client that keeps taking bytes at a modest rate is never cut, however
+//! long its download, nor is its HTTP/2 connection closed as idle meanwhile.
 
 use crate::harness::{start, start_local, Running};
 use std::future::Future;
@@ -404,6 +406,217 @@ async fn an_http2_store_download_no_longer_read_is_closed_at_the_stall_limit() {
         got < SIZE,
         "{how} after {got} bytes: the whole object was sent to a client that stopped reading"
     );
+    driving.abort();
+    server.stop().await;
+}
+
+/// A presigned download URL (path and query) of a new `size`-byte draft named `name`.
+async fn stored_named(server: &Running, name: &str, size: usize) -> String {
+    let client = reqwest::Client::new();
+    let up: serde_json::Value = client
+        .post(server.url("/api/v1/upload-url"))
+        .json(&serde_json::json!({"object_name": name}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    assert_eq!(
+        crate::harness::put_to(up["upload_url"].as_str().unwrap(), body).await,
+        200
+    );
+    let down: serde_json::Value = client
+        .post(server.url("/api/v1/download-url"))
+        .json(&serde_json::json!({"object_name": up["object_name"], "source": "draft"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = down["download_url"].as_str().unwrap();
+    let at = url.find("/_store/").unwrap_or_else(|| panic!("{url}"));
+    url.get(at..).unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_store_download_given_no_window_is_reset_at_the_stall_limit_and_frees_its_slot() {
+    const SLOTS: usize = 6;
+    const OBJECT: usize = 200_000;
+    let limit = LIMIT.as_millis().to_string();
+    let slots = SLOTS.to_string();
+    let server = start_local(&[
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &limit),
+        ("DRAFTSTORE_MAX_IN_FLIGHT", &slots),
+    ])
+    .await;
+    // Six clients, each from its own address with its own URL (so no peer or URL is past its
+    // share), each taking a transfer slot with a download it gives no window for.
+    let mut stalled = Vec::new();
+    let mut connections = Vec::new();
+    let mut targets = Vec::new();
+    for i in 0..SLOTS {
+        let target = stored_named(&server, &format!("held-{i}.bin"), OBJECT).await;
+        let source = [127, 0, 0, 10 + u8::try_from(i).unwrap()];
+        let tcp = crate::harness::connect_from(server.addr, source).await;
+        let (client, connection) = crate::harness::h2_windowed(tcp, 0).await;
+        connections.push(connection);
+        let mut client = client.ready().await.unwrap();
+        let request = http::Request::get(server.url(&target)).body(()).unwrap();
+        let (response, _) = client.send_request(request, true).unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200, "client {i}");
+        stalled.push(tokio::spawn(async move {
+            let mut body = response.into_body();
+            match body.data().await {
+                Some(Ok(data)) => format!("{} bytes taken", data.len()),
+                Some(Err(e)) => format!("reset {:?}", e.reason()),
+                None => "ended".to_string(),
+            }
+        }));
+        targets.push(target);
+    }
+    // Past a few stall limits another client, from another address, downloads whole.
+    tokio::time::sleep(LIMIT * 4).await;
+    let victim = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .unwrap();
+    let response = victim.get(server.url(&targets[0])).send().await.unwrap();
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(
+        status,
+        200,
+        "the stalled downloads still hold every slot: {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert_eq!(bytes.len(), OBJECT, "the whole object");
+    for (i, stream) in stalled.into_iter().enumerate() {
+        let how = tokio::time::timeout(LIMIT * 10, stream)
+            .await
+            .unwrap_or_else(|_| panic!("client {i}: its download still waits"))
+            .unwrap();
+        assert_eq!(how, "reset Some(CANCEL)", "client {i}");
+    }
+    // Each reset is recorded as the stall it was: 504 on the store's series.
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let idle = metrics
+        .lines()
+        .filter(|l| l.starts_with("draftstore_requests_total") && l.contains("route=\"store\""))
+        .find(|l| l.contains("status=\"504\""))
+        .unwrap_or_else(|| panic!("no 504 on the store's series: {metrics}"));
+    let count: f64 = idle.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= SLOTS as f64, "{idle}");
+    for connection in connections {
+        connection.abort();
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_store_error_never_read_is_reset_at_the_stall_limit_and_frees_its_slot() {
+    let limit = LIMIT.as_millis().to_string();
+    let server = start_local(&[
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &limit),
+        ("DRAFTSTORE_MAX_IN_FLIGHT", "1"),
+    ])
+    .await;
+    let target = stored_named(&server, "signed.bin", 1000).await;
+    let forged = target.replace("X-Amz-Signature=", "X-Amz-Signature=0");
+    // A client giving no window asks for the object with a bad signature: S3's XML error.
+    let tcp = crate::harness::connect_from(server.addr, [127, 0, 0, 20]).await;
+    let (client, connection) = crate::harness::h2_windowed(tcp, 0).await;
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::get(server.url(&forged)).body(()).unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    // It holds no transfer slot (the only one): another address downloads meanwhile.
+    let victim = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .unwrap();
+    let got = victim.get(server.url(&target)).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().len(), 1000);
+    let mut body = response.into_body();
+    let how = tokio::time::timeout(LIMIT * 10, body.data())
+        .await
+        .expect("its answer still waits after ten stall limits");
+    assert!(
+        matches!(&how, Some(Err(e)) if e.reason() == Some(h2::Reason::CANCEL)),
+        "{how:?}"
+    );
+    connection.abort();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_download_longer_than_the_idle_timeout_keeps_its_connection() {
+    let limit = LIMIT.as_millis().to_string();
+    let server = start_local(&[
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &limit),
+        ("DRAFTSTORE_HEADER_TIMEOUT_MS", &limit),
+    ])
+    .await;
+    // Half the steady readers' object (light on a machine running the other tests): a steady
+    // slow reader takes it in five seconds, ten idle timeouts.
+    const OBJECT: usize = SIZE / 2;
+    let target = stored_named(&server, "long.bin", OBJECT).await;
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(16 << 20)
+        .initial_connection_window_size(16 << 20)
+        .handshake::<_, bytes::Bytes>(Trickle::connect(&server).await)
+        .await
+        .unwrap();
+    let driving = tokio::spawn(connection);
+    let mut ready = client.clone().ready().await.unwrap();
+    let request = http::Request::get(server.url(&target)).body(()).unwrap();
+    let (response, _) = ready.send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let download = tokio::spawn(async move {
+        let mut body = response.into_body();
+        let mut got = 0;
+        while let Some(data) = body.data().await {
+            let data = data.map_err(|e| format!("cut after {got} of {OBJECT} bytes: {e}"))?;
+            got += data.len();
+            let _ = body.flow_control().release_capacity(data.len());
+        }
+        Ok::<_, String>(got)
+    });
+    // Six idle timeouts into the download, the connection still takes requests.
+    tokio::time::sleep(LIMIT * 6).await;
+    if download.is_finished() {
+        panic!("the download is over already: {:?}", download.await);
+    }
+    let health = async {
+        let mut ready = client.ready().await?;
+        let request = http::Request::get(server.url("/health")).body(()).unwrap();
+        let (response, _) = ready.send_request(request, true)?;
+        Ok::<_, h2::Error>(response.await?.status())
+    };
+    let status = tokio::time::timeout(Duration::from_secs(10), health)
+        .await
+        .expect("answered");
+    assert_eq!(
+        status.map_err(|e| e.to_string()),
+        Ok(http::StatusCode::OK),
+        "the connection was closed as idle during the download"
+    );
+    let got = tokio::time::timeout(Duration::from_secs(60), download)
+        .await
+        .expect("the download ends")
+        .unwrap();
+    assert_eq!(got, Ok(OBJECT));
     driving.abort();
     server.stop().await;
 }

@@ -445,8 +445,9 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
 }
 
 pin_project! {
-    /// A response body that keeps `guard` (a place, transfer slots…) until the body ends or is
-    /// dropped: what admission and transfer slots hand back with a streamed answer.
+    /// A response body that keeps `guard` (an admission place) until the body ends or is
+    /// dropped: what admission hands back with a streamed answer. (Transfer slots go with a
+    /// download's own body, [`super::transfer::Download`], which also watches its progress.)
     pub(crate) struct Held<G> {
         #[pin]
         pub(crate) inner: Body,

@@ -1,7 +1,8 @@
 //! What the server knows per connection, put around the stack once per accepted connection:
 //! the peer's address (in the request's [`Meta`], for admission by peer), over HTTP/1.1 the
 //! socket's count of bytes written ([`Written`], pacing big answers), the connection's
-//! [`Activity`] (for its idle timer, see [`idle`]), and the count of requests open on all
+//! [`Activity`] (for its idle timer, see [`idle`], and for dropping it once told to finish with
+//! nothing left, see [`linger`]), and the count of requests open on all
 //! connections: past [`Streams`]' cap a request is marked (`Meta::over_cap`) and answered 503 at
 //! once, so memory stays bounded however many HTTP/2 streams clients open.
 
@@ -14,17 +15,20 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tower::Service;
 
-/// Requests open on one connection, and how many were ever started there.
+/// Requests open on one connection (over HTTP/2: stream tasks open, from the request until
+/// its answer is sent or its stream reset, see [`crate::http::watch::keep_open`]; over
+/// HTTP/1.1: until answered), how many were ever started there, and whether it speaks HTTP/2.
 #[derive(Debug, Default)]
 pub struct Activity {
     open: AtomicUsize,
     started: AtomicU64,
+    h2: AtomicBool,
 }
 
 impl Activity {
@@ -33,6 +37,25 @@ impl Activity {
     #[must_use]
     pub fn started_any(&self) -> bool {
         self.started.load(Ordering::Relaxed) > 0
+    }
+
+    /// An HTTP/2 stream task kept counted by [`crate::http::watch::keep_open`] has ended.
+    pub fn stream_ended(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Whether a closing connection has nothing left to finish now: it never started a
+    /// request, or it speaks HTTP/2 and no stream task is open (over HTTP/1.1 an answer's body
+    /// may still be being written with no request open). `Some` with the requests started so
+    /// far and the bytes its socket has written (`written`), so that [`linger`] can tell
+    /// whether that held, with nothing written (an answer whose stream task ended may still be
+    /// leaving h2's buffers), over a whole wait.
+    #[must_use]
+    fn nothing_left(&self, written: &Written) -> Option<(u64, u64)> {
+        let started = self.started.load(Ordering::Relaxed);
+        let idle = started == 0
+            || (self.h2.load(Ordering::Relaxed) && self.open.load(Ordering::Relaxed) == 0);
+        idle.then(|| (started, written.bytes()))
     }
 }
 
@@ -125,6 +148,9 @@ where
             written: if h2 { None } else { self.written.clone() },
             ..Meta::default()
         });
+        if h2 {
+            self.activity.h2.store(true, Ordering::Relaxed);
+        }
         let inner = match self.inner.try_borrow_mut() {
             Ok(mut stack) => stack.call(req),
             Err(_) => self.spare.clone().call(req),
@@ -132,23 +158,26 @@ where
         Counted {
             inner,
             h2,
-            _open: Open {
-                activity: self.activity.clone(),
+            open: Open {
+                activity: Some(self.activity.clone()),
                 streams: self.streams.clone(),
             },
         }
     }
 }
 
-/// Counts a request open until it is answered or dropped.
+/// Counts a request open until it is answered or dropped (on its connection: over HTTP/2, until
+/// its stream task ends, once the task took the count over).
 struct Open {
-    activity: Arc<Activity>,
+    activity: Option<Arc<Activity>>,
     streams: Arc<Streams>,
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.activity.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(activity) = &self.activity {
+            activity.open.fetch_sub(1, Ordering::Relaxed);
+        }
         self.streams.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -159,7 +188,7 @@ pin_project! {
         #[pin]
         inner: F,
         h2: bool,
-        _open: Open,
+        open: Open,
     }
 }
 
@@ -169,6 +198,16 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let mut answer = ready!(this.inner.poll(cx));
+        // Over HTTP/2 the answer's body is sent by this stream's task from now on: the
+        // connection counts the stream as open until the task ends (a long download keeps its
+        // connection from being idle).
+        if *this.h2 {
+            if let Some(activity) = this.open.activity.take() {
+                if let Err(activity) = crate::http::watch::keep_open(activity) {
+                    this.open.activity = Some(activity);
+                }
+            }
+        }
         // A whole answer waits for the client's window from now on: all of it taken within the
         // stall limit (see `crate::http::watch`), its end sent apart so that the stream's task
         // waits for all of it (a window opened a byte at a time is no progress). A streamed
@@ -196,6 +235,35 @@ pub enum Silence {
     /// No request during a whole idle period: the connection is closed gracefully (HTTP/2
     /// GOAWAY; HTTP/1.1 closes between requests).
     Idle,
+}
+
+/// How long a closing connection must have had nothing left to finish before it is dropped
+/// (see [`linger`]); it is looked at four times in that while.
+pub const LINGER: Duration = Duration::from_secs(1);
+
+/// Completes once a closing connection (told to finish: HTTP/2 GOAWAY and PING) has had
+/// nothing left to finish (see `Activity::nothing_left`: no stream open, no request started,
+/// no byte written by its socket, `written`) for a whole [`LINGER`]: hyper closes an HTTP/2 connection only once its
+/// client answers the PING, and one that never does is dropped then rather than held until
+/// the drain's grace period ends. A client still taking an answer's last bytes (written as it
+/// takes them) is not dropped; it answers the PING once it reaches it.
+pub async fn linger(activity: &Activity, written: &Written) {
+    let look = LINGER / 4;
+    let mut quiet = Duration::ZERO;
+    let mut before = None;
+    loop {
+        tokio::time::sleep(look).await;
+        let now = activity.nothing_left(written);
+        quiet = if now.is_some() && now == before {
+            quiet + look
+        } else {
+            Duration::ZERO
+        };
+        if quiet >= LINGER {
+            return;
+        }
+        before = now;
+    }
 }
 
 /// Completes when the connection has been silent too long: no request within `first` of its
@@ -239,6 +307,50 @@ mod tests {
         let why = idle(&activity, Duration::from_secs(10), Duration::from_secs(60)).await;
         assert_eq!(started.elapsed(), Duration::from_secs(70));
         assert_eq!(why, Silence::Idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closing_connection_is_dropped_once_it_has_had_nothing_left_for_a_second() {
+        use tokio::time::{timeout, Instant};
+        // No request ever: dropped after one look.
+        let written = Written::default();
+        let silent = Activity::default();
+        let started = Instant::now();
+        linger(&silent, &written).await;
+        assert!(started.elapsed() >= LINGER, "{:?}", started.elapsed());
+        assert!(started.elapsed() <= LINGER * 2, "{:?}", started.elapsed());
+        // HTTP/2 with a stream open: kept; once it ends, dropped a whole second later.
+        let busy = Activity::default();
+        busy.started.store(1, Ordering::Relaxed);
+        busy.h2.store(true, Ordering::Relaxed);
+        busy.open.store(1, Ordering::Relaxed);
+        let lingering = linger(&busy, &written);
+        tokio::pin!(lingering);
+        assert!(timeout(LINGER * 10, &mut lingering).await.is_err());
+        busy.stream_ended();
+        let ended = Instant::now();
+        lingering.await;
+        assert!(ended.elapsed() >= LINGER, "{:?}", ended.elapsed());
+        assert!(ended.elapsed() <= LINGER * 2, "{:?}", ended.elapsed());
+        // Bytes still being written (the last of an answer to a slow client): kept.
+        let writing = async {
+            loop {
+                tokio::time::sleep(LINGER / 8).await;
+                written.add(100);
+            }
+        };
+        tokio::select! {
+            () = linger(&busy, &written) => panic!("dropped while writing"),
+            () = tokio::time::sleep(LINGER * 10) => {}
+            () = writing => {}
+        }
+        // HTTP/1.1 that started a request: never (its answer may still be being written;
+        // hyper closes it itself once done).
+        let http1 = Activity::default();
+        http1.started.store(1, Ordering::Relaxed);
+        assert!(timeout(LINGER * 10, linger(&http1, &written))
+            .await
+            .is_err());
     }
 
     #[tokio::test(start_paused = true)]

@@ -2,11 +2,14 @@
 //! service it wraps, with no `Box` per request. [`crate::http::server::stack`] composes them once,
 //! outermost first: [`request_id`], [`observe`] (metrics and the log line), [`cors`],
 //! [`protocol`] (exact routing rules), [`transfer`] (the embedded store's transfer slots, by
-//! peer and by presigned URL), [`body`] (API bodies read whole, shared by peer, before any
+//! peer and by presigned URL, and the stall watch of HTTP/2 downloads), [`body`] (API bodies
+//! read whole, shared by peer, before any
 //! place is taken), [`admission`] by peer, [`auth`], [`admission`] by tenant, [`timeout`],
 //! then the router. [`connection`] wraps the stack per connection (peer address, activity for
-//! the idle timer, the global stream cap, the socket's count of bytes written); [`unsent`]
-//! bounds the bytes of big answers (HTTP/1.1 and HTTP/2) not yet taken, for [`admission`]; [`escape`] makes request text safe for the log.
+//! the idle timer and for dropping a closing connection with nothing left, the global stream
+//! cap, the socket's count of bytes written); [`unsent`] bounds the bytes of big answers
+//! (HTTP/1.1 and HTTP/2) not yet taken, for [`admission`]; [`escape`] makes request text safe
+//! for the log.
 
 pub mod admission;
 pub mod auth;

@@ -183,7 +183,11 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Observed<F> {
         let this = self.project();
         let Ok(response) = ready!(this.inner.poll(cx));
         if let Some(seen) = this.seen.take() {
-            seen.record(&response);
+            if let Some(asked) = seen.record(&response) {
+                // An HTTP/2 stream task keeps it (moved, not copied) for the log line of a
+                // reset after the answer; elsewhere it is dropped now, as before.
+                crate::http::watch::remember(asked);
+            }
         }
         Poll::Ready(Ok(response))
     }
@@ -336,19 +340,26 @@ impl Seen {
         self.write(Some(&e), http);
     }
 
-    fn record(self, response: &Res) {
+    /// Counts and logs the call answered with `response` (or leaves that to its end, for a
+    /// stream); the request, when written now (see [`Asked`]).
+    fn record(self, response: &Res) -> Option<Asked> {
         let http = response.status().as_u16();
         if let Some(end) = response.extensions().get::<StreamEnd>() {
             end.attach(self, http);
-            return;
+            return None;
         }
         let failed = response.extensions().get::<Failed>().map(|f| &f.0);
         self.write(failed, http);
+        Some(Asked {
+            id: self.id,
+            method: self.method,
+            uri: self.uri,
+        })
     }
 
     /// Counts the call and writes its line: it `failed` or not, answered with HTTP status
     /// `http`.
-    fn write(self, failed: Option<&ApiError>, http: u16) {
+    fn write(&self, failed: Option<&ApiError>, http: u16) {
         let elapsed = self.started.elapsed();
         let status = match failed {
             Some(e) if self.call.is_grpc() => e.grpc_code() as u16,
@@ -385,6 +396,38 @@ impl Seen {
             Some(e) => log_failure(e, sent, id, method, path, elapsed_us),
         }
     }
+}
+
+/// The request a whole answer was written for (its id, method and URI, moved out of its
+/// record once written), kept by its HTTP/2 stream task ([`crate::http::watch::remember`]) so
+/// that a reset of the answer at the stall limit is logged with it.
+pub struct Asked {
+    id: Option<RequestId>,
+    method: http::Method,
+    uri: http::Uri,
+}
+
+/// Logs (INFO) and counts (`draftstore_small_answers_stalled_total`) a whole HTTP/2 answer of
+/// one frame or less reset at the stall limit `stall`, with its request when known. Its request
+/// was logged and counted when answered, with the status it was answered with.
+pub fn small_answer_stalled(asked: Option<&Asked>, stall: std::time::Duration) {
+    crate::metrics::get().small_answers_stalled.inc();
+    let stall_ms = u64::try_from(stall.as_millis()).unwrap_or(u64::MAX);
+    let id = IdText(asked.and_then(|a| a.id.as_ref()));
+    let method = Escaped::new(asked.map_or("", |a| a.method.as_str()));
+    let path = asked.map_or(std::borrow::Cow::Borrowed(""), |a| {
+        crate::api::companion::redacted(a.uri.path())
+    });
+    let path = Escaped::new(&path);
+    tracing::info!(
+        request_id = %id,
+        %method,
+        %path,
+        stall_ms,
+        code = "STREAM_IDLE",
+        "a whole HTTP/2 answer of one frame or less was reset: its client did not take all of \
+         it within the stall limit"
+    );
 }
 
 /// The status a failure was answered with, as the client got it: the response's HTTP status
@@ -428,7 +471,7 @@ mod tests {
     use std::sync::Mutex;
 
     /// The log lines written while `f` runs, at debug level, as text.
-    fn logged(f: impl FnOnce()) -> String {
+    fn logged<T>(f: impl FnOnce() -> T) -> String {
         #[derive(Clone, Default)]
         struct Lines(Arc<Mutex<Vec<u8>>>);
         impl Write for Lines {
@@ -447,7 +490,7 @@ mod tests {
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .finish();
-        tracing::subscriber::with_default(subscriber, f);
+        let _ = tracing::subscriber::with_default(subscriber, f);
         let bytes = lines.0.lock().unwrap().clone();
         String::from_utf8(bytes).unwrap()
     }

@@ -7,9 +7,24 @@
 //! refused at once: 503 with S3's `SlowDown` XML and `Retry-After: 1`.
 //!
 //! A slot is held until the transfer ends: an upload is read whole before it is answered, and a
-//! download's slot goes with its response body until the last byte is sent (or the client goes).
+//! download's slot goes with its response body ([`Download`]) until the last byte is sent (or
+//! the client goes). A failure's answer (S3's XML error, all in memory) gives its slot back at
+//! once, and over HTTP/2 is reset at the stall limit like any small whole answer.
+//!
+//! Over HTTP/2 a download's bytes wait in h2 (for the client's stream window), not in the
+//! socket, so the socket's write-stall timer never sees a client that opens no window. Its
+//! body therefore arms the stream's progress watch ([`crate::http::watch`]) for the stall limit
+//! ([`TransferLayer::watching`]) and marks progress at every frame hyper asks for (hyper asks
+//! for the next 64 KiB frame only once h2 has window for the ones before it): a client taking
+//! less than one frame per stall limit has its stream reset (`RST_STREAM(CANCEL)`), its slot
+//! freed, and the download logged and counted at its end as 504 `STREAM_IDLE`. A client that
+//! keeps taking frames is never cut, however long the download.
+//!
+//! A transfer shed for want of a slot is logged at INFO (request id, peer) and counted in
+//! `draftstore_transfers_shed_total`.
 
-use super::admission::{Held, Key, Shares, Ticket};
+use super::admission::{Key, Shares, Ticket};
+use super::observe::PacedEnd;
 use super::{meta, Req, Res};
 use crate::http::response::{full, CONTENT_TYPE};
 use crate::http::server::Call;
@@ -22,6 +37,7 @@ use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready as ready_poll, Context, Poll};
+use std::time::Duration;
 use tower::{Layer, Service};
 
 /// Shares transfer slots by peer and by URL.
@@ -31,6 +47,8 @@ pub struct TransferLayer {
     by_url: Arc<Shares>,
     /// Keys the URL hash (random per process: nobody can aim at another URL's slots).
     hasher: RandomState,
+    /// The stall limit of an HTTP/2 download (zero: never cut).
+    stall: Duration,
 }
 
 impl TransferLayer {
@@ -41,7 +59,16 @@ impl TransferLayer {
             by_peer: Shares::new(slots),
             by_url: Shares::new(slots),
             hasher: RandomState::new(),
+            stall: Duration::ZERO,
         }
+    }
+
+    /// Resets an HTTP/2 download whose client takes less than one frame in `stall` (the stall
+    /// limit; zero: never). See the module doc.
+    #[must_use]
+    pub fn watching(mut self, stall: Duration) -> Self {
+        self.stall = stall;
+        self
     }
 }
 
@@ -111,10 +138,29 @@ where
             Some(slot) => Either::Right(Either::Right(Slotted {
                 inner: self.inner.call(req),
                 slot: Some(slot),
+                stall: self.layer.stall,
             })),
-            None => Either::Left(ready(Ok(slow_down()))),
+            None => {
+                shed(&req);
+                Either::Left(ready(Ok(slow_down())))
+            }
         }
     }
+}
+
+/// Logs (INFO: the client's doing) and counts a transfer refused for want of a slot.
+fn shed(req: &Req) {
+    crate::metrics::get().transfers_shed.inc();
+    let meta = meta(req);
+    let peer = meta.and_then(|m| m.peer);
+    let id = meta.and_then(|m| m.id.as_ref());
+    tracing::info!(
+        request_id = id.map(tracing::field::display),
+        peer = peer.map(tracing::field::display),
+        code = "SlowDown",
+        "a transfer on the store's URLs was shed (503 SlowDown): its peer or its URL holds \
+         its share of the transfer slots"
+    );
 }
 
 /// 503 `SlowDown`, as S3 answers a client it wants to back off.
@@ -156,6 +202,7 @@ pin_project! {
         #[pin]
         inner: F,
         slot: Option<(Ticket, Ticket)>,
+        stall: Duration,
     }
 }
 
@@ -169,12 +216,88 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Slotted<F> {
         if response.body().is_end_stream() {
             return Poll::Ready(Ok(response));
         }
+        // A failure's answer (S3's small XML error) is all in memory: its slots are given back
+        // now, and over HTTP/2 it is watched like any whole answer
+        // (`crate::http::watch::answered`).
+        if !response.status().is_success() && response.body().whole_len().is_some() {
+            return Poll::Ready(Ok(response));
+        }
+        let mut response = response;
+        // Only an HTTP/2 stream task has a watch (this runs in it).
+        let watch = crate::http::watch::current();
+        let end = match &watch {
+            Some(watch) => {
+                if !this.stall.is_zero() {
+                    watch.arm(*this.stall);
+                }
+                PacedEnd::on(&mut response)
+            }
+            None => None,
+        };
         Poll::Ready(Ok(response.map(|body| {
-            crate::http::response::Body::new(Held {
+            crate::http::response::Body::new(Download {
                 inner: body,
-                guard: slot,
+                _slot: slot,
+                watch,
+                end,
             })
         })))
+    }
+}
+
+pin_project! {
+    /// A transfer's response body, keeping its slots until it ends or is dropped. Over HTTP/2
+    /// (`watch` set, armed for the stall limit) every frame hyper asks for is progress, and
+    /// its record is written at its end (`end`): 200 when the last frame was asked for, 504
+    /// `STREAM_IDLE` when the watch reset it, 499 `STREAM_CANCELLED` when the client did.
+    pub struct Download {
+        #[pin]
+        inner: crate::http::response::Body,
+        _slot: Option<(Ticket, Ticket)>,
+        watch: Option<Arc<crate::http::watch::Watch>>,
+        end: Option<PacedEnd>,
+    }
+
+    impl PinnedDrop for Download {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(end) = this.end.take() {
+                end.unfinished(false, this.watch.as_ref().is_some_and(|w| w.stalled()));
+            }
+        }
+    }
+}
+
+impl hyper::body::Body for Download {
+    type Data = bytes::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Infallible>>> {
+        let this = self.project();
+        let frame = ready_poll!(this.inner.poll_frame(cx));
+        match (&frame, this.watch.as_ref()) {
+            // Asked for another frame: the one before the last was taken whole (see the
+            // module doc).
+            (Some(_), Some(watch)) => watch.progress(),
+            (None, _) => {
+                if let Some(end) = this.end.take() {
+                    end.finished();
+                }
+            }
+            (Some(_), None) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
