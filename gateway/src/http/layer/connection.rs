@@ -243,9 +243,9 @@ pub const LINGER: Duration = Duration::from_secs(1);
 
 /// Completes once a closing connection (told to finish: HTTP/2 GOAWAY and PING) has had
 /// nothing left to finish (see `Activity::nothing_left`: no stream open, no request started,
-/// no byte written by its socket, `written`) for a whole [`LINGER`]: hyper closes an HTTP/2 connection only once its
-/// client answers the PING, and one that never does is dropped then rather than held until
-/// the drain's grace period ends. A client still taking an answer's last bytes (written as it
+/// no byte written by its socket, `written`) for a whole [`LINGER`]: hyper closes an HTTP/2
+/// connection only once its client answers the PING, and one that never does is dropped then
+/// rather than held until the drain's grace period ends. A client still taking an answer's last bytes (written as it
 /// takes them) is not dropped; it answers the PING once it reaches it.
 pub async fn linger(activity: &Activity, written: &Written) {
     let look = LINGER / 4;
