@@ -14,9 +14,10 @@
 //! On shutdown: stop accepting, tell every connection to finish (GOAWAY / close when idle),
 //! wait for them up to the grace period or a second signal, and report how many requests were
 //! cut off and how many connections were closed still sending answers ([`Drained`]). A
-//! connection told to finish (by the drain or when idle) that has nothing left to finish for a
-//! second is dropped ([`connection::linger`]): an HTTP/2 client that never answers the PING
-//! sent with the GOAWAY holds no drain. An HTTP/2 connection with a stream open (a long
+//! connection told to finish (by the drain or when idle) that has nothing left to finish (no
+//! HTTP/2 stream open, no byte written) for the stall limit, or for a second if it never sent a
+//! request, is dropped ([`connection::linger`]): an HTTP/2 client that never answers the PING
+//! sent with the GOAWAY holds the drain no longer than that. An HTTP/2 connection with a stream open (a long
 //! download) is never idle.
 
 use crate::api::app::App;
@@ -602,7 +603,7 @@ where
                 }
                 // Told to finish, with nothing left to finish, and still open (an HTTP/2
                 // client that does not answer the PING of the GOAWAY): dropped.
-                () = connection::linger(&activity, &written), if closed => return,
+                () = connection::linger(&activity, &written, self.limits.idle_timeout), if closed => return,
             }
         }
     }

@@ -707,6 +707,8 @@ async fn a_client_that_never_answers_the_drains_ping_does_not_hold_the_drain() {
     let mut gateway = Gateway::start(&[
         ("DRAFTSTORE_SHUTDOWN_GRACE_MS", "30000"),
         ("DRAFTSTORE_HEADER_TIMEOUT_MS", "60000"),
+        // The stall limit: how long a connection with nothing left is waited for.
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", "2000"),
     ]);
     // A raw h2c client: one GET /health answered whole, then it reads and answers nothing.
     let mut tcp = gateway.connect_from(ATTACKER).await;

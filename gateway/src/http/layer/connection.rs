@@ -237,21 +237,35 @@ pub enum Silence {
     Idle,
 }
 
-/// How long a closing connection must have had nothing left to finish before it is dropped
-/// (see [`linger`]); it is looked at four times in that while.
+/// How long a closing connection that never started a request must have had nothing left to
+/// finish before it is dropped (see [`linger`]).
 pub const LINGER: Duration = Duration::from_secs(1);
 
 /// Completes once a closing connection (told to finish: HTTP/2 GOAWAY and PING) has had
-/// nothing left to finish (see `Activity::nothing_left`: no stream open, no request started,
-/// no byte written by its socket, `written`) for a whole [`LINGER`]: hyper closes an HTTP/2
-/// connection only once its client answers the PING, and one that never does is dropped then
-/// rather than held until the drain's grace period ends. A client still taking an answer's last bytes (written as it
-/// takes them) is not dropped; it answers the PING once it reaches it.
-pub async fn linger(activity: &Activity, written: &Written) {
-    let look = LINGER / 4;
+/// nothing left to finish (see `Activity::nothing_left`: no request started, or no HTTP/2
+/// stream open) and no byte written by its socket (`written`) for a while: [`LINGER`] if it
+/// never started a request, else `stall` (the stall limit; zero: never). hyper closes an
+/// HTTP/2 connection only once its client answers the PING, and one that never does is
+/// dropped then rather than held until the drain's grace period ends.
+///
+/// The wait is the stall limit, not a second, once the connection has served a request: an
+/// answer whose stream task has ended may still sit in h2's send buffer (up to 400 KiB) and go
+/// out as the client's TCP window opens, in bursts (the socket takes at most 64 KiB unsent, see
+/// [`crate::http::socket`]) far apart for a slow client; a client taking less than that within
+/// the stall limit would be closed by the write stall timer anyway. (With a one-second wait, a
+/// 15 KB/s reader lost the last 385 KB of a 500 KB download to the drain's or the idle timer's
+/// GOAWAY, silently.)
+pub async fn linger(activity: &Activity, written: &Written, stall: Duration) {
     let mut quiet = Duration::ZERO;
     let mut before = None;
     loop {
+        let now = activity.nothing_left(written);
+        let wait = match now {
+            Some((0, _)) => LINGER,
+            _ if stall.is_zero() => Duration::MAX,
+            _ => stall,
+        };
+        let look = wait / 4;
         tokio::time::sleep(look).await;
         let now = activity.nothing_left(written);
         quiet = if now.is_some() && now == before {
@@ -259,7 +273,7 @@ pub async fn linger(activity: &Activity, written: &Written) {
         } else {
             Duration::ZERO
         };
-        if quiet >= LINGER {
+        if quiet >= wait {
             return;
         }
         before = now;
@@ -310,45 +324,51 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_closing_connection_is_dropped_once_it_has_had_nothing_left_for_a_second() {
+    async fn a_closing_connection_is_dropped_once_it_has_had_nothing_left_for_its_wait() {
         use tokio::time::{timeout, Instant};
-        // No request ever: dropped after one look.
+        const STALL: Duration = Duration::from_secs(10);
+        // No request ever: dropped after a second.
         let written = Written::default();
         let silent = Activity::default();
         let started = Instant::now();
-        linger(&silent, &written).await;
+        linger(&silent, &written, STALL).await;
         assert!(started.elapsed() >= LINGER, "{:?}", started.elapsed());
         assert!(started.elapsed() <= LINGER * 2, "{:?}", started.elapsed());
-        // HTTP/2 with a stream open: kept; once it ends, dropped a whole second later.
+        // HTTP/2 with a stream open: kept; once it ends, dropped a whole stall limit later.
         let busy = Activity::default();
         busy.started.store(1, Ordering::Relaxed);
         busy.h2.store(true, Ordering::Relaxed);
         busy.open.store(1, Ordering::Relaxed);
-        let lingering = linger(&busy, &written);
+        let lingering = linger(&busy, &written, STALL);
         tokio::pin!(lingering);
-        assert!(timeout(LINGER * 10, &mut lingering).await.is_err());
+        assert!(timeout(STALL * 10, &mut lingering).await.is_err());
         busy.stream_ended();
         let ended = Instant::now();
         lingering.await;
-        assert!(ended.elapsed() >= LINGER, "{:?}", ended.elapsed());
-        assert!(ended.elapsed() <= LINGER * 2, "{:?}", ended.elapsed());
-        // Bytes still being written (the last of an answer to a slow client): kept.
+        assert!(ended.elapsed() >= STALL, "{:?}", ended.elapsed());
+        assert!(ended.elapsed() <= STALL * 2, "{:?}", ended.elapsed());
+        // The last of an answer leaving h2's buffer for a slow client, in bursts seconds apart
+        // (each within the stall limit): kept.
         let writing = async {
             loop {
-                tokio::time::sleep(LINGER / 8).await;
-                written.add(100);
+                tokio::time::sleep(STALL / 3).await;
+                written.add(32 * 1024);
             }
         };
         tokio::select! {
-            () = linger(&busy, &written) => panic!("dropped while writing"),
-            () = tokio::time::sleep(LINGER * 10) => {}
+            () = linger(&busy, &written, STALL) => panic!("dropped while writing"),
+            () = tokio::time::sleep(STALL * 10) => {}
             () = writing => {}
         }
+        // No stall limit: never, once it served a request.
+        assert!(timeout(STALL * 10, linger(&busy, &written, Duration::ZERO))
+            .await
+            .is_err());
         // HTTP/1.1 that started a request: never (its answer may still be being written;
         // hyper closes it itself once done).
         let http1 = Activity::default();
         http1.started.store(1, Ordering::Relaxed);
-        assert!(timeout(LINGER * 10, linger(&http1, &written))
+        assert!(timeout(STALL * 10, linger(&http1, &written, STALL))
             .await
             .is_err());
     }
