@@ -182,9 +182,9 @@ fn budget_full(why: Refused) -> ApiError {
         }
         Refused::Bound => "answers waiting to be sent fill all the memory kept for them; retry",
         Refused::Busy => {
-            "answers waiting to be sent fill the memory kept for them, and the other clients are \
-             taking theirs at the floor rate (64 KiB/s) or more: none is dropped for this one; \
-             retry"
+            "answers waiting to be sent fill the memory kept for them, and the other clients' \
+             answers are being taken at the floor rate (64 KiB/s) or more, or are too new to \
+             tell: none is dropped for this one; retry"
         }
     };
     ApiError::new(Code::Overloaded, message).with_retry_after(1)

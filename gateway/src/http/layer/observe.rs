@@ -296,13 +296,13 @@ impl PacedEnd {
             ApiError::new(
                 Code::Overloaded,
                 "the answer was dropped to make room for other clients' answers: this client \
-                 had taken none of it for a while and held more than its fair share of the \
-                 memory kept for answers waiting to be sent",
+                 took it slower than the floor rate (64 KiB/s) and held more than its fair \
+                 share of the memory kept for answers waiting to be sent",
             )
         } else if stalled {
             ApiError::new(
                 Code::StreamIdle,
-                "the client read none of the answer for the stall limit",
+                "the client took too little of the answer within the stall limit",
             )
         } else {
             client_left()
