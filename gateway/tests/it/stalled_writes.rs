@@ -243,39 +243,7 @@ impl AsyncWrite for Trickle {
 /// A `SIZE`-byte draft on the embedded store of `server`: its presigned download URL's path
 /// and query.
 async fn stored(server: &Running) -> String {
-    stored_of(server, SIZE).await
-}
-
-/// A `size`-byte draft on the embedded store of `server`: its presigned download URL's path
-/// and query.
-async fn stored_of(server: &Running, size: usize) -> String {
-    let client = reqwest::Client::new();
-    let up: serde_json::Value = client
-        .post(server.url("/api/v1/upload-url"))
-        .json(&serde_json::json!({"object_name": "big.bin"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-    assert_eq!(
-        crate::harness::put_to(up["upload_url"].as_str().unwrap(), body).await,
-        200
-    );
-    let down: serde_json::Value = client
-        .post(server.url("/api/v1/download-url"))
-        .json(&serde_json::json!({"object_name": up["object_name"], "source": "draft"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = down["download_url"].as_str().unwrap();
-    let at = url.find("/_store/").unwrap_or_else(|| panic!("{url}"));
-    url.get(at..).unwrap().to_string()
+    stored_named(server, "big.bin", SIZE).await
 }
 
 /// An HTTP/1.1 GET of `target` written on `tcp`: how many bytes came before the end, and how
@@ -313,27 +281,8 @@ async fn a_steady_slow_http2_reader_gets_a_store_download_whole() {
     let server = start_local(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", &limit)]).await;
     let target = stored(&server).await;
     // Windows wider than the object: only the TCP reads pace the server.
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(16 << 20)
-        .initial_connection_window_size(16 << 20)
-        .handshake::<_, bytes::Bytes>(Trickle::connect(&server).await)
-        .await
-        .unwrap();
-    let driving = tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
-    let request = http::Request::get(server.url(&target)).body(()).unwrap();
-    let (response, _) = client.send_request(request, true).unwrap();
-    let response = response.await.unwrap();
-    assert_eq!(response.status(), 200);
-    let mut body = response.into_body();
-    let mut got = 0;
-    while let Some(data) = body.data().await {
-        let data = data.unwrap_or_else(|e| panic!("cut after {got} of {SIZE} bytes: {e}"));
-        got += data.len();
-        body.flow_control().release_capacity(data.len()).unwrap();
-    }
-    assert_eq!(got, SIZE);
-    driving.abort();
+    let tcp = Trickle::connect(&server).await;
+    assert_eq!(get_h2_wide(&server, &target, tcp).await, SIZE);
     server.stop().await;
 }
 
@@ -347,28 +296,9 @@ async fn a_slow_http2_reader_gets_the_last_of_its_download_after_the_idle_goaway
     // Bursts of about 32 KiB reach the socket some 2 s apart: within the stall limit.
     const SMALL: usize = 300 * 1000;
     let server = start_local(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", "4000")]).await;
-    let target = stored_of(&server, SMALL).await;
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(16 << 20)
-        .initial_connection_window_size(16 << 20)
-        .handshake::<_, bytes::Bytes>(Trickle::at(&server, 4096, 15 * 1000, 0).await)
-        .await
-        .unwrap();
-    let driving = tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
-    let request = http::Request::get(server.url(&target)).body(()).unwrap();
-    let (response, _) = client.send_request(request, true).unwrap();
-    let response = response.await.unwrap();
-    assert_eq!(response.status(), 200);
-    let mut body = response.into_body();
-    let mut got = 0;
-    while let Some(data) = body.data().await {
-        let data = data.unwrap_or_else(|e| panic!("cut after {got} of {SMALL} bytes: {e}"));
-        got += data.len();
-        body.flow_control().release_capacity(data.len()).unwrap();
-    }
-    assert_eq!(got, SMALL);
-    driving.abort();
+    let target = stored_named(&server, "slow.bin", SMALL).await;
+    let tcp = Trickle::at(&server, 4096, 15 * 1000, 0).await;
+    assert_eq!(get_h2_wide(&server, &target, tcp).await, SMALL);
     server.stop().await;
 }
 
@@ -411,6 +341,33 @@ async fn a_store_download_no_longer_read_is_closed_at_the_stall_limit() {
         .unwrap();
     assert!(stalls >= 1, "the close is counted: {stalls}");
     server.stop().await;
+}
+
+/// GETs `target` over HTTP/2 on `tcp` with stream and connection windows wider than any object
+/// here (only the TCP reads pace the server): the body's length, panicking (with the bytes got)
+/// if it is cut off.
+async fn get_h2_wide(server: &Running, target: &str, tcp: Trickle) -> usize {
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(16 << 20)
+        .initial_connection_window_size(16 << 20)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    let driving = tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::get(server.url(target)).body(()).unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut got = 0;
+    while let Some(data) = body.data().await {
+        let data = data.unwrap_or_else(|e| panic!("cut after {got} bytes: {e}"));
+        got += data.len();
+        body.flow_control().release_capacity(data.len()).unwrap();
+    }
+    driving.abort();
+    got
 }
 
 /// Reads `tcp` to its end, as fast as it comes: the bytes, and how it ended.
