@@ -287,8 +287,9 @@ pub struct ServeArgs {
     /// DRAFTSTORE_MAX_CONNECTIONS, default 3/4 of the open-file limit].
     #[arg(long)]
     pub max_connections: Option<String>,
-    /// Milliseconds without a request before a connection is closed (HTTP/2: GOAWAY) [env:
-    /// DRAFTSTORE_IDLE_TIMEOUT_MS, default 60000].
+    /// Milliseconds without a request before a connection is closed (HTTP/2: GOAWAY, never
+    /// while a stream is open); also the stall limit, within which a client must take some of
+    /// its answer [env: DRAFTSTORE_IDLE_TIMEOUT_MS, default 60000].
     #[arg(long)]
     pub idle_timeout_ms: Option<String>,
     /// Server-side encryption of the objects, AES256 or aws:kms [env: DRAFTSTORE_S3_SSE].
