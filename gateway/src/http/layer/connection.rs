@@ -259,11 +259,12 @@ pub async fn linger(activity: &Activity, written: &Written, stall: Duration) {
     let mut quiet = Duration::ZERO;
     let mut before = None;
     loop {
-        let now = activity.nothing_left(written);
-        let wait = match now {
-            Some((0, _)) => LINGER,
-            _ if stall.is_zero() => Duration::MAX,
-            _ => stall,
+        let wait = if !activity.started_any() {
+            LINGER
+        } else if stall.is_zero() {
+            Duration::MAX
+        } else {
+            stall
         };
         let look = wait / 4;
         tokio::time::sleep(look).await;
