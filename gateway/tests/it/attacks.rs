@@ -35,6 +35,19 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
+    /// The exit status once the process has ended, polled every 20 ms; panics with `why` (and
+    /// the log) if it is still running after `limit`.
+    async fn exit_within(&mut self, limit: Duration, why: &str) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < limit, "{why}: {}", self.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// `gateway serve` on the embedded store in a new folder, its log in a file.
     fn start(env: &[(&str, &str)]) -> Self {
         Self::start_with_files(env, None)
@@ -448,17 +461,9 @@ async fn sighup_is_survived_and_a_second_sigterm_ends_the_drain() {
         "draining, not gone"
     );
     gateway.signal("TERM");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = gateway.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the second SIGTERM ends it"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = gateway
+        .exit_within(Duration::from_secs(20), "the second SIGTERM ends it")
+        .await;
     assert_eq!(status.code(), Some(75), "a cut drain is exit 75");
     let log = gateway.log();
     assert!(
@@ -743,17 +748,12 @@ async fn a_client_that_never_answers_the_drains_ping_does_not_hold_the_drain() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     gateway.signal("TERM");
     let started = Instant::now();
-    let status = loop {
-        if let Some(status) = gateway.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the drain waits for the PING's answer: {}",
-            gateway.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = gateway
+        .exit_within(
+            Duration::from_secs(20),
+            "the drain waits for the PING's answer",
+        )
+        .await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(5), "{took:?}");
     let log = gateway.log();
@@ -874,17 +874,9 @@ async fn a_drain_that_cuts_off_answers_still_being_sent_exits_75() {
     half.write_all(b"GET /health HTTP/1.1\r\nHo").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     gateway.signal("TERM");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = gateway.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the grace period ends the drain"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = gateway
+        .exit_within(Duration::from_secs(20), "the grace period ends the drain")
+        .await;
     let log = gateway.log();
     assert_eq!(status.code(), Some(75), "answers were cut off: {log}");
     assert!(log.contains("connections=1"), "{log}");
