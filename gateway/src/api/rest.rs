@@ -288,7 +288,14 @@ fn read_body(req: &Request<Bytes>) -> Result<&Bytes, ApiError> {
         ));
     }
     let content_type = first.and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mime = content_type.split(';').next().unwrap_or("").trim();
+    // The media type, before any parameters (a byte scan: `split(';')` is a search set up
+    // for every call).
+    let mime = content_type
+        .bytes()
+        .position(|b| b == b';')
+        .and_then(|end| content_type.get(..end))
+        .unwrap_or(content_type)
+        .trim();
     let json_suffix = mime
         .len()
         .checked_sub(5)
