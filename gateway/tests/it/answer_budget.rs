@@ -62,11 +62,7 @@ fn part_urls(
 ) -> reqwest::RequestBuilder {
     client
         .post(server.url("/api/v1/multipart-upload/part-urls"))
-        .json(&serde_json::json!({
-            "object_name": upload["object_name"],
-            "upload_id": upload["upload_id"],
-            "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-        }))
+        .json(&crate::harness::part_urls_call(upload))
 }
 
 fn upload_url(server: &Running, client: &reqwest::Client) -> reqwest::RequestBuilder {

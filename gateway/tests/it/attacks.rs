@@ -922,12 +922,7 @@ async fn http1_answers_nobody_reads_are_held_within_the_byte_budget() {
         ("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000"),
     ]);
     let upload = crate::harness::create_multipart(&gateway.url("/api/v1/multipart-upload")).await;
-    let body = serde_json::to_vec(&serde_json::json!({
-        "object_name": upload["object_name"],
-        "upload_id": upload["upload_id"],
-        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-    }))
-    .unwrap();
+    let body = serde_json::to_vec(&crate::harness::part_urls_call(&upload)).unwrap();
     let head = format!(
         "POST /api/v1/multipart-upload/part-urls HTTP/1.1\r\nHost: x\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",

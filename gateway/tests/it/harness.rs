@@ -287,14 +287,22 @@ pub fn send_part_urls(
         .body(())
         .unwrap();
     let (response, mut send) = client.send_request(request, false).unwrap();
-    let body = serde_json::json!({
+    send.send_data(
+        serde_json::to_vec(&part_urls_call(upload)).unwrap().into(),
+        true,
+    )
+    .unwrap();
+    (response, send)
+}
+
+/// The JSON body of a `part-urls` call for parts 1 to 1000 of `upload` (a `create_multipart`
+/// answer): an answer of about 468 KB, the big answer the stall and budget tests ask for.
+pub fn part_urls_call(upload: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
         "object_name": upload["object_name"],
         "upload_id": upload["upload_id"],
         "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-    });
-    send.send_data(serde_json::to_vec(&body).unwrap().into(), true)
-        .unwrap();
-    (response, send)
+    })
 }
 
 /// Starts the child `spawn(port)` makes on a port just found free and waits (up to `within`)

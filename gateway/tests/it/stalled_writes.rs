@@ -23,12 +23,7 @@ async fn an_http1_answer_never_read_closes_its_connection_at_the_stall_limit() {
         return;
     };
     let upload = crate::harness::create_multipart(&server.url("/api/v1/multipart-upload")).await;
-    let body = serde_json::to_vec(&serde_json::json!({
-        "object_name": upload["object_name"],
-        "upload_id": upload["upload_id"],
-        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-    }))
-    .unwrap();
+    let body = serde_json::to_vec(&crate::harness::part_urls_call(&upload)).unwrap();
     // Twenty 468 KB answers (pipelined: 9 MB, more than the kernel buffers hold, at most
     // 4 MiB on Linux) to a client whose receive buffer is 4 KiB and who reads nothing.
     const CALLS: usize = 20;

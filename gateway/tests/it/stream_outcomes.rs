@@ -400,11 +400,7 @@ async fn an_unfinished_big_answer_is_logged_and_counted_as_it_ended() {
     // Read to its end: a success, counted once.
     let whole = crate::harness::h2c()
         .post(format!("http://127.0.0.1:{port}{path}"))
-        .json(&serde_json::json!({
-            "object_name": upload["object_name"],
-            "upload_id": upload["upload_id"],
-            "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-        }))
+        .json(&crate::harness::part_urls_call(&upload))
         .send()
         .await
         .unwrap();
@@ -450,11 +446,7 @@ async fn an_answer_dropped_to_make_room_is_logged_and_counted_as_overloaded() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let whole = crate::stalled_streams::h2c_from([127, 0, 0, 3])
         .post(format!("http://127.0.0.1:{port}{path}"))
-        .json(&serde_json::json!({
-            "object_name": upload["object_name"],
-            "upload_id": upload["upload_id"],
-            "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-        }))
+        .json(&crate::harness::part_urls_call(&upload))
         .send()
         .await
         .unwrap();
@@ -562,12 +554,7 @@ async fn an_unfinished_big_http1_answer_is_logged_as_it_ended() {
     ))
     .await;
     let path = "/api/v1/multipart-upload/part-urls";
-    let body = serde_json::to_vec(&serde_json::json!({
-        "object_name": upload["object_name"],
-        "upload_id": upload["upload_id"],
-        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-    }))
-    .unwrap();
+    let body = serde_json::to_vec(&crate::harness::part_urls_call(&upload)).unwrap();
     // A 4 KiB receive buffer, nothing read: the answer waits for the client.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
