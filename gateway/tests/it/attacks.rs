@@ -656,14 +656,8 @@ async fn no_presigned_url_or_peer_takes_every_transfer_slot() {
         .unwrap();
     assert_eq!(health.status(), 200);
     // Every transfer shed (2 + 1 + 1) is counted and logged at INFO with its peer.
-    let metrics = Gateway::client_from(VICTIM)
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics =
+        crate::harness::text_of(Gateway::client_from(VICTIM).get(gateway.url("/metrics"))).await;
     let shed = metrics
         .lines()
         .find_map(|l| l.strip_prefix("draftstore_transfers_shed_total "))
@@ -1026,12 +1020,8 @@ async fn http1_answers_nobody_reads_are_held_within_the_byte_budget() {
         .filter(|&closed| closed)
         .count();
     assert!(closed > 0, "an answered attacker connection was closed");
-    let metrics = reqwest::get(gateway.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics =
+        crate::harness::text_of(reqwest::Client::new().get(gateway.url("/metrics"))).await;
     let unsent = gauge(&metrics, "draftstore_answer_bytes_unsent").unwrap_or(f64::NAN);
     assert!(unsent <= BOUND, "{unsent}");
 }

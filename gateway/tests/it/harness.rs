@@ -244,6 +244,11 @@ pub async fn status_of(request: reqwest::RequestBuilder) -> u16 {
     request.send().await.unwrap().status().as_u16()
 }
 
+/// Sends `request` and returns its body as text, whatever its status: e.g. a `/metrics` scrape.
+pub async fn text_of(request: reqwest::RequestBuilder) -> String {
+    request.send().await.unwrap().text().await.unwrap()
+}
+
 pub fn h2c() -> reqwest::Client {
     reqwest::Client::builder()
         .http2_prior_knowledge()

@@ -320,12 +320,7 @@ async fn a_store_download_no_longer_read_is_closed_at_the_stall_limit() {
         "{how} after {} bytes: the whole object was sent to a client that stopped reading",
         first.len() + rest
     );
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::harness::text_of(reqwest::Client::new().get(server.url("/metrics"))).await;
     // The counter is the process's, shared with the other tests here: at least this close.
     let stalls: u64 = metrics
         .lines()
@@ -513,12 +508,7 @@ async fn an_http2_store_download_given_no_window_is_reset_at_the_stall_limit_and
         assert_eq!(how, "reset Some(CANCEL)", "client {i}");
     }
     // Each reset is recorded as the stall it was: 504 on the store's series.
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::harness::text_of(reqwest::Client::new().get(server.url("/metrics"))).await;
     let idle = metrics
         .lines()
         .filter(|l| l.starts_with("draftstore_requests_total") && l.contains("route=\"store\""))

@@ -82,12 +82,10 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 /// The `draftstore_requests_total` lines of `protocol` with a non-zero count, as
 /// `(status, count)`.
 async fn counted(gateway: &Process, protocol: &str) -> Vec<(String, f64)> {
-    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", gateway.port))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::harness::text_of(
+        reqwest::Client::new().get(format!("http://127.0.0.1:{}/metrics", gateway.port)),
+    )
+    .await;
     text.lines()
         .filter(|l| l.starts_with("draftstore_requests_total{"))
         .filter(|l| l.contains(&format!("protocol=\"{protocol}\"")))
@@ -519,12 +517,10 @@ async fn a_small_answer_reset_at_the_stall_limit_is_logged_and_counted() {
     };
     let line = line.expect("the reset is logged");
     assert!(line.contains("STREAM_IDLE"), "{line}");
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::harness::text_of(
+        reqwest::Client::new().get(format!("http://127.0.0.1:{port}/metrics")),
+    )
+    .await;
     assert!(
         metrics
             .lines()
