@@ -598,15 +598,13 @@ async fn stalled_puts(
 
 /// A fresh presigned PUT URL for `name`.
 async fn upload_url(gateway: &Gateway, name: &str) -> String {
-    let answer: serde_json::Value = Gateway::client_from(VICTIM)
-        .post(gateway.url("/api/v1/upload-url"))
-        .json(&serde_json::json!({"object_name": name}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, answer) = crate::harness::json_answer(
+        Gateway::client_from(VICTIM)
+            .post(gateway.url("/api/v1/upload-url"))
+            .json(&serde_json::json!({"object_name": name})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
     answer["upload_url"].as_str().unwrap().to_owned()
 }
 

@@ -376,15 +376,28 @@ pub async fn h2_client(server: &Running) -> h2::client::SendRequest<bytes::Bytes
 /// `/api/v1/multipart-upload`, no authentication) and returns its JSON answer (`upload_id`,
 /// `object_name`, …): the setup of the tests that ask for big `part-urls` answers.
 pub async fn create_multipart(url: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .post(url)
-        .json(&serde_json::json!({"object_name": "mp.bin"}))
-        .send()
+    post_json(url, &serde_json::json!({"object_name": "mp.bin"}))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .1
+}
+
+/// POSTs `body` as JSON to `url` (a plain client, no authentication): the answer's status and
+/// its body parsed as JSON (a panic when it is not JSON).
+pub async fn post_json(
+    url: &str,
+    body: &serde_json::Value,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    json_answer(reqwest::Client::new().post(url).json(body)).await
+}
+
+/// Sends `request`: its answer's status and its body parsed as JSON (a panic when it is not
+/// JSON). For a call that needs its own client, e.g. from a given peer address.
+pub async fn json_answer(
+    request: reqwest::RequestBuilder,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
 }
 
 /// A TCP connection to `addr` from the loopback address `source` (e.g. `[127, 0, 0, 2]`), so

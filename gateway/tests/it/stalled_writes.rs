@@ -418,30 +418,23 @@ async fn an_http2_store_download_no_longer_read_is_closed_at_the_stall_limit() {
 
 /// A presigned download URL (path and query) of a new `size`-byte draft named `name`.
 async fn stored_named(server: &Running, name: &str, size: usize) -> String {
-    let client = reqwest::Client::new();
-    let up: serde_json::Value = client
-        .post(server.url("/api/v1/upload-url"))
-        .json(&serde_json::json!({"object_name": name}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, up) = crate::harness::post_json(
+        &server.url("/api/v1/upload-url"),
+        &serde_json::json!({"object_name": name}),
+    )
+    .await;
+    assert_eq!(status, 200, "{up}");
     let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     assert_eq!(
         crate::harness::put_to(up["upload_url"].as_str().unwrap(), body).await,
         200
     );
-    let down: serde_json::Value = client
-        .post(server.url("/api/v1/download-url"))
-        .json(&serde_json::json!({"object_name": up["object_name"], "source": "draft"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, down) = crate::harness::post_json(
+        &server.url("/api/v1/download-url"),
+        &serde_json::json!({"object_name": up["object_name"], "source": "draft"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{down}");
     let url = down["download_url"].as_str().unwrap();
     let at = url.find("/_store/").unwrap_or_else(|| panic!("{url}"));
     url.get(at..).unwrap().to_string()
