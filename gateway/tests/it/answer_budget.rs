@@ -303,15 +303,8 @@ async fn a_client_trickling_its_windows_open_does_not_lock_a_newcomer_out() {
         let (stop, url, upload, addr) = (stop.clone(), url.clone(), upload.clone(), server.addr);
         async move {
             let tcp = crate::harness::connect_from(addr, HOG).await;
-            let (client, connection) = h2::client::Builder::new()
-                .initial_window_size(16 * 1024)
-                .initial_connection_window_size(16 << 20)
-                .handshake::<_, bytes::Bytes>(tcp)
-                .await
-                .unwrap();
-            let connection = tokio::spawn(async move {
-                let _ = connection.await;
-            });
+            let (client, connection) =
+                crate::harness::h2_with_windows(tcp, 16 * 1024, 16 << 20).await;
             let mut calls = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 calls.push(tokio::spawn(trickle(

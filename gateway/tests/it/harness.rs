@@ -266,16 +266,34 @@ pub async fn h2_windowed(
     h2::client::SendRequest<bytes::Bytes>,
     tokio::task::JoinHandle<()>,
 ) {
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(window)
-        .initial_connection_window_size(window)
-        .handshake::<_, bytes::Bytes>(tcp)
+    h2_with_windows(tcp, window, window).await
+}
+
+/// A raw HTTP/2 client over `io` (a TCP stream, or a wrapper pacing its reads) whose initial
+/// stream window is `stream` bytes and connection window `connection` bytes (reopened only by
+/// releasing capacity), ready to send; with the task driving its connection (abort it to close
+/// the connection).
+pub async fn h2_with_windows<T>(
+    io: T,
+    stream: u32,
+    connection: u32,
+) -> (
+    h2::client::SendRequest<bytes::Bytes>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (client, driver) = h2::client::Builder::new()
+        .initial_window_size(stream)
+        .initial_connection_window_size(connection)
+        .handshake::<_, bytes::Bytes>(io)
         .await
         .unwrap();
-    let connection = tokio::spawn(async move {
-        let _ = connection.await;
+    let driving = tokio::spawn(async move {
+        let _ = driver.await;
     });
-    (client.ready().await.unwrap(), connection)
+    (client.ready().await.unwrap(), driving)
 }
 
 /// Sends on `client`, to `uri` (a `part-urls` URL), a call for 1000 parts of `upload` (an answer

@@ -337,13 +337,7 @@ async fn a_store_download_no_longer_read_is_closed_at_the_stall_limit() {
 /// here (only the TCP reads pace the server): the body's length, panicking (with the bytes got)
 /// if it is cut off.
 async fn get_h2_wide(server: &Running, target: &str, tcp: Trickle) -> usize {
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(16 << 20)
-        .initial_connection_window_size(16 << 20)
-        .handshake::<_, bytes::Bytes>(tcp)
-        .await
-        .unwrap();
-    let driving = tokio::spawn(connection);
+    let (client, driving) = crate::harness::h2_with_windows(tcp, 16 << 20, 16 << 20).await;
     let mut client = client.ready().await.unwrap();
     let request = http::Request::get(server.url(target)).body(()).unwrap();
     let (response, _) = client.send_request(request, true).unwrap();
@@ -382,13 +376,7 @@ async fn an_http2_store_download_no_longer_read_is_closed_at_the_stall_limit() {
     // limits, then all it can.
     let mut tcp = Trickle::connect(&server).await;
     tcp.halt = Some((100_000, LIMIT * 3));
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(16 << 20)
-        .initial_connection_window_size(16 << 20)
-        .handshake::<_, bytes::Bytes>(tcp)
-        .await
-        .unwrap();
-    let driving = tokio::spawn(connection);
+    let (client, driving) = crate::harness::h2_with_windows(tcp, 16 << 20, 16 << 20).await;
     let mut client = client.ready().await.unwrap();
     let request = http::Request::get(server.url(&target)).body(()).unwrap();
     let (response, _) = client.send_request(request, true).unwrap();
@@ -565,13 +553,8 @@ async fn an_http2_download_longer_than_the_idle_timeout_keeps_its_connection() {
     // slow reader takes it in five seconds, ten idle timeouts.
     const OBJECT: usize = SIZE / 2;
     let target = stored_named(&server, "long.bin", OBJECT).await;
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(16 << 20)
-        .initial_connection_window_size(16 << 20)
-        .handshake::<_, bytes::Bytes>(Trickle::connect(&server).await)
-        .await
-        .unwrap();
-    let driving = tokio::spawn(connection);
+    let (client, driving) =
+        crate::harness::h2_with_windows(Trickle::connect(&server).await, 16 << 20, 16 << 20).await;
     let mut ready = client.clone().ready().await.unwrap();
     let request = http::Request::get(server.url(&target)).body(()).unwrap();
     let (response, _) = ready.send_request(request, true).unwrap();
