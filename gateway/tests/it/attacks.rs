@@ -760,13 +760,11 @@ async fn a_small_answer_reset_at_the_stall_limit_is_logged_with_its_request() {
     let gateway = Gateway::start(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", "1000")]);
     let (client, connection) =
         crate::harness::h2_windowed(gateway.connect_from(ATTACKER).await, 0).await;
-    let mut client = client.ready().await.unwrap();
     let request = http::Request::get(gateway.url("/health"))
         .header("x-request-id", "stalled-health-7")
         .body(())
         .unwrap();
-    let (response, _) = client.send_request(request, true).unwrap();
-    let response = response.await.unwrap();
+    let response = crate::harness::h2_send(&client, request).await;
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
     let how = tokio::time::timeout(Duration::from_secs(10), body.data())
@@ -853,10 +851,8 @@ async fn a_drain_that_cuts_off_answers_still_being_sent_exits_75() {
         crate::harness::h2_windowed(gateway.connect_from(ATTACKER).await, 0).await;
     let mut held = Vec::new();
     for _ in 0..3 {
-        let mut client = client.clone().ready().await.unwrap();
         let request = http::Request::get(gateway.url("/health")).body(()).unwrap();
-        let (response, _) = client.send_request(request, true).unwrap();
-        let response = response.await.unwrap();
+        let response = crate::harness::h2_send(&client, request).await;
         assert_eq!(response.status(), 200);
         held.push(response.into_body());
     }

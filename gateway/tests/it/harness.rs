@@ -296,6 +296,17 @@ where
     (client.ready().await.unwrap(), driving)
 }
 
+/// Sends `request`, with no body, on a clone of `client` once it has room for a stream: the
+/// answer's head, its body still to be read (`into_body`). `client` keeps the connection.
+pub async fn h2_send(
+    client: &h2::client::SendRequest<bytes::Bytes>,
+    request: http::Request<()>,
+) -> http::Response<h2::RecvStream> {
+    let mut ready = client.clone().ready().await.unwrap();
+    let (response, _) = ready.send_request(request, true).unwrap();
+    response.await.unwrap()
+}
+
 /// Sends on `client`, to `uri` (a `part-urls` URL), a call for 1000 parts of `upload` (an answer
 /// of about 468 KB, over one frame), its body whole; returns its response and its send stream.
 pub fn send_part_urls(

@@ -338,10 +338,8 @@ async fn a_store_download_no_longer_read_is_closed_at_the_stall_limit() {
 /// if it is cut off.
 async fn get_h2_wide(server: &Running, target: &str, tcp: Trickle) -> usize {
     let (client, driving) = crate::harness::h2_with_windows(tcp, 16 << 20, 16 << 20).await;
-    let mut client = client.ready().await.unwrap();
     let request = http::Request::get(server.url(target)).body(()).unwrap();
-    let (response, _) = client.send_request(request, true).unwrap();
-    let response = response.await.unwrap();
+    let response = crate::harness::h2_send(&client, request).await;
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
     let mut got = 0;
@@ -377,10 +375,8 @@ async fn an_http2_store_download_no_longer_read_is_closed_at_the_stall_limit() {
     let mut tcp = Trickle::connect(&server).await;
     tcp.halt = Some((100_000, LIMIT * 3));
     let (client, driving) = crate::harness::h2_with_windows(tcp, 16 << 20, 16 << 20).await;
-    let mut client = client.ready().await.unwrap();
     let request = http::Request::get(server.url(&target)).body(()).unwrap();
-    let (response, _) = client.send_request(request, true).unwrap();
-    let mut body = response.await.unwrap().into_body();
+    let mut body = crate::harness::h2_send(&client, request).await.into_body();
     let mut got = 0;
     let how = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(data) = body.data().await {
@@ -450,10 +446,8 @@ async fn an_http2_store_download_given_no_window_is_reset_at_the_stall_limit_and
         let tcp = crate::harness::connect_from(server.addr, source).await;
         let (client, connection) = crate::harness::h2_windowed(tcp, 0).await;
         connections.push(connection);
-        let mut client = client.ready().await.unwrap();
         let request = http::Request::get(server.url(&target)).body(()).unwrap();
-        let (response, _) = client.send_request(request, true).unwrap();
-        let response = response.await.unwrap();
+        let response = crate::harness::h2_send(&client, request).await;
         assert_eq!(response.status(), 200, "client {i}");
         stalled.push(tokio::spawn(async move {
             let mut body = response.into_body();
@@ -516,10 +510,8 @@ async fn an_http2_store_error_never_read_is_reset_at_the_stall_limit_and_frees_i
     // A client giving no window asks for the object with a bad signature: S3's XML error.
     let tcp = crate::harness::connect_from(server.addr, [127, 0, 0, 20]).await;
     let (client, connection) = crate::harness::h2_windowed(tcp, 0).await;
-    let mut client = client.ready().await.unwrap();
     let request = http::Request::get(server.url(&forged)).body(()).unwrap();
-    let (response, _) = client.send_request(request, true).unwrap();
-    let response = response.await.unwrap();
+    let response = crate::harness::h2_send(&client, request).await;
     assert!(response.status().is_client_error(), "{}", response.status());
     // It holds no transfer slot (the only one): another address downloads meanwhile.
     let victim = reqwest::Client::builder()
@@ -555,10 +547,8 @@ async fn an_http2_download_longer_than_the_idle_timeout_keeps_its_connection() {
     let target = stored_named(&server, "long.bin", OBJECT).await;
     let (client, driving) =
         crate::harness::h2_with_windows(Trickle::connect(&server).await, 16 << 20, 16 << 20).await;
-    let mut ready = client.clone().ready().await.unwrap();
     let request = http::Request::get(server.url(&target)).body(()).unwrap();
-    let (response, _) = ready.send_request(request, true).unwrap();
-    let response = response.await.unwrap();
+    let response = crate::harness::h2_send(&client, request).await;
     assert_eq!(response.status(), 200);
     let download = tokio::spawn(async move {
         let mut body = response.into_body();
