@@ -352,11 +352,9 @@ async fn unread_part_urls(
     (send, reading)
 }
 
-/// A unary HTTP/2 answer over 16 KiB is logged and counted when its last frame is taken, or
-/// when it is dropped unfinished: at the stall limit as `STREAM_IDLE` (504), reset by the
-/// client as `STREAM_CANCELLED` (499), never as a success when its head went out.
-#[tokio::test]
-async fn an_unfinished_big_answer_is_logged_and_counted_as_it_ended() {
+/// A gateway with no authentication, the stall limit `IDLE_MS` and its HTTP server's debug
+/// lines logged, and a multipart upload made on it: the setup of the big-answer tests.
+async fn logged_gateway_with_upload() -> (Process, serde_json::Value) {
     let gateway = gateway_with(&[
         ("DRAFTSTORE_AUTH", "none"),
         (
@@ -370,6 +368,16 @@ async fn an_unfinished_big_answer_is_logged_and_counted_as_it_ended() {
         "http://127.0.0.1:{port}/api/v1/multipart-upload"
     ))
     .await;
+    (gateway, upload)
+}
+
+/// A unary HTTP/2 answer over 16 KiB is logged and counted when its last frame is taken, or
+/// when it is dropped unfinished: at the stall limit as `STREAM_IDLE` (504), reset by the
+/// client as `STREAM_CANCELLED` (499), never as a success when its head went out.
+#[tokio::test]
+async fn an_unfinished_big_answer_is_logged_and_counted_as_it_ended() {
+    let (gateway, upload) = logged_gateway_with_upload().await;
+    let port = gateway.port;
     let path = "/api/v1/multipart-upload/part-urls";
 
     // Stalled: dropped at the stall limit.
@@ -536,19 +544,8 @@ async fn a_small_answer_reset_at_the_stall_limit_is_logged_and_counted() {
 #[tokio::test]
 async fn an_unfinished_big_http1_answer_is_logged_as_it_ended() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let gateway = gateway_with(&[
-        ("DRAFTSTORE_AUTH", "none"),
-        (
-            "DRAFTSTORE_LOG",
-            "info,draftstore_gateway::http::server=debug",
-        ),
-        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &IDLE_MS.to_string()),
-    ]);
+    let (gateway, upload) = logged_gateway_with_upload().await;
     let port = gateway.port;
-    let upload = crate::harness::create_multipart(&format!(
-        "http://127.0.0.1:{port}/api/v1/multipart-upload"
-    ))
-    .await;
     let path = "/api/v1/multipart-upload/part-urls";
     let body = serde_json::to_vec(&crate::harness::part_urls_call(&upload)).unwrap();
     // A 4 KiB receive buffer, nothing read: the answer waits for the client.
