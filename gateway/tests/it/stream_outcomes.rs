@@ -383,6 +383,25 @@ async fn logged_gateway_with_upload() -> (Process, serde_json::Value) {
     (gateway, upload)
 }
 
+/// POSTs on `client` the 1000-part `part-urls` call of `upload` to the gateway on `port` and
+/// reads the answer whole: asserts it is a 200 and returns its body's length.
+async fn read_part_urls_whole(
+    client: &reqwest::Client,
+    port: u16,
+    upload: &serde_json::Value,
+) -> usize {
+    let whole = client
+        .post(format!(
+            "http://127.0.0.1:{port}/api/v1/multipart-upload/part-urls"
+        ))
+        .json(&crate::harness::part_urls_call(upload))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    whole.bytes().await.unwrap().len()
+}
+
 /// A unary HTTP/2 answer over 16 KiB is logged and counted when its last frame is taken, or
 /// when it is dropped unfinished: at the stall limit as `STREAM_IDLE` (504), reset by the
 /// client as `STREAM_CANCELLED` (499), never as a success when its head went out.
@@ -416,14 +435,8 @@ async fn an_unfinished_big_answer_is_logged_and_counted_as_it_ended() {
     assert!(lines[1].contains("STREAM_CANCELLED"), "{}", lines[1]);
 
     // Read to its end: a success, counted once.
-    let whole = crate::harness::h2c()
-        .post(format!("http://127.0.0.1:{port}{path}"))
-        .json(&crate::harness::part_urls_call(&upload))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(whole.status(), 200);
-    assert!(whole.bytes().await.unwrap().len() > 16 * 1024);
+    let client = crate::harness::h2c();
+    assert!(read_part_urls_whole(&client, port, &upload).await > 16 * 1024);
     let lines = lines_of(&gateway, path, 3).await;
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert_eq!(field(&lines[2], "status"), Some("200"), "{}", lines[2]);
@@ -454,14 +467,8 @@ async fn an_answer_dropped_to_make_room_is_logged_and_counted_as_overloaded() {
     }
     // Once the hog's answers are stale, a newcomer on another address makes room.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let whole = crate::stalled_streams::h2c_from([127, 0, 0, 3])
-        .post(format!("http://127.0.0.1:{port}{path}"))
-        .json(&crate::harness::part_urls_call(&upload))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(whole.status(), 200);
-    assert!(whole.bytes().await.unwrap().len() > 400_000);
+    let newcomer = crate::stalled_streams::h2c_from([127, 0, 0, 3]);
+    assert!(read_part_urls_whole(&newcomer, port, &upload).await > 400_000);
     let lines = lines_of(&gateway, path, 2).await;
     let dropped: Vec<&String> = lines
         .iter()
@@ -579,15 +586,8 @@ async fn an_unfinished_big_http1_answer_is_logged_as_it_ended() {
     assert!(got.len() < 400_000, "cut short: {}", got.len());
 
     // Read to its end: a success, counted once.
-    let whole = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}{path}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(whole.status(), 200);
-    assert!(whole.bytes().await.unwrap().len() > 400_000);
+    let client = reqwest::Client::new();
+    assert!(read_part_urls_whole(&client, port, &upload).await > 400_000);
     let lines = lines_of(&gateway, path, 2).await;
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(field(&lines[1], "status"), Some("200"), "{}", lines[1]);
