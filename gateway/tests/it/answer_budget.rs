@@ -62,11 +62,7 @@ fn part_urls(
 ) -> reqwest::RequestBuilder {
     client
         .post(server.url("/api/v1/multipart-upload/part-urls"))
-        .json(&serde_json::json!({
-            "object_name": upload["object_name"],
-            "upload_id": upload["upload_id"],
-            "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-        }))
+        .json(&crate::harness::part_urls_call(upload))
 }
 
 fn upload_url(server: &Running, client: &reqwest::Client) -> reqwest::RequestBuilder {
@@ -186,20 +182,28 @@ async fn a_full_budget_sheds_the_peers_over_their_share_and_makes_room_for_a_new
     server.stop().await;
 }
 
-/// Reads one `part-urls` answer on `client` as a steady reader does (a frame, a short pause,
-/// its window given back): `Ok(status)` when it ended whole, `Err` when it was reset.
-async fn read_steadily(
+/// Asks one `part-urls` answer on `client` and takes it frame by frame: each frame's window
+/// given back after `hold`, then `after` before the next frame is awaited. `Ok(status)` once it
+/// ended whole (or at once for a refusal), `Err` when it was reset.
+async fn take_paced(
     mut client: h2::client::SendRequest<bytes::Bytes>,
     url: String,
     upload: serde_json::Value,
+    hold: Duration,
+    after: Duration,
 ) -> Result<u16, String> {
     client = client.ready().await.map_err(|e| e.to_string())?;
     let (response, _send) = crate::harness::send_part_urls(&mut client, &url, &upload);
     let (head, mut body) = response.await.map_err(|e| e.to_string())?.into_parts();
     while let Some(data) = body.data().await {
         let data = data.map_err(|e| format!("reset mid-body: {:?}", e.reason()))?;
+        if !hold.is_zero() {
+            tokio::time::sleep(hold).await;
+        }
         let _ = body.flow_control().release_capacity(data.len());
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        if !after.is_zero() {
+            tokio::time::sleep(after).await;
+        }
     }
     Ok(head.status.as_u16())
 }
@@ -222,8 +226,17 @@ async fn a_reader_taking_its_answers_is_never_reset_to_make_room_for_newcomers()
             let (client, connection) = crate::harness::h2_windowed(tcp, 65_535).await;
             let mut statuses = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let calls =
-                    (0..3).map(|_| read_steadily(client.clone(), url.clone(), upload.clone()));
+                // Steadily: a frame, its window given back, 2 ms.
+                let calls = (0..3).map(|_| {
+                    let steady = Duration::from_millis(2);
+                    take_paced(
+                        client.clone(),
+                        url.clone(),
+                        upload.clone(),
+                        Duration::ZERO,
+                        steady,
+                    )
+                });
                 statuses.extend(futures_util::future::join_all(calls).await);
             }
             connection.abort();
@@ -272,25 +285,6 @@ async fn a_reader_taking_its_answers_is_never_reset_to_make_room_for_newcomers()
     server.stop().await;
 }
 
-/// Asks one `part-urls` answer on `client` and takes it as a trickler does: 16 KiB of window
-/// (one frame) every half second, 32 KiB/s, half the floor rate. `Ok(status)` once it ended
-/// (or at once for a refusal), `Err` when it was reset.
-async fn trickle(
-    mut client: h2::client::SendRequest<bytes::Bytes>,
-    url: String,
-    upload: serde_json::Value,
-) -> Result<u16, String> {
-    client = client.ready().await.map_err(|e| e.to_string())?;
-    let (response, _send) = crate::harness::send_part_urls(&mut client, &url, &upload);
-    let (head, mut body) = response.await.map_err(|e| e.to_string())?.into_parts();
-    while let Some(data) = body.data().await {
-        let data = data.map_err(|e| format!("reset: {:?}", e.reason()))?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let _ = body.flow_control().release_capacity(data.len());
-    }
-    Ok(head.status.as_u16())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_trickling_its_windows_open_does_not_lock_a_newcomer_out() {
     // 128 places: a total of 2 MiB, filled by five answers of 468 KB.
@@ -307,21 +301,19 @@ async fn a_client_trickling_its_windows_open_does_not_lock_a_newcomer_out() {
         let (stop, url, upload, addr) = (stop.clone(), url.clone(), upload.clone(), server.addr);
         async move {
             let tcp = crate::harness::connect_from(addr, HOG).await;
-            let (client, connection) = h2::client::Builder::new()
-                .initial_window_size(16 * 1024)
-                .initial_connection_window_size(16 << 20)
-                .handshake::<_, bytes::Bytes>(tcp)
-                .await
-                .unwrap();
-            let connection = tokio::spawn(async move {
-                let _ = connection.await;
-            });
+            let (client, connection) =
+                crate::harness::h2_with_windows(tcp, 16 * 1024, 16 << 20).await;
             let mut calls = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                calls.push(tokio::spawn(trickle(
+                // A trickler: 16 KiB of window (one frame) every half second, 32 KiB/s, half
+                // the floor rate.
+                let half_second = Duration::from_millis(500);
+                calls.push(tokio::spawn(take_paced(
                     client.clone(),
                     url.clone(),
                     upload.clone(),
+                    half_second,
+                    Duration::ZERO,
                 )));
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

@@ -598,15 +598,13 @@ async fn stalled_puts(
 
 /// A fresh presigned PUT URL for `name`.
 async fn upload_url(gateway: &Gateway, name: &str) -> String {
-    let answer: serde_json::Value = Gateway::client_from(VICTIM)
-        .post(gateway.url("/api/v1/upload-url"))
-        .json(&serde_json::json!({"object_name": name}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, answer) = crate::harness::json_answer(
+        Gateway::client_from(VICTIM)
+            .post(gateway.url("/api/v1/upload-url"))
+            .json(&serde_json::json!({"object_name": name})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
     answer["upload_url"].as_str().unwrap().to_owned()
 }
 
@@ -656,14 +654,8 @@ async fn no_presigned_url_or_peer_takes_every_transfer_slot() {
         .unwrap();
     assert_eq!(health.status(), 200);
     // Every transfer shed (2 + 1 + 1) is counted and logged at INFO with its peer.
-    let metrics = Gateway::client_from(VICTIM)
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics =
+        crate::harness::text_of(Gateway::client_from(VICTIM).get(gateway.url("/metrics"))).await;
     let shed = metrics
         .lines()
         .find_map(|l| l.strip_prefix("draftstore_transfers_shed_total "))
@@ -768,13 +760,11 @@ async fn a_small_answer_reset_at_the_stall_limit_is_logged_with_its_request() {
     let gateway = Gateway::start(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", "1000")]);
     let (client, connection) =
         crate::harness::h2_windowed(gateway.connect_from(ATTACKER).await, 0).await;
-    let mut client = client.ready().await.unwrap();
     let request = http::Request::get(gateway.url("/health"))
         .header("x-request-id", "stalled-health-7")
         .body(())
         .unwrap();
-    let (response, _) = client.send_request(request, true).unwrap();
-    let response = response.await.unwrap();
+    let response = crate::harness::h2_send(&client, request).await;
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
     let how = tokio::time::timeout(Duration::from_secs(10), body.data())
@@ -861,10 +851,8 @@ async fn a_drain_that_cuts_off_answers_still_being_sent_exits_75() {
         crate::harness::h2_windowed(gateway.connect_from(ATTACKER).await, 0).await;
     let mut held = Vec::new();
     for _ in 0..3 {
-        let mut client = client.clone().ready().await.unwrap();
         let request = http::Request::get(gateway.url("/health")).body(()).unwrap();
-        let (response, _) = client.send_request(request, true).unwrap();
-        let response = response.await.unwrap();
+        let response = crate::harness::h2_send(&client, request).await;
         assert_eq!(response.status(), 200);
         held.push(response.into_body());
     }
@@ -922,12 +910,7 @@ async fn http1_answers_nobody_reads_are_held_within_the_byte_budget() {
         ("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000"),
     ]);
     let upload = crate::harness::create_multipart(&gateway.url("/api/v1/multipart-upload")).await;
-    let body = serde_json::to_vec(&serde_json::json!({
-        "object_name": upload["object_name"],
-        "upload_id": upload["upload_id"],
-        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-    }))
-    .unwrap();
+    let body = serde_json::to_vec(&crate::harness::part_urls_call(&upload)).unwrap();
     let head = format!(
         "POST /api/v1/multipart-upload/part-urls HTTP/1.1\r\nHost: x\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -1031,12 +1014,8 @@ async fn http1_answers_nobody_reads_are_held_within_the_byte_budget() {
         .filter(|&closed| closed)
         .count();
     assert!(closed > 0, "an answered attacker connection was closed");
-    let metrics = reqwest::get(gateway.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics =
+        crate::harness::text_of(reqwest::Client::new().get(gateway.url("/metrics"))).await;
     let unsent = gauge(&metrics, "draftstore_answer_bytes_unsent").unwrap_or(f64::NAN);
     assert!(unsent <= BOUND, "{unsent}");
 }

@@ -244,6 +244,11 @@ pub async fn status_of(request: reqwest::RequestBuilder) -> u16 {
     request.send().await.unwrap().status().as_u16()
 }
 
+/// Sends `request` and returns its body as text, whatever its status: e.g. a `/metrics` scrape.
+pub async fn text_of(request: reqwest::RequestBuilder) -> String {
+    request.send().await.unwrap().text().await.unwrap()
+}
+
 pub fn h2c() -> reqwest::Client {
     reqwest::Client::builder()
         .http2_prior_knowledge()
@@ -261,16 +266,45 @@ pub async fn h2_windowed(
     h2::client::SendRequest<bytes::Bytes>,
     tokio::task::JoinHandle<()>,
 ) {
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(window)
-        .initial_connection_window_size(window)
-        .handshake::<_, bytes::Bytes>(tcp)
+    h2_with_windows(tcp, window, window).await
+}
+
+/// A raw HTTP/2 client over `io` (a TCP stream, or a wrapper pacing its reads) whose initial
+/// stream window is `stream` bytes and connection window `connection` bytes (reopened only by
+/// releasing capacity), ready to send; with the task driving its connection (abort it to close
+/// the connection).
+pub async fn h2_with_windows<T>(
+    io: T,
+    stream: u32,
+    connection: u32,
+) -> (
+    h2::client::SendRequest<bytes::Bytes>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (client, driver) = h2::client::Builder::new()
+        .initial_window_size(stream)
+        .initial_connection_window_size(connection)
+        .handshake::<_, bytes::Bytes>(io)
         .await
         .unwrap();
-    let connection = tokio::spawn(async move {
-        let _ = connection.await;
+    let driving = tokio::spawn(async move {
+        let _ = driver.await;
     });
-    (client.ready().await.unwrap(), connection)
+    (client.ready().await.unwrap(), driving)
+}
+
+/// Sends `request`, with no body, on a clone of `client` once it has room for a stream: the
+/// answer's head, its body still to be read (`into_body`). `client` keeps the connection.
+pub async fn h2_send(
+    client: &h2::client::SendRequest<bytes::Bytes>,
+    request: http::Request<()>,
+) -> http::Response<h2::RecvStream> {
+    let mut ready = client.clone().ready().await.unwrap();
+    let (response, _) = ready.send_request(request, true).unwrap();
+    response.await.unwrap()
 }
 
 /// Sends on `client`, to `uri` (a `part-urls` URL), a call for 1000 parts of `upload` (an answer
@@ -287,14 +321,22 @@ pub fn send_part_urls(
         .body(())
         .unwrap();
     let (response, mut send) = client.send_request(request, false).unwrap();
-    let body = serde_json::json!({
+    send.send_data(
+        serde_json::to_vec(&part_urls_call(upload)).unwrap().into(),
+        true,
+    )
+    .unwrap();
+    (response, send)
+}
+
+/// The JSON body of a `part-urls` call for parts 1 to 1000 of `upload` (a `create_multipart`
+/// answer): an answer of about 468 KB, the big answer the stall and budget tests ask for.
+pub fn part_urls_call(upload: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
         "object_name": upload["object_name"],
         "upload_id": upload["upload_id"],
         "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-    });
-    send.send_data(serde_json::to_vec(&body).unwrap().into(), true)
-        .unwrap();
-    (response, send)
+    })
 }
 
 /// Starts the child `spawn(port)` makes on a port just found free and waits (up to `within`)
@@ -363,15 +405,28 @@ pub async fn h2_client(server: &Running) -> h2::client::SendRequest<bytes::Bytes
 /// `/api/v1/multipart-upload`, no authentication) and returns its JSON answer (`upload_id`,
 /// `object_name`, …): the setup of the tests that ask for big `part-urls` answers.
 pub async fn create_multipart(url: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .post(url)
-        .json(&serde_json::json!({"object_name": "mp.bin"}))
-        .send()
+    post_json(url, &serde_json::json!({"object_name": "mp.bin"}))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .1
+}
+
+/// POSTs `body` as JSON to `url` (a plain client, no authentication): the answer's status and
+/// its body parsed as JSON (a panic when it is not JSON).
+pub async fn post_json(
+    url: &str,
+    body: &serde_json::Value,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    json_answer(reqwest::Client::new().post(url).json(body)).await
+}
+
+/// Sends `request`: its answer's status and its body parsed as JSON (a panic when it is not
+/// JSON). For a call that needs its own client, e.g. from a given peer address.
+pub async fn json_answer(
+    request: reqwest::RequestBuilder,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
 }
 
 /// A TCP connection to `addr` from the loopback address `source` (e.g. `[127, 0, 0, 2]`), so

@@ -23,12 +23,7 @@ async fn an_http1_answer_never_read_closes_its_connection_at_the_stall_limit() {
         return;
     };
     let upload = crate::harness::create_multipart(&server.url("/api/v1/multipart-upload")).await;
-    let body = serde_json::to_vec(&serde_json::json!({
-        "object_name": upload["object_name"],
-        "upload_id": upload["upload_id"],
-        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-    }))
-    .unwrap();
+    let body = serde_json::to_vec(&crate::harness::part_urls_call(&upload)).unwrap();
     // Twenty 468 KB answers (pipelined: 9 MB, more than the kernel buffers hold, at most
     // 4 MiB on Linux) to a client whose receive buffer is 4 KiB and who reads nothing.
     const CALLS: usize = 20;
@@ -325,12 +320,7 @@ async fn a_store_download_no_longer_read_is_closed_at_the_stall_limit() {
         "{how} after {} bytes: the whole object was sent to a client that stopped reading",
         first.len() + rest
     );
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::harness::text_of(reqwest::Client::new().get(server.url("/metrics"))).await;
     // The counter is the process's, shared with the other tests here: at least this close.
     let stalls: u64 = metrics
         .lines()
@@ -347,17 +337,9 @@ async fn a_store_download_no_longer_read_is_closed_at_the_stall_limit() {
 /// here (only the TCP reads pace the server): the body's length, panicking (with the bytes got)
 /// if it is cut off.
 async fn get_h2_wide(server: &Running, target: &str, tcp: Trickle) -> usize {
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(16 << 20)
-        .initial_connection_window_size(16 << 20)
-        .handshake::<_, bytes::Bytes>(tcp)
-        .await
-        .unwrap();
-    let driving = tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
+    let (client, driving) = crate::harness::h2_with_windows(tcp, 16 << 20, 16 << 20).await;
     let request = http::Request::get(server.url(target)).body(()).unwrap();
-    let (response, _) = client.send_request(request, true).unwrap();
-    let response = response.await.unwrap();
+    let response = crate::harness::h2_send(&client, request).await;
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
     let mut got = 0;
@@ -392,17 +374,9 @@ async fn an_http2_store_download_no_longer_read_is_closed_at_the_stall_limit() {
     // limits, then all it can.
     let mut tcp = Trickle::connect(&server).await;
     tcp.halt = Some((100_000, LIMIT * 3));
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(16 << 20)
-        .initial_connection_window_size(16 << 20)
-        .handshake::<_, bytes::Bytes>(tcp)
-        .await
-        .unwrap();
-    let driving = tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
+    let (client, driving) = crate::harness::h2_with_windows(tcp, 16 << 20, 16 << 20).await;
     let request = http::Request::get(server.url(&target)).body(()).unwrap();
-    let (response, _) = client.send_request(request, true).unwrap();
-    let mut body = response.await.unwrap().into_body();
+    let mut body = crate::harness::h2_send(&client, request).await.into_body();
     let mut got = 0;
     let how = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(data) = body.data().await {
@@ -428,30 +402,23 @@ async fn an_http2_store_download_no_longer_read_is_closed_at_the_stall_limit() {
 
 /// A presigned download URL (path and query) of a new `size`-byte draft named `name`.
 async fn stored_named(server: &Running, name: &str, size: usize) -> String {
-    let client = reqwest::Client::new();
-    let up: serde_json::Value = client
-        .post(server.url("/api/v1/upload-url"))
-        .json(&serde_json::json!({"object_name": name}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, up) = crate::harness::post_json(
+        &server.url("/api/v1/upload-url"),
+        &serde_json::json!({"object_name": name}),
+    )
+    .await;
+    assert_eq!(status, 200, "{up}");
     let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     assert_eq!(
         crate::harness::put_to(up["upload_url"].as_str().unwrap(), body).await,
         200
     );
-    let down: serde_json::Value = client
-        .post(server.url("/api/v1/download-url"))
-        .json(&serde_json::json!({"object_name": up["object_name"], "source": "draft"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, down) = crate::harness::post_json(
+        &server.url("/api/v1/download-url"),
+        &serde_json::json!({"object_name": up["object_name"], "source": "draft"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{down}");
     let url = down["download_url"].as_str().unwrap();
     let at = url.find("/_store/").unwrap_or_else(|| panic!("{url}"));
     url.get(at..).unwrap().to_string()
@@ -479,10 +446,8 @@ async fn an_http2_store_download_given_no_window_is_reset_at_the_stall_limit_and
         let tcp = crate::harness::connect_from(server.addr, source).await;
         let (client, connection) = crate::harness::h2_windowed(tcp, 0).await;
         connections.push(connection);
-        let mut client = client.ready().await.unwrap();
         let request = http::Request::get(server.url(&target)).body(()).unwrap();
-        let (response, _) = client.send_request(request, true).unwrap();
-        let response = response.await.unwrap();
+        let response = crate::harness::h2_send(&client, request).await;
         assert_eq!(response.status(), 200, "client {i}");
         stalled.push(tokio::spawn(async move {
             let mut body = response.into_body();
@@ -518,12 +483,7 @@ async fn an_http2_store_download_given_no_window_is_reset_at_the_stall_limit_and
         assert_eq!(how, "reset Some(CANCEL)", "client {i}");
     }
     // Each reset is recorded as the stall it was: 504 on the store's series.
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::harness::text_of(reqwest::Client::new().get(server.url("/metrics"))).await;
     let idle = metrics
         .lines()
         .filter(|l| l.starts_with("draftstore_requests_total") && l.contains("route=\"store\""))
@@ -550,10 +510,8 @@ async fn an_http2_store_error_never_read_is_reset_at_the_stall_limit_and_frees_i
     // A client giving no window asks for the object with a bad signature: S3's XML error.
     let tcp = crate::harness::connect_from(server.addr, [127, 0, 0, 20]).await;
     let (client, connection) = crate::harness::h2_windowed(tcp, 0).await;
-    let mut client = client.ready().await.unwrap();
     let request = http::Request::get(server.url(&forged)).body(()).unwrap();
-    let (response, _) = client.send_request(request, true).unwrap();
-    let response = response.await.unwrap();
+    let response = crate::harness::h2_send(&client, request).await;
     assert!(response.status().is_client_error(), "{}", response.status());
     // It holds no transfer slot (the only one): another address downloads meanwhile.
     let victim = reqwest::Client::builder()
@@ -587,17 +545,10 @@ async fn an_http2_download_longer_than_the_idle_timeout_keeps_its_connection() {
     // slow reader takes it in five seconds, ten idle timeouts.
     const OBJECT: usize = SIZE / 2;
     let target = stored_named(&server, "long.bin", OBJECT).await;
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(16 << 20)
-        .initial_connection_window_size(16 << 20)
-        .handshake::<_, bytes::Bytes>(Trickle::connect(&server).await)
-        .await
-        .unwrap();
-    let driving = tokio::spawn(connection);
-    let mut ready = client.clone().ready().await.unwrap();
+    let (client, driving) =
+        crate::harness::h2_with_windows(Trickle::connect(&server).await, 16 << 20, 16 << 20).await;
     let request = http::Request::get(server.url(&target)).body(()).unwrap();
-    let (response, _) = ready.send_request(request, true).unwrap();
-    let response = response.await.unwrap();
+    let response = crate::harness::h2_send(&client, request).await;
     assert_eq!(response.status(), 200);
     let download = tokio::spawn(async move {
         let mut body = response.into_body();

@@ -82,12 +82,10 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 /// The `draftstore_requests_total` lines of `protocol` with a non-zero count, as
 /// `(status, count)`.
 async fn counted(gateway: &Process, protocol: &str) -> Vec<(String, f64)> {
-    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", gateway.port))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::harness::text_of(
+        reqwest::Client::new().get(format!("http://127.0.0.1:{}/metrics", gateway.port)),
+    )
+    .await;
     text.lines()
         .filter(|l| l.starts_with("draftstore_requests_total{"))
         .filter(|l| l.contains(&format!("protocol=\"{protocol}\"")))
@@ -332,6 +330,18 @@ async fn a_unary_call_reset_after_sending_is_still_logged_and_counted() {
     }
 }
 
+/// Asserts that the gateway's REST requests, summed by status over every series, are `want`
+/// exactly: no other status counted, none missing.
+async fn assert_rest_counted(gateway: &Process, want: &[(&str, f64)]) {
+    let mut rest = std::collections::BTreeMap::<String, f64>::new();
+    for (status, n) in counted(gateway, "rest").await {
+        *rest.entry(status).or_default() += n;
+    }
+    let want: std::collections::BTreeMap<String, f64> =
+        want.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect();
+    assert_eq!(rest, want);
+}
+
 /// Opens an HTTP/2 `part-urls` call for 1000 parts (an answer of about 100 KB, handed over
 /// frame by frame) from a client with a 1 KiB window that never reads: the answer is stuck.
 async fn unread_part_urls(
@@ -354,11 +364,9 @@ async fn unread_part_urls(
     (send, reading)
 }
 
-/// A unary HTTP/2 answer over 16 KiB is logged and counted when its last frame is taken, or
-/// when it is dropped unfinished: at the stall limit as `STREAM_IDLE` (504), reset by the
-/// client as `STREAM_CANCELLED` (499), never as a success when its head went out.
-#[tokio::test]
-async fn an_unfinished_big_answer_is_logged_and_counted_as_it_ended() {
+/// A gateway with no authentication, the stall limit `IDLE_MS` and its HTTP server's debug
+/// lines logged, and a multipart upload made on it: the setup of the big-answer tests.
+async fn logged_gateway_with_upload() -> (Process, serde_json::Value) {
     let gateway = gateway_with(&[
         ("DRAFTSTORE_AUTH", "none"),
         (
@@ -372,6 +380,35 @@ async fn an_unfinished_big_answer_is_logged_and_counted_as_it_ended() {
         "http://127.0.0.1:{port}/api/v1/multipart-upload"
     ))
     .await;
+    (gateway, upload)
+}
+
+/// POSTs on `client` the 1000-part `part-urls` call of `upload` to the gateway on `port` and
+/// reads the answer whole: asserts it is a 200 and returns its body's length.
+async fn read_part_urls_whole(
+    client: &reqwest::Client,
+    port: u16,
+    upload: &serde_json::Value,
+) -> usize {
+    let whole = client
+        .post(format!(
+            "http://127.0.0.1:{port}/api/v1/multipart-upload/part-urls"
+        ))
+        .json(&crate::harness::part_urls_call(upload))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    whole.bytes().await.unwrap().len()
+}
+
+/// A unary HTTP/2 answer over 16 KiB is logged and counted when its last frame is taken, or
+/// when it is dropped unfinished: at the stall limit as `STREAM_IDLE` (504), reset by the
+/// client as `STREAM_CANCELLED` (499), never as a success when its head went out.
+#[tokio::test]
+async fn an_unfinished_big_answer_is_logged_and_counted_as_it_ended() {
+    let (gateway, upload) = logged_gateway_with_upload().await;
+    let port = gateway.port;
     let path = "/api/v1/multipart-upload/part-urls";
 
     // Stalled: dropped at the stall limit.
@@ -398,32 +435,14 @@ async fn an_unfinished_big_answer_is_logged_and_counted_as_it_ended() {
     assert!(lines[1].contains("STREAM_CANCELLED"), "{}", lines[1]);
 
     // Read to its end: a success, counted once.
-    let whole = crate::harness::h2c()
-        .post(format!("http://127.0.0.1:{port}{path}"))
-        .json(&serde_json::json!({
-            "object_name": upload["object_name"],
-            "upload_id": upload["upload_id"],
-            "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(whole.status(), 200);
-    assert!(whole.bytes().await.unwrap().len() > 16 * 1024);
+    let client = crate::harness::h2c();
+    assert!(read_part_urls_whole(&client, port, &upload).await > 16 * 1024);
     let lines = lines_of(&gateway, path, 3).await;
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert_eq!(field(&lines[2], "status"), Some("200"), "{}", lines[2]);
 
     // By status, over both calls (the upload made, the three part-urls answers).
-    let mut rest = std::collections::BTreeMap::<String, f64>::new();
-    for (status, n) in counted(&gateway, "rest").await {
-        *rest.entry(status).or_default() += n;
-    }
-    let want: std::collections::BTreeMap<String, f64> = [("200", 2.0), ("499", 1.0), ("504", 1.0)]
-        .iter()
-        .map(|(s, n)| ((*s).to_owned(), *n))
-        .collect();
-    assert_eq!(rest, want);
+    assert_rest_counted(&gateway, &[("200", 2.0), ("499", 1.0), ("504", 1.0)]).await;
 }
 
 /// A big answer reset to make room for another client's is logged and counted as such (503
@@ -448,18 +467,8 @@ async fn an_answer_dropped_to_make_room_is_logged_and_counted_as_overloaded() {
     }
     // Once the hog's answers are stale, a newcomer on another address makes room.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let whole = crate::stalled_streams::h2c_from([127, 0, 0, 3])
-        .post(format!("http://127.0.0.1:{port}{path}"))
-        .json(&serde_json::json!({
-            "object_name": upload["object_name"],
-            "upload_id": upload["upload_id"],
-            "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(whole.status(), 200);
-    assert!(whole.bytes().await.unwrap().len() > 400_000);
+    let newcomer = crate::stalled_streams::h2c_from([127, 0, 0, 3]);
+    assert!(read_part_urls_whole(&newcomer, port, &upload).await > 400_000);
     let lines = lines_of(&gateway, path, 2).await;
     let dropped: Vec<&String> = lines
         .iter()
@@ -527,12 +536,10 @@ async fn a_small_answer_reset_at_the_stall_limit_is_logged_and_counted() {
     };
     let line = line.expect("the reset is logged");
     assert!(line.contains("STREAM_IDLE"), "{line}");
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::harness::text_of(
+        reqwest::Client::new().get(format!("http://127.0.0.1:{port}/metrics")),
+    )
+    .await;
     assert!(
         metrics
             .lines()
@@ -548,26 +555,10 @@ async fn a_small_answer_reset_at_the_stall_limit_is_logged_and_counted() {
 #[tokio::test]
 async fn an_unfinished_big_http1_answer_is_logged_as_it_ended() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let gateway = gateway_with(&[
-        ("DRAFTSTORE_AUTH", "none"),
-        (
-            "DRAFTSTORE_LOG",
-            "info,draftstore_gateway::http::server=debug",
-        ),
-        ("DRAFTSTORE_IDLE_TIMEOUT_MS", &IDLE_MS.to_string()),
-    ]);
+    let (gateway, upload) = logged_gateway_with_upload().await;
     let port = gateway.port;
-    let upload = crate::harness::create_multipart(&format!(
-        "http://127.0.0.1:{port}/api/v1/multipart-upload"
-    ))
-    .await;
     let path = "/api/v1/multipart-upload/part-urls";
-    let body = serde_json::to_vec(&serde_json::json!({
-        "object_name": upload["object_name"],
-        "upload_id": upload["upload_id"],
-        "part_numbers": (1..=1000).collect::<Vec<u32>>(),
-    }))
-    .unwrap();
+    let body = serde_json::to_vec(&crate::harness::part_urls_call(&upload)).unwrap();
     // A 4 KiB receive buffer, nothing read: the answer waits for the client.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -595,26 +586,11 @@ async fn an_unfinished_big_http1_answer_is_logged_as_it_ended() {
     assert!(got.len() < 400_000, "cut short: {}", got.len());
 
     // Read to its end: a success, counted once.
-    let whole = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}{path}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(whole.status(), 200);
-    assert!(whole.bytes().await.unwrap().len() > 400_000);
+    let client = reqwest::Client::new();
+    assert!(read_part_urls_whole(&client, port, &upload).await > 400_000);
     let lines = lines_of(&gateway, path, 2).await;
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(field(&lines[1], "status"), Some("200"), "{}", lines[1]);
-    let mut rest = std::collections::BTreeMap::<String, f64>::new();
-    for (status, n) in counted(&gateway, "rest").await {
-        *rest.entry(status).or_default() += n;
-    }
     // The upload made, the part-urls answer read whole, the one left unread.
-    let want: std::collections::BTreeMap<String, f64> = [("200", 2.0), ("504", 1.0)]
-        .iter()
-        .map(|(s, n)| ((*s).to_owned(), *n))
-        .collect();
-    assert_eq!(rest, want);
+    assert_rest_counted(&gateway, &[("200", 2.0), ("504", 1.0)]).await;
 }
