@@ -37,7 +37,7 @@
 //! frame once there are many series): it takes a place like any API call, and is paced alike.
 
 use super::body::early;
-use super::observe::PacedEnd;
+use super::observe::{PacedEnd, Unfinished};
 use super::unsent::{Charge, Refused, Unsent};
 use super::{meta, reply, Req, Res};
 use crate::api::error::{ApiError, Code};
@@ -571,7 +571,13 @@ pin_project! {
                 let made_room = this.charge.as_ref().is_some_and(|c| c.signal().dropped());
                 let stalled =
                     this.watch.as_ref().is_some_and(|w| w.stalled()) || this.pace.stalled();
-                end.unfinished(made_room, stalled);
+                end.unfinished(if made_room {
+                    Unfinished::MadeRoom
+                } else if stalled {
+                    Unfinished::Stalled
+                } else {
+                    Unfinished::ClientLeft
+                });
             }
         }
     }

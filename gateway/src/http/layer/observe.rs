@@ -258,10 +258,9 @@ impl StreamEnd {
 }
 
 /// The record of a whole answer handed over frame by frame (an HTTP/2 answer over 16 KiB,
-/// admission's `Paced`): written when its last frame is taken ([`PacedEnd::finished`]), or
-/// when it is dropped unfinished ([`PacedEnd::unfinished`]: `STREAM_IDLE` at the stall limit,
-/// `OVERLOADED` when reset to make room for other clients, `STREAM_CANCELLED` when the client
-/// reset it), not when its head goes out.
+/// admission's `Paced`; an HTTP/2 download, the transfer layer's `Download`): written when its
+/// last frame is taken ([`PacedEnd::finished`]), or when it is dropped unfinished
+/// ([`PacedEnd::unfinished`], see [`Unfinished`]), not when its head goes out.
 pub struct PacedEnd(StreamEnd);
 
 impl std::fmt::Debug for PacedEnd {
@@ -288,27 +287,42 @@ impl PacedEnd {
         self.0.end(Ok(()));
     }
 
-    /// Dropped before its last frame was taken: to make room for other clients' answers when
-    /// `made_room` (503 `OVERLOADED`), else at the stall limit when `stalled` (504
-    /// `STREAM_IDLE`), else by the client (a reset or a closed connection).
-    pub fn unfinished(self, made_room: bool, stalled: bool) {
-        let e = if made_room {
-            ApiError::new(
+    /// Dropped before its last frame was taken, for `why`.
+    pub fn unfinished(self, why: Unfinished) {
+        let e = match why {
+            Unfinished::MadeRoom => ApiError::new(
                 Code::Overloaded,
                 "the answer was dropped to make room for other clients' answers: this client \
                  took it slower than the floor rate (64 KiB/s) and held more than its fair \
                  share of the memory kept for answers waiting to be sent",
-            )
-        } else if stalled {
-            ApiError::new(
+            ),
+            Unfinished::Stalled => ApiError::new(
                 Code::StreamIdle,
                 "the client took too little of the answer within the stall limit",
-            )
-        } else {
-            client_left()
+            ),
+            Unfinished::DrainCut => ApiError::new(
+                Code::DrainCut,
+                "the server's drain ended (its grace period over, or a second signal) while the \
+                 answer was still being sent: the server cut it off",
+            ),
+            Unfinished::ClientLeft => client_left(),
         };
         self.0.end(Err(e));
     }
+}
+
+/// Why an answer handed over frame by frame ended before its last frame was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unfinished {
+    /// Dropped to make room for other clients' answers (503 `OVERLOADED`).
+    MadeRoom,
+    /// Reset at the stall limit: its client took too little (504 `STREAM_IDLE`).
+    Stalled,
+    /// Cut by the server at the end of its drain (503 `DRAIN_CUT`, see
+    /// [`crate::http::drain`]).
+    DrainCut,
+    /// Its client reset the stream or closed the connection (499 `STREAM_CANCELLED`).
+    ClientLeft,
 }
 
 /// Why an answer was not sent whole when its client reset the stream or closed the connection.
@@ -322,7 +336,8 @@ fn client_left() -> ApiError {
 impl Seen {
     /// Writes a stream's or paced answer's record at its end, its head sent with `http`. A
     /// REST answer cut after its head is logged and counted with the status its end stands
-    /// for (499 `STREAM_CANCELLED`, 504 `STREAM_IDLE`): the client never got the whole 200.
+    /// for (499 `STREAM_CANCELLED`, 504 `STREAM_IDLE`, 503 `DRAIN_CUT`): the client never got
+    /// the whole 200.
     fn ended(self, outcome: Result<(), ApiError>, http: u16) {
         let failed = outcome.err();
         let http = match &failed {
