@@ -24,12 +24,13 @@ use crate::api::app::App;
 use crate::api::{grpc, rest};
 use crate::auth::{Authenticator, Tenant};
 use crate::config::{Limits, ServeConfig};
+use crate::http::activity::Activity;
 use crate::http::cors::Cors;
 use crate::http::drain::DrainEnd;
 use crate::http::layer::admission::{AdmissionLayer, By, Shares};
 use crate::http::layer::auth::AuthLayer;
 use crate::http::layer::body::{self, BodyLayer};
-use crate::http::layer::connection::{self, Activity, PerConnection, Silence, Streams};
+use crate::http::layer::connection::{self, PerConnection, Silence, Streams};
 use crate::http::layer::cors::CorsLayer;
 use crate::http::layer::observe::ObserveLayer;
 use crate::http::layer::protocol::{self, ProtocolLayer};
@@ -238,8 +239,9 @@ pub fn default_max_connections() -> usize {
 /// (a kept-alive connection with no new request for a whole idle period is closed, half a
 /// head included).
 fn builder(limits: &Limits) -> auto::Builder<crate::http::watch::Executor> {
-    let mut builder =
-        auto::Builder::new(crate::http::watch::Executor::stalling(limits.idle_timeout));
+    let executor = crate::http::watch::Executor::stalling(limits.idle_timeout)
+        .reporting(crate::http::layer::observe::small_answer_stalled);
+    let mut builder = auto::Builder::new(executor);
     builder
         .http1()
         .timer(TokioTimer::new())

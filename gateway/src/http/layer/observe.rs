@@ -11,6 +11,7 @@ use super::{meta_mut, Failed, Req, Res};
 use crate::api::error::{ApiError, Code};
 use crate::http::response::RequestId;
 use crate::http::server::Call;
+use crate::http::watch::Asked;
 use crate::metrics::CallSeries;
 use pin_project_lite::pin_project;
 use std::collections::HashMap;
@@ -93,6 +94,7 @@ where
 
     fn call(&mut self, mut req: Req) -> Self::Future {
         let call = Call::of(req.uri().path(), req.headers());
+        let h2 = req.version() == http::Version::HTTP_2;
         let meta = meta_mut(&mut req);
         meta.call = Some(call);
         let id = meta.id.clone();
@@ -114,6 +116,7 @@ where
                 id,
                 method,
                 uri,
+                h2,
                 started: Instant::now(),
                 series: self.series.clone(),
             }),
@@ -128,6 +131,8 @@ struct Seen {
     id: Option<RequestId>,
     method: http::Method,
     uri: http::Uri,
+    /// Over HTTP/2: only a stream task keeps its request ([`crate::http::watch::remember`]).
+    h2: bool,
     started: Instant,
     series: Arc<Series>,
 }
@@ -184,8 +189,8 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Observed<F> {
         let Ok(response) = ready!(this.inner.poll(cx));
         if let Some(seen) = this.seen.take() {
             if let Some(asked) = seen.record(&response) {
-                // An HTTP/2 stream task keeps it (moved, not copied) for the log line of a
-                // reset after the answer; elsewhere it is dropped now, as before.
+                // Its HTTP/2 stream task keeps it (moved, not copied) for the log line of a
+                // reset after the answer.
                 crate::http::watch::remember(asked);
             }
         }
@@ -356,7 +361,8 @@ impl Seen {
     }
 
     /// Counts and logs the call answered with `response` (or leaves that to its end, for a
-    /// stream); the request, when written now (see [`Asked`]).
+    /// stream); over HTTP/2 the request, when written now (see [`Asked`]: only an HTTP/2
+    /// stream task is reset after its answer).
     fn record(self, response: &Res) -> Option<Asked> {
         let http = response.status().as_u16();
         if let Some(end) = response.extensions().get::<StreamEnd>() {
@@ -365,7 +371,7 @@ impl Seen {
         }
         let failed = response.extensions().get::<Failed>().map(|f| &f.0);
         self.write(failed, http);
-        Some(Asked {
+        self.h2.then(|| Asked {
             id: self.id,
             method: self.method,
             uri: self.uri,
@@ -413,19 +419,12 @@ impl Seen {
     }
 }
 
-/// The request a whole answer was written for (its id, method and URI, moved out of its
-/// record once written), kept by its HTTP/2 stream task ([`crate::http::watch::remember`]) so
-/// that a reset of the answer at the stall limit is logged with it.
-pub struct Asked {
-    id: Option<RequestId>,
-    method: http::Method,
-    uri: http::Uri,
-}
-
 /// Logs (INFO) and counts (`draftstore_small_answers_stalled_total`) a whole HTTP/2 answer of
 /// one frame or less reset at the stall limit `stall`, with its request when known. Its request
-/// was logged and counted when answered, with the status it was answered with.
-pub fn small_answer_stalled(asked: Option<&Asked>, stall: std::time::Duration) {
+/// was logged and counted when answered, with the status it was answered with. The stream
+/// tasks' executor calls it ([`crate::http::watch::Executor::reporting`]).
+pub fn small_answer_stalled(asked: Option<Asked>, stall: std::time::Duration) {
+    let asked = asked.as_ref();
     crate::metrics::get().small_answers_stalled.inc();
     let stall_ms = u64::try_from(stall.as_millis()).unwrap_or(u64::MAX);
     let id = IdText(asked.and_then(|a| a.id.as_ref()));
@@ -516,6 +515,7 @@ mod tests {
             id: None,
             method: http::Method::POST,
             uri: http::Uri::from_static("/draft.v1.DraftService/GetUploadURL"),
+            h2: true,
             started: Instant::now(),
             series: Arc::new(Series::default()),
         }
