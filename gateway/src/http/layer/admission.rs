@@ -553,8 +553,8 @@ pin_project! {
     /// goes alone too, so all the rest is written (and counted) before hyper, having its
     /// whole length, drops the body. Dropped to make room, it hands nothing more; its
     /// connection is closed by its [`Charge`]'s signal (the one owner of that close, see
-    /// [`super::unsent::Signal::closes`]), not here: a client that reads nothing never has its
-    /// answer polled again.
+    /// [`super::unsent::Signal::closes`]), not here: while its client reads nothing the answer
+    /// waits for the socket's count and is not polled, so only the chooser can close at once.
     struct Paced {
         #[pin]
         inner: Body,
