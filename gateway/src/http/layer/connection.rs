@@ -172,12 +172,13 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
         // waits for all of it (a window opened a byte at a time is no progress). A streamed
         // one sets its own watch.
         if let Ok(response) = &mut answer {
-            if response.body().whole_len().is_some()
+            // Only HTTP/2 stream tasks have a slot to mark: over HTTP/1.1 the look-up (one
+            // task-local access per request) is skipped.
+            if *this.h2
+                && response.body().whole_len().is_some()
                 && !hyper::body::Body::is_end_stream(response.body())
             {
-                if *this.h2 {
-                    response.body_mut().end_apart();
-                }
+                response.body_mut().end_apart();
                 crate::http::watch::answered();
             }
         }
