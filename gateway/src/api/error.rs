@@ -169,7 +169,8 @@ impl ApiError {
 
     /// Worth a log line at error level (the server's fault, not the caller's). A message with
     /// the compressed flag and no encoding is INTERNAL by the gRPC spec, but the client built
-    /// it: anyone could otherwise write ERROR lines at will.
+    /// it: anyone could otherwise write ERROR lines at will. An answer cut by the drain's end
+    /// is not either: the drain's summary (WARN) is the operator's line, one per drain.
     #[must_use]
     pub const fn is_server_side(&self) -> bool {
         matches!(
@@ -177,7 +178,7 @@ impl ApiError {
             Kind::Internal | Kind::Unavailable | Kind::Timeout
         ) && !matches!(
             self.code,
-            Code::InvalidCompressedFlag | Code::InvalidTimeout
+            Code::InvalidCompressedFlag | Code::InvalidTimeout | Code::DrainCut
         )
     }
 }

@@ -24,11 +24,13 @@ use crate::api::app::App;
 use crate::api::{grpc, rest};
 use crate::auth::{Authenticator, Tenant};
 use crate::config::{Limits, ServeConfig};
+use crate::http::activity::Activity;
 use crate::http::cors::Cors;
+use crate::http::drain::DrainEnd;
 use crate::http::layer::admission::{AdmissionLayer, By, Shares};
 use crate::http::layer::auth::AuthLayer;
 use crate::http::layer::body::{self, BodyLayer};
-use crate::http::layer::connection::{self, Activity, PerConnection, Silence, Streams};
+use crate::http::layer::connection::{self, PerConnection, Silence, Streams};
 use crate::http::layer::cors::CorsLayer;
 use crate::http::layer::observe::ObserveLayer;
 use crate::http::layer::protocol::{self, ProtocolLayer};
@@ -148,9 +150,18 @@ impl<B: Storage + Presign + 'static> Server<B> {
         // Object bytes flow through this server only when it serves a store's URLs; that
         // decides how replies are written (see `socket`).
         let vectored = self.store.is_some();
+        let drain = DrainEnd::default();
         let serving = Serving {
             builder: builder(&limits),
-            stack: stack(self.app, self.store, self.auth, self.cors, limits, self.ui),
+            stack: stack(
+                self.app,
+                self.store,
+                self.auth,
+                self.cors,
+                limits,
+                self.ui,
+                drain.clone(),
+            ),
             streams: Streams::new(limits.max_in_flight.saturating_mul(2)),
             connections: Arc::new(Semaphore::new(max_connections)),
             closing: watch::channel(false).0,
@@ -191,6 +202,9 @@ impl<B: Storage + Presign + 'static> Server<B> {
         let connections = serving.answering.load(Ordering::Relaxed);
         let drained = Drained { cut, connections };
         if drained.cut_off() {
+            // Before returning: what is still open is dropped with the runtime afterwards,
+            // and its records must say the server cut it.
+            drain.cut();
             crate::metrics::get()
                 .drain_cut
                 .inc_by(u64::try_from(connections).unwrap_or(u64::MAX));
@@ -225,8 +239,9 @@ pub fn default_max_connections() -> usize {
 /// (a kept-alive connection with no new request for a whole idle period is closed, half a
 /// head included).
 fn builder(limits: &Limits) -> auto::Builder<crate::http::watch::Executor> {
-    let mut builder =
-        auto::Builder::new(crate::http::watch::Executor::stalling(limits.idle_timeout));
+    let executor = crate::http::watch::Executor::stalling(limits.idle_timeout)
+        .reporting(crate::http::layer::observe::small_answer_stalled);
+    let mut builder = auto::Builder::new(executor);
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -247,7 +262,8 @@ fn builder(limits: &Limits) -> auto::Builder<crate::http::watch::Executor> {
 /// the API body read whole (shared by peer, before any place is taken), admission by peer,
 /// authentication, admission by tenant, the request time limit, then the router. Probes and
 /// the embedded store's object transfers take no admission place; object transfers have no
-/// request time limit.
+/// request time limit. Downloads still being sent once `drain` is cut are logged as cut by
+/// the server.
 pub fn stack<B: Storage + Presign + 'static>(
     app: App<B>,
     store: Option<local::Endpoint>,
@@ -255,6 +271,7 @@ pub fn stack<B: Storage + Presign + 'static>(
     cors: Cors,
     limits: Limits,
     ui: Option<crate::ui::Page>,
+    drain: DrainEnd,
 ) -> impl Service<Req, Response = Res, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
 {
     let router = Routes(Arc::new(Router { app, store, limits }));
@@ -265,7 +282,11 @@ pub fn stack<B: Storage + Presign + 'static>(
         .layer(CorsLayer::new(cors))
         .layer(ProtocolLayer)
         .layer(crate::ui::layer::UiLayer::new(ui))
-        .layer(TransferLayer::new(limits.max_in_flight).watching(limits.idle_timeout))
+        .layer(
+            TransferLayer::new(limits.max_in_flight)
+                .watching(limits.idle_timeout)
+                .cut_by(drain),
+        )
         .layer(BodyLayer::new(
             Shares::new(limits.max_in_flight),
             body::Limits {
@@ -814,6 +835,7 @@ mod tests {
             server.cors,
             server.limits,
             server.ui,
+            DrainEnd::default(),
         );
         // Every open HTTP/2 stream holds its request's future until it is answered: under a
         // flood of streams (400 connections x 256 streams) this is most of the memory.

@@ -16,17 +16,21 @@
 //! allocation); if the task then waits at all, the executor makes its watch, armed for the
 //! stall limit it was given ([`Executor::stalling`]), so an answer the client never takes is
 //! reset like any other stream. A task that finishes in the poll that answered (every answer
-//! the client's window has room for) costs only the flag's store. Such a reset is logged (INFO,
-//! with the request's id, method and path, which the observe layer leaves in the slot:
-//! [`remember`]) and counted (`draftstore_small_answers_stalled_total`): the request's own line
+//! the client's window has room for) costs only the flag's store. Such a reset is reported to
+//! the function the executor was given ([`Executor::reporting`]: the observe layer's, which
+//! logs it at INFO and counts it), with the request's id, method and path ([`Asked`], which the
+//! observe layer leaves in the slot of an HTTP/2 answer: [`remember`]): the request's own line
 //! and count were written when it was answered.
+//!
+//! This module is transport: it knows nothing of the layers above it ([`crate::http::layer`]),
+//! which use it; what they hand down ([`Asked`], [`Activity`]) is defined here or beside it.
 //!
 //! The slot also keeps the stream counted as open on its connection ([`keep_open`]) from its
 //! answer until the task ends (its body sent or the stream reset), so that a connection busy
 //! with a long download is not idle.
 
-use crate::http::layer::connection::Activity;
-use crate::http::layer::observe::Asked;
+use crate::http::activity::Activity;
+use crate::http::response::RequestId;
 use pin_project_lite::pin_project;
 use std::cell::{Cell, OnceCell};
 use std::future::Future;
@@ -43,6 +47,22 @@ tokio::task_local! {
     static WATCH: Slot;
 }
 
+/// The request a whole answer was written for (its id, method and URI, moved out of its
+/// record once written), kept by its HTTP/2 stream task ([`remember`]) so that a reset of the
+/// answer at the stall limit is reported with it ([`Executor::reporting`]).
+pub struct Asked {
+    /// The request's id, when it has one.
+    pub id: Option<RequestId>,
+    /// Its method.
+    pub method: http::Method,
+    /// Its URI.
+    pub uri: http::Uri,
+}
+
+/// What an executor calls when it resets a whole answer its client did not take within the
+/// stall limit: the request (when the observe layer left it, see [`remember`]) and the limit.
+pub type Report = fn(Option<Asked>, Duration);
+
 /// A stream task's slot: its watch once made, whether its whole answer was handed over, the
 /// request it answered (for the log line of a reset), and its connection while the task keeps
 /// the stream counted as open there.
@@ -57,7 +77,7 @@ struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(activity) = self.open.take() {
-            activity.stream_ended();
+            activity.request_ended();
         }
     }
 }
@@ -147,7 +167,7 @@ pub fn answered() {
 }
 
 /// Keeps the running HTTP/2 stream task counted as open on its connection (`activity`) until
-/// the task ends: [`Activity::stream_ended`] is called then. Outside a stream task, `activity`
+/// the task ends: [`Activity::request_ended`] is called then. Outside a stream task, `activity`
 /// is handed back (the caller ends the count itself).
 ///
 /// # Errors
@@ -157,31 +177,44 @@ pub fn keep_open(activity: Arc<Activity>) -> Result<(), Arc<Activity>> {
     let _ = WATCH.try_with(|slot| {
         if let Some(previous) = slot.open.replace(held.take()) {
             // A task answers once: never taken.
-            previous.stream_ended();
+            previous.request_ended();
         }
     });
     held.map_or(Ok(()), Err)
 }
 
-/// Leaves the request the running HTTP/2 stream task answered in its slot, for the log line of
-/// a reset after the answer; dropped outside a stream task.
+/// Leaves the request the running HTTP/2 stream task answered in its slot, for the report of
+/// a reset after the answer; dropped outside a stream task. Only HTTP/2 stream tasks have a
+/// slot: callers skip it for other requests (a task-local lookup saved).
 pub fn remember(asked: Asked) {
     let _ = WATCH.try_with(|slot| slot.asked.set(Some(asked)));
 }
 
 /// hyper's executor: spawns each task on tokio with an empty watch slot, dropping the task
 /// when the watch its code asked for is armed and expires, or when it waits `stall` after
-/// being [`answered`] (zero, the default: never).
+/// being [`answered`] (zero, the default: never), which it reports to `report` (when given).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Executor {
     stall: Duration,
+    report: Option<Report>,
 }
 
 impl Executor {
     /// An executor dropping a task that waits `stall` (zero: never) after it [`answered`].
     #[must_use]
     pub fn stalling(stall: Duration) -> Self {
-        Self { stall }
+        Self {
+            stall,
+            report: None,
+        }
+    }
+
+    /// Calls `report` for each task dropped for waiting after it [`answered`] (the layers
+    /// above log and count it; this module only resets).
+    #[must_use]
+    pub fn reporting(mut self, report: Report) -> Self {
+        self.report = Some(report);
+        self
     }
 }
 
@@ -197,6 +230,7 @@ where
                 task: fut,
                 expiry: None,
                 stall: self.stall,
+                report: self.report,
                 answered: false,
             },
         ));
@@ -211,6 +245,7 @@ pin_project! {
         task: F,
         expiry: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
         stall: Duration,
+        report: Option<Report>,
         // Its watch was made for a whole answer handed over (not by the task's own code).
         answered: bool,
     }
@@ -253,8 +288,10 @@ impl<F: Future> Future for Watched<F> {
         };
         let expired = expiry.as_mut().poll(cx);
         if expired.is_ready() && *this.answered {
-            let asked = WATCH.try_with(|slot| slot.asked.take()).ok().flatten();
-            crate::http::layer::observe::small_answer_stalled(asked.as_ref(), *this.stall);
+            if let Some(report) = this.report {
+                let asked = WATCH.try_with(|slot| slot.asked.take()).ok().flatten();
+                report(asked, *this.stall);
+            }
         }
         expired
     }

@@ -873,6 +873,101 @@ async fn a_drain_that_cuts_off_answers_still_being_sent_exits_75() {
     drop((silent, half));
 }
 
+/// A presigned download URL of a new `size`-byte draft named `name`.
+async fn download_url(gateway: &Gateway, name: &str, size: usize) -> String {
+    let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let put = Gateway::client_from(VICTIM)
+        .put(upload_url(gateway, name).await)
+        .timeout(Duration::from_secs(20))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let answer: serde_json::Value = Gateway::client_from(VICTIM)
+        .post(gateway.url("/api/v1/download-url"))
+        .json(&serde_json::json!({"object_name": name, "source": "draft"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["download_url"].as_str().unwrap().to_owned()
+}
+
+/// Starts an HTTP/2 download of `url` (request id `id`) on a connection of its own with a
+/// 64 KiB window: its body and its send half (to reset it).
+async fn h2_download(
+    gateway: &Gateway,
+    url: &str,
+    id: &str,
+) -> (h2::RecvStream, h2::SendStream<Bytes>) {
+    let (client, _connection) =
+        crate::harness::h2_windowed(gateway.connect_from(ATTACKER).await, 64 * 1024).await;
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::get(url)
+        .header("x-request-id", id)
+        .body(())
+        .unwrap();
+    let (response, send) = client.send_request(request, true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200, "{id}");
+    (response.into_body(), send)
+}
+
+/// The access-log line of request `id` saying `code`, if written.
+fn line_of(log: &str, id: &str, code: &str) -> Option<String> {
+    log.lines()
+        .find(|l| l.contains(&format!("request_id={id} ")) && l.contains(code))
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_cut_at_the_drains_end_is_logged_as_the_servers_cut_not_the_clients() {
+    let _serial = SERIAL.lock().await;
+    // 2 MiB taken at about 300 KB/s: still being sent when the 1 s grace period ends.
+    const SIZE: usize = 2 * 1024 * 1024;
+    let mut gateway = Gateway::start(&[("DRAFTSTORE_SHUTDOWN_GRACE_MS", "1000")]);
+    let cancelled = download_url(&gateway, "cancelled.bin", SIZE).await;
+    let cut = download_url(&gateway, "cut.bin", SIZE).await;
+    // A client that resets its download itself: 499 STREAM_CANCELLED, as before.
+    let (mut body, mut send) = h2_download(&gateway, &cancelled, "cancelled-download").await;
+    assert!(matches!(body.data().await, Some(Ok(_))));
+    send.send_reset(h2::Reason::CANCEL);
+    eventually("the client's reset is logged", || {
+        line_of(&gateway.log(), "cancelled-download", "STREAM_CANCELLED").is_some()
+    })
+    .await;
+    // A slow reader, still taking its download when the drain ends.
+    let (mut body, _send) = h2_download(&gateway, &cut, "cut-download").await;
+    let reading = tokio::spawn(async move {
+        let mut got = 0;
+        while let Some(Ok(data)) = body.data().await {
+            got += data.len();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = body.flow_control().release_capacity(data.len());
+        }
+        got
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gateway.signal("TERM");
+    let status = gateway
+        .exit_within(Duration::from_secs(20), "the grace period ends the drain")
+        .await;
+    let got = reading.await.unwrap();
+    let log = gateway.log();
+    assert_eq!(status.code(), Some(75), "the download was cut off: {log}");
+    assert!(got < SIZE, "the download was not cut: {got} bytes");
+    let line = line_of(&log, "cut-download", "code=")
+        .unwrap_or_else(|| panic!("the cut download is not logged: {log}"));
+    assert!(line.contains("code=\"DRAIN_CUT\""), "{line}");
+    assert!(line.contains("status=503"), "{line}");
+    let line = line_of(&log, "cancelled-download", "code=").unwrap_or_default();
+    assert!(line.contains("code=\"STREAM_CANCELLED\""), "{line}");
+    assert!(line.contains("status=499"), "{line}");
+}
+
 /// The gateway's resident memory (`VmRSS` of `/proc/<pid>/status`) in MiB, for the test's
 /// output only (a figure to report, not asserted).
 fn rss_mib(gateway: &Gateway) -> u64 {

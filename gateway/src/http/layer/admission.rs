@@ -37,7 +37,7 @@
 //! frame once there are many series): it takes a place like any API call, and is paced alike.
 
 use super::body::early;
-use super::observe::PacedEnd;
+use super::observe::{PacedEnd, Unfinished};
 use super::unsent::{Charge, Refused, Unsent};
 use super::{meta, reply, Req, Res};
 use crate::api::error::{ApiError, Code};
@@ -400,6 +400,8 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
             };
             let pace = match this.written.take() {
                 Some(written) => {
+                    // Over HTTP/1.1, which cannot reset one answer, its connection is closed if
+                    // the answer is dropped to make room: by the signal, at once.
                     if let Some(charge) = &charge {
                         charge.signal().closes(&written);
                     }
@@ -549,8 +551,10 @@ pin_project! {
     /// Over HTTP/1.1 ([`Pace::Socket`]): a frame is handed over only once the socket has
     /// written all handed before, and bytes are given back as it writes them; the last byte
     /// goes alone too, so all the rest is written (and counted) before hyper, having its
-    /// whole length, drops the body. Dropped to make room, it hands nothing more and its
-    /// connection is closed ([`Written::close`]).
+    /// whole length, drops the body. Dropped to make room, it hands nothing more; its
+    /// connection is closed by its [`Charge`]'s signal (the one owner of that close, see
+    /// [`super::unsent::Signal::closes`]), not here: while its client reads nothing the answer
+    /// waits for the socket's count and is not polled, so only the chooser can close at once.
     struct Paced {
         #[pin]
         inner: Body,
@@ -571,7 +575,13 @@ pin_project! {
                 let made_room = this.charge.as_ref().is_some_and(|c| c.signal().dropped());
                 let stalled =
                     this.watch.as_ref().is_some_and(|w| w.stalled()) || this.pace.stalled();
-                end.unfinished(made_room, stalled);
+                end.unfinished(if made_room {
+                    Unfinished::MadeRoom
+                } else if stalled {
+                    Unfinished::Stalled
+                } else {
+                    Unfinished::ClientLeft
+                });
             }
         }
     }
@@ -588,9 +598,9 @@ impl HttpBody for Paced {
         let mut this = self.project();
         if let Some(charge) = this.charge.as_mut() {
             if charge.signal().dropped() {
-                if let Pace::Socket { written, .. } = this.pace {
-                    // Its connection's socket fails its next IO (hyper polls it after this).
-                    written.close();
+                if let Pace::Socket { .. } = this.pace {
+                    // Its signal closed its connection when it was chosen (see
+                    // `Signal::closes`): hyper's next IO on the socket fails.
                     return Poll::Pending;
                 }
                 // Its watch (armed by the signal, or now if chosen before its first frame)

@@ -8,6 +8,7 @@
 
 use super::Meta;
 use super::{Req, Res};
+use crate::http::activity::Activity;
 use crate::http::socket::Written;
 use pin_project_lite::pin_project;
 use std::cell::RefCell;
@@ -15,49 +16,11 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tower::Service;
-
-/// Requests open on one connection (over HTTP/2: stream tasks open, from the request until
-/// its answer is sent or its stream reset, see [`crate::http::watch::keep_open`]; over
-/// HTTP/1.1: until answered), how many were ever started there, and whether it speaks HTTP/2.
-#[derive(Debug, Default)]
-pub struct Activity {
-    open: AtomicUsize,
-    started: AtomicU64,
-    h2: AtomicBool,
-}
-
-impl Activity {
-    /// Whether any request was ever started on the connection (one still open when a drain
-    /// ends is then answering, not merely silent).
-    #[must_use]
-    pub fn started_any(&self) -> bool {
-        self.started.load(Ordering::Relaxed) > 0
-    }
-
-    /// An HTTP/2 stream task kept counted by [`crate::http::watch::keep_open`] has ended.
-    pub fn stream_ended(&self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Whether a closing connection has nothing left to finish now: it never started a
-    /// request, or it speaks HTTP/2 and no stream task is open (over HTTP/1.1 an answer's body
-    /// may still be being written with no request open). `Some` with the requests started so
-    /// far and the bytes its socket has written (`written`), so that [`linger`] can tell
-    /// whether that held, with nothing written (an answer whose stream task ended may still be
-    /// leaving h2's buffers), over a whole wait.
-    #[must_use]
-    fn nothing_left(&self, written: &Written) -> Option<(u64, u64)> {
-        let started = self.started.load(Ordering::Relaxed);
-        let idle = started == 0
-            || (self.h2.load(Ordering::Relaxed) && self.open.load(Ordering::Relaxed) == 0);
-        idle.then(|| (started, written.bytes()))
-    }
-}
 
 /// Requests open on all connections, and the cap past which they are refused.
 #[derive(Debug)]
@@ -137,10 +100,9 @@ where
     type Future = Counted<S::Future>;
 
     fn call(&self, mut req: Req) -> Self::Future {
-        self.activity.open.fetch_add(1, Ordering::Relaxed);
-        self.activity.started.fetch_add(1, Ordering::Relaxed);
-        let before = self.streams.open.fetch_add(1, Ordering::Relaxed);
         let h2 = req.version() == http::Version::HTTP_2;
+        self.activity.request_started(h2);
+        let before = self.streams.open.fetch_add(1, Ordering::Relaxed);
         // The one extension every request gets; the layers fill it in.
         req.extensions_mut().insert(Meta {
             peer: Some(self.peer),
@@ -148,9 +110,6 @@ where
             written: if h2 { None } else { self.written.clone() },
             ..Meta::default()
         });
-        if h2 {
-            self.activity.h2.store(true, Ordering::Relaxed);
-        }
         let inner = match self.inner.try_borrow_mut() {
             Ok(mut stack) => stack.call(req),
             Err(_) => self.spare.clone().call(req),
@@ -176,7 +135,7 @@ struct Open {
 impl Drop for Open {
     fn drop(&mut self) {
         if let Some(activity) = &self.activity {
-            activity.open.fetch_sub(1, Ordering::Relaxed);
+            activity.request_ended();
         }
         self.streams.open.fetch_sub(1, Ordering::Relaxed);
     }
@@ -213,12 +172,13 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
         // waits for all of it (a window opened a byte at a time is no progress). A streamed
         // one sets its own watch.
         if let Ok(response) = &mut answer {
-            if response.body().whole_len().is_some()
+            // Only HTTP/2 stream tasks have a slot to mark: over HTTP/1.1 the look-up (one
+            // task-local access per request) is skipped.
+            if *this.h2
+                && response.body().whole_len().is_some()
                 && !hyper::body::Body::is_end_stream(response.body())
             {
-                if *this.h2 {
-                    response.body_mut().end_apart();
-                }
+                response.body_mut().end_apart();
                 crate::http::watch::answered();
             }
         }
@@ -242,7 +202,7 @@ pub enum Silence {
 pub const LINGER: Duration = Duration::from_secs(1);
 
 /// Completes once a closing connection (told to finish: HTTP/2 GOAWAY and PING) has had
-/// nothing left to finish (see `Activity::nothing_left`: no request started, or no HTTP/2
+/// nothing left to finish (see [`Activity::nothing_left`]: no request started, or no HTTP/2
 /// stream open) and no byte written by its socket (`written`) for a while: [`LINGER`] if it
 /// never started a request, else `stall` (the stall limit; zero: never). hyper closes an
 /// HTTP/2 connection only once its client answers the PING, and one that never does is
@@ -287,14 +247,14 @@ pub async fn linger(activity: &Activity, written: &Written, stall: Duration) {
 /// connection closes between one and two periods after its last request.
 pub async fn idle(activity: &Activity, first: Duration, idle: Duration) -> Silence {
     tokio::time::sleep(first).await;
-    let mut seen = activity.started.load(Ordering::Relaxed);
+    let mut seen = activity.started();
     if seen == 0 {
         return Silence::NoRequest;
     }
     loop {
         tokio::time::sleep(idle).await;
-        let started = activity.started.load(Ordering::Relaxed);
-        if activity.open.load(Ordering::Relaxed) == 0 && started == seen {
+        let started = activity.started();
+        if activity.open() == 0 && started == seen {
             return Silence::Idle;
         }
         seen = started;
@@ -317,7 +277,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_connection_that_served_a_request_follows_the_idle_timeout() {
         let activity = Activity::default();
-        activity.started.store(1, Ordering::Relaxed);
+        activity.request_started(false);
+        activity.request_ended();
         let started = tokio::time::Instant::now();
         let why = idle(&activity, Duration::from_secs(10), Duration::from_secs(60)).await;
         assert_eq!(started.elapsed(), Duration::from_secs(70));
@@ -337,13 +298,11 @@ mod tests {
         assert!(started.elapsed() <= LINGER * 2, "{:?}", started.elapsed());
         // HTTP/2 with a stream open: kept; once it ends, dropped a whole stall limit later.
         let busy = Activity::default();
-        busy.started.store(1, Ordering::Relaxed);
-        busy.h2.store(true, Ordering::Relaxed);
-        busy.open.store(1, Ordering::Relaxed);
+        busy.request_started(true);
         let lingering = linger(&busy, &written, STALL);
         tokio::pin!(lingering);
         assert!(timeout(STALL * 10, &mut lingering).await.is_err());
-        busy.stream_ended();
+        busy.request_ended();
         let ended = Instant::now();
         lingering.await;
         assert!(ended.elapsed() >= STALL, "{:?}", ended.elapsed());
@@ -368,7 +327,8 @@ mod tests {
         // HTTP/1.1 that started a request: never (its answer may still be being written;
         // hyper closes it itself once done).
         let http1 = Activity::default();
-        http1.started.store(1, Ordering::Relaxed);
+        http1.request_started(false);
+        http1.request_ended();
         assert!(timeout(STALL * 10, linger(&http1, &written, STALL))
             .await
             .is_err());
@@ -377,8 +337,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn open_requests_keep_a_connection_alive() {
         let activity = Activity::default();
-        activity.open.store(1, Ordering::Relaxed);
-        activity.started.store(1, Ordering::Relaxed);
+        activity.request_started(false);
         let watch = idle(&activity, Duration::from_secs(10), Duration::from_secs(60));
         let waited = tokio::time::timeout(Duration::from_secs(600), watch).await;
         assert!(waited.is_err(), "never idle while a request is open");

@@ -11,6 +11,7 @@ use super::{meta_mut, Failed, Req, Res};
 use crate::api::error::{ApiError, Code};
 use crate::http::response::RequestId;
 use crate::http::server::Call;
+use crate::http::watch::Asked;
 use crate::metrics::CallSeries;
 use pin_project_lite::pin_project;
 use std::collections::HashMap;
@@ -93,6 +94,7 @@ where
 
     fn call(&mut self, mut req: Req) -> Self::Future {
         let call = Call::of(req.uri().path(), req.headers());
+        let h2 = req.version() == http::Version::HTTP_2;
         let meta = meta_mut(&mut req);
         meta.call = Some(call);
         let id = meta.id.clone();
@@ -114,6 +116,7 @@ where
                 id,
                 method,
                 uri,
+                h2,
                 started: Instant::now(),
                 series: self.series.clone(),
             }),
@@ -128,6 +131,8 @@ struct Seen {
     id: Option<RequestId>,
     method: http::Method,
     uri: http::Uri,
+    /// Over HTTP/2: only a stream task keeps its request ([`crate::http::watch::remember`]).
+    h2: bool,
     started: Instant,
     series: Arc<Series>,
 }
@@ -184,8 +189,8 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Observed<F> {
         let Ok(response) = ready!(this.inner.poll(cx));
         if let Some(seen) = this.seen.take() {
             if let Some(asked) = seen.record(&response) {
-                // An HTTP/2 stream task keeps it (moved, not copied) for the log line of a
-                // reset after the answer; elsewhere it is dropped now, as before.
+                // Its HTTP/2 stream task keeps it (moved, not copied) for the log line of a
+                // reset after the answer.
                 crate::http::watch::remember(asked);
             }
         }
@@ -258,10 +263,9 @@ impl StreamEnd {
 }
 
 /// The record of a whole answer handed over frame by frame (an HTTP/2 answer over 16 KiB,
-/// admission's `Paced`): written when its last frame is taken ([`PacedEnd::finished`]), or
-/// when it is dropped unfinished ([`PacedEnd::unfinished`]: `STREAM_IDLE` at the stall limit,
-/// `OVERLOADED` when reset to make room for other clients, `STREAM_CANCELLED` when the client
-/// reset it), not when its head goes out.
+/// admission's `Paced`; an HTTP/2 download, the transfer layer's `Download`): written when its
+/// last frame is taken ([`PacedEnd::finished`]), or when it is dropped unfinished
+/// ([`PacedEnd::unfinished`], see [`Unfinished`]), not when its head goes out.
 pub struct PacedEnd(StreamEnd);
 
 impl std::fmt::Debug for PacedEnd {
@@ -288,27 +292,42 @@ impl PacedEnd {
         self.0.end(Ok(()));
     }
 
-    /// Dropped before its last frame was taken: to make room for other clients' answers when
-    /// `made_room` (503 `OVERLOADED`), else at the stall limit when `stalled` (504
-    /// `STREAM_IDLE`), else by the client (a reset or a closed connection).
-    pub fn unfinished(self, made_room: bool, stalled: bool) {
-        let e = if made_room {
-            ApiError::new(
+    /// Dropped before its last frame was taken, for `why`.
+    pub fn unfinished(self, why: Unfinished) {
+        let e = match why {
+            Unfinished::MadeRoom => ApiError::new(
                 Code::Overloaded,
                 "the answer was dropped to make room for other clients' answers: this client \
                  took it slower than the floor rate (64 KiB/s) and held more than its fair \
                  share of the memory kept for answers waiting to be sent",
-            )
-        } else if stalled {
-            ApiError::new(
+            ),
+            Unfinished::Stalled => ApiError::new(
                 Code::StreamIdle,
                 "the client took too little of the answer within the stall limit",
-            )
-        } else {
-            client_left()
+            ),
+            Unfinished::DrainCut => ApiError::new(
+                Code::DrainCut,
+                "the server's drain ended (its grace period over, or a second signal) while the \
+                 answer was still being sent: the server cut it off",
+            ),
+            Unfinished::ClientLeft => client_left(),
         };
         self.0.end(Err(e));
     }
+}
+
+/// Why an answer handed over frame by frame ended before its last frame was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unfinished {
+    /// Dropped to make room for other clients' answers (503 `OVERLOADED`).
+    MadeRoom,
+    /// Reset at the stall limit: its client took too little (504 `STREAM_IDLE`).
+    Stalled,
+    /// Cut by the server at the end of its drain (503 `DRAIN_CUT`, see
+    /// [`crate::http::drain`]).
+    DrainCut,
+    /// Its client reset the stream or closed the connection (499 `STREAM_CANCELLED`).
+    ClientLeft,
 }
 
 /// Why an answer was not sent whole when its client reset the stream or closed the connection.
@@ -322,7 +341,8 @@ fn client_left() -> ApiError {
 impl Seen {
     /// Writes a stream's or paced answer's record at its end, its head sent with `http`. A
     /// REST answer cut after its head is logged and counted with the status its end stands
-    /// for (499 `STREAM_CANCELLED`, 504 `STREAM_IDLE`): the client never got the whole 200.
+    /// for (499 `STREAM_CANCELLED`, 504 `STREAM_IDLE`, 503 `DRAIN_CUT`): the client never got
+    /// the whole 200.
     fn ended(self, outcome: Result<(), ApiError>, http: u16) {
         let failed = outcome.err();
         let http = match &failed {
@@ -341,7 +361,8 @@ impl Seen {
     }
 
     /// Counts and logs the call answered with `response` (or leaves that to its end, for a
-    /// stream); the request, when written now (see [`Asked`]).
+    /// stream); over HTTP/2 the request, when written now (see [`Asked`]: only an HTTP/2
+    /// stream task is reset after its answer).
     fn record(self, response: &Res) -> Option<Asked> {
         let http = response.status().as_u16();
         if let Some(end) = response.extensions().get::<StreamEnd>() {
@@ -350,7 +371,7 @@ impl Seen {
         }
         let failed = response.extensions().get::<Failed>().map(|f| &f.0);
         self.write(failed, http);
-        Some(Asked {
+        self.h2.then(|| Asked {
             id: self.id,
             method: self.method,
             uri: self.uri,
@@ -398,19 +419,12 @@ impl Seen {
     }
 }
 
-/// The request a whole answer was written for (its id, method and URI, moved out of its
-/// record once written), kept by its HTTP/2 stream task ([`crate::http::watch::remember`]) so
-/// that a reset of the answer at the stall limit is logged with it.
-pub struct Asked {
-    id: Option<RequestId>,
-    method: http::Method,
-    uri: http::Uri,
-}
-
 /// Logs (INFO) and counts (`draftstore_small_answers_stalled_total`) a whole HTTP/2 answer of
 /// one frame or less reset at the stall limit `stall`, with its request when known. Its request
-/// was logged and counted when answered, with the status it was answered with.
-pub fn small_answer_stalled(asked: Option<&Asked>, stall: std::time::Duration) {
+/// was logged and counted when answered, with the status it was answered with. The stream
+/// tasks' executor calls it ([`crate::http::watch::Executor::reporting`]).
+pub fn small_answer_stalled(asked: Option<Asked>, stall: std::time::Duration) {
+    let asked = asked.as_ref();
     crate::metrics::get().small_answers_stalled.inc();
     let stall_ms = u64::try_from(stall.as_millis()).unwrap_or(u64::MAX);
     let id = IdText(asked.and_then(|a| a.id.as_ref()));
@@ -501,6 +515,7 @@ mod tests {
             id: None,
             method: http::Method::POST,
             uri: http::Uri::from_static("/draft.v1.DraftService/GetUploadURL"),
+            h2: true,
             started: Instant::now(),
             series: Arc::new(Series::default()),
         }

@@ -162,7 +162,11 @@ impl Signal {
     }
 
     /// Over HTTP/1.1: `connection` (its socket's count) is closed when the answer is chosen
-    /// (now, if it was already).
+    /// (now, if it was already). This is the only place that closes an HTTP/1.1 connection for
+    /// an answer dropped to make room (HTTP/1.1 cannot reset one answer): it runs when the
+    /// answer is chosen, in the chooser's task, because the answer's own body (admission's
+    /// `Paced`) is not polled again while its client reads nothing; the body only stops
+    /// handing frames over.
     pub fn closes(&self, connection: &Arc<Written>) {
         if self.connection.set(connection.clone()).is_ok() && self.dropped() {
             connection.close();
