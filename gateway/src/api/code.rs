@@ -160,9 +160,10 @@ codes! {
     /// A stream the client ended (`RST_STREAM`, a closed connection) before its status was
     /// sent: never sent (nobody reads it), logged and counted as gRPC `CANCELLED` (1).
     StreamCancelled = "STREAM_CANCELLED", Cancelled;
-    /// An answer still being sent when the server's drain ended (its grace period over, or a
-    /// second signal): the server cut it off, not its client. Logged and counted (503 /
-    /// `UNAVAILABLE`), at INFO: the drain's own summary (WARN) says how many it cut.
+    /// An embedded-store download still being sent when the server's drain ended (its grace
+    /// period over, or a second signal): the server cut it off, not its client. Logged and
+    /// counted (503 / `UNAVAILABLE`), at INFO: the drain's own summary (WARN) says how many
+    /// requests and connections were still open.
     DrainCut = "DRAIN_CUT", Unavailable;
     /// A `application/grpc-web-text` body that is not base64.
     BadBase64 = "BAD_BASE64", BadRequest;

@@ -1,9 +1,10 @@
 //! The end of a drain as the answers it cuts off see it ([`DrainEnd`]). When the drain's grace
-//! period ends (or a second signal comes) with requests or answers still open,
+//! period ends (or a second signal comes) before every connection closed,
 //! [`crate::http::server::Server::run`] marks it cut before it returns; `gateway serve` then
-//! exits, and every answer still being sent is dropped with the runtime. Such an answer was cut
-//! by the server, not left by its client: its record says so (503 `DRAIN_CUT`), not 499
-//! `STREAM_CANCELLED`.
+//! exits, and every answer still being sent is dropped with the runtime. Only the embedded
+//! store's downloads read the mark so far (their record says 503 `DRAIN_CUT`, not 499
+//! `STREAM_CANCELLED`); big API answers sent frame by frame, gRPC streams and requests not yet
+//! answered are still recorded as the client's cancel.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 pub struct DrainEnd(Arc<AtomicBool>);
 
 impl DrainEnd {
-    /// The drain is over with requests or answers still open: they are cut off now.
+    /// The drain is over before every connection closed: what is still open is cut off now.
     pub fn cut(&self) {
         self.0.store(true, Ordering::Release);
     }

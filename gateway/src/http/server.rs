@@ -201,10 +201,11 @@ impl<B: Storage + Presign + 'static> Server<B> {
         // by its client. Silent ones (no request ever, half a head) are not counted.
         let connections = serving.answering.load(Ordering::Relaxed);
         let drained = Drained { cut, connections };
+        // Before returning, whatever the counts say: anything still open is dropped with the
+        // runtime afterwards and was cut by the server (a connection that first asked after
+        // closing began is in neither count, and its download may still be running).
+        drain.cut();
         if drained.cut_off() {
-            // Before returning: what is still open is dropped with the runtime afterwards,
-            // and its records must say the server cut it.
-            drain.cut();
             crate::metrics::get()
                 .drain_cut
                 .inc_by(u64::try_from(connections).unwrap_or(u64::MAX));

@@ -28,8 +28,9 @@
 //! it was handed before, so at most about one frame beyond what the kernel took sits in
 //! hyper's buffer, and the answer is charged to the same budget, its bytes given back as the
 //! socket writes them. It keeps its place (this stage's) until its last frame is handed over.
-//! Dropped to make room, it closes its connection (HTTP/1.1 cannot reset one answer); left
-//! unread, the socket's stall timer closes the connection ([`crate::http::socket`]). An
+//! Dropped to make room, its connection is closed (HTTP/1.1 cannot reset one answer) by
+//! [`Signal::closes`](super::unsent::Signal::closes); left unread, the socket's stall timer
+//! closes the connection ([`crate::http::socket`]). An
 //! answer of one frame or less goes to hyper whole, as before: nothing more per request than
 //! taking the socket's count from the request.
 //!

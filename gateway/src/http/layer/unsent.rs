@@ -153,6 +153,9 @@ pub struct Signal {
 impl Signal {
     fn drop_now(&self) {
         self.dropped.store(true, Ordering::SeqCst);
+        // With the fences in `closes` and `watched_by`: of this side and the one registering,
+        // at least one sees the other (a store then a load on each side, Dekker's pattern).
+        std::sync::atomic::fence(Ordering::SeqCst);
         if let Some(watch) = self.watch.get() {
             watch.arm(RESET_NOW);
         }
@@ -168,7 +171,9 @@ impl Signal {
     /// `Paced`) is not polled again while its client reads nothing; the body only stops
     /// handing frames over.
     pub fn closes(&self, connection: &Arc<Written>) {
-        if self.connection.set(connection.clone()).is_ok() && self.dropped() {
+        let set = self.connection.set(connection.clone()).is_ok();
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if set && self.dropped() {
             connection.close();
         }
     }
@@ -181,7 +186,9 @@ impl Signal {
 
     /// `watch` resets the answer's stream when it is chosen (now, if it was already).
     pub fn watched_by(&self, watch: &Arc<crate::http::watch::Watch>) {
-        if self.watch.set(watch.clone()).is_ok() && self.dropped() {
+        let set = self.watch.set(watch.clone()).is_ok();
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if set && self.dropped() {
             watch.arm(RESET_NOW);
         }
     }
