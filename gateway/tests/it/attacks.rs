@@ -884,15 +884,13 @@ async fn download_url(gateway: &Gateway, name: &str, size: usize) -> String {
         .await
         .unwrap();
     assert_eq!(put.status(), 200);
-    let answer: serde_json::Value = Gateway::client_from(VICTIM)
-        .post(gateway.url("/api/v1/download-url"))
-        .json(&serde_json::json!({"object_name": name, "source": "draft"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, answer) = crate::harness::json_answer(
+        Gateway::client_from(VICTIM)
+            .post(gateway.url("/api/v1/download-url"))
+            .json(&serde_json::json!({"object_name": name, "source": "draft"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
     answer["download_url"].as_str().unwrap().to_owned()
 }
 
