@@ -34,16 +34,9 @@ out=target/instructions
 mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-KEY='uploads/2026/11/photo of cat.jpg'
-printf '{"object_name": "%s"}' "$KEY" > "$work/upload.json"
-python3 - "$KEY" "$work/upload.grpc" <<'PY'
-import struct, sys
-key = sys.argv[1].encode()
-message = b"\x0a" + bytes([len(key)]) + key   # GetUploadURLRequest { object_name = 1 }
-open(sys.argv[2], "wb").write(b"\x00" + struct.pack(">I", len(message)) + message)
-PY
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/requests.sh
+. bench/requests.sh
+write_upload_url_requests "$work"
 
 # The baselines answer with a URL as long as the gateway's (as in bench/load.sh): asked once of
 # a gateway run without valgrind.
@@ -52,9 +45,8 @@ AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http
   DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn "$GATEWAY" serve --bind 127.0.0.1 --http-port "$port" 2>/dev/null &
 gateway=$!
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
-REPLY=$(curl -s -X POST -H 'content-type: application/json' --data-binary @"$work/upload.json" "http://127.0.0.1:$port/api/v1/upload-url")
+URL_BYTES=$(url_bytes_of "$(upload_url_reply "$port" "$work")")
 kill "$gateway"; wait "$gateway" 2>/dev/null || true
-URL_BYTES=$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])["upload_url"]))' "$REPLY")
 
 # count ROW N SERVER... : total instructions of SERVER answering N requests of ROW's kind.
 count() {

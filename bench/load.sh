@@ -68,7 +68,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/requests.sh
+. bench/requests.sh
+write_upload_url_requests "$work"
 wait_port() {
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done
   echo "port $1 not up" >&2; cat "$work"/*.log >&2 2>/dev/null; exit 1
@@ -110,25 +112,15 @@ if [ -n "$BEFORE" ]; then
   wait_port "$GW_BEFORE"
 fi
 
-KEY='uploads/2026/11/photo of cat.jpg'
-printf '{"object_name": "%s"}' "$KEY" > "$work/upload.json"
 # The baselines answer with as many bytes as the gateway does: reply size alone changes how
 # requests batch per wake-up, and so the CPU per request.
-REPLY=$(curl -s -X POST -H 'content-type: application/json' --data-binary @"$work/upload.json" "http://127.0.0.1:$GW/api/v1/upload-url")
+REPLY=$(upload_url_reply "$GW" "$work")
 REPLY_BYTES=${#REPLY}
-URL_BYTES=$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])["upload_url"]))' "$REPLY")
+URL_BYTES=$(url_bytes_of "$REPLY")
 server target/release/hello "$HELLO" "$REPLY_BYTES" & pids+=($!); HELLO_PID=$!
 server target/release/tonic-echo "$ECHO" "$URL_BYTES" & pids+=($!); ECHO_PID=$!
 server target/release/axum-json "$AXUM" "$URL_BYTES" & pids+=($!); AXUM_PID=$!
 wait_port "$HELLO"; wait_port "$ECHO"; wait_port "$AXUM"
-python3 - "$KEY" "$work/upload.grpc" <<'PY'
-import struct, sys
-key = sys.argv[1].encode()
-message = b"\x0a" + bytes([len(key)]) + key   # GetUploadURLRequest { object_name = 1 }
-open(sys.argv[2], "wb").write(b"\x00" + struct.pack(">I", len(message)) + message)
-open(sys.argv[2] + ".bare", "wb").write(message)   # Connect's application/proto: no frame
-PY
-printf '{"objectName": "%s"}' "$KEY" > "$work/upload.connect.json"
 
 # utime and stime, in clock ticks.
 ticks() { awk '{print $14 " " $15}' "/proc/$1/stat"; }
