@@ -160,8 +160,9 @@ codes! {
     /// A stream the client ended (`RST_STREAM`, a closed connection) before its status was
     /// sent: never sent (nobody reads it), logged and counted as gRPC `CANCELLED` (1).
     StreamCancelled = "STREAM_CANCELLED", Cancelled;
-    /// An embedded-store download still being sent when the server's drain ended (its grace
-    /// period over, or a second signal): the server cut it off, not its client. Logged and
+    /// A call still open when the server's drain ended (its grace period over, or a second
+    /// signal): a request not yet answered, an answer or download still being sent, a stream.
+    /// The server cut it off, not its client. Never sent (the connection goes); logged and
     /// counted (503 / `UNAVAILABLE`), at INFO: the drain's own summary (WARN) says how many
     /// requests and connections were still open.
     DrainCut = "DRAIN_CUT", Unavailable;

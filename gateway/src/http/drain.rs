@@ -1,10 +1,10 @@
 //! The end of a drain as the answers it cuts off see it ([`DrainEnd`]). When the drain's grace
 //! period ends (or a second signal comes) before every connection closed,
 //! [`crate::http::server::Server::run`] marks it cut before it returns; `gateway serve` then
-//! exits, and every answer still being sent is dropped with the runtime. Only the embedded
-//! store's downloads read the mark so far (their record says 503 `DRAIN_CUT`, not 499
-//! `STREAM_CANCELLED`); big API answers sent frame by frame, gRPC streams and requests not yet
-//! answered are still recorded as the client's cancel.
+//! exits, and every call still open is dropped with the runtime. The request log reads the
+//! mark ([`crate::http::layer::observe`]): whatever ends unfinished from then on (a request not
+//! yet answered, an answer sent frame by frame, a download, a stream) is recorded as 503
+//! `DRAIN_CUT`, not as its client's cancel (499 `STREAM_CANCELLED`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

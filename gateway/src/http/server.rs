@@ -263,8 +263,7 @@ fn builder(limits: &Limits) -> auto::Builder<crate::http::watch::Executor> {
 /// the API body read whole (shared by peer, before any place is taken), admission by peer,
 /// authentication, admission by tenant, the request time limit, then the router. Probes and
 /// the embedded store's object transfers take no admission place; object transfers have no
-/// request time limit. Downloads still being sent once `drain` is cut are logged as cut by
-/// the server.
+/// request time limit. Calls still open once `drain` is cut are logged as cut by the server.
 pub fn stack<B: Storage + Presign + 'static>(
     app: App<B>,
     store: Option<local::Endpoint>,
@@ -279,15 +278,11 @@ pub fn stack<B: Storage + Presign + 'static>(
     let unsent = Unsent::for_places(limits.max_in_flight);
     ServiceBuilder::new()
         .layer(RequestIdLayer)
-        .layer(ObserveLayer::new())
+        .layer(ObserveLayer::new(drain))
         .layer(CorsLayer::new(cors))
         .layer(ProtocolLayer)
         .layer(crate::ui::layer::UiLayer::new(ui))
-        .layer(
-            TransferLayer::new(limits.max_in_flight)
-                .watching(limits.idle_timeout)
-                .cut_by(drain),
-        )
+        .layer(TransferLayer::new(limits.max_in_flight).watching(limits.idle_timeout))
         .layer(BodyLayer::new(
             Shares::new(limits.max_in_flight),
             body::Limits {

@@ -921,12 +921,55 @@ fn line_of(log: &str, id: &str, code: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Opens an HTTP/1.1 upload-url call with id `id` whose 100-byte body stops after 10 bytes:
+/// unanswered until its body-read timeout.
+async fn unanswered_http1(gateway: &Gateway, id: &str) -> TcpStream {
+    let mut tcp = gateway.connect_from(ATTACKER).await;
+    let head = format!(
+        "POST /api/v1/upload-url HTTP/1.1\r\nHost: x\r\nX-Request-Id: {id}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"object_n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp
+}
+
+/// Asks for 1000 part URLs (~469 KB, handed over frame by frame) over h2c with id `id`, on a
+/// connection that never opens its window past 64 KiB: the answer's head comes, its body stays
+/// unsent.
+async fn paced_unread(gateway: &Gateway, id: &str) -> (h2::RecvStream, h2::SendStream<Bytes>) {
+    let upload = crate::harness::create_multipart(&gateway.url("/api/v1/multipart-upload")).await;
+    let body = serde_json::to_vec(&crate::harness::part_urls_call(&upload)).unwrap();
+    let (client, _connection) =
+        crate::harness::h2_windowed(gateway.connect_from(ATTACKER).await, 64 * 1024).await;
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::post(gateway.url("/api/v1/multipart-upload/part-urls"))
+        .header("x-request-id", id)
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    send.send_data(Bytes::from(body), true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200, "{id}");
+    (response.into_body(), send)
+}
+
+/// Every kind of call still open when the drain's grace period ends is logged as the server's
+/// cut (503 `DRAIN_CUT`), not as its client's cancel: a download being taken slowly, a request
+/// whose body is still arriving, a big API answer its client does not read. A client that
+/// reset its own download before the drain is still its cancel (499).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_download_cut_at_the_drains_end_is_logged_as_the_servers_cut_not_the_clients() {
+async fn calls_cut_at_the_drains_end_are_logged_as_the_servers_cut_not_the_clients() {
     let _serial = SERIAL.lock().await;
     // 2 MiB taken at about 300 KB/s: still being sent when the 1 s grace period ends.
     const SIZE: usize = 2 * 1024 * 1024;
-    let mut gateway = Gateway::start(&[("DRAFTSTORE_SHUTDOWN_GRACE_MS", "1000")]);
+    let mut gateway = Gateway::start(&[
+        ("DRAFTSTORE_SHUTDOWN_GRACE_MS", "1000"),
+        // The unanswered request's body may take 30 s: only the drain's end cuts it.
+        ("DRAFTSTORE_HEADER_TIMEOUT_MS", "30000"),
+    ]);
+    let _unanswered = unanswered_http1(&gateway, "cut-request").await;
+    let _paced = paced_unread(&gateway, "cut-answer").await;
     let cancelled = download_url(&gateway, "cancelled.bin", SIZE).await;
     let cut = download_url(&gateway, "cut.bin", SIZE).await;
     // A client that resets its download itself: 499 STREAM_CANCELLED, as before.
@@ -961,6 +1004,12 @@ async fn a_download_cut_at_the_drains_end_is_logged_as_the_servers_cut_not_the_c
         .unwrap_or_else(|| panic!("the cut download is not logged: {log}"));
     assert!(line.contains("code=\"DRAIN_CUT\""), "{line}");
     assert!(line.contains("status=503"), "{line}");
+    for id in ["cut-request", "cut-answer"] {
+        let line =
+            line_of(&log, id, "code=").unwrap_or_else(|| panic!("{id} is not logged: {log}"));
+        assert!(line.contains("code=\"DRAIN_CUT\""), "{line}");
+        assert!(line.contains("status=503"), "{line}");
+    }
     let line = line_of(&log, "cancelled-download", "code=").unwrap_or_default();
     assert!(line.contains("code=\"STREAM_CANCELLED\""), "{line}");
     assert!(line.contains("status=499"), "{line}");

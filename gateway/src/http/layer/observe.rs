@@ -5,10 +5,16 @@
 //! client fault (4xx, a deadline the client set, a body too slow, a shed request) at INFO;
 //! successes at DEBUG (the access log, `DRAFTSTORE_LOG=info,draftstore_gateway::server=debug`).
 //! Method, path and message go through [`Escaped`]: cut and escaped.
+//!
+//! Whether the client left or the server cut a call off is decided here, once for every kind of
+//! call: a call that ends unfinished ([`StreamCancelled`](Code::StreamCancelled): its future or
+//! its answer's body dropped, its stream reset) after the server's drain ended
+//! ([`DrainEnd::cut`]) was cut by the server, and is recorded as 503 `DRAIN_CUT`.
 
 use super::escape::Escaped;
 use super::{meta_mut, Failed, Req, Res};
 use crate::api::error::{ApiError, Code};
+use crate::http::drain::DrainEnd;
 use crate::http::response::RequestId;
 use crate::http::server::Call;
 use crate::http::watch::Asked;
@@ -35,7 +41,16 @@ const MESSAGE_BUDGET: usize = 512;
 /// Classifies each request once ([`Call`], put in its extensions), counts it and logs it.
 #[derive(Debug, Clone)]
 pub struct ObserveLayer {
-    series: Arc<Series>,
+    shared: Arc<Shared>,
+}
+
+/// What every request's record reads, shared by all: one clone per request.
+#[derive(Debug)]
+struct Shared {
+    series: Series,
+    /// The end of the server's drain: a call left unfinished once it is cut was cut by the
+    /// server, not by its client.
+    drain: DrainEnd,
 }
 
 /// Every call's series, looked up once per request: foldhash rather than std's SipHash, as the
@@ -43,22 +58,18 @@ pub struct ObserveLayer {
 type Series = HashMap<Call, CallSeries, foldhash::fast::RandomState>;
 
 impl ObserveLayer {
-    /// With a metrics series made up front for every [`Call`].
+    /// With a metrics series made up front for every [`Call`]; a call left unfinished once
+    /// `drain` is cut is recorded as cut by the server (503 `DRAIN_CUT`, see the module doc).
     #[must_use]
-    pub fn new() -> Self {
+    pub fn new(drain: DrainEnd) -> Self {
         Self {
-            series: Arc::new(
-                Call::all()
+            shared: Arc::new(Shared {
+                series: Call::all()
                     .map(|call| (call, call.series()))
                     .collect::<Series>(),
-            ),
+                drain,
+            }),
         }
-    }
-}
-
-impl Default for ObserveLayer {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -68,7 +79,7 @@ impl<S> Layer<S> for ObserveLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Observe {
             inner,
-            series: self.series.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -77,7 +88,7 @@ impl<S> Layer<S> for ObserveLayer {
 #[derive(Debug, Clone)]
 pub struct Observe<S> {
     inner: S,
-    series: Arc<Series>,
+    shared: Arc<Shared>,
 }
 
 impl<S> Service<Req> for Observe<S>
@@ -118,7 +129,7 @@ where
                 uri,
                 h2,
                 started: Instant::now(),
-                series: self.series.clone(),
+                shared: self.shared.clone(),
             }),
             _gauge: InFlight,
         }
@@ -134,7 +145,7 @@ struct Seen {
     /// Over HTTP/2: only a stream task keeps its request ([`crate::http::watch::remember`]).
     h2: bool,
     started: Instant,
-    series: Arc<Series>,
+    shared: Arc<Shared>,
 }
 
 /// The request id as the log writes it (empty when there is none), formatted only when a line
@@ -305,11 +316,6 @@ impl PacedEnd {
                 Code::StreamIdle,
                 "the client took too little of the answer within the stall limit",
             ),
-            Unfinished::DrainCut => ApiError::new(
-                Code::DrainCut,
-                "the server's drain ended (its grace period over, or a second signal) while the \
-                 answer was still being sent: the server cut it off",
-            ),
             Unfinished::ClientLeft => client_left(),
         };
         self.0.end(Err(e));
@@ -323,11 +329,18 @@ pub enum Unfinished {
     MadeRoom,
     /// Reset at the stall limit: its client took too little (504 `STREAM_IDLE`).
     Stalled,
-    /// Cut by the server at the end of its drain (503 `DRAIN_CUT`, see
-    /// [`crate::http::drain`]).
-    DrainCut,
-    /// Its client reset the stream or closed the connection (499 `STREAM_CANCELLED`).
+    /// Its client reset the stream or closed the connection (499 `STREAM_CANCELLED`), or the
+    /// server's drain ended while it was being sent (503 `DRAIN_CUT`, see the module doc).
     ClientLeft,
+}
+
+/// Why a call ended unfinished once the server's drain was over: the server dropped it.
+fn drain_cut() -> ApiError {
+    ApiError::new(
+        Code::DrainCut,
+        "the server's drain ended (its grace period over, or a second signal) while the call \
+         was still open: the server cut it off",
+    )
 }
 
 /// Why an answer was not sent whole when its client reset the stream or closed the connection.
@@ -344,7 +357,7 @@ impl Seen {
     /// for (499 `STREAM_CANCELLED`, 504 `STREAM_IDLE`, 503 `DRAIN_CUT`): the client never got
     /// the whole 200.
     fn ended(self, outcome: Result<(), ApiError>, http: u16) {
-        let failed = outcome.err();
+        let failed = outcome.err().map(|e| self.left_or_cut(e));
         let http = match &failed {
             Some(e) if !self.call.is_grpc() => e.http_status(),
             _ => http,
@@ -355,9 +368,19 @@ impl Seen {
     /// The client left before the answer was ready (its future dropped unfinished): the one
     /// line and count of the call, as the client saw it, HTTP 499 / gRPC `CANCELLED`.
     fn cancelled(self) {
-        let e = client_left();
+        let e = self.left_or_cut(client_left());
         let http = e.http_status();
         self.write(Some(&e), http);
+    }
+
+    /// `e`, unless it says the client left (`STREAM_CANCELLED`) after the server's drain
+    /// ended: then the server cut the call off (`DRAIN_CUT`).
+    fn left_or_cut(&self, e: ApiError) -> ApiError {
+        if e.code == Code::StreamCancelled && self.shared.drain.is_cut() {
+            drain_cut()
+        } else {
+            e
+        }
     }
 
     /// Counts and logs the call answered with `response` (or leaves that to its end, for a
@@ -388,7 +411,7 @@ impl Seen {
             None if self.call.is_grpc() => 0,
             _ => http,
         };
-        match self.series.get(&self.call) {
+        match self.shared.series.get(&self.call) {
             Some(series) => series.record(status, elapsed),
             // Every call has its series from the start; this is never taken.
             None => self.call.series().record(status, elapsed),
@@ -510,6 +533,11 @@ mod tests {
     }
 
     fn seen(call: Call) -> Seen {
+        seen_in(call, &DrainEnd::default())
+    }
+
+    /// A call's record in a server whose drain is `drain`.
+    fn seen_in(call: Call, drain: &DrainEnd) -> Seen {
         Seen {
             call,
             id: None,
@@ -517,8 +545,62 @@ mod tests {
             uri: http::Uri::from_static("/draft.v1.DraftService/GetUploadURL"),
             h2: true,
             started: Instant::now(),
-            series: Arc::new(Series::default()),
+            shared: Arc::new(Shared {
+                series: Series::default(),
+                drain: drain.clone(),
+            }),
         }
+    }
+
+    #[test]
+    fn a_call_left_unfinished_after_the_drains_end_was_cut_by_the_server() {
+        use crate::api::grpc::Rpc;
+        let grpc = Call::Grpc(Some(Rpc::GetUploadUrl));
+        let rest = Call::Rest(None);
+        let drain = DrainEnd::default();
+        // Before the drain's end: the client's cancel, whatever kind of call.
+        let left = logged(|| seen_in(rest, &drain).cancelled());
+        assert!(
+            left.contains("STREAM_CANCELLED") && left.contains("status=499"),
+            "{left}"
+        );
+        drain.cut();
+        // An unanswered call (its future dropped with the runtime).
+        let cut = logged(|| seen_in(rest, &drain).cancelled());
+        assert!(
+            cut.contains("DRAIN_CUT") && cut.contains("status=503"),
+            "{cut}"
+        );
+        let cut = logged(|| seen_in(grpc, &drain).cancelled());
+        assert!(
+            cut.contains("DRAIN_CUT") && cut.contains("grpc_status=14"),
+            "{cut}"
+        );
+        // An answer handed over frame by frame, dropped before its last frame.
+        let mut response = Res::new(crate::http::response::empty());
+        let paced = PacedEnd::on(&mut response);
+        let cut = logged(|| {
+            seen_in(rest, &drain).record(&response);
+            if let Some(paced) = paced {
+                paced.unfinished(Unfinished::ClientLeft);
+            }
+        });
+        assert!(
+            cut.contains("DRAIN_CUT") && cut.contains("status=503"),
+            "{cut}"
+        );
+        // A stream that ended on its own error keeps it.
+        let end = StreamEnd::default();
+        let mut response = Res::new(crate::http::response::empty());
+        response.extensions_mut().insert(end.clone());
+        let idle = logged(|| {
+            seen_in(grpc, &drain).record(&response);
+            end.end(Err(ApiError::new(Code::StreamIdle, "idle")));
+        });
+        assert!(
+            idle.contains("STREAM_IDLE") && idle.contains("grpc_status=4"),
+            "{idle}"
+        );
     }
 
     #[test]

@@ -20,9 +20,10 @@
 //! freed, and the download logged and counted at its end as 504 `STREAM_IDLE`. A client that
 //! keeps taking frames is never cut, however long the download.
 //!
-//! A download still being sent when the server's drain ends ([`TransferLayer::cut_by`]) is
-//! cut by the server: over HTTP/2 it is logged and counted as 503 `DRAIN_CUT`, not as the
-//! client's cancel (499 `STREAM_CANCELLED`, a reset or a closed connection before the end).
+//! A download still being sent when the server's drain ends is cut by the server: over HTTP/2
+//! it is logged and counted as 503 `DRAIN_CUT`, not as the client's cancel (499
+//! `STREAM_CANCELLED`, a reset or a closed connection before the end), as every call is (see
+//! [`super::observe`]).
 //!
 //! A transfer shed for want of a slot is logged at INFO (request id, peer) and counted in
 //! `draftstore_transfers_shed_total`.
@@ -30,7 +31,6 @@
 use super::admission::{Key, Shares, Ticket};
 use super::observe::{PacedEnd, Unfinished};
 use super::{meta, Req, Res};
-use crate::http::drain::DrainEnd;
 use crate::http::response::{full, CONTENT_TYPE};
 use crate::http::server::Call;
 use futures_util::future::Either;
@@ -54,8 +54,6 @@ pub struct TransferLayer {
     hasher: RandomState,
     /// The stall limit of an HTTP/2 download (zero: never cut).
     stall: Duration,
-    /// The end of the server's drain, which cuts off the downloads still being sent.
-    drain: DrainEnd,
 }
 
 impl TransferLayer {
@@ -67,7 +65,6 @@ impl TransferLayer {
             by_url: Shares::new(slots),
             hasher: RandomState::new(),
             stall: Duration::ZERO,
-            drain: DrainEnd::default(),
         }
     }
 
@@ -76,14 +73,6 @@ impl TransferLayer {
     #[must_use]
     pub fn watching(mut self, stall: Duration) -> Self {
         self.stall = stall;
-        self
-    }
-
-    /// An HTTP/2 download dropped unfinished once `drain` is cut was cut by the server: it is
-    /// logged so (503 `DRAIN_CUT`), not as its client's cancel.
-    #[must_use]
-    pub fn cut_by(mut self, drain: DrainEnd) -> Self {
-        self.drain = drain;
         self
     }
 }
@@ -155,7 +144,6 @@ where
                 inner: self.inner.call(req),
                 slot: Some(slot),
                 stall: self.layer.stall,
-                drain: self.layer.drain.clone(),
             })),
             None => {
                 shed(&req);
@@ -220,7 +208,6 @@ pin_project! {
         inner: F,
         slot: Option<(Ticket, Ticket)>,
         stall: Duration,
-        drain: DrainEnd,
     }
 }
 
@@ -258,7 +245,6 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Slotted<F> {
                 _slot: slot,
                 watch,
                 end,
-                drain: this.drain.clone(),
             })
         })))
     }
@@ -268,15 +254,14 @@ pin_project! {
     /// A transfer's response body, keeping its slots until it ends or is dropped. Over HTTP/2
     /// (`watch` set, armed for the stall limit) every frame hyper asks for is progress, and
     /// its record is written at its end (`end`): 200 when the last frame was asked for, 504
-    /// `STREAM_IDLE` when the watch reset it, 503 `DRAIN_CUT` when dropped once the server's
-    /// drain ended (`drain`), else 499 `STREAM_CANCELLED` (the client reset it or left).
+    /// `STREAM_IDLE` when the watch reset it, else 499 `STREAM_CANCELLED` (the client reset it
+    /// or left; 503 `DRAIN_CUT` once the server's drain ended, see [`super::observe`]).
     pub struct Download {
         #[pin]
         inner: crate::http::response::Body,
         _slot: Option<(Ticket, Ticket)>,
         watch: Option<Arc<crate::http::watch::Watch>>,
         end: Option<PacedEnd>,
-        drain: DrainEnd,
     }
 
     impl PinnedDrop for Download {
@@ -285,8 +270,6 @@ pin_project! {
             if let Some(end) = this.end.take() {
                 end.unfinished(if this.watch.as_ref().is_some_and(|w| w.stalled()) {
                     Unfinished::Stalled
-                } else if this.drain.is_cut() {
-                    Unfinished::DrainCut
                 } else {
                     Unfinished::ClientLeft
                 });
