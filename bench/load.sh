@@ -218,9 +218,12 @@ print(f"median of {rounds} interleaved rounds (by CPU per request); {sys.argv[3]
 print("CPU = user + kernel time of the server process per request; over loopback the kernel part")
 print("includes delivering replies to the client, so user time is shown apart too.")
 print(f"{'scenario':<26}{'req/s':>9}{'CPU us':>8}{'ratio':>7}{'user us':>9}{'ratio':>7}{'p50 us':>8}{'p99 us':>8}")
+# A baseline that measured 0 clock ticks (too few requests for the clock's resolution) has no
+# ratio: "n/a", not a division by zero.
+ratio = lambda x, y: f"{float(x) / float(y):.2f}x" if float(y) > 0 else "n/a"
 for name, (rps, cpu, user, p50, p99) in rows.items():
     b = rows.get(base.get(name, ""))
-    r_cpu = f"{float(cpu) / float(b[1]):.2f}x" if b else "base"
-    r_user = f"{float(user) / float(b[2]):.2f}x" if b else "base"
+    r_cpu = ratio(cpu, b[1]) if b else "base"
+    r_user = ratio(user, b[2]) if b else "base"
     print(f"{name:<26}{rps:>9}{cpu:>8}{r_cpu:>7}{user:>9}{r_user:>7}{p50:>8}{p99:>8}")
 PY

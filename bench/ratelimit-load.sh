@@ -27,7 +27,8 @@ trap cleanup EXIT
 eval "$(scripts/redis.sh start)"
 REDIS_PID=$(cat .tools/redis-run/pid)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/requests.sh
+. bench/requests.sh   # free_port
 wait_port() {
   for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done
   echo "port $1 not up" >&2; cat "$work"/*.log >&2 2>/dev/null; exit 1

@@ -1,5 +1,5 @@
 # Sourced by bench/load.sh and bench/instructions.sh: the requests both send, so that their
-# figures are of the same calls.
+# figures are of the same calls; bench/rss.sh and bench/ratelimit-load.sh take free_port.
 
 # A free TCP port on 127.0.0.1.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
