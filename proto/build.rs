@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "grpc/health/v1/health.proto",
         "grpc/reflection/v1/reflection.proto",
         "grpc/reflection/v1alpha/reflection.proto",
+        "google/rpc/status.proto",
+        "google/rpc/error_details.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
@@ -21,8 +23,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     let encoded = descriptors.encode_to_vec();
     std::fs::write(out.join("descriptors.bin"), &encoded)?;
+    // The error details are packed in `google.protobuf.Any` as every gRPC library expects:
+    // `type.googleapis.com/google.rpc.ErrorInfo`.
     prost_build::Config::new()
         .enable_type_names()
+        .type_name_domain([".google.rpc"], "type.googleapis.com")
         .compile_fds(descriptors)?;
     // Unknown fields are skipped, as connect-go's JSON codec does (protojson `DiscardUnknown`)
     // and as protobuf decoding does: a client built from a newer draft.proto keeps working.

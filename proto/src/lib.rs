@@ -1,8 +1,9 @@
 //! # draftstore-proto
 //!
 //! The gRPC messages of DraftStore (`draft/v1/draft.proto`, package `draft.v1`), the
-//! standard health check (`grpc.health.v1`) and server reflection (`grpc.reflection.v1`; its
-//! `v1alpha` twin has the same messages and field numbers), as prost types, and
+//! standard health check (`grpc.health.v1`), server reflection (`grpc.reflection.v1`; its
+//! `v1alpha` twin has the same messages and field numbers) and gRPC's rich error model
+//! (`google.rpc.Status`, `ErrorInfo`, `RetryInfo`), as prost types, and
 //! [`DESCRIPTORS`], the compiled descriptor set of all of them (what reflection answers from).
 //! Messages only: the gateway routes gRPC itself over HTTP/2.
 //!
@@ -30,6 +31,7 @@
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
 pub use prost;
+pub use prost_types;
 
 pub mod draft {
     pub mod v1 {
@@ -80,6 +82,15 @@ pub mod grpc {
 
             pub const CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
         }
+    }
+}
+
+/// gRPC's rich error model (`google/rpc/status.proto` and the two messages of
+/// `google/rpc/error_details.proto` DraftStore sends): a `Status` whose `details` hold an
+/// `ErrorInfo` and, when the client may retry later, a `RetryInfo`.
+pub mod google {
+    pub mod rpc {
+        include!(concat!(env!("OUT_DIR"), "/google.rpc.rs"));
     }
 }
 

@@ -118,6 +118,78 @@ async fn grpcurl_lists_describes_and_calls_by_reflection_alone() {
     server.stop().await;
 }
 
+/// Runs `program args`, which must fail; its stdout and stderr.
+async fn run_failing(program: PathBuf, args: Vec<String>) -> String {
+    let shown = format!("{} {}", program.display(), args.join(" "));
+    let output = tokio::task::spawn_blocking(move || Command::new(program).args(args).output())
+        .await
+        .unwrap()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{shown} succeeded: {all}");
+    all
+}
+
+/// grpcurl, finding the error details' types by reflection like any message, prints an error's
+/// `google.rpc.ErrorInfo` (DraftStore's code as its reason) and, for a rate limit, its
+/// `google.rpc.RetryInfo` (the delay REST sends as `Retry-After`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_reads_the_error_details_by_reflection() {
+    let Some(grpcurl) = tool("DRAFTSTORE_TEST_GRPCURL") else {
+        return;
+    };
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"acme-key"));
+    let keys = format!("acme {hash} rate=1/3600");
+    let Some(server) = start(&[
+        ("DRAFTSTORE_AUTH", "api-keys"),
+        ("DRAFTSTORE_API_KEYS", &keys),
+    ])
+    .await
+    else {
+        return;
+    };
+    let addr = server.addr.to_string();
+    let call = |name: &str| {
+        strings(&[
+            "-plaintext",
+            "-H",
+            "authorization: Bearer acme-key",
+            "-d",
+            &format!(r#"{{"object_name": "{name}"}}"#),
+            &addr,
+            "draft.v1.DraftService/GetUploadURL",
+        ])
+    };
+    let bad = run_failing(grpcurl.clone(), call("../x")).await;
+    assert!(bad.contains("Code: InvalidArgument"), "{bad}");
+    assert!(
+        bad.contains(r#""@type":"type.googleapis.com/google.rpc.ErrorInfo","domain":"draftstore","reason":"INVALID_OBJECT_NAME""#),
+        "{bad}"
+    );
+    assert!(!bad.contains("RetryInfo"), "{bad}");
+    // The tenant's one URL an hour, then a rate limit saying when to retry.
+    run(grpcurl.clone(), call("first.txt")).await;
+    let limited = run_failing(grpcurl, call("second.txt")).await;
+    assert!(limited.contains("Code: ResourceExhausted"), "{limited}");
+    assert!(limited.contains(r#""reason":"RATE_LIMITED""#), "{limited}");
+    let retry = limited
+        .lines()
+        .find(|l| l.contains("type.googleapis.com/google.rpc.RetryInfo"))
+        .unwrap_or_else(|| panic!("no RetryInfo: {limited}"));
+    let seconds: u64 = retry
+        .split(r#""retryDelay":""#)
+        .nth(1)
+        .and_then(|rest| rest.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no retryDelay: {retry}"));
+    assert!((3500..=3600).contains(&seconds), "{retry}");
+    server.stop().await;
+}
+
 /// The descriptor set as a file `buf curl --schema` reads (an image is a descriptor set).
 fn schema() -> tempfile::TempPath {
     let file = tempfile::Builder::new()

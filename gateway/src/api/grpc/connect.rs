@@ -292,10 +292,15 @@ pub const fn http_status(code: GrpcCode) -> u16 {
     }
 }
 
-/// Connect's error object, `{"code", "message"}`: a unary answer's body and the `error` of a
-/// stream's end-of-stream message ([`super::stream::end_of_stream`]).
+/// Connect's error object, `{"code", "message", "details"}` (the details: see
+/// [`super::details`]): a unary answer's body and the `error` of a stream's end-of-stream
+/// message ([`super::stream::end_of_stream`]).
 pub(crate) fn error_json(e: &ApiError) -> serde_json::Value {
-    serde_json::json!({"code": code_name(e.grpc_code()), "message": e.message})
+    serde_json::json!({
+        "code": code_name(e.grpc_code()),
+        "message": e.message,
+        "details": super::details::connect_details(e),
+    })
 }
 
 /// `e` as a Connect error: `{"code", "message"}` with its HTTP status (and `Retry-After`).

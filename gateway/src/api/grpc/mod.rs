@@ -10,6 +10,7 @@
 
 pub mod codec;
 pub mod connect;
+pub mod details;
 pub mod multipart;
 pub mod reflection;
 pub mod status;

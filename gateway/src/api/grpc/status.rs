@@ -1,8 +1,9 @@
 //! gRPC responses: a framed message with `grpc-status: 0` in trailers, or a trailers-only
-//! error (`grpc-status` and a percent-encoded `grpc-message` in the headers, no body).
+//! error (`grpc-status`, a percent-encoded `grpc-message` and `grpc-status-details-bin` in the
+//! headers, no body).
 
 use super::header::{GRPC_ACCEPT_ENCODING, GRPC_MESSAGE, GRPC_STATUS};
-use crate::api::error::GrpcCode;
+use crate::api::error::ApiError;
 use crate::http::response::{empty, Body, Trailer, CONTENT_TYPE};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response};
@@ -47,9 +48,8 @@ pub fn ok_with_trailer(framed: Bytes, extra: Option<(&'static str, String)>) -> 
     response
 }
 
-/// A trailers-only error: `grpc-status` = `code`, `grpc-message` = `message` percent-encoded
-/// (the first 1024 bytes), no body.
-pub fn error(code: GrpcCode, message: &str) -> Response<Body> {
+/// A trailers-only error: `e`'s status ([`put_error`]) in the headers, no body.
+pub fn error(e: &ApiError) -> Response<Body> {
     let mut response = Response::new(empty());
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));
@@ -57,11 +57,21 @@ pub fn error(code: GrpcCode, message: &str) -> Response<Body> {
         GRPC_ACCEPT_ENCODING,
         HeaderValue::from_static(ACCEPT_ENCODING),
     );
-    headers.insert(GRPC_STATUS, HeaderValue::from(code as i32));
-    if let Ok(value) = HeaderValue::from_str(&percent_encode(message)) {
+    put_error(headers, e);
+    response
+}
+
+/// Puts `e`'s status in `headers` (a trailers-only answer's headers, or trailers):
+/// `grpc-status` (its gRPC code), `grpc-message` (its message percent-encoded, the first 1024
+/// bytes) and `grpc-status-details-bin` (the rich error model, see [`super::details`]).
+pub fn put_error(headers: &mut HeaderMap, e: &ApiError) {
+    headers.insert(GRPC_STATUS, HeaderValue::from(e.grpc_code() as i32));
+    if let Ok(value) = HeaderValue::from_str(&percent_encode(&e.message)) {
         headers.insert(GRPC_MESSAGE, value);
     }
-    response
+    if let Some(value) = super::details::status_details_bin(e) {
+        headers.insert(super::details::GRPC_STATUS_DETAILS_BIN, value);
+    }
 }
 
 /// gRPC's `grpc-message` encoding: printable ASCII except `%` stays, the rest is `%XX`.

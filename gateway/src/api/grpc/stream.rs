@@ -3,8 +3,7 @@
 //! and a response body fed by a task through a bounded channel, ended by status trailers.
 
 use super::codec::{check_header, FrameError, HEADER_LEN};
-use super::header::{GRPC_MESSAGE, GRPC_STATUS};
-use super::status::percent_encode;
+use super::header::GRPC_STATUS;
 use crate::api::error::{ApiError, Code};
 use crate::http::layer::observe::StreamEnd;
 use crate::http::watch::Watch;
@@ -225,12 +224,7 @@ fn trailers(outcome: &Result<(), ApiError>) -> HeaderMap {
         Ok(()) => {
             trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
         }
-        Err(e) => {
-            trailers.insert(GRPC_STATUS, HeaderValue::from(e.grpc_code() as i32));
-            if let Ok(value) = HeaderValue::from_str(&percent_encode(&e.message)) {
-                trailers.insert(GRPC_MESSAGE, value);
-            }
-        }
+        Err(e) => super::status::put_error(&mut trailers, e),
     }
     trailers
 }

@@ -7,7 +7,7 @@
 //! `UNIMPLEMENTED` here.
 
 use super::codec::{decode_unary, FrameError, HEADER_LEN};
-use super::header::{GRPC_ACCEPT_ENCODING, GRPC_MESSAGE, GRPC_STATUS};
+use super::header::{GRPC_ACCEPT_ENCODING, GRPC_STATUS};
 use super::status::{percent_encode, ACCEPT_ENCODING};
 use super::Rpc;
 use crate::api::app::App;
@@ -200,14 +200,12 @@ fn respond(flavor: Flavor, framed: &[u8], trailers: &HeaderMap) -> Response<Body
     response
 }
 
-/// `e` as a gRPC-Web answer: HTTP 200, a trailers frame with `grpc-status` and `grpc-message`.
+/// `e` as a gRPC-Web answer: HTTP 200, a trailers frame with `e`'s status
+/// ([`super::status::put_error`]).
 #[must_use]
 pub fn error(flavor: Flavor, e: &ApiError) -> Response<Body> {
     let mut trailers = HeaderMap::new();
-    trailers.insert(GRPC_STATUS, HeaderValue::from(e.grpc_code() as i32));
-    if let Ok(value) = HeaderValue::from_str(&percent_encode(&e.message)) {
-        trailers.insert(GRPC_MESSAGE, value);
-    }
+    super::status::put_error(&mut trailers, e);
     respond(flavor, &[], &trailers)
 }
 

@@ -80,7 +80,7 @@ pub struct Failed(pub ApiError);
 #[must_use]
 pub fn reply(call: Call, e: ApiError) -> Res {
     let mut response = match call {
-        Call::Grpc(_) => grpc::status::error(e.grpc_code(), &e.message),
+        Call::Grpc(_) => grpc::status::error(&e),
         Call::GrpcWeb(flavor, _) => grpc::web::error(flavor, &e),
         // Connect's streaming form answers errors with 200 and an end-of-stream envelope.
         Call::Connect(grpc::connect::Codec::Stream, _) => grpc::connect::stream::error(&e),
