@@ -27,20 +27,34 @@ pub(crate) fn tool(variable: &str) -> Option<PathBuf> {
     }
 }
 
-/// Runs `program args`; its stdout, or a panic with its stderr.
-async fn run(program: PathBuf, args: Vec<String>) -> String {
+/// Runs `program args`: whether it succeeded, its stdout and its stderr, and the command line.
+async fn output(program: PathBuf, args: Vec<String>) -> (bool, String, String, String) {
     let shown = format!("{} {}", program.display(), args.join(" "));
     let output = tokio::task::spawn_blocking(move || Command::new(program).args(args).output())
         .await
         .unwrap()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (
         output.status.success(),
-        "{shown} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        text(&output.stdout),
+        text(&output.stderr),
+        shown,
+    )
+}
+
+/// Runs `program args`; its stdout, or a panic with its stderr.
+async fn run(program: PathBuf, args: Vec<String>) -> String {
+    let (ok, stdout, stderr, shown) = output(program, args).await;
+    assert!(ok, "{shown} failed: {stderr}\n{stdout}");
     stdout
+}
+
+/// Runs `program args`, which must fail; its stdout and stderr.
+async fn run_failing(program: PathBuf, args: Vec<String>) -> String {
+    let (ok, stdout, stderr, shown) = output(program, args).await;
+    assert!(!ok, "{shown} succeeded: {stdout}");
+    stdout + &stderr
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -118,22 +132,6 @@ async fn grpcurl_lists_describes_and_calls_by_reflection_alone() {
     server.stop().await;
 }
 
-/// Runs `program args`, which must fail; its stdout and stderr.
-async fn run_failing(program: PathBuf, args: Vec<String>) -> String {
-    let shown = format!("{} {}", program.display(), args.join(" "));
-    let output = tokio::task::spawn_blocking(move || Command::new(program).args(args).output())
-        .await
-        .unwrap()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(!output.status.success(), "{shown} succeeded: {all}");
-    all
-}
-
 /// grpcurl, finding the error details' types by reflection like any message, prints an error's
 /// `google.rpc.ErrorInfo` (DraftStore's code as its reason) and, for a rate limit, its
 /// `google.rpc.RetryInfo` (the delay REST sends as `Retry-After`).
@@ -142,14 +140,8 @@ async fn grpcurl_reads_the_error_details_by_reflection() {
     let Some(grpcurl) = tool("DRAFTSTORE_TEST_GRPCURL") else {
         return;
     };
-    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"acme-key"));
-    let keys = format!("acme {hash} rate=1/3600");
-    let Some(server) = start(&[
-        ("DRAFTSTORE_AUTH", "api-keys"),
-        ("DRAFTSTORE_API_KEYS", &keys),
-    ])
-    .await
-    else {
+    let keys = format!("acme {} rate=1/3600", crate::harness::key_hash("acme-key"));
+    let Some(server) = crate::harness::start_with_keys(&keys).await else {
         return;
     };
     let addr = server.addr.to_string();

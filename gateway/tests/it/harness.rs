@@ -117,6 +117,21 @@ pub async fn start(extra: &[(&str, &str)]) -> Option<Running> {
     }
 }
 
+/// The hex SHA-256 of an API key, as `DRAFTSTORE_API_KEYS` lists it.
+pub fn key_hash(key: &str) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()))
+}
+
+/// [`start`] with API keys checked: `keys` is `DRAFTSTORE_API_KEYS` (`tenant hash [options]`
+/// entries, `;`-separated; see [`key_hash`]).
+pub async fn start_with_keys(keys: &str) -> Option<Running> {
+    start(&[
+        ("DRAFTSTORE_AUTH", "api-keys"),
+        ("DRAFTSTORE_API_KEYS", keys),
+    ])
+    .await
+}
+
 /// The server on the embedded store in a new temporary folder.
 pub async fn start_local(extra: &[(&str, &str)]) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -203,14 +203,8 @@ async fn failures_keep_our_statuses_and_carry_the_originals_error_types() {
 
 #[tokio::test]
 async fn the_original_routes_need_the_same_credentials_as_ours() {
-    use sha2::{Digest, Sha256};
-    let keys = format!("acme {}", hex::encode(Sha256::digest(b"acme-key")));
-    let Some(server) = start(&[
-        ("DRAFTSTORE_AUTH", "api-keys"),
-        ("DRAFTSTORE_API_KEYS", &keys),
-    ])
-    .await
-    else {
+    let keys = format!("acme {}", crate::harness::key_hash("acme-key"));
+    let Some(server) = crate::harness::start_with_keys(&keys).await else {
         return;
     };
     let body = json!({"object_name": "legacy/key.txt"});

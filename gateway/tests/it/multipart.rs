@@ -606,14 +606,9 @@ async fn a_tampered_part_url_is_refused() {
 /// Another tenant's upload id is 404 on every route, and each tenant lists only its own.
 #[tokio::test]
 async fn another_tenants_upload_id_is_not_found() {
-    let hash = |key: &str| hex::encode(Sha256::digest(key.as_bytes()));
+    let hash = crate::harness::key_hash;
     let keys = format!("acme {};globex {}", hash("acme-key"), hash("globex-key"));
-    let Some(server) = start(&[
-        ("DRAFTSTORE_AUTH", "api-keys"),
-        ("DRAFTSTORE_API_KEYS", &keys),
-    ])
-    .await
-    else {
+    let Some(server) = crate::harness::start_with_keys(&keys).await else {
         return;
     };
     let create = "/api/v1/multipart-upload";

@@ -513,19 +513,13 @@ async fn get_upload_form_over_grpc() {
 /// tenant cannot confirm the draft.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forms_keep_tenants_apart() {
-    use sha2::{Digest, Sha256};
-    let hash = |k: &str| hex::encode(Sha256::digest(k.as_bytes()));
+    let hash = crate::harness::key_hash;
     let keys = format!(
         "acme {} max_size=1000;globex {}",
         hash("acme-key"),
         hash("globex-key")
     );
-    let Some(server) = start(&[
-        ("DRAFTSTORE_AUTH", "api-keys"),
-        ("DRAFTSTORE_API_KEYS", &keys),
-    ])
-    .await
-    else {
+    let Some(server) = crate::harness::start_with_keys(&keys).await else {
         return;
     };
     let (status, _) = post(
