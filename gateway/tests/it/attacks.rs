@@ -143,6 +143,8 @@ struct Answers {
     shed: AtomicUsize,
     body_timeout: AtomicUsize,
     other: AtomicUsize,
+    /// Streams that got no answer at all (reset, or the connection broke).
+    unanswered: AtomicUsize,
 }
 
 /// Opens `streams` upload-url calls on one h2c connection from `source`, each announcing a
@@ -169,7 +171,11 @@ async fn slow_bodies(
         let answers = answers.clone();
         tokio::spawn(async move {
             let _body_never_sent = body;
-            let response = response.await.unwrap();
+            // Counted, not unwrapped: a panic in this detached task would not fail the test.
+            let Ok(response) = response.await else {
+                answers.unanswered.fetch_add(1, Ordering::SeqCst);
+                return;
+            };
             let counter = match response.status().as_u16() {
                 503 => {
                     assert_eq!(response.headers()["retry-after"], "1");
@@ -235,6 +241,7 @@ async fn starvation(key: Option<(&str, &str)>, env: &[(&str, &str)]) {
     })
     .await;
     assert_eq!(answers.other.load(Ordering::SeqCst), 0);
+    assert_eq!(answers.unanswered.load(Ordering::SeqCst), 0);
     let log = gateway.log();
     assert!(
         !log.contains("ERROR"),
