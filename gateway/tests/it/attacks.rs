@@ -253,6 +253,93 @@ async fn starvation(key: Option<(&str, &str)>, env: &[(&str, &str)]) {
     );
 }
 
+/// Keeps `streams` upload-url calls in flight on `client` (as `h2load -m` does), counting the
+/// answers in `answered`, until `stop`.
+async fn flood(
+    client: h2::client::SendRequest<Bytes>,
+    url: String,
+    streams: usize,
+    answered: Arc<AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let mut in_flight = FuturesUnordered::new();
+    while !stop.load(Ordering::SeqCst) {
+        while in_flight.len() < streams {
+            let Ok(mut ready) = client.clone().ready().await else {
+                return;
+            };
+            let request = http::Request::post(url.as_str())
+                .header("content-type", "application/json")
+                .body(())
+                .unwrap();
+            let Ok((response, mut body)) = ready.send_request(request, false) else {
+                return;
+            };
+            let _ = body.send_data(Bytes::from_static(br#"{"object_name":"flood.txt"}"#), true);
+            in_flight.push(response);
+        }
+        if in_flight.next().await.is_some() {
+            answered.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// One address floods HTTP/2 streams (8 connections keeping 100 upload-url calls in flight
+/// each, as `h2load -c 8 -m 100` does), far past the cap on requests open on all connections
+/// (2 x MAX_IN_FLIGHT = 16): it holds at most its half of them, and a client on another address
+/// is answered every time meanwhile (each of its calls found the whole cap taken before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_flood_from_one_address_leaves_room_for_other_clients() {
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[("DRAFTSTORE_MAX_IN_FLIGHT", "8")]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut floods = Vec::new();
+    for _ in 0..8 {
+        let client = gateway.h2_from(ATTACKER).await;
+        floods.push(tokio::spawn(flood(
+            client,
+            gateway.url("/api/v1/upload-url"),
+            100,
+            answered.clone(),
+            stop.clone(),
+        )));
+    }
+    eventually("the flood is answered", || {
+        answered.load(Ordering::SeqCst) > 2000
+    })
+    .await;
+    let victim = reqwest::Client::builder()
+        .local_address(IpAddr::from(VICTIM))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut refused = Vec::new();
+    for i in 0..20 {
+        let upload = victim
+            .post(gateway.url("/api/v1/upload-url"))
+            .json(&serde_json::json!({"object_name": format!("victim-{i}.txt")}))
+            .send()
+            .await
+            .unwrap();
+        if upload.status() != 200 {
+            refused.push(upload.text().await.unwrap_or_default());
+        }
+    }
+    let during = answered.load(Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
+    for flood in floods {
+        flood.abort();
+    }
+    assert!(
+        refused.is_empty(),
+        "{} of 20 refused during the flood: {refused:?}",
+        refused.len()
+    );
+    assert!(during > 2000, "the flood ran: {during} answered");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_cannot_starve_probes_or_other_clients() {
     let _serial = SERIAL.lock().await;

@@ -2,10 +2,12 @@
 //! the peer's address (in the request's [`Meta`], for admission by peer), over HTTP/1.1 the
 //! socket's count of bytes written ([`Written`], pacing big answers), the connection's
 //! [`Activity`] (for its idle timer, see [`idle`], and for dropping it once told to finish with
-//! nothing left, see [`linger`]), and the count of requests open on all
-//! connections: past [`Streams`]' cap a request is marked (`Meta::over_cap`) and answered 503 at
-//! once, so memory stays bounded however many HTTP/2 streams clients open.
+//! nothing left, see [`linger`]), and the requests open on all connections, shared fairly by
+//! peer address ([`Streams`]): a request past the cap, or past its peer's share of it, is marked
+//! (`Meta::over_cap`) and answered 503 at once, so memory stays bounded however many HTTP/2
+//! streams clients open, and one peer's flood of streams leaves room for everyone else.
 
+use super::admission::{Key, Shares, Ticket};
 use super::Meta;
 use super::{Req, Res};
 use crate::http::activity::Activity;
@@ -16,33 +18,40 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tower::Service;
 
-/// Requests open on all connections, and the cap past which they are refused.
+/// Requests open on all connections: at most `cap`, shared by peer address as admission shares
+/// its places ([`Shares`]: a peer holds at most `cap / (other peers + 2)`, at least one, so a
+/// single peer gets half and a newcomer always finds room while the total is under the cap).
+/// A refused request holds no place.
 #[derive(Debug)]
 pub struct Streams {
-    open: AtomicUsize,
-    cap: usize,
+    shares: Arc<Shares>,
 }
 
 impl Streams {
-    /// A count with `cap` (at least 1).
+    /// Places for `cap` (at least 1) requests open at once.
     #[must_use]
     pub fn new(cap: usize) -> Arc<Self> {
         Arc::new(Self {
-            open: AtomicUsize::new(0),
-            cap: cap.max(1),
+            shares: Shares::new(cap),
         })
     }
 
     /// Requests open now (the ones a shutdown would cut off).
     #[must_use]
     pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
+        self.shares.held()
+    }
+
+    /// A place for a request of `peer`, held until dropped; `None` past the cap or past the
+    /// peer's share.
+    #[must_use]
+    pub fn take(&self, peer: IpAddr) -> Option<Ticket> {
+        self.shares.try_take(Key::Peer(peer)).ok()
     }
 }
 
@@ -102,11 +111,11 @@ where
     fn call(&self, mut req: Req) -> Self::Future {
         let h2 = req.version() == http::Version::HTTP_2;
         self.activity.request_started(h2);
-        let before = self.streams.open.fetch_add(1, Ordering::Relaxed);
+        let place = self.streams.take(self.peer);
         // The one extension every request gets; the layers fill it in.
         req.extensions_mut().insert(Meta {
             peer: Some(self.peer),
-            over_cap: before >= self.streams.cap,
+            over_cap: place.is_none(),
             written: if h2 { None } else { self.written.clone() },
             ..Meta::default()
         });
@@ -119,7 +128,7 @@ where
             h2,
             open: Open {
                 activity: Some(self.activity.clone()),
-                streams: self.streams.clone(),
+                _place: place,
             },
         }
     }
@@ -129,7 +138,8 @@ where
 /// its stream task ends, once the task took the count over).
 struct Open {
     activity: Option<Arc<Activity>>,
-    streams: Arc<Streams>,
+    /// Its place among the requests open on all connections (none: refused, over the cap).
+    _place: Option<Ticket>,
 }
 
 impl Drop for Open {
@@ -137,7 +147,6 @@ impl Drop for Open {
         if let Some(activity) = &self.activity {
             activity.request_ended();
         }
-        self.streams.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -264,6 +273,22 @@ pub async fn idle(activity: &Activity, first: Duration, idle: Duration) -> Silen
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_peers_open_requests_leave_room_for_another_peers() {
+        let streams = Streams::new(8);
+        let flooder = IpAddr::from([127, 0, 0, 2]);
+        let held: Vec<_> = (0..8).map(|_| streams.take(flooder)).collect();
+        // Alone, a peer holds half the places; its requests past that are over the cap.
+        let placed: Vec<bool> = held.iter().map(Option::is_some).collect();
+        assert_eq!(placed, [true, true, true, true, false, false, false, false]);
+        assert_eq!(streams.open(), 4);
+        let newcomer = streams.take(IpAddr::from([127, 0, 0, 3]));
+        assert!(newcomer.is_some());
+        assert_eq!(streams.open(), 5);
+        drop((held, newcomer));
+        assert_eq!(streams.open(), 0);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_connection_is_idle_after_the_first_wait() {

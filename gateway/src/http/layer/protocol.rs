@@ -114,7 +114,7 @@ fn check(req: &Req, call: Call) -> Result<(), ApiError> {
     if meta(req).is_some_and(|m| m.over_cap) && !call.is_probe() {
         return Err(ApiError::new(
             Code::Overloaded,
-            "too many requests open on all connections; retry",
+            "too many requests open on all connections, or this address holds its share of them; retry",
         )
         .with_retry_after(1));
     }
