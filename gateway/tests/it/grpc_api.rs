@@ -586,6 +586,60 @@ async fn grpc_timeout_is_honoured() {
     server.stop().await;
 }
 
+/// A client's deadline counts from its request's arrival, its body's reading included: a unary
+/// call whose message came whole but whose stream stays open is answered DEADLINE_EXCEEDED at
+/// its deadline (300 ms), not at the body-read timeout (10 s). Native gRPC (`grpc-timeout`,
+/// trailers-only status 4) and Connect (`Connect-Timeout-Ms`, HTTP 504).
+#[tokio::test]
+async fn the_deadline_covers_a_body_still_arriving() {
+    let Some(server) = start(&[]).await else {
+        return;
+    };
+    let message = pb::GetUploadUrlRequest {
+        object_name: "late.txt".into(),
+        constraints: None,
+    }
+    .encode_to_vec();
+    let framed = [&[0_u8][..], &(message.len() as u32).to_be_bytes(), &message].concat();
+    let cases = [
+        ("application/grpc", "grpc-timeout", "300m", framed),
+        ("application/proto", "connect-timeout-ms", "300", message),
+    ];
+    for (media, header, value, body) in cases {
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (client, _connection) = crate::harness::h2_with_windows(tcp, 65_535, 65_535).await;
+        let mut ready = client.ready().await.unwrap();
+        let mut request = http::Request::post(server.url(pb::paths::GET_UPLOAD_URL))
+            .header("content-type", media)
+            .header(header, value);
+        if media == "application/proto" {
+            request = request.header("connect-protocol-version", "1");
+        }
+        let (response, mut send) = ready
+            .send_request(request.body(()).unwrap(), false)
+            .unwrap();
+        // The message whole, the stream left open.
+        send.send_data(bytes::Bytes::from(body), false).unwrap();
+        let started = std::time::Instant::now();
+        let response = tokio::time::timeout(std::time::Duration::from_secs(5), response)
+            .await
+            .unwrap_or_else(|_| panic!("{media}: no answer at the deadline"))
+            .unwrap();
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < std::time::Duration::from_secs(3),
+            "{media}: {elapsed:?}"
+        );
+        if media == "application/grpc" {
+            assert_eq!(response.headers()["grpc-status"], "4", "{media}");
+        } else {
+            assert_eq!(response.status(), 504, "{media}");
+        }
+        drop(send);
+    }
+    server.stop().await;
+}
+
 /// #14 items 3 and 7 over gRPC: metadata past the real budget and names with line separators
 /// or bidi controls are INVALID_ARGUMENT naming the budget or the rule; exactly the budget is
 /// accepted.

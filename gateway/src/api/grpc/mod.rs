@@ -271,7 +271,7 @@ pub async fn handle<B: Storage + Presign>(
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
     let rpc = admitted(Carrier::Native, rpc, req.uri().path(), req.version())?;
-    let deadline = timeout(req.headers())?;
+    let deadline = left(&req, timeout(req.headers())?);
     if deadline == Some(Duration::ZERO) {
         return Err(ApiError::new(
             Code::DeadlineExceeded,
@@ -302,6 +302,17 @@ pub async fn handle<B: Storage + Presign>(
         None => call.await,
     };
     result
+}
+
+/// What is left of `parsed`, a call's deadline read from its head: counted from the request's
+/// arrival when the body layer marked it there (`Meta::deadline`: reading the body took part
+/// of it), else from now.
+pub(crate) fn left<T>(req: &Request<T>, parsed: Option<Duration>) -> Option<Duration> {
+    let at = crate::http::layer::meta(req).and_then(|m| m.deadline);
+    match (parsed, at) {
+        (Some(_), Some(at)) => Some(at.saturating_duration_since(tokio::time::Instant::now())),
+        (parsed, _) => parsed,
+    }
 }
 
 /// Handles one streaming call (server reflection): its body is not read whole by the body

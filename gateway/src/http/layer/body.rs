@@ -15,7 +15,7 @@
 use super::admission::{Key, Shares, Ticket};
 use super::{meta, meta_mut, reply, Failed, Req, Res};
 use crate::api::companion::Op;
-use crate::api::error::{ApiError, Kind};
+use crate::api::error::{ApiError, Code, Kind};
 use crate::api::grpc::codec::HEADER_LEN;
 use crate::api::grpc::connect::Codec;
 use crate::api::grpc::{multipart as grpc_multipart, Rpc};
@@ -148,6 +148,11 @@ where
         let Some(limit) = self.limit(call, req.method()) else {
             return Either::Right(Either::Left(self.inner.call(req)));
         };
+        // A gRPC or Connect client's deadline runs from now, its body's reading included.
+        let deadline = client_deadline(call, req.headers());
+        if let Some(d) = deadline {
+            meta_mut(&mut req).deadline = Some(tokio::time::Instant::now() + d);
+        }
         if let Err(e) = limit.check_declared(req.headers()) {
             return Either::Left(ready(Ok(refuse(call, e, req, false))));
         }
@@ -179,6 +184,7 @@ where
                 limit,
                 call,
                 timeout: self.limits.timeout,
+                deadline,
                 timer: None,
             }),
         }))
@@ -307,7 +313,20 @@ pub struct State<S> {
     limit: Limit,
     call: Call,
     timeout: Duration,
+    /// The client's deadline, when sent (see [`client_deadline`]).
+    deadline: Option<Duration>,
     timer: Option<Pin<Box<Sleep>>>,
+}
+
+/// The deadline a gRPC-family client sent with `call` (`grpc-timeout` for gRPC and gRPC-Web,
+/// `Connect-Timeout-Ms` for Connect); `None` when absent or malformed (the adapter refuses a
+/// malformed one).
+fn client_deadline(call: Call, headers: &http::HeaderMap) -> Option<Duration> {
+    match call {
+        Call::Grpc(_) | Call::GrpcWeb(..) => crate::api::grpc::timeout(headers).ok().flatten(),
+        Call::Connect(..) => crate::api::grpc::connect::timeout(headers).ok().flatten(),
+        Call::Rest(_) | Call::Store => None,
+    }
 }
 
 pin_project! {
@@ -342,6 +361,7 @@ where
                         limit,
                         call,
                         timeout,
+                        deadline,
                         timer,
                         ..
                     } = &mut **state;
@@ -374,10 +394,21 @@ where
                             service.call(request)
                         }
                         Poll::Pending => {
+                            // The body-read timeout, or the client's deadline if sooner.
+                            let first = deadline.filter(|d| d < timeout);
+                            let wait = first.unwrap_or(*timeout);
                             let timer =
-                                timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(*timeout)));
+                                timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(wait)));
                             if timer.as_mut().poll(cx).is_ready() {
-                                return Poll::Ready(Ok(reply(*call, body::timed_out(*timeout))));
+                                let e = match first {
+                                    Some(_) => ApiError::new(
+                                        Code::DeadlineExceeded,
+                                        "the client's deadline passed while its request body \
+                                         was read",
+                                    ),
+                                    None => body::timed_out(*timeout),
+                                };
+                                return Poll::Ready(Ok(reply(*call, e)));
                             }
                             return Poll::Pending;
                         }

@@ -56,6 +56,9 @@ pub struct Meta {
     /// Over HTTP/1.1, the bytes its connection's socket has written ([`connection`]), which
     /// pace its answer if big ([`admission`]); taken by the admission stage that paces.
     pub written: Option<std::sync::Arc<crate::http::socket::Written>>,
+    /// When the client's deadline passes (`grpc-timeout`, `Connect-Timeout-Ms`), counted from
+    /// the request's arrival ([`body`]): the body's reading and the call's work share it.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// `req`'s [`Meta`], if a layer put it there.
