@@ -485,6 +485,70 @@ async fn http1_requests_need_exactly_one_host() {
     assert!(gateway.log().contains("BAD_HOST"));
 }
 
+/// A flood of client faults (1000 unknown paths, 100 streams at a time, no credentials needed)
+/// writes at most 100 INFO lines a second; the lines left out are counted in one line of a
+/// later second, and the metrics count every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_client_faults_cannot_drive_the_logs_volume() {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[]);
+    let client = gateway.h2_from(ATTACKER).await;
+    let started = Instant::now();
+    let mut calls: FuturesUnordered<_> = (0..1000)
+        .map(|i| {
+            let request = http::Request::get(gateway.url(&format!("/api/v1/nope-{i}")))
+                .body(())
+                .unwrap();
+            crate::harness::h2_send(&client, request)
+        })
+        .collect();
+    let mut not_found = 0;
+    while let Some(response) = calls.next().await {
+        not_found += usize::from(response.status() == 404);
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    assert_eq!(not_found, 1000);
+    // One more fault in a later second says how many were left out.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let late = Gateway::client_from(VICTIM)
+        .get(gateway.url("/api/v1/nope-late"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 404);
+    let log = gateway.log();
+    let written = log.lines().filter(|l| l.contains("status=404")).count();
+    assert!(
+        written as u64 <= 100 * (seconds + 1) + 1,
+        "{written} lines in about {seconds} s"
+    );
+    let left_out: u64 = log
+        .lines()
+        .filter_map(|l| l.split("left_out=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(
+        written as u64 + left_out,
+        1001,
+        "every fault is written or counted: {written} written, {left_out} left out"
+    );
+    let metrics = Gateway::client_from(VICTIM)
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("draftstore_requests_total") && l.contains("status=\"404\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(counted, 1001.0, "{metrics}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_methods_and_separators_are_logged_cut_and_escaped() {
     let _serial = SERIAL.lock().await;

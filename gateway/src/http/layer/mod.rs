@@ -9,7 +9,7 @@
 //! the idle timer and for dropping a closing connection with nothing left, the global stream
 //! cap, the socket's count of bytes written); [`unsent`] bounds the bytes of big answers
 //! (HTTP/1.1 and HTTP/2) not yet taken, for [`admission`]; [`escape`] makes request text safe
-//! for the log.
+//! for the log, and [`log_budget`] keeps client faults from driving its volume.
 
 pub mod admission;
 pub mod auth;
@@ -17,6 +17,7 @@ pub mod body;
 pub mod connection;
 pub mod cors;
 pub mod escape;
+pub mod log_budget;
 pub mod observe;
 pub mod protocol;
 pub mod request_id;

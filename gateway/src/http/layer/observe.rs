@@ -2,7 +2,8 @@
 //! 503, a 401 or a refused protocol is counted and logged like any answer.
 //!
 //! Levels: ERROR only for what an operator must act on ([`ApiError::is_server_side`]); every
-//! client fault (4xx, a deadline the client set, a body too slow, a shed request) at INFO;
+//! client fault (4xx, a deadline the client set, a body too slow, a shed request) at INFO,
+//! at most [`LINES_PER_SECOND`] lines a second (see [`super::log_budget`]);
 //! successes at DEBUG (the access log, `DRAFTSTORE_LOG=info,draftstore_gateway::server=debug`).
 //! Method, path and message go through [`Escaped`]: cut and escaped.
 //!
@@ -12,6 +13,7 @@
 //! ([`DrainEnd::cut`]) was cut by the server, and is recorded as 503 `DRAIN_CUT`.
 
 use super::escape::Escaped;
+use super::log_budget::{LineBudget, Take, LINES_PER_SECOND};
 use super::{meta_mut, Failed, Req, Res};
 use crate::api::error::{ApiError, Code};
 use crate::http::drain::DrainEnd;
@@ -497,9 +499,20 @@ fn log_failure(
         // limiter logs each tenant's refusals once a minute (auth/ratelimit), metrics count each.
         tracing::debug!(target: TARGET, request_id = %id, %method, %path, status, grpc_status, code = e.code.as_str(), elapsed_us, "{message}");
     } else {
+        match CLIENT_FAULTS.take_now() {
+            Take::LeaveOut => return,
+            Take::WriteAfter(n) => {
+                tracing::info!(target: TARGET, left_out = n, "client-fault lines left out past {LINES_PER_SECOND} a second (the metrics count every request)");
+            }
+            Take::Write => {}
+        }
         tracing::info!(target: TARGET, request_id = %id, %method, %path, status, grpc_status, code = e.code.as_str(), elapsed_us, "{message}");
     }
 }
+
+/// The budget of client-fault lines, process wide (see [`super::log_budget`]).
+static CLIENT_FAULTS: std::sync::LazyLock<LineBudget> =
+    std::sync::LazyLock::new(|| LineBudget::new(LINES_PER_SECOND));
 
 #[cfg(test)]
 mod tests {
