@@ -27,7 +27,7 @@ use crate::config::{Limits, ServeConfig};
 use crate::http::activity::Activity;
 use crate::http::cors::Cors;
 use crate::http::drain::DrainEnd;
-use crate::http::layer::admission::{AdmissionLayer, By, Shares};
+use crate::http::layer::admission::{AdmissionLayer, By, Key, Shares};
 use crate::http::layer::auth::AuthLayer;
 use crate::http::layer::body::{self, BodyLayer};
 use crate::http::layer::connection::{self, PerConnection, Silence, Streams};
@@ -164,6 +164,7 @@ impl<B: Storage + Presign + 'static> Server<B> {
             ),
             streams: Streams::new(limits.max_in_flight.saturating_mul(2)),
             connections: Arc::new(Semaphore::new(max_connections)),
+            peers: Shares::new(max_connections),
             closing: watch::channel(false).0,
             answering: AtomicUsize::new(0),
             limits,
@@ -503,6 +504,9 @@ struct Serving<S> {
     streams: Arc<Streams>,
     /// One permit per open connection.
     connections: Arc<Semaphore>,
+    /// The open connections shared by peer address, as admission shares its places: a peer
+    /// alone holds at most half of them, so one address cannot take every connection.
+    peers: Arc<Shares>,
     /// Set once, when the server starts draining.
     closing: watch::Sender<bool>,
     /// Connections that had started a request when the drain told them to finish, and are
@@ -529,17 +533,24 @@ where
             .with_interval(Duration::from_secs(10))
             .with_retries(3);
         let mut failures = AcceptFailures::default();
+        let mut refused = PeerRefusals::default();
         loop {
             let Ok(permit) = self.connections.clone().acquire_owned().await else {
                 return;
             };
             match listener.accept().await {
                 Ok((stream, peer)) => {
+                    let peer = peer.ip().to_canonical();
+                    // A peer holding its share of the connections: this one is closed at once.
+                    let Ok(place) = self.peers.try_take(Key::Peer(peer)) else {
+                        drop((stream, permit));
+                        refused.note(peer);
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
                     crate::http::socket::bound_unsent(&stream);
                     let this = self.clone();
-                    let peer = peer.ip().to_canonical();
                     // The TLS handshake runs in the connection's own task, within the header
                     // timeout: a client that never sends its ClientHello holds no one up.
                     tokio::spawn(async move {
@@ -558,7 +569,7 @@ where
                                 }
                             }
                         }
-                        drop(permit);
+                        drop((place, permit));
                     });
                 }
                 Err(e) => {
@@ -657,6 +668,28 @@ impl AcceptFailures {
             .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
         {
             tracing::warn!(error = %e, failures = self.since, "accept failed (logged at most once a second)");
+            self.logged = Some(Instant::now());
+            self.since = 0;
+        }
+    }
+}
+
+/// Connections closed at once because their peer held its share of them: logged at most once a
+/// second (INFO, a client's doing), with how many since the last line.
+#[derive(Default)]
+struct PeerRefusals {
+    logged: Option<Instant>,
+    since: u64,
+}
+
+impl PeerRefusals {
+    fn note(&mut self, peer: IpAddr) {
+        self.since += 1;
+        if self
+            .logged
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            tracing::info!(%peer, refused = self.since, "connection closed at once: its address holds its share of the connections (logged at most once a second)");
             self.logged = Some(Instant::now());
             self.since = 0;
         }

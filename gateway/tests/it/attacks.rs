@@ -485,6 +485,38 @@ async fn http1_requests_need_exactly_one_host() {
     assert!(gateway.log().contains("BAD_HOST"));
 }
 
+/// One address opening as many connections as the server takes (`DRAFTSTORE_MAX_CONNECTIONS`
+/// = 20), keeping each alive with a request: it holds at most half of them, the others closed
+/// at once, and a client on another address is still answered (before, it waited in the
+/// kernel's backlog until the attacker let go).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_every_connection() {
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[("DRAFTSTORE_MAX_CONNECTIONS", "20")]);
+    let mut held = Vec::new();
+    let mut closed = 0;
+    for _ in 0..20 {
+        let mut tcp = gateway.connect_from(ATTACKER).await;
+        let _ = tcp
+            .write_all(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await;
+        let mut answer = [0_u8; 12];
+        match tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut answer)).await {
+            Ok(Ok(_)) if answer.starts_with(b"HTTP/1.1 200") => held.push(tcp),
+            Ok(_) => closed += 1,
+            Err(_) => panic!("a connection neither answered nor closed"),
+        }
+    }
+    assert_eq!((held.len(), closed), (10, 10), "half held, half closed");
+    let health = Gateway::client_from(VICTIM)
+        .get(gateway.url("/health"))
+        .send()
+        .await
+        .expect("another address is served");
+    assert_eq!(health.status(), 200);
+    assert!(gateway.log().contains("holds its share of the connections"));
+}
+
 /// A flood of client faults (1000 unknown paths, 100 streams at a time, no credentials needed)
 /// writes at most 100 INFO lines a second; the lines left out are counted in one line of a
 /// later second, and the metrics count every request.
