@@ -196,11 +196,15 @@ enum Repr {
 }
 
 impl RequestId {
-    /// The id of a request carrying `given` as its `x-request-id`.
+    /// The id of a request carrying `given` as its `x-request-id`: kept when it is 1 to 128
+    /// bytes of letters, digits and `-_.:/+=@` (UUIDs, hex, base64, ULIDs...), else replaced by
+    /// 16 random hex digits. Quotes, spaces, backslashes and the like are never kept: the id is
+    /// written into every log line of its request, where they could fake another field.
     #[must_use]
     pub fn of(given: Option<&http::HeaderValue>) -> Self {
+        let allowed = |b: &u8| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b);
         let sane = |v: &&http::HeaderValue| {
-            (1..=128).contains(&v.len()) && v.as_bytes().iter().all(u8::is_ascii_graphic)
+            (1..=128).contains(&v.len()) && v.as_bytes().iter().all(allowed)
         };
         match given.filter(sane) {
             Some(value) => Self(Repr::Given(value.clone())),
@@ -332,9 +336,14 @@ mod tests {
             RequestId::of(Some(&http::HeaderValue::from_static("abc-123"))).header(),
             "abc-123"
         );
-        let made = id(Some("has space"));
-        assert_eq!(made.len(), 16);
-        assert!(made.bytes().all(|b| b.is_ascii_hexdigit()), "{made}");
+        for forged in ["has space", "x\"status=200", "a\\b", "{x}", "a,b"] {
+            let made = id(Some(forged));
+            assert_eq!(made.len(), 16, "{forged}");
+            assert!(made.bytes().all(|b| b.is_ascii_hexdigit()), "{made}");
+        }
+        let uuid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        assert_eq!(id(Some(uuid)), uuid);
+        assert_eq!(id(Some("AbC+/9=@x.y:z_1")), "AbC+/9=@x.y:z_1");
         assert_eq!(id(Some(&"x".repeat(129))).len(), 16, "too long is replaced");
         assert_eq!(id(Some(&"x".repeat(128))), "x".repeat(128));
         assert_ne!(id(None), id(None));
