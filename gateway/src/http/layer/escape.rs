@@ -13,6 +13,7 @@ pub const LOG_BUDGET: usize = 256;
 pub struct Escaped<'a> {
     text: &'a str,
     budget: usize,
+    quoted: bool,
 }
 
 impl<'a> Escaped<'a> {
@@ -25,7 +26,23 @@ impl<'a> Escaped<'a> {
     /// `text` cut at `budget` bytes.
     #[must_use]
     pub const fn with_budget(text: &'a str, budget: usize) -> Self {
-        Self { text, budget }
+        Self {
+            text,
+            budget,
+            quoted: false,
+        }
+    }
+
+    /// `text` cut at `budget` bytes, between double quotes, its own `"` and `\` escaped too: for
+    /// free text in the middle of a line (an error message quoting an object name), so that
+    /// what a client put in it (`x request_id=… status=200`) cannot pass for the line's fields.
+    #[must_use]
+    pub const fn quoted(text: &'a str, budget: usize) -> Self {
+        Self {
+            text,
+            budget,
+            quoted: true,
+        }
     }
 }
 
@@ -54,9 +71,12 @@ impl fmt::Display for Escaped<'_> {
             end -= 1;
         }
         let shown = self.text.get(..end).unwrap_or_default();
+        if self.quoted {
+            f.write_str("\"")?;
+        }
         let mut plain = 0;
         for (at, c) in shown.char_indices() {
-            if is_unsafe(c) {
+            if is_unsafe(c) || (self.quoted && matches!(c, '"' | '\\')) {
                 f.write_str(shown.get(plain..at).unwrap_or_default())?;
                 write!(f, "\\u{{{:04X}}}", u32::from(c))?;
                 plain = at + c.len_utf8();
@@ -65,6 +85,9 @@ impl fmt::Display for Escaped<'_> {
         f.write_str(shown.get(plain..).unwrap_or_default())?;
         if end < self.text.len() {
             write!(f, "… [{} bytes]", self.text.len())?;
+        }
+        if self.quoted {
+            f.write_str("\"")?;
         }
         Ok(())
     }
@@ -88,6 +111,17 @@ mod tests {
             Escaped::new("/api/v1/upload-url").to_string(),
             "/api/v1/upload-url"
         );
+    }
+
+    #[test]
+    fn quoted_text_cannot_close_its_quotes() {
+        let forged = r#"x" request_id=deadbeef status=200 \"#;
+        let shown = Escaped::quoted(forged, 512).to_string();
+        assert_eq!(
+            shown,
+            r#""x\u{0022} request_id=deadbeef status=200 \u{005C}""#
+        );
+        assert_eq!(shown.matches('"').count(), 2, "{shown}");
     }
 
     #[test]

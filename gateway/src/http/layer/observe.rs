@@ -491,7 +491,7 @@ fn log_failure(
         http: status,
         grpc: grpc_status,
     } = sent;
-    let message = Escaped::with_budget(&e.message, MESSAGE_BUDGET);
+    let message = Escaped::quoted(&e.message, MESSAGE_BUDGET);
     if e.is_server_side() {
         tracing::error!(target: TARGET, request_id = %id, %method, %path, status, grpc_status, code = e.code.as_str(), elapsed_us, "{message}");
     } else if matches!(e.code, Code::RateLimited | Code::RateLimitUnavailable) {
