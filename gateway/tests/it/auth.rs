@@ -158,6 +158,35 @@ async fn every_endpoint_and_rpc_needs_a_valid_key() {
     server.stop().await;
 }
 
+/// Two `Authorization` headers (two tenants' keys) are refused: which one would count is
+/// the client's guess, so neither does.
+#[tokio::test]
+async fn two_authorization_headers_are_refused() {
+    let Some(server) = start_with_keys(&[]).await else {
+        return;
+    };
+    let response = http1()
+        .post(server.url("/api/v1/upload-url"))
+        .header("authorization", "Bearer acme-key")
+        .header("authorization", "Bearer globex-key")
+        .json(&json!({"object_name": "two.txt"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "INVALID_REQUEST", "{body}");
+    let (status, _) = call(
+        &server,
+        "/api/v1/upload-url",
+        Some("acme-key"),
+        json!({"object_name": "one.txt"}),
+    )
+    .await;
+    assert_eq!(status, 200, "one header is fine");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn tenants_cannot_reach_each_others_objects() {
     let Some(server) = start_with_keys(&[]).await else {

@@ -7,6 +7,7 @@
 use super::body::early;
 use super::{reply, Req, Res};
 use crate::api::companion;
+use crate::api::error::{ApiError, Code};
 use crate::api::rest::Route;
 use crate::auth::Authenticator;
 use crate::http::server::Call;
@@ -92,10 +93,18 @@ where
         }
         // The store's presigned URLs carry their own SigV4 signature, checked by the store.
         if !call.is_store() && !self.auth.is_public(req.uri().path(), call.is_grpc()) {
-            match self
-                .auth
-                .authenticate(req.headers().get(http::header::AUTHORIZATION))
-            {
+            let mut given = req.headers().get_all(http::header::AUTHORIZATION).iter();
+            let first = given.next();
+            let checked = if given.next().is_some() && !self.auth.is_open() {
+                // Which one would count is the client's guess: none does.
+                Err(ApiError::new(
+                    Code::InvalidRequest,
+                    "more than one Authorization header: send exactly one",
+                ))
+            } else {
+                self.auth.authenticate(first)
+            };
+            match checked {
                 Ok(Some(tenant)) => {
                     req.extensions_mut().insert(tenant);
                 }
