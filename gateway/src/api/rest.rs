@@ -307,7 +307,45 @@ fn read_body(req: &Request<Bytes>) -> Result<&Bytes, ApiError> {
             "requests must be application/json",
         ));
     }
+    // JSON is UTF-8 (RFC 8259 §8.1) and read as sent: a body in another charset or content
+    // coding (gzip...) would be misread, so it is refused rather than guessed at.
+    let params = content_type
+        .bytes()
+        .position(|b| b == b';')
+        .and_then(|at| content_type.get(at..));
+    if let Some(params) = params {
+        if !charset_is_utf8(params) {
+            return Err(ApiError::new(
+                Code::UnsupportedMediaType,
+                "JSON requests must be UTF-8: charset=utf-8 or no charset",
+            ));
+        }
+    }
+    if let Some(coding) = req.headers().get(http::header::CONTENT_ENCODING) {
+        if !coding
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"identity")
+        {
+            return Err(ApiError::new(
+                Code::UnsupportedMediaType,
+                "the REST API reads bodies as sent: no Content-Encoding (or identity)",
+            ));
+        }
+    }
     Ok(req.body())
+}
+
+/// Whether the parameters of a JSON media type (`; charset=...; ...`, RFC 9110 §8.3.1) name no
+/// charset or UTF-8 (any case, quoted or not).
+fn charset_is_utf8(params: &str) -> bool {
+    params.split(';').all(|param| {
+        let Some((name, value)) = param.split_once('=') else {
+            return true;
+        };
+        !name.trim().eq_ignore_ascii_case("charset")
+            || value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+    })
 }
 
 /// Decodes a JSON request body (RFC 8259) into `T`: malformed JSON and well-formed JSON with a
@@ -725,6 +763,26 @@ async fn ready<B: Storage + Presign>(app: &App<B>) -> Result<Response<Body>, Api
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_utf8_json_is_read() {
+        for ok in [
+            "",
+            ";charset=utf-8",
+            "; charset=\"UTF-8\"",
+            ";v=1",
+            "; charset=utf-8; v=2",
+        ] {
+            assert!(charset_is_utf8(ok), "{ok}");
+        }
+        for bad in [
+            "; charset=latin1",
+            ";CHARSET=utf-16",
+            "; charset=\"iso-8859-1\"",
+        ] {
+            assert!(!charset_is_utf8(bad), "{bad}");
+        }
+    }
     use std::collections::BTreeSet;
 
     #[test]

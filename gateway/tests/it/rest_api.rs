@@ -278,6 +278,13 @@ async fn every_rest_error_status() {
         ),
         (
             "/api/v1/upload-url",
+            "application/json; charset=latin1",
+            br#"{"object_name": "a"}"#.to_vec(),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            "/api/v1/upload-url",
             "application/json",
             format!("{{\"object_name\": \"{}\"}}", "x".repeat(4000)).into_bytes(),
             413,
@@ -895,6 +902,18 @@ async fn json_errors_of_variants_duplicates_escapes_numbers_and_empty_bodies_are
     assert_eq!(resp.status(), 415);
     let value: Value = resp.json().await.unwrap();
     assert_eq!(value["error"]["code"], "UNSUPPORTED_MEDIA_TYPE", "{value}");
+    // A body in a content coding would be misread as plain JSON: refused; identity is fine.
+    for (coding, status) in [("gzip", 415), ("identity", 200)] {
+        let resp = client
+            .post(server.url("/api/v1/upload-url"))
+            .header("content-type", "application/json; charset=utf-8")
+            .header("content-encoding", coding)
+            .body(r#"{"object_name":"a.txt"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{coding}");
+    }
     server.stop().await;
 }
 
