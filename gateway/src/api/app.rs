@@ -157,6 +157,16 @@ impl<B: Storage + Presign> App<B> {
         // reply carries back without a copy.
         let name: String = name.into();
         let key = object_key(tenant, &name)?;
+        let largest = self.store.max_single_put();
+        if let Some(n) = constraints.content_length.filter(|&n| n > largest) {
+            return Err(ApiError::new(
+                Code::InvalidConstraints,
+                format!(
+                    "content_length {n} is over the {largest} bytes one upload URL takes: \
+                     use a multipart upload"
+                ),
+            ));
+        }
         if let Some(tenant) = tenant {
             tenant.allow_upload(constraints).await?;
         }

@@ -11,6 +11,9 @@ pub(crate) use urls::Urls;
 use draftstore_core::{BucketName, ObjectName, StorageError};
 use draftstore_signer::{Expiry, Method, PartUrls, PostForm, PostPolicy, Timestamp};
 
+/// S3's largest single PUT (PutObject): 5 GiB, in bytes.
+pub const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
+
 /// Makes presigned URLs for a store's objects (object_store's `Signer` shape): a client holding
 /// the URL may send `method` to `bucket/key` until it expires, with no other credentials.
 pub trait Presign {
@@ -98,6 +101,13 @@ pub trait Presign {
     /// Headers every presigned PUT must carry, signed in (server-side encryption), sorted.
     fn upload_headers(&self) -> &[(String, String)] {
         &[]
+    }
+
+    /// The most bytes one presigned PUT may carry: S3's PutObject takes at most
+    /// [`MAX_SINGLE_PUT`] (5 GiB), larger objects go in a multipart upload; a store may take
+    /// less (the embedded store's `DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES`).
+    fn max_single_put(&self) -> u64 {
+        MAX_SINGLE_PUT
     }
 
     /// Makes sure browsers on `origins` may upload into `bucket` (AWS PutBucketCors): when the

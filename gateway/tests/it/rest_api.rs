@@ -277,6 +277,14 @@ async fn every_rest_error_status() {
             "UNSUPPORTED_MEDIA_TYPE",
         ),
         (
+            // Over the 5 GiB one PUT takes (S3 and the embedded store alike).
+            "/api/v1/upload-url",
+            "application/json",
+            br#"{"object_name": "big.bin", "content_length": 6000000000}"#.to_vec(),
+            400,
+            "INVALID_CONSTRAINTS",
+        ),
+        (
             "/api/v1/upload-url",
             "application/json; charset=latin1",
             br#"{"object_name": "a"}"#.to_vec(),
@@ -987,5 +995,28 @@ async fn metadata_budget_and_log_forging_names_over_rest() {
             "{message}"
         );
     }
+    server.stop().await;
+}
+
+/// upload-url refuses what the store would refuse: a declared length over the embedded store's
+/// object limit (`DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES`) is 400 at once, not a URL whose PUT fails.
+#[tokio::test]
+async fn upload_url_refuses_a_length_over_the_stores_limit() {
+    let server =
+        crate::harness::start_local(&[("DRAFTSTORE_LOCAL_MAX_OBJECT_BYTES", "100000")]).await;
+    let url = server.url("/api/v1/upload-url");
+    let (status, body) = crate::harness::post_json(
+        &url,
+        &serde_json::json!({"object_name": "big.bin", "content_length": 100_001}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "INVALID_CONSTRAINTS", "{body}");
+    let (status, body) = crate::harness::post_json(
+        &url,
+        &serde_json::json!({"object_name": "fits.bin", "content_length": 100_000}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     server.stop().await;
 }

@@ -21,6 +21,10 @@ impl LocalStorage {
 }
 
 impl Presign for LocalStorage {
+    fn max_single_put(&self) -> u64 {
+        self.max_object.min(crate::store::MAX_SINGLE_PUT)
+    }
+
     fn presign(
         &self,
         method: Method,
