@@ -1089,3 +1089,44 @@ async fn kept_count(
         .objects
         .len()
 }
+
+/// multipart-upload/list answers at most 1000 uploads and says when more match, over REST and
+/// gRPC: 1001 uploads in progress (on the embedded store: the cap is the gateway's, whatever
+/// the store pages by).
+#[tokio::test]
+async fn the_list_of_uploads_stops_at_1000_and_says_so() {
+    let server = crate::harness::start_local(&[]).await;
+    let create = server.url("/api/v1/multipart-upload");
+    let http = reqwest::Client::new();
+    for i in 0..1001 {
+        let status = http
+            .post(&create)
+            .json(&json!({"object_name": format!("many/{i:04}.bin")}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    let all = ok(&server, "/api/v1/multipart-upload/list", json!({})).await;
+    assert_eq!(all["uploads"].as_array().unwrap().len(), 1000);
+    assert_eq!(all["truncated"], true);
+    let one = ok(
+        &server,
+        "/api/v1/multipart-upload/list",
+        json!({"object_name": "many/0007.bin"}),
+    )
+    .await;
+    assert_eq!(one["uploads"].as_array().unwrap().len(), 1);
+    assert_eq!(one["truncated"], false);
+    let mut grpc = client(server.addr).await;
+    let listed: pb::ListMultipartUploadsResponse = call(
+        &mut grpc,
+        pb::paths::LIST_MULTIPART_UPLOADS,
+        pb::ListMultipartUploadsRequest::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((listed.uploads.len(), listed.truncated), (1000, true));
+    server.stop().await;
+}

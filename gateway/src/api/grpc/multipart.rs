@@ -185,7 +185,7 @@ pub async fn dispatch<B: Storage + Presign>(
         Call::List => {
             let req: pb::ListMultipartUploadsRequest = decode(message)?;
             let name = Some(req.object_name.as_str()).filter(|n| !n.is_empty());
-            let uploads = app.list_multipart(tenant, name, &req.prefix).await?;
+            let (uploads, truncated) = app.list_multipart(tenant, name, &req.prefix).await?;
             pb::ListMultipartUploadsResponse {
                 result: success(),
                 uploads: uploads
@@ -196,6 +196,7 @@ pub async fn dispatch<B: Storage + Presign>(
                         initiated: u.initiated,
                     })
                     .collect(),
+                truncated,
             }
             .framed()
         }

@@ -26,6 +26,9 @@ use draftstore_core::{
 };
 use draftstore_signer::Timestamp;
 
+/// The most uploads in progress one list answers (as list-drafts answers at most 1000 drafts).
+pub const MAX_LISTED_UPLOADS: usize = 1000;
+
 /// A multipart upload just created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedUpload {
@@ -271,7 +274,9 @@ impl<B: Storage + Presign> App<B> {
     }
 
     /// The caller's uploads in progress (of `name` only, when given; of names starting with
-    /// `prefix`, when given: checked as list-drafts checks it), every page joined.
+    /// `prefix`, when given: checked as list-drafts checks it), pages joined up to
+    /// [`MAX_LISTED_UPLOADS`]; `true` with them when more match (the listing stopped there, so
+    /// that no caller makes the server walk and answer an unbounded list).
     ///
     /// # Errors
     /// An invalid name; a prefix no name can start with (400 `INVALID_REQUEST`); storage
@@ -281,7 +286,7 @@ impl<B: Storage + Presign> App<B> {
         tenant: Option<&Tenant>,
         name: Option<&str>,
         prefix: &str,
-    ) -> Result<Vec<UploadInProgress>, ApiError> {
+    ) -> Result<(Vec<UploadInProgress>, bool), ApiError> {
         let folder = tenant.map(|t| format!("{}/", t.folder()));
         let exact = name.map(|n| object_key(tenant, n)).transpose()?;
         let starts = crate::api::prefix::key_prefix(tenant, prefix)?;
@@ -310,6 +315,9 @@ impl<B: Storage + Presign> App<B> {
                     },
                     None => upload.key,
                 };
+                if found.len() == MAX_LISTED_UPLOADS {
+                    return Ok((found, true));
+                }
                 found.push(UploadInProgress {
                     upload_id: upload.upload_id,
                     object_name: shown,
@@ -320,7 +328,7 @@ impl<B: Storage + Presign> App<B> {
             }
             match page.next {
                 Some(next) => continuation = Some(next),
-                None => return Ok(found),
+                None => return Ok((found, false)),
             }
         }
     }

@@ -265,7 +265,7 @@ pub async fn handle<B: Storage + Presign>(
         }
         Op::List => {
             let body: ListBody = decode_json(body)?;
-            let uploads = app
+            let (uploads, truncated) = app
                 .list_multipart(
                     tenant,
                     body.object_name.as_deref(),
@@ -276,7 +276,10 @@ pub async fn handle<B: Storage + Presign>(
                 .iter()
                 .map(|u| value!({"upload_id": u.upload_id, "object_name": u.object_name, "initiated": u.initiated}))
                 .collect();
-            json(StatusCode::OK, &value!({ "uploads": uploads }))
+            json(
+                StatusCode::OK,
+                &value!({ "uploads": uploads, "truncated": truncated }),
+            )
         }
     }
 }
