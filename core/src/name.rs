@@ -53,14 +53,14 @@ pub enum NameError {
     #[error("object name contains a '.' or '..' segment")]
     DotSegment,
     /// An empty segment (`//`) or a trailing `/`.
-    #[error("object name contains an empty segment ('//')")]
+    #[error("object name contains an empty segment ('//', or a trailing '/')")]
     EmptySegment,
     /// A backslash: some clients turn it into `/`.
     #[error("object name contains a backslash")]
     Backslash,
     /// The name starts with DraftStore's reserved prefix `.draftstore/`
     /// ([`crate::events::RESERVED_PREFIX`]), where its event queue lives.
-    #[error("object names starting with '.draftstore/' are reserved")]
+    #[error("object names '.draftstore' and those starting with '.draftstore/' are reserved")]
     Reserved,
 }
 
