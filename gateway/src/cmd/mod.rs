@@ -46,6 +46,8 @@ pub fn init_tracing(json: bool) -> Result<(), Exit> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
+    // JSON lines hold each message as one escaped string already: no quotes of our own.
+    crate::http::layer::observe::quote_messages(!json);
     let _ = if json {
         builder.json().try_init()
     } else {

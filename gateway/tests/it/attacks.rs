@@ -581,6 +581,45 @@ async fn a_flood_of_client_faults_cannot_drive_the_logs_volume() {
     assert_eq!(counted, 1001.0, "{metrics}");
 }
 
+/// Client text in a failure's message cannot pass for the line's fields: text lines quote the
+/// message (its own quotes escaped); JSON lines hold it as one string, with no quotes added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_quoting_client_text_stays_one_field() {
+    let _serial = SERIAL.lock().await;
+    let forged = r#"x" request_id=deadbeef status=200"#;
+    for json in [false, true] {
+        let gateway =
+            Gateway::start(&[("DRAFTSTORE_LOG_JSON", if json { "true" } else { "false" })]);
+        let response = Gateway::client_from(VICTIM)
+            .post(gateway.url("/api/v1/download-url"))
+            .header("x-request-id", "quoted-1")
+            .json(&serde_json::json!({"object_name": forged}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+        let log = gateway.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("quoted-1") && l.contains("404"))
+            .unwrap_or_else(|| panic!("not logged: {log}"));
+        if json {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let message = value["fields"]["message"].as_str().unwrap();
+            assert!(
+                message.contains(forged) && !message.starts_with('"'),
+                "{line}"
+            );
+        } else {
+            assert!(
+                line.contains(r#"x\u{0022} request_id=deadbeef status=200"#),
+                "{line}"
+            );
+            assert_eq!(line.matches("request_id=").count(), 2, "{line}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_methods_and_separators_are_logged_cut_and_escaped() {
     let _serial = SERIAL.lock().await;

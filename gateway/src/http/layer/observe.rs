@@ -491,7 +491,11 @@ fn log_failure(
         http: status,
         grpc: grpc_status,
     } = sent;
-    let message = Escaped::quoted(&e.message, MESSAGE_BUDGET);
+    let message = if QUOTED.load(std::sync::atomic::Ordering::Relaxed) {
+        Escaped::quoted(&e.message, MESSAGE_BUDGET)
+    } else {
+        Escaped::with_budget(&e.message, MESSAGE_BUDGET)
+    };
     if e.is_server_side() {
         tracing::error!(target: TARGET, request_id = %id, %method, %path, status, grpc_status, code = e.code.as_str(), elapsed_us, "{message}");
     } else if matches!(e.code, Code::RateLimited | Code::RateLimitUnavailable) {
@@ -508,6 +512,16 @@ fn log_failure(
         }
         tracing::info!(target: TARGET, request_id = %id, %method, %path, status, grpc_status, code = e.code.as_str(), elapsed_us, "{message}");
     }
+}
+
+/// Whether failure messages are written between quotes (text lines; see [`Escaped::quoted`]).
+static QUOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Writes failure messages between quotes (`true`, the default: text log lines, where client
+/// text in a message could otherwise pass for the line's fields) or as they are (`false`: JSON
+/// lines, whose encoder escapes each message as one string).
+pub fn quote_messages(quoted: bool) {
+    QUOTED.store(quoted, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The budget of client-fault lines, process wide (see [`super::log_budget`]).
