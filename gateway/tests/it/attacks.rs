@@ -565,14 +565,8 @@ async fn a_flood_of_client_faults_cannot_drive_the_logs_volume() {
         1001,
         "every fault is written or counted: {written} written, {left_out} left out"
     );
-    let metrics = Gateway::client_from(VICTIM)
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics =
+        crate::harness::text_of(Gateway::client_from(VICTIM).get(gateway.url("/metrics"))).await;
     let counted: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("draftstore_requests_total") && l.contains("status=\"404\""))
