@@ -542,7 +542,7 @@ where
                 Ok((stream, peer)) => {
                     let peer = peer.ip().to_canonical();
                     // A peer holding its share of the connections: this one is closed at once.
-                    let Ok(place) = self.peers.try_take(Key::Peer(peer)) else {
+                    let Some(place) = self.peers.place(Key::Peer(peer)) else {
                         drop((stream, permit));
                         refused.note(peer);
                         continue;

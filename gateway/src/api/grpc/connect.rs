@@ -103,7 +103,7 @@ pub async fn handle<B: Storage + Presign>(
             format!("{} is not a unary method", rpc.label()),
         ));
     };
-    let deadline = super::left(&req, timeout(headers)?);
+    let deadline = super::left(&req, timeout)?;
     let call = async {
         // The body layer read it whole, within its limit (see `http::layer::body`).
         let body = req.into_body();

@@ -65,7 +65,11 @@ fn any<M: Message + Name>(message: &M) -> Any {
 pub fn status(e: &ApiError) -> Vec<u8> {
     Status {
         code: e.grpc_code() as i32,
-        message: cut(&e.message, MESSAGE_BUDGET).to_owned(),
+        message: e
+            .message
+            .get(..e.message.floor_char_boundary(MESSAGE_BUDGET))
+            .unwrap_or_default()
+            .to_owned(),
         details: details(e),
     }
     .encode_to_vec()
@@ -92,15 +96,6 @@ pub fn connect_details(e: &ApiError) -> serde_json::Value {
             serde_json::json!({"type": name, "value": STANDARD_NO_PAD.encode(&any.value)})
         })
         .collect()
-}
-
-/// The longest prefix of `text` of at most `budget` bytes ending at a character boundary.
-fn cut(text: &str, budget: usize) -> &str {
-    let mut end = text.len().min(budget);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.get(..end).unwrap_or_default()
 }
 
 #[cfg(test)]

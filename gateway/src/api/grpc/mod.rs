@@ -271,7 +271,7 @@ pub async fn handle<B: Storage + Presign>(
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
     let rpc = admitted(Carrier::Native, rpc, req.uri().path(), req.version())?;
-    let deadline = left(&req, timeout(req.headers())?);
+    let deadline = left(&req, timeout)?;
     if deadline == Some(Duration::ZERO) {
         return Err(ApiError::new(
             Code::DeadlineExceeded,
@@ -304,14 +304,21 @@ pub async fn handle<B: Storage + Presign>(
     result
 }
 
-/// What is left of `parsed`, a call's deadline read from its head: counted from the request's
-/// arrival when the body layer marked it there (`Meta::deadline`: reading the body took part
-/// of it), else from now.
-pub(crate) fn left<T>(req: &Request<T>, parsed: Option<Duration>) -> Option<Duration> {
-    let at = crate::http::layer::meta(req).and_then(|m| m.deadline);
-    match (parsed, at) {
-        (Some(_), Some(at)) => Some(at.saturating_duration_since(tokio::time::Instant::now())),
-        (parsed, _) => parsed,
+/// What is left of a call's deadline: counted from the request's arrival when the body layer
+/// read it from the head and marked it (`Meta::deadline`: reading the body took part of it),
+/// else `parse` reads it from the head now (`grpc-timeout` or `Connect-Timeout-Ms`), from now.
+///
+/// # Errors
+/// `parse`'s, for a malformed deadline (which the body layer leaves unmarked).
+pub(crate) fn left<T>(
+    req: &Request<T>,
+    parse: fn(&http::HeaderMap) -> Result<Option<Duration>, ApiError>,
+) -> Result<Option<Duration>, ApiError> {
+    match crate::http::layer::meta(req).and_then(|m| m.deadline) {
+        Some(at) => Ok(Some(
+            at.saturating_duration_since(tokio::time::Instant::now()),
+        )),
+        None => parse(req.headers()),
     }
 }
 

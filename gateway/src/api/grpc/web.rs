@@ -82,7 +82,7 @@ pub async fn handle<B: Storage + Presign>(
     tenant: Option<&Tenant>,
 ) -> Result<Response<Body>, ApiError> {
     let rpc = super::admitted(super::Carrier::Web, rpc, req.uri().path(), req.version())?;
-    let deadline = super::left(&req, super::timeout(req.headers())?);
+    let deadline = super::left(&req, super::timeout)?;
     if deadline == Some(std::time::Duration::ZERO) {
         return Err(ApiError::new(
             Code::DeadlineExceeded,

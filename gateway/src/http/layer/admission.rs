@@ -119,10 +119,17 @@ impl Shares {
     /// # Errors
     /// `OVERLOADED` (503, `Retry-After: 1`) when every place is taken or `key` holds its share.
     pub fn try_take(self: &Arc<Self>, key: Key) -> Result<Ticket, ApiError> {
+        self.place(key).ok_or_else(overloaded)
+    }
+
+    /// A place for `key`; `None` when every place is taken or `key` holds its share (for a
+    /// caller with its own answer to a refusal: no error is made).
+    #[must_use]
+    pub fn place(self: &Arc<Self>, key: Key) -> Option<Ticket> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let State { total, held } = &mut *state;
         if *total >= self.capacity {
-            return Err(overloaded());
+            return None;
         }
         let keys = held.len();
         // One lookup: a key holding nothing yet is always within its share (at least one).
@@ -131,7 +138,7 @@ impl Shares {
                 let others = keys.saturating_sub(1);
                 let share = (self.capacity / (others + 2)).max(1);
                 if key != Key::Anyone && *mine.get() >= share {
-                    return Err(overloaded());
+                    return None;
                 }
                 *mine.get_mut() += 1;
             }
@@ -140,7 +147,7 @@ impl Shares {
             }
         }
         *total += 1;
-        Ok(Ticket {
+        Some(Ticket {
             shares: self.clone(),
             key,
         })

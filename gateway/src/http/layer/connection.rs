@@ -51,7 +51,7 @@ impl Streams {
     /// peer's share.
     #[must_use]
     pub fn take(&self, peer: IpAddr) -> Option<Ticket> {
-        self.shares.try_take(Key::Peer(peer)).ok()
+        self.shares.place(Key::Peer(peer))
     }
 }
 

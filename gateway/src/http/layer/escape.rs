@@ -66,10 +66,7 @@ pub fn is_unsafe(c: char) -> bool {
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut end = self.text.len().min(self.budget);
-        while !self.text.is_char_boundary(end) {
-            end -= 1;
-        }
+        let end = self.text.floor_char_boundary(self.budget);
         let shown = self.text.get(..end).unwrap_or_default();
         if self.quoted {
             f.write_str("\"")?;
