@@ -290,12 +290,14 @@ fn read_body(req: &Request<Bytes>) -> Result<&Bytes, ApiError> {
     let content_type = first.and_then(|v| v.to_str().ok()).unwrap_or("");
     // The media type, before any parameters (a byte scan: `split(';')` is a search set up
     // for every call).
-    let mime = content_type
-        .bytes()
-        .position(|b| b == b';')
-        .and_then(|end| content_type.get(..end))
-        .unwrap_or(content_type)
-        .trim();
+    let (mime, params) = match content_type.bytes().position(|b| b == b';') {
+        Some(at) => (
+            content_type.get(..at).unwrap_or_default(),
+            content_type.get(at..),
+        ),
+        None => (content_type, None),
+    };
+    let mime = mime.trim();
     let json_suffix = mime
         .len()
         .checked_sub(5)
@@ -309,10 +311,6 @@ fn read_body(req: &Request<Bytes>) -> Result<&Bytes, ApiError> {
     }
     // JSON is UTF-8 (RFC 8259 §8.1) and read as sent: a body in another charset or content
     // coding (gzip...) would be misread, so it is refused rather than guessed at.
-    let params = content_type
-        .bytes()
-        .position(|b| b == b';')
-        .and_then(|at| content_type.get(at..));
     if let Some(params) = params {
         if !charset_is_utf8(params) {
             return Err(ApiError::new(

@@ -532,8 +532,8 @@ where
             .with_time(Duration::from_secs(30))
             .with_interval(Duration::from_secs(10))
             .with_retries(3);
-        let mut failures = AcceptFailures::default();
-        let mut refused = PeerRefusals::default();
+        let mut failures = OncePerSecond::default();
+        let mut refused = OncePerSecond::default();
         loop {
             let Ok(permit) = self.connections.clone().acquire_owned().await else {
                 return;
@@ -544,7 +544,9 @@ where
                     // A peer holding its share of the connections: this one is closed at once.
                     let Some(place) = self.peers.place(Key::Peer(peer)) else {
                         drop((stream, permit));
-                        refused.note(peer);
+                        if let Some(refused) = refused.note() {
+                            tracing::info!(%peer, refused, "connection closed at once: its address holds its share of the connections (logged at most once a second)");
+                        }
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
@@ -574,7 +576,9 @@ where
                 }
                 Err(e) => {
                     drop(permit);
-                    failures.note(&e);
+                    if let Some(failures) = failures.note() {
+                        tracing::warn!(error = %e, failures, "accept failed (logged at most once a second)");
+                    }
                     // Out of descriptors and the like: the listener stays readable, so wait a
                     // moment rather than spin; accepting resumes as soon as one is free.
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -653,46 +657,27 @@ impl Drop for Answering<'_> {
     }
 }
 
-/// Accept errors, logged at most once a second with how many there were.
+/// Events of the accept loop logged at most once a second, with how many there were: accept
+/// errors (WARN) and connections closed at once for their peer's share (INFO, a client's
+/// doing).
 #[derive(Default)]
-struct AcceptFailures {
+struct OncePerSecond {
     logged: Option<Instant>,
     since: u64,
 }
 
-impl AcceptFailures {
-    fn note(&mut self, e: &std::io::Error) {
+impl OncePerSecond {
+    /// Counts one event; `Some(events since the last line)` when a line is due now.
+    fn note(&mut self) -> Option<u64> {
         self.since += 1;
         if self
             .logged
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
         {
-            tracing::warn!(error = %e, failures = self.since, "accept failed (logged at most once a second)");
-            self.logged = Some(Instant::now());
-            self.since = 0;
+            return None;
         }
-    }
-}
-
-/// Connections closed at once because their peer held its share of them: logged at most once a
-/// second (INFO, a client's doing), with how many since the last line.
-#[derive(Default)]
-struct PeerRefusals {
-    logged: Option<Instant>,
-    since: u64,
-}
-
-impl PeerRefusals {
-    fn note(&mut self, peer: IpAddr) {
-        self.since += 1;
-        if self
-            .logged
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
-        {
-            tracing::info!(%peer, refused = self.since, "connection closed at once: its address holds its share of the connections (logged at most once a second)");
-            self.logged = Some(Instant::now());
-            self.since = 0;
-        }
+        self.logged = Some(Instant::now());
+        Some(std::mem::take(&mut self.since))
     }
 }
 
