@@ -3,7 +3,10 @@
 #   1. 400 h2c connections x 256 concurrent `GET /health` streams each;
 #   2. the same with the stream cap at 256 (the default before it was lowered to 100), to
 #      compare in the same run;
-#   3. 2000 HTTP/1.1 keep-alive connections, each kept busy with `GET /health`.
+#   3. 2000 HTTP/1.1 keep-alive connections, each kept busy with `GET /health`;
+#   4. answers nobody reads: 300 h2c connections x 100 streams, each stream's window 0 (the
+#      client never takes a byte), each asking for a ~15.8 KB part-urls answer (under one
+#      HTTP/2 frame, so handed to h2 whole) on the embedded store, for 20 s.
 # Then a normal HTTP/2 client's throughput (10 connections x 100 streams of upload-url) with the
 # default stream cap and with 256: the cap bounds floods, not a client's speed.
 # The peak is the kernel's high-water mark (VmHWM in /proc/PID/status), read after each flood;
@@ -11,10 +14,12 @@
 # requests were answered (200) or shed (503) during the flood. /health touches no storage, so
 # the gateway is pointed at an S3 address nothing listens on.
 #
-# Usage: bench/rss.sh [REQUESTS_PER_FLOOD=400000]
+# Usage: bench/rss.sh [REQUESTS_PER_FLOOD=400000] [GATEWAY=target/release/gateway]
+# (GATEWAY: another build to compare, e.g. one built from an earlier commit.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-400000}
+GATEWAY=${2:-target/release/gateway}
 command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null; }
 # 2000 connections need as many descriptors on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -38,7 +43,7 @@ kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 start() {
   port=$(free_port)
   env AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_ENDPOINT_URL=http://127.0.0.1:9 \
-    DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn "$@" target/release/gateway serve --bind 127.0.0.1 --http-port "$port" 2>"$work/gateway.log" &
+    DRAFTSTORE_AUTH=none DRAFTSTORE_LOG=warn "$@" "$GATEWAY" serve --bind 127.0.0.1 --http-port "$port" 2>"$work/gateway.log" &
   pid=$!
   wait_port "$port"
 }
@@ -53,6 +58,27 @@ flood() {
   local peak; peak=$(kib "$pid" VmHWM)
   local ok; ok=$(grep -Eo '[0-9]+ 2xx' <<<"$out" | grep -Eo '^[0-9]+' || echo 0)
   local shed; shed=$(grep -Eo '[0-9]+ 5xx' <<<"$out" | grep -Eo '^[0-9]+' || echo 0)
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+  python3 -c 'import sys; n,i,p,o,s=sys.argv[1:]; print(f"{n:<34}{int(i)/1024:>9.1f}{int(p)/1024:>10.1f}{o:>10}{s:>8}")' "$name" "$idle" "$peak" "$ok" "$shed"
+}
+
+# unread NAME : "name idle_MiB peak_MiB answered shed" for flood 4 on the embedded store
+# (answered: 200 heads sent; shed: 503s; from the gateway's /metrics after the flood).
+unread() {
+  local name=$1
+  start DRAFTSTORE_STORAGE=local DRAFTSTORE_DATA_DIR="$work/data" DRAFTSTORE_IDLE_TIMEOUT_MS=60000
+  local idle; idle=$(kib "$pid" VmRSS)
+  local upload; upload=$(curl -sf -H 'content-type: application/json' -d '{"object_name":"big.bin"}' \
+    "http://127.0.0.1:$port/api/v1/multipart-upload" | python3 -c 'import json,sys; print(json.load(sys.stdin)["upload_id"])')
+  python3 -c 'import json,sys; print(json.dumps({"object_name":"big.bin","upload_id":sys.argv[1],"part_numbers":list(range(1,35))}))' \
+    "$upload" >"$work/part-urls.json"
+  timeout 20 h2load -n 30000 -c 300 -m 100 -w 0 -d "$work/part-urls.json" -H 'content-type: application/json' \
+    "http://127.0.0.1:$port/api/v1/multipart-upload/part-urls" >/dev/null 2>&1 || true
+  local peak; peak=$(kib "$pid" VmHWM)
+  local metrics; metrics=$(curl -sf "http://127.0.0.1:$port/metrics")
+  local ok shed
+  ok=$(grep '^draftstore_requests_total{' <<<"$metrics" | grep 'route="/api/v1/multipart-upload/part-urls"' | grep 'status="200"' | awk '{s+=$2} END {print s+0}')
+  shed=$(grep '^draftstore_requests_total{' <<<"$metrics" | grep 'route="/api/v1/multipart-upload/part-urls"' | grep 'status="503"' | awk '{s+=$2} END {print s+0}')
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
   python3 -c 'import sys; n,i,p,o,s=sys.argv[1:]; print(f"{n:<34}{int(i)/1024:>9.1f}{int(p)/1024:>10.1f}{o:>10}{s:>8}")' "$name" "$idle" "$peak" "$ok" "$shed"
 }
@@ -78,6 +104,7 @@ printf '%-34s%9s%10s%10s%8s\n' flood 'idle MiB' 'peak MiB' 200 503
 flood "h2c-400x256-streams" - -c 400 -m 256
 flood "h2c-400x256-streams (cap 256)" 256 -c 400 -m 256
 flood "http1-2000-keepalive" - --h1 -c 2000 -m 1
+unread "h2c-300x100-unread-15.8KB"
 echo
 printf '%-34s%10s%10s\n' 'h2 client, 10 conns x 100 streams' 'req/s' 200
 throughput "upload-url" -

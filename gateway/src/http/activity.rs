@@ -1,11 +1,31 @@
 //! What one connection is doing ([`Activity`]): the requests open on it, how many were ever
 //! started there, and whether it speaks HTTP/2. The transport keeps it: the server's idle timer
-//! and drain read it ([`crate::http::server`]), an HTTP/2 stream task keeps its stream counted
-//! open until its answer is sent ([`crate::http::watch::keep_open`]); the connection layer
+//! and drain read it ([`crate::http::server`]), an HTTP/2 stream task keeps its request
+//! ([`Open`]) until its answer is sent ([`crate::http::watch::keep_open`]); the connection layer
 //! above ([`crate::http::layer::connection`]) counts each request in and out.
 
+use crate::http::shares::Ticket;
 use crate::http::socket::Written;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// A request counted open: on its connection ([`Activity`]) and, when it got one, in its place
+/// among the requests open on all connections (a [`Ticket`] of
+/// [`crate::http::layer::connection::Streams`]). Dropping it ends both: when the request is
+/// answered or dropped, or over HTTP/2 when its stream task ends, once the task holds it
+/// ([`crate::http::watch::keep_open`]), so that an answer its client does not take keeps its
+/// place until it is taken or its stream reset.
+#[derive(Debug)]
+pub struct Open {
+    activity: Arc<Activity>,
+    _place: Option<Ticket>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.activity.request_ended();
+    }
+}
 
 /// Requests open on one connection (over HTTP/2: stream tasks open, from the request until
 /// its answer is sent or its stream reset, see [`crate::http::watch::keep_open`]; over
@@ -18,19 +38,24 @@ pub struct Activity {
 }
 
 impl Activity {
-    /// A request has started on the connection (`h2`: over HTTP/2): counted open until
-    /// [`Activity::request_ended`].
-    pub fn request_started(&self, h2: bool) {
+    /// A request has started on the connection (`h2`: over HTTP/2), holding `place` (none:
+    /// refused) among the requests open on all connections: counted open until the [`Open`]
+    /// returned is dropped.
+    #[must_use]
+    pub fn request_started(self: &Arc<Self>, h2: bool, place: Option<Ticket>) -> Open {
         self.open.fetch_add(1, Ordering::Relaxed);
         self.started.fetch_add(1, Ordering::Relaxed);
         if h2 {
             self.h2.store(true, Ordering::Relaxed);
         }
+        Open {
+            activity: self.clone(),
+            _place: place,
+        }
     }
 
-    /// A request counted open has ended: answered or dropped, or over HTTP/2 its stream task
-    /// (kept counted by [`crate::http::watch::keep_open`]) has ended.
-    pub fn request_ended(&self) {
+    /// A request counted open has ended (its [`Open`] dropped).
+    fn request_ended(&self) {
         self.open.fetch_sub(1, Ordering::Relaxed);
     }
 

@@ -3,7 +3,7 @@
 //! ([`socket`]), each connection's requests ([`activity`]), the progress watch of HTTP/2
 //! streams ([`watch`]), the end of a drain as its cut answers see it ([`drain`]), time limits
 //! ([`deadline`]), bounded bodies ([`body`]), response helpers ([`response`]), JSON text
-//! ([`json`]), CORS ([`cors`]) and TLS with certificate reload ([`tls`]); the request path's
+//! ([`json`]), CORS ([`cors`]), places shared fairly between peers and tenants ([`shares`]) and TLS with certificate reload ([`tls`]); the request path's
 //! cross-cutting rules as tower layers ([`layer`]).
 
 pub mod activity;
@@ -15,6 +15,7 @@ pub mod json;
 pub mod layer;
 pub mod response;
 pub mod server;
+pub mod shares;
 pub mod socket;
 pub mod tls;
 pub mod watch;

@@ -25,11 +25,13 @@
 //! This module is transport: it knows nothing of the layers above it ([`crate::http::layer`]),
 //! which use it; what they hand down ([`Asked`], [`Activity`]) is defined here or beside it.
 //!
-//! The slot also keeps the stream counted as open on its connection ([`keep_open`]) from its
-//! answer until the task ends (its body sent or the stream reset), so that a connection busy
-//! with a long download is not idle.
+//! The slot also keeps the stream's request open ([`keep_open`]) from its answer until the task
+//! ends (its body sent or the stream reset): counted on its connection, so that a connection
+//! busy with a long download is not idle, and in its place among the requests open on all
+//! connections, so that answers nobody takes (each small one handed to h2 whole, in h2's
+//! buffers until taken) are bounded by that cap.
 
-use crate::http::activity::Activity;
+use crate::http::activity::Open;
 use crate::http::response::RequestId;
 use pin_project_lite::pin_project;
 use std::cell::{Cell, OnceCell};
@@ -64,22 +66,14 @@ pub struct Asked {
 pub type Report = fn(Option<Asked>, Duration);
 
 /// A stream task's slot: its watch once made, whether its whole answer was handed over, the
-/// request it answered (for the log line of a reset), and its connection while the task keeps
-/// the stream counted as open there.
+/// request it answered (for the log line of a reset), and that request kept open until the task
+/// ends ([`keep_open`]).
 #[derive(Default)]
 struct Slot {
     watch: OnceCell<Arc<Watch>>,
     answered: Cell<bool>,
     asked: Cell<Option<Asked>>,
-    open: Cell<Option<Arc<Activity>>>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Some(activity) = self.open.take() {
-            activity.request_ended();
-        }
-    }
+    open: Cell<Option<Open>>,
 }
 
 /// The progress of one HTTP/2 stream.
@@ -166,20 +160,16 @@ pub fn answered() {
     let _ = WATCH.try_with(|slot| slot.answered.set(true));
 }
 
-/// Keeps the running HTTP/2 stream task counted as open on its connection (`activity`) until
-/// the task ends: [`Activity::request_ended`] is called then. Outside a stream task, `activity`
-/// is handed back (the caller ends the count itself).
+/// Keeps the request the running HTTP/2 stream task answered (`open`: counted on its
+/// connection and holding its place among the requests open on all connections) until the task
+/// ends, dropped then. Outside a stream task, `open` is handed back (the caller keeps it).
 ///
 /// # Errors
-/// `activity` itself when no stream task is running.
-pub fn keep_open(activity: Arc<Activity>) -> Result<(), Arc<Activity>> {
-    let mut held = Some(activity);
-    let _ = WATCH.try_with(|slot| {
-        if let Some(previous) = slot.open.replace(held.take()) {
-            // A task answers once: never taken.
-            previous.request_ended();
-        }
-    });
+/// `open` itself when no stream task is running.
+pub fn keep_open(open: Open) -> Result<(), Open> {
+    let mut held = Some(open);
+    // A task answers once: a previous one (never there) is dropped with the slot's old value.
+    let _ = WATCH.try_with(|slot| slot.open.set(held.take()));
     held.map_or(Ok(()), Err)
 }
 

@@ -1384,3 +1384,96 @@ async fn http1_answers_nobody_reads_are_held_within_the_byte_budget() {
     let unsent = gauge(&metrics, "draftstore_answer_bytes_unsent").unwrap_or(f64::NAN);
     assert!(unsent <= BOUND, "{unsent}");
 }
+
+/// HTTP/2 answers under one frame (16 KiB) go to h2 whole, outside the byte budget: a client
+/// that opens no window (and so never takes them) once held one in h2's buffers per stream it
+/// asked, however many (300 connections x 100 streams of 15.8 KB: 563 MB). Each now keeps its
+/// place among the requests open on all connections until it is taken or reset: past its
+/// peer's share (16 of 32 places here) the attacker is refused with 503, someone else is
+/// served, and the places come back once the attacker's connection is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_http2_answers_nobody_reads_are_bounded_by_the_stream_cap() {
+    const ASKED: usize = 40;
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[
+        ("DRAFTSTORE_MAX_IN_FLIGHT", "16"),
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000"),
+    ]);
+    let upload = crate::harness::create_multipart(&gateway.url("/api/v1/multipart-upload")).await;
+    let mut call = crate::harness::part_urls_call(&upload);
+    call["part_numbers"] = serde_json::json!((1..=30).collect::<Vec<u32>>());
+    let body = Bytes::from(serde_json::to_vec(&call).unwrap());
+    let (client, connection) =
+        crate::harness::h2_windowed(gateway.connect_from(ATTACKER).await, 0).await;
+    // One after another, each answered before the next is asked: no admission stage is ever
+    // full, only the answers left unread add up.
+    let mut unread = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..ASKED {
+        let request = http::Request::post(gateway.url("/api/v1/multipart-upload/part-urls"))
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        let mut ready = client.clone().ready().await.unwrap();
+        let (response, mut send) = ready.send_request(request, false).unwrap();
+        send.send_data(body.clone(), true).unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(10), response)
+            .await
+            .expect("every call is answered at once")
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 200 {
+            assert!(
+                response.headers()["content-length"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap()
+                    > 12_000,
+                "a small answer, but not a tiny one"
+            );
+        }
+        unread.push(response);
+    }
+    let answered = statuses.iter().filter(|&&s| s == 200).count();
+    let shed = statuses.iter().filter(|&&s| s == 503).count();
+    assert_eq!(
+        (answered, shed),
+        (16, ASKED - 16),
+        "the peer's share of the 32 places, then 503: {statuses:?}"
+    );
+    // Another address is served a call and a probe; the attacker's probes too.
+    let victim = Gateway::client_from(VICTIM);
+    let served = victim
+        .post(gateway.url("/api/v1/multipart-upload/part-urls"))
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200, "another address is served");
+    assert!(served.bytes().await.unwrap().len() > 12_000);
+    let probe = crate::harness::h2_send(
+        &client,
+        http::Request::get(gateway.url("/health")).body(()).unwrap(),
+    )
+    .await;
+    assert_eq!(probe.status(), 200, "a probe is never refused for the cap");
+    // Gone, the attacker's connection gives its places back.
+    drop(unread);
+    connection.abort();
+    let again = Gateway::client_from(ATTACKER);
+    let mut status = 0;
+    for _ in 0..100 {
+        status = again
+            .post(gateway.url("/api/v1/multipart-upload/part-urls"))
+            .json(&call)
+            .send()
+            .await
+            .map_or(0, |r| r.status().as_u16());
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200, "the attacker's places came back");
+}

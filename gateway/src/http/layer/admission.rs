@@ -46,140 +46,24 @@ use crate::api::rest::Route;
 use crate::auth::Tenant;
 use crate::http::response::Body;
 use crate::http::server::Call;
+use crate::http::shares::{Key, Shares, Ticket};
 use crate::http::socket::Written;
 use bytes::Bytes;
 use futures_util::future::Either;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tower::{Layer, Service};
 
 /// The largest data frame an HTTP/2 answer hands to hyper at once (h2's default frame size).
 pub const CHUNK: usize = 16 * 1024;
-
-/// Who holds places.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Key {
-    /// A TCP peer address.
-    Peer(IpAddr),
-    /// An authenticated tenant: a keyed hash of its name (see [`AdmissionLayer`]), so that no
-    /// request allocates its key.
-    Tenant(u64),
-    /// A presigned URL of the embedded store (a keyed hash of its signature, see
-    /// [`super::transfer`]).
-    Url(u64),
-    /// Requests with no tenant (authentication off, public paths): they share the capacity
-    /// with no per-key limit.
-    Anyone,
-}
-
-/// Places for `capacity` requests at once, shared between keys.
-#[derive(Debug)]
-pub struct Shares {
-    capacity: usize,
-    state: Mutex<State>,
-}
-
-/// Keys are hashed with foldhash (seeded at random per process): SipHash, std's default, cost
-/// two hashes per stage on every request (three stages) for a map of a few entries.
-#[derive(Debug, Default)]
-struct State {
-    total: usize,
-    held: HashMap<Key, usize, foldhash::quality::RandomState>,
-}
-
-/// A place held; given back when dropped.
-#[derive(Debug)]
-pub struct Ticket {
-    shares: Arc<Shares>,
-    key: Key,
-}
-
-impl Shares {
-    /// Places for `capacity` (at least 1) requests at once.
-    #[must_use]
-    pub fn new(capacity: usize) -> Arc<Self> {
-        Arc::new(Self {
-            capacity: capacity.max(1),
-            state: Mutex::new(State::default()),
-        })
-    }
-
-    /// A place for `key`, or the 503 to answer.
-    ///
-    /// # Errors
-    /// `OVERLOADED` (503, `Retry-After: 1`) when every place is taken or `key` holds its share.
-    pub fn try_take(self: &Arc<Self>, key: Key) -> Result<Ticket, ApiError> {
-        self.place(key).ok_or_else(overloaded)
-    }
-
-    /// A place for `key`; `None` when every place is taken or `key` holds its share (for a
-    /// caller with its own answer to a refusal: no error is made).
-    #[must_use]
-    pub fn place(self: &Arc<Self>, key: Key) -> Option<Ticket> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let State { total, held } = &mut *state;
-        if *total >= self.capacity {
-            return None;
-        }
-        let keys = held.len();
-        // One lookup: a key holding nothing yet is always within its share (at least one).
-        match held.entry(key) {
-            Entry::Occupied(mut mine) => {
-                let others = keys.saturating_sub(1);
-                let share = (self.capacity / (others + 2)).max(1);
-                if key != Key::Anyone && *mine.get() >= share {
-                    return None;
-                }
-                *mine.get_mut() += 1;
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(1);
-            }
-        }
-        *total += 1;
-        Some(Ticket {
-            shares: self.clone(),
-            key,
-        })
-    }
-
-    /// Places held now.
-    #[must_use]
-    pub fn held(&self) -> usize {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .total
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut state = self
-            .shares
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        state.total = state.total.saturating_sub(1);
-        if let Entry::Occupied(mut mine) = state.held.entry(self.key) {
-            if *mine.get() <= 1 {
-                mine.remove();
-            } else {
-                *mine.get_mut() -= 1;
-            }
-        }
-    }
-}
 
 /// The 503 of the byte budget ([`Unsent`]), saying which of its rules refused.
 fn budget_full(why: Refused) -> ApiError {
@@ -198,7 +82,7 @@ fn budget_full(why: Refused) -> ApiError {
     ApiError::new(Code::Overloaded, message).with_retry_after(1)
 }
 
-fn overloaded() -> ApiError {
+pub(super) fn overloaded() -> ApiError {
     ApiError::new(
         Code::Overloaded,
         "too many requests in flight from this client or in all; retry",
@@ -336,7 +220,7 @@ where
                 Key::Tenant(self.hasher.hash_one(t.folder().as_str()))
             }),
         };
-        match self.shares.try_take(key) {
+        match self.shares.place(key).ok_or_else(overloaded) {
             Ok(ticket) => Either::Right(Holding {
                 // An answer is paced by the inner stage only (the outer one gets it boxed):
                 // only there is it charged.
@@ -704,7 +588,7 @@ mod tests {
             crate::api::grpc::stream::channel(1, crate::api::grpc::stream::End::Trailers);
         let held = Holding {
             inner: ready(Ok::<_, Infallible>(Res::new(Body::new(streamed)))),
-            ticket: Some(shares.try_take(key).unwrap()),
+            ticket: Some(shares.place(key).unwrap()),
             h2: false,
             idle: Duration::ZERO,
             budget: None,
@@ -720,7 +604,7 @@ mod tests {
             inner: ready(Ok::<_, Infallible>(Res::new(crate::http::response::full(
                 Bytes::from_static(b"x"),
             )))),
-            ticket: Some(shares.try_take(key).unwrap()),
+            ticket: Some(shares.place(key).unwrap()),
             h2: false,
             idle: Duration::ZERO,
             budget: None,
@@ -733,7 +617,7 @@ mod tests {
             inner: ready(Ok::<_, Infallible>(Res::new(crate::http::response::full(
                 Bytes::from(vec![7_u8; CHUNK]),
             )))),
-            ticket: Some(shares.try_take(key).unwrap()),
+            ticket: Some(shares.place(key).unwrap()),
             h2: true,
             idle: Duration::ZERO,
             budget: None,
@@ -754,7 +638,7 @@ mod tests {
             inner: ready(Ok::<_, Infallible>(Res::new(crate::http::response::full(
                 whole.clone(),
             )))),
-            ticket: Some(shares.try_take(key).unwrap()),
+            ticket: Some(shares.place(key).unwrap()),
             h2: true,
             idle: Duration::ZERO,
             budget: Some((unsent.clone(), None, Call::Rest(None))),
@@ -798,7 +682,7 @@ mod tests {
             inner: ready(Ok::<_, Infallible>(Res::new(crate::http::response::full(
                 whole.clone(),
             )))),
-            ticket: Some(shares.try_take(Key::Anyone).unwrap()),
+            ticket: Some(shares.place(Key::Anyone).unwrap()),
             h2: false,
             idle: Duration::ZERO,
             budget: Some((unsent.clone(), None, Call::Rest(None))),
@@ -845,7 +729,7 @@ mod tests {
                 inner: ready(Ok::<_, Infallible>(Res::new(crate::http::response::full(
                     Bytes::from(vec![7_u8; CHUNK * 2]),
                 )))),
-                ticket: Some(shares.try_take(Key::Anyone).unwrap()),
+                ticket: Some(shares.place(Key::Anyone).unwrap()),
                 h2: true,
                 idle: Duration::ZERO,
                 budget: Some((task_unsent.clone(), hog, Call::Rest(None))),
@@ -861,41 +745,5 @@ mod tests {
         });
         assert!(rx.await.is_err(), "the stream task is dropped");
         assert_eq!(unsent.total(), 0, "and its bytes given back");
-    }
-
-    #[test]
-    fn one_key_cannot_take_every_place() {
-        let shares = Shares::new(8);
-        let attacker = Key::Peer(IpAddr::from([127, 0, 0, 2]));
-        let held: Vec<Ticket> = (0..4).map(|_| shares.try_take(attacker).unwrap()).collect();
-        let refused = shares.try_take(attacker).unwrap_err();
-        assert_eq!((refused.http_status(), refused.retry_after), (503, Some(1)));
-        // A newcomer gets in; the attacker's share shrinks as others arrive.
-        let victim = shares.try_take(Key::Peer(IpAddr::from([127, 0, 0, 3])));
-        assert!(victim.is_ok());
-        assert!(shares.try_take(attacker).is_err());
-        drop(held);
-        drop(victim);
-        assert_eq!(shares.held(), 0, "places come back when dropped");
-        assert!(shares.try_take(attacker).is_ok());
-    }
-
-    #[test]
-    fn many_keys_share_and_never_pass_the_capacity() {
-        let shares = Shares::new(4);
-        let tickets: Vec<Ticket> = (0..4_u8)
-            .filter_map(|i| {
-                shares
-                    .try_take(Key::Peer(IpAddr::from([127, 0, 0, i])))
-                    .ok()
-            })
-            .collect();
-        assert_eq!(tickets.len(), 4);
-        assert!(shares.try_take(Key::Anyone).is_err(), "full is full");
-        drop(tickets);
-        let anyone: Vec<Ticket> = (0..4)
-            .filter_map(|_| shares.try_take(Key::Anyone).ok())
-            .collect();
-        assert_eq!(anyone.len(), 4, "no per-key share without a key");
     }
 }

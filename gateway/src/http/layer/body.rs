@@ -12,7 +12,7 @@
 //!
 //! The timer is armed only when the body is not there on the first poll.
 
-use super::admission::{Key, Shares, Ticket};
+use super::admission::overloaded;
 use super::{meta, meta_mut, reply, Failed, Req, Res};
 use crate::api::companion::Op;
 use crate::api::error::{ApiError, Code, Kind};
@@ -23,6 +23,7 @@ use crate::api::multipart::rest as multipart;
 use crate::api::rest::Route;
 use crate::http::body::{self, Collected, Collector, Limit};
 use crate::http::server::Call;
+use crate::http::shares::{Key, Shares, Ticket};
 use futures_util::future::Either;
 use hyper::body::Body as _;
 use pin_project_lite::pin_project;
@@ -166,7 +167,7 @@ where
             let key = meta(&req)
                 .and_then(|m| m.peer)
                 .map_or(Key::Anyone, Key::Peer);
-            match self.shares.try_take(key) {
+            match self.shares.place(key).ok_or_else(overloaded) {
                 Ok(ticket) => Some(ticket),
                 Err(e) => return Either::Left(ready(Ok(early(reply(call, e), req)))),
             }
@@ -277,7 +278,7 @@ pub fn linger_rest(body: hyper::body::Incoming, peer: Option<std::net::IpAddr>) 
     if body.is_end_stream() {
         return;
     }
-    if let Ok(slot) = LINGERING.try_take(peer.map_or(Key::Anyone, Key::Peer)) {
+    if let Some(slot) = LINGERING.place(peer.map_or(Key::Anyone, Key::Peer)) {
         tokio::spawn(async move {
             linger(body, LINGER_BYTES, LINGER_TIME).await;
             drop(slot);

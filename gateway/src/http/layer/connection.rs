@@ -7,10 +7,10 @@
 //! (`Meta::over_cap`) and answered 503 at once, so memory stays bounded however many HTTP/2
 //! streams clients open, and one peer's flood of streams leaves room for everyone else.
 
-use super::admission::{Key, Shares, Ticket};
 use super::Meta;
 use super::{Req, Res};
-use crate::http::activity::Activity;
+use crate::http::activity::{Activity, Open};
+use crate::http::shares::{Key, Shares, Ticket};
 use crate::http::socket::Written;
 use pin_project_lite::pin_project;
 use std::cell::RefCell;
@@ -110,12 +110,13 @@ where
 
     fn call(&self, mut req: Req) -> Self::Future {
         let h2 = req.version() == http::Version::HTTP_2;
-        self.activity.request_started(h2);
         let place = self.streams.take(self.peer);
+        let over_cap = place.is_none();
+        let open = self.activity.request_started(h2, place);
         // The one extension every request gets; the layers fill it in.
         req.extensions_mut().insert(Meta {
             peer: Some(self.peer),
-            over_cap: place.is_none(),
+            over_cap,
             written: if h2 { None } else { self.written.clone() },
             ..Meta::default()
         });
@@ -126,37 +127,19 @@ where
         Counted {
             inner,
             h2,
-            open: Open {
-                activity: Some(self.activity.clone()),
-                _place: place,
-            },
-        }
-    }
-}
-
-/// Counts a request open until it is answered or dropped (on its connection: over HTTP/2, until
-/// its stream task ends, once the task took the count over).
-struct Open {
-    activity: Option<Arc<Activity>>,
-    /// Its place among the requests open on all connections (none: refused, over the cap).
-    _place: Option<Ticket>,
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        if let Some(activity) = &self.activity {
-            activity.request_ended();
+            open: Some(open),
         }
     }
 }
 
 pin_project! {
-    /// The inner future, counted while open.
+    /// The inner future, its request counted open until it is answered or dropped (over
+    /// HTTP/2, until its stream task ends, once the task holds the request: see [`Open`]).
     pub struct Counted<F> {
         #[pin]
         inner: F,
         h2: bool,
-        open: Open,
+        open: Option<Open>,
     }
 }
 
@@ -166,13 +149,14 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let mut answer = ready!(this.inner.poll(cx));
-        // Over HTTP/2 the answer's body is sent by this stream's task from now on: the
-        // connection counts the stream as open until the task ends (a long download keeps its
-        // connection from being idle).
+        // Over HTTP/2 the answer's body is sent by this stream's task from now on: the request
+        // stays open until the task ends, counted on its connection (a long download keeps its
+        // connection from being idle) and in its place among the requests open on all
+        // connections (answers nobody takes are bounded by that cap).
         if *this.h2 {
-            if let Some(activity) = this.open.activity.take() {
-                if let Err(activity) = crate::http::watch::keep_open(activity) {
-                    this.open.activity = Some(activity);
+            if let Some(open) = this.open.take() {
+                if let Err(open) = crate::http::watch::keep_open(open) {
+                    *this.open = Some(open);
                 }
             }
         }
@@ -301,9 +285,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_that_served_a_request_follows_the_idle_timeout() {
-        let activity = Activity::default();
-        activity.request_started(false);
-        activity.request_ended();
+        let activity = Arc::new(Activity::default());
+        drop(activity.request_started(false, None));
         let started = tokio::time::Instant::now();
         let why = idle(&activity, Duration::from_secs(10), Duration::from_secs(60)).await;
         assert_eq!(started.elapsed(), Duration::from_secs(70));
@@ -322,12 +305,12 @@ mod tests {
         assert!(started.elapsed() >= LINGER, "{:?}", started.elapsed());
         assert!(started.elapsed() <= LINGER * 2, "{:?}", started.elapsed());
         // HTTP/2 with a stream open: kept; once it ends, dropped a whole stall limit later.
-        let busy = Activity::default();
-        busy.request_started(true);
+        let busy = Arc::new(Activity::default());
+        let open = busy.request_started(true, None);
         let lingering = linger(&busy, &written, STALL);
         tokio::pin!(lingering);
         assert!(timeout(STALL * 10, &mut lingering).await.is_err());
-        busy.request_ended();
+        drop(open);
         let ended = Instant::now();
         lingering.await;
         assert!(ended.elapsed() >= STALL, "{:?}", ended.elapsed());
@@ -351,9 +334,8 @@ mod tests {
             .is_err());
         // HTTP/1.1 that started a request: never (its answer may still be being written;
         // hyper closes it itself once done).
-        let http1 = Activity::default();
-        http1.request_started(false);
-        http1.request_ended();
+        let http1 = Arc::new(Activity::default());
+        drop(http1.request_started(false, None));
         assert!(timeout(STALL * 10, linger(&http1, &written, STALL))
             .await
             .is_err());
@@ -361,8 +343,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn open_requests_keep_a_connection_alive() {
-        let activity = Activity::default();
-        activity.request_started(false);
+        let activity = Arc::new(Activity::default());
+        let _open = activity.request_started(false, None);
         let watch = idle(&activity, Duration::from_secs(10), Duration::from_secs(60));
         let waited = tokio::time::timeout(Duration::from_secs(600), watch).await;
         assert!(waited.is_err(), "never idle while a request is open");

@@ -44,7 +44,7 @@ pub type Res = http::Response<Body>;
 #[derive(Clone, Default)]
 pub struct Meta {
     /// The TCP peer of the connection ([`connection`]); `None` for a request that came another
-    /// way (counted as [`admission::Key::Anyone`]).
+    /// way (counted as [`crate::http::shares::Key::Anyone`]).
     pub peer: Option<IpAddr>,
     /// It arrived past the global cap on open requests ([`connection`]).
     pub over_cap: bool,

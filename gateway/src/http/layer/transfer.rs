@@ -28,11 +28,11 @@
 //! A transfer shed for want of a slot is logged at INFO (request id, peer) and counted in
 //! `draftstore_transfers_shed_total`.
 
-use super::admission::{Key, Shares, Ticket};
 use super::observe::{PacedEnd, Unfinished};
 use super::{meta, Req, Res};
 use crate::http::response::{full, CONTENT_TYPE};
 use crate::http::server::Call;
+use crate::http::shares::{Key, Shares, Ticket};
 use futures_util::future::Either;
 use hyper::body::Body as _;
 use pin_project_lite::pin_project;
@@ -117,8 +117,8 @@ impl TransferLayer {
         let peer = meta(req)
             .and_then(|m| m.peer)
             .map_or(Key::Anyone, Key::Peer);
-        let by_peer = self.by_peer.try_take(peer).ok()?;
-        let by_url = self.by_url.try_take(self.url_key(req.uri())).ok()?;
+        let by_peer = self.by_peer.place(peer)?;
+        let by_url = self.by_url.place(self.url_key(req.uri()))?;
         Some((by_peer, by_url))
     }
 }
