@@ -72,13 +72,13 @@ unread() {
     "http://127.0.0.1:$port/api/v1/multipart-upload" | python3 -c 'import json,sys; print(json.load(sys.stdin)["upload_id"])')
   python3 -c 'import json,sys; print(json.dumps({"object_name":"big.bin","upload_id":sys.argv[1],"part_numbers":list(range(1,35))}))' \
     "$upload" >"$work/part-urls.json"
-  timeout 20 h2load -n 30000 -c 300 -m 100 -w 0 -d "$work/part-urls.json" -H 'content-type: application/json' \
+  timeout 25 h2load -n 30000 -c 300 -m 100 --rps 10 -w 0 -d "$work/part-urls.json" -H 'content-type: application/json' \
     "http://127.0.0.1:$port/api/v1/multipart-upload/part-urls" >/dev/null 2>&1 || true
   local peak; peak=$(kib "$pid" VmHWM)
   local metrics; metrics=$(curl -sf "http://127.0.0.1:$port/metrics")
   local ok shed
-  ok=$(grep '^draftstore_requests_total{' <<<"$metrics" | grep 'route="/api/v1/multipart-upload/part-urls"' | grep 'status="200"' | awk '{s+=$2} END {print s+0}')
-  shed=$(grep '^draftstore_requests_total{' <<<"$metrics" | grep 'route="/api/v1/multipart-upload/part-urls"' | grep 'status="503"' | awk '{s+=$2} END {print s+0}')
+  ok=$(awk '/^draftstore_requests_total[{]/ && /route="multipart-upload\/part-urls"/ && /status="200"/ {s+=$2} END {print s+0}' <<<"$metrics")
+  shed=$(awk '/^draftstore_requests_total[{]/ && /route="multipart-upload\/part-urls"/ && /status="503"/ {s+=$2} END {print s+0}' <<<"$metrics")
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
   python3 -c 'import sys; n,i,p,o,s=sys.argv[1:]; print(f"{n:<34}{int(i)/1024:>9.1f}{int(p)/1024:>10.1f}{o:>10}{s:>8}")' "$name" "$idle" "$peak" "$ok" "$shed"
 }
