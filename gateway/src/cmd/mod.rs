@@ -1,17 +1,22 @@
 //! The subcommands of the `gateway` binary: parsing ([`cli`]), exit statuses ([`exit`]), and one
 //! module per subcommand ([`serve`], [`sweep`], [`presign`], [`events`], [`upload`]),
 //! and what they share: flags
-//! layered over the environment ([`layered`]) and the log set-up ([`init_tracing`]).
+//! layered over the environment ([`layered`]) and the log set-up ([`init_tracing`], with its
+//! filter for other crates' lines about a peer's missteps, [`log_filter`]).
 
 pub mod cli;
 pub mod events;
 pub mod exit;
+pub mod log_filter;
 pub mod presign;
 pub mod serve;
 pub mod sweep;
 pub mod upload;
 
 use exit::Exit;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 /// A lookup reading `overrides` (a subcommand's flags, as `(variable, value)` pairs) first and
 /// `env` for the rest: a flag wins over its variable.
@@ -42,16 +47,20 @@ pub fn init_tracing(json: bool) -> Result<(), Exit> {
         Err(_) => tracing_subscriber::EnvFilter::new("info"),
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
+    let lines = if json {
+        lines.json().boxed()
+    } else {
+        lines.boxed()
+    };
     // JSON lines hold each message as one escaped string already: no quotes of our own.
     crate::http::layer::observe::quote_messages(!json);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    // The level filter first: a line it drops takes nothing from the budget.
+    let budget = log_filter::PeerFaultLines::new(&crate::http::layer::log_budget::CLIENT_FAULTS);
+    let _ = tracing_subscriber::registry()
+        .with(lines.with_filter(budget).with_filter(filter))
+        .try_init();
     Ok(())
 }

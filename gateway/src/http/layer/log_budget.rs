@@ -5,6 +5,12 @@
 //! saying how many were left out. The metrics still count every request, and errors an operator
 //! must act on (ERROR) are never held back.
 //!
+//! The same budget ([`CLIENT_FAULTS`]) holds the lines the `h2` crate writes about a peer's
+//! protocol missteps (`recv PING ack that we never sent`, one per frame: 117 049 lines, 17.8 MB
+//! from 200 000 frames on one connection, measured): see [`crate::cmd::log_filter`]. Those are
+//! taken quietly ([`LineBudget::take_quietly`]): their lines left out are reported by the next
+//! client-fault line of ours.
+//!
 //! Pure logic ([`LineBudget::take`], the second passed in) apart from the clock
 //! ([`LineBudget::take_now`]).
 
@@ -13,6 +19,10 @@ use std::time::Instant;
 
 /// Client-fault lines written per second at most.
 pub const LINES_PER_SECOND: u32 = 100;
+
+/// The budget of client-fault lines, process wide: the observe layer's lines and the `h2` crate's.
+pub static CLIENT_FAULTS: std::sync::LazyLock<LineBudget> =
+    std::sync::LazyLock::new(|| LineBudget::new(LINES_PER_SECOND));
 
 /// The lines of one second, and those left out since the last line written.
 #[derive(Debug)]
@@ -56,6 +66,28 @@ impl LineBudget {
         self.take(self.started.elapsed().as_secs())
     }
 
+    /// [`Self::take_quietly`] at the current second (of a monotonic clock).
+    pub fn take_quietly_now(&self) -> bool {
+        self.take_quietly(self.started.elapsed().as_secs())
+    }
+
+    /// Whether a line that cannot say what was left out before it (another crate's) may be
+    /// written in `second`: counted in the second's lines if so, else counted as left out, to
+    /// be reported by the next line [`Self::take`] lets through.
+    pub fn take_quietly(&self, second: u64) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if second != state.second {
+            state.second = second;
+            state.written = 0;
+        }
+        if state.written >= self.per_second {
+            state.left_out += 1;
+            return false;
+        }
+        state.written += 1;
+        true
+    }
+
     /// Whether a line may be written in `second` (seconds of a monotonic clock).
     pub fn take(&self, second: u64) -> Take {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -97,5 +129,18 @@ mod tests {
         assert_eq!(budget.take(8), Take::Write);
         // Nothing left out since: a later second writes plainly.
         assert_eq!(budget.take(20), Take::Write);
+    }
+
+    #[test]
+    fn quiet_lines_share_the_budget_and_leave_the_report_to_the_next_line() {
+        let budget = LineBudget::new(2);
+        assert!(budget.take_quietly(3));
+        assert_eq!(budget.take(3), Take::Write);
+        // The second is full for both kinds.
+        assert!(!budget.take_quietly(3));
+        assert_eq!(budget.take(3), Take::LeaveOut);
+        // A quiet line of a later second does not take the report over.
+        assert!(budget.take_quietly(4));
+        assert_eq!(budget.take(4), Take::WriteAfter(2));
     }
 }

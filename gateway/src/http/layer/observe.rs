@@ -13,7 +13,7 @@
 //! ([`DrainEnd::cut`]) was cut by the server, and is recorded as 503 `DRAIN_CUT`.
 
 use super::escape::Escaped;
-use super::log_budget::{LineBudget, Take, LINES_PER_SECOND};
+use super::log_budget::{Take, CLIENT_FAULTS, LINES_PER_SECOND};
 use super::{meta_mut, Failed, Req, Res};
 use crate::api::error::{ApiError, Code};
 use crate::http::drain::DrainEnd;
@@ -523,10 +523,6 @@ static QUOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::ne
 pub fn quote_messages(quoted: bool) {
     QUOTED.store(quoted, std::sync::atomic::Ordering::Relaxed);
 }
-
-/// The budget of client-fault lines, process wide (see [`super::log_budget`]).
-static CLIENT_FAULTS: std::sync::LazyLock<LineBudget> =
-    std::sync::LazyLock::new(|| LineBudget::new(LINES_PER_SECOND));
 
 #[cfg(test)]
 mod tests {
