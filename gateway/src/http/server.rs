@@ -77,7 +77,8 @@ pub struct Server<B> {
 /// How a drain ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Drained {
-    /// Requests still open when the grace period ended or a second signal came: cut off.
+    /// Requests still open when the grace period ended or a second signal came (over HTTP/2,
+    /// until their stream's answer is all taken or reset): cut off.
     pub cut: usize,
     /// Connections still open then (told to finish, so each still had a request open or an
     /// answer being sent, e.g. an HTTP/2 body waiting for its client's window): closed,
@@ -173,6 +174,10 @@ impl<B: Storage + Presign + 'static> Server<B> {
         };
         let serving = Arc::new(serving);
         let reloading = self.tls.clone().map(|tls| tokio::spawn(tls.watch()));
+        // Through the drain too; ended when this returns.
+        let _reporting = Aborting(tokio::spawn(
+            crate::http::layer::observe::report_left_out_lines(),
+        ));
         let acceptors: Vec<_> = listeners
             .into_iter()
             .map(|listener| tokio::spawn(serving.clone().accept(listener, vectored)))
@@ -220,6 +225,15 @@ impl<B: Storage + Presign + 'static> Server<B> {
             tracing::info!("drain over: no request was cut off");
         }
         Ok(drained)
+    }
+}
+
+/// A background task of [`Server::run`], aborted when dropped (when `run` returns).
+struct Aborting(tokio::task::JoinHandle<()>);
+
+impl Drop for Aborting {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -2,7 +2,8 @@
 //! a flood of 401s, 404s or shed requests would otherwise write one INFO line each (42 MB in
 //! 1.5 s, measured). At most [`LINES_PER_SECOND`] such lines are written per second, process
 //! wide; past it they are counted, and the first line of a later second is preceded by one
-//! saying how many were left out. The metrics still count every request, and errors an operator
+//! saying how many were left out, or, when no line comes, the server's once-a-second report
+//! says it ([`LineBudget::left_out_before`]). The metrics still count every request, and errors an operator
 //! must act on (ERROR) are never held back.
 //!
 //! The same budget ([`CLIENT_FAULTS`]) holds the lines the `h2` crate writes about a peer's
@@ -88,6 +89,22 @@ impl LineBudget {
         true
     }
 
+    /// The lines left out in seconds before `second` and not yet reported, taken to be reported
+    /// now; `None` when there are none (or they were all left out in `second` itself, which
+    /// may still let a line through to report them).
+    pub fn left_out_before(&self, second: u64) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.left_out == 0 || state.second >= second {
+            return None;
+        }
+        Some(std::mem::take(&mut state.left_out))
+    }
+
+    /// [`Self::left_out_before`] the current second (of a monotonic clock).
+    pub fn left_out_before_now(&self) -> Option<u64> {
+        self.left_out_before(self.started.elapsed().as_secs())
+    }
+
     /// Whether a line may be written in `second` (seconds of a monotonic clock).
     pub fn take(&self, second: u64) -> Take {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -129,6 +146,17 @@ mod tests {
         assert_eq!(budget.take(8), Take::Write);
         // Nothing left out since: a later second writes plainly.
         assert_eq!(budget.take(20), Take::Write);
+    }
+
+    #[test]
+    fn lines_left_out_are_reported_once_their_second_has_passed() {
+        let budget = LineBudget::new(1);
+        assert_eq!(budget.take(5), Take::Write);
+        assert_eq!(budget.take(5), Take::LeaveOut);
+        assert_eq!(budget.left_out_before(5), None, "the second is not over");
+        assert_eq!(budget.left_out_before(6), Some(1));
+        assert_eq!(budget.left_out_before(7), None, "reported once");
+        assert_eq!(budget.take(8), Take::Write, "nothing left to report");
     }
 
     #[test]

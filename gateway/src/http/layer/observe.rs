@@ -505,12 +505,29 @@ fn log_failure(
     } else {
         match CLIENT_FAULTS.take_now() {
             Take::LeaveOut => return,
-            Take::WriteAfter(n) => {
-                tracing::info!(target: TARGET, left_out = n, "client-fault lines left out past {LINES_PER_SECOND} a second (the metrics count every request)");
-            }
+            Take::WriteAfter(n) => log_left_out(n),
             Take::Write => {}
         }
         tracing::info!(target: TARGET, request_id = %id, %method, %path, status, grpc_status, code = e.code.as_str(), elapsed_us, "{message}");
+    }
+}
+
+/// The line saying `n` client-fault lines were left out (see [`super::log_budget`]).
+fn log_left_out(n: u64) {
+    tracing::info!(target: TARGET, left_out = n, "client-fault lines left out past {LINES_PER_SECOND} a second (the metrics count every request)");
+}
+
+/// Says, once a second, how many client-fault lines were left out in the seconds before when no
+/// later line said it (a flood's last lines would otherwise wait for the next client fault).
+/// Runs until dropped.
+pub async fn report_left_out_lines() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Some(n) = CLIENT_FAULTS.left_out_before_now() {
+            log_left_out(n);
+        }
     }
 }
 
