@@ -45,7 +45,10 @@ pub enum VerifyError {
     MalformedQuery,
     /// The path's percent-encoding is broken or not UTF-8.
     MalformedPath,
-    /// A required `X-Amz-*` query parameter is missing (its name).
+    /// No `X-Amz-*` auth query parameter at all: an anonymous request, which S3 refuses on a
+    /// private bucket with 403 `AccessDenied`.
+    Anonymous,
+    /// A required `X-Amz-*` query parameter is missing (its name), others being there.
     MissingParameter(&'static str),
     /// `X-Amz-Algorithm` is not `AWS4-HMAC-SHA256`.
     UnsupportedAlgorithm,
@@ -90,7 +93,9 @@ impl VerifyError {
         match self {
             Self::UnknownAccessKey => "InvalidAccessKeyId",
             Self::SignatureMismatch | Self::MissingSignedHeader(_) => "SignatureDoesNotMatch",
-            Self::Expired | Self::NotYetValid | Self::UnsignedHeaders(_) => "AccessDenied",
+            Self::Anonymous | Self::Expired | Self::NotYetValid | Self::UnsignedHeaders(_) => {
+                "AccessDenied"
+            }
             _ => "AuthorizationQueryParametersError",
         }
     }
@@ -110,6 +115,7 @@ impl fmt::Display for VerifyError {
         match self {
             Self::MalformedQuery => f.write_str("malformed query string"),
             Self::MalformedPath => f.write_str("malformed request path"),
+            Self::Anonymous => f.write_str("Access Denied: the request is not presigned"),
             Self::MissingParameter(p) => write!(f, "query parameter {p} is missing"),
             Self::UnsupportedAlgorithm => f.write_str("only AWS4-HMAC-SHA256 is supported"),
             Self::MalformedCredential => f.write_str("malformed X-Amz-Credential"),
@@ -152,6 +158,22 @@ struct AuthParams<'q> {
     expires: Option<std::borrow::Cow<'q, str>>,
     signed_headers: Option<std::borrow::Cow<'q, str>>,
     signature: Option<std::borrow::Cow<'q, str>>,
+}
+
+impl AuthParams<'_> {
+    /// Whether no auth parameter was given at all.
+    fn is_empty(&self) -> bool {
+        [
+            &self.algorithm,
+            &self.credential,
+            &self.date,
+            &self.expires,
+            &self.signed_headers,
+            &self.signature,
+        ]
+        .iter()
+        .all(|p| p.is_none())
+    }
 }
 
 impl Verifier {
@@ -197,6 +219,9 @@ impl Verifier {
     ) -> Result<Verified, VerifyError> {
         let path = encode(&decode(req.path).ok_or(VerifyError::MalformedPath)?, true).into_owned();
         let (auth, rest) = split_query(req.query)?;
+        if auth.is_empty() {
+            return Err(VerifyError::Anonymous);
+        }
         let algorithm = need(auth.algorithm, "X-Amz-Algorithm")?;
         let credential = need(auth.credential, "X-Amz-Credential")?;
         let date = need(auth.date, "X-Amz-Date")?;

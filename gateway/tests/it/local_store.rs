@@ -228,6 +228,32 @@ async fn tampered_expired_and_mismatched_uploads_store_nothing() {
         "{body}"
     );
 
+    // Not presigned at all (a browser or curl on the bare URL): S3's 403 AccessDenied, for the
+    // PUT and the GET alike; a URL with some auth parameters missing is S3's 400.
+    let bare = url.split('?').next().unwrap_or_default().to_owned();
+    let (status, body) = put(bare.clone(), vec![], b"x").await;
+    assert_eq!(
+        (status, body.contains("<Code>AccessDenied</Code>")),
+        (403, true),
+        "{body}"
+    );
+    let fetched = client.get(&bare).send().await.unwrap();
+    assert_eq!(fetched.status(), 403);
+    let partial = url
+        .split('&')
+        .filter(|kv| !kv.starts_with("X-Amz-Signature="))
+        .collect::<Vec<_>>()
+        .join("&");
+    let (status, body) = put(partial, vec![], b"x").await;
+    assert_eq!(
+        (
+            status,
+            body.contains("<Code>AuthorizationQueryParametersError</Code>")
+        ),
+        (400, true),
+        "{body}"
+    );
+
     let old = Timestamp::from_unix(now.unix() - 7200).unwrap();
     let expired = store
         .presign(

@@ -208,6 +208,23 @@ fn each_failure_has_its_own_reason() {
             "{name}"
         );
     }
+    // No auth parameter at all is an anonymous request, as S3 tells it: 403 AccessDenied.
+    let anonymous = Presigned {
+        query: "versionId=1".into(),
+        ..with_param(&p, "", "")
+    };
+    assert_eq!(verify(&anonymous, NOW), Err(VerifyError::Anonymous));
+    assert_eq!(
+        (
+            VerifyError::Anonymous.http_status(),
+            VerifyError::Anonymous.s3_code()
+        ),
+        (403, "AccessDenied")
+    );
+    assert_eq!(
+        VerifyError::MissingParameter("X-Amz-Date").http_status(),
+        400
+    );
     let cases: Vec<(Presigned, i64, VerifyError)> = vec![
         (
             with_param(&p, "X-Amz-Algorithm", "AWS4-HMAC-SHA1"),
