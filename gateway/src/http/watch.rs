@@ -23,7 +23,7 @@
 //! and count were written when it was answered.
 //!
 //! This module is transport: it knows nothing of the layers above it ([`crate::http::layer`]),
-//! which use it; what they hand down ([`Asked`], [`Activity`]) is defined here or beside it.
+//! which use it; what they hand down ([`Asked`], [`Open`]) is defined here or beside it.
 //!
 //! The slot also keeps the stream's request open ([`keep_open`]) from its answer until the task
 //! ends (its body sent or the stream reset): counted on its connection, so that a connection

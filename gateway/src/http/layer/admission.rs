@@ -16,7 +16,9 @@
 //! ([`crate::http::watch`]): no frame taken for the stream idle limit resets the stream,
 //! freeing its memory and its place. A smaller answer goes to hyper whole at once, its place
 //! given back, as over HTTP/1.1 (if it then waits for the client's window, the stream is reset
-//! at the same limit: see [`crate::http::watch`]). Its bytes not yet taken count against the
+//! at the same limit: see [`crate::http::watch`]); until it is taken it keeps its place among
+//! the requests open on all connections ([`super::connection::Streams`]), which bounds the
+//! small answers nobody reads. Its bytes not yet taken count against the
 //! byte budget of [`Unsent`]: once that is full, a peer holding its fair share of it has new API
 //! requests shed like a peer holding its share of places, and an answer of it finished
 //! meanwhile is replaced by that 503 (the work is lost, the memory bound kept); a peer under its

@@ -26,7 +26,8 @@ use tower::Service;
 /// Requests open on all connections: at most `cap`, shared by peer address as admission shares
 /// its places ([`Shares`]: a peer holds at most `cap / (other peers + 2)`, at least one, so a
 /// single peer gets half and a newcomer always finds room while the total is under the cap).
-/// A refused request holds no place.
+/// A request holds its place until answered, over HTTP/2 until its stream's answer is all taken
+/// or the stream reset (see [`Open`]); a refused request holds none.
 #[derive(Debug)]
 pub struct Streams {
     shares: Arc<Shares>,
