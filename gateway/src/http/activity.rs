@@ -4,7 +4,7 @@
 //! ([`Open`]) until its answer is sent ([`crate::http::watch::keep_open`]); the connection layer
 //! above ([`crate::http::layer::connection`]) counts each request in and out.
 
-use crate::http::shares::Ticket;
+use crate::http::shares::{Shares, Ticket};
 use crate::http::socket::Written;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,12 +13,36 @@ use std::sync::Arc;
 /// among the requests open on all connections (a [`Ticket`] of
 /// [`crate::http::layer::connection::Streams`]). Dropping it ends both: when the request is
 /// answered or dropped, or over HTTP/2 when its stream task ends, once the task holds it
-/// ([`crate::http::watch::keep_open`]), so that an answer its client does not take keeps its
-/// place until it is taken or its stream reset.
+/// ([`crate::http::watch::keep_open`]).
+///
+/// An HTTP/2 whole answer its client does not take at once trades that place for one among the
+/// answers waiting to be taken ([`Open::wait`]), so that unread answers are bounded without
+/// keeping anyone's new requests out; a streamed answer gives its place back once answered
+/// ([`Open::release_place`]): its body has its own bounds (the byte budget, transfer slots).
 #[derive(Debug)]
 pub struct Open {
     activity: Arc<Activity>,
-    _place: Option<Ticket>,
+    place: Option<Ticket>,
+}
+
+impl Open {
+    /// Gives its place among the requests open on all connections back now (the request stays
+    /// counted on its connection).
+    pub fn release_place(&mut self) {
+        self.place = None;
+    }
+
+    /// Trades its place for one, for the same peer, among the answers waiting to be taken (the
+    /// connection's pool, see [`Activity::waiting_in`]); `false` when that pool refuses it (full,
+    /// or the peer holds its share) or the request had no place: the caller then drops the
+    /// answer. `true` with no pool (nothing is bounded then).
+    pub fn wait(&mut self) -> bool {
+        let Some(pool) = &self.activity.waiting else {
+            return true;
+        };
+        self.place = self.place.take().and_then(|place| place.exchange(pool));
+        self.place.is_some()
+    }
 }
 
 impl Drop for Open {
@@ -35,9 +59,20 @@ pub struct Activity {
     open: AtomicUsize,
     started: AtomicU64,
     h2: AtomicBool,
+    waiting: Option<Arc<Shares>>,
 }
 
 impl Activity {
+    /// A connection whose HTTP/2 answers not taken at once wait in `pool` (shared by all
+    /// connections, by peer; see [`Open::wait`]).
+    #[must_use]
+    pub fn waiting_in(pool: Arc<Shares>) -> Self {
+        Self {
+            waiting: Some(pool),
+            ..Self::default()
+        }
+    }
+
     /// A request has started on the connection (`h2`: over HTTP/2), holding `place` (none:
     /// refused) among the requests open on all connections: counted open until the [`Open`]
     /// returned is dropped.
@@ -50,7 +85,7 @@ impl Activity {
         }
         Open {
             activity: self.clone(),
-            _place: place,
+            place,
         }
     }
 

@@ -103,6 +103,15 @@ impl Shares {
     }
 }
 
+impl Ticket {
+    /// This place's key in `to` instead: a place there for the same key (`None` when `to`
+    /// refuses it); this one is given back either way.
+    #[must_use]
+    pub fn exchange(self, to: &Arc<Shares>) -> Option<Ticket> {
+        to.place(self.key)
+    }
+}
+
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut state = self

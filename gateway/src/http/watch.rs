@@ -26,10 +26,11 @@
 //! which use it; what they hand down ([`Asked`], [`Open`]) is defined here or beside it.
 //!
 //! The slot also keeps the stream's request open ([`keep_open`]) from its answer until the task
-//! ends (its body sent or the stream reset): counted on its connection, so that a connection
-//! busy with a long download is not idle, and in its place among the requests open on all
-//! connections, so that answers nobody takes (each small one handed to h2 whole, in h2's
-//! buffers until taken) are bounded by that cap.
+//! ends (its body sent or the stream reset), counted on its connection, so that a connection
+//! busy with a long download is not idle. A whole answer that waits trades its place among the
+//! requests open on all connections for one among the answers waiting to be taken
+//! ([`Open::wait`]); refused one, it is reset at once ([`Reset::NoRoom`]), so that answers nobody
+//! takes (each handed to h2 whole, in its buffers until taken) are bounded by that pool.
 
 use crate::http::activity::Open;
 use crate::http::response::RequestId;
@@ -61,9 +62,19 @@ pub struct Asked {
     pub uri: http::Uri,
 }
 
-/// What an executor calls when it resets a whole answer its client did not take within the
-/// stall limit: the request (when the observe layer left it, see [`remember`]) and the limit.
-pub type Report = fn(Option<Asked>, Duration);
+/// Why an executor reset a whole answer its client did not take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    /// Not all taken within the stall limit (given).
+    Stalled(Duration),
+    /// Not taken at once, and no place among the answers waiting to be taken for it (its peer
+    /// holds its share of them, or they are all held; see [`Open::wait`]).
+    NoRoom,
+}
+
+/// What an executor calls when it resets a whole answer its client did not take: the request
+/// (when the observe layer left it, see [`remember`]) and why.
+pub type Report = fn(Option<Asked>, Reset);
 
 /// A stream task's slot: its watch once made, whether its whole answer was handed over, the
 /// request it answered (for the log line of a reset), and that request kept open until the task
@@ -255,16 +266,33 @@ impl<F: Future> Future for Watched<F> {
             let stall = *this.stall;
             let made = WATCH
                 .try_with(|slot| match slot.watch.get() {
-                    Some(watch) => Some((watch.clone(), false)),
+                    Some(watch) => Some(Ok((watch.clone(), false))),
                     None if slot.answered.get() && !stall.is_zero() => {
+                        // Waiting for its client: in a waiting place, or reset now.
+                        let mut open = slot.open.take();
+                        let room = open.as_mut().is_none_or(Open::wait);
+                        slot.open.set(open);
+                        if !room {
+                            return Some(Err(slot.asked.take()));
+                        }
                         let watch = Arc::clone(slot.watch.get_or_init(|| Arc::new(Watch::new())));
                         watch.arm(stall);
-                        Some((watch, true))
+                        Some(Ok((watch, true)))
                     }
                     None => None,
                 })
                 .ok()
                 .flatten();
+            let made = match made {
+                Some(Err(asked)) => {
+                    if let Some(report) = this.report {
+                        report(asked, Reset::NoRoom);
+                    }
+                    return Poll::Ready(());
+                }
+                Some(Ok(made)) => Some(made),
+                None => None,
+            };
             let made = made.map(|(watch, answered)| {
                 *this.answered = answered;
                 watch
@@ -280,7 +308,7 @@ impl<F: Future> Future for Watched<F> {
         if expired.is_ready() && *this.answered {
             if let Some(report) = this.report {
                 let asked = WATCH.try_with(|slot| slot.asked.take()).ok().flatten();
-                report(asked, *this.stall);
+                report(asked, Reset::Stalled(*this.stall));
             }
         }
         expired

@@ -1385,31 +1385,22 @@ async fn http1_answers_nobody_reads_are_held_within_the_byte_budget() {
     assert!(unsent <= BOUND, "{unsent}");
 }
 
-/// HTTP/2 answers under one frame (16 KiB) go to h2 whole, outside the byte budget: a client
-/// that opens no window (and so never takes them) once held one in h2's buffers per stream it
-/// asked, however many (300 connections x 100 streams of 15.8 KB: 563 MB). Each now keeps its
-/// place among the requests open on all connections until it is taken or reset: past its
-/// peer's share (16 of 32 places here) the attacker is refused with 503, someone else is
-/// served, and the places come back once the attacker's connection is gone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn small_http2_answers_nobody_reads_are_bounded_by_the_stream_cap() {
-    const ASKED: usize = 40;
-    let _serial = SERIAL.lock().await;
-    let gateway = Gateway::start(&[
-        ("DRAFTSTORE_MAX_IN_FLIGHT", "16"),
-        ("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000"),
-    ]);
-    let upload = crate::harness::create_multipart(&gateway.url("/api/v1/multipart-upload")).await;
-    let mut call = crate::harness::part_urls_call(&upload);
-    call["part_numbers"] = serde_json::json!((1..=30).collect::<Vec<u32>>());
-    let body = Bytes::from(serde_json::to_vec(&call).unwrap());
+/// Asks `count` part-urls calls of `body` (~15 KB answers) one after another on one h2c
+/// connection from `source` that opens no window, each answered before the next is asked; returns
+/// the answers (their bodies never read) and the connection's task.
+async fn unread_small_answers(
+    gateway: &Gateway,
+    source: [u8; 4],
+    body: &Bytes,
+    count: usize,
+) -> (
+    Vec<http::Response<h2::RecvStream>>,
+    tokio::task::JoinHandle<()>,
+) {
     let (client, connection) =
-        crate::harness::h2_windowed(gateway.connect_from(ATTACKER).await, 0).await;
-    // One after another, each answered before the next is asked: no admission stage is ever
-    // full, only the answers left unread add up.
-    let mut unread = Vec::new();
-    let mut statuses = Vec::new();
-    for _ in 0..ASKED {
+        crate::harness::h2_windowed(gateway.connect_from(source).await, 0).await;
+    let mut answers = Vec::new();
+    for _ in 0..count {
         let request = http::Request::post(gateway.url("/api/v1/multipart-upload/part-urls"))
             .header("content-type", "application/json")
             .body(())
@@ -1421,28 +1412,61 @@ async fn small_http2_answers_nobody_reads_are_bounded_by_the_stream_cap() {
             .await
             .expect("every call is answered at once")
             .unwrap();
-        statuses.push(response.status().as_u16());
-        if response.status() == 200 {
-            assert!(
-                response.headers()["content-length"]
-                    .to_str()
-                    .unwrap()
-                    .parse::<usize>()
-                    .unwrap()
-                    > 12_000,
-                "a small answer, but not a tiny one"
-            );
-        }
-        unread.push(response);
+        assert_eq!(
+            response.status(),
+            200,
+            "a new request is never refused for them"
+        );
+        answers.push(response);
     }
-    let answered = statuses.iter().filter(|&&s| s == 200).count();
-    let shed = statuses.iter().filter(|&&s| s == 503).count();
-    assert_eq!(
-        (answered, shed),
-        (16, ASKED - 16),
-        "the peer's share of the 32 places, then 503: {statuses:?}"
-    );
-    // Another address is served a call and a probe; the attacker's probes too.
+    (answers, connection)
+}
+
+/// How many of `answers` (bodies never read, no window; kept, so that those waiting still
+/// wait) were reset, and how many still wait.
+async fn reset_and_waiting(answers: &mut [http::Response<h2::RecvStream>]) -> (usize, usize) {
+    let mut reset = 0;
+    let mut waiting = 0;
+    for answer in answers {
+        let body = answer.body_mut();
+        match tokio::time::timeout(Duration::from_millis(300), body.data()).await {
+            Ok(Some(Err(e))) if e.reason() == Some(h2::Reason::CANCEL) => reset += 1,
+            Err(_) => waiting += 1,
+            other => panic!("neither reset nor waiting: {other:?}"),
+        }
+    }
+    (reset, waiting)
+}
+
+/// HTTP/2 answers under one frame (16 KiB) go to h2 whole, outside the byte budget: a client
+/// that opens no window (and so never takes them) once held one in h2's buffers per stream it
+/// asked, however many (300 connections x 100 streams of 15.8 KB: 551 MB). An answer not taken
+/// at once now waits in a place among the answers waiting to be taken (as many as the requests
+/// open on all connections: 32 here, a peer's share of them as for the requests), or is reset at
+/// once. Waiting answers hold no request place: three addresses filling the waiting places
+/// still leave another address served, over HTTP/1.1 and HTTP/2, and `/metrics` scraped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_http2_answers_nobody_reads_are_bounded_and_keep_nobody_out() {
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[
+        ("DRAFTSTORE_MAX_IN_FLIGHT", "16"),
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000"),
+    ]);
+    let upload = crate::harness::create_multipart(&gateway.url("/api/v1/multipart-upload")).await;
+    let mut call = crate::harness::part_urls_call(&upload);
+    call["part_numbers"] = serde_json::json!((1..=30).collect::<Vec<u32>>());
+    let body = Bytes::from(serde_json::to_vec(&call).unwrap());
+    // Alone, the attacker's share is half the 32 waiting places; its other answers are reset.
+    let (mut answers, first) = unread_small_answers(&gateway, ATTACKER, &body, 40).await;
+    assert_eq!(reset_and_waiting(&mut answers).await, (24, 16));
+    // Two more addresses take the rest (10, then the 6 left of a share of 8).
+    let (mut second_answers, second) =
+        unread_small_answers(&gateway, [127, 0, 0, 4], &body, 20).await;
+    assert_eq!(reset_and_waiting(&mut second_answers).await, (10, 10));
+    let (mut third_answers, third) =
+        unread_small_answers(&gateway, [127, 0, 0, 5], &body, 20).await;
+    assert_eq!(reset_and_waiting(&mut third_answers).await, (14, 6));
+    // Every waiting place is held: another address is still served, and reads its answers.
     let victim = Gateway::client_from(VICTIM);
     let served = victim
         .post(gateway.url("/api/v1/multipart-upload/part-urls"))
@@ -1450,32 +1474,50 @@ async fn small_http2_answers_nobody_reads_are_bounded_by_the_stream_cap() {
         .send()
         .await
         .unwrap();
-    assert_eq!(served.status(), 200, "another address is served");
+    assert_eq!(served.status(), 200, "HTTP/1.1 is served");
     assert!(served.bytes().await.unwrap().len() > 12_000);
-    let probe = crate::harness::h2_send(
-        &client,
-        http::Request::get(gateway.url("/health")).body(()).unwrap(),
-    )
-    .await;
-    assert_eq!(probe.status(), 200, "a probe is never refused for the cap");
-    // Gone, the attacker's connection gives its places back.
-    drop(unread);
-    connection.abort();
-    let again = Gateway::client_from(ATTACKER);
-    let mut status = 0;
-    for _ in 0..100 {
-        status = again
-            .post(gateway.url("/api/v1/multipart-upload/part-urls"))
-            .json(&call)
-            .send()
-            .await
-            .map_or(0, |r| r.status().as_u16());
-        if status == 200 {
+    let client = gateway.h2_from(VICTIM).await;
+    let request = http::Request::post(gateway.url("/api/v1/multipart-upload/part-urls"))
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let mut ready = client.clone().ready().await.unwrap();
+    let (response, mut send) = ready.send_request(request, false).unwrap();
+    send.send_data(body.clone(), true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200, "HTTP/2 is served");
+    let mut stream = response.into_body();
+    let mut got = 0;
+    while let Some(chunk) = stream.data().await {
+        let chunk = chunk.expect("a reader's answer is not reset");
+        got += chunk.len();
+        let _ = stream.flow_control().release_capacity(chunk.len());
+    }
+    assert!(got > 12_000, "{got}");
+    let scrape = victim.get(gateway.url("/metrics")).send().await.unwrap();
+    assert_eq!(scrape.status(), 200);
+    let metrics = scrape.text().await.unwrap();
+    assert!(
+        metrics.contains("draftstore_small_answers_stalled_total 48"),
+        "the 48 resets are counted"
+    );
+    assert!(gateway.log().contains("UNTAKEN_ANSWERS"));
+    // Gone, the attackers give their waiting places back.
+    drop((answers, second_answers, third_answers));
+    for connection in [first, second, third] {
+        connection.abort();
+    }
+    let mut last = (0, 0);
+    for _ in 0..50 {
+        let (mut answers, connection) = unread_small_answers(&gateway, ATTACKER, &body, 17).await;
+        last = reset_and_waiting(&mut answers).await;
+        connection.abort();
+        if last == (1, 16) {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(status, 200, "the attacker's places came back");
+    assert_eq!(last, (1, 16), "the waiting places came back");
 }
 
 /// A PING acknowledgement the server never asked for makes the `h2` crate write a WARN line,

@@ -876,11 +876,12 @@ async fn the_stores_urls_carry_their_own_signature_not_an_api_key() {
             .body("x"),
     ] {
         let resp = request.send().await.unwrap();
-        // S3's answer to a URL without query authentication, not the API's 401.
-        assert_eq!(resp.status().as_u16(), 400);
+        // S3's answer to a URL without query authentication (403 AccessDenied), not the API's
+        // 401.
+        assert_eq!(resp.status().as_u16(), 403);
         assert_eq!(resp.headers()["content-type"], "application/xml");
         let body = resp.text().await.unwrap();
-        assert!(body.contains("<Error><Code>"), "{body}");
+        assert!(body.contains("<Error><Code>AccessDenied</Code>"), "{body}");
         assert!(!body.contains("UNAUTHENTICATED"), "{body}");
     }
     server.stop().await;

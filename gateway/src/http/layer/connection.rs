@@ -26,20 +26,33 @@ use tower::Service;
 /// Requests open on all connections: at most `cap`, shared by peer address as admission shares
 /// its places ([`Shares`]: a peer holds at most `cap / (other peers + 2)`, at least one, so a
 /// single peer gets half and a newcomer always finds room while the total is under the cap).
-/// A request holds its place until answered, over HTTP/2 until its stream's answer is all taken
-/// or the stream reset (see [`Open`]); a refused request holds none.
+/// A request holds its place until answered (over HTTP/2 a whole answer, until it is taken or
+/// trades it for a waiting place: see [`Open`]); a refused request holds none.
+///
+/// Beside them, as many places for HTTP/2 whole answers waiting for their client to take them
+/// ([`Streams::waiting`], see [`Open::wait`]): an answer past its peer's share of those is reset
+/// at once, so answers nobody reads are bounded (at most `cap` of them, each of one frame or
+/// less: 16 KiB) and never keep anyone's new requests out.
 #[derive(Debug)]
 pub struct Streams {
     shares: Arc<Shares>,
+    waiting: Arc<Shares>,
 }
 
 impl Streams {
-    /// Places for `cap` (at least 1) requests open at once.
+    /// Places for `cap` (at least 1) requests open at once, and for as many answers waiting.
     #[must_use]
     pub fn new(cap: usize) -> Arc<Self> {
         Arc::new(Self {
             shares: Shares::new(cap),
+            waiting: Shares::new(cap),
         })
+    }
+
+    /// The places of answers waiting to be taken (for each connection's [`Activity`]).
+    #[must_use]
+    pub fn waiting(&self) -> Arc<Shares> {
+        self.waiting.clone()
     }
 
     /// Requests open now (the ones a shutdown would cut off).
@@ -150,30 +163,34 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let mut answer = ready!(this.inner.poll(cx));
-        // Over HTTP/2 the answer's body is sent by this stream's task from now on: the request
-        // stays open until the task ends, counted on its connection (a long download keeps its
-        // connection from being idle) and in its place among the requests open on all
-        // connections (answers nobody takes are bounded by that cap).
-        if *this.h2 {
-            if let Some(open) = this.open.take() {
-                if let Err(open) = crate::http::watch::keep_open(open) {
-                    *this.open = Some(open);
-                }
-            }
+        if !*this.h2 {
+            return Poll::Ready(answer);
         }
+        // Over HTTP/2 the answer's body is sent by this stream's task from now on.
         // A whole answer waits for the client's window from now on: all of it taken within the
         // stall limit (see `crate::http::watch`), its end sent apart so that the stream's task
-        // waits for all of it (a window opened a byte at a time is no progress). A streamed
-        // one sets its own watch.
-        if let Ok(response) = &mut answer {
-            // Only HTTP/2 stream tasks have a slot to mark: over HTTP/1.1 the look-up (one
-            // task-local access per request) is skipped.
-            if *this.h2
-                && response.body().whole_len().is_some()
-                && !hyper::body::Body::is_end_stream(response.body())
+        // waits for all of it (a window opened a byte at a time is no progress); should it
+        // wait at all, it trades its place for a waiting one (`Open::wait`). A streamed one sets
+        // its own watch, and its place is given back now.
+        let whole = match &mut answer {
+            Ok(response)
+                if response.body().whole_len().is_some()
+                    && !hyper::body::Body::is_end_stream(response.body()) =>
             {
                 response.body_mut().end_apart();
                 crate::http::watch::answered();
+                true
+            }
+            _ => false,
+        };
+        // The request stays open until the task ends, counted on its connection (a long
+        // download keeps its connection from being idle).
+        if let Some(mut open) = this.open.take() {
+            if !whole {
+                open.release_place();
+            }
+            if let Err(open) = crate::http::watch::keep_open(open) {
+                *this.open = Some(open);
             }
         }
         Poll::Ready(answer)

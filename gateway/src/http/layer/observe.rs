@@ -19,7 +19,7 @@ use crate::api::error::{ApiError, Code};
 use crate::http::drain::DrainEnd;
 use crate::http::response::RequestId;
 use crate::http::server::Call;
-use crate::http::watch::Asked;
+use crate::http::watch::{Asked, Reset};
 use crate::metrics::CallSeries;
 use pin_project_lite::pin_project;
 use std::collections::HashMap;
@@ -444,29 +444,48 @@ impl Seen {
     }
 }
 
-/// Logs (INFO) and counts (`draftstore_small_answers_stalled_total`) a whole HTTP/2 answer of
-/// one frame or less reset at the stall limit `stall`, with its request when known. Its request
-/// was logged and counted when answered, with the status it was answered with. The stream
-/// tasks' executor calls it ([`crate::http::watch::Executor::reporting`]).
-pub fn small_answer_stalled(asked: Option<Asked>, stall: std::time::Duration) {
-    let asked = asked.as_ref();
+/// Counts (`draftstore_small_answers_stalled_total`) and logs (INFO, within the client-fault
+/// budget: a flood of unread streams is one reset each) a whole HTTP/2 answer of one frame or
+/// less reset `why`: at the stall limit, or at once for want of a waiting place; with its request
+/// when known. Its request was logged and counted when answered, with the status it was answered
+/// with. The stream tasks' executor calls it ([`crate::http::watch::Executor::reporting`]).
+pub fn small_answer_stalled(asked: Option<Asked>, why: Reset) {
     crate::metrics::get().small_answers_stalled.inc();
-    let stall_ms = u64::try_from(stall.as_millis()).unwrap_or(u64::MAX);
+    if !CLIENT_FAULTS.take_quietly_now() {
+        return;
+    }
+    let asked = asked.as_ref();
     let id = IdText(asked.and_then(|a| a.id.as_ref()));
     let method = Escaped::new(asked.map_or("", |a| a.method.as_str()));
     let path = asked.map_or(std::borrow::Cow::Borrowed(""), |a| {
         crate::api::companion::redacted(a.uri.path())
     });
     let path = Escaped::new(&path);
-    tracing::info!(
-        request_id = %id,
-        %method,
-        %path,
-        stall_ms,
-        code = "STREAM_IDLE",
-        "a whole HTTP/2 answer of one frame or less was reset: its client did not take all of \
-         it within the stall limit"
-    );
+    match why {
+        Reset::Stalled(stall) => {
+            let stall_ms = u64::try_from(stall.as_millis()).unwrap_or(u64::MAX);
+            tracing::info!(
+                request_id = %id,
+                %method,
+                %path,
+                stall_ms,
+                code = "STREAM_IDLE",
+                "a whole HTTP/2 answer of one frame or less was reset: its client did not take \
+                 all of it within the stall limit"
+            );
+        }
+        Reset::NoRoom => {
+            tracing::info!(
+                request_id = %id,
+                %method,
+                %path,
+                code = "UNTAKEN_ANSWERS",
+                "a whole HTTP/2 answer was reset: its client did not take it at once, and its \
+                 address holds its share of the answers waiting to be taken (or they fill the \
+                 server's room for them)"
+            );
+        }
+    }
 }
 
 /// The status a failure was answered with, as the client got it: the response's HTTP status
