@@ -111,7 +111,7 @@ pub struct Metrics {
     pub preconfirm_checks: Family<OutcomeLabels, Counter>,
     /// `draftstore_small_answers_stalled_total`: HTTP/2 answers of one frame or less (16 KiB)
     /// whose stream was reset at the stall limit, their client not having taken them whole, or
-    /// at once for want of a place among the answers waiting to be taken (their request is
+    /// after a second's grace for want of a place among the answers waiting to be taken (their request is
     /// counted in `requests` with the status it was answered with).
     pub small_answers_stalled: Counter,
     /// `draftstore_answer_bytes_unsent`: bytes of big answers (over 16 KiB, HTTP/1.1 and
@@ -249,7 +249,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let small_answers_stalled = Counter::default();
     registry.register(
         "small_answers_stalled",
-        "HTTP/2 answers of one frame or less reset at the stall limit, not taken whole, or at once for want of a waiting place",
+        "HTTP/2 answers of one frame or less reset at the stall limit, not taken whole, or after a second for want of a waiting place",
         small_answers_stalled.clone(),
     );
     let answer_bytes_unsent = Gauge::default();

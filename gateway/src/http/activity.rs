@@ -4,8 +4,9 @@
 //! ([`Open`]) until its answer is sent ([`crate::http::watch::keep_open`]); the connection layer
 //! above ([`crate::http::layer::connection`]) counts each request in and out.
 
-use crate::http::shares::{Shares, Ticket};
+use crate::http::shares::{Key, Shares, Ticket};
 use crate::http::socket::Written;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use std::sync::Arc;
 /// answered or dropped, or over HTTP/2 when its stream task ends, once the task holds it
 /// ([`crate::http::watch::keep_open`]).
 ///
-/// An HTTP/2 whole answer its client does not take at once trades that place for one among the
+/// An HTTP/2 whole answer its client does not take within its grace trades that place for one among the
 /// answers waiting to be taken ([`Open::wait`]), so that unread answers are bounded without
 /// keeping anyone's new requests out; a streamed answer gives its place back once answered
 /// ([`Open::release_place`]): its body has its own bounds (the byte budget, transfer slots).
@@ -33,14 +34,18 @@ impl Open {
     }
 
     /// Trades its place for one, for the same peer, among the answers waiting to be taken (the
-    /// connection's pool, see [`Activity::waiting_in`]); `false` when that pool refuses it (full,
-    /// or the peer holds its share) or the request had no place: the caller then drops the
-    /// answer. `true` with no pool (nothing is bounded then).
+    /// connection's pool, see [`Activity::waiting_in`]; a request that got no place, refused or
+    /// a probe past the cap, takes one for its connection's peer); `false` when that pool
+    /// refuses it (full, or the peer holds its share): the caller then drops the answer. `true`
+    /// with no pool (nothing is bounded then).
     pub fn wait(&mut self) -> bool {
-        let Some(pool) = &self.activity.waiting else {
+        let Some((pool, peer)) = &self.activity.waiting else {
             return true;
         };
-        self.place = self.place.take().and_then(|place| place.exchange(pool));
+        self.place = match self.place.take() {
+            Some(place) => place.exchange(pool),
+            None => pool.place(Key::Peer(*peer)),
+        };
         self.place.is_some()
     }
 }
@@ -59,16 +64,16 @@ pub struct Activity {
     open: AtomicUsize,
     started: AtomicU64,
     h2: AtomicBool,
-    waiting: Option<Arc<Shares>>,
+    waiting: Option<(Arc<Shares>, IpAddr)>,
 }
 
 impl Activity {
-    /// A connection whose HTTP/2 answers not taken at once wait in `pool` (shared by all
-    /// connections, by peer; see [`Open::wait`]).
+    /// A connection of `peer` whose HTTP/2 answers not taken within the grace wait in `pool` (shared by
+    /// all connections, by peer; see [`Open::wait`]).
     #[must_use]
-    pub fn waiting_in(pool: Arc<Shares>) -> Self {
+    pub fn waiting_in(pool: Arc<Shares>, peer: IpAddr) -> Self {
         Self {
-            waiting: Some(pool),
+            waiting: Some((pool, peer)),
             ..Self::default()
         }
     }

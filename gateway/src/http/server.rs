@@ -607,7 +607,7 @@ where
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let activity = Arc::new(Activity::waiting_in(self.streams.waiting()));
+        let activity = Arc::new(Activity::waiting_in(self.streams.waiting(), peer));
         let written = socket.written().clone();
         let service = PerConnection::new(
             self.stack.clone(),

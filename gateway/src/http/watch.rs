@@ -15,7 +15,9 @@
 //! handed to hyper. The connection layer marks its task [`answered`] (a flag in the slot, no
 //! allocation); if the task then waits at all, the executor makes its watch, armed for the
 //! stall limit it was given ([`Executor::stalling`]), so an answer the client never takes is
-//! reset like any other stream. A task that finishes in the poll that answered (every answer
+//! reset like any other stream. For the first [`WAIT_GRACE`] of that wait the answer keeps its
+//! request's place; past it, it trades the place for one among the answers waiting to be taken
+//! ([`Open::wait`]) or is reset at once ([`Reset::NoRoom`]). A task that finishes in the poll that answered (every answer
 //! the client's window has room for) costs only the flag's store. Such a reset is reported to
 //! the function the executor was given ([`Executor::reporting`]: the observe layer's, which
 //! logs it at INFO and counts it), with the request's id, method and path ([`Asked`], which the
@@ -27,10 +29,11 @@
 //!
 //! The slot also keeps the stream's request open ([`keep_open`]) from its answer until the task
 //! ends (its body sent or the stream reset), counted on its connection, so that a connection
-//! busy with a long download is not idle. A whole answer that waits trades its place among the
-//! requests open on all connections for one among the answers waiting to be taken
-//! ([`Open::wait`]); refused one, it is reset at once ([`Reset::NoRoom`]), so that answers nobody
-//! takes (each handed to h2 whole, in its buffers until taken) are bounded by that pool.
+//! busy with a long download is not idle. A whole answer that waits past [`WAIT_GRACE`] trades
+//! its place among the requests open on all connections for one among the answers waiting to
+//! be taken ([`Open::wait`]); refused one, it is reset ([`Reset::NoRoom`]), so that answers
+//! nobody takes (each handed to h2 whole, in its buffers until taken) are bounded by that pool,
+//! while a client that reads through a small window never needs one.
 
 use crate::http::activity::Open;
 use crate::http::response::RequestId;
@@ -40,7 +43,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -67,8 +70,8 @@ pub struct Asked {
 pub enum Reset {
     /// Not all taken within the stall limit (given).
     Stalled(Duration),
-    /// Not taken at once, and no place among the answers waiting to be taken for it (its peer
-    /// holds its share of them, or they are all held; see [`Open::wait`]).
+    /// Not taken within [`WAIT_GRACE`], and no place among the answers waiting to be taken for
+    /// it (its peer holds its share of them, or they are all held; see [`Open::wait`]).
     NoRoom,
 }
 
@@ -232,24 +235,56 @@ where
                 expiry: None,
                 stall: self.stall,
                 report: self.report,
-                answered: false,
+                phase: Phase::Own,
             },
         ));
     }
 }
 
+/// How long a whole answer may wait for its client while keeping its request place, before it
+/// must trade it for a place among the answers waiting to be taken ([`Open::wait`]): a client
+/// that reads, even through a small window, takes its answer well within it and never needs a
+/// waiting place, so a flood holding every waiting place cannot get its answers reset. At most
+/// half the stall limit.
+pub const WAIT_GRACE: Duration = Duration::from_secs(1);
+
+/// Where a stream task's watch stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No watch, or one the task's own code made and armed: its expiry drops the task.
+    Own,
+    /// Its whole answer handed over and waiting, within [`WAIT_GRACE`], in its request place.
+    Grace,
+    /// Waiting past the grace in a waiting place, until the stall limit.
+    Waiting,
+}
+
 pin_project! {
     /// A stream task and, once the task made its watch, the wait for that watch's expiry
-    /// (boxed: only streaming handlers make a watch).
+    /// (boxed: only streaming handlers and answers that wait make a watch).
     struct Watched<F> {
         #[pin]
         task: F,
         expiry: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
         stall: Duration,
         report: Option<Report>,
-        // Its watch was made for a whole answer handed over (not by the task's own code).
-        answered: bool,
+        phase: Phase,
     }
+}
+
+/// The grace a whole answer waits in its request place, given the stall limit `stall`.
+fn grace(stall: Duration) -> Duration {
+    WAIT_GRACE.min(stall / 2)
+}
+
+/// The running stream task's watch armed for `idle`, and the wait for its expiry; made if
+/// missing.
+fn armed(idle: Duration) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+    let watch = WATCH
+        .try_with(|slot| Arc::clone(slot.watch.get_or_init(|| Arc::new(Watch::new()))))
+        .ok()?;
+    watch.arm(idle);
+    Some(Box::pin(async move { watch.expired().await }))
 }
 
 impl<F: Future> Future for Watched<F> {
@@ -260,58 +295,59 @@ impl<F: Future> Future for Watched<F> {
         if this.task.poll(cx).is_ready() {
             return Poll::Ready(());
         }
+        let stall = *this.stall;
         if this.expiry.is_none() {
-            // Runs inside the scope: the slot is there, filled if the task called `current`,
-            // or filled now if the task waits with its whole answer handed over.
-            let stall = *this.stall;
-            let made = WATCH
-                .try_with(|slot| match slot.watch.get() {
-                    Some(watch) => Some(Ok((watch.clone(), false))),
-                    None if slot.answered.get() && !stall.is_zero() => {
-                        // Waiting for its client: in a waiting place, or reset now.
-                        let mut open = slot.open.take();
-                        let room = open.as_mut().is_none_or(Open::wait);
-                        slot.open.set(open);
-                        if !room {
-                            return Some(Err(slot.asked.take()));
-                        }
-                        let watch = Arc::clone(slot.watch.get_or_init(|| Arc::new(Watch::new())));
-                        watch.arm(stall);
-                        Some(Ok((watch, true)))
+            // Runs inside the scope: the slot is there, with a watch if the task called
+            // `current`, or marked if the task waits with its whole answer handed over.
+            let (own, answered) = WATCH
+                .try_with(|slot| (slot.watch.get().cloned(), slot.answered.get()))
+                .unwrap_or((None, false));
+            if let Some(watch) = own {
+                *this.phase = Phase::Own;
+                *this.expiry = Some(Box::pin(async move { watch.expired().await }));
+            } else if answered && !stall.is_zero() {
+                *this.phase = Phase::Grace;
+                *this.expiry = armed(grace(stall));
+            }
+        }
+        loop {
+            let Some(expiry) = this.expiry else {
+                return Poll::Pending;
+            };
+            ready!(expiry.as_mut().poll(cx));
+            match *this.phase {
+                Phase::Own => return Poll::Ready(()),
+                Phase::Grace => {
+                    // Still waiting for its client: in a waiting place, or reset now.
+                    let room = WATCH
+                        .try_with(|slot| {
+                            let mut open = slot.open.take();
+                            let room = open.as_mut().is_none_or(Open::wait);
+                            slot.open.set(open);
+                            room
+                        })
+                        .unwrap_or(true);
+                    if !room {
+                        self::report(*this.report, Reset::NoRoom);
+                        return Poll::Ready(());
                     }
-                    None => None,
-                })
-                .ok()
-                .flatten();
-            let made = match made {
-                Some(Err(asked)) => {
-                    if let Some(report) = this.report {
-                        report(asked, Reset::NoRoom);
-                    }
+                    *this.phase = Phase::Waiting;
+                    *this.expiry = armed(stall.saturating_sub(grace(stall)));
+                }
+                Phase::Waiting => {
+                    self::report(*this.report, Reset::Stalled(stall));
                     return Poll::Ready(());
                 }
-                Some(Ok(made)) => Some(made),
-                None => None,
-            };
-            let made = made.map(|(watch, answered)| {
-                *this.answered = answered;
-                watch
-            });
-            if let Some(watch) = made {
-                *this.expiry = Some(Box::pin(async move { watch.expired().await }));
             }
         }
-        let Some(expiry) = this.expiry else {
-            return Poll::Pending;
-        };
-        let expired = expiry.as_mut().poll(cx);
-        if expired.is_ready() && *this.answered {
-            if let Some(report) = this.report {
-                let asked = WATCH.try_with(|slot| slot.asked.take()).ok().flatten();
-                report(asked, Reset::Stalled(*this.stall));
-            }
-        }
-        expired
+    }
+}
+
+/// Calls `report` (when given) for the running stream task's answer, reset `why`.
+fn report(report: Option<Report>, why: Reset) {
+    if let Some(report) = report {
+        let asked = WATCH.try_with(|slot| slot.asked.take()).ok().flatten();
+        report(asked, why);
     }
 }
 
@@ -400,6 +436,48 @@ mod tests {
             let _ = tx.send(());
         });
         assert!(rx.await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_waiting_past_its_grace_takes_a_waiting_place_or_is_dropped() {
+        use crate::http::activity::Activity;
+        use crate::http::shares::{Key, Shares};
+        use hyper::rt::Executor as _;
+        const STALL: Duration = Duration::from_secs(60);
+        let pool = Shares::new(2);
+        let peer = std::net::IpAddr::from([127, 0, 0, 2]);
+        let _other = pool.place(Key::Peer([127, 0, 0, 9].into()));
+        let activity = Arc::new(Activity::waiting_in(pool.clone(), peer));
+        // Room for it: it waits in a place past its grace, until the stall limit.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let open = activity.request_started(true, None);
+        let started = Instant::now();
+        Executor::stalling(STALL).execute(async move {
+            let _ = keep_open(open);
+            answered();
+            let _held = tx;
+            std::future::pending::<()>().await;
+        });
+        tokio::time::sleep(WAIT_GRACE + Duration::from_millis(10)).await;
+        assert_eq!(pool.held(), 2, "a waiting place, taken for its peer");
+        assert!(rx.await.is_err(), "dropped");
+        assert!(started.elapsed() >= STALL, "{:?}", started.elapsed());
+        assert_eq!(pool.held(), 1, "given back");
+        // No room (the pool full): dropped at the end of its grace, not at once.
+        let _full = pool.place(Key::Peer([127, 0, 0, 8].into()));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let open = activity.request_started(true, None);
+        let started = Instant::now();
+        Executor::stalling(STALL).execute(async move {
+            let _ = keep_open(open);
+            answered();
+            let _held = tx;
+            std::future::pending::<()>().await;
+        });
+        assert!(rx.await.is_err(), "dropped");
+        let waited = started.elapsed();
+        assert!(waited >= WAIT_GRACE && waited < STALL, "{waited:?}");
+        assert_eq!(activity.open(), 0, "its request ended with it");
     }
 
     #[tokio::test(start_paused = true)]

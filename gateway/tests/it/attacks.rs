@@ -1385,8 +1385,8 @@ async fn http1_answers_nobody_reads_are_held_within_the_byte_budget() {
     assert!(unsent <= BOUND, "{unsent}");
 }
 
-/// Asks `count` part-urls calls of `body` (~15 KB answers) one after another on one h2c
-/// connection from `source` that opens no window, each answered before the next is asked; returns
+/// Asks `count` part-urls calls of `body` (~15 KB answers) one after another, 75 ms apart, on one
+/// h2c connection from `source` that opens no window, each answered before the next; returns
 /// the answers (their bodies never read) and the connection's task.
 async fn unread_small_answers(
     gateway: &Gateway,
@@ -1418,6 +1418,9 @@ async fn unread_small_answers(
             "a new request is never refused for them"
         );
         answers.push(response);
+        // Within its second of grace an answer holds its request place: at most 14 at a time
+        // here, under the peer's share of 16.
+        tokio::time::sleep(Duration::from_millis(75)).await;
     }
     (answers, connection)
 }
@@ -1425,11 +1428,13 @@ async fn unread_small_answers(
 /// How many of `answers` (bodies never read, no window; kept, so that those waiting still
 /// wait) were reset, and how many still wait.
 async fn reset_and_waiting(answers: &mut [http::Response<h2::RecvStream>]) -> (usize, usize) {
+    // Past the grace an answer waits in its request place.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     let mut reset = 0;
     let mut waiting = 0;
     for answer in answers {
         let body = answer.body_mut();
-        match tokio::time::timeout(Duration::from_millis(300), body.data()).await {
+        match tokio::time::timeout(Duration::from_millis(100), body.data()).await {
             Ok(Some(Err(e))) if e.reason() == Some(h2::Reason::CANCEL) => reset += 1,
             Err(_) => waiting += 1,
             other => panic!("neither reset nor waiting: {other:?}"),
@@ -1441,10 +1446,11 @@ async fn reset_and_waiting(answers: &mut [http::Response<h2::RecvStream>]) -> (u
 /// HTTP/2 answers under one frame (16 KiB) go to h2 whole, outside the byte budget: a client
 /// that opens no window (and so never takes them) once held one in h2's buffers per stream it
 /// asked, however many (300 connections x 100 streams of 15.8 KB: 551 MB). An answer not taken
-/// at once now waits in a place among the answers waiting to be taken (as many as the requests
-/// open on all connections: 32 here, a peer's share of them as for the requests), or is reset at
-/// once. Waiting answers hold no request place: three addresses filling the waiting places
-/// still leave another address served, over HTTP/1.1 and HTTP/2, and `/metrics` scraped.
+/// within a second now waits in a place among the answers waiting to be taken (as many as the requests
+/// open on all connections: 32 here, a peer's share of them as for the requests) once past its
+/// second of grace, or is reset. Waiting answers hold no request place: three addresses filling
+/// the waiting places still leave another address served, over HTTP/1.1 and HTTP/2, `/metrics`
+/// scraped, and a client reading through a 4 KiB window gets all its answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_http2_answers_nobody_reads_are_bounded_and_keep_nobody_out() {
     let _serial = SERIAL.lock().await;
@@ -1466,7 +1472,39 @@ async fn small_http2_answers_nobody_reads_are_bounded_and_keep_nobody_out() {
     let (mut third_answers, third) =
         unread_small_answers(&gateway, [127, 0, 0, 5], &body, 20).await;
     assert_eq!(reset_and_waiting(&mut third_answers).await, (14, 6));
-    // Every waiting place is held: another address is still served, and reads its answers.
+    // Every waiting place is held: a client reading through a small window (4 KiB) takes its
+    // answers within their grace, and none is reset.
+    let (small, small_connection) =
+        crate::harness::h2_windowed(gateway.connect_from(VICTIM).await, 4096).await;
+    let calls = (0..8).map(|_| {
+        let client = small.clone();
+        let body = body.clone();
+        let uri = gateway.url("/api/v1/multipart-upload/part-urls");
+        async move {
+            let request = http::Request::post(uri)
+                .header("content-type", "application/json")
+                .body(())
+                .unwrap();
+            let mut ready = client.ready().await.unwrap();
+            let (response, mut send) = ready.send_request(request, false).unwrap();
+            send.send_data(body, true).unwrap();
+            let mut stream = response.await.unwrap().into_body();
+            let mut got = 0;
+            while let Some(chunk) = stream.data().await {
+                let chunk = chunk.map_err(|e| format!("{e}"))?;
+                got += chunk.len();
+                let _ = stream.flow_control().release_capacity(chunk.len());
+            }
+            Ok::<usize, String>(got)
+        }
+    });
+    let read = futures_util::future::join_all(calls).await;
+    assert!(
+        read.iter().all(|r| matches!(r, Ok(n) if *n > 12_000)),
+        "a reader's answers are taken whole: {read:?}"
+    );
+    small_connection.abort();
+    // Another address is still served, and reads its answers.
     let victim = Gateway::client_from(VICTIM);
     let served = victim
         .post(gateway.url("/api/v1/multipart-upload/part-urls"))

@@ -29,10 +29,12 @@ use tower::Service;
 /// A request holds its place until answered (over HTTP/2 a whole answer, until it is taken or
 /// trades it for a waiting place: see [`Open`]); a refused request holds none.
 ///
-/// Beside them, as many places for HTTP/2 whole answers waiting for their client to take them
-/// ([`Streams::waiting`], see [`Open::wait`]): an answer past its peer's share of those is reset
-/// at once, so answers nobody reads are bounded (at most `cap` of them, each of one frame or
-/// less: 16 KiB) and never keep anyone's new requests out.
+/// Beside them, as many places for HTTP/2 whole answers still waiting for their client to take
+/// them after a grace ([`Streams::waiting`], see [`Open::wait`] and
+/// [`crate::http::watch::WAIT_GRACE`]): an answer refused one (past its peer's share, or all
+/// held) is reset, so answers nobody reads are bounded (at most `cap` of them, each of one frame
+/// or less: 16 KiB, besides those within their grace, which hold request places) and never keep
+/// anyone's new requests out, nor get the answers of a client that reads reset.
 #[derive(Debug)]
 pub struct Streams {
     shares: Arc<Shares>,

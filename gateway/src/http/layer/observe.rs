@@ -446,7 +446,7 @@ impl Seen {
 
 /// Counts (`draftstore_small_answers_stalled_total`) and logs (INFO, within the client-fault
 /// budget: a flood of unread streams is one reset each) a whole HTTP/2 answer of one frame or
-/// less reset `why`: at the stall limit, or at once for want of a waiting place; with its request
+/// less reset `why`: at the stall limit, or past its grace for want of a waiting place; with its request
 /// when known. Its request was logged and counted when answered, with the status it was answered
 /// with. The stream tasks' executor calls it ([`crate::http::watch::Executor::reporting`]).
 pub fn small_answer_stalled(asked: Option<Asked>, why: Reset) {
@@ -480,7 +480,7 @@ pub fn small_answer_stalled(asked: Option<Asked>, why: Reset) {
                 %method,
                 %path,
                 code = "UNTAKEN_ANSWERS",
-                "a whole HTTP/2 answer was reset: its client did not take it at once, and its \
+                "a whole HTTP/2 answer was reset: its client did not take it within a second, and its \
                  address holds its share of the answers waiting to be taken (or they fill the \
                  server's room for them)"
             );
