@@ -448,16 +448,21 @@ mod tests {
         let peer = std::net::IpAddr::from([127, 0, 0, 2]);
         let _other = pool.place(Key::Peer([127, 0, 0, 9].into()));
         let activity = Arc::new(Activity::waiting_in(pool.clone(), peer));
+        // A task that answers, then waits for its client for ever; its channel closes when
+        // it is dropped.
+        let waiting = |open: Open| {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            Executor::stalling(STALL).execute(async move {
+                let _ = keep_open(open);
+                answered();
+                let _held = tx;
+                std::future::pending::<()>().await;
+            });
+            rx
+        };
         // Room for it: it waits in a place past its grace, until the stall limit.
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let open = activity.request_started(true, None);
         let started = Instant::now();
-        Executor::stalling(STALL).execute(async move {
-            let _ = keep_open(open);
-            answered();
-            let _held = tx;
-            std::future::pending::<()>().await;
-        });
+        let rx = waiting(activity.request_started(true, None));
         tokio::time::sleep(WAIT_GRACE + Duration::from_millis(10)).await;
         assert_eq!(pool.held(), 2, "a waiting place, taken for its peer");
         assert!(rx.await.is_err(), "dropped");
@@ -465,15 +470,8 @@ mod tests {
         assert_eq!(pool.held(), 1, "given back");
         // No room (the pool full): dropped at the end of its grace, not at once.
         let _full = pool.place(Key::Peer([127, 0, 0, 8].into()));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let open = activity.request_started(true, None);
         let started = Instant::now();
-        Executor::stalling(STALL).execute(async move {
-            let _ = keep_open(open);
-            answered();
-            let _held = tx;
-            std::future::pending::<()>().await;
-        });
+        let rx = waiting(activity.request_started(true, None));
         assert!(rx.await.is_err(), "dropped");
         let waited = started.elapsed();
         assert!(waited >= WAIT_GRACE && waited < STALL, "{waited:?}");

@@ -1385,6 +1385,35 @@ async fn http1_answers_nobody_reads_are_held_within_the_byte_budget() {
     assert!(unsent <= BOUND, "{unsent}");
 }
 
+/// Sends on `client` a part-urls call of `body` to `gateway`; its response future.
+async fn ask_part_urls(
+    client: &h2::client::SendRequest<Bytes>,
+    gateway: &Gateway,
+    body: &Bytes,
+) -> h2::client::ResponseFuture {
+    let request = http::Request::post(gateway.url("/api/v1/multipart-upload/part-urls"))
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let mut ready = client.clone().ready().await.unwrap();
+    let (response, mut send) = ready.send_request(request, false).unwrap();
+    send.send_data(body.clone(), true).unwrap();
+    response
+}
+
+/// Reads `answer`'s body whole, opening the window as it goes: its length, or the error that
+/// cut it.
+async fn read_whole(answer: http::Response<h2::RecvStream>) -> Result<usize, String> {
+    let mut stream = answer.into_body();
+    let mut got = 0;
+    while let Some(chunk) = stream.data().await {
+        let chunk = chunk.map_err(|e| format!("{e}"))?;
+        got += chunk.len();
+        let _ = stream.flow_control().release_capacity(chunk.len());
+    }
+    Ok(got)
+}
+
 /// Asks `count` part-urls calls of `body` (~15 KB answers) one after another, 75 ms apart, on one
 /// h2c connection from `source` that opens no window, each answered before the next; returns
 /// the answers (their bodies never read) and the connection's task.
@@ -1401,13 +1430,7 @@ async fn unread_small_answers(
         crate::harness::h2_windowed(gateway.connect_from(source).await, 0).await;
     let mut answers = Vec::new();
     for _ in 0..count {
-        let request = http::Request::post(gateway.url("/api/v1/multipart-upload/part-urls"))
-            .header("content-type", "application/json")
-            .body(())
-            .unwrap();
-        let mut ready = client.clone().ready().await.unwrap();
-        let (response, mut send) = ready.send_request(request, false).unwrap();
-        send.send_data(body.clone(), true).unwrap();
+        let response = ask_part_urls(&client, gateway, body).await;
         let response = tokio::time::timeout(Duration::from_secs(10), response)
             .await
             .expect("every call is answered at once")
@@ -1476,27 +1499,9 @@ async fn small_http2_answers_nobody_reads_are_bounded_and_keep_nobody_out() {
     // answers within their grace, and none is reset.
     let (small, small_connection) =
         crate::harness::h2_windowed(gateway.connect_from(VICTIM).await, 4096).await;
-    let calls = (0..8).map(|_| {
-        let client = small.clone();
-        let body = body.clone();
-        let uri = gateway.url("/api/v1/multipart-upload/part-urls");
-        async move {
-            let request = http::Request::post(uri)
-                .header("content-type", "application/json")
-                .body(())
-                .unwrap();
-            let mut ready = client.ready().await.unwrap();
-            let (response, mut send) = ready.send_request(request, false).unwrap();
-            send.send_data(body, true).unwrap();
-            let mut stream = response.await.unwrap().into_body();
-            let mut got = 0;
-            while let Some(chunk) = stream.data().await {
-                let chunk = chunk.map_err(|e| format!("{e}"))?;
-                got += chunk.len();
-                let _ = stream.flow_control().release_capacity(chunk.len());
-            }
-            Ok::<usize, String>(got)
-        }
+    let calls = (0..8).map(|_| async {
+        let response = ask_part_urls(&small, &gateway, &body).await;
+        read_whole(response.await.unwrap()).await
     });
     let read = futures_util::future::join_all(calls).await;
     assert!(
@@ -1515,23 +1520,10 @@ async fn small_http2_answers_nobody_reads_are_bounded_and_keep_nobody_out() {
     assert_eq!(served.status(), 200, "HTTP/1.1 is served");
     assert!(served.bytes().await.unwrap().len() > 12_000);
     let client = gateway.h2_from(VICTIM).await;
-    let request = http::Request::post(gateway.url("/api/v1/multipart-upload/part-urls"))
-        .header("content-type", "application/json")
-        .body(())
-        .unwrap();
-    let mut ready = client.clone().ready().await.unwrap();
-    let (response, mut send) = ready.send_request(request, false).unwrap();
-    send.send_data(body.clone(), true).unwrap();
-    let response = response.await.unwrap();
+    let response = ask_part_urls(&client, &gateway, &body).await.await.unwrap();
     assert_eq!(response.status(), 200, "HTTP/2 is served");
-    let mut stream = response.into_body();
-    let mut got = 0;
-    while let Some(chunk) = stream.data().await {
-        let chunk = chunk.expect("a reader's answer is not reset");
-        got += chunk.len();
-        let _ = stream.flow_control().release_capacity(chunk.len());
-    }
-    assert!(got > 12_000, "{got}");
+    let got = read_whole(response).await;
+    assert!(matches!(got, Ok(n) if n > 12_000), "{got:?}");
     let scrape = victim.get(gateway.url("/metrics")).send().await.unwrap();
     assert_eq!(scrape.status(), 200);
     let metrics = scrape.text().await.unwrap();

@@ -76,6 +76,12 @@ impl LineBudget {
     /// written in `second`: counted in the second's lines if so, else counted as left out, to
     /// be reported by the next line [`Self::take`] lets through.
     pub fn take_quietly(&self, second: u64) -> bool {
+        self.admit(second).is_some()
+    }
+
+    /// Counts one line in `second`: the state to read further if it is written, `None` (and
+    /// counted as left out) past the second's budget.
+    fn admit(&self, second: u64) -> Option<std::sync::MutexGuard<'_, State>> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if second != state.second {
             state.second = second;
@@ -83,10 +89,10 @@ impl LineBudget {
         }
         if state.written >= self.per_second {
             state.left_out += 1;
-            return false;
+            return None;
         }
         state.written += 1;
-        true
+        Some(state)
     }
 
     /// The lines left out in seconds before `second` and not yet reported, taken to be reported
@@ -107,16 +113,9 @@ impl LineBudget {
 
     /// Whether a line may be written in `second` (seconds of a monotonic clock).
     pub fn take(&self, second: u64) -> Take {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if second != state.second {
-            state.second = second;
-            state.written = 0;
-        }
-        if state.written >= self.per_second {
-            state.left_out += 1;
+        let Some(mut state) = self.admit(second) else {
             return Take::LeaveOut;
-        }
-        state.written += 1;
+        };
         match std::mem::take(&mut state.left_out) {
             0 => Take::Write,
             n => Take::WriteAfter(n),
