@@ -77,8 +77,9 @@ pub struct Server<B> {
 /// How a drain ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Drained {
-    /// Requests still open when the grace period ended or a second signal came (over HTTP/2,
-    /// until their stream's answer is all taken or reset): cut off.
+    /// Requests still open when the grace period ended or a second signal came (over HTTP/2 a
+    /// whole answer in its second of grace too; one waiting longer holds a waiting place and
+    /// counts in `connections`): cut off.
     pub cut: usize,
     /// Connections still open then (told to finish, so each still had a request open or an
     /// answer being sent, e.g. an HTTP/2 body waiting for its client's window): closed,

@@ -17,7 +17,7 @@
 //! stall limit it was given ([`Executor::stalling`]), so an answer the client never takes is
 //! reset like any other stream. For the first [`WAIT_GRACE`] of that wait the answer keeps its
 //! request's place; past it, it trades the place for one among the answers waiting to be taken
-//! ([`Open::wait`]) or is reset at once ([`Reset::NoRoom`]). A task that finishes in the poll that answered (every answer
+//! ([`Open::wait`]) or, refused one, is reset then ([`Reset::NoRoom`]). A task that finishes in the poll that answered (every answer
 //! the client's window has room for) costs only the flag's store. Such a reset is reported to
 //! the function the executor was given ([`Executor::reporting`]: the observe layer's, which
 //! logs it at INFO and counts it), with the request's id, method and path ([`Asked`], which the

@@ -57,7 +57,8 @@ impl Streams {
         self.waiting.clone()
     }
 
-    /// Requests open now (the ones a shutdown would cut off).
+    /// Requests open now, HTTP/2 whole answers in their second of grace included (the ones a
+    /// shutdown would cut off; answers in waiting places are not counted).
     #[must_use]
     pub fn open(&self) -> usize {
         self.shares.held()
