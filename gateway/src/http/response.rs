@@ -102,6 +102,25 @@ impl Body {
     }
 }
 
+impl Body {
+    /// The least bytes a whole answer still to send takes on the wire over HTTP/2: its data
+    /// and the least its frames take ([`crate::http::queued::least_framing`]); `None` for a
+    /// streamed one.
+    #[must_use]
+    pub fn least_wire_len(&self) -> Option<u64> {
+        let frames = |data: &[&Option<Bytes>]| data.iter().filter(|d| d.is_some()).count() as u64;
+        let (data_frames, trailers) = match &self.0 {
+            Kind::Whole(data) => (frames(&[data]), false),
+            Kind::LastApart(head, last) => (frames(&[head, last]), false),
+            Kind::Trailer(data, trailer) => (frames(&[data]), trailer.is_some()),
+            Kind::Trailed(t) => (frames(&[&t.data]), t.trailers.is_some()),
+            Kind::Boxed(_) => return None,
+        };
+        let data = u64::try_from(self.whole_len()?).unwrap_or(u64::MAX);
+        Some(data.saturating_add(crate::http::queued::least_framing(data_frames, trailers)))
+    }
+}
+
 impl Default for Body {
     fn default() -> Self {
         empty()

@@ -41,6 +41,7 @@
 //! socket fail at once with `ConnectionAborted`, so hyper closes the connection even while a
 //! write waits for the client.
 
+use crate::http::queued::{Queued, RoomWait};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::rt::TokioIo;
 use std::future::Future;
@@ -92,6 +93,8 @@ pub struct Written {
     stalled: AtomicBool,
     /// The socket is gone: nothing more will be written.
     ended: AtomicBool,
+    /// HTTP/2 answer bytes handed over, against this count ([`Written::poll_room`]).
+    queued: Queued,
 }
 
 impl Default for Written {
@@ -103,6 +106,7 @@ impl Default for Written {
             closed: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             ended: AtomicBool::new(false),
+            queued: Queued::default(),
         }
     }
 }
@@ -132,11 +136,27 @@ impl Written {
         Poll::Pending
     }
 
+    /// `Ready` once an HTTP/2 answer (or frame) taking `bytes` on the wire may be handed to
+    /// hyper, counted as queued until the socket writes it; else `Pending`, the task woken
+    /// when the socket has written enough (see [`crate::http::queued`]: at most
+    /// [`QUEUED_LIMIT`](crate::http::queued::QUEUED_LIMIT) plus one answer queued). `wait` is
+    /// the caller's, kept between polls. Everything goes once the socket is gone or closed.
+    pub fn poll_room(
+        &self,
+        cx: &mut Context<'_>,
+        bytes: u64,
+        wait: &mut Option<RoomWait>,
+    ) -> Poll<()> {
+        self.queued
+            .poll_room(cx, bytes, || self.bytes(), self.done(), wait)
+    }
+
     /// Closes the connection: the socket's next read, write or flush (one waiting included,
     /// once its task is woken, which this does) fails with `ConnectionAborted`.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.waker.wake();
+        self.queued.wake_all();
     }
 
     /// Whether the stall timer closed the connection (see the module doc).
@@ -157,6 +177,7 @@ impl Written {
             self.wake_at.store(u64::MAX, Ordering::Release);
             self.waker.wake();
         }
+        self.queued.wrote(total);
     }
 
     /// The error every IO gets once closed on purpose.
@@ -222,6 +243,7 @@ impl<S> Socket<S> {
     ) -> Poll<std::io::Result<T>> {
         match polled {
             Poll::Pending => {
+                self.written.queued.set_blocked(true);
                 // A close racing this wait wakes it (see `Written::close`).
                 self.written.waker.register(cx.waker());
                 let e = ready!(self.stall.waits(cx));
@@ -230,6 +252,7 @@ impl<S> Socket<S> {
             }
             done => {
                 self.stall.waiting = false;
+                self.written.queued.set_blocked(false);
                 done
             }
         }
@@ -252,6 +275,7 @@ impl<S> Drop for Socket<S> {
     fn drop(&mut self) {
         self.written.ended.store(true, Ordering::Release);
         self.written.waker.wake();
+        self.written.queued.wake_all();
     }
 }
 

@@ -1606,3 +1606,213 @@ async fn a_flood_of_unasked_ping_acks_cannot_drive_the_logs_volume() {
         "{written} written, {left_out} left out"
     );
 }
+
+/// A TCP connection from `source` with a 4 KiB receive buffer, that reads nothing until `go`
+/// is sent (or dropped): a client that opens its windows and stops reading its socket.
+struct Halted {
+    tcp: TcpStream,
+    go: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Halted {
+    async fn from(gateway: &Gateway, source: [u8; 4]) -> (Self, tokio::sync::oneshot::Sender<()>) {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket
+            .bind(SocketAddr::new(IpAddr::from(source), 0))
+            .unwrap();
+        let tcp = socket
+            .connect(SocketAddr::from(([127, 0, 0, 1], gateway.port)))
+            .await
+            .unwrap();
+        let (go, halt) = tokio::sync::oneshot::channel();
+        (
+            Self {
+                tcp,
+                go: Some(halt),
+            },
+            go,
+        )
+    }
+}
+
+impl tokio::io::AsyncRead for Halted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if let Some(go) = self.go.as_mut() {
+            let _ = std::task::ready!(std::future::Future::poll(std::pin::Pin::new(go), cx));
+            self.go = None;
+        }
+        std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Halted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// A part-urls call of `parts` parts on a new multipart upload, as a request body.
+async fn part_urls_body(gateway: &Gateway, parts: u32) -> Bytes {
+    let upload = crate::harness::create_multipart(&gateway.url("/api/v1/multipart-upload")).await;
+    let mut call = crate::harness::part_urls_call(&upload);
+    call["part_numbers"] = serde_json::json!((1..=parts).collect::<Vec<u32>>());
+    Bytes::from(serde_json::to_vec(&call).unwrap())
+}
+
+/// How one call of a client that stopped reading ended, once it reads again.
+#[derive(Debug, PartialEq)]
+enum Ended {
+    /// Its whole answer arrived: the status.
+    Whole(u16),
+    /// Its stream was reset (before or after its head).
+    Reset,
+}
+
+/// Reads `answer` to its end: whole, or reset.
+async fn ended(answer: h2::client::ResponseFuture) -> Ended {
+    let ending = async {
+        let Ok(response) = answer.await else {
+            return Ended::Reset;
+        };
+        let status = response.status().as_u16();
+        match read_whole(response).await {
+            Ok(_) => Ended::Whole(status),
+            Err(_) => Ended::Reset,
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), ending)
+        .await
+        .expect("every call ends once its client reads")
+}
+
+/// A client that opens wide windows (16 MiB) and then stops reading its socket once had every
+/// answer taken by h2 at once, queued on the connection until the stall limit (a review: 1.1
+/// GiB for 600 connections x 100 streams of 15.9 KB). Now a connection queues at most 64 KiB
+/// plus one answer before its socket writes; the answers past that wait like answers the
+/// client's window has no room for: a second of grace in their request place, then a waiting
+/// place (the peer's share: 16) or a reset. Of 40 calls of ~15 KB, once the client reads
+/// again: the few the kernel and the queue took, and the 16 that waited, arrive whole; the rest
+/// were reset. (Before: all 40 arrived whole, none reset.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_answers_to_a_client_that_stops_reading_its_socket_are_bounded_per_connection() {
+    const CALLS: usize = 40;
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[
+        ("DRAFTSTORE_MAX_IN_FLIGHT", "16"),
+        ("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000"),
+    ]);
+    let body = part_urls_body(&gateway, 30).await;
+    let (tcp, go) = Halted::from(&gateway, ATTACKER).await;
+    let (client, connection) = crate::harness::h2_with_windows(tcp, 16 << 20, 16 << 20).await;
+    // One call every 75 ms, as a steady client would: within its second of grace an answer
+    // holds its request place, at most 14 at a time, under the peer's share of 16.
+    let mut calls = Vec::new();
+    for _ in 0..CALLS {
+        calls.push(ask_part_urls(&client, &gateway, &body).await);
+        tokio::time::sleep(Duration::from_millis(75)).await;
+    }
+    // Past the grace: each answer not handed over holds a waiting place or was reset.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Another address is served meanwhile.
+    let victim = Gateway::client_from(VICTIM);
+    let health = victim.get(gateway.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    go.send(()).unwrap();
+    let ends = futures_util::future::join_all(calls.into_iter().map(ended)).await;
+    let whole = ends.iter().filter(|e| matches!(e, Ended::Whole(_))).count();
+    let reset = ends.iter().filter(|e| **e == Ended::Reset).count();
+    assert!(
+        ends.iter()
+            .all(|e| matches!(e, Ended::Whole(200 | 503) | Ended::Reset)),
+        "{ends:?}"
+    );
+    // 16 waiting, and at most about 10 taken by the kernel (64 KiB unsent plus the 4 KiB
+    // receive buffer) and the queue (64 KiB plus one answer).
+    assert!(
+        (16..=30).contains(&whole) && reset == CALLS - whole,
+        "{whole} whole, {reset} reset: {ends:?}"
+    );
+    assert!(
+        ends.iter().all(|e| *e != Ended::Whole(503)),
+        "a steady client is not refused: {ends:?}"
+    );
+    assert!(
+        gateway.log().contains("UNTAKEN_ANSWERS"),
+        "{}",
+        gateway.log()
+    );
+    connection.abort();
+}
+
+/// The same client asking big answers (1000 part URLs, ~469 KB each, handed over a frame at a
+/// time): h2 once took every frame as soon as the window had room, so they left the byte
+/// budget at once and sat queued on the connection (a review: 465 MiB for 200 connections x 13
+/// streams). Now a frame waits for room in the connection's queue, so bytes the client has not
+/// taken stay charged to the budget (where a client behind the floor rate is dropped to make
+/// room); once the client reads, every answer arrives whole and the budget is empty again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_answers_to_a_client_that_stops_reading_its_socket_stay_in_the_byte_budget() {
+    const CALLS: usize = 4;
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000")]);
+    let body = part_urls_body(&gateway, 1000).await;
+    let (tcp, go) = Halted::from(&gateway, ATTACKER).await;
+    let (client, connection) = crate::harness::h2_with_windows(tcp, 16 << 20, 16 << 20).await;
+    let mut calls = Vec::new();
+    for _ in 0..CALLS {
+        calls.push(ask_part_urls(&client, &gateway, &body).await);
+    }
+    let victim = Gateway::client_from(VICTIM);
+    let unsent = || async {
+        let metrics = victim
+            .get(gateway.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        gauge(&metrics, "draftstore_answer_bytes_unsent").unwrap_or(-1.0)
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // 1.9 MB asked; at most about 220 KB taken (the kernel's 64 KiB unsent and 4 KiB, the
+    // connection's queue of 64 KiB plus a frame, each answer's last two frames).
+    let held = unsent().await;
+    assert!(held > 1_500_000.0, "charged while not taken: {held}");
+    go.send(()).unwrap();
+    let ends = futures_util::future::join_all(calls.into_iter().map(ended)).await;
+    assert_eq!(ends, [(); CALLS].map(|()| Ended::Whole(200)));
+    let mut left = held;
+    for _ in 0..100 {
+        left = unsent().await;
+        if left == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 0.0, "all given back once taken");
+    connection.abort();
+}

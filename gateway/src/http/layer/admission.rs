@@ -25,6 +25,12 @@
 //! share is served, dropping answers whose clients fell behind the floor rate (of peers over
 //! their share) to make room, or shed if there are not enough of those.
 //!
+//! Over HTTP/2 every frame also waits for room in what its connection queues before the socket
+//! writes ([`crate::http::queued`]), as a whole answer does in the connection layer: h2 takes
+//! a frame as soon as the window has room, whether or not the socket can write it, so a client
+//! that opens a wide window and stops reading its socket would otherwise have all of its answers
+//! leave the budget at once and sit queued on the connection.
+//!
 //! Over HTTP/1.1 an answer larger than one frame is paced by its connection's socket
 //! ([`Written`]): hyper gets its next frame only once the socket has written to the kernel all
 //! it was handed before, so at most about one frame beyond what the kernel took sits in
@@ -46,6 +52,7 @@ use super::{meta, reply, Req, Res};
 use crate::api::error::{ApiError, Code};
 use crate::api::rest::Route;
 use crate::auth::Tenant;
+use crate::http::queued::RoomWait;
 use crate::http::response::Body;
 use crate::http::server::Call;
 use crate::http::shares::{Key, Shares, Ticket};
@@ -196,10 +203,10 @@ where
             });
         }
         let h2 = req.version() == http::Version::HTTP_2;
-        // Over HTTP/1.1 the stage that paces takes the socket's count (no clone); an answer to
-        // `HEAD` sends no body (hyper drops it unread): never paced.
-        let (peer, written) = if self.by == By::Tenant && !h2 && req.method() != http::Method::HEAD
-        {
+        // The stage that paces takes the socket's count (no clone): over HTTP/1.1 to pace by,
+        // over HTTP/2 to bound what the connection queues; an answer to `HEAD` sends no body
+        // (hyper drops it unread): never paced.
+        let (peer, written) = if self.by == By::Tenant && req.method() != http::Method::HEAD {
             req.extensions_mut()
                 .get_mut::<super::Meta>()
                 .map_or((None, None), |m| (m.peer, m.written.take()))
@@ -293,7 +300,7 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
                 None => None,
             };
             let pace = match this.written.take() {
-                Some(written) => {
+                Some(written) if !*this.h2 => {
                     // Over HTTP/1.1, which cannot reset one answer, its connection is closed if
                     // the answer is dropped to make room: by the signal, at once.
                     if let Some(charge) = &charge {
@@ -306,7 +313,10 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
                         given: 0,
                     }
                 }
-                None => Pace::Window { handed: [0; 2] },
+                queue => Pace::Window {
+                    handed: [0; 2],
+                    queue,
+                },
             };
             let mut response = response;
             let end = PacedEnd::on(&mut response);
@@ -316,6 +326,8 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Holding<F> {
                     guard: ticket,
                     charge,
                     rest: None,
+                    next: None,
+                    room: None,
                     pace,
                     idle,
                     watch: None,
@@ -374,8 +386,13 @@ impl<G> HttpBody for Held<G> {
 /// What paces a [`Paced`] answer and tells how much of it was taken.
 enum Pace {
     /// HTTP/2's flow control, through hyper asking for frames: the lengths of the last two
-    /// frames handed over, still charged (older first).
-    Window { handed: [usize; 2] },
+    /// frames handed over, still charged (older first); and the connection's socket count, a
+    /// frame handed over only once the connection has room for it in what it queues before
+    /// the socket writes ([`Written::poll_room`]).
+    Window {
+        handed: [usize; 2],
+        queue: Option<Arc<Written>>,
+    },
     /// HTTP/1.1: the connection's socket. `base` is its count when the answer's first frame
     /// was asked for; `handed` the bytes handed over since, `given` those given back.
     Socket {
@@ -392,7 +409,7 @@ impl Pace {
     /// frame before the last was taken.
     fn taken(&mut self, cx: &mut Context<'_>) -> Poll<usize> {
         match self {
-            Self::Window { handed } => {
+            Self::Window { handed, .. } => {
                 let taken = handed[0];
                 *handed = [handed[1], 0];
                 Poll::Ready(taken)
@@ -416,10 +433,18 @@ impl Pace {
     /// A frame of `len` bytes is handed over.
     fn handed(&mut self, len: usize) {
         match self {
-            Self::Window { handed } => handed[1] = len,
+            Self::Window { handed, .. } => handed[1] = len,
             Self::Socket { handed, .. } => {
                 *handed = handed.saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
             }
+        }
+    }
+
+    /// Over HTTP/2: the connection whose queue a frame waits for room in.
+    fn queue(&self) -> Option<&Written> {
+        match self {
+            Self::Window { queue, .. } => queue.as_deref(),
+            Self::Socket { .. } => None,
         }
     }
 
@@ -455,6 +480,9 @@ pin_project! {
         guard: Ticket,
         charge: Option<Charge>,
         rest: Option<Bytes>,
+        // The next frame, made and waiting for room on its connection (HTTP/2).
+        next: Option<Frame<Bytes>>,
+        room: Option<RoomWait>,
         pace: Pace,
         idle: Duration,
         watch: Option<Arc<crate::http::watch::Watch>>,
@@ -508,36 +536,53 @@ impl HttpBody for Paced {
                 return Poll::Pending;
             }
         }
-        let taken = ready!(this.pace.taken(cx));
-        if let Some(charge) = this.charge.as_mut() {
-            charge.taken(taken);
-        }
-        let frame = match this.rest.take() {
-            Some(rest) => Frame::data(rest),
-            None => match this.inner.as_mut().poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => frame,
-                Poll::Ready(None) => {
-                    if let Some(end) = this.end.take() {
-                        end.finished();
-                    }
-                    return Poll::Ready(None);
-                }
-                other => return other,
-            },
-        };
-        let frame = match frame.into_data() {
-            Ok(mut data) => {
-                if data.len() > CHUNK {
-                    *this.rest = Some(data.split_off(CHUNK));
-                } else if this.rest.is_none() && data.len() > 1 {
-                    // The last byte alone, last (see the type's doc).
-                    *this.rest = Some(data.split_off(data.len() - 1));
-                }
-                this.pace.handed(data.len());
-                Frame::data(data)
+        if this.next.is_none() {
+            let taken = ready!(this.pace.taken(cx));
+            if let Some(charge) = this.charge.as_mut() {
+                charge.taken(taken);
             }
-            Err(frame) => frame,
+            let frame = match this.rest.take() {
+                Some(rest) => Frame::data(rest),
+                None => match this.inner.as_mut().poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => frame,
+                    Poll::Ready(None) => {
+                        if let Some(end) = this.end.take() {
+                            end.finished();
+                        }
+                        return Poll::Ready(None);
+                    }
+                    other => return other,
+                },
+            };
+            *this.next = Some(match frame.into_data() {
+                Ok(mut data) => {
+                    if data.len() > CHUNK {
+                        *this.rest = Some(data.split_off(CHUNK));
+                    } else if this.rest.is_none() && data.len() > 1 {
+                        // The last byte alone, last (see the type's doc).
+                        *this.rest = Some(data.split_off(data.len() - 1));
+                    }
+                    Frame::data(data)
+                }
+                Err(frame) => frame,
+            });
+        }
+        // Over HTTP/2, handed over once its connection has room (a frame header and its data,
+        // or trailers: at least 10 bytes).
+        let len = this.next.as_ref().and_then(Frame::data_ref).map(Bytes::len);
+        if let Some(queue) = this.pace.queue() {
+            let bytes = len.map_or(10, |n| {
+                u64::try_from(n).unwrap_or(u64::MAX).saturating_add(9)
+            });
+            ready!(queue.poll_room(cx, bytes, this.room));
+        }
+        let Some(frame) = this.next.take() else {
+            // Never: made above.
+            return Poll::Pending;
         };
+        if let Some(len) = len {
+            this.pace.handed(len);
+        }
         match this.watch {
             Some(watch) => watch.progress(),
             // Runs in the stream's task (hyper polls the body there): its watch. An answer of

@@ -1,6 +1,7 @@
 //! What the server knows per connection, put around the stack once per accepted connection:
 //! the peer's address (in the request's [`Meta`], for admission by peer), over HTTP/1.1 the
-//! socket's count of bytes written ([`Written`], pacing big answers), the connection's
+//! socket's count of bytes written ([`Written`], pacing big answers, and over HTTP/2 bounding
+//! the answers queued before the socket writes them, see [`crate::http::queued`]), the connection's
 //! [`Activity`] (for its idle timer, see [`idle`], and for dropping it once told to finish with
 //! nothing left, see [`linger`]), and the requests open on all connections, shared fairly by
 //! peer address ([`Streams`]): a request past the cap, or past its peer's share of it, is marked
@@ -10,6 +11,7 @@
 use super::Meta;
 use super::{Req, Res};
 use crate::http::activity::{Activity, Open};
+use crate::http::queued::RoomWait;
 use crate::http::shares::{Key, Shares, Ticket};
 use crate::http::socket::Written;
 use pin_project_lite::pin_project;
@@ -104,7 +106,8 @@ impl<S> PerConnection<S> {
         }
     }
 
-    /// Hands `written` (its socket's count) to each HTTP/1.1 request, to pace big answers by.
+    /// Hands `written` (its socket's count) to each request, to pace big answers by (and over
+    /// HTTP/2 to bound what the connection queues, see [`crate::http::queued`]).
     #[must_use]
     pub fn pacing(mut self, written: Arc<Written>) -> Self {
         self.written = Some(written);
@@ -134,7 +137,7 @@ where
         req.extensions_mut().insert(Meta {
             peer: Some(self.peer),
             over_cap,
-            written: if h2 { None } else { self.written.clone() },
+            written: self.written.clone(),
             ..Meta::default()
         });
         let inner = match self.inner.try_borrow_mut() {
@@ -142,9 +145,11 @@ where
             Err(_) => self.spare.clone().call(req),
         };
         Counted {
-            inner,
+            inner: Some(inner),
             h2,
             open: Some(open),
+            queue: if h2 { self.written.clone() } else { None },
+            held: None,
         }
     }
 }
@@ -152,20 +157,47 @@ where
 pin_project! {
     /// The inner future, its request counted open until it is answered or dropped (over
     /// HTTP/2, until its stream task ends, once the task holds the request: see [`Open`]).
+    /// Over HTTP/2 a whole answer is handed to hyper only once its connection has room for it
+    /// in what it queues before its socket writes ([`Written::poll_room`]).
     pub struct Counted<F> {
+        // `None` once it gave its answer: a whole answer waiting for room frees the future (the
+        // whole stack's state, kilobytes) at once.
         #[pin]
-        inner: F,
+        inner: Option<F>,
         h2: bool,
         open: Option<Open>,
+        // HTTP/2: the connection's socket count, whose queue the answer waits for.
+        queue: Option<Arc<Written>>,
+        // An answer waiting for room.
+        held: Option<Box<Held>>,
     }
+}
+
+/// A whole answer waiting for room on its connection: the answer, its least length on the
+/// wire, and its wait.
+struct Held {
+    answer: Res,
+    bytes: u64,
+    wait: Option<RoomWait>,
 }
 
 impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let mut answer = ready!(this.inner.poll(cx));
+        let mut this = self.project();
+        if let (Some(held), Some(queue)) = (this.held.as_mut(), this.queue.as_ref()) {
+            ready!(queue.poll_room(cx, held.bytes, &mut held.wait));
+            if let Some(held) = this.held.take() {
+                return Poll::Ready(Ok(held.answer));
+            }
+        }
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            // Never: polled again only while an answer waits for room.
+            return Poll::Pending;
+        };
+        let mut answer = ready!(inner.poll(cx));
+        this.inner.set(None);
         if !*this.h2 {
             return Poll::Ready(answer);
         }
@@ -194,6 +226,21 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
             }
             if let Err(open) = crate::http::watch::keep_open(open) {
                 *this.open = Some(open);
+            }
+        }
+        // Handed to hyper only once the connection has room for it; until then the task waits
+        // as for the client's window (see `crate::http::queued`).
+        if let (true, Some(queue), Ok(response)) = (whole, this.queue.as_ref(), &answer) {
+            let bytes = response.body().least_wire_len().unwrap_or(0);
+            let mut wait = None;
+            if queue.poll_room(cx, bytes, &mut wait).is_pending() {
+                let Ok(answer) = answer;
+                *this.held = Some(Box::new(Held {
+                    answer,
+                    bytes,
+                    wait,
+                }));
+                return Poll::Pending;
             }
         }
         Poll::Ready(answer)
