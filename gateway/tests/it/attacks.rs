@@ -526,6 +526,10 @@ async fn a_flood_of_client_faults_cannot_drive_the_logs_volume() {
     let _serial = SERIAL.lock().await;
     let gateway = Gateway::start(&[]);
     let client = gateway.h2_from(ATTACKER).await;
+    // A first call, so that the client has the server's SETTINGS (its stream cap, 100) before
+    // the flood: opened before them, streams past the cap are refused (`REFUSED_STREAM`).
+    let first = http::Request::get(gateway.url("/health")).body(()).unwrap();
+    assert_eq!(crate::harness::h2_send(&client, first).await.status(), 200);
     let started = Instant::now();
     let mut calls: FuturesUnordered<_> = (0..1000)
         .map(|i| {
