@@ -31,7 +31,11 @@
 //! counted that the socket will never write: an answer h2 holds for lack of flow-control window
 //! (not the socket's doing), and one reset before it was written, which h2 discards. Those stay
 //! counted as queued until the socket has written nothing for [`FORGET_AFTER`] with no write
-//! waiting, which tells that h2 has nothing it can send: then they are forgotten. A socket that
+//! waiting and no handed answer's stream task alive (hyper ends a whole answer's task once h2
+//! had window for all of it): then h2 has nothing it can send, nor will have, and they are
+//! forgotten. An answer waiting for its client's window is never forgotten while it lives: a
+//! client that used up its window and reads its socket would otherwise have answer after answer
+//! forgotten, all written (queued) at once when it opens a wide window and stops reading. A socket that
 //! waits for its client (a write pending) forgets nothing; its own stall timer closes it.
 //!
 //! Cost: on the way of every HTTP/2 answer, two atomic loads and a compare-and-swap; on every
@@ -42,7 +46,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -75,6 +79,10 @@ pub struct Queued {
     handed: AtomicU64,
     /// A write of the socket waits for its client.
     blocked: AtomicBool,
+    /// Whole answers handed over whose stream task still lives: each waits for its client's
+    /// window (hyper ends the task once h2 had window for all of it), and will be written
+    /// whenever the client opens it.
+    alive: AtomicUsize,
     /// The least socket count that gives a waiting task room (`u64::MAX`: none waits).
     wake_at: AtomicU64,
     /// The waiting tasks: a task that stops waiting (or is dropped, its stream reset) leaves
@@ -87,6 +95,7 @@ impl Default for Queued {
         Self {
             handed: AtomicU64::new(0),
             blocked: AtomicBool::new(false),
+            alive: AtomicUsize::new(0),
             wake_at: AtomicU64::new(u64::MAX),
             waiting: Arc::new(Notify::new()),
         }
@@ -145,8 +154,10 @@ impl Queued {
                 wait.since = now;
                 wait.timer = None;
             }
-            if blocked {
-                // The socket's own stall timer rules; woken when the write goes.
+            if blocked || self.alive.load(Ordering::SeqCst) > 0 {
+                // The socket's own stall timer rules, or an answer waits for its client's
+                // window (counted, and written once the client opens it): nothing is
+                // forgotten. Woken when the socket writes, or the write goes.
                 wait.timer = None;
             } else {
                 let timer = wait
@@ -203,9 +214,29 @@ impl Queued {
         }
     }
 
+    /// A whole answer was handed over; its stream task lives on (waiting for its client's window) until
+    /// [`Queued::answer_ended`].
+    pub fn answer_handed(&self) {
+        self.alive.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The stream task of an answer counted by [`Queued::answer_handed`] ended (its answer
+    /// all taken by h2, or its stream reset).
+    pub fn answer_ended(&self) {
+        let before = self
+            .alive
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if before == Ok(1) {
+            // The last: a waiting task may forget now.
+            self.wake_all();
+        }
+    }
+
     /// Wakes every waiting task (each looks again), as when the socket is gone.
     pub fn wake_all(&self) {
-        if self.wake_at.swap(u64::MAX, Ordering::SeqCst) != u64::MAX {
+        if self.wake_at.load(Ordering::SeqCst) != u64::MAX
+            && self.wake_at.swap(u64::MAX, Ordering::SeqCst) != u64::MAX
+        {
             self.waiting.notify_waiters();
         }
     }
@@ -299,6 +330,25 @@ mod tests {
         // Counted from the socket's count again: room for the limit less that answer.
         assert!(poll(&queued, &written, QUEUED_LIMIT - 1_000, &mut wait).is_ready());
         assert!(poll(&queued, &written, 1, &mut wait).is_pending());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_of_an_answer_still_waiting_for_its_window_are_never_forgotten() {
+        let queued = Queued::default();
+        let written = AtomicU64::new(0);
+        let mut wait = None;
+        // Handed; its task lives on, waiting for the client's window (a client that used up
+        // its connection window and reads its socket: no write waits).
+        assert!(poll(&queued, &written, QUEUED_LIMIT, &mut wait).is_ready());
+        queued.answer_handed();
+        assert!(poll(&queued, &written, 1_000, &mut wait).is_pending());
+        tokio::time::sleep(FORGET_AFTER * 50).await;
+        assert!(poll(&queued, &written, 1_000, &mut wait).is_pending());
+        // Its task ended (reset): its bytes will never be written, and are forgotten then.
+        queued.answer_ended();
+        assert!(poll(&queued, &written, 1_000, &mut wait).is_pending());
+        tokio::time::sleep(FORGET_AFTER).await;
+        assert!(poll(&queued, &written, 1_000, &mut wait).is_ready());
     }
 
     #[tokio::test]

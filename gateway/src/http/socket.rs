@@ -32,7 +32,8 @@
 //! available (not Linux) the kernel's own threshold applies.
 //!
 //! And one count: [`Written`], the bytes the socket has handed to the kernel, shared with the
-//! connection's HTTP/1.1 requests. A big HTTP/1.1 answer is paced by it (see
+//! connection's requests (over HTTP/2 it bounds what the connection queues before the socket
+//! writes, see [`crate::http::queued`]). A big HTTP/1.1 answer is paced by it (see
 //! [`crate::http::layer::admission`]): hyper gets its next 16 KiB frame only once the socket has
 //! written the frames before, so at most about one frame beyond what the kernel took sits in
 //! hyper's buffer. A waiting answer is woken once, when the count reaches the bytes it waits for,
@@ -151,6 +152,15 @@ impl Written {
             .poll_room(cx, bytes, || self.bytes(), self.done(), wait)
     }
 
+    /// Counts a whole HTTP/2 answer just handed over as waiting in h2 for its client's window
+    /// until the returned guard is dropped (keep it for the life of the answer's stream task):
+    /// while one waits, nothing counted as queued is forgotten (see [`crate::http::queued`]).
+    #[must_use]
+    pub fn answer_handed(self: Arc<Self>) -> Handed {
+        self.queued.answer_handed();
+        Handed(self)
+    }
+
     /// Closes the connection: the socket's next read, write or flush (one waiting included,
     /// once its task is woken, which this does) fails with `ConnectionAborted`.
     pub fn close(&self) {
@@ -188,6 +198,16 @@ impl Written {
                 "an answer on this connection was dropped to make room for other clients' answers",
             )
         })
+    }
+}
+
+/// A whole HTTP/2 answer handed over, its stream task alive ([`Written::answer_handed`]).
+#[derive(Debug)]
+pub struct Handed(Arc<Written>);
+
+impl Drop for Handed {
+    fn drop(&mut self) {
+        self.0.queued.answer_ended();
     }
 }
 

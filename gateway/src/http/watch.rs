@@ -38,6 +38,7 @@
 
 use crate::http::activity::Open;
 use crate::http::response::RequestId;
+use crate::http::socket::Handed;
 use pin_project_lite::pin_project;
 use std::cell::{Cell, OnceCell};
 use std::future::Future;
@@ -89,6 +90,7 @@ struct Slot {
     answered: Cell<bool>,
     asked: Cell<Option<Asked>>,
     open: Cell<Option<Open>>,
+    handed: Cell<Option<Handed>>,
 }
 
 /// The progress of one HTTP/2 stream.
@@ -186,6 +188,12 @@ pub fn keep_open(open: Open) -> Result<(), Open> {
     // A task answers once: a previous one (never there) is dropped with the slot's old value.
     let _ = WATCH.try_with(|slot| slot.open.set(held.take()));
     held.map_or(Ok(()), Err)
+}
+
+/// Keeps `handed` (a whole answer handed over, see [`crate::http::queued`]) until the running
+/// HTTP/2 stream task ends; dropped at once outside a stream task.
+pub fn keep_handed(handed: Handed) {
+    let _ = WATCH.try_with(|slot| slot.handed.set(Some(handed)));
 }
 
 /// Leaves the request the running HTTP/2 stream task answered in its slot, for the report of

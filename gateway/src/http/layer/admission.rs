@@ -14,8 +14,9 @@
 //! hyper takes the next one only when the client's window has room, and once it is not
 //! finished after its first frame it arms the stream's progress watch
 //! ([`crate::http::watch`]): no frame taken for the stream idle limit resets the stream,
-//! freeing its memory and its place. A smaller answer goes to hyper whole at once, its place
-//! given back, as over HTTP/1.1 (if it then waits for the client's window, the stream is reset
+//! freeing its memory and its place. A smaller answer goes to hyper whole (its body once its
+//! connection has room, see [`crate::http::queued`]), its admission place given back, as over
+//! HTTP/1.1 (if it then waits for the client's window, the stream is reset
 //! at the same limit: see [`crate::http::watch`]); until it is taken it keeps its place among
 //! the requests open on all connections ([`super::connection::Streams`]), which bounds the
 //! small answers nobody reads. Its bytes not yet taken count against the

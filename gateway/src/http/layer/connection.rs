@@ -12,6 +12,7 @@ use super::Meta;
 use super::{Req, Res};
 use crate::http::activity::{Activity, Open};
 use crate::http::queued::RoomWait;
+use crate::http::response::Body;
 use crate::http::shares::{Key, Shares, Ticket};
 use crate::http::socket::Written;
 use pin_project_lite::pin_project;
@@ -149,7 +150,6 @@ where
             h2,
             open: Some(open),
             queue: if h2 { self.written.clone() } else { None },
-            held: None,
         }
     }
 }
@@ -157,8 +157,9 @@ where
 pin_project! {
     /// The inner future, its request counted open until it is answered or dropped (over
     /// HTTP/2, until its stream task ends, once the task holds the request: see [`Open`]).
-    /// Over HTTP/2 a whole answer is handed to hyper only once its connection has room for it
-    /// in what it queues before its socket writes ([`Written::poll_room`]).
+    /// Over HTTP/2 a whole answer's body is handed to hyper only once its connection has room
+    /// for it in what it queues before its socket writes ([`Written::poll_room`]); its head
+    /// goes at once.
     pub struct Counted<F> {
         // `None` once it gave its answer: a whole answer waiting for room frees the future (the
         // whole stack's state, kilobytes) at once.
@@ -168,17 +169,44 @@ pin_project! {
         open: Option<Open>,
         // HTTP/2: the connection's socket count, whose queue the answer waits for.
         queue: Option<Arc<Written>>,
-        // An answer waiting for room.
-        held: Option<Box<Held>>,
     }
 }
 
-/// A whole answer waiting for room on its connection: the answer, its least length on the
-/// wire, and its wait.
-struct Held {
-    answer: Res,
+/// A whole answer's body waiting for room on its connection ([`Written::poll_room`]): boxed
+/// only when it has to wait. Once let through, it counts as handed over for the life of its
+/// stream task ([`crate::http::watch::keep_handed`]).
+struct Gated {
+    inner: Body,
+    queue: Option<Arc<Written>>,
     bytes: u64,
     wait: Option<RoomWait>,
+}
+
+impl hyper::body::Body for Gated {
+    type Data = bytes::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Infallible>>> {
+        let this = &mut *self;
+        if let Some(queue) = this.queue.as_ref() {
+            ready!(queue.poll_room(cx, this.bytes, &mut this.wait));
+            if let Some(queue) = this.queue.take() {
+                crate::http::watch::keep_handed(queue.answer_handed());
+            }
+        }
+        Pin::new(&mut this.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
@@ -186,27 +214,12 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        if let (Some(held), Some(queue)) = (this.held.as_mut(), this.queue.as_ref()) {
-            ready!(queue.poll_room(cx, held.bytes, &mut held.wait));
-            if let Some(held) = this.held.take() {
-                return Poll::Ready(Ok(held.answer));
-            }
-        }
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-            // Never: polled again only while an answer waits for room.
+            // Never: not polled once ready.
             return Poll::Pending;
         };
         let mut answer = ready!(inner.poll(cx));
         this.inner.set(None);
-        if !*this.h2 {
-            return Poll::Ready(answer);
-        }
-        // Over HTTP/2 the answer's body is sent by this stream's task from now on.
-        // A whole answer waits for the client's window from now on: all of it taken within the
-        // stall limit (see `crate::http::watch`), its end sent apart so that the stream's task
-        // waits for all of it (a window opened a byte at a time is no progress); should it
-        // wait at all, it trades its place for a waiting one (`Open::wait`). A streamed one sets
-        // its own watch, and its place is given back now.
         let whole = match &mut answer {
             Ok(response)
                 if response.body().whole_len().is_some()
@@ -228,19 +241,21 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
                 *this.open = Some(open);
             }
         }
-        // Handed to hyper only once the connection has room for it; until then the task waits
-        // as for the client's window (see `crate::http::queued`).
-        if let (true, Some(queue), Ok(response)) = (whole, this.queue.as_ref(), &answer) {
+        // Its body is handed to hyper only once the connection has room for it; until then
+        // the task waits as for the client's window (see `crate::http::queued`).
+        if let (true, Some(queue), Ok(response)) = (whole, this.queue.take(), &mut answer) {
             let bytes = response.body().least_wire_len().unwrap_or(0);
             let mut wait = None;
             if queue.poll_room(cx, bytes, &mut wait).is_pending() {
-                let Ok(answer) = answer;
-                *this.held = Some(Box::new(Held {
-                    answer,
+                let inner = std::mem::take(response.body_mut());
+                *response.body_mut() = Body::new(Gated {
+                    inner,
+                    queue: Some(queue),
                     bytes,
                     wait,
-                }));
-                return Poll::Pending;
+                });
+            } else {
+                crate::http::watch::keep_handed(queue.answer_handed());
             }
         }
         Poll::Ready(answer)
@@ -270,7 +285,8 @@ pub const LINGER: Duration = Duration::from_secs(1);
 /// dropped then rather than held until the drain's grace period ends.
 ///
 /// The wait is the stall limit, not a second, once the connection has served a request: an
-/// answer whose stream task has ended may still sit in h2's send buffer (up to 400 KiB) and go
+/// answer whose stream task has ended may still sit in h2's send buffer (an API answer up to the
+/// connection's queue bound, see [`crate::http::queued`]; a download up to 400 KiB) and go
 /// out as the client's TCP window opens, in bursts (the socket takes at most 64 KiB unsent, see
 /// [`crate::http::socket`]) far apart for a slow client; a client taking less than that within
 /// the stall limit would be closed by the write stall timer anyway. (With a one-second wait, a
