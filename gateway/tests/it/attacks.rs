@@ -1820,3 +1820,31 @@ async fn big_answers_to_a_client_that_stops_reading_its_socket_stay_in_the_byte_
     assert_eq!(left, 0.0, "all given back once taken");
     connection.abort();
 }
+
+/// `HEAD` over HTTP/2 gets the head alone, with the length a `GET` would have: hyper sent the
+/// body too, and curl failed the stream (`PROTOCOL_ERROR`, exit 92).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_over_http2_sends_no_body() {
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[]);
+    let client = gateway.h2_from(VICTIM).await;
+    for path in ["/health", "/metrics"] {
+        let request = http::Request::head(gateway.url(path)).body(()).unwrap();
+        let response = crate::harness::h2_send(&client, request).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let length: usize = response.headers()[http::header::CONTENT_LENGTH]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(length > 0, "{path}");
+        assert!(response.body().is_end_stream(), "{path}: no body");
+        let got = read_whole(response).await;
+        assert_eq!(got, Ok(0), "{path}");
+    }
+    let curl = Command::new("curl")
+        .args(["-sI", "--http2-prior-knowledge", &gateway.url("/health")])
+        .output()
+        .unwrap();
+    assert!(curl.status.success(), "{curl:?}");
+}

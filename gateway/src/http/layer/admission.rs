@@ -206,7 +206,7 @@ where
         let h2 = req.version() == http::Version::HTTP_2;
         // The stage that paces takes the socket's count (no clone): over HTTP/1.1 to pace by,
         // over HTTP/2 to bound what the connection queues; an answer to `HEAD` sends no body
-        // (hyper drops it unread): never paced.
+        // (hyper drops it over HTTP/1.1, the connection layer over HTTP/2): never paced.
         let (peer, written) = if self.by == By::Tenant && req.method() != http::Method::HEAD {
             req.extensions_mut()
                 .get_mut::<super::Meta>()

@@ -131,6 +131,7 @@ where
 
     fn call(&self, mut req: Req) -> Self::Future {
         let h2 = req.version() == http::Version::HTTP_2;
+        let head = h2 && req.method() == http::Method::HEAD;
         let place = self.streams.take(self.peer);
         let over_cap = place.is_none();
         let open = self.activity.request_started(h2, place);
@@ -148,6 +149,7 @@ where
         Counted {
             inner: Some(inner),
             h2,
+            head,
             open: Some(open),
             queue: if h2 { self.written.clone() } else { None },
         }
@@ -166,6 +168,8 @@ pin_project! {
         #[pin]
         inner: Option<F>,
         h2: bool,
+        // An HTTP/2 `HEAD`: its answer's body is dropped here (hyper would send it).
+        head: bool,
         open: Option<Open>,
         // HTTP/2: the connection's socket count, whose queue the answer waits for.
         queue: Option<Arc<Written>>,
@@ -220,6 +224,32 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
         };
         let mut answer = ready!(inner.poll(cx));
         this.inner.set(None);
+        if *this.head {
+            // hyper drops a `HEAD` answer's body over HTTP/1.1 but sends it over HTTP/2, where
+            // a client then fails the stream (curl: PROTOCOL_ERROR). Its length is kept.
+            if let Ok(response) = &mut answer {
+                let length = hyper::body::Body::size_hint(response.body()).exact();
+                if let Some(length) = length.filter(|_| {
+                    !response
+                        .headers()
+                        .contains_key(http::header::CONTENT_LENGTH)
+                }) {
+                    response
+                        .headers_mut()
+                        .insert(http::header::CONTENT_LENGTH, length.into());
+                }
+                *response.body_mut() = crate::http::response::empty();
+            }
+        }
+        if !*this.h2 {
+            return Poll::Ready(answer);
+        }
+        // Over HTTP/2 the answer's body is sent by this stream's task from now on.
+        // A whole answer waits for the client's window from now on: all of it taken within the
+        // stall limit (see `crate::http::watch`), its end sent apart so that the stream's task
+        // waits for all of it (a window opened a byte at a time is no progress); should it
+        // wait at all, it trades its place for a waiting one (`Open::wait`). A streamed one sets
+        // its own watch, and its place is given back now.
         let whole = match &mut answer {
             Ok(response)
                 if response.body().whole_len().is_some()
