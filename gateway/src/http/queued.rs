@@ -16,7 +16,9 @@
 //! answer is handed when that is nothing, or when it fits within [`QUEUED_LIMIT`] with it;
 //! otherwise its task waits, woken as the socket writes. So a connection queues at most
 //! [`QUEUED_LIMIT`] plus one answer (a whole answer is at most one 16 KiB frame; a bigger one
-//! goes a frame at a time): 80 KiB, besides the kernel's own buffers.
+//! goes a frame at a time): 80 KiB, besides the kernel's own buffers (and, with TLS, rustls's,
+//! up to 64 KiB of ciphertext). The embedded store's downloads are not counted: a download
+//! stream is bounded by h2's send buffer (400 KiB) and by the transfer slots.
 //!
 //! A whole answer waiting here has been answered but not taken: it keeps its request's place,
 //! for a second of grace, then trades it for a waiting place or is reset, like one waiting for

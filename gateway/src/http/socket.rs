@@ -116,7 +116,7 @@ impl Written {
     /// Bytes written to the kernel since the connection began.
     #[must_use]
     pub fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Acquire)
+        self.bytes.load(Ordering::SeqCst)
     }
 
     /// `Ready` with the count once it is at least `target` (or nothing more will be written:
@@ -182,7 +182,9 @@ impl Written {
     /// `n` more bytes went to the kernel: wakes the answer waiting for them, if any.
     pub(crate) fn add(&self, n: usize) {
         let n = u64::try_from(n).unwrap_or(u64::MAX);
-        let total = self.bytes.fetch_add(n, Ordering::AcqRel).saturating_add(n);
+        // Sequentially consistent, as `bytes()`: a task registering to wait for room
+        // (`crate::http::queued`) and this write looking for waiters must not both miss the other.
+        let total = self.bytes.fetch_add(n, Ordering::SeqCst).saturating_add(n);
         if total >= self.wake_at.load(Ordering::Acquire) {
             self.wake_at.store(u64::MAX, Ordering::Release);
             self.waker.wake();

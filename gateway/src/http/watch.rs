@@ -13,8 +13,8 @@
 //!
 //! A whole answer (a unary reply, at most one frame) also waits for the client's window once
 //! handed to hyper, and before that for room in what its connection queues before the socket
-//! writes ([`crate::http::queued`]). The connection layer marks its task [`answered`] (a flag in the slot, no
-//! allocation); if the task then waits at all, the executor makes its watch, armed for the
+//! writes ([`crate::http::queued`]). The connection layer marks its task [`answered`] (a flag
+//! in the slot, no allocation); if the task then waits at all, the executor makes its watch, armed for the
 //! stall limit it was given ([`Executor::stalling`]), so an answer the client never takes is
 //! reset like any other stream. For the first [`WAIT_GRACE`] of that wait the answer keeps its
 //! request's place; past it, it trades the place for one among the answers waiting to be taken

@@ -1,7 +1,7 @@
 //! What the server knows per connection, put around the stack once per accepted connection:
-//! the peer's address (in the request's [`Meta`], for admission by peer), over HTTP/1.1 the
-//! socket's count of bytes written ([`Written`], pacing big answers, and over HTTP/2 bounding
-//! the answers queued before the socket writes them, see [`crate::http::queued`]), the connection's
+//! the peer's address (in the request's [`Meta`], for admission by peer), the socket's count
+//! of bytes written ([`Written`]: over HTTP/1.1 pacing big answers, over HTTP/2 bounding the
+//! answers queued before the socket writes them, see [`crate::http::queued`]), the connection's
 //! [`Activity`] (for its idle timer, see [`idle`], and for dropping it once told to finish with
 //! nothing left, see [`linger`]), and the requests open on all connections, shared fairly by
 //! peer address ([`Streams`]): a request past the cap, or past its peer's share of it, is marked
