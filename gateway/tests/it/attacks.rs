@@ -1791,14 +1791,7 @@ async fn big_answers_to_a_client_that_stops_reading_its_socket_stay_in_the_byte_
     }
     let victim = Gateway::client_from(VICTIM);
     let unsent = || async {
-        let metrics = victim
-            .get(gateway.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = crate::harness::text_of(victim.get(gateway.url("/metrics"))).await;
         gauge(&metrics, "draftstore_answer_bytes_unsent").unwrap_or(-1.0)
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
