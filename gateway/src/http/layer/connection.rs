@@ -147,7 +147,7 @@ where
             Err(_) => self.spare.clone().call(req),
         };
         Counted {
-            inner: Some(inner),
+            inner,
             h2,
             head,
             open: Some(open),
@@ -163,10 +163,8 @@ pin_project! {
     /// for it in what it queues before its socket writes ([`Written::poll_room`]); its head
     /// goes at once.
     pub struct Counted<F> {
-        // `None` once it gave its answer: a whole answer waiting for room frees the future (the
-        // whole stack's state, kilobytes) at once.
         #[pin]
-        inner: Option<F>,
+        inner: F,
         h2: bool,
         // An HTTP/2 `HEAD`: its answer's body is dropped here (hyper would send it).
         head: bool,
@@ -217,13 +215,8 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Counted<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let mut this = self.project();
-        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-            // Never: not polled once ready.
-            return Poll::Pending;
-        };
-        let mut answer = ready!(inner.poll(cx));
-        this.inner.set(None);
+        let this = self.project();
+        let mut answer = ready!(this.inner.poll(cx));
         if *this.head {
             // hyper drops a `HEAD` answer's body over HTTP/1.1 but sends it over HTTP/2, where
             // a client then fails the stream (curl: PROTOCOL_ERROR). Its length is kept.
