@@ -9,7 +9,8 @@
 //! streams bounded it.
 //!
 //! So every HTTP/2 answer passes [`Queued::poll_room`] before it is handed to hyper: a whole
-//! answer (the connection layer), and each frame of a bigger one (admission's pacing). The
+//! answer (the connection layer), each frame of a bigger one (admission's pacing), and each
+//! frame of a download on the embedded store's URLs (the transfer layer). The
 //! connection counts the bytes handed (the answer's data plus the least its frames can take:
 //! 9 bytes a frame header, at least 1 of header block), and its socket the bytes written to the
 //! kernel ([`crate::http::socket::Written`]); the difference is what may still be queued. An
@@ -17,8 +18,7 @@
 //! otherwise its task waits, woken as the socket writes. So a connection queues at most
 //! [`QUEUED_LIMIT`] plus one answer (a whole answer is at most one 16 KiB frame; a bigger one
 //! goes a frame at a time): 80 KiB, besides the kernel's own buffers (and, with TLS, rustls's,
-//! up to 64 KiB of ciphertext). The embedded store's downloads are not counted: a download
-//! stream is bounded by h2's send buffer (400 KiB) and by the transfer slots.
+//! up to 64 KiB of ciphertext). A download is handed over 32 KiB at a time.
 //!
 //! A whole answer waiting here has been answered but not taken: it keeps its request's place,
 //! for a second of grace, then trades it for a waiting place or is reset, like one waiting for
@@ -71,6 +71,17 @@ pub const FORGET_AFTER: Duration = Duration::from_millis(100);
 #[must_use]
 pub fn least_framing(data_frames: u64, trailers: bool) -> u64 {
     10 + 9 * data_frames + if trailers { 10 } else { 0 }
+}
+
+/// The least bytes one body frame takes on the wire: a DATA frame's data and its 9-byte
+/// header, or a trailers HEADERS frame (a header and at least one byte of block: 10).
+#[must_use]
+pub fn least_frame_len(frame: &hyper::body::Frame<bytes::Bytes>) -> u64 {
+    frame.data_ref().map_or(10, |data| {
+        u64::try_from(data.len())
+            .unwrap_or(u64::MAX)
+            .saturating_add(9)
+    })
 }
 
 /// One connection's answer bytes handed over, against its socket's count of bytes written

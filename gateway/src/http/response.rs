@@ -121,6 +121,17 @@ impl Body {
     }
 }
 
+/// `hint` with `bytes` more (a frame a body holds back from its inner body).
+#[must_use]
+pub fn hint_with(hint: &SizeHint, bytes: u64) -> SizeHint {
+    let mut more = SizeHint::new();
+    more.set_lower(hint.lower().saturating_add(bytes));
+    if let Some(upper) = hint.upper() {
+        more.set_upper(upper.saturating_add(bytes));
+    }
+    more
+}
+
 impl Default for Body {
     fn default() -> Self {
         empty()

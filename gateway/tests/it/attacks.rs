@@ -1333,7 +1333,11 @@ async fn http1_answers_nobody_reads_are_held_within_the_byte_budget() {
         .send()
         .await
         .unwrap();
-    assert_eq!(scrape.status(), 503, "the attacker's scrape is shed like its calls");
+    assert_eq!(
+        scrape.status(),
+        503,
+        "the attacker's scrape is shed like its calls"
+    );
     // Once the attacker's answers are stale (a second), other addresses are served: a scraper,
     // then a big answer.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -1823,6 +1827,46 @@ async fn big_answers_to_a_client_that_stops_reading_its_socket_stay_in_the_byte_
     connection.abort();
 }
 
+/// Downloads on the embedded store's URLs to a client that opens wide windows and stops
+/// reading its socket: h2 took up to its send buffer (about 400 KiB) of every one at once, so
+/// 24 downloads of 1 MiB on one connection grew the server by 14-15 MiB (debug build). Each
+/// frame now waits for room in what the connection queues (64 KiB), as API answers do: the
+/// server holds about one 64 KiB frame per waiting download (3-4 MiB here). Once the client
+/// reads again, all arrive whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_to_a_client_that_stops_reading_its_socket_are_bounded_per_connection() {
+    const DOWNLOADS: usize = 24;
+    const SIZE: usize = 1 << 20;
+    let _serial = SERIAL.lock().await;
+    let gateway = Gateway::start(&[("DRAFTSTORE_IDLE_TIMEOUT_MS", "60000")]);
+    let url = download_url(&gateway, "big.bin", SIZE).await;
+    let (tcp, go) = Halted::from(&gateway, ATTACKER).await;
+    let (client, connection) = crate::harness::h2_with_windows(tcp, 16 << 20, 64 << 20).await;
+    let before = rss_mib(&gateway);
+    let mut downloads = Vec::new();
+    for _ in 0..DOWNLOADS {
+        let mut ready = client.clone().ready().await.unwrap();
+        let request = http::Request::get(url.as_str()).body(()).unwrap();
+        downloads.push(ready.send_request(request, true).unwrap().0);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let grown = rss_mib(&gateway).saturating_sub(before);
+    go.send(()).unwrap();
+    let lengths = futures_util::future::join_all(downloads.into_iter().map(|download| async {
+        let response = download.await.map_err(|e| e.to_string())?;
+        assert_eq!(response.status(), 200);
+        read_whole(response).await
+    }))
+    .await;
+    eprintln!("{DOWNLOADS} downloads to a halted client: server grew {grown} MiB");
+    assert!(
+        lengths.iter().all(|l| *l == Ok(SIZE)),
+        "every download arrives whole once the client reads: {lengths:?}"
+    );
+    assert!(grown <= 8, "what h2 holds is bounded: grew {grown} MiB");
+    connection.abort();
+}
+
 /// `/metrics` scrapes (about 140 KB each) that their client never reads (window 0) are charged
 /// to the byte budget like any big answer. Exempt from it, they were bounded only by the
 /// places an address may hold: all 24 asked here were answered and held (in a review 30 × 100
@@ -1862,7 +1906,11 @@ async fn scrapes_nobody_reads_are_held_within_the_byte_budget() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let scraper = Gateway::client_from(SCRAPER);
     let scrape = scraper.get(gateway.url("/metrics")).send().await.unwrap();
-    assert_eq!(scrape.status(), 200, "a scraper on another address is served");
+    assert_eq!(
+        scrape.status(),
+        200,
+        "a scraper on another address is served"
+    );
     let metrics = scrape.text().await.unwrap();
     let unsent = gauge(&metrics, "draftstore_answer_bytes_unsent").unwrap_or(f64::NAN);
     eprintln!("{SCRAPES} unread scrapes: {answered} answered, {shed} shed; gauge {unsent} bytes");

@@ -568,13 +568,13 @@ impl HttpBody for Paced {
                 Err(frame) => frame,
             });
         }
-        // Over HTTP/2, handed over once its connection has room (a frame header and its data,
-        // or trailers: at least 10 bytes).
+        // Over HTTP/2, handed over once its connection has room.
         let len = this.next.as_ref().and_then(Frame::data_ref).map(Bytes::len);
         if let Some(queue) = this.pace.queue() {
-            let bytes = len.map_or(10, |n| {
-                u64::try_from(n).unwrap_or(u64::MAX).saturating_add(9)
-            });
+            let bytes = this
+                .next
+                .as_ref()
+                .map_or(0, crate::http::queued::least_frame_len);
             ready!(queue.poll_room(cx, bytes, this.room));
         }
         let Some(frame) = this.next.take() else {
@@ -609,18 +609,16 @@ impl HttpBody for Paced {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rest.is_none() && self.inner.is_end_stream()
+        self.next.is_none() && self.rest.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        let rest = self.rest.as_ref().map_or(0, |r| r.len() as u64);
-        let inner = self.inner.size_hint();
-        let mut hint = SizeHint::new();
-        hint.set_lower(inner.lower().saturating_add(rest));
-        if let Some(upper) = inner.upper() {
-            hint.set_upper(upper.saturating_add(rest));
-        }
-        hint
+        let held = [
+            self.rest.as_ref(),
+            self.next.as_ref().and_then(Frame::data_ref),
+        ];
+        let held = held.into_iter().flatten().map(|d| d.len() as u64).sum();
+        crate::http::response::hint_with(&self.inner.size_hint(), held)
     }
 }
 
