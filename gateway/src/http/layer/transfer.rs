@@ -27,9 +27,9 @@
 //! that opens wide windows and stops reading its socket had each of its downloads hold h2's
 //! send buffer (about 400 KiB per stream: 10 such downloads held about 6 MB on one
 //! connection). Its frames are handed over in pieces ([`PIECE`], 32 KiB), each once what the
-//! connection queues has room for it within
-//! [`crate::http::queued::QUEUED_LIMIT`]; a piece waiting for room is not progress, so the
-//! stall limit ends a download of which less than one piece was handed over within it.
+//! connection queues has room for it within [`crate::http::queued::QUEUED_LIMIT`]; a piece
+//! waiting for room is not progress, so the stall limit ends a download of which less than one
+//! piece was handed over within it.
 //!
 //! A download still being sent when the server's drain ends is cut by the server: over HTTP/2
 //! it is logged and counted as 503 `DRAIN_CUT`, not as the client's cancel (499
@@ -290,9 +290,8 @@ pin_project! {
     /// its record is written at its end (`end`): 200 when the last frame was asked for, 504
     /// `STREAM_IDLE` when the watch reset it, else 499 `STREAM_CANCELLED` (the client reset it
     /// or left; 503 `DRAIN_CUT` once the server's drain ended, see [`super::observe`]). Over
-    /// HTTP/2 each frame is handed over in pieces of [`PIECE`], each once its connection's `queue`
-    /// has room for it (see the
-    /// module doc).
+    /// HTTP/2 each frame is handed over in pieces of [`PIECE`], each once its connection's
+    /// `queue` has room for it (see the module doc).
     pub struct Download {
         #[pin]
         inner: crate::http::response::Body,
@@ -329,11 +328,11 @@ impl hyper::body::Body for Download {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Infallible>>> {
-        let this = self.project();
+        let mut this = self.project();
         if this.next.is_none() {
             let frame = match this.rest.take() {
                 Some(rest) => hyper::body::Frame::data(rest),
-                None => match ready_poll!(this.inner.poll_frame(cx)) {
+                None => match ready_poll!(this.inner.as_mut().poll_frame(cx)) {
                     Some(Ok(frame)) => frame,
                     None => {
                         if let Some(end) = this.end.take() {
@@ -364,10 +363,16 @@ impl hyper::body::Body for Download {
             // Never: made above.
             return Poll::Pending;
         };
-        // Asked for another frame: the one before the last was taken whole (see the module
-        // doc).
+        // A piece handed over: hyper asked for it once h2 had window for the ones before it,
+        // and its connection had room for it (see the module doc).
         if let Some(watch) = this.watch {
             watch.progress();
+        }
+        // The last piece: hyper, seeing the end, asks no more.
+        if this.rest.is_none() && this.inner.is_end_stream() {
+            if let Some(end) = this.end.take() {
+                end.finished();
+            }
         }
         Poll::Ready(Some(Ok(frame)))
     }

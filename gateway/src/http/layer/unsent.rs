@@ -17,11 +17,12 @@
 //!   shed while the budget has room, however many big answers it asks at once.
 //! - **Fair share once full.** At `T`, a peer's fair share is `min(P, T / peers holding bytes)`
 //!   (a peer holding nothing counts itself in). A peer holding its fair share or more has its
-//!   new API requests shed (503 `OVERLOADED`, `Retry-After: 1`; gRPC `UNAVAILABLE`; probes never;
-//!   a `/metrics` scrape is an API request here), and an answer of it finished meanwhile is replaced by that 503. A peer
-//!   under its fair share (a newcomer) is admitted, and its answer is charged after making
-//!   room: answers of peers over their fair share whose client is **stale** are dropped (an
-//!   HTTP/2 stream gets `RST_STREAM` within a millisecond, through the stream's watch; an
+//!   new API requests shed (503 `OVERLOADED`, `Retry-After: 1`; gRPC `UNAVAILABLE`; probes
+//!   never; a `/metrics` scrape is an API request here), and an answer of it finished meanwhile
+//!   is replaced by that 503. A peer under its fair share (a newcomer) is admitted, and its
+//!   answer is charged after making room: answers of peers over their fair share whose client
+//!   is **stale** are dropped (an HTTP/2 stream gets `RST_STREAM` within a millisecond, through
+//!   the stream's watch; an
 //!   HTTP/1.1 answer has its connection closed), stalest first across all those peers, until
 //!   its answer fits. **An answer its client takes at the floor rate is never dropped**: if the
 //!   stale answers are not enough, the newcomer's answer is refused (503 `OVERLOADED`) instead.
