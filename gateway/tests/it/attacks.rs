@@ -1142,6 +1142,32 @@ async fn h2_download(
     (response.into_body(), send)
 }
 
+/// Starts an HTTP/1.1 download of `url` (request id `id`) on a connection of its own with a
+/// 4 KiB receive buffer, and reads its status line (asserted 200).
+async fn h1_download(gateway: &Gateway, url: &str, id: &str) -> TcpStream {
+    let uri: http::Uri = url.parse().unwrap();
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .bind(SocketAddr::new(IpAddr::from(ATTACKER), 0))
+        .unwrap();
+    let mut tcp = socket
+        .connect(SocketAddr::from(([127, 0, 0, 1], gateway.port)))
+        .await
+        .unwrap();
+    // The URL's host: it is signed.
+    let head = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nX-Request-Id: {id}\r\n\r\n",
+        uri.path_and_query().unwrap(),
+        uri.authority().unwrap()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut line = [0_u8; 12];
+    tcp.read_exact(&mut line).await.unwrap();
+    assert_eq!(&line, b"HTTP/1.1 200", "{id}");
+    tcp
+}
+
 /// The access-log line of request `id` saying `code`, if written.
 fn line_of(log: &str, id: &str, code: &str) -> Option<String> {
     log.lines()
@@ -1183,9 +1209,10 @@ async fn paced_unread(gateway: &Gateway, id: &str) -> (h2::RecvStream, h2::SendS
 }
 
 /// Every kind of call still open when the drain's grace period ends is logged as the server's
-/// cut (503 `DRAIN_CUT`), not as its client's cancel: a download being taken slowly, a request
-/// whose body is still arriving, a big API answer its client does not read. A client that
-/// reset its own download before the drain is still its cancel (499).
+/// cut (503 `DRAIN_CUT`), not as its client's cancel: a download being taken slowly (over
+/// HTTP/2 and HTTP/1.1), a request whose body is still arriving, a big API answer its client
+/// does not read. A client that reset its own download, or closed its HTTP/1.1 connection
+/// during it, before the drain is still its cancel (499); neither is logged as a 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_cut_at_the_drains_end_are_logged_as_the_servers_cut_not_the_clients() {
     let _serial = SERIAL.lock().await;
@@ -1195,11 +1222,38 @@ async fn calls_cut_at_the_drains_end_are_logged_as_the_servers_cut_not_the_clien
         ("DRAFTSTORE_SHUTDOWN_GRACE_MS", "1000"),
         // The unanswered request's body may take 30 s: only the drain's end cuts it.
         ("DRAFTSTORE_HEADER_TIMEOUT_MS", "30000"),
+        // The access log: a download logged as a 200 when its head went out would show.
+        (
+            "DRAFTSTORE_LOG",
+            "info,draftstore_gateway::http::server=debug",
+        ),
     ]);
     let _unanswered = unanswered_http1(&gateway, "cut-request").await;
     let _paced = paced_unread(&gateway, "cut-answer").await;
     let cancelled = download_url(&gateway, "cancelled.bin", SIZE).await;
     let cut = download_url(&gateway, "cut.bin", SIZE).await;
+    // Over HTTP/1.1 the server's socket buffer (up to 4 MiB here) takes much of an answer
+    // whatever the client reads: 8 MiB is still being sent when the grace period ends.
+    let cut_h1 = download_url(&gateway, "cut-h1.bin", 4 * SIZE).await;
+    // An HTTP/1.1 client that closes its connection during its download: 499.
+    let closed = h1_download(&gateway, &cut_h1, "closed-download-h1").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(closed);
+    eventually("the HTTP/1.1 client's close is logged", || {
+        line_of(&gateway.log(), "closed-download-h1", "STREAM_CANCELLED").is_some()
+    })
+    .await;
+    // A slow HTTP/1.1 reader, still taking its download when the drain ends.
+    let mut tcp = h1_download(&gateway, &cut_h1, "cut-download-h1").await;
+    let reading_h1 = tokio::spawn(async move {
+        let mut got = 0;
+        let mut buf = vec![0_u8; 16 * 1024];
+        while let Ok(n @ 1..) = tcp.read(&mut buf).await {
+            got += n;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        got
+    });
     // A client that resets its download itself: 499 STREAM_CANCELLED, as before.
     let (mut body, mut send) = h2_download(&gateway, &cancelled, "cancelled-download").await;
     assert!(matches!(body.data().await, Some(Ok(_))));
@@ -1225,22 +1279,37 @@ async fn calls_cut_at_the_drains_end_are_logged_as_the_servers_cut_not_the_clien
         .exit_within(Duration::from_secs(20), "the grace period ends the drain")
         .await;
     let got = reading.await.unwrap();
+    let got_h1 = reading_h1.await.unwrap();
     let log = gateway.log();
     assert_eq!(status.code(), Some(75), "the download was cut off: {log}");
     assert!(got < SIZE, "the download was not cut: {got} bytes");
+    assert!(
+        got_h1 < 4 * SIZE,
+        "the HTTP/1.1 download was not cut: {got_h1} bytes"
+    );
     let line = line_of(&log, "cut-download", "code=")
         .unwrap_or_else(|| panic!("the cut download is not logged: {log}"));
     assert!(line.contains("code=\"DRAIN_CUT\""), "{line}");
     assert!(line.contains("status=503"), "{line}");
-    for id in ["cut-request", "cut-answer"] {
+    for id in ["cut-request", "cut-answer", "cut-download-h1"] {
         let line =
             line_of(&log, id, "code=").unwrap_or_else(|| panic!("{id} is not logged: {log}"));
         assert!(line.contains("code=\"DRAIN_CUT\""), "{line}");
         assert!(line.contains("status=503"), "{line}");
     }
-    let line = line_of(&log, "cancelled-download", "code=").unwrap_or_default();
-    assert!(line.contains("code=\"STREAM_CANCELLED\""), "{line}");
-    assert!(line.contains("status=499"), "{line}");
+    for id in ["cancelled-download", "closed-download-h1"] {
+        let line = line_of(&log, id, "code=").unwrap_or_default();
+        assert!(line.contains("code=\"STREAM_CANCELLED\""), "{id}: {line}");
+        assert!(line.contains("status=499"), "{id}: {line}");
+    }
+    // The cut downloads have their one line: none was first logged as a 200.
+    for id in ["cut-download-h1", "closed-download-h1", "cut-download"] {
+        let lines = log
+            .lines()
+            .filter(|l| l.contains(&format!("request_id={id} ")))
+            .count();
+        assert_eq!(lines, 1, "{id}: {log}");
+    }
 }
 
 /// The gateway's resident memory (`VmRSS` of `/proc/<pid>/status`) in MiB, for the test's

@@ -31,10 +31,10 @@
 //! waiting for room is not progress, so the stall limit ends a download of which less than one
 //! piece was handed over within it.
 //!
-//! A download still being sent when the server's drain ends is cut by the server: over HTTP/2
-//! it is logged and counted as 503 `DRAIN_CUT`, not as the client's cancel (499
-//! `STREAM_CANCELLED`, a reset or a closed connection before the end), as every call is (see
-//! [`super::observe`]).
+//! A download is logged and counted at its end, not when its head goes out (over HTTP/1.1
+//! too): one still being sent when the server's drain ends is cut by the server, 503
+//! `DRAIN_CUT`, not the client's cancel (499 `STREAM_CANCELLED`, a reset or a closed
+//! connection before the end), as every call is (see [`super::observe`]).
 //!
 //! A transfer shed for want of a slot is logged at INFO (request id, peer) and counted in
 //! `draftstore_transfers_shed_total`.
@@ -259,15 +259,14 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Slotted<F> {
         let mut response = response;
         // Only an HTTP/2 stream task has a watch (this runs in it).
         let watch = crate::http::watch::current();
-        let end = match &watch {
-            Some(watch) => {
-                if !this.stall.is_zero() {
-                    watch.arm(*this.stall);
-                }
-                PacedEnd::on(&mut response)
+        if let Some(watch) = &watch {
+            if !this.stall.is_zero() {
+                watch.arm(*this.stall);
             }
-            None => None,
-        };
+        }
+        // Recorded at its end over either protocol: a download cut off after its head is no
+        // 200 in the log (HTTP/1.1 too: the client closed, or the drain ended).
+        let end = PacedEnd::on(&mut response);
         Poll::Ready(Ok(response.map(|body| {
             crate::http::response::Body::new(Download {
                 inner: body,
@@ -285,13 +284,13 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Slotted<F> {
 }
 
 pin_project! {
-    /// A transfer's response body, keeping its slots until it ends or is dropped. Over HTTP/2
-    /// (`watch` set, armed for the stall limit) every piece handed over is progress, and
-    /// its record is written at its end (`end`): 200 when the last frame was asked for, 504
-    /// `STREAM_IDLE` when the watch reset it, else 499 `STREAM_CANCELLED` (the client reset it
-    /// or left; 503 `DRAIN_CUT` once the server's drain ended, see [`super::observe`]). Over
-    /// HTTP/2 each frame is handed over in pieces of [`PIECE`], each once its connection's
-    /// `queue` has room for it (see the module doc).
+    /// A transfer's response body, keeping its slots until it ends or is dropped. Its record
+    /// is written at its end (`end`), over either protocol: 200 when the last frame was asked
+    /// for, 504 `STREAM_IDLE` when the watch reset it, else 499 `STREAM_CANCELLED` (the client
+    /// reset it or left; 503 `DRAIN_CUT` once the server's drain ended, see
+    /// [`super::observe`]). Over HTTP/2 (`watch` set, armed for the stall limit) every piece
+    /// handed over is progress, and each frame is handed over in pieces of [`PIECE`], each
+    /// once its connection's `queue` has room for it (see the module doc).
     pub struct Download {
         #[pin]
         inner: crate::http::response::Body,
