@@ -213,15 +213,15 @@ impl<B: Storage + Presign> App<B> {
         match self.store.head_object(bucket, key.as_str()).await {
             Ok(_) => {}
             Err(StorageError::NotFound { .. }) => {
-                let place = if source == Source::Draft {
-                    "draft"
+                let message = if source == Source::Draft {
+                    format!(
+                        "no draft object named {name} (once confirmed, an object is in main: \
+                         ask with source main)"
+                    )
                 } else {
-                    "main"
+                    format!("no main object named {name}")
                 };
-                return Err(ApiError::new(
-                    Code::NotFound,
-                    format!("no {place} object named {name}"),
-                ));
+                return Err(ApiError::new(Code::NotFound, message));
             }
             Err(e) => return Err(e.into()),
         }
@@ -289,7 +289,7 @@ impl<B: Storage + Presign> App<B> {
             .confirms
             .get_or_create(&crate::metrics::OutcomeLabels { outcome })
             .inc();
-        let done = result?;
+        let done = result.map_err(|e| ApiError::from(e).naming(&key, name))?;
         if done.outcome == ConfirmOutcome::Moved {
             metrics.confirmed_bytes.inc_by(done.size);
         }

@@ -94,6 +94,17 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// This error with its message naming the object as its caller does: `key` (the stored
+    /// name, with the caller's tenant folder) written as `name`. A caller sees only its own
+    /// names, never its tenant's folder.
+    #[must_use]
+    pub fn naming(mut self, key: &draftstore_core::ObjectName, name: &str) -> Self {
+        if key.as_str() != name {
+            self.message = self.message.replace(key.as_str(), name);
+        }
+        self
+    }
+
     /// An error with `code` and `message`.
     pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
@@ -320,7 +331,10 @@ impl From<ConfirmError> for ApiError {
     fn from(e: ConfirmError) -> Self {
         match e {
             ConfirmError::NotFound { .. } => Self::new(Code::NotFound, e.to_string()),
-            ConfirmError::Conflict { .. } => Self::new(Code::Conflict, e.to_string()),
+            ConfirmError::Conflict { .. } => Self::new(
+                Code::Conflict,
+                format!("{e}; confirm with overwrite to replace it"),
+            ),
             ConfirmError::DraftChanged { .. } => Self::new(Code::DraftChanged, e.to_string()),
             ConfirmError::ConstraintMismatch { .. } => {
                 Self::new(Code::ConstraintMismatch, e.to_string())

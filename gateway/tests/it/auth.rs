@@ -246,10 +246,41 @@ async fn tenants_cannot_reach_each_others_objects() {
             ),
             ("/api/v1/confirm-upload", json!({"object_name": name})),
         ] {
-            let (status, _) = call(&server, path, Some("globex-key"), body).await;
+            let (status, err) = call(&server, path, Some("globex-key"), body).await;
             assert_eq!(status, 404, "globex asking for {name:?} at {path}");
+            // Named as the caller named it: never with its tenant's folder.
+            let message = err["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains(name) && !message.contains(&format!("globex/{name}")),
+                "{path} {name:?}: {message}"
+            );
         }
     }
+    // A conflict says how to replace main's object, and names it as the caller does.
+    let (_, up) = call(
+        &server,
+        "/api/v1/upload-url",
+        Some("acme-key"),
+        json!({"object_name": "report.pdf"}),
+    )
+    .await;
+    assert_eq!(
+        crate::harness::put_to(up["upload_url"].as_str().unwrap(), "acme's new").await,
+        200
+    );
+    let (status, err) = call(
+        &server,
+        "/api/v1/confirm-upload",
+        Some("acme-key"),
+        json!({"object_name": "report.pdf"}),
+    )
+    .await;
+    assert_eq!(status, 409, "{err}");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("overwrite") && !message.contains("acme/"),
+        "{message}"
+    );
     for name in [
         "../acme/report.pdf",
         "/acme/report.pdf",
