@@ -32,8 +32,12 @@ pub struct UploadConstraints {
 /// A declared constraint that is malformed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConstraintError {
-    /// `content_type` is empty, longer than 255 or not printable ASCII.
-    #[error("content_type must be 1..=255 printable ASCII characters")]
+    /// `content_type` is not a media type (RFC 9110 §8.3.1: `type/subtype`, each a token,
+    /// then any `;` parameters), or is longer than 255 or not printable ASCII.
+    #[error(
+        "content_type must be a media type such as image/jpeg (type/subtype, then any \
+         ;parameters), 1..=255 printable ASCII characters"
+    )]
     ContentType,
     /// `content_length` is larger than [`MAX_OBJECT_SIZE`].
     #[error("content_length must be at most 5 TiB")]
@@ -136,6 +140,26 @@ pub enum ConstraintViolation {
     },
 }
 
+/// Whether `value` starts as a media type: `type "/" subtype` (RFC 9110 §8.3.1), each a
+/// non-empty token (§5.6.2), optionally followed by whitespace and `;` parameters (not parsed
+/// further: the caller checks they are printable).
+fn is_media_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches([' ', '\t']);
+    let is_token = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    essence
+        .split_once('/')
+        .is_some_and(|(kind, sub)| is_token(kind) && is_token(sub))
+}
+
 impl UploadConstraints {
     /// Validates a declaration, including that everything DraftStore will write for it fits
     /// S3's limits at every step (see `limits`).
@@ -150,7 +174,10 @@ impl UploadConstraints {
         metadata: Metadata,
     ) -> Result<Self, ConstraintError> {
         if let Some(ct) = &content_type {
-            if ct.is_empty() || ct.len() > 255 || !ct.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            if ct.len() > 255
+                || !ct.bytes().all(|b| (0x20..0x7f).contains(&b))
+                || !is_media_type(ct)
+            {
                 return Err(ConstraintError::ContentType);
             }
         }
@@ -364,6 +391,35 @@ mod tests {
             UploadConstraints::new(Some("a\nb".into()), None, None, Metadata::new()),
             Err(ConstraintError::ContentType)
         );
+        for not_a_type in [
+            "not a type",
+            "image",
+            "image/",
+            "/jpeg",
+            "image/jpeg/x",
+            "a b/c",
+            ";a/b",
+        ] {
+            assert_eq!(
+                UploadConstraints::new(Some(not_a_type.into()), None, None, Metadata::new()),
+                Err(ConstraintError::ContentType),
+                "{not_a_type:?}"
+            );
+        }
+        for media_type in [
+            "image/jpeg",
+            "TEXT/Plain",
+            "text/plain; charset=utf-8",
+            "text/plain;charset=\"utf-8\"",
+            "application/vnd.api+json",
+            "application/x-www-form-urlencoded",
+        ] {
+            assert!(
+                UploadConstraints::new(Some(media_type.into()), None, None, Metadata::new())
+                    .is_ok(),
+                "{media_type:?}"
+            );
+        }
         assert_eq!(
             UploadConstraints::new(None, Some(MAX_OBJECT_SIZE + 1), None, Metadata::new()),
             Err(ConstraintError::ContentLength)

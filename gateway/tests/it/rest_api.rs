@@ -270,6 +270,14 @@ async fn every_rest_error_status() {
             "INVALID_CONSTRAINTS",
         ),
         (
+            // Not a media type: a typo would otherwise be signed into the URL.
+            "/api/v1/upload-url",
+            "application/json",
+            br#"{"object_name": "a", "content_type": "not a type"}"#.to_vec(),
+            400,
+            "INVALID_CONSTRAINTS",
+        ),
+        (
             "/api/v1/upload-url",
             "text/plain",
             br#"{"object_name": "a"}"#.to_vec(),

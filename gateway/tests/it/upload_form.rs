@@ -417,6 +417,10 @@ async fn bad_form_requests_are_refused() {
             "INVALID_CONSTRAINTS",
         ),
         (
+            json!({"object_name": "a", "content_type": "not a type"}),
+            "INVALID_CONSTRAINTS",
+        ),
+        (
             json!({"object_name": "a", "metadata": {"Upper": "x"}}),
             "INVALID_CONSTRAINTS",
         ),
