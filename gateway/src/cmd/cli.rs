@@ -176,7 +176,8 @@ pub struct PresignArgs {
     pub explain: bool,
 }
 
-/// A flag value that `Debug` never shows: it may hold a password (a Redis URL's userinfo).
+/// A flag value that `Debug` never shows: it may hold a secret (a key, or a Redis URL's
+/// password).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Hidden(pub String);
 
@@ -222,10 +223,51 @@ pub struct ServeArgs {
     /// Log JSON lines instead of text [env: DRAFTSTORE_LOG_JSON].
     #[arg(long)]
     pub log_json: bool,
+    /// Log filter; info,draftstore_gateway::http::server=debug adds an access log
+    /// [env: DRAFTSTORE_LOG, default info].
+    #[arg(long)]
+    pub log: Option<String>,
     /// Who may call: none, api-keys or jwt [env: DRAFTSTORE_AUTH; none on the embedded store,
     /// required against S3].
     #[arg(long)]
     pub auth: Option<String>,
+    /// With --auth api-keys: a file of '<tenant> <sha256 hex of key> [limits]' lines, re-read
+    /// when it changes [env: DRAFTSTORE_API_KEYS_FILE].
+    #[arg(long)]
+    pub api_keys_file: Option<String>,
+    /// With --auth api-keys, instead of the file: '<tenant> <sha256 hex of key> [limits]'
+    /// entries, separated by newlines or ';' [env: DRAFTSTORE_API_KEYS; prefer the variable: a
+    /// secret here shows in ps].
+    #[arg(long)]
+    pub api_keys: Option<Hidden>,
+    /// With --auth jwt: the HMAC key of HS256 tokens (or --jwt-public-key-file)
+    /// [env: DRAFTSTORE_JWT_SECRET; prefer the variable: a secret here shows in ps].
+    #[arg(long)]
+    pub jwt_secret: Option<Hidden>,
+    /// With --auth jwt: PEM public key of RS256, ES256 or EdDSA tokens (or --jwt-secret)
+    /// [env: DRAFTSTORE_JWT_PUBLIC_KEY_FILE].
+    #[arg(long)]
+    pub jwt_public_key_file: Option<String>,
+    /// With --auth jwt: the issuer (`iss`) tokens must name; required
+    /// [env: DRAFTSTORE_JWT_ISSUER].
+    #[arg(long)]
+    pub jwt_issuer: Option<String>,
+    /// With --auth jwt: the audience (`aud`) tokens must name; required
+    /// [env: DRAFTSTORE_JWT_AUDIENCE].
+    #[arg(long)]
+    pub jwt_audience: Option<String>,
+    /// With --auth jwt: the claim naming the tenant [env: DRAFTSTORE_JWT_TENANT_CLAIM, default
+    /// tenant].
+    #[arg(long)]
+    pub jwt_tenant_claim: Option<String>,
+    /// REST paths needing no credentials, comma-separated [env: DRAFTSTORE_PUBLIC_PATHS,
+    /// default /health,/ready,/metrics,/openapi.json].
+    #[arg(long)]
+    pub public_paths: Option<String>,
+    /// Origins allowed by CORS, comma-separated: `*` or scheme://host[:port]
+    /// [env: DRAFTSTORE_CORS_ORIGINS, default none].
+    #[arg(long)]
+    pub cors_origins: Option<String>,
     /// local or s3 [env: DRAFTSTORE_STORAGE; default: local when no S3 variable is set].
     #[arg(long)]
     pub storage: Option<String>,
@@ -235,6 +277,11 @@ pub struct ServeArgs {
     /// Base URL of the embedded store's presigned links [env: DRAFTSTORE_PUBLIC_URL].
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Signing key of the embedded store's presigned links [env: DRAFTSTORE_LOCAL_SECRET,
+    /// default made at first start and kept in the data folder; prefer the variable: a secret
+    /// here shows in ps].
+    #[arg(long)]
+    pub local_secret: Option<Hidden>,
     /// PEM certificate chain: turns on TLS (ALPN h2 and http/1.1) on every port, re-read when
     /// it changes [env: DRAFTSTORE_TLS_CERT_FILE].
     #[arg(long)]
@@ -283,6 +330,30 @@ pub struct ServeArgs {
     /// that may run [env: DRAFTSTORE_RATE_LIMIT_REPLICAS, default 1].
     #[arg(long)]
     pub rate_limit_replicas: Option<String>,
+    /// Largest REST request body, in bytes, 1024..=1048576 (else 413)
+    /// [env: DRAFTSTORE_MAX_BODY_BYTES, default 65536].
+    #[arg(long)]
+    pub max_body_bytes: Option<String>,
+    /// Largest gRPC message, in bytes, 1024..=4194304 (else RESOURCE_EXHAUSTED)
+    /// [env: DRAFTSTORE_MAX_GRPC_MESSAGE_BYTES, default 65536].
+    #[arg(long)]
+    pub max_grpc_message_bytes: Option<String>,
+    /// Time for one request, handler included, in ms, 100..=600000
+    /// [env: DRAFTSTORE_REQUEST_TIMEOUT_MS, default 30000].
+    #[arg(long)]
+    pub request_timeout_ms: Option<String>,
+    /// Time for a client to send its request head, in ms, 100..=120000
+    /// [env: DRAFTSTORE_HEADER_TIMEOUT_MS, default 10000].
+    #[arg(long)]
+    pub header_timeout_ms: Option<String>,
+    /// API requests handled at once, shared fairly between peers and tenants, 1..=1000000
+    /// [env: DRAFTSTORE_MAX_IN_FLIGHT, default 4096].
+    #[arg(long)]
+    pub max_in_flight: Option<String>,
+    /// HTTP/2 streams one connection may open at once, 1..=10000
+    /// [env: DRAFTSTORE_MAX_CONCURRENT_STREAMS, default 100].
+    #[arg(long)]
+    pub max_concurrent_streams: Option<String>,
     /// Connections open at once; more wait in the kernel's backlog [env:
     /// DRAFTSTORE_MAX_CONNECTIONS, default 3/4 of the open-file limit].
     #[arg(long)]
@@ -292,6 +363,52 @@ pub struct ServeArgs {
     /// its answer [env: DRAFTSTORE_IDLE_TIMEOUT_MS, default 60000].
     #[arg(long)]
     pub idle_timeout_ms: Option<String>,
+    /// After SIGTERM, time for in-flight requests, in ms, 0..=600000
+    /// [env: DRAFTSTORE_SHUTDOWN_GRACE_MS, default 20000].
+    #[arg(long)]
+    pub shutdown_grace_ms: Option<String>,
+    /// Where presigned URLs send clients, when they reach S3 at another address
+    /// [env: DRAFTSTORE_S3_PUBLIC_ENDPOINT, default the endpoint].
+    #[arg(long)]
+    pub s3_public_endpoint: Option<String>,
+    /// Bucket addressing, path or virtual [env: DRAFTSTORE_S3_ADDRESSING, default path with
+    /// a custom endpoint, virtual on AWS].
+    #[arg(long)]
+    pub s3_addressing: Option<String>,
+    /// Time for one S3 attempt, in ms, 100..=3600000 [env: DRAFTSTORE_S3_TIMEOUT_MS, default
+    /// 30000].
+    #[arg(long)]
+    pub s3_timeout_ms: Option<String>,
+    /// Time to connect to S3, in ms, 50..=60000 [env: DRAFTSTORE_S3_CONNECT_TIMEOUT_MS,
+    /// default 3000].
+    #[arg(long)]
+    pub s3_connect_timeout_ms: Option<String>,
+    /// Attempts of a retryable S3 call, 1..=10 [env: DRAFTSTORE_S3_MAX_ATTEMPTS, default 4].
+    #[arg(long)]
+    pub s3_max_attempts: Option<String>,
+    /// First backoff between S3 attempts (doubling, full jitter), in ms, 1..=10000
+    /// [env: DRAFTSTORE_S3_BACKOFF_MS, default 100].
+    #[arg(long)]
+    pub s3_backoff_ms: Option<String>,
+    /// Longest backoff between S3 attempts, in ms, 1..=60000, at least --s3-backoff-ms
+    /// [env: DRAFTSTORE_S3_MAX_BACKOFF_MS, default 5000].
+    #[arg(long)]
+    pub s3_max_backoff_ms: Option<String>,
+    /// Larger objects are copied into main in parts, in bytes, 5 MiB..=5 GiB
+    /// [env: DRAFTSTORE_S3_MULTIPART_THRESHOLD, default 5368709120].
+    #[arg(long)]
+    pub s3_multipart_threshold: Option<String>,
+    /// Bytes per part of such a copy, 5 MiB..=5 GiB [env: DRAFTSTORE_S3_PART_SIZE, default
+    /// 268435456].
+    #[arg(long)]
+    pub s3_part_size: Option<String>,
+    /// Parts copied at once, 1..=64 [env: DRAFTSTORE_S3_COPY_CONCURRENCY, default 8].
+    #[arg(long)]
+    pub s3_copy_concurrency: Option<String>,
+    /// The store enforces If-None-Match/If-Match on copies and ETags in batch deletes: true
+    /// or false [env: DRAFTSTORE_S3_CONDITIONAL_WRITES, default true].
+    #[arg(long)]
+    pub s3_conditional_writes: Option<String>,
     /// Server-side encryption of the objects, AES256 or aws:kms [env: DRAFTSTORE_S3_SSE].
     #[arg(long)]
     pub s3_sse: Option<String>,
@@ -313,9 +430,9 @@ pub struct ServeArgs {
     /// DRAFTSTORE_UPLOAD_TOKEN_SECRET; prefer the variable: a secret here shows in ps].
     #[arg(long)]
     pub upload_token_secret: Option<Hidden>,
-    /// Waits before each delivery attempt, comma-separated ms [env:
-    /// DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS, default 0,5000,300000,1800000,7200000,18000000,
-    /// 36000000,36000000].
+    /// Waits before each delivery attempt, comma-separated ms
+    /// [env: DRAFTSTORE_WEBHOOK_RETRY_SCHEDULE_MS, default
+    /// 0,5000,300000,1800000,7200000,18000000,36000000,36000000].
     #[arg(long)]
     pub webhook_retry_schedule_ms: Option<String>,
     /// How often the queue is looked at, in ms [env: DRAFTSTORE_WEBHOOK_POLL_MS, default 5000].
@@ -384,6 +501,59 @@ impl ServeArgs {
             ),
             (name::DRAFTSTORE_MAX_CONNECTIONS, &self.max_connections),
             (name::DRAFTSTORE_IDLE_TIMEOUT_MS, &self.idle_timeout_ms),
+            (name::DRAFTSTORE_LOG, &self.log),
+            (name::DRAFTSTORE_API_KEYS_FILE, &self.api_keys_file),
+            (
+                name::DRAFTSTORE_JWT_PUBLIC_KEY_FILE,
+                &self.jwt_public_key_file,
+            ),
+            (name::DRAFTSTORE_JWT_ISSUER, &self.jwt_issuer),
+            (name::DRAFTSTORE_JWT_AUDIENCE, &self.jwt_audience),
+            (name::DRAFTSTORE_JWT_TENANT_CLAIM, &self.jwt_tenant_claim),
+            (name::DRAFTSTORE_PUBLIC_PATHS, &self.public_paths),
+            (name::DRAFTSTORE_CORS_ORIGINS, &self.cors_origins),
+            (name::DRAFTSTORE_MAX_BODY_BYTES, &self.max_body_bytes),
+            (
+                name::DRAFTSTORE_MAX_GRPC_MESSAGE_BYTES,
+                &self.max_grpc_message_bytes,
+            ),
+            (
+                name::DRAFTSTORE_REQUEST_TIMEOUT_MS,
+                &self.request_timeout_ms,
+            ),
+            (name::DRAFTSTORE_HEADER_TIMEOUT_MS, &self.header_timeout_ms),
+            (name::DRAFTSTORE_MAX_IN_FLIGHT, &self.max_in_flight),
+            (
+                name::DRAFTSTORE_MAX_CONCURRENT_STREAMS,
+                &self.max_concurrent_streams,
+            ),
+            (name::DRAFTSTORE_SHUTDOWN_GRACE_MS, &self.shutdown_grace_ms),
+            (
+                name::DRAFTSTORE_S3_PUBLIC_ENDPOINT,
+                &self.s3_public_endpoint,
+            ),
+            (name::DRAFTSTORE_S3_ADDRESSING, &self.s3_addressing),
+            (name::DRAFTSTORE_S3_TIMEOUT_MS, &self.s3_timeout_ms),
+            (
+                name::DRAFTSTORE_S3_CONNECT_TIMEOUT_MS,
+                &self.s3_connect_timeout_ms,
+            ),
+            (name::DRAFTSTORE_S3_MAX_ATTEMPTS, &self.s3_max_attempts),
+            (name::DRAFTSTORE_S3_BACKOFF_MS, &self.s3_backoff_ms),
+            (name::DRAFTSTORE_S3_MAX_BACKOFF_MS, &self.s3_max_backoff_ms),
+            (
+                name::DRAFTSTORE_S3_MULTIPART_THRESHOLD,
+                &self.s3_multipart_threshold,
+            ),
+            (name::DRAFTSTORE_S3_PART_SIZE, &self.s3_part_size),
+            (
+                name::DRAFTSTORE_S3_COPY_CONCURRENCY,
+                &self.s3_copy_concurrency,
+            ),
+            (
+                name::DRAFTSTORE_S3_CONDITIONAL_WRITES,
+                &self.s3_conditional_writes,
+            ),
             (name::DRAFTSTORE_S3_SSE, &self.s3_sse),
             (name::DRAFTSTORE_S3_SSE_KMS_KEY_ID, &self.s3_sse_kms_key_id),
             (name::DRAFTSTORE_S3_SSE_BUCKET_KEY, &self.s3_sse_bucket_key),
@@ -407,15 +577,25 @@ impl ServeArgs {
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone())))
             .collect();
-        if let Some(Hidden(url)) = &self.rate_limit_redis_url {
-            out.push((name::DRAFTSTORE_RATE_LIMIT_REDIS_URL, url.clone()));
-        }
-        if let Some(Hidden(secret)) = &self.webhook_secret {
-            out.push((name::DRAFTSTORE_WEBHOOK_SECRET, secret.clone()));
-        }
-        if let Some(Hidden(secret)) = &self.upload_token_secret {
-            out.push((name::DRAFTSTORE_UPLOAD_TOKEN_SECRET, secret.clone()));
-        }
+        let hidden = [
+            (
+                name::DRAFTSTORE_RATE_LIMIT_REDIS_URL,
+                &self.rate_limit_redis_url,
+            ),
+            (name::DRAFTSTORE_WEBHOOK_SECRET, &self.webhook_secret),
+            (
+                name::DRAFTSTORE_UPLOAD_TOKEN_SECRET,
+                &self.upload_token_secret,
+            ),
+            (name::DRAFTSTORE_API_KEYS, &self.api_keys),
+            (name::DRAFTSTORE_JWT_SECRET, &self.jwt_secret),
+            (name::DRAFTSTORE_LOCAL_SECRET, &self.local_secret),
+        ];
+        out.extend(
+            hidden
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|Hidden(v)| (*k, v.clone()))),
+        );
         if self.log_json {
             out.push((name::DRAFTSTORE_LOG_JSON, "true".into()));
         }
@@ -532,6 +712,77 @@ mod tests {
                 "redis://:hunter2@127.0.0.1:6379/2".to_owned()
             )]
         );
+    }
+
+    /// `serve`'s flag for a variable: the name without `DRAFTSTORE_`, lowercased, `_` → `-`.
+    fn flag_of(variable: &str) -> String {
+        let bare = variable.strip_prefix("DRAFTSTORE_").unwrap_or(variable);
+        format!("--{}", bare.to_ascii_lowercase().replace('_', "-"))
+    }
+
+    fn serve_overrides(args: &[&str]) -> Result<Vec<(&'static str, String)>, String> {
+        let argv = ["gateway", "serve"].iter().chain(args).copied();
+        match parse(argv) {
+            Ok(Command::Serve(serve)) => Ok(serve.overrides()),
+            Ok(other) => Err(format!("not serve: {other:?}")),
+            Err(exit) => Err(exit.message),
+        }
+    }
+
+    /// Every variable the gateway reads (but the AWS SDKs' own) has a `serve` flag overriding
+    /// exactly it, and every `serve` flag is named after the variable it overrides.
+    #[test]
+    fn every_variable_has_a_serve_flag() {
+        let mut wrong = Vec::new();
+        for &variable in crate::config::VARIABLES {
+            if variable.starts_with("AWS_") {
+                continue;
+            }
+            let flag = flag_of(variable);
+            let (args, value) = if variable == name::DRAFTSTORE_LOG_JSON {
+                (vec![flag.clone()], "true".to_owned())
+            } else {
+                let value = format!("value of {variable}");
+                (vec![flag.clone(), value.clone()], value)
+            };
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            match serve_overrides(&args) {
+                Ok(got) if got == vec![(variable, value.clone())] => {}
+                Ok(got) => wrong.push(format!(
+                    "{flag} gives {got:?}, not [({variable}, {value:?})]"
+                )),
+                Err(e) => wrong.push(format!("{variable}: {flag}: {e}")),
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+        let cli = <Cli as clap::CommandFactory>::command();
+        let serve = cli.find_subcommand("serve").expect("serve");
+        for long in serve.get_arguments().filter_map(clap::Arg::get_long) {
+            if long == "help" {
+                continue;
+            }
+            let named = crate::config::VARIABLES
+                .iter()
+                .any(|v| !v.starts_with("AWS_") && flag_of(v) == format!("--{long}"));
+            assert!(named, "--{long} is named after no variable in VARIABLES");
+        }
+    }
+
+    #[test]
+    fn secret_flags_never_show_in_debug() {
+        let command = parse([
+            "gateway",
+            "serve",
+            "--api-keys=acme 0123456789abcdef",
+            "--jwt-secret=jwt-hunter2",
+            "--local-secret=local-hunter2",
+        ])
+        .unwrap();
+        let shown = format!("{command:?}");
+        for secret in ["0123456789abcdef", "jwt-hunter2", "local-hunter2"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use draftstore_core::{Buckets, Storage};
 /// no queued event (1).
 pub fn run(args: &EventsArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
     let config = SweepConfig::from_lookup(env).map_err(|e| Exit::usage(e.to_string()))?;
-    super::init_tracing(config.log_json)?;
+    super::init_tracing(config.log_json, env)?;
     crate::store::s3::chain::keep_sts_off_the_s3_endpoint();
     if let Some(id) = &args.id {
         if !is_event_id(id) {

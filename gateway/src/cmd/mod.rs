@@ -33,18 +33,18 @@ pub fn layered<'a>(
     }
 }
 
-/// Logs to stderr, filtered by `DRAFTSTORE_LOG` (default `info`); JSON lines when `json`.
-/// A second call does nothing.
+/// Logs to stderr, filtered by `DRAFTSTORE_LOG` as `get` finds it (the environment, under a
+/// subcommand's flags; default `info`); JSON lines when `json`. A second call does nothing.
 ///
 /// # Errors
 /// `DRAFTSTORE_LOG` set to something that is not a filter (exit 64), rather than logging at
 /// `info` without a word.
-pub fn init_tracing(json: bool) -> Result<(), Exit> {
+pub fn init_tracing(json: bool, get: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
     let name = crate::config::name::DRAFTSTORE_LOG;
-    let filter = match std::env::var(name) {
-        Ok(value) => tracing_subscriber::EnvFilter::try_new(&value)
+    let filter = match get(name) {
+        Some(value) => tracing_subscriber::EnvFilter::try_new(&value)
             .map_err(|e| Exit::usage(format!("{name} is not a log filter: {e}")))?,
-        Err(_) => tracing_subscriber::EnvFilter::new("info"),
+        None => tracing_subscriber::EnvFilter::new("info"),
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let lines = tracing_subscriber::fmt::layer()

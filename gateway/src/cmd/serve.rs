@@ -36,7 +36,8 @@ pub fn config(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<
 /// Bad configuration (64); a port that cannot be bound (69).
 pub fn run(args: &ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Exit> {
     let config = config(args, env)?;
-    super::init_tracing(config.log_json)?;
+    let overrides = args.overrides();
+    super::init_tracing(config.log_json, &super::layered(&overrides, env))?;
     crate::store::s3::chain::keep_sts_off_the_s3_endpoint();
     // One crypto provider for the whole process (ring): whatever builds a rustls config
     // without naming one gets it. Already installed is fine.
@@ -54,7 +55,7 @@ async fn serve(config: ServeConfig) -> Result<(), Exit> {
         StorageChoice::S3(s3) => {
             let storage = S3Storage::connect((**s3).clone(), CREDENTIALS_BUDGET)
                 .await
-                .map_err(|e| Exit::usage(e.to_string()))?;
+                .map_err(|e| Exit::usage(format!("{e}{}", s3_chosen(&config))))?;
             tracing::info!(endpoint = %s3.endpoint.authority(), "storage: S3");
             let storage = Arc::new(storage);
             // In the background: the port answers /health meanwhile, and an S3 that comes up
@@ -239,9 +240,10 @@ fn authenticator(config: &ServeConfig) -> Result<Authenticator, Exit> {
         (Some(auth), _) => auth.clone(),
         (None, StorageChoice::Local(_)) => AuthConfig::None,
         (None, StorageChoice::S3(_)) => {
-            return Err(Exit::usage(
-                "against S3, choose who may call: DRAFTSTORE_AUTH=api-keys (with DRAFTSTORE_API_KEYS_FILE or DRAFTSTORE_API_KEYS), or DRAFTSTORE_AUTH=none to let anyone in",
-            ))
+            return Err(Exit::usage(format!(
+                "against S3, choose who may call: DRAFTSTORE_AUTH=api-keys (with DRAFTSTORE_API_KEYS_FILE or DRAFTSTORE_API_KEYS), or DRAFTSTORE_AUTH=none to let anyone in{}",
+                s3_chosen(config)
+            )))
         }
     };
     if auth == AuthConfig::None {
@@ -285,6 +287,18 @@ fn upload_tokens(config: &ServeConfig) -> Result<Option<UploadTokens>, Exit> {
     tokens.base = base;
     tokens.https = config.tls.is_some();
     Ok(Some(tokens))
+}
+
+/// Why S3 is in use, for an error about it: S3 may have been chosen by a variable set for
+/// another reason (`BUCKET_NAME`), and the embedded store is one variable away.
+fn s3_chosen(config: &ServeConfig) -> String {
+    match config.storage_chosen_by {
+        Some(name) if name != crate::config::name::DRAFTSTORE_STORAGE => format!(
+            " (S3 is used because {name} is set; DRAFTSTORE_STORAGE=local keeps the embedded \
+             store)"
+        ),
+        _ => String::new(),
+    }
 }
 
 async fn bind(ip: std::net::IpAddr, port: u16) -> Result<TcpListener, Exit> {

@@ -21,7 +21,7 @@ pub fn run(args: &SweepArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<(),
     if !(1..=draftstore_core::MAX_SWEEP_CONCURRENCY).contains(&args.concurrency) {
         return Err(Exit::usage("--concurrency must be 1..=64"));
     }
-    super::init_tracing(config.log_json)?;
+    super::init_tracing(config.log_json, &lookup)?;
     crate::store::s3::chain::keep_sts_off_the_s3_endpoint();
     let now =
         crate::clock::unix_now().ok_or_else(|| Exit::usage("the system clock is before 1970"))?;

@@ -122,6 +122,9 @@ pub struct ServeConfig {
     pub object_lifetime: u64,
     /// Where objects live.
     pub storage: StorageChoice,
+    /// What chose [`ServeConfig::storage`], for errors about it: `DRAFTSTORE_STORAGE`, the
+    /// first S3 variable set (e.g. `BUCKET_NAME`), or `None` (the embedded store by default).
+    pub storage_chosen_by: Option<&'static str>,
     /// Request and connection limits.
     pub limits: Limits,
     /// In-flight requests get this long to finish after SIGTERM.
@@ -275,6 +278,7 @@ impl ServeConfig {
         };
         let tls = tls(get)?;
         let storage = storage(get, http_port, tls.is_some())?;
+        let storage_chosen_by = storage_chosen_by(get);
         if let StorageChoice::S3(s3) = &storage {
             dotted_buckets_over_tls(s3, &buckets)?;
         }
@@ -293,6 +297,7 @@ impl ServeConfig {
             download_ttl: ttl(name::DOWNLOAD_TTL)?,
             object_lifetime: object_lifetime(get)?,
             storage,
+            storage_chosen_by,
             limits,
             shutdown_grace: Duration::from_millis(number(
                 get,
@@ -477,6 +482,14 @@ fn tls(get: Lookup<'_>) -> Result<Option<TlsFiles>, ConfigError> {
     }
 }
 
+/// The variable that chose the store: `DRAFTSTORE_STORAGE` when set, else the first of
+/// `S3_SIGNALS` set, else `None`.
+fn storage_chosen_by(get: Lookup<'_>) -> Option<&'static str> {
+    std::iter::once(name::DRAFTSTORE_STORAGE)
+        .chain(S3_SIGNALS)
+        .find(|k| get(k).is_some_and(|v| !v.trim().is_empty()))
+}
+
 /// S3 or the embedded store (see `S3_SIGNALS`); `http_port` and `tls` make the local store's
 /// default public URL (`https://` with TLS, where a plain `http://` one cannot be reached).
 pub(super) fn storage(
@@ -590,6 +603,7 @@ mod tests {
             panic!("a bucket selects S3")
         };
         assert_eq!(s3.credentials, super::super::CredentialSource::Chain);
+        assert_eq!(chain.storage_chosen_by, Some("BUCKET_NAME"));
         let partial =
             ServeConfig::from_lookup(&|k| (k == "AWS_ACCESS_KEY_ID").then(|| "AK".to_owned()))
                 .unwrap_err();

@@ -45,6 +45,15 @@ fn bad_configuration_is_one_line_and_exit_64() {
             &[],
             "AWS_ACCESS_KEY_ID",
         ),
+        // ... and says which variable chose S3, and how to keep the embedded store.
+        (
+            &[
+                ("BUCKET_NAME", "photos"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+            ],
+            &[],
+            "S3 is used because BUCKET_NAME is set; DRAFTSTORE_STORAGE=local",
+        ),
         (&[("DRAFTSTORE_STORAGE", "disk")], &[], "DRAFTSTORE_STORAGE"),
         (
             &[
