@@ -9,8 +9,7 @@
 //! streams bounded it.
 //!
 //! So every HTTP/2 answer passes [`Queued::poll_room`] before it is handed to hyper: a whole
-//! answer (the connection layer), each frame of a bigger one (admission's pacing), and each
-//! frame of a download on the embedded store's URLs (the transfer layer). The
+//! answer (the connection layer) and each frame of a bigger one (admission's pacing). The
 //! connection counts the bytes handed (the answer's data plus the least its frames can take:
 //! 9 bytes a frame header, at least 1 of header block), and its socket the bytes written to the
 //! kernel ([`crate::http::socket::Written`]); the difference is what may still be queued. An
@@ -18,7 +17,9 @@
 //! otherwise its task waits, woken as the socket writes. So a connection queues at most
 //! [`QUEUED_LIMIT`] plus one answer (a whole answer is at most one 16 KiB frame; a bigger one
 //! goes a frame at a time): 80 KiB, besides the kernel's own buffers (and, with TLS, rustls's,
-//! up to 64 KiB of ciphertext). A download is handed over 32 KiB at a time.
+//! up to 64 KiB of ciphertext). The embedded store's downloads are not counted here: they are
+//! bounded per stream ([`crate::http::server::STREAM_SEND_BUFFER`], see
+//! [`crate::http::layer::transfer`]).
 //!
 //! A whole answer waiting here has been answered but not taken: it keeps its request's place,
 //! for a second of grace, then trades it for a waiting place or is reset, like one waiting for

@@ -256,6 +256,12 @@ pub fn default_max_connections() -> usize {
 /// every head instead: the first within the header timeout, a later one by the idle timeout
 /// (a kept-alive connection with no new request for a whole idle period is closed, half a
 /// head included).
+/// The most one HTTP/2 stream's answer h2 holds unsent before hyper hands it another frame
+/// (64 KiB; h2's default is 400 KiB). It bounds what a download holds in the server when its
+/// client opened wide windows and reads its socket slowly or not at all: this plus the frame
+/// that passed it in h2, and one frame (the store reads 32 KiB) waiting in hyper.
+pub const STREAM_SEND_BUFFER: usize = 64 * 1024;
+
 fn builder(limits: &Limits) -> auto::Builder<crate::http::watch::Executor> {
     let executor = crate::http::watch::Executor::stalling(limits.idle_timeout)
         .reporting(crate::http::layer::observe::small_answer_stalled);
@@ -269,6 +275,7 @@ fn builder(limits: &Limits) -> auto::Builder<crate::http::watch::Executor> {
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_send_buf_size(STREAM_SEND_BUFFER)
         .max_header_list_size(limits.max_header_list)
         .max_pending_accept_reset_streams(Some(50));
     builder

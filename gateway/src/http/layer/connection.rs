@@ -308,8 +308,9 @@ pub const LINGER: Duration = Duration::from_secs(1);
 /// dropped then rather than held until the drain's grace period ends.
 ///
 /// The wait is the stall limit, not a second, once the connection has served a request: an
-/// answer whose stream task has ended may still sit in h2's send buffer (an API answer or a
-/// download's last frame, up to the connection's queue bound, see [`crate::http::queued`]) and go
+/// answer whose stream task has ended may still sit in h2's send buffer (an API answer up to the
+/// connection's queue bound, see [`crate::http::queued`]; a download's last frames, up to
+/// [`crate::http::server::STREAM_SEND_BUFFER`] and one more) and go
 /// out as the client's TCP window opens, in bursts (the socket takes at most 64 KiB unsent, see
 /// [`crate::http::socket`]) far apart for a slow client; a client taking less than that within
 /// the stall limit would be closed by the write stall timer anyway. (With a one-second wait, a

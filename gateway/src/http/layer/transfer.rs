@@ -14,22 +14,22 @@
 //! Over HTTP/2 a download's bytes wait in h2 (for the client's stream window), not in the
 //! socket, so the socket's write-stall timer never sees a client that opens no window. Its
 //! body therefore arms the stream's progress watch ([`crate::http::watch`]) for the stall limit
-//! ([`TransferLayer::watching`]) and marks progress at every piece (32 KiB) it hands over
-//! (hyper asks for the next only once h2 has window for the ones before it, and it is handed
-//! over once its connection has room, see below): a client taking less than one piece per
-//! stall limit has its stream reset (`RST_STREAM(CANCEL)`), its slot freed, and the download
-//! logged and counted at its end as 504 `STREAM_IDLE`. A client that keeps taking pieces is
-//! never cut, however long the download.
+//! ([`TransferLayer::watching`]) and marks progress at every frame hyper asks for: hyper asks
+//! for the next as soon as it handed the last to h2, and hands one over only while the stream
+//! has window and h2 holds less than [`crate::http::server::STREAM_SEND_BUFFER`] of it unsent.
+//! A client taking less than one frame (32 KiB, the store's read) per stall limit has its
+//! stream reset (`RST_STREAM(CANCEL)`), its slot freed, and the download logged and counted at
+//! its end as 504 `STREAM_IDLE`. A client that keeps taking frames is never cut, however long
+//! the download.
 //!
-//! Over HTTP/2 each frame of a download also waits for room in what its connection queues
-//! before the socket writes ([`crate::http::queued`]), as API answers do: h2 takes a frame as
+//! What a download holds in h2 is bounded per stream, not per connection: h2 takes a frame as
 //! soon as the client's window has room, whether or not the socket can write it, so a client
-//! that opens wide windows and stops reading its socket had each of its downloads hold h2's
-//! send buffer (about 400 KiB per stream: 10 such downloads held about 6 MB on one
-//! connection). Its frames are handed over in pieces ([`PIECE`], 32 KiB), each once what the
-//! connection queues has room for it within [`crate::http::queued::QUEUED_LIMIT`]; a piece
-//! waiting for room is not progress, so the stall limit ends a download of which less than one
-//! piece was handed over within it.
+//! that opens wide windows and stops reading its socket makes each of its downloads hold up to
+//! [`crate::http::server::STREAM_SEND_BUFFER`] plus a frame in h2 and one frame in hyper; the
+//! transfer slots bound the downloads. (Counting downloads in the connection's queue of API
+//! answers, [`crate::http::queued`], bounded them per connection, but let one stream whose
+//! window was closed hold the queue for every other stream of its connection, and starved
+//! downloads sharing a connection into stall resets: a review reset 7 of 16 steady readers.)
 //!
 //! A download is logged and counted at its end, not when its head goes out (over HTTP/1.1
 //! too): one still being sent when the server's drain ends is cut by the server, 503
@@ -39,14 +39,11 @@
 //! A transfer shed for want of a slot is logged at INFO (request id, peer) and counted in
 //! `draftstore_transfers_shed_total`.
 
-use super::admission::CHUNK;
 use super::observe::{PacedEnd, Unfinished};
 use super::{meta, Req, Res};
-use crate::http::queued::RoomWait;
 use crate::http::response::{full, CONTENT_TYPE};
 use crate::http::server::Call;
 use crate::http::shares::{Key, Shares, Ticket};
-use crate::http::socket::Written;
 use futures_util::future::Either;
 use hyper::body::Body as _;
 use pin_project_lite::pin_project;
@@ -58,16 +55,6 @@ use std::sync::Arc;
 use std::task::{ready as ready_poll, Context, Poll};
 use std::time::Duration;
 use tower::{Layer, Service};
-
-/// The most of a download handed to an HTTP/2 connection at once (32 KiB): a piece fits in
-/// what the connection queues ([`crate::http::queued::QUEUED_LIMIT`], 64 KiB) beside other
-/// answers, and a slow reader's download moves on piece by piece (the store reads 64 KiB at a
-/// time: a whole read would wait for the queue to be empty, and a 15 KB/s reader took more
-/// than a 4 s stall limit to drain one). Smaller pieces cost more, each a wake of its task: on
-/// loopback (release build, 256 MiB over h2c, one run of 3 and 2 rounds) one download ran at
-/// 0.77× and four on one connection at 0.72× the speed before the bound with pieces of one h2
-/// frame ([`CHUNK`], 16 KiB), at 0.84× and 0.85× with 32 KiB; whole 64 KiB reads, at par.
-pub const PIECE: usize = 2 * CHUNK;
 
 /// Shares transfer slots by peer and by URL.
 #[derive(Debug, Clone)]
@@ -165,10 +152,6 @@ where
         }
         match self.layer.take(&req) {
             Some(slot) => Either::Right(Either::Right(Slotted {
-                // Over HTTP/2, its connection's queue, which every frame waits for room in.
-                queue: (req.version() == http::Version::HTTP_2)
-                    .then(|| meta(&req).and_then(|m| m.written.clone()))
-                    .flatten(),
                 inner: self.inner.call(req),
                 slot: Some(slot),
                 stall: self.layer.stall,
@@ -236,7 +219,6 @@ pin_project! {
         inner: F,
         slot: Option<(Ticket, Ticket)>,
         stall: Duration,
-        queue: Option<Arc<Written>>,
     }
 }
 
@@ -271,11 +253,6 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for Slotted<F> {
             crate::http::response::Body::new(Download {
                 inner: body,
                 _slot: slot,
-                // Only the stream task of an HTTP/2 connection has a watch.
-                queue: this.queue.take().filter(|_| watch.is_some()),
-                next: None,
-                rest: None,
-                room: None,
                 watch,
                 end,
             })
@@ -288,19 +265,12 @@ pin_project! {
     /// is written at its end (`end`), over either protocol: 200 when the last frame was asked
     /// for, 504 `STREAM_IDLE` when the watch reset it, else 499 `STREAM_CANCELLED` (the client
     /// reset it or left; 503 `DRAIN_CUT` once the server's drain ended, see
-    /// [`super::observe`]). Over HTTP/2 (`watch` set, armed for the stall limit) every piece
-    /// handed over is progress, and each frame is handed over in pieces of [`PIECE`], each
-    /// once its connection's `queue` has room for it (see the module doc).
+    /// [`super::observe`]). Over HTTP/2 (`watch` set, armed for the stall limit) every frame
+    /// asked for is progress (see the module doc).
     pub struct Download {
         #[pin]
         inner: crate::http::response::Body,
         _slot: Option<(Ticket, Ticket)>,
-        queue: Option<Arc<Written>>,
-        // The next frame, made and waiting for room on its connection, and what is left of
-        // the inner frame it was cut from.
-        next: Option<hyper::body::Frame<bytes::Bytes>>,
-        rest: Option<bytes::Bytes>,
-        room: Option<RoomWait>,
         watch: Option<Arc<crate::http::watch::Watch>>,
         end: Option<PacedEnd>,
     }
@@ -327,66 +297,27 @@ impl hyper::body::Body for Download {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Infallible>>> {
-        let mut this = self.project();
-        if this.next.is_none() {
-            let frame = match this.rest.take() {
-                Some(rest) => hyper::body::Frame::data(rest),
-                None => match ready_poll!(this.inner.as_mut().poll_frame(cx)) {
-                    Some(Ok(frame)) => frame,
-                    None => {
-                        if let Some(end) = this.end.take() {
-                            end.finished();
-                        }
-                        return Poll::Ready(None);
-                    }
-                },
-            };
-            // Handed over in pieces (see `PIECE`).
-            *this.next = Some(match frame.into_data() {
-                Ok(mut data) if this.queue.is_some() && data.len() > PIECE => {
-                    *this.rest = Some(data.split_off(PIECE));
-                    hyper::body::Frame::data(data)
+        let this = self.project();
+        let frame = ready_poll!(this.inner.poll_frame(cx));
+        match (&frame, this.watch.as_ref()) {
+            // Asked for another frame: h2 took the one before (see the module doc).
+            (Some(_), Some(watch)) => watch.progress(),
+            (None, _) => {
+                if let Some(end) = this.end.take() {
+                    end.finished();
                 }
-                Ok(data) => hyper::body::Frame::data(data),
-                Err(frame) => frame,
-            });
-        }
-        if let Some(queue) = this.queue {
-            let bytes = this
-                .next
-                .as_ref()
-                .map_or(0, crate::http::queued::least_frame_len);
-            ready_poll!(queue.poll_room(cx, bytes, this.room));
-        }
-        let Some(frame) = this.next.take() else {
-            // Never: made above.
-            return Poll::Pending;
-        };
-        // A piece handed over: hyper asked for it once h2 had window for the ones before it,
-        // and its connection had room for it (see the module doc).
-        if let Some(watch) = this.watch {
-            watch.progress();
-        }
-        // The last piece: hyper, seeing the end, asks no more.
-        if this.rest.is_none() && this.inner.is_end_stream() {
-            if let Some(end) = this.end.take() {
-                end.finished();
             }
+            (Some(_), None) => {}
         }
-        Poll::Ready(Some(Ok(frame)))
+        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.next.is_none() && self.rest.is_none() && self.inner.is_end_stream()
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        let held = [
-            self.rest.as_ref(),
-            self.next.as_ref().and_then(hyper::body::Frame::data_ref),
-        ];
-        let held = held.into_iter().flatten().map(|d| d.len() as u64).sum();
-        crate::http::response::hint_with(&self.inner.size_hint(), held)
+        self.inner.size_hint()
     }
 }
 

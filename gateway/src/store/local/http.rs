@@ -869,7 +869,13 @@ fn target(path: &str) -> Option<(String, String)> {
     (!key.is_empty()).then(|| (bucket.to_string(), key))
 }
 
-/// Streams `length` bytes of `file` from `start`, 64 KiB at a time.
+/// How much of a file a download reads at a time (32 KiB): each read is one body frame, and
+/// over HTTP/2 a frame asked for is the download's progress, so a client must take this much
+/// per stall limit (a 15 KB/s reader takes 32 KiB in about 2 s); it is also what a download
+/// waiting for its client holds in hyper, and tokio's file buffer keeps as much.
+const READ: usize = 32 * 1024;
+
+/// Streams `length` bytes of `file` from `start`, [`READ`] at a time.
 async fn file_body(mut file: tokio::fs::File, start: u64, length: u64) -> Body {
     if file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
         return full(Bytes::new());
@@ -878,7 +884,7 @@ async fn file_body(mut file: tokio::fs::File, start: u64, length: u64) -> Body {
         if left == 0 {
             return None;
         }
-        let mut buf = vec![0_u8; usize::try_from(left.min(64 * 1024)).unwrap_or(64 * 1024)];
+        let mut buf = vec![0_u8; usize::try_from(left).map_or(READ, |left| left.min(READ))];
         match file.read(&mut buf).await {
             Ok(0) | Err(_) => None,
             Ok(n) => {
