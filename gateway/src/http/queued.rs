@@ -168,7 +168,8 @@ impl Queued {
                 wait.since = now;
                 wait.timer = None;
             }
-            if blocked || self.alive.load(Ordering::SeqCst) > 0 {
+            let alive = self.alive.load(Ordering::SeqCst) > 0;
+            if blocked || alive {
                 // The socket's own stall timer rules, or an answer waits for its client's
                 // window (counted, and written once the client opens it): nothing is
                 // forgotten. Woken when the socket writes, or the write goes.
@@ -198,9 +199,11 @@ impl Queued {
                 handed.saturating_add(bytes).saturating_sub(QUEUED_LIMIT),
                 Ordering::SeqCst,
             );
-            // Written (or unblocked) meanwhile, or woken: looked at again.
+            // Written, unblocked or the last handed answer ended meanwhile (its wake may have
+            // come before `wake_at` was set), or woken: looked at again.
             if written() != now
                 || self.blocked.load(Ordering::SeqCst) != blocked
+                || (self.alive.load(Ordering::SeqCst) > 0) != alive
                 || woken.as_mut().poll(cx).is_ready()
             {
                 wait.woken = None;
