@@ -259,7 +259,8 @@ pub fn default_max_connections() -> usize {
 /// The most one HTTP/2 stream's answer h2 holds unsent before hyper hands it another frame
 /// (64 KiB; h2's default is 400 KiB). It bounds what a download holds in the server when its
 /// client opened wide windows and reads its socket slowly or not at all: this plus the frame
-/// that passed it in h2, and one frame (the store reads 32 KiB) waiting in hyper.
+/// that passed it in h2, one frame (32 KiB) waiting in hyper, and the rest of the store's
+/// 64 KiB read.
 pub const STREAM_SEND_BUFFER: usize = 64 * 1024;
 
 fn builder(limits: &Limits) -> auto::Builder<crate::http::watch::Executor> {

@@ -2038,10 +2038,9 @@ async fn answers_queued_behind_a_used_up_window_are_not_forgotten() {
 
 /// Downloads on the embedded store's URLs to a client that opens wide windows and stops
 /// reading its socket: h2 took up to its send buffer (about 400 KiB) of every one at once, so
-/// 24 downloads of 1 MiB on one connection grew the server by 14-15 MiB (debug build). Each
-/// frame now waits for room in what the connection queues (64 KiB), as API answers do: the
-/// server holds about one 64 KiB frame per waiting download (3-4 MiB here). Once the client
-/// reads again, all arrive whole.
+/// 24 downloads of 1 MiB on one connection grew the server by 14-15 MiB (debug build). h2 now
+/// holds at most 64 KiB unsent per stream (and the frame that passed it), so each waiting
+/// download holds about 200 KiB (4-6 MiB here). Once the client reads again, all arrive whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downloads_to_a_client_that_stops_reading_its_socket_are_bounded_per_connection() {
     const DOWNLOADS: usize = 24;

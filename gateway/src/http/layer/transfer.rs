@@ -17,7 +17,7 @@
 //! ([`TransferLayer::watching`]) and marks progress at every frame hyper asks for: hyper asks
 //! for the next as soon as it handed the last to h2, and hands one over only while the stream
 //! has window and h2 holds less than [`crate::http::server::STREAM_SEND_BUFFER`] of it unsent.
-//! A client taking less than one frame (32 KiB, the store's read) per stall limit has its
+//! A client taking less than one frame (32 KiB, half the store's read) per stall limit has its
 //! stream reset (`RST_STREAM(CANCEL)`), its slot freed, and the download logged and counted at
 //! its end as 504 `STREAM_IDLE`. A client that keeps taking frames is never cut, however long
 //! the download.

@@ -869,33 +869,42 @@ fn target(path: &str) -> Option<(String, String)> {
     (!key.is_empty()).then(|| (bucket.to_string(), key))
 }
 
-/// How much of a file a download reads at a time (32 KiB): each read is one body frame, and
-/// over HTTP/2 a frame asked for is the download's progress, so a client must take this much
-/// per stall limit (a 15 KB/s reader takes 32 KiB in about 2 s); it is also what a download
-/// waiting for its client holds in hyper, and tokio's file buffer keeps as much.
-const READ: usize = 32 * 1024;
+/// How much of a file a download reads at a time (64 KiB): each read is a call on tokio's
+/// blocking pool, and 32 KiB reads took a 256 MiB download on loopback 1.4× as long.
+const READ: usize = 64 * 1024;
 
-/// Streams `length` bytes of `file` from `start`, [`READ`] at a time.
+/// The most of a download in one body frame (32 KiB, half a read): over HTTP/2 a frame asked
+/// for is the download's progress, so a client must take this much per stall limit (a 15 KB/s
+/// reader takes one in about 2 s).
+const FRAME: usize = 32 * 1024;
+
+/// Streams `length` bytes of `file` from `start`, read [`READ`] at a time and sent in frames of
+/// at most [`FRAME`].
 async fn file_body(mut file: tokio::fs::File, start: u64, length: u64) -> Body {
     if file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
         return full(Bytes::new());
     }
-    let stream = futures_util::stream::unfold((file, length), |(mut file, left)| async move {
-        if left == 0 {
-            return None;
-        }
-        let mut buf = vec![0_u8; usize::try_from(left).map_or(READ, |left| left.min(READ))];
-        match file.read(&mut buf).await {
-            Ok(0) | Err(_) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((
-                    Ok::<_, Infallible>(Frame::data(Bytes::from(buf))),
-                    (file, left - n as u64),
-                ))
+    let stream = futures_util::stream::unfold(
+        (file, length, Bytes::new()),
+        |(mut file, left, mut read)| async move {
+            if read.is_empty() {
+                if left == 0 {
+                    return None;
+                }
+                let mut buf = vec![0_u8; usize::try_from(left).map_or(READ, |left| left.min(READ))];
+                match file.read(&mut buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        read = Bytes::from(buf);
+                    }
+                }
             }
-        }
-    });
+            let frame = read.split_to(read.len().min(FRAME));
+            let left = left.saturating_sub(frame.len() as u64);
+            Some((Ok::<_, Infallible>(Frame::data(frame)), (file, left, read)))
+        },
+    );
     Body::new(StreamBody::new(stream))
 }
 
