@@ -1142,19 +1142,25 @@ async fn h2_download(
     (response.into_body(), send)
 }
 
-/// Starts an HTTP/1.1 download of `url` (request id `id`) on a connection of its own with a
-/// 4 KiB receive buffer, and reads its status line (asserted 200).
-async fn h1_download(gateway: &Gateway, url: &str, id: &str) -> TcpStream {
-    let uri: http::Uri = url.parse().unwrap();
+/// A connection from the attacker's address with a 4 KiB receive buffer: the server's answers
+/// fill it at once and then wait in the server's socket.
+async fn small_buffered(gateway: &Gateway) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     socket
         .bind(SocketAddr::new(IpAddr::from(ATTACKER), 0))
         .unwrap();
-    let mut tcp = socket
+    socket
         .connect(SocketAddr::from(([127, 0, 0, 1], gateway.port)))
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Starts an HTTP/1.1 download of `url` (request id `id`) on a connection of its own with a
+/// 4 KiB receive buffer, and reads its status line (asserted 200).
+async fn h1_download(gateway: &Gateway, url: &str, id: &str) -> TcpStream {
+    let uri: http::Uri = url.parse().unwrap();
+    let mut tcp = small_buffered(gateway).await;
     // The URL's host: it is signed.
     let head = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nX-Request-Id: {id}\r\n\r\n",
@@ -1358,15 +1364,7 @@ async fn http1_answers_nobody_reads_are_held_within_the_byte_budget() {
     let rss_before = rss_mib(&gateway);
     let mut attacker = Vec::new();
     for _ in 0..CONNECTIONS {
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        socket
-            .bind(SocketAddr::new(IpAddr::from(ATTACKER), 0))
-            .unwrap();
-        let mut tcp = socket
-            .connect(SocketAddr::from(([127, 0, 0, 1], gateway.port)))
-            .await
-            .unwrap();
+        let mut tcp = small_buffered(&gateway).await;
         tcp.write_all(head.as_bytes()).await.unwrap();
         tcp.write_all(&body).await.unwrap();
         attacker.push(tcp);
