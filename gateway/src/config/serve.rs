@@ -506,7 +506,7 @@ pub(super) fn storage(
                 "DRAFTSTORE_STORAGE (--storage) must be 'local' or 's3'",
             ))
         }
-        None => !S3_SIGNALS.iter().any(|k| var(k).is_some()),
+        None => storage_chosen_by(get).is_none(),
     };
     if !local {
         return S3Config::from_lookup(get).map(|c| StorageChoice::S3(Box::new(c)));

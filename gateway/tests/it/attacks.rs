@@ -109,7 +109,15 @@ impl Gateway {
 
     /// A TCP connection from `source`.
     async fn connect_from(&self, source: [u8; 4]) -> TcpStream {
+        self.connect_with(source, None).await
+    }
+
+    /// A connection from `source`, with a `receive_buffer`-byte socket when given.
+    async fn connect_with(&self, source: [u8; 4], receive_buffer: Option<u32>) -> TcpStream {
         let socket = TcpSocket::new_v4().unwrap();
+        if let Some(bytes) = receive_buffer {
+            socket.set_recv_buffer_size(bytes).unwrap();
+        }
         socket
             .bind(SocketAddr::new(IpAddr::from(source), 0))
             .unwrap();
@@ -1145,15 +1153,7 @@ async fn h2_download(
 /// A connection from the attacker's address with a 4 KiB receive buffer: the server's answers
 /// fill it at once and then wait in the server's socket.
 async fn small_buffered(gateway: &Gateway) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket
-        .bind(SocketAddr::new(IpAddr::from(ATTACKER), 0))
-        .unwrap();
-    socket
-        .connect(SocketAddr::from(([127, 0, 0, 1], gateway.port)))
-        .await
-        .unwrap()
+    gateway.connect_with(ATTACKER, Some(4096)).await
 }
 
 /// Starts an HTTP/1.1 download of `url` (request id `id`) on a connection of its own with a
